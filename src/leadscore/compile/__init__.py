@@ -1,0 +1,7 @@
+"""Model → relational query: one compiled scoring semantics for every engine and every caller."""
+
+from leadscore.compile.ledger import Ledger, LedgerLine, read_ledger
+from leadscore.compile.query import compile_model, half_life_ms
+from leadscore.compile.sources import Sources
+
+__all__ = ["Ledger", "LedgerLine", "Sources", "compile_model", "half_life_ms", "read_ledger"]

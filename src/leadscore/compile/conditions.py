@@ -1,0 +1,119 @@
+"""Conditions → SQL booleans that are never NULL (a missing value makes a comparison false)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, false, func, literal, not_, or_, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from leadscore.compile.dialects import JsonBool, JsonNumber, JsonText, RegexI
+from leadscore.errors import CompileError
+from leadscore.model import AllOf, AnyOf, Compare, Condition, Not, ScoringModel
+
+
+@dataclass(frozen=True)
+class Field:
+    """How to read one field: a text column, or a path inside a JSON column."""
+
+    column: ColumnElement[Any]
+    json_path: tuple[str, ...] | None = None
+
+    def text(self) -> ColumnElement[Any]:
+        return JsonText(self.column, self.json_path) if self.json_path else self.column
+
+    def number(self) -> ColumnElement[Any] | None:
+        return JsonNumber(self.column, self.json_path) if self.json_path else None
+
+    def boolean(self) -> ColumnElement[Any] | None:
+        return JsonBool(self.column, self.json_path) if self.json_path else None
+
+
+Resolver = Callable[[str], Field]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def glob_to_like(pattern: str) -> str:
+    """Translate a glob (``*`` any run, ``?`` one character) to a LIKE pattern with ``\\`` escapes."""
+    return "".join("%" if ch == "*" else "_" if ch == "?" else _like_escape(ch) for ch in pattern)
+
+
+def _lower_text(field: Field) -> ColumnElement[Any]:
+    return func.lower(field.text())
+
+
+def compile_condition(cond: Condition, resolve: Resolver, model: ScoringModel, rule_id: str) -> ColumnElement[bool]:
+    """The condition as a SQL boolean expression; NULLs collapse to false at each comparison."""
+    if isinstance(cond, AllOf):
+        return and_(*(compile_condition(c, resolve, model, rule_id) for c in cond.all))
+    if isinstance(cond, AnyOf):
+        return or_(*(compile_condition(c, resolve, model, rule_id) for c in cond.any))
+    if isinstance(cond, Not):
+        return not_(compile_condition(cond.negated, resolve, model, rule_id))
+    expr = _compare(cond, resolve(cond.field), model, rule_id)
+    return func.coalesce(expr, false())
+
+
+def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> ColumnElement[Any]:
+    op, value = c.op, c.value
+    if op == "exists":
+        return field.text().is_not(None)
+    if op == "missing":
+        return field.text().is_(None)
+    if op in ("equals", "not_equals"):
+        expr = _equals(field, value, rule_id, c)
+        return not_(expr) if op == "not_equals" else expr
+    if op in ("in", "not_in"):
+        expr = or_(*(_equals(field, v, rule_id, c) for v in value))
+        return not_(expr) if op == "not_in" else expr
+    if op == "in_list":
+        values = model.lists[value].values
+        if not values:
+            return false()
+        return _lower_text(field).in_([v.lower() for v in values])
+    if op == "contains":
+        return _lower_text(field).like(f"%{_like_escape(value.lower())}%", escape="\\")
+    if op == "prefix":
+        return _lower_text(field).like(f"{_like_escape(value.lower())}%", escape="\\")
+    if op == "glob":
+        return _lower_text(field).like(glob_to_like(value.lower()), escape="\\")
+    if op == "regex":
+        return RegexI(field.text(), literal(value))
+    number = _number(field, rule_id, c)
+    if op == "gt":
+        return number > value
+    if op == "gte":
+        return number >= value
+    if op == "lt":
+        return number < value
+    if op == "lte":
+        return number <= value
+    if op == "between":
+        return and_(number >= value[0], number <= value[1])
+    raise CompileError(f"rule {rule_id}: unknown operator {op}")  # pragma: no cover
+
+
+def _number(field: Field, rule_id: str, c: Compare) -> ColumnElement[Any]:
+    number = field.number()
+    if number is None:
+        raise CompileError(f"rule {rule_id}: {c.field} is a text field; {c.op} compares numbers")
+    return number
+
+
+def _equals(field: Field, value: Any, rule_id: str, c: Compare) -> ColumnElement[Any]:
+    if isinstance(value, bool):
+        flag = field.boolean()
+        if flag is None:
+            raise CompileError(f"rule {rule_id}: {c.field} is a text field; it is never true or false")
+        return flag == (true() if value else false())
+    if isinstance(value, int | float):
+        number = field.number()
+        if number is not None:
+            return number == float(value)
+        return field.text() == str(value)
+    return _lower_text(field) == value.lower()

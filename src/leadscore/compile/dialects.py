@@ -1,0 +1,143 @@
+"""SQL constructs whose spelling differs by engine, each compiled per dialect.
+
+Every engine-specific piece of SQL lives here; the rest of the compiler builds portable expressions.
+Float constants are bound as double precision so PostgreSQL never falls back to NUMERIC arithmetic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, Text, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import Boolean
+
+# Engines and the constructs they lack; compile_model raises UnsupportedRuleError before any SQL runs.
+CAPABILITIES: dict[str, frozenset[str]] = {
+    "sqlite": frozenset({"regex", "decay", "json"}),
+    "postgresql": frozenset({"regex", "decay", "json"}),
+}
+
+
+def _json_path_sqlite(path: tuple[str, ...]) -> str:
+    return "$" + "".join(f'."{p}"' for p in path)
+
+
+class JsonText(FunctionElement[str]):
+    """The value at a JSON path as text; NULL when absent or JSON null."""
+
+    type = Text()
+    inherit_cache = True
+    name = "json_text"
+
+    def __init__(self, column: ColumnElement[Any], path: tuple[str, ...]) -> None:
+        self.path = path
+        super().__init__(column, literal(_json_path_sqlite(path)), literal("{" + ",".join(path) + "}"))
+
+
+@compiles(JsonText, "sqlite")
+def _json_text_sqlite(element: JsonText, compiler: Any, **kw: Any) -> str:
+    col, path, _ = list(element.clauses)
+    return f"json_extract({compiler.process(col, **kw)}, {compiler.process(path, **kw)})"
+
+
+@compiles(JsonText, "postgresql")
+def _json_text_pg(element: JsonText, compiler: Any, **kw: Any) -> str:
+    col, _, path = list(element.clauses)
+    return f"({compiler.process(col, **kw)} #>> CAST({compiler.process(path, **kw)} AS TEXT[]))"
+
+
+class JsonNumber(FunctionElement[float]):
+    """The value at a JSON path if it is a JSON number, else NULL (text never parses as a number)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "json_number"
+
+    def __init__(self, column: ColumnElement[Any], path: tuple[str, ...]) -> None:
+        super().__init__(column, literal(_json_path_sqlite(path)), literal("{" + ",".join(path) + "}"))
+
+
+@compiles(JsonNumber, "sqlite")
+def _json_number_sqlite(element: JsonNumber, compiler: Any, **kw: Any) -> str:
+    col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CASE WHEN json_type({col}, {path}) IN ('integer', 'real') THEN json_extract({col}, {path}) END)"
+
+
+@compiles(JsonNumber, "postgresql")
+def _json_number_pg(element: JsonNumber, compiler: Any, **kw: Any) -> str:
+    col, _, path = (compiler.process(c, **kw) for c in element.clauses)
+    node = f"({col} #> CAST({path} AS TEXT[]))"
+    return f"(CASE WHEN jsonb_typeof({node}) = 'number' THEN CAST({node} #>> '{{}}' AS DOUBLE PRECISION) END)"
+
+
+class JsonBool(FunctionElement[bool]):
+    """TRUE/FALSE for a JSON boolean at a path, else NULL."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "json_bool"
+
+    def __init__(self, column: ColumnElement[Any], path: tuple[str, ...]) -> None:
+        super().__init__(column, literal(_json_path_sqlite(path)), literal("{" + ",".join(path) + "}"))
+
+
+@compiles(JsonBool, "sqlite")
+def _json_bool_sqlite(element: JsonBool, compiler: Any, **kw: Any) -> str:
+    col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CASE json_type({col}, {path}) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"
+
+
+@compiles(JsonBool, "postgresql")
+def _json_bool_pg(element: JsonBool, compiler: Any, **kw: Any) -> str:
+    col, _, path = (compiler.process(c, **kw) for c in element.clauses)
+    node = f"({col} #> CAST({path} AS TEXT[]))"
+    return f"(CASE WHEN jsonb_typeof({node}) = 'boolean' THEN CAST({node} #>> '{{}}' AS BOOLEAN) END)"
+
+
+class RegexI(FunctionElement[bool]):
+    """Case-insensitive regular-expression search (Python ``re`` on SQLite, POSIX ``~*`` on PostgreSQL)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "regex_i"
+
+
+@compiles(RegexI, "sqlite")
+def _regex_sqlite(element: RegexI, compiler: Any, **kw: Any) -> str:
+    value, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    # leadscore_regexp is registered on every SQLite connection by the store
+    return f"leadscore_regexp({pattern}, {value})"
+
+
+@compiles(RegexI, "postgresql")
+def _regex_pg(element: RegexI, compiler: Any, **kw: Any) -> str:
+    value, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({value} ~* {pattern})"
+
+
+def double(value: float) -> ColumnElement[float]:
+    """A float constant typed as double precision on every engine."""
+    return literal(float(value), Float(precision=53))
+
+
+class HalfLifeDecay(FunctionElement[float]):
+    """0.5 ** (age_ms / half_life_ms): the weight of an event ``age_ms`` old."""
+
+    type = Float()
+    inherit_cache = True
+    name = "half_life_decay"
+
+
+@compiles(HalfLifeDecay)
+def _decay(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
+    age, half_life = (compiler.process(c, **kw) for c in element.clauses)
+    return f"power(0.5, ({age}) / {half_life})"
+
+
+@compiles(HalfLifeDecay, "postgresql")
+def _decay_pg(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
+    age, half_life = (compiler.process(c, **kw) for c in element.clauses)
+    return f"power(CAST(0.5 AS DOUBLE PRECISION), CAST(({age}) AS DOUBLE PRECISION) / {half_life})"

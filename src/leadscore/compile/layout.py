@@ -1,0 +1,58 @@
+"""Names of the columns a compiled model returns: one row per (lead, as_of), wide.
+
+    lead_id, as_of
+    fit_raw, fit_floor_adj, fit_clamp_adj, fit_points, fit_score
+    engagement_raw, engagement_floor_adj, engagement_clamp_adj, engagement_points, engagement_score
+    score, grade, level, band
+    f__<rule>                       fit rule points (0 or the rule's points)
+    n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule cap, after it
+    last__<rule>                    most recent matching event time ('once' rules)
+    gsum__<group>, gval__<group>    group total before and after the group cap
+"""
+
+from __future__ import annotations
+
+SUMMARY = (
+    "fit_raw",
+    "fit_floor_adj",
+    "fit_clamp_adj",
+    "fit_points",
+    "fit_score",
+    "engagement_raw",
+    "engagement_floor_adj",
+    "engagement_clamp_adj",
+    "engagement_points",
+    "engagement_score",
+    "score",
+    "grade",
+    "level",
+    "band",
+)
+
+
+def fit_col(rule_id: str) -> str:
+    return f"f__{rule_id}"
+
+
+def count_col(rule_id: str) -> str:
+    return f"n__{rule_id}"
+
+
+def raw_col(rule_id: str) -> str:
+    return f"raw__{rule_id}"
+
+
+def value_col(rule_id: str) -> str:
+    return f"val__{rule_id}"
+
+
+def last_col(rule_id: str) -> str:
+    return f"last__{rule_id}"
+
+
+def group_sum_col(group_id: str) -> str:
+    return f"gsum__{group_id}"
+
+
+def group_value_col(group_id: str) -> str:
+    return f"gval__{group_id}"

@@ -1,0 +1,255 @@
+"""The scoring model compiled to one SELECT: (lead, as_of) targets in, one wide row per target out.
+
+Order of operations (docs/model-language.md states the same, in prose):
+
+1. events of the lead's identities with ts <= as_of, matching the rule's type, name, ``where`` and window;
+2. per occurrence: points x 0.5 ** (age / half_life)  ('each'); the latest match only ('once');
+   a count within ``within`` compared with ``at_least`` ('threshold', no decay);
+3. rule cap: the rule total is bounded to [-cap, cap];
+4. group cap: the group total is bounded to [-cap, cap];
+5. floor: a negative fit or engagement total becomes 0;
+6. normalisation: points / max x 100, clamped at 100; score = weighted mean of fit and engagement;
+7. grade (fit), level (engagement) and band (score) from the scale's thresholds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, literal, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from leadscore.compile import layout
+from leadscore.compile.conditions import Field, compile_condition
+from leadscore.compile.dialects import CAPABILITIES, HalfLifeDecay, double
+from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources
+from leadscore.errors import CompileError, UnsupportedRuleError
+from leadscore.model import (
+    EachRule,
+    EventRule,
+    OnceRule,
+    ScoringModel,
+    ThresholdRule,
+    duration_seconds,
+    walk,
+)
+
+MS = 1000.0
+
+
+def half_life_ms(model: ScoringModel, rule: EventRule) -> float | None:
+    """The rule's effective half-life in ms, or None for no decay."""
+    if isinstance(rule, ThresholdRule):
+        return None
+    own = rule.half_life
+    if own == "none":
+        return None
+    chosen = own or model.defaults.half_life
+    return duration_seconds(chosen) * MS if chosen else None
+
+
+def _clamp(x: ColumnElement[Any], low: float | None, high: float | None) -> ColumnElement[Any]:
+    whens = []
+    if low is not None:
+        whens.append((x < low, double(low)))
+    if high is not None:
+        whens.append((x > high, double(high)))
+    return case(*whens, else_=x) if whens else x
+
+
+def check_capabilities(model: ScoringModel, engine: str) -> None:
+    """Raise UnsupportedRuleError for the first construct the engine lacks."""
+    caps = CAPABILITIES.get(engine)
+    if caps is None:
+        raise CompileError(f"unknown engine {engine!r}; known: {', '.join(sorted(CAPABILITIES))}")
+    for rule in (*model.fit, *model.engagement):
+        cond = getattr(rule, "when", None) or getattr(rule, "where", None)
+        for c in walk(cond) if cond is not None else []:
+            if c.op == "regex" and "regex" not in caps:
+                raise UnsupportedRuleError(rule.id, engine, "regex")
+    for event_rule in model.engagement:
+        if half_life_ms(model, event_rule) and "decay" not in caps:
+            raise UnsupportedRuleError(event_rule.id, engine, "decay")
+
+
+def _lead_resolver(leads: Any, accounts: Any) -> Any:
+    def resolve(name: str) -> Field:
+        if name in LEAD_FIELDS:
+            return Field(leads.c[name])
+        if name == "company":
+            return Field(func.coalesce(accounts.c.name, leads.c.company))
+        if name.startswith("account."):
+            rest = name.removeprefix("account.")
+            if rest in ACCOUNT_FIELDS:
+                return Field(accounts.c[rest])
+            return Field(accounts.c.attributes, tuple(rest.split(".")))
+        return Field(leads.c.attributes, tuple(name.split(".")))
+
+    return resolve
+
+
+def _event_resolver(ev: Any) -> Any:
+    def resolve(name: str) -> Field:
+        if name in EVENT_FIELDS:
+            return Field(ev.c[name])
+        return Field(ev.c.properties, tuple(name.split(".")))
+
+    return resolve
+
+
+def _event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[bool]:
+    parts: list[ColumnElement[bool]] = [ev.c.type == rule.event.type]
+    if rule.event.name is not None:
+        parts.append(ev.c.name == rule.event.name)
+    if rule.window is not None:
+        parts.append(ev.c.ts > ev.c.as_of - duration_seconds(rule.window) * MS)
+    if rule.where is not None:
+        parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
+    return and_(*parts)
+
+
+def _horizon_ms(model: ScoringModel) -> float | None:
+    """How far back any rule looks, or None when some rule looks at all history."""
+    spans = []
+    for rule in model.engagement:
+        span = [duration_seconds(rule.window)] if rule.window else []
+        if isinstance(rule, ThresholdRule):
+            span.append(duration_seconds(rule.within))
+        if not span:
+            return None
+        spans.append(min(span))
+    return max(spans) * MS if spans else None
+
+
+def compile_model(model: ScoringModel, sources: Sources, targets: Select[Any], engine: str = "sqlite") -> Select[Any]:
+    """The model as one SELECT over ``sources`` for every (lead_id, as_of) row of ``targets``."""
+    check_capabilities(model, engine)
+    sources.check()
+    t = targets.cte("targets")
+    e, ids, leads, accounts = sources.events, sources.identities, sources.leads, sources.accounts
+
+    agg = _aggregate_events(model, t, e, ids)
+    parts = _rule_values(model, t, agg, leads, accounts)
+    return _totals(model, parts)
+
+
+def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any) -> Any:
+    if not model.engagement:
+        return None
+    join_on = [e.c.person_key == ids.c.key, e.c.ts <= t.c.as_of]
+    horizon = _horizon_ms(model)
+    if horizon is not None:
+        join_on.append(e.c.ts > t.c.as_of - horizon)
+    types = sorted({r.event.type for r in model.engagement})
+    join_on.append(e.c.type.in_(types) if len(types) > 1 else e.c.type == types[0])
+    ev = (
+        select(t.c.lead_id, t.c.as_of, e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties)
+        .select_from(t.join(ids, ids.c.lead_id == t.c.lead_id).join(e, and_(*join_on)))
+        .subquery("ev")
+    )
+    cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
+    for rule in model.engagement:
+        match = _event_match(model, rule, ev)
+        if isinstance(rule, ThresholdRule):
+            within = ev.c.ts > ev.c.as_of - duration_seconds(rule.within) * MS
+            cols.append(func.sum(case((and_(match, within), 1), else_=0)).label(layout.count_col(rule.id)))
+            continue
+        cols.append(func.sum(case((match, 1), else_=0)).label(layout.count_col(rule.id)))
+        if isinstance(rule, OnceRule):
+            cols.append(func.max(case((match, ev.c.ts), else_=None)).label(layout.last_col(rule.id)))
+            continue
+        hl = half_life_ms(model, rule)
+        weight: ColumnElement[Any] = (
+            HalfLifeDecay(ev.c.as_of - ev.c.ts, double(hl)) if hl else literal(1.0)
+        )
+        points = double(rule.points) * weight if hl else double(rule.points)
+        cols.append(func.sum(case((match, points), else_=0.0)).label(layout.raw_col(rule.id)))
+    return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals")
+
+
+def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: Any) -> Any:
+    resolve = _lead_resolver(leads, accounts)
+    cols: list[Any] = [t.c.lead_id, t.c.as_of]
+    for rule in model.fit:
+        cond = compile_condition(rule.when, resolve, model, rule.id)
+        cols.append(case((cond, double(rule.points)), else_=0.0).label(layout.fit_col(rule.id)))
+    for rule in model.engagement:
+        n = func.coalesce(agg.c[layout.count_col(rule.id)], 0)
+        cols.append(n.label(layout.count_col(rule.id)))
+        raw: ColumnElement[Any]
+        if isinstance(rule, ThresholdRule):
+            raw = case((n >= rule.at_least, double(rule.points)), else_=0.0)
+        elif isinstance(rule, OnceRule):
+            last = agg.c[layout.last_col(rule.id)]
+            cols.append(last.label(layout.last_col(rule.id)))
+            hl = half_life_ms(model, rule)
+            weight = HalfLifeDecay(t.c.as_of - last, double(hl)) if hl else literal(1.0)
+            raw = case((last.is_not(None), double(rule.points) * weight), else_=0.0)
+        else:
+            raw = func.coalesce(agg.c[layout.raw_col(rule.id)], 0.0)
+        cap = rule.cap if isinstance(rule, EachRule) else None
+        cols.append(raw.label(layout.raw_col(rule.id)))
+        cols.append(_clamp(raw, -cap if cap else None, cap).label(layout.value_col(rule.id)))
+    base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
+    if agg is not None:
+        base = base.outerjoin(agg, and_(agg.c.lead_id == t.c.lead_id, agg.c.as_of == t.c.as_of))
+    return select(*cols).select_from(base).cte("rule_values")
+
+
+def _sum(cols: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+    if not cols:
+        return double(0.0)
+    total = cols[0]
+    for c in cols[1:]:
+        total = total + c
+    return total
+
+
+def _totals(model: ScoringModel, p: Any) -> Select[Any]:
+    scale = model.scale
+    groups: dict[str, list[ColumnElement[Any]]] = {g.id: [] for g in model.groups}
+    ungrouped: list[ColumnElement[Any]] = []
+    for rule in model.engagement:
+        (groups[rule.group] if rule.group else ungrouped).append(p.c[layout.value_col(rule.id)])
+    group_sums = {gid: _sum(cols) for gid, cols in groups.items()}
+    group_vals = {g.id: _clamp(group_sums[g.id], -g.cap, g.cap) for g in model.groups}
+
+    fit_raw = _sum([p.c[layout.fit_col(r.id)] for r in model.fit])
+    eng_raw = _sum([*group_vals.values(), *ungrouped])
+    inner = select(
+        p,
+        *(group_sums[g].label(layout.group_sum_col(g)) for g in group_sums),
+        *(group_vals[g].label(layout.group_value_col(g)) for g in group_vals),
+        fit_raw.label("fit_raw"),
+        eng_raw.label("engagement_raw"),
+    ).cte("totals")
+    floored = select(
+        inner,
+        _clamp(inner.c.fit_raw, 0.0, None).label("fit_floor"),
+        _clamp(inner.c.engagement_raw, 0.0, None).label("engagement_floor"),
+    ).cte("floored")
+    f = floored.c
+    fit_points = _clamp(f.fit_floor, None, scale.fit_max)
+    eng_points = _clamp(f.engagement_floor, None, scale.engagement_max)
+    w_total = scale.weights.fit + scale.weights.engagement
+    normalised = select(
+        *(c for c in f if c.key not in ("fit_floor", "engagement_floor")),
+        (f.fit_floor - f.fit_raw).label("fit_floor_adj"),
+        (fit_points - f.fit_floor).label("fit_clamp_adj"),
+        fit_points.label("fit_points"),
+        (fit_points * double(100.0 / scale.fit_max)).label("fit_score"),
+        (f.engagement_floor - f.engagement_raw).label("engagement_floor_adj"),
+        (eng_points - f.engagement_floor).label("engagement_clamp_adj"),
+        eng_points.label("engagement_points"),
+        (eng_points * double(100.0 / scale.engagement_max)).label("engagement_score"),
+    ).cte("normalised")
+    n = normalised.c
+    score = n.fit_score * double(scale.weights.fit / w_total) + n.engagement_score * double(
+        scale.weights.engagement / w_total
+    )
+    g, lv, b = scale.grades, scale.levels, scale.bands
+    grade = case((n.fit_score >= g.A, "A"), (n.fit_score >= g.B, "B"), (n.fit_score >= g.C, "C"), else_="D")
+    level = case((n.engagement_score >= lv.one, 1), (n.engagement_score >= lv.two, 2), (n.engagement_score >= lv.three, 3), else_=4)
+    scored = select(normalised, score.label("score"), grade.label("grade"), level.label("level")).subquery("scored")
+    band = case((scored.c.score >= b.hot, "hot"), (scored.c.score >= b.warm, "warm"), else_="cold")
+    return select(scored, band.label("band")).where(true())

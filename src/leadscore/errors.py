@@ -1,0 +1,84 @@
+"""One exception tree for leadscore.
+
+    LeadscoreError
+    ├── ModelError                 a scoring model cannot be loaded
+    │   └── ModelValidationError   one or more positioned problems (all reported at once)
+    ├── CompileError               a model cannot be turned into SQL
+    │   └── UnsupportedRuleError   an engine lacks a construct a rule needs
+    ├── StoreError                 the database is unusable (wrong schema, unknown lead, no active model)
+    │   └── NotFoundError          a lead, model version or other record does not exist
+    └── InputError                 an input file or message is malformed (positioned, per row or line)
+
+Every error with a position carries it as data (``Problem``) so the CLI, the API and tests can
+render or inspect it without parsing messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One positioned problem: where (file, line, column or row, field), which rule, and what."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    rule: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
+        parts = [where] if where else []
+        if self.rule:
+            parts.append(f"rule {self.rule}")
+        if self.field:
+            parts.append(f"field {self.field}")
+        prefix = " ".join(parts)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class LeadscoreError(Exception):
+    """Base of every error leadscore raises on purpose."""
+
+
+class ModelError(LeadscoreError):
+    """A scoring model cannot be loaded."""
+
+
+class ModelValidationError(ModelError):
+    """A model file has one or more problems; ``problems`` lists all of them, in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CompileError(LeadscoreError):
+    """A model cannot be compiled to SQL."""
+
+
+class UnsupportedRuleError(CompileError):
+    """The target engine does not support a construct the rule uses."""
+
+    def __init__(self, rule: str, engine: str, construct: str) -> None:
+        self.rule, self.engine, self.construct = rule, engine, construct
+        super().__init__(f"rule {rule}: {construct} is not supported on {engine}")
+
+
+class StoreError(LeadscoreError):
+    """The store cannot do what was asked."""
+
+
+class NotFoundError(StoreError):
+    """A record does not exist."""
+
+
+class InputError(LeadscoreError):
+    """Malformed input: ``problem`` says where (line/row, field) and what."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))

@@ -1,0 +1,145 @@
+"""Apply normalised messages to the store: identities, traits, accounts, and the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from leadscore.ingest.attributes import canonical, coerce
+from leadscore.ingest.segment import Message
+from leadscore.store.event_log import append_events
+from leadscore.store.people import (
+    anonymous_key,
+    lead_for_key,
+    link_identity,
+    set_lead_account,
+    upsert_account,
+    upsert_lead,
+    user_key,
+)
+
+LEAD_FIELDS = ("first_name", "last_name", "company")
+
+
+@dataclass
+class Applied:
+    """What a batch changed: new message ids, and per lead the newest time its score may have moved."""
+
+    inserted: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    touched: dict[int, int] = field(default_factory=dict)  # lead id -> effective time (ms)
+    causes: dict[int, list[str]] = field(default_factory=dict)  # lead id -> message ids
+    created_leads: set[int] = field(default_factory=set)
+
+    def touch(self, lead_id: int, at_ms: int, message_id: str) -> None:
+        self.touched[lead_id] = max(at_ms, self.touched.get(lead_id, at_ms))
+        self.causes.setdefault(lead_id, []).append(message_id)
+
+
+def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+    """Traits → (email, lead fields, attributes) under canonical names."""
+    email: str | None = None
+    fields: dict[str, Any] = {}
+    attributes: dict[str, Any] = {}
+    for key, value in traits.items():
+        name = canonical(key)
+        if name == "company" and isinstance(value, dict):
+            if value.get("name"):
+                fields["company"] = str(value["name"])
+            continue
+        value = coerce(value) if not isinstance(value, dict | list) else value
+        if value is None:
+            continue
+        if name == "email":
+            email = str(value)
+        elif name in LEAD_FIELDS:
+            fields[name] = str(value)
+        elif name == "name" and isinstance(value, str) and " " in value.strip():
+            first, _, last = value.strip().partition(" ")
+            fields.setdefault("first_name", first)
+            fields.setdefault("last_name", last)
+        elif name != "user_id":
+            attributes[name] = value
+    return email, fields, attributes
+
+
+def apply_messages(conn: Connection, messages: Sequence[Message], source: str) -> Applied:
+    """Apply messages in event-time order within one transaction."""
+    out = Applied()
+    rows: list[dict[str, Any]] = []
+    for m in sorted(messages, key=lambda m: m.ts):
+        lead_id = _identify(conn, m, out)
+        rows.append(_event_row(m, source))
+        if lead_id is not None:
+            out.touch(lead_id, m.ts, m.message_id)
+    out.inserted = append_events(conn, rows)
+    out.duplicates = len(rows) - len(out.inserted)
+    for lead_id, ids in list(out.causes.items()):
+        fresh = [i for i in ids if i in out.inserted]
+        if fresh:
+            out.causes[lead_id] = fresh
+        else:  # a lead only touched by duplicates has not changed
+            del out.causes[lead_id]
+            del out.touched[lead_id]
+    return out
+
+
+def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
+    lead_id: int | None = None
+    email, fields, attributes = split_traits(m.traits)
+    if m.type == "alias":
+        assert m.user_id and m.previous_id
+        lead_id, created = upsert_lead(conn, now_ms=m.received_ms, external_id=m.user_id)
+        for key in (user_key(m.previous_id), anonymous_key(m.previous_id)):
+            link_identity(conn, key, lead_id, m.received_ms)
+    elif m.user_id:
+        if m.type == "identify" or email:
+            lead_id, created = upsert_lead(
+                conn, now_ms=m.received_ms, email=email, external_id=m.user_id, fields=fields, attributes=attributes if m.type == "identify" else {}
+            )
+        else:
+            lead_id = lead_for_key(conn, user_key(m.user_id))
+            created = False
+            if lead_id is None:
+                lead_id, created = upsert_lead(conn, now_ms=m.received_ms, external_id=m.user_id, email=m.user_id if "@" in m.user_id else None)
+        if created:
+            out.created_leads.add(lead_id)
+        if m.anonymous_id and link_identity(conn, anonymous_key(m.anonymous_id), lead_id, m.received_ms):
+            # earlier anonymous history now belongs to this lead
+            out.touch(lead_id, m.ts, m.message_id)
+    elif m.anonymous_id:
+        lead_id = lead_for_key(conn, anonymous_key(m.anonymous_id))
+    if m.type == "group" and lead_id is not None:
+        traits = {canonical(k): v for k, v in m.traits.items()}
+        domain = str(traits.pop("domain", "") or traits.pop("website", "") or "") or None
+        if domain and "://" in domain:
+            domain = domain.split("://", 1)[1]
+        domain = domain.split("/", 1)[0] if domain else None
+        name = str(traits.pop("company", "") or traits.pop("name", "") or "") or None
+        attrs = {k: coerce(v) for k, v in traits.items() if not isinstance(v, dict | list)}
+        if m.group_id:
+            attrs.setdefault("group_id", m.group_id)
+        account_id, _ = upsert_account(conn, now_ms=m.received_ms, domain=domain, name=name or m.group_id, attributes=attrs)
+        set_lead_account(conn, lead_id, account_id, m.received_ms)
+    return lead_id
+
+
+def _event_row(m: Message, source: str) -> dict[str, Any]:
+    return {
+        "message_id": m.message_id,
+        "type": m.type,
+        "name": m.name,
+        "person_key": m.person_key if (m.user_id or m.anonymous_id) else f"u:{m.previous_id}",
+        "user_id": m.user_id,
+        "anonymous_id": m.anonymous_id,
+        "path": m.path,
+        "url": m.url,
+        "properties": m.properties,
+        "context": {**m.context, **({"traits": m.traits} if m.traits else {})},
+        "ts": m.ts,
+        "received_ms": m.received_ms,
+        "source": source,
+    }

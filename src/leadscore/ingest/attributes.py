@@ -1,0 +1,85 @@
+"""Attribute names: one canonical snake_case spelling for CSV headers, Segment traits and API fields.
+
+HubSpot- and Salesforce-style export headers ("Job Title", "Company Name", "Number of Employees",
+"Annual Revenue", "Email Address", ...) map to the names the model language uses.
+"""
+
+from __future__ import annotations
+
+import re
+
+ALIASES = {
+    "email": "email",
+    "email_address": "email",
+    "e_mail": "email",
+    "first_name": "first_name",
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "last_name": "last_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+    "company": "company",
+    "company_name": "company",
+    "account_name": "company",
+    "organization": "company",
+    "organisation": "company",
+    "job_title": "job_title",
+    "title": "job_title",
+    "jobtitle": "job_title",
+    "role": "job_title",
+    "number_of_employees": "employees",
+    "employees": "employees",
+    "employee_count": "employees",
+    "no_of_employees": "employees",
+    "company_size": "employees",
+    "numberofemployees": "employees",
+    "annual_revenue": "annual_revenue",
+    "annualrevenue": "annual_revenue",
+    "revenue": "annual_revenue",
+    "industry": "industry",
+    "country": "country",
+    "country_region": "country",
+    "lead_source": "lead_source",
+    "leadsource": "lead_source",
+    "original_source": "lead_source",
+    "website": "website",
+    "company_domain_name": "domain",
+    "domain": "domain",
+    "user_id": "user_id",
+    "userid": "user_id",
+    "external_id": "user_id",
+    "record_id": "user_id",
+    "contact_id": "user_id",
+    "lead_id": "user_id",
+    "id": "user_id",
+}
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def snake(name: str) -> str:
+    """``"Job Title"``, ``"jobTitle"``, ``"job-title"`` → ``"job_title"``."""
+    return _NON_WORD.sub("_", _CAMEL.sub("_", name.strip()).lower()).strip("_")
+
+
+def canonical(name: str) -> str:
+    """The canonical attribute name for a header or trait."""
+    key = snake(name)
+    return ALIASES.get(key, key)
+
+
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def coerce(value: object) -> object:
+    """Texts that are plain numbers become numbers (so numeric rules apply); blanks become None."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if _NUMBER.match(text):
+            return float(text) if "." in text else int(text)
+        return text
+    return value

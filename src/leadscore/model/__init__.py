@@ -1,0 +1,30 @@
+"""The scoring model as frozen, validated data, with YAML load/dump and positioned errors."""
+
+from leadscore.model.conditions import AllOf, AnyOf, Compare, Condition, Not, walk
+from leadscore.model.durations import duration_seconds
+from leadscore.model.rules import EachRule, EventMatch, EventRule, FitRule, Group, OnceRule, ThresholdRule
+from leadscore.model.scoring_model import NamedList, Scale, ScoringModel
+from leadscore.model.yaml_io import dump_model, load_model, loads_model
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "Compare",
+    "Condition",
+    "EachRule",
+    "EventMatch",
+    "EventRule",
+    "FitRule",
+    "Group",
+    "NamedList",
+    "Not",
+    "OnceRule",
+    "Scale",
+    "ScoringModel",
+    "ThresholdRule",
+    "duration_seconds",
+    "dump_model",
+    "load_model",
+    "loads_model",
+    "walk",
+]

@@ -1,0 +1,175 @@
+"""The scoring model: lists, fit rules, engagement rules, groups and the scale, as frozen data."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, model_validator
+
+from leadscore.model.conditions import MAX_DEPTH, Compare, depth, walk
+from leadscore.model.durations import Duration
+from leadscore.model.rules import RULE_ID, EventRule, FitRule, Frozen, Group
+
+MAX_RULES = 300
+MAX_LIST_VALUES = 200_000
+
+
+class NamedList(Frozen):
+    """A named set of values (target accounts, competitors, free-mail domains).
+
+    ``values`` are always present once loaded; ``source`` records the CSV they came from.
+    """
+
+    values: tuple[str, ...] = Field(max_length=MAX_LIST_VALUES)
+    source: str | None = None
+    column: str | None = None
+    description: str = ""
+
+
+class Defaults(Frozen):
+    half_life: Duration | None = Field(default=None, description="decay for 'each' and 'once' rules")
+
+
+class Weights(Frozen):
+    fit: float = Field(ge=0)
+    engagement: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _positive_total(self) -> Weights:
+        if self.fit + self.engagement <= 0:
+            raise ValueError("weights must not both be 0")
+        return self
+
+
+class Grades(Frozen):
+    """Lowest fit score (0–100) of grades A, B and C; anything below C is D."""
+
+    A: float = Field(default=75, ge=0, le=100)
+    B: float = Field(default=50, ge=0, le=100)
+    C: float = Field(default=25, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Grades:
+        if not self.A >= self.B >= self.C:
+            raise ValueError("grades must satisfy A >= B >= C")
+        return self
+
+
+class Levels(Frozen):
+    """Lowest engagement score (0–100) of levels 1, 2 and 3 (1 is the most engaged); below is 4."""
+
+    model_config = Frozen.model_config | {"populate_by_name": True}
+    one: float = Field(default=75, ge=0, le=100, alias="1")
+    two: float = Field(default=50, ge=0, le=100, alias="2")
+    three: float = Field(default=25, ge=0, le=100, alias="3")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_keys(cls, raw: object) -> object:
+        # YAML reads `1:` as the integer 1
+        return {str(k): v for k, v in raw.items()} if isinstance(raw, dict) else raw
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Levels:
+        if not self.one >= self.two >= self.three:
+            raise ValueError("levels must satisfy 1 >= 2 >= 3")
+        return self
+
+
+class Bands(Frozen):
+    """Lowest combined score of the hot and warm bands; anything below warm is cold."""
+
+    hot: float = Field(default=70, ge=0, le=100)
+    warm: float = Field(default=40, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bands:
+        if self.hot < self.warm:
+            raise ValueError("bands must satisfy hot >= warm")
+        return self
+
+
+class Scale(Frozen):
+    """How raw points become 0–100 scores.
+
+    ``fit_max`` and ``engagement_max`` are the raw points that count as 100; more is clamped to 100.
+    """
+
+    fit_max: float = Field(default=100, gt=0)
+    engagement_max: float = Field(default=100, gt=0)
+    weights: Weights = Weights(fit=0.5, engagement=0.5)
+    grades: Grades = Grades()
+    levels: Levels = Levels()
+    bands: Bands = Bands()
+
+
+class ScoringModel(Frozen):
+    """A complete, validated scoring model."""
+
+    model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="model name")
+    description: str = ""
+    lists: dict[str, NamedList] = Field(default_factory=dict)
+    defaults: Defaults = Defaults()
+    fit: tuple[FitRule, ...] = ()
+    engagement: tuple[EventRule, ...] = ()
+    groups: tuple[Group, ...] = ()
+    scale: Scale = Scale()
+
+    @model_validator(mode="after")
+    def _references(self, info: ValidationInfo) -> ScoringModel:
+        if info.context and info.context.get("cross_checked"):
+            return self
+        # Positioned versions of these checks run on the raw YAML first (yaml_io.cross_checks);
+        # this keeps models built in code to the same rules.
+        problems = cross_check(self)
+        if problems:
+            raise ValueError("; ".join(msg for _, msg in problems))
+        return self
+
+    def rule(self, rule_id: str) -> FitRule | EventRule:
+        for rule in (*self.fit, *self.engagement):
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def group(self, group_id: str) -> Group:
+        return next(g for g in self.groups if g.id == group_id)
+
+
+def cross_check(model: ScoringModel) -> list[tuple[str, str]]:
+    """Problems between parts of a model as (rule id, message)."""
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    group_ids = {g.id for g in model.groups}
+    if len(model.fit) + len(model.engagement) > MAX_RULES:
+        problems.append(("", f"a model may have at most {MAX_RULES} rules"))
+    for rule in (*model.fit, *model.engagement):
+        if rule.id in seen:
+            problems.append((rule.id, f"duplicate rule id {rule.id!r}"))
+        seen.add(rule.id)
+        condition = rule.when if isinstance(rule, FitRule) else rule.where
+        if condition is not None and depth(condition) > MAX_DEPTH:
+            problems.append((rule.id, f"conditions nest deeper than {MAX_DEPTH} levels"))
+        subject: Literal["attribute", "property"] = "attribute" if isinstance(rule, FitRule) else "property"
+        for compare in walk(condition) if condition is not None else []:
+            problems.extend(_check_compare(rule.id, compare, subject, model))
+        group = getattr(rule, "group", None)
+        if group is not None and group not in group_ids:
+            problems.append((rule.id, f"unknown group {group!r}"))
+    for g in model.groups:
+        if g.id in seen:
+            problems.append((g.id, f"group id {g.id!r} is also a rule id"))
+    return problems
+
+
+def _check_compare(rule_id: str, compare: Compare, subject: str, model: ScoringModel) -> list[tuple[str, str]]:
+    out = []
+    if compare.subject != subject:
+        where = "fit rules compare 'attribute'" if subject == "attribute" else "event rules compare 'property'"
+        out.append((rule_id, f"{where}, not {compare.subject!r}"))
+    if compare.op == "in_list" and compare.value not in model.lists:
+        out.append((rule_id, f"unknown list {compare.value!r}"))
+    return out
+
+
+__all__ = ["RULE_ID", "ScoringModel"]

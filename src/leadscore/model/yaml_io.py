@@ -1,0 +1,261 @@
+"""Load a scoring model from YAML with every problem positioned (file:line:column, rule id); dump it back.
+
+Loading collects YAML syntax errors, duplicate keys, schema errors (unknown keys, wrong types, bad
+regexes, windows without units) and cross-references (unknown lists or groups, duplicate ids) and raises
+them together as one ``ModelValidationError``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from leadscore.errors import ModelValidationError, Problem
+from leadscore.model.scoring_model import ScoringModel
+
+Pos = tuple[int, int]
+Path_ = tuple[Any, ...]
+RULE_SECTIONS = ("fit", "engagement", "groups")
+
+
+class _Positions:
+    """Line/column of every key and value in a YAML document, by path."""
+
+    def __init__(self) -> None:
+        self.values: dict[Path_, Pos] = {}
+        self.keys: dict[Path_, Pos] = {}
+
+    def nearest(self, path: Path_, key: bool = False) -> Pos | None:
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            table = self.keys if key and end == len(path) else self.values
+            if prefix in table:
+                return table[prefix]
+        return None
+
+
+def _mark(node: yaml.Node) -> Pos:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _walk(node: yaml.Node, path: Path_, pos: _Positions, problems: list[Problem], file: str) -> None:
+    pos.values[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                line, col = _mark(key_node)
+                problems.append(Problem(f"duplicate key {key!r}", file, line, col))
+            seen.add(key)
+            pos.keys[(*path, key)] = _mark(key_node)
+            _walk(value_node, (*path, key), pos, problems, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), pos, problems, file)
+
+
+def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | None = None) -> ScoringModel:
+    """Load and validate a model from a file path, or from ``text`` (then ``source`` names it in errors)."""
+    file = str(source)
+    if text is None:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ModelValidationError([Problem(f"cannot read model: {exc.strerror}", file)]) from None
+        base_dir = base_dir or Path(source).parent
+    base_dir = base_dir or Path.cwd()
+    problems: list[Problem] = []
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ModelValidationError([Problem(f"YAML syntax: {reason}", file, line, col)]) from None
+    if not isinstance(raw, dict) or node is None:
+        raise ModelValidationError([Problem("a model is a YAML mapping with at least 'model:'", file, 1, 1)])
+    pos = _Positions()
+    _walk(node, (), pos, problems, file)
+    raw = _resolve_lists(raw, base_dir, pos, problems, file)
+    cross = list(_raw_cross_checks(raw, pos, file))
+    problems.extend(cross)
+    try:
+        model = ScoringModel.model_validate(raw, context={"cross_checked": True})
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, raw, pos, file))
+        raise ModelValidationError(problems) from None
+    if problems:
+        raise ModelValidationError(problems)
+    return model
+
+
+def _resolve_lists(raw: dict[str, Any], base: Path, pos: _Positions, problems: list[Problem], file: str) -> dict[str, Any]:
+    lists = raw.get("lists")
+    if not isinstance(lists, dict):
+        return raw
+    resolved: dict[str, Any] = {}
+    for name, spec in lists.items():
+        if isinstance(spec, list):
+            spec = {"values": spec}
+        if isinstance(spec, dict) and "csv" in spec and "values" not in spec:
+            line, col = pos.nearest(("lists", name, "csv")) or (None, None)
+            spec = dict(spec)
+            path = base / str(spec.pop("csv"))
+            column = spec.get("column")
+            try:
+                spec["values"] = _read_list_csv(path, column)
+                spec["source"] = str(spec.get("source") or path.name)
+            except (OSError, KeyError, ValueError) as exc:
+                problems.append(Problem(f"list {name!r}: {exc}", file, line, col))
+                continue
+        if isinstance(spec, dict) and isinstance(spec.get("values"), list):
+            spec = {**spec, "values": [str(v).strip().lower() for v in spec["values"] if str(v).strip()]}
+        resolved[name] = spec
+    return {**raw, "lists": resolved}
+
+
+def _read_list_csv(path: Path, column: str | None) -> list[str]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        if not fields:
+            raise ValueError(f"{path.name} is empty")
+        col = column or fields[0]
+        if col not in fields:
+            raise KeyError(f"{path.name} has no column {col!r} (columns: {', '.join(fields)})")
+        return [row[col] for row in reader if row.get(col)]
+
+
+def _rule_id(raw: dict[str, Any], loc: Path_) -> str | None:
+    if len(loc) >= 2 and loc[0] in RULE_SECTIONS and isinstance(loc[1], int):
+        section = raw.get(loc[0])
+        if isinstance(section, list) and loc[1] < len(section) and isinstance(section[loc[1]], dict):
+            rid = section[loc[1]].get("id")
+            return str(rid) if rid is not None else f"{loc[0]}[{loc[1]}]"
+    return None
+
+
+_TAGS = {"each", "once", "threshold", "compare", "all", "any", "not", "function-after", "function-before"}
+
+
+def _clean_loc(loc: Path_, raw: Any) -> Path_:
+    """Drop pydantic's union tags from a location, keeping only keys that exist in the document."""
+    out: list[Any] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part == "negated" and "not" in node:
+            out.append("not")
+            node = node["not"]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif part in _TAGS or isinstance(part, str) and part.startswith(("function", "tagged")):
+            continue
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _problems_from(exc: ValidationError, raw: dict[str, Any], pos: _Positions, file: str) -> Iterator[Problem]:
+    seen: set[tuple[Any, ...]] = set()
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(err["loc"]), raw)
+        kind = err["type"]
+        message = err["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+        elif kind == "missing":
+            message = f"missing required key {loc[-1]!r}"
+        elif loc:
+            inner = loc[2:] if _rule_id(raw, loc) else loc
+            message = f"{'.'.join(str(p) for p in inner) or loc[-1]}: {message}"
+        line, col = pos.nearest(loc, key=kind == "extra_forbidden") or (None, None)
+        key = (line, col, message)
+        if key in seen:
+            continue
+        seen.add(key)
+        field = str(loc[-1]) if loc else None
+        yield Problem(message, file, line, col, rule=_rule_id(raw, loc), field=field)
+
+
+def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterator[Problem]:
+    lists = raw.get("lists") if isinstance(raw.get("lists"), dict) else {}
+    groups = raw.get("groups") if isinstance(raw.get("groups"), list) else []
+    group_ids = {g.get("id") for g in groups if isinstance(g, dict)}
+    seen: dict[Any, Path_] = {}
+    for section in ("fit", "engagement", "groups"):
+        items = raw.get(section)
+        if not isinstance(items, list):
+            continue
+        for i, rule in enumerate(items):
+            if not isinstance(rule, dict):
+                continue
+            rid = rule.get("id")
+            if rid is not None and rid in seen:
+                line, col = pos.nearest((section, i, "id")) or (None, None)
+                yield Problem(f"duplicate id {rid!r}", file, line, col, rule=str(rid), field="id")
+            seen[rid] = (section, i)
+            group = rule.get("group")
+            if section == "engagement" and group is not None and group not in group_ids:
+                line, col = pos.nearest((section, i, "group")) or (None, None)
+                yield Problem(f"unknown group {group!r}", file, line, col, rule=str(rid), field="group")
+            cond_key = "when" if section == "fit" else "where"
+            subject = "attribute" if section == "fit" else "property"
+            yield from _condition_checks(rule.get(cond_key), (section, i, cond_key), lists, subject, str(rid), pos, file)
+
+
+def _condition_checks(
+    cond: Any, path: Path_, lists: dict[str, Any], subject: str, rid: str, pos: _Positions, file: str
+) -> Iterator[Problem]:
+    if isinstance(cond, list):
+        for i, item in enumerate(cond):
+            yield from _condition_checks(item, (*path, i), lists, subject, rid, pos, file)
+        return
+    if not isinstance(cond, dict):
+        return
+    for key in ("all", "any", "not"):
+        if key in cond:
+            yield from _condition_checks(cond[key], (*path, key), lists, subject, rid, pos, file)
+    if "in_list" in cond and isinstance(cond["in_list"], str) and cond["in_list"] not in lists:
+        line, col = pos.nearest((*path, "in_list")) or (None, None)
+        known = ", ".join(sorted(lists)) or "none declared"
+        yield Problem(f"unknown list {cond['in_list']!r} (lists: {known})", file, line, col, rule=rid, field="in_list")
+    other = "property" if subject == "attribute" else "attribute"
+    if other in cond:
+        line, col = pos.nearest((*path, other), key=True) or (None, None)
+        hint = "fit rules compare 'attribute'" if subject == "attribute" else "event rules compare 'property'"
+        yield Problem(f"{hint}, not {other!r}", file, line, col, rule=rid, field=other)
+
+
+def dump_model(model: ScoringModel) -> str:
+    """The model as YAML; ``load_model(dump_model(m)) == m`` (lists are written inline)."""
+    data = _integral(model.model_dump(mode="json", exclude_defaults=True, by_alias=True))
+    data = {"model": model.model, **{k: v for k, v in data.items() if k != "model"}}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
+
+
+def _integral(value: Any) -> Any:
+    """Write 20.0 as 20: models are read by people."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def loads_model(text: str, name: str = "<model>") -> ScoringModel:
+    """Load a model from YAML text (stored model versions, API bodies)."""
+    return load_model(name, text=text)

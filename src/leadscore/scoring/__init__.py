@@ -1,0 +1,1 @@
+"""Scoring operations on the store: run the compiled model, keep current scores, ledgers and history."""

@@ -1,0 +1,96 @@
+"""Operations that change scores: ingest messages, publish a model, rescore everyone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from leadscore.compile import Ledger
+from leadscore.errors import StoreError
+from leadscore.ingest.apply import Applied, apply_messages
+from leadscore.ingest.segment import Message
+from leadscore.model import ScoringModel, dump_model
+from leadscore.scoring import history
+from leadscore.scoring.run import Active, all_leads, now_ms, score
+from leadscore.store import Store
+from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
+from leadscore.store.results import save_current
+
+
+@dataclass
+class IngestReport:
+    accepted: int = 0
+    duplicates: int = 0
+    leads_rescored: int = 0
+    history_rows: int = 0
+    created_leads: set[int] = field(default_factory=set)
+
+
+def current_model(store: Store) -> Active | None:
+    with store.connect() as conn:
+        try:
+            return Active.of(active_version(conn))
+        except StoreError:
+            return None
+
+
+def ingest(store: Store, messages: Sequence[Message], *, source: str, as_of: int | None = None) -> IngestReport:
+    """Store messages and rescore the leads they touch with the active model, in one transaction."""
+    active = current_model(store)
+    with store.begin() as conn:
+        applied = apply_messages(conn, messages, source)
+        report = IngestReport(len(applied.inserted), applied.duplicates, created_leads=applied.created_leads)
+        if active is not None and active.version is not None and applied.touched:
+            report.leads_rescored, report.history_rows = _rescore_touched(conn, store, active, applied, as_of)
+    return report
+
+
+def _rescore_touched(conn: object, store: Store, active: Active, applied: Applied, as_of: int | None) -> tuple[int, int]:
+    from sqlalchemy import Connection
+
+    assert isinstance(conn, Connection) and active.version is not None
+    stamp = now_ms()
+    lead_ids = sorted(applied.touched)
+    ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp, lead_ids))
+    save_current(conn, ledgers, active.version.id, stamp)
+    changes = {
+        lid: (applied.touched[lid], "event", _cause(applied.causes.get(lid, [])))
+        for lid in lead_ids
+    }
+    rows = history.record(conn, active.model, store.sources(), active.version.id, changes, stamp)
+    return len(ledgers), rows
+
+
+def _cause(message_ids: list[str]) -> str:
+    message_ids = list(dict.fromkeys(message_ids))
+    if len(message_ids) <= 3:
+        return ", ".join(message_ids)
+    return f"{', '.join(message_ids[:3])} and {len(message_ids) - 3} more"
+
+
+def publish(store: Store, model: ScoringModel, *, note: str = "", as_of: int | None = None) -> tuple[ModelVersion, int]:
+    """Store the model as a new version (or reuse an identical one), activate it, rescore every lead."""
+    stamp = now_ms()
+    with store.begin() as conn:
+        version, _ = add_version(conn, model.model, dump_model(model), stamp, note)
+        version = activate(conn, version.id, stamp)
+        active = Active.of(version)
+        ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
+        save_current(conn, ledgers, version.id, stamp)
+        changes = {lg.lead_id: (as_of or stamp, "model", f"published {version.label}") for lg in ledgers}
+        if changes:
+            history.record(conn, active.model, store.sources(), version.id, changes, stamp)
+    return version, len(ledgers)
+
+
+def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
+    """Score every lead with the active model as of a time; save as the current scores if asked."""
+    active = current_model(store)
+    if active is None or active.version is None:
+        raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
+    stamp = now_ms()
+    with store.begin() as conn:
+        ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
+        if save:
+            save_current(conn, ledgers, active.version.id, stamp)
+    return ledgers

@@ -1,0 +1,93 @@
+"""Model versions: stored YAML with its hash; exactly one active version at a time."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select, update
+
+from leadscore.errors import NotFoundError, StoreError
+from leadscore.store.schema import model_versions
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    id: int
+    name: str
+    version: int
+    yaml: str
+    sha256: str
+    created_ms: int
+    published_ms: int | None
+    active: bool
+    note: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def _row(row: object) -> ModelVersion:
+    return ModelVersion(**dict(row._mapping))  # type: ignore[attr-defined]
+
+
+def add_version(conn: Connection, name: str, yaml_text: str, now_ms: int, note: str = "") -> tuple[ModelVersion, bool]:
+    """Store a model's YAML as the next version of ``name``; an identical YAML returns the existing version."""
+    digest = hashlib.sha256(yaml_text.encode()).hexdigest()
+    same = conn.execute(
+        select(model_versions).where(model_versions.c.name == name, model_versions.c.sha256 == digest)
+    ).first()
+    if same is not None:
+        return _row(same), False
+    latest = conn.execute(select(func.max(model_versions.c.version)).where(model_versions.c.name == name)).scalar()
+    new_id = conn.execute(
+        model_versions.insert()
+        .values(name=name, version=(latest or 0) + 1, yaml=yaml_text, sha256=digest, created_ms=now_ms, active=False, note=note)
+        .returning(model_versions.c.id)
+    ).scalar_one()
+    return get_version(conn, int(new_id)), True
+
+
+def activate(conn: Connection, version_id: int, now_ms: int) -> ModelVersion:
+    get_version(conn, version_id)
+    conn.execute(update(model_versions).where(model_versions.c.active.is_(True)).values(active=False))
+    conn.execute(update(model_versions).where(model_versions.c.id == version_id).values(active=True, published_ms=now_ms))
+    return get_version(conn, version_id)
+
+
+def get_version(conn: Connection, version_id: int) -> ModelVersion:
+    row = conn.execute(select(model_versions).where(model_versions.c.id == version_id)).first()
+    if row is None:
+        raise NotFoundError(f"no model version with id {version_id}")
+    return _row(row)
+
+
+def find_version(conn: Connection, ref: str) -> ModelVersion:
+    """A version by ``name@N``, ``name`` (its newest) or numeric id."""
+    name, _, number = ref.partition("@")
+    query = select(model_versions)
+    if ref.isdigit():
+        query = query.where(model_versions.c.id == int(ref))
+    elif number:
+        if not number.isdigit():
+            raise NotFoundError(f"bad model reference {ref!r}: write name@version")
+        query = query.where(model_versions.c.name == name, model_versions.c.version == int(number))
+    else:
+        query = query.where(model_versions.c.name == name).order_by(model_versions.c.version.desc())
+    row = conn.execute(query.limit(1)).first()
+    if row is None:
+        raise NotFoundError(f"no model version {ref!r}")
+    return _row(row)
+
+
+def active_version(conn: Connection) -> ModelVersion:
+    row = conn.execute(select(model_versions).where(model_versions.c.active.is_(True))).first()
+    if row is None:
+        raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
+    return _row(row)
+
+
+def list_versions(conn: Connection) -> list[ModelVersion]:
+    rows = conn.execute(select(model_versions).order_by(model_versions.c.name, model_versions.c.version))
+    return [_row(r) for r in rows]

@@ -1,0 +1,151 @@
+"""Leads, accounts and identities: find or create, merge attributes, link person keys to leads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from leadscore.store.schema import accounts, identities, leads
+from leadscore.store.upsert import insert_ignore
+
+LEAD_COLUMNS = ("email", "first_name", "last_name", "company")
+
+
+def email_domain(email: str | None) -> str | None:
+    if not email or "@" not in email:
+        return None
+    return email.rsplit("@", 1)[1].strip().lower() or None
+
+
+def user_key(user_id: str) -> str:
+    return f"u:{user_id}"
+
+
+def anonymous_key(anonymous_id: str) -> str:
+    return f"a:{anonymous_id}"
+
+
+def find_lead(conn: Connection, *, lead_id: int | None = None, email: str | None = None, external_id: str | None = None) -> int | None:
+    """A lead's id by id, external id or e-mail (case-insensitive), or None."""
+    if lead_id is not None:
+        return conn.execute(select(leads.c.id).where(leads.c.id == lead_id)).scalar()
+    if external_id is not None:
+        found = conn.execute(select(leads.c.id).where(leads.c.external_id == external_id)).scalar()
+        if found is not None:
+            return found
+        found = conn.execute(select(identities.c.lead_id).where(identities.c.key == user_key(external_id))).scalar()
+        if found is not None:
+            return found
+    if email:
+        return conn.execute(select(leads.c.id).where(leads.c.email == email.strip().lower())).scalar()
+    return None
+
+
+def upsert_lead(
+    conn: Connection,
+    *,
+    now_ms: int,
+    email: str | None = None,
+    external_id: str | None = None,
+    fields: dict[str, Any] | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> tuple[int, bool]:
+    """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
+
+    Returns (lead id, created). Attributes merge key by key; a later value replaces an earlier one.
+    """
+    email = email.strip().lower() if email else None
+    fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
+    attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
+    lead_id = find_lead(conn, email=email, external_id=external_id)
+    if lead_id is None:
+        values: dict[str, Any] = {
+            "external_id": external_id,
+            "email": email,
+            "email_domain": email_domain(email),
+            "attributes": attributes,
+            "created_ms": now_ms,
+            "updated_ms": now_ms,
+            **fields,
+        }
+        values["account_id"] = _account_for_domain(conn, values["email_domain"])
+        lead_id = int(conn.execute(leads.insert().values(**values).returning(leads.c.id)).scalar_one())
+        created = True
+    else:
+        row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
+        changes: dict[str, Any] = {k: v for k, v in fields.items() if row[k] != v}
+        merged = {**(row["attributes"] or {}), **attributes}
+        if merged != row["attributes"]:
+            changes["attributes"] = merged
+        if email and row["email"] != email and find_lead(conn, email=email) is None:
+            changes["email"], changes["email_domain"] = email, email_domain(email)
+        if external_id and not row["external_id"]:
+            changes["external_id"] = external_id
+        if row["account_id"] is None and (domain := changes.get("email_domain", row["email_domain"])):
+            account_id = _account_for_domain(conn, domain)
+            if account_id is not None:
+                changes["account_id"] = account_id
+        if changes:
+            conn.execute(update(leads).where(leads.c.id == lead_id).values(**changes, updated_ms=now_ms))
+        created = False
+    if external_id:
+        link_identity(conn, user_key(external_id), lead_id, now_ms)
+    return lead_id, created
+
+
+def link_identity(conn: Connection, key: str, lead_id: int, now_ms: int) -> bool:
+    """Map a person key to a lead (first link wins: a key never moves to another lead)."""
+    return insert_ignore(conn, identities, [{"key": key, "lead_id": lead_id, "created_ms": now_ms}], ["key"]) == 1
+
+
+def lead_for_key(conn: Connection, key: str) -> int | None:
+    return conn.execute(select(identities.c.lead_id).where(identities.c.key == key)).scalar()
+
+
+def _account_for_domain(conn: Connection, domain: str | None) -> int | None:
+    if not domain:
+        return None
+    return conn.execute(select(accounts.c.id).where(accounts.c.domain == domain)).scalar()
+
+
+def upsert_account(
+    conn: Connection, *, now_ms: int, domain: str | None, name: str | None = None, attributes: dict[str, Any] | None = None
+) -> tuple[int, bool]:
+    """Find the account by domain (else by exact name) and merge into it, or create it; link its leads."""
+    domain = domain.strip().lower().removeprefix("www.") if domain else None
+    attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
+    account_id = _account_for_domain(conn, domain)
+    if account_id is None and name and not domain:
+        account_id = conn.execute(select(accounts.c.id).where(accounts.c.name == name)).scalar()
+    if account_id is None:
+        account_id = int(
+            conn.execute(
+                accounts.insert()
+                .values(domain=domain, name=name, attributes=attributes, created_ms=now_ms, updated_ms=now_ms)
+                .returning(accounts.c.id)
+            ).scalar_one()
+        )
+        created = True
+    else:
+        row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().one()
+        merged = {**(row["attributes"] or {}), **attributes}
+        changes: dict[str, Any] = {}
+        if merged != row["attributes"]:
+            changes["attributes"] = merged
+        if name and row["name"] != name:
+            changes["name"] = name
+        if changes:
+            conn.execute(update(accounts).where(accounts.c.id == account_id).values(**changes, updated_ms=now_ms))
+        created = False
+    if domain:
+        conn.execute(
+            update(leads)
+            .where(leads.c.email_domain == domain, leads.c.account_id.is_(None))
+            .values(account_id=account_id, updated_ms=now_ms)
+        )
+    return account_id, created
+
+
+def set_lead_account(conn: Connection, lead_id: int, account_id: int, now_ms: int) -> None:
+    conn.execute(update(leads).where(leads.c.id == lead_id).values(account_id=account_id, updated_ms=now_ms))

@@ -1,0 +1,92 @@
+"""Scoring results: current scores, the per-rule ledger, and the append-only score history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select
+
+from leadscore.compile import Ledger
+from leadscore.store.schema import ledger, score_history, scores
+
+CHUNK = 500
+
+
+def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, scored_ms: int) -> None:
+    """Replace the current score and ledger of every lead in ``results``."""
+    for start in range(0, len(results), CHUNK):
+        chunk = results[start : start + CHUNK]
+        ids = [r.lead_id for r in chunk]
+        conn.execute(delete(scores).where(scores.c.lead_id.in_(ids)))
+        conn.execute(delete(ledger).where(ledger.c.lead_id.in_(ids)))
+        conn.execute(
+            scores.insert(),
+            [
+                {
+                    "lead_id": r.lead_id,
+                    "model_version_id": version_id,
+                    "as_of_ms": r.as_of,
+                    "score": r.score,
+                    "fit_score": r.fit_score,
+                    "engagement_score": r.engagement_score,
+                    "grade": r.grade,
+                    "level": r.level,
+                    "band": r.band,
+                    "scored_ms": scored_ms,
+                }
+                for r in chunk
+            ],
+        )
+        lines = [
+            {
+                "lead_id": r.lead_id,
+                "rule_id": line.rule_id,
+                "section": line.section,
+                "kind": line.kind,
+                "rule_group": line.group,
+                "matched": line.matched,
+                "raw": line.raw,
+                "value": line.value,
+                "decay": line.decay,
+                "score_points": line.score_points,
+                "note": line.note,
+            }
+            for r in chunk
+            for line in r.lines
+        ]
+        if lines:
+            conn.execute(ledger.insert(), lines)
+
+
+def last_history(conn: Connection, lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The most recent history row of each lead (by effective time, then insertion)."""
+    ids = list(lead_ids)
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        newest = (
+            select(score_history.c.lead_id, func.max(score_history.c.id).label("id"))
+            .where(score_history.c.lead_id.in_(chunk))
+            .group_by(score_history.c.lead_id)
+            .subquery()
+        )
+        rows = conn.execute(select(score_history).join(newest, newest.c.id == score_history.c.id)).mappings()
+        out.update({r["lead_id"]: dict(r) for r in rows})
+    return out
+
+
+def append_history(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(score_history.insert(), list(rows))
+
+
+def read_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    query = select(score_history).where(score_history.c.lead_id == lead_id).order_by(score_history.c.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def read_current(conn: Connection, lead_id: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    score = conn.execute(select(scores).where(scores.c.lead_id == lead_id)).mappings().first()
+    lines = conn.execute(select(ledger).where(ledger.c.lead_id == lead_id)).mappings()
+    return (dict(score) if score else None), [dict(r) for r in lines]

@@ -1,0 +1,149 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them.
+
+Times are epoch milliseconds (BIGINT) so time arithmetic is the same integer arithmetic on every engine.
+The event log is append-only; identities map person keys (``u:<userId>``, ``a:<anonymousId>``) to leads,
+so stitching an anonymous visitor to a lead never rewrites an event.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain", String(255), unique=True),
+    Column("name", String(500)),
+    Column("attributes", Json, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("external_id", String(255), unique=True),
+    Column("email", String(320), unique=True),
+    Column("email_domain", String(255), index=True),
+    Column("first_name", String(255)),
+    Column("last_name", String(255)),
+    Column("company", String(500)),
+    Column("account_id", Integer, ForeignKey("accounts.id"), index=True),
+    Column("attributes", Json, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False, index=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", String(300), nullable=False, unique=True),
+    Column("type", String(16), nullable=False),
+    Column("name", String(500)),
+    Column("person_key", String(300), nullable=False),
+    Column("user_id", String(255)),
+    Column("anonymous_id", String(255)),
+    Column("path", Text),
+    Column("url", Text),
+    Column("properties", Json, nullable=False),
+    Column("context", Json, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("source", String(32), nullable=False),
+    Index("ix_events_person_ts", "person_key", "ts"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("yaml", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("published_ms", BigInteger),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("note", Text, nullable=False, default=""),
+    UniqueConstraint("name", "version"),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("as_of_ms", BigInteger, nullable=False),
+    Column("score", Float(precision=53), nullable=False),
+    Column("fit_score", Float(precision=53), nullable=False),
+    Column("engagement_score", Float(precision=53), nullable=False),
+    Column("grade", String(1), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("band", String(8), nullable=False, index=True),
+    Column("scored_ms", BigInteger, nullable=False),
+    Index("ix_scores_score", "score"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
+    Column("rule_id", String(100), primary_key=True),
+    Column("section", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("rule_group", String(100)),
+    Column("matched", Integer),
+    Column("raw", Float(precision=53)),
+    Column("value", Float(precision=53), nullable=False),
+    Column("decay", Float(precision=53)),
+    Column("score_points", Float(precision=53), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+)
+
+score_history = Table(
+    "score_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("score", Float(precision=53), nullable=False),
+    Column("fit_score", Float(precision=53), nullable=False),
+    Column("engagement_score", Float(precision=53), nullable=False),
+    Column("grade", String(1), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("band", String(8), nullable=False),
+    Column("cause", String(16), nullable=False),  # event | model
+    Column("cause_ref", Text, nullable=False),  # message id(s) or model name@version
+    Column("recorded_ms", BigInteger, nullable=False),
+    Index("ix_history_lead_at", "lead_id", "at_ms"),
+)

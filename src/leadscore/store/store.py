@@ -1,0 +1,61 @@
+"""``Store``: the one door to the database. Every write goes through its connection helpers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, inspect
+
+from leadscore.compile import Sources
+from leadscore.store import schema
+from leadscore.store.engine import make_engine, migrate, normalise_url
+
+DEFAULT_URL = "sqlite:///leadscore.db"
+
+
+class Store:
+    """A migrated database: SQLite by path or URL (embedded default) or PostgreSQL by URL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str | None = None, *, migrate_schema: bool = True) -> Store:
+        url = url or os.environ.get("LEADSCORE_DATABASE_URL") or DEFAULT_URL
+        store = cls(make_engine(url))
+        if migrate_schema:
+            migrate(store.engine)
+        return store
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def sources(self) -> Sources:
+        return Sources(events=schema.events, identities=schema.identities, leads=schema.leads, accounts=schema.accounts)
+
+    def has_schema(self) -> bool:
+        return inspect(self.engine).has_table("events")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["DEFAULT_URL", "Store", "normalise_url"]

@@ -1,0 +1,32 @@
+"""INSERT ... ON CONFLICT for SQLite and PostgreSQL (the two share the syntax, not the SQLAlchemy construct)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> int:
+    """Insert rows, skipping those whose ``keys`` already exist; returns how many were inserted."""
+    if not rows:
+        return 0
+    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=list(keys))
+    result = conn.execute(stmt.returning(table.c[keys[0]]), list(rows))
+    return len(result.fetchall())
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Insert rows, replacing the non-key columns of rows whose ``keys`` exist."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=update) if update else stmt.on_conflict_do_nothing()
+    conn.execute(stmt, list(rows))
