@@ -147,3 +147,17 @@ score_history = Table(
     Column("recorded_ms", BigInteger, nullable=False),
     Index("ix_history_lead_at", "lead_id", "at_ms"),
 )
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # sql | opportunity | won | lost | disqualified
+    Column("at_ms", BigInteger, nullable=False),
+    Column("amount", Float(precision=53)),
+    Column("reason", Text),
+    Column("source", String(32), nullable=False),
+    Column("recorded_ms", BigInteger, nullable=False),
+    UniqueConstraint("lead_id", "kind", "at_ms"),
+)
