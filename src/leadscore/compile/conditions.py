@@ -47,7 +47,9 @@ def _lower_text(field: Field) -> ColumnElement[Any]:
     return func.lower(field.text())
 
 
-def compile_condition(cond: Condition, resolve: Resolver, model: ScoringModel, rule_id: str) -> ColumnElement[bool]:
+def compile_condition(
+    cond: Condition, resolve: Resolver, model: ScoringModel, rule_id: str
+) -> ColumnElement[bool]:
     """The condition as a SQL boolean expression; NULLs collapse to false at each comparison."""
     if isinstance(cond, AllOf):
         return and_(*(compile_condition(c, resolve, model, rule_id) for c in cond.all))

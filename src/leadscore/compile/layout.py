@@ -1,13 +1,13 @@
 """Names of the columns a compiled model returns: one row per (lead, as_of), wide.
 
-    lead_id, as_of
-    fit_raw, fit_floor_adj, fit_clamp_adj, fit_points, fit_score
-    engagement_raw, engagement_floor_adj, engagement_clamp_adj, engagement_points, engagement_score
-    score, grade, level, band
-    f__<rule>                       fit rule points (0 or the rule's points)
-    n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule cap, after it
-    last__<rule>                    most recent matching event time ('once' rules)
-    gsum__<group>, gval__<group>    group total before and after the group cap
+lead_id, as_of
+fit_raw, fit_floor_adj, fit_clamp_adj, fit_points, fit_score
+engagement_raw, engagement_floor_adj, engagement_clamp_adj, engagement_points, engagement_score
+score, grade, level, band
+f__<rule>                       fit rule points (0 or the rule's points)
+n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule cap, after it
+last__<rule>                    most recent matching event time ('once' rules)
+gsum__<group>, gval__<group>    group total before and after the group cap
 """
 
 from __future__ import annotations

@@ -66,10 +66,21 @@ def factors(model: ScoringModel) -> tuple[float, float]:
 def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bool = False) -> Ledger:
     ff, ef = factors(model)
     lines: list[LedgerLine] = []
-    for rule in model.fit:
-        value = float(row[layout.fit_col(rule.id)])
+    for fit_rule in model.fit:
+        value = float(row[layout.fit_col(fit_rule.id)])
         if value or include_zero:
-            lines.append(LedgerLine(rule.id, rule.name, "fit", "fit", value * ff, value, raw=value, matched=int(value != 0)))
+            lines.append(
+                LedgerLine(
+                    fit_rule.id,
+                    fit_rule.name,
+                    "fit",
+                    "fit",
+                    value * ff,
+                    value,
+                    raw=value,
+                    matched=int(value != 0),
+                )
+            )
     for rule in model.engagement:
         n = int(row[layout.count_col(rule.id)] or 0)
         raw = float(row[layout.raw_col(rule.id)] or 0.0)
@@ -99,14 +110,50 @@ def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bo
     for g in model.groups:
         adj = float(row[layout.group_value_col(g.id)]) - float(row[layout.group_sum_col(g.id)])
         if abs(adj) > EPS:
-            lines.append(LedgerLine(f"group:{g.id}", f"Group cap: {g.name}", "engagement", "group_cap", adj * ef, adj, group=g.id, capped=True, note=f"cap {g.cap:g}"))
-    for section, factor, max_ in (("fit", ff, model.scale.fit_max), ("engagement", ef, model.scale.engagement_max)):
+            lines.append(
+                LedgerLine(
+                    f"group:{g.id}",
+                    f"Group cap: {g.name}",
+                    "engagement",
+                    "group_cap",
+                    adj * ef,
+                    adj,
+                    group=g.id,
+                    capped=True,
+                    note=f"cap {g.cap:g}",
+                )
+            )
+    for section, factor, max_ in (
+        ("fit", ff, model.scale.fit_max),
+        ("engagement", ef, model.scale.engagement_max),
+    ):
         floor = float(row[f"{section}_floor_adj"])
         if abs(floor) > EPS:
-            lines.append(LedgerLine(f"floor:{section}", f"Floor at 0 ({section})", section, "floor", floor * factor, floor, note="negative total raised to 0"))
+            lines.append(
+                LedgerLine(
+                    f"floor:{section}",
+                    f"Floor at 0 ({section})",
+                    section,
+                    "floor",
+                    floor * factor,
+                    floor,
+                    note="negative total raised to 0",
+                )
+            )
         clamp = float(row[f"{section}_clamp_adj"])
         if abs(clamp) > EPS:
-            lines.append(LedgerLine(f"clamp:{section}", f"Clamp at {max_:g} points ({section})", section, "clamp", clamp * factor, clamp, capped=True, note=f"scale maximum {max_:g}"))
+            lines.append(
+                LedgerLine(
+                    f"clamp:{section}",
+                    f"Clamp at {max_:g} points ({section})",
+                    section,
+                    "clamp",
+                    clamp * factor,
+                    clamp,
+                    capped=True,
+                    note=f"scale maximum {max_:g}",
+                )
+            )
     return Ledger(
         lead_id=int(row["lead_id"]),
         as_of=int(row["as_of"]),

@@ -121,7 +121,9 @@ def _horizon_ms(model: ScoringModel) -> float | None:
     return max(spans) * MS if spans else None
 
 
-def compile_model(model: ScoringModel, sources: Sources, targets: Select[Any], engine: str = "sqlite") -> Select[Any]:
+def compile_model(
+    model: ScoringModel, sources: Sources, targets: Select[Any], engine: str = "sqlite"
+) -> Select[Any]:
     """The model as one SELECT over ``sources`` for every (lead_id, as_of) row of ``targets``."""
     check_capabilities(model, engine)
     sources.check()
@@ -159,9 +161,7 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any) -> Any:
             cols.append(func.max(case((match, ev.c.ts), else_=None)).label(layout.last_col(rule.id)))
             continue
         hl = half_life_ms(model, rule)
-        weight: ColumnElement[Any] = (
-            HalfLifeDecay(ev.c.as_of - ev.c.ts, double(hl)) if hl else literal(1.0)
-        )
+        weight: ColumnElement[Any] = HalfLifeDecay(ev.c.as_of - ev.c.ts, double(hl)) if hl else literal(1.0)
         points = double(rule.points) * weight if hl else double(rule.points)
         cols.append(func.sum(case((match, points), else_=0.0)).label(layout.raw_col(rule.id)))
     return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals")
@@ -170,9 +170,9 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any) -> Any:
 def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: Any) -> Any:
     resolve = _lead_resolver(leads, accounts)
     cols: list[Any] = [t.c.lead_id, t.c.as_of]
-    for rule in model.fit:
-        cond = compile_condition(rule.when, resolve, model, rule.id)
-        cols.append(case((cond, double(rule.points)), else_=0.0).label(layout.fit_col(rule.id)))
+    for fit_rule in model.fit:
+        cond = compile_condition(fit_rule.when, resolve, model, fit_rule.id)
+        cols.append(case((cond, double(fit_rule.points)), else_=0.0).label(layout.fit_col(fit_rule.id)))
     for rule in model.engagement:
         n = func.coalesce(agg.c[layout.count_col(rule.id)], 0)
         cols.append(n.label(layout.count_col(rule.id)))
@@ -249,7 +249,14 @@ def _totals(model: ScoringModel, p: Any) -> Select[Any]:
     )
     g, lv, b = scale.grades, scale.levels, scale.bands
     grade = case((n.fit_score >= g.A, "A"), (n.fit_score >= g.B, "B"), (n.fit_score >= g.C, "C"), else_="D")
-    level = case((n.engagement_score >= lv.one, 1), (n.engagement_score >= lv.two, 2), (n.engagement_score >= lv.three, 3), else_=4)
-    scored = select(normalised, score.label("score"), grade.label("grade"), level.label("level")).subquery("scored")
+    level = case(
+        (n.engagement_score >= lv.one, 1),
+        (n.engagement_score >= lv.two, 2),
+        (n.engagement_score >= lv.three, 3),
+        else_=4,
+    )
+    scored = select(normalised, score.label("score"), grade.label("grade"), level.label("level")).subquery(
+        "scored"
+    )
     band = case((scored.c.score >= b.hot, "hot"), (scored.c.score >= b.warm, "warm"), else_="cold")
     return select(scored, band.label("band")).where(true())

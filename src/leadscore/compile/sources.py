@@ -3,7 +3,7 @@
 The compiler never imports the store: callers hand it any four SQLAlchemy selectables (the store's
 tables, Parquet views, engine tables) with these columns. ``ts`` and ``as_of`` are epoch milliseconds.
 
-    events      person_key, ts, type, name, path, url, properties (JSON)
+    events      message_id, person_key, ts, type, name, path, url, properties (JSON)
     identities  key, lead_id                      (which person keys belong to which lead)
     leads       id, email, email_domain, first_name, last_name, company, account_id, attributes (JSON)
     accounts    id, domain, name, attributes (JSON)
@@ -16,9 +16,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import FromClause
 
-EVENT_COLUMNS = ("person_key", "ts", "type", "name", "path", "url", "properties")
+EVENT_COLUMNS = ("message_id", "person_key", "ts", "type", "name", "path", "url", "properties")
 IDENTITY_COLUMNS = ("key", "lead_id")
-LEAD_COLUMNS = ("id", "email", "email_domain", "first_name", "last_name", "company", "account_id", "attributes")
+LEAD_COLUMNS = (
+    "id",
+    "email",
+    "email_domain",
+    "first_name",
+    "last_name",
+    "company",
+    "account_id",
+    "attributes",
+)
 ACCOUNT_COLUMNS = ("id", "domain", "name", "attributes")
 
 # Fields that are columns rather than keys inside the JSON column.

@@ -13,7 +13,7 @@ case-insensitive; numeric comparisons only match numeric values.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, model_serializer, model_validator
 
@@ -90,7 +90,12 @@ class Compare(_Frozen):
             raise ValueError(
                 f"{subjects[0]} {field!r} is not a field name (letters, digits, _ and -, dot-separated for nesting)"
             )
-        return {"subject": subjects[0], "field": field, "op": ops[0], "value": _check_value(ops[0], raw[ops[0]])}
+        return {
+            "subject": subjects[0],
+            "field": field,
+            "op": ops[0],
+            "value": _check_value(ops[0], raw[ops[0]]),
+        }
 
     @model_serializer
     def _to_surface(self) -> dict[str, Any]:
@@ -116,7 +121,9 @@ def _check_value(op: str, value: Any) -> Any:
             raise ValueError(f"{op} takes a non-empty text")
         if op == "regex":
             if len(value) > MAX_REGEX_LENGTH:
-                raise ValueError(f"regex is {len(value)} characters long; at most {MAX_REGEX_LENGTH} are allowed")
+                raise ValueError(
+                    f"regex is {len(value)} characters long; at most {MAX_REGEX_LENGTH} are allowed"
+                )
             try:
                 re.compile(value)
             except re.error as exc:
@@ -207,12 +214,10 @@ def _condition_kind(raw: Any) -> str:
 
 
 Condition = Annotated[
-    Union[
-        Annotated[Compare, Tag("compare")],
-        Annotated[AllOf, Tag("all")],
-        Annotated[AnyOf, Tag("any")],
-        Annotated[Not, Tag("not")],
-    ],
+    Annotated[Compare, Tag("compare")]
+    | Annotated[AllOf, Tag("all")]
+    | Annotated[AnyOf, Tag("any")]
+    | Annotated[Not, Tag("not")],
     Discriminator(_condition_kind),
 ]
 AllOf.model_rebuild()
@@ -235,5 +240,11 @@ def depth(condition: Condition) -> int:
     """Nesting depth (a comparison is 1)."""
     if isinstance(condition, Compare):
         return 1
-    items = condition.all if isinstance(condition, AllOf) else condition.any if isinstance(condition, AnyOf) else (condition.negated,)
+    items = (
+        condition.all
+        if isinstance(condition, AllOf)
+        else condition.any
+        if isinstance(condition, AnyOf)
+        else (condition.negated,)
+    )
     return 1 + max(depth(c) for c in items)

@@ -21,7 +21,9 @@ def parse_duration(text: object) -> str:
         raise ValueError(f"duration {text!r} needs a unit: write e.g. '30d' (s, m, h, d or w)")
     match = _PATTERN.match(text.strip())
     if not match:
-        raise ValueError(f"duration {text!r} is not a number followed by a unit (s, m, h, d or w), e.g. '30d'")
+        raise ValueError(
+            f"duration {text!r} is not a number followed by a unit (s, m, h, d or w), e.g. '30d'"
+        )
     amount = float(match.group(1))
     if amount <= 0:
         raise ValueError(f"duration {text!r} must be positive")

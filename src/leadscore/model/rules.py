@@ -6,7 +6,7 @@ The exact semantics of every field is in docs/model-language.md; the compiler in
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -53,7 +53,9 @@ class _EventRule(_Named):
     event: EventMatch
     where: Condition | None = None
     points: float = Field(ge=-MAX_POINTS, le=MAX_POINTS)
-    window: Duration | None = Field(default=None, description="only events within this long before as-of count")
+    window: Duration | None = Field(
+        default=None, description="only events within this long before as-of count"
+    )
     group: str | None = Field(default=None, pattern=RULE_ID)
 
     @field_validator("points")
@@ -97,11 +99,9 @@ def _rule_kind(raw: Any) -> str:
 
 
 EventRule = Annotated[
-    Union[
-        Annotated[EachRule, Tag("each")],
-        Annotated[OnceRule, Tag("once")],
-        Annotated[ThresholdRule, Tag("threshold")],
-    ],
+    Annotated[EachRule, Tag("each")]
+    | Annotated[OnceRule, Tag("once")]
+    | Annotated[ThresholdRule, Tag("threshold")],
     Discriminator(_rule_kind),
 ]
 

@@ -117,11 +117,10 @@ class ScoringModel(Frozen):
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> ScoringModel:
-        if info.context and info.context.get("cross_checked"):
-            return self
-        # Positioned versions of these checks run on the raw YAML first (yaml_io.cross_checks);
-        # this keeps models built in code to the same rules.
-        problems = cross_check(self)
+        # yaml_io checks references on the raw document first, with positions (context
+        # "cross_checked"); models built in code get the same checks here. Sizes are always checked.
+        positioned = bool(info.context and info.context.get("cross_checked"))
+        problems = size_problems(self) + ([] if positioned else cross_check(self))
         if problems:
             raise ValueError("; ".join(msg for _, msg in problems))
         return self
@@ -136,20 +135,28 @@ class ScoringModel(Frozen):
         return next(g for g in self.groups if g.id == group_id)
 
 
+def size_problems(model: ScoringModel) -> list[tuple[str, str]]:
+    """Limits that keep compiled SQL bounded: rule count and condition depth."""
+    problems: list[tuple[str, str]] = []
+    if len(model.fit) + len(model.engagement) > MAX_RULES:
+        problems.append(("", f"a model may have at most {MAX_RULES} rules"))
+    for rule in (*model.fit, *model.engagement):
+        condition = rule.when if isinstance(rule, FitRule) else rule.where
+        if condition is not None and depth(condition) > MAX_DEPTH:
+            problems.append((rule.id, f"rule {rule.id}: conditions nest deeper than {MAX_DEPTH} levels"))
+    return problems
+
+
 def cross_check(model: ScoringModel) -> list[tuple[str, str]]:
     """Problems between parts of a model as (rule id, message)."""
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
     group_ids = {g.id for g in model.groups}
-    if len(model.fit) + len(model.engagement) > MAX_RULES:
-        problems.append(("", f"a model may have at most {MAX_RULES} rules"))
     for rule in (*model.fit, *model.engagement):
         if rule.id in seen:
             problems.append((rule.id, f"duplicate rule id {rule.id!r}"))
         seen.add(rule.id)
         condition = rule.when if isinstance(rule, FitRule) else rule.where
-        if condition is not None and depth(condition) > MAX_DEPTH:
-            problems.append((rule.id, f"conditions nest deeper than {MAX_DEPTH} levels"))
         subject: Literal["attribute", "property"] = "attribute" if isinstance(rule, FitRule) else "property"
         for compare in walk(condition) if condition is not None else []:
             problems.extend(_check_compare(rule.id, compare, subject, model))
@@ -162,10 +169,14 @@ def cross_check(model: ScoringModel) -> list[tuple[str, str]]:
     return problems
 
 
-def _check_compare(rule_id: str, compare: Compare, subject: str, model: ScoringModel) -> list[tuple[str, str]]:
+def _check_compare(
+    rule_id: str, compare: Compare, subject: str, model: ScoringModel
+) -> list[tuple[str, str]]:
     out = []
     if compare.subject != subject:
-        where = "fit rules compare 'attribute'" if subject == "attribute" else "event rules compare 'property'"
+        where = (
+            "fit rules compare 'attribute'" if subject == "attribute" else "event rules compare 'property'"
+        )
         out.append((rule_id, f"{where}, not {compare.subject!r}"))
     if compare.op == "in_list" and compare.value not in model.lists:
         out.append((rule_id, f"unknown list {compare.value!r}"))

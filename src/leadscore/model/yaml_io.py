@@ -8,6 +8,7 @@ them together as one ``ModelValidationError``.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from leadscore.model.scoring_model import ScoringModel
 Pos = tuple[int, int]
 Path_ = tuple[Any, ...]
 RULE_SECTIONS = ("fit", "engagement", "groups")
+MAX_DOCUMENT_DEPTH = 40  # far beyond any real model; stops recursion bombs before validation
+MAX_DOCUMENT_BYTES = 5_000_000
 
 
 class _Positions:
@@ -71,16 +74,28 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
         base_dir = base_dir or Path(source).parent
     base_dir = base_dir or Path.cwd()
     problems: list[Problem] = []
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ModelValidationError([Problem(f"model is {len(text)} bytes; at most {MAX_DOCUMENT_BYTES} are allowed", file)])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         reason = getattr(exc, "problem", None) or str(exc)
         raise ModelValidationError([Problem(f"YAML syntax: {reason}", file, line, col)]) from None
+    except RecursionError:
+        raise ModelValidationError(
+            [Problem(f"the document nests deeper than {MAX_DOCUMENT_DEPTH} levels", file, 1, 1)]
+        ) from None
     if not isinstance(raw, dict) or node is None:
         raise ModelValidationError([Problem("a model is a YAML mapping with at least 'model:'", file, 1, 1)])
+    if _depth(raw) > MAX_DOCUMENT_DEPTH:
+        raise ModelValidationError([Problem(f"the document nests deeper than {MAX_DOCUMENT_DEPTH} levels", file, 1, 1)])
     pos = _Positions()
     _walk(node, (), pos, problems, file)
     raw = _resolve_lists(raw, base_dir, pos, problems, file)
@@ -96,7 +111,19 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
     return model
 
 
-def _resolve_lists(raw: dict[str, Any], base: Path, pos: _Positions, problems: list[Problem], file: str) -> dict[str, Any]:
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DOCUMENT_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _resolve_lists(
+    raw: dict[str, Any], base: Path, pos: _Positions, problems: list[Problem], file: str
+) -> dict[str, Any]:
     lists = raw.get("lists")
     if not isinstance(lists, dict):
         return raw
@@ -159,7 +186,7 @@ def _clean_loc(loc: Path_, raw: Any) -> Path_:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             out.append(part)
             node = node[part]
-        elif part in _TAGS or isinstance(part, str) and part.startswith(("function", "tagged")):
+        elif part in _TAGS or (isinstance(part, str) and part.startswith(("function", "tagged"))):
             continue
         else:
             out.append(part)
@@ -167,31 +194,58 @@ def _clean_loc(loc: Path_, raw: Any) -> Path_:
     return tuple(out)
 
 
-def _problems_from(exc: ValidationError, raw: dict[str, Any], pos: _Positions, file: str) -> Iterator[Problem]:
+def _node(raw: Any, loc: Path_) -> Any:
+    for part in loc:
+        try:
+            raw = raw[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
+def _refine(loc: Path_, raw: Any, message: str) -> tuple[Path_, bool]:
+    """Point a condition's error at the key it names (``regex``, ``'colour'``) instead of the whole condition.
+
+    Returns the location and whether the key itself (not its value) is meant.
+    """
+    node = _node(raw, loc)
+    if not isinstance(node, dict):
+        return loc, False
+    for key in node:
+        if f"unknown key {key!r}" in message:
+            return (*loc, key), True
+    for key in node:
+        if re.search(rf"(^|\W){re.escape(str(key))}(\W|$)", message):
+            return (*loc, key), False
+    return loc, False
+
+
+def _problems_from(
+    exc: ValidationError, raw: dict[str, Any], pos: _Positions, file: str
+) -> Iterator[Problem]:
     seen: set[tuple[Any, ...]] = set()
     for err in exc.errors(include_url=False):
         loc = _clean_loc(tuple(err["loc"]), raw)
         kind = err["type"]
         message = err["msg"].removeprefix("Value error, ")
+        loc, key_pos = _refine(loc, raw, message)
+        inner = loc[2:] if _rule_id(raw, loc) else loc
         if kind == "extra_forbidden":
             message = f"unknown key {loc[-1]!r}"
         elif kind == "missing":
             message = f"missing required key {loc[-1]!r}"
-        elif loc:
-            inner = loc[2:] if _rule_id(raw, loc) else loc
-            message = f"{'.'.join(str(p) for p in inner) or loc[-1]}: {message}"
-        line, col = pos.nearest(loc, key=kind == "extra_forbidden") or (None, None)
+        line, col = pos.nearest(loc, key=key_pos or kind == "extra_forbidden") or (None, None)
         key = (line, col, message)
         if key in seen:
             continue
         seen.add(key)
-        field = str(loc[-1]) if loc else None
+        field = ".".join(str(p) for p in inner) or None
         yield Problem(message, file, line, col, rule=_rule_id(raw, loc), field=field)
 
 
 def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterator[Problem]:
-    lists = raw.get("lists") if isinstance(raw.get("lists"), dict) else {}
-    groups = raw.get("groups") if isinstance(raw.get("groups"), list) else []
+    lists: dict[str, Any] = raw["lists"] if isinstance(raw.get("lists"), dict) else {}
+    groups: list[Any] = raw["groups"] if isinstance(raw.get("groups"), list) else []
     group_ids = {g.get("id") for g in groups if isinstance(g, dict)}
     seen: dict[Any, Path_] = {}
     for section in ("fit", "engagement", "groups"):
@@ -212,7 +266,9 @@ def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterat
                 yield Problem(f"unknown group {group!r}", file, line, col, rule=str(rid), field="group")
             cond_key = "when" if section == "fit" else "where"
             subject = "attribute" if section == "fit" else "property"
-            yield from _condition_checks(rule.get(cond_key), (section, i, cond_key), lists, subject, str(rid), pos, file)
+            yield from _condition_checks(
+                rule.get(cond_key), (section, i, cond_key), lists, subject, str(rid), pos, file
+            )
 
 
 def _condition_checks(
@@ -230,7 +286,9 @@ def _condition_checks(
     if "in_list" in cond and isinstance(cond["in_list"], str) and cond["in_list"] not in lists:
         line, col = pos.nearest((*path, "in_list")) or (None, None)
         known = ", ".join(sorted(lists)) or "none declared"
-        yield Problem(f"unknown list {cond['in_list']!r} (lists: {known})", file, line, col, rule=rid, field="in_list")
+        yield Problem(
+            f"unknown list {cond['in_list']!r} (lists: {known})", file, line, col, rule=rid, field="in_list"
+        )
     other = "property" if subject == "attribute" else "attribute"
     if other in cond:
         line, col = pos.nearest((*path, other), key=True) or (None, None)

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile import Ledger, Sources
+from leadscore.model import ScoringModel
 from leadscore.scoring.run import score_points
 from leadscore.store.results import append_history, last_history
 from leadscore.store.schema import events, identities, leads
-from leadscore.model import ScoringModel
 
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
 EPS = 1e-9
@@ -42,8 +42,14 @@ def _row(ledger: Ledger, version_id: int, cause: str, ref: str, recorded_ms: int
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:
     if prev is None or prev["model_version_id"] != version_id:
         return True
-    now = {"score": ledger.score, "fit_score": ledger.fit_score, "engagement_score": ledger.engagement_score,
-           "grade": ledger.grade, "level": ledger.level, "band": ledger.band}
+    now = {
+        "score": ledger.score,
+        "fit_score": ledger.fit_score,
+        "engagement_score": ledger.engagement_score,
+        "grade": ledger.grade,
+        "level": ledger.level,
+        "band": ledger.band,
+    }
     return any(
         abs(prev[k] - now[k]) > EPS if isinstance(now[k], float) else prev[k] != now[k] for k in TRACKED
     )

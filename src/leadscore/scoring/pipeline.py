@@ -34,7 +34,9 @@ def current_model(store: Store) -> Active | None:
             return None
 
 
-def ingest(store: Store, messages: Sequence[Message], *, source: str, as_of: int | None = None) -> IngestReport:
+def ingest(
+    store: Store, messages: Sequence[Message], *, source: str, as_of: int | None = None
+) -> IngestReport:
     """Store messages and rescore the leads they touch with the active model, in one transaction."""
     active = current_model(store)
     with store.begin() as conn:
@@ -45,7 +47,9 @@ def ingest(store: Store, messages: Sequence[Message], *, source: str, as_of: int
     return report
 
 
-def _rescore_touched(conn: object, store: Store, active: Active, applied: Applied, as_of: int | None) -> tuple[int, int]:
+def _rescore_touched(
+    conn: object, store: Store, active: Active, applied: Applied, as_of: int | None
+) -> tuple[int, int]:
     from sqlalchemy import Connection
 
     assert isinstance(conn, Connection) and active.version is not None
@@ -53,10 +57,7 @@ def _rescore_touched(conn: object, store: Store, active: Active, applied: Applie
     lead_ids = sorted(applied.touched)
     ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp, lead_ids))
     save_current(conn, ledgers, active.version.id, stamp)
-    changes = {
-        lid: (applied.touched[lid], "event", _cause(applied.causes.get(lid, [])))
-        for lid in lead_ids
-    }
+    changes = {lid: (applied.touched[lid], "event", _cause(applied.causes.get(lid, []))) for lid in lead_ids}
     rows = history.record(conn, active.model, store.sources(), active.version.id, changes, stamp)
     return len(ledgers), rows
 
@@ -68,7 +69,9 @@ def _cause(message_ids: list[str]) -> str:
     return f"{', '.join(message_ids[:3])} and {len(message_ids) - 3} more"
 
 
-def publish(store: Store, model: ScoringModel, *, note: str = "", as_of: int | None = None) -> tuple[ModelVersion, int]:
+def publish(
+    store: Store, model: ScoringModel, *, note: str = "", as_of: int | None = None
+) -> tuple[ModelVersion, int]:
     """Store the model as a new version (or reuse an identical one), activate it, rescore every lead."""
     stamp = now_ms()
     with store.begin() as conn:

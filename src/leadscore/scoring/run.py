@@ -48,16 +48,24 @@ def all_leads(as_of: int, lead_ids: Iterable[int] | None = None) -> Select[tuple
 
 def points(pairs: Sequence[tuple[int, int]]) -> Select[tuple[int, int]]:
     """Explicit (lead, as_of) pairs: history and backtests score many times per lead."""
-    table = values(column("lead_id", Integer), column("as_of", BigInteger), name="points").data(list(pairs)).cte("points")
+    table = (
+        values(column("lead_id", Integer), column("as_of", BigInteger), name="points")
+        .data(list(pairs))
+        .cte("points")
+    )
     return select(table.c.lead_id, table.c.as_of)
 
 
-def score(conn: Connection, model: ScoringModel, sources: Sources, targets: Select[tuple[int, int]]) -> list[Ledger]:
+def score(
+    conn: Connection, model: ScoringModel, sources: Sources, targets: Select[tuple[int, int]]
+) -> list[Ledger]:
     query = compile_model(model, sources, targets, engine=conn.dialect.name)
-    return [read_ledger(model, row) for row in conn.execute(query).mappings()]
+    return [read_ledger(model, dict(row)) for row in conn.execute(query).mappings()]
 
 
-def score_points(conn: Connection, model: ScoringModel, sources: Sources, pairs: Sequence[tuple[int, int]]) -> list[Ledger]:
+def score_points(
+    conn: Connection, model: ScoringModel, sources: Sources, pairs: Sequence[tuple[int, int]]
+) -> list[Ledger]:
     out: list[Ledger] = []
     for start in range(0, len(pairs), POINTS_CHUNK):
         out.extend(score(conn, model, sources, points(pairs[start : start + POINTS_CHUNK])))

@@ -33,7 +33,9 @@ def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
         return set()
     fresh = [{k: row[k] for k in EVENT_FIELDS} for row in rows]
     known = set(
-        conn.execute(select(events.c.message_id).where(events.c.message_id.in_([r["message_id"] for r in fresh]))).scalars()
+        conn.execute(
+            select(events.c.message_id).where(events.c.message_id.in_([r["message_id"] for r in fresh]))
+        ).scalars()
     )
     fresh = [r for r in fresh if r["message_id"] not in known]
     # two copies of one message in the same batch: the first wins

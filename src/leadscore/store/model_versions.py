@@ -32,7 +32,9 @@ def _row(row: object) -> ModelVersion:
     return ModelVersion(**dict(row._mapping))  # type: ignore[attr-defined]
 
 
-def add_version(conn: Connection, name: str, yaml_text: str, now_ms: int, note: str = "") -> tuple[ModelVersion, bool]:
+def add_version(
+    conn: Connection, name: str, yaml_text: str, now_ms: int, note: str = ""
+) -> tuple[ModelVersion, bool]:
     """Store a model's YAML as the next version of ``name``; an identical YAML returns the existing version."""
     digest = hashlib.sha256(yaml_text.encode()).hexdigest()
     same = conn.execute(
@@ -40,10 +42,20 @@ def add_version(conn: Connection, name: str, yaml_text: str, now_ms: int, note: 
     ).first()
     if same is not None:
         return _row(same), False
-    latest = conn.execute(select(func.max(model_versions.c.version)).where(model_versions.c.name == name)).scalar()
+    latest = conn.execute(
+        select(func.max(model_versions.c.version)).where(model_versions.c.name == name)
+    ).scalar()
     new_id = conn.execute(
         model_versions.insert()
-        .values(name=name, version=(latest or 0) + 1, yaml=yaml_text, sha256=digest, created_ms=now_ms, active=False, note=note)
+        .values(
+            name=name,
+            version=(latest or 0) + 1,
+            yaml=yaml_text,
+            sha256=digest,
+            created_ms=now_ms,
+            active=False,
+            note=note,
+        )
         .returning(model_versions.c.id)
     ).scalar_one()
     return get_version(conn, int(new_id)), True
@@ -52,7 +64,11 @@ def add_version(conn: Connection, name: str, yaml_text: str, now_ms: int, note: 
 def activate(conn: Connection, version_id: int, now_ms: int) -> ModelVersion:
     get_version(conn, version_id)
     conn.execute(update(model_versions).where(model_versions.c.active.is_(True)).values(active=False))
-    conn.execute(update(model_versions).where(model_versions.c.id == version_id).values(active=True, published_ms=now_ms))
+    conn.execute(
+        update(model_versions)
+        .where(model_versions.c.id == version_id)
+        .values(active=True, published_ms=now_ms)
+    )
     return get_version(conn, version_id)
 
 

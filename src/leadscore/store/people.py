@@ -26,7 +26,9 @@ def anonymous_key(anonymous_id: str) -> str:
     return f"a:{anonymous_id}"
 
 
-def find_lead(conn: Connection, *, lead_id: int | None = None, email: str | None = None, external_id: str | None = None) -> int | None:
+def find_lead(
+    conn: Connection, *, lead_id: int | None = None, email: str | None = None, external_id: str | None = None
+) -> int | None:
     """A lead's id by id, external id or e-mail (case-insensitive), or None."""
     if lead_id is not None:
         return conn.execute(select(leads.c.id).where(leads.c.id == lead_id)).scalar()
@@ -34,7 +36,9 @@ def find_lead(conn: Connection, *, lead_id: int | None = None, email: str | None
         found = conn.execute(select(leads.c.id).where(leads.c.external_id == external_id)).scalar()
         if found is not None:
             return found
-        found = conn.execute(select(identities.c.lead_id).where(identities.c.key == user_key(external_id))).scalar()
+        found = conn.execute(
+            select(identities.c.lead_id).where(identities.c.key == user_key(external_id))
+        ).scalar()
         if found is not None:
             return found
     if email:
@@ -96,7 +100,10 @@ def upsert_lead(
 
 def link_identity(conn: Connection, key: str, lead_id: int, now_ms: int) -> bool:
     """Map a person key to a lead (first link wins: a key never moves to another lead)."""
-    return insert_ignore(conn, identities, [{"key": key, "lead_id": lead_id, "created_ms": now_ms}], ["key"]) == 1
+    return (
+        insert_ignore(conn, identities, [{"key": key, "lead_id": lead_id, "created_ms": now_ms}], ["key"])
+        == 1
+    )
 
 
 def lead_for_key(conn: Connection, key: str) -> int | None:
@@ -110,7 +117,12 @@ def _account_for_domain(conn: Connection, domain: str | None) -> int | None:
 
 
 def upsert_account(
-    conn: Connection, *, now_ms: int, domain: str | None, name: str | None = None, attributes: dict[str, Any] | None = None
+    conn: Connection,
+    *,
+    now_ms: int,
+    domain: str | None,
+    name: str | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> tuple[int, bool]:
     """Find the account by domain (else by exact name) and merge into it, or create it; link its leads."""
     domain = domain.strip().lower().removeprefix("www.") if domain else None
@@ -136,7 +148,9 @@ def upsert_account(
         if name and row["name"] != name:
             changes["name"] = name
         if changes:
-            conn.execute(update(accounts).where(accounts.c.id == account_id).values(**changes, updated_ms=now_ms))
+            conn.execute(
+                update(accounts).where(accounts.c.id == account_id).values(**changes, updated_ms=now_ms)
+            )
         created = False
     if domain:
         conn.execute(

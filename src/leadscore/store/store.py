@@ -49,7 +49,9 @@ class Store:
             yield conn
 
     def sources(self) -> Sources:
-        return Sources(events=schema.events, identities=schema.identities, leads=schema.leads, accounts=schema.accounts)
+        return Sources(
+            events=schema.events, identities=schema.identities, leads=schema.leads, accounts=schema.accounts
+        )
 
     def has_schema(self) -> bool:
         return inspect(self.engine).has_table("events")

@@ -28,5 +28,9 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
         return
     stmt = _insert(conn, table)
     update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=update) if update else stmt.on_conflict_do_nothing()
+    stmt = (
+        stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
+        if update
+        else stmt.on_conflict_do_nothing()
+    )
     conn.execute(stmt, list(rows))

@@ -1,0 +1,1 @@
+"""The ``leadscore`` command line (Typer)."""

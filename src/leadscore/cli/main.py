@@ -1,0 +1,202 @@
+"""``leadscore``: score, explain, history, validate, model versions, import, demo."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from leadscore.cli import model_cmds
+from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
+from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
+from leadscore.compile.matches import compile_matches, match_column, points_column
+from leadscore.errors import LeadscoreError
+from leadscore.model import ScoringModel
+from leadscore.scoring.pipeline import current_model, rescore_all
+from leadscore.scoring.run import Active, all_leads, now_ms, score
+from leadscore.store.model_versions import list_versions
+from leadscore.store.results import read_history
+from leadscore.store.schema import leads
+
+app = typer.Typer(
+    help="leadscore: lead scoring you can read. Fit + engagement models in YAML, compiled to SQL, every point explained.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("validate")(model_cmds.validate)
+app.add_typer(model_cmds.app, name="model")
+
+Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
+ModelFile = Annotated[
+    str | None,
+    typer.Option("--model", help="Score with this model file instead of the active version (nothing saved)."),
+]
+
+
+def _active_or_file(store: object, model_file: str | None) -> Active:
+    from pathlib import Path
+
+    if model_file:
+        return Active(model_cmds.load_or_exit(Path(model_file)))
+    active = current_model(store)  # type: ignore[arg-type]
+    if active is None:
+        raise LeadscoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
+    return active
+
+
+def _people(conn: object, ids: list[int]) -> dict[int, dict[str, object]]:
+    rows = conn.execute(  # type: ignore[attr-defined]
+        select(leads.c.id, leads.c.email, leads.c.first_name, leads.c.last_name, leads.c.company).where(
+            leads.c.id.in_(ids)
+        )
+    ).mappings()
+    return {r["id"]: dict(r) for r in rows}
+
+
+@app.command("score")
+def score_cmd(
+    as_of: AsOf = None,
+    top: Annotated[int | None, typer.Option("--top", help="Only the N highest scores.")] = None,
+    fmt: Format = "table",
+    model_file: ModelFile = None,
+    db: Db = None,
+) -> None:
+    """Score every lead as of a time (default now). Scoring now with the active model saves the scores."""
+    store = open_store(db)
+    when = parse_as_of(as_of)
+    if model_file is None and when is None:
+        ledgers = rescore_all(store)
+    else:
+        active = _active_or_file(store, model_file)
+        with store.connect() as conn:
+            ledgers = score(conn, active.model, store.sources(), all_leads(when or now_ms()))
+    ledgers.sort(key=lambda lg: (-lg.score, lg.lead_id))
+    if top is not None:
+        ledgers = ledgers[:top]
+    with store.connect() as conn:
+        people = _people(conn, [lg.lead_id for lg in ledgers])
+    title = f"Scores as of {fmt_time(ledgers[0].as_of)} UTC" if ledgers else "No leads"
+    print_rows(score_rows(ledgers, people), fmt, title)
+
+
+@app.command("explain")
+def explain_cmd(
+    lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
+    as_of: AsOf = None,
+    events: Annotated[
+        bool, typer.Option("--events/--no-events", help="List the events each rule counted.")
+    ] = True,
+    fmt: Format = "table",
+    model_file: ModelFile = None,
+    db: Db = None,
+) -> None:
+    """Every point of a lead's score traced: rule, events counted, decay, caps, fit vs engagement, grade, band."""
+    store = open_store(db)
+    active = _active_or_file(store, model_file)
+    when = parse_as_of(as_of) or now_ms()
+    with store.connect() as conn:
+        lead_id = resolve_lead(conn, lead)
+        (ledger,) = score(conn, active.model, store.sources(), all_leads(when, [lead_id]))
+        matched = [
+            dict(r)
+            for r in conn.execute(compile_matches(active.model, store.sources(), lead_id, when)).mappings()
+        ]
+        who = _people(conn, [lead_id])[lead_id]
+    if fmt == "json":
+        payload = {
+            **ledger.as_dict(),
+            "lead": who,
+            "model": active.version.label if active.version else "file",
+        }
+        payload["events"] = [
+            {
+                "message_id": m["message_id"],
+                "ts": m["ts"],
+                "type": m["type"],
+                "name": m["name"],
+                "path": m["path"],
+                "rules": {
+                    r.id: m[points_column(r.id)] for r in active.model.engagement if m[match_column(r.id)]
+                },
+            }
+            for m in matched
+        ]
+        print(json.dumps(payload, indent=2, default=str))
+        return
+    name = (
+        " ".join(str(p) for p in (who.get("first_name"), who.get("last_name")) if p)
+        or who.get("email")
+        or lead
+    )
+    label = active.version.label if active.version else "model file"
+    console.print(
+        f"[bold]{name}[/bold] <{who.get('email') or ''}> — score [bold]{ledger.score:.1f}[/bold] "
+        f"(fit {ledger.fit_score:.1f}, engagement {ledger.engagement_score:.1f}), grade {ledger.grade}, "
+        f"level {ledger.level} ({ledger.grade}{ledger.level}), band {ledger.band} — as of {fmt_time(ledger.as_of)} UTC, {label}",
+        highlight=False,
+    )
+    _print_weights(active.model)
+    console.print(ledger_table(ledger, "Ledger (score points sum to the score)"))
+    if events and matched:
+        _print_matches(active.model, matched)
+
+
+def _print_weights(model: ScoringModel) -> None:
+    s = model.scale
+    total = s.weights.fit + s.weights.engagement
+    console.print(
+        f"score = {s.weights.fit / total:.2f} × fit (points / {s.fit_max:g} × 100) + "
+        f"{s.weights.engagement / total:.2f} × engagement (points / {s.engagement_max:g} × 100)",
+        highlight=False,
+    )
+
+
+def _print_matches(model: ScoringModel, matched: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Events counted (points per occurrence after decay, before caps)")
+    for col in ("when", "event", "rules"):
+        table.add_column(col)
+    for m in matched:
+        hits = []
+        for rule in model.engagement:
+            if m[match_column(rule.id)]:
+                pts = float(m[points_column(rule.id)])  # type: ignore[arg-type]
+                hits.append(f"{rule.id} {pts:+.2f}" if rule.kind == "each" else f"{rule.id} ({rule.kind})")
+        what = f"{m['type']} {m['name'] or ''} {m['path'] or ''}".strip()
+        table.add_row(fmt_time(m["ts"]), what, ", ".join(hits))  # type: ignore[arg-type]
+    console.print(table)
+
+
+@app.command("history")
+def history_cmd(
+    lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
+    fmt: Format = "table",
+    db: Db = None,
+) -> None:
+    """The lead's score over time: one row per change, with its cause (events or a model change)."""
+    store = open_store(db)
+    with store.connect() as conn:
+        lead_id = resolve_lead(conn, lead)
+        rows = read_history(conn, lead_id)
+        labels = {v.id: v.label for v in list_versions(conn)}
+    if fmt == "table":
+        console.print(history_table(rows, labels))
+        if rows:
+            path = " → ".join(
+                f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}" for r in rows
+            )
+            console.print(f"score path: {path}", highlight=False)
+    else:
+        out = [{**r, "at": fmt_time(r["at_ms"]), "model": labels.get(r["model_version_id"])} for r in rows]
+        print_rows(out, fmt)
+
+
+def main() -> None:
+    try:
+        app()
+    except LeadscoreError as exc:
+        console.print(f"[red]error[/red] {exc}", highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,157 @@
+"""``leadscore validate`` and ``leadscore model publish|list|show|diff``."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of
+from leadscore.cli.render import console
+from leadscore.errors import ModelValidationError
+from leadscore.model import ScoringModel, dump_model, load_model, loads_model
+from leadscore.scoring.pipeline import publish
+from leadscore.store.model_versions import find_version, list_versions
+
+app = typer.Typer(help="Model versions: publish, list, show, diff.", no_args_is_help=True)
+
+
+def load_or_exit(path: Path) -> ScoringModel:
+    try:
+        return load_model(path)
+    except ModelValidationError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]error[/red] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"{len(exc.problems)} problem(s) in {path}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def validate(models: Annotated[list[Path], typer.Argument(help="Model YAML files.")]) -> None:
+    """Check model files; report every problem with file:line:column and rule id."""
+    failed = 0
+    for path in models:
+        try:
+            model = load_model(path)
+        except ModelValidationError as exc:
+            failed += 1
+            for problem in exc.problems:
+                console.print(f"[red]error[/red] {problem}", highlight=False, soft_wrap=True)
+            console.print(f"{path}: {len(exc.problems)} problem(s)", highlight=False)
+            continue
+        console.print(
+            f"{path}: ok — model {model.model!r}, {len(model.fit)} fit and {len(model.engagement)} engagement rules",
+            highlight=False,
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("publish")
+def publish_cmd(
+    model_file: Annotated[Path, typer.Argument(help="Model YAML to publish.")],
+    note: Annotated[str, typer.Option(help="Why this version.")] = "",
+    as_of: AsOf = None,
+    db: Db = None,
+) -> None:
+    """Store the model as a new version, make it active, rescore every lead (recorded in history)."""
+    model = load_or_exit(model_file)
+    store = open_store(db)
+    version, count = publish(store, model, note=note, as_of=parse_as_of(as_of))
+    console.print(
+        f"published {version.label} (sha256 {version.sha256[:12]}); rescored {count} leads", highlight=False
+    )
+
+
+@app.command("list")
+def list_cmd(db: Db = None) -> None:
+    """Every stored version; the active one is marked."""
+    store = open_store(db)
+    with store.connect() as conn:
+        versions = list_versions(conn)
+    table = Table(title="Model versions")
+    for col in ("", "version", "id", "created", "published", "sha256", "note"):
+        table.add_column(col)
+    for v in versions:
+        table.add_row(
+            "*" if v.active else "",
+            v.label,
+            str(v.id),
+            fmt_time(v.created_ms),
+            fmt_time(v.published_ms),
+            v.sha256[:12],
+            v.note,
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_cmd(ref: Annotated[str, typer.Argument(help="name@version, name, or id.")], db: Db = None) -> None:
+    """Print a stored version's YAML."""
+    store = open_store(db)
+    with store.connect() as conn:
+        print(find_version(conn, ref).yaml, end="")
+
+
+def _resolve(ref: str, db: str | None) -> tuple[str, ScoringModel]:
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return str(path), load_or_exit(path)
+    store = open_store(db)
+    with store.connect() as conn:
+        version = find_version(conn, ref)
+    return version.label, loads_model(version.yaml, version.label)
+
+
+def rule_changes(old: ScoringModel, new: ScoringModel) -> list[tuple[str, str, str]]:
+    """(change, rule id, detail) for rules and settings that differ."""
+
+    def rules(m: ScoringModel) -> dict[str, dict[str, Any]]:
+        return {r.id: r.model_dump(mode="json") for r in (*m.fit, *m.engagement, *m.groups)}
+
+    a, b = rules(old), rules(new)
+    out: list[tuple[str, str, str]] = []
+    for rid in sorted(set(a) | set(b)):
+        if rid not in a:
+            out.append(("added", rid, b[rid].get("name", "")))
+        elif rid not in b:
+            out.append(("removed", rid, a[rid].get("name", "")))
+        elif a[rid] != b[rid]:
+            fields = [k for k in sorted(set(a[rid]) | set(b[rid])) if a[rid].get(k) != b[rid].get(k)]
+            detail = "; ".join(f"{k}: {a[rid].get(k)!r} → {b[rid].get(k)!r}" for k in fields)
+            out.append(("changed", rid, detail))
+    for section in ("scale", "defaults", "lists"):
+        if getattr(old, section) != getattr(new, section):
+            out.append(("changed", section, ""))
+    return out
+
+
+@app.command("diff")
+def diff_cmd(
+    old: Annotated[str, typer.Argument(help="Version (name@N, name, id) or YAML file.")],
+    new: Annotated[str, typer.Argument(help="Version (name@N, name, id) or YAML file.")],
+    db: Db = None,
+) -> None:
+    """What changed between two models: rules added, removed or changed, then the YAML diff."""
+    old_label, old_model = _resolve(old, db)
+    new_label, new_model = _resolve(new, db)
+    changes = rule_changes(old_model, new_model)
+    if not changes:
+        console.print("no differences")
+        return
+    table = Table(title=f"{old_label} → {new_label}")
+    for col in ("change", "rule", "detail"):
+        table.add_column(col)
+    for change in changes:
+        table.add_row(*change)
+    console.print(table)
+    diff = difflib.unified_diff(
+        dump_model(old_model).splitlines(),
+        dump_model(new_model).splitlines(),
+        old_label,
+        new_label,
+        lineterm="",
+    )
+    print("\n".join(diff))

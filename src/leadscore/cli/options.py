@@ -1,0 +1,69 @@
+"""Options shared by every command, and their parsing (times, lead references, the store)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from sqlalchemy import Connection
+
+from leadscore.errors import NotFoundError
+from leadscore.settings import database_url
+from leadscore.store import Store
+from leadscore.store.people import find_lead
+
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Database URL or SQLite path (default: $LEADSCORE_DATABASE_URL or ./leadscore.db)."
+    ),
+]
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of", help="Score as of this time: ISO date or date-time, UTC unless an offset is given."
+    ),
+]
+
+
+def open_store(db: str | None) -> Store:
+    return Store.from_url(database_url(db))
+
+
+def parse_as_of(text: str | None) -> int | None:
+    """ISO date (end of that day, UTC) or date-time → epoch ms; None stays None (now)."""
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return int(day.timestamp() * 1000) + 86_400_000 - 1
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO date (2024-05-31) or date-time", param_hint="--as-of"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def fmt_time(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def resolve_lead(conn: Connection, ref: str) -> int:
+    """A lead by numeric id, e-mail or external (user) id."""
+    lead_id = None
+    if ref.isdigit():
+        lead_id = find_lead(conn, lead_id=int(ref))
+    if lead_id is None:
+        lead_id = find_lead(conn, email=ref) if "@" in ref else None
+    if lead_id is None:
+        lead_id = find_lead(conn, external_id=ref)
+    if lead_id is None:
+        raise NotFoundError(f"no lead {ref!r} (give an id, e-mail or user id)")
+    return lead_id

@@ -1,0 +1,143 @@
+"""Rendering scores, ledgers and history for the terminal (rich), CSV and JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from leadscore.cli.options import fmt_time
+from leadscore.compile import Ledger, LedgerLine
+
+# Piped output (CI logs, files) gets room for whole tables instead of 80 columns.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+SCORE_FIELDS = (
+    "lead_id",
+    "email",
+    "name",
+    "company",
+    "score",
+    "fit_score",
+    "engagement_score",
+    "grade",
+    "level",
+    "band",
+    "top_reasons",
+)
+
+
+def reasons(ledger: Ledger, n: int = 3) -> str:
+    """The lines that gave the most points, e.g. ``pricing_page +12.5, webinar +10``."""
+    top = sorted(
+        (line for line in ledger.lines if line.score_points > 0), key=lambda line: -line.score_points
+    )[:n]
+    return ", ".join(f"{line.name} +{line.score_points:.1f}" for line in top)
+
+
+def score_rows(ledgers: Sequence[Ledger], people: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for lg in ledgers:
+        who = people.get(lg.lead_id, {})
+        name = " ".join(p for p in (who.get("first_name"), who.get("last_name")) if p)
+        rows.append(
+            {
+                "lead_id": lg.lead_id,
+                "email": who.get("email") or "",
+                "name": name,
+                "company": who.get("company") or "",
+                "score": round(lg.score, 2),
+                "fit_score": round(lg.fit_score, 2),
+                "engagement_score": round(lg.engagement_score, 2),
+                "grade": lg.grade,
+                "level": lg.level,
+                "band": lg.band,
+                "top_reasons": reasons(lg),
+            }
+        )
+    return rows
+
+
+def print_rows(rows: list[dict[str, Any]], fmt: str, title: str = "") -> None:
+    if fmt == "json":
+        print(json.dumps(rows, indent=2, default=str))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(SCORE_FIELDS))
+        writer.writeheader()
+        writer.writerows(rows)
+        print(out.getvalue(), end="")
+    else:
+        table = Table(title=title or None)
+        for key in rows[0] if rows else SCORE_FIELDS:
+            table.add_column(key.replace("_", " "), justify="right" if key.endswith("score") else "left")
+        for row in rows:
+            table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()))
+        console.print(table)
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}".rstrip("0").rstrip(".") or "0"
+
+
+def ledger_table(ledger: Ledger, title: str) -> Table:
+    table = Table(title=title, show_footer=True)
+    table.add_column("section")
+    table.add_column("rule", footer="total")
+    table.add_column("kind")
+    table.add_column("matched", justify="right")
+    table.add_column("decay", justify="right")
+    table.add_column("raw points", justify="right")
+    table.add_column("after caps", justify="right")
+    table.add_column("score points", justify="right", footer=f"{ledger.total:.2f}")
+    table.add_column("why")
+    for line in ledger.lines:
+        table.add_row(
+            line.section,
+            f"{line.name} [dim]({line.rule_id})[/dim]",
+            line.kind,
+            "" if line.matched is None else str(line.matched),
+            _num(line.decay, 3),
+            _num(line.raw),
+            _num(line.value),
+            f"{line.score_points:+.2f}",
+            _why(line),
+        )
+    return table
+
+
+def _why(line: LedgerLine) -> str:
+    parts = [line.note] if line.note else []
+    if line.capped and line.kind in ("each",):
+        parts.append("rule cap applied")
+    if line.group and line.kind != "group_cap":
+        parts.append(f"group {line.group}")
+    return "; ".join(parts)
+
+
+def history_table(rows: Sequence[Mapping[str, Any]], labels: Mapping[int, str]) -> Table:
+    table = Table(title="Score history")
+    for col in ("when", "score", "change", "fit", "engagement", "grade", "level", "band", "model", "cause"):
+        table.add_column(col, justify="right" if col in ("score", "change", "fit", "engagement") else "left")
+    prev: float | None = None
+    for row in rows:
+        change = "" if prev is None else f"{row['score'] - prev:+.1f}"
+        prev = row["score"]
+        table.add_row(
+            fmt_time(row["at_ms"]),
+            f"{row['score']:.1f}",
+            change,
+            f"{row['fit_score']:.1f}",
+            f"{row['engagement_score']:.1f}",
+            row["grade"],
+            str(row["level"]),
+            row["band"],
+            labels.get(row["model_version_id"], str(row["model_version_id"])),
+            f"{row['cause']}: {row['cause_ref']}",
+        )
+    return table

@@ -1,0 +1,137 @@
+"""Model files with problems (tests/models/bad/*.yaml): every expected problem is reported, positioned.
+
+Each file lists its expectations as comments: ``# expect: LINE:COL RULE-ID message fragment``
+(``-`` when no rule is involved). Line numbers count the comment lines too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leadscore.cli.main import app
+from leadscore.errors import ModelValidationError
+from leadscore.model import load_model, loads_model
+
+BAD = sorted((Path(__file__).parent / "models" / "bad").glob("*.yaml"))
+EXPECT = re.compile(r"^# expect: (\d+):(\d+) (\S+) (.+)$")
+
+
+def expectations(path: Path) -> list[tuple[int, int, str | None, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if m := EXPECT.match(line):
+            out.append((int(m[1]), int(m[2]), None if m[3] == "-" else m[3], m[4]))
+    assert out, f"{path.name} has no '# expect:' lines"
+    return out
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_every_problem_reported_with_position(path: Path) -> None:
+    with pytest.raises(ModelValidationError) as info:
+        load_model(path)
+    got = [(p.line, p.column, p.rule, p.message) for p in info.value.problems]
+    expected = expectations(path)
+    assert len(got) == len(expected), "\n".join(str(p) for p in info.value.problems)
+    for line, col, rule, fragment in expected:
+        assert any(
+            (g[0], g[1], g[2]) == (line, col, rule) and fragment in g[3] for g in got
+        ), f"missing {line}:{col} {rule} {fragment!r} in:\n" + "\n".join(str(p) for p in info.value.problems)
+    assert all(p.file == str(path) for p in info.value.problems)
+
+
+def test_validate_cli_reports_all_and_exits_non_zero() -> None:
+    path = next(p for p in BAD if p.stem == "many_problems")
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:18:9 rule r1 field id: duplicate id 'r1'" in result.output
+    assert "8 problem(s)" in result.output
+
+
+def test_validate_cli_accepts_good_model() -> None:
+    result = CliRunner().invoke(app, ["validate", "examples/linda/model.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "ok — model 'linda', 0 fit and 8 engagement rules" in result.output
+
+
+MINIMAL = """
+model: m
+lists:
+  free_mail: {values: [Gmail.com, " hotmail.com "]}
+fit:
+  - id: free
+    name: Free mail
+    when: {attribute: email_domain, in_list: free_mail}
+    points: -10
+  - id: size
+    name: Mid-size
+    when: {all: [{attribute: employees, gte: 50}, {not: {attribute: employees, gt: 1000}}]}
+    points: 10
+engagement:
+  - id: visit
+    name: Visit
+    event: {type: page}
+    points: 1
+    cap: 10
+    window: 30d
+    half_life: 7d
+  - id: burst
+    name: Burst
+    kind: threshold
+    event: {type: page}
+    at_least: 3
+    within: 2d
+    points: 5
+    group: web
+groups:
+  - {id: web, name: Web, cap: 12}
+scale: {fit_max: 40, engagement_max: 30, weights: {fit: 1, engagement: 2}, levels: {1: 80, 2: 60, 3: 10}}
+"""
+
+
+def test_round_trip_and_frozen() -> None:
+    from leadscore.model import dump_model
+
+    model = loads_model(MINIMAL)
+    assert loads_model(dump_model(model)) == model
+    assert model.lists["free_mail"].values == ("gmail.com", "hotmail.com")  # trimmed, lower-cased
+    assert model.scale.levels.one == 80
+    with pytest.raises(Exception, match="frozen"):
+        model.fit[0].points = 3  # type: ignore[misc]
+
+
+def test_list_from_csv(tmp_path: Path) -> None:
+    (tmp_path / "targets.csv").write_text("domain,name\nacme.com,Acme\nglobex.com,Globex\n")
+    (tmp_path / "m.yaml").write_text(
+        "model: m\nlists:\n  targets: {csv: targets.csv, column: domain}\nfit:\n"
+        "  - {id: t, name: Target, when: {attribute: email_domain, in_list: targets}, points: 5}\n"
+    )
+    model = load_model(tmp_path / "m.yaml")
+    assert model.lists["targets"].values == ("acme.com", "globex.com")
+    assert model.lists["targets"].source == "targets.csv"
+
+
+def test_missing_list_csv_is_positioned(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("model: m\nlists:\n  targets: {csv: nope.csv}\n")
+    with pytest.raises(ModelValidationError) as info:
+        load_model(tmp_path / "m.yaml")
+    (problem,) = info.value.problems
+    assert (problem.line, problem.column) == (3, 18)
+    assert "list 'targets'" in problem.message
+
+
+def test_deeply_nested_condition_is_refused() -> None:
+    cond = "{attribute: a, equals: x}"
+    for _ in range(20):
+        cond = "{not: " + cond + "}"
+    with pytest.raises(ModelValidationError, match="nest deeper than 12"):
+        loads_model(f"model: m\nfit:\n  - {{id: r, name: R, when: {cond}, points: 1}}\n")
+
+
+def test_recursion_bomb_is_refused_quickly() -> None:
+    text = "model: m\nfit:\n  - {id: r, name: R, when: " + "{not: " * 5000 + "{attribute: a, equals: x}" + "}" * 5000 + ", points: 1}\n"
+    with pytest.raises(ModelValidationError, match="nests deeper than 40"):
+        loads_model(text)
