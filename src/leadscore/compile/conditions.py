@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, false, func, literal, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.compile.dialects import JsonBool, JsonNumber, JsonText, RegexI
+from leadscore.compile.dialects import JsonBool, JsonNumber, JsonText, LowerText, RegexI
 from leadscore.errors import CompileError
 from leadscore.model import AllOf, AnyOf, Compare, Condition, Not, ScoringModel
 
@@ -43,8 +43,9 @@ def glob_to_like(pattern: str) -> str:
     return "".join("%" if ch == "*" else "_" if ch == "?" else _like_escape(ch) for ch in pattern)
 
 
-def _lower_text(field: Field) -> ColumnElement[Any]:
-    return func.lower(field.text())
+def _lower_text(field: Field, *values: str) -> ColumnElement[Any]:
+    """The field lower-cased for comparison with ``values`` (Unicode-aware when they are not ASCII)."""
+    return LowerText(field.text(), unicode=not all(v.isascii() for v in values))
 
 
 def compile_condition(
@@ -77,13 +78,13 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
         values = model.lists[value].values
         if not values:
             return false()
-        return _lower_text(field).in_([v.lower() for v in values])
+        return _lower_text(field, *values).in_([v.lower() for v in values])
     if op == "contains":
-        return _lower_text(field).like(f"%{_like_escape(value.lower())}%", escape="\\")
+        return _lower_text(field, value).like(f"%{_like_escape(value.lower())}%", escape="\\")
     if op == "prefix":
-        return _lower_text(field).like(f"{_like_escape(value.lower())}%", escape="\\")
+        return _lower_text(field, value).like(f"{_like_escape(value.lower())}%", escape="\\")
     if op == "glob":
-        return _lower_text(field).like(glob_to_like(value.lower()), escape="\\")
+        return _lower_text(field, value).like(glob_to_like(value.lower()), escape="\\")
     if op == "regex":
         return RegexI(field.text(), literal(value))
     number = _number(field, rule_id, c)
@@ -118,4 +119,4 @@ def _equals(field: Field, value: Any, rule_id: str, c: Compare) -> ColumnElement
         if number is not None:
             return number == float(value)
         return field.text() == str(value)
-    return _lower_text(field) == value.lower()
+    return _lower_text(field, value) == value.lower()

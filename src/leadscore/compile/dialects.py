@@ -39,8 +39,12 @@ class JsonText(FunctionElement[str]):
 
 @compiles(JsonText, "sqlite")
 def _json_text_sqlite(element: JsonText, compiler: Any, **kw: Any) -> str:
-    col, path, _ = list(element.clauses)
-    return f"json_extract({compiler.process(col, **kw)}, {compiler.process(path, **kw)})"
+    col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
+    # json_extract gives 1/0 for JSON true/false; PostgreSQL's #>> gives 'true'/'false'
+    return (
+        f"(CASE json_type({col}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        f"ELSE json_extract({col}, {path}) END)"
+    )
 
 
 @compiles(JsonText, "postgresql")
@@ -95,6 +99,30 @@ def _json_bool_pg(element: JsonBool, compiler: Any, **kw: Any) -> str:
     col, _, path = (compiler.process(c, **kw) for c in element.clauses)
     node = f"({col} #> CAST({path} AS TEXT[]))"
     return f"(CASE WHEN jsonb_typeof({node}) = 'boolean' THEN CAST({node} #>> '{{}}' AS BOOLEAN) END)"
+
+
+class LowerText(FunctionElement[str]):
+    """lower(text). SQLite's built-in lower() folds ASCII only, so comparisons with non-ASCII values use
+    the Unicode-aware ``leadscore_lower`` the store registers; ASCII values keep the fast built-in."""
+
+    type = Text()
+    inherit_cache = True
+    name = "lower_text"
+
+    def __init__(self, expr: ColumnElement[Any], unicode: bool) -> None:
+        self.unicode = unicode
+        super().__init__(expr)
+
+
+@compiles(LowerText)
+def _lower(element: LowerText, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(LowerText, "sqlite")
+def _lower_sqlite(element: LowerText, compiler: Any, **kw: Any) -> str:
+    function = "leadscore_lower" if element.unicode else "lower"
+    return f"{function}({compiler.process(element.clauses, **kw)})"
 
 
 class RegexI(FunctionElement[bool]):

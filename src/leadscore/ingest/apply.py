@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from leadscore.ingest.attributes import canonical, coerce
 from leadscore.ingest.segment import Message
-from leadscore.store.event_log import append_events
+from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.people import (
     anonymous_key,
     lead_for_key,
@@ -67,23 +67,28 @@ def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], di
 
 
 def apply_messages(conn: Connection, messages: Sequence[Message], source: str) -> Applied:
-    """Apply messages in event-time order within one transaction."""
+    """Apply messages in event-time order within one transaction.
+
+    A message whose id is already stored (or repeated within the batch) changes nothing: not the event
+    log, and not the traits or identities it carries.
+    """
     out = Applied()
+    seen = known_message_ids(conn, [m.message_id for m in messages])
+    fresh: list[Message] = []
+    for m in messages:
+        if m.message_id in seen:
+            out.duplicates += 1
+        else:
+            seen.add(m.message_id)
+            fresh.append(m)
     rows: list[dict[str, Any]] = []
-    for m in sorted(messages, key=lambda m: m.ts):
+    for m in sorted(fresh, key=lambda m: m.ts):
         lead_id = _identify(conn, m, out)
         rows.append(_event_row(m, source))
         if lead_id is not None:
             out.touch(lead_id, m.ts, m.message_id)
     out.inserted = append_events(conn, rows)
-    out.duplicates = len(rows) - len(out.inserted)
-    for lead_id, ids in list(out.causes.items()):
-        fresh = [i for i in ids if i in out.inserted]
-        if fresh:
-            out.causes[lead_id] = fresh
-        else:  # a lead only touched by duplicates has not changed
-            del out.causes[lead_id]
-            del out.touched[lead_id]
+    out.duplicates += len(rows) - len(out.inserted)
     return out
 
 
@@ -98,13 +103,23 @@ def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
     elif m.user_id:
         if m.type == "identify" or email:
             lead_id, created = upsert_lead(
-                conn, now_ms=m.received_ms, email=email, external_id=m.user_id, fields=fields, attributes=attributes if m.type == "identify" else {}
+                conn,
+                now_ms=m.received_ms,
+                email=email,
+                external_id=m.user_id,
+                fields=fields,
+                attributes=attributes if m.type == "identify" else {},
             )
         else:
             lead_id = lead_for_key(conn, user_key(m.user_id))
             created = False
             if lead_id is None:
-                lead_id, created = upsert_lead(conn, now_ms=m.received_ms, external_id=m.user_id, email=m.user_id if "@" in m.user_id else None)
+                lead_id, created = upsert_lead(
+                    conn,
+                    now_ms=m.received_ms,
+                    external_id=m.user_id,
+                    email=m.user_id if "@" in m.user_id else None,
+                )
         if created:
             out.created_leads.add(lead_id)
         if m.anonymous_id and link_identity(conn, anonymous_key(m.anonymous_id), lead_id, m.received_ms):
@@ -122,7 +137,9 @@ def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
         attrs = {k: coerce(v) for k, v in traits.items() if not isinstance(v, dict | list)}
         if m.group_id:
             attrs.setdefault("group_id", m.group_id)
-        account_id, _ = upsert_account(conn, now_ms=m.received_ms, domain=domain, name=name or m.group_id, attributes=attrs)
+        account_id, _ = upsert_account(
+            conn, now_ms=m.received_ms, domain=domain, name=name or m.group_id, attributes=attrs
+        )
         set_lead_account(conn, lead_id, account_id, m.received_ms)
     return lead_id
 

@@ -53,6 +53,13 @@ Operator = Literal[
 MAX_REGEX_LENGTH = 300
 MAX_TEXT_LENGTH = 2000
 MAX_DEPTH = 12
+# Regexes run as Python ``re`` on SQLite and as POSIX AREs (~*) on PostgreSQL; these mean different things.
+UNPORTABLE_REGEX = (
+    ("\\b", "a word boundary in Python but a backspace in PostgreSQL; write (^|[^a-z0-9])word([^a-z0-9]|$)"),
+    ("\\B", "not portable between Python and PostgreSQL regular expressions"),
+    ("(?P", "named groups are Python-only"),
+    ("(?<", "look-behind and named groups are not portable"),
+)
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,5}$")
 Scalar = str | int | float | bool
 
@@ -128,6 +135,9 @@ def _check_value(op: str, value: Any) -> Any:
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"bad regex {value!r}: {exc}") from None
+            for construct, why in UNPORTABLE_REGEX:
+                if construct in value:
+                    raise ValueError(f"regex {value!r} uses {construct}: {why}")
             if re.search(r"\([^)]*[+*][^)]*\)[+*{]", value):
                 raise ValueError(f"regex {value!r} nests repetition (catastrophic backtracking risk)")
         return _short(value)

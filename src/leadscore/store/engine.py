@@ -27,12 +27,17 @@ def _regexp(pattern: str | None, value: Any) -> int | None:
     return int(_pattern(pattern).search(str(value)) is not None)
 
 
+def _lower(value: Any) -> str | None:
+    return None if value is None else str(value).lower()
+
+
 def _power(base: float | None, exp: float | None) -> float | None:
     return None if base is None or exp is None else math.pow(base, exp)
 
 
 def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     dbapi_conn.create_function("leadscore_regexp", 2, _regexp, deterministic=True)
+    dbapi_conn.create_function("leadscore_lower", 1, _lower, deterministic=True)
     try:
         dbapi_conn.execute("SELECT power(2, 2)")
     except sqlite3.OperationalError:  # SQLite built without math functions

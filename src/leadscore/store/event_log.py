@@ -27,6 +27,16 @@ EVENT_FIELDS = (
 )
 
 
+def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
+    """The ids among ``message_ids`` already in the log."""
+    known: set[str] = set()
+    ids = list(dict.fromkeys(message_ids))
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        known.update(conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars())
+    return known
+
+
 def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Append events; a message id already in the log is skipped. Returns the ids actually inserted."""
     if not rows:
