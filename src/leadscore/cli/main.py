@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from leadscore.cli import model_cmds
+from leadscore.cli import demo_cmd, imports, model_cmds
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
 from leadscore.compile.matches import compile_matches, match_column, points_column
@@ -25,8 +25,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command("demo")(demo_cmd.demo)
 app.command("validate")(model_cmds.validate)
 app.add_typer(model_cmds.app, name="model")
+app.add_typer(imports.app, name="import")
 
 Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 ModelFile = Annotated[
@@ -64,21 +66,21 @@ def score_cmd(
     db: Db = None,
 ) -> None:
     """Score every lead as of a time (default now). Scoring now with the active model saves the scores."""
-    store = open_store(db)
-    when = parse_as_of(as_of)
-    if model_file is None and when is None:
-        ledgers = rescore_all(store)
-    else:
-        active = _active_or_file(store, model_file)
+    with open_store(db) as store:
+        when = parse_as_of(as_of)
+        if model_file is None and when is None:
+            ledgers = rescore_all(store)
+        else:
+            active = _active_or_file(store, model_file)
+            with store.connect() as conn:
+                ledgers = score(conn, active.model, store.sources(), all_leads(when or now_ms()))
+        ledgers.sort(key=lambda lg: (-lg.score, lg.lead_id))
+        if top is not None:
+            ledgers = ledgers[:top]
         with store.connect() as conn:
-            ledgers = score(conn, active.model, store.sources(), all_leads(when or now_ms()))
-    ledgers.sort(key=lambda lg: (-lg.score, lg.lead_id))
-    if top is not None:
-        ledgers = ledgers[:top]
-    with store.connect() as conn:
-        people = _people(conn, [lg.lead_id for lg in ledgers])
-    title = f"Scores as of {fmt_time(ledgers[0].as_of)} UTC" if ledgers else "No leads"
-    print_rows(score_rows(ledgers, people), fmt, title)
+            people = _people(conn, [lg.lead_id for lg in ledgers])
+        title = f"Scores as of {fmt_time(ledgers[0].as_of)} UTC" if ledgers else "No leads"
+        print_rows(score_rows(ledgers, people), fmt, title)
 
 
 @app.command("explain")
@@ -93,54 +95,56 @@ def explain_cmd(
     db: Db = None,
 ) -> None:
     """Every point of a lead's score traced: rule, events counted, decay, caps, fit vs engagement, grade, band."""
-    store = open_store(db)
-    active = _active_or_file(store, model_file)
-    when = parse_as_of(as_of) or now_ms()
-    with store.connect() as conn:
-        lead_id = resolve_lead(conn, lead)
-        (ledger,) = score(conn, active.model, store.sources(), all_leads(when, [lead_id]))
-        matched = [
-            dict(r)
-            for r in conn.execute(compile_matches(active.model, store.sources(), lead_id, when)).mappings()
-        ]
-        who = _people(conn, [lead_id])[lead_id]
-    if fmt == "json":
-        payload = {
-            **ledger.as_dict(),
-            "lead": who,
-            "model": active.version.label if active.version else "file",
-        }
-        payload["events"] = [
-            {
-                "message_id": m["message_id"],
-                "ts": m["ts"],
-                "type": m["type"],
-                "name": m["name"],
-                "path": m["path"],
-                "rules": {
-                    r.id: m[points_column(r.id)] for r in active.model.engagement if m[match_column(r.id)]
-                },
+    with open_store(db) as store:
+        active = _active_or_file(store, model_file)
+        when = parse_as_of(as_of) or now_ms()
+        with store.connect() as conn:
+            lead_id = resolve_lead(conn, lead)
+            (ledger,) = score(conn, active.model, store.sources(), all_leads(when, [lead_id]))
+            matched = [
+                dict(r)
+                for r in conn.execute(
+                    compile_matches(active.model, store.sources(), lead_id, when)
+                ).mappings()
+            ]
+            who = _people(conn, [lead_id])[lead_id]
+        if fmt == "json":
+            payload = {
+                **ledger.as_dict(),
+                "lead": who,
+                "model": active.version.label if active.version else "file",
             }
-            for m in matched
-        ]
-        print(json.dumps(payload, indent=2, default=str))
-        return
-    name = (
-        " ".join(str(p) for p in (who.get("first_name"), who.get("last_name")) if p)
-        or who.get("email")
-        or lead
-    )
-    label = active.version.label if active.version else "model file"
-    console.print(
-        f"[bold]{name}[/bold] <{who.get('email') or ''}> — score [bold]{ledger.score:.1f}[/bold] "
-        f"(fit {ledger.fit_score:.1f}, engagement {ledger.engagement_score:.1f}), grade {ledger.grade}, "
-        f"level {ledger.level} ({ledger.grade}{ledger.level}), band {ledger.band} — as of {fmt_time(ledger.as_of)} UTC, {label}",
-        highlight=False,
-    )
-    _print_weights(active.model)
-    console.print(ledger_table(ledger, "Ledger (score points sum to the score)"))
-    if events and matched:
-        _print_matches(active.model, matched)
+            payload["events"] = [
+                {
+                    "message_id": m["message_id"],
+                    "ts": m["ts"],
+                    "type": m["type"],
+                    "name": m["name"],
+                    "path": m["path"],
+                    "rules": {
+                        r.id: m[points_column(r.id)] for r in active.model.engagement if m[match_column(r.id)]
+                    },
+                }
+                for m in matched
+            ]
+            print(json.dumps(payload, indent=2, default=str))
+            return
+        name = (
+            " ".join(str(p) for p in (who.get("first_name"), who.get("last_name")) if p)
+            or who.get("email")
+            or lead
+        )
+        label = active.version.label if active.version else "model file"
+        console.print(
+            f"[bold]{name}[/bold] <{who.get('email') or ''}> — score [bold]{ledger.score:.1f}[/bold] "
+            f"(fit {ledger.fit_score:.1f}, engagement {ledger.engagement_score:.1f}), grade {ledger.grade}, "
+            f"level {ledger.level} ({ledger.grade}{ledger.level}), band {ledger.band} — as of {fmt_time(ledger.as_of)} UTC, {label}",
+            highlight=False,
+        )
+        _print_weights(active.model)
+        console.print(ledger_table(ledger, "Ledger (score points sum to the score)"))
+        if events and matched:
+            _print_matches(active.model, matched)
 
 
 def _print_weights(model: ScoringModel) -> None:
@@ -177,21 +181,24 @@ def history_cmd(
     db: Db = None,
 ) -> None:
     """The lead's score over time: one row per change, with its cause (events or a model change)."""
-    store = open_store(db)
-    with store.connect() as conn:
-        lead_id = resolve_lead(conn, lead)
-        rows = read_history(conn, lead_id)
-        labels = {v.id: v.label for v in list_versions(conn)}
-    if fmt == "table":
-        console.print(history_table(rows, labels))
-        if rows:
-            path = " → ".join(
-                f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}" for r in rows
-            )
-            console.print(f"score path: {path}", highlight=False)
-    else:
-        out = [{**r, "at": fmt_time(r["at_ms"]), "model": labels.get(r["model_version_id"])} for r in rows]
-        print_rows(out, fmt)
+    with open_store(db) as store:
+        with store.connect() as conn:
+            lead_id = resolve_lead(conn, lead)
+            rows = read_history(conn, lead_id)
+            labels = {v.id: v.label for v in list_versions(conn)}
+        if fmt == "table":
+            console.print(history_table(rows, labels))
+            if rows:
+                path = " → ".join(
+                    f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}"
+                    for r in rows
+                )
+                console.print(f"score path: {path}", highlight=False)
+        else:
+            out = [
+                {**r, "at": fmt_time(r["at_ms"]), "model": labels.get(r["model_version_id"])} for r in rows
+            ]
+            print_rows(out, fmt)
 
 
 def main() -> None:

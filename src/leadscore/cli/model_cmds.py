@@ -58,40 +58,40 @@ def publish_cmd(
 ) -> None:
     """Store the model as a new version, make it active, rescore every lead (recorded in history)."""
     model = load_or_exit(model_file)
-    store = open_store(db)
-    version, count = publish(store, model, note=note, as_of=parse_as_of(as_of))
-    console.print(
-        f"published {version.label} (sha256 {version.sha256[:12]}); rescored {count} leads", highlight=False
-    )
+    with open_store(db) as store:
+        version, count = publish(store, model, note=note, as_of=parse_as_of(as_of))
+        console.print(
+            f"published {version.label} (sha256 {version.sha256[:12]}); rescored {count} leads",
+            highlight=False,
+        )
 
 
 @app.command("list")
 def list_cmd(db: Db = None) -> None:
     """Every stored version; the active one is marked."""
-    store = open_store(db)
-    with store.connect() as conn:
-        versions = list_versions(conn)
-    table = Table(title="Model versions")
-    for col in ("", "version", "id", "created", "published", "sha256", "note"):
-        table.add_column(col)
-    for v in versions:
-        table.add_row(
-            "*" if v.active else "",
-            v.label,
-            str(v.id),
-            fmt_time(v.created_ms),
-            fmt_time(v.published_ms),
-            v.sha256[:12],
-            v.note,
-        )
-    console.print(table)
+    with open_store(db) as store:
+        with store.connect() as conn:
+            versions = list_versions(conn)
+        table = Table(title="Model versions")
+        for col in ("", "version", "id", "created", "published", "sha256", "note"):
+            table.add_column(col)
+        for v in versions:
+            table.add_row(
+                "*" if v.active else "",
+                v.label,
+                str(v.id),
+                fmt_time(v.created_ms),
+                fmt_time(v.published_ms),
+                v.sha256[:12],
+                v.note,
+            )
+        console.print(table)
 
 
 @app.command("show")
 def show_cmd(ref: Annotated[str, typer.Argument(help="name@version, name, or id.")], db: Db = None) -> None:
     """Print a stored version's YAML."""
-    store = open_store(db)
-    with store.connect() as conn:
+    with open_store(db) as store, store.connect() as conn:
         print(find_version(conn, ref).yaml, end="")
 
 
@@ -99,10 +99,10 @@ def _resolve(ref: str, db: str | None) -> tuple[str, ScoringModel]:
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return str(path), load_or_exit(path)
-    store = open_store(db)
-    with store.connect() as conn:
-        version = find_version(conn, ref)
-    return version.label, loads_model(version.yaml, version.label)
+    with open_store(db) as store:
+        with store.connect() as conn:
+            version = find_version(conn, ref)
+        return version.label, loads_model(version.yaml, version.label)
 
 
 def rule_changes(old: ScoringModel, new: ScoringModel) -> list[tuple[str, str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -27,8 +29,14 @@ AsOf = Annotated[
 ]
 
 
-def open_store(db: str | None) -> Store:
-    return Store.from_url(database_url(db))
+@contextmanager
+def open_store(db: str | None) -> Iterator[Store]:
+    """The store for ``--db``, disposed (connections closed) when the command ends."""
+    store = Store.from_url(database_url(db))
+    try:
+        yield store
+    finally:
+        store.dispose()
 
 
 def parse_as_of(text: str | None) -> int | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadscore.ingest.attributes import canonical, coerce
+from leadscore.ingest.attributes import canonical, coerce, normalise_domain
 from leadscore.ingest.segment import Message
 from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.people import (
@@ -129,10 +129,9 @@ def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
         lead_id = lead_for_key(conn, anonymous_key(m.anonymous_id))
     if m.type == "group" and lead_id is not None:
         traits = {canonical(k): v for k, v in m.traits.items()}
-        domain = str(traits.pop("domain", "") or traits.pop("website", "") or "") or None
-        if domain and "://" in domain:
-            domain = domain.split("://", 1)[1]
-        domain = domain.split("/", 1)[0] if domain else None
+        website = traits.get("domain") or traits.get("website")
+        traits.pop("domain", None)
+        domain = normalise_domain(str(website)) if website else None
         name = str(traits.pop("company", "") or traits.pop("name", "") or "") or None
         attrs = {k: coerce(v) for k, v in traits.items() if not isinstance(v, dict | list)}
         if m.group_id:

@@ -19,6 +19,7 @@ ALIASES = {
     "lastname": "last_name",
     "surname": "last_name",
     "family_name": "last_name",
+    "full_name": "name",
     "company": "company",
     "company_name": "company",
     "account_name": "company",
@@ -40,12 +41,17 @@ ALIASES = {
     "industry": "industry",
     "country": "country",
     "country_region": "country",
+    "mailing_country": "country",
+    "billing_country": "country",
     "lead_source": "lead_source",
     "leadsource": "lead_source",
     "original_source": "lead_source",
     "website": "website",
+    "website_url": "website",
+    "company_website": "website",
     "company_domain_name": "domain",
     "domain": "domain",
+    "company_domain": "domain",
     "user_id": "user_id",
     "userid": "user_id",
     "external_id": "user_id",
@@ -70,7 +76,7 @@ def canonical(name: str) -> str:
     return ALIASES.get(key, key)
 
 
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")  # "02134" (a zip code, an id) stays text
 
 
 def coerce(value: object) -> object:
@@ -83,3 +89,11 @@ def coerce(value: object) -> object:
             return float(text) if "." in text else int(text)
         return text
     return value
+
+
+def normalise_domain(text: str) -> str:
+    """``https://www.Acme.io/about`` → ``acme.io`` (scheme, ``www.``, port, path and query dropped)."""
+    host = text.strip().lower()
+    host = host.split("://", 1)[1] if "://" in host else host.removeprefix("//")
+    host = re.split(r"[/?#]", host, maxsplit=1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+    return host.removeprefix("www.").rstrip(".")

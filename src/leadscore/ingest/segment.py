@@ -104,7 +104,9 @@ def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) ->
     properties = _mapping(raw, "properties")
     traits = _mapping(raw, "traits") or _mapping(context, "traits")
     received = parse_time(raw["receivedAt"], "receivedAt") if raw.get("receivedAt") else received_ms
-    stamp_field = "timestamp" if raw.get("timestamp") else "originalTimestamp" if raw.get("originalTimestamp") else None
+    stamp_field = (
+        "timestamp" if raw.get("timestamp") else "originalTimestamp" if raw.get("originalTimestamp") else None
+    )
     if stamp_field is None:
         ts = received
     else:
@@ -149,6 +151,11 @@ def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) ->
 
 def parse_line(line: str, number: int, file: str, *, received_ms: int) -> Message:
     """One JSONL line → Message, or InputError naming the line (and column for JSON syntax)."""
+    size = len(line.encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise InputError(
+            Problem(f"message is {size} bytes; at most {MAX_MESSAGE_BYTES} are allowed", file, number)
+        )
     try:
         raw = json.loads(line)
     except json.JSONDecodeError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from leadscore.compile import Ledger
@@ -15,6 +15,8 @@ from leadscore.scoring.run import Active, all_leads, now_ms, score
 from leadscore.store import Store
 from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
 from leadscore.store.results import save_current
+
+RESCORE_CHUNK = 5000
 
 
 @dataclass
@@ -97,3 +99,24 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
         if save:
             save_current(conn, ledgers, active.version.id, stamp)
     return ledgers
+
+
+def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> int:
+    """Rescore leads with the active model now: current scores and a history row if a score moved.
+
+    Returns how many leads were scored (0 when no model is active).
+    """
+    ids = sorted(set(lead_ids))
+    active = current_model(store)
+    if active is None or active.version is None or not ids:
+        return 0
+    stamp, scored = now_ms(), 0
+    with store.begin() as conn:
+        for start in range(0, len(ids), RESCORE_CHUNK):
+            chunk = ids[start : start + RESCORE_CHUNK]
+            ledgers = score(conn, active.model, store.sources(), all_leads(stamp, chunk))
+            save_current(conn, ledgers, active.version.id, stamp)
+            changes = {lid: (stamp, "import", cause_ref) for lid in chunk}
+            history.record(conn, active.model, store.sources(), active.version.id, changes, stamp)
+            scored += len(ledgers)
+    return scored

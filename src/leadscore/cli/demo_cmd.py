@@ -1,0 +1,89 @@
+"""``leadscore demo``: build a demo database, score it, show the hottest leads and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, inspect, select
+from sqlalchemy.engine import make_url
+
+from leadscore.cli.options import fmt_time
+from leadscore.cli.render import console
+from leadscore.demo import run_demo
+from leadscore.store import Store
+from leadscore.store.engine import normalise_url
+from leadscore.store.schema import leads
+
+DEMO_DB = "leadscore-demo.db"
+
+
+def _has_leads(db: str) -> bool:
+    url = make_url(normalise_url(db))
+    if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
+        return False
+    store = Store.from_url(db, migrate_schema=False)
+    try:
+        if not inspect(store.engine).has_table("leads"):
+            return False
+        with store.connect() as conn:
+            return bool(conn.execute(select(func.count()).select_from(leads)).scalar())
+    finally:
+        store.dispose()
+
+
+def demo(
+    leads_n: Annotated[
+        int, typer.Option("--leads", min=10, max=200_000, help="How many leads to generate.")
+    ] = 500,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 42,
+    db: Annotated[str, typer.Option("--db", help="Where to build the demo (SQLite path or URL).")] = DEMO_DB,
+    top: Annotated[int, typer.Option(help="How many of the hottest leads to show.")] = 10,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace a database that already holds leads (its data is lost)."),
+    ] = False,
+) -> None:
+    """Generate a realistic B2B data set, score it with the example model and show the hottest leads."""
+    if db != DEMO_DB and not overwrite and _has_leads(db):
+        console.print(
+            f"[red]error[/red] {db} already holds leads; pass --overwrite to replace them with demo data"
+        )
+        raise typer.Exit(1)
+    console.print(f"Building a demo with {leads_n} leads (seed {seed}) in {db} ...", highlight=False)
+    result = run_demo(db, leads=leads_n, seed=seed, top=top)
+    g = result.generated
+    console.print(
+        f"{g.companies} companies, {g.leads} leads, {g.events} events ({fmt_time(g.first_ms)[:10]} to "
+        f"{fmt_time(g.now_ms)[:10]}), {g.outcomes} outcomes; model {result.model}; built in {result.seconds:.1f} s",
+        highlight=False,
+    )
+    console.print(
+        "bands: " + ", ".join(f"{band} {result.bands.get(band, 0)}" for band in ("hot", "warm", "cold")),
+        highlight=False,
+    )
+    table = Table(title=f"The {len(result.hottest)} hottest leads as of {fmt_time(result.as_of_ms)} UTC")
+    for col in ("lead", "who", "company", "score", "fit", "eng.", "grade", "band", "top reasons"):
+        table.add_column(col, justify="right" if col in ("score", "fit", "eng.") else "left")
+    for lead in result.hottest:
+        reasons = ", ".join(f"{line.name} +{line.score_points:.1f}" for line in lead.reasons(3))
+        table.add_row(
+            str(lead.lead_id),
+            f"{lead.name}\n{lead.job_title or ''}",
+            lead.company or "",
+            f"{lead.score:.1f}",
+            f"{lead.fit_score:.0f}",
+            f"{lead.engagement_score:.0f}",
+            f"{lead.grade}{lead.level}",
+            lead.band,
+            reasons,
+        )
+    console.print(table)
+    if result.hottest:
+        first = result.hottest[0]
+        console.print(
+            f"Next: leadscore explain {first.lead_id} --db {db}    leadscore history {first.lead_id} --db {db}",
+            highlight=False,
+        )

@@ -1,0 +1,1 @@
+"""Ingest: Segment messages, CSV and JSONL imports, identity stitching, attribute names."""
