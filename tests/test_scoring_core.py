@@ -17,6 +17,7 @@ from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
+from leadscore.store.people import find_lead
 from leadscore.store.schema import events, leads
 
 T0 = parse_time("2024-05-01T12:00:00Z", "t")
@@ -58,13 +59,14 @@ def test_hostile_values_are_bound(store: Store) -> None:
         as_of=T0,
     )
     with store.connect() as conn:
-        result = {lg.lead_id: lg for lg in score(conn, loads_model(MODEL), store.sources(), all_leads(T0))}
+        by_id = {lg.lead_id: lg for lg in score(conn, loads_model(MODEL), store.sources(), all_leads(T0))}
+        result = {user: by_id[find_lead(conn, external_id=user)] for user in ("u1", "u2")}  # type: ignore[index]
         assert conn.execute(select(func.count()).select_from(leads)).scalar() == 2
     # u1: fit 7 of 10 → fit score 70; engagement 0; score = (70 + 0) / 2 = 35
-    assert result[1].fit_score == pytest.approx(70.0)
-    assert result[1].score == pytest.approx(35.0)
+    assert result["u1"].fit_score == pytest.approx(70.0)
+    assert result["u1"].score == pytest.approx(35.0)
     # u2: regex matches "o'brien" case-insensitively: 3 of 10 → 30; score 15
-    assert result[2].score == pytest.approx(15.0)
+    assert result["u2"].score == pytest.approx(15.0)
 
 
 def test_duplicates_and_stitching(store: Store) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,15 +81,43 @@ def apply_messages(conn: Connection, messages: Sequence[Message], source: str) -
         else:
             seen.add(m.message_id)
             fresh.append(m)
-    rows: list[dict[str, Any]] = []
-    for m in sorted(fresh, key=lambda m: m.ts):
-        lead_id = _identify(conn, m, out)
-        rows.append(_event_row(m, source))
-        if lead_id is not None:
-            out.touch(lead_id, m.ts, m.message_id)
+    apply_identities(conn, fresh, out)
+    rows = [event_row(m, source) for m in sorted(fresh, key=lambda m: m.ts)]
     out.inserted = append_events(conn, rows)
     out.duplicates += len(rows) - len(out.inserted)
     return out
+
+
+def apply_identities(conn: Connection, messages: Sequence[Message], out: Applied) -> Applied:
+    """Apply what messages say about people (identities, traits, accounts) in event-time order, and
+    record in ``out`` which leads each message touches."""
+    for m in sorted(messages, key=lambda m: (m.ts, m.message_id)):
+        lead_id = _identify(conn, m, out)
+        if lead_id is not None:
+            out.touch(lead_id, m.ts, m.message_id)
+    return out
+
+
+def message_from_row(row: Mapping[str, Any]) -> Message:
+    """The normalised message an event-log row was written from."""
+    context = dict(row["context"] or {})
+    traits = context.pop("traits", None) or {}
+    return Message(
+        message_id=row["message_id"],
+        type=row["type"],
+        ts=row["ts"],
+        received_ms=row["received_ms"],
+        user_id=row["user_id"],
+        anonymous_id=row["anonymous_id"],
+        name=row["name"],
+        path=row["path"],
+        url=row["url"],
+        properties=row["properties"] or {},
+        traits=traits,
+        context=context,
+        group_id=row["group_id"],
+        previous_id=row["previous_id"],
+    )
 
 
 def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
@@ -109,6 +137,7 @@ def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
                 external_id=m.user_id,
                 fields=fields,
                 attributes=attributes if m.type == "identify" else {},
+                at_ms=m.ts,
             )
         else:
             lead_id = lead_for_key(conn, user_key(m.user_id))
@@ -143,7 +172,7 @@ def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
     return lead_id
 
 
-def _event_row(m: Message, source: str) -> dict[str, Any]:
+def event_row(m: Message, source: str) -> dict[str, Any]:
     return {
         "message_id": m.message_id,
         "type": m.type,
@@ -151,6 +180,8 @@ def _event_row(m: Message, source: str) -> dict[str, Any]:
         "person_key": m.person_key if (m.user_id or m.anonymous_id) else f"u:{m.previous_id}",
         "user_id": m.user_id,
         "anonymous_id": m.anonymous_id,
+        "group_id": m.group_id,
+        "previous_id": m.previous_id,
         "path": m.path,
         "url": m.url,
         "properties": m.properties,

@@ -201,7 +201,7 @@ def _snapshot(conn: Connection, table: Table, row_id: int | None) -> dict[str, A
     if row_id is None:
         return None
     row = conn.execute(select(table).where(table.c.id == row_id)).mappings().first()
-    return {k: v for k, v in row.items() if k != "updated_ms"} if row else None
+    return {k: v for k, v in row.items() if k not in ("updated_ms", "attribute_ts")} if row else None
 
 
 def _outcome(before: dict[str, Any] | None, after: dict[str, Any] | None, created: bool) -> str:

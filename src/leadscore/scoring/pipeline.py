@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from leadscore.compile import Ledger
+from sqlalchemy import Connection
+
+from leadscore.compile import Ledger, Sources
 from leadscore.errors import StoreError
 from leadscore.ingest.apply import Applied, apply_messages
 from leadscore.ingest.segment import Message
@@ -14,7 +16,7 @@ from leadscore.scoring import history
 from leadscore.scoring.run import Active, all_leads, now_ms, score
 from leadscore.store import Store
 from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
-from leadscore.store.results import save_current
+from leadscore.store.results import lock_leads, save_current
 
 RESCORE_CHUNK = 5000
 
@@ -30,37 +32,43 @@ class IngestReport:
 
 def current_model(store: Store) -> Active | None:
     with store.connect() as conn:
-        try:
-            return Active.of(active_version(conn))
-        except StoreError:
-            return None
+        return active_model(conn)
+
+
+def active_model(conn: Connection) -> Active | None:
+    """The active model version, parsed (cached per version), or None when none is published."""
+    try:
+        return Active.of(active_version(conn))
+    except StoreError:
+        return None
 
 
 def ingest(
     store: Store, messages: Sequence[Message], *, source: str, as_of: int | None = None
 ) -> IngestReport:
     """Store messages and rescore the leads they touch with the active model, in one transaction."""
-    active = current_model(store)
     with store.begin() as conn:
         applied = apply_messages(conn, messages, source)
         report = IngestReport(len(applied.inserted), applied.duplicates, created_leads=applied.created_leads)
-        if active is not None and active.version is not None and applied.touched:
-            report.leads_rescored, report.history_rows = _rescore_touched(conn, store, active, applied, as_of)
+        report.leads_rescored, report.history_rows = rescore_touched(conn, store.sources(), applied, as_of)
     return report
 
 
-def _rescore_touched(
-    conn: object, store: Store, active: Active, applied: Applied, as_of: int | None
+def rescore_touched(
+    conn: Connection, sources: Sources, applied: Applied, as_of: int | None = None
 ) -> tuple[int, int]:
-    from sqlalchemy import Connection
-
-    assert isinstance(conn, Connection) and active.version is not None
+    """Rescore the leads a batch touched with the active model: current score (as of ``as_of``, default
+    now), ledger, history at the batch's event time, threshold crossings. Returns (leads, history rows)."""
+    active = active_model(conn)
+    if active is None or active.version is None or not applied.touched:
+        return 0, 0
     stamp = now_ms()
     lead_ids = sorted(applied.touched)
-    ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp, lead_ids))
+    lock_leads(conn, lead_ids)
+    ledgers = score(conn, active.model, sources, all_leads(as_of or stamp, lead_ids))
     save_current(conn, ledgers, active.version.id, stamp)
     changes = {lid: (applied.touched[lid], "event", _cause(applied.causes.get(lid, []))) for lid in lead_ids}
-    rows = history.record(conn, active.model, store.sources(), active.version.id, changes, stamp)
+    rows = history.record(conn, active.model, sources, active.version.id, changes, stamp)
     return len(ledgers), rows
 
 

@@ -36,6 +36,8 @@ def _power(base: float | None, exp: float | None) -> float | None:
 
 
 def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # leadscore issues BEGIN itself (see _on_sqlite_begin); the driver must not
+    dbapi_conn.isolation_level = None
     dbapi_conn.create_function("leadscore_regexp", 2, _regexp, deterministic=True)
     dbapi_conn.create_function("leadscore_lower", 1, _lower, deterministic=True)
     try:
@@ -48,6 +50,16 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _on_sqlite_begin(conn: Any) -> None:
+    """Write transactions take SQLite's write lock up front (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes fails with SQLITE_BUSY_SNAPSHOT when another
+    connection committed in between; taking the lock first makes concurrent writers queue instead.
+    """
+    immediate = conn.get_execution_options().get("immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def normalise_url(url: str) -> str:
@@ -66,6 +78,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url)
         event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 

@@ -17,6 +17,8 @@ EVENT_FIELDS = (
     "person_key",
     "user_id",
     "anonymous_id",
+    "group_id",
+    "previous_id",
     "path",
     "url",
     "properties",

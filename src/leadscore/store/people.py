@@ -54,11 +54,14 @@ def upsert_lead(
     external_id: str | None = None,
     fields: dict[str, Any] | None = None,
     attributes: dict[str, Any] | None = None,
+    at_ms: int | None = None,
 ) -> tuple[int, bool]:
     """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
 
-    Returns (lead id, created). Attributes merge key by key; a later value replaces an earlier one.
+    Returns (lead id, created). Values merge key by key, and the value observed at the latest time
+    (``at_ms``, default ``now_ms``) wins, so messages applied out of order leave the same lead.
     """
+    at_ms = now_ms if at_ms is None else at_ms
     email = email.strip().lower() if email else None
     fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
@@ -69,6 +72,7 @@ def upsert_lead(
             "email": email,
             "email_domain": email_domain(email),
             "attributes": attributes,
+            "attribute_ts": dict.fromkeys([*attributes, *fields], at_ms),
             "created_ms": now_ms,
             "updated_ms": now_ms,
             **fields,
@@ -78,10 +82,15 @@ def upsert_lead(
         created = True
     else:
         row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
-        changes: dict[str, Any] = {k: v for k, v in fields.items() if row[k] != v}
-        merged = {**(row["attributes"] or {}), **attributes}
+        seen = dict(row["attribute_ts"] or {})
+        newer = {k for k in [*fields, *attributes] if at_ms >= seen.get(k, at_ms)}
+        changes: dict[str, Any] = {k: v for k, v in fields.items() if k in newer and row[k] != v}
+        merged = {**(row["attributes"] or {}), **{k: v for k, v in attributes.items() if k in newer}}
         if merged != row["attributes"]:
             changes["attributes"] = merged
+        stamps = {**seen, **dict.fromkeys(newer, at_ms)}
+        if stamps != seen:
+            changes["attribute_ts"] = stamps
         if email and row["email"] != email and find_lead(conn, email=email) is None:
             changes["email"], changes["email_domain"] = email, email_domain(email)
         if external_id and not row["external_id"]:

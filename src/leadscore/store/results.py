@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 
 from leadscore.compile import Ledger
-from leadscore.store.schema import ledger, score_history, scores
+from leadscore.store.schema import ledger, score_events, score_history, scores
+from leadscore.store.upsert import insert_ignore
 
 CHUNK = 500
 
@@ -90,3 +91,28 @@ def read_current(conn: Connection, lead_id: int) -> tuple[dict[str, Any] | None,
     score = conn.execute(select(scores).where(scores.c.lead_id == lead_id)).mappings().first()
     lines = conn.execute(select(ledger).where(ledger.c.lead_id == lead_id)).mappings()
     return (dict(score) if score else None), [dict(r) for r in lines]
+
+
+CROSSING_KEY = ("lead_id", "model_version_id", "kind", "at_ms", "to_value")
+
+
+def record_crossings(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Record threshold crossings; one already recorded (same lead, version, kind, time, value) is skipped."""
+    return insert_ignore(conn, score_events, rows, CROSSING_KEY)
+
+
+def read_crossings(conn: Connection, lead_id: int | None = None) -> list[dict[str, Any]]:
+    query = select(score_events).order_by(score_events.c.id)
+    if lead_id is not None:
+        query = query.where(score_events.c.lead_id == lead_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def lock_leads(conn: Connection, lead_ids: Sequence[int]) -> None:
+    """Serialise concurrent rescoring of the same leads (PostgreSQL row locks; SQLite writers are serial)."""
+    if conn.dialect.name == "postgresql" and lead_ids:
+        from leadscore.store.schema import leads
+
+        conn.execute(
+            select(leads.c.id).where(leads.c.id.in_(sorted(lead_ids))).order_by(leads.c.id).with_for_update()
+        )

@@ -50,6 +50,8 @@ leads = Table(
     Column("company", String(500)),
     Column("account_id", Integer, ForeignKey("accounts.id"), index=True),
     Column("attributes", Json, nullable=False),
+    # when each attribute's value was observed (event time), so the latest observation wins
+    Column("attribute_ts", Json, nullable=False, server_default="{}"),
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
 )
@@ -72,6 +74,8 @@ events = Table(
     Column("person_key", String(300), nullable=False),
     Column("user_id", String(255)),
     Column("anonymous_id", String(255)),
+    Column("group_id", String(255)),  # group messages
+    Column("previous_id", String(255)),  # alias messages
     Column("path", Text),
     Column("url", Text),
     Column("properties", Json, nullable=False),
@@ -160,4 +164,56 @@ outcomes = Table(
     Column("source", String(32), nullable=False),
     Column("recorded_ms", BigInteger, nullable=False),
     UniqueConstraint("lead_id", "kind", "at_ms"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # write | read | admin
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),  # shown in listings; the key itself is never stored
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    # events acknowledged to a client but not yet applied (identities, traits) and scored
+    Column("message_id", String(300), ForeignKey("events.message_id"), primary_key=True),
+    Column("received_ms", BigInteger, nullable=False),
+)
+
+score_events = Table(
+    "score_events",
+    metadata,
+    # threshold crossings (band, grade, level changes) for the lifecycle to act on; recorded once
+    Column("id", Integer, primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False, index=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # band | grade | level
+    Column("from_value", String(16)),
+    Column("to_value", String(16), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("score", Float(precision=53), nullable=False),
+    Column("cause_ref", Text, nullable=False),
+    Column("recorded_ms", BigInteger, nullable=False),
+    UniqueConstraint("lead_id", "model_version_id", "kind", "at_ms", "to_value"),
+)
+
+model_backtests = Table(
+    "model_backtests",
+    metadata,
+    # a candidate version replayed against a baseline (the active version then) over [start_ms, end_ms)
+    Column("id", Integer, primary_key=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("baseline_version_id", Integer, ForeignKey("model_versions.id")),
+    Column("outcome", String(16), nullable=False),  # the outcome kind conversions were counted by
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("threshold", Float(precision=53), nullable=False),  # MQL threshold on the 0–100 score
+    Column("summary", Json, nullable=False),  # the backtest report as JSON
+    Column("created_ms", BigInteger, nullable=False),
 )

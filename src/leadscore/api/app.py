@@ -1,0 +1,73 @@
+"""``create_app(settings)``: the FastAPI application. Nothing connects at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from leadscore import __version__
+from leadscore.api import errors, leads, tracking
+from leadscore.api.auth import KeyCache
+from leadscore.api.state import AppState
+from leadscore.ingest.committer import GroupCommitter
+from leadscore.scoring.processor import Processor
+from leadscore.settings import Settings
+from leadscore.store import Store
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if "*" in settings.cors_origins:
+        raise ValueError("LEADSCORE_CORS_ORIGINS must list origins; '*' would let any site send events")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store or Store.from_url(settings.database_url)
+        processor = Processor(own_store, idle_s=settings.processor_idle_s) if settings.run_processor else None
+        committer = GroupCommitter(own_store, on_commit=processor.wake if processor else None).start()
+        if processor is not None:
+            processor.start()
+        app.state.leadscore = AppState(settings, own_store, KeyCache(own_store), committer, processor)
+        try:
+            yield
+        finally:
+            committer.stop()
+            if processor is not None:
+                processor.drain()
+                processor.stop()
+            if store is None:
+                own_store.dispose()
+
+    app = FastAPI(
+        title="leadscore",
+        version=__version__,
+        description="Segment-compatible event ingestion and the lead read API.",
+        lifespan=lifespan,
+        docs_url=None,  # Swagger UI would load from a CDN; the OpenAPI document is at /openapi.json
+        redoc_url=None,
+    )
+    errors.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["POST", "GET", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.include_router(tracking.router)
+    app.include_router(leads.router)
+
+    @app.get("/health", tags=["health"], summary="Liveness: the app answers")
+    def health() -> dict[str, object]:
+        return {"ok": True, "version": __version__}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory leadscore.api.app:app_from_env`` (each worker process)."""
+    return create_app(Settings())

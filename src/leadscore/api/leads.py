@@ -1,0 +1,201 @@
+"""Read API: ``GET /v1/leads`` (filter, sort, cursor pages, streamed CSV/NDJSON export) and
+``GET /v1/leads/{id-or-email}`` (attributes, score, ledger, history, crossings). Read tokens only."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from leadscore.api.auth import read_token
+from leadscore.api.errors import ApiError
+from leadscore.api.state import state_of
+from leadscore.errors import NotFoundError
+from leadscore.store.people import find_lead
+from leadscore.store.results import read_crossings, read_current, read_history
+from leadscore.store.schema import accounts, leads, scores
+
+router = APIRouter(prefix="/v1", tags=["leads"])
+SORTS = {
+    "score": scores.c.score,
+    "fit": scores.c.fit_score,
+    "engagement": scores.c.engagement_score,
+    "updated": leads.c.updated_ms,
+    "id": leads.c.id,
+}
+COLUMNS = [
+    leads.c.id.label("lead_id"),
+    leads.c.external_id,
+    leads.c.email,
+    leads.c.first_name,
+    leads.c.last_name,
+    func.coalesce(accounts.c.name, leads.c.company).label("company"),
+    scores.c.score,
+    scores.c.fit_score,
+    scores.c.engagement_score,
+    scores.c.grade,
+    scores.c.level,
+    scores.c.band,
+    leads.c.updated_ms,
+]
+EXPORT_CHUNK = 1000
+
+
+def csv_safe(value: Any) -> Any:
+    """Neutralise spreadsheet formulas: a cell starting with = + - @ (or tab/CR) is prefixed with '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _sort_key(sort: str) -> ColumnElement[Any]:
+    return func.coalesce(SORTS[sort], -1.0)
+
+
+def _encode_cursor(value: Any, lead_id: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([value, lead_id])).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, int]:
+    try:
+        value, lead_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return value, int(lead_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise ApiError(
+            400, "invalid cursor", [{"field": "cursor", "message": "not a cursor from this API"}]
+        ) from None
+
+
+def _query(
+    band: str | None, grade: str | None, min_score: float | None, max_score: float | None, q: str | None
+) -> Select[Any]:
+    query = select(*COLUMNS).select_from(
+        leads.outerjoin(scores, scores.c.lead_id == leads.c.id).outerjoin(
+            accounts, accounts.c.id == leads.c.account_id
+        )
+    )
+    if band:
+        query = query.where(scores.c.band == band)
+    if grade:
+        query = query.where(scores.c.grade == grade)
+    if min_score is not None:
+        query = query.where(scores.c.score >= min_score)
+    if max_score is not None:
+        query = query.where(scores.c.score <= max_score)
+    if q:
+        like = f"%{q.lower().replace('%', '').replace('_', '')}%"
+        query = query.where(
+            or_(
+                func.lower(leads.c.email).like(like),
+                func.lower(leads.c.first_name).like(like),
+                func.lower(leads.c.last_name).like(like),
+                func.lower(func.coalesce(accounts.c.name, leads.c.company)).like(like),
+            )
+        )
+    return query
+
+
+@router.get("/leads", summary="List leads with their scores")
+def list_leads(
+    request: Request,
+    sort: Annotated[Literal["score", "fit", "engagement", "updated", "id"], Query()] = "score",
+    order: Annotated[Literal["desc", "asc"], Query()] = "desc",
+    band: Annotated[Literal["hot", "warm", "cold"] | None, Query()] = None,
+    grade: Annotated[Literal["A", "B", "C", "D"] | None, Query()] = None,
+    min_score: Annotated[float | None, Query(ge=0, le=100)] = None,
+    max_score: Annotated[float | None, Query(ge=0, le=100)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="search e-mail, name, company")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    format: Annotated[Literal["json", "csv", "ndjson"], Query()] = "json",
+) -> Any:
+    state = state_of(request)
+    read_token(request, state.keys)
+    key = _sort_key(sort)
+    query = _query(band, grade, min_score, max_score, q).add_columns(key.label("sort_value"))
+    ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
+    query = query.order_by(*ordering)
+    if format != "json":
+        return _export(state.store, query, format)
+    if cursor:
+        value, last_id = _decode_cursor(cursor)
+        after = (
+            or_(key < value, and_(key == value, leads.c.id < last_id))
+            if order == "desc"
+            else or_(key > value, and_(key == value, leads.c.id > last_id))
+        )
+        query = query.where(after)
+    with state.store.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query.limit(limit + 1)).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode_cursor(rows[-1]["sort_value"], rows[-1]["lead_id"]) if more else None
+    for row in rows:
+        row.pop("sort_value")
+    return {"ok": True, "leads": rows, "next_cursor": next_cursor}
+
+
+def _export(store: Any, query: Select[Any], fmt: str) -> StreamingResponse:
+    names = [str(c.name) for c in COLUMNS]
+
+    def rows() -> Iterator[bytes]:
+        with store.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=EXPORT_CHUNK).execute(query)
+            if fmt == "csv":
+                out = io.StringIO()
+                writer = csv.writer(out)
+                writer.writerow(names)
+                for chunk in result.mappings().partitions(EXPORT_CHUNK):
+                    for row in chunk:
+                        writer.writerow([csv_safe(row[n]) for n in names])
+                    yield out.getvalue().encode()
+                    out.seek(0)
+                    out.truncate()
+                yield out.getvalue().encode()
+            else:
+                for chunk in result.mappings().partitions(EXPORT_CHUNK):
+                    yield b"".join(orjson.dumps({n: row[n] for n in names}) + b"\n" for row in chunk)
+
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+    headers = {"Content-Disposition": f'attachment; filename="leads.{fmt}"'}
+    return StreamingResponse(rows(), media_type=media, headers=headers)
+
+
+@router.get("/leads/{ref}", summary="One lead: attributes, score, ledger, history, crossings")
+def get_lead(request: Request, ref: str) -> dict[str, Any]:
+    state = state_of(request)
+    read_token(request, state.keys)
+    with state.store.connect() as conn:
+        lead_id = None
+        if ref.isdigit():
+            lead_id = find_lead(conn, lead_id=int(ref))
+        if lead_id is None:
+            lead_id = find_lead(conn, email=ref) if "@" in ref else find_lead(conn, external_id=ref)
+        if lead_id is None:
+            raise NotFoundError(f"no lead {ref!r}")
+        lead = dict(conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one())
+        account = None
+        if lead["account_id"] is not None:
+            row = conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().one()
+            account = {k: row[k] for k in ("id", "domain", "name", "attributes")}
+        score, ledger = read_current(conn, lead_id)
+        history = read_history(conn, lead_id)
+        crossings = read_crossings(conn, lead_id)
+    lead.pop("attribute_ts", None)
+    return {
+        "ok": True,
+        "lead": lead,
+        "account": account,
+        "score": score,
+        "ledger": ledger,
+        "history": history,
+        "crossings": crossings,
+    }

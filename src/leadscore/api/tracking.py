@@ -1,0 +1,136 @@
+"""Segment-compatible tracking API: ``/v1/track|page|screen|identify|group|alias|batch|import`` and the
+short paths analytics.js (analytics-next) uses (``/v1/t``, ``/v1/p``, ``/v1/s``, ``/v1/i``, ``/v1/g``,
+``/v1/a``, ``/v1/b``). Bodies may be sent as ``application/json`` or ``text/plain``.
+
+A 200 means every accepted event is committed to disk (group commit); a batch stores its good messages
+and reports the bad ones per item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+
+from leadscore.api.auth import write_key
+from leadscore.api.errors import ApiError
+from leadscore.api.state import state_of
+from leadscore.ingest.apply import event_row
+from leadscore.ingest.segment import TYPES, normalise
+
+router = APIRouter(prefix="/v1", tags=["tracking"])
+SHORT = {"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group", "a": "alias"}
+BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+BATCH_KEYS = ("context", "integrations")
+
+
+def _decode(raw: bytes, limit: int) -> Any:
+    if len(raw) > limit:
+        raise ApiError(413, f"body is {len(raw)} bytes; at most {limit} are allowed")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"invalid JSON: {exc}") from None
+
+
+async def _commit(request: Request, rows: list[dict[str, Any]]) -> set[str]:
+    committer = state_of(request).committer
+    return await asyncio.wrap_future(committer.submit(rows))
+
+
+async def _single(request: Request, kind: str) -> dict[str, Any]:
+    state = state_of(request)
+    body = _decode(await request.body(), state.settings.max_message_bytes)
+    write_key(request, body, state.keys)
+    if not isinstance(body, dict):
+        raise ApiError(400, "a message is a JSON object")
+    try:
+        message = normalise({**body, "type": kind}, received_ms=int(time.time() * 1000))
+    except ValueError as exc:
+        raise ApiError(
+            400, str(exc), [{"index": 0, "messageId": body.get("messageId"), "message": str(exc)}]
+        ) from None
+    inserted = await _commit(request, [event_row(message, "api")])
+    return {"ok": True, "success": True, "accepted": 1, "duplicates": 1 - len(inserted)}
+
+
+async def _batch(request: Request) -> dict[str, Any]:
+    state = state_of(request)
+    body = _decode(await request.body(), state.settings.max_batch_bytes)
+    write_key(request, body, state.keys)
+    items = body.get("batch") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise ApiError(400, "a batch is a JSON object with a 'batch' array")
+    received = int(time.time() * 1000)
+    shared = {k: body[k] for k in BATCH_KEYS if isinstance(body.get(k), dict)}
+    rows, rejected = [], []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("a message is a JSON object")
+            if len(orjson.dumps(item)) > state.settings.max_message_bytes:
+                raise ValueError(f"message is larger than {state.settings.max_message_bytes} bytes")
+            merged = {**shared, **item}
+            if "sentAt" not in merged and body.get("sentAt"):
+                merged["sentAt"] = body["sentAt"]
+            rows.append(event_row(normalise(merged, received_ms=received), "api"))
+        except ValueError as exc:
+            message_id = item.get("messageId") if isinstance(item, dict) else None
+            rejected.append({"index": index, "messageId": message_id, "message": str(exc)})
+    if items and not rows:
+        raise ApiError(400, f"all {len(items)} messages were rejected", rejected)
+    inserted = await _commit(request, rows)
+    return {
+        "ok": True,
+        "success": True,
+        "accepted": len(rows),
+        "duplicates": len(rows) - len(inserted),
+        "rejected": rejected,
+    }
+
+
+def _single_route(kind: str, path: str, include: bool = True) -> None:
+    async def endpoint(request: Request) -> dict[str, Any]:
+        return await _single(request, kind)
+
+    endpoint.__name__ = f"{kind}_{path}"
+    router.add_api_route(
+        f"/{path}",
+        endpoint,
+        methods=["POST"],
+        summary=f"Record a {kind} message",
+        openapi_extra=BODY_DOC,
+        include_in_schema=include,
+    )
+
+
+for _kind in TYPES:
+    _single_route(_kind, _kind)
+for _short, _kind in SHORT.items():
+    _single_route(_kind, _short, include=True)
+
+
+@router.post("/batch", summary="Record a batch of messages", openapi_extra=BODY_DOC)
+async def batch(request: Request) -> dict[str, Any]:
+    return await _batch(request)
+
+
+@router.post("/b", summary="Record a batch of messages (analytics.js short path)", openapi_extra=BODY_DOC)
+async def batch_short(request: Request) -> dict[str, Any]:
+    return await _batch(request)
+
+
+@router.post("/import", summary="Import historical messages (a batch)", openapi_extra=BODY_DOC)
+async def import_(request: Request) -> dict[str, Any]:
+    return await _batch(request)

@@ -1,0 +1,91 @@
+"""``leadscore serve`` and ``leadscore keys create|list|revoke``."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from leadscore.cli.options import Db, fmt_time, open_store
+from leadscore.cli.render import console
+from leadscore.scoring.run import now_ms
+from leadscore.settings import database_url
+from leadscore.store.keys import KINDS, create_key, list_keys, revoke
+
+keys_app = typer.Typer(help="API keys: write keys for tracking, read and admin tokens.", no_args_is_help=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (more than one needs PostgreSQL).")
+    ] = 1,
+    db: Db = None,
+) -> None:
+    """Run the HTTP API: Segment-compatible tracking endpoints and the read API (OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    url = database_url(db)
+    if workers > 1 and not url.startswith(("postgres://", "postgresql")):
+        console.print(
+            "[red]error[/red] --workers above 1 needs PostgreSQL: SQLite allows one writing process"
+        )
+        raise typer.Exit(2)
+    os.environ["LEADSCORE_DATABASE_URL"] = url
+    with open_store(url):  # create or migrate the schema once, before workers start
+        pass
+    uvicorn.run(
+        "leadscore.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@keys_app.command("create")
+def create_cmd(
+    kind: Annotated[
+        str, typer.Option(help=f"One of {', '.join(KINDS)}: write keys can only send events.")
+    ] = "write",
+    name: Annotated[str, typer.Option(help="What the key is for (e.g. 'website').")] = "default",
+    db: Db = None,
+) -> None:
+    """Create a key. Its secret is printed once and stored only as a hash."""
+    if kind not in KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="--kind")
+    with open_store(db) as store, store.begin() as conn:
+        key, token = create_key(conn, kind, name, now_ms())
+    console.print(
+        f"created {kind} key {key.id} ({name}); keep it now, it is not shown again:", highlight=False
+    )
+    print(token)
+
+
+@keys_app.command("list")
+def list_cmd(db: Db = None) -> None:
+    """Every key: kind, name, prefix, created, revoked."""
+    with open_store(db) as store, store.connect() as conn:
+        keys = list_keys(conn)
+    table = Table(title="API keys")
+    for col in ("id", "kind", "name", "prefix", "created", "revoked"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(
+            str(k.id), k.kind, k.name, k.prefix + "…", fmt_time(k.created_ms), fmt_time(k.revoked_ms)
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_cmd(
+    key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`).")], db: Db = None
+) -> None:
+    """Revoke a key; requests with it are refused within seconds."""
+    with open_store(db) as store, store.begin() as conn:
+        revoke(conn, key_id, now_ms())
+    console.print(f"revoked key {key_id}")

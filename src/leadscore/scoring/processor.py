@@ -1,0 +1,102 @@
+"""The processor: applies acknowledged events from the inbox (identities, traits, accounts), rescores
+the leads they touch through the compiled query, records history and threshold crossings.
+
+Each batch is one transaction that also deletes its inbox rows, so an event's effects happen once.
+Several processes may run processors against one PostgreSQL database: inbox rows are claimed with
+``FOR UPDATE SKIP LOCKED`` and leads are row-locked while rescored, so no event is applied twice and
+no two processors rescore the same lead at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from leadscore.ingest.apply import Applied, apply_identities, message_from_row
+from leadscore.scoring.pipeline import rescore_touched
+from leadscore.store import Store
+from leadscore.store.schema import events, inbox
+
+log = logging.getLogger("leadscore.processor")
+BATCH = 2000
+
+
+@dataclass
+class ProcessorStats:
+    batches: int = 0
+    events: int = 0
+    leads_rescored: int = 0
+    errors: int = 0
+    last_latency_ms: float = 0.0
+
+
+def process_pending(store: Store, limit: int = BATCH) -> int:
+    """Apply and score up to ``limit`` inbox events (oldest event time first); returns how many."""
+    return _process(store, limit, ProcessorStats())
+
+
+def _process(store: Store, limit: int, stats: ProcessorStats) -> int:
+    with store.begin() as conn:
+        claim = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            claim = claim.with_for_update(skip_locked=True)
+        ids = list(conn.execute(claim).scalars())
+        if not ids:
+            return 0
+        rows = conn.execute(select(events).where(events.c.message_id.in_(ids))).mappings().all()
+        messages = [message_from_row(dict(r)) for r in rows]
+        applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
+        rescored, _ = rescore_touched(conn, store.sources(), applied)
+        conn.execute(delete(inbox).where(inbox.c.message_id.in_(ids)))
+        oldest = min(r["received_ms"] for r in rows)
+    stats.batches += 1
+    stats.events += len(ids)
+    stats.leads_rescored += rescored
+    stats.last_latency_ms = time.time() * 1000 - oldest
+    return len(ids)
+
+
+class Processor:
+    """A background thread that drains the inbox whenever it is woken (after each commit) or every
+    ``idle_s`` (events committed by other processes)."""
+
+    def __init__(self, store: Store, idle_s: float = 0.5) -> None:
+        self.store = store
+        self.idle_s = idle_s
+        self.stats = ProcessorStats()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leadscore-processor", daemon=True)
+
+    def start(self) -> Processor:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.idle_s)
+            self._wake.clear()
+            self.drain()
+
+    def drain(self) -> None:
+        """Process until the inbox is empty (or an error: retried on the next wake)."""
+        while True:
+            try:
+                if _process(self.store, BATCH, self.stats) < BATCH:
+                    return
+            except Exception:
+                self.stats.errors += 1
+                log.exception("processing the inbox failed; it will be retried")
+                return

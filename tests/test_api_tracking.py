@@ -1,0 +1,257 @@
+"""The tracking API over real HTTP: Segment's wire format, auth, limits, per-item batch errors,
+durability of acknowledged events, and the score moving in real time."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from leadscore.api import create_app
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import publish
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.keys import create_key
+from leadscore.store.results import read_crossings, read_current
+from leadscore.store.schema import events, inbox
+from tests.live_server import serving
+
+MODEL = """
+model: api
+engagement:
+  - id: pricing
+    name: Pricing page
+    event: {type: page}
+    where: {property: path, prefix: /pricing}
+    points: 30
+  - id: demo
+    name: Demo request
+    event: {type: track, name: Demo Requested}
+    points: 50
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""
+
+
+def _keys(store: Store) -> tuple[str, str]:
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "site", 0)
+        _, read = create_key(conn, "read", "crm", 0)
+    return write, read
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+@pytest.fixture
+def api(store: Store) -> Iterator[tuple[str, str, str, Store]]:
+    publish(store, loads_model(MODEL))
+    write, read = _keys(store)
+    app = create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)
+    with serving(app) as url:
+        yield url, write, read, store
+
+
+def wait_until(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_track_is_durable_scored_and_crossing_recorded(api: tuple[str, str, str, Store]) -> None:
+    url, write, read, store = api
+    with httpx.Client(base_url=url) as client:
+        r = client.post(
+            "/v1/identify",
+            json={"userId": "ada", "traits": {"email": "ada@example.com"}, "messageId": "m1"},
+            headers=basic(write),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["success"] is True
+        r = client.post(
+            "/v1/page",
+            json={"userId": "ada", "properties": {"path": "/pricing"}, "messageId": "m2"},
+            headers=basic(write),
+        )
+        assert r.status_code == 200
+        # acknowledged means stored, before any processing
+        with store.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(events)).scalar() == 2
+        r = client.post(
+            "/v1/track",
+            json={"userId": "ada", "event": "Demo Requested", "messageId": "m3"},
+            headers=basic(write),
+        )
+        assert r.status_code == 200
+
+        def scored() -> float | None:
+            with store.connect() as conn:
+                current, _ = read_current(conn, 1)
+            return current["score"] if current and current["score"] == 80 else None
+
+        # 30 (pricing) + 50 (demo) = 80 of 100 → 80, band hot (≥ 70)
+        assert wait_until(scored) == 80
+        with store.connect() as conn:
+            kinds = {(c["kind"], c["from_value"], c["to_value"]) for c in read_crossings(conn, 1)}
+            assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 0
+        assert ("band", "cold", "hot") in kinds or {
+            ("band", "cold", "warm"),
+            ("band", "warm", "hot"),
+        } <= kinds
+        lead = client.get("/v1/leads/ada@example.com", headers={"Authorization": f"Bearer {read}"}).json()
+        assert lead["score"]["score"] == 80
+        assert {line["rule_id"] for line in lead["ledger"]} == {"pricing", "demo"}
+
+
+def test_auth_and_errors_use_the_envelope(api: tuple[str, str, str, Store]) -> None:
+    url, write, read, _ = api
+    with httpx.Client(base_url=url) as client:
+        r = client.post("/v1/track", json={"userId": "x", "event": "E"})
+        assert r.status_code == 401
+        assert r.json()["ok"] is False and "write key" in r.json()["error"]
+        r = client.post("/v1/track", json={"userId": "x", "event": "E"}, headers=basic("lsw_wrong"))
+        assert r.status_code == 401
+        # the body's writeKey works as well (Segment accepts both)
+        r = client.post("/v1/track", json={"userId": "x", "event": "E", "writeKey": write})
+        assert r.status_code == 200
+        # a read token cannot write; a write key cannot read
+        assert (
+            client.post("/v1/track", json={"userId": "x", "event": "E"}, headers=basic(read)).status_code
+            == 401
+        )
+        r = client.get("/v1/leads", headers={"Authorization": f"Bearer {write}"})
+        assert r.status_code == 403 and r.json()["ok"] is False
+        r = client.post("/v1/track", content=b"{not json", headers=basic(write))
+        assert r.status_code == 400 and r.json()["error"].startswith("invalid JSON")
+        r = client.post("/v1/track", json={"userId": "x"}, headers=basic(write))
+        assert r.status_code == 400 and "needs 'event'" in r.json()["error"]
+        big = {"userId": "x", "event": "E", "properties": {"blob": "x" * 40_000}}
+        assert client.post("/v1/track", json=big, headers=basic(write)).status_code == 413
+        r = client.get("/v1/nowhere")
+        assert r.status_code == 404 and r.json() == {"ok": False, "error": "Not Found", "errors": []}
+        r = client.get("/v1/leads?limit=0", headers={"Authorization": f"Bearer {read}"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "limit"
+
+
+def test_batch_keeps_good_messages_and_reports_bad_ones(api: tuple[str, str, str, Store]) -> None:
+    url, write, _, store = api
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u", "event": "A", "messageId": "b1"},
+            {"type": "nonsense", "userId": "u", "messageId": "b2"},
+            {"type": "page", "messageId": "b3"},
+            {"type": "track", "userId": "u", "event": "B", "messageId": "b4"},
+            {"type": "track", "userId": "u", "event": "A", "messageId": "b1"},
+        ],
+        "sentAt": "2024-01-01T00:00:00Z",
+    }
+    with httpx.Client(base_url=url) as client:
+        # text/plain, as analytics.js sends it to avoid a CORS preflight
+        r = client.post(
+            "/v1/b",
+            content=httpx.Request("POST", "/", json=batch).content,
+            headers={**basic(write), "Content-Type": "text/plain"},
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == 3 and body["duplicates"] == 1
+    assert [(e["index"], e["messageId"]) for e in body["rejected"]] == [(1, "b2"), (2, "b3")]
+    assert "type must be one of" in body["rejected"][0]["message"]
+    assert "userId or anonymousId is required" in body["rejected"][1]["message"]
+    with store.connect() as conn:
+        ids = set(conn.execute(select(events.c.message_id)).scalars())
+    assert ids == {"b1", "b4"}
+
+
+def test_resending_changes_nothing(api: tuple[str, str, str, Store]) -> None:
+    url, write, _, store = api
+    message = {"userId": "r", "event": "Demo Requested", "messageId": "same"}
+    with httpx.Client(base_url=url) as client:
+        first = client.post("/v1/track", json=message, headers=basic(write)).json()
+        again = client.post("/v1/track", json=message, headers=basic(write)).json()
+    assert (first["duplicates"], again["duplicates"]) == (0, 1)
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 1
+
+
+def test_official_segment_python_client(api: tuple[str, str, str, Store]) -> None:
+    """segment-analytics-python, unchanged, pointed at leadscore with a leadscore write key."""
+    segment = pytest.importorskip("segment.analytics", reason="segment-analytics-python is not installed")
+    url, write, read, _ = api
+    client = segment.Client(write_key=write, host=url, sync_mode=True, max_retries=1)
+    client.identify("grace", {"email": "grace@example.com", "firstName": "Grace"})
+    client.page("grace", name="Pricing", properties={"path": "/pricing", "url": f"{url}/pricing"})
+    client.track("grace", "Demo Requested", {"plan": "team"})
+    client.flush()
+
+    def scored() -> float | None:
+        with httpx.Client(base_url=url) as http:
+            r = http.get("/v1/leads/grace@example.com", headers={"Authorization": f"Bearer {read}"})
+        score = r.json().get("score") if r.status_code == 200 else None
+        return score["score"] if score and score["score"] == 80 else None
+
+    assert wait_until(scored) == 80
+
+
+def test_read_api_lists_pages_and_exports(api: tuple[str, str, str, Store]) -> None:
+    url, write, read, _ = api
+    auth = {"Authorization": f"Bearer {read}"}
+    with httpx.Client(base_url=url) as client:
+        batch = {
+            "batch": [
+                {
+                    "type": "identify",
+                    "userId": f"p{i}",
+                    "traits": {"email": f"p{i}@x.com", "company": "=HYPERLINK(1)"},
+                }
+                for i in range(5)
+            ]
+        }
+        batch["batch"] += [{"type": "page", "userId": "p3", "properties": {"path": "/pricing"}}]
+        assert client.post("/v1/batch", json=batch, headers=basic(write)).status_code == 200
+        wait_until(lambda: client.get("/v1/leads?band=warm", headers=auth).json()["leads"])
+        page1 = client.get("/v1/leads?limit=2", headers=auth).json()
+        assert page1["leads"][0]["email"] == "p3@x.com" and page1["leads"][0]["score"] == 30
+        page2 = client.get(f"/v1/leads?limit=2&cursor={page1['next_cursor']}", headers=auth).json()
+        page3 = client.get(f"/v1/leads?limit=2&cursor={page2['next_cursor']}", headers=auth).json()
+        seen = [row["lead_id"] for page in (page1, page2, page3) for row in page["leads"]]
+        assert len(seen) == 5 == len(set(seen)) and page3["next_cursor"] is None
+        csv_text = client.get("/v1/leads?format=csv", headers=auth).text
+        assert csv_text.splitlines()[0].startswith("lead_id,external_id,email")
+        assert "'=HYPERLINK(1)" in csv_text  # formula neutralised
+        assert len(client.get("/v1/leads?format=ndjson", headers=auth).text.splitlines()) == 5
+        assert client.get("/openapi.json").json()["paths"]["/v1/track"]["post"]["summary"]
+
+
+def test_sqlite_file_survives_reopen(tmp_path: Path) -> None:
+    """What a 200 acknowledged is on disk: a new process (a fresh engine) reads it back."""
+    db = str(tmp_path / "durable.db")
+    store = Store.from_url(db)
+    write, _ = _keys(store)
+    app = create_app(Settings(database_url=db, run_processor=False), store=store)
+    with serving(app) as url, httpx.Client(base_url=url) as client:
+        for i in range(20):
+            assert (
+                client.post(
+                    "/v1/track",
+                    json={"userId": "d", "event": "E", "messageId": f"d{i}"},
+                    headers=basic(write),
+                ).status_code
+                == 200
+            )
+    store.dispose()
+    again = Store.from_url(db)
+    with again.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 20
+        assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 20
+    again.dispose()
