@@ -20,7 +20,7 @@ from leadscore.store import Store
 from leadscore.store.keys import create_key
 from leadscore.store.results import read_crossings, read_current
 from leadscore.store.schema import events, inbox
-from tests.live_server import serving
+from live_server import serving
 
 MODEL = """
 model: api
@@ -101,13 +101,18 @@ def test_track_is_durable_scored_and_crossing_recorded(api: tuple[str, str, str,
 
         # 30 (pricing) + 50 (demo) = 80 of 100 → 80, band hot (≥ 70)
         assert wait_until(scored) == 80
+
+        def drained() -> bool:
+            with store.connect() as conn:
+                return conn.execute(select(func.count()).select_from(inbox)).scalar() == 0
+
+        # the score may already count an event whose inbox row the processor takes in its next batch
+        assert wait_until(drained)
         with store.connect() as conn:
-            kinds = {(c["kind"], c["from_value"], c["to_value"]) for c in read_crossings(conn, 1)}
-            assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 0
-        assert ("band", "cold", "hot") in kinds or {
-            ("band", "cold", "warm"),
-            ("band", "warm", "hot"),
-        } <= kinds
+            bands = [(c["from_value"], c["to_value"]) for c in read_crossings(conn, 1) if c["kind"] == "band"]
+        # the processor may see the events in one batch or several: a chain from nothing (or cold) to hot
+        assert bands[0][0] in (None, "cold") and bands[-1][1] == "hot"
+        assert all(a[1] == b[0] for a, b in zip(bands, bands[1:], strict=False))
         lead = client.get("/v1/leads/ada@example.com", headers={"Authorization": f"Bearer {read}"}).json()
         assert lead["score"]["score"] == 80
         assert {line["rule_id"] for line in lead["ledger"]} == {"pricing", "demo"}

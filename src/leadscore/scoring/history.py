@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, select
 from leadscore.compile import Ledger, Sources
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import score_points
-from leadscore.store.results import append_history, last_history, record_crossings
+from leadscore.store.results import append_history, last_history
 from leadscore.store.schema import events, identities, leads
 
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
@@ -87,7 +87,6 @@ def record(
     pairs.extend((lid, changes[lid][0]) for lid in lead_ids)
     by_point = {(lg.lead_id, lg.as_of): lg for lg in score_points(conn, model, sources, pairs)}
     rows: list[dict[str, Any]] = []
-    crossings: list[dict[str, Any]] = []
     for lid in lead_ids:
         prev = previous.get(lid)
         if lid in base:
@@ -98,35 +97,5 @@ def record(
         ledger = by_point[(lid, at)]
         if changed(prev, ledger, version_id):
             rows.append(_row(ledger, version_id, cause, ref, recorded_ms))
-            if prev is not None:
-                crossings.extend(_crossings(prev, ledger, version_id, ref, recorded_ms))
     append_history(conn, rows)
-    record_crossings(conn, crossings)
     return len(rows)
-
-
-CROSSING_KINDS = ("band", "grade", "level")
-
-
-def _crossings(
-    prev: Mapping[str, Any], ledger: Ledger, version_id: int, ref: str, recorded_ms: int
-) -> list[dict[str, Any]]:
-    """A row per band, grade or level that changed: the events the lifecycle acts on."""
-    out = []
-    for kind in CROSSING_KINDS:
-        before, after = str(prev[kind]), str(getattr(ledger, kind))
-        if before != after:
-            out.append(
-                {
-                    "lead_id": ledger.lead_id,
-                    "model_version_id": version_id,
-                    "kind": kind,
-                    "from_value": before,
-                    "to_value": after,
-                    "at_ms": ledger.as_of,
-                    "score": ledger.score,
-                    "cause_ref": ref,
-                    "recorded_ms": recorded_ms,
-                }
-            )
-    return out

@@ -13,10 +13,11 @@ from leadscore.ingest.apply import Applied, apply_messages
 from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel, dump_model
 from leadscore.scoring import history
+from leadscore.scoring.crossings import save_scores
 from leadscore.scoring.run import Active, all_leads, now_ms, score
 from leadscore.store import Store
 from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
-from leadscore.store.results import lock_leads, save_current
+from leadscore.store.results import lock_leads
 
 RESCORE_CHUNK = 5000
 
@@ -66,8 +67,9 @@ def rescore_touched(
     lead_ids = sorted(applied.touched)
     lock_leads(conn, lead_ids)
     ledgers = score(conn, active.model, sources, all_leads(as_of or stamp, lead_ids))
-    save_current(conn, ledgers, active.version.id, stamp)
-    changes = {lid: (applied.touched[lid], "event", _cause(applied.causes.get(lid, []))) for lid in lead_ids}
+    causes = {lid: _cause(applied.causes.get(lid, [])) for lid in lead_ids}
+    save_scores(conn, ledgers, active.version.id, stamp, causes)
+    changes = {lid: (applied.touched[lid], "event", causes[lid]) for lid in lead_ids}
     rows = history.record(conn, active.model, sources, active.version.id, changes, stamp)
     return len(ledgers), rows
 
@@ -89,7 +91,7 @@ def publish(
         version = activate(conn, version.id, stamp)
         active = Active.of(version)
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
-        save_current(conn, ledgers, version.id, stamp)
+        save_scores(conn, ledgers, version.id, stamp, f"published {version.label}")
         changes = {lg.lead_id: (as_of or stamp, "model", f"published {version.label}") for lg in ledgers}
         if changes:
             history.record(conn, active.model, store.sources(), version.id, changes, stamp)
@@ -105,7 +107,7 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
     with store.begin() as conn:
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
         if save:
-            save_current(conn, ledgers, active.version.id, stamp)
+            save_scores(conn, ledgers, active.version.id, stamp, "rescore")
     return ledgers
 
 
@@ -123,7 +125,7 @@ def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> i
         for start in range(0, len(ids), RESCORE_CHUNK):
             chunk = ids[start : start + RESCORE_CHUNK]
             ledgers = score(conn, active.model, store.sources(), all_leads(stamp, chunk))
-            save_current(conn, ledgers, active.version.id, stamp)
+            save_scores(conn, ledgers, active.version.id, stamp, cause_ref)
             changes = {lid: (stamp, "import", cause_ref) for lid in chunk}
             history.record(conn, active.model, store.sources(), active.version.id, changes, stamp)
             scored += len(ledgers)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadscore.ingest.apply import Applied, apply_identities, message_from_row
 from leadscore.scoring.pipeline import rescore_touched
@@ -23,6 +24,7 @@ from leadscore.store.schema import events, inbox
 
 log = logging.getLogger("leadscore.processor")
 BATCH = 2000
+RETRIES = 5
 
 
 @dataclass
@@ -31,15 +33,30 @@ class ProcessorStats:
     events: int = 0
     leads_rescored: int = 0
     errors: int = 0
+    retries: int = 0
     last_latency_ms: float = 0.0
 
 
 def process_pending(store: Store, limit: int = BATCH) -> int:
-    """Apply and score up to ``limit`` inbox events (oldest event time first); returns how many."""
+    """Apply and score up to ``limit`` inbox events (oldest first); returns how many."""
     return _process(store, limit, ProcessorStats())
 
 
 def _process(store: Store, limit: int, stats: ProcessorStats) -> int:
+    """One batch, retried when a concurrent processor won a race (it created the same lead first, or
+    the database broke a deadlock): the transaction rolled back whole, so retrying is safe."""
+    for attempt in range(RETRIES):
+        try:
+            return _process_once(store, limit, stats)
+        except (IntegrityError, OperationalError):
+            if attempt == RETRIES - 1:
+                raise
+            stats.retries += 1
+            time.sleep(0.01 * (attempt + 1))
+    return 0  # pragma: no cover - the loop returns or raises
+
+
+def _process_once(store: Store, limit: int, stats: ProcessorStats) -> int:
     with store.begin() as conn:
         claim = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(limit)
         if conn.dialect.name == "postgresql":

@@ -60,6 +60,17 @@ def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, s
             conn.execute(ledger.insert(), lines)
 
 
+def read_current_states(conn: Connection, lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Band, grade, level and score of the stored current scores of ``lead_ids``."""
+    ids = list(lead_ids)
+    out: dict[int, dict[str, Any]] = {}
+    cols = (scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score)
+    for start in range(0, len(ids), CHUNK):
+        rows = conn.execute(select(*cols).where(scores.c.lead_id.in_(ids[start : start + CHUNK]))).mappings()
+        out.update({r["lead_id"]: dict(r) for r in rows})
+    return out
+
+
 def last_history(conn: Connection, lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """The most recent history row of each lead (by effective time, then insertion)."""
     ids = list(lead_ids)
@@ -83,7 +94,11 @@ def append_history(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def read_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
-    query = select(score_history).where(score_history.c.lead_id == lead_id).order_by(score_history.c.id)
+    query = (
+        select(score_history)
+        .where(score_history.c.lead_id == lead_id)
+        .order_by(score_history.c.at_ms, score_history.c.id)
+    )
     return [dict(r) for r in conn.execute(query).mappings()]
 
 

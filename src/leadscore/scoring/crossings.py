@@ -1,0 +1,53 @@
+"""Threshold crossings: a lead's band, grade or level changed between its stored current score and the
+one just computed. Recorded with the new scores, in the same transaction, for the lifecycle to act on.
+
+Crossings compare current states (not history rows), so events arriving late or out of order cannot
+produce a crossing that in-order arrival would not: the current score includes every event whatever
+order they came in, and re-scoring the same history changes nothing, so it records nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from leadscore.compile import Ledger
+from leadscore.store.results import read_current_states, record_crossings, save_current
+
+KINDS = ("band", "grade", "level")
+
+
+def save_scores(
+    conn: Connection, ledgers: Sequence[Ledger], version_id: int, stamp: int, cause: str | Mapping[int, str]
+) -> int:
+    """Save ledgers as the current scores and record the crossings they make; returns crossings recorded."""
+    before = read_current_states(conn, [lg.lead_id for lg in ledgers])
+    save_current(conn, ledgers, version_id, stamp)
+    rows: list[dict[str, Any]] = []
+    for ledger in ledgers:
+        old = before.get(ledger.lead_id)
+        for kind in KINDS:
+            was = None if old is None else str(old[kind])
+            now = str(getattr(ledger, kind))
+            if was != now and not (old is None and _initial(kind, now)):
+                rows.append(
+                    {
+                        "lead_id": ledger.lead_id,
+                        "model_version_id": version_id,
+                        "kind": kind,
+                        "from_value": was,
+                        "to_value": now,
+                        "at_ms": stamp,
+                        "score": ledger.score,
+                        "cause_ref": cause if isinstance(cause, str) else cause.get(ledger.lead_id, ""),
+                        "recorded_ms": stamp,
+                    }
+                )
+    return record_crossings(conn, rows)
+
+
+def _initial(kind: str, value: str) -> bool:
+    """A first score in the lowest band/grade/level is where every lead starts, not a crossing."""
+    return value == {"band": "cold", "grade": "D", "level": "4"}[kind]
