@@ -5,6 +5,7 @@ recorded twice. Two complete apps (each with its own engine, committer and proce
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 import threading
 import time
@@ -117,4 +118,4 @@ def test_concurrent_writers_lose_nothing_and_repeat_nothing(
     for chain in per_lead.values():
         assert len(chain) == len(set(chain))
         assert chain[-1][1] == "hot"
-        assert all(a[1] == b[0] for a, b in zip(chain, chain[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(chain))

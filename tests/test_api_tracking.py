@@ -4,6 +4,7 @@ durability of acknowledged events, and the score moving in real time."""
 from __future__ import annotations
 
 import base64
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,7 +113,7 @@ def test_track_is_durable_scored_and_crossing_recorded(api: tuple[str, str, str,
             bands = [(c["from_value"], c["to_value"]) for c in read_crossings(conn, 1) if c["kind"] == "band"]
         # the processor may see the events in one batch or several: a chain from nothing (or cold) to hot
         assert bands[0][0] in (None, "cold") and bands[-1][1] == "hot"
-        assert all(a[1] == b[0] for a, b in zip(bands, bands[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bands))
         lead = client.get("/v1/leads/ada@example.com", headers={"Authorization": f"Bearer {read}"}).json()
         assert lead["score"]["score"] == 80
         assert {line["rule_id"] for line in lead["ledger"]} == {"pricing", "demo"}
