@@ -12,6 +12,7 @@ from leadscore.cli.options import Db, fmt_time, open_store
 from leadscore.cli.render import console
 from leadscore.scoring.run import now_ms
 from leadscore.settings import database_url
+from leadscore.store.audit import audit
 from leadscore.store.keys import KINDS, create_key, list_keys, revoke
 
 keys_app = typer.Typer(help="API keys: write keys for tracking, read and admin tokens.", no_args_is_help=True)
@@ -58,8 +59,10 @@ def create_cmd(
     """Create a key. Its secret is printed once and stored only as a hash."""
     if kind not in KINDS:
         raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="--kind")
+    stamp = now_ms()
     with open_store(db) as store, store.begin() as conn:
-        key, token = create_key(conn, kind, name, now_ms())
+        key, token = create_key(conn, kind, name, stamp)
+        audit(conn, stamp, "cli", "key.create", f"key:{key.id}", kind=kind, name=name)
     console.print(
         f"created {kind} key {key.id} ({name}); keep it now, it is not shown again:", highlight=False
     )
@@ -86,6 +89,8 @@ def revoke_cmd(
     key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`).")], db: Db = None
 ) -> None:
     """Revoke a key; requests with it are refused within seconds."""
+    stamp = now_ms()
     with open_store(db) as store, store.begin() as conn:
-        revoke(conn, key_id, now_ms())
+        revoke(conn, key_id, stamp)
+        audit(conn, stamp, "cli", "key.revoke", f"key:{key_id}")
     console.print(f"revoked key {key_id}")

@@ -16,6 +16,7 @@ from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
 from leadscore.scoring.run import Active, all_leads, now_ms, score
 from leadscore.store import Store
+from leadscore.store.audit import audit
 from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
 from leadscore.store.results import lock_leads
 
@@ -82,13 +83,15 @@ def _cause(message_ids: list[str]) -> str:
 
 
 def publish(
-    store: Store, model: ScoringModel, *, note: str = "", as_of: int | None = None
+    store: Store, model: ScoringModel, *, note: str = "", as_of: int | None = None, actor: str = "cli"
 ) -> tuple[ModelVersion, int]:
-    """Store the model as a new version (or reuse an identical one), activate it, rescore every lead."""
+    """Store the model as a new version (or reuse an identical one), activate it, rescore every lead;
+    the publication is written to the audit log under ``actor``."""
     stamp = now_ms()
     with store.begin() as conn:
         version, _ = add_version(conn, model.model, dump_model(model), stamp, note)
         version = activate(conn, version.id, stamp)
+        audit(conn, stamp, actor, "model.publish", version.label, sha256=version.sha256, note=note)
         active = Active.of(version)
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
         save_scores(conn, ledgers, version.id, stamp, f"published {version.label}")

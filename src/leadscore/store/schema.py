@@ -217,3 +217,47 @@ model_backtests = Table(
     Column("summary", Json, nullable=False),  # the backtest report as JSON
     Column("created_ms", BigInteger, nullable=False),
 )
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # admin | marketing | sales
+    Column("password_hash", String(200), nullable=False),  # argon2id
+    Column("created_ms", BigInteger, nullable=False),
+    Column("disabled_ms", BigInteger),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # the cookie holds the token; only its hash is kept
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Index("ix_login_attempts_email_at", "email", "at_ms"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at_ms", BigInteger, nullable=False, index=True),
+    Column("actor", String(320), nullable=False),  # user e-mail, "key:<id>", or "cli"
+    Column("action", String(64), nullable=False),  # model.publish, privacy.erase, user.create, ...
+    Column("target", String(320), nullable=False),
+    Column("details", Json, nullable=False),
+)

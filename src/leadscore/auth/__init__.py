@@ -1,0 +1,1 @@
+"""Authentication and authorisation policy: password hashing, sessions, CSRF, login limits, roles."""

@@ -1,0 +1,119 @@
+"""Dashboard users, their server-side sessions and login attempts (storage only; policy lives in auth/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from leadscore.errors import NotFoundError, StoreError
+from leadscore.store.schema import login_attempts, sessions, users
+
+ROLES = ("admin", "marketing", "sales")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    email: str
+    name: str
+    role: str
+    password_hash: str
+    created_ms: int
+    disabled_ms: int | None
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_ms is None
+
+
+def _user(row: object) -> User:
+    return User(**dict(row._mapping))  # type: ignore[attr-defined]
+
+
+def add_user(conn: Connection, email: str, name: str, role: str, password_hash: str, now_ms: int) -> User:
+    if role not in ROLES:
+        raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    email = email.strip().lower()
+    if conn.execute(select(users.c.id).where(users.c.email == email)).first():
+        raise StoreError(f"a user {email} already exists")
+    new_id = conn.execute(
+        users.insert()
+        .values(email=email, name=name, role=role, password_hash=password_hash, created_ms=now_ms)
+        .returning(users.c.id)
+    ).scalar_one()
+    return get_user(conn, int(new_id))
+
+
+def get_user(conn: Connection, user_id: int) -> User:
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFoundError(f"no user {user_id}")
+    return _user(row)
+
+
+def find_user(conn: Connection, email: str) -> User | None:
+    row = conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
+    return _user(row) if row else None
+
+
+def list_users(conn: Connection) -> list[User]:
+    return [_user(r) for r in conn.execute(select(users).order_by(users.c.id))]
+
+
+def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+def disable_user(conn: Connection, user_id: int, now_ms: int) -> None:
+    get_user(conn, user_id)
+    conn.execute(update(users).where(users.c.id == user_id).values(disabled_ms=now_ms))
+    conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+
+
+def add_session(
+    conn: Connection, token_hash: str, user_id: int, csrf: str, now_ms: int, expires_ms: int
+) -> None:
+    conn.execute(
+        sessions.insert().values(
+            token_hash=token_hash, user_id=user_id, csrf_token=csrf, created_ms=now_ms, expires_ms=expires_ms
+        )
+    )
+
+
+def session_user(conn: Connection, token_hash: str, now_ms: int) -> tuple[User, str] | None:
+    """The live session's user and CSRF token, or None (unknown, expired or user disabled)."""
+    row = conn.execute(
+        select(users, sessions.c.csrf_token)
+        .join(sessions, sessions.c.user_id == users.c.id)
+        .where(
+            sessions.c.token_hash == token_hash, sessions.c.expires_ms > now_ms, users.c.disabled_ms.is_(None)
+        )
+    ).first()
+    if row is None:
+        return None
+    data = dict(row._mapping)
+    csrf = data.pop("csrf_token")
+    return User(**data), csrf
+
+
+def drop_session(conn: Connection, token_hash: str) -> None:
+    conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
+
+
+def record_attempt(conn: Connection, email: str, client: str, ok: bool, now_ms: int) -> None:
+    conn.execute(
+        login_attempts.insert().values(email=email.strip().lower(), client=client, ok=ok, at_ms=now_ms)
+    )
+
+
+def failures_since(conn: Connection, email: str, client: str, since_ms: int) -> tuple[int, int]:
+    """Failed logins since a time: (for this e-mail, from this client)."""
+    base = (
+        select(func.count())
+        .select_from(login_attempts)
+        .where(login_attempts.c.ok.is_(False), login_attempts.c.at_ms >= since_ms)
+    )
+    by_email = conn.execute(base.where(login_attempts.c.email == email.strip().lower())).scalar_one()
+    by_client = conn.execute(base.where(login_attempts.c.client == client)).scalar_one()
+    return int(by_email), int(by_client)
