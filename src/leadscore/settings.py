@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///leadscore.db"
+WEAK_SECRETS = {"", "changeme", "change-me", "secret", "development", "dev", "leadscore"}
 
 
 class Settings(BaseSettings):
@@ -20,6 +23,22 @@ class Settings(BaseSettings):
     # how long a processor waits before looking at the inbox on its own (other processes' events)
     processor_idle_s: float = 0.5
     run_processor: bool = True
+    # IP addresses in event context: truncate (default), hash (HMAC with secret_key) or keep
+    ip_mode: Literal["truncate", "hash", "keep"] = "truncate"
+    # signs IP hashes and anything else that needs a server secret; required outside development
+    secret_key: str = ""
+    # delete events older than this many days (0: keep forever); leads are rescored afterwards
+    retention_days: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _no_default_secrets(self) -> Settings:
+        if self.environment != "development":
+            if len(self.secret_key) < 32 or self.secret_key in WEAK_SECRETS:
+                raise ValueError(
+                    "LEADSCORE_SECRET_KEY must be set to a random value of at least 32 characters outside "
+                    "development (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+        return self
 
 
 def database_url(flag: str | None) -> str:

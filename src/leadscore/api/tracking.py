@@ -61,7 +61,7 @@ async def _single(request: Request, kind: str) -> dict[str, Any]:
         raise ApiError(
             400, str(exc), [{"index": 0, "messageId": body.get("messageId"), "message": str(exc)}]
         ) from None
-    inserted = await _commit(request, [event_row(message, "api")])
+    inserted = await _commit(request, [event_row(message, "api", state.settings.ip_mode, state.settings.secret_key)])
     return {"ok": True, "success": True, "accepted": 1, "duplicates": 1 - len(inserted)}
 
 
@@ -84,7 +84,7 @@ async def _batch(request: Request) -> dict[str, Any]:
             merged = {**shared, **item}
             if "sentAt" not in merged and body.get("sentAt"):
                 merged["sentAt"] = body["sentAt"]
-            rows.append(event_row(normalise(merged, received_ms=received), "api"))
+            rows.append(event_row(normalise(merged, received_ms=received), "api", state.settings.ip_mode, state.settings.secret_key))
         except ValueError as exc:
             message_id = item.get("messageId") if isinstance(item, dict) else None
             rejected.append({"index": index, "messageId": message_id, "message": str(exc)})

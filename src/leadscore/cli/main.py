@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from leadscore.cli import demo_cmd, imports, model_cmds, server_cmds, users_cmds
+from leadscore.cli import demo_cmd, imports, model_cmds, privacy_cmds, server_cmds, users_cmds
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
 from leadscore.compile.matches import compile_matches, match_column, points_column
@@ -32,6 +32,7 @@ app.add_typer(imports.app, name="import")
 app.command("serve")(server_cmds.serve)
 app.add_typer(users_cmds.app, name="users")
 app.command("audit")(users_cmds.audit_cmd)
+app.add_typer(privacy_cmds.app, name="privacy")
 app.add_typer(server_cmds.keys_app, name="keys")
 
 Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadscore.ingest.attributes import canonical, coerce, normalise_domain
+from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.people import (
@@ -172,7 +173,9 @@ def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
     return lead_id
 
 
-def event_row(m: Message, source: str) -> dict[str, Any]:
+def event_row(m: Message, source: str, ip_mode: IpMode = "truncate", ip_secret: str = "") -> dict[str, Any]:
+    """The event-log row for a message; the context's IP address is protected first (see ingest.ip)."""
+    context = protect_context(m.context, ip_mode, ip_secret)
     return {
         "message_id": m.message_id,
         "type": m.type,
@@ -185,7 +188,7 @@ def event_row(m: Message, source: str) -> dict[str, Any]:
         "path": m.path,
         "url": m.url,
         "properties": m.properties,
-        "context": {**m.context, **({"traits": m.traits} if m.traits else {})},
+        "context": {**context, **({"traits": m.traits} if m.traits else {})},
         "ts": m.ts,
         "received_ms": m.received_ms,
         "source": source,

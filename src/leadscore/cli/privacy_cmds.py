@@ -1,0 +1,89 @@
+"""``leadscore privacy export|erase|retention``: GDPR portability, erasure and retention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leadscore.cli.options import Db, open_store
+from leadscore.cli.render import console
+from leadscore.privacy.erase import erase_person, pseudonym
+from leadscore.privacy.export import export_person
+from leadscore.privacy.person import find_person
+from leadscore.privacy.retention import apply_retention
+from leadscore.scoring.pipeline import active_model
+from leadscore.scoring.run import now_ms
+from leadscore.store.audit import audit
+
+app = typer.Typer(help="A person's data: export it, erase it; delete old events.", no_args_is_help=True)
+Person = Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")]
+
+
+@app.command("export")
+def export_cmd(
+    person: Person,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here instead of printing it.")] = None,
+    db: Db = None,
+) -> None:
+    """Everything stored about a person as JSON, with the explanation of their score."""
+    stamp = now_ms()
+    with open_store(db) as store, store.begin() as conn:
+        who = find_person(conn, person)
+        active = active_model(conn)
+        data = export_person(conn, who, store.sources(), active.model if active else None, stamp)
+        audit(conn, stamp, "cli", "privacy.export", pseudonym(who))
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}", highlight=False)
+
+
+@app.command("erase")
+def erase_cmd(
+    person: Person,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    db: Db = None,
+) -> None:
+    """Remove the person from every table, then scan the whole database for any trace of them."""
+    stamp = now_ms()
+    with open_store(db) as store:
+        with store.connect() as conn:
+            who = find_person(conn, person)
+        if not yes and not typer.confirm(f"Erase lead {who.lead_id} and everything about them?"):
+            raise typer.Exit(1)
+        with store.begin() as conn:
+            report = erase_person(conn, who)
+            if not report.clean:
+                # raising rolls the whole erasure back; nothing half-done stays
+                raise typer.Exit(_fail(report.traces))
+            audit(conn, stamp, "cli", "privacy.erase", pseudonym(who), deleted=report.deleted)
+    rows = ", ".join(f"{table} {n}" for table, n in sorted(report.deleted.items()))
+    console.print(f"erased: {rows}; verified: no trace left in any table", highlight=False)
+
+
+def _fail(traces: list[tuple[str, str]]) -> int:
+    where = ", ".join(f"{t}.{c}" for t, c in traces)
+    console.print(f"[red]error[/red] traces remain in {where}; nothing was erased", highlight=False)
+    return 1
+
+
+@app.command("retention")
+def retention_cmd(
+    days: Annotated[int, typer.Option("--older-than", min=1, help="Delete events older than this many days.")],
+    db: Db = None,
+) -> None:
+    """Delete old events now and rescore the leads that had them (the server runs this daily when
+    LEADSCORE_RETENTION_DAYS is set)."""
+    with open_store(db) as store:
+        report = apply_retention(store, days)
+        with store.begin() as conn:
+            audit(conn, now_ms(), "cli", "privacy.retention", f"{days} days", deleted=report.deleted_events)
+    console.print(
+        f"deleted {report.deleted_events} events older than {days} days; rescored {report.rescored_leads} leads",
+        highlight=False,
+    )

@@ -1,0 +1,119 @@
+"""GDPR: export everything about a person, erase them without a trace, IP protection, retention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from leadscore.cli.main import app
+from leadscore.ingest.ip import protect_ip
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.model import loads_model
+from leadscore.privacy.erase import erase_person, scan
+from leadscore.privacy.person import find_person
+from leadscore.privacy.retention import apply_retention
+from leadscore.scoring.pipeline import ingest, publish
+from leadscore.store import Store
+from leadscore.store.audit import audit
+from leadscore.store.schema import events, leads, outcomes, scores
+
+NOW = parse_time("2024-06-01T00:00:00Z", "now")
+DAY = 86_400_000
+MODEL = """
+model: privacy
+fit:
+  - {id: vp, name: VP, description: Senior buyers decide, when: {attribute: job_title, contains: vp}, points: 10}
+engagement:
+  - {id: visit, name: Visit, event: {type: page}, points: 5}
+scale: {fit_max: 10, engagement_max: 20, bands: {hot: 70, warm: 20}}
+"""
+ERIN = ("erin.zapata@example.org", "usr-erin-4711", "anon-erin-99", "Erin Zapata")
+
+
+def _people(store: Store) -> None:
+    email, user, anon, name = ERIN
+    first, last = name.split()
+    messages = [
+        {"type": "page", "anonymousId": anon, "messageId": "e1", "properties": {"path": "/a"}, "timestamp": NOW - 9 * DAY,
+         "context": {"ip": "203.0.113.77"}},
+        {"type": "identify", "anonymousId": anon, "userId": user, "messageId": "e2", "timestamp": NOW - 8 * DAY,
+         "traits": {"email": email, "firstName": first, "lastName": last, "title": "VP Sales"}},
+        {"type": "track", "userId": user, "messageId": "e3", "event": "Form Submitted", "timestamp": NOW - 400 * DAY,
+         "properties": {"email": email}},
+        {"type": "identify", "userId": "usr-other-1234", "messageId": "o1", "timestamp": NOW - 8 * DAY,
+         "traits": {"email": "other.person@example.org", "firstName": "Otto", "lastName": "Other"}},
+        {"type": "page", "userId": "usr-other-1234", "messageId": "o2", "properties": {"path": "/b"}, "timestamp": NOW - 500 * DAY},
+    ]
+    publish(store, loads_model(MODEL), as_of=NOW)
+    ingest(store, [normalise(m, received_ms=NOW) for m in messages], source="test", as_of=NOW)
+    with store.begin() as conn:
+        lead_id = find_person(conn, email).lead_id
+        conn.execute(outcomes.insert().values(lead_id=lead_id, kind="won", at_ms=NOW, amount=1000.0, reason=None, source="test", recorded_ms=NOW))
+        audit(conn, NOW, "ann@example.com", "leads.export", email, note=f"exported {name}")
+
+
+def test_ip_addresses_are_truncated_on_ingest(store: Store) -> None:
+    _people(store)
+    with store.connect() as conn:
+        context = conn.execute(select(events.c.context).where(events.c.message_id == "e1")).scalar_one()
+    assert context["ip"] == "203.0.113.0"
+    assert protect_ip("2001:db8:abcd:12:1::5", "truncate") == "2001:db8:abcd::"
+    assert protect_ip("203.0.113.77", "hash", "k" * 40) != protect_ip("203.0.113.78", "hash", "k" * 40)
+    with pytest.raises(ValueError, match="needs a secret"):
+        protect_ip("203.0.113.77", "hash", "")
+
+
+def test_erase_leaves_no_trace_and_keeps_others(store: Store) -> None:
+    _people(store)
+    with store.begin() as conn:
+        person = find_person(conn, ERIN[0])
+        assert set(person.needles) == set(ERIN)
+        assert scan(conn, person.needles)  # before: she is everywhere
+        report = erase_person(conn, person)
+    assert report.clean, report.traces
+    assert report.deleted["events"] == 3 and report.deleted["leads"] == 1 and report.redacted == {"audit_log": 1}
+    with store.connect() as conn:
+        # the whole database, every text and JSON column: no e-mail, id or name of hers
+        assert scan(conn, ERIN) == []
+        assert conn.execute(select(func.count()).select_from(leads)).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(scores)).scalar() == 1
+
+
+def test_export_and_erase_cli(tmp_path: Path) -> None:
+    db = str(tmp_path / "p.db")
+    store = Store.from_url(db)
+    _people(store)
+    store.dispose()
+    runner = CliRunner()
+    out = tmp_path / "erin.json"
+    result = runner.invoke(app, ["privacy", "export", ERIN[0], "--out", str(out), "--db", db])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["lead"]["email"] == ERIN[0]
+    assert [e["message_id"] for e in data["events"]] == ["e3", "e1", "e2"]
+    assert [o["kind"] for o in data["outcomes"]] == ["won"]
+    explanation = data["score_explanation"]
+    assert {line["rule"]: line["description"] for line in explanation["lines"]}["vp"] == "Senior buyers decide"
+    result = runner.invoke(app, ["privacy", "erase", ERIN[1], "--yes", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "verified: no trace left in any table" in result.output
+    store = Store.from_url(db)
+    with store.connect() as conn:
+        assert scan(conn, ERIN) == []
+    store.dispose()
+    audit_out = runner.invoke(app, ["audit", "--db", db]).output
+    assert "privacy.erase" in audit_out and "privacy.export" in audit_out and ERIN[0] not in audit_out
+
+
+def test_retention_deletes_old_events_and_rescores(store: Store) -> None:
+    _people(store)
+    report = apply_retention(store, days=365, now=NOW)
+    # e3 (400 days) and o2 (500 days) go; both leads are rescored
+    assert (report.deleted_events, report.rescored_leads) == (2, 2)
+    with store.connect() as conn:
+        assert set(conn.execute(select(events.c.message_id)).scalars()) == {"e1", "e2", "o1"}
