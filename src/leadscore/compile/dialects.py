@@ -6,12 +6,14 @@ Float constants are bound as double precision so PostgreSQL never falls back to 
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Float, Text, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import CTE
 from sqlalchemy.types import Boolean
 
 # Engines and the constructs they lack; compile_model raises UnsupportedRuleError before any SQL runs.
@@ -19,6 +21,22 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "sqlite": frozenset({"regex", "decay", "json"}),
     "postgresql": frozenset({"regex", "decay", "json"}),
 }
+
+
+# ``WITH x AS MATERIALIZED (...)``: PostgreSQL 12+, SQLite 3.35+ (older SQLite libraries reject the word).
+MATERIALIZED_HINT = ("postgresql", *(("sqlite",) if sqlite3.sqlite_version_info >= (3, 35, 0) else ()))
+
+
+def computed_once(cte: CTE) -> CTE:
+    """Ask the engine to compute the CTE once instead of inlining it into the query that reads it.
+
+    Inlined, every reference to a column repeats the expression behind it, and the totals stages read
+    their inputs many times over (a clamp reads its argument three times), so the rule values would be
+    recomputed dozens of times per row. Materialized, each is computed once per row. Results are identical.
+    """
+    for dialect in MATERIALIZED_HINT:
+        cte = cte.prefix_with("MATERIALIZED", dialect=dialect)
+    return cte
 
 
 def _json_path_sqlite(path: tuple[str, ...]) -> str:

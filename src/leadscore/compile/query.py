@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile import layout
 from leadscore.compile.conditions import Field, compile_condition
-from leadscore.compile.dialects import CAPABILITIES, HalfLifeDecay, double
+from leadscore.compile.dialects import CAPABILITIES, HalfLifeDecay, computed_once, double
 from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources
 from leadscore.errors import CompileError, UnsupportedRuleError
 from leadscore.model import (
@@ -149,21 +149,24 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any) -> Any:
         .select_from(t.join(ids, ids.c.lead_id == t.c.lead_id).join(e, and_(*join_on)))
         .subquery("ev")
     )
+    # FILTER (WHERE match) rather than a CASE inside the aggregate: an event a rule does not match never
+    # reaches that rule's aggregate (most events match few rules). A group without a match gives NULL,
+    # which _rule_values turns into 0 exactly as it does for a lead without events.
     cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
     for rule in model.engagement:
         match = _event_match(model, rule, ev)
         if isinstance(rule, ThresholdRule):
             within = ev.c.ts > ev.c.as_of - duration_seconds(rule.within) * MS
-            cols.append(func.sum(case((and_(match, within), 1), else_=0)).label(layout.count_col(rule.id)))
+            cols.append(func.count().filter(and_(match, within)).label(layout.count_col(rule.id)))
             continue
-        cols.append(func.sum(case((match, 1), else_=0)).label(layout.count_col(rule.id)))
+        cols.append(func.count().filter(match).label(layout.count_col(rule.id)))
         if isinstance(rule, OnceRule):
-            cols.append(func.max(case((match, ev.c.ts), else_=None)).label(layout.last_col(rule.id)))
+            cols.append(func.max(ev.c.ts).filter(match).label(layout.last_col(rule.id)))
             continue
         hl = half_life_ms(model, rule)
         weight: ColumnElement[Any] = HalfLifeDecay(ev.c.as_of - ev.c.ts, double(hl)) if hl else literal(1.0)
         points = double(rule.points) * weight if hl else double(rule.points)
-        cols.append(func.sum(case((match, points), else_=0.0)).label(layout.raw_col(rule.id)))
+        cols.append(func.sum(points).filter(match).label(layout.raw_col(rule.id)))
     return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals")
 
 
@@ -193,7 +196,7 @@ def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: An
     base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
     if agg is not None:
         base = base.outerjoin(agg, and_(agg.c.lead_id == t.c.lead_id, agg.c.as_of == t.c.as_of))
-    return select(*cols).select_from(base).cte("rule_values")
+    return computed_once(select(*cols).select_from(base).cte("rule_values"))
 
 
 def _sum(cols: list[ColumnElement[Any]]) -> ColumnElement[Any]:
@@ -223,11 +226,13 @@ def _totals(model: ScoringModel, p: Any) -> Select[Any]:
         fit_raw.label("fit_raw"),
         eng_raw.label("engagement_raw"),
     ).cte("totals")
+    inner = computed_once(inner)
     floored = select(
         inner,
         _clamp(inner.c.fit_raw, 0.0, None).label("fit_floor"),
         _clamp(inner.c.engagement_raw, 0.0, None).label("engagement_floor"),
     ).cte("floored")
+    floored = computed_once(floored)
     f = floored.c
     fit_points = _clamp(f.fit_floor, None, scale.fit_max)
     eng_points = _clamp(f.engagement_floor, None, scale.engagement_max)
@@ -243,6 +248,7 @@ def _totals(model: ScoringModel, p: Any) -> Select[Any]:
         eng_points.label("engagement_points"),
         (eng_points * double(100.0 / scale.engagement_max)).label("engagement_score"),
     ).cte("normalised")
+    normalised = computed_once(normalised)
     n = normalised.c
     score = n.fit_score * double(scale.weights.fit / w_total) + n.engagement_score * double(
         scale.weights.engagement / w_total

@@ -1,0 +1,49 @@
+"""The rescoring benchmark at a tiny size: the compiled model and the hand-written query agree (no timing)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import datagen
+import rescore
+
+PG_URL = os.environ.get("LEADSCORE_TEST_POSTGRES_URL")
+TINY = datagen.Spec(leads=200, events=5_000, seed=3)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_compiled_and_hand_written_scores_agree(engine: str) -> None:
+    if engine == "postgresql" and not PG_URL:
+        pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
+    result = rescore.run(engine, TINY, repeat=3, pg_url=PG_URL or rescore.PG_URL)
+    assert result.max_diff <= rescore.TOLERANCE
+    assert result.loaded.leads == TINY.leads
+    assert result.loaded.events == TINY.events
+    assert result.compiled_s > 0 and result.handwritten_s > 0 and result.score_s > 0
+    assert "ratio compiled / hand-written" in rescore.report(result)
+
+
+def test_generated_data_is_deterministic_and_heavy_tailed() -> None:
+    first = [row for chunk in datagen.event_chunks(TINY) for row in chunk]
+    again = [row for chunk in datagen.event_chunks(TINY) for row in chunk]
+    assert first == again
+    assert len(first) == TINY.events
+    per_person: dict[str, int] = {}
+    for row in first:
+        per_person[row[3]] = per_person.get(row[3], 0) + 1
+    counts = sorted(per_person.values())
+    assert counts[-1] > 5 * counts[len(counts) // 2], "a few people should be far more active than the median"
+    assert any(row[10] > TINY.as_of for row in first), "some events lie after as_of and must not count"
+
+
+def test_disagreement_is_detected() -> None:
+    scores = {1: (10.0, 20.0, 15.0), 2: (0.0, 0.0, 0.0)}
+    assert rescore.max_difference(scores, dict(scores)) == 0.0
+    assert rescore.max_difference(scores, {**scores, 2: (0.0, 1e-6, 0.0)}) == pytest.approx(1e-6)
+    assert rescore.max_difference(scores, {1: scores[1]}) == float("inf")
