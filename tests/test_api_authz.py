@@ -8,8 +8,8 @@ import base64
 import re
 import tempfile
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +27,10 @@ POLICIES: list[tuple[str, set[str]]] = [
     (r"^/health$", set(CREDENTIALS)),
     (r"^/openapi\.json$", set(CREDENTIALS)),
     (r"^/v1/(track|page|screen|identify|group|alias|t|p|s|i|g|a|batch|b|import)$", {"write"}),
-    (r"^/v1/projects/\{[^}]+\}/settings$", set(CREDENTIALS)),  # analytics.js settings: public, like Segment's CDN
+    (
+        r"^/v1/projects/\{[^}]+\}/settings$",
+        set(CREDENTIALS),
+    ),  # analytics.js settings: public, like Segment's CDN
     (r"^/v1/leads(/\{ref\})?$", {"read", "admin"}),
 ]
 
@@ -91,7 +94,9 @@ def test_route_policy(method: str, path: str, creds: tuple[str, dict[str, dict[s
     body = {"userId": "authz", "event": "E", "batch": [{"type": "track", "userId": "authz", "event": "E"}]}
     with httpx.Client(base_url=url) as client:
         for kind in CREDENTIALS:
-            r = client.request(method, concrete, headers=headers[kind], json=body if method == "POST" else None)
+            r = client.request(
+                method, concrete, headers=headers[kind], json=body if method == "POST" else None
+            )
             if kind in allowed:
                 assert r.status_code not in (401, 403), f"{kind} refused on {method} {path}: {r.text}"
             else:

@@ -48,7 +48,9 @@ def envelope_on_errors(ctx: Any, response: Any, case: Any) -> None:
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_never_fails_and_always_uses_the_envelope(case: Any, server: tuple[str, dict[str, str], dict[str, str]]) -> None:
+def test_api_never_fails_and_always_uses_the_envelope(
+    case: Any, server: tuple[str, dict[str, str], dict[str, str]]
+) -> None:
     url, write, read = server
     headers = read if case.path.startswith("/v1/leads") else write
     case.call_and_validate(base_url=url, headers=headers, checks=[not_a_server_error, envelope_on_errors])
