@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.api.auth import read_token
 from leadscore.api.errors import ApiError
 from leadscore.api.state import state_of
+from leadscore.compile.dialects import JsonBool
 from leadscore.errors import NotFoundError
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_crossings, read_current, read_history
@@ -47,6 +48,7 @@ COLUMNS = [
     leads.c.updated_ms,
 ]
 EXPORT_CHUNK = 1000
+CONSENT_TRACKING = JsonBool(leads.c.attributes, ("consent_tracking",))
 
 
 def csv_safe(value: Any) -> Any:
@@ -124,7 +126,8 @@ def list_leads(
     ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
     query = query.order_by(*ordering)
     if format != "json":
-        return _export(state.store, query, format)
+        # a person who withdrew tracking consent is left out of exports
+        return _export(state.store, query.where(func.coalesce(CONSENT_TRACKING, true())), format)
     if cursor:
         value, last_id = _decode_cursor(cursor)
         after = (

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, false, func, literal, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.compile.dialects import JsonBool, JsonNumber, JsonText, LowerText, RegexI
+from leadscore.compile.dialects import JsonBool, JsonNumber, JsonText, LowerText, RegexI, TextLike
 from leadscore.errors import CompileError
 from leadscore.model import AllOf, AnyOf, Compare, Condition, Not, ScoringModel
 
@@ -80,11 +80,11 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
             return false()
         return _lower_text(field, *values).in_([v.lower() for v in values])
     if op == "contains":
-        return _lower_text(field, value).like(f"%{_like_escape(value.lower())}%", escape="\\")
+        return TextLike(field.text(), f"%{_like_escape(value.lower())}%")
     if op == "prefix":
-        return _lower_text(field, value).like(f"{_like_escape(value.lower())}%", escape="\\")
+        return TextLike(field.text(), f"{_like_escape(value.lower())}%")
     if op == "glob":
-        return _lower_text(field, value).like(glob_to_like(value.lower()), escape="\\")
+        return TextLike(field.text(), glob_to_like(value.lower()))
     if op == "regex":
         return RegexI(field.text(), literal(value))
     number = _number(field, rule_id, c)
@@ -119,4 +119,4 @@ def _equals(field: Field, value: Any, rule_id: str, c: Compare) -> ColumnElement
         if number is not None:
             return number == float(value)
         return field.text() == str(value)
-    return _lower_text(field, value) == value.lower()
+    return TextLike(field.text(), _like_escape(value.lower()))

@@ -12,6 +12,7 @@ gsum__<group>, gval__<group>    group total before and after the group cap
 
 from __future__ import annotations
 
+TRACKING = "tracking_allowed"  # 1 when the lead's behaviour may be scored (consent), else 0
 SUMMARY = (
     "fit_raw",
     "fit_floor_adj",

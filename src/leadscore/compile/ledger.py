@@ -107,6 +107,18 @@ def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bo
                 note=note,
             )
         )
+    if model.engagement and not row.get(layout.TRACKING, 1):
+        lines.append(
+            LedgerLine(
+                "consent:tracking",
+                "No tracking consent",
+                "engagement",
+                "consent",
+                0.0,
+                0.0,
+                note="behaviour is not scored without tracking consent",
+            )
+        )
     for g in model.groups:
         adj = float(row[layout.group_value_col(g.id)]) - float(row[layout.group_sum_col(g.id)])
         if abs(adj) > EPS:

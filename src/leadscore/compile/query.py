@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile import layout
 from leadscore.compile.conditions import Field, compile_condition
-from leadscore.compile.dialects import CAPABILITIES, HalfLifeDecay, computed_once, double
+from leadscore.compile.dialects import CAPABILITIES, HalfLifeDecay, JsonBool, computed_once, double
 from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources
 from leadscore.errors import CompileError, UnsupportedRuleError
 from leadscore.model import (
@@ -122,20 +122,28 @@ def _horizon_ms(model: ScoringModel) -> float | None:
 
 
 def compile_model(
-    model: ScoringModel, sources: Sources, targets: Select[Any], engine: str = "sqlite"
+    model: ScoringModel, sources: Sources, targets: Select[Any], engine: str = "sqlite", explain: bool = True
 ) -> Select[Any]:
-    """The model as one SELECT over ``sources`` for every (lead_id, as_of) row of ``targets``."""
+    """The model as one SELECT over ``sources`` for every (lead_id, as_of) row of ``targets``.
+
+    With ``explain`` the row carries every ledger column (see ``layout``); without it, only the scores
+    (lead_id, as_of, fit_score, engagement_score, score, grade, level, band): the same stages and the
+    same arithmetic, minus the columns that only explanations read.
+    """
     check_capabilities(model, engine)
     sources.check()
     t = targets.cte("targets")
     e, ids, leads, accounts = sources.events, sources.identities, sources.leads, sources.accounts
 
-    agg = _aggregate_events(model, t, e, ids)
-    parts = _rule_values(model, t, agg, leads, accounts)
-    return _totals(model, parts)
+    agg = _aggregate_events(model, t, e, ids, explain)
+    parts = _rule_values(model, t, agg, leads, accounts, explain)
+    return _totals(model, parts, explain)
 
 
-def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any) -> Any:
+SCORE_COLUMNS = ("lead_id", "as_of", "fit_score", "engagement_score", "score", "grade", "level", "band")
+
+
+def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bool) -> Any:
     if not model.engagement:
         return None
     join_on = [e.c.person_key == ids.c.key, e.c.ts <= t.c.as_of]
@@ -159,7 +167,8 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any) -> Any:
             within = ev.c.ts > ev.c.as_of - duration_seconds(rule.within) * MS
             cols.append(func.count().filter(and_(match, within)).label(layout.count_col(rule.id)))
             continue
-        cols.append(func.count().filter(match).label(layout.count_col(rule.id)))
+        if explain:
+            cols.append(func.count().filter(match).label(layout.count_col(rule.id)))
         if isinstance(rule, OnceRule):
             cols.append(func.max(ev.c.ts).filter(match).label(layout.last_col(rule.id)))
             continue
@@ -170,28 +179,41 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any) -> Any:
     return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals")
 
 
-def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: Any) -> Any:
+def _tracking_allowed(model: ScoringModel, leads: Any) -> ColumnElement[bool]:
+    """Whether the lead's behaviour may be scored (model.privacy and the consent_tracking attribute)."""
+    consent = JsonBool(leads.c.attributes, ("consent_tracking",))
+    return func.coalesce(consent, model.privacy.tracking_consent == "assumed")
+
+
+def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: Any, explain: bool) -> Any:
     resolve = _lead_resolver(leads, accounts)
     cols: list[Any] = [t.c.lead_id, t.c.as_of]
+    tracking = _tracking_allowed(model, leads)
+    if explain and model.engagement:
+        cols.append(case((tracking, 1), else_=0).label(layout.TRACKING))
     for fit_rule in model.fit:
         cond = compile_condition(fit_rule.when, resolve, model, fit_rule.id)
         cols.append(case((cond, double(fit_rule.points)), else_=0.0).label(layout.fit_col(fit_rule.id)))
     for rule in model.engagement:
-        n = func.coalesce(agg.c[layout.count_col(rule.id)], 0)
-        cols.append(n.label(layout.count_col(rule.id)))
+        # no tracking consent: the lead's events count for nothing (and are shown as not counted)
+        if explain or isinstance(rule, ThresholdRule):
+            n = case((tracking, func.coalesce(agg.c[layout.count_col(rule.id)], 0)), else_=0)
+            cols.append(n.label(layout.count_col(rule.id)))
         raw: ColumnElement[Any]
         if isinstance(rule, ThresholdRule):
             raw = case((n >= rule.at_least, double(rule.points)), else_=0.0)
         elif isinstance(rule, OnceRule):
             last = agg.c[layout.last_col(rule.id)]
-            cols.append(last.label(layout.last_col(rule.id)))
+            if explain:
+                cols.append(last.label(layout.last_col(rule.id)))
             hl = half_life_ms(model, rule)
             weight = HalfLifeDecay(t.c.as_of - last, double(hl)) if hl else literal(1.0)
-            raw = case((last.is_not(None), double(rule.points) * weight), else_=0.0)
+            raw = case((and_(tracking, last.is_not(None)), double(rule.points) * weight), else_=0.0)
         else:
-            raw = func.coalesce(agg.c[layout.raw_col(rule.id)], 0.0)
+            raw = case((tracking, func.coalesce(agg.c[layout.raw_col(rule.id)], 0.0)), else_=0.0)
         cap = rule.cap if isinstance(rule, EachRule) else None
-        cols.append(raw.label(layout.raw_col(rule.id)))
+        if explain:
+            cols.append(raw.label(layout.raw_col(rule.id)))
         cols.append(_clamp(raw, -cap if cap else None, cap).label(layout.value_col(rule.id)))
     base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
     if agg is not None:
@@ -208,7 +230,7 @@ def _sum(cols: list[ColumnElement[Any]]) -> ColumnElement[Any]:
     return total
 
 
-def _totals(model: ScoringModel, p: Any) -> Select[Any]:
+def _totals(model: ScoringModel, p: Any, explain: bool) -> Select[Any]:
     scale = model.scale
     groups: dict[str, list[ColumnElement[Any]]] = {g.id: [] for g in model.groups}
     ungrouped: list[ColumnElement[Any]] = []
@@ -219,13 +241,18 @@ def _totals(model: ScoringModel, p: Any) -> Select[Any]:
 
     fit_raw = _sum([p.c[layout.fit_col(r.id)] for r in model.fit])
     eng_raw = _sum([*group_vals.values(), *ungrouped])
-    inner = select(
-        p,
-        *(group_sums[g].label(layout.group_sum_col(g)) for g in group_sums),
-        *(group_vals[g].label(layout.group_value_col(g)) for g in group_vals),
-        fit_raw.label("fit_raw"),
-        eng_raw.label("engagement_raw"),
-    ).cte("totals")
+    carried = [p] if explain else [p.c.lead_id, p.c.as_of]
+    explained = (
+        [
+            *(group_sums[g].label(layout.group_sum_col(g)) for g in group_sums),
+            *(group_vals[g].label(layout.group_value_col(g)) for g in group_vals),
+        ]
+        if explain
+        else []
+    )
+    inner = select(*carried, *explained, fit_raw.label("fit_raw"), eng_raw.label("engagement_raw")).cte(
+        "totals"
+    )
     inner = computed_once(inner)
     floored = select(
         inner,
@@ -265,4 +292,6 @@ def _totals(model: ScoringModel, p: Any) -> Select[Any]:
         "scored"
     )
     band = case((scored.c.score >= b.hot, "hot"), (scored.c.score >= b.warm, "warm"), else_="cold")
+    if not explain:
+        return select(*(scored.c[name] for name in SCORE_COLUMNS if name != "band"), band.label("band"))
     return select(scored, band.label("band")).where(true())

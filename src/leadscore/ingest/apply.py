@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadscore.ingest.attributes import canonical, coerce, normalise_domain
+from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_traits, normalise_domain
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.store.event_log import append_events, known_message_ids
@@ -45,8 +45,11 @@ def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], di
     email: str | None = None
     fields: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
+    attributes.update(consent_traits(traits))
     for key, value in traits.items():
         name = canonical(key)
+        if name in CONSENT or name == "consent":
+            continue
         if name == "company" and isinstance(value, dict):
             if value.get("name"):
                 fields["company"] = str(value["name"])

@@ -52,6 +52,13 @@ ALIASES = {
     "company_domain_name": "domain",
     "domain": "domain",
     "company_domain": "domain",
+    "consent_tracking": "consent_tracking",
+    "tracking_consent": "consent_tracking",
+    "consent_email": "consent_email",
+    "email_consent": "consent_email",
+    "marketing_consent": "consent_email",
+    "marketing_email_consent": "consent_email",
+    "consent_marketing_email": "consent_email",
     "user_id": "user_id",
     "userid": "user_id",
     "external_id": "user_id",
@@ -77,6 +84,38 @@ def canonical(name: str) -> str:
 
 
 _NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")  # "02134" (a zip code, an id) stays text
+
+
+CONSENT = ("consent_tracking", "consent_email")
+_YES = {"true", "yes", "y", "1", "opt-in", "opted in", "granted"}
+_NO = {"false", "no", "n", "0", "opt-out", "opted out", "withdrawn", "denied"}
+
+
+def consent_value(value: object) -> bool | None:
+    """A consent flag from a trait or CSV cell: true/false, yes/no, 1/0, opt-in/opt-out; else None."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text in _YES else False if text in _NO else None
+
+
+def consent_traits(traits: dict[str, object]) -> dict[str, bool]:
+    """Consent from Segment-style traits: ``consent: {tracking, marketing_email}``, flat consent keys, or
+    ``unsubscribed: true`` (withdraws e-mail consent)."""
+    out: dict[str, bool] = {}
+    nested = traits.get("consent")
+    if isinstance(nested, dict):
+        for key, value in nested.items():
+            name = canonical(f"consent_{key}")
+            if name in CONSENT and (flag := consent_value(value)) is not None:
+                out[name] = flag
+    for key, value in traits.items():
+        name = canonical(key)
+        if name in CONSENT and (flag := consent_value(value)) is not None:
+            out[name] = flag
+        elif name == "unsubscribed" and consent_value(value) is True:
+            out["consent_email"] = False
+    return out
 
 
 def coerce(value: object) -> object:

@@ -21,7 +21,7 @@ from sqlalchemy import Column, Connection, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadscore.errors import InputError, Problem
-from leadscore.ingest.attributes import canonical, coerce, normalise_domain
+from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_value, normalise_domain
 from leadscore.store import Store
 from leadscore.store.people import find_lead, upsert_account, upsert_lead
 from leadscore.store.schema import accounts, leads
@@ -159,6 +159,15 @@ def _to_row(
         if "\x00" in cell:
             return Problem("contains a NUL character", file, number, field=header)
         value = (cell.strip() or None) if name in TEXT_FIELDS else coerce(cell)
+        if name in CONSENT and value is not None:
+            value = consent_value(cell)
+            if value is None:
+                return Problem(
+                    f"{cell.strip()!r} is not a consent value (yes/no, true/false)",
+                    file,
+                    number,
+                    field=header,
+                )
         if value is not None:
             row.values[name], row.headers[name] = value, header
     return row

@@ -89,6 +89,14 @@ class Bands(Frozen):
         return self
 
 
+class Privacy(Frozen):
+    """Consent. Behaviour (engagement) of a lead is scored only with tracking consent: the lead attribute
+    ``consent_tracking`` (true/false, from identify traits, the API or CSV import). ``assumed`` scores
+    leads unless it is false; ``required`` scores only leads for whom it is true."""
+
+    tracking_consent: Literal["assumed", "required"] = "assumed"
+
+
 class Scale(Frozen):
     """How raw points become 0–100 scores.
 
@@ -114,6 +122,7 @@ class ScoringModel(Frozen):
     engagement: tuple[EventRule, ...] = ()
     groups: tuple[Group, ...] = ()
     scale: Scale = Scale()
+    privacy: Privacy = Privacy()
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> ScoringModel:

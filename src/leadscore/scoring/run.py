@@ -60,6 +60,9 @@ def score(
     conn: Connection, model: ScoringModel, sources: Sources, targets: Select[tuple[int, int]]
 ) -> list[Ledger]:
     query = compile_model(model, sources, targets, engine=conn.dialect.name)
+    if conn.dialect.name == "postgresql":
+        # the wide aggregate's cost estimate switches JIT on, whose compilation costs more than it saves
+        conn.exec_driver_sql("SET LOCAL jit = off")
     return [read_ledger(model, dict(row)) for row in conn.execute(query).mappings()]
 
 
