@@ -20,6 +20,7 @@ from leadscore.api.errors import ApiError
 from leadscore.api.state import state_of
 from leadscore.compile.dialects import JsonBool
 from leadscore.errors import NotFoundError
+from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import accounts, leads, scores
@@ -49,13 +50,6 @@ COLUMNS = [
 ]
 EXPORT_CHUNK = 1000
 CONSENT_TRACKING = JsonBool(leads.c.attributes, ("consent_tracking",))
-
-
-def csv_safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas: a cell starting with = + - @ (or tab/CR) is prefixed with '."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def _sort_key(sort: str) -> ColumnElement[Any]:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from leadscore.cli.options import fmt_time
 from leadscore.compile import Ledger, LedgerLine
+from leadscore.spreadsheet import csv_safe
 
 # Piped output (CI logs, files) gets room for whole tables instead of 80 columns.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -70,7 +71,7 @@ def print_rows(rows: list[dict[str, Any]], fmt: str, title: str = "") -> None:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(SCORE_FIELDS))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
         print(out.getvalue(), end="")
     else:
         table = Table(title=title or None)

@@ -1,0 +1,135 @@
+"""Hostile model YAML cannot inject SQL or hang the compiler: values are bound, names are checked,
+regexes and sizes are bounded. Every case is refused with a positioned error or scored harmlessly."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from leadscore.compile import compile_model
+from leadscore.errors import ModelValidationError
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import ingest
+from leadscore.scoring.run import all_leads, score
+from leadscore.spreadsheet import csv_safe
+from leadscore.store import Store
+from leadscore.store.schema import events, leads
+
+NOW = parse_time("2024-06-01T00:00:00Z", "now")
+INJECTIONS = [
+    "'; DROP TABLE leads; --",
+    '" OR 1=1 --',
+    "x') UNION SELECT sql FROM sqlite_master --",
+    "$$; DELETE FROM events; $$",
+    "\\'; SELECT pg_sleep(10); --",
+]
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_values_with_sql_are_bound(store: Store, payload: str) -> None:
+    doubled = payload.replace("\\", "\\\\").replace('"', '\\"')
+    model = loads_model(
+        f"""
+model: hostile
+lists:
+  evil: ["{doubled}", normal.com]
+fit:
+  - {{id: eq, name: "{doubled}", when: {{attribute: job_title, equals: "{doubled}"}}, points: 1}}
+  - {{id: lst, name: List, when: {{attribute: email_domain, in_list: evil}}, points: 2}}
+  - {{id: glb, name: Glob, when: {{attribute: job_title, glob: "*{doubled}*"}}, points: 4}}
+engagement:
+  - {{id: ev, name: Ev, event: {{type: track, name: "{doubled}"}}, where: {{property: note, contains: "{doubled}"}}, points: 8}}
+scale: {{fit_max: 7, engagement_max: 8}}
+"""
+    )
+    ingest(
+        store,
+        [
+            normalise(
+                {"type": "identify", "userId": "h", "traits": {"title": payload}, "timestamp": NOW},
+                received_ms=NOW,
+            ),
+            normalise(
+                {
+                    "type": "track",
+                    "userId": "h",
+                    "event": payload,
+                    "properties": {"note": payload},
+                    "timestamp": NOW,
+                },
+                received_ms=NOW,
+            ),
+        ],
+        source="test",
+    )
+    with store.connect() as conn:
+        (ledger,) = score(conn, model, store.sources(), all_leads(NOW))
+        # the payload matched itself as data: equals (1) + glob (4) of 7 fit, the event rule 8 of 8
+        assert {line.rule_id for line in ledger.lines} == {"eq", "glb", "ev"}
+        assert ledger.score == pytest.approx((5 / 7 * 100 + 100) / 2)
+        assert conn.execute(select(func.count()).select_from(leads)).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 2
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ('{attribute: "job_title; DROP TABLE leads", equals: x}', "is not a field name"),
+        ('{attribute: "a\\"b", equals: x}', "is not a field name"),
+        ('{attribute: t, regex: "' + "a" * 400 + '"}', "at most 300 are allowed"),
+        ('{attribute: t, regex: "(a+)+$"}', "nests repetition"),
+        ('{attribute: t, regex: "(x|y*)*z"}', "nests repetition"),
+        ('{attribute: t, equals: "' + "x" * 3000 + '"}', "at most 2000 are allowed"),
+    ],
+)
+def test_hostile_conditions_are_refused(snippet: str, message: str) -> None:
+    with pytest.raises(ModelValidationError, match=message):
+        loads_model(f"model: m\nfit:\n  - {{id: r, name: R, when: {snippet}, points: 1}}\n")
+
+
+def test_hostile_names_and_sizes_are_refused() -> None:
+    with pytest.raises(ModelValidationError, match="id"):
+        loads_model(
+            'model: m\nfit:\n  - {id: "r; DROP", name: R, when: {attribute: t, exists: true}, points: 1}\n'
+        )
+    rules = "".join(
+        f"  - {{id: r{i}, name: R, when: {{attribute: t, exists: true}}, points: 1}}\n" for i in range(301)
+    )
+    with pytest.raises(ModelValidationError, match="at most 300 rules"):
+        loads_model("model: m\nfit:\n" + rules)
+    with pytest.raises(ModelValidationError, match="bytes; at most"):
+        loads_model("model: m\ndescription: " + "x" * 5_000_001 + "\n")
+
+
+def test_compiled_sql_grows_linearly_with_the_model(store: Store) -> None:
+    """Deeply nested conditions cannot blow the SQL up: twice the rules, twice the text (no expansion)."""
+    cond = "{attribute: t, equals: x}"
+    for _ in range(10):
+        cond = "{any: [" + cond + ", {not: {attribute: u, contains: y}}]}"
+
+    def sql_length(rules: int) -> int:
+        body = "".join(f"  - {{id: r{i}, name: R, when: {cond}, points: 1}}\n" for i in range(rules))
+        model = loads_model("model: big\nfit:\n" + body)
+        return len(
+            str(
+                compile_model(model, store.sources(), all_leads(NOW), engine=store.dialect).compile(
+                    store.engine
+                )
+            )
+        )
+
+    small, large = sql_length(40), sql_length(80)
+    assert 1.8 < large / small < 2.2
+
+
+def test_csv_cells_never_start_a_formula() -> None:
+    assert [csv_safe(v) for v in ("=SUM(A1)", "+1", "-2", "@x", "\tx", "ok", 5)] == [
+        "'=SUM(A1)",
+        "'+1",
+        "'-2",
+        "'@x",
+        "'\tx",
+        "ok",
+        5,
+    ]
