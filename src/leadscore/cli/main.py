@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from leadscore.cli import demo_cmd, imports, model_cmds, privacy_cmds, server_cmds, users_cmds
+from leadscore.cli import demo_cmd, imports, learn_cmds, model_cmds, privacy_cmds, server_cmds, users_cmds
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
 from leadscore.compile.matches import compile_matches, match_column, points_column
@@ -29,6 +29,9 @@ app.command("demo")(demo_cmd.demo)
 app.command("validate")(model_cmds.validate)
 app.add_typer(model_cmds.app, name="model")
 app.add_typer(imports.app, name="import")
+app.command("evaluate")(learn_cmds.evaluate_cmd)
+app.command("learn")(learn_cmds.learn_cmd)
+app.command("backtest")(learn_cmds.backtest_cmd)
 app.command("serve")(server_cmds.serve)
 app.add_typer(users_cmds.app, name="users")
 app.command("audit")(users_cmds.audit_cmd)

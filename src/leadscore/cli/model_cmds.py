@@ -14,6 +14,7 @@ from leadscore.cli.render import console
 from leadscore.errors import ModelValidationError
 from leadscore.model import ScoringModel, dump_model, load_model, loads_model
 from leadscore.scoring.pipeline import publish
+from leadscore.store.backtests import backtests_of_yaml
 from leadscore.store.model_versions import find_version, list_versions
 
 app = typer.Typer(help="Model versions: publish, list, show, diff.", no_args_is_help=True)
@@ -54,11 +55,25 @@ def publish_cmd(
     model_file: Annotated[Path, typer.Argument(help="Model YAML to publish.")],
     note: Annotated[str, typer.Option(help="Why this version.")] = "",
     as_of: AsOf = None,
+    require_backtest: Annotated[
+        bool,
+        typer.Option(
+            "--require-backtest", help="Refuse unless `leadscore backtest --save` stored one for it."
+        ),
+    ] = False,
     db: Db = None,
 ) -> None:
     """Store the model as a new version, make it active, rescore every lead (recorded in history)."""
     model = load_or_exit(model_file)
     with open_store(db) as store:
+        if require_backtest:
+            with store.connect() as conn:
+                if not backtests_of_yaml(conn, model.model, dump_model(model)):
+                    console.print(
+                        f"[red]error[/red] no backtest stored for {model_file}: run `leadscore backtest {model_file} --save` first",
+                        highlight=False,
+                    )
+                    raise typer.Exit(1)
         version, count = publish(store, model, note=note, as_of=parse_as_of(as_of))
         console.print(
             f"published {version.label} (sha256 {version.sha256[:12]}); rescored {count} leads",

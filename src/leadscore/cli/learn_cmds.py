@@ -1,0 +1,358 @@
+"""``leadscore evaluate``, ``learn`` and ``backtest``: models measured against what actually happened."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leadscore.cli.model_cmds import load_or_exit
+from leadscore.cli.options import Db, fmt_time, open_store, parse_as_of
+from leadscore.cli.render import console
+from leadscore.errors import LeadscoreError
+from leadscore.learn import report_html
+from leadscore.learn.backtest import BacktestResult, backtest
+from leadscore.learn.dataset import csv_data
+from leadscore.learn.evaluate import Evaluation, evaluate_csv, evaluate_store
+from leadscore.learn.labels import DAY_MS, data_end
+from leadscore.learn.store_data import WINDOWS, cutoffs, store_data
+from leadscore.learn.train import HOT_SHARE, WARM_SHARE, LearnResult, learn
+from leadscore.model import ScoringModel, dump_model, duration_seconds
+from leadscore.model.durations import parse_duration
+from leadscore.scoring.run import Active, now_ms
+from leadscore.store import Store
+from leadscore.store.backtests import save_backtest
+from leadscore.store.model_versions import ModelVersion, active_version, add_version, find_version
+
+Outcome = Annotated[
+    str,
+    typer.Option(
+        "--outcome", help="Store: sql, opportunity, won, lost or disqualified. CSV: the outcome column."
+    ),
+]
+Horizon = Annotated[
+    str, typer.Option("--horizon", help="How long after the as-of time an outcome counts (e.g. 30d).")
+]
+Since = Annotated[str | None, typer.Option("--since", help="First cutoff / start of the period (ISO date).")]
+Until = Annotated[
+    str | None, typer.Option("--until", help="End of the period (ISO date; default: the newest data).")
+]
+Every = Annotated[str, typer.Option("--every", help="Time between cutoffs (e.g. 14d).")]
+CsvFile = Annotated[
+    Path | None,
+    typer.Option("--csv", help="A flat CSV of leads with an outcome column (instead of the store)."),
+]
+IdColumn = Annotated[
+    str | None, typer.Option("--id", help="CSV: the column that identifies a lead (holdout hash).")
+]
+Html = Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+DEFAULT_PERIOD_DAYS = 84  # twelve weeks: a quarter of history when no --since is given
+
+
+def _ms(text: str) -> int:
+    try:
+        return int(duration_seconds(parse_duration(text)) * 1000)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _model(store: Store | None, ref: str | None) -> tuple[str, ScoringModel, ModelVersion | None]:
+    """A YAML file, a stored version (name@N, name, id) or, with no reference, the active version."""
+    if ref is not None and Path(ref).suffix in (".yaml", ".yml"):
+        return ref, load_or_exit(Path(ref)), None
+    if store is None:
+        raise LeadscoreError("a stored model version needs --db; give a YAML file instead")
+    with store.connect() as conn:
+        version = find_version(conn, ref) if ref else active_version(conn)
+    return version.label, Active.of(version).model, version
+
+
+def _period(store: Store, since: str | None, until: str | None) -> tuple[int, int]:
+    with store.connect() as conn:
+        end = parse_as_of(until) or data_end(conn)
+    return parse_as_of(since) or end - DEFAULT_PERIOD_DAYS * DAY_MS, end
+
+
+def _write_html(path: Path | None, text: str) -> None:
+    if path is not None:
+        path.write_text(text, encoding="utf-8")
+        console.print(f"report written to {path}", highlight=False)
+
+
+def _rows(title: str, headers: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for h in headers:
+        table.add_column(h, justify="left" if h == headers[0] else "right")
+    for r in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else "—" if v is None else str(v) for v in r))
+    console.print(table)
+
+
+def _print_evaluation(ev: Evaluation) -> None:
+    console.print(
+        f"{ev.model} against {ev.outcome}: {ev.rows} labelled rows, {ev.converted} converted", highlight=False
+    )
+    for why, n in ev.excluded.items():
+        console.print(f"  excluded: {n} {why}", highlight=False)
+    _rows(
+        "Ranking",
+        ["ROC-AUC", "PR-AUC", "ECE", *ev.capture],
+        [[ev.roc_auc, ev.pr_auc, ev.ece, *ev.capture.values()]],
+    )
+    top20 = ev.capture.get("top 20 %")
+    if top20 is not None:
+        console.print(f"the top 20 % of leads hold {100 * top20:.0f} % of conversions", highlight=False)
+    _rows("Lift and gains by decile", ["decile", "leads", "converted", "rate", "lift", "cumulative capture"],
+          [[d.decile, d.leads, d.converted, d.rate, d.lift, d.cumulative_capture] for d in ev.deciles])  # fmt: skip
+    _rows(
+        "Conversion by band",
+        ["band", "leads", "converted", "rate"],
+        [[g.key, g.leads, g.converted, g.rate] for g in ev.bands],
+    )
+    _rows("Conversion by fit × engagement (grade, level)", ["cell", "leads", "converted", "rate"],
+          [[g.key, g.leads, g.converted, g.rate] for g in ev.cells])  # fmt: skip
+    _rows(
+        "Calibration",
+        ["predicted", "observed", "leads"],
+        [[c.predicted, c.observed, c.leads] for c in ev.calibration],
+    )
+    _rows("Rules: leads that hit the rule convert `lift` times as often", ["rule", "coverage", "rate hit", "rate otherwise", "lift"],
+          [[r.rule, r.coverage, r.rate_hit, r.rate_miss, r.lift] for r in ev.rules])  # fmt: skip
+    if ev.psi is not None:
+        console.print(f"drift: PSI {ev.psi:.3f} ({ev.psi_periods})", highlight=False)
+
+
+def evaluate_cmd(
+    model_ref: Annotated[
+        str | None, typer.Argument(help="Model version or YAML file (default: the active version).")
+    ] = None,
+    outcome: Outcome = "opportunity",
+    horizon: Horizon = "30d",
+    since: Since = None,
+    until: Until = None,
+    every: Every = "14d",
+    csv: CsvFile = None,
+    id_column: IdColumn = None,
+    html: Html = None,
+    as_json: AsJson = False,
+    db: Db = None,
+) -> None:
+    """Measure a model against outcomes: AUC, lift, capture, bands, calibration, per-rule lift, drift."""
+    if csv is not None:
+        if id_column is None:
+            raise typer.BadParameter("--csv needs --id (the column that identifies a lead)")
+        label, model, _ = _model(None, model_ref)
+        ev = evaluate_csv(model, label, csv, outcome=outcome, id_column=id_column)
+    else:
+        with open_store(db) as store:
+            label, model, _ = _model(store, model_ref)
+            start, end = _period(store, since, until)
+            ev = evaluate_store(store, model, label, outcome=outcome, horizon_ms=_ms(horizon),
+                                at=cutoffs(start, end, _ms(every)), end_ms=end)  # fmt: skip
+    if as_json:
+        print(json.dumps(ev.as_dict(), indent=2))
+    else:
+        _print_evaluation(ev)
+    _write_html(html, report_html.evaluation_html(ev))
+
+
+def _print_learn(result: LearnResult, output: Path) -> None:
+    for column, why in result.dropped:
+        console.print(f"  not a feature: {column}: {why}", highlight=False)
+    for why, n in result.excluded.items():
+        console.print(f"  excluded rows: {n} {why}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    rows = [[m.name, m.roc_auc, m.pr_auc, m.ece] for m in (result.points, result.challenger) if m is not None]
+    _rows(
+        f"Holdout ({result.holdout_rows} rows, {result.holdout_converted} converted)",
+        ["model", "ROC-AUC", "PR-AUC", "ECE"],
+        rows,
+    )
+    n_rules = len(result.model.fit) + len(result.model.engagement)
+    console.print(f"wrote {output}: model {result.model.model!r}, {n_rules} rules", highlight=False)
+
+
+def learn_cmd(
+    name: Annotated[str, typer.Option("--name", help="Name of the learned model.")] = "learned",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model YAML.")] = Path(
+        "learned.yaml"
+    ),
+    outcome: Outcome = "opportunity",
+    horizon: Horizon = "30d",
+    since: Since = None,
+    until: Until = None,
+    every: Every = "14d",
+    windows: Annotated[
+        list[str] | None, typer.Option("--window", help="Event count windows (repeat; default 30d and 90d).")
+    ] = None,
+    csv: CsvFile = None,
+    id_column: IdColumn = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            help="Column or attribute that must not be a feature: sales-entered or recorded after the outcome (repeat).",
+        ),
+    ] = None,
+    categorical: Annotated[
+        list[str] | None,
+        typer.Option("--categorical", help="CSV: treat this numeric-looking column as categories (repeat)."),
+    ] = None,
+    max_bins: Annotated[int, typer.Option("--max-bins", min=2, help="Most bins per feature.")] = 12,
+    min_bin_share: Annotated[
+        float,
+        typer.Option("--min-bin-share", min=0.0, max=0.5, help="Smallest bin, as a share of training rows."),
+    ] = 0.01,
+    regularisation: Annotated[
+        str,
+        typer.Option(
+            "--c", help="Inverse regularisation strength, or 'cv' to choose it by cross-validation."
+        ),
+    ] = "cv",
+    min_outcomes: Annotated[
+        int,
+        typer.Option("--min-outcomes", min=1, help="Fewest conversions (and non-conversions) to learn from."),
+    ] = 50,
+    challenger: Annotated[
+        str, typer.Option("--challenger", help="lightgbm, hist (scikit-learn) or none.")
+    ] = "lightgbm",
+    hot_share: Annotated[
+        float, typer.Option("--hot-share", help="Share of training leads in the hot band.")
+    ] = HOT_SHARE,
+    warm_share: Annotated[
+        float, typer.Option("--warm-share", help="Share of training leads in the warm band.")
+    ] = WARM_SHARE,
+    html: Html = None,
+    as_json: AsJson = False,
+    db: Db = None,
+) -> None:
+    """Learn a points model from outcomes and write it as a normal model YAML (scorecard method)."""
+    if challenger not in ("lightgbm", "hist", "none"):
+        raise typer.BadParameter("--challenger is lightgbm, hist or none")
+    c: Any = regularisation if regularisation == "cv" else float(regularisation)
+    if csv is not None:
+        data = csv_data(
+            csv, outcome, id_column=id_column, exclude=exclude or (), categorical=categorical or ()
+        )
+        source = f"Learned from {csv.name} (outcome {outcome})."
+    else:
+        with open_store(db) as store:
+            start, end = _period(store, since, until)
+            with store.connect() as conn:
+                data, _ = store_data(conn, store.sources(), outcome=outcome, horizon_ms=_ms(horizon),
+                                     at=cutoffs(start, end, _ms(every)), end_ms=end,
+                                     windows=[parse_duration(w) for w in windows or WINDOWS], exclude=exclude or ())  # fmt: skip
+        source = f"Learned from the store: outcome {outcome} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
+    result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
+                   hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
+                   min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes)  # fmt: skip
+    output.write_text(result.yaml, encoding="utf-8")
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        _print_learn(result, output)
+    _write_html(html, report_html.learn_html(result))
+
+
+def _print_backtest(bt: BacktestResult) -> None:
+    models = [m for m in (bt.candidate, bt.baseline) if m is not None]
+    console.print(
+        f"backtest {fmt_time(bt.start_ms)} → {fmt_time(bt.end_ms)} UTC, outcome {bt.outcome} within {bt.horizon_days:g} days",
+        highlight=False,
+    )
+    _rows("MQLs", ["model", "threshold", "MQLs", "already MQL", "converted", "labelled", "precision", "recall", "median days to MQL"],
+          [[m.model, m.threshold, m.mqls, m.already_mql, m.converted, m.labelled, m.precision, m.recall, m.median_days_to_mql]
+           for m in models])  # fmt: skip
+    _rows("MQLs per week", ["week", *(m.model for m in models)],
+          [[i + 1, *(m.weekly[i] for m in models)] for i in range(len(bt.candidate.weekly))])  # fmt: skip
+    if bt.baseline is not None:
+        console.print(
+            f"gained {bt.gained} MQLs ({bt.gained_converted} converted), lost {bt.lost} ({bt.lost_converted} converted)",
+            highlight=False,
+        )
+    a = bt.advice
+    if a.capacity_threshold is not None:
+        console.print(
+            f"threshold {a.capacity_threshold:g} gives {a.capacity_mqls_per_week:.1f} MQLs per week",
+            highlight=False,
+        )
+    if a.precision_threshold is not None:
+        console.print(
+            f"threshold {a.precision_threshold:g} reaches precision {a.precision_reached:.3f}",
+            highlight=False,
+        )
+
+
+def backtest_cmd(
+    candidate: Annotated[str, typer.Argument(help="Candidate model: YAML file or version.")],
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="Baseline version or YAML (default: the active version, if any)."),
+    ] = None,
+    since: Since = None,
+    until: Until = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Candidate MQL threshold (default: its hot band).")
+    ] = None,
+    baseline_threshold: Annotated[
+        float | None,
+        typer.Option("--baseline-threshold", help="Baseline MQL threshold (default: its hot band)."),
+    ] = None,
+    outcome: Outcome = "opportunity",
+    horizon: Horizon = "30d",
+    per_week: Annotated[
+        float | None, typer.Option("--mqls-per-week", help="Advise the threshold for this sales capacity.")
+    ] = None,
+    precision: Annotated[
+        float | None, typer.Option("--target-precision", help="Advise the threshold reaching this precision.")
+    ] = None,
+    save: Annotated[
+        bool, typer.Option("--save", help="Store the candidate as a (not active) version with this backtest.")
+    ] = False,
+    html: Html = None,
+    as_json: AsJson = False,
+    db: Db = None,
+) -> None:
+    """Replay history for a candidate model against the active one: MQLs per week, precision, recall."""
+    with open_store(db) as store:
+        label, model, version = _model(store, candidate)
+        base: tuple[str, ScoringModel, ModelVersion | None] | None = None
+        if against is not None:
+            base = _model(store, against)
+        else:
+            try:
+                base = _model(store, None)
+            except LeadscoreError:
+                base = None
+        start, end = _period(store, since, until)
+        with store.connect() as conn:
+            bt = backtest(
+                conn, store.sources(), (label, model, threshold if threshold is not None else model.scale.bands.hot),
+                (base[0], base[1], baseline_threshold if baseline_threshold is not None else base[1].scale.bands.hot) if base else None,
+                start_ms=start, end_ms=end, outcome=outcome, horizon_ms=_ms(horizon), per_week=per_week, precision=precision,
+            )  # fmt: skip
+        if save:
+            stamp = now_ms()
+            with store.begin() as conn:
+                if version is None:
+                    version, _ = add_version(
+                        conn, model.model, dump_model(model), stamp, note="backtested candidate"
+                    )
+                save_backtest(conn, version_id=version.id, baseline_id=base[2].id if base and base[2] else None,
+                              outcome=outcome, start_ms=start, end_ms=end, threshold=bt.candidate.threshold,
+                              summary=bt.as_dict(), now_ms=stamp)  # fmt: skip
+    if as_json:
+        print(json.dumps(bt.as_dict(), indent=2))
+    else:
+        _print_backtest(bt)
+        if save and version is not None:
+            console.print(f"backtest stored with {version.label}", highlight=False)
+    _write_html(html, report_html.backtest_html(bt))
+
+
+__all__ = ["backtest_cmd", "evaluate_cmd", "learn_cmd"]

@@ -1,0 +1,198 @@
+"""Supervised binning: numeric features into intervals, categorical ones into groups of categories.
+
+Both start fine (quantile pre-bins, or one group per category with rare ones pooled as 'other') and merge
+neighbours (in value order, or in conversion-rate order for categories) while a bin is too small or
+there are more than ``max_bins``; each merge is the one that loses the least
+information value. Missing values (and placeholders such as "Select") always keep a bin of their own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from leadscore.learn.features import OTHER, PLACEHOLDERS, Category, Other, category, number
+
+# Jeffreys prior: half an observation of each class per bin keeps the weight of evidence finite for a bin
+# without conversions (or without non-conversions) and shrinks small bins towards no evidence.
+PRIOR = 0.5
+NO_BIN = -1  # a value no fitted bin holds (missing when training had none): worth the baseline points
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class Bins:
+    """The fitted bins of one feature, with the training counts per bin.
+
+    numeric: bin 0 is ``x < edges[0]``, bin i is ``edges[i-1] <= x < edges[i]``, the last ``x >= edges[-1]``.
+    categorical: bin i holds ``groups[i]``; ``other`` is the bin of rare and unseen categories (or None).
+    With ``has_missing`` the last bin is missing values and placeholders.
+    """
+
+    kind: str
+    edges: tuple[float, ...]
+    groups: tuple[tuple[Category, ...], ...]
+    other: int | None
+    has_missing: bool
+    counts: tuple[int, ...]
+    events: tuple[int, ...]
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.counts)
+
+    @property
+    def missing(self) -> int | None:
+        return self.n_bins - 1 if self.has_missing else None
+
+    def woe(self) -> FloatArray:
+        """Weight of evidence per bin: ln(share of conversions / share of non-conversions)."""
+        n, e = np.asarray(self.counts, float), np.asarray(self.events, float)
+        ne = n - e
+        k = len(n)
+        return np.asarray(
+            np.log((e + PRIOR) / (e.sum() + PRIOR * k)) - np.log((ne + PRIOR) / (ne.sum() + PRIOR * k)), float
+        )
+
+    def assign(self, column: npt.NDArray[Any], placeholders: tuple[str, ...] = PLACEHOLDERS) -> IntArray:
+        """The bin index of each value (``NO_BIN`` where no bin holds it)."""
+        if self.kind == "numeric":
+            x = numeric_column(column)
+            idx = np.searchsorted(np.asarray(self.edges, float), x, side="right").astype(np.intp)
+            nan = np.isnan(x)
+            idx[nan] = self.missing if self.missing is not None else NO_BIN
+            return idx
+        lookup: dict[Category, int] = {c: i for i, g in enumerate(self.groups) for c in g}
+        fallback = self.other if self.other is not None else NO_BIN
+        missing = self.missing if self.missing is not None else NO_BIN
+        out = np.empty(len(column), dtype=np.intp)
+        for i, value in enumerate(column):
+            key = category(value, placeholders)
+            out[i] = (
+                missing if key is None else fallback if isinstance(key, Other) else lookup.get(key, fallback)
+            )
+        return out
+
+
+def numeric_column(column: npt.NDArray[Any]) -> FloatArray:
+    """Floats, with NaN for anything that is not a number (missing, text, booleans)."""
+    if column.dtype.kind in "fiu":
+        return np.asarray(column, dtype=float)
+    return np.fromiter((number(v) for v in column), dtype=float, count=len(column))
+
+
+def _iv(n: FloatArray, e: FloatArray, total_e: float, total_ne: float) -> FloatArray:
+    pe = (e + PRIOR) / (total_e + PRIOR)
+    pn = (n - e + PRIOR) / (total_ne + PRIOR)
+    return np.asarray((pe - pn) * np.log(pe / pn), float)
+
+
+def _merge(n: list[int], e: list[int], max_bins: int, min_count: int) -> list[int]:
+    """Greedy merging of adjacent bins; returns, for each final bin, the index of its last input bin."""
+    ends = list(range(len(n)))
+    n, e = list(n), list(e)
+    total_e, total_ne = float(sum(e)), float(sum(n) - sum(e))
+    while len(n) > 1:
+        na, ea = np.asarray(n, float), np.asarray(e, float)
+        bad = [i for i in range(len(n)) if n[i] < min_count]
+        if len(n) <= max_bins and not bad:
+            break
+        iv = _iv(na, ea, total_e, total_ne)
+        merged = _iv(na[:-1] + na[1:], ea[:-1] + ea[1:], total_e, total_ne)
+        loss = iv[:-1] + iv[1:] - merged  # information value lost by merging pair (i, i+1)
+        pairs = range(len(n) - 1)
+        if bad and len(n) <= max_bins:
+            worst = min(bad, key=lambda i: n[i])
+            pairs = [p for p in (worst - 1, worst) if 0 <= p < len(n) - 1]  # type: ignore[assignment]
+        i = min(pairs, key=lambda p: loss[p])
+        n[i : i + 2], e[i : i + 2], ends[i : i + 2] = [n[i] + n[i + 1]], [e[i] + e[i + 1]], [ends[i + 1]]
+    return ends
+
+
+def bin_numeric(
+    x: FloatArray, y: npt.NDArray[Any], *, max_bins: int, min_count: int, max_prebins: int
+) -> Bins:
+    finite = ~np.isnan(x)
+    xv, yv = x[finite], y[finite]
+    edges = np.zeros(0)
+    if len(xv):
+        quantiles = np.quantile(xv, np.linspace(0, 1, max_prebins + 1)[1:-1], method="lower")
+        edges = np.unique(quantiles)
+        edges = edges[edges > xv.min()]
+    idx = np.searchsorted(edges, xv, side="right")
+    n = np.bincount(idx, minlength=len(edges) + 1)
+    e = np.bincount(idx, weights=yv, minlength=len(edges) + 1).astype(int)
+    keep = n > 0
+    edges = np.asarray([edges[i - 1] for i in range(1, len(n)) if keep[i]], float)
+    n, e = n[keep], e[keep]
+    ends = _merge([int(v) for v in n], [int(v) for v in e], max_bins, min_count) if len(n) else []
+    cut = tuple(float(edges[end]) for end in ends[:-1])
+    starts = [0, *(end + 1 for end in ends[:-1])]
+    counts = [int(n[s : end + 1].sum()) for s, end in zip(starts, ends, strict=True)]
+    events = [int(e[s : end + 1].sum()) for s, end in zip(starts, ends, strict=True)]
+    missing = int((~finite).sum())
+    if missing:
+        counts.append(missing)
+        events.append(int(y[~finite].sum()))
+    return Bins("numeric", cut, (), None, bool(missing), tuple(counts), tuple(events))
+
+
+def bin_categorical(
+    column: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    *,
+    max_bins: int,
+    min_count: int,
+    placeholders: tuple[str, ...] = PLACEHOLDERS,
+) -> Bins:
+    n_by: Counter[Any] = Counter()
+    e_by: Counter[Any] = Counter()
+    for value, target in zip(column, y, strict=True):
+        key = category(value, placeholders)
+        n_by[key] += 1
+        e_by[key] += int(target)
+    missing_n, missing_e = n_by.pop(None, 0), e_by.pop(None, 0)
+    rare = [k for k, c in n_by.items() if c < min_count or isinstance(k, Other)]
+    other_n = sum(n_by.pop(k) for k in rare)
+    other_e = sum(e_by.pop(k) for k in rare)
+    groups: list[tuple[list[Category], int, int, bool]] = [([k], n_by[k], e_by[k], False) for k in n_by]
+    if other_n or not groups:
+        groups.append(([k for k in rare if not isinstance(k, Other)], other_n, other_e, True))
+    groups.sort(key=lambda g: ((g[2] + PRIOR) / (g[1] + 2 * PRIOR), str(g[0])))
+    ends = _merge([g[1] for g in groups], [g[2] for g in groups], max_bins, min_count)
+    starts = [0, *(end + 1 for end in ends[:-1])]
+    bins = [groups[s : end + 1] for s, end in zip(starts, ends, strict=True)]
+    members = tuple(tuple(sorted((k for g in b for k in g[0]), key=str)) for b in bins)
+    other = next((i for i, b in enumerate(bins) if any(g[3] for g in b)), None)
+    counts = [sum(g[1] for g in b) for b in bins]
+    events = [sum(g[2] for g in b) for b in bins]
+    if missing_n:
+        counts.append(missing_n)
+        events.append(missing_e)
+    return Bins("categorical", (), members, other, bool(missing_n), tuple(counts), tuple(events))
+
+
+def fit_bins(
+    column: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    kind: str,
+    *,
+    max_bins: int,
+    min_count: int,
+    max_prebins: int,
+    placeholders: tuple[str, ...] = PLACEHOLDERS,
+) -> Bins:
+    if kind == "numeric":
+        return bin_numeric(
+            numeric_column(column), y, max_bins=max_bins, min_count=min_count, max_prebins=max_prebins
+        )
+    return bin_categorical(column, y, max_bins=max_bins, min_count=min_count, placeholders=placeholders)
+
+
+__all__ = ["NO_BIN", "OTHER", "PRIOR", "Bins", "fit_bins", "numeric_column"]

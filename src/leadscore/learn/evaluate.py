@@ -1,0 +1,199 @@
+"""A model measured against what happened: the numbers behind ``leadscore evaluate``.
+
+Scores always come from the compiled query (``scoring.run.score_points``), point-in-time: each row is
+scored as of its own time, and labelled by the outcome after it (``labels``).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+from sqlalchemy import select
+
+from leadscore.compile import Ledger
+from leadscore.ingest.attributes import canonical
+from leadscore.ingest.csv_import import ImportOptions, import_leads
+from leadscore.learn import metrics
+from leadscore.learn.dataset import csv_data
+from leadscore.learn.labels import data_end, label, outcome_times
+from leadscore.learn.store_data import cutoff_pairs
+from leadscore.model import ScoringModel
+from leadscore.scoring.run import all_leads, now_ms, score, score_points
+from leadscore.store import Store
+from leadscore.store.schema import leads
+
+CAPTURE_SHARES = (0.1, 0.2, 0.3)
+RULE_KINDS = ("fit", "each", "once", "threshold")
+
+
+@dataclass
+class Evaluation:
+    model: str
+    outcome: str
+    rows: int
+    converted: int
+    excluded: dict[str, int]
+    roc_auc: float
+    pr_auc: float
+    capture: dict[str, float]
+    deciles: list[metrics.Decile]
+    bands: list[metrics.Group]
+    cells: list[metrics.Group]
+    calibration: list[metrics.CalibrationBin]
+    ece: float
+    probability: str  # where the probabilities for calibration came from
+    rules: list[metrics.RuleLift] = field(default_factory=list)
+    psi: float | None = None
+    psi_periods: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return _finite(asdict(self))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: undefined numbers (no conversions in a group) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def platt_cross_fit(y: npt.NDArray[Any], s: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Probabilities from a score: a logistic map fitted on one half of the rows and applied to the other
+    (and the reverse), so no row's probability was fitted on its own outcome."""
+    y, s = np.asarray(y), np.asarray(s, float).reshape(-1, 1)
+    half = np.arange(len(y)) % 2 == 0
+    out = np.full(len(y), float(y.mean()) if len(y) else math.nan)
+    for fit_on, apply_to in ((half, ~half), (~half, half)):
+        if len(set(y[fit_on].tolist())) == 2 and apply_to.any():
+            out[apply_to] = LogisticRegression().fit(s[fit_on], y[fit_on]).predict_proba(s[apply_to])[:, 1]
+    return out
+
+
+def evaluate_scores(
+    model: str,
+    outcome: str,
+    y: Sequence[int],
+    scores: Sequence[float],
+    *,
+    probabilities: Sequence[float] | None = None,
+    bands: Sequence[str] = (),
+    cells: Sequence[str] = (),
+    rule_hits: dict[str, list[bool]] | None = None,
+    periods: tuple[Sequence[float], Sequence[float], str] | None = None,
+    excluded: dict[str, int] | None = None,
+) -> Evaluation:
+    ya, sa = np.asarray(y, dtype=np.int64), np.asarray(scores, dtype=float)
+    if probabilities is None:
+        p, note = (
+            platt_cross_fit(ya, sa),
+            "a logistic map of the score, cross-fitted on two halves of these rows",
+        )
+    else:
+        p, note = np.asarray(probabilities, float), "the model's own probabilities"
+    table, ece = metrics.calibration(ya, p)
+    return Evaluation(
+        model=model,
+        outcome=outcome,
+        rows=len(ya),
+        converted=int(ya.sum()),
+        excluded=dict(excluded or {}),
+        roc_auc=metrics.roc_auc(ya, sa),
+        pr_auc=metrics.pr_auc(ya, sa),
+        capture={f"top {round(100 * t)} %": metrics.capture(ya, sa, t) for t in CAPTURE_SHARES},
+        deciles=metrics.gains(ya, sa),
+        bands=metrics.by_group(ya, list(bands)) if len(bands) else [],
+        cells=metrics.by_group(ya, list(cells)) if len(cells) else [],
+        calibration=table,
+        ece=ece,
+        probability=note,
+        rules=metrics.rule_lift(ya, rule_hits or {}),
+        psi=metrics.psi(periods[0], periods[1]) if periods and len(periods[0]) and len(periods[1]) else None,
+        psi_periods=periods[2] if periods else "",
+    )
+
+
+def rule_hits(model: ScoringModel, ledgers: Sequence[Ledger]) -> dict[str, list[bool]]:
+    """For each rule: did it give the lead points?"""
+    given = [
+        {line.rule_id for line in lg.lines if line.kind in RULE_KINDS and line.value != 0} for lg in ledgers
+    ]
+    return {r.id: [r.id in g for g in given] for r in (*model.fit, *model.engagement)}
+
+
+def evaluate_ledgers(
+    model: ScoringModel, label_: str, outcome: str, ledgers: Sequence[Ledger], y: Sequence[int], **kw: Any
+) -> Evaluation:
+    return evaluate_scores(
+        label_,
+        outcome,
+        y,
+        [lg.score for lg in ledgers],
+        bands=[lg.band for lg in ledgers],
+        cells=[f"{lg.grade}{lg.level}" for lg in ledgers],
+        rule_hits=rule_hits(model, ledgers),
+        **kw,
+    )
+
+
+def evaluate_store(
+    store: Store,
+    model: ScoringModel,
+    label_: str,
+    *,
+    outcome: str,
+    horizon_ms: int,
+    at: Sequence[int],
+    end_ms: int | None = None,
+) -> Evaluation:
+    """The model scored as of each cutoff in ``at`` for every lead seen by then, against ``outcome``."""
+    with store.connect() as conn:
+        end = data_end(conn) if end_ms is None else end_ms
+        labels = label(cutoff_pairs(conn, at), outcome_times(conn), outcome, horizon_ms, end)
+        by_pair = {
+            (lg.lead_id, lg.as_of): lg for lg in score_points(conn, model, store.sources(), labels.pairs)
+        }
+    ledgers = [by_pair[p] for p in labels.pairs]
+    times = sorted({t for _, t in labels.pairs})
+    periods = None
+    if len(times) > 1:
+        middle = times[len(times) // 2]
+        early = [lg.score for lg in ledgers if lg.as_of < middle]
+        late = [lg.score for lg in ledgers if lg.as_of >= middle]
+        periods = (early, late, "scores as of cutoffs before the middle cutoff against those from it on")
+    excluded = {k: v for k, v in labels.excluded.items() if v}
+    return evaluate_ledgers(model, label_, outcome, ledgers, labels.y, periods=periods, excluded=excluded)
+
+
+def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, id_column: str) -> Evaluation:
+    """The model against a flat CSV of leads: imported into a scratch SQLite store and scored by the
+    compiled query (no times: every row with an outcome value is labelled)."""
+    data = csv_data(path, outcome, id_column=id_column)
+    truth = dict(zip(data.keys, data.y.tolist(), strict=True))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.from_url(str(Path(tmp) / "evaluate.db"))
+        try:
+            options = ImportOptions(mapping={id_column: "user_id"}, ignore=frozenset({outcome}))
+            import_leads(store, path, options)
+            with store.connect() as conn:
+                external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+                ledgers = [
+                    lg
+                    for lg in score(conn, model, store.sources(), all_leads(now_ms()))
+                    if external[lg.lead_id] in truth
+                ]
+        finally:
+            store.dispose()
+    y = [truth[external[lg.lead_id]] for lg in ledgers]
+    return evaluate_ledgers(model, label_, canonical(outcome), ledgers, y, excluded=data.excluded)

@@ -1,0 +1,87 @@
+"""Censoring-aware labels for (lead, as-of) rows from the ``outcomes`` table.
+
+A row is labelled 1 when the outcome happened within ``horizon`` after its as-of time, 0 when the whole
+horizon has passed without it (as-of + horizon ≤ the end of the data), and otherwise left out as
+*censored*: the lead may still convert, so calling it a non-conversion would be a guess. Rows whose lead
+had already converted, or was closed (won, lost, disqualified), by the as-of time are left out too.
+Every exclusion is counted, so reports can say how many rows were not labelled and why.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from leadscore.store.schema import events, outcomes
+
+OUTCOME_KINDS = ("sql", "opportunity", "won", "lost", "disqualified")
+CLOSING_KINDS = ("won", "lost", "disqualified")
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Labels:
+    pairs: list[tuple[int, int]]  # the labelled (lead, as_of) rows
+    y: list[int]
+    censored: int
+    already_converted: int
+    closed: int
+
+    @property
+    def excluded(self) -> dict[str, int]:
+        return {
+            "censored (outcome window still open)": self.censored,
+            "already converted before the as-of time": self.already_converted,
+            "closed (won, lost or disqualified) before the as-of time": self.closed,
+        }
+
+
+def outcome_times(
+    conn: Connection, lead_ids: Sequence[int] | None = None
+) -> dict[int, list[tuple[str, int]]]:
+    query = select(outcomes.c.lead_id, outcomes.c.kind, outcomes.c.at_ms)
+    if lead_ids is not None:
+        query = query.where(outcomes.c.lead_id.in_(list(lead_ids)))
+    out: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for lead_id, kind, at in conn.execute(query):
+        out[int(lead_id)].append((str(kind), int(at)))
+    return out
+
+
+def data_end(conn: Connection) -> int:
+    """The latest time the store has seen: the newest event or outcome."""
+    last_event = conn.execute(select(func.max(events.c.ts))).scalar() or 0
+    last_outcome = conn.execute(select(func.max(outcomes.c.at_ms))).scalar() or 0
+    return int(max(last_event, last_outcome))
+
+
+def label(
+    pairs: Sequence[tuple[int, int]],
+    history: dict[int, list[tuple[str, int]]],
+    kind: str,
+    horizon_ms: int,
+    end_ms: int,
+) -> Labels:
+    if kind not in OUTCOME_KINDS:
+        raise ValueError(f"unknown outcome {kind!r}; one of {', '.join(OUTCOME_KINDS)}")
+    kept: list[tuple[int, int]] = []
+    y: list[int] = []
+    censored = converted = closed = 0
+    for lead_id, as_of in pairs:
+        rows = history.get(lead_id, [])
+        if any(k == kind and at <= as_of for k, at in rows):
+            converted += 1
+        elif any(k in CLOSING_KINDS and at <= as_of for k, at in rows):
+            closed += 1
+        elif any(k == kind and as_of < at <= as_of + horizon_ms for k, at in rows):
+            kept.append((lead_id, as_of))
+            y.append(1)
+        elif as_of + horizon_ms > end_ms:
+            censored += 1
+        else:
+            kept.append((lead_id, as_of))
+            y.append(0)
+    return Labels(kept, y, censored, converted, closed)

@@ -1,0 +1,191 @@
+"""Point-in-time learning data from the store: features as of each cutoff, the outcome after it.
+
+Event features are computed by the compiled scoring query itself: a *probe* model with one ``each`` rule
+per (event kind, window) (1 point, no decay, so its match count is the count) and one ``once`` rule per
+event kind (whose ``last__`` column is the newest matching event). The counts and recencies learned from
+are then exactly what the learned ``threshold`` and ``once`` rules will see when the model is scored.
+
+Attributes are the lead's (and its account's) current values, as the scoring query reads them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, func, select
+
+from leadscore.compile import Sources, compile_model
+from leadscore.compile.layout import count_col, last_col
+from leadscore.learn.dataset import Dataset, choose_columns
+from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRecency, Feature
+from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times
+from leadscore.model import ScoringModel
+from leadscore.model.conditions import FIELD_NAME
+from leadscore.scoring.run import POINTS_CHUNK, points
+from leadscore.store.schema import accounts, events, identities, leads
+
+WINDOWS = ("30d", "90d")
+MAX_EVENT_KINDS = 20
+EVENT_TYPES = ("track", "page", "screen")
+
+
+def event_kinds(
+    conn: Connection, limit: int = MAX_EVENT_KINDS
+) -> list[tuple[str, dict[str, str], dict[str, Any] | None]]:
+    """The most frequent kinds of lead events: (label, event, where). Pages by their first path segment."""
+    lead_events = events.join(identities, identities.c.key == events.c.person_key)
+    tracks = conn.execute(
+        select(events.c.type, events.c.name, func.count())
+        .select_from(lead_events)
+        .where(events.c.type.in_(("track", "screen")), events.c.name.is_not(None))
+        .group_by(events.c.type, events.c.name)
+    ).all()
+    sections: dict[str, int] = {}
+    for path, n in conn.execute(
+        select(events.c.path, func.count())
+        .select_from(lead_events)
+        .where(events.c.type == "page")
+        .group_by(events.c.path)
+    ):
+        head = "/" + (path or "/").strip("/").split("/")[0]
+        sections[head] = sections.get(head, 0) + int(n)
+    found: list[tuple[int, str, dict[str, str], dict[str, Any] | None]] = [
+        (int(n), str(name), {"type": str(kind), "name": str(name)}, None) for kind, name, n in tracks
+    ]
+    for head, n in sections.items():
+        where: dict[str, Any] = (
+            {"property": "path", "equals": "/"} if head == "/" else {"property": "path", "prefix": head}
+        )
+        found.append((n, f"{head} pages", {"type": "page"}, where))
+    found.sort(key=lambda f: (-f[0], f[1]))
+    return [(lbl, ev, where) for _, lbl, ev, where in found[:limit]]
+
+
+def event_features(
+    conn: Connection, windows: Sequence[str] = WINDOWS, limit: int = MAX_EVENT_KINDS
+) -> list[Feature]:
+    out: list[Feature] = []
+    for lbl, ev, where in event_kinds(conn, limit):
+        out.extend(Feature(f"{lbl} ({w})", "numeric", EventCount(ev, w, where)) for w in windows)
+        out.append(Feature(f"{lbl}: days since last", "numeric", EventRecency(ev, where)))
+    return out
+
+
+def attribute_rows(conn: Connection, lead_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Each lead's attributes, with its account's as ``account.<name>``."""
+    rows = conn.execute(
+        select(leads.c.id, leads.c.attributes, accounts.c.attributes.label("account"))
+        .select_from(leads.outerjoin(accounts, accounts.c.id == leads.c.account_id))
+        .where(leads.c.id.in_(list(lead_ids)))
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for lead_id, attrs, account in rows:
+        values = {k: v for k, v in (attrs or {}).items() if not isinstance(v, dict | list)}
+        values.update(
+            {f"account.{k}": v for k, v in (account or {}).items() if not isinstance(v, dict | list)}
+        )
+        out[int(lead_id)] = {k: v for k, v in values.items() if FIELD_NAME.match(k)}
+    return out
+
+
+def _probe(features: Sequence[Feature]) -> ScoringModel:
+    rules: list[dict[str, Any]] = []
+    for i, f in enumerate(features):
+        src = f.source
+        if isinstance(src, EventCount):
+            rules.append({"id": f"p{i}", "name": f.name, "event": src.event, "points": 1, "window": src.window,
+                          "half_life": "none", **({"where": src.where} if src.where else {})})  # fmt: skip
+        elif isinstance(src, EventRecency):
+            rules.append({"id": f"p{i}", "name": f.name, "kind": "once", "event": src.event, "points": 1,
+                          "half_life": "none", **({"where": src.where} if src.where else {})})  # fmt: skip
+    return ScoringModel.model_validate({"model": "probe", "engagement": rules})
+
+
+def feature_matrix(
+    conn: Connection, sources: Sources, features: Sequence[Feature], pairs: Sequence[tuple[int, int]]
+) -> np.ndarray[Any, Any]:
+    """Feature values (as stored) for every (lead, as_of) pair, in order."""
+    attrs = attribute_rows(conn, sorted({lead for lead, _ in pairs}))
+    X = np.empty((len(pairs), len(features)), dtype=object)
+    for j, f in enumerate(features):
+        if isinstance(f.source, Attribute):
+            X[:, j] = [attrs.get(lead, {}).get(f.source.field) for lead, _ in pairs]
+    events_at = [j for j, f in enumerate(features) if not isinstance(f.source, Attribute)]
+    if not events_at:
+        return X
+    probe = _probe(features)
+    row_of = {pair: i for i, pair in enumerate(pairs)}
+    for start in range(0, len(pairs), POINTS_CHUNK):
+        query = compile_model(
+            probe, sources, points(pairs[start : start + POINTS_CHUNK]), engine=conn.dialect.name
+        )
+        for row in conn.execute(query).mappings():
+            i = row_of[(int(row["lead_id"]), int(row["as_of"]))]
+            for j in events_at:
+                if isinstance(features[j].source, EventCount):
+                    X[i, j] = int(row[count_col(f"p{j}")] or 0)
+                else:
+                    last = row[last_col(f"p{j}")]
+                    X[i, j] = None if last is None else math.floor((int(row["as_of"]) - int(last)) / DAY_MS)
+    return X
+
+
+def first_touch(conn: Connection) -> dict[int, int]:
+    """Each lead's first event time (over all its identities)."""
+    return {
+        int(lead): int(ts)
+        for lead, ts in conn.execute(
+            select(identities.c.lead_id, func.min(events.c.ts))
+            .join(events, events.c.person_key == identities.c.key)
+            .group_by(identities.c.lead_id)
+        )
+    }
+
+
+def cutoff_pairs(conn: Connection, cutoffs: Sequence[int]) -> list[tuple[int, int]]:
+    """(lead, cutoff) for every lead already seen (first event at or before the cutoff)."""
+    touched = first_touch(conn)
+    return [(lead, t) for t in cutoffs for lead, first in sorted(touched.items()) if first <= t]
+
+
+def cutoffs(start_ms: int, end_ms: int, every_ms: int) -> list[int]:
+    return list(range(start_ms, end_ms + 1, every_ms))
+
+
+def store_data(
+    conn: Connection,
+    sources: Sources,
+    *,
+    outcome: str,
+    horizon_ms: int,
+    at: Sequence[int],
+    end_ms: int | None = None,
+    windows: Sequence[str] = WINDOWS,
+    exclude: Sequence[str] = (),
+    placeholders: tuple[str, ...] = PLACEHOLDERS,
+) -> tuple[Dataset, Labels]:
+    """Rows for every lead seen by each cutoff in ``at``, labelled by ``outcome`` within ``horizon_ms``."""
+    end = data_end(conn) if end_ms is None else end_ms
+    candidates = cutoff_pairs(conn, at)
+    labels = label(candidates, outcome_times(conn), outcome, horizon_ms, end)
+    pairs = labels.pairs
+    attrs = attribute_rows(conn, sorted({lead for lead, _ in pairs}))
+    names = sorted({k for values in attrs.values() for k in values} - set(exclude))
+    fit, dropped = choose_columns([attrs[lead] for lead, _ in pairs], names, placeholders=placeholders)
+    dropped.extend((c, "excluded (outcome or sales-entered)") for c in exclude)
+    features = (*fit, *event_features(conn, windows))
+    X = feature_matrix(conn, sources, features, pairs)
+    data = Dataset(
+        features,
+        X,
+        np.asarray(labels.y, dtype=np.int64),
+        tuple(f"lead:{lead}" for lead, _ in pairs),
+        lead_ids=np.asarray([lead for lead, _ in pairs], dtype=np.int64),
+        as_of=np.asarray([t for _, t in pairs], dtype=np.int64),
+        dropped=tuple(dropped),
+        excluded={k: v for k, v in labels.excluded.items() if v},
+    )
+    return data, labels

@@ -1,0 +1,224 @@
+"""A fitted scorecard as a normal scoring model: every bin worth points becomes a rule.
+
+- an attribute bin becomes a fit rule (``lt``/``gte`` for intervals, ``in``/``not_in`` for categories,
+  ``missing`` or a placeholder for the missing bin);
+- an event count's bins become ``threshold`` rules, one per bin edge, worth the step in points there;
+- a recency's bins become ``once`` rules: one for "ever", one per edge with that window.
+
+Fit totals are never negative (each fit feature's worst bin is worth 0), and the scale makes the 0–100
+score ``100 × points / (fit_max + engagement_max)``, so the compiled model scores exactly what
+``Scorecard.score_100`` computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from leadscore.learn.features import EventCount, EventRecency, Feature, slug
+from leadscore.learn.scorecard import BinRow, Scorecard
+from leadscore.model import ScoringModel, dump_model, loads_model
+
+MAX_NAME_ITEMS = 4
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _yaml_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _items(values: tuple[Any, ...]) -> str:
+    shown = ", ".join(_fmt(v) for v in values[:MAX_NAME_ITEMS])
+    more = len(values) - MAX_NAME_ITEMS
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _numeric_bin(
+    sc: Scorecard, feature: Feature, index: int, edges: tuple[float, ...]
+) -> tuple[dict[str, Any], str]:
+    field, name = feature.source.field, feature.name  # type: ignore[union-attr]
+    # a number is either below or at/above any anchor: "not a number" needs no operator of its own
+    anchor = _yaml_number(edges[0]) if edges else 0
+    is_number = {"any": [{"attribute": field, "lt": anchor}, {"attribute": field, "gte": anchor}]}
+    if index == len(edges) + 1:
+        return {"not": is_number}, f"{name} missing or not a number"
+    if not edges:
+        return is_number, f"{name} is a number"
+    if index == 0:
+        return {"attribute": field, "lt": _yaml_number(edges[0])}, f"{name} < {_fmt(edges[0])}"
+    if index == len(edges):
+        return {"attribute": field, "gte": _yaml_number(edges[-1])}, f"{name} ≥ {_fmt(edges[-1])}"
+    low, high = edges[index - 1], edges[index]
+    cond = {
+        "all": [
+            {"attribute": field, "gte": _yaml_number(low)},
+            {"attribute": field, "lt": _yaml_number(high)},
+        ]
+    }
+    return cond, f"{_fmt(low)} ≤ {name} < {_fmt(high)}"
+
+
+def _category_condition(field: str, values: tuple[Any, ...], negate: bool) -> dict[str, Any]:
+    listed = [_yaml_number(v) if isinstance(v, float) else v for v in values if not isinstance(v, bool)]
+    flags = [v for v in values if isinstance(v, bool)]
+    parts: list[dict[str, Any]] = [{"attribute": field, "equals": flag} for flag in flags]
+    if listed:
+        parts.append({"attribute": field, "not_in" if negate and not flags else "in": listed})
+    if negate and flags:
+        return {"all": [{"attribute": field, "exists": True}, {"not": {"any": parts}}]}
+    if negate and not listed:
+        return {"attribute": field, "exists": True}
+    return parts[0] if len(parts) == 1 else {"any": parts}
+
+
+def _categorical_bin(sc: Scorecard, feature: Feature, row: BinRow) -> tuple[dict[str, Any], str]:
+    field, name = feature.source.field, feature.name  # type: ignore[union-attr]
+    b = sc.bins_[sc.features_.index(feature)]
+    if row.index == b.missing:
+        cond: dict[str, Any] = {"attribute": field, "missing": True}
+        if sc.placeholders:
+            cond = {"any": [cond, {"attribute": field, "in": list(sc.placeholders)}]}
+        return cond, f"{name} missing or a placeholder ({_items(sc.placeholders)})"
+    if row.index == b.other:
+        others = tuple(v for i, g in enumerate(b.groups) if i != b.other for v in g) + sc.placeholders
+        label = (
+            f"{name}: {_items(b.groups[row.index])} or any other value"
+            if b.groups[row.index]
+            else f"{name}: any other value"
+        )
+        return _category_condition(field, others, negate=True), label
+    values = b.groups[row.index]
+    return _category_condition(field, values, negate=False), f"{name}: {_items(values)}"
+
+
+def _stats(row: BinRow) -> str:
+    return (
+        f"{row.count} leads in training, {row.events} converted ({100 * row.rate:.1f} %)"
+        if row.count
+        else "no training leads"
+    )
+
+
+def _fit_rules(sc: Scorecard, feature: Feature, rows: list[BinRow], used: set[str]) -> list[dict[str, Any]]:
+    b = sc.bins_[sc.features_.index(feature)]
+    out = []
+    for row in rows:
+        if row.points == 0:
+            continue
+        if b.kind == "numeric":
+            cond, name = _numeric_bin(sc, feature, row.index, b.edges)
+        else:
+            cond, name = _categorical_bin(sc, feature, row)
+        out.append({"id": _rule_id(feature, row.index, used), "name": name[:200], "description": _stats(row),
+                    "when": cond, "points": row.points})  # fmt: skip
+    return out
+
+
+def _event(source: EventCount | EventRecency) -> dict[str, Any]:
+    out: dict[str, Any] = {"event": dict(source.event)}
+    if source.where is not None:
+        out["where"] = source.where
+    return out
+
+
+def _count_rules(
+    feature: Feature, rows: list[BinRow], edges: tuple[float, ...], used: set[str]
+) -> list[dict[str, Any]]:
+    source = feature.source
+    assert isinstance(source, EventCount)
+    out = []
+    for i, edge in enumerate(edges, start=1):
+        step = rows[i].points - rows[i - 1].points
+        if step:
+            out.append({"id": _rule_id(feature, i, used), "name": f"{feature.name} ≥ {int(edge)}"[:200],
+                        "description": f"{_stats(rows[i])}; the step in points from the bin below",
+                        "kind": "threshold", **_event(source), "at_least": int(edge), "within": source.window,
+                        "points": step})  # fmt: skip
+    return out
+
+
+def _recency_rules(
+    sc: Scorecard, feature: Feature, rows: list[BinRow], edges: tuple[float, ...], used: set[str]
+) -> list[dict[str, Any]]:
+    source = feature.source
+    assert isinstance(source, EventRecency)
+    b = sc.bins_[sc.features_.index(feature)]
+    last = len(edges)
+    never = rows[b.missing].points if b.missing is not None else rows[last].points
+    out = []
+    if rows[last].points - never:
+        out.append({"id": _rule_id(feature, 0, used), "name": f"{feature.name}: ever"[:200],
+                    "description": _stats(rows[last]), "kind": "once", **_event(source),
+                    "points": rows[last].points - never, "half_life": "none"})  # fmt: skip
+    for i, edge in enumerate(edges, start=1):
+        step = rows[i - 1].points - rows[i].points
+        if step:
+            out.append({"id": _rule_id(feature, i, used), "name": f"{feature.name} < {int(edge)} days"[:200],
+                        "description": f"{_stats(rows[i - 1])}; the step in points from the bin older",
+                        "kind": "once", **_event(source), "window": f"{int(edge)}d", "points": step,
+                        "half_life": "none"})  # fmt: skip
+    return out
+
+
+def _rule_id(feature: Feature, index: int, used: set[str]) -> str:
+    stem = slug(feature.name)
+    rid, n = f"{stem}_{index}", 1
+    while rid in used:
+        n += 1
+        rid = f"{stem}_{index}_{n}"
+    used.add(rid)
+    return rid
+
+
+def model_document(
+    sc: Scorecard, name: str, description: str = "", bands: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """The scoring model as the YAML document (a plain dict)."""
+    if sc.fit_max_ + sc.engagement_max_ == 0:
+        raise ValueError("nothing was learned: no bin is worth more points than another")
+    rows = sc.table()
+    used: set[str] = set()
+    fit: list[dict[str, Any]] = []
+    engagement: list[dict[str, Any]] = []
+    for feature, b in zip(sc.features_, sc.bins_, strict=True):
+        mine = [r for r in rows if r.feature == feature]
+        if isinstance(feature.source, EventCount):
+            engagement.extend(_count_rules(feature, mine, b.edges, used))
+        elif isinstance(feature.source, EventRecency):
+            engagement.extend(_recency_rules(sc, feature, mine, b.edges, used))
+        else:
+            fit.extend(_fit_rules(sc, feature, mine, used))
+    probability = (
+        f"Probability of conversion ≈ 1 / (1 + exp(-({sc.intercept_:.4f} + points / {sc.points_per_logit_:.4f}))), "
+        "where points = fit points + engagement points."
+    )
+    scale: dict[str, Any] = {
+        "fit_max": sc.fit_max_ or 100,
+        "engagement_max": sc.engagement_max_ or 100,
+        "weights": {"fit": sc.fit_max_, "engagement": sc.engagement_max_},
+    }
+    if bands is not None:
+        scale["bands"] = {"hot": round(bands[0], 1), "warm": round(bands[1], 1)}
+    return {
+        "model": name,
+        "description": f"{description} {probability}".strip()[:2000],
+        "fit": fit,
+        "engagement": engagement,
+        "scale": scale,
+    }
+
+
+def to_model(
+    sc: Scorecard, name: str, description: str = "", bands: tuple[float, float] | None = None
+) -> ScoringModel:
+    """The fitted scorecard as a validated ``ScoringModel`` (load → dump → load round-trips)."""
+    text = yaml.safe_dump(model_document(sc, name, description, bands), sort_keys=False, allow_unicode=True)
+    return loads_model(text, f"{name}.yaml")
+
+
+def to_yaml(sc: Scorecard, name: str, description: str = "", bands: tuple[float, float] | None = None) -> str:
+    return dump_model(to_model(sc, name, description, bands))

@@ -1,0 +1,30 @@
+"""Issue 5 §4 on the real data sets in ../shared/data (skipped, with the reason shown, where absent)."""
+
+from __future__ import annotations
+
+import pytest
+
+from learn_acceptance import CASES, DATA, X_EDUCATION, Case, run
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not X_EDUCATION.exists(), reason=f"real data sets not found at {DATA}"),
+]
+TARGET_GAP = 0.01  # the issue's target: readability costs at most 0.01 AUC against the challenger
+
+
+@pytest.mark.parametrize("case", CASES[:2], ids=lambda c: c.name)
+def test_points_model_is_within_target_of_lightgbm(case: Case) -> None:
+    result = run(case)
+    assert result.challenger is not None
+    assert result.challenger.roc_auc - result.points.roc_auc <= TARGET_GAP
+    assert result.points.roc_auc > (0.95 if not case.exclude else 0.88)
+    assert result.points.ece < 0.05
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: sessions' interactions (page values × exit rates) are beyond "
+                   "an additive scorecard; docs/learning.md records ~0.017–0.019")  # fmt: skip
+def test_online_shoppers_within_target() -> None:
+    result = run(CASES[2])
+    assert result.challenger is not None
+    assert result.challenger.roc_auc - result.points.roc_auc <= TARGET_GAP

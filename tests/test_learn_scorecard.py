@@ -1,0 +1,110 @@
+"""The scorecard estimator: scikit-learn's contract, bins, guards, and the model YAML it becomes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from leadscore.learn.binning import fit_bins
+from leadscore.learn.checks import NotEnoughDataError
+from leadscore.learn.dataset import csv_data, in_holdout
+from leadscore.learn.features import Attribute, Feature
+from leadscore.learn.scorecard import LeakageWarning, Scorecard
+from leadscore.learn.to_model import to_model
+from leadscore.model import dump_model, loads_model
+
+ROOT = Path(__file__).resolve().parent
+FIXTURE = ROOT / "data" / "learn" / "x_education_400.csv"
+SALES_ENTERED = ("Tags", "Lead Quality", "Lead Profile", "Last Notable Activity", "Asymmetrique Activity Index",
+                 "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score")  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::leadscore.learn.scorecard.LeakageWarning")
+@parametrize_with_checks([Scorecard(min_class_count=1)])
+def test_scikit_learn_contract(estimator: Scorecard, check: object) -> None:
+    check(estimator)  # type: ignore[operator]
+
+
+def _synthetic(n: int = 600, seed: int = 1) -> tuple[np.ndarray, np.ndarray, tuple[Feature, ...]]:
+    rng = np.random.default_rng(seed)
+    size = rng.integers(1, 1000, n).astype(object)
+    size[:40] = None
+    role = rng.choice(["Manager", "Director", "Intern", "Select"], n).astype(object)
+    logit = -1 + 2 * (role == "Director") - 2 * (role == "Intern") + (np.where(size == None, 0, size) > 300)  # noqa: E711
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit.astype(float)))).astype(int)
+    features = (
+        Feature("employees", "numeric", Attribute("employees")),
+        Feature("role", "categorical", Attribute("role")),
+    )
+    return np.column_stack([size, role]), y, features
+
+
+def test_missing_values_and_placeholders_have_their_own_bin() -> None:
+    X, y, _ = _synthetic()
+    numeric = fit_bins(X[:, 0], y, "numeric", max_bins=4, min_count=20, max_prebins=20)
+    assert numeric.has_missing and numeric.counts[-1] == 40
+    categories = fit_bins(X[:, 1], y, "categorical", max_bins=4, min_count=20, max_prebins=20)
+    assert categories.has_missing and categories.counts[-1] == int((X[:, 1] == "Select").sum())
+    assert "select" not in {c for group in categories.groups for c in group}
+
+
+def test_points_are_integers_with_a_zero_baseline_per_feature() -> None:
+    X, y, features = _synthetic()
+    sc = Scorecard(features, min_class_count=20).fit(X, y)
+    for points in sc.points_:
+        assert points.dtype.kind == "i" and points.min() == 0
+    rows = sc.table()
+    assert {r.feature.name for r in rows} == {"employees", "role"}
+    director = next(r for r in rows if r.feature.name == "role" and "director" in sc.bins_[1].groups[r.index])
+    intern = next(r for r in rows if r.feature.name == "role" and "intern" in sc.bins_[1].groups[r.index])
+    assert director.points > intern.points
+    assert sc.score_100(X).max() <= 100
+
+
+def test_a_feature_that_is_the_outcome_warns_by_name() -> None:
+    X, y, features = _synthetic()
+    leak = Feature("lead_status", "categorical", Attribute("lead_status"))
+    X2 = np.column_stack([X, np.where(y == 1, "Closed won", "Open").astype(object)])
+    with pytest.warns(LeakageWarning, match="'lead_status' alone predicts the outcome"):
+        sc = Scorecard((*features, leak), min_class_count=20).fit(X2, y)
+    assert len(sc.warnings_) == 1
+
+
+def test_too_few_outcomes_is_a_clear_error() -> None:
+    X, y, features = _synthetic(n=200)
+    y = np.zeros(200, dtype=int)
+    y[:12] = 1
+    with pytest.raises(NotEnoughDataError, match=r"12 converted and 188 not converted; at least 50 of each"):
+        Scorecard(features).fit(X, y)
+
+
+def test_csv_columns_declared_sales_entered_are_not_features() -> None:
+    data = csv_data(FIXTURE, "Converted", id_column="Prospect ID", exclude=SALES_ENTERED)
+    names = {f.name for f in data.features}
+    assert "tags" not in names and "lead_quality" not in names and "lead_origin" in names
+    assert ("lead_number", "an identifier (a different value in every row)") in data.dropped
+    assert ("magazine", "constant (one value, or none)") in data.dropped
+    assert "converted" not in names and "prospect_id" not in names
+
+
+def test_holdout_is_a_fixed_hash_of_the_key() -> None:
+    data = csv_data(FIXTURE, "Converted", id_column="Prospect ID")
+    train, holdout = data.split(0.3)
+    assert len(train) + len(holdout) == len(data) == 400
+    assert all(in_holdout(k, 0.3) for k in holdout.keys) and not any(in_holdout(k, 0.3) for k in train.keys)
+    assert 0.2 < len(holdout) / len(data) < 0.4
+
+
+def test_model_yaml_round_trips_and_validates() -> None:
+    data = csv_data(FIXTURE, "Converted", id_column="Prospect ID")
+    sc = Scorecard(data.features, min_class_count=20, max_bins=5, min_bin_share=0.05).fit(data.X, data.y)
+    model = to_model(sc, "x-education", "Learned in a test.", bands=(60.0, 30.0))
+    text = dump_model(model)
+    assert loads_model(text) == model
+    assert loads_model(dump_model(loads_model(text))) == model
+    assert model.scale.weights.fit == sc.fit_max_ and model.scale.fit_max == sc.fit_max_
+    assert all(float(r.points).is_integer() for r in model.fit)
+    assert model.scale.bands.hot == 60.0
