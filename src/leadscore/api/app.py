@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from leadscore import __version__
-from leadscore.api import errors, leads, tracking
+from leadscore import __version__, web
+from leadscore.api import browser, errors, leads, reports, tracking
+from leadscore.api import lifecycle as lifecycle_api
 from leadscore.api.auth import KeyCache
 from leadscore.api.state import AppState
 from leadscore.ingest.committer import GroupCommitter
+from leadscore.lifecycle.runner import LifecycleRunner
 from leadscore.scoring.processor import Processor
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         committer = GroupCommitter(own_store, on_commit=processor.wake if processor else None).start()
         if processor is not None:
             processor.start()
+        runner = LifecycleRunner(own_store).start() if settings.run_processor else None
         app.state.leadscore = AppState(settings, own_store, KeyCache(own_store), committer, processor)
         try:
             yield
@@ -38,6 +41,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if processor is not None:
                 processor.drain()
                 processor.stop()
+            if runner is not None:
+                runner.stop()
             if store is None:
                 own_store.dispose()
 
@@ -59,7 +64,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             max_age=600,
         )
     app.include_router(tracking.router)
+    app.include_router(browser.router)
     app.include_router(leads.router)
+    app.include_router(lifecycle_api.router)
+    app.include_router(reports.router)
+    web.install(app)  # the dashboard: pages, static files, security headers
 
     @app.get("/health", tags=["health"], summary="Liveness: the app answers")
     def health() -> dict[str, object]:

@@ -4,16 +4,21 @@ short paths analytics.js (analytics-next) uses (``/v1/t``, ``/v1/p``, ``/v1/s``,
 
 A 200 means every accepted event is committed to disk (group commit); a batch stores its good messages
 and reports the bad ones per item.
+
+These are the hottest routes of the app, so they run as ``TrackingRoute``s: documented in OpenAPI like
+any route, but called with the bare request and answering a ready ``Response``, without FastAPI's
+dependency solving and response serialisation (a third of a single event's CPU time).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 
 from leadscore.api.auth import write_key
 from leadscore.api.errors import ApiError
@@ -21,7 +26,16 @@ from leadscore.api.state import state_of
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.segment import TYPES, normalise
 
-router = APIRouter(prefix="/v1", tags=["tracking"])
+
+class TrackingRoute(APIRoute):
+    """A route whose endpoint takes the request and returns the response itself."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
+router = APIRouter(prefix="/v1", tags=["tracking"], route_class=TrackingRoute)
 SHORT = {"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group", "a": "alias"}
 BODY_DOC = {
     "requestBody": {
@@ -44,12 +58,11 @@ def _decode(raw: bytes, limit: int) -> Any:
         raise ApiError(400, f"invalid JSON: {exc}") from None
 
 
-async def _commit(request: Request, rows: list[dict[str, Any]]) -> set[str]:
-    committer = state_of(request).committer
-    return await asyncio.wrap_future(committer.submit(rows))
+def _answer(payload: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
-async def _single(request: Request, kind: str) -> dict[str, Any]:
+async def _single(request: Request, kind: str) -> Response:
     state = state_of(request)
     body = _decode(await request.body(), state.settings.max_message_bytes)
     write_key(request, body, state.keys)
@@ -61,13 +74,17 @@ async def _single(request: Request, kind: str) -> dict[str, Any]:
         raise ApiError(
             400, str(exc), [{"index": 0, "messageId": body.get("messageId"), "message": str(exc)}]
         ) from None
-    inserted = await _commit(request, [event_row(message, "api", state.settings.ip_mode, state.settings.secret_key)])
-    return {"ok": True, "success": True, "accepted": 1, "duplicates": 1 - len(inserted)}
+    row = event_row(message, "api", state.settings.ip_mode, state.settings.secret_key)
+    inserted = await state.committer.commit([row])
+    return _answer({"ok": True, "success": True, "accepted": 1, "duplicates": 1 - len(inserted)})
 
 
-async def _batch(request: Request) -> dict[str, Any]:
+async def _batch(request: Request) -> Response:
     state = state_of(request)
-    body = _decode(await request.body(), state.settings.max_batch_bytes)
+    raw = await request.body()
+    body = _decode(raw, state.settings.max_batch_bytes)
+    # no message can be larger than the whole body: measure each one only when the body is larger
+    check_size = len(raw) > state.settings.max_message_bytes
     write_key(request, body, state.keys)
     items = body.get("batch") if isinstance(body, dict) else None
     if not isinstance(items, list):
@@ -79,29 +96,38 @@ async def _batch(request: Request) -> dict[str, Any]:
         try:
             if not isinstance(item, dict):
                 raise ValueError("a message is a JSON object")
-            if len(orjson.dumps(item)) > state.settings.max_message_bytes:
+            if check_size and len(orjson.dumps(item)) > state.settings.max_message_bytes:
                 raise ValueError(f"message is larger than {state.settings.max_message_bytes} bytes")
             merged = {**shared, **item}
             if "sentAt" not in merged and body.get("sentAt"):
                 merged["sentAt"] = body["sentAt"]
-            rows.append(event_row(normalise(merged, received_ms=received), "api", state.settings.ip_mode, state.settings.secret_key))
+            rows.append(
+                event_row(
+                    normalise(merged, received_ms=received),
+                    "api",
+                    state.settings.ip_mode,
+                    state.settings.secret_key,
+                )
+            )
         except ValueError as exc:
             message_id = item.get("messageId") if isinstance(item, dict) else None
             rejected.append({"index": index, "messageId": message_id, "message": str(exc)})
     if items and not rows:
         raise ApiError(400, f"all {len(items)} messages were rejected", rejected)
-    inserted = await _commit(request, rows)
-    return {
-        "ok": True,
-        "success": True,
-        "accepted": len(rows),
-        "duplicates": len(rows) - len(inserted),
-        "rejected": rejected,
-    }
+    inserted = await state.committer.commit(rows)
+    return _answer(
+        {
+            "ok": True,
+            "success": True,
+            "accepted": len(rows),
+            "duplicates": len(rows) - len(inserted),
+            "rejected": rejected,
+        }
+    )
 
 
 def _single_route(kind: str, path: str, include: bool = True) -> None:
-    async def endpoint(request: Request) -> dict[str, Any]:
+    async def endpoint(request: Request) -> Response:
         return await _single(request, kind)
 
     endpoint.__name__ = f"{kind}_{path}"
@@ -122,15 +148,15 @@ for _short, _kind in SHORT.items():
 
 
 @router.post("/batch", summary="Record a batch of messages", openapi_extra=BODY_DOC)
-async def batch(request: Request) -> dict[str, Any]:
+async def batch(request: Request) -> Response:
     return await _batch(request)
 
 
 @router.post("/b", summary="Record a batch of messages (analytics.js short path)", openapi_extra=BODY_DOC)
-async def batch_short(request: Request) -> dict[str, Any]:
+async def batch_short(request: Request) -> Response:
     return await _batch(request)
 
 
 @router.post("/import", summary="Import historical messages (a batch)", openapi_extra=BODY_DOC)
-async def import_(request: Request) -> dict[str, Any]:
+async def import_(request: Request) -> Response:
     return await _batch(request)

@@ -45,6 +45,10 @@ def demo(
         bool,
         typer.Option("--overwrite", help="Replace a database that already holds leads (its data is lost)."),
     ] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then open the dashboard on the demo data (until Ctrl-C).")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Dashboard port with --serve.")] = 8000,
 ) -> None:
     """Generate a realistic B2B data set, score it with the example model and show the hottest leads."""
     if db != DEMO_DB and not overwrite and _has_leads(db):
@@ -87,3 +91,35 @@ def demo(
             f"Next: leadscore explain {first.lead_id} --db {db}    leadscore history {first.lead_id} --db {db}",
             highlight=False,
         )
+    if serve:
+        _serve(db, port)
+
+
+def _serve(db: str, port: int) -> None:
+    """Demo users (one per role, generated passwords printed once), a lifecycle round, then the server."""
+    import secrets
+
+    import uvicorn
+
+    from leadscore.api import create_app
+    from leadscore.auth.passwords import hash_password
+    from leadscore.lifecycle.config import LifecycleSettings
+    from leadscore.lifecycle.runner import run_round
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+    from leadscore.store.users import add_user
+
+    store = Store.from_url(db)
+    try:
+        run_round(store, LifecycleSettings(), deliver=False)  # place the demo leads in their stages
+        console.print(f"Dashboard: http://127.0.0.1:{port}/ — sign in as:", highlight=False)
+        with store.begin() as conn:
+            for role in ("admin", "marketing", "sales"):
+                password = secrets.token_urlsafe(12)
+                add_user(
+                    conn, f"{role}@demo.example", f"Demo {role}", role, hash_password(password), now_ms()
+                )
+                console.print(f"  {role:<9} {role}@demo.example  password {password}", highlight=False)
+    finally:
+        store.dispose()
+    uvicorn.run(create_app(Settings(database_url=db)), host="127.0.0.1", port=port, log_level="warning")

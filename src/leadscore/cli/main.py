@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from leadscore.cli import demo_cmd, imports, learn_cmds, model_cmds, privacy_cmds, server_cmds, users_cmds
+from leadscore.cli import (
+    demo_cmd,
+    imports,
+    learn_cmds,
+    lifecycle_cmds,
+    model_cmds,
+    privacy_cmds,
+    server_cmds,
+    users_cmds,
+)
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
 from leadscore.compile.matches import compile_matches, match_column, points_column
@@ -37,6 +46,12 @@ app.add_typer(users_cmds.app, name="users")
 app.command("audit")(users_cmds.audit_cmd)
 app.add_typer(privacy_cmds.app, name="privacy")
 app.add_typer(server_cmds.keys_app, name="keys")
+app.command("stage")(lifecycle_cmds.stage)
+app.add_typer(lifecycle_cmds.feedback_app, name="feedback")
+app.add_typer(lifecycle_cmds.outcomes_app, name="outcomes")
+app.add_typer(lifecycle_cmds.segments_app, name="segments")
+app.add_typer(lifecycle_cmds.reports_app, name="reports")
+app.add_typer(lifecycle_cmds.lifecycle_app, name="lifecycle")
 
 Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 ModelFile = Annotated[
@@ -194,6 +209,7 @@ def history_cmd(
             lead_id = resolve_lead(conn, lead)
             rows = read_history(conn, lead_id)
             labels = {v.id: v.label for v in list_versions(conn)}
+            stages = lifecycle_cmds.LeadStages.read(conn, lead_id)
         if fmt == "table":
             console.print(history_table(rows, labels))
             if rows:
@@ -202,10 +218,12 @@ def history_cmd(
                     for r in rows
                 )
                 console.print(f"score path: {path}", highlight=False)
+            stages.print()
         else:
             out = [
                 {**r, "at": fmt_time(r["at_ms"]), "model": labels.get(r["model_version_id"])} for r in rows
             ]
+            out = [{**r, "stage": stages.stage_at(r["at_ms"])} for r in out]
             print_rows(out, fmt)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +13,7 @@ from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of
 from leadscore.cli.render import console
 from leadscore.errors import ModelValidationError
 from leadscore.model import ScoringModel, dump_model, load_model, loads_model
+from leadscore.model.diff import rule_changes
 from leadscore.scoring.pipeline import publish
 from leadscore.store.backtests import backtests_of_yaml
 from leadscore.store.model_versions import find_version, list_versions
@@ -118,29 +119,6 @@ def _resolve(ref: str, db: str | None) -> tuple[str, ScoringModel]:
         with store.connect() as conn:
             version = find_version(conn, ref)
         return version.label, loads_model(version.yaml, version.label)
-
-
-def rule_changes(old: ScoringModel, new: ScoringModel) -> list[tuple[str, str, str]]:
-    """(change, rule id, detail) for rules and settings that differ."""
-
-    def rules(m: ScoringModel) -> dict[str, dict[str, Any]]:
-        return {r.id: r.model_dump(mode="json") for r in (*m.fit, *m.engagement, *m.groups)}
-
-    a, b = rules(old), rules(new)
-    out: list[tuple[str, str, str]] = []
-    for rid in sorted(set(a) | set(b)):
-        if rid not in a:
-            out.append(("added", rid, b[rid].get("name", "")))
-        elif rid not in b:
-            out.append(("removed", rid, a[rid].get("name", "")))
-        elif a[rid] != b[rid]:
-            fields = [k for k in sorted(set(a[rid]) | set(b[rid])) if a[rid].get(k) != b[rid].get(k)]
-            detail = "; ".join(f"{k}: {a[rid].get(k)!r} → {b[rid].get(k)!r}" for k in fields)
-            out.append(("changed", rid, detail))
-    for section in ("scale", "defaults", "lists"):
-        if getattr(old, section) != getattr(new, section):
-            out.append(("changed", section, ""))
-    return out
 
 
 @app.command("diff")

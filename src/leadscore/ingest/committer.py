@@ -1,32 +1,97 @@
 """Group commit: many requests' events made durable in one transaction (one fsync), then acknowledged.
 
-Request handlers ``submit`` rows and wait on the returned future; a single writer thread drains
-everything queued, appends it to the event log and the inbox in one transaction, and resolves every
-future only after the commit. A 200 therefore always means "on disk". If the commit fails, every
-future in that group fails and no client is told its events were stored.
+Request handlers ``submit`` rows (or ``await commit(rows)`` on an event loop) and wait; a single writer
+thread drains everything queued, appends it to the event log and the inbox in one transaction, and
+resolves every waiter only after the commit. A 200 therefore always means "on disk". If the commit
+fails, every waiter in that group fails and no client is told its events were stored.
+
+Waiters on an event loop are woken with one ``call_soon_threadsafe`` per group and loop, not one per
+request: each such call wakes the loop through its self-pipe, and the writer thread would otherwise
+contend with the loop for the GIL once per request.
+
+On SQLite the committer and the processor take turns at the single write lock through ``write_turn``,
+first come first served. Left to SQLite's busy handler (which polls with growing sleeps), a processor
+that starts its next batch the moment it commits the last wins the lock again and again, and
+acknowledgements stall behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
-from collections.abc import Callable, Sequence
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Engine
+
 from leadscore.store import Store
-from leadscore.store.event_log import append_events
-from leadscore.store.schema import inbox
-from leadscore.store.upsert import insert_ignore
+from leadscore.store.event_log import append_events, enqueue
 
 MAX_GROUP_ROWS = 20_000
+
+
+class FairLock:
+    """A lock granted in the order it was asked for."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: deque[object] = deque()
+        self._held = False
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        me = object()
+        with self._cond:
+            self._waiting.append(me)
+            while self._held or self._waiting[0] is not me:
+                self._cond.wait()
+            self._waiting.popleft()
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held = False
+                self._cond.notify_all()
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, FairLock] = weakref.WeakKeyDictionary()
+_TURNS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def write_turn(store: Store) -> Iterator[None]:
+    """Wait for this process's turn to write to a SQLite store (PostgreSQL: no wait, rows are locked)."""
+    if store.dialect != "sqlite":
+        yield
+        return
+    with _TURNS_LOCK:
+        turn = _TURNS.setdefault(store.engine, FairLock())
+    with turn.held():
+        yield
 
 
 @dataclass
 class _Pending:
     rows: Sequence[dict[str, Any]]
-    future: Future[set[str]] = field(default_factory=Future)
+    future: Future[set[str]] | asyncio.Future[set[str]] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop | None = None  # set when ``future`` belongs to that loop
+
+
+def _settle(waiters: list[tuple[asyncio.Future[set[str]], set[str] | BaseException]]) -> None:
+    for future, outcome in waiters:
+        if future.done():  # the request was cancelled (its client went away)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 class GroupCommitter:
@@ -46,12 +111,21 @@ class GroupCommitter:
 
     def submit(self, rows: Sequence[dict[str, Any]]) -> Future[set[str]]:
         """Queue rows; the future resolves to the message ids newly stored once they are durable."""
-        pending = _Pending(rows)
+        future: Future[set[str]] = Future()
         if not rows:
-            pending.future.set_result(set())
+            future.set_result(set())
         else:
-            self._queue.put(pending)
-        return pending.future
+            self._queue.put(_Pending(rows, future))
+        return future
+
+    async def commit(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Queue rows from an event loop; returns the message ids newly stored once they are durable."""
+        if not rows:
+            return set()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[set[str]] = loop.create_future()
+        self._queue.put(_Pending(rows, future, loop))
+        return await future
 
     def stop(self) -> None:
         """Commit what is queued, then stop the thread."""
@@ -80,24 +154,32 @@ class GroupCommitter:
     def _commit(self, group: list[_Pending]) -> None:
         rows = [row for pending in group for row in pending.rows]
         try:
-            with self.store.begin() as conn:
+            with write_turn(self.store), self.store.begin() as conn:
                 inserted = append_events(conn, rows)
-                fresh = [r for r in rows if r["message_id"] in inserted]
                 # each new message once (a repeated id within the group was inserted once)
-                unique = {r["message_id"]: r["received_ms"] for r in fresh}
-                insert_ignore(
-                    conn,
-                    inbox,
-                    [{"message_id": m, "received_ms": t} for m, t in unique.items()],
-                    ["message_id"],
-                )
+                fresh = {r["message_id"]: r["received_ms"] for r in rows if r["message_id"] in inserted}
+                enqueue(conn, list(fresh.items()))
         except Exception as exc:  # every waiting request must learn its events were not stored
-            for pending in group:
-                pending.future.set_exception(exc)
+            failure: BaseException = exc
+            self._resolve(group, lambda _: failure)
             return
         self.groups += 1
         self.rows += len(rows)
-        for pending in group:
-            pending.future.set_result({r["message_id"] for r in pending.rows} & inserted)
+        self._resolve(group, lambda pending: {r["message_id"] for r in pending.rows} & inserted)
         if self.on_commit is not None:
             self.on_commit()
+
+    @staticmethod
+    def _resolve(group: list[_Pending], outcome: Callable[[_Pending], set[str] | BaseException]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for pending in group:
+            result = outcome(pending)
+            if pending.loop is not None:
+                by_loop.setdefault(pending.loop, []).append((pending.future, result))
+            elif isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)
+        for loop, waiters in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, waiters)

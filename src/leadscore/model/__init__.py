@@ -2,11 +2,13 @@
 
 from leadscore.model.conditions import AllOf, AnyOf, Compare, Condition, Not, walk
 from leadscore.model.durations import duration_seconds
+from leadscore.model.lifecycle import Action, Gate, Lifecycle, Segment, Stage, Team, Transition
 from leadscore.model.rules import EachRule, EventMatch, EventRule, FitRule, Group, OnceRule, ThresholdRule
 from leadscore.model.scoring_model import NamedList, Scale, ScoringModel
 from leadscore.model.yaml_io import dump_model, load_model, loads_model
 
 __all__ = [
+    "Action",
     "AllOf",
     "AnyOf",
     "Compare",
@@ -15,13 +17,19 @@ __all__ = [
     "EventMatch",
     "EventRule",
     "FitRule",
+    "Gate",
     "Group",
+    "Lifecycle",
     "NamedList",
     "Not",
     "OnceRule",
     "Scale",
     "ScoringModel",
+    "Segment",
+    "Stage",
+    "Team",
     "ThresholdRule",
+    "Transition",
     "dump_model",
     "duration_seconds",
     "load_model",

@@ -8,6 +8,7 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from leadscore.model.conditions import MAX_DEPTH, Compare, depth, walk
 from leadscore.model.durations import Duration
+from leadscore.model.lifecycle import LifecycleSection
 from leadscore.model.rules import RULE_ID, EventRule, FitRule, Frozen, Group
 
 MAX_RULES = 300
@@ -123,6 +124,7 @@ class ScoringModel(Frozen):
     groups: tuple[Group, ...] = ()
     scale: Scale = Scale()
     privacy: Privacy = Privacy()
+    lifecycle: LifecycleSection = None
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> ScoringModel:

@@ -18,12 +18,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadscore.ingest.apply import Applied, apply_identities, message_from_row
+from leadscore.ingest.committer import write_turn
 from leadscore.scoring.pipeline import rescore_touched
 from leadscore.store import Store
 from leadscore.store.schema import events, inbox
 
 log = logging.getLogger("leadscore.processor")
-BATCH = 2000
+# events per transaction: on SQLite, acknowledgements wait for the batch in progress, so keep it short
+BATCH = 500
 RETRIES = 5
 
 
@@ -57,7 +59,7 @@ def _process(store: Store, limit: int, stats: ProcessorStats) -> int:
 
 
 def _process_once(store: Store, limit: int, stats: ProcessorStats) -> int:
-    with store.begin() as conn:
+    with write_turn(store), store.begin() as conn:
         claim = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(limit)
         if conn.dialect.name == "postgresql":
             claim = claim.with_for_update(skip_locked=True)

@@ -89,4 +89,4 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "heads")  # parallel branches (merged by a later revision) all apply
+        command.upgrade(cfg, "heads")  # every branch, should one be open again

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, select
 
 from leadscore.store.schema import events, identities
-from leadscore.store.upsert import insert_ignore
 
 EVENT_FIELDS = (
     "message_id",
@@ -27,33 +28,99 @@ EVENT_FIELDS = (
     "received_ms",
     "source",
 )
+JSON_FIELDS = frozenset({"properties", "context"})
+PG_TYPES = ("text",) * 10 + ("jsonb", "jsonb", "bigint", "bigint", "text")
+ID_CHUNK = 5000  # bound parameters per statement stay under SQLite's limit
+PG_CHUNK = 5000
+SQLITE_INSERT = (
+    f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) VALUES ({', '.join('?' * len(EVENT_FIELDS))}) "
+    "ON CONFLICT (message_id) DO NOTHING"
+)
+PG_INSERT = (
+    f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in PG_TYPES)}) "
+    "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+)
+SQLITE_ENQUEUE = (
+    "INSERT INTO inbox (message_id, received_ms) VALUES (?, ?) ON CONFLICT (message_id) DO NOTHING"
+)
+PG_ENQUEUE = (
+    "INSERT INTO inbox (message_id, received_ms) SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+    "ON CONFLICT (message_id) DO NOTHING"
+)
 
 
 def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     """The ids among ``message_ids`` already in the log."""
     known: set[str] = set()
     ids = list(dict.fromkeys(message_ids))
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        known.update(conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars())
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        if conn.dialect.name == "sqlite":
+            sql = f"SELECT message_id FROM events WHERE message_id IN ({', '.join('?' * len(chunk))})"
+            known.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
+        else:
+            known.update(
+                conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars()
+            )
     return known
 
 
 def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Append events; a message id already in the log is skipped. Returns the ids actually inserted."""
+    """Append events; a message id already in the log is skipped, and of two copies of one message in
+    ``rows`` the first wins. Returns the ids actually inserted.
+
+    The ingest hot path: rows go to the driver as plain tuples in one statement per chunk (the ORM-level
+    insert costs more than the database does here).
+    """
     if not rows:
         return set()
-    fresh = [{k: row[k] for k in EVENT_FIELDS} for row in rows]
-    known = set(
-        conn.execute(
-            select(events.c.message_id).where(events.c.message_id.in_([r["message_id"] for r in fresh]))
-        ).scalars()
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["message_id"], row)
+    if conn.dialect.name == "postgresql":
+        inserted: set[str] = set()
+        unique = list(first.values())
+        for start in range(0, len(unique), PG_CHUNK):
+            columns = _columns(unique[start : start + PG_CHUNK])
+            # RETURNING, not a prior SELECT: another process may insert the same id concurrently
+            inserted.update(row[0] for row in conn.exec_driver_sql(PG_INSERT, columns))
+        return inserted
+    known = known_message_ids(conn, list(first))
+    fresh = [_values(row) for mid, row in first.items() if mid not in known]
+    if fresh:
+        # SQLite has one writer at a time (BEGIN IMMEDIATE), so what was not known is what gets inserted
+        conn.exec_driver_sql(SQLITE_INSERT, fresh)
+    return {mid for mid in first if mid not in known}
+
+
+def enqueue(conn: Connection, entries: Sequence[tuple[str, int]]) -> None:
+    """Add (message id, received ms) to the inbox of events to apply and score; present ids are kept."""
+    if not entries:
+        return
+    if conn.dialect.name == "postgresql":
+        for start in range(0, len(entries), PG_CHUNK):
+            chunk = entries[start : start + PG_CHUNK]
+            conn.exec_driver_sql(PG_ENQUEUE, ([m for m, _ in chunk], [t for _, t in chunk]))
+    else:
+        conn.exec_driver_sql(SQLITE_ENQUEUE, list(entries))
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits (from JSON Lines import): the standard library copes
+        return json.dumps(value)
+
+
+def _values(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(_json(row[k]) if k in JSON_FIELDS else row[k] for k in EVENT_FIELDS)
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> tuple[list[Any], ...]:
+    return tuple(
+        [_json(r[k]) for r in rows] if k in JSON_FIELDS else [r[k] for r in rows] for k in EVENT_FIELDS
     )
-    fresh = [r for r in fresh if r["message_id"] not in known]
-    # two copies of one message in the same batch: the first wins
-    unique = list({r["message_id"]: r for r in reversed(fresh)}.values())
-    insert_ignore(conn, events, unique, ["message_id"])
-    return {r["message_id"] for r in unique}
 
 
 def lead_events(conn: Connection, lead_id: int, until_ms: int | None = None) -> list[dict[str, Any]]:

@@ -261,3 +261,154 @@ audit_log = Table(
     Column("target", String(320), nullable=False),
     Column("details", Json, nullable=False),
 )
+
+# --- lifecycle (migration 0005): stages, their history, the outbox, assignment, feedback, segments, accounts
+
+lead_stages = Table(
+    "lead_stages",
+    metadata,
+    # each lead's current stage; the row is also the lifecycle runner's claim on the lead
+    Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
+    Column("stage", String(63), nullable=False),
+    Column("entered_ms", BigInteger, nullable=False),
+    Column("seen_scored_ms", BigInteger),  # scores.scored_ms when last evaluated: differs → evaluate again
+    Column("seen_crossing_id", Integer, nullable=False, server_default="0"),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+stage_history = Table(
+    "stage_history",
+    metadata,
+    # every stage move with its cause; the stage as of T is the newest row with at_ms <= T
+    Column("id", Integer, primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False),
+    Column("from_stage", String(63)),
+    Column("to_stage", String(63), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("transition", String(63), nullable=False),  # transition id, or "initial"
+    Column("cause", String(16), nullable=False),  # initial | score | timer | feedback | outcome
+    Column("cause_ref", Text, nullable=False),
+    Column("recorded_ms", BigInteger, nullable=False),
+    Index("ix_stage_history_lead_at", "lead_id", "at_ms"),
+    Index("ix_stage_history_to_at", "to_stage", "at_ms"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # notifications to deliver (webhook, mail); the unique key makes enqueueing idempotent and is sent
+    # as the Idempotency-Key, so a redelivery after a crash is recognisable by the receiver
+    Column("id", Integer, primary_key=True),
+    Column("key", String(300), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),  # webhook | mail
+    Column("action", String(63), nullable=False),
+    Column("lead_id", Integer, ForeignKey("leads.id")),
+    Column("target", Text, nullable=False),  # URL, env variable name or e-mail address
+    Column("payload", Json, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | skipped | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("sent_ms", BigInteger),
+    Index("ix_outbox_due", "status", "next_attempt_ms"),
+    Index("ix_outbox_lead", "lead_id"),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False, index=True),
+    Column("stage_move_id", Integer, ForeignKey("stage_history.id"), nullable=False, unique=True),
+    Column("team", String(63), nullable=False),
+    Column("seller", String(63), nullable=False),
+    Column("reason", String(32), nullable=False),  # account_owner | territory | default
+    Column("at_ms", BigInteger, nullable=False),
+    Column("due_ms", BigInteger),  # SLA: touched by then or escalated
+    Column("touched_ms", BigInteger),
+    Column("escalated_ms", BigInteger),
+)
+
+team_cursors = Table(
+    "team_cursors",
+    metadata,
+    # round-robin position per team (row-locked while a seller is picked)
+    Column("team", String(63), primary_key=True),
+    Column("position", Integer, nullable=False),
+)
+
+account_owners = Table(
+    "account_owners",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("seller", String(63), nullable=False),
+    Column("team", String(63), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False, index=True),
+    Column("decision", String(16), nullable=False),  # accepted | rejected
+    Column("reason", String(63)),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("by", String(200), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("stage_from", String(63), nullable=False),
+    Column("recorded_ms", BigInteger, nullable=False),
+)
+
+segment_members = Table(
+    "segment_members",
+    metadata,
+    Column("segment", String(63), primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
+    Column("entered_ms", BigInteger, nullable=False),
+)
+
+segment_changes = Table(
+    "segment_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("segment", String(63), nullable=False),
+    Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False, index=True),
+    Column("change", String(8), nullable=False),  # enter | leave
+    Column("at_ms", BigInteger, nullable=False),
+)
+
+account_stages = Table(
+    "account_stages",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("stage", String(16), nullable=False),  # mqa | none
+    Column("score", Float(precision=53), nullable=False),
+    Column("fit_score", Float(precision=53), nullable=False),
+    Column("engagement_score", Float(precision=53), nullable=False),
+    Column("engaged_contacts", Integer, nullable=False),
+    Column("target", Boolean, nullable=False),
+    Column("entered_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+account_stage_history = Table(
+    "account_stage_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("from_stage", String(16)),
+    Column("to_stage", String(16), nullable=False),
+    Column("score", Float(precision=53), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+)
+
+mail_suppressions = Table(
+    "mail_suppressions",
+    metadata,
+    # addresses that unsubscribed through a mail's link; never mailed again
+    Column("email", String(320), primary_key=True),
+    Column("reason", String(63), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+)

@@ -1,0 +1,559 @@
+"""Ingest benchmark: the tracking API under load on 127.0.0.1, with every ratio measured in the same run.
+
+    python bench/ingest.py [--engine sqlite|postgres|both] [--seconds S] [--latency-seconds L] [--rate R]
+
+Default: both engines, 8 s per wrk run, 60 s of latency measurement at 1,000 events/s (about five
+minutes in all). Needs ``wrk`` (apt-get install wrk). Every server is a child process on a free loopback
+port with the same uvicorn settings (one process, uvloop + httptools, no access log), and wrk the same
+connections and threads against both sides of a ratio.
+
+(a) ``POST /v1/track``, one event per request, each acknowledged only once committed: requests/s
+    against a bare ASGI app that reads the body and answers 200 (target >= 40 %).
+(b) ``POST /v1/batch`` with 100 events per request: durable events/s (target >= 100k/s on 2 cores),
+    against the same rows written straight through the database driver with ``executemany`` (one
+    transaction per 100 rows, as a server without group commit; and all rows in one transaction).
+(c) event -> score updated (and crossing recorded) latency at a fixed arrival rate: an open-loop client
+    sends single events on schedule; a poller sees each acknowledged event leave the inbox, which happens
+    in the transaction that stores the lead's new score, ledger, history and crossings. p50/p99 from the
+    send (target p99 <= 250 ms).
+(d) the same on PostgreSQL (``LEADSCORE_BENCH_POSTGRES_URL``, default postgresql://postgres@127.0.0.1/test;
+    each run gets a fresh schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from leadscore.ingest.apply import event_row
+from leadscore.ingest.segment import normalise
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import publish
+from leadscore.store import Store
+from leadscore.store.event_log import EVENT_FIELDS
+from leadscore.store.keys import create_key
+
+PG_URL = os.environ.get("LEADSCORE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MODEL = """
+model: ingest_bench
+engagement:
+  - {id: clicks, name: Clicks, event: {type: track, name: Clicked}, points: 10}
+  - {id: pricing, name: Pricing, event: {type: page}, where: {property: path, prefix: /pricing}, points: 20}
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""
+USERS = 5_000
+BATCH = 100
+CONNECTIONS = 32
+LATENCY_CONNECTIONS = 256  # the latency client stays open-loop while answers take up to ~250 ms
+MAX_SECONDS = 120  # no single measurement runs longer, whatever the flags say
+GRACE_S = 30.0  # how long the latency run waits for stragglers after its last send
+
+# -- servers ---------------------------------------------------------------------------------------------
+
+
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The baseline: an ASGI app that reads the whole body and answers 200 with a small JSON body."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": b'{"ok":true,"success":true}'})
+
+
+def _serve(kind: str, port: int, db: str, processor: bool) -> None:
+    import uvicorn
+
+    from leadscore.api import create_app
+    from leadscore.settings import Settings
+
+    app: Any = bare_app
+    if kind == "leadscore":
+        app = create_app(Settings(database_url=db, run_processor=processor, processor_idle_s=0.5))
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def server(kind: str, db: str = "", processor: bool = True) -> Iterator[str]:
+    """A server child process (``leadscore`` app or the ``bare`` baseline); yields its base URL."""
+    port = _free_port()
+    args = [sys.executable, __file__, "_serve", kind, str(port), db, "1" if processor else "0"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- databases -------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def database(engine: str, workdir: Path) -> Iterator[str]:
+    """A fresh database URL: a new SQLite file, or a new PostgreSQL schema (dropped afterwards)."""
+    if engine == "sqlite":
+        yield str(workdir / f"ingest-{uuid.uuid4().hex[:8]}.db")
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def prepare(url: str) -> str:
+    """Migrate, publish the bench model, create a write key; returns the key."""
+    store = Store.from_url(url)
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
+        _, key = create_key(conn, "write", "bench", 0)
+    store.dispose()
+    return key
+
+
+def count(url: str, table: str) -> int:
+    store = Store.from_url(url, migrate_schema=False)
+    try:
+        with store.connect() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0)
+    finally:
+        store.dispose()
+
+
+# -- wrk -------------------------------------------------------------------------------------------------
+
+WRK_SCRIPT = """
+local n = 0
+function setup(thread) n = n + 1; thread:set("tid", n) end
+local seq, prefix, batch, path = 0, "", %(batch)d, "%(path)s"
+function init(args) prefix = args[1] .. "-" .. tid .. "-" end
+local function event()
+  seq = seq + 1
+  return '{"type":"track","userId":"user-' .. (seq %% %(users)d) .. '","event":"Clicked","messageId":"'
+    .. prefix .. seq .. '","properties":{"plan":"team","value":' .. seq .. '}}'
+end
+request = function()
+  local body
+  if batch == 0 then body = event() else
+    local items = {}
+    for i = 1, batch do items[i] = event() end
+    body = '{"batch":[' .. table.concat(items, ",") .. ']}'
+  end
+  return wrk.format("POST", path, nil, body)
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    requests_s: float
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+
+def _ms(value: str) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value)
+    if found is None:
+        return float("nan")
+    number, unit = found.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}[unit]
+
+
+def wrk(url: str, path: str, key: str, batch: int, seconds: float, workdir: Path) -> WrkResult:
+    script = workdir / f"wrk-{batch}.lua"
+    script.write_text(WRK_SCRIPT % {"batch": batch, "path": path, "users": USERS})
+    auth = "Authorization: Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    seconds = min(seconds, MAX_SECONDS)
+    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "--timeout", "10s", "--latency"]
+    args += ["-s", str(script)]
+    args += ["-H", auth, "-H", "Content-Type: application/json", url, "--", uuid.uuid4().hex[:8]]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    done = re.search(r"(\d+) requests in", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    p50 = re.search(r"50%\s+(\S+)", out)
+    p99 = re.search(r"99%\s+(\S+)", out)
+    if not (done and rate and p50 and p99):
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    errors = int(bad.group(1)) if bad else 0
+    errors += sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
+    return WrkResult(float(rate.group(1)), int(done.group(1)), errors, _ms(p50.group(1)), _ms(p99.group(1)))
+
+
+# -- (a) single events -----------------------------------------------------------------------------------
+
+
+def single_events(engine: str, workdir: Path, seconds: float) -> dict[str, Any]:
+    with server("bare") as url:
+        wrk(url, "/v1/track", "x", 0, 2, workdir)  # warm-up
+        bare = wrk(url, "/v1/track", "x", 0, seconds, workdir)
+    out: dict[str, Any] = {"bare": bare}
+    for processor in (True, False):
+        with database(engine, workdir) as db:
+            key = prepare(db)
+            with server("leadscore", db, processor) as url:
+                wrk(url, "/v1/track", key, 0, 2, workdir)
+                result = wrk(url, "/v1/track", key, 0, seconds, workdir)
+            stored = count(db, "events")
+        assert result.errors == 0, f"{result.errors} failed requests"
+        assert stored >= result.requests, (stored, result.requests)
+        out["processor" if processor else "ingest_only"] = result
+    return out
+
+
+# -- (b) batches of 100 ----------------------------------------------------------------------------------
+
+
+def batch_rows(n: int) -> list[dict[str, Any]]:
+    """The rows leadscore stores for ``n`` bench events (the same shape wrk sends)."""
+    received = int(time.time() * 1000)
+    return [
+        event_row(
+            normalise(
+                {
+                    "type": "track",
+                    "userId": f"user-{i % USERS}",
+                    "event": "Clicked",
+                    "messageId": f"raw-{i}",
+                    "properties": {"plan": "team", "value": i},
+                },
+                received_ms=received,
+            ),
+            "api",
+        )
+        for i in range(n)
+    ]
+
+
+def raw_executemany(engine: str, workdir: Path, rows: list[dict[str, Any]], per_commit: int) -> float:
+    """Rows/s of the same rows written with the driver's executemany into a migrated store."""
+    cols = ", ".join(EVENT_FIELDS)
+    values = [
+        tuple(json.dumps(r[k]) if k in ("properties", "context") else r[k] for k in EVENT_FIELDS)
+        for r in rows
+    ]
+    inbox = [(r["message_id"], r["received_ms"]) for r in rows]
+    with database(engine, workdir) as db:
+        Store.from_url(db).dispose()
+        if engine == "sqlite":
+            conn: Any = sqlite3.connect(db, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            mark = "?"
+        else:
+            import psycopg
+
+            conn = psycopg.connect(db, autocommit=True)
+            mark = "%s"
+        events_sql = f"INSERT INTO events ({cols}) VALUES ({', '.join([mark] * len(EVENT_FIELDS))})"
+        inbox_sql = f"INSERT INTO inbox (message_id, received_ms) VALUES ({mark}, {mark})"
+        start = time.perf_counter()
+        for at in range(0, len(rows), per_commit):
+            cur = conn.cursor()
+            cur.execute("BEGIN")
+            cur.executemany(events_sql, values[at : at + per_commit])
+            cur.executemany(inbox_sql, inbox[at : at + per_commit])
+            cur.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        conn.close()
+    return len(rows) / elapsed
+
+
+def batches(engine: str, workdir: Path, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for processor in (False, True):
+        with database(engine, workdir) as db:
+            key = prepare(db)
+            with server("leadscore", db, processor) as url:
+                wrk(url, "/v1/batch", key, BATCH, 2, workdir)
+                result = wrk(url, "/v1/batch", key, BATCH, seconds, workdir)
+            stored = count(db, "events")
+        assert result.errors == 0, f"{result.errors} failed requests"
+        assert stored >= result.requests * BATCH, (stored, result.requests)
+        out["processor" if processor else "ingest_only"] = result
+    rows = batch_rows(50_000)
+    out["raw_per_100"] = raw_executemany(engine, workdir, rows, BATCH)
+    out["raw_one_txn"] = raw_executemany(engine, workdir, rows, len(rows))
+    return out
+
+
+# -- (c) latency -----------------------------------------------------------------------------------------
+
+
+class HttpConnection:
+    """A minimal keep-alive HTTP/1.1 client connection (a load generator should cost little)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def post(self, head: bytes, body: bytes) -> int:
+        self.writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+
+@dataclass
+class Tracker:
+    """Send, acknowledgement and score-visible times of every event (seconds since the epoch)."""
+
+    sent: dict[str, float] = field(default_factory=dict)
+    acked: dict[str, float] = field(default_factory=dict)
+    done: dict[str, float] = field(default_factory=dict)
+    failed: int = 0
+    max_inbox: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+async def _drive(url: str, key: str, rate: int, seconds: float, tracker: Tracker) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    head = (
+        f"POST /v1/track HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n"
+        "Content-Type: application/json\r\nContent-Length: "
+    ).encode()
+    pool: asyncio.Queue[HttpConnection] = asyncio.Queue()
+    for _ in range(LATENCY_CONNECTIONS):
+        pool.put_nowait(HttpConnection(*await asyncio.open_connection(host, int(port))))
+    run = uuid.uuid4().hex[:8]
+
+    async def one(i: int) -> None:
+        message_id = f"lat-{run}-{i}"
+        body = json.dumps(
+            {"userId": f"user-{(i * 7919) % USERS}", "event": "Clicked", "messageId": message_id}
+        ).encode()
+        conn = await pool.get()
+        tracker.sent[message_id] = time.time()
+        status = await conn.post(head, body)
+        pool.put_nowait(conn)
+        if status == 200:
+            with tracker.lock:
+                tracker.acked[message_id] = time.time()
+        else:
+            tracker.failed += 1
+
+    loop = asyncio.get_running_loop()
+    start, tasks = loop.time(), []
+    for i in range(int(rate * min(seconds, MAX_SECONDS))):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    # answers still missing a while after the last send count as misses (infinite latency) in the report
+    _, late = await asyncio.wait(tasks, timeout=GRACE_S)
+    for task in late:
+        task.cancel()
+    while not pool.empty():
+        pool.get_nowait().writer.close()
+
+
+def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> None:
+    """Mark each acknowledged event done at the first look that finds it no longer in the inbox."""
+    store = Store.from_url(db, migrate_schema=False)
+    stop_by = float("inf")
+    try:
+        with store.connect() as conn:
+            while True:
+                finished = stop.is_set()
+                if finished and stop_by == float("inf"):
+                    stop_by = time.time() + GRACE_S
+                with tracker.lock:
+                    waiting = [m for m in tracker.acked if m not in tracker.done]
+                pending = set(conn.execute(text("SELECT message_id FROM inbox")).scalars())
+                conn.rollback()  # end the read snapshot
+                now = time.time()
+                tracker.max_inbox = max(tracker.max_inbox, len(pending))
+                for m in waiting:
+                    if m not in pending:
+                        tracker.done[m] = now
+                if finished and (len(tracker.done) == len(tracker.acked) or time.time() > stop_by):
+                    return
+                time.sleep(interval)
+    finally:
+        store.dispose()
+
+
+def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
+    with database(engine, workdir) as db:
+        key = prepare(db)
+        with server("leadscore", db, processor=True) as url:
+            tracker = Tracker()
+            stop = threading.Event()
+            poller = threading.Thread(target=_poll, args=(db, tracker, stop, 0.005), daemon=True)
+            poller.start()
+            began = time.time()
+            asyncio.run(_drive(url, key, rate, seconds, tracker))
+            sent_for = time.time() - began
+            stop.set()
+            poller.join(MAX_SECONDS)
+            crossings = count(db, "score_events")
+            history = count(db, "score_history")
+    assert tracker.failed == 0, f"{tracker.failed} requests failed"
+    inf = float("inf")
+    planned = int(rate * min(seconds, MAX_SECONDS))
+    # an event never acknowledged or never seen scored within the grace period counts as infinitely late
+    lat = sorted(
+        (tracker.done[m] - tracker.sent[m]) * 1000 if m in tracker.done else inf for m in tracker.sent
+    )
+    lat += [inf] * (planned - len(lat))
+    ack = sorted(
+        (tracker.acked[m] - tracker.sent[m]) * 1000 if m in tracker.acked else inf for m in tracker.sent
+    )
+    ack += [inf] * (planned - len(ack))
+    return {
+        "events": len(lat),
+        "missed": sum(1 for v in lat if v == inf),
+        "achieved_rate": len(tracker.acked) / sent_for,
+        "p50": statistics.median(lat),
+        "p99": lat[int(len(lat) * 0.99) - 1],
+        "max": lat[-1],
+        "ack_p50": statistics.median(ack),
+        "ack_p99": ack[int(len(ack) * 0.99) - 1],
+        "max_inbox": tracker.max_inbox,
+        "crossings": crossings,
+        "history_rows": history,
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------------
+
+
+def report(engine: str, a: dict[str, Any], b: dict[str, Any], c: dict[str, Any]) -> str:
+    bare, with_proc, ingest_only = a["bare"], a["processor"], a["ingest_only"]
+    b_off, b_on = b["ingest_only"], b["processor"]
+    lines = [
+        f"== {engine} ({os.cpu_count()} cores) ==",
+        f"(a) bare ASGI endpoint: {bare.requests_s:,.0f} req/s (p50 {bare.p50_ms:.1f} ms, p99 {bare.p99_ms:.1f} ms)",
+        f"    /v1/track durable, processor on:  {with_proc.requests_s:,.0f} req/s = "
+        f"{with_proc.requests_s / bare.requests_s:.0%} of bare (p50 {with_proc.p50_ms:.1f} ms, p99 {with_proc.p99_ms:.1f} ms)",
+        f"    /v1/track durable, ingest only:   {ingest_only.requests_s:,.0f} req/s = "
+        f"{ingest_only.requests_s / bare.requests_s:.0%} of bare (p50 {ingest_only.p50_ms:.1f} ms, p99 {ingest_only.p99_ms:.1f} ms)",
+        f"(b) /v1/batch x{BATCH} durable, ingest only: {b_off.requests_s * BATCH:,.0f} events/s "
+        f"(p50 {b_off.p50_ms:.1f} ms, p99 {b_off.p99_ms:.1f} ms)",
+        f"    /v1/batch x{BATCH} durable, processor on: {b_on.requests_s * BATCH:,.0f} events/s",
+        f"    raw executemany, commit per {BATCH} rows: {b['raw_per_100']:,.0f} rows/s; leadscore ingest = "
+        f"{b_off.requests_s * BATCH / b['raw_per_100']:.0%} of it",
+        f"    raw executemany, one transaction: {b['raw_one_txn']:,.0f} rows/s; leadscore ingest = "
+        f"{b_off.requests_s * BATCH / b['raw_one_txn']:.0%} of it",
+        f"(c) event -> score visible at {c['achieved_rate']:,.0f} events/s acknowledged for {c['events']:,} "
+        f"events ({c['missed']:,} not scored within {GRACE_S:.0f} s of the end count as infinitely late): "
+        f"p50 {c['p50']:.0f} ms, p99 {c['p99']:.0f} ms, max {c['max']:.0f} ms "
+        f"(acknowledged: p50 {c['ack_p50']:.1f} ms, p99 {c['ack_p99']:.1f} ms; "
+        f"inbox peak {c['max_inbox']}; {c['history_rows']:,} history rows, {c['crossings']:,} crossings)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_serve":
+        _serve(argv[1], int(argv[2]), argv[3], argv[4] == "1")
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--engine", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=8, help="length of each wrk run")
+    parser.add_argument("--latency-seconds", type=float, default=60)
+    parser.add_argument("--rate", type=int, default=1000, help="events/s for the latency run")
+    parser.add_argument("--only", default="abc", help="which of a, b, c to run")
+    args = parser.parse_args(argv)
+    engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
+    with tempfile.TemporaryDirectory(prefix="leadscore-ingest-") as tmp:
+        workdir = Path(tmp)
+        for engine in engines:
+            a = b = c = None
+            # other work on the machine skews every figure: the load average is printed with each
+            if "a" in args.only:
+                a = single_events(engine, workdir, args.seconds)
+                print(f"{engine} (a) [load {os.getloadavg()[0]:.1f}]: {a}", flush=True)
+            if "b" in args.only:
+                b = batches(engine, workdir, args.seconds)
+                print(f"{engine} (b) [load {os.getloadavg()[0]:.1f}]: {b}", flush=True)
+            if "c" in args.only:
+                c = latency(engine, workdir, args.rate, args.latency_seconds)
+                print(f"{engine} (c) [load {os.getloadavg()[0]:.1f}]: {c}", flush=True)
+            if a and b and c:
+                print(report(engine, a, b, c), flush=True)
+
+
+if __name__ == "__main__":
+    main()

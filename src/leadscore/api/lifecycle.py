@@ -1,0 +1,270 @@
+"""Lifecycle API: a lead's stage (as of any time), sales feedback, outcomes, segments, assignments, and
+the unsubscribe link of nurture mails.
+
+Tokens: reading (stages, segments, assignments) needs a read or admin token. Feedback and outcomes
+change stages and trigger notifications, so they need an admin token until roles arrive (issue 8).
+The unsubscribe link is public; its token is an HMAC of the address.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection
+
+from leadscore.api.auth import read_token
+from leadscore.api.errors import ApiError
+from leadscore.api.state import AppState, state_of
+from leadscore.errors import InputError, NotFoundError
+from leadscore.lifecycle import segments
+from leadscore.lifecycle.config import LifecycleSettings
+from leadscore.lifecycle.context import unsubscribe_token
+from leadscore.lifecycle.feedback import OUTCOME_KINDS, TransitionError, give_feedback, record_outcome
+from leadscore.lifecycle.outcomes import parse_time
+from leadscore.model import ScoringModel
+from leadscore.scoring.pipeline import current_model
+from leadscore.scoring.run import now_ms
+from leadscore.store.lifecycle_tables import (
+    current_assignment,
+    list_assignments,
+    read_stage_history,
+    segment_sizes,
+    stage_as_of,
+)
+from leadscore.store.outbox import read_outbox
+from leadscore.store.people import find_lead
+from leadscore.store.schema import mail_suppressions
+from leadscore.store.upsert import insert_ignore
+
+router = APIRouter(prefix="/v1", tags=["lifecycle"])
+
+
+def admin(request: Request) -> AppState:
+    state = state_of(request)
+    key = read_token(request, state.keys)
+    if key.kind != "admin":
+        raise ApiError(
+            403, "feedback and outcomes need an admin token (`leadscore keys create --kind admin`)"
+        )
+    return state
+
+
+def reader(request: Request) -> AppState:
+    state = state_of(request)
+    read_token(request, state.keys)
+    return state
+
+
+AdminState = Annotated[AppState, Depends(admin)]
+ReaderState = Annotated[AppState, Depends(reader)]
+
+
+def lead_ref(conn: Connection, ref: str) -> int:
+    lead_id = find_lead(conn, lead_id=int(ref)) if ref.isdigit() else None
+    if lead_id is None:
+        lead_id = find_lead(conn, email=ref) if "@" in ref else find_lead(conn, external_id=ref)
+    if lead_id is None:
+        raise NotFoundError(f"no lead {ref!r}")
+    return lead_id
+
+
+def lifecycle_model(state: AppState) -> ScoringModel:
+    active = current_model(state.store)
+    if active is None or active.model.lifecycle is None:
+        raise ApiError(409, "the active model has no lifecycle section")
+    return active.model
+
+
+def _time(text: str | None, field: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise ApiError(
+            422, "invalid request", [{"field": field, "message": "not an ISO date or date-time"}]
+        ) from None
+
+
+@router.get("/leads/{ref}/stage", summary="A lead's stage now or as of a time, its stage history and sends")
+def get_stage(state: ReaderState, ref: str, as_of: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    at = _time(as_of, "as_of") or now_ms()
+    with state.store.connect() as conn:
+        lead_id = lead_ref(conn, ref)
+        row = stage_as_of(conn, lead_id, at)
+        history = read_stage_history(conn, lead_id)
+        assignment = current_assignment(conn, lead_id)
+        sends = [
+            {
+                k: o[k]
+                for k in ("key", "channel", "action", "target", "status", "attempts", "created_ms", "sent_ms")
+            }
+            for o in read_outbox(conn, lead_id)
+        ]
+    return {
+        "ok": True,
+        "lead_id": lead_id,
+        "as_of_ms": at,
+        "stage": row["to_stage"] if row else None,
+        "since_ms": row["at_ms"] if row else None,
+        "history": history,
+        "assignment": assignment,
+        "notifications": sends,
+    }
+
+
+class FeedbackIn(BaseModel):
+    decision: Literal["accept", "reject"]
+    reason: str | None = Field(default=None, max_length=63)
+    note: str = Field(default="", max_length=2000)
+    by: str = Field(min_length=1, max_length=200)
+    at: str | None = None
+
+
+@router.post("/leads/{ref}/feedback", summary="Sales accepts (→ SQL) or rejects (with a reason) a lead")
+def post_feedback(state: AdminState, ref: str, body: FeedbackIn) -> dict[str, Any]:
+    model = lifecycle_model(state)
+    stamp = now_ms()
+    with state.store.connect() as conn:
+        lead_id = lead_ref(conn, ref)
+    try:
+        move = give_feedback(
+            state.store,
+            model,
+            lead_id,
+            "accepted" if body.decision == "accept" else "rejected",
+            reason=body.reason,
+            note=body.note,
+            by=body.by,
+            at_ms=_time(body.at, "at") or stamp,
+            settings=LifecycleSettings(),
+            now_ms=stamp,
+        )
+    except TransitionError as exc:
+        raise ApiError(409, str(exc)) from None
+    except InputError as exc:
+        raise ApiError(
+            422, "invalid request", [{"field": exc.problem.field, "message": exc.problem.message}]
+        ) from None
+    return {"ok": True, "lead_id": lead_id, "from": move.from_stage, "to": move.to_stage}
+
+
+class OutcomeIn(BaseModel):
+    lead: str = Field(min_length=1, max_length=320, description="lead id, e-mail or user id")
+    kind: Literal["sql", "opportunity", "won", "lost", "disqualified"]
+    at: str
+    amount: float | None = Field(default=None, ge=0)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class OutcomesIn(BaseModel):
+    outcomes: list[OutcomeIn] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/outcomes", summary="Record outcomes (opportunity, won, lost, ...); per-item results")
+def post_outcomes(state: AdminState, body: OutcomesIn) -> dict[str, Any]:
+    active = current_model(state.store)
+    if active is None:
+        raise ApiError(409, "no active model")
+    settings, stamp = LifecycleSettings(), now_ms()
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(body.outcomes):
+        try:
+            at = parse_time(item.at)
+            with state.store.connect() as conn:
+                lead_id = lead_ref(conn, item.lead)
+            stored, move = record_outcome(
+                state.store,
+                active.model,
+                lead_id,
+                item.kind,
+                at_ms=at,
+                amount=item.amount,
+                reason=item.reason,
+                source="api",
+                settings=settings,
+                now_ms=stamp,
+            )
+        except (ValueError, NotFoundError) as exc:
+            results.append({"index": index, "ok": False, "message": str(exc)})
+            continue
+        results.append(
+            {
+                "index": index,
+                "ok": True,
+                "lead_id": lead_id,
+                "duplicate": not stored,
+                "stage": None if move is None else move.to_stage or move.from_stage,
+                "moved": bool(move and move.to_stage),
+            }
+        )
+    return {"ok": all(r["ok"] for r in results), "kinds": list(OUTCOME_KINDS), "results": results}
+
+
+@router.get("/segments", summary="Segments declared by the model, with their current sizes")
+def get_segments(state: ReaderState) -> dict[str, Any]:
+    model = lifecycle_model(state)
+    with state.store.connect() as conn:
+        sizes = segment_sizes(conn)
+    assert model.lifecycle is not None
+    return {
+        "ok": True,
+        "segments": [
+            {"id": s.id, "name": s.name, "description": s.description, "members": sizes.get(s.id, 0)}
+            for s in model.lifecycle.segments
+        ],
+    }
+
+
+@router.get("/segments/{segment_id}/members", summary="A segment's members (JSON, or CSV export)")
+def get_members(
+    state: ReaderState, segment_id: str, format: Annotated[Literal["json", "csv"], Query()] = "json"
+) -> Any:
+    model = lifecycle_model(state)
+    assert model.lifecycle is not None
+    if segment_id not in {s.id for s in model.lifecycle.segments}:
+        raise NotFoundError(f"no segment {segment_id!r}")
+    with state.store.connect() as conn:
+        rows = segments.members(conn, segment_id)
+    if format == "csv":
+        body: Iterator[str] = segments.export_csv(rows)
+        headers = {"Content-Disposition": f'attachment; filename="{segment_id}.csv"'}
+        return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
+    return {"ok": True, "segment": segment_id, "members": rows}
+
+
+@router.get("/assignments", summary="Assignments (lead, team, seller, SLA due, touched, escalated)")
+def get_assignments(state: ReaderState, open: Annotated[bool, Query()] = False) -> dict[str, Any]:
+    with state.store.connect() as conn:
+        return {"ok": True, "assignments": list_assignments(conn, open_only=open)}
+
+
+def _unsubscribe(request: Request, email: str | None, token: str | None) -> PlainTextResponse:
+    """Suppress an address; refused (403) without the signed token from the mail's link."""
+    state = state_of(request)
+    valid = unsubscribe_token(LifecycleSettings().webhook_secret, email or "")
+    if not email or not token or not hmac.compare_digest(valid.encode(), token.encode()):
+        raise ApiError(403, "this unsubscribe link is not valid")
+    with state.store.begin() as conn:
+        row = {"email": email.strip().lower(), "reason": "unsubscribe link", "at_ms": now_ms()}
+        insert_ignore(conn, mail_suppressions, [row], ["email"])
+    return PlainTextResponse(f"{email} will get no more mail from us.")
+
+
+Email = Annotated[str | None, Query(max_length=320)]
+Token = Annotated[str | None, Query(max_length=100)]
+
+
+@router.get("/unsubscribe", summary="Unsubscribe link of nurture mails (signed)")
+def unsubscribe_link(request: Request, email: Email = None, token: Token = None) -> PlainTextResponse:
+    return _unsubscribe(request, email, token)
+
+
+@router.post("/unsubscribe", summary="One-click unsubscribe (RFC 8058), signed like the link")
+def unsubscribe_one_click(request: Request, email: Email = None, token: Token = None) -> PlainTextResponse:
+    return _unsubscribe(request, email, token)

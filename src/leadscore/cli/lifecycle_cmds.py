@@ -1,0 +1,367 @@
+"""``leadscore stage``, ``feedback accept|reject``, ``outcomes import``, ``segments list|export``,
+``reports ...`` and ``lifecycle run``: the lifecycle from the command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from sqlalchemy import Connection
+
+from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
+from leadscore.cli.render import console, print_rows
+from leadscore.errors import LeadscoreError, NotFoundError
+from leadscore.lifecycle import reports, segments
+from leadscore.lifecycle.config import LifecycleSettings
+from leadscore.lifecycle.feedback import give_feedback, record_outcome
+from leadscore.lifecycle.outcomes import read_outcomes
+from leadscore.lifecycle.runner import LifecycleRunner, run_round
+from leadscore.model import Lifecycle, ScoringModel
+from leadscore.scoring.pipeline import current_model
+from leadscore.scoring.run import now_ms
+from leadscore.store import Store
+from leadscore.store.lifecycle_tables import read_stage_history, stage_as_of
+from leadscore.store.outbox import read_outbox
+
+feedback_app = typer.Typer(
+    help="Sales feedback: accept a lead (→ SQL) or reject it with a reason.", no_args_is_help=True
+)
+outcomes_app = typer.Typer(
+    help="Outcomes (opportunity, won, lost, ...) from CRM exports.", no_args_is_help=True
+)
+segments_app = typer.Typer(help="Segments declared in the model: sizes and CSV export.", no_args_is_help=True)
+reports_app = typer.Typer(
+    help="Lifecycle reports: nurture, warmer, handoff, funnel, time in stage, acceptance.",
+    no_args_is_help=True,
+)
+lifecycle_app = typer.Typer(
+    help="The lifecycle runner: stage moves, assignment, notifications.", no_args_is_help=True
+)
+
+Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
+By = Annotated[str, typer.Option("--by", help="Who gives the feedback (a seller's name or id).")]
+
+
+def lifecycle_model(store: Store) -> ScoringModel:
+    active = current_model(store)
+    if active is None or active.model.lifecycle is None:
+        raise LeadscoreError("the active model has no lifecycle section (see docs/lifecycle.md)")
+    return active.model
+
+
+def _lifecycle(store: Store) -> Lifecycle:
+    lifecycle = lifecycle_model(store).lifecycle
+    assert lifecycle is not None
+    return lifecycle
+
+
+@dataclass(frozen=True)
+class LeadStages:
+    """A lead's stage moves and notifications (``leadscore history`` shows them)."""
+
+    moves: list[dict[str, Any]]
+    sends: list[dict[str, Any]]
+
+    @classmethod
+    def read(cls, conn: Connection, lead_id: int) -> LeadStages:
+        return cls(read_stage_history(conn, lead_id), read_outbox(conn, lead_id))
+
+    def stage_at(self, at_ms: int) -> str | None:
+        """The stage at a time: the newest move at or before it."""
+        before = [m for m in self.moves if m["at_ms"] <= at_ms]
+        return str(before[-1]["to_stage"]) if before else None
+
+    def rows(self) -> list[tuple[int, str, str, str]]:
+        out = [
+            (
+                int(h["at_ms"]),
+                f"stage {h['from_stage'] or '—'} → {h['to_stage']}",
+                f"{h['cause']} ({h['transition']}): {h['cause_ref']}",
+                "",
+            )
+            for h in self.moves
+        ]
+        out += [
+            (
+                int(o["sent_ms"] or o["created_ms"]),
+                f"{o['channel']} {o['action']} to {o['target']}",
+                str(o["status"]),
+                o["last_error"] or "",
+            )
+            for o in self.sends
+        ]
+        return sorted(out, key=lambda r: r[0])
+
+    def print(self) -> None:
+        if not self.moves and not self.sends:
+            return
+        table = Table(title="Stages and notifications")
+        for col in ("when", "what", "cause / status", "detail"):
+            table.add_column(col)
+        for at, what, cause, detail in self.rows():
+            table.add_row(fmt_time(at), what, cause, detail)
+        console.print(table)
+
+
+def stage(
+    lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
+    as_of: AsOf = None,
+    db: Db = None,
+) -> None:
+    """A lead's lifecycle stage now or as of a time, with the move that put it there."""
+    with open_store(db) as store, store.connect() as conn:
+        lead_id = resolve_lead(conn, lead)
+        when = parse_as_of(as_of) or now_ms()
+        row = stage_as_of(conn, lead_id, when)
+    if row is None:
+        console.print(f"lead {lead} had no stage at {fmt_time(when)} UTC", highlight=False)
+        raise typer.Exit(1)
+    console.print(
+        f"{lead}: {row['to_stage']} since {fmt_time(row['at_ms'])} UTC "
+        f"({row['cause']}, {row['transition']}: {row['cause_ref']})",
+        highlight=False,
+    )
+
+
+def _feedback(lead: str, decision: str, reason: str | None, note: str, by: str, db: str | None) -> None:
+    with open_store(db) as store:
+        model = lifecycle_model(store)
+        with store.connect() as conn:
+            lead_id = resolve_lead(conn, lead)
+        stamp = now_ms()
+        move = give_feedback(
+            store,
+            model,
+            lead_id,
+            decision,
+            reason=reason,
+            note=note,
+            by=by,
+            at_ms=stamp,
+            settings=LifecycleSettings(),
+            now_ms=stamp,
+        )
+    console.print(f"{lead}: {decision}; stage {move.from_stage} → {move.to_stage}", highlight=False)
+
+
+@feedback_app.command("accept")
+def accept(
+    lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
+    by: By,
+    note: Annotated[str, typer.Option(help="Free text for the record.")] = "",
+    db: Db = None,
+) -> None:
+    """Accept a lead: it takes its 'accepted' transition (MQL → SQL in the example model)."""
+    _feedback(lead, "accepted", None, note, by, db)
+
+
+@feedback_app.command("reject")
+def reject(
+    lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
+    reason: Annotated[
+        str, typer.Option(help="One of the model's rejection_reasons (not_icp, student, ...).")
+    ],
+    by: By,
+    note: Annotated[str, typer.Option(help="Free text for the record.")] = "",
+    db: Db = None,
+) -> None:
+    """Reject a lead with a reason: it takes its 'rejected' transition (back to nurture)."""
+    _feedback(lead, "rejected", reason, note, by, db)
+
+
+@outcomes_app.command("import")
+def import_outcomes(
+    path: Annotated[
+        Path, typer.Argument(help="CSV: lead (lead_id/email/user_id), kind, date, amount, reason.")
+    ],
+    db: Db = None,
+) -> None:
+    """Record outcomes from a CRM export; each may move the lead's stage. Re-importing a file changes nothing."""
+    rows, problems = read_outcomes(path)
+    for problem in problems:
+        console.print(f"[red]error[/red] {problem}", highlight=False)
+    stored = duplicates = moved = 0
+    bad = len(problems)
+    with open_store(db) as store:
+        active = current_model(store)
+        if active is None:
+            raise LeadscoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
+        settings, stamp = LifecycleSettings(), now_ms()
+        for row in rows:
+            try:
+                with store.connect() as conn:
+                    lead_id = resolve_lead(conn, row.lead)
+            except NotFoundError as exc:
+                console.print(f"[red]error[/red] {path}:{row.row} field lead: {exc}", highlight=False)
+                bad += 1
+                continue
+            new, move = record_outcome(
+                store,
+                active.model,
+                lead_id,
+                row.kind,
+                at_ms=row.at_ms,
+                amount=row.amount,
+                reason=row.reason,
+                source="csv",
+                settings=settings,
+                now_ms=stamp,
+            )
+            stored += new
+            duplicates += not new
+            moved += bool(move and move.to_stage)
+    console.print(
+        f"{stored} outcomes recorded, {duplicates} already known, {moved} stage moves, {bad} bad rows",
+        highlight=False,
+    )
+    if bad:
+        raise typer.Exit(1)
+
+
+@segments_app.command("list")
+def list_segments(db: Db = None) -> None:
+    """Every segment with its current number of members."""
+    with open_store(db) as store:
+        lifecycle = _lifecycle(store)
+        with store.connect() as conn:
+            rows = [
+                {"segment": s.id, "name": s.name, "members": len(segments.members(conn, s.id))}
+                for s in lifecycle.segments
+            ]
+    print_rows(rows, "table", "Segments")
+
+
+@segments_app.command("export")
+def export_segment(
+    segment: Annotated[str, typer.Argument(help="Segment id.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    db: Db = None,
+) -> None:
+    """A segment's members as CSV (lead, contact, company, stage, score, grade, band, entered)."""
+    with open_store(db) as store:
+        lifecycle = _lifecycle(store)
+        if segment not in {s.id for s in lifecycle.segments}:
+            raise NotFoundError(f"no segment {segment!r}")
+        with store.connect() as conn:
+            text = "".join(segments.export_csv(segments.members(conn, segment)))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def _report(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
+    for row in rows:
+        for key in [k for k in row if k.endswith("_ms")]:
+            row[key.removesuffix("_ms")] = fmt_time(row.pop(key))
+    print_rows(rows, fmt, title)
+
+
+@reports_app.command("nurtured")
+def report_nurtured(fmt: Format = "table", db: Db = None) -> None:
+    """Leads being nurtured (the model's nurture stages), hottest first."""
+    with open_store(db) as store, store.connect() as conn:
+        _report(reports.nurtured(conn, _lifecycle(store)), fmt, "Being nurtured")
+
+
+@reports_app.command("warmer")
+def report_warmer(
+    days: Annotated[int, typer.Option(min=1, help="Look back this many days.")] = 7,
+    top: Annotated[int, typer.Option(min=1)] = 20,
+    fmt: Format = "table",
+    db: Db = None,
+) -> None:
+    """Getting warmer: the largest score increases over the last days."""
+    with open_store(db) as store, store.connect() as conn:
+        _report(reports.getting_warmer(conn, now_ms(), days, top), fmt, f"Getting warmer ({days} days)")
+
+
+@reports_app.command("handoff")
+def report_handoff(fmt: Format = "table", db: Db = None) -> None:
+    """Ready for handoff: leads in the handoff stage with their seller and SLA deadline."""
+    with open_store(db) as store, store.connect() as conn:
+        _report(reports.ready_for_handoff(conn, _lifecycle(store)), fmt, "Ready for handoff")
+
+
+@reports_app.command("funnel")
+def report_funnel(
+    by: Annotated[
+        str | None, typer.Option(help="Group by this lead attribute (lead_source, utm_campaign).")
+    ] = None,
+    fmt: Format = "table",
+    db: Db = None,
+) -> None:
+    """Funnel counts and stage-to-stage conversion per week of entering."""
+    with open_store(db) as store, store.connect() as conn:
+        result = reports.funnel(conn, _lifecycle(store), by)
+    print_rows(result["counts"], fmt, "Entered per week")
+    print_rows(result["conversion"], fmt, "Conversion to the next funnel stage")
+
+
+@reports_app.command("time-in-stage")
+def report_time(fmt: Format = "table", db: Db = None) -> None:
+    """Hours spent in each stage (completed stays) and leads in it now."""
+    with open_store(db) as store, store.connect() as conn:
+        _report(reports.time_in_stage(conn, _lifecycle(store), now_ms()), fmt, "Time in stage")
+
+
+@reports_app.command("acceptance")
+def report_acceptance(fmt: Format = "table", db: Db = None) -> None:
+    """Sales acceptance rate and rejection reasons."""
+    with open_store(db) as store, store.connect() as conn:
+        result = reports.acceptance(conn)
+    rate = result["acceptance_rate"]
+    console.print(
+        f"accepted {result['accepted']}, rejected {result['rejected']}, acceptance rate "
+        + ("—" if rate is None else f"{rate:.0%}"),
+        highlight=False,
+    )
+    if result["reasons"]:
+        print_rows(result["reasons"], fmt, "Rejection reasons")
+
+
+@reports_app.command("accounts")
+def report_accounts(fmt: Format = "table", db: Db = None) -> None:
+    """Account scores (fit + buying-committee engagement), MQA stage and target accounts."""
+    with open_store(db) as store, store.connect() as conn:
+        _report(reports.account_report(conn), fmt, "Accounts")
+
+
+@lifecycle_app.command("run")
+def run(
+    once: Annotated[bool, typer.Option("--once", help="One round, then exit (cron).")] = False,
+    db: Db = None,
+) -> None:
+    """Run the lifecycle worker: stage moves, assignment, SLA timers, segment updates, deliveries.
+
+    `leadscore serve` runs it beside the API; run it alone for batch imports or from cron.
+    """
+    with open_store(db) as store:
+        if once:
+            stats = run_round(store, LifecycleSettings())
+            delivery = stats.delivery
+            console.print(
+                f"{stats.started} leads started, {stats.evaluated} evaluated, {stats.moves} stage moves, "
+                f"{stats.enqueued} notifications queued, {stats.escalated} escalations"
+                + (
+                    f"; sent {delivery.sent}, retrying {delivery.retried}, failed {delivery.failed}"
+                    if delivery
+                    else ""
+                ),
+                highlight=False,
+            )
+            return
+        runner = LifecycleRunner(store).start()
+        console.print("lifecycle runner started; Ctrl-C stops it", highlight=False)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            runner.stop()

@@ -1,0 +1,166 @@
+"""Turning what happened (a stage move, a crossing, an assignment, an SLA breach, a segment change) into
+outbox rows for the actions the model declares. Templates are rendered now, so every retry sends the
+same message; each row's key is derived from the database row that caused it, so doing the same work
+twice enqueues nothing new."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2.sandbox
+from sqlalchemy import Connection
+
+from leadscore.lifecycle.assignment import Assigned, assign, people
+from leadscore.lifecycle.config import LifecycleSettings
+from leadscore.lifecycle.context import lead_context
+from leadscore.model import Action, ScoringModel
+from leadscore.model.lifecycle import Webhook
+from leadscore.store.outbox import enqueue
+
+_ENV = jinja2.sandbox.SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    return _ENV.from_string(template).render(**context)
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _webhook_row(
+    hook: Webhook, key: str, kind: str, name: str, context: dict[str, Any], now_ms: int
+) -> dict[str, Any]:
+    if hook.format == "slack":
+        text = render(hook.text, context) if hook.text else _default_text(kind, context)
+        body: dict[str, Any] = {"text": text}
+    else:
+        body = {
+            "id": key,
+            "type": kind,
+            "action": name,
+            "occurred_at": iso(now_ms),
+            **{
+                k: context[k]
+                for k in ("lead", "move", "assignment", "crossing", "segment", "reasons")
+                if k in context
+            },
+        }
+        if hook.text:
+            body["text"] = render(hook.text, context)
+    target = hook.url or f"env:{hook.url_env}"
+    return {"channel": "webhook", "target": target, "payload": {"body": body, "event": kind}}
+
+
+def _default_text(kind: str, context: dict[str, Any]) -> str:
+    lead = context["lead"]
+    return f"{kind}: {lead['name']} ({lead['company'] or 'no company'}), score {lead['score']}, stage {lead['stage']}"
+
+
+def _mail_row(action: Action, context: dict[str, Any]) -> dict[str, Any]:
+    mail = action.mail
+    assert mail is not None
+    to: str | None
+    if mail.to == "lead":
+        to = context["lead"]["email"]
+    elif mail.to in ("seller", "manager"):
+        to = context[mail.to].get("email")
+    else:
+        to = mail.to
+    payload = {
+        "to": to,
+        "subject": " ".join(render(mail.subject, context).split()),
+        "body": render(mail.body, context),
+        "to_lead": mail.to == "lead",
+        "unsubscribe_url": context.get("unsubscribe_url", "") if mail.to == "lead" else "",
+    }
+    row: dict[str, Any] = {"channel": "mail", "target": to or "", "payload": payload}
+    if not to:
+        row.update(status="skipped", last_error=f"no e-mail address for {mail.to}")
+    return row
+
+
+class Effects:
+    """Enqueues actions for one lead within the caller's transaction; builds the context once."""
+
+    def __init__(
+        self, conn: Connection, model: ScoringModel, lead_id: int, settings: LifecycleSettings, now_ms: int
+    ):
+        self.conn, self.model, self.lead_id, self.settings, self.now_ms = (
+            conn,
+            model,
+            lead_id,
+            settings,
+            now_ms,
+        )
+        self.enqueued = 0
+        self._context: dict[str, Any] | None = None
+        self.assignment: Assigned | None = None
+
+    def context(self) -> dict[str, Any]:
+        if self._context is None:
+            self._context = lead_context(self.conn, self.model, self.lead_id, self.settings)
+            self._context.update(people(self.model, None, None))
+        return self._context
+
+    def run(self, action: Action, key: str, kind: str, extra: dict[str, Any] | None = None) -> None:
+        context = {**self.context(), **(extra or {})}
+        if action.webhook is not None:
+            row = _webhook_row(action.webhook, key, kind, action.id, context, self.now_ms)
+        else:
+            row = _mail_row(action, context)
+        row.update(key=key, action=action.id, lead_id=self.lead_id)
+        self.enqueued += enqueue(self.conn, [row], self.now_ms)
+
+    def moved(self, move_id: int, old: str, new: str, transition: str) -> None:
+        """Effects of a stage move: assignment (entering the handoff stage), enter/leave and assigned actions."""
+        lifecycle = self.model.lifecycle
+        assert lifecycle is not None
+        self._context = None  # the stage changed
+        move = {"id": move_id, "from": old, "to": new, "transition": transition}
+        if lifecycle.assignment is not None and new == lifecycle.assignment.stage:
+            self.assignment = assign(self.conn, self.model, self.lead_id, move_id, self.now_ms)
+        if self.assignment is not None:
+            self.context().update(self.assigned_context(self.assignment))
+        for action in lifecycle.actions:
+            if action.trigger.leave == old:
+                self.run(action, f"{action.id}:move:{move_id}", "stage.left", {"move": move})
+            if action.trigger.enter == new:
+                self.run(action, f"{action.id}:move:{move_id}", "stage.entered", {"move": move})
+        if self.assignment is not None and new == getattr(lifecycle.assignment, "stage", None):
+            for action in lifecycle.actions:
+                if action.trigger.assigned:
+                    self.run(
+                        action, f"{action.id}:assigned:{self.assignment.id}", "lead.assigned", {"move": move}
+                    )
+
+    def assigned_context(self, a: Assigned) -> dict[str, Any]:
+        found = people(self.model, a.team, a.seller)
+        due = iso(a.due_ms) if a.due_ms else None
+        assignment = {"id": a.id, "team": a.team, "seller": a.seller, "reason": a.reason, "due_at": due}
+        return {**found, "assignment": assignment}
+
+    def crossing(self, row: dict[str, Any]) -> None:
+        lifecycle = self.model.lifecycle
+        assert lifecycle is not None
+        crossing = {k: row[k] for k in ("kind", "from_value", "to_value", "score")}
+        for action in lifecycle.actions:
+            want = action.trigger.crossing
+            if want is not None and want[0] == row["kind"] and str(want[1]) == str(row["to_value"]):
+                self.run(action, f"{action.id}:crossing:{row['id']}", "score.crossed", {"crossing": crossing})
+
+    def breached(self, assignment: dict[str, Any]) -> None:
+        lifecycle = self.model.lifecycle
+        assert lifecycle is not None
+        a = Assigned(
+            assignment["id"],
+            assignment["team"],
+            assignment["seller"],
+            assignment["reason"],
+            assignment["due_ms"],
+        )
+        extra = self.assigned_context(a)
+        for action in lifecycle.actions:
+            if action.trigger.sla_breach:
+                self.run(action, f"{action.id}:sla:{a.id}", "sla.breached", extra)

@@ -1,0 +1,89 @@
+"""Who works a lead that enters the handoff stage: the owner of its account (stickiness), else a team
+chosen by the first matching territory rule (country, industry, company size, any attribute condition)
+or the default team, and within the team the next seller in round-robin order.
+
+The rotation position is a row per team, locked while a seller is picked, so concurrent runners never
+give two leads the same turn and a team's sellers differ in assigned leads by at most one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadscore.lifecycle.gates import matching
+from leadscore.model import ScoringModel, duration_seconds
+from leadscore.store.lifecycle_tables import (
+    account_owner,
+    add_assignment,
+    next_in_rotation,
+    set_account_owner,
+)
+from leadscore.store.schema import leads
+
+
+@dataclass(frozen=True)
+class Assigned:
+    id: int
+    team: str
+    seller: str
+    reason: str
+    due_ms: int | None
+
+
+def assign(conn: Connection, model: ScoringModel, lead_id: int, move_id: int, now_ms: int) -> Assigned | None:
+    """Assign the lead for the stage move ``move_id`` (once per move); None if it was already assigned."""
+    lifecycle = model.lifecycle
+    assert lifecycle is not None and lifecycle.assignment is not None
+    rules = lifecycle.assignment
+    account_id = conn.execute(select(leads.c.account_id).where(leads.c.id == lead_id)).scalar()
+    team_id = seller_id = None
+    reason = "default"
+    if rules.sticky_accounts and account_id is not None:
+        owner = account_owner(conn, account_id)
+        if owner is not None and lifecycle.seller(owner["seller"]) is not None:
+            team, seller = lifecycle.seller(owner["seller"])  # type: ignore[misc]
+            team_id, seller_id, reason = team.id, seller.id, "account_owner"
+    if seller_id is None:
+        team_id = rules.default_team
+        for i, territory in enumerate(rules.territories):
+            if territory.when is None or matching(conn, model, territory.when, [lead_id], f"territory_{i}"):
+                team_id, reason = territory.team, "territory"
+                break
+        team = lifecycle.team(team_id)
+        seller_id = team.sellers[next_in_rotation(conn, team.id, len(team.sellers))].id
+        if rules.sticky_accounts and account_id is not None:
+            set_account_owner(conn, account_id, seller_id, team.id, now_ms)
+    assert team_id is not None
+    due = None if rules.sla is None else now_ms + int(duration_seconds(rules.sla) * 1000)
+    row: dict[str, Any] = {
+        "lead_id": lead_id,
+        "stage_move_id": move_id,
+        "team": team_id,
+        "seller": seller_id,
+        "reason": reason,
+        "at_ms": now_ms,
+        "due_ms": due,
+    }
+    assignment_id = add_assignment(conn, row)
+    if assignment_id is None:
+        return None
+    return Assigned(assignment_id, team_id, seller_id, reason, due)
+
+
+def people(model: ScoringModel, team_id: str | None, seller_id: str | None) -> dict[str, Any]:
+    """Template context for the assignment: team, seller and manager (empty dicts when unknown)."""
+    lifecycle = model.lifecycle
+    if lifecycle is None or team_id is None:
+        return {"team": {}, "seller": {}, "manager": {}}
+    team = next((t for t in lifecycle.teams if t.id == team_id), None)
+    found = lifecycle.seller(seller_id) if seller_id else None
+    seller = found[1].model_dump() if found else {}
+    manager = team.manager.model_dump() if team and team.manager else {}
+    return {
+        "team": {"id": team_id, "name": team.name if team else team_id},
+        "seller": seller,
+        "manager": manager,
+    }

@@ -1,0 +1,103 @@
+"""What templates and webhook payloads see about a lead: its fields and attributes, current score, top
+scoring reasons (the ledger lines that gave the most points), recent pages, and the people involved."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import Connection, func, select
+
+from leadscore.lifecycle.config import LifecycleSettings
+from leadscore.model import ScoringModel
+from leadscore.store.schema import accounts, events, identities, lead_stages, leads, ledger, scores
+
+REASONS = 3
+PAGES = 5
+
+
+def unsubscribe_token(secret: str, email: str) -> str:
+    return hmac.new(secret.encode(), f"unsubscribe:{email.lower()}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def unsubscribe_url(settings: LifecycleSettings, email: str | None) -> str:
+    if not email:
+        return ""
+    query = urlencode({"email": email, "token": unsubscribe_token(settings.webhook_secret, email)})
+    return f"{settings.public_url.rstrip('/')}/v1/unsubscribe?{query}"
+
+
+def lead_context(
+    conn: Connection, model: ScoringModel, lead_id: int, settings: LifecycleSettings
+) -> dict[str, Any]:
+    row = (
+        conn.execute(
+            select(leads, accounts.c.name.label("account_name"), lead_stages.c.stage, scores)
+            .select_from(
+                leads.outerjoin(accounts, accounts.c.id == leads.c.account_id)
+                .outerjoin(scores, scores.c.lead_id == leads.c.id)
+                .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
+            )
+            .where(leads.c.id == lead_id)
+        )
+        .mappings()
+        .one()
+    )
+    name = (
+        " ".join(p for p in (row["first_name"], row["last_name"]) if p) or row["email"] or f"lead {lead_id}"
+    )
+    lead = {
+        "id": lead_id,
+        "external_id": row["external_id"],
+        "email": row["email"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "name": name,
+        "company": row["account_name"] or row["company"],
+        "account_id": row["account_id"],
+        "attributes": dict(row["attributes"] or {}),
+        "stage": row["stage"],
+        "score": None if row["score"] is None else round(float(row["score"]), 1),
+        "fit_score": None if row["fit_score"] is None else round(float(row["fit_score"]), 1),
+        "engagement_score": None
+        if row["engagement_score"] is None
+        else round(float(row["engagement_score"]), 1),
+        "grade": row["grade"],
+        "level": row["level"],
+        "band": row["band"],
+    }
+    return {
+        "lead": lead,
+        "reasons": _reasons(conn, model, lead_id),
+        "pages": _pages(conn, lead_id),
+        "unsubscribe_url": unsubscribe_url(settings, row["email"]),
+    }
+
+
+def _reasons(conn: Connection, model: ScoringModel, lead_id: int) -> list[dict[str, Any]]:
+    names = {r.id: r.name for r in (*model.fit, *model.engagement)}
+    rows = conn.execute(
+        select(ledger.c.rule_id, ledger.c.score_points, ledger.c.matched)
+        .where(ledger.c.lead_id == lead_id, ledger.c.score_points > 0)
+        .order_by(ledger.c.score_points.desc(), ledger.c.rule_id)
+    ).all()
+    return [
+        {"rule_id": rid, "name": names[rid], "points": round(float(pts), 1), "matched": matched}
+        for rid, pts, matched in rows
+        if rid in names
+    ][:REASONS]
+
+
+def _pages(conn: Connection, lead_id: int) -> list[str]:
+    """The lead's most recently viewed distinct page paths."""
+    query = (
+        select(events.c.path, func.max(events.c.ts).label("last"))
+        .join(identities, identities.c.key == events.c.person_key)
+        .where(identities.c.lead_id == lead_id, events.c.type == "page", events.c.path.is_not(None))
+        .group_by(events.c.path)
+        .order_by(func.max(events.c.ts).desc(), events.c.path)
+        .limit(PAGES)
+    )
+    return [str(p) for p, _ in conn.execute(query).all()]

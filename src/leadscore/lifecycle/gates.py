@@ -1,0 +1,117 @@
+"""Conditions of transitions and segments: score, grade, level, band, inactivity (in Python, on the
+stored current score) and attribute conditions (compiled to SQL by the scoring compiler, so an attribute
+condition means exactly what it means in a fit rule).
+
+``new_activity`` holds when the lead has an event newer than its entry into the current stage: a lead
+recycled after a rejection or silence needs to show interest again before it is re-qualified.
+
+Hysteresis: a ``score_below: X`` test is ``score < X − hysteresis``. A lead that entered a stage at a
+score of X therefore stays until its score falls more than ``hysteresis`` points below X, and a score
+hovering around X does not flap between two stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from leadscore.compile.conditions import compile_condition
+from leadscore.compile.query import _lead_resolver
+from leadscore.model import Condition, Gate, ScoringModel, duration_seconds
+from leadscore.store.schema import accounts, events, identities, leads, scores
+
+GRADE_RANK = {"A": 0, "B": 1, "C": 2, "D": 3}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What gates read about one lead: its stored current score, stage entry and last activity."""
+
+    lead_id: int
+    score: float
+    fit_score: float
+    engagement_score: float
+    grade: str
+    level: int
+    band: str
+    scored_ms: int
+    entered_ms: int
+    last_event_ms: int | None
+
+
+def holds(
+    gate: Gate,
+    facts: Facts,
+    *,
+    hysteresis: float,
+    attribute_ok: bool,
+    now_ms: int,
+) -> bool:
+    """Whether every test the gate names holds for the lead (``attribute_ok``: its attribute condition)."""
+    if gate.score_at_least is not None and not facts.score >= gate.score_at_least:
+        return False
+    if gate.score_below is not None and not facts.score < gate.score_below - hysteresis:
+        return False
+    if gate.grade_at_least is not None and GRADE_RANK[facts.grade] > GRADE_RANK[gate.grade_at_least]:
+        return False
+    if gate.level_at_least is not None and facts.level > gate.level_at_least:
+        return False
+    if gate.band_in is not None and facts.band not in gate.band_in:
+        return False
+    if gate.inactive_for is not None:
+        quiet_since = max(facts.entered_ms, facts.last_event_ms or 0)
+        if now_ms - quiet_since < duration_seconds(gate.inactive_for) * 1000:
+            return False
+    if gate.new_activity and not (facts.last_event_ms is not None and facts.last_event_ms > facts.entered_ms):
+        return False
+    return not (gate.attributes is not None and not attribute_ok)
+
+
+def matching(
+    conn: Connection, model: ScoringModel, condition: Condition, lead_ids: Sequence[int], label: str
+) -> set[int]:
+    """Which of ``lead_ids`` satisfy an attribute condition (one query, the compiler's semantics)."""
+    if not lead_ids:
+        return set()
+    resolve = _lead_resolver(leads, accounts)
+    test = compile_condition(condition, resolve, model, label)
+    query = (
+        select(leads.c.id)
+        .select_from(leads.outerjoin(accounts, accounts.c.id == leads.c.account_id))
+        .where(leads.c.id.in_(list(lead_ids)), test)
+    )
+    return set(conn.execute(query).scalars())
+
+
+def read_facts(conn: Connection, stage_rows: Iterable[dict[str, object]]) -> dict[int, Facts]:
+    """Facts for leads given their stage rows (lead_id, entered_ms); leads without a score are left out."""
+    entered = {int(r["lead_id"]): int(r["entered_ms"]) for r in stage_rows}  # type: ignore[call-overload]
+    ids = list(entered)
+    if not ids:
+        return {}
+    last = dict(
+        conn.execute(
+            select(identities.c.lead_id, func.max(events.c.ts))
+            .join(events, events.c.person_key == identities.c.key)
+            .where(identities.c.lead_id.in_(ids))
+            .group_by(identities.c.lead_id)
+        ).all()
+    )
+    out: dict[int, Facts] = {}
+    for r in conn.execute(select(scores).where(scores.c.lead_id.in_(ids))).mappings():
+        lid = int(r["lead_id"])
+        out[lid] = Facts(
+            lead_id=lid,
+            score=float(r["score"]),
+            fit_score=float(r["fit_score"]),
+            engagement_score=float(r["engagement_score"]),
+            grade=str(r["grade"]),
+            level=int(r["level"]),
+            band=str(r["band"]),
+            scored_ms=int(r["scored_ms"]),
+            entered_ms=entered[lid],
+            last_event_ms=int(last[lid]) if last.get(lid) is not None else None,
+        )
+    return out

@@ -1,0 +1,108 @@
+"""Mail delivery over SMTP (plain, STARTTLS or implicit TLS, optional login), honouring consent.
+
+A mail to a lead is not sent (the outbox row is marked ``skipped`` with the reason) when the address
+unsubscribed through a mail's link, the lead's unsubscribe attribute is true, the model requires a
+consent attribute that is not true, or the lead sent the model's unsubscribe event.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadscore.lifecycle.config import LifecycleSettings
+from leadscore.lifecycle.webhook import Outcome
+from leadscore.model import Lifecycle
+from leadscore.store.schema import events, identities, leads, mail_suppressions
+
+TRUE = (True, 1, "true", "yes", "1", "y")
+
+
+def consent_problem(
+    conn: Connection, lifecycle: Lifecycle | None, lead_id: int | None, email: str
+) -> str | None:
+    """Why a mail to this lead must not be sent, or None."""
+    if conn.execute(
+        select(mail_suppressions.c.email).where(mail_suppressions.c.email == email.lower())
+    ).first():
+        return "the address unsubscribed"
+    if lead_id is None:
+        return None
+    consent = lifecycle.consent if lifecycle is not None else None
+    attrs = conn.execute(select(leads.c.attributes).where(leads.c.id == lead_id)).scalar() or {}
+    if consent is None:
+        return None
+    if _truthy(attrs.get(consent.unsubscribed_attribute)):
+        return f"attribute {consent.unsubscribed_attribute} is true"
+    if consent.consent_attribute and not _truthy(attrs.get(consent.consent_attribute)):
+        return f"no consent ({consent.consent_attribute} is not true)"
+    if consent.unsubscribe_event:
+        sent = conn.execute(
+            select(events.c.id)
+            .join(identities, identities.c.key == events.c.person_key)
+            .where(
+                identities.c.lead_id == lead_id,
+                events.c.type == "track",
+                events.c.name == consent.unsubscribe_event,
+            )
+            .limit(1)
+        ).first()
+        if sent:
+            return f"the lead sent {consent.unsubscribe_event}"
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    return (value.strip().lower() if isinstance(value, str) else value) in TRUE
+
+
+def message(settings: LifecycleSettings, payload: dict[str, Any], key: str) -> EmailMessage:
+    # long unsubscribe URLs must not be folded into encoded words (RFC 5322 allows 998 characters)
+    msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
+    msg["From"] = settings.mail_from
+    msg["To"] = payload["to"]
+    msg["Subject"] = payload["subject"]
+    msg["Date"] = formatdate(usegmt=True)
+    domain = settings.mail_from.rpartition("@")[2] or "leadscore"
+    msg["Message-ID"] = f"<{key.replace(':', '.')}@{domain}>"  # the same on every attempt
+    msg["X-Leadscore-Key"] = key
+    if payload.get("unsubscribe_url"):
+        msg["List-Unsubscribe"] = f"<{payload['unsubscribe_url']}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(payload["body"])
+    return msg
+
+
+def send(settings: LifecycleSettings, payload: dict[str, Any], key: str) -> Outcome:
+    msg = message(settings, payload, key)
+    try:
+        smtp: smtplib.SMTP
+        if settings.smtp_ssl:
+            smtp = smtplib.SMTP_SSL(
+                settings.smtp_host,
+                settings.smtp_port,
+                timeout=settings.smtp_timeout_s,
+                context=ssl.create_default_context(),
+            )
+        else:
+            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s)
+        with smtp:
+            if settings.smtp_starttls and not settings.smtp_ssl:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password or "")
+            smtp.send_message(msg)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return Outcome("fail", f"recipient refused: {exc.recipients}")
+    except smtplib.SMTPResponseException as exc:
+        kind = "fail" if 500 <= exc.smtp_code < 600 else "retry"
+        return Outcome(kind, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")
+    except (OSError, smtplib.SMTPException) as exc:
+        return Outcome("retry", f"{type(exc).__name__}: {exc}")
+    return Outcome("ok")

@@ -1,0 +1,217 @@
+"""Reports over stages, scores and feedback: being nurtured, getting warmer, ready for handoff, the
+funnel (counts and stage-to-stage conversion per week and per lead source or campaign), time in stage,
+sales acceptance and rejection reasons, and accounts.
+
+Definitions (docs/lifecycle.md): a lead *enters* a stage at a stage-history row. The funnel counts, per
+week (Monday 00:00 UTC) of entering, the distinct leads that entered each funnel stage. Conversion from
+stage A to the next funnel stage B: of the leads that entered A in that week, the share that later
+reached B or any stage after B in the funnel.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from leadscore.model import Lifecycle
+from leadscore.store.lifecycle_tables import all_stage_history, list_assignments, read_feedback
+from leadscore.store.schema import (
+    account_stages,
+    accounts,
+    lead_stages,
+    leads,
+    score_history,
+    scores,
+)
+
+DAY_MS = 86_400_000
+NONE = "(none)"
+
+
+def week_of(ms: int) -> str:
+    day = datetime.fromtimestamp(ms / 1000, tz=UTC).date()
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+def _people(conn: Connection, stages: list[str] | None = None) -> list[dict[str, Any]]:
+    query = (
+        select(
+            leads.c.id.label("lead_id"),
+            leads.c.email,
+            leads.c.first_name,
+            leads.c.last_name,
+            func.coalesce(accounts.c.name, leads.c.company).label("company"),
+            lead_stages.c.stage,
+            lead_stages.c.entered_ms,
+            scores.c.score,
+            scores.c.grade,
+            scores.c.band,
+        )
+        .select_from(
+            lead_stages.join(leads, leads.c.id == lead_stages.c.lead_id)
+            .outerjoin(accounts, accounts.c.id == leads.c.account_id)
+            .outerjoin(scores, scores.c.lead_id == leads.c.id)
+        )
+        .order_by(scores.c.score.desc(), leads.c.id)
+    )
+    if stages is not None:
+        query = query.where(lead_stages.c.stage.in_(stages))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def nurtured(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
+    """Leads in the nurture stages, hottest first."""
+    return _people(conn, list(lifecycle.nurture))
+
+
+def ready_for_handoff(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
+    """Leads in the handoff (assignment) stage, with their seller and SLA deadline."""
+    if lifecycle.assignment is None:
+        return []
+    rows = _people(conn, [lifecycle.assignment.stage])
+    latest: dict[int, dict[str, Any]] = {}
+    for a in list_assignments(conn):
+        latest[int(a["lead_id"])] = a
+    for row in rows:
+        a = latest.get(int(row["lead_id"]), {})
+        row.update(team=a.get("team"), seller=a.get("seller"), due_ms=a.get("due_ms"))
+    return rows
+
+
+def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) -> list[dict[str, Any]]:
+    """Largest score increase over the last ``days``: current score minus the score ``days`` ago (the
+    newest history row at or before then; 0 for a lead with no history then)."""
+    since = now_ms - days * DAY_MS
+    before: dict[int, float] = {}
+    for lead_id, score in conn.execute(
+        select(score_history.c.lead_id, score_history.c.score)
+        .where(score_history.c.at_ms <= since)
+        .order_by(score_history.c.lead_id, score_history.c.at_ms, score_history.c.id)
+    ).all():
+        before[int(lead_id)] = float(score)
+    rows = []
+    for r in conn.execute(
+        select(scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name).join(
+            leads, leads.c.id == scores.c.lead_id
+        )
+    ).mappings():
+        then = before.get(int(r["lead_id"]), 0.0)
+        rows.append({**dict(r), "score_then": then, "increase": float(r["score"]) - then})
+    rows = [r for r in rows if r["increase"] > 0]
+    rows.sort(key=lambda r: (-r["increase"], r["lead_id"]))
+    return rows[:top]
+
+
+def _source(conn: Connection, by: str | None) -> dict[int, str]:
+    if by is None:
+        return {}
+    out = {}
+    for lead_id, attrs in conn.execute(select(leads.c.id, leads.c.attributes)).all():
+        value = (attrs or {}).get(by)
+        out[int(lead_id)] = NONE if value in (None, "") else str(value)
+    return out
+
+
+def funnel(conn: Connection, lifecycle: Lifecycle, by: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Funnel counts and stage-to-stage conversion per week of entering (and per value of the lead
+    attribute ``by``, e.g. ``lead_source`` or ``utm_campaign``)."""
+    order = list(lifecycle.funnel_stages())
+    rank = {s: i for i, s in enumerate(order)}
+    groups = _source(conn, by)
+    entries: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for h in all_stage_history(conn):
+        entries[int(h["lead_id"])].append((str(h["to_stage"]), int(h["at_ms"])))
+    counts: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+    cohorts: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+    converted: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+    for lead_id, moves in entries.items():
+        group = groups.get(lead_id, NONE) if by else "all"
+        for i, (stage, at) in enumerate(moves):
+            if stage not in rank:
+                continue
+            week = week_of(at)
+            counts[(week, group, stage)].add(lead_id)
+            nxt = rank[stage] + 1
+            if nxt >= len(order):
+                continue
+            cohorts[(week, group, stage)].add(lead_id)
+            if any(s in rank and rank[s] >= nxt and t >= at for s, t in moves[i + 1 :]):
+                converted[(week, group, stage)].add(lead_id)
+    count_rows = [
+        {"week": w, "group": g, "stage": s, "entered": len(ids)}
+        for (w, g, s), ids in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1], rank[kv[0][2]]))
+    ]
+    conversion_rows = []
+    for (w, g, s), ids in sorted(cohorts.items(), key=lambda kv: (kv[0][0], kv[0][1], rank[kv[0][2]])):
+        done = len(converted[(w, g, s)])
+        conversion_rows.append(
+            {
+                "week": w,
+                "group": g,
+                "from": s,
+                "to": order[rank[s] + 1],
+                "entered": len(ids),
+                "converted": done,
+                "rate": done / len(ids),
+            }
+        )
+    return {"counts": count_rows, "conversion": conversion_rows}
+
+
+def time_in_stage(conn: Connection, lifecycle: Lifecycle, now_ms: int) -> list[dict[str, Any]]:
+    """Per stage: completed stays (count, mean and median hours) and leads in it now (their mean hours so far)."""
+    done: dict[str, list[float]] = defaultdict(list)
+    open_: dict[str, list[float]] = defaultdict(list)
+    by_lead: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for h in all_stage_history(conn):
+        by_lead[int(h["lead_id"])].append(h)
+    for moves in by_lead.values():
+        for cur, nxt in itertools.pairwise(moves):
+            done[cur["to_stage"]].append((nxt["at_ms"] - cur["at_ms"]) / 3_600_000)
+        last = moves[-1]
+        open_[last["to_stage"]].append((now_ms - last["at_ms"]) / 3_600_000)
+    out = []
+    for stage in lifecycle.stages:
+        stays, current = done.get(stage.id, []), open_.get(stage.id, [])
+        out.append(
+            {
+                "stage": stage.id,
+                "completed": len(stays),
+                "mean_hours": statistics.fmean(stays) if stays else None,
+                "median_hours": statistics.median(stays) if stays else None,
+                "current": len(current),
+                "current_mean_hours": statistics.fmean(current) if current else None,
+            }
+        )
+    return out
+
+
+def acceptance(conn: Connection) -> dict[str, Any]:
+    """Sales acceptance rate (accepted / decided) and rejection reasons, most frequent first."""
+    rows = read_feedback(conn)
+    accepted = sum(1 for r in rows if r["decision"] == "accepted")
+    rejected = sum(1 for r in rows if r["decision"] == "rejected")
+    reasons = Counter(str(r["reason"]) for r in rows if r["decision"] == "rejected")
+    return {
+        "accepted": accepted,
+        "rejected": rejected,
+        "acceptance_rate": accepted / (accepted + rejected) if accepted + rejected else None,
+        "reasons": [
+            {"reason": k, "count": n} for k, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+    }
+
+
+def account_report(conn: Connection) -> list[dict[str, Any]]:
+    """Accounts by score: stage (mqa/none), fit, committee engagement, engaged contacts, target flag."""
+    query = (
+        select(account_stages, accounts.c.domain, accounts.c.name)
+        .join(accounts, accounts.c.id == account_stages.c.account_id)
+        .order_by(account_stages.c.score.desc(), account_stages.c.account_id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]

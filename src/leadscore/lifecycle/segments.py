@@ -1,0 +1,177 @@
+"""Segments: named sets of leads by stage, band, grade, score and attributes, kept current as leads are
+evaluated, exportable as CSV, and announced by webhook when a lead enters or leaves one."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from leadscore.compile.conditions import compile_condition
+from leadscore.compile.query import _lead_resolver
+from leadscore.lifecycle.actions import iso
+from leadscore.lifecycle.config import LifecycleSettings
+from leadscore.lifecycle.context import lead_context
+from leadscore.model import ScoringModel, Segment
+from leadscore.store.lifecycle_tables import change_membership, segment_member_ids
+from leadscore.store.outbox import enqueue
+from leadscore.store.schema import accounts, lead_stages, leads, scores, segment_members
+
+CHUNK = 500
+EXPORT_COLUMNS = (
+    "lead_id",
+    "external_id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "stage",
+    "score",
+    "grade",
+    "band",
+    "entered",
+)
+
+
+def _members(
+    conn: Connection, model: ScoringModel, segment: Segment, lead_ids: Sequence[int] | None
+) -> set[int]:
+    tests: list[ColumnElement[bool]] = []
+    if segment.stages:
+        tests.append(lead_stages.c.stage.in_(list(segment.stages)))
+    if segment.bands:
+        tests.append(scores.c.band.in_(list(segment.bands)))
+    if segment.grades:
+        tests.append(scores.c.grade.in_(list(segment.grades)))
+    if segment.score_at_least is not None:
+        tests.append(scores.c.score >= segment.score_at_least)
+    if segment.attributes is not None:
+        tests.append(
+            compile_condition(segment.attributes, _lead_resolver(leads, accounts), model, segment.id)
+        )
+    query = (
+        select(leads.c.id)
+        .select_from(
+            leads.join(scores, scores.c.lead_id == leads.c.id)
+            .join(lead_stages, lead_stages.c.lead_id == leads.c.id)
+            .outerjoin(accounts, accounts.c.id == leads.c.account_id)
+        )
+        .where(and_(*tests) if tests else true())
+    )
+    if lead_ids is not None:
+        query = query.where(leads.c.id.in_(list(lead_ids)))
+    return set(conn.execute(query).scalars())
+
+
+def refresh(
+    conn: Connection,
+    model: ScoringModel,
+    lead_ids: Sequence[int] | None,
+    settings: LifecycleSettings,
+    now_ms: int,
+) -> int:
+    """Bring membership up to date for ``lead_ids`` (None: every lead); returns the changes made."""
+    lifecycle = model.lifecycle
+    if lifecycle is None:
+        return 0
+    changes = 0
+    chunks = (
+        [lead_ids[i : i + CHUNK] for i in range(0, len(lead_ids), CHUNK)] if lead_ids is not None else [None]
+    )
+    for segment in lifecycle.segments:
+        for chunk in chunks:
+            now_in = _members(conn, model, segment, chunk)
+            before = segment_member_ids(conn, segment.id, chunk)
+            rows = change_membership(
+                conn, segment.id, sorted(now_in - before), sorted(before - now_in), now_ms
+            )
+            changes += len(rows)
+            if segment.webhook is not None:
+                _announce(conn, model, segment, rows, settings, now_ms)
+    return changes
+
+
+def _announce(
+    conn: Connection,
+    model: ScoringModel,
+    segment: Segment,
+    rows: list[dict[str, Any]],
+    settings: LifecycleSettings,
+    now_ms: int,
+) -> None:
+    hook = segment.webhook
+    assert hook is not None
+    out = []
+    for change in rows:
+        kind = "segment.entered" if change["change"] == "enter" else "segment.left"
+        lead = lead_context(conn, model, change["lead_id"], settings)["lead"]
+        key = f"segment:{segment.id}:{change['id']}"
+        body: dict[str, Any] = (
+            {"text": f"{lead['name']} {'entered' if change['change'] == 'enter' else 'left'} {segment.name}"}
+            if hook.format == "slack"
+            else {
+                "id": key,
+                "type": kind,
+                "occurred_at": iso(now_ms),
+                "segment": {"id": segment.id, "name": segment.name},
+                "lead": lead,
+            }
+        )
+        out.append(
+            {
+                "key": key,
+                "channel": "webhook",
+                "action": f"segment_{segment.id}"[:63],
+                "lead_id": change["lead_id"],
+                "target": hook.url or f"env:{hook.url_env}",
+                "payload": {"body": body, "event": kind},
+            }
+        )
+    enqueue(conn, out, now_ms)
+
+
+def _cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas (a cell starting with = + - @, tab or CR gets a leading ')."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def members(conn: Connection, segment: str) -> list[dict[str, Any]]:
+    query = (
+        select(
+            leads.c.id.label("lead_id"),
+            leads.c.external_id,
+            leads.c.email,
+            leads.c.first_name,
+            leads.c.last_name,
+            func.coalesce(accounts.c.name, leads.c.company).label("company"),
+            lead_stages.c.stage,
+            scores.c.score,
+            scores.c.grade,
+            scores.c.band,
+            segment_members.c.entered_ms,
+        )
+        .select_from(
+            segment_members.join(leads, leads.c.id == segment_members.c.lead_id)
+            .outerjoin(accounts, accounts.c.id == leads.c.account_id)
+            .outerjoin(scores, scores.c.lead_id == leads.c.id)
+            .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
+        )
+        .where(segment_members.c.segment == segment)
+        .order_by(scores.c.score.desc(), leads.c.id)
+    )
+    return [{**dict(r), "entered": iso(int(r["entered_ms"]))} for r in conn.execute(query).mappings()]
+
+
+def export_csv(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in EXPORT_COLUMNS])
+    yield buffer.getvalue()

@@ -1,0 +1,42 @@
+"""The stage machine: which transition a lead takes from its stage, automatically (score, grade, level,
+band, attributes, inactivity) or on a sales action or outcome. Transitions are tried in the order the
+model declares them; the first that applies wins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from leadscore.lifecycle.gates import Facts, holds
+from leadscore.model import Lifecycle, Transition
+
+
+def applies(transition: Transition, stage: str) -> bool:
+    return transition.to != stage and ("*" in transition.from_ or stage in transition.from_)
+
+
+def automatic(
+    lifecycle: Lifecycle, stage: str, facts: Facts, attribute_ok: Callable[[Transition], bool], now_ms: int
+) -> Transition | None:
+    """The first automatic transition out of ``stage`` whose gate holds, or None (the lead stays)."""
+    for transition in lifecycle.transitions:
+        if transition.trigger != "score" or not applies(transition, stage):
+            continue
+        if holds(
+            transition.when,
+            facts,
+            hysteresis=lifecycle.hysteresis,
+            attribute_ok=attribute_ok(transition),
+            now_ms=now_ms,
+        ):
+            return transition
+    return None
+
+
+def triggered(lifecycle: Lifecycle, stage: str, trigger: str) -> Transition | None:
+    """The transition a sales action or outcome (``accepted``, ``won``, ...) takes from ``stage``."""
+    return next((t for t in lifecycle.transitions if t.trigger == trigger and applies(t, stage)), None)
+
+
+def timed(lifecycle: Lifecycle) -> list[Transition]:
+    """Automatic transitions that can become true by time passing alone (inactivity)."""
+    return [t for t in lifecycle.transitions if t.trigger == "score" and t.when.inactive_for is not None]

@@ -1,0 +1,372 @@
+"""The lifecycle section of a model: stages, transitions, actions, teams, assignment, segments, accounts.
+
+Frozen data like the rest of the model. References (a stage, team or list named somewhere else) are
+checked where they are written, so ``leadscore validate`` points at the exact line and column: while the
+section validates, the names it declares are kept in the validation context (``yaml_io`` passes one), and
+each reference checks itself against them. Models built in code without a context get the same checks,
+unpositioned, from ``Lifecycle._references``. The semantics are in docs/lifecycle.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import jinja2
+import jinja2.sandbox
+from pydantic import AfterValidator, Field, ValidationInfo, WrapValidator, model_validator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
+
+from leadscore.model.conditions import Condition, walk
+from leadscore.model.durations import Duration
+from leadscore.model.rules import RULE_ID, Frozen
+
+GRADES = ("A", "B", "C", "D")
+BANDS = ("hot", "warm", "cold")
+TRIGGERS = ("score", "accepted", "rejected", "opportunity", "won", "lost", "disqualified")
+DEFAULT_REASONS = ("not_icp", "student", "competitor", "no_budget", "bad_timing", "duplicate", "other")
+_CTX = "lifecycle"  # key of this section's scratch space in the validation context
+
+
+def _scratch(info: ValidationInfo) -> dict[str, Any] | None:
+    ctx = info.context
+    return ctx.setdefault(_CTX, {}) if isinstance(ctx, dict) else None
+
+
+def _ref(kind: str, wildcard: str | None = None) -> Any:
+    """A validator for a reference to a declared ``kind`` (stage, team, list), or the ``wildcard``."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        if value == wildcard:
+            return value
+        scratch = _scratch(info)
+        known = None if scratch is None else scratch.get(kind)
+        if known is not None and value not in known:
+            listed = ", ".join(sorted(known)) or "none declared"
+            raise ValueError(f"unknown {kind} {value!r} ({kind}s: {listed})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _unique(kind: str) -> Any:
+    """A validator for a declared id: the second declaration of one id is reported where it is written."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        scratch = _scratch(info)
+        if scratch is not None:
+            seen = scratch.setdefault(f"seen {kind}", set())
+            if value in seen:
+                raise ValueError(f"duplicate {kind} id {value!r}")
+            seen.add(value)
+        return value
+
+    return AfterValidator(check)
+
+
+def _template(text: str) -> str:
+    try:
+        jinja2.sandbox.SandboxedEnvironment().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"template syntax: {exc.message} (template line {exc.lineno})") from None
+    return text
+
+
+StageRef = Annotated[str, _ref("stage")]
+FromRef = Annotated[str, _ref("stage", wildcard="*")]
+TeamRef = Annotated[str, _ref("team")]
+ListRef = Annotated[str, _ref("list")]
+Template = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_template)]
+
+
+def _attribute_condition(cond: Condition | None) -> Condition | None:
+    for compare in walk(cond) if cond is not None else []:
+        if compare.subject != "attribute":
+            raise ValueError(f"lifecycle conditions compare 'attribute', not {compare.subject!r}")
+    return cond
+
+
+AttributeCondition = Annotated[Condition | None, AfterValidator(_attribute_condition)]
+
+
+class Stage(Frozen):
+    id: Annotated[str, Field(pattern=RULE_ID), _unique("stage")]
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+
+
+class Gate(Frozen):
+    """What must hold for an automatic transition; every key given must hold (an empty gate always does)."""
+
+    score_at_least: float | None = Field(default=None, ge=0, le=100)
+    score_below: float | None = Field(default=None, ge=0, le=100, description="lowered by hysteresis")
+    grade_at_least: Literal["A", "B", "C", "D"] | None = None
+    level_at_least: int | None = Field(default=None, ge=1, le=4, description="1 is the most engaged")
+    band_in: tuple[Literal["hot", "warm", "cold"], ...] | None = Field(default=None, min_length=1)
+    attributes: AttributeCondition = None
+    inactive_for: Duration | None = Field(default=None, description="no events and no move for this long")
+    new_activity: bool = Field(default=False, description="an event after the lead entered its stage")
+
+    def is_empty(self) -> bool:
+        return self == Gate()
+
+
+class Transition(Frozen):
+    model_config = Frozen.model_config | {"populate_by_name": True}
+    id: Annotated[str, Field(pattern=RULE_ID), _unique("transition")]
+    from_: tuple[FromRef, ...] = Field(alias="from", min_length=1, description="stage ids, or '*' for any")
+    to: StageRef
+    trigger: Literal["score", "accepted", "rejected", "opportunity", "won", "lost", "disqualified"] = "score"
+    when: Gate = Gate()
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Transition:
+        if self.trigger == "score" and self.when.is_empty():
+            raise ValueError(f"transition {self.id}: an automatic (trigger: score) transition needs 'when'")
+        if self.trigger != "score" and self.when.inactive_for is not None:
+            raise ValueError(f"transition {self.id}: inactive_for only applies to trigger: score")
+        return self
+
+
+class Webhook(Frozen):
+    """A JSON POST, signed; ``slack`` sends Slack-compatible incoming-webhook JSON (``{"text": ...}``)."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
+    url_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,99}$")
+    format: Literal["json", "slack"] = "json"
+    text: Template | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Webhook:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook has exactly one of 'url' or 'url_env'")
+        return self
+
+
+class Mail(Frozen):
+    """A Jinja2 mail to the lead, the assigned seller, the team's manager, or a fixed address."""
+
+    to: str = Field(pattern=r"^(lead|seller|manager|[^@\s]+@[^@\s]+)$")
+    subject: Template
+    body: Template
+
+
+class ActionTrigger(Frozen):
+    """When an action runs: exactly one of these keys (the key is ``trigger``: YAML reads ``on`` as true)."""
+
+    enter: StageRef | None = None
+    leave: StageRef | None = None
+    crossing: tuple[Literal["band", "grade", "level"], str] | None = Field(
+        default=None, description="[kind, to value], e.g. [band, hot]"
+    )
+    assigned: Literal[True] | None = None
+    sla_breach: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ActionTrigger:
+        given = [k for k, v in self.model_dump(exclude_none=True).items() if v is not None]
+        if len(given) != 1:
+            raise ValueError("'trigger' has exactly one of enter, leave, crossing, assigned, sla_breach")
+        return self
+
+
+class Action(Frozen):
+    id: Annotated[str, Field(pattern=RULE_ID), _unique("action")]
+    trigger: ActionTrigger
+    webhook: Webhook | None = None
+    mail: Mail | None = None
+
+    @model_validator(mode="after")
+    def _one_channel(self) -> Action:
+        if (self.webhook is None) == (self.mail is None):
+            raise ValueError(f"action {self.id}: exactly one of 'webhook' or 'mail'")
+        return self
+
+
+class Person(Frozen):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)
+
+
+class Seller(Person):
+    id: Annotated[str, Field(pattern=RULE_ID), _unique("seller")]
+
+
+class Team(Frozen):
+    id: Annotated[str, Field(pattern=RULE_ID), _unique("team")]
+    name: str = Field(min_length=1, max_length=200)
+    manager: Person | None = None
+    sellers: tuple[Seller, ...] = Field(min_length=1)
+
+
+class Territory(Frozen):
+    team: TeamRef
+    when: AttributeCondition
+
+
+class Assignment(Frozen):
+    """Who gets a lead entering ``stage``: its account's owner, else the first territory, else round-robin."""
+
+    stage: StageRef
+    territories: tuple[Territory, ...] = ()
+    default_team: TeamRef
+    sticky_accounts: bool = True
+    sla: Duration | None = Field(default=None, description="untouched this long after assignment → escalate")
+
+
+class Segment(Frozen):
+    id: Annotated[str, Field(pattern=RULE_ID), _unique("segment")]
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    stages: tuple[StageRef, ...] | None = Field(default=None, min_length=1)
+    bands: tuple[Literal["hot", "warm", "cold"], ...] | None = Field(default=None, min_length=1)
+    grades: tuple[Literal["A", "B", "C", "D"], ...] | None = Field(default=None, min_length=1)
+    score_at_least: float | None = Field(default=None, ge=0, le=100)
+    attributes: AttributeCondition = None
+    webhook: Webhook | None = None
+
+
+class Mqa(Frozen):
+    score_at_least: float = Field(default=60, ge=0, le=100)
+    engaged_contacts_at_least: int = Field(default=2, ge=1)
+
+
+class AccountWeights(Frozen):
+    fit: float = Field(default=0.4, ge=0)
+    engagement: float = Field(default=0.6, ge=0)
+
+    @model_validator(mode="after")
+    def _positive(self) -> AccountWeights:
+        if self.fit + self.engagement <= 0:
+            raise ValueError("weights must not both be 0")
+        return self
+
+
+class Accounts(Frozen):
+    """Account score = weighted mean of account fit and buying-committee engagement; MQA above a line."""
+
+    committee_size: int = Field(default=3, ge=1, le=50)
+    engaged_at_least: float = Field(
+        default=35, ge=0, le=100, description="engagement score of an engaged contact"
+    )
+    weights: AccountWeights = AccountWeights()
+    mqa: Mqa = Mqa()
+    target_list: ListRef | None = None
+
+
+class Consent(Frozen):
+    """Mail to a lead is not sent when it unsubscribed or (if ``consent_attribute`` is set) did not opt in."""
+
+    unsubscribed_attribute: str = "unsubscribed"
+    consent_attribute: str | None = None
+    unsubscribe_event: str | None = "Unsubscribed"
+
+
+class Lifecycle(Frozen):
+    initial: StageRef
+    hysteresis: float = Field(default=0, ge=0, le=50, description="score points; lowers every score_below")
+    stages: tuple[Stage, ...] = Field(min_length=1)
+    transitions: tuple[Transition, ...] = ()
+    funnel: tuple[StageRef, ...] = ()
+    nurture: tuple[StageRef, ...] = ()
+    rejection_reasons: tuple[Annotated[str, Field(pattern=RULE_ID)], ...] = DEFAULT_REASONS
+    teams: tuple[Team, ...] = ()
+    assignment: Assignment | None = None
+    actions: tuple[Action, ...] = ()
+    segments: tuple[Segment, ...] = ()
+    accounts: Accounts | None = None
+    consent: Consent = Consent()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declare(cls, raw: Any, info: ValidationInfo) -> Any:
+        scratch = _scratch(info)
+        if scratch is not None and isinstance(raw, dict):
+            for kind, key in (("stage", "stages"), ("team", "teams")):
+                items = raw.get(key)
+                if isinstance(items, list):
+                    scratch[kind] = {str(i["id"]) for i in items if isinstance(i, dict) and "id" in i}
+                else:
+                    scratch[kind] = set()
+        return raw
+
+    @model_validator(mode="after")
+    def _references(self) -> Lifecycle:
+        stages = {s.id for s in self.stages}
+        teams = {t.id for t in self.teams}
+        refs = [self.initial, *self.funnel, *self.nurture, *(t.to for t in self.transitions)]
+        refs += [f for t in self.transitions for f in t.from_ if f != "*"]
+        refs += [s for seg in self.segments for s in seg.stages or ()]
+        refs += [x for a in self.actions for x in (a.trigger.enter, a.trigger.leave) if x is not None]
+        if self.assignment is not None:
+            refs.append(self.assignment.stage)
+        problems = [f"unknown stage {r!r}" for r in dict.fromkeys(refs) if r not in stages]
+        team_refs = [] if self.assignment is None else [self.assignment.default_team]
+        team_refs += [t.team for t in self.assignment.territories] if self.assignment else []
+        problems += [f"unknown team {r!r}" for r in dict.fromkeys(team_refs) if r not in teams]
+        for kind, ids in (
+            ("stage", [s.id for s in self.stages]),
+            ("transition", [t.id for t in self.transitions]),
+            ("action", [a.id for a in self.actions]),
+            ("team", [t.id for t in self.teams]),
+            ("seller", [s.id for t in self.teams for s in t.sellers]),
+            ("segment", [s.id for s in self.segments]),
+        ):
+            problems += [f"duplicate {kind} id {i!r}" for i in dict.fromkeys(ids) if ids.count(i) > 1]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def stage(self, stage_id: str) -> Stage:
+        return next(s for s in self.stages if s.id == stage_id)
+
+    def team(self, team_id: str) -> Team:
+        return next(t for t in self.teams if t.id == team_id)
+
+    def seller(self, seller_id: str) -> tuple[Team, Seller] | None:
+        for team in self.teams:
+            for seller in team.sellers:
+                if seller.id == seller_id:
+                    return team, seller
+        return None
+
+    def funnel_stages(self) -> tuple[str, ...]:
+        return self.funnel or tuple(s.id for s in self.stages)
+
+
+def _with_lists(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    """Validate the section knowing the model's list names (validated before it), for ``target_list``."""
+    lists = info.data.get("lists") if isinstance(info.data, dict) else None
+    scratch = _scratch(info)
+    if scratch is not None:
+        scratch["list"] = set(lists or ())
+    section = handler(value)
+    if scratch is None and isinstance(section, Lifecycle) and section.accounts is not None:
+        target = section.accounts.target_list
+        if target is not None and target not in (lists or {}):
+            raise ValueError(f"unknown list {target!r}")
+    return section
+
+
+LifecycleSection = Annotated[Lifecycle | None, WrapValidator(_with_lists)]
+
+__all__ = [
+    "BANDS",
+    "GRADES",
+    "TRIGGERS",
+    "Accounts",
+    "Action",
+    "ActionTrigger",
+    "Assignment",
+    "Consent",
+    "Gate",
+    "Lifecycle",
+    "LifecycleSection",
+    "Mail",
+    "Segment",
+    "Seller",
+    "Stage",
+    "Team",
+    "Territory",
+    "Transition",
+    "Webhook",
+]

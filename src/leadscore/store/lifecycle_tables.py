@@ -1,0 +1,364 @@
+"""Lifecycle records: current stages and their history, assignments, team cursors, account owners,
+sales feedback, segment membership and account stages. The lifecycle package writes only through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from leadscore.store.schema import (
+    account_owners,
+    account_stage_history,
+    account_stages,
+    assignments,
+    feedback,
+    lead_stages,
+    leads,
+    scores,
+    segment_changes,
+    segment_members,
+    stage_history,
+    team_cursors,
+)
+from leadscore.store.upsert import insert_ignore
+
+CHUNK = 500
+
+
+def start_stages(conn: Connection, initial: str, now_ms: int, limit: int = CHUNK) -> int:
+    """Give up to ``limit`` scored leads without a stage the initial one (a history row each)."""
+    query = (
+        select(leads.c.id, leads.c.created_ms)
+        .join(scores, scores.c.lead_id == leads.c.id)
+        .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
+        .where(lead_stages.c.lead_id.is_(None))
+        .order_by(leads.c.id)
+        .limit(limit)
+    )
+    # a lead starts at its creation, and never after the moment it is first evaluated
+    created = {lid: min(int(at), now_ms) for lid, at in conn.execute(query).all()}
+    if not created:
+        return 0
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(lead_stages)
+    stmt = insert.on_conflict_do_nothing(index_elements=["lead_id"]).returning(lead_stages.c.lead_id)
+    rows = [
+        {"lead_id": lid, "stage": initial, "entered_ms": at, "updated_ms": now_ms}
+        for lid, at in created.items()
+    ]
+    mine = [int(lid) for (lid,) in conn.execute(stmt, rows).all()]  # a concurrent runner may have won some
+    if mine:
+        conn.execute(
+            stage_history.insert(),
+            [
+                _history(lid, None, initial, created[lid], "initial", "initial", "first scored", now_ms)
+                for lid in mine
+            ],
+        )
+    return len(mine)
+
+
+def _history(
+    lead_id: int, old: str | None, new: str, at: int, transition: str, cause: str, ref: str, now_ms: int
+) -> dict[str, Any]:
+    return {
+        "lead_id": lead_id,
+        "from_stage": old,
+        "to_stage": new,
+        "at_ms": at,
+        "transition": transition,
+        "cause": cause,
+        "cause_ref": ref,
+        "recorded_ms": now_ms,
+    }
+
+
+def claim_dirty(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """Stage rows whose lead was rescored since it was last evaluated, with the current score; claimed
+    (row-locked, skipping rows another runner holds) on PostgreSQL."""
+    query = (
+        select(lead_stages, scores.c.scored_ms)
+        .join(scores, scores.c.lead_id == lead_stages.c.lead_id)
+        .where(
+            or_(lead_stages.c.seen_scored_ms.is_(None), lead_stages.c.seen_scored_ms != scores.c.scored_ms)
+        )
+        .order_by(lead_stages.c.lead_id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=lead_stages)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def claim_leads(
+    conn: Connection, lead_ids: Sequence[int], *, skip_locked: bool = False
+) -> list[dict[str, Any]]:
+    """Lock and read the stage rows of ``lead_ids`` (in id order, so two lockers cannot deadlock)."""
+    query = (
+        select(lead_stages).where(lead_stages.c.lead_id.in_(sorted(lead_ids))).order_by(lead_stages.c.lead_id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=skip_locked)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def mark_seen(conn: Connection, lead_id: int, scored_ms: int | None, crossing_id: int, now_ms: int) -> None:
+    conn.execute(
+        update(lead_stages)
+        .where(lead_stages.c.lead_id == lead_id)
+        .values(seen_scored_ms=scored_ms, seen_crossing_id=crossing_id, updated_ms=now_ms)
+    )
+
+
+def move_stage(
+    conn: Connection,
+    lead_id: int,
+    old: str,
+    new: str,
+    *,
+    at_ms: int,
+    transition: str,
+    cause: str,
+    cause_ref: str,
+    now_ms: int,
+) -> int | None:
+    """Move a lead from ``old`` to ``new`` if it is still in ``old``; returns the history row id, or None."""
+    moved = conn.execute(
+        update(lead_stages)
+        .where(lead_stages.c.lead_id == lead_id, lead_stages.c.stage == old)
+        .values(stage=new, entered_ms=at_ms, updated_ms=now_ms)
+    ).rowcount
+    if moved != 1:
+        return None
+    row = _history(lead_id, old, new, at_ms, transition, cause, cause_ref, now_ms)
+    return int(conn.execute(stage_history.insert().values(**row).returning(stage_history.c.id)).scalar_one())
+
+
+def read_stage_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    query = (
+        select(stage_history)
+        .where(stage_history.c.lead_id == lead_id)
+        .order_by(stage_history.c.at_ms, stage_history.c.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def stage_as_of(conn: Connection, lead_id: int, at_ms: int) -> dict[str, Any] | None:
+    """The history row that put the lead in the stage it was in at ``at_ms`` (None: no stage yet)."""
+    query = (
+        select(stage_history)
+        .where(stage_history.c.lead_id == lead_id, stage_history.c.at_ms <= at_ms)
+        .order_by(stage_history.c.at_ms.desc(), stage_history.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def all_stage_history(conn: Connection) -> list[dict[str, Any]]:
+    query = select(stage_history).order_by(stage_history.c.lead_id, stage_history.c.at_ms, stage_history.c.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def leads_in_stages(conn: Connection, stages: Iterable[str]) -> list[dict[str, Any]]:
+    query = select(lead_stages).where(lead_stages.c.stage.in_(list(stages))).order_by(lead_stages.c.lead_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# --- assignment
+
+
+def next_in_rotation(conn: Connection, team: str, size: int) -> int:
+    """The next position (0..size-1) of a team's round-robin; the cursor row is locked until commit."""
+    insert_ignore(conn, team_cursors, [{"team": team, "position": 0}], ["team"])
+    query = select(team_cursors.c.position).where(team_cursors.c.team == team)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    position = int(conn.execute(query).scalar_one())
+    conn.execute(update(team_cursors).where(team_cursors.c.team == team).values(position=position + 1))
+    return position % size
+
+
+def account_owner(conn: Connection, account_id: int) -> dict[str, Any] | None:
+    row = (
+        conn.execute(select(account_owners).where(account_owners.c.account_id == account_id))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def set_account_owner(conn: Connection, account_id: int, seller: str, team: str, at_ms: int) -> None:
+    insert_ignore(
+        conn,
+        account_owners,
+        [{"account_id": account_id, "seller": seller, "team": team, "at_ms": at_ms}],
+        ["account_id"],
+    )
+
+
+def add_assignment(conn: Connection, row: dict[str, Any]) -> int | None:
+    """Record an assignment for a stage move (once per move); returns its id, or None if it existed."""
+    if not insert_ignore(conn, assignments, [row], ["stage_move_id"]):
+        return None
+    return int(
+        conn.execute(
+            select(assignments.c.id).where(assignments.c.stage_move_id == row["stage_move_id"])
+        ).scalar_one()
+    )
+
+
+def current_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
+    query = (
+        select(assignments).where(assignments.c.lead_id == lead_id).order_by(assignments.c.id.desc()).limit(1)
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def list_assignments(conn: Connection, open_only: bool = False) -> list[dict[str, Any]]:
+    query = select(assignments).order_by(assignments.c.id)
+    if open_only:
+        query = query.where(assignments.c.touched_ms.is_(None))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def touch_assignment(conn: Connection, lead_id: int, at_ms: int) -> None:
+    conn.execute(
+        update(assignments)
+        .where(assignments.c.lead_id == lead_id, assignments.c.touched_ms.is_(None))
+        .values(touched_ms=at_ms)
+    )
+
+
+def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[dict[str, Any]]:
+    """Untouched assignments past their SLA that were not escalated yet (claimed on PostgreSQL)."""
+    query = (
+        select(assignments)
+        .where(
+            assignments.c.touched_ms.is_(None),
+            assignments.c.escalated_ms.is_(None),
+            assignments.c.due_ms.is_not(None),
+            assignments.c.due_ms <= now_ms,
+        )
+        .order_by(assignments.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def mark_escalated(conn: Connection, assignment_id: int, now_ms: int) -> bool:
+    done = conn.execute(
+        update(assignments)
+        .where(assignments.c.id == assignment_id, assignments.c.escalated_ms.is_(None))
+        .values(escalated_ms=now_ms)
+    ).rowcount
+    return bool(done == 1)
+
+
+# --- feedback
+
+
+def add_feedback(conn: Connection, row: dict[str, Any]) -> int:
+    return int(conn.execute(feedback.insert().values(**row).returning(feedback.c.id)).scalar_one())
+
+
+def read_feedback(conn: Connection, lead_id: int | None = None) -> list[dict[str, Any]]:
+    query = select(feedback).order_by(feedback.c.at_ms, feedback.c.id)
+    if lead_id is not None:
+        query = query.where(feedback.c.lead_id == lead_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# --- segments
+
+
+def segment_member_ids(conn: Connection, segment: str, lead_ids: Sequence[int] | None = None) -> set[int]:
+    query = select(segment_members.c.lead_id).where(segment_members.c.segment == segment)
+    if lead_ids is not None:
+        query = query.where(segment_members.c.lead_id.in_(list(lead_ids)))
+    return set(conn.execute(query).scalars())
+
+
+def change_membership(
+    conn: Connection, segment: str, entered: Sequence[int], left: Sequence[int], at_ms: int
+) -> list[dict[str, Any]]:
+    """Apply enter/leave changes; returns the change rows written (with ids) for announcements."""
+    if entered:
+        insert_ignore(
+            conn,
+            segment_members,
+            [{"segment": segment, "lead_id": lid, "entered_ms": at_ms} for lid in entered],
+            ["segment", "lead_id"],
+        )
+    if left:
+        conn.execute(
+            delete(segment_members).where(
+                segment_members.c.segment == segment, segment_members.c.lead_id.in_(list(left))
+            )
+        )
+    out = []
+    for change, ids in (("enter", entered), ("leave", left)):
+        for lid in ids:
+            row = {"segment": segment, "lead_id": lid, "change": change, "at_ms": at_ms}
+            row["id"] = int(
+                conn.execute(
+                    segment_changes.insert().values(**row).returning(segment_changes.c.id)
+                ).scalar_one()
+            )
+            out.append(row)
+    return out
+
+
+def segment_sizes(conn: Connection) -> dict[str, int]:
+    query = select(segment_members.c.segment, func.count()).group_by(segment_members.c.segment)
+    return {str(s): int(n) for s, n in conn.execute(query).all()}
+
+
+# --- account stages
+
+
+def read_account_stages(
+    conn: Connection, account_ids: Sequence[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    query = select(account_stages)
+    if account_ids is not None:
+        query = query.where(account_stages.c.account_id.in_(list(account_ids)))
+    return {int(r["account_id"]): dict(r) for r in conn.execute(query).mappings()}
+
+
+def save_account_stage(conn: Connection, row: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """Store an account's score and stage; a stage change is also appended to its history. True if moved."""
+    if previous is None:
+        conn.execute(account_stages.insert().values(**row))
+    else:
+        keep = {k: v for k, v in row.items() if k != "entered_ms" or previous["stage"] != row["stage"]}
+        conn.execute(
+            update(account_stages).where(account_stages.c.account_id == row["account_id"]).values(**keep)
+        )
+    old = previous["stage"] if previous else None
+    if old == row["stage"] or (old is None and row["stage"] == "none"):
+        return False
+    conn.execute(
+        account_stage_history.insert().values(
+            account_id=row["account_id"],
+            from_stage=old,
+            to_stage=row["stage"],
+            score=row["score"],
+            at_ms=row["updated_ms"],
+        )
+    )
+    return True
+
+
+def account_history(conn: Connection, account_id: int) -> list[dict[str, Any]]:
+    query = (
+        select(account_stage_history)
+        .where(account_stage_history.c.account_id == account_id)
+        .order_by(account_stage_history.c.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]

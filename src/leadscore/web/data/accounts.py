@@ -1,0 +1,92 @@
+"""Accounts as the accounts page shows them: contacts, engaged contacts and scores per account, from the
+stored current scores; the target-account flag from the active model's target list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select
+
+from leadscore.model import ScoringModel
+from leadscore.store.schema import account_stages, accounts, leads, scores
+
+PAGE_SIZE = 50
+ENGAGED_LEVEL = 3  # engagement level 1–3 counts as an engaged contact (4 is the lowest)
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    pages: int
+
+
+def target_domains(model: ScoringModel | None) -> frozenset[str]:
+    """Domains on the list the model's lifecycle names as its target accounts (``accounts.target_list``)."""
+    config = model.lifecycle.accounts if model is not None and model.lifecycle is not None else None
+    if model is None or config is None or config.target_list is None:
+        return frozenset()
+    return frozenset(v.lower() for v in model.lists[config.target_list].values)
+
+
+def account_page(
+    conn: Connection,
+    page: int,
+    targets: frozenset[str],
+    *,
+    only_targets: bool = False,
+    only_mqa: bool = False,
+    q: str = "",
+) -> AccountPage:
+    engaged = func.sum(case((scores.c.level <= ENGAGED_LEVEL, 1), else_=0))
+    query = (
+        select(
+            accounts.c.id,
+            accounts.c.name,
+            accounts.c.domain,
+            func.count(leads.c.id).label("contacts"),
+            engaged.label("engaged"),
+            func.max(scores.c.score).label("best"),
+            func.avg(scores.c.score).label("average"),
+            func.sum(case((scores.c.band == "hot", 1), else_=0)).label("hot"),
+            # the lifecycle's account score and stage (MQA), where it has computed them
+            account_stages.c.stage,
+            account_stages.c.score.label("account_score"),
+        )
+        .select_from(
+            accounts.outerjoin(leads, leads.c.account_id == accounts.c.id)
+            .outerjoin(scores, scores.c.lead_id == leads.c.id)
+            .outerjoin(account_stages, account_stages.c.account_id == accounts.c.id)
+        )
+        .group_by(
+            accounts.c.id,
+            accounts.c.name,
+            accounts.c.domain,
+            account_stages.c.stage,
+            account_stages.c.score,
+        )
+    )
+    if only_targets:
+        query = query.where(func.lower(accounts.c.domain).in_(sorted(targets)))
+    if only_mqa:
+        query = query.where(account_stages.c.stage == "mqa")
+    if q:
+        like = "%" + q.lower().replace("%", "").replace("_", "") + "%"
+        query = query.where(func.lower(func.coalesce(accounts.c.name, accounts.c.domain)).like(like))
+    total = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    ordered = query.order_by(
+        func.coalesce(account_stages.c.score, -1.0).desc(),
+        engaged.desc(),
+        func.coalesce(func.max(scores.c.score), -1.0).desc(),
+        accounts.c.id,
+    )
+    rows = []
+    for row in conn.execute(ordered.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).mappings():
+        item = dict(row)
+        item["target"] = (item["domain"] or "").lower() in targets
+        rows.append(item)
+    return AccountPage(rows, total, page, pages)

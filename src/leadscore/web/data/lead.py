@@ -1,0 +1,154 @@
+"""One lead as the lead page shows it: who, the company, the stored score and ledger (with the events
+each rule counted), the score history, and the journey: the score at each event time.
+
+The journey's points come from the compiled query (``scoring.run.score_points``) evaluated at each event
+time, the same query that produced the stored scores; nothing here re-implements scoring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadscore.compile import Sources
+from leadscore.compile.matches import compile_matches, match_column, points_column
+from leadscore.model import ScoringModel
+from leadscore.scoring.run import model_of, score_points
+from leadscore.store.model_versions import ModelVersion, get_version
+from leadscore.store.results import read_current, read_history
+from leadscore.store.schema import accounts, events, identities, leads
+
+JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
+MATCHED_EVENTS = 25  # events listed per ledger line
+MOVED = 0.05  # a change in score smaller than this is not annotated
+
+
+def describe(event: dict[str, Any]) -> str:
+    """An event in a few words: 'page /pricing', 'Webinar Attended'."""
+    kind = event.get("type") or "event"
+    if kind == "page":
+        return f"page {event.get('path') or event.get('url') or ''}".strip()
+    if kind == "track":
+        return str(event.get("name") or "track")
+    return str(kind)
+
+
+@dataclass
+class LeadView:
+    lead: dict[str, Any]
+    account: dict[str, Any] | None
+    score: dict[str, Any] | None
+    version: ModelVersion | None
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        parts = (self.lead.get("first_name"), self.lead.get("last_name"))
+        return " ".join(p for p in parts if p) or self.lead.get("email") or f"Lead {self.lead['id']}"
+
+    @property
+    def score_path(self) -> str:
+        """The history as 0 → 21 → 43 → 65 (the same rendering as ``leadscore history``)."""
+        return " → ".join(
+            f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}"
+            for r in self.history
+        )
+
+
+def _names(model: ScoringModel) -> dict[str, tuple[str, str]]:
+    out = {r.id: (r.name, r.description or "") for r in (*model.fit, *model.engagement)}
+    out.update({f"group:{g.id}": (f"Group cap: {g.name}", "") for g in model.groups})
+    return out
+
+
+def load(conn: Connection, sources: Sources, lead_id: int) -> LeadView | None:
+    row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().first()
+    if row is None:
+        return None
+    lead = dict(row)
+    account = None
+    if lead["account_id"] is not None:
+        found = conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().first()
+        account = dict(found) if found else None
+    score, lines = read_current(conn, lead_id)
+    view = LeadView(lead, account, score, None, history=read_history(conn, lead_id))
+    if score is None:
+        return view
+    view.version = get_version(conn, score["model_version_id"])
+    model = model_of(view.version.yaml, view.version.label)
+    names = _names(model)
+    counted = _counted(conn, model, sources, lead_id, int(score["as_of_ms"]))
+    for line in sorted(lines, key=lambda r: (-abs(r["score_points"]), r["rule_id"])):
+        name, description = names.get(line["rule_id"], (line["rule_id"], ""))
+        view.ledger.append(
+            {**line, "name": name, "description": description, "events": counted.get(line["rule_id"], [])}
+        )
+    return view
+
+
+def _counted(
+    conn: Connection, model: ScoringModel, sources: Sources, lead_id: int, as_of: int
+) -> dict[str, list[dict[str, Any]]]:
+    """The events each engagement rule counted (newest first), with each one's decayed points."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not model.engagement:
+        return out
+    rows = conn.execute(compile_matches(model, sources, lead_id, as_of)).mappings().all()
+    for row in reversed(rows):
+        for rule in model.engagement:
+            hits = out.setdefault(rule.id, [])
+            if row[match_column(rule.id)] and len(hits) < MATCHED_EVENTS:
+                hits.append(
+                    {"ts": row["ts"], "what": describe(dict(row)), "points": row[points_column(rule.id)]}
+                )
+    return out
+
+
+def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any]:
+    """The score at the moment before the lead's first charted event, at each event time, and now; each
+    point lists the events at that time and how much the score moved."""
+    if view.score is None or view.version is None:
+        return {"points": [], "bands": {}, "path": view.score_path}
+    model = model_of(view.version.yaml, view.version.label)
+    lead_id, as_of = int(view.lead["id"]), int(view.score["as_of_ms"])
+    rows = conn.execute(
+        select(events.c.ts, events.c.type, events.c.name, events.c.path, events.c.url)
+        .join(identities, identities.c.key == events.c.person_key)
+        .where(identities.c.lead_id == lead_id, events.c.ts <= as_of)
+        .order_by(events.c.ts, events.c.id)
+    ).mappings()
+    at: dict[int, list[str]] = {}
+    for ev in rows:
+        at.setdefault(int(ev["ts"]), []).append(describe(dict(ev)))
+    times = sorted(at)[-JOURNEY_POINTS:]
+    start = (times[0] - 1) if times else as_of
+    pairs = [(lead_id, t) for t in [start, *times, as_of]]
+    scored = {lg.as_of: lg for lg in score_points(conn, model, sources, sorted(set(pairs)))}
+    points: list[dict[str, Any]] = []
+    previous: float | None = None
+    for t in sorted({start, *times, as_of}):
+        lg = scored[t]
+        delta = 0.0 if previous is None else lg.score - previous
+        what = at.get(t, [])
+        points.append(
+            {
+                "t": t,
+                "score": round(lg.score, 2),
+                "fit": round(lg.fit_score, 2),
+                "engagement": round(lg.engagement_score, 2),
+                "band": lg.band,
+                "delta": round(delta, 2),
+                "events": what[:5] + ([f"and {len(what) - 5} more"] if len(what) > 5 else []),
+                "moved": abs(delta) >= MOVED and bool(what),
+            }
+        )
+        previous = lg.score
+    return {
+        "points": points,
+        "bands": {"hot": model.scale.bands.hot, "warm": model.scale.bands.warm},
+        "path": view.score_path,
+        "model": view.version.label,
+    }

@@ -1,0 +1,100 @@
+"""The numbers behind the evaluation page and a draft's backtest, from ``learn`` (evaluate, backtest)
+over the default period: the last twelve weeks of data, outcomes within 30 days."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadscore.learn.backtest import BacktestResult, backtest
+from leadscore.learn.evaluate import Evaluation, evaluate_store
+from leadscore.learn.labels import data_end
+from leadscore.learn.store_data import cutoffs
+from leadscore.model import ScoringModel
+from leadscore.store import Store
+
+DAY_MS = 86_400_000
+PERIOD_DAYS = 84
+HORIZON_DAYS = 30
+EVERY_DAYS = 14
+OUTCOMES = ("opportunity", "sql", "won")
+
+
+def period(store: Store) -> tuple[int, int]:
+    with store.connect() as conn:
+        end = data_end(conn)
+    return end - PERIOD_DAYS * DAY_MS, end
+
+
+def evaluation(store: Store, model: ScoringModel, label: str, outcome: str) -> Evaluation:
+    start, end = period(store)
+    return evaluate_store(
+        store,
+        model,
+        label,
+        outcome=outcome,
+        horizon_ms=HORIZON_DAYS * DAY_MS,
+        at=cutoffs(start, end, EVERY_DAYS * DAY_MS),
+        end_ms=end,
+    )
+
+
+def charts(ev: Evaluation) -> dict[str, dict[str, Any]]:
+    """Chart data (see static/app.js): gains, calibration, conversion by band."""
+    deciles = [str(d.decile) for d in ev.deciles]
+    return {
+        "gains": {
+            "type": "line",
+            "x": deciles,
+            "series": [
+                {
+                    "label": "Share of conversions captured (model)",
+                    "values": [round(d.cumulative_capture, 4) for d in ev.deciles],
+                },
+                {
+                    "label": "Random order",
+                    "values": [round((i + 1) / len(deciles), 4) for i in range(len(deciles))],
+                },
+            ],
+            "xTitle": "score decile (1 = highest scores)",
+            "yTitle": "cumulative share of conversions",
+            "y": {"max": 1},
+        },
+        "calibration": {
+            "type": "line",
+            "x": [f"{b.low:.2f}–{b.high:.2f}" for b in ev.calibration],
+            "series": [
+                {
+                    "label": "Observed conversion rate",
+                    "values": [round(b.observed, 4) for b in ev.calibration],
+                },
+                {"label": "Predicted probability", "values": [round(b.predicted, 4) for b in ev.calibration]},
+            ],
+            "xTitle": "predicted probability bin",
+            "yTitle": "rate",
+        },
+        "bands": {
+            "type": "bar",
+            "x": [g.key for g in ev.bands],
+            "series": [{"label": "Conversion rate", "values": [round(g.rate, 4) for g in ev.bands]}],
+            "xTitle": "band",
+            "yTitle": "conversion rate",
+        },
+    }
+
+
+def backtest_draft(
+    store: Store, draft: tuple[str, ScoringModel], active: tuple[str, ScoringModel] | None, outcome: str
+) -> BacktestResult:
+    """Replay the period with the draft and with the active model, each at its own hot threshold."""
+    start, end = period(store)
+    with store.connect() as conn:
+        return backtest(
+            conn,
+            store.sources(),
+            (draft[0], draft[1], draft[1].scale.bands.hot),
+            (active[0], active[1], active[1].scale.bands.hot) if active else None,
+            start_ms=start,
+            end_ms=end,
+            outcome=outcome,
+            horizon_ms=HORIZON_DAYS * DAY_MS,
+        )

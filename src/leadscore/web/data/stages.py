@@ -1,0 +1,56 @@
+"""A lead's place in the lifecycle as the lead and handoff pages show it: stage, stage history, owner,
+SLA, feedback (with notes), and whether a seller can accept or reject it now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadscore.lifecycle.stages import triggered
+from leadscore.model import Lifecycle
+from leadscore.store.lifecycle_tables import current_assignment, read_feedback, read_stage_history
+from leadscore.store.schema import lead_stages
+
+
+@dataclass
+class StageView:
+    stage: str | None
+    stage_name: str | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    owner: str | None = None  # seller name (team)
+    owner_email: str | None = None
+    due_ms: int | None = None
+    touched_ms: int | None = None
+    feedback: list[dict[str, Any]] = field(default_factory=list)
+    can_accept: bool = False
+    can_reject: bool = False
+    reasons: tuple[str, ...] = ()
+
+
+def seller_label(lifecycle: Lifecycle, seller_id: str | None) -> tuple[str | None, str | None]:
+    """(name (team), e-mail) of a seller id from the model's teams."""
+    found = lifecycle.seller(seller_id) if seller_id else None
+    if found is None:
+        return seller_id, None
+    team, seller = found
+    return f"{seller.name} ({team.name})", seller.email
+
+
+def stage_view(conn: Connection, lifecycle: Lifecycle, lead_id: int) -> StageView:
+    stage = conn.execute(select(lead_stages.c.stage).where(lead_stages.c.lead_id == lead_id)).scalar()
+    names = {s.id: s.name for s in lifecycle.stages}
+    view = StageView(stage, names.get(stage, stage) if stage else None, reasons=lifecycle.rejection_reasons)
+    view.history = [
+        {**h, "to_name": names.get(h["to_stage"], h["to_stage"])} for h in read_stage_history(conn, lead_id)
+    ]
+    assignment = current_assignment(conn, lead_id)
+    if assignment is not None:
+        view.owner, view.owner_email = seller_label(lifecycle, assignment["seller"])
+        view.due_ms, view.touched_ms = assignment["due_ms"], assignment["touched_ms"]
+    view.feedback = read_feedback(conn, lead_id)
+    if stage is not None:
+        view.can_accept = triggered(lifecycle, stage, "accepted") is not None
+        view.can_reject = triggered(lifecycle, stage, "rejected") is not None
+    return view

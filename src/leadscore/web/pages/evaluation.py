@@ -1,0 +1,38 @@
+"""Evaluation: lift/gains, calibration, conversion by band, per-rule lift and drift of the active model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from leadscore.api.state import state_of
+from leadscore.learn.checks import NotEnoughDataError
+from leadscore.scoring.pipeline import active_model
+from leadscore.web.data import measure
+from leadscore.web.render import page
+from leadscore.web.security import Evaluator
+
+router = APIRouter()
+
+
+@router.get("/evaluation", response_class=HTMLResponse, include_in_schema=False)
+def evaluation_page(
+    request: Request,
+    viewer: Evaluator,
+    outcome: Annotated[str, Query(pattern="^(opportunity|sql|won)$")] = "opportunity",
+) -> HTMLResponse:
+    store = state_of(request).store
+    with store.connect() as conn:
+        active = active_model(conn)
+    context: dict[str, Any] = {"active": active, "outcome": outcome, "outcomes": measure.OUTCOMES}
+    if active is not None and active.version is not None:
+        try:
+            ev = measure.evaluation(store, active.model, active.version.label, outcome)
+        except (NotEnoughDataError, ValueError) as exc:
+            context["problem"] = str(exc)
+        else:
+            context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
+    context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7, every=measure.EVERY_DAYS)
+    return page(request, viewer, "evaluation.html", **context)

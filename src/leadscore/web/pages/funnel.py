@@ -1,0 +1,80 @@
+"""Funnel: being nurtured / getting warmer / ready for handoff, stage-to-stage conversion per week, by
+lead source, time in stage and sales acceptance (all from ``lifecycle.reports``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from leadscore.api.state import state_of
+from leadscore.lifecycle import reports
+from leadscore.scoring.pipeline import active_model
+from leadscore.scoring.run import now_ms
+from leadscore.web.render import page
+from leadscore.web.security import LeadsReader
+
+router = APIRouter()
+GROUPS = {"lead_source": "lead source", "utm_campaign": "campaign"}
+
+
+def _weekly_chart(counts: list[dict[str, Any]], order: list[str], names: dict[str, str]) -> dict[str, Any]:
+    weeks = sorted({r["week"] for r in counts})
+    entered: dict[tuple[str, str], int] = {(r["week"], r["stage"]): r["entered"] for r in counts}
+    series = [
+        {"label": names.get(s, s), "values": [entered.get((w, s), 0) for w in weeks]}
+        for s in order
+        if any((w, s) in entered for w in weeks)
+    ]
+    return {"type": "line", "x": weeks, "series": series, "xTitle": "week", "yTitle": "leads entering"}
+
+
+def _by_group(counts: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(order, 0))
+    for r in counts:
+        totals[r["group"]][r["stage"]] += r["entered"]
+    return [{"group": g, "stages": [t[s] for s in order]} for g, t in sorted(totals.items())]
+
+
+@router.get("/funnel", response_class=HTMLResponse, include_in_schema=False)
+def funnel_page(
+    request: Request,
+    viewer: LeadsReader,
+    by: Annotated[str, Query(pattern="^(lead_source|utm_campaign)$")] = "lead_source",
+) -> HTMLResponse:
+    now = now_ms()
+    with state_of(request).store.connect() as conn:
+        active = active_model(conn)
+        lifecycle = active.model.lifecycle if active is not None else None
+        if lifecycle is None:
+            return page(request, viewer, "funnel.html", lifecycle=None)
+        overall = reports.funnel(conn, lifecycle)
+        grouped = reports.funnel(conn, lifecycle, by=by)
+        context: dict[str, Any] = {
+            "nurtured": len(reports.nurtured(conn, lifecycle)),
+            "warmer": reports.getting_warmer(conn, now),
+            "ready": len(reports.ready_for_handoff(conn, lifecycle)),
+            "times": reports.time_in_stage(conn, lifecycle, now),
+            "acceptance": reports.acceptance(conn),
+        }
+    order = list(lifecycle.funnel_stages())
+    names = {s.id: s.name for s in lifecycle.stages}
+    totals = {s: sum(r["entered"] for r in overall["counts"] if r["stage"] == s) for s in order}
+    conversion = overall["conversion"][-60:]
+    return page(
+        request,
+        viewer,
+        "funnel.html",
+        lifecycle=lifecycle,
+        order=order,
+        names=names,
+        totals=totals,
+        weekly=_weekly_chart(overall["counts"], order, names),
+        conversion=conversion,
+        by=by,
+        groups=GROUPS,
+        by_group=_by_group(grouped["counts"], order),
+        **context,
+    )

@@ -1,0 +1,108 @@
+"""Lead: attributes, company, score with the full ledger, the journey chart, the score history, the
+lifecycle stage with its history, owner and notes, and the seller's accept / reject."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Connection
+
+from leadscore.api.state import state_of
+from leadscore.errors import InputError
+from leadscore.lifecycle.config import LifecycleSettings
+from leadscore.lifecycle.feedback import TransitionError, give_feedback
+from leadscore.scoring.pipeline import active_model
+from leadscore.scoring.run import now_ms
+from leadscore.store import Store
+from leadscore.web.data import lead as lead_data
+from leadscore.web.data.stages import stage_view
+from leadscore.web.render import page
+from leadscore.web.security import FeedbackGiver, LeadsReader, Viewer, WebDenied, safe_next
+
+router = APIRouter()
+HIDDEN_ATTRIBUTES = frozenset({"ip"})  # never shown in full in the UI (issue 8)
+
+
+def _view(conn: Connection, store: Store, lead_id: int) -> lead_data.LeadView:
+    view = lead_data.load(conn, store.sources(), lead_id)
+    if view is None:
+        raise WebDenied(404, f"There is no lead {lead_id}.")
+    return view
+
+
+def _lead_page(
+    request: Request, viewer: Viewer, lead_id: int, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    store = state_of(request).store
+    with store.connect() as conn:
+        view = _view(conn, store, lead_id)
+        journey = lead_data.journey(conn, store.sources(), view)
+        active = active_model(conn)
+        lifecycle = active.model.lifecycle if active is not None else None
+        stages = stage_view(conn, lifecycle, lead_id) if lifecycle is not None else None
+    attributes = sorted(
+        (k, v) for k, v in (view.lead.get("attributes") or {}).items() if k not in HIDDEN_ATTRIBUTES
+    )
+    return page(
+        request,
+        viewer,
+        "lead.html",
+        status=status,
+        view=view,
+        attributes=attributes,
+        journey=journey,
+        moves=[p for p in journey["points"] if p["moved"]],
+        stages=stages,
+        now=now_ms(),
+        **extra,
+    )
+
+
+@router.get("/leads/{lead_id}", response_class=HTMLResponse, include_in_schema=False)
+def lead_page(
+    request: Request,
+    viewer: LeadsReader,
+    lead_id: int,
+    done: Annotated[str, Query(pattern="^(|accepted|rejected)$")] = "",
+) -> HTMLResponse:
+    return _lead_page(request, viewer, lead_id, done=done)
+
+
+@router.post("/leads/{lead_id}/feedback", include_in_schema=False)
+def lead_feedback(
+    request: Request,
+    viewer: FeedbackGiver,
+    lead_id: int,
+    decision: Annotated[str, Form(pattern="^(accepted|rejected)$")],
+    reason: Annotated[str, Form(max_length=63)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """A seller accepts or rejects (with a reason) the lead: its stage moves, the feedback is stored."""
+    store = state_of(request).store
+    with store.connect() as conn:
+        _view(conn, store, lead_id)
+        active = active_model(conn)
+    if active is None:
+        raise WebDenied(409, "No model is active, so the lead has no stage to move.")
+    stamp = now_ms()
+    try:
+        give_feedback(
+            store,
+            active.model,
+            lead_id,
+            decision,
+            reason=reason or None,
+            note=note.strip(),
+            by=viewer.email,
+            at_ms=stamp,
+            settings=LifecycleSettings(),
+            now_ms=stamp,
+        )
+    except (TransitionError, InputError) as exc:
+        return _lead_page(request, viewer, lead_id, status=409, feedback_error=str(exc))
+    target = safe_next(next) if next else f"/leads/{lead_id}"
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}done={decision}", status_code=303)

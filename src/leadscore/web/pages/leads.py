@@ -1,0 +1,182 @@
+"""Leads: the filterable, sortable list, the fit × engagement matrix, and the CSV export of a filter."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+
+from leadscore.api.leads import csv_safe
+from leadscore.api.state import state_of
+from leadscore.scoring.run import now_ms
+from leadscore.store import Store
+from leadscore.store.audit import audit
+from leadscore.web.data import leadlist
+from leadscore.web.data.leadlist import BANDS, GRADES, LEVELS, LeadFilter, Order, Sort
+from leadscore.web.render import page
+from leadscore.web.security import LeadsExporter, LeadsReader
+
+router = APIRouter()
+SOURCES_TTL_S = 60.0
+SCORE = r"^(|100(\.0+)?|\d{1,2}(\.\d+)?)$"  # 0–100 or empty
+_sources_cache: dict[int, tuple[float, list[str]]] = {}
+
+
+def lead_filter(
+    q: Annotated[str, Query(max_length=200)] = "",
+    band: Annotated[str, Query(pattern="^(|hot|warm|cold)$")] = "",
+    grade: Annotated[str, Query(pattern="^(|A|B|C|D)$")] = "",
+    level: Annotated[str, Query(pattern="^(|1|2|3|4)$")] = "",
+    # numbers as text: an empty form field ("") means no bound
+    min_score: Annotated[str, Query(pattern=SCORE)] = "",
+    max_score: Annotated[str, Query(pattern=SCORE)] = "",
+    source: Annotated[str, Query(max_length=200)] = "",
+    company: Annotated[str, Query(max_length=200)] = "",
+    stage: Annotated[str, Query(max_length=63)] = "",
+    owner: Annotated[str, Query(max_length=63)] = "",
+) -> LeadFilter:
+    low, high = (float(v) if v else None for v in (min_score, max_score))
+    return LeadFilter(
+        q.strip(),
+        band,
+        grade,
+        int(level) if level else None,
+        low,
+        high,
+        source,
+        company.strip(),
+        stage,
+        owner,
+    )
+
+
+Filter = Annotated[LeadFilter, Depends(lead_filter)]
+
+
+def _sources(store: Store) -> list[str]:
+    """Lead sources for the filter's choices; cached briefly (a GROUP BY over every lead)."""
+    hit = _sources_cache.get(id(store))
+    if hit and time.monotonic() - hit[0] < SOURCES_TTL_S:
+        return hit[1]
+    with store.connect() as conn:
+        found = leadlist.sources(conn)
+    _sources_cache[id(store)] = (time.monotonic(), found)
+    return found
+
+
+def _grid(counts: dict[tuple[str, int], int], f: LeadFilter) -> list[dict[str, Any]]:
+    rows = []
+    for grade in GRADES:
+        cells = []
+        for level in LEVELS:
+            params = f.params(grade=grade, level=level)
+            cells.append(
+                {
+                    "level": level,
+                    "count": counts.get((grade, level), 0),
+                    "href": "/leads?" + urlencode(params),
+                    "selected": f.grade == grade and f.level == level,
+                }
+            )
+        rows.append({"grade": grade, "cells": cells})
+    return rows
+
+
+@router.get("/", include_in_schema=False)
+def home(viewer: LeadsReader) -> RedirectResponse:
+    return RedirectResponse("/leads", status_code=303)
+
+
+@router.get("/leads", response_class=HTMLResponse, include_in_schema=False)
+def leads_page(
+    request: Request,
+    viewer: LeadsReader,
+    f: Filter,
+    sort: Sort = "score",
+    order: Order = "desc",
+    page_no: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    store = state_of(request).store
+    with store.connect() as conn:
+        result = leadlist.list_page(conn, f, sort, order, page_no)
+        counts = leadlist.matrix(conn, f)
+        stages, owners = leadlist.stages(conn), leadlist.owners(conn)
+    base = f.params()
+    context: dict[str, Any] = {
+        "f": f,
+        "sort": sort,
+        "order": order,
+        "result": result,
+        "grid": _grid(counts, f),
+        "sources": _sources(store),
+        "stages": stages,
+        "owners": owners,
+        "bands": BANDS,
+        "grades": GRADES,
+        "levels": LEVELS,
+        "query": urlencode({**base, "sort": sort, "order": order}),
+        "sort_links": {
+            col: urlencode(
+                {**base, "sort": col, "order": "asc" if sort == col and order == "desc" else "desc"}
+            )
+            for col in ("score", "fit", "engagement", "name", "company", "updated")
+        },
+        "page_link": lambda n: "/leads?" + urlencode({**base, "sort": sort, "order": order, "page": n}),
+    }
+    if request.headers.get("hx-request") != "true":
+        return page(request, viewer, "leads.html", **context)
+    response = page(request, viewer, "leads_results.html", **context)
+    # the address bar shows the filter without its empty fields, so it can be bookmarked and shared
+    response.headers["HX-Push-Url"] = f"/leads?{context['query']}"
+    return response
+
+
+@router.get("/leads/matrix", response_class=HTMLResponse, include_in_schema=False)
+def matrix_page(request: Request, viewer: LeadsReader, f: Filter) -> HTMLResponse:
+    with state_of(request).store.connect() as conn:
+        counts = leadlist.matrix(conn, f)
+    total = sum(counts.values())
+    return page(
+        request,
+        viewer,
+        "matrix.html",
+        f=f,
+        grid=_grid(counts, f),
+        levels=LEVELS,
+        total=total,
+        by_grade={g: sum(n for (gg, _), n in counts.items() if gg == g) for g in GRADES},
+        by_level={lv: sum(n for (_, ll), n in counts.items() if ll == lv) for lv in LEVELS},
+    )
+
+
+@router.get("/leads/export.csv", include_in_schema=False)
+def export_csv(
+    request: Request, viewer: LeadsExporter, f: Filter, sort: Sort = "score", order: Order = "desc"
+) -> StreamingResponse:
+    """Every lead matching the filter as CSV (formulas neutralised); the export is audited."""
+    store = state_of(request).store
+    stamp = now_ms()
+    with store.begin() as conn:
+        audit(conn, stamp, viewer.email, "leads.export", "leads", filter=f.params(), sort=sort, order=order)
+
+    def chunks() -> Iterator[bytes]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(leadlist.EXPORT_COLUMNS)
+        with store.connect() as conn:
+            for n, row in enumerate(leadlist.export_rows(conn, f, sort, order), 1):
+                writer.writerow([csv_safe(row[c]) for c in leadlist.EXPORT_COLUMNS])
+                if n % 1000 == 0:
+                    yield out.getvalue().encode()
+                    out.seek(0)
+                    out.truncate()
+        yield out.getvalue().encode()
+
+    headers = {"Content-Disposition": 'attachment; filename="leads.csv"'}
+    return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)

@@ -1,0 +1,180 @@
+"""Model: the active YAML, versions with diffs, validating a draft (positioned errors), publishing it."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from leadscore.api.state import state_of
+from leadscore.errors import ModelValidationError, NotFoundError, StoreError
+from leadscore.model import ScoringModel, dump_model, loads_model
+from leadscore.model.diff import rule_changes
+from leadscore.scoring.pipeline import publish
+from leadscore.scoring.run import model_of
+from leadscore.store.model_versions import ModelVersion, active_version, get_version, list_versions
+from leadscore.web.data import measure
+from leadscore.web.render import page
+from leadscore.web.security import ModelPublisher, ModelReader, ModelValidator, Viewer, WebDenied
+
+router = APIRouter()
+MAX_DRAFT = 512 * 1024
+DRAFT_LABEL = "draft.yaml"
+Draft = Annotated[str, Form(max_length=MAX_DRAFT)]
+
+
+def _active(conn: Any) -> ModelVersion | None:
+    try:
+        return active_version(conn)
+    except StoreError:
+        return None
+
+
+def _diff(old_label: str, old: ScoringModel, new_label: str, new: ScoringModel) -> dict[str, Any]:
+    lines = difflib.unified_diff(
+        dump_model(old).splitlines(), dump_model(new).splitlines(), old_label, new_label, lineterm=""
+    )
+    rendered = []
+    for line in lines:
+        kind = (
+            "meta"
+            if line.startswith(("---", "+++", "@@"))
+            else {"+": "add", "-": "del"}.get(line[:1], "same")
+        )
+        rendered.append({"kind": kind, "text": line})
+    return {"old": old_label, "new": new_label, "changes": rule_changes(old, new), "lines": rendered}
+
+
+def _check(draft: str) -> tuple[ScoringModel | None, list[dict[str, Any]]]:
+    try:
+        return loads_model(draft, DRAFT_LABEL), []
+    except ModelValidationError as exc:
+        return None, [
+            {"line": p.line, "column": p.column, "rule": p.rule, "field": p.field, "message": p.message}
+            for p in exc.problems
+        ]
+
+
+def _numbered(text: str, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    bad = {p["line"] for p in problems if p["line"]}
+    return [{"n": n, "text": t, "bad": n in bad} for n, t in enumerate(text.splitlines(), 1)]
+
+
+def _model_page(request: Request, viewer: Viewer, shown_id: int | None, **extra: Any) -> HTMLResponse:
+    with state_of(request).store.connect() as conn:
+        active = _active(conn)
+        versions = list_versions(conn)
+        published = extra.pop("published", None)
+        try:
+            shown = get_version(conn, shown_id) if shown_id is not None else active
+            just_published = get_version(conn, published) if published else None
+        except NotFoundError as exc:
+            raise WebDenied(404, str(exc)) from None
+    draft = extra.pop("draft", None)
+    return page(
+        request,
+        viewer,
+        "model.html",
+        active=active,
+        shown=shown,
+        shown_lines=_numbered(shown.yaml, []) if shown else [],
+        versions=list(reversed(versions)),
+        just_published=just_published,
+        draft=draft if draft is not None else (active.yaml if active else ""),
+        **extra,
+    )
+
+
+@router.get("/model", response_class=HTMLResponse, include_in_schema=False)
+def model_page(
+    request: Request,
+    viewer: ModelReader,
+    version: Annotated[int | None, Query(ge=1)] = None,
+    published: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    return _model_page(request, viewer, version, published=published)
+
+
+@router.get("/model/diff", response_class=HTMLResponse, include_in_schema=False)
+def model_diff(
+    request: Request, viewer: ModelReader, old: Annotated[int, Query(ge=1)], new: Annotated[int, Query(ge=1)]
+) -> HTMLResponse:
+    with state_of(request).store.connect() as conn:
+        try:
+            a, b = get_version(conn, old), get_version(conn, new)
+        except NotFoundError as exc:
+            raise WebDenied(404, str(exc)) from None
+    diff = _diff(a.label, model_of(a.yaml, a.label), b.label, model_of(b.yaml, b.label))
+    if request.headers.get("hx-request") == "true":
+        return page(request, viewer, "model_diff.html", diff=diff)
+    return _model_page(request, viewer, None, diff=diff)
+
+
+@router.post("/model/validate", response_class=HTMLResponse, include_in_schema=False)
+def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HTMLResponse:
+    """Every problem of a draft at once, with line and column; a valid draft is diffed against the active."""
+    model, problems = _check(draft)
+    result: dict[str, Any] = {
+        "ok": model is not None,
+        "problems": problems,
+        "lines": _numbered(draft, problems),
+    }
+    if model is not None:
+        result["summary"] = (
+            f"model '{model.model}', {len(model.fit)} fit and {len(model.engagement)} engagement rules"
+        )
+        with state_of(request).store.connect() as conn:
+            active = _active(conn)
+        if active is not None:
+            result["diff"] = _diff(active.label, model_of(active.yaml, active.label), DRAFT_LABEL, model)
+    if request.headers.get("hx-request") == "true":
+        return page(request, viewer, "model_check.html", check=result)
+    return _model_page(request, viewer, None, check=result, draft=draft)
+
+
+@router.post("/model/backtest", response_class=HTMLResponse, include_in_schema=False)
+def model_backtest(
+    request: Request,
+    viewer: ModelValidator,
+    draft: Draft,
+    outcome: Annotated[str, Form(pattern="^(opportunity|sql|won)$")] = "opportunity",
+) -> HTMLResponse:
+    """Replay the last weeks with the draft and with the active model: MQLs per week, precision, recall."""
+    model, problems = _check(draft)
+    store = state_of(request).store
+    result: dict[str, Any] = {
+        "ok": model is not None,
+        "problems": problems,
+        "lines": _numbered(draft, problems),
+    }
+    if model is not None:
+        with store.connect() as conn:
+            active = _active(conn)
+        baseline = (active.label, model_of(active.yaml, active.label)) if active else None
+        try:
+            result["backtest"] = measure.backtest_draft(store, (DRAFT_LABEL, model), baseline, outcome)
+        except ValueError as exc:
+            result["backtest_problem"] = str(exc)
+        result["summary"] = (
+            f"model '{model.model}', {len(model.fit)} fit and {len(model.engagement)} engagement rules"
+        )
+    if request.headers.get("hx-request") == "true":
+        return page(request, viewer, "model_check.html", check=result)
+    return _model_page(request, viewer, None, check=result, draft=draft)
+
+
+@router.post("/model/publish", include_in_schema=False)
+def model_publish(
+    request: Request, viewer: ModelPublisher, draft: Draft, note: Annotated[str, Form(max_length=500)] = ""
+) -> Response:
+    """Publish a valid draft as the next version and rescore every lead (audited by ``publish``)."""
+    model, problems = _check(draft)
+    if model is None:
+        check = {"ok": False, "problems": problems, "lines": _numbered(draft, problems)}
+        response = _model_page(request, viewer, None, check=check, draft=draft)
+        response.status_code = 422
+        return response
+    version, _ = publish(state_of(request).store, model, note=note, actor=viewer.email)
+    return RedirectResponse(f"/model?published={version.id}", status_code=303)

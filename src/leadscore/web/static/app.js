@@ -1,0 +1,154 @@
+// leadscore dashboard charts: drawn with the vendored Chart.js from JSON the server put in the page
+// (a <script type="application/json"> data block, which never executes). No inline scripts anywhere.
+"use strict";
+
+(function () {
+  const INK = "#1b1f24", MUTED = "#57606a", ACCENT = "#0a5cc2", FIT = "#8a5300", ENG = "#24527a";
+
+  function day(ms) {
+    return new Date(ms).toISOString().slice(0, 10);
+  }
+
+  function data(canvas) {
+    const el = document.getElementById(canvas.dataset.source);
+    return el ? JSON.parse(el.textContent) : null;
+  }
+
+  // horizontal threshold lines and text labels for the annotated points: readable without colour
+  const annotations = {
+    id: "leadscoreAnnotations",
+    afterDatasetsDraw(chart, _args, opts) {
+      const { ctx, chartArea, scales } = chart;
+      ctx.save();
+      ctx.font = "12px system-ui, sans-serif";
+      for (const line of opts.lines || []) {
+        const y = scales.y.getPixelForValue(line.value);
+        ctx.strokeStyle = MUTED;
+        ctx.setLineDash([2, 4]);
+        ctx.beginPath();
+        ctx.moveTo(chartArea.left, y);
+        ctx.lineTo(chartArea.right, y);
+        ctx.stroke();
+        ctx.fillStyle = MUTED;
+        ctx.fillText(line.label, chartArea.left + 4, y - 4);
+      }
+      ctx.setLineDash([]);
+      let lastRight = -Infinity;
+      for (const note of opts.notes || []) {
+        const x = scales.x.getPixelForValue(note.x), y = scales.y.getPixelForValue(note.y);
+        const text = note.text;
+        const width = ctx.measureText(text).width;
+        const left = Math.min(Math.max(x - width / 2, chartArea.left), chartArea.right - width);
+        const above = left < lastRight ? 34 : 16; // stagger labels that would overlap
+        ctx.fillStyle = "rgba(255,255,255,0.85)";
+        ctx.fillRect(left - 2, y - above - 11, width + 4, 15);
+        ctx.fillStyle = INK;
+        ctx.fillText(text, left, y - above);
+        lastRight = left + width + 6;
+      }
+      ctx.restore();
+    },
+  };
+
+  function journey(canvas) {
+    const d = data(canvas);
+    if (!d || !d.points.length) return;
+    const pts = (key) => d.points.map((p) => ({ x: p.t, y: p[key] }));
+    const moved = d.points.filter((p) => p.moved);
+    const biggest = moved.slice().sort((a, b) => Math.abs(b.delta) - Math.abs(a.delta)).slice(0, 8);
+    biggest.sort((a, b) => a.t - b.t);
+    const notes = biggest.map((p) => ({
+      x: p.t,
+      y: p.score,
+      text: (p.delta > 0 ? "+" : "−") + Math.abs(p.delta).toFixed(1) + " " + (p.events[0] || ""),
+    }));
+    const lines = [];
+    if (d.bands.hot !== undefined) lines.push({ value: d.bands.hot, label: "hot ≥ " + d.bands.hot });
+    if (d.bands.warm !== undefined) lines.push({ value: d.bands.warm, label: "warm ≥ " + d.bands.warm });
+    new window.Chart(canvas, {
+      type: "line",
+      data: {
+        datasets: [
+          { label: "Score", data: pts("score"), borderColor: ACCENT, backgroundColor: ACCENT, borderWidth: 3,
+            pointStyle: d.points.map((p) => (p.moved ? "star" : "circle")),
+            pointRadius: d.points.map((p) => (p.moved ? 7 : 2)) },
+          { label: "Fit", data: pts("fit"), borderColor: FIT, backgroundColor: FIT, borderDash: [8, 4],
+            pointStyle: "triangle", pointRadius: 2, borderWidth: 1.5 },
+          { label: "Engagement", data: pts("engagement"), borderColor: ENG, backgroundColor: ENG,
+            borderDash: [2, 3], pointStyle: "rect", pointRadius: 2, borderWidth: 1.5 },
+        ],
+      },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        parsing: false,
+        scales: {
+          x: { type: "linear", ticks: { callback: (v) => day(v), maxTicksLimit: 8 } },
+          y: { min: 0, max: 100, title: { display: true, text: "score (0–100)" } },
+        },
+        plugins: {
+          legend: { labels: { usePointStyle: true } },
+          tooltip: {
+            callbacks: {
+              title: (items) => day(items[0].parsed.x),
+              afterBody: (items) => {
+                const p = d.points[items[0].dataIndex];
+                return p && p.events.length ? p.events : [];
+              },
+            },
+          },
+          leadscoreAnnotations: { lines, notes },
+        },
+      },
+      plugins: [annotations],
+    });
+  }
+
+  // generic charts: {"type": "line"|"bar", "x": [...], "series": [{"label", "values", "style"}], "y": {...}}
+  const STYLES = [
+    { borderColor: ACCENT, backgroundColor: ACCENT, pointStyle: "circle", borderDash: [] },
+    { borderColor: FIT, backgroundColor: FIT, pointStyle: "triangle", borderDash: [8, 4] },
+    { borderColor: ENG, backgroundColor: ENG, pointStyle: "rect", borderDash: [2, 3] },
+    { borderColor: INK, backgroundColor: INK, pointStyle: "crossRot", borderDash: [12, 3, 2, 3] },
+    { borderColor: MUTED, backgroundColor: MUTED, pointStyle: "rectRot", borderDash: [4, 4] },
+  ];
+
+  function series(canvas) {
+    const d = data(canvas);
+    if (!d) return;
+    const bar = d.type === "bar";
+    new window.Chart(canvas, {
+      type: d.type || "line",
+      data: {
+        labels: d.x,
+        datasets: d.series.map((s, i) => {
+          const st = STYLES[i % STYLES.length];
+          return Object.assign({ label: s.label, data: s.values, borderWidth: bar ? 1 : 2.5, pointRadius: 4 }, st,
+            bar ? { backgroundColor: st.borderColor + (i % 2 ? "66" : "cc"), borderDash: [] } : {});
+        }),
+      },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        scales: {
+          x: { title: { display: !!d.xTitle, text: d.xTitle || "" } },
+          y: Object.assign({ beginAtZero: true, title: { display: !!d.yTitle, text: d.yTitle || "" } }, d.y || {}),
+        },
+        plugins: { legend: { labels: { usePointStyle: true } } },
+      },
+    });
+  }
+
+  function draw(root) {
+    if (!window.Chart) return;
+    for (const canvas of root.querySelectorAll("canvas[data-chart]")) {
+      if (canvas.dataset.drawn) continue;
+      canvas.dataset.drawn = "1";
+      if (canvas.dataset.chart === "journey") journey(canvas);
+      else series(canvas);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => draw(document));
+  document.addEventListener("htmx:afterSettle", (e) => draw(e.target));
+})();

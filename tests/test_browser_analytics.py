@@ -1,0 +1,295 @@
+"""The official browser library, @segment/analytics-next (vendored in tests/browser/vendor/), in real
+headless Chromium, with its settings and API host pointing at leadscore: the page, identify and track
+calls of an anonymous visitor who then identifies herself arrive as text/plain bodies across origins
+(CORS), are stored, and move her score. No request leaves 127.0.0.1.
+
+Skipped only when Chromium cannot run here (install it with ``apt-get install chromium chromium-driver``;
+Playwright drives the system Chromium and never downloads a browser of its own).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from sqlalchemy import func, select
+
+from leadscore.api import create_app
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import publish
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.keys import create_key
+from leadscore.store.results import read_crossings, read_current
+from leadscore.store.schema import events, inbox, leads
+from live_server import serving
+
+MODEL = """
+model: browser
+engagement:
+  - id: pricing
+    name: Pricing page
+    event: {type: page}
+    where: {property: path, prefix: /pricing}
+    points: 30
+  - id: demo
+    name: Demo request
+    event: {type: track, name: Demo Requested}
+    points: 50
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""
+PAGES = Path(__file__).parent / "browser"
+BUNDLE = "analytics-next-1.84.3.umd.js"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium chromium-driver")
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=30_000
+            )
+        except PlaywrightError as exc:
+            pytest.skip(f"Chromium at {CHROMIUM} cannot run here: {exc.message.splitlines()[0]}")
+        yield browser
+        browser.close()
+
+
+class _PageHandler(BaseHTTPRequestHandler):
+    """The customer's website: the pricing page and the vendored library, nothing else."""
+
+    files: ClassVar[dict[str, tuple[Path, str]]] = {
+        "/pricing": (PAGES / "pricing.html", "text/html; charset=utf-8"),
+        f"/vendor/{BUNDLE}": (PAGES / "vendor" / BUNDLE, "text/javascript; charset=utf-8"),
+    }
+
+    def do_GET(self) -> None:
+        found = self.files.get(self.path)
+        if found is None:
+            self.send_error(404)
+            return
+        body = found[0].read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", found[1])
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+@contextmanager
+def website() -> Iterator[int]:
+    """Serve the website on a free loopback port (another origin than leadscore); yields the port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@dataclass
+class Site:
+    page_port: int
+    api: str
+    write_key: str
+    store: Store
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.page_port}"
+
+
+@pytest.fixture
+def site(store: Store) -> Iterator[Site]:
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "website", 0)
+    with website() as port:
+        settings = Settings(
+            database_url="unused", processor_idle_s=0.05, cors_origins=[f"http://127.0.0.1:{port}"]
+        )
+        with serving(create_app(settings, store=store)) as api:
+            yield Site(port, api, write, store)
+
+
+@dataclass
+class Traffic:
+    """What a page did on the network, and the script errors it raised."""
+
+    requests: list[Request] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def sent(self) -> list[tuple[str, str, dict[str, str]]]:
+        """(method, url, headers as sent, including Origin) of every request so far."""
+        return [(r.method, r.url, r.all_headers()) for r in self.requests]
+
+
+@contextmanager
+def browsing(chromium: Browser) -> Iterator[tuple[Page, Traffic]]:
+    """A fresh browser context (no cookies or storage); yields a page and its traffic."""
+    context = chromium.new_context()
+    page = context.new_page()
+    traffic = Traffic()
+    page.on("request", lambda request: traffic.requests.append(request))
+    page.on("requestfailed", lambda request: traffic.failed.append(request.url))
+    page.on("pageerror", lambda exc: traffic.errors.append(str(exc)))
+    try:
+        yield page, traffic
+    finally:
+        context.close()
+
+
+def _lead(store: Store, email: str) -> int | None:
+    with store.connect() as conn:
+        return conn.execute(select(leads.c.id).where(leads.c.email == email)).scalar()
+
+
+def _score(store: Store, email: str) -> float | None:
+    lead_id = _lead(store, email)
+    if lead_id is None:
+        return None
+    with store.connect() as conn:
+        current, _ = read_current(conn, lead_id)
+    return current["score"] if current else None
+
+
+def _stored(store: Store) -> list[dict[str, Any]]:
+    with store.connect() as conn:
+        return [dict(r) for r in conn.execute(select(events).order_by(events.c.id)).mappings()]
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["standard", "batching"])
+def test_analytics_next_in_chromium_moves_the_score(chromium: Browser, site: Site, batching: bool) -> None:
+    store = site.store
+    with browsing(chromium) as (page, traffic):
+        page.goto(f"{site.origin}/pricing")
+        anonymous_id = page.evaluate(
+            "([k, u, b]) => loadAnalytics(k, u, b)", [site.write_key, site.api, batching]
+        )
+        assert anonymous_id
+
+        # an anonymous visitor views the pricing page: stored, but no lead to score yet
+        page.evaluate("() => analytics.page()")
+        wait_until(lambda: any(e["type"] == "page" for e in _stored(store)))
+        assert _score(store, "ada@example.com") is None
+
+        # she identifies herself: her earlier anonymous page view now counts for her (30 points)
+        page.evaluate("() => analytics.identify('ada', {email: 'ada@example.com', firstName: 'Ada'})")
+        assert wait_until(lambda: _score(store, "ada@example.com") == 30)
+
+        # she requests a demo: 30 + 50 = 80, band hot
+        page.evaluate("() => analytics.track('Demo Requested', {plan: 'team'})")
+        assert wait_until(lambda: _score(store, "ada@example.com") == 80)
+        assert not traffic.errors and not traffic.failed, (traffic.errors, traffic.failed)
+        sent = traffic.sent()
+
+    stored = _stored(store)
+    assert [e["type"] for e in stored] == ["page", "identify", "track"]
+    page_view, identify, track = stored
+    assert page_view["path"] == "/pricing" and page_view["user_id"] is None
+    assert page_view["anonymous_id"] == identify["anonymous_id"] == track["anonymous_id"] == anonymous_id
+    assert page_view["url"] == f"{site.origin}/pricing"
+    assert identify["user_id"] == track["user_id"] == "ada"
+    assert identify["context"]["traits"]["email"] == "ada@example.com"
+    assert track["name"] == "Demo Requested" and track["properties"] == {"plan": "team"}
+    assert all(e["message_id"].startswith("ajs-next-") for e in stored)
+
+    lead_id = _lead(store, "ada@example.com")
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 0
+        bands = [c["to_value"] for c in read_crossings(conn, lead_id) if c["kind"] == "band"]
+    assert bands == ["warm", "hot"]
+
+    # every request went to the website or to leadscore; the events as cross-origin text/plain bodies
+    api = urlsplit(site.api).netloc
+    assert {urlsplit(url).netloc for _, url, _ in sent} == {f"127.0.0.1:{site.page_port}", api}
+    to_api = [
+        (method, urlsplit(url).path, headers) for method, url, headers in sent if urlsplit(url).netloc == api
+    ]
+    assert to_api[0][:2] == ("GET", f"/v1/projects/{site.write_key}/settings")
+    posts = to_api[1:]
+    if batching:
+        assert posts and {path for _, path, _ in posts} == {"/v1/b"}
+    else:
+        assert [path for _, path, _ in posts] == ["/v1/p", "/v1/i", "/v1/t"]
+    for method, _, headers in posts:
+        assert method == "POST" and headers["content-type"] == "text/plain"
+        assert headers["origin"] == site.origin and headers["authorization"].startswith("Basic ")
+
+
+def test_origin_not_configured_cannot_load_or_send(chromium: Browser, site: Site) -> None:
+    """``localhost`` is another origin than the configured ``127.0.0.1``: CORS stops the library there."""
+    with browsing(chromium) as (page, traffic):
+        page.goto(f"http://localhost:{site.page_port}/pricing")
+        outcome = page.evaluate(
+            "([k, u]) => loadAnalytics(k, u, false).then(() => 'loaded', (e) => 'failed: ' + e)",
+            [site.write_key, site.api],
+        )
+        assert outcome.startswith("failed")
+        # even with the settings given inline, the preflight of the event request is refused, so the
+        # request itself is never sent
+        settings = httpx.get(f"{site.api}/v1/projects/{site.write_key}/settings").json()
+        with page.expect_event(
+            "requestfailed", lambda r: r.url == f"{site.api}/v1/t", timeout=10_000
+        ) as failure:
+            page.evaluate(
+                """async ([k, settings]) => {
+                    const [analytics] = await AnalyticsNext.AnalyticsBrowser.load({writeKey: k, cdnSettings: settings});
+                    analytics.track('Demo Requested');
+                }""",
+                [site.write_key, settings],
+            )
+        assert failure.value.failure
+        assert f"{site.api}/v1/projects/{site.write_key}/settings" in traffic.failed
+    assert _stored(site.store) == []
+
+
+def test_settings_refuse_unknown_write_keys(site: Site) -> None:
+    r = httpx.get(f"{site.api}/v1/projects/lsw_unknown/settings")
+    assert r.status_code == 404 and r.json()["ok"] is False
+    body = httpx.get(f"{site.api}/v1/projects/{site.write_key}/settings").json()
+    segment = body["integrations"]["Segment.io"]
+    assert segment == {
+        "apiKey": site.write_key,
+        "apiHost": f"{urlsplit(site.api).netloc}/v1",
+        "protocol": "http",
+    }
+    assert body["metrics"]["sampleRate"] == 0

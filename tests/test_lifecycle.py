@@ -1,0 +1,310 @@
+"""The lifecycle on both engines: stage machine with hysteresis, recycling, feedback, assignment
+fairness and territories, stage history as of any time, delivery through a failing webhook receiver,
+and re-scoring that never repeats a notification."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from leadscore.lifecycle.feedback import TransitionError, give_feedback, record_outcome
+from leadscore.lifecycle.runner import run_round
+from leadscore.scoring.pipeline import publish, rescore_all
+from leadscore.store import Store
+from leadscore.store.lifecycle_tables import list_assignments, read_feedback, read_stage_history, stage_as_of
+from leadscore.store.outbox import read_outbox
+from leadscore.store.people import find_lead
+from leadscore.store.schema import outcomes
+from lifecycle_model import DAY, HOOK_ENV, HOUR, T0, model, person, points, send, settings
+from receivers import smtp_server, wait_for, webhook_receiver
+
+
+def lead(store: Store, user: str) -> int:
+    with store.connect() as conn:
+        found = find_lead(conn, external_id=user)
+    assert found is not None
+    return found
+
+
+def stages(store: Store, user: str) -> list[str]:
+    with store.connect() as conn:
+        return [h["to_stage"] for h in read_stage_history(conn, lead(store, user))]
+
+
+def round_(store: Store, now: int, **kw: Any) -> Any:
+    return run_round(store, settings(), now_ms=now, deliver=False, **kw)
+
+
+@pytest.fixture
+def lc_store(store: Store) -> Store:
+    publish(store, model())
+    return store
+
+
+def test_mql_needs_score_and_fit_grade(lc_store: Store) -> None:
+    send(lc_store, [person("ann"), person("bob", title="Student"), *points("ann", 65), *points("bob", 80)])
+    round_(lc_store, T0 + DAY)
+    assert stages(lc_store, "ann") == ["lead", "mql"]  # score 65, grade B (fit 60)
+    assert stages(lc_store, "bob") == ["lead"]  # score 80, but grade D: not for sales
+
+
+def test_hysteresis_keeps_a_hovering_lead_in_place(lc_store: Store) -> None:
+    send(lc_store, [person("ann"), *points("ann", 58)])
+    path = [58]
+    for delta in (+3, -3, -1, +4, -7, +7):  # 61 58 57 61 54 61
+        send(lc_store, points("ann", delta))
+        path.append(path[-1] + delta)
+        round_(lc_store, T0 + DAY)
+    assert path == [58, 61, 58, 57, 61, 54, 61]
+    # enters at 61, stays at 58/57 (above 60 − 5), falls back only at 54, re-enters at 61
+    assert stages(lc_store, "ann") == ["lead", "mql", "lead", "mql"]
+
+
+def test_recycled_after_30_days_without_activity(lc_store: Store) -> None:
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    round_(lc_store, T0 + 30 * DAY)  # entered at T0 + 1 day: 29 days of quiet
+    assert stages(lc_store, "ann")[-1] == "mql"
+    round_(lc_store, T0 + 31 * DAY + HOUR)
+    with lc_store.connect() as conn:
+        history = read_stage_history(conn, lead(lc_store, "ann"))
+    assert [h["to_stage"] for h in history] == ["lead", "mql", "recycled"]
+    assert history[-1]["cause"] == "timer" and history[-1]["cause_ref"] == "no activity for 30d"
+
+
+def test_feedback_accept_and_reject(lc_store: Store) -> None:
+    send(lc_store, [person("ann"), person("bob"), *points("ann", 70), *points("bob", 70)])
+    round_(lc_store, T0 + DAY)
+    model_ = model()
+    ann, bob = lead(lc_store, "ann"), lead(lc_store, "bob")
+    move = give_feedback(
+        lc_store,
+        model_,
+        ann,
+        "accepted",
+        reason=None,
+        note="",
+        by="lena",
+        at_ms=T0 + 2 * DAY,
+        settings=settings(),
+        now_ms=T0 + 2 * DAY,
+    )
+    assert (move.from_stage, move.to_stage) == ("mql", "sql")
+    with pytest.raises(Exception, match="rejection needs a reason"):
+        give_feedback(
+            lc_store,
+            model_,
+            bob,
+            "rejected",
+            reason="meh",
+            note="",
+            by="paul",
+            at_ms=T0,
+            settings=settings(),
+            now_ms=T0,
+        )
+    give_feedback(
+        lc_store,
+        model_,
+        bob,
+        "rejected",
+        reason="no_budget",
+        note="next year",
+        by="paul",
+        at_ms=T0 + 2 * DAY,
+        settings=settings(),
+        now_ms=T0 + 2 * DAY,
+    )
+    assert stages(lc_store, "bob") == ["lead", "mql", "recycled"]
+    with pytest.raises(TransitionError, match="no transition on 'accepted'"):
+        give_feedback(
+            lc_store,
+            model_,
+            bob,
+            "accepted",
+            reason=None,
+            note="",
+            by="paul",
+            at_ms=T0,
+            settings=settings(),
+            now_ms=T0,
+        )
+    with lc_store.connect() as conn:
+        fb = read_feedback(conn)
+        kinds = sorted((r.lead_id, r.kind, r.reason) for r in conn.execute(select(outcomes)).all())
+        assigned = {a["lead_id"]: a for a in list_assignments(conn)}
+    assert [(f["lead_id"], f["decision"], f["reason"]) for f in fb] == [
+        (ann, "accepted", None),
+        (bob, "rejected", "no_budget"),
+    ]
+    assert kinds == sorted([(ann, "sql", None), (bob, "disqualified", "no_budget")])
+    assert assigned[ann]["touched_ms"] == T0 + 2 * DAY
+    # an outcome moves the stage once; importing it again changes nothing
+    assert record_outcome(
+        lc_store,
+        model_,
+        ann,
+        "won",
+        at_ms=T0 + 9 * DAY,
+        amount=12000,
+        reason=None,
+        source="csv",
+        settings=settings(),
+        now_ms=T0 + 9 * DAY,
+    )[0]
+    assert not record_outcome(
+        lc_store,
+        model_,
+        ann,
+        "won",
+        at_ms=T0 + 9 * DAY,
+        amount=12000,
+        reason=None,
+        source="csv",
+        settings=settings(),
+        now_ms=T0 + 9 * DAY,
+    )[0]
+    assert stages(lc_store, "ann") == ["lead", "mql", "sql", "customer"]
+
+
+def test_assignment_round_robin_territories_and_account_owner(lc_store: Store) -> None:
+    users = [f"u{i:02d}" for i in range(31)]
+    raws = [person(u, country="se" if i < 10 else "de") for i, u in enumerate(users)]
+    raws += [person("acct1", domain="acme.example"), person("acct2", domain="acme.example", country="se")]
+    raws += [
+        {
+            "type": "group",
+            "userId": "acct1",
+            "groupId": "acme",
+            "messageId": "g1",
+            "traits": {"name": "Acme", "domain": "acme.example"},
+        }
+    ]
+    raws += [e for u in [*users, "acct1"] for e in points(u, 61)]
+    send(lc_store, raws)
+    round_(lc_store, T0 + DAY)
+    send(lc_store, points("acct2", 61))  # a second contact at the same account, later, from another territory
+    round_(lc_store, T0 + DAY)
+    with lc_store.connect() as conn:
+        rows = {a["lead_id"]: a for a in list_assignments(conn)}
+    assert len(rows) == 33
+    nordic = Counter(rows[lead(lc_store, u)]["seller"] for u in users[:10])
+    emea = Counter(rows[lead(lc_store, u)]["seller"] for u in users[10:])
+    assert set(nordic) == {"erik", "sara"} and max(nordic.values()) - min(nordic.values()) <= 1
+    assert set(emea) == {"lena", "paul", "ines"} and max(emea.values()) - min(emea.values()) <= 1
+    assert {rows[lead(lc_store, u)]["team"] for u in users[:10]} == {"nordics"}
+    # acct2 is Swedish (territory: nordics) but its account is owned by acct1's seller in EMEA
+    first, second = rows[lead(lc_store, "acct1")], rows[lead(lc_store, "acct2")]
+    assert first["team"] == "emea" and first["reason"] == "default"
+    assert (second["seller"], second["reason"]) == (first["seller"], "account_owner")
+
+
+def test_stage_as_of_any_time(lc_store: Store) -> None:
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    give_feedback(
+        lc_store,
+        model(),
+        lead(lc_store, "ann"),
+        "accepted",
+        reason=None,
+        note="",
+        by="x",
+        at_ms=T0 + 3 * DAY,
+        settings=settings(),
+        now_ms=T0 + 3 * DAY,
+    )
+    with lc_store.connect() as conn:
+        ann = lead(lc_store, "ann")
+        at = {
+            t: (stage_as_of(conn, ann, t) or {}).get("to_stage")
+            for t in (T0 + DAY - 1, T0 + DAY, T0 + 2 * DAY, T0 + 3 * DAY)
+        }
+    assert at[T0 + DAY] == "mql" and at[T0 + 2 * DAY] == "mql" and at[T0 + 3 * DAY] == "sql"
+    assert at[T0 + DAY - 1] is None  # a lead's first stage starts when it is first evaluated
+
+
+def test_rescoring_repeats_nothing_and_delivery_survives_a_failing_receiver(
+    lc_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with webhook_receiver() as receiver, smtp_server() as (mailbox, port):
+        monkeypatch.setenv(HOOK_ENV, receiver.url)
+        cfg = settings(smtp_port=port)
+        send(lc_store, [person("ann"), person("bob", country="se"), *points("ann", 75), *points("bob", 62)])
+        run_round(lc_store, cfg, now_ms=T0 + DAY, deliver=False)
+        with lc_store.connect() as conn:
+            queued = {o["key"] for o in read_outbox(conn)}
+        # manager alerts and seller mails for both, ann's hot crossing, ann entering the hot segment
+        assert len(queued) == 6
+        receiver.hooks.fail_next = 3
+        run_round(lc_store, cfg, now_ms=T0 + DAY)  # webhooks fail (500) and are retried later
+        receiver.down()
+        run_round(lc_store, cfg, now_ms=T0 + DAY + 1000)  # receiver down: connection refused
+        rescore_all(lc_store)  # re-scoring the same history
+        publish(lc_store, model())  # republishing the same model
+        send(lc_store, [person("ann"), person("bob", country="se")])  # same traits again
+        receiver.up()
+        for i in range(2, 8):
+            run_round(lc_store, cfg, now_ms=T0 + DAY + i * 60_000)
+        with lc_store.connect() as conn:
+            rows = read_outbox(conn)
+        assert {r["key"] for r in rows} == queued
+        assert all(r["status"] == "sent" for r in rows), [
+            (r["key"], r["status"], r["last_error"]) for r in rows
+        ]
+        hooks = receiver.hooks
+        assert hooks.bad_signatures == 0
+        assert set(hooks.processed) == {k for k in queued if not k.startswith("seller_mail")}
+        assert len(hooks.attempts) > len(hooks.processed)  # there were failed attempts
+        assert sorted(m["To"] for m in mailbox.messages) == ["erik@vendor.example", "lena@vendor.example"]
+        slack = [v["body"]["text"] for k, v in hooks.processed.items() if k.startswith("manager_alert")]
+        assert sorted(slack) == ["New MQL Ann for Lena Vogt", "New MQL Bob for Erik Holm"]
+        assert "Showed interest" in wait_for(lambda: mailbox.to("lena@vendor.example"))[0].get_payload()
+
+
+def test_sla_escalation_once_and_consent(lc_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    with smtp_server() as (mailbox, port):
+        monkeypatch.setenv(HOOK_ENV, "http://127.0.0.1:9/unused")
+        cfg = settings(smtp_port=port)
+        send(
+            lc_store,
+            [person("ann"), person("bob", unsubscribed=True), *points("ann", 70), *points("bob", 70)],
+        )
+        run_round(lc_store, cfg, now_ms=T0 + DAY, deliver=False)
+        run_round(lc_store, cfg, now_ms=T0 + DAY + 5 * HOUR, deliver=False)
+        run_round(lc_store, cfg, now_ms=T0 + DAY + 6 * HOUR, deliver=False)
+        with lc_store.connect() as conn:
+            escalations = [o for o in read_outbox(conn) if o["action"] == "escalate"]
+        assert sorted(o["target"] for o in escalations) == ["tom@vendor.example", "tom@vendor.example"]
+        for user in ("ann", "bob"):
+            give_feedback(
+                lc_store,
+                model(),
+                lead(lc_store, user),
+                "rejected",
+                reason="bad_timing",
+                note="",
+                by="t",
+                at_ms=T0 + 2 * DAY,
+                settings=cfg,
+                now_ms=T0 + 2 * DAY,
+            )
+        with lc_store.connect() as conn:
+            nurture = {o["lead_id"]: o for o in read_outbox(conn) if o["action"] == "nurture_mail"}
+        assert len(nurture) == 2
+        from leadscore.lifecycle.outbox import deliver_due
+
+        stats = deliver_due(lc_store, cfg, model().lifecycle, T0 + 2 * DAY)
+        with lc_store.connect() as conn:
+            after = {o["lead_id"]: o for o in read_outbox(conn) if o["action"] == "nurture_mail"}
+        assert after[lead(lc_store, "bob")]["status"] == "skipped"
+        assert after[lead(lc_store, "bob")]["last_error"] == "attribute unsubscribed is true"
+        assert after[lead(lc_store, "ann")]["status"] == "sent"
+        ann_mail = mailbox.to("ann@ann.example")[0]
+        assert ann_mail["List-Unsubscribe"].startswith(
+            "<http://127.0.0.1:8000/v1/unsubscribe?email=ann%40ann.example&token="
+        )
+        assert stats.skipped == 1

@@ -1,0 +1,103 @@
+"""Reports on a tiny data set, computed by hand (weeks start on Monday; T0 = Wednesday 2024-05-01)."""
+
+from __future__ import annotations
+
+from leadscore.lifecycle import reports
+from leadscore.lifecycle.feedback import give_feedback
+from leadscore.lifecycle.runner import run_round
+from leadscore.scoring.pipeline import publish
+from leadscore.store import Store
+from leadscore.store.people import find_lead
+from lifecycle_model import DAY, T0, model, person, points, send, settings
+
+
+def test_reports_by_hand(store: Store) -> None:
+    publish(store, model())
+    send(store, [person("ann", lead_source="webinar"), person("bob", lead_source="webinar")])
+    send(store, [person("cat", lead_source="ads"), person("dan", lead_source="ads")])
+    send(store, [*points("ann", 70), *points("bob", 70), *points("cat", 10)])
+    run_round(store, settings(), now_ms=T0 + DAY, deliver=False)  # ann, bob → mql (Thu 2 May)
+    with store.connect() as conn:
+        ids = {u: find_lead(conn, external_id=u) for u in ("ann", "bob", "cat", "dan")}
+    give_feedback(
+        store,
+        model(),
+        ids["bob"],
+        "rejected",
+        reason="no_budget",
+        note="",
+        by="lena",
+        at_ms=T0 + 2 * DAY,
+        settings=settings(),
+        now_ms=T0 + 2 * DAY,
+    )
+    give_feedback(
+        store,
+        model(),
+        ids["ann"],
+        "accepted",
+        reason=None,
+        note="",
+        by="lena",
+        at_ms=T0 + 3 * DAY,
+        settings=settings(),
+        now_ms=T0 + 3 * DAY,
+    )
+    send(store, points("dan", 65, at=T0 + 7 * DAY))
+    run_round(store, settings(), now_ms=T0 + 8 * DAY, deliver=False)  # dan → mql (Thu 9 May)
+    lifecycle = model().lifecycle
+    assert lifecycle is not None
+    now = T0 + 10 * DAY
+    with store.connect() as conn:
+        funnel = reports.funnel(conn, lifecycle)
+        by_source = reports.funnel(conn, lifecycle, by="lead_source")
+        times = {r["stage"]: r for r in reports.time_in_stage(conn, lifecycle, now)}
+        acceptance = reports.acceptance(conn)
+        warmer = reports.getting_warmer(conn, now, days=7)
+        nurtured = reports.nurtured(conn, lifecycle)
+        handoff = reports.ready_for_handoff(conn, lifecycle)
+    counts = {(r["week"], r["stage"]): r["entered"] for r in funnel["counts"]}
+    assert counts == {
+        ("2024-04-29", "lead"): 4,
+        ("2024-04-29", "mql"): 2,
+        ("2024-04-29", "sql"): 1,
+        ("2024-05-06", "mql"): 1,
+    }
+    conversion = {(r["week"], r["from"]): (r["entered"], r["converted"]) for r in funnel["conversion"]}
+    # of the 4 leads that entered 'lead' that week, ann, bob and dan (a week later) reached mql
+    assert conversion == {
+        ("2024-04-29", "lead"): (4, 3),
+        ("2024-04-29", "mql"): (2, 1),
+        ("2024-04-29", "sql"): (1, 0),
+        ("2024-05-06", "mql"): (1, 0),
+    }
+    rates = {(r["group"], r["from"]): r["rate"] for r in by_source["conversion"] if r["week"] == "2024-04-29"}
+    assert (
+        rates[("webinar", "lead")] == 1.0
+        and rates[("ads", "lead")] == 0.5
+        and rates[("webinar", "mql")] == 0.5
+    )
+    # lead: ann and bob left it at once (0 h), dan after 7 days (168 h); mql: ann 48 h, bob 24 h
+    assert (times["lead"]["completed"], times["lead"]["mean_hours"], times["lead"]["median_hours"]) == (
+        3,
+        56.0,
+        0.0,
+    )
+    assert (times["mql"]["completed"], times["mql"]["mean_hours"]) == (2, 36.0)
+    assert {s: times[s]["current"] for s in ("lead", "mql", "sql", "recycled")} == {
+        "lead": 1,
+        "mql": 1,
+        "sql": 1,
+        "recycled": 1,
+    }
+    assert times["sql"]["current_mean_hours"] == 7 * 24
+    assert acceptance == {
+        "accepted": 1,
+        "rejected": 1,
+        "acceptance_rate": 0.5,
+        "reasons": [{"reason": "no_budget", "count": 1}],
+    }
+    # 7 days before now (T0 + 3 days) dan had 0 points; now 65. ann, bob and cat have not moved.
+    assert [(r["lead_id"], r["score_then"], r["increase"]) for r in warmer] == [(ids["dan"], 0.0, 65.0)]
+    assert [r["lead_id"] for r in nurtured] == [ids["bob"], ids["cat"]]  # recycled 70, lead 10
+    assert [(r["lead_id"], r["team"]) for r in handoff] == [(ids["dan"], "emea")]
