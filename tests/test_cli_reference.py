@@ -13,9 +13,23 @@ REGENERATE = "typer leadscore.cli.main utils docs --name leadscore --title 'lead
 def test_cli_reference_is_current(tmp_path: Path) -> None:
     out = tmp_path / "cli.md"
     subprocess.run(
-        [sys.executable, "-m", "typer", "leadscore.cli.main", "utils", "docs", "--name", "leadscore",
-         "--title", "leadscore command reference", "--output", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "leadscore.cli.main",
+            "utils",
+            "docs",
+            "--name",
+            "leadscore",
+            "--title",
+            "leadscore command reference",
+            "--output",
+            str(out),
+        ],
         check=True,
         capture_output=True,
     )
-    assert out.read_text() == (ROOT / "docs" / "cli.md").read_text(), f"docs/cli.md is stale: run {REGENERATE}"
+    assert out.read_text() == (ROOT / "docs" / "cli.md").read_text(), (
+        f"docs/cli.md is stale: run {REGENERATE}"
+    )

@@ -3,6 +3,7 @@ scores, ledgers and lead attributes are those of in-order arrival, whatever the 
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -37,13 +38,35 @@ def messages() -> list[dict[str, object]]:
     for person in range(3):
         anon = f"anon-{person}"
         for n in range(5):
-            out.append({"type": "page", "anonymousId": anon, "messageId": f"v{person}{n}", "properties": {"path": f"/p{n}"},
-                        "timestamp": AS_OF - (20 - 3 * n + person) * DAY})
+            out.append(
+                {
+                    "type": "page",
+                    "anonymousId": anon,
+                    "messageId": f"v{person}{n}",
+                    "properties": {"path": f"/p{n}"},
+                    "timestamp": AS_OF - (20 - 3 * n + person) * DAY,
+                }
+            )
         # two identifies: the later one's title must win whatever order they arrive in
-        out.append({"type": "identify", "anonymousId": anon, "userId": f"u{person}", "messageId": f"i{person}a",
-                    "traits": {"title": "Intern"}, "timestamp": AS_OF - 15 * DAY})
-        out.append({"type": "identify", "userId": f"u{person}", "messageId": f"i{person}b",
-                    "traits": {"title": "VP Sales"}, "timestamp": AS_OF - 5 * DAY})
+        out.append(
+            {
+                "type": "identify",
+                "anonymousId": anon,
+                "userId": f"u{person}",
+                "messageId": f"i{person}a",
+                "traits": {"title": "Intern"},
+                "timestamp": AS_OF - 15 * DAY,
+            }
+        )
+        out.append(
+            {
+                "type": "identify",
+                "userId": f"u{person}",
+                "messageId": f"i{person}b",
+                "traits": {"title": "VP Sales"},
+                "timestamp": AS_OF - 5 * DAY,
+            }
+        )
     return out
 
 
@@ -53,15 +76,16 @@ def run(order: list[dict[str, object]], cuts: list[int]) -> dict[str, tuple[obje
         publish(store, MODEL, as_of=AS_OF)
         committer = GroupCommitter(store).start()
         bounds = [0, *sorted(set(cuts)), len(order)]
-        for a, b in zip(bounds, bounds[1:], strict=False):
+        for a, b in itertools.pairwise(bounds):
             rows = [event_row(normalise(m, received_ms=AS_OF), "test") for m in order[a:b]]
             committer.submit(rows).result()
             process_pending(store)
         committer.stop()
         with store.connect() as conn:
             got = conn.execute(
-                select(leads.c.external_id, leads.c.attributes, scores.c.fit_score, scores.c.band)
-                .join(scores, scores.c.lead_id == leads.c.id)
+                select(leads.c.external_id, leads.c.attributes, scores.c.fit_score, scores.c.band).join(
+                    scores, scores.c.lead_id == leads.c.id
+                )
             ).all()
         store.dispose()
     return {row[0]: tuple(row[1:]) for row in got}
@@ -72,10 +96,14 @@ IN_ORDER = run(sorted(messages(), key=lambda m: m["timestamp"]), [])  # type: ig
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(order=st.permutations(messages()), cuts=st.lists(st.integers(0, 21), max_size=4))
-def test_any_order_and_batching_gives_in_order_result(order: list[dict[str, object]], cuts: list[int]) -> None:
+def test_any_order_and_batching_gives_in_order_result(
+    order: list[dict[str, object]], cuts: list[int]
+) -> None:
     assert run(order, cuts) == IN_ORDER
 
 
 def test_in_order_result_is_what_the_model_says() -> None:
     # the later identify (VP Sales) wins: fit 20 of 20 → 100 for every lead
-    assert {k: (v[0], v[1]) for k, v in IN_ORDER.items()} == {f"u{p}": ({"job_title": "VP Sales"}, 100.0) for p in range(3)}
+    assert {k: (v[0], v[1]) for k, v in IN_ORDER.items()} == {
+        f"u{p}": ({"job_title": "VP Sales"}, 100.0) for p in range(3)
+    }

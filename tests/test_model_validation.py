@@ -37,9 +37,9 @@ def test_every_problem_reported_with_position(path: Path) -> None:
     expected = expectations(path)
     assert len(got) == len(expected), "\n".join(str(p) for p in info.value.problems)
     for line, col, rule, fragment in expected:
-        assert any(
-            (g[0], g[1], g[2]) == (line, col, rule) and fragment in g[3] for g in got
-        ), f"missing {line}:{col} {rule} {fragment!r} in:\n" + "\n".join(str(p) for p in info.value.problems)
+        assert any((g[0], g[1], g[2]) == (line, col, rule) and fragment in g[3] for g in got), (
+            f"missing {line}:{col} {rule} {fragment!r} in:\n" + "\n".join(str(p) for p in info.value.problems)
+        )
     assert all(p.file == str(path) for p in info.value.problems)
 
 
@@ -132,6 +132,12 @@ def test_deeply_nested_condition_is_refused() -> None:
 
 
 def test_recursion_bomb_is_refused_quickly() -> None:
-    text = "model: m\nfit:\n  - {id: r, name: R, when: " + "{not: " * 5000 + "{attribute: a, equals: x}" + "}" * 5000 + ", points: 1}\n"
+    text = (
+        "model: m\nfit:\n  - {id: r, name: R, when: "
+        + "{not: " * 5000
+        + "{attribute: a, equals: x}"
+        + "}" * 5000
+        + ", points: 1}\n"
+    )
     with pytest.raises(ModelValidationError, match="nests deeper than 40"):
         loads_model(text)

@@ -38,21 +38,60 @@ def _people(store: Store) -> None:
     email, user, anon, name = ERIN
     first, last = name.split()
     messages = [
-        {"type": "page", "anonymousId": anon, "messageId": "e1", "properties": {"path": "/a"}, "timestamp": NOW - 9 * DAY,
-         "context": {"ip": "203.0.113.77"}},
-        {"type": "identify", "anonymousId": anon, "userId": user, "messageId": "e2", "timestamp": NOW - 8 * DAY,
-         "traits": {"email": email, "firstName": first, "lastName": last, "title": "VP Sales"}},
-        {"type": "track", "userId": user, "messageId": "e3", "event": "Form Submitted", "timestamp": NOW - 400 * DAY,
-         "properties": {"email": email}},
-        {"type": "identify", "userId": "usr-other-1234", "messageId": "o1", "timestamp": NOW - 8 * DAY,
-         "traits": {"email": "other.person@example.org", "firstName": "Otto", "lastName": "Other"}},
-        {"type": "page", "userId": "usr-other-1234", "messageId": "o2", "properties": {"path": "/b"}, "timestamp": NOW - 500 * DAY},
+        {
+            "type": "page",
+            "anonymousId": anon,
+            "messageId": "e1",
+            "properties": {"path": "/a"},
+            "timestamp": NOW - 9 * DAY,
+            "context": {"ip": "203.0.113.77"},
+        },
+        {
+            "type": "identify",
+            "anonymousId": anon,
+            "userId": user,
+            "messageId": "e2",
+            "timestamp": NOW - 8 * DAY,
+            "traits": {"email": email, "firstName": first, "lastName": last, "title": "VP Sales"},
+        },
+        {
+            "type": "track",
+            "userId": user,
+            "messageId": "e3",
+            "event": "Form Submitted",
+            "timestamp": NOW - 400 * DAY,
+            "properties": {"email": email},
+        },
+        {
+            "type": "identify",
+            "userId": "usr-other-1234",
+            "messageId": "o1",
+            "timestamp": NOW - 8 * DAY,
+            "traits": {"email": "other.person@example.org", "firstName": "Otto", "lastName": "Other"},
+        },
+        {
+            "type": "page",
+            "userId": "usr-other-1234",
+            "messageId": "o2",
+            "properties": {"path": "/b"},
+            "timestamp": NOW - 500 * DAY,
+        },
     ]
     publish(store, loads_model(MODEL), as_of=NOW)
     ingest(store, [normalise(m, received_ms=NOW) for m in messages], source="test", as_of=NOW)
     with store.begin() as conn:
         lead_id = find_person(conn, email).lead_id
-        conn.execute(outcomes.insert().values(lead_id=lead_id, kind="won", at_ms=NOW, amount=1000.0, reason=None, source="test", recorded_ms=NOW))
+        conn.execute(
+            outcomes.insert().values(
+                lead_id=lead_id,
+                kind="won",
+                at_ms=NOW,
+                amount=1000.0,
+                reason=None,
+                source="test",
+                recorded_ms=NOW,
+            )
+        )
         audit(conn, NOW, "ann@example.com", "leads.export", email, note=f"exported {name}")
 
 
@@ -75,7 +114,9 @@ def test_erase_leaves_no_trace_and_keeps_others(store: Store) -> None:
         assert scan(conn, person.needles)  # before: she is everywhere
         report = erase_person(conn, person)
     assert report.clean, report.traces
-    assert report.deleted["events"] == 3 and report.deleted["leads"] == 1 and report.redacted == {"audit_log": 1}
+    assert (
+        report.deleted["events"] == 3 and report.deleted["leads"] == 1 and report.redacted == {"audit_log": 1}
+    )
     with store.connect() as conn:
         # the whole database, every text and JSON column: no e-mail, id or name of hers
         assert scan(conn, ERIN) == []
@@ -98,7 +139,9 @@ def test_export_and_erase_cli(tmp_path: Path) -> None:
     assert [e["message_id"] for e in data["events"]] == ["e3", "e1", "e2"]
     assert [o["kind"] for o in data["outcomes"]] == ["won"]
     explanation = data["score_explanation"]
-    assert {line["rule"]: line["description"] for line in explanation["lines"]}["vp"] == "Senior buyers decide"
+    assert {line["rule"]: line["description"] for line in explanation["lines"]}[
+        "vp"
+    ] == "Senior buyers decide"
     result = runner.invoke(app, ["privacy", "erase", ERIN[1], "--yes", "--db", db])
     assert result.exit_code == 0, result.output
     assert "verified: no trace left in any table" in result.output

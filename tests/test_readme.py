@@ -55,7 +55,9 @@ def test_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == 0, f"leadscore {' '.join(argv)}\n{result.output}"
         for fragment in expected:
-            assert fragment in result.output, f"leadscore {' '.join(argv)}: {fragment!r} not in\n{result.output}"
+            assert fragment in result.output, (
+                f"leadscore {' '.join(argv)}: {fragment!r} not in\n{result.output}"
+            )
 
 
 def test_model_language_example_is_valid() -> None:

@@ -52,8 +52,18 @@ def test_hostile_values_are_bound(store: Store) -> None:
     ingest(
         store,
         msgs(
-            {"type": "identify", "userId": "u1", "traits": {"title": "'; DROP TABLE leads; --"}, "timestamp": "2024-04-01T00:00:00Z"},
-            {"type": "identify", "userId": "u2", "traits": {"title": "Mr O'Brien"}, "timestamp": "2024-04-01T00:00:00Z"},
+            {
+                "type": "identify",
+                "userId": "u1",
+                "traits": {"title": "'; DROP TABLE leads; --"},
+                "timestamp": "2024-04-01T00:00:00Z",
+            },
+            {
+                "type": "identify",
+                "userId": "u2",
+                "traits": {"title": "Mr O'Brien"},
+                "timestamp": "2024-04-01T00:00:00Z",
+            },
         ),
         source="test",
         as_of=T0,
@@ -72,7 +82,13 @@ def test_hostile_values_are_bound(store: Store) -> None:
 def test_duplicates_and_stitching(store: Store) -> None:
     publish(store, loads_model(MODEL), as_of=T0)
     anon = [
-        {"type": "page", "anonymousId": "a1", "messageId": f"p{i}", "properties": {"path": "/x"}, "timestamp": f"2024-04-0{i + 1}T00:00:00Z"}
+        {
+            "type": "page",
+            "anonymousId": "a1",
+            "messageId": f"p{i}",
+            "properties": {"path": "/x"},
+            "timestamp": f"2024-04-0{i + 1}T00:00:00Z",
+        }
         for i in range(3)
     ]
     first = ingest(store, msgs(*anon), source="test", as_of=T0)
@@ -81,7 +97,15 @@ def test_duplicates_and_stitching(store: Store) -> None:
     assert (again.accepted, again.duplicates) == (0, 3)
     alias = ingest(
         store,
-        msgs({"type": "alias", "previousId": "a1", "userId": "u9", "messageId": "al", "timestamp": "2024-04-05T00:00:00Z"}),
+        msgs(
+            {
+                "type": "alias",
+                "previousId": "a1",
+                "userId": "u9",
+                "messageId": "al",
+                "timestamp": "2024-04-05T00:00:00Z",
+            }
+        ),
         source="test",
         as_of=T0,
     )
@@ -101,7 +125,9 @@ def test_unknown_engine_fails_at_compile_time(store: Store) -> None:
 
 
 def test_numeric_operator_on_text_field_fails_at_compile_time(store: Store) -> None:
-    model = loads_model("model: m\nfit:\n  - {id: r, name: R, when: {attribute: email_domain, gt: 3}, points: 1}\n")
+    model = loads_model(
+        "model: m\nfit:\n  - {id: r, name: R, when: {attribute: email_domain, gt: 3}, points: 1}\n"
+    )
     with pytest.raises(CompileError, match="rule r: email_domain is a text field"):
         compile_model(model, store.sources(), all_leads(T0), engine=store.dialect)
 
@@ -115,9 +141,28 @@ def linda_db(tmp_path: Path) -> str:
     ingest(
         store,
         msgs(
-            {"type": "page", "anonymousId": "a", "messageId": "b1", "properties": {"path": "/blog/one"}, "timestamp": "2024-04-01T00:00:00Z"},
-            {"type": "identify", "anonymousId": "a", "userId": "linda", "messageId": "id", "traits": {"email": "linda@example.se", "firstName": "Linda"}, "timestamp": "2024-04-02T00:00:00Z"},
-            {"type": "track", "userId": "linda", "messageId": "eb", "event": "Ebook Downloaded", "timestamp": "2024-04-02T00:01:00Z"},
+            {
+                "type": "page",
+                "anonymousId": "a",
+                "messageId": "b1",
+                "properties": {"path": "/blog/one"},
+                "timestamp": "2024-04-01T00:00:00Z",
+            },
+            {
+                "type": "identify",
+                "anonymousId": "a",
+                "userId": "linda",
+                "messageId": "id",
+                "traits": {"email": "linda@example.se", "firstName": "Linda"},
+                "timestamp": "2024-04-02T00:00:00Z",
+            },
+            {
+                "type": "track",
+                "userId": "linda",
+                "messageId": "eb",
+                "event": "Ebook Downloaded",
+                "timestamp": "2024-04-02T00:01:00Z",
+            },
         ),
         source="test",
     )
@@ -126,14 +171,21 @@ def linda_db(tmp_path: Path) -> str:
 
 
 def test_explain_cli(linda_db: str) -> None:
-    result = CliRunner().invoke(app, ["explain", "linda@example.se", "--db", linda_db, "--as-of", "2024-05-01"])
+    result = CliRunner().invoke(
+        app, ["explain", "linda@example.se", "--db", linda_db, "--as-of", "2024-05-01"]
+    )
     assert result.exit_code == 0, result.output
     assert "score 21.0" in result.output
     assert "total" in result.output and "21.00" in result.output
     assert "ebook_download +20.00" in result.output
-    data = json.loads(CliRunner().invoke(app, ["explain", "linda", "--db", linda_db, "--format", "json"]).output)
+    data = json.loads(
+        CliRunner().invoke(app, ["explain", "linda", "--db", linda_db, "--format", "json"]).output
+    )
     assert data["score"] == 21.0
-    assert {line["rule_id"]: line["score_points"] for line in data["lines"]} == {"blog_articles": 1.0, "ebook_download": 20.0}
+    assert {line["rule_id"]: line["score_points"] for line in data["lines"]} == {
+        "blog_articles": 1.0,
+        "ebook_download": 20.0,
+    }
     assert [e["message_id"] for e in data["events"]] == ["b1", "eb"]
 
 
@@ -141,7 +193,11 @@ def test_history_and_score_cli(linda_db: str) -> None:
     result = CliRunner().invoke(app, ["history", "linda", "--db", linda_db])
     assert result.exit_code == 0, result.output
     assert "score path: 0 → 21" in result.output
-    out = CliRunner().invoke(app, ["score", "--db", linda_db, "--format", "csv", "--as-of", "2024-05-01"]).output
+    out = (
+        CliRunner()
+        .invoke(app, ["score", "--db", linda_db, "--format", "csv", "--as-of", "2024-05-01"])
+        .output
+    )
     header, row = out.strip().splitlines()
     assert header.startswith("lead_id,email,name,company,score")
     assert row.startswith("1,linda@example.se,Linda,,21.0,0.0,21.0,D,4,cold,")
@@ -186,16 +242,33 @@ def test_text_semantics_agree_across_engines(store: Store) -> None:
     """Non-ASCII case folding and JSON booleans read as text give the same answer on every engine."""
     ingest(
         store,
-        msgs({"type": "identify", "userId": "u", "traits": {"city": "GÖTEBORG", "vip": True}, "timestamp": "2024-04-01T00:00:00Z"}),
+        msgs(
+            {
+                "type": "identify",
+                "userId": "u",
+                "traits": {"city": "GÖTEBORG", "vip": True},
+                "timestamp": "2024-04-01T00:00:00Z",
+            }
+        ),
         source="test",
     )
     with store.connect() as conn:
         (ledger,) = score(conn, loads_model(PORTABLE), store.sources(), all_leads(T0))
-    assert {line.rule_id: line.value for line in ledger.lines} == {"city": 10.0, "vip_text": 1.0, "vip_flag": 2.0}
+    assert {line.rule_id: line.value for line in ledger.lines} == {
+        "city": 10.0,
+        "vip_text": 1.0,
+        "vip_flag": 2.0,
+    }
 
 
 def test_duplicate_message_changes_no_traits(store: Store) -> None:
-    first = {"type": "identify", "userId": "u", "messageId": "same", "traits": {"city": "Oslo"}, "timestamp": "2024-04-01T00:00:00Z"}
+    first = {
+        "type": "identify",
+        "userId": "u",
+        "messageId": "same",
+        "traits": {"city": "Oslo"},
+        "timestamp": "2024-04-01T00:00:00Z",
+    }
     ingest(store, msgs(first), source="test")
     report = ingest(store, msgs({**first, "traits": {"city": "Bergen"}}), source="test")
     assert report.duplicates == 1
@@ -207,4 +280,6 @@ def test_unportable_regex_is_a_validation_error() -> None:
     from leadscore.errors import ModelValidationError
 
     with pytest.raises(ModelValidationError, match=r"uses \\b: a word boundary in Python but a backspace"):
-        loads_model('model: m\nfit:\n  - {id: r, name: R, when: {attribute: t, regex: "\\\\bcmo\\\\b"}, points: 1}\n')
+        loads_model(
+            'model: m\nfit:\n  - {id: r, name: R, when: {attribute: t, regex: "\\\\bcmo\\\\b"}, points: 1}\n'
+        )

@@ -32,12 +32,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:
-        if self.environment != "development":
-            if len(self.secret_key) < 32 or self.secret_key in WEAK_SECRETS:
-                raise ValueError(
-                    "LEADSCORE_SECRET_KEY must be set to a random value of at least 32 characters outside "
-                    "development (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
-                )
+        if self.environment != "development" and (
+            len(self.secret_key) < 32 or self.secret_key in WEAK_SECRETS
+        ):
+            raise ValueError(
+                "LEADSCORE_SECRET_KEY must be set to a random value of at least 32 characters outside "
+                "development (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
         return self
 
 

@@ -25,7 +25,9 @@ Person = Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")]
 @app.command("export")
 def export_cmd(
     person: Person,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here instead of printing it.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the JSON here instead of printing it.")
+    ] = None,
     db: Db = None,
 ) -> None:
     """Everything stored about a person as JSON, with the explanation of their score."""
@@ -74,7 +76,9 @@ def _fail(traces: list[tuple[str, str]]) -> int:
 
 @app.command("retention")
 def retention_cmd(
-    days: Annotated[int, typer.Option("--older-than", min=1, help="Delete events older than this many days.")],
+    days: Annotated[
+        int, typer.Option("--older-than", min=1, help="Delete events older than this many days.")
+    ],
     db: Db = None,
 ) -> None:
     """Delete old events now and rescore the leads that had them (the server runs this daily when

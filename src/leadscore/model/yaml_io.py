@@ -75,7 +75,9 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
     base_dir = base_dir or Path.cwd()
     problems: list[Problem] = []
     if len(text) > MAX_DOCUMENT_BYTES:
-        raise ModelValidationError([Problem(f"model is {len(text)} bytes; at most {MAX_DOCUMENT_BYTES} are allowed", file)])
+        raise ModelValidationError(
+            [Problem(f"model is {len(text)} bytes; at most {MAX_DOCUMENT_BYTES} are allowed", file)]
+        )
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -95,7 +97,9 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
     if not isinstance(raw, dict) or node is None:
         raise ModelValidationError([Problem("a model is a YAML mapping with at least 'model:'", file, 1, 1)])
     if _depth(raw) > MAX_DOCUMENT_DEPTH:
-        raise ModelValidationError([Problem(f"the document nests deeper than {MAX_DOCUMENT_DEPTH} levels", file, 1, 1)])
+        raise ModelValidationError(
+            [Problem(f"the document nests deeper than {MAX_DOCUMENT_DEPTH} levels", file, 1, 1)]
+        )
     pos = _Positions()
     _walk(node, (), pos, problems, file)
     raw = _resolve_lists(raw, base_dir, pos, problems, file)
