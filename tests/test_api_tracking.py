@@ -261,3 +261,24 @@ def test_sqlite_file_survives_reopen(tmp_path: Path) -> None:
         assert conn.execute(select(func.count()).select_from(events)).scalar() == 20
         assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 20
     again.dispose()
+
+
+def test_an_oversized_field_is_rejected_alone(api: tuple[str, str, str, Store]) -> None:
+    """One message with a 400-character messageId must not fail the group commit of the others."""
+    url, write, _, store = api
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "ok", "event": "E", "messageId": "fine-1"},
+            {"type": "track", "userId": "ok", "event": "E", "messageId": "x" * 400},
+            {"type": "track", "userId": "u" * 300, "event": "E", "messageId": "long-user"},
+        ]
+    }
+    with httpx.Client(base_url=url) as client:
+        body = client.post("/v1/batch", json=batch, headers=basic(write)).json()
+    assert body["accepted"] == 1
+    assert [(e["index"], e["message"].split(" is ")[0]) for e in body["rejected"]] == [
+        (1, "messageId"),
+        (2, "userId"),
+    ]
+    with store.connect() as conn:
+        assert set(conn.execute(select(events.c.message_id)).scalars()) == {"fine-1"}

@@ -160,3 +160,27 @@ def test_retention_deletes_old_events_and_rescores(store: Store) -> None:
     assert (report.deleted_events, report.rescored_leads) == (2, 2)
     with store.connect() as conn:
         assert set(conn.execute(select(events.c.message_id)).scalars()) == {"e1", "e2", "o1"}
+
+
+def test_retention_job_runs_on_schedule(store: Store) -> None:
+    """The server's job applies retention as soon as it starts (then once per period)."""
+    import math
+    import time
+
+    from leadscore.privacy.retention import RetentionJob
+
+    _people(store)
+    # a period that puts the cutoff 100 days before NOW, whatever today's date: e3 and o2 are older
+    days = math.ceil((time.time() * 1000 - (NOW - 100 * DAY)) / DAY)
+    job = RetentionJob(store, days=days, every_s=3600).start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with store.connect() as conn:
+                left = set(conn.execute(select(events.c.message_id)).scalars())
+            if left == {"e1", "e2", "o1"}:
+                break
+            time.sleep(0.05)
+    finally:
+        job.stop()
+    assert left == {"e1", "e2", "o1"}

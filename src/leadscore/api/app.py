@@ -15,6 +15,7 @@ from leadscore.api.auth import KeyCache
 from leadscore.api.state import AppState
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.lifecycle.runner import LifecycleRunner
+from leadscore.privacy.retention import RetentionJob
 from leadscore.scoring.processor import Processor
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -33,6 +34,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if processor is not None:
             processor.start()
         runner = LifecycleRunner(own_store).start() if settings.run_processor else None
+        # events older than LEADSCORE_RETENTION_DAYS are deleted daily (and their leads rescored)
+        retention = (
+            RetentionJob(own_store, settings.retention_days).start()
+            if settings.retention_days and settings.run_processor
+            else None
+        )
         app.state.leadscore = AppState(settings, own_store, KeyCache(own_store), committer, processor)
         try:
             yield
@@ -43,6 +50,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 processor.stop()
             if runner is not None:
                 runner.stop()
+            if retention is not None:
+                retention.stop()
             if store is None:
                 own_store.dispose()
 

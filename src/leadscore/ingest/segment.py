@@ -66,13 +66,30 @@ def ms_to_iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+# the longest value each field may have: the event log's column sizes, checked per message so one
+# oversized message is rejected alone instead of failing the commit of every message grouped with it
+MAX_LENGTH = {
+    "messageId": 300,
+    "userId": 255,
+    "anonymousId": 255,
+    "groupId": 255,
+    "previousId": 255,
+    "event": 500,
+    "name": 500,
+}
+
+
 def _text(raw: dict[str, Any], key: str) -> str | None:
     value = raw.get(key)
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"{key} must be a string")
-    return str(value)
+    text = str(value)
+    limit = MAX_LENGTH.get(key)
+    if limit is not None and len(text) > limit:
+        raise ValueError(f"{key} is {len(text)} characters long; at most {limit} are allowed")
+    return text
 
 
 def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
