@@ -5,36 +5,21 @@ PostgreSQL tests each get their own schema (search_path), so parallel runs never
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from leadscore.store import Store
+from pg_schema import PG_URL, pg_schema_store
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_URL = os.environ.get("LEADSCORE_TEST_POSTGRES_URL")
 PG_SKIP = "PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
 
 
 def _pg_store() -> Iterator[Store]:
-    assert PG_URL
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    store = Store.from_url(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
-    try:
+    with pg_schema_store("t") as store:
         yield store
-    finally:
-        store.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 from leadscore.compile import Ledger
 from leadscore.ingest.segment import Message, normalise
@@ -29,6 +28,7 @@ from leadscore.scoring.pipeline import ingest
 from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
 from leadscore.store.schema import leads, metadata
+from pg_schema import pg_schema_store
 from strategies import AS_OF, DAY_MS, message_streams, model_dicts, models
 
 PG_URL = os.environ.get("LEADSCORE_TEST_POSTGRES_URL")
@@ -59,19 +59,8 @@ def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 def pg_db() -> Iterator[Store]:
     if not PG_URL:
         pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
-    schema = f"p_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    store = Store.from_url(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
-    try:
+    with pg_schema_store("p") as store:
         yield store
-    finally:
-        store.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -72,7 +72,7 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
         expr = _equals(field, value, rule_id, c)
         return not_(expr) if op == "not_equals" else expr
     if op in ("in", "not_in"):
-        expr = or_(*(_equals(field, v, rule_id, c) for v in value))
+        expr = _in(field, value, rule_id, c)
         return not_(expr) if op == "not_in" else expr
     if op == "in_list":
         values = model.lists[value].values
@@ -106,6 +106,18 @@ def _number(field: Field, rule_id: str, c: Compare) -> ColumnElement[Any]:
     if number is None:
         raise CompileError(f"rule {rule_id}: {c.field} is a text field; {c.op} compares numbers")
     return number
+
+
+def _in(field: Field, values: list[Any], rule_id: str, c: Compare) -> ColumnElement[Any]:
+    """Any of ``values``: the text ones as one ``lower(text) IN (...)``, so the field is read once (a JSON
+    lookup per value otherwise); case-insensitive equality exactly as ``_equals`` compares one text."""
+    texts = [v for v in values if isinstance(v, str)]
+    tests = [_equals(field, v, rule_id, c) for v in values if not isinstance(v, str)]
+    if len(texts) == 1:
+        tests.insert(0, _equals(field, texts[0], rule_id, c))
+    elif texts:
+        tests.insert(0, _lower_text(field, *texts).in_([v.lower() for v in texts]))
+    return or_(*tests)
 
 
 def _equals(field: Field, value: Any, rule_id: str, c: Compare) -> ColumnElement[Any]:

@@ -6,6 +6,7 @@ Float constants are bound as double precision so PostgreSQL never falls back to 
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import Float, Text, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.sql.selectable import CTE, Join
 from sqlalchemy.types import Boolean
 
 # Engines and the constructs they lack; compile_model raises UnsupportedRuleError before any SQL runs.
@@ -36,6 +37,20 @@ def computed_once(cte: CTE) -> CTE:
     """
     for dialect in MATERIALIZED_HINT:
         cte = cte.prefix_with("MATERIALIZED", dialect=dialect)
+    return cte
+
+
+def serial_targets(cte: CTE) -> CTE:
+    """The scoring targets as a CTE that keeps the event aggregation serial and well planned.
+
+    PostgreSQL: MATERIALIZED; a CTE is scanned by the leader only, so the events are never aggregated by
+    parallel workers, whose partial sums would make a score's last bits depend on how the rows were split
+    (the score must be reproducible to the bit: history records changes). SQLite: NOT MATERIALIZED, so the
+    targets are read in place (for all leads: the leads table in id order, no sort for the GROUP BY).
+    """
+    cte = cte.prefix_with("MATERIALIZED", dialect="postgresql")
+    if sqlite3.sqlite_version_info >= (3, 35, 0):
+        cte = cte.prefix_with("NOT MATERIALIZED", dialect="sqlite")
     return cte
 
 
@@ -218,3 +233,41 @@ def _decay(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
 def _decay_pg(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
     age, half_life = (compiler.process(c, **kw) for c in element.clauses)
     return f"power(CAST(0.5 AS DOUBLE PRECISION), CAST(({age}) AS DOUBLE PRECISION) / {half_life})"
+
+
+class DrivingJoin(Join):
+    """An inner join whose left side is read first, each row looking up its matches on the right.
+
+    Scoring reads events per target: targets → identities → events through the (person_key, ts) index,
+    already in target order for the GROUP BY. SQLite without planner statistics (no ANALYZE yet) may scan
+    every event instead and sort them all for the GROUP BY; its CROSS JOIN is an inner join whose order the
+    planner keeps. Other engines plan this join well on their own and get a plain JOIN.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, left: Any, right: Any, onclause: ColumnElement[bool]) -> None:
+        super().__init__(left, right, onclause)
+
+
+@compiles(DrivingJoin)
+def _driving_join(element: DrivingJoin, compiler: Any, **kw: Any) -> str:
+    return str(compiler.visit_join(element, **kw))
+
+
+@compiles(DrivingJoin, "sqlite")
+def _driving_join_sqlite(element: DrivingJoin, compiler: Any, from_linter: Any = None, **kw: Any) -> str:
+    if from_linter is not None:
+        # what visit_join records, so SQLAlchemy's cartesian-product check sees the join
+        from_linter.edges.update(
+            itertools.product(
+                (f._de_clone() for f in element.left._from_objects),
+                (f._de_clone() for f in element.right._from_objects),
+            )
+        )
+    kw.pop("asfrom", None)
+    assert element.onclause is not None  # DrivingJoin always has one
+    left = element.left._compiler_dispatch(compiler, asfrom=True, from_linter=from_linter, **kw)
+    right = element.right._compiler_dispatch(compiler, asfrom=True, from_linter=from_linter, **kw)
+    on = element.onclause._compiler_dispatch(compiler, from_linter=from_linter, **kw)
+    return f"{left} CROSS JOIN {right} ON {on}"

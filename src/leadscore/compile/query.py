@@ -16,12 +16,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, select, true
+from sqlalchemy import BigInteger, Select, and_, case, func, literal, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile import layout
 from leadscore.compile.conditions import Field, compile_condition
-from leadscore.compile.dialects import CAPABILITIES, HalfLifeDecay, JsonBool, computed_once, double
+from leadscore.compile.dialects import (
+    CAPABILITIES,
+    DrivingJoin,
+    HalfLifeDecay,
+    JsonBool,
+    computed_once,
+    double,
+    serial_targets,
+)
 from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources
 from leadscore.errors import CompileError, UnsupportedRuleError
 from leadscore.model import (
@@ -102,10 +110,20 @@ def _event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement
     if rule.event.name is not None:
         parts.append(ev.c.name == rule.event.name)
     if rule.window is not None:
-        parts.append(ev.c.ts > ev.c.as_of - duration_seconds(rule.window) * MS)
+        parts.append(ev.c.ts > ev.c.as_of - _span_ms(rule.window))
     if rule.where is not None:
         parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
     return and_(*parts)
+
+
+def _ms(ms: float) -> ColumnElement[Any]:
+    """A span in ms as a BIGINT when whole: ``ts`` and ``as_of`` are BIGINT, so the comparison stays in
+    integers (a float literal makes PostgreSQL convert every event's ``ts``, to NUMERIC when inlined)."""
+    return literal(int(ms), BigInteger) if ms == int(ms) else double(ms)
+
+
+def _span_ms(duration: str) -> ColumnElement[Any]:
+    return _ms(duration_seconds(duration) * MS)
 
 
 def _horizon_ms(model: ScoringModel) -> float | None:
@@ -132,7 +150,7 @@ def compile_model(
     """
     check_capabilities(model, engine)
     sources.check()
-    t = targets.cte("targets")
+    t = serial_targets(targets.cte("targets"))
     e, ids, leads, accounts = sources.events, sources.identities, sources.leads, sources.accounts
 
     agg = _aggregate_events(model, t, e, ids, explain)
@@ -149,12 +167,12 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bo
     join_on = [e.c.person_key == ids.c.key, e.c.ts <= t.c.as_of]
     horizon = _horizon_ms(model)
     if horizon is not None:
-        join_on.append(e.c.ts > t.c.as_of - horizon)
+        join_on.append(e.c.ts > t.c.as_of - _ms(horizon))
     types = sorted({r.event.type for r in model.engagement})
     join_on.append(e.c.type.in_(types) if len(types) > 1 else e.c.type == types[0])
     ev = (
         select(t.c.lead_id, t.c.as_of, e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties)
-        .select_from(t.join(ids, ids.c.lead_id == t.c.lead_id).join(e, and_(*join_on)))
+        .select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
         .subquery("ev")
     )
     # FILTER (WHERE match) rather than a CASE inside the aggregate: an event a rule does not match never
@@ -164,7 +182,7 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bo
     for rule in model.engagement:
         match = _event_match(model, rule, ev)
         if isinstance(rule, ThresholdRule):
-            within = ev.c.ts > ev.c.as_of - duration_seconds(rule.within) * MS
+            within = ev.c.ts > ev.c.as_of - _span_ms(rule.within)
             cols.append(func.count().filter(and_(match, within)).label(layout.count_col(rule.id)))
             continue
         if explain:
@@ -185,15 +203,24 @@ def _tracking_allowed(model: ScoringModel, leads: Any) -> ColumnElement[bool]:
     return func.coalesce(consent, model.privacy.tracking_consent == "assumed")
 
 
-def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: Any, explain: bool) -> Any:
+def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any) -> Any:
+    """Per target: the tracking flag and the fit rule values (everything read from the lead's own row)."""
     resolve = _lead_resolver(leads, accounts)
     cols: list[Any] = [t.c.lead_id, t.c.as_of]
-    tracking = _tracking_allowed(model, leads)
-    if explain and model.engagement:
-        cols.append(case((tracking, 1), else_=0).label(layout.TRACKING))
+    if model.engagement:
+        cols.append(case((_tracking_allowed(model, leads), 1), else_=0).label(layout.TRACKING))
     for fit_rule in model.fit:
         cond = compile_condition(fit_rule.when, resolve, model, fit_rule.id)
         cols.append(case((cond, double(fit_rule.points)), else_=0.0).label(layout.fit_col(fit_rule.id)))
+    base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
+    # computed once: every engagement rule reads the tracking flag (a JSON lookup), twice or more
+    return computed_once(select(*cols).select_from(base).cte("lead_values"))
+
+
+def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: Any, explain: bool) -> Any:
+    lv = _lead_values(model, t, leads, accounts)
+    cols: list[Any] = [c for c in lv.c if explain or c.key != layout.TRACKING]
+    tracking: ColumnElement[bool] = lv.c[layout.TRACKING] == 1 if model.engagement else true()
     for rule in model.engagement:
         # no tracking consent: the lead's events count for nothing (and are shown as not counted)
         if explain or isinstance(rule, ThresholdRule):
@@ -207,7 +234,7 @@ def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: An
             if explain:
                 cols.append(last.label(layout.last_col(rule.id)))
             hl = half_life_ms(model, rule)
-            weight = HalfLifeDecay(t.c.as_of - last, double(hl)) if hl else literal(1.0)
+            weight = HalfLifeDecay(lv.c.as_of - last, double(hl)) if hl else literal(1.0)
             raw = case((and_(tracking, last.is_not(None)), double(rule.points) * weight), else_=0.0)
         else:
             raw = case((tracking, func.coalesce(agg.c[layout.raw_col(rule.id)], 0.0)), else_=0.0)
@@ -215,9 +242,9 @@ def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: An
         if explain:
             cols.append(raw.label(layout.raw_col(rule.id)))
         cols.append(_clamp(raw, -cap if cap else None, cap).label(layout.value_col(rule.id)))
-    base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
+    base = lv
     if agg is not None:
-        base = base.outerjoin(agg, and_(agg.c.lead_id == t.c.lead_id, agg.c.as_of == t.c.as_of))
+        base = lv.outerjoin(agg, and_(agg.c.lead_id == lv.c.lead_id, agg.c.as_of == lv.c.as_of))
     return computed_once(select(*cols).select_from(base).cte("rule_values"))
 
 

@@ -58,8 +58,10 @@ def _on_sqlite_begin(conn: Any) -> None:
     A deferred transaction that reads and then writes fails with SQLITE_BUSY_SNAPSHOT when another
     connection committed in between; taking the lock first makes concurrent writers queue instead.
     """
-    immediate = conn.get_execution_options().get("immediate", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return  # each statement commits on its own (e.g. ANALYZE, VACUUM)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("immediate", False) else "BEGIN")
 
 
 def normalise_url(url: str) -> str:
