@@ -127,3 +127,48 @@ def test_csv_import_sets_consent(store: Store, tmp_path: Path) -> None:
     assert attrs["a@example.com"]["consent_tracking"] is True
     assert attrs["b@example.com"]["consent_tracking"] is False
     assert "c@example.com" not in attrs
+
+
+def test_events_without_consent_can_be_dropped(store: Store) -> None:
+    """LEADSCORE_UNCONSENTED_EVENTS=drop: a refusing person's events are not kept at all."""
+    from sqlalchemy import func
+
+    from leadscore.store.schema import events
+
+    publish(store, loads_model(MODEL), as_of=NOW)
+    msgs = [
+        {
+            "type": "identify",
+            "userId": "no",
+            "traits": {"consent": {"tracking": False}},
+            "timestamp": NOW - 1000,
+        },
+        {"type": "page", "userId": "no", "messageId": "p-no", "timestamp": NOW - 500},
+        {"type": "page", "userId": "yes", "messageId": "p-yes", "timestamp": NOW - 500},
+    ]
+    ingest(store, [normalise(m, received_ms=NOW) for m in msgs], source="test", drop_unconsented=True)
+    with store.connect() as conn:
+        kept = set(conn.execute(select(events.c.message_id)).scalars())
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 1
+    assert kept == {"p-yes"}
+
+
+def test_withdrawn_consent_stops_mail(store: Store) -> None:
+    from leadscore.lifecycle.mail import consent_problem
+
+    _people(store)
+    withdraw = {
+        "type": "identify",
+        "userId": "yes",
+        "traits": {"consent": {"marketing_email": False}},
+        "timestamp": NOW,
+    }
+    ingest(store, [normalise(withdraw, received_ms=NOW)], source="test")
+    with store.connect() as conn:
+        ids = {u: find_lead(conn, external_id=u) for u in ("yes", "no", "unknown")}
+        problems = {u: consent_problem(conn, None, i, f"{u}@example.com") for u, i in ids.items()}
+    assert problems == {
+        "yes": "consent withdrawn (consent_email is false)",
+        "no": "consent withdrawn (consent_tracking is false)",
+        "unknown": None,
+    }

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     secret_key: str = ""
     # delete events older than this many days (0: keep forever); leads are rescored afterwards
     retention_days: int = Field(default=0, ge=0)
+    # events of people who refused tracking: "keep" (stored, not scored) or "drop" (deleted on arrival)
+    unconsented_events: Literal["keep", "drop"] = "keep"
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:

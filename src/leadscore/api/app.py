@@ -29,7 +29,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store or Store.from_url(settings.database_url)
-        processor = Processor(own_store, idle_s=settings.processor_idle_s) if settings.run_processor else None
+        processor = (
+            Processor(
+                own_store,
+                idle_s=settings.processor_idle_s,
+                drop_unconsented=settings.unconsented_events == "drop",
+            )
+            if settings.run_processor
+            else None
+        )
         committer = GroupCommitter(own_store, on_commit=processor.wake if processor else None).start()
         if processor is not None:
             processor.start()

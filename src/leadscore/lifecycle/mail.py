@@ -36,25 +36,28 @@ def consent_problem(
         return None
     consent = lifecycle.consent if lifecycle is not None else None
     attrs = conn.execute(select(leads.c.attributes).where(leads.c.id == lead_id)).scalar() or {}
-    if consent is None:
-        return None
-    if _truthy(attrs.get(consent.unsubscribed_attribute)):
-        return f"attribute {consent.unsubscribed_attribute} is true"
-    if consent.consent_attribute and not _truthy(attrs.get(consent.consent_attribute)):
-        return f"no consent ({consent.consent_attribute} is not true)"
-    if consent.unsubscribe_event:
-        sent = conn.execute(
-            select(events.c.id)
-            .join(identities, identities.c.key == events.c.person_key)
-            .where(
-                identities.c.lead_id == lead_id,
-                events.c.type == "track",
-                events.c.name == consent.unsubscribe_event,
-            )
-            .limit(1)
-        ).first()
-        if sent:
-            return f"the lead sent {consent.unsubscribe_event}"
+    if consent is not None:
+        if _truthy(attrs.get(consent.unsubscribed_attribute)):
+            return f"attribute {consent.unsubscribed_attribute} is true"
+        if consent.consent_attribute and not _truthy(attrs.get(consent.consent_attribute)):
+            return f"no consent ({consent.consent_attribute} is not true)"
+        if consent.unsubscribe_event:
+            sent = conn.execute(
+                select(events.c.id)
+                .join(identities, identities.c.key == events.c.person_key)
+                .where(
+                    identities.c.lead_id == lead_id,
+                    events.c.type == "track",
+                    events.c.name == consent.unsubscribe_event,
+                )
+                .limit(1)
+            ).first()
+            if sent:
+                return f"the lead sent {consent.unsubscribe_event}"
+    # withdrawn consent (e-mail or tracking, as set by traits, CSV or the API) stops every mail
+    for withdrawn in ("consent_email", "consent_tracking"):
+        if attrs.get(withdrawn) is False:
+            return f"consent withdrawn ({withdrawn} is false)"
     return None
 
 

@@ -17,6 +17,7 @@ from leadscore.scoring.crossings import save_scores
 from leadscore.scoring.run import Active, all_leads, now_ms, score
 from leadscore.store import Store
 from leadscore.store.audit import audit
+from leadscore.store.event_log import drop_events_without_consent
 from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
 from leadscore.store.results import lock_leads
 
@@ -46,21 +47,38 @@ def active_model(conn: Connection) -> Active | None:
 
 
 def ingest(
-    store: Store, messages: Sequence[Message], *, source: str, as_of: int | None = None
+    store: Store,
+    messages: Sequence[Message],
+    *,
+    source: str,
+    as_of: int | None = None,
+    drop_unconsented: bool = False,
 ) -> IngestReport:
     """Store messages and rescore the leads they touch with the active model, in one transaction."""
     with store.begin() as conn:
         applied = apply_messages(conn, messages, source)
         report = IngestReport(len(applied.inserted), applied.duplicates, created_leads=applied.created_leads)
-        report.leads_rescored, report.history_rows = rescore_touched(conn, store.sources(), applied, as_of)
+        report.leads_rescored, report.history_rows = rescore_touched(
+            conn, store.sources(), applied, as_of, drop_unconsented
+        )
     return report
 
 
 def rescore_touched(
-    conn: Connection, sources: Sources, applied: Applied, as_of: int | None = None
+    conn: Connection,
+    sources: Sources,
+    applied: Applied,
+    as_of: int | None = None,
+    drop_unconsented: bool = False,
 ) -> tuple[int, int]:
     """Rescore the leads a batch touched with the active model: current score (as of ``as_of``, default
-    now), ledger, history at the batch's event time, threshold crossings. Returns (leads, history rows)."""
+    now), ledger, history at the batch's event time, threshold crossings. Returns (leads, history rows).
+
+    With ``drop_unconsented`` the events of touched leads who refused tracking are deleted first
+    ("not stored at all"); otherwise they stay stored and the compiled query gives them no points.
+    """
+    if drop_unconsented and applied.touched:
+        drop_events_without_consent(conn, sorted(applied.touched))
     active = active_model(conn)
     if active is None or active.version is None or not applied.touched:
         return 0, 0

@@ -39,17 +39,17 @@ class ProcessorStats:
     last_latency_ms: float = 0.0
 
 
-def process_pending(store: Store, limit: int = BATCH) -> int:
+def process_pending(store: Store, limit: int = BATCH, drop_unconsented: bool = False) -> int:
     """Apply and score up to ``limit`` inbox events (oldest first); returns how many."""
-    return _process(store, limit, ProcessorStats())
+    return _process(store, limit, ProcessorStats(), drop_unconsented)
 
 
-def _process(store: Store, limit: int, stats: ProcessorStats) -> int:
+def _process(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool = False) -> int:
     """One batch, retried when a concurrent processor won a race (it created the same lead first, or
     the database broke a deadlock): the transaction rolled back whole, so retrying is safe."""
     for attempt in range(RETRIES):
         try:
-            return _process_once(store, limit, stats)
+            return _process_once(store, limit, stats, drop_unconsented)
         except (IntegrityError, OperationalError):
             if attempt == RETRIES - 1:
                 raise
@@ -58,7 +58,7 @@ def _process(store: Store, limit: int, stats: ProcessorStats) -> int:
     return 0  # pragma: no cover - the loop returns or raises
 
 
-def _process_once(store: Store, limit: int, stats: ProcessorStats) -> int:
+def _process_once(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool) -> int:
     with write_turn(store), store.begin() as conn:
         claim = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(limit)
         if conn.dialect.name == "postgresql":
@@ -69,7 +69,7 @@ def _process_once(store: Store, limit: int, stats: ProcessorStats) -> int:
         rows = conn.execute(select(events).where(events.c.message_id.in_(ids))).mappings().all()
         messages = [message_from_row(dict(r)) for r in rows]
         applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
-        rescored, _ = rescore_touched(conn, store.sources(), applied)
+        rescored, _ = rescore_touched(conn, store.sources(), applied, drop_unconsented=drop_unconsented)
         conn.execute(delete(inbox).where(inbox.c.message_id.in_(ids)))
         oldest = min(r["received_ms"] for r in rows)
     stats.batches += 1
@@ -83,8 +83,9 @@ class Processor:
     """A background thread that drains the inbox whenever it is woken (after each commit) or every
     ``idle_s`` (events committed by other processes)."""
 
-    def __init__(self, store: Store, idle_s: float = 0.5) -> None:
+    def __init__(self, store: Store, idle_s: float = 0.5, drop_unconsented: bool = False) -> None:
         self.store = store
+        self.drop_unconsented = drop_unconsented
         self.idle_s = idle_s
         self.stats = ProcessorStats()
         self._wake = threading.Event()
@@ -113,7 +114,7 @@ class Processor:
         """Process until the inbox is empty (or an error: retried on the next wake)."""
         while True:
             try:
-                if _process(self.store, BATCH, self.stats) < BATCH:
+                if _process(self.store, BATCH, self.stats, self.drop_unconsented) < BATCH:
                     return
             except Exception:
                 self.stats.errors += 1

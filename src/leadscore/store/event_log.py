@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
-from leadscore.store.schema import events, identities
+from leadscore.store.schema import events, identities, inbox, leads
 
 EVENT_FIELDS = (
     "message_id",
@@ -134,3 +134,20 @@ def lead_events(conn: Connection, lead_id: int, until_ms: int | None = None) -> 
     if until_ms is not None:
         query = query.where(events.c.ts <= until_ms)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def drop_events_without_consent(conn: Connection, lead_ids: Sequence[int]) -> int:
+    """Delete every event (and inbox row) of those ``lead_ids`` whose ``consent_tracking`` is false."""
+    refused = [
+        lead_id
+        for lead_id, attributes in conn.execute(
+            select(leads.c.id, leads.c.attributes).where(leads.c.id.in_(lead_ids))
+        ).all()
+        if (attributes or {}).get("consent_tracking") is False
+    ]
+    if not refused:
+        return 0
+    keys = select(identities.c.key).where(identities.c.lead_id.in_(refused))
+    ids = select(events.c.message_id).where(events.c.person_key.in_(keys))
+    conn.execute(inbox.delete().where(inbox.c.message_id.in_(ids)))
+    return int(conn.execute(events.delete().where(events.c.person_key.in_(keys))).rowcount)
