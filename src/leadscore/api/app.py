@@ -20,6 +20,9 @@ from leadscore.scoring.processor import Processor
 from leadscore.settings import Settings
 from leadscore.store import Store
 
+# every request body: tracking batches are limited to 500 KB on their own; nothing else needs more
+MAX_BODY_BYTES = 1024 * 1024
+
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -68,10 +71,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         version=__version__,
         description="Segment-compatible event ingestion and the lead read API.",
         lifespan=lifespan,
+        # a backstop for bodies sent without a length (chunked); declared lengths are refused earlier, with
+        # the JSON envelope, by DeclaredBodyLimit at MAX_BODY_BYTES
+        max_body_size=2 * MAX_BODY_BYTES,
         docs_url=None,  # Swagger UI would load from a CDN; the OpenAPI document is at /openapi.json
         redoc_url=None,
     )
     errors.install(app)
+    app.add_middleware(errors.DeclaredBodyLimit, max_bytes=MAX_BODY_BYTES)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -56,3 +56,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
         return envelope(500, "internal error")
+
+
+class DeclaredBodyLimit:
+    """Refuse a request whose declared Content-Length is over ``max_bytes`` before reading it, with the
+    JSON envelope (API) or a short text (pages). FastAPI's own ``max_body_size`` still stops bodies that
+    declare no length (chunked) while they stream."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope.get("headers") or []).get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+                message = f"body is {int(declared)} bytes; at most {self.max_bytes} are allowed"
+                response = envelope(413, message)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

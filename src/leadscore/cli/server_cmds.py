@@ -44,7 +44,12 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_level="warning",  # per-request access logs cost throughput; errors are still logged
+        access_log=False,
+        timeout_keep_alive=5,  # idle keep-alive connections are closed after 5 s
+        timeout_graceful_shutdown=15,
+        limit_concurrency=2048,  # beyond this, new connections get 503 instead of exhausting the host
+        h11_max_incomplete_event_size=64 * 1024,  # request line and headers
     )
 
 
