@@ -13,18 +13,10 @@ pytestmark = [
 TARGET_GAP = 0.01  # the issue's target: readability costs at most 0.01 AUC against the challenger
 
 
-@pytest.mark.parametrize("case", CASES[:2], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_points_model_is_within_target_of_lightgbm(case: Case) -> None:
     result = run(case)
     assert result.challenger is not None
     assert result.challenger.roc_auc - result.points.roc_auc <= TARGET_GAP
-    assert result.points.roc_auc > (0.95 if not case.exclude else 0.88)
+    assert result.points.roc_auc > (0.95 if case is CASES[0] else 0.88)
     assert result.points.ece < 0.05
-
-
-@pytest.mark.xfail(strict=True, reason="known gap: sessions' interactions (page values × exit rates) are beyond "
-                   "an additive scorecard; docs/learning.md records ~0.017–0.019")  # fmt: skip
-def test_online_shoppers_within_target() -> None:
-    result = run(CASES[2])
-    assert result.challenger is not None
-    assert result.challenger.roc_auc - result.points.roc_auc <= TARGET_GAP

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from leadscore.learn.binning import fit_bins
+from leadscore.learn.binning import Bins, fit_bins, shrunk_rates
 from leadscore.learn.checks import NotEnoughDataError
 from leadscore.learn.dataset import csv_data, in_holdout
 from leadscore.learn.features import Attribute, Feature
-from leadscore.learn.scorecard import LeakageWarning, Scorecard
+from leadscore.learn.metrics import roc_auc
+from leadscore.learn.scorecard import LeakageWarning, Scorecard, one_standard_error
 from leadscore.learn.to_model import to_model
 from leadscore.model import dump_model, loads_model
 
@@ -108,3 +109,40 @@ def test_model_yaml_round_trips_and_validates() -> None:
     assert model.scale.weights.fit == sc.fit_max_ and model.scale.fit_max == sc.fit_max_
     assert all(float(r.points).is_integer() for r in model.fit)
     assert model.scale.bands.hot == 60.0
+
+
+def test_weight_of_evidence_shrinks_by_the_spread_of_the_bins() -> None:
+    # two bins of 100 rows, 10 and 30 conversions: overall rate 0.2; the rates' count-weighted variance is
+    # 0.01, binomial noise explains 2 × 0.2 × 0.8 / 200 = 0.0016, so the true rates' variance is 0.0084 and
+    # the prior is worth m = 0.16 / 0.0084 - 1 = 18.05 observations
+    m = 0.16 / 0.0084 - 1
+    low, high = (10 + m * 0.2 + 0.5) / (100 + m + 1), (30 + m * 0.2 + 0.5) / (100 + m + 1)
+    odds = np.log(0.2 / 0.8)
+    assert shrunk_rates(np.array([100.0, 100.0]), np.array([10.0, 30.0])) == pytest.approx([low, high])
+    bins = Bins("numeric", (5.0,), (), None, False, (100, 100), (10, 30))
+    assert bins.woe() == pytest.approx([np.log(low / (1 - low)) - odds, np.log(high / (1 - high)) - odds])
+    # bins no further apart than chance carry no evidence at all
+    assert Bins("numeric", (5.0,), (), None, False, (100, 100), (19, 21)).woe().tolist() == [0.0, 0.0]
+
+
+def test_one_standard_error_rule_uses_the_fold_by_fold_differences() -> None:
+    # setting 2 is best (mean 0.80); setting 1 trails it by 0.01 in every fold (standard error 0): not within
+    # one standard error; setting 0 trails by -0.04, 0, +0.01 (mean 0.01, standard error
+    # √(0.0007) / √3 = 0.0153): within, and simplest
+    scores = [[0.75, 0.80, 0.82], [0.78, 0.79, 0.80], [0.79, 0.80, 0.81]]
+    assert one_standard_error(scores) == 0
+    assert one_standard_error(scores[1:]) == 1
+
+
+def test_a_pair_learns_what_no_additive_scorecard_can() -> None:
+    # converts when exactly one of two switches is on (exclusive or): each alone carries no evidence
+    rng = np.random.default_rng(3)
+    a, b, noise = (rng.integers(0, 2, 3000) for _ in range(3))
+    y = (rng.random(3000) < np.where(a != b, 0.6, 0.1)).astype(int)
+    X = np.column_stack([a, b, noise]).astype(float)
+    additive = Scorecard(min_class_count=20, C="cv").fit(X, y)
+    paired = Scorecard(min_class_count=20, C="cv", interactions="cv").fit(X, y)
+    assert [(p.first, p.second) for p in paired.pairs_] == [(0, 1)]
+    assert roc_auc(y, paired.score_100(X)) > 0.75 > 0.55 > roc_auc(y, additive.score_100(X))
+    cells = {(c.first, c.second): c.points for c in paired.cells()}
+    assert cells[0, 1] > 0 and cells[1, 0] > 0 and cells[0, 0] <= 0 and cells[1, 1] <= 0

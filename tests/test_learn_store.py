@@ -29,17 +29,25 @@ T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 
 def test_learned_csv_model_scores_like_the_scorecard_through_the_compiled_query(store: Store) -> None:
     data = csv_data(FIXTURE, "Converted", id_column="Prospect ID")
-    sc = Scorecard(data.features, min_class_count=20, max_bins=6, min_bin_share=0.03).fit(data.X, data.y)
-    model = to_model(sc, "x-education")
+    additive = Scorecard(data.features, min_class_count=20, max_bins=6, min_bin_share=0.03).fit(
+        data.X, data.y
+    )
+    # coarse bins leave 400 rows enough per cell for a pair to carry evidence
+    paired = Scorecard(data.features, min_class_count=20, max_bins=3, min_bin_share=0.1, interactions=2).fit(
+        data.X, data.y
+    )
+    assert paired.pairs_ and any(c.points < 0 for c in paired.cells())
     import_leads(store, FIXTURE, ImportOptions(mapping={"Prospect ID": "user_id"}))
-    with store.connect() as conn:
-        external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
-        compiled = {
-            external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))
-        }
-    expected = dict(zip(data.keys, sc.score_100(data.X).tolist(), strict=True))
-    assert len(compiled) == len(expected) == 400
-    assert max(abs(compiled[k] - v) for k, v in expected.items()) < 1e-9
+    for sc in (additive, paired):
+        model = to_model(sc, "x-education")
+        with store.connect() as conn:
+            external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+            compiled = {
+                external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))
+            }
+        expected = dict(zip(data.keys, sc.score_100(data.X).tolist(), strict=True))
+        assert len(compiled) == len(expected) == 400
+        assert max(abs(compiled[k] - v) for k, v in expected.items()) < 1e-9
 
 
 def _event(user: str, n: int, day: float, **fields: Any) -> dict[str, Any]:

@@ -4,9 +4,10 @@ features     what a learned feature reads: an attribute, an event count within a
 labels       censoring-aware labels from the outcomes table
 dataset      learning rows from a flat CSV; holdout by a hash of the row key
 store_data   point-in-time rows from the store (event features through a probe model's compiled query)
-binning      supervised binning (numeric intervals, category groups, a missing bin)
+binning      supervised binning (numeric intervals, category groups, a missing bin), weight of evidence
 checks       minimum outcomes and leakage guards
-scorecard    the estimator: bins → logistic regression → integer points; ``table()``
+interactions pairs of attribute features with evidence per cell (bin × bin), chosen greedily
+scorecard    the estimator: bins → weight of evidence → logistic regression → integer points; ``table()``
 to_model     a fitted scorecard as a normal model YAML
 challenger   LightGBM / HistGradientBoosting on the same features
 metrics      ROC-AUC, PR-AUC, gains, capture, calibration and ECE, rule lift, PSI

@@ -52,13 +52,14 @@ class Bins:
         return self.n_bins - 1 if self.has_missing else None
 
     def woe(self) -> FloatArray:
-        """Weight of evidence per bin: ln(share of conversions / share of non-conversions)."""
+        """Weight of evidence per bin: ln(odds in the bin / overall odds), each bin's rate shrunk towards
+        the overall rate (``shrunk_rates``)."""
         n, e = np.asarray(self.counts, float), np.asarray(self.events, float)
-        ne = n - e
-        k = len(n)
-        return np.asarray(
-            np.log((e + PRIOR) / (e.sum() + PRIOR * k)) - np.log((ne + PRIOR) / (ne.sum() + PRIOR * k)), float
-        )
+        if not n.sum() or e.sum() in (0, n.sum()):
+            return np.zeros(len(n))
+        p0 = e.sum() / n.sum()
+        rate = shrunk_rates(n, e)
+        return np.asarray(np.log(rate / (1 - rate)) - np.log(p0 / (1 - p0)), float)
 
     def assign(self, column: npt.NDArray[Any], placeholders: tuple[str, ...] = PLACEHOLDERS) -> IntArray:
         """The bin index of each value (``NO_BIN`` where no bin holds it)."""
@@ -85,6 +86,30 @@ def numeric_column(column: npt.NDArray[Any]) -> FloatArray:
     if column.dtype.kind in "fiu":
         return np.asarray(column, dtype=float)
     return np.fromiter((number(v) for v in column), dtype=float, count=len(column))
+
+
+def shrunk_rates(n: FloatArray, e: FloatArray) -> FloatArray:
+    """Each bin's conversion rate shrunk towards the overall rate by an empirical-Bayes beta prior.
+
+    The prior's strength ``m`` (in observations) comes from the bins themselves, by moments: the
+    count-weighted variance of the bins' rates, less the part binomial noise explains, is the variance of
+    the true rates, ``p0 (1 - p0) / (m + 1)``. A feature whose bins differ no more than chance gets
+    ``m = ∞`` (every bin at the overall rate: no evidence); a small bin of a strong feature keeps most of
+    its own rate. Estimated from the training rows only, like the bins.
+    """
+    total = n.sum()
+    p0 = e.sum() / total
+    seen = n > 0
+    rate = np.full(len(n), p0)
+    between = float((n[seen] * (e[seen] / n[seen] - p0) ** 2).sum()) / total
+    noise = float(seen.sum()) * p0 * (1 - p0) / total
+    if between <= noise:
+        return rate
+    m = max(p0 * (1 - p0) / (between - noise) - 1.0, 0.0)
+    # a bin with no conversions (or only conversions) and m = 0 would give an infinite weight of evidence;
+    # Jeffreys' half observation of each class keeps it finite
+    rate[seen] = (e[seen] + m * p0 + PRIOR) / (n[seen] + m + 2 * PRIOR)
+    return rate
 
 
 def _iv(n: FloatArray, e: FloatArray, total_e: float, total_ne: float) -> FloatArray:
@@ -195,4 +220,4 @@ def fit_bins(
     return bin_categorical(column, y, max_bins=max_bins, min_count=min_count, placeholders=placeholders)
 
 
-__all__ = ["NO_BIN", "OTHER", "PRIOR", "Bins", "fit_bins", "numeric_column"]
+__all__ = ["NO_BIN", "OTHER", "PRIOR", "Bins", "fit_bins", "numeric_column", "shrunk_rates"]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from leadscore.errors import LeadscoreError
-from leadscore.learn.binning import Bins
+from leadscore.learn.binning import PRIOR, Bins
 from leadscore.learn.features import Feature
 
 
@@ -26,9 +26,10 @@ def check_minimum(positives: int, negatives: int, needed: int) -> None:
 
 def univariate_auc(bins: Bins) -> float:
     """ROC-AUC of the feature's bins alone (ranked by their conversion rate), from the bin counts."""
-    order = np.argsort(bins.woe())
-    pos = np.asarray(bins.events, float)[order]
-    neg = np.asarray(bins.counts, float)[order] - pos
+    events, counts = np.asarray(bins.events, float), np.asarray(bins.counts, float)
+    order = np.argsort((events + PRIOR) / (counts + 2 * PRIOR), kind="stable")
+    pos = events[order]
+    neg = counts[order] - pos
     if pos.sum() == 0 or neg.sum() == 0:
         return 0.5
     below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])  # negatives in lower-ranked bins

@@ -1,30 +1,33 @@
-"""The scorecard estimator: binning, logistic regression on the bins (one-hot), integer points.
+"""The scorecard estimator: binning, weight-of-evidence coding, logistic regression, integer points.
 
 Follows the scikit-learn estimator contract: ``__init__`` stores parameters, ``fit`` validates and sets
 the ``*_`` attributes, ``predict_proba`` and ``decision_function`` come from the integer points (so the
-probabilities are those of the readable table), and ``table()`` lists variable / bin / points: the rows
-``to_model`` turns into a model YAML.
+probabilities are those of the readable table), and ``table()`` (with ``cells()``) lists variable / bin /
+points: the rows ``to_model`` turns into a model YAML.
 
-Points per bin are the bin's logit contribution (its coefficient), shifted so that a fit
-feature's worst bin and an engagement feature's "no activity" bin are worth 0, and scaled so all features
-together are worth about ``total_points``.
+The standard scorecard method: every feature is binned and coded by its bins' weight of evidence (one
+column per feature, so one coefficient each: few parameters, and the speed of a plain logistic regression
+on as many columns); a bin's points are coefficient × weight of evidence, shifted so that a fit feature's
+worst bin and an engagement feature's "no activity" bin are worth 0, and scaled so all features together
+are worth about ``total_points``. Optionally a few pairs of attribute features add points per cell
+(``interactions``). With ``C="cv"`` the regularisation, and with ``interactions="cv"`` the number of
+pairs, are chosen by cross-validation on the training rows (binning and weights of evidence refitted in
+every fold) with the one-standard-error rule: the simplest setting whose mean validation ROC-AUC is within
+one standard error of the best.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
@@ -32,9 +35,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from leadscore.learn.binning import NO_BIN, Bins, fit_bins
 from leadscore.learn.checks import check_leakage, check_minimum
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRecency, Feature
+from leadscore.learn.interactions import Pair, candidates, select_pairs
+from leadscore.learn.metrics import roc_auc
 
 CV_GRID = tuple(float(c) for c in np.logspace(-3, 1, 9))  # C = 0.001 … 10, half a decade apart
-CV_FOLDS = 3
+CV_FOLDS = 5
+IntArray = npt.NDArray[np.intp]
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,36 @@ class BinRow:
         return self.events / self.count if self.count else math.nan
 
 
+@dataclass(frozen=True)
+class CellRow:
+    """A cell of a pair of features (bin ``first`` of one with bin ``second`` of the other) and its points."""
+
+    features: tuple[Feature, Feature]
+    first: int
+    second: int
+    count: int
+    events: int
+    evidence: float  # shrunk ln(observed / expected conversions) against the model without this pair
+    points: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.count if self.count else math.nan
+
+
+@dataclass(frozen=True)
+class Coded:
+    """Rows coded for the regression: each feature's bin, and each row's weight of evidence per feature,
+    standardised by the training rows' mean and standard deviation (kept to undo it)."""
+
+    indices: list[IntArray]
+    z: FloatArray
+    mean: FloatArray
+    sd: FloatArray
+
+
 class Scorecard(ClassifierMixin, BaseEstimator):
-    """Binned logistic-regression scorecard with integer points (binary outcomes only)."""
+    """Binned weight-of-evidence logistic-regression scorecard with integer points (binary outcomes)."""
 
     def __init__(
         self,
@@ -65,6 +100,8 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         min_bin_share: float = 0.01,
         max_prebins: int = 40,
         C: float | Literal["cv"] = 1.0,
+        interactions: int | Literal["cv"] = 0,
+        max_interactions: int = 3,
         total_points: int = 100,
         min_class_count: int = 50,
         leak_auc: float = 0.95,
@@ -76,6 +113,8 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         self.min_bin_share = min_bin_share
         self.max_prebins = max_prebins
         self.C = C
+        self.interactions = interactions
+        self.max_interactions = max_interactions
         self.total_points = total_points
         self.min_class_count = min_class_count
         self.leak_auc = leak_auc
@@ -121,56 +160,115 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError("only one class is present in y: nobody (or everybody) converted")
+        if self.interactions != "cv" and (not isinstance(self.interactions, int) or self.interactions < 0):
+            raise ValueError(
+                f"interactions must be a number of pairs (0 or more) or 'cv', not {self.interactions!r}"
+            )
         target = (y == self.classes_[1]).astype(np.int64)
         check_minimum(int(target.sum()), int(len(target) - target.sum()), self.min_class_count)
         self.features_ = tuple(self.features) if self.features is not None else _numbered(X.shape[1])
+        self.bins_ = self._bin(X, target)
+        self.warnings_ = check_leakage(self.features_, self.bins_, self.leak_auc)
+        for message in self.warnings_:
+            warnings.warn(message, LeakageWarning, stacklevel=2)
+        self.C_, most = self._choose(X, target, groups)
+        self.woe_ = [b.woe() for b in self.bins_]
+        coded = code_rows(self._indices(X), self.woe_, self.bins_)
+        fitted: list[LogisticRegression] = []
+        self.pairs_ = select_pairs(coded.indices, [b.n_bins for b in self.bins_], target.astype(float),
+                                   self._pool(), most, self._refit(coded, target, self.C_, fitted))  # fmt: skip
+        lr = fitted[-1]
+        self.n_iter_ = lr.n_iter_
+        # back to one coefficient per unit of evidence (the solver saw standardised columns)
+        _, mean, sd = with_pairs(coded, self.pairs_)
+        self.coef_ = lr.coef_.ravel() / sd
+        self._points(float(lr.intercept_[0]) - float(self.coef_ @ mean))
+        return self
+
+    def _bin(self, X: npt.NDArray[Any], target: npt.NDArray[np.int64]) -> list[Bins]:
         min_count = max(1, math.ceil(self.min_bin_share * len(target)))
-        self.bins_ = [
+        return [
             fit_bins(X[:, j], target, f.kind, max_bins=self.max_bins, min_count=min_count,
                      max_prebins=self.max_prebins, placeholders=self.placeholders)
             for j, f in enumerate(self.features_)
         ]  # fmt: skip
-        self.warnings_ = check_leakage(self.features_, self.bins_, self.leak_auc)
-        for message in self.warnings_:
-            warnings.warn(message, LeakageWarning, stacklevel=2)
-        sizes = [b.n_bins for b in self.bins_]
-        lr = self._regression(one_hot(self._indices(X), sizes), target, groups)
-        self.n_iter_ = lr.n_iter_
-        self.coef_ = lr.coef_.ravel()
-        starts = np.cumsum([0, *sizes])
-        contributions = [self.coef_[a:b] for a, b in itertools.pairwise(starts)]
+
+    def _pool(self) -> list[tuple[int, int]]:
+        """Pairs that fit rules can express: both features are attributes."""
+        return candidates([j for j, f in enumerate(self.features_) if isinstance(f.source, Attribute)])
+
+    def _refit(
+        self, coded: Coded, target: npt.NDArray[np.int64], C: float, fitted: list[LogisticRegression]
+    ) -> Callable[[list[Pair]], FloatArray]:
+        """The regression on the evidence columns plus the pairs' (appended to ``fitted``); returns the
+        training probabilities the next pair is measured against."""
+
+        def refit(pairs: list[Pair]) -> FloatArray:
+            M = with_pairs(coded, pairs)[0]
+            lr = LogisticRegression(C=C, max_iter=self.max_iter).fit(M, target)
+            fitted.append(lr)
+            return np.asarray(lr.predict_proba(M)[:, 1], float)
+
+        return refit
+
+    def _choose(
+        self, X: npt.NDArray[Any], target: npt.NDArray[np.int64], groups: Sequence[Any] | None
+    ) -> tuple[float, int]:
+        """(C, most pairs): as given, or by cross-validation on the training rows (one-standard-error rule)."""
+        fixed_pairs = 0 if self.interactions == "cv" else int(self.interactions)
+        if self.C != "cv" and self.interactions != "cv":
+            return float(self.C), fixed_pairs
+        # fewer folds than CV_FOLDS only where a class has fewer rows than that (every fold needs both)
+        n_folds = max(2, min(CV_FOLDS, int(target.sum()), int(len(target) - target.sum())))
+        splitter = StratifiedGroupKFold(n_folds) if groups is not None else StratifiedKFold(n_folds)
+        folds = []
+        for train, test in splitter.split(X, target, groups):
+            bins = self._bin(X[train], target[train])
+            woe = [b.woe() for b in bins]
+            coded = [code_rows(idx, woe, bins)
+                     for idx in ([b.assign(X[rows, j], self.placeholders) for j, b in enumerate(bins)]
+                                 for rows in (train, test))]  # fmt: skip
+            folds.append((coded[0], coded[1], target[train], target[test], [b.n_bins for b in bins]))
+        if self.C == "cv":
+            scores = [
+                [roc_auc(yte, LogisticRegression(C=c, max_iter=self.max_iter).fit(tr.z, ytr).decision_function(te.z))
+                 for tr, te, ytr, yte, _ in folds]
+                for c in CV_GRID
+            ]  # fmt: skip
+            C = CV_GRID[one_standard_error(scores)]
+        else:
+            C = float(self.C)
+        if self.interactions != "cv":
+            return C, fixed_pairs
+        steps = [[0.0] * len(folds) for _ in range(self.max_interactions + 1)]
+        for f, (tr, te, ytr, yte, sizes) in enumerate(folds):
+            fitted: list[LogisticRegression] = []
+            pairs = select_pairs(tr.indices, sizes, ytr.astype(float), self._pool(), self.max_interactions,
+                                 self._refit(tr, ytr, C, fitted))  # fmt: skip
+            for k in range(self.max_interactions + 1):
+                used = min(k, len(pairs))  # the search stopped early: more pairs would add nothing
+                lr = fitted[used]
+                steps[k][f] = roc_auc(yte, lr.decision_function(with_pairs(te, pairs[:used])[0]))
+        return C, one_standard_error(steps)
+
+    def _points(self, intercept: float) -> None:
+        """Integer points per bin and per cell from the coefficients."""
+        n = len(self.features_)
+        contributions = [self.coef_[j] * w for j, w in enumerate(self.woe_)]
         base = [_baseline(f, b, c) for f, b, c in zip(self.features_, self.bins_, contributions, strict=True)]
         relative = [c - c[i] for c, i in zip(contributions, base, strict=True)]
-        span = sum(max(0.0, float(r.max())) for r in relative)
+        # a cell is worth its evidence's points as they are (negative for fewer conversions than the
+        # features predict): no evidence is 0 points, as for a cell training never saw and no rule names
+        cell_relative = [self.coef_[n + q] * np.asarray(p.evidence, float) for q, p in enumerate(self.pairs_)]
+        span = sum(max(0.0, float(r.max())) for r in [*relative, *cell_relative])
         # when no bin is worth more than another, every point is 0 whatever the scale: any positive one does
         self.points_per_logit_ = self.total_points / span if span > 0 else float(self.total_points)
         self.points_ = [np.rint(r * self.points_per_logit_).astype(np.int64) for r in relative]
+        self.cell_points_ = [np.rint(r * self.points_per_logit_).astype(np.int64) for r in cell_relative]
         self.baseline_bins_ = base
-        self.intercept_ = float(lr.intercept_[0]) + sum(
-            float(c[i]) for c, i in zip(contributions, base, strict=True)
-        )
-        self.fit_max_ = self._section_max("fit")
+        self.intercept_ = intercept + sum(float(c[i]) for c, i in zip(contributions, base, strict=True))
+        self.fit_max_ = self._section_max("fit") + sum(max(0, int(p.max())) for p in self.cell_points_)
         self.engagement_max_ = self._section_max("engagement")
-        return self
-
-    def _regression(
-        self, M: sparse.csr_matrix, target: npt.NDArray[np.int64], groups: Sequence[Any] | None
-    ) -> LogisticRegression:
-        C = self.C
-        if C == "cv":  # the regularisation the training rows support best: ROC-AUC over stratified folds
-            splitter = StratifiedGroupKFold(CV_FOLDS) if groups is not None else StratifiedKFold(CV_FOLDS)
-            folds = list(splitter.split(M, target, groups))
-
-            def auc(c: float) -> float:
-                return float(np.mean([
-                    roc_auc_score(target[test], LogisticRegression(C=c, max_iter=self.max_iter)
-                                  .fit(M[train], target[train]).decision_function(M[test]))
-                    for train, test in folds
-                ]))  # fmt: skip
-
-            C = max(CV_GRID, key=lambda c: auc(float(c)))
-        self.C_ = float(C)
-        return LogisticRegression(C=float(C), max_iter=self.max_iter).fit(M, target)
 
     def _section_max(self, section: str) -> int:
         return int(sum(max(0, int(p.max())) for f, p in zip(self.features_, self.points_, strict=True)
@@ -186,8 +284,11 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         X = self._validate(X, reset=False)
         fit = np.zeros(X.shape[0], dtype=np.int64)
         eng = np.zeros(X.shape[0], dtype=np.int64)
-        for f, pts, idx in zip(self.features_, self.points_, self._indices(X), strict=True):
+        indices = self._indices(X)
+        for f, pts, idx in zip(self.features_, self.points_, indices, strict=True):
             (fit if f.section == "fit" else eng)[:] += _take(pts, idx, 0)
+        for pair, pts in zip(self.pairs_, self.cell_points_, strict=True):
+            fit += _take(pts, pair.cells(indices[pair.first], indices[pair.second]), 0)
         return fit, eng
 
     def total_points_of(self, X: Any) -> npt.NDArray[np.int64]:
@@ -223,11 +324,25 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         for f, b, pts, base in zip(
             self.features_, self.bins_, self.points_, self.baseline_bins_, strict=True
         ):
-            woe = b.woe()
+            woe = self.woe_[self.features_.index(f)]
             rows.extend(
                 BinRow(f, i, b.counts[i], b.events[i], float(woe[i]), int(pts[i]), i == base)
                 for i in range(b.n_bins)
             )
+        return rows
+
+    def cells(self) -> list[CellRow]:
+        """The cells of every pair that training saw (``to_model`` writes those worth points as rules)."""
+        check_is_fitted(self)
+        rows: list[CellRow] = []
+        for pair, pts in zip(self.pairs_, self.cell_points_, strict=True):
+            features = (self.features_[pair.first], self.features_[pair.second])
+            rows.extend(
+                CellRow(features, code // pair.second_bins, code % pair.second_bins, pair.counts[code],
+                        pair.events[code], pair.evidence[code], int(pts[code]))
+                for code in range(len(pair.counts))
+                if pair.counts[code]
+            )  # fmt: skip
         return rows
 
 
@@ -239,19 +354,69 @@ def _numbered(n: int) -> tuple[Feature, ...]:
     return tuple(Feature(f"x{j}", "numeric", Attribute(f"x{j}")) for j in range(n))
 
 
-def one_hot(indices: Sequence[npt.NDArray[np.intp]], sizes: Sequence[int]) -> sparse.csr_matrix:
-    """One column per bin of every feature; a value in no bin (``NO_BIN``) sets none of its columns."""
-    starts = np.cumsum([0, *sizes])
+def standardise(values: FloatArray, counts: npt.ArrayLike) -> tuple[float, float]:
+    """Mean and standard deviation (1 where there is no spread) of per-bin values over the training rows.
+
+    The regression sees standardised columns: lbfgs then needs as few iterations as on any standardised
+    matrix (raw weights of evidence differ in spread by a factor of 30 and more), and the penalty treats
+    every feature alike."""
+    n = np.asarray(counts, float)
+    total = n.sum()
+    if total == 0:
+        return 0.0, 1.0
+    mean = float((n * values).sum() / total)
+    sd = math.sqrt(float((n * (values - mean) ** 2).sum() / total))
+    return mean, sd if sd > 0 else 1.0
+
+
+def code_rows(indices: list[IntArray], woe: Sequence[FloatArray], bins: Sequence[Bins]) -> Coded:
+    """One column per feature: each row's bin's weight of evidence, standardised (a value in no bin
+    has no evidence, 0 before standardising)."""
+    stats = [standardise(w, b.counts) for w, b in zip(woe, bins, strict=True)]
+    mean = np.asarray([m for m, _ in stats], float)
+    sd = np.asarray([d for _, d in stats], float)
     if not indices:
-        return sparse.csr_matrix((0, int(starts[-1])))
-    bins = np.column_stack(indices)
-    present = bins != NO_BIN
-    columns = (bins + starts[:-1])[present]  # row by row, features in order: already CSR order
-    indptr = np.concatenate([[0], np.cumsum(present.sum(axis=1))])
-    return sparse.csr_matrix((np.ones(len(columns)), columns, indptr), shape=(bins.shape[0], int(starts[-1])))
+        return Coded(indices, np.zeros((0, 0)), mean, sd)
+    z = np.column_stack(
+        [_take((w - m) / d, idx, -m / d) for idx, w, (m, d) in zip(indices, woe, stats, strict=True)]
+    )
+    return Coded(indices, z, mean, sd)
 
 
-def _take(values: npt.NDArray[Any], idx: npt.NDArray[np.intp], fill: Any) -> npt.NDArray[Any]:
+def with_pairs(coded: Coded, pairs: Sequence[Pair]) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(matrix, means, standard deviations): the coded rows with a standardised column per pair (each
+    row's cell evidence)."""
+    if not pairs:
+        return coded.z, coded.mean, coded.sd
+    columns, means, sds = [coded.z], [coded.mean], [coded.sd]
+    for p in pairs:
+        evidence = np.asarray(p.evidence, float)
+        m, d = standardise(evidence, p.counts)
+        cells = p.cells(coded.indices[p.first], coded.indices[p.second])
+        columns.append(_take((evidence - m) / d, cells, -m / d)[:, None])
+        means.append(np.asarray([m]))
+        sds.append(np.asarray([d]))
+    return np.hstack(columns), np.concatenate(means), np.concatenate(sds)
+
+
+def one_standard_error(scores: Sequence[Sequence[float]]) -> int:
+    """The first (simplest) setting whose mean score is within one standard error of the best mean.
+
+    ``scores[i]`` are setting i's validation scores, one per fold, settings ordered from simplest
+    (Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*, 7.10). Every setting is
+    validated on the same folds, so the standard error is that of the setting's fold-by-fold difference
+    from the best: how hard a fold is cancels out, and what remains is how much the two settings really
+    differ."""
+    table = np.asarray(scores, float)
+    means = table.mean(axis=1)
+    best = int(np.argmax(means))
+    differences = table - table[best]
+    folds = table.shape[1]
+    se = differences.std(axis=1, ddof=1) / math.sqrt(folds) if folds > 1 else np.zeros(len(means))
+    return int(np.flatnonzero(means - means[best] >= -se)[0])
+
+
+def _take(values: npt.NDArray[Any], idx: IntArray, fill: Any) -> npt.NDArray[Any]:
     out = values[np.where(idx == NO_BIN, 0, idx)]
     return np.where(idx == NO_BIN, fill, out)
 

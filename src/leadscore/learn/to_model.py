@@ -3,9 +3,12 @@
 - an attribute bin becomes a fit rule (``lt``/``gte`` for intervals, ``in``/``not_in`` for categories,
   ``missing`` or a placeholder for the missing bin);
 - an event count's bins become ``threshold`` rules, one per bin edge, worth the step in points there;
-- a recency's bins become ``once`` rules: one for "ever", one per edge with that window.
+- a recency's bins become ``once`` rules: one for "ever", one per edge with that window;
+- a pair's cells become fit rules ``all: [bin of one, bin of the other]``; the cells of a pair worth the
+  same points share one rule (``any`` of them). A cell may be worth negative points.
 
-Fit totals are never negative (each fit feature's worst bin is worth 0), and the scale makes the 0–100
+Each fit feature's worst bin is worth 0 (fit totals below 0, possible only through a pair's negative
+cells, are raised to 0 by the model language, and by ``Scorecard`` alike), and the scale makes the 0–100
 score ``100 × points / (fit_max + engagement_max)``, so the compiled model scores exactly what
 ``Scorecard.score_100`` computes.
 """
@@ -17,7 +20,7 @@ from typing import Any
 import yaml
 
 from leadscore.learn.features import EventCount, EventRecency, Feature, slug
-from leadscore.learn.scorecard import BinRow, Scorecard
+from leadscore.learn.scorecard import BinRow, CellRow, Scorecard
 from leadscore.model import ScoringModel, dump_model, loads_model
 
 MAX_NAME_ITEMS = 4
@@ -75,24 +78,68 @@ def _category_condition(field: str, values: tuple[Any, ...], negate: bool) -> di
     return parts[0] if len(parts) == 1 else {"any": parts}
 
 
-def _categorical_bin(sc: Scorecard, feature: Feature, row: BinRow) -> tuple[dict[str, Any], str]:
+def _categorical_bin(sc: Scorecard, feature: Feature, index: int) -> tuple[dict[str, Any], str]:
     field, name = feature.source.field, feature.name  # type: ignore[union-attr]
     b = sc.bins_[sc.features_.index(feature)]
-    if row.index == b.missing:
+    if index == b.missing:
         cond: dict[str, Any] = {"attribute": field, "missing": True}
         if sc.placeholders:
             cond = {"any": [cond, {"attribute": field, "in": list(sc.placeholders)}]}
         return cond, f"{name} missing or a placeholder ({_items(sc.placeholders)})"
-    if row.index == b.other:
+    if index == b.other:
         others = tuple(v for i, g in enumerate(b.groups) if i != b.other for v in g) + sc.placeholders
         label = (
-            f"{name}: {_items(b.groups[row.index])} or any other value"
-            if b.groups[row.index]
+            f"{name}: {_items(b.groups[index])} or any other value"
+            if b.groups[index]
             else f"{name}: any other value"
         )
         return _category_condition(field, others, negate=True), label
-    values = b.groups[row.index]
+    values = b.groups[index]
     return _category_condition(field, values, negate=False), f"{name}: {_items(values)}"
+
+
+def _bin_condition(sc: Scorecard, feature: Feature, index: int) -> tuple[dict[str, Any], str]:
+    b = sc.bins_[sc.features_.index(feature)]
+    if b.kind == "numeric":
+        return _numeric_bin(sc, feature, index, b.edges)
+    return _categorical_bin(sc, feature, index)
+
+
+def _cell_rules(sc: Scorecard, used: set[str]) -> list[dict[str, Any]]:
+    """A pair's cells worth the same points share one rule: ``any`` of the cells, each ``all`` of two bins."""
+    out = []
+    for cells in _by_pair(sc.cells()):
+        first, second = cells[0].features
+        pair = Feature(f"{first.name} x {second.name}", "categorical")
+        for k, points in enumerate(sorted({c.points for c in cells if c.points}, reverse=True), start=1):
+            mine = [c for c in cells if c.points == points]
+            conditions, names = [], []
+            for c in mine:
+                (cond_a, name_a), (cond_b, name_b) = (
+                    _bin_condition(sc, first, c.first),
+                    _bin_condition(sc, second, c.second),
+                )
+                conditions.append({"all": [cond_a, cond_b]})
+                names.append(f"{name_a} and {name_b}")
+            leads, converted = sum(c.count for c in mine), sum(c.events for c in mine)
+            name = names[0] if len(names) == 1 else f"{len(names)} cells: " + "; ".join(names)
+            out.append({
+                "id": _rule_id(pair, k, used),
+                "name": name[:200],
+                "description": f"{first.name} × {second.name}: {leads} leads in training, {converted} "
+                f"converted ({100 * converted / leads:.1f} %), {'more' if points > 0 else 'fewer'} than "
+                "the two features' own points predict",
+                "when": conditions[0] if len(conditions) == 1 else {"any": conditions},
+                "points": points,
+            })  # fmt: skip
+    return out
+
+
+def _by_pair(rows: list[CellRow]) -> list[list[CellRow]]:
+    groups: dict[tuple[Feature, Feature], list[CellRow]] = {}
+    for row in rows:
+        groups.setdefault(row.features, []).append(row)
+    return list(groups.values())
 
 
 def _stats(row: BinRow) -> str:
@@ -104,15 +151,11 @@ def _stats(row: BinRow) -> str:
 
 
 def _fit_rules(sc: Scorecard, feature: Feature, rows: list[BinRow], used: set[str]) -> list[dict[str, Any]]:
-    b = sc.bins_[sc.features_.index(feature)]
     out = []
     for row in rows:
         if row.points == 0:
             continue
-        if b.kind == "numeric":
-            cond, name = _numeric_bin(sc, feature, row.index, b.edges)
-        else:
-            cond, name = _categorical_bin(sc, feature, row)
+        cond, name = _bin_condition(sc, feature, row.index)
         out.append({"id": _rule_id(feature, row.index, used), "name": name[:200], "description": _stats(row),
                     "when": cond, "points": row.points})  # fmt: skip
     return out
@@ -192,6 +235,7 @@ def model_document(
             engagement.extend(_recency_rules(sc, feature, mine, b.edges, used))
         else:
             fit.extend(_fit_rules(sc, feature, mine, used))
+    fit.extend(_cell_rules(sc, used))
     probability = (
         f"Probability of conversion ≈ 1 / (1 + exp(-({sc.intercept_:.4f} + points / {sc.points_per_logit_:.4f}))), "
         "where points = fit points + engagement points."

@@ -4,13 +4,14 @@ beside the gradient-boosting challenger fitted on the same rows and features."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from leadscore.learn import metrics
 from leadscore.learn.challenger import Kind, fit_challenger
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset
+from leadscore.learn.features import Feature
 from leadscore.learn.scorecard import Scorecard
 from leadscore.learn.to_model import to_model
 from leadscore.model import ScoringModel, dump_model
@@ -56,7 +57,15 @@ class LearnResult:
             "dropped": [list(d) for d in self.dropped],
             "excluded": self.excluded,
             "rules": len(self.model.fit) + len(self.model.engagement),
+            "regularisation": self.scorecard.C_,
+            "pairs": [[c.name for c in cells] for cells in self.pairs],
         }
+
+    @property
+    def pairs(self) -> list[tuple[Feature, Feature]]:
+        """The pairs of features that earn points per cell."""
+        sc = self.scorecard
+        return [(sc.features_[p.first], sc.features_[p.second]) for p in sc.pairs_]
 
     @property
     def auc_gap(self) -> float | None:
@@ -78,10 +87,16 @@ def learn(
     hot_share: float = HOT_SHARE,
     warm_share: float = WARM_SHARE,
     description: str = "",
+    interactions: int | Literal["cv"] = "cv",
     **params: Any,
 ) -> LearnResult:
+    """``interactions="cv"``: cross-validation on the training rows decides how many pairs of attribute
+    features (up to the scorecard's ``max_interactions``) get points per cell; other ``params`` go to
+    ``Scorecard``."""
     train, holdout = data.split(holdout_share)
-    sc = Scorecard(data.features, **params).fit(train.X, train.y, groups=list(train.keys))
+    sc = Scorecard(data.features, interactions=interactions, **params).fit(
+        train.X, train.y, groups=list(train.keys)
+    )
     train_scores = sc.score_100(train.X)
     bands = (
         float(np.quantile(train_scores, 1 - hot_share)),
