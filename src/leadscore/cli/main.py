@@ -9,6 +9,7 @@ import typer
 from sqlalchemy import select
 
 from leadscore.cli import (
+    batch_cmds,
     demo_cmd,
     imports,
     learn_cmds,
@@ -52,6 +53,7 @@ app.add_typer(lifecycle_cmds.outcomes_app, name="outcomes")
 app.add_typer(lifecycle_cmds.segments_app, name="segments")
 app.add_typer(lifecycle_cmds.reports_app, name="reports")
 app.add_typer(lifecycle_cmds.lifecycle_app, name="lifecycle")
+app.add_typer(batch_cmds.app, name="batch")
 
 Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 ModelFile = Annotated[

@@ -1,7 +1,9 @@
 """Model → relational query: one compiled scoring semantics for every engine and every caller."""
 
+# registers the DuckDB and Spark spellings and CAPABILITIES entries
+from leadscore.compile.engines import render_sql
 from leadscore.compile.ledger import Ledger, LedgerLine, read_ledger
 from leadscore.compile.query import compile_model, half_life_ms
 from leadscore.compile.sources import Sources
 
-__all__ = ["Ledger", "LedgerLine", "Sources", "compile_model", "half_life_ms", "read_ledger"]
+__all__ = ["Ledger", "LedgerLine", "Sources", "compile_model", "half_life_ms", "read_ledger", "render_sql"]

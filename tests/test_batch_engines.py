@@ -1,0 +1,401 @@
+"""The same model scores the same on every engine: SQLite, PostgreSQL, DuckDB and Spark (Hypothesis).
+
+Random models and Segment message streams (``strategies``) are ingested into a store, whose relations
+are exported to Parquet; SQLite (and PostgreSQL when LEADSCORE_TEST_POSTGRES_URL is set) score the store,
+DuckDB and Spark score the Parquet files, each with ``compile_model`` rendered for its dialect, and every
+ledger is compared field by field: exactly when no rule decays, to 1e-9 relative when one does.
+Spark is slow to start and to plan, so it gets one session for the module and few examples.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from sqlalchemy import create_engine, select, text
+from typer.testing import CliRunner
+
+from case_runner import Case, load_case, run_case
+from case_runner import compare as compare_case
+from leadscore.batch.duckdb_engine import arrow_batches, parquet_view
+from leadscore.batch.locations import ParquetLocation
+from leadscore.batch.parquet import export_relation
+from leadscore.batch.run import relation, targets
+from leadscore.cli.main import app
+from leadscore.compile import Ledger, Sources, compile_model, half_life_ms, read_ledger, render_sql
+from leadscore.compile.dialects import CAPABILITIES
+from leadscore.errors import UnsupportedRuleError
+from leadscore.ingest.segment import Message
+from leadscore.model import ScoringModel
+from leadscore.scoring.pipeline import ingest
+from leadscore.scoring.run import all_leads, score
+from leadscore.store import Store
+from leadscore.store.schema import leads, metadata
+from strategies import AS_OF, message_streams, models
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES_DIR = ROOT / "tests" / "cases"
+
+PG_URL = os.environ.get("LEADSCORE_TEST_POSTGRES_URL")
+RELATIVE = 1e-9
+RELATIONS = ("events", "identities", "leads", "accounts")
+SETTINGS: dict[str, Any] = {"deadline": None, "suppress_health_check": list(HealthCheck)}
+SPARK_MISSING = (
+    "pyspark is not installed (pip install -e '.[spark]')"
+    if importlib.util.find_spec("pyspark") is None
+    else "no Java runtime on PATH or JAVA_HOME (Spark needs Java 17+)"
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME"))
+    else None
+)
+pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    if SPARK_MISSING:
+        pytest.skip(SPARK_MISSING)
+    from pyspark.sql import SparkSession
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        session = (
+            SparkSession.builder.master("local[2]")
+            .appName("leadscore tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .getOrCreate()
+        )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.fixture(scope="module")
+def sqlite_db(workdir: Path) -> Iterator[Store]:
+    store = Store.from_url(str(workdir / "engines.db"))
+    yield store
+    store.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_db() -> Iterator[Store | None]:
+    if not PG_URL:
+        yield None
+        return
+    schema = f"e_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    store = Store.from_url(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
+    try:
+        yield store
+    finally:
+        store.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _load(store: Store, messages: list[Message]) -> None:
+    with store.begin() as conn:
+        if store.dialect == "postgresql":
+            names = ", ".join(t.name for t in metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+    ingest(store, messages, source="test")
+
+
+def store_ledgers(store: Store, model: ScoringModel) -> dict[str, Ledger]:
+    """Every lead's ledger on the store's own engine, keyed by external id."""
+    with store.connect() as conn:
+        external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+        return {external[lg.lead_id]: lg for lg in score(conn, model, store.sources(), all_leads(AS_OF))}
+
+
+def export(store: Store, folder: Path) -> dict[str, ParquetLocation]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return {name: export_relation(store, name, folder / f"{name}.parquet") for name in RELATIONS}
+
+
+def external_ids(store: Store) -> dict[int, str]:
+    with store.connect() as conn:
+        return dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())  # type: ignore[arg-type]
+
+
+def duckdb_ledgers(
+    model: ScoringModel, files: dict[str, ParquetLocation], as_of: int = AS_OF
+) -> list[Ledger]:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        views = {name: relation(name, parquet_view(con, name, loc.files())) for name, loc in files.items()}
+        sources = Sources(**views)
+        sql = render_sql(compile_model(model, sources, targets(sources, as_of), "duckdb"), "duckdb")
+        return [
+            read_ledger(model, row) for batch in arrow_batches(con, sql, 1000) for row in batch.to_pylist()
+        ]
+    finally:
+        con.close()
+
+
+def spark_ledgers(
+    spark: Any, model: ScoringModel, files: dict[str, ParquetLocation], as_of: int = AS_OF
+) -> list[Ledger]:
+    from leadscore.batch.spark_engine import parquet_view as spark_view
+
+    sources = Sources(**{name: relation(name, spark_view(spark, name, loc)) for name, loc in files.items()})
+    sql = render_sql(compile_model(model, sources, targets(sources, as_of), "spark"), "spark")
+    return [read_ledger(model, row.asDict()) for row in spark.sql(sql).collect()]
+
+
+def decays(model: ScoringModel) -> bool:
+    return any(half_life_ms(model, rule) for rule in model.engagement)
+
+
+def assert_same(a: Ledger, b: Ledger, exact: bool) -> None:
+    """Equal field by field; floats exactly (no decay) or to 1e-9 relative."""
+    da, db_ = a.as_dict(), b.as_dict()
+    la, lb = da.pop("lines"), db_.pop("lines")
+    assert [(x["rule_id"], x["kind"], x["matched"], x["capped"]) for x in la] == [
+        (x["rule_id"], x["kind"], x["matched"], x["capped"]) for x in lb
+    ]
+    for x, y in [(da, db_), *zip(la, lb, strict=True)]:
+        assert x.keys() == y.keys()
+        for key in x:
+            u, v = x[key], y[key]
+            if isinstance(u, float) and isinstance(v, float) and not exact:
+                assert abs(u - v) <= RELATIVE * max(abs(u), abs(v), 1.0), (key, u, v)
+            else:
+                assert u == v, (key, u, v)
+
+
+def compare(expected: dict[str, Ledger], got: dict[str, Ledger], model: ScoringModel) -> None:
+    assert got.keys() == expected.keys()
+    for key, ledger in expected.items():
+        assert_same(ledger, got[key], exact=not decays(model))
+
+
+def _by_external(ledgers: list[Ledger], ids: dict[int, str]) -> dict[str, Ledger]:
+    return {ids[lg.lead_id]: lg for lg in ledgers}
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(model=models(), messages=message_streams())
+def test_duckdb_and_postgres_score_as_sqlite(
+    sqlite_db: Store, pg_db: Store | None, workdir: Path, model: ScoringModel, messages: list[Message]
+) -> None:
+    _load(sqlite_db, messages)
+    expected = store_ledgers(sqlite_db, model)
+    files = export(sqlite_db, workdir / "duck")
+    compare(expected, _by_external(duckdb_ledgers(model, files), external_ids(sqlite_db)), model)
+    if pg_db is not None:
+        _load(pg_db, messages)
+        compare(expected, store_ledgers(pg_db, model), model)
+
+
+@settings(max_examples=4, **SETTINGS)
+@given(model=models(), messages=message_streams(max_events=15))
+def test_spark_scores_as_sqlite(
+    spark: Any, sqlite_db: Store, workdir: Path, model: ScoringModel, messages: list[Message]
+) -> None:
+    _load(sqlite_db, messages)
+    expected = store_ledgers(sqlite_db, model)
+    files = export(sqlite_db, workdir / f"spark-{uuid.uuid4().hex[:8]}")
+    compare(expected, _by_external(spark_ledgers(spark, model, files), external_ids(sqlite_db)), model)
+
+
+REGEX_MODEL = ScoringModel.model_validate(
+    {
+        "model": "regex",
+        "fit": [
+            {"id": "cto", "name": "CTO", "when": {"attribute": "job_title", "regex": "cto|vp"}, "points": 5}
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_an_undeclared_construct_fails_at_compile_time_naming_the_rule(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = Store.from_url("sqlite://", migrate_schema=False).sources()
+    wanted = all_leads(AS_OF)
+    assert render_sql(compile_model(REGEX_MODEL, sources, wanted, engine), engine)
+    monkeypatch.setitem(CAPABILITIES, engine, CAPABILITIES[engine] - {"regex"})
+    with pytest.raises(UnsupportedRuleError) as info:
+        compile_model(REGEX_MODEL, sources, wanted, engine)
+    assert "cto" in str(info.value) and engine in str(info.value)
+
+
+CASES = {c.name.removesuffix(".yaml"): c for c in map(load_case, sorted(CASES_DIR.glob("*.yaml")))}
+SPARK_CASES = ("operators-numeric", "operators-text", "half-life", "stitching")
+
+
+def _case_on(engine_ledgers: Any, case: Case, folder: Path) -> list[str]:
+    """Run a hand-computed case (tests/cases) through the store, then score its Parquet export elsewhere."""
+    store = Store.from_url(str(folder / "case.db"))
+    try:
+        run_case(store, case)
+        files = export(store, folder / "parquet")
+        ids = external_ids(store)
+    finally:
+        store.dispose()
+    got = {ids[lg.lead_id]: lg for lg in engine_ledgers(case.model, files, case.as_of)}
+    problems = [
+        f"{u}: {p}"
+        for u, want in case.expect.items()
+        for p in compare_case(got[str(u)], want, tolerant=case.decays)
+    ]
+    return problems + [f"unexpected lead {u}" for u in sorted(set(got) - {str(k) for k in case.expect})]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hand_computed_cases_on_duckdb(name: str, tmp_path: Path) -> None:
+    problems = _case_on(duckdb_ledgers, CASES[name], tmp_path)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", SPARK_CASES)
+def test_hand_computed_cases_on_spark(spark: Any, name: str, tmp_path: Path) -> None:
+    problems = _case_on(
+        lambda model, files, as_of: spark_ledgers(spark, model, files, as_of), CASES[name], tmp_path
+    )
+    assert not problems, "\n".join(problems)
+
+
+# ``leadscore batch score`` end to end: the README-style command on every engine, the same output.
+
+BENCH_MODEL = ROOT / "bench" / "model.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo_store(workdir: Path) -> Path:
+    """A store with generated data (bench/datagen.py, small) and its Parquet export."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import datagen
+
+    db = workdir / "demo.db"
+    store = Store.from_url(str(db))
+    try:
+        datagen.load(store, datagen.Spec(leads=120, events=4_000, seed=5))
+        export(store, workdir / "demo")
+    finally:
+        store.dispose()
+    return db
+
+
+def _batch(*args: str) -> None:
+    result = CliRunner().invoke(app, ["batch", "score", "--as-of", "2025-06-30", *args])
+    assert result.exit_code == 0, result.output
+    assert "scored 120 leads" in result.output
+
+
+def _outputs(folder: Path) -> tuple[Any, Any]:
+    import pyarrow.parquet as pq
+
+    scores = pq.read_table(folder / "scores.parquet").sort_by("lead_id")
+    ledger = pq.read_table(folder / "ledger.parquet").sort_by(
+        [("lead_id", "ascending"), ("rule_id", "ascending")]
+    )
+    return scores, ledger
+
+
+def _same_outputs(a: tuple[Any, Any], b: tuple[Any, Any]) -> None:
+    for x, y in zip(a, b, strict=True):
+        assert x.num_rows == y.num_rows and x.schema == y.schema
+        for name in x.column_names:
+            u, v = x.column(name).to_pylist(), y.column(name).to_pylist()
+            if x.schema.field(name).type == "double":
+                assert all(
+                    p == q or abs(p - q) <= RELATIVE * max(abs(p), abs(q), 1.0)
+                    for p, q in zip(u, v, strict=True)
+                ), name
+            else:
+                assert u == v, name
+
+
+@pytest.fixture(scope="module")
+def sqlite_output(demo_store: Path, workdir: Path) -> tuple[Any, Any]:
+    out = workdir / "out-sqlite"
+    _batch("--engine", "sqlite", "--db", str(demo_store), "--events", "store", "--leads", "store",
+           "--accounts", "store", "--identities", "store", "--model", str(BENCH_MODEL), "--out", str(out))  # fmt: skip
+    scores, ledger = _outputs(out)
+    assert scores.num_rows == 120 and ledger.num_rows > 120
+    assert set(ledger.column("kind").to_pylist()) >= {"fit", "each", "once", "threshold"}
+    return scores, ledger
+
+
+def _parquet_args(workdir: Path) -> list[str]:
+    d = workdir / "demo"
+    return ["--events", str(d / "events.parquet"), "--leads", str(d / "leads.parquet"),
+            "--accounts", str(d / "accounts.parquet"), "--identities", str(d / "identities.parquet"),
+            "--model", str(BENCH_MODEL)]  # fmt: skip
+
+
+def test_batch_score_on_duckdb_writes_what_sqlite_writes(sqlite_output: Any, workdir: Path) -> None:
+    out = workdir / "out-duckdb"
+    _batch("--engine", "duckdb", *_parquet_args(workdir), "--out", str(out))
+    _same_outputs(sqlite_output, _outputs(out))
+
+
+def test_batch_score_into_duckdb_tables(sqlite_output: Any, workdir: Path) -> None:
+    import duckdb
+
+    path = workdir / "scores.duckdb"
+    _batch("--engine", "duckdb", *_parquet_args(workdir), "--duckdb", str(path), "--out", "table:lead_scores")
+    con = duckdb.connect(str(path))
+    try:
+        scores = con.sql("SELECT * FROM lead_scores ORDER BY lead_id").to_arrow_table()
+        lines = con.execute("SELECT count(*) FROM lead_scores_ledger").fetchone()
+    finally:
+        con.close()
+    assert scores.column("lead_id").to_pylist() == sqlite_output[0].column("lead_id").to_pylist()
+    assert scores.column("score").to_pylist() == pytest.approx(
+        sqlite_output[0].column("score").to_pylist(), rel=RELATIVE
+    )
+    assert lines == (sqlite_output[1].num_rows,)
+
+
+def test_batch_score_on_spark_writes_what_sqlite_writes(
+    spark: Any, sqlite_output: Any, workdir: Path
+) -> None:
+    out = workdir / "out-spark"
+    _batch("--engine", "spark", *_parquet_args(workdir), "--out", str(out))
+    _same_outputs(sqlite_output, _outputs(out))
+
+
+@pytest.mark.postgres
+def test_batch_score_on_postgres_reads_parquet(
+    pg_db: Store | None, sqlite_output: Any, workdir: Path
+) -> None:
+    if pg_db is None:
+        pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
+    out = workdir / "out-postgres"
+    _batch("--engine", "postgres", "--db", pg_db.url, *_parquet_args(workdir), "--out", str(out))
+    _same_outputs(sqlite_output, _outputs(out))
+
+
+def test_batch_score_refuses_an_engine_it_does_not_know(workdir: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["batch", "score", "--engine", "oracle", *_parquet_args(workdir), "--out", "x"]
+    )
+    assert result.exit_code != 0 and "oracle" in result.output

@@ -1,0 +1,86 @@
+"""The SQL each engine runs for a few models, snapshotted (tests/snapshots/<model>.<dialect>.sql).
+
+A compiler change shows up as a reviewable diff of these files. After a deliberate change, rewrite them
+with ``LEADSCORE_UPDATE_SNAPSHOTS=1 pytest tests/test_sql_snapshots.py`` and review ``git diff
+tests/snapshots``. The SQL is ``compile.render_sql`` of ``compile_model`` over the store's tables, every
+lead as of one fixed time, constants inline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from leadscore.compile import compile_model, render_sql
+from leadscore.compile.engines import ENGINES
+from leadscore.model import ScoringModel, load_model
+from leadscore.scoring.run import all_leads
+from leadscore.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOTS = ROOT / "tests" / "snapshots"
+AS_OF = 1_750_000_000_000
+UPDATE = os.environ.get("LEADSCORE_UPDATE_SNAPSHOTS") == "1"
+
+MODELS: dict[str, ScoringModel] = {
+    "bench": load_model(ROOT / "bench" / "model.yaml"),
+    "json-fields": ScoringModel.model_validate(
+        {
+            "model": "json-fields",
+            "fit": [
+                {
+                    "id": "size",
+                    "name": "Size",
+                    "when": {"attribute": "account.employees", "gte": 50},
+                    "points": 10,
+                },
+                {
+                    "id": "customer",
+                    "name": "Customer",
+                    "when": {"attribute": "customer", "equals": True},
+                    "points": 5,
+                },
+                {
+                    "id": "tier",
+                    "name": "Tier",
+                    "when": {"attribute": "plan.tier", "in": ["gold", 2]},
+                    "points": 3,
+                },
+                {
+                    "id": "quote",
+                    "name": "Quote",
+                    "when": {"attribute": "motto", "contains": "it's 100%\\_"},
+                    "points": 1,
+                },
+            ],
+            "engagement": [
+                {
+                    "id": "long_watch",
+                    "name": "Watched",
+                    "event": {"type": "track", "name": "Video Watched"},
+                    "where": {"property": "percent-done", "between": [75, 100]},
+                    "points": 2,
+                    "cap": 6,
+                }
+            ],
+            "privacy": {"tracking_consent": "required"},
+        }
+    ),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_generated_sql_matches_the_snapshot(name: str, engine: str) -> None:
+    sources = Store.from_url("sqlite://", migrate_schema=False).sources()
+    sql = render_sql(compile_model(MODELS[name], sources, all_leads(AS_OF), engine), engine) + "\n"
+    path = SNAPSHOTS / f"{name}.{engine}.sql"
+    if UPDATE:
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(sql, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path.name}: run LEADSCORE_UPDATE_SNAPSHOTS=1 pytest {__file__}"
+    assert sql == path.read_text(encoding="utf-8"), (
+        f"{path.name} changed: review, then update (module docstring)"
+    )
