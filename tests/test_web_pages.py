@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
@@ -139,3 +139,20 @@ def test_session_cookie_flags_and_safe_redirect(tmp_path: Path) -> None:
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie
         assert "Secure" not in cookie  # plain http here; https (or LEADSCORE_COOKIE_SECURE=true) adds it
     store.dispose()
+
+
+def test_csv_export_leaves_out_withdrawn_consent(linda: tuple[str, Store, int]) -> None:
+    url, store, lead_id = linda
+    with signed_in(url, "marketing@example.test") as client:
+        before = list(csv.DictReader(io.StringIO(client.get("/leads/export.csv").text)))
+        with store.begin() as conn:
+            attributes = conn.execute(select(leads.c.attributes).where(leads.c.id == lead_id)).scalar_one()
+            conn.execute(
+                update(leads)
+                .where(leads.c.id == lead_id)
+                .values(attributes={**attributes, "consent_tracking": False})
+            )
+        after = list(csv.DictReader(io.StringIO(client.get("/leads/export.csv").text)))
+    assert str(lead_id) in {r["lead_id"] for r in before}
+    assert str(lead_id) not in {r["lead_id"] for r in after}
+    assert len(after) == len(before) - 1

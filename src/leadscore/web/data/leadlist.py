@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, String, cast, func, or_, select
+from sqlalchemy import Connection, Select, String, cast, func, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from leadscore.api.leads import CONSENT_TRACKING
 from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
 
 PAGE_SIZE = 50
@@ -206,7 +207,9 @@ def matrix(conn: Connection, f: LeadFilter) -> dict[tuple[str, int], int]:
 
 
 def export_rows(conn: Connection, f: LeadFilter, sort: str, order: str) -> Iterator[dict[str, Any]]:
+    """The filtered leads for CSV export, less anyone who withdrew tracking consent (as the API's export)."""
     query = _ordered(_apply(_base(*COLUMNS), f), SORTS[sort], leads.c.id, order)
+    query = query.where(func.coalesce(CONSENT_TRACKING, true()))
     result = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
     for row in result.mappings():
         yield dict(row)
