@@ -12,6 +12,7 @@ from leadscore.cli.options import Db, fmt_time, open_store
 from leadscore.cli.render import console
 from leadscore.scoring.run import now_ms
 from leadscore.settings import database_url
+from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.keys import KINDS, create_key, list_keys, revoke
 
@@ -36,8 +37,8 @@ def serve(
         )
         raise typer.Exit(2)
     os.environ["LEADSCORE_DATABASE_URL"] = url
-    with open_store(url):  # create or migrate the schema once, before workers start
-        pass
+    # create or migrate the schema once, before the workers start
+    Store.from_url(url).dispose()
     uvicorn.run(
         "leadscore.api.app:app_from_env",
         factory=True,
