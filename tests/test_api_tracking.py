@@ -282,3 +282,12 @@ def test_an_oversized_field_is_rejected_alone(api: tuple[str, str, str, Store]) 
     ]
     with store.connect() as conn:
         assert set(conn.execute(select(events.c.message_id)).scalars()) == {"fine-1"}
+
+
+def test_lead_reference_with_non_ascii_digits_is_not_found(api: tuple[str, str, str, Store]) -> None:
+    """'³7'.isdigit() is true in Python; it is not a lead id (found by the API fuzzer)."""
+    url, _, read, _ = api
+    with httpx.Client(base_url=url) as client:
+        r = client.get("/v1/leads/%C2%B37", headers={"Authorization": f"Bearer {read}"})
+    assert r.status_code == 404
+    assert r.json() == {"ok": False, "error": "no lead '³7' (give an id, e-mail or user id)", "errors": []}

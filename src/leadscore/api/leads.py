@@ -19,9 +19,8 @@ from leadscore.api.auth import read_token
 from leadscore.api.errors import ApiError
 from leadscore.api.state import state_of
 from leadscore.compile.dialects import JsonBool
-from leadscore.errors import NotFoundError
 from leadscore.spreadsheet import csv_safe
-from leadscore.store.people import find_lead
+from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import accounts, leads, scores
 
@@ -171,13 +170,7 @@ def get_lead(request: Request, ref: str) -> dict[str, Any]:
     state = state_of(request)
     read_token(request, state.keys)
     with state.store.connect() as conn:
-        lead_id = None
-        if ref.isdigit():
-            lead_id = find_lead(conn, lead_id=int(ref))
-        if lead_id is None:
-            lead_id = find_lead(conn, email=ref) if "@" in ref else find_lead(conn, external_id=ref)
-        if lead_id is None:
-            raise NotFoundError(f"no lead {ref!r}")
+        lead_id = resolve_lead_ref(conn, ref)
         lead = dict(conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one())
         account = None
         if lead["account_id"] is not None:

@@ -37,7 +37,7 @@ from leadscore.store.lifecycle_tables import (
     stage_as_of,
 )
 from leadscore.store.outbox import read_outbox
-from leadscore.store.people import find_lead
+from leadscore.store.people import resolve_lead_ref
 from leadscore.store.schema import mail_suppressions
 from leadscore.store.upsert import insert_ignore
 
@@ -65,12 +65,7 @@ ReaderState = Annotated[AppState, Depends(reader)]
 
 
 def lead_ref(conn: Connection, ref: str) -> int:
-    lead_id = find_lead(conn, lead_id=int(ref)) if ref.isdigit() else None
-    if lead_id is None:
-        lead_id = find_lead(conn, email=ref) if "@" in ref else find_lead(conn, external_id=ref)
-    if lead_id is None:
-        raise NotFoundError(f"no lead {ref!r}")
-    return lead_id
+    return resolve_lead_ref(conn, ref)
 
 
 def lifecycle_model(state: AppState) -> ScoringModel:

@@ -10,10 +10,9 @@ from typing import Annotated
 import typer
 from sqlalchemy import Connection
 
-from leadscore.errors import NotFoundError
 from leadscore.settings import database_url
 from leadscore.store import Store
-from leadscore.store.people import find_lead
+from leadscore.store.people import resolve_lead_ref
 
 Db = Annotated[
     str | None,
@@ -65,13 +64,4 @@ def fmt_time(ms: int | None) -> str:
 
 def resolve_lead(conn: Connection, ref: str) -> int:
     """A lead by numeric id, e-mail or external (user) id."""
-    lead_id = None
-    if ref.isdigit():
-        lead_id = find_lead(conn, lead_id=int(ref))
-    if lead_id is None:
-        lead_id = find_lead(conn, email=ref) if "@" in ref else None
-    if lead_id is None:
-        lead_id = find_lead(conn, external_id=ref)
-    if lead_id is None:
-        raise NotFoundError(f"no lead {ref!r} (give an id, e-mail or user id)")
-    return lead_id
+    return resolve_lead_ref(conn, ref)

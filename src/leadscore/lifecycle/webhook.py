@@ -34,7 +34,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 def verify(secret: str, timestamp: str, body: bytes, signature: str, now_s: int) -> bool:
     """Check a delivery's signature and that it is recent (receivers use this; so do the tests)."""
-    if not timestamp.isdigit() or abs(now_s - int(timestamp)) > TOLERANCE_S:
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(now_s - int(timestamp)) > TOLERANCE_S:
         return False
     return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from leadscore.errors import NotFoundError
-from leadscore.store.people import find_lead
+from leadscore.store.people import resolve_lead_ref
 from leadscore.store.schema import identities, leads
 
 MIN_NEEDLE = 4  # shorter ids would match unrelated text; they are removed through keys instead
@@ -30,13 +29,7 @@ class Person:
 
 def find_person(conn: Connection, ref: str) -> Person:
     """A person by lead id, e-mail, or user id."""
-    lead_id = find_lead(conn, lead_id=int(ref)) if ref.isdigit() else None
-    if lead_id is None:
-        lead_id = find_lead(conn, email=ref) if "@" in ref else None
-    if lead_id is None:
-        lead_id = find_lead(conn, external_id=ref)
-    if lead_id is None:
-        raise NotFoundError(f"no person {ref!r} (give a lead id, e-mail or user id)")
+    lead_id = resolve_lead_ref(conn, ref)
     row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
     keys = tuple(
         sorted(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars())

@@ -83,10 +83,10 @@ def find_version(conn: Connection, ref: str) -> ModelVersion:
     """A version by ``name@N``, ``name`` (its newest) or numeric id."""
     name, _, number = ref.partition("@")
     query = select(model_versions)
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
         query = query.where(model_versions.c.id == int(ref))
     elif number:
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()):
             raise NotFoundError(f"bad model reference {ref!r}: write name@version")
         query = query.where(model_versions.c.name == name, model_versions.c.version == int(number))
     else:

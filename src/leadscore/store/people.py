@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from leadscore.errors import NotFoundError
 from leadscore.store.schema import accounts, identities, leads
 from leadscore.store.upsert import insert_ignore
 
@@ -44,6 +45,21 @@ def find_lead(
     if email:
         return conn.execute(select(leads.c.id).where(leads.c.email == email.strip().lower())).scalar()
     return None
+
+
+def resolve_lead_ref(conn: Connection, ref: str) -> int:
+    """A lead by reference: its numeric id, its e-mail, or its external (user) id.
+
+    Raises NotFoundError naming the reference. Only ASCII digits are an id ("³7".isdigit() is true).
+    """
+    lead_id = find_lead(conn, lead_id=int(ref)) if ref.isascii() and ref.isdigit() else None
+    if lead_id is None and "@" in ref:
+        lead_id = find_lead(conn, email=ref)
+    if lead_id is None:
+        lead_id = find_lead(conn, external_id=ref)
+    if lead_id is None:
+        raise NotFoundError(f"no lead {ref!r} (give an id, e-mail or user id)")
+    return lead_id
 
 
 def upsert_lead(
