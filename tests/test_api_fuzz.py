@@ -47,7 +47,8 @@ def envelope_on_errors(ctx: Any, response: Any, case: Any) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomized: CI explores the same cases every run (a new finding shows up as a test change, not a flake)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_api_never_fails_and_always_uses_the_envelope(
     case: Any, server: tuple[str, dict[str, str], dict[str, str]]
 ) -> None:
