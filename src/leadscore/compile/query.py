@@ -80,7 +80,10 @@ def check_capabilities(model: ScoringModel, engine: str) -> None:
             raise UnsupportedRuleError(event_rule.id, engine, "decay")
 
 
-def _lead_resolver(leads: Any, accounts: Any) -> Any:
+def lead_resolver(leads: Any, accounts: Any) -> Any:
+    """How fit conditions read a field: lead columns, derived fields, account columns, JSON attributes
+    (also used by the lifecycle, so stage gates and segments read attributes exactly as fit rules do)."""
+
     def resolve(name: str) -> Field:
         if name in LEAD_FIELDS:
             return Field(leads.c[name])
@@ -205,7 +208,7 @@ def _tracking_allowed(model: ScoringModel, leads: Any) -> ColumnElement[bool]:
 
 def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any) -> Any:
     """Per target: the tracking flag and the fit rule values (everything read from the lead's own row)."""
-    resolve = _lead_resolver(leads, accounts)
+    resolve = lead_resolver(leads, accounts)
     cols: list[Any] = [t.c.lead_id, t.c.as_of]
     if model.engagement:
         cols.append(case((_tracking_allowed(model, leads), 1), else_=0).label(layout.TRACKING))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile.conditions import compile_condition
-from leadscore.compile.query import _lead_resolver
+from leadscore.compile.query import lead_resolver
 from leadscore.model import Condition, Gate, ScoringModel, duration_seconds
 from leadscore.store.schema import accounts, events, identities, leads, scores
 
@@ -75,7 +75,7 @@ def matching(
     """Which of ``lead_ids`` satisfy an attribute condition (one query, the compiler's semantics)."""
     if not lead_ids:
         return set()
-    resolve = _lead_resolver(leads, accounts)
+    resolve = lead_resolver(leads, accounts)
     test = compile_condition(condition, resolve, model, label)
     query = (
         select(leads.c.id)

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, and_, func, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.conditions import compile_condition
-from leadscore.compile.query import _lead_resolver
+from leadscore.compile.query import lead_resolver
 from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.context import lead_context
@@ -50,9 +50,7 @@ def _members(
     if segment.score_at_least is not None:
         tests.append(scores.c.score >= segment.score_at_least)
     if segment.attributes is not None:
-        tests.append(
-            compile_condition(segment.attributes, _lead_resolver(leads, accounts), model, segment.id)
-        )
+        tests.append(compile_condition(segment.attributes, lead_resolver(leads, accounts), model, segment.id))
     query = (
         select(leads.c.id)
         .select_from(
