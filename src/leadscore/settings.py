@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     max_batch_bytes: int = 500 * 1024
     # how long a processor waits before looking at the inbox on its own (other processes' events)
     processor_idle_s: float = 0.5
+    # how long the processor lets events gather after being woken, so that a busy inbox is scored in
+    # batches (each batch has a fixed cost: a transaction and two scoring queries); adds at most this much
+    # to the event -> score latency
+    processor_linger_s: float = 0.05
     run_processor: bool = True
     # IP addresses in event context: truncate (default), hash (HMAC with secret_key) or keep
     ip_mode: Literal["truncate", "hash", "keep"] = "truncate"

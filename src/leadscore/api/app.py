@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from leadscore import __version__, web
-from leadscore.api import browser, errors, leads, reports, tracking
+from leadscore.api import browser, errors, leads, reports, tracking, tracking_lane
 from leadscore.api import lifecycle as lifecycle_api
 from leadscore.api.auth import KeyCache
 from leadscore.api.state import AppState
@@ -24,6 +25,19 @@ from leadscore.store import Store
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class LeadscoreApp(FastAPI):
+    """FastAPI with the tracking lane in front: server-to-server tracking requests skip the middleware
+    stack (see ``api.tracking_lane``); every other request, browser tracking included, goes through it."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if tracking_lane.serves(scope):
+            state = getattr(self.state, "leadscore", None)
+            if state is not None:
+                await tracking_lane.answer(state, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
     if "*" in settings.cors_origins:
@@ -36,6 +50,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             Processor(
                 own_store,
                 idle_s=settings.processor_idle_s,
+                linger_s=settings.processor_linger_s,
                 drop_unconsented=settings.unconsented_events == "drop",
             )
             if settings.run_processor
@@ -66,7 +81,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if store is None:
                 own_store.dispose()
 
-    app = FastAPI(
+    app = LeadscoreApp(
         title="leadscore",
         version=__version__,
         description="Segment-compatible event ingestion and the lead read API.",

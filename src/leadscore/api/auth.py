@@ -38,9 +38,9 @@ class KeyCache:
         return key
 
 
-def basic_user(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+def basic_user(authorization: str | None) -> str | None:
+    """The user name of an ``Authorization: Basic`` header (None for another scheme or none)."""
+    scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() != "basic" or not value:
         return None
     try:
@@ -50,9 +50,10 @@ def basic_user(request: Request) -> str | None:
     return user or None
 
 
-def write_key(request: Request, body: Any, cache: KeyCache) -> ApiKey:
-    """The write key of a tracking request: Basic auth user name, else ``writeKey`` in the JSON body."""
-    token = basic_user(request)
+def write_key(authorization: str | None, body: Any, cache: KeyCache) -> ApiKey:
+    """The write key of a tracking request: Basic auth user name (from the ``Authorization`` header),
+    else ``writeKey`` in the JSON body."""
+    token = basic_user(authorization)
     if token is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
         token = body["writeKey"]
     if not token:

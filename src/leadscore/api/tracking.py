@@ -5,9 +5,11 @@ short paths analytics.js (analytics-next) uses (``/v1/t``, ``/v1/p``, ``/v1/s``,
 A 200 means every accepted event is committed to disk (group commit); a batch stores its good messages
 and reports the bad ones per item.
 
-These are the hottest routes of the app, so they run as ``TrackingRoute``s: documented in OpenAPI like
-any route, but called with the bare request and answering a ready ``Response``, without FastAPI's
-dependency solving and response serialisation (a third of a single event's CPU time).
+These are the hottest routes of the app. ``record_single`` and ``record_batch`` do the work from the raw
+``Authorization`` header and body; requests without an ``Origin`` (server libraries) reach them through
+``api.tracking_lane`` ahead of the middleware stack, and browser requests (which need CORS) through these
+routes, which run as ``TrackingRoute``s: documented in OpenAPI like any route, but called with the bare
+request and answering a ready ``Response``, without FastAPI's dependency solving and serialisation.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from fastapi.routing import APIRoute
 
 from leadscore.api.auth import write_key
 from leadscore.api.errors import ApiError
-from leadscore.api.state import state_of
+from leadscore.api.state import AppState, state_of
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.segment import TYPES, normalise
 
@@ -37,6 +39,13 @@ class TrackingRoute(APIRoute):
 
 router = APIRouter(prefix="/v1", tags=["tracking"], route_class=TrackingRoute)
 SHORT = {"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group", "a": "alias"}
+BATCH_PATHS = ("batch", "b", "import")
+# path → message type, or None for a batch: what the tracking lane serves
+PATHS: dict[str, str | None] = {
+    **{f"/v1/{kind}": kind for kind in TYPES},
+    **{f"/v1/{short}": kind for short, kind in SHORT.items()},
+    **{f"/v1/{path}": None for path in BATCH_PATHS},
+}
 BODY_DOC = {
     "requestBody": {
         "required": True,
@@ -62,10 +71,14 @@ def _answer(payload: dict[str, Any]) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
-async def _single(request: Request, kind: str) -> Response:
-    state = state_of(request)
-    body = _decode(await request.body(), state.settings.max_message_bytes)
-    write_key(request, body, state.keys)
+def body_limit(state: AppState, batch: bool) -> int:
+    return state.settings.max_batch_bytes if batch else state.settings.max_message_bytes
+
+
+async def record_single(state: AppState, authorization: str | None, raw: bytes, kind: str) -> dict[str, Any]:
+    """One message of ``kind``: stored durably, then the answer's payload. Raises ApiError."""
+    body = _decode(raw, state.settings.max_message_bytes)
+    write_key(authorization, body, state.keys)
     if not isinstance(body, dict):
         raise ApiError(400, "a message is a JSON object")
     try:
@@ -76,21 +89,21 @@ async def _single(request: Request, kind: str) -> Response:
         ) from None
     row = event_row(message, "api", state.settings.ip_mode, state.settings.secret_key)
     inserted = await state.committer.commit([row])
-    return _answer({"ok": True, "success": True, "accepted": 1, "duplicates": 1 - len(inserted)})
+    return {"ok": True, "success": True, "accepted": 1, "duplicates": 1 - len(inserted)}
 
 
-async def _batch(request: Request) -> Response:
-    state = state_of(request)
-    raw = await request.body()
+async def record_batch(state: AppState, authorization: str | None, raw: bytes) -> dict[str, Any]:
+    """A batch: its good messages stored durably, the bad ones reported per item. Raises ApiError."""
     body = _decode(raw, state.settings.max_batch_bytes)
     # no message can be larger than the whole body: measure each one only when the body is larger
     check_size = len(raw) > state.settings.max_message_bytes
-    write_key(request, body, state.keys)
+    write_key(authorization, body, state.keys)
     items = body.get("batch") if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise ApiError(400, "a batch is a JSON object with a 'batch' array")
     received = int(time.time() * 1000)
     shared = {k: body[k] for k in BATCH_KEYS if isinstance(body.get(k), dict)}
+    ip_mode, secret = state.settings.ip_mode, state.settings.secret_key
     rows, rejected = [], []
     for index, item in enumerate(items):
         try:
@@ -98,32 +111,35 @@ async def _batch(request: Request) -> Response:
                 raise ValueError("a message is a JSON object")
             if check_size and len(orjson.dumps(item)) > state.settings.max_message_bytes:
                 raise ValueError(f"message is larger than {state.settings.max_message_bytes} bytes")
-            merged = {**shared, **item}
+            merged = {**shared, **item} if shared else item
             if "sentAt" not in merged and body.get("sentAt"):
-                merged["sentAt"] = body["sentAt"]
-            rows.append(
-                event_row(
-                    normalise(merged, received_ms=received),
-                    "api",
-                    state.settings.ip_mode,
-                    state.settings.secret_key,
-                )
-            )
+                merged = {**merged, "sentAt": body["sentAt"]}
+            rows.append(event_row(normalise(merged, received_ms=received), "api", ip_mode, secret))
         except ValueError as exc:
             message_id = item.get("messageId") if isinstance(item, dict) else None
             rejected.append({"index": index, "messageId": message_id, "message": str(exc)})
     if items and not rows:
         raise ApiError(400, f"all {len(items)} messages were rejected", rejected)
     inserted = await state.committer.commit(rows)
-    return _answer(
-        {
-            "ok": True,
-            "success": True,
-            "accepted": len(rows),
-            "duplicates": len(rows) - len(inserted),
-            "rejected": rejected,
-        }
-    )
+    return {
+        "ok": True,
+        "success": True,
+        "accepted": len(rows),
+        "duplicates": len(rows) - len(inserted),
+        "rejected": rejected,
+    }
+
+
+async def _single(request: Request, kind: str) -> Response:
+    state = state_of(request)
+    raw = await request.body()
+    return _answer(await record_single(state, request.headers.get("authorization"), raw, kind))
+
+
+async def _batch(request: Request) -> Response:
+    state = state_of(request)
+    raw = await request.body()
+    return _answer(await record_batch(state, request.headers.get("authorization"), raw))
 
 
 def _single_route(kind: str, path: str, include: bool = True) -> None:

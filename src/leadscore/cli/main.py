@@ -25,7 +25,7 @@ from leadscore.compile.matches import compile_matches, match_column, points_colu
 from leadscore.errors import LeadscoreError
 from leadscore.model import ScoringModel
 from leadscore.scoring.pipeline import current_model, rescore_all
-from leadscore.scoring.run import Active, all_leads, now_ms, score
+from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store.model_versions import list_versions
 from leadscore.store.results import read_history
 from leadscore.store.schema import leads
@@ -125,7 +125,7 @@ def explain_cmd(
         when = parse_as_of(as_of) or now_ms()
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
-            (ledger,) = score(conn, active.model, store.sources(), all_leads(when, [lead_id]))
+            (ledger,) = score_leads(conn, active.model, store.sources(), [lead_id], when)
             matched = [
                 dict(r)
                 for r in conn.execute(

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from leadscore.compile import LedgerLine
 from leadscore.demo.generator import GenerateReport, demo_model, generate
 from leadscore.scoring import pipeline
-from leadscore.scoring.run import all_leads, score
+from leadscore.scoring.run import score_leads
 from leadscore.store import Store
 from leadscore.store.engine import normalise_url
 from leadscore.store.schema import leads, metadata, scores
@@ -120,9 +120,7 @@ def _summary(store: Store, top: int, as_of: int) -> tuple[dict[str, int], tuple[
         ).all()
         ids = [row.id for row in top_rows]
         ledgers = (
-            {lg.lead_id: lg for lg in score(conn, model, store.sources(), all_leads(as_of, ids))}
-            if ids
-            else {}
+            {lg.lead_id: lg for lg in score_leads(conn, model, store.sources(), ids, as_of)} if ids else {}
         )
     hottest = []
     for row in top_rows:

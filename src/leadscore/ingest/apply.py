@@ -15,6 +15,7 @@ from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.people import (
     anonymous_key,
     lead_for_key,
+    leads_for_keys,
     link_identity,
     set_lead_account,
     upsert_account,
@@ -92,11 +93,50 @@ def apply_messages(conn: Connection, messages: Sequence[Message], source: str) -
     return out
 
 
+class KeyLookup:
+    """Person key → lead for one batch of messages: read in one query up front, then kept current as the
+    batch links keys, so a message about a known person costs no query at all."""
+
+    def __init__(self, conn: Connection, messages: Sequence[Message]) -> None:
+        self.conn = conn
+        keys = [key for m in messages for key in _keys(m)]
+        self.known: dict[str, int | None] = dict.fromkeys(keys)
+        self.known.update(leads_for_keys(conn, keys))
+
+    def get(self, key: str) -> int | None:
+        if key not in self.known:
+            self.known[key] = lead_for_key(self.conn, key)
+        return self.known[key]
+
+    def link(self, key: str, lead_id: int, now_ms: int) -> bool:
+        """Link a key to a lead unless it has one (first link wins); True when this call linked it."""
+        if self.get(key) is not None:
+            return False
+        linked = link_identity(self.conn, key, lead_id, now_ms)
+        self.known[key] = lead_id if linked else lead_for_key(self.conn, key)
+        return linked
+
+    def forget(self, *keys: str) -> None:
+        """Keys a store operation may have linked behind the lookup's back: read them again when asked."""
+        for key in keys:
+            self.known.pop(key, None)
+
+
+def _keys(m: Message) -> list[str]:
+    keys = []
+    if m.user_id:
+        keys.append(user_key(m.user_id))
+    if m.anonymous_id:
+        keys.append(anonymous_key(m.anonymous_id))
+    return keys
+
+
 def apply_identities(conn: Connection, messages: Sequence[Message], out: Applied) -> Applied:
     """Apply what messages say about people (identities, traits, accounts) in event-time order, and
     record in ``out`` which leads each message touches."""
+    lookup = KeyLookup(conn, messages)
     for m in sorted(messages, key=lambda m: (m.ts, m.message_id)):
-        lead_id = _identify(conn, m, out)
+        lead_id = _identify(conn, m, out, lookup)
         if lead_id is not None:
             out.touch(lead_id, m.ts, m.message_id)
     return out
@@ -124,14 +164,15 @@ def message_from_row(row: Mapping[str, Any]) -> Message:
     )
 
 
-def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
+def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> int | None:
     lead_id: int | None = None
-    email, fields, attributes = split_traits(m.traits)
+    email, fields, attributes = split_traits(m.traits) if m.traits else (None, {}, {})
     if m.type == "alias":
         assert m.user_id and m.previous_id
         lead_id, created = upsert_lead(conn, now_ms=m.received_ms, external_id=m.user_id)
+        lookup.forget(user_key(m.user_id))
         for key in (user_key(m.previous_id), anonymous_key(m.previous_id)):
-            link_identity(conn, key, lead_id, m.received_ms)
+            lookup.link(key, lead_id, m.received_ms)
     elif m.user_id:
         if m.type == "identify" or email:
             lead_id, created = upsert_lead(
@@ -143,8 +184,9 @@ def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
                 attributes=attributes if m.type == "identify" else {},
                 at_ms=m.ts,
             )
+            lookup.forget(user_key(m.user_id))
         else:
-            lead_id = lead_for_key(conn, user_key(m.user_id))
+            lead_id = lookup.get(user_key(m.user_id))
             created = False
             if lead_id is None:
                 lead_id, created = upsert_lead(
@@ -153,13 +195,14 @@ def _identify(conn: Connection, m: Message, out: Applied) -> int | None:
                     external_id=m.user_id,
                     email=m.user_id if "@" in m.user_id else None,
                 )
+                lookup.forget(user_key(m.user_id))
         if created:
             out.created_leads.add(lead_id)
-        if m.anonymous_id and link_identity(conn, anonymous_key(m.anonymous_id), lead_id, m.received_ms):
+        if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), lead_id, m.received_ms):
             # earlier anonymous history now belongs to this lead
             out.touch(lead_id, m.ts, m.message_id)
     elif m.anonymous_id:
-        lead_id = lead_for_key(conn, anonymous_key(m.anonymous_id))
+        lead_id = lookup.get(anonymous_key(m.anonymous_id))
     if m.type == "group" and lead_id is not None:
         traits = {canonical(k): v for k, v in m.traits.items()}
         website = traits.get("domain") or traits.get("website")

@@ -39,15 +39,22 @@ def deliver_due(
     """Deliver every row due now (one lease per batch); returns what happened."""
     stats = DeliveryStats()
     lease_ms = int((max(settings.webhook_timeout_s, settings.smtp_timeout_s) * 2 + 30) * 1000)
-    with httpx.Client(timeout=settings.webhook_timeout_s) as client:
+    client: httpx.Client | None = None  # made only when something is due (it builds a TLS context)
+    try:
         while True:
             now = now_ms if now_ms is not None else int(time.time() * 1000)
             with store.begin() as conn:
                 rows = claim_due(conn, now, lease_ms, BATCH)
+            if rows and client is None:
+                client = httpx.Client(timeout=settings.webhook_timeout_s)
             for row in rows:
+                assert client is not None
                 _deliver(store, settings, lifecycle, client, row, now, stats)
             if len(rows) < BATCH or now_ms is not None:
                 return stats
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _deliver(

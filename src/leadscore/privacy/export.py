@@ -9,7 +9,7 @@ from sqlalchemy import Connection, inspect, select
 from leadscore.compile import Sources
 from leadscore.model import ScoringModel
 from leadscore.privacy.person import Person
-from leadscore.scoring.run import all_leads, score
+from leadscore.scoring.run import score_leads
 from leadscore.store.schema import accounts, events, leads, metadata
 
 SKIP = {"leads", "identities"}
@@ -41,7 +41,7 @@ def export_person(
             rows = conn.execute(select(table).where(table.c.lead_id == person.lead_id)).mappings()
             out[table.name] = [dict(r) for r in rows]
     if model is not None:
-        (ledger,) = score(conn, model, sources, all_leads(as_of, [person.lead_id]))
+        (ledger,) = score_leads(conn, model, sources, [person.lead_id], as_of)
         rules = {r.id: r for r in (*model.fit, *model.engagement)}
         out["score_explanation"] = {
             "model": model.model,

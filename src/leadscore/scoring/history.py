@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy.sql.elements import BindParameter
 
 from leadscore.compile import Ledger, Sources
 from leadscore.model import ScoringModel
@@ -55,17 +56,21 @@ def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> 
     )
 
 
+_IDS: BindParameter[int] = bindparam("ids", expanding=True)
+_FIRST_EVENT = (
+    select(identities.c.lead_id, func.min(events.c.ts))
+    .join(events, events.c.person_key == identities.c.key)
+    .where(identities.c.lead_id.in_(_IDS))
+    .group_by(identities.c.lead_id)
+)
+_CREATED = select(leads.c.id, leads.c.created_ms).where(leads.c.id.in_(_IDS))
+
+
 def baselines(conn: Connection, lead_ids: Sequence[int]) -> dict[int, int]:
     """For each lead: a moment before any of its activity (and no later than its creation)."""
-    first = dict(
-        conn.execute(
-            select(identities.c.lead_id, func.min(events.c.ts))
-            .join(events, events.c.person_key == identities.c.key)
-            .where(identities.c.lead_id.in_(lead_ids))
-            .group_by(identities.c.lead_id)
-        ).all()
-    )
-    created = dict(conn.execute(select(leads.c.id, leads.c.created_ms).where(leads.c.id.in_(lead_ids))).all())
+    ids = list(lead_ids)
+    first = dict(conn.execute(_FIRST_EVENT, {"ids": ids}).all())
+    created = dict(conn.execute(_CREATED, {"ids": ids}).all())
     return {lid: min(created[lid], first[lid] - 1) if lid in first else created[lid] for lid in lead_ids}
 
 

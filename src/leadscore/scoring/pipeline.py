@@ -14,7 +14,7 @@ from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel, dump_model
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
-from leadscore.scoring.run import Active, all_leads, now_ms, score
+from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_events_without_consent
@@ -85,7 +85,7 @@ def rescore_touched(
     stamp = now_ms()
     lead_ids = sorted(applied.touched)
     lock_leads(conn, lead_ids)
-    ledgers = score(conn, active.model, sources, all_leads(as_of or stamp, lead_ids))
+    ledgers = score_leads(conn, active.model, sources, lead_ids, as_of or stamp)
     causes = {lid: _cause(applied.causes.get(lid, [])) for lid in lead_ids}
     save_scores(conn, ledgers, active.version.id, stamp, causes)
     changes = {lid: (applied.touched[lid], "event", causes[lid]) for lid in lead_ids}
@@ -145,7 +145,7 @@ def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> i
     with store.begin() as conn:
         for start in range(0, len(ids), RESCORE_CHUNK):
             chunk = ids[start : start + RESCORE_CHUNK]
-            ledgers = score(conn, active.model, store.sources(), all_leads(stamp, chunk))
+            ledgers = score_leads(conn, active.model, store.sources(), chunk, stamp)
             save_scores(conn, ledgers, active.version.id, stamp, cause_ref)
             changes = {lid: (stamp, "import", cause_ref) for lid in chunk}
             history.record(conn, active.model, store.sources(), active.version.id, changes, stamp)

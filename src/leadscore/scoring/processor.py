@@ -14,8 +14,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.elements import BindParameter
 
 from leadscore.ingest.apply import Applied, apply_identities, message_from_row
 from leadscore.ingest.committer import write_turn
@@ -27,6 +28,11 @@ log = logging.getLogger("leadscore.processor")
 # events per transaction: on SQLite, acknowledgements wait for the batch in progress, so keep it short
 BATCH = 500
 RETRIES = 5
+_IDS: BindParameter[int] = bindparam("ids", expanding=True)
+_CLAIM = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(bindparam("n"))
+_CLAIM_PG = _CLAIM.with_for_update(skip_locked=True)
+_EVENTS = select(events).where(events.c.message_id.in_(_IDS))
+_DONE = delete(inbox).where(inbox.c.message_id.in_(_IDS))
 
 
 @dataclass
@@ -59,18 +65,17 @@ def _process(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: 
 
 
 def _process_once(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool) -> int:
-    with write_turn(store), store.begin() as conn:
-        claim = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(limit)
-        if conn.dialect.name == "postgresql":
-            claim = claim.with_for_update(skip_locked=True)
-        ids = list(conn.execute(claim).scalars())
+    # derived data: scores are recomputed from the inbox rows this transaction deletes, if it is lost
+    with write_turn(store), store.begin(durable=False) as conn:
+        claim = _CLAIM_PG if conn.dialect.name == "postgresql" else _CLAIM
+        ids = list(conn.execute(claim, {"n": limit}).scalars())
         if not ids:
             return 0
-        rows = conn.execute(select(events).where(events.c.message_id.in_(ids))).mappings().all()
+        rows = conn.execute(_EVENTS, {"ids": ids}).mappings().all()
         messages = [message_from_row(dict(r)) for r in rows]
         applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
         rescored, _ = rescore_touched(conn, store.sources(), applied, drop_unconsented=drop_unconsented)
-        conn.execute(delete(inbox).where(inbox.c.message_id.in_(ids)))
+        conn.execute(_DONE, {"ids": ids})
         oldest = min(r["received_ms"] for r in rows)
     stats.batches += 1
     stats.events += len(ids)
@@ -81,12 +86,16 @@ def _process_once(store: Store, limit: int, stats: ProcessorStats, drop_unconsen
 
 class Processor:
     """A background thread that drains the inbox whenever it is woken (after each commit) or every
-    ``idle_s`` (events committed by other processes)."""
+    ``idle_s`` (events committed by other processes). Once woken it lingers ``linger_s`` before draining,
+    so that events arriving together are scored in one batch instead of one transaction each."""
 
-    def __init__(self, store: Store, idle_s: float = 0.5, drop_unconsented: bool = False) -> None:
+    def __init__(
+        self, store: Store, idle_s: float = 0.5, drop_unconsented: bool = False, linger_s: float = 0.05
+    ) -> None:
         self.store = store
         self.drop_unconsented = drop_unconsented
         self.idle_s = idle_s
+        self.linger_s = linger_s
         self.stats = ProcessorStats()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -106,7 +115,8 @@ class Processor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.idle_s)
+            if self._wake.wait(self.idle_s) and self.linger_s:
+                self._stop.wait(self.linger_s)
             self._wake.clear()
             self.drain()
 

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Connection, Integer, Select, column, literal, select, values
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    Select,
+    bindparam,
+    column,
+    func,
+    literal,
+    select,
+    type_coerce,
+    values,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from leadscore.compile import Ledger, Sources, compile_model, read_ledger
 from leadscore.model import ScoringModel, loads_model
@@ -15,6 +32,8 @@ from leadscore.store.model_versions import ModelVersion
 from leadscore.store.schema import leads
 
 POINTS_CHUNK = 5000
+STATEMENTS = 64  # compiled scoring statements kept per process (model x sources x dialect x explain)
+BOUND_DIALECTS = ("sqlite", "postgresql")
 
 
 def now_ms() -> int:
@@ -59,17 +78,103 @@ def points(pairs: Sequence[tuple[int, int]]) -> Select[tuple[int, int]]:
 def score(
     conn: Connection, model: ScoringModel, sources: Sources, targets: Select[tuple[int, int]]
 ) -> list[Ledger]:
+    """Score every (lead_id, as_of) row of ``targets``: the whole-table path (publish, rescore)."""
     query = compile_model(model, sources, targets, engine=conn.dialect.name)
-    if conn.dialect.name == "postgresql":
-        # the wide aggregate's cost estimate switches JIT on, whose compilation costs more than it saves
-        conn.exec_driver_sql("SET LOCAL jit = off")
+    _session_settings(conn)
     return [read_ledger(model, dict(row)) for row in conn.execute(query).mappings()]
 
 
 def score_points(
-    conn: Connection, model: ScoringModel, sources: Sources, pairs: Sequence[tuple[int, int]]
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    pairs: Sequence[tuple[int, int]],
 ) -> list[Ledger]:
-    out: list[Ledger] = []
+    """Score explicit (lead, as_of) pairs: a lead's current score, history points, a journey, backtests.
+
+    On SQLite and PostgreSQL the pairs travel as bound parameters of a statement compiled once per model
+    (see ``bound_statement``), so a call for one lead costs the query, not the query's construction.
+    Pairs naming no lead give no ledger.
+    """
+    if conn.dialect.name not in BOUND_DIALECTS:
+        out: list[Ledger] = []
+        for start in range(0, len(pairs), POINTS_CHUNK):
+            out.extend(score(conn, model, sources, points(pairs[start : start + POINTS_CHUNK])))
+        return out
+    query = bound_statement(model, sources, conn.dialect.name)
+    _session_settings(conn)
+    ledgers: list[Ledger] = []
     for start in range(0, len(pairs), POINTS_CHUNK):
-        out.extend(score(conn, model, sources, points(pairs[start : start + POINTS_CHUNK])))
-    return out
+        params = target_params(conn.dialect.name, pairs[start : start + POINTS_CHUNK])
+        ledgers.extend(read_ledger(model, dict(row)) for row in conn.execute(query, params).mappings())
+    return ledgers
+
+
+def score_leads(
+    conn: Connection, model: ScoringModel, sources: Sources, lead_ids: Iterable[int], as_of: int
+) -> list[Ledger]:
+    """Score the given leads as of one time (leads that do not exist are left out)."""
+    return score_points(conn, model, sources, [(lead_id, as_of) for lead_id in sorted(set(lead_ids))])
+
+
+def _session_settings(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        # the wide aggregate's cost estimate switches JIT on, whose compilation costs more than it saves
+        conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+# -- statements compiled once, targets bound per call ----------------------------------------------------
+
+_STATEMENTS: OrderedDict[tuple[int, Sources, str], tuple[ScoringModel, Select[Any]]] = OrderedDict()
+_STATEMENTS_LOCK = threading.Lock()
+
+
+def bound_targets(dialect: str) -> Select[int, int]:
+    """(lead_id, as_of) targets read from bound parameters: two arrays on PostgreSQL, one JSON array of
+    pairs on SQLite. The statement text is the same for every call, so it is built and compiled once."""
+    if dialect == "postgresql":
+        pairs = (
+            func.unnest(
+                bindparam("target_leads", type_=ARRAY(BigInteger)),
+                bindparam("target_times", type_=ARRAY(BigInteger)),
+            )
+            .table_valued("lead_id", "as_of")
+            .render_derived()
+        )
+        return select(
+            type_coerce(pairs.c.lead_id, BigInteger).label("lead_id"),
+            type_coerce(pairs.c.as_of, BigInteger).label("as_of"),
+        )
+    rows = func.json_each(bindparam("target_pairs")).table_valued("value")
+    return select(
+        type_coerce(func.json_extract(rows.c.value, "$[0]"), BigInteger).label("lead_id"),
+        type_coerce(func.json_extract(rows.c.value, "$[1]"), BigInteger).label("as_of"),
+    )
+
+
+def target_params(dialect: str, pairs: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    if dialect == "postgresql":
+        return {"target_leads": [p[0] for p in pairs], "target_times": [p[1] for p in pairs]}
+    return {"target_pairs": orjson.dumps([[int(p[0]), int(p[1])] for p in pairs]).decode()}
+
+
+def bound_statement(model: ScoringModel, sources: Sources, dialect: str) -> Select[Any]:
+    """The model compiled over bound targets, kept per (model object, sources, dialect).
+
+    SQLAlchemy then finds the statement's compiled SQL in its cache by a key it memoises on the
+    statement object, so a repeated call skips both the construction and the compilation. Parsed model
+    versions are themselves cached objects (``model_of``), so the real-time path hits this cache.
+    """
+    key = (id(model), sources, dialect)
+    with _STATEMENTS_LOCK:
+        hit = _STATEMENTS.get(key)
+        if hit is not None and hit[0] is model:
+            _STATEMENTS.move_to_end(key)
+            return hit[1]
+    targets = cast("Select[Any]", bound_targets(dialect))
+    query = compile_model(model, sources, targets, engine=dialect)
+    with _STATEMENTS_LOCK:
+        _STATEMENTS[key] = (model, query)  # the model is held, so its id cannot be reused meanwhile
+        while len(_STATEMENTS) > STATEMENTS:
+            _STATEMENTS.popitem(last=False)
+    return query

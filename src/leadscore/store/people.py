@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from leadscore.errors import NotFoundError
 from leadscore.store.schema import accounts, identities, leads
@@ -27,23 +28,36 @@ def anonymous_key(anonymous_id: str) -> str:
     return f"a:{anonymous_id}"
 
 
+# Statements built once: executed with parameters, SQLAlchemy finds their compiled form by a cache key it
+# memoises on the statement, instead of building and keying a new statement per call (ingest runs these
+# for every message that names a person).
+_LEAD_BY_ID = select(leads.c.id).where(leads.c.id == bindparam("value"))
+_LEAD_BY_EXTERNAL_ID = select(leads.c.id).where(leads.c.external_id == bindparam("value"))
+_LEAD_BY_EMAIL = select(leads.c.id).where(leads.c.email == bindparam("value"))
+_LEAD_BY_KEY = select(identities.c.lead_id).where(identities.c.key == bindparam("value"))
+_LEADS_BY_KEYS = select(identities.c.key, identities.c.lead_id).where(
+    identities.c.key.in_(bindparam("values", expanding=True))
+)
+_INSERT_LEAD = leads.insert().returning(leads.c.id)
+_ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
+KEYS_CHUNK = 5000
+
+
 def find_lead(
     conn: Connection, *, lead_id: int | None = None, email: str | None = None, external_id: str | None = None
 ) -> int | None:
     """A lead's id by id, external id or e-mail (case-insensitive), or None."""
     if lead_id is not None:
-        return conn.execute(select(leads.c.id).where(leads.c.id == lead_id)).scalar()
+        return conn.execute(_LEAD_BY_ID, {"value": lead_id}).scalar()
     if external_id is not None:
-        found = conn.execute(select(leads.c.id).where(leads.c.external_id == external_id)).scalar()
+        found = conn.execute(_LEAD_BY_EXTERNAL_ID, {"value": external_id}).scalar()
         if found is not None:
             return found
-        found = conn.execute(
-            select(identities.c.lead_id).where(identities.c.key == user_key(external_id))
-        ).scalar()
+        found = conn.execute(_LEAD_BY_KEY, {"value": user_key(external_id)}).scalar()
         if found is not None:
             return found
     if email:
-        return conn.execute(select(leads.c.id).where(leads.c.email == email.strip().lower())).scalar()
+        return conn.execute(_LEAD_BY_EMAIL, {"value": email.strip().lower()}).scalar()
     return None
 
 
@@ -94,7 +108,7 @@ def upsert_lead(
             **fields,
         }
         values["account_id"] = _account_for_domain(conn, values["email_domain"])
-        lead_id = int(conn.execute(leads.insert().values(**values).returning(leads.c.id)).scalar_one())
+        lead_id = int(conn.execute(_INSERT_LEAD, values).scalar_one())
         created = True
     else:
         row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
@@ -132,13 +146,23 @@ def link_identity(conn: Connection, key: str, lead_id: int, now_ms: int) -> bool
 
 
 def lead_for_key(conn: Connection, key: str) -> int | None:
-    return conn.execute(select(identities.c.lead_id).where(identities.c.key == key)).scalar()
+    return conn.execute(_LEAD_BY_KEY, {"value": key}).scalar()
+
+
+def leads_for_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
+    """The lead of each person key that has one (keys without a lead are left out)."""
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), KEYS_CHUNK):
+        chunk = wanted[start : start + KEYS_CHUNK]
+        found.update((k, int(v)) for k, v in conn.execute(_LEADS_BY_KEYS, {"values": chunk}).all())
+    return found
 
 
 def _account_for_domain(conn: Connection, domain: str | None) -> int | None:
     if not domain:
         return None
-    return conn.execute(select(accounts.c.id).where(accounts.c.domain == domain)).scalar()
+    return conn.execute(_ACCOUNT_BY_DOMAIN, {"value": domain}).scalar()
 
 
 def upsert_account(

@@ -5,13 +5,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
+from sqlalchemy.sql.elements import BindParameter
 
 from leadscore.compile import Ledger
-from leadscore.store.schema import ledger, score_events, score_history, scores
+from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.upsert import insert_ignore
 
 CHUNK = 500
+
+# Built once, executed with the lead ids as an expanding parameter: the real-time processor runs these for
+# every batch, and building an IN (...) statement costs more than running it.
+_IDS: BindParameter[int] = bindparam("ids", expanding=True)
+_DELETE_SCORES = delete(scores).where(scores.c.lead_id.in_(_IDS))
+_DELETE_LEDGER = delete(ledger).where(ledger.c.lead_id.in_(_IDS))
+_CURRENT_STATES = select(
+    scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
+).where(scores.c.lead_id.in_(_IDS))
+_NEWEST_HISTORY = (
+    select(score_history.c.lead_id, func.max(score_history.c.id).label("id"))
+    .where(score_history.c.lead_id.in_(_IDS))
+    .group_by(score_history.c.lead_id)
+    .subquery()
+)
+_LOCK_LEADS = select(leads.c.id).where(leads.c.id.in_(_IDS)).order_by(leads.c.id).with_for_update()
+_LAST_HISTORY = select(score_history).join(_NEWEST_HISTORY, _NEWEST_HISTORY.c.id == score_history.c.id)
 
 
 def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, scored_ms: int) -> None:
@@ -19,8 +37,8 @@ def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, s
     for start in range(0, len(results), CHUNK):
         chunk = results[start : start + CHUNK]
         ids = [r.lead_id for r in chunk]
-        conn.execute(delete(scores).where(scores.c.lead_id.in_(ids)))
-        conn.execute(delete(ledger).where(ledger.c.lead_id.in_(ids)))
+        conn.execute(_DELETE_SCORES, {"ids": ids})
+        conn.execute(_DELETE_LEDGER, {"ids": ids})
         conn.execute(
             scores.insert(),
             [
@@ -64,9 +82,8 @@ def read_current_states(conn: Connection, lead_ids: Iterable[int]) -> dict[int, 
     """Band, grade, level and score of the stored current scores of ``lead_ids``."""
     ids = list(lead_ids)
     out: dict[int, dict[str, Any]] = {}
-    cols = (scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score)
     for start in range(0, len(ids), CHUNK):
-        rows = conn.execute(select(*cols).where(scores.c.lead_id.in_(ids[start : start + CHUNK]))).mappings()
+        rows = conn.execute(_CURRENT_STATES, {"ids": ids[start : start + CHUNK]}).mappings()
         out.update({r["lead_id"]: dict(r) for r in rows})
     return out
 
@@ -76,14 +93,7 @@ def last_history(conn: Connection, lead_ids: Iterable[int]) -> dict[int, dict[st
     ids = list(lead_ids)
     out: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        newest = (
-            select(score_history.c.lead_id, func.max(score_history.c.id).label("id"))
-            .where(score_history.c.lead_id.in_(chunk))
-            .group_by(score_history.c.lead_id)
-            .subquery()
-        )
-        rows = conn.execute(select(score_history).join(newest, newest.c.id == score_history.c.id)).mappings()
+        rows = conn.execute(_LAST_HISTORY, {"ids": ids[start : start + CHUNK]}).mappings()
         out.update({r["lead_id"]: dict(r) for r in rows})
     return out
 
@@ -126,8 +136,4 @@ def read_crossings(conn: Connection, lead_id: int | None = None) -> list[dict[st
 def lock_leads(conn: Connection, lead_ids: Sequence[int]) -> None:
     """Serialise concurrent rescoring of the same leads (PostgreSQL row locks; SQLite writers are serial)."""
     if conn.dialect.name == "postgresql" and lead_ids:
-        from leadscore.store.schema import leads
-
-        conn.execute(
-            select(leads.c.id).where(leads.c.id.in_(sorted(lead_ids))).order_by(leads.c.id).with_for_update()
-        )
+        conn.execute(_LOCK_LEADS, {"ids": sorted(lead_ids)})

@@ -38,12 +38,28 @@ class Store:
         return self.engine.dialect.name
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on error."""
+    def begin(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on error.
+
+        ``durable=False`` is for writes of derived data that are recomputed from durable inputs if lost
+        (the processor's scores, made from inbox rows it deletes in the same transaction): the commit does
+        not wait for the disk (SQLite ``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``). A
+        crash can lose such a transaction, never tear it, and the write-ahead log is sequential, so any
+        later durable commit makes it durable too.
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(immediate=True)
-            with conn.begin():
-                yield conn
+            relaxed = not durable and self.dialect == "sqlite"
+            if relaxed:
+                _pragma(conn, "synchronous=NORMAL")
+            try:
+                with conn.begin():
+                    if not durable and self.dialect == "postgresql":
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                    yield conn
+            finally:
+                if relaxed:
+                    _pragma(conn, "synchronous=FULL")
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -63,3 +79,8 @@ class Store:
 
 
 __all__ = ["DEFAULT_URL", "Store", "normalise_url"]
+
+
+def _pragma(conn: Connection, setting: str) -> None:
+    """A SQLite PRAGMA outside any transaction (through the driver: SQLAlchemy would begin one)."""
+    conn.connection.driver_connection.execute(f"PRAGMA {setting}")  # type: ignore[union-attr]

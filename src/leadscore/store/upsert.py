@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -13,12 +14,18 @@ def _insert(conn: Connection, table: Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+@lru_cache(maxsize=64)
+def _insert_ignore(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+    """Built once per (dialect, table, keys): SQLAlchemy then finds its compiled form by a memoised key."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c[keys[0]])
+
+
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> int:
     """Insert rows, skipping those whose ``keys`` already exist; returns how many were inserted."""
     if not rows:
         return 0
-    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=list(keys))
-    result = conn.execute(stmt.returning(table.c[keys[0]]), list(rows))
+    result = conn.execute(_insert_ignore(conn.dialect.name, table, tuple(keys)), list(rows))
     return len(result.fetchall())
 
 
