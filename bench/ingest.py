@@ -378,6 +378,7 @@ class Tracker:
     sent: dict[str, float] = field(default_factory=dict)
     acked: dict[str, float] = field(default_factory=dict)
     done: dict[str, float] = field(default_factory=dict)
+    waiting: set[str] = field(default_factory=set)  # acknowledged, not yet seen scored
     failed: int = 0
     max_inbox: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -407,6 +408,7 @@ async def _drive(url: str, key: str, rate: int, seconds: float, tracker: Tracker
         if status == 200:
             with tracker.lock:
                 tracker.acked[message_id] = time.time()
+                tracker.waiting.add(message_id)
         else:
             tracker.failed += 1
 
@@ -436,14 +438,16 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
                 if finished and stop_by == float("inf"):
                     stop_by = time.time() + GRACE_S
                 with tracker.lock:
-                    waiting = [m for m in tracker.acked if m not in tracker.done]
+                    waiting = list(tracker.waiting)  # only the undecided: the poller's cost stays flat
                 pending = set(conn.execute(text("SELECT message_id FROM inbox")).scalars())
                 conn.rollback()  # end the read snapshot
                 now = time.time()
                 tracker.max_inbox = max(tracker.max_inbox, len(pending))
-                for m in waiting:
-                    if m not in pending:
+                finished_now = [m for m in waiting if m not in pending]
+                with tracker.lock:
+                    for m in finished_now:
                         tracker.done[m] = now
+                        tracker.waiting.discard(m)
                 if finished and (len(tracker.done) == len(tracker.acked) or time.time() > stop_by):
                     return
                 time.sleep(interval)

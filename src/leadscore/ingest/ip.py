@@ -15,9 +15,25 @@ from typing import Any, Literal
 IpMode = Literal["truncate", "hash", "keep"]
 
 
+def _ipv4_network(text: str) -> str | None:
+    """``a.b.c.0`` for a dotted-quad IPv4 address as ``ipaddress`` accepts it (no leading zeros), else
+    None: the common case without building address and network objects."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or len(part) > 3 or (part[0] == "0" and part != "0"):
+            return None
+        if int(part) > 255:
+            return None
+    return f"{parts[0]}.{parts[1]}.{parts[2]}.0"
+
+
 def protect_ip(value: Any, mode: IpMode, secret: str = "") -> str | None:
     if value is None or value == "":
         return None
+    if mode == "truncate" and isinstance(value, str) and (fast := _ipv4_network(value.strip())) is not None:
+        return fast
     try:
         address = ipaddress.ip_address(str(value).strip())
     except ValueError:

@@ -21,9 +21,10 @@ MAX_FUTURE_MS = 24 * 3600 * 1000
 MAX_MESSAGE_BYTES = 32 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Message:
-    """One normalised Segment message."""
+    """One normalised Segment message (treated as immutable; not frozen, because a frozen dataclass sets
+    each field through ``object.__setattr__``, which doubles the cost of ingesting an event)."""
 
     message_id: str
     type: str
@@ -81,22 +82,25 @@ MAX_LENGTH = {
 
 def _text(raw: dict[str, Any], key: str) -> str | None:
     value = raw.get(key)
-    if value is None or value == "":
+    if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"{key} must be a string")
-    text = str(value)
+    if value.__class__ is not str:  # the common case costs one test; numbers become text, others fail
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"{key} must be a string")
+        value = str(value)
+    if not value:
+        return None
     limit = MAX_LENGTH.get(key)
-    if limit is not None and len(text) > limit:
-        raise ValueError(f"{key} is {len(text)} characters long; at most {limit} are allowed")
-    return text
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"{key} is {len(value)} characters long; at most {limit} are allowed")
+    return str(value)
 
 
 def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
     value = raw.get(key)
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if value.__class__ is not dict and not isinstance(value, dict):
         raise ValueError(f"{key} must be an object")
     return value
 
@@ -108,7 +112,11 @@ def derived_message_id(raw: dict[str, Any]) -> str:
 
 
 def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) -> Message:
-    """Validate and normalise one message; raises ValueError saying which field is wrong."""
+    """Validate and normalise one message; raises ValueError saying which field is wrong.
+
+    The ingest hot path (every tracked event passes here): optional fields are looked at only when the
+    message has them.
+    """
     if not isinstance(raw, dict):
         raise ValueError("a message is a JSON object")
     kind = raw.get("type") or default_type
@@ -119,7 +127,7 @@ def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) ->
         raise ValueError("userId or anonymousId is required")
     context = _mapping(raw, "context")
     properties = _mapping(raw, "properties")
-    traits = _mapping(raw, "traits") or _mapping(context, "traits")
+    traits = _mapping(raw, "traits") or (_mapping(context, "traits") if context else {})
     received = parse_time(raw["receivedAt"], "receivedAt") if raw.get("receivedAt") else received_ms
     stamp_field = (
         "timestamp" if raw.get("timestamp") else "originalTimestamp" if raw.get("originalTimestamp") else None
@@ -139,14 +147,14 @@ def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) ->
             raise ValueError("a track message needs 'event'")
     elif kind in ("page", "screen"):
         name = _text(raw, "name") or _text(properties, "name")
-    url = _text(properties, "url") or _text(_mapping(context, "page"), "url")
-    path = _text(properties, "path") or _text(_mapping(context, "page"), "path")
+    page = _mapping(context, "page") if "page" in context else None
+    url = _text(properties, "url") or (_text(page, "url") if page else None)
+    path = _text(properties, "path") or (_text(page, "path") if page else None)
     if path is None and url:
         path = urlsplit(url).path or "/"
-    if kind == "alias":
-        previous = _text(raw, "previousId")
-        if not previous or not user_id:
-            raise ValueError("an alias message needs 'previousId' and 'userId'")
+    previous_id = _text(raw, "previousId") if "previousId" in raw else None
+    if kind == "alias" and (not previous_id or not user_id):
+        raise ValueError("an alias message needs 'previousId' and 'userId'")
     message_id = _text(raw, "messageId") or derived_message_id(raw)
     return Message(
         message_id=message_id,
@@ -161,8 +169,8 @@ def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) ->
         properties=properties,
         traits=traits,
         context=context,
-        group_id=_text(raw, "groupId"),
-        previous_id=_text(raw, "previousId"),
+        group_id=_text(raw, "groupId") if "groupId" in raw else None,
+        previous_id=previous_id,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sqlite3
@@ -9,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
@@ -64,6 +66,15 @@ def _on_sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("immediate", False) else "BEGIN")
 
 
+def _loads(text: str | bytes) -> Any:
+    """JSON columns as read: orjson (several times faster, and the processor reads every event's
+    properties and context); the standard library for what only it writes (NaN)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def normalise_url(url: str) -> str:
     """Accept plain file paths and ``postgres://`` URLs; pick the psycopg 3 driver for PostgreSQL."""
     if "://" not in url:
@@ -78,11 +89,11 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url)
+        engine = create_engine(url, json_deserializer=_loads)
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_deserializer=_loads)
 
 
 def migrate(engine: Engine) -> None:
