@@ -32,17 +32,25 @@ JSON_FIELDS = frozenset({"properties", "context"})
 PG_TYPES = ("text",) * 10 + ("jsonb", "jsonb", "bigint", "bigint", "text")
 ID_CHUNK = 5000  # bound parameters per statement stay under SQLite's limit
 PG_CHUNK = 5000
+# SQLite takes a whole group of rows as one JSON array bound to one parameter: one statement, one step.
+# With executemany the driver steps once per row and releases the GIL around every step; a busy event loop
+# then holds up the writer thread at every row (each re-acquire can wait a switch interval).
+# ``WHERE true`` keeps SQLite from reading ON CONFLICT as a join constraint.
 SQLITE_INSERT = (
-    f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) VALUES ({', '.join('?' * len(EVENT_FIELDS))}) "
-    "ON CONFLICT (message_id) DO NOTHING"
+    f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) "
+    f"SELECT {', '.join(f'json_extract(value, {chr(39)}$[{i}]{chr(39)})' for i in range(len(EVENT_FIELDS)))} "
+    "FROM json_each(?) WHERE true ON CONFLICT (message_id) DO NOTHING"
 )
+SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value FROM json_each(?))"
 PG_INSERT = (
     f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) "
     f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in PG_TYPES)}) "
     "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
 )
 SQLITE_ENQUEUE = (
-    "INSERT INTO inbox (message_id, received_ms) VALUES (?, ?) ON CONFLICT (message_id) DO NOTHING"
+    "INSERT INTO inbox (message_id, received_ms) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true "
+    "ON CONFLICT (message_id) DO NOTHING"
 )
 PG_ENQUEUE = (
     "INSERT INTO inbox (message_id, received_ms) SELECT * FROM unnest(%s::text[], %s::bigint[]) "
@@ -57,8 +65,7 @@ def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start : start + ID_CHUNK]
         if conn.dialect.name == "sqlite":
-            sql = f"SELECT message_id FROM events WHERE message_id IN ({', '.join('?' * len(chunk))})"
-            known.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
+            known.update(row[0] for row in conn.exec_driver_sql(SQLITE_KNOWN, (_json(chunk),)))
         else:
             known.update(
                 conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars()
@@ -88,9 +95,9 @@ def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
         return inserted
     known = known_message_ids(conn, list(first))
     fresh = [_values(row) for mid, row in first.items() if mid not in known]
-    if fresh:
+    for start in range(0, len(fresh), ID_CHUNK):
         # SQLite has one writer at a time (BEGIN IMMEDIATE), so what was not known is what gets inserted
-        conn.exec_driver_sql(SQLITE_INSERT, fresh)
+        conn.exec_driver_sql(SQLITE_INSERT, (_json(fresh[start : start + ID_CHUNK]),))
     return {mid for mid in first if mid not in known}
 
 
@@ -103,7 +110,8 @@ def enqueue(conn: Connection, entries: Sequence[tuple[str, int]]) -> None:
             chunk = entries[start : start + PG_CHUNK]
             conn.exec_driver_sql(PG_ENQUEUE, ([m for m, _ in chunk], [t for _, t in chunk]))
     else:
-        conn.exec_driver_sql(SQLITE_ENQUEUE, list(entries))
+        for start in range(0, len(entries), ID_CHUNK):
+            conn.exec_driver_sql(SQLITE_ENQUEUE, (_json(entries[start : start + ID_CHUNK]),))
 
 
 def _json(value: Any) -> str:
