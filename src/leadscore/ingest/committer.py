@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from leadscore.store import Store
 from leadscore.store.event_log import append_events, enqueue
@@ -102,6 +102,7 @@ class GroupCommitter:
         self.on_commit = on_commit
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="leadscore-committer", daemon=True)
+        self._conn: Connection | None = None  # the writer thread's own, kept between groups
         self.groups = 0
         self.rows = 0
 
@@ -131,6 +132,21 @@ class GroupCommitter:
         """Commit what is queued, then stop the thread."""
         self._queue.put(None)
         self._thread.join()
+        self._drop_connection()
+
+    def _connection(self) -> Connection:
+        """The writer's connection, held between groups: checking one out of the pool and resetting it
+        on return would cost more than a small group's inserts."""
+        if self._conn is None:
+            self._conn = self.store.engine.connect().execution_options(immediate=True)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
 
     def _run(self) -> None:
         stopping = False
@@ -154,12 +170,14 @@ class GroupCommitter:
     def _commit(self, group: list[_Pending]) -> None:
         rows = [row for pending in group for row in pending.rows]
         try:
-            with write_turn(self.store), self.store.begin() as conn:
+            conn = self._connection()
+            with write_turn(self.store), conn.begin():
                 inserted = append_events(conn, rows)
                 # each new message once (a repeated id within the group was inserted once)
                 fresh = {r["message_id"]: r["received_ms"] for r in rows if r["message_id"] in inserted}
                 enqueue(conn, list(fresh.items()))
         except Exception as exc:  # every waiting request must learn its events were not stored
+            self._drop_connection()  # whatever broke, the next group starts on a fresh connection
             failure: BaseException = exc
             self._resolve(group, lambda _: failure)
             return
