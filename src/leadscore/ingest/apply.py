@@ -14,6 +14,7 @@ from leadscore.ingest.segment import Message
 from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.people import (
     anonymous_key,
+    create_bare_leads,
     lead_for_key,
     leads_for_keys,
     link_identity,
@@ -122,6 +123,28 @@ class KeyLookup:
             self.known.pop(key, None)
 
 
+def _create_bare_leads(conn: Connection, ordered: Sequence[Message], lookup: KeyLookup, out: Applied) -> None:
+    """Create, in one go, the leads that applying ``ordered`` one by one would create bare: users not yet
+    known whose first message here is an event without an e-mail in its traits (not identify or alias,
+    which create leads with traits, or link keys, and stay on the per-message path)."""
+    first_seen: dict[str, int] = {}
+    decided: set[str] = set()
+    for m in ordered:
+        if not m.user_id or m.user_id in decided:
+            continue
+        decided.add(m.user_id)
+        if m.type in ("identify", "alias") or (m.traits and split_traits(m.traits)[0]):
+            continue
+        if lookup.get(user_key(m.user_id)) is None:
+            first_seen[m.user_id] = m.received_ms
+    if not first_seen:
+        return
+    found, created = create_bare_leads(conn, first_seen)
+    for user_id, lead_id in found.items():
+        lookup.known[user_key(user_id)] = lead_id
+    out.created_leads |= created
+
+
 def _keys(m: Message) -> list[str]:
     keys = []
     if m.user_id:
@@ -135,7 +158,9 @@ def apply_identities(conn: Connection, messages: Sequence[Message], out: Applied
     """Apply what messages say about people (identities, traits, accounts) in event-time order, and
     record in ``out`` which leads each message touches."""
     lookup = KeyLookup(conn, messages)
-    for m in sorted(messages, key=lambda m: (m.ts, m.message_id)):
+    ordered = sorted(messages, key=lambda m: (m.ts, m.message_id))
+    _create_bare_leads(conn, ordered, lookup, out)
+    for m in ordered:
         lead_id = _identify(conn, m, out, lookup)
         if lead_id is not None:
             out.touch(lead_id, m.ts, m.message_id)

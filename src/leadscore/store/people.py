@@ -9,7 +9,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from leadscore.errors import NotFoundError
 from leadscore.store.schema import accounts, identities, leads
-from leadscore.store.upsert import insert_ignore
+from leadscore.store.upsert import insert_ignore, insert_ignore_statement
 
 LEAD_COLUMNS = ("email", "first_name", "last_name", "company")
 
@@ -41,6 +41,10 @@ _LEADS_BY_KEYS = select(identities.c.key, identities.c.lead_id).where(
 _INSERT_LEAD = leads.insert().returning(leads.c.id)
 _ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
 KEYS_CHUNK = 5000
+
+
+def _insert_identities(dialect: str) -> Any:
+    return insert_ignore_statement(dialect, identities, ("key",))
 
 
 def find_lead(
@@ -135,6 +139,54 @@ def upsert_lead(
     if external_id:
         link_identity(conn, user_key(external_id), lead_id, now_ms)
     return lead_id, created
+
+
+_LEADS_BY_EXTERNAL_IDS = select(leads.c.external_id, leads.c.id).where(
+    leads.c.external_id.in_(bindparam("values", expanding=True))
+)
+
+
+def create_bare_leads(conn: Connection, first_seen: dict[str, int]) -> tuple[dict[str, int], set[int]]:
+    """The lead of each user id in ``first_seen`` (user id → time first seen), none of which has an
+    identity yet: found by external id, else created with nothing but that id, as ``upsert_lead`` does
+    for a user seen without traits (user ids with an ``@`` are left to ``upsert_lead``: they may name an
+    e-mail). In a few statements for a whole batch instead of five per lead; links each ``u:`` key.
+
+    Returns (user id → lead id, ids of the leads created).
+    """
+    wanted = [u for u in first_seen if "@" not in u]
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), KEYS_CHUNK):
+        chunk = wanted[start : start + KEYS_CHUNK]
+        found.update((k, int(v)) for k, v in conn.execute(_LEADS_BY_EXTERNAL_IDS, {"values": chunk}).all())
+    missing = [u for u in wanted if u not in found]
+    created: set[int] = set()
+    if missing:
+        rows: list[dict[str, Any]] = [
+            {
+                "external_id": u,
+                "email": None,
+                "email_domain": None,
+                "attributes": {},
+                "attribute_ts": {},
+                "created_ms": first_seen[u],
+                "updated_ms": first_seen[u],
+                "account_id": None,
+            }
+            for u in missing
+        ]
+        made = conn.execute(
+            leads.insert().returning(leads.c.external_id, leads.c.id, sort_by_parameter_order=True), rows
+        ).all()
+        for external_id, lead_id in made:
+            found[external_id] = int(lead_id)
+            created.add(int(lead_id))
+    links = [
+        {"key": user_key(u), "lead_id": lead_id, "created_ms": first_seen[u]} for u, lead_id in found.items()
+    ]
+    if links:
+        conn.execute(_insert_identities(conn.dialect.name), links)
+    return found, created
 
 
 def link_identity(conn: Connection, key: str, lead_id: int, now_ms: int) -> bool:

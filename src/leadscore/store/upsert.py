@@ -15,7 +15,7 @@ def _insert(conn: Connection, table: Table) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _insert_ignore(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+def insert_ignore_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
     """Built once per (dialect, table, keys): SQLAlchemy then finds its compiled form by a memoised key."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c[keys[0]])
@@ -25,7 +25,7 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     """Insert rows, skipping those whose ``keys`` already exist; returns how many were inserted."""
     if not rows:
         return 0
-    result = conn.execute(_insert_ignore(conn.dialect.name, table, tuple(keys)), list(rows))
+    result = conn.execute(insert_ignore_statement(conn.dialect.name, table, tuple(keys)), list(rows))
     return len(result.fetchall())
 
 
