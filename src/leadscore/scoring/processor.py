@@ -25,8 +25,10 @@ from leadscore.store import Store
 from leadscore.store.schema import events, inbox
 
 log = logging.getLogger("leadscore.processor")
-# events per transaction: on SQLite, acknowledgements wait for the batch in progress, so keep it short
+# events per transaction: on SQLite, acknowledgements wait for the batch in progress (one write lock), so
+# a backlog is taken in shorter turns there; PostgreSQL writers do not wait for each other
 BATCH = 500
+SQLITE_BATCH = 100
 RETRIES = 5
 _IDS: BindParameter[int] = bindparam("ids", expanding=True)
 _CLAIM = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(bindparam("n"))
@@ -122,9 +124,10 @@ class Processor:
 
     def drain(self) -> None:
         """Process until the inbox is empty (or an error: retried on the next wake)."""
+        batch = SQLITE_BATCH if self.store.dialect == "sqlite" else BATCH
         while True:
             try:
-                if _process(self.store, BATCH, self.stats, self.drop_unconsented) < BATCH:
+                if _process(self.store, batch, self.stats, self.drop_unconsented) < batch:
                     return
             except Exception:
                 self.stats.errors += 1
