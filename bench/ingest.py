@@ -64,7 +64,7 @@ scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, 
 """
 USERS = 5_000
 BATCH = 100
-CONNECTIONS = 32
+CONNECTIONS = 32  # wrk connections for (a) and (b); --connections changes it (for both sides of a ratio)
 LATENCY_CONNECTIONS = 256  # the latency client stays open-loop while answers take up to ~250 ms
 MAX_SECONDS = 120  # no single measurement runs longer, whatever the flags say
 GRACE_S = 30.0
@@ -511,7 +511,7 @@ def report(engine: str, a: dict[str, Any], b: dict[str, Any], c: dict[str, Any])
     bare, with_proc, ingest_only = a["bare"], a["processor"], a["ingest_only"]
     b_off, b_on = b["ingest_only"], b["processor"]
     lines = [
-        f"== {engine} ({os.cpu_count()} cores) ==",
+        f"== {engine} ({os.cpu_count()} cores, wrk -c{CONNECTIONS}) ==",
         f"(a) bare ASGI endpoint: {bare.requests_s:,.0f} req/s (p50 {bare.p50_ms:.1f} ms, p99 {bare.p99_ms:.1f} ms)",
         f"    /v1/track durable, processor on:  {with_proc.requests_s:,.0f} req/s = "
         f"{with_proc.requests_s / bare.requests_s:.0%} of bare (p50 {with_proc.p50_ms:.1f} ms, p99 {with_proc.p99_ms:.1f} ms)",
@@ -547,7 +547,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-seconds", type=float, default=60)
     parser.add_argument("--rate", type=int, default=1000, help="events/s for the latency run")
     parser.add_argument("--only", default="abc", help="which of a, b, c to run")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS, help="wrk connections for (a), (b)")
     args = parser.parse_args(argv)
+    global CONNECTIONS
+    CONNECTIONS = args.connections
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
     with tempfile.TemporaryDirectory(prefix="leadscore-ingest-") as tmp:
         workdir = Path(tmp)
