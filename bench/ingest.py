@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-seconds", type=float, default=60)
     parser.add_argument("--rate", type=int, default=1000, help="events/s for the latency run")
     parser.add_argument("--only", default="abc", help="which of a, b, c to run")
-    parser.add_argument("--connections", type=int, default=CONNECTIONS, help="wrk connections for (a), (b)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections for (a), (b)")
     args = parser.parse_args(argv)
     global CONNECTIONS
     CONNECTIONS = args.connections
