@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from leadscore.cli.main import app
 from leadscore.errors import ModelValidationError
-from leadscore.model import load_model, loads_model
+from leadscore.model import dump_model, load_model, loads_model
 
 BAD = sorted((Path(__file__).parent / "models" / "bad").glob("*.yaml"))
 EXPECT = re.compile(r"^# expect: (\d+):(\d+) (\S+) (.+)$")
@@ -141,3 +141,19 @@ def test_recursion_bomb_is_refused_quickly() -> None:
     )
     with pytest.raises(ModelValidationError, match="nests deeper than 40"):
         loads_model(text)
+
+
+def test_yes_no_on_off_are_text_not_booleans() -> None:
+    """YAML 1.1 would read the country code NO (Norway) as false; models read YAML 1.2 booleans."""
+    model = loads_model("""
+model: nordics
+fit:
+  - {id: nordic, name: Nordic, when: {attribute: country, in: [SE, NO, DK, on]}, points: 10}
+  - {id: yes_plan, name: Yes plan, when: {attribute: plan, equals: yes}, points: 5}
+""")
+    nordic, yes_plan = model.fit
+    dumped = nordic.when.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["in"] == ["SE", "NO", "DK", "on"]
+    assert yes_plan.when.model_dump(by_alias=True, exclude_none=True)["equals"] == "yes"
+    # and a model written back out reads the same (the dumper quotes 'NO', 'yes', 'on')
+    assert loads_model(dump_model(model)) == model

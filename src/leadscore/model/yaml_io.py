@@ -63,6 +63,21 @@ def _walk(node: yaml.Node, path: Path_, pos: _Positions, problems: list[Problem]
             _walk(item, (*path, i), pos, problems, file)
 
 
+class ModelLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: only ``true``/``false`` are booleans. YAML 1.1 also
+    reads ``yes``, ``no``, ``on`` and ``off`` as booleans, so ``in: [SE, NO, DK]`` lost Norway to ``false``.
+    Settings that are booleans still accept ``yes``/``no`` (validation converts them)."""
+
+
+ModelLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ModelLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | None = None) -> ScoringModel:
     """Load and validate a model from a file path, or from ``text`` (then ``source`` names it in errors)."""
     file = str(source)
@@ -79,7 +94,7 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
             [Problem(f"model is {len(text)} bytes; at most {MAX_DOCUMENT_BYTES} are allowed", file)]
         )
     try:
-        loader = yaml.SafeLoader(text)
+        loader = ModelLoader(text)
         try:
             node = loader.get_single_node()
             raw = loader.construct_document(node) if node is not None else None
