@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -32,30 +34,40 @@ JSON_FIELDS = frozenset({"properties", "context"})
 PG_TYPES = ("text",) * 10 + ("jsonb", "jsonb", "bigint", "bigint", "text")
 ID_CHUNK = 5000  # bound parameters per statement stay under SQLite's limit
 PG_CHUNK = 5000
-# SQLite takes a whole group of rows as one JSON array bound to one parameter: one statement, one step.
+# SQLite takes a group's rows in multi-row INSERTs of up to 64 rows (7 statement shapes: 64, 32, ..., 1).
 # With executemany the driver steps once per row and releases the GIL around every step; a busy event loop
-# then holds up the writer thread at every row (each re-acquire can wait a switch interval).
-# ``WHERE true`` keeps SQLite from reading ON CONFLICT as a join constraint.
-SQLITE_INSERT = (
-    f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) "
-    f"SELECT {', '.join(f'json_extract(value, {chr(39)}$[{i}]{chr(39)})' for i in range(len(EVENT_FIELDS)))} "
-    "FROM json_each(?) WHERE true ON CONFLICT (message_id) DO NOTHING"
-)
+# then holds up the writer thread at every row (each re-acquire can wait a switch interval). One JSON
+# array per group would need a single step, but parsing it costs SQLite more than binding values does.
+MULTI_ROWS = 64
 SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value FROM json_each(?))"
 PG_INSERT = (
     f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) "
     f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in PG_TYPES)}) "
     "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
 )
-SQLITE_ENQUEUE = (
-    "INSERT INTO inbox (message_id, received_ms) "
-    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true "
-    "ON CONFLICT (message_id) DO NOTHING"
-)
 PG_ENQUEUE = (
     "INSERT INTO inbox (message_id, received_ms) SELECT * FROM unnest(%s::text[], %s::bigint[]) "
     "ON CONFLICT (message_id) DO NOTHING"
 )
+
+
+@lru_cache(maxsize=16)
+def _sqlite_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
+    """``INSERT ... VALUES (?, ...), ... ON CONFLICT DO NOTHING`` for ``rows`` rows."""
+    row = f"({', '.join('?' * len(columns))})"
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)} "
+        "ON CONFLICT (message_id) DO NOTHING"
+    )
+
+
+def _sqlite_insert_rows(conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[Any]) -> None:
+    at = 0
+    while at < len(rows):
+        left = len(rows) - at
+        n = MULTI_ROWS if left >= MULTI_ROWS else 1 << (left.bit_length() - 1)
+        conn.exec_driver_sql(_sqlite_insert(table, columns, n), tuple(chain.from_iterable(rows[at : at + n])))
+        at += n
 
 
 def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
@@ -95,9 +107,8 @@ def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
         return inserted
     known = known_message_ids(conn, list(first))
     fresh = [_values(row) for mid, row in first.items() if mid not in known]
-    for start in range(0, len(fresh), ID_CHUNK):
-        # SQLite has one writer at a time (BEGIN IMMEDIATE), so what was not known is what gets inserted
-        conn.exec_driver_sql(SQLITE_INSERT, (_json(fresh[start : start + ID_CHUNK]),))
+    # SQLite has one writer at a time (BEGIN IMMEDIATE), so what was not known is what gets inserted
+    _sqlite_insert_rows(conn, "events", EVENT_FIELDS, fresh)
     return {mid for mid in first if mid not in known}
 
 
@@ -110,8 +121,7 @@ def enqueue(conn: Connection, entries: Sequence[tuple[str, int]]) -> None:
             chunk = entries[start : start + PG_CHUNK]
             conn.exec_driver_sql(PG_ENQUEUE, ([m for m, _ in chunk], [t for _, t in chunk]))
     else:
-        for start in range(0, len(entries), ID_CHUNK):
-            conn.exec_driver_sql(SQLITE_ENQUEUE, (_json(entries[start : start + ID_CHUNK]),))
+        _sqlite_insert_rows(conn, "inbox", ("message_id", "received_ms"), entries)
 
 
 def _json(value: Any) -> str:
