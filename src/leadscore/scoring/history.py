@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import Connection, func, select
 
 from leadscore.compile import Ledger, Sources
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import score_points
+from leadscore.store.id_lists import in_list
 from leadscore.store.results import append_history, last_history
 from leadscore.store.schema import events, identities, leads
 
@@ -56,14 +56,13 @@ def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> 
     )
 
 
-_IDS: BindParameter[int] = bindparam("ids", expanding=True)
 _FIRST_EVENT = (
     select(identities.c.lead_id, func.min(events.c.ts))
     .join(events, events.c.person_key == identities.c.key)
-    .where(identities.c.lead_id.in_(_IDS))
+    .where(in_list(identities.c.lead_id, "ids"))
     .group_by(identities.c.lead_id)
 )
-_CREATED = select(leads.c.id, leads.c.created_ms).where(leads.c.id.in_(_IDS))
+_CREATED = select(leads.c.id, leads.c.created_ms).where(in_list(leads.c.id, "ids"))
 
 
 def baselines(conn: Connection, lead_ids: Sequence[int]) -> dict[int, int]:

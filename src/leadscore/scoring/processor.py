@@ -14,14 +14,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Text, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.sql.elements import BindParameter
 
 from leadscore.ingest.apply import Applied, apply_identities, message_from_row
 from leadscore.ingest.committer import write_turn
 from leadscore.scoring.pipeline import rescore_touched
 from leadscore.store import Store
+from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, inbox
 
 log = logging.getLogger("leadscore.processor")
@@ -30,11 +30,10 @@ log = logging.getLogger("leadscore.processor")
 BATCH = 500
 SQLITE_BATCH = 100
 RETRIES = 5
-_IDS: BindParameter[int] = bindparam("ids", expanding=True)
 _CLAIM = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(bindparam("n"))
 _CLAIM_PG = _CLAIM.with_for_update(skip_locked=True)
-_EVENTS = select(events).where(events.c.message_id.in_(_IDS))
-_DONE = delete(inbox).where(inbox.c.message_id.in_(_IDS))
+_EVENTS = select(events).where(in_list(events.c.message_id, "ids", Text))
+_DONE = delete(inbox).where(in_list(inbox.c.message_id, "ids", Text))
 
 
 @dataclass

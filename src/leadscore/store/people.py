@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Text, bindparam, select, update
 
 from leadscore.errors import NotFoundError
+from leadscore.store.id_lists import in_list
 from leadscore.store.schema import accounts, identities, leads
 from leadscore.store.upsert import insert_ignore, insert_ignore_statement
 
@@ -36,7 +37,7 @@ _LEAD_BY_EXTERNAL_ID = select(leads.c.id).where(leads.c.external_id == bindparam
 _LEAD_BY_EMAIL = select(leads.c.id).where(leads.c.email == bindparam("value"))
 _LEAD_BY_KEY = select(identities.c.lead_id).where(identities.c.key == bindparam("value"))
 _LEADS_BY_KEYS = select(identities.c.key, identities.c.lead_id).where(
-    identities.c.key.in_(bindparam("values", expanding=True))
+    in_list(identities.c.key, "values", Text)
 )
 _INSERT_LEAD = leads.insert().returning(leads.c.id)
 _ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
@@ -142,7 +143,7 @@ def upsert_lead(
 
 
 _LEADS_BY_EXTERNAL_IDS = select(leads.c.external_id, leads.c.id).where(
-    leads.c.external_id.in_(bindparam("values", expanding=True))
+    in_list(leads.c.external_id, "values", Text)
 )
 
 

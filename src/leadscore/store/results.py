@@ -5,30 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import Connection, delete, func, select
 
 from leadscore.compile import Ledger
+from leadscore.store.id_lists import in_list
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.upsert import insert_ignore
 
 CHUNK = 500
 
-# Built once, executed with the lead ids as an expanding parameter: the real-time processor runs these for
-# every batch, and building an IN (...) statement costs more than running it.
-_IDS: BindParameter[int] = bindparam("ids", expanding=True)
-_DELETE_SCORES = delete(scores).where(scores.c.lead_id.in_(_IDS))
-_DELETE_LEDGER = delete(ledger).where(ledger.c.lead_id.in_(_IDS))
+# Built once, executed with the lead ids bound as one list (store/id_lists.py): the real-time processor
+# runs these for every batch, and building an IN (...) statement costs more than running it.
+_DELETE_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"))
+_DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"))
 _CURRENT_STATES = select(
     scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
-).where(scores.c.lead_id.in_(_IDS))
+).where(in_list(scores.c.lead_id, "ids"))
 _NEWEST_HISTORY = (
     select(score_history.c.lead_id, func.max(score_history.c.id).label("id"))
-    .where(score_history.c.lead_id.in_(_IDS))
+    .where(in_list(score_history.c.lead_id, "ids"))
     .group_by(score_history.c.lead_id)
     .subquery()
 )
-_LOCK_LEADS = select(leads.c.id).where(leads.c.id.in_(_IDS)).order_by(leads.c.id).with_for_update()
+_LOCK_LEADS = select(leads.c.id).where(in_list(leads.c.id, "ids")).order_by(leads.c.id).with_for_update()
 _LAST_HISTORY = select(score_history).join(_NEWEST_HISTORY, _NEWEST_HISTORY.c.id == score_history.c.id)
 
 
