@@ -399,3 +399,87 @@ def test_batch_score_refuses_an_engine_it_does_not_know(workdir: Path) -> None:
         app, ["batch", "score", "--engine", "oracle", *_parquet_args(workdir), "--out", "x"]
     )
     assert result.exit_code != 0 and "oracle" in result.output
+
+
+DECAYED = ScoringModel.model_validate(
+    {
+        "model": "decayed-reads",
+        "engagement": [
+            {"id": "read", "name": "Read", "event": {"type": "track", "name": "Read"}, "points": 1.5},
+            {"id": "whole", "name": "Whole", "event": {"type": "track", "name": "Read"}, "points": 2,
+             "half_life": "none", "cap": 1000000},
+        ],
+        "defaults": {"half_life": "7d"},
+        "scale": {"fit_max": 10, "engagement_max": 100000},
+    }
+)  # fmt: skip
+
+
+def test_how_a_rule_sum_is_spelled_is_part_of_the_statement_cache_key() -> None:
+    """Two models alike but for their points share a cached statement unless the spelling is in the key."""
+    whole, half = (
+        ScoringModel.model_validate(
+            {"model": "m", "engagement": [{"id": "r", "name": "R", "event": {"type": "page"}, "points": p}]}
+        )
+        for p in (2, 2.5)
+    )
+    store_sources = Store.from_url("sqlite://").sources()
+    queries = [compile_model(m, store_sources, all_leads(AS_OF), "postgresql") for m in (whole, half)]
+    keys = [q._generate_cache_key() for q in queries]
+    assert keys[0] is not None and keys[1] is not None and keys[0].key != keys[1].key
+    whole_sql, half_sql = (render_sql(q, "postgresql") for q in queries)
+    assert "AS BIGINT" not in whole_sql and "AS BIGINT" in half_sql
+
+
+@pytest.mark.postgres
+def test_postgres_scores_do_not_depend_on_how_parallel_workers_split_the_events(pg_db: Store | None) -> None:
+    """Decayed points are summed in fixed point, so a plan whose parallel workers each aggregate part of a
+    lead's events gives the same bits as the serial plan (float partial sums added in arrival order do not).
+    """
+    if pg_db is None:
+        pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
+    _load(pg_db, [])
+    with pg_db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO leads (id, external_id, attributes, created_ms, updated_ms) "
+                "SELECT g, 'lead-' || g, '{}', 0, 0 FROM generate_series(1, 4) AS g"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO identities (key, lead_id, created_ms) SELECT 'u:' || g, g, 0 FROM generate_series(1, 4) AS g"
+            )
+        )
+        # 40,000 events, the four leads' interleaved, a minute and a bit apart going back from as_of
+        conn.execute(
+            text(
+                "INSERT INTO events (message_id, type, name, person_key, properties, context, ts, received_ms, source) "
+                "SELECT 'm' || g, 'track', 'Read', 'u:' || (g % 4 + 1), '{}', '{}', :as_of - CAST(g AS BIGINT) * 61001, 0, 'test' "
+                "FROM generate_series(1, 40000) AS g"
+            ),
+            {"as_of": AS_OF},
+        )
+        conn.execute(text("ANALYZE"))
+    query = compile_model(DECAYED, pg_db.sources(), all_leads(AS_OF), "postgresql")
+    serial = {"max_parallel_workers_per_gather": "0"}
+    split = {
+        "max_parallel_workers_per_gather": "2", "parallel_setup_cost": "0", "parallel_tuple_cost": "0",
+        "min_parallel_table_scan_size": "0", "enable_nestloop": "off", "enable_mergejoin": "off",
+        "enable_indexscan": "off", "enable_indexonlyscan": "off", "enable_bitmapscan": "off",
+    }  # fmt: skip
+
+    def run(setting: dict[str, str]) -> tuple[str, list[Any]]:
+        with pg_db.connect() as conn:
+            for name, value in setting.items():
+                conn.exec_driver_sql(f"SET {name} = {value}")
+            sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+            return plan, [tuple(row) for row in conn.execute(query)]
+
+    serial_plan, serial_rows = run(serial)
+    split_plan, split_rows = run(split)
+    assert "Parallel" not in serial_plan and "Parallel Seq Scan on events" in split_plan
+    assert len(serial_rows) == 4
+    assert split_rows == serial_rows  # every column, to the bit
+    assert run(split)[1] == serial_rows

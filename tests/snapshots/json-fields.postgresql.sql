@@ -1,4 +1,4 @@
-WITH targets AS MATERIALIZED 
+WITH targets AS NOT MATERIALIZED 
 (SELECT leads.id AS lead_id, 1750000000000 AS as_of 
 FROM leads), 
 lead_values AS MATERIALIZED 

@@ -10,11 +10,12 @@ import itertools
 import sqlite3
 from typing import Any
 
-from sqlalchemy import Float, Text, literal
+from sqlalchemy import BigInteger, Float, Text, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import CTE, Join
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean
 
 # Engines and the constructs they lack; compile_model raises UnsupportedRuleError before any SQL runs.
@@ -40,15 +41,16 @@ def computed_once(cte: CTE) -> CTE:
     return cte
 
 
-def serial_targets(cte: CTE) -> CTE:
-    """The scoring targets as a CTE that keeps the event aggregation serial and well planned.
+def targets_in_place(cte: CTE) -> CTE:
+    """The scoring targets as a CTE the engine reads in place (``NOT MATERIALIZED``) rather than stores.
 
-    PostgreSQL: MATERIALIZED; a CTE is scanned by the leader only, so the events are never aggregated by
-    parallel workers, whose partial sums would make a score's last bits depend on how the rows were split
-    (the score must be reproducible to the bit: history records changes). SQLite: NOT MATERIALIZED, so the
-    targets are read in place (for all leads: the leads table in id order, no sort for the GROUP BY).
+    SQLite: for all leads, the leads table read in id order (no sort for the GROUP BY). PostgreSQL: the
+    planner sees the targets' own filter and may aggregate the events with parallel workers (a
+    materialized CTE is read by the leader only, which kept the whole query serial); the sums that
+    would then depend on how the rows were split are exact (``RuleSum``), so scores stay reproducible
+    to the bit. Both spell the hint since SQLite 3.35 and PostgreSQL 12.
     """
-    cte = cte.prefix_with("MATERIALIZED", dialect="postgresql")
+    cte = cte.prefix_with("NOT MATERIALIZED", dialect="postgresql")
     if sqlite3.sqlite_version_info >= (3, 35, 0):
         cte = cte.prefix_with("NOT MATERIALIZED", dialect="sqlite")
     return cte
@@ -233,6 +235,75 @@ def _decay(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
 def _decay_pg(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
     age, half_life = (compiler.process(c, **kw) for c in element.clauses)
     return f"power(CAST(0.5 AS DOUBLE PRECISION), CAST(({age}) AS DOUBLE PRECISION) / {half_life})"
+
+
+# Fixed-point unit of PostgreSQL's exact sums: 2^-40 (about 9.1e-13). A term is at most MAX_POINTS
+# (1e6 < 2^20) in magnitude, so a scaled term stays below 2^60 and fits a BIGINT.
+FIXED_POINT_SCALE = 2.0**40
+
+
+class RuleSum(FunctionElement[float]):
+    """A rule's points summed over the events it matches, ``sum(value) FILTER (WHERE match)``; NULL when
+    none match.
+
+    A score must be reproducible to the bit (history records changes), but a float sum depends on the
+    order of its terms, and parallel workers' partial sums are added in an order that depends on how the
+    rows were split. Whole-number terms (``exact``: no decay, whole points) add exactly in any order. Other
+    terms (decayed points) are summed on PostgreSQL in fixed point: each rounded to a multiple of 2^-40,
+    summed as BIGINT (exact, 128-bit accumulator) and scaled back once, so the result is the same on every
+    plan, serial or parallel. Rounding costs at most 4.6e-13 a term; rounding is monotone, so decay still
+    never raises a score.
+    """
+
+    type = Float()
+    inherit_cache = True
+    name = "rule_sum"
+    # ``exact`` changes the SQL, so it is part of the statement cache key (a bound value would not be)
+    _traverse_internals = [*FunctionElement._traverse_internals, ("exact", InternalTraversal.dp_boolean)]  # noqa: RUF012
+
+    def __init__(self, value: ColumnElement[Any], match: ColumnElement[bool], exact: bool) -> None:
+        self.exact = exact
+        super().__init__(value, match)
+
+
+@compiles(RuleSum)
+def _rule_sum(element: RuleSum, compiler: Any, **kw: Any) -> str:
+    value, match = (compiler.process(c, **kw) for c in element.clauses)
+    return f"sum({value}) FILTER (WHERE {match})"
+
+
+@compiles(RuleSum, "postgresql")
+def _rule_sum_pg(element: RuleSum, compiler: Any, **kw: Any) -> str:
+    value, match = (compiler.process(c, **kw) for c in element.clauses)
+    if element.exact:
+        return f"sum({value}) FILTER (WHERE {match})"
+    scale = f"CAST({FIXED_POINT_SCALE!r} AS DOUBLE PRECISION)"
+    scaled = f"CAST(({value}) * {scale} AS BIGINT)"
+    return f"(CAST(sum({scaled}) FILTER (WHERE {match}) AS DOUBLE PRECISION) / {scale})"
+
+
+class MatchCount(FunctionElement[int]):
+    """How many rows match: ``count(*) FILTER (WHERE match)``.
+
+    ``value`` is what the rule aggregates over the same rows (its points, or ``ts``), never NULL on a
+    matching row. DuckDB counts it: ``count(CASE WHEN match THEN value END)`` is then the very expression
+    the rule's ``sum``/``max`` reads, so DuckDB computes it once per row for both aggregates, the match
+    tested only where cheaper tests passed. Counting a separate ``CASE WHEN match THEN 1 END`` makes
+    DuckDB hoist the shared match into a column computed for every event (every ILIKE on every row).
+    """
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "match_count"
+
+    def __init__(self, match: ColumnElement[bool], value: ColumnElement[Any]) -> None:
+        super().__init__(match, value)
+
+
+@compiles(MatchCount)
+def _match_count(element: MatchCount, compiler: Any, **kw: Any) -> str:
+    match, _ = element.clauses
+    return f"count(*) FILTER (WHERE {compiler.process(match, **kw)})"
 
 
 class DrivingJoin(Join):

@@ -26,9 +26,11 @@ from leadscore.compile.dialects import (
     DrivingJoin,
     HalfLifeDecay,
     JsonBool,
+    MatchCount,
+    RuleSum,
     computed_once,
     double,
-    serial_targets,
+    targets_in_place,
 )
 from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources
 from leadscore.errors import CompileError, UnsupportedRuleError
@@ -153,7 +155,7 @@ def compile_model(
     """
     check_capabilities(model, engine)
     sources.check()
-    t = serial_targets(targets.cte("targets"))
+    t = targets_in_place(targets.cte("targets"))
     e, ids, leads, accounts = sources.events, sources.identities, sources.leads, sources.accounts
 
     agg = _aggregate_events(model, t, e, ids, explain)
@@ -179,8 +181,9 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bo
         .subquery("ev")
     )
     # FILTER (WHERE match) rather than a CASE inside the aggregate: an event a rule does not match never
-    # reaches that rule's aggregate (most events match few rules). A group without a match gives NULL,
-    # which _rule_values turns into 0 exactly as it does for a lead without events.
+    # reaches that rule's aggregate (most events match few rules; DuckDB, which evaluates a FILTER
+    # aggregate's argument for every row, gets the CASE: engines/duckdb.py). A group without a match gives
+    # NULL, which _rule_values turns into 0 exactly as it does for a lead without events.
     cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
     for rule in model.engagement:
         match = _event_match(model, rule, ev)
@@ -188,15 +191,18 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bo
             within = ev.c.ts > ev.c.as_of - _span_ms(rule.within)
             cols.append(func.count().filter(and_(match, within)).label(layout.count_col(rule.id)))
             continue
-        if explain:
-            cols.append(func.count().filter(match).label(layout.count_col(rule.id)))
         if isinstance(rule, OnceRule):
-            cols.append(func.max(ev.c.ts).filter(match).label(layout.last_col(rule.id)))
-            continue
-        hl = half_life_ms(model, rule)
-        weight: ColumnElement[Any] = HalfLifeDecay(ev.c.as_of - ev.c.ts, double(hl)) if hl else literal(1.0)
-        points = double(rule.points) * weight if hl else double(rule.points)
-        cols.append(func.sum(points).filter(match).label(layout.raw_col(rule.id)))
+            value: ColumnElement[Any] = ev.c.ts
+            aggregate = func.max(value).filter(match).label(layout.last_col(rule.id))
+        else:
+            hl = half_life_ms(model, rule)
+            decay = HalfLifeDecay(ev.c.as_of - ev.c.ts, double(hl)) if hl else None
+            value = double(rule.points) * decay if decay is not None else double(rule.points)
+            exact = not hl and float(rule.points).is_integer()  # whole-number terms add exactly in any order
+            aggregate = RuleSum(value, match, exact).label(layout.raw_col(rule.id))
+        if explain:
+            cols.append(MatchCount(match, value).label(layout.count_col(rule.id)))
+        cols.append(aggregate)
     return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals")
 
 

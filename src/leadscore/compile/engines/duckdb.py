@@ -19,7 +19,9 @@ from leadscore.compile.dialects import (
     JsonBool,
     JsonNumber,
     JsonText,
+    MatchCount,
     RegexI,
+    RuleSum,
     TextLike,
 )
 from leadscore.compile.engines.literals import finite, json_path
@@ -39,6 +41,20 @@ class DuckDBCompiler(sql_compiler.SQLCompiler):
         if isinstance(value, str):
             return "'" + value.replace("'", "''") + "'"
         return str(super().render_literal_value(value, type_))
+
+    def visit_funcfilter(self, funcfilter: Any, **kw: Any) -> str:
+        """``agg(x) FILTER (WHERE c)`` as ``agg(CASE WHEN c THEN x END)``: the same value (NULL, or 0 for
+        count, when no row matches), but DuckDB computes a FILTER aggregate's argument for every input row
+        before filtering, and a CASE branch only for the rows whose condition holds (the decay of a rule's
+        matches, not of every event; 2x faster on bench/model.yaml at 10M events)."""
+        fn = funcfilter.func
+        condition = funcfilter.criterion._compiler_dispatch(self, **kw)
+        args = [arg._compiler_dispatch(self, **kw) for arg in fn.clauses]
+        if fn.name == "count" and args in ([], ["*"]):
+            return f"count(CASE WHEN {condition} THEN 1 END)"
+        if len(args) != 1:
+            return str(super().visit_funcfilter(funcfilter, **kw))
+        return f"{fn.name}(CASE WHEN {condition} THEN {args[0]} END)"
 
 
 class DuckDBTypeCompiler(sql_compiler.GenericTypeCompiler):
@@ -97,8 +113,26 @@ def _json_bool(element: JsonBool, compiler: Any, **kw: Any) -> str:
 @compiles(TextLike, "duckdb")
 def _text_like(element: TextLike, compiler: Any, **kw: Any) -> str:
     expr, pattern = (compiler.process(c, **kw) for c in element.clauses)
-    # ILIKE folds case itself (Unicode-aware), saving a lower() call per row and aggregate
+    # ILIKE folds case itself (Unicode-aware), saving a lower() call per row and aggregate. DuckDB has no
+    # default escape character, so a pattern without one needs no ESCAPE clause, which would make DuckDB
+    # take its slower general matcher (0.9 s against 0.6 s for six prefixes over 10M events). Only an
+    # inline constant can be seen to need none (render_sql writes every constant inline).
+    if pattern.startswith("'") and "\\" not in pattern:
+        return f"({expr} ILIKE {pattern})"
     return f"({expr} ILIKE {pattern} ESCAPE '\\')"
+
+
+@compiles(MatchCount, "duckdb")
+def _match_count(element: MatchCount, compiler: Any, **kw: Any) -> str:
+    match, value = (compiler.process(c, **kw) for c in element.clauses)
+    # the same CASE as the rule's sum or max (see visit_funcfilter), computed once for both
+    return f"count(CASE WHEN {match} THEN {value} END)"
+
+
+@compiles(RuleSum, "duckdb")
+def _rule_sum(element: RuleSum, compiler: Any, **kw: Any) -> str:
+    value, match = (compiler.process(c, **kw) for c in element.clauses)
+    return f"sum(CASE WHEN {match} THEN {value} END)"
 
 
 @compiles(RegexI, "duckdb")
