@@ -9,8 +9,9 @@ from itertools import chain
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Text, select
 
+from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, inbox, leads
 
 EVENT_FIELDS = (
@@ -32,19 +33,18 @@ EVENT_FIELDS = (
 )
 JSON_FIELDS = frozenset({"properties", "context"})
 PG_TYPES = ("text",) * 10 + ("jsonb", "jsonb", "bigint", "bigint", "text")
-ID_CHUNK = 5000  # bound parameters per statement stay under SQLite's limit
 PG_CHUNK = 5000
 # SQLite takes a group's rows in multi-row INSERTs of up to 64 rows (7 statement shapes: 64, 32, ..., 1).
 # With executemany the driver steps once per row and releases the GIL around every step; a busy event loop
 # then holds up the writer thread at every row (each re-acquire can wait a switch interval). One JSON
 # array per group would need a single step, but parsing it costs SQLite more than binding values does.
 MULTI_ROWS = 64
-SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value FROM json_each(?))"
 PG_INSERT = (
     f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) "
     f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in PG_TYPES)}) "
     "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
 )
+_KNOWN = select(events.c.message_id).where(in_list(events.c.message_id, "ids", Text))
 PG_ENQUEUE = (
     "INSERT INTO inbox (message_id, received_ms) SELECT * FROM unnest(%s::text[], %s::bigint[]) "
     "ON CONFLICT (message_id) DO NOTHING"
@@ -72,17 +72,9 @@ def _sqlite_insert_rows(conn: Connection, table: str, columns: tuple[str, ...], 
 
 def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     """The ids among ``message_ids`` already in the log."""
-    known: set[str] = set()
-    ids = list(dict.fromkeys(message_ids))
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        if conn.dialect.name == "sqlite":
-            known.update(row[0] for row in conn.exec_driver_sql(SQLITE_KNOWN, (_json(chunk),)))
-        else:
-            known.update(
-                conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars()
-            )
-    return known
+    if not message_ids:
+        return set()
+    return set(conn.execute(_KNOWN, {"ids": list(dict.fromkeys(message_ids))}).scalars())
 
 
 def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:

@@ -41,7 +41,6 @@ _LEADS_BY_KEYS = select(identities.c.key, identities.c.lead_id).where(
 )
 _INSERT_LEAD = leads.insert().returning(leads.c.id)
 _ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
-KEYS_CHUNK = 5000
 
 
 def _insert_identities(dialect: str) -> Any:
@@ -156,10 +155,7 @@ def create_bare_leads(conn: Connection, first_seen: dict[str, int]) -> tuple[dic
     Returns (user id → lead id, ids of the leads created).
     """
     wanted = [u for u in first_seen if "@" not in u]
-    found: dict[str, int] = {}
-    for start in range(0, len(wanted), KEYS_CHUNK):
-        chunk = wanted[start : start + KEYS_CHUNK]
-        found.update((k, int(v)) for k, v in conn.execute(_LEADS_BY_EXTERNAL_IDS, {"values": chunk}).all())
+    found = _lead_ids(conn, _LEADS_BY_EXTERNAL_IDS, wanted)
     missing = [u for u in wanted if u not in found]
     created: set[int] = set()
     if missing:
@@ -204,12 +200,15 @@ def lead_for_key(conn: Connection, key: str) -> int | None:
 
 def leads_for_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
     """The lead of each person key that has one (keys without a lead are left out)."""
-    wanted = list(dict.fromkeys(keys))
-    found: dict[str, int] = {}
-    for start in range(0, len(wanted), KEYS_CHUNK):
-        chunk = wanted[start : start + KEYS_CHUNK]
-        found.update((k, int(v)) for k, v in conn.execute(_LEADS_BY_KEYS, {"values": chunk}).all())
-    return found
+    return _lead_ids(conn, _LEADS_BY_KEYS, list(dict.fromkeys(keys)))
+
+
+def _lead_ids(conn: Connection, statement: Any, values: list[str]) -> dict[str, int]:
+    """value → lead id from a (value, lead id) statement over a list bound as one parameter (no limit
+    on its length, see ``id_lists``)."""
+    if not values:
+        return {}
+    return {value: int(lead_id) for value, lead_id in conn.execute(statement, {"values": values}).all()}
 
 
 def _account_for_domain(conn: Connection, domain: str | None) -> int | None:
