@@ -47,6 +47,9 @@ class _IdList(TypeDecorator[list[Any]]):
 class InList(ColumnElement[bool]):
     inherit_cache = True
     type = Boolean()
+    # a comparison already: without this, SQLite (no native boolean) gets ``(... IN ...) = 1``, which
+    # no index can serve
+    _is_implicitly_boolean = True
     _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's cache-key protocol
         ("column", InternalTraversal.dp_clauseelement),
         ("values", InternalTraversal.dp_clauseelement),
