@@ -6,9 +6,8 @@ from pathlib import Path
 
 from sqlalchemy.dialects import sqlite
 
-from leadscore.scoring.processor import _DONE, _EVENTS
 from leadscore.store import Store
-from leadscore.store.event_log import _KNOWN, known_message_ids
+from leadscore.store.event_log import _CLAIMED, _DONE, _KNOWN, known_message_ids
 from leadscore.store.results import _CURRENT_STATES, _DELETE_LEDGER
 
 
@@ -16,7 +15,7 @@ def test_sqlite_plans_use_the_index(tmp_path: Path) -> None:
     store = Store.from_url(str(tmp_path / "plans.db"))
     try:
         with store.connect() as conn:
-            for statement in (_KNOWN, _EVENTS, _DONE, _CURRENT_STATES, _DELETE_LEDGER):
+            for statement in (_KNOWN, _CLAIMED, _DONE, _CURRENT_STATES, _DELETE_LEDGER):
                 sql = str(statement.compile(dialect=sqlite.dialect()))
                 assert " = 1" not in sql, sql  # a wrapped comparison no index can serve
                 plan = " | ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ("[]",)))

@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from leadscore.cli.main import app
+from leadscore.ingest.apply import event_row
+from leadscore.ingest.committer import GroupCommitter
 from leadscore.ingest.ip import protect_ip
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import loads_model
@@ -20,8 +22,10 @@ from leadscore.privacy.erase import erase_person, scan
 from leadscore.privacy.person import find_person
 from leadscore.privacy.retention import apply_retention
 from leadscore.scoring.pipeline import ingest, publish
+from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
 from leadscore.store.audit import audit
+from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.schema import events, leads, outcomes, scores
 
 NOW = parse_time("2024-06-01T00:00:00Z", "now")
@@ -151,6 +155,56 @@ def test_erase_leaves_no_trace_and_keeps_others(store: Store) -> None:
         assert conn.execute(select(func.count()).select_from(leads)).scalar() == 1
         assert conn.execute(select(func.count()).select_from(events)).scalar() == 2
         assert conn.execute(select(func.count()).select_from(scores)).scalar() == 1
+
+
+def _waiting(store: Store) -> None:
+    """Events acknowledged but not yet processed: in one inbox row, Erin's next to someone else's."""
+    email, user, anon, _ = ERIN
+    messages = [
+        {"type": "page", "userId": user, "messageId": "w1", "timestamp": NOW - DAY},
+        {
+            "type": "page",
+            "anonymousId": "anon-new",
+            "messageId": "w2",
+            "timestamp": NOW - 2 * DAY,
+            "properties": {"path": "/contact", "note": f"from {email.upper()}"},
+        },
+        {"type": "page", "userId": "usr-other-1234", "messageId": "w3", "timestamp": NOW - DAY},
+        {"type": "page", "userId": "usr-other-1234", "messageId": "w4", "timestamp": NOW - 600 * DAY},
+        {"type": "page", "anonymousId": anon, "messageId": "w5", "timestamp": NOW - DAY},
+    ]
+    committer = GroupCommitter(store).start()
+    committer.submit([event_row(normalise(m, received_ms=NOW), "api") for m in messages]).result()
+    committer.stop()
+
+
+def test_erase_takes_the_persons_waiting_events_and_keeps_the_others(store: Store) -> None:
+    _people(store)
+    _waiting(store)
+    with store.begin() as conn:
+        assert waiting_events(conn) == 5
+        report = erase_person(conn, find_person(conn, ERIN[0]))
+    assert report.clean, report.traces
+    # w1 by user id, w5 by anonymous id, w2 because it names her (in capitals)
+    assert report.deleted["inbox"] == 3
+    with store.connect() as conn:
+        assert scan(conn, ERIN) == []
+        assert stored_message_ids(conn) == {"o1", "o2", "w3", "w4"}
+    # what is left is processed as usual
+    assert process_pending(store) == 2
+    with store.connect() as conn:
+        assert waiting_events(conn) == 0
+        assert set(conn.execute(select(events.c.message_id)).scalars()) == {"o1", "o2", "w3", "w4"}
+
+
+def test_retention_reaches_waiting_events(store: Store) -> None:
+    _people(store)
+    _waiting(store)
+    report = apply_retention(store, days=365, now=NOW)
+    # e3 (400 days), o2 (500 days) in the log; w4 (600 days) still in the inbox
+    assert report.deleted_events == 3
+    with store.connect() as conn:
+        assert stored_message_ids(conn) == {"e1", "e2", "o1", "w1", "w2", "w3", "w5"}
 
 
 def test_export_and_erase_cli(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Group commit: many requests' events made durable in one transaction (one fsync), then acknowledged.
 
 Request handlers ``submit`` rows (or ``await commit(rows)`` on an event loop) and wait; a single writer
-thread drains everything queued, appends it to the event log and the inbox in one transaction, and
-resolves every waiter only after the commit. A 200 therefore always means "on disk". If the commit
+thread drains everything queued, appends it to the inbox (``event_log.enqueue``: a JSON array per 100
+events, no index to update) in one transaction, and resolves every waiter only after the commit. A 200 therefore always means "on disk". If the commit
 fails, every waiter in that group fails and no client is told its events were stored.
 
 Waiters on an event loop are woken with one ``call_soon_threadsafe`` per group and loop, not one per
@@ -31,9 +31,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from leadscore.store import Store
-from leadscore.store.event_log import append_events, enqueue
+from leadscore.store.event_log import enqueue, known_message_ids
 
 MAX_GROUP_ROWS = 20_000
+# A message is a duplicate when its id is in the event log or among the last RECENT_IDS this committer
+# stored: a resend that arrives while the first copy still waits in the inbox is answered as one (the
+# usual case: a client library retrying a request whose answer it missed). A copy acknowledged by
+# another process or before a restart, still waiting in the inbox, is reported as new; the processor
+# stores and applies it only once all the same (the log's unique message id decides).
+RECENT_IDS = 200_000
 
 
 class FairLock:
@@ -103,6 +109,7 @@ class GroupCommitter:
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="leadscore-committer", daemon=True)
         self._conn: Connection | None = None  # the writer thread's own, kept between groups
+        self._recent: dict[str, None] = {}  # ids this committer stored lately, oldest first
         self.groups = 0
         self.rows = 0
 
@@ -168,24 +175,41 @@ class GroupCommitter:
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:
-        rows = [row for pending in group for row in pending.rows]
+        rows = self._fresh([row for pending in group for row in pending.rows])
+        known: set[str] = set()
         try:
-            conn = self._connection()
-            with write_turn(self.store), conn.begin():
-                inserted = append_events(conn, rows)
-                # each new message once (a repeated id within the group was inserted once)
-                fresh = {r["message_id"]: r["received_ms"] for r in rows if r["message_id"] in inserted}
-                enqueue(conn, list(fresh.items()))
+            if rows:  # else every message was a resend of one just stored
+                conn = self._connection()
+                with write_turn(self.store), conn.begin():
+                    known = known_message_ids(conn, list(rows))
+                    enqueue(conn, [row for mid, row in rows.items() if mid not in known])
         except Exception as exc:  # every waiting request must learn its events were not stored
             self._drop_connection()  # whatever broke, the next group starts on a fresh connection
             failure: BaseException = exc
             self._resolve(group, lambda _: failure)
             return
+        stored = {mid for mid in rows if mid not in known}
+        self._remember(stored)
         self.groups += 1
-        self.rows += len(rows)
-        self._resolve(group, lambda pending: {r["message_id"] for r in pending.rows} & inserted)
+        self.rows += sum(len(pending.rows) for pending in group)
+        self._resolve(group, lambda pending: {r["message_id"] for r in pending.rows} & stored)
         if self.on_commit is not None:
             self.on_commit()
+
+    def _fresh(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The first copy of each message this committer has not stored already, by message id."""
+        out: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            mid = row["message_id"]
+            if mid not in out and mid not in self._recent:
+                out[mid] = row
+        return out
+
+    def _remember(self, stored: set[str]) -> None:
+        recent = self._recent
+        recent.update(dict.fromkeys(stored))
+        while len(recent) > RECENT_IDS:
+            del recent[next(iter(recent))]
 
     @staticmethod
     def _resolve(group: list[_Pending], outcome: Callable[[_Pending], set[str] | BaseException]) -> None:

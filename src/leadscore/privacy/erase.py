@@ -1,7 +1,7 @@
 """Erase a person from every table, then prove it by scanning every text and JSON column.
 
 Rows are found three ways, so tables added later are covered without changes here: through the
-person's identity keys (events and their inbox rows), through any ``lead_id`` column, and by a scan
+person's identity keys (events, and events still waiting in the inbox), through any ``lead_id`` column, and by a scan
 of every text/JSON column for the person's e-mail, ids and name (outbox payloads, segment exports,
 anything else). The audit log keeps its entries (who did what, when) with the personal parts redacted.
 """
@@ -9,6 +9,8 @@ anything else). The audit log keeps its entries (who did what, when) with the pe
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.privacy.person import Person
-from leadscore.store.schema import audit_log, events, identities, inbox, leads, metadata
+from leadscore.store.event_log import drop_from_inbox
+from leadscore.store.schema import audit_log, events, identities, leads, metadata
 
 REDACTED = "[erased]"
 
@@ -79,8 +82,7 @@ def erase_person(conn: Connection, person: Person) -> EraseReport:
         if n:
             report.deleted[table] = report.deleted.get(table, 0) + n
 
-    message_ids = select(events.c.message_id).where(events.c.person_key.in_(person.keys))
-    count("inbox", conn.execute(delete(inbox).where(inbox.c.message_id.in_(message_ids))).rowcount)
+    count("inbox", drop_from_inbox(conn, _theirs(person)))
     # tables that point at the lead, children before parents
     present = set(inspect(conn).get_table_names())
     for table in reversed(metadata.sorted_tables):
@@ -93,7 +95,8 @@ def erase_person(conn: Connection, person: Person) -> EraseReport:
     count("leads", conn.execute(delete(leads).where(leads.c.id == person.lead_id)).rowcount)
     needles = person.needles
     if needles:
-        for table_name, column_name in scan(conn, needles, skip=("audit_log",)):
+        # an inbox row holds other people's events too: theirs were taken out above, event by event
+        for table_name, column_name in scan(conn, needles, skip=("audit_log", "inbox")):
             table = metadata.tables[table_name]
             count(
                 table_name,
@@ -108,6 +111,19 @@ def erase_person(conn: Connection, person: Person) -> EraseReport:
             report.redacted["audit_log"] = redact
         report.traces = scan(conn, needles)
     return report
+
+
+def _theirs(person: Person) -> Callable[[dict[str, Any]], bool]:
+    """Whether a waiting event is the person's: by identity key, or naming them anywhere."""
+    keys, needles = set(person.keys), [n.lower() for n in person.needles]
+
+    def theirs(row: dict[str, Any]) -> bool:
+        if row["person_key"] in keys:
+            return True
+        text = json.dumps(row, ensure_ascii=False, default=str).lower()
+        return any(n in text for n in needles)
+
+    return theirs
 
 
 def pseudonym(person: Person) -> str:

@@ -11,7 +11,8 @@ from sqlalchemy import delete, select
 from leadscore.scoring.pipeline import rescore_leads
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
-from leadscore.store.schema import events, identities, inbox
+from leadscore.store.event_log import drop_from_inbox
+from leadscore.store.schema import events, identities
 
 DAY_MS = 86_400_000
 log = logging.getLogger("leadscore.retention")
@@ -26,7 +27,6 @@ class RetentionReport:
 def apply_retention(store: Store, days: int, now: int | None = None) -> RetentionReport:
     """Delete events older than ``days`` (by event time) and rescore the leads that had them."""
     cutoff = (now or now_ms()) - days * DAY_MS
-    old = select(events.c.message_id).where(events.c.ts < cutoff)
     with store.begin() as conn:
         lead_ids = set(
             conn.execute(
@@ -36,8 +36,8 @@ def apply_retention(store: Store, days: int, now: int | None = None) -> Retentio
                 .where(events.c.ts < cutoff)
             ).scalars()
         )
-        conn.execute(delete(inbox).where(inbox.c.message_id.in_(old)))
         deleted = conn.execute(delete(events).where(events.c.ts < cutoff)).rowcount
+        deleted += drop_from_inbox(conn, lambda row: row["ts"] < cutoff)
     rescored = (
         rescore_leads(store, lead_ids, cause_ref=f"retention: events before {days} days deleted")
         if lead_ids

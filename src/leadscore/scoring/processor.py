@@ -1,10 +1,12 @@
-"""The processor: applies acknowledged events from the inbox (identities, traits, accounts), rescores
-the leads they touch through the compiled query, records history and threshold crossings.
+"""The processor: moves acknowledged events from the inbox into the event log, applies them (identities,
+traits, accounts), rescores the leads they touch through the compiled query, records history and
+threshold crossings.
 
-Each batch is one transaction that also deletes its inbox rows, so an event's effects happen once.
-Several processes may run processors against one PostgreSQL database: inbox rows are claimed with
-``FOR UPDATE SKIP LOCKED`` and leads are row-locked while rescored, so no event is applied twice and
-no two processors rescore the same lead at once.
+Each batch is one transaction that also deletes its inbox rows, so an event's effects happen once; an
+event whose message id is already in the log (a resend) is skipped. Several processes may run
+processors against one PostgreSQL database: inbox rows are claimed with ``FOR UPDATE SKIP LOCKED``, the
+log's unique message id admits one copy of a message, and leads are row-locked while rescored, so no
+event is applied twice and no two processors rescore the same lead at once.
 """
 
 from __future__ import annotations
@@ -13,16 +15,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Text, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadscore.ingest.apply import Applied, apply_identities, message_from_row
 from leadscore.ingest.committer import write_turn
 from leadscore.scoring.pipeline import rescore_touched
 from leadscore.store import Store
-from leadscore.store.id_lists import in_list
-from leadscore.store.schema import events, inbox
+from leadscore.store.event_log import append_events, claim, release
 
 log = logging.getLogger("leadscore.processor")
 # events per transaction: on SQLite, acknowledgements wait for the batch in progress (one write lock), so
@@ -30,10 +31,6 @@ log = logging.getLogger("leadscore.processor")
 BATCH = 500
 SQLITE_BATCH = 100
 RETRIES = 5
-_CLAIM = select(inbox.c.message_id).order_by(inbox.c.received_ms, inbox.c.message_id).limit(bindparam("n"))
-_CLAIM_PG = _CLAIM.with_for_update(skip_locked=True)
-_EVENTS = select(events).where(in_list(events.c.message_id, "ids", Text))
-_DONE = delete(inbox).where(in_list(inbox.c.message_id, "ids", Text))
 
 
 @dataclass
@@ -47,7 +44,8 @@ class ProcessorStats:
 
 
 def process_pending(store: Store, limit: int = BATCH, drop_unconsented: bool = False) -> int:
-    """Apply and score up to ``limit`` inbox events (oldest first); returns how many."""
+    """Store, apply and score the oldest inbox rows, up to ``limit`` events (at least one row); returns
+    how many events they held (0: the inbox is empty, or every row is another processor's)."""
     return _process(store, limit, ProcessorStats(), drop_unconsented)
 
 
@@ -68,21 +66,23 @@ def _process(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: 
 def _process_once(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool) -> int:
     # derived data: scores are recomputed from the inbox rows this transaction deletes, if it is lost
     with write_turn(store), store.begin(durable=False) as conn:
-        claim = _CLAIM_PG if conn.dialect.name == "postgresql" else _CLAIM
-        ids = list(conn.execute(claim, {"n": limit}).scalars())
-        if not ids:
+        claimed = claim(conn, limit)
+        if claimed is None:
             return 0
-        rows = conn.execute(_EVENTS, {"ids": ids}).mappings().all()
-        messages = [message_from_row(dict(r)) for r in rows]
+        first: dict[str, dict[str, Any]] = {}  # of two copies of a message in the batch, the first
+        for row in claimed.rows:
+            first.setdefault(row["message_id"], row)
+        inserted = append_events(conn, list(first.values()))
+        messages = [message_from_row(row) for mid, row in first.items() if mid in inserted]
         applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
         rescored, _ = rescore_touched(conn, store.sources(), applied, drop_unconsented=drop_unconsented)
-        conn.execute(_DONE, {"ids": ids})
-        oldest = min(r["received_ms"] for r in rows)
+        release(conn, claimed)
+        oldest = claimed.oldest_ms
     stats.batches += 1
-    stats.events += len(ids)
+    stats.events += len(claimed.rows)
     stats.leads_rescored += rescored
     stats.last_latency_ms = time.time() * 1000 - oldest
-    return len(ids)
+    return len(claimed.rows)
 
 
 class Processor:
@@ -126,7 +126,7 @@ class Processor:
         batch = SQLITE_BATCH if self.store.dialect == "sqlite" else BATCH
         while True:
             try:
-                if _process(self.store, batch, self.stats, self.drop_unconsented) < batch:
+                if not _process(self.store, batch, self.stats, self.drop_unconsented):
                     return
             except Exception:
                 self.stats.errors += 1

@@ -1,15 +1,24 @@
-"""The append-only event log: insert once per message id, read a person's events."""
+"""The append-only event log (insert once per message id, read a person's events) and its inbox.
+
+The inbox holds events acknowledged to a client but not yet in the log. An acknowledgement appends one
+inbox row per ``INBOX_ROW_EVENTS`` events (a JSON array of event-log rows) and nothing else: the log's
+indexes (by message id, by person and time) would cost random page writes per event, in the
+transaction the client waits for. The processor then claims inbox rows, appends their events to the log
+(a message id already there is skipped), applies and scores them, and deletes the inbox rows, all in
+one transaction.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Text, select
+from sqlalchemy import Connection, Integer, Text, bindparam, delete, func, select
 
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, inbox, leads
@@ -45,10 +54,15 @@ PG_INSERT = (
     "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
 )
 _KNOWN = select(events.c.message_id).where(in_list(events.c.message_id, "ids", Text))
-PG_ENQUEUE = (
-    "INSERT INTO inbox (message_id, received_ms) SELECT * FROM unnest(%s::text[], %s::bigint[]) "
-    "ON CONFLICT (message_id) DO NOTHING"
-)
+INBOX_ROW_EVENTS = 100
+_ENQUEUE = {
+    "sqlite": "INSERT INTO inbox (received_ms, events, rows) VALUES (?, ?, ?)",
+    "postgresql": "INSERT INTO inbox (received_ms, events, rows) VALUES (%s, %s, %s)",
+}
+_WAITING = select(inbox.c.id, inbox.c.events).order_by(inbox.c.id).limit(bindparam("n"))
+_WAITING_PG = _WAITING.with_for_update(skip_locked=True)
+_CLAIMED = select(inbox.c.received_ms, inbox.c.rows).where(in_list(inbox.c.id, "ids", Integer))
+_DONE = delete(inbox).where(in_list(inbox.c.id, "ids", Integer))
 
 
 @lru_cache(maxsize=16)
@@ -91,7 +105,8 @@ def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
         first.setdefault(row["message_id"], row)
     if conn.dialect.name == "postgresql":
         inserted: set[str] = set()
-        unique = list(first.values())
+        # in message id order: two processors inserting overlapping ids wait for each other, never deadlock
+        unique = sorted(first.values(), key=lambda row: str(row["message_id"]))
         for start in range(0, len(unique), PG_CHUNK):
             columns = _columns(unique[start : start + PG_CHUNK])
             # RETURNING, not a prior SELECT: another process may insert the same id concurrently
@@ -104,16 +119,74 @@ def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
     return {mid for mid in first if mid not in known}
 
 
-def enqueue(conn: Connection, entries: Sequence[tuple[str, int]]) -> None:
-    """Add (message id, received ms) to the inbox of events to apply and score; present ids are kept."""
-    if not entries:
-        return
-    if conn.dialect.name == "postgresql":
-        for start in range(0, len(entries), PG_CHUNK):
-            chunk = entries[start : start + PG_CHUNK]
-            conn.exec_driver_sql(PG_ENQUEUE, ([m for m, _ in chunk], [t for _, t in chunk]))
-    else:
-        _sqlite_insert_rows(conn, "inbox", ("message_id", "received_ms"), entries)
+def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Append event-log rows to the inbox, ``INBOX_ROW_EVENTS`` to an inbox row; returns the rows added."""
+    if not rows:
+        return 0
+    entries = [(r["received_ms"], r["events"], r["rows"]) for r in inbox_rows(rows)]
+    conn.exec_driver_sql(_ENQUEUE[conn.dialect.name], entries if len(entries) > 1 else entries[0])
+    return len(entries)
+
+
+def inbox_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The inbox rows holding these event-log rows, in order."""
+    out = []
+    for at in range(0, len(rows), INBOX_ROW_EVENTS):
+        chunk = rows[at : at + INBOX_ROW_EVENTS]
+        values = [[r[k] for k in EVENT_FIELDS] for r in chunk]
+        out.append(
+            {"received_ms": min(r["received_ms"] for r in chunk), "events": len(chunk), "rows": _json(values)}
+        )
+    return out
+
+
+def inbox_events(text: str) -> list[dict[str, Any]]:
+    """The event-log rows an inbox row holds."""
+    try:
+        values = orjson.loads(text)
+    except orjson.JSONDecodeError:  # integers beyond 64 bits were written by the standard library
+        values = json.loads(text)
+    return [dict(zip(EVENT_FIELDS, v, strict=True)) for v in values]
+
+
+@dataclass
+class Claimed:
+    """Inbox rows taken by one processor transaction: their ids and their events, oldest first."""
+
+    ids: list[int]
+    rows: list[dict[str, Any]]
+    oldest_ms: int
+
+
+def claim(conn: Connection, limit: int) -> Claimed | None:
+    """The oldest inbox rows holding at most ``limit`` events (at least one row), or None when empty.
+
+    On PostgreSQL the rows are locked, and rows another processor holds are skipped, so concurrent
+    processors never take the same rows (an unused locked row waits for the next transaction).
+    """
+    waiting = conn.execute(_WAITING_PG if conn.dialect.name == "postgresql" else _WAITING, {"n": limit})
+    ids: list[int] = []
+    total = 0
+    for inbox_id, count in waiting:
+        if ids and total + count > limit:
+            break
+        ids.append(inbox_id)
+        total += count
+    if not ids:
+        return None
+    taken = conn.execute(_CLAIMED, {"ids": ids}).all()
+    rows = [row for _, text in taken for row in inbox_events(text)]
+    return Claimed(ids, rows, min(received for received, _ in taken))
+
+
+def release(conn: Connection, claimed: Claimed) -> None:
+    """Delete claimed inbox rows: their events are in the log, applied and scored."""
+    conn.execute(_DONE, {"ids": claimed.ids})
+
+
+def waiting_events(conn: Connection) -> int:
+    """How many events wait in the inbox."""
+    return int(conn.execute(select(func.coalesce(func.sum(inbox.c.events), 0))).scalar_one())
 
 
 def _json(value: Any) -> str:
@@ -147,7 +220,8 @@ def lead_events(conn: Connection, lead_id: int, until_ms: int | None = None) -> 
 
 
 def drop_events_without_consent(conn: Connection, lead_ids: Sequence[int]) -> int:
-    """Delete every event (and inbox row) of those ``lead_ids`` whose ``consent_tracking`` is false."""
+    """Delete every event of those ``lead_ids`` whose ``consent_tracking`` is false (events still in the
+    inbox are dropped the same way when they are processed)."""
     refused = [
         lead_id
         for lead_id, attributes in conn.execute(
@@ -158,6 +232,36 @@ def drop_events_without_consent(conn: Connection, lead_ids: Sequence[int]) -> in
     if not refused:
         return 0
     keys = select(identities.c.key).where(identities.c.lead_id.in_(refused))
-    ids = select(events.c.message_id).where(events.c.person_key.in_(keys))
-    conn.execute(inbox.delete().where(inbox.c.message_id.in_(ids)))
     return int(conn.execute(events.delete().where(events.c.person_key.in_(keys))).rowcount)
+
+
+def drop_from_inbox(conn: Connection, drop: Callable[[dict[str, Any]], bool]) -> int:
+    """Remove the waiting events ``drop`` picks (erasure, retention); returns how many.
+
+    Inbox rows are rewritten without them, or deleted when nothing is left. On PostgreSQL each row is
+    locked first, so a processor holding one finishes with it before it is rewritten.
+    """
+    query = select(inbox.c.id, inbox.c.rows).order_by(inbox.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    dropped = 0
+    for inbox_id, text in conn.execute(query).all():
+        rows = inbox_events(text)
+        kept = [row for row in rows if not drop(row)]
+        if len(kept) == len(rows):
+            continue
+        dropped += len(rows) - len(kept)
+        if kept:
+            (entry,) = inbox_rows(kept)
+            conn.execute(inbox.update().where(inbox.c.id == inbox_id).values(**entry))
+        else:
+            conn.execute(inbox.delete().where(inbox.c.id == inbox_id))
+    return dropped
+
+
+def stored_message_ids(conn: Connection) -> set[str]:
+    """Every message id stored: in the event log or still waiting in the inbox (tests, audits)."""
+    stored = set(conn.execute(select(events.c.message_id)).scalars())
+    for (text,) in conn.execute(select(inbox.c.rows)):
+        stored.update(row["message_id"] for row in inbox_events(text))
+    return stored

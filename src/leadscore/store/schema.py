@@ -181,9 +181,13 @@ api_keys = Table(
 inbox = Table(
     "inbox",
     metadata,
-    # events acknowledged to a client but not yet applied (identities, traits) and scored
-    Column("message_id", String(300), ForeignKey("events.message_id"), primary_key=True),
-    Column("received_ms", BigInteger, nullable=False),
+    # events acknowledged to a client but not yet in the event log, applied (identities, traits) and
+    # scored: a row holds up to event_log.INBOX_ROW_EVENTS of them as one JSON array of event-log rows,
+    # so an acknowledgement appends one row instead of updating the log's indexes (see docs/ingest.md)
+    Column("id", Integer, primary_key=True),
+    Column("received_ms", BigInteger, nullable=False),  # the earliest of its events
+    Column("events", Integer, nullable=False),
+    Column("rows", Text, nullable=False),
 )
 
 score_events = Table(
