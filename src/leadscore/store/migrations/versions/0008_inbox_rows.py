@@ -38,7 +38,9 @@ EVENT_COLUMNS = (
 
 def _events_table() -> sa.TableClause:
     json = ("properties", "context")
-    return sa.table("events", *(sa.column(c, sa.JSON()) if c in json else sa.column(c) for c in EVENT_COLUMNS))
+    return sa.table(
+        "events", *(sa.column(c, sa.JSON()) if c in json else sa.column(c) for c in EVENT_COLUMNS)
+    )
 
 
 def upgrade() -> None:
@@ -86,4 +88,6 @@ def downgrade() -> None:
     )
     if fresh:
         conn.execute(events.insert(), fresh)
-        op.bulk_insert(old_inbox, [{"message_id": r["message_id"], "received_ms": r["received_ms"]} for r in fresh])
+        op.bulk_insert(
+            old_inbox, [{"message_id": r["message_id"], "received_ms": r["received_ms"]} for r in fresh]
+        )

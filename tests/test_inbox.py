@@ -1,0 +1,130 @@
+"""The inbox: acknowledged events wait there, as JSON arrays, until the processor moves them into the log.
+
+What must hold: a message is stored and applied once however often it was acknowledged (twice in one
+group, in two inbox rows, or once more after it reached the log); the processor takes the oldest rows
+first and at least one row whatever its size; and the migration from the old inbox (pointers into the
+log) keeps every waiting event waiting, both ways.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select, text
+
+from leadscore.ingest.apply import event_row
+from leadscore.ingest.committer import GroupCommitter
+from leadscore.ingest.segment import normalise
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import publish
+from leadscore.scoring.processor import process_pending
+from leadscore.store import Store
+from leadscore.store.engine import MIGRATIONS
+from leadscore.store.event_log import INBOX_ROW_EVENTS, claim, stored_message_ids, waiting_events
+from leadscore.store.schema import events, inbox, ledger
+
+NOW = 1_717_200_000_000
+MODEL = """
+model: inbox
+engagement:
+  - {id: visit, name: Visit, event: {type: page}, points: 1}
+scale: {engagement_max: 1000, bands: {hot: 70, warm: 20}}
+"""
+
+
+def _row(message_id: str, user: str = "ann", minutes_ago: int = 1) -> dict[str, Any]:
+    message = {
+        "type": "page",
+        "userId": user,
+        "messageId": message_id,
+        "timestamp": NOW - minutes_ago * 60_000,
+    }
+    return event_row(normalise(message, received_ms=NOW), "api")
+
+
+def _visits(store: Store, user: str = "ann") -> int:
+    with store.connect() as conn:
+        matched = conn.execute(select(ledger.c.matched).where(ledger.c.rule_id == "visit")).scalars().all()
+    return sum(m or 0 for m in matched)
+
+
+def test_a_message_acknowledged_again_is_stored_and_counted_once(store: Store) -> None:
+    publish(store, loads_model(MODEL), as_of=NOW)
+    first = GroupCommitter(store).start()
+    assert first.submit([_row("m1"), _row("m2"), _row("m1")]).result() == {"m1", "m2"}  # m1 twice in a group
+    assert first.submit([_row("m2")]).result() == set()  # a resend while m2 still waits: a duplicate
+    first.stop()
+    # another process (or this one after a restart) knows nothing of m2 waiting: a second inbox row
+    second = GroupCommitter(store).start()
+    assert second.submit([_row("m2"), _row("m3")]).result() == {"m2", "m3"}
+    with store.connect() as conn:
+        assert waiting_events(conn) == 4
+    while process_pending(store, limit=1):  # one inbox row per transaction
+        pass
+    # m2 reached the log already: the committer answers it as a duplicate now
+    assert second.submit([_row("m2")]).result() == set()
+    second.stop()
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 3
+        assert waiting_events(conn) == 0
+    assert _visits(store) == 3
+
+
+def test_the_processor_takes_the_oldest_rows_up_to_its_limit(store: Store) -> None:
+    committer = GroupCommitter(store).start()
+    committer.submit([_row(f"a{i}") for i in range(INBOX_ROW_EVENTS + 50)]).result()  # rows of 100 and 50
+    committer.submit([_row("b0")]).result()
+    committer.stop()
+    with store.begin() as conn:
+        counts = conn.execute(select(inbox.c.events).order_by(inbox.c.id)).scalars().all()
+        assert counts == [INBOX_ROW_EVENTS, 50, 1]
+        small = claim(conn, 10)  # a row larger than the limit is still taken, alone
+        assert small is not None and len(small.rows) == INBOX_ROW_EVENTS
+        assert [r["message_id"] for r in small.rows[:2]] == ["a0", "a1"]
+        both = claim(conn, INBOX_ROW_EVENTS + 51)
+        assert both is not None and len(both.rows) == INBOX_ROW_EVENTS + 51
+        conn.rollback()
+    assert process_pending(store, limit=120) == INBOX_ROW_EVENTS  # 100 + 50 would pass 120
+    assert process_pending(store, limit=120) == 51
+    assert process_pending(store, limit=120) == 0
+
+
+def _alembic(store: Store, action: str, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, action)(cfg, revision)
+
+
+def test_the_migration_keeps_waiting_events_waiting(store: Store) -> None:
+    _alembic(store, "downgrade", "0007")
+    columns = "message_id, type, name, person_key, user_id, properties, context, ts, received_ms, source"
+    with store.engine.begin() as conn:
+        for mid in ("done", "waiting"):
+            conn.execute(
+                text(
+                    f"INSERT INTO events ({columns}) VALUES "
+                    f"(:mid, 'page', NULL, 'u:ann', 'ann', '{{\"path\": \"/a\"}}', '{{}}', :ts, :ts, 'api')"
+                ),
+                {"mid": mid, "ts": NOW},
+            )
+        conn.execute(text("INSERT INTO inbox (message_id, received_ms) VALUES ('waiting', :ts)"), {"ts": NOW})
+    _alembic(store, "upgrade", "heads")
+    with store.connect() as conn:
+        assert set(conn.execute(select(events.c.message_id)).scalars()) == {"done"}
+        assert waiting_events(conn) == 1
+        assert stored_message_ids(conn) == {"done", "waiting"}
+    _alembic(store, "downgrade", "0007")
+    with store.engine.connect() as conn:
+        assert set(conn.execute(text("SELECT message_id FROM events")).scalars()) == {"done", "waiting"}
+        assert conn.execute(text("SELECT message_id FROM inbox")).scalars().all() == ["waiting"]
+    _alembic(store, "upgrade", "heads")
+    assert process_pending(store) == 1
+    with store.connect() as conn:
+        waiting = conn.execute(
+            select(events.c.properties).where(events.c.message_id == "waiting")
+        ).scalar_one()
+    assert waiting == {"path": "/a"}
