@@ -1,7 +1,7 @@
 """The append-only event log (insert once per message id, read a person's events) and its inbox.
 
 The inbox holds events acknowledged to a client but not yet in the log. An acknowledgement appends one
-inbox row per ``INBOX_ROW_EVENTS`` events (a JSON array of event-log rows) and nothing else: the log's
+inbox row per ``INBOX_ROW_EVENTS`` events (a JSON array of event-log rows, as objects) and nothing else: the log's
 indexes (by message id, by person and time) would cost random page writes per event, in the
 transaction the client waits for. The processor then claims inbox rows, appends their events to the log
 (a message id already there is skipped), applies and scores them, and deletes the inbox rows, all in
@@ -129,24 +129,22 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
 
 
 def inbox_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The inbox rows holding these event-log rows, in order."""
+    """The inbox rows holding these event-log rows (as they are, one JSON object each), in order."""
     out = []
     for at in range(0, len(rows), INBOX_ROW_EVENTS):
         chunk = rows[at : at + INBOX_ROW_EVENTS]
-        values = [[r[k] for k in EVENT_FIELDS] for r in chunk]
-        out.append(
-            {"received_ms": min(r["received_ms"] for r in chunk), "events": len(chunk), "rows": _json(values)}
-        )
+        received = min(r["received_ms"] for r in chunk)
+        out.append({"received_ms": received, "events": len(chunk), "rows": _json(chunk)})
     return out
 
 
 def inbox_events(text: str) -> list[dict[str, Any]]:
     """The event-log rows an inbox row holds."""
     try:
-        values = orjson.loads(text)
+        rows: list[dict[str, Any]] = orjson.loads(text)
     except orjson.JSONDecodeError:  # integers beyond 64 bits were written by the standard library
-        values = json.loads(text)
-    return [dict(zip(EVENT_FIELDS, v, strict=True)) for v in values]
+        rows = json.loads(text)
+    return rows
 
 
 @dataclass
