@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 
 from leadscore.compile import Ledger
+from leadscore.store.bulk import insert_rows
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.upsert import insert_ignore
@@ -38,8 +39,9 @@ def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, s
         ids = [r.lead_id for r in chunk]
         conn.execute(_DELETE_SCORES, {"ids": ids})
         conn.execute(_DELETE_LEDGER, {"ids": ids})
-        conn.execute(
-            scores.insert(),
+        insert_rows(
+            conn,
+            scores,
             [
                 {
                     "lead_id": r.lead_id,
@@ -73,8 +75,7 @@ def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, s
             for r in chunk
             for line in r.lines
         ]
-        if lines:
-            conn.execute(ledger.insert(), lines)
+        insert_rows(conn, ledger, lines)
 
 
 def read_current_states(conn: Connection, lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -98,8 +99,7 @@ def last_history(conn: Connection, lead_ids: Iterable[int]) -> dict[int, dict[st
 
 
 def append_history(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(score_history.insert(), list(rows))
+    insert_rows(conn, score_history, rows)
 
 
 def read_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
