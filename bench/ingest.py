@@ -196,7 +196,8 @@ def stored(url: str) -> int:
     store = Store.from_url(url, migrate_schema=False)
     try:
         with store.connect() as conn:
-            return count(url, "events") + waiting_events(conn)
+            logged = int(conn.execute(text("SELECT count(*) FROM events")).scalar() or 0)
+            return logged + waiting_events(conn)
     finally:
         store.dispose()
 

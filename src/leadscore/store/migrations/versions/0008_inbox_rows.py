@@ -10,37 +10,17 @@ Revises: 0007
 import sqlalchemy as sa
 from alembic import op
 
-from leadscore.store.event_log import inbox_events, inbox_rows
+from leadscore.store.event_log import EVENT_FIELDS, JSON_FIELDS, inbox_events, inbox_rows
 
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-EVENT_COLUMNS = (
-    "message_id",
-    "type",
-    "name",
-    "person_key",
-    "user_id",
-    "anonymous_id",
-    "group_id",
-    "previous_id",
-    "path",
-    "url",
-    "properties",
-    "context",
-    "ts",
-    "received_ms",
-    "source",
-)
-
 
 def _events_table() -> sa.TableClause:
-    json = ("properties", "context")
-    return sa.table(
-        "events", *(sa.column(c, sa.JSON()) if c in json else sa.column(c) for c in EVENT_COLUMNS)
-    )
+    columns = (sa.column(c, sa.JSON()) if c in JSON_FIELDS else sa.column(c) for c in EVENT_FIELDS)
+    return sa.table("events", *columns)
 
 
 def upgrade() -> None:
