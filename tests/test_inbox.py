@@ -72,6 +72,24 @@ def test_a_message_acknowledged_again_is_stored_and_counted_once(store: Store) -
     assert _visits(store) == 3
 
 
+def test_the_committer_remembers_the_last_recent_ids_it_stored(store: Store, monkeypatch: Any) -> None:
+    monkeypatch.setattr("leadscore.ingest.committer.RECENT_IDS", 3)
+    committer = GroupCommitter(store).start()
+    assert committer.submit([_row("m1"), _row("m2")]).result() == {"m1", "m2"}
+    assert committer.submit([_row("m3"), _row("m4")]).result() == {"m3", "m4"}  # m1 is forgotten
+    assert committer.submit([_row("m2")]).result() == set()  # remembered: a duplicate
+    assert committer.submit([_row("m1")]).result() == {"m1"}  # forgotten while waiting: accepted again
+    committer.stop()
+    with store.connect() as conn:
+        assert waiting_events(conn) == 5
+    publish(store, loads_model(MODEL), as_of=NOW)
+    while process_pending(store):
+        pass
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 4
+    assert _visits(store) == 4
+
+
 def test_the_processor_takes_the_oldest_rows_up_to_its_limit(store: Store) -> None:
     committer = GroupCommitter(store).start()
     committer.submit([_row(f"a{i}") for i in range(INBOX_ROW_EVENTS + 50)]).result()  # rows of 100 and 50

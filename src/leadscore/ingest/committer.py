@@ -109,7 +109,11 @@ class GroupCommitter:
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="leadscore-committer", daemon=True)
         self._conn: Connection | None = None  # the writer thread's own, kept between groups
-        self._recent: dict[str, None] = {}  # ids this committer stored lately, oldest first
+        # ids this committer stored lately: a set to look up, and a deque to forget the oldest first (a
+        # dict emptied from the front is no substitute: each ``next(iter(d))`` skips every hole left by
+        # the deletions before it, which made forgetting quadratic)
+        self._recent: set[str] = set()
+        self._recent_order: deque[str] = deque()
         self.groups = 0
         self.rows = 0
 
@@ -188,11 +192,12 @@ class GroupCommitter:
             failure: BaseException = exc
             self._resolve(group, lambda _: failure)
             return
-        stored = {mid for mid in rows if mid not in known}
+        stored = [mid for mid in rows if mid not in known]  # in arrival order
         self._remember(stored)
+        stored_set = set(stored)
         self.groups += 1
         self.rows += sum(len(pending.rows) for pending in group)
-        self._resolve(group, lambda pending: {r["message_id"] for r in pending.rows} & stored)
+        self._resolve(group, lambda pending: {r["message_id"] for r in pending.rows} & stored_set)
         if self.on_commit is not None:
             self.on_commit()
 
@@ -205,11 +210,13 @@ class GroupCommitter:
                 out[mid] = row
         return out
 
-    def _remember(self, stored: set[str]) -> None:
-        recent = self._recent
-        recent.update(dict.fromkeys(stored))
-        while len(recent) > RECENT_IDS:
-            del recent[next(iter(recent))]
+    def _remember(self, stored: list[str]) -> None:
+        self._recent.update(stored)
+        order = self._recent_order
+        order.extend(stored)
+        excess = len(order) - RECENT_IDS
+        if excess > 0:
+            self._recent.difference_update([order.popleft() for _ in range(excess)])
 
     @staticmethod
     def _resolve(group: list[_Pending], outcome: Callable[[_Pending], set[str] | BaseException]) -> None:
