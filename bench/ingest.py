@@ -1,11 +1,13 @@
 """Ingest benchmark: the tracking API under load on 127.0.0.1, with every ratio measured in the same run.
 
     python bench/ingest.py [--engine sqlite|postgres|both] [--seconds S] [--latency-seconds L] [--rate R]
+                           [--workers N] [--connections C] [--only abc]
 
 Default: both engines, 8 s per wrk run, 60 s of latency measurement at 1,000 events/s (about five
 minutes in all). Needs ``wrk`` (apt-get install wrk). Every server is a child process on a free loopback
-port with the same uvicorn settings (one process, uvloop + httptools, no access log), and wrk the same
-connections and threads against both sides of a ratio.
+port with the same uvicorn settings (uvloop + httptools, no access log; one process, or ``--workers N``
+processes each on its own SO_REUSEPORT socket as ``leadscore serve --workers N`` runs them, baseline
+included), and wrk the same connections and threads against both sides of a ratio.
 
 (a) ``POST /v1/track``, one event per request, each acknowledged only once committed: requests/s
     against a bare ASGI app that reads the body and answers 200 (target >= 40 %).
@@ -65,6 +67,7 @@ scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, 
 USERS = 5_000
 BATCH = 100
 CONNECTIONS = 32  # wrk connections for (a) and (b); --connections changes it (for both sides of a ratio)
+WORKERS = 1  # server processes (``leadscore serve --workers``); --workers changes it, for both sides
 LATENCY_CONNECTIONS = 256  # the latency client stays open-loop while answers take up to ~250 ms
 MAX_SECONDS = 120  # no single measurement runs longer, whatever the flags say
 GRACE_S = 30.0
@@ -94,24 +97,31 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b'{"ok":true,"success":true}'})
 
 
-def _serve(kind: str, port: int, db: str, processor: bool) -> None:
+def _serve(kind: str, port: int, db: str, processor: bool, workers: int = 1) -> None:
     import uvicorn
 
-    from leadscore.api import create_app
+    from leadscore.api import create_app, workers as serve_workers
     from leadscore.settings import Settings
 
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+    }
+    if workers > 1:  # as ``leadscore serve --workers N``: a SO_REUSEPORT socket per process
+        os.environ.update(
+            LEADSCORE_DATABASE_URL=db,
+            LEADSCORE_RUN_PROCESSOR="1" if processor else "0",
+            LEADSCORE_PROCESSOR_IDLE_S="0.5",
+        )
+        app_path = serve_workers.APP if kind == "leadscore" else "ingest:bare_app"
+        serve_workers.run("127.0.0.1", port, workers, options, app=app_path)
+        return
     app: Any = bare_app
     if kind == "leadscore":
         app = create_app(Settings(database_url=db, run_processor=processor, processor_idle_s=0.5))
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    uvicorn.run(app, host="127.0.0.1", port=port, **options)
 
 
 def _free_port() -> int:
@@ -125,7 +135,7 @@ def _free_port() -> int:
 def server(kind: str, db: str = "", processor: bool = True) -> Iterator[str]:
     """A server child process (``leadscore`` app or the ``bare`` baseline); yields its base URL."""
     port = _free_port()
-    args = [sys.executable, __file__, "_serve", kind, str(port), db, "1" if processor else "0"]
+    args = [sys.executable, __file__, "_serve", kind, str(port), db, "1" if processor else "0", str(WORKERS)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -140,6 +150,8 @@ def server(kind: str, db: str = "", processor: bool = True) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("server did not start") from None
                 time.sleep(0.05)
+        if WORKERS > 1:  # one worker answered; give the others time to bind their sockets
+            time.sleep(6)
         yield url
     finally:
         proc.terminate()
@@ -525,7 +537,7 @@ def report(engine: str, a: dict[str, Any], b: dict[str, Any], c: dict[str, Any])
     bare, with_proc, ingest_only = a["bare"], a["processor"], a["ingest_only"]
     b_off, b_on = b["ingest_only"], b["processor"]
     lines = [
-        f"== {engine} ({os.cpu_count()} cores, wrk -c{CONNECTIONS}) ==",
+        f"== {engine} ({os.cpu_count()} cores, wrk -c{CONNECTIONS}, {WORKERS} server process(es)) ==",
         f"(a) bare ASGI endpoint: {bare.requests_s:,.0f} req/s (p50 {bare.p50_ms:.1f} ms, p99 {bare.p99_ms:.1f} ms)",
         f"    /v1/track durable, processor on:  {with_proc.requests_s:,.0f} req/s = "
         f"{with_proc.requests_s / bare.requests_s:.0%} of bare (p50 {with_proc.p50_ms:.1f} ms, p99 {with_proc.p99_ms:.1f} ms)",
@@ -551,7 +563,7 @@ def report(engine: str, a: dict[str, Any], b: dict[str, Any], c: dict[str, Any])
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_serve":
-        _serve(argv[1], int(argv[2]), argv[3], argv[4] == "1")
+        _serve(argv[1], int(argv[2]), argv[3], argv[4] == "1", int(argv[5]))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -562,9 +574,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=1000, help="events/s for the latency run")
     parser.add_argument("--only", default="abc", help="which of a, b, c to run")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections for (a), (b)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes, for leadscore and the bare baseline alike"
+    )
     args = parser.parse_args(argv)
-    global CONNECTIONS
-    CONNECTIONS = args.connections
+    global CONNECTIONS, WORKERS
+    CONNECTIONS, WORKERS = args.connections, args.workers
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
     with tempfile.TemporaryDirectory(prefix="leadscore-ingest-") as tmp:
         workdir = Path(tmp)

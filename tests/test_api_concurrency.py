@@ -1,16 +1,26 @@
-"""Several server processes on one PostgreSQL database: nothing lost, nothing applied twice, no crossing
-recorded twice. Two complete apps (each with its own engine, committer and processor, as two
-`leadscore serve` processes have) take concurrent writes for the same leads."""
+"""Several servers on one database: nothing lost, nothing applied twice, no crossing recorded twice.
+
+Two complete apps in this process (each with its own engine, committer and processor, as two
+`leadscore serve` processes have), and `leadscore serve --workers 2` itself, take concurrent and repeated
+writes for the same leads, on SQLite (writers of every process take turns through a lock file) and on
+PostgreSQL (rows are locked).
+"""
 
 from __future__ import annotations
 
 import base64
 import itertools
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,17 +47,66 @@ scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 60, 
 LEADS, EVENTS_PER_LEAD = 12, 20  # 20 visits x 4 = 80 points: every lead crosses cold → warm → hot once
 
 
-@pytest.fixture
-def two_servers(pg_store: Store) -> Iterator[tuple[list[str], str, Store]]:
-    publish(pg_store, loads_model(MODEL))
-    with pg_store.begin() as conn:
+SERVE = [sys.executable, "-c", "from leadscore.cli.main import main; main()", "serve"]
+
+
+@contextmanager
+def _serve_workers(url: str, log: Path) -> Iterator[str]:
+    """``leadscore serve --workers 2`` on ``url`` in a child process; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "LEADSCORE_PROCESSOR_IDLE_S": "0.05"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*SERVE, "--db", url, "--port", str(port), "--workers", "2"], stdout=out, stderr=out, env=env
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the workers did not start: " + log.read_text()
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(
+    params=[
+        "apps-sqlite",
+        pytest.param("apps-postgres", marks=pytest.mark.postgres),
+        "workers-sqlite",
+        pytest.param("workers-postgres", marks=pytest.mark.postgres),
+    ]
+)
+def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[list[str], str, Store]]:
+    kind, engine = request.param.split("-")
+    store: Store = request.getfixturevalue("sqlite_store" if engine == "sqlite" else "pg_store")
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
         _, write = create_key(conn, "write", "site", 0)
-    url = pg_store.engine.url.render_as_string(hide_password=False)
+    url = store.engine.url.render_as_string(hide_password=False)
+    if kind == "workers":
+        with _serve_workers(url, tmp_path / "serve.log") as base:
+            yield [base, base], write, store
+        return
     stores = [Store.from_url(url, migrate_schema=False) for _ in range(2)]
     settings = Settings(database_url="unused", processor_idle_s=0.05)
     with ExitStack() as stack:
         urls = [stack.enter_context(serving(create_app(settings, store=s))) for s in stores]
-        yield urls, write, pg_store
+        yield urls, write, store
     for s in stores:
         s.dispose()
 
@@ -72,7 +131,8 @@ def test_concurrent_writers_lose_nothing_and_repeat_nothing(
     failures: list[str] = []
 
     def send(worker: int) -> None:
-        with httpx.Client(timeout=30) as client:
+        # a connection per request: the kernel spreads them over both workers of `serve --workers 2`
+        with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
             for i, message in enumerate(messages[worker::4]):
                 # alternate servers, and send a quarter of the messages twice, to both
                 target = urls[(worker + i) % 2]

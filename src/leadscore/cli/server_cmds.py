@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from leadscore.api.workers import APP, balanced
+from leadscore.api.workers import run as run_workers
 from leadscore.cli.options import Db, fmt_time, open_store
 from leadscore.cli.render import console
 from leadscore.scoring.run import now_ms
@@ -23,7 +25,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[
-        int, typer.Option(min=1, help="Server processes (more than one needs PostgreSQL).")
+        int, typer.Option(min=1, help="Server processes (each with its own socket, committer and processor).")
     ] = 1,
     db: Db = None,
 ) -> None:
@@ -31,27 +33,21 @@ def serve(
     import uvicorn
 
     url = database_url(db)
-    if workers > 1 and not url.startswith(("postgres://", "postgresql")):
-        console.print(
-            "[red]error[/red] --workers above 1 needs PostgreSQL: SQLite allows one writing process"
-        )
-        raise typer.Exit(2)
     os.environ["LEADSCORE_DATABASE_URL"] = url
     # create or migrate the schema once, before the workers start
     Store.from_url(url).dispose()
-    uvicorn.run(
-        "leadscore.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",  # per-request access logs cost throughput; errors are still logged
-        access_log=False,
-        timeout_keep_alive=5,  # idle keep-alive connections are closed after 5 s
-        timeout_graceful_shutdown=15,
-        limit_concurrency=2048,  # beyond this, new connections get 503 instead of exhausting the host
-        h11_max_incomplete_event_size=64 * 1024,  # request line and headers
-    )
+    options = {
+        "log_level": "warning",  # per-request access logs cost throughput; errors are still logged
+        "access_log": False,
+        "timeout_keep_alive": 5,  # idle keep-alive connections are closed after 5 s
+        "timeout_graceful_shutdown": 15,
+        "limit_concurrency": 2048,  # beyond this, new connections get 503 instead of exhausting the host
+        "h11_max_incomplete_event_size": 64 * 1024,  # request line and headers
+    }
+    if workers > 1 and balanced():
+        run_workers(host, port, workers, options)
+        return
+    uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, **options)  # type: ignore[arg-type]
 
 
 @keys_app.command("create")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import queue
 import threading
 import weakref
@@ -43,12 +45,20 @@ RECENT_IDS = 200_000
 
 
 class FairLock:
-    """A lock granted in the order it was asked for."""
+    """A lock granted in the order it was asked for; with a ``path``, also held against other processes.
 
-    def __init__(self) -> None:
+    Between processes the lock is an exclusive ``flock`` on that file, taken after the in-process turn
+    (one descriptor serves the whole process, since one thread at a time gets that far). A process
+    blocked in ``flock`` is woken by the kernel the moment the holder lets go, where SQLite's busy
+    handler would sleep for up to 100 ms between tries.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
         self._cond = threading.Condition()
         self._waiting: deque[object] = deque()
         self._held = False
+        self._path = path
+        self._fd: int | None = None
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -60,25 +70,51 @@ class FairLock:
             self._waiting.popleft()
             self._held = True
         try:
-            yield
+            if self._path is None:
+                yield
+            else:
+                with self._across_processes():
+                    yield
         finally:
             with self._cond:
                 self._held = False
                 self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def _across_processes(self) -> Iterator[None]:
+        if self._fd is None:
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 _TURNS: weakref.WeakKeyDictionary[Engine, FairLock] = weakref.WeakKeyDictionary()
 _TURNS_LOCK = threading.Lock()
 
 
+def turn_file(store: Store) -> str | None:
+    """The file SQLite writers of every process lock in turn: beside the database (none in memory)."""
+    database = store.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}-turn"
+
+
 @contextlib.contextmanager
 def write_turn(store: Store) -> Iterator[None]:
-    """Wait for this process's turn to write to a SQLite store (PostgreSQL: no wait, rows are locked)."""
+    """Wait for this store's turn to write to a SQLite store, against this process's other writers (first
+    come, first served) and other processes' (PostgreSQL: no wait, rows are locked)."""
     if store.dialect != "sqlite":
         yield
         return
     with _TURNS_LOCK:
-        turn = _TURNS.setdefault(store.engine, FairLock())
+        turn = _TURNS.get(store.engine)
+        if turn is None:
+            turn = _TURNS[store.engine] = FairLock(turn_file(store))
     with turn.held():
         yield
 

@@ -1,0 +1,86 @@
+"""``leadscore serve --workers N``: N server processes, each accepting connections on its own socket.
+
+uvicorn's own workers share one listening socket, and whichever process wakes first accepts every
+connection waiting: a load balancer or a Segment library keeping a few connections open sends all of
+them to one process while the others idle (measured: one of two workers at 97 % CPU, the other at 0).
+Here each worker binds its own ``SO_REUSEPORT`` socket to the same address, and the kernel spreads
+connections over them by their addresses, as nginx's ``reuseport`` does. Where ``SO_REUSEPORT`` does not
+balance (outside Linux) uvicorn's workers are used.
+
+The supervisor starts the workers, restarts one that dies, and stops them all on SIGINT or SIGTERM
+(each finishes its requests: committed events are acknowledged, the rest are refused).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+log = logging.getLogger("leadscore.serve")
+APP = "leadscore.api.app:app_from_env"
+
+
+def balanced() -> bool:
+    """Whether the kernel spreads connections over ``SO_REUSEPORT`` sockets (Linux)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening socket on ``host:port`` that other processes may bind as well."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(host: str, port: int, options: dict[str, Any], app: str) -> None:
+    import uvicorn
+
+    sock = listening_socket(host, port, options.get("backlog", 2048))
+    config = uvicorn.Config(app, factory=app == APP, host=host, port=port, **options)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run(host: str, port: int, workers: int, options: dict[str, Any], app: str = APP) -> None:
+    """Serve ``app`` (an import string; the leadscore app unless a benchmark's baseline) with ``workers``
+    processes until SIGINT or SIGTERM; a worker that dies is started again. ``options`` are uvicorn's."""
+    context = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_worker, args=(host, port, options, app), daemon=False)
+        process.start()
+        return process
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    processes = [start() for _ in range(workers)]
+    log.warning("leadscore serving on http://%s:%d with %d worker processes", host, port, workers)
+    try:
+        while not stopping.wait(0.5):
+            for i, process in enumerate(processes):
+                if not process.is_alive():
+                    log.error("worker %s exited with %s; starting another", process.pid, process.exitcode)
+                    processes[i] = start()
+    finally:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                process.terminate()  # SIGTERM: uvicorn shuts down gracefully
+        for process in processes:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
