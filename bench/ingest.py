@@ -121,6 +121,7 @@ def _serve(kind: str, port: int, db: str, processor: bool, workers: int = 1) -> 
     app: Any = bare_app
     if kind == "leadscore":
         app = create_app(Settings(database_url=db, run_processor=processor, processor_idle_s=0.5))
+    serve_workers.tune_gc()  # as ``leadscore serve`` does, for both sides of a ratio
     uvicorn.run(app, host="127.0.0.1", port=port, **options)
 
 

@@ -118,4 +118,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory leadscore.api.app:app_from_env`` (each worker process)."""
-    return create_app(Settings())
+    from leadscore.api.workers import tune_gc
+
+    app = create_app(Settings())
+    tune_gc()
+    return app
