@@ -100,7 +100,8 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def _serve(kind: str, port: int, db: str, processor: bool, workers: int = 1) -> None:
     import uvicorn
 
-    from leadscore.api import create_app, workers as serve_workers
+    from leadscore.api import create_app
+    from leadscore.api import workers as serve_workers
     from leadscore.settings import Settings
 
     options: dict[str, Any] = {
