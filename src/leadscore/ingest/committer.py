@@ -70,26 +70,45 @@ class FairLock:
             self._waiting.popleft()
             self._held = True
         try:
-            if self._path is None:
-                yield
-            else:
-                with self._across_processes():
-                    yield
-        finally:
-            with self._cond:
-                self._held = False
-                self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def _across_processes(self) -> Iterator[None]:
-        if self._fd is None:
-            assert self._path is not None
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if self._path is not None:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        except BaseException:
+            self._let_go()
+            raise
         try:
             yield
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self.release()
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it or waits for it, in this process or another; never blocks."""
+        with self._cond:
+            if self._held or self._waiting:
+                return False
+            self._held = True
+        if self._path is not None:
+            try:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # another process holds it (BlockingIOError), or the file is gone
+                self._let_go()
+                return False
+        return True
+
+    def release(self) -> None:
+        if self._path is not None:
+            fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    def _descriptor(self) -> int:
+        if self._fd is None:
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._fd
 
 
 _TURNS: weakref.WeakKeyDictionary[Engine, FairLock] = weakref.WeakKeyDictionary()
@@ -104,17 +123,25 @@ def turn_file(store: Store) -> str | None:
     return f"{database}-turn"
 
 
-@contextlib.contextmanager
-def write_turn(store: Store) -> Iterator[None]:
-    """Wait for this store's turn to write to a SQLite store, against this process's other writers (first
-    come, first served) and other processes' (PostgreSQL: no wait, rows are locked)."""
+def sqlite_turn(store: Store) -> FairLock | None:
+    """The lock SQLite writers to ``store`` take turns at (None on PostgreSQL: rows are locked)."""
     if store.dialect != "sqlite":
-        yield
-        return
+        return None
     with _TURNS_LOCK:
         turn = _TURNS.get(store.engine)
         if turn is None:
             turn = _TURNS[store.engine] = FairLock(turn_file(store))
+    return turn
+
+
+@contextlib.contextmanager
+def write_turn(store: Store) -> Iterator[None]:
+    """Wait for this store's turn to write to a SQLite store, against this process's other writers (first
+    come, first served) and other processes' (PostgreSQL: no wait, rows are locked)."""
+    turn = sqlite_turn(store)
+    if turn is None:
+        yield
+        return
     with turn.held():
         yield
 
@@ -150,6 +177,13 @@ class GroupCommitter:
         # the deletions before it, which made forgetting quadratic)
         self._recent: set[str] = set()
         self._recent_order: deque[str] = deque()
+        self._state = threading.Lock()  # one group at a time: the recent ids, the counters
+        # SQLite: an event loop's requests are gathered per loop iteration and committed right there when
+        # the write turn is free (no thread hand-off); see ``_flush``
+        self._turn = sqlite_turn(store)
+        self._gathered: list[_Pending] = []
+        self._loop_conn: Connection | None = None
+        self.inline_groups = 0
         self.groups = 0
         self.rows = 0
 
@@ -172,14 +206,52 @@ class GroupCommitter:
             return set()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[set[str]] = loop.create_future()
-        self._queue.put(_Pending(rows, future, loop))
+        if self._turn is None:
+            self._queue.put(_Pending(rows, future, loop))
+        else:
+            if not self._gathered:
+                loop.call_soon(self._flush)
+            self._gathered.append(_Pending(rows, future, loop))
         return await future
+
+    def _flush(self) -> None:
+        """Commit what this loop's requests gathered since the last flush, here on the loop, when the write
+        turn is free this instant; else hand the group to the writer thread.
+
+        Handing a group to the thread and back costs more than the commit: the thread wakes, waits for
+        the GIL the loop is busy holding (up to a switch interval, at every SQLite call that released it),
+        and wakes the loop in turn. A free turn means the commit itself does not wait (one fsync); a turn
+        taken (the processor's batch, another process's group) could, so that group goes to the thread.
+        """
+        group, self._gathered = self._gathered, []
+        if not group:
+            return
+        assert self._turn is not None
+        if not self._state.acquire(blocking=False):
+            for pending in group:  # the writer thread is committing: the group waits for it there
+                self._queue.put(pending)
+            return
+        try:
+            if not self._turn.try_acquire():
+                for pending in group:
+                    self._queue.put(pending)
+                return
+            try:
+                if self._loop_conn is None:
+                    self._loop_conn = self.store.engine.connect().execution_options(immediate=True)
+                self._commit_locked(group, self._loop_conn, take_turn=False)
+            finally:
+                self._turn.release()
+        finally:
+            self._state.release()
+        self.inline_groups += 1
 
     def stop(self) -> None:
         """Commit what is queued, then stop the thread."""
         self._queue.put(None)
         self._thread.join()
         self._drop_connection()
+        self._drop_loop_connection()
 
     def _connection(self) -> Connection:
         """The writer's connection, held between groups: checking one out of the pool and resetting it
@@ -187,6 +259,13 @@ class GroupCommitter:
         if self._conn is None:
             self._conn = self.store.engine.connect().execution_options(immediate=True)
         return self._conn
+
+    def _drop_loop_connection(self) -> None:
+        if self._loop_conn is not None:
+            with contextlib.suppress(Exception):
+                self._loop_conn.invalidate()
+                self._loop_conn.close()
+            self._loop_conn = None
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
@@ -215,16 +294,23 @@ class GroupCommitter:
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:
+        with self._state:
+            self._commit_locked(group, None, take_turn=True)
+
+    def _commit_locked(self, group: list[_Pending], conn: Connection | None, take_turn: bool) -> None:
         rows = self._fresh([row for pending in group for row in pending.rows])
         known: set[str] = set()
         try:
             if rows:  # else every message was a resend of one just stored
-                conn = self._connection()
-                with write_turn(self.store), conn.begin():
-                    known = known_message_ids(conn, list(rows))
-                    enqueue(conn, [row for mid, row in rows.items() if mid not in known])
+                writer = conn if conn is not None else self._connection()
+                with write_turn(self.store) if take_turn else contextlib.nullcontext(), writer.begin():
+                    known = known_message_ids(writer, list(rows))
+                    enqueue(writer, [row for mid, row in rows.items() if mid not in known])
         except Exception as exc:  # every waiting request must learn its events were not stored
-            self._drop_connection()  # whatever broke, the next group starts on a fresh connection
+            if conn is None:
+                self._drop_connection()  # whatever broke, the next group starts on a fresh connection
+            else:
+                self._drop_loop_connection()
             failure: BaseException = exc
             self._resolve(group, lambda _: failure)
             return
@@ -265,6 +351,10 @@ class GroupCommitter:
                 pending.future.set_exception(result)
             else:
                 pending.future.set_result(result)
+        running = asyncio._get_running_loop()
         for loop, waiters in by_loop.items():
+            if loop is running:  # committed on the loop itself (``_flush``)
+                _settle(waiters)
+                continue
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle, waiters)
