@@ -2,17 +2,20 @@
 
 Request handlers ``submit`` rows (or ``await commit(rows)`` on an event loop) and wait; a single writer
 thread drains everything queued, appends it to the inbox (``event_log.enqueue``: a JSON array per 100
-events, no index to update) in one transaction, and resolves every waiter only after the commit. A 200 therefore always means "on disk". If the commit
-fails, every waiter in that group fails and no client is told its events were stored.
+events, no index to update) in one transaction, and resolves every waiter only after the commit. A 200
+therefore always means "on disk". If the commit fails, every waiter in that group fails and no client is
+told its events were stored. On SQLite, what an event loop's requests gather in one loop iteration is
+committed on the loop itself when the write turn is free (``_flush``), and goes to the writer thread
+only when it is not.
 
 Waiters on an event loop are woken with one ``call_soon_threadsafe`` per group and loop, not one per
 request: each such call wakes the loop through its self-pipe, and the writer thread would otherwise
 contend with the loop for the GIL once per request.
 
 On SQLite the committer and the processor take turns at the single write lock through ``write_turn``,
-first come first served. Left to SQLite's busy handler (which polls with growing sleeps), a processor
-that starts its next batch the moment it commits the last wins the lock again and again, and
-acknowledgements stall behind it.
+first come first served within a process, and through a lock file between processes. Left to SQLite's
+busy handler (which polls with growing sleeps), a processor that starts its next batch the moment it
+commits the last wins the lock again and again, and acknowledgements stall behind it.
 """
 
 from __future__ import annotations
