@@ -81,5 +81,7 @@ def test_a_group_is_committed_on_the_loop_when_the_turn_is_free_else_by_the_writ
         asyncio.run(scenario())
     finally:
         committer.stop()
+    # a request still in flight after the writer thread stopped (shutdown) is committed on its loop
+    assert asyncio.run(committer.commit([_row("m4")])) == {"m4"}
     with sqlite_store.connect() as conn:
-        assert waiting_events(conn) == 3
+        assert waiting_events(conn) == 4

@@ -230,6 +230,10 @@ class GroupCommitter:
         if not group:
             return
         assert self._turn is not None
+        if not self._thread.is_alive():  # stopped (shutting down): commit here, waiting for the turn
+            with self._state:
+                self._commit_locked(group, self._loop_connection(), take_turn=True)
+            return
         if not self._state.acquire(blocking=False):
             for pending in group:  # the writer thread is committing: the group waits for it there
                 self._queue.put(pending)
@@ -240,9 +244,7 @@ class GroupCommitter:
                     self._queue.put(pending)
                 return
             try:
-                if self._loop_conn is None:
-                    self._loop_conn = self.store.engine.connect().execution_options(immediate=True)
-                self._commit_locked(group, self._loop_conn, take_turn=False)
+                self._commit_locked(group, self._loop_connection(), take_turn=False)
             finally:
                 self._turn.release()
         finally:
@@ -262,6 +264,11 @@ class GroupCommitter:
         if self._conn is None:
             self._conn = self.store.engine.connect().execution_options(immediate=True)
         return self._conn
+
+    def _loop_connection(self) -> Connection:
+        if self._loop_conn is None:
+            self._loop_conn = self.store.engine.connect().execution_options(immediate=True)
+        return self._loop_conn
 
     def _drop_loop_connection(self) -> None:
         if self._loop_conn is not None:
