@@ -9,6 +9,7 @@ PostgreSQL (rows are locked).
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import os
 import random
@@ -66,11 +67,9 @@ def _serve_workers(url: str, log: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, log.read_text()
-            try:
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
-            except httpx.TransportError:
-                pass
             assert time.monotonic() < deadline, "the workers did not start: " + log.read_text()
             time.sleep(0.1)
         yield base

@@ -149,6 +149,27 @@ def write_turn(store: Store) -> Iterator[None]:
         yield
 
 
+class _HeldConnection:
+    """A writer's connection, held between groups: checking one out of the pool and resetting it on
+    return would cost more than a small group's inserts. Dropped whole after a failure."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._conn: Connection | None = None
+
+    def get(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._store.engine.connect().execution_options(immediate=True)
+        return self._conn
+
+    def drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
+
+
 @dataclass
 class _Pending:
     rows: Sequence[dict[str, Any]]
@@ -174,7 +195,7 @@ class GroupCommitter:
         self.on_commit = on_commit
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="leadscore-committer", daemon=True)
-        self._conn: Connection | None = None  # the writer thread's own, kept between groups
+        self._writer = _HeldConnection(store)  # the writer thread's
         # ids this committer stored lately: a set to look up, and a deque to forget the oldest first (a
         # dict emptied from the front is no substitute: each ``next(iter(d))`` skips every hole left by
         # the deletions before it, which made forgetting quadratic)
@@ -185,7 +206,7 @@ class GroupCommitter:
         # the write turn is free (no thread hand-off); see ``_flush``
         self._turn = sqlite_turn(store)
         self._gathered: list[_Pending] = []
-        self._loop_conn: Connection | None = None
+        self._loop_writer = _HeldConnection(store)  # for groups committed on the loop
         self.inline_groups = 0
         self.groups = 0
         self.rows = 0
@@ -232,7 +253,7 @@ class GroupCommitter:
         assert self._turn is not None
         if not self._thread.is_alive():  # stopped (shutting down): commit here, waiting for the turn
             with self._state:
-                self._commit_locked(group, self._loop_connection(), take_turn=True)
+                self._commit_locked(group, self._loop_writer, take_turn=True)
             return
         if not self._state.acquire(blocking=False):
             for pending in group:  # the writer thread is committing: the group waits for it there
@@ -244,7 +265,7 @@ class GroupCommitter:
                     self._queue.put(pending)
                 return
             try:
-                self._commit_locked(group, self._loop_connection(), take_turn=False)
+                self._commit_locked(group, self._loop_writer, take_turn=False)
             finally:
                 self._turn.release()
         finally:
@@ -255,34 +276,8 @@ class GroupCommitter:
         """Commit what is queued, then stop the thread."""
         self._queue.put(None)
         self._thread.join()
-        self._drop_connection()
-        self._drop_loop_connection()
-
-    def _connection(self) -> Connection:
-        """The writer's connection, held between groups: checking one out of the pool and resetting it
-        on return would cost more than a small group's inserts."""
-        if self._conn is None:
-            self._conn = self.store.engine.connect().execution_options(immediate=True)
-        return self._conn
-
-    def _loop_connection(self) -> Connection:
-        if self._loop_conn is None:
-            self._loop_conn = self.store.engine.connect().execution_options(immediate=True)
-        return self._loop_conn
-
-    def _drop_loop_connection(self) -> None:
-        if self._loop_conn is not None:
-            with contextlib.suppress(Exception):
-                self._loop_conn.invalidate()
-                self._loop_conn.close()
-            self._loop_conn = None
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.invalidate()
-                self._conn.close()
-            self._conn = None
+        self._writer.drop()
+        self._loop_writer.drop()
 
     def _run(self) -> None:
         stopping = False
@@ -305,22 +300,19 @@ class GroupCommitter:
 
     def _commit(self, group: list[_Pending]) -> None:
         with self._state:
-            self._commit_locked(group, None, take_turn=True)
+            self._commit_locked(group, self._writer, take_turn=True)
 
-    def _commit_locked(self, group: list[_Pending], conn: Connection | None, take_turn: bool) -> None:
+    def _commit_locked(self, group: list[_Pending], held: _HeldConnection, take_turn: bool) -> None:
         rows = self._fresh([row for pending in group for row in pending.rows])
         known: set[str] = set()
         try:
             if rows:  # else every message was a resend of one just stored
-                writer = conn if conn is not None else self._connection()
+                writer = held.get()
                 with write_turn(self.store) if take_turn else contextlib.nullcontext(), writer.begin():
                     known = known_message_ids(writer, list(rows))
                     enqueue(writer, [row for mid, row in rows.items() if mid not in known])
         except Exception as exc:  # every waiting request must learn its events were not stored
-            if conn is None:
-                self._drop_connection()  # whatever broke, the next group starts on a fresh connection
-            else:
-                self._drop_loop_connection()
+            held.drop()  # whatever broke, the next group starts on a fresh connection
             failure: BaseException = exc
             self._resolve(group, lambda _: failure)
             return
