@@ -8,7 +8,10 @@ log) keeps every waiting event waiting, both ways.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
+
+import pytest
 
 from alembic import command
 from alembic.config import Config
@@ -22,7 +25,13 @@ from leadscore.scoring.pipeline import publish
 from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
 from leadscore.store.engine import MIGRATIONS
-from leadscore.store.event_log import INBOX_ROW_EVENTS, claim, stored_message_ids, waiting_events
+from leadscore.store.event_log import (
+    INBOX_ROW_EVENTS,
+    acknowledge_sqlite,
+    claim,
+    stored_message_ids,
+    waiting_events,
+)
 from leadscore.store.schema import events, inbox, ledger
 
 NOW = 1_717_200_000_000
@@ -88,6 +97,34 @@ def test_the_committer_remembers_the_last_recent_ids_it_stored(store: Store, mon
     with store.connect() as conn:
         assert conn.execute(select(func.count()).select_from(events)).scalar() == 4
     assert _visits(store) == 4
+
+
+def test_the_sqlite_acknowledgement_reports_logged_ids_and_rolls_back_a_failed_group(
+    sqlite_store: Store,
+) -> None:
+    publish(sqlite_store, loads_model(MODEL), as_of=NOW)
+    committer = GroupCommitter(sqlite_store).start()
+    assert committer.submit([_row("m1"), _row("m2")]).result() == {"m1", "m2"}
+    committer.stop()
+    while process_pending(sqlite_store):  # m1 and m2 reach the log
+        pass
+    with sqlite_store.engine.connect() as conn:
+        db = conn.connection.driver_connection
+        assert db is not None
+        assert acknowledge_sqlite(db, {"m1": _row("m1")}) == {"m1"}  # one id: the single lookup
+        assert acknowledge_sqlite(db, {r["message_id"]: r for r in map(_row, ["m2", "m3", "m4"])}) == {"m2"}
+        # the database refuses a group holding m6 (after the lookup, at the insert)
+        db.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON inbox WHEN NEW.rows LIKE '%\"m6\"%' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        with pytest.raises(sqlite3.IntegrityError, match="refused"):
+            acknowledge_sqlite(db, {"m5": _row("m5"), "m6": _row("m6")})
+        assert not db.in_transaction  # rolled back: the connection takes the next group
+        assert acknowledge_sqlite(db, {"m5": _row("m5")}) == set()
+    with sqlite_store.connect() as conn:
+        assert waiting_events(conn) == 3  # m3, m4 (one inbox row) and m5; nothing of the failed group
+        assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 2
 
 
 def test_the_processor_takes_the_oldest_rows_up_to_its_limit(store: Store) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from leadscore.store import Store
-from leadscore.store.event_log import enqueue, known_message_ids
+from leadscore.store.event_log import acknowledge_sqlite, enqueue, known_message_ids
 
 MAX_GROUP_ROWS = 20_000
 # A message is a duplicate when its id is in the event log or among the last RECENT_IDS this committer
@@ -161,6 +161,10 @@ class _HeldConnection:
         if self._conn is None:
             self._conn = self._store.engine.connect().execution_options(immediate=True)
         return self._conn
+
+    def driver(self) -> Any:
+        """The driver's own connection (SQLite: ``sqlite3.Connection``), for ``acknowledge_sqlite``."""
+        return self.get().connection.driver_connection
 
     def drop(self) -> None:
         if self._conn is not None:
@@ -306,9 +310,12 @@ class GroupCommitter:
         rows = self._fresh([row for pending in group for row in pending.rows])
         known: set[str] = set()
         try:
-            if rows:  # else every message was a resend of one just stored
+            if rows and self._turn is not None:  # SQLite (else every message was a resend)
+                with write_turn(self.store) if take_turn else contextlib.nullcontext():
+                    known = acknowledge_sqlite(held.driver(), rows)
+            elif rows:
                 writer = held.get()
-                with write_turn(self.store) if take_turn else contextlib.nullcontext(), writer.begin():
+                with writer.begin():
                     known = known_message_ids(writer, list(rows))
                     enqueue(writer, [row for mid, row in rows.items() if mid not in known])
         except Exception as exc:  # every waiting request must learn its events were not stored

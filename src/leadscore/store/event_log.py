@@ -11,7 +11,8 @@ one transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -59,6 +60,9 @@ _ENQUEUE = {
     "sqlite": "INSERT INTO inbox (received_ms, events, rows) VALUES (?, ?, ?)",
     "postgresql": "INSERT INTO inbox (received_ms, events, rows) VALUES (%s, %s, %s)",
 }
+# the SQLite acknowledgement, on the driver's connection (see ``acknowledge_sqlite``)
+_SQLITE_KNOWN_ONE = "SELECT message_id FROM events WHERE message_id = ?"
+_SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value FROM json_each(?))"
 _WAITING = select(inbox.c.id, inbox.c.events).order_by(inbox.c.id).limit(bindparam("n"))
 _WAITING_PG = _WAITING.with_for_update(skip_locked=True)
 _CLAIMED = select(inbox.c.received_ms, inbox.c.rows).where(in_list(inbox.c.id, "ids", Integer))
@@ -126,6 +130,36 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     entries = [(r["received_ms"], r["events"], r["rows"]) for r in inbox_rows(rows)]
     conn.exec_driver_sql(_ENQUEUE[conn.dialect.name], entries if len(entries) > 1 else entries[0])
     return len(entries)
+
+
+def acknowledge_sqlite(db: sqlite3.Connection, rows: Mapping[str, dict[str, Any]]) -> set[str]:
+    """SQLite: in one ``BEGIN IMMEDIATE`` transaction on the driver's connection, find which of ``rows``
+    (event-log rows by message id) the log holds already and append every other one to the inbox
+    (``enqueue``'s rows). Returns the ids the log held.
+
+    The acknowledgement path of every tracking request: through SQLAlchemy's execution machinery the
+    four statements cost several times what SQLite spends on them (measured: 125 against 22 µs for the
+    lookup and the insert of a one-event group, 44 against 8 µs for the BEGIN). PostgreSQL's groups take
+    ``known_message_ids`` and ``enqueue``.
+    """
+    ids = list(rows)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if len(ids) == 1:
+            found = db.execute(_SQLITE_KNOWN_ONE, ids)
+        else:
+            found = db.execute(_SQLITE_KNOWN, (orjson.dumps(ids).decode(),))
+        known = {mid for (mid,) in found}
+        fresh = [row for mid, row in rows.items() if mid not in known]
+        if fresh:
+            entries = [(r["received_ms"], r["events"], r["rows"]) for r in inbox_rows(fresh)]
+            db.executemany(_ENQUEUE["sqlite"], entries)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return known
 
 
 def inbox_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
