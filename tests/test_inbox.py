@@ -12,7 +12,6 @@ import sqlite3
 from typing import Any
 
 import pytest
-
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select, text
