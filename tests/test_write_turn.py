@@ -85,3 +85,21 @@ def test_a_group_is_committed_on_the_loop_when_the_turn_is_free_else_by_the_writ
     assert asyncio.run(committer.commit([_row("m4")])) == {"m4"}
     with sqlite_store.connect() as conn:
         assert waiting_events(conn) == 4
+
+
+def test_a_request_read_while_a_flush_is_scheduled_joins_its_group(sqlite_store: Store) -> None:
+    committer = GroupCommitter(sqlite_store).start()
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(committer.commit([_row("g1")]))
+        await asyncio.sleep(0)  # the first request runs: its commit schedules the flush
+        # a request read now runs behind that flush, as one read in the same loop pass does
+        second = asyncio.ensure_future(committer.commit([_row("g2")]))
+        assert await first == {"g1"}
+        assert await second == {"g2"}
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        committer.stop()
+    assert (committer.groups, committer.inline_groups) == (1, 1)  # one commit, on the loop, for both

@@ -4,9 +4,9 @@ Request handlers ``submit`` rows (or ``await commit(rows)`` on an event loop) an
 thread drains everything queued, appends it to the inbox (``event_log.enqueue``: a JSON array per 100
 events, no index to update) in one transaction, and resolves every waiter only after the commit. A 200
 therefore always means "on disk". If the commit fails, every waiter in that group fails and no client is
-told its events were stored. On SQLite, what an event loop's requests gather in one loop iteration is
-committed on the loop itself when the write turn is free (``_flush``), and goes to the writer thread
-only when it is not.
+told its events were stored. On SQLite, what an event loop's requests gather over a couple of loop
+passes is committed on the loop itself when the write turn is free (``_flush``), and goes to the writer
+thread only when it is not; either way through the driver's own connection (``acknowledge_sqlite``).
 
 Waiters on an event loop are woken with one ``call_soon_threadsafe`` per group and loop, not one per
 request: each such call wakes the loop through its self-pipe, and the writer thread would otherwise
@@ -45,6 +45,8 @@ MAX_GROUP_ROWS = 20_000
 # another process or before a restart, still waiting in the inbox, is reported as new; the processor
 # stores and applies it only once all the same (the log's unique message id decides).
 RECENT_IDS = 200_000
+# loop passes a group gathered on an event loop waits before it is committed (see ``_flush``)
+GATHER_PASSES = 2
 
 
 class FairLock:
@@ -238,19 +240,29 @@ class GroupCommitter:
             self._queue.put(_Pending(rows, future, loop))
         else:
             if not self._gathered:
-                loop.call_soon(self._flush)
+                loop.call_soon(self._flush, GATHER_PASSES)
             self._gathered.append(_Pending(rows, future, loop))
         return await future
 
-    def _flush(self) -> None:
+    def _flush(self, passes: int = 0) -> None:
         """Commit what this loop's requests gathered since the last flush, here on the loop, when the write
         turn is free this instant; else hand the group to the writer thread.
+
+        The flush first lets the loop run ``passes`` more times. A request the loop reads runs as a task
+        whose first step is queued behind the callbacks already waiting, this flush among them, so
+        committing at once would leave out every request read in the same pass; two passes let those
+        join the group. Measured with 32 connections: groups of 13 requests became groups of 32, a third
+        of the fsyncs per request, and ``/v1/track`` went from 36–41 % to 46–52 % of a bare endpoint.
+        A pass with nothing else to do takes microseconds, so a lone request hardly waits.
 
         Handing a group to the thread and back costs more than the commit: the thread wakes, waits for
         the GIL the loop is busy holding (up to a switch interval, at every SQLite call that released it),
         and wakes the loop in turn. A free turn means the commit itself does not wait (one fsync); a turn
         taken (the processor's batch, another process's group) could, so that group goes to the thread.
         """
+        if passes and self._gathered:
+            asyncio.get_running_loop().call_soon(self._flush, passes - 1)
+            return
         group, self._gathered = self._gathered, []
         if not group:
             return
