@@ -52,6 +52,14 @@ def _row(message_id: str, user: str = "ann", minutes_ago: int = 1) -> dict[str, 
     return event_row(normalise(message, received_ms=NOW), "api")
 
 
+def _drain(store: Store, limit: int | None = None) -> int:
+    """Process the inbox until it is empty; returns the transactions it took."""
+    transactions = 0
+    while process_pending(store, **({} if limit is None else {"limit": limit})):
+        transactions += 1
+    return transactions
+
+
 def _visits(store: Store, user: str = "ann") -> int:
     with store.connect() as conn:
         matched = conn.execute(select(ledger.c.matched).where(ledger.c.rule_id == "visit")).scalars().all()
@@ -69,8 +77,7 @@ def test_a_message_acknowledged_again_is_stored_and_counted_once(store: Store) -
     assert second.submit([_row("m2"), _row("m3")]).result() == {"m2", "m3"}
     with store.connect() as conn:
         assert waiting_events(conn) == 4
-    while process_pending(store, limit=1):  # one inbox row per transaction
-        pass
+    assert _drain(store, limit=1) == 2  # one inbox row per transaction: {m1, m2}, then {m2, m3}
     # m2 reached the log already: the committer answers it as a duplicate now
     assert second.submit([_row("m2")]).result() == set()
     second.stop()
@@ -91,8 +98,7 @@ def test_the_committer_remembers_the_last_recent_ids_it_stored(store: Store, mon
     with store.connect() as conn:
         assert waiting_events(conn) == 5
     publish(store, loads_model(MODEL), as_of=NOW)
-    while process_pending(store):
-        pass
+    assert _drain(store) == 1  # three inbox rows, five events: one transaction
     with store.connect() as conn:
         assert conn.execute(select(func.count()).select_from(events)).scalar() == 4
     assert _visits(store) == 4
@@ -105,8 +111,7 @@ def test_the_sqlite_acknowledgement_reports_logged_ids_and_rolls_back_a_failed_g
     committer = GroupCommitter(sqlite_store).start()
     assert committer.submit([_row("m1"), _row("m2")]).result() == {"m1", "m2"}
     committer.stop()
-    while process_pending(sqlite_store):  # m1 and m2 reach the log
-        pass
+    assert _drain(sqlite_store) == 1  # m1 and m2 reach the log
     with sqlite_store.engine.connect() as conn:
         db = conn.connection.driver_connection
         assert db is not None
