@@ -115,7 +115,7 @@ def test_the_sqlite_acknowledgement_reports_logged_ids_and_rolls_back_a_failed_g
     with sqlite_store.engine.connect() as conn:
         db = conn.connection.driver_connection
         assert db is not None
-        assert acknowledge_sqlite(db, {"m1": _row("m1")}) == {"m1"}  # one id: the single lookup
+        assert acknowledge_sqlite(db, {"m1": _row("m1")}) == {"m1"}
         assert acknowledge_sqlite(db, {r["message_id"]: r for r in map(_row, ["m2", "m3", "m4"])}) == {"m2"}
         # the database refuses a group holding m6 (after the lookup, at the insert)
         db.execute(

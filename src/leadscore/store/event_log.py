@@ -61,7 +61,6 @@ _ENQUEUE = {
     "postgresql": "INSERT INTO inbox (received_ms, events, rows) VALUES (%s, %s, %s)",
 }
 # the SQLite acknowledgement, on the driver's connection (see ``acknowledge_sqlite``)
-_SQLITE_KNOWN_ONE = "SELECT message_id FROM events WHERE message_id = ?"
 _SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value FROM json_each(?))"
 _WAITING = select(inbox.c.id, inbox.c.events).order_by(inbox.c.id).limit(bindparam("n"))
 _WAITING_PG = _WAITING.with_for_update(skip_locked=True)
@@ -127,7 +126,7 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Append event-log rows to the inbox, ``INBOX_ROW_EVENTS`` to an inbox row; returns the rows added."""
     if not rows:
         return 0
-    entries = [(r["received_ms"], r["events"], r["rows"]) for r in inbox_rows(rows)]
+    entries = _inbox_entries(rows)
     conn.exec_driver_sql(_ENQUEUE[conn.dialect.name], entries if len(entries) > 1 else entries[0])
     return len(entries)
 
@@ -142,24 +141,24 @@ def acknowledge_sqlite(db: sqlite3.Connection, rows: Mapping[str, dict[str, Any]
     lookup and the insert of a one-event group, 44 against 8 µs for the BEGIN). PostgreSQL's groups take
     ``known_message_ids`` and ``enqueue``.
     """
-    ids = list(rows)
     db.execute("BEGIN IMMEDIATE")
     try:
-        if len(ids) == 1:
-            found = db.execute(_SQLITE_KNOWN_ONE, ids)
-        else:
-            found = db.execute(_SQLITE_KNOWN, (orjson.dumps(ids).decode(),))
+        found = db.execute(_SQLITE_KNOWN, (orjson.dumps(list(rows)).decode(),))
         known = {mid for (mid,) in found}
         fresh = [row for mid, row in rows.items() if mid not in known]
         if fresh:
-            entries = [(r["received_ms"], r["events"], r["rows"]) for r in inbox_rows(fresh)]
-            db.executemany(_ENQUEUE["sqlite"], entries)
+            db.executemany(_ENQUEUE["sqlite"], _inbox_entries(fresh))
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
     return known
+
+
+def _inbox_entries(rows: Sequence[dict[str, Any]]) -> list[tuple[int, int, str]]:
+    """``inbox_rows`` as the insert's parameters: (received_ms, events, rows)."""
+    return [(r["received_ms"], r["events"], r["rows"]) for r in inbox_rows(rows)]
 
 
 def inbox_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
