@@ -85,7 +85,9 @@ def test_a_hanging_endpoint_delays_neither_stages_nor_other_deliveries(store: St
             # the lead moves, the fast endpoint hears of it and the seller is mailed, all while the slow
             # endpoint has answered nothing
             wait_for(lambda: _stage(store, "ann") == "mql", PROMPT_S)
-            alert = wait_for(lambda: [k for k in fast.hooks.processed if k.startswith("manager_alert")], PROMPT_S)
+            alert = wait_for(
+                lambda: [k for k in fast.hooks.processed if k.startswith("manager_alert")], PROMPT_S
+            )
             mails = wait_for(
                 lambda: mailbox.to("erik@vendor.example") or mailbox.to("sara@vendor.example"), PROMPT_S
             )
