@@ -2,7 +2,7 @@
 which answers only after 60 s, a lead still reaches MQL and the fast endpoint's webhook and the seller's
 mail arrive while the slow endpoint hangs; the slow endpoint is retried, its circuit breaker opens after
 repeated failures and closes again through a probe once it answers. Also: the breaker's states, the
-jittered backoff, failure counts by endpoint, and settings reaching the delivery code."""
+jittered backoff and failure counts by endpoint."""
 
 from __future__ import annotations
 
@@ -125,33 +125,6 @@ def test_a_hanging_endpoint_delays_neither_stages_nor_other_deliveries(store: St
 def _rows(store: Store, endpoint: str) -> list[dict[str, object]]:
     with store.connect() as conn:
         return [r for r in read_outbox(conn) if r["endpoint"] == endpoint]
-
-
-def test_two_apps_deliver_to_their_own_smtp_servers(store: Store) -> None:
-    """Settings given to the runner reach the mail code: no process-wide configuration is read."""
-    from leadscore.lifecycle.outbox import deliver_due
-
-    with smtp_server() as (box_a, port_a), smtp_server() as (box_b, port_b):
-        for name, port in (("a", port_a), ("b", port_b)):
-            with store.begin() as conn:
-                enqueue(
-                    conn,
-                    [
-                        {
-                            "key": f"test:mail:{name}",
-                            "channel": "mail",
-                            "action": "test",
-                            "lead_id": None,
-                            "target": f"{name}@vendor.example",
-                            "payload": {"to": f"{name}@vendor.example", "subject": name, "body": "hi"},
-                        }
-                    ],
-                    0,
-                )
-            stats = deliver_due(store, settings(smtp_port=port), None, 1)
-            assert stats.sent == 1
-        assert [m["To"] for m in box_a.messages] == ["a@vendor.example"]
-        assert [m["To"] for m in box_b.messages] == ["b@vendor.example"]
 
 
 def test_a_breaker_opens_after_consecutive_failures_and_probes_once_after_the_cooldown() -> None:
