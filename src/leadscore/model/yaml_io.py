@@ -95,7 +95,7 @@ class ModelLoader(yaml.SafeLoader):
         self._open_anchors: set[str] = set()
         self._measured: dict[int, tuple[int, int]] = {}
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             return self._alias(event, parent, index)
@@ -109,16 +109,19 @@ class ModelLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._level -= 1
-            self._open_anchors.discard(anchor)
+            if anchor is not None:
+                self._open_anchors.discard(anchor)
 
-    def _alias(self, event: yaml.AliasEvent, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def _alias(self, event: yaml.AliasEvent, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         mark, name = event.start_mark, event.anchor
         self._aliases += 1
         if self._aliases > MAX_ALIASES:
             raise _Limit(f"the document has more than {MAX_ALIASES} aliases", mark)
         if name in self._open_anchors:
             raise _Limit(f"alias *{name} is inside the node it refers to", mark)
-        node = super().compose_node(parent, index)
+        node = super().compose_node(parent, index)  # the anchor's node, shared (PyYAML copies nothing)
+        if node is None:
+            return None
         nodes, depth = self._measure(node)
         self._alias_nodes += nodes
         if self._alias_nodes > MAX_ALIAS_NODES:
@@ -170,7 +173,9 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
         except OSError as exc:
             raise ModelValidationError([Problem(f"cannot read model: {exc.strerror}", file)]) from None
         except UnicodeDecodeError as exc:
-            raise ModelValidationError([Problem(f"the model is not UTF-8 (byte {exc.start})", file)]) from None
+            raise ModelValidationError(
+                [Problem(f"the model is not UTF-8 (byte {exc.start})", file)]
+            ) from None
         base_dir = base_dir or Path(source).parent
     base_dir = base_dir or Path.cwd()
     problems: list[Problem] = []
