@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from leadscore.ingest.segment import normalise
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.model import ScoringModel, loads_model
 from leadscore.scoring.pipeline import ingest
+from leadscore.settings import LifecycleSettings, Settings, SmtpSettings, WebhookSettings
 from leadscore.store import Store
 
 DAY = 86_400_000
@@ -99,16 +99,15 @@ def model() -> ScoringModel:
     return loads_model(MODEL)
 
 
-def settings(**kw: Any) -> LifecycleSettings:
-    base: dict[str, Any] = {
-        "webhook_secret": "test-webhook-secret",
-        "retry_base_s": 0.05,
-        "retry_max_s": 0.2,
-        "max_attempts": 100,
-        "webhook_timeout_s": 2.0,
-        "smtp_timeout_s": 2.0,
-    }
-    return LifecycleSettings(**{**base, **kw})
+def settings(smtp_port: int = 25, **webhook: Any) -> Settings:
+    """Settings for tests: fast retries, short timeouts, the test receivers' secret and SMTP port."""
+    return Settings(
+        smtp=SmtpSettings(port=smtp_port, timeout_s=2.0),
+        webhook=WebhookSettings(
+            **{"secret": "test-webhook-secret", "timeout_s": 2.0, "total_timeout_s": 4.0, **webhook}
+        ),
+        lifecycle=LifecycleSettings(retry_base_s=0.05, retry_max_s=0.2, max_attempts=100),
+    )
 
 
 def person(

@@ -1,6 +1,6 @@
 """Real receivers for lifecycle tests: an SMTP server (aiosmtpd) and an HTTP webhook receiver
 (http.server) on loopback ports. The webhook receiver verifies signatures, processes each
-Idempotency-Key once (as a real receiver should), and can be told to fail or go down."""
+Idempotency-Key once (as a real receiver should), and can be told to fail, to answer slowly or to go down."""
 
 from __future__ import annotations
 
@@ -61,6 +61,9 @@ class Hooks:
     processed: dict[str, dict[str, Any]] = field(default_factory=dict)
     bad_signatures: int = 0
     fail_next: int = 0  # answer this many requests with 500
+    delay_s: float = 0.0  # wait this long (or until ``release`` is set) before answering: a slow endpoint
+    release: threading.Event = field(default_factory=threading.Event)
+    answered: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -78,6 +81,10 @@ def _handler(hooks: Hooks) -> type[BaseHTTPRequestHandler]:
             key = self.headers.get("Idempotency-Key", "")
             with hooks.lock:
                 hooks.attempts.append({"key": key, "path": self.path})
+            if hooks.delay_s and not hooks.release.is_set():
+                hooks.release.wait(hooks.delay_s)
+            with hooks.lock:
+                hooks.answered += 1
                 if not ok:
                     hooks.bad_signatures += 1
                     status = 401
@@ -117,6 +124,7 @@ class Receiver:
         return self
 
     def down(self) -> None:
+        self.hooks.release.set()  # a slow handler answers now, so the server stops at once
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -13,7 +13,6 @@ import httpx
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.demo import run_demo
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.runner import run_round
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -39,7 +38,7 @@ def build(tmp: Path, leads: int = 60, seed: int = 3) -> tuple[Store, str]:
     db = str(tmp / "dashboard.db")
     run_demo(db, leads=leads, seed=seed)
     store = Store.from_url(db)
-    run_round(store, LifecycleSettings(), deliver=False)
+    run_round(store, Settings(), deliver=False)
     with store.begin() as conn:
         for role in ROLES:
             email = SELLER if role == "sales" else f"{role}@example.test"

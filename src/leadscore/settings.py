@@ -1,14 +1,111 @@
-"""Settings from the environment (prefix ``LEADSCORE_``) or flags; flags win."""
+"""Settings from the environment (prefix ``LEADSCORE_``) or flags; flags win.
+
+One ``Settings`` object is built once (by the CLI or ``app_from_env``) and passed down: ``create_app(settings)``
+hands it to the lifecycle runner, the deliverer and every handler, so no code below reads the environment
+itself. Sections group what belongs together (``smtp``, ``webhook``, ``lifecycle``, ``cookies``); each reads
+the same variable names as before they were grouped (``LEADSCORE_SMTP_HOST``, ``LEADSCORE_WEBHOOK_SECRET``,
+``LEADSCORE_RETRY_BASE_S``, ``LEADSCORE_COOKIE_SECURE``). Reference: docs/configuration.md.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///leadscore.db"
 WEAK_SECRETS = {"", "changeme", "change-me", "secret", "development", "dev", "leadscore"}
+DEV_WEBHOOK_SECRET = "development-only-webhook-secret"
+MIN_SECRET_CHARS = 32
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
+
+
+def _section(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True, populate_by_name=True)
+
+
+class SmtpSettings(BaseSettings):
+    """Mail delivery (``LEADSCORE_SMTP_*``, ``LEADSCORE_MAIL_FROM``)."""
+
+    model_config = _section("LEADSCORE_SMTP_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    ssl: bool = False
+    user: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    # every wait on the server (connect, each command) is bounded by this
+    timeout_s: float = Field(default=10.0, gt=0)
+    # mails sent at once; mail has its own threads, so a slow webhook never delays a mail
+    concurrency: int = Field(default=4, ge=1, le=64)
+    mail_from: str = Field(
+        default="leadscore@localhost", validation_alias=AliasChoices("mail_from", "LEADSCORE_MAIL_FROM")
+    )
+
+
+def _url_environment() -> dict[str, str]:
+    # webhook targets may name an environment variable (``url_env``) that holds a secret URL; it is read
+    # here, once, with the rest of the settings
+    return {k: v for k, v in os.environ.items() if ENV_NAME.match(k) and v}
+
+
+class WebhookSettings(BaseSettings):
+    """Webhook signing and delivery bounds (``LEADSCORE_WEBHOOK_*``)."""
+
+    model_config = _section("LEADSCORE_WEBHOOK_")
+
+    # signs webhooks (HMAC-SHA256) and unsubscribe links; refused outside development unless it is a random
+    # value of at least 32 characters
+    secret: str = Field(default=DEV_WEBHOOK_SECRET, repr=False)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # the longest wait for any one read of the answer (LEADSCORE_WEBHOOK_TIMEOUT_S, as before)
+    timeout_s: float = Field(default=10.0, gt=0)
+    # the longest one attempt may take, answer included
+    total_timeout_s: float = Field(default=30.0, gt=0)
+    # deliveries in flight to one endpoint (URL) at a time, and in all
+    concurrency: int = Field(default=4, ge=1, le=64)
+    workers: int = Field(default=16, ge=1, le=256)
+    # after this many consecutive failures an endpoint is left alone for breaker_cooldown_s; then one
+    # delivery probes it (half-open) and its answer closes or reopens the breaker
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=60.0, gt=0)
+    url_environment: dict[str, str] = Field(default_factory=_url_environment, repr=False, exclude=True)
+
+    def url(self, target: str) -> str | None:
+        """A stored target is a URL or ``env:NAME`` (the URL is a secret kept in the environment)."""
+        if target.startswith("env:"):
+            return self.url_environment.get(target.removeprefix("env:")) or None
+        return target
+
+
+class LifecycleSettings(BaseSettings):
+    """The lifecycle runner and delivery retries (``LEADSCORE_RETRY_BASE_S``, ``LEADSCORE_MAX_ATTEMPTS``...)."""
+
+    model_config = _section("LEADSCORE_")
+
+    public_url: str = "http://127.0.0.1:8000"
+    # a failed delivery waits retry_base_s × 2^(attempt−1), at most retry_max_s, less up to retry_jitter of
+    # it at random (so endpoints that fail together are not retried together), and gives up after
+    # max_attempts (the defaults keep retrying for about 4 hours)
+    retry_base_s: float = Field(default=5.0, gt=0)
+    retry_max_s: float = Field(default=900.0, gt=0)
+    retry_jitter: float = Field(default=0.5, ge=0, le=1)
+    max_attempts: int = Field(default=20, ge=1)
+    lifecycle_idle_s: float = Field(default=1.0, gt=0)
+    timer_interval_s: float = Field(default=60.0, gt=0)
+    run_lifecycle: bool = True
+
+
+class CookieSettings(BaseSettings):
+    """Dashboard cookies (``LEADSCORE_COOKIE_SECURE``): None marks them Secure when served over https."""
+
+    model_config = _section("LEADSCORE_COOKIE_")
+
+    secure: bool | None = None
 
 
 class Settings(BaseSettings):
@@ -30,22 +127,37 @@ class Settings(BaseSettings):
     # IP addresses in event context: truncate (default), hash (HMAC with secret_key) or keep
     ip_mode: Literal["truncate", "hash", "keep"] = "truncate"
     # signs IP hashes and anything else that needs a server secret; required outside development
-    secret_key: str = ""
+    secret_key: str = Field(default="", repr=False)
     # delete events older than this many days (0: keep forever); leads are rescored afterwards
     retention_days: int = Field(default=0, ge=0)
     # events of people who refused tracking: "keep" (stored, not scored) or "drop" (deleted on arrival)
     unconsented_events: Literal["keep", "drop"] = "keep"
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    cookies: CookieSettings = Field(default_factory=CookieSettings)
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:
-        if self.environment != "development" and (
-            len(self.secret_key) < 32 or self.secret_key in WEAK_SECRETS
-        ):
+        if self.environment == "development":
+            return self
+        if _weak(self.secret_key):
             raise ValueError(
-                "LEADSCORE_SECRET_KEY must be set to a random value of at least 32 characters outside "
-                "development (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                f"LEADSCORE_SECRET_KEY must be set to a random value of at least {MIN_SECRET_CHARS} "
+                "characters outside development (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`)"
+            )
+        if _weak(self.webhook.secret) or self.webhook.secret == DEV_WEBHOOK_SECRET:
+            state = "is empty" if not self.webhook.secret.strip() else "is a default or too short"
+            raise ValueError(
+                f"LEADSCORE_WEBHOOK_SECRET {state}: outside development it must be a random value of at least "
+                f"{MIN_SECRET_CHARS} characters (it signs webhooks and unsubscribe links)"
             )
         return self
+
+
+def _weak(secret: str) -> bool:
+    return len(secret.strip()) < MIN_SECRET_CHARS or secret.strip().lower() in WEAK_SECRETS
 
 
 def database_url(flag: str | None) -> str:

@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         committer = GroupCommitter(own_store, on_commit=processor.wake if processor else None).start()
         if processor is not None:
             processor.start()
-        runner = LifecycleRunner(own_store).start() if settings.run_processor else None
+        runner = LifecycleRunner(own_store, settings).start() if settings.run_processor else None
         # events older than LEADSCORE_RETENTION_DAYS are deleted daily (and their leads rescored)
         retention = (
             RetentionJob(own_store, settings.retention_days).start()

@@ -22,7 +22,6 @@ from leadscore.api.errors import ApiError
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import InputError, NotFoundError
 from leadscore.lifecycle import segments
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.context import unsubscribe_token
 from leadscore.lifecycle.feedback import OUTCOME_KINDS, TransitionError, give_feedback, record_outcome
 from leadscore.lifecycle.outcomes import parse_time
@@ -137,7 +136,7 @@ def post_feedback(state: AdminState, ref: str, body: FeedbackIn) -> dict[str, An
             note=body.note,
             by=body.by,
             at_ms=_time(body.at, "at") or stamp,
-            settings=LifecycleSettings(),
+            settings=state.settings,
             now_ms=stamp,
         )
     except TransitionError as exc:
@@ -166,7 +165,7 @@ def post_outcomes(state: AdminState, body: OutcomesIn) -> dict[str, Any]:
     active = current_model(state.store)
     if active is None:
         raise ApiError(409, "no active model")
-    settings, stamp = LifecycleSettings(), now_ms()
+    settings, stamp = state.settings, now_ms()
     results: list[dict[str, Any]] = []
     for index, item in enumerate(body.outcomes):
         try:
@@ -242,7 +241,7 @@ def get_assignments(state: ReaderState, open: Annotated[bool, Query()] = False) 
 def _unsubscribe(request: Request, email: str | None, token: str | None) -> PlainTextResponse:
     """Suppress an address; refused (403) without the signed token from the mail's link."""
     state = state_of(request)
-    valid = unsubscribe_token(LifecycleSettings().webhook_secret, email or "")
+    valid = unsubscribe_token(state.settings.webhook.secret, email or "")
     if not email or not token or not hmac.compare_digest(valid.encode(), token.encode()):
         raise ApiError(403, "this unsubscribe link is not valid")
     with state.store.begin() as conn:

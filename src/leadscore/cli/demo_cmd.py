@@ -103,7 +103,6 @@ def _serve(db: str, port: int) -> None:
 
     from leadscore.api import create_app
     from leadscore.auth.passwords import hash_password
-    from leadscore.lifecycle.config import LifecycleSettings
     from leadscore.lifecycle.runner import run_round
     from leadscore.scoring.run import now_ms
     from leadscore.settings import Settings
@@ -111,7 +110,7 @@ def _serve(db: str, port: int) -> None:
 
     store = Store.from_url(db)
     try:
-        run_round(store, LifecycleSettings(), deliver=False)  # place the demo leads in their stages
+        run_round(store, Settings(), deliver=False)  # place the demo leads in their stages
         console.print(f"Dashboard: http://127.0.0.1:{port}/ — sign in as:", highlight=False)
         with store.begin() as conn:
             for role in ("admin", "marketing", "sales"):

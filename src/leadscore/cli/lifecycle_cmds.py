@@ -17,13 +17,13 @@ from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, r
 from leadscore.cli.render import console, print_rows
 from leadscore.errors import LeadscoreError, NotFoundError
 from leadscore.lifecycle import reports, segments
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.feedback import give_feedback, record_outcome
 from leadscore.lifecycle.outcomes import read_outcomes
 from leadscore.lifecycle.runner import LifecycleRunner, run_round
 from leadscore.model import Lifecycle, ScoringModel
 from leadscore.scoring.pipeline import current_model
 from leadscore.scoring.run import now_ms
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_stage_history, stage_as_of
 from leadscore.store.outbox import read_outbox
@@ -143,7 +143,7 @@ def _feedback(lead: str, decision: str, reason: str | None, note: str, by: str, 
             note=note,
             by=by,
             at_ms=stamp,
-            settings=LifecycleSettings(),
+            settings=Settings(),
             now_ms=stamp,
         )
     console.print(f"{lead}: {decision}; stage {move.from_stage} → {move.to_stage}", highlight=False)
@@ -191,7 +191,7 @@ def import_outcomes(
         active = current_model(store)
         if active is None:
             raise LeadscoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
-        settings, stamp = LifecycleSettings(), now_ms()
+        settings, stamp = Settings(), now_ms()
         for row in rows:
             try:
                 with store.connect() as conn:
@@ -343,9 +343,10 @@ def run(
 
     `leadscore serve` runs it beside the API; run it alone for batch imports or from cron.
     """
+    settings = Settings()
     with open_store(db) as store:
         if once:
-            stats = run_round(store, LifecycleSettings())
+            stats = run_round(store, settings)
             delivery = stats.delivery
             console.print(
                 f"{stats.started} leads started, {stats.evaluated} evaluated, {stats.moves} stage moves, "
@@ -358,7 +359,7 @@ def run(
                 highlight=False,
             )
             return
-        runner = LifecycleRunner(store).start()
+        runner = LifecycleRunner(store, settings).start()
         console.print("lifecycle runner started; Ctrl-C stops it", highlight=False)
         try:
             while True:

@@ -12,10 +12,10 @@ import jinja2.sandbox
 from sqlalchemy import Connection
 
 from leadscore.lifecycle.assignment import Assigned, assign, people
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.context import lead_context
 from leadscore.model import Action, ScoringModel
 from leadscore.model.lifecycle import Webhook
+from leadscore.settings import Settings
 from leadscore.store.outbox import enqueue
 
 _ENV = jinja2.sandbox.SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
@@ -84,9 +84,7 @@ def _mail_row(action: Action, context: dict[str, Any]) -> dict[str, Any]:
 class Effects:
     """Enqueues actions for one lead within the caller's transaction; builds the context once."""
 
-    def __init__(
-        self, conn: Connection, model: ScoringModel, lead_id: int, settings: LifecycleSettings, now_ms: int
-    ):
+    def __init__(self, conn: Connection, model: ScoringModel, lead_id: int, settings: Settings, now_ms: int):
         self.conn, self.model, self.lead_id, self.settings, self.now_ms = (
             conn,
             model,

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 from sqlalchemy import Connection, func, select
 
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.model import ScoringModel
+from leadscore.settings import Settings
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, ledger, scores
 
 REASONS = 3
@@ -22,16 +22,14 @@ def unsubscribe_token(secret: str, email: str) -> str:
     return hmac.new(secret.encode(), f"unsubscribe:{email.lower()}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def unsubscribe_url(settings: LifecycleSettings, email: str | None) -> str:
+def unsubscribe_url(settings: Settings, email: str | None) -> str:
     if not email:
         return ""
-    query = urlencode({"email": email, "token": unsubscribe_token(settings.webhook_secret, email)})
-    return f"{settings.public_url.rstrip('/')}/v1/unsubscribe?{query}"
+    query = urlencode({"email": email, "token": unsubscribe_token(settings.webhook.secret, email)})
+    return f"{settings.lifecycle.public_url.rstrip('/')}/v1/unsubscribe?{query}"
 
 
-def lead_context(
-    conn: Connection, model: ScoringModel, lead_id: int, settings: LifecycleSettings
-) -> dict[str, Any]:
+def lead_context(conn: Connection, model: ScoringModel, lead_id: int, settings: Settings) -> dict[str, Any]:
     row = (
         conn.execute(
             select(leads, accounts.c.name.label("account_name"), lead_stages.c.stage, scores)

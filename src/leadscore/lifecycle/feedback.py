@@ -16,9 +16,9 @@ from sqlalchemy import Connection
 from leadscore.errors import InputError, LeadscoreError, Problem
 from leadscore.lifecycle import segments
 from leadscore.lifecycle.actions import Effects
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import ScoringModel
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import (
     add_feedback,
@@ -60,7 +60,7 @@ def apply_trigger(
     cause: str,
     cause_ref: str,
     at_ms: int,
-    settings: LifecycleSettings,
+    settings: Settings,
     now_ms: int,
     required: bool,
 ) -> Move:
@@ -107,7 +107,7 @@ def give_feedback(
     note: str,
     by: str,
     at_ms: int,
-    settings: LifecycleSettings,
+    settings: Settings,
     now_ms: int,
 ) -> Move:
     """Record a seller's accept or reject of a lead and move its stage accordingly."""
@@ -177,7 +177,7 @@ def record_outcome(
     amount: float | None,
     reason: str | None,
     source: str,
-    settings: LifecycleSettings,
+    settings: Settings,
     now_ms: int,
 ) -> tuple[bool, Move | None]:
     """Store an outcome once (same lead, kind and time: a repeat is ignored) and take the transition it

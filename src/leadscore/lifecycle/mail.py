@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.webhook import Outcome
 from leadscore.model import Lifecycle
+from leadscore.settings import Settings
 from leadscore.store.schema import events, identities, leads, mail_suppressions
 
 TRUE = (True, 1, "true", "yes", "1", "y")
@@ -65,14 +65,14 @@ def _truthy(value: Any) -> bool:
     return (value.strip().lower() if isinstance(value, str) else value) in TRUE
 
 
-def message(settings: LifecycleSettings, payload: dict[str, Any], key: str) -> EmailMessage:
+def message(settings: Settings, payload: dict[str, Any], key: str) -> EmailMessage:
     # long unsubscribe URLs must not be folded into encoded words (RFC 5322 allows 998 characters)
     msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
-    msg["From"] = settings.mail_from
+    msg["From"] = settings.smtp.mail_from
     msg["To"] = payload["to"]
     msg["Subject"] = payload["subject"]
     msg["Date"] = formatdate(usegmt=True)
-    domain = settings.mail_from.rpartition("@")[2] or "leadscore"
+    domain = settings.smtp.mail_from.rpartition("@")[2] or "leadscore"
     msg["Message-ID"] = f"<{key.replace(':', '.')}@{domain}>"  # the same on every attempt
     msg["X-Leadscore-Key"] = key
     if payload.get("unsubscribe_url"):
@@ -82,24 +82,25 @@ def message(settings: LifecycleSettings, payload: dict[str, Any], key: str) -> E
     return msg
 
 
-def send(settings: LifecycleSettings, payload: dict[str, Any], key: str) -> Outcome:
+def send(settings: Settings, payload: dict[str, Any], key: str) -> Outcome:
+    smtp_settings = settings.smtp
     msg = message(settings, payload, key)
     try:
         smtp: smtplib.SMTP
-        if settings.smtp_ssl:
+        if smtp_settings.ssl:
             smtp = smtplib.SMTP_SSL(
-                settings.smtp_host,
-                settings.smtp_port,
-                timeout=settings.smtp_timeout_s,
+                smtp_settings.host,
+                smtp_settings.port,
+                timeout=smtp_settings.timeout_s,
                 context=ssl.create_default_context(),
             )
         else:
-            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s)
+            smtp = smtplib.SMTP(smtp_settings.host, smtp_settings.port, timeout=smtp_settings.timeout_s)
         with smtp:
-            if settings.smtp_starttls and not settings.smtp_ssl:
+            if smtp_settings.starttls and not smtp_settings.ssl:
                 smtp.starttls(context=ssl.create_default_context())
-            if settings.smtp_user:
-                smtp.login(settings.smtp_user, settings.smtp_password or "")
+            if smtp_settings.user:
+                smtp.login(smtp_settings.user, smtp_settings.password or "")
             smtp.send_message(msg)
     except smtplib.SMTPRecipientsRefused as exc:
         return Outcome("fail", f"recipient refused: {exc.recipients}")

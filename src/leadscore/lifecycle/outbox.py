@@ -1,23 +1,41 @@
-"""Delivering the outbox: claim due rows under a lease, send each (webhook or mail), record the result;
-failures are retried with exponential backoff until ``max_attempts``, then marked failed."""
+"""Delivering the outbox, apart from everything else: a dispatcher thread claims due rows under a lease and
+hands each to a worker thread (webhooks and mail have their own threads), so stage evaluation never waits
+on a receiver.
+
+Every wait is bounded: per endpoint at most ``concurrency`` deliveries are in flight (the rest of its rows
+stay pending, so one slow endpoint holds a few threads and never the others' turn), every attempt has its
+timeouts, and a circuit breaker per endpoint (``lifecycle.breaker``) stops trying an endpoint that keeps
+failing until a cool-down has passed. A failed attempt is counted on its row (``failures``, ``last_error``)
+and the row is due again after an exponential backoff with jitter (``next_attempt_ms``, durable), until
+``max_attempts``; then it is marked failed.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from leadscore.lifecycle import mail, webhook
-from leadscore.lifecycle.config import LifecycleSettings
+from leadscore.lifecycle.breaker import Breakers
+from leadscore.lifecycle.webhook import Outcome
 from leadscore.model import Lifecycle
+from leadscore.scoring.pipeline import current_model
+from leadscore.settings import Settings
 from leadscore.store import Store
-from leadscore.store.outbox import claim_due, finish, retry_at
+from leadscore.store.outbox import MAIL_ENDPOINT, claim_due, endpoint_of, finish, release, retry_at
 
 log = logging.getLogger("leadscore.lifecycle")
 BATCH = 50
+CHANNELS = ("webhook", "mail")
 
 
 @dataclass
@@ -28,77 +46,214 @@ class DeliveryStats:
     skipped: int = 0
 
 
-def backoff_ms(settings: LifecycleSettings, attempts: int) -> int:
-    """Wait after the ``attempts``-th failed attempt: base × 2^(attempts−1), capped."""
-    return int(min(settings.retry_max_s, settings.retry_base_s * 2 ** max(attempts - 1, 0)) * 1000)
+def backoff_ms(settings: Settings, attempts: int, draw: Callable[[], float] = random.random) -> int:
+    """Wait after the ``attempts``-th failed attempt: base × 2^(attempts−1), capped, less a random part
+    (at most ``retry_jitter`` of it) so that rows failing together are not retried together."""
+    lc = settings.lifecycle
+    full = min(lc.retry_max_s, lc.retry_base_s * 2.0 ** min(max(attempts - 1, 0), 62))
+    return int(full * (1.0 - lc.retry_jitter * draw()) * 1000)
 
 
-def deliver_due(
-    store: Store, settings: LifecycleSettings, lifecycle: Lifecycle | None, now_ms: int | None = None
-) -> DeliveryStats:
-    """Deliver every row due now (one lease per batch); returns what happened."""
-    stats = DeliveryStats()
-    lease_ms = int((max(settings.webhook_timeout_s, settings.smtp_timeout_s) * 2 + 30) * 1000)
-    client: httpx.Client | None = None  # made only when something is due (it builds a TLS context)
-    try:
-        while True:
-            now = now_ms if now_ms is not None else int(time.time() * 1000)
-            with store.begin() as conn:
-                rows = claim_due(conn, now, lease_ms, BATCH)
-            if rows and client is None:
-                client = httpx.Client(timeout=settings.webhook_timeout_s)
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _active_lifecycle(store: Store) -> Lifecycle | None:
+    active = current_model(store)
+    return active.model.lifecycle if active is not None else None
+
+
+class Deliverer:
+    """Delivers due outbox rows in its own threads; ``start()`` runs the dispatcher in the background,
+    ``deliver_due`` uses it once. ``clock_ms`` stamps results (tests pass a fixed time)."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        lifecycle: Callable[[], Lifecycle | None] | None = None,
+        clock_ms: Callable[[], int] = _wall_ms,
+    ) -> None:
+        self.store, self.settings, self.clock_ms = store, settings, clock_ms
+        self.lifecycle = lifecycle or (lambda: _active_lifecycle(store))
+        hooks = settings.webhook
+        self.breakers = Breakers(hooks.breaker_failures, hooks.breaker_cooldown_s)
+        self.stats = DeliveryStats()
+        self.errors = 0
+        self._limits = {"webhook": hooks.workers, "mail": settings.smtp.concurrency}
+        self._pools = {
+            "webhook": ThreadPoolExecutor(hooks.workers, thread_name_prefix="leadscore-webhook"),
+            "mail": ThreadPoolExecutor(settings.smtp.concurrency, thread_name_prefix="leadscore-mail"),
+        }
+        # an attempt may hold its row this long before another worker may take it again
+        longest = max(hooks.connect_timeout_s + hooks.total_timeout_s, 3 * settings.smtp.timeout_s)
+        self.lease_ms = int((longest + 30) * 1000)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._by_endpoint: Counter[str] = Counter()
+        self._by_channel: Counter[str] = Counter()
+        self._client: httpx.Client | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leadscore-deliverer", daemon=True)
+
+    # the background dispatcher
+
+    def start(self) -> Deliverer:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; attempts in flight finish (each is bounded by its timeouts)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                started = self.dispatch(_wall_ms())
+            except Exception:
+                self.errors += 1
+                started = 0
+                log.exception("claiming deliveries failed; trying again")
+            if not started:
+                self._wake.wait(self.settings.lifecycle.lifecycle_idle_s)
+                self._wake.clear()
+
+    # claiming and attempting
+
+    def _endpoint_limit(self, endpoint: str) -> int:
+        return (
+            self.settings.smtp.concurrency if endpoint == MAIL_ENDPOINT else self.settings.webhook.concurrency
+        )
+
+    def dispatch(self, now_ms: int) -> int:
+        """Claim rows due at ``now_ms`` whose endpoint has room and start their attempts; returns how many."""
+        with self._lock:
+            channels = [c for c in CHANNELS if self._by_channel[c] < self._limits[c]]
+            busy = {e for e, n in self._by_endpoint.items() if n >= self._endpoint_limit(e)}
+        if not channels:
+            return 0
+        skip = busy | self.breakers.blocked()
+        with self.store.begin() as conn:
+            rows = claim_due(conn, now_ms, self.lease_ms, BATCH, skip_endpoints=skip, channels=channels)
+        accepted: list[tuple[dict[str, Any], str]] = []
+        released: list[int] = []
+        with self._lock:
             for row in rows:
-                assert client is not None
-                _deliver(store, settings, lifecycle, client, row, now, stats)
-            if len(rows) < BATCH or now_ms is not None:
-                return stats
-    finally:
-        if client is not None:
-            client.close()
+                channel = str(row["channel"])
+                endpoint = str(row["endpoint"] or endpoint_of(channel, str(row["target"])))
+                if (
+                    self._by_channel[channel] < self._limits[channel]
+                    and self._by_endpoint[endpoint] < self._endpoint_limit(endpoint)
+                    and self.breakers.try_acquire(endpoint)
+                ):
+                    self._by_channel[channel] += 1
+                    self._by_endpoint[endpoint] += 1
+                    accepted.append((row, endpoint))
+                else:
+                    released.append(int(row["id"]))
+        if released:
+            with self.store.begin() as conn:
+                release(conn, released, now_ms)
+        lifecycle = self.lifecycle() if any(r["channel"] == "mail" for r, _ in accepted) else None
+        for row, endpoint in accepted:
+            self._pools[str(row["channel"])].submit(self._attempt, row, endpoint, lifecycle)
+        return len(accepted)
 
+    def wait_idle(self) -> None:
+        """Wait until no attempt is in flight."""
+        with self._idle:
+            self._idle.wait_for(lambda: not any(self._by_channel.values()))
 
-def _deliver(
-    store: Store,
-    settings: LifecycleSettings,
-    lifecycle: Lifecycle | None,
-    client: httpx.Client,
-    row: dict[str, Any],
-    now: int,
-    stats: DeliveryStats,
-) -> None:
-    key, payload = str(row["key"]), dict(row["payload"])
-    if row["channel"] == "mail":
-        with store.connect() as conn:
-            problem = (
-                mail.consent_problem(conn, lifecycle, row["lead_id"], str(payload["to"]))
-                if payload.get("to_lead")
-                else None
-            )
-        if problem is not None:
-            with store.begin() as conn:
-                finish(conn, int(row["id"]), "skipped", now, problem)
-            stats.skipped += 1
-            return
-        outcome = mail.send(settings, payload, key)
-    else:
-        outcome = webhook.post(
+    def _attempt(self, row: dict[str, Any], endpoint: str, lifecycle: Lifecycle | None) -> None:
+        channel = str(row["channel"])
+        try:
+            outcome = self._send(row, lifecycle)
+            if outcome is not None:
+                self.breakers.record(endpoint, outcome.status != "retry")
+                self._record(row, outcome)
+        except Exception:  # a bug or a lost database: the lease brings the row back
+            self.errors += 1
+            log.exception("delivering %s failed", row["key"])
+            self.breakers.record(endpoint, False)
+        finally:
+            with self._idle:
+                self._by_channel[channel] -= 1
+                self._by_endpoint[endpoint] -= 1
+                if not self._by_endpoint[endpoint]:
+                    del self._by_endpoint[endpoint]
+                self._idle.notify_all()
+            self._wake.set()  # room for the next row
+
+    def _send(self, row: dict[str, Any], lifecycle: Lifecycle | None) -> Outcome | None:
+        """One attempt; None when a mail is not sent for lack of consent (the row is marked skipped)."""
+        key, payload = str(row["key"]), dict(row["payload"])
+        if row["channel"] == "mail":
+            problem = None
+            if payload.get("to_lead"):
+                with self.store.connect() as conn:
+                    problem = mail.consent_problem(conn, lifecycle, row["lead_id"], str(payload["to"]))
+            if problem is not None:
+                with self.store.begin() as conn:
+                    finish(conn, int(row["id"]), "skipped", self.clock_ms(), problem)
+                with self._lock:
+                    self.stats.skipped += 1
+                return None
+            return mail.send(self.settings, payload, key)
+        with self._lock:
+            if self._client is None:  # made only when a webhook is due (it builds a TLS context)
+                self._client = webhook.client(self.settings.webhook)
+            client = self._client
+        return webhook.post(
             client,
+            self.settings.webhook,
             str(row["target"]),
             payload["body"],
             key,
             str(payload["event"]),
-            settings.webhook_secret,
             int(time.time()),  # the wall clock, which receivers check
         )
-    attempts = int(row["attempts"]) + 1
-    with store.begin() as conn:
-        if outcome.status == "ok":
-            finish(conn, int(row["id"]), "sent", now)
-            stats.sent += 1
-        elif outcome.status == "retry" and attempts < settings.max_attempts:
-            retry_at(conn, int(row["id"]), now + backoff_ms(settings, attempts), outcome.detail)
-            stats.retried += 1
-        else:
-            finish(conn, int(row["id"]), "failed", now, outcome.detail)
-            stats.failed += 1
-            log.warning("giving up on %s after %d attempts: %s", key, attempts, outcome.detail)
+
+    def _record(self, row: dict[str, Any], outcome: Outcome) -> None:
+        now, attempts = self.clock_ms(), int(row["attempts"]) + 1
+        with self.store.begin() as conn:
+            if outcome.status == "ok":
+                finish(conn, int(row["id"]), "sent", now)
+                field = "sent"
+            elif outcome.status == "retry" and attempts < self.settings.lifecycle.max_attempts:
+                retry_at(conn, int(row["id"]), now + backoff_ms(self.settings, attempts), outcome.detail)
+                field = "retried"
+            else:
+                finish(conn, int(row["id"]), "failed", now, outcome.detail)
+                field = "failed"
+                log.warning("giving up on %s after %d attempts: %s", row["key"], attempts, outcome.detail)
+        with self._lock:
+            setattr(self.stats, field, getattr(self.stats, field) + 1)
+
+
+def deliver_due(
+    store: Store, settings: Settings, lifecycle: Lifecycle | None, now_ms: int | None = None
+) -> DeliveryStats:
+    """Deliver every row due now (``leadscore lifecycle run --once``); returns what happened. Rows that
+    fail come due again after their backoff, which is after this call's ``now``."""
+    now = now_ms if now_ms is not None else _wall_ms()
+    deliverer = Deliverer(
+        store, settings, lambda: lifecycle, (lambda: now) if now_ms is not None else _wall_ms
+    )
+    try:
+        while deliverer.dispatch(now):
+            deliverer.wait_idle()
+        deliverer.wait_idle()
+    finally:
+        deliverer.stop()
+    return deliverer.stats

@@ -4,7 +4,9 @@ Each round it (1) gives newly scored leads the initial stage, (2) evaluates ever
 it was last evaluated (the ``scores`` row's ``scored_ms`` differs from the one its stage row saw): takes
 automatic transitions, enqueues the actions of the moves and of new threshold crossings
 (``score_events``), refreshes segments and account stages, (3) on a timer, evaluates leads that
-inactivity may move and escalates assignments past their SLA, and (4) delivers due outbox rows.
+inactivity may move and escalates assignments past their SLA. The runner thread leaves delivery to the
+``Deliverer`` (``lifecycle.outbox``), which runs in threads of its own; ``run_round`` (``--once``) ends
+with (4), delivering the rows due.
 
 Exactly once in effect: a move is a compare-and-set of the lead's stage row, taken while that row is
 locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer), and every outbox row's key
@@ -25,12 +27,12 @@ from sqlalchemy import Connection, select
 from leadscore.lifecycle import segments
 from leadscore.lifecycle.accounts import accounts_of, refresh_accounts
 from leadscore.lifecycle.actions import Effects
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.gates import Facts, matching, read_facts
-from leadscore.lifecycle.outbox import DeliveryStats, deliver_due
+from leadscore.lifecycle.outbox import Deliverer, DeliveryStats, deliver_due
 from leadscore.lifecycle.stages import automatic, timed
 from leadscore.model import ScoringModel, Transition, duration_seconds
 from leadscore.scoring.pipeline import current_model
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import (
     claim_breaches,
@@ -66,7 +68,7 @@ def evaluate(
     conn: Connection,
     model: ScoringModel,
     rows: list[dict[str, Any]],
-    settings: LifecycleSettings,
+    settings: Settings,
     now_ms: int,
     cause: str,
     stats: RoundStats,
@@ -147,7 +149,7 @@ def _new_crossings(conn: Connection, rows: list[dict[str, Any]]) -> dict[int, li
 
 
 def evaluate_pending(
-    store: Store, model: ScoringModel, settings: LifecycleSettings, now_ms: int, stats: RoundStats
+    store: Store, model: ScoringModel, settings: Settings, now_ms: int, stats: RoundStats
 ) -> int:
     """Start new leads and evaluate rescored ones until none are left; returns leads evaluated."""
     lifecycle = model.lifecycle
@@ -170,7 +172,7 @@ def evaluate_pending(
 
 
 def sweep_timers(
-    store: Store, model: ScoringModel, settings: LifecycleSettings, now_ms: int, stats: RoundStats
+    store: Store, model: ScoringModel, settings: Settings, now_ms: int, stats: RoundStats
 ) -> None:
     """Evaluate leads that inactivity may move; escalate assignments past their SLA."""
     lifecycle = model.lifecycle
@@ -207,7 +209,7 @@ def sweep_timers(
 
 def run_round(
     store: Store,
-    settings: LifecycleSettings,
+    settings: Settings,
     *,
     now_ms: int | None = None,
     timers: bool = True,
@@ -226,7 +228,7 @@ def run_round(
     return stats
 
 
-def refresh_all_segments(store: Store, settings: LifecycleSettings, now_ms: int | None = None) -> int:
+def refresh_all_segments(store: Store, settings: Settings, now_ms: int | None = None) -> int:
     """Recompute every segment for every lead (after a model with new segments is published)."""
     model = _model(store)
     if model is None or model.lifecycle is None:
@@ -236,11 +238,13 @@ def refresh_all_segments(store: Store, settings: LifecycleSettings, now_ms: int 
 
 
 class LifecycleRunner:
-    """A background thread running rounds every ``idle_s`` (timers every ``timer_interval_s``)."""
+    """A background thread running rounds every ``idle_s`` (timers every ``timer_interval_s``); the outbox
+    is delivered by a ``Deliverer`` with threads of its own, so a round never waits on a receiver."""
 
-    def __init__(self, store: Store, settings: LifecycleSettings | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
-        self.settings = settings or LifecycleSettings()
+        self.settings = settings
+        self.deliverer = Deliverer(store, settings)
         self.errors = 0
         self.rounds = 0
         self._wake = threading.Event()
@@ -251,7 +255,8 @@ class LifecycleRunner:
 
     def start(self) -> LifecycleRunner:
         """Start the thread (unless ``LEADSCORE_RUN_LIFECYCLE`` is false)."""
-        if self.settings.run_lifecycle:
+        if self.settings.lifecycle.run_lifecycle:
+            self.deliverer.start()
             self._thread.start()
         return self
 
@@ -263,18 +268,21 @@ class LifecycleRunner:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
+        self.deliverer.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.once()
-            self._wake.wait(self.settings.lifecycle_idle_s)
+            self._wake.wait(self.settings.lifecycle.lifecycle_idle_s)
             self._wake.clear()
 
     def once(self) -> None:
         try:
             self._refresh_on_new_model()
-            timers = time.monotonic() - self._last_timers >= self.settings.timer_interval_s
-            run_round(self.store, self.settings, timers=timers)
+            timers = time.monotonic() - self._last_timers >= self.settings.lifecycle.timer_interval_s
+            stats = run_round(self.store, self.settings, timers=timers, deliver=False)
+            if stats.enqueued:
+                self.deliverer.wake()
             if timers:
                 self._last_timers = time.monotonic()
             self.rounds += 1

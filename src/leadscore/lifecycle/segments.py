@@ -14,9 +14,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadscore.compile.conditions import compile_condition
 from leadscore.compile.query import lead_resolver
 from leadscore.lifecycle.actions import iso
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.context import lead_context
 from leadscore.model import ScoringModel, Segment
+from leadscore.settings import Settings
 from leadscore.store.lifecycle_tables import change_membership, segment_member_ids
 from leadscore.store.outbox import enqueue
 from leadscore.store.schema import accounts, lead_stages, leads, scores, segment_members
@@ -69,7 +69,7 @@ def refresh(
     conn: Connection,
     model: ScoringModel,
     lead_ids: Sequence[int] | None,
-    settings: LifecycleSettings,
+    settings: Settings,
     now_ms: int,
 ) -> int:
     """Bring membership up to date for ``lead_ids`` (None: every lead); returns the changes made."""
@@ -98,7 +98,7 @@ def _announce(
     model: ScoringModel,
     segment: Segment,
     rows: list[dict[str, Any]],
-    settings: LifecycleSettings,
+    settings: Settings,
     now_ms: int,
 ) -> None:
     hook = segment.webhook

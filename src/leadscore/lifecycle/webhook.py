@@ -4,19 +4,26 @@ Headers: ``X-Leadscore-Timestamp`` (Unix seconds), ``X-Leadscore-Signature: sha2
 ``Idempotency-Key`` (the same on every attempt), ``X-Leadscore-Event``. A receiver verifies with
 ``verify()`` (or its own three lines), rejects timestamps older than a few minutes, and drops a key it
 has already processed.
+
+Every wait is bounded: connecting (``LEADSCORE_WEBHOOK_CONNECT_TIMEOUT_S``), each read
+(``LEADSCORE_WEBHOOK_TIMEOUT_S``) and the whole attempt (``LEADSCORE_WEBHOOK_TOTAL_TIMEOUT_S``, checked
+while the answer is read). ``lifecycle.outbox`` runs attempts in their own threads, per endpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+import time
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
+from leadscore.settings import WebhookSettings
+
 TOLERANCE_S = 300
+MAX_ANSWER_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -39,17 +46,25 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, now_s: int)
     return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
 
 
-def resolve_url(target: str) -> str | None:
-    """A stored target is a URL or ``env:NAME`` (the URL is a secret kept in the environment)."""
-    if target.startswith("env:"):
-        return os.environ.get(target.removeprefix("env:")) or None
-    return target
+def client(settings: WebhookSettings) -> httpx.Client:
+    """One client for every endpoint: timeouts from the settings, connections up to the worker count."""
+    timeout = httpx.Timeout(
+        settings.timeout_s, connect=settings.connect_timeout_s, pool=settings.connect_timeout_s
+    )
+    limits = httpx.Limits(max_connections=settings.workers, max_keepalive_connections=settings.workers)
+    return httpx.Client(timeout=timeout, limits=limits, follow_redirects=False)
 
 
 def post(
-    client: httpx.Client, target: str, body: dict[str, object], key: str, event: str, secret: str, now_s: int
+    client: httpx.Client,
+    settings: WebhookSettings,
+    target: str,
+    body: dict[str, object],
+    key: str,
+    event: str,
+    now_s: int,
 ) -> Outcome:
-    url = resolve_url(target)
+    url = settings.url(target)
     if url is None:
         return Outcome("retry", f"environment variable {target.removeprefix('env:')} is not set")
     data = orjson.dumps(body)
@@ -57,17 +72,25 @@ def post(
         "Content-Type": "application/json",
         "User-Agent": "leadscore-webhook",
         "X-Leadscore-Timestamp": str(now_s),
-        "X-Leadscore-Signature": sign(secret, now_s, data),
+        "X-Leadscore-Signature": sign(settings.secret, now_s, data),
         "X-Leadscore-Event": event,
         "Idempotency-Key": key,
     }
+    deadline = time.monotonic() + settings.total_timeout_s
     try:
-        response = client.post(url, content=data, headers=headers)
+        with client.stream("POST", url, content=data, headers=headers) as response:
+            answer = b""
+            for chunk in response.iter_bytes():
+                answer += chunk
+                if len(answer) >= MAX_ANSWER_BYTES:
+                    break  # only the start of an error answer is kept
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took longer than {settings.total_timeout_s} s")
     except httpx.HTTPError as exc:
         return Outcome("retry", f"{type(exc).__name__}: {exc}")
     if 200 <= response.status_code < 300:
         return Outcome("ok")
-    detail = f"HTTP {response.status_code}: {response.text[:200]}"
+    detail = f"HTTP {response.status_code}: {answer[:200].decode('utf-8', 'replace')}"
     # 408/425/429 and every 5xx may pass; other 4xx answers will not change by asking again
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
         return Outcome("retry", detail)

@@ -3,6 +3,12 @@
 Loading collects YAML syntax errors, duplicate keys, schema errors (unknown keys, wrong types, bad
 regexes, windows without units) and cross-references (unknown lists or groups, duplicate ids) and raises
 them together as one ``ModelValidationError``.
+
+Every model text is read here (``leadscore validate``, publish, the dashboard's editor, stored versions),
+so the limits on hostile YAML live here too, enforced while the document is composed and before anything
+is built from it: its size, how deep it nests and how many aliases it has and how many nodes they bring
+in (a 437-byte "billion laughs" document expands to a billion), each refused with the line and column of
+the alias, anchor or node that crossed the limit.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ Path_ = tuple[Any, ...]
 RULE_SECTIONS = ("fit", "engagement", "groups")
 MAX_DOCUMENT_DEPTH = 40  # far beyond any real model; stops recursion bombs before validation
 MAX_DOCUMENT_BYTES = 5_000_000
+MAX_ALIASES = 1_000  # a model repeating a condition by anchor and alias needs a handful
+MAX_ALIAS_NODES = 100_000  # nodes all aliases together may bring in (each counts its anchor's nodes)
 
 
 class _Positions:
@@ -63,10 +71,85 @@ def _walk(node: yaml.Node, path: Path_, pos: _Positions, problems: list[Problem]
             _walk(item, (*path, i), pos, problems, file)
 
 
+class _Limit(Exception):
+    """A document past one of the limits, at a position."""
+
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.message, self.line, self.column = message, mark.line + 1, mark.column + 1
+
+
 class ModelLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2 booleans: only ``true``/``false`` are booleans. YAML 1.1 also
     reads ``yes``, ``no``, ``on`` and ``off`` as booleans, so ``in: [SE, NO, DK]`` lost Norway to ``false``.
-    Settings that are booleans still accept ``yes``/``no`` (validation converts them)."""
+    Settings that are booleans still accept ``yes``/``no`` (validation converts them).
+
+    While composing it counts depth, aliases and the nodes the document has with its aliases expanded,
+    and stops at the first node past a limit (nothing is built or expanded before that)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._level = 0
+        self._aliases = 0
+        self._alias_nodes = 0
+        self._open_anchors: set[str] = set()
+        self._measured: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            return self._alias(event, parent, index)
+        self._level += 1
+        if self._level > MAX_DOCUMENT_DEPTH:
+            raise _Limit(f"the document nests deeper than {MAX_DOCUMENT_DEPTH} levels", event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._level -= 1
+            if anchor is not None:
+                self._open_anchors.discard(anchor)
+
+    def _alias(self, event: yaml.AliasEvent, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        mark, name = event.start_mark, event.anchor
+        self._aliases += 1
+        if self._aliases > MAX_ALIASES:
+            raise _Limit(f"the document has more than {MAX_ALIASES} aliases", mark)
+        if name in self._open_anchors:
+            raise _Limit(f"alias *{name} is inside the node it refers to", mark)
+        node = super().compose_node(parent, index)  # the anchor's node, shared (PyYAML copies nothing)
+        if node is None:
+            return None
+        nodes, depth = self._measure(node)
+        self._alias_nodes += nodes
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise _Limit(
+                f"alias *{name} brings in {nodes} nodes; aliases may bring in at most {MAX_ALIAS_NODES} "
+                "in all",
+                mark,
+            )
+        if self._level + depth > MAX_DOCUMENT_DEPTH:
+            raise _Limit(f"alias *{name} nests the document deeper than {MAX_DOCUMENT_DEPTH} levels", mark)
+        return node
+
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        """Nodes and depth of a composed node with every alias in it expanded (each shared node once)."""
+        known = self._measured.get(id(node))
+        if known is not None:
+            return known
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        nodes, depth = 1, 0
+        for child in children:
+            child_nodes, child_depth = self._measure(child)
+            nodes, depth = nodes + child_nodes, max(depth, child_depth)
+        self._measured[id(node)] = (nodes, depth + 1)
+        return nodes, depth + 1
 
 
 ModelLoader.yaml_implicit_resolvers = {
@@ -83,16 +166,21 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
     file = str(source)
     if text is None:
         try:
+            size = Path(source).stat().st_size
+            if size > MAX_DOCUMENT_BYTES:  # refused before it is read
+                raise ModelValidationError([_too_big(size, file)])
             text = Path(source).read_text(encoding="utf-8")
         except OSError as exc:
             raise ModelValidationError([Problem(f"cannot read model: {exc.strerror}", file)]) from None
+        except UnicodeDecodeError as exc:
+            raise ModelValidationError(
+                [Problem(f"the model is not UTF-8 (byte {exc.start})", file)]
+            ) from None
         base_dir = base_dir or Path(source).parent
     base_dir = base_dir or Path.cwd()
     problems: list[Problem] = []
-    if len(text) > MAX_DOCUMENT_BYTES:
-        raise ModelValidationError(
-            [Problem(f"model is {len(text)} bytes; at most {MAX_DOCUMENT_BYTES} are allowed", file)]
-        )
+    if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+        raise ModelValidationError([_too_big(len(text.encode("utf-8", "surrogatepass")), file)])
     try:
         loader = ModelLoader(text)
         try:
@@ -100,6 +188,8 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
             raw = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except _Limit as exc:
+        raise ModelValidationError([Problem(exc.message, file, exc.line, exc.column)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -128,6 +218,10 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
     if problems:
         raise ModelValidationError(problems)
     return model
+
+
+def _too_big(size: int, file: str) -> Problem:
+    return Problem(f"model is {size} bytes; at most {MAX_DOCUMENT_BYTES} are allowed", file)
 
 
 def _depth(value: Any, level: int = 0) -> int:

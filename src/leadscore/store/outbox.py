@@ -4,36 +4,67 @@ delivered later by a worker that claims due rows with a lease.
 Enqueueing is idempotent (unique ``key``). A claimed row gets ``next_attempt_ms`` pushed past its lease
 before delivery starts, so a worker that dies mid-delivery leaves the row to be retried (at least once);
 the key travels with every attempt so the receiver can drop a repeat (exactly once in effect).
+
+Each row names its ``endpoint`` (the webhook target, or ``smtp`` for mail) and counts its failed attempts
+(``failures``, with the latest in ``last_error``): ``delivery_failures`` reads them by endpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, case, func, select, update
 
 from leadscore.store.schema import outbox
 from leadscore.store.upsert import insert_ignore
+
+MAIL_ENDPOINT = "smtp"
+
+
+def endpoint_of(channel: str, target: str) -> str:
+    """Where a notification goes: one SMTP server for every mail, each webhook target on its own."""
+    return MAIL_ENDPOINT if channel == "mail" else target
 
 
 def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now_ms: int) -> int:
     """Add notifications (key, channel, action, lead_id, target, payload); existing keys are skipped."""
     full = [
-        {"status": "pending", "attempts": 0, "next_attempt_ms": now_ms, "created_ms": now_ms, **r}
+        {
+            "status": "pending",
+            "attempts": 0,
+            "failures": 0,
+            "next_attempt_ms": now_ms,
+            "created_ms": now_ms,
+            "endpoint": endpoint_of(str(r["channel"]), str(r["target"])),
+            **r,
+        }
         for r in rows
     ]
     return insert_ignore(conn, outbox, full, ["key"])
 
 
-def claim_due(conn: Connection, now_ms: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
-    """Pending rows due now, leased to the caller until ``now_ms + lease_ms`` (commit to publish the lease)."""
+def claim_due(
+    conn: Connection,
+    now_ms: int,
+    lease_ms: int,
+    limit: int,
+    *,
+    skip_endpoints: Collection[str] = (),
+    channels: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Pending rows due now, leased to the caller until ``now_ms + lease_ms`` (commit to publish the lease);
+    rows of ``skip_endpoints`` (busy, or their breaker open) and of other ``channels`` stay where they are."""
     query = (
         select(outbox)
         .where(outbox.c.status == "pending", outbox.c.next_attempt_ms <= now_ms)
         .order_by(outbox.c.next_attempt_ms, outbox.c.id)
         .limit(limit)
     )
+    if skip_endpoints:
+        query = query.where(outbox.c.endpoint.not_in(sorted(skip_endpoints)))
+    if channels is not None:
+        query = query.where(outbox.c.channel.in_(sorted(channels)))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = [dict(r) for r in conn.execute(query).mappings()]
@@ -46,18 +77,36 @@ def claim_due(conn: Connection, now_ms: int, lease_ms: int, limit: int) -> list[
     return rows
 
 
+def release(conn: Connection, row_ids: Sequence[int], now_ms: int) -> None:
+    """Give back claimed rows that were not attempted (their endpoint had no room): due again, no attempt."""
+    if row_ids:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(list(row_ids)))
+            .values(next_attempt_ms=now_ms, attempts=outbox.c.attempts - 1)
+        )
+
+
 def finish(conn: Connection, row_id: int, status: str, now_ms: int, error: str | None = None) -> None:
-    """Mark a delivery sent, skipped (consent) or failed (given up)."""
+    """Mark a delivery sent, skipped (consent) or failed (given up: a failed attempt is counted)."""
     conn.execute(
         update(outbox)
         .where(outbox.c.id == row_id)
-        .values(status=status, sent_ms=now_ms if status == "sent" else None, last_error=error)
+        .values(
+            status=status,
+            sent_ms=now_ms if status == "sent" else None,
+            last_error=error,
+            failures=outbox.c.failures + (1 if status == "failed" else 0),
+        )
     )
 
 
 def retry_at(conn: Connection, row_id: int, when_ms: int, error: str) -> None:
+    """A failed attempt: counted, and the row is due again at ``when_ms``."""
     conn.execute(
-        update(outbox).where(outbox.c.id == row_id).values(next_attempt_ms=when_ms, last_error=error)
+        update(outbox)
+        .where(outbox.c.id == row_id)
+        .values(next_attempt_ms=when_ms, last_error=error, failures=outbox.c.failures + 1)
     )
 
 
@@ -75,3 +124,21 @@ def read_outbox(
 def outbox_counts(conn: Connection) -> dict[str, int]:
     query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
     return {str(s): int(n) for s, n in conn.execute(query).all()}
+
+
+def delivery_failures(conn: Connection) -> dict[str, dict[str, int]]:
+    """By endpoint: failed attempts, rows given up (``failed``) and rows waiting for a retry."""
+    query = (
+        select(
+            outbox.c.endpoint,
+            func.sum(outbox.c.failures),
+            func.sum(case((outbox.c.status == "failed", 1), else_=0)),
+            func.sum(case(((outbox.c.status == "pending") & (outbox.c.failures > 0), 1), else_=0)),
+        )
+        .where(outbox.c.failures > 0)
+        .group_by(outbox.c.endpoint)
+    )
+    return {
+        str(endpoint): {"failures": int(n), "failed": int(failed), "retrying": int(retrying)}
+        for endpoint, n, failed, retrying in conn.execute(query).all()
+    }

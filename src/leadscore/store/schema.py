@@ -308,11 +308,14 @@ outbox = Table(
     Column("action", String(63), nullable=False),
     Column("lead_id", Integer, ForeignKey("leads.id")),
     Column("target", Text, nullable=False),  # URL, env variable name or e-mail address
+    # where it goes, for per-endpoint bounds and failure counts: the webhook target, or "smtp" for mail
+    Column("endpoint", Text, nullable=False, server_default=""),
     Column("payload", Json, nullable=False),
     Column("status", String(16), nullable=False),  # pending | sent | skipped | failed
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_ms", BigInteger, nullable=False),
     Column("last_error", Text),
+    Column("failures", Integer, nullable=False, server_default="0"),  # failed attempts
     Column("created_ms", BigInteger, nullable=False),
     Column("sent_ms", BigInteger),
     Index("ix_outbox_due", "status", "next_attempt_ms"),

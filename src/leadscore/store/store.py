@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, inspect
 
 from leadscore.compile import Sources
+from leadscore.settings import DEFAULT_DATABASE_URL, database_url
 from leadscore.store import schema
 from leadscore.store.engine import make_engine, migrate, normalise_url
 
-DEFAULT_URL = "sqlite:///leadscore.db"
+DEFAULT_URL = DEFAULT_DATABASE_URL
 
 
 class Store:
@@ -23,7 +23,7 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str | None = None, *, migrate_schema: bool = True) -> Store:
-        url = url or os.environ.get("LEADSCORE_DATABASE_URL") or DEFAULT_URL
+        url = url or database_url(None)  # LEADSCORE_DATABASE_URL, else ./leadscore.db
         store = cls(make_engine(url))
         if migrate_schema:
             migrate(store.engine)

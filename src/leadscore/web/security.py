@@ -18,7 +18,6 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadscore.api.state import state_of
@@ -55,16 +54,9 @@ HEADERS = [
 ]
 
 
-class WebSettings(BaseSettings):
-    """Dashboard settings (``LEADSCORE_COOKIE_SECURE``): None marks cookies Secure when served over https."""
-
-    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore", frozen=True)
-
-    cookie_secure: bool | None = None
-
-
 def cookie_secure(request: Request) -> bool:
-    configured = WebSettings().cookie_secure
+    """Whether cookies are marked Secure: ``LEADSCORE_COOKIE_SECURE``, else when served over https."""
+    configured = state_of(request).settings.cookies.secure
     return request.url.scheme == "https" if configured is None else configured
 
 

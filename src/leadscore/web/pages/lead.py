@@ -11,7 +11,6 @@ from sqlalchemy import Connection
 
 from leadscore.api.state import state_of
 from leadscore.errors import InputError
-from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.feedback import TransitionError, give_feedback
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
@@ -98,7 +97,7 @@ def lead_feedback(
             note=note.strip(),
             by=viewer.email,
             at_ms=stamp,
-            settings=LifecycleSettings(),
+            settings=state_of(request).settings,
             now_ms=stamp,
         )
     except (TransitionError, InputError) as exc:
