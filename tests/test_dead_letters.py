@@ -39,7 +39,8 @@ def _row(message_id: str, user: str = "ann") -> dict[str, Any]:
 
 def refuse_user(store: Store, user: str, table: str = "events", column: str = "user_id") -> None:
     """A trigger making the database refuse rows of ``table`` whose ``column`` mentions ``user``."""
-    match = f"NEW.{column} = '{user}'" if column == "user_id" else f"NEW.{column} LIKE '%\"{user}\"%'"
+    find = "instr(NEW.{0}, '\"{1}\"') > 0" if store.dialect == "sqlite" else "position('\"{1}\"' in NEW.{0}) > 0"
+    match = f"NEW.{column} = '{user}'" if column == "user_id" else find.format(column, user)
     with store.begin() as conn:
         if store.dialect == "sqlite":
             conn.exec_driver_sql(
@@ -197,3 +198,14 @@ def test_a_request_the_database_refuses_fails_alone_in_its_group(store: Store) -
     with store.connect() as conn:
         rows = conn.execute(text("SELECT rows FROM inbox")).scalars().all()
     assert sum(r.count('"message_id"') for r in rows) == 10
+
+
+def test_a_nul_in_a_message_id_fails_only_its_own_request_on_postgresql(pg_store: Store) -> None:
+    committer = GroupCommitter(pg_store)
+    good = [committer.submit([_row(f"g{i}")]) for i in range(3)]
+    bad = committer.submit([_row("nul\x00id")])
+    committer.start()
+    assert [f.result() for f in good] == [{"g0"}, {"g1"}, {"g2"}]
+    with pytest.raises(Exception, match="NUL"):
+        bad.result()
+    committer.stop()
