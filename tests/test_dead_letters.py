@@ -112,19 +112,19 @@ def test_a_poison_message_is_set_aside_and_the_next_event_is_scored(store: Store
     assert _visits(store, "ann") == 3
 
     # retried while the database still refuses it: still a dead letter, one attempt more
-    again = operator.retry(store, letter.id)
+    again = operator.retry(store, letter.id, actor="test")
     assert not again.applied and "refused by the test trigger" in (again.error or "")
     with store.connect() as conn:
         assert dead_letters.get(conn, letter.id).attempts == 2  # type: ignore[union-attr]
 
     allow_again(store)
-    assert operator.retry(store, letter.id).applied
+    assert operator.retry(store, letter.id, actor="test").applied
     assert _visits(store, "poison") == 1
     with store.connect() as conn:
         assert dead_letters.listed(conn) == []
         assert counters.read(conn)[counters.SCORED] == 4  # m1, m3, m4, then m2
     with pytest.raises(NotFoundError):
-        operator.retry(store, letter.id)
+        operator.retry(store, letter.id, actor="test")
 
 
 def test_good_messages_around_a_poison_one_are_applied_exactly_once(store: Store) -> None:
@@ -146,11 +146,11 @@ def test_a_dropped_dead_letter_is_gone(store: Store) -> None:
     _drain(store)
     with store.connect() as conn:
         (letter,) = dead_letters.listed(conn)
-    operator.drop(store, letter.id)
+    operator.drop(store, letter.id, actor="test")
     with store.connect() as conn:
         assert dead_letters.listed(conn) == []
     with pytest.raises(NotFoundError):
-        operator.drop(store, letter.id)
+        operator.drop(store, letter.id, actor="test")
     assert _logged(store) == 0
 
 
@@ -170,7 +170,7 @@ def test_an_unreadable_inbox_row_becomes_a_dead_letter(store: Store) -> None:
         ("7", "None"),
     ]
     assert "not JSON" in letters[0].error
-    retried = operator.retry(store, letters[1].id)
+    retried = operator.retry(store, letters[1].id, actor="test")
     assert not retried.applied and "cannot be applied, only dropped" in (retried.error or "")
 
 

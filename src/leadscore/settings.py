@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=0, ge=0)
     # events of people who refused tracking: "keep" (stored, not scored) or "drop" (deleted on arrival)
     unconsented_events: Literal["keep", "drop"] = "keep"
+    # /metrics answers anyone (a scraper on a private network) instead of read and admin tokens only
+    metrics_public: bool = False
+    # the dashboard warns when the oldest event waiting to be scored is older than this (seconds)
+    lag_alert_s: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:

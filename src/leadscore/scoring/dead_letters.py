@@ -11,6 +11,7 @@ from leadscore.ingest.committer import write_turn
 from leadscore.scoring.processor import apply_rows, describe_error
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters, dead_letters
+from leadscore.store.audit import audit
 from leadscore.store.event_log import inbox_events
 
 
@@ -23,9 +24,11 @@ class Retried:
     error: str | None = None
 
 
-def retry(store: Store, letter_id: int, drop_unconsented: bool = False) -> Retried:
+def retry(store: Store, letter_id: int, *, actor: str, drop_unconsented: bool = False) -> Retried:
     """Apply dead letter ``letter_id``'s message the way the processor would have (a message id already in
-    the log is skipped); on success the dead letter is deleted, else its error and attempts are updated."""
+    the log is skipped); on success the dead letter is deleted, else its error and attempts are updated.
+    The retry is written to the audit log under ``actor``."""
+    stamp = now_ms()
     with write_turn(store), store.begin() as conn:
         letter = dead_letters.get(conn, letter_id, lock=True)
         if letter is None:
@@ -37,16 +40,20 @@ def retry(store: Store, letter_id: int, drop_unconsented: bool = False) -> Retri
             with conn.begin_nested():
                 scored, _ = apply_rows(conn, store, [row], drop_unconsented)
         except Exception as exc:
-            error = describe_error(exc)
-            dead_letters.failed_again(conn, letter_id, error, now_ms())
-            return Retried(letter_id, False, dead_letters.printable(error, dead_letters.MAX_ERROR))
+            error = dead_letters.printable(describe_error(exc), dead_letters.MAX_ERROR)
+            dead_letters.failed_again(conn, letter_id, error, stamp)
+            audit(conn, stamp, actor, "deadletter.retry", letter.message_id, applied=False, error=error)
+            return Retried(letter_id, False, error)
         dead_letters.remove(conn, letter_id)
         counters.add(conn, {counters.SCORED: scored})
+        audit(conn, stamp, actor, "deadletter.retry", letter.message_id, applied=True)
     return Retried(letter_id, True)
 
 
-def drop(store: Store, letter_id: int) -> None:
-    """Delete dead letter ``letter_id`` (its message is given up)."""
+def drop(store: Store, letter_id: int, *, actor: str) -> None:
+    """Delete dead letter ``letter_id`` (its message is given up); written to the audit log."""
     with store.begin() as conn:
-        if not dead_letters.remove(conn, letter_id):
+        letter = dead_letters.get(conn, letter_id, lock=True)
+        if letter is None or not dead_letters.remove(conn, letter_id):
             raise NotFoundError(f"no dead letter {letter_id}")
+        audit(conn, now_ms(), actor, "deadletter.drop", letter.message_id, error=letter.error)
