@@ -184,7 +184,8 @@ def test_not_ready_when_the_processor_stopped_or_the_schema_is_behind(store: Sto
     assert stopped.status_code == 503
     assert stopped.json()["checks"] == {"database": "ok", "migrations": "ok", "processor": "stopped"}
     assert behind.status_code == 503
-    assert behind.json()["checks"]["migrations"] == "behind: run `leadscore migrate`"
+    # the expected head moves with every migration added; the database's is the one set above
+    assert behind.json()["checks"]["migrations"].startswith("database at 0008, this version expects ")
 
 
 def test_not_ready_when_the_database_is_unreachable() -> None:

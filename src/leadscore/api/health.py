@@ -19,7 +19,7 @@ from leadscore.api.state import AppState, state_of
 from leadscore.scoring.run import now_ms
 from leadscore.store import counters
 from leadscore.store.dead_letters import printable
-from leadscore.store.health import Backlog, backlog, migrations_at_head
+from leadscore.store.health import Backlog, backlog, schema_state
 
 router = APIRouter(tags=["health"])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -40,7 +40,7 @@ def readyz(request: Request) -> JSONResponse:
     try:
         with state.store.connect() as conn:
             checks["database"] = "ok"
-            checks["migrations"] = "ok" if migrations_at_head(conn) else "behind: run `leadscore migrate`"
+            checks["migrations"] = schema_state(conn)
     except Exception as exc:  # unreachable, refused, wrong credentials: not ready, and say why
         checks["database"] = printable(f"{type(exc).__name__}: {exc}", 300)
     checks["processor"] = _processor(state)

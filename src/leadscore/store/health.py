@@ -131,6 +131,10 @@ def _heads() -> frozenset[str]:
     return frozenset(ScriptDirectory(str(MIGRATIONS)).get_heads())
 
 
-def migrations_at_head(conn: Connection) -> bool:
-    """Whether the database's schema is at the newest migration (every branch's head)."""
-    return set(MigrationContext.configure(conn).get_current_heads()) == _heads()
+def schema_state(conn: Connection) -> str:
+    """ "ok" when the database's schema is at this version's newest migration (every branch's head), else
+    what it is at and what is expected."""
+    current = set(MigrationContext.configure(conn).get_current_heads())
+    if current == _heads():
+        return "ok"
+    return f"database at {', '.join(sorted(current)) or 'no migration'}, this version expects {', '.join(sorted(_heads()))}"
