@@ -39,7 +39,9 @@ def _row(message_id: str, user: str = "ann") -> dict[str, Any]:
 
 def refuse_user(store: Store, user: str, table: str = "events", column: str = "user_id") -> None:
     """A trigger making the database refuse rows of ``table`` whose ``column`` mentions ``user``."""
-    find = "instr(NEW.{0}, '\"{1}\"') > 0" if store.dialect == "sqlite" else "position('\"{1}\"' in NEW.{0}) > 0"
+    find = (
+        "instr(NEW.{0}, '\"{1}\"') > 0" if store.dialect == "sqlite" else "position('\"{1}\"' in NEW.{0}) > 0"
+    )
     match = f"NEW.{column} = '{user}'" if column == "user_id" else find.format(column, user)
     with store.begin() as conn:
         if store.dialect == "sqlite":

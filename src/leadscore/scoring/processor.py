@@ -173,7 +173,9 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {inner}".strip()
 
 
-def _set_aside(conn: Connection, row: dict[str, Any] | None, error: str, now: int, raw: str | None = None) -> None:
+def _set_aside(
+    conn: Connection, row: dict[str, Any] | None, error: str, now: int, raw: str | None = None
+) -> None:
     letter = dead_letters.add(conn, row, error, now, raw=raw)
     mid = dead_letters.printable(str(row.get("message_id")) if row else "(unreadable inbox row)", 300)
     log.error("message %s could not be applied and is dead letter %d: %s", mid, letter, error)

@@ -51,7 +51,9 @@ def deadletter_retry(request: Request, viewer: DeadLetterManager, letter_id: int
     state = state_of(request)
     drop_unconsented = state.settings.unconsented_events == "drop"
     try:
-        outcome = operator.retry(state.store, letter_id, actor=viewer.email, drop_unconsented=drop_unconsented)
+        outcome = operator.retry(
+            state.store, letter_id, actor=viewer.email, drop_unconsented=drop_unconsented
+        )
     except NotFoundError:
         raise WebDenied(404, f"There is no dead letter {letter_id}.") from None
     if not outcome.applied:
