@@ -182,7 +182,12 @@ def test_not_ready_when_the_processor_stopped_or_the_schema_is_behind(store: Sto
             conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
         behind = httpx.get(f"{url}/readyz", timeout=30)
     assert stopped.status_code == 503
-    assert stopped.json()["checks"] == {"database": "ok", "migrations": "ok", "processor": "stopped"}
+    assert stopped.json() == {
+        "ok": False,
+        "error": "not ready: processor",
+        "errors": [{"field": "processor", "message": "stopped"}],
+        "checks": {"database": "ok", "migrations": "ok", "processor": "stopped"},
+    }
     assert behind.status_code == 503
     # the expected head moves with every migration added; the database's is the one set above
     assert behind.json()["checks"]["migrations"].startswith("database at 0008, this version expects ")

@@ -44,8 +44,12 @@ def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # unreachable, refused, wrong credentials: not ready, and say why
         checks["database"] = printable(f"{type(exc).__name__}: {exc}", 300)
     checks["processor"] = _processor(state)
-    ok = all(v in ("ok", "disabled") for v in checks.values())
-    return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
+    failing = [{"field": name, "message": v} for name, v in checks.items() if v not in ("ok", "disabled")]
+    if not failing:
+        return JSONResponse({"ok": True, "checks": checks})
+    # the error envelope, with every check's state beside it
+    message = "not ready: " + ", ".join(f["field"] for f in failing)
+    return JSONResponse({"ok": False, "error": message, "errors": failing, "checks": checks}, status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus metrics (a read or admin token unless LEADSCORE_METRICS_PUBLIC)")
