@@ -25,6 +25,7 @@ from leadscore.scoring.pipeline import publish
 from leadscore.scoring.processor import process_pending
 from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store import dead_letters as dead_letters_store
 from leadscore.store.engine import make_engine
 from leadscore.store.health import backlog
 from leadscore.store.keys import create_key
@@ -293,3 +294,12 @@ def test_the_deadletters_commands(store: Store) -> None:
     assert json.loads(runner.invoke(cli, ["deadletters", "list", "--db", db, "-f", "json"]).output) == []
     missing = runner.invoke(cli, ["deadletters", "drop", str(second), "--db", db])
     assert missing.exit_code == 1 and "no dead letter" in str(missing.exception)
+
+
+def test_deadletters_list_prints_hostile_text_as_it_is(store: Store) -> None:
+    with store.begin() as conn:
+        dead_letters_store.add(conn, {"message_id": "[/bad] [red]x"}, "Err [/]\nsecond line", T)
+    listed = CliRunner().invoke(cli, ["deadletters", "list", "--db", _db_arg(store)])
+    assert listed.exit_code == 0, listed.exception
+    assert "[/bad] [red]x" in listed.output and "Err [/]" in listed.output
+    assert "second line" not in listed.output  # the table shows an error's first line

@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from leadscore.cli.options import Db, fmt_time, open_store
 from leadscore.cli.render import console, print_rows
@@ -31,20 +32,27 @@ def list_cmd(
     """The dead letters, oldest first: message id, when it failed, attempts, the error."""
     with open_store(db) as store, store.connect() as conn:
         letters = dead_letters.listed(conn, limit)
+    table = fmt == "table"
     rows = [
         {
             "id": d.id,
-            "message_id": d.message_id,
+            # a table cell is read as rich markup: message ids and errors are anybody's text
+            "message_id": escape(d.message_id) if table else d.message_id,
             "failed": fmt_time(d.failed_ms),
             "attempts": d.attempts,
-            "error": d.error if fmt != "table" else d.error.splitlines()[0][:120] if d.error else "",
+            "error": escape(_first_line(d.error)) if table else d.error,
         }
         for d in letters
     ]
-    if not rows and fmt == "table":
+    if not rows and table:
         console.print("no dead letters")
         return
     print_rows(rows, fmt, title="dead letters")
+
+
+def _first_line(text: str, limit: int = 120) -> str:
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 @app.command("show")
