@@ -7,11 +7,16 @@ one request's inbox row. Expected counts are hand-counted from the events sent.
 
 from __future__ import annotations
 
+import base64
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 
+from leadscore.api import create_app
 from leadscore.errors import NotFoundError
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.committer import GroupCommitter
@@ -20,8 +25,11 @@ from leadscore.model import loads_model
 from leadscore.scoring import dead_letters as operator
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.processor import process_pending
+from leadscore.settings import Settings
 from leadscore.store import Store, counters, dead_letters
+from leadscore.store.keys import create_key
 from leadscore.store.schema import events, inbox, leads, ledger
+from live_server import serving
 
 NOW = 1_717_200_000_000
 MODEL = """
@@ -211,3 +219,29 @@ def test_a_nul_in_a_message_id_fails_only_its_own_request_on_postgresql(pg_store
     with pytest.raises(Exception, match="NUL"):
         bad.result()
     committer.stop()
+
+
+def test_concurrent_requests_beside_a_refused_one_are_answered_200(store: Store) -> None:
+    """Over HTTP: 30 requests sent at once (the committer groups what arrives together) and one of them
+    refused by the database; that one gets the 500, every other one its 200."""
+    refuse_user(store, "bad", table="inbox", column="rows")
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "site", 0)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{write}:".encode()).decode()}
+    app = create_app(Settings(database_url="unused", run_processor=False), store=store)
+    users = [f"u{i}" for i in range(29)] + ["bad"]
+    with serving(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        barrier = threading.Barrier(len(users))
+
+        def send(user: str) -> int:
+            barrier.wait()
+            message = {"type": "page", "userId": user, "messageId": f"m-{user}", "name": "Home"}
+            return client.post("/v1/page", json=message, headers=auth).status_code
+
+        with ThreadPoolExecutor(len(users)) as pool:
+            codes = dict(zip(users, pool.map(send, users), strict=True))
+    assert codes.pop("bad") == 500
+    assert set(codes.values()) == {200}
+    with store.connect() as conn:
+        rows = conn.execute(text("SELECT rows FROM inbox")).scalars().all()
+    assert sum(r.count('"message_id"') for r in rows) == 29
