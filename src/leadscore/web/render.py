@@ -69,7 +69,8 @@ def page(request: Request, viewer: Viewer, template: str, status: int = 200, **c
             "nav": nav,
             "path": request.url.path,
             "status_code": status,
-            "pipeline": pipeline_warnings(request, viewer),
+            # called by the base template only: fragments (htmx) do not pay for the queries
+            "pipeline": lambda: pipeline_warnings(request, viewer),
             **context,
         },
         status_code=status,
