@@ -24,7 +24,8 @@ from live_server import serving
 CREDENTIALS = ("none", "write", "read", "admin", "revoked")
 # route pattern → credential kinds allowed; everything else must get 401 or 403
 POLICIES: list[tuple[str, set[str]]] = [
-    (r"^/health$", set(CREDENTIALS)),
+    (r"^/health$|^/healthz$|^/readyz$", set(CREDENTIALS)),
+    (r"^/metrics$", {"read", "admin"}),  # unless LEADSCORE_METRICS_PUBLIC
     (r"^/openapi\.json$", set(CREDENTIALS)),
     (r"^/v1/(track|page|screen|identify|group|alias|t|p|s|i|g|a|batch|b|import)$", {"write"}),
     (

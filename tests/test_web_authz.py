@@ -22,7 +22,7 @@ from leadscore.web import STATIC_PATH
 from leadscore.web.security import PUBLIC, Guard
 from web_support import ROLES, Site, csrf_of, signed_in, site
 
-API_PATHS = ("/v1/", "/health", "/openapi.json")
+API_PATHS = ("/v1/", "/health", "/readyz", "/metrics", "/openapi.json")
 
 
 def _guards(route: APIRoute) -> list[Guard]:

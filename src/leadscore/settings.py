@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     cookies: CookieSettings = Field(default_factory=CookieSettings)
+    # /metrics answers anyone (a scraper on a private network) instead of read and admin tokens only
+    metrics_public: bool = False
+    # the dashboard warns when the oldest event waiting to be scored is older than this (seconds)
+    lag_alert_s: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:

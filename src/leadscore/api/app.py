@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from leadscore import __version__, web
-from leadscore.api import browser, errors, leads, reports, tracking, tracking_lane
+from leadscore.api import browser, errors, health, leads, reports, tracking, tracking_lane
 from leadscore.api import lifecycle as lifecycle_api
 from leadscore.api.auth import KeyCache
 from leadscore.api.state import AppState
@@ -107,11 +107,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(leads.router)
     app.include_router(lifecycle_api.router)
     app.include_router(reports.router)
+    app.include_router(health.router)
     web.install(app)  # the dashboard: pages, static files, security headers
-
-    @app.get("/health", tags=["health"], summary="Liveness: the app answers")
-    def health() -> dict[str, object]:
-        return {"ok": True, "version": __version__}
 
     return app
 

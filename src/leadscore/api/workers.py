@@ -8,22 +8,32 @@ connections over them by their addresses, as nginx's ``reuseport`` does. Where `
 balance (outside Linux) uvicorn's workers are used.
 
 The supervisor starts the workers, restarts one that dies, and stops them all on SIGINT or SIGTERM
-(each finishes its requests: committed events are acknowledged, the rest are refused).
+(each finishes its requests: committed events are acknowledged, the rest are refused). Workers die with
+their supervisor even when it is killed outright (SIGKILL, the OOM killer), which no handler sees: on
+Linux the kernel sends each worker SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), and every worker
+also watches its parent's pid, so none keeps serving unmanaged (a restarted supervisor could not even
+bind beside them with the same settings).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 log = logging.getLogger("leadscore.serve")
 APP = "leadscore.api.app:app_from_env"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_POLL_S = 0.5
 
 
 def tune_gc() -> None:
@@ -58,7 +68,32 @@ def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
     return sock
 
 
-def _worker(host: str, port: int, options: dict[str, Any], app: str) -> None:
+def die_with_parent(parent: int, poll_s: float = PARENT_POLL_S) -> None:
+    """Make this process stop (SIGTERM: a graceful shutdown) when process ``parent`` is gone.
+
+    Linux delivers the signal itself once asked (``prctl(PR_SET_PDEATHSIG)``); a thread that checks the
+    parent pid covers other systems, a parent that died before the request was made (the child is then
+    already adopted by another process), and a kernel that sends the signal on the death of the parent's
+    thread that started the child rather than of the parent process.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        log.error("the supervisor (pid %d) is gone; this worker stops", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="leadscore-parent-watch", daemon=True).start()
+
+
+def _worker(host: str, port: int, options: dict[str, Any], app: str, parent: int) -> None:
+    die_with_parent(parent)
     import uvicorn
 
     sock = listening_socket(host, port, options.get("backlog", 2048))
@@ -76,7 +111,7 @@ def run(host: str, port: int, workers: int, options: dict[str, Any], app: str = 
     stopping = threading.Event()
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(host, port, options, app), daemon=False)
+        process = context.Process(target=_worker, args=(host, port, options, app, os.getpid()), daemon=False)
         process.start()
         return process
 

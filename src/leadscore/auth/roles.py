@@ -17,6 +17,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "keys.manage",
             "privacy",
             "audit.read",
+            "deadletters.manage",
         }
     ),
     "marketing": frozenset(

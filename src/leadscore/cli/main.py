@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from leadscore.cli import (
     batch_cmds,
+    deadletters_cmds,
     demo_cmd,
     imports,
     learn_cmds,
@@ -54,6 +55,7 @@ app.add_typer(lifecycle_cmds.segments_app, name="segments")
 app.add_typer(lifecycle_cmds.reports_app, name="reports")
 app.add_typer(lifecycle_cmds.lifecycle_app, name="lifecycle")
 app.add_typer(batch_cmds.app, name="batch")
+app.add_typer(deadletters_cmds.app, name="deadletters")
 
 Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 ModelFile = Annotated[

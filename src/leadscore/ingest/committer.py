@@ -4,7 +4,8 @@ Request handlers ``submit`` rows (or ``await commit(rows)`` on an event loop) an
 thread drains everything queued, appends it to the inbox (``event_log.enqueue``: a JSON array per 100
 events, no index to update) in one transaction, and resolves every waiter only after the commit. A 200
 therefore always means "on disk". If the commit fails, every waiter in that group fails and no client is
-told its events were stored. On SQLite, what an event loop's requests gather over a couple of loop
+told its events were stored; the group is then committed again in halves, so a request the database
+refuses fails alone and the others are answered as usual. On SQLite, what an event loop's requests gather over a couple of loop
 passes is committed on the loop itself when the write turn is free (``_flush``), and goes to the writer
 thread only when it is not; either way through the driver's own connection (``acknowledge_sqlite``).
 
@@ -319,6 +320,22 @@ class GroupCommitter:
             self._commit_locked(group, self._writer, take_turn=True)
 
     def _commit_locked(self, group: list[_Pending], held: _HeldConnection, take_turn: bool) -> None:
+        """Commit ``group`` and answer its requests. If the commit fails, the group is committed again in
+        halves, down to the request that fails on its own: one request holding a value the database
+        refuses (a NUL character on PostgreSQL) fails alone, never its neighbours. A database that
+        refuses everything costs one try per request and half as many again."""
+        failure = self._try_commit(group, held, take_turn)
+        if failure is None:
+            return
+        if len(group) == 1:  # the request must learn its events were not stored
+            self._resolve(group, lambda _: failure)
+            return
+        half = len(group) // 2
+        self._commit_locked(group[:half], held, take_turn)
+        self._commit_locked(group[half:], held, take_turn)
+
+    def _try_commit(self, group: list[_Pending], held: _HeldConnection, take_turn: bool) -> Exception | None:
+        """One transaction for ``group``; on success its requests are answered, on failure nothing is."""
         rows = self._fresh([row for pending in group for row in pending.rows])
         known: set[str] = set()
         try:
@@ -330,11 +347,9 @@ class GroupCommitter:
                 with writer.begin():
                     known = known_message_ids(writer, list(rows))
                     enqueue(writer, [row for mid, row in rows.items() if mid not in known])
-        except Exception as exc:  # every waiting request must learn its events were not stored
-            held.drop()  # whatever broke, the next group starts on a fresh connection
-            failure: BaseException = exc
-            self._resolve(group, lambda _: failure)
-            return
+        except Exception as exc:
+            held.drop()  # whatever broke, the next try starts on a fresh connection
+            return exc
         stored = [mid for mid in rows if mid not in known]  # in arrival order
         self._remember(stored)
         stored_set = set(stored)
@@ -343,6 +358,7 @@ class GroupCommitter:
         self._resolve(group, lambda pending: {r["message_id"] for r in pending.rows} & stored_set)
         if self.on_commit is not None:
             self.on_commit()
+        return None
 
     def _fresh(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The first copy of each message this committer has not stored already, by message id."""

@@ -7,6 +7,12 @@ event whose message id is already in the log (a resend) is skipped. Several proc
 processors against one PostgreSQL database: inbox rows are claimed with ``FOR UPDATE SKIP LOCKED``, the
 log's unique message id admits one copy of a message, and leads are row-locked while rescored, so no
 event is applied twice and no two processors rescore the same lead at once.
+
+A message the processor cannot apply (a value the database refuses, a malformed inbox row) must not stall
+the ones behind it: when a batch keeps failing, it is taken again and applied in parts, each in a
+savepoint, halving a failing part until the one message that fails is found; that message becomes a dead
+letter (``store/dead_letters.py``) and every other one is applied once, in order, in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadscore.ingest.apply import Applied, apply_identities, message_from_row
 from leadscore.ingest.committer import write_turn
 from leadscore.scoring.pipeline import rescore_touched
-from leadscore.store import Store
+from leadscore.scoring.run import now_ms
+from leadscore.store import Store, counters, dead_letters
 from leadscore.store.event_log import append_events, claim, release
 
 log = logging.getLogger("leadscore.processor")
@@ -40,6 +48,7 @@ class ProcessorStats:
     leads_rescored: int = 0
     errors: int = 0
     retries: int = 0
+    dead_letters: int = 0
     last_latency_ms: float = 0.0
 
 
@@ -51,38 +60,125 @@ def process_pending(store: Store, limit: int = BATCH, drop_unconsented: bool = F
 
 def _process(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool = False) -> int:
     """One batch, retried when a concurrent processor won a race (it created the same lead first, or
-    the database broke a deadlock): the transaction rolled back whole, so retrying is safe."""
+    the database broke a deadlock): the transaction rolled back whole, so retrying is safe. A batch that
+    still fails (or fails otherwise) is taken again message by message (``_apply_isolated``)."""
     for attempt in range(RETRIES):
         try:
-            return _process_once(store, limit, stats, drop_unconsented)
+            return _process_once(store, limit, stats, drop_unconsented, isolate=False)
         except (IntegrityError, OperationalError):
             if attempt == RETRIES - 1:
-                raise
+                break
             stats.retries += 1
             time.sleep(0.01 * (attempt + 1))
-    return 0  # pragma: no cover - the loop returns or raises
+        except Exception:
+            break
+    # if the database itself is unusable, this fails as well (and nothing is set aside): the caller retries
+    return _process_once(store, limit, stats, drop_unconsented, isolate=True)
 
 
-def _process_once(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool) -> int:
+def _process_once(
+    store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool, isolate: bool
+) -> int:
     # derived data: scores are recomputed from the inbox rows this transaction deletes, if it is lost
     with write_turn(store), store.begin(durable=False) as conn:
         claimed = claim(conn, limit)
         if claimed is None:
             return 0
-        first: dict[str, dict[str, Any]] = {}  # of two copies of a message in the batch, the first
-        for row in claimed.rows:
-            first.setdefault(row["message_id"], row)
-        inserted = append_events(conn, list(first.values()))
-        messages = [message_from_row(row) for mid, row in first.items() if mid in inserted]
-        applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
-        rescored, _ = rescore_touched(conn, store.sources(), applied, drop_unconsented=drop_unconsented)
+        now = now_ms()
+        for text, error in claimed.unreadable:
+            _set_aside(conn, None, error, now, raw=text)
+        if isolate:
+            scored, rescored, dead = _apply_isolated(conn, store, claimed.rows, drop_unconsented, now)
+        else:
+            (scored, rescored), dead = apply_rows(conn, store, claimed.rows, drop_unconsented), 0
+        dead += len(claimed.unreadable)
         release(conn, claimed)
+        counters.add(
+            conn,
+            {
+                counters.ACKNOWLEDGED: len(claimed.rows) + len(claimed.unreadable),
+                counters.SCORED: scored,
+                counters.DEAD_LETTERED: dead,
+            },
+        )
         oldest = claimed.oldest_ms
     stats.batches += 1
     stats.events += len(claimed.rows)
     stats.leads_rescored += rescored
+    stats.dead_letters += dead
     stats.last_latency_ms = time.time() * 1000 - oldest
-    return len(claimed.rows)
+    return len(claimed.rows) + len(claimed.unreadable)
+
+
+def apply_rows(
+    conn: Connection, store: Store, rows: list[dict[str, Any]], drop_unconsented: bool
+) -> tuple[int, int]:
+    """Append event-log rows to the log (of two copies of a message the first wins; one already there is
+    skipped), apply the new ones (identities, traits, accounts) and rescore the leads they touch.
+    Returns (events applied, leads rescored)."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["message_id"], row)
+    inserted = append_events(conn, list(first.values()))
+    messages = [message_from_row(row) for mid, row in first.items() if mid in inserted]
+    applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
+    rescored, _ = rescore_touched(conn, store.sources(), applied, drop_unconsented=drop_unconsented)
+    return len(messages), rescored
+
+
+def _apply_isolated(
+    conn: Connection, store: Store, rows: list[dict[str, Any]], drop_unconsented: bool, now: int
+) -> tuple[int, int, int]:
+    """``apply_rows`` in savepoints: a part that fails is rolled back and halved; a single message that
+    fails (after ``RETRIES`` tries where the failure may be a race) becomes a dead letter. Returns
+    (events applied, leads rescored, dead letters)."""
+    totals = [0, 0, 0]
+
+    def attempt(part: list[dict[str, Any]]) -> None:
+        with conn.begin_nested():
+            scored, rescored = apply_rows(conn, store, part, drop_unconsented)
+        totals[0] += scored
+        totals[1] += rescored
+
+    def part(chunk: list[dict[str, Any]]) -> None:
+        try:
+            attempt(chunk)
+            return
+        except Exception as exc:
+            failure: Exception = exc
+        if len(chunk) > 1:
+            half = len(chunk) // 2
+            part(chunk[:half])
+            part(chunk[half:])
+            return
+        for tries in range(1, RETRIES):
+            if not isinstance(failure, IntegrityError | OperationalError):
+                break
+            time.sleep(0.01 * tries)
+            try:
+                attempt(chunk)
+                return
+            except Exception as exc:
+                failure = exc
+        _set_aside(conn, chunk[0], describe_error(failure), now)
+        totals[2] += 1
+
+    part(rows)
+    return totals[0], totals[1], totals[2]
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error as a dead letter shows it: its type and message (SQLAlchemy's without the statement)."""
+    inner = getattr(exc, "orig", None) or exc
+    return f"{type(inner).__name__}: {inner}".strip()
+
+
+def _set_aside(
+    conn: Connection, row: dict[str, Any] | None, error: str, now: int, raw: str | None = None
+) -> None:
+    letter = dead_letters.add(conn, row, error, now, raw=raw)
+    mid = dead_letters.printable(str(row.get("message_id")) if row else "(unreadable inbox row)", 300)
+    log.error("message %s could not be applied and is dead letter %d: %s", mid, letter, error)
 
 
 class Processor:
@@ -109,6 +205,11 @@ class Processor:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        """Whether the thread is alive (it was started and neither stopped nor died)."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -122,7 +223,8 @@ class Processor:
             self.drain()
 
     def drain(self) -> None:
-        """Process until the inbox is empty (or an error: retried on the next wake)."""
+        """Process until the inbox is empty (or an error the messages are not to blame for, such as an
+        unreachable database: retried on the next wake)."""
         batch = SQLITE_BATCH if self.store.dialect == "sqlite" else BATCH
         while True:
             try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
 from typing import Any
@@ -167,7 +167,7 @@ def inbox_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for at in range(0, len(rows), INBOX_ROW_EVENTS):
         chunk = rows[at : at + INBOX_ROW_EVENTS]
         received = min(r["received_ms"] for r in chunk)
-        out.append({"received_ms": received, "events": len(chunk), "rows": _json(chunk)})
+        out.append({"received_ms": received, "events": len(chunk), "rows": inbox_json(chunk)})
     return out
 
 
@@ -187,6 +187,8 @@ class Claimed:
     ids: list[int]
     rows: list[dict[str, Any]]
     oldest_ms: int
+    # what could not be read as event-log rows (JSON text, the reason): the processor dead-letters it
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def claim(conn: Connection, limit: int) -> Claimed | None:
@@ -206,8 +208,22 @@ def claim(conn: Connection, limit: int) -> Claimed | None:
     if not ids:
         return None
     taken = conn.execute(_CLAIMED, {"ids": ids}).all()
-    rows = [row for _, text in taken for row in inbox_events(text)]
-    return Claimed(ids, rows, min(received for received, _ in taken))
+    claimed = Claimed(ids, [], min(received for received, _ in taken))
+    for _, text in taken:
+        try:
+            rows = inbox_events(text)
+        except (ValueError, RecursionError) as exc:
+            claimed.unreadable.append((text, f"inbox row is not JSON: {exc}"))
+            continue
+        if not isinstance(rows, list):
+            claimed.unreadable.append((text, "inbox row is not a JSON array"))
+            continue
+        for row in rows:
+            if isinstance(row, dict) and isinstance(row.get("message_id"), str):
+                claimed.rows.append(row)
+            else:
+                claimed.unreadable.append((inbox_json(row), "inbox entry is not an event with a message_id"))
+    return claimed
 
 
 def release(conn: Connection, claimed: Claimed) -> None:
@@ -220,7 +236,8 @@ def waiting_events(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.sum(inbox.c.events), 0))).scalar_one())
 
 
-def _json(value: Any) -> str:
+def inbox_json(value: Any) -> str:
+    """JSON text of ``value`` as the inbox (and a dead letter) holds it."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # integers beyond 64 bits (from JSON Lines import): the standard library copes
@@ -228,12 +245,12 @@ def _json(value: Any) -> str:
 
 
 def _values(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(_json(row[k]) if k in JSON_FIELDS else row[k] for k in EVENT_FIELDS)
+    return tuple(inbox_json(row[k]) if k in JSON_FIELDS else row[k] for k in EVENT_FIELDS)
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> tuple[list[Any], ...]:
     return tuple(
-        [_json(r[k]) for r in rows] if k in JSON_FIELDS else [r[k] for r in rows] for k in EVENT_FIELDS
+        [inbox_json(r[k]) for r in rows] if k in JSON_FIELDS else [r[k] for r in rows] for k in EVENT_FIELDS
     )
 
 

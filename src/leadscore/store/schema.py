@@ -190,6 +190,30 @@ inbox = Table(
     Column("rows", Text, nullable=False),
 )
 
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    # messages the processor could not apply (see scoring/dead_letters.py): set aside so that every later
+    # event is still scored; ``message`` is the event-log row as JSON text (never JSONB: PostgreSQL's JSONB
+    # refuses the NUL characters that may be why the message failed), ``message_id`` a printable copy
+    Column("id", Integer, primary_key=True),
+    Column("message_id", String(300), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("failed_ms", BigInteger, nullable=False),
+    Column("last_attempt_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    # running totals every process adds to in its own transactions (events acknowledged, scored,
+    # dead-lettered), so /metrics reads the same numbers from any worker and after a restart
+    Column("name", String(63), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 score_events = Table(
     "score_events",
     metadata,

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """``INSERT`` with the ``ON CONFLICT`` clauses of the connection's dialect."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
@@ -33,7 +34,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     """Insert rows, replacing the non-key columns of rows whose ``keys`` exist."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = dialect_insert(conn, table)
     update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     stmt = (
         stmt.on_conflict_do_update(index_elements=list(keys), set_=update)

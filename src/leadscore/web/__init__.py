@@ -11,7 +11,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from leadscore.web.pages import accounts, evaluation, funnel, handoff, lead, leads, model, signin
+from leadscore.web.pages import (
+    accounts,
+    deadletters,
+    evaluation,
+    funnel,
+    handoff,
+    lead,
+    leads,
+    model,
+    signin,
+)
 from leadscore.web.render import HERE, page
 from leadscore.web.security import SecurityHeaders, Viewer, WebDenied, signin_url
 
@@ -24,6 +34,7 @@ ROUTERS = (
     accounts.router,
     model.router,
     evaluation.router,
+    deadletters.router,
 )
 STATIC_PATH = "/static"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from leadscore import __version__
+from leadscore.scoring.run import now_ms
+from leadscore.store.health import scoring_lag
 from leadscore.web.security import Viewer
 
 HERE = Path(__file__).parent
@@ -24,6 +27,7 @@ NAV = (
     ("/accounts", "Accounts", "leads.read"),
     ("/model", "Model", "model.read"),
     ("/evaluation", "Evaluation", "evaluate"),
+    ("/deadletters", "Dead letters", "deadletters.manage"),
 )
 
 
@@ -54,11 +58,42 @@ templates.env.globals["version"] = __version__
 
 
 def page(request: Request, viewer: Viewer, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """Render a template with the viewer, the navigation allowed to them, and the current path."""
+    """Render a template with the viewer, the navigation allowed to them, the current path and the
+    pipeline's warnings (the banner)."""
     nav = [(path, label) for path, label, permission in NAV if viewer.can(permission)]
     return templates.TemplateResponse(
         request,
         template,
-        {"viewer": viewer, "nav": nav, "path": request.url.path, "status_code": status, **context},
+        {
+            "viewer": viewer,
+            "nav": nav,
+            "path": request.url.path,
+            "status_code": status,
+            # called by the base template only: fragments (htmx) do not pay for the queries
+            "pipeline": lambda: pipeline_warnings(request, viewer),
+            **context,
+        },
         status_code=status,
     )
+
+
+@dataclass(frozen=True)
+class PipelineWarnings:
+    """What the banner says: scoring lags by ``lag_s`` (when past the threshold), dead letters wait."""
+
+    lag_s: float | None
+    dead_letters: int
+
+    def __bool__(self) -> bool:
+        return self.lag_s is not None or self.dead_letters > 0
+
+
+def pipeline_warnings(request: Request, viewer: Viewer) -> PipelineWarnings:
+    """Signed-in viewers are warned when scoring lags more than ``LEADSCORE_LAG_ALERT_S`` or messages
+    wait as dead letters (a stall nobody sees is the failure this exists for)."""
+    state = getattr(request.app.state, "leadscore", None)
+    if not viewer.signed_in or state is None:
+        return PipelineWarnings(None, 0)
+    with state.store.connect() as conn:
+        lag, dead = scoring_lag(conn, now_ms())
+    return PipelineWarnings(lag if lag > state.settings.lag_alert_s else None, dead)

@@ -174,6 +174,7 @@ ModelReader = Annotated[Viewer, Depends(Guard("model.read"))]
 ModelValidator = Annotated[Viewer, Depends(Guard("model.validate"))]
 ModelPublisher = Annotated[Viewer, Depends(Guard("model.publish"))]
 Evaluator = Annotated[Viewer, Depends(Guard("evaluate"))]
+DeadLetterManager = Annotated[Viewer, Depends(Guard("deadletters.manage"))]
 
 
 class SecurityHeaders:

@@ -1,0 +1,79 @@
+"""Dead letters: messages the processor could not apply, kept with their error, when they failed and how
+often they were tried, until an operator retries or drops them (``scoring/dead_letters.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from leadscore.store.event_log import inbox_json
+from leadscore.store.schema import dead_letters
+
+MAX_ERROR = 4000
+
+
+def printable(text: str, limit: int) -> str:
+    """``text`` as any column can hold it: NUL characters and lone surrogates spelled out, at most
+    ``limit`` characters."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    message_id: str
+    message: str  # the event-log row as JSON text (or an unreadable inbox row's text)
+    error: str
+    failed_ms: int
+    last_attempt_ms: int
+    attempts: int
+
+
+def add(conn: Connection, message: Any, error: str, now_ms: int, raw: str | None = None) -> int:
+    """Set ``message`` (an event-log row as read from the inbox) aside; ``raw`` instead when the inbox row
+    could not even be read. Returns the dead letter's id."""
+    mid = message.get("message_id") if isinstance(message, dict) else None
+    values = {
+        "message_id": printable(mid if isinstance(mid, str) else repr(mid), 300),
+        "message": raw if raw is not None else inbox_json(message),
+        "error": printable(error, MAX_ERROR),
+        "failed_ms": now_ms,
+        "last_attempt_ms": now_ms,
+        "attempts": 1,
+    }
+    return int(conn.execute(dead_letters.insert().values(**values).returning(dead_letters.c.id)).scalar_one())
+
+
+def listed(conn: Connection, limit: int = 100) -> list[DeadLetter]:
+    """The oldest dead letters first, up to ``limit``."""
+    query = select(dead_letters).order_by(dead_letters.c.id).limit(limit)
+    return [DeadLetter(**r) for r in conn.execute(query).mappings()]
+
+
+def get(conn: Connection, letter_id: int, lock: bool = False) -> DeadLetter | None:
+    query = select(dead_letters).where(dead_letters.c.id == letter_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return DeadLetter(**row) if row is not None else None
+
+
+def remove(conn: Connection, letter_id: int) -> bool:
+    return bool(conn.execute(delete(dead_letters).where(dead_letters.c.id == letter_id)).rowcount)
+
+
+def failed_again(conn: Connection, letter_id: int, error: str, now_ms: int) -> None:
+    conn.execute(
+        update(dead_letters)
+        .where(dead_letters.c.id == letter_id)
+        .values(
+            error=printable(error, MAX_ERROR), last_attempt_ms=now_ms, attempts=dead_letters.c.attempts + 1
+        )
+    )
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(dead_letters)).scalar_one())
