@@ -88,8 +88,10 @@ def test_the_exposition_reports_the_tables_as_they_are(store: Store) -> None:
             T - 30_000,
         )
         conn.execute(outbox.update().where(outbox.c.key == "k1").values(created_ms=T - 10_000))
-        conn.execute(outbox.update().where(outbox.c.key == "k2").values(last_error="HTTP 500"))
-        conn.execute(outbox.update().where(outbox.c.key.in_(["k3", "k4"])).values(status="failed"))
+        conn.execute(outbox.update().where(outbox.c.key == "k2").values(last_error="HTTP 500", failures=1))
+        conn.execute(
+            outbox.update().where(outbox.c.key.in_(["k3", "k4"])).values(status="failed", failures=3)
+        )
         conn.execute(
             dead_letters.insert().values(
                 message_id="m", message="{}", error="e", failed_ms=T, last_attempt_ms=T, attempts=1

@@ -14,6 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, select
 
 from leadscore.store import counters, dead_letters
+from leadscore.store import outbox as outbox_store
 from leadscore.store.engine import MIGRATIONS
 from leadscore.store.schema import inbox, outbox
 
@@ -81,21 +82,17 @@ def endpoint_label(channel: str, target: str) -> str:
 
 
 def delivery_failures(conn: Connection) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
-    """Outbox rows given up, and pending rows whose last attempt failed, by (channel, endpoint)."""
+    """Outbox rows given up, and pending rows whose last attempt failed, by (channel, endpoint label):
+    ``store.outbox.delivery_failures`` (the one count), labelled for metrics."""
     failed: dict[tuple[str, str], int] = {}
     retrying: dict[tuple[str, str], int] = {}
-    query = (
-        select(outbox.c.channel, outbox.c.target, outbox.c.status, func.count())
-        .where(
-            (outbox.c.status == "failed")
-            | ((outbox.c.status == "pending") & outbox.c.last_error.is_not(None))
-        )
-        .group_by(outbox.c.channel, outbox.c.target, outbox.c.status)
-    )
-    for channel, target, status, n in conn.execute(query).all():
-        into = failed if status == "failed" else retrying
-        key = (str(channel), endpoint_label(str(channel), str(target)))
-        into[key] = into.get(key, 0) + int(n)
+    for endpoint, counts in outbox_store.delivery_failures(conn).items():
+        channel = "mail" if endpoint == outbox_store.MAIL_ENDPOINT else "webhook"
+        key = (channel, endpoint_label(channel, endpoint))
+        if counts["failed"]:
+            failed[key] = failed.get(key, 0) + counts["failed"]
+        if counts["retrying"]:
+            retrying[key] = retrying.get(key, 0) + counts["retrying"]
     return failed, retrying
 
 
