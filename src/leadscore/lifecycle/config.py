@@ -26,6 +26,11 @@ class LifecycleSettings(BaseSettings):
     mail_from: str = "leadscore@localhost"
     # signs webhooks (HMAC-SHA256) and unsubscribe links; a default secret is refused outside development
     webhook_secret: str = DEV_SECRET
+    # the server secret (the same LEADSCORE_SECRET_KEY as leadscore.settings) peppers the hashes of
+    # suppressed addresses; LEADSCORE_SUPPRESSION_SECRET, when set, does instead, so the secret key can be
+    # rotated without forgetting who unsubscribed (set it to the old key first)
+    secret_key: str = ""
+    suppression_secret: str = ""
     webhook_timeout_s: float = 10.0
     public_url: str = "http://127.0.0.1:8000"
     # a failed delivery waits retry_base_s × 2^(attempt−1), at most retry_max_s, and gives up after
@@ -36,6 +41,11 @@ class LifecycleSettings(BaseSettings):
     lifecycle_idle_s: float = 1.0
     timer_interval_s: float = 60.0
     run_lifecycle: bool = True
+
+    @property
+    def suppression_pepper(self) -> str:
+        """The pepper of store/suppressions.py (migration 0012 reads the same two variables)."""
+        return self.suppression_secret or self.secret_key
 
     @model_validator(mode="after")
     def _no_default_secret(self) -> LifecycleSettings:

@@ -70,7 +70,9 @@ def _deliver(
     if row["channel"] == "mail":
         with store.connect() as conn:
             problem = (
-                mail.consent_problem(conn, lifecycle, row["lead_id"], str(payload["to"]))
+                mail.consent_problem(
+                    conn, lifecycle, row["lead_id"], str(payload["to"]), settings.suppression_pepper
+                )
                 if payload.get("to_lead")
                 else None
             )
