@@ -183,7 +183,9 @@ def _snapshot(store: Store) -> dict[str, list[str]]:
         for table in present_tables(conn):
             if table.name in ("inbox", "audit_log"):
                 continue
-            out[table.name] = sorted(repr(sorted(dict(r).items())) for r in conn.execute(select(table)).mappings())
+            out[table.name] = sorted(
+                repr(sorted(dict(r).items())) for r in conn.execute(select(table)).mappings()
+            )
         out["inbox"] = sorted(repr(sorted(r.items())) for r in waiting_rows(conn))
     return out
 
@@ -237,7 +239,9 @@ def test_erasing_her_changes_no_one_else_and_leaves_no_trace(engine: str, world:
         with store.connect() as conn:
             for table in present_tables(conn):  # no text column holds one of her identifiers as its value
                 for column in (c for c in table.columns if isinstance(c.type, String)):
-                    hit = conn.execute(select(func.count()).select_from(table).where(column.in_(values))).scalar()
+                    hit = conn.execute(
+                        select(func.count()).select_from(table).where(column.in_(values))
+                    ).scalar()
                     assert hit == 0, (table.name, column.name)
             # her unsubscribe outlives her, as a hash
             assert conn.execute(select(mail_suppressions.c.email_hash)).scalars().all() == [
@@ -271,7 +275,9 @@ def test_an_anonymous_only_person_is_exported_and_erased(engine: str) -> None:
         assert report.deleted == {"events": 2}
         assert report.mentions == {"events.properties": 1}  # anon-solo2's page names her: kept
         with store.connect() as conn:
-            assert [r["message_id"] for r in conn.execute(text("SELECT message_id FROM events")).mappings()] == ["k1"]
+            assert [
+                r["message_id"] for r in conn.execute(text("SELECT message_id FROM events")).mappings()
+            ] == ["k1"]
             audit_row = conn.execute(select(audit_log.c.target)).scalar_one()
         assert audit_row.startswith("person:") and "anon" not in audit_row
 

@@ -43,7 +43,7 @@ def _mostly_utf8_with_one_latin1_row(path: Path) -> None:
     lines = [b"Email,First Name,Company,Employees"]
     for i in range(1, 1701):
         name = "Zoë" if i % 10 == 0 else "Ann"
-        company = "Acme".encode() if i != 362 else "Société Générale".encode("latin-1")
+        company = b"Acme" if i != 362 else "Société Générale".encode("latin-1")
         lines.append(f"lead{i}@example.com,{name},".encode() + company + f",{i}".encode())
     path.write_bytes(b"\n".join(lines) + b"\n")
 
@@ -73,7 +73,9 @@ def test_a_windows_1252_file_is_detected_and_read_whole(store: Store) -> None:
     with store.connect() as conn:
         found = {
             r.email: (r.first_name, r.last_name, r.company)
-            for r in conn.execute(select(leads.c.email, leads.c.first_name, leads.c.last_name, leads.c.company))
+            for r in conn.execute(
+                select(leads.c.email, leads.c.first_name, leads.c.last_name, leads.c.company)
+            )
         }
     assert found["francoise@exemple.fr"] == ("Françoise", "Lefèvre", "Société Générale")
     assert found["sean@example.ie"] == ("Seán", "O\u2019Brien", "Brú na Bóinne Ltd")  # 0x92: cp1252's ’
@@ -87,7 +89,9 @@ def test_encoding_detection_rule(tmp_path: Path) -> None:
     assert (detect(path).name, detect(path).note) == ("UTF-8", None)  # ASCII is UTF-8
     path.write_bytes(b"Email,Name\na@b.io,Ren\xe9e\nc@d.io,Ann\n")  # only non-UTF-8 accents: Windows-1252
     assert detect(path).name == "Windows-1252"
-    path.write_bytes(b"Email,Name\na@b.io,Ren\xe9e\nc@d.io,Zo\xc3\xab\n")  # some UTF-8: UTF-8, one row damaged
+    path.write_bytes(
+        b"Email,Name\na@b.io,Ren\xe9e\nc@d.io,Zo\xc3\xab\n"
+    )  # some UTF-8: UTF-8, one row damaged
     assert detect(path).name == "UTF-8"
     path.write_bytes("Email\na@b.io\n".encode("utf-16"))
     assert detect(path).name == "UTF-16"
@@ -114,7 +118,11 @@ def test_declared_encoding_and_damaged_header(store: Store, tmp_path: Path) -> N
 def test_us_number_formats(store: Store) -> None:
     report = import_leads(store, DATA / "numbers_us.csv")
     problems = [(p.line, p.field, p.message) for p in report.problems]
-    assert [(line, column) for line, column, _ in problems] == [(5, "Revenue"), (6, "Budget"), (7, "Employees")]
+    assert [(line, column) for line, column, _ in problems] == [
+        (5, "Revenue"),
+        (6, "Budget"),
+        (7, "Employees"),
+    ]
     assert problems[0][2] == "'n/a' is not a number, and the column holds numbers"
     assert problems[1][2].startswith("'1,000' is ambiguous: 1000 with '.' as the decimal mark, 1.0 with ','")
     assert problems[2][2] == "is outside the 64-bit integer range"

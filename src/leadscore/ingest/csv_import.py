@@ -183,9 +183,10 @@ def _reader(path: Path, encoding: Encoding, delimiter: str | None = None
             ) -> Iterator[tuple[BinaryIO, Iterator[tuple[int, list[str] | Problem]]]]:  # fmt: skip
     """The file's records with their spreadsheet row numbers (header = 1; a quoted newline does not
     start a row); undecodable bytes stay in the cells as lone surrogates."""
-    with path.open("rb") as raw, io.TextIOWrapper(
-        raw, encoding=encoding.codec, errors="surrogateescape", newline=""
-    ) as text:
+    with (
+        path.open("rb") as raw,
+        io.TextIOWrapper(raw, encoding=encoding.codec, errors="surrogateescape", newline="") as text,
+    ):
         header_line = text.readline()
         reader = csv.reader(chain([header_line], text), delimiter=delimiter or sniff_delimiter(header_line))
 
@@ -214,9 +215,10 @@ def open_csv(path: Path, options: ImportOptions, need: tuple[str, ...] = ()) -> 
         encoding = detect(path, options.encoding)
     except ValueError as exc:
         raise InputError(Problem(str(exc), file, 1)) from None
-    with path.open("rb") as raw, io.TextIOWrapper(
-        raw, encoding=encoding.codec, errors="surrogateescape", newline=""
-    ) as text:
+    with (
+        path.open("rb") as raw,
+        io.TextIOWrapper(raw, encoding=encoding.codec, errors="surrogateescape", newline="") as text,
+    ):
         delimiter = sniff_delimiter(text.readline())
     with _reader(path, encoding, delimiter) as (_, records):
         first = next(records, None)
@@ -229,17 +231,21 @@ def open_csv(path: Path, options: ImportOptions, need: tuple[str, ...] = ()) -> 
         columns = resolve_columns(headers, options, file)
         if need and not set(need) & set(columns):
             wanted = " or ".join(need)
-            raise InputError(Problem(f"no column for {wanted}; name one with --map 'Header={need[0]}'", file, 1))
+            raise InputError(
+                Problem(f"no column for {wanted}; name one with --map 'Header={need[0]}'", file, 1)
+            )
         profiled = {
-            i: ColumnProfile() for i, name in enumerate(columns) if name and name not in (*TEXT_FIELDS, *CONSENT)
+            i: ColumnProfile()
+            for i, name in enumerate(columns)
+            if name and name not in (*TEXT_FIELDS, *CONSENT)
         }
         for number, cells in records:
             if isinstance(cells, Problem) or len(cells) != len(headers):
                 continue
             for i, profile in profiled.items():
-                text = cells[i].strip()
-                if text:
-                    profile.add(number, text)
+                value = cells[i].strip()
+                if value:
+                    profile.add(number, value)
     formats = {i: ColumnFormat.decide(p, options.decimal) for i, p in profiled.items()}
     return CsvFile(path, encoding, delimiter, headers, columns, formats)
 

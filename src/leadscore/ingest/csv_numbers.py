@@ -37,11 +37,13 @@ def read(text: str, decimal: Mark) -> int | float | None:
     for group in ("", *GROUP_MARKS[decimal]):
         found = _pattern(decimal, group).match(text)
         if found:
-            return _value(found.group("sign"), found.group("int"), group, found.group("frac"), found.group("exp"))
+            return _value(
+                found.group("sign"), found.group("int"), group, found.group("frac"), found.group("exp")
+            )
     return None
 
 
-def _pattern(decimal: str, group: str) -> re.Pattern[str]:
+def _pattern(decimal: Mark, group: str) -> re.Pattern[str]:
     return _PATTERNS[(decimal, group)]
 
 

@@ -67,11 +67,17 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
     for table in reversed(present_tables(conn)):  # children before parents
         rules = rules_for(table)
         if rules is not None:
-            _count(report.deleted, table.name, conn.execute(delete(table).where(condition(table, rules, ids))).rowcount)
+            _count(
+                report.deleted,
+                table.name,
+                conn.execute(delete(table).where(condition(table, rules, ids))).rowcount,
+            )
     for name, rules in REDACT.items():
         table = next(t for t in present_tables(conn) if t.name == name)
         done = conn.execute(
-            update(table).where(condition(table, rules, ids)).values(target=REDACTED, details={"redacted": True})
+            update(table)
+            .where(condition(table, rules, ids))
+            .values(target=REDACTED, details={"redacted": True})
         ).rowcount
         _count(report.redacted, name, done)
     report.remaining = remaining(conn, ids)
@@ -84,7 +90,12 @@ def remaining(conn: Connection, ids: Ids) -> list[str]:
     left = []
     for table in present_tables(conn):
         rules = rules_for(table) or REDACT.get(table.name)
-        if rules and conn.execute(select(func.count()).select_from(table).where(condition(table, rules, ids))).scalar():
+        if (
+            rules
+            and conn.execute(
+                select(func.count()).select_from(table).where(condition(table, rules, ids))
+            ).scalar()
+        ):
             left.append(table.name)
     if any(ids.owns(row) for row in waiting_rows(conn)):
         left.append("inbox")

@@ -33,7 +33,11 @@ def export_person(
         account = dict(
             conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().one()
         )
-    stored = select(events).where(condition(events, rules_for(events) or (), ids)).order_by(events.c.ts, events.c.id)
+    stored = (
+        select(events)
+        .where(condition(events, rules_for(events) or (), ids))
+        .order_by(events.c.ts, events.c.id)
+    )
     out: dict[str, Any] = {
         "person": {"lead_id": person.lead_id, "identity_keys": list(person.keys)},
         "lead": lead,
@@ -43,9 +47,9 @@ def export_person(
         "waiting_events": [row for row in waiting_rows(conn) if ids.owns(row)],
     }
     for table in present_tables(conn):
-        rules = rules_for(table)
-        if rules is not None and table.name not in SKIP:
-            rows = conn.execute(select(table).where(condition(table, rules, ids))).mappings()
+        picks = rules_for(table)
+        if picks is not None and table.name not in SKIP:
+            rows = conn.execute(select(table).where(condition(table, picks, ids))).mappings()
             out[table.name] = [dict(r) for r in rows]
     if model is not None and person.lead_id is not None:
         (ledger,) = score_leads(conn, model, sources, [person.lead_id], as_of)

@@ -30,7 +30,9 @@ class Person:
 
     @property
     def user_ids(self) -> tuple[str, ...]:
-        ids = {k[2:] for k in self.keys if k.startswith("u:")} | ({self.external_id} if self.external_id else set())
+        ids = {k[2:] for k in self.keys if k.startswith("u:")} | (
+            {self.external_id} if self.external_id else set()
+        )
         return tuple(sorted(ids))
 
     @property
@@ -77,7 +79,9 @@ def find_person(conn: Connection, ref: str) -> Person:
     }
     if len(candidates) > 1:
         ids = ", ".join(f"lead:{i}" for i in sorted(candidates))
-        raise InputError(Problem(f"{ref!r} names more than one lead ({ids}); say lead:<id>, u:<userId> or an e-mail"))
+        raise InputError(
+            Problem(f"{ref!r} names more than one lead ({ids}); say lead:<id>, u:<userId> or an e-mail")
+        )
     if candidates:
         return _of_lead(conn, candidates.pop())
     email = ref if "@" in ref else None
@@ -108,7 +112,9 @@ def _without_lead(conn: Connection, ref: str, keys: Iterable[str], email: str | 
     linked = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(found))).scalars())
     found -= linked
     if not found:
-        raise NotFoundError(f"no lead or events for {ref!r} (give a lead id, e-mail, user id, u:<userId> or a:<anonymousId>)")
+        raise NotFoundError(
+            f"no lead or events for {ref!r} (give a lead id, e-mail, user id, u:<userId> or a:<anonymousId>)"
+        )
     return Person(None, tuple(sorted(found)), email, None, None)
 
 
@@ -123,7 +129,11 @@ def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
     still in the inbox, say): they are the same person. Keys linked to another lead stay theirs."""
     wanted = normalise_email(email)
     traits_email = events.c.context[("traits", "email")].as_string()
-    keys = set(conn.execute(select(events.c.person_key).distinct().where(func.lower(traits_email) == wanted)).scalars())
+    keys = set(
+        conn.execute(
+            select(events.c.person_key).distinct().where(func.lower(traits_email) == wanted)
+        ).scalars()
+    )
     for row in waiting_rows(conn):
         traits = (row.get("context") or {}).get("traits") or {}
         value = traits.get("email") if isinstance(traits, dict) else None
@@ -131,6 +141,8 @@ def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
             keys.add(str(row["person_key"]))
     if not keys:
         return set()
-    claimed = dict(conn.execute(select(identities.c.key, identities.c.lead_id).where(identities.c.key.in_(keys))).all())
+    claimed = dict(
+        conn.execute(select(identities.c.key, identities.c.lead_id).where(identities.c.key.in_(keys))).all()
+    )
     own = find_lead(conn, email=email)
     return {k for k in keys if claimed.get(k) in (None, own)}

@@ -74,7 +74,12 @@ class Ids:
 
     @classmethod
     def _base(cls, person: Person, message_ids: tuple[str, ...] | list[str]) -> Ids:
-        audit = {*person.emails, *person.user_ids, *person.anonymous_ids, *([person.email] if person.email else [])}
+        audit = {
+            *person.emails,
+            *person.user_ids,
+            *person.anonymous_ids,
+            *([person.email] if person.email else []),
+        }
         if person.lead_id is not None:
             audit.add(f"lead:{person.lead_id}")
         return cls({
@@ -123,4 +128,8 @@ def unaccounted(conn: Connection) -> list[str]:
     """Tables in the database that no rule here covers (metadata and the database itself)."""
     known = {*RULES, *EVENT_ARRAYS, *REDACT, *NOT_PERSONAL, "alembic_version"}
     names = {t.name for t in metadata.sorted_tables} | set(inspect(conn).get_table_names())
-    return sorted(n for n in names if n not in known and not (n in metadata.tables and "lead_id" in metadata.tables[n].c))
+    return sorted(
+        n
+        for n in names
+        if n not in known and not (n in metadata.tables and "lead_id" in metadata.tables[n].c)
+    )
