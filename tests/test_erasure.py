@@ -8,6 +8,8 @@ in their URLs). After erasing her, every other row must be exactly as it was.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import tempfile
 import uuid
@@ -380,3 +382,30 @@ def test_inbox_rows_keep_their_other_events_in_order(sqlite_store: Store) -> Non
     with sqlite_store.connect() as conn:
         ((count, rows),) = conn.execute(select(inbox.c.events, inbox.c.rows)).all()
     assert (count, [e["message_id"] for e in inbox_events(rows)]) == (4, ["m1", "m2", "m4", "m5"])
+
+
+def test_the_migration_hashes_existing_suppressions(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from leadscore.store.engine import MIGRATIONS
+
+    def alembic(action: str, revision: str) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            getattr(command, action)(cfg, revision)
+
+    alembic("downgrade", "0008")
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO mail_suppressions (email, reason, at_ms) VALUES ('ann@example.com', 'link', 5)")
+        )
+    monkeypatch.delenv("LEADSCORE_SUPPRESSION_SECRET", raising=False)
+    monkeypatch.setenv("LEADSCORE_SECRET_KEY", PEPPER)
+    alembic("upgrade", "heads")
+    with store.connect() as conn:
+        assert [tuple(r) for r in conn.execute(select(mail_suppressions)).all()] == [
+            (hmac.new(PEPPER.encode(), b"ann@example.com", hashlib.sha256).hexdigest(), "link", 5)
+        ]
