@@ -166,7 +166,7 @@ def test_withdrawn_consent_stops_mail(store: Store) -> None:
     ingest(store, [normalise(withdraw, received_ms=NOW)], source="test")
     with store.connect() as conn:
         ids = {u: find_lead(conn, external_id=u) for u in ("yes", "no", "unknown")}
-        problems = {u: consent_problem(conn, None, i, f"{u}@example.com") for u, i in ids.items()}
+        problems = {u: consent_problem(conn, None, i, f"{u}@example.com", "") for u, i in ids.items()}
     assert problems == {
         "yes": "consent withdrawn (consent_email is false)",
         "no": "consent withdrawn (consent_tracking is false)",

@@ -18,7 +18,7 @@ from leadscore.ingest.committer import GroupCommitter
 from leadscore.ingest.ip import protect_ip
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import loads_model
-from leadscore.privacy.erase import erase_person, scan
+from leadscore.privacy.erase import erase_person, mentions
 from leadscore.privacy.person import find_person
 from leadscore.privacy.retention import apply_retention
 from leadscore.scoring.pipeline import ingest, publish
@@ -142,16 +142,16 @@ def test_erase_leaves_no_trace_and_keeps_others(store: Store) -> None:
     _people(store)
     with store.begin() as conn:
         person = find_person(conn, ERIN[0])
-        assert set(person.needles) == set(ERIN)
-        assert scan(conn, person.needles)  # before: she is everywhere
-        report = erase_person(conn, person)
-    assert report.clean, report.traces
+        assert set(person.identifiers) == set(ERIN)
+        assert mentions(conn, person.identifiers)  # before: she is everywhere
+        report = erase_person(conn, person, "", NOW)
+    assert report.clean, report.remaining
     assert (
         report.deleted["events"] == 3 and report.deleted["leads"] == 1 and report.redacted == {"audit_log": 1}
     )
     with store.connect() as conn:
         # the whole database, every text and JSON column: no e-mail, id or name of hers
-        assert scan(conn, ERIN) == []
+        assert mentions(conn, ERIN) == {}
         assert conn.execute(select(func.count()).select_from(leads)).scalar() == 1
         assert conn.execute(select(func.count()).select_from(events)).scalar() == 2
         assert conn.execute(select(func.count()).select_from(scores)).scalar() == 1
@@ -183,18 +183,19 @@ def test_erase_takes_the_persons_waiting_events_and_keeps_the_others(store: Stor
     _waiting(store)
     with store.begin() as conn:
         assert waiting_events(conn) == 5
-        report = erase_person(conn, find_person(conn, ERIN[0]))
-    assert report.clean, report.traces
-    # w1 by user id, w5 by anonymous id, w2 because it names her (in capitals)
-    assert report.deleted["inbox"] == 3
+        report = erase_person(conn, find_person(conn, ERIN[0]), "", NOW)
+    assert report.clean, report.remaining
+    # w1 by user id, w5 by anonymous id; w2 is another visitor's page view that names her (in capitals):
+    # kept (someone else's data, not hers by any key) and reported as a mention for review
+    assert report.deleted["inbox"] == 2
+    assert report.mentions == {"inbox.rows": 1}
     with store.connect() as conn:
-        assert scan(conn, ERIN) == []
-        assert stored_message_ids(conn) == {"o1", "o2", "w3", "w4"}
+        assert stored_message_ids(conn) == {"o1", "o2", "w2", "w3", "w4"}
     # what is left is processed as usual
-    assert process_pending(store) == 2
+    assert process_pending(store) == 3
     with store.connect() as conn:
         assert waiting_events(conn) == 0
-        assert set(conn.execute(select(events.c.message_id)).scalars()) == {"o1", "o2", "w3", "w4"}
+        assert set(conn.execute(select(events.c.message_id)).scalars()) == {"o1", "o2", "w2", "w3", "w4"}
 
 
 def test_retention_reaches_waiting_events(store: Store) -> None:
@@ -226,10 +227,11 @@ def test_export_and_erase_cli(tmp_path: Path) -> None:
     ] == "Senior buyers decide"
     result = runner.invoke(app, ["privacy", "erase", ERIN[1], "--yes", "--db", db])
     assert result.exit_code == 0, result.output
-    assert "verified: no trace left in any table" in result.output
+    assert "verified: no row of theirs left in any table" in result.output
+    assert "write-ahead log emptied" in result.output
     store = Store.from_url(db)
     with store.connect() as conn:
-        assert scan(conn, ERIN) == []
+        assert mentions(conn, ERIN) == {}
     store.dispose()
     audit_out = runner.invoke(app, ["audit", "--db", db]).output
     assert "privacy.erase" in audit_out and "privacy.export" in audit_out and ERIN[0] not in audit_out

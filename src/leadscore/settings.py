@@ -136,10 +136,18 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     cookies: CookieSettings = Field(default_factory=CookieSettings)
+    # peppers the hashes of suppressed (unsubscribed) addresses; defaults to secret_key. Set it to the old
+    # key before rotating secret_key, so nobody who unsubscribed is forgotten (migration 0012 reads it too)
+    suppression_secret: str = Field(default="", repr=False)
     # /metrics answers anyone (a scraper on a private network) instead of read and admin tokens only
     metrics_public: bool = False
     # the dashboard warns when the oldest event waiting to be scored is older than this (seconds)
     lag_alert_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def suppression_pepper(self) -> str:
+        """The pepper of store/suppressions.py."""
+        return self.suppression_secret or self.secret_key
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:

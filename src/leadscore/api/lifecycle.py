@@ -37,8 +37,7 @@ from leadscore.store.lifecycle_tables import (
 )
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import resolve_lead_ref
-from leadscore.store.schema import mail_suppressions
-from leadscore.store.upsert import insert_ignore
+from leadscore.store.suppressions import suppress
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"])
 
@@ -245,8 +244,7 @@ def _unsubscribe(request: Request, email: str | None, token: str | None) -> Plai
     if not email or not token or not hmac.compare_digest(valid.encode(), token.encode()):
         raise ApiError(403, "this unsubscribe link is not valid")
     with state.store.begin() as conn:
-        row = {"email": email.strip().lower(), "reason": "unsubscribe link", "at_ms": now_ms()}
-        insert_ignore(conn, mail_suppressions, [row], ["email"])
+        suppress(conn, email, "unsubscribe link", now_ms(), state.settings.suppression_pepper)
     return PlainTextResponse(f"{email} will get no more mail from us.")
 
 

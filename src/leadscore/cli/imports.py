@@ -44,6 +44,17 @@ MaxErrors = Annotated[
 ErrorsOut = Annotated[
     Path | None, typer.Option("--errors-out", help="Write every rejected row to this CSV file.")
 ]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", help="The file's encoding (e.g. cp1252, latin-1); default: detected."),
+]
+Decimal = Annotated[
+    str | None,
+    typer.Option(
+        "--decimal",
+        help="'.' or ',': the decimal mark of every numeric column; default: decided per column from its values.",
+    ),
+]
 ShowProgress = Annotated[
     bool | None,
     typer.Option("--progress/--no-progress", help="A progress bar (default: only on a terminal)."),
@@ -109,8 +120,17 @@ def _report_problems(problems: list[Problem], where: str, errors_out: Path | Non
 
 
 def _run_csv(kind: str, path: Path, maps: list[str] | None, ignore: list[str] | None, max_errors: int | None,
-             errors_out: Path | None, progress: bool | None, db: str | None) -> ImportReport:  # fmt: skip
-    options = ImportOptions(mapping=parse_maps(maps), ignore=frozenset(ignore or ()), max_errors=max_errors)
+             errors_out: Path | None, progress: bool | None, db: str | None, encoding: str | None = None,
+             decimal: str | None = None) -> ImportReport:  # fmt: skip
+    if decimal not in (None, ".", ","):
+        raise typer.BadParameter(f"{decimal!r}: write . or ,", param_hint="--decimal")
+    options = ImportOptions(
+        mapping=parse_maps(maps),
+        ignore=frozenset(ignore or ()),
+        max_errors=max_errors,
+        encoding=encoding,
+        decimal="," if decimal == "," else "." if decimal == "." else None,
+    )
     run = csv_import.import_leads if kind == "leads" else csv_import.import_accounts
     with open_store(db) as store:
         try:
@@ -120,6 +140,8 @@ def _run_csv(kind: str, path: Path, maps: list[str] | None, ignore: list[str] | 
             console.print(f"[red]error[/red] {exc}", highlight=False)
             raise typer.Exit(2) from None
         rescored = rescore_leads(store, report.changed_leads, cause_ref=f"{kind} {path.name}")
+    for note in report.notes:
+        console.print(f"[yellow]note[/yellow] {note}", highlight=False)
     counts = {"rows": report.rows, "created": report.created, "updated": report.updated, "unchanged": report.unchanged,
               "rejected": report.rejected}  # fmt: skip
     if kind == "accounts":
@@ -137,18 +159,20 @@ def _run_csv(kind: str, path: Path, maps: list[str] | None, ignore: list[str] | 
 
 @app.command("leads")
 def leads_cmd(path: File, maps: Maps = None, ignore: Ignore = None, max_errors: MaxErrors = None,
-              errors_out: ErrorsOut = None, progress: ShowProgress = None, db: Db = None) -> None:  # fmt: skip
+              errors_out: ErrorsOut = None, progress: ShowProgress = None, db: Db = None,
+              encoding: EncodingOpt = None, decimal: Decimal = None) -> None:  # fmt: skip
     """Leads from a CSV export (HubSpot, Salesforce or any spreadsheet): matched by id, then e-mail."""
-    report = _run_csv("leads", path, maps, ignore, max_errors, errors_out, progress, db)
+    report = _run_csv("leads", path, maps, ignore, max_errors, errors_out, progress, db, encoding, decimal)
     if report.problems:
         raise typer.Exit(1)
 
 
 @app.command("accounts")
 def accounts_cmd(path: File, maps: Maps = None, ignore: Ignore = None, max_errors: MaxErrors = None,
-                 errors_out: ErrorsOut = None, progress: ShowProgress = None, db: Db = None) -> None:  # fmt: skip
+                 errors_out: ErrorsOut = None, progress: ShowProgress = None, db: Db = None,
+                 encoding: EncodingOpt = None, decimal: Decimal = None) -> None:  # fmt: skip
     """Accounts from a CSV export: matched by domain (from a domain or website column), else name."""
-    report = _run_csv("accounts", path, maps, ignore, max_errors, errors_out, progress, db)
+    report = _run_csv("accounts", path, maps, ignore, max_errors, errors_out, progress, db, encoding, decimal)
     if report.problems:
         raise typer.Exit(1)
 

@@ -10,16 +10,23 @@ import typer
 
 from leadscore.cli.options import Db, open_store
 from leadscore.cli.render import console
-from leadscore.privacy.erase import erase_person, pseudonym
+from leadscore.privacy.erase import NotErased, erase, pseudonym
 from leadscore.privacy.export import export_person
 from leadscore.privacy.person import find_person
 from leadscore.privacy.retention import apply_retention
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
+from leadscore.settings import Settings
 from leadscore.store.audit import audit
 
 app = typer.Typer(help="A person's data: export it, erase it; delete old events.", no_args_is_help=True)
-Person = Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")]
+Person = Annotated[
+    str,
+    typer.Argument(
+        help="Lead id, e-mail or user id; or lead:<id>, u:<userId>, a:<anonymousId> (a person known only "
+        "by anonymous or waiting events)."
+    ),
+]
 
 
 @app.command("export")
@@ -51,27 +58,30 @@ def erase_cmd(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     db: Db = None,
 ) -> None:
-    """Remove the person from every table, then scan the whole database for any trace of them."""
+    """Remove the person's rows from every table (by exact ids and keys), verify, and scrub the files."""
     stamp = now_ms()
     with open_store(db) as store:
         with store.connect() as conn:
             who = find_person(conn, person)
-        if not yes and not typer.confirm(f"Erase lead {who.lead_id} and everything about them?"):
+        if not yes and not typer.confirm(f"Erase {who.label()} and everything about them?"):
             raise typer.Exit(1)
-        with store.begin() as conn:
-            report = erase_person(conn, who)
-            if not report.clean:
-                # raising rolls the whole erasure back; nothing half-done stays
-                raise typer.Exit(_fail(report.traces))
-            audit(conn, stamp, "cli", "privacy.erase", pseudonym(who), deleted=report.deleted)
-    rows = ", ".join(f"{table} {n}" for table, n in sorted(report.deleted.items()))
-    console.print(f"erased: {rows}; verified: no trace left in any table", highlight=False)
-
-
-def _fail(traces: list[tuple[str, str]]) -> int:
-    where = ", ".join(f"{t}.{c}" for t, c in traces)
-    console.print(f"[red]error[/red] traces remain in {where}; nothing was erased", highlight=False)
-    return 1
+        try:
+            report = erase(store, who, Settings().suppression_pepper, stamp, "cli")
+        except NotErased as exc:
+            console.print(f"[red]error[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    rows = ", ".join(f"{table} {n}" for table, n in sorted(report.deleted.items())) or "nothing"
+    console.print(f"erased: {rows}; verified: no row of theirs left in any table", highlight=False)
+    if report.suppressed:
+        console.print("their address stays suppressed from mail (kept as a hash)", highlight=False)
+    if report.mentions:
+        where = ", ".join(f"{column} ({n})" for column, n in sorted(report.mentions.items()))
+        console.print(
+            f"[yellow]note[/yellow] other rows name them as a word and were kept (someone else's data; "
+            f"review them): {where}",
+            highlight=False,
+        )
+    console.print(report.disk, highlight=False)
 
 
 @app.command("retention")

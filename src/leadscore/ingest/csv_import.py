@@ -1,8 +1,11 @@
 """CSV exports (HubSpot, Salesforce, any spreadsheet) → leads and accounts, row by row.
 
 Headers become attribute names through ``attributes.canonical`` unless ``--map`` says otherwise. A bad
-row is reported with its number as a spreadsheet shows it (header = row 1) and skipped; good rows are
-committed in chunks. Importing the same file twice changes nothing.
+row (a byte its encoding cannot read, a number that is not one, a value the store cannot hold) is
+reported with its number as a spreadsheet shows it (header = row 1) and its column, and skipped; good
+rows before and after it are committed in chunks. The encoding and each column's number format are
+decided from the whole file first (``csv_encoding``, ``csv_numbers``). Importing the same file twice
+changes nothing.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ import io
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Column, Connection, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadscore.errors import InputError, Problem
-from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_value, normalise_domain
+from leadscore.ingest.attributes import CONSENT, canonical, consent_value, normalise_domain
+from leadscore.ingest.csv_encoding import Encoding, detect, undecodable
+from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
 from leadscore.store import Store
 from leadscore.store.people import find_lead, upsert_account, upsert_lead
 from leadscore.store.schema import accounts, leads
@@ -39,10 +45,14 @@ CHUNK = 500
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """``mapping``: header → attribute name (overrides the canonical one); ``ignore``: headers to skip."""
+    """``mapping``: header → attribute name (overrides the canonical one); ``ignore``: headers to skip;
+    ``encoding``: the file's encoding (None: detected); ``decimal``: the decimal mark of every numeric
+    column (None: decided per column)."""
 
     mapping: Mapping[str, str] = field(default_factory=dict)
     ignore: frozenset[str] = frozenset()
+    encoding: str | None = None
+    decimal: Mark | None = None
     max_errors: int | None = None
     chunk_size: int = CHUNK
 
@@ -52,6 +62,8 @@ class ImportReport:
     """What an import did; ``changed_leads`` are the leads whose score may have moved."""
 
     file: str
+    encoding: str = "UTF-8"
+    notes: list[str] = field(default_factory=list)  # how the file was read, when not plain UTF-8
     rows: int = 0
     created: int = 0
     updated: int = 0
@@ -101,76 +113,148 @@ def resolve_columns(headers: list[str], options: ImportOptions, file: str) -> li
     return [None if h in ignored or not h.strip() else mapped.get(h, canonical(h)) for h in headers]
 
 
-def read_rows(
-    path: Path, options: ImportOptions, need: tuple[str, ...] = (), progress: Progress | None = None
-) -> Iterator[_Row | Problem]:
-    """Parse the file: a ``_Row`` per non-blank good row, a ``Problem`` per malformed one.
+@dataclass
+class CsvFile:
+    """A CSV file ready to be read: its encoding, columns and how each column's cells are read.
 
-    ``need``: attribute names of which at least one must be a column (else the file is refused).
+    Opening it reads the whole file once to decide the encoding and each column's number format
+    (``csv_encoding``, ``csv_numbers``); ``rows`` then reads it again, row by row.
     """
-    file, size = str(path), path.stat().st_size
-    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
-        try:
-            header_line = text.readline()
-            delimiter = sniff_delimiter(header_line)
-            reader = csv.reader(chain([header_line], text), delimiter=delimiter)
-            headers = next(reader, [])
-            if not any(h.strip() for h in headers):
-                raise InputError(Problem("the file has no header row", file, 1))
-            columns = resolve_columns(headers, options, file)
-            if need and not set(need) & set(columns):
-                wanted = " or ".join(need)
-                raise InputError(
-                    Problem(f"no column for {wanted}; name one with --map 'Header={need[0]}'", file, 1)
-                )
-            number = 1
+
+    path: Path
+    encoding: Encoding
+    delimiter: str
+    headers: list[str]
+    columns: list[str | None]
+    formats: dict[int, ColumnFormat]  # column index → its format (every profiled column)
+
+    @property
+    def notes(self) -> list[str]:
+        return [self.encoding.note] if self.encoding.note else []
+
+    def rows(self, progress: Progress | None = None) -> Iterator[_Row | Problem]:
+        """A ``_Row`` per non-blank good row, a ``Problem`` per bad one (the row is skipped)."""
+        file, size = str(self.path), self.path.stat().st_size
+        with _reader(self.path, self.encoding, self.delimiter) as (raw, records):
+            next(records, None)  # the header
+            for number, cells in records:
+                if progress is not None and number % 100 == 0:
+                    progress(raw.tell(), size)
+                if isinstance(cells, Problem):
+                    yield cells
+                elif len(cells) != len(self.headers):
+                    yield Problem(f"expected {len(self.headers)} columns, found {len(cells)}", file, number)
+                else:
+                    yield self._to_row(number, cells)
+        if progress is not None:
+            progress(size, size)
+
+    def _to_row(self, number: int, cells: list[str]) -> _Row | Problem:
+        row, file = _Row(number, {}, {}), str(self.path)
+        for index, (header, name, cell) in enumerate(zip(self.headers, self.columns, cells, strict=True)):
+            if name is None or name in row.values:
+                continue
+            damage = undecodable(cell, self.encoding) if not cell.isascii() else None
+            if damage is not None:
+                return Problem(damage, file, number, field=header)
+            if "\x00" in cell:
+                return Problem("contains a NUL character", file, number, field=header)
+            text = cell.strip()
+            if not text:
+                continue
+            value: Any = text
+            if name in CONSENT:
+                value = consent_value(text)
+                if value is None:
+                    return Problem(
+                        f"{text!r} is not a consent value (yes/no, true/false)", file, number, field=header
+                    )
+            elif (column := self.formats.get(index)) is not None and column.numeric:
+                try:
+                    value = column.convert(text)
+                except NumberProblem as exc:
+                    return Problem(str(exc), file, number, field=header)
+            row.values[name], row.headers[name] = value, header
+        return row
+
+
+@contextmanager
+def _reader(path: Path, encoding: Encoding, delimiter: str | None = None
+            ) -> Iterator[tuple[BinaryIO, Iterator[tuple[int, list[str] | Problem]]]]:  # fmt: skip
+    """The file's records with their spreadsheet row numbers (header = 1; a quoted newline does not
+    start a row); undecodable bytes stay in the cells as lone surrogates."""
+    with (
+        path.open("rb") as raw,
+        io.TextIOWrapper(raw, encoding=encoding.codec, errors="surrogateescape", newline="") as text,
+    ):
+        header_line = text.readline()
+        reader = csv.reader(chain([header_line], text), delimiter=delimiter or sniff_delimiter(header_line))
+
+        def records() -> Iterator[tuple[int, list[str] | Problem]]:
+            number = 0
             while True:
                 number += 1
                 try:
                     cells = next(reader)
                 except StopIteration:
-                    break
+                    return
                 except csv.Error as exc:
-                    yield Problem(f"unreadable row: {exc}", file, number)
+                    yield number, Problem(f"unreadable row: {exc}", str(path), number)
                     continue
-                if progress is not None and number % 100 == 0:
-                    progress(raw.tell(), size)
-                if not any(c.strip() for c in cells):
-                    continue
-                if len(cells) != len(headers):
-                    yield Problem(f"expected {len(headers)} columns, found {len(cells)}", file, number)
-                    continue
-                yield _to_row(number, headers, columns, cells, file)
-        except UnicodeDecodeError as exc:
+                if any(c.strip() for c in cells) or number == 1:
+                    yield number, cells
+
+        yield raw, records()
+
+
+def open_csv(path: Path, options: ImportOptions, need: tuple[str, ...] = ()) -> CsvFile:
+    """Read the header and profile every column (``need``: attribute names of which at least one must
+    be a column, else the file is refused)."""
+    file = str(path)
+    try:
+        encoding = detect(path, options.encoding)
+    except ValueError as exc:
+        raise InputError(Problem(str(exc), file, 1)) from None
+    with (
+        path.open("rb") as raw,
+        io.TextIOWrapper(raw, encoding=encoding.codec, errors="surrogateescape", newline="") as text,
+    ):
+        delimiter = sniff_delimiter(text.readline())
+    with _reader(path, encoding, delimiter) as (_, records):
+        first = next(records, None)
+        headers = first[1] if first is not None and isinstance(first[1], list) else []
+        if not any(h.strip() for h in headers):
+            raise InputError(Problem("the file has no header row", file, 1))
+        damaged = next((d for h in headers if (d := undecodable(h, encoding))), None)
+        if damaged is not None:
+            raise InputError(Problem(f"the header row is {damaged}", file, 1))
+        columns = resolve_columns(headers, options, file)
+        if need and not set(need) & set(columns):
+            wanted = " or ".join(need)
             raise InputError(
-                Problem(f"not UTF-8 text (byte {exc.start} of a read block); save it as UTF-8", file)
-            ) from None
-    if progress is not None:
-        progress(size, size)
+                Problem(f"no column for {wanted}; name one with --map 'Header={need[0]}'", file, 1)
+            )
+        profiled = {
+            i: ColumnProfile()
+            for i, name in enumerate(columns)
+            if name and name not in (*TEXT_FIELDS, *CONSENT)
+        }
+        for number, cells in records:
+            if isinstance(cells, Problem) or len(cells) != len(headers):
+                continue
+            for i, profile in profiled.items():
+                value = cells[i].strip()
+                if value:
+                    profile.add(number, value)
+    formats = {i: ColumnFormat.decide(p, options.decimal) for i, p in profiled.items()}
+    return CsvFile(path, encoding, delimiter, headers, columns, formats)
 
 
-def _to_row(
-    number: int, headers: list[str], columns: list[str | None], cells: list[str], file: str
-) -> _Row | Problem:
-    row = _Row(number, {}, {})
-    for header, name, cell in zip(headers, columns, cells, strict=True):
-        if name is None or name in row.values:
-            continue
-        if "\x00" in cell:
-            return Problem("contains a NUL character", file, number, field=header)
-        value = (cell.strip() or None) if name in TEXT_FIELDS else coerce(cell)
-        if name in CONSENT and value is not None:
-            value = consent_value(cell)
-            if value is None:
-                return Problem(
-                    f"{cell.strip()!r} is not a consent value (yes/no, true/false)",
-                    file,
-                    number,
-                    field=header,
-                )
-        if value is not None:
-            row.values[name], row.headers[name] = value, header
-    return row
+def read_rows(
+    path: Path, options: ImportOptions, need: tuple[str, ...] = (), progress: Progress | None = None
+) -> Iterator[_Row | Problem]:
+    """Parse the file: a ``_Row`` per non-blank good row, a ``Problem`` per bad one."""
+    return open_csv(path, options, need).rows(progress)
 
 
 def _limit(column: Column[Any]) -> int | None:
@@ -295,10 +379,11 @@ def _merge(report: ImportReport, scratch: ImportReport, outcomes: list[tuple[_Ro
 
 def _import(store: Store, path: Path, options: ImportOptions, handle: Handler, need: tuple[str, ...],
             progress: Progress | None) -> ImportReport:  # fmt: skip
-    report = ImportReport(str(path))
+    source = open_csv(path, options, need)
+    report = ImportReport(str(path), source.encoding.name, source.notes)
     now = int(time.time() * 1000)
     pending: list[_Row] = []
-    for item in read_rows(path, options, need, progress):
+    for item in source.rows(progress):
         if options.max_errors is not None and report.rejected >= options.max_errors:
             report.aborted = True  # the rows read so far stay imported
             break

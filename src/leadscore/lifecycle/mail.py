@@ -19,18 +19,17 @@ from sqlalchemy import Connection, select
 from leadscore.lifecycle.webhook import Outcome
 from leadscore.model import Lifecycle
 from leadscore.settings import Settings
-from leadscore.store.schema import events, identities, leads, mail_suppressions
+from leadscore.store.schema import events, identities, leads
+from leadscore.store.suppressions import is_suppressed
 
 TRUE = (True, 1, "true", "yes", "1", "y")
 
 
 def consent_problem(
-    conn: Connection, lifecycle: Lifecycle | None, lead_id: int | None, email: str
+    conn: Connection, lifecycle: Lifecycle | None, lead_id: int | None, email: str, pepper: str
 ) -> str | None:
-    """Why a mail to this lead must not be sent, or None."""
-    if conn.execute(
-        select(mail_suppressions.c.email).where(mail_suppressions.c.email == email.lower())
-    ).first():
+    """Why a mail to this lead must not be sent, or None (``pepper``: of the suppression hashes)."""
+    if is_suppressed(conn, email, pepper):
         return "the address unsubscribed"
     if lead_id is None:
         return None

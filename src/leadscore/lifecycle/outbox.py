@@ -202,7 +202,9 @@ class Deliverer:
             problem = None
             if payload.get("to_lead"):
                 with self.store.connect() as conn:
-                    problem = mail.consent_problem(conn, lifecycle, row["lead_id"], str(payload["to"]))
+                    problem = mail.consent_problem(
+                        conn, lifecycle, row["lead_id"], str(payload["to"]), self.settings.suppression_pepper
+                    )
             if problem is not None:
                 with self.store.begin() as conn:
                     finish(conn, int(row["id"]), "skipped", self.clock_ms(), problem)

@@ -1,131 +1,194 @@
-"""Erase a person from every table, then prove it by scanning every text and JSON column.
+"""Erase a person: their rows in every table, found by exact keys (``privacy/tables.py``), in one
+transaction; then, on SQLite, the database files rewritten so no deleted copy stays on disk.
 
-Rows are found three ways, so tables added later are covered without changes here: through the
-person's identity keys (events, and events still waiting in the inbox), through any ``lead_id`` column, and by a scan
-of every text/JSON column for the person's e-mail, ids and name (outbox payloads, segment exports,
-anything else). The audit log keeps its entries (who did what, when) with the personal parts redacted.
+Nothing is deleted because it *mentions* the person: another lead's page view of ``?plan=1001`` or an
+event titled with her name are someone else's data. After the deletions the rules are run again and
+must find nothing (the verification); then every text and JSON column is scanned for her identifiers
+as whole words (``mentions``), which are reported for a person to review, never deleted. The audit log
+keeps its entries about her with the personal parts redacted. An address that unsubscribed stays
+suppressed (as a peppered hash), and one whose consent to mail was withdrawn is suppressed the same
+way, so a later import or identify of the address is not mailed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    Connection,
-    String,
-    Table,
-    Text,
-    cast,
-    delete,
-    func,
-    inspect,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, or_, select, update
 
+from leadscore.errors import StoreError
 from leadscore.privacy.person import Person
-from leadscore.store.event_log import drop_from_inbox
-from leadscore.store.schema import audit_log, events, identities, leads, metadata
+from leadscore.privacy.tables import REDACT, Ids, condition, present_tables, rules_for, unaccounted
+from leadscore.store import Store
+from leadscore.store.audit import audit
+from leadscore.store.event_log import drop_from_inbox, waiting_rows
+from leadscore.store.schema import leads
+from leadscore.store.suppressions import suppress
 
 REDACTED = "[erased]"
+WITHDRAWN = (("consent_email", False), ("unsubscribed", True))
 
 
 @dataclass
 class EraseReport:
     deleted: dict[str, int] = field(default_factory=dict)
     redacted: dict[str, int] = field(default_factory=dict)
-    traces: list[tuple[str, str]] = field(default_factory=list)  # (table, column) still holding a needle
+    remaining: list[str] = field(default_factory=list)  # tables whose rules still find rows: must be empty
+    mentions: dict[str, int] = field(default_factory=dict)  # "table.column" → other rows naming her
+    suppressed: bool = False  # her address was added to the mail suppressions
+    disk: str = ""  # what was done to the database files
 
     @property
     def clean(self) -> bool:
-        return not self.traces
+        return not self.remaining
 
 
-def _text_columns(table: Table) -> list[Column[Any]]:
-    return [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
+class NotErased(StoreError):
+    """The verification found rows of the person after the deletions; nothing was erased."""
+
+    def __init__(self, report: EraseReport) -> None:
+        self.report = report
+        super().__init__(f"rows of the person remain in {', '.join(report.remaining)}; nothing was erased")
 
 
-def _matches(column: Column[Any], needles: tuple[str, ...]) -> ColumnElement[bool]:
-    as_text = func.lower(cast(column, Text))
-    return or_(*(as_text.like(f"%{n.lower()}%") for n in needles))
-
-
-def scan(conn: Connection, needles: tuple[str, ...], skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """Every (table, column) whose text holds one of ``needles`` (case-insensitive)."""
-    hits = []
-    present = set(inspect(conn).get_table_names())
-    for table in metadata.sorted_tables:
-        if table.name in skip or table.name not in present:
-            continue
-        for column in _text_columns(table):
-            found = conn.execute(
-                select(func.count()).select_from(table).where(_matches(column, needles))
-            ).scalar()
-            if found:
-                hits.append((table.name, column.name))
-    return hits
-
-
-def erase_person(conn: Connection, person: Person) -> EraseReport:
-    """Remove the person everywhere, in one transaction; ``report.traces`` must come back empty."""
+def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> EraseReport:
+    """Delete the person's rows everywhere, in the caller's transaction, and verify by the same rules."""
+    missing = unaccounted(conn)
+    if missing:
+        raise StoreError(f"no erasure rule for table(s) {', '.join(missing)}: add one in privacy/tables.py")
     report = EraseReport()
-
-    def count(table: str, n: int) -> None:
-        if n:
-            report.deleted[table] = report.deleted.get(table, 0) + n
-
-    count("inbox", drop_from_inbox(conn, _theirs(person)))
-    # tables that point at the lead, children before parents
-    present = set(inspect(conn).get_table_names())
-    for table in reversed(metadata.sorted_tables):
-        if "lead_id" in table.c and table.name != "identities" and table.name in present:
-            count(table.name, conn.execute(delete(table).where(table.c.lead_id == person.lead_id)).rowcount)
-    count("events", conn.execute(delete(events).where(events.c.person_key.in_(person.keys))).rowcount)
-    count(
-        "identities", conn.execute(delete(identities).where(identities.c.lead_id == person.lead_id)).rowcount
-    )
-    count("leads", conn.execute(delete(leads).where(leads.c.id == person.lead_id)).rowcount)
-    needles = person.needles
-    if needles:
-        # an inbox row holds other people's events too: theirs were taken out above, event by event
-        for table_name, column_name in scan(conn, needles, skip=("audit_log", "inbox")):
-            table = metadata.tables[table_name]
-            count(
-                table_name,
-                conn.execute(delete(table).where(_matches(table.c[column_name], needles))).rowcount,
+    ids = Ids.of(conn, person)
+    report.suppressed = _carry_suppression(conn, person, pepper, now_ms)
+    _count(report.deleted, "inbox", drop_from_inbox(conn, ids.owns))  # EVENT_ARRAYS: the inbox only
+    for table in reversed(present_tables(conn)):  # children before parents
+        rules = rules_for(table)
+        if rules is not None:
+            _count(
+                report.deleted,
+                table.name,
+                conn.execute(delete(table).where(condition(table, rules, ids))).rowcount,
             )
-        redact = conn.execute(
-            update(audit_log)
-            .where(or_(_matches(audit_log.c.target, needles), _matches(audit_log.c.details, needles)))
+    for name, rules in REDACT.items():
+        table = next(t for t in present_tables(conn) if t.name == name)
+        done = conn.execute(
+            update(table)
+            .where(condition(table, rules, ids))
             .values(target=REDACTED, details={"redacted": True})
         ).rowcount
-        if redact:
-            report.redacted["audit_log"] = redact
-        report.traces = scan(conn, needles)
+        _count(report.redacted, name, done)
+    report.remaining = remaining(conn, ids)
+    report.mentions = mentions(conn, person.identifiers)
     return report
 
 
-def _theirs(person: Person) -> Callable[[dict[str, Any]], bool]:
-    """Whether a waiting event is the person's: by identity key, or naming them anywhere."""
-    keys, needles = set(person.keys), [n.lower() for n in person.needles]
+def remaining(conn: Connection, ids: Ids) -> list[str]:
+    """Tables where the rules still find the person's rows (after an erasure: none)."""
+    left = []
+    for table in present_tables(conn):
+        rules = rules_for(table) or REDACT.get(table.name)
+        if (
+            rules
+            and conn.execute(
+                select(func.count()).select_from(table).where(condition(table, rules, ids))
+            ).scalar()
+        ):
+            left.append(table.name)
+    if any(ids.owns(row) for row in waiting_rows(conn)):
+        left.append("inbox")
+    return left
 
-    def theirs(row: dict[str, Any]) -> bool:
-        if row["person_key"] in keys:
-            return True
-        text = json.dumps(row, ensure_ascii=False, default=str).lower()
-        return any(n in text for n in needles)
 
-    return theirs
+def _carry_suppression(conn: Connection, person: Person, pepper: str, now_ms: int) -> bool:
+    """A lead who withdrew consent to mail is suppressed by hash before the lead is deleted."""
+    if person.lead_id is None or not person.email:
+        return False
+    attributes = conn.execute(select(leads.c.attributes).where(leads.c.id == person.lead_id)).scalar() or {}
+    if any(attributes.get(name) is value for name, value in WITHDRAWN):
+        return suppress(conn, person.email, "erased after withdrawing consent", now_ms, pepper)
+    return False
+
+
+def _count(counts: dict[str, int], table: str, n: int) -> None:
+    if n:
+        counts[table] = counts.get(table, 0) + n
+
+
+@lru_cache(maxsize=256)
+def _word(identifier: str) -> re.Pattern[str]:
+    """``identifier`` as a whole word: not inside a longer id, address or number (1001 in 11001, ann@ in
+    joann@), though it may stand after ``=`` or ``/`` in a URL."""
+    return re.compile(rf"(?<![\w.@+-]){re.escape(identifier)}(?![\w@+-]|\.\w)", re.IGNORECASE)
+
+
+def _text_columns(table: Table) -> list[Any]:
+    return [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
+
+
+def mentions(conn: Connection, identifiers: tuple[str, ...]) -> dict[str, int]:
+    """How many rows of each text or JSON column name one of ``identifiers`` as a whole word."""
+    found: dict[str, int] = {}
+    if not identifiers:
+        return found
+    for table in present_tables(conn):
+        for column in _text_columns(table):
+            text = cast(column, Text)
+            like = or_(*(func.lower(text).contains(i.lower(), autoescape=True) for i in identifiers))
+            hits = sum(
+                1
+                for value in conn.execute(select(text).where(like)).scalars()
+                if any(_word(i).search(value) for i in identifiers)
+            )
+            if hits:
+                found[f"{table.name}.{column.name}"] = hits
+    return found
+
+
+def erase(store: Store, person: Person, pepper: str, now_ms: int, actor: str) -> EraseReport:
+    """Erase in one transaction (audited under a pseudonym), then leave no deleted copy on disk.
+
+    SQLite: the transaction runs with ``secure_delete`` (freed space is zeroed), then ``VACUUM`` rewrites
+    the file (space freed earlier, by the processor's inbox deletions say, may still hold copies) and a
+    ``wal_checkpoint(TRUNCATE)`` empties the write-ahead log. PostgreSQL: see docs/privacy.md (VACUUM).
+    Raises NotErased, with nothing changed, when the verification finds rows left.
+    """
+    sqlite = store.dialect == "sqlite"
+    with store.begin() as conn:
+        if sqlite:
+            _driver(conn).execute("PRAGMA secure_delete=ON")
+        try:
+            report = erase_person(conn, person, pepper, now_ms)
+            if not report.clean:
+                raise NotErased(report)
+            audit(conn, now_ms, actor, "privacy.erase", pseudonym(person), deleted=report.deleted)
+        finally:
+            if sqlite:
+                _driver(conn).execute("PRAGMA secure_delete=OFF")
+    report.disk = scrub_files(store)
+    return report
+
+
+def scrub_files(store: Store) -> str:
+    """SQLite: rewrite the database and empty its write-ahead log; says what was done."""
+    if store.dialect != "sqlite":
+        return "PostgreSQL: deleted rows stay in table pages until VACUUM reuses them (docs/privacy.md)"
+    with store.engine.connect() as conn:
+        db = _driver(conn)
+        db.execute("VACUUM")
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        return "database rewritten (VACUUM); the write-ahead log is still in use by a reader: run again later"
+    return "database rewritten (VACUUM) and its write-ahead log emptied"
+
+
+def _driver(conn: Connection) -> Any:
+    return conn.connection.driver_connection
 
 
 def pseudonym(person: Person) -> str:
-    """How the audit log names an erased person: a hash of the lead id, not the person."""
-    return "person:" + hashlib.sha256(f"lead:{person.lead_id}".encode()).hexdigest()[:12]
+    """How the audit log names an erased person: a hash of the lead id or keys, not the person."""
+    basis = f"lead:{person.lead_id}" if person.lead_id is not None else "keys:" + ",".join(person.keys)
+    return "person:" + hashlib.sha256(basis.encode()).hexdigest()[:12]

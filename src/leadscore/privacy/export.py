@@ -1,46 +1,57 @@
-"""Everything stored about a person, as JSON: portability, and the explanation of their score."""
+"""Everything stored about a person, as JSON: portability, and the explanation of their score.
+
+The rows are found by the same per-table rules as erasure (``privacy/tables.py``): a person without a
+lead (anonymous events only, or events still waiting in the inbox) is exported too.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, select
 
 from leadscore.compile import Sources
 from leadscore.model import ScoringModel
 from leadscore.privacy.person import Person
+from leadscore.privacy.tables import Ids, condition, present_tables, rules_for
 from leadscore.scoring.run import score_leads
-from leadscore.store.schema import accounts, events, leads, metadata
+from leadscore.store.event_log import waiting_rows
+from leadscore.store.schema import accounts, events, leads
 
-SKIP = {"leads", "identities"}
+SKIP = {"leads", "events"}  # shown as "lead" and "events" above the per-table lists
 
 
 def export_person(
     conn: Connection, person: Person, sources: Sources, model: ScoringModel | None, as_of: int
 ) -> dict[str, Any]:
-    lead = dict(conn.execute(select(leads).where(leads.c.id == person.lead_id)).mappings().one())
+    ids = Ids.of(conn, person)
+    lead = None
+    if person.lead_id is not None:
+        lead = dict(conn.execute(select(leads).where(leads.c.id == person.lead_id)).mappings().one())
     account = None
-    if lead["account_id"] is not None:
+    if lead is not None and lead["account_id"] is not None:
         account = dict(
             conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().one()
         )
+    stored = (
+        select(events)
+        .where(condition(events, rules_for(events) or (), ids))
+        .order_by(events.c.ts, events.c.id)
+    )
     out: dict[str, Any] = {
         "person": {"lead_id": person.lead_id, "identity_keys": list(person.keys)},
         "lead": lead,
         "account": account,
-        "events": [
-            dict(r)
-            for r in conn.execute(
-                select(events).where(events.c.person_key.in_(person.keys)).order_by(events.c.ts)
-            ).mappings()
-        ],
+        "events": [dict(r) for r in conn.execute(stored).mappings()],
+        # acknowledged but not processed yet: they reach the event log (and the score) shortly
+        "waiting_events": [row for row in waiting_rows(conn) if ids.owns(row)],
     }
-    present = set(inspect(conn).get_table_names())
-    for table in metadata.sorted_tables:
-        if "lead_id" in table.c and table.name not in SKIP and table.name in present:
-            rows = conn.execute(select(table).where(table.c.lead_id == person.lead_id)).mappings()
+    for table in present_tables(conn):
+        picks = rules_for(table)
+        if picks is not None and table.name not in SKIP:
+            rows = conn.execute(select(table).where(condition(table, picks, ids))).mappings()
             out[table.name] = [dict(r) for r in rows]
-    if model is not None:
+    if model is not None and person.lead_id is not None:
         (ledger,) = score_leads(conn, model, sources, [person.lead_id], as_of)
         rules = {r.id: r for r in (*model.fit, *model.engagement)}
         out["score_explanation"] = {

@@ -1,38 +1,148 @@
-"""Who a person is in the store: their lead, identity keys, and the strings that identify them."""
+"""Who a person is in the store: their lead (if any), identity keys, and exact identifiers.
+
+A person is found by exact values only: a lead id, an e-mail, a user id, or an identity key
+(``u:<userId>``, ``a:<anonymousId>``). Someone who exists only as anonymous events, or only as events
+still waiting in the inbox, is a person without a lead. Nothing is ever matched as a substring: user
+"1001" is not user "11001", and ann@example.com is not joann@example.com.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
-from leadscore.store.people import resolve_lead_ref
-from leadscore.store.schema import identities, leads
-
-MIN_NEEDLE = 4  # shorter ids would match unrelated text; they are removed through keys instead
+from leadscore.errors import InputError, NotFoundError, Problem
+from leadscore.store.event_log import waiting_rows
+from leadscore.store.people import anonymous_key, find_lead, user_key
+from leadscore.store.schema import events, identities, leads
+from leadscore.store.suppressions import normalise_email
 
 
 @dataclass(frozen=True)
 class Person:
-    lead_id: int
+    lead_id: int | None  # None: only events (anonymous, or not yet processed)
     keys: tuple[str, ...]  # identity keys: u:<userId>, a:<anonymousId>
     email: str | None
     external_id: str | None
     name: str | None
 
     @property
-    def needles(self) -> tuple[str, ...]:
-        """Strings whose presence anywhere in the database would be a trace of this person."""
-        values = [self.email, self.external_id, self.name, *(k.split(":", 1)[1] for k in self.keys)]
-        return tuple(sorted({v for v in values if v and len(v) >= MIN_NEEDLE}))
+    def user_ids(self) -> tuple[str, ...]:
+        ids = {k[2:] for k in self.keys if k.startswith("u:")} | (
+            {self.external_id} if self.external_id else set()
+        )
+        return tuple(sorted(ids))
+
+    @property
+    def anonymous_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(k[2:] for k in self.keys if k.startswith("a:")))
+
+    @property
+    def emails(self) -> tuple[str, ...]:
+        """Normalised (lower case): compared with normalised column values."""
+        return (normalise_email(self.email),) if self.email else ()
+
+    @property
+    def identifiers(self) -> tuple[str, ...]:
+        """Every value that names this person: what the proof scan looks for as whole words."""
+        values = {self.email, self.name, *self.user_ids, *self.anonymous_ids}
+        return tuple(sorted(v for v in values if v))
+
+    def label(self) -> str:
+        return f"lead {self.lead_id}" if self.lead_id is not None else "the person of " + ", ".join(self.keys)
 
 
 def find_person(conn: Connection, ref: str) -> Person:
-    """A person by lead id, e-mail, or user id."""
-    lead_id = resolve_lead_ref(conn, ref)
+    """A person by ``lead:<id>``, ``u:<userId>``, ``a:<anonymousId>``, or a plain lead id, e-mail or user
+    id. A plain reference that names two different leads (lead 1001 and the lead of user "1001") is
+    refused: say which."""
+    if ref.startswith("lead:") and ref[5:].isascii() and ref[5:].isdigit():
+        lead_id = find_lead(conn, lead_id=int(ref[5:]))
+        if lead_id is None:
+            raise NotFoundError(f"no lead {ref!r}")
+        return _of_lead(conn, lead_id)
+    if ref.startswith(("u:", "a:")) and len(ref) > 2:
+        linked = conn.execute(select(identities.c.lead_id).where(identities.c.key == ref)).scalar()
+        if linked is None and ref.startswith("u:"):
+            linked = find_lead(conn, external_id=ref[2:])
+        return _of_lead(conn, linked) if linked is not None else _without_lead(conn, ref, [ref], None)
+    candidates = {
+        found
+        for found in (
+            find_lead(conn, lead_id=int(ref)) if ref.isascii() and ref.isdigit() else None,
+            find_lead(conn, email=ref) if "@" in ref else None,
+            find_lead(conn, external_id=ref),
+        )
+        if found is not None
+    }
+    if len(candidates) > 1:
+        ids = ", ".join(f"lead:{i}" for i in sorted(candidates))
+        raise InputError(
+            Problem(f"{ref!r} names more than one lead ({ids}); say lead:<id>, u:<userId> or an e-mail")
+        )
+    if candidates:
+        return _of_lead(conn, candidates.pop())
+    email = ref if "@" in ref else None
+    person = _without_lead(conn, ref, [user_key(ref), anonymous_key(ref)], email)
+    if {user_key(ref), anonymous_key(ref)} <= set(person.keys):
+        raise InputError(Problem(f"{ref!r} is both a user id and an anonymous id; say u:{ref} or a:{ref}"))
+    return person
+
+
+def _of_lead(conn: Connection, lead_id: int) -> Person:
     row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
-    keys = tuple(
-        sorted(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars())
-    )
+    keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars())
+    if row["external_id"]:
+        keys.add(user_key(row["external_id"]))
+    if row["email"]:
+        keys |= _unlinked_keys_with_email(conn, row["email"])
     name = " ".join(p for p in (row["first_name"], row["last_name"]) if p) or None
-    return Person(lead_id, keys, row["email"], row["external_id"], name)
+    return Person(lead_id, tuple(sorted(keys)), row["email"], row["external_id"], name)
+
+
+def _without_lead(conn: Connection, ref: str, keys: Iterable[str], email: str | None) -> Person:
+    """A person known only by events: those of these keys (unlinked to any lead), or whose identify
+    traits carry this exact e-mail."""
+    wanted = set(keys)
+    found = {k for k in wanted if _has_events(conn, k)}
+    if email:
+        found |= _unlinked_keys_with_email(conn, email)
+    linked = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(found))).scalars())
+    found -= linked
+    if not found:
+        raise NotFoundError(
+            f"no lead or events for {ref!r} (give a lead id, e-mail, user id, u:<userId> or a:<anonymousId>)"
+        )
+    return Person(None, tuple(sorted(found)), email, None, None)
+
+
+def _has_events(conn: Connection, key: str) -> bool:
+    if conn.execute(select(events.c.id).where(events.c.person_key == key).limit(1)).first():
+        return True
+    return any(row["person_key"] == key for row in waiting_rows(conn))
+
+
+def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
+    """Keys of events whose traits carry exactly this e-mail and that no lead has claimed yet (events
+    still in the inbox, say): they are the same person. Keys linked to another lead stay theirs."""
+    wanted = normalise_email(email)
+    traits_email = events.c.context[("traits", "email")].as_string()
+    keys = set(
+        conn.execute(
+            select(events.c.person_key).distinct().where(func.lower(traits_email) == wanted)
+        ).scalars()
+    )
+    for row in waiting_rows(conn):
+        traits = (row.get("context") or {}).get("traits") or {}
+        value = traits.get("email") if isinstance(traits, dict) else None
+        if isinstance(value, str) and normalise_email(value) == wanted:
+            keys.add(str(row["person_key"]))
+    if not keys:
+        return set()
+    claimed = dict(
+        conn.execute(select(identities.c.key, identities.c.lead_id).where(identities.c.key.in_(keys))).all()
+    )
+    own = find_lead(conn, email=email)
+    return {k for k in keys if claimed.get(k) in (None, own)}

@@ -3,6 +3,8 @@ often they were tried, until an operator retries or drops them (``scoring/dead_l
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +75,17 @@ def failed_again(conn: Connection, letter_id: int, error: str, now_ms: int) -> N
             error=printable(error, MAX_ERROR), last_attempt_ms=now_ms, attempts=dead_letters.c.attempts + 1
         )
     )
+
+
+def dead_letter_rows(conn: Connection) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(id, event-log row) of every dead letter whose message reads as one (erasure and export find a
+    person's among them); an unreadable message yields an empty row."""
+    for letter_id, text in conn.execute(select(dead_letters.c.id, dead_letters.c.message)):
+        try:
+            row = json.loads(text)
+        except ValueError:
+            row = {}
+        yield int(letter_id), row if isinstance(row, dict) else {}
 
 
 def count(conn: Connection) -> int:

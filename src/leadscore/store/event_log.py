@@ -307,6 +307,12 @@ def drop_from_inbox(conn: Connection, drop: Callable[[dict[str, Any]], bool]) ->
     return dropped
 
 
+def waiting_rows(conn: Connection) -> list[dict[str, Any]]:
+    """Every event waiting in the inbox (event-log rows), oldest inbox row first."""
+    texts = conn.execute(select(inbox.c.rows).order_by(inbox.c.id)).scalars()
+    return [row for text in texts for row in inbox_events(text)]
+
+
 def stored_message_ids(conn: Connection) -> set[str]:
     """Every message id stored: in the event log or still waiting in the inbox (tests, audits)."""
     stored = set(conn.execute(select(events.c.message_id)).scalars())

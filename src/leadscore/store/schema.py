@@ -438,8 +438,9 @@ account_stage_history = Table(
 mail_suppressions = Table(
     "mail_suppressions",
     metadata,
-    # addresses that unsubscribed through a mail's link; never mailed again
-    Column("email", String(320), primary_key=True),
+    # addresses that unsubscribed (or withdrew consent and were erased); never mailed again. Only a
+    # peppered hash of the address is kept, so the row outlives the person's erasure (store/suppressions.py)
+    Column("email_hash", String(64), primary_key=True),
     Column("reason", String(63), nullable=False),
     Column("at_ms", BigInteger, nullable=False),
 )

@@ -1,0 +1,152 @@
+"""Which rows of each table are a person's: one rule per table, by exact keys, for export and erasure.
+
+Every table of the schema is accounted for: a table with a ``lead_id`` column holds the lead's rows
+there; ``RULES`` says how the others hold a person (by identity key, user id, anonymous id, e-mail,
+message id: always whole values, never substrings); ``EVENT_ARRAYS`` names columns holding JSON arrays
+of event-log rows (the inbox), from which only the person's events are taken; ``REDACT`` names tables
+whose matching rows are kept with the personal parts replaced (the audit log); ``NOT_PERSONAL`` says why
+a table holds nobody. ``unaccounted`` lists any other table, and erasure refuses to run while there is
+one, so a table added later (a dead-letter table, say) is never silently left out: give it a rule here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Table, false, func, inspect, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from leadscore.privacy.person import Person
+from leadscore.store.dead_letters import dead_letter_rows
+from leadscore.store.event_log import waiting_rows
+from leadscore.store.schema import events, metadata
+
+Values = Literal[
+    "lead_id",
+    "keys",
+    "user_ids",
+    "anonymous_ids",
+    "emails",
+    "message_ids",
+    "audit_targets",
+    "dead_letter_ids",
+]
+
+
+@dataclass(frozen=True)
+class By:
+    """Rows whose ``column`` equals one of the person's ``values`` (e-mails compared normalised)."""
+
+    column: str
+    values: Values
+
+
+EVENT_ROWS = (By("person_key", "keys"), By("user_id", "user_ids"), By("anonymous_id", "anonymous_ids"),
+              By("message_id", "message_ids"))  # fmt: skip
+RULES: dict[str, tuple[By, ...]] = {
+    "leads": (By("id", "lead_id"),),
+    "identities": (By("lead_id", "lead_id"), By("key", "keys")),
+    "events": EVENT_ROWS,
+    "outbox": (By("lead_id", "lead_id"), By("target", "emails")),
+    # messages the processor set aside: event-log rows as JSON text, matched by EVENT_ROWS (Ids.of)
+    "dead_letters": (By("id", "dead_letter_ids"),),
+}
+EVENT_ARRAYS = {"inbox": "rows"}  # waiting events; their rows are EVENT_ROWS
+REDACT = {"audit_log": (By("target", "audit_targets"),)}
+NOT_PERSONAL = {
+    "accounts": "companies, not people",
+    "account_owners": "which seller owns an account",
+    "account_stages": "account scores, aggregated over their leads",
+    "account_stage_history": "account stage moves, aggregated over their leads",
+    "model_versions": "scoring models",
+    "model_backtests": "aggregate backtest reports",
+    "api_keys": "API keys (hashed)",
+    "users": "staff accounts of the dashboard, not leads",
+    "sessions": "staff sessions",
+    "login_attempts": "staff logins",
+    "team_cursors": "round-robin positions",
+    "mail_suppressions": "peppered hashes only: kept so an unsubscribe outlives the erasure",
+    "counters": "running totals of the pipeline",
+}
+
+
+@dataclass(frozen=True)
+class Ids:
+    """A person's exact identifiers by kind, as the rules compare them."""
+
+    values: Mapping[str, tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, conn: Connection, person: Person) -> Ids:
+        base = cls._base(person, ())
+        stored = conn.execute(select(events.c.message_id).where(condition(events, EVENT_ROWS, base)))
+        waiting = [row["message_id"] for row in waiting_rows(conn) if base.owns(row)]
+        letters = [letter for letter, row in dead_letter_rows(conn) if base.owns(row)]
+        return cls._base(person, (*stored.scalars(), *waiting), letters)
+
+    @classmethod
+    def _base(
+        cls, person: Person, message_ids: tuple[str, ...] | list[str], letters: list[int] | None = None
+    ) -> Ids:
+        audit = {
+            *person.emails,
+            *person.user_ids,
+            *person.anonymous_ids,
+            *([person.email] if person.email else []),
+        }
+        if person.lead_id is not None:
+            audit.add(f"lead:{person.lead_id}")
+        return cls({
+            "lead_id": (person.lead_id,) if person.lead_id is not None else (),
+            "keys": person.keys,
+            "user_ids": person.user_ids,
+            "anonymous_ids": person.anonymous_ids,
+            "emails": person.emails,
+            "message_ids": tuple(sorted(set(message_ids))),
+            "audit_targets": tuple(sorted(audit)),
+            "dead_letter_ids": tuple(sorted(letters or ())),
+        })  # fmt: skip
+
+    def owns(self, row: Mapping[str, Any]) -> bool:
+        """Whether an event-log row (stored or waiting) is the person's: ``EVENT_ROWS`` in Python."""
+        return any(row.get(by.column) in self.values[by.values] for by in EVENT_ROWS)
+
+
+def condition(table: Table, rules: tuple[By, ...], ids: Ids) -> ColumnElement[bool]:
+    """The rows of ``table`` the rules pick for this person, as one SQL condition."""
+    parts: list[ColumnElement[bool]] = []
+    for by in rules:
+        values = ids.values[by.values]
+        if not values:
+            continue
+        column = table.c[by.column]
+        parts.append(func.lower(column).in_(values) if by.values == "emails" else column.in_(values))
+    return or_(*parts) if parts else false()
+
+
+def rules_for(table: Table) -> tuple[By, ...] | None:
+    """How ``table``'s rows belong to a person (None: through its event arrays, or not at all)."""
+    if table.name in RULES:
+        return RULES[table.name]
+    if "lead_id" in table.c and table.name not in NOT_PERSONAL:
+        return (By("lead_id", "lead_id"),)
+    return None
+
+
+def present_tables(conn: Connection) -> list[Table]:
+    """The schema's tables that exist in this database, parents before children."""
+    present = set(inspect(conn).get_table_names())
+    return [t for t in metadata.sorted_tables if t.name in present]
+
+
+def unaccounted(conn: Connection) -> list[str]:
+    """Tables in the database that no rule here covers (metadata and the database itself)."""
+    known = {*RULES, *EVENT_ARRAYS, *REDACT, *NOT_PERSONAL, "alembic_version"}
+    names = {t.name for t in metadata.sorted_tables} | set(inspect(conn).get_table_names())
+    return sorted(
+        n
+        for n in names
+        if n not in known and not (n in metadata.tables and "lead_id" in metadata.tables[n].c)
+    )

@@ -1,0 +1,435 @@
+"""Exact erasure: colliding identifiers, anonymous-only and inbox-only people, suppressions that outlive
+the person, and (SQLite) no copy left in the database files.
+
+The property test builds a world of one person ("her", every message id ``her-…``) and others whose ids,
+e-mails, URLs, titles and properties collide with hers (user "1001" vs "11001", ann@ vs joann@, her id
+in their URLs). After erasing her, every other row must be exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import String, event, func, select, text
+
+from leadscore.errors import InputError, NotFoundError
+from leadscore.ingest.apply import event_row
+from leadscore.ingest.committer import GroupCommitter
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.lifecycle.mail import consent_problem
+from leadscore.model import loads_model
+from leadscore.privacy.erase import erase, erase_person
+from leadscore.privacy.export import export_person
+from leadscore.privacy.person import find_person
+from leadscore.privacy.tables import present_tables, unaccounted
+from leadscore.scoring.pipeline import ingest, publish
+from leadscore.scoring.processor import process_pending
+from leadscore.store import Store
+from leadscore.store.event_log import inbox_events, waiting_rows
+from leadscore.store.people import find_lead
+from leadscore.store.schema import audit_log, inbox, leads, mail_suppressions, metadata, outcomes
+from leadscore.store.suppressions import email_hash, suppress
+from pg_schema import PG_URL, pg_schema_store
+
+NOW = parse_time("2024-06-01T00:00:00Z", "now")
+DAY = 86_400_000
+PEPPER = "test-pepper-0123456789-0123456789"
+MODEL = """
+model: erasure
+fit:
+  - {id: vp, name: VP, when: {attribute: job_title, contains: vp}, points: 10}
+engagement:
+  - {id: visit, name: Visit, event: {type: page}, points: 5}
+scale: {fit_max: 10, engagement_max: 20, bands: {hot: 70, warm: 20}}
+"""
+ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def fresh_store(engine: str) -> Iterator[Store]:
+    if engine == "postgres":
+        if not PG_URL:
+            pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
+        with pg_schema_store("erase") as store:
+            yield store
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.from_url(str(Path(tmp) / "leadscore.db"))
+        # as SQLite builds without SQLITE_SECURE_DELETE do (Debian's has it): deletions elsewhere (the
+        # processor's inbox rows) leave their bytes in freed pages, which the erasure must deal with
+        event.listen(store.engine, "connect", lambda db, _: db.execute("PRAGMA secure_delete=OFF"))
+        store.engine.dispose()
+        try:
+            yield store
+        finally:
+            store.dispose()
+
+
+def _ingest(store: Store, messages: list[dict[str, Any]]) -> None:
+    ingest(store, [normalise(m, received_ms=NOW) for m in messages], source="test", as_of=NOW)
+
+
+def _enqueue(store: Store, messages: list[dict[str, Any]]) -> None:
+    """Acknowledged, not processed: the events wait in the inbox."""
+    committer = GroupCommitter(store).start()
+    try:
+        committer.submit([event_row(normalise(m, received_ms=NOW), "api") for m in messages]).result()
+    finally:
+        committer.stop()
+
+
+# --- the world: her and colliding others -------------------------------------------------------------
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> dict[str, Any]:
+    user = draw(st.from_regex(r"[1-9][0-9]{2,4}", fullmatch=True))
+    local = draw(st.from_regex(r"[a-z]{2,5}", fullmatch=True))
+    her = {
+        "user": user,
+        "email": f"{local}@example.com",
+        "anon": f"anon{draw(st.from_regex(r'[a-z0-9]{6}', fullmatch=True))}",
+        "first": local.capitalize(),
+        "last": "Lee",
+        "canary": f"canary{uuid.uuid4().hex}",  # only in her rows: looked for in the database files
+    }
+    # others whose ids contain hers, or are contained in longer ones; e-mails ending in hers
+    twists = st.sampled_from(["1{}", "{}1", "{}0", "9{}9"])
+    prefixes = st.sampled_from(["jo", "x", "ann.", "a-"])
+    n = draw(st.integers(1, 3))
+    others = []
+    for i in range(n):
+        other_user = draw(twists).format(user)
+        others.append(
+            {
+                "user": other_user,
+                "email": f"{draw(prefixes)}{local}@example.com" if i % 2 == 0 else f"{local}@example.com.au",
+                "anon": f"o{i}{her['anon']}",
+                "waiting": draw(st.booleans()),
+            }
+        )
+    return {"her": her, "others": others}
+
+
+def _her_messages(her: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {"type": "page", "anonymousId": her["anon"], "messageId": "her-1", "timestamp": NOW - 9 * DAY,
+         "properties": {"path": "/pricing", "c": her["canary"]}},
+        {"type": "identify", "anonymousId": her["anon"], "userId": her["user"], "messageId": "her-2",
+         "timestamp": NOW - 8 * DAY,
+         "traits": {"email": her["email"], "firstName": her["first"], "lastName": her["last"], "title": "VP",
+                    "note": her["canary"]}},
+        {"type": "track", "userId": her["user"], "messageId": "her-3", "event": "Demo Requested",
+         "timestamp": NOW - 7 * DAY, "properties": {"email": her["email"], "c": her["canary"]}},
+    ]  # fmt: skip
+
+
+def _other_messages(her: dict[str, str], i: int, other: dict[str, Any]) -> list[dict[str, Any]]:
+    name = f"{her['first']} {her['last']}"
+    return [
+        {"type": "identify", "userId": other["user"], "anonymousId": other["anon"], "messageId": f"o-{i}-1",
+         "timestamp": NOW - 6 * DAY, "traits": {"email": other["email"], "firstName": "Jo", "ref": her["user"]}},
+        {"type": "page", "userId": other["user"], "messageId": f"o-{i}-2", "timestamp": NOW - 5 * DAY,
+         "properties": {"path": "/pricing", "url": f"https://example.com/pricing?plan={her['user']}",
+                        "title": f"Call with {name}", "invited_by": her["user"]}},
+        {"type": "track", "userId": other["user"], "messageId": f"o-{i}-3", "event": f"Met {name}",
+         "timestamp": NOW - 4 * DAY, "properties": {"user": her["user"]}},
+    ]  # fmt: skip
+
+
+def _build(store: Store, world: dict[str, Any]) -> int:
+    her = world["her"]
+    publish(store, loads_model(MODEL), as_of=NOW)
+    _ingest(store, _her_messages(her))
+    for i, other in enumerate(world["others"]):
+        _ingest(store, _other_messages(her, i, other))
+    with store.begin() as conn:
+        lead_id = find_lead(conn, external_id=her["user"])
+        assert lead_id is not None
+        conn.execute(outcomes.insert().values(lead_id=lead_id, kind="won", at_ms=NOW, amount=5.0, reason=None,
+                                              source="test", recorded_ms=NOW))  # fmt: skip
+        suppress(conn, her["email"], "unsubscribe link", NOW, PEPPER)
+    # through the inbox and processed: the processor's inbox deletions leave freed pages behind
+    _enqueue(store, [{"type": "track", "userId": her["user"], "messageId": f"her-p{i}", "event": "Signed Up",
+                      "timestamp": NOW - 2 * DAY, "properties": {"c": her["canary"], "pad": "-" * 400}}
+                     for i in range(20)])  # fmt: skip
+    assert process_pending(store) == 20
+    # waiting in the inbox: hers and (for some) theirs, in the same inbox rows
+    waiting = [{"type": "page", "userId": her["user"], "messageId": "her-w1", "timestamp": NOW - DAY,
+                "properties": {"c": her["canary"]}},
+               {"type": "page", "anonymousId": her["anon"], "messageId": "her-w2", "timestamp": NOW - DAY}]  # fmt: skip
+    for i, other in enumerate(world["others"]):
+        if other["waiting"]:
+            waiting.append({"type": "page", "userId": other["user"], "messageId": f"o-{i}-w",
+                            "timestamp": NOW - DAY, "properties": {"q": f"?plan={her['user']}"}})  # fmt: skip
+    _enqueue(store, waiting)
+    return lead_id
+
+
+def _snapshot(store: Store) -> dict[str, list[str]]:
+    """Every table's rows as text, sorted; the inbox as the events it holds; the audit log left out
+    (an erasure adds its own entry)."""
+    out: dict[str, list[str]] = {}
+    with store.connect() as conn:
+        for table in present_tables(conn):
+            if table.name in ("inbox", "audit_log"):
+                continue
+            out[table.name] = sorted(
+                repr(sorted(dict(r).items())) for r in conn.execute(select(table)).mappings()
+            )
+        out["inbox"] = sorted(repr(sorted(r.items())) for r in waiting_rows(conn))
+    return out
+
+
+def _is_hers(table: str, row: str, lead_id: int) -> bool:
+    """Her rows, by what the test built (not by the erasure's rules): her lead, her identities, her
+    ``her-…`` message ids."""
+    if table in ("events", "inbox"):
+        return "('message_id', 'her-" in row
+    if table == "leads":
+        return f"('id', {lead_id})," in row
+    return f"('lead_id', {lead_id})" in row
+
+
+WORD = r"(?<![\w.@+-]){}(?![\w@+-]|\.\w)"
+
+
+def _file_traces(db: Path, her: dict[str, str]) -> dict[str, int]:
+    """Her canary, e-mail and anonymous id as whole words in the bytes of the database files."""
+    found: dict[str, int] = {}
+    for path in db.parent.glob(db.name + "*"):
+        data = path.read_bytes()
+        for what in ("canary", "email", "anon"):
+            n = len(re.findall(WORD.format(re.escape(her[what])).encode(), data))
+            if n:
+                found[f"{path.name}:{what}"] = n
+    return found
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@given(world=worlds())
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+def test_erasing_her_changes_no_one_else_and_leaves_no_trace(engine: str, world: dict[str, Any]) -> None:
+    her = world["her"]
+    with fresh_store(engine) as store:
+        lead_id = _build(store, world)
+        before = _snapshot(store)
+        db = Path(store.engine.url.database or "") if engine == "sqlite" else None
+        if db is not None:
+            assert _file_traces(db, her)  # the scan can see her before
+        with store.connect() as conn:
+            person = find_person(conn, her["user"])
+        assert person.lead_id == lead_id
+        report = erase(store, person, PEPPER, NOW, "test")
+        after = _snapshot(store)
+        expected = {t: [r for r in rows if not _is_hers(t, r, lead_id)] for t, rows in before.items()}
+        assert after == expected
+        # deleted by key: her 3 + 20 logged events and her two waiting ones, never another's
+        assert (report.deleted["events"], report.deleted["inbox"], report.deleted["leads"]) == (23, 2, 1)
+        values = {her["email"], her["user"], her["anon"], f"u:{her['user']}", f"a:{her['anon']}"}
+        with store.connect() as conn:
+            for table in present_tables(conn):  # no text column holds one of her identifiers as its value
+                for column in (c for c in table.columns if isinstance(c.type, String)):
+                    hit = conn.execute(
+                        select(func.count()).select_from(table).where(column.in_(values))
+                    ).scalar()
+                    assert hit == 0, (table.name, column.name)
+            # her unsubscribe outlives her, as a hash
+            assert conn.execute(select(mail_suppressions.c.email_hash)).scalars().all() == [
+                email_hash(her["email"], PEPPER)
+            ]
+        if db is not None:
+            assert _file_traces(db, her) == {}
+            assert Path(f"{db}-wal").stat().st_size == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_anonymous_only_person_is_exported_and_erased(engine: str) -> None:
+    with fresh_store(engine) as store:
+        _ingest(store, [
+            {"type": "page", "anonymousId": "anon-solo", "messageId": "s1", "timestamp": NOW - DAY,
+             "properties": {"path": "/a"}},
+            {"type": "page", "anonymousId": "anon-solo", "messageId": "s2", "timestamp": NOW},
+            {"type": "page", "anonymousId": "anon-solo2", "messageId": "k1", "timestamp": NOW,
+             "properties": {"from": "anon-solo"}},
+        ])  # fmt: skip
+        with store.connect() as conn:
+            with pytest.raises(NotFoundError):
+                find_person(conn, "a:nobody")
+            person = find_person(conn, "a:anon-solo")
+            assert (person.lead_id, person.keys) == (None, ("a:anon-solo",))
+            assert find_person(conn, "anon-solo") == person  # a plain reference finds her too
+            data = export_person(conn, person, store.sources(), None, NOW)
+        assert data["lead"] is None
+        assert [e["message_id"] for e in data["events"]] == ["s1", "s2"]
+        report = erase(store, person, PEPPER, NOW, "test")
+        assert report.deleted == {"events": 2}
+        assert report.mentions == {"events.properties": 1}  # anon-solo2's page names her: kept
+        with store.connect() as conn:
+            assert [
+                r["message_id"] for r in conn.execute(text("SELECT message_id FROM events")).mappings()
+            ] == ["k1"]
+            audit_row = conn.execute(select(audit_log.c.target)).scalar_one()
+        assert audit_row.startswith("person:") and "anon" not in audit_row
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_inbox_only_person_is_exported_and_erased(engine: str) -> None:
+    with fresh_store(engine) as store:
+        _enqueue(store, [
+            {"type": "identify", "userId": "u-new", "messageId": "n1", "timestamp": NOW,
+             "traits": {"email": "Nina@Example.com", "firstName": "Nina"}},
+            {"type": "page", "userId": "u-new", "messageId": "n2", "timestamp": NOW},
+            {"type": "page", "userId": "u-new1", "messageId": "m1", "timestamp": NOW},
+        ])  # fmt: skip
+        with store.connect() as conn:
+            by_email = find_person(conn, "nina@example.com")  # the identify's traits, case aside
+            assert (by_email.lead_id, by_email.keys) == (None, ("u:u-new",))
+            assert find_person(conn, "u:u-new").keys == ("u:u-new",)
+            data = export_person(conn, by_email, store.sources(), None, NOW)
+        assert [e["message_id"] for e in data["waiting_events"]] == ["n1", "n2"] and data["events"] == []
+        report = erase(store, by_email, PEPPER, NOW, "test")
+        assert report.deleted == {"inbox": 2}
+        with store.connect() as conn:
+            assert [r["message_id"] for r in waiting_rows(conn)] == ["m1"]
+        assert process_pending(store) == 1
+        with store.connect() as conn:
+            assert conn.execute(select(leads.c.external_id)).scalars().all() == ["u-new1"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_suppression_outlives_erasure_and_blocks_mail_after_reidentify(engine: str) -> None:
+    with fresh_store(engine) as store:
+        _ingest(store, [
+            {"type": "identify", "userId": "u1", "messageId": "a1", "timestamp": NOW - DAY,
+             "traits": {"email": "ann@example.com"}},
+            {"type": "identify", "userId": "u2", "messageId": "b1", "timestamp": NOW - DAY,
+             "traits": {"email": "bea@example.com", "unsubscribed": True}},
+            {"type": "identify", "userId": "u3", "messageId": "c1", "timestamp": NOW - DAY,
+             "traits": {"email": "joann@example.com"}},
+        ])  # fmt: skip
+        with store.begin() as conn:
+            assert suppress(conn, " Ann@Example.com ", "unsubscribe link", NOW, PEPPER)
+            assert not suppress(conn, "ann@example.com", "unsubscribe link", NOW, PEPPER)  # the same address
+        for ref in ("ann@example.com", "bea@example.com"):
+            with store.connect() as conn:
+                person = find_person(conn, ref)
+            report = erase(store, person, PEPPER, NOW, "test")
+            # Bea withdrew consent (unsubscribed: true): her address is suppressed as she is erased
+            assert report.suppressed == (ref == "bea@example.com")
+        _ingest(store, [
+            {"type": "identify", "userId": "u9", "messageId": "a2", "timestamp": NOW,
+             "traits": {"email": "ANN@example.com"}},
+            {"type": "identify", "userId": "u8", "messageId": "b2", "timestamp": NOW,
+             "traits": {"email": "bea@example.com"}},
+        ])  # fmt: skip
+        with store.connect() as conn:
+            ann, bea, joann = (find_lead(conn, external_id=u) for u in ("u9", "u8", "u3"))
+            assert consent_problem(conn, None, ann, "ANN@example.com", PEPPER) == "the address unsubscribed"
+            assert consent_problem(conn, None, bea, "bea@example.com", PEPPER) == "the address unsubscribed"
+            assert consent_problem(conn, None, joann, "joann@example.com", PEPPER) is None
+            assert consent_problem(conn, None, ann, "ann@example.com", "another pepper") is None
+            rows = conn.execute(select(mail_suppressions)).mappings().all()
+        assert len(rows) == 2 and all("@" not in str(dict(r)) for r in rows)
+
+
+def test_a_reference_naming_two_leads_is_refused(sqlite_store: Store) -> None:
+    _ingest(sqlite_store, [
+        {"type": "identify", "userId": "x", "messageId": "1", "timestamp": NOW, "traits": {"email": "x@x.io"}},
+        {"type": "identify", "userId": "1", "messageId": "2", "timestamp": NOW, "traits": {"email": "y@x.io"}},
+    ])  # fmt: skip
+    with sqlite_store.connect() as conn:
+        assert find_lead(conn, external_id="x") == 1  # so "1" is lead 1 and the user id of lead 2
+        with pytest.raises(InputError, match=r"'1' names more than one lead \(lead:1, lead:2\)"):
+            find_person(conn, "1")
+        assert find_person(conn, "lead:1").email == "x@x.io"
+        assert find_person(conn, "u:1").email == "y@x.io"
+
+
+def test_every_table_has_an_erasure_rule_and_a_new_one_stops_erasure(sqlite_store: Store) -> None:
+    with sqlite_store.connect() as conn:
+        assert unaccounted(conn) == []
+        assert {t.name for t in present_tables(conn)} == set(metadata.tables)
+    with sqlite_store.begin() as conn:
+        conn.execute(text("CREATE TABLE webhook_log (id INTEGER PRIMARY KEY, payload TEXT)"))
+    _ingest(sqlite_store, [{"type": "page", "anonymousId": "z", "messageId": "z1", "timestamp": NOW}])
+    with sqlite_store.begin() as conn:
+        assert unaccounted(conn) == ["webhook_log"]
+        with pytest.raises(Exception, match="no erasure rule for table\\(s\\) webhook_log"):
+            erase_person(conn, find_person(conn, "a:z"), PEPPER, NOW)
+
+
+def test_inbox_rows_keep_their_other_events_in_order(sqlite_store: Store) -> None:
+    _enqueue(sqlite_store, [
+        {"type": "page", "userId": "o", "messageId": f"m{i}", "timestamp": NOW} if i % 3 else
+        {"type": "page", "userId": "me", "messageId": f"m{i}", "timestamp": NOW}
+        for i in range(7)
+    ])  # fmt: skip
+    with sqlite_store.connect() as conn:
+        person = find_person(conn, "u:me")
+    erase(sqlite_store, person, PEPPER, NOW, "test")
+    with sqlite_store.connect() as conn:
+        ((count, rows),) = conn.execute(select(inbox.c.events, inbox.c.rows)).all()
+    assert (count, [e["message_id"] for e in inbox_events(rows)]) == (4, ["m1", "m2", "m4", "m5"])
+
+
+def test_the_migration_hashes_existing_suppressions(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from leadscore.store.engine import MIGRATIONS
+
+    def alembic(action: str, revision: str) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            getattr(command, action)(cfg, revision)
+
+    alembic("downgrade", "0008")
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO mail_suppressions (email, reason, at_ms) VALUES ('ann@example.com', 'link', 5)")
+        )
+    monkeypatch.delenv("LEADSCORE_SUPPRESSION_SECRET", raising=False)
+    monkeypatch.setenv("LEADSCORE_SECRET_KEY", PEPPER)
+    alembic("upgrade", "heads")
+    with store.connect() as conn:
+        assert [tuple(r) for r in conn.execute(select(mail_suppressions)).all()] == [
+            (hmac.new(PEPPER.encode(), b"ann@example.com", hashlib.sha256).hexdigest(), "link", 5)
+        ]
+
+
+def test_her_dead_letters_are_erased_and_others_kept(store: Store) -> None:
+    """A message of hers the processor set aside (a dead letter) is hers: erased with her; a colliding
+    user id's dead letter stays."""
+    from leadscore.store import dead_letters
+
+    _ingest(
+        store,
+        [
+            {"type": "track", "event": "E", "userId": "1001", "messageId": "her-1", "timestamp": NOW},
+            {"type": "track", "event": "E", "userId": "11001", "messageId": "other-1", "timestamp": NOW},
+        ],
+    )
+    with store.begin() as conn:
+        hers = dead_letters.add(conn, {"message_id": "her-2", "user_id": "1001", "event": "E"}, "boom", NOW)
+        others = dead_letters.add(
+            conn, {"message_id": "other-2", "user_id": "11001", "event": "E 1001"}, "boom", NOW
+        )
+    with store.begin() as conn:
+        erase_person(conn, find_person(conn, "u:1001"), PEPPER, NOW)
+    with store.connect() as conn:
+        assert [d.id for d in dead_letters.listed(conn)] == [others]
+        assert dead_letters.get(conn, hers) is None
