@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from sqlalchemy import Column
 
 from leadscore.errors import MessageError
@@ -82,48 +84,55 @@ def check_values(raw: dict[str, Any]) -> None:
     """Raise MessageError naming the first value in ``raw`` (a whole message) that no store can hold: a
     string with NUL or a lone surrogate (keys too), an integer beyond 64 bits, NaN or an infinity, or
     objects and arrays nested more than ``MAX_DEPTH`` levels deep."""
+    if _surely_storable(raw):
+        return
     try:
-        _walk_object(raw, 1)
+        _walk(raw.items(), 1)
     except _Refused as refused:
         path = field_path(refused.parts[::-1])
         raise MessageError(path, f"{path} {refused.reason}") from None
 
 
-def _walk_object(value: dict[Any, Any], depth: int) -> None:
+def _surely_storable(raw: dict[str, Any]) -> bool:
+    """True for a message that holds none of the values ``check_values`` refuses, decided from its JSON
+    text in a fraction of the walk's time (the walk then finds the value when this is False).
+
+    orjson refuses lone surrogates, integers beyond 53 bits (``OPT_STRICT_INTEGER``; the walk decides
+    on 64) and deep nesting; NUL shows as ``\\u0000``; the depth is at most the number of brackets; NaN
+    and the infinities are written as ``null``, so a text with ``null`` in it is walked."""
+    try:
+        text = orjson.dumps(raw, option=orjson.OPT_STRICT_INTEGER)
+    except TypeError:
+        return False
+    if b"\\" in text and b"\\u0000" in text:  # most texts have no escape at all: one memchr
+        return False
+    return b"null" not in text and text.count(b"{") + text.count(b"[") <= MAX_DEPTH
+
+
+def _walk(items: Iterable[tuple[str | int, Any]], depth: int) -> None:
+    """Check the (key or index, value) pairs of one object or array at nesting level ``depth``."""
     if depth > MAX_DEPTH:
         raise _Refused(f"nests objects and arrays more than {MAX_DEPTH} levels deep")
-    for key, item in value.items():
+    for key, value in items:
         try:
-            if key.__class__ is str and not (key.isascii() and "\x00" not in key):
-                _check_text(key, " in its name")
-            _walk(item, depth)
+            if key.__class__ is str and ("\x00" in key or not key.isascii()):  # type: ignore[operator]
+                _check_text(key, " in its name")  # type: ignore[arg-type]
+            kind = value.__class__
+            if kind is str:
+                if "\x00" in value or not value.isascii():
+                    _check_text(value, "")
+            elif kind is dict:
+                _walk(value.items(), depth + 1)
+            elif kind is list or kind is tuple:
+                _walk(enumerate(value), depth + 1)
+            elif kind is int:
+                if not INT64_MIN <= value <= INT64_MAX:
+                    raise _Refused("is an integer beyond the 64-bit range")
+            elif kind is float and not math.isfinite(value):
+                raise _Refused("is not a finite number")
         except _Refused as refused:
-            refused.parts.append(str(key))
+            refused.parts.append(key)
             raise
-
-
-def _walk(value: Any, depth: int) -> None:
-    kind = value.__class__
-    if kind is str:
-        if not value.isascii() or "\x00" in value:
-            _check_text(value, "")
-    elif kind is dict:
-        _walk_object(value, depth + 1)
-    elif kind is list:
-        if depth + 1 > MAX_DEPTH:
-            raise _Refused(f"nests objects and arrays more than {MAX_DEPTH} levels deep")
-        for index, item in enumerate(value):
-            try:
-                _walk(item, depth + 1)
-            except _Refused as refused:
-                refused.parts.append(index)
-                raise
-    elif kind is int:
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise _Refused("is an integer beyond the 64-bit range")
-    elif kind is float:
-        if not math.isfinite(value):
-            raise _Refused("is not a finite number")
 
 
 def _check_text(text: str, where: str) -> None:
