@@ -33,7 +33,9 @@ ERRORS: dict[str, tuple[LeadscoreError, int, dict[str, object]]] = {
         },
     ),
     "model": (
-        ModelValidationError([Problem("unknown key 'pints'", "m.yaml", 4, 3), Problem("no rules", "m.yaml", 1)]),
+        ModelValidationError(
+            [Problem("unknown key 'pints'", "m.yaml", 4, 3), Problem("no rules", "m.yaml", 1)]
+        ),
         422,
         {
             "error": "m.yaml:1: no rules",
@@ -50,7 +52,11 @@ ERRORS: dict[str, tuple[LeadscoreError, int, dict[str, object]]] = {
     ),
     "plain-compile": (CompileError("cannot compile"), 422, {"error": "cannot compile", "errors": []}),
     "store": (StoreError("no active model"), 409, {"error": "no active model", "errors": []}),
-    "transition": (TransitionError("lead 1 has no stage yet"), 409, {"error": "lead 1 has no stage yet", "errors": []}),
+    "transition": (
+        TransitionError("lead 1 has no stage yet"),
+        409,
+        {"error": "lead 1 has no stage yet", "errors": []},
+    ),
 }
 
 

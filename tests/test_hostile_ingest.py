@@ -22,6 +22,7 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
+from hostile_strategies import Request, hostile_requests, nested, to_json
 from leadscore.api import create_app
 from leadscore.api.errors import LISTED_ERRORS
 from leadscore.model import loads_model
@@ -30,7 +31,6 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
-from hostile_strategies import Request, hostile_requests, nested, to_json
 from live_server import serving
 
 MODEL = """
@@ -97,7 +97,9 @@ def check_answer(r: httpx.Response, items: int | None = None) -> dict[str, Any]:
 def assert_scoring_lives(live: Live) -> None:
     """A normal event sent now is scored within LIVENESS_S (the processor did not stall)."""
     n = next(live.probes)
-    r = send(live, "/v1/track", orjson.dumps({"userId": f"probe-{n}", "event": "Probe", "messageId": f"p-{n}"}))
+    r = send(
+        live, "/v1/track", orjson.dumps({"userId": f"probe-{n}", "event": "Probe", "messageId": f"p-{n}"})
+    )
     assert r.status_code == 200, r.text
     deadline = time.monotonic() + LIVENESS_S
     while time.monotonic() < deadline:
@@ -123,7 +125,12 @@ LISTED: list[tuple[str, str, int, str | None]] = [
     ("/v1/track", '{"userId":"x","event":"E","properties":{"a":{"b":"\\u0000"}}}', 400, "properties.a.b"),
     ("/v1/track", '{"userId":"x","event":"E","properties":{"k\\u0000":1}}', 400, 'properties["k\\u0000"]'),
     ("/v1/track", '{"userId":"x","event":"E","messageId":"m\\u0000"}', 400, "messageId"),
-    ("/v1/identify", to_json({"userId": "x", "traits": {"email": "e" * 310 + "@example.com"}}), 400, "traits.email"),
+    (
+        "/v1/identify",
+        to_json({"userId": "x", "traits": {"email": "e" * 310 + "@example.com"}}),
+        400,
+        "traits.email",
+    ),
     ("/v1/identify", to_json({"userId": "x", "traits": {"firstName": "f" * 256}}), 400, "traits.firstName"),
     ("/v1/identify", to_json({"userId": "x", "traits": {"company": "c" * 501}}), 400, "traits.company"),
     (
@@ -200,15 +207,19 @@ def test_a_nul_message_id_fails_no_concurrent_request(live: Live) -> None:
         statuses = list(pool.map(track, range(31)))
     assert statuses == [400 if i == 15 else 200 for i in range(31)]
     with live.store.connect() as conn:
-        assert {m for m in stored_message_ids(conn) if m.startswith("c-")} == {f"c-{i}" for i in range(31)} - {
-            "c-15"
-        }
+        assert {m for m in stored_message_ids(conn) if m.startswith("c-")} == {
+            f"c-{i}" for i in range(31)
+        } - {"c-15"}
     assert_scoring_lives(live)
 
 
 def test_read_api_refuses_odd_ids_and_cursors_with_4xx(live: Live) -> None:
     assert_scoring_lives(live)  # one lead to page over
-    for path in ("/v1/leads/99999999999999999999999", "/v1/leads/99999999999999999999999/stage", "/v1/leads/%00"):
+    for path in (
+        "/v1/leads/99999999999999999999999",
+        "/v1/leads/99999999999999999999999/stage",
+        "/v1/leads/%00",
+    ):
         r = live.client.get(path, headers=live.read)
         assert r.status_code == 404, (path, r.text)
         assert r.json()["ok"] is False
@@ -237,7 +248,11 @@ def test_read_api_refuses_odd_ids_and_cursors_with_4xx(live: Live) -> None:
 def test_a_clients_received_at_is_ignored(live: Live) -> None:
     """A year-9999 receivedAt neither passes the future guard nor pins a trait for good."""
     year_9999 = "9999-06-01T00:00:00Z"
-    r = send(live, "/v1/track", to_json({"userId": "t", "event": "E", "receivedAt": year_9999, "timestamp": year_9999}))
+    r = send(
+        live,
+        "/v1/track",
+        to_json({"userId": "t", "event": "E", "receivedAt": year_9999, "timestamp": year_9999}),
+    )
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "timestamp"
     for title, extra in (("Pinned", {"receivedAt": year_9999}), ("Later", {})):
         body = {"userId": "t", "traits": {"email": "t@example.com", "title": title}, **extra}
@@ -281,7 +296,12 @@ def test_values_at_the_limits_are_stored_and_scored(live: Live) -> None:
             "event": "Probe",
             "messageId": "lim-4",
             "timestamp": 1,  # 1970-01-01T00:00:00.001Z
-            "properties": {"big": 2**63 - 1, "small": -(2**63), "float": 1e308, "deep": orjson.loads(deep(30))},
+            "properties": {
+                "big": 2**63 - 1,
+                "small": -(2**63),
+                "float": 1e308,
+                "deep": orjson.loads(deep(30)),
+            },
         },
     ]
     r = send(live, "/v1/batch", orjson.dumps({"batch": messages}))

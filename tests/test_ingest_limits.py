@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hostile_strategies import hostile_messages, to_json
 from leadscore.errors import MessageError
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.attributes import coerce
@@ -22,7 +23,6 @@ from leadscore.scoring.pipeline import ingest
 from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids
 from leadscore.store.schema import events, identities
-from hostile_strategies import hostile_messages, to_json
 
 NOW = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 DAY = 86_400_000
@@ -124,7 +124,9 @@ def test_person_keys_fit_their_columns() -> None:
 
 
 def test_received_at_is_the_servers_except_for_imports() -> None:
-    raw = track(receivedAt="2020-01-01T00:00:00Z", sentAt="2020-01-01T00:00:10Z", timestamp="2020-01-01T00:00:00Z")
+    raw = track(
+        receivedAt="2020-01-01T00:00:00Z", sentAt="2020-01-01T00:00:10Z", timestamp="2020-01-01T00:00:00Z"
+    )
     live = normalise(raw, received_ms=NOW)
     assert (live.received_ms, live.ts) == (NOW, NOW - 10_000)  # corrected against the server's clock
     imported = normalise(raw, received_ms=NOW, trust_received_at=True)
@@ -142,7 +144,9 @@ def test_coerce_keeps_numbers_no_store_holds_as_text() -> None:
     assert coerce("02134") == "02134" and coerce("12.5") == 12.5
 
 
-def test_jsonl_lines_with_hostile_values_are_reported_and_the_rest_imported(store: Store, tmp_path: Path) -> None:
+def test_jsonl_lines_with_hostile_values_are_reported_and_the_rest_imported(
+    store: Store, tmp_path: Path
+) -> None:
     lines = [
         '{"type":"track","userId":"j","event":"E","messageId":"j-1"}',
         '{"type":"track","userId":"j","event":"E","messageId":"j-2","properties":{"a":"\\u0000"}}',
@@ -171,11 +175,23 @@ def test_jsonl_lines_with_hostile_values_are_reported_and_the_rest_imported(stor
 
 def test_a_jsonl_problem_names_line_and_field() -> None:
     with pytest.raises(Exception) as caught:
-        parse_line('{"type":"track","userId":"x","event":"E","properties":{"a":[1,2**9]}}', 3, "f.jsonl", received_ms=NOW)
+        parse_line(
+            '{"type":"track","userId":"x","event":"E","properties":{"a":[1,2**9]}}',
+            3,
+            "f.jsonl",
+            received_ms=NOW,
+        )
     assert str(caught.value).startswith("f.jsonl:3:")  # invalid JSON: 2**9 is not a number
     with pytest.raises(Exception) as caught:
-        parse_line('{"type":"track","userId":"x","event":"E","properties":{"a":[1,"\\u0000"]}}', 3, "f.jsonl", received_ms=NOW)
-    assert str(caught.value) == "f.jsonl:3 field properties.a[1]: properties.a[1] has a NUL character (\\u0000)"
+        parse_line(
+            '{"type":"track","userId":"x","event":"E","properties":{"a":[1,"\\u0000"]}}',
+            3,
+            "f.jsonl",
+            received_ms=NOW,
+        )
+    assert (
+        str(caught.value) == "f.jsonl:3 field properties.a[1]: properties.a[1] has a NUL character (\\u0000)"
+    )
 
 
 def _strings(value: Any) -> list[str]:

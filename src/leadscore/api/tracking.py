@@ -26,8 +26,8 @@ from fastapi.routing import APIRoute
 from leadscore.api.auth import write_key
 from leadscore.api.errors import LISTED_ERRORS, ApiError
 from leadscore.api.state import AppState, state_of
-from leadscore.ingest.apply import event_row
 from leadscore.errors import MessageError
+from leadscore.ingest.apply import event_row
 from leadscore.ingest.limits import FIELD_LENGTH
 from leadscore.ingest.segment import TYPES, normalise
 

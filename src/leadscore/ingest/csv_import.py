@@ -197,7 +197,9 @@ def _lead_args(row: _Row) -> dict[str, Any]:
         raise _Rejected(row.headers["email"], f"not an e-mail address: {email!r}")
     domain = email_domain(email)
     if domain is not None and len(domain) > (most := _limit(leads.c.email_domain) or len(domain)):
-        raise _Rejected(row.headers["email"], f"its domain is longer than {most} characters; it cannot be stored")
+        raise _Rejected(
+            row.headers["email"], f"its domain is longer than {most} characters; it cannot be stored"
+        )
     external_id = _text(row, "user_id", limits["user_id"])
     if email is None and external_id is None:
         raise _Rejected(None, "no e-mail and no id (a lead needs at least one)")

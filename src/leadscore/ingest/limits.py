@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -115,8 +115,8 @@ def _walk(items: Iterable[tuple[str | int, Any]], depth: int) -> None:
         raise _Refused(f"nests objects and arrays more than {MAX_DEPTH} levels deep")
     for key, value in items:
         try:
-            if key.__class__ is str and ("\x00" in key or not key.isascii()):  # type: ignore[operator]
-                _check_text(key, " in its name")  # type: ignore[arg-type]
+            if key.__class__ is str and ("\x00" in key or not key.isascii()):
+                _check_text(key, " in its name")
             kind = value.__class__
             if kind is str:
                 if "\x00" in value or not value.isascii():
@@ -167,7 +167,8 @@ def check_traits(traits: dict[str, Any], where: str) -> None:
         domain = email_domain(stored)
         if domain is not None and len(domain) > EMAIL_DOMAIN_LENGTH:
             raise MessageError(
-                field, f"{field} has a domain of {len(domain)} characters; at most {EMAIL_DOMAIN_LENGTH} are allowed"
+                field,
+                f"{field} has a domain of {len(domain)} characters; at most {EMAIL_DOMAIN_LENGTH} are allowed",
             )
     for name, value in fields.items():
         key = source.get(name) or source.get("name", name)

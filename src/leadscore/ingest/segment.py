@@ -150,7 +150,9 @@ def normalise(
     if trust_received_at and raw.get("receivedAt"):
         received = parse_time(raw["receivedAt"], "receivedAt")
         if received > received_ms + MAX_FUTURE_MS:
-            raise MessageError("receivedAt", f"receivedAt {ms_to_iso(received)} is more than 24 h after the import")
+            raise MessageError(
+                "receivedAt", f"receivedAt {ms_to_iso(received)} is more than 24 h after the import"
+            )
     stamp_field = (
         "timestamp" if raw.get("timestamp") else "originalTimestamp" if raw.get("originalTimestamp") else None
     )
@@ -163,7 +165,8 @@ def normalise(
             ts = received - (parse_time(raw["sentAt"], "sentAt") - ts)
             if not EARLIEST_MS <= ts <= LATEST_MS:
                 raise MessageError(
-                    stamp_field, f"{stamp_field} corrected for the sender's clock (sentAt) falls outside 1970 to 9999"
+                    stamp_field,
+                    f"{stamp_field} corrected for the sender's clock (sentAt) falls outside 1970 to 9999",
                 )
     if ts > received + MAX_FUTURE_MS:
         raise MessageError(
@@ -178,7 +181,9 @@ def normalise(
         name = _text(raw, "name") or _text(properties, "name", "properties.")
     page = _mapping(context, "page", "context.") if "page" in context else None
     url = _text(properties, "url", "properties.") or (_text(page, "url", "context.page.") if page else None)
-    path = _text(properties, "path", "properties.") or (_text(page, "path", "context.page.") if page else None)
+    path = _text(properties, "path", "properties.") or (
+        _text(page, "path", "context.page.") if page else None
+    )
     if path is None and url:
         path = urlsplit(url).path or "/"
     previous_id = _text(raw, "previousId") if "previousId" in raw else None

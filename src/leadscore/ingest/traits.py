@@ -43,7 +43,9 @@ def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], di
     return email, fields, attributes
 
 
-def group_account(traits: dict[str, Any], group_id: str | None) -> tuple[str | None, str | None, dict[str, Any]]:
+def group_account(
+    traits: dict[str, Any], group_id: str | None
+) -> tuple[str | None, str | None, dict[str, Any]]:
     """A group message's traits → its account's (domain, name, attributes)."""
     named = {canonical(k): v for k, v in traits.items()}
     website = named.get("domain") or named.get("website")
