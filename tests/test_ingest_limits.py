@@ -11,18 +11,20 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from hostile_strategies import hostile_messages, to_json
 from leadscore.errors import MessageError
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.attributes import coerce
+from leadscore.ingest.csv_import import import_leads
 from leadscore.ingest.jsonl_import import import_events
 from leadscore.ingest.limits import FIELD_LENGTH, MAX_DEPTH
 from leadscore.ingest.segment import normalise, parse_line
 from leadscore.scoring.pipeline import ingest
 from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids
-from leadscore.store.schema import events, identities
+from leadscore.store.schema import events, identities, leads
 
 NOW = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 DAY = 86_400_000
@@ -230,3 +232,22 @@ def test_any_integer_property_is_accepted_exactly_when_it_has_64_bits(n: int) ->
     except MessageError:
         accepted = False
     assert accepted == (-(2**63) <= n < 2**63)
+
+
+def test_csv_rows_with_values_no_store_holds(store: Store, tmp_path: Path) -> None:
+    """A 20-digit number stays text; an e-mail whose domain outgrows its column is refused alone."""
+    path = tmp_path / "leads.csv"
+    long_domain = "d" * 252 + ".com"  # 256 characters
+    path.write_text(
+        "Email,Employees\n"
+        "ok@example.com,99999999999999999999\n"
+        f"long@{long_domain},10\n"
+        "fine@example.com,9223372036854775807\n"
+    )
+    report = import_leads(store, path)
+    assert [(p.line, p.field) for p in report.problems] == [(3, "Email")]
+    assert report.created == 2
+    with store.connect() as conn:
+        employees = dict(conn.execute(select(leads.c.email, leads.c.attributes)).all())
+    assert employees["ok@example.com"]["employees"] == "99999999999999999999"
+    assert employees["fine@example.com"]["employees"] == 2**63 - 1
