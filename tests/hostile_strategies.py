@@ -72,6 +72,8 @@ HOSTILE_CONSTANTS: list[Any] = [
     "1969-12-31T23:59:59Z",
     "2024-13-45T00:00:00Z",
     "+275760-09-13T00:00:00Z",
+    "http://[::1",
+    "http://[zz]/p",
 ]
 
 hostile_values: st.SearchStrategy[Any] = st.one_of(

@@ -316,7 +316,7 @@ def test_values_at_the_limits_are_stored_and_scored(live: Live) -> None:
 
 @given(request=hostile_requests())
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -118,6 +118,11 @@ def test_values_at_each_limit_are_accepted() -> None:
     assert normalise(track(timestamp=NOW + DAY), received_ms=NOW).ts == NOW + DAY  # 24 h ahead: accepted
 
 
+def test_a_url_that_does_not_parse_gives_no_path_and_is_kept() -> None:
+    m = normalise({"type": "page", "userId": "u", "properties": {"url": "http://[::1"}}, received_ms=NOW)
+    assert (m.url, m.path) == ("http://[::1", None)
+
+
 def test_person_keys_fit_their_columns() -> None:
     """``u:``/``a:`` and the longest id fit the identity key and the event's person key."""
     for field in ("userId", "anonymousId", "previousId"):

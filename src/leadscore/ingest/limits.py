@@ -157,12 +157,13 @@ def check_time(field: str, ms: int) -> int:
 
 
 def check_traits(traits: dict[str, Any], where: str) -> None:
-    """The lead fields the traits set (e-mail, names, company) fit their columns."""
+    """The lead fields the traits set (e-mail, names, company) fit their columns; ``where`` is the
+    traits' path (``traits`` or ``context.traits``)."""
     email, fields, _ = split_traits(traits)
-    source = {canonical_key: key for key, canonical_key in _canonical_keys(traits)}
+    keys = _trait_keys(traits)
     if email is not None:
         stored = normalise_email(email)
-        field = f"{where}.{source.get('email', 'email')}"
+        field = _trait_path(where, keys.get("email", "email"))
         check_length(field, stored, LEAD_LENGTH["email"])
         domain = email_domain(stored)
         if domain is not None and len(domain) > EMAIL_DOMAIN_LENGTH:
@@ -171,23 +172,27 @@ def check_traits(traits: dict[str, Any], where: str) -> None:
                 f"{field} has a domain of {len(domain)} characters; at most {EMAIL_DOMAIN_LENGTH} are allowed",
             )
     for name, value in fields.items():
-        key = source.get(name) or source.get("name", name)
-        if name == "company" and isinstance(traits.get(key), dict):
-            key = f"{key}.name"
-        check_length(f"{where}.{key}", value, LEAD_LENGTH[name])
+        key = keys.get(name) or keys.get("name", name)  # first and last name may come from a full name
+        inner = ["name"] if name == "company" and isinstance(traits.get(key), dict) else []
+        check_length(_trait_path(where, key, *inner), value, LEAD_LENGTH[name])
 
 
 def check_group(traits: dict[str, Any], group_id: str | None, where: str) -> None:
     """The account a group message sets (domain, name) fits its columns."""
     domain, name, _ = group_account(traits, group_id)
-    source = {canonical_key: key for key, canonical_key in _canonical_keys(traits)}
+    keys = _trait_keys(traits)
     if domain is not None:
-        key = source.get("domain") or source.get("website", "website")
-        check_length(f"{where}.{key}", domain, ACCOUNT_DOMAIN_LENGTH)
+        key = keys.get("domain") or keys.get("website", "website")
+        check_length(_trait_path(where, key), domain, ACCOUNT_DOMAIN_LENGTH)
     if name is not None:
-        key = source.get("company") or source.get("name", "company")
-        check_length(f"{where}.{key}", name, ACCOUNT_NAME_LENGTH)
+        key = keys.get("company") or keys.get("name", "company")
+        check_length(_trait_path(where, key), name, ACCOUNT_NAME_LENGTH)
 
 
-def _canonical_keys(traits: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(key, canonical(key)) for key in traits]
+def _trait_keys(traits: dict[str, Any]) -> dict[str, str]:
+    """Canonical name → the trait key it was read from (the last one, as ``split_traits`` reads them)."""
+    return {canonical(key): key for key in traits}
+
+
+def _trait_path(where: str, *keys: str) -> str:
+    return field_path([*where.split("."), *keys])

@@ -116,6 +116,14 @@ def _mapping(raw: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
     return value
 
 
+def _url_path(url: str) -> str | None:
+    """The path of a URL; None for text that does not parse as one (``http://[::1``): the URL is kept."""
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return None
+
+
 def derived_message_id(raw: dict[str, Any]) -> str:
     """A deterministic id for a message that has none, so re-importing it adds nothing."""
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
@@ -185,7 +193,7 @@ def normalise(
         _text(page, "path", "context.page.") if page else None
     )
     if path is None and url:
-        path = urlsplit(url).path or "/"
+        path = _url_path(url)
     previous_id = _text(raw, "previousId") if "previousId" in raw else None
     if kind == "alias" and (not previous_id or not user_id):
         missing = "previousId" if not previous_id else "userId"
