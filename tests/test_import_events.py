@@ -48,7 +48,7 @@ def event_count(store: Store) -> int:
 def test_bad_lines_are_reported_and_good_lines_kept(store: Store) -> None:
     report = run_import(store)
     assert [(p.line, p.column) for p in report.problems] == [(4, 41), (5, None)]
-    assert report.problems[0].message == "invalid JSON: Expecting value"
+    assert report.problems[0].message == "invalid JSON: unexpected character, expected a JSON value"
     assert report.problems[1].message == "a track message needs 'event'"
     assert (report.lines, report.accepted, report.duplicates, report.aborted) == (8, 6, 0, False)
     assert event_count(store) == 6
@@ -124,7 +124,7 @@ def test_cli_events(store: Store, tmp_path: Path) -> None:
     errors = tmp_path / "errors.csv"
     result = runner.invoke(app, ["events", str(EVENTS), "--db", url, "--errors-out", str(errors)])
     assert result.exit_code == 1
-    assert "invalid JSON: Expecting value" in result.output
+    assert "invalid JSON: unexpected character, expected a JSON value" in result.output
     with errors.open(newline="", encoding="utf-8") as fh:
         assert [(r["line"], r["column"]) for r in csv.DictReader(fh)] == [("4", "41"), ("5", "")]
     again = runner.invoke(app, ["events", str(EVENTS), "--db", url])

@@ -8,6 +8,7 @@
     ├── StoreError                 the database is unusable (wrong schema, unknown lead, no active model)
     │   └── NotFoundError          a lead, model version or other record does not exist
     └── InputError                 an input file or message is malformed (positioned, per row or line)
+        └── MessageError           a tracking message has a value the stores cannot hold (also a ValueError)
 
 Every error with a position carries it as data (``Problem``) so the CLI, the API and tests can
 render or inspect it without parsing messages.
@@ -82,3 +83,14 @@ class InputError(LeadscoreError):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         super().__init__(str(problem))
+
+
+class MessageError(InputError, ValueError):
+    """A Segment message is refused: ``problem.field`` is the path of the value (``properties.a.b``) and
+    ``problem.message`` says what is wrong, naming it. A ValueError too, as every message check raises one."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(Problem(message, field=field))
+
+    def __str__(self) -> str:
+        return self.problem.message

@@ -1,4 +1,10 @@
-"""One JSON error envelope for every API error: ``{"ok": false, "error": "...", "errors": [...]}``."""
+"""One JSON error envelope for every API error: ``{"ok": false, "error": "...", "errors": [...]}``.
+
+Every ``LeadscoreError`` that reaches the app is answered with its 4xx (``STATUS``), never a 500: a
+record that does not exist 404, malformed input 400 (with its position), an unusable model 422, and a
+request the current state does not allow (no active model, a stage that cannot move) 409. An error list
+holds at most ``LISTED_ERRORS`` entries, so an error body stays small whatever the request.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from leadscore.errors import NotFoundError
+from leadscore.errors import (
+    CompileError,
+    InputError,
+    LeadscoreError,
+    ModelError,
+    ModelValidationError,
+    NotFoundError,
+    Problem,
+)
+
+LISTED_ERRORS = 100
+# the most specific class first
+STATUS: tuple[tuple[type[LeadscoreError], int], ...] = (
+    (NotFoundError, 404),
+    (InputError, 400),
+    (ModelError, 422),
+    (CompileError, 422),
+    (LeadscoreError, 409),
+)
 
 
 class ApiError(Exception):
@@ -18,6 +42,22 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.errors = status, message, errors or []
+
+
+def _problem(problem: Problem) -> dict[str, Any]:
+    return {k: v for k, v in vars(problem).items() if v is not None}
+
+
+def from_leadscore_error(exc: LeadscoreError) -> ApiError:
+    """The answer to an error leadscore raised on purpose: its status and its positioned problems."""
+    status = next(code for kind, code in STATUS if isinstance(exc, kind))
+    problems: list[Problem] = []
+    if isinstance(exc, InputError):
+        problems = [exc.problem]
+    elif isinstance(exc, ModelValidationError):
+        problems = exc.problems
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ApiError(status, message, [_problem(p) for p in problems[:LISTED_ERRORS]])
 
 
 def envelope(
@@ -45,13 +85,14 @@ def install(app: FastAPI) -> None:
                 "field": ".".join(str(p) for p in e["loc"] if p not in ("query", "path", "body")),
                 "message": e["msg"],
             }
-            for e in exc.errors()
+            for e in exc.errors()[:LISTED_ERRORS]
         ]
         return envelope(422, "invalid request", errors)
 
-    @app.exception_handler(NotFoundError)
-    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return envelope(404, str(exc))
+    @app.exception_handler(LeadscoreError)
+    async def _leadscore(_: Request, exc: LeadscoreError) -> JSONResponse:
+        answer = from_leadscore_error(exc)
+        return envelope(answer.status, answer.message, answer.errors)
 
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import math
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ from leadscore.compile.dialects import JsonBool
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
-from leadscore.store.schema import accounts, leads, scores
+from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, leads, scores
 
 router = APIRouter(prefix="/v1", tags=["leads"])
 SORTS = {
@@ -60,13 +61,21 @@ def _encode_cursor(value: Any, lead_id: int) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[Any, int]:
+    """A cursor this API made: [sort value, lead id], both numbers the stores can bind; else 400."""
     try:
         value, lead_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return value, int(lead_id)
     except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise ApiError(
-            400, "invalid cursor", [{"field": "cursor", "message": "not a cursor from this API"}]
-        ) from None
+        value = lead_id = None
+    if _bindable(value) and _bindable(lead_id) and lead_id.__class__ is int:
+        return value, lead_id
+    raise ApiError(400, "invalid cursor", [{"field": "cursor", "message": "not a cursor from this API"}])
+
+
+def _bindable(value: Any) -> bool:
+    """A number every store can compare a column with (not a list, an object, a bool, NaN or > 64 bits)."""
+    if value.__class__ is int:
+        return bool(INT64_MIN <= value <= INT64_MAX)
+    return value.__class__ is float and math.isfinite(value)
 
 
 def _query(

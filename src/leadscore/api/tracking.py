@@ -3,7 +3,8 @@ short paths analytics.js (analytics-next) uses (``/v1/t``, ``/v1/p``, ``/v1/s``,
 ``/v1/a``, ``/v1/b``). Bodies may be sent as ``application/json`` or ``text/plain``.
 
 A 200 means every accepted event is committed to disk (group commit); a batch stores its good messages
-and reports the bad ones per item.
+and reports the bad ones per item (the first ``LISTED_ERRORS``, and how many there were). The receive
+time is the server's: a client's ``receivedAt`` is ignored here (see ``ingest.segment``).
 
 These are the hottest routes of the app. ``record_single`` and ``record_batch`` do the work from the raw
 ``Authorization`` header and body; requests without an ``Origin`` (server libraries) reach them through
@@ -23,9 +24,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from leadscore.api.auth import write_key
-from leadscore.api.errors import ApiError
+from leadscore.api.errors import LISTED_ERRORS, ApiError
 from leadscore.api.state import AppState, state_of
+from leadscore.errors import MessageError
 from leadscore.ingest.apply import event_row
+from leadscore.ingest.limits import FIELD_LENGTH
 from leadscore.ingest.segment import TYPES, normalise
 
 
@@ -75,6 +78,28 @@ def body_limit(state: AppState, batch: bool) -> int:
     return state.settings.max_batch_bytes if batch else state.settings.max_message_bytes
 
 
+def _refusal(index: int, item: Any, exc: MessageError, prefix: str = "") -> dict[str, Any]:
+    """A refused message as the answer lists it: where (index, field path) and what. Its messageId is
+    echoed only when it could be one (a refused 30 KB id is not sent back)."""
+    message_id = item.get("messageId") if isinstance(item, dict) else None
+    if not isinstance(message_id, str) or len(message_id) > FIELD_LENGTH["messageId"] or "\x00" in message_id:
+        message_id = None
+    field = exc.problem.field
+    return {
+        "index": index,
+        "messageId": message_id,
+        "field": f"{prefix}{field}" if field else prefix.rstrip(".") or None,
+        "message": str(exc),
+    }
+
+
+def _too_large(item: dict[str, Any], limit: int) -> bool:
+    try:
+        return len(orjson.dumps(item)) > limit
+    except TypeError:  # too deep or an integer beyond 64 bits: normalise names the field
+        return False
+
+
 async def record_single(state: AppState, authorization: str | None, raw: bytes, kind: str) -> dict[str, Any]:
     """One message of ``kind``: stored durably, then the answer's payload. Raises ApiError."""
     body = _decode(raw, state.settings.max_message_bytes)
@@ -83,10 +108,8 @@ async def record_single(state: AppState, authorization: str | None, raw: bytes, 
         raise ApiError(400, "a message is a JSON object")
     try:
         message = normalise({**body, "type": kind}, received_ms=int(time.time() * 1000))
-    except ValueError as exc:
-        raise ApiError(
-            400, str(exc), [{"index": 0, "messageId": body.get("messageId"), "message": str(exc)}]
-        ) from None
+    except MessageError as exc:
+        raise ApiError(400, str(exc), [_refusal(0, body, exc)]) from None
     row = event_row(message, "api", state.settings.ip_mode, state.settings.secret_key)
     inserted = await state.committer.commit([row])
     return {"ok": True, "success": True, "accepted": 1, "duplicates": 1 - len(inserted)}
@@ -104,22 +127,26 @@ async def record_batch(state: AppState, authorization: str | None, raw: bytes) -
     received = int(time.time() * 1000)
     shared = {k: body[k] for k in BATCH_KEYS if isinstance(body.get(k), dict)}
     ip_mode, secret = state.settings.ip_mode, state.settings.secret_key
-    rows, rejected = [], []
+    rows: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    refused = 0
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
-                raise ValueError("a message is a JSON object")
-            if check_size and len(orjson.dumps(item)) > state.settings.max_message_bytes:
-                raise ValueError(f"message is larger than {state.settings.max_message_bytes} bytes")
+                raise MessageError(None, "a message is a JSON object")
+            if check_size and _too_large(item, state.settings.max_message_bytes):
+                raise MessageError(None, f"message is larger than {state.settings.max_message_bytes} bytes")
             merged = {**shared, **item} if shared else item
             if "sentAt" not in merged and body.get("sentAt"):
                 merged = {**merged, "sentAt": body["sentAt"]}
             rows.append(event_row(normalise(merged, received_ms=received), "api", ip_mode, secret))
-        except ValueError as exc:
-            message_id = item.get("messageId") if isinstance(item, dict) else None
-            rejected.append({"index": index, "messageId": message_id, "message": str(exc)})
+        except MessageError as exc:
+            refused += 1
+            if len(rejected) < LISTED_ERRORS:
+                rejected.append(_refusal(index, item, exc, f"batch[{index}]."))
     if items and not rows:
-        raise ApiError(400, f"all {len(items)} messages were rejected", rejected)
+        shown = f" (the first {LISTED_ERRORS} are listed)" if refused > LISTED_ERRORS else ""
+        raise ApiError(400, f"all {refused} messages were rejected{shown}", rejected)
     inserted = await state.committer.commit(rows)
     return {
         "ok": True,
@@ -127,6 +154,7 @@ async def record_batch(state: AppState, authorization: str | None, raw: bytes) -
         "accepted": len(rows),
         "duplicates": len(rows) - len(inserted),
         "rejected": rejected,
+        "rejected_count": refused,
     }
 
 

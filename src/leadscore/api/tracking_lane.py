@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from leadscore.api.errors import ApiError
+from leadscore.api.errors import ApiError, from_leadscore_error
 from leadscore.api.state import AppState
 from leadscore.api.tracking import PATHS, body_limit, record_batch, record_single
+from leadscore.errors import LeadscoreError
 from leadscore.web.security import HEADERS
 
 log = logging.getLogger("leadscore.api")
@@ -55,7 +56,8 @@ async def answer(state: AppState, scope: Scope, receive: Receive, send: Send) ->
         else:
             payload = await record_single(state, authorization, raw, kind)
         await _send(send, 200, payload)
-    except ApiError as exc:
+    except (ApiError, LeadscoreError) as caught:
+        exc = caught if isinstance(caught, ApiError) else from_leadscore_error(caught)
         extra = [(b"www-authenticate", b'Basic realm="leadscore"')] if exc.status == 401 else []
         await _send(send, exc.status, {"ok": False, "error": exc.message, "errors": exc.errors}, extra)
     except Exception:

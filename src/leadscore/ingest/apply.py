@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_traits, normalise_domain
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
+from leadscore.ingest.traits import group_account, split_traits
 from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.people import (
     anonymous_key,
@@ -23,8 +23,6 @@ from leadscore.store.people import (
     upsert_lead,
     user_key,
 )
-
-LEAD_FIELDS = ("first_name", "last_name", "company")
 
 
 @dataclass
@@ -40,36 +38,6 @@ class Applied:
     def touch(self, lead_id: int, at_ms: int, message_id: str) -> None:
         self.touched[lead_id] = max(at_ms, self.touched.get(lead_id, at_ms))
         self.causes.setdefault(lead_id, []).append(message_id)
-
-
-def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
-    """Traits → (email, lead fields, attributes) under canonical names."""
-    email: str | None = None
-    fields: dict[str, Any] = {}
-    attributes: dict[str, Any] = {}
-    attributes.update(consent_traits(traits))
-    for key, value in traits.items():
-        name = canonical(key)
-        if name in CONSENT or name == "consent":
-            continue
-        if name == "company" and isinstance(value, dict):
-            if value.get("name"):
-                fields["company"] = str(value["name"])
-            continue
-        value = coerce(value) if not isinstance(value, dict | list) else value
-        if value is None:
-            continue
-        if name == "email":
-            email = str(value)
-        elif name in LEAD_FIELDS:
-            fields[name] = str(value)
-        elif name == "name" and isinstance(value, str) and " " in value.strip():
-            first, _, last = value.strip().partition(" ")
-            fields.setdefault("first_name", first)
-            fields.setdefault("last_name", last)
-        elif name != "user_id":
-            attributes[name] = value
-    return email, fields, attributes
 
 
 def apply_messages(conn: Connection, messages: Sequence[Message], source: str) -> Applied:
@@ -229,17 +197,8 @@ def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> 
     elif m.anonymous_id:
         lead_id = lookup.get(anonymous_key(m.anonymous_id))
     if m.type == "group" and lead_id is not None:
-        traits = {canonical(k): v for k, v in m.traits.items()}
-        website = traits.get("domain") or traits.get("website")
-        traits.pop("domain", None)
-        domain = normalise_domain(str(website)) if website else None
-        name = str(traits.pop("company", "") or traits.pop("name", "") or "") or None
-        attrs = {k: coerce(v) for k, v in traits.items() if not isinstance(v, dict | list)}
-        if m.group_id:
-            attrs.setdefault("group_id", m.group_id)
-        account_id, _ = upsert_account(
-            conn, now_ms=m.received_ms, domain=domain, name=name or m.group_id, attributes=attrs
-        )
+        domain, name, attrs = group_account(m.traits, m.group_id)
+        account_id, _ = upsert_account(conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs)
         set_lead_account(conn, lead_id, account_id, m.received_ms)
     return lead_id
 

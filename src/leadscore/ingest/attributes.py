@@ -6,7 +6,10 @@ HubSpot- and Salesforce-style export headers ("Job Title", "Company Name", "Numb
 
 from __future__ import annotations
 
+import math
 import re
+
+from leadscore.store.schema import INT64_MAX, INT64_MIN
 
 ALIASES = {
     "email": "email",
@@ -119,13 +122,18 @@ def consent_traits(traits: dict[str, object]) -> dict[str, bool]:
 
 
 def coerce(value: object) -> object:
-    """Texts that are plain numbers become numbers (so numeric rules apply); blanks become None."""
+    """Texts that are plain numbers become numbers (so numeric rules apply); blanks become None. A number
+    no store can hold as one (an integer beyond 64 bits, a decimal beyond a double's range) stays text."""
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
         if _NUMBER.match(text):
-            return float(text) if "." in text else int(text)
+            if "." in text:
+                number = float(text)
+                return number if math.isfinite(number) else text
+            whole = int(text) if len(text) <= 20 else None  # int() of a long digit run is slow
+            return whole if whole is not None and INT64_MIN <= whole <= INT64_MAX else text
         return text
     return value
 

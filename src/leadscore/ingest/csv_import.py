@@ -29,7 +29,7 @@ from leadscore.ingest.attributes import CONSENT, canonical, consent_value, norma
 from leadscore.ingest.csv_encoding import Encoding, detect, undecodable
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
 from leadscore.store import Store
-from leadscore.store.people import find_lead, upsert_account, upsert_lead
+from leadscore.store.people import email_domain, find_lead, upsert_account, upsert_lead
 from leadscore.store.schema import accounts, leads
 
 Progress = Callable[[int, int], None]  # (bytes read, file size)
@@ -279,6 +279,11 @@ def _lead_args(row: _Row) -> dict[str, Any]:
     email = _text(row, "email", limits["email"])
     if email is not None and not EMAIL.match(email):
         raise _Rejected(row.headers["email"], f"not an e-mail address: {email!r}")
+    domain = email_domain(email)
+    if domain is not None and len(domain) > (most := _limit(leads.c.email_domain) or len(domain)):
+        raise _Rejected(
+            row.headers["email"], f"its domain is longer than {most} characters; it cannot be stored"
+        )
     external_id = _text(row, "user_id", limits["user_id"])
     if email is None and external_id is None:
         raise _Rejected(None, "no e-mail and no id (a lead needs at least one)")

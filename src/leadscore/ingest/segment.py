@@ -1,20 +1,35 @@
 """Segment-spec messages → normalised events: type, ids, names, page path, time corrected for clock skew.
 
 Timestamps follow Segment: ``timestamp = receivedAt - (sentAt - originalTimestamp)`` when the client sent
-``sentAt``; otherwise ``timestamp`` (or ``originalTimestamp``) as given, else the receive time. An event
-more than ``MAX_FUTURE_MS`` after its receive time is rejected (a broken clock, not a real future event).
+``sentAt``; otherwise ``timestamp`` (or ``originalTimestamp``) as given, else the receive time. The receive
+time is the server's; a message's own ``receivedAt`` is honoured only for imports of recorded history. An
+event more than ``MAX_FUTURE_MS`` after its receive time is rejected (a broken clock, not a real future
+event). Every value must fit the stores (``ingest.limits``); a refusal names the field's path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from leadscore.errors import InputError, Problem
+import orjson
+
+from leadscore.errors import InputError, MessageError, Problem
+from leadscore.ingest.limits import (
+    EARLIEST_MS,
+    FIELD_LENGTH,
+    LATEST_MS,
+    check_group,
+    check_length,
+    check_time,
+    check_traits,
+    check_values,
+)
 
 TYPES = ("track", "page", "screen", "identify", "group", "alias")
 MAX_FUTURE_MS = 24 * 3600 * 1000
@@ -47,62 +62,66 @@ class Message:
 
 
 def parse_time(value: Any, field_name: str) -> int:
-    """ISO-8601 text (``Z`` or offset; naive means UTC) or epoch milliseconds → epoch milliseconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{field_name} is not a time: {value!r}")
-    if isinstance(value, int | float):
-        return int(value)
+    """ISO-8601 text (``Z`` or offset; naive means UTC) or epoch milliseconds → epoch milliseconds, between
+    1970 and the year 9999; MessageError naming ``field_name`` otherwise."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise MessageError(field_name, f"{field_name} is not a finite number")
+        value = int(value)
+    if value.__class__ is int:
+        return check_time(field_name, value)
     if not isinstance(value, str):
-        raise ValueError(f"{field_name} is not a time: {value!r}")
+        raise MessageError(field_name, f"{field_name} is not a time: {shown(value)}")
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{field_name} is not an ISO-8601 time: {value!r}") from None
+        raise MessageError(field_name, f"{field_name} is not an ISO-8601 time: {shown(value)}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return check_time(field_name, int(moment.timestamp() * 1000))
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, shortened (an error body stays small)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def ms_to_iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-# the longest value each field may have: the event log's column sizes, checked per message so one
-# oversized message is rejected alone instead of failing the commit of every message grouped with it
-MAX_LENGTH = {
-    "messageId": 300,
-    "userId": 255,
-    "anonymousId": 255,
-    "groupId": 255,
-    "previousId": 255,
-    "event": 500,
-    "name": 500,
-}
-
-
-def _text(raw: dict[str, Any], key: str) -> str | None:
+def _text(raw: dict[str, Any], key: str, where: str = "") -> str | None:
     value = raw.get(key)
     if value is None:
         return None
     if value.__class__ is not str:  # the common case costs one test; numbers become text, others fail
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError(f"{key} must be a string")
+            raise MessageError(where + key, f"{where}{key} must be a string")
         value = str(value)
     if not value:
         return None
-    limit = MAX_LENGTH.get(key)
-    if limit is not None and len(value) > limit:
-        raise ValueError(f"{key} is {len(value)} characters long; at most {limit} are allowed")
+    limit = FIELD_LENGTH.get(key)
+    if limit is not None:
+        check_length(where + key, value, limit)
     return str(value)
 
 
-def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
+def _mapping(raw: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
     value = raw.get(key)
     if value is None:
         return {}
     if value.__class__ is not dict and not isinstance(value, dict):
-        raise ValueError(f"{key} must be an object")
+        raise MessageError(where + key, f"{where}{key} must be an object")
     return value
+
+
+def _url_path(url: str) -> str | None:
+    """The path of a URL; None for text that does not parse as one (``http://[::1``): the URL is kept."""
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return None
 
 
 def derived_message_id(raw: dict[str, Any]) -> str:
@@ -111,24 +130,37 @@ def derived_message_id(raw: dict[str, Any]) -> str:
     return "derived-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) -> Message:
-    """Validate and normalise one message; raises ValueError saying which field is wrong.
+def normalise(
+    raw: Any, *, received_ms: int, default_type: str | None = None, trust_received_at: bool = False
+) -> Message:
+    """Validate and normalise one message; raises MessageError (a ValueError) naming the field.
 
-    The ingest hot path (every tracked event passes here): optional fields are looked at only when the
-    message has them.
+    ``received_ms`` is the server's receive time; ``trust_received_at`` honours the message's own
+    ``receivedAt`` instead (imports of recorded history; never a live client, which could date its
+    events anywhere). The ingest hot path (every tracked event passes here): optional fields are looked
+    at only when the message has them.
     """
     if not isinstance(raw, dict):
-        raise ValueError("a message is a JSON object")
+        raise MessageError(None, "a message is a JSON object")
+    check_values(raw)
     kind = raw.get("type") or default_type
     if kind not in TYPES:
-        raise ValueError(f"type must be one of {', '.join(TYPES)}, not {kind!r}")
+        raise MessageError("type", f"type must be one of {', '.join(TYPES)}, not {shown(kind)}")
     user_id, anonymous_id = _text(raw, "userId"), _text(raw, "anonymousId")
     if not user_id and not anonymous_id and kind != "alias":
-        raise ValueError("userId or anonymousId is required")
+        raise MessageError("userId", "userId or anonymousId is required")
     context = _mapping(raw, "context")
     properties = _mapping(raw, "properties")
-    traits = _mapping(raw, "traits") or (_mapping(context, "traits") if context else {})
-    received = parse_time(raw["receivedAt"], "receivedAt") if raw.get("receivedAt") else received_ms
+    traits, traits_at = _mapping(raw, "traits"), "traits"
+    if not traits and context:
+        traits, traits_at = _mapping(context, "traits", "context."), "context.traits"
+    received = received_ms
+    if trust_received_at and raw.get("receivedAt"):
+        received = parse_time(raw["receivedAt"], "receivedAt")
+        if received > received_ms + MAX_FUTURE_MS:
+            raise MessageError(
+                "receivedAt", f"receivedAt {ms_to_iso(received)} is more than 24 h after the import"
+            )
     stamp_field = (
         "timestamp" if raw.get("timestamp") else "originalTimestamp" if raw.get("originalTimestamp") else None
     )
@@ -137,24 +169,40 @@ def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) ->
     else:
         ts = parse_time(raw[stamp_field], stamp_field)
         if raw.get("sentAt"):
+            # the client's clock is off by (sentAt - its receive time): its timestamp is too
             ts = received - (parse_time(raw["sentAt"], "sentAt") - ts)
+            if not EARLIEST_MS <= ts <= LATEST_MS:
+                raise MessageError(
+                    stamp_field,
+                    f"{stamp_field} corrected for the sender's clock (sentAt) falls outside 1970 to 9999",
+                )
     if ts > received + MAX_FUTURE_MS:
-        raise ValueError(f"timestamp {ms_to_iso(ts)} is more than 24 h after the message was received")
+        raise MessageError(
+            stamp_field, f"timestamp {ms_to_iso(ts)} is more than 24 h after the message was received"
+        )
     name = None
     if kind == "track":
         name = _text(raw, "event")
         if not name:
-            raise ValueError("a track message needs 'event'")
+            raise MessageError("event", "a track message needs 'event'")
     elif kind in ("page", "screen"):
-        name = _text(raw, "name") or _text(properties, "name")
-    page = _mapping(context, "page") if "page" in context else None
-    url = _text(properties, "url") or (_text(page, "url") if page else None)
-    path = _text(properties, "path") or (_text(page, "path") if page else None)
+        name = _text(raw, "name") or _text(properties, "name", "properties.")
+    page = _mapping(context, "page", "context.") if "page" in context else None
+    url = _text(properties, "url", "properties.") or (_text(page, "url", "context.page.") if page else None)
+    path = _text(properties, "path", "properties.") or (
+        _text(page, "path", "context.page.") if page else None
+    )
     if path is None and url:
-        path = urlsplit(url).path or "/"
+        path = _url_path(url)
     previous_id = _text(raw, "previousId") if "previousId" in raw else None
     if kind == "alias" and (not previous_id or not user_id):
-        raise ValueError("an alias message needs 'previousId' and 'userId'")
+        missing = "previousId" if not previous_id else "userId"
+        raise MessageError(missing, "an alias message needs 'previousId' and 'userId'")
+    group_id = _text(raw, "groupId") if "groupId" in raw else None
+    if traits:
+        check_traits(traits, traits_at)
+        if kind == "group":
+            check_group(traits, group_id, traits_at)
     message_id = _text(raw, "messageId") or derived_message_id(raw)
     return Message(
         message_id=message_id,
@@ -169,23 +217,25 @@ def normalise(raw: Any, *, received_ms: int, default_type: str | None = None) ->
         properties=properties,
         traits=traits,
         context=context,
-        group_id=_text(raw, "groupId") if "groupId" in raw else None,
+        group_id=group_id,
         previous_id=previous_id,
     )
 
 
 def parse_line(line: str, number: int, file: str, *, received_ms: int) -> Message:
-    """One JSONL line → Message, or InputError naming the line (and column for JSON syntax)."""
-    size = len(line.encode())
+    """One JSONL line → Message, or InputError naming the line (and column for JSON syntax, the field
+    path for a value). The line is parsed as the tracking API parses a body, and its ``receivedAt`` is
+    honoured (an import of recorded history)."""
+    size = len(line.encode(errors="surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
         raise InputError(
             Problem(f"message is {size} bytes; at most {MAX_MESSAGE_BYTES} are allowed", file, number)
         )
     try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
+        raw = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
         raise InputError(Problem(f"invalid JSON: {exc.msg}", file, number, exc.colno)) from None
     try:
-        return normalise(raw, received_ms=received_ms)
-    except ValueError as exc:
-        raise InputError(Problem(str(exc), file, number)) from None
+        return normalise(raw, received_ms=received_ms, trust_received_at=True)
+    except MessageError as exc:
+        raise InputError(Problem(str(exc), file, number, field=exc.problem.field)) from None

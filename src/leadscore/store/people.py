@@ -9,10 +9,15 @@ from sqlalchemy import Connection, Text, bindparam, select, update
 
 from leadscore.errors import NotFoundError
 from leadscore.store.id_lists import in_list
-from leadscore.store.schema import accounts, identities, leads
+from leadscore.store.schema import INT64_MAX, accounts, identities, leads
 from leadscore.store.upsert import insert_ignore, insert_ignore_statement
 
 LEAD_COLUMNS = ("email", "first_name", "last_name", "company")
+
+
+def normalise_email(email: str) -> str:
+    """An e-mail address as stored and looked up: trimmed, lower case."""
+    return email.strip().lower()
 
 
 def email_domain(email: str | None) -> str | None:
@@ -61,20 +66,25 @@ def find_lead(
         if found is not None:
             return found
     if email:
-        return conn.execute(_LEAD_BY_EMAIL, {"value": email.strip().lower()}).scalar()
+        return conn.execute(_LEAD_BY_EMAIL, {"value": normalise_email(email)}).scalar()
     return None
 
 
 def resolve_lead_ref(conn: Connection, ref: str) -> int:
     """A lead by reference: its numeric id, its e-mail, or its external (user) id.
 
-    Raises NotFoundError naming the reference. Only ASCII digits are an id ("³7".isdigit() is true).
+    Raises NotFoundError naming the reference. Only ASCII digits up to ``INT64_MAX`` are an id ("³7".isdigit()
+    is true; 99999999999999999999999 cannot be bound). A reference no store could hold (a NUL character,
+    which PostgreSQL refuses in any text) names no lead.
     """
-    lead_id = find_lead(conn, lead_id=int(ref)) if ref.isascii() and ref.isdigit() else None
-    if lead_id is None and "@" in ref:
-        lead_id = find_lead(conn, email=ref)
-    if lead_id is None:
-        lead_id = find_lead(conn, external_id=ref)
+    lead_id: int | None = None
+    if "\x00" not in ref:
+        if ref.isascii() and ref.isdigit() and len(ref) <= 19 and int(ref) <= INT64_MAX:
+            lead_id = find_lead(conn, lead_id=int(ref))
+        if lead_id is None and "@" in ref:
+            lead_id = find_lead(conn, email=ref)
+        if lead_id is None:
+            lead_id = find_lead(conn, external_id=ref)
     if lead_id is None:
         raise NotFoundError(f"no lead {ref!r} (give an id, e-mail or user id)")
     return lead_id
@@ -96,7 +106,7 @@ def upsert_lead(
     (``at_ms``, default ``now_ms``) wins, so messages applied out of order leave the same lead.
     """
     at_ms = now_ms if at_ms is None else at_ms
-    email = email.strip().lower() if email else None
+    email = normalise_email(email) if email else None
     fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
     lead_id = find_lead(conn, email=email, external_id=external_id)

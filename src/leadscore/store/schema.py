@@ -26,6 +26,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 Json = JSON().with_variant(JSONB(), "postgresql")
+# the range of a BigInteger column (every time is one) and of the integers every store keeps exact in JSON
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 accounts = Table(
     "accounts",

@@ -1,0 +1,198 @@
+"""What the stores can hold, checked per message at the edge: a value that fits no store is refused with
+its field path (``properties.a.b``) before the message is acknowledged, instead of failing the commit of
+every message grouped with it, or the processor on every retry.
+
+The limits come from the tables (``store/schema.py``): the length of each text column a message field
+lands in, 64-bit integers (BIGINT times; JSON integers every store keeps), text without NUL (PostgreSQL
+refuses it in text and JSONB) or lone surrogates (not encodable as UTF-8), finite numbers (JSONB has no
+NaN), and a nesting depth well inside the JSON libraries' recursion limits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Column
+
+from leadscore.errors import MessageError
+from leadscore.ingest.attributes import canonical
+from leadscore.ingest.traits import group_account, split_traits
+from leadscore.store.people import email_domain, normalise_email
+from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, events, leads
+
+MAX_DEPTH = 32  # levels of objects and arrays in a message, the message itself being the first
+# the times a message may carry: from the Unix epoch to the last millisecond ISO-8601 text can spell
+EARLIEST_MS = 0
+LATEST_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+SHOWN_KEY = 40  # characters of an object key shown in a field path (error bodies stay small)
+SHOWN_PATH = 200  # characters of a field path shown
+
+
+def column_length(column: Column[Any]) -> int:
+    """The characters a String column holds."""
+    length = getattr(column.type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{column} is not a bounded text column")
+    return length
+
+
+# the longest value of each top-level field: the length of the event-log column it is stored in
+FIELD_LENGTH = {
+    "messageId": column_length(events.c.message_id),
+    "userId": column_length(events.c.user_id),
+    "anonymousId": column_length(events.c.anonymous_id),
+    "groupId": column_length(events.c.group_id),
+    "previousId": column_length(events.c.previous_id),
+    "event": column_length(events.c.name),
+    "name": column_length(events.c.name),
+}
+LEAD_LENGTH = {name: column_length(leads.c[name]) for name in ("email", "first_name", "last_name", "company")}
+EMAIL_DOMAIN_LENGTH = column_length(leads.c.email_domain)
+ACCOUNT_DOMAIN_LENGTH = column_length(accounts.c.domain)
+ACCOUNT_NAME_LENGTH = column_length(accounts.c.name)
+
+
+class _Refused(Exception):
+    """A value refused deep in a message; ``parts`` collects its path while the walk unwinds."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.parts: list[str | int] = []
+
+
+def field_path(parts: list[str | int]) -> str:
+    """``["properties", "a b", "list", 2]`` → ``properties["a b"].list[2]`` (long keys shortened)."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        shown = part if len(part) <= SHOWN_KEY else part[:SHOWN_KEY] + "..."
+        if shown.isidentifier() and shown.isascii():
+            out += f".{shown}" if out else shown
+        else:
+            out += f"[{json.dumps(shown)}]"  # escaped: NUL and lone surrogates never reach the answer
+    return out if len(out) <= SHOWN_PATH else out[:SHOWN_PATH] + "..."
+
+
+def check_values(raw: dict[str, Any]) -> None:
+    """Raise MessageError naming the first value in ``raw`` (a whole message) that no store can hold: a
+    string with NUL or a lone surrogate (keys too), an integer beyond 64 bits, NaN or an infinity, or
+    objects and arrays nested more than ``MAX_DEPTH`` levels deep."""
+    if _surely_storable(raw):
+        return
+    try:
+        _walk(raw.items(), 1)
+    except _Refused as refused:
+        path = field_path(refused.parts[::-1])
+        raise MessageError(path, f"{path} {refused.reason}") from None
+
+
+def _surely_storable(raw: dict[str, Any]) -> bool:
+    """True for a message that holds none of the values ``check_values`` refuses, decided from its JSON
+    text in a fraction of the walk's time (the walk then finds the value when this is False).
+
+    orjson refuses lone surrogates, integers beyond 53 bits (``OPT_STRICT_INTEGER``; the walk decides
+    on 64) and deep nesting; NUL shows as ``\\u0000``; the depth is at most the number of brackets; NaN
+    and the infinities are written as ``null``, so a text with ``null`` in it is walked."""
+    try:
+        text = orjson.dumps(raw, option=orjson.OPT_STRICT_INTEGER)
+    except TypeError:
+        return False
+    if b"\\" in text and b"\\u0000" in text:  # most texts have no escape at all: one memchr
+        return False
+    return b"null" not in text and text.count(b"{") + text.count(b"[") <= MAX_DEPTH
+
+
+def _walk(items: Iterable[tuple[str | int, Any]], depth: int) -> None:
+    """Check the (key or index, value) pairs of one object or array at nesting level ``depth``."""
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nests objects and arrays more than {MAX_DEPTH} levels deep")
+    for key, value in items:
+        try:
+            if key.__class__ is str and ("\x00" in key or not key.isascii()):
+                _check_text(key, " in its name")
+            kind = value.__class__
+            if kind is str:
+                if "\x00" in value or not value.isascii():
+                    _check_text(value, "")
+            elif kind is dict:
+                _walk(value.items(), depth + 1)
+            elif kind is list or kind is tuple:
+                _walk(enumerate(value), depth + 1)
+            elif kind is int:
+                if not INT64_MIN <= value <= INT64_MAX:
+                    raise _Refused("is an integer beyond the 64-bit range")
+            elif kind is float and not math.isfinite(value):
+                raise _Refused("is not a finite number")
+        except _Refused as refused:
+            refused.parts.append(key)
+            raise
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise _Refused(f"has a NUL character (\\u0000){where}")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise _Refused(f"has a lone surrogate (not UTF-8){where}") from None
+
+
+def check_length(field: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise MessageError(field, f"{field} is {len(value)} characters long; at most {limit} are allowed")
+
+
+def check_time(field: str, ms: int) -> int:
+    """``ms`` when it lies between 1970 and the year 9999, else MessageError."""
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise MessageError(field, f"{field} is not a time between 1970-01-01 and 9999-12-31 (UTC)")
+    return ms
+
+
+def check_traits(traits: dict[str, Any], where: str) -> None:
+    """The lead fields the traits set (e-mail, names, company) fit their columns; ``where`` is the
+    traits' path (``traits`` or ``context.traits``)."""
+    email, fields, _ = split_traits(traits)
+    keys = _trait_keys(traits)
+    if email is not None:
+        stored = normalise_email(email)
+        field = _trait_path(where, keys.get("email", "email"))
+        check_length(field, stored, LEAD_LENGTH["email"])
+        domain = email_domain(stored)
+        if domain is not None and len(domain) > EMAIL_DOMAIN_LENGTH:
+            raise MessageError(
+                field,
+                f"{field} has a domain of {len(domain)} characters; at most {EMAIL_DOMAIN_LENGTH} are allowed",
+            )
+    for name, value in fields.items():
+        key = keys.get(name) or keys.get("name", name)  # first and last name may come from a full name
+        inner = ["name"] if name == "company" and isinstance(traits.get(key), dict) else []
+        check_length(_trait_path(where, key, *inner), value, LEAD_LENGTH[name])
+
+
+def check_group(traits: dict[str, Any], group_id: str | None, where: str) -> None:
+    """The account a group message sets (domain, name) fits its columns."""
+    domain, name, _ = group_account(traits, group_id)
+    keys = _trait_keys(traits)
+    if domain is not None:
+        key = keys.get("domain") or keys.get("website", "website")
+        check_length(_trait_path(where, key), domain, ACCOUNT_DOMAIN_LENGTH)
+    if name is not None:
+        key = keys.get("company") or keys.get("name", "company")
+        check_length(_trait_path(where, key), name, ACCOUNT_NAME_LENGTH)
+
+
+def _trait_keys(traits: dict[str, Any]) -> dict[str, str]:
+    """Canonical name → the trait key it was read from (the last one, as ``split_traits`` reads them)."""
+    return {canonical(key): key for key in traits}
+
+
+def _trait_path(where: str, *keys: str) -> str:
+    return field_path([*where.split("."), *keys])

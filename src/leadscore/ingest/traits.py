@@ -1,0 +1,58 @@
+"""Traits → what they set: a lead's e-mail, fields and attributes (any message), an account (group).
+
+Applying a message (``ingest.apply``) and checking that a message fits the store (``ingest.limits``) both
+read traits through these functions, so the value checked at the edge is the value stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_traits, normalise_domain
+
+LEAD_FIELDS = ("first_name", "last_name", "company")
+
+
+def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+    """Traits → (email, lead fields, attributes) under canonical names."""
+    email: str | None = None
+    fields: dict[str, Any] = {}
+    attributes: dict[str, Any] = {}
+    attributes.update(consent_traits(traits))
+    for key, value in traits.items():
+        name = canonical(key)
+        if name in CONSENT or name == "consent":
+            continue
+        if name == "company" and isinstance(value, dict):
+            if value.get("name"):
+                fields["company"] = str(value["name"])
+            continue
+        value = coerce(value) if not isinstance(value, dict | list) else value
+        if value is None:
+            continue
+        if name == "email":
+            email = str(value)
+        elif name in LEAD_FIELDS:
+            fields[name] = str(value)
+        elif name == "name" and isinstance(value, str) and " " in value.strip():
+            first, _, last = value.strip().partition(" ")
+            fields.setdefault("first_name", first)
+            fields.setdefault("last_name", last)
+        elif name != "user_id":
+            attributes[name] = value
+    return email, fields, attributes
+
+
+def group_account(
+    traits: dict[str, Any], group_id: str | None
+) -> tuple[str | None, str | None, dict[str, Any]]:
+    """A group message's traits → its account's (domain, name, attributes)."""
+    named = {canonical(k): v for k, v in traits.items()}
+    website = named.get("domain") or named.get("website")
+    named.pop("domain", None)
+    domain = normalise_domain(str(website)) if website else None
+    name = str(named.pop("company", "") or named.pop("name", "") or "") or None
+    attributes = {k: coerce(v) for k, v in named.items() if not isinstance(v, dict | list)}
+    if group_id:
+        attributes.setdefault("group_id", group_id)
+    return domain, name or group_id, attributes
