@@ -57,3 +57,9 @@ def group_sum_col(group_id: str) -> str:
 
 def group_value_col(group_id: str) -> str:
     return f"gval__{group_id}"
+
+
+# The per-event form (``contributions.compile_contributions``) adds, per (rule, counted event) row:
+EVENT_RULE = "ev_rule"  # the rule's position in model.engagement
+EVENT_COLUMNS = ("ev_message_id", "ev_ts", "ev_type", "ev_name", "ev_path", "ev_url")
+EVENT_PARTS = ("ev_points", "ev_group_cap", "ev_floor", "ev_clamp")  # raw points, one per ledger line
