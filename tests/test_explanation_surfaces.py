@@ -60,10 +60,26 @@ def _messages() -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for message_id, day, path in PAGES:
         ts = f"2024-{day}T00:00:00Z"
-        out.append({"type": "page", "userId": "ann", "messageId": message_id, "timestamp": ts, "properties": {"path": path}})
+        out.append(
+            {
+                "type": "page",
+                "userId": "ann",
+                "messageId": message_id,
+                "timestamp": ts,
+                "properties": {"path": path},
+            }
+        )
     for message_id, day in OPENS:
         ts = f"2024-{day}T00:00:00Z"
-        out.append({"type": "track", "event": "Email Opened", "userId": "ann", "messageId": message_id, "timestamp": ts})
+        out.append(
+            {
+                "type": "track",
+                "event": "Email Opened",
+                "userId": "ann",
+                "messageId": message_id,
+                "timestamp": ts,
+            }
+        )
     return out
 
 
@@ -71,7 +87,9 @@ def _shares(explanation: dict[str, object]) -> list[tuple[str, str, str, float]]
     lines = explanation["lines"]
     assert isinstance(lines, list)
     return sorted(
-        (line["rule_id"], e["rule_id"], e["message_id"], e["score_points"]) for line in lines for e in line["events"]
+        (line["rule_id"], e["rule_id"], e["message_id"], e["score_points"])
+        for line in lines
+        for e in line["events"]
     )
 
 
@@ -106,4 +124,14 @@ def test_lead_page_cli_and_api_show_the_same_events(store: Store) -> None:
     assert api["events"] == from_cli["events"]
     # each event's net contribution: the pricing page 4 - 2, a blog visit 1.5 - 0.75, an open 1.5
     net = {e["message_id"]: e["score_points"] for e in api["events"]}
-    assert net == {"p1": 0, "p2": 0, "p3": 2, "b1": 0.75, "b2": 0.75, "b3": 0.75, "b4": 0.75, "e1": 1.5, "e2": 1.5}
+    assert net == {
+        "p1": 0,
+        "p2": 0,
+        "p3": 2,
+        "b1": 0.75,
+        "b2": 0.75,
+        "b3": 0.75,
+        "b4": 0.75,
+        "e1": 1.5,
+        "e2": 1.5,
+    }

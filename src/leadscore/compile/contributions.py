@@ -45,7 +45,11 @@ def compile_contributions(
     rows = computed_once(compile_model(model, sources, targets, engine, explain=True).cte("ledger_rows"))
     if not model.engagement:
         return select(rows).order_by(rows.c.lead_id, rows.c.as_of)
-    ev = computed_once(lead_events(model, rows, sources.events, sources.identities, sources.events.c.message_id).cte("lead_events"))
+    ev = computed_once(
+        lead_events(model, rows, sources.events, sources.identities, sources.events.c.message_id).cte(
+            "lead_events"
+        )
+    )
     per_rule = [_rule_shares(model, i, rule, ev, rows) for i, rule in enumerate(model.engagement)]
     shares = union_all(*per_rule).cte("event_shares")
     key = and_(shares.c.lead_id == rows.c.lead_id, shares.c.as_of == rows.c.as_of)
@@ -72,19 +76,21 @@ def compile_contributions(
 def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows: Any) -> Select[Any]:
     """The rule's counted events of each row, with each one's share of the rule's value (``ev_points``)
     and the factor its group cap applies (``group_factor``)."""
-    per_row = {"partition_by": [ev.c.lead_id, ev.c.as_of]}
+    per_row: list[Any] = [ev.c.lead_id, ev.c.as_of]
     counted = [event_match(model, rule, ev), rows.c[layout.TRACKING] == 1]
     value = rows.c[layout.value_col(rule.id)]
     share: ColumnElement[Any]
     if isinstance(rule, ThresholdRule):
         counted.append(within(rule, ev))
-        share = value / func.count().over(**per_row)
+        share = value / func.count().over(partition_by=per_row)
     elif isinstance(rule, OnceRule):
-        newest = func.row_number().over(**per_row, order_by=[ev.c.ts.desc(), ev.c.message_id.desc()])
+        newest = func.row_number().over(
+            partition_by=per_row, order_by=[ev.c.ts.desc(), ev.c.message_id.desc()]
+        )
         share = case((newest == 1, value), else_=0.0)
     else:
         weight = occurrence_points(model, rule, ev)
-        total = func.sum(weight).over(**per_row)
+        total = func.sum(weight).over(partition_by=per_row)
         share = case((total == 0, 0.0), else_=value * weight / total)
     factor: ColumnElement[Any] = double(1.0)
     if rule.group is not None:

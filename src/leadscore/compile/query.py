@@ -211,7 +211,9 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bo
             aggregate = func.max(value).filter(match).label(layout.last_col(rule.id))
         else:
             value = occurrence_points(model, rule, ev)
-            exact = not half_life_ms(model, rule) and float(rule.points).is_integer()  # whole-number terms add exactly in any order
+            exact = (
+                not half_life_ms(model, rule) and float(rule.points).is_integer()
+            )  # whole-number terms add exactly in any order
             aggregate = RuleSum(value, match, exact).label(layout.raw_col(rule.id))
         if explain:
             cols.append(MatchCount(match, value).label(layout.count_col(rule.id)))

@@ -25,7 +25,7 @@ def explain(
     """The explanation of every (lead_id, as_of) row of ``targets``, read in one statement."""
     query = compile_contributions(model, sources, targets, engine=conn.dialect.name)
     _session_settings(conn)
-    return read_explanations(model, conn.execute(query).mappings())
+    return read_explanations(model, (dict(row) for row in conn.execute(query).mappings()))
 
 
 def explain_lead(

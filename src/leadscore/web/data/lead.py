@@ -18,7 +18,7 @@ from leadscore.compile.contributions import Explanation
 from leadscore.model import ScoringModel
 from leadscore.scoring.explain import explain_current
 from leadscore.scoring.run import model_of, score_points
-from leadscore.store.model_versions import ModelVersion, get_version
+from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
 
