@@ -56,8 +56,12 @@ def compile_contributions(
     s, r = shares.c, rows.c
     grouped = s.ev_points * s.group_factor
     floored_total = r.engagement_raw + r.engagement_floor_adj
-    floor = case((r.engagement_raw == 0, 0.0), else_=grouped * r.engagement_floor_adj / r.engagement_raw)
-    clamp = case((floored_total == 0, 0.0), else_=(grouped + floor) * r.engagement_clamp_adj / floored_total)
+    floor = case(
+        (r.engagement_raw == 0, double(0.0)), else_=grouped * r.engagement_floor_adj / r.engagement_raw
+    )
+    clamp = case(
+        (floored_total == 0, double(0.0)), else_=(grouped + floor) * r.engagement_clamp_adj / floored_total
+    )
     return (
         select(
             rows,
@@ -87,15 +91,15 @@ def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows
         newest = func.row_number().over(
             partition_by=per_row, order_by=[ev.c.ts.desc(), ev.c.message_id.desc()]
         )
-        share = case((newest == 1, value), else_=0.0)
+        share = case((newest == 1, value), else_=double(0.0))
     else:
         weight = occurrence_points(model, rule, ev)
         total = func.sum(weight).over(partition_by=per_row)
-        share = case((total == 0, 0.0), else_=value * weight / total)
+        share = case((total == 0, double(0.0)), else_=value * weight / total)
     factor: ColumnElement[Any] = double(1.0)
     if rule.group is not None:
         before, after = rows.c[layout.group_sum_col(rule.group)], rows.c[layout.group_value_col(rule.group)]
-        factor = case((before == 0, 1.0), else_=after / before)
+        factor = case((before == 0, double(1.0)), else_=after / before)
     return (
         select(
             ev.c.lead_id,

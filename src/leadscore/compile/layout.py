@@ -8,6 +8,11 @@ f__<rule>                       fit rule points (0 or the rule's points)
 n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule cap, after it
 last__<rule>                    most recent matching event time ('once' rules)
 gsum__<group>, gval__<group>    group total before and after the group cap
+
+The per-event form (``contributions``) repeats the row once per counted (rule, event) and adds
+ev_rule, ev_message_id, ev_ts, ev_type, ev_name, ev_path, ev_url and the event's raw-point shares of the
+rule line, the group cap line and the engagement floor and clamp lines (ev_points, ev_group_cap, ev_floor,
+ev_clamp).
 """
 
 from __future__ import annotations

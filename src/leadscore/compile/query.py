@@ -10,6 +10,10 @@ Order of operations (docs/model-language.md states the same, in prose):
 5. floor: a negative fit or engagement total becomes 0;
 6. normalisation: points / max x 100, clamped at 100; score = weighted mean of fit and engagement;
 7. grade (fit), level (engagement) and band (score) from the scale's thresholds.
+
+``contributions.compile_contributions`` reads these rows once per counted event (each event's share of
+every ledger line); ``lead_events``, ``event_match``, ``within`` and ``occurrence_points`` are shared
+with it, so both forms count the same events with the same points.
 """
 
 from __future__ import annotations
