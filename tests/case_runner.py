@@ -29,7 +29,7 @@ import yaml
 from sqlalchemy import select
 
 from leadscore.compile import Ledger, half_life_ms
-from leadscore.compile.contributions import Explanation
+from leadscore.compile.contributions import EventShare, Explanation
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import ScoringModel, loads_model
 from leadscore.scoring.explain import explain
@@ -275,7 +275,8 @@ def share_problems(explanation: Explanation) -> list[str]:
     return out
 
 
-def _line_ids(event: Any) -> tuple[str, ...]:
+def _line_ids(event: EventShare) -> tuple[str, ...]:
+    """Every line an event may have a share of."""
     group = (f"group:{event.group}",) if event.group else ()
     return (event.rule_id, *group, "floor:engagement", "clamp:engagement")
 
@@ -283,11 +284,11 @@ def _line_ids(event: Any) -> tuple[str, ...]:
 def compare_events(explanation: Explanation, expected: Mapping[str, Any]) -> list[str]:
     """Differences between the events under each named line and the expected shares by message id."""
     out: list[str] = []
-    for line_id, want in expected.items():
+    for line_id, spec in expected.items():
         got: dict[str, float] = {}
         for event, share in explanation.line_events(line_id):
             got[event.message_id] = got.get(event.message_id, 0.0) + share
-        want = {str(k): number(v) for k, v in want.items()}
+        want = {str(k): number(v) for k, v in spec.items()}
         if set(got) != set(want):
             out.append(f"events under {line_id}: expected {sorted(want)}, got {sorted(got)}")
             continue
