@@ -5,6 +5,12 @@ the real path on a store: leads and accounts are written with the store's upsert
 as of the case's time, the events are ingested as Segment messages (one ``ingest`` call per batch), and
 every lead is scored with ``all_leads(as_of)``.
 
+Every lead is also explained (``scoring.explain``: the same query with one row per counted event), and
+the explanation must agree with the scores: the same ledger, each engagement line equal to the sum of its
+events' shares, as many events under a rule line as the line counted, and the fit lines plus every event's
+contribution equal to the score. A case may also expect the events under a line: ``events: {line id:
+{message id: score points}}``, hand-computed like the rest.
+
 Expected numbers may be written as arithmetic (``"= 20 * 0.5 ** (10 / 30)"``) so the hand computation is
 the expectation. Values compare exactly unless the model decays (then 1e-9 relative).
 """
@@ -23,8 +29,10 @@ import yaml
 from sqlalchemy import select
 
 from leadscore.compile import Ledger, half_life_ms
+from leadscore.compile.contributions import EventShare, Explanation
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import ScoringModel, loads_model
+from leadscore.scoring.explain import explain
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
@@ -36,7 +44,7 @@ REL = 1e-9
 CASE_KEYS = {"description", "model", "leads", "accounts", "events", "batches", "as_of", "expect"}
 LEAD_KEYS = {"email", "first_name", "last_name", "company", "attributes"}
 ACCOUNT_KEYS = {"domain", "name", "attributes"}
-EXPECT_KEYS = {"score", "fit_score", "engagement_score", "grade", "level", "band", "ledger"}
+EXPECT_KEYS = {"score", "fit_score", "engagement_score", "grade", "level", "band", "ledger", "events"}
 LINE_KEYS = {"points", "matched", "capped", "decay"}
 
 
@@ -100,6 +108,9 @@ def case_from_data(data: Any, name: str) -> Case:
         for rule_id, line in (values.get("ledger") or {}).items():
             ok = not isinstance(line, dict) or not set(line) - LINE_KEYS
             _require(ok, name, f"expect {key} ledger {rule_id}: keys are {sorted(LINE_KEYS)}")
+        for line_id, shares in (values.get("events") or {}).items():
+            ok = isinstance(shares, dict)
+            _require(ok, name, f"expect {key} events {line_id}: a mapping of message id to score points")
     return Case(
         name=name,
         model=loads_model(model_text, f"{name} (model)"),
@@ -226,9 +237,71 @@ def compare(ledger: Ledger, expected: Mapping[str, Any], *, tolerant: bool) -> l
     return out
 
 
+def explain_case(store: Store, case: Case) -> dict[str, Explanation]:
+    """The explanation of every lead of a case already run (``run_case``), by user id."""
+    with store.connect() as conn:
+        keys = dict(conn.execute(select(leads_table.c.id, leads_table.c.external_id)).all())
+        found = explain(conn, case.model, store.sources(), all_leads(case.as_of))
+    return {str(keys[x.ledger.lead_id]): x for x in found}
+
+
+def _near(actual: float, expected: float) -> bool:
+    return math.isclose(actual, expected, rel_tol=REL, abs_tol=1e-9)
+
+
+def share_problems(explanation: Explanation) -> list[str]:
+    """Where an explanation's events do not add up to its ledger lines, or its lines to the score."""
+    ledger = explanation.ledger
+    lines = {line.rule_id: line for line in ledger.lines}
+    out: list[str] = []
+    explained = {line.rule_id for line in ledger.lines if line.section == "engagement"}
+    for event in explanation.events:
+        if event.rule_id not in lines:
+            out.append(f"event {event.message_id} counted for {event.rule_id}, which has no line")
+        explained |= {line_id for line_id in _line_ids(event) if event.share(line_id) != 0.0}
+    for line_id in sorted(explained):
+        events = explanation.line_events(line_id)
+        total = sum(share for _, share in events)
+        line = lines.get(line_id)
+        want = line.score_points if line else 0.0
+        if not _near(total, want):
+            out.append(f"events under {line_id} add up to {total!r}, the line is {want!r}")
+        if line is not None and line.kind in ("each", "once", "threshold") and len(events) != line.matched:
+            out.append(f"{line_id}: {len(events)} events listed, the line counted {line.matched}")
+    total = sum(ln.score_points for ln in ledger.lines if ln.section == "fit")
+    total += sum(event.score_points for event in explanation.events)
+    if not _near(total, ledger.score):
+        out.append(f"fit lines and event contributions add up to {total!r}, the score is {ledger.score!r}")
+    return out
+
+
+def _line_ids(event: EventShare) -> tuple[str, ...]:
+    """Every line an event may have a share of."""
+    group = (f"group:{event.group}",) if event.group else ()
+    return (event.rule_id, *group, "floor:engagement", "clamp:engagement")
+
+
+def compare_events(explanation: Explanation, expected: Mapping[str, Any]) -> list[str]:
+    """Differences between the events under each named line and the expected shares by message id."""
+    out: list[str] = []
+    for line_id, spec in expected.items():
+        got: dict[str, float] = {}
+        for event, share in explanation.line_events(line_id):
+            got[event.message_id] = got.get(event.message_id, 0.0) + share
+        want = {str(k): number(v) for k, v in spec.items()}
+        if set(got) != set(want):
+            out.append(f"events under {line_id}: expected {sorted(want)}, got {sorted(got)}")
+            continue
+        for message_id, share in want.items():
+            if not _near(got[message_id], share):
+                out.append(f"{line_id} event {message_id}: expected {share!r}, got {got[message_id]!r}")
+    return out
+
+
 def check_case(store: Store, case: Case) -> list[str]:
     """Run a case and list every mismatch, lead by lead; also every lead the case did not expect."""
     ledgers = run_case(store, case)
+    explanations = explain_case(store, case)
     problems: list[str] = []
     for user_id, expected in case.expect.items():
         if str(user_id) not in ledgers:
@@ -237,6 +310,16 @@ def check_case(store: Store, case: Case) -> list[str]:
         problems.extend(
             f"{user_id}: {p}" for p in compare(ledgers[str(user_id)], expected, tolerant=case.decays)
         )
+        problems.extend(
+            f"{user_id}: {p}"
+            for p in compare_events(explanations[str(user_id)], expected.get("events") or {})
+        )
+    for user_id, ledger in ledgers.items():
+        explanation = explanations.get(user_id)
+        if explanation is None or explanation.ledger != ledger:
+            problems.append(f"{user_id}: the explanation's ledger is not the score's ledger")
+            continue
+        problems.extend(f"{user_id}: {p}" for p in share_problems(explanation))
     unexpected = sorted(set(ledgers) - {str(k) for k in case.expect})
     if unexpected:
         problems.append(f"leads without expectations: {unexpected}")

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import create_engine, select, text
 from typer.testing import CliRunner
 
-from case_runner import Case, load_case, run_case
+from case_runner import Case, compare_events, load_case, run_case, share_problems
 from case_runner import compare as compare_case
 from leadscore.batch.duckdb_engine import arrow_batches, parquet_view
 from leadscore.batch.locations import ParquetLocation
@@ -32,6 +32,7 @@ from leadscore.batch.parquet import export_relation
 from leadscore.batch.run import relation, targets
 from leadscore.cli.main import app
 from leadscore.compile import Ledger, Sources, compile_model, half_life_ms, read_ledger, render_sql
+from leadscore.compile.contributions import Explanation, compile_contributions, read_explanations
 from leadscore.compile.dialects import CAPABILITIES
 from leadscore.errors import UnsupportedRuleError
 from leadscore.ingest.segment import Message
@@ -271,6 +272,68 @@ def _case_on(engine_ledgers: Any, case: Case, folder: Path) -> list[str]:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hand_computed_cases_on_duckdb(name: str, tmp_path: Path) -> None:
     problems = _case_on(duckdb_ledgers, CASES[name], tmp_path)
+    assert not problems, "\n".join(problems)
+
+
+def duckdb_explanations(
+    model: ScoringModel, files: dict[str, ParquetLocation], as_of: int
+) -> list[Explanation]:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        views = {name: relation(name, parquet_view(con, name, loc.files())) for name, loc in files.items()}
+        sources = Sources(**views)
+        sql = render_sql(compile_contributions(model, sources, targets(sources, as_of), "duckdb"), "duckdb")
+        return read_explanations(
+            model, [row for batch in arrow_batches(con, sql, 1000) for row in batch.to_pylist()]
+        )
+    finally:
+        con.close()
+
+
+def spark_explanations(
+    spark: Any, model: ScoringModel, files: dict[str, ParquetLocation], as_of: int
+) -> list[Explanation]:
+    from leadscore.batch.spark_engine import parquet_view as spark_view
+
+    sources = Sources(**{name: relation(name, spark_view(spark, name, loc)) for name, loc in files.items()})
+    sql = render_sql(compile_contributions(model, sources, targets(sources, as_of), "spark"), "spark")
+    return read_explanations(model, [row.asDict() for row in spark.sql(sql).collect()])
+
+
+def _explained_on(engine_explanations: Any, case: Case, folder: Path) -> list[str]:
+    """A hand-computed case explained on another engine: the case runner's check that the events under
+    every line add up to it and the lines to the score, and the events the case expects."""
+    store = Store.from_url(str(folder / "case.db"))
+    try:
+        run_case(store, case)
+        files = export(store, folder / "parquet")
+        ids = external_ids(store)
+    finally:
+        store.dispose()
+    got = {ids[x.ledger.lead_id]: x for x in engine_explanations(case.model, files, case.as_of)}
+    problems = [f"{u}: {p}" for u, x in got.items() for p in share_problems(x)]
+    for u, want in case.expect.items():
+        if str(u) not in got:
+            problems.append(f"{u}: no explanation")
+            continue
+        problems += [f"{u}: {p}" for p in compare_events(got[str(u)], want.get("events") or {})]
+    return problems + [f"unexpected lead {u}" for u in sorted(set(got) - {str(k) for k in case.expect})]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hand_computed_cases_explained_on_duckdb(name: str, tmp_path: Path) -> None:
+    problems = _explained_on(duckdb_explanations, CASES[name], tmp_path)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ("explain-once", "explain-threshold", "explain-group-cap"))
+def test_hand_computed_cases_explained_on_spark(spark: Any, name: str, tmp_path: Path) -> None:
+    """A few cases only: Spark is slow to start each query."""
+    problems = _explained_on(
+        lambda model, files, as_of: spark_explanations(spark, model, files, as_of), CASES[name], tmp_path
+    )
     assert not problems, "\n".join(problems)
 
 

@@ -1,6 +1,7 @@
 """Hand-computed scoring cases (tests/cases/*.yaml), each run on SQLite and PostgreSQL.
 
-Besides each case's own expectations, every lead's ledger must sum to its score.
+Besides each case's own expectations, every lead's ledger must sum to its score, and its explanation
+must add up (``case_runner.check_case``: the events under each line to the line, the lines to the score).
 """
 
 from __future__ import annotations

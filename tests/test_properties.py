@@ -1,9 +1,9 @@
 """Properties of the one scoring semantics, on random models and random event streams (Hypothesis).
 
 (a) arrival order never changes a score or a ledger; (b) decay never raises a score; (c) the ledger
-sums to the score; (d) scoring leads one at a time equals scoring them in one batch; (e) a model
-survives a YAML round trip. (a), (c) and (d) also run on PostgreSQL when LEADSCORE_TEST_POSTGRES_URL
-is set. Stores are module-scoped and emptied between examples (function-scoped fixtures are not reset
+sums to the score, and every explanation's events add up to its lines (the case runner's check);
+(d) scoring leads one at a time equals scoring them in one batch; (e) a model survives a YAML round
+trip. (a), (c) and (d) also run on PostgreSQL when LEADSCORE_TEST_POSTGRES_URL is set. Stores are module-scoped and emptied between examples (function-scoped fixtures are not reset
 between Hypothesis examples).
 """
 
@@ -21,9 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
+from case_runner import share_problems
 from leadscore.compile import Ledger
 from leadscore.ingest.segment import Message, normalise
 from leadscore.model import ScoringModel, dump_model, loads_model
+from leadscore.scoring.explain import explain
 from leadscore.scoring.pipeline import ingest
 from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
@@ -208,6 +210,23 @@ def test_ledger_sums_to_the_score(db: Store) -> None:
         for ledger in ledgers.values():
             assert abs(sum(line.score_points for line in ledger.lines) - ledger.score) <= TOL
             assert 0.0 <= ledger.score <= 100.0 + TOL
+
+    check()
+
+
+def test_explanations_add_up_to_the_ledger(db: Store) -> None:
+    @settings(max_examples=_examples(db), **SETTINGS)
+    @given(model=models(), messages=message_streams(), as_of_shift=st.integers(-3 * DAY_MS, 3 * DAY_MS))
+    def check(model: ScoringModel, messages: list[Message], as_of_shift: int) -> None:
+        _fresh(db, [messages])
+        as_of = AS_OF + as_of_shift
+        with db.connect() as conn:
+            ledgers = {lg.lead_id: lg for lg in score(conn, model, db.sources(), all_leads(as_of))}
+            explained = explain(conn, model, db.sources(), all_leads(as_of))
+        assert explained and {x.ledger.lead_id for x in explained} == set(ledgers)
+        for x in explained:
+            assert x.ledger == ledgers[x.ledger.lead_id]
+            assert not share_problems(x), share_problems(x)
 
     check()
 

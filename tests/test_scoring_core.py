@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,8 @@ def test_explain_cli(linda_db: str) -> None:
     assert result.exit_code == 0, result.output
     assert "score 21.0" in result.output
     assert "total" in result.output and "21.00" in result.output
-    assert "ebook_download +20.00" in result.output
+    # the events table: one row per event behind a line, with its share of the line
+    assert re.search(r"ebook_download .*Ebook Downloaded.* ebook_download .* \+20\.00", result.output)
     data = json.loads(
         CliRunner().invoke(app, ["explain", "linda", "--db", linda_db, "--format", "json"]).output
     )
@@ -186,7 +188,12 @@ def test_explain_cli(linda_db: str) -> None:
         "blog_articles": 1.0,
         "ebook_download": 20.0,
     }
-    assert [e["message_id"] for e in data["events"]] == ["b1", "eb"]
+    assert [(e["rule_id"], e["message_id"], e["score_points"]) for e in data["events"]] == [
+        ("blog_articles", "b1", 1.0),
+        ("ebook_download", "eb", 20.0),
+    ]
+    lines = {line["rule_id"]: line for line in data["lines"]}
+    assert [(e["message_id"], e["score_points"]) for e in lines["ebook_download"]["events"]] == [("eb", 20.0)]
 
 
 def test_history_and_score_cli(linda_db: str) -> None:

@@ -3,7 +3,8 @@
 A compiler change shows up as a reviewable diff of these files. After a deliberate change, rewrite them
 with ``LEADSCORE_UPDATE_SNAPSHOTS=1 pytest tests/test_sql_snapshots.py`` and review ``git diff
 tests/snapshots``. The SQL is ``compile.render_sql`` of ``compile_model`` over the store's tables, every
-lead as of one fixed time, constants inline.
+lead as of one fixed time, constants inline. The per-event form that explanations read
+(``compile_contributions``) is snapshotted too, as ``<model>.explain.<dialect>.sql``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from leadscore.compile import compile_model, render_sql
+from leadscore.compile.contributions import compile_contributions
 from leadscore.compile.engines import ENGINES
 from leadscore.model import ScoringModel, load_model
 from leadscore.scoring.run import all_leads
@@ -79,6 +81,20 @@ def test_generated_sql_matches_the_snapshot(name: str, engine: str) -> None:
     path = SNAPSHOTS / f"{name}.{engine}.sql"
     if UPDATE:
         SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(sql, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path.name}: run LEADSCORE_UPDATE_SNAPSHOTS=1 pytest {__file__}"
+    assert sql == path.read_text(encoding="utf-8"), (
+        f"{path.name} changed: review, then update (module docstring)"
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_per_event_sql_matches_the_snapshot(engine: str) -> None:
+    sources = Store.from_url("sqlite://", migrate_schema=False).sources()
+    query = compile_contributions(MODELS["json-fields"], sources, all_leads(AS_OF), engine)
+    sql = render_sql(query, engine) + "\n"
+    path = SNAPSHOTS / f"json-fields.explain.{engine}.sql"
+    if UPDATE:
         path.write_text(sql, encoding="utf-8")
     assert path.exists(), f"no snapshot {path.name}: run LEADSCORE_UPDATE_SNAPSHOTS=1 pytest {__file__}"
     assert sql == path.read_text(encoding="utf-8"), (

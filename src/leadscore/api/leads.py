@@ -1,5 +1,7 @@
 """Read API: ``GET /v1/leads`` (filter, sort, cursor pages, streamed CSV/NDJSON export) and
-``GET /v1/leads/{id-or-email}`` (attributes, score, ledger, history, crossings). Read tokens only."""
+``GET /v1/leads/{id-or-email}`` (attributes, score, ledger, history, crossings) and
+``GET /v1/leads/{id-or-email}/explanation`` (the current score's ledger with the events behind each line,
+``scoring.explain``, as the dashboard and ``leadscore explain`` show it). Read tokens only."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from leadscore.api.auth import read_token
 from leadscore.api.errors import ApiError
 from leadscore.api.state import state_of
 from leadscore.compile.dialects import JsonBool
+from leadscore.scoring.explain import explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
@@ -198,3 +201,19 @@ def get_lead(request: Request, ref: str) -> dict[str, Any]:
         "history": history,
         "crossings": crossings,
     }
+
+
+@router.get(
+    "/leads/{ref}/explanation",
+    summary="The lead's current score explained: ledger lines and each counted event's share of them",
+)
+def get_explanation(request: Request, ref: str) -> dict[str, Any]:
+    state = state_of(request)
+    read_token(request, state.keys)
+    with state.store.connect() as conn:
+        lead_id = resolve_lead_ref(conn, ref)
+        explained = explain_current(conn, state.store.sources(), lead_id)
+    if explained is None:
+        raise ApiError(404, f"lead {ref} has no score yet")
+    version, explanation = explained
+    return {"ok": True, "model": version.label, "explanation": explanation.as_dict()}

@@ -22,11 +22,12 @@ from leadscore.cli import (
 )
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
-from leadscore.compile.matches import compile_matches, match_column, points_column
+from leadscore.compile.contributions import Explanation
 from leadscore.errors import LeadscoreError
 from leadscore.model import ScoringModel
+from leadscore.scoring.explain import explain_lead
 from leadscore.scoring.pipeline import current_model, rescore_all
-from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
+from leadscore.scoring.run import Active, all_leads, now_ms, score
 from leadscore.store.model_versions import list_versions
 from leadscore.store.results import read_history
 from leadscore.store.schema import leads
@@ -127,33 +128,17 @@ def explain_cmd(
         when = parse_as_of(as_of) or now_ms()
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
-            (ledger,) = score_leads(conn, active.model, store.sources(), [lead_id], when)
-            matched = [
-                dict(r)
-                for r in conn.execute(
-                    compile_matches(active.model, store.sources(), lead_id, when)
-                ).mappings()
-            ]
+            explanation = explain_lead(conn, active.model, store.sources(), lead_id, when)
             who = _people(conn, [lead_id])[lead_id]
+        if explanation is None:
+            raise LeadscoreError(f"no lead {lead!r}")
+        ledger = explanation.ledger
         if fmt == "json":
             payload = {
-                **ledger.as_dict(),
+                **explanation.as_dict(),
                 "lead": who,
                 "model": active.version.label if active.version else "file",
             }
-            payload["events"] = [
-                {
-                    "message_id": m["message_id"],
-                    "ts": m["ts"],
-                    "type": m["type"],
-                    "name": m["name"],
-                    "path": m["path"],
-                    "rules": {
-                        r.id: m[points_column(r.id)] for r in active.model.engagement if m[match_column(r.id)]
-                    },
-                }
-                for m in matched
-            ]
             print(json.dumps(payload, indent=2, default=str))
             return
         name = (
@@ -170,8 +155,8 @@ def explain_cmd(
         )
         _print_weights(active.model)
         console.print(ledger_table(ledger, "Ledger (score points sum to the score)"))
-        if events and matched:
-            _print_matches(active.model, matched)
+        if events and explanation.events:
+            _print_events(explanation)
 
 
 def _print_weights(model: ScoringModel) -> None:
@@ -184,20 +169,16 @@ def _print_weights(model: ScoringModel) -> None:
     )
 
 
-def _print_matches(model: ScoringModel, matched: list[dict[str, object]]) -> None:
+def _print_events(explanation: Explanation) -> None:
     from rich.table import Table
 
-    table = Table(title="Events counted (points per occurrence after decay, before caps)")
-    for col in ("when", "event", "rules"):
+    table = Table(title="Events behind each line (score points; they add up to the line)")
+    for col in ("line", "when", "event", "rule", "points"):
         table.add_column(col)
-    for m in matched:
-        hits = []
-        for rule in model.engagement:
-            if m[match_column(rule.id)]:
-                pts = float(m[points_column(rule.id)])  # type: ignore[arg-type]
-                hits.append(f"{rule.id} {pts:+.2f}" if rule.kind == "each" else f"{rule.id} ({rule.kind})")
-        what = f"{m['type']} {m['name'] or ''} {m['path'] or ''}".strip()
-        table.add_row(fmt_time(m["ts"]), what, ", ".join(hits))  # type: ignore[arg-type]
+    for line in explanation.ledger.lines:
+        for event, share in explanation.line_events(line.rule_id):
+            what = f"{event.type} {event.name or ''} {event.path or ''}".strip()
+            table.add_row(line.rule_id, fmt_time(event.ts), what, event.rule_id, f"{share:+.2f}")
     console.print(table)
 
 

@@ -8,6 +8,11 @@ f__<rule>                       fit rule points (0 or the rule's points)
 n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule cap, after it
 last__<rule>                    most recent matching event time ('once' rules)
 gsum__<group>, gval__<group>    group total before and after the group cap
+
+The per-event form (``contributions``) repeats the row once per counted (rule, event) and adds
+ev_rule, ev_message_id, ev_ts, ev_type, ev_name, ev_path, ev_url and the event's raw-point shares of the
+rule line, the group cap line and the engagement floor and clamp lines (ev_points, ev_group_cap, ev_floor,
+ev_clamp).
 """
 
 from __future__ import annotations
@@ -57,3 +62,9 @@ def group_sum_col(group_id: str) -> str:
 
 def group_value_col(group_id: str) -> str:
     return f"gval__{group_id}"
+
+
+# The per-event form (``contributions.compile_contributions``) adds, per (rule, counted event) row:
+EVENT_RULE = "ev_rule"  # the rule's position in model.engagement
+EVENT_COLUMNS = ("ev_message_id", "ev_ts", "ev_type", "ev_name", "ev_path", "ev_url")
+EVENT_PARTS = ("ev_points", "ev_group_cap", "ev_floor", "ev_clamp")  # raw points, one per ledger line

@@ -10,6 +10,10 @@ Order of operations (docs/model-language.md states the same, in prose):
 5. floor: a negative fit or engagement total becomes 0;
 6. normalisation: points / max x 100, clamped at 100; score = weighted mean of fit and engagement;
 7. grade (fit), level (engagement) and band (score) from the scale's thresholds.
+
+``contributions.compile_contributions`` reads these rows once per counted event (each event's share of
+every ledger line); ``lead_events``, ``event_match``, ``within`` and ``occurrence_points`` are shared
+with it, so both forms count the same events with the same points.
 """
 
 from __future__ import annotations
@@ -110,7 +114,7 @@ def _event_resolver(ev: Any) -> Any:
     return resolve
 
 
-def _event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[bool]:
+def event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[bool]:
     parts: list[ColumnElement[bool]] = [ev.c.type == rule.event.type]
     if rule.event.name is not None:
         parts.append(ev.c.name == rule.event.name)
@@ -119,6 +123,11 @@ def _event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement
     if rule.where is not None:
         parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
     return and_(*parts)
+
+
+def within(rule: ThresholdRule, ev: Any) -> ColumnElement[bool]:
+    """Whether a matching event falls within a threshold rule's ``within`` span of as-of (it counts)."""
+    return ev.c.ts > ev.c.as_of - _span_ms(rule.within)
 
 
 def _ms(ms: float) -> ColumnElement[Any]:
@@ -166,39 +175,49 @@ def compile_model(
 SCORE_COLUMNS = ("lead_id", "as_of", "fit_score", "engagement_score", "score", "grade", "level", "band")
 
 
-def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bool) -> Any:
-    if not model.engagement:
-        return None
+def lead_events(model: ScoringModel, t: Any, e: Any, ids: Any, *extra: Any) -> Select[Any]:
+    """Every event an engagement rule may read, once per (lead_id, as_of) row of ``t``: the lead's
+    identities' events with ts <= as_of, of the rules' types, within the longest look-back."""
     join_on = [e.c.person_key == ids.c.key, e.c.ts <= t.c.as_of]
     horizon = _horizon_ms(model)
     if horizon is not None:
         join_on.append(e.c.ts > t.c.as_of - _ms(horizon))
     types = sorted({r.event.type for r in model.engagement})
     join_on.append(e.c.type.in_(types) if len(types) > 1 else e.c.type == types[0])
-    ev = (
-        select(t.c.lead_id, t.c.as_of, e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties)
-        .select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
-        .subquery("ev")
-    )
+    return select(
+        t.c.lead_id, t.c.as_of, *extra, e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties
+    ).select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
+
+
+def occurrence_points(model: ScoringModel, rule: EachRule, ev: Any) -> ColumnElement[Any]:
+    """What one matching event of an 'each' rule adds before the rule cap: its points, decayed by age."""
+    hl = half_life_ms(model, rule)
+    decay = HalfLifeDecay(ev.c.as_of - ev.c.ts, double(hl)) if hl else None
+    return double(rule.points) * decay if decay is not None else double(rule.points)
+
+
+def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bool) -> Any:
+    if not model.engagement:
+        return None
+    ev = lead_events(model, t, e, ids).subquery("ev")
     # FILTER (WHERE match) rather than a CASE inside the aggregate: an event a rule does not match never
     # reaches that rule's aggregate (most events match few rules; DuckDB, which evaluates a FILTER
     # aggregate's argument for every row, gets the CASE: engines/duckdb.py). A group without a match gives
     # NULL, which _rule_values turns into 0 exactly as it does for a lead without events.
     cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
     for rule in model.engagement:
-        match = _event_match(model, rule, ev)
+        match = event_match(model, rule, ev)
         if isinstance(rule, ThresholdRule):
-            within = ev.c.ts > ev.c.as_of - _span_ms(rule.within)
-            cols.append(func.count().filter(and_(match, within)).label(layout.count_col(rule.id)))
+            cols.append(func.count().filter(and_(match, within(rule, ev))).label(layout.count_col(rule.id)))
             continue
         if isinstance(rule, OnceRule):
             value: ColumnElement[Any] = ev.c.ts
             aggregate = func.max(value).filter(match).label(layout.last_col(rule.id))
         else:
-            hl = half_life_ms(model, rule)
-            decay = HalfLifeDecay(ev.c.as_of - ev.c.ts, double(hl)) if hl else None
-            value = double(rule.points) * decay if decay is not None else double(rule.points)
-            exact = not hl and float(rule.points).is_integer()  # whole-number terms add exactly in any order
+            value = occurrence_points(model, rule, ev)
+            exact = (
+                not half_life_ms(model, rule) and float(rule.points).is_integer()
+            )  # whole-number terms add exactly in any order
             aggregate = RuleSum(value, match, exact).label(layout.raw_col(rule.id))
         if explain:
             cols.append(MatchCount(match, value).label(layout.count_col(rule.id)))

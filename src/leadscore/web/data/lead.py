@@ -1,5 +1,6 @@
-"""One lead as the lead page shows it: who, the company, the stored score and ledger (with the events
-each rule counted), the score history, and the journey: the score at each event time.
+"""One lead as the lead page shows it: who, the company, the stored score explained (its ledger with the
+events behind each line, ``scoring.explain``: the same explanation ``leadscore explain`` and the API
+give), the score history, and the journey: the score at each event time.
 
 The journey's points come from the compiled query (``scoring.run.score_points``) evaluated at each event
 time, the same query that produced the stored scores; nothing here re-implements scoring.
@@ -7,21 +8,21 @@ time, the same query that produced the stored scores; nothing here re-implements
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from leadscore.compile import Sources
-from leadscore.compile.matches import compile_matches, match_column, points_column
+from leadscore.compile.contributions import Explanation
 from leadscore.model import ScoringModel
+from leadscore.scoring.explain import explain_current
 from leadscore.scoring.run import model_of, score_points
-from leadscore.store.model_versions import ModelVersion, get_version
+from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
 
 JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
-MATCHED_EVENTS = 25  # events listed per ledger line
 MOVED = 0.05  # a change in score smaller than this is not annotated
 
 
@@ -73,37 +74,34 @@ def load(conn: Connection, sources: Sources, lead_id: int) -> LeadView | None:
     if lead["account_id"] is not None:
         found = conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().first()
         account = dict(found) if found else None
-    score, lines = read_current(conn, lead_id)
+    score, _ = read_current(conn, lead_id)
     view = LeadView(lead, account, score, None, history=read_history(conn, lead_id))
-    if score is None:
+    explained = explain_current(conn, sources, lead_id) if score is not None else None
+    if explained is None:
         return view
-    view.version = get_version(conn, score["model_version_id"])
-    model = model_of(view.version.yaml, view.version.label)
-    names = _names(model)
-    counted = _counted(conn, model, sources, lead_id, int(score["as_of_ms"]))
-    for line in sorted(lines, key=lambda r: (-abs(r["score_points"]), r["rule_id"])):
-        name, description = names.get(line["rule_id"], (line["rule_id"], ""))
-        view.ledger.append(
-            {**line, "name": name, "description": description, "events": counted.get(line["rule_id"], [])}
-        )
+    view.version, explanation = explained
+    view.ledger = ledger_rows(model_of(view.version.yaml, view.version.label), explanation)
     return view
 
 
-def _counted(
-    conn: Connection, model: ScoringModel, sources: Sources, lead_id: int, as_of: int
-) -> dict[str, list[dict[str, Any]]]:
-    """The events each engagement rule counted (newest first), with each one's decayed points."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    if not model.engagement:
-        return out
-    rows = conn.execute(compile_matches(model, sources, lead_id, as_of)).mappings().all()
-    for row in reversed(rows):
-        for rule in model.engagement:
-            hits = out.setdefault(rule.id, [])
-            if row[match_column(rule.id)] and len(hits) < MATCHED_EVENTS:
-                hits.append(
-                    {"ts": row["ts"], "what": describe(dict(row)), "points": row[points_column(rule.id)]}
-                )
+def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str, Any]]:
+    """The explanation's lines, largest first, each with its rule's description and the events behind it
+    (newest first) with each one's share of the line in score points."""
+    names = _names(model)
+    out = []
+    for line in sorted(explanation.ledger.lines, key=lambda ln: (-abs(ln.score_points), ln.rule_id)):
+        name, description = names.get(line.rule_id, (line.name, ""))
+        events = [
+            {
+                "ts": event.ts,
+                "what": describe(asdict(event)),
+                "rule_id": event.rule_id,
+                "message_id": event.message_id,
+                "points": share,
+            }
+            for event, share in explanation.line_events(line.rule_id)
+        ]
+        out.append({**asdict(line), "name": name, "description": description, "events": events})
     return out
 
 

@@ -1,0 +1,220 @@
+"""Each counted event's share of the ledger: the scoring query with a per-event final select.
+
+``compile_contributions`` reads the wide rows of ``query.compile_model`` (every ledger column) and joins
+each (rule, counted event) pair to its row. An event's share of every line is computed in SQL from that
+row's own stage values, so the shares add up to the lines the ledger reads from the same row:
+
+- rule line: the rule's value (after kind, decay and rule cap) divided among its counted events in
+  proportion to their weights: 'each' its decayed points, 'once' 1 for the most recent match (ties: the
+  greater message id) and 0 for the rest, 'threshold' 1 for each event within ``within`` (equal shares; 0
+  for all while the threshold is unmet);
+- group cap line: each event of the group's rules scaled by gval / gsum (the group total after / before
+  its cap), the event's share being the change;
+- floor and clamp (engagement): every event scaled by floored / raw and clamped / floored totals alike.
+
+A lead whose behaviour may not be scored (no tracking consent) has no counted events. docs/model-language.md
+("The events behind a line") states the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Integer, Select, and_, case, func, literal, select, union_all
+from sqlalchemy.sql.elements import ColumnElement
+
+from leadscore.compile import layout
+from leadscore.compile.dialects import computed_once, double
+from leadscore.compile.ledger import Ledger, factors, read_ledger
+from leadscore.compile.query import compile_model, event_match, lead_events, occurrence_points, within
+from leadscore.compile.sources import Sources
+from leadscore.model import EventRule, OnceRule, ScoringModel, ThresholdRule
+
+ENGAGEMENT_FLOOR = "floor:engagement"
+ENGAGEMENT_CLAMP = "clamp:engagement"
+
+
+def compile_contributions(
+    model: ScoringModel, sources: Sources, targets: Select[Any], engine: str = "sqlite"
+) -> Select[Any]:
+    """Every (lead_id, as_of) row of ``targets`` as ``compile_model`` scores it (all ledger columns),
+    once per counted event with that event's shares (``layout.EVENT_*``), or once with NULL shares when
+    it has none; ordered by lead, as_of, rule and newest event first."""
+    rows = computed_once(compile_model(model, sources, targets, engine, explain=True).cte("ledger_rows"))
+    if not model.engagement:
+        return select(rows).order_by(rows.c.lead_id, rows.c.as_of)
+    ev = computed_once(
+        lead_events(model, rows, sources.events, sources.identities, sources.events.c.message_id).cte(
+            "lead_events"
+        )
+    )
+    per_rule = [_rule_shares(model, i, rule, ev, rows) for i, rule in enumerate(model.engagement)]
+    shares = union_all(*per_rule).cte("event_shares")
+    key = and_(shares.c.lead_id == rows.c.lead_id, shares.c.as_of == rows.c.as_of)
+    s, r = shares.c, rows.c
+    grouped = s.ev_points * s.group_factor
+    floored_total = r.engagement_raw + r.engagement_floor_adj
+    floor = case(
+        (r.engagement_raw == 0, double(0.0)), else_=grouped * r.engagement_floor_adj / r.engagement_raw
+    )
+    clamp = case(
+        (floored_total == 0, double(0.0)), else_=(grouped + floor) * r.engagement_clamp_adj / floored_total
+    )
+    return (
+        select(
+            rows,
+            s[layout.EVENT_RULE],
+            *(s[c] for c in layout.EVENT_COLUMNS),
+            s.ev_points,
+            (grouped - s.ev_points).label("ev_group_cap"),
+            floor.label("ev_floor"),
+            clamp.label("ev_clamp"),
+        )
+        .select_from(rows.outerjoin(shares, key))
+        .order_by(r.lead_id, r.as_of, s[layout.EVENT_RULE], s.ev_ts.desc(), s.ev_message_id.desc())
+    )
+
+
+def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows: Any) -> Select[Any]:
+    """The rule's counted events of each row, with each one's share of the rule's value (``ev_points``)
+    and the factor its group cap applies (``group_factor``)."""
+    per_row: list[Any] = [ev.c.lead_id, ev.c.as_of]
+    counted = [event_match(model, rule, ev), rows.c[layout.TRACKING] == 1]
+    value = rows.c[layout.value_col(rule.id)]
+    share: ColumnElement[Any]
+    if isinstance(rule, ThresholdRule):
+        counted.append(within(rule, ev))
+        share = value / func.count().over(partition_by=per_row)
+    elif isinstance(rule, OnceRule):
+        newest = func.row_number().over(
+            partition_by=per_row, order_by=[ev.c.ts.desc(), ev.c.message_id.desc()]
+        )
+        share = case((newest == 1, value), else_=double(0.0))
+    else:
+        weight = occurrence_points(model, rule, ev)
+        total = func.sum(weight).over(partition_by=per_row)
+        share = case((total == 0, double(0.0)), else_=value * weight / total)
+    factor: ColumnElement[Any] = double(1.0)
+    if rule.group is not None:
+        before, after = rows.c[layout.group_sum_col(rule.group)], rows.c[layout.group_value_col(rule.group)]
+        factor = case((before == 0, double(1.0)), else_=after / before)
+    return (
+        select(
+            ev.c.lead_id,
+            ev.c.as_of,
+            literal(index, Integer).label(layout.EVENT_RULE),
+            ev.c.message_id.label("ev_message_id"),
+            ev.c.ts.label("ev_ts"),
+            ev.c.type.label("ev_type"),
+            ev.c.name.label("ev_name"),
+            ev.c.path.label("ev_path"),
+            ev.c.url.label("ev_url"),
+            share.label("ev_points"),
+            factor.label("group_factor"),
+        )
+        .select_from(ev.join(rows, and_(rows.c.lead_id == ev.c.lead_id, rows.c.as_of == ev.c.as_of)))
+        .where(*counted)
+    )
+
+
+@dataclass(frozen=True)
+class EventShare:
+    """One counted event of one rule and its shares of the ledger lines, in score points."""
+
+    rule_id: str
+    message_id: str
+    ts: int
+    type: str
+    name: str | None
+    path: str | None
+    url: str | None
+    points: float  # share of the rule's line
+    group_cap: float  # share of the rule's group cap line (0 outside a group)
+    floor: float  # share of the engagement floor line
+    clamp: float  # share of the engagement clamp line
+    group: str | None = None
+
+    @property
+    def score_points(self) -> float:
+        """What the event adds to the score, every adjustment applied."""
+        return self.points + self.group_cap + self.floor + self.clamp
+
+    def share(self, line_id: str) -> float:
+        """The event's share of one ledger line (0 for lines it has no part in)."""
+        if line_id == self.rule_id:
+            return self.points
+        if self.group is not None and line_id == f"group:{self.group}":
+            return self.group_cap
+        return {ENGAGEMENT_FLOOR: self.floor, ENGAGEMENT_CLAMP: self.clamp}.get(line_id, 0.0)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A ledger and the counted events behind its lines (rule order, newest event first)."""
+
+    ledger: Ledger
+    events: tuple[EventShare, ...] = ()
+
+    def line_events(self, line_id: str) -> list[tuple[EventShare, float]]:
+        """The events behind one line with each one's share: every counted event of a rule line (zeros
+        included, as many as the line's ``matched``); the events with a share in an adjustment line."""
+        out = [(e, e.share(line_id)) for e in self.events]
+        return [(e, v) for e, v in out if e.rule_id == line_id or v != 0.0]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ledger as a mapping, each line with its ``events`` (the event and its ``score_points``)."""
+        data = self.ledger.as_dict()
+        for line in data["lines"]:
+            line["events"] = [
+                {**_event_fields(e), "score_points": v} for e, v in self.line_events(line["rule_id"])
+            ]
+        data["events"] = [{**asdict(e), "score_points": e.score_points} for e in self.events]
+        return data
+
+
+def _event_fields(e: EventShare) -> dict[str, Any]:
+    return {k: getattr(e, k) for k in ("rule_id", "message_id", "ts", "type", "name", "path", "url")}
+
+
+def read_explanations(model: ScoringModel, rows: Iterable[Mapping[str, Any]]) -> list[Explanation]:
+    """Read the rows of ``compile_contributions`` (in its order) into one explanation per target."""
+    _, ef = factors(model)
+    out: list[Explanation] = []
+    current: tuple[Any, Any] | None = None
+    ledger: Ledger | None = None
+    events: list[EventShare] = []
+    for row in rows:
+        key = (row["lead_id"], row["as_of"])
+        if key != current:
+            if ledger is not None:
+                out.append(Explanation(ledger, tuple(events)))
+            current, ledger, events = key, read_ledger(model, row), []
+        index = row.get(layout.EVENT_RULE)
+        if index is None:
+            continue
+        rule = model.engagement[int(index)]
+        points, group_cap, floor, clamp = (float(row[c]) * ef for c in layout.EVENT_PARTS)
+        events.append(
+            EventShare(
+                rule.id,
+                str(row["ev_message_id"]),
+                int(row["ev_ts"]),
+                str(row["ev_type"]),
+                row["ev_name"],
+                row["ev_path"],
+                row["ev_url"],
+                points,
+                group_cap,
+                floor,
+                clamp,
+                rule.group,
+            )
+        )
+    if ledger is not None:
+        out.append(Explanation(ledger, tuple(events)))
+    return out
+
+
+__all__ = ["EventShare", "Explanation", "compile_contributions", "read_explanations"]

@@ -1,0 +1,50 @@
+"""Explanations: a ledger with the counted events behind each line, from the one compiled query.
+
+The dashboard's lead page, ``leadscore explain`` and ``GET /v1/leads/{ref}/explanation`` all read a lead's
+explanation through these functions, so they show the same lines and the same per-event numbers
+(``compile.contributions`` says how an event's share of a line is computed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Select
+
+from leadscore.compile import Sources
+from leadscore.compile.contributions import Explanation, compile_contributions, read_explanations
+from leadscore.model import ScoringModel
+from leadscore.scoring.run import _session_settings, all_leads, model_of
+from leadscore.store.model_versions import ModelVersion, get_version
+from leadscore.store.results import read_current
+
+
+def explain(
+    conn: Connection, model: ScoringModel, sources: Sources, targets: Select[Any]
+) -> list[Explanation]:
+    """The explanation of every (lead_id, as_of) row of ``targets``, read in one statement."""
+    query = compile_contributions(model, sources, targets, engine=conn.dialect.name)
+    _session_settings(conn)
+    return read_explanations(model, (dict(row) for row in conn.execute(query).mappings()))
+
+
+def explain_lead(
+    conn: Connection, model: ScoringModel, sources: Sources, lead_id: int, as_of: int
+) -> Explanation | None:
+    """One lead's explanation as of a time (None when there is no such lead)."""
+    found = explain(conn, model, sources, all_leads(as_of, [lead_id]))
+    return found[0] if found else None
+
+
+def explain_current(
+    conn: Connection, sources: Sources, lead_id: int
+) -> tuple[ModelVersion, Explanation] | None:
+    """The lead's stored score explained: by the model version that scored it, as of the time it was
+    scored (None while the lead has no score)."""
+    score, _ = read_current(conn, lead_id)
+    if score is None:
+        return None
+    version = get_version(conn, score["model_version_id"])
+    model = model_of(version.yaml, version.label)
+    found = explain_lead(conn, model, sources, lead_id, int(score["as_of_ms"]))
+    return (version, found) if found is not None else None

@@ -1,0 +1,137 @@
+"""One explanation everywhere: the dashboard's lead page, ``leadscore explain --format json`` and
+``GET /v1/leads/{ref}/explanation`` list the same events behind the same lines with the same numbers
+(all three call ``scoring.explain``), and those numbers are the hand-computed shares."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+
+import httpx
+from typer.testing import CliRunner
+
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
+from leadscore.cli.main import app as cli
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import ingest, publish
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.keys import create_key
+from leadscore.store.people import find_lead
+from leadscore.store.users import add_user
+from live_server import serving
+from web_support import PASSWORD, signed_in
+
+MODEL = """
+model: surfaces
+groups:
+  - {id: web, name: Website, cap: 10}
+engagement:
+  - {id: pricing, name: Pricing, kind: once, event: {type: page}, where: {property: path, prefix: /pricing}, points: 8, group: web}
+  - {id: blog, name: Blog, event: {type: page}, where: {property: path, prefix: /blog}, points: 5, cap: 12, group: web}
+  - {id: active, name: Active reader, kind: threshold, event: {type: track, name: Email Opened}, at_least: 2, within: 7d, points: 6}
+"""
+AS_OF = "2024-06-01T00:00:00Z"
+PAGES = [("p1", "05-01", "/pricing"), ("p2", "05-05", "/pricing"), ("p3", "05-10", "/pricing/x")]
+PAGES += [(f"b{i}", f"05-1{i}", f"/blog/{i}") for i in range(1, 5)]
+OPENS = [("e1", "05-28"), ("e2", "05-30")]
+# Default scale: 1 raw engagement point = 0.5 score points.
+# pricing (once, 8 raw = 4): p3 carries it. blog 4 x 5 = 20, capped 12 (6): 1.5 each.
+# group web: 8 + 12 = 20, cap 10, factor 0.5: line -5; p3 -2, each blog visit -0.75.
+# active: 2 opens within 7 days, met: 6 raw = 3, 1.5 each. Score 4 + 6 - 5 + 3 = 8.
+EXPECTED = sorted(
+    [
+        ("pricing", "pricing", "p1", 0.0),
+        ("pricing", "pricing", "p2", 0.0),
+        ("pricing", "pricing", "p3", 4.0),
+        *(("blog", "blog", f"b{i}", 1.5) for i in range(1, 5)),
+        ("group:web", "pricing", "p3", -2.0),
+        *(("group:web", "blog", f"b{i}", -0.75) for i in range(1, 5)),
+        ("active", "active", "e1", 1.5),
+        ("active", "active", "e2", 1.5),
+    ]
+)
+
+
+def _messages() -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for message_id, day, path in PAGES:
+        ts = f"2024-{day}T00:00:00Z"
+        out.append(
+            {
+                "type": "page",
+                "userId": "ann",
+                "messageId": message_id,
+                "timestamp": ts,
+                "properties": {"path": path},
+            }
+        )
+    for message_id, day in OPENS:
+        ts = f"2024-{day}T00:00:00Z"
+        out.append(
+            {
+                "type": "track",
+                "event": "Email Opened",
+                "userId": "ann",
+                "messageId": message_id,
+                "timestamp": ts,
+            }
+        )
+    return out
+
+
+def _shares(explanation: dict[str, object]) -> list[tuple[str, str, str, float]]:
+    lines = explanation["lines"]
+    assert isinstance(lines, list)
+    return sorted(
+        (line["rule_id"], e["rule_id"], e["message_id"], e["score_points"])
+        for line in lines
+        for e in line["events"]
+    )
+
+
+def test_lead_page_cli_and_api_show_the_same_events(store: Store) -> None:
+    as_of = parse_time(AS_OF, "as_of")
+    publish(store, loads_model(MODEL, "surfaces.yaml"), as_of=as_of)
+    ingest(store, [normalise(m, received_ms=as_of) for m in _messages()], source="test", as_of=as_of)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        _, token = create_key(conn, "read", "reader", 0)
+        lead_id = find_lead(conn, external_id="ann")
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url:
+        answer = httpx.get(f"{url}/v1/leads/ann/explanation", headers={"Authorization": f"Bearer {token}"})
+        with signed_in(url, "marketing@example.test") as client:
+            page = client.get(f"/leads/{lead_id}")
+    assert answer.status_code == 200, answer.text
+    assert page.status_code == 200
+    api = answer.json()["explanation"]
+    result = CliRunner().invoke(
+        cli, ["explain", "ann", "--db", str(store.url), "--as-of", AS_OF, "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    from_cli = json.loads(result.output)
+    items = re.findall(
+        r'<li data-line="([^"]+)" data-rule="([^"]+)" data-event="([^"]+)" data-points="([^"]+)">', page.text
+    )
+    from_page = sorted((unescape(a), unescape(b), unescape(c), float(d)) for a, b, c, d in items)
+
+    assert api["score"] == from_cli["score"] == 8.0
+    assert _shares(api) == _shares(from_cli) == from_page == EXPECTED
+    assert api["events"] == from_cli["events"]
+    # each event's net contribution: the pricing page 4 - 2, a blog visit 1.5 - 0.75, an open 1.5
+    net = {e["message_id"]: e["score_points"] for e in api["events"]}
+    assert net == {
+        "p1": 0,
+        "p2": 0,
+        "p3": 2,
+        "b1": 0.75,
+        "b2": 0.75,
+        "b3": 0.75,
+        "b4": 0.75,
+        "e1": 1.5,
+        "e2": 1.5,
+    }
