@@ -12,6 +12,7 @@ by its score at the start; a lead that falls back and qualifies again within the
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Sequence
@@ -43,28 +44,54 @@ class Replay:
     known: frozenset[int]  # leads observed at the start
     path: dict[int, list[Facts]]  # lead → observations in time order
     attribute_hits: dict[str, set[int]]  # transition id → leads whose attributes satisfy its condition
+    scores: dict[int, list[float]] = field(default_factory=dict)  # lead → its observed scores, ascending
 
-    def mql_times(self, lifecycle: Lifecycle) -> tuple[dict[int, list[int]], set[int]]:
-        """(lead → the times it entered the MQL stage within the period, leads in it at the start)."""
+    def lead_entries(self, lead: int, lifecycle: Lifecycle, target: str) -> tuple[list[int], bool]:
+        """(the times the lead entered ``target`` within the period, whether it was in it at the start)."""
+
+        def attribute_ok(t: Transition) -> bool:
+            return lead in self.attribute_hits.get(t.id, set())
+
+        moves = replay_lead(lifecycle, self.begin[lead], self.path[lead], attribute_ok, self.end_ms)
+        at_start = lifecycle.initial
+        for move in moves:
+            if move.at_ms <= self.start_ms:
+                at_start = move.to_stage
+        times = [m.at_ms for m in moves if m.to_stage == target and m.at_ms > self.start_ms]
+        return times, lead in self.known and at_start == target
+
+    def mql_times(
+        self, lifecycle: Lifecycle, threshold: float | None = None, memo: Memo | None = None
+    ) -> tuple[dict[int, list[int]], set[int]]:
+        """(lead → the times it entered the MQL stage within the period, leads in it at the start).
+
+        With ``threshold``, every automatic way into the MQL stage asks for exactly that score
+        (``replay.with_threshold``), so a lead whose observed scores all stay below it never gets there,
+        and two thresholds with the same observed scores at or above them take the same moves: ``memo``
+        keeps each lead's result per such set (the advisor tries 101 thresholds).
+        """
         target = mql_stage(lifecycle)
         entries: dict[int, list[int]] = {}
         already: set[int] = set()
-        for lead, observations in self.path.items():
-
-            def attribute_ok(t: Transition, lid: int = lead) -> bool:
-                return lid in self.attribute_hits.get(t.id, set())
-
-            moves = replay_lead(lifecycle, self.begin[lead], observations, attribute_ok, self.end_ms)
-            at_start = lifecycle.initial
-            for move in moves:
-                if move.at_ms <= self.start_ms:
-                    at_start = move.to_stage
-            if lead in self.known and at_start == target:
+        for lead in self.path:
+            if threshold is None or memo is None:
+                times, at_start = self.lead_entries(lead, lifecycle, target)
+            else:
+                ranked = self.scores[lead]
+                above = len(ranked) - bisect.bisect_left(ranked, threshold)
+                if above == 0:
+                    continue
+                if (lead, above) not in memo:
+                    memo[(lead, above)] = self.lead_entries(lead, lifecycle, target)
+                times, at_start = memo[(lead, above)]
+            if at_start:
                 already.add(lead)
-            times = [m.at_ms for m in moves if m.to_stage == target and m.at_ms > self.start_ms]
             if times:
                 entries[lead] = times
         return entries, already
+
+
+Memo = dict[tuple[int, int], tuple[list[int], bool]]
 
 
 def checkpoints(conn: Connection, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
@@ -118,7 +145,8 @@ def replay(
     }
     touched = first_touch(conn)
     begin = {lead: min(touched.get(lead, obs[0].scored_ms), obs[0].scored_ms) for lead, obs in path.items()}
-    return Replay(start_ms, end_ms, begin, known, path, hits)
+    scores = {lead: sorted(f.score for f in obs) for lead, obs in path.items()}
+    return Replay(start_ms, end_ms, begin, known, path, hits, scores)
 
 
 @dataclass(frozen=True)
@@ -155,10 +183,12 @@ class ModelBacktest:
     leads: set[int] = field(default_factory=set, repr=False)
 
 
-def summarise(rp: Replay, out: Outcomes, label: str, lifecycle: Lifecycle, threshold: float) -> ModelBacktest:
+def summarise(
+    rp: Replay, out: Outcomes, label: str, lifecycle: Lifecycle, threshold: float, memo: Memo | None = None
+) -> ModelBacktest:
     """What replaying ``lifecycle`` gives: MQLs (entries into the MQL stage) and per lead at its first entry,
-    conversions, precision, recall and days from first touch to MQL."""
-    entries, already = rp.mql_times(lifecycle)
+    conversions, precision, recall and days from first touch to MQL. ``memo``: see ``Replay.mql_times``."""
+    entries, already = rp.mql_times(lifecycle, threshold if memo is not None else None, memo)
     first = {lead: times[0] for lead, times in entries.items()}
     weeks = max(1, math.ceil((rp.end_ms - rp.start_ms) / WEEK_MS))
     weekly = [0] * weeks
@@ -210,8 +240,9 @@ def advise(rp: Replay, out: Outcomes, model: ScoringModel, *, per_week: float | 
     advice = Advice(None, None, None, None)
     if per_week is None and precision is None:
         return advice
+    memo: Memo = {}
     for threshold in THRESHOLDS:
-        result = summarise(rp, out, "", with_threshold(model, threshold), threshold)
+        result = summarise(rp, out, "", with_threshold(model, threshold), threshold, memo)
         rate = result.mqls / weeks
         best = advice.capacity_mqls_per_week
         if per_week is not None and (best is None or abs(rate - per_week) < abs(best - per_week)):

@@ -15,7 +15,7 @@ threshold, with no way back: an MQL is then the first time the score reaches it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from leadscore.errors import ModelError
 from leadscore.lifecycle.gates import Facts, quiet_until
@@ -96,11 +96,12 @@ def replay_lead(
     """The moves of a lead that starts in the initial stage at ``begin_ms`` and is evaluated at each
     observation (its facts as of ``scored_ms``; ``entered_ms`` is ignored and kept by the replay)."""
     stage, entered = lifecycle.initial, begin_ms
+    automatic_out = {t.id for t in timed(lifecycle)}  # the transitions a timer can take
     out: list[Move] = []
 
     def evaluate(facts: Facts, now_ms: int) -> None:
         nonlocal stage, entered
-        for transition in moves(lifecycle, stage, replace(facts, entered_ms=entered), attribute_ok, now_ms):
+        for transition in moves(lifecycle, stage, facts.entering(entered), attribute_ok, now_ms):
             out.append(Move(now_ms, stage, transition.to, transition.id))
             stage, entered = transition.to, now_ms
 
@@ -108,8 +109,9 @@ def replay_lead(
         """Evaluate at each moment in (the last evaluation, ``before_ms``) an inactivity test begins to hold."""
         after = facts.scored_ms
         while True:
-            now = replace(facts, entered_ms=entered)
-            due = [quiet_until(t.when, now) for t in timed(lifecycle) if applies(t, stage)]
+            now = facts.entering(entered)
+            due = [quiet_until(t.when, now) for t in lifecycle.transitions
+                   if t.id in automatic_out and applies(t, stage)]  # fmt: skip
             pending = sorted(d for d in due if d is not None and after < d < before_ms)
             if not pending:
                 return
@@ -118,11 +120,11 @@ def replay_lead(
 
     last: Facts | None = None
     for facts in observations:
-        if last is not None:
+        if last is not None and automatic_out:
             timers(last, facts.scored_ms)
         evaluate(facts, facts.scored_ms)
         last = facts
-    if last is not None:
+    if last is not None and automatic_out:
         timers(last, until_ms + 1)
     return out
 

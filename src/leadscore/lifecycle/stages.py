@@ -9,7 +9,6 @@ so both count the same MQLs."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from leadscore.lifecycle.gates import Facts, holds
 from leadscore.model import Lifecycle, Transition
@@ -49,7 +48,7 @@ def moves(
         if transition is None:
             break
         chain.append(transition)
-        stage, facts = transition.to, replace(facts, entered_ms=now_ms)
+        stage, facts = transition.to, facts.entering(now_ms)
     return chain
 
 
