@@ -68,7 +68,9 @@ def _msg(user: str, kind: str, at: int, **fields: Any) -> dict[str, Any]:
 def _people() -> list[dict[str, Any]]:
     out = []
     for user, company in CONTACTS.items():
-        out.append(_msg(user, "identify", T0, traits={"email": f"{user}@{company}.example", "title": "Marketing"}))
+        out.append(
+            _msg(user, "identify", T0, traits={"email": f"{user}@{company}.example", "title": "Marketing"})
+        )
         out.append(_msg(user, "group", T0, groupId=company,
                         traits={"name": company.title(), "domain": f"{company}.example", **COMPANIES[company]}))  # fmt: skip
     return out
@@ -89,7 +91,9 @@ def _account_ids(store: Store) -> dict[str, int]:
         ids = {}
         for user, company in CONTACTS.items():
             lead = find_lead(conn, external_id=user)
-            ids[company] = conn.execute(leads.select().where(leads.c.id == lead)).mappings().one()["account_id"]
+            ids[company] = (
+                conn.execute(leads.select().where(leads.c.id == lead)).mappings().one()["account_id"]
+            )
     return ids
 
 
@@ -175,6 +179,8 @@ def test_the_account_fit_reads_the_account_as_it_is_now(store: Store) -> None:
     ids = _account_ids(store)
     assert model.lifecycle is not None and model.lifecycle.accounts is not None
     with store.connect() as conn:
-        acme = account_scores(conn, model, model.lifecycle.accounts, [ids["acme"]], T0 + 3 * HOUR)[ids["acme"]]
+        acme = account_scores(conn, model, model.lifecycle.accounts, [ids["acme"]], T0 + 3 * HOUR)[
+            ids["acme"]
+        ]
     # SaaS alone: 20 points of 50 → fit 40; nobody engaged → score 0.4 × 40 = 16
     assert (acme.fit_score, acme.score) == (pytest.approx(40.0), pytest.approx(16.0))

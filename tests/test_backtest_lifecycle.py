@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
 from leadscore.errors import ModelError
 from leadscore.ingest.segment import normalise
 from leadscore.learn.backtest import backtest
@@ -18,11 +20,15 @@ from leadscore.lifecycle.replay import Move, mql_stage, mql_threshold, replay_le
 from leadscore.lifecycle.runner import run_round
 from leadscore.model import ScoringModel, loads_model
 from leadscore.scoring.pipeline import ingest, publish
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_stage_history
 from leadscore.store.people import find_lead
+from leadscore.store.users import add_user
 from lifecycle_model import model as lc_model
 from lifecycle_model import settings
+from live_server import serving
+from web_support import PASSWORD, csrf_of, signed_in
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z, the start of the period
 END = T0 + 14 * DAY_MS  # two weeks
@@ -90,8 +96,13 @@ def _messages() -> dict[int, list[dict[str, Any]]]:
         for i in range(count):
             at = T0 + day * DAY_MS + 10 * HOUR + i * 60_000
             by_day.setdefault(day, []).append(
-                {"type": "track", "event": name, "userId": user, "messageId": f"{user}-{day}-{name}-{i}",
-                 "timestamp": _iso(at)}  # fmt: skip
+                {
+                    "type": "track",
+                    "event": name,
+                    "userId": user,
+                    "messageId": f"{user}-{day}-{name}-{i}",
+                    "timestamp": _iso(at),
+                }
             )
     return by_day
 
@@ -170,7 +181,7 @@ def test_an_explicit_threshold_replaces_the_lifecycles_way_in(history: Store) ->
 def test_the_runner_makes_the_mqls_the_backtest_counts(store: Store) -> None:
     model = scoring_model()
     publish(store, model)
-    for day, raws in sorted(_messages().items()):
+    for _, raws in sorted(_messages().items()):
         day_end = max(normalise(r, received_ms=END).ts for r in raws)
         _ingest(store, raws, as_of=day_end)
         run_round(store, settings(), now_ms=day_end, deliver=False, timers=True)
@@ -228,8 +239,34 @@ def test_replay_takes_the_timer_and_asks_for_new_activity() -> None:
         Move(_day(40), "recycled", "mql", "requalified"),
     ]
     # observed again on day 40 with no event since day 1: recycled, and it stays there
-    moves = replay_lead(lc, _day(0), [_facts(1, 70), _facts(40, 70, last_event_day=1)], no_attributes, _day(50))
+    moves = replay_lead(
+        lc, _day(0), [_facts(1, 70), _facts(40, 70, last_event_day=1)], no_attributes, _day(50)
+    )
     assert moves == [Move(_day(1), "lead", "mql", "qualified"), Move(_day(31), "mql", "recycled", "quiet")]
     # the timer also runs after the last observation, up to the end of the period, and not past it
     assert replay_lead(lc, _day(0), [_facts(1, 70)], no_attributes, _day(31))[-1].to_stage == "recycled"
     assert replay_lead(lc, _day(0), [_facts(1, 70)], no_attributes, _day(31) - 1)[-1].to_stage == "mql"
+
+
+def test_the_dashboard_backtests_a_draft_through_its_lifecycle(history: Store) -> None:
+    publish(history, scoring_model(lifecycle=False), as_of=END)
+    with history.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(history.url), run_processor=False), history)
+    gated = SCORING + LIFECYCLE.format(hysteresis=5, gate=", grade_at_least: B")
+    no_mql = gated.replace("mql", "hot")
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        token = csrf_of(client)
+        page = client.post("/model/backtest", data={"csrf_token": token, "draft": gated},
+                           headers={"HX-Request": "true"})  # fmt: skip
+        refused = client.post("/model/backtest", data={"csrf_token": token, "draft": no_mql},
+                              headers={"HX-Request": "true"})  # fmt: skip
+    assert page.status_code == 200, page.text
+    # the draft (grade B or better) makes 3 MQLs of ann and cara, the active plain model 3 of ann, bob
+    # and cara (the 12-week period holds the whole history): the draft loses bob
+    row = page.text[page.text.index('<th scope="row">MQLs</th>') :]
+    assert row.startswith('<th scope="row">MQLs</th><td class="num">3</td><td class="num">3</td>')
+    assert "gains 0 MQLs the active model would not have made (0 converted) and loses 1" in page.text
+    assert (
+        refused.status_code == 200 and "Cannot backtest:" in refused.text and "no MQL stage" in refused.text
+    )

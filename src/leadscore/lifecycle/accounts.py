@@ -41,7 +41,9 @@ class AccountScore:
     def stage(self, cfg: Accounts) -> str:
         """``mqa`` or ``none``."""
         mqa = cfg.mqa
-        qualified = self.score >= mqa.score_at_least and self.engaged_contacts >= mqa.engaged_contacts_at_least
+        qualified = (
+            self.score >= mqa.score_at_least and self.engaged_contacts >= mqa.engaged_contacts_at_least
+        )
         return MQA if qualified else NONE
 
 
@@ -67,8 +69,13 @@ def account_scores(
     targets = select(accounts.c.id.label("lead_id"), literal(as_of, BigInteger).label("as_of")).where(
         accounts.c.id.in_(ids)
     )
-    fit = {lg.lead_id: lg.fit_score for lg in score(conn, account_model(model), account_sources(sources), targets)}
-    contacts = dict(conn.execute(select(leads.c.id, leads.c.account_id).where(leads.c.account_id.in_(ids))).all())
+    fit = {
+        lg.lead_id: lg.fit_score
+        for lg in score(conn, account_model(model), account_sources(sources), targets)
+    }
+    contacts = dict(
+        conn.execute(select(leads.c.id, leads.c.account_id).where(leads.c.account_id.in_(ids))).all()
+    )
     engagement: dict[int, list[float]] = {a: [] for a in fit}
     for lg in score_leads(conn, model, sources, contacts, as_of):
         engagement[int(contacts[lg.lead_id])].append(lg.engagement_score)

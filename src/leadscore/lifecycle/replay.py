@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from leadscore.errors import ModelError
 from leadscore.lifecycle.gates import Facts, quiet_until
 from leadscore.lifecycle.stages import applies, moves, timed
-from leadscore.model import Gate, Lifecycle, ScoringModel, Stage, Transition
+from leadscore.model import Lifecycle, ScoringModel, Transition
 
 MQL = "mql"
 
@@ -44,15 +44,30 @@ def mql_stage(lifecycle: Lifecycle) -> str:
     )
 
 
+PLAIN = Lifecycle.model_validate(
+    {
+        "initial": "lead",
+        "stages": [{"id": "lead", "name": "Lead"}, {"id": MQL, "name": "MQL"}],
+        "transitions": [{"id": "qualified", "from": ["lead"], "to": MQL, "when": {"score_at_least": 0}}],
+    }
+)
+
+
 def plain_lifecycle(threshold: float) -> Lifecycle:
     """What a model without a lifecycle means by an MQL: the score reaches ``threshold``, for good."""
-    return Lifecycle(
-        initial="lead",
-        stages=(Stage(id="lead", name="Lead"), Stage(id=MQL, name="MQL")),
-        transitions=(
-            Transition(id="qualified", from_=("lead",), to=MQL, when=Gate(score_at_least=threshold)),
-        ),
+    return _entering_at(PLAIN, threshold)
+
+
+def _entering_at(lifecycle: Lifecycle, threshold: float) -> Lifecycle:
+    """``lifecycle`` with ``threshold`` as the score of every automatic transition into the MQL stage."""
+    stage = mql_stage(lifecycle)
+    transitions = tuple(
+        t.model_copy(update={"when": t.when.model_copy(update={"score_at_least": threshold})})
+        if t.trigger == "score" and t.to == stage
+        else t
+        for t in lifecycle.transitions
     )
+    return lifecycle.model_copy(update={"transitions": transitions})
 
 
 def mql_threshold(model: ScoringModel) -> float:
@@ -73,17 +88,7 @@ def with_threshold(model: ScoringModel, threshold: float | None) -> Lifecycle:
     hysteresis, new activity, the ways out) stays as written."""
     if model.lifecycle is None:
         return plain_lifecycle(model.scale.bands.hot if threshold is None else threshold)
-    lifecycle = model.lifecycle
-    if threshold is None:
-        return lifecycle
-    stage = mql_stage(lifecycle)
-    transitions = tuple(
-        t.model_copy(update={"when": t.when.model_copy(update={"score_at_least": threshold})})
-        if t.trigger == "score" and t.to == stage
-        else t
-        for t in lifecycle.transitions
-    )
-    return lifecycle.model_copy(update={"transitions": transitions})
+    return model.lifecycle if threshold is None else _entering_at(model.lifecycle, threshold)
 
 
 def replay_lead(
@@ -96,7 +101,7 @@ def replay_lead(
     """The moves of a lead that starts in the initial stage at ``begin_ms`` and is evaluated at each
     observation (its facts as of ``scored_ms``; ``entered_ms`` is ignored and kept by the replay)."""
     stage, entered = lifecycle.initial, begin_ms
-    automatic_out = {t.id for t in timed(lifecycle)}  # the transitions a timer can take
+    timer_ids = {t.id for t in timed(lifecycle)}  # the transitions a timer can take
     out: list[Move] = []
 
     def evaluate(facts: Facts, now_ms: int) -> None:
@@ -111,7 +116,7 @@ def replay_lead(
         while True:
             now = facts.entering(entered)
             due = [quiet_until(t.when, now) for t in lifecycle.transitions
-                   if t.id in automatic_out and applies(t, stage)]  # fmt: skip
+                   if t.id in timer_ids and applies(t, stage)]  # fmt: skip
             pending = sorted(d for d in due if d is not None and after < d < before_ms)
             if not pending:
                 return
@@ -120,11 +125,11 @@ def replay_lead(
 
     last: Facts | None = None
     for facts in observations:
-        if last is not None and automatic_out:
+        if last is not None and timer_ids:
             timers(last, facts.scored_ms)
         evaluate(facts, facts.scored_ms)
         last = facts
-    if last is not None and automatic_out:
+    if last is not None and timer_ids:
         timers(last, until_ms + 1)
     return out
 
