@@ -10,17 +10,23 @@ from typing import Any
 
 import pytest
 
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
 from leadscore.compile.accounts import account_rules
 from leadscore.ingest.segment import normalise
 from leadscore.lifecycle.accounts import account_scores, committee
 from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import account_history, read_account_stages
 from leadscore.store.people import find_lead
 from leadscore.store.schema import leads
+from leadscore.store.users import add_user
 from lifecycle_model import settings
+from live_server import serving
+from web_support import PASSWORD, signed_in
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 HOUR = 3_600_000
@@ -184,3 +190,24 @@ def test_the_account_fit_reads_the_account_as_it_is_now(store: Store) -> None:
         ]
     # SaaS alone: 20 points of 50 → fit 40; nobody engaged → score 0.4 × 40 = 16
     assert (acme.fit_score, acme.score) == (pytest.approx(40.0), pytest.approx(16.0))
+
+
+def test_the_accounts_page_counts_engaged_contacts_as_the_mqa_rule_does(store: Store) -> None:
+    publish(store, loads_model(MODEL))
+    at = T0 + 2 * HOUR
+    acme_only = [m for m in _people() if CONTACTS[m["userId"]] == "acme"]
+    _ingest(store, [*acme_only, *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=3)], at)  # fmt: skip
+    run_round(store, settings(), now_ms=at, deliver=False)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        page = client.get("/accounts")
+    assert page.status_code == 200, page.text
+    # contacts at 70, 50, 30 and 0: committee (70 + 50 + 30) / 3 = 50, score 0.4 × 100 + 0.6 × 50 = 70;
+    # engaged (35 or more): ann and bo, so 2 (cy, at 30, has engagement level 3 but is not engaged)
+    row = page.text[page.text.index(">Acme</a>") :]
+    assert '<td class="num">70.0</td><td>MQA</td>' in row[: row.index("</tr>")]
+    assert '<td class="num">4</td><td class="num">2</td>' in row[: row.index("</tr>")]
+    assert "An engaged contact has an engagement score of 35 or more." in page.text
