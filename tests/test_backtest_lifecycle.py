@@ -13,7 +13,7 @@ from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.errors import ModelError
 from leadscore.ingest.segment import normalise
-from leadscore.learn.backtest import backtest
+from leadscore.learn.backtest import Memo, Outcomes, backtest, checkpoints, replay, summarise
 from leadscore.learn.labels import DAY_MS
 from leadscore.lifecycle.gates import Facts
 from leadscore.lifecycle.replay import Move, mql_stage, mql_threshold, replay_lead, with_threshold
@@ -270,3 +270,24 @@ def test_the_dashboard_backtests_a_draft_through_its_lifecycle(history: Store) -
     assert (
         refused.status_code == 200 and "Cannot backtest:" in refused.text and "no MQL stage" in refused.text
     )
+
+
+def test_the_advisors_shortcut_replays_what_a_full_replay_does(history: Store) -> None:
+    """The advisor replays a lead once per set of observed scores at or above the threshold; every
+    threshold must count exactly what a replay of every lead counts."""
+    model = scoring_model()
+    with history.connect() as conn:
+        rp = replay(conn, history.sources(), model, checkpoints(conn, T0, END), T0, END)
+        out = Outcomes.load(conn, "opportunity", 3 * DAY_MS)
+    memo: Memo = {}
+    for threshold in range(0, 101):
+        lifecycle = with_threshold(model, threshold)
+        full = summarise(rp, out, "", lifecycle, threshold)
+        short = summarise(rp, out, "", lifecycle, threshold, memo)
+        assert (short.mqls, short.weekly, short.leads, short.already_mql) == (
+            full.mqls,
+            full.weekly,
+            full.leads,
+            full.already_mql,
+        ), threshold
+    assert 0 < len(memo) < 101 * len(rp.path)

@@ -66,20 +66,21 @@ class Replay:
         """(lead → the times it entered the MQL stage within the period, leads in it at the start).
 
         With ``threshold``, every automatic way into the MQL stage asks for exactly that score
-        (``replay.with_threshold``), so a lead whose observed scores all stay below it never gets there,
-        and two thresholds with the same observed scores at or above them take the same moves: ``memo``
+        (``replay.with_threshold``), so a lead whose observed scores all stay below it never gets there
+        (unless leads start there), and two thresholds with the same observed scores at or above them take the same moves: ``memo``
         keeps each lead's result per such set (the advisor tries 101 thresholds).
         """
         target = mql_stage(lifecycle)
         entries: dict[int, list[int]] = {}
         already: set[int] = set()
+        skip_below = threshold is not None and memo is not None and lifecycle.initial != target
         for lead in self.path:
             if threshold is None or memo is None:
                 times, at_start = self.lead_entries(lead, lifecycle, target)
             else:
                 ranked = self.scores[lead]
                 above = len(ranked) - bisect.bisect_left(ranked, threshold)
-                if above == 0:
+                if above == 0 and skip_below:
                     continue
                 if (lead, above) not in memo:
                     memo[(lead, above)] = self.lead_entries(lead, lifecycle, target)
@@ -172,7 +173,7 @@ class Outcomes:
 class ModelBacktest:
     model: str
     threshold: float
-    mqls: int
+    mqls: int  # entries into the MQL stage within the period (a lead can enter more than once)
     already_mql: int
     weekly: list[int]
     converted: int  # MQLs that converted within the horizon after becoming MQL
