@@ -297,11 +297,16 @@ def backtest_cmd(
     since: Since = None,
     until: Until = None,
     threshold: Annotated[
-        float | None, typer.Option("--threshold", help="Candidate MQL threshold (default: its hot band).")
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Candidate MQL threshold: the score its lifecycle asks for to enter the MQL stage "
+            "(default: the model's own; its hot band without a lifecycle).",
+        ),
     ] = None,
     baseline_threshold: Annotated[
         float | None,
-        typer.Option("--baseline-threshold", help="Baseline MQL threshold (default: its hot band)."),
+        typer.Option("--baseline-threshold", help="Baseline MQL threshold (default: the model's own)."),
     ] = None,
     outcome: Outcome = "opportunity",
     horizon: Horizon = "30d",
@@ -332,8 +337,8 @@ def backtest_cmd(
         start, end = _period(store, since, until)
         with store.connect() as conn:
             bt = backtest(
-                conn, store.sources(), (label, model, threshold if threshold is not None else model.scale.bands.hot),
-                (base[0], base[1], baseline_threshold if baseline_threshold is not None else base[1].scale.bands.hot) if base else None,
+                conn, store.sources(), (label, model, threshold),
+                (base[0], base[1], baseline_threshold) if base else None,
                 start_ms=start, end_ms=end, outcome=outcome, horizon_ms=_ms(horizon), per_week=per_week, precision=precision,
             )  # fmt: skip
         if save:

@@ -2,24 +2,31 @@
 
 A lead's score only rises when an event arrives (decay and windows only lower it), so a lead is scored as
 of the start of the period (if it was known by then) and as of the last of its events on each day it was
-active: the day it first reached the MQL threshold is exact (only a negative event later on the same day
-could hide an earlier crossing). Each score comes from the compiled query (``scoring.run.score_points``).
+active. Each score comes from the compiled query (``scoring.run.score_points``). These observations are
+replayed through the model's lifecycle (``lifecycle.replay``: the runner's own gates and stage machine,
+so fit grade, hysteresis and new activity count as they do in production); an MQL is an entry into the
+MQL stage. A lead known before the period starts in the initial stage at its first event and is placed
+by its score at the start; a lead that falls back and qualifies again within the period is an MQL again
+(sales hears of it again), while precision, recall and days to MQL count each lead at its first entry.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from leadscore.compile import Sources
 from leadscore.learn.labels import DAY_MS, data_end, outcome_times
 from leadscore.learn.store_data import first_touch
-from leadscore.model import ScoringModel
+from leadscore.lifecycle.gates import Facts, matching
+from leadscore.lifecycle.replay import mql_stage, mql_threshold, replay_lead, with_threshold
+from leadscore.model import Lifecycle, ScoringModel, Transition
 from leadscore.scoring.run import score_points
 from leadscore.store.schema import events, identities
 
@@ -29,24 +36,63 @@ THRESHOLDS = tuple(range(0, 101))  # the advisor tries every whole score point
 
 @dataclass(frozen=True)
 class Replay:
-    """Each lead's score at the start of the period and at each of its events within it."""
+    """Each lead's facts at the start of the period and at each active day's last event within it."""
 
     start_ms: int
     end_ms: int
-    start: dict[int, float]
-    path: dict[int, list[tuple[int, float]]]  # lead → [(time, score)] in time order
+    begin: dict[int, int]  # lead → first event: when it entered the initial stage
+    known: frozenset[int]  # leads observed at the start
+    path: dict[int, list[Facts]]  # lead → observations in time order
+    attribute_hits: dict[str, set[int]]  # transition id → leads whose attributes satisfy its condition
+    scores: dict[int, list[float]] = field(default_factory=dict)  # lead → its observed scores, ascending
 
-    def mql_times(self, threshold: float) -> tuple[dict[int, int], set[int]]:
-        """(lead → first time at or above the threshold within the period, leads already above at the start)."""
-        already = {lead for lead, s in self.start.items() if s >= threshold}
-        first: dict[int, int] = {}
-        for lead, points in self.path.items():
-            if lead in already:
-                continue
-            hit = next((t for t, s in points if s >= threshold), None)
-            if hit is not None:
-                first[lead] = hit
-        return first, already
+    def lead_entries(self, lead: int, lifecycle: Lifecycle, target: str) -> tuple[list[int], bool]:
+        """(the times the lead entered ``target`` within the period, whether it was in it at the start)."""
+
+        def attribute_ok(t: Transition) -> bool:
+            return lead in self.attribute_hits.get(t.id, set())
+
+        moves = replay_lead(lifecycle, self.begin[lead], self.path[lead], attribute_ok, self.end_ms)
+        at_start = lifecycle.initial
+        for move in moves:
+            if move.at_ms <= self.start_ms:
+                at_start = move.to_stage
+        times = [m.at_ms for m in moves if m.to_stage == target and m.at_ms > self.start_ms]
+        return times, lead in self.known and at_start == target
+
+    def mql_times(
+        self, lifecycle: Lifecycle, threshold: float | None = None, memo: Memo | None = None
+    ) -> tuple[dict[int, list[int]], set[int]]:
+        """(lead → the times it entered the MQL stage within the period, leads in it at the start).
+
+        With ``threshold``, every automatic way into the MQL stage asks for exactly that score
+        (``replay.with_threshold``), so a lead whose observed scores all stay below it never gets there
+        (unless leads start there), and two thresholds with the same observed scores at or above them take the same moves: ``memo``
+        keeps each lead's result per such set (the advisor tries 101 thresholds).
+        """
+        target = mql_stage(lifecycle)
+        entries: dict[int, list[int]] = {}
+        already: set[int] = set()
+        skip_below = threshold is not None and memo is not None and lifecycle.initial != target
+        for lead in self.path:
+            if threshold is None or memo is None:
+                times, at_start = self.lead_entries(lead, lifecycle, target)
+            else:
+                ranked = self.scores[lead]
+                above = len(ranked) - bisect.bisect_left(ranked, threshold)
+                if above == 0 and skip_below:
+                    continue
+                if (lead, above) not in memo:
+                    memo[(lead, above)] = self.lead_entries(lead, lifecycle, target)
+                times, at_start = memo[(lead, above)]
+            if at_start:
+                already.add(lead)
+            if times:
+                entries[lead] = times
+        return entries, already
+
+
+Memo = dict[tuple[int, int], tuple[list[int], bool]]
 
 
 def checkpoints(conn: Connection, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
@@ -63,6 +109,17 @@ def checkpoints(conn: Connection, start_ms: int, end_ms: int) -> list[tuple[int,
     return [(lead, start_ms) for lead in known] + sorted((lead, ts) for (lead, _), ts in last_of_day.items())
 
 
+def _last_events(conn: Connection, at_ms: int) -> dict[int, int]:
+    """Each lead's last event at or before ``at_ms``."""
+    query = (
+        select(identities.c.lead_id, func.max(events.c.ts))
+        .join(events, events.c.person_key == identities.c.key)
+        .where(events.c.ts <= at_ms)
+        .group_by(identities.c.lead_id)
+    )
+    return {int(lead): int(ts) for lead, ts in conn.execute(query)}
+
+
 def replay(
     conn: Connection,
     sources: Sources,
@@ -71,12 +128,26 @@ def replay(
     start_ms: int,
     end_ms: int,
 ) -> Replay:
-    leads_seen = [lead for lead, ts in pairs if ts == start_ms]
-    scored = {(lg.lead_id, lg.as_of): lg.score for lg in score_points(conn, model, sources, pairs)}
-    path: dict[int, list[tuple[int, float]]] = {}
-    for lead, ts in pairs[len(leads_seen) :]:
-        path.setdefault(lead, []).append((ts, scored[(lead, ts)]))
-    return Replay(start_ms, end_ms, {lead: scored[(lead, start_ms)] for lead in leads_seen}, path)
+    known = frozenset(lead for lead, ts in pairs if ts == start_ms)
+    before = _last_events(conn, start_ms) if known else {}
+    path: dict[int, list[Facts]] = {}
+    for lg in sorted(score_points(conn, model, sources, pairs), key=lambda lg: (lg.lead_id, lg.as_of)):
+        # a checkpoint after the start is an event's time; the start one is preceded by the lead's last event
+        last = before.get(lg.lead_id) if lg.as_of == start_ms else lg.as_of
+        facts = Facts(lg.lead_id, lg.score, lg.fit_score, lg.engagement_score, lg.grade, lg.level, lg.band,
+                      scored_ms=lg.as_of, entered_ms=lg.as_of, last_event_ms=last)  # fmt: skip
+        path.setdefault(lg.lead_id, []).append(facts)
+    ids = sorted(path)
+    lifecycle = model.lifecycle
+    hits = {
+        t.id: matching(conn, model, t.when.attributes, ids, t.id)
+        for t in (lifecycle.transitions if lifecycle is not None else ())
+        if t.when.attributes is not None
+    }
+    touched = first_touch(conn)
+    begin = {lead: min(touched.get(lead, obs[0].scored_ms), obs[0].scored_ms) for lead, obs in path.items()}
+    scores = {lead: sorted(f.score for f in obs) for lead, obs in path.items()}
+    return Replay(start_ms, end_ms, begin, known, path, hits, scores)
 
 
 @dataclass(frozen=True)
@@ -102,7 +173,7 @@ class Outcomes:
 class ModelBacktest:
     model: str
     threshold: float
-    mqls: int
+    mqls: int  # entries into the MQL stage within the period (a lead can enter more than once)
     already_mql: int
     weekly: list[int]
     converted: int  # MQLs that converted within the horizon after becoming MQL
@@ -114,13 +185,17 @@ class ModelBacktest:
 
 
 def summarise(
-    rp: Replay, out: Outcomes, label: str, threshold: float, touched: dict[int, int]
+    rp: Replay, out: Outcomes, label: str, lifecycle: Lifecycle, threshold: float, memo: Memo | None = None
 ) -> ModelBacktest:
-    first, already = rp.mql_times(threshold)
+    """What replaying ``lifecycle`` gives: MQLs (entries into the MQL stage) and per lead at its first entry,
+    conversions, precision, recall and days from first touch to MQL. ``memo``: see ``Replay.mql_times``."""
+    entries, already = rp.mql_times(lifecycle, threshold if memo is not None else None, memo)
+    first = {lead: times[0] for lead, times in entries.items()}
     weeks = max(1, math.ceil((rp.end_ms - rp.start_ms) / WEEK_MS))
     weekly = [0] * weeks
-    for t in first.values():
-        weekly[min(weeks - 1, (t - rp.start_ms - 1) // WEEK_MS)] += 1
+    for times in entries.values():
+        for t in times:
+            weekly[min(weeks - 1, (t - rp.start_ms - 1) // WEEK_MS)] += 1
     converted = labelled = 0
     for lead, t in first.items():
         c = out.converted.get(lead)
@@ -135,11 +210,11 @@ def summarise(
     caught = sum(
         1 for lead, c in in_period.items() if lead in already or (lead in first and first[lead] <= c)
     )
-    days = [(t - touched[lead]) / DAY_MS for lead, t in first.items() if lead in touched]
+    days = [(t - rp.begin[lead]) / DAY_MS for lead, t in first.items()]
     return ModelBacktest(
         model=label,
         threshold=threshold,
-        mqls=len(first),
+        mqls=sum(weekly),
         already_mql=len(already),
         weekly=weekly,
         converted=converted,
@@ -159,12 +234,16 @@ class Advice:
     precision_reached: float | None
 
 
-def advise(rp: Replay, out: Outcomes, touched: dict[int, int], *, per_week: float | None,
+def advise(rp: Replay, out: Outcomes, model: ScoringModel, *, per_week: float | None,
            precision: float | None) -> Advice:  # fmt: skip
+    """Replay the model's lifecycle with each whole threshold (``replay.with_threshold``) in turn."""
     weeks = max(1.0, (rp.end_ms - rp.start_ms) / WEEK_MS)
     advice = Advice(None, None, None, None)
+    if per_week is None and precision is None:
+        return advice
+    memo: Memo = {}
     for threshold in THRESHOLDS:
-        result = summarise(rp, out, "", threshold, touched)
+        result = summarise(rp, out, "", with_threshold(model, threshold), threshold, memo)
         rate = result.mqls / weeks
         best = advice.capacity_mqls_per_week
         if per_week is not None and (best is None or abs(rate - per_week) < abs(best - per_week)):
@@ -205,8 +284,8 @@ class BacktestResult:
 def backtest(
     conn: Connection,
     sources: Sources,
-    candidate: tuple[str, ScoringModel, float],
-    baseline: tuple[str, ScoringModel, float] | None,
+    candidate: tuple[str, ScoringModel, float | None],
+    baseline: tuple[str, ScoringModel, float | None] | None,
     *,
     start_ms: int,
     end_ms: int,
@@ -215,21 +294,18 @@ def backtest(
     per_week: float | None = None,
     precision: float | None = None,
 ) -> BacktestResult:
-    """``candidate`` and ``baseline`` are (label, model, MQL threshold)."""
+    """``candidate`` and ``baseline`` are (label, model, MQL threshold); a threshold of None keeps the
+    model's own (``replay.mql_threshold``), a number replaces it (``replay.with_threshold``)."""
     out = Outcomes.load(conn, outcome, horizon_ms)
-    touched = first_touch(conn)
     pairs = checkpoints(conn, start_ms, end_ms)
-    rp = replay(conn, sources, candidate[1], pairs, start_ms, end_ms)
-    cand = summarise(rp, out, candidate[0], candidate[2], touched)
-    base = None
-    if baseline is not None:
-        base = summarise(
-            replay(conn, sources, baseline[1], pairs, start_ms, end_ms),
-            out,
-            baseline[0],
-            baseline[2],
-            touched,
-        )
+
+    def run(label: str, model: ScoringModel, threshold: float | None) -> tuple[Replay, ModelBacktest]:
+        rp = replay(conn, sources, model, pairs, start_ms, end_ms)
+        shown = mql_threshold(model) if threshold is None else threshold
+        return rp, summarise(rp, out, label, with_threshold(model, threshold), shown)
+
+    rp, cand = run(*candidate)
+    base = run(*baseline)[1] if baseline is not None else None
     gained = cand.leads - (base.leads if base else set())
     lost = (base.leads if base else set()) - cand.leads
 
@@ -238,5 +314,5 @@ def backtest(
 
     return BacktestResult(
         start_ms, end_ms, outcome, horizon_ms / DAY_MS, cand, base, len(gained), len(lost),
-        converted(gained), converted(lost), advise(rp, out, touched, per_week=per_week, precision=precision),
+        converted(gained), converted(lost), advise(rp, out, candidate[1], per_week=per_week, precision=precision),
     )  # fmt: skip

@@ -1,27 +1,56 @@
-"""Account scores and the account-level MQA stage.
+"""Account scores and the account-level MQA stage (docs/lifecycle.md, Accounts).
 
-An account's score is the weighted mean of its **fit** (the model's fit rules that read only
-``account.*`` fields, normalised like the lead fit score) and its **buying-committee engagement** (the
-mean engagement score of its ``committee_size`` most engaged contacts, missing contacts counting 0, so
-breadth matters). An account is an MQA when its score reaches ``mqa.score_at_least`` and at least
+An account's score, as of a time, is the weighted mean (``accounts.weights``) of
+
+- its **fit**: the model's fit rules that read only ``account.*`` fields, scored over the account by the
+  compiled query (``compile.accounts``), so floored, clamped and scaled exactly like a lead's fit score;
+- its **committee engagement**: the mean engagement score of its ``committee_size`` most engaged
+  contacts, each scored as of the same time by the compiled query; missing contacts count 0, so breadth
+  matters, and the mean depends only on the values, never on which contact came first.
+
+An account is an MQA when its score reaches ``mqa.score_at_least`` and at least
 ``mqa.engaged_contacts_at_least`` contacts have an engagement score of ``engaged_at_least`` or more.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import BigInteger, Connection, literal, select
 
-from leadscore.model import FitRule, ScoringModel, walk
+from leadscore.compile.accounts import account_model, account_sources
+from leadscore.model import ScoringModel
+from leadscore.model.lifecycle import Accounts
+from leadscore.scoring.run import score, score_leads
+from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_account_stages, save_account_stage
-from leadscore.store.schema import accounts, leads, ledger, scores
+from leadscore.store.schema import accounts, leads
+
+MQA, NONE = "mqa", "none"
 
 
-def account_rules(model: ScoringModel) -> list[FitRule]:
-    """Fit rules about the account alone (every field they compare is ``account.*``)."""
-    return [r for r in model.fit if all(c.field.startswith("account.") for c in walk(r.when))]
+@dataclass(frozen=True)
+class AccountScore:
+    account_id: int
+    score: float
+    fit_score: float
+    engagement_score: float  # the committee's
+    engaged_contacts: int
+
+    def stage(self, cfg: Accounts) -> str:
+        """``mqa`` or ``none``."""
+        mqa = cfg.mqa
+        qualified = (
+            self.score >= mqa.score_at_least and self.engaged_contacts >= mqa.engaged_contacts_at_least
+        )
+        return MQA if qualified else NONE
+
+
+def committee(cfg: Accounts, engagement: Sequence[float]) -> tuple[float, int]:
+    """(committee engagement, engaged contacts) of an account whose contacts have these engagement scores."""
+    top = sorted(engagement, reverse=True)[: cfg.committee_size]
+    return sum(top) / cfg.committee_size, sum(1 for e in engagement if e >= cfg.engaged_at_least)
 
 
 def accounts_of(conn: Connection, lead_ids: Sequence[int]) -> list[int]:
@@ -29,53 +58,59 @@ def accounts_of(conn: Connection, lead_ids: Sequence[int]) -> list[int]:
     return sorted({int(a) for a in conn.execute(query).scalars()})
 
 
+def account_scores(
+    conn: Connection, model: ScoringModel, cfg: Accounts, account_ids: Sequence[int], as_of: int
+) -> dict[int, AccountScore]:
+    """The score of each of ``account_ids`` (that exists) as of ``as_of``."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    sources = Store.sources()
+    targets = select(accounts.c.id.label("lead_id"), literal(as_of, BigInteger).label("as_of")).where(
+        accounts.c.id.in_(ids)
+    )
+    fit = {
+        lg.lead_id: lg.fit_score
+        for lg in score(conn, account_model(model), account_sources(sources), targets)
+    }
+    contacts = dict(
+        conn.execute(select(leads.c.id, leads.c.account_id).where(leads.c.account_id.in_(ids))).all()
+    )
+    engagement: dict[int, list[float]] = {a: [] for a in fit}
+    for lg in score_leads(conn, model, sources, contacts, as_of):
+        engagement[int(contacts[lg.lead_id])].append(lg.engagement_score)
+    w = cfg.weights
+    out: dict[int, AccountScore] = {}
+    for account_id, fit_score in fit.items():
+        mean, engaged = committee(cfg, engagement[account_id])
+        total = (w.fit * fit_score + w.engagement * mean) / (w.fit + w.engagement)
+        out[account_id] = AccountScore(account_id, total, fit_score, mean, engaged)
+    return out
+
+
 def refresh_accounts(conn: Connection, model: ScoringModel, account_ids: Sequence[int], now_ms: int) -> int:
-    """Recompute the score and stage of ``account_ids``; returns how many changed stage."""
+    """Recompute the score and stage of ``account_ids`` as of ``now_ms``; returns how many changed stage."""
     lifecycle = model.lifecycle
     if lifecycle is None or lifecycle.accounts is None or not account_ids:
         return 0
     cfg = lifecycle.accounts
-    ids = list(account_ids)
-    engagement: dict[int, list[float]] = defaultdict(list)
-    contacts: dict[int, int] = {}
-    for account_id, lead_id, eng in conn.execute(
-        select(leads.c.account_id, leads.c.id, scores.c.engagement_score)
-        .join(scores, scores.c.lead_id == leads.c.id)
-        .where(leads.c.account_id.in_(ids))
-    ).all():
-        engagement[int(account_id)].append(float(eng))
-        contacts[int(lead_id)] = int(account_id)
-    rules = [r.id for r in account_rules(model)]
-    fit_points: dict[int, dict[str, float]] = defaultdict(dict)
-    if rules and contacts:
-        for lead_id, rule_id, value in conn.execute(
-            select(ledger.c.lead_id, ledger.c.rule_id, ledger.c.value).where(
-                ledger.c.lead_id.in_(list(contacts)), ledger.c.rule_id.in_(rules)
-            )
-        ).all():
-            fit_points[contacts[int(lead_id)]][str(rule_id)] = float(value)
+    scored = account_scores(conn, model, cfg, account_ids, now_ms)
     targets: set[str] = set()
     if cfg.target_list is not None:
-        targets = set(model.lists[cfg.target_list].values)
+        targets = {v.lower() for v in model.lists[cfg.target_list].values}
+    ids = sorted(scored)
     domains = dict(conn.execute(select(accounts.c.id, accounts.c.domain).where(accounts.c.id.in_(ids))).all())
     before = read_account_stages(conn, ids)
-    wf, we = cfg.weights.fit, cfg.weights.engagement
     moved = 0
     for account_id in ids:
-        points = sum(fit_points[account_id].values())
-        fit = min(max(points, 0.0), model.scale.fit_max) / model.scale.fit_max * 100
-        top = sorted(engagement[account_id], reverse=True)[: cfg.committee_size]
-        committee = sum(top) / cfg.committee_size
-        engaged = sum(1 for e in engagement[account_id] if e >= cfg.engaged_at_least)
-        score = (wf * fit + we * committee) / (wf + we)
-        mqa = score >= cfg.mqa.score_at_least and engaged >= cfg.mqa.engaged_contacts_at_least
+        s = scored[account_id]
         row = {
             "account_id": account_id,
-            "stage": "mqa" if mqa else "none",
-            "score": score,
-            "fit_score": fit,
-            "engagement_score": committee,
-            "engaged_contacts": engaged,
+            "stage": s.stage(cfg),
+            "score": s.score,
+            "fit_score": s.fit_score,
+            "engagement_score": s.engagement_score,
+            "engaged_contacts": s.engaged_contacts,
             "target": (domains.get(account_id) or "").lower() in targets,
             "entered_ms": now_ms,
             "updated_ms": now_ms,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -29,7 +29,7 @@ from leadscore.lifecycle.accounts import accounts_of, refresh_accounts
 from leadscore.lifecycle.actions import Effects
 from leadscore.lifecycle.gates import Facts, matching, read_facts
 from leadscore.lifecycle.outbox import Deliverer, DeliveryStats, deliver_due
-from leadscore.lifecycle.stages import automatic, timed
+from leadscore.lifecycle.stages import moves, timed
 from leadscore.model import ScoringModel, Transition, duration_seconds
 from leadscore.scoring.pipeline import current_model
 from leadscore.settings import Settings
@@ -95,10 +95,7 @@ def evaluate(
         def attribute_ok(t: Transition, lid: int = lead_id) -> bool:
             return lid in attribute_hits.get(t.id, set())
 
-        for _ in range(len(lifecycle.stages)):  # a chain of moves, never a loop
-            transition = automatic(lifecycle, stage, lead_facts, attribute_ok, now_ms)
-            if transition is None:
-                break
+        for transition in moves(lifecycle, stage, lead_facts, attribute_ok, now_ms):
             ref = _cause_ref(transition, lead_facts)
             move_id = move_stage(
                 conn,
@@ -115,7 +112,7 @@ def evaluate(
                 break
             stats.moves += 1
             effects.moved(move_id, stage, transition.to, transition.id)
-            stage, lead_facts = transition.to, replace(lead_facts, entered_ms=now_ms)
+            stage = transition.to
         last_crossing = int(row["seen_crossing_id"])
         for crossing in crossings.get(lead_id, []):
             effects.crossing(crossing)

@@ -1,6 +1,10 @@
 """The stage machine: which transition a lead takes from its stage, automatically (score, grade, level,
 band, attributes, inactivity) or on a sales action or outcome. Transitions are tried in the order the
-model declares them; the first that applies wins."""
+model declares them; the first that applies wins.
+
+Pure functions of the lifecycle, the lead's stage and its facts: the runner applies what ``moves``
+decides to the database, and the backtest (``lifecycle.replay``) applies it to a replayed score history,
+so both count the same MQLs."""
 
 from __future__ import annotations
 
@@ -30,6 +34,22 @@ def automatic(
         ):
             return transition
     return None
+
+
+def moves(
+    lifecycle: Lifecycle, stage: str, facts: Facts, attribute_ok: Callable[[Transition], bool], now_ms: int
+) -> list[Transition]:
+    """The chain of automatic transitions one evaluation at ``now_ms`` takes from ``stage`` (empty: the lead
+    stays). Each move enters its stage at ``now_ms`` and the new stage is tried again; a chain never takes
+    more moves than there are stages, so it cannot loop."""
+    chain: list[Transition] = []
+    for _ in range(len(lifecycle.stages)):
+        transition = automatic(lifecycle, stage, facts, attribute_ok, now_ms)
+        if transition is None:
+            break
+        chain.append(transition)
+        stage, facts = transition.to, facts.entering(now_ms)
+    return chain
 
 
 def triggered(lifecycle: Lifecycle, stage: str, trigger: str) -> Transition | None:

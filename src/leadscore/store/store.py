@@ -66,7 +66,9 @@ class Store:
         with self.engine.connect() as conn:
             yield conn
 
-    def sources(self) -> Sources:
+    @staticmethod
+    def sources() -> Sources:
+        """The store's tables as the relations the compiled query reads (also ``Store.sources()``)."""
         return Sources(
             events=schema.events, identities=schema.identities, leads=schema.leads, accounts=schema.accounts
         )

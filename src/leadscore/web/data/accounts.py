@@ -1,5 +1,7 @@
 """Accounts as the accounts page shows them: contacts, engaged contacts and scores per account, from the
-stored current scores; the target-account flag from the active model's target list."""
+stored current scores; the target-account flag from the active model's target list. An engaged contact
+is one the MQA rule counts: an engagement score of ``accounts.engaged_at_least`` or more
+(docs/lifecycle.md, Accounts)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 
 from leadscore.model import ScoringModel
+from leadscore.model.lifecycle import Accounts
 from leadscore.store.schema import account_stages, accounts, leads, scores
 
 PAGE_SIZE = 50
-ENGAGED_LEVEL = 3  # engagement level 1–3 counts as an engaged contact (4 is the lowest)
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,24 @@ def target_domains(model: ScoringModel | None) -> frozenset[str]:
     return frozenset(v.lower() for v in model.lists[config.target_list].values)
 
 
+def engaged_at_least(model: ScoringModel | None) -> float:
+    """The engagement score of an engaged contact: the model's ``accounts.engaged_at_least`` (its default
+    when the model has no accounts section)."""
+    config = model.lifecycle.accounts if model is not None and model.lifecycle is not None else None
+    return (config or Accounts()).engaged_at_least
+
+
 def account_page(
     conn: Connection,
     page: int,
     targets: frozenset[str],
     *,
+    engaged_from: float = Accounts().engaged_at_least,
     only_targets: bool = False,
     only_mqa: bool = False,
     q: str = "",
 ) -> AccountPage:
-    engaged = func.sum(case((scores.c.level <= ENGAGED_LEVEL, 1), else_=0))
+    engaged = func.sum(case((scores.c.engagement_score >= engaged_from, 1), else_=0))
     query = (
         select(
             accounts.c.id,

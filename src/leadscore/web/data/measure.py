@@ -85,14 +85,15 @@ def charts(ev: Evaluation) -> dict[str, dict[str, Any]]:
 def backtest_draft(
     store: Store, draft: tuple[str, ScoringModel], active: tuple[str, ScoringModel] | None, outcome: str
 ) -> BacktestResult:
-    """Replay the period with the draft and with the active model, each at its own hot threshold."""
+    """Replay the period with the draft and with the active model, each through its own lifecycle and MQL
+    threshold (the hot band for a model without a lifecycle)."""
     start, end = period(store)
     with store.connect() as conn:
         return backtest(
             conn,
             store.sources(),
-            (draft[0], draft[1], draft[1].scale.bands.hot),
-            (active[0], active[1], active[1].scale.bands.hot) if active else None,
+            (draft[0], draft[1], None),
+            (active[0], active[1], None) if active else None,
             start_ms=start,
             end_ms=end,
             outcome=outcome,

@@ -29,8 +29,9 @@ def accounts_page(
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         domains = account_data.target_domains(active.model if active else None)
+        engaged_from = account_data.engaged_at_least(active.model if active else None)
         result = account_data.account_page(
-            conn, page_no, domains, only_targets=targets, only_mqa=mqa, q=q.strip()
+            conn, page_no, domains, engaged_from=engaged_from, only_targets=targets, only_mqa=mqa, q=q.strip()
         )
     base = {
         k: v
@@ -53,6 +54,6 @@ def accounts_page(
         if active and active.model.lifecycle and active.model.lifecycle.accounts
         else None,
         has_targets=bool(domains),
-        engaged_level=account_data.ENGAGED_LEVEL,
+        engaged_from=engaged_from,
         page_link=lambda n: "/accounts?" + urlencode({**base, "page": n}),
     )

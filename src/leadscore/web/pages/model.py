@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.state import state_of
-from leadscore.errors import ModelValidationError, NotFoundError, StoreError
+from leadscore.errors import ModelError, ModelValidationError, NotFoundError, StoreError
 from leadscore.model import ScoringModel, dump_model, loads_model
 from leadscore.model.diff import rule_changes
 from leadscore.scoring.pipeline import publish
@@ -155,7 +155,7 @@ def model_backtest(
         baseline = (active.label, model_of(active.yaml, active.label)) if active else None
         try:
             result["backtest"] = measure.backtest_draft(store, (DRAFT_LABEL, model), baseline, outcome)
-        except ValueError as exc:
+        except (ValueError, ModelError) as exc:  # ModelError: a lifecycle without an MQL stage to count
             result["backtest_problem"] = str(exc)
         result["summary"] = (
             f"model '{model.model}', {len(model.fit)} fit and {len(model.engagement)} engagement rules"

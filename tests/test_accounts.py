@@ -1,0 +1,213 @@
+"""Account scores and MQA on both engines, every number worked out by hand in the comments: account fit
+from the account-only fit rules through the compiled query (floor, clamp at fit_max, scale), committee
+engagement from the contacts' engagement as of the same time, the weighted mean, and the MQA stage an
+account enters when its score crosses the line (and one that does not)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
+from leadscore.compile.accounts import account_rules
+from leadscore.ingest.segment import normalise
+from leadscore.lifecycle.accounts import account_scores, committee
+from leadscore.lifecycle.runner import run_round
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import ingest, publish
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.lifecycle_tables import account_history, read_account_stages
+from leadscore.store.people import find_lead
+from leadscore.store.schema import leads
+from leadscore.store.users import add_user
+from lifecycle_model import settings
+from live_server import serving
+from web_support import PASSWORD, signed_in
+
+T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
+HOUR = 3_600_000
+
+# Account rules: 500+ employees 40, SaaS 20, a competitor −30; fit_max 50 (the lead-level marketing rule
+# is not about the account and does not count). Engagement: a demo 50, a page 10, no decay.
+MODEL = """
+model: abm
+fit:
+  - {id: big, name: 500+ employees, when: {attribute: account.employees, gte: 500}, points: 40}
+  - {id: saas, name: SaaS, when: {attribute: account.industry, equals: saas}, points: 20}
+  - {id: rival, name: A competitor, when: {attribute: account.competitor, equals: true}, points: -30}
+  - {id: marketing, name: Marketing role, when: {attribute: job_title, contains: marketing}, points: 10}
+engagement:
+  - {id: demo, name: Asked for a demo, event: {type: track, name: Demo}, points: 50}
+  - {id: page, name: Viewed a page, event: {type: page}, points: 10}
+scale: {fit_max: 50}
+lifecycle:
+  initial: lead
+  stages: [{id: lead, name: Lead}]
+  accounts:
+    committee_size: 3
+    engaged_at_least: 35
+    weights: {fit: 0.4, engagement: 0.6}
+    mqa: {score_at_least: 60, engaged_contacts_at_least: 2}
+"""
+COMPANIES = {
+    # acme: 40 + 20 = 60 points, clamped at 50 → fit 100
+    "acme": {"employees": 1000, "industry": "saas"},
+    # beta: 40 points → fit 80
+    "beta": {"employees": 800, "industry": "retail"},
+    # gamma: 20 − 30 = −10 points, floored at 0 → fit 0
+    "gamma": {"employees": 20, "industry": "saas", "competitor": True},
+}
+CONTACTS = {"ann": "acme", "bo": "acme", "cy": "acme", "dee": "acme", "eve": "beta", "fay": "gamma",
+            "gus": "gamma", "hal": "gamma"}  # fmt: skip
+_n = iter(range(1_000_000))
+
+
+def _msg(user: str, kind: str, at: int, **fields: Any) -> dict[str, Any]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at / 1000)) + "Z"
+    return {"type": kind, "userId": user, "messageId": f"{user}-{next(_n)}", "timestamp": stamp, **fields}
+
+
+def _people() -> list[dict[str, Any]]:
+    out = []
+    for user, company in CONTACTS.items():
+        out.append(
+            _msg(user, "identify", T0, traits={"email": f"{user}@{company}.example", "title": "Marketing"})
+        )
+        out.append(_msg(user, "group", T0, groupId=company,
+                        traits={"name": company.title(), "domain": f"{company}.example", **COMPANIES[company]}))  # fmt: skip
+    return out
+
+
+def _activity(user: str, demos: int = 0, pages: int = 0, at: int = T0 + HOUR) -> list[dict[str, Any]]:
+    return [_msg(user, "track", at, event="Demo") for _ in range(demos)] + [
+        _msg(user, "page", at, properties={"path": "/pricing"}) for _ in range(pages)
+    ]
+
+
+def _ingest(store: Store, raws: list[dict[str, Any]], as_of: int) -> None:
+    ingest(store, [normalise(r, received_ms=as_of) for r in raws], source="test", as_of=as_of)
+
+
+def _account_ids(store: Store) -> dict[str, int]:
+    with store.connect() as conn:
+        ids = {}
+        for user, company in CONTACTS.items():
+            lead = find_lead(conn, external_id=user)
+            ids[company] = (
+                conn.execute(leads.select().where(leads.c.id == lead)).mappings().one()["account_id"]
+            )
+    return ids
+
+
+def test_account_rules_are_the_fit_rules_about_the_account_alone() -> None:
+    assert [r.id for r in account_rules(loads_model(MODEL))] == ["big", "saas", "rival"]
+
+
+def test_committee_is_the_mean_of_the_most_engaged_counting_missing_contacts_as_zero() -> None:
+    cfg = loads_model(MODEL).lifecycle.accounts  # type: ignore[union-attr]
+    assert committee(cfg, [10, 70, 0, 50]) == (pytest.approx(130 / 3), 2)  # 70, 50, 10; 70 and 50 ≥ 35
+    assert committee(cfg, [60]) == (20, 1)  # (60 + 0 + 0) / 3
+    assert committee(cfg, []) == (0, 0)
+
+
+def test_account_scores_by_hand(store: Store) -> None:
+    model = loads_model(MODEL)
+    publish(store, model)
+    at = T0 + 2 * HOUR
+    _ingest(store, [*_people(), *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=1), *_activity("eve", demos=1, pages=1), *_activity("fay", demos=2),
+                    *_activity("gus", demos=1), *_activity("hal", demos=1, pages=1)], at)  # fmt: skip
+    ids = _account_ids(store)
+    assert model.lifecycle is not None and model.lifecycle.accounts is not None
+    with store.connect() as conn:
+        got = account_scores(conn, model, model.lifecycle.accounts, list(ids.values()), at)
+    acme, beta, gamma = got[ids["acme"]], got[ids["beta"]], got[ids["gamma"]]
+    # acme: fit 100; contacts 70, 50, 10, 0 → committee (70 + 50 + 10) / 3, two engaged;
+    # score 0.4 × 100 + 0.6 × 43.33 = 66
+    assert (acme.fit_score, acme.engagement_score, acme.engaged_contacts) == (100, pytest.approx(130 / 3), 2)
+    assert acme.score == pytest.approx(66.0)
+    # beta: fit 80; one contact at 60 → committee 20, one engaged; 0.4 × 80 + 0.6 × 20 = 44
+    assert (beta.fit_score, beta.engagement_score, beta.engaged_contacts) == (80, 20, 1)
+    assert beta.score == pytest.approx(44.0)
+    # gamma: fit 0 (−10 floored); contacts 100 (two demos), 50, 60 → committee 70, three engaged; 0.6 × 70 = 42
+    assert (gamma.fit_score, gamma.engagement_score, gamma.engaged_contacts) == (0, 70, 3)
+    assert gamma.score == pytest.approx(42.0)
+    assert model.lifecycle.accounts is not None
+    assert [a.stage(model.lifecycle.accounts) for a in (acme, beta, gamma)] == ["mqa", "none", "none"]
+
+
+def test_an_account_becomes_mqa_when_its_score_crosses_the_line(store: Store) -> None:
+    publish(store, loads_model(MODEL))
+    first = T0 + 2 * HOUR
+    _ingest(store, [*_people(), *_activity("ann", demos=1), *_activity("eve", demos=1, pages=1)], first)
+    run_round(store, settings(), now_ms=first, deliver=False)
+    ids = _account_ids(store)
+    with store.connect() as conn:
+        stages = read_account_stages(conn)
+    # acme: one contact at 50 → committee 16.67, one engaged; 0.4 × 100 + 0.6 × 16.67 = 50: not yet
+    assert stages[ids["acme"]]["stage"] == "none"
+    assert stages[ids["acme"]]["score"] == pytest.approx(50.0)
+    # beta: 0.4 × 80 + 0.6 × 20 = 44
+    assert (stages[ids["beta"]]["stage"], stages[ids["beta"]]["score"]) == ("none", pytest.approx(44.0))
+
+    later = T0 + 5 * HOUR
+    _ingest(store, [*_activity("ann", pages=2, at=T0 + 4 * HOUR), *_activity("bo", demos=1, at=T0 + 4 * HOUR),
+                    *_activity("cy", pages=1, at=T0 + 4 * HOUR), *_activity("eve", pages=3, at=T0 + 4 * HOUR)],
+            later)  # fmt: skip
+    run_round(store, settings(), now_ms=later, deliver=False)
+    with store.connect() as conn:
+        stages = read_account_stages(conn)
+        acme_history = account_history(conn, ids["acme"])
+        beta_history = account_history(conn, ids["beta"])
+    # acme: 70, 50, 10 → 66 with two engaged: MQA, entered now, one history row
+    assert (stages[ids["acme"]]["stage"], stages[ids["acme"]]["score"]) == ("mqa", pytest.approx(66.0))
+    assert stages[ids["acme"]]["entered_ms"] == later
+    assert [(h["from_stage"], h["to_stage"], h["at_ms"]) for h in acme_history] == [("none", "mqa", later)]
+    # beta: eve at 90 → committee 30, one engaged; 0.4 × 80 + 0.6 × 30 = 50: still no MQA, no history
+    assert (stages[ids["beta"]]["stage"], stages[ids["beta"]]["score"]) == ("none", pytest.approx(50.0))
+    assert beta_history == []
+
+
+def test_the_account_fit_reads_the_account_as_it_is_now(store: Store) -> None:
+    model = loads_model(MODEL)
+    publish(store, model)
+    at = T0 + 2 * HOUR
+    _ingest(store, _people(), at)
+    # acme shrinks to 100 employees: dee's group call says so, and only dee is rescored; ann, bo and cy
+    # keep ledgers in which "500+ employees" gave 40 points
+    shrink = _msg("dee", "group", T0 + 3 * HOUR, groupId="acme",
+                  traits={"name": "Acme", "domain": "acme.example", "employees": 100})  # fmt: skip
+    _ingest(store, [shrink], T0 + 3 * HOUR)
+    ids = _account_ids(store)
+    assert model.lifecycle is not None and model.lifecycle.accounts is not None
+    with store.connect() as conn:
+        acme = account_scores(conn, model, model.lifecycle.accounts, [ids["acme"]], T0 + 3 * HOUR)[
+            ids["acme"]
+        ]
+    # SaaS alone: 20 points of 50 → fit 40; nobody engaged → score 0.4 × 40 = 16
+    assert (acme.fit_score, acme.score) == (pytest.approx(40.0), pytest.approx(16.0))
+
+
+def test_the_accounts_page_counts_engaged_contacts_as_the_mqa_rule_does(store: Store) -> None:
+    publish(store, loads_model(MODEL))
+    at = T0 + 2 * HOUR
+    acme_only = [m for m in _people() if CONTACTS[m["userId"]] == "acme"]
+    _ingest(store, [*acme_only, *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=3)], at)  # fmt: skip
+    run_round(store, settings(), now_ms=at, deliver=False)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        page = client.get("/accounts")
+    assert page.status_code == 200, page.text
+    # contacts at 70, 50, 30 and 0: committee (70 + 50 + 30) / 3 = 50, score 0.4 × 100 + 0.6 × 50 = 70;
+    # engaged (35 or more): ann and bo, so 2 (cy, at 30, has engagement level 3 but is not engaged)
+    row = page.text[page.text.index(">Acme</a>") :]
+    assert '<td class="num">70.0</td><td>MQA</td>' in row[: row.index("</tr>")]
+    assert '<td class="num">4</td><td class="num">2</td>' in row[: row.index("</tr>")]
+    assert "An engaged contact has an engagement score of 35 or more." in page.text
