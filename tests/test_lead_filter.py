@@ -164,7 +164,14 @@ def build(store: Store) -> None:
         conn.execute(
             insert(accounts),
             [
-                {"id": i, "domain": f"a{i}.example", "name": n, "attributes": {}, "created_ms": 0, "updated_ms": 0}
+                {
+                    "id": i,
+                    "domain": f"a{i}.example",
+                    "name": n,
+                    "attributes": {},
+                    "created_ms": 0,
+                    "updated_ms": 0,
+                }
                 for i, n in ACCOUNTS.items()
             ],
         )
@@ -215,7 +222,12 @@ def build(store: Store) -> None:
                 ).scalar_one()  # fmt: skip
                 conn.execute(
                     insert(assignments).values(
-                        lead_id=lead.id, stage_move_id=move, team="t", seller=seller, reason="default", at_ms=n
+                        lead_id=lead.id,
+                        stage_move_id=move,
+                        team="t",
+                        seller=seller,
+                        reason="default",
+                        at_ms=n,
                     )
                 )
         add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
@@ -288,9 +300,9 @@ def test_every_combination_selects_the_hand_counted_leads(population: Served) ->
         for spec in combos(RANGES):
             f = LeadFilter(**spec)
             assert leadlist.count(conn, f) == len(expected_ids(spec)), spec
-            assert {r["lead_id"] for r in leadlist.list_page(conn, f, "score", "desc", 1).rows} == expected_ids(
-                spec
-            ), spec
+            assert {
+                r["lead_id"] for r in leadlist.list_page(conn, f, "score", "desc", 1).rows
+            } == expected_ids(spec), spec
     assert checked == 3**6 * 5
 
 

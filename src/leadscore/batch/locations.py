@@ -75,10 +75,11 @@ class NoLocation:
         return "none"
 
 
-Location = StoreLocation | TableLocation | ParquetLocation | NoLocation
+Location = StoreLocation | TableLocation | ParquetLocation
+Source = Location | NoLocation  # what --identities and --accounts may name
 
 
-def parse_location(text: str) -> Location:
+def parse_location(text: str) -> Source:
     """``store``, ``table:NAME``, ``none`` or a Parquet path (``parquet:PATH`` also accepted)."""
     if text == "store":
         return StoreLocation()

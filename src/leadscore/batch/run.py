@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, Integer, Select, Text, cast, column, false, l
 from sqlalchemy.sql import FromClause
 
 from leadscore.batch.frames import SOURCES
-from leadscore.batch.locations import Location, NoLocation, StoreLocation
+from leadscore.batch.locations import Location, NoLocation, Source, StoreLocation
 from leadscore.compile import Sources
 from leadscore.errors import InputError, Problem
 from leadscore.model import ScoringModel
@@ -36,8 +36,8 @@ class BatchJob:
     as_of: int
     # None: not given (complete_sources reads it from the store, or refuses the job); NoLocation: absent
     # on purpose (no lead has an account; an event's person_key is its lead's id)
-    accounts: Location | None = None
-    identities: Location | None = None
+    accounts: Source | None = None
+    identities: Source | None = None
     db: str | None = None  # the store / SQL database (store and table: locations on SQLite, PostgreSQL)
     duckdb: str | None = None  # DuckDB database file for table: locations (default: in memory)
     master: str | None = None  # Spark master URL (default: local[*])
@@ -48,7 +48,7 @@ class BatchJob:
     def dialect(self) -> str:
         return ENGINES[self.engine]
 
-    def locations(self) -> dict[str, Location | None]:
+    def locations(self) -> dict[str, Source | None]:
         return {
             "events": self.events,
             "identities": self.identities,
@@ -84,7 +84,7 @@ def complete_sources(job: BatchJob) -> tuple[BatchJob, list[str]]:
     (the store's events name its identities' keys; its leads its accounts' ids). Otherwise the job is
     refused: scoring without it would silently give every lead zero engagement or no account.
     """
-    filled: dict[str, Location] = {}
+    filled: dict[str, Source | None] = {}
     missing: list[str] = []
     for name, completed in COMPLETES.items():
         if getattr(job, name) is not None:
@@ -101,7 +101,12 @@ def complete_sources(job: BatchJob) -> tuple[BatchJob, list[str]]:
         )
         raise InputError(Problem(f"incomplete sources: {reasons}"))
     notes = [f"--{name} store (the store's {COMPLETES[name]} name them)" for name in filled]
-    return replace(job, **filled), notes
+    job = replace(
+        job,
+        identities=filled.get("identities", job.identities),
+        accounts=filled.get("accounts", job.accounts),
+    )
+    return job, notes
 
 
 def check_job(job: BatchJob) -> None:

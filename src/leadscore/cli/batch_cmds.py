@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from leadscore.batch import BatchJob, run_batch
-from leadscore.batch.locations import Location, NoLocation, StoreLocation, parse_location
+from leadscore.batch.locations import NoLocation, Source, StoreLocation, parse_location
 from leadscore.batch.run import ENGINES, complete_sources
 from leadscore.cli.model_cmds import load_or_exit
 from leadscore.cli.options import AsOf, Db, parse_as_of
@@ -25,7 +25,7 @@ app = typer.Typer(help="Batch scoring on SQLite, PostgreSQL, DuckDB or Spark.", 
 SOURCE_HELP = "store, table:NAME, or Parquet (a file, a directory of files, or a glob)."
 
 
-def _location(value: str | None, option: str) -> Location | None:
+def _location(value: str | None, option: str) -> Source | None:
     if value is None:
         return None
     try:
@@ -138,5 +138,5 @@ def score(
     )
 
 
-def _needs_store(located: dict[str, Location | None]) -> bool:
+def _needs_store(located: dict[str, Source | None]) -> bool:
     return any(isinstance(loc, StoreLocation) for loc in located.values())

@@ -43,9 +43,7 @@ def lead_source(lead_attributes: ColumnElement[Any]) -> ColumnElement[Any]:
 def current_owner(lead_id: ColumnElement[Any]) -> ColumnElement[Any]:
     """The seller of the lead's latest assignment (NULL when it was never assigned)."""
     a = assignments.alias("owner_assignments")
-    return (
-        select(a.c.seller).where(a.c.lead_id == lead_id).order_by(a.c.id.desc()).limit(1).scalar_subquery()
-    )
+    return select(a.c.seller).where(a.c.lead_id == lead_id).order_by(a.c.id.desc()).limit(1).scalar_subquery()
 
 
 def exportable(lead_attributes: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -100,7 +98,13 @@ class LeadFilter(BaseModel):
     def needs_score(self) -> bool:
         """Whether only scored leads can match."""
         return any(
-            (self.band, self.grade, self.level is not None, self.min_score is not None, self.max_score is not None)
+            (
+                self.band,
+                self.grade,
+                self.level is not None,
+                self.min_score is not None,
+                self.max_score is not None,
+            )
         )
 
     def without_cell(self) -> LeadFilter:

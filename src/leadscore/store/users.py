@@ -126,7 +126,10 @@ def pair_failures(conn: Connection, email: str, client: str, since_ms: int) -> t
         .scalar_subquery()
     )
     query = select(func.count(), func.max(login_attempts.c.at_ms)).where(
-        *pair, login_attempts.c.ok.is_(False), login_attempts.c.at_ms >= since_ms, login_attempts.c.at_ms > last_ok
+        *pair,
+        login_attempts.c.ok.is_(False),
+        login_attempts.c.at_ms >= since_ms,
+        login_attempts.c.at_ms > last_ok,
     )
     count, latest = conn.execute(query).one()
     return int(count), None if latest is None else int(latest)
