@@ -118,19 +118,22 @@ class LeadFilter(BaseModel):
         score = scores.alias("filter_scores")
         account = accounts.alias("filter_accounts")
         stage = lead_stages.alias("filter_stages")
-        joined: FromClause = lead
+        reads_lead = bool(self.company or self.q or self.source)
+        # start from the score index when only scored leads can match (every score has its lead)
+        joined: FromClause = score if self.needs_score else lead
+        lead_id = score.c.lead_id if self.needs_score else lead.c.id
+        if self.needs_score and reads_lead:
+            joined = joined.join(lead, lead.c.id == lead_id)
         tests: list[ColumnElement[bool]] = []
-        if self.needs_score:
-            joined = joined.join(score, score.c.lead_id == lead.c.id)
-            for value, col in ((self.band, score.c.band), (self.grade, score.c.grade)):
-                if value:
-                    tests.append(col == value)
-            if self.level is not None:
-                tests.append(score.c.level == self.level)
-            if self.min_score is not None:
-                tests.append(score.c.score >= self.min_score)
-            if self.max_score is not None:
-                tests.append(score.c.score <= self.max_score)
+        for value, col in ((self.band, score.c.band), (self.grade, score.c.grade)):
+            if value:
+                tests.append(col == value)
+        if self.level is not None:
+            tests.append(score.c.level == self.level)
+        if self.min_score is not None:
+            tests.append(score.c.score >= self.min_score)
+        if self.max_score is not None:
+            tests.append(score.c.score <= self.max_score)
         company = func.coalesce(account.c.name, lead.c.company)
         if self.company or self.q:
             joined = joined.outerjoin(account, account.c.id == lead.c.account_id)
@@ -140,10 +143,10 @@ class LeadFilter(BaseModel):
             unicode = not self.source.isascii()
             tests.append(LowerText(lead_source(lead.c.attributes), unicode) == self.source.lower())
         if self.stage:
-            joined = joined.join(stage, stage.c.lead_id == lead.c.id)
+            joined = joined.join(stage, stage.c.lead_id == lead_id)
             tests.append(stage.c.stage == self.stage)
         if self.owner:
-            tests.append(current_owner(lead.c.id) == self.owner)
+            tests.append(current_owner(lead_id) == self.owner)
         if self.q:
             pattern = contains_like(self.q.lower())
             name = func.coalesce(lead.c.first_name, "") + " " + func.coalesce(lead.c.last_name, "")
@@ -152,10 +155,10 @@ class LeadFilter(BaseModel):
                     TextLike(lead.c.email, pattern),
                     TextLike(name, pattern),
                     TextLike(company, pattern),
-                    cast(lead.c.id, String) == self.q,
+                    cast(lead_id, String) == self.q,
                 )
             )
-        return select(lead.c.id).select_from(joined).where(*tests)
+        return select(lead_id.label("lead_id")).select_from(joined).where(*tests)
 
     def matches(self, lead_id: ColumnElement[Any]) -> ColumnElement[bool]:
         """A condition on a query's lead id column: the lead is one the filter selects."""
