@@ -464,6 +464,84 @@ def test_batch_score_refuses_an_engine_it_does_not_know(workdir: Path) -> None:
     assert result.exit_code != 0 and "oracle" in result.output
 
 
+# ``batch score`` never scores without the relations that attribute events and accounts (issue #15):
+# left out, they are read from the store when the events (leads) come from it; otherwise refused.
+
+ENGINES_HERE = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "duckdb", "spark"]
+
+
+def _engine_db(engine: str, request: pytest.FixtureRequest, demo_store: Path) -> Iterator[str]:
+    """The --db for a run on ``engine`` holding the demo data (a PostgreSQL copy for postgres)."""
+    if engine == "spark":
+        request.getfixturevalue("spark")
+    if engine != "postgres":
+        yield str(demo_store)
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
+    import datagen
+
+    from pg_schema import pg_schema_store
+
+    with pg_schema_store("b") as pg:
+        datagen.load(pg, datagen.Spec(leads=120, events=4_000, seed=5))  # as demo_store
+        yield pg.url
+
+
+@pytest.mark.parametrize("engine", ENGINES_HERE)
+def test_batch_score_reads_the_left_out_relations_from_the_store(
+    engine: str, request: pytest.FixtureRequest, demo_store: Path, sqlite_output: Any, workdir: Path
+) -> None:
+    """--events store --leads store alone scores as with all four named: engagement is not dropped."""
+    for db in _engine_db(engine, request, demo_store):
+        out = workdir / f"out-implied-{engine}"
+        result = CliRunner().invoke(
+            app,
+            ["batch", "score", "--as-of", "2025-06-30", "--engine", engine, "--db", db, "--events", "store",
+             "--leads", "store", "--model", str(BENCH_MODEL), "--out", str(out)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "reading --identities store" in result.output and "reading --accounts store" in result.output
+        got = _outputs(out)
+        _same_outputs(sqlite_output, got)
+        # the data set's events reach their leads only through identities (person keys are not lead ids)
+        assert max(got[0].column("engagement_score").to_pylist()) > 0
+
+
+@pytest.mark.parametrize("engine", ENGINES_HERE)
+def test_batch_score_refuses_sources_that_leave_out_identities_or_accounts(
+    engine: str, request: pytest.FixtureRequest, demo_store: Path, workdir: Path
+) -> None:
+    d = workdir / "demo"
+    for db in _engine_db(engine, request, demo_store):
+        base = ["batch", "score", "--engine", engine, "--db", db, "--model", str(BENCH_MODEL), "--out", "x"]
+        parquet = ["--events", str(d / "events.parquet"), "--leads", str(d / "leads.parquet")]
+        result = CliRunner().invoke(app, [*base, *parquet])
+        assert result.exit_code != 0
+        message = str(result.exception)
+        assert "incomplete sources" in message
+        assert "--identities is missing" in message and "--accounts is missing" in message, message
+        # events from the store with leads from Parquet: only the accounts are missing
+        result = CliRunner().invoke(app, [*base, "--events", "store", "--leads", str(d / "leads.parquet")])
+        assert result.exit_code != 0
+        assert "--accounts is missing" in str(result.exception)
+        assert "--identities" not in str(result.exception)
+        assert not Path("x").exists()
+
+
+def test_batch_score_takes_none_said_out_loud(sqlite_output: Any, workdir: Path) -> None:
+    """``--identities none``: each event's person_key is its lead's id, so these events reach no lead."""
+    d, out = workdir / "demo", workdir / "out-none"
+    _batch("--engine", "duckdb", "--events", str(d / "events.parquet"), "--leads", str(d / "leads.parquet"),
+           "--accounts", str(d / "accounts.parquet"), "--identities", "none", "--model", str(BENCH_MODEL),
+           "--out", str(out))  # fmt: skip
+    scores = _outputs(out)[0]
+    assert set(scores.column("engagement_score").to_pylist()) == {0}
+    assert scores.column("fit_score").to_pylist() == sqlite_output[0].column("fit_score").to_pylist()
+    result = CliRunner().invoke(app, ["batch", "score", "--events", "none", "--leads", "store", "--out", "x"])
+    assert result.exit_code != 0 and "only --identities and --accounts may be none" in result.output
+
+
 DECAYED = ScoringModel.model_validate(
     {
         "model": "decayed-reads",

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from leadscore.auth.passwords import hash_password, verify_password
 from leadscore.auth.roles import PERMISSIONS, allowed
-from leadscore.auth.sessions import MAX_FAILURES, WINDOW_MS, LoginRefused, csrf_ok, current, login, logout
+from leadscore.auth.sessions import LoginRefused, csrf_ok, current, login, logout
+from leadscore.auth.throttle import FORGET_MS, delay_after
 from leadscore.cli.main import app
 from leadscore.store import Store
 from leadscore.store.audit import read_audit
-from leadscore.store.users import add_user, disable_user
+from leadscore.store.schema import login_attempts
+from leadscore.store.users import add_user, disable_user, record_attempt
 
 T = 1_700_000_000_000
 PASSWORD = "correct horse battery"
@@ -49,21 +54,100 @@ def test_session_lifecycle(store: Store) -> None:
         assert current(conn, session.token, T + 1000) is None
 
 
-def test_login_rate_limit_and_disabled_users(store: Store) -> None:
+def _refused(conn: Any, password: str, client: str, at: int) -> LoginRefused:
+    with pytest.raises(LoginRefused) as refused:
+        login(conn, "sam@example.com", password, client, at)
+    return refused.value
+
+
+def test_the_backoff_doubles_from_30_seconds_to_15_minutes() -> None:
+    assert [delay_after(n) for n in range(12)] == [
+        0, 0, 0, 0, 0, 30_000, 60_000, 120_000, 240_000, 480_000, 900_000, 900_000,
+    ]  # fmt: skip
+    assert delay_after(10**12) == 900_000
+
+
+def test_sign_in_is_throttled_per_account_and_address(store: Store) -> None:
+    """Wrong passwords slow down one address for one account; nobody is locked out (issue #16)."""
+    user_id = _user(store)
+    a, b = "203.0.113.7", "198.51.100.1"
+    with store.begin() as conn:
+        for i in range(5):
+            assert not _refused(conn, "wrong password", a, T + i).throttled
+        # the 5th failure (at T+4) makes the pair wait 30 s: even the right password is refused, unread
+        assert _refused(conn, PASSWORD, a, T + 10).retry_after_s == 30  # ceil((T+4+30000 - (T+10)) / 1000)
+        assert _refused(conn, "wrong password", a, T + 29_500).retry_after_s == 1  # 504 ms left
+        # the owner signs in from their own address meanwhile, and that does not free the attacker's
+        assert login(conn, "sam@example.com", PASSWORD, b, T + 20).user.id == user_id
+        assert _refused(conn, PASSWORD, a, T + 30).throttled
+        # when the wait is over, a 6th failure (at T+30004) doubles it: 60 s
+        assert not _refused(conn, "wrong password", a, T + 30_004).throttled
+        assert _refused(conn, PASSWORD, a, T + 90_003).retry_after_s == 1
+        assert login(conn, "sam@example.com", PASSWORD, a, T + 90_004).user.id == user_id
+        # a success starts the pair afresh
+        assert not _refused(conn, "wrong password", a, T + 90_005).throttled
+        disable_user(conn, user_id, T + 90_010)
+        assert not _refused(conn, PASSWORD, b, T + 90_020).throttled  # disabled: refused, not throttled
+
+
+def test_failures_are_forgotten_after_a_day(store: Store) -> None:
     user_id = _user(store)
     with store.begin() as conn:
-        for i in range(MAX_FAILURES):
-            with pytest.raises(LoginRefused) as refused:
-                login(conn, "sam@example.com", "wrong password", "10.0.0.2", T + i)
-            assert not refused.value.locked
-        # the right password is refused too while locked
-        with pytest.raises(LoginRefused) as locked:
-            login(conn, "sam@example.com", PASSWORD, "10.0.0.2", T + 10)
-        assert locked.value.locked
-        assert login(conn, "sam@example.com", PASSWORD, "10.0.0.2", T + WINDOW_MS + 10).user.id == user_id
-        disable_user(conn, user_id, T + WINDOW_MS + 20)
-        with pytest.raises(LoginRefused):
-            login(conn, "sam@example.com", PASSWORD, "10.0.0.2", T + WINDOW_MS + 30)
+        for i in range(7):  # each after the previous wait (at most 120 s here)
+            record_attempt(conn, "sam@example.com", "10.0.0.2", False, T + i * 1_000_000)
+        last = T + 6 * 1_000_000
+        assert _refused(conn, PASSWORD, "10.0.0.2", last + 1).retry_after_s == 120  # 7 failures: 120 s
+        # a day after the latest, the 7 are forgotten: 4 more failures in a row are not slowed down
+        # (remembered, the first of them would be the 8th and make the next wait 240 s)
+        day_later = last + FORGET_MS + 1
+        for i in range(4):
+            assert not _refused(conn, "wrong password", "10.0.0.2", day_later + i).throttled
+        assert login(conn, "sam@example.com", PASSWORD, "10.0.0.2", day_later + 4).user.id == user_id
+
+
+def test_an_address_failing_across_many_accounts_waits(store: Store) -> None:
+    """Password spraying: 30 failures from one address in 15 minutes, one per e-mail, throttle it."""
+    user_id = _user(store)
+    with store.begin() as conn:
+        # 29 failures as login records them (a password check each is slow), then the 30th through login
+        for i in range(29):
+            record_attempt(conn, f"user{i}@example.com", "10.9.9.9", False, T + i * 1000)
+        with pytest.raises(LoginRefused) as refused:
+            login(conn, "user29@example.com", "wrong password", "10.9.9.9", T + 29_000)
+        assert not refused.value.throttled
+        # the oldest failure (at T) leaves the 15-minute window at T + 900 s
+        assert _refused(conn, PASSWORD, "10.9.9.9", T + 100_000).retry_after_s == 800
+        assert login(conn, "sam@example.com", PASSWORD, "10.1.1.1", T + 100_000).user.id == user_id
+        assert login(conn, "sam@example.com", PASSWORD, "10.9.9.9", T + 900_000).user.id == user_id
+
+
+def test_a_burst_of_attempts_cannot_outrun_the_count(store: Store) -> None:
+    """Twelve simultaneous wrong guesses from one address: five are checked, seven wait their turn."""
+    _user(store)
+
+    def attempt(_: int) -> bool:
+        with store.begin() as conn:
+            try:
+                login(conn, "sam@example.com", "wrong password", "10.7.7.7", T)
+            except LoginRefused as refused:
+                return refused.throttled
+        raise AssertionError("a wrong password signed in")
+
+    with ThreadPoolExecutor(12) as pool:
+        throttled = list(pool.map(attempt, range(12)))
+    assert throttled.count(False) == 5 and throttled.count(True) == 7
+    with store.connect() as conn:
+        rows = conn.execute(select(func.count()).select_from(login_attempts)).scalar_one()
+    assert rows == 5  # throttled attempts are not counted as failures
+
+
+def test_hostile_sign_in_values_are_refused_without_a_trace(store: Store) -> None:
+    _user(store)
+    with store.begin() as conn:
+        for email, client in (("sam@example.com\x00", "10.0.0.1"), ("sam@example.com", "10.0.0.1\x00")):
+            with pytest.raises(LoginRefused, match="wrong e-mail or password"):
+                login(conn, email, PASSWORD, client, T)
+        assert conn.execute(select(func.count()).select_from(login_attempts)).scalar_one() == 0
 
 
 def test_roles() -> None:

@@ -1,5 +1,5 @@
 """Dashboard pages over HTTP: Linda's journey on her lead page, the CSV export of a filter (formulas
-neutralised, audited), security headers and cookie flags, the sign-in form's CSRF token and login limit."""
+neutralised, audited), security headers and cookie flags, the sign-in form's CSRF token and throttle."""
 
 from __future__ import annotations
 
@@ -110,11 +110,23 @@ def test_headers_cookies_and_signin_protection(linda: tuple[str, Store, int]) ->
             )
             assert wrong.status_code == 401
             token = re.search(r'name="csrf_token" value="([^"]+)"', wrong.text).group(1)  # a fresh form
-        locked = client.post(
+        # this address must now wait 30 s (auth.throttle): even the right password is refused, and the
+        # answer says when to come back
+        throttled = client.post(
             "/signin", data={"email": "marketing@example.test", "password": PASSWORD, "csrf_token": token}
         )
-        assert locked.status_code == 429
-        assert "session" not in locked.headers.get("set-cookie", "")
+        assert throttled.status_code == 429
+        assert 1 <= int(throttled.headers["retry-after"]) <= 30
+        assert f"try again in {throttled.headers['retry-after']} seconds" in throttled.text
+        assert "session" not in throttled.headers.get("set-cookie", "")
+    # the account is not locked: the right password from another address signs in meanwhile
+    other = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=url, follow_redirects=False, transport=other) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/signin").text).group(1)
+        done = client.post(
+            "/signin", data={"email": "marketing@example.test", "password": PASSWORD, "csrf_token": token}
+        )
+        assert done.status_code == 303, done.text
 
 
 def test_session_cookie_flags_and_safe_redirect(tmp_path: Path) -> None:

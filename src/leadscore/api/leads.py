@@ -15,13 +15,13 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Select, and_, func, or_, select, true
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.api.auth import read_token
 from leadscore.api.errors import ApiError
 from leadscore.api.state import state_of
-from leadscore.compile.dialects import JsonBool
+from leadscore.lifecycle.lead_filter import LeadFilter, LeadFilterParams, exportable
 from leadscore.scoring.explain import explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
@@ -52,7 +52,6 @@ COLUMNS = [
     leads.c.updated_ms,
 ]
 EXPORT_CHUNK = 1000
-CONSENT_TRACKING = JsonBool(leads.c.attributes, ("consent_tracking",))
 
 
 def _sort_key(sort: str) -> ColumnElement[Any]:
@@ -81,45 +80,19 @@ def _bindable(value: Any) -> bool:
     return value.__class__ is float and math.isfinite(value)
 
 
-def _query(
-    band: str | None, grade: str | None, min_score: float | None, max_score: float | None, q: str | None
-) -> Select[Any]:
-    query = select(*COLUMNS).select_from(
-        leads.outerjoin(scores, scores.c.lead_id == leads.c.id).outerjoin(
-            accounts, accounts.c.id == leads.c.account_id
-        )
+def _query(f: LeadFilter) -> Select[Any]:
+    joined = leads.outerjoin(scores, scores.c.lead_id == leads.c.id).outerjoin(
+        accounts, accounts.c.id == leads.c.account_id
     )
-    if band:
-        query = query.where(scores.c.band == band)
-    if grade:
-        query = query.where(scores.c.grade == grade)
-    if min_score is not None:
-        query = query.where(scores.c.score >= min_score)
-    if max_score is not None:
-        query = query.where(scores.c.score <= max_score)
-    if q:
-        like = f"%{q.lower().replace('%', '').replace('_', '')}%"
-        query = query.where(
-            or_(
-                func.lower(leads.c.email).like(like),
-                func.lower(leads.c.first_name).like(like),
-                func.lower(leads.c.last_name).like(like),
-                func.lower(func.coalesce(accounts.c.name, leads.c.company)).like(like),
-            )
-        )
-    return query
+    return select(*COLUMNS).select_from(joined).where(f.matches(leads.c.id))
 
 
 @router.get("/leads", summary="List leads with their scores")
 def list_leads(
     request: Request,
+    f: Annotated[LeadFilterParams, Query()],
     sort: Annotated[Literal["score", "fit", "engagement", "updated", "id"], Query()] = "score",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
-    band: Annotated[Literal["hot", "warm", "cold"] | None, Query()] = None,
-    grade: Annotated[Literal["A", "B", "C", "D"] | None, Query()] = None,
-    min_score: Annotated[float | None, Query(ge=0, le=100)] = None,
-    max_score: Annotated[float | None, Query(ge=0, le=100)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="search e-mail, name, company")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     format: Annotated[Literal["json", "csv", "ndjson"], Query()] = "json",
@@ -127,12 +100,12 @@ def list_leads(
     state = state_of(request)
     read_token(request, state.keys)
     key = _sort_key(sort)
-    query = _query(band, grade, min_score, max_score, q).add_columns(key.label("sort_value"))
+    query = _query(f).add_columns(key.label("sort_value"))
     ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
     query = query.order_by(*ordering)
     if format != "json":
         # a person who withdrew tracking consent is left out of exports
-        return _export(state.store, query.where(func.coalesce(CONSENT_TRACKING, true())), format)
+        return _export(state.store, query.where(exportable(leads.c.attributes)), format)
     if cursor:
         value, last_id = _decode_cursor(cursor)
         after = (

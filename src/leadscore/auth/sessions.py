@@ -1,25 +1,24 @@
-"""Sign-in: login limits, server-side sessions (cookie = random token, database = its hash), CSRF tokens.
-
-Login rate limiting: after ``MAX_FAILURES`` failed attempts for one e-mail (or ``MAX_CLIENT_FAILURES``
-from one client address) within ``WINDOW_MS``, further attempts are refused until the window passes,
-whether the password is right or not. Attempts are stored, so the limit holds across processes.
+"""Sign-in: server-side sessions (cookie = random token, database = its hash), CSRF tokens, and the
+sign-in throttle per (account, client address) of ``auth.throttle``: while a pair must wait, its attempts
+are refused without looking at the password, and the refusal says when to try again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
 from leadscore.auth.passwords import hash_password, needs_rehash, verify_password
+from leadscore.auth.throttle import retry_at
 from leadscore.store.users import (
     User,
     add_session,
     drop_session,
-    failures_since,
     find_user,
     record_attempt,
     session_user,
@@ -27,19 +26,20 @@ from leadscore.store.users import (
 )
 
 SESSION_MS = 12 * 3600 * 1000
-WINDOW_MS = 15 * 60 * 1000
-MAX_FAILURES = 5
-MAX_CLIENT_FAILURES = 30
 # verifying against a real hash when the user does not exist keeps timing from revealing who exists
 _DUMMY_HASH = hash_password("not-a-real-password-at-all")
 
 
 class LoginRefused(Exception):
-    """Wrong credentials, a disabled user, or too many recent failures (``locked``)."""
+    """Wrong credentials, a disabled user, or a throttled attempt (``retry_after_s`` set: try again then)."""
 
-    def __init__(self, message: str, locked: bool = False) -> None:
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
-        self.locked = locked
+        self.retry_after_s = retry_after_s
+
+    @property
+    def throttled(self) -> bool:
+        return self.retry_after_s is not None
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,14 @@ def token_hash(token: str) -> str:
 
 
 def login(conn: Connection, email: str, password: str, client: str, now_ms: int) -> Session:
-    by_email, by_client = failures_since(conn, email, client, now_ms - WINDOW_MS)
-    if by_email >= MAX_FAILURES or by_client >= MAX_CLIENT_FAILURES:
-        raise LoginRefused("too many failed sign-ins; try again in 15 minutes", locked=True)
+    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in email + client):
+        raise LoginRefused("wrong e-mail or password")  # no account has such an e-mail; nothing to count
+    until = retry_at(conn, email, client, now_ms)
+    if until is not None:
+        wait_s = max(1, math.ceil((until - now_ms) / 1000))
+        raise LoginRefused(
+            f"too many failed sign-ins from this address; try again in {wait_s} seconds", retry_after_s=wait_s
+        )
     user = find_user(conn, email)
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok or not user.active:

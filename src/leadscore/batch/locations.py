@@ -8,6 +8,8 @@ table:NAME       a table (or view) in the engine: the ``--db`` database for SQLi
 PATH             Parquet: a file, a directory (every ``*.parquet`` below it) or a glob; as ``--out``,
                  a directory that receives ``scores.parquet`` and ``ledger.parquet``
                  (``parquet:PATH`` says the same when PATH could be mistaken for the other forms)
+none             only for ``--identities`` (each event's person_key is already its lead's id) and
+                 ``--accounts`` (no lead has an account): said out loud, never assumed
 """
 
 from __future__ import annotations
@@ -65,13 +67,24 @@ class ParquetLocation:
         return self.path
 
 
+@dataclass(frozen=True)
+class NoLocation:
+    """``none``: the relation is deliberately absent (identities and accounts only)."""
+
+    def __str__(self) -> str:
+        return "none"
+
+
 Location = StoreLocation | TableLocation | ParquetLocation
+Source = Location | NoLocation  # what --identities and --accounts may name
 
 
-def parse_location(text: str) -> Location:
-    """``store``, ``table:NAME`` or a Parquet path (``parquet:PATH`` also accepted)."""
+def parse_location(text: str) -> Source:
+    """``store``, ``table:NAME``, ``none`` or a Parquet path (``parquet:PATH`` also accepted)."""
     if text == "store":
         return StoreLocation()
+    if text == "none":
+        return NoLocation()
     if text.startswith("table:"):
         name = text.removeprefix("table:")
         if not _TABLE_NAME.fullmatch(name):

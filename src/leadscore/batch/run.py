@@ -9,14 +9,14 @@ and the execution differ, in ``sql_engine``, ``duckdb_engine`` and ``spark_engin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, Select, Text, cast, column, false, literal, null, select, table
 from sqlalchemy.sql import FromClause
 
 from leadscore.batch.frames import SOURCES
-from leadscore.batch.locations import Location, StoreLocation
+from leadscore.batch.locations import Location, NoLocation, Source, StoreLocation
 from leadscore.compile import Sources
 from leadscore.errors import InputError, Problem
 from leadscore.model import ScoringModel
@@ -34,8 +34,10 @@ class BatchJob:
     out: Location
     model: ScoringModel
     as_of: int
-    accounts: Location | None = None  # none: no lead has an account
-    identities: Location | None = None  # none: an event's person_key is its lead's id
+    # None: not given (complete_sources reads it from the store, or refuses the job); NoLocation: absent
+    # on purpose (no lead has an account; an event's person_key is its lead's id)
+    accounts: Source | None = None
+    identities: Source | None = None
     db: str | None = None  # the store / SQL database (store and table: locations on SQLite, PostgreSQL)
     duckdb: str | None = None  # DuckDB database file for table: locations (default: in memory)
     master: str | None = None  # Spark master URL (default: local[*])
@@ -46,7 +48,7 @@ class BatchJob:
     def dialect(self) -> str:
         return ENGINES[self.engine]
 
-    def locations(self) -> dict[str, Location | None]:
+    def locations(self) -> dict[str, Source | None]:
         return {
             "events": self.events,
             "identities": self.identities,
@@ -66,9 +68,53 @@ class BatchResult:
     sql: str  # the SQL the engine ran (SQLAlchemy's rendering for SQLite / PostgreSQL)
 
 
+# a relation that is not given, and the one whose rows it completes: identities attribute the events'
+# person keys to leads, accounts hold the accounts the leads' account_id point to
+COMPLETES = {"identities": "events", "accounts": "leads"}
+_ABSENT = {
+    "identities": "--identities none (each event's person_key is already its lead's id)",
+    "accounts": "--accounts none (no lead has an account)",
+}
+
+
+def complete_sources(job: BatchJob) -> tuple[BatchJob, list[str]]:
+    """The job with every relation named, and a note for each one read from the store.
+
+    A relation left out is read from the store when the relation it completes comes from the store
+    (the store's events name its identities' keys; its leads its accounts' ids). Otherwise the job is
+    refused: scoring without it would silently give every lead zero engagement or no account.
+    """
+    filled: dict[str, Source | None] = {}
+    missing: list[str] = []
+    for name, completed in COMPLETES.items():
+        if getattr(job, name) is not None:
+            continue
+        if isinstance(getattr(job, completed), StoreLocation):
+            filled[name] = StoreLocation()
+        else:
+            missing.append(name)
+    if missing:
+        reasons = "; ".join(
+            f"--{name} is missing (--{COMPLETES[name]} {getattr(job, COMPLETES[name])} is not the store): "
+            f"name it (store, table:NAME or a Parquet path) or give {_ABSENT[name]}"
+            for name in missing
+        )
+        raise InputError(Problem(f"incomplete sources: {reasons}"))
+    notes = [f"--{name} store (the store's {COMPLETES[name]} name them)" for name in filled]
+    job = replace(
+        job,
+        identities=filled.get("identities", job.identities),
+        accounts=filled.get("accounts", job.accounts),
+    )
+    return job, notes
+
+
 def check_job(job: BatchJob) -> None:
     if job.engine not in ENGINES:
         raise InputError(Problem(f"unknown engine {job.engine!r}; known: {', '.join(ENGINES)}"))
+    for name in ("events", "leads", "out"):
+        if isinstance(getattr(job, name), NoLocation):
+            raise InputError(Problem(f"--{name} none: only --identities and --accounts may be none"))
     if isinstance(job.out, StoreLocation) and job.version_id is None:
         raise InputError(
             Problem(
@@ -101,7 +147,11 @@ def identity_by_lead_id(leads: FromClause) -> FromClause:
 
 def build_sources(job: BatchJob, resolve: Callable[[str, Location], FromClause]) -> Sources:
     """The four relations for the compiler; ``resolve`` names one location in the engine."""
-    got = {name: resolve(name, loc) for name, loc in job.locations().items() if loc is not None}
+    got = {
+        name: resolve(name, loc)
+        for name, loc in job.locations().items()
+        if loc is not None and not isinstance(loc, NoLocation)
+    }
     leads = got["leads"]
     return Sources(
         events=got["events"],
@@ -120,6 +170,7 @@ def targets(sources: Sources, as_of: int) -> Select[Any]:
 def run_batch(job: BatchJob) -> BatchResult:
     """Run the job on its engine and write the scores and the long-form ledger to ``job.out``."""
     check_job(job)
+    job, _ = complete_sources(job)
     if job.engine == "duckdb":
         from leadscore.batch.duckdb_engine import run_duckdb
 

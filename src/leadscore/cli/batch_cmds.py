@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from leadscore.batch import BatchJob, run_batch
-from leadscore.batch.locations import Location, StoreLocation, parse_location
-from leadscore.batch.run import ENGINES
+from leadscore.batch.locations import NoLocation, Source, StoreLocation, parse_location
+from leadscore.batch.run import ENGINES, complete_sources
 from leadscore.cli.model_cmds import load_or_exit
 from leadscore.cli.options import AsOf, Db, parse_as_of
 from leadscore.cli.render import console
@@ -25,13 +25,16 @@ app = typer.Typer(help="Batch scoring on SQLite, PostgreSQL, DuckDB or Spark.", 
 SOURCE_HELP = "store, table:NAME, or Parquet (a file, a directory of files, or a glob)."
 
 
-def _location(value: str | None, option: str) -> Location | None:
+def _location(value: str | None, option: str) -> Source | None:
     if value is None:
         return None
     try:
-        return parse_location(value)
+        location = parse_location(value)
     except LeadscoreError as exc:
         raise typer.BadParameter(str(exc), param_hint=option) from None
+    if isinstance(location, NoLocation) and option not in ("--identities", "--accounts"):
+        raise typer.BadParameter("only --identities and --accounts may be none", param_hint=option)
+    return location
 
 
 @app.command("score")
@@ -50,13 +53,19 @@ def score(
         str, typer.Option("--engine", help="sqlite, postgres, duckdb or spark.", case_sensitive=False)
     ] = "duckdb",
     accounts: Annotated[
-        str | None, typer.Option("--accounts", help=f"Accounts: {SOURCE_HELP} Default: none.")
+        str | None,
+        typer.Option(
+            "--accounts",
+            help=f"Accounts: {SOURCE_HELP} Or none (no lead has an account). Default: store when --leads "
+            "is store, else required.",
+        ),
     ] = None,
     identities: Annotated[
         str | None,
         typer.Option(
             "--identities",
-            help=f"Identities: {SOURCE_HELP} Default: an event's person_key is its lead's id.",
+            help=f"Identities: {SOURCE_HELP} Or none (each event's person_key is its lead's id). "
+            "Default: store when --events is store, else required.",
         ),
     ] = None,
     as_of: AsOf = None,
@@ -117,6 +126,9 @@ def score(
         master=master,
         version_id=version_id,
     )
+    job, notes = complete_sources(job)
+    for note in notes:
+        console.print(f"reading {note}", highlight=False)
     started = time.perf_counter()
     result = run_batch(job)
     console.print(
@@ -126,5 +138,5 @@ def score(
     )
 
 
-def _needs_store(located: dict[str, Location | None]) -> bool:
+def _needs_store(located: dict[str, Source | None]) -> bool:
     return any(isinstance(loc, StoreLocation) for loc in located.values())

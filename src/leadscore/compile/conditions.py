@@ -38,6 +38,11 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def contains_like(text: str) -> str:
+    """A LIKE pattern (``\\`` escapes) matching any text that contains ``text``."""
+    return f"%{_like_escape(text)}%"
+
+
 def glob_to_like(pattern: str) -> str:
     """Translate a glob (``*`` any run, ``?`` one character) to a LIKE pattern with ``\\`` escapes."""
     return "".join("%" if ch == "*" else "_" if ch == "?" else _like_escape(ch) for ch in pattern)
@@ -80,7 +85,7 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
             return false()
         return _lower_text(field, *values).in_([v.lower() for v in values])
     if op == "contains":
-        return TextLike(field.text(), f"%{_like_escape(value.lower())}%")
+        return TextLike(field.text(), contains_like(value.lower()))
     if op == "prefix":
         return TextLike(field.text(), f"{_like_escape(value.lower())}%")
     if op == "glob":

@@ -107,13 +107,38 @@ def record_attempt(conn: Connection, email: str, client: str, ok: bool, now_ms: 
     )
 
 
-def failures_since(conn: Connection, email: str, client: str, since_ms: int) -> tuple[int, int]:
-    """Failed logins since a time: (for this e-mail, from this client)."""
-    base = (
-        select(func.count())
-        .select_from(login_attempts)
-        .where(login_attempts.c.ok.is_(False), login_attempts.c.at_ms >= since_ms)
+def hold_attempts(conn: Connection, email: str, client: str) -> None:
+    """Make this transaction the only one signing in this e-mail from this client until it ends, so that
+    concurrent attempts see each other's failures (SQLite's write transactions already queue)."""
+    if conn.dialect.name == "postgresql":
+        key = f"{email.strip().lower()}\x1f{client}"
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
+def pair_failures(conn: Connection, email: str, client: str, since_ms: int) -> tuple[int, int | None]:
+    """Failed sign-ins for this e-mail from this client since ``since_ms`` and since the pair's last
+    success: (how many, when the latest was)."""
+    email = email.strip().lower()
+    pair = (login_attempts.c.email == email, login_attempts.c.client == client)
+    last_ok = (
+        select(func.coalesce(func.max(login_attempts.c.at_ms), since_ms - 1))
+        .where(*pair, login_attempts.c.ok.is_(True), login_attempts.c.at_ms >= since_ms)
+        .scalar_subquery()
     )
-    by_email = conn.execute(base.where(login_attempts.c.email == email.strip().lower())).scalar_one()
-    by_client = conn.execute(base.where(login_attempts.c.client == client)).scalar_one()
-    return int(by_email), int(by_client)
+    query = select(func.count(), func.max(login_attempts.c.at_ms)).where(
+        *pair,
+        login_attempts.c.ok.is_(False),
+        login_attempts.c.at_ms >= since_ms,
+        login_attempts.c.at_ms > last_ok,
+    )
+    count, latest = conn.execute(query).one()
+    return int(count), None if latest is None else int(latest)
+
+
+def client_failures(conn: Connection, client: str, since_ms: int) -> tuple[int, int | None]:
+    """Failed sign-ins from this client (for any e-mail) since ``since_ms``: (how many, the oldest's time)."""
+    query = select(func.count(), func.min(login_attempts.c.at_ms)).where(
+        login_attempts.c.client == client, login_attempts.c.ok.is_(False), login_attempts.c.at_ms >= since_ms
+    )
+    count, oldest = conn.execute(query).one()
+    return int(count), None if oldest is None else int(oldest)

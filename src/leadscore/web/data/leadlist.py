@@ -1,36 +1,28 @@
-"""The leads list as queries: one filter, applied alike to the page, the fit × engagement matrix and the
-CSV export, so what a user exports is exactly what they were looking at."""
+"""The leads list as queries over the one lead filter (``lifecycle.lead_filter``), applied alike to the page,
+its count, the fit × engagement matrix and the CSV export, so what a user exports is exactly what they
+were looking at."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, String, cast, func, or_, select, true
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.api.leads import CONSENT_TRACKING
+from leadscore.lifecycle.lead_filter import LeadFilter, current_owner, exportable, lead_source
 from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
 
 PAGE_SIZE = 50
-GRADES = ("A", "B", "C", "D")
-LEVELS = (1, 2, 3, 4)
-BANDS = ("hot", "warm", "cold")
 Sort = Literal["score", "fit", "engagement", "name", "company", "updated"]
 Order = Literal["desc", "asc"]
 
 company = func.coalesce(accounts.c.name, leads.c.company)
 # the lifecycle stage and the current owner (the seller of the lead's latest assignment)
 stage = select(lead_stages.c.stage).where(lead_stages.c.lead_id == leads.c.id).scalar_subquery()
-owner = (
-    select(assignments.c.seller)
-    .where(assignments.c.lead_id == leads.c.id)
-    .order_by(assignments.c.id.desc())
-    .limit(1)
-    .scalar_subquery()
-)
-source = leads.c.attributes["lead_source"].as_string()
+owner = current_owner(leads.c.id)
+source = lead_source(leads.c.attributes)
 SORTS: dict[str, ColumnElement[Any]] = {
     "score": func.coalesce(scores.c.score, -1.0),
     "fit": func.coalesce(scores.c.fit_score, -1.0),
@@ -57,74 +49,6 @@ COLUMNS = (
     leads.c.updated_ms,
 )
 EXPORT_COLUMNS = tuple(str(c.name) for c in COLUMNS)
-
-
-@dataclass(frozen=True)
-class LeadFilter:
-    """What the user asked to see; empty fields do not filter."""
-
-    q: str = ""
-    band: str = ""
-    grade: str = ""
-    level: int | None = None
-    min_score: float | None = None
-    max_score: float | None = None
-    source: str = ""
-    company: str = ""
-    stage: str = ""
-    owner: str = ""
-
-    def params(self, **changes: Any) -> dict[str, Any]:
-        """The filter as query parameters (empty ones left out), with ``changes`` applied."""
-        values = asdict(replace(self, **changes))
-        return {k: v for k, v in values.items() if v not in ("", None)}
-
-    @property
-    def active(self) -> bool:
-        return bool(self.params())
-
-
-def _like(text: str) -> str:
-    return "%" + text.lower().replace("%", "").replace("_", "") + "%"
-
-
-def _apply(query: Select[Any], f: LeadFilter, *, cells: bool = True) -> Select[Any]:
-    if f.band:
-        query = query.where(scores.c.band == f.band)
-    if cells and f.grade:
-        query = query.where(scores.c.grade == f.grade)
-    if cells and f.level is not None:
-        query = query.where(scores.c.level == f.level)
-    if f.min_score is not None:
-        query = query.where(scores.c.score >= f.min_score)
-    if f.max_score is not None:
-        query = query.where(scores.c.score <= f.max_score)
-    if f.source:
-        query = query.where(func.lower(source) == f.source.lower())
-    if f.company:
-        query = query.where(func.lower(company).like(_like(f.company)))
-    if f.stage:
-        query = query.where(
-            leads.c.id.in_(select(lead_stages.c.lead_id).where(lead_stages.c.stage == f.stage))
-        )
-    if f.owner:
-        query = query.where(owner == f.owner)
-    if f.q:
-        like = _like(f.q)
-        query = query.where(
-            or_(
-                func.lower(leads.c.email).like(like),
-                func.lower(leads.c.first_name + " " + leads.c.last_name).like(like),
-                func.lower(leads.c.last_name).like(like),
-                func.lower(company).like(like),
-                cast(leads.c.id, String) == f.q.strip(),
-            )
-        )
-    return query
-
-
-def _needs_scores(f: LeadFilter) -> bool:
-    return any((f.band, f.grade, f.level is not None, f.min_score is not None, f.max_score is not None))
 
 
 def _base(*cols: Any) -> Select[Any]:
@@ -155,7 +79,7 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
     page = min(max(1, page), pages)
     offset = (page - 1) * PAGE_SIZE
     if sort not in SCORE_SORTS:
-        query = _ordered(_apply(_base(*COLUMNS), f), SORTS[sort], leads.c.id, order)
+        query = _ordered(_base(*COLUMNS).where(f.matches(leads.c.id)), SORTS[sort], leads.c.id, order)
         rows = conn.execute(query.limit(PAGE_SIZE).offset(offset)).mappings()
         return LeadPage([dict(r) for r in rows], total, page, pages)
     # Scored leads come from the score index (an outer join from leads could not use it); leads without
@@ -164,52 +88,44 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
         accounts, accounts.c.id == leads.c.account_id
     )
     scored = _ordered(
-        _apply(select(*COLUMNS).select_from(joined), f), SCORE_SORTS[sort], scores.c.lead_id, order
+        select(*COLUMNS).select_from(joined).where(f.matches(scores.c.lead_id)),
+        SCORE_SORTS[sort],
+        scores.c.lead_id,
+        order,
     )
     out = [dict(r) for r in conn.execute(scored.limit(PAGE_SIZE).offset(offset)).mappings()]
-    if len(out) < PAGE_SIZE and not _needs_scores(f):
-        n_scored = _count_scored(conn, f)
-        unscored = _apply(_base(*COLUMNS), f).where(scores.c.lead_id.is_(None)).order_by(leads.c.id.desc())
+    if len(out) < PAGE_SIZE and not f.needs_score:
+        n_scored = _count(conn, select(func.count()).select_from(scores).where(f.matches(scores.c.lead_id)))
+        unscored = _base(*COLUMNS).where(f.matches(leads.c.id), scores.c.lead_id.is_(None))
         skip = max(0, offset - n_scored)
-        more = conn.execute(unscored.limit(PAGE_SIZE - len(out)).offset(skip)).mappings()
-        out.extend(dict(r) for r in more)
+        more = conn.execute(unscored.order_by(leads.c.id.desc()).limit(PAGE_SIZE - len(out)).offset(skip))
+        out.extend(dict(r) for r in more.mappings())
     return LeadPage(out, total, page, pages)
 
 
-def _count_scored(conn: Connection, f: LeadFilter) -> int:
-    if f.q or f.company or f.source:
-        joined = scores.join(leads, leads.c.id == scores.c.lead_id).outerjoin(
-            accounts, accounts.c.id == leads.c.account_id
-        )
-        return int(conn.execute(_apply(select(func.count()).select_from(joined), f)).scalar_one())
-    return int(conn.execute(_apply(select(func.count()).select_from(scores), f)).scalar_one())
+def _count(conn: Connection, query: Select[Any]) -> int:
+    return int(conn.execute(query).scalar_one())
 
 
 def count(conn: Connection, f: LeadFilter) -> int:
-    if not f.active:  # the unfiltered count needs no join
-        return int(conn.execute(select(func.count()).select_from(leads)).scalar_one())
-    if not (f.q or f.company or f.source) and _needs_scores(f):
-        query = _apply(select(func.count()).select_from(scores), f)
-        return int(conn.execute(query).scalar_one())
-    return int(conn.execute(_apply(_base(func.count()), f)).scalar_one())
+    """How many leads the filter matches."""
+    return _count(conn, select(func.count()).select_from(f.lead_ids().subquery()))
 
 
 def matrix(conn: Connection, f: LeadFilter) -> dict[tuple[str, int], int]:
-    """Leads per (fit grade, engagement level) under the filter, ignoring its own grade/level choice."""
-    if f.q or f.company or f.source:
-        query = _apply(_base(scores.c.grade, scores.c.level, func.count()), f, cells=False)
-    else:
-        query = _apply(
-            select(scores.c.grade, scores.c.level, func.count()).select_from(scores), f, cells=False
-        )
-    query = query.where(scores.c.grade.is_not(None)).group_by(scores.c.grade, scores.c.level)
+    """Scored leads per (fit grade, engagement level) under the filter, less its own grade/level choice."""
+    query = (
+        select(scores.c.grade, scores.c.level, func.count())
+        .where(f.without_cell().matches(scores.c.lead_id))
+        .group_by(scores.c.grade, scores.c.level)
+    )
     return {(str(g), int(lv)): int(n) for g, lv, n in conn.execute(query)}
 
 
 def export_rows(conn: Connection, f: LeadFilter, sort: str, order: str) -> Iterator[dict[str, Any]]:
     """The filtered leads for CSV export, less anyone who withdrew tracking consent (as the API's export)."""
-    query = _ordered(_apply(_base(*COLUMNS), f), SORTS[sort], leads.c.id, order)
-    query = query.where(func.coalesce(CONSENT_TRACKING, true()))
+    query = _base(*COLUMNS).where(f.matches(leads.c.id), exportable(leads.c.attributes))
+    query = _ordered(query, SORTS[sort], leads.c.id, order)
     result = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
     for row in result.mappings():
         yield dict(row)
@@ -217,11 +133,12 @@ def export_rows(conn: Connection, f: LeadFilter, sort: str, order: str) -> Itera
 
 def sources(conn: Connection, limit: int = 50) -> list[str]:
     """The lead sources in use, most common first (the filter's choices)."""
+    found = select(source.label("source")).subquery()
     query = (
-        select(source, func.count())
-        .where(source.is_not(None))
-        .group_by(source)
-        .order_by(func.count().desc())
+        select(found.c.source, func.count())
+        .where(found.c.source.is_not(None))
+        .group_by(found.c.source)
+        .order_by(func.count().desc(), found.c.source)
         .limit(limit)
     )
     return [str(value) for value, _ in conn.execute(query) if value]

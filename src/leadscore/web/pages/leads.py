@@ -9,54 +9,25 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
-from leadscore.api.leads import csv_safe
 from leadscore.api.state import state_of
+from leadscore.lifecycle.lead_filter import BANDS, GRADES, LEVELS, LeadFilter, LeadFilterParams
 from leadscore.scoring.run import now_ms
+from leadscore.spreadsheet import csv_safe
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.web.data import leadlist
-from leadscore.web.data.leadlist import BANDS, GRADES, LEVELS, LeadFilter, Order, Sort
+from leadscore.web.data.leadlist import Order, Sort
 from leadscore.web.render import page
 from leadscore.web.security import LeadsExporter, LeadsReader
 
 router = APIRouter()
 SOURCES_TTL_S = 60.0
-SCORE = r"^(|100(\.0+)?|\d{1,2}(\.\d+)?)$"  # 0–100 or empty
 _sources_cache: dict[int, tuple[float, list[str]]] = {}
 
-
-def lead_filter(
-    q: Annotated[str, Query(max_length=200)] = "",
-    band: Annotated[str, Query(pattern="^(|hot|warm|cold)$")] = "",
-    grade: Annotated[str, Query(pattern="^(|A|B|C|D)$")] = "",
-    level: Annotated[str, Query(pattern="^(|1|2|3|4)$")] = "",
-    # numbers as text: an empty form field ("") means no bound
-    min_score: Annotated[str, Query(pattern=SCORE)] = "",
-    max_score: Annotated[str, Query(pattern=SCORE)] = "",
-    source: Annotated[str, Query(max_length=200)] = "",
-    company: Annotated[str, Query(max_length=200)] = "",
-    stage: Annotated[str, Query(max_length=63)] = "",
-    owner: Annotated[str, Query(max_length=63)] = "",
-) -> LeadFilter:
-    low, high = (float(v) if v else None for v in (min_score, max_score))
-    return LeadFilter(
-        q.strip(),
-        band,
-        grade,
-        int(level) if level else None,
-        low,
-        high,
-        source,
-        company.strip(),
-        stage,
-        owner,
-    )
-
-
-Filter = Annotated[LeadFilter, Depends(lead_filter)]
+Filter = Annotated[LeadFilterParams, Query()]
 
 
 def _sources(store: Store) -> list[str]:

@@ -57,7 +57,7 @@ def signin(
     next: Annotated[str, Form(max_length=2000)] = "/leads",
 ) -> Response:
     client = request.client.host if request.client else "unknown"
-    # a refused attempt is committed too: the rate limit counts it
+    # a refused attempt is committed too: the throttle counts it
     refused: LoginRefused | None = None
     with state_of(request).store.begin() as conn:
         try:
@@ -65,7 +65,11 @@ def signin(
         except LoginRefused as exc:
             refused = exc
     if refused is not None:
-        return _form(request, viewer, next, str(refused), status=429 if refused.locked else 401)
+        if refused.retry_after_s is None:
+            return _form(request, viewer, next, str(refused), status=401)
+        throttled = _form(request, viewer, next, str(refused), status=429)
+        throttled.headers["Retry-After"] = str(refused.retry_after_s)
+        return throttled
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

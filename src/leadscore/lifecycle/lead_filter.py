@@ -1,0 +1,173 @@
+"""The one lead filter: what a user asked to see, validated, and the one selection of lead ids it means.
+
+The dashboard's list, its count, the fit × engagement matrix and the CSV export, and the API's
+``GET /v1/leads`` (list and export) all filter through ``LeadFilter.matches``, so a count, a page, a
+matrix and an export of the same filter can never disagree. What each field means:
+
+- ``band``, ``grade``, ``level``, ``min_score``, ``max_score``: the lead's current score (a lead that has
+  no score matches none of them);
+- ``source``: the ``lead_source`` attribute, equal ignoring case;
+- ``company``: the account's name (else the lead's own company) contains the text, ignoring case;
+- ``stage``: the lead's current lifecycle stage; ``owner``: the seller of its latest assignment;
+- ``q``: the e-mail, the name ("first last"), or the company contains the text, ignoring case, or the
+  text is the lead's id.
+
+Empty fields do not filter; fields combine with AND.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import Select, String, cast, func, or_, select, true
+from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.elements import ColumnElement
+
+from leadscore.compile.conditions import contains_like
+from leadscore.compile.dialects import JsonBool, JsonText, LowerText, TextLike
+from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
+
+BANDS = ("hot", "warm", "cold")
+GRADES = ("A", "B", "C", "D")
+LEVELS = (1, 2, 3, 4)
+TEXT_FIELDS = ("q", "band", "grade", "source", "company", "stage", "owner")
+_CONTROL = {chr(c) for c in (*range(0x20), 0x7F)}
+
+
+def lead_source(lead_attributes: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The ``lead_source`` attribute as text (the source filter and its choices)."""
+    return JsonText(lead_attributes, ("lead_source",))
+
+
+def current_owner(lead_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The seller of the lead's latest assignment (NULL when it was never assigned)."""
+    a = assignments.alias("owner_assignments")
+    return select(a.c.seller).where(a.c.lead_id == lead_id).order_by(a.c.id.desc()).limit(1).scalar_subquery()
+
+
+def exportable(lead_attributes: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether a lead may appear in an export: not when the person withdrew tracking consent."""
+    return func.coalesce(JsonBool(lead_attributes, ("consent_tracking",)), true())
+
+
+class LeadFilter(BaseModel):
+    """What the user asked to see; empty fields do not filter (text fields are "" when unset)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    q: str = Field("", max_length=200, description="search e-mail, name, company, or a lead id")
+    band: Literal["", "hot", "warm", "cold"] = ""
+    grade: Literal["", "A", "B", "C", "D"] = ""
+    level: int | None = Field(None, ge=1, le=4, description="engagement level 1–4")
+    min_score: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
+    max_score: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
+    source: str = Field("", max_length=200, description="lead_source attribute, any case")
+    company: str = Field("", max_length=200, description="company name contains")
+    stage: str = Field("", max_length=63)
+    owner: str = Field("", max_length=63, description="seller of the latest assignment")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _unset(cls, value: Any, info: Any) -> Any:
+        """A form's empty field and a missing one mean the same: no filter on it."""
+        if isinstance(value, str):
+            if _CONTROL.intersection(value):
+                raise ValueError("control characters (such as NUL) are not allowed")
+            value = value.strip()
+        if value is None or value == "":
+            return "" if info.field_name in TEXT_FIELDS else None
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> LeadFilter:
+        if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
+            raise ValueError(f"min_score {self.min_score:g} is above max_score {self.max_score:g}")
+        return self
+
+    def params(self, **changes: Any) -> dict[str, Any]:
+        """The filter as query parameters (empty ones left out), with ``changes`` applied."""
+        values = {**self.model_dump(), **changes}
+        return {k: v for k, v in values.items() if v not in ("", None)}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.params())
+
+    @property
+    def needs_score(self) -> bool:
+        """Whether only scored leads can match."""
+        return any(
+            (
+                self.band,
+                self.grade,
+                self.level is not None,
+                self.min_score is not None,
+                self.max_score is not None,
+            )
+        )
+
+    def without_cell(self) -> LeadFilter:
+        """The filter less its grade and level (the matrix shows every cell under the rest)."""
+        return self.model_copy(update={"grade": "", "level": None})
+
+    def lead_ids(self) -> Select[Any]:
+        """The one selection of the ids of every lead the filter matches."""
+        # aliases of their own, so that the selection never correlates with a query it is nested in
+        lead = leads.alias("filter_leads")
+        score = scores.alias("filter_scores")
+        account = accounts.alias("filter_accounts")
+        stage = lead_stages.alias("filter_stages")
+        reads_lead = bool(self.company or self.q or self.source)
+        # start from the score index when only scored leads can match (every score has its lead)
+        joined: FromClause = score if self.needs_score else lead
+        lead_id = score.c.lead_id if self.needs_score else lead.c.id
+        if self.needs_score and reads_lead:
+            joined = joined.join(lead, lead.c.id == lead_id)
+        tests: list[ColumnElement[bool]] = []
+        for value, col in ((self.band, score.c.band), (self.grade, score.c.grade)):
+            if value:
+                tests.append(col == value)
+        if self.level is not None:
+            tests.append(score.c.level == self.level)
+        if self.min_score is not None:
+            tests.append(score.c.score >= self.min_score)
+        if self.max_score is not None:
+            tests.append(score.c.score <= self.max_score)
+        company = func.coalesce(account.c.name, lead.c.company)
+        if self.company or self.q:
+            joined = joined.outerjoin(account, account.c.id == lead.c.account_id)
+        if self.company:
+            tests.append(TextLike(company, contains_like(self.company.lower())))
+        if self.source:
+            unicode = not self.source.isascii()
+            tests.append(LowerText(lead_source(lead.c.attributes), unicode) == self.source.lower())
+        if self.stage:
+            joined = joined.join(stage, stage.c.lead_id == lead_id)
+            tests.append(stage.c.stage == self.stage)
+        if self.owner:
+            tests.append(current_owner(lead_id) == self.owner)
+        if self.q:
+            pattern = contains_like(self.q.lower())
+            name = func.coalesce(lead.c.first_name, "") + " " + func.coalesce(lead.c.last_name, "")
+            tests.append(
+                or_(
+                    TextLike(lead.c.email, pattern),
+                    TextLike(name, pattern),
+                    TextLike(company, pattern),
+                    cast(lead_id, String) == self.q,
+                )
+            )
+        return select(lead_id.label("lead_id")).select_from(joined).where(*tests)
+
+    def matches(self, lead_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        """A condition on a query's lead id column: the lead is one the filter selects."""
+        if not self.active:
+            return true()
+        return lead_id.in_(self.lead_ids())
+
+
+class LeadFilterParams(LeadFilter):
+    """The filter read from a query string, where other parameters (sort, order, page) sit beside it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
