@@ -168,3 +168,15 @@ def test_csv_export_leaves_out_withdrawn_consent(linda: tuple[str, Store, int]) 
     assert str(lead_id) in {r["lead_id"] for r in before}
     assert str(lead_id) not in {r["lead_id"] for r in after}
     assert len(after) == len(before) - 1
+
+
+def test_ids_beyond_64_bits_are_not_found_on_the_dashboard(linda: tuple[str, Store, int]) -> None:
+    """An id no BIGINT can hold (typed into the address bar) is a 404 page, never a 500, on both stores."""
+    url, store, _ = linda
+    with store.begin() as conn:
+        add_user(conn, "admin@example.test", "A", "admin", hash_password(PASSWORD), 0)
+    huge = "99999999999999999999999"
+    with signed_in(url, "admin@example.test") as client:
+        assert client.get(f"/leads/{huge}").status_code == 404
+        assert client.get(f"/leads/-{huge}").status_code == 404
+        assert client.get(f"/deadletters/{huge}").status_code == 404

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 
 from leadscore.store.event_log import inbox_json
-from leadscore.store.schema import dead_letters
+from leadscore.store.schema import dead_letters, fits_int64
 
 MAX_ERROR = 4000
 
@@ -56,6 +56,8 @@ def listed(conn: Connection, limit: int = 100) -> list[DeadLetter]:
 
 
 def get(conn: Connection, letter_id: int, lock: bool = False) -> DeadLetter | None:
+    if not fits_int64(letter_id):
+        return None
     query = select(dead_letters).where(dead_letters.c.id == letter_id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()

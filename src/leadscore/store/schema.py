@@ -29,6 +29,12 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 # the range of a BigInteger column (every time is one) and of the integers every store keeps exact in JSON
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
+
+def fits_int64(n: int) -> bool:
+    """Whether ``n`` can be bound as a BIGINT (an id from a URL may not: the driver would refuse it)."""
+    return INT64_MIN <= n <= INT64_MAX
+
+
 accounts = Table(
     "accounts",
     metadata,
