@@ -1,4 +1,4 @@
-"""The official browser library, @segment/analytics-next (vendored in tests/browser/vendor/), in real
+"""The official browser library, @segment/analytics-next (the copy shipped in web/static/vendor/), in real
 headless Chromium, with its settings and API host pointing at leadscore: the page, identify and track
 calls of an anonymous visitor who then identifies herself arrive as text/plain bodies across origins
 (CORS), are stored, and move her score. No request leaves 127.0.0.1 (any other is blocked and fails
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,8 @@ import pytest
 from playwright.sync_api import Browser
 from sqlalchemy import select
 
-from browser_support import PAGES, browsing, launched_chromium, page_file, script_file, wait_until, website
+import leadscore.web
+from browser_support import browsing, launched_chromium, page_file, script_file, wait_until, website
 from leadscore.api import create_app
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish
@@ -44,6 +46,7 @@ engagement:
 scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
 """
 BUNDLE = "analytics-next-1.84.3.umd.js"
+SHIPPED = Path(leadscore.web.__file__).parent / "static" / "vendor"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,7 @@ def site(store: Store) -> Iterator[Site]:
         _, write = create_key(conn, "write", "website", 0)
     files = {
         "/pricing": page_file("pricing.html"),
-        f"/vendor/{BUNDLE}": script_file(PAGES / "vendor" / BUNDLE),
+        f"/vendor/{BUNDLE}": script_file(SHIPPED / BUNDLE),
     }
     with website(files) as port:
         settings = Settings(

@@ -12,13 +12,20 @@ HTTP Basic user too) and refuses to start unless the answer has ``source.id``, `
 ``source.destinations`` array. leadscore answers with an enabled source, no destinations (so no
 integration script is loaded from a CDN) and the SDK's error and metrics reporting switched off. Its
 event requests carry the headers in ``CORS_HEADERS``, which the CORS preflight must allow.
+
+**The tracking tag** (``GET /analytics.js``): the analytics.js build shipped in ``web/static/vendor/``
+followed by ``web/static/analytics-loader.js``, which loads it pointed at this server with the write key
+of its own ``<script data-write-key=...>`` tag and records a page view. A plain HTML site needs that one
+tag (the dashboard's "Tracking code" page shows it).
 """
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from leadscore.api.auth import write_key as verified_write_key
 from leadscore.api.errors import ApiError
@@ -97,3 +104,27 @@ def source_config(
 # the SDK strips a trailing slash from configUrl and adds "/sourceConfig/"; a configUrl that already
 # ends in /sourceConfig is kept as given
 router.add_api_route("/sourceConfig", source_config, methods=["GET"], include_in_schema=False)
+
+
+ANALYTICS_JS = "analytics-next-1.84.3.umd.js"
+
+
+@cache
+def _tag_script() -> bytes:
+    static = files("leadscore.web") / "static"
+    library = (static / "vendor" / ANALYTICS_JS).read_bytes()
+    return library + b"\n" + (static / "analytics-loader.js").read_bytes()
+
+
+@router.get(
+    "/analytics.js",
+    summary="The tracking tag: analytics.js (analytics-next) that loads itself pointed at this server",
+    response_class=Response,
+)
+def tag_script() -> Response:
+    # cached an hour by browsers; the file changes only with a leadscore release
+    return Response(
+        _tag_script(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
