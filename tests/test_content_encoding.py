@@ -143,6 +143,12 @@ def test_compressed_requests_over_http(api: tuple[str, str, Store], lane: str) -
             content=zlib.compress(orjson.dumps(single)),
             headers={**headers, "Content-Encoding": "deflate"},
         )
+        # two Content-Encoding headers are one list: gzip applied first, then deflate
+        layered = client.post(
+            "/v1/track",
+            content=zlib.compress(gzip.compress(orjson.dumps({**single, "messageId": "l"}))),
+            headers=[*headers.items(), ("Content-Encoding", "gzip"), ("Content-Encoding", "deflate")],
+        )
         too_big = client.post("/v1/batch", content=bomb, headers={**headers, "Content-Encoding": "gzip"})
         broken = client.post(
             "/v1/track", content=b"\x1f\x8b nonsense", headers={**headers, "Content-Encoding": "gzip"}
@@ -150,6 +156,7 @@ def test_compressed_requests_over_http(api: tuple[str, str, Store], lane: str) -
         brotli = client.post("/v1/track", content=b"{}", headers={**headers, "Content-Encoding": "br"})
     assert (ok_batch.status_code, ok_batch.json()["accepted"]) == (200, 3)
     assert (ok_single.status_code, ok_single.json()["accepted"]) == (200, 1)
+    assert (layered.status_code, layered.json()["accepted"]) == (200, 1)
     # 600,000 spaces inflate past the 500 KB (512,000 bytes) batch limit
     assert too_big.status_code == 413
     assert too_big.json() == {
@@ -162,4 +169,4 @@ def test_compressed_requests_over_http(api: tuple[str, str, Store], lane: str) -
     assert (broken.status_code, broken.json()["code"]) == (400, "invalid_request")
     assert (brotli.status_code, brotli.json()["code"]) == (415, "unsupported_media_type")
     with store.connect() as conn:
-        assert stored_message_ids(conn) == {"b0", "b1", "b2", "s"}
+        assert stored_message_ids(conn) == {"b0", "b1", "b2", "s", "l"}

@@ -168,23 +168,22 @@ async def record_batch(
     }
 
 
+def _encoding(request: Request) -> str | None:
+    """The request's content codings; several Content-Encoding headers are one list (RFC 9110)."""
+    return ", ".join(request.headers.getlist("content-encoding")) or None
+
+
 async def _single(request: Request, kind: str) -> Response:
     state = state_of(request)
     raw = await request.body()
-    headers = request.headers
-    payload = await record_single(
-        state, headers.get("authorization"), raw, kind, headers.get("content-encoding")
-    )
-    return _answer(payload)
+    authorization = request.headers.get("authorization")
+    return _answer(await record_single(state, authorization, raw, kind, _encoding(request)))
 
 
 async def _batch(request: Request) -> Response:
     state = state_of(request)
     raw = await request.body()
-    headers = request.headers
-    return _answer(
-        await record_batch(state, headers.get("authorization"), raw, headers.get("content-encoding"))
-    )
+    return _answer(await record_batch(state, request.headers.get("authorization"), raw, _encoding(request)))
 
 
 def _single_route(kind: str, path: str, include: bool = True) -> None:

@@ -38,15 +38,16 @@ def serves(scope: Scope) -> bool:
 async def answer(state: AppState, scope: Scope, receive: Receive, send: Send) -> None:
     kind = PATHS[scope["path"]]
     authorization: str | None = None
-    encoding: str | None = None
+    codings: list[str] = []  # several Content-Encoding headers are one list (RFC 9110)
     declared: int | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
         elif name == b"content-encoding":
-            encoding = value.decode("latin-1")
+            codings.append(value.decode("latin-1"))
         elif name == b"content-length" and value.isdigit():
             declared = int(value)
+    encoding = ", ".join(codings) or None
     limit = body_limit(state, batch=kind is None)
     try:
         if declared is not None and declared > limit:
