@@ -26,7 +26,9 @@ def decoded(raw: bytes, encoding: str | None, limit: int) -> bytes:
     inflating), 415 for a coding other than gzip, deflate or identity, 400 for a corrupt stream."""
     if len(raw) > limit:
         raise ApiError(413, f"body is {len(raw)} bytes; at most {limit} are allowed")
-    codings = [c.strip().lower() for c in (encoding or "").split(",")]
+    if not encoding:  # nearly every request
+        return raw
+    codings = [c.strip().lower() for c in encoding.split(",")]
     codings = [c for c in codings if c and c != "identity"]
     if len(codings) > MAX_CODINGS:
         raise ApiError(415, f"Content-Encoding has {len(codings)} codings; at most {MAX_CODINGS} are allowed")
