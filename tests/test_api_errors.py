@@ -60,6 +60,9 @@ ERRORS: dict[str, tuple[LeadscoreError, int, dict[str, object]]] = {
 }
 
 
+CODE_OF = {400: "invalid_request", 404: "not_found", 409: "conflict", 422: "unprocessable"}
+
+
 def test_leadscore_errors_are_answered_with_their_4xx(tmp_path: Path) -> None:
     store = Store.from_url(str(tmp_path / "errors.db"))
     app = create_app(Settings(database_url="unused", run_processor=False), store=store)
@@ -71,5 +74,7 @@ def test_leadscore_errors_are_answered_with_their_4xx(tmp_path: Path) -> None:
     with serving(app) as url, httpx.Client(base_url=url) as client:
         for name, (_, status, body) in ERRORS.items():
             r = client.get(f"/v1/failing/{name}")
-            assert (r.status_code, r.json()) == (status, {"ok": False, **body}), name
+            # code and message: what the Segment and RudderStack libraries read from an error answer
+            expected = {"ok": False, **body, "code": CODE_OF[status], "message": body["error"]}
+            assert (r.status_code, r.json()) == (status, expected), name
     store.dispose()

@@ -146,7 +146,13 @@ def test_auth_and_errors_use_the_envelope(api: tuple[str, str, str, Store]) -> N
         big = {"userId": "x", "event": "E", "properties": {"blob": "x" * 40_000}}
         assert client.post("/v1/track", json=big, headers=basic(write)).status_code == 413
         r = client.get("/v1/nowhere")
-        assert r.status_code == 404 and r.json() == {"ok": False, "error": "Not Found", "errors": []}
+        assert r.status_code == 404 and r.json() == {
+            "ok": False,
+            "error": "Not Found",
+            "errors": [],
+            "code": "not_found",
+            "message": "Not Found",
+        }
         r = client.get("/v1/leads?limit=0", headers={"Authorization": f"Bearer {read}"})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "limit"
 
@@ -294,4 +300,5 @@ def test_lead_reference_with_non_ascii_digits_is_not_found(api: tuple[str, str, 
     with httpx.Client(base_url=url) as client:
         r = client.get("/v1/leads/%C2%B37", headers={"Authorization": f"Bearer {read}"})
     assert r.status_code == 404
-    assert r.json() == {"ok": False, "error": "no lead '³7' (give an id, e-mail or user id)", "errors": []}
+    message = "no lead '³7' (give an id, e-mail or user id)"
+    assert r.json() == {"ok": False, "error": message, "errors": [], "code": "not_found", "message": message}

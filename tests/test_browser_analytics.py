@@ -1,30 +1,25 @@
-"""The official browser library, @segment/analytics-next (vendored in tests/browser/vendor/), in real
+"""The official browser library, @segment/analytics-next (the copy shipped in web/static/vendor/), in real
 headless Chromium, with its settings and API host pointing at leadscore: the page, identify and track
 calls of an anonymous visitor who then identifies herself arrive as text/plain bodies across origins
-(CORS), are stored, and move her score. No request leaves 127.0.0.1.
-
-Skipped only when Chromium cannot run here (install it with ``apt-get install chromium chromium-driver``;
-Playwright drives the system Chromium and never downloads a browser of its own).
+(CORS), are stored, and move her score. No request leaves 127.0.0.1 (any other is blocked and fails
+the test). Skipped only when Chromium cannot run here (``tests/browser_support.py``).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Browser
 from sqlalchemy import select
 
+import leadscore.web
+from browser_support import browsing, launched_chromium, page_file, script_file, wait_until, website
 from leadscore.api import create_app
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish
@@ -50,79 +45,13 @@ engagement:
     points: 50
 scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
 """
-PAGES = Path(__file__).parent / "browser"
 BUNDLE = "analytics-next-1.84.3.umd.js"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+SHIPPED = Path(leadscore.web.__file__).parent / "static" / "vendor"
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium chromium-driver")
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=30_000
-            )
-        except PlaywrightError as exc:
-            pytest.skip(f"Chromium at {CHROMIUM} cannot run here: {exc.message.splitlines()[0]}")
-        yield browser
-        browser.close()
-
-
-class _PageHandler(BaseHTTPRequestHandler):
-    """The customer's website: the pricing page and the vendored library, nothing else."""
-
-    files: ClassVar[dict[str, tuple[Path, str]]] = {
-        "/pricing": (PAGES / "pricing.html", "text/html; charset=utf-8"),
-        f"/vendor/{BUNDLE}": (PAGES / "vendor" / BUNDLE, "text/javascript; charset=utf-8"),
-    }
-
-    def do_GET(self) -> None:
-        found = self.files.get(self.path)
-        if found is None:
-            self.send_error(404)
-            return
-        body = found[0].read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", found[1])
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
-@contextmanager
-def website() -> Iterator[int]:
-    """Serve the website on a free loopback port (another origin than leadscore); yields the port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    yield from launched_chromium()
 
 
 @dataclass
@@ -142,40 +71,16 @@ def site(store: Store) -> Iterator[Site]:
     publish(store, loads_model(MODEL))
     with store.begin() as conn:
         _, write = create_key(conn, "write", "website", 0)
-    with website() as port:
+    files = {
+        "/pricing": page_file("pricing.html"),
+        f"/vendor/{BUNDLE}": script_file(SHIPPED / BUNDLE),
+    }
+    with website(files) as port:
         settings = Settings(
             database_url="unused", processor_idle_s=0.05, cors_origins=[f"http://127.0.0.1:{port}"]
         )
         with serving(create_app(settings, store=store)) as api:
             yield Site(port, api, write, store)
-
-
-@dataclass
-class Traffic:
-    """What a page did on the network, and the script errors it raised."""
-
-    requests: list[Request] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def sent(self) -> list[tuple[str, str, dict[str, str]]]:
-        """(method, url, headers as sent, including Origin) of every request so far."""
-        return [(r.method, r.url, r.all_headers()) for r in self.requests]
-
-
-@contextmanager
-def browsing(chromium: Browser) -> Iterator[tuple[Page, Traffic]]:
-    """A fresh browser context (no cookies or storage); yields a page and its traffic."""
-    context = chromium.new_context()
-    page = context.new_page()
-    traffic = Traffic()
-    page.on("request", lambda request: traffic.requests.append(request))
-    page.on("requestfailed", lambda request: traffic.failed.append(request.url))
-    page.on("pageerror", lambda exc: traffic.errors.append(str(exc)))
-    try:
-        yield page, traffic
-    finally:
-        context.close()
 
 
 def _lead(store: Store, email: str) -> int | None:
@@ -220,6 +125,7 @@ def test_analytics_next_in_chromium_moves_the_score(chromium: Browser, site: Sit
         page.evaluate("() => analytics.track('Demo Requested', {plan: 'team'})")
         assert wait_until(lambda: _score(store, "ada@example.com") == 80)
         assert not traffic.errors and not traffic.failed, (traffic.errors, traffic.failed)
+        assert traffic.outside == []
         sent = traffic.sent()
 
     stored = _stored(store)
@@ -294,3 +200,14 @@ def test_settings_refuse_unknown_write_keys(site: Site) -> None:
         "protocol": "http",
     }
     assert body["metrics"]["sampleRate"] == 0
+
+
+def test_requests_beyond_loopback_fail_and_are_recorded(chromium: Browser, site: Site) -> None:
+    """What keeps every browser test offline: a request to another host is recorded, and never arrives."""
+    with browsing(chromium) as (page, traffic):
+        page.goto(f"{site.origin}/pricing")
+        outcome = page.evaluate(
+            "() => fetch('http://example.com/x', {mode: 'no-cors'}).then(() => 'sent', () => 'failed')"
+        )
+    assert outcome == "failed"
+    assert traffic.outside == ["http://example.com/x"]

@@ -189,6 +189,8 @@ def test_not_ready_when_the_processor_stopped_or_the_schema_is_behind(store: Sto
         "ok": False,
         "error": "not ready: processor",
         "errors": [{"field": "processor", "message": "stopped"}],
+        "code": "unavailable",
+        "message": "not ready: processor",
         "checks": {"database": "ok", "migrations": "ok", "processor": "stopped"},
     }
     assert behind.status_code == 503

@@ -22,7 +22,8 @@ from leadscore.web import STATIC_PATH
 from leadscore.web.security import PUBLIC, Guard
 from web_support import ROLES, Site, csrf_of, signed_in, site
 
-API_PATHS = ("/v1/", "/health", "/readyz", "/metrics", "/openapi.json")
+# the JSON API, and what browser tracking libraries load (RudderStack's source configuration, analytics.js)
+API_PATHS = ("/v1/", "/health", "/readyz", "/metrics", "/openapi.json", "/sourceConfig", "/analytics.js")
 
 
 def _guards(route: APIRoute) -> list[Guard]:

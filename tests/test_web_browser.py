@@ -188,3 +188,17 @@ def test_keyboard_reaches_the_main_actions(chromium: Browser, demo: Site) -> Non
     expect(page).to_have_url(re.compile(r"done=accepted"))
     assert tab.problems == []
     tab.close()
+
+
+def test_tracking_code_page_passes_axe(chromium: Browser, demo: Site) -> None:
+    """The admin's Tracking code page, before and after creating a write key."""
+    tab = Tab(chromium, demo.url)
+    page = tab.page
+    tab.sign_in(demo.email("admin"))
+    page.goto("/tracking")
+    assert tab.axe() == []
+    page.get_by_role("button", name="Create a write key").click()
+    expect(page.get_by_role("status")).to_contain_text("was created")
+    assert tab.axe() == []
+    assert tab.problems == []
+    tab.close()

@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["POST", "GET", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=browser.CORS_HEADERS,
             max_age=600,
         )
     app.include_router(tracking.router)

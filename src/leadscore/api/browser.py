@@ -1,25 +1,57 @@
-"""The settings document analytics.js (@segment/analytics-next) loads before it sends anything.
+"""The configuration documents browser libraries load before they send anything, and the request
+headers they send across origins.
 
-A page loads the library with ``cdnURL`` set to leadscore; the library then asks for
-``{cdnURL}/v1/projects/{writeKey}/settings`` and sends its events wherever
+**analytics.js** (@segment/analytics-next): a page loads the library with ``cdnURL`` set to leadscore;
+the library then asks for ``{cdnURL}/v1/projects/{writeKey}/settings`` and sends its events wherever
 ``integrations["Segment.io"]["apiHost"]`` points. leadscore answers with itself as the API host, no
 other destinations, and the library's own metrics switched off, so a browser talks to leadscore alone.
+
+**RudderStack's JavaScript SDK v3** (@rudderstack/analytics-js): loaded with leadscore as both its data
+plane and its ``configUrl``, it asks for ``{configUrl}/sourceConfig/?writeKey=...`` (with the key as
+HTTP Basic user too) and refuses to start unless the answer has ``source.id``, ``source.config`` and a
+``source.destinations`` array. leadscore answers with an enabled source, no destinations (so no
+integration script is loaded from a CDN) and the SDK's error and metrics reporting switched off. Its
+event requests carry the headers in ``CORS_HEADERS``, which the CORS preflight must allow.
+
+**The tracking tag** (``GET /analytics.js``): the analytics.js build shipped in ``web/static/vendor/``
+followed by ``web/static/analytics-loader.js``, which loads it pointed at this server with the write key
+of its own ``<script data-write-key=...>`` tag and records a page view. A plain HTML site needs that one
+tag (the dashboard's "Tracking code" page shows it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from importlib.resources import files
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 
+from leadscore.api.auth import write_key as verified_write_key
 from leadscore.api.errors import ApiError
 from leadscore.api.state import state_of
 
-router = APIRouter(prefix="/v1/projects", tags=["tracking"])
+router = APIRouter(tags=["tracking"])
+# request headers browser libraries send across origins beyond the CORS-safelisted ones: analytics.js
+# sends text/plain bodies with Basic auth; RudderStack's SDK v3 sends JSON with these (XhrQueue plugin)
+CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "AnonymousId",
+    "SentAt",
+    "Rsa-Recovered",
+    "Rsa-Retry-Attempt",
+    "Rsa-Retry-Reason",
+    "Rsa-Since-First-Attempt",
+    "Rsa-Since-Last-Attempt",
+]
+# the SDK's own error reports and metrics would go to RudderStack's servers
+NO_REPORTING = {"statsCollection": {"errors": {"enabled": False}, "metrics": {"enabled": False}}}
 
 
 @router.get(
-    "/{write_key}/settings", summary="Settings for analytics.js (analytics-next) pointed at leadscore"
+    "/v1/projects/{write_key}/settings",
+    summary="Settings for analytics.js (analytics-next) pointed at leadscore",
 )
 def settings(write_key: str, request: Request) -> dict[str, Any]:
     key = state_of(request).keys.lookup(write_key)
@@ -45,3 +77,54 @@ def settings(write_key: str, request: Request) -> dict[str, Any]:
         # the library would otherwise report its own metrics to api.segment.io
         "metrics": {"sampleRate": 0},
     }
+
+
+@router.get("/sourceConfig/", summary="Source configuration for RudderStack's JavaScript SDK v3 (configUrl)")
+def source_config(
+    request: Request, write_key: Annotated[str | None, Query(alias="writeKey")] = None
+) -> dict[str, Any]:
+    key = verified_write_key(
+        request.headers.get("authorization"),
+        {"writeKey": write_key} if write_key else None,
+        state_of(request).keys,
+    )
+    return {
+        "isHosted": False,
+        "source": {
+            "id": f"leadscore-{key.id}",
+            "name": key.name,
+            "workspaceId": "leadscore",
+            "enabled": True,
+            "config": NO_REPORTING,
+            "destinations": [],
+        },
+    }
+
+
+# the SDK strips a trailing slash from configUrl and adds "/sourceConfig/"; a configUrl that already
+# ends in /sourceConfig is kept as given
+router.add_api_route("/sourceConfig", source_config, methods=["GET"], include_in_schema=False)
+
+
+ANALYTICS_JS = "analytics-next-1.84.3.umd.js"
+
+
+@cache
+def _tag_script() -> bytes:
+    static = files("leadscore.web") / "static"
+    library = (static / "vendor" / ANALYTICS_JS).read_bytes()
+    return library + b"\n" + (static / "analytics-loader.js").read_bytes()
+
+
+@router.get(
+    "/analytics.js",
+    summary="The tracking tag: analytics.js (analytics-next) that loads itself pointed at this server",
+    response_class=Response,
+)
+def tag_script() -> Response:
+    # cached an hour by browsers; the file changes only with a leadscore release
+    return Response(
+        _tag_script(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )

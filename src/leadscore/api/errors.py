@@ -1,4 +1,10 @@
-"""One JSON error envelope for every API error: ``{"ok": false, "error": "...", "errors": [...]}``.
+"""One JSON error envelope for every API error:
+``{"ok": false, "error": "...", "errors": [...], "code": "...", "message": "..."}``.
+
+``code`` (a short name for the status: ``invalid_request``, ``unauthorized``, ``payload_too_large``...) and
+``message`` (the same text as ``error``) are the two fields the Segment and RudderStack server libraries
+read from an error answer (``payload['code']``, ``payload['message']``); without them rudder-sdk-python
+raises ``KeyError`` and retries a refused batch as if the network had failed.
 
 Every ``LeadscoreError`` that reaches the app is answered with its 4xx (``STATUS``), never a 500: a
 record that does not exist 404, malformed input 400 (with its position), an unusable model 422, and a
@@ -60,12 +66,33 @@ def from_leadscore_error(exc: LeadscoreError) -> ApiError:
     return ApiError(status, message, [_problem(p) for p in problems[:LISTED_ERRORS]])
 
 
+# the ``code`` of each status; any other status is named by its class (``client_error``, ``server_error``)
+CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_body(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The envelope's fields for an error answered with ``status``."""
+    code = CODES.get(status) or ("client_error" if status < 500 else "server_error")
+    return {"ok": False, "error": message, "errors": errors or [], "code": code, "message": message}
+
+
 def envelope(
     status: int, message: str, errors: list[dict[str, Any]] | None = None, **headers: str
 ) -> JSONResponse:
-    return JSONResponse(
-        {"ok": False, "error": message, "errors": errors or []}, status_code=status, headers=headers or None
-    )
+    return JSONResponse(error_body(status, message, errors), status_code=status, headers=headers or None)
 
 
 def install(app: FastAPI) -> None:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from leadscore import __version__
 from leadscore.api.auth import read_token
+from leadscore.api.errors import error_body
 from leadscore.api.state import AppState, state_of
 from leadscore.scoring.run import now_ms
 from leadscore.store import counters
@@ -49,7 +50,7 @@ def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "checks": checks})
     # the error envelope, with every check's state beside it
     message = "not ready: " + ", ".join(f["field"] for f in failing)
-    return JSONResponse({"ok": False, "error": message, "errors": failing, "checks": checks}, status_code=503)
+    return JSONResponse({**error_body(503, message, failing), "checks": checks}, status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus metrics (a read or admin token unless LEADSCORE_METRICS_PUBLIC)")

@@ -1,6 +1,7 @@
 """Segment-compatible tracking API: ``/v1/track|page|screen|identify|group|alias|batch|import`` and the
 short paths analytics.js (analytics-next) uses (``/v1/t``, ``/v1/p``, ``/v1/s``, ``/v1/i``, ``/v1/g``,
-``/v1/a``, ``/v1/b``). Bodies may be sent as ``application/json`` or ``text/plain``.
+``/v1/a``, ``/v1/b``). Bodies may be sent as ``application/json`` or ``text/plain``, plain or with
+``Content-Encoding: gzip`` or ``deflate`` (``api.content_encoding``: inflated within the body limit).
 
 A 200 means every accepted event is committed to disk (group commit); a batch stores its good messages
 and reports the bad ones per item (the first ``LISTED_ERRORS``, and how many there were). The receive
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from leadscore.api.auth import write_key
+from leadscore.api.content_encoding import decoded
 from leadscore.api.errors import LISTED_ERRORS, ApiError
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import MessageError
@@ -100,8 +102,12 @@ def _too_large(item: dict[str, Any], limit: int) -> bool:
         return False
 
 
-async def record_single(state: AppState, authorization: str | None, raw: bytes, kind: str) -> dict[str, Any]:
-    """One message of ``kind``: stored durably, then the answer's payload. Raises ApiError."""
+async def record_single(
+    state: AppState, authorization: str | None, raw: bytes, kind: str, encoding: str | None = None
+) -> dict[str, Any]:
+    """One message of ``kind`` (``raw`` sent with Content-Encoding ``encoding``): stored durably, then
+    the answer's payload. Raises ApiError."""
+    raw = decoded(raw, encoding, state.settings.max_message_bytes)
     body = _decode(raw, state.settings.max_message_bytes)
     write_key(authorization, body, state.keys)
     if not isinstance(body, dict):
@@ -115,8 +121,12 @@ async def record_single(state: AppState, authorization: str | None, raw: bytes, 
     return {"ok": True, "success": True, "accepted": 1, "duplicates": 1 - len(inserted)}
 
 
-async def record_batch(state: AppState, authorization: str | None, raw: bytes) -> dict[str, Any]:
-    """A batch: its good messages stored durably, the bad ones reported per item. Raises ApiError."""
+async def record_batch(
+    state: AppState, authorization: str | None, raw: bytes, encoding: str | None = None
+) -> dict[str, Any]:
+    """A batch (``raw`` sent with Content-Encoding ``encoding``): its good messages stored durably, the
+    bad ones reported per item. Raises ApiError."""
+    raw = decoded(raw, encoding, state.settings.max_batch_bytes)
     body = _decode(raw, state.settings.max_batch_bytes)
     # no message can be larger than the whole body: measure each one only when the body is larger
     check_size = len(raw) > state.settings.max_message_bytes
@@ -158,16 +168,22 @@ async def record_batch(state: AppState, authorization: str | None, raw: bytes) -
     }
 
 
+def _encoding(request: Request) -> str | None:
+    """The request's content codings; several Content-Encoding headers are one list (RFC 9110)."""
+    return ", ".join(request.headers.getlist("content-encoding")) or None
+
+
 async def _single(request: Request, kind: str) -> Response:
     state = state_of(request)
     raw = await request.body()
-    return _answer(await record_single(state, request.headers.get("authorization"), raw, kind))
+    authorization = request.headers.get("authorization")
+    return _answer(await record_single(state, authorization, raw, kind, _encoding(request)))
 
 
 async def _batch(request: Request) -> Response:
     state = state_of(request)
     raw = await request.body()
-    return _answer(await record_batch(state, request.headers.get("authorization"), raw))
+    return _answer(await record_batch(state, request.headers.get("authorization"), raw, _encoding(request)))
 
 
 def _single_route(kind: str, path: str, include: bool = True) -> None:

@@ -4,7 +4,7 @@ A Segment server library posts one small message per request, thousands per seco
 Starlette each request passes about ten middleware layers (error handling, telemetry, body limits, CORS,
 security headers, exception mapping, routing), which together cost more CPU than storing the event. The
 lane serves ``POST`` to a tracking path *without* an ``Origin`` header (no browser, so no CORS) directly:
-it reads the body within the path's limit, calls the same ``record_single``/``record_batch`` as the routes,
+it reads the body within the path's limit (compressed bodies are inflated within it too), calls the same ``record_single``/``record_batch`` as the routes,
 and answers with the same JSON, the same error envelope and the same security headers. Everything else,
 browser requests included, goes through the full application, where the same paths are routed, documented
 in OpenAPI and answered identically.
@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from leadscore.api.errors import ApiError, from_leadscore_error
+from leadscore.api.errors import ApiError, error_body, from_leadscore_error
 from leadscore.api.state import AppState
 from leadscore.api.tracking import PATHS, body_limit, record_batch, record_single
 from leadscore.errors import LeadscoreError
@@ -38,12 +38,16 @@ def serves(scope: Scope) -> bool:
 async def answer(state: AppState, scope: Scope, receive: Receive, send: Send) -> None:
     kind = PATHS[scope["path"]]
     authorization: str | None = None
+    codings: list[str] = []  # several Content-Encoding headers are one list (RFC 9110)
     declared: int | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
+        elif name == b"content-encoding":
+            codings.append(value.decode("latin-1"))
         elif name == b"content-length" and value.isdigit():
             declared = int(value)
+    encoding = ", ".join(codings) or None
     limit = body_limit(state, batch=kind is None)
     try:
         if declared is not None and declared > limit:
@@ -52,17 +56,17 @@ async def answer(state: AppState, scope: Scope, receive: Receive, send: Send) ->
         if raw is None:
             return  # the client went away
         if kind is None:
-            payload = await record_batch(state, authorization, raw)
+            payload = await record_batch(state, authorization, raw, encoding)
         else:
-            payload = await record_single(state, authorization, raw, kind)
+            payload = await record_single(state, authorization, raw, kind, encoding)
         await _send(send, 200, payload)
     except (ApiError, LeadscoreError) as caught:
         exc = caught if isinstance(caught, ApiError) else from_leadscore_error(caught)
         extra = [(b"www-authenticate", b'Basic realm="leadscore"')] if exc.status == 401 else []
-        await _send(send, exc.status, {"ok": False, "error": exc.message, "errors": exc.errors}, extra)
+        await _send(send, exc.status, error_body(exc.status, exc.message, exc.errors), extra)
     except Exception:
         log.exception("tracking request to %s failed", scope["path"])
-        await _send(send, 500, {"ok": False, "error": "internal error", "errors": []})
+        await _send(send, 500, error_body(500, "internal error"))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

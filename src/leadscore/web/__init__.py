@@ -21,6 +21,7 @@ from leadscore.web.pages import (
     leads,
     model,
     signin,
+    tracking,
 )
 from leadscore.web.render import HERE, page
 from leadscore.web.security import SecurityHeaders, Viewer, WebDenied, signin_url
@@ -35,6 +36,7 @@ ROUTERS = (
     model.router,
     evaluation.router,
     deadletters.router,
+    tracking.router,
 )
 STATIC_PATH = "/static"
 

@@ -28,6 +28,7 @@ NAV = (
     ("/model", "Model", "model.read"),
     ("/evaluation", "Evaluation", "evaluate"),
     ("/deadletters", "Dead letters", "deadletters.manage"),
+    ("/tracking", "Tracking code", "keys.manage"),
 )
 
 

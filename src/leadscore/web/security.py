@@ -175,6 +175,7 @@ ModelValidator = Annotated[Viewer, Depends(Guard("model.validate"))]
 ModelPublisher = Annotated[Viewer, Depends(Guard("model.publish"))]
 Evaluator = Annotated[Viewer, Depends(Guard("evaluate"))]
 DeadLetterManager = Annotated[Viewer, Depends(Guard("deadletters.manage"))]
+KeyManager = Annotated[Viewer, Depends(Guard("keys.manage"))]
 
 
 class SecurityHeaders:
