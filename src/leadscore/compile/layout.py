@@ -6,7 +6,9 @@ engagement_raw, engagement_floor_adj, engagement_clamp_adj, engagement_points, e
 score, grade, level, band
 f__<rule>                       fit rule points (0 or the rule's points)
 n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule cap, after it
-last__<rule>                    most recent matching event time ('once' rules)
+last__<rule>                    most recent matching event time ('once' and 'recency' rules)
+d__<rule>                       distinct days, sessions, people or values counted ('threshold' with count)
+recent__<rule>, before__<rule>  the count of the last window and of the one before ('ratio' rules)
 gsum__<group>, gval__<group>    group total before and after the group cap
 
 The per-event form (``contributions``) repeats the row once per counted (rule, event) and adds
@@ -54,6 +56,18 @@ def value_col(rule_id: str) -> str:
 
 def last_col(rule_id: str) -> str:
     return f"last__{rule_id}"
+
+
+def distinct_col(rule_id: str) -> str:
+    return f"d__{rule_id}"
+
+
+def recent_col(rule_id: str) -> str:
+    return f"recent__{rule_id}"
+
+
+def before_col(rule_id: str) -> str:
+    return f"before__{rule_id}"
 
 
 def group_sum_col(group_id: str) -> str:

@@ -3,7 +3,21 @@
 from leadscore.model.conditions import AllOf, AnyOf, Compare, Condition, Not, walk
 from leadscore.model.durations import duration_seconds
 from leadscore.model.lifecycle import Action, Gate, Lifecycle, Segment, Stage, Team, Transition
-from leadscore.model.rules import EachRule, EventMatch, EventRule, FitRule, Group, OnceRule, ThresholdRule
+from leadscore.model.rules import (
+    Count,
+    CountRule,
+    DistinctProperty,
+    EachRule,
+    EventMatch,
+    EventRule,
+    FitRule,
+    Group,
+    OnceRule,
+    RatioRule,
+    RecencyRule,
+    RecencyStep,
+    ThresholdRule,
+)
 from leadscore.model.scoring_model import NamedList, Scale, ScoringModel
 from leadscore.model.yaml_io import dump_model, load_model, loads_model
 
@@ -13,6 +27,9 @@ __all__ = [
     "AnyOf",
     "Compare",
     "Condition",
+    "Count",
+    "CountRule",
+    "DistinctProperty",
     "EachRule",
     "EventMatch",
     "EventRule",
@@ -23,6 +40,9 @@ __all__ = [
     "NamedList",
     "Not",
     "OnceRule",
+    "RatioRule",
+    "RecencyRule",
+    "RecencyStep",
     "Scale",
     "ScoringModel",
     "Segment",
