@@ -152,6 +152,9 @@ class RatioRule(_CountRule):
         return self
 
 
+MAX_STEPS = 20
+
+
 class RecencyStep(Frozen):
     """``points`` when the newest matching event is less than ``within`` old."""
 
@@ -174,7 +177,7 @@ class RecencyRule(_EventRule):
 
     kind: Literal["recency"]
     points: float = Field(default=0.0, exclude=True)
-    steps: tuple[RecencyStep, ...] = Field(min_length=1, max_length=20)
+    steps: tuple[RecencyStep, ...] = Field(max_length=MAX_STEPS)
 
     @model_validator(mode="before")
     @classmethod
@@ -190,6 +193,8 @@ class RecencyRule(_EventRule):
 
     @model_validator(mode="after")
     def _ascending(self) -> RecencyRule:
+        if not self.steps:
+            raise ValueError("a recency rule needs at least one of its steps")
         spans = [duration_seconds(s.within) for s in self.steps]
         if any(b <= a for a, b in zip(spans, spans[1:], strict=False)):
             raise ValueError("recency steps must be in increasing order of within")
