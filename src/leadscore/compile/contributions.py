@@ -39,6 +39,7 @@ from leadscore.compile.query import (
     occurrence_points,
     scope,
     scoped,
+    with_exclusions,
 )
 from leadscore.compile.sources import Sources
 from leadscore.model import EventRule, OnceRule, RatioRule, RecencyRule, ScoringModel, ThresholdRule
@@ -58,15 +59,13 @@ def compile_contributions(
         return select(rows).order_by(rows.c.lead_id, rows.c.as_of)
     message_id = sources.events.c.message_id
     evs: dict[str, Any] = {}
-    if scoped(model, "lead"):
-        evs["lead"] = computed_once(
-            lead_events(model, rows, sources.events, sources.identities, message_id).cte("lead_events")
-        )
-    if scoped(model, "account"):
+    if lead_rules := scoped(model, "lead"):
+        events = lead_events(model, rows, sources.events, sources.identities, message_id)
+        evs["lead"] = computed_once(with_exclusions(model, lead_rules, events, "lead_").cte("lead_events"))
+    if account_rules := scoped(model, "account"):
+        events = account_events(model, rows, sources.events, sources.identities, sources.leads, message_id)
         evs["account"] = computed_once(
-            account_events(
-                model, rows, sources.events, sources.identities, sources.leads, message_id
-            ).cte("account_events")
+            with_exclusions(model, account_rules, events, "account_").cte("account_events")
         )
     per_rule = [_rule_shares(model, i, rule, evs[scope(rule)], rows) for i, rule in enumerate(model.engagement)]
     shares = union_all(*per_rule).cte("event_shares")

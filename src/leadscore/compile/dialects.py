@@ -20,10 +20,11 @@ from sqlalchemy.types import Boolean
 
 # Engines and the constructs they lack; compile_model raises UnsupportedRuleError before any SQL runs.
 # "distinct": count rules counting distinct days, sessions, people or property values;
-# "account_scope": rules reading the events of every lead of the lead's account.
+# "account_scope": rules reading the events of every lead of the lead's account; "exclusions": machine
+# events and bursts (window functions with RANGE frames over epoch ms).
 CAPABILITIES: dict[str, frozenset[str]] = {
-    "sqlite": frozenset({"regex", "decay", "json", "distinct", "account_scope"}),
-    "postgresql": frozenset({"regex", "decay", "json", "distinct", "account_scope"}),
+    "sqlite": frozenset({"regex", "decay", "json", "distinct", "account_scope", "exclusions"}),
+    "postgresql": frozenset({"regex", "decay", "json", "distinct", "account_scope", "exclusions"}),
 }
 
 

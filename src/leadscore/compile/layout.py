@@ -9,6 +9,10 @@ n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule ca
 last__<rule>                    most recent matching event time ('once' and 'recency' rules)
 d__<rule>                       distinct days, sessions, people or values counted ('threshold' with count)
 recent__<rule>, before__<rule>  the count of the last window and of the one before ('ratio' rules)
+
+Inside the event stage of a rule with ``exclude`` (``query.with_exclusions``), per event: x__<rule> 1 when
+the rule does not count it, from bn__<rule> (matches in the span before it) and sent__<rule> (the latest
+send with the same value).
 gsum__<group>, gval__<group>    group total before and after the group cap
 
 The per-event form (``contributions``) repeats the row once per counted (rule, event) and adds
@@ -68,6 +72,18 @@ def recent_col(rule_id: str) -> str:
 
 def before_col(rule_id: str) -> str:
     return f"before__{rule_id}"
+
+
+def excluded_col(rule_id: str) -> str:
+    return f"x__{rule_id}"
+
+
+def burst_col(rule_id: str) -> str:
+    return f"bn__{rule_id}"
+
+
+def sent_col(rule_id: str) -> str:
+    return f"sent__{rule_id}"
 
 
 def group_sum_col(group_id: str) -> str:

@@ -96,6 +96,8 @@ def check_capabilities(model: ScoringModel, engine: str) -> None:
             raise UnsupportedRuleError(event_rule.id, engine, "distinct")
         if scope(event_rule) == "account" and "account_scope" not in caps:
             raise UnsupportedRuleError(event_rule.id, engine, "account_scope")
+        if event_rule.exclude is not None and "exclusions" not in caps:
+            raise UnsupportedRuleError(event_rule.id, engine, "exclusions")
 
 
 def scope(rule: EventRule) -> str:
@@ -144,7 +146,80 @@ def event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[
         parts.append(ev.c.ts > ev.c.as_of - _span_ms(rule.window))
     if rule.where is not None:
         parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
+    if rule.exclude is not None:
+        parts.append(ev.c[layout.excluded_col(rule.id)] == 0)  # from ``with_exclusions``
     return and_(*parts)
+
+
+def _kind_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[bool]:
+    """The rule's type, name and ``where``, at any time (the events a burst is counted among)."""
+    parts: list[ColumnElement[bool]] = [ev.c.type == rule.event.type]
+    if rule.event.name is not None:
+        parts.append(ev.c.name == rule.event.name)
+    if rule.where is not None:
+        parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
+    return and_(*parts)
+
+
+def _excluded_back_s(rule: EventRule) -> float:
+    """How much further back than its counted events a rule's exclusions look (a send, a burst's start)."""
+    if rule.exclude is None:
+        return 0.0
+    spans = [duration_seconds(x.within) for x in (rule.exclude.machine, rule.exclude.burst) if x is not None]
+    return max(spans)
+
+
+def with_exclusions(model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str) -> Any:
+    """``events`` with a 0/1 column ``x__<rule>`` per rule with ``exclude`` (1: the event is a machine's
+    or part of a burst, and the rule does not count it); ``events`` itself when no rule excludes.
+
+    machine: the latest ``after`` event of the same person with the same ``same`` value at or before the
+    event (window max over that person and value) is less than ``within`` older. burst: some span of
+    ``within`` holding the event holds more than ``more_than`` of the rule's matches (any time): the
+    count of matches in [t - within, t] for every match t, then the largest of those counts over the
+    matches in [ts, ts + within].
+    """
+    marked = [r for r in rules if r.exclude is not None]
+    if not marked:
+        return events
+    raw = events.subquery(f"{prefix}raw_ev")
+
+    def person(ev: Any) -> list[Any]:
+        return [ev.c.lead_id, ev.c.as_of, *([ev.c.ev_lead_id] if "ev_lead_id" in ev.c else [])]
+
+    first: list[Any] = list(raw.c)
+    for rule in marked:
+        assert rule.exclude is not None
+        burst, machine = rule.exclude.burst, rule.exclude.machine
+        if burst is not None:
+            span = int(duration_seconds(burst.within) * MS)
+            n = func.count(case((_kind_match(model, rule, raw), 1)))
+            window = n.over(partition_by=person(raw), order_by=raw.c.ts, range_=(-span, 0))
+            first.append(window.label(layout.burst_col(rule.id)))
+        if machine is not None:
+            key = LowerText(_event_resolver(raw)(machine.same).text(), unicode=False)
+            send = and_(raw.c.type == "track", raw.c.name == machine.after, key.is_not(None))
+            sent = func.max(case((send, raw.c.ts))).over(
+                partition_by=[*person(raw), key], order_by=raw.c.ts, range_=(None, 0)
+            )
+            first.append(sent.label(layout.sent_col(rule.id)))
+    mid = select(*first).subquery(f"{prefix}marked_ev")
+    helpers = {c for r in marked for c in (layout.burst_col(r.id), layout.sent_col(r.id))}
+    second: list[Any] = [c for c in mid.c if c.key not in helpers]
+    for rule in marked:
+        assert rule.exclude is not None
+        burst, machine = rule.exclude.burst, rule.exclude.machine
+        flags: list[ColumnElement[bool]] = []
+        if burst is not None:
+            span = int(duration_seconds(burst.within) * MS)
+            peak = func.max(case((_kind_match(model, rule, mid), mid.c[layout.burst_col(rule.id)])))
+            window = peak.over(partition_by=person(mid), order_by=mid.c.ts, range_=(0, span))
+            flags.append(window > burst.more_than)
+        if machine is not None:
+            last_send = mid.c[layout.sent_col(rule.id)]
+            flags.append(and_(last_send.is_not(None), mid.c.ts - last_send < _span_ms(machine.within)))
+        second.append(case((or_(*flags), 1), else_=0).label(layout.excluded_col(rule.id)))
+    return select(*second)
 
 
 def within(rule: ThresholdRule, ev: Any) -> ColumnElement[bool]:
@@ -217,7 +292,7 @@ def _horizon_ms(rules: tuple[EventRule, ...]) -> float | None:
             span.append(look_back)
         if not span:
             return None
-        spans.append(min(span))
+        spans.append(min(span) + _excluded_back_s(rule))
     return max(spans) * MS if spans else None
 
 
@@ -286,7 +361,8 @@ def _event_join(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any) -> list[
     horizon = _horizon_ms(rules)
     if horizon is not None:
         join_on.append(e.c.ts > t.c.as_of - _ms(horizon))
-    types = sorted({r.event.type for r in rules}) or ["track"]
+    sends = {"track"} if any(r.exclude and r.exclude.machine for r in rules) else set()
+    types = sorted({r.event.type for r in rules} | sends) or ["track"]
     join_on.append(e.c.type.in_(types) if len(types) > 1 else e.c.type == types[0])
     return join_on
 
@@ -305,7 +381,7 @@ def _aggregate_events(
     ``account_events``): counts, sums, latest times; None without rules."""
     if not rules:
         return None
-    ev = events.subquery(f"{prefix}ev")
+    ev = with_exclusions(model, rules, events, prefix).subquery(f"{prefix}ev")
     # FILTER (WHERE match) rather than a CASE inside the aggregate: an event a rule does not match never
     # reaches that rule's aggregate (most events match few rules; DuckDB, which evaluates a FILTER
     # aggregate's argument for every row, gets the CASE: engines/duckdb.py). A group without a match gives

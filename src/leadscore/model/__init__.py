@@ -4,6 +4,9 @@ from leadscore.model.conditions import AllOf, AnyOf, Compare, Condition, Not, wa
 from leadscore.model.durations import duration_seconds
 from leadscore.model.lifecycle import Action, Gate, Lifecycle, Segment, Stage, Team, Transition
 from leadscore.model.rules import (
+    Burst,
+    Exclude,
+    Machine,
     Count,
     CountRule,
     DistinctProperty,
@@ -25,6 +28,7 @@ __all__ = [
     "Action",
     "AllOf",
     "AnyOf",
+    "Burst",
     "Compare",
     "Condition",
     "Count",
@@ -33,10 +37,12 @@ __all__ = [
     "EachRule",
     "EventMatch",
     "EventRule",
+    "Exclude",
     "FitRule",
     "Gate",
     "Group",
     "Lifecycle",
+    "Machine",
     "NamedList",
     "Not",
     "OnceRule",

@@ -49,9 +49,39 @@ class EventMatch(Frozen):
     name: str | None = Field(default=None, min_length=1, max_length=500)
 
 
+class Machine(Frozen):
+    """An event less than ``within`` after the lead's latest ``after`` event with the same ``same`` property
+    (an e-mail open or click right after its send) is a machine's, not a person's."""
+
+    after: str = Field(min_length=1, max_length=500, description="the name of the send (track) event")
+    same: str = Field(pattern=FIELD_NAME.pattern, description="the property both events share, e.g. email_id")
+    within: Duration
+
+
+class Burst(Frozen):
+    """Matching events of which more than ``more_than`` fall within one span of ``within`` (a bot's burst)."""
+
+    more_than: int = Field(ge=1, le=1_000_000)
+    within: Duration
+
+
+class Exclude(Frozen):
+    """Matching events a rule does not count: machine opens and clicks, bursts."""
+
+    machine: Machine | None = None
+    burst: Burst | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Exclude:
+        if self.machine is None and self.burst is None:
+            raise ValueError("exclude needs machine or burst")
+        return self
+
+
 class _EventRule(_Named):
     event: EventMatch
     where: Condition | None = None
+    exclude: Exclude | None = Field(default=None, description="matching events not counted")
     points: float = Field(ge=-MAX_POINTS, le=MAX_POINTS)
     window: Duration | None = Field(
         default=None, description="only events within this long before as-of count"

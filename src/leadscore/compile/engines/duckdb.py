@@ -28,7 +28,7 @@ from leadscore.compile.dialects import (
 )
 from leadscore.compile.engines.literals import finite, json_path
 
-CAPABILITIES["duckdb"] = frozenset({"regex", "decay", "json", "distinct", "account_scope"})
+CAPABILITIES["duckdb"] = frozenset({"regex", "decay", "json", "distinct", "account_scope", "exclusions"})
 
 NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 

@@ -37,7 +37,7 @@ from leadscore.compile.dialects import (
 )
 from leadscore.compile.engines.literals import finite, json_path
 
-CAPABILITIES["spark"] = frozenset({"regex", "decay", "json", "distinct", "account_scope"})
+CAPABILITIES["spark"] = frozenset({"regex", "decay", "json", "distinct", "account_scope", "exclusions"})
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
