@@ -70,7 +70,7 @@ MODELS: dict[str, ScoringModel] = {
             "privacy": {"tracking_consent": "required"},
         }
     ),
-    # distinct counts, account scope, recency and ratio (docs/model-language.md, Engagement rules)
+    # distinct counts, account scope, recency, ratio and exclusions (docs/model-language.md, Engagement rules)
     "count-rules": ScoringModel.model_validate(
         {
             "model": "count-rules",
@@ -114,6 +114,21 @@ MODELS: dict[str, ScoringModel] = {
                     "kind": "recency",
                     "event": {"type": "track", "name": "Logged In"},
                     "steps": [{"within": "2d", "points": 10}, {"within": "7d", "points": 5}],
+                },
+                {
+                    "id": "opens",
+                    "name": "Opened (people only)",
+                    "event": {"type": "track", "name": "Email Opened"},
+                    "exclude": {"machine": {"after": "Email Delivered", "same": "email_id", "within": "10s"}},
+                    "points": 2,
+                },
+                {
+                    "id": "pages",
+                    "name": "Pages (no bursts)",
+                    "event": {"type": "page"},
+                    "window": "30d",
+                    "exclude": {"burst": {"more_than": 10, "within": "60s"}},
+                    "points": 1,
                 },
             ],
         }
