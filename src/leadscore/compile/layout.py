@@ -8,6 +8,7 @@ f__<rule>                       fit rule points (0 or the rule's points)
 n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule cap, after it
 last__<rule>                    most recent matching event time ('once' and 'recency' rules)
 d__<rule>                       distinct days, sessions, people or values counted ('threshold' with count)
+of__<rule>                      the number a 'threshold' rule's share is of (e.g. account.seats)
 recent__<rule>, before__<rule>  the count of the last window and of the one before ('ratio' rules)
 
 Inside the event stage of a rule with ``exclude`` (``query.with_exclusions``), per event: x__<rule> 1 when
@@ -72,6 +73,10 @@ def recent_col(rule_id: str) -> str:
 
 def before_col(rule_id: str) -> str:
     return f"before__{rule_id}"
+
+
+def share_col(rule_id: str) -> str:
+    return f"of__{rule_id}"
 
 
 def excluded_col(rule_id: str) -> str:

@@ -193,6 +193,10 @@ def _note(rule: Any, row: Mapping[str, Any], n: int) -> str:
         unit = "events"
     if isinstance(rule, ThresholdRule):
         count = int(row.get(layout.distinct_col(rule.id)) or 0) if rule.count is not None else n
+        if rule.share is not None:
+            of = row.get(layout.share_col(rule.id))
+            need = f"{rule.share.at_least:g} × {rule.share.of} ({'missing' if of is None else f'{of:g}'})"
+            return f"{count} {unit}{scope} of {need} needed within {rule.within}"
         return f"{count} {unit}{scope} of {rule.at_least} needed within {rule.within}"
     if isinstance(rule, RatioRule):
         recent = int(row.get(layout.recent_col(rule.id)) or 0)

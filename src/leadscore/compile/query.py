@@ -438,6 +438,12 @@ def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any) -> Any:
     for fit_rule in model.fit:
         cond = compile_condition(fit_rule.when, resolve, model, fit_rule.id)
         cols.append(case((cond, double(fit_rule.points)), else_=0.0).label(layout.fit_col(fit_rule.id)))
+    for rule in model.engagement:
+        if isinstance(rule, ThresholdRule) and rule.share is not None:
+            number = resolve(rule.share.of).number()
+            if number is None:
+                raise CompileError(f"rule {rule.id}: share of {rule.share.of}, a text field; it needs a number")
+            cols.append(number.label(layout.share_col(rule.id)))
     base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
     # computed once: every engagement rule reads the tracking flag (a JSON lookup), twice or more
     return computed_once(select(*cols).select_from(base).cte("lead_values"))
@@ -465,7 +471,13 @@ def _rule_values(
                 n = tally(layout.distinct_col(rule.id))
                 if explain:
                     cols.append(n.label(layout.distinct_col(rule.id)))
-            raw = case((n >= rule.at_least, double(rule.points)), else_=0.0)
+            if rule.share is not None:
+                # a share of a missing, zero or negative number is never reached
+                of = lv.c[layout.share_col(rule.id)]
+                met = and_(of > 0, n >= of * double(rule.share.at_least))
+            else:
+                met = n >= rule.at_least
+            raw = case((met, double(rule.points)), else_=0.0)
         elif isinstance(rule, RatioRule):
             recent, before = tally(layout.recent_col(rule.id)), tally(layout.before_col(rule.id))
             if explain:

@@ -19,6 +19,7 @@ from leadscore.model.rules import (
     RatioRule,
     RecencyRule,
     RecencyStep,
+    Share,
     ThresholdRule,
 )
 from leadscore.model.scoring_model import NamedList, Scale, ScoringModel
@@ -52,6 +53,7 @@ __all__ = [
     "Scale",
     "ScoringModel",
     "Segment",
+    "Share",
     "Stage",
     "Team",
     "ThresholdRule",

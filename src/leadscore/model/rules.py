@@ -157,13 +157,28 @@ class _CountRule(_EventRule):
         return self
 
 
+class Share(Frozen):
+    """The count as a share of a number the lead or its account holds (``account.seats``)."""
+
+    of: str = Field(pattern=FIELD_NAME.pattern, description="a numeric attribute, e.g. account.seats")
+    at_least: float = Field(gt=0, le=1_000_000)
+
+
 class ThresholdRule(_CountRule):
     """Points once while at least ``at_least`` matching events (or distinct days, sessions, people,
-    values) fall within ``within`` of as-of (no decay)."""
+    values) fall within ``within`` of as-of, or at least ``share.at_least`` x the attribute
+    ``share.of`` (no decay)."""
 
     kind: Literal["threshold"]
-    at_least: int = Field(ge=1, le=1_000_000)
+    at_least: int | None = Field(default=None, ge=1, le=1_000_000)
+    share: Share | None = Field(default=None, description="instead of at_least: a share of an attribute")
     within: Duration
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> ThresholdRule:
+        if (self.at_least is None) == (self.share is None):
+            raise ValueError("a threshold rule needs exactly one of at_least or share")
+        return self
 
 
 class RatioRule(_CountRule):
