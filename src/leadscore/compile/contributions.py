@@ -67,7 +67,9 @@ def compile_contributions(
         evs["account"] = computed_once(
             with_exclusions(model, account_rules, events, "account_").cte("account_events")
         )
-    per_rule = [_rule_shares(model, i, rule, evs[scope(rule)], rows) for i, rule in enumerate(model.engagement)]
+    per_rule = [
+        _rule_shares(model, i, rule, evs[scope(rule)], rows) for i, rule in enumerate(model.engagement)
+    ]
     shares = union_all(*per_rule).cte("event_shares")
     key = and_(shares.c.lead_id == rows.c.lead_id, shares.c.as_of == rows.c.as_of)
     s, r = shares.c, rows.c

@@ -169,7 +169,9 @@ def _excluded_back_s(rule: EventRule) -> float:
     return max(spans)
 
 
-def with_exclusions(model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str) -> Any:
+def with_exclusions(
+    model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str
+) -> Any:
     """``events`` with a 0/1 column ``x__<rule>`` per rule with ``exclude`` (1: the event is a machine's
     or part of a burst, and the rule does not count it); ``events`` itself when no rule excludes.
 
@@ -442,7 +444,9 @@ def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any) -> Any:
         if isinstance(rule, ThresholdRule) and rule.share is not None:
             number = resolve(rule.share.of).number()
             if number is None:
-                raise CompileError(f"rule {rule.id}: share of {rule.share.of}, a text field; it needs a number")
+                raise CompileError(
+                    f"rule {rule.id}: share of {rule.share.of}, a text field; it needs a number"
+                )
             cols.append(number.label(layout.share_col(rule.id)))
     base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
     # computed once: every engagement rule reads the tracking flag (a JSON lookup), twice or more

@@ -5,16 +5,16 @@ from leadscore.model.durations import duration_seconds
 from leadscore.model.lifecycle import Action, Gate, Lifecycle, Segment, Stage, Team, Transition
 from leadscore.model.rules import (
     Burst,
-    Exclude,
-    Machine,
     Count,
     CountRule,
     DistinctProperty,
     EachRule,
     EventMatch,
     EventRule,
+    Exclude,
     FitRule,
     Group,
+    Machine,
     OnceRule,
     RatioRule,
     RecencyRule,

@@ -6,6 +6,7 @@ The exact semantics of every field is in docs/model-language.md; the compiler in
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
@@ -241,7 +242,7 @@ class RecencyRule(_EventRule):
         if not self.steps:
             raise ValueError("a recency rule needs at least one of its steps")
         spans = [duration_seconds(s.within) for s in self.steps]
-        if any(b <= a for a, b in zip(spans, spans[1:], strict=False)):
+        if any(b <= a for a, b in pairwise(spans)):
             raise ValueError("recency steps must be in increasing order of within")
         return self
 
