@@ -266,7 +266,11 @@ def share_problems(explanation: Explanation) -> list[str]:
         want = line.score_points if line else 0.0
         if not _near(total, want):
             out.append(f"events under {line_id} add up to {total!r}, the line is {want!r}")
-        if line is not None and line.kind in ("each", "once", "threshold") and len(events) != line.matched:
+        if (
+            line is not None
+            and line.kind in ("each", "once", "threshold", "recency", "ratio")
+            and len(events) != line.matched
+        ):
             out.append(f"{line_id}: {len(events)} events listed, the line counted {line.matched}")
     total = sum(ln.score_points for ln in ledger.lines if ln.section == "fit")
     total += sum(event.score_points for event in explanation.events)

@@ -1,9 +1,11 @@
 """Hypothesis strategies: small random scoring models, and Segment message streams for a few people.
 
-Models mix fit rules (text, numeric, list and existence operators) with each / once / threshold
-engagement rules that have random windows, half-lives, caps and groups. Message streams identify up to
+Models mix fit rules (text, numeric, list and existence operators) with each / once / threshold (and,
+unless every point must be positive, recency / ratio) engagement rules that have random windows,
+half-lives, caps, groups, distinct counts, account scope and exclusions (machine events, bursts). Message streams identify up to
 three users (with consistent traits and an anonymous id each), then page views and track events from
-those users, their anonymous ids and strangers, spread over 60 days before ``AS_OF`` and a little after.
+those users, their anonymous ids and strangers, spread over 60 days before ``AS_OF`` and a little after;
+some users join the account of their e-mail domain (a group message).
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ def fit_rules(draw: st.DrawFn, index: int, positive: bool) -> dict[str, Any]:
 
 @st.composite
 def event_rules(draw: st.DrawFn, index: int, positive: bool, groups: list[str]) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["each", "once", "threshold"]))
+    # recency and ratio points may rise as time passes (a later step, an emptier window before): they are
+    # left out where every point must be positive, for the properties about time only lowering scores
+    kind = draw(st.sampled_from(["each", "once", "threshold", *([] if positive else ["recency", "ratio"])]))
     rule: dict[str, Any] = {"id": f"eng_{index}", "name": f"Engagement {index}", "kind": kind}
     if draw(st.booleans()):
         rule["event"] = {"type": "page"}
@@ -68,9 +72,40 @@ def event_rules(draw: st.DrawFn, index: int, positive: bool, groups: list[str]) 
     window = draw(st.sampled_from([None, "1d", "7d", "30d"]))
     if window:
         rule["window"] = window
+    if draw(st.integers(0, 3)) == 0:
+        rule["exclude"] = draw(
+            st.sampled_from(
+                [
+                    {"burst": {"more_than": 2, "within": "2d"}},
+                    {"machine": {"after": "Email Opened", "same": "email_id", "within": "3d"}},
+                ]
+            )
+        )
+    if kind in ("threshold", "ratio"):
+        if draw(st.booleans()):
+            rule["scope"] = "account"
+        distinct = draw(st.sampled_from([None, "day", {"property": "email_id"}, "person"]))
+        if distinct == "person" and rule.get("scope") != "account":
+            distinct = None
+        if distinct is not None:
+            rule["count"] = {"distinct": distinct}
     if kind == "threshold":
         rule["at_least"] = draw(st.integers(1, 4))
         rule["within"] = draw(st.sampled_from(["2d", "14d", "45d"]))
+    elif kind == "ratio":
+        rule["within"] = draw(st.sampled_from(["3d", "10d"]))
+        bound = draw(st.sampled_from([("at_least", 1), ("at_least", 1.5), ("at_most", 0.5), ("at_most", 1)]))
+        rule[bound[0]] = bound[1]
+    elif kind == "recency":
+        del rule["points"]
+        rule["steps"] = draw(
+            st.sampled_from(
+                [
+                    [{"within": "1d", "points": 10}, {"within": "7d", "points": 3}],
+                    [{"within": "20d", "points": draw(_points)}],
+                ]
+            )
+        )
     else:
         half_life = draw(st.sampled_from([None, "none", *HALF_LIVES]))
         if half_life:
@@ -145,6 +180,18 @@ def message_streams(draw: st.DrawFn, max_events: int = 25, future: bool = True) 
                 "timestamp": AS_OF - draw(st.integers(0, 60)) * DAY_MS,
             }
         )
+    for user in users:
+        if draw(st.integers(0, 2)) == 0:
+            domain = str(raw[users.index(user)]["traits"]["email"]).split("@")[1]
+            raw.append(
+                {
+                    "type": "group",
+                    "userId": user,
+                    "groupId": domain,
+                    "traits": {"name": domain, "domain": domain},
+                    "timestamp": AS_OF - 61 * DAY_MS,
+                }
+            )
     earliest = -2 * DAY_MS if future else 0
     for _ in range(draw(st.integers(0, max_events))):
         who = draw(st.sampled_from([*users, "anon", "stranger"]))
@@ -161,6 +208,8 @@ def message_streams(draw: st.DrawFn, max_events: int = 25, future: bool = True) 
         else:
             message["type"] = "track"
             message["event"] = draw(st.sampled_from(TRACK_NAMES))
+            if draw(st.booleans()):
+                message["properties"] = {"email_id": draw(st.sampled_from(["e1", "E1", "e2"]))}
         raw.append(message)
     for i, message in enumerate(raw):
         message["messageId"] = f"m{i}"

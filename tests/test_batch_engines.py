@@ -248,7 +248,9 @@ def test_an_undeclared_construct_fails_at_compile_time_naming_the_rule(
 
 
 CASES = {c.name.removesuffix(".yaml"): c for c in map(load_case, sorted(CASES_DIR.glob("*.yaml")))}
-SPARK_CASES = ("operators-numeric", "operators-text", "half-life", "stitching")
+# distinct counts, account scope, recency, ratio and exclusions: scored and explained on Spark too
+NEW_KINDS = ("distinct-counts", "account-committee", "recency-ratio", "pql-trial", "exclusions")
+SPARK_CASES = ("operators-numeric", "operators-text", "half-life", "stitching", *NEW_KINDS)
 
 
 def _case_on(engine_ledgers: Any, case: Case, folder: Path) -> list[str]:
@@ -328,7 +330,7 @@ def test_hand_computed_cases_explained_on_duckdb(name: str, tmp_path: Path) -> N
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("name", ("explain-once", "explain-threshold", "explain-group-cap"))
+@pytest.mark.parametrize("name", ("explain-once", "explain-threshold", "explain-group-cap", *NEW_KINDS))
 def test_hand_computed_cases_explained_on_spark(spark: Any, name: str, tmp_path: Path) -> None:
     """A few cases only: Spark is slow to start each query."""
     problems = _explained_on(

@@ -87,7 +87,7 @@ def parse_doc(text: str) -> tuple[list[Case], list[Invalid], list[Block]]:
 
 
 EXAMPLES, INVALID, FREE = parse_doc(DOC.read_text(encoding="utf-8"))
-RULE_KINDS = {"fit", "each", "once", "threshold"}
+RULE_KINDS = {"fit", "each", "once", "threshold", "recency", "ratio"}
 
 
 def test_the_reference_has_an_example_per_rule_kind_and_operator() -> None:

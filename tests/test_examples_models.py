@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from leadscore.ingest.segment import ms_to_iso, normalise, parse_time
 from leadscore.model import dump_model, load_model, loads_model
@@ -25,7 +26,7 @@ T = parse_time("2025-06-01T00:00:00Z", "t")
 DAY = 86_400_000
 
 
-@pytest.mark.parametrize("name", ["linda", "danish", "b2b_saas"])
+@pytest.mark.parametrize("name", ["linda", "danish", "b2b_saas", "pql_trial"])
 def test_example_loads_and_round_trips(name: str) -> None:
     model = load_model(EXAMPLES / name / "model.yaml")
     assert loads_model(dump_model(model)) == model
@@ -33,6 +34,14 @@ def test_example_loads_and_round_trips(name: str) -> None:
         assert rule.name
     if name != "linda":  # linda reproduces an article and keeps its bare item names
         assert all(rule.description for rule in (*model.fit, *model.engagement, *model.groups))
+
+
+def test_pql_example_is_the_model_its_hand_computed_case_scores() -> None:
+    """tests/cases/pql-trial.yaml (run on every engine) scores exactly the rules of the example."""
+    case = yaml.safe_load((ROOT / "tests" / "cases" / "pql-trial.yaml").read_text(encoding="utf-8"))
+    example = load_model(EXAMPLES / "pql_trial" / "model.yaml")
+    assert loads_model(yaml.safe_dump(case["model"])) == example
+    assert {rule.kind for rule in example.engagement} == {"threshold", "ratio", "recency"}
 
 
 def test_demo_ships_the_example_model_unchanged() -> None:

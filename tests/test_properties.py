@@ -267,11 +267,13 @@ def test_strategies_cover_every_rule_kind() -> None:
     def collect(data: dict[str, Any]) -> None:
         for rule in data["engagement"]:
             seen.add(rule["kind"])
-            extras.update(k for k in ("window", "half_life", "cap", "group") if k in rule)
+            extras.update(
+                k for k in ("window", "half_life", "cap", "group", "count", "scope", "exclude") if k in rule
+            )
 
     collect()
-    assert seen == {"each", "once", "threshold"}
-    assert extras == {"window", "half_life", "cap", "group"}
+    assert seen == {"each", "once", "threshold", "recency", "ratio"}
+    assert extras == {"window", "half_life", "cap", "group", "count", "scope", "exclude"}
 
 
 def test_reset_empties_the_store(sqlite_db: Store) -> None:

@@ -70,7 +70,71 @@ MODELS: dict[str, ScoringModel] = {
             "privacy": {"tracking_consent": "required"},
         }
     ),
+    # distinct counts, account scope, recency, ratio and exclusions (docs/model-language.md, Engagement rules)
+    "count-rules": ScoringModel.model_validate(
+        {
+            "model": "count-rules",
+            "engagement": [
+                {
+                    "id": "pricing_days",
+                    "name": "Pricing on 2+ days",
+                    "kind": "threshold",
+                    "event": {"type": "page"},
+                    "where": {"property": "path", "prefix": "/pricing"},
+                    "count": {"distinct": "day"},
+                    "at_least": 2,
+                    "within": "14d",
+                    "points": 20,
+                },
+                {
+                    "id": "committee",
+                    "name": "Buying committee",
+                    "kind": "threshold",
+                    "scope": "account",
+                    "event": {"type": "page"},
+                    "count": {"distinct": "person"},
+                    "at_least": 3,
+                    "within": "21d",
+                    "points": 40,
+                },
+                {
+                    "id": "features",
+                    "name": "Account usage growing",
+                    "kind": "ratio",
+                    "scope": "account",
+                    "event": {"type": "track", "name": "Feature Used"},
+                    "count": {"distinct": {"property": "feature"}},
+                    "within": "7d",
+                    "at_least": 1.5,
+                    "points": 10,
+                },
+                {
+                    "id": "last_login",
+                    "name": "Logged in lately",
+                    "kind": "recency",
+                    "event": {"type": "track", "name": "Logged In"},
+                    "steps": [{"within": "2d", "points": 10}, {"within": "7d", "points": 5}],
+                },
+                {
+                    "id": "opens",
+                    "name": "Opened (people only)",
+                    "event": {"type": "track", "name": "Email Opened"},
+                    "exclude": {"machine": {"after": "Email Delivered", "same": "email_id", "within": "10s"}},
+                    "points": 2,
+                },
+                {
+                    "id": "pages",
+                    "name": "Pages (no bursts)",
+                    "event": {"type": "page"},
+                    "window": "30d",
+                    "exclude": {"burst": {"more_than": 10, "within": "60s"}},
+                    "points": 1,
+                },
+            ],
+        }
+    ),
 }
+EXPLAINED = ("json-fields", "count-rules")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -89,11 +153,12 @@ def test_generated_sql_matches_the_snapshot(name: str, engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_per_event_sql_matches_the_snapshot(engine: str) -> None:
+@pytest.mark.parametrize("name", EXPLAINED)
+def test_per_event_sql_matches_the_snapshot(name: str, engine: str) -> None:
     sources = Store.from_url("sqlite://", migrate_schema=False).sources()
-    query = compile_contributions(MODELS["json-fields"], sources, all_leads(AS_OF), engine)
+    query = compile_contributions(MODELS[name], sources, all_leads(AS_OF), engine)
     sql = render_sql(query, engine) + "\n"
-    path = SNAPSHOTS / f"json-fields.explain.{engine}.sql"
+    path = SNAPSHOTS / f"{name}.explain.{engine}.sql"
     if UPDATE:
         path.write_text(sql, encoding="utf-8")
     assert path.exists(), f"no snapshot {path.name}: run LEADSCORE_UPDATE_SNAPSHOTS=1 pytest {__file__}"

@@ -7,7 +7,9 @@ row's own stage values, so the shares add up to the lines the ledger reads from 
 - rule line: the rule's value (after kind, decay and rule cap) divided among its counted events in
   proportion to their weights: 'each' its decayed points, 'once' 1 for the most recent match (ties: the
   greater message id) and 0 for the rest, 'threshold' 1 for each event within ``within`` (equal shares; 0
-  for all while the threshold is unmet);
+  for all while the threshold is unmet; with a distinct count, every event within still shares equally),
+  'ratio' 1 for each event of its two windows, 'recency' as 'once' (the newest match within its longest
+  step). An account-scope rule's events are those of every lead of the account;
 - group cap line: each event of the group's rules scaled by gval / gsum (the group total after / before
   its cap), the event's share being the change;
 - floor and clamp (engagement): every event scaled by floored / raw and clamped / floored totals alike.
@@ -28,9 +30,19 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadscore.compile import layout
 from leadscore.compile.dialects import computed_once, double
 from leadscore.compile.ledger import Ledger, factors, read_ledger
-from leadscore.compile.query import compile_model, event_match, lead_events, occurrence_points, within
+from leadscore.compile.query import (
+    account_events,
+    compile_model,
+    counted,
+    event_match,
+    lead_events,
+    occurrence_points,
+    scope,
+    scoped,
+    with_exclusions,
+)
 from leadscore.compile.sources import Sources
-from leadscore.model import EventRule, OnceRule, ScoringModel, ThresholdRule
+from leadscore.model import EventRule, OnceRule, RatioRule, RecencyRule, ScoringModel, ThresholdRule
 
 ENGAGEMENT_FLOOR = "floor:engagement"
 ENGAGEMENT_CLAMP = "clamp:engagement"
@@ -45,12 +57,19 @@ def compile_contributions(
     rows = computed_once(compile_model(model, sources, targets, engine, explain=True).cte("ledger_rows"))
     if not model.engagement:
         return select(rows).order_by(rows.c.lead_id, rows.c.as_of)
-    ev = computed_once(
-        lead_events(model, rows, sources.events, sources.identities, sources.events.c.message_id).cte(
-            "lead_events"
+    message_id = sources.events.c.message_id
+    evs: dict[str, Any] = {}
+    if lead_rules := scoped(model, "lead"):
+        events = lead_events(model, rows, sources.events, sources.identities, message_id)
+        evs["lead"] = computed_once(with_exclusions(model, lead_rules, events, "lead_").cte("lead_events"))
+    if account_rules := scoped(model, "account"):
+        events = account_events(model, rows, sources.events, sources.identities, sources.leads, message_id)
+        evs["account"] = computed_once(
+            with_exclusions(model, account_rules, events, "account_").cte("account_events")
         )
-    )
-    per_rule = [_rule_shares(model, i, rule, ev, rows) for i, rule in enumerate(model.engagement)]
+    per_rule = [
+        _rule_shares(model, i, rule, evs[scope(rule)], rows) for i, rule in enumerate(model.engagement)
+    ]
     shares = union_all(*per_rule).cte("event_shares")
     key = and_(shares.c.lead_id == rows.c.lead_id, shares.c.as_of == rows.c.as_of)
     s, r = shares.c, rows.c
@@ -81,13 +100,15 @@ def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows
     """The rule's counted events of each row, with each one's share of the rule's value (``ev_points``)
     and the factor its group cap applies (``group_factor``)."""
     per_row: list[Any] = [ev.c.lead_id, ev.c.as_of]
-    counted = [event_match(model, rule, ev), rows.c[layout.TRACKING] == 1]
+    kept = [event_match(model, rule, ev), rows.c[layout.TRACKING] == 1]
     value = rows.c[layout.value_col(rule.id)]
     share: ColumnElement[Any]
-    if isinstance(rule, ThresholdRule):
-        counted.append(within(rule, ev))
+    recent_enough = counted(rule, ev)
+    if recent_enough is not None:
+        kept.append(recent_enough)
+    if isinstance(rule, ThresholdRule | RatioRule):
         share = value / func.count().over(partition_by=per_row)
-    elif isinstance(rule, OnceRule):
+    elif isinstance(rule, OnceRule | RecencyRule):
         newest = func.row_number().over(
             partition_by=per_row, order_by=[ev.c.ts.desc(), ev.c.message_id.desc()]
         )
@@ -115,7 +136,7 @@ def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows
             factor.label("group_factor"),
         )
         .select_from(ev.join(rows, and_(rows.c.lead_id == ev.c.lead_id, rows.c.as_of == ev.c.as_of)))
-        .where(*counted)
+        .where(*kept)
     )
 
 

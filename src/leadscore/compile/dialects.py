@@ -19,9 +19,12 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean
 
 # Engines and the constructs they lack; compile_model raises UnsupportedRuleError before any SQL runs.
+# "distinct": count rules counting distinct days, sessions, people or property values;
+# "account_scope": rules reading the events of every lead of the lead's account; "exclusions": machine
+# events and bursts (window functions with RANGE frames over epoch ms).
 CAPABILITIES: dict[str, frozenset[str]] = {
-    "sqlite": frozenset({"regex", "decay", "json"}),
-    "postgresql": frozenset({"regex", "decay", "json"}),
+    "sqlite": frozenset({"regex", "decay", "json", "distinct", "account_scope", "exclusions"}),
+    "postgresql": frozenset({"regex", "decay", "json", "distinct", "account_scope", "exclusions"}),
 }
 
 
@@ -342,3 +345,20 @@ def _driving_join_sqlite(element: DrivingJoin, compiler: Any, from_linter: Any =
     right = element.right._compiler_dispatch(compiler, asfrom=True, from_linter=from_linter, **kw)
     on = element.onclause._compiler_dispatch(compiler, from_linter=from_linter, **kw)
     return f"{left} CROSS JOIN {right} ON {on}"
+
+
+DAY_MS = 86_400_000
+
+
+class DayNumber(FunctionElement[int]):
+    """The UTC calendar day of an epoch-ms time, as a whole number of days since 1970 (times are >= 0)."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "day_number"
+
+
+@compiles(DayNumber)
+def _day_number(element: DayNumber, compiler: Any, **kw: Any) -> str:
+    # BIGINT / BIGINT divides in integers on SQLite and PostgreSQL
+    return f"(({compiler.process(element.clauses, **kw)}) / {DAY_MS})"

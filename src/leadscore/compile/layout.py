@@ -6,7 +6,14 @@ engagement_raw, engagement_floor_adj, engagement_clamp_adj, engagement_points, e
 score, grade, level, band
 f__<rule>                       fit rule points (0 or the rule's points)
 n__<rule>, raw__<rule>, val__<rule>   matches counted, points before the rule cap, after it
-last__<rule>                    most recent matching event time ('once' rules)
+last__<rule>                    most recent matching event time ('once' and 'recency' rules)
+d__<rule>                       distinct days, sessions, people or values counted ('threshold' with count)
+of__<rule>                      the number a 'threshold' rule's share is of (e.g. account.seats)
+recent__<rule>, before__<rule>  the count of the last window and of the one before ('ratio' rules)
+
+Inside the event stage of a rule with ``exclude`` (``query.with_exclusions``), per event: x__<rule> 1 when
+the rule does not count it, from bn__<rule> (matches in the span before it) and sent__<rule> (the latest
+send with the same value).
 gsum__<group>, gval__<group>    group total before and after the group cap
 
 The per-event form (``contributions``) repeats the row once per counted (rule, event) and adds
@@ -54,6 +61,34 @@ def value_col(rule_id: str) -> str:
 
 def last_col(rule_id: str) -> str:
     return f"last__{rule_id}"
+
+
+def distinct_col(rule_id: str) -> str:
+    return f"d__{rule_id}"
+
+
+def recent_col(rule_id: str) -> str:
+    return f"recent__{rule_id}"
+
+
+def before_col(rule_id: str) -> str:
+    return f"before__{rule_id}"
+
+
+def share_col(rule_id: str) -> str:
+    return f"of__{rule_id}"
+
+
+def excluded_col(rule_id: str) -> str:
+    return f"x__{rule_id}"
+
+
+def burst_col(rule_id: str) -> str:
+    return f"bn__{rule_id}"
+
+
+def sent_col(rule_id: str) -> str:
+    return f"sent__{rule_id}"
 
 
 def group_sum_col(group_id: str) -> str:

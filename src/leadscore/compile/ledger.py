@@ -13,7 +13,7 @@ from typing import Any
 
 from leadscore.compile import layout
 from leadscore.compile.query import half_life_ms
-from leadscore.model import EachRule, ScoringModel, ThresholdRule
+from leadscore.model import EachRule, OnceRule, RatioRule, RecencyRule, ScoringModel, ThresholdRule
 
 EPS = 1e-12
 
@@ -23,7 +23,7 @@ class LedgerLine:
     rule_id: str
     name: str
     section: str  # fit | engagement
-    kind: str  # fit | each | once | threshold | group_cap | floor | clamp
+    kind: str  # fit | each | once | threshold | recency | ratio | group_cap | floor | clamp
     score_points: float
     value: float  # raw points after the rule cap (adjustments: the raw-point change)
     raw: float | None = None  # before the rule cap
@@ -88,9 +88,7 @@ def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bo
         if not (n or value or include_zero):
             continue
         decay = _decay(model, rule, n, raw)
-        note = ""
-        if isinstance(rule, ThresholdRule):
-            note = f"{n} of {rule.at_least} needed within {rule.within}"
+        note = _note(rule, row, n)
         lines.append(
             LedgerLine(
                 rule.id,
@@ -181,9 +179,42 @@ def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bo
     )
 
 
+DISTINCT_WORDS = {"day": "days", "session": "sessions", "person": "people"}
+
+
+def _note(rule: Any, row: Mapping[str, Any], n: int) -> str:
+    """What a count or recency rule counted, in words (the ledger line's note)."""
+    scope = " in the account" if getattr(rule, "scope", "lead") == "account" else ""
+    if isinstance(rule, ThresholdRule | RatioRule) and rule.count is not None:
+        d = rule.count.distinct
+        what = DISTINCT_WORDS[d] if isinstance(d, str) else f"values of {d.property}"
+        unit = f"distinct {what}"
+    else:
+        unit = "events"
+    if isinstance(rule, ThresholdRule):
+        count = int(row.get(layout.distinct_col(rule.id)) or 0) if rule.count is not None else n
+        if rule.share is not None:
+            of = row.get(layout.share_col(rule.id))
+            need = f"{rule.share.at_least:g} × {rule.share.of} ({'missing' if of is None else f'{of:g}'})"
+            return f"{count} {unit}{scope} of {need} needed within {rule.within}"
+        return f"{count} {unit}{scope} of {rule.at_least} needed within {rule.within}"
+    if isinstance(rule, RatioRule):
+        recent = int(row.get(layout.recent_col(rule.id)) or 0)
+        before = int(row.get(layout.before_col(rule.id)) or 0)
+        bound = f"at least {rule.at_least:g}" if rule.at_least is not None else f"at most {rule.at_most:g}"
+        return f"{recent} {unit}{scope} in the last {rule.within} against {before} before (ratio {bound})"
+    if isinstance(rule, RecencyRule):
+        last = row.get(layout.last_col(rule.id))
+        if last is None:
+            return f"no match within {rule.steps[-1].within}"
+        age_ms = int(row["as_of"]) - int(last)
+        return f"newest match {age_ms / 86_400_000:.1f} days before as-of"
+    return ""
+
+
 def _decay(model: ScoringModel, rule: Any, n: int, raw: float) -> float | None:
     """The decay factor the rule's points received: decayed total / undecayed total."""
-    if isinstance(rule, ThresholdRule) or not n:
+    if not isinstance(rule, EachRule | OnceRule) or not n:
         return None
     if not half_life_ms(model, rule):
         return 1.0

@@ -4,7 +4,10 @@ Order of operations (docs/model-language.md states the same, in prose):
 
 1. events of the lead's identities with ts <= as_of, matching the rule's type, name, ``where`` and window;
 2. per occurrence: points x 0.5 ** (age / half_life)  ('each'); the latest match only ('once');
-   a count within ``within`` compared with ``at_least`` ('threshold', no decay);
+   a count within ``within`` compared with ``at_least`` ('threshold', no decay); the step the newest
+   match's age falls in ('recency'); the count of the last ``within`` against the one before ('ratio').
+   A count rule may count distinct days, sessions, people or property values, and with ``scope:
+   account`` it reads the events of every lead of the lead's account (a second event aggregate);
 3. rule cap: the rule total is bounded to [-cap, cap];
 4. group cap: the group total is bounded to [-cap, cap];
 5. floor: a negative fit or engagement total becomes 0;
@@ -12,24 +15,26 @@ Order of operations (docs/model-language.md states the same, in prose):
 7. grade (fit), level (engagement) and band (score) from the scale's thresholds.
 
 ``contributions.compile_contributions`` reads these rows once per counted event (each event's share of
-every ledger line); ``lead_events``, ``event_match``, ``within`` and ``occurrence_points`` are shared
-with it, so both forms count the same events with the same points.
+every ledger line); ``lead_events``, ``account_events``, ``event_match``, ``counted`` and
+``occurrence_points`` are shared with it, so both forms count the same events with the same points.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, case, func, literal, select, true
+from sqlalchemy import BigInteger, Select, and_, case, distinct, func, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile import layout
 from leadscore.compile.conditions import Field, compile_condition
 from leadscore.compile.dialects import (
     CAPABILITIES,
+    DayNumber,
     DrivingJoin,
     HalfLifeDecay,
     JsonBool,
+    LowerText,
     MatchCount,
     RuleSum,
     computed_once,
@@ -39,9 +44,12 @@ from leadscore.compile.dialects import (
 from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources
 from leadscore.errors import CompileError, UnsupportedRuleError
 from leadscore.model import (
+    DistinctProperty,
     EachRule,
     EventRule,
     OnceRule,
+    RatioRule,
+    RecencyRule,
     ScoringModel,
     ThresholdRule,
     duration_seconds,
@@ -53,7 +61,7 @@ MS = 1000.0
 
 def half_life_ms(model: ScoringModel, rule: EventRule) -> float | None:
     """The rule's effective half-life in ms, or None for no decay."""
-    if isinstance(rule, ThresholdRule):
+    if not isinstance(rule, EachRule | OnceRule):
         return None
     own = rule.half_life
     if own == "none":
@@ -84,6 +92,22 @@ def check_capabilities(model: ScoringModel, engine: str) -> None:
     for event_rule in model.engagement:
         if half_life_ms(model, event_rule) and "decay" not in caps:
             raise UnsupportedRuleError(event_rule.id, engine, "decay")
+        if getattr(event_rule, "count", None) is not None and "distinct" not in caps:
+            raise UnsupportedRuleError(event_rule.id, engine, "distinct")
+        if scope(event_rule) == "account" and "account_scope" not in caps:
+            raise UnsupportedRuleError(event_rule.id, engine, "account_scope")
+        if event_rule.exclude is not None and "exclusions" not in caps:
+            raise UnsupportedRuleError(event_rule.id, engine, "exclusions")
+
+
+def scope(rule: EventRule) -> str:
+    """Whose events a rule reads: the lead's own ('lead') or every lead's of its account ('account')."""
+    return getattr(rule, "scope", "lead")
+
+
+def scoped(model: ScoringModel, which: str) -> tuple[EventRule, ...]:
+    """The engagement rules of one scope, in model order."""
+    return tuple(r for r in model.engagement if scope(r) == which)
 
 
 def lead_resolver(leads: Any, accounts: Any) -> Any:
@@ -122,12 +146,132 @@ def event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[
         parts.append(ev.c.ts > ev.c.as_of - _span_ms(rule.window))
     if rule.where is not None:
         parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
+    if rule.exclude is not None:
+        parts.append(ev.c[layout.excluded_col(rule.id)] == 0)  # from ``with_exclusions``
     return and_(*parts)
+
+
+def _kind_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[bool]:
+    """The rule's type, name and ``where``, at any time (the events a burst is counted among)."""
+    parts: list[ColumnElement[bool]] = [ev.c.type == rule.event.type]
+    if rule.event.name is not None:
+        parts.append(ev.c.name == rule.event.name)
+    if rule.where is not None:
+        parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
+    return and_(*parts)
+
+
+def _excluded_back_s(rule: EventRule) -> float:
+    """How much further back than its counted events a rule's exclusions look (a send, a burst's start)."""
+    if rule.exclude is None:
+        return 0.0
+    spans = [duration_seconds(x.within) for x in (rule.exclude.machine, rule.exclude.burst) if x is not None]
+    return max(spans)
+
+
+def with_exclusions(
+    model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str
+) -> Any:
+    """``events`` with a 0/1 column ``x__<rule>`` per rule with ``exclude`` (1: the event is a machine's
+    or part of a burst, and the rule does not count it); ``events`` itself when no rule excludes.
+
+    machine: the latest ``after`` event of the same person with the same ``same`` value at or before the
+    event (window max over that person and value) is less than ``within`` older. burst: some span of
+    ``within`` holding the event holds more than ``more_than`` of the rule's matches (any time): the
+    count of matches in [t - within, t] for every match t, then the largest of those counts over the
+    matches in [ts, ts + within].
+    """
+    marked = [r for r in rules if r.exclude is not None]
+    if not marked:
+        return events
+    raw = events.subquery(f"{prefix}raw_ev")
+
+    def person(ev: Any) -> list[Any]:
+        return [ev.c.lead_id, ev.c.as_of, *([ev.c.ev_lead_id] if "ev_lead_id" in ev.c else [])]
+
+    first: list[Any] = list(raw.c)
+    for rule in marked:
+        assert rule.exclude is not None
+        burst, machine = rule.exclude.burst, rule.exclude.machine
+        if burst is not None:
+            span = int(duration_seconds(burst.within) * MS)
+            n = func.count(case((_kind_match(model, rule, raw), 1)))
+            window = n.over(partition_by=person(raw), order_by=raw.c.ts, range_=(-span, 0))
+            first.append(window.label(layout.burst_col(rule.id)))
+        if machine is not None:
+            key = LowerText(_event_resolver(raw)(machine.same).text(), unicode=False)
+            send = and_(raw.c.type == "track", raw.c.name == machine.after, key.is_not(None))
+            sent = func.max(case((send, raw.c.ts))).over(
+                partition_by=[*person(raw), key], order_by=raw.c.ts, range_=(None, 0)
+            )
+            first.append(sent.label(layout.sent_col(rule.id)))
+    mid = select(*first).subquery(f"{prefix}marked_ev")
+    helpers = {c for r in marked for c in (layout.burst_col(r.id), layout.sent_col(r.id))}
+    second: list[Any] = [c for c in mid.c if c.key not in helpers]
+    for rule in marked:
+        assert rule.exclude is not None
+        burst, machine = rule.exclude.burst, rule.exclude.machine
+        flags: list[ColumnElement[bool]] = []
+        if burst is not None:
+            span = int(duration_seconds(burst.within) * MS)
+            peak = func.max(case((_kind_match(model, rule, mid), mid.c[layout.burst_col(rule.id)])))
+            window = peak.over(partition_by=person(mid), order_by=mid.c.ts, range_=(0, span))
+            flags.append(window > burst.more_than)
+        if machine is not None:
+            last_send = mid.c[layout.sent_col(rule.id)]
+            flags.append(and_(last_send.is_not(None), mid.c.ts - last_send < _span_ms(machine.within)))
+        second.append(case((or_(*flags), 1), else_=0).label(layout.excluded_col(rule.id)))
+    return select(*second)
 
 
 def within(rule: ThresholdRule, ev: Any) -> ColumnElement[bool]:
     """Whether a matching event falls within a threshold rule's ``within`` span of as-of (it counts)."""
     return ev.c.ts > ev.c.as_of - _span_ms(rule.within)
+
+
+def _look_back_s(rule: EventRule) -> float | None:
+    """How far back from as-of a rule's kind counts events (seconds), or None for all its matches."""
+    if isinstance(rule, ThresholdRule):
+        return duration_seconds(rule.within)
+    if isinstance(rule, RatioRule):
+        return 2 * duration_seconds(rule.within)
+    if isinstance(rule, RecencyRule):
+        return duration_seconds(rule.steps[-1].within)
+    return None
+
+
+def counted(rule: EventRule, ev: Any) -> ColumnElement[bool] | None:
+    """Beyond ``event_match``: whether a matching event is recent enough for the rule's kind to count it
+    (threshold: within ``within``; ratio: within both windows; recency: within the longest step)."""
+    if isinstance(rule, ThresholdRule):
+        return within(rule, ev)
+    span = _look_back_s(rule)
+    return None if span is None else ev.c.ts > ev.c.as_of - _ms(span * MS)
+
+
+def _recent(rule: RatioRule, ev: Any) -> ColumnElement[bool]:
+    """A ratio rule's last window (the other counted events fall in the window before it)."""
+    return ev.c.ts > ev.c.as_of - _span_ms(rule.within)
+
+
+def distinct_key(rule: ThresholdRule | RatioRule, ev: Any) -> ColumnElement[Any]:
+    """What a rule with ``count: {distinct: ...}`` counts distinct values of, for one event."""
+    assert rule.count is not None
+    kind = rule.count.distinct
+    if kind == "day":
+        return DayNumber(ev.c.ts)
+    if kind == "person":
+        return ev.c.ev_lead_id
+    name = "session_id" if kind == "session" else kind.property if isinstance(kind, DistinctProperty) else ""
+    # values compare as text ignoring case, as conditions compare them (ASCII letters on every engine)
+    return LowerText(_event_resolver(ev)(name).text(), unicode=False)
+
+
+def _tally(rule: ThresholdRule | RatioRule, ev: Any, *where: ColumnElement[bool]) -> ColumnElement[Any]:
+    """The rule's count over the events that satisfy ``where``: events, or distinct values."""
+    if rule.count is None:
+        return func.count().filter(and_(*where))
+    return func.count(distinct(case((and_(*where), distinct_key(rule, ev)))))
 
 
 def _ms(ms: float) -> ColumnElement[Any]:
@@ -140,16 +284,17 @@ def _span_ms(duration: str) -> ColumnElement[Any]:
     return _ms(duration_seconds(duration) * MS)
 
 
-def _horizon_ms(model: ScoringModel) -> float | None:
+def _horizon_ms(rules: tuple[EventRule, ...]) -> float | None:
     """How far back any rule looks, or None when some rule looks at all history."""
     spans = []
-    for rule in model.engagement:
+    for rule in rules:
         span = [duration_seconds(rule.window)] if rule.window else []
-        if isinstance(rule, ThresholdRule):
-            span.append(duration_seconds(rule.within))
+        look_back = _look_back_s(rule)
+        if look_back is not None:
+            span.append(look_back)
         if not span:
             return None
-        spans.append(min(span))
+        spans.append(min(span) + _excluded_back_s(rule))
     return max(spans) * MS if spans else None
 
 
@@ -167,8 +312,11 @@ def compile_model(
     t = targets_in_place(targets.cte("targets"))
     e, ids, leads, accounts = sources.events, sources.identities, sources.leads, sources.accounts
 
-    agg = _aggregate_events(model, t, e, ids, explain)
-    parts = _rule_values(model, t, agg, leads, accounts, explain)
+    agg = _aggregate_events(model, scoped(model, "lead"), lead_events(model, t, e, ids), "", explain)
+    account_agg = _aggregate_events(
+        model, scoped(model, "account"), account_events(model, t, e, ids, leads), "account_", explain
+    )
+    parts = _rule_values(model, t, {"lead": agg, "account": account_agg}, leads, accounts, explain)
     return _totals(model, parts, explain)
 
 
@@ -177,16 +325,48 @@ SCORE_COLUMNS = ("lead_id", "as_of", "fit_score", "engagement_score", "score", "
 
 def lead_events(model: ScoringModel, t: Any, e: Any, ids: Any, *extra: Any) -> Select[Any]:
     """Every event an engagement rule may read, once per (lead_id, as_of) row of ``t``: the lead's
-    identities' events with ts <= as_of, of the rules' types, within the longest look-back."""
-    join_on = [e.c.person_key == ids.c.key, e.c.ts <= t.c.as_of]
-    horizon = _horizon_ms(model)
-    if horizon is not None:
-        join_on.append(e.c.ts > t.c.as_of - _ms(horizon))
-    types = sorted({r.event.type for r in model.engagement})
-    join_on.append(e.c.type.in_(types) if len(types) > 1 else e.c.type == types[0])
+    identities' events with ts <= as_of, of the (lead-scope) rules' types, within the longest look-back."""
+    join_on = _event_join(scoped(model, "lead"), t, e, ids)
     return select(
         t.c.lead_id, t.c.as_of, *extra, e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties
     ).select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
+
+
+def account_events(model: ScoringModel, t: Any, e: Any, ids: Any, leads: Any, *extra: Any) -> Select[Any]:
+    """Every event an account-scope rule may read, once per (lead_id, as_of) row of ``t``: the events of
+    every lead of the lead's account (its own only when it has none), each with the lead it belongs to
+    (``ev_lead_id``), with ts <= as_of, of those rules' types, within their longest look-back."""
+    me, mate = leads.alias("target_lead"), leads.alias("account_lead")
+    same_account = or_(mate.c.id == me.c.id, mate.c.account_id == me.c.account_id)
+    join_on = _event_join(scoped(model, "account"), t, e, ids)
+    # a colleague without tracking consent is not counted for anyone (their own score counts nothing)
+    colleague = and_(same_account, _tracking_allowed(model, mate))
+    people = t.join(me, me.c.id == t.c.lead_id).join(mate, colleague)
+    return select(
+        t.c.lead_id,
+        t.c.as_of,
+        *extra,
+        mate.c.id.label("ev_lead_id"),
+        e.c.ts,
+        e.c.type,
+        e.c.name,
+        e.c.path,
+        e.c.url,
+        e.c.properties,
+    ).select_from(DrivingJoin(people.join(ids, ids.c.lead_id == mate.c.id), e, and_(*join_on)))
+
+
+def _event_join(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any) -> list[ColumnElement[bool]]:
+    """How a target's identities meet their events: the person key, ts <= as_of, within the rules'
+    longest look-back, of the rules' event types."""
+    join_on = [e.c.person_key == ids.c.key, e.c.ts <= t.c.as_of]
+    horizon = _horizon_ms(rules)
+    if horizon is not None:
+        join_on.append(e.c.ts > t.c.as_of - _ms(horizon))
+    sends = {"track"} if any(r.exclude and r.exclude.machine for r in rules) else set()
+    types = sorted({r.event.type for r in rules} | sends) or ["track"]
+    join_on.append(e.c.type.in_(types) if len(types) > 1 else e.c.type == types[0])
+    return join_on
 
 
 def occurrence_points(model: ScoringModel, rule: EachRule, ev: Any) -> ColumnElement[Any]:
@@ -196,19 +376,39 @@ def occurrence_points(model: ScoringModel, rule: EachRule, ev: Any) -> ColumnEle
     return double(rule.points) * decay if decay is not None else double(rule.points)
 
 
-def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bool) -> Any:
-    if not model.engagement:
+def _aggregate_events(
+    model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str, explain: bool
+) -> Any:
+    """Per target, every aggregate the rules read from ``events`` (``lead_events`` or
+    ``account_events``): counts, sums, latest times; None without rules."""
+    if not rules:
         return None
-    ev = lead_events(model, t, e, ids).subquery("ev")
+    ev = with_exclusions(model, rules, events, prefix).subquery(f"{prefix}ev")
     # FILTER (WHERE match) rather than a CASE inside the aggregate: an event a rule does not match never
     # reaches that rule's aggregate (most events match few rules; DuckDB, which evaluates a FILTER
     # aggregate's argument for every row, gets the CASE: engines/duckdb.py). A group without a match gives
     # NULL, which _rule_values turns into 0 exactly as it does for a lead without events.
     cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
-    for rule in model.engagement:
+    for rule in rules:
         match = event_match(model, rule, ev)
         if isinstance(rule, ThresholdRule):
             cols.append(func.count().filter(and_(match, within(rule, ev))).label(layout.count_col(rule.id)))
+            if rule.count is not None:
+                cols.append(_tally(rule, ev, match, within(rule, ev)).label(layout.distinct_col(rule.id)))
+            continue
+        if isinstance(rule, RatioRule):
+            both = counted(rule, ev)
+            assert both is not None
+            recent = _recent(rule, ev)
+            cols.append(func.count().filter(and_(match, both)).label(layout.count_col(rule.id)))
+            cols.append(_tally(rule, ev, match, recent).label(layout.recent_col(rule.id)))
+            cols.append(_tally(rule, ev, match, both, ~recent).label(layout.before_col(rule.id)))
+            continue
+        if isinstance(rule, RecencyRule):
+            look_back = counted(rule, ev)
+            assert look_back is not None
+            cols.append(func.count().filter(and_(match, look_back)).label(layout.count_col(rule.id)))
+            cols.append(func.max(ev.c.ts).filter(and_(match, look_back)).label(layout.last_col(rule.id)))
             continue
         if isinstance(rule, OnceRule):
             value: ColumnElement[Any] = ev.c.ts
@@ -222,7 +422,7 @@ def _aggregate_events(model: ScoringModel, t: Any, e: Any, ids: Any, explain: bo
         if explain:
             cols.append(MatchCount(match, value).label(layout.count_col(rule.id)))
         cols.append(aggregate)
-    return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals")
+    return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte(f"{prefix}event_totals")
 
 
 def _tracking_allowed(model: ScoringModel, leads: Any) -> ColumnElement[bool]:
@@ -240,23 +440,65 @@ def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any) -> Any:
     for fit_rule in model.fit:
         cond = compile_condition(fit_rule.when, resolve, model, fit_rule.id)
         cols.append(case((cond, double(fit_rule.points)), else_=0.0).label(layout.fit_col(fit_rule.id)))
+    for rule in model.engagement:
+        if isinstance(rule, ThresholdRule) and rule.share is not None:
+            number = resolve(rule.share.of).number()
+            if number is None:
+                raise CompileError(
+                    f"rule {rule.id}: share of {rule.share.of}, a text field; it needs a number"
+                )
+            cols.append(number.label(layout.share_col(rule.id)))
     base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
     # computed once: every engagement rule reads the tracking flag (a JSON lookup), twice or more
     return computed_once(select(*cols).select_from(base).cte("lead_values"))
 
 
-def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: Any, explain: bool) -> Any:
+def _rule_values(
+    model: ScoringModel, t: Any, aggs: dict[str, Any], leads: Any, accounts: Any, explain: bool
+) -> Any:
     lv = _lead_values(model, t, leads, accounts)
     cols: list[Any] = [c for c in lv.c if explain or c.key != layout.TRACKING]
     tracking: ColumnElement[bool] = lv.c[layout.TRACKING] == 1 if model.engagement else true()
+
+    def tally(name: str) -> ColumnElement[Any]:
+        return case((tracking, func.coalesce(agg.c[name], 0)), else_=0)
+
     for rule in model.engagement:
+        agg = aggs[scope(rule)]
         # no tracking consent: the lead's events count for nothing (and are shown as not counted)
-        if explain or isinstance(rule, ThresholdRule):
-            n = case((tracking, func.coalesce(agg.c[layout.count_col(rule.id)], 0)), else_=0)
+        if explain or (isinstance(rule, ThresholdRule) and rule.count is None):
+            n = tally(layout.count_col(rule.id))
             cols.append(n.label(layout.count_col(rule.id)))
         raw: ColumnElement[Any]
         if isinstance(rule, ThresholdRule):
-            raw = case((n >= rule.at_least, double(rule.points)), else_=0.0)
+            if rule.count is not None:
+                n = tally(layout.distinct_col(rule.id))
+                if explain:
+                    cols.append(n.label(layout.distinct_col(rule.id)))
+            if rule.share is not None:
+                # a share of a missing, zero or negative number is never reached
+                of = lv.c[layout.share_col(rule.id)]
+                met = and_(of > 0, n >= of * double(rule.share.at_least))
+            else:
+                met = n >= rule.at_least
+            raw = case((met, double(rule.points)), else_=0.0)
+        elif isinstance(rule, RatioRule):
+            recent, before = tally(layout.recent_col(rule.id)), tally(layout.before_col(rule.id))
+            if explain:
+                cols += [recent.label(layout.recent_col(rule.id)), before.label(layout.before_col(rule.id))]
+            # compared by multiplication, never divided: exact, and no division by an empty window
+            met = (
+                and_(recent > 0, recent >= before * double(rule.at_least))
+                if rule.at_least is not None
+                else and_(before > 0, recent <= before * double(rule.at_most or 0.0))
+            )
+            raw = case((met, double(rule.points)), else_=0.0)
+        elif isinstance(rule, RecencyRule):
+            last = agg.c[layout.last_col(rule.id)]
+            if explain:
+                cols.append(last.label(layout.last_col(rule.id)))
+            steps = [(lv.c.as_of - last < _span_ms(s.within), double(s.points)) for s in rule.steps]
+            raw = case((and_(tracking, last.is_not(None)), case(*steps, else_=0.0)), else_=0.0)
         elif isinstance(rule, OnceRule):
             last = agg.c[layout.last_col(rule.id)]
             if explain:
@@ -271,8 +513,9 @@ def _rule_values(model: ScoringModel, t: Any, agg: Any, leads: Any, accounts: An
             cols.append(raw.label(layout.raw_col(rule.id)))
         cols.append(_clamp(raw, -cap if cap else None, cap).label(layout.value_col(rule.id)))
     base = lv
-    if agg is not None:
-        base = lv.outerjoin(agg, and_(agg.c.lead_id == lv.c.lead_id, agg.c.as_of == lv.c.as_of))
+    for agg in (aggs["lead"], aggs["account"]):
+        if agg is not None:
+            base = base.outerjoin(agg, and_(agg.c.lead_id == lv.c.lead_id, agg.c.as_of == lv.c.as_of))
     return computed_once(select(*cols).select_from(base).cte("rule_values"))
 
 

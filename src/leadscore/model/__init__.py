@@ -3,7 +3,25 @@
 from leadscore.model.conditions import AllOf, AnyOf, Compare, Condition, Not, walk
 from leadscore.model.durations import duration_seconds
 from leadscore.model.lifecycle import Action, Gate, Lifecycle, Segment, Stage, Team, Transition
-from leadscore.model.rules import EachRule, EventMatch, EventRule, FitRule, Group, OnceRule, ThresholdRule
+from leadscore.model.rules import (
+    Burst,
+    Count,
+    CountRule,
+    DistinctProperty,
+    EachRule,
+    EventMatch,
+    EventRule,
+    Exclude,
+    FitRule,
+    Group,
+    Machine,
+    OnceRule,
+    RatioRule,
+    RecencyRule,
+    RecencyStep,
+    Share,
+    ThresholdRule,
+)
 from leadscore.model.scoring_model import NamedList, Scale, ScoringModel
 from leadscore.model.yaml_io import dump_model, load_model, loads_model
 
@@ -11,21 +29,31 @@ __all__ = [
     "Action",
     "AllOf",
     "AnyOf",
+    "Burst",
     "Compare",
     "Condition",
+    "Count",
+    "CountRule",
+    "DistinctProperty",
     "EachRule",
     "EventMatch",
     "EventRule",
+    "Exclude",
     "FitRule",
     "Gate",
     "Group",
     "Lifecycle",
+    "Machine",
     "NamedList",
     "Not",
     "OnceRule",
+    "RatioRule",
+    "RecencyRule",
+    "RecencyStep",
     "Scale",
     "ScoringModel",
     "Segment",
+    "Share",
     "Stage",
     "Team",
     "ThresholdRule",

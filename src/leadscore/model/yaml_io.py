@@ -282,7 +282,19 @@ def _rule_id(raw: dict[str, Any], loc: Path_) -> str | None:
     return None
 
 
-_TAGS = {"each", "once", "threshold", "compare", "all", "any", "not", "function-after", "function-before"}
+_TAGS = {
+    "each",
+    "once",
+    "threshold",
+    "recency",
+    "ratio",
+    "compare",
+    "all",
+    "any",
+    "not",
+    "function-after",
+    "function-before",
+}
 
 
 def _clean_loc(loc: Path_, raw: Any) -> Path_:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from leadscore.compile import Ledger, Sources
+from leadscore.compile.query import scope
 from leadscore.errors import StoreError
 from leadscore.ingest.apply import Applied, apply_messages
 from leadscore.ingest.segment import Message
@@ -19,6 +20,7 @@ from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_events_without_consent
 from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
+from leadscore.store.people import account_colleagues
 from leadscore.store.results import lock_leads
 
 RESCORE_CHUNK = 5000
@@ -83,14 +85,31 @@ def rescore_touched(
     if active is None or active.version is None or not applied.touched:
         return 0, 0
     stamp = now_ms()
-    lead_ids = sorted(applied.touched)
+    touched, messages = _with_colleagues(conn, active.model, applied)
+    lead_ids = sorted(touched)
     lock_leads(conn, lead_ids)
     ledgers = score_leads(conn, active.model, sources, lead_ids, as_of or stamp)
-    causes = {lid: _cause(applied.causes.get(lid, [])) for lid in lead_ids}
+    causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
     save_scores(conn, ledgers, active.version.id, stamp, causes)
-    changes = {lid: (applied.touched[lid], "event", causes[lid]) for lid in lead_ids}
+    changes = {lid: (touched[lid], "event", causes[lid]) for lid in lead_ids}
     rows = history.record(conn, active.model, sources, active.version.id, changes, stamp)
     return len(ledgers), rows
+
+
+def _with_colleagues(
+    conn: Connection, model: ScoringModel, applied: Applied
+) -> tuple[dict[int, int], dict[int, list[str]]]:
+    """The leads to rescore (lead id → effective time) and the messages behind each: the touched leads,
+    and, when a rule reads the account's events (``scope: account``), every other lead of their accounts
+    (a colleague's event changes their score too), at the time and for the messages of the event."""
+    touched, messages = dict(applied.touched), {k: list(v) for k, v in applied.causes.items()}
+    if not any(scope(rule) == "account" for rule in model.engagement):
+        return touched, messages
+    for lead_id, colleague in account_colleagues(conn, applied.touched):
+        at = applied.touched[lead_id]
+        touched[colleague] = max(at, touched.get(colleague, at))
+        messages.setdefault(colleague, []).extend(applied.causes.get(lead_id, []))
+    return touched, messages
 
 
 def _cause(message_ids: list[str]) -> str:

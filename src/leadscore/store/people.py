@@ -213,6 +213,22 @@ def leads_for_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
     return _lead_ids(conn, _LEADS_BY_KEYS, list(dict.fromkeys(keys)))
 
 
+_ME, _MATE = leads.alias("me"), leads.alias("mate")
+_COLLEAGUES = (
+    select(_ME.c.id, _MATE.c.id)
+    .select_from(_ME.join(_MATE, _MATE.c.account_id == _ME.c.account_id))
+    .where(in_list(_ME.c.id, "ids"), _MATE.c.id != _ME.c.id)
+)
+
+
+def account_colleagues(conn: Connection, lead_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """(lead, colleague) for every other lead of the account of each of ``lead_ids`` that has one."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return []
+    return [(int(a), int(b)) for a, b in conn.execute(_COLLEAGUES, {"ids": ids}).all()]
+
+
 def _lead_ids(conn: Connection, statement: Any, values: list[str]) -> dict[str, int]:
     """value → lead id from a (value, lead id) statement over a list bound as one parameter (no limit
     on its length, see ``id_lists``)."""

@@ -15,6 +15,8 @@ from sqlalchemy.sql import compiler as sql_compiler
 
 from leadscore.compile.dialects import (
     CAPABILITIES,
+    DAY_MS,
+    DayNumber,
     HalfLifeDecay,
     JsonBool,
     JsonNumber,
@@ -26,7 +28,7 @@ from leadscore.compile.dialects import (
 )
 from leadscore.compile.engines.literals import finite, json_path
 
-CAPABILITIES["duckdb"] = frozenset({"regex", "decay", "json"})
+CAPABILITIES["duckdb"] = frozenset({"regex", "decay", "json", "distinct", "account_scope", "exclusions"})
 
 NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 
@@ -146,3 +148,9 @@ def _regex(element: RegexI, compiler: Any, **kw: Any) -> str:
 def _decay(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
     age, half_life = (compiler.process(c, **kw) for c in element.clauses)
     return f"power(CAST(0.5 AS DOUBLE), CAST(({age}) AS DOUBLE) / {half_life})"
+
+
+@compiles(DayNumber, "duckdb")
+def _day_number(element: DayNumber, compiler: Any, **kw: Any) -> str:
+    # integer division ("/" divides as DOUBLE here)
+    return f"(({compiler.process(element.clauses, **kw)}) // {DAY_MS})"

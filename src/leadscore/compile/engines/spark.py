@@ -25,6 +25,8 @@ from sqlalchemy.sql import compiler as sql_compiler
 
 from leadscore.compile.dialects import (
     CAPABILITIES,
+    DAY_MS,
+    DayNumber,
     HalfLifeDecay,
     JsonBool,
     JsonNumber,
@@ -35,7 +37,7 @@ from leadscore.compile.dialects import (
 )
 from leadscore.compile.engines.literals import finite, json_path
 
-CAPABILITIES["spark"] = frozenset({"regex", "decay", "json"})
+CAPABILITIES["spark"] = frozenset({"regex", "decay", "json", "distinct", "account_scope", "exclusions"})
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -147,3 +149,9 @@ def _regex(element: RegexI, compiler: Any, **kw: Any) -> str:
 def _decay(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
     age, half_life = (compiler.process(c, **kw) for c in element.clauses)
     return f"power(0.5D, CAST(({age}) AS DOUBLE) / {half_life})"
+
+
+@compiles(DayNumber, "spark")
+def _day_number(element: DayNumber, compiler: Any, **kw: Any) -> str:
+    # integer division ("/" divides as DOUBLE here)
+    return f"(({compiler.process(element.clauses, **kw)}) div {DAY_MS})"
