@@ -8,15 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from leadscore.api.workers import APP, balanced
-from leadscore.api.workers import run as run_workers
 from leadscore.cli.options import Db, fmt_time, open_store
 from leadscore.cli.render import console
-from leadscore.scoring.run import now_ms
-from leadscore.settings import database_url
-from leadscore.store import Store
-from leadscore.store.audit import audit
-from leadscore.store.keys import KINDS, create_key, list_keys, revoke
 
 keys_app = typer.Typer(help="API keys: write keys for tracking, read and admin tokens.", no_args_is_help=True)
 
@@ -31,6 +24,11 @@ def serve(
 ) -> None:
     """Run the HTTP API: Segment-compatible tracking endpoints and the read API (OpenAPI at /openapi.json)."""
     import uvicorn
+
+    from leadscore.api.workers import APP, balanced
+    from leadscore.api.workers import run as run_workers
+    from leadscore.settings import database_url
+    from leadscore.store import Store
 
     url = database_url(db)
     os.environ["LEADSCORE_DATABASE_URL"] = url
@@ -53,12 +51,20 @@ def serve(
 @keys_app.command("create")
 def create_cmd(
     kind: Annotated[
-        str, typer.Option(help=f"One of {', '.join(KINDS)}: write keys can only send events.")
+        str,
+        typer.Option(
+            help="write (sends events to the tracking API, nothing else), read (the read API) or admin "
+            "(the read API and every lifecycle and report endpoint)."
+        ),
     ] = "write",
     name: Annotated[str, typer.Option(help="What the key is for (e.g. 'website').")] = "default",
     db: Db = None,
 ) -> None:
     """Create a key. Its secret is printed once and stored only as a hash."""
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.audit import audit
+    from leadscore.store.keys import KINDS, create_key
+
     if kind not in KINDS:
         raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="--kind")
     stamp = now_ms()
@@ -74,6 +80,8 @@ def create_cmd(
 @keys_app.command("list")
 def list_cmd(db: Db = None) -> None:
     """Every key: kind, name, prefix, created, revoked."""
+    from leadscore.store.keys import list_keys
+
     with open_store(db) as store, store.connect() as conn:
         keys = list_keys(conn)
     table = Table(title="API keys")
@@ -91,6 +99,10 @@ def revoke_cmd(
     key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`).")], db: Db = None
 ) -> None:
     """Revoke a key; requests with it are refused within seconds."""
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.audit import audit
+    from leadscore.store.keys import revoke
+
     stamp = now_ms()
     with open_store(db) as store, store.begin() as conn:
         revoke(conn, key_id, stamp)
