@@ -20,23 +20,40 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Server processes (each with its own socket, committer and processor).")
     ] = 1,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="One log line per request (default: $LEADSCORE_ACCESS_LOG, else on).",
+            show_default=False,
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Run the HTTP API: Segment-compatible tracking endpoints and the read API (OpenAPI at /openapi.json)."""
+    import logging.config
+
     import uvicorn
 
     from leadscore.api.workers import APP, balanced
     from leadscore.api.workers import run as run_workers
-    from leadscore.settings import database_url
+    from leadscore.cli.serve_banner import announce, log_config
+    from leadscore.settings import Settings, database_url
     from leadscore.store import Store
 
     url = database_url(db)
     os.environ["LEADSCORE_DATABASE_URL"] = url
+    logging.config.dictConfig(log_config())
     # create or migrate the schema once, before the workers start
-    Store.from_url(url).dispose()
+    store = Store.from_url(url)
+    try:
+        announce(store, host, port, db, workers)
+    finally:
+        store.dispose()
     options = {
-        "log_level": "warning",  # per-request access logs cost throughput; errors are still logged
-        "access_log": False,
+        "log_config": log_config(),
+        "log_level": "info",  # uvicorn's start-up lines and the access log; leadscore's warnings
+        "access_log": Settings().access_log if access_log is None else access_log,
         "timeout_keep_alive": 5,  # idle keep-alive connections are closed after 5 s
         "timeout_graceful_shutdown": 15,
         "limit_concurrency": 2048,  # beyond this, new connections get 503 instead of exhausting the host
