@@ -64,10 +64,23 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def _shown_db(db: str) -> str:
+    """``--db`` as the hints repeat it: a database URL's password is masked (logs are read widely)."""
+    if "://" not in db:
+        return db
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(db).render_as_string(hide_password=True)
+    except ArgumentError:
+        return db
+
+
 def banner(state: StoreState, host: str, port: int, db: str | None, workers: int) -> list[tuple[int, str]]:
     """(log level, line) for each line of the start-up banner."""
     url = base_url(host, port)
-    on = f" --db {shlex.quote(db)}" if db else ""
+    on = f" --db {shlex.quote(_shown_db(db))}" if db else ""
     where = "all interfaces" if host in ("0.0.0.0", "::", "") else host
     lines = [
         (
