@@ -111,5 +111,5 @@ def learn(
         if challenger is not None:
             ch = fit_challenger(data.features, train.X, train.y, challenger, sc.placeholders)
             p = ch.predict_proba(holdout.X)
-            result.challenger = measure(f"{challenger} challenger", holdout.y, p, p)
+            result.challenger = measure(f"{ch.kind} challenger", holdout.y, p, p)
     return result
