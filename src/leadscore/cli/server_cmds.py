@@ -71,7 +71,7 @@ def create_cmd(
         str,
         typer.Option(
             help="write (sends events to the tracking API, nothing else), read (the read API) or admin "
-            "(the read API and every lifecycle and report endpoint)."
+            "(the read API, and feedback and outcomes through the API)."
         ),
     ] = "write",
     name: Annotated[str, typer.Option(help="What the key is for (e.g. 'website').")] = "default",

@@ -30,7 +30,10 @@ def _password() -> str:
 def create(
     email: Annotated[str, typer.Option(help="Sign-in e-mail.")],
     role: Annotated[
-        str, typer.Option(help="admin, marketing or sales (what each may do: README, Dashboard).")
+        str,
+        typer.Option(
+            help="admin (everything), marketing (leads, models, evaluation) or sales (leads, feedback)."
+        ),
     ],
     name: Annotated[str, typer.Option(help="Display name.")] = "",
     db: Db = None,
