@@ -37,7 +37,8 @@ def test_learn_without_lightgbm_uses_hist_gradient_boosting(
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pyspark", None)
+    for name in ("pyspark", "pyspark.sql"):  # the Spark tests may have imported it already
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(LeadscoreError) as info:
         require("pyspark.sql", "spark", "the Spark engine (--engine spark)")
     message = str(info.value)
