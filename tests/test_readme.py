@@ -65,3 +65,13 @@ def test_model_language_example_is_valid() -> None:
     model = loads_model(example, "README.md")
     assert {r.id for r in model.fit} == {"marketing_leader", "free_mail"}
     assert yaml.safe_load(example)["defaults"] == {"half_life": "30d"}
+
+
+def test_command_list_names_every_command() -> None:
+    import typer
+
+    section = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert len(commands) > 20
+    missing = [name for name in commands if f"`{name}`" not in section and f"`{name} " not in section]
+    assert not missing, f"README's command list lacks {missing}"

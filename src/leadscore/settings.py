@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     metrics_public: bool = False
     # the dashboard warns when the oldest event waiting to be scored is older than this (seconds)
     lag_alert_s: float = Field(default=60.0, gt=0)
+    # `leadscore serve` logs one line per request (uvicorn's access log); `--no-access-log` overrides it
+    access_log: bool = True
 
     @property
     def suppression_pepper(self) -> str:

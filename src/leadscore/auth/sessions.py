@@ -10,6 +10,7 @@ import hmac
 import math
 import secrets
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import Connection
 
@@ -26,8 +27,14 @@ from leadscore.store.users import (
 )
 
 SESSION_MS = 12 * 3600 * 1000
-# verifying against a real hash when the user does not exist keeps timing from revealing who exists
-_DUMMY_HASH = hash_password("not-a-real-password-at-all")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against a real hash when the user does not exist keeps timing from revealing who exists.
+    Made on first use rather than at import (hashing takes a third of a second: every command and server
+    start paid it), so the first such attempt in a process also pays for making it."""
+    return hash_password("not-a-real-password-at-all")
 
 
 class LoginRefused(Exception):
@@ -63,7 +70,7 @@ def login(conn: Connection, email: str, password: str, client: str, now_ms: int)
             f"too many failed sign-ins from this address; try again in {wait_s} seconds", retry_after_s=wait_s
         )
     user = find_user(conn, email)
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    ok = verify_password(user.password_hash if user else _dummy_hash(), password)
     if user is None or not ok or not user.active:
         record_attempt(conn, email, client, False, now_ms)
         raise LoginRefused("wrong e-mail or password")

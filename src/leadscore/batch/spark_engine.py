@@ -25,6 +25,7 @@ from leadscore.batch.parquet import export_relation
 from leadscore.batch.run import BatchJob, BatchResult, build_sources, relation, targets
 from leadscore.batch.sinks import LEDGER_FILE, SCORES_FILE, StoreSink
 from leadscore.compile import compile_model, read_ledger, render_sql
+from leadscore.extras import require
 from leadscore.model import dump_model, loads_model
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
@@ -34,8 +35,7 @@ SPARK_TYPES = {"int64": "BIGINT", "string": "STRING"}
 
 def session(master: str | None) -> Any:
     """The active Spark session, or a new one (``master``, default ``local[*]``)."""
-    from pyspark.sql import SparkSession
-
+    SparkSession = require("pyspark.sql", "spark", "the Spark engine (--engine spark)").SparkSession
     builder = (
         SparkSession.builder.appName("leadscore batch")
         .config("spark.ui.showConsoleProgress", "false")

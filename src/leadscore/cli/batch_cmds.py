@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from leadscore.batch import BatchJob, run_batch
-from leadscore.batch.locations import NoLocation, Source, StoreLocation, parse_location
-from leadscore.batch.run import ENGINES, complete_sources
 from leadscore.cli.model_cmds import load_or_exit
 from leadscore.cli.options import AsOf, Db, parse_as_of
 from leadscore.cli.render import console
 from leadscore.errors import LeadscoreError
-from leadscore.scoring.pipeline import current_model
-from leadscore.scoring.run import now_ms
-from leadscore.settings import database_url
-from leadscore.store import Store
+
+if TYPE_CHECKING:
+    from leadscore.batch.locations import Source
+
 
 app = typer.Typer(help="Batch scoring on SQLite, PostgreSQL, DuckDB or Spark.", no_args_is_help=True)
 
@@ -26,6 +23,8 @@ SOURCE_HELP = "store, table:NAME, or Parquet (a file, a directory of files, or a
 
 
 def _location(value: str | None, option: str) -> Source | None:
+    from leadscore.batch.locations import NoLocation, parse_location
+
     if value is None:
         return None
     try:
@@ -87,6 +86,13 @@ def score(
     The model compiles through the same compiler as `leadscore score`; the engine runs it where the
     data is. Every source names the same relations the store has (docs/batch.md lists the columns).
     """
+    from leadscore.batch import BatchJob, run_batch
+    from leadscore.batch.run import ENGINES, complete_sources
+    from leadscore.scoring.pipeline import current_model
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import database_url
+    from leadscore.store import Store
+
     engine = engine.lower()
     if engine not in ENGINES:
         raise typer.BadParameter(f"{engine!r}: use one of {', '.join(ENGINES)}", param_hint="--engine")
@@ -139,4 +145,6 @@ def score(
 
 
 def _needs_store(located: dict[str, Source | None]) -> bool:
+    from leadscore.batch.locations import StoreLocation
+
     return any(isinstance(loc, StoreLocation) for loc in located.values())

@@ -11,9 +11,6 @@ from rich.markup import escape
 from leadscore.cli.options import Db, fmt_time, open_store
 from leadscore.cli.render import console, print_rows
 from leadscore.errors import NotFoundError
-from leadscore.scoring import dead_letters as operator
-from leadscore.settings import Settings
-from leadscore.store import dead_letters
 
 app = typer.Typer(
     help="Messages the processor could not apply (set aside so later events are still scored).",
@@ -30,6 +27,8 @@ def list_cmd(
     db: Db = None,
 ) -> None:
     """The dead letters, oldest first: message id, when it failed, attempts, the error."""
+    from leadscore.store import dead_letters
+
     with open_store(db) as store, store.connect() as conn:
         letters = dead_letters.listed(conn, limit)
     table = fmt == "table"
@@ -58,6 +57,8 @@ def _first_line(text: str, limit: int = 120) -> str:
 @app.command("show")
 def show(letter_id: LetterId, db: Db = None) -> None:
     """One dead letter in full: the message as JSON, its error, when it failed and was last tried."""
+    from leadscore.store import dead_letters
+
     with open_store(db) as store, store.connect() as conn:
         letter = dead_letters.get(conn, letter_id)
     if letter is None:
@@ -81,6 +82,9 @@ def show(letter_id: LetterId, db: Db = None) -> None:
 @app.command("retry")
 def retry(letter_id: LetterId, db: Db = None) -> None:
     """Apply the message now (after fixing what made it fail); it stays a dead letter if it fails again."""
+    from leadscore.scoring import dead_letters as operator
+    from leadscore.settings import Settings
+
     drop_unconsented = Settings().unconsented_events == "drop"
     with open_store(db) as store:
         outcome = operator.retry(store, letter_id, actor="cli", drop_unconsented=drop_unconsented)
@@ -93,6 +97,8 @@ def retry(letter_id: LetterId, db: Db = None) -> None:
 @app.command("drop")
 def drop(letter_id: LetterId, db: Db = None) -> None:
     """Give the message up: delete the dead letter."""
+    from leadscore.scoring import dead_letters as operator
+
     with open_store(db) as store:
         operator.drop(store, letter_id, actor="cli")
     console.print(f"dead letter {letter_id} dropped", highlight=False)

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import func, inspect, select
-from sqlalchemy.engine import make_url
 
 from leadscore.cli.options import fmt_time
 from leadscore.cli.render import console
-from leadscore.demo import run_demo
-from leadscore.store import Store
-from leadscore.store.engine import normalise_url
-from leadscore.store.schema import leads
+
+if TYPE_CHECKING:
+    pass
+
 
 DEMO_DB = "leadscore-demo.db"
 
 
 def _has_leads(db: str) -> bool:
+    from sqlalchemy import func, inspect, select
+    from sqlalchemy.engine import make_url
+
+    from leadscore.store import Store
+    from leadscore.store.engine import normalise_url
+    from leadscore.store.schema import leads
+
     url = make_url(normalise_url(db))
     if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
         return False
@@ -51,6 +56,8 @@ def demo(
     port: Annotated[int, typer.Option(help="Dashboard port with --serve.")] = 8000,
 ) -> None:
     """Generate a realistic B2B data set, score it with the example model and show the hottest leads."""
+    from leadscore.demo import run_demo
+
     if db != DEMO_DB and not overwrite and _has_leads(db):
         console.print(
             f"[red]error[/red] {db} already holds leads; pass --overwrite to replace them with demo data"
@@ -106,6 +113,7 @@ def _serve(db: str, port: int) -> None:
     from leadscore.lifecycle.runner import run_round
     from leadscore.scoring.run import now_ms
     from leadscore.settings import Settings
+    from leadscore.store import Store
     from leadscore.store.users import add_user
 
     store = Store.from_url(db)

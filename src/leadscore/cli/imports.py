@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -20,10 +20,12 @@ from rich.table import Table
 from leadscore.cli.options import Db, open_store
 from leadscore.cli.render import console
 from leadscore.errors import InputError, Problem
-from leadscore.ingest import csv_import, jsonl_import
-from leadscore.ingest.csv_import import ImportOptions, ImportReport
-from leadscore.ingest.jsonl_import import EventImportReport
-from leadscore.scoring.pipeline import ingest, rescore_leads
+
+if TYPE_CHECKING:
+    from leadscore.ingest import csv_import
+    from leadscore.ingest.csv_import import ImportReport
+    from leadscore.ingest.jsonl_import import EventImportReport
+
 
 app = typer.Typer(
     help="Import leads and accounts (CSV exports) and events (Segment JSONL).", no_args_is_help=True
@@ -122,6 +124,10 @@ def _report_problems(problems: list[Problem], where: str, errors_out: Path | Non
 def _run_csv(kind: str, path: Path, maps: list[str] | None, ignore: list[str] | None, max_errors: int | None,
              errors_out: Path | None, progress: bool | None, db: str | None, encoding: str | None = None,
              decimal: str | None = None) -> ImportReport:  # fmt: skip
+    from leadscore.ingest import csv_import
+    from leadscore.ingest.csv_import import ImportOptions
+    from leadscore.scoring.pipeline import rescore_leads
+
     if decimal not in (None, ".", ","):
         raise typer.BadParameter(f"{decimal!r}: write . or ,", param_hint="--decimal")
     options = ImportOptions(
@@ -181,6 +187,9 @@ def accounts_cmd(path: File, maps: Maps = None, ignore: Ignore = None, max_error
 def events_cmd(path: File, max_errors: MaxErrors = None, errors_out: ErrorsOut = None,
                progress: ShowProgress = None, db: Db = None) -> None:  # fmt: skip
     """Segment-spec messages, one JSON object a line (.jsonl or .jsonl.gz); the touched leads are rescored."""
+    from leadscore.ingest import jsonl_import
+    from leadscore.scoring.pipeline import ingest
+
     with open_store(db) as store, _progress_bar(path, progress) as bar:
         report: EventImportReport = jsonl_import.import_events(
             path,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,19 +13,16 @@ from leadscore.cli.model_cmds import load_or_exit
 from leadscore.cli.options import Db, fmt_time, open_store, parse_as_of
 from leadscore.cli.render import console
 from leadscore.errors import LeadscoreError
-from leadscore.learn import report_html
-from leadscore.learn.backtest import BacktestResult, backtest
-from leadscore.learn.dataset import csv_data
-from leadscore.learn.evaluate import Evaluation, evaluate_csv, evaluate_store
-from leadscore.learn.labels import DAY_MS, data_end
-from leadscore.learn.store_data import WINDOWS, cutoffs, store_data
-from leadscore.learn.train import HOT_SHARE, WARM_SHARE, LearnResult, learn
-from leadscore.model import ScoringModel, dump_model, duration_seconds
-from leadscore.model.durations import parse_duration
-from leadscore.scoring.run import Active, now_ms
-from leadscore.store import Store
-from leadscore.store.backtests import save_backtest
-from leadscore.store.model_versions import ModelVersion, active_version, add_version, find_version
+from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
+
+if TYPE_CHECKING:
+    from leadscore.learn.backtest import BacktestResult
+    from leadscore.learn.evaluate import Evaluation
+    from leadscore.learn.train import LearnResult
+    from leadscore.model import ScoringModel
+    from leadscore.store import Store
+    from leadscore.store.model_versions import ModelVersion
+
 
 Outcome = Annotated[
     str,
@@ -54,6 +51,9 @@ DEFAULT_PERIOD_DAYS = 84  # twelve weeks: a quarter of history when no --since i
 
 
 def _ms(text: str) -> int:
+    from leadscore.model import duration_seconds
+    from leadscore.model.durations import parse_duration
+
     try:
         return int(duration_seconds(parse_duration(text)) * 1000)
     except ValueError as exc:
@@ -62,6 +62,9 @@ def _ms(text: str) -> int:
 
 def _model(store: Store | None, ref: str | None) -> tuple[str, ScoringModel, ModelVersion | None]:
     """A YAML file, a stored version (name@N, name, id) or, with no reference, the active version."""
+    from leadscore.scoring.run import Active
+    from leadscore.store.model_versions import active_version, find_version
+
     if ref is not None and Path(ref).suffix in (".yaml", ".yml"):
         return ref, load_or_exit(Path(ref)), None
     if store is None:
@@ -72,6 +75,8 @@ def _model(store: Store | None, ref: str | None) -> tuple[str, ScoringModel, Mod
 
 
 def _period(store: Store, since: str | None, until: str | None) -> tuple[int, int]:
+    from leadscore.learn.labels import DAY_MS, data_end
+
     with store.connect() as conn:
         end = parse_as_of(until) or data_end(conn)
     return parse_as_of(since) or end - DEFAULT_PERIOD_DAYS * DAY_MS, end
@@ -142,6 +147,10 @@ def evaluate_cmd(
     db: Db = None,
 ) -> None:
     """Measure a model against outcomes: AUC, lift, capture, bands, calibration, per-rule lift, drift."""
+    from leadscore.learn import report_html
+    from leadscore.learn.evaluate import evaluate_csv, evaluate_store
+    from leadscore.learn.store_data import cutoffs
+
     if csv is not None:
         if id_column is None:
             raise typer.BadParameter("--csv needs --id (the column that identifies a lead)")
@@ -232,6 +241,12 @@ def learn_cmd(
     db: Db = None,
 ) -> None:
     """Learn a points model from outcomes and write it as a normal model YAML (scorecard method)."""
+    from leadscore.learn import report_html
+    from leadscore.learn.dataset import csv_data
+    from leadscore.learn.store_data import WINDOWS, cutoffs, store_data
+    from leadscore.learn.train import learn
+    from leadscore.model.durations import parse_duration
+
     if challenger not in ("lightgbm", "hist", "none"):
         raise typer.BadParameter("--challenger is lightgbm, hist or none")
     c: Any = regularisation if regularisation == "cv" else float(regularisation)
@@ -324,6 +339,13 @@ def backtest_cmd(
     db: Db = None,
 ) -> None:
     """Replay history for a candidate model against the active one: MQLs per week, precision, recall."""
+    from leadscore.learn import report_html
+    from leadscore.learn.backtest import backtest
+    from leadscore.model import dump_model
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.backtests import save_backtest
+    from leadscore.store.model_versions import add_version
+
     with open_store(db) as store:
         label, model, version = _model(store, candidate)
         base: tuple[str, ScoringModel, ModelVersion | None] | None = None

@@ -7,26 +7,21 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import Connection
 
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, print_rows
 from leadscore.errors import LeadscoreError, NotFoundError
-from leadscore.lifecycle import reports, segments
-from leadscore.lifecycle.feedback import give_feedback, record_outcome
-from leadscore.lifecycle.outcomes import read_outcomes
-from leadscore.lifecycle.runner import LifecycleRunner, run_round
-from leadscore.model import Lifecycle, ScoringModel
-from leadscore.scoring.pipeline import current_model
-from leadscore.scoring.run import now_ms
-from leadscore.settings import Settings
-from leadscore.store import Store
-from leadscore.store.lifecycle_tables import read_stage_history, stage_as_of
-from leadscore.store.outbox import read_outbox
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from leadscore.model import Lifecycle, ScoringModel
+    from leadscore.store import Store
+
 
 feedback_app = typer.Typer(
     help="Sales feedback: accept a lead (→ SQL) or reject it with a reason.", no_args_is_help=True
@@ -48,6 +43,8 @@ By = Annotated[str, typer.Option("--by", help="Who gives the feedback (a seller'
 
 
 def lifecycle_model(store: Store) -> ScoringModel:
+    from leadscore.scoring.pipeline import current_model
+
     active = current_model(store)
     if active is None or active.model.lifecycle is None:
         raise LeadscoreError("the active model has no lifecycle section (see docs/lifecycle.md)")
@@ -69,6 +66,9 @@ class LeadStages:
 
     @classmethod
     def read(cls, conn: Connection, lead_id: int) -> LeadStages:
+        from leadscore.store.lifecycle_tables import read_stage_history
+        from leadscore.store.outbox import read_outbox
+
         return cls(read_stage_history(conn, lead_id), read_outbox(conn, lead_id))
 
     def stage_at(self, at_ms: int) -> str | None:
@@ -114,6 +114,9 @@ def stage(
     db: Db = None,
 ) -> None:
     """A lead's lifecycle stage now or as of a time, with the move that put it there."""
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.lifecycle_tables import stage_as_of
+
     with open_store(db) as store, store.connect() as conn:
         lead_id = resolve_lead(conn, lead)
         when = parse_as_of(as_of) or now_ms()
@@ -129,6 +132,10 @@ def stage(
 
 
 def _feedback(lead: str, decision: str, reason: str | None, note: str, by: str, db: str | None) -> None:
+    from leadscore.lifecycle.feedback import give_feedback
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+
     with open_store(db) as store:
         model = lifecycle_model(store)
         with store.connect() as conn:
@@ -182,6 +189,12 @@ def import_outcomes(
     db: Db = None,
 ) -> None:
     """Record outcomes from a CRM export; each may move the lead's stage. Re-importing a file changes nothing."""
+    from leadscore.lifecycle.feedback import record_outcome
+    from leadscore.lifecycle.outcomes import read_outcomes
+    from leadscore.scoring.pipeline import current_model
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+
     rows, problems = read_outcomes(path)
     for problem in problems:
         console.print(f"[red]error[/red] {problem}", highlight=False)
@@ -226,6 +239,8 @@ def import_outcomes(
 @segments_app.command("list")
 def list_segments(db: Db = None) -> None:
     """Every segment with its current number of members."""
+    from leadscore.lifecycle import segments
+
     with open_store(db) as store:
         lifecycle = _lifecycle(store)
         with store.connect() as conn:
@@ -245,6 +260,8 @@ def export_segment(
     db: Db = None,
 ) -> None:
     """A segment's members as CSV (lead, contact, company, stage, score, grade, band, entered)."""
+    from leadscore.lifecycle import segments
+
     with open_store(db) as store:
         lifecycle = _lifecycle(store)
         if segment not in {s.id for s in lifecycle.segments}:
@@ -267,6 +284,8 @@ def _report(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
 @reports_app.command("nurtured")
 def report_nurtured(fmt: Format = "table", db: Db = None) -> None:
     """Leads being nurtured (the model's nurture stages), hottest first."""
+    from leadscore.lifecycle import reports
+
     with open_store(db) as store, store.connect() as conn:
         _report(reports.nurtured(conn, _lifecycle(store)), fmt, "Being nurtured")
 
@@ -279,6 +298,9 @@ def report_warmer(
     db: Db = None,
 ) -> None:
     """Getting warmer: the largest score increases over the last days."""
+    from leadscore.lifecycle import reports
+    from leadscore.scoring.run import now_ms
+
     with open_store(db) as store, store.connect() as conn:
         _report(reports.getting_warmer(conn, now_ms(), days, top), fmt, f"Getting warmer ({days} days)")
 
@@ -286,6 +308,8 @@ def report_warmer(
 @reports_app.command("handoff")
 def report_handoff(fmt: Format = "table", db: Db = None) -> None:
     """Ready for handoff: leads in the handoff stage with their seller and SLA deadline."""
+    from leadscore.lifecycle import reports
+
     with open_store(db) as store, store.connect() as conn:
         _report(reports.ready_for_handoff(conn, _lifecycle(store)), fmt, "Ready for handoff")
 
@@ -299,6 +323,8 @@ def report_funnel(
     db: Db = None,
 ) -> None:
     """Funnel counts and stage-to-stage conversion per week of entering."""
+    from leadscore.lifecycle import reports
+
     with open_store(db) as store, store.connect() as conn:
         result = reports.funnel(conn, _lifecycle(store), by)
     print_rows(result["counts"], fmt, "Entered per week")
@@ -308,6 +334,9 @@ def report_funnel(
 @reports_app.command("time-in-stage")
 def report_time(fmt: Format = "table", db: Db = None) -> None:
     """Hours spent in each stage (completed stays) and leads in it now."""
+    from leadscore.lifecycle import reports
+    from leadscore.scoring.run import now_ms
+
     with open_store(db) as store, store.connect() as conn:
         _report(reports.time_in_stage(conn, _lifecycle(store), now_ms()), fmt, "Time in stage")
 
@@ -315,6 +344,8 @@ def report_time(fmt: Format = "table", db: Db = None) -> None:
 @reports_app.command("acceptance")
 def report_acceptance(fmt: Format = "table", db: Db = None) -> None:
     """Sales acceptance rate and rejection reasons."""
+    from leadscore.lifecycle import reports
+
     with open_store(db) as store, store.connect() as conn:
         result = reports.acceptance(conn)
     rate = result["acceptance_rate"]
@@ -330,6 +361,8 @@ def report_acceptance(fmt: Format = "table", db: Db = None) -> None:
 @reports_app.command("accounts")
 def report_accounts(fmt: Format = "table", db: Db = None) -> None:
     """Account scores (fit + buying-committee engagement), MQA stage and target accounts."""
+    from leadscore.lifecycle import reports
+
     with open_store(db) as store, store.connect() as conn:
         _report(reports.account_report(conn), fmt, "Accounts")
 
@@ -343,6 +376,9 @@ def run(
 
     `leadscore serve` runs it beside the API; run it alone for batch imports or from cron.
     """
+    from leadscore.lifecycle.runner import LifecycleRunner, run_round
+    from leadscore.settings import Settings
+
     settings = Settings()
     with open_store(db) as store:
         if once:

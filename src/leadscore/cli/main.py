@@ -1,12 +1,17 @@
-"""``leadscore``: score, explain, history, validate, model versions, import, demo."""
+"""``leadscore``: score, explain, history, validate, model versions, import, demo.
+
+Every command module is imported here to register its commands, so each imports only typer, rich and the
+standard library at module level and what its command needs inside the command function (see
+``cli/__init__``); ``leadscore --help`` and ``leadscore validate`` load no database, web or learning code.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import select
 
 from leadscore.cli import (
     batch_cmds,
@@ -22,15 +27,12 @@ from leadscore.cli import (
 )
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
-from leadscore.compile.contributions import Explanation
 from leadscore.errors import LeadscoreError
-from leadscore.model import ScoringModel
-from leadscore.scoring.explain import explain_lead
-from leadscore.scoring.pipeline import current_model, rescore_all
-from leadscore.scoring.run import Active, all_leads, now_ms, score
-from leadscore.store.model_versions import list_versions
-from leadscore.store.results import read_history
-from leadscore.store.schema import leads
+
+if TYPE_CHECKING:
+    from leadscore.compile.contributions import Explanation
+    from leadscore.model import ScoringModel
+    from leadscore.scoring.run import Active
 
 app = typer.Typer(
     help="leadscore: lead scoring you can read. Fit + engagement models in YAML, compiled to SQL, every point explained.",
@@ -66,7 +68,8 @@ ModelFile = Annotated[
 
 
 def _active_or_file(store: object, model_file: str | None) -> Active:
-    from pathlib import Path
+    from leadscore.scoring.pipeline import current_model
+    from leadscore.scoring.run import Active
 
     if model_file:
         return Active(model_cmds.load_or_exit(Path(model_file)))
@@ -77,6 +80,10 @@ def _active_or_file(store: object, model_file: str | None) -> Active:
 
 
 def _people(conn: object, ids: list[int]) -> dict[int, dict[str, object]]:
+    from sqlalchemy import select
+
+    from leadscore.store.schema import leads
+
     rows = conn.execute(  # type: ignore[attr-defined]
         select(leads.c.id, leads.c.email, leads.c.first_name, leads.c.last_name, leads.c.company).where(
             leads.c.id.in_(ids)
@@ -94,6 +101,9 @@ def score_cmd(
     db: Db = None,
 ) -> None:
     """Score every lead as of a time (default now). Scoring now with the active model saves the scores."""
+    from leadscore.scoring.pipeline import rescore_all
+    from leadscore.scoring.run import all_leads, now_ms, score
+
     with open_store(db) as store:
         when = parse_as_of(as_of)
         if model_file is None and when is None:
@@ -123,6 +133,9 @@ def explain_cmd(
     db: Db = None,
 ) -> None:
     """Every point of a lead's score traced: rule, events counted, decay, caps, fit vs engagement, grade, band."""
+    from leadscore.scoring.explain import explain_lead
+    from leadscore.scoring.run import now_ms
+
     with open_store(db) as store:
         active = _active_or_file(store, model_file)
         when = parse_as_of(as_of) or now_ms()
@@ -189,6 +202,9 @@ def history_cmd(
     db: Db = None,
 ) -> None:
     """The lead's score over time: one row per change, with its cause (events or a model change)."""
+    from leadscore.store.model_versions import list_versions
+    from leadscore.store.results import read_history
+
     with open_store(db) as store:
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
@@ -218,3 +234,7 @@ def main() -> None:
     except LeadscoreError as exc:
         console.print(f"[red]error[/red] {exc}", highlight=False)
         raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # python -m leadscore.cli.main (the start-up test measures imports this way)
+    main()

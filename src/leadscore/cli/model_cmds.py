@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,16 +12,16 @@ from rich.table import Table
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of
 from leadscore.cli.render import console
 from leadscore.errors import ModelValidationError
-from leadscore.model import ScoringModel, dump_model, load_model, loads_model
-from leadscore.model.diff import rule_changes
-from leadscore.scoring.pipeline import publish
-from leadscore.store.backtests import backtests_of_yaml
-from leadscore.store.model_versions import find_version, list_versions
+
+if TYPE_CHECKING:
+    from leadscore.model import ScoringModel
 
 app = typer.Typer(help="Model versions: publish, list, show, diff.", no_args_is_help=True)
 
 
 def load_or_exit(path: Path) -> ScoringModel:
+    from leadscore.model import load_model
+
     try:
         return load_model(path)
     except ModelValidationError as exc:
@@ -33,6 +33,8 @@ def load_or_exit(path: Path) -> ScoringModel:
 
 def validate(models: Annotated[list[Path], typer.Argument(help="Model YAML files.")]) -> None:
     """Check model files; report every problem with file:line:column and rule id."""
+    from leadscore.model import load_model
+
     failed = 0
     for path in models:
         try:
@@ -65,6 +67,10 @@ def publish_cmd(
     db: Db = None,
 ) -> None:
     """Store the model as a new version, make it active, rescore every lead (recorded in history)."""
+    from leadscore.model import dump_model
+    from leadscore.scoring.pipeline import publish
+    from leadscore.store.backtests import backtests_of_yaml
+
     model = load_or_exit(model_file)
     with open_store(db) as store:
         if require_backtest:
@@ -85,6 +91,8 @@ def publish_cmd(
 @app.command("list")
 def list_cmd(db: Db = None) -> None:
     """Every stored version; the active one is marked."""
+    from leadscore.store.model_versions import list_versions
+
     with open_store(db) as store:
         with store.connect() as conn:
             versions = list_versions(conn)
@@ -107,11 +115,16 @@ def list_cmd(db: Db = None) -> None:
 @app.command("show")
 def show_cmd(ref: Annotated[str, typer.Argument(help="name@version, name, or id.")], db: Db = None) -> None:
     """Print a stored version's YAML."""
+    from leadscore.store.model_versions import find_version
+
     with open_store(db) as store, store.connect() as conn:
         print(find_version(conn, ref).yaml, end="")
 
 
 def _resolve(ref: str, db: str | None) -> tuple[str, ScoringModel]:
+    from leadscore.model import loads_model
+    from leadscore.store.model_versions import find_version
+
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return str(path), load_or_exit(path)
@@ -128,6 +141,9 @@ def diff_cmd(
     db: Db = None,
 ) -> None:
     """What changed between two models: rules added, removed or changed, then the YAML diff."""
+    from leadscore.model import dump_model
+    from leadscore.model.diff import rule_changes
+
     old_label, old_model = _resolve(old, db)
     new_label, new_model = _resolve(new, db)
     changes = rule_changes(old_model, new_model)

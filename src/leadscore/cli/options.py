@@ -1,18 +1,22 @@
-"""Options shared by every command, and their parsing (times, lead references, the store)."""
+"""Options shared by every command, and their parsing (times, lead references, the store).
+
+Light at import, like every module of ``cli/`` (see ``cli/__init__``): the store is imported when a
+command opens it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Connection
 
-from leadscore.settings import database_url
-from leadscore.store import Store
-from leadscore.store.people import resolve_lead_ref
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from leadscore.store import Store
 
 Db = Annotated[
     str | None,
@@ -31,6 +35,9 @@ AsOf = Annotated[
 @contextmanager
 def open_store(db: str | None) -> Iterator[Store]:
     """The store for ``--db``, disposed (connections closed) when the command ends."""
+    from leadscore.settings import database_url
+    from leadscore.store import Store
+
     store = Store.from_url(database_url(db))
     try:
         yield store
@@ -64,4 +71,6 @@ def fmt_time(ms: int | None) -> str:
 
 def resolve_lead(conn: Connection, ref: str) -> int:
     """A lead by numeric id, e-mail or external (user) id."""
+    from leadscore.store.people import resolve_lead_ref
+
     return resolve_lead_ref(conn, ref)

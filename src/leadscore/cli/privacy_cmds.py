@@ -10,14 +10,6 @@ import typer
 
 from leadscore.cli.options import Db, open_store
 from leadscore.cli.render import console
-from leadscore.privacy.erase import NotErased, erase, pseudonym
-from leadscore.privacy.export import export_person
-from leadscore.privacy.person import find_person
-from leadscore.privacy.retention import apply_retention
-from leadscore.scoring.pipeline import active_model
-from leadscore.scoring.run import now_ms
-from leadscore.settings import Settings
-from leadscore.store.audit import audit
 
 app = typer.Typer(help="A person's data: export it, erase it; delete old events.", no_args_is_help=True)
 Person = Annotated[
@@ -38,6 +30,13 @@ def export_cmd(
     db: Db = None,
 ) -> None:
     """Everything stored about a person as JSON, with the explanation of their score."""
+    from leadscore.privacy.erase import pseudonym
+    from leadscore.privacy.export import export_person
+    from leadscore.privacy.person import find_person
+    from leadscore.scoring.pipeline import active_model
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.audit import audit
+
     stamp = now_ms()
     with open_store(db) as store, store.begin() as conn:
         who = find_person(conn, person)
@@ -59,6 +58,11 @@ def erase_cmd(
     db: Db = None,
 ) -> None:
     """Remove the person's rows from every table (by exact ids and keys), verify, and scrub the files."""
+    from leadscore.privacy.erase import NotErased, erase
+    from leadscore.privacy.person import find_person
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+
     stamp = now_ms()
     with open_store(db) as store:
         with store.connect() as conn:
@@ -93,6 +97,10 @@ def retention_cmd(
 ) -> None:
     """Delete old events now and rescore the leads that had them (the server runs this daily when
     LEADSCORE_RETENTION_DAYS is set)."""
+    from leadscore.privacy.retention import apply_retention
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.audit import audit
+
     with open_store(db) as store:
         report = apply_retention(store, days)
         with store.begin() as conn:

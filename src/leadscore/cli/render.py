@@ -7,14 +7,16 @@ import io
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from leadscore.cli.options import fmt_time
-from leadscore.compile import Ledger, LedgerLine
 from leadscore.spreadsheet import csv_safe
+
+if TYPE_CHECKING:
+    from leadscore.compile import Ledger, LedgerLine
 
 # Piped output (CI logs, files) gets room for whole tables instead of 80 columns.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)

@@ -9,12 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from leadscore.auth.passwords import hash_password
 from leadscore.cli.options import Db, fmt_time, open_store
 from leadscore.cli.render import console
-from leadscore.scoring.run import now_ms
-from leadscore.store.audit import audit, read_audit
-from leadscore.store.users import ROLES, add_user, disable_user, find_user, list_users, set_password_hash
 
 app = typer.Typer(help="Dashboard users and their roles (admin, marketing, sales).", no_args_is_help=True)
 PASSWORD_ENV = "LEADSCORE_NEW_PASSWORD"
@@ -33,11 +29,21 @@ def _password() -> str:
 @app.command("create")
 def create(
     email: Annotated[str, typer.Option(help="Sign-in e-mail.")],
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin (everything), marketing (leads, models, evaluation) or sales (leads, feedback)."
+        ),
+    ],
     name: Annotated[str, typer.Option(help="Display name.")] = "",
     db: Db = None,
 ) -> None:
     """Create a user; the password is read from the terminal (or $LEADSCORE_NEW_PASSWORD)."""
+    from leadscore.auth.passwords import hash_password
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.audit import audit
+    from leadscore.store.users import ROLES, add_user
+
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
     try:
@@ -54,6 +60,11 @@ def create(
 @app.command("password")
 def password(email: Annotated[str, typer.Argument(help="The user's e-mail.")], db: Db = None) -> None:
     """Set a new password (read like `create` does)."""
+    from leadscore.auth.passwords import hash_password
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.audit import audit
+    from leadscore.store.users import find_user, set_password_hash
+
     try:
         hashed = hash_password(_password())
     except ValueError as exc:
@@ -71,6 +82,10 @@ def password(email: Annotated[str, typer.Argument(help="The user's e-mail.")], d
 @app.command("disable")
 def disable(email: Annotated[str, typer.Argument(help="The user's e-mail.")], db: Db = None) -> None:
     """Disable a user and end their sessions."""
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.audit import audit
+    from leadscore.store.users import disable_user, find_user
+
     stamp = now_ms()
     with open_store(db) as store, store.begin() as conn:
         user = find_user(conn, email)
@@ -84,6 +99,8 @@ def disable(email: Annotated[str, typer.Argument(help="The user's e-mail.")], db
 @app.command("list")
 def list_cmd(db: Db = None) -> None:
     """Every user with role and state."""
+    from leadscore.store.users import list_users
+
     with open_store(db) as store, store.connect() as conn:
         rows = list_users(conn)
     table = Table(title="Users")
@@ -99,6 +116,8 @@ def audit_cmd(
     db: Db = None,
 ) -> None:
     """The audit log: model publications, exports, erasures, user and key changes."""
+    from leadscore.store.audit import read_audit
+
     with open_store(db) as store, store.connect() as conn:
         rows = read_audit(conn, limit)
     table = Table(title="Audit log")

@@ -1,8 +1,10 @@
 """The gradient-boosting challenger: fitted on the same features, reported beside the points model so
-users see what readability costs. LightGBM, or scikit-learn's HistGradientBoosting where asked."""
+users see what readability costs. LightGBM (the ``lightgbm`` extra), or scikit-learn's
+HistGradientBoosting where asked or where LightGBM is not installed."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +16,7 @@ from leadscore.learn.binning import numeric_column
 from leadscore.learn.features import PLACEHOLDERS, Feature, Other, category
 
 Kind = Literal["lightgbm", "hist"]
+log = logging.getLogger("leadscore.learn")
 SEED = 0  # boosting draws no random subsamples by default; the seed only pins ties
 
 
@@ -67,15 +70,24 @@ def fit_challenger(
     kind: Kind = "lightgbm",
     placeholders: tuple[str, ...] = PLACEHOLDERS,
 ) -> Challenger:
-    """Library defaults throughout: the challenger shows what an untuned, flexible model reaches."""
+    """Library defaults throughout: the challenger shows what an untuned, flexible model reaches. The
+    returned challenger's ``kind`` says which was fitted."""
     enc = Encoder(features, placeholders)
     M = enc(X, learn=True)
     if kind == "lightgbm":
-        from lightgbm import LGBMClassifier
-
-        model: Any = LGBMClassifier(verbose=-1, random_state=SEED)
-        model.fit(M, y, categorical_feature=enc.categorical or "auto")
-        return Challenger(kind, enc, model)
+        try:
+            from lightgbm import LGBMClassifier
+        except ImportError as exc:
+            log.warning(
+                "LightGBM cannot be loaded (%s; pip install 'leadscore[lightgbm]'): the challenger is "
+                "scikit-learn's HistGradientBoosting",
+                exc,
+            )
+            kind = "hist"
+        else:
+            model: Any = LGBMClassifier(verbose=-1, random_state=SEED)
+            model.fit(M, y, categorical_feature=enc.categorical or "auto")
+            return Challenger(kind, enc, model)
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     mask = np.zeros(M.shape[1], dtype=bool)

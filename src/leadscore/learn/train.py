@@ -11,13 +11,11 @@ import numpy as np
 from leadscore.learn import metrics
 from leadscore.learn.challenger import Kind, fit_challenger
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset
+from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
 from leadscore.learn.features import Feature
 from leadscore.learn.scorecard import Scorecard
 from leadscore.learn.to_model import to_model
 from leadscore.model import ScoringModel, dump_model
-
-HOT_SHARE = 0.1  # the hottest tenth of training leads is 'hot' in the learned model ...
-WARM_SHARE = 0.2  # ... and the next fifth 'warm'; both are options of `leadscore learn`
 
 
 @dataclass(frozen=True)
@@ -113,5 +111,5 @@ def learn(
         if challenger is not None:
             ch = fit_challenger(data.features, train.X, train.y, challenger, sc.placeholders)
             p = ch.predict_proba(holdout.X)
-            result.challenger = measure(f"{challenger} challenger", holdout.y, p, p)
+            result.challenger = measure(f"{ch.kind} challenger", holdout.y, p, p)
     return result

@@ -20,9 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from leadscore.lifecycle import mail, webhook
 from leadscore.lifecycle.breaker import Breakers
@@ -32,6 +30,9 @@ from leadscore.scoring.pipeline import current_model
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.outbox import MAIL_ENDPOINT, claim_due, endpoint_of, finish, release, retry_at
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("leadscore.lifecycle")
 BATCH = 50

@@ -16,11 +16,14 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 import orjson
 
 from leadscore.settings import WebhookSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 TOLERANCE_S = 300
 MAX_ANSWER_BYTES = 4096
@@ -48,6 +51,8 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, now_s: int)
 
 def client(settings: WebhookSettings) -> httpx.Client:
     """One client for every endpoint: timeouts from the settings, connections up to the worker count."""
+    import httpx  # loaded when the first webhook is due, not when the server starts
+
     timeout = httpx.Timeout(
         settings.timeout_s, connect=settings.connect_timeout_s, pool=settings.connect_timeout_s
     )
@@ -64,6 +69,8 @@ def post(
     event: str,
     now_s: int,
 ) -> Outcome:
+    import httpx
+
     url = settings.url(target)
     if url is None:
         return Outcome("retry", f"environment variable {target.removeprefix('env:')} is not set")

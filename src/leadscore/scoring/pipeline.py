@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +26,13 @@ from leadscore.store.people import account_colleagues
 from leadscore.store.results import lock_leads
 
 RESCORE_CHUNK = 5000
+NO_MODEL = (
+    "no model is published: events are stored, but no lead is scored (the read API answers "
+    '"score": null) until one is; publishing one scores every event stored so far'
+)
+log = logging.getLogger("leadscore.scoring")
+# the warning that events arrive with no model to score them is logged once per process, not per batch
+_no_model_warned = threading.Event()
 
 
 @dataclass
@@ -82,6 +91,9 @@ def rescore_touched(
     if drop_unconsented and applied.touched:
         drop_events_without_consent(conn, sorted(applied.touched))
     active = active_model(conn)
+    if active is None and applied.touched and not _no_model_warned.is_set():
+        _no_model_warned.set()
+        log.warning("%s: `leadscore model publish MODEL.yaml`", NO_MODEL)
     if active is None or active.version is None or not applied.touched:
         return 0, 0
     stamp = now_ms()

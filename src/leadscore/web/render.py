@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from leadscore import __version__
+from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.health import scoring_lag
 from leadscore.web.security import Viewer
@@ -80,21 +81,24 @@ def page(request: Request, viewer: Viewer, template: str, status: int = 200, **c
 
 @dataclass(frozen=True)
 class PipelineWarnings:
-    """What the banner says: scoring lags by ``lag_s`` (when past the threshold), dead letters wait."""
+    """What the banner says: scoring lags by ``lag_s`` (when past the threshold), dead letters wait, no
+    model is published (events are stored but nobody is scored)."""
 
     lag_s: float | None
     dead_letters: int
+    no_model: bool = False
 
     def __bool__(self) -> bool:
-        return self.lag_s is not None or self.dead_letters > 0
+        return self.lag_s is not None or self.dead_letters > 0 or self.no_model
 
 
 def pipeline_warnings(request: Request, viewer: Viewer) -> PipelineWarnings:
-    """Signed-in viewers are warned when scoring lags more than ``LEADSCORE_LAG_ALERT_S`` or messages
-    wait as dead letters (a stall nobody sees is the failure this exists for)."""
+    """Signed-in viewers are warned when scoring lags more than ``LEADSCORE_LAG_ALERT_S``, messages
+    wait as dead letters or no model is published (a stall nobody sees is the failure this exists for)."""
     state = getattr(request.app.state, "leadscore", None)
     if not viewer.signed_in or state is None:
         return PipelineWarnings(None, 0)
     with state.store.connect() as conn:
         lag, dead = scoring_lag(conn, now_ms())
-    return PipelineWarnings(lag if lag > state.settings.lag_alert_s else None, dead)
+        unscored = active_model(conn) is None
+    return PipelineWarnings(lag if lag > state.settings.lag_alert_s else None, dead, unscored)

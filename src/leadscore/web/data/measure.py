@@ -1,16 +1,20 @@
 """The numbers behind the evaluation page and a draft's backtest, from ``learn`` (evaluate, backtest)
-over the default period: the last twelve weeks of data, outcomes within 30 days."""
+over the default period: the last twelve weeks of data, outcomes within 30 days.
+
+The learning modules (numpy, scikit-learn) are imported by the functions that run them, when the
+evaluation page or a draft's backtest is first asked for: the server starts without them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from leadscore.learn.backtest import BacktestResult, backtest
-from leadscore.learn.evaluate import Evaluation, evaluate_store
 from leadscore.learn.labels import data_end
-from leadscore.learn.store_data import cutoffs
 from leadscore.model import ScoringModel
 from leadscore.store import Store
+
+if TYPE_CHECKING:
+    from leadscore.learn.backtest import BacktestResult
+    from leadscore.learn.evaluate import Evaluation
 
 DAY_MS = 86_400_000
 PERIOD_DAYS = 84
@@ -26,6 +30,9 @@ def period(store: Store) -> tuple[int, int]:
 
 
 def evaluation(store: Store, model: ScoringModel, label: str, outcome: str) -> Evaluation:
+    from leadscore.learn.evaluate import evaluate_store
+    from leadscore.learn.store_data import cutoffs
+
     start, end = period(store)
     return evaluate_store(
         store,
@@ -87,6 +94,8 @@ def backtest_draft(
 ) -> BacktestResult:
     """Replay the period with the draft and with the active model, each through its own lifecycle and MQL
     threshold (the hot band for a model without a lifecycle)."""
+    from leadscore.learn.backtest import backtest
+
     start, end = period(store)
     with store.connect() as conn:
         return backtest(

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
-from leadscore.learn.checks import NotEnoughDataError
 from leadscore.scoring.pipeline import active_model
 from leadscore.web.data import measure
 from leadscore.web.render import page
@@ -23,6 +22,8 @@ def evaluation_page(
     viewer: Evaluator,
     outcome: Annotated[str, Query(pattern="^(opportunity|sql|won)$")] = "opportunity",
 ) -> HTMLResponse:
+    from leadscore.learn.checks import NotEnoughDataError  # numpy: loaded when the page is first asked for
+
     store = state_of(request).store
     with store.connect() as conn:
         active = active_model(conn)
