@@ -24,6 +24,7 @@ from leadscore.cli.render import console, history_table, ledger_table, print_row
 from leadscore.compile.matches import compile_matches, match_column, points_column
 from leadscore.errors import LeadscoreError
 from leadscore.model import ScoringModel
+from leadscore.scoring.clock import tick
 from leadscore.scoring.pipeline import current_model, rescore_all
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store.model_versions import list_versions
@@ -227,6 +228,21 @@ def history_cmd(
             ]
             out = [{**r, "stage": stages.stage_at(r["at_ms"])} for r in out]
             print_rows(out, fmt)
+
+
+@app.command("tick")
+def tick_cmd(
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Run the tick as of this time (ISO date or date-time) instead of now."),
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Rescore the leads whose score time alone has changed (a window, decay reaching a threshold): what
+    `leadscore serve` does every LEADSCORE_CLOCK_TICK_S seconds, for cron."""
+    with open_store(db) as store:
+        stats = tick(store, parse_as_of(now))
+    console.print(f"{stats.leads} leads rescored, {stats.history_rows} history rows", highlight=False)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from leadscore.ingest.apply import Applied, apply_messages
 from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel, dump_model
 from leadscore.scoring import history
+from leadscore.scoring.due import schedule
 from leadscore.scoring.crossings import save_scores
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store import Store
@@ -87,7 +88,8 @@ def rescore_touched(
     lock_leads(conn, lead_ids)
     ledgers = score_leads(conn, active.model, sources, lead_ids, as_of or stamp)
     causes = {lid: _cause(applied.causes.get(lid, [])) for lid in lead_ids}
-    save_scores(conn, ledgers, active.version.id, stamp, causes)
+    due = schedule(conn, active.model, sources, ledgers)
+    save_scores(conn, ledgers, active.version.id, stamp, causes, due)
     changes = {lid: (applied.touched[lid], "event", causes[lid]) for lid in lead_ids}
     rows = history.record(conn, active.model, sources, active.version.id, changes, stamp)
     return len(ledgers), rows
@@ -112,7 +114,8 @@ def publish(
         audit(conn, stamp, actor, "model.publish", version.label, sha256=version.sha256, note=note)
         active = Active.of(version)
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
-        save_scores(conn, ledgers, version.id, stamp, f"published {version.label}")
+        due = schedule(conn, active.model, store.sources(), ledgers)
+        save_scores(conn, ledgers, version.id, stamp, f"published {version.label}", due)
         changes = {lg.lead_id: (as_of or stamp, "model", f"published {version.label}") for lg in ledgers}
         if changes:
             history.record(conn, active.model, store.sources(), version.id, changes, stamp)
@@ -128,7 +131,8 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
     with store.begin() as conn:
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
         if save:
-            save_scores(conn, ledgers, active.version.id, stamp, "rescore")
+            due = schedule(conn, active.model, store.sources(), ledgers)
+            save_scores(conn, ledgers, active.version.id, stamp, "rescore", due)
     return ledgers
 
 
@@ -145,9 +149,18 @@ def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> i
     with store.begin() as conn:
         for start in range(0, len(ids), RESCORE_CHUNK):
             chunk = ids[start : start + RESCORE_CHUNK]
-            ledgers = score_leads(conn, active.model, store.sources(), chunk, stamp)
-            save_scores(conn, ledgers, active.version.id, stamp, cause_ref)
-            changes = {lid: (stamp, "import", cause_ref) for lid in chunk}
-            history.record(conn, active.model, store.sources(), active.version.id, changes, stamp)
-            scored += len(ledgers)
+            scored += rescore_now(conn, store.sources(), active, chunk, stamp, "import", cause_ref)[0]
     return scored
+
+
+def rescore_now(
+    conn: Connection, sources: Sources, active: Active, lead_ids: Sequence[int], stamp: int, cause: str, ref: str
+) -> tuple[int, int]:
+    """Rescore leads as of ``stamp`` in the caller's transaction: current scores, when each is next due,
+    crossings, and a history row (``cause``, ``ref``) where a score moved. Returns (leads, history rows)."""
+    assert active.version is not None
+    ledgers = score_leads(conn, active.model, sources, lead_ids, stamp)
+    save_scores(conn, ledgers, active.version.id, stamp, ref, schedule(conn, active.model, sources, ledgers))
+    changes = {lg.lead_id: (stamp, cause, ref) for lg in ledgers}
+    rows = history.record(conn, active.model, sources, active.version.id, changes, stamp) if changes else 0
+    return len(ledgers), rows

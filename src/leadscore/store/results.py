@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
@@ -32,8 +32,15 @@ _LOCK_LEADS = select(leads.c.id).where(in_list(leads.c.id, "ids")).order_by(lead
 _LAST_HISTORY = select(score_history).join(_NEWEST_HISTORY, _NEWEST_HISTORY.c.id == score_history.c.id)
 
 
-def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, scored_ms: int) -> None:
-    """Replace the current score and ledger of every lead in ``results``."""
+def save_current(
+    conn: Connection,
+    results: Sequence[Ledger],
+    version_id: int,
+    scored_ms: int,
+    due: Mapping[int, int | None] | None = None,
+) -> None:
+    """Replace the current score and ledger of every lead in ``results``; ``due``: lead → when time alone
+    may next change its score (scoring/due.py; a lead left out is never due)."""
     for start in range(0, len(results), CHUNK):
         chunk = results[start : start + CHUNK]
         ids = [r.lead_id for r in chunk]
@@ -54,6 +61,7 @@ def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, s
                     "level": r.level,
                     "band": r.band,
                     "scored_ms": scored_ms,
+                    "due_ms": None if due is None else due.get(r.lead_id),
                 }
                 for r in chunk
             ],
