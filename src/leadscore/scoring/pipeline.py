@@ -90,8 +90,8 @@ def rescore_touched(
     causes = {lid: _cause(applied.causes.get(lid, [])) for lid in lead_ids}
     due = schedule(conn, active.model, sources, ledgers)
     save_scores(conn, ledgers, active.version.id, stamp, causes, due)
-    changes = {lid: (applied.touched[lid], "event", causes[lid]) for lid in lead_ids}
-    rows = history.record(conn, active.model, sources, active.version.id, changes, stamp)
+    since = {lid: applied.since.get(lid, applied.touched[lid]) for lid in lead_ids}
+    rows = history.replay(conn, active.model, sources, active.version.id, since, as_of or stamp, stamp)
     return len(ledgers), rows
 
 

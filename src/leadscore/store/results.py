@@ -22,14 +22,17 @@ _DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"))
 _CURRENT_STATES = select(
     scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
 ).where(in_list(scores.c.lead_id, "ids"))
-_NEWEST_HISTORY = (
-    select(score_history.c.lead_id, func.max(score_history.c.id).label("id"))
-    .where(in_list(score_history.c.lead_id, "ids"))
-    .group_by(score_history.c.lead_id)
-    .subquery()
+_NEWEST_ID = (
+    select(score_history.c.id)
+    .where(score_history.c.lead_id == leads.c.id)
+    .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+    .limit(1)
+    .correlate(leads)
+    .scalar_subquery()
 )
+_NEWEST_HISTORY = select(_NEWEST_ID).select_from(leads).where(in_list(leads.c.id, "ids"))
 _LOCK_LEADS = select(leads.c.id).where(in_list(leads.c.id, "ids")).order_by(leads.c.id).with_for_update()
-_LAST_HISTORY = select(score_history).join(_NEWEST_HISTORY, _NEWEST_HISTORY.c.id == score_history.c.id)
+_LAST_HISTORY = select(score_history).where(score_history.c.id.in_(_NEWEST_HISTORY))
 
 
 def save_current(
