@@ -125,7 +125,8 @@ def replay(
     if not lead_ids:
         return 0
     base = baselines(conn, lead_ids)
-    start = {lid: max(since[lid], base[lid]) for lid in lead_ids}  # before the baseline: from it
+    # a batch holding the lead's first event (or linking a key) moves its created row too
+    start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
     times = _event_times(conn, lead_ids, min(start.values()), until)
     newest = last_history(conn, lead_ids)
     previous: dict[int, dict[str, Any] | None] = {}
