@@ -8,9 +8,9 @@ they arrived in, so history rows scored with it do not either. (E-mail, names, c
 read as they are now.)
 
 The compiled query reads these leads through ``Sources`` whose ``leads`` and ``identities`` relations
-come from one bound JSON parameter (``as_known``: ``[[point id, lead id, attributes], ...]``), so the
-statement is compiled once per model, like ``run.score_points``; each (lead, time) point is scored as a
-lead of its own, the point id.
+come from one bound JSON parameter (``as_known``: ``[[point id, lead id, as-of, attributes], ...]``),
+which is also the targets, so the statement is compiled once per model, like ``run.score_points``; each
+(lead, time) point is scored as a lead of its own, the point id.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Connection, Text, bindparam, cast, func, select, type_coerce
+from sqlalchemy import BigInteger, Connection, Select, Text, bindparam, cast, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
-from leadscore.compile import Ledger, Sources, read_ledger
+from leadscore.compile import Ledger, Sources, compile_model, read_ledger
+from leadscore.compile.dialects import computed_once
 from leadscore.ingest.apply import split_traits
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import BOUND_DIALECTS, POINTS_CHUNK, bound_statement, score_points, target_params
+from leadscore.scoring.run import POINTS_CHUNK, bound_statement
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
 
@@ -81,31 +82,28 @@ def score_as_known(
         return {}
     known = Known(conn, [lead for lead, _ in points])
     dialect = conn.dialect.name
+    pit = as_known_sources(sources, dialect)
+    query = bound_statement(model, pit, dialect, _compile)
     out: dict[tuple[int, int], Ledger] = {}
     for start in range(0, len(points), POINTS_CHUNK):
         chunk = points[start : start + POINTS_CHUNK]
-        versions = [[n, lead, known.attributes(lead, at)] for n, (lead, at) in enumerate(chunk)]
-        pairs = [(n, at) for n, (_, at) in enumerate(chunk)]
-        text = orjson.dumps(versions).decode()
-        pit = as_known_sources(sources, dialect)
-        if dialect in BOUND_DIALECTS:
-            query = bound_statement(model, pit, dialect)
-            rows = conn.execute(query, {**target_params(dialect, pairs), PARAM: text}).mappings()
-            ledgers = [read_ledger(model, dict(row)) for row in rows]
-        else:  # pragma: no cover - the store runs on SQLite and PostgreSQL
-            ledgers = score_points(conn, model, pit, pairs)
-        for ledger in ledgers:
+        versions = [[n, lead, at, known.attributes(lead, at)] for n, (lead, at) in enumerate(chunk)]
+        rows = conn.execute(query, {PARAM: orjson.dumps(versions).decode()}).mappings()
+        for row in rows:
+            ledger = read_ledger(model, dict(row))
             lead, at = chunk[ledger.lead_id]
-            out[(lead, at)] = _as_lead(ledger, lead)
+            out[(lead, at)] = replace(ledger, lead_id=lead)
     return out
 
 
-def _as_lead(ledger: Ledger, lead_id: int) -> Ledger:
-    return replace(ledger, lead_id=lead_id)
-
-
 _SOURCES: dict[tuple[Sources, str], Sources] = {}
+_TARGETS: dict[Sources, Select[Any]] = {}
 _SOURCES_LOCK = threading.Lock()
+
+
+def _compile(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
+    """The scoring query over the points themselves as targets (``targets``, bound pairs, go unused)."""
+    return compile_model(model, sources, _TARGETS[sources], engine=dialect)
 
 
 def as_known_sources(sources: Sources, dialect: str) -> Sources:
@@ -118,19 +116,27 @@ def as_known_sources(sources: Sources, dialect: str) -> Sources:
             return hit
     if dialect == "postgresql":
         element = func.jsonb_array_elements(cast(bindparam(PARAM, type_=Text), JSONB)).table_valued("value")
-        point = type_coerce(element.c.value.op("->>")(0), Text)
-        lead = type_coerce(element.c.value.op("->>")(1), Text)
-        point_id, lead_id = cast(point, BigInteger), cast(lead, BigInteger)
-        attributes: Any = type_coerce(element.c.value.op("->")(2), JSONB)
+
+        def number(i: int) -> Any:
+            return cast(type_coerce(element.c.value.op("->>")(i), Text), BigInteger)
+
+        point_id, lead_id, as_of = number(0), number(1), number(2)
+        attributes: Any = type_coerce(element.c.value.op("->")(3), JSONB)
     else:
         element = func.json_each(bindparam(PARAM, type_=Text)).table_valued("value")
-        point_id = type_coerce(func.json_extract(element.c.value, "$[0]"), BigInteger)
-        lead_id = type_coerce(func.json_extract(element.c.value, "$[1]"), BigInteger)
-        attributes = type_coerce(func.json_extract(element.c.value, "$[2]"), JSON)
-    base = sources.leads
-    points = select(point_id.label("point_id"), lead_id.label("lead_id"), attributes.label("attributes")).cte(
-        "as_known"
+
+        def number(i: int) -> Any:
+            return type_coerce(func.json_extract(element.c.value, f"$[{i}]"), BigInteger)
+
+        point_id, lead_id, as_of = number(0), number(1), number(2)
+        attributes = type_coerce(func.json_extract(element.c.value, "$[3]"), JSON)
+    # computed once: the JSON is parsed once, and SQLite indexes the result for the joins on point id
+    points = computed_once(
+        select(
+            point_id.label("point_id"), lead_id.label("lead_id"), as_of.label("as_of"), attributes.label("attributes")
+        ).cte("as_known")
     )
+    base = sources.leads
     known_leads = (
         select(
             points.c.point_id.label("id"),
@@ -150,5 +156,5 @@ def as_known_sources(sources: Sources, dialect: str) -> Sources:
     made = Sources(events=sources.events, identities=known_ids, leads=known_leads, accounts=sources.accounts)
     with _SOURCES_LOCK:
         _SOURCES[key] = made
+        _TARGETS[made] = select(points.c.point_id.label("lead_id"), points.c.as_of)
     return made
-
