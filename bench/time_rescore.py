@@ -100,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=10)
     parser.add_argument("--pg-url", default=PG_URL)
     args = parser.parse_args(argv)
-    run(args.engine.replace("postgres", "postgresql"), args.leads, args.events_per_lead, args.ticks, args.pg_url)
+    run(
+        args.engine.replace("postgres", "postgresql"),
+        args.leads,
+        args.events_per_lead,
+        args.ticks,
+        args.pg_url,
+    )
     return 0
 
 

@@ -39,7 +39,13 @@ engagement:
 
 
 def _page(n: int, days: float, path: str, **who: str) -> dict[str, Any]:
-    return {"type": "page", "messageId": f"p{n}", "timestamp": AS_OF - int(days * DAY), "properties": {"path": path}, **who}
+    return {
+        "type": "page",
+        "messageId": f"p{n}",
+        "timestamp": AS_OF - int(days * DAY),
+        "properties": {"path": path},
+        **who,
+    }
 
 
 def messages() -> list[dict[str, Any]]:

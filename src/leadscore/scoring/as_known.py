@@ -133,7 +133,10 @@ def as_known_sources(sources: Sources, dialect: str) -> Sources:
     # computed once: the JSON is parsed once, and SQLite indexes the result for the joins on point id
     points = computed_once(
         select(
-            point_id.label("point_id"), lead_id.label("lead_id"), as_of.label("as_of"), attributes.label("attributes")
+            point_id.label("point_id"),
+            lead_id.label("lead_id"),
+            as_of.label("as_of"),
+            attributes.label("attributes"),
         ).cte("as_known")
     )
     base = sources.leads

@@ -95,7 +95,9 @@ def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE)
         s = ledger.score
         distances.append(_distance(s, (*score_boundaries(model), s - tolerance, s + tolerance)) / per_score)
     e = ledger.engagement_score
-    distances.append(_distance(e, (*engagement_boundaries(model), e - tolerance, e + tolerance)) / per_engagement)
+    distances.append(
+        _distance(e, (*engagement_boundaries(model), e - tolerance, e + tolerance)) / per_engagement
+    )
     dt = time_to_move(amounts, min(distances))
     return None if dt is None else ledger.as_of + math.floor(dt)
 
@@ -133,7 +135,9 @@ def _window_changes(
     for start in range(0, len(pairs), POINTS_CHUNK):
         chunk = pairs[start : start + POINTS_CHUNK]
         if dialect in BOUND_DIALECTS:
-            rows = conn.execute(bound_statement(model, sources, dialect, _compile), target_params(dialect, chunk))
+            rows = conn.execute(
+                bound_statement(model, sources, dialect, _compile), target_params(dialect, chunk)
+            )
         else:
             rows = conn.execute(_compile(model, sources, points(chunk), dialect))
         for row in rows.mappings():

@@ -100,7 +100,9 @@ def record(
     for lid in lead_ids:
         prev = previous.get(lid)
         if lid in base:
-            rows.append(_row(by_point[(lid, base[lid])], version_id, "created", "before any activity", recorded_ms))
+            rows.append(
+                _row(by_point[(lid, base[lid])], version_id, "created", "before any activity", recorded_ms)
+            )
             prev = rows[-1]
         at, cause, ref = changes[lid]
         ledger = by_point[(lid, at)]
@@ -147,7 +149,9 @@ def replay(
     points: list[tuple[int, int]] = []
     plan: dict[int, list[tuple[int, str, str]]] = {}
     for lid in lead_ids:
-        steps = [(at, "event", _cause(mids)) for at, mids in sorted(times.get(lid, {}).items()) if at >= start[lid]]
+        steps = [
+            (at, "event", _cause(mids)) for at, mids in sorted(times.get(lid, {}).items()) if at >= start[lid]
+        ]
         if base[lid] >= start[lid] and base[lid] <= until:
             steps.insert(0, (base[lid], "created", "before any activity"))
         plan[lid] = steps
@@ -165,7 +169,9 @@ def replay(
     return len(rows)
 
 
-def _event_times(conn: Connection, lead_ids: Sequence[int], since: int, until: int) -> dict[int, dict[int, list[str]]]:
+def _event_times(
+    conn: Connection, lead_ids: Sequence[int], since: int, until: int
+) -> dict[int, dict[int, list[str]]]:
     query = (
         select(identities.c.lead_id, events.c.ts, events.c.message_id)
         .join(events, events.c.person_key == identities.c.key)

@@ -13,8 +13,8 @@ from leadscore.ingest.apply import Applied, apply_messages
 from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel, dump_model
 from leadscore.scoring import history
-from leadscore.scoring.due import schedule
 from leadscore.scoring.crossings import save_scores
+from leadscore.scoring.due import schedule
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
@@ -154,7 +154,13 @@ def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> i
 
 
 def rescore_now(
-    conn: Connection, sources: Sources, active: Active, lead_ids: Sequence[int], stamp: int, cause: str, ref: str
+    conn: Connection,
+    sources: Sources,
+    active: Active,
+    lead_ids: Sequence[int],
+    stamp: int,
+    cause: str,
+    ref: str,
 ) -> tuple[int, int]:
     """Rescore leads as of ``stamp`` in the caller's transaction: current scores, when each is next due,
     crossings, and a history row (``cause``, ``ref``) where a score moved. Returns (leads, history rows)."""
