@@ -208,3 +208,40 @@ def test_time_to_move_with_several_half_lives() -> None:
     assert dt == pytest.approx(20 * DAY, abs=1)
     assert time_to_move({10 * DAY: 30.0, 20 * DAY: 20.0}, 50.0) is None  # all of it never decays away
     assert time_to_move({10 * DAY: 30.0}, 15.0) == pytest.approx(10 * DAY)  # one half-life halves it
+
+
+def test_serve_runs_the_clock(store: Store) -> None:
+    """`leadscore serve` (the app's lifespan) ticks on its own: a demo leaves its window two seconds after
+    the server starts, and the stored band follows without any event."""
+    from leadscore.api.app import create_app
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+    from live_server import serving
+    from receivers import wait_for
+
+    start = now_ms()
+    publish(store, loads_model(QUIET), as_of=start)
+    demo = track("ann", 1, "Demo Requested", start - 10 * DAY + 2_000)
+    ingest(store, [demo, track("ann", 2, "Webinar Joined", start)], source="test")
+    ann = lead_of(store, "ann")
+    assert current(store, ann)["band"] == "hot"
+    settings = Settings(database_url=str(store.url), clock_tick_s=0.2)
+    with serving(create_app(settings, store)):
+        wait_for(lambda: current(store, ann)["band"] == "warm", timeout=20)
+    with store.connect() as conn:
+        assert [h["cause"] for h in read_history(conn, ann)][-1] == "time"
+
+
+def test_the_tick_command(sqlite_store: Store) -> None:
+    from typer.testing import CliRunner
+
+    from leadscore.cli.main import app
+
+    publish(sqlite_store, loads_model(QUIET), as_of=T0)
+    ingest(sqlite_store, [track("ann", 1, "Demo Requested", T0)], source="test", as_of=T0)
+    db = str(sqlite_store.url).removeprefix("sqlite:///")
+    early = CliRunner().invoke(app, ["tick", "--now", "2024-05-05T00:00:00Z", "--db", db])
+    assert early.exit_code == 0 and "0 leads rescored" in early.output, early.output
+    due = CliRunner().invoke(app, ["tick", "--now", "2024-05-12T00:00:00Z", "--db", db])
+    assert "1 leads rescored, 1 history rows" in due.output, due.output  # the demo left its 10-day window
+    assert current(sqlite_store, lead_of(sqlite_store, "ann"))["score"] == 0.0

@@ -19,15 +19,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
+from leadscore.ingest.committer import write_turn
 from leadscore.scoring.pipeline import current_model, rescore_now
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
-from leadscore.store.results import lock_leads
-from leadscore.store.schema import scores
+from leadscore.store.schema import leads, scores
 
 log = logging.getLogger("leadscore.clock")
-CHUNK = 1000  # leads rescored per transaction
+# leads rescored per transaction: on SQLite, acknowledgements wait for the write lock (as for the processor)
+CHUNK = 500
+SQLITE_CHUNK = 100
 TICK_S = 60.0
 CAUSE_REF = "windows and decay as of now"
 
@@ -39,8 +41,10 @@ class TickStats:
     transactions: int = 0
 
 
-def due_leads(conn: Connection, now: int, limit: int = CHUNK) -> list[int]:
-    """Leads whose stored score is due at ``now``, earliest first."""
+def due_leads(conn: Connection, now: int, limit: int) -> list[int]:
+    """Leads whose stored score is due at ``now``, earliest first. On PostgreSQL their lead rows are
+    locked (the processor's lock, taken first as it does), skipping leads another clock or a processor
+    holds: a lead being rescored gets a new due time anyway."""
     query = (
         select(scores.c.lead_id)
         .where(scores.c.due_ms <= now)
@@ -48,7 +52,14 @@ def due_leads(conn: Connection, now: int, limit: int = CHUNK) -> list[int]:
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)  # a second clock takes other leads
+        query = (
+            select(leads.c.id)
+            .join(scores, scores.c.lead_id == leads.c.id)
+            .where(scores.c.due_ms <= now)
+            .order_by(scores.c.due_ms, leads.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=leads)
+        )
     return list(conn.execute(query).scalars())
 
 
@@ -59,13 +70,14 @@ def tick(store: Store, now: int | None = None) -> TickStats:
     active = current_model(store)
     if active is None or active.version is None:
         return stats
+    chunk = SQLITE_CHUNK if store.dialect == "sqlite" else CHUNK
     while True:
-        with store.begin() as conn:
+        # derived data, as in the processor: a lost transaction leaves the leads due, the next tick redoes it
+        with write_turn(store), store.begin(durable=False) as conn:
             stamp = now if now is not None else now_ms()
-            ids = due_leads(conn, stamp)
+            ids = due_leads(conn, stamp, chunk)
             if ids and conn.dialect.name == "postgresql":
-                # a processor may have rescored some of them (and moved their due time) meanwhile
-                lock_leads(conn, ids)
+                # a processor may have rescored some (and moved their due time) before they were locked
                 ids = still_due(conn, ids, stamp)
             if ids:
                 leads, rows = rescore_now(conn, store.sources(), active, ids, stamp, "time", CAUSE_REF)
@@ -73,7 +85,7 @@ def tick(store: Store, now: int | None = None) -> TickStats:
                 stats.history_rows += rows
                 stats.transactions += 1
         # a rescored lead is next due after ``stamp`` (due.schedule), so this loop ends
-        if len(ids) < CHUNK:
+        if len(ids) < chunk:
             return stats
 
 
