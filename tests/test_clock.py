@@ -16,7 +16,7 @@ from leadscore.lifecycle.config import LifecycleSettings
 from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
 from leadscore.scoring.clock import tick
-from leadscore.scoring.due import decay_due, time_to_move
+from leadscore.scoring.due import Decaying, decay_due, time_to_move
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import score_leads
 from leadscore.store import Store
@@ -202,12 +202,37 @@ def test_decay_is_due_when_the_score_reaches_a_boundary(store: Store) -> None:
     assert now["band"] == "cold" and now["as_of_ms"] <= crossing + 60_000
 
 
-def test_time_to_move_with_several_half_lives() -> None:
+def test_time_to_move_with_several_half_lives_and_caps() -> None:
     # after 20 days: 30 × (1 − ¼) + 20 × (1 − ½) = 32.5
-    dt = time_to_move({10 * DAY: 30.0, 20 * DAY: 20.0}, 32.5)
-    assert dt == pytest.approx(20 * DAY, abs=1)
-    assert time_to_move({10 * DAY: 30.0, 20 * DAY: 20.0}, 50.0) is None  # all of it never decays away
-    assert time_to_move({10 * DAY: 30.0}, 15.0) == pytest.approx(10 * DAY)  # one half-life halves it
+    terms = [Decaying(10 * DAY, 30.0, 30.0), Decaying(20 * DAY, 20.0, 20.0)]
+    assert time_to_move(terms, 32.5) == pytest.approx(20 * DAY, abs=1000)
+    assert time_to_move(terms, 32.5) <= 20 * DAY  # never later than the exact time
+    assert time_to_move(terms, 50.0) is None  # all of it never decays away
+    assert time_to_move(terms[:1], 15.0) == pytest.approx(10 * DAY)  # one half-life halves it
+    # a rule of 40 raw points held at its cap of 10 moves only once 40 × 0.5^(t / 10d) < 10, after 20
+    # days; 5 points more: 40 × 0.5^(t / 10d) = 5 after 30 days
+    capped = [Decaying(10 * DAY, 10.0, 40.0)]
+    assert time_to_move(capped, 5.0) == pytest.approx(30 * DAY, abs=1000)
+    assert time_to_move(capped, 1e-9) == pytest.approx(20 * DAY, abs=1000)
+
+
+def test_a_score_held_at_the_clamp_is_not_due_until_decay_brings_it_below() -> None:
+    model = loads_model("""
+model: clamp
+engagement:
+  - {id: visit, name: Visited, event: {type: page}, points: 150, half_life: 10d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 100, warm: 40}}
+""")
+    from leadscore.compile import Ledger, LedgerLine
+
+    lines = (
+        LedgerLine("visit", "Visited", "engagement", "each", 150.0, 150.0, raw=150.0, matched=1, decay=1.0),
+        LedgerLine("clamp:engagement", "Clamp", "engagement", "clamp", -50.0, -50.0),
+    )
+    ledger = Ledger(1, T0, 100.0, 0.0, 100.0, 0.0, 100.0, "D", 1, "hot", lines)
+    # the score sits exactly at the hot threshold (100), yet is not due at once: it leaves it when
+    # 150 × 0.5^(t / 10d) falls below the clamp at 100, t = 10d × log2(150 / 100)
+    assert decay_due(model, ledger) == T0 + math.floor(10 * DAY * math.log2(150 / 100))
 
 
 def test_serve_runs_the_clock(store: Store) -> None:

@@ -8,7 +8,8 @@ Two things change a score with no new event:
 * **decay**: decaying points shrink continuously. A rule's decaying total is ``v × 0.5^(dt/h)`` after
   ``dt`` (every event of a rule decays with the rule's half-life; its cap and the group caps, floor and
   clamp after it never move the score by more than the rule's own change), so in ``dt`` the score moves by
-  at most ``Σ_rules |v| × (1 − 0.5^(dt/h)) × points per raw point``. The score is due when that bound first
+  at most ``Σ_rules |v| × (1 − 0.5^(dt/h)) × points per raw point`` (a rule held at its cap moves only
+  once its decaying raw total is below the cap). The score is due when that bound first
   reaches a boundary: a band threshold, a lifecycle or segment score threshold (``score_below`` lowered
   by the hysteresis), or ``TOLERANCE`` score points away from the stored score; the engagement score the
   same way against the level thresholds, the accounts' ``engaged_at_least`` and the tolerance. With one
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Select
@@ -34,7 +36,7 @@ from leadscore.model import ScoringModel
 from leadscore.scoring.run import BOUND_DIALECTS, POINTS_CHUNK, bound_statement, points, target_params
 
 TOLERANCE = 1.0  # score points (and engagement score points) a stored score may drift by decay
-ITERATIONS = 64  # bisection steps for models whose decaying rules have several half-lives
+PRECISION_MS = 1000.0  # of the search for models with several half-lives or capped decaying rules
 
 
 def score_boundaries(model: ScoringModel) -> tuple[float, ...]:
@@ -59,35 +61,57 @@ def engagement_boundaries(model: ScoringModel) -> tuple[float, ...]:
     return tuple(sorted(out))
 
 
-def time_to_move(amounts: dict[float, float], distance: float) -> float | None:
-    """The least ``dt`` (ms) with ``Σ_h amounts[h] × (1 − 0.5^(dt/h)) ≥ distance``; None if never."""
-    total = sum(amounts.values())
+@dataclass(frozen=True)
+class Decaying:
+    """A decaying rule's total in raw points: ``raw`` before its cap, ``value`` after (magnitudes)."""
+
+    half_life: float  # ms
+    value: float
+    raw: float
+
+    def moved(self, dt: float) -> float:
+        """The most the rule's total can move in ``dt``: nothing while the decaying raw total is above the
+        cap, then the part below it."""
+        gone = 1 - 0.5 ** (dt / self.half_life)
+        return min(self.value * gone, max(0.0, self.raw * gone - (self.raw - self.value)))
+
+
+def time_to_move(terms: Sequence[Decaying], distance: float) -> float | None:
+    """The least ``dt`` (ms) with ``Σ term.moved(dt) ≥ distance`` (to a second; never later than the
+    exact time, so a lower bound); None if never."""
     if distance <= 0:
         return 0.0
+    total = sum(t.value for t in terms)
     if total <= distance:
         return None
-    if len(amounts) == 1:
-        (h,) = amounts
-        return -h * math.log2(1 - distance / total)
-    lo, hi = 0.0, -max(amounts) * math.log2(1 - distance / total)
-    for _ in range(ITERATIONS):
+    if len({t.half_life for t in terms}) == 1 and all(t.raw == t.value for t in terms):
+        return -terms[0].half_life * math.log2(1 - distance / total)  # exact: one exponential
+
+    def moved(dt: float) -> float:
+        return sum(t.moved(dt) for t in terms)
+
+    lo, hi = 0.0, max(t.half_life for t in terms)
+    while moved(hi) < distance:
+        lo, hi = hi, hi * 2
+    while hi - lo > PRECISION_MS:
         mid = (lo + hi) / 2
-        if sum(a * (1 - 0.5 ** (mid / h)) for h, a in amounts.items()) >= distance:
+        if moved(mid) >= distance:
             hi = mid
         else:
             lo = mid
-    return lo  # moved less than ``distance`` by then: a lower bound
+    return lo
 
 
 def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE) -> int | None:
     """The earliest time decay alone may move the ledger's score or engagement score to a boundary."""
     half_lives = {r.id: half_life_ms(model, r) for r in model.engagement}
-    amounts: dict[float, float] = {}
+    terms = []
     for line in ledger.lines:
         h = half_lives.get(line.rule_id) if line.section == "engagement" else None
-        if h:
-            amounts[h] = amounts.get(h, 0.0) + abs(line.value)
-    if not any(amounts.values()):
+        if h and line.value:
+            raw = abs(line.raw) if line.raw is not None else abs(line.value)
+            terms.append(Decaying(h, abs(line.value), max(raw, abs(line.value))))
+    if not terms:
         return None
     per_score, per_engagement = factors(model)[1], 100.0 / model.scale.engagement_max
     distances = []
@@ -98,7 +122,14 @@ def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE)
     distances.append(
         _distance(e, (*engagement_boundaries(model), e - tolerance, e + tolerance)) / per_engagement
     )
-    dt = time_to_move(amounts, min(distances))
+    # engagement points held by the floor or the clamp at the maximum move only once the total is back
+    # inside [0, max]: the raw total must first cover that headroom
+    headroom = sum(
+        abs(line.value)
+        for line in ledger.lines
+        if line.section == "engagement" and line.kind in ("floor", "clamp")
+    )
+    dt = time_to_move(terms, min(distances) + headroom)
     return None if dt is None else ledger.as_of + math.floor(dt)
 
 
