@@ -7,33 +7,29 @@ before ``t`` that set it, else missing. That depends on the set of messages, not
 they arrived in, so history rows scored with it do not either. (E-mail, names, company and account are
 read as they are now.)
 
-The compiled query reads these leads through ``Sources`` whose ``leads`` and ``identities`` relations
-come from one bound JSON parameter (``as_known``: ``[[point id, lead id, as-of, attributes], ...]``),
-which is also the targets, so the statement is compiled once per model, like ``run.score_points``; each
-(lead, time) point is scored as a lead of its own, the point id.
+The compiled query reads these leads through ``Sources`` whose ``leads`` relation takes the attributes
+from a temporary table, the targets being bound as for ``run.score_points``, so the statement is
+compiled once per model. A query holds one attribute set per lead; points with other attribute sets go
+in the next query.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Connection, Select, Text, bindparam, cast, func, select, type_coerce
+from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
-from leadscore.compile import Ledger, Sources, compile_model, read_ledger
-from leadscore.compile.dialects import computed_once
+from leadscore.compile import Ledger, Sources, read_ledger
 from leadscore.ingest.apply import split_traits
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import POINTS_CHUNK, bound_statement
+from leadscore.scoring.run import POINTS_CHUNK, bound_statement, target_params
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
-
-PARAM = "as_known"
 
 _IDENTIFIES = (
     select(identities.c.lead_id, events.c.ts, events.c.message_id, events.c.context)
@@ -81,83 +77,80 @@ def score_as_known(
     if not points:
         return {}
     known = Known(conn, [lead for lead, _ in points])
+    # a lead has one row in the leads relation of a query, so its points go in layers: the k-th distinct
+    # attribute set of each lead in the k-th query (a lead's attributes change only at its identifies)
+    layers: list[dict[int, tuple[dict[str, Any], list[int]]]] = []
+    seen: dict[int, dict[bytes, int]] = {}
+    for lead, at in points:
+        attributes = known.attributes(lead, at)
+        versions = seen.setdefault(lead, {})
+        layer = versions.setdefault(orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS), len(versions))
+        if layer == len(layers):
+            layers.append({})
+        layers[layer].setdefault(lead, (attributes, []))[1].append(at)
+    _prepare(conn)
     dialect = conn.dialect.name
-    pit = as_known_sources(sources, dialect)
-    query = bound_statement(model, pit, dialect, _compile)
+    query = bound_statement(model, as_known_sources(sources), dialect)
     out: dict[tuple[int, int], Ledger] = {}
-    for start in range(0, len(points), POINTS_CHUNK):
-        chunk = points[start : start + POINTS_CHUNK]
-        versions = [[n, lead, at, known.attributes(lead, at)] for n, (lead, at) in enumerate(chunk)]
-        rows = conn.execute(query, {PARAM: orjson.dumps(versions).decode()}).mappings()
-        for row in rows:
-            ledger = read_ledger(model, dict(row))
-            lead, at = chunk[ledger.lead_id]
-            out[(lead, at)] = replace(ledger, lead_id=lead)
+    for layer_leads in layers:
+        pairs = [(lead, at) for lead, (_, times) in layer_leads.items() for at in times]
+        for start in range(0, len(pairs), POINTS_CHUNK):
+            chunk = pairs[start : start + POINTS_CHUNK]
+            conn.execute(KNOWN.delete())
+            leads_of_chunk = dict.fromkeys(lead for lead, _ in chunk)
+            conn.execute(
+                KNOWN.insert(),
+                [{"lead_id": lead, "attributes": layer_leads[lead][0]} for lead in leads_of_chunk],
+            )
+            for row in conn.execute(query, target_params(dialect, chunk)).mappings():
+                ledger = read_ledger(model, dict(row))
+                out[(ledger.lead_id, ledger.as_of)] = ledger
+    conn.execute(KNOWN.delete())
     return out
 
 
-_SOURCES: dict[tuple[Sources, str], Sources] = {}
-_TARGETS: dict[Sources, Select[Any]] = {}
+# The attributes of one query's leads, in a temporary table (per connection) with the lead id as its key,
+# so the scoring query finds a lead's row the way it finds it in ``leads`` (a JSON parameter would be a
+# relation the engine cannot index: SQLite then reads it once per target)
+_TEMP = MetaData()
+KNOWN = Table(
+    "leadscore_known_attributes",
+    _TEMP,
+    Column("lead_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("attributes", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _prepare(conn: Connection) -> None:
+    KNOWN.create(conn, checkfirst=True)
+
+
+_SOURCES: dict[Sources, Sources] = {}
 _SOURCES_LOCK = threading.Lock()
 
 
-def _compile(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
-    """The scoring query over the points themselves as targets (``targets``, bound pairs, go unused)."""
-    return compile_model(model, sources, _TARGETS[sources], engine=dialect)
-
-
-def as_known_sources(sources: Sources, dialect: str) -> Sources:
-    """``sources`` with leads and identities read from the bound points (one object per sources and
-    dialect, so the statement compiled over it is cached: ``run.bound_statement``)."""
-    key = (sources, dialect)
+def as_known_sources(sources: Sources) -> Sources:
+    """``sources`` with the leads' attributes read from the temporary table (one object per sources, so
+    the statement compiled over it is cached: ``run.bound_statement``)."""
     with _SOURCES_LOCK:
-        hit = _SOURCES.get(key)
+        hit = _SOURCES.get(sources)
         if hit is not None:
             return hit
-    if dialect == "postgresql":
-        element = func.jsonb_array_elements(cast(bindparam(PARAM, type_=Text), JSONB)).table_valued("value")
-
-        def number(i: int) -> Any:
-            return cast(type_coerce(element.c.value.op("->>")(i), Text), BigInteger)
-
-        point_id, lead_id, as_of = number(0), number(1), number(2)
-        attributes: Any = type_coerce(element.c.value.op("->")(3), JSONB)
-    else:
-        element = func.json_each(bindparam(PARAM, type_=Text)).table_valued("value")
-
-        def number(i: int) -> Any:
-            return type_coerce(func.json_extract(element.c.value, f"$[{i}]"), BigInteger)
-
-        point_id, lead_id, as_of = number(0), number(1), number(2)
-        attributes = type_coerce(func.json_extract(element.c.value, "$[3]"), JSON)
-    # computed once: the JSON is parsed once, and SQLite indexes the result for the joins on point id
-    points = computed_once(
-        select(
-            point_id.label("point_id"),
-            lead_id.label("lead_id"),
-            as_of.label("as_of"),
-            attributes.label("attributes"),
-        ).cte("as_known")
-    )
     base = sources.leads
     known_leads = (
         select(
-            points.c.point_id.label("id"),
+            base.c.id,
             *(base.c[name] for name in ("email", "email_domain", "first_name", "last_name", "company")),
             base.c.account_id,
-            points.c.attributes,
+            KNOWN.c.attributes,
         )
-        .join_from(points, base, base.c.id == points.c.lead_id)
+        .join_from(KNOWN, base, base.c.id == KNOWN.c.lead_id)
         .subquery("known_leads")
     )
-    ids = sources.identities
-    known_ids = (
-        select(ids.c.key, points.c.point_id.label("lead_id"))
-        .join_from(points, ids, ids.c.lead_id == points.c.lead_id)
-        .subquery("known_identities")
+    made = Sources(
+        events=sources.events, identities=sources.identities, leads=known_leads, accounts=sources.accounts
     )
-    made = Sources(events=sources.events, identities=known_ids, leads=known_leads, accounts=sources.accounts)
     with _SOURCES_LOCK:
-        _SOURCES[key] = made
-        _TARGETS[made] = select(points.c.point_id.label("lead_id"), points.c.as_of)
+        _SOURCES[sources] = made
     return made
