@@ -47,3 +47,13 @@ def test_disagreement_is_detected() -> None:
     assert rescore.max_difference(scores, dict(scores)) == 0.0
     assert rescore.max_difference(scores, {**scores, 2: (0.0, 1e-6, 0.0)}) == pytest.approx(1e-6)
     assert rescore.max_difference(scores, {1: scores[1]}) == float("inf")
+
+
+def test_time_rescore_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import time_rescore
+
+    assert time_rescore.main(["--leads", "200", "--events-per-lead", "10", "--ticks", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "sqlite: 200 leads, 2,000 events" in out
+    assert out.count("\n  tick ") == 2 and "full rescoring 200 leads" in out
+    assert "catch-up tick one day later" in out

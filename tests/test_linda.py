@@ -1,4 +1,5 @@
-"""The Swedish worked example: Linda scores 21, then 43, then 65, and her history reads 0 → 21 → 43 → 65.
+"""The Swedish worked example: Linda scores 21, then 43, then 65; her history has a row per event that
+moved her score, from 0 to 65.
 
 examples/linda/model.yaml explains the points; examples/linda/events/step{1,2,3}.jsonl are her three
 steps as Segment messages, each imported with one ingest call on SQLite and PostgreSQL.
@@ -56,7 +57,7 @@ def _messages(name: str) -> list[Message]:
     ]
 
 
-def test_linda_scores_21_43_65_and_history_reads_0_21_43_65(store: Store) -> None:
+def test_linda_scores_21_43_65_and_history_has_a_row_per_event(store: Store) -> None:
     model = load_model(LINDA / "model.yaml")
     publish(store, model, as_of=parse_time("2024-03-01T00:00:00Z", "as_of"))
     expected_lines = dict(STEPS[1][4] or {})
@@ -78,9 +79,15 @@ def test_linda_scores_21_43_65_and_history_reads_0_21_43_65(store: Store) -> Non
         assert current is not None and current["score"] == total, name
     with store.connect() as conn:
         history = read_history(conn, lead_id)
-    assert [row["score"] for row in history] == [0, 21, 43, 65]
-    assert [row["cause"] for row in history] == ["created", "event", "event", "event"]
-    assert [row["band"] for row in history] == ["cold", "cold", "warm", "hot"]
+    # a row at every event that moved the score, whatever the steps: the first blog article (1; the
+    # second adds nothing, nor does the identify), the e-book (21), e-mail opens and clicks 1 each (22 to
+    # 27), the customer story (28), two more e-mail points until the group cap of 8 (29, 30; the fifth
+    # open and click add nothing), the pricing page, which is also the 8th visit in 30 days (+3 +10 = 43),
+    # and the webinar (65)
+    path = [0, 1, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 43, 65]
+    assert [row["score"] for row in history] == path
+    assert [row["cause"] for row in history] == ["created"] + ["event"] * 13
+    assert [row["band"] for row in history] == ["cold"] * 11 + ["warm", "warm", "hot"]  # warm from 30
 
 
 def test_linda_each_step_is_one_batch_of_segment_messages() -> None:

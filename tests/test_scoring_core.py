@@ -199,7 +199,7 @@ def test_explain_cli(linda_db: str) -> None:
 def test_history_and_score_cli(linda_db: str) -> None:
     result = CliRunner().invoke(app, ["history", "linda", "--db", linda_db])
     assert result.exit_code == 0, result.output
-    assert "score path: 0 → 21" in result.output
+    assert "score path: 0 → 1 → 21\n" in result.output  # the blog article (1), then the e-book (+20)
     out = (
         CliRunner()
         .invoke(app, ["score", "--db", linda_db, "--format", "csv", "--as-of", "2024-05-01"])
@@ -223,7 +223,7 @@ def test_model_publish_list_diff_cli(linda_db: str, tmp_path: Path) -> None:
     assert "linda@1" in listing and "linda@2" in listing
     history = CliRunner().invoke(app, ["history", "linda", "--db", linda_db]).output
     assert "model: published linda@2" in history
-    assert "score path: 0 → 21 → 26" in history
+    assert "score path: 0 → 1 → 21 → 26" in history
 
 
 PORTABLE = """

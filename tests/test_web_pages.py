@@ -52,12 +52,14 @@ def linda(store: Store) -> Iterator[tuple[str, Store, int]]:
         yield url, store, lead_id
 
 
-def test_linda_journey_reads_0_21_43_65(linda: tuple[str, Store, int]) -> None:
+def test_linda_journey_reads_her_per_event_path(linda: tuple[str, Store, int]) -> None:
     url, _, lead_id = linda
     with signed_in(url, "marketing@example.test") as client:
         page = client.get(f"/leads/{lead_id}")
     assert page.status_code == 200
-    assert "Score path: <strong>0 → 21 → 43 → 65</strong>" in page.text
+    # history has a row at every event that moved her score (tests/test_linda.py explains each step)
+    path = "0 → 1 → 21 → 22 → 23 → 24 → 25 → 26 → 27 → 28 → 29 → 30 → 43 → 65"
+    assert f"Score path: <strong>{path}</strong>" in page.text
     data = json.loads(unescape(re.search(r'id="journey-data">(.*?)</script>', page.text, re.S).group(1)))
     scores = [p["score"] for p in data["points"]]
     assert scores[0] == 0 and scores[-1] == 65

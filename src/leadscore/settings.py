@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     # to the event -> score latency
     processor_linger_s: float = 0.05
     run_processor: bool = True
+    # seconds between clock ticks, which rescore leads whose score time alone has changed (windows,
+    # decay reaching a threshold: scoring/clock.py); 0 turns the clock off (run `leadscore tick` instead)
+    clock_tick_s: float = Field(default=60.0, ge=0, le=86400)
     # IP addresses in event context: truncate (default), hash (HMAC with secret_key) or keep
     ip_mode: Literal["truncate", "hash", "keep"] = "truncate"
     # signs IP hashes and anything else that needs a server secret; required outside development

@@ -17,6 +17,7 @@ from leadscore.api.state import AppState
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.lifecycle.runner import LifecycleRunner
 from leadscore.privacy.retention import RetentionJob
+from leadscore.scoring.clock import Clock
 from leadscore.scoring.processor import Processor
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -60,6 +61,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if processor is not None:
             processor.start()
         runner = LifecycleRunner(own_store, settings).start() if settings.run_processor else None
+        clock = (
+            Clock(own_store, settings.clock_tick_s).start()
+            if settings.run_processor and settings.clock_tick_s
+            else None
+        )
         # events older than LEADSCORE_RETENTION_DAYS are deleted daily (and their leads rescored)
         retention = (
             RetentionJob(own_store, settings.retention_days).start()
@@ -74,6 +80,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if processor is not None:
                 processor.drain()
                 processor.stop()
+            if clock is not None:
+                clock.stop()
             if runner is not None:
                 runner.stop()
             if retention is not None:

@@ -228,6 +228,23 @@ def history_cmd(
             print_rows(out, fmt)
 
 
+@app.command("tick")
+def tick_cmd(
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Run the tick as of this time (ISO date or date-time) instead of now."),
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Rescore the leads whose score time alone has changed (a window, decay reaching a threshold): what
+    `leadscore serve` does every LEADSCORE_CLOCK_TICK_S seconds, for cron."""
+    from leadscore.scoring.clock import tick
+
+    with open_store(db) as store:
+        stats = tick(store, parse_as_of(now))
+    console.print(f"{stats.leads} leads rescored, {stats.history_rows} history rows", highlight=False)
+
+
 def main() -> None:
     try:
         app()

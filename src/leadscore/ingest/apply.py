@@ -24,6 +24,8 @@ from leadscore.store.people import (
     user_key,
 )
 
+EVER = -(2**62)  # a time before any event
+
 
 @dataclass
 class Applied:
@@ -34,10 +36,17 @@ class Applied:
     touched: dict[int, int] = field(default_factory=dict)  # lead id -> effective time (ms)
     causes: dict[int, list[str]] = field(default_factory=dict)  # lead id -> message ids
     created_leads: set[int] = field(default_factory=set)
+    # lead id -> the earliest time whose score history the batch may change (EVER: all of it)
+    since: dict[int, int] = field(default_factory=dict)
 
     def touch(self, lead_id: int, at_ms: int, message_id: str) -> None:
         self.touched[lead_id] = max(at_ms, self.touched.get(lead_id, at_ms))
+        self.since[lead_id] = min(at_ms, self.since.get(lead_id, at_ms))
         self.causes.setdefault(lead_id, []).append(message_id)
+
+    def rewind(self, lead_id: int) -> None:
+        """The lead gained events of any age (a person key was linked to it): all its history may change."""
+        self.since[lead_id] = EVER
 
 
 def apply_messages(conn: Connection, messages: Sequence[Message], source: str) -> Applied:
@@ -165,7 +174,8 @@ def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> 
         lead_id, created = upsert_lead(conn, now_ms=m.received_ms, external_id=m.user_id)
         lookup.forget(user_key(m.user_id))
         for key in (user_key(m.previous_id), anonymous_key(m.previous_id)):
-            lookup.link(key, lead_id, m.received_ms)
+            if lookup.link(key, lead_id, m.received_ms):
+                out.rewind(lead_id)
     elif m.user_id:
         if m.type == "identify" or email:
             lead_id, created = upsert_lead(
@@ -194,6 +204,7 @@ def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> 
         if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), lead_id, m.received_ms):
             # earlier anonymous history now belongs to this lead
             out.touch(lead_id, m.ts, m.message_id)
+            out.rewind(lead_id)
     elif m.anonymous_id:
         lead_id = lookup.get(anonymous_key(m.anonymous_id))
     if m.type == "group" and lead_id is not None:

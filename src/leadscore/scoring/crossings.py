@@ -20,11 +20,17 @@ KINDS = ("band", "grade", "level")
 
 
 def save_scores(
-    conn: Connection, ledgers: Sequence[Ledger], version_id: int, stamp: int, cause: str | Mapping[int, str]
+    conn: Connection,
+    ledgers: Sequence[Ledger],
+    version_id: int,
+    stamp: int,
+    cause: str | Mapping[int, str],
+    due: Mapping[int, int | None] | None = None,
 ) -> int:
-    """Save ledgers as the current scores and record the crossings they make; returns crossings recorded."""
+    """Save ledgers as the current scores (with when each is next due: ``scoring.due.schedule``) and
+    record the crossings they make; returns crossings recorded."""
     before = read_current_states(conn, [lg.lead_id for lg in ledgers])
-    save_current(conn, ledgers, version_id, stamp)
+    save_current(conn, ledgers, version_id, stamp, due)
     rows: list[dict[str, Any]] = []
     for ledger in ledgers:
         old = before.get(ledger.lead_id)

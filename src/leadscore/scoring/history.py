@@ -1,8 +1,15 @@
 """Score history: a row whenever a lead's score, grade, level or band changes, with its cause.
 
-Each row is the compiled model evaluated at the row's time, so history is replayable: the row for a
-batch of events holds the score as of the newest of those events (the lead's first row is the score
-before any of its activity).
+Each row is the compiled model evaluated at the row's time over the events up to then and the lead's
+attributes as known then (``scoring/as_known.py``), so history is replayable and does not depend on the
+order or batches events arrived in:
+
+* events (``replay``): a row at every distinct event time of the lead at which the score moved, caused
+  by the messages of that time, after a ``created`` row just before its first event. A batch recomputes
+  the lead's event rows from its earliest message time on (all of them when it linked a person key, whose
+  earlier events then join the lead), so a late event rewrites the rows after it exactly as if it had
+  arrived in order. Rows of other causes stay as they were recorded.
+* a model publication, an import, the clock (``record``): a row at that time if the score moved.
 """
 
 from __future__ import annotations
@@ -10,17 +17,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, func, select
 
 from leadscore.compile import Ledger, Sources
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import score_points
+from leadscore.scoring.as_known import score_as_known
 from leadscore.store.id_lists import in_list
 from leadscore.store.results import append_history, last_history
-from leadscore.store.schema import events, identities, leads
+from leadscore.store.schema import events, identities, leads, score_history
 
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
 EPS = 1e-9
+EVENT_CAUSES = ("event", "created")
 
 
 def _row(ledger: Ledger, version_id: int, cause: str, ref: str, recorded_ms: int) -> dict[str, Any]:
@@ -66,11 +74,11 @@ _CREATED = select(leads.c.id, leads.c.created_ms).where(in_list(leads.c.id, "ids
 
 
 def baselines(conn: Connection, lead_ids: Sequence[int]) -> dict[int, int]:
-    """For each lead: a moment before any of its activity (and no later than its creation)."""
+    """For each lead: the moment before its first event (a lead without events: its creation)."""
     ids = list(lead_ids)
     first = dict(conn.execute(_FIRST_EVENT, {"ids": ids}).all())
     created = dict(conn.execute(_CREATED, {"ids": ids}).all())
-    return {lid: min(created[lid], first[lid] - 1) if lid in first else created[lid] for lid in lead_ids}
+    return {lid: first[lid] - 1 if lid in first else created[lid] for lid in lead_ids}
 
 
 def record(
@@ -85,17 +93,16 @@ def record(
     lead_ids = list(changes)
     previous = last_history(conn, lead_ids)
     fresh = [lid for lid in lead_ids if lid not in previous]
-    pairs: list[tuple[int, int]] = []
     base = baselines(conn, fresh) if fresh else {}
-    pairs.extend((lid, base[lid]) for lid in fresh)
-    pairs.extend((lid, changes[lid][0]) for lid in lead_ids)
-    by_point = {(lg.lead_id, lg.as_of): lg for lg in score_points(conn, model, sources, pairs)}
+    pairs = [(lid, base[lid]) for lid in fresh] + [(lid, changes[lid][0]) for lid in lead_ids]
+    by_point = score_as_known(conn, model, sources, pairs)
     rows: list[dict[str, Any]] = []
     for lid in lead_ids:
         prev = previous.get(lid)
         if lid in base:
-            start = by_point[(lid, base[lid])]
-            rows.append(_row(start, version_id, "created", "before any activity", recorded_ms))
+            rows.append(
+                _row(by_point[(lid, base[lid])], version_id, "created", "before any activity", recorded_ms)
+            )
             prev = rows[-1]
         at, cause, ref = changes[lid]
         ledger = by_point[(lid, at)]
@@ -103,3 +110,93 @@ def record(
             rows.append(_row(ledger, version_id, cause, ref, recorded_ms))
     append_history(conn, rows)
     return len(rows)
+
+
+def replay(
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    version_id: int,
+    since: Mapping[int, int],
+    until: int,
+    recorded_ms: int,
+) -> int:
+    """Recompute the event rows of the leads in ``since`` (lead → earliest time a batch may have changed)
+    up to ``until``; returns rows written."""
+    lead_ids = sorted(since)
+    if not lead_ids:
+        return 0
+    base = baselines(conn, lead_ids)
+    # a batch holding the lead's first event (or linking a key) moves its created row too
+    start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
+    times = _event_times(conn, lead_ids, min(start.values()), until)
+    newest = last_history(conn, lead_ids)
+    previous: dict[int, dict[str, Any] | None] = {}
+    for lid in lead_ids:
+        top = newest.get(lid)
+        if top is not None and top["at_ms"] < start[lid]:
+            previous[lid] = top  # the common case: events newer than every row
+            continue
+        conn.execute(
+            delete(score_history).where(
+                score_history.c.lead_id == lid,
+                score_history.c.model_version_id == version_id,
+                score_history.c.cause.in_(EVENT_CAUSES),
+                score_history.c.at_ms >= start[lid],
+            )
+        )
+        previous[lid] = _row_before(conn, lid, start[lid])
+    points: list[tuple[int, int]] = []
+    plan: dict[int, list[tuple[int, str, str]]] = {}
+    for lid in lead_ids:
+        steps = [
+            (at, "event", _cause(mids)) for at, mids in sorted(times.get(lid, {}).items()) if at >= start[lid]
+        ]
+        if base[lid] >= start[lid] and base[lid] <= until:
+            steps.insert(0, (base[lid], "created", "before any activity"))
+        plan[lid] = steps
+        points.extend((lid, at) for at, _, _ in steps)
+    by_point = score_as_known(conn, model, sources, points)
+    rows: list[dict[str, Any]] = []
+    for lid in lead_ids:
+        prev = previous[lid]
+        for at, cause, ref in plan[lid]:
+            ledger = by_point[(lid, at)]
+            if cause == "created" or changed(prev, ledger, version_id):
+                rows.append(_row(ledger, version_id, cause, ref, recorded_ms))
+                prev = rows[-1]
+    append_history(conn, rows)
+    return len(rows)
+
+
+def _event_times(
+    conn: Connection, lead_ids: Sequence[int], since: int, until: int
+) -> dict[int, dict[int, list[str]]]:
+    query = (
+        select(identities.c.lead_id, events.c.ts, events.c.message_id)
+        .join(events, events.c.person_key == identities.c.key)
+        .where(in_list(identities.c.lead_id, "ids"), events.c.ts >= since, events.c.ts <= until)
+        .order_by(events.c.message_id)
+    )
+    out: dict[int, dict[int, list[str]]] = {}
+    for lid, ts, mid in conn.execute(query, {"ids": list(lead_ids)}):
+        out.setdefault(int(lid), {}).setdefault(int(ts), []).append(str(mid))
+    return out
+
+
+def _row_before(conn: Connection, lead_id: int, at_ms: int) -> dict[str, Any] | None:
+    query = (
+        select(score_history)
+        .where(score_history.c.lead_id == lead_id, score_history.c.at_ms < at_ms)
+        .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def _cause(message_ids: list[str]) -> str:
+    message_ids = sorted(set(message_ids))
+    if len(message_ids) <= 3:
+        return ", ".join(message_ids)
+    return f"{', '.join(message_ids[:3])} and {len(message_ids) - 3} more"

@@ -17,6 +17,7 @@ from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel, dump_model
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
+from leadscore.scoring.due import schedule
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
@@ -97,31 +98,34 @@ def rescore_touched(
     if active is None or active.version is None or not applied.touched:
         return 0, 0
     stamp = now_ms()
-    touched, messages = _with_colleagues(conn, active.model, applied)
+    touched, messages, since = _with_colleagues(conn, active.model, applied)
     lead_ids = sorted(touched)
     lock_leads(conn, lead_ids)
     ledgers = score_leads(conn, active.model, sources, lead_ids, as_of or stamp)
     causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
-    save_scores(conn, ledgers, active.version.id, stamp, causes)
-    changes = {lid: (touched[lid], "event", causes[lid]) for lid in lead_ids}
-    rows = history.record(conn, active.model, sources, active.version.id, changes, stamp)
+    due = schedule(conn, active.model, sources, ledgers)
+    save_scores(conn, ledgers, active.version.id, stamp, causes, due)
+    rows = history.replay(conn, active.model, sources, active.version.id, since, as_of or stamp, stamp)
     return len(ledgers), rows
 
 
 def _with_colleagues(
     conn: Connection, model: ScoringModel, applied: Applied
-) -> tuple[dict[int, int], dict[int, list[str]]]:
-    """The leads to rescore (lead id → effective time) and the messages behind each: the touched leads,
-    and, when a rule reads the account's events (``scope: account``), every other lead of their accounts
-    (a colleague's event changes their score too), at the time and for the messages of the event."""
+) -> tuple[dict[int, int], dict[int, list[str]], dict[int, int]]:
+    """The leads to rescore (lead id → effective time), the messages behind each, and the earliest time
+    whose history each may change: the touched leads, and, when a rule reads the account's events
+    (``scope: account``), every other lead of their accounts (a colleague's event changes their score
+    too), at the times and for the messages of the event."""
     touched, messages = dict(applied.touched), {k: list(v) for k, v in applied.causes.items()}
+    since = {lid: applied.since.get(lid, at) for lid, at in applied.touched.items()}
     if not any(scope(rule) == "account" for rule in model.engagement):
-        return touched, messages
+        return touched, messages, since
     for lead_id, colleague in account_colleagues(conn, applied.touched):
         at = applied.touched[lead_id]
         touched[colleague] = max(at, touched.get(colleague, at))
+        since[colleague] = min(since[lead_id], since.get(colleague, since[lead_id]))
         messages.setdefault(colleague, []).extend(applied.causes.get(lead_id, []))
-    return touched, messages
+    return touched, messages, since
 
 
 def _cause(message_ids: list[str]) -> str:
@@ -143,7 +147,8 @@ def publish(
         audit(conn, stamp, actor, "model.publish", version.label, sha256=version.sha256, note=note)
         active = Active.of(version)
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
-        save_scores(conn, ledgers, version.id, stamp, f"published {version.label}")
+        due = schedule(conn, active.model, store.sources(), ledgers)
+        save_scores(conn, ledgers, version.id, stamp, f"published {version.label}", due)
         changes = {lg.lead_id: (as_of or stamp, "model", f"published {version.label}") for lg in ledgers}
         if changes:
             history.record(conn, active.model, store.sources(), version.id, changes, stamp)
@@ -159,7 +164,8 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
     with store.begin() as conn:
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
         if save:
-            save_scores(conn, ledgers, active.version.id, stamp, "rescore")
+            due = schedule(conn, active.model, store.sources(), ledgers)
+            save_scores(conn, ledgers, active.version.id, stamp, "rescore", due)
     return ledgers
 
 
@@ -176,9 +182,24 @@ def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> i
     with store.begin() as conn:
         for start in range(0, len(ids), RESCORE_CHUNK):
             chunk = ids[start : start + RESCORE_CHUNK]
-            ledgers = score_leads(conn, active.model, store.sources(), chunk, stamp)
-            save_scores(conn, ledgers, active.version.id, stamp, cause_ref)
-            changes = {lid: (stamp, "import", cause_ref) for lid in chunk}
-            history.record(conn, active.model, store.sources(), active.version.id, changes, stamp)
-            scored += len(ledgers)
+            scored += rescore_now(conn, store.sources(), active, chunk, stamp, "import", cause_ref)[0]
     return scored
+
+
+def rescore_now(
+    conn: Connection,
+    sources: Sources,
+    active: Active,
+    lead_ids: Sequence[int],
+    stamp: int,
+    cause: str,
+    ref: str,
+) -> tuple[int, int]:
+    """Rescore leads as of ``stamp`` in the caller's transaction: current scores, when each is next due,
+    crossings, and a history row (``cause``, ``ref``) where a score moved. Returns (leads, history rows)."""
+    assert active.version is not None
+    ledgers = score_leads(conn, active.model, sources, lead_ids, stamp)
+    save_scores(conn, ledgers, active.version.id, stamp, ref, schedule(conn, active.model, sources, ledgers))
+    changes = {lg.lead_id: (stamp, cause, ref) for lg in ledgers}
+    rows = history.record(conn, active.model, sources, active.version.id, changes, stamp) if changes else 0
+    return len(ledgers), rows

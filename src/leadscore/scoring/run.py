@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -125,7 +125,8 @@ def _session_settings(conn: Connection) -> None:
 
 # -- statements compiled once, targets bound per call ----------------------------------------------------
 
-_STATEMENTS: OrderedDict[tuple[int, Sources, str], tuple[ScoringModel, Select[Any]]] = OrderedDict()
+Compiler = Callable[[ScoringModel, Sources, Select[Any], str], Select[Any]]
+_STATEMENTS: OrderedDict[tuple[int, Sources, str, Compiler], tuple[ScoringModel, Select[Any]]] = OrderedDict()
 _STATEMENTS_LOCK = threading.Lock()
 
 
@@ -158,21 +159,28 @@ def target_params(dialect: str, pairs: Sequence[tuple[int, int]]) -> dict[str, A
     return {"target_pairs": orjson.dumps([[int(p[0]), int(p[1])] for p in pairs]).decode()}
 
 
-def bound_statement(model: ScoringModel, sources: Sources, dialect: str) -> Select[Any]:
-    """The model compiled over bound targets, kept per (model object, sources, dialect).
+def _scoring(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
+    return compile_model(model, sources, targets, engine=dialect)
+
+
+def bound_statement(
+    model: ScoringModel, sources: Sources, dialect: str, compiler: Compiler = _scoring
+) -> Select[Any]:
+    """The model compiled (by ``compiler``: the scoring query unless told) over bound targets, kept per
+    (model object, sources, dialect, compiler).
 
     SQLAlchemy then finds the statement's compiled SQL in its cache by a key it memoises on the
     statement object, so a repeated call skips both the construction and the compilation. Parsed model
     versions are themselves cached objects (``model_of``), so the real-time path hits this cache.
     """
-    key = (id(model), sources, dialect)
+    key = (id(model), sources, dialect, compiler)
     with _STATEMENTS_LOCK:
         hit = _STATEMENTS.get(key)
         if hit is not None and hit[0] is model:
             _STATEMENTS.move_to_end(key)
             return hit[1]
     targets = cast("Select[Any]", bound_targets(dialect))
-    query = compile_model(model, sources, targets, engine=dialect)
+    query = compiler(model, sources, targets, dialect)
     with _STATEMENTS_LOCK:
         _STATEMENTS[key] = (model, query)  # the model is held, so its id cannot be reused meanwhile
         while len(_STATEMENTS) > STATEMENTS:

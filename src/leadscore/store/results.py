@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, select
 
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
@@ -22,18 +22,28 @@ _DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"))
 _CURRENT_STATES = select(
     scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
 ).where(in_list(scores.c.lead_id, "ids"))
-_NEWEST_HISTORY = (
-    select(score_history.c.lead_id, func.max(score_history.c.id).label("id"))
-    .where(in_list(score_history.c.lead_id, "ids"))
-    .group_by(score_history.c.lead_id)
-    .subquery()
+_NEWEST_ID = (
+    select(score_history.c.id)
+    .where(score_history.c.lead_id == leads.c.id)
+    .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+    .limit(1)
+    .correlate(leads)
+    .scalar_subquery()
 )
+_NEWEST_HISTORY = select(_NEWEST_ID).select_from(leads).where(in_list(leads.c.id, "ids"))
 _LOCK_LEADS = select(leads.c.id).where(in_list(leads.c.id, "ids")).order_by(leads.c.id).with_for_update()
-_LAST_HISTORY = select(score_history).join(_NEWEST_HISTORY, _NEWEST_HISTORY.c.id == score_history.c.id)
+_LAST_HISTORY = select(score_history).where(score_history.c.id.in_(_NEWEST_HISTORY))
 
 
-def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, scored_ms: int) -> None:
-    """Replace the current score and ledger of every lead in ``results``."""
+def save_current(
+    conn: Connection,
+    results: Sequence[Ledger],
+    version_id: int,
+    scored_ms: int,
+    due: Mapping[int, int | None] | None = None,
+) -> None:
+    """Replace the current score and ledger of every lead in ``results``; ``due``: lead → when time alone
+    may next change its score (scoring/due.py; a lead left out is never due)."""
     for start in range(0, len(results), CHUNK):
         chunk = results[start : start + CHUNK]
         ids = [r.lead_id for r in chunk]
@@ -54,6 +64,7 @@ def save_current(conn: Connection, results: Sequence[Ledger], version_id: int, s
                     "level": r.level,
                     "band": r.band,
                     "scored_ms": scored_ms,
+                    "due_ms": None if due is None else due.get(r.lead_id),
                 }
                 for r in chunk
             ],

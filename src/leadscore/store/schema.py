@@ -122,7 +122,11 @@ scores = Table(
     Column("level", Integer, nullable=False),
     Column("band", String(8), nullable=False, index=True),
     Column("scored_ms", BigInteger, nullable=False),
+    # when the passing of time alone may next change this score (a window, decay reaching a threshold);
+    # NULL: never. The clock rescores leads whose time has come (scoring/due.py, scoring/clock.py)
+    Column("due_ms", BigInteger, nullable=True),
     Index("ix_scores_score", "score"),
+    Index("ix_scores_due", "due_ms"),
 )
 
 ledger = Table(

@@ -1,0 +1,156 @@
+"""Leads as they were known at a time: the attributes a history row is scored with.
+
+A lead's attributes are stored as they are now, each with the time it was observed (``attribute_ts``);
+the traits of every identify message stay in the event log. The value of attribute ``k`` at time ``t`` is
+the current value if it was observed at or before ``t``, else the value of the latest identify at or
+before ``t`` that set it, else missing. That depends on the set of messages, not on the order or batches
+they arrived in, so history rows scored with it do not either. (E-mail, names, company and account are
+read as they are now.)
+
+The compiled query reads these leads through ``Sources`` whose ``leads`` relation takes the attributes
+from a temporary table, the targets being bound as for ``run.score_points``, so the statement is
+compiled once per model. A query holds one attribute set per lead; points with other attribute sets go
+in the next query.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import JSON
+
+from leadscore.compile import Ledger, Sources, read_ledger
+from leadscore.ingest.apply import split_traits
+from leadscore.model import ScoringModel
+from leadscore.scoring.run import POINTS_CHUNK, bound_statement, target_params
+from leadscore.store.id_lists import in_list
+from leadscore.store.schema import events, identities, leads
+
+_IDENTIFIES = (
+    select(identities.c.lead_id, events.c.ts, events.c.message_id, events.c.context)
+    .join(events, events.c.person_key == identities.c.key)
+    .where(in_list(identities.c.lead_id, "ids"), events.c.type == "identify")
+    .order_by(identities.c.lead_id, events.c.ts, events.c.message_id)
+)
+_CURRENT = select(leads.c.id, leads.c.attributes, leads.c.attribute_ts).where(in_list(leads.c.id, "ids"))
+
+
+class Known:
+    """What is known about some leads' attributes over time: answers ``attributes(lead, t)``."""
+
+    def __init__(self, conn: Connection, lead_ids: Sequence[int]) -> None:
+        ids = sorted(set(lead_ids))
+        self.current: dict[int, tuple[dict[str, Any], dict[str, int]]] = {
+            int(r.id): (dict(r.attributes or {}), dict(r.attribute_ts or {}))
+            for r in conn.execute(_CURRENT, {"ids": ids})
+        }
+        self.observed: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        for r in conn.execute(_IDENTIFIES, {"ids": ids}):
+            traits = (r.context or {}).get("traits") or {}
+            if isinstance(traits, dict) and traits:
+                _, _, attributes = split_traits(traits)
+                self.observed.setdefault(int(r.lead_id), []).append((int(r.ts), attributes))
+
+    def attributes(self, lead_id: int, at_ms: int) -> dict[str, Any]:
+        now, stamps = self.current.get(lead_id, ({}, {}))
+        out: dict[str, Any] = {}
+        for ts, attributes in self.observed.get(lead_id, []):  # in time order: the latest wins
+            if ts > at_ms:
+                break
+            out.update({k: v for k, v in attributes.items() if v not in (None, "")})
+        for key, value in now.items():
+            stamp = stamps.get(key)
+            if stamp is None or int(stamp) <= at_ms:
+                out[key] = value
+        return out
+
+
+def score_as_known(
+    conn: Connection, model: ScoringModel, sources: Sources, points: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], Ledger]:
+    """Score (lead, time) points with each lead's attributes as known at that time."""
+    if not points:
+        return {}
+    known = Known(conn, [lead for lead, _ in points])
+    # a lead has one row in the leads relation of a query, so its points go in layers: the k-th distinct
+    # attribute set of each lead in the k-th query (a lead's attributes change only at its identifies)
+    layers: list[dict[int, tuple[dict[str, Any], list[int]]]] = []
+    seen: dict[int, dict[bytes, int]] = {}
+    for lead, at in points:
+        attributes = known.attributes(lead, at)
+        versions = seen.setdefault(lead, {})
+        layer = versions.setdefault(orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS), len(versions))
+        if layer == len(layers):
+            layers.append({})
+        layers[layer].setdefault(lead, (attributes, []))[1].append(at)
+    _prepare(conn)
+    dialect = conn.dialect.name
+    query = bound_statement(model, as_known_sources(sources), dialect)
+    out: dict[tuple[int, int], Ledger] = {}
+    for layer_leads in layers:
+        pairs = [(lead, at) for lead, (_, times) in layer_leads.items() for at in times]
+        for start in range(0, len(pairs), POINTS_CHUNK):
+            chunk = pairs[start : start + POINTS_CHUNK]
+            conn.execute(KNOWN.delete())
+            leads_of_chunk = dict.fromkeys(lead for lead, _ in chunk)
+            conn.execute(
+                KNOWN.insert(),
+                [{"lead_id": lead, "attributes": layer_leads[lead][0]} for lead in leads_of_chunk],
+            )
+            for row in conn.execute(query, target_params(dialect, chunk)).mappings():
+                ledger = read_ledger(model, dict(row))
+                out[(ledger.lead_id, ledger.as_of)] = ledger
+    conn.execute(KNOWN.delete())
+    return out
+
+
+# The attributes of one query's leads, in a temporary table (per connection) with the lead id as its key,
+# so the scoring query finds a lead's row the way it finds it in ``leads`` (a JSON parameter would be a
+# relation the engine cannot index: SQLite then reads it once per target)
+_TEMP = MetaData()
+KNOWN = Table(
+    "leadscore_known_attributes",
+    _TEMP,
+    Column("lead_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("attributes", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _prepare(conn: Connection) -> None:
+    KNOWN.create(conn, checkfirst=True)
+
+
+_SOURCES: dict[Sources, Sources] = {}
+_SOURCES_LOCK = threading.Lock()
+
+
+def as_known_sources(sources: Sources) -> Sources:
+    """``sources`` with the leads' attributes read from the temporary table (one object per sources, so
+    the statement compiled over it is cached: ``run.bound_statement``)."""
+    with _SOURCES_LOCK:
+        hit = _SOURCES.get(sources)
+        if hit is not None:
+            return hit
+    base = sources.leads
+    known_leads = (
+        select(
+            base.c.id,
+            *(base.c[name] for name in ("email", "email_domain", "first_name", "last_name", "company")),
+            base.c.account_id,
+            KNOWN.c.attributes,
+        )
+        .join_from(KNOWN, base, base.c.id == KNOWN.c.lead_id)
+        .subquery("known_leads")
+    )
+    made = Sources(
+        events=sources.events, identities=sources.identities, leads=known_leads, accounts=sources.accounts
+    )
+    with _SOURCES_LOCK:
+        _SOURCES[sources] = made
+    return made

@@ -1,0 +1,128 @@
+"""The clock: time is an input like events. Each tick rescores, as of now, the leads whose stored score is
+due (``scores.due_ms`` has passed: a window opened or closed, or decay may have reached a threshold; see
+``scoring/due.py``), through the one compiled query, with history rows of cause ``time``.
+
+Only due leads are read, through the index on ``due_ms``, so a tick costs the leads whose score time
+changed, not the whole table. The rescoring writes new current scores like any other, so the crossings it
+records and the ``scored_ms`` it sets reach the lifecycle runner exactly as event-caused ones do
+(``cooled``/``score_below`` transitions, band crossings, segments).
+
+``leadscore serve`` runs a ``Clock`` thread (``LEADSCORE_CLOCK_TICK_S``, default 60 s); ``leadscore tick``
+runs one tick, e.g. from cron.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from leadscore.ingest.committer import write_turn
+from leadscore.scoring.pipeline import current_model, rescore_now
+from leadscore.scoring.run import now_ms
+from leadscore.store import Store
+from leadscore.store.id_lists import in_list
+from leadscore.store.schema import leads, scores
+
+log = logging.getLogger("leadscore.clock")
+# leads rescored per transaction: on SQLite, acknowledgements wait for the write lock (as for the processor)
+CHUNK = 500
+SQLITE_CHUNK = 100
+TICK_S = 60.0
+CAUSE_REF = "windows and decay as of now"
+
+
+@dataclass
+class TickStats:
+    leads: int = 0
+    history_rows: int = 0
+    transactions: int = 0
+
+
+def due_leads(conn: Connection, now: int, limit: int) -> list[int]:
+    """Leads whose stored score is due at ``now``, earliest first. On PostgreSQL their lead rows are
+    locked (the processor's lock, taken first as it does), skipping leads another clock or a processor
+    holds: a lead being rescored gets a new due time anyway."""
+    query = (
+        select(scores.c.lead_id)
+        .where(scores.c.due_ms <= now)
+        .order_by(scores.c.due_ms, scores.c.lead_id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = (
+            select(leads.c.id)
+            .join(scores, scores.c.lead_id == leads.c.id)
+            .where(scores.c.due_ms <= now)
+            .order_by(scores.c.due_ms, leads.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=leads)
+        )
+    return list(conn.execute(query).scalars())
+
+
+def tick(store: Store, now: int | None = None) -> TickStats:
+    """Rescore every lead due at ``now`` (default: the current time, read again for each transaction) as
+    of that time."""
+    stats = TickStats()
+    active = current_model(store)
+    if active is None or active.version is None:
+        return stats
+    chunk = SQLITE_CHUNK if store.dialect == "sqlite" else CHUNK
+    while True:
+        # derived data, as in the processor: a lost transaction leaves the leads due, the next tick redoes it
+        with write_turn(store), store.begin(durable=False) as conn:
+            stamp = now if now is not None else now_ms()
+            ids = due_leads(conn, stamp, chunk)
+            if ids and conn.dialect.name == "postgresql":
+                # a processor may have rescored some (and moved their due time) before they were locked
+                ids = still_due(conn, ids, stamp)
+            if ids:
+                leads, rows = rescore_now(conn, store.sources(), active, ids, stamp, "time", CAUSE_REF)
+                stats.leads += leads
+                stats.history_rows += rows
+                stats.transactions += 1
+        # a rescored lead is next due after ``stamp`` (due.schedule), so this loop ends
+        if len(ids) < chunk:
+            return stats
+
+
+def still_due(conn: Connection, lead_ids: list[int], now: int) -> list[int]:
+    query = select(scores.c.lead_id).where(in_list(scores.c.lead_id, "ids"), scores.c.due_ms <= now)
+    return sorted(conn.execute(query, {"ids": lead_ids}).scalars())
+
+
+class Clock:
+    """A background thread running a tick every ``tick_s`` seconds."""
+
+    def __init__(self, store: Store, tick_s: float = TICK_S) -> None:
+        self.store = store
+        self.tick_s = tick_s
+        self.ticks = 0
+        self.errors = 0
+        self.last = TickStats()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leadscore-clock", daemon=True)
+
+    def start(self) -> Clock:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            self.once()
+
+    def once(self) -> None:
+        try:
+            self.last = tick(self.store)
+            self.ticks += 1
+        except Exception:
+            self.errors += 1
+            log.exception("a clock tick failed; it will be retried")

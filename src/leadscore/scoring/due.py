@@ -1,0 +1,178 @@
+"""When a stored score is next due: the earliest time the passing of time alone may change what a user or
+the lifecycle reads from it (``scores.due_ms``, read by the clock in ``scoring/clock.py``).
+
+Two things change a score with no new event:
+
+* **windows**: an event enters (it is dated after the score's as-of time) or leaves a rule's window or a
+  threshold's ``within``. Found exactly, by the compiled match expressions (``compile/changes.py``).
+* **decay**: decaying points shrink continuously. A rule's decaying total is ``v × 0.5^(dt/h)`` after
+  ``dt`` (every event of a rule decays with the rule's half-life; its cap and the group caps, floor and
+  clamp after it never move the score by more than the rule's own change), so in ``dt`` the score moves by
+  at most ``Σ_rules |v| × (1 − 0.5^(dt/h)) × points per raw point`` (a rule held at its cap moves only
+  once its decaying raw total is below the cap). The score is due when that bound first
+  reaches a boundary: a band threshold, a lifecycle or segment score threshold (``score_below`` lowered
+  by the hysteresis), or ``TOLERANCE`` score points away from the stored score; the engagement score the
+  same way against the level thresholds, the accounts' ``engaged_at_least`` and the tolerance. With one
+  half-life the bound is the exact decay, so the time is exact; otherwise it is a lower bound, and the
+  rescoring at that time schedules again from the nearer score.
+
+Between boundaries the stored score is exact at its as-of time and within ``TOLERANCE`` of the decayed
+score now; band, grade, level and every lifecycle threshold are those of now, one clock tick late at most.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select
+
+from leadscore.compile import Ledger, Sources, half_life_ms
+from leadscore.compile.changes import compile_changes, next_change
+from leadscore.compile.ledger import factors
+from leadscore.model import ScoringModel
+from leadscore.scoring.run import BOUND_DIALECTS, POINTS_CHUNK, bound_statement, points, target_params
+
+TOLERANCE = 1.0  # score points (and engagement score points) a stored score may drift by decay
+PRECISION_MS = 1000.0  # of the search for models with several half-lives or capped decaying rules
+
+
+def score_boundaries(model: ScoringModel) -> tuple[float, ...]:
+    """Score values at which something a user or the lifecycle reads changes."""
+    out = {model.scale.bands.hot, model.scale.bands.warm}
+    lifecycle = model.lifecycle
+    if lifecycle is not None:
+        for t in lifecycle.transitions:
+            if t.when.score_at_least is not None:
+                out.add(t.when.score_at_least)
+            if t.when.score_below is not None:
+                out.add(t.when.score_below - lifecycle.hysteresis)
+        out.update(s.score_at_least for s in lifecycle.segments if s.score_at_least is not None)
+    return tuple(sorted(out))
+
+
+def engagement_boundaries(model: ScoringModel) -> tuple[float, ...]:
+    levels = model.scale.levels
+    out = {levels.one, levels.two, levels.three}
+    if model.lifecycle is not None and model.lifecycle.accounts is not None:
+        out.add(model.lifecycle.accounts.engaged_at_least)
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class Decaying:
+    """A decaying rule's total in raw points: ``raw`` before its cap, ``value`` after (magnitudes)."""
+
+    half_life: float  # ms
+    value: float
+    raw: float
+
+    def moved(self, dt: float) -> float:
+        """The most the rule's total can move in ``dt``: nothing while the decaying raw total is above the
+        cap, then the part below it."""
+        gone = 1 - 0.5 ** (dt / self.half_life)
+        return min(self.value * gone, max(0.0, self.raw * gone - (self.raw - self.value)))
+
+
+def time_to_move(terms: Sequence[Decaying], distance: float) -> float | None:
+    """The least ``dt`` (ms) with ``Σ term.moved(dt) ≥ distance`` (to a second; never later than the
+    exact time, so a lower bound); None if never."""
+    if distance <= 0:
+        return 0.0
+    total = sum(t.value for t in terms)
+    if total <= distance:
+        return None
+    if len({t.half_life for t in terms}) == 1 and all(t.raw == t.value for t in terms):
+        return -terms[0].half_life * math.log2(1 - distance / total)  # exact: one exponential
+
+    def moved(dt: float) -> float:
+        return sum(t.moved(dt) for t in terms)
+
+    lo, hi = 0.0, max(t.half_life for t in terms)
+    while moved(hi) < distance:
+        lo, hi = hi, hi * 2
+    while hi - lo > PRECISION_MS:
+        mid = (lo + hi) / 2
+        if moved(mid) >= distance:
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE) -> int | None:
+    """The earliest time decay alone may move the ledger's score or engagement score to a boundary."""
+    half_lives = {r.id: half_life_ms(model, r) for r in model.engagement}
+    terms = []
+    for line in ledger.lines:
+        h = half_lives.get(line.rule_id) if line.section == "engagement" else None
+        if h and line.value:
+            raw = abs(line.raw) if line.raw is not None else abs(line.value)
+            terms.append(Decaying(h, abs(line.value), max(raw, abs(line.value))))
+    if not terms:
+        return None
+    per_score, per_engagement = factors(model)[1], 100.0 / model.scale.engagement_max
+    distances = []
+    if per_score > 0:
+        s = ledger.score
+        distances.append(_distance(s, (*score_boundaries(model), s - tolerance, s + tolerance)) / per_score)
+    e = ledger.engagement_score
+    distances.append(
+        _distance(e, (*engagement_boundaries(model), e - tolerance, e + tolerance)) / per_engagement
+    )
+    # engagement points held by the floor or the clamp at the maximum move only once the total is back
+    # inside [0, max]: the raw total must first cover that headroom
+    headroom = sum(
+        abs(line.value)
+        for line in ledger.lines
+        if line.section == "engagement" and line.kind in ("floor", "clamp")
+    )
+    dt = time_to_move(terms, min(distances) + headroom)
+    return None if dt is None else ledger.as_of + math.floor(dt)
+
+
+def _distance(value: float, boundaries: Iterable[float]) -> float:
+    return min(abs(value - b) for b in boundaries)
+
+
+def schedule(
+    conn: Connection, model: ScoringModel, sources: Sources, ledgers: Sequence[Ledger]
+) -> dict[int, int | None]:
+    """Each ledger's lead → when its score is next due (None: time alone never changes it), always after
+    the ledger's own as-of time."""
+    windows = _window_changes(conn, model, sources, [(lg.lead_id, lg.as_of) for lg in ledgers])
+    out: dict[int, int | None] = {}
+    for lg in ledgers:
+        times = [t for t in (windows.get((lg.lead_id, lg.as_of)), decay_due(model, lg)) if t is not None]
+        out[lg.lead_id] = max(min(times), lg.as_of + 1) if times else None
+    return out
+
+
+def _compile(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
+    query = compile_changes(model, sources, targets)
+    assert query is not None  # callers ask only for models with engagement rules
+    return query
+
+
+def _window_changes(
+    conn: Connection, model: ScoringModel, sources: Sources, pairs: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    if not model.engagement or not pairs:
+        return {}
+    dialect = conn.dialect.name
+    out: dict[tuple[int, int], int] = {}
+    for start in range(0, len(pairs), POINTS_CHUNK):
+        chunk = pairs[start : start + POINTS_CHUNK]
+        if dialect in BOUND_DIALECTS:
+            rows = conn.execute(
+                bound_statement(model, sources, dialect, _compile), target_params(dialect, chunk)
+            )
+        else:
+            rows = conn.execute(_compile(model, sources, points(chunk), dialect))
+        for row in rows.mappings():
+            at = next_change(model, row)
+            if at is not None:
+                out[(int(row["lead_id"]), int(row["as_of"]))] = at
+    return out

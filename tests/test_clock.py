@@ -1,0 +1,272 @@
+"""Time is an input like events: the clock rescores leads whose score time alone changes (windows, decay
+reaching a threshold), only those, with history rows of cause ``time``, and the lifecycle follows.
+
+Every expected time and score here is worked out by hand from the model in the test."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from leadscore.lifecycle.config import LifecycleSettings
+from sqlalchemy import select
+
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.lifecycle.runner import run_round
+from leadscore.model import loads_model
+from leadscore.scoring.clock import tick
+from leadscore.scoring.due import Decaying, decay_due, time_to_move
+from leadscore.scoring.pipeline import ingest, publish
+from leadscore.scoring.run import score_leads
+from leadscore.store import Store
+from leadscore.store.lifecycle_tables import read_stage_history
+from leadscore.store.people import find_lead
+from leadscore.store.results import read_crossings, read_history
+from leadscore.store.schema import scores
+
+T0 = parse_time("2024-05-01T00:00:00Z", "t0")
+DAY = 86_400_000
+HOUR = 3_600_000
+
+QUIET = """
+model: quiet
+engagement:
+  - {id: demo, name: Requested a demo, kind: once, event: {type: track, name: Demo Requested}, points: 40, window: 10d}
+  - {id: webinar, name: Joined a webinar, kind: once, event: {type: track, name: Webinar Joined}, points: 40, window: 20d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 40}}
+lifecycle:
+  initial: lead
+  hysteresis: 5
+  stages:
+    - {id: lead, name: Lead}
+    - {id: mql, name: MQL}
+    - {id: recycled, name: Recycled}
+  transitions:
+    - {id: qualified, from: [lead], to: mql, when: {score_at_least: 70}}
+    - {id: cooled, from: [mql], to: lead, when: {score_below: 60}}
+    - {id: went_cold, from: [lead], to: recycled, when: {band_in: [cold]}}
+"""
+
+
+def message(user: str, n: int, at: int, **fields: Any) -> Any:
+    raw = {"userId": user, "messageId": f"{user}-{n}", "timestamp": at, **fields}
+    return normalise(raw, received_ms=at)
+
+
+def track(user: str, n: int, name: str, at: int) -> Any:
+    return message(user, n, at, type="track", event=name)
+
+
+def lead_of(store: Store, user: str) -> int:
+    with store.connect() as conn:
+        found = find_lead(conn, external_id=user)
+    assert found is not None
+    return found
+
+
+def current(store: Store, lead_id: int) -> dict[str, Any]:
+    with store.connect() as conn:
+        return dict(conn.execute(select(scores).where(scores.c.lead_id == lead_id)).mappings().one())
+
+
+def stage_path(store: Store, lead_id: int) -> list[tuple[str, int]]:
+    with store.connect() as conn:
+        return [(h["to_stage"], h["at_ms"]) for h in read_stage_history(conn, lead_id)]
+
+
+def runner(store: Store, now: int) -> None:
+    run_round(store, LifecycleSettings(webhook_secret="test-webhook-secret"), now_ms=now, deliver=False)
+
+
+def test_a_quiet_lead_goes_hot_warm_cold_by_time_alone(store: Store) -> None:
+    publish(store, loads_model(QUIET), as_of=T0)
+    ingest(
+        store,
+        [track("ann", 1, "Demo Requested", T0), track("ann", 2, "Webinar Joined", T0)],
+        source="test",
+        as_of=T0,
+    )
+    ann = lead_of(store, "ann")
+    # 40 + 40 = 80 engagement points = score 80: hot. The demo leaves its 10-day window first.
+    now = current(store, ann)
+    assert (now["score"], now["band"], now["due_ms"]) == (80.0, "hot", T0 + 10 * DAY)
+    runner(store, T0)
+    assert stage_path(store, ann) == [("lead", T0), ("mql", T0)]
+
+    assert tick(store, T0 + 10 * DAY - 1).leads == 0  # one millisecond early: not due
+    assert current(store, ann)["band"] == "hot"
+
+    at = T0 + 10 * DAY + 30_000  # the first tick after the demo left the window
+    assert tick(store, at).leads == 1
+    now = current(store, ann)
+    # the webinar alone: 40, warm; next change when it leaves its 20-day window
+    assert (now["score"], now["band"], now["due_ms"]) == (40.0, "warm", T0 + 20 * DAY)
+    runner(store, at)
+    # 40 < 60 − 5 (hysteresis): the MQL cools back to lead; 40 is warm, so not recycled yet
+    assert stage_path(store, ann)[2:] == [("lead", at)]
+
+    later = T0 + 20 * DAY + 45_000
+    assert tick(store, later).leads == 1
+    now = current(store, ann)
+    assert (now["score"], now["band"], now["due_ms"]) == (0.0, "cold", None)  # nothing left to change
+    runner(store, later)
+    assert stage_path(store, ann)[3:] == [("recycled", later)]
+
+    assert tick(store, T0 + 400 * DAY).leads == 0  # never due again
+    with store.connect() as conn:
+        history = read_history(conn, ann)
+        crossings = read_crossings(conn, ann)
+    timed = [(h["at_ms"], h["score"], h["band"], h["cause"]) for h in history if h["cause"] == "time"]
+    assert timed == [(at, 40.0, "warm", "time"), (later, 0.0, "cold", "time")]
+    moved = [c for c in crossings if c["from_value"] is not None]  # (the first score's are its start)
+    assert [(c["kind"], c["from_value"], c["to_value"], c["at_ms"]) for c in moved] == [
+        ("band", "hot", "warm", at),
+        ("level", "1", "3", at),  # engagement 80 is level 1 (≥ 75), 40 level 3 (25 ≤ 40 < 50)
+        ("band", "warm", "cold", later),
+        ("level", "3", "4", later),
+    ]
+
+
+WINDOWS = """
+model: windows
+engagement:
+  - {id: burst, name: Three pages in three days, kind: threshold, event: {type: page}, where: {property: path, prefix: /docs}, at_least: 2, within: 3d, points: 10}
+  - {id: trial, name: Started a trial, kind: once, event: {type: track, name: Trial Started}, window: 7d, points: 20}
+  - {id: webinar, name: Webinar, event: {type: track, name: Webinar Joined}, points: 5}
+"""
+
+
+def test_next_change_is_the_next_window_exit_or_entry(store: Store) -> None:
+    publish(store, loads_model(WINDOWS), as_of=T0)
+    page = {"type": "page"}
+    messages = [
+        message("ann", 1, T0 - 2 * DAY, **page, properties={"path": "/docs/a"}),  # leaves burst at T0 + 1d
+        message("ann", 2, T0 - 1 * DAY, **page, properties={"path": "/docs/b"}),  # leaves at T0 + 2d
+        message("ann", 3, T0 - 2 * DAY - HOUR, **page, properties={"path": "/blog"}),  # no rule's
+        track("ann", 4, "Trial Started", T0 - 5 * DAY),  # leaves the 7-day window at T0 + 2d
+        track("bob", 5, "Trial Started", T0 - 6 * DAY - 12 * HOUR),  # leaves at T0 + 12h
+        track("bob", 6, "Webinar Joined", T0 + 3 * HOUR),  # dated after as-of: enters then
+        track("cid", 7, "Webinar Joined", T0 - 30 * DAY),  # no window, no decay: never changes
+        track("dan", 8, "Trial Started", T0 + 5 * DAY),  # enters at T0 + 5d
+    ]
+    ingest(store, messages, source="test", as_of=T0)
+    due = {user: current(store, lead_of(store, user))["due_ms"] for user in ("ann", "bob", "cid", "dan")}
+    assert due == {"ann": T0 + DAY, "bob": T0 + 3 * HOUR, "cid": None, "dan": T0 + 5 * DAY}
+
+
+def test_a_tick_rescores_only_the_due_leads(store: Store) -> None:
+    publish(store, loads_model(WINDOWS), as_of=T0)
+    messages = [
+        # trials leaving the 7-day window at T0 + 1d, + 2d, + 3d, + 4d, + 5d
+        *(track(f"u{n}", n, "Trial Started", T0 - (6 - n) * DAY) for n in range(5)),
+        track("v", 9, "Webinar Joined", T0 - DAY),  # never due
+    ]
+    ingest(store, messages, source="test", as_of=T0)
+    stats = tick(store, T0 + 2 * DAY + HOUR)  # u0 and u1 are due
+    assert (stats.leads, stats.history_rows) == (2, 2)
+    assert current(store, lead_of(store, "u0"))["score"] == 0.0
+    assert current(store, lead_of(store, "u2"))["score"] == 10.0  # 20 points = 20 % of 100, weighted ½
+    assert tick(store, T0 + 2 * DAY + HOUR).leads == 0  # the same time again: nothing left due
+    assert tick(store, T0 + 10 * DAY).leads == 3
+
+
+DECAY = """
+model: decay
+engagement:
+  - {id: visit, name: Visited, event: {type: page}, points: 60, half_life: 10d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 40}}
+"""
+
+
+def test_decay_is_due_when_the_score_reaches_a_boundary(store: Store) -> None:
+    model = loads_model(DECAY)
+    publish(store, model, as_of=T0)
+    ingest(store, [message("ann", 1, T0, type="page", properties={"path": "/"})], source="test", as_of=T0)
+    ann = lead_of(store, "ann")
+    with store.connect() as conn:
+        (ledger,) = score_leads(conn, model, store.sources(), [ann], T0)
+    # score = engagement score = 60 (warm, level 2). 60 × 0.5^(dt / 10d) = 59 (one point of drift, the
+    # default tolerance) comes first: dt = 10d × log2(60 / 59)
+    assert current(store, ann)["due_ms"] == T0 + math.floor(10 * DAY * math.log2(60 / 59))
+    # without the drift tolerance: level 3 below 50, 60 × 0.5^(dt / 10d) = 50, dt = 10d × log2(6 / 5)
+    assert decay_due(model, ledger, tolerance=100) == T0 + math.floor(10 * DAY * math.log2(6 / 5))
+    # cold below 40: 60 × 0.5^(dt / 10d) = 40, dt = 10d × log2(3 / 2)
+    crossing = T0 + math.floor(10 * DAY * math.log2(3 / 2))
+    assert tick(store, crossing - HOUR).leads == 1  # the drift made it due; still warm
+    assert current(store, ann)["band"] == "warm"
+    assert current(store, ann)["due_ms"] <= crossing
+    for at in range(crossing - HOUR + 60_000, crossing + 120_000, 60_000):  # ticks a minute apart
+        tick(store, at)
+    now = current(store, ann)
+    assert now["band"] == "cold" and now["as_of_ms"] <= crossing + 60_000
+
+
+def test_time_to_move_with_several_half_lives_and_caps() -> None:
+    # after 20 days: 30 × (1 − ¼) + 20 × (1 − ½) = 32.5
+    terms = [Decaying(10 * DAY, 30.0, 30.0), Decaying(20 * DAY, 20.0, 20.0)]
+    assert time_to_move(terms, 32.5) == pytest.approx(20 * DAY, abs=1000)
+    assert time_to_move(terms, 32.5) <= 20 * DAY  # never later than the exact time
+    assert time_to_move(terms, 50.0) is None  # all of it never decays away
+    assert time_to_move(terms[:1], 15.0) == pytest.approx(10 * DAY)  # one half-life halves it
+    # a rule of 40 raw points held at its cap of 10 moves only once 40 × 0.5^(t / 10d) < 10, after 20
+    # days; 5 points more: 40 × 0.5^(t / 10d) = 5 after 30 days
+    capped = [Decaying(10 * DAY, 10.0, 40.0)]
+    assert time_to_move(capped, 5.0) == pytest.approx(30 * DAY, abs=1000)
+    assert time_to_move(capped, 1e-9) == pytest.approx(20 * DAY, abs=1000)
+
+
+def test_a_score_held_at_the_clamp_is_not_due_until_decay_brings_it_below() -> None:
+    model = loads_model("""
+model: clamp
+engagement:
+  - {id: visit, name: Visited, event: {type: page}, points: 150, half_life: 10d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 100, warm: 40}}
+""")
+    from leadscore.compile import Ledger, LedgerLine
+
+    lines = (
+        LedgerLine("visit", "Visited", "engagement", "each", 150.0, 150.0, raw=150.0, matched=1, decay=1.0),
+        LedgerLine("clamp:engagement", "Clamp", "engagement", "clamp", -50.0, -50.0),
+    )
+    ledger = Ledger(1, T0, 100.0, 0.0, 100.0, 0.0, 100.0, "D", 1, "hot", lines)
+    # the score sits exactly at the hot threshold (100), yet is not due at once: it leaves it when
+    # 150 × 0.5^(t / 10d) falls below the clamp at 100, t = 10d × log2(150 / 100)
+    assert decay_due(model, ledger) == T0 + math.floor(10 * DAY * math.log2(150 / 100))
+
+
+def test_serve_runs_the_clock(store: Store) -> None:
+    """`leadscore serve` (the app's lifespan) ticks on its own: a demo leaves its window two seconds after
+    the server starts, and the stored band follows without any event."""
+    from leadscore.api.app import create_app
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+    from live_server import serving
+    from receivers import wait_for
+
+    start = now_ms()
+    publish(store, loads_model(QUIET), as_of=start)
+    demo = track("ann", 1, "Demo Requested", start - 10 * DAY + 2_000)
+    ingest(store, [demo, track("ann", 2, "Webinar Joined", start)], source="test")
+    ann = lead_of(store, "ann")
+    assert current(store, ann)["band"] == "hot"
+    settings = Settings(database_url=str(store.url), clock_tick_s=0.2)
+    with serving(create_app(settings, store)):
+        wait_for(lambda: current(store, ann)["band"] == "warm", timeout=20)
+    with store.connect() as conn:
+        assert [h["cause"] for h in read_history(conn, ann)][-1] == "time"
+
+
+def test_the_tick_command(sqlite_store: Store) -> None:
+    from typer.testing import CliRunner
+
+    from leadscore.cli.main import app
+
+    publish(sqlite_store, loads_model(QUIET), as_of=T0)
+    ingest(sqlite_store, [track("ann", 1, "Demo Requested", T0)], source="test", as_of=T0)
+    db = str(sqlite_store.url).removeprefix("sqlite:///")
+    early = CliRunner().invoke(app, ["tick", "--now", "2024-05-05T00:00:00Z", "--db", db])
+    assert early.exit_code == 0 and "0 leads rescored" in early.output, early.output
+    due = CliRunner().invoke(app, ["tick", "--now", "2024-05-12T00:00:00Z", "--db", db])
+    assert "1 leads rescored, 1 history rows" in due.output, due.output  # the demo left its 10-day window
+    assert current(sqlite_store, lead_of(sqlite_store, "ann"))["score"] == 0.0
