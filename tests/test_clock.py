@@ -9,7 +9,6 @@ import math
 from typing import Any
 
 import pytest
-from leadscore.lifecycle.config import LifecycleSettings
 from sqlalchemy import select
 
 from leadscore.ingest.segment import normalise, parse_time
@@ -19,6 +18,7 @@ from leadscore.scoring.clock import tick
 from leadscore.scoring.due import Decaying, decay_due, time_to_move
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import score_leads
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_stage_history
 from leadscore.store.people import find_lead
@@ -76,7 +76,7 @@ def stage_path(store: Store, lead_id: int) -> list[tuple[str, int]]:
 
 
 def runner(store: Store, now: int) -> None:
-    run_round(store, LifecycleSettings(webhook_secret="test-webhook-secret"), now_ms=now, deliver=False)
+    run_round(store, Settings(), now_ms=now, deliver=False)
 
 
 def test_a_quiet_lead_goes_hot_warm_cold_by_time_alone(store: Store) -> None:
@@ -270,3 +270,53 @@ def test_the_tick_command(sqlite_store: Store) -> None:
     due = CliRunner().invoke(app, ["tick", "--now", "2024-05-12T00:00:00Z", "--db", db])
     assert "1 leads rescored, 1 history rows" in due.output, due.output  # the demo left its 10-day window
     assert current(sqlite_store, lead_of(sqlite_store, "ann"))["score"] == 0.0
+
+
+NEW_KINDS = """
+model: new_kinds
+engagement:
+  - {id: pricing_days, name: Pricing on 2+ days in 14 days, kind: threshold, event: {type: page}, where: {property: path, prefix: /pricing}, count: {distinct: day}, at_least: 2, within: 14d, points: 10}
+  - {id: growth, name: More trials than the week before, kind: ratio, event: {type: track, name: Trial Used}, within: 7d, at_least: 2, points: 10}
+  - {id: recent_demo, name: Demo lately, kind: recency, event: {type: track, name: Demo Requested}, steps: [{within: 3d, points: 20}, {within: 10d, points: 5}]}
+  - {id: committee, name: 2+ colleagues on docs, kind: threshold, scope: account, event: {type: page}, where: {property: path, prefix: /docs}, count: {distinct: person}, at_least: 2, within: 5d, points: 15}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 40}}
+"""
+
+
+def test_next_change_covers_ratio_recency_distinct_and_account_rules(store: Store) -> None:
+    """Hand-computed: a ratio rule's event moves to the window before at ts + 7d and out at ts + 14d; a
+    recency step ends at ts + 3d (then ts + 10d); a distinct-day threshold's event leaves at ts + 14d; an
+    account rule's colleague event leaves the lead's window at ts + 5d."""
+    publish(store, loads_model(NEW_KINDS), as_of=T0)
+    page = {"type": "page"}
+    messages = [
+        # ann: a trial used 6 days ago (into the window before at T0 + 1d), a pricing view 13d 12h ago
+        track("ann", 1, "Trial Used", T0 - 6 * DAY),
+        message("ann", 2, T0 - 13 * DAY - 12 * HOUR, **page, properties={"path": "/pricing"}),
+        # bob: a demo 2 days and 20 hours ago: the 3-day step ends at T0 + 4h
+        track("bob", 3, "Demo Requested", T0 - 2 * DAY - 20 * HOUR),
+        # cid: a trial used 10 days ago (leaves both windows at T0 + 4d), a demo 9 days ago (T0 + 1d)
+        track("cid", 4, "Trial Used", T0 - 10 * DAY),
+        track("cid", 5, "Demo Requested", T0 - 9 * DAY),
+    ]
+    ingest(store, messages, source="test", as_of=T0)
+    # dee and eve of one account; eve read the docs 4 days and 22 hours ago: out of dee's window at T0 + 2h
+    acme = {"groupId": "acme"}
+    ingest(
+        store,
+        [
+            message("dee", 6, T0 - 30 * DAY, type="group", **acme),
+            message("eve", 7, T0 - 30 * DAY, type="group", **acme),
+            message("eve", 8, T0 - 4 * DAY - 22 * HOUR, **page, properties={"path": "/docs/x"}),
+        ],
+        source="test",
+        as_of=T0,
+    )
+    due = {u: current(store, lead_of(store, u))["due_ms"] for u in ("ann", "bob", "cid", "dee", "eve")}
+    assert due == {
+        "ann": T0 + 12 * HOUR,  # the pricing view leaves its 14 days before the trial moves (T0 + 1d)
+        "bob": T0 + 4 * HOUR,
+        "cid": T0 + DAY,
+        "dee": T0 + 2 * HOUR,
+        "eve": T0 + 2 * HOUR,
+    }

@@ -1,13 +1,17 @@
 """When the passing of time alone next changes which events a rule counts: an event entering (its time is
-after as-of) or leaving a rule's window (``window``, a threshold's ``within``).
+after as-of) or leaving one of the rule's spans (``window``, a threshold's or recency step's ``within``,
+a ratio's two windows).
 
-Built from the same match expressions as ``query.compile_model`` (``event_match``), so a time found here
-is one at which the compiled query counts a different set of events. Decay is not here: it changes the
-score continuously and is bounded from the ledger (``scoring/due.py``).
+Built from the same match expressions as ``query.compile_model`` (``kind_match``: the rule's type, name and
+``where``), so a time found here is one at which the compiled query may count a different set of events.
+It errs early, never late: exclusions (machine opens, bursts) are ignored here, since time alone never
+changes them, so an excluded event may give a time at which nothing changes (the rescoring then finds
+the same score and schedules again). Account-scope rules read the events of every lead of the account.
+Decay is not here: it changes the score continuously and is bounded from the ledger (``scoring/due.py``).
 
-One row per target: ``lead_id``, ``as_of``, then one column per engagement rule that can change by time
-(``enter__<rule>``: the earliest matching event after as-of; ``leave__<rule>``: the earliest time a
-counted event leaves the rule's window). NULL when there is none.
+One row per target: ``lead_id``, ``as_of``, then per engagement rule ``enter__<rule>`` (the earliest
+matching event after as-of) and one ``leave__<rule>__<n>`` per span (the earliest time a counted event
+leaves it). NULL when there is none.
 """
 
 from __future__ import annotations
@@ -17,25 +21,30 @@ from typing import Any
 from sqlalchemy import BigInteger, Select, and_, func, literal, or_, select, type_coerce
 
 from leadscore.compile.dialects import DrivingJoin, targets_in_place
-from leadscore.compile.query import MS, event_match
+from leadscore.compile.query import MS, kind_match, scope
 from leadscore.compile.sources import Sources
-from leadscore.model import EventRule, ScoringModel, ThresholdRule, duration_seconds
+from leadscore.model import EventRule, RatioRule, RecencyRule, ScoringModel, ThresholdRule, duration_seconds
 
 
 def enter_column(rule_id: str) -> str:
     return f"enter__{rule_id}"
 
 
-def leave_column(rule_id: str) -> str:
-    return f"leave__{rule_id}"
+def leave_column(rule_id: str, n: int) -> str:
+    return f"leave__{rule_id}__{n}"
 
 
-def span_ms(rule: EventRule) -> int | None:
-    """How long an event counts for the rule after it happened, or None for ever (no window)."""
-    spans = [duration_seconds(rule.window)] if rule.window else []
+def spans_ms(rule: EventRule) -> list[int]:
+    """Every age at which an event may stop counting for the rule, or change how it counts (empty: it
+    counts for ever)."""
+    seconds = [duration_seconds(rule.window)] if rule.window else []
     if isinstance(rule, ThresholdRule):
-        spans.append(duration_seconds(rule.within))
-    return int(min(spans) * MS) if spans else None
+        seconds.append(duration_seconds(rule.within))
+    elif isinstance(rule, RatioRule):  # from the last window into the one before, then out of both
+        seconds += [duration_seconds(rule.within), 2 * duration_seconds(rule.within)]
+    elif isinstance(rule, RecencyRule):
+        seconds += [duration_seconds(step.within) for step in rule.steps]
+    return sorted({int(s * MS) for s in seconds})
 
 
 def compile_changes(model: ScoringModel, sources: Sources, targets: Select[Any]) -> Select[Any] | None:
@@ -46,28 +55,42 @@ def compile_changes(model: ScoringModel, sources: Sources, targets: Select[Any])
     sources.check()
     t = targets_in_place(targets.cte("targets"))
     e, ids = sources.events, sources.identities
-    spans = {rule.id: span_ms(rule) for rule in model.engagement}
-    longest = max((s for s in spans.values() if s is not None), default=0)
+    spans = {rule.id: spans_ms(rule) for rule in model.engagement}
+    longest = max((s for ss in spans.values() for s in ss), default=0)
     types = sorted({r.event.type for r in model.engagement})
     join_on = [
         e.c.person_key == ids.c.key,
         e.c.type.in_(types),
         or_(e.c.ts > t.c.as_of, e.c.ts > t.c.as_of - literal(longest, BigInteger)),
     ]
-    ev = (
-        select(t.c.lead_id, t.c.as_of, e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties)
-        .select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
-        .subquery("ev")
-    )
+    fields = (e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties)
+    if any(scope(rule) == "account" for rule in model.engagement):
+        # the account's leads (the lead itself when it has none); ``own``: the lead's own events
+        me, mate = sources.leads.alias("target_lead"), sources.leads.alias("account_lead")
+        same = or_(mate.c.id == me.c.id, mate.c.account_id == me.c.account_id)
+        people = t.join(me, me.c.id == t.c.lead_id).join(mate, same)
+        own = (mate.c.id == me.c.id).label("own")
+        ev = (
+            select(t.c.lead_id, t.c.as_of, own, *fields)
+            .select_from(DrivingJoin(people.join(ids, ids.c.lead_id == mate.c.id), e, and_(*join_on)))
+            .subquery("ev")
+        )
+    else:
+        ev = (
+            select(t.c.lead_id, t.c.as_of, *fields)
+            .select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
+            .subquery("ev")
+        )
     cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
     for rule in model.engagement:
-        match = event_match(model, rule, ev)  # its own window already holds for an event after as-of
+        match = kind_match(model, rule, ev)
+        if "own" in ev.c and scope(rule) == "lead":
+            match = and_(match, ev.c.own)
         cols.append(func.min(ev.c.ts).filter(and_(match, ev.c.ts > ev.c.as_of)).label(enter_column(rule.id)))
-        span = spans[rule.id]
-        if span is not None:
+        for n, span in enumerate(spans[rule.id]):
             counted = and_(match, ev.c.ts <= ev.c.as_of, ev.c.ts > ev.c.as_of - literal(span, BigInteger))
             leave = type_coerce(func.min(ev.c.ts).filter(counted) + literal(span, BigInteger), BigInteger)
-            cols.append(leave.label(leave_column(rule.id)))
+            cols.append(leave.label(leave_column(rule.id, n)))
     return select(*cols).group_by(ev.c.lead_id, ev.c.as_of)
 
 
@@ -76,7 +99,6 @@ def next_change(model: ScoringModel, row: Any) -> int | None:
     times: list[int] = []
     for rule in model.engagement:
         times.append(row[enter_column(rule.id)])
-        if span_ms(rule) is not None:
-            times.append(row[leave_column(rule.id)])
+        times += [row[leave_column(rule.id, n)] for n in range(len(spans_ms(rule)))]
     found = [int(x) for x in times if x is not None]
     return min(found) if found else None

@@ -151,7 +151,7 @@ def event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[
     return and_(*parts)
 
 
-def _kind_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[bool]:
+def kind_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[bool]:
     """The rule's type, name and ``where``, at any time (the events a burst is counted among)."""
     parts: list[ColumnElement[bool]] = [ev.c.type == rule.event.type]
     if rule.event.name is not None:
@@ -195,7 +195,7 @@ def with_exclusions(
         burst, machine = rule.exclude.burst, rule.exclude.machine
         if burst is not None:
             span = int(duration_seconds(burst.within) * MS)
-            n = func.count(case((_kind_match(model, rule, raw), 1)))
+            n = func.count(case((kind_match(model, rule, raw), 1)))
             window = n.over(partition_by=person(raw), order_by=raw.c.ts, range_=(-span, 0))
             first.append(window.label(layout.burst_col(rule.id)))
         if machine is not None:
@@ -214,7 +214,7 @@ def with_exclusions(
         flags: list[ColumnElement[bool]] = []
         if burst is not None:
             span = int(duration_seconds(burst.within) * MS)
-            peak = func.max(case((_kind_match(model, rule, mid), mid.c[layout.burst_col(rule.id)])))
+            peak = func.max(case((kind_match(model, rule, mid), mid.c[layout.burst_col(rule.id)])))
             window = peak.over(partition_by=person(mid), order_by=mid.c.ts, range_=(0, span))
             flags.append(window > burst.more_than)
         if machine is not None:
