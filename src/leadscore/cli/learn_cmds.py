@@ -227,6 +227,13 @@ def learn_cmd(
     warm_share: Annotated[
         float, typer.Option("--warm-share", help="Share of training leads in the warm band.")
     ] = WARM_SHARE,
+    rejected_negative: Annotated[
+        bool,
+        typer.Option(
+            "--rejected-negative",
+            help="Store: a lead sales rejected within the horizon is a non-conversion at once (not censored).",
+        ),
+    ] = False,
     html: Html = None,
     as_json: AsJson = False,
     db: Db = None,
@@ -246,8 +253,10 @@ def learn_cmd(
             with store.connect() as conn:
                 data, _ = store_data(conn, store.sources(), outcome=outcome, horizon_ms=_ms(horizon),
                                      at=cutoffs(start, end, _ms(every)), end_ms=end,
-                                     windows=[parse_duration(w) for w in windows or WINDOWS], exclude=exclude or ())  # fmt: skip
-        source = f"Learned from the store: outcome {outcome} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
+                                     windows=[parse_duration(w) for w in windows or WINDOWS], exclude=exclude or (),
+                                     rejected_negative=rejected_negative)  # fmt: skip
+        rejected = " (rejected by sales: negative)" if rejected_negative else ""
+        source = f"Learned from the store: outcome {outcome}{rejected} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
     result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
                    hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
                    min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes)  # fmt: skip

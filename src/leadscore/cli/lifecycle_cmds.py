@@ -19,6 +19,7 @@ from leadscore.errors import LeadscoreError, NotFoundError
 from leadscore.lifecycle import reports, segments
 from leadscore.lifecycle.feedback import give_feedback, record_outcome
 from leadscore.lifecycle.outcomes import read_outcomes
+from leadscore.learn.health import run_checks
 from leadscore.lifecycle.runner import LifecycleRunner, run_round
 from leadscore.model import Lifecycle, ScoringModel
 from leadscore.scoring.pipeline import current_model
@@ -359,7 +360,7 @@ def run(
                 highlight=False,
             )
             return
-        runner = LifecycleRunner(store, settings).start()
+        runner = LifecycleRunner(store, settings, run_checks).start()
         console.print("lifecycle runner started; Ctrl-C stops it", highlight=False)
         try:
             while True:
