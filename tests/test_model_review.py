@@ -90,7 +90,12 @@ def test_feedback_lift_per_rule_and_acceptance_per_version(decided: Store) -> No
     assert (ev.decisions, ev.accepted, ev.rejected, ev.acceptance_rate) == (8, 4, 4, 0.5)
     assert ev.reasons == {"student": 3, "not_icp": 1}
     [version] = ev.versions
-    assert (version.version, version.accepted, version.rejected, version.acceptance_rate) == ("m@1", 4, 4, 0.5)
+    assert (version.version, version.accepted, version.rejected, version.acceptance_rate) == (
+        "m@1",
+        4,
+        4,
+        0.5,
+    )
     # demo: given to a1 a2 a3 (accepted) and r4 (rejected): 3/4 against 1/4 without it (a4 r1 r2 r3) → lift 3
     demo = ev.rule("demo")
     assert (demo.accepted, demo.rejected, demo.acceptance_hit, demo.acceptance_miss) == (3, 1, 0.75, 0.25)

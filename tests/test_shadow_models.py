@@ -48,15 +48,28 @@ lifecycle:
 
 def _plus(user: str, n: int) -> list[dict[str, Any]]:
     return [
-        event_row(normalise({"type": "track", "event": "Plus", "userId": user, "messageId": f"{user}-{i}",
-                             "timestamp": NOW - (n - i) * 60_000}, received_ms=NOW), "api")  # fmt: skip
+        event_row(
+            normalise(
+                {
+                    "type": "track",
+                    "event": "Plus",
+                    "userId": user,
+                    "messageId": f"{user}-{i}",
+                    "timestamp": NOW - (n - i) * 60_000,
+                },
+                received_ms=NOW,
+            ),
+            "api",
+        )
         for i in range(n)
     ]
 
 
 def _scores(store: Store) -> dict[int, tuple[Any, ...]]:
     with store.connect() as conn:
-        rows = conn.execute(select(scores.c.lead_id, scores.c.model_version_id, scores.c.score, scores.c.band))
+        rows = conn.execute(
+            select(scores.c.lead_id, scores.c.model_version_id, scores.c.score, scores.c.band)
+        )
         return {int(r[0]): tuple(r[1:]) for r in rows}
 
 

@@ -16,10 +16,10 @@ from sqlalchemy import Connection
 from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, print_rows
 from leadscore.errors import LeadscoreError, NotFoundError
+from leadscore.learn.health import run_checks
 from leadscore.lifecycle import reports, segments
 from leadscore.lifecycle.feedback import give_feedback, record_outcome
 from leadscore.lifecycle.outcomes import read_outcomes
-from leadscore.learn.health import run_checks
 from leadscore.lifecycle.runner import LifecycleRunner, run_round
 from leadscore.model import Lifecycle, ScoringModel
 from leadscore.scoring.pipeline import current_model

@@ -133,7 +133,10 @@ def checks(conn: Connection, settings: Settings, now_ms: int) -> list[Check]:
     out = [drift(conn, active.version.id, settings, now_ms), acceptance(conn, settings, now_ms)]
     if active.model.lifecycle is not None:
         stage = mql_stage(active.model.lifecycle)
-        out += [volume(conn, stage, settings, now_ms), calibration(conn, active.version.id, stage, settings, now_ms)]
+        out += [
+            volume(conn, stage, settings, now_ms),
+            calibration(conn, active.version.id, stage, settings, now_ms),
+        ]
     return out
 
 

@@ -48,7 +48,9 @@ class Edit:
 
     @property
     def id(self) -> str:
-        return {"remove_rule": f"remove:{self.rule}", "points": f"points:{self.rule}"}.get(self.kind, "threshold")
+        return {"remove_rule": f"remove:{self.rule}", "points": f"points:{self.rule}"}.get(
+            self.kind, "threshold"
+        )
 
 
 @dataclass
@@ -144,7 +146,11 @@ def rule_proposals(
                 f"(reasons: {reasons})",
             ))  # fmt: skip
             continue
-        lifts = [x for x in (rf.lift, (outcome_lift or {}).get(rf.rule)) if x is not None and x > 0 and math.isfinite(x)]
+        lifts = [
+            x
+            for x in (rf.lift, (outcome_lift or {}).get(rf.rule))
+            if x is not None and x > 0 and math.isfinite(x)
+        ]
         if not lifts:
             continue
         lift = math.exp(sum(math.log(x) for x in lifts) / len(lifts))

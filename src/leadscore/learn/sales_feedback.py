@@ -73,7 +73,9 @@ def _versions_at(conn: Connection, decisions: list[dict[str, Any]]) -> list[str]
     """The label of the version that scored each decided lead last before the decision."""
     labels = {
         int(i): f"{n}@{v}"
-        for i, n, v in conn.execute(select(model_versions.c.id, model_versions.c.name, model_versions.c.version))
+        for i, n, v in conn.execute(
+            select(model_versions.c.id, model_versions.c.name, model_versions.c.version)
+        )
     }
     leads = sorted({int(d["lead_id"]) for d in decisions})
     history: dict[int, list[tuple[int, int]]] = {}
@@ -91,9 +93,13 @@ def _versions_at(conn: Connection, decisions: list[dict[str, Any]]) -> list[str]
     return out
 
 
-def feedback_evidence(conn: Connection, sources: Sources, model: ScoringModel, label: str) -> FeedbackEvidence:
+def feedback_evidence(
+    conn: Connection, sources: Sources, model: ScoringModel, label: str
+) -> FeedbackEvidence:
     """Acceptance per version and the feedback lift of every rule of ``model``."""
-    decisions = [dict(r) for r in conn.execute(select(feedback).order_by(feedback.c.at_ms, feedback.c.id)).mappings()]
+    decisions = [
+        dict(r) for r in conn.execute(select(feedback).order_by(feedback.c.at_ms, feedback.c.id)).mappings()
+    ]
     y = [1 if d["decision"] == "accepted" else 0 for d in decisions]
     reasons = [str(d["reason"]) if d["reason"] else "(none)" for d in decisions]
     total = Counter(r for r, a in zip(reasons, y, strict=True) if not a)
@@ -117,7 +123,14 @@ def feedback_evidence(conn: Connection, sources: Sources, model: ScoringModel, l
         rej = sum(1 for f, a in zip(flags, y, strict=True) if f and not a)
         why = Counter(r for f, a, r in zip(flags, y, reasons, strict=True) if f and not a)
         evidence.rules.append(
-            RuleFeedback(lift.rule, acc, rej, _number(lift.rate_hit), _number(lift.rate_miss),
-                         _number(lift.lift), dict(why.most_common()))  # fmt: skip
+            RuleFeedback(
+                lift.rule,
+                acc,
+                rej,
+                _number(lift.rate_hit),
+                _number(lift.rate_miss),
+                _number(lift.lift),
+                dict(why.most_common()),
+            )
         )
     return evidence

@@ -14,8 +14,8 @@ from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel, dump_model
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
-from leadscore.scoring.shadow import score_shadows
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
+from leadscore.scoring.shadow import score_shadows
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_events_without_consent

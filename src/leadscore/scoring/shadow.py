@@ -20,9 +20,11 @@ from leadscore.store.model_versions import ModelVersion, add_version, get_versio
 from leadscore.store.schema import model_versions, shadow_models
 from leadscore.store.shadows import add_shadow, remove_shadow, save_shadow_scores
 
-_SHADOWS = select(model_versions).join(
-    shadow_models, shadow_models.c.model_version_id == model_versions.c.id
-).where(model_versions.c.active.is_(False))
+_SHADOWS = (
+    select(model_versions)
+    .join(shadow_models, shadow_models.c.model_version_id == model_versions.c.id)
+    .where(model_versions.c.active.is_(False))
+)
 
 
 def shadows(conn: Connection) -> list[Active]:

@@ -15,7 +15,9 @@ def open_alerts(conn: Connection) -> dict[str, dict[str, Any]]:
     return {str(r["check"]): dict(r) for r in rows.mappings()}
 
 
-def raise_alert(conn: Connection, check: str, value: float, threshold: float, message: str, now_ms: int) -> int:
+def raise_alert(
+    conn: Connection, check: str, value: float, threshold: float, message: str, now_ms: int
+) -> int:
     row = {"check": check, "raised_ms": now_ms, "value": value, "threshold": threshold, "message": message}
     return int(conn.execute(alerts.insert().values(**row).returning(alerts.c.id)).scalar_one())
 
