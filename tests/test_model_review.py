@@ -18,21 +18,30 @@ model without a lifecycle) 60. The student fit rule (20 points) only sets the fi
 
 from __future__ import annotations
 
+import re
 import time
+from html import unescape
 from typing import Any
 
 import pytest
 
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
 from leadscore.ingest.segment import normalise
 from leadscore.learn.labels import DAY_MS, label, outcome_times, rejected_by_sales
 from leadscore.learn.review import Edit, draft, review
 from leadscore.learn.sales_feedback import feedback_evidence
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
+from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.alerts import raise_alert
 from leadscore.store.lifecycle_tables import add_feedback
 from leadscore.store.people import find_lead
 from leadscore.store.schema import outcomes
+from leadscore.store.users import add_user
+from live_server import serving
+from web_support import PASSWORD, csrf_of, signed_in
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 MODEL = """
@@ -150,3 +159,46 @@ def test_rejected_leads_are_negatives_at_once(decided: Store) -> None:
     assert (plain.y, plain.censored) == ([], 1)
     judged = label([(lead, T0 + 20 * DAY_MS)], history, "sql", 30 * DAY_MS, end, rejections)
     assert (judged.y, judged.censored, judged.rejected) == ([0], 0, 1)
+
+
+def test_the_review_page_shows_proposals_and_opens_a_draft(decided: Store) -> None:
+    with decided.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        raise_alert(conn, "acceptance", 0.3, 0.5, "acceptance by sales fell from 65 % to 30 %", DECIDED)
+    app = create_app(Settings(database_url=str(decided.url), run_processor=False), decided)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        page = client.get("/review", params={"proposals": 1, "min_support": 4})
+        assert page.status_code == 200
+        text = unescape(page.text)
+        # the open alert in the banner and in the table; the two proposals of the CLI test, each backtested
+        assert "<strong>Model health:</strong> acceptance by sales fell from 65 % to 30 %" in text
+        assert "remove rule student" in text and "rule demo: 30 → 90 points" in text
+        assert 'value="points|demo|90.0"' in text and 'value="remove_rule|student|"' in text
+        opened = client.post("/review/draft", data={"csrf_token": csrf_of(client),
+                                                    "edit": ["points|demo|90.0", "remove_rule|student|"]})  # fmt: skip
+        assert opened.status_code == 200
+        # the model page's editor holds the draft: demo at 90 points, no student rule
+        found = re.search(r'<textarea id="draft"[^>]*>(.*?)</textarea>', opened.text, re.S)
+        assert found is not None
+        yaml_text = unescape(found.group(1))
+        assert "  points: 90\n" in yaml_text and "id: student" not in yaml_text
+        bad = client.post("/review/draft", data={"csrf_token": csrf_of(client), "edit": ["points|demo|x"]})
+        assert bad.status_code == 422
+
+
+def test_the_evaluation_page_reports_sales_feedback(decided: Store) -> None:
+    with decided.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(decided.url), run_processor=False), decided)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        text = unescape(client.get("/evaluation", params={"outcome": "sql"}).text)
+    assert "Sales decided 8 MQLs and accepted 4 (50.0 %)." in text
+    # the version row and the demo rule's row (3 accepted, 1 rejected, 75 % against 25 %: lift 3)
+    assert (
+        '<th scope="row">m@1</th><td class="num">4</td><td class="num">4</td><td class="num">50.0 %</td><td>student 3, not_icp 1</td>'
+        in text
+    )
+    assert (
+        '<th scope="row"><code>demo</code></th><td class="num">3</td><td class="num">1</td><td class="num">75.0 %</td><td class="num">25.0 %</td><td class="num">3.00×</td>'
+        in text
+    )

@@ -93,7 +93,7 @@ def publish_cmd(
                     raise typer.Exit(1)
         if shadow:
             version, count = publish_shadow(store, model, note=note, as_of=parse_as_of(as_of))
-            console.print(f"publishing {version.label} as a shadow; scored {count} leads beside the active version",
+            console.print(f"published {version.label} as a shadow; scored {count} leads beside the active version",
                           highlight=False)  # fmt: skip
             return
         version, count = publish(store, model, note=note, as_of=parse_as_of(as_of))

@@ -20,6 +20,7 @@ from leadscore.web.pages import (
     lead,
     leads,
     model,
+    review,
     signin,
 )
 from leadscore.web.render import HERE, page
@@ -34,6 +35,7 @@ ROUTERS = (
     accounts.router,
     model.router,
     evaluation.router,
+    review.router,
     deadletters.router,
 )
 STATIC_PATH = "/static"

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from leadscore import __version__
 from leadscore.scoring.run import now_ms
+from leadscore.store.alerts import open_alerts
 from leadscore.store.health import scoring_lag
 from leadscore.web.security import Viewer
 
@@ -27,6 +28,7 @@ NAV = (
     ("/accounts", "Accounts", "leads.read"),
     ("/model", "Model", "model.read"),
     ("/evaluation", "Evaluation", "evaluate"),
+    ("/review", "Review", "evaluate"),
     ("/deadletters", "Dead letters", "deadletters.manage"),
 )
 
@@ -83,9 +85,10 @@ class PipelineWarnings:
 
     lag_s: float | None
     dead_letters: int
+    alerts: tuple[str, ...] = ()  # the model's open health alerts (learn/health.py)
 
     def __bool__(self) -> bool:
-        return self.lag_s is not None or self.dead_letters > 0
+        return self.lag_s is not None or self.dead_letters > 0 or bool(self.alerts)
 
 
 def pipeline_warnings(request: Request, viewer: Viewer) -> PipelineWarnings:
@@ -96,4 +99,5 @@ def pipeline_warnings(request: Request, viewer: Viewer) -> PipelineWarnings:
         return PipelineWarnings(None, 0)
     with state.store.connect() as conn:
         lag, dead = scoring_lag(conn, now_ms())
-    return PipelineWarnings(lag if lag > state.settings.lag_alert_s else None, dead)
+        alerts = tuple(str(a["message"]) for a in open_alerts(conn).values())
+    return PipelineWarnings(lag if lag > state.settings.lag_alert_s else None, dead, alerts)

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
 from leadscore.learn.checks import NotEnoughDataError
+from leadscore.learn.sales_feedback import feedback_evidence
 from leadscore.scoring.pipeline import active_model
 from leadscore.web.data import measure
 from leadscore.web.render import page
@@ -34,5 +35,7 @@ def evaluation_page(
             context["problem"] = str(exc)
         else:
             context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
+        with store.connect() as conn:
+            context["feedback"] = feedback_evidence(conn, store.sources(), active.model, active.version.label)
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7, every=measure.EVERY_DAYS)
     return page(request, viewer, "evaluation.html", **context)
