@@ -20,6 +20,9 @@ from leadscore.settings import AlertSettings, Settings
 from leadscore.store import Store
 from leadscore.store.alerts import list_alerts
 from leadscore.store.schema import outbox
+from leadscore.lifecycle.runner import run_round
+from lifecycle_model import DAY, HOUR, T0, person, points, send
+from lifecycle_model import model as lifecycle_model
 from lifecycle_model import settings as lifecycle_settings
 from receivers import smtp_server, webhook_receiver
 
@@ -83,3 +86,33 @@ def test_a_shifted_event_mix_raises_one_drift_alert(store: Store) -> None:
         [delivery] = hook.hooks.processed.values()
         assert delivery["path"] == "/alerts"
         assert delivery["body"]["text"].startswith("leadscore alert (drift): score drift: PSI 1.827")
+
+
+def test_a_volume_alert_clears_when_the_check_passes_and_is_raised_anew(store: Store) -> None:
+    publish(store, lifecycle_model())
+    # three marketing managers (grade B) with 60 points: the runner moves each into mql at T
+    at = T0 + DAY
+    send(store, [m for u in ("ann", "bob", "cy") for m in (person(u, at=at), *points(u, 60, at=at + HOUR))])
+    run_round(store, lifecycle_settings(), now_ms=at + 2 * HOUR, deliver=False)
+    now = at + 3 * HOUR
+
+    def check(capacity: float) -> Any:
+        alerts = AlertSettings(capacity_per_week=capacity, capacity_tolerance=0.5)
+        return run_checks(store, Settings(alerts=alerts), now)
+
+    # 3 MQLs in the last 7 days = 3 a week; against a capacity of 1: 200 % above (beyond 50 %)
+    first = check(1)
+    volume = next(c for c in first.checks if c.check == "volume")
+    assert (volume.failing, volume.value) == (True, 3.0)
+    assert len(first.raised) == 1
+    assert check(1).raised == []  # still failing: the open alert is not raised again
+    # against a capacity of 2.5: 20 % above, within 50 %: the alert clears
+    cleared = check(2.5)
+    assert (cleared.raised, cleared.cleared) == ([], first.raised)
+    again = check(1)  # failing again: a new alert
+    assert len(again.raised) == 1 and again.raised != first.raised
+    with store.connect() as conn:
+        assert [(a["check"], a["cleared_ms"] is None) for a in list_alerts(conn)] == [
+            ("volume", True),
+            ("volume", False),
+        ]
