@@ -14,13 +14,13 @@ from leadscore.ingest.segment import normalise
 from leadscore.learn.health import run_checks
 from leadscore.learn.labels import DAY_MS
 from leadscore.lifecycle.outbox import deliver_due
+from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.settings import AlertSettings, Settings
 from leadscore.store import Store
 from leadscore.store.alerts import list_alerts
 from leadscore.store.schema import outbox
-from leadscore.lifecycle.runner import run_round
 from lifecycle_model import DAY, HOUR, T0, person, points, send
 from lifecycle_model import model as lifecycle_model
 from lifecycle_model import settings as lifecycle_settings
