@@ -21,22 +21,26 @@ from __future__ import annotations
 import re
 import time
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
+from leadscore.cli.main import app
 from leadscore.ingest.segment import normalise
 from leadscore.learn.labels import DAY_MS, label, outcome_times, rejected_by_sales
 from leadscore.learn.review import Edit, draft, review
 from leadscore.learn.sales_feedback import feedback_evidence
-from leadscore.model import loads_model
+from leadscore.model import load_model, loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.alerts import raise_alert
 from leadscore.store.lifecycle_tables import add_feedback
+from leadscore.store.model_versions import find_version
 from leadscore.store.people import find_lead
 from leadscore.store.schema import outcomes
 from leadscore.store.users import add_user
@@ -202,3 +206,28 @@ def test_the_evaluation_page_reports_sales_feedback(decided: Store) -> None:
         '<th scope="row"><code>demo</code></th><td class="num">3</td><td class="num">1</td><td class="num">75.0 %</td><td class="num">25.0 %</td><td class="num">3.00×</td>'
         in text
     )
+
+
+def test_the_review_command_writes_the_accepted_draft(decided: Store, tmp_path: Path) -> None:
+    out = tmp_path / "draft.yaml"
+    args = [
+        "review",
+        "--db",
+        decided.url,
+        "--since",
+        "2024-05-01",
+        "--until",
+        "2024-06-10",
+        "--min-support",
+        "4",
+    ]
+    result = CliRunner().invoke(app, [*args, "--accept", "points:demo", "-o", str(out), "--save-draft"])
+    assert result.exit_code == 0, result.output
+    assert "remove:student: remove rule student" in result.output
+    drafted = load_model(out)
+    assert [(r.id, r.points) for r in drafted.engagement] == [("demo", 90.0), ("webinar", 10.0)]
+    with decided.connect() as conn:
+        stored = find_version(conn, "m@2")
+    assert not stored.active and loads_model(stored.yaml) == drafted
+    unknown = CliRunner().invoke(app, [*args, "--accept", "points:nope"])
+    assert unknown.exit_code == 2 and "no proposal points:nope" in unknown.output
