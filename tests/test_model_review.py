@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app
+from leadscore.errors import ModelError
 from leadscore.ingest.segment import normalise
 from leadscore.learn.labels import DAY_MS, label, outcome_times, rejected_by_sales
 from leadscore.learn.review import Edit, draft, review
@@ -231,3 +232,11 @@ def test_the_review_command_writes_the_accepted_draft(decided: Store, tmp_path: 
     assert not stored.active and loads_model(stored.yaml) == drafted
     unknown = CliRunner().invoke(app, [*args, "--accept", "points:nope"])
     assert unknown.exit_code == 2 and "no proposal points:nope" in unknown.output
+
+
+def test_a_draft_refuses_edits_the_model_cannot_take() -> None:
+    model = loads_model(MODEL)
+    with pytest.raises(ModelError, match="has no rule 'nope'"):
+        draft(model, [Edit("points", "nope", points=5)])
+    with pytest.raises(ModelError, match="has no lifecycle"):
+        draft(model, [Edit("threshold", threshold=50)])

@@ -28,6 +28,7 @@ import yaml
 from sqlalchemy import Connection
 
 from leadscore.compile import Sources
+from leadscore.errors import ModelError
 from leadscore.learn.backtest import BacktestResult, backtest
 from leadscore.learn.sales_feedback import FeedbackEvidence, feedback_evidence
 from leadscore.lifecycle.replay import mql_threshold, with_threshold
@@ -94,7 +95,10 @@ class Review:
 def draft(model: ScoringModel, edits: Sequence[Edit], note: str = "") -> ScoringModel:
     """The model with ``edits`` applied (a removed rule's points changes are moot)."""
     data = yaml.safe_load(dump_model(model))
+    known = {r.id for r in (*model.fit, *model.engagement)}
     for edit in edits:
+        if edit.kind in ("remove_rule", "points") and edit.rule not in known:
+            raise ModelError(f"{model.model} has no rule {edit.rule!r}")
         for section in ("fit", "engagement"):
             rules = data.get(section) or []
             if edit.kind == "remove_rule":
@@ -107,7 +111,9 @@ def draft(model: ScoringModel, edits: Sequence[Edit], note: str = "") -> Scoring
         data["description"] = f"{data.get('description', '')} {note}".strip()[:2000]
     out = loads_model(yaml.safe_dump(data, sort_keys=False), f"draft of {model.model}")
     for edit in edits:
-        if edit.kind == "threshold" and edit.threshold is not None and out.lifecycle is not None:
+        if edit.kind == "threshold" and edit.threshold is not None:
+            if out.lifecycle is None:
+                raise ModelError(f"{model.model} has no lifecycle: its MQL threshold is its hot band")
             out = out.model_copy(update={"lifecycle": with_threshold(out, edit.threshold)})
     return out
 
