@@ -3,10 +3,13 @@ lifecycle actions; promotion, and rollback to an earlier version restoring its s
 
 from __future__ import annotations
 
+from html import unescape
 from typing import Any
 
 from sqlalchemy import func, select
 
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.segment import normalise
 from leadscore.learn.labels import DAY_MS
@@ -16,12 +19,17 @@ from leadscore.model import loads_model
 from leadscore.scoring.pipeline import activate_version, publish
 from leadscore.scoring.processor import process_pending
 from leadscore.scoring.shadow import publish_shadow
+from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.audit import read_audit
 from leadscore.store.event_log import enqueue
 from leadscore.store.lifecycle_tables import leads_in_stages
 from leadscore.store.schema import outbox, score_events, score_history, scores
 from leadscore.store.shadows import read_shadow_scores, shadow_versions
+from leadscore.store.users import add_user
 from lifecycle_model import settings
+from live_server import serving
+from web_support import PASSWORD, csrf_of, signed_in
 
 NOW = 1_717_200_000_000
 MODEL = """
@@ -116,3 +124,39 @@ def test_a_shadow_is_scored_live_without_actions_then_promoted_and_rolled_back(s
     # rolled back to version 1: its scores exactly as they were
     activate_version(store, active.id, action="rolled back")
     assert _scores(store) == before
+
+
+def test_the_dashboard_scores_a_shadow_promotes_it_and_rolls_back(store: Store) -> None:
+    active, _ = publish(store, loads_model(MODEL.format(points=1)))
+    with store.begin() as conn:
+        enqueue(conn, _plus("ann", 7))
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    while process_pending(store):
+        pass
+    before = _scores(store)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        token = csrf_of(client)
+        shadowed = client.post("/model/shadow", data={"csrf_token": token, "draft": MODEL.format(points=10)})
+        assert (shadowed.status_code, shadowed.headers["location"]) == (303, "/review")
+        page = unescape(client.get("/review").text)
+        # ann: 7 points active, 70 in shadow; only the shadow makes her an MQL (60)
+        assert "shadowed@2 beside shadowed@1" in page
+        assert "<dt>Only the shadow</dt><dd>1</dd>" in page
+        promoted = client.post(
+            "/review/activate", data={"csrf_token": token, "version": 2, "action": "promoted"}
+        )
+        assert promoted.status_code == 303
+        assert list(_scores(store).values()) == [(2, 70.0, "hot")]
+        back = client.post(
+            "/review/activate", data={"csrf_token": token, "version": active.id, "action": "rolled back"}
+        )
+        assert back.status_code == 303
+        refused = client.post(
+            "/review/activate", data={"csrf_token": token, "version": 99, "action": "promoted"}
+        )
+        assert refused.status_code == 404
+    assert _scores(store) == before
+    with store.connect() as conn:
+        actions = [r["action"] for r in read_audit(conn)]
+    assert {"model.shadow", "model.promote", "model.rollback"} <= set(actions)
