@@ -26,7 +26,17 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 AXE = Path(__file__).parent / "web" / "vendor" / "axe-4.11.0.min.js"
-PAGES = ("/leads", "/leads/matrix", "/handoff", "/funnel", "/accounts", "/model", "/evaluation")
+PAGES = (
+    "/leads",
+    "/leads/matrix",
+    "/handoff",
+    "/funnel",
+    "/accounts",
+    "/model",
+    "/evaluation",
+    "/review",
+    "/review?proposals=1",
+)
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,32 @@ class LifecycleSettings(BaseSettings):
     run_lifecycle: bool = True
 
 
+class AlertSettings(BaseSettings):
+    """Health checks of the model and their alerts (``LEADSCORE_ALERTS_*``): see docs/lifecycle.md."""
+
+    model_config = _section("LEADSCORE_ALERTS_")
+
+    # how often the lifecycle runner checks (0: never; `leadscore alerts check` runs them by hand)
+    interval_s: float = Field(default=3600.0, ge=0)
+    # where alerts go: e-mail addresses, and a Slack-compatible webhook ({"text": ...}) URL
+    mail_to: list[str] = Field(default_factory=list)
+    webhook_url: str | None = None
+    # each check compares the last window_days with the window before (or with a target)
+    window_days: float = Field(default=7.0, gt=0)
+    # score drift: PSI of the event-time scores of the two windows, each with at least min_scores
+    drift_psi: float = Field(default=0.25, gt=0)
+    min_scores: int = Field(default=30, ge=1)
+    # MQL volume: MQLs per week more than capacity_tolerance away from capacity_per_week (unset: no check)
+    capacity_per_week: float | None = Field(default=None, gt=0)
+    capacity_tolerance: float = Field(default=0.5, gt=0)
+    # acceptance by sales falling by at least acceptance_drop (0.15 = 15 points), min_decisions each window
+    acceptance_drop: float = Field(default=0.15, gt=0, le=1)
+    min_decisions: int = Field(default=10, ge=1)
+    # calibration: the MQL conversion seen against the precision the active version's stored backtest
+    # promised, falling short by at least calibration_gap (absolute), over at least min_decisions MQLs
+    calibration_gap: float = Field(default=0.15, gt=0, le=1)
+
+
 class CookieSettings(BaseSettings):
     """Dashboard cookies (``LEADSCORE_COOKIE_SECURE``): None marks them Secure when served over https."""
 
@@ -139,6 +165,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     cookies: CookieSettings = Field(default_factory=CookieSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     # peppers the hashes of suppressed (unsubscribed) addresses; defaults to secret_key. Set it to the old
     # key before rotating secret_key, so nobody who unsubscribed is forgotten (migration 0012 reads it too)
     suppression_secret: str = Field(default="", repr=False)

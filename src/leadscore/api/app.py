@@ -15,6 +15,7 @@ from leadscore.api import lifecycle as lifecycle_api
 from leadscore.api.auth import KeyCache
 from leadscore.api.state import AppState
 from leadscore.ingest.committer import GroupCommitter
+from leadscore.learn.health import run_checks
 from leadscore.lifecycle.runner import LifecycleRunner
 from leadscore.privacy.retention import RetentionJob
 from leadscore.scoring.clock import Clock
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         committer = GroupCommitter(own_store, on_commit=processor.wake if processor else None).start()
         if processor is not None:
             processor.start()
-        runner = LifecycleRunner(own_store, settings).start() if settings.run_processor else None
+        runner = LifecycleRunner(own_store, settings, run_checks).start() if settings.run_processor else None
         clock = (
             Clock(own_store, settings.clock_tick_s).start()
             if settings.run_processor and settings.clock_tick_s

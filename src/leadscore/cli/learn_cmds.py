@@ -18,6 +18,8 @@ from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
 if TYPE_CHECKING:
     from leadscore.learn.backtest import BacktestResult
     from leadscore.learn.evaluate import Evaluation
+    from leadscore.learn.metrics import RuleLift
+    from leadscore.learn.sales_feedback import FeedbackEvidence
     from leadscore.learn.train import LearnResult
     from leadscore.model import ScoringModel
     from leadscore.store import Store
@@ -131,6 +133,28 @@ def _print_evaluation(ev: Evaluation) -> None:
         console.print(f"drift: PSI {ev.psi:.3f} ({ev.psi_periods})", highlight=False)
 
 
+def print_feedback(evidence: FeedbackEvidence, outcome_rules: list[RuleLift] | None = None) -> None:
+    """Acceptance by sales per model version, rejection reasons, and per-rule lift on sales judgement
+    beside the rule's lift on outcomes."""
+    rate = evidence.acceptance_rate
+    console.print(
+        f"sales feedback: {evidence.decisions} decided MQLs, {evidence.accepted} accepted"
+        + (f" ({100 * rate:.0f} %)" if rate is not None else ""),
+        highlight=False,
+    )
+    if not evidence.decisions:
+        return
+    _rows("MQL acceptance by model version", ["version", "accepted", "rejected", "acceptance", "rejection reasons"],
+          [[v.version, v.accepted, v.rejected, v.acceptance_rate,
+            ", ".join(f"{k} {n}" for k, n in v.reasons.items())] for v in evidence.versions])  # fmt: skip
+    on_outcomes = {r.rule: r.lift for r in outcome_rules or []}
+    _rows("Rules on sales judgement: MQLs the rule gave points to, accepted and rejected",
+          ["rule", "accepted", "rejected", "acceptance hit", "acceptance otherwise", "lift (sales)",
+           "lift (outcomes)", "rejection reasons"],
+          [[r.rule, r.accepted, r.rejected, r.acceptance_hit, r.acceptance_miss, r.lift, on_outcomes.get(r.rule),
+            ", ".join(f"{k} {n}" for k, n in r.reasons.items())] for r in evidence.rules])  # fmt: skip
+
+
 def evaluate_cmd(
     model_ref: Annotated[
         str | None, typer.Argument(help="Model version or YAML file (default: the active version).")
@@ -146,11 +170,17 @@ def evaluate_cmd(
     as_json: AsJson = False,
     db: Db = None,
 ) -> None:
-    """Measure a model against outcomes: AUC, lift, capture, bands, calibration, per-rule lift, drift."""
+    """Measure a model against outcomes: AUC, lift, capture, bands, calibration, per-rule lift, drift.
+
+    From the store it also reports acceptance by sales per model version, the rejection reasons, and
+    each rule's lift on sales judgement beside its lift on outcomes.
+    """
     from leadscore.learn import report_html
     from leadscore.learn.evaluate import evaluate_csv, evaluate_store
+    from leadscore.learn.sales_feedback import feedback_evidence
     from leadscore.learn.store_data import cutoffs
 
+    evidence: FeedbackEvidence | None = None
     if csv is not None:
         if id_column is None:
             raise typer.BadParameter("--csv needs --id (the column that identifies a lead)")
@@ -162,10 +192,16 @@ def evaluate_cmd(
             start, end = _period(store, since, until)
             ev = evaluate_store(store, model, label, outcome=outcome, horizon_ms=_ms(horizon),
                                 at=cutoffs(start, end, _ms(every)), end_ms=end)  # fmt: skip
+            with store.connect() as conn:
+                evidence = feedback_evidence(conn, store.sources(), model, label)
     if as_json:
-        print(json.dumps(ev.as_dict(), indent=2))
+        print(
+            json.dumps({**ev.as_dict(), **({"feedback": evidence.as_dict()} if evidence else {})}, indent=2)
+        )
     else:
         _print_evaluation(ev)
+        if evidence is not None:
+            print_feedback(evidence, ev.rules)
     _write_html(html, report_html.evaluation_html(ev))
 
 
@@ -236,6 +272,13 @@ def learn_cmd(
     warm_share: Annotated[
         float, typer.Option("--warm-share", help="Share of training leads in the warm band.")
     ] = WARM_SHARE,
+    rejected_negative: Annotated[
+        bool,
+        typer.Option(
+            "--rejected-negative",
+            help="Store: a lead sales rejected within the horizon is a non-conversion at once (not censored).",
+        ),
+    ] = False,
     html: Html = None,
     as_json: AsJson = False,
     db: Db = None,
@@ -261,8 +304,10 @@ def learn_cmd(
             with store.connect() as conn:
                 data, _ = store_data(conn, store.sources(), outcome=outcome, horizon_ms=_ms(horizon),
                                      at=cutoffs(start, end, _ms(every)), end_ms=end,
-                                     windows=[parse_duration(w) for w in windows or WINDOWS], exclude=exclude or ())  # fmt: skip
-        source = f"Learned from the store: outcome {outcome} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
+                                     windows=[parse_duration(w) for w in windows or WINDOWS], exclude=exclude or (),
+                                     rejected_negative=rejected_negative)  # fmt: skip
+        rejected = " (rejected by sales: negative)" if rejected_negative else ""
+        source = f"Learned from the store: outcome {outcome}{rejected} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
     result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
                    hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
                    min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes)  # fmt: skip

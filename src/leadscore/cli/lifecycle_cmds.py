@@ -395,7 +395,9 @@ def run(
                 highlight=False,
             )
             return
-        runner = LifecycleRunner(store, settings).start()
+        from leadscore.learn.health import run_checks
+
+        runner = LifecycleRunner(store, settings, run_checks).start()
         console.print("lifecycle runner started; Ctrl-C stops it", highlight=False)
         try:
             while True:

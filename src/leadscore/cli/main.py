@@ -22,6 +22,7 @@ from leadscore.cli import (
     lifecycle_cmds,
     model_cmds,
     privacy_cmds,
+    review_cmds,
     server_cmds,
     users_cmds,
 )
@@ -46,6 +47,8 @@ app.add_typer(imports.app, name="import")
 app.command("evaluate")(learn_cmds.evaluate_cmd)
 app.command("learn")(learn_cmds.learn_cmd)
 app.command("backtest")(learn_cmds.backtest_cmd)
+app.command("review")(review_cmds.review_cmd)
+app.add_typer(review_cmds.alerts_app, name="alerts")
 app.command("serve")(server_cmds.serve)
 app.add_typer(users_cmds.app, name="users")
 app.command("audit")(users_cmds.audit_cmd)

@@ -1,8 +1,9 @@
-"""``leadscore validate`` and ``leadscore model publish|list|show|diff``."""
+"""``leadscore validate`` and ``leadscore model publish|list|show|diff|compare|promote|rollback|stop-shadow``."""
 
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -64,9 +65,19 @@ def publish_cmd(
             "--require-backtest", help="Refuse unless `leadscore backtest --save` stored one for it."
         ),
     ] = False,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Publish as a shadow: scored beside the active version on live events, with no lifecycle actions.",
+        ),
+    ] = False,
     db: Db = None,
 ) -> None:
-    """Store the model as a new version, make it active, rescore every lead (recorded in history)."""
+    """Store the model as a new version, make it active, rescore every lead (recorded in history).
+
+    With --shadow it is scored beside the active version instead (see `leadscore model compare`).
+    """
     from leadscore.model import dump_model
     from leadscore.scoring.pipeline import publish
     from leadscore.store.backtests import backtests_of_yaml
@@ -81,6 +92,13 @@ def publish_cmd(
                         highlight=False,
                     )
                     raise typer.Exit(1)
+        if shadow:
+            from leadscore.scoring.shadow import publish_shadow
+
+            version, count = publish_shadow(store, model, note=note, as_of=parse_as_of(as_of))
+            console.print(f"published {version.label} as a shadow; scored {count} leads beside the active version",
+                          highlight=False)  # fmt: skip
+            return
         version, count = publish(store, model, note=note, as_of=parse_as_of(as_of))
         console.print(
             f"published {version.label} (sha256 {version.sha256[:12]}); rescored {count} leads",
@@ -92,16 +110,18 @@ def publish_cmd(
 def list_cmd(db: Db = None) -> None:
     """Every stored version; the active one is marked."""
     from leadscore.store.model_versions import list_versions
+    from leadscore.store.shadows import shadow_versions
 
     with open_store(db) as store:
         with store.connect() as conn:
             versions = list_versions(conn)
-        table = Table(title="Model versions")
+            shadows = shadow_versions(conn)
+        table = Table(title="Model versions (* active, s shadow)")
         for col in ("", "version", "id", "created", "published", "sha256", "note"):
             table.add_column(col)
         for v in versions:
             table.add_row(
-                "*" if v.active else "",
+                "*" if v.active else "s" if v.id in shadows else "",
                 v.label,
                 str(v.id),
                 fmt_time(v.created_ms),
@@ -164,3 +184,83 @@ def diff_cmd(
         lineterm="",
     )
     print("\n".join(diff))
+
+
+Ref = Annotated[str, typer.Argument(help="name@version, name, or id.")]
+
+
+def _activate(ref: str, action: str, db: str | None, as_of: str | None) -> None:
+    from leadscore.scoring.pipeline import activate_version
+    from leadscore.store.model_versions import find_version
+
+    with open_store(db) as store:
+        with store.connect() as conn:
+            version = find_version(conn, ref)
+        version, count = activate_version(store, version.id, action=action, as_of=parse_as_of(as_of))
+        console.print(f"{action} {version.label}; rescored {count} leads with it", highlight=False)
+
+
+@app.command("promote")
+def promote_cmd(ref: Ref, as_of: AsOf = None, db: Db = None) -> None:
+    """Make a version (a shadow, or any stored one) the active one and rescore every lead with it."""
+    _activate(ref, "promoted", db, as_of)
+
+
+@app.command("rollback")
+def rollback_cmd(ref: Ref, as_of: AsOf = None, db: Db = None) -> None:
+    """Go back to an earlier version: activate it and restore its scores by rescoring every lead with it."""
+    _activate(ref, "rolled back", db, as_of)
+
+
+@app.command("stop-shadow")
+def stop_shadow_cmd(ref: Ref, db: Db = None) -> None:
+    """Stop scoring a version in shadow (its shadow scores are dropped)."""
+    from leadscore.scoring.shadow import stop_shadow
+    from leadscore.store.model_versions import find_version
+
+    with open_store(db) as store:
+        with store.connect() as conn:
+            version = find_version(conn, ref)
+        stop_shadow(store, version.id)
+        console.print(f"{version.label} is no longer scored in shadow", highlight=False)
+
+
+@app.command("compare")
+def compare_cmd(
+    ref: Ref,
+    outcome: Annotated[
+        str, typer.Option("--outcome", help="Outcome the replay since the start counts.")
+    ] = "sql",
+    horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, help="Days an outcome counts.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    db: Db = None,
+) -> None:
+    """A shadow beside the active version on the same leads: scores, MQLs, and replayed since its start."""
+    from leadscore.learn.labels import DAY_MS
+    from leadscore.learn.shadow_compare import compare
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.model_versions import find_version
+
+    with open_store(db) as store, store.connect() as conn:
+        version = find_version(conn, ref)
+        cmp = compare(conn, store.sources(), version.id, outcome=outcome,
+                      horizon_ms=horizon_days * DAY_MS, now_ms=now_ms())  # fmt: skip
+    if as_json:
+        print(json.dumps(cmp.as_dict(), indent=2, default=str))
+        return
+    console.print(f"{cmp.shadow} (shadow since {fmt_time(cmp.started_ms)}) beside {cmp.active} on {cmp.leads} leads",
+                  highlight=False)  # fmt: skip
+    if cmp.leads:
+        console.print(
+            f"mean score {cmp.mean_active:.1f} → {cmp.mean_shadow:.1f}, mean difference {cmp.mean_abs_difference:.1f}; "
+            f"MQLs now (thresholds {cmp.active_threshold:g} and {cmp.shadow_threshold:g}): both {cmp.mql_both}, "
+            f"only the active {cmp.mql_only_active}, only the shadow {cmp.mql_only_shadow}",
+            highlight=False,
+        )
+    bt = cmp.since_start
+    if bt is not None and bt.baseline is not None:
+        console.print(
+            f"since the start, replayed: MQLs {bt.baseline.mqls} → {bt.candidate.mqls}, converted "
+            f"{bt.baseline.converted} → {bt.candidate.converted} ({outcome} within {horizon_days} days)",
+            highlight=False,
+        )

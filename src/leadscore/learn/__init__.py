@@ -15,4 +15,8 @@ evaluate     a model scored by the compiled query against outcomes
 train        learn: fit on the training rows, measure on the holdout beside the challenger
 backtest     replay MQLs per week for a candidate against a baseline; threshold advice
 report_html  self-contained HTML reports with inline SVG plots
+sales_feedback  sales decisions as evidence: acceptance per model version, rule lift on sales judgement
+review       proposals (remove or re-weight a rule, move the MQL threshold), each backtested; drafts
+health       scheduled checks (drift, calibration, MQL volume, acceptance) raising alerts into the outbox
+shadow_compare  a shadow version beside the active one on the same leads, now and replayed since its start
 """

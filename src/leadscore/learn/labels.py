@@ -5,6 +5,11 @@ horizon has passed without it (as-of + horizon ≤ the end of the data), and oth
 *censored*: the lead may still convert, so calling it a non-conversion would be a guess. Rows whose lead
 had already converted, or was closed (won, lost, disqualified), by the as-of time are left out too.
 Every exclusion is counted, so reports can say how many rows were not labelled and why.
+
+With ``rejections`` (``rejected_by_sales``: when sales rejected each lead), a row whose lead sales
+rejected within its horizon, without the outcome, is labelled 0 at once instead of waiting for the
+horizon to pass: sales has judged it (``learn --rejected-negative``). ``--outcome sql`` is acceptance by
+sales (an acceptance is recorded as an ``sql`` outcome).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from leadscore.store.schema import events, outcomes
+from leadscore.store.schema import events, feedback, outcomes
 
 OUTCOME_KINDS = ("sql", "opportunity", "won", "lost", "disqualified")
 CLOSING_KINDS = ("won", "lost", "disqualified")
@@ -29,6 +34,7 @@ class Labels:
     censored: int
     already_converted: int
     closed: int
+    rejected: int = 0  # rows labelled 0 because sales rejected the lead within the horizon
 
     @property
     def excluded(self) -> dict[str, int]:
@@ -51,6 +57,15 @@ def outcome_times(
     return out
 
 
+def rejected_by_sales(conn: Connection) -> dict[int, list[int]]:
+    """When sales rejected each lead (the hand-off's feedback), oldest first."""
+    query = select(feedback.c.lead_id, feedback.c.at_ms).where(feedback.c.decision == "rejected")
+    out: dict[int, list[int]] = defaultdict(list)
+    for lead_id, at in conn.execute(query.order_by(feedback.c.at_ms)):
+        out[int(lead_id)].append(int(at))
+    return out
+
+
 def data_end(conn: Connection) -> int:
     """The latest time the store has seen: the newest event or outcome."""
     last_event = conn.execute(select(func.max(events.c.ts))).scalar() or 0
@@ -64,12 +79,13 @@ def label(
     kind: str,
     horizon_ms: int,
     end_ms: int,
+    rejections: dict[int, list[int]] | None = None,
 ) -> Labels:
     if kind not in OUTCOME_KINDS:
         raise ValueError(f"unknown outcome {kind!r}; one of {', '.join(OUTCOME_KINDS)}")
     kept: list[tuple[int, int]] = []
     y: list[int] = []
-    censored = converted = closed = 0
+    censored = converted = closed = rejected = 0
     for lead_id, as_of in pairs:
         rows = history.get(lead_id, [])
         if any(k == kind and at <= as_of for k, at in rows):
@@ -79,9 +95,13 @@ def label(
         elif any(k == kind and as_of < at <= as_of + horizon_ms for k, at in rows):
             kept.append((lead_id, as_of))
             y.append(1)
+        elif rejections and any(as_of < at <= as_of + horizon_ms for at in rejections.get(lead_id, ())):
+            kept.append((lead_id, as_of))
+            y.append(0)
+            rejected += 1
         elif as_of + horizon_ms > end_ms:
             censored += 1
         else:
             kept.append((lead_id, as_of))
             y.append(0)
-    return Labels(kept, y, censored, converted, closed)
+    return Labels(kept, y, censored, converted, closed, rejected)

@@ -21,7 +21,7 @@ from leadscore.compile import Sources, compile_model
 from leadscore.compile.layout import count_col, last_col
 from leadscore.learn.dataset import Dataset, choose_columns
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRecency, Feature
-from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times
+from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times, rejected_by_sales
 from leadscore.model import ScoringModel
 from leadscore.model.conditions import FIELD_NAME
 from leadscore.scoring.run import POINTS_CHUNK, points
@@ -166,11 +166,14 @@ def store_data(
     windows: Sequence[str] = WINDOWS,
     exclude: Sequence[str] = (),
     placeholders: tuple[str, ...] = PLACEHOLDERS,
+    rejected_negative: bool = False,
 ) -> tuple[Dataset, Labels]:
-    """Rows for every lead seen by each cutoff in ``at``, labelled by ``outcome`` within ``horizon_ms``."""
+    """Rows for every lead seen by each cutoff in ``at``, labelled by ``outcome`` within ``horizon_ms``
+    (with ``rejected_negative``, a lead sales rejected within the horizon is a non-conversion at once)."""
     end = data_end(conn) if end_ms is None else end_ms
     candidates = cutoff_pairs(conn, at)
-    labels = label(candidates, outcome_times(conn), outcome, horizon_ms, end)
+    rejections = rejected_by_sales(conn) if rejected_negative else None
+    labels = label(candidates, outcome_times(conn), outcome, horizon_ms, end, rejections)
     pairs = labels.pairs
     attrs = attribute_rows(conn, sorted({lead for lead, _ in pairs}))
     names = sorted({k for values in attrs.values() for k in values} - set(exclude))

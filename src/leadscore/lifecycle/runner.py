@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,9 +239,14 @@ class LifecycleRunner:
     """A background thread running rounds every ``idle_s`` (timers every ``timer_interval_s``); the outbox
     is delivered by a ``Deliverer`` with threads of its own, so a round never waits on a receiver."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, checks: Callable[[Store, Settings, int], object] | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
+        # the model's health checks (learn.health.run_checks, a layer above), every alerts.interval_s
+        self.checks = checks
+        self._last_checks = time.monotonic()
         self.deliverer = Deliverer(store, settings)
         self.errors = 0
         self.rounds = 0
@@ -282,6 +288,11 @@ class LifecycleRunner:
                 self.deliverer.wake()
             if timers:
                 self._last_timers = time.monotonic()
+            interval = self.settings.alerts.interval_s
+            if self.checks is not None and interval and time.monotonic() - self._last_checks >= interval:
+                self._last_checks = time.monotonic()
+                self.checks(self.store, self.settings, int(time.time() * 1000))
+                self.deliverer.wake()
             self.rounds += 1
         except Exception:
             self.errors += 1

@@ -69,6 +69,8 @@ NOT_PERSONAL = {
     "team_cursors": "round-robin positions",
     "mail_suppressions": "peppered hashes only: kept so an unsubscribe outlives the erasure",
     "counters": "running totals of the pipeline",
+    "alerts": "health checks of the model, aggregated over all leads",
+    "shadow_models": "which model versions are scored in shadow",
 }
 
 

@@ -19,12 +19,14 @@ from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
 from leadscore.scoring.due import schedule
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
+from leadscore.scoring.shadow import score_shadows
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_events_without_consent
 from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
 from leadscore.store.people import account_colleagues
 from leadscore.store.results import lock_leads
+from leadscore.store.shadows import remove_shadow
 
 RESCORE_CHUNK = 5000
 NO_MODEL = (
@@ -106,6 +108,7 @@ def rescore_touched(
     due = schedule(conn, active.model, sources, ledgers)
     save_scores(conn, ledgers, active.version.id, stamp, causes, due)
     rows = history.replay(conn, active.model, sources, active.version.id, since, as_of or stamp, stamp)
+    score_shadows(conn, sources, lead_ids, as_of or stamp, stamp)  # candidates beside it: no actions
     return len(ledgers), rows
 
 
@@ -140,16 +143,35 @@ def publish(
 ) -> tuple[ModelVersion, int]:
     """Store the model as a new version (or reuse an identical one), activate it, rescore every lead;
     the publication is written to the audit log under ``actor``."""
+    with store.begin() as conn:
+        version, _ = add_version(conn, model.model, dump_model(model), now_ms(), note)
+    return activate_version(store, version.id, action="published", as_of=as_of, actor=actor, note=note)
+
+
+def activate_version(
+    store: Store,
+    version_id: int,
+    *,
+    action: str,
+    as_of: int | None = None,
+    actor: str = "cli",
+    note: str = "",
+) -> tuple[ModelVersion, int]:
+    """Make a stored version the active one and rescore every lead with it (its scores, ledgers, history
+    and crossings): a publication, a shadow's promotion or a rollback (``action``: published, promoted,
+    rolled back). A shadow that becomes active stops being a shadow."""
     stamp = now_ms()
     with store.begin() as conn:
-        version, _ = add_version(conn, model.model, dump_model(model), stamp, note)
-        version = activate(conn, version.id, stamp)
-        audit(conn, stamp, actor, "model.publish", version.label, sha256=version.sha256, note=note)
+        version = activate(conn, version_id, stamp)
+        remove_shadow(conn, version.id)
+        verb = {"published": "publish", "promoted": "promote", "rolled back": "rollback"}.get(action, action)
+        audit(conn, stamp, actor, f"model.{verb}", version.label, sha256=version.sha256, note=note)
         active = Active.of(version)
+        cause = f"{action} {version.label}"
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
         due = schedule(conn, active.model, store.sources(), ledgers)
-        save_scores(conn, ledgers, version.id, stamp, f"published {version.label}", due)
-        changes = {lg.lead_id: (as_of or stamp, "model", f"published {version.label}") for lg in ledgers}
+        save_scores(conn, ledgers, version.id, stamp, cause, due)
+        changes = {lg.lead_id: (as_of or stamp, "model", cause) for lg in ledgers}
         if changes:
             history.record(conn, active.model, store.sources(), version.id, changes, stamp)
     return version, len(ledgers)

@@ -456,3 +456,43 @@ mail_suppressions = Table(
     Column("reason", String(63), nullable=False),
     Column("at_ms", BigInteger, nullable=False),
 )
+
+# --- model review (migration 0014): health alerts and shadow models
+
+alerts = Table(
+    "alerts",
+    metadata,
+    # a health check that failed (lifecycle/alerts.py): open until the check passes again, so a condition
+    # that lasts is raised (and delivered) once
+    Column("id", Integer, primary_key=True),
+    Column("check", String(32), nullable=False),  # drift | calibration | volume | acceptance
+    Column("raised_ms", BigInteger, nullable=False),
+    Column("cleared_ms", BigInteger),
+    Column("value", Float(precision=53), nullable=False),
+    Column("threshold", Float(precision=53), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_alerts_check_cleared", "check", "cleared_ms"),
+)
+
+shadow_models = Table(
+    "shadow_models",
+    metadata,
+    # candidate versions scored beside the active one on live events, with no lifecycle actions
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("started_ms", BigInteger, nullable=False),
+)
+
+shadow_scores = Table(
+    "shadow_scores",
+    metadata,
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
+    Column("as_of_ms", BigInteger, nullable=False),
+    Column("score", Float(precision=53), nullable=False),
+    Column("fit_score", Float(precision=53), nullable=False),
+    Column("engagement_score", Float(precision=53), nullable=False),
+    Column("grade", String(1), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("band", String(8), nullable=False),
+    Column("scored_ms", BigInteger, nullable=False),
+)

@@ -20,6 +20,7 @@ from leadscore.web.pages import (
     lead,
     leads,
     model,
+    review,
     signin,
     tracking,
 )
@@ -35,6 +36,7 @@ ROUTERS = (
     accounts.router,
     model.router,
     evaluation.router,
+    review.router,
     deadletters.router,
     tracking.router,
 )

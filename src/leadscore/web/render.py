@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from leadscore import __version__
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
+from leadscore.store.alerts import open_alerts
 from leadscore.store.health import scoring_lag
 from leadscore.web.security import Viewer
 
@@ -28,6 +29,7 @@ NAV = (
     ("/accounts", "Accounts", "leads.read"),
     ("/model", "Model", "model.read"),
     ("/evaluation", "Evaluation", "evaluate"),
+    ("/review", "Review", "evaluate"),
     ("/deadletters", "Dead letters", "deadletters.manage"),
     ("/tracking", "Tracking code", "keys.manage"),
 )
@@ -87,9 +89,10 @@ class PipelineWarnings:
     lag_s: float | None
     dead_letters: int
     no_model: bool = False
+    alerts: tuple[str, ...] = ()  # the model's open health alerts (learn/health.py)
 
     def __bool__(self) -> bool:
-        return self.lag_s is not None or self.dead_letters > 0 or self.no_model
+        return self.lag_s is not None or self.dead_letters > 0 or self.no_model or bool(self.alerts)
 
 
 def pipeline_warnings(request: Request, viewer: Viewer) -> PipelineWarnings:
@@ -101,4 +104,5 @@ def pipeline_warnings(request: Request, viewer: Viewer) -> PipelineWarnings:
     with state.store.connect() as conn:
         lag, dead = scoring_lag(conn, now_ms())
         unscored = active_model(conn) is None
-    return PipelineWarnings(lag if lag > state.settings.lag_alert_s else None, dead, unscored)
+        alerts = tuple(str(a["message"]) for a in open_alerts(conn).values())
+    return PipelineWarnings(lag if lag > state.settings.lag_alert_s else None, dead, unscored, alerts)

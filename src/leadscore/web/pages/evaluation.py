@@ -23,6 +23,7 @@ def evaluation_page(
     outcome: Annotated[str, Query(pattern="^(opportunity|sql|won)$")] = "opportunity",
 ) -> HTMLResponse:
     from leadscore.learn.checks import NotEnoughDataError  # numpy: loaded when the page is first asked for
+    from leadscore.learn.sales_feedback import feedback_evidence
 
     store = state_of(request).store
     with store.connect() as conn:
@@ -35,5 +36,7 @@ def evaluation_page(
             context["problem"] = str(exc)
         else:
             context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
+        with store.connect() as conn:
+            context["feedback"] = feedback_evidence(conn, store.sources(), active.model, active.version.label)
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7, every=measure.EVERY_DAYS)
     return page(request, viewer, "evaluation.html", **context)

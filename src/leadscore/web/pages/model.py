@@ -14,6 +14,7 @@ from leadscore.model import ScoringModel, dump_model, loads_model
 from leadscore.model.diff import rule_changes
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.run import model_of
+from leadscore.scoring.shadow import publish_shadow
 from leadscore.store.model_versions import ModelVersion, active_version, get_version, list_versions
 from leadscore.web.data import measure
 from leadscore.web.render import page
@@ -178,3 +179,26 @@ def model_publish(
         return response
     version, _ = publish(state_of(request).store, model, note=note, actor=viewer.email)
     return RedirectResponse(f"/model?published={version.id}", status_code=303)
+
+
+@router.post("/model/shadow", include_in_schema=False)
+def model_shadow(
+    request: Request, viewer: ModelPublisher, draft: Draft, note: Annotated[str, Form(max_length=500)] = ""
+) -> Response:
+    """Publish a valid draft as a shadow: scored beside the active version, compared on the review page."""
+    model, problems = _check(draft)
+    if model is None:
+        check = {"ok": False, "problems": problems, "lines": _numbered(draft, problems)}
+        response = _model_page(request, viewer, None, check=check, draft=draft)
+        response.status_code = 422
+        return response
+    try:
+        publish_shadow(state_of(request).store, model, note=note, actor=viewer.email)
+    except StoreError as exc:
+        raise WebDenied(409, str(exc)) from None
+    return RedirectResponse("/review", status_code=303)
+
+
+def show_draft(request: Request, viewer: Viewer, draft: str) -> HTMLResponse:
+    """The model page with ``draft`` in the editor (a draft made elsewhere: the model review)."""
+    return _model_page(request, viewer, None, draft=draft)

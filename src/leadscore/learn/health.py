@@ -1,0 +1,185 @@
+"""Health checks of the active model, run on a schedule (the lifecycle runner's ``checks`` hook, or
+``leadscore alerts check``), raising alerts that are delivered through the outbox.
+
+* **drift**: PSI (``metrics.psi``, the one implementation ``evaluate`` uses too) of the scores the active
+  version gave on events in the last window against those of the window before;
+* **calibration**: the share of MQLs (entries into the MQL stage) of the window ending one horizon ago
+  that converted within the horizon, against the precision the version's latest stored backtest promised;
+* **volume**: MQLs per week in the last window against the sales capacity target;
+* **acceptance**: acceptance by sales in the last window against the window before.
+
+A check without enough data says nothing. A failing check raises one alert, which stays open (and is
+not raised again) until the check passes; raising enqueues an ``alert`` row per mail address and for the
+webhook, which the ``Deliverer`` sends like every other notification.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadscore.learn import metrics
+from leadscore.learn.labels import DAY_MS, outcome_times
+from leadscore.lifecycle.actions import iso
+from leadscore.lifecycle.replay import mql_stage
+from leadscore.scoring.pipeline import active_model
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.alerts import clear_alert, open_alerts, raise_alert
+from leadscore.store.backtests import backtests_of
+from leadscore.store.outbox import enqueue
+from leadscore.store.schema import feedback, score_history, stage_history
+
+WEEK_MS = 7 * DAY_MS
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    failing: bool | None  # None: not enough data to say
+    value: float
+    threshold: float
+    message: str
+
+
+def drift(conn: Connection, version_id: int, settings: Settings, now_ms: int) -> Check:
+    a = settings.alerts
+    w = int(a.window_days * DAY_MS)
+    rows = conn.execute(
+        select(score_history.c.at_ms, score_history.c.score).where(
+            score_history.c.model_version_id == version_id,
+            score_history.c.cause == "event",
+            score_history.c.at_ms >= now_ms - 2 * w,
+            score_history.c.at_ms < now_ms,
+        )
+    ).all()
+    before = [float(s) for t, s in rows if t < now_ms - w]
+    recent = [float(s) for t, s in rows if t >= now_ms - w]
+    if len(before) < a.min_scores or len(recent) < a.min_scores:
+        return Check("drift", None, math.nan, a.drift_psi, "too few scores to measure drift")
+    psi = metrics.psi(before, recent)
+    return Check("drift", psi >= a.drift_psi, psi, a.drift_psi,
+                 f"score drift: PSI {psi:.3f} between the last {a.window_days:g} days and the "
+                 f"{a.window_days:g} before ({len(recent)} and {len(before)} scores; alert at {a.drift_psi:g})")  # fmt: skip
+
+
+def _mql_entries(conn: Connection, stage: str, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
+    query = select(stage_history.c.lead_id, stage_history.c.at_ms).where(
+        stage_history.c.to_stage == stage, stage_history.c.at_ms >= start_ms, stage_history.c.at_ms < end_ms
+    )
+    return [(int(lead), int(at)) for lead, at in conn.execute(query)]
+
+
+def volume(conn: Connection, stage: str, settings: Settings, now_ms: int) -> Check:
+    a = settings.alerts
+    if a.capacity_per_week is None:
+        return Check("volume", None, math.nan, math.nan, "no capacity target set")
+    w = int(a.window_days * DAY_MS)
+    rate = len(_mql_entries(conn, stage, now_ms - w, now_ms)) / (w / WEEK_MS)
+    off = abs(rate - a.capacity_per_week) / a.capacity_per_week
+    side = "above" if rate > a.capacity_per_week else "below"
+    return Check("volume", off > a.capacity_tolerance, rate, a.capacity_per_week,
+                 f"MQL volume: {rate:.1f} a week, {100 * off:.0f} % {side} the capacity of "
+                 f"{a.capacity_per_week:g} (alert beyond {100 * a.capacity_tolerance:.0f} %)")  # fmt: skip
+
+
+def acceptance(conn: Connection, settings: Settings, now_ms: int) -> Check:
+    a = settings.alerts
+    w = int(a.window_days * DAY_MS)
+    rows = conn.execute(
+        select(feedback.c.at_ms, feedback.c.decision).where(
+            feedback.c.at_ms >= now_ms - 2 * w, feedback.c.at_ms < now_ms
+        )
+    ).all()
+    before = [d == "accepted" for t, d in rows if t < now_ms - w]
+    recent = [d == "accepted" for t, d in rows if t >= now_ms - w]
+    if len(before) < a.min_decisions or len(recent) < a.min_decisions:
+        return Check("acceptance", None, math.nan, a.acceptance_drop, "too few sales decisions")
+    was, now = sum(before) / len(before), sum(recent) / len(recent)
+    return Check("acceptance", was - now >= a.acceptance_drop, now, was - a.acceptance_drop,
+                 f"acceptance by sales fell from {100 * was:.0f} % to {100 * now:.0f} % "
+                 f"({len(recent)} decisions in the last {a.window_days:g} days)")  # fmt: skip
+
+
+def calibration(conn: Connection, version_id: int, stage: str, settings: Settings, now_ms: int) -> Check:
+    a = settings.alerts
+    stored = backtests_of(conn, version_id)
+    promised = stored[-1].summary.get("candidate", {}).get("precision") if stored else None
+    if promised is None:
+        return Check("calibration", None, math.nan, math.nan, "no stored backtest of the active version")
+    kind, horizon = stored[-1].outcome, int(float(stored[-1].summary.get("horizon_days", 30)) * DAY_MS)
+    w = int(a.window_days * DAY_MS)
+    entries = _mql_entries(conn, stage, now_ms - horizon - w, now_ms - horizon)
+    if len(entries) < a.min_decisions:
+        return Check("calibration", None, math.nan, float(promised), "too few MQLs past their horizon")
+    times = outcome_times(conn, sorted({lead for lead, _ in entries}))
+    converted = sum(
+        1 for lead, at in entries if any(k == kind and at < t <= at + horizon for k, t in times.get(lead, []))
+    )
+    seen = converted / len(entries)
+    return Check("calibration", float(promised) - seen >= a.calibration_gap, seen, float(promised),
+                 f"calibration: {100 * seen:.0f} % of {len(entries)} MQLs converted ({kind}), the backtest "
+                 f"promised {100 * float(promised):.0f} %")  # fmt: skip
+
+
+def checks(conn: Connection, settings: Settings, now_ms: int) -> list[Check]:
+    """Every check of the active model (none without one)."""
+    active = active_model(conn)
+    if active is None or active.version is None:
+        return []
+    out = [drift(conn, active.version.id, settings, now_ms), acceptance(conn, settings, now_ms)]
+    if active.model.lifecycle is not None:
+        stage = mql_stage(active.model.lifecycle)
+        out += [
+            volume(conn, stage, settings, now_ms),
+            calibration(conn, active.version.id, stage, settings, now_ms),
+        ]
+    return out
+
+
+def _notifications(alert_id: int, check: Check, settings: Settings, now_ms: int) -> list[dict[str, Any]]:
+    text = f"leadscore alert ({check.check}): {check.message}"
+    rows: list[dict[str, Any]] = [
+        {"key": f"alert:{alert_id}:mail:{to}", "channel": "mail", "action": "alert", "lead_id": None,
+         "target": to, "payload": {"to": to, "subject": f"leadscore alert: {check.check}",
+                                   "body": f"{text}\nRaised {iso(now_ms)}. Review the model: "
+                                           f"{settings.lifecycle.public_url}/review\n",
+                                   "to_lead": False, "unsubscribe_url": ""}}
+        for to in settings.alerts.mail_to
+    ]  # fmt: skip
+    if settings.alerts.webhook_url:
+        rows.append({"key": f"alert:{alert_id}:webhook", "channel": "webhook", "action": "alert",
+                     "lead_id": None, "target": settings.alerts.webhook_url,
+                     "payload": {"body": {"text": text}, "event": "alert.raised"}})  # fmt: skip
+    return rows
+
+
+@dataclass
+class CheckRun:
+    checks: list[Check]
+    raised: list[int]
+    cleared: list[int]
+
+
+def run_checks(store: Store, settings: Settings, now_ms: int) -> CheckRun:
+    """Run every check; raise (and enqueue) an alert for a failing check that has none open, clear the
+    open alert of a check that passes."""
+    with store.begin() as conn:
+        found = checks(conn, settings, now_ms)
+        opened = open_alerts(conn)
+        raised, cleared = [], []
+        for check in found:
+            current = opened.get(check.check)
+            if check.failing and current is None:
+                value = check.value if math.isfinite(check.value) else 0.0
+                threshold = check.threshold if math.isfinite(check.threshold) else 0.0
+                alert_id = raise_alert(conn, check.check, value, threshold, check.message, now_ms)
+                enqueue(conn, _notifications(alert_id, check, settings, now_ms), now_ms)
+                raised.append(alert_id)
+            elif check.failing is False and current is not None:
+                clear_alert(conn, int(current["id"]), now_ms)
+                cleared.append(int(current["id"]))
+    return CheckRun(found, raised, cleared)

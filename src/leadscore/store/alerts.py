@@ -1,0 +1,32 @@
+"""Health alerts: one open row per failing check until the check passes again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from leadscore.store.schema import alerts
+
+
+def open_alerts(conn: Connection) -> dict[str, dict[str, Any]]:
+    """The open alert of each check that has one."""
+    rows = conn.execute(select(alerts).where(alerts.c.cleared_ms.is_(None)).order_by(alerts.c.id))
+    return {str(r["check"]): dict(r) for r in rows.mappings()}
+
+
+def raise_alert(
+    conn: Connection, check: str, value: float, threshold: float, message: str, now_ms: int
+) -> int:
+    row = {"check": check, "raised_ms": now_ms, "value": value, "threshold": threshold, "message": message}
+    return int(conn.execute(alerts.insert().values(**row).returning(alerts.c.id)).scalar_one())
+
+
+def clear_alert(conn: Connection, alert_id: int, now_ms: int) -> None:
+    conn.execute(update(alerts).where(alerts.c.id == alert_id).values(cleared_ms=now_ms))
+
+
+def list_alerts(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest alerts, open or cleared."""
+    query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -1,0 +1,134 @@
+"""Model review: health alerts, shadow models beside the active one (promote, stop, roll back), and
+proposals from sales feedback, outcomes and capacity, each with its backtest, accepted into a draft."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from leadscore.api.state import state_of
+from leadscore.errors import LeadscoreError
+from leadscore.learn.review import MIN_SUPPORT, Edit, draft, review
+from leadscore.learn.shadow_compare import compare
+from leadscore.model import dump_model
+from leadscore.scoring.pipeline import activate_version, active_model
+from leadscore.scoring.run import now_ms
+from leadscore.scoring.shadow import stop_shadow
+from leadscore.store.alerts import list_alerts
+from leadscore.store.model_versions import get_version, list_versions
+from leadscore.store.shadows import shadow_versions
+from leadscore.web.data import measure
+from leadscore.web.pages.model import show_draft
+from leadscore.web.render import page
+from leadscore.web.security import Evaluator, ModelPublisher, WebDenied
+
+router = APIRouter()
+OUTCOME = "sql"  # acceptance by sales
+EditValue = Annotated[list[str], Form(max_length=300)]
+
+
+def _edit(value: str) -> Edit:
+    """An edit as the form sends it: ``kind|rule|number``."""
+    kind, _, rest = value.partition("|")
+    rule, _, number = rest.partition("|")
+    try:
+        amount = float(number) if number else None
+    except ValueError:
+        raise WebDenied(422, f"bad proposal {value[:100]!r}") from None
+    if kind == "remove_rule" and rule:
+        return Edit(kind, rule)
+    if kind == "points" and rule and amount is not None:
+        return Edit(kind, rule, points=amount)
+    if kind == "threshold" and amount is not None:
+        return Edit(kind, threshold=amount)
+    raise WebDenied(422, f"bad proposal {value[:100]!r}")
+
+
+def edit_value(edit: Edit) -> str:
+    number = edit.points if edit.kind == "points" else edit.threshold
+    return f"{edit.kind}|{edit.rule or ''}|{'' if number is None else number}"
+
+
+@router.get("/review", response_class=HTMLResponse, include_in_schema=False)
+def review_page(
+    request: Request,
+    viewer: Evaluator,
+    proposals: Annotated[int, Query(ge=0, le=1)] = 0,
+    min_support: Annotated[int, Query(ge=1, le=100_000)] = MIN_SUPPORT,
+) -> HTMLResponse:
+    state = state_of(request)
+    store, settings = state.store, state.settings
+    context: dict[str, Any] = {"edit_value": edit_value, "capacity": settings.alerts.capacity_per_week}
+    with store.connect() as conn:
+        active = active_model(conn)
+        context.update(
+            active=active, alerts=list_alerts(conn, 50), versions=list(reversed(list_versions(conn)))
+        )
+        shadows: list[tuple[Any, int]] = []
+        for version_id in sorted(shadow_versions(conn)):
+            try:
+                cmp = compare(conn, store.sources(), version_id, outcome=OUTCOME,
+                              horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS, now_ms=now_ms())  # fmt: skip
+            except LeadscoreError as exc:
+                context.setdefault("problems", []).append(str(exc))
+            else:
+                shadows.append((cmp, version_id))
+        context["shadows"] = shadows
+        if proposals and active is not None and active.version is not None:
+            start, end = measure.period(store)
+            try:
+                context["review"] = review(
+                    conn, store.sources(), active.model, active.version.label, start_ms=start, end_ms=end,
+                    outcome=OUTCOME, horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS,
+                    per_week=settings.alerts.capacity_per_week, min_support=min_support,
+                )  # fmt: skip
+            except (LeadscoreError, ValueError) as exc:
+                context["problem"] = str(exc)
+    context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7)
+    return page(request, viewer, "review.html", **context)
+
+
+@router.post("/review/draft", response_class=HTMLResponse, include_in_schema=False)
+def review_draft(request: Request, viewer: ModelPublisher, edit: EditValue) -> HTMLResponse:
+    """The active model with the chosen proposals applied, opened in the model page's editor (validate,
+    backtest, publish it there)."""
+    edits = [_edit(v) for v in edit[:200]]
+    with state_of(request).store.connect() as conn:
+        active = active_model(conn)
+    if active is None:
+        raise WebDenied(409, "no model is active")
+    try:
+        model = draft(active.model, edits, "Draft from the model review.")
+    except LeadscoreError as exc:
+        raise WebDenied(422, str(exc)) from None
+    return show_draft(request, viewer, dump_model(model))
+
+
+Version = Annotated[int, Form(ge=1)]
+
+
+@router.post("/review/activate", include_in_schema=False)
+def review_activate(
+    request: Request, viewer: ModelPublisher, version: Version,
+    action: Annotated[str, Form(pattern="^(promoted|rolled back)$")],
+) -> Response:  # fmt: skip
+    """Promote a shadow, or roll back to an earlier version (rescoring every lead with it)."""
+    store = state_of(request).store
+    with store.connect() as conn:
+        try:
+            get_version(conn, version)
+        except LeadscoreError as exc:
+            raise WebDenied(404, str(exc)) from None
+    activate_version(store, version, action=action, actor=viewer.email)
+    return RedirectResponse("/review", status_code=303)
+
+
+@router.post("/review/stop-shadow", include_in_schema=False)
+def review_stop_shadow(request: Request, viewer: ModelPublisher, version: Version) -> Response:
+    try:
+        stop_shadow(state_of(request).store, version, actor=viewer.email)
+    except LeadscoreError as exc:
+        raise WebDenied(404, str(exc)) from None
+    return RedirectResponse("/review", status_code=303)
