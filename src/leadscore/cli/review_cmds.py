@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,13 +23,9 @@ from leadscore.cli.learn_cmds import (
 )
 from leadscore.cli.options import Db, fmt_time, open_store, parse_as_of
 from leadscore.cli.render import console
-from leadscore.learn.health import run_checks
-from leadscore.learn.review import Review, draft, review
-from leadscore.model import dump_model
-from leadscore.scoring.run import now_ms
-from leadscore.settings import Settings
-from leadscore.store.alerts import list_alerts
-from leadscore.store.model_versions import add_version
+
+if TYPE_CHECKING:
+    from leadscore.learn.review import Review
 
 alerts_app = typer.Typer(help="Health alerts of the active model: drift, calibration, volume, acceptance.",
                          no_args_is_help=True)  # fmt: skip
@@ -91,6 +87,12 @@ def review_cmd(
     Proposals: rules to remove (points mostly to leads sales rejected) or re-weight (lift on sales
     judgement and outcomes), the MQL threshold for sales capacity. --accept applies them to a draft.
     """
+    from leadscore.learn.review import draft, review
+    from leadscore.model import dump_model
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+    from leadscore.store.model_versions import add_version
+
     capacity = per_week if per_week is not None else Settings().alerts.capacity_per_week
     with open_store(db) as store:
         label, model, _ = _model(store, None)
@@ -124,6 +126,10 @@ def review_cmd(
 def alerts_check(as_of: Annotated[str | None, typer.Option("--as-of", help="Check as of this time.")] = None,
                  db: Db = None) -> None:  # fmt: skip
     """Run the health checks now: raise (and deliver through the outbox) alerts for failing checks."""
+    from leadscore.learn.health import run_checks
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+
     settings = Settings()
     with open_store(db) as store:
         run = run_checks(store, settings, parse_as_of(as_of) or now_ms())
@@ -136,6 +142,8 @@ def alerts_check(as_of: Annotated[str | None, typer.Option("--as-of", help="Chec
 @alerts_app.command("list")
 def alerts_list(db: Db = None) -> None:
     """The newest alerts, open first."""
+    from leadscore.store.alerts import list_alerts
+
     with open_store(db) as store, store.connect() as conn:
         rows = list_alerts(conn)
     rows.sort(key=lambda r: (r["cleared_ms"] is not None, -int(r["id"])))

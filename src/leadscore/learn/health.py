@@ -48,16 +48,22 @@ class Check:
 def drift(conn: Connection, version_id: int, settings: Settings, now_ms: int) -> Check:
     a = settings.alerts
     w = int(a.window_days * DAY_MS)
+    # one score per lead and window: its last event-caused score there (history has a row at every event
+    # time, so counting rows would weigh each lead by how many events it had)
     rows = conn.execute(
-        select(score_history.c.at_ms, score_history.c.score).where(
+        select(score_history.c.lead_id, score_history.c.at_ms, score_history.c.score)
+        .where(
             score_history.c.model_version_id == version_id,
             score_history.c.cause == "event",
             score_history.c.at_ms >= now_ms - 2 * w,
             score_history.c.at_ms < now_ms,
         )
+        .order_by(score_history.c.at_ms, score_history.c.id)
     ).all()
-    before = [float(s) for t, s in rows if t < now_ms - w]
-    recent = [float(s) for t, s in rows if t >= now_ms - w]
+    last: tuple[dict[int, float], dict[int, float]] = ({}, {})
+    for lead_id, t, score in rows:
+        last[int(t >= now_ms - w)][int(lead_id)] = float(score)
+    before, recent = list(last[0].values()), list(last[1].values())
     if len(before) < a.min_scores or len(recent) < a.min_scores:
         return Check("drift", None, math.nan, a.drift_psi, "too few scores to measure drift")
     psi = metrics.psi(before, recent)
