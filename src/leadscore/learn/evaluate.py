@@ -22,7 +22,7 @@ from leadscore.compile import Ledger
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn import metrics
-from leadscore.learn.dataset import csv_data
+from leadscore.learn.dataset import csv_data, duplicate_keys
 from leadscore.learn.labels import data_end, label, outcome_times
 from leadscore.learn.store_data import cutoff_pairs
 from leadscore.model import ScoringModel
@@ -180,6 +180,7 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
     """The model against a flat CSV of leads: imported into a scratch SQLite store and scored by the
     compiled query (no times: every row with an outcome value is labelled)."""
     data = csv_data(path, outcome, id_column=id_column)
+    duplicate_keys(data, id_column, str(path))
     truth = dict(zip(data.keys, data.y.tolist(), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.from_url(str(Path(tmp) / "evaluate.db"))

@@ -105,7 +105,7 @@ def learn(
     model = to_model(sc, name, description, bands)
     result = LearnResult(sc, model, dump_model(model), len(train), len(holdout), int(holdout.y.sum()),
                          Measured("points model", float("nan"), float("nan"), float("nan")), None,
-                         list(sc.warnings_), data.dropped, dict(data.excluded))  # fmt: skip
+                         [*data.notes, *sc.warnings_], data.dropped, dict(data.excluded))  # fmt: skip
     if len(holdout) and 0 < holdout.y.sum() < len(holdout):
         result.points = measure(
             "points model", holdout.y, sc.score_100(holdout.X), sc.predict_proba(holdout.X)[:, 1]

@@ -1,0 +1,110 @@
+"""learn and evaluate on real-looking files: numbers in scientific notation, dates, outcome columns that
+are not yes/no, --exclude naming no column, duplicate ids (hand-made CSVs written by each test)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from leadscore.errors import InputError
+from leadscore.ingest.csv_import import ImportOptions, import_leads
+from leadscore.learn.dataset import csv_data
+from leadscore.learn.evaluate import evaluate_csv
+from leadscore.learn.scorecard import Scorecard
+from leadscore.learn.to_model import to_model
+from leadscore.scoring.run import all_leads, score
+from leadscore.store import Store
+from leadscore.store.schema import leads
+
+T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
+# a bounce rate as spreadsheets export it: small ones in scientific notation
+BOUNCE = ("0", "9.83E-05", "0.2", "3.35E-05", "0.05", "1E-05", "0.0125", "7.09E-05", "0.1", "0")
+
+
+def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _sessions(tmp_path: Path, n: int = 400) -> Path:
+    """Sessions converting mostly when the bounce rate is below 0.01 (and a few others)."""
+    rows = []
+    for i in range(n):
+        bounce = BOUNCE[i % len(BOUNCE)]
+        low = float(bounce) < 0.01
+        converted = (low and i % 3 != 0) or i % 11 == 0
+        rows.append([f"s{i}", bounce, ("web", "mail", "ads")[i % 3], "TRUE" if converted else "FALSE"])
+    return _write(tmp_path / "sessions.csv", ["Session", "BounceRates", "Channel", "Revenue"], rows)
+
+
+def test_scientific_numbers_are_numbers_and_the_compiled_score_equals_the_estimators(
+    store: Store, tmp_path: Path
+) -> None:
+    path = _sessions(tmp_path)
+    data = csv_data(path, "Revenue", id_column="Session")
+    assert {f.name: f.kind for f in data.features}["bounce_rates"] == "numeric"
+    sc = Scorecard(data.features, min_class_count=20, max_bins=6, min_bin_share=0.03).fit(data.X, data.y)
+    model = to_model(sc, "sessions")
+    import_leads(store, path, ImportOptions(mapping={"Session": "user_id"}, ignore=frozenset({"Revenue"})))
+    with store.connect() as conn:
+        external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+        compiled = {external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))}
+    expected = dict(zip(data.keys, sc.score_100(data.X).tolist(), strict=True))
+    assert len(compiled) == len(expected) == 400
+    assert [k for k, v in expected.items() if abs(compiled[k] - v) > 1e-9] == []
+    # the evidence is in the numbers: a session under 0.01 scores above one at 0.2
+    assert expected["s1"] > expected["s2"]  # 9.83E-05 against 0.2
+
+
+def test_dates_are_recognised_and_never_binned_as_numbers(tmp_path: Path) -> None:
+    rows = [
+        [f"p{i}", f"2022-{1 + i % 12:02d}-{1 + i % 28:02d}", 20220900 + 1 + i % 28, i % 5, int(i % 4 == 0)]
+        for i in range(120)
+    ]
+    path = _write(tmp_path / "leads.csv", ["Id", "Created", "Signup Day", "Visits", "Converted"], rows)
+    data = csv_data(path, "Converted", id_column="Id")
+    assert [f.name for f in data.features] == ["visits"]
+    why = dict(data.dropped)
+    assert why["created"].startswith("a date") and why["signup_day"].startswith("a date")
+
+
+def test_exclude_naming_no_column_is_an_error(tmp_path: Path) -> None:
+    path = _sessions(tmp_path, 40)
+    with pytest.raises(InputError) as err:
+        csv_data(path, "Revenue", id_column="Session", exclude=["Channel", "Lead Quality"])
+    assert "--exclude 'Lead Quality' names no column" in str(err.value)
+
+
+def test_an_outcome_column_of_ids_reads_present_as_converted(tmp_path: Path) -> None:
+    rows = [[f"p{i}", i % 5, f"006A{i:04d}" if i % 4 == 0 else ""] for i in range(40)]
+    path = _write(tmp_path / "crm.csv", ["Id", "Visits", "Opportunity"], rows)
+    data = csv_data(path, "Opportunity", id_column="Id")
+    assert data.y.tolist() == [int(i % 4 == 0) for i in range(40)]
+    assert "a row with a value counts as converted" in data.notes[0]
+
+
+def test_an_outcome_column_mixing_yes_no_and_other_values_is_refused_with_its_row(tmp_path: Path) -> None:
+    rows = [[f"p{i}", i % 5, "yes" if i % 2 else "no"] for i in range(10)]
+    rows[6][2] = "006A0001"  # row 8 of the file
+    path = _write(tmp_path / "crm.csv", ["Id", "Visits", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        csv_data(path, "Converted", id_column="Id")
+    assert err.value.problem.line == 8 and "'006A0001'" in str(err.value)
+
+
+def test_evaluate_refuses_duplicate_ids(tmp_path: Path) -> None:
+    path = _sessions(tmp_path, 200)
+    data = csv_data(path, "Revenue", id_column="Session")
+    model = to_model(Scorecard(data.features, min_class_count=10, C=1.0).fit(data.X, data.y), "s")
+    text = path.read_text().splitlines()
+    text[5] = text[5].replace("s4,", "s2,", 1)  # row 6 repeats the id of row 4
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError) as err:
+        evaluate_csv(model, "s", path, outcome="Revenue", id_column="Session")
+    assert "id 's2' names 2 rows (rows 4, 6)" in str(err.value)
