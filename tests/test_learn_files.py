@@ -15,10 +15,14 @@ from leadscore.learn.dataset import csv_data
 from leadscore.learn.evaluate import evaluate_csv
 from leadscore.learn.scorecard import Scorecard
 from leadscore.learn.to_model import to_model
+from leadscore.learn.train import learn
+from leadscore.model import loads_model
+from leadscore.model.scoring_model import MAX_RULES
 from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
 from leadscore.store.schema import leads
 
+X_EDUCATION_400 = Path(__file__).resolve().parent / "data" / "learn" / "x_education_400.csv"
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 # a bounce rate as spreadsheets export it: small ones in scientific notation
 BOUNCE = ("0", "9.83E-05", "0.2", "3.35E-05", "0.05", "1E-05", "0.0125", "7.09E-05", "0.1", "0")
@@ -108,3 +112,17 @@ def test_evaluate_refuses_duplicate_ids(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         evaluate_csv(model, "s", path, outcome="Revenue", id_column="Session")
     assert "id 's2' names 2 rows (rows 4, 6)" in str(err.value)
+
+
+def test_the_learner_keeps_within_the_model_languages_rule_limit() -> None:
+    data = csv_data(X_EDUCATION_400, "Converted", id_column="Prospect ID", exclude=["Tags"])
+    free = learn(data, "x", challenger=None, C=1.0, interactions=0, min_class_count=20)
+    n_free = len(free.model.fit) + len(free.model.engagement)
+    assert n_free > 12 and MAX_RULES == 300  # the language's limit, which learn() keeps by default
+    capped = learn(data, "x", challenger=None, C=1.0, interactions=0, min_class_count=20, max_rules=12)
+    assert len(capped.model.fit) + len(capped.model.engagement) <= 12
+    assert f"{n_free} rules are more than a model may have (12)" in capped.warnings[0]
+    # coarser bins first (2 bins still leave one rule per feature), then the weakest features go
+    assert "learned again with at most" in capped.warnings[0]
+    assert any("learned again without" in w for w in capped.warnings)
+    assert len(capped.scorecard.features_) < len(data.features) and loads_model(capped.yaml) == capped.model

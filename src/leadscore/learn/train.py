@@ -3,7 +3,7 @@ beside the gradient-boosting challenger fitted on the same rows and features."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -13,8 +13,9 @@ from leadscore.learn.challenger import Kind, fit_challenger
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset
 from leadscore.learn.features import Feature
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.to_model import to_model
+from leadscore.learn.to_model import model_document, to_model
 from leadscore.model import ScoringModel, dump_model
+from leadscore.model.scoring_model import MAX_RULES
 
 HOT_SHARE = 0.1  # the hottest tenth of training leads is 'hot' in the learned model ...
 WARM_SHARE = 0.2  # ... and the next fifth 'warm'; both are options of `leadscore learn`
@@ -88,30 +89,55 @@ def learn(
     warm_share: float = WARM_SHARE,
     description: str = "",
     interactions: int | Literal["cv"] = "cv",
+    max_rules: int = MAX_RULES,
     **params: Any,
 ) -> LearnResult:
     """``interactions="cv"``: cross-validation on the training rows decides how many pairs of attribute
     features (up to the scorecard's ``max_interactions``) get points per cell; other ``params`` go to
-    ``Scorecard``."""
+    ``Scorecard``. A scorecard with more than ``max_rules`` rules (the model language's limit) is learned
+    again with fewer bins per feature, then without its weakest features, until it fits."""
     train, holdout = data.split(holdout_share)
-    sc = Scorecard(data.features, interactions=interactions, **params).fit(
-        train.X, train.y, groups=list(train.keys)
-    )
-    train_scores = sc.score_100(train.X)
-    bands = (
-        float(np.quantile(train_scores, 1 - hot_share)),
-        float(np.quantile(train_scores, 1 - hot_share - warm_share)),
-    )
+    notes = list(data.notes)
+    keep = list(range(len(data.features)))
+    while True:
+        features = tuple(data.features[j] for j in keep)
+        sc = Scorecard(features, interactions=interactions, **params).fit(
+            train.X[:, keep], train.y, groups=list(train.keys)
+        )
+        train_scores = sc.score_100(train.X[:, keep])
+        bands = (
+            float(np.quantile(train_scores, 1 - hot_share)),
+            float(np.quantile(train_scores, 1 - hot_share - warm_share)),
+        )
+        document = model_document(sc, name, description, bands)
+        rules = len(document["fit"]) + len(document["engagement"])
+        if rules <= max_rules:
+            break
+        # more rules than the model language holds: first fewer, coarser bins (neighbours merged by the
+        # least information lost), then without the features worth the fewest points; the model written
+        # is still exactly the scorecard fitted
+        bins = int(params.get("max_bins", Scorecard().max_bins))
+        if bins > 2:
+            params["max_bins"] = max(2, min(bins - 1, bins * max_rules // rules))
+            change = f"at most {params['max_bins']} bins per feature"
+        else:
+            spans = [int(p.max() - p.min()) for p in sc.points_]
+            worth = [i for i in range(len(keep)) if spans[i]]  # features without points have no rules
+            weakest = sorted(worth, key=lambda i: (spans[i], features[i].name))[: rules - max_rules]
+            change = "without " + ", ".join(features[i].name for i in weakest)
+            keep = [j for i, j in enumerate(keep) if i not in set(weakest)]
+        notes.append(f"{rules} rules are more than a model may have ({max_rules}): learned again {change}")
+    train, holdout = (replace(d, features=features, X=d.X[:, keep]) for d in (train, holdout))
     model = to_model(sc, name, description, bands)
     result = LearnResult(sc, model, dump_model(model), len(train), len(holdout), int(holdout.y.sum()),
                          Measured("points model", float("nan"), float("nan"), float("nan")), None,
-                         [*data.notes, *sc.warnings_], data.dropped, dict(data.excluded))  # fmt: skip
+                         [*notes, *sc.warnings_], data.dropped, dict(data.excluded))  # fmt: skip
     if len(holdout) and 0 < holdout.y.sum() < len(holdout):
         result.points = measure(
             "points model", holdout.y, sc.score_100(holdout.X), sc.predict_proba(holdout.X)[:, 1]
         )
         if challenger is not None:
-            ch = fit_challenger(data.features, train.X, train.y, challenger, sc.placeholders)
+            ch = fit_challenger(features, train.X, train.y, challenger, sc.placeholders)
             p = ch.predict_proba(holdout.X)
             result.challenger = measure(f"{challenger} challenger", holdout.y, p, p)
     return result
