@@ -119,7 +119,7 @@ def learn(
         bins = int(params.get("max_bins", Scorecard().max_bins))
         if bins > 2:
             params["max_bins"] = max(2, min(bins - 1, bins * max_rules // rules))
-            change = f"at most {params['max_bins']} bins per feature"
+            change = f"with at most {params['max_bins']} bins per feature"
         else:
             spans = [int(p.max() - p.min()) for p in sc.points_]
             worth = [i for i in range(len(keep)) if spans[i]]  # features without points have no rules
