@@ -4,6 +4,7 @@ are not yes/no, --exclude naming no column, duplicate ids (hand-made CSVs writte
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,10 @@ from sqlalchemy import select
 from leadscore.errors import InputError
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn.dataset import csv_data
-from leadscore.learn.evaluate import evaluate_csv
+from leadscore.learn.evaluate import evaluate_csv, evaluate_scores
+from leadscore.learn.metrics import calibration
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.to_model import to_model
+from leadscore.learn.to_model import stated_probability, to_model
 from leadscore.learn.train import learn
 from leadscore.model import loads_model
 from leadscore.model.scoring_model import MAX_RULES
@@ -126,3 +128,33 @@ def test_the_learner_keeps_within_the_model_languages_rule_limit() -> None:
     assert "learned again with at most" in capped.warnings[0]
     assert any("learned again without" in w for w in capped.warnings)
     assert len(capped.scorecard.features_) < len(data.features) and loads_model(capped.yaml) == capped.model
+
+
+def test_evaluate_reports_the_calibration_of_the_probability_the_learned_model_states(tmp_path: Path) -> None:
+    data = csv_data(X_EDUCATION_400, "Converted", id_column="Prospect ID", exclude=["Tags"])
+    result = learn(data, "x", challenger=None, C=1.0, interactions=0, min_class_count=20, holdout_share=0.0)
+    ev = evaluate_csv(result.model, "x", X_EDUCATION_400, outcome="Converted", id_column="Prospect ID")
+    assert ev.probability == "the probability the model states for its points"
+    # the estimator's own probabilities (the YAML states them to 4 decimals), not a map refitted here
+    own = result.scorecard.predict_proba(data.X)[:, 1]
+    assert ev.rows == 400 and abs(ev.ece - calibration(data.y, own)[1]) < 1e-3
+    assert stated_probability(loads_model(DEMO_LIKE)) is None  # a hand-made model states none
+
+
+def test_evaluate_with_one_class_warns_and_leaves_the_ranking_undefined() -> None:
+    ev = evaluate_scores("m", "opportunity", [1, 1, 1], [10.0, 50.0, 90.0])
+    assert ev.warnings[0].startswith("every labelled row converted (3 of 3)")
+    assert math.isnan(ev.roc_auc) and math.isnan(ev.pr_auc)
+    assert ev.as_dict()["roc_auc"] is None
+    assert evaluate_scores("m", "won", [0, 1], [1.0, 2.0]).warnings == []
+
+
+DEMO_LIKE = """
+model: hand-made
+description: Points for asking for a demo.
+fit:
+  - id: big
+    name: Big company
+    when: {attribute: employees, gte: 100}
+    points: 10
+"""

@@ -98,6 +98,8 @@ def _print_evaluation(ev: Evaluation) -> None:
     )
     for why, n in ev.excluded.items():
         console.print(f"  excluded: {n} {why}", highlight=False)
+    for warning in ev.warnings:
+        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
     _rows(
         "Ranking",
         ["ROC-AUC", "PR-AUC", "ECE", *ev.capture],
