@@ -71,9 +71,11 @@ def _model(store: Store | None, ref: str | None) -> tuple[str, ScoringModel, Mod
     return version.label, Active.of(version).model, version
 
 
-def _period(store: Store, since: str | None, until: str | None) -> tuple[int, int]:
+def _period(store: Store, since: str | None, until: str | None, horizon_ms: int = 0) -> tuple[int, int]:
+    """(first, last cutoff). Without --until the last cutoff is one horizon before the newest data, so
+    every cutoff's outcome window has passed (a later one labels only the rows that already converted)."""
     with store.connect() as conn:
-        end = parse_as_of(until) or data_end(conn)
+        end = parse_as_of(until) or data_end(conn) - horizon_ms
     return parse_as_of(since) or end - DEFAULT_PERIOD_DAYS * DAY_MS, end
 
 
@@ -152,9 +154,9 @@ def evaluate_cmd(
     else:
         with open_store(db) as store:
             label, model, _ = _model(store, model_ref)
-            start, end = _period(store, since, until)
+            start, end = _period(store, since, until, _ms(horizon))
             ev = evaluate_store(store, model, label, outcome=outcome, horizon_ms=_ms(horizon),
-                                at=cutoffs(start, end, _ms(every)), end_ms=end)  # fmt: skip
+                                at=cutoffs(start, end, _ms(every)), end_ms=parse_as_of(until))  # fmt: skip
     if as_json:
         print(json.dumps(ev.as_dict(), indent=2))
     else:
@@ -244,10 +246,10 @@ def learn_cmd(
         source = f"Learned from {csv.name} (outcome {outcome})."
     else:
         with open_store(db) as store:
-            start, end = _period(store, since, until)
+            start, end = _period(store, since, until, _ms(horizon))
             with store.connect() as conn:
                 data, _ = store_data(conn, store.sources(), outcome=outcome, horizon_ms=_ms(horizon),
-                                     at=cutoffs(start, end, _ms(every)), end_ms=end,
+                                     at=cutoffs(start, end, _ms(every)), end_ms=parse_as_of(until),
                                      windows=[parse_duration(w) for w in windows or WINDOWS], exclude=exclude or ())  # fmt: skip
         source = f"Learned from the store: outcome {outcome} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
     result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
