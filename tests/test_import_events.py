@@ -132,7 +132,9 @@ def test_cli_events(store: Store, tmp_path: Path) -> None:
     assert event_count(store) == 6
 
 
-def test_an_empty_timestamp_is_refused_with_its_line_not_stored_at_import_time(store: Store, tmp_path: Path) -> None:
+def test_an_empty_timestamp_is_refused_with_its_line_not_stored_at_import_time(
+    store: Store, tmp_path: Path
+) -> None:
     path = tmp_path / "stamps.jsonl"
     path.write_text(
         '{"type":"track","userId":"u-1","event":"A","messageId":"t-1","timestamp":"2024-05-01T00:00:00Z"}\n'

@@ -94,7 +94,9 @@ def test_evaluate_json_and_tables(demo_db: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--db", demo_db, "--json", "--since", "2025-02-01"])
     assert result.exit_code == 0, result.output
     assert not any("censored" in k for k in json.loads(result.output)["excluded"])
-    result = runner.invoke(app, ["evaluate", "--db", demo_db, "--json", "--since", "2025-02-01", "--until", "2025-06-30"])
+    result = runner.invoke(
+        app, ["evaluate", "--db", demo_db, "--json", "--since", "2025-02-01", "--until", "2025-06-30"]
+    )
     assert result.exit_code == 0, result.output
     ev = json.loads(result.output)
     assert ev["model"].startswith("b2b_saas@1") or ev["model"].startswith("learned@")
@@ -102,7 +104,10 @@ def test_evaluate_json_and_tables(demo_db: str, tmp_path: Path) -> None:
     assert sum(d["leads"] for d in ev["deciles"]) == ev["rows"]
     assert any("censored" in k for k in ev["excluded"])
     html = tmp_path / "eval.html"
-    table = runner.invoke(app, ["evaluate", "--db", demo_db, "--since", "2025-02-01", "--until", "2025-06-30", "--html", str(html)])
+    table = runner.invoke(
+        app,
+        ["evaluate", "--db", demo_db, "--since", "2025-02-01", "--until", "2025-06-30", "--html", str(html)],
+    )
     assert table.exit_code == 0 and "Lift and gains by decile" in table.output and "excluded:" in table.output
     assert html.read_text().count("<svg") == 3
 

@@ -60,7 +60,9 @@ def test_scientific_numbers_are_numbers_and_the_compiled_score_equals_the_estima
     import_leads(store, path, ImportOptions(mapping={"Session": "user_id"}, ignore=frozenset({"Revenue"})))
     with store.connect() as conn:
         external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
-        compiled = {external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))}
+        compiled = {
+            external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))
+        }
     expected = dict(zip(data.keys, sc.score_100(data.X).tolist(), strict=True))
     assert len(compiled) == len(expected) == 400
     assert [k for k, v in expected.items() if abs(compiled[k] - v) > 1e-9] == []

@@ -29,7 +29,9 @@ fay@f.example,,,,
 """
 
 
-def test_a_one_row_per_lead_export_is_recorded_before_any_model_is_published(store: Store, tmp_path: Path) -> None:
+def test_a_one_row_per_lead_export_is_recorded_before_any_model_is_published(
+    store: Store, tmp_path: Path
+) -> None:
     people = ("ann", "bob", "carl", "dora", "eve", "fay")
     ingest(store, [normalise({"type": "identify", "userId": p, "messageId": f"id-{p}",
                               "traits": {"email": f"{p}@{p[0]}.example"}}, received_ms=T0) for p in people],

@@ -159,7 +159,9 @@ def evaluate_ledgers(
         outcome,
         y,
         [lg.score for lg in ledgers],
-        probabilities=None if stated is None else [stated(lg.fit_points + lg.engagement_points) for lg in ledgers],
+        probabilities=None
+        if stated is None
+        else [stated(lg.fit_points + lg.engagement_points) for lg in ledgers],
         bands=[lg.band for lg in ledgers],
         cells=[f"{lg.grade}{lg.level}" for lg in ledgers],
         rule_hits=rule_hits(model, ledgers),

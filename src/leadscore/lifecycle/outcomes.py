@@ -101,7 +101,7 @@ def read_outcomes(path: Path) -> tuple[list[OutcomeRow], list[Problem]]:
     return rows, problems
 
 
-def _time(data: dict[str, str], names: tuple[str, ...], file: str, number: int) -> int | None | Problem:
+def _time(data: dict[str, str], names: tuple[str, ...], file: str, number: int) -> int | Problem | None:
     """The first of the date columns ``names`` the row fills (None: none), or the problem with it."""
     for name in names:
         if data.get(name):
