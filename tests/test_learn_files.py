@@ -4,12 +4,16 @@ are not yes/no, --exclude naming no column, duplicate ids (hand-made CSVs writte
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from leadscore.cli.main import app
 from leadscore.errors import InputError
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn.dataset import csv_data
@@ -24,6 +28,7 @@ from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
 from leadscore.store.schema import leads
 
+runner = CliRunner()
 X_EDUCATION_400 = Path(__file__).resolve().parent / "data" / "learn" / "x_education_400.csv"
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 # a bounce rate as spreadsheets export it: small ones in scientific notation
@@ -160,3 +165,43 @@ fit:
     when: {attribute: employees, gte: 100}
     points: 10
 """
+
+
+def _dated(tmp_path: Path, name: str, n: int, first_day: int = 1) -> Path:
+    """Leads created one a day from 2024-01-<first_day>; visits decide the outcome, mostly."""
+    import datetime
+
+    start = datetime.date(2024, 1, first_day)
+    rows = [[f"{name}{i}", (start + datetime.timedelta(days=i)).isoformat(), i % 7,
+             int((i % 7 >= 4) != (i % 5 == 0))] for i in range(n)]  # fmt: skip
+    return _write(tmp_path / f"{name}.csv", ["Id", "Created", "Visits", "Converted"], rows)
+
+
+def test_learn_holds_out_the_newest_rows_or_an_explicit_test_set_and_says_which(tmp_path: Path) -> None:
+    path = _dated(tmp_path, "p", 200)
+    data = csv_data(path, "Converted", id_column="Id", time_column="Created")
+    assert [f.name for f in data.features] == ["visits"]
+    kw: dict[str, Any] = {"challenger": None, "C": 1.0, "interactions": 0, "min_class_count": 10}
+    newest = learn(data, "x", holdout="time:Created", **kw)
+    # 200 days from 1 January: the 30 % quantile from the end ("higher") is day 140, 20 May, on
+    assert (newest.train_rows, newest.holdout_rows) == (140, 60)
+    assert newest.holdout.startswith("holdout: the newest rows by time (60 rows")
+    none = learn(data, "x", holdout="none", **kw)
+    assert (none.train_rows, none.holdout_rows) == (200, 0) and none.holdout.startswith("no holdout")
+    test = csv_data(_dated(tmp_path, "t", 50), "Converted", id_column="Id", features=data.features)
+    tested = learn(data, "x", test=test, **kw)
+    assert (tested.train_rows, tested.holdout_rows) == (200, 50) and "the test set (50 rows)" in tested.holdout
+    with pytest.raises(InputError, match="--holdout is none, hash or time:COLUMN"):
+        learn(data, "x", holdout="random", **kw)
+
+
+def test_learn_cli_takes_a_test_csv_and_prints_what_it_held_out(tmp_path: Path) -> None:
+    train, test = _dated(tmp_path, "p", 200), _dated(tmp_path, "t", 60, first_day=2)
+    out = tmp_path / "x.yaml"
+    result = runner.invoke(app, ["learn", "--csv", str(train), "--test-csv", str(test), "--outcome", "Converted",
+                                 "--id", "Id", "--min-outcomes", "10", "--challenger", "none", "--c", "1",
+                                 "--output", str(out), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["holdout"] == "holdout: the test set (60 rows)" and summary["holdout_rows"] == 60
+    assert ["created", "a date (a calendar day is not a feature; turn it into an age first)"] in summary["dropped"]

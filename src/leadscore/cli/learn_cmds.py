@@ -171,6 +171,7 @@ def _print_learn(result: LearnResult, output: Path) -> None:
         console.print(f"  excluded rows: {n} {why}", highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    console.print(result.holdout, highlight=False)
     rows = [[m.name, m.roc_auc, m.pr_auc, m.ece] for m in (result.points, result.challenger) if m is not None]
     _rows(
         f"Holdout ({result.holdout_rows} rows, {result.holdout_converted} converted)",
@@ -231,6 +232,18 @@ def learn_cmd(
     warm_share: Annotated[
         float, typer.Option("--warm-share", help="Share of training leads in the warm band.")
     ] = WARM_SHARE,
+    holdout: Annotated[
+        str,
+        typer.Option(
+            "--holdout",
+            help="The rows held out to measure the model: hash (a fixed 30 % of ids), none, or "
+            "time:COLUMN (the newest 30 % by that CSV column; 'time' from the store: by cutoff).",
+        ),
+    ] = "hash",
+    test_csv: Annotated[
+        Path | None,
+        typer.Option("--test-csv", help="CSV: measure on this file (same columns) instead of a holdout."),
+    ] = None,
     html: Html = None,
     as_json: AsJson = False,
     db: Db = None,
@@ -239,10 +252,13 @@ def learn_cmd(
     if challenger not in ("lightgbm", "hist", "none"):
         raise typer.BadParameter("--challenger is lightgbm, hist or none")
     c: Any = regularisation if regularisation == "cv" else float(regularisation)
+    test = None
     if csv is not None:
-        data = csv_data(
-            csv, outcome, id_column=id_column, exclude=exclude or (), categorical=categorical or ()
-        )
+        time_column = holdout.split(":", 1)[1] if holdout.startswith("time:") else None
+        data = csv_data(csv, outcome, id_column=id_column, exclude=exclude or (),
+                        categorical=categorical or (), time_column=time_column)  # fmt: skip
+        if test_csv is not None:
+            test = csv_data(test_csv, outcome, id_column=id_column, features=data.features)
         source = f"Learned from {csv.name} (outcome {outcome})."
     else:
         with open_store(db) as store:
@@ -252,8 +268,10 @@ def learn_cmd(
                                      at=cutoffs(start, end, _ms(every)), end_ms=parse_as_of(until),
                                      windows=[parse_duration(w) for w in windows or WINDOWS], exclude=exclude or ())  # fmt: skip
         source = f"Learned from the store: outcome {outcome} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
+    if test_csv is not None and csv is None:
+        raise typer.BadParameter("--test-csv goes with --csv")
     result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
-                   hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
+                   holdout=holdout, test=test, hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
                    min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes)  # fmt: skip
     output.write_text(result.yaml, encoding="utf-8")
     if as_json:

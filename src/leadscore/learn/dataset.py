@@ -7,6 +7,7 @@ the same header names and value types ``leadscore import leads`` stores; or the 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import math
 import re
@@ -42,6 +43,7 @@ class Dataset:
     dropped: tuple[tuple[str, str], ...] = ()  # (column, why it is not a feature)
     excluded: dict[str, int] = field(default_factory=dict)  # rows without a label, by reason
     lines: tuple[int, ...] = ()  # CSV: each row's number in the file (header = row 1)
+    times: npt.NDArray[np.float64] | None = None  # CSV with a time column: each row's time (NaN: none)
     notes: tuple[str, ...] = ()  # how the data was read, where a reader should know (the outcome column)
 
     def __len__(self) -> int:
@@ -56,6 +58,7 @@ class Dataset:
             lines=tuple(n for n, m in zip(self.lines, mask, strict=True) if m) if self.lines else (),
             lead_ids=None if self.lead_ids is None else self.lead_ids[mask],
             as_of=None if self.as_of is None else self.as_of[mask],
+            times=None if self.times is None else self.times[mask],
         )
 
     def split(self, share: float = HOLDOUT_SHARE) -> tuple[Dataset, Dataset]:
@@ -99,8 +102,6 @@ def is_date(value: Any) -> bool:
 
 
 def _valid_day(digits: str) -> bool:
-    import datetime
-
     try:
         datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
     except ValueError:
@@ -151,9 +152,13 @@ def csv_data(
     exclude: Iterable[str] = (),
     categorical: Iterable[str] = (),
     placeholders: tuple[str, ...] = PLACEHOLDERS,
+    features: Sequence[Feature] | None = None,
+    time_column: str | None = None,
 ) -> Dataset:
     """A flat CSV of leads with an outcome column; ``exclude`` names columns that must not be features
-    (sales-entered fields, anything recorded after the outcome)."""
+    (sales-entered fields, anything recorded after the outcome). ``features``: read these (a test set
+    for a model learned on another file) instead of choosing them; ``time_column``: each row's time, for a
+    time-forward holdout (never a feature)."""
     file = str(path)
     csv_file = open_csv(path, ImportOptions())
     columns = {c for c in csv_file.columns if c}
@@ -163,6 +168,9 @@ def csv_data(
         raise InputError(Problem(f"no outcome column {outcome!r}", file, 1))
     if key is not None and key not in columns:
         raise InputError(Problem(f"no id column {id_column!r}", file, 1))
+    time_key = canonical(time_column) if time_column else None
+    if time_key is not None and time_key not in columns:
+        raise InputError(Problem(f"no time column {time_column!r} (--holdout time:COLUMN)", file, 1))
     exclude = tuple(exclude)
     for name in exclude:
         if canonical(name) not in columns:
@@ -177,10 +185,14 @@ def csv_data(
     labels, notes = outcome_labels([r.get(target) for r in rows], numbers, outcome, file)
     kept = [(r, y, n) for r, y, n in zip(rows, labels, numbers, strict=True) if y is not None]
     skip = {target, *(canonical(c) for c in exclude), *TEXT_FIELDS, *([key] if key else [])}
+    skip |= {time_key} if time_key else set()
     names = sorted({k for r, _, _ in kept for k in r} - skip)
-    features, dropped = choose_columns(
-        [r for r, _, _ in kept], names, categorical=categorical, placeholders=placeholders
-    )
+    dropped: list[tuple[str, str]] = []
+    if features is None:
+        chosen, dropped = choose_columns(
+            [r for r, _, _ in kept], names, categorical=categorical, placeholders=placeholders
+        )
+        features = chosen
     dropped.extend((canonical(c), "excluded (outcome or sales-entered)") for c in exclude)
     X = np.empty((len(kept), len(features)), dtype=object)
     for i, (r, _, _) in enumerate(kept):
@@ -195,7 +207,41 @@ def csv_data(
         excluded={"no outcome value": len(rows) - len(kept)} if len(rows) > len(kept) else {},
         notes=tuple(notes),
         lines=tuple(n for _, _, n in kept),
+        times=None if time_key is None else np.asarray([time_value(r.get(time_key)) for r, _, _ in kept]),
     )
+
+
+def time_value(value: Any) -> float:
+    """A time column's value as a number that orders rows: days for a date, the number itself for any
+    other number, NaN when missing or unreadable."""
+    if is_date(value):
+        text = str(int(value)) if isinstance(value, int | float) else value.strip()[:10].replace("-", "")
+        return float(datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8])).toordinal())
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    return float(number)
+
+
+def split_rows(data: Dataset, holdout: str, share: float = HOLDOUT_SHARE) -> tuple[Dataset, Dataset, str]:
+    """(train, holdout, what was held out) for ``--holdout``: ``hash`` (a fixed share of ids), ``none``,
+    or ``time`` (the newest share of rows: by as-of time from the store, by the CSV's time column)."""
+    if holdout == "none":
+        return data, data.take(np.zeros(len(data), dtype=bool)), "no holdout: every row trained the model"
+    if holdout == "hash":
+        train, held = data.split(share)
+        return train, held, f"holdout: the rows whose id hashes into the lowest {100 * share:g} %"
+    if holdout.split(":", 1)[0] == "time":
+        times = data.times if data.times is not None else data.as_of
+        if times is None:
+            raise InputError(Problem("--holdout time needs a time column: time:COLUMN"))
+        t = np.asarray(times, float)
+        known = t[~np.isnan(t)]
+        if not len(known):
+            raise InputError(Problem("--holdout time: no row has a time"))
+        start = float(np.quantile(known, 1 - share, method="higher"))
+        mask = ~np.isnan(t) & (t >= start)
+        train, held = data.take(~mask), data.take(mask)
+        return train, held, f"holdout: the newest rows by time ({len(held)} rows from the {100 * share:g} % quantile on)"
+    raise InputError(Problem(f"--holdout is none, hash or time:COLUMN, not {holdout!r}"))
 
 
 def outcome_labels(

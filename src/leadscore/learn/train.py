@@ -10,7 +10,7 @@ import numpy as np
 
 from leadscore.learn import metrics
 from leadscore.learn.challenger import Kind, fit_challenger
-from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset
+from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset, split_rows
 from leadscore.learn.features import Feature
 from leadscore.learn.scorecard import Scorecard
 from leadscore.learn.to_model import model_document, to_model
@@ -44,6 +44,7 @@ class LearnResult:
     warnings: list[str] = field(default_factory=list)
     dropped: tuple[tuple[str, str], ...] = ()
     excluded: dict[str, int] = field(default_factory=dict)
+    holdout: str = ""  # what the holdout rows are (a hash of the id, the newest rows, a test file, none)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +58,7 @@ class LearnResult:
             "warnings": self.warnings,
             "dropped": [list(d) for d in self.dropped],
             "excluded": self.excluded,
+            "holdout": self.holdout,
             "rules": len(self.model.fit) + len(self.model.engagement),
             "regularisation": self.scorecard.C_,
             "pairs": [[c.name for c in cells] for cells in self.pairs],
@@ -90,13 +92,18 @@ def learn(
     description: str = "",
     interactions: int | Literal["cv"] = "cv",
     max_rules: int = MAX_RULES,
+    holdout: str = "hash",
+    test: Dataset | None = None,
     **params: Any,
 ) -> LearnResult:
     """``interactions="cv"``: cross-validation on the training rows decides how many pairs of attribute
     features (up to the scorecard's ``max_interactions``) get points per cell; other ``params`` go to
     ``Scorecard``. A scorecard with more than ``max_rules`` rules (the model language's limit) is learned
     again with fewer bins per feature, then without its weakest features, until it fits."""
-    train, holdout = data.split(holdout_share)
+    if test is not None:
+        train, held, what = data, test, f"holdout: the test set ({len(test)} rows)"
+    else:
+        train, held, what = split_rows(data, holdout, holdout_share)
     notes = list(data.notes)
     keep = list(range(len(data.features)))
     while True:
@@ -127,17 +134,17 @@ def learn(
             change = "without " + ", ".join(features[i].name for i in weakest)
             keep = [j for i, j in enumerate(keep) if i not in set(weakest)]
         notes.append(f"{rules} rules are more than a model may have ({max_rules}): learned again {change}")
-    train, holdout = (replace(d, features=features, X=d.X[:, keep]) for d in (train, holdout))
+    train, held = (replace(d, features=features, X=d.X[:, keep]) for d in (train, held))
     model = to_model(sc, name, description, bands)
-    result = LearnResult(sc, model, dump_model(model), len(train), len(holdout), int(holdout.y.sum()),
+    result = LearnResult(sc, model, dump_model(model), len(train), len(held), int(held.y.sum()),
                          Measured("points model", float("nan"), float("nan"), float("nan")), None,
-                         [*notes, *sc.warnings_], data.dropped, dict(data.excluded))  # fmt: skip
-    if len(holdout) and 0 < holdout.y.sum() < len(holdout):
+                         [*notes, *sc.warnings_], data.dropped, dict(data.excluded), what)  # fmt: skip
+    if len(held) and 0 < held.y.sum() < len(held):
         result.points = measure(
-            "points model", holdout.y, sc.score_100(holdout.X), sc.predict_proba(holdout.X)[:, 1]
+            "points model", held.y, sc.score_100(held.X), sc.predict_proba(held.X)[:, 1]
         )
         if challenger is not None:
             ch = fit_challenger(features, train.X, train.y, challenger, sc.placeholders)
-            p = ch.predict_proba(holdout.X)
-            result.challenger = measure(f"{challenger} challenger", holdout.y, p, p)
+            p = ch.predict_proba(held.X)
+            result.challenger = measure(f"{challenger} challenger", held.y, p, p)
     return result
