@@ -15,6 +15,7 @@ from leadscore.learn.backtest import backtest
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.labels import DAY_MS, label, outcome_times
 from leadscore.learn.scorecard import Scorecard
+from leadscore.learn.store_data import event_features, feature_matrix
 from leadscore.learn.to_model import to_model
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest
@@ -128,3 +129,23 @@ def test_labels_leave_out_censored_and_converted_rows(store: Store) -> None:
     assert labels.pairs == [(ids["ann"], T0 + DAY_MS), (ids["bob"], T0 + DAY_MS), (ids["carl"], T0 + DAY_MS)]
     assert labels.y == [1, 0, 0]
     assert (labels.censored, labels.already_converted, labels.closed) == (1, 1, 0)
+
+
+def test_point_in_time_rows_use_identities_as_known_at_the_cutoff(store: Store) -> None:
+    # a visitor reads /pricing on days 1 and 2 and signs in as ann on day 10: on day 5 those visits were
+    # an anonymous visitor's, not ann's; on day 12 they are ann's
+    raw = [
+        {"type": "page", "anonymousId": "v1", "messageId": "v-1", "properties": {"path": "/pricing"},
+         "timestamp": ms_to_iso(T0 + 1 * DAY_MS)},
+        {"type": "page", "anonymousId": "v1", "messageId": "v-2", "properties": {"path": "/pricing"},
+         "timestamp": ms_to_iso(T0 + 2 * DAY_MS)},
+        {"type": "identify", "userId": "ann", "anonymousId": "v1", "messageId": "v-3",
+         "traits": {"email": "ann@a.example"}, "timestamp": ms_to_iso(T0 + 10 * DAY_MS)},
+    ]  # fmt: skip
+    ingest(store, [normalise(m, received_ms=T0 + 20 * DAY_MS) for m in raw], source="test")
+    with store.connect() as conn:
+        ann = find_lead(conn, external_id="ann")
+        assert ann is not None
+        features = [f for f in event_features(conn) if f.name == "/pricing pages (30d)"]
+        X = feature_matrix(conn, store.sources(), features, [(ann, T0 + 5 * DAY_MS), (ann, T0 + 12 * DAY_MS)])
+    assert X[:, 0].tolist() == [0, 2]

@@ -5,13 +5,16 @@ per (event kind, window) (1 point, no decay, so its match count is the count) an
 event kind (whose ``last__`` column is the newest matching event). The counts and recencies learned from
 are then exactly what the learned ``threshold`` and ``once`` rules will see when the model is scored.
 
-Attributes are the lead's (and its account's) current values, as the scoring query reads them.
+Attributes are the lead's (and its account's) current values, as the scoring query reads them. Events
+are the lead's as known at the cutoff: an anonymous visitor stitched to the lead only later (signing in
+after the cutoff) is not yet the lead then (``stitch_times``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,7 @@ from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_time
 from leadscore.model import ScoringModel
 from leadscore.model.conditions import FIELD_NAME
 from leadscore.scoring.run import POINTS_CHUNK, points
+from leadscore.store.people import anonymous_key
 from leadscore.store.schema import accounts, events, identities, leads
 
 WINDOWS = ("30d", "90d")
@@ -118,10 +122,13 @@ def feature_matrix(
         return X
     probe = _probe(features)
     row_of = {pair: i for i, pair in enumerate(pairs)}
-    for start in range(0, len(pairs), POINTS_CHUNK):
-        query = compile_model(
-            probe, sources, points(pairs[start : start + POINTS_CHUNK]), engine=conn.dialect.name
-        )
+    stitched = stitch_times(conn)
+    chunks: list[tuple[Sources, list[tuple[int, int]]]] = []
+    for at, group in _by_cutoff(pairs):
+        known = _identities_at(sources, [key for key, ts in stitched.items() if ts > at])
+        chunks.extend((known, group[i : i + POINTS_CHUNK]) for i in range(0, len(group), POINTS_CHUNK))
+    for known, chunk in chunks:
+        query = compile_model(probe, known, points(chunk), engine=conn.dialect.name)
         for row in conn.execute(query).mappings():
             i = row_of[(int(row["lead_id"]), int(row["as_of"]))]
             for j in events_at:
@@ -131,6 +138,36 @@ def feature_matrix(
                     last = row[last_col(f"p{j}")]
                     X[i, j] = None if last is None else math.floor((int(row["as_of"]) - int(last)) / DAY_MS)
     return X
+
+
+def stitch_times(conn: Connection) -> dict[str, int]:
+    """When each anonymous key was stitched to its lead: the first message that carried both it and a
+    user id (identify, or any call made after sign-in). Keys linked otherwise are known from the start."""
+    return {
+        anonymous_key(str(anon)): int(ts)
+        for anon, ts in conn.execute(
+            select(events.c.anonymous_id, func.min(events.c.ts))
+            .where(events.c.anonymous_id.is_not(None), events.c.user_id.is_not(None))
+            .group_by(events.c.anonymous_id)
+        )
+    }
+
+
+def _by_cutoff(pairs: Sequence[tuple[int, int]]) -> list[tuple[int, list[tuple[int, int]]]]:
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for pair in pairs:
+        groups.setdefault(pair[1], []).append(pair)
+    return sorted(groups.items())
+
+
+def _identities_at(sources: Sources, later: Sequence[str]) -> Sources:
+    """The sources as known at a cutoff: without the keys stitched to a lead only after it (their
+    events were then an anonymous visitor's, not the lead's)."""
+    if not later:
+        return sources
+    ids = sources.identities
+    known = select(ids).where(ids.c.key.not_in(list(later))).subquery("identities_then")
+    return replace(sources, identities=known)
 
 
 def first_touch(conn: Connection) -> dict[int, int]:
