@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -205,3 +206,24 @@ def test_learn_cli_takes_a_test_csv_and_prints_what_it_held_out(tmp_path: Path) 
     summary = json.loads(result.output)
     assert summary["holdout"] == "holdout: the test set (60 rows)" and summary["holdout_rows"] == 60
     assert ["created", "a date (a calendar day is not a feature; turn it into an age first)"] in summary["dropped"]
+
+
+def test_a_category_training_never_saw_is_neutral_in_the_estimator_and_the_compiled_model(
+    store: Store, tmp_path: Path
+) -> None:
+    data = csv_data(_sessions(tmp_path), "Revenue", id_column="Session")
+    sc = Scorecard(data.features, min_class_count=20, max_bins=6, min_bin_share=0.03).fit(data.X, data.y)
+    j = [f.name for f in sc.features_].index("channel")
+    bins = sc.bins_[j]
+    assert bins.other is not None and bins.counts[bins.other] == 0 and bins.woe()[bins.other] == 0.0
+    points = sc.points_[j]
+    # no evidence: between the channels that convert least and most, not the worst channel's 0
+    assert points.min() < points[bins.other] < points.max()
+    new = _write(tmp_path / "new.csv", ["Session", "BounceRates", "Channel"], [["n1", "0.2", "tv"], ["n2", "0.2", "web"]])
+    import_leads(store, new, ImportOptions(mapping={"Session": "user_id"}))
+    model = to_model(sc, "sessions")
+    with store.connect() as conn:
+        external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+        compiled = {external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))}
+    X = np.asarray([[0.2 if f.name == "bounce_rates" else c for f in sc.features_] for c in ("tv", "web")], dtype=object)
+    assert [compiled["n1"], compiled["n2"]] == pytest.approx(sc.score_100(X).tolist(), abs=1e-9)

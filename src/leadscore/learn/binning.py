@@ -38,7 +38,8 @@ class Bins:
     """The fitted bins of one feature, with the training counts per bin.
 
     numeric: bin 0 is ``x < edges[0]``, bin i is ``edges[i-1] <= x < edges[i]``, the last ``x >= edges[-1]``.
-    categorical: bin i holds ``groups[i]``; ``other`` is the bin of rare and unseen categories (or None).
+    categorical: bin i holds ``groups[i]``; ``other`` is the bin of rare and unseen categories (without
+    rare ones an empty bin: unseen categories are neutral).
     With ``has_missing`` the last bin is missing values and placeholders.
     """
 
@@ -227,6 +228,12 @@ def bin_categorical(
     other = next((i for i, b in enumerate(bins) if any(g[3] for g in b)), None)
     counts = [sum(g[1] for g in b) for b in bins]
     events = [sum(g[2] for g in b) for b in bins]
+    if other is None:
+        # no rare categories to pool: a value training never saw gets a bin of its own without training
+        # rows, whose weight of evidence is 0 (neutral) rather than the points of the worst bin
+        members, other = (*members, ()), len(bins)
+        counts.append(0)
+        events.append(0)
     if missing_n:
         counts.append(missing_n)
         events.append(missing_e)
