@@ -83,7 +83,7 @@ def demo(db: str, leads: int = 1500, seed: int = 7) -> str:
     from leadscore.learn.dataset import in_holdout
     from leadscore.learn.labels import DAY_MS
     from leadscore.learn.metrics import roc_auc
-    from leadscore.learn.store_data import cutoffs, store_data
+    from leadscore.learn.store_data import cutoffs, known_at_cutoffs, store_data
     from leadscore.scoring.run import score_points
     from leadscore.store import Store
 
@@ -105,7 +105,8 @@ def demo(db: str, leads: int = 1500, seed: int = 7) -> str:
             for label, model in (("learned", result.model), ("hand-made b2b_saas", demo_model())):
                 scored = {
                     (lg.lead_id, lg.as_of): lg.score
-                    for lg in score_points(conn, model, store.sources(), rows)
+                    for known, group in known_at_cutoffs(conn, store.sources(), rows)
+                    for lg in score_points(conn, model, known, group)
                 }
                 aucs[label] = roc_auc([y for *_, y in held], [scored[r] for r in rows])
     finally:

@@ -13,7 +13,7 @@ from leadscore.cli.main import app
 from leadscore.demo import run_demo
 from leadscore.learn.labels import DAY_MS
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.store_data import cutoffs, store_data
+from leadscore.learn.store_data import cutoffs, known_at_cutoffs, store_data
 from leadscore.learn.to_model import to_model
 from leadscore.model import load_model
 from leadscore.scoring.run import score_points
@@ -46,8 +46,11 @@ def test_learned_engagement_rules_score_like_the_scorecard(demo_db: str) -> None
                 r.kind == "once" for r in model.engagement
             )
             pairs = [(int(a), int(t)) for a, t in zip(data.lead_ids, data.as_of, strict=True)]  # type: ignore[arg-type]
+            # each cutoff scored with the identities known then, as the features were read
             compiled = {
-                (lg.lead_id, lg.as_of): lg.score for lg in score_points(conn, model, store.sources(), pairs)
+                (lg.lead_id, lg.as_of): lg.score
+                for known, group in known_at_cutoffs(conn, store.sources(), pairs)
+                for lg in score_points(conn, model, known, group)
             }
     finally:
         store.dispose()

@@ -24,7 +24,7 @@ from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn import metrics
 from leadscore.learn.dataset import csv_data, duplicate_keys
 from leadscore.learn.labels import data_end, label, outcome_times
-from leadscore.learn.store_data import cutoff_pairs
+from leadscore.learn.store_data import cutoff_pairs, known_at_cutoffs
 from leadscore.learn.to_model import stated_probability
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import all_leads, now_ms, score, score_points
@@ -184,7 +184,9 @@ def evaluate_store(
         end = data_end(conn) if end_ms is None else end_ms
         labels = label(cutoff_pairs(conn, at), outcome_times(conn), outcome, horizon_ms, end)
         by_pair = {
-            (lg.lead_id, lg.as_of): lg for lg in score_points(conn, model, store.sources(), labels.pairs)
+            (lg.lead_id, lg.as_of): lg
+            for known, group in known_at_cutoffs(conn, store.sources(), labels.pairs)
+            for lg in score_points(conn, model, known, group)
         }
     ledgers = [by_pair[p] for p in labels.pairs]
     times = sorted({t for _, t in labels.pairs})

@@ -122,11 +122,11 @@ def feature_matrix(
         return X
     probe = _probe(features)
     row_of = {pair: i for i, pair in enumerate(pairs)}
-    stitched = stitch_times(conn)
-    chunks: list[tuple[Sources, list[tuple[int, int]]]] = []
-    for at, group in _by_cutoff(pairs):
-        known = _identities_at(sources, [key for key, ts in stitched.items() if ts > at])
-        chunks.extend((known, group[i : i + POINTS_CHUNK]) for i in range(0, len(group), POINTS_CHUNK))
+    chunks = [
+        (known, group[i : i + POINTS_CHUNK])
+        for known, group in known_at_cutoffs(conn, sources, pairs)
+        for i in range(0, len(group), POINTS_CHUNK)
+    ]
     for known, chunk in chunks:
         query = compile_model(probe, known, points(chunk), engine=conn.dialect.name)
         for row in conn.execute(query).mappings():
@@ -153,11 +153,19 @@ def stitch_times(conn: Connection) -> dict[str, int]:
     }
 
 
-def _by_cutoff(pairs: Sequence[tuple[int, int]]) -> list[tuple[int, list[tuple[int, int]]]]:
+def known_at_cutoffs(
+    conn: Connection, sources: Sources, pairs: Sequence[tuple[int, int]]
+) -> list[tuple[Sources, list[tuple[int, int]]]]:
+    """The (lead, cutoff) pairs grouped by cutoff, each group with the sources as known at its cutoff:
+    what learning reads and what ``evaluate`` scores, so both see a lead as it was then."""
+    stitched = stitch_times(conn)
     groups: dict[int, list[tuple[int, int]]] = {}
     for pair in pairs:
         groups.setdefault(pair[1], []).append(pair)
-    return sorted(groups.items())
+    return [
+        (_identities_at(sources, [key for key, ts in stitched.items() if ts > at]), group)
+        for at, group in sorted(groups.items())
+    ]
 
 
 def _identities_at(sources: Sources, later: Sequence[str]) -> Sources:
