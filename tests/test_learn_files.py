@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from leadscore.cli.main import app
 from leadscore.errors import InputError
 from leadscore.ingest.csv_import import ImportOptions, import_leads
+from leadscore.learn.checks import NotEnoughDataError
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.evaluate import evaluate_csv, evaluate_scores
 from leadscore.learn.metrics import calibration
@@ -227,3 +228,13 @@ def test_a_category_training_never_saw_is_neutral_in_the_estimator_and_the_compi
         compiled = {external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))}
     X = np.asarray([[0.2 if f.name == "bounce_rates" else c for f in sc.features_] for c in ("tv", "web")], dtype=object)
     assert [compiled["n1"], compiled["n2"]] == pytest.approx(sc.score_100(X).tolist(), abs=1e-9)
+
+
+def test_learning_from_one_class_is_a_clear_error_not_the_estimators(tmp_path: Path) -> None:
+    rows = [[f"p{i}", i % 5, "no"] for i in range(60)]
+    path = _write(tmp_path / "none.csv", ["Id", "Visits", "Converted"], rows)
+    result = runner.invoke(app, ["learn", "--csv", str(path), "--outcome", "Converted", "--id", "Id",
+                                 "--min-outcomes", "1", "--holdout", "none", "--output", str(tmp_path / "x.yaml")])  # fmt: skip
+    # a LeadscoreError: the leadscore command prints it as one line
+    assert isinstance(result.exception, NotEnoughDataError)
+    assert "too few outcomes to learn from: 0 converted and 60 not converted" in str(result.exception)

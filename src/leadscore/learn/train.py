@@ -10,6 +10,7 @@ import numpy as np
 
 from leadscore.learn import metrics
 from leadscore.learn.challenger import Kind, fit_challenger
+from leadscore.learn.checks import check_minimum
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset, split_rows
 from leadscore.learn.features import Feature
 from leadscore.learn.scorecard import Scorecard
@@ -104,6 +105,9 @@ def learn(
         train, held, what = data, test, f"holdout: the test set ({len(test)} rows)"
     else:
         train, held, what = split_rows(data, holdout, holdout_share)
+    # before any fitting: one class (or too few of one) is a clear error, not the estimator's ValueError
+    positives = int(train.y.sum())
+    check_minimum(positives, len(train) - positives, int(params.get("min_class_count", 50)))
     notes = list(data.notes)
     keep = list(range(len(data.features)))
     while True:
