@@ -192,7 +192,10 @@ def test_learn_holds_out_the_newest_rows_or_an_explicit_test_set_and_says_which(
     assert (none.train_rows, none.holdout_rows) == (200, 0) and none.holdout.startswith("no holdout")
     test = csv_data(_dated(tmp_path, "t", 50), "Converted", id_column="Id", features=data.features)
     tested = learn(data, "x", test=test, **kw)
-    assert (tested.train_rows, tested.holdout_rows) == (200, 50) and "the test set (50 rows)" in tested.holdout
+    assert (tested.train_rows, tested.holdout_rows) == (
+        200,
+        50,
+    ) and "the test set (50 rows)" in tested.holdout
     with pytest.raises(InputError, match="--holdout is none, hash or time:COLUMN"):
         learn(data, "x", holdout="random", **kw)
 
@@ -206,7 +209,9 @@ def test_learn_cli_takes_a_test_csv_and_prints_what_it_held_out(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["holdout"] == "holdout: the test set (60 rows)" and summary["holdout_rows"] == 60
-    assert ["created", "a date (a calendar day is not a feature; turn it into an age first)"] in summary["dropped"]
+    assert ["created", "a date (a calendar day is not a feature; turn it into an age first)"] in summary[
+        "dropped"
+    ]
 
 
 def test_a_category_training_never_saw_is_neutral_in_the_estimator_and_the_compiled_model(
@@ -220,13 +225,21 @@ def test_a_category_training_never_saw_is_neutral_in_the_estimator_and_the_compi
     points = sc.points_[j]
     # no evidence: between the channels that convert least and most, not the worst channel's 0
     assert points.min() < points[bins.other] < points.max()
-    new = _write(tmp_path / "new.csv", ["Session", "BounceRates", "Channel"], [["n1", "0.2", "tv"], ["n2", "0.2", "web"]])
+    new = _write(
+        tmp_path / "new.csv",
+        ["Session", "BounceRates", "Channel"],
+        [["n1", "0.2", "tv"], ["n2", "0.2", "web"]],
+    )
     import_leads(store, new, ImportOptions(mapping={"Session": "user_id"}))
     model = to_model(sc, "sessions")
     with store.connect() as conn:
         external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
-        compiled = {external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))}
-    X = np.asarray([[0.2 if f.name == "bounce_rates" else c for f in sc.features_] for c in ("tv", "web")], dtype=object)
+        compiled = {
+            external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))
+        }
+    X = np.asarray(
+        [[0.2 if f.name == "bounce_rates" else c for f in sc.features_] for c in ("tv", "web")], dtype=object
+    )
     assert [compiled["n1"], compiled["n2"]] == pytest.approx(sc.score_100(X).tolist(), abs=1e-9)
 
 

@@ -240,7 +240,11 @@ def split_rows(data: Dataset, holdout: str, share: float = HOLDOUT_SHARE) -> tup
         start = float(np.quantile(known, 1 - share, method="higher"))
         mask = ~np.isnan(t) & (t >= start)
         train, held = data.take(~mask), data.take(mask)
-        return train, held, f"holdout: the newest rows by time ({len(held)} rows from the {100 * share:g} % quantile on)"
+        return (
+            train,
+            held,
+            f"holdout: the newest rows by time ({len(held)} rows from the {100 * share:g} % quantile on)",
+        )
     raise InputError(Problem(f"--holdout is none, hash or time:COLUMN, not {holdout!r}"))
 
 

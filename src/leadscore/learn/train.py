@@ -144,9 +144,7 @@ def learn(
                          Measured("points model", float("nan"), float("nan"), float("nan")), None,
                          [*notes, *sc.warnings_], data.dropped, dict(data.excluded), what)  # fmt: skip
     if len(held) and 0 < held.y.sum() < len(held):
-        result.points = measure(
-            "points model", held.y, sc.score_100(held.X), sc.predict_proba(held.X)[:, 1]
-        )
+        result.points = measure("points model", held.y, sc.score_100(held.X), sc.predict_proba(held.X)[:, 1])
         if challenger is not None:
             ch = fit_challenger(features, train.X, train.y, challenger, sc.placeholders)
             p = ch.predict_proba(held.X)
