@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from leadscore.cli.main import app
 from leadscore.demo import run_demo
+from leadscore.errors import InputError
 from leadscore.learn.labels import DAY_MS
 from leadscore.learn.scorecard import Scorecard
 from leadscore.learn.store_data import cutoffs, known_at_cutoffs, store_data
@@ -139,3 +140,10 @@ def test_evaluate_a_model_file_against_a_csv(tmp_path: Path) -> None:
     )
     assert ev.exit_code == 0, ev.output
     assert json.loads(ev.output)["rows"] == 400
+
+
+def test_learn_from_the_store_refuses_an_exclude_naming_no_attribute(demo_db: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["learn", "--db", demo_db, "--exclude", "lead_qualty", "--min-outcomes", "5",
+                                 "--output", str(tmp_path / "x.yaml")])  # fmt: skip
+    assert isinstance(result.exception, InputError)
+    assert "--exclude 'lead_qualty' names no attribute" in str(result.exception)

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, select
 
 from leadscore.compile import Sources, compile_model
 from leadscore.compile.layout import count_col, last_col
+from leadscore.errors import InputError, Problem
 from leadscore.learn.dataset import Dataset, choose_columns
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRecency, Feature
 from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times
@@ -218,7 +219,11 @@ def store_data(
     labels = label(candidates, outcome_times(conn), outcome, horizon_ms, end)
     pairs = labels.pairs
     attrs = attribute_rows(conn, sorted({lead for lead, _ in pairs}))
-    names = sorted({k for values in attrs.values() for k in values} - set(exclude))
+    present = {k for values in attrs.values() for k in values}
+    unknown = [c for c in exclude if c not in present]
+    if unknown:  # a misspelt sales-entered field would otherwise be learned from
+        raise InputError(Problem(f"--exclude {unknown[0]!r} names no attribute of the leads in the period"))
+    names = sorted(present - set(exclude))
     fit, dropped = choose_columns([attrs[lead] for lead, _ in pairs], names, placeholders=placeholders)
     dropped.extend((c, "excluded (outcome or sales-entered)") for c in exclude)
     features = (*fit, *event_features(conn, windows))
