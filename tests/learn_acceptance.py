@@ -6,6 +6,7 @@ demo data's; tests/test_learn_acceptance.py asserts the first."""
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,15 @@ from leadscore.learn.dataset import csv_data
 from leadscore.learn.scorecard import LeakageWarning
 from leadscore.learn.train import LearnResult, learn
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parent.parent
+# $LEADSCORE_SHARED_DATA, else ../shared/data beside the clone (CI), else two levels up (a git worktree
+# in a folder of worktrees beside the shared folder)
+_PLACES = (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data")
+DATA = (
+    Path(os.environ["LEADSCORE_SHARED_DATA"])
+    if os.environ.get("LEADSCORE_SHARED_DATA")
+    else next((p for p in _PLACES if p.exists()), _PLACES[0])
+)
 X_EDUCATION = DATA / "x_education_leads" / "Leads.csv"
 SHOPPERS = DATA / "uci_online_shoppers_intention" / "online_shoppers_intention.csv"
 SALES_ENTERED = ("Tags", "Lead Quality", "Lead Profile", "Last Notable Activity", "Asymmetrique Activity Index",
@@ -74,7 +83,7 @@ def demo(db: str, leads: int = 1500, seed: int = 7) -> str:
     from leadscore.learn.dataset import in_holdout
     from leadscore.learn.labels import DAY_MS
     from leadscore.learn.metrics import roc_auc
-    from leadscore.learn.store_data import cutoffs, store_data
+    from leadscore.learn.store_data import cutoffs, known_at_cutoffs, store_data
     from leadscore.scoring.run import score_points
     from leadscore.store import Store
 
@@ -96,7 +105,8 @@ def demo(db: str, leads: int = 1500, seed: int = 7) -> str:
             for label, model in (("learned", result.model), ("hand-made b2b_saas", demo_model())):
                 scored = {
                     (lg.lead_id, lg.as_of): lg.score
-                    for lg in score_points(conn, model, store.sources(), rows)
+                    for known, group in known_at_cutoffs(conn, store.sources(), rows)
+                    for lg in score_points(conn, model, known, group)
                 }
                 aucs[label] = roc_auc([y for *_, y in held], [scored[r] for r in rows])
     finally:

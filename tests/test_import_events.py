@@ -130,3 +130,19 @@ def test_cli_events(store: Store, tmp_path: Path) -> None:
     again = runner.invoke(app, ["events", str(EVENTS), "--db", url])
     assert "already imported" in again.output
     assert event_count(store) == 6
+
+
+def test_an_empty_timestamp_is_refused_with_its_line_not_stored_at_import_time(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "stamps.jsonl"
+    path.write_text(
+        '{"type":"track","userId":"u-1","event":"A","messageId":"t-1","timestamp":"2024-05-01T00:00:00Z"}\n'
+        '{"type":"track","userId":"u-1","event":"B","messageId":"t-2","timestamp":""}\n'
+        '{"type":"track","userId":"u-1","event":"C","messageId":"t-3","originalTimestamp":"  "}\n'
+    )
+    report = run_import(store, path)
+    assert [(p.line, p.field) for p in report.problems] == [(2, "timestamp"), (3, "originalTimestamp")]
+    assert "timestamp is empty" in report.problems[0].message
+    with store.connect() as conn:
+        assert conn.execute(select(func.max(events.c.ts))).scalar_one() == 1_714_521_600_000

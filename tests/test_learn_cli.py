@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from leadscore.cli.main import app
 from leadscore.demo import run_demo
+from leadscore.errors import InputError
 from leadscore.learn.labels import DAY_MS
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.store_data import cutoffs, store_data
+from leadscore.learn.store_data import cutoffs, known_at_cutoffs, store_data
 from leadscore.learn.to_model import to_model
 from leadscore.model import load_model
 from leadscore.scoring.run import score_points
@@ -46,8 +47,11 @@ def test_learned_engagement_rules_score_like_the_scorecard(demo_db: str) -> None
                 r.kind == "once" for r in model.engagement
             )
             pairs = [(int(a), int(t)) for a, t in zip(data.lead_ids, data.as_of, strict=True)]  # type: ignore[arg-type]
+            # each cutoff scored with the identities known then, as the features were read
             compiled = {
-                (lg.lead_id, lg.as_of): lg.score for lg in score_points(conn, model, store.sources(), pairs)
+                (lg.lead_id, lg.as_of): lg.score
+                for known, group in known_at_cutoffs(conn, store.sources(), pairs)
+                for lg in score_points(conn, model, known, group)
             }
     finally:
         store.dispose()
@@ -90,7 +94,13 @@ def test_learn_backtest_publish(demo_db: str, tmp_path: Path) -> None:
 
 
 def test_evaluate_json_and_tables(demo_db: str, tmp_path: Path) -> None:
+    # without --until the last cutoff is one horizon (30 days) before the newest data: nothing censored
     result = runner.invoke(app, ["evaluate", "--db", demo_db, "--json", "--since", "2025-02-01"])
+    assert result.exit_code == 0, result.output
+    assert not any("censored" in k for k in json.loads(result.output)["excluded"])
+    result = runner.invoke(
+        app, ["evaluate", "--db", demo_db, "--json", "--since", "2025-02-01", "--until", "2025-06-30"]
+    )
     assert result.exit_code == 0, result.output
     ev = json.loads(result.output)
     assert ev["model"].startswith("b2b_saas@1") or ev["model"].startswith("learned@")
@@ -98,7 +108,10 @@ def test_evaluate_json_and_tables(demo_db: str, tmp_path: Path) -> None:
     assert sum(d["leads"] for d in ev["deciles"]) == ev["rows"]
     assert any("censored" in k for k in ev["excluded"])
     html = tmp_path / "eval.html"
-    table = runner.invoke(app, ["evaluate", "--db", demo_db, "--since", "2025-02-01", "--html", str(html)])
+    table = runner.invoke(
+        app,
+        ["evaluate", "--db", demo_db, "--since", "2025-02-01", "--until", "2025-06-30", "--html", str(html)],
+    )
     assert table.exit_code == 0 and "Lift and gains by decile" in table.output and "excluded:" in table.output
     assert html.read_text().count("<svg") == 3
 
@@ -127,3 +140,10 @@ def test_evaluate_a_model_file_against_a_csv(tmp_path: Path) -> None:
     )
     assert ev.exit_code == 0, ev.output
     assert json.loads(ev.output)["rows"] == 400
+
+
+def test_learn_from_the_store_refuses_an_exclude_naming_no_attribute(demo_db: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["learn", "--db", demo_db, "--exclude", "lead_qualty", "--min-outcomes", "5",
+                                 "--output", str(tmp_path / "x.yaml")])  # fmt: skip
+    assert isinstance(result.exception, InputError)
+    assert "--exclude 'lead_qualty' names no attribute" in str(result.exception)

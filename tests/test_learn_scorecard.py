@@ -146,3 +146,20 @@ def test_a_pair_learns_what_no_additive_scorecard_can() -> None:
     assert roc_auc(y, paired.score_100(X)) > 0.75 > 0.55 > roc_auc(y, additive.score_100(X))
     cells = {(c.first, c.second): c.points for c in paired.cells()}
     assert cells[0, 1] > 0 and cells[1, 0] > 0 and cells[0, 0] <= 0 and cells[1, 1] <= 0
+
+
+def test_numeric_intervals_whose_rates_do_not_differ_are_one_interval() -> None:
+    # x = 0 … 399: one in ten converts below 200, one in two from 200 on; four quantile pre-bins split
+    # at 99, 199 and 299, and only the step between the halves is significant
+    x = np.arange(400, dtype=float)
+    y = np.asarray([int(v % 10 == 0) if v < 200 else int(v % 2 == 0) for v in range(400)])
+    bins = fit_bins(x, y, "numeric", max_bins=12, min_count=1, max_prebins=4)
+    assert bins.edges == (199.0,)
+    assert bins.counts == (199, 201) and bins.events == (20, 100)  # 0, 10 … 190; 200, 202 … 398
+
+
+def test_a_number_no_row_has_gets_only_the_missing_bin() -> None:
+    # an event kind that only rows left out of the labels had: every recency is missing
+    bins = fit_bins(np.full(6, None, dtype=object), np.asarray([0, 1, 0, 1, 0, 0]), "numeric",
+                    max_bins=4, min_count=1, max_prebins=4)  # fmt: skip
+    assert bins.edges == () and bins.counts == (6,) and bins.events == (2,) and bins.missing == 0

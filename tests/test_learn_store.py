@@ -15,6 +15,7 @@ from leadscore.learn.backtest import backtest
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.labels import DAY_MS, label, outcome_times
 from leadscore.learn.scorecard import Scorecard
+from leadscore.learn.store_data import event_features, feature_matrix, store_data
 from leadscore.learn.to_model import to_model
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest
@@ -128,3 +129,46 @@ def test_labels_leave_out_censored_and_converted_rows(store: Store) -> None:
     assert labels.pairs == [(ids["ann"], T0 + DAY_MS), (ids["bob"], T0 + DAY_MS), (ids["carl"], T0 + DAY_MS)]
     assert labels.y == [1, 0, 0]
     assert (labels.censored, labels.already_converted, labels.closed) == (1, 1, 0)
+
+
+def test_point_in_time_rows_use_identities_as_known_at_the_cutoff(store: Store) -> None:
+    # a visitor reads /pricing on days 1 and 2 and signs in as ann on day 10: on day 5 those visits were
+    # an anonymous visitor's, not ann's; on day 12 they are ann's
+    raw = [
+        {"type": "page", "anonymousId": "v1", "messageId": "v-1", "properties": {"path": "/pricing"},
+         "timestamp": ms_to_iso(T0 + 1 * DAY_MS)},
+        {"type": "page", "anonymousId": "v1", "messageId": "v-2", "properties": {"path": "/pricing"},
+         "timestamp": ms_to_iso(T0 + 2 * DAY_MS)},
+        {"type": "identify", "userId": "ann", "anonymousId": "v1", "messageId": "v-3",
+         "traits": {"email": "ann@a.example"}, "timestamp": ms_to_iso(T0 + 10 * DAY_MS)},
+    ]  # fmt: skip
+    ingest(store, [normalise(m, received_ms=T0 + 20 * DAY_MS) for m in raw], source="test")
+    with store.connect() as conn:
+        ann = find_lead(conn, external_id="ann")
+        assert ann is not None
+        features = [f for f in event_features(conn) if f.name == "/pricing pages (30d)"]
+        X = feature_matrix(conn, store.sources(), features, [(ann, T0 + 5 * DAY_MS), (ann, T0 + 12 * DAY_MS)])
+    assert X[:, 0].tolist() == [0, 2]
+
+
+def test_an_event_kind_only_rows_left_out_had_is_learned_without_a_crash(store: Store) -> None:
+    # x attends five webinars on day 1 and is an opportunity on day 2: left out at the day-10 cutoff
+    # (already converted), so no labelled row has ever attended one; u0-u2 convert on day 15
+    raw = [_event(u, 1, 1, type="track", event="Visited") for u in ("u0", "u1", "u2", "u3", "u4", "u5", "x")]
+    raw += [_event("x", n, 1, type="track", event="Webinar") for n in range(2, 7)]
+    ingest(store, [normalise(m, received_ms=T0 + 60 * DAY_MS) for m in raw], source="test")
+    with store.begin() as conn:
+        ids = {u: find_lead(conn, external_id=u) for u in ("u0", "u1", "u2", "x")}
+        conn.execute(insert(outcomes), [
+            {"lead_id": ids[u], "kind": "opportunity", "at_ms": T0 + day * DAY_MS, "source": "test", "recorded_ms": T0}
+            for u, day in (("x", 2), ("u0", 15), ("u1", 15), ("u2", 15))
+        ])  # fmt: skip
+    with store.connect() as conn:
+        data, labels = store_data(conn, store.sources(), outcome="opportunity", horizon_ms=30 * DAY_MS,
+                                  at=[T0 + 10 * DAY_MS], end_ms=T0 + 60 * DAY_MS)  # fmt: skip
+    assert (labels.already_converted, sorted(labels.y)) == (1, [0, 0, 0, 1, 1, 1])
+    names = [f.name for f in data.features]
+    assert "Webinar: days since last" in names
+    sc = Scorecard(data.features, min_class_count=1, C=1.0).fit(data.X, data.y)
+    recency = sc.bins_[names.index("Webinar: days since last")]
+    assert recency.edges == () and recency.counts == (6,) and recency.missing == 0

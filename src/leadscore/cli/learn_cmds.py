@@ -76,11 +76,13 @@ def _model(store: Store | None, ref: str | None) -> tuple[str, ScoringModel, Mod
     return version.label, Active.of(version).model, version
 
 
-def _period(store: Store, since: str | None, until: str | None) -> tuple[int, int]:
+def _period(store: Store, since: str | None, until: str | None, horizon_ms: int = 0) -> tuple[int, int]:
+    """(first, last cutoff). Without --until the last cutoff is one horizon before the newest data, so
+    every cutoff's outcome window has passed (a later one labels only the rows that already converted)."""
     from leadscore.learn.labels import DAY_MS, data_end
 
     with store.connect() as conn:
-        end = parse_as_of(until) or data_end(conn)
+        end = parse_as_of(until) or data_end(conn) - horizon_ms
     return parse_as_of(since) or end - DEFAULT_PERIOD_DAYS * DAY_MS, end
 
 
@@ -105,6 +107,8 @@ def _print_evaluation(ev: Evaluation) -> None:
     )
     for why, n in ev.excluded.items():
         console.print(f"  excluded: {n} {why}", highlight=False)
+    for warning in ev.warnings:
+        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
     _rows(
         "Ranking",
         ["ROC-AUC", "PR-AUC", "ECE", *ev.capture],
@@ -189,9 +193,9 @@ def evaluate_cmd(
     else:
         with open_store(db) as store:
             label, model, _ = _model(store, model_ref)
-            start, end = _period(store, since, until)
+            start, end = _period(store, since, until, _ms(horizon))
             ev = evaluate_store(store, model, label, outcome=outcome, horizon_ms=_ms(horizon),
-                                at=cutoffs(start, end, _ms(every)), end_ms=end)  # fmt: skip
+                                at=cutoffs(start, end, _ms(every)), end_ms=parse_as_of(until))  # fmt: skip
             with store.connect() as conn:
                 evidence = feedback_evidence(conn, store.sources(), model, label)
     if as_json:
@@ -212,6 +216,7 @@ def _print_learn(result: LearnResult, output: Path) -> None:
         console.print(f"  excluded rows: {n} {why}", highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    console.print(result.holdout, highlight=False)
     rows = [[m.name, m.roc_auc, m.pr_auc, m.ece] for m in (result.points, result.challenger) if m is not None]
     _rows(
         f"Holdout ({result.holdout_rows} rows, {result.holdout_converted} converted)",
@@ -279,6 +284,18 @@ def learn_cmd(
             help="Store: a lead sales rejected within the horizon is a non-conversion at once (not censored).",
         ),
     ] = False,
+    holdout: Annotated[
+        str,
+        typer.Option(
+            "--holdout",
+            help="The rows held out to measure the model: hash (a fixed 30 % of ids), none, or "
+            "time:COLUMN (the newest 30 % by that CSV column; 'time' from the store: by cutoff).",
+        ),
+    ] = "hash",
+    test_csv: Annotated[
+        Path | None,
+        typer.Option("--test-csv", help="CSV: measure on this file (same columns) instead of a holdout."),
+    ] = None,
     html: Html = None,
     as_json: AsJson = False,
     db: Db = None,
@@ -293,23 +310,28 @@ def learn_cmd(
     if challenger not in ("lightgbm", "hist", "none"):
         raise typer.BadParameter("--challenger is lightgbm, hist or none")
     c: Any = regularisation if regularisation == "cv" else float(regularisation)
+    test = None
     if csv is not None:
-        data = csv_data(
-            csv, outcome, id_column=id_column, exclude=exclude or (), categorical=categorical or ()
-        )
+        time_column = holdout.split(":", 1)[1] if holdout.startswith("time:") else None
+        data = csv_data(csv, outcome, id_column=id_column, exclude=exclude or (),
+                        categorical=categorical or (), time_column=time_column)  # fmt: skip
+        if test_csv is not None:
+            test = csv_data(test_csv, outcome, id_column=id_column, features=data.features)
         source = f"Learned from {csv.name} (outcome {outcome})."
     else:
         with open_store(db) as store:
-            start, end = _period(store, since, until)
+            start, end = _period(store, since, until, _ms(horizon))
             with store.connect() as conn:
                 data, _ = store_data(conn, store.sources(), outcome=outcome, horizon_ms=_ms(horizon),
-                                     at=cutoffs(start, end, _ms(every)), end_ms=end,
+                                     at=cutoffs(start, end, _ms(every)), end_ms=parse_as_of(until),
                                      windows=[parse_duration(w) for w in windows or WINDOWS], exclude=exclude or (),
                                      rejected_negative=rejected_negative)  # fmt: skip
         rejected = " (rejected by sales: negative)" if rejected_negative else ""
         source = f"Learned from the store: outcome {outcome}{rejected} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
+    if test_csv is not None and csv is None:
+        raise typer.BadParameter("--test-csv goes with --csv")
     result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
-                   hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
+                   holdout=holdout, test=test, hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
                    min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes)  # fmt: skip
     output.write_text(result.yaml, encoding="utf-8")
     if as_json:

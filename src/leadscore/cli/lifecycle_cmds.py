@@ -201,9 +201,9 @@ def import_outcomes(
     stored = duplicates = moved = 0
     bad = len(problems)
     with open_store(db) as store:
+        # before any model is published outcomes are only recorded (for learning); after, each may also
+        # move its lead's stage
         active = current_model(store)
-        if active is None:
-            raise LeadscoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
         settings, stamp = Settings(), now_ms()
         for row in rows:
             try:
@@ -215,7 +215,7 @@ def import_outcomes(
                 continue
             new, move = record_outcome(
                 store,
-                active.model,
+                active.model if active is not None else None,
                 lead_id,
                 row.kind,
                 at_ms=row.at_ms,

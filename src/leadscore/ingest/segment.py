@@ -161,6 +161,11 @@ def normalise(
             raise MessageError(
                 "receivedAt", f"receivedAt {ms_to_iso(received)} is more than 24 h after the import"
             )
+    for key in ("timestamp", "originalTimestamp"):
+        # missing (or null) means "when it arrived"; an empty text is a broken export, and reading it as
+        # the import time would move the newest data to now
+        if isinstance(raw.get(key), str) and not raw[key].strip():
+            raise MessageError(key, f"{key} is empty; leave it out to mean the time the message arrived")
     stamp_field = (
         "timestamp" if raw.get("timestamp") else "originalTimestamp" if raw.get("originalTimestamp") else None
     )

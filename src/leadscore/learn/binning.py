@@ -3,7 +3,8 @@
 Both start fine (quantile pre-bins, or one group per category with rare ones pooled as 'other') and merge
 neighbours (in value order, or in conversion-rate order for categories) while a bin is too small or
 there are more than ``max_bins``; each merge is the one that loses the least
-information value. Missing values (and placeholders such as "Select") always keep a bin of their own.
+information value. Intervals then merge with a neighbour whose conversion rate does not differ
+significantly (ChiMerge, ``CHI2_SIGNIFICANT``). Missing values (and placeholders such as "Select") always keep a bin of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from leadscore.learn.features import OTHER, PLACEHOLDERS, Category, Other, categ
 # Jeffreys prior: half an observation of each class per bin keeps the weight of evidence finite for a bin
 # without conversions (or without non-conversions) and shrinks small bins towards no evidence.
 PRIOR = 0.5
+# Neighbouring intervals of a number stay apart only when their conversion rates differ at the 1 % level
+# (chi-square, one degree of freedom: Kerber's ChiMerge). Quantile pre-bins are arbitrary slices of one
+# quantity; slices that do not differ are one interval, and finer bins than the data supports dilute the
+# evidence of the pairs' cells built from them. Not for categories: sorted by their observed rates,
+# neighbouring categories look alike by construction, so the test would not mean what it says.
+CHI2_SIGNIFICANT = 6.635
 NO_BIN = -1  # a value no fitted bin holds (missing when training had none): worth the baseline points
 
 FloatArray = npt.NDArray[np.float64]
@@ -31,7 +38,8 @@ class Bins:
     """The fitted bins of one feature, with the training counts per bin.
 
     numeric: bin 0 is ``x < edges[0]``, bin i is ``edges[i-1] <= x < edges[i]``, the last ``x >= edges[-1]``.
-    categorical: bin i holds ``groups[i]``; ``other`` is the bin of rare and unseen categories (or None).
+    categorical: bin i holds ``groups[i]``; ``other`` is the bin of rare and unseen categories (without
+    rare ones an empty bin: unseen categories are neutral).
     With ``has_missing`` the last bin is missing values and placeholders.
     """
 
@@ -118,8 +126,22 @@ def _iv(n: FloatArray, e: FloatArray, total_e: float, total_ne: float) -> FloatA
     return np.asarray((pe - pn) * np.log(pe / pn), float)
 
 
-def _merge(n: list[int], e: list[int], max_bins: int, min_count: int) -> list[int]:
-    """Greedy merging of adjacent bins; returns, for each final bin, the index of its last input bin."""
+def neighbour_chi2(n: FloatArray, e: FloatArray) -> FloatArray:
+    """Pearson's chi-square statistic of each pair of neighbouring bins (the 2 x 2 table: which bin, by
+    converted or not); 0 where the pair has only one class."""
+    n1, n2, e1, e2 = n[:-1], n[1:], e[:-1], e[1:]
+    total, events = n1 + n2, e1 + e2
+    numerator = (e1 * (n2 - e2) - e2 * (n1 - e1)) ** 2 * total
+    denominator = n1 * n2 * events * (total - events)
+    return np.asarray(np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), 0.0))
+
+
+def _merge(n: list[int], e: list[int], max_bins: int, min_count: int, chi2_stop: float = 0.0) -> list[int]:
+    """Greedy merging of adjacent bins; returns, for each final bin, the index of its last input bin.
+
+    First while a bin is too small or there are too many (the merge losing the least information value),
+    then, down to two bins, while two neighbours' chi-square is below ``chi2_stop`` (the least different
+    pair first)."""
     ends = list(range(len(n)))
     n, e = list(n), list(e)
     total_e, total_ne = float(sum(e)), float(sum(n) - sum(e))
@@ -127,7 +149,15 @@ def _merge(n: list[int], e: list[int], max_bins: int, min_count: int) -> list[in
         na, ea = np.asarray(n, float), np.asarray(e, float)
         bad = [i for i in range(len(n)) if n[i] < min_count]
         if len(n) <= max_bins and not bad:
-            break
+            # then, as in ChiMerge, neighbours whose conversion rates do not differ significantly
+            chi2 = neighbour_chi2(na, ea)
+            i = int(np.argmin(chi2))
+            # two intervals stay: a number that alone carries no evidence (its bins' weights of evidence
+            # shrink to 0) may still carry some together with another (a pair's cells)
+            if chi2[i] >= chi2_stop or len(n) <= 2:
+                break
+            n[i : i + 2], e[i : i + 2], ends[i : i + 2] = [n[i] + n[i + 1]], [e[i] + e[i + 1]], [ends[i + 1]]
+            continue
         iv = _iv(na, ea, total_e, total_ne)
         merged = _iv(na[:-1] + na[1:], ea[:-1] + ea[1:], total_e, total_ne)
         loss = iv[:-1] + iv[1:] - merged  # information value lost by merging pair (i, i+1)
@@ -156,9 +186,10 @@ def bin_numeric(
     keep = n > 0
     edges = np.asarray([edges[i - 1] for i in range(1, len(n)) if keep[i]], float)
     n, e = n[keep], e[keep]
-    ends = _merge([int(v) for v in n], [int(v) for v in e], max_bins, min_count) if len(n) else []
+    ends = _merge([int(v) for v in n], [int(v) for v in e], max_bins, min_count, CHI2_SIGNIFICANT)
     cut = tuple(float(edges[end]) for end in ends[:-1])
-    starts = [0, *(end + 1 for end in ends[:-1])]
+    # no present value at all (an event kind only rows left out had): no interval, only the missing bin
+    starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
     counts = [int(n[s : end + 1].sum()) for s, end in zip(starts, ends, strict=True)]
     events = [int(e[s : end + 1].sum()) for s, end in zip(starts, ends, strict=True)]
     missing = int((~finite).sum())
@@ -197,6 +228,12 @@ def bin_categorical(
     other = next((i for i, b in enumerate(bins) if any(g[3] for g in b)), None)
     counts = [sum(g[1] for g in b) for b in bins]
     events = [sum(g[2] for g in b) for b in bins]
+    if other is None:
+        # no rare categories to pool: a value training never saw gets a bin of its own without training
+        # rows, whose weight of evidence is 0 (neutral) rather than the points of the worst bin
+        members, other = (*members, ()), len(bins)
+        counts.append(0)
+        events.append(0)
     if missing_n:
         counts.append(missing_n)
         events.append(missing_e)

@@ -7,8 +7,11 @@ the same header names and value types ``leadscore import leads`` stores; or the 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import math
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +22,7 @@ import numpy.typing as npt
 
 from leadscore.errors import InputError, Problem
 from leadscore.ingest.attributes import canonical
-from leadscore.ingest.csv_import import TEXT_FIELDS, ImportOptions, read_rows
+from leadscore.ingest.csv_import import TEXT_FIELDS, ImportOptions, open_csv
 from leadscore.learn.features import PLACEHOLDERS, Attribute, Feature, Kind, category, number
 
 HOLDOUT_SHARE = 0.3
@@ -39,6 +42,9 @@ class Dataset:
     as_of: npt.NDArray[np.int64] | None = None
     dropped: tuple[tuple[str, str], ...] = ()  # (column, why it is not a feature)
     excluded: dict[str, int] = field(default_factory=dict)  # rows without a label, by reason
+    lines: tuple[int, ...] = ()  # CSV: each row's number in the file (header = row 1)
+    times: npt.NDArray[np.float64] | None = None  # CSV with a time column: each row's time (NaN: none)
+    notes: tuple[str, ...] = ()  # how the data was read, where a reader should know (the outcome column)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -49,8 +55,10 @@ class Dataset:
             X=self.X[mask],
             y=self.y[mask],
             keys=tuple(k for k, m in zip(self.keys, mask, strict=True) if m),
+            lines=tuple(n for n, m in zip(self.lines, mask, strict=True) if m) if self.lines else (),
             lead_ids=None if self.lead_ids is None else self.lead_ids[mask],
             as_of=None if self.as_of is None else self.as_of[mask],
+            times=None if self.times is None else self.times[mask],
         )
 
     def split(self, share: float = HOLDOUT_SHARE) -> tuple[Dataset, Dataset]:
@@ -80,6 +88,27 @@ def outcome_value(value: Any) -> int | None:
     return None
 
 
+# ISO dates and times (2022-09-01, 2022-09-01T10:00:00Z) and yyyymmdd integers (20220901): calendar days
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+def is_date(value: Any) -> bool:
+    """True for a calendar date or time: ISO-8601 text, or a whole number spelling a valid yyyymmdd."""
+    if isinstance(value, str):
+        return bool(_ISO_DATE.match(value.strip())) and _valid_day(value.strip()[:10].replace("-", ""))
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return value == int(value) and 1900_01_01 <= value <= 2999_12_31 and _valid_day(str(int(value)))
+    return False
+
+
+def _valid_day(digits: str) -> bool:
+    try:
+        datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        return False
+    return True
+
+
 def infer_kind(values: Iterable[Any]) -> Kind:
     """Numeric when every present value is a number, else categorical."""
     present = [v for v in values if v is not None]
@@ -105,6 +134,9 @@ def choose_columns(
         distinct = len({repr(k) for k in present})
         if distinct <= 1:
             dropped.append((name, "constant (one value, or none)"))
+        elif all(is_date(v) for v in values if v is not None):
+            # a rule on a calendar day (``lt: 20220901``) stops meaning anything the day after learning
+            dropped.append((name, "a date (a calendar day is not a feature; turn it into an age first)"))
         elif distinct == len(rows) and (kind == "categorical" or len(present) == len(rows)):
             dropped.append((name, "an identifier (a different value in every row)"))
         else:
@@ -120,36 +152,142 @@ def csv_data(
     exclude: Iterable[str] = (),
     categorical: Iterable[str] = (),
     placeholders: tuple[str, ...] = PLACEHOLDERS,
+    features: Sequence[Feature] | None = None,
+    time_column: str | None = None,
 ) -> Dataset:
     """A flat CSV of leads with an outcome column; ``exclude`` names columns that must not be features
-    (sales-entered fields, anything recorded after the outcome)."""
-    rows: list[dict[str, Any]] = []
-    problems: list[Problem] = []
-    for item in read_rows(path, ImportOptions()):
-        (problems.append(item) if isinstance(item, Problem) else rows.append(item.values))
-    if problems:
-        raise InputError(problems[0])
+    (sales-entered fields, anything recorded after the outcome). ``features``: read these (a test set
+    for a model learned on another file) instead of choosing them; ``time_column``: each row's time, for a
+    time-forward holdout (never a feature)."""
+    file = str(path)
+    csv_file = open_csv(path, ImportOptions())
+    columns = {c for c in csv_file.columns if c}
     target = canonical(outcome)
     key = canonical(id_column) if id_column else None
-    if not rows or target not in {k for r in rows for k in r}:
-        raise InputError(Problem(f"no outcome column {outcome!r}", str(path), 1))
-    labelled = [(r, outcome_value(r.get(target))) for r in rows]
-    kept = [(r, y) for r, y in labelled if y is not None]
+    if target not in columns:
+        raise InputError(Problem(f"no outcome column {outcome!r}", file, 1))
+    if key is not None and key not in columns:
+        raise InputError(Problem(f"no id column {id_column!r}", file, 1))
+    time_key = canonical(time_column) if time_column else None
+    if time_key is not None and time_key not in columns:
+        raise InputError(Problem(f"no time column {time_column!r} (--holdout time:COLUMN)", file, 1))
+    exclude = tuple(exclude)
+    for name in exclude:
+        if canonical(name) not in columns:
+            raise InputError(Problem(f"--exclude {name!r} names no column of the file", file, 1))
+    rows: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    for item in csv_file.rows():
+        if isinstance(item, Problem):
+            raise InputError(item)
+        rows.append(item.values)
+        numbers.append(item.number)
+    labels, notes = outcome_labels([r.get(target) for r in rows], numbers, outcome, file)
+    kept = [(r, y, n) for r, y, n in zip(rows, labels, numbers, strict=True) if y is not None]
     skip = {target, *(canonical(c) for c in exclude), *TEXT_FIELDS, *([key] if key else [])}
-    names = sorted({k for r, _ in kept for k in r} - skip)
-    features, dropped = choose_columns(
-        [r for r, _ in kept], names, categorical=categorical, placeholders=placeholders
-    )
+    skip |= {time_key} if time_key else set()
+    names = sorted({k for r, _, _ in kept for k in r} - skip)
+    dropped: list[tuple[str, str]] = []
+    if features is None:
+        chosen, dropped = choose_columns(
+            [r for r, _, _ in kept], names, categorical=categorical, placeholders=placeholders
+        )
+        features = chosen
     dropped.extend((canonical(c), "excluded (outcome or sales-entered)") for c in exclude)
     X = np.empty((len(kept), len(features)), dtype=object)
-    for i, (r, _) in enumerate(kept):
+    for i, (r, _, _) in enumerate(kept):
         X[i] = [r.get(f.name) for f in features]
-    keys = tuple(str(r.get(key)) if key else str(i + 2) for i, (r, _) in enumerate(kept))
+    keys = tuple(str(r.get(key)) if key else str(n) for r, _, n in kept)
     return Dataset(
         tuple(features),
         X,
-        np.asarray([y for _, y in kept], dtype=np.int64),
+        np.asarray([y for _, y, _ in kept], dtype=np.int64),
         keys,
         dropped=tuple(dropped),
         excluded={"no outcome value": len(rows) - len(kept)} if len(rows) > len(kept) else {},
+        notes=tuple(notes),
+        lines=tuple(n for _, _, n in kept),
+        times=None if time_key is None else np.asarray([time_value(r.get(time_key)) for r, _, _ in kept]),
     )
+
+
+def time_value(value: Any) -> float:
+    """A time column's value as a number that orders rows: days for a date, the number itself for any
+    other number, NaN when missing or unreadable."""
+    if is_date(value):
+        text = str(int(value)) if isinstance(value, int | float) else value.strip()[:10].replace("-", "")
+        return float(datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8])).toordinal())
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    return float(number)
+
+
+def split_rows(data: Dataset, holdout: str, share: float = HOLDOUT_SHARE) -> tuple[Dataset, Dataset, str]:
+    """(train, holdout, what was held out) for ``--holdout``: ``hash`` (a fixed share of ids), ``none``,
+    or ``time`` (the newest share of rows: by as-of time from the store, by the CSV's time column)."""
+    if holdout == "none":
+        return data, data.take(np.zeros(len(data), dtype=bool)), "no holdout: every row trained the model"
+    if holdout == "hash":
+        train, held = data.split(share)
+        return train, held, f"holdout: the rows whose id hashes into the lowest {100 * share:g} %"
+    if holdout.split(":", 1)[0] == "time":
+        times = data.times if data.times is not None else data.as_of
+        if times is None:
+            raise InputError(Problem("--holdout time needs a time column: time:COLUMN"))
+        t = np.asarray(times, float)
+        known = t[~np.isnan(t)]
+        if not len(known):
+            raise InputError(Problem("--holdout time: no row has a time"))
+        start = float(np.quantile(known, 1 - share, method="higher"))
+        mask = ~np.isnan(t) & (t >= start)
+        train, held = data.take(~mask), data.take(mask)
+        return (
+            train,
+            held,
+            f"holdout: the newest rows by time ({len(held)} rows from the {100 * share:g} % quantile on)",
+        )
+    raise InputError(Problem(f"--holdout is none, hash or time:COLUMN, not {holdout!r}"))
+
+
+def outcome_labels(
+    values: Sequence[Any], rows: Sequence[int], header: str, file: str
+) -> tuple[list[int | None], list[str]]:
+    """Labels from an outcome column: yes/no values (1, true, yes, won, converted / 0, false, no; a blank
+    cell has no label), or, when no value is yes/no (an opportunity id, a close date), "present =
+    converted" (a blank cell is not converted), said in the notes. A column mixing the two is refused."""
+    read = [outcome_value(v) for v in values]
+    present = [(v, n) for v, n in zip(values, rows, strict=True) if v is not None]
+    unreadable = [(v, n) for (v, n), y in zip(present, (outcome_value(v) for v, _ in present), strict=True)
+                  if y is None]  # fmt: skip
+    if not unreadable:
+        return read, []
+    if len(unreadable) == len(present):
+        note = (f"outcome column {header!r} holds no yes/no values: a row with a value counts as converted, "
+                "a blank one as not converted")  # fmt: skip
+        return [int(v is not None) for v in values], [note]
+    value, row = unreadable[0]
+    raise InputError(
+        Problem(
+            f"the outcome is not yes/no here ({value!r}; {len(unreadable)} such rows) while other rows are: "
+            "use a column of yes/no values (1/0, true/false, yes/no), or one that is blank when not converted",
+            file,
+            row,
+            field=header,
+        )
+    )
+
+
+def duplicate_keys(data: Dataset, id_column: str, file: str) -> None:
+    """Refuse a file in which one id names more than one row (their outcomes would be merged silently)."""
+    counts = Counter(data.keys)
+    twice = [k for k, n in counts.items() if n > 1]
+    if twice:
+        rows = [n for k, n in zip(data.keys, data.lines, strict=True) if k == twice[0]]
+        raise InputError(
+            Problem(
+                f"id {twice[0]!r} names {counts[twice[0]]} rows (rows {', '.join(map(str, rows))}); "
+                f"{len(twice)} ids appear more than once: one row per lead",
+                file,
+                rows[1] if len(rows) > 1 else None,
+                field=id_column,
+            )
+        )

@@ -22,9 +22,10 @@ from leadscore.compile import Ledger
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn import metrics
-from leadscore.learn.dataset import csv_data
+from leadscore.learn.dataset import csv_data, duplicate_keys
 from leadscore.learn.labels import data_end, label, outcome_times
-from leadscore.learn.store_data import cutoff_pairs
+from leadscore.learn.store_data import cutoff_pairs, known_at_cutoffs
+from leadscore.learn.to_model import stated_probability
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import all_leads, now_ms, score, score_points
 from leadscore.store import Store
@@ -53,6 +54,7 @@ class Evaluation:
     rules: list[metrics.RuleLift] = field(default_factory=list)
     psi: float | None = None
     psi_periods: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return _finite(asdict(self))
@@ -101,16 +103,17 @@ def evaluate_scores(
             "a logistic map of the score, cross-fitted on two halves of these rows",
         )
     else:
-        p, note = np.asarray(probabilities, float), "the model's own probabilities"
+        p, note = np.asarray(probabilities, float), "the probability the model states for its points"
     table, ece = metrics.calibration(ya, p)
+    warnings = one_class_warning(ya)
     return Evaluation(
         model=model,
         outcome=outcome,
         rows=len(ya),
         converted=int(ya.sum()),
         excluded=dict(excluded or {}),
-        roc_auc=metrics.roc_auc(ya, sa),
-        pr_auc=metrics.pr_auc(ya, sa),
+        roc_auc=math.nan if warnings else metrics.roc_auc(ya, sa),
+        pr_auc=math.nan if warnings else metrics.pr_auc(ya, sa),
         capture={f"top {round(100 * t)} %": metrics.capture(ya, sa, t) for t in CAPTURE_SHARES},
         deciles=metrics.gains(ya, sa),
         bands=metrics.by_group(ya, list(bands)) if len(bands) else [],
@@ -121,7 +124,21 @@ def evaluate_scores(
         rules=metrics.rule_lift(ya, rule_hits or {}),
         psi=metrics.psi(periods[0], periods[1]) if periods and len(periods[0]) and len(periods[1]) else None,
         psi_periods=periods[2] if periods else "",
+        warnings=warnings,
     )
+
+
+def one_class_warning(y: npt.NDArray[np.int64]) -> list[str]:
+    """Ranking needs both outcomes: with one class only, ROC-AUC and PR-AUC are undefined."""
+    converted = int(y.sum())
+    if len(y) and 0 < converted < len(y):
+        return []
+    which = "no labelled row converted" if converted == 0 else "every labelled row converted"
+    return [
+        f"{which} ({converted} of {len(y)}): ROC-AUC and PR-AUC are undefined. From the store, rows whose "
+        "horizon has not passed count only when they converted: give a period that ends at least one "
+        "horizon before the newest data (--since, --until), or a shorter --horizon"
+    ]
 
 
 def rule_hits(model: ScoringModel, ledgers: Sequence[Ledger]) -> dict[str, list[bool]]:
@@ -135,11 +152,16 @@ def rule_hits(model: ScoringModel, ledgers: Sequence[Ledger]) -> dict[str, list[
 def evaluate_ledgers(
     model: ScoringModel, label_: str, outcome: str, ledgers: Sequence[Ledger], y: Sequence[int], **kw: Any
 ) -> Evaluation:
+    """Calibration of the probability the model states (a learned one does), else of a cross-fitted map."""
+    stated = stated_probability(model)
     return evaluate_scores(
         label_,
         outcome,
         y,
         [lg.score for lg in ledgers],
+        probabilities=None
+        if stated is None
+        else [stated(lg.fit_points + lg.engagement_points) for lg in ledgers],
         bands=[lg.band for lg in ledgers],
         cells=[f"{lg.grade}{lg.level}" for lg in ledgers],
         rule_hits=rule_hits(model, ledgers),
@@ -162,7 +184,9 @@ def evaluate_store(
         end = data_end(conn) if end_ms is None else end_ms
         labels = label(cutoff_pairs(conn, at), outcome_times(conn), outcome, horizon_ms, end)
         by_pair = {
-            (lg.lead_id, lg.as_of): lg for lg in score_points(conn, model, store.sources(), labels.pairs)
+            (lg.lead_id, lg.as_of): lg
+            for known, group in known_at_cutoffs(conn, store.sources(), labels.pairs)
+            for lg in score_points(conn, model, known, group)
         }
     ledgers = [by_pair[p] for p in labels.pairs]
     times = sorted({t for _, t in labels.pairs})
@@ -180,6 +204,7 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
     """The model against a flat CSV of leads: imported into a scratch SQLite store and scored by the
     compiled query (no times: every row with an outcome value is labelled)."""
     data = csv_data(path, outcome, id_column=id_column)
+    duplicate_keys(data, id_column, str(path))
     truth = dict(zip(data.keys, data.y.tolist(), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.from_url(str(Path(tmp) / "evaluate.db"))

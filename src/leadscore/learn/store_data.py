@@ -5,13 +5,16 @@ per (event kind, window) (1 point, no decay, so its match count is the count) an
 event kind (whose ``last__`` column is the newest matching event). The counts and recencies learned from
 are then exactly what the learned ``threshold`` and ``once`` rules will see when the model is scored.
 
-Attributes are the lead's (and its account's) current values, as the scoring query reads them.
+Attributes are the lead's (and its account's) current values, as the scoring query reads them. Events
+are the lead's as known at the cutoff: an anonymous visitor stitched to the lead only later (signing in
+after the cutoff) is not yet the lead then (``stitch_times``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,12 +22,14 @@ from sqlalchemy import Connection, func, select
 
 from leadscore.compile import Sources, compile_model
 from leadscore.compile.layout import count_col, last_col
+from leadscore.errors import InputError, Problem
 from leadscore.learn.dataset import Dataset, choose_columns
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRecency, Feature
 from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times, rejected_by_sales
 from leadscore.model import ScoringModel
 from leadscore.model.conditions import FIELD_NAME
 from leadscore.scoring.run import POINTS_CHUNK, points
+from leadscore.store.people import anonymous_key
 from leadscore.store.schema import accounts, events, identities, leads
 
 WINDOWS = ("30d", "90d")
@@ -118,10 +123,13 @@ def feature_matrix(
         return X
     probe = _probe(features)
     row_of = {pair: i for i, pair in enumerate(pairs)}
-    for start in range(0, len(pairs), POINTS_CHUNK):
-        query = compile_model(
-            probe, sources, points(pairs[start : start + POINTS_CHUNK]), engine=conn.dialect.name
-        )
+    chunks = [
+        (known, group[i : i + POINTS_CHUNK])
+        for known, group in known_at_cutoffs(conn, sources, pairs)
+        for i in range(0, len(group), POINTS_CHUNK)
+    ]
+    for known, chunk in chunks:
+        query = compile_model(probe, known, points(chunk), engine=conn.dialect.name)
         for row in conn.execute(query).mappings():
             i = row_of[(int(row["lead_id"]), int(row["as_of"]))]
             for j in events_at:
@@ -131,6 +139,44 @@ def feature_matrix(
                     last = row[last_col(f"p{j}")]
                     X[i, j] = None if last is None else math.floor((int(row["as_of"]) - int(last)) / DAY_MS)
     return X
+
+
+def stitch_times(conn: Connection) -> dict[str, int]:
+    """When each anonymous key was stitched to its lead: the first message that carried both it and a
+    user id (identify, or any call made after sign-in). Keys linked otherwise are known from the start."""
+    return {
+        anonymous_key(str(anon)): int(ts)
+        for anon, ts in conn.execute(
+            select(events.c.anonymous_id, func.min(events.c.ts))
+            .where(events.c.anonymous_id.is_not(None), events.c.user_id.is_not(None))
+            .group_by(events.c.anonymous_id)
+        )
+    }
+
+
+def known_at_cutoffs(
+    conn: Connection, sources: Sources, pairs: Sequence[tuple[int, int]]
+) -> list[tuple[Sources, list[tuple[int, int]]]]:
+    """The (lead, cutoff) pairs grouped by cutoff, each group with the sources as known at its cutoff:
+    what learning reads and what ``evaluate`` scores, so both see a lead as it was then."""
+    stitched = stitch_times(conn)
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for pair in pairs:
+        groups.setdefault(pair[1], []).append(pair)
+    return [
+        (_identities_at(sources, [key for key, ts in stitched.items() if ts > at]), group)
+        for at, group in sorted(groups.items())
+    ]
+
+
+def _identities_at(sources: Sources, later: Sequence[str]) -> Sources:
+    """The sources as known at a cutoff: without the keys stitched to a lead only after it (their
+    events were then an anonymous visitor's, not the lead's)."""
+    if not later:
+        return sources
+    ids = sources.identities
+    known = select(ids).where(ids.c.key.not_in(list(later))).subquery("identities_then")
+    return replace(sources, identities=known)
 
 
 def first_touch(conn: Connection) -> dict[int, int]:
@@ -176,7 +222,11 @@ def store_data(
     labels = label(candidates, outcome_times(conn), outcome, horizon_ms, end, rejections)
     pairs = labels.pairs
     attrs = attribute_rows(conn, sorted({lead for lead, _ in pairs}))
-    names = sorted({k for values in attrs.values() for k in values} - set(exclude))
+    present = {k for values in attrs.values() for k in values}
+    unknown = [c for c in exclude if c not in present]
+    if unknown:  # a misspelt sales-entered field would otherwise be learned from
+        raise InputError(Problem(f"--exclude {unknown[0]!r} names no attribute of the leads in the period"))
+    names = sorted(present - set(exclude))
     fit, dropped = choose_columns([attrs[lead] for lead, _ in pairs], names, placeholders=placeholders)
     dropped.extend((c, "excluded (outcome or sales-entered)") for c in exclude)
     features = (*fit, *event_features(conn, windows))

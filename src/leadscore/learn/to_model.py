@@ -15,6 +15,9 @@ score ``100 × points / (fit_max + engagement_max)``, so the compiled model scor
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -217,6 +220,34 @@ def _rule_id(feature: Feature, index: int, used: set[str]) -> str:
     return rid
 
 
+# what a learned model states about its points; ``stated_probability`` reads it back for ``evaluate``
+PROBABILITY = (
+    "Probability of conversion ≈ 1 / (1 + exp(-({intercept:.4f} + points / {per_logit:.4f}))), "
+    "where points = fit points + engagement points."
+)
+_STATED = re.compile(
+    r"Probability of conversion ≈ 1 / \(1 \+ exp\(-\((?P<intercept>-?\d+\.\d+) \+ points / "
+    r"(?P<per_logit>\d+\.\d+)\)\)\), where points = fit points \+ engagement points\."
+)
+
+
+def stated_probability(model: ScoringModel) -> Callable[[float], float] | None:
+    """The probability of conversion a learned model states for a number of points (its description
+    says it), or None for a model that states none (a hand-made one)."""
+    found = _STATED.search(model.description)
+    if found is None:
+        return None
+    intercept, per_logit = float(found["intercept"]), float(found["per_logit"])
+    if per_logit <= 0:
+        return None
+
+    def probability(points: float) -> float:
+        z = intercept + points / per_logit
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+    return probability
+
+
 def model_document(
     sc: Scorecard, name: str, description: str = "", bands: tuple[float, float] | None = None
 ) -> dict[str, Any]:
@@ -236,10 +267,7 @@ def model_document(
         else:
             fit.extend(_fit_rules(sc, feature, mine, used))
     fit.extend(_cell_rules(sc, used))
-    probability = (
-        f"Probability of conversion ≈ 1 / (1 + exp(-({sc.intercept_:.4f} + points / {sc.points_per_logit_:.4f}))), "
-        "where points = fit points + engagement points."
-    )
+    probability = PROBABILITY.format(intercept=sc.intercept_, per_logit=sc.points_per_logit_)
     scale: dict[str, Any] = {
         "fit_max": sc.fit_max_ or 100,
         "engagement_max": sc.engagement_max_ or 100,

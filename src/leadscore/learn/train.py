@@ -3,19 +3,21 @@ beside the gradient-boosting challenger fitted on the same rows and features."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from leadscore.learn import metrics
 from leadscore.learn.challenger import Kind, fit_challenger
-from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset
+from leadscore.learn.checks import check_minimum
+from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset, split_rows
 from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
 from leadscore.learn.features import Feature
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.to_model import to_model
+from leadscore.learn.to_model import model_document, to_model
 from leadscore.model import ScoringModel, dump_model
+from leadscore.model.scoring_model import MAX_RULES
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class LearnResult:
     warnings: list[str] = field(default_factory=list)
     dropped: tuple[tuple[str, str], ...] = ()
     excluded: dict[str, int] = field(default_factory=dict)
+    holdout: str = ""  # what the holdout rows are (a hash of the id, the newest rows, a test file, none)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class LearnResult:
             "warnings": self.warnings,
             "dropped": [list(d) for d in self.dropped],
             "excluded": self.excluded,
+            "holdout": self.holdout,
             "rules": len(self.model.fit) + len(self.model.engagement),
             "regularisation": self.scorecard.C_,
             "pairs": [[c.name for c in cells] for cells in self.pairs],
@@ -86,30 +90,61 @@ def learn(
     warm_share: float = WARM_SHARE,
     description: str = "",
     interactions: int | Literal["cv"] = "cv",
+    max_rules: int = MAX_RULES,
+    holdout: str = "hash",
+    test: Dataset | None = None,
     **params: Any,
 ) -> LearnResult:
     """``interactions="cv"``: cross-validation on the training rows decides how many pairs of attribute
     features (up to the scorecard's ``max_interactions``) get points per cell; other ``params`` go to
-    ``Scorecard``."""
-    train, holdout = data.split(holdout_share)
-    sc = Scorecard(data.features, interactions=interactions, **params).fit(
-        train.X, train.y, groups=list(train.keys)
-    )
-    train_scores = sc.score_100(train.X)
-    bands = (
-        float(np.quantile(train_scores, 1 - hot_share)),
-        float(np.quantile(train_scores, 1 - hot_share - warm_share)),
-    )
-    model = to_model(sc, name, description, bands)
-    result = LearnResult(sc, model, dump_model(model), len(train), len(holdout), int(holdout.y.sum()),
-                         Measured("points model", float("nan"), float("nan"), float("nan")), None,
-                         list(sc.warnings_), data.dropped, dict(data.excluded))  # fmt: skip
-    if len(holdout) and 0 < holdout.y.sum() < len(holdout):
-        result.points = measure(
-            "points model", holdout.y, sc.score_100(holdout.X), sc.predict_proba(holdout.X)[:, 1]
+    ``Scorecard``. A scorecard with more than ``max_rules`` rules (the model language's limit) is learned
+    again with fewer bins per feature, then without its weakest features, until it fits."""
+    if test is not None:
+        train, held, what = data, test, f"holdout: the test set ({len(test)} rows)"
+    else:
+        train, held, what = split_rows(data, holdout, holdout_share)
+    # before any fitting: one class (or too few of one) is a clear error, not the estimator's ValueError
+    positives = int(train.y.sum())
+    check_minimum(positives, len(train) - positives, int(params.get("min_class_count", 50)))
+    notes = list(data.notes)
+    keep = list(range(len(data.features)))
+    while True:
+        features = tuple(data.features[j] for j in keep)
+        sc = Scorecard(features, interactions=interactions, **params).fit(
+            train.X[:, keep], train.y, groups=list(train.keys)
         )
+        train_scores = sc.score_100(train.X[:, keep])
+        bands = (
+            float(np.quantile(train_scores, 1 - hot_share)),
+            float(np.quantile(train_scores, 1 - hot_share - warm_share)),
+        )
+        document = model_document(sc, name, description, bands)
+        rules = len(document["fit"]) + len(document["engagement"])
+        if rules <= max_rules:
+            break
+        # more rules than the model language holds: first fewer, coarser bins (neighbours merged by the
+        # least information lost), then without the features worth the fewest points; the model written
+        # is still exactly the scorecard fitted
+        bins = int(params.get("max_bins", Scorecard().max_bins))
+        if bins > 2:
+            params["max_bins"] = max(2, min(bins - 1, bins * max_rules // rules))
+            change = f"with at most {params['max_bins']} bins per feature"
+        else:
+            spans = [int(p.max() - p.min()) for p in sc.points_]
+            worth = [i for i in range(len(keep)) if spans[i]]  # features without points have no rules
+            weakest = sorted(worth, key=lambda i: (spans[i], features[i].name))[: rules - max_rules]
+            change = "without " + ", ".join(features[i].name for i in weakest)
+            keep = [j for i, j in enumerate(keep) if i not in set(weakest)]
+        notes.append(f"{rules} rules are more than a model may have ({max_rules}): learned again {change}")
+    train, held = (replace(d, features=features, X=d.X[:, keep]) for d in (train, held))
+    model = to_model(sc, name, description, bands)
+    result = LearnResult(sc, model, dump_model(model), len(train), len(held), int(held.y.sum()),
+                         Measured("points model", float("nan"), float("nan"), float("nan")), None,
+                         [*notes, *sc.warnings_], data.dropped, dict(data.excluded), what)  # fmt: skip
+    if len(held) and 0 < held.y.sum() < len(held):
+        result.points = measure("points model", held.y, sc.score_100(held.X), sc.predict_proba(held.X)[:, 1])
         if challenger is not None:
-            ch = fit_challenger(data.features, train.X, train.y, challenger, sc.placeholders)
-            p = ch.predict_proba(holdout.X)
-            result.challenger = measure(f"{ch.kind} challenger", holdout.y, p, p)
+            ch = fit_challenger(features, train.X, train.y, challenger, sc.placeholders)
+            p = ch.predict_proba(held.X)
+            result.challenger = measure(f"{ch.kind} challenger", held.y, p, p)
     return result

@@ -169,7 +169,7 @@ def give_feedback(
 
 def record_outcome(
     store: Store,
-    model: ScoringModel,
+    model: ScoringModel | None,
     lead_id: int,
     kind: str,
     *,
@@ -181,7 +181,8 @@ def record_outcome(
     now_ms: int,
 ) -> tuple[bool, Move | None]:
     """Store an outcome once (same lead, kind and time: a repeat is ignored) and take the transition it
-    triggers, if the lead's stage has one. Returns (stored now, move)."""
+    triggers, if the lead's stage has one (none without a model: before any is published). Returns
+    (stored now, move)."""
     if kind not in OUTCOME_KINDS:
         raise InputError(
             Problem(f"outcome must be one of {', '.join(OUTCOME_KINDS)}, not {kind!r}", field="kind")
@@ -198,7 +199,7 @@ def record_outcome(
         }
         if not insert_ignore(conn, outcomes, [row], ["lead_id", "kind", "at_ms"]):
             return False, None
-        if model.lifecycle is None:
+        if model is None or model.lifecycle is None:
             return True, None
         trigger = "accepted" if kind == "sql" else kind
         move = apply_trigger(

@@ -1,10 +1,13 @@
-"""Outcomes from CRM exports (CSV): one row per outcome, with HubSpot/Salesforce-style headers accepted.
+"""Outcomes from CRM exports (CSV), with HubSpot/Salesforce-style headers accepted: one row per outcome,
+or one row per lead (its furthest outcome, with the dates of each step).
 
 Columns (case and spacing ignored): the lead as ``lead_id``, ``email`` or ``user_id``/``external_id``;
 ``kind`` (or ``outcome``, ``stage``, ``deal stage``: sql, opportunity, won, lost, disqualified;
-"Closed Won"/"Closed Lost" read as won/lost); ``date`` (or ``at``, ``close date``: ISO date or date-time,
-UTC unless an offset is given; a date is midnight UTC); ``amount``; ``reason``. Each bad row is reported
-with its row number and field; good rows are recorded.
+"Closed Won"/"Closed Lost" read as won/lost; ``none`` or blank: no outcome yet, the row is skipped);
+``date`` (or ``at``: ISO date or date-time, UTC unless an offset is given; a date is midnight UTC);
+``opportunity date`` and ``close date`` (a row per lead: a won or lost row with an opportunity date is
+also an opportunity then; the close date is when it was won or lost); ``amount``; ``reason``. Each bad
+row is reported with its row number and field; good rows are recorded.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ ALIASES = {
     "deal_stage": "kind",
     "date": "date",
     "at": "date",
-    "close_date": "date",
-    "closed_at": "date",
+    "close_date": "close_date",
+    "closed_at": "close_date",
+    "opportunity_date": "opportunity_date",
+    "opportunity_created": "opportunity_date",
+    "opportunity_created_date": "opportunity_date",
     "created_at": "date",
     "amount": "amount",
     "reason": "reason",
@@ -48,6 +54,8 @@ KINDS = {
     "closedlost": "lost",
     "disqualified": "disqualified",
 }
+NO_OUTCOME = frozenset({"", "none", "-", "n/a", "open"})  # a lead without an outcome yet (one row per lead)
+CLOSING = frozenset({"won", "lost", "disqualified"})
 
 
 @dataclass(frozen=True)
@@ -89,36 +97,56 @@ def read_outcomes(path: Path) -> tuple[list[OutcomeRow], list[Problem]]:
             ]
         for number, raw in enumerate(reader, start=2):
             data = {fields[k]: (v or "").strip() for k, v in raw.items() if fields.get(k)}
-            parsed = _row(number, data, str(path), problems)
-            if parsed is not None:
-                rows.append(parsed)
+            rows.extend(_row(number, data, str(path), problems))
     return rows, problems
 
 
-def _row(number: int, data: dict[str, str], file: str, problems: list[Problem]) -> OutcomeRow | None:
+def _time(data: dict[str, str], names: tuple[str, ...], file: str, number: int) -> int | Problem | None:
+    """The first of the date columns ``names`` the row fills (None: none), or the problem with it."""
+    for name in names:
+        if data.get(name):
+            try:
+                return parse_time(data[name])
+            except ValueError:
+                return Problem(f"{data[name]!r} is not an ISO date or date-time", file, number, field=name)
+    return None
+
+
+def _row(number: int, data: dict[str, str], file: str, problems: list[Problem]) -> list[OutcomeRow]:
     lead = data.get("lead_id") or data.get("email") or data.get("user_id")
     if not lead:
         problems.append(Problem("no lead (lead_id, email or user_id)", file, number, field="lead"))
-        return None
-    kind = KINDS.get(data.get("kind", "").lower())
+        return []
+    text = data.get("kind", "").lower()
+    if text in NO_OUTCOME:
+        return []
+    kind = KINDS.get(text)
     if kind is None:
         problems.append(Problem(f"unknown outcome {data.get('kind')!r}", file, number, field="kind"))
-        return None
-    try:
-        at = parse_time(data["date"]) if data.get("date") else None
-    except ValueError:
-        problems.append(
-            Problem(f"{data['date']!r} is not an ISO date or date-time", file, number, field="date")
-        )
-        return None
+        return []
+    own = ("close_date", "date") if kind in CLOSING else ("opportunity_date", "date", "close_date")
+    at = _time(data, own, file, number)
+    # a closed deal's opportunity step, when the row dates it (one row per lead)
+    opened = _time(data, ("opportunity_date",), file, number) if kind in ("won", "lost") else None
+    if isinstance(at, Problem) or isinstance(opened, Problem):
+        problems.append(at if isinstance(at, Problem) else opened)  # type: ignore[arg-type]
+        return []
     if at is None:
-        problems.append(Problem("no date", file, number, field="date"))
-        return None
+        problems.append(Problem(f"no date for {kind}", file, number, field=own[0]))
+        return []
+    if opened is not None and opened > at:
+        problems.append(Problem("the opportunity date is after the close date", file, number,
+                                field="opportunity_date"))  # fmt: skip
+        return []
     amount = None
     if data.get("amount"):
         try:
             amount = float(data["amount"].replace(",", ""))
         except ValueError:
             problems.append(Problem(f"{data['amount']!r} is not a number", file, number, field="amount"))
-            return None
-    return OutcomeRow(number, lead, kind, at, amount, data.get("reason") or None)
+            return []
+    reason = data.get("reason") or None
+    out = [OutcomeRow(number, lead, kind, at, amount, reason)]
+    if opened is not None:
+        out.insert(0, OutcomeRow(number, lead, "opportunity", opened, amount, None))
+    return out
