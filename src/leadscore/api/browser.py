@@ -13,13 +13,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from leadscore.api.errors import ApiError
+from leadscore.api.openapi import refusals
 from leadscore.api.state import state_of
 
 router = APIRouter(prefix="/v1/projects", tags=["tracking"])
 
 
 @router.get(
-    "/{write_key}/settings", summary="Settings for analytics.js (analytics-next) pointed at leadscore"
+    "/{write_key}/settings",
+    summary="Settings for analytics.js (analytics-next) pointed at leadscore",
+    responses=refusals(404),
 )
 def settings(write_key: str, request: Request) -> dict[str, Any]:
     key = state_of(request).keys.lookup(write_key)
