@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 import schemathesis
+from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
-from hypothesis import HealthCheck, settings
 from sqlalchemy import func, select
 
 from leadscore.api import create_app
@@ -33,7 +33,6 @@ from leadscore.store.keys import create_key
 from leadscore.store.schema import events
 from live_server import serving
 from pg_schema import PG_URL, pg_schema_store
-
 
 # the processor runs after the fuzzing (test_fuzzed_messages_are_stored), in the test's thread
 SETTINGS = Settings(database_url="unused", run_processor=False)

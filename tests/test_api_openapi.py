@@ -116,7 +116,8 @@ CASES = [
     _case("track", False, userId="u", event="E", properties="text"),
     _case("track", False, userId="u", event="E", properties={"url": {"href": W}}),
     _case("track", True, userId="u", event="E", timestamp="2023-01-01T00:00:00Z"),
-    _case("track", True, userId="u", event="E", timestamp="1970-01-01T00:00:00+00:00"),
+    _case("track", True, userId="u", event="E", timestamp="1971-01-01T00:00:00+23:59"),
+    _case("track", True, userId="u", event="E", timestamp=1),  # epoch milliseconds (0 is no time)
     _case("track", False, userId="u", event="E", timestamp="1969-12-31T23:59:59Z"),
     _case("track", False, userId="u", event="E", timestamp="yesterday"),
     _case("track", True, userId="u", event="E", timestamp=0),

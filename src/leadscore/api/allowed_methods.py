@@ -19,7 +19,6 @@ from starlette.types import Scope
 
 from leadscore.api.errors import envelope
 
-
 PROBED = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 

@@ -54,8 +54,8 @@ WRITE_KEY: Schema = {
         "`leadscore keys create --kind write`."
     ),
 }
-WRITE = {"security": [{"writeKey": []}]}
-READ = {"security": [{"readToken": []}]}
+WRITE: dict[str, Any] = {"security": [{"writeKey": []}]}
+READ: dict[str, Any] = {"security": [{"readToken": []}]}
 # what a route declaring a scheme answers when the credential is missing or not good enough
 SCHEME_REFUSALS = {"writeKey": (401,), "readToken": (401, 403), "adminToken": (401, 403)}
 REFUSALS = {
@@ -63,15 +63,21 @@ REFUSALS = {
     401: "No credential, or an unknown or revoked one",
     403: "The credential is valid but not allowed here",
     404: "No such record",
-    405: "The path does not serve this method (`Allow` lists those it does)",
     409: "The current state does not allow it: no active model, no lifecycle section, a stage that cannot move",
     413: "The body is larger than the route allows",
     422: "Invalid parameters or body (`errors` names each field)",
     503: "Not ready (`errors` names each failing check)",
 }
+CONVENTIONS = (
+    "Every error is answered with a status and the `ErrorEnvelope` (`ok: false`, `error`, `errors`); each "
+    "operation lists the statuses it answers with. A method a path does not serve is answered 405 with "
+    "`Allow`. The tracking routes read their bodies themselves: their schemas say what ingest accepts, with "
+    "the limits of the stores."
+)
 HEADERS = {
-    401: {"WWW-Authenticate": {"description": "the scheme to authenticate with", "schema": {"type": "string"}}},
-    405: {"Allow": {"description": "the methods the path serves", "schema": {"type": "string"}}},
+    401: {
+        "WWW-Authenticate": {"description": "the scheme to authenticate with", "schema": {"type": "string"}}
+    },
 }
 
 
@@ -112,7 +118,7 @@ def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
         title=app.title,
         version=app.version,
         openapi_version=app.openapi_version,
-        description=app.description,
+        description=f"{app.description}\n\n{CONVENTIONS}",
         routes=app.routes,
     )
     components = doc.setdefault("components", {})

@@ -27,13 +27,13 @@ from leadscore.store.schema import INT64_MAX, INT64_MIN
 
 Schema = dict[str, Any]
 NO_NUL = "^[^\\x00]*$"  # PostgreSQL holds no NUL in text or JSONB
-# a time between 1970 and 9999 in the ISO-8601 forms clients send (days 29 to 31 left out: no calendar here)
+# an ISO-8601 time from 1971 (an offset could take 1970-01-01 before the epoch) to 9999, in the forms
+# clients send; days 29 to 31 left out, as JSON Schema has no calendar
 ISO_TIME = (
-    "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
-    "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
+    "^(197[1-9]|19[89][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
-NAMES = {"track": "Track", "page": "Page", "screen": "Screen", "identify": "Identify", "group": "Group"}
-NAMES["alias"] = "Alias"
+NAMES = {kind: kind.capitalize() for kind in TYPES}  # the schema of a track message is TrackMessage
 
 
 def ref(name: str) -> Schema:
@@ -74,7 +74,7 @@ def _traits(group: bool) -> Schema:
     # the keys are read under their canonical names (ingest.attributes): email, Email Address and e_mail
     # are one trait; the lengths are the lead's (and for a group the account's) columns
     company = _text(LEAD_LENGTH["company"])
-    if not group:  # a group's company names its account: text only
+    if not group:  # Segment's company object; a group's company is its account's name, text only
         named = _object({"name": _text(LEAD_LENGTH["company"])}, "the company, by name", nullable=False)
         company = {"anyOf": [company, named]}
     email = {
@@ -106,7 +106,8 @@ def _traits(group: bool) -> Schema:
 
 def _context(traits: str) -> Schema:
     page = _object(
-        {"url": _id(None, "the page's URL"), "path": _id(None, "the page's path")}, "the page the event is from"
+        {"url": _id(None, "the page's URL"), "path": _id(None, "the page's path")},
+        "the page the event is from",
     )
     return _object(
         {"page": page, "traits": ref(traits), "ip": {"description": "protected before storage (ingest.ip)"}},
@@ -172,9 +173,9 @@ def message(kind: str) -> Schema:
         schema["required"] = ["previousId", "userId"]
     else:
         schema["anyOf"] = someone
+    who = "previousId and userId are" if kind == "alias" else "userId or anonymousId is"
     schema["description"] = (
-        f"A Segment {kind} message: userId or anonymousId "
-        f"{'both needed: previousId and userId' if kind == 'alias' else 'required'}. Objects and arrays nest "
+        f"A Segment {kind} message: {who} required. Objects and arrays nest "
         f"at most {MAX_DEPTH} levels (the message is the first); the event time (timestamp, else "
         f"originalTimestamp, corrected by sentAt for the sender's clock) is at most "
         f"{MAX_FUTURE_MS // 3_600_000} h after its receipt and not before 1970."
@@ -214,7 +215,7 @@ def components() -> dict[str, Schema]:
             ],
         },
         "Time": {
-            "description": "ISO-8601 text (Z or an offset) or epoch milliseconds, between 1970 and 9999",
+            "description": "ISO-8601 text (Z or an offset) or epoch milliseconds, between 1970 and 9999 (UTC)",
             "anyOf": [
                 {"type": "string", "pattern": ISO_TIME},
                 {"type": "number", "minimum": EARLIEST_MS, "maximum": LATEST_MS},
@@ -248,7 +249,10 @@ def components() -> dict[str, Schema]:
             "context": {"type": ["object", "null"], "additionalProperties": ref("JsonValue")},
             "integrations": {"type": ["object", "null"], "additionalProperties": ref("JsonValue")},
             "sentAt": ref("Time"),
-            "writeKey": {"type": "string", "description": "the write key, when not sent as HTTP Basic user name"},
+            "writeKey": {
+                "type": "string",
+                "description": "the write key, when not sent as HTTP Basic user name",
+            },
         },
     }
     out["Accepted"] = {
@@ -271,7 +275,10 @@ def components() -> dict[str, Schema]:
         "properties": {
             "index": {"type": "integer", "minimum": 0},
             "messageId": {"type": ["string", "null"]},
-            "field": {"type": ["string", "null"], "description": "the refused value's path, e.g. batch[3].userId"},
+            "field": {
+                "type": ["string", "null"],
+                "description": "the refused value's path, e.g. batch[3].userId",
+            },
             "message": {"type": "string"},
         },
     }
@@ -282,7 +289,11 @@ def components() -> dict[str, Schema]:
                 "type": "object",
                 "required": ["rejected", "rejected_count"],
                 "properties": {
-                    "rejected": {"type": "array", "items": refusal, "description": "the first refused messages"},
+                    "rejected": {
+                        "type": "array",
+                        "items": refusal,
+                        "description": "the first refused messages",
+                    },
                     "rejected_count": {"type": "integer", "minimum": 0},
                 },
             },
