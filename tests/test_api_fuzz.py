@@ -80,6 +80,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
 ALIASES = ["/v1/t", "/v1/p", "/v1/s", "/v1/i", "/v1/g", "/v1/a", "/v1/b", "/v1/import"]
 FUZZ = SchemathesisConfig.from_dict(
     {
+        # deterministic: CI explores the same cases every run (a finding shows as a change, not a flake)
         "generation": {"max-examples": 25, "deterministic": True},
         "operations": [
             {
@@ -118,7 +119,7 @@ def credential(case: Any, served: Served) -> dict[str, str]:
 PROSE_RULES = ("larger than", "levels deep", "more than 24 h after", "corrected for the sender's clock")
 
 
-def schema_valid_messages_are_stored(ctx: Any, response: Any, case: Any) -> None:
+def schema_valid_messages_are_accepted(ctx: Any, response: Any, case: Any) -> None:
     """A tracking message its schema calls valid is stored, unless a rule stated in prose refuses it (in
     place of schemathesis' positive_data_acceptance, which knows no prose)."""
     positive = case.meta is not None and case.meta.generation.mode.is_positive
@@ -135,7 +136,6 @@ def schema_valid_messages_are_stored(ctx: Any, response: Any, case: Any) -> None
 
 
 @schema.parametrize()
-# deterministic: CI explores the same cases every run (a new finding shows up as a test change, not a flake)
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_document(case: Any, served: Served) -> None:
     headers = credential(case, served)
@@ -148,10 +148,11 @@ def test_api_conforms_to_its_document(case: Any, served: Served) -> None:
         response,
         headers=headers,
         transport_kwargs={"base_url": served.url, "headers": headers},
-        additional_checks=[envelope_on_errors, schema_valid_messages_are_stored],
-        # the schemas are exact where JSON Schema can be, and otherwise stricter than the app (an integer
-        # beyond 64 bits written without an exponent is refused, 1e19 is read as a float): a message they
-        # refuse may be stored; what they accept is stored (the check above)
+        additional_checks=[envelope_on_errors, schema_valid_messages_are_accepted],
+        # the schemas are exact where JSON Schema can be, and otherwise stricter than the app (it refuses
+        # an integer literal between 2**63 and 2**64 but reads 1e19 or a longer literal as a float, where
+        # JSON Schema sees one number): a message they refuse may be stored; what they accept is accepted
+        # (the check above)
         excluded_checks=[positive_data_acceptance, negative_data_rejection],
     )
 
