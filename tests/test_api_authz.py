@@ -32,6 +32,8 @@ POLICIES: list[tuple[str, set[str]]] = [
         r"^/v1/projects/\{[^}]+\}/settings$",
         set(CREDENTIALS),
     ),  # analytics.js settings: public, like Segment's CDN
+    (r"^/analytics\.js$", set(CREDENTIALS)),  # the tracking tag: public, like a CDN's script
+    (r"^/sourceConfig/?$", {"write"}),  # RudderStack's source config: the write key in the query
     (r"^/v1/leads(/\{ref\})?$|^/v1/leads/\{ref\}/explanation$", {"read", "admin"}),
     (r"^/v1/leads/\{ref\}/stage$|^/v1/segments|^/v1/assignments$|^/v1/reports/", {"read", "admin"}),
     (r"^/v1/leads/\{ref\}/feedback$|^/v1/outcomes$", {"admin"}),

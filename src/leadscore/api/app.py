@@ -10,7 +10,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from leadscore import __version__, web
-from leadscore.api import browser, errors, health, leads, reports, tracking, tracking_lane
+from leadscore.api import (
+    allowed_methods,
+    browser,
+    errors,
+    health,
+    leads,
+    openapi,
+    reports,
+    tracking,
+    tracking_lane,
+)
 from leadscore.api import lifecycle as lifecycle_api
 from leadscore.api.auth import KeyCache
 from leadscore.api.state import AppState
@@ -102,6 +112,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         redoc_url=None,
     )
     errors.install(app)
+    allowed_methods.install(app)  # 405 with Allow
     app.add_middleware(errors.DeclaredBodyLimit, max_bytes=MAX_BODY_BYTES)
     if settings.cors_origins:
         app.add_middleware(
@@ -118,6 +129,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(reports.router)
     app.include_router(health.router)
     web.install(app)  # the dashboard: pages, static files, security headers
+    openapi.install(app, settings)  # /openapi.json: schemes, every status, the tracking bodies
 
     return app
 

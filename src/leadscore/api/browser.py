@@ -29,6 +29,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from leadscore.api.auth import write_key as verified_write_key
 from leadscore.api.errors import ApiError
+from leadscore.api.openapi import WRITE, refusals
 from leadscore.api.state import state_of
 
 router = APIRouter(tags=["tracking"])
@@ -52,6 +53,7 @@ NO_REPORTING = {"statsCollection": {"errors": {"enabled": False}, "metrics": {"e
 @router.get(
     "/v1/projects/{write_key}/settings",
     summary="Settings for analytics.js (analytics-next) pointed at leadscore",
+    responses=refusals(404),
 )
 def settings(write_key: str, request: Request) -> dict[str, Any]:
     key = state_of(request).keys.lookup(write_key)
@@ -79,7 +81,12 @@ def settings(write_key: str, request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/sourceConfig/", summary="Source configuration for RudderStack's JavaScript SDK v3 (configUrl)")
+@router.get(
+    "/sourceConfig/",
+    summary="Source configuration for RudderStack's JavaScript SDK v3 (configUrl)",
+    description="The write key as the HTTP Basic user name, or as the `writeKey` query parameter.",
+    openapi_extra=WRITE,
+)
 def source_config(
     request: Request, write_key: Annotated[str | None, Query(alias="writeKey")] = None
 ) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from leadscore import __version__
 from leadscore.api.auth import read_token
 from leadscore.api.errors import error_body
+from leadscore.api.openapi import READ, refusal
 from leadscore.api.state import AppState, state_of
 from leadscore.scoring.run import now_ms
 from leadscore.store import counters
@@ -32,8 +33,13 @@ def healthz() -> dict[str, object]:
     return {"ok": True, "version": __version__}
 
 
+CHECKS = {"type": "object", "additionalProperties": {"type": "string"}, "description": "each check's state"}
+
+
 @router.get(
-    "/readyz", summary="Readiness: database reachable, schema at the newest migration, processor running"
+    "/readyz",
+    summary="Readiness: database reachable, schema at the newest migration, processor running",
+    responses={503: refusal(503, checks=CHECKS)},
 )
 def readyz(request: Request) -> JSONResponse:
     state = state_of(request)
@@ -53,7 +59,12 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({**error_body(503, message, failing), "checks": checks}, status_code=503)
 
 
-@router.get("/metrics", summary="Prometheus metrics (a read or admin token unless LEADSCORE_METRICS_PUBLIC)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (a read or admin token unless LEADSCORE_METRICS_PUBLIC)",
+    response_class=PlainTextResponse,
+    openapi_extra=READ,  # the document leaves it out when the metrics are public
+)
 def metrics(request: Request) -> PlainTextResponse:
     state = state_of(request)
     if not state.settings.metrics_public:

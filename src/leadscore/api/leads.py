@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.api.auth import read_token
+from leadscore.api.deps import ReaderState
 from leadscore.api.errors import ApiError
-from leadscore.api.state import state_of
+from leadscore.api.openapi import refusals
 from leadscore.lifecycle.lead_filter import LeadFilter, LeadFilterParams, exportable
 from leadscore.scoring.explain import explain_current
 from leadscore.spreadsheet import csv_safe
@@ -87,9 +87,19 @@ def _query(f: LeadFilter) -> Select[Any]:
     return select(*COLUMNS).select_from(joined).where(f.matches(leads.c.id))
 
 
-@router.get("/leads", summary="List leads with their scores")
+EXPORTS = {
+    "description": "A page of leads (JSON), or every matching lead (CSV, NDJSON)",
+    "content": {
+        "application/json": {},
+        "text/csv": {"schema": {"type": "string"}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    },
+}
+
+
+@router.get("/leads", summary="List leads with their scores", responses={200: EXPORTS, **refusals(400)})
 def list_leads(
-    request: Request,
+    state: ReaderState,
     f: Annotated[LeadFilterParams, Query()],
     sort: Annotated[Literal["score", "fit", "engagement", "updated", "id"], Query()] = "score",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
@@ -97,8 +107,6 @@ def list_leads(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     format: Annotated[Literal["json", "csv", "ndjson"], Query()] = "json",
 ) -> Any:
-    state = state_of(request)
-    read_token(request, state.keys)
     key = _sort_key(sort)
     query = _query(f).add_columns(key.label("sort_value"))
     ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
@@ -150,10 +158,10 @@ def _export(store: Any, query: Select[Any], fmt: str) -> StreamingResponse:
     return StreamingResponse(rows(), media_type=media, headers=headers)
 
 
-@router.get("/leads/{ref}", summary="One lead: attributes, score, ledger, history, crossings")
-def get_lead(request: Request, ref: str) -> dict[str, Any]:
-    state = state_of(request)
-    read_token(request, state.keys)
+@router.get(
+    "/leads/{ref}", summary="One lead: attributes, score, ledger, history, crossings", responses=refusals(404)
+)
+def get_lead(state: ReaderState, ref: str) -> dict[str, Any]:
     with state.store.connect() as conn:
         lead_id = resolve_lead_ref(conn, ref)
         lead = dict(conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one())
@@ -179,10 +187,9 @@ def get_lead(request: Request, ref: str) -> dict[str, Any]:
 @router.get(
     "/leads/{ref}/explanation",
     summary="The lead's current score explained: ledger lines and each counted event's share of them",
+    responses=refusals(404),
 )
-def get_explanation(request: Request, ref: str) -> dict[str, Any]:
-    state = state_of(request)
-    read_token(request, state.keys)
+def get_explanation(state: ReaderState, ref: str) -> dict[str, Any]:
     with state.store.connect() as conn:
         lead_id = resolve_lead_ref(conn, ref)
         explained = explain_current(conn, state.store.sources(), lead_id)

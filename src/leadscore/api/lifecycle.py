@@ -12,13 +12,14 @@ import hmac
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
-from leadscore.api.auth import read_token
+from leadscore.api.deps import AdminState, ReaderState
 from leadscore.api.errors import ApiError
+from leadscore.api.openapi import refusals
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import InputError, NotFoundError
 from leadscore.lifecycle import segments
@@ -40,26 +41,6 @@ from leadscore.store.people import resolve_lead_ref
 from leadscore.store.suppressions import suppress
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"])
-
-
-def admin(request: Request) -> AppState:
-    state = state_of(request)
-    key = read_token(request, state.keys)
-    if key.kind != "admin":
-        raise ApiError(
-            403, "feedback and outcomes need an admin token (`leadscore keys create --kind admin`)"
-        )
-    return state
-
-
-def reader(request: Request) -> AppState:
-    state = state_of(request)
-    read_token(request, state.keys)
-    return state
-
-
-AdminState = Annotated[AppState, Depends(admin)]
-ReaderState = Annotated[AppState, Depends(reader)]
 
 
 def lead_ref(conn: Connection, ref: str) -> int:
@@ -84,7 +65,11 @@ def _time(text: str | None, field: str) -> int | None:
         ) from None
 
 
-@router.get("/leads/{ref}/stage", summary="A lead's stage now or as of a time, its stage history and sends")
+@router.get(
+    "/leads/{ref}/stage",
+    summary="A lead's stage now or as of a time, its stage history and sends",
+    responses=refusals(404),
+)
 def get_stage(state: ReaderState, ref: str, as_of: Annotated[str | None, Query()] = None) -> dict[str, Any]:
     at = _time(as_of, "as_of") or now_ms()
     with state.store.connect() as conn:
@@ -119,7 +104,11 @@ class FeedbackIn(BaseModel):
     at: str | None = None
 
 
-@router.post("/leads/{ref}/feedback", summary="Sales accepts (→ SQL) or rejects (with a reason) a lead")
+@router.post(
+    "/leads/{ref}/feedback",
+    summary="Sales accepts (→ SQL) or rejects (with a reason) a lead",
+    responses=refusals(404, 409),
+)
 def post_feedback(state: AdminState, ref: str, body: FeedbackIn) -> dict[str, Any]:
     model = lifecycle_model(state)
     stamp = now_ms()
@@ -159,7 +148,11 @@ class OutcomesIn(BaseModel):
     outcomes: list[OutcomeIn] = Field(min_length=1, max_length=1000)
 
 
-@router.post("/outcomes", summary="Record outcomes (opportunity, won, lost, ...); per-item results")
+@router.post(
+    "/outcomes",
+    summary="Record outcomes (opportunity, won, lost, ...); per-item results",
+    responses=refusals(409),
+)
 def post_outcomes(state: AdminState, body: OutcomesIn) -> dict[str, Any]:
     active = current_model(state.store)
     if active is None:
@@ -199,7 +192,9 @@ def post_outcomes(state: AdminState, body: OutcomesIn) -> dict[str, Any]:
     return {"ok": all(r["ok"] for r in results), "kinds": list(OUTCOME_KINDS), "results": results}
 
 
-@router.get("/segments", summary="Segments declared by the model, with their current sizes")
+@router.get(
+    "/segments", summary="Segments declared by the model, with their current sizes", responses=refusals(409)
+)
 def get_segments(state: ReaderState) -> dict[str, Any]:
     model = lifecycle_model(state)
     with state.store.connect() as conn:
@@ -214,7 +209,14 @@ def get_segments(state: ReaderState) -> dict[str, Any]:
     }
 
 
-@router.get("/segments/{segment_id}/members", summary="A segment's members (JSON, or CSV export)")
+@router.get(
+    "/segments/{segment_id}/members",
+    summary="A segment's members (JSON, or CSV export)",
+    responses={
+        200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}},
+        **refusals(404, 409),
+    },
+)
 def get_members(
     state: ReaderState, segment_id: str, format: Annotated[Literal["json", "csv"], Query()] = "json"
 ) -> Any:
@@ -252,11 +254,21 @@ Email = Annotated[str | None, Query(max_length=320)]
 Token = Annotated[str | None, Query(max_length=100)]
 
 
-@router.get("/unsubscribe", summary="Unsubscribe link of nurture mails (signed)")
+@router.get(
+    "/unsubscribe",
+    summary="Unsubscribe link of nurture mails (signed)",
+    response_class=PlainTextResponse,
+    responses=refusals(403),
+)
 def unsubscribe_link(request: Request, email: Email = None, token: Token = None) -> PlainTextResponse:
     return _unsubscribe(request, email, token)
 
 
-@router.post("/unsubscribe", summary="One-click unsubscribe (RFC 8058), signed like the link")
+@router.post(
+    "/unsubscribe",
+    summary="One-click unsubscribe (RFC 8058), signed like the link",
+    response_class=PlainTextResponse,
+    responses=refusals(403),
+)
 def unsubscribe_one_click(request: Request, email: Email = None, token: Token = None) -> PlainTextResponse:
     return _unsubscribe(request, email, token)

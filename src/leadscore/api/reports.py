@@ -7,12 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from leadscore.api.lifecycle import ReaderState, lifecycle_model
+from leadscore.api.deps import ReaderState
+from leadscore.api.lifecycle import lifecycle_model
+from leadscore.api.openapi import refusals
 from leadscore.lifecycle import reports
 from leadscore.model import Lifecycle
 from leadscore.scoring.run import now_ms
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+# every report reads the active model's lifecycle section: 409 without one
+router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=refusals(409))
 
 
 def _lifecycle(state: ReaderState) -> tuple[Any, Lifecycle]:

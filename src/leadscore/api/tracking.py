@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from leadscore.api.auth import write_key
 from leadscore.api.content_encoding import decoded
 from leadscore.api.errors import LISTED_ERRORS, ApiError
+from leadscore.api.openapi import tracking_route
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import MessageError
 from leadscore.ingest.apply import event_row
@@ -50,15 +51,6 @@ PATHS: dict[str, str | None] = {
     **{f"/v1/{kind}": kind for kind in TYPES},
     **{f"/v1/{short}": kind for short, kind in SHORT.items()},
     **{f"/v1/{path}": None for path in BATCH_PATHS},
-}
-BODY_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "text/plain": {"schema": {"type": "string"}},
-        },
-    }
 }
 BATCH_KEYS = ("context", "integrations")
 
@@ -196,8 +188,8 @@ def _single_route(kind: str, path: str, include: bool = True) -> None:
         endpoint,
         methods=["POST"],
         summary=f"Record a {kind} message",
-        openapi_extra=BODY_DOC,
         include_in_schema=include,
+        **tracking_route(kind),
     )
 
 
@@ -207,16 +199,16 @@ for _short, _kind in SHORT.items():
     _single_route(_kind, _short, include=True)
 
 
-@router.post("/batch", summary="Record a batch of messages", openapi_extra=BODY_DOC)
+@router.post("/batch", summary="Record a batch of messages", **tracking_route(None))
 async def batch(request: Request) -> Response:
     return await _batch(request)
 
 
-@router.post("/b", summary="Record a batch of messages (analytics.js short path)", openapi_extra=BODY_DOC)
+@router.post("/b", summary="Record a batch of messages (analytics.js short path)", **tracking_route(None))
 async def batch_short(request: Request) -> Response:
     return await _batch(request)
 
 
-@router.post("/import", summary="Import historical messages (a batch)", openapi_extra=BODY_DOC)
+@router.post("/import", summary="Import historical messages (a batch)", **tracking_route(None))
 async def import_(request: Request) -> Response:
     return await _batch(request)
