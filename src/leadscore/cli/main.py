@@ -17,6 +17,7 @@ from leadscore.cli import (
     lifecycle_cmds,
     model_cmds,
     privacy_cmds,
+    process_cmd,
     server_cmds,
     users_cmds,
 )
@@ -45,6 +46,7 @@ app.command("evaluate")(learn_cmds.evaluate_cmd)
 app.command("learn")(learn_cmds.learn_cmd)
 app.command("backtest")(learn_cmds.backtest_cmd)
 app.command("serve")(server_cmds.serve)
+app.command("process")(process_cmd.process)
 app.add_typer(users_cmds.app, name="users")
 app.command("audit")(users_cmds.audit_cmd)
 app.add_typer(privacy_cmds.app, name="privacy")

@@ -27,6 +27,13 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Server processes (each with its own socket, committer and processor).")
     ] = 1,
+    processor: Annotated[
+        bool,
+        typer.Option(
+            "--processor/--no-processor",
+            help="Score events and run the lifecycle in the server; with --no-processor, `leadscore process` does.",
+        ),
+    ] = True,
     db: Db = None,
 ) -> None:
     """Run the HTTP API: Segment-compatible tracking endpoints and the read API (OpenAPI at /openapi.json)."""
@@ -34,6 +41,8 @@ def serve(
 
     url = database_url(db)
     os.environ["LEADSCORE_DATABASE_URL"] = url
+    if not processor:
+        os.environ["LEADSCORE_RUN_PROCESSOR"] = "false"  # read by every worker's Settings
     # create or migrate the schema once, before the workers start
     Store.from_url(url).dispose()
     options = {
