@@ -173,7 +173,9 @@ def import_run(path: Path, db: str, workdir: Path) -> tuple[float, int, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=300_000, help="lines in the generated export")
     parser.add_argument("--users", type=int, default=20_000, help="distinct people in it")
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")

@@ -9,7 +9,6 @@ anon-9's page belongs to no lead. Lines 4 and 5 are rejected.
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +54,9 @@ def test_backfill_scores_as_the_slow_path_rescoring_each_lead_once(store: Store,
     assert (report.lines, report.accepted, report.duplicates, report.leads_created) == (8, 6, 0, 1)
     assert rescored == 1  # Linda, once, however many chunks touched her
     current, history = linda(store)
-    assert (current["fit_score"], current["engagement_score"], current["score"]) == pytest.approx((50, 30, 40))
+    assert (current["fit_score"], current["engagement_score"], current["score"]) == pytest.approx(
+        (50, 30, 40)
+    )
     assert (current["grade"], current["band"]) == ("B", "warm")
     # the last history row: the score as of her newest event, caused by the import
     assert (history[-1]["at_ms"], history[-1]["score"], history[-1]["cause_ref"]) == (

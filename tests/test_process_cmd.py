@@ -18,14 +18,18 @@ import sys
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
-from leadscore.ingest.apply import event_row
+from leadscore.ingest.apply import Applied, event_row
 from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
-from leadscore.scoring.pipeline import publish
+from leadscore.scoring.pipeline import publish, rescore_touched
+from leadscore.scoring.processor import process_pending
 from leadscore.store import Store, counters
 from leadscore.store.event_log import enqueue, waiting_events
+from leadscore.store.results import lock_leads
 from leadscore.store.schema import events, ledger, score_events, score_history, scores
 
 NOW = 1_717_200_000_000
@@ -92,7 +96,9 @@ def test_a_processor_killed_mid_batch_loses_nothing_and_applies_nothing_twice(st
     with store.connect() as conn:
         tally = counters.read(conn)
         logged = conn.execute(select(func.count(), func.count(events.c.message_id.distinct()))).one()
-        matched = conn.execute(select(ledger.c.lead_id, ledger.c.matched).where(ledger.c.rule_id == "visit")).all()
+        matched = conn.execute(
+            select(ledger.c.lead_id, ledger.c.matched).where(ledger.c.rule_id == "visit")
+        ).all()
         current = dict(conn.execute(select(scores.c.lead_id, scores.c.score)).all())
         history = conn.execute(
             select(score_history.c.lead_id, score_history.c.score).order_by(score_history.c.id)
@@ -112,3 +118,28 @@ def test_a_processor_killed_mid_batch_loses_nothing_and_applies_nothing_twice(st
     assert last == current
     # cold → warm at 20 once per lead: a rescore repeated with a stale state would cross again
     assert sorted(crossings) == sorted((lead_id, "warm") for lead_id in current)
+
+
+@pytest.mark.postgres
+def test_a_lead_being_rescored_is_locked_until_the_transaction_ends(pg_store: Store) -> None:
+    """While one transaction holds a lead for rescoring (``lock_leads``, as ``rescore_touched`` takes
+    it), a second rescorer of that lead waits (here: gives up at its lock_timeout); another lead is free,
+    and after the first commits the lead can be rescored."""
+    store = pg_store
+    publish(store, loads_model(MODEL), as_of=NOW)
+    with store.begin() as conn:
+        enqueue(conn, _rows()[:LEADS])  # one visit each
+    while process_pending(store):
+        pass
+    with store.connect() as conn:
+        held, other = conn.execute(select(scores.c.lead_id).order_by(scores.c.lead_id)).scalars().all()[:2]
+    with store.begin() as first:
+        lock_leads(first, [held])
+        with pytest.raises(OperationalError, match="lock timeout"), store.begin() as second:
+            second.exec_driver_sql("SET LOCAL lock_timeout = '300ms'")
+            rescore_touched(second, store.sources(), Applied(touched={held: NOW}))
+        with store.begin() as second:
+            second.exec_driver_sql("SET LOCAL lock_timeout = '300ms'")
+            assert rescore_touched(second, store.sources(), Applied(touched={other: NOW}))[0] == 1
+    with store.begin() as second:
+        assert rescore_touched(second, store.sources(), Applied(touched={held: NOW}))[0] == 1

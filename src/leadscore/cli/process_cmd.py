@@ -36,7 +36,9 @@ def process(
     poll: Annotated[
         float,
         typer.Option(
-            "--poll", min=0.005, help="Seconds between looks at an empty inbox (the added event -> score delay)."
+            "--poll",
+            min=0.005,
+            help="Seconds between looks at an empty inbox (the added event -> score delay).",
         ),
     ] = 0.02,
     db: Db = None,
@@ -59,17 +61,23 @@ def process(
         # no committer in this process wakes it: it looks at the inbox every ``poll`` seconds, and takes
         # what has gathered then as one batch (so no linger after waking)
         processor = (
-            Processor(store, idle_s=poll, linger_s=0.0, drop_unconsented=settings.unconsented_events == "drop")
+            Processor(
+                store, idle_s=poll, linger_s=0.0, drop_unconsented=settings.unconsented_events == "drop"
+            )
             if scoring
             else None
         )
         runner = LifecycleRunner(store, settings) if lifecycle else None
-        retention = RetentionJob(store, settings.retention_days) if scoring and settings.retention_days else None
+        retention = (
+            RetentionJob(store, settings.retention_days) if scoring and settings.retention_days else None
+        )
         for worker in (processor, runner, retention):
             if worker is not None:
                 worker.start()
         running = ", ".join(n for n, on in (("scoring", scoring), ("lifecycle", lifecycle)) if on)
-        console.print(f"leadscore process: {running} on {store.url}; SIGTERM or Ctrl-C stops it", highlight=False)
+        console.print(
+            f"leadscore process: {running} on {store.url}; SIGTERM or Ctrl-C stops it", highlight=False
+        )
         try:
             stop.wait()
         finally:

@@ -123,7 +123,8 @@ class Backfill:
         for start in range(0, len(ids), RESCORE_CHUNK):
             part = ids[start : start + RESCORE_CHUNK]
             applied = Applied(
-                touched={lid: self.touched[lid] for lid in part}, causes={lid: [self.cause_ref] for lid in part}
+                touched={lid: self.touched[lid] for lid in part},
+                causes={lid: [self.cause_ref] for lid in part},
             )
             with self.store.begin() as conn:
                 rescored, rows = rescore_touched(conn, self.store.sources(), applied)

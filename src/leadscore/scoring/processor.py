@@ -5,7 +5,8 @@ threshold crossings.
 Each batch is one transaction that also deletes its inbox rows, so an event's effects happen once; an
 event whose message id is already in the log (a resend) is skipped. Several processes may run
 processors against one PostgreSQL database: inbox rows are claimed with ``FOR UPDATE SKIP LOCKED``, the
-log's unique message id admits one copy of a message, and leads are row-locked while rescored, so no
+log's unique message id admits one copy of a message, and leads are locked while rescored
+(an advisory lock per lead id: ``store/results.py: lock_leads``), so no
 event is applied twice and no two processors rescore the same lead at once.
 
 A message the processor cannot apply (a value the database refuses, a malformed inbox row) must not stall
