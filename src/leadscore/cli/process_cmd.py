@@ -40,7 +40,7 @@ def process(
             min=0.005,
             help="Seconds between looks at an empty inbox (the added event -> score delay).",
         ),
-    ] = 0.02,
+    ] = 0.05,
     db: Db = None,
 ) -> None:
     """Run the scoring processor and the lifecycle runner until stopped (SIGTERM or Ctrl-C).

@@ -40,6 +40,10 @@ log = logging.getLogger("leadscore.processor")
 BATCH = 500
 SQLITE_BATCH = 100
 RETRIES = 5
+# SQLite: the pause between two batches of one drain. Writers in other processes (a server's committer,
+# when the processor runs in ``leadscore process``) wait for the turn on an flock, which is not first come,
+# first served: a processor taking its next turn at once would keep them waiting for the whole backlog
+SQLITE_YIELD_S = 0.002
 
 
 @dataclass
@@ -226,7 +230,8 @@ class Processor:
     def drain(self) -> None:
         """Process until the inbox is empty (or an error the messages are not to blame for, such as an
         unreachable database: retried on the next wake)."""
-        batch = SQLITE_BATCH if self.store.dialect == "sqlite" else BATCH
+        sqlite = self.store.dialect == "sqlite"
+        batch = SQLITE_BATCH if sqlite else BATCH
         while True:
             try:
                 if not _process(self.store, batch, self.stats, self.drop_unconsented):
@@ -235,3 +240,5 @@ class Processor:
                 self.stats.errors += 1
                 log.exception("processing the inbox failed; it will be retried")
                 return
+            if sqlite:
+                time.sleep(SQLITE_YIELD_S)
