@@ -11,13 +11,17 @@ twice), 2,400 events in the log, none in the inbox, and each lead's ledger count
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -29,6 +33,7 @@ from leadscore.scoring.pipeline import publish, rescore_touched
 from leadscore.scoring.processor import process_pending
 from leadscore.store import Store, counters
 from leadscore.store.event_log import enqueue, waiting_events
+from leadscore.store.keys import create_key
 from leadscore.store.results import lock_leads
 from leadscore.store.schema import events, ledger, score_events, score_history, scores
 
@@ -143,3 +148,53 @@ def test_a_lead_being_rescored_is_locked_until_the_transaction_ends(pg_store: St
             assert rescore_touched(second, store.sources(), Applied(touched={other: NOW}))[0] == 1
     with store.begin() as second:
         assert rescore_touched(second, store.sources(), Applied(touched={held: NOW}))[0] == 1
+
+
+def test_serve_without_processor_leaves_scoring_to_process(tmp_path: Path) -> None:
+    """``serve --no-processor`` acknowledges an event and leaves it in the inbox (readiness: processor
+    "disabled", still ready); ``process`` then scores it: one visit, engagement 1, score ½·1 = 0.5."""
+    db = str(tmp_path / "db.sqlite")
+    store = Store.from_url(db)
+    publish(store, loads_model(MODEL), as_of=NOW)
+    with store.begin() as conn:
+        _, token = create_key(conn, "write", "test", NOW)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cli = [sys.executable, "-c", "from leadscore.cli.main import main; main()"]
+    serve = subprocess.Popen(
+        [*cli, "serve", "--no-processor", "--port", str(port), "--db", db],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    processor: subprocess.Popen[bytes] | None = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                ready = httpx.get(f"{base}/readyz", timeout=1)
+                break
+            assert serve.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+        assert (ready.status_code, ready.json()["checks"]["processor"]) == (200, "disabled")
+        sent = httpx.post(
+            f"{base}/v1/page",
+            json={"type": "page", "userId": "ann", "messageId": "only", "timestamp": NOW},
+            auth=(token, ""),
+            timeout=10,
+        )
+        assert sent.status_code == 200, sent.text
+        time.sleep(1.0)  # a processor in the server would have scored it within milliseconds
+        with store.connect() as conn:
+            assert waiting_events(conn) == 1
+        processor = _process(db)
+        _wait(store, lambda c: waiting_events(c) == 0, "`leadscore process` to score the event")
+        with store.connect() as conn:
+            assert conn.execute(select(scores.c.score)).scalars().all() == [0.5]
+    finally:
+        for proc in (serve, processor):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+        store.dispose()
