@@ -1,7 +1,7 @@
 """Ingest benchmark: the tracking API under load on 127.0.0.1, with every ratio measured in the same run.
 
     python bench/ingest.py [--engine sqlite|postgres|both] [--seconds S] [--latency-seconds L] [--rate R]
-                           [--workers N] [--connections C] [--only abc]
+                           [--workers N] [--connections C] [--only abc] [--processors P]
 
 Default: both engines, 8 s per wrk run, 60 s of latency measurement at 1,000 events/s (about five
 minutes in all). Needs ``wrk`` (apt-get install wrk). Every server is a child process on a free loopback
@@ -18,6 +18,9 @@ included), and wrk the same connections and threads against both sides of a rati
     sends single events on schedule; a poller sees each acknowledged event reach the event log, which happens
     in the transaction that stores the lead's new score, ledger, history and crossings. p50/p99 from the
     send (target p99 <= 250 ms).
+With ``--processors P`` (P >= 1) the server runs as ``leadscore serve --no-processor`` and P
+``leadscore process`` children score the events ((a)'s "processor on" and (c)); their CPU time is read
+from /proc, so (c) also reports the events the processors scored per CPU-second (per core).
 (d) the same on PostgreSQL (``LEADSCORE_BENCH_POSTGRES_URL``, default postgresql://postgres@127.0.0.1/test;
     each run gets a fresh schema).
 """
@@ -67,6 +70,7 @@ scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, 
 USERS = 5_000
 BATCH = 100
 CONNECTIONS = 32  # wrk connections for (a) and (b); --connections changes it (for both sides of a ratio)
+PROCESSORS = 0  # ``leadscore process`` children (0: the processor runs in the server); --processors
 WORKERS = 1  # server processes (``leadscore serve --workers``); --workers changes it, for both sides
 LATENCY_CONNECTIONS = 256  # the latency client stays open-loop while answers take up to ~250 ms
 MAX_SECONDS = 120  # no single measurement runs longer, whatever the flags say
@@ -131,6 +135,48 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@dataclass
+class Processors:
+    """``leadscore process`` children; ``cpu_s()`` is their CPU time so far (user + system)."""
+
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+
+@contextmanager
+def processors(db: str, n: int) -> Iterator[Processors]:
+    """``n`` ``leadscore process`` children on ``db`` (the first also runs the lifecycle), stopped after."""
+    out = Processors()
+    base = [sys.executable, "-c", "from leadscore.cli.main import main; main()", "process", "--db", db]
+    try:
+        for i in range(n):
+            extra = [] if i == 0 else ["--no-lifecycle"]
+            out.procs.append(subprocess.Popen([*base, *extra], stdout=subprocess.DEVNULL))
+        yield out
+    finally:
+        for proc in out.procs:
+            proc.terminate()
+        for proc in out.procs:
+            proc.wait(60)
+
+
+@contextmanager
+def scoring_server(db: str, scoring: bool = True) -> Iterator[tuple[str, Processors]]:
+    """The leadscore server with scoring on (in the server, or with ``--processors P`` in P processes of
+    their own) or off (``scoring=False``: events wait in the inbox)."""
+    with (
+        processors(db, PROCESSORS if scoring else 0) as procs,
+        server("leadscore", db, scoring and PROCESSORS == 0) as url,
+    ):
+        yield url, procs
 
 
 @contextmanager
@@ -290,7 +336,7 @@ def single_events(engine: str, workdir: Path, seconds: float) -> dict[str, Any]:
     for processor in (True, False):
         with database(engine, workdir) as db:
             key = prepare(db)
-            with server("leadscore", db, processor) as url:
+            with scoring_server(db, processor) as (url, _):
                 wrk(url, "/v1/track", key, 0, 2, workdir)
                 result = wrk(url, "/v1/track", key, 0, seconds, workdir)
             kept = stored(db)
@@ -493,16 +539,17 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
 def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
     with database(engine, workdir) as db:
         key = prepare(db)
-        with server("leadscore", db, processor=True) as url:
+        with scoring_server(db) as (url, procs):
             tracker = Tracker()
             stop = threading.Event()
             poller = threading.Thread(target=_poll, args=(db, tracker, stop, 0.005), daemon=True)
             poller.start()
-            began = time.time()
+            began, cpu_before = time.time(), procs.cpu_s()
             asyncio.run(_drive(url, key, rate, seconds, tracker))
             sent_for = time.time() - began
             stop.set()
             poller.join(MAX_SECONDS)
+            processor_cpu_s = procs.cpu_s() - cpu_before
             crossings = count(db, "score_events")
             history = count(db, "score_history")
     assert tracker.failed == 0, f"{tracker.failed} requests failed"
@@ -529,6 +576,10 @@ def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, 
         "max_inbox": tracker.max_inbox,
         "crossings": crossings,
         "history_rows": history,
+        "processors": PROCESSORS,
+        # events scored per CPU-second of the processor processes (one core busy for a second)
+        "per_core": len(tracker.done) / processor_cpu_s if processor_cpu_s else None,
+        "processor_cpu_s": processor_cpu_s,
     }
 
 
@@ -559,6 +610,14 @@ def report(engine: str, a: dict[str, Any], b: dict[str, Any], c: dict[str, Any])
         f"(acknowledged: p50 {c['ack_p50']:.1f} ms, p99 {c['ack_p99']:.1f} ms; "
         f"inbox peak {c['max_inbox']}; {c['history_rows']:,} history rows, {c['crossings']:,} crossings)",
     ]
+    if c["processors"]:
+        lines.insert(
+            1, f"    scoring in {c['processors']} `leadscore process` process(es), not in the server"
+        )
+        lines.append(
+            f"    processors: {c['processor_cpu_s']:.1f} CPU-s for {c['events']:,} events = "
+            f"{c['per_core']:,.0f} events/s per core"
+        )
     return "\n".join(lines)
 
 
@@ -579,9 +638,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="server processes, for leadscore and the bare baseline alike"
     )
+    parser.add_argument(
+        "--processors", type=int, default=0, help="`leadscore process` children scoring (0: in the server)"
+    )
     args = parser.parse_args(argv)
-    global CONNECTIONS, WORKERS
-    CONNECTIONS, WORKERS = args.connections, args.workers
+    global CONNECTIONS, WORKERS, PROCESSORS
+    CONNECTIONS, WORKERS, PROCESSORS = args.connections, args.workers, args.processors
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
     with tempfile.TemporaryDirectory(prefix="leadscore-ingest-") as tmp:
         workdir = Path(tmp)

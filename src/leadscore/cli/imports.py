@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from leadscore.cli.options import Db, open_store
@@ -79,7 +87,13 @@ def _progress_bar(path: Path, wanted: bool | None) -> Iterator[csv_import.Progre
     if not (sys.stdout.isatty() if wanted is None else wanted):
         yield None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"importing {path.name}", total=path.stat().st_size)
         yield lambda done, total: bar.update(task, completed=done, total=total)
@@ -185,18 +199,22 @@ def accounts_cmd(path: File, maps: Maps = None, ignore: Ignore = None, max_error
 
 @app.command("events")
 def events_cmd(path: File, max_errors: MaxErrors = None, errors_out: ErrorsOut = None,
-               progress: ShowProgress = None, db: Db = None) -> None:  # fmt: skip
-    """Segment-spec messages, one JSON object a line (.jsonl or .jsonl.gz); the touched leads are rescored."""
+               progress: ShowProgress = None, db: Db = None,
+               chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=100_000,
+                   help="Messages stored per transaction (memory grows with it, not with the file).")] = 5000,
+               ) -> None:  # fmt: skip
+    """Segment-spec messages, one JSON object a line (.jsonl or .jsonl.gz); the touched leads are rescored once, at the end."""
     from leadscore.ingest import jsonl_import
-    from leadscore.scoring.pipeline import ingest
+    from leadscore.scoring.pipeline import Backfill
 
-    with open_store(db) as store, _progress_bar(path, progress) as bar:
-        report: EventImportReport = jsonl_import.import_events(
-            path,
-            lambda messages: ingest(store, messages, source="import"),
-            max_errors=max_errors,
-            progress=bar,
-        )
+    with open_store(db) as store:
+        backfill = Backfill(store, source="import", cause_ref=f"import {path.name}")
+        with _progress_bar(path, progress) as bar:
+            report: EventImportReport = jsonl_import.import_events(
+                path, backfill.add, chunk_size=chunk_size, max_errors=max_errors, progress=bar
+            )
+        with _rescore_bar(len(backfill.touched), progress) as bar:
+            report.leads_rescored, _ = backfill.finish(bar)
     counts = {"lines": report.lines, "accepted": report.accepted, "already imported": report.duplicates,
               "rejected": report.rejected, "leads created": report.leads_created,
               "leads rescored": report.leads_rescored}  # fmt: skip
@@ -204,3 +222,14 @@ def events_cmd(path: File, max_errors: MaxErrors = None, errors_out: ErrorsOut =
     _report_problems(report.problems, "line", errors_out, report.aborted)
     if report.problems:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _rescore_bar(leads: int, wanted: bool | None) -> Iterator[csv_import.Progress | None]:
+    if not leads or not (sys.stdout.isatty() if wanted is None else wanted):
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("rescoring leads", total=leads)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

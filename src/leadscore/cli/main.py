@@ -22,6 +22,7 @@ from leadscore.cli import (
     lifecycle_cmds,
     model_cmds,
     privacy_cmds,
+    process_cmd,
     review_cmds,
     server_cmds,
     users_cmds,
@@ -50,6 +51,7 @@ app.command("backtest")(learn_cmds.backtest_cmd)
 app.command("review")(review_cmds.review_cmd)
 app.add_typer(review_cmds.alerts_app, name="alerts")
 app.command("serve")(server_cmds.serve)
+app.command("process")(process_cmd.process)
 app.add_typer(users_cmds.app, name="users")
 app.command("audit")(users_cmds.audit_cmd)
 app.add_typer(privacy_cmds.app, name="privacy")

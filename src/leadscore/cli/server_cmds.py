@@ -28,6 +28,13 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    processor: Annotated[
+        bool,
+        typer.Option(
+            "--processor/--no-processor",
+            help="Score events and run the lifecycle in the server; with --no-processor, `leadscore process` does.",
+        ),
+    ] = True,
     db: Db = None,
 ) -> None:
     """Run the HTTP API: Segment-compatible tracking endpoints and the read API (OpenAPI at /openapi.json)."""
@@ -44,6 +51,8 @@ def serve(
     url = database_url(db)
     os.environ["LEADSCORE_DATABASE_URL"] = url
     logging.config.dictConfig(log_config())
+    if not processor:
+        os.environ["LEADSCORE_RUN_PROCESSOR"] = "false"  # read by every worker's Settings
     # create or migrate the schema once, before the workers start
     store = Store.from_url(url)
     try:

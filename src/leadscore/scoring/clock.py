@@ -24,6 +24,7 @@ from leadscore.scoring.pipeline import current_model, rescore_now
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
+from leadscore.store.results import lock_leads
 from leadscore.store.schema import leads, scores
 
 log = logging.getLogger("leadscore.clock")
@@ -77,7 +78,9 @@ def tick(store: Store, now: int | None = None) -> TickStats:
             stamp = now if now is not None else now_ms()
             ids = due_leads(conn, stamp, chunk)
             if ids and conn.dialect.name == "postgresql":
-                # a processor may have rescored some (and moved their due time) before they were locked
+                # wait for a processor rescoring any of them (the one lead lock), then keep those still
+                # due: the processor may have rescored some (and moved their due time) meanwhile
+                lock_leads(conn, ids)
                 ids = still_due(conn, ids, stamp)
             if ids:
                 leads, rows = rescore_now(conn, store.sources(), active, ids, stamp, "time", CAUSE_REF)

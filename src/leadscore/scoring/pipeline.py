@@ -1,10 +1,11 @@
-"""Operations that change scores: ingest messages, publish a model, rescore everyone."""
+"""Operations that change scores: ingest messages, backfill a history of them, publish a model, rescore
+everyone."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -129,6 +130,52 @@ def _with_colleagues(
         since[colleague] = min(since[lead_id], since.get(colleague, since[lead_id]))
         messages.setdefault(colleague, []).extend(applied.causes.get(lead_id, []))
     return touched, messages, since
+
+
+class Backfill:
+    """A large import of recorded events: each chunk of messages is stored and applied (identities,
+    traits, accounts) in a transaction of its own, without scoring; ``finish`` then rescores every lead
+    the chunks touched once, ``RESCORE_CHUNK`` leads per transaction, through ``rescore_touched`` (current
+    score, ledger, history, crossings), as of each lead's newest imported event.
+
+    What it keeps between chunks is a lead id and a time per touched lead: memory is bounded by the chunk
+    size and the number of leads, not by the file.
+    """
+
+    def __init__(self, store: Store, *, source: str, cause_ref: str) -> None:
+        self.store, self.source, self.cause_ref = store, source, cause_ref
+        self.touched: dict[int, int] = {}
+        self.since: dict[int, int] = {}  # the earliest time whose history each lead's chunks may change
+
+    def add(self, messages: Sequence[Message]) -> IngestReport:
+        """Store and apply one chunk (one transaction); its leads wait for ``finish``."""
+        with self.store.begin() as conn:
+            applied = apply_messages(conn, messages, self.source)
+        for lead_id, at_ms in applied.touched.items():
+            self.touched[lead_id] = max(at_ms, self.touched.get(lead_id, at_ms))
+            first = applied.since.get(lead_id, at_ms)
+            self.since[lead_id] = min(first, self.since.get(lead_id, first))
+        return IngestReport(len(applied.inserted), applied.duplicates, created_leads=applied.created_leads)
+
+    def finish(self, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Rescore the touched leads; returns (leads rescored, history rows). ``progress(done, total)``."""
+        ids = sorted(self.touched)
+        leads_rescored = history_rows = 0
+        for start in range(0, len(ids), RESCORE_CHUNK):
+            part = ids[start : start + RESCORE_CHUNK]
+            applied = Applied(
+                touched={lid: self.touched[lid] for lid in part},
+                causes={lid: [self.cause_ref] for lid in part},
+                since={lid: self.since[lid] for lid in part},
+            )
+            with self.store.begin() as conn:
+                rescored, rows = rescore_touched(conn, self.store.sources(), applied)
+            leads_rescored, history_rows = leads_rescored + rescored, history_rows + rows
+            if progress is not None:
+                progress(start + len(part), len(ids))
+        self.touched.clear()
+        self.since.clear()
+        return leads_rescored, history_rows
 
 
 def _cause(message_ids: list[str]) -> str:

@@ -5,7 +5,8 @@ threshold crossings.
 Each batch is one transaction that also deletes its inbox rows, so an event's effects happen once; an
 event whose message id is already in the log (a resend) is skipped. Several processes may run
 processors against one PostgreSQL database: inbox rows are claimed with ``FOR UPDATE SKIP LOCKED``, the
-log's unique message id admits one copy of a message, and leads are row-locked while rescored, so no
+log's unique message id admits one copy of a message, and leads are locked while rescored
+(an advisory lock per lead id: ``store/results.py: lock_leads``), so no
 event is applied twice and no two processors rescore the same lead at once.
 
 A message the processor cannot apply (a value the database refuses, a malformed inbox row) must not stall
@@ -39,6 +40,10 @@ log = logging.getLogger("leadscore.processor")
 BATCH = 500
 SQLITE_BATCH = 100
 RETRIES = 5
+# SQLite: the pause between two batches of one drain. Writers in other processes (a server's committer,
+# when the processor runs in ``leadscore process``) wait for the turn on an flock, which is not first come,
+# first served: a processor taking its next turn at once would keep them waiting for the whole backlog
+SQLITE_YIELD_S = 0.002
 
 
 @dataclass
@@ -225,7 +230,8 @@ class Processor:
     def drain(self) -> None:
         """Process until the inbox is empty (or an error the messages are not to blame for, such as an
         unreachable database: retried on the next wake)."""
-        batch = SQLITE_BATCH if self.store.dialect == "sqlite" else BATCH
+        sqlite = self.store.dialect == "sqlite"
+        batch = SQLITE_BATCH if sqlite else BATCH
         while True:
             try:
                 if not _process(self.store, batch, self.stats, self.drop_unconsented):
@@ -234,3 +240,5 @@ class Processor:
                 self.stats.errors += 1
                 log.exception("processing the inbox failed; it will be retried")
                 return
+            if sqlite:
+                time.sleep(SQLITE_YIELD_S)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, text
 
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
 from leadscore.store.id_lists import in_list
-from leadscore.store.schema import leads, ledger, score_events, score_history, scores
+from leadscore.store.schema import ledger, score_events, score_history, scores
 from leadscore.store.upsert import insert_ignore
 
 CHUNK = 500
@@ -31,7 +31,12 @@ _NEWEST_ID = (
     .scalar_subquery()
 )
 _NEWEST_HISTORY = select(_NEWEST_ID).select_from(leads).where(in_list(leads.c.id, "ids"))
-_LOCK_LEADS = select(leads.c.id).where(in_list(leads.c.id, "ids")).order_by(leads.c.id).with_for_update()
+# transaction-scoped advisory locks, one per lead id, taken in id order: held in memory only, where
+# ``FOR UPDATE`` marks every lead's row (a page write and a WAL record each) on every batch
+_LOCK_LEADS = text(
+    "SELECT count(pg_advisory_xact_lock(id)) "
+    "FROM (SELECT unnest(CAST(:ids AS BIGINT[])) AS id ORDER BY 1) AS locked"
+)
 _LAST_HISTORY = select(score_history).where(score_history.c.id.in_(_NEWEST_HISTORY))
 
 
@@ -144,6 +149,8 @@ def read_crossings(conn: Connection, lead_id: int | None = None) -> list[dict[st
 
 
 def lock_leads(conn: Connection, lead_ids: Sequence[int]) -> None:
-    """Serialise concurrent rescoring of the same leads (PostgreSQL row locks; SQLite writers are serial)."""
+    """Serialise concurrent rescoring of the same leads until the transaction ends (PostgreSQL: an
+    advisory lock per lead id, in id order, so two rescorers wait for each other and never deadlock;
+    SQLite writers are serial). Every rescore goes through here (``scoring/pipeline.py``)."""
     if conn.dialect.name == "postgresql" and lead_ids:
         conn.execute(_LOCK_LEADS, {"ids": sorted(lead_ids)})

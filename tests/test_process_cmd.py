@@ -1,0 +1,200 @@
+"""``leadscore process``: processors in processes of their own; one killed mid-batch loses nothing and
+applies nothing twice.
+
+The inbox holds 40 leads × 60 page views (one point each, no cap), interleaved so that every inbox row
+touches every lead and the two processors contend for the same leads. One processor is killed with
+SIGKILL while the inbox is being drained; its transaction dies with it, its claimed rows are unlocked
+and the other processor takes them. Afterwards, by hand: 2,400 events acknowledged and scored (the
+counters are added in the transaction that does the work, so an event applied twice would count
+twice), 2,400 events in the log, none in the inbox, and each lead's ledger counts 60 visits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from leadscore.ingest.apply import Applied, event_row
+from leadscore.ingest.segment import normalise
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import publish, rescore_touched
+from leadscore.scoring.processor import process_pending
+from leadscore.store import Store, counters
+from leadscore.store.event_log import enqueue, waiting_events
+from leadscore.store.keys import create_key
+from leadscore.store.results import lock_leads
+from leadscore.store.schema import events, ledger, score_events, score_history, scores
+
+NOW = 1_717_200_000_000
+LEADS, VISITS = 40, 60
+MODEL = """
+model: processes
+engagement:
+  - {id: visit, name: Visit, event: {type: page}, points: 1}
+scale: {engagement_max: 100, bands: {hot: 90, warm: 20}}
+"""
+
+
+def _rows() -> list[dict[str, Any]]:
+    rows = []
+    for visit in range(VISITS):
+        for lead in range(LEADS):
+            message = {
+                "type": "page",
+                "userId": f"user-{lead}",
+                "messageId": f"m-{lead}-{visit}",
+                "timestamp": NOW - (VISITS - visit) * 60_000,
+            }
+            rows.append(event_row(normalise(message, received_ms=NOW), "api"))
+    return rows
+
+
+def _process(url: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-c", "from leadscore.cli.main import main; main()", "process", "--db", url]
+    env = {**os.environ, "LEADSCORE_RUN_LIFECYCLE": "false"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait(store: Store, done: Any, what: str, limit_s: float = 120.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        with store.connect() as conn:
+            if done(conn):
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_processor_killed_mid_batch_loses_nothing_and_applies_nothing_twice(store: Store) -> None:
+    publish(store, loads_model(MODEL), as_of=NOW)
+    with store.begin() as conn:
+        enqueue(conn, _rows())
+    url = store.engine.url.render_as_string(hide_password=False)
+    first, second = _process(url), _process(url)
+    try:
+        # killed once scoring is under way and much is left: while draining, a processor is in a batch
+        _wait(store, lambda c: counters.read(c).get(counters.SCORED, 0) > 0, "the first batch")
+        with store.connect() as conn:
+            assert waiting_events(conn) > 0
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        _wait(store, lambda c: waiting_events(c) == 0, "the inbox to be drained")
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        errors = [proc.communicate(timeout=30)[1].decode() for proc in (first, second)]
+    assert (first.returncode, second.returncode) == (-signal.SIGKILL, 0), errors[1]
+    total = LEADS * VISITS
+    with store.connect() as conn:
+        tally = counters.read(conn)
+        logged = conn.execute(select(func.count(), func.count(events.c.message_id.distinct()))).one()
+        matched = conn.execute(
+            select(ledger.c.lead_id, ledger.c.matched).where(ledger.c.rule_id == "visit")
+        ).all()
+        current = dict(conn.execute(select(scores.c.lead_id, scores.c.score)).all())
+        history = conn.execute(
+            select(score_history.c.lead_id, score_history.c.score).order_by(score_history.c.id)
+        ).all()
+        crossings = conn.execute(
+            select(score_events.c.lead_id, score_events.c.to_value).where(score_events.c.kind == "band")
+        ).all()
+    assert tally[counters.ACKNOWLEDGED] == tally[counters.SCORED] == total
+    assert tuple(logged) == (total, total)
+    assert sorted(m for _, m in matched) == [VISITS] * LEADS
+    # 60 points of 100: engagement 60, fit 0, score ½·0 + ½·60 = 30 for everyone
+    assert sorted(current.values()) == [30.0] * LEADS
+    last: dict[int, float] = {}
+    for lead_id, score in history:
+        assert last.get(lead_id) != score  # a row only when the score moved
+        last[lead_id] = score
+    assert last == current
+    # cold → warm at 20 once per lead: a rescore repeated with a stale state would cross again
+    assert sorted(crossings) == sorted((lead_id, "warm") for lead_id in current)
+
+
+@pytest.mark.postgres
+def test_a_lead_being_rescored_is_locked_until_the_transaction_ends(pg_store: Store) -> None:
+    """While one transaction holds a lead for rescoring (``lock_leads``, as ``rescore_touched`` takes
+    it), a second rescorer of that lead waits (here: gives up at its lock_timeout); another lead is free,
+    and after the first commits the lead can be rescored."""
+    store = pg_store
+    publish(store, loads_model(MODEL), as_of=NOW)
+    with store.begin() as conn:
+        enqueue(conn, _rows()[:LEADS])  # one visit each
+    while process_pending(store):
+        pass
+    with store.connect() as conn:
+        held, other = conn.execute(select(scores.c.lead_id).order_by(scores.c.lead_id)).scalars().all()[:2]
+    with store.begin() as first:
+        lock_leads(first, [held])
+        with pytest.raises(OperationalError, match="lock timeout"), store.begin() as second:
+            second.exec_driver_sql("SET LOCAL lock_timeout = '300ms'")
+            rescore_touched(second, store.sources(), Applied(touched={held: NOW}))
+        with store.begin() as second:
+            second.exec_driver_sql("SET LOCAL lock_timeout = '300ms'")
+            assert rescore_touched(second, store.sources(), Applied(touched={other: NOW}))[0] == 1
+    with store.begin() as second:
+        assert rescore_touched(second, store.sources(), Applied(touched={held: NOW}))[0] == 1
+
+
+def test_serve_without_processor_leaves_scoring_to_process(tmp_path: Path) -> None:
+    """``serve --no-processor`` acknowledges an event and leaves it in the inbox (readiness: processor
+    "disabled", still ready); ``process`` then scores it: one visit, engagement 1, score ½·1 = 0.5."""
+    db = str(tmp_path / "db.sqlite")
+    store = Store.from_url(db)
+    publish(store, loads_model(MODEL), as_of=NOW)
+    with store.begin() as conn:
+        _, token = create_key(conn, "write", "test", NOW)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cli = [sys.executable, "-c", "from leadscore.cli.main import main; main()"]
+    serve = subprocess.Popen(
+        [*cli, "serve", "--no-processor", "--port", str(port), "--db", db],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    processor: subprocess.Popen[bytes] | None = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                ready = httpx.get(f"{base}/readyz", timeout=1)
+                break
+            assert serve.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+        assert (ready.status_code, ready.json()["checks"]["processor"]) == (200, "disabled")
+        sent = httpx.post(
+            f"{base}/v1/page",
+            json={"type": "page", "userId": "ann", "messageId": "only", "timestamp": NOW},
+            auth=(token, ""),
+            timeout=10,
+        )
+        assert sent.status_code == 200, sent.text
+        time.sleep(1.0)  # a processor in the server would have scored it within milliseconds
+        with store.connect() as conn:
+            assert waiting_events(conn) == 1
+        processor = _process(db)
+        _wait(store, lambda c: waiting_events(c) == 0, "`leadscore process` to score the event")
+        with store.connect() as conn:
+            assert conn.execute(select(scores.c.score)).scalars().all() == [0.5]
+    finally:
+        for proc in (serve, processor):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+        store.dispose()
