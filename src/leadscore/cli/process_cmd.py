@@ -17,10 +17,6 @@ import typer
 
 from leadscore.cli.options import Db, open_store
 from leadscore.cli.render import console
-from leadscore.lifecycle.runner import LifecycleRunner
-from leadscore.privacy.retention import RetentionJob
-from leadscore.scoring.processor import Processor
-from leadscore.settings import Settings
 
 
 def process(
@@ -47,6 +43,13 @@ def process(
 
     For `leadscore serve --no-processor`; several may run against one PostgreSQL database.
     """
+    from leadscore.learn.health import run_checks
+    from leadscore.lifecycle.runner import LifecycleRunner
+    from leadscore.privacy.retention import RetentionJob
+    from leadscore.scoring.clock import Clock
+    from leadscore.scoring.processor import Processor
+    from leadscore.settings import Settings
+
     if not (scoring or lifecycle):
         raise typer.BadParameter("nothing to run", param_hint="--no-scoring --no-lifecycle")
     settings = Settings()
@@ -67,11 +70,13 @@ def process(
             if scoring
             else None
         )
-        runner = LifecycleRunner(store, settings) if lifecycle else None
+        runner = LifecycleRunner(store, settings, run_checks) if lifecycle else None
+        # time is an input like events: the clock rescores leads whose score time alone changes
+        clock = Clock(store, settings.clock_tick_s) if scoring and settings.clock_tick_s else None
         retention = (
             RetentionJob(store, settings.retention_days) if scoring and settings.retention_days else None
         )
-        for worker in (processor, runner, retention):
+        for worker in (processor, runner, retention, clock):
             if worker is not None:
                 worker.start()
         running = ", ".join(n for n, on in (("scoring", scoring), ("lifecycle", lifecycle)) if on)
@@ -87,3 +92,5 @@ def process(
                 runner.stop()
             if retention is not None:
                 retention.stop()
+            if clock is not None:
+                clock.stop()

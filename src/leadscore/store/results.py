@@ -10,7 +10,7 @@ from sqlalchemy import Connection, delete, select, text
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
 from leadscore.store.id_lists import in_list
-from leadscore.store.schema import ledger, score_events, score_history, scores
+from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.upsert import insert_ignore
 
 CHUNK = 500
