@@ -111,3 +111,25 @@ def test_help_names_every_choice(argv: list[str], module: str, names: str) -> No
     assert result.exit_code == 0
     for choice in choices:
         assert choice in result.output, f"{choice!r} missing from `leadscore {' '.join(argv)}`"
+
+
+# what the server needs before it answers: the web stack and the store, not the learning or warehouse code
+# (the evaluation and review pages load it when first asked for)
+NOT_FOR_SERVE = {"sklearn", "scipy", "pandas", "numpy", "lightgbm", "duckdb", "pyarrow", "pyspark"}
+
+
+def test_the_server_app_imports_no_learning_library() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import leadscore.api.app"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("import time:")]
+    names = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines[1:]}
+    assert {"fastapi", "sqlalchemy"} <= names  # it did load the app
+    assert names & NOT_FOR_SERVE == set()

@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from leadscore.learn import metrics
 from leadscore.learn.labels import DAY_MS, outcome_times
 from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.replay import mql_stage
@@ -66,6 +65,8 @@ def drift(conn: Connection, version_id: int, settings: Settings, now_ms: int) ->
     before, recent = list(last[0].values()), list(last[1].values())
     if len(before) < a.min_scores or len(recent) < a.min_scores:
         return Check("drift", None, math.nan, a.drift_psi, "too few scores to measure drift")
+    from leadscore.learn import metrics  # scipy: only when there is drift to measure
+
     psi = metrics.psi(before, recent)
     return Check("drift", psi >= a.drift_psi, psi, a.drift_psi,
                  f"score drift: PSI {psi:.3f} between the last {a.window_days:g} days and the "

@@ -30,28 +30,14 @@ from sqlalchemy import Connection
 from leadscore.compile import Sources
 from leadscore.errors import ModelError
 from leadscore.learn.backtest import BacktestResult, backtest
+from leadscore.learn.edits import MIN_SUPPORT, Edit
 from leadscore.learn.sales_feedback import FeedbackEvidence, feedback_evidence
 from leadscore.lifecycle.replay import mql_threshold, with_threshold
 from leadscore.model import ScoringModel, dump_model, loads_model
 from leadscore.model.rules import MAX_POINTS
 
-MIN_SUPPORT = 5
 REJECT_SHARE = 0.6
 LIFT_FACTOR = 1.5
-
-
-@dataclass(frozen=True)
-class Edit:
-    kind: str  # remove_rule | points | threshold
-    rule: str | None = None
-    points: float | None = None
-    threshold: float | None = None
-
-    @property
-    def id(self) -> str:
-        return {"remove_rule": f"remove:{self.rule}", "points": f"points:{self.rule}"}.get(
-            self.kind, "threshold"
-        )
 
 
 @dataclass

@@ -10,8 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.state import state_of
 from leadscore.errors import LeadscoreError
-from leadscore.learn.review import MIN_SUPPORT, Edit, draft, review
-from leadscore.learn.shadow_compare import compare
+from leadscore.learn.edits import MIN_SUPPORT, Edit
 from leadscore.model import dump_model
 from leadscore.scoring.pipeline import activate_version, active_model
 from leadscore.scoring.run import now_ms
@@ -58,6 +57,9 @@ def review_page(
     proposals: Annotated[int, Query(ge=0, le=1)] = 0,
     min_support: Annotated[int, Query(ge=1, le=100_000)] = MIN_SUPPORT,
 ) -> HTMLResponse:
+    from leadscore.learn.review import review  # the learning stack: loaded when the page is asked for
+    from leadscore.learn.shadow_compare import compare
+
     state = state_of(request)
     store, settings = state.store, state.settings
     context: dict[str, Any] = {"edit_value": edit_value, "capacity": settings.alerts.capacity_per_week}
@@ -94,6 +96,8 @@ def review_page(
 def review_draft(request: Request, viewer: ModelPublisher, edit: EditValue) -> HTMLResponse:
     """The active model with the chosen proposals applied, opened in the model page's editor (validate,
     backtest, publish it there)."""
+    from leadscore.learn.review import draft
+
     edits = [_edit(v) for v in edit[:200]]
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
