@@ -40,6 +40,22 @@ _LOCK_LEADS = text(
 _LAST_HISTORY = select(score_history).where(score_history.c.id.in_(_NEWEST_HISTORY))
 
 
+def score_values(r: Ledger, version_id: int, scored_ms: int) -> dict[str, Any]:
+    """A ledger's score columns as a scores (or shadow_scores) row holds them."""
+    return {
+        "lead_id": r.lead_id,
+        "model_version_id": version_id,
+        "as_of_ms": r.as_of,
+        "score": r.score,
+        "fit_score": r.fit_score,
+        "engagement_score": r.engagement_score,
+        "grade": r.grade,
+        "level": r.level,
+        "band": r.band,
+        "scored_ms": scored_ms,
+    }
+
+
 def save_current(
     conn: Connection,
     results: Sequence[Ledger],
@@ -59,16 +75,7 @@ def save_current(
             scores,
             [
                 {
-                    "lead_id": r.lead_id,
-                    "model_version_id": version_id,
-                    "as_of_ms": r.as_of,
-                    "score": r.score,
-                    "fit_score": r.fit_score,
-                    "engagement_score": r.engagement_score,
-                    "grade": r.grade,
-                    "level": r.level,
-                    "band": r.band,
-                    "scored_ms": scored_ms,
+                    **score_values(r, version_id, scored_ms),
                     "due_ms": None if due is None else due.get(r.lead_id),
                 }
                 for r in chunk

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, delete, select
 
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
+from leadscore.store.results import score_values
 from leadscore.store.schema import shadow_models, shadow_scores
 from leadscore.store.upsert import insert_ignore
 
@@ -46,21 +47,7 @@ def save_shadow_scores(conn: Connection, version_id: int, results: Sequence[Ledg
         insert_rows(
             conn,
             shadow_scores,
-            [
-                {
-                    "model_version_id": version_id,
-                    "lead_id": r.lead_id,
-                    "as_of_ms": r.as_of,
-                    "score": r.score,
-                    "fit_score": r.fit_score,
-                    "engagement_score": r.engagement_score,
-                    "grade": r.grade,
-                    "level": r.level,
-                    "band": r.band,
-                    "scored_ms": scored_ms,
-                }
-                for r in chunk
-            ],
+            [score_values(r, version_id, scored_ms) for r in chunk],
         )
 
 

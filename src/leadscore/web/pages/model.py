@@ -166,17 +166,25 @@ def model_backtest(
     return _model_page(request, viewer, None, check=result, draft=draft)
 
 
+def _valid_or_page(request: Request, viewer: Viewer, draft: str) -> ScoringModel | Response:
+    """The draft as a model, or the model page showing its problems (422)."""
+    model, problems = _check(draft)
+    if model is not None:
+        return model
+    check = {"ok": False, "problems": problems, "lines": _numbered(draft, problems)}
+    response = _model_page(request, viewer, None, check=check, draft=draft)
+    response.status_code = 422
+    return response
+
+
 @router.post("/model/publish", include_in_schema=False)
 def model_publish(
     request: Request, viewer: ModelPublisher, draft: Draft, note: Annotated[str, Form(max_length=500)] = ""
 ) -> Response:
     """Publish a valid draft as the next version and rescore every lead (audited by ``publish``)."""
-    model, problems = _check(draft)
-    if model is None:
-        check = {"ok": False, "problems": problems, "lines": _numbered(draft, problems)}
-        response = _model_page(request, viewer, None, check=check, draft=draft)
-        response.status_code = 422
-        return response
+    model = _valid_or_page(request, viewer, draft)
+    if isinstance(model, Response):
+        return model
     version, _ = publish(state_of(request).store, model, note=note, actor=viewer.email)
     return RedirectResponse(f"/model?published={version.id}", status_code=303)
 
@@ -186,12 +194,9 @@ def model_shadow(
     request: Request, viewer: ModelPublisher, draft: Draft, note: Annotated[str, Form(max_length=500)] = ""
 ) -> Response:
     """Publish a valid draft as a shadow: scored beside the active version, compared on the review page."""
-    model, problems = _check(draft)
-    if model is None:
-        check = {"ok": False, "problems": problems, "lines": _numbered(draft, problems)}
-        response = _model_page(request, viewer, None, check=check, draft=draft)
-        response.status_code = 422
-        return response
+    model = _valid_or_page(request, viewer, draft)
+    if isinstance(model, Response):
+        return model
     try:
         publish_shadow(state_of(request).store, model, note=note, actor=viewer.email)
     except StoreError as exc:
