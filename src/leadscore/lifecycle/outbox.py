@@ -181,8 +181,9 @@ class Deliverer:
         try:
             outcome = self._send(row, lifecycle)
             if outcome is not None:
-                self.breakers.record(endpoint, outcome.status != "retry")
+                # the row first: whoever sees the breaker's state sees the failures that set it
                 self._record(row, outcome)
+                self.breakers.record(endpoint, outcome.status != "retry")
         except Exception:  # a bug or a lost database: the lease brings the row back
             self.errors += 1
             log.exception("delivering %s failed", row["key"])
