@@ -1,0 +1,107 @@
+"""The seller's desk over real HTTP (uvicorn, SQLite demo, seed 1: the EMEA sellers Lena and Paul own the
+leads ready for handoff): a rep sees only their own leads with their top reasons and accepts one with a
+confirmation; another rep's lead is refused; the team's manager sees and may act on the team's leads."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from leadscore.auth.passwords import hash_password
+from leadscore.lifecycle.reports import ready_for_handoff
+from leadscore.scoring.pipeline import active_model
+from leadscore.store.results import read_current
+from leadscore.store.users import add_user
+from leadscore.web.data.lead import rule_names
+from web_support import PASSWORD, SELLER, Site, csrf_of, signed_in, site
+
+MANAGER = "tom.becker@vendor.example"  # manager of the EMEA team in the demo model
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with site(tmp_path_factory.mktemp("desk"), leads=60, seed=1) as s:
+        with s.store.begin() as conn:
+            add_user(conn, MANAGER, "Tom Becker", "sales", hash_password(PASSWORD), 0)
+        yield s
+
+
+def _queue(demo: Site) -> dict[int, str]:
+    with demo.store.connect() as conn:
+        lifecycle = active_model(conn).model.lifecycle  # type: ignore[union-attr]
+        assert lifecycle is not None
+        return {int(r["lead_id"]): str(r["seller"]) for r in ready_for_handoff(conn, lifecycle)}
+
+
+def _rows(html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'<tr data-lead="(\d+)">', html)]
+
+
+def test_a_rep_sees_only_their_leads_with_reasons_and_accepts_one(demo: Site) -> None:
+    queue = _queue(demo)
+    lenas = sorted(lead for lead, seller in queue.items() if seller == "lena")
+    assert lenas and len(lenas) < len(queue)  # others own leads too
+    with signed_in(demo.url, SELLER) as client:
+        page = client.get("/handoff")
+        assert page.status_code == 200
+        assert "My leads" in page.text
+        assert sorted(_rows(page.text)) == lenas
+        # the reasons of the first lead are its three largest stored ledger lines, largest first
+        with demo.store.connect() as conn:
+            _, lines = read_current(conn, lenas[0])
+            names = rule_names(active_model(conn).model)  # type: ignore[union-attr]
+        top = sorted((ln for ln in lines if ln["score_points"]), key=lambda ln: -abs(ln["score_points"]))[:3]
+        row = page.text.split(f'<tr data-lead="{lenas[0]}">')[1].split("</tr>")[0]
+        shown = [html.unescape(x) for x in re.findall(r"<li>(.+?) <span", row)]
+        assert len(top) >= 1
+        assert shown == [names[ln["rule_id"]][0] for ln in top]
+        token = csrf_of(client)
+        done = client.post(
+            f"/leads/{lenas[0]}/feedback",
+            data={"decision": "accepted", "next": f"/handoff?lead={lenas[0]}", "csrf_token": token},
+        )
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/handoff?lead={lenas[0]}&done=accepted"
+        after = client.get(done.headers["location"])
+        assert re.search(
+            r'role="status"><strong>Accepted:</strong> <a href="/leads/%d">' % lenas[0], after.text
+        )
+        assert lenas[0] not in _rows(after.text)
+
+
+def test_another_reps_lead_is_refused(demo: Site) -> None:
+    pauls = [lead for lead, seller in _queue(demo).items() if seller == "paul"]
+    assert pauls
+    with signed_in(demo.url, SELLER) as client:
+        token = csrf_of(client)
+        refused = client.post(
+            f"/leads/{pauls[0]}/feedback", data={"decision": "accepted", "csrf_token": token}
+        )
+        assert refused.status_code == 403
+        assert "assigned to another seller" in refused.text
+        lead_page = client.get(f"/leads/{pauls[0]}")
+        assert 'value="accepted"' not in lead_page.text
+    assert _queue(demo)[pauls[0]] == "paul"  # still waiting for Paul
+
+
+def test_the_manager_sees_and_acts_on_the_team(demo: Site) -> None:
+    queue = _queue(demo)
+    with signed_in(demo.url, MANAGER) as client:
+        page = client.get("/handoff")
+        assert "The team&#39;s" in page.text or "The team's" in page.text
+        assert sorted(_rows(page.text)) == sorted(queue)  # every queued lead is EMEA's in this demo
+        pauls = [lead for lead, seller in queue.items() if seller == "paul"]
+        token = csrf_of(client)
+        done = client.post(f"/leads/{pauls[-1]}/feedback", data={"decision": "accepted", "csrf_token": token})
+        assert done.status_code == 303
+    assert pauls[-1] not in _queue(demo)  # accepted by Paul's manager: it left the handoff stage
+
+
+def test_marketing_reads_the_queue_without_acting(demo: Site) -> None:
+    with signed_in(demo.url, "marketing@example.test") as client:
+        page = client.get("/handoff")
+        assert sorted(_rows(page.text)) == sorted(_queue(demo))
+        assert 'value="accepted"' not in page.text
