@@ -66,9 +66,7 @@ def test_a_rep_sees_only_their_leads_with_reasons_and_accepts_one(demo: Site) ->
         assert done.status_code == 303
         assert done.headers["location"] == f"/handoff?lead={lenas[0]}&done=accepted"
         after = client.get(done.headers["location"])
-        assert re.search(
-            r'role="status"><strong>Accepted:</strong> <a href="/leads/%d">' % lenas[0], after.text
-        )
+        assert f'role="status"><strong>Accepted:</strong> <a href="/leads/{lenas[0]}">' in after.text
         assert lenas[0] not in _rows(after.text)
 
 
