@@ -36,6 +36,7 @@ PAGES = (
     "/evaluation",
     "/review",
     "/review?proposals=1",
+    "/users",
 )
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import pytest
 
 from leadscore.auth.passwords import hash_password
@@ -103,3 +105,60 @@ def test_marketing_reads_the_queue_without_acting(demo: Site) -> None:
         page = client.get("/handoff")
         assert sorted(_rows(page.text)) == sorted(_queue(demo))
         assert 'value="accepted"' not in page.text
+
+
+@contextmanager
+def _sign_in(url: str, email: str, password: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/signin").text)
+        assert token
+        client.post("/signin", data={"email": email, "password": password, "csrf_token": token.group(1)})
+        yield client
+
+
+def _issued(page: str) -> str:
+    found = re.search(r'<code id="issued-password">([^<]+)</code>', page)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
+def test_admin_invites_a_user_who_signs_in_then_sets_role_and_resets_password(demo: Site) -> None:
+    with signed_in(demo.url, "admin@example.test") as admin:
+        token = csrf_of(admin)
+        invited = admin.post(
+            "/users",
+            data={"email": "Nina.Berg@Vendor.Example", "name": "Nina", "role": "sales", "csrf_token": token},
+        )
+        assert invited.status_code == 201
+        first = _issued(invited.text)
+        again = admin.post(
+            "/users", data={"email": "nina.berg@vendor.example", "role": "sales", "csrf_token": token}
+        )
+        assert again.status_code == 409
+        assert "already exists" in again.text
+        with _sign_in(demo.url, "nina.berg@vendor.example", first) as nina:
+            assert nina.get("/handoff").status_code == 200
+            assert nina.get("/evaluation").status_code == 403  # sales may not evaluate
+            user_id = int(re.findall(r'<tr data-user="(\d+)">', admin.get("/users").text)[-1])
+            moved = admin.post(f"/users/{user_id}/role", data={"role": "marketing", "csrf_token": token})
+            assert moved.status_code == 303
+            assert nina.get("/evaluation").status_code == 200  # the role applies at once
+        reset = admin.post(f"/users/{user_id}/password", data={"csrf_token": token})
+        second = _issued(reset.text)
+        assert second != first
+    with _sign_in(demo.url, "nina.berg@vendor.example", first) as stale:
+        assert stale.get("/leads").status_code == 303  # the old password no longer signs in
+    with _sign_in(demo.url, "nina.berg@vendor.example", second) as fresh:
+        assert fresh.get("/leads").status_code == 200
+
+
+def test_an_admin_cannot_demote_themself(demo: Site) -> None:
+    with signed_in(demo.url, "admin@example.test") as admin:
+        page = admin.get("/users").text
+        own = re.search(r'<tr data-user="(\d+)">\s*<th scope="row">admin@example.test', page)
+        assert own
+        refused = admin.post(
+            f"/users/{own.group(1)}/role", data={"role": "sales", "csrf_token": csrf_of(admin)}
+        )
+        assert refused.status_code == 409
+        assert admin.get("/users").status_code == 200  # still an admin
