@@ -36,7 +36,6 @@ PAGES = (
     "/evaluation",
     "/review",
     "/review?proposals=1",
-    "/users",
 )
 
 
@@ -230,7 +229,7 @@ def test_every_page_fits_a_phone(chromium: Browser, demo: Site, role: str) -> No
     nav = page.get_by_role("navigation", name="Main").get_by_role("link")
     allowed = {nav.nth(i).get_attribute("href") for i in range(nav.count())}
     assert "/handoff" in allowed
-    for path in [p for p in PAGES if p.split("?")[0] in allowed or p == "/leads/matrix"]:
+    for path in [p for p in (*PAGES, "/users") if p.split("?")[0] in allowed or p == "/leads/matrix"]:
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], (path, width)
