@@ -162,3 +162,23 @@ def test_an_admin_cannot_demote_themself(demo: Site) -> None:
         )
         assert refused.status_code == 409
         assert admin.get("/users").status_code == 200  # still an admin
+
+
+def test_demo_serve_signs_in_a_seller_who_owns_leads(demo: Site) -> None:
+    """`leadscore demo --serve` makes its sales user the seller who owns the most waiting leads (so
+    "Assigned to me" is not empty) and adds that seller's team manager."""
+    from collections import Counter
+
+    from leadscore.cli.demo_cmd import _demo_users
+
+    owned = Counter(_queue(demo).values())
+    with demo.store.connect() as conn:
+        users = _demo_users(conn)
+        lifecycle = active_model(conn).model.lifecycle  # type: ignore[union-attr]
+    assert lifecycle is not None
+    sales = [email for role, email, _ in users if role == "sales"]
+    by_email = {s.email: (t, s) for t in lifecycle.teams for s in t.sellers}
+    team, seller = by_email[sales[0]]
+    assert owned[seller.id] == max(owned.values()) > 0
+    assert team.manager is not None and sales[1] == team.manager.email
+    assert {role for role, _, _ in users} == {"admin", "marketing", "sales"}
