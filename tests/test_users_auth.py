@@ -187,3 +187,21 @@ def test_users_cli_and_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     ]
     listing = runner.invoke(app, ["audit", "--db", db]).output
     assert "user.disable" in listing and "key.create" in listing
+
+
+def test_set_role_changes_one_user_and_refuses_unknown_roles_and_users(store: Store) -> None:
+    from leadscore.errors import NotFoundError, StoreError
+    from leadscore.store.users import get_user, set_role
+
+    with store.begin() as conn:
+        ann = add_user(conn, "ann@example.test", "Ann", "sales", hash_password("a long password"), 0)
+        bob = add_user(conn, "bob@example.test", "Bob", "sales", hash_password("a long password"), 0)
+        set_role(conn, ann.id, "marketing")
+        assert get_user(conn, ann.id).role == "marketing"
+        assert get_user(conn, bob.id).role == "sales"
+        with pytest.raises(StoreError, match="role must be one of"):
+            set_role(conn, ann.id, "manager")
+        with pytest.raises(NotFoundError):
+            set_role(conn, bob.id + 1000, "admin")
+    with store.connect() as conn:
+        assert get_user(conn, ann.id).role == "marketing"

@@ -157,8 +157,9 @@ def test_sales_accepts_a_lead_and_the_funnel_moves(chromium: Browser, demo: Site
     row = page.locator("table.handoff tbody tr").filter(has=page.get_by_role("button", name="Accept")).first
     name = row.locator("th a").inner_text()
     row.get_by_role("button", name="Accept").click()
-    expect(page).to_have_url(re.compile(r"/handoff\?done=accepted"))
-    expect(page.locator("main")).not_to_contain_text(name)
+    expect(page).to_have_url(re.compile(r"/handoff\?lead=\d+&done=accepted"))
+    expect(page.get_by_role("status")).to_contain_text("Accepted")
+    expect(page.locator("table.handoff")).not_to_contain_text(name)
     page.goto("/funnel")
     assert int(page.locator('#funnel-totals td[data-stage="sql"]').inner_text()) == sql_before + 1
     # sales sees the model but cannot publish it
@@ -210,5 +211,38 @@ def test_tracking_code_page_passes_axe(chromium: Browser, demo: Site) -> None:
     page.get_by_role("button", name="Create a write key").click()
     expect(page.get_by_role("status")).to_contain_text("was created")
     assert tab.axe() == []
+    assert tab.problems == []
+    tab.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize("role", ["admin", "sales"])
+def test_every_page_fits_a_phone(chromium: Browser, demo: Site, role: str) -> None:
+    """At 390 px no page scrolls sideways (tables scroll inside their own box), every navigation link is
+    visible and on screen, and the pages still pass axe."""
+    tab = Tab(chromium, demo.url)
+    page = tab.page
+    page.set_viewport_size(PHONE)
+    tab.sign_in(demo.email(role))
+    nav = page.get_by_role("navigation", name="Main").get_by_role("link")
+    allowed = {nav.nth(i).get_attribute("href") for i in range(nav.count())}
+    assert "/handoff" in allowed
+    for path in [p for p in (*PAGES, "/users") if p.split("?")[0] in allowed or p == "/leads/matrix"]:
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (path, width)
+        links = page.get_by_role("navigation", name="Main").get_by_role("link")
+        assert links.count() >= 3, path
+        for i in range(links.count()):
+            link = links.nth(i)
+            expect(link).to_be_visible()
+            box = link.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (
+                path,
+                box,
+            )
+        assert tab.axe() == [], path
     assert tab.problems == []
     tab.close()

@@ -21,7 +21,7 @@ from live_server import serving
 
 PASSWORD = "correct horse battery staple"
 ROLES = ("admin", "marketing", "sales")
-SELLER = "erik.holm@vendor.example"  # a seller of the demo model's Nordics team, signed in as sales
+SELLER = "lena.vogt@vendor.example"  # a seller of the demo model's EMEA team (owns leads), signed in as sales
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -102,6 +102,36 @@ def demo(
         _serve(db, port)
 
 
+def _demo_users(conn: Any) -> list[tuple[str, str, str]]:
+    """(role, e-mail, name) of the demo's users: an admin, a marketer, and as sales the first seller of
+    the seller who owns the most leads ready for handoff (so "Assigned to me" lists leads), and that
+    seller's team manager (also sales: a manager sees and acts on the team's leads)."""
+    from leadscore.scoring.pipeline import active_model
+
+    users = [
+        ("admin", "admin@demo.example", "Demo admin"),
+        ("marketing", "marketing@demo.example", "Demo marketing"),
+    ]
+    active = active_model(conn)
+    lifecycle = active.model.lifecycle if active is not None else None
+    if lifecycle is None or not lifecycle.teams:
+        return [*users, ("sales", "sales@demo.example", "Demo sales")]
+    from collections import Counter
+
+    from leadscore.lifecycle.reports import ready_for_handoff
+
+    owned = Counter(str(r["seller"]) for r in ready_for_handoff(conn, lifecycle) if r.get("seller"))
+    ranked = [
+        (owned.get(s.id, 0), -i, t, s)
+        for i, (t, s) in enumerate((t, s) for t in lifecycle.teams for s in t.sellers)
+    ]
+    _, _, team, seller = max(ranked, key=lambda x: (x[0], x[1]))
+    users.append(("sales", seller.email, seller.name))
+    if team.manager is not None:
+        users.append(("sales", team.manager.email, f"{team.manager.name} (manager, {team.name})"))
+    return users
+
+
 def _serve(db: str, port: int) -> None:
     """Demo users (one per role, generated passwords printed once), a lifecycle round, then the server."""
     import secrets
@@ -121,12 +151,10 @@ def _serve(db: str, port: int) -> None:
         run_round(store, Settings(), deliver=False)  # place the demo leads in their stages
         console.print(f"Dashboard: http://127.0.0.1:{port}/ — sign in as:", highlight=False)
         with store.begin() as conn:
-            for role in ("admin", "marketing", "sales"):
+            for role, email, name in _demo_users(conn):
                 password = secrets.token_urlsafe(12)
-                add_user(
-                    conn, f"{role}@demo.example", f"Demo {role}", role, hash_password(password), now_ms()
-                )
-                console.print(f"  {role:<9} {role}@demo.example  password {password}", highlight=False)
+                add_user(conn, email, name, role, hash_password(password), now_ms())
+                console.print(f"  {role:<9} {email}  password {password}", highlight=False)
     finally:
         store.dispose()
     uvicorn.run(create_app(Settings(database_url=db)), host="127.0.0.1", port=port, log_level="warning")

@@ -65,6 +65,13 @@ def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> Non
     conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
 
 
+def set_role(conn: Connection, user_id: int, role: str) -> None:
+    if role not in ROLES:
+        raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    get_user(conn, user_id)
+    conn.execute(update(users).where(users.c.id == user_id).values(role=role))
+
+
 def disable_user(conn: Connection, user_id: int, now_ms: int) -> None:
     get_user(conn, user_id)
     conn.execute(update(users).where(users.c.id == user_id).values(disabled_ms=now_ms))

@@ -23,6 +23,7 @@ from leadscore.web.pages import (
     review,
     signin,
     tracking,
+    users,
 )
 from leadscore.web.render import HERE, page
 from leadscore.web.security import SecurityHeaders, Viewer, WebDenied, signin_url
@@ -39,6 +40,7 @@ ROUTERS = (
     review.router,
     deadletters.router,
     tracking.router,
+    users.router,
 )
 STATIC_PATH = "/static"
 

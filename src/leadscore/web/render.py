@@ -32,6 +32,7 @@ NAV = (
     ("/review", "Review", "evaluate"),
     ("/deadletters", "Dead letters", "deadletters.manage"),
     ("/tracking", "Tracking code", "keys.manage"),
+    ("/users", "Users", "users.manage"),
 )
 
 

@@ -176,6 +176,7 @@ ModelPublisher = Annotated[Viewer, Depends(Guard("model.publish"))]
 Evaluator = Annotated[Viewer, Depends(Guard("evaluate"))]
 DeadLetterManager = Annotated[Viewer, Depends(Guard("deadletters.manage"))]
 KeyManager = Annotated[Viewer, Depends(Guard("keys.manage"))]
+UserManager = Annotated[Viewer, Depends(Guard("users.manage"))]
 
 
 class SecurityHeaders:

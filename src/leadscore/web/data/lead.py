@@ -59,7 +59,7 @@ class LeadView:
         )
 
 
-def _names(model: ScoringModel) -> dict[str, tuple[str, str]]:
+def rule_names(model: ScoringModel) -> dict[str, tuple[str, str]]:
     out = {r.id: (r.name, r.description or "") for r in (*model.fit, *model.engagement)}
     out.update({f"group:{g.id}": (f"Group cap: {g.name}", "") for g in model.groups})
     return out
@@ -87,7 +87,7 @@ def load(conn: Connection, sources: Sources, lead_id: int) -> LeadView | None:
 def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str, Any]]:
     """The explanation's lines, largest first, each with its rule's description and the events behind it
     (newest first) with each one's share of the line in score points."""
-    names = _names(model)
+    names = rule_names(model)
     out = []
     for line in sorted(explanation.ledger.lines, key=lambda ln: (-abs(ln.score_points), ln.rule_id)):
         name, description = names.get(line.rule_id, (line.name, ""))

@@ -1,19 +1,18 @@
-"""Handoff (the sales view): MQLs ready for handoff, the signed-in seller's own first, SLA timers,
-accept / reject in place."""
+"""Handoff (the seller's desk): the leads ready for sales that the viewer may see, their own first, each
+with its top reasons, last activity and SLA clock; accept / reject in place, confirmed after the action.
+Who sees and acts on what is ``web.data.desk``'s rule (a rep: their own leads; a manager: the team)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
-from leadscore.lifecycle.reports import ready_for_handoff
-from leadscore.lifecycle.stages import triggered
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
-from leadscore.web.data.stages import seller_label
+from leadscore.web.data.desk import desk
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader
 
@@ -21,19 +20,20 @@ router = APIRouter()
 
 
 @router.get("/handoff", response_class=HTMLResponse, include_in_schema=False)
-def handoff_page(request: Request, viewer: LeadsReader) -> HTMLResponse:
+def handoff_page(
+    request: Request,
+    viewer: LeadsReader,
+    done: Annotated[str, Query(pattern="^(|accepted|rejected)$")] = "",
+    lead: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+) -> HTMLResponse:
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
-        rows = ready_for_handoff(conn, lifecycle) if lifecycle is not None else []
-    mine: list[dict[str, Any]] = []
-    others: list[dict[str, Any]] = []
-    for row in rows:
-        if lifecycle is not None:
-            row["owner"], email = seller_label(lifecycle, row.get("seller"))
-            row["can_accept"] = triggered(lifecycle, row["stage"], "accepted") is not None
-            row["can_reject"] = triggered(lifecycle, row["stage"], "rejected") is not None
-            (mine if email and email.lower() == viewer.email.lower() else others).append(row)
+        view = (
+            desk(conn, active.model, lifecycle, viewer.email, viewer.role, viewer.can("feedback"))
+            if active is not None and lifecycle is not None
+            else None
+        )
     return page(
         request,
         viewer,
@@ -42,8 +42,9 @@ def handoff_page(request: Request, viewer: LeadsReader) -> HTMLResponse:
         stage=lifecycle.stage(lifecycle.assignment.stage).name
         if lifecycle and lifecycle.assignment
         else None,
-        mine=mine,
-        others=others,
+        desk=view,
         reasons=lifecycle.rejection_reasons if lifecycle else (),
+        done=done,
+        done_lead=lead,
         now=now_ms(),
     )

@@ -17,6 +17,7 @@ from leadscore.scoring.run import now_ms
 from leadscore.store import Store
 from leadscore.store.schema import fits_int64
 from leadscore.web.data import lead as lead_data
+from leadscore.web.data.desk import may_act_on
 from leadscore.web.data.stages import stage_view
 from leadscore.web.render import page
 from leadscore.web.security import FeedbackGiver, LeadsReader, Viewer, WebDenied, safe_next
@@ -42,6 +43,7 @@ def _lead_page(
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
         stages = stage_view(conn, lifecycle, lead_id) if lifecycle is not None else None
+        acts = may_act_on(conn, lifecycle, lead_id, viewer.email, viewer.role)
     attributes = sorted(
         (k, v) for k, v in (view.lead.get("attributes") or {}).items() if k not in HIDDEN_ATTRIBUTES
     )
@@ -55,6 +57,7 @@ def _lead_page(
         journey=journey,
         moves=[p for p in journey["points"] if p["moved"]],
         stages=stages,
+        may_act=acts,
         now=now_ms(),
         **extra,
     )
@@ -85,8 +88,12 @@ def lead_feedback(
     with store.connect() as conn:
         _view(conn, store, lead_id)
         active = active_model(conn)
-    if active is None:
-        raise WebDenied(409, "No model is active, so the lead has no stage to move.")
+        if active is None:
+            raise WebDenied(409, "No model is active, so the lead has no stage to move.")
+        if not may_act_on(conn, active.model.lifecycle, lead_id, viewer.email, viewer.role):
+            raise WebDenied(
+                403, "This lead is assigned to another seller; only they or their manager may act on it."
+            )
     stamp = now_ms()
     try:
         give_feedback(
