@@ -141,11 +141,11 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
             raise MessageError("properties.alias", "a $create_alias event needs 'properties.alias'")
         return [{**base, "type": "alias", "userId": alias_of, "previousId": distinct_id}]
     if name == "$groupidentify" and properties.get("$group_type") in ACCOUNT_GROUP_TYPES:
-        key = _text(properties.get("$group_key"))
-        if key is None:
+        group_key = _text(properties.get("$group_key"))
+        if group_key is None:
             raise MessageError("properties.$group_key", "a $groupidentify event needs '$group_key'")
         group_traits = _dict(properties.get("$group_set"), "properties.$group_set")
-        return [{**base, "type": "group", "groupId": key, "traits": group_traits}]
+        return [{**base, "type": "group", "groupId": group_key, "traits": group_traits}]
     if traits:
         base["context"] = {"traits": traits}
     if name == "$pageview":
