@@ -1,9 +1,11 @@
 """PostHog's capture API, so posthog-python and posthog-js send to leadscore with only their host and
 project key set: ``/batch/`` (posthog-python), ``/e/`` and ``/i/v0/e/`` (posthog-js), ``/capture/``
-(one event), and ``/flags/`` and ``/decide/`` answered with every feature off.
+(one event), and ``/flags/``, ``/decide/`` and ``/array/{token}/config`` (posthog-js' remote configuration)
+answered with every feature off.
 
 A body is JSON, plain or with ``Content-Encoding: gzip``/``deflate``, or gzip with the query flag
 ``compression=gzip-js``, or a form whose ``data`` field is base64 JSON (``compression=base64``); all of
+a gzip body without either (posthog-js sends gzip as text/plain and drops the flag); all of
 it is inflated by the one bounded decoder (``api.content_encoding``). The project key (``api_key`` or
 ``token``) is a leadscore write key (HTTP Basic works too). Each event becomes Segment messages
 (``ingest.posthog``) stored by the same path as the Segment routes (``api.tracking.commit_messages``).
@@ -30,6 +32,7 @@ from leadscore.errors import MessageError
 from leadscore.ingest.posthog import events_of, to_segment, token_of
 
 router = APIRouter(tags=["tracking"], route_class=TrackingRoute)
+GZIP_MAGIC = b"\x1f\x8b"
 CAPTURE_PATHS = ("/batch/", "/e/", "/i/v0/e/", "/capture/")
 FLAGS_PATHS = ("/flags/", "/decide/")
 # what posthog-js needs to start, with every feature off
@@ -79,9 +82,11 @@ def _body(request: Request, raw: bytes, limit: int) -> Any:
             raw = base64.b64decode(fields["data"][0], validate=False)
         except (binascii.Error, ValueError):
             raise ApiError(400, "the 'data' field is not base64") from None
-        if compression == "gzip-js" or raw[:2] == b"\x1f\x8b":
+        if compression == "gzip-js" or raw[:2] == GZIP_MAGIC:
             raw = decoded(raw, "gzip", limit)
-    elif compression == "gzip-js":
+    elif compression == "gzip-js" or raw[:2] == GZIP_MAGIC:
+        # posthog-js (fetch) sends gzip as text/plain and takes the flag off the URL: the magic bytes
+        # tell (a JSON text never starts with 0x1f)
         raw = decoded(raw, "gzip", limit)
     elif compression not in ("", "base64"):
         raise ApiError(
@@ -112,6 +117,21 @@ async def capture(request: Request) -> Response:
 
 async def flags(request: Request) -> Response:
     return Response(orjson.dumps(FEATURES_OFF), media_type="application/json")
+
+
+@router.get(
+    "/array/{token}/config",
+    summary="posthog-js remote configuration: every feature off",
+    responses={
+        200: {
+            "description": "Every feature off",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def remote_config(request: Request) -> Response:
+    """posthog-js reads this before it sends anything; the same answer for every token (nothing secret)."""
+    return Response(orjson.dumps({**FEATURES_OFF, "hasFeatureFlags": False}), media_type="application/json")
 
 
 for _path in CAPTURE_PATHS:
