@@ -122,6 +122,18 @@ async def flags(request: Request) -> Response:
 @router.get(
     "/array/{token}/config",
     summary="posthog-js remote configuration: every feature off",
+    # the route is called with the bare request (TrackingRoute): its path parameter is documented here
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "token",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "the project key (not checked: the answer is the same for every key)",
+            }
+        ]
+    },
     responses={
         200: {
             "description": "Every feature off",
