@@ -29,6 +29,7 @@ from live_server import serving
 from test_api_tracking import MODEL, wait_until
 
 posthog = pytest.importorskip("posthog", reason="posthog (posthog-python) is not installed")
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 PAGES = 30  # page views before she identifies herself: the first is the pricing page
 
 
@@ -128,6 +129,10 @@ def test_posthog_js_wire_forms(api: tuple[str, str, Store]) -> None:
             == 401
         )
         assert http.post("/e/?compression=lz64", content=b"x").status_code == 415
+        many = http.post("/e/", content="&".join(f"f{i}=1" for i in range(9)).encode(), headers=FORM)
+        assert (many.status_code, many.json()["error"]) == (400, "a form body has at most 8 fields")
+        corrupt = http.post("/e/", content=b"\x1f\x8b\x08\x00garbage")
+        assert corrupt.status_code == 400 and corrupt.json()["error"] == "the gzip body is truncated"
         assert http.post("/flags/?v=2", json={"token": write}).json()["featureFlags"] == {}
     assert wait_until(lambda: _waiting(store) == 0)
     with store.connect() as conn:

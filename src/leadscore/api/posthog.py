@@ -75,7 +75,10 @@ def _body(request: Request, raw: bytes, limit: int) -> Any:
     compression = request.query_params.get("compression") or ""
     form = "form-urlencoded" in request.headers.get("content-type", "") or raw.startswith(b"data=")
     if form:
-        fields = parse_qs(raw.decode("latin-1"), max_num_fields=8)
+        try:
+            fields = parse_qs(raw.decode("latin-1"), max_num_fields=8)
+        except ValueError:  # more fields than any client sends
+            raise ApiError(400, "a form body has at most 8 fields") from None
         if not fields.get("data"):
             raise ApiError(400, "a form body needs a 'data' field")
         try:
