@@ -32,6 +32,12 @@ POLICIES: list[tuple[str, set[str]]] = [
         r"^/v1/projects/\{[^}]+\}/settings$",
         set(CREDENTIALS),
     ),  # analytics.js settings: public, like Segment's CDN
+    # PostHog's capture API: the project key (a write key) in the body, or HTTP Basic
+    (r"^/(batch|e|i/v0/e|capture)/$", {"write"}),
+    (
+        r"^/(flags|decide)/$|^/array/\{[^}]+\}/config$",
+        set(CREDENTIALS),
+    ),  # posthog-js asks before it starts: every feature off, public
     (r"^/analytics\.js$", set(CREDENTIALS)),  # the tracking tag: public, like a CDN's script
     (r"^/sourceConfig/?$", {"write"}),  # RudderStack's source config: the write key in the query
     (r"^/v1/leads(/\{ref\})?$|^/v1/leads/\{ref\}/explanation$", {"read", "admin"}),

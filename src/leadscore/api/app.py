@@ -17,6 +17,7 @@ from leadscore.api import (
     health,
     leads,
     openapi,
+    posthog,
     reports,
     tracking,
     tracking_lane,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         )
     app.include_router(tracking.router)
     app.include_router(browser.router)
+    app.include_router(posthog.router)
     app.include_router(leads.router)
     app.include_router(lifecycle_api.router)
     app.include_router(reports.router)

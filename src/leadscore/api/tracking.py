@@ -55,7 +55,7 @@ PATHS: dict[str, str | None] = {
 BATCH_KEYS = ("context", "integrations")
 
 
-def _decode(raw: bytes, limit: int) -> Any:
+def parse_json(raw: bytes, limit: int) -> Any:
     if len(raw) > limit:
         raise ApiError(413, f"body is {len(raw)} bytes; at most {limit} are allowed")
     try:
@@ -100,7 +100,7 @@ async def record_single(
     """One message of ``kind`` (``raw`` sent with Content-Encoding ``encoding``): stored durably, then
     the answer's payload. Raises ApiError."""
     raw = decoded(raw, encoding, state.settings.max_message_bytes)
-    body = _decode(raw, state.settings.max_message_bytes)
+    body = parse_json(raw, state.settings.max_message_bytes)
     write_key(authorization, body, state.keys)
     if not isinstance(body, dict):
         raise ApiError(400, "a message is a JSON object")
@@ -119,7 +119,7 @@ async def record_batch(
     """A batch (``raw`` sent with Content-Encoding ``encoding``): its good messages stored durably, the
     bad ones reported per item. Raises ApiError."""
     raw = decoded(raw, encoding, state.settings.max_batch_bytes)
-    body = _decode(raw, state.settings.max_batch_bytes)
+    body = parse_json(raw, state.settings.max_batch_bytes)
     # no message can be larger than the whole body: measure each one only when the body is larger
     check_size = len(raw) > state.settings.max_message_bytes
     write_key(authorization, body, state.keys)
@@ -128,25 +128,44 @@ async def record_batch(
         raise ApiError(400, "a batch is a JSON object with a 'batch' array")
     received = int(time.time() * 1000)
     shared = {k: body[k] for k in BATCH_KEYS if isinstance(body.get(k), dict)}
+    limit = state.settings.max_message_bytes
+    numbered: list[tuple[int, Any, list[Any] | MessageError]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            numbered.append((index, item, MessageError(None, "a message is a JSON object")))
+        elif check_size and _too_large(item, limit):
+            numbered.append((index, item, MessageError(None, f"message is larger than {limit} bytes")))
+        else:
+            merged = {**shared, **item} if shared else item
+            if "sentAt" not in merged and body.get("sentAt"):
+                merged = {**merged, "sentAt": body["sentAt"]}
+            numbered.append((index, item, [merged]))
+    return await commit_messages(state, numbered, received, "batch")
+
+
+async def commit_messages(
+    state: AppState, numbered: list[tuple[int, Any, list[Any] | MessageError]], received: int, where: str
+) -> dict[str, Any]:
+    """Store the Segment messages of a request's items durably and report the bad items: each entry is
+    (the item's index, the item as sent, its Segment messages or why it was refused), ``where`` names
+    the list in the field paths of the refusals. Raises ApiError 400 when every item was refused."""
     ip_mode, secret = state.settings.ip_mode, state.settings.secret_key
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     refused = 0
-    for index, item in enumerate(items):
+    for index, item, messages in numbered:
         try:
-            if not isinstance(item, dict):
-                raise MessageError(None, "a message is a JSON object")
-            if check_size and _too_large(item, state.settings.max_message_bytes):
-                raise MessageError(None, f"message is larger than {state.settings.max_message_bytes} bytes")
-            merged = {**shared, **item} if shared else item
-            if "sentAt" not in merged and body.get("sentAt"):
-                merged = {**merged, "sentAt": body["sentAt"]}
-            rows.append(event_row(normalise(merged, received_ms=received), "api", ip_mode, secret))
+            if isinstance(messages, MessageError):
+                raise messages
+            # all of an item's messages or none of them
+            rows.extend(
+                [event_row(normalise(m, received_ms=received), "api", ip_mode, secret) for m in messages]
+            )
         except MessageError as exc:
             refused += 1
             if len(rejected) < LISTED_ERRORS:
-                rejected.append(_refusal(index, item, exc, f"batch[{index}]."))
-    if items and not rows:
+                rejected.append(_refusal(index, item, exc, f"{where}[{index}]."))
+    if numbered and not rows:
         shown = f" (the first {LISTED_ERRORS} are listed)" if refused > LISTED_ERRORS else ""
         raise ApiError(400, f"all {refused} messages were rejected{shown}", rejected)
     inserted = await state.committer.commit(rows)

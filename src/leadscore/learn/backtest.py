@@ -135,7 +135,8 @@ def replay(
         # a checkpoint after the start is an event's time; the start one is preceded by the lead's last event
         last = before.get(lg.lead_id) if lg.as_of == start_ms else lg.as_of
         facts = Facts(lg.lead_id, lg.score, lg.fit_score, lg.engagement_score, lg.grade, lg.level, lg.band,
-                      scored_ms=lg.as_of, entered_ms=lg.as_of, last_event_ms=last)  # fmt: skip
+                      scored_ms=lg.as_of, entered_ms=lg.as_of, last_event_ms=last,
+                      rule_points={ln.rule_id: ln.score_points for ln in lg.lines if ln.score_points != 0})  # fmt: skip
         path.setdefault(lg.lead_id, []).append(facts)
     ids = sorted(path)
     lifecycle = model.lifecycle

@@ -2,6 +2,10 @@
 stored current score) and attribute conditions (compiled to SQL by the scoring compiler, so an attribute
 condition means exactly what it means in a fit rule).
 
+``rules_met`` holds when each named rule's line in the lead's ledger gives points (not 0): a product
+usage rule (``active_users``) met, whatever the rest of the score, so a gate can combine marketing fit or
+engagement (``score_at_least``, ``grade_at_least``) with product usage.
+
 ``new_activity`` holds when the lead has an event newer than its entry into the current stage: a lead
 recycled after a rejection or silence needs to show interest again before it is re-qualified.
 
@@ -13,15 +17,15 @@ hovering around X does not flap between two stages.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile.conditions import compile_condition
 from leadscore.compile.query import lead_resolver
 from leadscore.model import Condition, Gate, ScoringModel, duration_seconds
-from leadscore.store.schema import accounts, events, identities, leads, scores
+from leadscore.store.schema import accounts, events, identities, leads, ledger, scores
 
 GRADE_RANK = {"A": 0, "B": 1, "C": 2, "D": 3}
 
@@ -40,6 +44,8 @@ class Facts:
     scored_ms: int
     entered_ms: int
     last_event_ms: int | None
+    # rule id → the points its ledger line gives (lines giving none are left out): what rules_met tests
+    rule_points: Mapping[str, float] = field(default_factory=dict)
 
     def entering(self, at_ms: int) -> Facts:
         """The same facts for a lead that entered its stage at ``at_ms`` (cheaper than ``replace``: the
@@ -47,7 +53,7 @@ class Facts:
         if at_ms == self.entered_ms:
             return self
         return Facts(self.lead_id, self.score, self.fit_score, self.engagement_score, self.grade, self.level,
-                     self.band, self.scored_ms, at_ms, self.last_event_ms)  # fmt: skip
+                     self.band, self.scored_ms, at_ms, self.last_event_ms, self.rule_points)  # fmt: skip
 
 
 def holds(
@@ -71,6 +77,8 @@ def holds(
         return False
     quiet = quiet_until(gate, facts)
     if quiet is not None and now_ms < quiet:
+        return False
+    if gate.rules_met is not None and not all(facts.rule_points.get(r, 0) != 0 for r in gate.rules_met):
         return False
     if gate.new_activity and not (facts.last_event_ms is not None and facts.last_event_ms > facts.entered_ms):
         return False
@@ -116,6 +124,13 @@ def read_facts(conn: Connection, stage_rows: Iterable[dict[str, object]]) -> dic
             .group_by(identities.c.lead_id)
         ).all()
     )
+    points: dict[int, dict[str, float]] = {}
+    for lead_id, rule_id, score_points in conn.execute(
+        select(ledger.c.lead_id, ledger.c.rule_id, ledger.c.score_points).where(
+            ledger.c.lead_id.in_(ids), ledger.c.score_points != 0
+        )
+    ):
+        points.setdefault(int(lead_id), {})[str(rule_id)] = float(score_points)
     out: dict[int, Facts] = {}
     for r in conn.execute(select(scores).where(scores.c.lead_id.in_(ids))).mappings():
         lid = int(r["lead_id"])
@@ -130,5 +145,6 @@ def read_facts(conn: Connection, stage_rows: Iterable[dict[str, object]]) -> dic
             scored_ms=int(r["scored_ms"]),
             entered_ms=entered[lid],
             last_event_ms=int(last[lid]) if last.get(lid) is not None else None,
+            rule_points=points.get(lid, {}),
         )
     return out

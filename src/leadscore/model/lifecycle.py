@@ -105,6 +105,12 @@ class Gate(Frozen):
     attributes: AttributeCondition = None
     inactive_for: Duration | None = Field(default=None, description="no events and no move for this long")
     new_activity: bool = Field(default=False, description="an event after the lead entered its stage")
+    rules_met: tuple[Annotated[str, Field(pattern=RULE_ID)], ...] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="rule ids whose ledger lines give the lead points",
+    )
 
     def is_empty(self) -> bool:
         return self == Gate()

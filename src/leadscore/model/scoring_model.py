@@ -177,6 +177,12 @@ def cross_check(model: ScoringModel) -> list[tuple[str, str]]:
     for g in model.groups:
         if g.id in seen:
             problems.append((g.id, f"group id {g.id!r} is also a rule id"))
+    for transition in model.lifecycle.transitions if model.lifecycle is not None else ():
+        for rule_id in transition.when.rules_met or ():
+            if rule_id not in seen:
+                problems.append(
+                    (transition.id, f"transition {transition.id}: rules_met names unknown rule {rule_id!r}")
+                )
     return problems
 
 

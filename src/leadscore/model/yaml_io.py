@@ -394,6 +394,26 @@ def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterat
             yield from _condition_checks(
                 rule.get(cond_key), (section, i, cond_key), lists, subject, str(rid), pos, file
             )
+    lifecycle = raw.get("lifecycle")
+    transitions = lifecycle.get("transitions") if isinstance(lifecycle, dict) else None
+    for i, transition in enumerate(transitions if isinstance(transitions, list) else []):
+        when = transition.get("when") if isinstance(transition, dict) else None
+        named = when.get("rules_met") if isinstance(when, dict) else None
+        for j, rule_id in enumerate(named if isinstance(named, list) else []):
+            if isinstance(rule_id, str) and rule_id not in seen:
+                line, col = pos.nearest(("lifecycle", "transitions", i, "when", "rules_met", j)) or (
+                    None,
+                    None,
+                )
+                tid = str(transition.get("id"))
+                yield Problem(
+                    f"transition {tid}: rules_met names unknown rule {rule_id!r}",
+                    file,
+                    line,
+                    col,
+                    rule=tid,
+                    field="rules_met",
+                )
 
 
 def _condition_checks(

@@ -1,0 +1,181 @@
+"""PostHog's capture API, so posthog-python and posthog-js send to leadscore with only their host and
+project key set: ``/batch/`` (posthog-python), ``/e/`` and ``/i/v0/e/`` (posthog-js), ``/capture/``
+(one event), and ``/flags/``, ``/decide/`` and ``/array/{token}/config`` (posthog-js' remote configuration)
+answered with every feature off.
+
+A body is JSON, plain or with ``Content-Encoding: gzip``/``deflate``, or gzip with the query flag
+``compression=gzip-js``, or a form whose ``data`` field is base64 JSON (``compression=base64``); all of
+a gzip body without either (posthog-js sends gzip as text/plain and drops the flag); all of
+it is inflated by the one bounded decoder (``api.content_encoding``). The project key (``api_key`` or
+``token``) is a leadscore write key (HTTP Basic works too). Each event becomes Segment messages
+(``ingest.posthog``) stored by the same path as the Segment routes (``api.tracking.commit_messages``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from leadscore.api.auth import write_key
+from leadscore.api.content_encoding import decoded
+from leadscore.api.errors import ApiError
+from leadscore.api.openapi import WRITE, refusals
+from leadscore.api.state import state_of
+from leadscore.api.tracking import TrackingRoute, commit_messages, parse_json
+from leadscore.errors import MessageError
+from leadscore.ingest.posthog import events_of, to_segment, token_of
+
+router = APIRouter(tags=["tracking"], route_class=TrackingRoute)
+GZIP_MAGIC = b"\x1f\x8b"
+CAPTURE_PATHS = ("/batch/", "/e/", "/i/v0/e/", "/capture/")
+FLAGS_PATHS = ("/flags/", "/decide/")
+# what posthog-js needs to start, with every feature off
+FEATURES_OFF = {
+    "featureFlags": {},
+    "featureFlagPayloads": {},
+    "flags": {},
+    "errorsWhileComputingFlags": False,
+    "quotaLimited": [],
+    "sessionRecording": False,
+    "autocapture_opt_out": True,
+    "capturePerformance": False,
+    "heatmaps": False,
+    "surveys": False,
+    "toolbarParams": {},
+    "supportedCompression": ["gzip", "gzip-js"],
+}
+BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "description": "one PostHog event, an array of events, or {'api_key': ..., 'batch': [...]}",
+                "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+            }
+        }
+    },
+}
+ACCEPTED = {
+    "type": "object",
+    "required": ["status", "accepted"],
+    "properties": {"status": {"type": "integer"}, "accepted": {"type": "integer", "minimum": 0}},
+}
+
+
+def _body(request: Request, raw: bytes, limit: int) -> Any:
+    """The JSON a PostHog client sent, its codings and compression flags undone."""
+    encoding = ", ".join(request.headers.getlist("content-encoding")) or None
+    raw = decoded(raw, encoding, limit)
+    compression = request.query_params.get("compression") or ""
+    form = "form-urlencoded" in request.headers.get("content-type", "") or raw.startswith(b"data=")
+    if form:
+        try:
+            fields = parse_qs(raw.decode("latin-1"), max_num_fields=8)
+        except ValueError:  # more fields than any client sends
+            raise ApiError(400, "a form body has at most 8 fields") from None
+        if not fields.get("data"):
+            raise ApiError(400, "a form body needs a 'data' field")
+        try:
+            raw = base64.b64decode(fields["data"][0], validate=False)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "the 'data' field is not base64") from None
+        if compression == "gzip-js" or raw[:2] == GZIP_MAGIC:
+            raw = decoded(raw, "gzip", limit)
+    elif compression == "gzip-js" or raw[:2] == GZIP_MAGIC:
+        # posthog-js (fetch) sends gzip as text/plain and takes the flag off the URL: the magic bytes
+        # tell (a JSON text never starts with 0x1f)
+        raw = decoded(raw, "gzip", limit)
+    elif compression not in ("", "base64"):
+        raise ApiError(
+            415, f"compression {compression[:40]!r} is not supported: send gzip-js, base64 or none"
+        )
+    return parse_json(raw, limit)
+
+
+async def capture(request: Request) -> Response:
+    state = state_of(request)
+    body = _body(request, await request.body(), state.settings.max_batch_bytes)
+    token = token_of(body) if isinstance(body, dict | list) else None
+    write_key(request.headers.get("authorization"), {"writeKey": token} if token else None, state.keys)
+    try:
+        events = events_of(body)
+    except MessageError as exc:
+        raise ApiError(400, str(exc)) from None
+    sent_at = body.get("sent_at") if isinstance(body, dict) else None
+    numbered: list[tuple[int, Any, list[Any] | MessageError]] = []
+    for index, event in enumerate(events):
+        try:
+            numbered.append((index, event, to_segment(event, sent_at)))
+        except MessageError as exc:
+            numbered.append((index, event, exc))
+    payload = await commit_messages(state, numbered, int(time.time() * 1000), "batch")
+    return Response(orjson.dumps({"status": 1, **payload}), media_type="application/json")
+
+
+async def flags(request: Request) -> Response:
+    return Response(orjson.dumps(FEATURES_OFF), media_type="application/json")
+
+
+@router.get(
+    "/array/{token}/config",
+    summary="posthog-js remote configuration: every feature off",
+    # the route is called with the bare request (TrackingRoute): its path parameter is documented here
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "token",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "the project key (not checked: the answer is the same for every key)",
+            }
+        ]
+    },
+    responses={
+        200: {
+            "description": "Every feature off",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def remote_config(request: Request) -> Response:
+    """posthog-js reads this before it sends anything; the same answer for every token (nothing secret)."""
+    return Response(orjson.dumps({**FEATURES_OFF, "hasFeatureFlags": False}), media_type="application/json")
+
+
+for _path in CAPTURE_PATHS:
+    router.add_api_route(
+        _path,
+        capture,
+        methods=["POST"],
+        name=f"posthog_capture_{_path.strip('/').replace('/', '_')}",
+        summary=f"Record PostHog events ({_path})",
+        openapi_extra={**WRITE, "requestBody": BODY},
+        responses={
+            200: {
+                "description": "The good events stored durably, the bad ones listed",
+                "content": {"application/json": {"schema": ACCEPTED}},
+            },
+            **refusals(400, 413, 415),
+        },
+    )
+for _path in FLAGS_PATHS:
+    router.add_api_route(
+        _path,
+        flags,
+        methods=["POST"],
+        name=f"posthog_flags_{_path.strip('/')}",
+        summary=f"PostHog feature flags ({_path}): every feature off",
+        responses={
+            200: {
+                "description": "Every feature off",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )

@@ -1,0 +1,162 @@
+"""PostHog capture events → Segment-spec messages, so that posthog-python and posthog-js can send to
+leadscore unchanged and their events take the one ingest path (``ingest.segment.normalise``, the event
+log, the same compiled query). The mapping is a table in docs/ingest.md:
+
+* ``distinct_id`` is the person: ``anonymousId`` while it is the browser's ``$device_id`` (posthog-js
+  before ``identify``), else ``userId``; a ``$device_id`` beside another distinct id is the
+  ``anonymousId`` too, so the browser's history stitches to the person.
+* ``$identify`` → ``identify`` (``$set`` and ``$set_once`` as traits, ``$anon_distinct_id`` as the
+  ``anonymousId``) and an ``alias`` from ``$anon_distinct_id``, which stitches an anonymous id that a
+  server library sent as a distinct id (its person key is ``u:``).
+* ``$set`` → ``identify`` with the ``$set`` traits; ``$create_alias`` → ``alias``.
+* ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (the company is the lead's
+  account; ``$group_set`` are its traits); other group types are kept as track events.
+* ``$pageview`` → ``page`` (``$current_url`` as ``url``, ``$pathname`` as ``path``, ``$title`` as
+  ``name``); ``$screen`` → ``screen``; every other event → ``track`` with its name.
+* ``uuid`` is the ``messageId`` (a resent event is a duplicate), ``timestamp`` and the request's
+  ``sent_at`` correct the sender's clock as Segment's ``sentAt`` does; ``$groups`` of an account group
+  type gives the message its ``groupId``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadscore.errors import MessageError
+
+ACCOUNT_GROUP_TYPES = ("company", "organization", "account")
+TRAIT_KEYS = ("$set", "$set_once")
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):  # posthog-python stringifies; others may not
+        return str(value)
+    return None
+
+
+def _dict(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MessageError(where, f"{where} must be an object")
+    return value
+
+
+def token_of(body: Any) -> str | None:
+    """The project key a request carries: ``api_key`` (posthog-python's batch) or ``token`` at the top,
+    else the first event's ``api_key`` or ``properties.token`` (posthog-js)."""
+    if isinstance(body, dict):
+        for key in ("api_key", "token"):
+            if _text(body.get(key)):
+                return str(body[key])
+    for event in events_of(body)[:1]:
+        if isinstance(event, dict):
+            if _text(event.get("api_key")):
+                return str(event["api_key"])
+            properties = event.get("properties")
+            if isinstance(properties, dict) and _text(properties.get("token")):
+                return str(properties["token"])
+    return None
+
+
+def events_of(body: Any) -> list[Any]:
+    """The events of a request body: ``{"batch": [...]}`` (posthog-python), a JSON array (posthog-js), or
+    one event object (``/capture/``)."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        batch = body.get("batch")
+        return batch if isinstance(batch, list) else [body]
+    raise MessageError(None, "a PostHog request is an event object, an array of events or {'batch': [...]}")
+
+
+def _traits(event: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    """``$set_once`` then ``$set`` (which wins), from the event or its properties (posthog-js sends them
+    at the top, posthog-python in the properties)."""
+    traits: dict[str, Any] = {}
+    for key in ("$set_once", "$set"):
+        for source, where in ((properties, f"properties.{key}"), (event, key)):
+            traits.update(_dict(source.get(key), where))
+    return traits
+
+
+def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
+    """The Segment messages of one PostHog event (one, or two for ``$identify``); raises MessageError
+    naming the field."""
+    if not isinstance(event, dict):
+        raise MessageError(None, "a PostHog event is a JSON object")
+    name = _text(event.get("event"))
+    if name is None:
+        raise MessageError("event", "a PostHog event needs 'event'")
+    properties = dict(_dict(event.get("properties"), "properties"))
+    distinct_id = _text(event.get("distinct_id")) or _text(properties.get("distinct_id"))
+    if distinct_id is None:
+        raise MessageError("distinct_id", "a PostHog event needs 'distinct_id'")
+    device_id = _text(properties.get("$device_id"))
+    for private in ("token", "distinct_id", *TRAIT_KEYS):
+        properties.pop(private, None)
+    base: dict[str, Any] = {"properties": properties}
+    if device_id == distinct_id:
+        base["anonymousId"] = distinct_id
+    else:
+        base["userId"] = distinct_id
+        if device_id:
+            base["anonymousId"] = device_id
+    message_id = _text(event.get("uuid"))
+    if message_id:
+        base["messageId"] = message_id
+    for key, segment_key in (("timestamp", "timestamp"), ("sent_at", "sentAt")):
+        if event.get(key):
+            base[segment_key] = event[key]
+    if sent_at and "sentAt" not in base:
+        base["sentAt"] = sent_at
+    groups = _dict(properties.get("$groups"), "properties.$groups")
+    for group_type in ACCOUNT_GROUP_TYPES:
+        if _text(groups.get(group_type)):
+            base["groupId"] = str(groups[group_type])
+            break
+    traits = _traits(event, _dict(event.get("properties"), "properties"))
+    if name == "$identify":
+        anonymous = _text(properties.get("$anon_distinct_id"))
+        identify = {**base, "type": "identify", "traits": traits}
+        if anonymous and "userId" in base:
+            identify["anonymousId"] = anonymous
+            alias = {
+                **base,
+                "type": "alias",
+                "previousId": anonymous,
+                "properties": {},
+                "messageId": f"{message_id}:alias" if message_id else None,
+            }
+            alias.pop("anonymousId", None)
+            return [identify, {k: v for k, v in alias.items() if v is not None}]
+        return [identify]
+    if name == "$set":
+        return [{**base, "type": "identify", "traits": traits}]
+    if name == "$create_alias":
+        alias_of = _text(properties.get("alias"))
+        if alias_of is None:
+            raise MessageError("properties.alias", "a $create_alias event needs 'properties.alias'")
+        return [{**base, "type": "alias", "userId": alias_of, "previousId": distinct_id}]
+    if name == "$groupidentify" and properties.get("$group_type") in ACCOUNT_GROUP_TYPES:
+        group_key = _text(properties.get("$group_key"))
+        if group_key is None:
+            raise MessageError("properties.$group_key", "a $groupidentify event needs '$group_key'")
+        group_traits = _dict(properties.get("$group_set"), "properties.$group_set")
+        return [{**base, "type": "group", "groupId": group_key, "traits": group_traits}]
+    if traits:
+        base["context"] = {"traits": traits}
+    if name == "$pageview":
+        page: dict[str, Any] = {**base, "type": "page"}
+        if _text(properties.get("$current_url")):
+            page["properties"] = {**properties, "url": properties["$current_url"]}
+        if _text(properties.get("$pathname")):
+            page["properties"] = {**page["properties"], "path": properties["$pathname"]}
+        if _text(properties.get("title")) or _text(properties.get("$title")):
+            page["name"] = properties.get("$title") or properties.get("title")
+        return [page]
+    if name == "$screen":
+        return [{**base, "type": "screen", "name": _text(properties.get("$screen_name"))}]
+    return [{**base, "type": "track", "event": name}]

@@ -1,0 +1,144 @@
+"""posthog-python, unchanged and with its own defaults (only the host and project key set; and once with
+``gzip=True``), pointed at a live leadscore: an anonymous visitor's page views, her ``$identify`` with
+``$set`` traits, her company's ``$groupidentify`` and an event with ``$groups`` arrive in batches on
+``/batch/``; every event is stored, her anonymous history is stitched to her lead, the company becomes
+her account, and the lead is scored by the same compiled query as Segment messages."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import select
+
+from leadscore.api import create_app
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import publish
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.event_log import stored_message_ids, waiting_events
+from leadscore.store.keys import create_key
+from leadscore.store.results import read_current
+from leadscore.store.schema import accounts, identities, leads
+from live_server import serving
+from test_api_tracking import MODEL, wait_until
+
+posthog = pytest.importorskip("posthog", reason="posthog (posthog-python) is not installed")
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+PAGES = 30  # page views before she identifies herself: the first is the pricing page
+
+
+@pytest.fixture
+def api(store: Store) -> Iterator[tuple[str, str, Store]]:
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "product", 0)
+    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+        yield url, write, store
+
+
+def _uuid(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+def _waiting(store: Store) -> int:
+    with store.connect() as conn:
+        return waiting_events(conn)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["defaults", "gzip"])
+def test_posthog_python_events_are_stored_stitched_grouped_and_scored(
+    api: tuple[str, str, Store], compress: bool
+) -> None:
+    url, write, store = api
+    client = posthog.Posthog(write, host=url, gzip=compress) if compress else posthog.Posthog(write, host=url)
+    # anonymous: her distinct id is her device id, as posthog-js sends it before identify
+    for i in range(PAGES):
+        path = "/pricing" if i == 0 else f"/blog/{i}"
+        client.capture(
+            "$pageview",
+            distinct_id="anon-7",
+            properties={"$current_url": f"https://ex.com{path}", "$device_id": "anon-7"},
+            uuid=_uuid(f"p{i}"),
+        )
+    client.capture(
+        "$identify",
+        distinct_id="ada",
+        properties={"$anon_distinct_id": "anon-7", "$set": {"email": "ada@example.com", "role": "CTO"}},
+        uuid=_uuid("who"),
+    )
+    client.group_identify(
+        "company", "acme", {"name": "Acme", "domain": "acme.com"}, distinct_id="ada", uuid=_uuid("co")
+    )
+    client.capture("Demo Requested", distinct_id="ada", groups={"company": "acme"}, uuid=_uuid("demo"))
+    client.flush()
+    client.shutdown()
+
+    ids = {_uuid(f"p{i}") for i in range(PAGES)} | {_uuid("who"), _uuid("co"), _uuid("demo")}
+    with store.connect() as conn:
+        # every event, and the alias that her $identify also is
+        assert stored_message_ids(conn) == ids | {_uuid("who") + ":alias"}
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        lead = conn.execute(select(leads).where(leads.c.email == "ada@example.com")).one()
+        keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead.id)).scalars())
+        account = conn.execute(select(accounts).where(accounts.c.id == lead.account_id)).one()
+        current, _ = read_current(conn, lead.id)
+    # the $identify links her device id (a:) and, as an alias, the same id sent as a distinct id (u:)
+    assert keys == {"u:ada", "a:anon-7", "u:anon-7"}
+    assert (account.domain, account.name) == ("acme.com", "Acme")
+    # her anonymous pricing page view (30) counts for her, and the demo request (50): 80
+    assert current is not None and current["score"] == 80
+
+
+def test_posthog_js_wire_forms(api: tuple[str, str, Store]) -> None:
+    """What posthog-js sends: an array of events on ``/e/`` with the token in each event's properties,
+    gzip flagged by ``compression=gzip-js``, or base64 JSON in a ``data=`` form; a resent uuid is a
+    duplicate; ``/flags/`` answers with every feature off."""
+    url, write, store = api
+    view = {
+        "event": "$pageview",
+        "uuid": _uuid("js-1"),
+        "properties": {
+            "distinct_id": "dev-1",
+            "$device_id": "dev-1",
+            "token": write,
+            "$current_url": "https://ex.com/pricing",
+        },
+    }
+    demo = {
+        "event": "Demo Requested",
+        "uuid": _uuid("js-2"),
+        "properties": {"distinct_id": "bo", "$device_id": "dev-1", "token": write},
+        "$set": {"email": "bo@example.com"},
+    }
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/e/?compression=gzip-js", content=gzip.compress(orjson.dumps([view])))
+        assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+        form = {"data": base64.b64encode(orjson.dumps([view, demo])).decode()}
+        r = http.post("/i/v0/e/?compression=base64", data=form)
+        assert r.status_code == 200, r.text
+        assert (r.json()["accepted"], r.json()["duplicates"]) == (2, 1)
+        assert (
+            http.post("/e/", json=[{**view, "properties": {"token": "nope", "distinct_id": "x"}}]).status_code
+            == 401
+        )
+        assert http.post("/e/?compression=lz64", content=b"x").status_code == 415
+        many = http.post("/e/", content="&".join(f"f{i}=1" for i in range(9)).encode(), headers=FORM)
+        assert (many.status_code, many.json()["error"]) == (400, "a form body has at most 8 fields")
+        corrupt = http.post("/e/", content=b"\x1f\x8b\x08\x00garbage")
+        assert corrupt.status_code == 400 and corrupt.json()["error"] == "the gzip body is truncated"
+        assert http.post("/flags/?v=2", json={"token": write}).json()["featureFlags"] == {}
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        lead = conn.execute(select(leads).where(leads.c.email == "bo@example.com")).one()
+        keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead.id)).scalars())
+        current, _ = read_current(conn, lead.id)
+    # the device's anonymous pricing view (30) is hers once an event names both ids, and the demo (50)
+    assert keys == {"u:bo", "a:dev-1"}
+    assert current is not None and current["score"] == 80
