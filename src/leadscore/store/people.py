@@ -111,11 +111,14 @@ def upsert_lead(
     fields: dict[str, Any] | None = None,
     attributes: dict[str, Any] | None = None,
     at_ms: int | None = None,
+    link_user_key: bool = True,
 ) -> tuple[int, bool]:
     """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
 
     Returns (lead id, created). Values merge key by key, and the value observed at the latest time
-    (``at_ms``, default ``now_ms``) wins, so messages applied out of order leave the same lead.
+    (``at_ms``, default ``now_ms``) wins, so messages applied out of order leave the same lead. The
+    external id's ``u:`` key is then linked to the lead (first link wins), unless ``link_user_key`` is
+    false: the caller links it next (ingest, whose key lookup knows which keys are linked already).
     """
     at_ms = now_ms if at_ms is None else at_ms
     email = normalise_email(email) if email else None
@@ -158,7 +161,7 @@ def upsert_lead(
         if changes:
             conn.execute(_UPDATE_LEAD, {**changes, "updated_ms": now_ms, "row_id": lead_id})
         created = False
-    if external_id:
+    if external_id and link_user_key:
         link_identity(conn, user_key(external_id), lead_id, now_ms)
     return lead_id, created
 
