@@ -113,17 +113,16 @@ def _state(conn: Connection) -> dict[str, Any]:
 
 
 def _applied(store: Store, messages: list[Message], *, one_by_one: bool) -> dict[str, Any]:
-    with store.connect() as conn:
-        with conn.begin() as tx:
-            # a lead known beforehand by e-mail only (a CSV import), so identifies may find it by e-mail
-            upsert_lead(conn, now_ms=T0, email="kim@acme.example", fields={"first_name": "Kimberly"})
-            if one_by_one:
-                for m in sorted(messages, key=lambda m: (m.ts, m.message_id)):
-                    apply_messages(conn, [m], "test")
-            else:
-                apply_messages(conn, messages, "test")
-            state = _state(conn)
-            tx.rollback()  # the store stays empty for the next example
+    with store.connect() as conn, conn.begin() as tx:
+        # a lead known beforehand by e-mail only (a CSV import), so identifies may find it by e-mail
+        upsert_lead(conn, now_ms=T0, email="kim@acme.example", fields={"first_name": "Kimberly"})
+        if one_by_one:
+            for m in sorted(messages, key=lambda m: (m.ts, m.message_id)):
+                apply_messages(conn, [m], "test")
+        else:
+            apply_messages(conn, messages, "test")
+        state = _state(conn)
+        tx.rollback()  # the store stays empty for the next example
     return state
 
 
