@@ -167,7 +167,7 @@ def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bo
     return read_totals(row, tuple(lines))
 
 
-def read_totals(row: Mapping[str, Any], lines: tuple[LedgerLine, ...] = ()) -> Ledger:
+def read_totals(row: Mapping[Any, Any], lines: tuple[LedgerLine, ...] = ()) -> Ledger:
     """The score columns of a result row as a Ledger, with ``lines`` (none: for what needs only the
     totals, such as score history rows, at a fraction of ``read_ledger``'s cost)."""
     return Ledger(
