@@ -157,19 +157,22 @@ def leadscore(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
 
 
-def import_run(path: Path, db: str, workdir: Path) -> tuple[float, int, str]:
-    """Seconds and peak RSS (KiB) of ``leadscore import events`` in a child process; its summary."""
+def import_run(path: Path, db: str, workdir: Path) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds and peak RSS (KiB) of ``leadscore import events`` in a child process
+    (CPU seconds: comparable across runs on a loaded machine, where wall time is not); its summary."""
     model = workdir / "model.yaml"
     model.write_text(MODEL)
     published = leadscore("model", "publish", str(model), "--db", db)
     assert published.returncode == 0, published.stderr + published.stdout
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
     done = leadscore("import", "events", str(path), "--no-progress", "--db", db)
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
     assert done.returncode in (0, 1), done.stderr + done.stdout
-    return elapsed, max(peak, before), done.stdout
+    return elapsed, cpu, max(peak, before), done.stdout
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,12 +192,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"export: {args.lines:,} lines, {args.users:,} people, {size / 1e6:.0f} MB ({export})")
         duck_s = duckdb_read(export)
         with database(args.engine, workdir) as db:
-            import_s, peak_kib, summary = import_run(export, db, workdir)
+            import_s, cpu_s, peak_kib, summary = import_run(export, db, workdir)
         print(summary)
         print(f"(a) DuckDB read_json:           {duck_s:7.2f} s  {args.lines / duck_s:>10,.0f} lines/s")
         print(
             f"(b) leadscore import ({args.engine}): {import_s:7.2f} s  {args.lines / import_s:>10,.0f} lines/s"
-            f"  peak RSS {peak_kib / 1024:.0f} MiB"
+            f"  ({cpu_s:.1f} CPU-s)  peak RSS {peak_kib / 1024:.0f} MiB"
         )
         print(f"ratio import / read_json: {import_s / duck_s:.1f}x (target <= 3x, or >= 50,000 events/s)")
 

@@ -4,7 +4,7 @@ from leadscore.compile.contributions import EventShare, Explanation, compile_con
 
 # registers the DuckDB and Spark spellings and CAPABILITIES entries
 from leadscore.compile.engines import render_sql
-from leadscore.compile.ledger import Ledger, LedgerLine, read_ledger
+from leadscore.compile.ledger import Ledger, LedgerLine, read_ledger, read_totals
 from leadscore.compile.query import compile_model, half_life_ms
 from leadscore.compile.sources import Sources
 
@@ -19,5 +19,6 @@ __all__ = [
     "half_life_ms",
     "read_explanations",
     "read_ledger",
+    "read_totals",
     "render_sql",
 ]

@@ -94,18 +94,14 @@ class KeyLookup:
         self.known[key] = lead_id if linked else lead_for_key(self.conn, key)
         return linked
 
-    def forget(self, *keys: str) -> None:
-        """Keys a store operation may have linked behind the lookup's back: read them again when asked."""
-        for key in keys:
-            self.known.pop(key, None)
-
 
 def _create_bare_leads(conn: Connection, ordered: Sequence[Message], lookup: KeyLookup, out: Applied) -> None:
     """Create, in one go, the leads that applying ``ordered`` one by one would create bare: users not yet
     known whose first message here is an event without an e-mail in its traits (not identify or alias,
-    which create leads with traits, or link keys, and stay on the per-message path)."""
+    which create leads with traits, or link keys, and stay on the per-message path). A user whose ``u:`` key
+    an alias in the batch names as its previous id stays there too: the alias may link that key first."""
     first_seen: dict[str, int] = {}
-    decided: set[str] = set()
+    decided: set[str] = {m.previous_id for m in ordered if m.type == "alias" and m.previous_id}
     for m in ordered:
         if not m.user_id or m.user_id in decided:
             continue
@@ -171,8 +167,8 @@ def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> 
     email, fields, attributes = split_traits(m.traits) if m.traits else (None, {}, {})
     if m.type == "alias":
         assert m.user_id and m.previous_id
-        lead_id, created = upsert_lead(conn, now_ms=m.received_ms, external_id=m.user_id)
-        lookup.forget(user_key(m.user_id))
+        lead_id, created = upsert_lead(conn, now_ms=m.received_ms, external_id=m.user_id, link_user_key=False)
+        lookup.link(user_key(m.user_id), lead_id, m.received_ms)
         for key in (user_key(m.previous_id), anonymous_key(m.previous_id)):
             if lookup.link(key, lead_id, m.received_ms):
                 out.rewind(lead_id)
@@ -186,8 +182,9 @@ def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> 
                 fields=fields,
                 attributes=attributes if m.type == "identify" else {},
                 at_ms=m.ts,
+                link_user_key=False,
             )
-            lookup.forget(user_key(m.user_id))
+            lookup.link(user_key(m.user_id), lead_id, m.received_ms)
         else:
             lead_id = lookup.get(user_key(m.user_id))
             created = False
@@ -197,8 +194,9 @@ def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> 
                     now_ms=m.received_ms,
                     external_id=m.user_id,
                     email=m.user_id if "@" in m.user_id else None,
+                    link_user_key=False,
                 )
-                lookup.forget(user_key(m.user_id))
+                lookup.link(user_key(m.user_id), lead_id, m.received_ms)
         if created:
             out.created_leads.add(lead_id)
         if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), lead_id, m.received_ms):

@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
-from leadscore.compile import Ledger, Sources, read_ledger
+from leadscore.compile import Ledger, Sources, read_totals
 from leadscore.ingest.apply import split_traits
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import POINTS_CHUNK, bound_statement, target_params
@@ -73,7 +73,8 @@ class Known:
 def score_as_known(
     conn: Connection, model: ScoringModel, sources: Sources, points: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], Ledger]:
-    """Score (lead, time) points with each lead's attributes as known at that time."""
+    """Score (lead, time) points with each lead's attributes as known at that time: the totals a
+    history row holds (ledgers without lines)."""
     if not points:
         return {}
     known = Known(conn, [lead for lead, _ in points])
@@ -103,7 +104,7 @@ def score_as_known(
                 [{"lead_id": lead, "attributes": layer_leads[lead][0]} for lead in leads_of_chunk],
             )
             for row in conn.execute(query, target_params(dialect, chunk)).mappings():
-                ledger = read_ledger(model, dict(row))
+                ledger = read_totals(row)
                 out[(ledger.lead_id, ledger.as_of)] = ledger
     conn.execute(KNOWN.delete())
     return out

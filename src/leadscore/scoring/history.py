@@ -134,8 +134,10 @@ def replay(
     previous: dict[int, dict[str, Any] | None] = {}
     for lid in lead_ids:
         top = newest.get(lid)
-        if top is not None and top["at_ms"] < start[lid]:
-            previous[lid] = top  # the common case: events newer than every row
+        if top is None or top["at_ms"] < start[lid]:
+            # the common cases: a lead without any history row (nothing to delete or read back; a
+            # backfill's new leads), or events newer than every row
+            previous[lid] = top
             continue
         conn.execute(
             delete(score_history).where(

@@ -46,6 +46,18 @@ _LEADS_BY_KEYS = select(identities.c.key, identities.c.lead_id).where(
 )
 _INSERT_LEAD = leads.insert().returning(leads.c.id)
 _ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
+_ACCOUNT_BY_NAME = select(accounts.c.id).where(accounts.c.name == bindparam("value"))
+_LEAD_ROW = select(leads).where(leads.c.id == bindparam("value"))
+_ACCOUNT_ROW = select(accounts).where(accounts.c.id == bindparam("value"))
+# the columns to set come from each call's parameters (SQLAlchemy compiles one form per set of names)
+_UPDATE_LEAD = update(leads).where(leads.c.id == bindparam("row_id"))
+_UPDATE_ACCOUNT = update(accounts).where(accounts.c.id == bindparam("row_id"))
+_INSERT_ACCOUNT = accounts.insert().returning(accounts.c.id)
+_ACCOUNT_FOR_DOMAIN_LEADS = (
+    update(leads)
+    .where(leads.c.email_domain == bindparam("domain"), leads.c.account_id.is_(None))
+    .values(account_id=bindparam("account"), updated_ms=bindparam("now"))
+)
 
 
 def _insert_identities(dialect: str) -> Any:
@@ -99,11 +111,14 @@ def upsert_lead(
     fields: dict[str, Any] | None = None,
     attributes: dict[str, Any] | None = None,
     at_ms: int | None = None,
+    link_user_key: bool = True,
 ) -> tuple[int, bool]:
     """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
 
     Returns (lead id, created). Values merge key by key, and the value observed at the latest time
-    (``at_ms``, default ``now_ms``) wins, so messages applied out of order leave the same lead.
+    (``at_ms``, default ``now_ms``) wins, so messages applied out of order leave the same lead. The
+    external id's ``u:`` key is then linked to the lead (first link wins), unless ``link_user_key`` is
+    false: the caller links it next (ingest, whose key lookup knows which keys are linked already).
     """
     at_ms = now_ms if at_ms is None else at_ms
     email = normalise_email(email) if email else None
@@ -125,7 +140,7 @@ def upsert_lead(
         lead_id = int(conn.execute(_INSERT_LEAD, values).scalar_one())
         created = True
     else:
-        row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
+        row = conn.execute(_LEAD_ROW, {"value": lead_id}).mappings().one()
         seen = dict(row["attribute_ts"] or {})
         newer = {k for k in [*fields, *attributes] if at_ms >= seen.get(k, at_ms)}
         changes: dict[str, Any] = {k: v for k, v in fields.items() if k in newer and row[k] != v}
@@ -144,9 +159,9 @@ def upsert_lead(
             if account_id is not None:
                 changes["account_id"] = account_id
         if changes:
-            conn.execute(update(leads).where(leads.c.id == lead_id).values(**changes, updated_ms=now_ms))
+            conn.execute(_UPDATE_LEAD, {**changes, "updated_ms": now_ms, "row_id": lead_id})
         created = False
-    if external_id:
+    if external_id and link_user_key:
         link_identity(conn, user_key(external_id), lead_id, now_ms)
     return lead_id, created
 
@@ -256,18 +271,15 @@ def upsert_account(
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
     account_id = _account_for_domain(conn, domain)
     if account_id is None and name and not domain:
-        account_id = conn.execute(select(accounts.c.id).where(accounts.c.name == name)).scalar()
+        account_id = conn.execute(_ACCOUNT_BY_NAME, {"value": name}).scalar()
     if account_id is None:
+        values = {"domain": domain, "name": name, "attributes": attributes}
         account_id = int(
-            conn.execute(
-                accounts.insert()
-                .values(domain=domain, name=name, attributes=attributes, created_ms=now_ms, updated_ms=now_ms)
-                .returning(accounts.c.id)
-            ).scalar_one()
+            conn.execute(_INSERT_ACCOUNT, {**values, "created_ms": now_ms, "updated_ms": now_ms}).scalar_one()
         )
         created = True
     else:
-        row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().one()
+        row = conn.execute(_ACCOUNT_ROW, {"value": account_id}).mappings().one()
         merged = {**(row["attributes"] or {}), **attributes}
         changes: dict[str, Any] = {}
         if merged != row["attributes"]:
@@ -275,18 +287,12 @@ def upsert_account(
         if name and row["name"] != name:
             changes["name"] = name
         if changes:
-            conn.execute(
-                update(accounts).where(accounts.c.id == account_id).values(**changes, updated_ms=now_ms)
-            )
+            conn.execute(_UPDATE_ACCOUNT, {**changes, "updated_ms": now_ms, "row_id": account_id})
         created = False
     if domain:
-        conn.execute(
-            update(leads)
-            .where(leads.c.email_domain == domain, leads.c.account_id.is_(None))
-            .values(account_id=account_id, updated_ms=now_ms)
-        )
+        conn.execute(_ACCOUNT_FOR_DOMAIN_LEADS, {"domain": domain, "account": account_id, "now": now_ms})
     return account_id, created
 
 
 def set_lead_account(conn: Connection, lead_id: int, account_id: int, now_ms: int) -> None:
-    conn.execute(update(leads).where(leads.c.id == lead_id).values(account_id=account_id, updated_ms=now_ms))
+    conn.execute(_UPDATE_LEAD, {"account_id": account_id, "updated_ms": now_ms, "row_id": lead_id})
