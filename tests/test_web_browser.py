@@ -32,6 +32,7 @@ PAGES = (
     "/handoff",
     "/funnel",
     "/accounts",
+    "/accounts/1",
     "/model",
     "/evaluation",
     "/review",

@@ -104,7 +104,7 @@
     });
   }
 
-  // generic charts: {"type": "line"|"bar", "x": [...], "series": [{"label", "values", "style"}], "y": {...}}
+  // generic charts: {"type": "line"|"bar", "x": [...], "series": [{"label", "values"}], "y": {...}, "stacked"}
   const STYLES = [
     { borderColor: ACCENT, backgroundColor: ACCENT, pointStyle: "circle", borderDash: [] },
     { borderColor: FIT, backgroundColor: FIT, pointStyle: "triangle", borderDash: [8, 4] },
@@ -131,8 +131,9 @@
         animation: false,
         maintainAspectRatio: false,
         scales: {
-          x: { title: { display: !!d.xTitle, text: d.xTitle || "" } },
-          y: Object.assign({ beginAtZero: true, title: { display: !!d.yTitle, text: d.yTitle || "" } }, d.y || {}),
+          x: { stacked: !!d.stacked, title: { display: !!d.xTitle, text: d.xTitle || "" } },
+          y: Object.assign({ stacked: !!d.stacked, beginAtZero: true,
+            title: { display: !!d.yTitle, text: d.yTitle || "" } }, d.y || {}),
         },
         plugins: { legend: { labels: { usePointStyle: true } } },
       },
