@@ -71,6 +71,17 @@ def test_reports_by_hand(store: Store) -> None:
         ("2024-04-29", "sql"): (1, 0),
         ("2024-05-06", "mql"): (1, 0),
     }
+    # all time, each lead once per stage: lead 4 (ann, bob, cat, dan), 3 of them reached mql: 3/4;
+    # mql 3 (ann, bob, dan), only ann reached sql: 1/3; sql 1 (ann), nobody opened an opportunity: 0/1
+    stages = {r["stage"]: (r["entered"], r["converted"], r["rate"]) for r in funnel["stages"]}
+    assert stages["lead"] == (4, 3, 0.75)
+    assert stages["mql"] == (3, 1, 1 / 3)
+    assert stages["sql"] == (1, 0, 0.0)
+    # by source: webinar ann and bob both reached mql (2/2), one of them sql (1/2); ads cat and dan,
+    # only dan reached mql (1/2), and dan is not in sql (0/1)
+    split = {(r["group"], r["stage"]): (r["entered"], r["rate"]) for r in by_source["stages"]}
+    assert split[("webinar", "lead")] == (2, 1.0) and split[("webinar", "mql")] == (2, 0.5)
+    assert split[("ads", "lead")] == (2, 0.5) and split[("ads", "mql")] == (1, 0.0)
     rates = {(r["group"], r["from"]): r["rate"] for r in by_source["conversion"] if r["week"] == "2024-04-29"}
     assert (
         rates[("webinar", "lead")] == 1.0
