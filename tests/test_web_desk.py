@@ -1,0 +1,83 @@
+"""The sales and marketing desk on the demo data, over real HTTP: the account page, the funnel with its
+conversion rates and the evaluation's wording and band order."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from leadscore.store.schema import accounts, leads
+from web_support import Site, signed_in, site
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with site(tmp_path_factory.mktemp("desk"), leads=60, seed=3) as s:
+        yield s
+
+
+def test_the_busiest_account_page_lists_every_contact_and_its_history(demo: Site) -> None:
+    with demo.store.connect() as conn:
+        account_id, contacts = conn.execute(
+            select(leads.c.account_id, func.count())
+            .where(leads.c.account_id.is_not(None))
+            .group_by(leads.c.account_id)
+            .order_by(func.count().desc(), leads.c.account_id)
+            .limit(1)
+        ).one()
+        ids = [i for (i,) in conn.execute(select(leads.c.id).where(leads.c.account_id == account_id))]
+        name = conn.execute(select(accounts.c.name).where(accounts.c.id == account_id)).scalar_one()
+    with signed_in(demo.url, demo.email("marketing")) as client:
+        page = client.get(f"/accounts/{account_id}")
+        listed = client.get("/accounts")
+        gone = client.get("/accounts/0")
+    assert page.status_code == 200, page.text
+    assert gone.status_code == 404
+    assert f'href="/accounts/{account_id}"' in listed.text
+    assert f"<h1>{name}</h1>" in page.text
+    table = page.text[page.text.index('<table class="contacts">') :]
+    table = table[: table.index("</table>")]
+    assert table.count('<tr><th scope="row">') == contacts
+    assert all(f'href="/leads/{i}"' in table for i in ids)
+    # the demo spreads six months of activity: more than one week of it, and a score per week
+    assert page.text.count('<tr><th scope="row">20') > 1  # activity rows, one per week
+    history = page.text[page.text.index('<table class="account-history">') :]
+    assert history[: history.index("</table>")].count("<tr><td>") > 4
+
+
+def test_the_funnel_shows_conversion_between_stages_over_the_demo_months(demo: Site) -> None:
+    with signed_in(demo.url, demo.email("marketing")) as client:
+        page = client.get("/funnel")
+    assert page.status_code == 200, page.text
+    totals = page.text[page.text.index('id="funnel-totals"') :]
+    totals = totals[: totals.index("</table>")]
+    entered = [int(n) for n in re.findall(r'data-stage="[a-z_]+">(\d+)<', totals)]
+    rates = re.findall(r'data-rate="[a-z_]+">([0-9.]+) %<', totals)
+    assert entered[0] == 60 and entered == sorted(entered, reverse=True)
+    # the first rate: of the 60 that entered the first stage, the share that reached the second
+    assert float(rates[0]) == pytest.approx(100 * entered[1] / entered[0], abs=0.05)
+    # stage moves over many weeks, not one spike on the demo's last day
+    assert len(set(re.findall(r"<tr><td>(\d{4}-\d\d-\d\d)</td>", page.text))) > 4
+    assert '<table class="by-group">' in page.text and "% on)" in page.text
+
+
+def test_the_evaluation_names_the_top_shares_once_and_lists_bands_hot_first(demo: Site) -> None:
+    with signed_in(demo.url, demo.email("marketing")) as client:
+        page = client.get("/evaluation")
+    assert page.status_code == 200, page.text
+    assert "top top" not in page.text
+    if '<table class="bands">' in page.text:
+        table = page.text[page.text.index('<table class="bands">') :]
+        bands = re.findall(r'<th scope="row">(hot|warm|cold)</th>', table[: table.index("</table>")])
+        assert bands == [b for b in ("hot", "warm", "cold") if b in bands] and bands
+    else:
+        assert "Cannot evaluate yet" in page.text
+
+
+def test_the_account_page_needs_a_signed_in_reader(demo: Site) -> None:
+    with httpx.Client(base_url=demo.url, follow_redirects=False) as anonymous:
+        assert anonymous.get("/accounts/1").status_code == 303
