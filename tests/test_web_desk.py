@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from leadscore.store.schema import accounts, leads
+from leadscore.web.pages.leads import heat
 from web_support import Site, signed_in, site
 
 
@@ -81,3 +82,17 @@ def test_the_evaluation_names_the_top_shares_once_and_lists_bands_hot_first(demo
 def test_the_account_page_needs_a_signed_in_reader(demo: Site) -> None:
     with httpx.Client(base_url=demo.url, follow_redirects=False) as anonymous:
         assert anonymous.get("/accounts/1").status_code == 303
+
+
+def test_matrix_cells_are_shaded_by_their_share_of_the_fullest_cell(demo: Site) -> None:
+    # fullest 10: 10 and 8 (over three quarters) darkest, 5 (a half) step 2, 1 step 1, none unshaded
+    assert [heat(n, 10) for n in (0, 1, 3, 5, 6, 8, 10)] == [0, 1, 2, 2, 3, 4, 4]
+    assert heat(0, 0) == 0 and heat(1, 1) == 4
+    with signed_in(demo.url, demo.email("marketing")) as client:
+        page = client.get("/leads/matrix")
+    assert page.status_code == 200, page.text
+    cells = re.findall(r'<td class="cell heat-(\d)[^"]*">\s*<a [^>]*>([\d,]+)</a>', page.text)
+    assert len(cells) == 16
+    counts = [int(n.replace(",", "")) for _, n in cells]
+    assert [int(h) for h, _ in cells] == [heat(n, max(counts)) for n in counts]
+    assert '<abbr title="Engagement level 4">L4</abbr>' in page.text

@@ -41,7 +41,19 @@ def _sources(store: Store) -> list[str]:
     return found
 
 
+HEAT_STEPS = 5  # cells are shaded in this many steps of their count against the fullest cell
+
+
+def heat(count: int, most: int) -> int:
+    """The shade of a matrix cell, 0 (empty) to ``HEAT_STEPS - 1`` (the fullest cell): its share of the
+    fullest cell's count, in equal steps above zero."""
+    if count <= 0 or most <= 0:
+        return 0
+    return 1 + min(HEAT_STEPS - 2, (count * (HEAT_STEPS - 1) - 1) // most)
+
+
 def _grid(counts: dict[tuple[str, int], int], f: LeadFilter) -> list[dict[str, Any]]:
+    most = max(counts.values(), default=0)
     rows = []
     for grade in GRADES:
         cells = []
@@ -51,6 +63,7 @@ def _grid(counts: dict[tuple[str, int], int], f: LeadFilter) -> list[dict[str, A
                 {
                     "level": level,
                     "count": counts.get((grade, level), 0),
+                    "heat": heat(counts.get((grade, level), 0), most),
                     "href": "/leads?" + urlencode(params),
                     "selected": f.grade == grade and f.level == level,
                 }
