@@ -213,3 +213,28 @@ def test_tracking_code_page_passes_axe(chromium: Browser, demo: Site) -> None:
     assert tab.axe() == []
     assert tab.problems == []
     tab.close()
+
+
+def test_the_desk_charts_are_drawn_and_the_matrix_fits_the_list_page(chromium: Browser, demo: Site) -> None:
+    tab = Tab(chromium, demo.url)
+    page = tab.page
+    tab.sign_in(demo.email("marketing"))
+    for width in (1280, 1000):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto("/leads")
+        box = page.locator("section.matrix-box").bounding_box()
+        last = page.locator("table.matrix thead th").last.bounding_box()
+        assert box is not None and last is not None
+        # the Level 4 column is inside its section: not cut off, not under the list beside it
+        assert last["x"] + last["width"] <= box["x"] + box["width"] + 1, width
+        expect(page.locator("table.matrix thead th").last).to_have_text("L4")
+    page.goto("/funnel")
+    expect(page.locator("canvas[data-source='funnel-data']")).to_have_attribute("data-drawn", "1")
+    page.goto("/accounts")
+    page.locator("table.accounts tbody th a").first.click()
+    expect(page).to_have_url(re.compile(r"/accounts/\d+$"))
+    expect(page.get_by_role("heading", name="Contacts")).to_be_visible()
+    expect(page.locator("canvas[data-source='activity-data']")).to_have_attribute("data-drawn", "1")
+    assert tab.axe() == []
+    assert tab.problems == []
+    tab.close()
