@@ -1,5 +1,6 @@
 """The sales and marketing desk on the demo data, over real HTTP: the account page, the funnel with its
-conversion rates and the evaluation's wording and band order."""
+conversion rates, the evaluation's wording and band order, the matrix's heat scale and the score
+distribution (by hand on both stores)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from leadscore.store.schema import accounts, leads
-from leadscore.web.pages.leads import heat
+from leadscore.lifecycle.lead_filter import LeadFilter
+from leadscore.scoring.pipeline import publish
+from leadscore.store import Store
+from leadscore.store.schema import accounts, leads, scores
+from leadscore.web.data.leadlist import distribution
+from leadscore.web.pages.leads import heat, histogram
+from lifecycle_model import model, person, points, send
 from web_support import Site, signed_in, site
 
 
@@ -96,3 +102,31 @@ def test_matrix_cells_are_shaded_by_their_share_of_the_fullest_cell(demo: Site) 
     counts = [int(n.replace(",", "")) for _, n in cells]
     assert [int(h) for h, _ in cells] == [heat(n, max(counts)) for n in counts]
     assert '<abbr title="Engagement level 4">L4</abbr>' in page.text
+
+
+def test_score_distribution_bins_by_hand_under_a_filter(store: Store) -> None:
+    # the lifecycle test model scores engagement alone, a point per "Plus": ann 70, bob 45, cat 5, dan 0
+    # (identified, no activity) and eve 100, which falls in the last bin (90–100)
+    publish(store, model())
+    people = [person(u) for u in ("ann", "bob", "cat", "dan", "eve")]
+    send(store, [*people, *points("ann", 70), *points("bob", 45), *points("cat", 5), *points("eve", 100)])
+    with store.connect() as conn:
+        everyone = distribution(conn, LeadFilter())
+        hot = distribution(conn, LeadFilter(band="hot"))  # 70 or more
+    assert everyone == [2, 0, 0, 0, 1, 0, 0, 1, 0, 1]
+    assert hot == [0, 0, 0, 0, 0, 0, 0, 1, 0, 1]
+    # the model's bands: warm 40, hot 70 → on a 10-bar axis, marks at bars 3.5 and 6.5
+    chart = histogram(everyone, model().scale.bands)
+    assert chart["marks"] == [{"x": 3.5, "label": "warm ≥ 40"}, {"x": 6.5, "label": "hot ≥ 70"}]
+    assert chart["x"][0] == "0–10" and chart["x"][-1] == "90–100"
+
+
+def test_the_matrix_page_draws_the_score_distribution(demo: Site) -> None:
+    with demo.store.connect() as conn:
+        stored = [float(s) for (s,) in conn.execute(select(scores.c.score))]
+    with signed_in(demo.url, demo.email("marketing")) as client:
+        page = client.get("/leads/matrix")
+    table = page.text[page.text.index('<table class="histogram">') :]
+    shown = [int(n) for n in re.findall(r'<td class="num">([\d,]+)</td>', table[: table.index("</table>")])]
+    assert shown == [sum(1 for s in stored if min(int(s // 10), 9) == i) for i in range(10)]
+    assert sum(shown) == 60

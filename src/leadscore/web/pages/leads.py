@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from leadscore.api.state import state_of
 from leadscore.lifecycle.lead_filter import BANDS, GRADES, LEVELS, LeadFilter, LeadFilterParams
+from leadscore.model.scoring_model import Bands
+from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.spreadsheet import csv_safe
 from leadscore.store import Store
@@ -125,6 +127,8 @@ def leads_page(
 def matrix_page(request: Request, viewer: LeadsReader, f: Filter) -> HTMLResponse:
     with state_of(request).store.connect() as conn:
         counts = leadlist.matrix(conn, f)
+        bins = leadlist.distribution(conn, f)
+        active = active_model(conn)
     total = sum(counts.values())
     return page(
         request,
@@ -136,7 +140,26 @@ def matrix_page(request: Request, viewer: LeadsReader, f: Filter) -> HTMLRespons
         total=total,
         by_grade={g: sum(n for (gg, _), n in counts.items() if gg == g) for g in GRADES},
         by_level={lv: sum(n for (_, ll), n in counts.items() if ll == lv) for lv in LEVELS},
+        histogram=histogram(bins, active.model.scale.bands if active is not None else None),
     )
+
+
+def histogram(bins: list[int], bands: Bands | None) -> dict[str, Any]:
+    """The score distribution as a bar chart, the band thresholds marked where they fall on the axis."""
+    width = 100 / len(bins)
+    marks = []
+    if bands is not None:
+        for name, at in (("warm", bands.warm), ("hot", bands.hot)):
+            # a bar spans [i·width, (i+1)·width): a threshold t sits at t / width − ½ in bar units
+            marks.append({"x": at / width - 0.5, "label": f"{name} ≥ {at:g}"})
+    return {
+        "type": "bar",
+        "x": [f"{i * width:g}–{(i + 1) * width:g}" for i in range(len(bins))],
+        "series": [{"label": "Scored leads", "values": bins}],
+        "xTitle": "score",
+        "yTitle": "leads",
+        "marks": marks,
+    }
 
 
 @router.get("/leads/export.csv", include_in_schema=False)

@@ -32,6 +32,22 @@
         ctx.fillStyle = MUTED;
         ctx.fillText(line.label, chartArea.left + 4, y - 4);
       }
+      // vertical marks (a threshold between two bars): x in the x scale's units, may fall between categories
+      for (const mark of opts.marks || []) {
+        const x = scales.x.getPixelForValue(mark.x);
+        ctx.strokeStyle = INK;
+        ctx.setLineDash([6, 3]);
+        ctx.beginPath();
+        ctx.moveTo(x, chartArea.top);
+        ctx.lineTo(x, chartArea.bottom);
+        ctx.stroke();
+        const width = ctx.measureText(mark.label).width;
+        const left = Math.min(x + 4, chartArea.right - width);
+        ctx.fillStyle = "rgba(255,255,255,0.85)";
+        ctx.fillRect(left - 2, chartArea.top + 2, width + 4, 15);
+        ctx.fillStyle = INK;
+        ctx.fillText(mark.label, left, chartArea.top + 13);
+      }
       ctx.setLineDash([]);
       let lastRight = -Infinity;
       for (const note of opts.notes || []) {
@@ -104,7 +120,8 @@
     });
   }
 
-  // generic charts: {"type": "line"|"bar", "x": [...], "series": [{"label", "values"}], "y": {...}, "stacked"}
+  // generic charts: {"type": "line"|"bar", "x": [...], "series": [{"label", "values"}], "y": {...}, "stacked",
+  // "marks": [{"x", "label"}] (vertical lines)}
   const STYLES = [
     { borderColor: ACCENT, backgroundColor: ACCENT, pointStyle: "circle", borderDash: [] },
     { borderColor: FIT, backgroundColor: FIT, pointStyle: "triangle", borderDash: [8, 4] },
@@ -135,8 +152,9 @@
           y: Object.assign({ stacked: !!d.stacked, beginAtZero: true,
             title: { display: !!d.yTitle, text: d.yTitle || "" } }, d.y || {}),
         },
-        plugins: { legend: { labels: { usePointStyle: true } } },
+        plugins: { legend: { labels: { usePointStyle: true } }, leadscoreAnnotations: { marks: d.marks || [] } },
       },
+      plugins: [annotations],
     });
   }
 
