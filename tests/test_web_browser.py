@@ -6,6 +6,7 @@ violated (no inline script or style anywhere)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+from sqlalchemy import func, select
 
+from leadscore.store.schema import score_history
 from web_support import PASSWORD, Site, site
 
 CHROMIUM = "/usr/bin/chromium"
@@ -236,5 +239,31 @@ def test_the_desk_charts_are_drawn_and_the_matrix_fits_the_list_page(chromium: B
     expect(page.get_by_role("heading", name="Contacts")).to_be_visible()
     expect(page.locator("canvas[data-source='activity-data']")).to_have_attribute("data-drawn", "1")
     assert tab.axe() == []
+    assert tab.problems == []
+    tab.close()
+
+
+def test_the_journey_labels_do_not_overlap(chromium: Browser, demo: Site) -> None:
+    with demo.store.connect() as conn:
+        busiest = conn.execute(
+            select(score_history.c.lead_id)
+            .group_by(score_history.c.lead_id)
+            .order_by(func.count().desc(), score_history.c.lead_id)
+            .limit(1)
+        ).scalar_one()
+    tab = Tab(chromium, demo.url)
+    page = tab.page
+    tab.sign_in(demo.email("marketing"))
+    for width in (1280, 700):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"/leads/{busiest}")
+        chart = page.locator("#journey-chart")
+        expect(chart).to_have_attribute("data-drawn", "1")
+        boxes = json.loads(chart.get_attribute("data-labels") or "[]")
+        assert boxes, width
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                apart = a["right"] <= b["left"] or b["right"] <= a["left"]
+                assert apart or a["bottom"] <= b["top"] or b["bottom"] <= a["top"], (width, a, b)
     assert tab.problems == []
     tab.close()
