@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from leadscore.demo import demo_model, generate, run_demo
 from leadscore.demo.generator import DEFAULT_NOW_MS
+from leadscore.lifecycle.reports import time_in_stage
 from leadscore.scoring import pipeline
 from leadscore.store import Store
-from leadscore.lifecycle.reports import time_in_stage
 from leadscore.store.schema import accounts, events, identities, leads, outcomes, score_history, stage_history
 
 DAY = 86_400_000

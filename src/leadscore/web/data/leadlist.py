@@ -140,7 +140,7 @@ def distribution(conn: Connection, f: LeadFilter) -> list[int]:
         .where(f.matches(scores.c.lead_id))
         .group_by(literal_column("score_bin"))
     )
-    counts = dict(conn.execute(query).all())
+    counts: dict[int, int] = {int(b): int(n) for b, n in conn.execute(query).all()}
     return [int(counts.get(i, 0)) for i in range(SCORE_BINS)]
 
 
