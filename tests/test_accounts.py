@@ -5,6 +5,7 @@ account enters when its score crosses the line (and one that does not)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -211,3 +212,62 @@ def test_the_accounts_page_counts_engaged_contacts_as_the_mqa_rule_does(store: S
     assert '<td class="num">70.0</td><td>MQA</td>' in row[: row.index("</tr>")]
     assert '<td class="num">4</td><td class="num">2</td>' in row[: row.index("</tr>")]
     assert "An engaged contact has an engagement score of 35 or more." in page.text
+
+
+def test_the_account_page_shows_its_contacts_committee_and_score_over_time(store: Store) -> None:
+    publish(store, loads_model(MODEL))
+    at = T0 + 2 * HOUR
+    _ingest(store, [*_people(), *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=3)], at)  # fmt: skip
+    run_round(store, settings(), now_ms=at, deliver=False)
+    ids = _account_ids(store)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        ann = find_lead(conn, external_id="ann")
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        page = client.get(f"/accounts/{ids['acme']}")
+        listed = client.get("/accounts")
+        lead = client.get(f"/leads/{ann}")
+        missing = [client.get(f"/accounts/{n}").status_code for n in (999_999, 2**63, -(2**63) - 1, 10**30)]
+    assert page.status_code == 200, page.text
+    assert missing == [404, 404, 404, 404]
+    assert f'href="/accounts/{ids["acme"]}"' in listed.text and f'href="/accounts/{ids["acme"]}"' in lead.text
+    html = page.text
+    # the contacts, highest score first: the same fit (100) for all, so engagement decides:
+    # ann a demo and two pages 50 + 20 = 70, bo a demo 50, cy three pages 30, dee nothing 0
+    contacts = html[html.index('<table class="contacts">') :]
+    contacts = contacts[: contacts.index("</table>")]
+    order = [contacts.index(f"{who}@acme.example") for who in ("ann", "bo", "cy", "dee")]
+    assert order == sorted(order)
+    assert "eve@beta.example" not in contacts and "fay@gamma.example" not in contacts
+    for engagement in ("70.0", "50.0", "30.0", "0.0"):
+        assert f'<td class="num">{engagement} (level' in contacts
+    assert contacts.count("<td>Lead</td>") == 4
+    # MQA: committee (70 + 50 + 30) / 3 = 50, score 0.4 × 100 + 0.6 × 50 = 70 ≥ 60 with 2 engaged contacts
+    status = html[html.index('id="mqa-title"') : html.index('id="contacts-title"')]
+    assert '<dd class="big">MQA</dd>' in status
+    assert "<dd>70.0</dd>" in status and "<dd>2</dd>" in status
+    assert "<td>—</td><td>mqa</td>" in status  # one move, at the run: from no stage to MQA
+    # activity: everyone's identify and group calls (2 events) plus ann's 3, cy's 3 and bo's 1, all in the
+    # week of Monday 2024-04-29 (T0 is a Wednesday); the most active first, ties by lead id
+    chart = json.loads(
+        html[
+            html.index('id="activity-data">') + 19 : html.index(
+                "</script>", html.index('id="activity-data">')
+            )
+        ]
+    )
+    assert chart["x"] == ["2024-04-29"]
+    assert [(s["label"], s["values"]) for s in chart["series"]] == [
+        ("ann@acme.example", [5]),
+        ("cy@acme.example", [5]),
+        ("bo@acme.example", [3]),
+        ("dee@acme.example", [2]),
+    ]
+    # the account score over time: no decay, so every week since the activity the same 70 and MQA
+    history = html[html.index('<table class="account-history">') :]
+    history = history[: history.index("</table>")]
+    rows = history.count("<tr>") - 1
+    assert rows >= 2
+    assert history.count('<td class="num">70.0</td>') == rows and history.count("<td>MQA</td>") == rows

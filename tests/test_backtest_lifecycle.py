@@ -4,6 +4,7 @@ alone on hand-written observations. Every expected count is worked out in the co
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -267,6 +268,13 @@ def test_the_dashboard_backtests_a_draft_through_its_lifecycle(history: Store) -
     row = page.text[page.text.index('<th scope="row">MQLs</th>') :]
     assert row.startswith('<th scope="row">MQLs</th><td class="num">3</td><td class="num">3</td>')
     assert "gains 0 MQLs the active model would not have made (0 converted) and loses 1" in page.text
+    # the chart beside it: the same MQLs per week, before (active) and after (draft), 12 weeks each
+    start = page.text.index('id="backtest-data">') + len('id="backtest-data">')
+    chart = json.loads(page.text[start : page.text.index("</script>", start)])
+    before, after = chart["series"]
+    assert before["label"].startswith("Before: ") and after["label"].startswith("After: ")
+    assert (sum(before["values"]), sum(after["values"])) == (3, 3)
+    assert len(chart["x"]) == len(before["values"]) == len(after["values"]) == 12
     assert (
         refused.status_code == 200 and "Cannot backtest:" in refused.text and "no MQL stage" in refused.text
     )

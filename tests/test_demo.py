@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 
 from leadscore.demo import demo_model, generate, run_demo
 from leadscore.demo.generator import DEFAULT_NOW_MS
+from leadscore.lifecycle.reports import time_in_stage
 from leadscore.scoring import pipeline
 from leadscore.store import Store
-from leadscore.store.schema import accounts, events, identities, leads, outcomes, score_history
+from leadscore.store.schema import accounts, events, identities, leads, outcomes, score_history, stage_history
 
 DAY = 86_400_000
 CONTENT = {
@@ -116,6 +117,28 @@ def test_run_demo(store: Store, tmp_path: Path) -> None:
             assert conn.execute(select(func.count()).select_from(score_history)).scalar() > 2 * 40
     finally:
         check.dispose()
+
+
+def test_run_demo_stamps_stage_moves_over_its_history(store: Store, tmp_path: Path) -> None:
+    """The lifecycle ran after each weekly batch as of its time: moves spread over the months (not one
+    spike on the last day) and a lead that left a stage stayed in it for a while."""
+    url = store.url if store.dialect == "postgresql" else str(tmp_path / "demo.db")
+    result = run_demo(url, leads=40, seed=5, now_ms=DEFAULT_NOW_MS)
+    check = Store.from_url(url)
+    try:
+        with check.connect() as conn:
+            stamps = [int(t) for (t,) in conn.execute(select(stage_history.c.at_ms))]
+            lifecycle = demo_model().lifecycle
+            assert lifecycle is not None
+            times = time_in_stage(conn, lifecycle, result.as_of_ms)
+    finally:
+        check.dispose()
+    assert stamps and result.generated.first_ms <= min(stamps) and max(stamps) <= result.as_of_ms
+    assert max(stamps) - min(stamps) > 12 * 7 * DAY  # more than 12 of the 26 weeks
+    # moves on at least 10 distinct weeks of the history
+    assert len({(t - result.generated.first_ms) // (7 * DAY) for t in stamps}) >= 10
+    completed = [t for t in times if t["completed"] and t["mean_hours"] is not None]
+    assert any(t["mean_hours"] > 24 for t in completed)
 
 
 def test_population_shape(demo_store: Store) -> None:

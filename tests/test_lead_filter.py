@@ -177,7 +177,14 @@ def build(store: Store) -> None:
         )
         conn.execute(
             insert(model_versions).values(
-                id=1, name="m", version=1, yaml="model: m\n", sha256="0" * 64, created_ms=0, active=True, note=""
+                id=1,
+                name="m",
+                version=1,
+                yaml="model: m\n",
+                sha256="0" * 64,
+                created_ms=0,
+                active=True,
+                note="",
             )
         )
         for lead in POPULATION:

@@ -158,6 +158,23 @@ def test_evaluate_with_one_class_warns_and_leaves_the_ranking_undefined() -> Non
     assert evaluate_scores("m", "won", [0, 1], [1.0, 2.0]).warnings == []
 
 
+def test_evaluation_lists_bands_hot_warm_cold_and_names_capture_shares_once() -> None:
+    # cold: 2 rows, 0 converted; warm: 1 row, 1 converted; hot: 2 rows, 1 converted
+    ev = evaluate_scores(
+        "m",
+        "won",
+        [0, 0, 1, 1, 0],
+        [5.0, 10.0, 50.0, 90.0, 80.0],
+        bands=["cold", "cold", "warm", "hot", "hot"],
+    )
+    assert [(g.key, g.leads, g.converted) for g in ev.bands] == [
+        ("hot", 2, 1),
+        ("warm", 1, 1),
+        ("cold", 2, 0),
+    ]
+    assert "top 10 %" in ev.capture and not any(k.startswith("top top") for k in ev.capture)
+
+
 DEMO_LIKE = """
 model: hand-made
 description: Points for asking for a demo.

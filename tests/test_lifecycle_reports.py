@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+from typer.testing import CliRunner
+
+from leadscore.cli.main import app
 from leadscore.lifecycle import reports
 from leadscore.lifecycle.feedback import give_feedback
 from leadscore.lifecycle.runner import run_round
@@ -71,6 +76,27 @@ def test_reports_by_hand(store: Store) -> None:
         ("2024-04-29", "sql"): (1, 0),
         ("2024-05-06", "mql"): (1, 0),
     }
+    # all time, each lead once per stage: lead 4 (ann, bob, cat, dan), 3 of them reached mql: 3/4;
+    # mql 3 (ann, bob, dan), only ann reached sql: 1/3; sql 1 (ann), nobody opened an opportunity: 0/1
+    stages = {r["stage"]: (r["entered"], r["converted"], r["rate"]) for r in funnel["stages"]}
+    assert stages["lead"] == (4, 3, 0.75)
+    assert stages["mql"] == (3, 1, 1 / 3)
+    assert stages["sql"] == (1, 0, 0.0)
+    # by source: webinar ann and bob both reached mql (2/2), one of them sql (1/2); ads cat and dan,
+    # only dan reached mql (1/2), and dan is not in sql (0/1)
+    split = {(r["group"], r["stage"]): (r["entered"], r["rate"]) for r in by_source["stages"]}
+    assert split[("webinar", "lead")] == (2, 1.0) and split[("webinar", "mql")] == (2, 0.5)
+    assert split[("ads", "lead")] == (2, 0.5) and split[("ads", "mql")] == (1, 0.0)
+    # the CLI prints the same rows: the last JSON document is the all-time one, by source
+    printed = CliRunner().invoke(
+        app, ["reports", "funnel", "--by", "lead_source", "-f", "json", "--db", store.url]
+    )
+    assert printed.exit_code == 0, printed.output
+    last = json.loads(printed.output[printed.output.rindex("[\n") :])
+    assert [(r["group"], r["stage"], r["entered"]) for r in last if r["stage"] == "lead"] == [
+        ("ads", "lead", 2),
+        ("webinar", "lead", 2),
+    ]
     rates = {(r["group"], r["from"]): r["rate"] for r in by_source["conversion"] if r["week"] == "2024-04-29"}
     assert (
         rates[("webinar", "lead")] == 1.0

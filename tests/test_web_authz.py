@@ -95,7 +95,7 @@ def clients(running: tuple[Site, int]) -> Iterator[dict[str, httpx.Client]]:
 
 
 def _path(template: str, lead_id: int) -> str:
-    return template.replace("{lead_id}", str(lead_id))
+    return template.replace("{lead_id}", str(lead_id)).replace("{account_id}", "1")
 
 
 def test_routes_cover_every_page() -> None:
@@ -108,6 +108,7 @@ def test_routes_cover_every_page() -> None:
         "/handoff",
         "/funnel",
         "/accounts",
+        "/accounts/{account_id}",
         "/model",
         "/evaluation",
     ):

@@ -6,6 +6,7 @@ violated (no inline script or style anywhere)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+from sqlalchemy import func, select
 
+from leadscore.store.schema import score_history
 from web_support import PASSWORD, Site, site
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,6 +35,7 @@ PAGES = (
     "/handoff",
     "/funnel",
     "/accounts",
+    "/accounts/1",
     "/model",
     "/evaluation",
     "/review",
@@ -244,5 +248,54 @@ def test_every_page_fits_a_phone(chromium: Browser, demo: Site, role: str) -> No
                 box,
             )
         assert tab.axe() == [], path
+
+
+def test_the_desk_charts_are_drawn_and_the_matrix_fits_the_list_page(chromium: Browser, demo: Site) -> None:
+    tab = Tab(chromium, demo.url)
+    page = tab.page
+    tab.sign_in(demo.email("marketing"))
+    for width in (1280, 1000):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto("/leads")
+        box = page.locator("section.matrix-box").bounding_box()
+        last = page.locator("table.matrix thead th").last.bounding_box()
+        assert box is not None and last is not None
+        # the Level 4 column is inside its section: not cut off, not under the list beside it
+        assert last["x"] + last["width"] <= box["x"] + box["width"] + 1, width
+        expect(page.locator("table.matrix thead th").last).to_have_text("L4")
+    page.goto("/funnel")
+    expect(page.locator("canvas[data-source='funnel-data']")).to_have_attribute("data-drawn", "1")
+    page.goto("/accounts")
+    page.locator("table.accounts tbody th a").first.click()
+    expect(page).to_have_url(re.compile(r"/accounts/\d+$"))
+    expect(page.get_by_role("heading", name="Contacts")).to_be_visible()
+    expect(page.locator("canvas[data-source='activity-data']")).to_have_attribute("data-drawn", "1")
+    assert tab.axe() == []
+    assert tab.problems == []
+    tab.close()
+
+
+def test_the_journey_labels_do_not_overlap(chromium: Browser, demo: Site) -> None:
+    with demo.store.connect() as conn:
+        busiest = conn.execute(
+            select(score_history.c.lead_id)
+            .group_by(score_history.c.lead_id)
+            .order_by(func.count().desc(), score_history.c.lead_id)
+            .limit(1)
+        ).scalar_one()
+    tab = Tab(chromium, demo.url)
+    page = tab.page
+    tab.sign_in(demo.email("marketing"))
+    for width in (1280, 700):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"/leads/{busiest}")
+        chart = page.locator("#journey-chart")
+        expect(chart).to_have_attribute("data-drawn", "1")
+        boxes = json.loads(chart.get_attribute("data-labels") or "[]")
+        assert boxes, width
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                apart = a["right"] <= b["left"] or b["right"] <= a["left"]
+                assert apart or a["bottom"] <= b["top"] or b["bottom"] <= a["top"], (width, a, b)
     assert tab.problems == []
     tab.close()

@@ -329,6 +329,7 @@ def report_funnel(
         result = reports.funnel(conn, _lifecycle(store), by)
     print_rows(result["counts"], fmt, "Entered per week")
     print_rows(result["conversion"], fmt, "Conversion to the next funnel stage")
+    print_rows(result["stages"], fmt, "All time: entered each stage, and reached the next")
 
 
 @reports_app.command("time-in-stage")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ DEMO_MODEL = PACKAGE_DIR / "b2b_saas.yaml"
 TARGET_ACCOUNTS = PACKAGE_DIR / "lists" / "target_accounts.csv"
 DEFAULT_NOW_MS = 1_751_328_000_000  # 2025-07-01T00:00:00Z
 CHUNK = 5000
-BATCH_DAYS = 30
+BATCH_DAYS = 7  # a week per batch: the lifecycle runs after each, so stage moves spread over the weeks
 SOURCE = "demo"
 RECEIVE_DELAY_MS = 1500
 
@@ -63,9 +64,16 @@ def target_accounts() -> list[tuple[str, str]]:
 
 
 def generate(
-    store: Store, *, leads: int = 500, seed: int = 0, now_ms: int = DEFAULT_NOW_MS
+    store: Store,
+    *,
+    leads: int = 500,
+    seed: int = 0,
+    now_ms: int = DEFAULT_NOW_MS,
+    after_batch: Callable[[int], object] | None = None,
 ) -> GenerateReport:
-    """Write a demo population with ``leads`` identified contacts, its history ending at ``now_ms``."""
+    """Write a demo population with ``leads`` identified contacts, its history ending at ``now_ms``;
+    ``after_batch(t)`` is called after each batch of events is ingested, ``t`` the batch's last event time
+    (``run_demo`` runs the lifecycle there, so stage moves are stamped when they happened)."""
     if leads < 1:
         raise ValueError("leads must be at least 1")
     now_ms = now_ms // 1000 * 1000
@@ -88,6 +96,8 @@ def generate(
     messages = _messages([*journeys, *visitors], now_ms)
     for chunk in _batches(messages, first_ms):
         pipeline.ingest(store, chunk, source=SOURCE, as_of=chunk[-1].ts)
+        if after_batch is not None:
+            after_batch(chunk[-1].ts)
     rows = _outcome_rows(store, drawn)
     with store.begin() as conn:
         if rows:
@@ -103,12 +113,12 @@ def _messages(journeys: list[Journey], now_ms: int) -> list[Message]:
 
 
 def _batches(messages: list[Message], first_ms: int) -> list[list[Message]]:
-    """Time-ordered batches of at most ``CHUNK`` messages, one month at most each: with a published model,
-    every lead's score history then shows its progress month by month."""
+    """Time-ordered batches of at most ``CHUNK`` messages, one week at most each: with a published model,
+    every lead's score history then shows its progress week by week."""
     out: list[list[Message]] = []
     for m in messages:
-        month = (m.ts - first_ms) // (BATCH_DAYS * DAY)
-        if not out or len(out[-1]) >= CHUNK or (out[-1][0].ts - first_ms) // (BATCH_DAYS * DAY) != month:
+        week = (m.ts - first_ms) // (BATCH_DAYS * DAY)
+        if not out or len(out[-1]) >= CHUNK or (out[-1][0].ts - first_ms) // (BATCH_DAYS * DAY) != week:
             out.append([])
         out[-1].append(m)
     return out

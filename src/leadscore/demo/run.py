@@ -2,6 +2,8 @@
 
 The model is published before the data arrives, so every batch of events is scored as it lands and
 ``leadscore history`` shows each demo lead's score moving over the months, as it would in production.
+The lifecycle runner runs after each (weekly) batch as of that batch's last event, so stage moves are
+stamped at the times they happened: the funnel spreads over the months and time in stage is real.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from sqlalchemy.engine import make_url
 
 from leadscore.compile import LedgerLine
 from leadscore.demo.generator import GenerateReport, demo_model, generate
+from leadscore.lifecycle.runner import run_round
 from leadscore.scoring import pipeline
 from leadscore.scoring.run import score_leads
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.engine import normalise_url
 from leadscore.store.schema import leads, metadata, scores
@@ -89,9 +93,16 @@ def run_demo(
     try:
         model = demo_model()
         version, _ = pipeline.publish(store, model, note="leadscore demo", as_of=as_of)
-        report = generate(store, leads=leads, seed=seed, now_ms=as_of)
+        settings = Settings()
+
+        def lifecycle_at(at_ms: int) -> None:
+            # nothing is delivered: the demo's webhooks and mail wait in the outbox for a real server
+            run_round(store, settings, now_ms=at_ms, deliver=False)
+
+        report = generate(store, leads=leads, seed=seed, now_ms=as_of, after_batch=lifecycle_at)
         # leads untouched by the last batches were scored as of their last event: bring all to as_of
         pipeline.rescore_all(store, as_of=as_of)
+        lifecycle_at(as_of)
         bands, hottest = _summary(store, top, as_of)
         return DemoResult(
             store.url, version.label, as_of, report, bands, hottest, time.perf_counter() - started

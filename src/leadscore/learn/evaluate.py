@@ -27,6 +27,7 @@ from leadscore.learn.labels import data_end, label, outcome_times
 from leadscore.learn.store_data import cutoff_pairs, known_at_cutoffs
 from leadscore.learn.to_model import stated_probability
 from leadscore.model import ScoringModel
+from leadscore.model.lifecycle import BANDS
 from leadscore.scoring.run import all_leads, now_ms, score, score_points
 from leadscore.store import Store
 from leadscore.store.schema import leads
@@ -116,7 +117,7 @@ def evaluate_scores(
         pr_auc=math.nan if warnings else metrics.pr_auc(ya, sa),
         capture={f"top {round(100 * t)} %": metrics.capture(ya, sa, t) for t in CAPTURE_SHARES},
         deciles=metrics.gains(ya, sa),
-        bands=metrics.by_group(ya, list(bands)) if len(bands) else [],
+        bands=_hot_first(metrics.by_group(ya, list(bands))) if len(bands) else [],
         cells=metrics.by_group(ya, list(cells)) if len(cells) else [],
         calibration=table,
         ece=ece,
@@ -222,3 +223,8 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
             store.dispose()
     y = [truth[external[lg.lead_id]] for lg in ledgers]
     return evaluate_ledgers(model, label_, canonical(outcome), ledgers, y, excluded=data.excluded)
+
+
+def _hot_first(groups: list[metrics.Group]) -> list[metrics.Group]:
+    """Bands in the order people read them: hot, warm, cold (any other key after them)."""
+    return sorted(groups, key=lambda g: (BANDS.index(g.key) if g.key in BANDS else len(BANDS), g.key))

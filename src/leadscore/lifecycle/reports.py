@@ -119,7 +119,9 @@ def _source(conn: Connection, by: str | None) -> dict[int, str]:
 
 def funnel(conn: Connection, lifecycle: Lifecycle, by: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Funnel counts and stage-to-stage conversion per week of entering (and per value of the lead
-    attribute ``by``, e.g. ``lead_source`` or ``utm_campaign``)."""
+    attribute ``by``, e.g. ``lead_source`` or ``utm_campaign``); ``stages``: the same all time, each lead
+    counted once per stage: how many entered each funnel stage and the share of them that later reached
+    the next one (or a stage beyond it)."""
     order = list(lifecycle.funnel_stages())
     rank = {s: i for i, s in enumerate(order)}
     groups = _source(conn, by)
@@ -129,6 +131,8 @@ def funnel(conn: Connection, lifecycle: Lifecycle, by: str | None = None) -> dic
     counts: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     cohorts: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     converted: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+    ever: dict[tuple[str, str], set[int]] = defaultdict(set)  # (group, stage) → leads that entered it
+    ever_converted: dict[tuple[str, str], set[int]] = defaultdict(set)
     for lead_id, moves in entries.items():
         group = groups.get(lead_id, NONE) if by else "all"
         for i, (stage, at) in enumerate(moves):
@@ -136,12 +140,14 @@ def funnel(conn: Connection, lifecycle: Lifecycle, by: str | None = None) -> dic
                 continue
             week = week_of(at)
             counts[(week, group, stage)].add(lead_id)
+            ever[(group, stage)].add(lead_id)
             nxt = rank[stage] + 1
             if nxt >= len(order):
                 continue
             cohorts[(week, group, stage)].add(lead_id)
             if any(s in rank and rank[s] >= nxt and t >= at for s, t in moves[i + 1 :]):
                 converted[(week, group, stage)].add(lead_id)
+                ever_converted[(group, stage)].add(lead_id)
     count_rows = [
         {"week": w, "group": g, "stage": s, "entered": len(ids)}
         for (w, g, s), ids in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1], rank[kv[0][2]]))
@@ -160,7 +166,22 @@ def funnel(conn: Connection, lifecycle: Lifecycle, by: str | None = None) -> dic
                 "rate": done / len(ids),
             }
         )
-    return {"counts": count_rows, "conversion": conversion_rows}
+    stage_rows = []
+    for g in sorted({g for g, _ in ever}):
+        for i, s in enumerate(order):
+            entered, done = len(ever[(g, s)]), len(ever_converted[(g, s)])
+            last = i + 1 >= len(order)
+            stage_rows.append(
+                {
+                    "group": g,
+                    "stage": s,
+                    "entered": entered,
+                    "to": None if last else order[i + 1],
+                    "converted": None if last else done,
+                    "rate": None if last or not entered else done / entered,
+                }
+            )
+    return {"counts": count_rows, "conversion": conversion_rows, "stages": stage_rows}
 
 
 def time_in_stage(conn: Connection, lifecycle: Lifecycle, now_ms: int) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from leadscore.web.pages import (
+    account,
     accounts,
     deadletters,
     evaluation,
@@ -35,6 +36,7 @@ ROUTERS = (
     handoff.router,
     funnel.router,
     accounts.router,
+    account.router,
     model.router,
     evaluation.router,
     review.router,

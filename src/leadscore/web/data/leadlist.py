@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, case, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.lifecycle.lead_filter import LeadFilter, current_owner, exportable, lead_source
@@ -120,6 +120,28 @@ def matrix(conn: Connection, f: LeadFilter) -> dict[tuple[str, int], int]:
         .group_by(scores.c.grade, scores.c.level)
     )
     return {(str(g), int(lv)): int(n) for g, lv, n in conn.execute(query)}
+
+
+SCORE_BINS = 10  # the distribution's bins: 0–10, 10–20, … 90–100
+
+
+def distribution(conn: Connection, f: LeadFilter) -> list[int]:
+    """Scored leads under the filter per score bin of width 100 / ``SCORE_BINS`` (a score of exactly 100
+    falls in the last bin)."""
+    width = 100 / SCORE_BINS
+    binned = case(
+        *[(scores.c.score >= width * i, i) for i in range(SCORE_BINS - 1, 0, -1)],
+        else_=0,
+    )
+    # grouped by the output column's name: the CASE's bound parameters would make PostgreSQL see the
+    # GROUP BY expression as a different one
+    query = (
+        select(binned.label("score_bin"), func.count())
+        .where(f.matches(scores.c.lead_id))
+        .group_by(literal_column("score_bin"))
+    )
+    counts: dict[int, int] = {int(b): int(n) for b, n in conn.execute(query).all()}
+    return [int(counts.get(i, 0)) for i in range(SCORE_BINS)]
 
 
 def export_rows(conn: Connection, f: LeadFilter, sort: str, order: str) -> Iterator[dict[str, Any]]:

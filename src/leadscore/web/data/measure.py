@@ -6,6 +6,7 @@ evaluation page or a draft's backtest is first asked for: the server starts with
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from leadscore.learn.labels import data_end
@@ -108,3 +109,20 @@ def backtest_draft(
             outcome=outcome,
             horizon_ms=HORIZON_DAYS * DAY_MS,
         )
+
+
+def backtest_chart(result: BacktestResult) -> dict[str, Any]:
+    """MQLs per week of the backtest, before (the active model) and after (the draft), as grouped bars;
+    each week labelled by the day it starts (UTC)."""
+    weeks = len(result.candidate.weekly)
+    labels = [
+        datetime.fromtimestamp((result.start_ms + i * 7 * DAY_MS) / 1000, tz=UTC).strftime("%Y-%m-%d")
+        for i in range(weeks)
+    ]
+    series = []
+    if result.baseline is not None:
+        series.append(
+            {"label": f"Before: {result.baseline.model} (active)", "values": result.baseline.weekly}
+        )
+    series.append({"label": f"After: {result.candidate.model} (draft)", "values": result.candidate.weekly})
+    return {"type": "bar", "x": labels, "series": series, "xTitle": "week starting", "yTitle": "MQLs"}

@@ -31,11 +31,22 @@ def _weekly_chart(counts: list[dict[str, Any]], order: list[str], names: dict[st
     return {"type": "line", "x": weeks, "series": series, "xTitle": "week", "yTitle": "leads entering"}
 
 
-def _by_group(counts: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
-    totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(order, 0))
-    for r in counts:
-        totals[r["group"]][r["stage"]] += r["entered"]
-    return [{"group": g, "stages": [t[s] for s in order]} for g, t in sorted(totals.items())]
+def _by_group(stages: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    """Per group: each funnel stage's all-time row (entered, converted to the next, rate), in funnel order."""
+    rows: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in stages:
+        rows[r["group"]][r["stage"]] = r
+    return [{"group": g, "stages": [by_stage[s] for s in order]} for g, by_stage in sorted(rows.items())]
+
+
+def _funnel_chart(stages: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "bar",
+        "x": [names.get(r["stage"], r["stage"]) for r in stages],
+        "series": [{"label": "Leads that entered", "values": [r["entered"] for r in stages]}],
+        "xTitle": "stage (funnel order)",
+        "yTitle": "leads",
+    }
 
 
 @router.get("/funnel", response_class=HTMLResponse, include_in_schema=False)
@@ -61,7 +72,9 @@ def funnel_page(
         }
     order = list(lifecycle.funnel_stages())
     names = {s.id: s.name for s in lifecycle.stages}
-    totals = {s: sum(r["entered"] for r in overall["counts"] if r["stage"] == s) for s in order}
+    stages = [r for r in overall["stages"] if r["group"] == "all"] or [
+        {"group": "all", "stage": s, "entered": 0, "to": None, "converted": None, "rate": None} for s in order
+    ]
     conversion = overall["conversion"][-60:]
     return page(
         request,
@@ -70,11 +83,12 @@ def funnel_page(
         lifecycle=lifecycle,
         order=order,
         names=names,
-        totals=totals,
+        stages=stages,
+        funnel_chart=_funnel_chart(stages, names),
         weekly=_weekly_chart(overall["counts"], order, names),
         conversion=conversion,
         by=by,
         groups=GROUPS,
-        by_group=_by_group(grouped["counts"], order),
+        by_group=_by_group(grouped["stages"], order),
         **context,
     )

@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from leadscore.api.state import state_of
 from leadscore.lifecycle.lead_filter import BANDS, GRADES, LEVELS, LeadFilter, LeadFilterParams
+from leadscore.model.scoring_model import Bands
+from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.spreadsheet import csv_safe
 from leadscore.store import Store
@@ -41,7 +43,19 @@ def _sources(store: Store) -> list[str]:
     return found
 
 
+HEAT_STEPS = 5  # cells are shaded in this many steps of their count against the fullest cell
+
+
+def heat(count: int, most: int) -> int:
+    """The shade of a matrix cell, 0 (empty) to ``HEAT_STEPS - 1`` (the fullest cell): its share of the
+    fullest cell's count, in equal steps above zero."""
+    if count <= 0 or most <= 0:
+        return 0
+    return 1 + min(HEAT_STEPS - 2, (count * (HEAT_STEPS - 1) - 1) // most)
+
+
 def _grid(counts: dict[tuple[str, int], int], f: LeadFilter) -> list[dict[str, Any]]:
+    most = max(counts.values(), default=0)
     rows = []
     for grade in GRADES:
         cells = []
@@ -51,6 +65,7 @@ def _grid(counts: dict[tuple[str, int], int], f: LeadFilter) -> list[dict[str, A
                 {
                     "level": level,
                     "count": counts.get((grade, level), 0),
+                    "heat": heat(counts.get((grade, level), 0), most),
                     "href": "/leads?" + urlencode(params),
                     "selected": f.grade == grade and f.level == level,
                 }
@@ -112,6 +127,8 @@ def leads_page(
 def matrix_page(request: Request, viewer: LeadsReader, f: Filter) -> HTMLResponse:
     with state_of(request).store.connect() as conn:
         counts = leadlist.matrix(conn, f)
+        bins = leadlist.distribution(conn, f)
+        active = active_model(conn)
     total = sum(counts.values())
     return page(
         request,
@@ -123,7 +140,26 @@ def matrix_page(request: Request, viewer: LeadsReader, f: Filter) -> HTMLRespons
         total=total,
         by_grade={g: sum(n for (gg, _), n in counts.items() if gg == g) for g in GRADES},
         by_level={lv: sum(n for (_, ll), n in counts.items() if ll == lv) for lv in LEVELS},
+        histogram=histogram(bins, active.model.scale.bands if active is not None else None),
     )
+
+
+def histogram(bins: list[int], bands: Bands | None) -> dict[str, Any]:
+    """The score distribution as a bar chart, the band thresholds marked where they fall on the axis."""
+    width = 100 / len(bins)
+    marks = []
+    if bands is not None:
+        for name, at in (("warm", bands.warm), ("hot", bands.hot)):
+            # a bar spans [i·width, (i+1)·width): a threshold t sits at t / width − ½ in bar units
+            marks.append({"x": at / width - 0.5, "label": f"{name} ≥ {at:g}"})
+    return {
+        "type": "bar",
+        "x": [f"{i * width:g}–{(i + 1) * width:g}" for i in range(len(bins))],
+        "series": [{"label": "Scored leads", "values": bins}],
+        "xTitle": "score",
+        "yTitle": "leads",
+        "marks": marks,
+    }
 
 
 @router.get("/leads/export.csv", include_in_schema=False)

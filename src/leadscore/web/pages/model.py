@@ -156,6 +156,7 @@ def model_backtest(
         baseline = (active.label, model_of(active.yaml, active.label)) if active else None
         try:
             result["backtest"] = measure.backtest_draft(store, (DRAFT_LABEL, model), baseline, outcome)
+            result["backtest_chart"] = measure.backtest_chart(result["backtest"])
         except (ValueError, ModelError) as exc:  # ModelError: a lifecycle without an MQL stage to count
             result["backtest_problem"] = str(exc)
         result["summary"] = (

@@ -9,6 +9,10 @@
     return new Date(ms).toISOString().slice(0, 10);
   }
 
+  function short(text) {
+    return text.length > 28 ? text.slice(0, 27) + "…" : text;
+  }
+
   function data(canvas) {
     const el = document.getElementById(canvas.dataset.source);
     return el ? JSON.parse(el.textContent) : null;
@@ -32,20 +36,44 @@
         ctx.fillStyle = MUTED;
         ctx.fillText(line.label, chartArea.left + 4, y - 4);
       }
+      // vertical marks (a threshold between two bars): x in the x scale's units, may fall between categories
+      for (const mark of opts.marks || []) {
+        const x = scales.x.getPixelForValue(mark.x);
+        ctx.strokeStyle = INK;
+        ctx.setLineDash([6, 3]);
+        ctx.beginPath();
+        ctx.moveTo(x, chartArea.top);
+        ctx.lineTo(x, chartArea.bottom);
+        ctx.stroke();
+        const width = ctx.measureText(mark.label).width;
+        const left = Math.min(x + 4, chartArea.right - width);
+        ctx.fillStyle = "rgba(255,255,255,0.85)";
+        ctx.fillRect(left - 2, chartArea.top + 2, width + 4, 15);
+        ctx.fillStyle = INK;
+        ctx.fillText(mark.label, left, chartArea.top + 13);
+      }
       ctx.setLineDash([]);
-      let lastRight = -Infinity;
+      // labels are placed largest move first, each on the lowest of three rows above its point where it
+      // overlaps no label already placed; a label with no free row is left out (the table lists them all)
+      const placed = [];
       for (const note of opts.notes || []) {
         const x = scales.x.getPixelForValue(note.x), y = scales.y.getPixelForValue(note.y);
-        const text = note.text;
-        const width = ctx.measureText(text).width;
+        const width = ctx.measureText(note.text).width;
         const left = Math.min(Math.max(x - width / 2, chartArea.left), chartArea.right - width);
-        const above = left < lastRight ? 34 : 16; // stagger labels that would overlap
-        ctx.fillStyle = "rgba(255,255,255,0.85)";
-        ctx.fillRect(left - 2, y - above - 11, width + 4, 15);
-        ctx.fillStyle = INK;
-        ctx.fillText(text, left, y - above);
-        lastRight = left + width + 6;
+        for (const above of [16, 34, 52]) {
+          const box = { left: left - 2, right: left + width + 4, top: y - above - 11, bottom: y - above + 4 };
+          if (box.top < chartArea.top - 4) continue;
+          const clash = placed.some((b) => b.left < box.right && box.left < b.right && b.top < box.bottom && box.top < b.bottom);
+          if (clash) continue;
+          placed.push(box);
+          ctx.fillStyle = "rgba(255,255,255,0.85)";
+          ctx.fillRect(box.left, box.top, box.right - box.left, box.bottom - box.top);
+          ctx.fillStyle = INK;
+          ctx.fillText(note.text, left, y - above);
+          break;
+        }
       }
+      chart.canvas.dataset.labels = JSON.stringify(placed); // where the labels went (the browser test reads it)
       ctx.restore();
     },
   };
@@ -55,12 +83,12 @@
     if (!d || !d.points.length) return;
     const pts = (key) => d.points.map((p) => ({ x: p.t, y: p[key] }));
     const moved = d.points.filter((p) => p.moved);
+    // the largest moves first: they get a label before any smaller one that would overlap them
     const biggest = moved.slice().sort((a, b) => Math.abs(b.delta) - Math.abs(a.delta)).slice(0, 8);
-    biggest.sort((a, b) => a.t - b.t);
     const notes = biggest.map((p) => ({
       x: p.t,
       y: p.score,
-      text: (p.delta > 0 ? "+" : "−") + Math.abs(p.delta).toFixed(1) + " " + (p.events[0] || ""),
+      text: (p.delta > 0 ? "+" : "−") + Math.abs(p.delta).toFixed(1) + " " + short(p.events[0] || ""),
     }));
     const lines = [];
     if (d.bands.hot !== undefined) lines.push({ value: d.bands.hot, label: "hot ≥ " + d.bands.hot });
@@ -83,7 +111,7 @@
         maintainAspectRatio: false,
         parsing: false,
         scales: {
-          x: { type: "linear", ticks: { callback: (v) => day(v), maxTicksLimit: 8 } },
+          x: { type: "linear", ticks: { callback: (v) => day(v), maxTicksLimit: 7, maxRotation: 0, autoSkipPadding: 16 } },
           y: { min: 0, max: 100, title: { display: true, text: "score (0–100)" } },
         },
         plugins: {
@@ -104,7 +132,8 @@
     });
   }
 
-  // generic charts: {"type": "line"|"bar", "x": [...], "series": [{"label", "values", "style"}], "y": {...}}
+  // generic charts: {"type": "line"|"bar", "x": [...], "series": [{"label", "values"}], "y": {...}, "stacked",
+  // "marks": [{"x", "label"}] (vertical lines)}
   const STYLES = [
     { borderColor: ACCENT, backgroundColor: ACCENT, pointStyle: "circle", borderDash: [] },
     { borderColor: FIT, backgroundColor: FIT, pointStyle: "triangle", borderDash: [8, 4] },
@@ -131,11 +160,13 @@
         animation: false,
         maintainAspectRatio: false,
         scales: {
-          x: { title: { display: !!d.xTitle, text: d.xTitle || "" } },
-          y: Object.assign({ beginAtZero: true, title: { display: !!d.yTitle, text: d.yTitle || "" } }, d.y || {}),
+          x: { stacked: !!d.stacked, title: { display: !!d.xTitle, text: d.xTitle || "" } },
+          y: Object.assign({ stacked: !!d.stacked, beginAtZero: true,
+            title: { display: !!d.yTitle, text: d.yTitle || "" } }, d.y || {}),
         },
-        plugins: { legend: { labels: { usePointStyle: true } } },
+        plugins: { legend: { labels: { usePointStyle: true } }, leadscoreAnnotations: { marks: d.marks || [] } },
       },
+      plugins: [annotations],
     });
   }
 

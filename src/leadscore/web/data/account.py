@@ -1,0 +1,169 @@
+"""One account as the account page shows it (account-based marketing): its contacts with their stored
+scores and stages, the buying committee's activity per week by contact, the account score over time and
+its MQA status with the stage moves behind it.
+
+The account score at each week is ``lifecycle.accounts.account_scores`` as of that time: the compiled query
+over the account's fit and its contacts' engagement, the same numbers the lifecycle stores and moves the
+account's stage with. Nothing here computes a score of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from leadscore.lifecycle.accounts import account_scores
+from leadscore.lifecycle.reports import week_of
+from leadscore.model import ScoringModel
+from leadscore.store.lifecycle_tables import account_history, read_account_stages
+from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
+
+WEEK_MS = 7 * 86_400_000
+SCORE_WEEKS = 26  # the account score is charted at most at this many week ends, the last being now
+CHARTED_CONTACTS = 6  # the most active contacts get a series each; the rest are summed as "others"
+
+
+@dataclass
+class AccountView:
+    account: dict[str, Any]
+    contacts: list[dict[str, Any]]
+    stage: dict[str, Any] | None  # the lifecycle's stored score and stage (account_stages), if computed
+    moves: list[dict[str, Any]] = field(default_factory=list)  # account_stage_history, oldest first
+    activity: dict[str, Any] = field(default_factory=dict)  # a bar chart: events per week by contact
+    history: list[dict[str, Any]] = field(default_factory=list)  # {"t", "score", "fit", "engagement", ...}
+
+    @property
+    def name(self) -> str:
+        return str(self.account.get("name") or self.account.get("domain") or f"Account {self.account['id']}")
+
+
+def contact_name(row: dict[str, Any]) -> str:
+    parts = (row.get("first_name"), row.get("last_name"))
+    return " ".join(p for p in parts if p) or row.get("email") or f"Lead {row['id']}"
+
+
+def contacts_of(conn: Connection, account_id: int, stage_names: dict[str, str]) -> list[dict[str, Any]]:
+    """The account's contacts, highest stored score first (unscored last), each with its stage."""
+    query = (
+        select(
+            leads.c.id,
+            leads.c.email,
+            leads.c.first_name,
+            leads.c.last_name,
+            leads.c.attributes,
+            scores.c.score,
+            scores.c.fit_score,
+            scores.c.engagement_score,
+            scores.c.grade,
+            scores.c.level,
+            scores.c.band,
+            lead_stages.c.stage,
+        )
+        .select_from(
+            leads.outerjoin(scores, scores.c.lead_id == leads.c.id).outerjoin(
+                lead_stages, lead_stages.c.lead_id == leads.c.id
+            )
+        )
+        .where(leads.c.account_id == account_id)
+        .order_by(func.coalesce(scores.c.score, -1.0).desc(), leads.c.id)
+    )
+    out = []
+    for row in conn.execute(query).mappings():
+        item = dict(row)
+        item["name"] = contact_name(item)
+        item["job_title"] = (item.pop("attributes") or {}).get("job_title")
+        item["stage_name"] = stage_names.get(item["stage"], item["stage"]) if item["stage"] else None
+        out.append(item)
+    return out
+
+
+def activity(conn: Connection, contacts: list[dict[str, Any]]) -> tuple[dict[str, Any], int | None]:
+    """Events per week (Monday, UTC) by contact as a bar chart, and the time of the first event."""
+    names = {c["id"]: c["name"] for c in contacts}
+    if not names:
+        return {"type": "bar", "x": [], "series": []}, None
+    rows = conn.execute(
+        select(identities.c.lead_id, events.c.ts)
+        .join(identities, identities.c.key == events.c.person_key)
+        .where(identities.c.lead_id.in_(sorted(names)))
+    ).all()
+    per: dict[int, dict[str, int]] = {}
+    for lead_id, ts in rows:
+        week = week_of(int(ts))
+        per.setdefault(int(lead_id), {}).setdefault(week, 0)
+        per[int(lead_id)][week] += 1
+    weeks = sorted({w for counts in per.values() for w in counts})
+    busiest = sorted(per, key=lambda lead: (-sum(per[lead].values()), lead))
+    series = [
+        {"label": names[lead], "values": [per[lead].get(w, 0) for w in weeks]}
+        for lead in busiest[:CHARTED_CONTACTS]
+    ]
+    rest = busiest[CHARTED_CONTACTS:]
+    if rest:
+        series.append(
+            {
+                "label": f"{len(rest)} other contacts",
+                "values": [sum(per[lead].get(w, 0) for lead in rest) for w in weeks],
+            }
+        )
+    first = min((int(ts) for _, ts in rows), default=None)
+    chart = {
+        "type": "bar",
+        "x": weeks,
+        "series": series,
+        "xTitle": "week",
+        "yTitle": "events",
+        "stacked": True,
+    }
+    return chart, first
+
+
+def score_times(first_ms: int, now_ms: int) -> list[int]:
+    """Week ends from the first activity to now (the last point is now), at most ``SCORE_WEEKS`` of them."""
+    start = max(first_ms, now_ms - (SCORE_WEEKS - 1) * WEEK_MS)
+    times = list(range(now_ms, start - 1, -WEEK_MS))
+    return sorted(times)
+
+
+def score_history(
+    conn: Connection, model: ScoringModel, account_id: int, first_ms: int | None, now_ms: int
+) -> list[dict[str, Any]]:
+    """The account score as of each week end (``lifecycle.accounts.account_scores``)."""
+    lifecycle = model.lifecycle
+    if lifecycle is None or lifecycle.accounts is None or first_ms is None:
+        return []
+    cfg = lifecycle.accounts
+    out = []
+    for t in score_times(first_ms, now_ms):
+        s = account_scores(conn, model, cfg, [account_id], t).get(account_id)
+        if s is not None:
+            out.append(
+                {
+                    "t": t,
+                    "week": week_of(t),
+                    "score": round(s.score, 2),
+                    "fit": round(s.fit_score, 2),
+                    "engagement": round(s.engagement_score, 2),
+                    "engaged_contacts": s.engaged_contacts,
+                    "stage": s.stage(cfg),
+                }
+            )
+    return out
+
+
+def load(conn: Connection, model: ScoringModel | None, account_id: int, now_ms: int) -> AccountView | None:
+    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
+    if row is None:
+        return None
+    lifecycle = model.lifecycle if model is not None else None
+    names = {s.id: s.name for s in lifecycle.stages} if lifecycle is not None else {}
+    contacts = contacts_of(conn, account_id, names)
+    chart, first = activity(conn, contacts)
+    view = AccountView(dict(row), contacts, read_account_stages(conn, [account_id]).get(account_id))
+    view.moves = account_history(conn, account_id)
+    view.activity = chart
+    if model is not None:
+        view.history = score_history(conn, model, account_id, first, now_ms)
+    return view

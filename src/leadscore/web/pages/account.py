@@ -1,0 +1,55 @@
+"""Account (account-based marketing): contacts with scores and stages, the committee's activity per week,
+the account score over time and its MQA status (``web.data.account``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from leadscore.api.state import state_of
+from leadscore.scoring.pipeline import active_model
+from leadscore.scoring.run import now_ms
+from leadscore.store.schema import fits_int64
+from leadscore.web.data import account as account_data
+from leadscore.web.render import page
+from leadscore.web.security import LeadsReader, WebDenied
+
+router = APIRouter()
+
+
+def _score_chart(history: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "line",
+        "x": [h["week"] for h in history],
+        "series": [
+            {"label": "Account score", "values": [h["score"] for h in history]},
+            {"label": "Fit", "values": [h["fit"] for h in history]},
+            {"label": "Committee engagement", "values": [h["engagement"] for h in history]},
+        ],
+        "xTitle": "week ending",
+        "yTitle": "score (0–100)",
+        "y": {"min": 0, "max": 100},
+    }
+
+
+@router.get("/accounts/{account_id}", response_class=HTMLResponse, include_in_schema=False)
+def account_page(request: Request, viewer: LeadsReader, account_id: int) -> HTMLResponse:
+    now = now_ms()
+    with state_of(request).store.connect() as conn:
+        active = active_model(conn)
+        model = active.model if active is not None else None
+        view = account_data.load(conn, model, account_id, now) if fits_int64(account_id) else None
+    if view is None:
+        raise WebDenied(404, f"There is no account {account_id}.")
+    lifecycle = model.lifecycle if model is not None else None
+    cfg = lifecycle.accounts if lifecycle is not None else None
+    return page(
+        request,
+        viewer,
+        "account.html",
+        view=view,
+        cfg=cfg,
+        score_chart=_score_chart(view.history),
+    )
