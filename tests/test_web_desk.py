@@ -1,4 +1,4 @@
-"""The seller's desk over real HTTP (uvicorn, SQLite demo, seed 1: the EMEA sellers Lena and Paul own the
+"""The seller's desk over real HTTP (uvicorn, SQLite demo, seed 8: the EMEA sellers Lena and Paul own the
 leads ready for handoff): a rep sees only their own leads with their top reasons and accepts one with a
 confirmation; another rep's lead is refused; the team's manager sees and may act on the team's leads."""
 
@@ -25,7 +25,7 @@ MANAGER = "tom.becker@vendor.example"  # manager of the EMEA team in the demo mo
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with site(tmp_path_factory.mktemp("desk"), leads=60, seed=1) as s:
+    with site(tmp_path_factory.mktemp("desk"), leads=60, seed=8) as s:
         with s.store.begin() as conn:
             add_user(conn, MANAGER, "Tom Becker", "sales", hash_password(PASSWORD), 0)
         yield s
