@@ -279,10 +279,18 @@ def write(store: Store, funnel: Funnel, *, until_ms: int | None = None) -> int:
     with store.connect() as conn:
         lead_of = dict(conn.execute(select(leads_table.c.external_id, leads_table.c.id)).all())
     rows = [
-        {"lead_id": lead_of[p.key], "kind": "opportunity", "at_ms": at, "amount": None,
-         "reason": None, "source": "funnel", "recorded_ms": at}  # fmt: skip
+        {
+            "lead_id": lead_of[p.key],
+            "kind": "opportunity",
+            "at_ms": at,
+            "amount": None,
+            "reason": None,
+            "source": "funnel",
+            "recorded_ms": at,
+        }  # fmt: skip
         for p in funnel.people
-        if p.converted_day is not None and p.key in lead_of
+        if p.converted_day is not None
+        and p.key in lead_of
         and (at := START_MS + p.converted_day * DAY + 12 * 3_600_000) <= end
     ]
     with store.begin() as conn:
