@@ -132,9 +132,9 @@ def test_the_learner_keeps_within_the_model_languages_rule_limit() -> None:
     assert n_free > 12 and MAX_RULES == 300  # the language's limit, which learn() keeps by default
     capped = learn(data, "x", challenger=None, C=1.0, interactions=0, min_class_count=20, max_rules=12)
     assert len(capped.model.fit) + len(capped.model.engagement) <= 12
-    assert f"{n_free} rules are more than a model may have (12)" in capped.warnings[0]
+    assert any(f"{n_free} rules are more than a model may have (12)" in w for w in capped.warnings)
     # coarser bins first (2 bins still leave one rule per feature), then the weakest features go
-    assert "learned again with at most" in capped.warnings[0]
+    assert any("learned again with at most" in w for w in capped.warnings)
     assert any("learned again without" in w for w in capped.warnings)
     assert len(capped.scorecard.features_) < len(data.features) and loads_model(capped.yaml) == capped.model
 
@@ -145,7 +145,8 @@ def test_evaluate_reports_the_calibration_of_the_probability_the_learned_model_s
     ev = evaluate_csv(result.model, "x", X_EDUCATION_400, outcome="Converted", id_column="Prospect ID")
     assert ev.probability == "the probability the model states for its points"
     # the estimator's own probabilities (the YAML states them to 4 decimals), not a map refitted here
-    own = result.scorecard.predict_proba(data.X)[:, 1]
+    cols = [data.features.index(f) for f in result.scorecard.features_]  # features it kept
+    own = result.scorecard.predict_proba(data.X[:, cols])[:, 1]
     assert ev.rows == 400 and abs(ev.ece - calibration(data.y, own)[1]) < 1e-3
     assert stated_probability(loads_model(DEMO_LIKE)) is None  # a hand-made model states none
 

@@ -121,9 +121,9 @@ def learn(
             keep
         ):  # points must grow with a bin's evidence: a feature fitted against it is left out
             notes.append(
-                "learned again without "
+                "left out "
                 + ", ".join(features[i].name for i in against)
-                + " (their points would fall as their conversion rate rises)"
+                + ": fitted against their own evidence (their points would fall as their conversion rate rises)"
             )
             keep = [j for i, j in enumerate(keep) if i not in set(against)]
             continue
