@@ -287,7 +287,7 @@ def write(store: Store, funnel: Funnel, *, until_ms: int | None = None) -> int:
             "reason": None,
             "source": "funnel",
             "recorded_ms": at,
-        }  # fmt: skip
+        }
         for p in funnel.people
         if p.converted_day is not None
         and p.key in lead_of

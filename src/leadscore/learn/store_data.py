@@ -97,7 +97,7 @@ def event_features(
                 f"{lbl}: separate days ({w})",
                 "numeric",
                 EventCount(ev, w, where, distinct="day", exclude=exclude, label=lbl),
-            )  # fmt: skip
+            )
             for w in DAY_WINDOWS
         )
         out.append(
@@ -113,7 +113,7 @@ def event_features(
                     exclude=exclude,
                     label=lbl,
                 ),
-            )  # fmt: skip
+            )
         )
     return out
 
