@@ -252,3 +252,17 @@ def test_learning_from_one_class_is_a_clear_error_not_the_estimators(tmp_path: P
     # a LeadscoreError: the leadscore command prints it as one line
     assert isinstance(result.exception, NotEnoughDataError)
     assert "too few outcomes to learn from: 0 converted and 60 not converted" in str(result.exception)
+
+
+def test_no_bin_has_fewer_points_than_a_bin_of_its_feature_with_less_evidence() -> None:
+    # on these 400 rows the asymmetrique scores are correlated enough that an unconstrained fit gives some
+    # of them a negative coefficient: points that fall as the conversion rate rises; they are left out
+    data = csv_data(X_EDUCATION_400, "Converted", id_column="Prospect ID", exclude=["Tags"])
+    result = learn(data, "x", challenger=None, C=1.0, interactions=0, min_class_count=20)
+    sc = result.scorecard
+    assert any("fitted against their own evidence" in w for w in result.warnings)
+    for feature, woe, pts in zip(sc.features_, sc.woe_, sc.points_, strict=True):
+        for a in range(len(woe)):
+            for b in range(len(woe)):
+                if woe[a] > woe[b] + 1e-12:
+                    assert pts[a] >= pts[b], (feature.name, woe.tolist(), pts.tolist())

@@ -117,9 +117,8 @@ def learn(
             train.X[:, keep], train.y, groups=list(train.keys)
         )
         against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
-        if against and len(against) < len(
-            keep
-        ):  # points must grow with a bin's evidence: a feature fitted against it is left out
+        # points must grow with a bin's evidence: a feature fitted against it is left out
+        if against and len(against) < len(keep):
             notes.append(
                 "left out "
                 + ", ".join(features[i].name for i in against)
