@@ -132,9 +132,9 @@ def test_the_learner_keeps_within_the_model_languages_rule_limit() -> None:
     assert n_free > 12 and MAX_RULES == 300  # the language's limit, which learn() keeps by default
     capped = learn(data, "x", challenger=None, C=1.0, interactions=0, min_class_count=20, max_rules=12)
     assert len(capped.model.fit) + len(capped.model.engagement) <= 12
-    assert f"{n_free} rules are more than a model may have (12)" in capped.warnings[0]
+    assert any(f"{n_free} rules are more than a model may have (12)" in w for w in capped.warnings)
     # coarser bins first (2 bins still leave one rule per feature), then the weakest features go
-    assert "learned again with at most" in capped.warnings[0]
+    assert any("learned again with at most" in w for w in capped.warnings)
     assert any("learned again without" in w for w in capped.warnings)
     assert len(capped.scorecard.features_) < len(data.features) and loads_model(capped.yaml) == capped.model
 
@@ -145,7 +145,8 @@ def test_evaluate_reports_the_calibration_of_the_probability_the_learned_model_s
     ev = evaluate_csv(result.model, "x", X_EDUCATION_400, outcome="Converted", id_column="Prospect ID")
     assert ev.probability == "the probability the model states for its points"
     # the estimator's own probabilities (the YAML states them to 4 decimals), not a map refitted here
-    own = result.scorecard.predict_proba(data.X)[:, 1]
+    cols = [data.features.index(f) for f in result.scorecard.features_]  # features it kept
+    own = result.scorecard.predict_proba(data.X[:, cols])[:, 1]
     assert ev.rows == 400 and abs(ev.ece - calibration(data.y, own)[1]) < 1e-3
     assert stated_probability(loads_model(DEMO_LIKE)) is None  # a hand-made model states none
 
@@ -268,3 +269,17 @@ def test_learning_from_one_class_is_a_clear_error_not_the_estimators(tmp_path: P
     # a LeadscoreError: the leadscore command prints it as one line
     assert isinstance(result.exception, NotEnoughDataError)
     assert "too few outcomes to learn from: 0 converted and 60 not converted" in str(result.exception)
+
+
+def test_no_bin_has_fewer_points_than_a_bin_of_its_feature_with_less_evidence() -> None:
+    # on these 400 rows the asymmetrique scores are correlated enough that an unconstrained fit gives some
+    # of them a negative coefficient: points that fall as the conversion rate rises; they are left out
+    data = csv_data(X_EDUCATION_400, "Converted", id_column="Prospect ID", exclude=["Tags"])
+    result = learn(data, "x", challenger=None, C=1.0, interactions=0, min_class_count=20)
+    sc = result.scorecard
+    assert any("fitted against their own evidence" in w for w in result.warnings)
+    for feature, woe, pts in zip(sc.features_, sc.woe_, sc.points_, strict=True):
+        for a in range(len(woe)):
+            for b in range(len(woe)):
+                if woe[a] > woe[b] + 1e-12:
+                    assert pts[a] >= pts[b], (feature.name, woe.tolist(), pts.tolist())

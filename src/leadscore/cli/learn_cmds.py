@@ -217,7 +217,11 @@ def _print_learn(result: LearnResult, output: Path) -> None:
     for warning in result.warnings:
         console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
     console.print(result.holdout, highlight=False)
-    rows = [[m.name, m.roc_auc, m.pr_auc, m.ece] for m in (result.points, result.challenger) if m is not None]
+    rows = [
+        [m.name, m.roc_auc, m.pr_auc, m.ece]
+        for m in (result.points, result.unconstrained, result.challenger)
+        if m is not None
+    ]
     _rows(
         f"Holdout ({result.holdout_rows} rows, {result.holdout_converted} converted)",
         ["model", "ROC-AUC", "PR-AUC", "ECE"],
@@ -254,6 +258,15 @@ def learn_cmd(
         typer.Option("--categorical", help="CSV: treat this numeric-looking column as categories (repeat)."),
     ] = None,
     max_bins: Annotated[int, typer.Option("--max-bins", min=2, help="Most bins per feature.")] = 12,
+    max_rules: Annotated[
+        int,
+        typer.Option(
+            "--max-rules",
+            min=2,
+            max=300,
+            help="Rule budget: a model with more is learned again coarser (the unconstrained one is reported beside it).",
+        ),
+    ] = 30,
     min_bin_share: Annotated[
         float,
         typer.Option("--min-bin-share", min=0.0, max=0.5, help="Smallest bin, as a share of training rows."),
@@ -332,7 +345,7 @@ def learn_cmd(
         raise typer.BadParameter("--test-csv goes with --csv")
     result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
                    holdout=holdout, test=test, hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
-                   min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes)  # fmt: skip
+                   min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes, max_rules=max_rules)  # fmt: skip
     output.write_text(result.yaml, encoding="utf-8")
     if as_json:
         print(json.dumps(result.as_dict(), indent=2, default=str))

@@ -31,6 +31,20 @@ class EventCount:
     event: dict[str, str]  # {type: ..., name: ...} as in a rule's ``event``
     window: str  # a duration such as "30d"
     where: dict[str, Any] | None = None
+    distinct: str | None = None  # "day" or "person": count distinct days (people) instead of events
+    scope: str | None = None  # "account": the events of every lead of the lead's account
+    exclude: dict[str, Any] | None = None  # as a rule's ``exclude`` (machine opens, bursts)
+    label: str = ""  # what is counted, for rule names ("/pricing pages")
+
+    def rule_name(self, at_least: int) -> str:
+        """The name of the threshold rule ``count >= at_least``, as a marketer reads it."""
+        days = self.window.removesuffix("d")
+        span = f"{days} days" if days != self.window else self.window
+        if self.distinct == "person":
+            return f"{at_least}+ people of the account on {self.label} in {span}"
+        if self.distinct == "day":
+            return f"{self.label} on {at_least}+ separate days in {span}"
+        return f"{self.label}: {at_least}+ in {span}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,8 @@ class EventRecency:
 
     event: dict[str, str]
     where: dict[str, Any] | None = None
+    exclude: dict[str, Any] | None = None
+    label: str = ""  # what is looked for, for rule names ("/pricing pages")
 
 
 Source = Attribute | EventCount | EventRecency

@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile import Sources, compile_model
-from leadscore.compile.layout import count_col, last_col
+from leadscore.compile.layout import count_col, distinct_col, last_col
 from leadscore.errors import InputError, Problem
 from leadscore.learn.dataset import Dataset, choose_columns
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRecency, Feature
@@ -34,6 +34,16 @@ from leadscore.store.schema import accounts, events, identities, leads
 
 WINDOWS = ("30d", "90d")
 MAX_EVENT_KINDS = 20
+# The intent families, for the most frequent kinds: distinct days within these windows, and distinct
+# people of the lead's account (the buying committee) within COMMITTEE_WINDOW.
+DAY_WINDOWS = ("14d", "30d")
+COMMITTEE_WINDOW = "30d"
+INTENT_KINDS = 8
+# Events no person caused are not learned from: mail opens and clicks seconds after the delivery of the
+# same e-mail (a security scanner), page views in bursts (a bot), as the model language excludes them.
+EMAIL_EVENTS = ("Email Opened", "Email Link Clicked")
+MACHINE = {"machine": {"after": "Email Delivered", "same": "email_id", "within": "10s"}}
+BURST = {"burst": {"more_than": 10, "within": "60s"}}
 EVENT_TYPES = ("track", "page", "screen")
 
 
@@ -73,10 +83,47 @@ def event_features(
     conn: Connection, windows: Sequence[str] = WINDOWS, limit: int = MAX_EVENT_KINDS
 ) -> list[Feature]:
     out: list[Feature] = []
-    for lbl, ev, where in event_kinds(conn, limit):
-        out.extend(Feature(f"{lbl} ({w})", "numeric", EventCount(ev, w, where)) for w in windows)
-        out.append(Feature(f"{lbl}: days since last", "numeric", EventRecency(ev, where)))
+    for i, (lbl, ev, where) in enumerate(event_kinds(conn, limit)):
+        exclude = _exclusion(ev)
+        out.extend(
+            Feature(f"{lbl} ({w})", "numeric", EventCount(ev, w, where, exclude=exclude, label=lbl))
+            for w in windows
+        )
+        out.append(Feature(f"{lbl}: days since last", "numeric", EventRecency(ev, where, exclude, lbl)))
+        if i >= INTENT_KINDS or ev.get("name") == "Email Delivered":
+            continue
+        out.extend(
+            Feature(
+                f"{lbl}: separate days ({w})",
+                "numeric",
+                EventCount(ev, w, where, distinct="day", exclude=exclude, label=lbl),
+            )
+            for w in DAY_WINDOWS
+        )
+        out.append(
+            Feature(
+                f"{lbl}: people of the account ({COMMITTEE_WINDOW})",
+                "numeric",
+                EventCount(
+                    ev,
+                    COMMITTEE_WINDOW,
+                    where,
+                    distinct="person",
+                    scope="account",
+                    exclude=exclude,
+                    label=lbl,
+                ),
+            )
+        )
     return out
+
+
+def _exclusion(event: dict[str, str]) -> dict[str, Any] | None:
+    if event.get("type") == "page":
+        return BURST
+    if event.get("name") in EMAIL_EVENTS:
+        return MACHINE
+    return None
 
 
 def attribute_rows(conn: Connection, lead_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -100,12 +147,22 @@ def _probe(features: Sequence[Feature]) -> ScoringModel:
     rules: list[dict[str, Any]] = []
     for i, f in enumerate(features):
         src = f.source
-        if isinstance(src, EventCount):
+        if isinstance(src, Attribute):
+            continue
+        extra = {
+            **({"where": src.where} if src.where else {}),
+            **({"exclude": src.exclude} if src.exclude else {}),
+        }
+        if isinstance(src, EventCount) and src.distinct is not None:
+            rules.append({"id": f"p{i}", "name": f.name, "kind": "threshold", "event": src.event, "points": 1,
+                          "at_least": 1, "within": src.window, "count": {"distinct": src.distinct},
+                          **({"scope": src.scope} if src.scope else {}), **extra})  # fmt: skip
+        elif isinstance(src, EventCount):
             rules.append({"id": f"p{i}", "name": f.name, "event": src.event, "points": 1, "window": src.window,
-                          "half_life": "none", **({"where": src.where} if src.where else {})})  # fmt: skip
+                          "half_life": "none", **extra})  # fmt: skip
         elif isinstance(src, EventRecency):
             rules.append({"id": f"p{i}", "name": f.name, "kind": "once", "event": src.event, "points": 1,
-                          "half_life": "none", **({"where": src.where} if src.where else {})})  # fmt: skip
+                          "half_life": "none", **extra})  # fmt: skip
     return ScoringModel.model_validate({"model": "probe", "engagement": rules})
 
 
@@ -133,7 +190,10 @@ def feature_matrix(
         for row in conn.execute(query).mappings():
             i = row_of[(int(row["lead_id"]), int(row["as_of"]))]
             for j in events_at:
-                if isinstance(features[j].source, EventCount):
+                src = features[j].source
+                if isinstance(src, EventCount) and src.distinct is not None:
+                    X[i, j] = int(row[distinct_col(f"p{j}")] or 0)
+                elif isinstance(src, EventCount):
                     X[i, j] = int(row[count_col(f"p{j}")] or 0)
                 else:
                     last = row[last_col(f"p{j}")]

@@ -168,6 +168,12 @@ def _event(source: EventCount | EventRecency) -> dict[str, Any]:
     out: dict[str, Any] = {"event": dict(source.event)}
     if source.where is not None:
         out["where"] = source.where
+    if source.exclude is not None:
+        out["exclude"] = source.exclude
+    if isinstance(source, EventCount) and source.distinct is not None:
+        out["count"] = {"distinct": source.distinct}
+    if isinstance(source, EventCount) and source.scope is not None:
+        out["scope"] = source.scope
     return out
 
 
@@ -180,11 +186,15 @@ def _count_rules(
     for i, edge in enumerate(edges, start=1):
         step = rows[i].points - rows[i - 1].points
         if step:
-            out.append({"id": _rule_id(feature, i, used), "name": f"{feature.name} ≥ {int(edge)}"[:200],
+            out.append({"id": _rule_id(feature, i, used), "name": _count_name(feature, source, int(edge))[:200],
                         "description": f"{_stats(rows[i])}; the step in points from the bin below",
                         "kind": "threshold", **_event(source), "at_least": int(edge), "within": source.window,
                         "points": step})  # fmt: skip
     return out
+
+
+def _count_name(feature: Feature, source: EventCount, edge: int) -> str:
+    return source.rule_name(edge) if source.label else f"{feature.name} ≥ {edge}"
 
 
 def _recency_rules(
@@ -197,13 +207,14 @@ def _recency_rules(
     never = rows[b.missing].points if b.missing is not None else rows[last].points
     out = []
     if rows[last].points - never:
-        out.append({"id": _rule_id(feature, 0, used), "name": f"{feature.name}: ever"[:200],
+        out.append({"id": _rule_id(feature, 0, used), "name": (f"{source.label}: ever" if source.label else f"{feature.name}: ever")[:200],
                     "description": _stats(rows[last]), "kind": "once", **_event(source),
                     "points": rows[last].points - never, "half_life": "none"})  # fmt: skip
     for i, edge in enumerate(edges, start=1):
         step = rows[i - 1].points - rows[i].points
         if step:
-            out.append({"id": _rule_id(feature, i, used), "name": f"{feature.name} < {int(edge)} days"[:200],
+            out.append({"id": _rule_id(feature, i, used), "name": (f"{source.label} in the last {int(edge)} days" if source.label
+                                                               else f"{feature.name} < {int(edge)} days")[:200],
                         "description": f"{_stats(rows[i - 1])}; the step in points from the bin older",
                         "kind": "once", **_event(source), "window": f"{int(edge)}d", "points": step,
                         "half_life": "none"})  # fmt: skip

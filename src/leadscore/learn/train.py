@@ -44,6 +44,7 @@ class LearnResult:
     dropped: tuple[tuple[str, str], ...] = ()
     excluded: dict[str, int] = field(default_factory=dict)
     holdout: str = ""  # what the holdout rows are (a hash of the id, the newest rows, a test file, none)
+    unconstrained: Measured | None = None  # the model before the rule budget was applied, if it bound
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class LearnResult:
             "holdout_converted": self.holdout_converted,
             "points": vars(self.points),
             "challenger": vars(self.challenger) if self.challenger else None,
+            "unconstrained": vars(self.unconstrained) if self.unconstrained else None,
             "auc_gap": self.auc_gap,
             "warnings": self.warnings,
             "dropped": [list(d) for d in self.dropped],
@@ -108,11 +110,22 @@ def learn(
     check_minimum(positives, len(train) - positives, int(params.get("min_class_count", 50)))
     notes = list(data.notes)
     keep = list(range(len(data.features)))
+    unconstrained: tuple[Scorecard, list[int], int] | None = None
     while True:
         features = tuple(data.features[j] for j in keep)
         sc = Scorecard(features, interactions=interactions, **params).fit(
             train.X[:, keep], train.y, groups=list(train.keys)
         )
+        against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
+        # points must grow with a bin's evidence: a feature fitted against it is left out
+        if against and len(against) < len(keep):
+            notes.append(
+                "left out "
+                + ", ".join(features[i].name for i in against)
+                + ": fitted against their own evidence (their points would fall as their conversion rate rises)"
+            )
+            keep = [j for i, j in enumerate(keep) if i not in set(against)]
+            continue
         train_scores = sc.score_100(train.X[:, keep])
         bands = (
             float(np.quantile(train_scores, 1 - hot_share)),
@@ -122,6 +135,8 @@ def learn(
         rules = len(document["fit"]) + len(document["engagement"])
         if rules <= max_rules:
             break
+        if unconstrained is None:  # measured on the holdout beside the model within the budget
+            unconstrained = (sc, list(keep), rules)
         # more rules than the model language holds: first fewer, coarser bins (neighbours merged by the
         # least information lost), then without the features worth the fewest points; the model written
         # is still exactly the scorecard fitted
@@ -143,6 +158,11 @@ def learn(
                          [*notes, *sc.warnings_], data.dropped, dict(data.excluded), what)  # fmt: skip
     if len(held) and 0 < held.y.sum() < len(held):
         result.points = measure("points model", held.y, sc.score_100(held.X), sc.predict_proba(held.X)[:, 1])
+        if unconstrained is not None:
+            usc, ukeep, urules = unconstrained
+            X = (test if test is not None else split_rows(data, holdout, holdout_share)[1]).X[:, ukeep]
+            result.unconstrained = measure(f"unconstrained ({urules} rules)", held.y, usc.score_100(X),
+                                           usc.predict_proba(X)[:, 1])  # fmt: skip
         if challenger is not None:
             ch = fit_challenger(features, train.X, train.y, challenger, sc.placeholders)
             p = ch.predict_proba(held.X)
