@@ -23,7 +23,23 @@ from leadscore.web.security import PUBLIC, Guard
 from web_support import ROLES, Site, csrf_of, signed_in, site
 
 # the JSON API, and what browser tracking libraries load (RudderStack's source configuration, analytics.js)
-API_PATHS = ("/v1/", "/health", "/readyz", "/metrics", "/openapi.json", "/sourceConfig", "/analytics.js")
+API_PATHS = (
+    "/v1/",
+    "/health",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/sourceConfig",
+    "/analytics.js",
+    # PostHog's capture API (api/posthog.py)
+    "/batch",
+    "/capture",
+    "/e/",
+    "/i/v0/e",
+    "/flags",
+    "/decide",
+    "/array/",
+)
 
 
 def _guards(route: APIRoute) -> list[Guard]:
