@@ -138,7 +138,11 @@ def _common(kind: str) -> dict[str, Schema]:
         "context": ref("GroupContext" if group else "Context"),
         "traits": ref("GroupTraits" if group else "Traits"),
         "properties": ref("PageProperties" if kind in ("page", "screen") else "Properties"),
-        "integrations": {"type": ["object", "null"], "additionalProperties": ref("JsonValue")},
+        "integrations": {
+            "type": ["object", "null"],
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": ref("JsonValue"),
+        },
         "writeKey": {"type": "string", "description": "the write key, when not sent as HTTP Basic user name"},
     }
 
@@ -246,8 +250,16 @@ def components() -> dict[str, Schema]:
                     ]
                 },
             },
-            "context": {"type": ["object", "null"], "additionalProperties": ref("JsonValue")},
-            "integrations": {"type": ["object", "null"], "additionalProperties": ref("JsonValue")},
+            "context": {
+                "type": ["object", "null"],
+                "propertyNames": {"pattern": NO_NUL},
+                "additionalProperties": ref("JsonValue"),
+            },
+            "integrations": {
+                "type": ["object", "null"],
+                "propertyNames": {"pattern": NO_NUL},
+                "additionalProperties": ref("JsonValue"),
+            },
             "sentAt": ref("Time"),
             "writeKey": {
                 "type": "string",
