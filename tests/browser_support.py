@@ -78,7 +78,7 @@ def website(files: dict[str, tuple[bytes, str]]) -> Iterator[int]:
             self.wfile.write(found[0])
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass
+            """Quiet: the tests read what was requested, not the server's log."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -80,9 +80,13 @@ def _commit(store: Store, rows: list[dict[str, Any]]) -> None:
     committer.stop()
 
 
-def _drain(store: Store) -> None:
+def _drain(store: Store) -> int:
+    """Process until the inbox is empty; the number of transactions that did work (at least one)."""
+    done = 0
     while process_pending(store):
-        pass
+        done += 1
+    assert done >= 1, "the inbox was empty"
+    return done
 
 
 def _visits(store: Store, user: str) -> int:

@@ -134,8 +134,10 @@ def test_a_lead_being_rescored_is_locked_until_the_transaction_ends(pg_store: St
     publish(store, loads_model(MODEL), as_of=NOW)
     with store.begin() as conn:
         enqueue(conn, _rows()[:LEADS])  # one visit each
+    rounds = 0
     while process_pending(store):
-        pass
+        rounds += 1
+    assert rounds >= 1  # the inbox held work
     with store.connect() as conn:
         held, other = conn.execute(select(scores.c.lead_id).order_by(scores.c.lead_id)).scalars().all()[:2]
     with store.begin() as first:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from leadscore.cli.options import fmt_time
 from leadscore.cli.render import console
-
-if TYPE_CHECKING:
-    pass
-
 
 DEMO_DB = "leadscore-demo.db"
 
