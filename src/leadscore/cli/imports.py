@@ -204,7 +204,7 @@ def events_cmd(path: File, max_errors: MaxErrors = None, errors_out: ErrorsOut =
                    help="Messages stored per transaction (memory grows with it, not with the file).")] = 5000,
                parse_workers: Annotated[int | None, typer.Option("--parse-workers", min=0, max=16,
                    help="Processes parsing lines beside the one storing them (0: parse in it; default: "
-                        "1 for files of 8 MiB or more on a machine with two cores or more, else 0).")] = None,
+                        "1 for files of 8 MiB or more while a core is idle, else 0).")] = None,
                ) -> None:  # fmt: skip
     """Segment-spec messages, one JSON object a line (.jsonl or .jsonl.gz); the touched leads are rescored once, at the end."""
     from leadscore.ingest import jsonl_import

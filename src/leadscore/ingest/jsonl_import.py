@@ -157,10 +157,14 @@ def read_messages(
 
 
 def parse_workers(path: Path) -> int:
-    """How many processes to parse ``path`` in: one beside the store's when the machine has a second core
-    and the file is large enough to repay starting it, else none."""
+    """How many processes to parse ``path`` in: one beside the store's when the file is large enough to
+    repay starting it and a core is idle (load average below the cores less one), else none. On a busy
+    machine the two processes wait for each other's turns, and a pipeline is slower than one process."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1 if cores > 1 and path.stat().st_size >= PARALLEL_BYTES else 0
+    if cores < 2 or path.stat().st_size < PARALLEL_BYTES:
+        return 0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return 1 if load < cores - 1 else 0
 
 
 def import_events(
