@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, select
 
-from leadscore.ingest.apply import apply_messages
+from leadscore.ingest.apply import KeyLookup, LinkRaced, apply_messages
 from leadscore.ingest.segment import Message, normalise
 from leadscore.store import Store
-from leadscore.store.people import upsert_lead
+from leadscore.store.people import link_identity, upsert_lead
 from leadscore.store.schema import accounts, events, identities, leads
 
 T0 = 1_717_200_000_000
@@ -116,11 +117,11 @@ def _applied(store: Store, messages: list[Message], *, one_by_one: bool) -> dict
     with store.connect() as conn, conn.begin() as tx:
         # a lead known beforehand by e-mail only (a CSV import), so identifies may find it by e-mail
         upsert_lead(conn, now_ms=T0, email="kim@acme.example", fields={"first_name": "Kimberly"})
-        if one_by_one:
+        if one_by_one:  # every key linked as its message is applied
             for m in sorted(messages, key=lambda m: (m.ts, m.message_id)):
-                apply_messages(conn, [m], "test")
-        else:
-            apply_messages(conn, messages, "test")
+                apply_messages(conn, [m], "test", defer_links=False)
+        else:  # anonymous keys linked together at the end (as a backfill's chunk does, on either store)
+            apply_messages(conn, messages, "test", defer_links=True)
         state = _state(conn)
         tx.rollback()  # the store stays empty for the next example
     return state
@@ -153,3 +154,26 @@ def test_first_link_wins_and_newest_trait_wins_in_a_batch(store: Store) -> None:
     assert links["u:u1"] == ("u1", None) and links["u:u2"] == ("u2", None)
     u1 = next(lead for lead in state["leads"] if lead[0] == "u1")
     assert u1[4] == str([("job_title", "CTO")]) and u1[5] == str([("job_title", T0 + 3)])
+
+
+@pytest.mark.postgres
+def test_a_deferred_link_raced_by_another_writer_is_refused(pg_store: Store) -> None:
+    """A batch links anonymous key a:a9 in memory; another transaction links it to a second lead and
+    commits before the batch writes its links: the batch must not go on believing its own link (first
+    link wins, and the other writer was first), so ``flush`` raises ``LinkRaced`` and the key stays the
+    other lead's."""
+    page = normalise(
+        {"type": "page", "messageId": "m1", "anonymousId": "a9", "timestamp": T0}, received_ms=T0 + 10
+    )
+    with pg_store.begin() as setup:
+        mine, _ = upsert_lead(setup, now_ms=T0, external_id="u1")
+        theirs, _ = upsert_lead(setup, now_ms=T0, external_id="u2")
+    with pytest.raises(LinkRaced), pg_store.begin() as conn:
+        lookup = KeyLookup(conn, [page], defer=True)
+        assert lookup.link("a:a9", mine, T0) is True
+        with pg_store.begin() as other:
+            link_identity(other, "a:a9", theirs, T0)
+        lookup.flush()
+    with pg_store.connect() as conn:
+        owner = conn.execute(select(identities.c.lead_id).where(identities.c.key == "a:a9")).scalar_one()
+    assert owner == theirs

@@ -146,3 +146,41 @@ def test_an_empty_timestamp_is_refused_with_its_line_not_stored_at_import_time(
     assert "timestamp is empty" in report.problems[0].message
     with store.connect() as conn:
         assert conn.execute(select(func.max(events.c.ts))).scalar_one() == 1_714_521_600_000
+
+
+def _parsed(path: Path, workers: int, **options: Any) -> tuple[list[tuple[Any, ...]], list[Message]]:
+    sent: list[Message] = []
+
+    def keep(messages: Sequence[Message]) -> IngestReport:
+        sent.extend(messages)
+        return IngestReport(accepted=len(messages))
+
+    report = import_events(path, keep, workers=workers, chunk_size=3, **options)
+    problems = [(p.line, p.column, p.message) for p in report.problems]
+    return [(report.lines, report.accepted, report.aborted), *problems], sent
+
+
+def _fields(m: Message) -> tuple[Any, ...]:
+    return (m.message_id, m.type, m.user_id, m.anonymous_id, m.name, m.path, m.url, m.properties, m.traits)
+
+
+def test_parsing_in_another_process_reports_and_sends_the_same(tmp_path: Path) -> None:
+    """The same lines, problems (line, column, message) and messages, in file order, whether lines are
+    parsed here or in a worker process: a plain file with bad lines, the file gzipped and truncated, and
+    a stop after the first bad line."""
+    packed = gzip.compress(EVENTS.read_bytes())
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(packed[: len(packed) - 12])
+    for path, options in [(EVENTS, {}), (broken, {}), (EVENTS, {"max_errors": 1})]:
+        (here, sent_here), (there, sent_there) = _parsed(path, 0, **options), _parsed(path, 1, **options)
+        assert here == there
+        # received_ms is each run's import time (and so is ts where a line gives no time)
+        assert [_fields(m) for m in sent_here] == [_fields(m) for m in sent_there]
+    summary, sent = _parsed(EVENTS, 1)
+    assert summary == [
+        (8, 6, False),
+        (4, 41, "invalid JSON: unexpected character, expected a JSON value"),
+        (5, None, "a track message needs 'event'"),
+    ]
+    assert [m.message_id for m in sent][:2] == ["m-1", "m-2"]
+    assert _parsed(EVENTS, 1, max_errors=1)[0][0] == (3, 2, True)  # lines 1, 2 and the bad line 4

@@ -202,6 +202,9 @@ def events_cmd(path: File, max_errors: MaxErrors = None, errors_out: ErrorsOut =
                progress: ShowProgress = None, db: Db = None,
                chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=100_000,
                    help="Messages stored per transaction (memory grows with it, not with the file).")] = 5000,
+               parse_workers: Annotated[int | None, typer.Option("--parse-workers", min=0, max=16,
+                   help="Processes parsing lines beside the one storing them (0: parse in it; default: "
+                        "1 for files of 8 MiB or more while a core is idle, else 0).")] = None,
                ) -> None:  # fmt: skip
     """Segment-spec messages, one JSON object a line (.jsonl or .jsonl.gz); the touched leads are rescored once, at the end."""
     from leadscore.ingest import jsonl_import
@@ -211,8 +214,9 @@ def events_cmd(path: File, max_errors: MaxErrors = None, errors_out: ErrorsOut =
         backfill = Backfill(store, source="import", cause_ref=f"import {path.name}")
         with _progress_bar(path, progress) as bar:
             report: EventImportReport = jsonl_import.import_events(
-                path, backfill.add, chunk_size=chunk_size, max_errors=max_errors, progress=bar
-            )
+                path, backfill.add, chunk_size=chunk_size, max_errors=max_errors, progress=bar,
+                workers=parse_workers,
+            )  # fmt: skip
         with _rescore_bar(len(backfill.touched), progress) as bar:
             report.leads_rescored, _ = backfill.finish(bar)
     counts = {"lines": report.lines, "accepted": report.accepted, "already imported": report.duplicates,

@@ -17,6 +17,7 @@ from leadscore.store.people import (
     create_bare_leads,
     lead_for_key,
     leads_for_keys,
+    link_identities,
     link_identity,
     set_lead_account,
     upsert_account,
@@ -49,11 +50,13 @@ class Applied:
         self.since[lead_id] = EVER
 
 
-def apply_messages(conn: Connection, messages: Sequence[Message], source: str) -> Applied:
+def apply_messages(
+    conn: Connection, messages: Sequence[Message], source: str, *, defer_links: bool | None = None
+) -> Applied:
     """Apply messages in event-time order within one transaction.
 
     A message whose id is already stored (or repeated within the batch) changes nothing: not the event
-    log, and not the traits or identities it carries.
+    log, and not the traits or identities it carries. ``defer_links``: see ``apply_identities``.
     """
     out = Applied()
     seen = known_message_ids(conn, [m.message_id for m in messages])
@@ -64,22 +67,32 @@ def apply_messages(conn: Connection, messages: Sequence[Message], source: str) -
         else:
             seen.add(m.message_id)
             fresh.append(m)
-    apply_identities(conn, fresh, out)
+    apply_identities(conn, fresh, out, defer_links=defer_links)
     rows = [event_row(m, source) for m in sorted(fresh, key=lambda m: m.ts)]
     out.inserted = append_events(conn, rows)
     out.duplicates += len(rows) - len(out.inserted)
     return out
 
 
+class LinkRaced(Exception):
+    """Another transaction linked an anonymous key this batch linked in memory: apply it again, linking
+    as it goes (``defer_links=False``)."""
+
+
 class KeyLookup:
     """Person key → lead for one batch of messages: read in one query up front, then kept current as the
-    batch links keys, so a message about a known person costs no query at all."""
+    batch links keys, so a message about a known person costs no query at all.
 
-    def __init__(self, conn: Connection, messages: Sequence[Message]) -> None:
-        self.conn = conn
+    With ``defer`` the links of anonymous (``a:``) keys are written together by ``flush``, one statement
+    for the batch instead of one per key: nothing in a batch reads them but this lookup (a lead is found by
+    its ``u:`` key, never an ``a:`` one), and the lookup knows every key of the batch's messages."""
+
+    def __init__(self, conn: Connection, messages: Sequence[Message], *, defer: bool = False) -> None:
+        self.conn, self.defer = conn, defer
         keys = [key for m in messages for key in _keys(m)]
         self.known: dict[str, int | None] = dict.fromkeys(keys)
         self.known.update(leads_for_keys(conn, keys))
+        self.pending: list[dict[str, Any]] = []
 
     def get(self, key: str) -> int | None:
         if key not in self.known:
@@ -90,9 +103,20 @@ class KeyLookup:
         """Link a key to a lead unless it has one (first link wins); True when this call linked it."""
         if self.get(key) is not None:
             return False
+        if self.defer and key.startswith("a:"):
+            self.known[key] = lead_id
+            self.pending.append({"key": key, "lead_id": lead_id, "created_ms": now_ms})
+            return True
         linked = link_identity(self.conn, key, lead_id, now_ms)
         self.known[key] = lead_id if linked else lead_for_key(self.conn, key)
         return linked
+
+    def flush(self) -> None:
+        """Write the deferred links; raises ``LinkRaced`` if another transaction linked one of the keys
+        first (never on SQLite, whose writer is alone)."""
+        if self.pending and link_identities(self.conn, self.pending) != len(self.pending):
+            raise LinkRaced(f"{len(self.pending)} anonymous keys, some linked meanwhile by another writer")
+        self.pending = []
 
 
 def _create_bare_leads(conn: Connection, ordered: Sequence[Message], lookup: KeyLookup, out: Applied) -> None:
@@ -127,16 +151,25 @@ def _keys(m: Message) -> list[str]:
     return keys
 
 
-def apply_identities(conn: Connection, messages: Sequence[Message], out: Applied) -> Applied:
+def apply_identities(
+    conn: Connection, messages: Sequence[Message], out: Applied, *, defer_links: bool | None = None
+) -> Applied:
     """Apply what messages say about people (identities, traits, accounts) in event-time order, and
-    record in ``out`` which leads each message touches."""
-    lookup = KeyLookup(conn, messages)
+    record in ``out`` which leads each message touches.
+
+    ``defer_links`` (default: on SQLite, where the transaction is the only writer) writes the batch's new
+    anonymous-key links in one statement at the end; where another writer may link the same key meanwhile
+    (PostgreSQL) the caller that asks for it must catch ``LinkRaced`` and apply the batch again without.
+    """
+    defer = conn.dialect.name == "sqlite" if defer_links is None else defer_links
+    lookup = KeyLookup(conn, messages, defer=defer)
     ordered = sorted(messages, key=lambda m: (m.ts, m.message_id))
     _create_bare_leads(conn, ordered, lookup, out)
     for m in ordered:
         lead_id = _identify(conn, m, out, lookup)
         if lead_id is not None:
             out.touch(lead_id, m.ts, m.message_id)
+    lookup.flush()
     return out
 
 

@@ -16,6 +16,7 @@ in the next query.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,6 +70,14 @@ class Known:
                 out[key] = value
         return out
 
+    def epochs(self, lead_id: int) -> list[int]:
+        """The times at which the lead's known attributes may change, ascending: two times with the same
+        number of these at or before them see the same attributes (``attributes`` reads nothing else)."""
+        _, stamps = self.current.get(lead_id, ({}, {}))
+        times = {ts for ts, _ in self.observed.get(lead_id, [])}
+        times.update(int(stamp) for stamp in stamps.values() if stamp is not None)
+        return sorted(times)
+
 
 def score_as_known(
     conn: Connection, model: ScoringModel, sources: Sources, points: Sequence[tuple[int, int]]
@@ -82,13 +91,24 @@ def score_as_known(
     # attribute set of each lead in the k-th query (a lead's attributes change only at its identifies)
     layers: list[dict[int, tuple[dict[str, Any], list[int]]]] = []
     seen: dict[int, dict[bytes, int]] = {}
+    by_lead: dict[int, list[int]] = {}
     for lead, at in points:
-        attributes = known.attributes(lead, at)
+        by_lead.setdefault(lead, []).append(at)
+    for lead, times in by_lead.items():
+        # the attributes are built once per epoch (between two identifies), not once per point
+        epochs = known.epochs(lead)
+        built: dict[int, tuple[dict[str, Any], int]] = {}
         versions = seen.setdefault(lead, {})
-        layer = versions.setdefault(orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS), len(versions))
-        if layer == len(layers):
-            layers.append({})
-        layers[layer].setdefault(lead, (attributes, []))[1].append(at)
+        for at in times:
+            epoch = bisect_right(epochs, at)
+            if epoch not in built:
+                attributes = known.attributes(lead, at)
+                key = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
+                built[epoch] = (attributes, versions.setdefault(key, len(versions)))
+            attributes, layer = built[epoch]
+            if layer == len(layers):
+                layers.append({})
+            layers[layer].setdefault(lead, (attributes, []))[1].append(at)
     _prepare(conn)
     dialect = conn.dialect.name
     query = bound_statement(model, as_known_sources(sources), dialect)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from leadscore.compile import Ledger, Sources
 from leadscore.compile.query import scope
 from leadscore.errors import StoreError
-from leadscore.ingest.apply import Applied, apply_messages
+from leadscore.ingest.apply import Applied, LinkRaced, apply_messages
 from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel, dump_model
 from leadscore.scoring import history
@@ -149,8 +149,12 @@ class Backfill:
 
     def add(self, messages: Sequence[Message]) -> IngestReport:
         """Store and apply one chunk (one transaction); its leads wait for ``finish``."""
-        with self.store.begin() as conn:
-            applied = apply_messages(conn, messages, self.source)
+        try:
+            with self.store.begin() as conn:
+                applied = apply_messages(conn, messages, self.source, defer_links=True)
+        except LinkRaced:  # a live writer linked one of the chunk's keys first: again, linking as it goes
+            with self.store.begin() as conn:
+                applied = apply_messages(conn, messages, self.source, defer_links=False)
         for lead_id, at_ms in applied.touched.items():
             self.touched[lead_id] = max(at_ms, self.touched.get(lead_id, at_ms))
             first = applied.since.get(lead_id, at_ms)

@@ -47,7 +47,14 @@ _LEADS_BY_KEYS = select(identities.c.key, identities.c.lead_id).where(
 _INSERT_LEAD = leads.insert().returning(leads.c.id)
 _ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
 _ACCOUNT_BY_NAME = select(accounts.c.id).where(accounts.c.name == bindparam("value"))
-_LEAD_ROW = select(leads).where(leads.c.id == bindparam("value"))
+# the same searches as ``find_lead``, reading the whole row (``upsert_lead`` merges into it)
+_ROW_BY_EXTERNAL_ID = select(leads).where(leads.c.external_id == bindparam("value"))
+_ROW_BY_KEY = (
+    select(leads)
+    .join(identities, identities.c.lead_id == leads.c.id)
+    .where(identities.c.key == bindparam("value"))
+)
+_ROW_BY_EMAIL = select(leads).where(leads.c.email == bindparam("value"))
 _ACCOUNT_ROW = select(accounts).where(accounts.c.id == bindparam("value"))
 # the columns to set come from each call's parameters (SQLAlchemy compiles one form per set of names)
 _UPDATE_LEAD = update(leads).where(leads.c.id == bindparam("row_id"))
@@ -79,6 +86,20 @@ def find_lead(
             return found
     if email:
         return conn.execute(_LEAD_BY_EMAIL, {"value": normalise_email(email)}).scalar()
+    return None
+
+
+def _find_lead_row(conn: Connection, *, email: str | None, external_id: str | None) -> Any:
+    """The row of the lead ``find_lead`` finds by external id or (normalised) e-mail, or None."""
+    searches = []
+    if external_id is not None:
+        searches += [(_ROW_BY_EXTERNAL_ID, external_id), (_ROW_BY_KEY, user_key(external_id))]
+    if email:
+        searches.append((_ROW_BY_EMAIL, email))
+    for statement, value in searches:
+        row = conn.execute(statement, {"value": value}).mappings().first()
+        if row is not None:
+            return row
     return None
 
 
@@ -124,8 +145,8 @@ def upsert_lead(
     email = normalise_email(email) if email else None
     fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
-    lead_id = find_lead(conn, email=email, external_id=external_id)
-    if lead_id is None:
+    row = _find_lead_row(conn, email=email, external_id=external_id)
+    if row is None:
         values: dict[str, Any] = {
             "external_id": external_id,
             "email": email,
@@ -140,7 +161,7 @@ def upsert_lead(
         lead_id = int(conn.execute(_INSERT_LEAD, values).scalar_one())
         created = True
     else:
-        row = conn.execute(_LEAD_ROW, {"value": lead_id}).mappings().one()
+        lead_id = int(row["id"])
         seen = dict(row["attribute_ts"] or {})
         newer = {k for k in [*fields, *attributes] if at_ms >= seen.get(k, at_ms)}
         changes: dict[str, Any] = {k: v for k, v in fields.items() if k in newer and row[k] != v}
@@ -217,6 +238,12 @@ def link_identity(conn: Connection, key: str, lead_id: int, now_ms: int) -> bool
         insert_ignore(conn, identities, [{"key": key, "lead_id": lead_id, "created_ms": now_ms}], ["key"])
         == 1
     )
+
+
+def link_identities(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Map person keys to leads (rows of key, lead_id, created_ms) in one statement, first link winning;
+    returns how many were linked."""
+    return insert_ignore(conn, identities, rows, ["key"])
 
 
 def lead_for_key(conn: Connection, key: str) -> int | None:
