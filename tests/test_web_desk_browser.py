@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -117,3 +118,38 @@ def test_a_manager_sees_the_team_and_may_act_on_it(chromium: Browser, demo: Site
     for lead in team:  # the manager may accept any of them
         expect(page.locator(f'tr[data-lead="{lead}"]').get_by_role("button", name="Accept")).to_have_count(1)
     page.context.close()
+
+
+AXE = Path(__file__).parent / "web" / "vendor" / "axe-4.11.0.min.js"
+
+
+def test_the_settings_and_admin_pages_pass_axe(chromium: Browser, demo: Site) -> None:
+    """The profile's notification settings, the API keys page and a user's settings from the Users page:
+    no serious or critical axe violation, no console error (a CSP violation is one)."""
+    for email, paths in (
+        (SELLER, ["/profile"]),
+        ("admin@example.test", ["/keys", "/users", "/users/1/notifications"]),
+    ):
+        context = chromium.new_context(base_url=demo.url)
+        context.add_init_script(path=str(AXE))
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m, seen=errors: seen.append(m.text) if m.type == "error" else None)
+        page.goto("/signin")
+        page.get_by_label("E-mail").fill(email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Password").press("Enter")
+        expect(page).to_have_url(re.compile(r"/leads$"))
+        for path in paths:
+            page.goto(path)
+            found = page.evaluate(
+                "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+            )
+            serious = [
+                (v["id"], v["nodes"][0]["html"][:120])
+                for v in found
+                if v["impact"] in ("serious", "critical")
+            ]
+            assert serious == [], (path, serious)
+        assert errors == []
+        context.close()

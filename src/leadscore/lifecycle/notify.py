@@ -209,16 +209,22 @@ def _hour_of(now_ms: int) -> int:
 
 
 def digest_notes(
-    conn: Connection, model: ScoringModel, email: str, settings: Settings, now_ms: int
+    conn: Connection,
+    model: ScoringModel,
+    queue: list[dict[str, Any]],
+    email: str,
+    settings: Settings,
+    now_ms: int,
 ) -> dict[str, list[Note]]:
-    """The user's leads in the handoff stage (a team's manager: the team's too), in three groups:
-    ``overdue`` (past their SLA), ``new`` (assigned in the last 24 hours) and ``waiting`` (the rest)."""
+    """The user's leads of the handoff ``queue`` (``ready_for_handoff``; a team's manager: the team's
+    too), in three groups: ``overdue`` (past their SLA), ``new`` (assigned in the last 24 hours) and
+    ``waiting`` (the rest)."""
     lifecycle = model.lifecycle
     assert lifecycle is not None
     teams = managed_teams(lifecycle, email)
     names = rule_names(model)
     out: dict[str, list[Note]] = {"overdue": [], "new": [], "waiting": []}
-    for row in ready_for_handoff(conn, lifecycle):
+    for row in queue:
         mine = whose(lifecycle, row, email, teams)
         if mine is None:
             continue
@@ -300,6 +306,7 @@ def send_digests(
     day, hour = day_of(now_ms), _hour_of(now_ms)
     with store.connect() as conn:
         users = [u for u in subscribers(conn) if email is None or u[1] == email.strip().lower()]
+    queue: list[dict[str, Any]] | None = None  # the handoff queue, read once for every digest
     for user_id, address, _, found in users:
         if not (found.mail_digest or found.slack_digest) or hour < found.digest_hour:
             continue
@@ -309,7 +316,9 @@ def send_digests(
             if _enqueued(conn, key):
                 run.already += 1
                 continue
-            notes = digest_notes(conn, model, address, settings, now_ms)
+            if queue is None:
+                queue = ready_for_handoff(conn, model.lifecycle)
+            notes = digest_notes(conn, model, queue, address, settings, now_ms)
             if not any(notes.values()):
                 run.empty += 1
                 continue
