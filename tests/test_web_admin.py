@@ -22,8 +22,8 @@ from leadscore.store.users import add_user, find_user
 from receivers import wait_for
 from web_support import PASSWORD, SELLER, Site, csrf_of, signed_in, site
 
-MANAGER = "tom.becker@vendor.example"  # manager of the EMEA team (Lena's) in the demo model
-OTHER_REP = "paul.martin@vendor.example"  # another EMEA seller
+MANAGER = "tom.becker@vendor.example"  # manager of Lena and Paul's team (Rest of EMEA) in the demo model
+OTHER_REP = "paul.martin@vendor.example"  # another seller of that team
 HOOK = "https://hooks.slack.example/services/T0/B0/x"
 
 
@@ -131,6 +131,8 @@ def test_a_seller_sets_their_own_notifications_on_their_profile(demo: Site) -> N
 def test_the_teams_manager_and_an_admin_set_a_sellers_notifications(demo: Site) -> None:
     paul = _user_id(demo, OTHER_REP)
     with signed_in(demo.url, MANAGER) as tom:
+        own = tom.get("/profile").text  # the manager's profile links to each of the team's sellers
+        assert f'<a href="/users/{paul}/notifications">Paul Martin (Rest of EMEA)</a>' in own
         page = tom.get(f"/users/{paul}/notifications")
         assert page.status_code == 200 and "paul.martin@vendor.example" in page.text
         done = tom.post(

@@ -125,7 +125,8 @@ AXE = Path(__file__).parent / "web" / "vendor" / "axe-4.11.0.min.js"
 
 def test_the_settings_and_admin_pages_pass_axe(chromium: Browser, demo: Site) -> None:
     """The profile's notification settings, the API keys page and a user's settings from the Users page:
-    no serious or critical axe violation, no console error (a CSP violation is one)."""
+    no serious or critical axe violation, no console error (a CSP violation is one), and each fits a
+    390 px phone."""
     for email, paths in (
         (SELLER, ["/profile"]),
         ("admin@example.test", ["/keys", "/users", "/users/1/notifications"]),
@@ -151,5 +152,8 @@ def test_the_settings_and_admin_pages_pass_axe(chromium: Browser, demo: Site) ->
                 if v["impact"] in ("serious", "critical")
             ]
             assert serious == [], (path, serious)
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing scrolls sideways
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+            page.set_viewport_size({"width": 1440, "height": 900})
         assert errors == []
         context.close()

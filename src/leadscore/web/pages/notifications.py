@@ -74,11 +74,29 @@ def _form(
     )
 
 
+def _team(request: Request, viewer: Viewer) -> list[tuple[str, str, int | None]]:
+    """The sellers of the teams the viewer manages: (name, e-mail, user id when they are a user)."""
+    with state_of(request).store.connect() as conn:
+        active = active_model(conn)
+        lifecycle = active.model.lifecycle if active is not None else None
+        if lifecycle is None:
+            return []
+        teams = managed_teams(lifecycle, viewer.email)
+        out = []
+        for team in lifecycle.teams:
+            if team.id in teams:
+                for seller in team.sellers:
+                    user = find_user(conn, seller.email)
+                    out.append((f"{seller.name} ({team.name})", seller.email, user.id if user else None))
+    return out
+
+
 def _show(request: Request, viewer: Viewer, user_id: int | None, action: str, saved: str) -> HTMLResponse:
     user = _target(request, viewer, user_id)
     with state_of(request).store.connect() as conn:
         found = read_settings(conn, user.id)
-    return _form(request, viewer, user, action, found, saved=saved == "1")
+    team = _team(request, viewer) if user_id is None else []
+    return _form(request, viewer, user, action, found, saved=saved == "1", team=team)
 
 
 def _save(
