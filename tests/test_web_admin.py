@@ -167,3 +167,31 @@ def test_users_create_without_a_terminal_says_what_to_do(demo: Site) -> None:
     assert "invite the user on the dashboard's Users page" in said
     with demo.store.connect() as conn:
         assert find_user(conn, "x@example.test") is None
+
+
+def test_user_changes_on_the_web_are_in_the_audit_log_as_the_clis_are(demo: Site) -> None:
+    with signed_in(demo.url, "admin@example.test") as admin:
+        token = csrf_of(admin)
+        assert (
+            admin.post(
+                "/users", data={"email": "ida@vendor.example", "role": "sales", "csrf_token": token}
+            ).status_code
+            == 201
+        )
+        ida = _user_id(demo, "ida@vendor.example")
+        assert (
+            admin.post(f"/users/{ida}/role", data={"role": "marketing", "csrf_token": token}).status_code
+            == 303
+        )
+        assert admin.post(f"/users/{ida}/password", data={"csrf_token": token}).status_code == 200
+    with demo.store.connect() as conn:
+        entries = [
+            (e["actor"], e["action"], e["details"])
+            for e in read_audit(conn, 50)
+            if e["target"] == "ida@vendor.example"
+        ]
+    assert entries == [  # newest first
+        ("admin@example.test", "user.password", {}),
+        ("admin@example.test", "user.role", {"role": "marketing"}),
+        ("admin@example.test", "user.create", {"role": "sales"}),
+    ]
