@@ -21,6 +21,7 @@ from leadscore.cli import (
     learn_cmds,
     lifecycle_cmds,
     model_cmds,
+    notify_cmds,
     privacy_cmds,
     process_cmd,
     review_cmds,
@@ -52,6 +53,7 @@ app.command("review")(review_cmds.review_cmd)
 app.add_typer(review_cmds.alerts_app, name="alerts")
 app.command("serve")(server_cmds.serve)
 app.command("process")(process_cmd.process)
+app.command("digest")(notify_cmds.digest)
 app.add_typer(users_cmds.app, name="users")
 app.command("audit")(users_cmds.audit_cmd)
 app.add_typer(privacy_cmds.app, name="privacy")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -16,12 +17,24 @@ app = typer.Typer(help="Dashboard users and their roles (admin, marketing, sales
 PASSWORD_ENV = "LEADSCORE_NEW_PASSWORD"
 
 
+NO_TERMINAL = (
+    f"there is no terminal to read the password from: set {PASSWORD_ENV} for this command (scripts, "
+    "containers), or have an admin invite the user on the dashboard's Users page (a one-time password)"
+)
+
+
 def _password() -> str:
     """From $LEADSCORE_NEW_PASSWORD (scripts), else asked twice on the terminal."""
     if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
-    first = getpass.getpass("password: ")
-    if first != getpass.getpass("again: "):
+    if not sys.stdin.isatty():  # getpass would read stdin, find it empty and leave only "Aborted."
+        raise typer.BadParameter(NO_TERMINAL, param_hint="password")
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except EOFError:
+        raise typer.BadParameter(NO_TERMINAL, param_hint="password") from None
+    if first != again:
         raise typer.BadParameter("the passwords differ")
     return first
 

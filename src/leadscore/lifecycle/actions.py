@@ -11,6 +11,7 @@ from typing import Any
 import jinja2.sandbox
 from sqlalchemy import Connection
 
+from leadscore.lifecycle import notify
 from leadscore.lifecycle.assignment import Assigned, assign, people
 from leadscore.lifecycle.context import lead_context
 from leadscore.model import Action, ScoringModel
@@ -121,6 +122,10 @@ class Effects:
             self.assignment = assign(self.conn, self.model, self.lead_id, move_id, self.now_ms)
         if self.assignment is not None:
             self.context().update(self.assigned_context(self.assignment))
+            a = self.assignment
+            self.enqueued += notify.assigned(
+                self.conn, self.model, a.id, a.seller, a.due_ms, self.context(), self.settings, self.now_ms
+            )
         for action in lifecycle.actions:
             if action.trigger.leave == old:
                 self.run(action, f"{action.id}:move:{move_id}", "stage.left", {"move": move})

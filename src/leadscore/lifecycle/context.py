@@ -1,5 +1,5 @@
 """What templates and webhook payloads see about a lead: its fields and attributes, current score, top
-scoring reasons (the ledger lines that gave the most points), recent pages, and the people involved."""
+scoring reasons (``lifecycle.reasons``: the largest ledger lines), recent pages, and the people involved."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 
 from sqlalchemy import Connection, func, select
 
+from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.model import ScoringModel
 from leadscore.settings import Settings
-from leadscore.store.schema import accounts, events, identities, lead_stages, leads, ledger, scores
+from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
 
-REASONS = 3
 PAGES = 5
 
 
@@ -75,17 +75,8 @@ def lead_context(conn: Connection, model: ScoringModel, lead_id: int, settings: 
 
 
 def _reasons(conn: Connection, model: ScoringModel, lead_id: int) -> list[dict[str, Any]]:
-    names = {r.id: r.name for r in (*model.fit, *model.engagement)}
-    rows = conn.execute(
-        select(ledger.c.rule_id, ledger.c.score_points, ledger.c.matched)
-        .where(ledger.c.lead_id == lead_id, ledger.c.score_points > 0)
-        .order_by(ledger.c.score_points.desc(), ledger.c.rule_id)
-    ).all()
-    return [
-        {"rule_id": rid, "name": names[rid], "points": round(float(pts), 1), "matched": matched}
-        for rid, pts, matched in rows
-        if rid in names
-    ][:REASONS]
+    """The lead's top reasons (``lifecycle.reasons``), points rounded for templates."""
+    return [{**r, "points": round(r["points"], 1)} for r in top_reasons(conn, rule_names(model), lead_id)]
 
 
 def _pages(conn: Connection, lead_id: int) -> list[str]:

@@ -70,7 +70,7 @@ def nurtured(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
 
 
 def ready_for_handoff(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
-    """Leads in the handoff (assignment) stage, with their seller and SLA deadline."""
+    """Leads in the handoff (assignment) stage, with their seller, when assigned and SLA deadline."""
     if lifecycle.assignment is None:
         return []
     rows = _people(conn, [lifecycle.assignment.stage])
@@ -79,7 +79,9 @@ def ready_for_handoff(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, 
         latest[int(a["lead_id"])] = a
     for row in rows:
         a = latest.get(int(row["lead_id"]), {})
-        row.update(team=a.get("team"), seller=a.get("seller"), due_ms=a.get("due_ms"))
+        row.update(
+            team=a.get("team"), seller=a.get("seller"), due_ms=a.get("due_ms"), assigned_ms=a.get("at_ms")
+        )
     return rows
 
 

@@ -4,9 +4,9 @@ Each round it (1) gives newly scored leads the initial stage, (2) evaluates ever
 it was last evaluated (the ``scores`` row's ``scored_ms`` differs from the one its stage row saw): takes
 automatic transitions, enqueues the actions of the moves and of new threshold crossings
 (``score_events``), refreshes segments and account stages, (3) on a timer, evaluates leads that
-inactivity may move and escalates assignments past their SLA. The runner thread leaves delivery to the
-``Deliverer`` (``lifecycle.outbox``), which runs in threads of its own; ``run_round`` (``--once``) ends
-with (4), delivering the rows due.
+inactivity may move, escalates assignments past their SLA and enqueues the users' daily digests
+(``lifecycle.notify``). The runner thread leaves delivery to the ``Deliverer`` (``lifecycle.outbox``),
+which runs in threads of its own; ``run_round`` (``--once``) ends with (4), delivering the rows due.
 
 Exactly once in effect: a move is a compare-and-set of the lead's stage row, taken while that row is
 locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer), and every outbox row's key
@@ -29,6 +29,7 @@ from leadscore.lifecycle import segments
 from leadscore.lifecycle.accounts import accounts_of, refresh_accounts
 from leadscore.lifecycle.actions import Effects
 from leadscore.lifecycle.gates import Facts, matching, read_facts
+from leadscore.lifecycle.notify import send_digests
 from leadscore.lifecycle.outbox import Deliverer, DeliveryStats, deliver_due
 from leadscore.lifecycle.stages import moves, timed
 from leadscore.model import ScoringModel, Transition, duration_seconds
@@ -57,6 +58,7 @@ class RoundStats:
     moves: int = 0
     enqueued: int = 0
     escalated: int = 0
+    digests: int = 0
     delivery: DeliveryStats | None = None
 
 
@@ -221,6 +223,9 @@ def run_round(
         evaluate_pending(store, model, settings, now, stats)
         if timers:
             sweep_timers(store, model, settings, now, stats)
+            # the users' daily digests, each once a day from its hour (lifecycle.notify)
+            stats.digests = send_digests(store, model, settings, now).sent
+            stats.enqueued += stats.digests
     if deliver:
         stats.delivery = deliver_due(store, settings, model.lifecycle if model else None, now_ms)
     return stats

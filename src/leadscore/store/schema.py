@@ -496,3 +496,21 @@ shadow_scores = Table(
     Column("band", String(8), nullable=False),
     Column("scored_ms", BigInteger, nullable=False),
 )
+
+# --- notifications per user (migration 0015)
+
+notification_settings = Table(
+    "notification_settings",
+    metadata,
+    # what a dashboard user is told about their leads, per channel: a mail at once (a lead assigned to
+    # them becomes their MQL) and a daily digest mail, and the same two as a Slack-compatible
+    # incoming-webhook message to their own URL; the digest goes once a day from digest_hour (UTC)
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("mail_immediate", Boolean, nullable=False),
+    Column("mail_digest", Boolean, nullable=False),
+    Column("slack_url", Text),
+    Column("slack_immediate", Boolean, nullable=False),
+    Column("slack_digest", Boolean, nullable=False),
+    Column("digest_hour", Integer, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)

@@ -18,9 +18,11 @@ from leadscore.web.pages import (
     evaluation,
     funnel,
     handoff,
+    keys,
     lead,
     leads,
     model,
+    notifications,
     review,
     signin,
     tracking,
@@ -43,6 +45,8 @@ ROUTERS = (
     deadletters.router,
     tracking.router,
     users.router,
+    keys.router,
+    notifications.router,
 )
 STATIC_PATH = "/static"
 

@@ -33,6 +33,7 @@ NAV = (
     ("/deadletters", "Dead letters", "deadletters.manage"),
     ("/tracking", "Tracking code", "keys.manage"),
     ("/users", "Users", "users.manage"),
+    ("/keys", "API keys", "keys.manage"),
 )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 
 from leadscore.compile import Sources
 from leadscore.compile.contributions import Explanation
+from leadscore.lifecycle.reasons import rule_names as line_names
 from leadscore.model import ScoringModel
 from leadscore.scoring.explain import explain_current
 from leadscore.scoring.run import model_of, score_points
@@ -60,9 +61,9 @@ class LeadView:
 
 
 def rule_names(model: ScoringModel) -> dict[str, tuple[str, str]]:
-    out = {r.id: (r.name, r.description or "") for r in (*model.fit, *model.engagement)}
-    out.update({f"group:{g.id}": (f"Group cap: {g.name}", "") for g in model.groups})
-    return out
+    """Ledger line id → (name, description): the names every reason uses (``lifecycle.reasons``)."""
+    descriptions = {r.id: r.description or "" for r in (*model.fit, *model.engagement)}
+    return {rid: (name, descriptions.get(rid, "")) for rid, name in line_names(model).items()}
 
 
 def load(conn: Connection, sources: Sources, lead_id: int) -> LeadView | None:

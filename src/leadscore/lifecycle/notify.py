@@ -1,0 +1,331 @@
+"""Notifications to dashboard users about their own leads, as each user chose (``store.notifications``):
+a message at once when a lead is assigned to them (it entered the handoff stage: their MQL), and a daily
+digest of their new and waiting leads and of those past their SLA; each by mail, by a Slack-compatible
+incoming webhook (``{"text", "blocks"}``), or both.
+
+Every message names each lead's top reasons (``lifecycle.reasons``) and links to it. Messages are outbox
+rows like every other notification, so the ``Deliverer`` sends them with the same timeouts, retries,
+circuit breakers and dead letters (``failed`` rows), and a slow or dead webhook holds up nothing else.
+Keys make both idempotent: one immediate message per assignment and channel, one digest per user,
+day (UTC) and channel, so running the digest twice the same day sends nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadscore.lifecycle.desk import managed_teams, seller_email, whose
+from leadscore.lifecycle.reasons import rule_names, top_reasons
+from leadscore.lifecycle.reports import ready_for_handoff
+from leadscore.model import ScoringModel
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.notifications import NotificationSettings, read_settings, subscribers
+from leadscore.store.outbox import enqueue
+from leadscore.store.schema import outbox
+from leadscore.store.users import find_user
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+DIGEST_SHOWN = 25  # leads listed per digest section; the rest are counted, and the desk lists them all
+SLACK_SHOWN = 10  # Slack renders at most 3,000 characters a section
+
+
+@dataclass(frozen=True)
+class Note:
+    """One lead as a message shows it."""
+
+    lead_id: int
+    name: str
+    company: str | None
+    score: float | None
+    band: str | None
+    reasons: list[dict[str, Any]]
+    link: str
+    due_ms: int | None
+    owner: str | None = None  # set in a manager's digest for the team's leads
+
+
+@dataclass
+class DigestRun:
+    users: int = 0  # subscribers whose digest hour had come
+    sent: int = 0  # digests enqueued (per channel)
+    already: int = 0  # users whose digest of the day was already enqueued
+    empty: int = 0  # users with no lead to tell of
+    skipped: list[str] = field(default_factory=list)
+
+
+def lead_link(settings: Settings, lead_id: int) -> str:
+    return f"{settings.lifecycle.public_url.rstrip('/')}/leads/{lead_id}"
+
+
+def desk_link(settings: Settings) -> str:
+    return f"{settings.lifecycle.public_url.rstrip('/')}/handoff"
+
+
+def _points(value: float) -> str:
+    return f"{value:+.1f}"
+
+
+def _sla(due_ms: int | None, now_ms: int) -> str:
+    if due_ms is None:
+        return "no SLA"
+    if due_ms < now_ms:
+        return f"overdue by {(now_ms - due_ms) / HOUR_MS:.1f} h"
+    return f"{(due_ms - now_ms) / HOUR_MS:.1f} h left to act"
+
+
+def _score(note: Note) -> str:
+    if note.score is None:
+        return "not scored"
+    return f"score {note.score:.1f}" + (f" ({note.band})" if note.band else "")
+
+
+def _headline(note: Note) -> str:
+    return f"{note.name} ({note.company or 'no company'}), {_score(note)}"
+
+
+def _reasons_text(note: Note) -> str:
+    return "; ".join(f"{r['name']} {_points(r['points'])}" for r in note.reasons) or "no scored rule"
+
+
+def _slack_escape(text: str) -> str:
+    # Slack's mrkdwn reads &, < and > as markup (links, mentions); the rest is plain text
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_lead(note: Note, now_ms: int) -> str:
+    name = f"<{note.link}|{_slack_escape(note.name)}>"
+    reasons = (
+        "\n".join(f"• {_slack_escape(r['name'])} {_points(r['points'])}" for r in note.reasons)
+        or "• no scored rule"
+    )
+    owner = f", {_slack_escape(note.owner)}'s" if note.owner else ""
+    return (
+        f"*{name}* ({_slack_escape(note.company or 'no company')}), {_score(note)}, "
+        f"{_sla(note.due_ms, now_ms)}{owner}\n{reasons}"
+    )
+
+
+# --- immediate: a lead assigned to the user
+
+
+def immediate_messages(note: Note, now_ms: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(mail subject and body, Slack body) for a lead just assigned to the reader."""
+    lines = "\n".join(f"- {r['name']}: {_points(r['points'])}" for r in note.reasons) or "- no scored rule"
+    mail = {
+        "subject": f"New lead for you: {_headline(note)}",
+        "body": (
+            f"{note.name} ({note.company or 'no company'}) was assigned to you: {_score(note)}; "
+            f"{_sla(note.due_ms, now_ms)}.\n\nWhy (top reasons):\n{lines}\n\nOpen the lead: {note.link}\n"
+        ),
+    }
+    slack = {
+        "text": f"New lead for you: {_headline(note)}. Why: {_reasons_text(note)}. {note.link}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*New lead for you*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": _slack_lead(note, now_ms)}},
+        ],
+    }
+    return mail, slack
+
+
+def _rows(
+    user_id: int, email: str, found: NotificationSettings, key: str, action: str, lead_id: int | None,
+    mail: dict[str, Any] | None, slack: dict[str, Any] | None, event: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    if mail is not None:
+        payload = {**mail, "to": email, "to_lead": False, "unsubscribe_url": ""}
+        rows.append({"key": f"{key}:mail", "channel": "mail", "target": email, "payload": payload})
+    if slack is not None and found.slack_url:
+        payload = {"body": slack, "event": event}
+        rows.append(
+            {"key": f"{key}:slack", "channel": "webhook", "target": found.slack_url, "payload": payload}
+        )
+    for row in rows:
+        row.update(action=action, lead_id=lead_id)
+    return rows
+
+
+def assigned(
+    conn: Connection,
+    model: ScoringModel,
+    assignment_id: int,
+    seller_id: str,
+    due_ms: int | None,
+    context: dict[str, Any],
+    settings: Settings,
+    now_ms: int,
+) -> int:
+    """Enqueue the immediate messages the assigned seller asked for (none unless they are a dashboard
+    user who turned them on); ``context`` is the lead's (``lifecycle.context``). Returns rows added."""
+    assert model.lifecycle is not None
+    email = seller_email(model.lifecycle, seller_id)
+    user = find_user(conn, email) if email else None
+    if user is None or not user.active:
+        return 0
+    found = read_settings(conn, user.id)
+    if not (found.mail_immediate or found.slack_immediate):
+        return 0
+    lead = context["lead"]
+    note = Note(
+        lead_id=int(lead["id"]),
+        name=_name(lead["first_name"], lead["last_name"], int(lead["id"])),
+        company=lead["company"],
+        score=lead["score"],
+        band=lead["band"],
+        reasons=top_reasons(conn, rule_names(model), int(lead["id"])),
+        link=lead_link(settings, int(lead["id"])),
+        due_ms=due_ms,
+    )
+    mail, slack = immediate_messages(note, now_ms)
+    rows = _rows(
+        user.id, user.email, found, f"notify:{user.id}:assigned:{assignment_id}", "notify.assigned",
+        note.lead_id, mail if found.mail_immediate else None, slack if found.slack_immediate else None,
+        "lead.assigned",
+    )  # fmt: skip
+    return enqueue(conn, rows, now_ms)
+
+
+def _name(first: str | None, last: str | None, lead_id: int) -> str:
+    # never the e-mail address: a digest lists several leads in one row, which erasing one cannot edit
+    return " ".join(p for p in (first, last) if p) or f"lead {lead_id}"
+
+
+# --- the daily digest
+
+
+def day_of(now_ms: int) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _hour_of(now_ms: int) -> int:
+    return datetime.fromtimestamp(now_ms / 1000, tz=UTC).hour
+
+
+def digest_notes(
+    conn: Connection,
+    model: ScoringModel,
+    queue: list[dict[str, Any]],
+    email: str,
+    settings: Settings,
+    now_ms: int,
+) -> dict[str, list[Note]]:
+    """The user's leads of the handoff ``queue`` (``ready_for_handoff``; a team's manager: the team's
+    too), in three groups: ``overdue`` (past their SLA), ``new`` (assigned in the last 24 hours) and
+    ``waiting`` (the rest)."""
+    lifecycle = model.lifecycle
+    assert lifecycle is not None
+    teams = managed_teams(lifecycle, email)
+    names = rule_names(model)
+    out: dict[str, list[Note]] = {"overdue": [], "new": [], "waiting": []}
+    for row in queue:
+        mine = whose(lifecycle, row, email, teams)
+        if mine is None:
+            continue
+        owner = None
+        if mine == "team":
+            found = lifecycle.seller(row["seller"]) if row.get("seller") else None
+            owner = found[1].name if found is not None else "no one"
+        lead_id = int(row["lead_id"])
+        note = Note(
+            lead_id=lead_id,
+            name=_name(row["first_name"], row["last_name"], lead_id),
+            company=row["company"],
+            score=None if row["score"] is None else float(row["score"]),
+            band=row["band"],
+            reasons=top_reasons(conn, names, lead_id),
+            link=lead_link(settings, lead_id),
+            due_ms=row.get("due_ms"),
+            owner=owner,
+        )
+        if note.due_ms is not None and note.due_ms < now_ms:
+            out["overdue"].append(note)
+        elif row.get("assigned_ms") is not None and int(row["assigned_ms"]) > now_ms - DAY_MS:
+            out["new"].append(note)
+        else:
+            out["waiting"].append(note)
+    return out
+
+
+TITLES = {"overdue": "Past their SLA", "new": "New since yesterday", "waiting": "Waiting for you"}
+
+
+def digest_messages(
+    notes: dict[str, list[Note]], day: str, settings: Settings, now_ms: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(mail subject and body, Slack body) of a user's digest."""
+    counts = ", ".join(f"{len(notes[k])} {TITLES[k].lower()}" for k in TITLES if notes[k])
+    body = [f"Your leads on {day}: {counts}.", ""]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Your leads on {day}*: {counts}"}}
+    ]
+    for kind, title in TITLES.items():
+        group = notes[kind]
+        if not group:
+            continue
+        body.append(f"{title} ({len(group)}):")
+        for note in group[:DIGEST_SHOWN]:
+            owner = f", {note.owner}'s" if note.owner else ""
+            body.append(f"- {_headline(note)}, {_sla(note.due_ms, now_ms)}{owner}")
+            body.append(f"  Why: {_reasons_text(note)}")
+            body.append(f"  {note.link}")
+        if len(group) > DIGEST_SHOWN:
+            body.append(f"- and {len(group) - DIGEST_SHOWN} more")
+        body.append("")
+        shown = "\n\n".join(_slack_lead(n, now_ms) for n in group[:SLACK_SHOWN])
+        more = f"\n\n…and {len(group) - SLACK_SHOWN} more" if len(group) > SLACK_SHOWN else ""
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n{shown}{more}"}})
+    link = desk_link(settings)
+    body.append(f"Your desk: {link}")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open your desk>"}]})
+    mail = {"subject": f"Your leads on {day}: {counts}", "body": "\n".join(body) + "\n"}
+    slack = {"text": f"Your leads on {day}: {counts}. {link}", "blocks": blocks}
+    return mail, slack
+
+
+def _enqueued(conn: Connection, key: str) -> bool:
+    keys = [f"{key}:mail", f"{key}:slack"]
+    return conn.execute(select(outbox.c.id).where(outbox.c.key.in_(keys))).first() is not None
+
+
+def send_digests(
+    store: Store, model: ScoringModel | None, settings: Settings, now_ms: int, *, email: str | None = None
+) -> DigestRun:
+    """Enqueue today's digest for every subscriber whose digest hour (UTC) has come and who has none
+    yet today (``email``: that user only). A user with no lead to tell of gets none (and may later in
+    the day, when one arrives)."""
+    run = DigestRun()
+    if model is None or model.lifecycle is None:
+        return run
+    day, hour = day_of(now_ms), _hour_of(now_ms)
+    with store.connect() as conn:
+        users = [u for u in subscribers(conn) if email is None or u[1] == email.strip().lower()]
+    queue: list[dict[str, Any]] | None = None  # the handoff queue, read once for every digest
+    for user_id, address, _, found in users:
+        if not (found.mail_digest or found.slack_digest) or hour < found.digest_hour:
+            continue
+        run.users += 1
+        key = f"digest:{user_id}:{day}"
+        with store.begin() as conn:
+            if _enqueued(conn, key):
+                run.already += 1
+                continue
+            if queue is None:
+                queue = ready_for_handoff(conn, model.lifecycle)
+            notes = digest_notes(conn, model, queue, address, settings, now_ms)
+            if not any(notes.values()):
+                run.empty += 1
+                continue
+            mail, slack = digest_messages(notes, day, settings, now_ms)
+            rows = _rows(
+                user_id, address, found, key, "notify.digest", None,
+                mail if found.mail_digest else None, slack if found.slack_digest else None, "digest",
+            )  # fmt: skip
+            run.sent += enqueue(conn, rows, now_ms)
+    return run

@@ -1,0 +1,43 @@
+"""A lead's top reasons: the largest lines of its stored ledger (by points, either sign), largest first.
+
+The one definition behind every place that says why a lead scores what it does in a few lines: the
+seller's desk, the lifecycle's templates and webhooks, and the notifications to users. The lead page
+explains every line in full (``compile.contributions``); these are the same lines, the largest three.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from leadscore.model import ScoringModel
+from leadscore.store.results import read_current
+
+REASONS = 3
+
+
+def rule_names(model: ScoringModel) -> dict[str, str]:
+    """Ledger line id → the name a person reads (rules, and group caps, whose lines are ``group:<id>``)."""
+    out = {r.id: r.name for r in (*model.fit, *model.engagement)}
+    out.update({f"group:{g.id}": f"Group cap: {g.name}" for g in model.groups})
+    return out
+
+
+def top_reasons(
+    conn: Connection, names: dict[str, str], lead_id: int, limit: int = REASONS
+) -> list[dict[str, Any]]:
+    """The ``limit`` ledger lines with the most points (absolute), ties by rule id: rule_id, name,
+    points, matched."""
+    _, lines = read_current(conn, lead_id)
+    lines = [ln for ln in lines if float(ln["score_points"]) != 0]
+    lines.sort(key=lambda ln: (-abs(float(ln["score_points"])), ln["rule_id"]))
+    return [
+        {
+            "rule_id": ln["rule_id"],
+            "name": names.get(ln["rule_id"], ln["rule_id"]),
+            "points": float(ln["score_points"]),
+            "matched": ln["matched"],
+        }
+        for ln in lines[:limit]
+    ]
