@@ -10,6 +10,7 @@ import base64
 import gzip
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -123,7 +124,8 @@ def test_posthog_js_wire_forms(api: tuple[str, str, Store]) -> None:
         form = {"data": base64.b64encode(orjson.dumps([view, demo])).decode()}
         r = http.post("/i/v0/e/?compression=base64", data=form)
         assert r.status_code == 200, r.text
-        assert (r.json()["accepted"], r.json()["duplicates"]) == (2, 1)
+        # counted in stored messages: the resent view, the demo and the identify its $set makes
+        assert (r.json()["accepted"], r.json()["duplicates"]) == (3, 1)
         assert (
             http.post("/e/", json=[{**view, "properties": {"token": "nope", "distinct_id": "x"}}]).status_code
             == 401
@@ -142,3 +144,66 @@ def test_posthog_js_wire_forms(api: tuple[str, str, Store]) -> None:
     # the device's anonymous pricing view (30) is hers once an event names both ids, and the demo (50)
     assert keys == {"u:bo", "a:dev-1"}
     assert current is not None and current["score"] == 80
+
+
+def test_posthog_python_set_once_fills_only_what_the_lead_lacks(api: tuple[str, str, Store]) -> None:
+    """``$set`` overrides and ``$set_once`` sets a person property only where the lead has none yet:
+    from ``posthog.set``/``set_once``, from an event's ``properties.$set``/``$set_once`` and from an
+    ``$identify``, applied in event-time order (each a minute after the one before)."""
+    url, write, store = api
+    client = posthog.Posthog(write, host=url)
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    def at(minute: int) -> datetime:
+        return start + timedelta(minutes=minute)
+
+    # 1: the lead is made with email and plan trial
+    client.set(distinct_id="cy", properties={"email": "cy@example.com", "plan": "trial"}, timestamp=at(1),
+               uuid=_uuid("s1"))  # fmt: skip
+    # 2: plan is set already (stays trial); first_source is new (ads)
+    client.set_once(distinct_id="cy", properties={"plan": "free", "first_source": "ads"}, timestamp=at(2),
+                    uuid=_uuid("s2"))  # fmt: skip
+    # 3: an event's person properties: first_source stays ads, first_feature is new, seats_used is set
+    client.capture(
+        "Feature Used",
+        distinct_id="cy",
+        properties={"feature": "alerts", "$set": {"seats_used": 3},
+                    "$set_once": {"first_source": "webinar", "first_feature": "alerts"}},
+        timestamp=at(3),
+        uuid=_uuid("s3"),
+    )  # fmt: skip
+    # 4: $identify: $set wins over $set_once for plan (pro); first_feature stays; company is new (a lead field)
+    client.capture(
+        "$identify",
+        distinct_id="cy",
+        properties={"$set": {"plan": "pro"},
+                    "$set_once": {"plan": "enterprise", "first_feature": "reports", "company": "Cyco"}},
+        timestamp=at(4),
+        uuid=_uuid("s4"),
+    )  # fmt: skip
+    # 5: $set overrides a value that $set_once put there
+    client.set(distinct_id="cy", properties={"first_source": "partner"}, timestamp=at(5), uuid=_uuid("s5"))
+    # a lead first made by $set_once has its values; a later $set overrides one of them
+    client.set_once(distinct_id="dee", properties={"email": "dee@example.com", "plan": "free", "seats_used": 1},
+                    timestamp=at(6), uuid=_uuid("d1"))  # fmt: skip
+    client.set(distinct_id="dee", properties={"plan": "pro"}, timestamp=at(7), uuid=_uuid("d2"))
+    client.flush()
+    client.shutdown()
+
+    sent = {_uuid(name) for name in ("s1", "s2", "s3", "s4", "s5", "d1", "d2")}
+    with store.connect() as conn:
+        # the event with person properties is stored with the identify that applies them
+        assert stored_message_ids(conn) == sent | {_uuid("s3") + ":set"}
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        cy = conn.execute(select(leads).where(leads.c.external_id == "cy")).one()
+        dee = conn.execute(select(leads).where(leads.c.external_id == "dee")).one()
+    assert (cy.email, cy.company) == ("cy@example.com", "Cyco")
+    assert cy.attributes == {
+        "plan": "pro",
+        "first_source": "partner",
+        "first_feature": "alerts",
+        "seats_used": 3,
+    }
+    assert dee.email == "dee@example.com"
+    assert dee.attributes == {"plan": "pro", "seats_used": 1}
