@@ -50,7 +50,8 @@ def _team() -> list[dict[str, Any]]:
         out.append({**_event("$identify", who, 30), "$set": {"email": f"{who}@trial.example"}})
         out.append(_event("$groupidentify", who, 30, **{"$group_type": "company", "$group_key": "trialco",
                           "$group_set": {"name": "Trialco", "domain": "trial.example", "seats": 10}}))  # fmt: skip
-    return out + [
+    return [
+        *out,
         _event("Logged In", "tina", 1),
         _event("Logged In", "tina", 3),
         _event("Feature Used", "tina", 2, feature="Dashboards"),
