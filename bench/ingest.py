@@ -556,7 +556,7 @@ def posthog_report(engine: str, p: dict[str, Any]) -> str:
             f"    {label + ':':<22} {r.requests_s * BATCH:,.0f} events/s = {r.requests_s / bare.requests_s:.0%} of bare"
             f", {r.requests_s / p['segment'].requests_s:.0%} of Segment (p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms)"
         )
-    lines.append(f"    (gzip bodies average {p["gzip_ratio"]:,.0f} bytes a request of 100 events)")
+    lines.append(f"    (gzip bodies average {p['gzip_ratio']:,.0f} bytes a request of 100 events)")
     return "\n".join(lines)
 
 
