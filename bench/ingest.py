@@ -213,6 +213,8 @@ def server(kind: str, db: str = "", processor: bool = True) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 # -- databases -------------------------------------------------------------------------------------------
