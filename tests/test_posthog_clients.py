@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import base64
 import gzip
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import orjson
@@ -207,3 +211,68 @@ def test_posthog_python_set_once_fills_only_what_the_lead_lacks(api: tuple[str, 
     }
     assert dee.email == "dee@example.com"
     assert dee.attributes == {"plan": "pro", "seats_used": 1}
+
+
+def test_posthog_python_against_the_leadscore_serve_command(tmp_path: Path) -> None:
+    """The same client with its defaults against ``leadscore serve`` itself (a child process, its
+    processor on): the events are stored, the device's history stitched, the company made her account,
+    her ``$set_once`` kept, and the lead scored (pricing 30 + demo 50 = 80)."""
+    db = str(tmp_path / "serve.db")
+    store = Store.from_url(db)
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "product", 0)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-c", "from leadscore.cli.main import main; main()", "serve", "--db", db,
+               "--port", str(port)]  # fmt: skip
+    with log.open("wb") as out:
+        serve = subprocess.Popen(command, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(url) or serve.poll() is not None, timeout=60)
+        assert serve.poll() is None, log.read_text()
+        client = posthog.Posthog(write, host=url)
+        client.capture("$pageview", distinct_id="dev-9", uuid=_uuid("v1"),
+                       properties={"$current_url": "https://ex.com/pricing", "$device_id": "dev-9"})  # fmt: skip
+        client.capture("$identify", distinct_id="eve", uuid=_uuid("v2"),
+                       properties={"$anon_distinct_id": "dev-9", "$set": {"email": "eve@example.com"},
+                                   "$set_once": {"plan": "free"}})  # fmt: skip
+        client.group_identify("company", "evco", {"name": "Evco", "domain": "evco.com"}, distinct_id="eve",
+                              uuid=_uuid("v3"))  # fmt: skip
+        client.capture("Demo Requested", distinct_id="eve", groups={"company": "evco"}, uuid=_uuid("v4"))
+        client.flush()
+        client.shutdown()
+
+        def scored() -> int | None:
+            with store.connect() as conn:
+                lead = conn.execute(select(leads.c.id).where(leads.c.email == "eve@example.com")).first()
+                current = read_current(conn, lead.id)[0] if lead is not None else None
+                return int(current["score"]) if current is not None and _waiting(store) == 0 else None
+
+        assert wait_until(lambda: scored() == 80, timeout=30), log.read_text()
+        with store.connect() as conn:
+            assert stored_message_ids(conn) == {_uuid(f"v{i}") for i in range(1, 5)} | {
+                _uuid("v2") + ":alias"
+            }
+            lead = conn.execute(select(leads).where(leads.c.email == "eve@example.com")).one()
+            keys = set(
+                conn.execute(select(identities.c.key).where(identities.c.lead_id == lead.id)).scalars()
+            )
+            account = conn.execute(select(accounts).where(accounts.c.id == lead.account_id)).one()
+        assert keys == {"u:eve", "a:dev-9", "u:dev-9"}
+        assert (account.domain, account.name) == ("evco.com", "Evco")
+        assert lead.attributes == {"plan": "free"}
+    finally:
+        serve.terminate()
+        serve.wait(30)
+        store.dispose()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
