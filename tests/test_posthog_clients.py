@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,7 +27,7 @@ from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
 from leadscore.store.results import read_current
 from leadscore.store.schema import accounts, identities, leads
-from live_server import serving
+from live_server import serve_command, serving
 from test_api_tracking import MODEL, wait_until
 
 posthog = pytest.importorskip("posthog", reason="posthog (posthog-python) is not installed")
@@ -222,18 +219,7 @@ def test_posthog_python_against_the_leadscore_serve_command(tmp_path: Path) -> N
     publish(store, loads_model(MODEL))
     with store.begin() as conn:
         _, write = create_key(conn, "write", "product", 0)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = tmp_path / "serve.log"
-    command = [sys.executable, "-c", "from leadscore.cli.main import main; main()", "serve", "--db", db,
-               "--port", str(port)]  # fmt: skip
-    with log.open("wb") as out:
-        serve = subprocess.Popen(command, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(url) or serve.poll() is not None, timeout=60)
-        assert serve.poll() is None, log.read_text()
+    with serve_command(db, tmp_path / "serve.log") as url:
         client = posthog.Posthog(write, host=url)
         client.capture("$pageview", distinct_id="dev-9", uuid=_uuid("v1"),
                        properties={"$current_url": "https://ex.com/pricing", "$device_id": "dev-9"})  # fmt: skip
@@ -252,7 +238,7 @@ def test_posthog_python_against_the_leadscore_serve_command(tmp_path: Path) -> N
                 current = read_current(conn, lead.id)[0] if lead is not None else None
                 return int(current["score"]) if current is not None and _waiting(store) == 0 else None
 
-        assert wait_until(lambda: scored() == 80, timeout=30), log.read_text()
+        assert wait_until(lambda: scored() == 80, timeout=30)
         with store.connect() as conn:
             assert stored_message_ids(conn) == {_uuid(f"v{i}") for i in range(1, 5)} | {
                 _uuid("v2") + ":alias"
@@ -265,14 +251,4 @@ def test_posthog_python_against_the_leadscore_serve_command(tmp_path: Path) -> N
         assert keys == {"u:eve", "a:dev-9", "u:dev-9"}
         assert (account.domain, account.name) == ("evco.com", "Evco")
         assert lead.attributes == {"plan": "free"}
-    finally:
-        serve.terminate()
-        serve.wait(30)
-        store.dispose()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    store.dispose()
