@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
+from browser_support import launched_chromium
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.model import load_model
@@ -135,3 +137,29 @@ def test_lead_and_account_pages_show_product_usage(live: tuple[str, Store]) -> N
     assert figures["Product events, 30 days"] == "7"
     assert figures["Product-qualified contacts"] == "0"
     assert "stage Product-qualified lead" in account.text
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    yield from launched_chromium()
+
+
+def test_the_lead_page_shows_product_usage_in_chromium(chromium: Browser, live: tuple[str, Store]) -> None:
+    url, store = live
+    with store.connect() as conn:
+        tina = conn.execute(select(leads.c.id).where(leads.c.external_id == "tina")).scalar_one()
+    context = chromium.new_context(base_url=url)
+    try:
+        page = context.new_page()
+        page.goto("/signin")
+        page.get_by_label("E-mail").fill("admin@example.test")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Password").press("Enter")
+        expect(page).to_have_url(re.compile(r"/$|/leads"))
+        page.goto(f"/leads/{tina}")
+        usage = page.get_by_role("region", name="Product usage")
+        # counted by hand above: 4 product events in 14 days, 2 features
+        expect(usage.locator("dt:text-is('Product events, 14 days') + dd")).to_have_text("4")
+        expect(usage.locator("dt:text-is('Features adopted, 30 days') + dd")).to_have_text("2")
+    finally:
+        context.close()
