@@ -24,7 +24,8 @@ from /proc, so (c) also reports the events the processors scored per CPU-second 
 (d) the same on PostgreSQL (``LEADSCORE_BENCH_POSTGRES_URL``, default postgresql://postgres@127.0.0.1/test;
     each run gets a fresh schema).
 (p) PostHog format beside Segment, ingest only, 100 events per request, each against the same bare
-    endpoint (fed the PostHog body) in one run: ``POST /v1/batch`` (Segment), ``POST /batch/`` with the
+    endpoint (fed the PostHog body) in one run: ``POST /v1/batch`` (Segment: the messages of (b), and the
+    same with each message's ``timestamp`` and the batch's ``sentAt``), ``POST /batch/`` with the
     body posthog-python sends (``api_key``, ``sent_at``, ``batch`` of events with ``uuid``,
     ``distinct_id``, ``timestamp`` and its ``$lib`` properties), and the same gzipped
     (``Content-Encoding: gzip``, posthog-python's ``gzip=True``; bodies made in advance, one per request).
@@ -312,6 +313,25 @@ request = function()
   return wrk.format("POST", "/batch/", nil, body)
 end
 """
+# Segment batches as analytics-python sends them: each message with its timestamp, the batch with sentAt
+# (the clock correction posthog-python's timestamp and sent_at also cost)
+SEGMENT_TIMED_SCRIPT = """
+local n = 0
+function setup(thread) n = n + 1; thread:set("tid", n) end
+local seq, prefix = 0, ""
+function init(args) prefix = args[1] .. "-" .. tid .. "-" end
+local function event(now)
+  seq = seq + 1
+  return '{"type":"track","userId":"user-' .. (seq %% %(users)d) .. '","event":"Clicked","messageId":"'
+    .. prefix .. seq .. '","timestamp":"' .. now .. '","properties":{"plan":"team","value":' .. seq .. '}}'
+end
+request = function()
+  local now = os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ")
+  local items = {}
+  for i = 1, %(batch)d do items[i] = event(now) end
+  return wrk.format("POST", "/v1/batch", nil, '{"sentAt":"' .. now .. '","batch":[' .. table.concat(items, ",") .. ']}')
+end
+"""
 # bodies made in advance (gzip), one per request, read from a file: lengths on the first line
 FILE_SCRIPT = """
 local bodies, at = {}, 0
@@ -521,11 +541,13 @@ def posthog_batches(engine: str, workdir: Path, seconds: float) -> dict[str, Any
     with server("bare") as url:
         wrk(url, "/batch/", "x", BATCH, 2, workdir, posthog_script)  # warm-up
         out: dict[str, Any] = {"bare": wrk(url, "/batch/", "x", BATCH, seconds, workdir, posthog_script)}
-    for kind in ("segment", "posthog", "posthog_gzip"):
+    for kind in ("segment", "segment_timed", "posthog", "posthog_gzip"):
         with database(engine, workdir) as db:
             key = prepare(db)
             script = None
-            if kind == "posthog":
+            if kind == "segment_timed":
+                script = SEGMENT_TIMED_SCRIPT % {"batch": BATCH, "users": USERS}
+            elif kind == "posthog":
                 script = POSTHOG_SCRIPT % {"batch": BATCH, "users": USERS, "key": key}
             elif kind == "posthog_gzip":
                 # enough bodies that none is sent twice: 1.5x what the plain run managed, warm-up included
@@ -533,7 +555,7 @@ def posthog_batches(engine: str, workdir: Path, seconds: float) -> dict[str, Any
                 bodies = posthog_bodies(key, planned, uuid.uuid4().hex[:8])
                 out["gzip_ratio"] = sum(len(b) for b in bodies) / len(bodies)
                 script = FILE_SCRIPT % {"bodies": _bodies_file(workdir, bodies), "path": "/batch/"}
-            path = "/v1/batch" if kind == "segment" else "/batch/"
+            path = "/v1/batch" if kind.startswith("segment") else "/batch/"
             with server("leadscore", db, processor=False) as url:
                 warm = wrk(url, path, key, BATCH, 2, workdir, script)
                 result = wrk(url, path, key, BATCH, seconds, workdir, script)
@@ -551,8 +573,8 @@ def posthog_report(engine: str, p: dict[str, Any]) -> str:
     lines = [f"== {engine} (p) PostHog format beside Segment, x{BATCH} events per request, ingest only, "
              f"wrk -c{CONNECTIONS} ==",
              f"    bare endpoint, PostHog body: {bare.requests_s:,.0f} req/s = {bare.requests_s * BATCH:,.0f} events/s"]  # fmt: skip
-    for kind, label in (("segment", "Segment /v1/batch"), ("posthog", "PostHog /batch/"),
-                        ("posthog_gzip", "PostHog /batch/ gzip")):  # fmt: skip
+    for kind, label in (("segment", "Segment /v1/batch"), ("segment_timed", "the same, timestamped"),
+                        ("posthog", "PostHog /batch/"), ("posthog_gzip", "PostHog /batch/ gzip")):  # fmt: skip
         r = p[kind]
         lines.append(
             f"    {label + ':':<22} {r.requests_s * BATCH:,.0f} events/s = {r.requests_s / bare.requests_s:.0%} of bare"
