@@ -195,7 +195,9 @@ def test_posthog_python_set_once_fills_only_what_the_lead_lacks(api: tuple[str, 
     with store.connect() as conn:
         # the event with person properties is stored with the identify that applies them
         assert stored_message_ids(conn) == sent | {_uuid("s3") + ":set"}
-    assert wait_until(lambda: _waiting(store) == 0)
+    assert wait_until(
+        lambda: _waiting(store) == 0, timeout=60
+    )  # a bound, not a timing: the machine may be busy
     with store.connect() as conn:
         cy = conn.execute(select(leads).where(leads.c.external_id == "cy")).one()
         dee = conn.execute(select(leads).where(leads.c.external_id == "dee")).one()

@@ -79,7 +79,7 @@ def live(store: Store) -> Iterator[tuple[str, Store]]:
             r = http.post("/v1/track", auth=(write, ""),
                           json={"userId": "tina", "event": "Logged In", "timestamp": _at(1)})  # fmt: skip
             assert r.status_code == 200, r.text
-        assert wait_until(lambda: _waiting(store) == 0)
+        assert wait_until(lambda: _waiting(store) == 0, timeout=60)
         yield url, store
 
 
