@@ -1,7 +1,7 @@
 """Ingest benchmark: the tracking API under load on 127.0.0.1, with every ratio measured in the same run.
 
     python bench/ingest.py [--engine sqlite|postgres|both] [--seconds S] [--latency-seconds L] [--rate R]
-                           [--workers N] [--connections C] [--only abc] [--processors P]
+                           [--workers N] [--connections C] [--only abcp] [--processors P]
 
 Default: both engines, 8 s per wrk run, 60 s of latency measurement at 1,000 events/s (about five
 minutes in all). Needs ``wrk`` (apt-get install wrk). Every server is a child process on a free loopback
@@ -23,6 +23,12 @@ With ``--processors P`` (P >= 1) the server runs as ``leadscore serve --no-proce
 from /proc, so (c) also reports the events the processors scored per CPU-second (per core).
 (d) the same on PostgreSQL (``LEADSCORE_BENCH_POSTGRES_URL``, default postgresql://postgres@127.0.0.1/test;
     each run gets a fresh schema).
+(p) PostHog format beside Segment, ingest only, 100 events per request, each against the same bare
+    endpoint (fed the PostHog body) in one run: ``POST /v1/batch`` (Segment: the messages of (b), and the
+    same with each message's ``timestamp`` and the batch's ``sentAt``), ``POST /batch/`` with the
+    body posthog-python sends (``api_key``, ``sent_at``, ``batch`` of events with ``uuid``,
+    ``distinct_id``, ``timestamp`` and its ``$lib`` properties), and the same gzipped
+    (``Content-Encoding: gzip``, posthog-python's ``gzip=True``; bodies made in advance, one per request).
 """
 
 from __future__ import annotations
@@ -208,6 +214,8 @@ def server(kind: str, db: str = "", processor: bool = True) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 # -- databases -------------------------------------------------------------------------------------------
@@ -286,6 +294,60 @@ end
 """
 
 
+POSTHOG_SCRIPT = """
+local n = 0
+function setup(thread) n = n + 1; thread:set("tid", n) end
+local seq, prefix, key = 0, "", "%(key)s"
+function init(args) prefix = args[1] .. "-" .. tid .. "-" end
+local function event(now)
+  seq = seq + 1
+  return '{"event":"Clicked","distinct_id":"user-' .. (seq %% %(users)d) .. '","uuid":"' .. prefix .. seq
+    .. '","timestamp":"' .. now .. '","properties":{"plan":"team","value":' .. seq
+    .. ',"$lib":"posthog-python","$lib_version":"7.9.1","$geoip_disable":true}}'
+end
+request = function()
+  local now = os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ")
+  local items = {}
+  for i = 1, %(batch)d do items[i] = event(now) end
+  local body = '{"api_key":"' .. key .. '","sent_at":"' .. now .. '","batch":[' .. table.concat(items, ",") .. ']}'
+  return wrk.format("POST", "/batch/", nil, body)
+end
+"""
+# Segment batches as analytics-python sends them: each message with its timestamp, the batch with sentAt
+# (the clock correction posthog-python's timestamp and sent_at also cost)
+SEGMENT_TIMED_SCRIPT = """
+local n = 0
+function setup(thread) n = n + 1; thread:set("tid", n) end
+local seq, prefix = 0, ""
+function init(args) prefix = args[1] .. "-" .. tid .. "-" end
+local function event(now)
+  seq = seq + 1
+  return '{"type":"track","userId":"user-' .. (seq %% %(users)d) .. '","event":"Clicked","messageId":"'
+    .. prefix .. seq .. '","timestamp":"' .. now .. '","properties":{"plan":"team","value":' .. seq .. '}}'
+end
+request = function()
+  local now = os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ")
+  local items = {}
+  for i = 1, %(batch)d do items[i] = event(now) end
+  return wrk.format("POST", "/v1/batch", nil, '{"sentAt":"' .. now .. '","batch":[' .. table.concat(items, ",") .. ']}')
+end
+"""
+# bodies made in advance (gzip), one per request, read from a file: lengths on the first line
+FILE_SCRIPT = """
+local bodies, at = {}, 0
+function init(args)
+  local f = io.open("%(bodies)s", "rb")
+  local lengths = f:read("*l")
+  for len in string.gmatch(lengths, "%%d+") do bodies[#bodies + 1] = f:read(tonumber(len)) end
+  f:close()
+end
+request = function()
+  at = at %% #bodies + 1
+  return wrk.format("POST", "%(path)s", {["Content-Encoding"] = "gzip"}, bodies[at])
+end
+"""
+
+
 @dataclass
 class WrkResult:
     requests_s: float
@@ -303,9 +365,12 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}[unit]
 
 
-def wrk(url: str, path: str, key: str, batch: int, seconds: float, workdir: Path) -> WrkResult:
-    script = workdir / f"wrk-{batch}.lua"
-    script.write_text(WRK_SCRIPT % {"batch": batch, "path": path, "users": USERS})
+def wrk(
+    url: str, path: str, key: str, batch: int, seconds: float, workdir: Path, script_text: str | None = None
+) -> WrkResult:
+    """A wrk run: Segment messages made in Lua (``batch`` 0: one per request), or ``script_text``."""
+    script = workdir / f"wrk-{uuid.uuid4().hex[:8]}.lua"
+    script.write_text(script_text or WRK_SCRIPT % {"batch": batch, "path": path, "users": USERS})
     auth = "Authorization: Basic " + base64.b64encode(f"{key}:".encode()).decode()
     seconds = min(seconds, MAX_SECONDS)
     args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "--timeout", "10s", "--latency"]
@@ -423,6 +488,100 @@ def batches(engine: str, workdir: Path, seconds: float) -> dict[str, Any]:
     out["raw_per_100"] = raw_executemany(engine, workdir, rows, BATCH)
     out["raw_one_txn"] = raw_executemany(engine, workdir, rows, len(rows))
     return out
+
+
+# -- (p) PostHog format beside Segment ---------------------------------------------------------------------
+
+
+def posthog_event(i: int, run: str, now_iso: str) -> dict[str, Any]:
+    """One event as posthog-python 7 sends it in a batch (the shape the Lua script writes)."""
+    return {
+        "event": "Clicked",
+        "distinct_id": f"user-{i % USERS}",
+        "uuid": f"{run}-{i}",
+        "timestamp": now_iso,
+        "properties": {"plan": "team", "value": i, "$lib": "posthog-python", "$lib_version": "7.9.1",
+                       "$geoip_disable": True},
+    }  # fmt: skip
+
+
+def posthog_bodies(key: str, requests: int, run: str) -> list[bytes]:
+    """``requests`` gzipped ``/batch/`` bodies of ``BATCH`` events each, every event's uuid unique."""
+    import gzip
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return [
+        gzip.compress(
+            json.dumps(
+                {
+                    "api_key": key,
+                    "sent_at": now,
+                    "batch": [posthog_event(r * BATCH + i, run, now) for i in range(BATCH)],
+                }
+            ).encode(),
+            compresslevel=9,  # GzipFile's default, which posthog-python uses
+        )
+        for r in range(requests)
+    ]
+
+
+def _bodies_file(workdir: Path, bodies: list[bytes]) -> Path:
+    path = workdir / f"bodies-{uuid.uuid4().hex[:8]}.bin"
+    with path.open("wb") as f:
+        f.write((" ".join(str(len(b)) for b in bodies) + "\n").encode())
+        for body in bodies:
+            f.write(body)
+    return path
+
+
+def posthog_batches(engine: str, workdir: Path, seconds: float) -> dict[str, Any]:
+    """(p): requests/s of the bare endpoint fed the PostHog body, then durable events/s of Segment's
+    ``/v1/batch``, PostHog's ``/batch/`` and the same gzipped, ingest only, each in a fresh database."""
+    posthog_script = POSTHOG_SCRIPT % {"batch": BATCH, "users": USERS, "key": "x"}
+    with server("bare") as url:
+        wrk(url, "/batch/", "x", BATCH, 2, workdir, posthog_script)  # warm-up
+        out: dict[str, Any] = {"bare": wrk(url, "/batch/", "x", BATCH, seconds, workdir, posthog_script)}
+    for kind in ("segment", "segment_timed", "posthog", "posthog_gzip"):
+        with database(engine, workdir) as db:
+            key = prepare(db)
+            script = None
+            if kind == "segment_timed":
+                script = SEGMENT_TIMED_SCRIPT % {"batch": BATCH, "users": USERS}
+            elif kind == "posthog":
+                script = POSTHOG_SCRIPT % {"batch": BATCH, "users": USERS, "key": key}
+            elif kind == "posthog_gzip":
+                # enough bodies that none is sent twice: 1.5x what the plain run managed, warm-up included
+                planned = int(out["posthog"].requests_s * (seconds + 2) * 1.5) + 100
+                bodies = posthog_bodies(key, planned, uuid.uuid4().hex[:8])
+                out["gzip_ratio"] = sum(len(b) for b in bodies) / len(bodies)
+                script = FILE_SCRIPT % {"bodies": _bodies_file(workdir, bodies), "path": "/batch/"}
+            path = "/v1/batch" if kind.startswith("segment") else "/batch/"
+            with server("leadscore", db, processor=False) as url:
+                warm = wrk(url, path, key, BATCH, 2, workdir, script)
+                result = wrk(url, path, key, BATCH, seconds, workdir, script)
+            kept = stored(db)
+        assert result.errors == 0 and warm.errors == 0, f"{result.errors} failed requests"
+        if kind == "posthog_gzip":  # each body once: the events stored are the requests sent
+            assert warm.requests + result.requests <= planned, "gzip bodies ran out; raise the margin"
+        assert kept >= result.requests * BATCH, (kind, kept, result.requests)
+        out[kind] = result
+    return out
+
+
+def posthog_report(engine: str, p: dict[str, Any]) -> str:
+    bare = p["bare"]
+    lines = [f"== {engine} (p) PostHog format beside Segment, x{BATCH} events per request, ingest only, "
+             f"wrk -c{CONNECTIONS} ==",
+             f"    bare endpoint, PostHog body: {bare.requests_s:,.0f} req/s = {bare.requests_s * BATCH:,.0f} events/s"]  # fmt: skip
+    for kind, label in (("segment", "Segment /v1/batch"), ("segment_timed", "the same, timestamped"),
+                        ("posthog", "PostHog /batch/"), ("posthog_gzip", "PostHog /batch/ gzip")):  # fmt: skip
+        r = p[kind]
+        lines.append(
+            f"    {label + ':':<22} {r.requests_s * BATCH:,.0f} events/s = {r.requests_s / bare.requests_s:.0%} of bare"
+            f", {r.requests_s / p['segment'].requests_s:.0%} of Segment (p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms)"
+        )
+    lines.append(f"    (gzip bodies average {p['gzip_ratio']:,.0f} bytes a request of 100 events)")
+    return "\n".join(lines)
 
 
 # -- (c) latency -----------------------------------------------------------------------------------------
@@ -633,7 +792,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=8, help="length of each wrk run")
     parser.add_argument("--latency-seconds", type=float, default=60)
     parser.add_argument("--rate", type=int, default=1000, help="events/s for the latency run")
-    parser.add_argument("--only", default="abc", help="which of a, b, c to run")
+    parser.add_argument("--only", default="abcp", help="which of a, b, c, p to run")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections for (a), (b)")
     parser.add_argument(
         "--workers", type=int, default=1, help="server processes, for leadscore and the bare baseline alike"
@@ -661,6 +820,10 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{engine} (c) [load {os.getloadavg()[0]:.1f}]: {c}", flush=True)
             if a and b and c:
                 print(report(engine, a, b, c), flush=True)
+            if "p" in args.only:
+                p = posthog_batches(engine, workdir, args.seconds)
+                print(f"{engine} (p) [load {os.getloadavg()[0]:.1f}]: {p}", flush=True)
+                print(posthog_report(engine, p), flush=True)
 
 
 if __name__ == "__main__":

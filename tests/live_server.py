@@ -1,13 +1,19 @@
-"""A real uvicorn server on a free loopback port, in a background thread, for HTTP tests."""
+"""A real uvicorn server on a free loopback port, in a background thread, for HTTP tests; or the
+``leadscore serve`` command itself, in a child process."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -33,3 +39,35 @@ def serving(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@contextmanager
+def serve_command(db: str, log: Path, **env: str) -> Iterator[str]:
+    """``leadscore serve --db DB`` as a child process on a free loopback port (its output in ``log``,
+    ``env`` as LEADSCORE_ settings), until the block ends; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-c", "from leadscore.cli.main import main; main()", "serve", "--db", db,
+               "--port", str(port)]  # fmt: skip
+    environment = {**os.environ, **{f"LEADSCORE_{k.upper()}": v for k, v in env.items()}}
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        serve = subprocess.Popen(command, stdout=out, stderr=out, env=environment)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(url):
+            if serve.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("leadscore serve did not start: " + log.read_text())
+            time.sleep(0.1)
+        yield url
+    finally:
+        serve.terminate()
+        serve.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

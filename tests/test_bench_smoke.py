@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
+
+from leadscore.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -57,3 +62,46 @@ def test_time_rescore_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sqlite: 200 leads, 2,000 events" in out
     assert out.count("\n  tick ") == 2 and "full rescoring 200 leads" in out
     assert "catch-up tick one day later" in out
+
+
+def test_posthog_bench_bodies_are_what_posthog_python_sends(store: Store) -> None:
+    """The ingest bench's PostHog mode (``bench/ingest.py --only p``) sends gzipped ``/batch/`` bodies
+    made by ``posthog_bodies``: a live leadscore stores every one of their events, once."""
+    import gzip
+
+    import httpx
+    import ingest
+
+    from leadscore.api import create_app
+    from leadscore.settings import Settings
+    from leadscore.store.event_log import stored_message_ids
+    from leadscore.store.keys import create_key
+    from live_server import serving
+
+    with store.begin() as conn:
+        _, key = create_key(conn, "write", "bench", 0)
+    bodies = ingest.posthog_bodies(key, 2, "smoke")
+    first = orjson.loads(gzip.decompress(bodies[0]))
+    assert first["api_key"] == key and len(first["batch"]) == ingest.BATCH
+    assert (
+        first["batch"][0]["uuid"] == "smoke-0" and first["batch"][0]["properties"]["$lib"] == "posthog-python"
+    )
+    with serving(create_app(Settings(database_url="unused", run_processor=False), store=store)) as url:
+        for body in [*bodies, bodies[0]]:  # the first again: all duplicates
+            r = httpx.post(f"{url}/batch/", content=body, headers={"Content-Encoding": "gzip"})
+            assert r.status_code == 200, r.text
+        assert (r.json()["accepted"], r.json()["duplicates"]) == (100, 100)
+    with store.connect() as conn:
+        # no processor: acknowledged and waiting in the inbox
+        assert stored_message_ids(conn) == {f"smoke-{i}" for i in range(200)}
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_posthog_bench_mode_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import ingest
+
+    ingest.main(["--engine", "sqlite", "--only", "p", "--seconds", "1"])
+    out = capsys.readouterr().out
+    assert "(p) PostHog format beside Segment" in out
+    for label in ("Segment /v1/batch:", "PostHog /batch/:", "PostHog /batch/ gzip:"):
+        assert re.search(re.escape(label) + r"\s+[\d,]+ events/s = \d+% of bare, \d+% of Segment", out), label

@@ -6,7 +6,9 @@ leaves 127.0.0.1. Skipped only when Chromium cannot run here (``tests/browser_su
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,7 +21,7 @@ from leadscore.scoring.pipeline import publish
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.keys import create_key
-from live_server import serving
+from live_server import serve_command, serving
 from test_browser_analytics import MODEL, Site, _score, _stored
 
 POSTHOG_BUNDLE = "posthog-js-1.449.2.array.no-external.js"
@@ -47,7 +49,36 @@ def site(store: Store) -> Iterator[Site]:
             yield Site(port, api, write, store)
 
 
+@pytest.fixture
+def served_site(tmp_path: Path) -> Iterator[Site]:
+    """The same website, and the ``leadscore serve`` command itself (a child process) on SQLite."""
+    db = str(tmp_path / "serve.db")
+    store = Store.from_url(db)
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "website", 0)
+    files = {
+        "/pricing": page_file("posthog.html"),
+        f"/vendor/{POSTHOG_BUNDLE}": script_file(PAGES / "vendor" / POSTHOG_BUNDLE),
+    }
+    with website(files) as port:
+        origins = json.dumps([f"http://127.0.0.1:{port}"])
+        with serve_command(db, tmp_path / "serve.log", cors_origins=origins, processor_idle_s="0.05") as api:
+            yield Site(port, api, write, store)
+    store.dispose()
+
+
 def test_posthog_js_in_chromium_moves_the_score(chromium: Browser, site: Site) -> None:
+    _journey(chromium, site)
+
+
+def test_posthog_js_in_chromium_against_the_leadscore_serve_command(
+    chromium: Browser, served_site: Site
+) -> None:
+    _journey(chromium, served_site)
+
+
+def _journey(chromium: Browser, site: Site) -> None:
     store = site.store
     with browsing(chromium) as (page, traffic):
         page.goto(f"{site.origin}/pricing")

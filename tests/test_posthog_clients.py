@@ -10,6 +10,8 @@ import base64
 import gzip
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import orjson
@@ -25,7 +27,7 @@ from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
 from leadscore.store.results import read_current
 from leadscore.store.schema import accounts, identities, leads
-from live_server import serving
+from live_server import serve_command, serving
 from test_api_tracking import MODEL, wait_until
 
 posthog = pytest.importorskip("posthog", reason="posthog (posthog-python) is not installed")
@@ -123,7 +125,8 @@ def test_posthog_js_wire_forms(api: tuple[str, str, Store]) -> None:
         form = {"data": base64.b64encode(orjson.dumps([view, demo])).decode()}
         r = http.post("/i/v0/e/?compression=base64", data=form)
         assert r.status_code == 200, r.text
-        assert (r.json()["accepted"], r.json()["duplicates"]) == (2, 1)
+        # counted in stored messages: the resent view, the demo and the identify its $set makes
+        assert (r.json()["accepted"], r.json()["duplicates"]) == (3, 1)
         assert (
             http.post("/e/", json=[{**view, "properties": {"token": "nope", "distinct_id": "x"}}]).status_code
             == 401
@@ -142,3 +145,112 @@ def test_posthog_js_wire_forms(api: tuple[str, str, Store]) -> None:
     # the device's anonymous pricing view (30) is hers once an event names both ids, and the demo (50)
     assert keys == {"u:bo", "a:dev-1"}
     assert current is not None and current["score"] == 80
+
+
+def test_posthog_python_set_once_fills_only_what_the_lead_lacks(api: tuple[str, str, Store]) -> None:
+    """``$set`` overrides and ``$set_once`` sets a person property only where the lead has none yet:
+    from ``posthog.set``/``set_once``, from an event's ``properties.$set``/``$set_once`` and from an
+    ``$identify``, applied in event-time order (each a minute after the one before)."""
+    url, write, store = api
+    client = posthog.Posthog(write, host=url)
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    def at(minute: int) -> datetime:
+        return start + timedelta(minutes=minute)
+
+    # 1: the lead is made with email and plan trial
+    client.set(distinct_id="cy", properties={"email": "cy@example.com", "plan": "trial"}, timestamp=at(1),
+               uuid=_uuid("s1"))  # fmt: skip
+    # 2: plan is set already (stays trial); first_source is new (ads)
+    client.set_once(distinct_id="cy", properties={"plan": "free", "first_source": "ads"}, timestamp=at(2),
+                    uuid=_uuid("s2"))  # fmt: skip
+    # 3: an event's person properties: first_source stays ads, first_feature is new, seats_used is set
+    client.capture(
+        "Feature Used",
+        distinct_id="cy",
+        properties={"feature": "alerts", "$set": {"seats_used": 3},
+                    "$set_once": {"first_source": "webinar", "first_feature": "alerts"}},
+        timestamp=at(3),
+        uuid=_uuid("s3"),
+    )  # fmt: skip
+    # 4: $identify: $set wins over $set_once for plan (pro); first_feature stays; company is new (a lead field)
+    client.capture(
+        "$identify",
+        distinct_id="cy",
+        properties={"$set": {"plan": "pro"},
+                    "$set_once": {"plan": "enterprise", "first_feature": "reports", "company": "Cyco"}},
+        timestamp=at(4),
+        uuid=_uuid("s4"),
+    )  # fmt: skip
+    # 5: $set overrides a value that $set_once put there
+    client.set(distinct_id="cy", properties={"first_source": "partner"}, timestamp=at(5), uuid=_uuid("s5"))
+    # a lead first made by $set_once has its values; a later $set overrides one of them
+    client.set_once(distinct_id="dee", properties={"email": "dee@example.com", "plan": "free", "seats_used": 1},
+                    timestamp=at(6), uuid=_uuid("d1"))  # fmt: skip
+    client.set(distinct_id="dee", properties={"plan": "pro"}, timestamp=at(7), uuid=_uuid("d2"))
+    client.flush()
+    client.shutdown()
+
+    sent = {_uuid(name) for name in ("s1", "s2", "s3", "s4", "s5", "d1", "d2")}
+    with store.connect() as conn:
+        # the event with person properties is stored with the identify that applies them
+        assert stored_message_ids(conn) == sent | {_uuid("s3") + ":set"}
+    assert wait_until(
+        lambda: _waiting(store) == 0, timeout=60
+    )  # a bound, not a timing: the machine may be busy
+    with store.connect() as conn:
+        cy = conn.execute(select(leads).where(leads.c.external_id == "cy")).one()
+        dee = conn.execute(select(leads).where(leads.c.external_id == "dee")).one()
+    assert (cy.email, cy.company) == ("cy@example.com", "Cyco")
+    assert cy.attributes == {
+        "plan": "pro",
+        "first_source": "partner",
+        "first_feature": "alerts",
+        "seats_used": 3,
+    }
+    assert dee.email == "dee@example.com"
+    assert dee.attributes == {"plan": "pro", "seats_used": 1}
+
+
+def test_posthog_python_against_the_leadscore_serve_command(tmp_path: Path) -> None:
+    """The same client with its defaults against ``leadscore serve`` itself (a child process, its
+    processor on): the events are stored, the device's history stitched, the company made her account,
+    her ``$set_once`` kept, and the lead scored (pricing 30 + demo 50 = 80)."""
+    db = str(tmp_path / "serve.db")
+    store = Store.from_url(db)
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "product", 0)
+    with serve_command(db, tmp_path / "serve.log") as url:
+        client = posthog.Posthog(write, host=url)
+        client.capture("$pageview", distinct_id="dev-9", uuid=_uuid("v1"),
+                       properties={"$current_url": "https://ex.com/pricing", "$device_id": "dev-9"})  # fmt: skip
+        client.capture("$identify", distinct_id="eve", uuid=_uuid("v2"),
+                       properties={"$anon_distinct_id": "dev-9", "$set": {"email": "eve@example.com"},
+                                   "$set_once": {"plan": "free"}})  # fmt: skip
+        client.group_identify("company", "evco", {"name": "Evco", "domain": "evco.com"}, distinct_id="eve",
+                              uuid=_uuid("v3"))  # fmt: skip
+        client.capture("Demo Requested", distinct_id="eve", groups={"company": "evco"}, uuid=_uuid("v4"))
+        client.flush()
+        client.shutdown()
+
+        def scored() -> int | None:
+            with store.connect() as conn:
+                lead = conn.execute(select(leads.c.id).where(leads.c.email == "eve@example.com")).first()
+                current = read_current(conn, lead.id)[0] if lead is not None else None
+                return int(current["score"]) if current is not None and _waiting(store) == 0 else None
+
+        assert wait_until(lambda: scored() == 80, timeout=30)
+        with store.connect() as conn:
+            assert stored_message_ids(conn) == {_uuid(f"v{i}") for i in range(1, 5)} | {
+                _uuid("v2") + ":alias"
+            }
+            lead = conn.execute(select(leads).where(leads.c.email == "eve@example.com")).one()
+            keys = set(
+                conn.execute(select(identities.c.key).where(identities.c.lead_id == lead.id)).scalars()
+            )
+            account = conn.execute(select(accounts).where(accounts.c.id == lead.account_id)).one()
+        assert keys == {"u:eve", "a:dev-9", "u:dev-9"}
+        assert (account.domain, account.name) == ("evco.com", "Evco")
+        assert lead.attributes == {"plan": "free"}
+    store.dispose()

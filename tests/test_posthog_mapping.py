@@ -26,12 +26,13 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
           "timestamp": "2025-01-01T00:00:00Z", "properties": {"$device_id": "d1", "$groups": {"company": "acme"}}}],
     ),
     (
-        "$identify: identify with traits ($set wins over $set_once) and an alias",
+        "$identify: identify with $set as traits, $set_once as context.traits_once, and an alias",
         {"event": "$identify", "distinct_id": "ada", "uuid": "u2", "$set": {"email": "a@x.io"},
          "$set_once": {"email": "old@x.io", "plan": "free"}, "properties": {"$anon_distinct_id": "d1"}},
         [
             {"type": "identify", "userId": "ada", "anonymousId": "d1", "messageId": "u2",
-             "traits": {"email": "a@x.io", "plan": "free"}, "properties": {"$anon_distinct_id": "d1"}},
+             "traits": {"email": "a@x.io"}, "context": {"traits_once": {"email": "old@x.io", "plan": "free"}},
+             "properties": {"$anon_distinct_id": "d1"}},
             {"type": "alias", "userId": "ada", "previousId": "d1", "messageId": "u2:alias", "properties": {}},
         ],
     ),
@@ -39,6 +40,23 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
         "posthog.set(): identify with the $set traits",
         {"event": "$set", "distinct_id": "ada", "properties": {"$set": {"role": "CTO"}}},
         [{"type": "identify", "userId": "ada", "traits": {"role": "CTO"}, "properties": {}}],
+    ),
+    (
+        "an event with $set and $set_once (posthog-python's properties): the event and an identify",
+        {"event": "Feature Used", "distinct_id": "ada", "uuid": "u3", "properties": {"feature": "alerts",
+         "$set": {"plan": "pro"}, "$set_once": {"first_feature": "alerts"}}},
+        [
+            {"type": "track", "event": "Feature Used", "userId": "ada", "messageId": "u3",
+             "properties": {"feature": "alerts"}},
+            {"type": "identify", "userId": "ada", "messageId": "u3:set", "properties": {},
+             "traits": {"plan": "pro"}, "context": {"traits_once": {"first_feature": "alerts"}}},
+        ],
+    ),
+    (
+        "an anonymous event's person properties are not kept (no lead for an anonymous person)",
+        {"event": "$pageview", "properties": {"distinct_id": "d1", "$device_id": "d1",
+         "$set_once": {"$initial_referrer": "$direct"}}},
+        [{"type": "page", "anonymousId": "d1", "properties": {"$device_id": "d1"}}],
     ),
     (
         "posthog.alias()",

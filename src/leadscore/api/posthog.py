@@ -114,7 +114,8 @@ async def capture(request: Request) -> Response:
             numbered.append((index, event, to_segment(event, sent_at)))
         except MessageError as exc:
             numbered.append((index, event, exc))
-    payload = await commit_messages(state, numbered, int(time.time() * 1000), "batch")
+    # source "posthog": a product analytics client's events (web.data.product reads them as product usage)
+    payload = await commit_messages(state, numbered, int(time.time() * 1000), "batch", "posthog")
     return Response(orjson.dumps({"status": 1, **payload}), media_type="application/json")
 
 

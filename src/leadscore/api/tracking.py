@@ -144,11 +144,16 @@ async def record_batch(
 
 
 async def commit_messages(
-    state: AppState, numbered: list[tuple[int, Any, list[Any] | MessageError]], received: int, where: str
+    state: AppState,
+    numbered: list[tuple[int, Any, list[Any] | MessageError]],
+    received: int,
+    where: str,
+    source: str = "api",
 ) -> dict[str, Any]:
     """Store the Segment messages of a request's items durably and report the bad items: each entry is
     (the item's index, the item as sent, its Segment messages or why it was refused), ``where`` names
-    the list in the field paths of the refusals. Raises ApiError 400 when every item was refused."""
+    the list in the field paths of the refusals, ``source`` is the events' source. Raises ApiError 400
+    when every item was refused."""
     ip_mode, secret = state.settings.ip_mode, state.settings.secret_key
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -159,7 +164,7 @@ async def commit_messages(
                 raise messages
             # all of an item's messages or none of them
             rows.extend(
-                [event_row(normalise(m, received_ms=received), "api", ip_mode, secret) for m in messages]
+                [event_row(normalise(m, received_ms=received), source, ip_mode, secret) for m in messages]
             )
         except MessageError as exc:
             refused += 1

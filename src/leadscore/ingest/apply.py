@@ -195,6 +195,13 @@ def message_from_row(row: Mapping[str, Any]) -> Message:
     )
 
 
+def once_traits(m: Message) -> tuple[str | None, dict[str, Any], dict[str, Any]] | None:
+    """An identify's set-once traits (``context.traits_once``, what PostHog's ``$set_once`` maps to):
+    (e-mail, lead fields, attributes), each set only where the lead has no value yet."""
+    once = m.context.get("traits_once") if m.context else None
+    return split_traits(once) if isinstance(once, dict) and once else None
+
+
 def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> int | None:
     lead_id: int | None = None
     email, fields, attributes = split_traits(m.traits) if m.traits else (None, {}, {})
@@ -216,6 +223,7 @@ def _identify(conn: Connection, m: Message, out: Applied, lookup: KeyLookup) -> 
                 attributes=attributes if m.type == "identify" else {},
                 at_ms=m.ts,
                 link_user_key=False,
+                once=once_traits(m) if m.type == "identify" else None,
             )
             lookup.link(user_key(m.user_id), lead_id, m.received_ms)
         else:

@@ -5,10 +5,13 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
 * ``distinct_id`` is the person: ``anonymousId`` while it is the browser's ``$device_id`` (posthog-js
   before ``identify``), else ``userId``; a ``$device_id`` beside another distinct id is the
   ``anonymousId`` too, so the browser's history stitches to the person.
-* ``$identify`` → ``identify`` (``$set`` and ``$set_once`` as traits, ``$anon_distinct_id`` as the
-  ``anonymousId``) and an ``alias`` from ``$anon_distinct_id``, which stitches an anonymous id that a
-  server library sent as a distinct id (its person key is ``u:``).
-* ``$set`` → ``identify`` with the ``$set`` traits; ``$create_alias`` → ``alias``.
+* ``$identify`` → ``identify`` (``$set`` as traits, ``$set_once`` as ``context.traits_once``: set only
+  where the lead has no value yet; ``$anon_distinct_id`` as the ``anonymousId``) and an ``alias`` from
+  ``$anon_distinct_id``, which stitches an anonymous id that a server library sent as a distinct id (its
+  person key is ``u:``).
+* ``$set`` and ``$set_once`` events → ``identify`` with their traits; ``$create_alias`` → ``alias``.
+* any other event of an identified person with ``$set`` or ``$set_once`` → the event and, beside it, an
+  ``identify`` with those traits (message id ``<uuid>:set``).
 * ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (the company is the lead's
   account; ``$group_set`` are its traits); other group types are kept as track events.
 * ``$pageview`` → ``page`` (``$current_url`` as ``url``, ``$pathname`` as ``path``, ``$title`` as
@@ -72,19 +75,28 @@ def events_of(body: Any) -> list[Any]:
     raise MessageError(None, "a PostHog request is an event object, an array of events or {'batch': [...]}")
 
 
-def _traits(event: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
-    """``$set_once`` then ``$set`` (which wins), from the event or its properties (posthog-js sends them
-    at the top, posthog-python in the properties)."""
-    traits: dict[str, Any] = {}
-    for key in ("$set_once", "$set"):
+def _person(event: dict[str, Any], properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``$set``, ``$set_once``) of an event, from the event or its properties (posthog-js sends them at
+    the top, posthog-python in the properties)."""
+    found: dict[str, dict[str, Any]] = {key: {} for key in TRAIT_KEYS}
+    for key in TRAIT_KEYS:
         for source, where in ((properties, f"properties.{key}"), (event, key)):
-            traits.update(_dict(source.get(key), where))
-    return traits
+            found[key].update(_dict(source.get(key), where))
+    return found["$set"], found["$set_once"]
+
+
+def _identify(base: dict[str, Any], set_: dict[str, Any], once: dict[str, Any]) -> dict[str, Any]:
+    """An ``identify`` carrying ``$set`` as its traits and ``$set_once`` as ``context.traits_once``
+    (applied only where the lead has no value: ``ingest.apply.once_traits``)."""
+    message = {**base, "type": "identify", "traits": set_}
+    if once:
+        message["context"] = {"traits_once": once}
+    return message
 
 
 def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
-    """The Segment messages of one PostHog event (one, or two for ``$identify``); raises MessageError
-    naming the field."""
+    """The Segment messages of one PostHog event (one, or two: ``$identify`` with an alias, an event with
+    person properties with an identify); raises MessageError naming the field."""
     if not isinstance(event, dict):
         raise MessageError(None, "a PostHog event is a JSON object")
     name = _text(event.get("event"))
@@ -117,10 +129,10 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         if _text(groups.get(group_type)):
             base["groupId"] = str(groups[group_type])
             break
-    traits = _traits(event, _dict(event.get("properties"), "properties"))
+    set_, once = _person(event, _dict(event.get("properties"), "properties"))
     if name == "$identify":
         anonymous = _text(properties.get("$anon_distinct_id"))
-        identify = {**base, "type": "identify", "traits": traits}
+        identify = _identify(base, set_, once)
         if anonymous and "userId" in base:
             identify["anonymousId"] = anonymous
             alias = {
@@ -133,8 +145,8 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
             alias.pop("anonymousId", None)
             return [identify, {k: v for k, v in alias.items() if v is not None}]
         return [identify]
-    if name == "$set":
-        return [{**base, "type": "identify", "traits": traits}]
+    if name in TRAIT_KEYS:  # posthog.set(), posthog.set_once()
+        return [_identify(base, set_, once)]
     if name == "$create_alias":
         alias_of = _text(properties.get("alias"))
         if alias_of is None:
@@ -146,8 +158,17 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
             raise MessageError("properties.$group_key", "a $groupidentify event needs '$group_key'")
         group_traits = _dict(properties.get("$group_set"), "properties.$group_set")
         return [{**base, "type": "group", "groupId": group_key, "traits": group_traits}]
-    if traits:
-        base["context"] = {"traits": traits}
+    # an identified event's person properties update the lead as an identify beside it would
+    person = (
+        [_identify({**base, "properties": {}}, set_, once)] if (set_ or once) and "userId" in base else []
+    )
+    if person and message_id:
+        person[0]["messageId"] = f"{message_id}:set"
+    return [_event(name, base, properties), *person]
+
+
+def _event(name: str, base: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    """A page, screen or track message for a PostHog event that is not about the person."""
     if name == "$pageview":
         page: dict[str, Any] = {**base, "type": "page"}
         if _text(properties.get("$current_url")):
@@ -156,7 +177,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
             page["properties"] = {**page["properties"], "path": properties["$pathname"]}
         if _text(properties.get("title")) or _text(properties.get("$title")):
             page["name"] = properties.get("$title") or properties.get("title")
-        return [page]
+        return page
     if name == "$screen":
-        return [{**base, "type": "screen", "name": _text(properties.get("$screen_name"))}]
-    return [{**base, "type": "track", "event": name}]
+        return {**base, "type": "screen", "name": _text(properties.get("$screen_name"))}
+    return {**base, "type": "track", "event": name}

@@ -208,6 +208,9 @@ def normalise(
         check_traits(traits, traits_at)
         if kind == "group":
             check_group(traits, group_id, traits_at)
+    if context and "traits_once" in context:
+        # leadscore's own key (PostHog's $set_once): traits set only where the lead has no value yet
+        check_traits(_mapping(context, "traits_once", "context."), "context.traits_once")
     message_id = _text(raw, "messageId") or derived_message_id(raw)
     return Message(
         message_id=message_id,

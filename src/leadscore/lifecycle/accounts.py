@@ -9,17 +9,22 @@ An account's score, as of a time, is the weighted mean (``accounts.weights``) of
   matters, and the mean depends only on the values, never on which contact came first.
 
 An account is an MQA when its score reaches ``mqa.score_at_least`` and at least
-``mqa.engaged_contacts_at_least`` contacts have an engagement score of ``engaged_at_least`` or more.
+``mqa.engaged_contacts_at_least`` contacts have an engagement score of ``engaged_at_least`` or more. An
+MQA is a **PQA** (product-qualified account) when the model has ``accounts.pqa`` and each rule it names
+gives points in the ledger of at least one contact scored as of the same time (the ``rules_met`` test of
+a lead's gate, ``lifecycle.gates.rules_met``, over the account's contacts): marketing fit and engagement
+and product usage together. Stages rank ``none`` < ``mqa`` < ``pqa``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import BigInteger, Connection, literal, select
 
 from leadscore.compile.accounts import account_model, account_sources
+from leadscore.lifecycle.gates import rules_met
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
 from leadscore.scoring.run import score, score_leads
@@ -27,7 +32,8 @@ from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_account_stages, save_account_stage
 from leadscore.store.schema import accounts, leads
 
-MQA, NONE = "mqa", "none"
+MQA, PQA, NONE = "mqa", "pqa", "none"
+QUALIFIED = (MQA, PQA)  # a PQA is an MQA too
 
 
 @dataclass(frozen=True)
@@ -37,14 +43,19 @@ class AccountScore:
     fit_score: float
     engagement_score: float  # the committee's
     engaged_contacts: int
+    # rule id → the most points (by size) its line gives one of the account's contacts; lines giving none
+    # are left out
+    rule_points: Mapping[str, float] = field(default_factory=dict)
 
     def stage(self, cfg: Accounts) -> str:
-        """``mqa`` or ``none``."""
+        """``pqa``, ``mqa`` or ``none``."""
         mqa = cfg.mqa
         qualified = (
             self.score >= mqa.score_at_least and self.engaged_contacts >= mqa.engaged_contacts_at_least
         )
-        return MQA if qualified else NONE
+        if not qualified:
+            return NONE
+        return PQA if cfg.pqa is not None and rules_met(self.rule_points, cfg.pqa.rules_met) else MQA
 
 
 def committee(cfg: Accounts, engagement: Sequence[float]) -> tuple[float, int]:
@@ -77,14 +88,19 @@ def account_scores(
         conn.execute(select(leads.c.id, leads.c.account_id).where(leads.c.account_id.in_(ids))).all()
     )
     engagement: dict[int, list[float]] = {a: [] for a in fit}
+    met: dict[int, dict[str, float]] = {a: {} for a in fit}
     for lg in score_leads(conn, model, sources, contacts, as_of):
-        engagement[int(contacts[lg.lead_id])].append(lg.engagement_score)
+        account_id = int(contacts[lg.lead_id])
+        engagement[account_id].append(lg.engagement_score)
+        for line in lg.lines:
+            if abs(line.score_points) > abs(met[account_id].get(line.rule_id, 0.0)):
+                met[account_id][line.rule_id] = line.score_points
     w = cfg.weights
     out: dict[int, AccountScore] = {}
     for account_id, fit_score in fit.items():
         mean, engaged = committee(cfg, engagement[account_id])
         total = (w.fit * fit_score + w.engagement * mean) / (w.fit + w.engagement)
-        out[account_id] = AccountScore(account_id, total, fit_score, mean, engaged)
+        out[account_id] = AccountScore(account_id, total, fit_score, mean, engaged, met[account_id])
     return out
 
 

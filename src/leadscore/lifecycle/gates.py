@@ -78,11 +78,17 @@ def holds(
     quiet = quiet_until(gate, facts)
     if quiet is not None and now_ms < quiet:
         return False
-    if gate.rules_met is not None and not all(facts.rule_points.get(r, 0) != 0 for r in gate.rules_met):
+    if gate.rules_met is not None and not rules_met(facts.rule_points, gate.rules_met):
         return False
     if gate.new_activity and not (facts.last_event_ms is not None and facts.last_event_ms > facts.entered_ms):
         return False
     return not (gate.attributes is not None and not attribute_ok)
+
+
+def rules_met(rule_points: Mapping[str, float], rules: Iterable[str]) -> bool:
+    """Each rule's ledger line gives points (not 0): what ``rules_met`` tests, for a lead's gate and for
+    an account's PQA (``lifecycle.accounts``, with the points its contacts' lines give)."""
+    return all(rule_points.get(r, 0) != 0 for r in rules)
 
 
 def quiet_until(gate: Gate, facts: Facts) -> int | None:

@@ -231,7 +231,7 @@ def acceptance(conn: Connection) -> dict[str, Any]:
 
 
 def account_report(conn: Connection) -> list[dict[str, Any]]:
-    """Accounts by score: stage (mqa/none), fit, committee engagement, engaged contacts, target flag."""
+    """Accounts by score: stage (pqa/mqa/none), fit, committee engagement, engaged contacts, target flag."""
     query = (
         select(account_stages, accounts.c.domain, accounts.c.name)
         .join(accounts, accounts.c.id == account_stages.c.account_id)

@@ -236,6 +236,15 @@ class Mqa(Frozen):
     engaged_contacts_at_least: int = Field(default=2, ge=1)
 
 
+class Pqa(Frozen):
+    """A product-qualified account: an MQA whose contacts use the product (each named rule's ledger line
+    gives points for at least one of its contacts, scored as of the same time)."""
+
+    rules_met: tuple[Annotated[str, Field(pattern=RULE_ID)], ...] = Field(
+        min_length=1, max_length=100, description="rule ids; each must give points to one contact or more"
+    )
+
+
 class AccountWeights(Frozen):
     fit: float = Field(default=0.4, ge=0)
     engagement: float = Field(default=0.6, ge=0)
@@ -256,6 +265,7 @@ class Accounts(Frozen):
     )
     weights: AccountWeights = AccountWeights()
     mqa: Mqa = Mqa()
+    pqa: Pqa | None = None
     target_list: ListRef | None = None
 
 

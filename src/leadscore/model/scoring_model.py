@@ -183,6 +183,10 @@ def cross_check(model: ScoringModel) -> list[tuple[str, str]]:
                 problems.append(
                     (transition.id, f"transition {transition.id}: rules_met names unknown rule {rule_id!r}")
                 )
+    accounts = model.lifecycle.accounts if model.lifecycle is not None else None
+    for rule_id in accounts.pqa.rules_met if accounts is not None and accounts.pqa is not None else ():
+        if rule_id not in seen:
+            problems.append(("accounts", f"accounts.pqa: rules_met names unknown rule {rule_id!r}"))
     return problems
 
 

@@ -414,6 +414,20 @@ def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterat
                     rule=tid,
                     field="rules_met",
                 )
+    accounts = lifecycle.get("accounts") if isinstance(lifecycle, dict) else None
+    pqa = accounts.get("pqa") if isinstance(accounts, dict) else None
+    named = pqa.get("rules_met") if isinstance(pqa, dict) else None
+    for j, rule_id in enumerate(named if isinstance(named, list) else []):
+        if isinstance(rule_id, str) and rule_id not in seen:
+            line, col = pos.nearest(("lifecycle", "accounts", "pqa", "rules_met", j)) or (None, None)
+            yield Problem(
+                f"accounts.pqa: rules_met names unknown rule {rule_id!r}",
+                file,
+                line,
+                col,
+                rule="accounts",
+                field="rules_met",
+            )
 
 
 def _condition_checks(

@@ -133,11 +133,14 @@ def upsert_lead(
     attributes: dict[str, Any] | None = None,
     at_ms: int | None = None,
     link_user_key: bool = True,
+    once: tuple[str | None, dict[str, Any], dict[str, Any]] | None = None,
 ) -> tuple[int, bool]:
     """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
 
     Returns (lead id, created). Values merge key by key, and the value observed at the latest time
-    (``at_ms``, default ``now_ms``) wins, so messages applied out of order leave the same lead. The
+    (``at_ms``, default ``now_ms``) wins, so messages applied out of order leave the same lead. ``once``
+    is (e-mail, fields, attributes) set only where the lead has no value yet (PostHog's ``$set_once``):
+    a value stored before, or set by this same call, stays. The
     external id's ``u:`` key is then linked to the lead (first link wins), unless ``link_user_key`` is
     false: the caller links it next (ingest, whose key lookup knows which keys are linked already).
     """
@@ -145,8 +148,13 @@ def upsert_lead(
     email = normalise_email(email) if email else None
     fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
+    once_email, once_fields, once_attributes = _once_values(once)
     row = _find_lead_row(conn, email=email, external_id=external_id)
     if row is None:
+        if email is None and once_email and find_lead(conn, email=once_email) is None:
+            email = once_email
+        fields = {**once_fields, **fields}
+        attributes = {**once_attributes, **attributes}
         values: dict[str, Any] = {
             "external_id": external_id,
             "email": email,
@@ -162,6 +170,15 @@ def upsert_lead(
         created = True
     else:
         lead_id = int(row["id"])
+        stored = row["attributes"] or {}
+        # a set-once value fills a gap only: no stored value and none set by this call
+        fields = {**{k: v for k, v in once_fields.items() if row[k] in (None, "")}, **fields}
+        attributes = {
+            **{k: v for k, v in once_attributes.items() if stored.get(k) in (None, "")},
+            **attributes,
+        }
+        if email is None and once_email and row["email"] is None:
+            email = once_email
         seen = dict(row["attribute_ts"] or {})
         newer = {k for k in [*fields, *attributes] if at_ms >= seen.get(k, at_ms)}
         changes: dict[str, Any] = {k: v for k, v in fields.items() if k in newer and row[k] != v}
@@ -185,6 +202,19 @@ def upsert_lead(
     if external_id and link_user_key:
         link_identity(conn, user_key(external_id), lead_id, now_ms)
     return lead_id, created
+
+
+def _once_values(
+    once: tuple[str | None, dict[str, Any], dict[str, Any]] | None,
+) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+    if once is None:
+        return None, {}, {}
+    email, fields, attributes = once
+    return (
+        normalise_email(email) if email else None,
+        {k: v for k, v in fields.items() if k in LEAD_COLUMNS and v not in (None, "")},
+        {k: v for k, v in attributes.items() if v not in (None, "")},
+    )
 
 
 _LEADS_BY_EXTERNAL_IDS = select(leads.c.external_id, leads.c.id).where(

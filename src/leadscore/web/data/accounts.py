@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
+from leadscore.lifecycle.accounts import QUALIFIED
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
 from leadscore.store.schema import account_stages, accounts, leads, scores
@@ -81,7 +82,7 @@ def account_page(
     if only_targets:
         query = query.where(func.lower(accounts.c.domain).in_(sorted(targets)))
     if only_mqa:
-        query = query.where(account_stages.c.stage == "mqa")
+        query = query.where(account_stages.c.stage.in_(QUALIFIED))  # a PQA is an MQA too
     if q:
         like = "%" + q.lower().replace("%", "").replace("_", "") + "%"
         query = query.where(func.lower(func.coalesce(accounts.c.name, accounts.c.domain)).like(like))

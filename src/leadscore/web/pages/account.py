@@ -13,6 +13,7 @@ from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.schema import fits_int64
 from leadscore.web.data import account as account_data
+from leadscore.web.data import product as product_data
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader, WebDenied
 
@@ -41,8 +42,9 @@ def account_page(request: Request, viewer: LeadsReader, account_id: int) -> HTML
         active = active_model(conn)
         model = active.model if active is not None else None
         view = account_data.load(conn, model, account_id, now) if fits_int64(account_id) else None
-    if view is None:
-        raise WebDenied(404, f"There is no account {account_id}.")
+        if view is None:
+            raise WebDenied(404, f"There is no account {account_id}.")
+        product = product_data.account_usage(conn, model, view.account, view.contacts, now)
     lifecycle = model.lifecycle if model is not None else None
     cfg = lifecycle.accounts if lifecycle is not None else None
     return page(
@@ -52,4 +54,5 @@ def account_page(request: Request, viewer: LeadsReader, account_id: int) -> HTML
         view=view,
         cfg=cfg,
         score_chart=_score_chart(view.history),
+        product=product,
     )

@@ -13,10 +13,11 @@ from leadscore.api.state import state_of
 from leadscore.errors import InputError
 from leadscore.lifecycle.feedback import TransitionError, give_feedback
 from leadscore.scoring.pipeline import active_model
-from leadscore.scoring.run import now_ms
+from leadscore.scoring.run import model_of, now_ms
 from leadscore.store import Store
 from leadscore.store.schema import fits_int64
 from leadscore.web.data import lead as lead_data
+from leadscore.web.data import product as product_data
 from leadscore.web.data.desk import may_act_on
 from leadscore.web.data.stages import stage_view
 from leadscore.web.render import page
@@ -44,6 +45,10 @@ def _lead_page(
         lifecycle = active.model.lifecycle if active is not None else None
         stages = stage_view(conn, lifecycle, lead_id) if lifecycle is not None else None
         acts = may_act_on(conn, lifecycle, lead_id, viewer.email, viewer.role)
+        now = now_ms()
+        product = product_data.usage(conn, [lead_id], now)[lead_id]
+    # the product rules of the model that scored the lead, read from its ledger (as the ledger shows it)
+    scored_by = model_of(view.version.yaml, view.version.label) if view.version is not None else None
     attributes = sorted(
         (k, v) for k, v in (view.lead.get("attributes") or {}).items() if k not in HIDDEN_ATTRIBUTES
     )
@@ -58,7 +63,9 @@ def _lead_page(
         moves=[p for p in journey["points"] if p["moved"]],
         stages=stages,
         may_act=acts,
-        now=now_ms(),
+        now=now,
+        product=product,
+        product_lines=product_data.product_lines(scored_by, view.ledger),
         **extra,
     )
 
