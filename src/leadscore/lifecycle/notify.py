@@ -328,8 +328,9 @@ def send_digests(
             if not any(notes.values()):
                 run.empty += 1
                 continue
-            made = {"day": day, "now_ms": now_ms, "link": desk_link(settings)}
-            mail, slack = digest_messages(notes, day, made["link"], now_ms)
+            link = desk_link(settings)
+            mail, slack = digest_messages(notes, day, link, now_ms)
+            made = {"day": day, "now_ms": now_ms, "link": link}  # what render_again needs besides the notes
             rows = _rows(
                 user_id, address, found, key, "notify.digest", None,
                 mail if found.mail_digest else None, slack if found.slack_digest else None, "digest",
