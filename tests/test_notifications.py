@@ -7,6 +7,7 @@ still goes. Also: ``leadscore digest`` from a script, and the settings' validati
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from leadscore.cli.main import app
 from leadscore.lifecycle.notify import send_digests
 from leadscore.lifecycle.outbox import Deliverer, deliver_due
 from leadscore.lifecycle.runner import run_round
+from leadscore.privacy.erase import erase
+from leadscore.privacy.person import find_person
 from leadscore.scoring.pipeline import publish
 from leadscore.settings import LifecycleSettings, Settings
 from leadscore.store import Store
@@ -27,6 +30,7 @@ from leadscore.store.lifecycle_tables import current_assignment
 from leadscore.store.notifications import NotificationSettings, save_settings
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
+from leadscore.store.schema import digest_leads
 from leadscore.store.users import add_user
 from lifecycle_model import DAY, HOUR, model, person, points, send, settings
 from receivers import Receiver, smtp_server, wait_for, webhook_receiver
@@ -176,6 +180,111 @@ def test_the_digest_goes_once_a_day_from_the_users_hour_and_a_manager_sees_the_t
         # next day's digests
         assert run_round(store, cfg, now_ms=NOW + 2 * HOUR, deliver=False).digests == 0
         assert run_round(store, cfg, now_ms=NOW + DAY, deliver=False).digests == 2 * len(expected_sent)
+
+
+OWNERS = {"lena": "Lena Vogt", "paul": "Paul Martin", "ines": "Ines Garcia"}
+
+
+def test_erasing_a_lead_takes_it_out_of_every_digest_pending_sent_or_failed(store: Store) -> None:
+    """The manager's digests tell of Anna and Ben: one sent (day 1), one whose Slack message failed
+    (day 2), one pending (day 3). Erasing Anna leaves no trace of her in any outbox row (her name, e-mail,
+    her own reason "Lost interest -3.0" and her "+70.0"), keeps Ben's lines as they were, deletes the
+    digests that told of her alone and her immediate messages, and the pending digest still goes once."""
+    publish(store, model())
+    dead = Receiver()  # never started: connections are refused
+    with smtp_server() as (mailbox, port), webhook_receiver() as receiver:
+        cfg = settings(smtp_port=port)
+        ids = _users(store, receiver.url, mail_immediate=True, slack_immediate=True, mail_digest=True,
+                     slack_digest=True)  # fmt: skip
+        anna = _mql(store, "anna", 70, 3, cfg, NOW - 5 * HOUR)  # overdue by 1.0 h at NOW
+        ben = _mql(store, "ben", 80, 0, cfg, NOW - HOUR)  # 3.0 h left at NOW: due NOW + 3 h
+        anna_seller, ben_seller = _seller_of(store, anna), _seller_of(store, ben)
+        assert anna_seller != ben_seller
+        # day 1: every digest delivered (sent)
+        assert send_digests(store, model(), cfg, NOW).sent == 6  # Anna's seller, Ben's, the manager
+        deliver_due(store, cfg, model().lifecycle, None)
+        # day 2: the manager's Slack URL is dead and one attempt is all there is: a failed row
+        with store.begin() as conn:
+            flags = NotificationSettings(mail_digest=True, slack_digest=True, slack_url=dead.url)
+            save_settings(conn, ids["tom"], flags, 0)
+        assert send_digests(store, model(), cfg, NOW + DAY).sent == 6
+        once = cfg.model_copy(update={"lifecycle": LifecycleSettings(max_attempts=1, retry_jitter=0)})
+        deliver_due(store, once, model().lifecycle, None)
+        # day 3: enqueued, not yet delivered (pending), the manager's Slack back on the live receiver
+        with store.begin() as conn:
+            flags = NotificationSettings(mail_digest=True, slack_digest=True, slack_url=f"{receiver.url}/tom")
+            save_settings(conn, ids["tom"], flags, 0)
+        assert send_digests(store, model(), cfg, NOW + 2 * DAY).sent == 6
+        tom = ids["tom"]
+        with store.connect() as conn:
+            rows = {r["key"]: r for r in read_outbox(conn)}
+        assert rows[f"digest:{tom}:2024-05-06:mail"]["status"] == "sent"
+        assert rows[f"digest:{tom}:2024-05-06:slack"]["status"] == "sent"
+        assert rows[f"digest:{tom}:2024-05-07:slack"]["status"] == "failed"
+        assert rows[f"digest:{tom}:2024-05-08:mail"]["status"] == "pending"
+        assert "Anna (Acme GmbH)" in rows[f"digest:{tom}:2024-05-08:mail"]["payload"]["body"]
+        assert "Anna" in json.dumps(rows[f"digest:{tom}:2024-05-07:slack"]["payload"])
+
+        with store.connect() as conn:
+            person = find_person(conn, f"lead:{anna}")
+        report = erase(store, person, "pepper", NOW + 2 * DAY, "test")
+        assert report.clean
+        # the manager's 6 digests (3 days × mail and Slack) are rendered again without her; her
+        # seller's 6 told of her alone and are deleted, with her 2 immediate messages (mail, Slack)
+        assert report.redacted["outbox"] == 6
+        with store.connect() as conn:
+            kept = read_outbox(conn)
+            assert conn.execute(digest_leads.select().where(digest_leads.c.lead_id == anna)).all() == []
+        for row in kept:
+            text = json.dumps(row, default=str).lower()
+            for trace in ("anna", "lost interest", "+70.0", f"/leads/{anna}"):
+                assert trace not in text, (row["key"], trace)
+        keys = {r["key"] for r in kept}
+        assert not {k for k in keys if k.startswith(f"digest:{ids[anna_seller]}:")}
+        assert not {k for k in keys if k.startswith(f"notify:{ids[anna_seller]}:")}
+        assert {k for k in keys if k.startswith(f"digest:{tom}:")} == {
+            f"digest:{tom}:{day}:{channel}"
+            for day in ("2024-05-06", "2024-05-07", "2024-05-08")
+            for channel in ("mail", "slack")
+        }
+        by_key = {r["key"]: r for r in kept}
+        # Ben's lines as they were: new on day 1, overdue by 24 − 3 = 21.0 h on day 2, by 45.0 h on day 3
+        ben_line = f"  Why: Showed interest +80.0\n  {PUBLIC}/leads/{ben}\n"
+        sent = by_key[f"digest:{tom}:2024-05-06:mail"]
+        assert sent["status"] == "sent"
+        assert sent["payload"]["subject"] == "Your leads on 2024-05-06: 1 new since yesterday"
+        assert (
+            f"New since yesterday (1):\n- Ben (Acme GmbH), score 80.0 (hot), 3.0 h left to act, "
+            f"{OWNERS[ben_seller]}'s\n{ben_line}"
+        ) in sent["payload"]["body"]
+        failed = by_key[f"digest:{tom}:2024-05-07:slack"]
+        assert failed["status"] == "failed"
+        sections = [b["text"]["text"] for b in failed["payload"]["body"]["blocks"] if b["type"] == "section"]
+        assert sections == [
+            "*Your leads on 2024-05-07*: 1 past their sla",
+            f"*Past their SLA*\n*<{PUBLIC}/leads/{ben}|Ben>* (Acme GmbH), score 80.0 (hot), overdue by "
+            f"21.0 h, {OWNERS[ben_seller]}'s\n• Showed interest +80.0",
+        ]
+        assert by_key[f"digest:{tom}:2024-05-08:mail"]["status"] == "pending"
+
+        # the pending digest goes, once, with Ben's line and without Anna
+        deliver_due(store, cfg, model().lifecycle, None)
+        deliver_due(store, cfg, model().lifecycle, None)
+        day3 = [m for m in mailbox.to(MANAGER) if m["Subject"].startswith("Your leads on 2024-05-08")]
+        assert len(day3) == 1
+        assert day3[0]["Subject"] == "Your leads on 2024-05-08: 1 past their sla"
+        body = _body(day3[0])
+        assert (
+            f"Past their SLA (1):\n- Ben (Acme GmbH), score 80.0 (hot), overdue by 45.0 h, "
+            f"{OWNERS[ben_seller]}'s\n{ben_line}"
+        ) in body
+        assert "anna" not in body.lower() and "Lost interest" not in body
+        key = f"digest:{tom}:2024-05-08:slack"
+        assert len([a for a in receiver.hooks.attempts if a["key"] == key]) == 1
+        slack = json.dumps(receiver.hooks.processed[key]["body"])
+        assert f"/leads/{ben}|Ben>" in slack and "anna" not in slack.lower()
+        # Ben's own seller's pending digest is untouched and went too
+        assert len([m for m in mailbox.to(SELLERS[ben_seller]) if "2024-05-08" in m["Subject"]]) == 1
 
 
 @pytest.fixture

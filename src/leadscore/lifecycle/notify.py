@@ -8,15 +8,22 @@ rows like every other notification, so the ``Deliverer`` sends them with the sam
 circuit breakers and dead letters (``failed`` rows), and a slow or dead webhook holds up nothing else.
 Keys make both idempotent: one immediate message per assignment and channel, one digest per user,
 day (UTC) and channel, so running the digest twice the same day sends nothing the second time.
+
+Erasure is exact: an immediate message carries its lead's id and goes with the lead. A digest tells of
+several leads, so its row carries none; ``digest_leads`` holds each lead it tells of as shown, and the
+row's body is always the rendering of those (with the day, time and desk link kept in the payload under
+``digest``). ``forget_leads`` renders a digest again without an erased lead, or deletes it when no lead
+is left, whatever its status, for mail and Slack alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select, update
 
 from leadscore.lifecycle.desk import managed_teams, seller_email, whose
 from leadscore.lifecycle.reasons import rule_names, top_reasons
@@ -26,7 +33,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.notifications import NotificationSettings, read_settings, subscribers
 from leadscore.store.outbox import enqueue
-from leadscore.store.schema import outbox
+from leadscore.store.schema import digest_leads, outbox
 from leadscore.store.users import find_user
 
 DAY_MS = 86_400_000
@@ -193,7 +200,7 @@ def assigned(
 
 
 def _name(first: str | None, last: str | None, lead_id: int) -> str:
-    # never the e-mail address: a digest lists several leads in one row, which erasing one cannot edit
+    # never the e-mail address: a name is all a message needs (an erasure renders digests again anyway)
     return " ".join(p for p in (first, last) if p) or f"lead {lead_id}"
 
 
@@ -257,9 +264,9 @@ TITLES = {"overdue": "Past their SLA", "new": "New since yesterday", "waiting": 
 
 
 def digest_messages(
-    notes: dict[str, list[Note]], day: str, settings: Settings, now_ms: int
+    notes: dict[str, list[Note]], day: str, link: str, now_ms: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(mail subject and body, Slack body) of a user's digest."""
+    """(mail subject and body, Slack body) of a user's digest; ``link``: the desk's (``desk_link``)."""
     counts = ", ".join(f"{len(notes[k])} {TITLES[k].lower()}" for k in TITLES if notes[k])
     body = [f"Your leads on {day}: {counts}.", ""]
     blocks: list[dict[str, Any]] = [
@@ -281,7 +288,6 @@ def digest_messages(
         shown = "\n\n".join(_slack_lead(n, now_ms) for n in group[:SLACK_SHOWN])
         more = f"\n\n…and {len(group) - SLACK_SHOWN} more" if len(group) > SLACK_SHOWN else ""
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n{shown}{more}"}})
-    link = desk_link(settings)
     body.append(f"Your desk: {link}")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open your desk>"}]})
     mail = {"subject": f"Your leads on {day}: {counts}", "body": "\n".join(body) + "\n"}
@@ -322,10 +328,81 @@ def send_digests(
             if not any(notes.values()):
                 run.empty += 1
                 continue
-            mail, slack = digest_messages(notes, day, settings, now_ms)
+            link = desk_link(settings)
+            mail, slack = digest_messages(notes, day, link, now_ms)
+            made = {"day": day, "now_ms": now_ms, "link": link}  # what render_again needs besides the notes
             rows = _rows(
                 user_id, address, found, key, "notify.digest", None,
                 mail if found.mail_digest else None, slack if found.slack_digest else None, "digest",
             )  # fmt: skip
+            for row in rows:
+                row["payload"]["digest"] = made
             run.sent += enqueue(conn, rows, now_ms)
+            _record_leads(conn, [r["key"] for r in rows], notes)
     return run
+
+
+def _record_leads(conn: Connection, keys: list[str], notes: dict[str, list[Note]]) -> None:
+    """Which leads the digest rows of ``keys`` tell of, each as shown (``digest_leads``)."""
+    ids = conn.execute(select(outbox.c.id).where(outbox.c.key.in_(keys))).scalars().all()
+    rows = [
+        {"outbox_id": outbox_id, "lead_id": note.lead_id, "section": section, "position": i,
+         "note": asdict(note)}
+        for outbox_id in ids
+        for section, group in notes.items()
+        for i, note in enumerate(group)
+    ]  # fmt: skip
+    if rows:
+        conn.execute(digest_leads.insert(), rows)
+
+
+def digests_of(conn: Connection, lead_ids: Collection[int]) -> list[int]:
+    """The outbox ids of the digests that tell of any of ``lead_ids``, whatever their status."""
+    if not lead_ids:
+        return []
+    query = select(digest_leads.c.outbox_id).where(digest_leads.c.lead_id.in_(sorted(lead_ids)))
+    return sorted(set(conn.execute(query).scalars()))
+
+
+def render_again(conn: Connection, outbox_ids: Collection[int]) -> tuple[int, int]:
+    """Render the digests ``outbox_ids`` again from the leads ``digest_leads`` still holds for them (an
+    erased lead's rows deleted first), the same way ``send_digests`` did, with its day, time and link;
+    a digest with no lead left is deleted. Returns (rendered again, deleted)."""
+    rendered = deleted = 0
+    for outbox_id in sorted(outbox_ids):
+        row = conn.execute(select(outbox).where(outbox.c.id == outbox_id)).mappings().first()
+        if row is None:
+            continue
+        query = (
+            select(digest_leads.c.section, digest_leads.c.note)
+            .where(digest_leads.c.outbox_id == outbox_id)
+            .order_by(digest_leads.c.section, digest_leads.c.position)
+        )
+        notes: dict[str, list[Note]] = {kind: [] for kind in TITLES}
+        for section, note in conn.execute(query).all():
+            notes[section].append(Note(**note))
+        if not any(notes.values()):
+            conn.execute(delete(digest_leads).where(digest_leads.c.outbox_id == outbox_id))
+            conn.execute(delete(outbox).where(outbox.c.id == outbox_id))
+            deleted += 1
+            continue
+        payload = dict(row["payload"])
+        made = payload["digest"]
+        mail, slack = digest_messages(notes, made["day"], made["link"], int(made["now_ms"]))
+        if row["channel"] == "mail":
+            payload.update(mail)
+        else:
+            payload["body"] = slack
+        conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(payload=payload))
+        rendered += 1
+    return rendered, deleted
+
+
+def forget_leads(conn: Connection, lead_ids: Collection[int]) -> tuple[int, int]:
+    """Take ``lead_ids`` out of every digest that tells of them: their ``digest_leads`` rows deleted and
+    each digest rendered again from the rest (``render_again``). Returns (rendered again, deleted)."""
+    found = digests_of(conn, lead_ids)
+    if not found:
+        return 0, 0
+    conn.execute(delete(digest_leads).where(digest_leads.c.lead_id.in_(sorted(lead_ids))))
+    return render_again(conn, found)

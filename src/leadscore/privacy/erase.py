@@ -7,7 +7,9 @@ must find nothing (the verification); then every text and JSON column is scanned
 as whole words (``mentions``), which are reported for a person to review, never deleted. The audit log
 keeps its entries about her with the personal parts redacted. An address that unsubscribed stays
 suppressed (as a peppered hash), and one whose consent to mail was withdrawn is suppressed the same
-way, so a later import or identify of the address is not mailed.
+way, so a later import or identify of the address is not mailed. A digest of several leads in the
+outbox (``digest_leads``) is rendered again without her, or deleted when she was its only lead, whether
+it is pending, sent or failed (``lifecycle.notify.forget_leads``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, or_, select, update
 
 from leadscore.errors import StoreError
+from leadscore.lifecycle.notify import forget_leads
 from leadscore.privacy.person import Person
 from leadscore.privacy.tables import REDACT, Ids, condition, present_tables, rules_for, unaccounted
 from leadscore.store import Store
@@ -64,6 +67,9 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
     ids = Ids.of(conn, person)
     report.suppressed = _carry_suppression(conn, person, pepper, now_ms)
     _count(report.deleted, "inbox", drop_from_inbox(conn, ids.owns))  # EVENT_ARRAYS: the inbox only
+    rendered, emptied = forget_leads(conn, ids.values["lead_id"])  # before the digest_leads rule runs
+    _count(report.redacted, "outbox", rendered)
+    _count(report.deleted, "outbox", emptied)
     for table in reversed(present_tables(conn)):  # children before parents
         rules = rules_for(table)
         if rules is not None:

@@ -50,6 +50,8 @@ RULES: dict[str, tuple[By, ...]] = {
     "identities": (By("lead_id", "lead_id"), By("key", "keys")),
     "events": EVENT_ROWS,
     "outbox": (By("lead_id", "lead_id"), By("target", "emails")),
+    # the leads a digest tells of; erase.py renders each such digest again without the erased lead first
+    "digest_leads": (By("lead_id", "lead_id"),),
     # messages the processor set aside: event-log rows as JSON text, matched by EVENT_ROWS (Ids.of)
     "dead_letters": (By("id", "dead_letter_ids"),),
 }

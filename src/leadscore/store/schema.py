@@ -358,6 +358,20 @@ outbox = Table(
     Index("ix_outbox_lead", "lead_id"),
 )
 
+digest_leads = Table(
+    "digest_leads",
+    metadata,
+    # the leads a digest row of the outbox tells of (its lead_id is null: it tells of several), each
+    # as the digest shows it; the row's mail or Slack body is rendered from these, so erasing a lead
+    # deletes its rows here and renders the digest again from the others (lifecycle/notify.py)
+    Column("outbox_id", Integer, ForeignKey("outbox.id"), primary_key=True),
+    Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
+    Column("section", String(16), nullable=False),  # overdue | new | waiting
+    Column("position", Integer, nullable=False),  # order within the section
+    Column("note", Json, nullable=False),  # notify.Note as JSON
+    Index("ix_digest_leads_lead", "lead_id"),
+)
+
 assignments = Table(
     "assignments",
     metadata,
