@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--db", help="keep the database here (built when missing, reused when present)")
+    parser.add_argument("--build-only", action="store_true", help="build the database (--db) and stop")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or str(Path(tmp) / "dashboard.db")
@@ -219,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         fresh = not Path(db).exists()
         store = Store.from_url(db)
         ids = build(store, spec, args.seed) if fresh else reopened(store, spec)
+        if args.build_only:
+            store.dispose()
+            return 0
         every = pages(ids, random.Random(args.seed))
         app = create_app(Settings(database_url=db, run_processor=False), store)
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
