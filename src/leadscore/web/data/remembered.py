@@ -24,6 +24,7 @@ from leadscore.store.schema import (
     feedback,
     identities,
     leads,
+    model_versions,
     outcomes,
     stage_history,
 )
@@ -39,9 +40,12 @@ _CHANGES: dict[str, str] = {
     "outcomes": "at_ms",
     "feedback": "at_ms",
     "accounts": "updated_ms",
+    "model_versions": "published_ms",
 }
 # what the evaluation and the model review read: the event log, who is who, attributes, outcomes, stages
 SCORING_INPUTS = (events, identities, leads, accounts, outcomes, stage_history, feedback)
+# the sales feedback's evidence reads the same and which version was active at each decision
+FEEDBACK_INPUTS = (*SCORING_INPUTS, model_versions)
 
 _lock = threading.Lock()
 _memo: OrderedDict[Hashable, Any] = OrderedDict()
@@ -80,7 +84,7 @@ def remembered(
                 _memo.popitem(last=False)
     if isinstance(hit, _Raised):
         raise hit.exc
-    return hit  # type: ignore[no-any-return]
+    return hit
 
 
 class _Raised:

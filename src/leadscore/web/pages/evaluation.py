@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from leadscore.api.state import state_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.web.data import measure
-from leadscore.web.data.remembered import SCORING_INPUTS, remembered
+from leadscore.web.data.remembered import FEEDBACK_INPUTS, SCORING_INPUTS, remembered
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator
 
@@ -45,7 +45,12 @@ def evaluation_page(
             context["problem"] = str(exc)
         else:
             context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
-        with store.connect() as conn:
-            context["feedback"] = feedback_evidence(conn, store.sources(), active.model, active.version.label)
+        with store.connect() as conn:  # scores every decision as of its time: once per state as well
+            context["feedback"] = remembered(
+                conn,
+                FEEDBACK_INPUTS,
+                ("feedback", label, active.version.sha256),
+                lambda: feedback_evidence(conn, store.sources(), active.model, label),
+            )
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7, every=measure.EVERY_DAYS)
     return page(request, viewer, "evaluation.html", **context)

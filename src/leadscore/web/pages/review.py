@@ -81,7 +81,7 @@ def review_page(
         context["shadows"] = shadows
         if proposals and active is not None and active.version is not None:
             start, end = measure.period(store)
-            per_week = settings.alerts.capacity_per_week
+            per_week, model, label = settings.alerts.capacity_per_week, active.model, active.version.label
             try:  # backtests every proposal: once per state of what it reads
                 context["review"] = remembered(
                     conn,
@@ -98,8 +98,8 @@ def review_page(
                     lambda: review(
                         conn,
                         store.sources(),
-                        active.model,
-                        active.version.label,
+                        model,
+                        label,
                         start_ms=start,
                         end_ms=end,
                         outcome=OUTCOME,
