@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--db", help="keep the database here (built when missing, reused when present)")
     parser.add_argument("--build-only", action="store_true", help="build the database (--db) and stop")
+    parser.add_argument("--skip", action="append", default=[], help="a page not to ask for (repeatable)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or str(Path(tmp) / "dashboard.db")
@@ -224,13 +225,15 @@ def main(argv: list[str] | None = None) -> int:
             store.dispose()
             return 0
         every = pages(ids, random.Random(args.seed))
+        for name in args.skip:
+            del every[name]
         app = create_app(Settings(database_url=db, run_processor=False), store)
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         with serving(app) as url:
             cold = measure(url, every, args.requests, args.page_budget)
         print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         store.dispose()
-    print(report(every, cold))
+    print(report(every, cold, args.skip))
     return 0
 
 
@@ -247,7 +250,7 @@ def reopened(store: Store, spec: datagen.Spec) -> Ids:
     return Ids(spec.leads, account_ids, int(letter), (versions[0], versions[1]))
 
 
-def report(every: dict[str, Page], cold: dict[str, float]) -> str:
+def report(every: dict[str, Page], cold: dict[str, float], skipped: list[str]) -> str:
     empty = statistics.median(every["empty page"].times)
     lines = [
         f"\n{'page':<20}{'n':>4}{'cold ms':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'p95 / empty':>13}"
@@ -262,6 +265,7 @@ def report(every: dict[str, Page], cold: dict[str, float]) -> str:
             f"{p95:9.1f}{max(p.times):9.1f}{p95 / empty:12.1f}x"
         )
     slow = [name for name, p in every.items() if not p.times or percentile(p.times, 0.95) > 300]
+    lines.append(f"not asked for (--skip): {', '.join(skipped) or 'none'}")
     lines.append(f"\npages over p95 300 ms: {', '.join(slow) if slow else 'none'}")
     return "\n".join(lines)
 

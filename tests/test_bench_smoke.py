@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -57,3 +58,22 @@ def test_time_rescore_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sqlite: 200 leads, 2,000 events" in out
     assert out.count("\n  tick ") == 2 and "full rescoring 200 leads" in out
     assert "catch-up tick one day later" in out
+
+
+def test_dashboard_bench_asks_for_every_page(capsys: pytest.CaptureFixture[str]) -> None:
+    import dashboard
+
+    from web_pages import page_routes
+
+    assert (
+        dashboard.main(["--leads", "300", "--events", "4000", "--requests", "2", "--page-budget", "5"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "300 leads, 4,000 events" in out and "load average before" in out
+    every = dashboard.pages(dashboard.Ids(300, [1], 1, (1, 2)), random.Random(1))
+    assert {p.route for p in every.values()} >= page_routes()
+    table = out[out.index("p95 / empty") :]
+    for name in every:
+        row = next(line for line in table.splitlines() if line.startswith(name + " "))
+        assert row.split()[len(name.split())] in ("1", "2"), row  # n: asked, and within its budget
+    assert "pages over p95 300 ms:" in out

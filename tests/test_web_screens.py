@@ -56,6 +56,7 @@ def shots(lead_id: int, account_id: int, letter_id: int, old: int, new: int) -> 
         Shot("account", "/accounts/{account_id}", f"/accounts/{account_id}", "marketing"),
         Shot("model", "/model", "/model", "marketing"),
         Shot("model-check", "/model", "/model", "marketing", after="Validate"),
+        Shot("model-backtest", "/model", "/model", "marketing", after="Backtest against the active model"),
         Shot("model-diff", "/model/diff", f"/model/diff?old={old}&new={new}", "marketing"),
         Shot("evaluation", "/evaluation", "/evaluation", "marketing"),
         Shot("review", "/review", "/review", "marketing"),
@@ -154,7 +155,7 @@ def test_every_page_screenshot_axe_and_fit(chromium: Browser, demo: Site, size: 
             expect(page.locator("h1")).to_be_visible()
             if shot.after:
                 page.get_by_role("button", name=shot.after).click()
-                expect(page.locator("#check")).not_to_be_empty()
+                expect(page.locator("#check > *").first).to_be_visible(timeout=180_000)
             page.wait_for_load_state("networkidle")
             for canvas in page.locator("canvas[data-chart]").all():
                 expect(canvas).to_have_attribute("data-drawn", "1")

@@ -61,7 +61,7 @@ leads = Table(
     # when each attribute's value was observed (event time), so the latest observation wins
     Column("attribute_ts", Json, nullable=False, server_default="{}"),
     Column("created_ms", BigInteger, nullable=False),
-    Column("updated_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False, index=True),  # the dashboard's remembered reports
 )
 
 identities = Table(

@@ -2,11 +2,17 @@
 
 A report here is a pure function of some tables (the funnel of the stage history, an evaluation of the
 events, outcomes and stage moves). Its result is kept under a key made of its arguments and a
-fingerprint of each table it reads: the row count, the largest id and a sum over a column every write
-changes (``at_ms`` of an appended move, ``updated_ms`` of a changed lead). An insert, a delete or an
-update of those tables changes the fingerprint, so a remembered result is always the one a fresh
-computation would give; nothing is ever served stale, only computed once per state. The numbers keep
-their one definition (``lifecycle.reports``, ``learn``): this module only decides when to call it again.
+fingerprint of each table it reads, read in O(1) through indexes:
+
+- the logs (events, stage moves, outcomes, feedback, model versions) only grow, so their largest id
+  changes with every insert; rows leave them only by erasure or retention, which write the audit log,
+  whose largest id is part of every fingerprint;
+- leads and accounts are updated in place, and every update stamps ``updated_ms`` with its time, so their
+  largest ``updated_ms`` (and largest id) changes with every write (``ix_leads_updated_ms``).
+
+So a remembered result is the one a fresh computation would give: nothing is served stale, it is only
+computed once per state. The numbers keep their one definition (``lifecycle.reports``, ``learn``): this
+module only decides when to call it again.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from sqlalchemy import Connection, Table, func, select
 
 from leadscore.store.schema import (
     accounts,
+    audit_log,
     events,
     feedback,
-    identities,
     leads,
     model_versions,
     outcomes,
@@ -31,19 +37,11 @@ from leadscore.store.schema import (
 
 T = TypeVar("T")
 SIZE = 32  # results kept (least recently used dropped)
-# per table: the column whose sum changes with every insert, delete or update of a row
-_CHANGES: dict[str, str] = {
-    "stage_history": "at_ms",
-    "leads": "updated_ms",
-    "events": "ts",
-    "identities": "lead_id",
-    "outcomes": "at_ms",
-    "feedback": "at_ms",
-    "accounts": "updated_ms",
-    "model_versions": "published_ms",
-}
-# what the evaluation and the model review read: the event log, who is who, attributes, outcomes, stages
-SCORING_INPUTS = (events, identities, leads, accounts, outcomes, stage_history, feedback)
+# tables updated in place: the column every update stamps with its time
+_STAMPED = {"leads": "updated_ms", "accounts": "updated_ms", "model_versions": "published_ms"}
+# what the evaluation and the model review read: the event log (identities change only with it),
+# attributes, outcomes, stage moves and sales feedback
+SCORING_INPUTS = (events, leads, accounts, outcomes, stage_history, feedback)
 # the sales feedback's evidence reads the same and which version was active at each decision
 FEEDBACK_INPUTS = (*SCORING_INPUTS, model_versions)
 
@@ -51,12 +49,16 @@ _lock = threading.Lock()
 _memo: OrderedDict[Hashable, Any] = OrderedDict()
 
 
-def fingerprint(conn: Connection, table: Table) -> tuple[Any, ...]:
-    """(rows, largest id, sum of the changing column) of ``table``."""
-    changes = table.c[_CHANGES[table.name]]
-    first = next(iter(table.primary_key.columns))
-    row = conn.execute(select(func.count(), func.max(first), func.sum(changes))).one()
-    return tuple(row)
+def fingerprint(conn: Connection, tables: tuple[Table, ...]) -> tuple[Any, ...]:
+    """The state of ``tables`` as one row: each one's largest id (and largest update stamp), and the
+    audit log's largest id (erasure and retention, the only deletions, are audited)."""
+    columns: list[Any] = [select(func.max(audit_log.c.id)).scalar_subquery()]
+    for table in tables:
+        first = next(iter(table.primary_key.columns))
+        columns.append(select(func.max(first)).scalar_subquery())
+        if table.name in _STAMPED:
+            columns.append(select(func.max(table.c[_STAMPED[table.name]])).scalar_subquery())
+    return tuple(conn.execute(select(*columns)).one())
 
 
 def remembered(
@@ -68,7 +70,7 @@ def remembered(
 ) -> T:
     """``compute()``, or its result from an earlier call with the same key and the same ``tables``; an
     exception of ``errors`` (e.g. "not enough data") is remembered and raised again the same way."""
-    full = (str(conn.engine.url), key, tuple(fingerprint(conn, t) for t in tables))
+    full = (str(conn.engine.url), key, tuple(t.name for t in tables), fingerprint(conn, tables))
     with _lock:
         hit = _memo.get(full, _memo)
         if hit is not _memo:
