@@ -13,7 +13,7 @@ from leadscore.api.state import state_of
 from leadscore.lifecycle import reports
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
-from leadscore.store.schema import stage_history
+from leadscore.store.schema import leads, stage_history
 from leadscore.web.data.remembered import remembered
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader
@@ -68,12 +68,11 @@ def funnel_page(
         overall = remembered(
             conn, (stage_history,), ("funnel", shape), lambda: reports.funnel(conn, lifecycle)
         )
-        groups = reports.lead_groups(conn, by)  # read each time: leads change without a trace
         grouped = remembered(
             conn,
-            (stage_history,),
-            ("funnel", shape, by, tuple(sorted(groups.items()))),
-            lambda: reports.funnel(conn, lifecycle, by=by, groups=groups),
+            (stage_history, leads),
+            ("funnel", shape, by),
+            lambda: reports.funnel(conn, lifecycle, by=by),
         )
         stays = remembered(conn, (stage_history,), ("stays", shape), lambda: reports.stays(conn, lifecycle))
         context: dict[str, Any] = {
