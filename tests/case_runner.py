@@ -32,7 +32,7 @@ from leadscore.compile import Ledger, half_life_ms
 from leadscore.compile.contributions import EventShare, Explanation
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import ScoringModel, loads_model
-from leadscore.scoring.explain import explain
+from leadscore.scoring.explain import explain, explain_lead
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
@@ -242,6 +242,10 @@ def explain_case(store: Store, case: Case) -> dict[str, Explanation]:
     with store.connect() as conn:
         keys = dict(conn.execute(select(leads_table.c.id, leads_table.c.external_id)).all())
         found = explain(conn, case.model, store.sources(), all_leads(case.as_of))
+        # one lead at a time (the lead page's path: the statement built once, the lead bound) reads the same
+        for x in found:
+            alone = explain_lead(conn, case.model, store.sources(), x.ledger.lead_id, case.as_of)
+            assert alone == x, (x.ledger.lead_id, alone, x)
     return {str(keys[x.ledger.lead_id]): x for x in found}
 
 

@@ -4,6 +4,7 @@ alone on hand-written observations. Every expected count is worked out in the co
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from typing import Any
@@ -269,8 +270,9 @@ def test_the_dashboard_backtests_a_draft_through_its_lifecycle(history: Store) -
     assert row.startswith('<th scope="row">MQLs</th><td class="num">3</td><td class="num">3</td>')
     assert "gains 0 MQLs the active model would not have made (0 converted) and loses 1" in page.text
     # the chart beside it: the same MQLs per week, before (active) and after (draft), 12 weeks each
-    start = page.text.index('id="backtest-data">') + len('id="backtest-data">')
-    chart = json.loads(page.text[start : page.text.index("</script>", start)])
+    # on the canvas itself: the fragment is swapped in by htmx, which drops <script> elements
+    start = page.text.index("data-json='") + len("data-json='")
+    chart = json.loads(html.unescape(page.text[start : page.text.index("'", start)]))
     before, after = chart["series"]
     assert before["label"].startswith("Before: ") and after["label"].startswith("After: ")
     assert (sum(before["values"]), sum(after["values"])) == (3, 3)

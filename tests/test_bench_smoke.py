@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import sys
@@ -105,3 +106,22 @@ def test_posthog_bench_mode_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "(p) PostHog format beside Segment" in out
     for label in ("Segment /v1/batch:", "PostHog /batch/:", "PostHog /batch/ gzip:"):
         assert re.search(re.escape(label) + r"\s+[\d,]+ events/s = \d+% of bare, \d+% of Segment", out), label
+
+
+def test_dashboard_bench_asks_for_every_page(capsys: pytest.CaptureFixture[str]) -> None:
+    import dashboard
+
+    from web_pages import page_routes
+
+    assert (
+        dashboard.main(["--leads", "300", "--events", "4000", "--requests", "2", "--page-budget", "5"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "300 leads, 4,000 events" in out and "load average before" in out
+    every = dashboard.pages(dashboard.Ids(300, [1], 1, (1, 2)), random.Random(1))
+    assert {p.route for p in every.values()} >= page_routes()
+    table = out[out.index("p95 / empty") :]
+    for name in every:
+        row = next(line for line in table.splitlines() if line.startswith(name + " "))
+        assert row.split()[len(name.split())] in ("1", "2"), row  # n: asked, and within its budget
+    assert "pages over p95 300 ms:" in out

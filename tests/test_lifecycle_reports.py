@@ -61,6 +61,12 @@ def test_reports_by_hand(store: Store) -> None:
         warmer = reports.getting_warmer(conn, now, days=7)
         nurtured = reports.nurtured(conn, lifecycle)
         handoff = reports.ready_for_handoff(conn, lifecycle)
+        counted = (
+            reports.count_in_stages(conn, list(lifecycle.nurture)),
+            reports.count_ready(conn, lifecycle),
+        )
+    # the funnel page's counts without reading the rows: cat in 'lead', bob recycled; dan ready
+    assert counted == (len(nurtured), len(handoff)) == (2, 1)
     counts = {(r["week"], r["stage"]): r["entered"] for r in funnel["counts"]}
     assert counts == {
         ("2024-04-29", "lead"): 4,

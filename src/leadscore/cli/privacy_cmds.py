@@ -98,13 +98,9 @@ def retention_cmd(
     """Delete old events now and rescore the leads that had them (the server runs this daily when
     LEADSCORE_RETENTION_DAYS is set)."""
     from leadscore.privacy.retention import apply_retention
-    from leadscore.scoring.run import now_ms
-    from leadscore.store.audit import audit
 
     with open_store(db) as store:
-        report = apply_retention(store, days)
-        with store.begin() as conn:
-            audit(conn, now_ms(), "cli", "privacy.retention", f"{days} days", deleted=report.deleted_events)
+        report = apply_retention(store, days, actor="cli")
     console.print(
         f"deleted {report.deleted_events} events older than {days} days; rescored {report.rescored_leads} leads",
         highlight=False,

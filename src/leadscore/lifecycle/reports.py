@@ -69,6 +69,18 @@ def nurtured(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
     return _people(conn, list(lifecycle.nurture))
 
 
+def count_in_stages(conn: Connection, stages: list[str]) -> int:
+    """How many leads ``_people`` lists for ``stages`` (``len(nurtured(...))`` without reading them)."""
+    # every stage row has its lead (a foreign key), so the join of ``_people`` adds nothing to the count
+    query = select(func.count()).select_from(lead_stages).where(lead_stages.c.stage.in_(stages))
+    return int(conn.execute(query).scalar_one())
+
+
+def count_ready(conn: Connection, lifecycle: Lifecycle) -> int:
+    """How many leads ``ready_for_handoff`` lists."""
+    return 0 if lifecycle.assignment is None else count_in_stages(conn, [lifecycle.assignment.stage])
+
+
 def ready_for_handoff(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
     """Leads in the handoff (assignment) stage, with their seller, when assigned and SLA deadline."""
     if lifecycle.assignment is None:
@@ -89,27 +101,42 @@ def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) 
     """Largest score increase over the last ``days``: current score minus the score ``days`` ago (the
     newest history row at or before then; 0 for a lead with no history then)."""
     since = now_ms - days * DAY_MS
-    before: dict[int, float] = {}
-    for lead_id, score in conn.execute(
-        select(score_history.c.lead_id, score_history.c.score)
-        .where(score_history.c.at_ms <= since)
-        .order_by(score_history.c.lead_id, score_history.c.at_ms, score_history.c.id)
-    ).all():
-        before[int(lead_id)] = float(score)
-    rows = []
-    for r in conn.execute(
-        select(scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name).join(
-            leads, leads.c.id == scores.c.lead_id
+    # one index probe per lead (ix_history_lead_at), not a read of the whole history
+    then = (
+        select(score_history.c.score)
+        .where(score_history.c.lead_id == scores.c.lead_id, score_history.c.at_ms <= since)
+        .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    score_then = func.coalesce(then, 0.0).label("score_then")
+    inner = (
+        select(
+            scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name, score_then
         )
-    ).mappings():
-        then = before.get(int(r["lead_id"]), 0.0)
-        rows.append({**dict(r), "score_then": then, "increase": float(r["score"]) - then})
-    rows = [r for r in rows if r["increase"] > 0]
-    rows.sort(key=lambda r: (-r["increase"], r["lead_id"]))
-    return rows[:top]
+        .join(leads, leads.c.id == scores.c.lead_id)
+        .subquery()
+    )
+    increase = (inner.c.score - inner.c.score_then).label("increase")
+    query = (
+        select(inner, increase)
+        .where(inner.c.score - inner.c.score_then > 0)
+        .order_by(increase.desc(), inner.c.lead_id)
+        .limit(top)
+    )
+    return [
+        {
+            **dict(r),
+            "score": float(r["score"]),
+            "score_then": float(r["score_then"]),
+            "increase": float(r["increase"]),
+        }
+        for r in conn.execute(query).mappings()
+    ]
 
 
-def _source(conn: Connection, by: str | None) -> dict[int, str]:
+def lead_groups(conn: Connection, by: str | None) -> dict[int, str]:
+    """Each lead's value of the attribute ``by`` (``(none)`` when it has none): the funnel's groups."""
     if by is None:
         return {}
     out = {}
@@ -119,14 +146,17 @@ def _source(conn: Connection, by: str | None) -> dict[int, str]:
     return out
 
 
-def funnel(conn: Connection, lifecycle: Lifecycle, by: str | None = None) -> dict[str, list[dict[str, Any]]]:
+def funnel(
+    conn: Connection, lifecycle: Lifecycle, by: str | None = None, groups: dict[int, str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Funnel counts and stage-to-stage conversion per week of entering (and per value of the lead
     attribute ``by``, e.g. ``lead_source`` or ``utm_campaign``); ``stages``: the same all time, each lead
     counted once per stage: how many entered each funnel stage and the share of them that later reached
-    the next one (or a stage beyond it)."""
+    the next one (or a stage beyond it). ``groups``: ``lead_groups(conn, by)`` when the caller has it."""
     order = list(lifecycle.funnel_stages())
     rank = {s: i for i, s in enumerate(order)}
-    groups = _source(conn, by)
+    if groups is None:
+        groups = lead_groups(conn, by)
     entries: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for h in all_stage_history(conn):
         entries[int(h["lead_id"])].append((str(h["to_stage"]), int(h["at_ms"])))
@@ -188,8 +218,14 @@ def funnel(conn: Connection, lifecycle: Lifecycle, by: str | None = None) -> dic
 
 def time_in_stage(conn: Connection, lifecycle: Lifecycle, now_ms: int) -> list[dict[str, Any]]:
     """Per stage: completed stays (count, mean and median hours) and leads in it now (their mean hours so far)."""
+    return stays_as_of(stays(conn, lifecycle), now_ms)
+
+
+def stays(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
+    """``time_in_stage`` without the clock: the open stays as the mean time they began (``current_since_ms``),
+    so the result depends on the stage history alone (``stays_as_of`` adds the hours so far)."""
     done: dict[str, list[float]] = defaultdict(list)
-    open_: dict[str, list[float]] = defaultdict(list)
+    open_: dict[str, list[int]] = defaultdict(list)
     by_lead: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for h in all_stage_history(conn):
         by_lead[int(h["lead_id"])].append(h)
@@ -197,20 +233,31 @@ def time_in_stage(conn: Connection, lifecycle: Lifecycle, now_ms: int) -> list[d
         for cur, nxt in itertools.pairwise(moves):
             done[cur["to_stage"]].append((nxt["at_ms"] - cur["at_ms"]) / 3_600_000)
         last = moves[-1]
-        open_[last["to_stage"]].append((now_ms - last["at_ms"]) / 3_600_000)
+        open_[last["to_stage"]].append(int(last["at_ms"]))
     out = []
     for stage in lifecycle.stages:
-        stays, current = done.get(stage.id, []), open_.get(stage.id, [])
+        finished, current = done.get(stage.id, []), open_.get(stage.id, [])
         out.append(
             {
                 "stage": stage.id,
-                "completed": len(stays),
-                "mean_hours": statistics.fmean(stays) if stays else None,
-                "median_hours": statistics.median(stays) if stays else None,
+                "completed": len(finished),
+                "mean_hours": statistics.fmean(finished) if finished else None,
+                "median_hours": statistics.median(finished) if finished else None,
                 "current": len(current),
-                "current_mean_hours": statistics.fmean(current) if current else None,
+                "current_since_ms": statistics.fmean(current) if current else None,
             }
         )
+    return out
+
+
+def stays_as_of(rows: list[dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+    """``stays`` with the mean hours so far of the open stays at ``now_ms``."""
+    out = []
+    for r in rows:
+        since = r["current_since_ms"]
+        row = {k: v for k, v in r.items() if k != "current_since_ms"}
+        row["current_mean_hours"] = None if since is None else (now_ms - since) / 3_600_000
+        out.append(row)
     return out
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from leadscore.scoring.pipeline import rescore_leads
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
+from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_from_inbox
 from leadscore.store.schema import events, identities
 
@@ -24,9 +25,14 @@ class RetentionReport:
     rescored_leads: int
 
 
-def apply_retention(store: Store, days: int, now: int | None = None) -> RetentionReport:
-    """Delete events older than ``days`` (by event time) and rescore the leads that had them."""
-    cutoff = (now or now_ms()) - days * DAY_MS
+def apply_retention(
+    store: Store, days: int, now: int | None = None, actor: str = "server"
+) -> RetentionReport:
+    """Delete events older than ``days`` (by event time) and rescore the leads that had them; each run is
+    written to the audit log in the same transaction (the dashboard's remembered reports see deletions
+    by it: ``web/data/remembered.py``)."""
+    stamp = now or now_ms()
+    cutoff = stamp - days * DAY_MS
     with store.begin() as conn:
         lead_ids = set(
             conn.execute(
@@ -38,6 +44,7 @@ def apply_retention(store: Store, days: int, now: int | None = None) -> Retentio
         )
         deleted = conn.execute(delete(events).where(events.c.ts < cutoff)).rowcount
         deleted += drop_from_inbox(conn, lambda row: row["ts"] < cutoff)
+        audit(conn, stamp, actor, "privacy.retention", f"{days} days", deleted=deleted)
     rescored = (
         rescore_leads(store, lead_ids, cause_ref=f"retention: events before {days} days deleted")
         if lead_ids

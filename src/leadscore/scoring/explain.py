@@ -14,7 +14,14 @@ from sqlalchemy import Connection, Select
 from leadscore.compile import Sources
 from leadscore.compile.contributions import Explanation, compile_contributions, read_explanations
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import _session_settings, all_leads, model_of
+from leadscore.scoring.run import (
+    BOUND_DIALECTS,
+    _session_settings,
+    all_leads,
+    bound_statement,
+    model_of,
+    target_params,
+)
 from leadscore.store.model_versions import ModelVersion, get_version
 from leadscore.store.results import read_current
 
@@ -28,11 +35,23 @@ def explain(
     return read_explanations(model, (dict(row) for row in conn.execute(query).mappings()))
 
 
+def _contributions(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
+    return compile_contributions(model, sources, targets, engine=dialect)
+
+
 def explain_lead(
     conn: Connection, model: ScoringModel, sources: Sources, lead_id: int, as_of: int
 ) -> Explanation | None:
-    """One lead's explanation as of a time (None when there is no such lead)."""
-    found = explain(conn, model, sources, all_leads(as_of, [lead_id]))
+    """One lead's explanation as of a time (None when there is no such lead). On SQLite and PostgreSQL
+    the statement is built once per model and the lead bound per call (``run.bound_statement``)."""
+    dialect = conn.dialect.name
+    if dialect not in BOUND_DIALECTS:
+        found = explain(conn, model, sources, all_leads(as_of, [lead_id]))
+        return found[0] if found else None
+    query = bound_statement(model, sources, dialect, compiler=_contributions)
+    _session_settings(conn)
+    rows = conn.execute(query, target_params(dialect, [(lead_id, as_of)])).mappings()
+    found = read_explanations(model, (dict(row) for row in rows))
     return found[0] if found else None
 
 

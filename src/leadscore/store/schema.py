@@ -61,7 +61,7 @@ leads = Table(
     # when each attribute's value was observed (event time), so the latest observation wins
     Column("attribute_ts", Json, nullable=False, server_default="{}"),
     Column("created_ms", BigInteger, nullable=False),
-    Column("updated_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False, index=True),  # the dashboard's remembered reports
 )
 
 identities = Table(
@@ -309,7 +309,7 @@ lead_stages = Table(
     metadata,
     # each lead's current stage; the row is also the lifecycle runner's claim on the lead
     Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
-    Column("stage", String(63), nullable=False),
+    Column("stage", String(63), nullable=False, index=True),  # the funnel's counts per stage
     Column("entered_ms", BigInteger, nullable=False),
     Column("seen_scored_ms", BigInteger),  # scores.scored_ms when last evaluated: differs → evaluate again
     Column("seen_crossing_id", Integer, nullable=False, server_default="0"),

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from leadscore.api.state import state_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.web.data import measure
+from leadscore.web.data.remembered import FEEDBACK_INPUTS, SCORING_INPUTS, remembered
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator
 
@@ -30,13 +31,26 @@ def evaluation_page(
         active = active_model(conn)
     context: dict[str, Any] = {"active": active, "outcome": outcome, "outcomes": measure.OUTCOMES}
     if active is not None and active.version is not None:
+        label = active.version.label
         try:
-            ev = measure.evaluation(store, active.model, active.version.label, outcome)
+            with store.connect() as conn:  # scores every lead at each cutoff: once per state of its inputs
+                ev = remembered(
+                    conn,
+                    SCORING_INPUTS,
+                    ("evaluation", label, active.version.sha256, outcome),
+                    lambda: measure.evaluation(store, active.model, label, outcome),
+                    errors=(NotEnoughDataError, ValueError),
+                )
         except (NotEnoughDataError, ValueError) as exc:
             context["problem"] = str(exc)
         else:
             context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
-        with store.connect() as conn:
-            context["feedback"] = feedback_evidence(conn, store.sources(), active.model, active.version.label)
+        with store.connect() as conn:  # scores every decision as of its time: once per state as well
+            context["feedback"] = remembered(
+                conn,
+                FEEDBACK_INPUTS,
+                ("feedback", label, active.version.sha256),
+                lambda: feedback_evidence(conn, store.sources(), active.model, label),
+            )
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7, every=measure.EVERY_DAYS)
     return page(request, viewer, "evaluation.html", **context)

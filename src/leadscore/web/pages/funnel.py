@@ -13,6 +13,8 @@ from leadscore.api.state import state_of
 from leadscore.lifecycle import reports
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
+from leadscore.store.schema import leads, stage_history
+from leadscore.web.data.remembered import remembered
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader
 
@@ -61,13 +63,23 @@ def funnel_page(
         lifecycle = active.model.lifecycle if active is not None else None
         if lifecycle is None:
             return page(request, viewer, "funnel.html", lifecycle=None)
-        overall = reports.funnel(conn, lifecycle)
-        grouped = reports.funnel(conn, lifecycle, by=by)
+        # the all-time reports read the whole stage history: computed once per state of what they read
+        shape = lifecycle.model_dump_json()
+        overall = remembered(
+            conn, (stage_history,), ("funnel", shape), lambda: reports.funnel(conn, lifecycle)
+        )
+        grouped = remembered(
+            conn,
+            (stage_history, leads),
+            ("funnel", shape, by),
+            lambda: reports.funnel(conn, lifecycle, by=by),
+        )
+        stays = remembered(conn, (stage_history,), ("stays", shape), lambda: reports.stays(conn, lifecycle))
         context: dict[str, Any] = {
-            "nurtured": len(reports.nurtured(conn, lifecycle)),
+            "nurtured": reports.count_in_stages(conn, list(lifecycle.nurture)),
             "warmer": reports.getting_warmer(conn, now),
-            "ready": len(reports.ready_for_handoff(conn, lifecycle)),
-            "times": reports.time_in_stage(conn, lifecycle, now),
+            "ready": reports.count_ready(conn, lifecycle),
+            "times": reports.stays_as_of(stays, now),
             "acceptance": reports.acceptance(conn),
         }
     order = list(lifecycle.funnel_stages())

@@ -19,6 +19,7 @@ from leadscore.store.alerts import list_alerts
 from leadscore.store.model_versions import get_version, list_versions
 from leadscore.store.shadows import shadow_versions
 from leadscore.web.data import measure
+from leadscore.web.data.remembered import SCORING_INPUTS, remembered
 from leadscore.web.pages.model import show_draft
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator, ModelPublisher, WebDenied
@@ -80,12 +81,34 @@ def review_page(
         context["shadows"] = shadows
         if proposals and active is not None and active.version is not None:
             start, end = measure.period(store)
-            try:
-                context["review"] = review(
-                    conn, store.sources(), active.model, active.version.label, start_ms=start, end_ms=end,
-                    outcome=OUTCOME, horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS,
-                    per_week=settings.alerts.capacity_per_week, min_support=min_support,
-                )  # fmt: skip
+            per_week, model, label = settings.alerts.capacity_per_week, active.model, active.version.label
+            try:  # backtests every proposal: once per state of what it reads
+                context["review"] = remembered(
+                    conn,
+                    SCORING_INPUTS,
+                    (
+                        "review",
+                        active.version.label,
+                        active.version.sha256,
+                        start,
+                        end,
+                        per_week,
+                        min_support,
+                    ),
+                    lambda: review(
+                        conn,
+                        store.sources(),
+                        model,
+                        label,
+                        start_ms=start,
+                        end_ms=end,
+                        outcome=OUTCOME,
+                        horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS,
+                        per_week=per_week,
+                        min_support=min_support,
+                    ),
+                    errors=(LeadscoreError, ValueError),
+                )
             except (LeadscoreError, ValueError) as exc:
                 context["problem"] = str(exc)
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7)

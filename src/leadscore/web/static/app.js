@@ -14,6 +14,8 @@
   }
 
   function data(canvas) {
+    // a fragment swapped in by htmx carries its data on the canvas (htmx drops <script> elements)
+    if (canvas.dataset.json) return JSON.parse(canvas.dataset.json);
     const el = document.getElementById(canvas.dataset.source);
     return el ? JSON.parse(el.textContent) : null;
   }
@@ -174,9 +176,11 @@
     if (!window.Chart) return;
     for (const canvas of root.querySelectorAll("canvas[data-chart]")) {
       if (canvas.dataset.drawn) continue;
-      canvas.dataset.drawn = "1";
+      canvas.dataset.drawn = "pending";
       if (canvas.dataset.chart === "journey") journey(canvas);
       else series(canvas);
+      // "1" only when a chart was drawn (a test waits for it), "empty" when there was nothing to draw
+      canvas.dataset.drawn = window.Chart.getChart(canvas) ? "1" : "empty";
     }
   }
 

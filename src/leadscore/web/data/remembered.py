@@ -1,0 +1,100 @@
+"""Reports that read whole tables, remembered per state of the tables they read.
+
+A report here is a pure function of some tables (the funnel of the stage history, an evaluation of the
+events, outcomes and stage moves). Its result is kept under a key made of its arguments and a
+fingerprint of each table it reads, read in O(1) through indexes:
+
+- the logs (events, stage moves, outcomes, feedback, model versions) only grow, so their largest id
+  changes with every insert; rows leave them only by erasure or retention, which write the audit log,
+  whose largest id is part of every fingerprint;
+- leads and accounts are updated in place, and every update stamps ``updated_ms`` with its time, so their
+  largest ``updated_ms`` (and largest id) changes with every write (``ix_leads_updated_ms``).
+
+So a remembered result is the one a fresh computation would give: nothing is served stale, it is only
+computed once per state. The numbers keep their one definition (``lifecycle.reports``, ``learn``): this
+module only decides when to call it again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Table, func, select
+
+from leadscore.store.schema import (
+    accounts,
+    audit_log,
+    events,
+    feedback,
+    leads,
+    model_versions,
+    outcomes,
+    stage_history,
+)
+
+T = TypeVar("T")
+SIZE = 32  # results kept (least recently used dropped)
+# tables updated in place: the column every update stamps with its time
+_STAMPED = {"leads": "updated_ms", "accounts": "updated_ms", "model_versions": "published_ms"}
+# what the evaluation and the model review read: the event log (identities change only with it),
+# attributes, outcomes, stage moves and sales feedback
+SCORING_INPUTS = (events, leads, accounts, outcomes, stage_history, feedback)
+# the sales feedback's evidence reads the same and which version was active at each decision
+FEEDBACK_INPUTS = (*SCORING_INPUTS, model_versions)
+
+_lock = threading.Lock()
+_memo: OrderedDict[Hashable, Any] = OrderedDict()
+
+
+def fingerprint(conn: Connection, tables: tuple[Table, ...]) -> tuple[Any, ...]:
+    """The state of ``tables`` as one row: each one's largest id (and largest update stamp), and the
+    audit log's largest id (erasure and retention, the only deletions, are audited)."""
+    columns: list[Any] = [select(func.max(audit_log.c.id)).scalar_subquery()]
+    for table in tables:
+        first = next(iter(table.primary_key.columns))
+        columns.append(select(func.max(first)).scalar_subquery())
+        if table.name in _STAMPED:
+            columns.append(select(func.max(table.c[_STAMPED[table.name]])).scalar_subquery())
+    return tuple(conn.execute(select(*columns)).one())
+
+
+def remembered(
+    conn: Connection,
+    tables: tuple[Table, ...],
+    key: Hashable,
+    compute: Callable[[], T],
+    errors: tuple[type[Exception], ...] = (),
+) -> T:
+    """``compute()``, or its result from an earlier call with the same key and the same ``tables``; an
+    exception of ``errors`` (e.g. "not enough data") is remembered and raised again the same way."""
+    full = (str(conn.engine.url), key, tuple(t.name for t in tables), fingerprint(conn, tables))
+    with _lock:
+        hit = _memo.get(full, _memo)
+        if hit is not _memo:
+            _memo.move_to_end(full)
+    if hit is _memo:
+        try:
+            hit = compute()
+        except errors as exc:
+            hit = _Raised(exc)
+        with _lock:
+            _memo[full] = hit
+            while len(_memo) > SIZE:
+                _memo.popitem(last=False)
+    if isinstance(hit, _Raised):
+        raise hit.exc
+    return hit
+
+
+class _Raised:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
+def forget() -> None:
+    """Drop every remembered result (tests)."""
+    with _lock:
+        _memo.clear()
