@@ -161,6 +161,9 @@ def pages(ids: Ids, rnd: random.Random) -> dict[str, Page]:
         "dead letter": Page("/deadletters/{letter_id}", lambda i: f"/deadletters/{ids.letter}"),
         "tracking code": Page("/tracking", lambda i: "/tracking"),
         "users": Page("/users", lambda i: "/users"),
+        "user notifications": Page("/users/{user_id}/notifications", lambda i: "/users/1/notifications"),
+        "profile (seller)": Page("/profile", lambda i: "/profile", seller=True),
+        "API keys": Page("/keys", lambda i: "/keys"),
     }
     missing = page_routes() - {p.route for p in every.values()}
     assert not missing, f"pages the benchmark does not ask for: {sorted(missing)}"

@@ -65,6 +65,9 @@ def shots(lead_id: int, account_id: int, letter_id: int, old: int, new: int) -> 
         Shot("deadletter", "/deadletters/{letter_id}", f"/deadletters/{letter_id}", "admin"),
         Shot("tracking", "/tracking", "/tracking", "admin"),
         Shot("users", "/users", "/users", "admin"),
+        Shot("user-notifications", "/users/{user_id}/notifications", "/users/1/notifications", "admin"),
+        Shot("profile-seller", "/profile", "/profile", "sales"),
+        Shot("keys", "/keys", "/keys", "admin"),
         Shot("error-not-found", "/leads/{lead_id}", "/leads/999999999", "marketing", status=404),
         Shot("error-not-allowed", "/users", "/users", "sales", status=403),
     ]
