@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, select
 from leadscore.model import ScoringModel
 from leadscore.settings import Settings
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, ledger, scores
+from leadscore.store.score_names import named, scores_of
 
 REASONS = 3
 PAGES = 5
@@ -35,7 +36,7 @@ def lead_context(conn: Connection, model: ScoringModel, lead_id: int, settings: 
             select(leads, accounts.c.name.label("account_name"), lead_stages.c.stage, scores)
             .select_from(
                 leads.outerjoin(accounts, accounts.c.id == leads.c.account_id)
-                .outerjoin(scores, scores.c.lead_id == leads.c.id)
+                .outerjoin(scores, scores_of(leads.c.id))
                 .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
             )
             .where(leads.c.id == lead_id)
@@ -78,7 +79,11 @@ def _reasons(conn: Connection, model: ScoringModel, lead_id: int) -> list[dict[s
     names = {r.id: r.name for r in (*model.fit, *model.engagement)}
     rows = conn.execute(
         select(ledger.c.rule_id, ledger.c.score_points, ledger.c.matched)
-        .where(ledger.c.lead_id == lead_id, ledger.c.score_points > 0)
+        .where(
+            ledger.c.lead_id == lead_id,
+            named(ledger.c.score_name, None),
+            ledger.c.score_points > 0,
+        )
         .order_by(ledger.c.score_points.desc(), ledger.c.rule_id)
     ).all()
     return [

@@ -26,6 +26,7 @@ from leadscore.compile.conditions import compile_condition
 from leadscore.compile.query import lead_resolver
 from leadscore.model import Condition, Gate, ScoringModel, duration_seconds
 from leadscore.store.schema import accounts, events, identities, leads, ledger, scores
+from leadscore.store.score_names import named
 
 GRADE_RANK = {"A": 0, "B": 1, "C": 2, "D": 3}
 
@@ -127,12 +128,14 @@ def read_facts(conn: Connection, stage_rows: Iterable[dict[str, object]]) -> dic
     points: dict[int, dict[str, float]] = {}
     for lead_id, rule_id, score_points in conn.execute(
         select(ledger.c.lead_id, ledger.c.rule_id, ledger.c.score_points).where(
-            ledger.c.lead_id.in_(ids), ledger.c.score_points != 0
+            ledger.c.lead_id.in_(ids), named(ledger.c.score_name, None), ledger.c.score_points != 0
         )
     ):
         points.setdefault(int(lead_id), {})[str(rule_id)] = float(score_points)
     out: dict[int, Facts] = {}
-    for r in conn.execute(select(scores).where(scores.c.lead_id.in_(ids))).mappings():
+    for r in conn.execute(
+        select(scores).where(scores.c.lead_id.in_(ids), named(scores.c.score_name, None))
+    ).mappings():
         lid = int(r["lead_id"])
         out[lid] = Facts(
             lead_id=lid,

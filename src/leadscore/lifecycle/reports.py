@@ -28,6 +28,7 @@ from leadscore.store.schema import (
     score_history,
     scores,
 )
+from leadscore.store.score_names import named, scores_of
 
 DAY_MS = 86_400_000
 NONE = "(none)"
@@ -55,7 +56,7 @@ def _people(conn: Connection, stages: list[str] | None = None) -> list[dict[str,
         .select_from(
             lead_stages.join(leads, leads.c.id == lead_stages.c.lead_id)
             .outerjoin(accounts, accounts.c.id == leads.c.account_id)
-            .outerjoin(scores, scores.c.lead_id == leads.c.id)
+            .outerjoin(scores, scores_of(leads.c.id))
         )
         .order_by(scores.c.score.desc(), leads.c.id)
     )
@@ -90,15 +91,15 @@ def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) 
     before: dict[int, float] = {}
     for lead_id, score in conn.execute(
         select(score_history.c.lead_id, score_history.c.score)
-        .where(score_history.c.at_ms <= since)
+        .where(score_history.c.at_ms <= since, named(score_history.c.score_name, None))
         .order_by(score_history.c.lead_id, score_history.c.at_ms, score_history.c.id)
     ).all():
         before[int(lead_id)] = float(score)
     rows = []
     for r in conn.execute(
-        select(scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name).join(
-            leads, leads.c.id == scores.c.lead_id
-        )
+        select(
+            scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name
+        ).select_from(scores.join(leads, scores_of(leads.c.id)))
     ).mappings():
         then = before.get(int(r["lead_id"]), 0.0)
         rows.append({**dict(r), "score_then": then, "increase": float(r["score"]) - then})

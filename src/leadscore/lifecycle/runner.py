@@ -45,6 +45,7 @@ from leadscore.store.lifecycle_tables import (
     start_stages,
 )
 from leadscore.store.schema import lead_stages, score_events
+from leadscore.store.score_names import named
 
 log = logging.getLogger("leadscore.lifecycle")
 BATCH = 200
@@ -137,7 +138,11 @@ def _new_crossings(conn: Connection, rows: list[dict[str, Any]]) -> dict[int, li
     out: dict[int, list[dict[str, Any]]] = {}
     query = (
         select(score_events)
-        .where(score_events.c.lead_id.in_(list(seen)), score_events.c.id > min(seen.values()))
+        .where(
+            score_events.c.lead_id.in_(list(seen)),
+            score_events.c.id > min(seen.values()),
+            named(score_events.c.score_name, None),
+        )
         .order_by(score_events.c.id)
     )
     for r in conn.execute(query).mappings():
