@@ -70,8 +70,9 @@ def downgrade() -> None:
             no=False, primary=PRIMARY
         )
     )
-    with op.batch_alter_table("model_versions") as batch:
-        batch.drop_column("score_name")
+    # a plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch would recreate model_versions, which
+    # SQLite refuses to drop while scores, history and backtests reference it
+    op.drop_column("model_versions", "score_name")
     op.drop_table("score_names")
 
 

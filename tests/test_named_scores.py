@@ -1,0 +1,314 @@
+"""Several scores per lead (one per product line): two models score the same events differently, each
+kept under its own name with its own versions; publishing or rolling back one leaves the other as it was.
+
+The expected numbers are worked out by hand from the two models below (scale: fit and engagement weighted
+½ each, 100 raw points = 100; bands hot ≥ 70, warm ≥ 40; grades A ≥ 75, B ≥ 50, C ≥ 25; levels 1 ≥ 75,
+2 ≥ 50, 3 ≥ 25).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect, select, text
+
+import leadscore.store.engine
+from leadscore.demo import run_demo
+from leadscore.errors import InputError, NotFoundError
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.model import loads_model
+from leadscore.scoring.clock import tick
+from leadscore.scoring.explain import explain_current
+from leadscore.scoring.pipeline import activate_version, ingest, publish, rescore_all
+from leadscore.store import Store
+from leadscore.store.model_versions import active_version, active_versions
+from leadscore.store.people import find_lead
+from leadscore.store.results import read_crossings, read_current, read_history
+from leadscore.store.schema import score_history, scores
+from leadscore.store.score_names import check_name, list_scores, primary_score, set_primary
+
+T0 = parse_time("2024-05-01T00:00:00Z", "t0")
+NOW = parse_time("2024-06-01T00:00:00Z", "now")
+MIGRATIONS = Path(leadscore.store.engine.__file__).parent / "migrations"
+HOUR = 3_600_000
+
+CORE = """
+model: core
+fit:
+  - {id: marketing, name: Marketing role, when: {attribute: job_title, contains: marketing}, points: 60}
+engagement:
+  - {id: demo, name: Requested a demo, kind: once, event: {type: track, name: Demo Requested}, points: 40}
+  - {id: webinar, name: Joined a webinar, kind: once, event: {type: track, name: Webinar Joined}, points: 10}
+"""
+
+ANALYTICS = """
+model: analytics
+fit:
+  - {id: analyst, name: Analyst role, when: {attribute: job_title, contains: analyst}, points: 80}
+engagement:
+  - {id: report, name: Built a report, kind: once, event: {type: track, name: Report Built}, points: 80}
+  - {id: demo, name: Requested a demo, kind: once, event: {type: track, name: Demo Requested}, points: 20}
+"""
+
+# a second analytics version: the report is worth 40 (ann: engagement 40 + 20 = 60, score ½·80 + ½·60 = 70)
+ANALYTICS_2 = ANALYTICS.replace("points: 80}\n  - {id: demo", "points: 40}\n  - {id: demo")
+
+
+def message(user: str, n: int, at: int, **fields: Any) -> Any:
+    raw = {"userId": user, "messageId": f"{user}-{n}", "timestamp": at, **fields}
+    return normalise(raw, received_ms=at)
+
+
+def events() -> list[Any]:
+    """ann: a marketing analyst who requested a demo and built a report; bob: in sales, requested a demo."""
+    return [
+        message("ann", 0, T0, type="identify", traits={"job_title": "Marketing Analyst"}),
+        message("ann", 1, T0 + HOUR, type="track", event="Demo Requested"),
+        message("ann", 2, T0 + 2 * HOUR, type="track", event="Report Built"),
+        message("bob", 0, T0, type="identify", traits={"job_title": "Sales"}),
+        message("bob", 1, T0 + HOUR, type="track", event="Demo Requested"),
+    ]
+
+
+def current(store: Store, user: str, name: str | None) -> dict[str, Any]:
+    with store.connect() as conn:
+        lead = find_lead(conn, external_id=user)
+        assert lead is not None
+        row, _ = read_current(conn, lead, name)
+    assert row is not None
+    return row
+
+
+def numbers(row: dict[str, Any]) -> tuple[float, float, float, str, int, str]:
+    keys = ("score", "fit_score", "engagement_score", "grade", "level", "band")
+    return tuple(row[k] for k in keys)  # type: ignore[return-value]
+
+
+# ann, core: fit 60 (B), engagement 40 (level 3), score ½·60 + ½·40 = 50 (warm)
+ANN_CORE = (50.0, 60.0, 40.0, "B", 3, "warm")
+# ann, analytics: fit 80 (A), engagement 80 + 20 = 100 (level 1), score ½·80 + ½·100 = 90 (hot)
+ANN_ANALYTICS = (90.0, 80.0, 100.0, "A", 1, "hot")
+# bob, core: fit 0 (D), engagement 40 (level 3), score 20 (cold)
+BOB_CORE = (20.0, 0.0, 40.0, "D", 3, "cold")
+# bob, analytics: fit 0 (D), engagement 20 (level 4), score 10 (cold)
+BOB_ANALYTICS = (10.0, 0.0, 20.0, "D", 4, "cold")
+
+
+def two_scores(store: Store) -> None:
+    publish(store, loads_model(CORE), score_name="core", as_of=T0)
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
+    ingest(store, events(), source="test", as_of=T0 + 3 * HOUR)
+
+
+def test_two_models_score_the_same_events_each_under_its_own_name(store: Store) -> None:
+    two_scores(store)
+    assert numbers(current(store, "ann", "core")) == ANN_CORE
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(store, "bob", "core")) == BOB_CORE
+    assert numbers(current(store, "bob", "analytics")) == BOB_ANALYTICS
+    # the first score published is the primary: what every surface reads when no score is named
+    assert numbers(current(store, "ann", None)) == ANN_CORE
+    with store.connect() as conn:
+        assert primary_score(conn) == "core"
+        assert [(s.name, s.is_primary) for s in list_scores(conn)] == [("core", True), ("analytics", False)]
+        assert [(v.score_name, v.label) for v in active_versions(conn)] == [
+            ("core", "core@1"),
+            ("analytics", "analytics@1"),
+        ]
+        ann = find_lead(conn, external_id="ann")
+        assert ann is not None
+        # each score's history: created at 0, then a row where that score moved (hand-computed)
+        core_history = [(h["at_ms"], h["score"]) for h in read_history(conn, ann, "core")]
+        analytics_history = [(h["at_ms"], h["score"]) for h in read_history(conn, ann, "analytics")]
+        # core: identify makes fit 60 → 30; the demo → 50; the report changes nothing in core
+        assert core_history == [(T0 - 1, 0.0), (T0, 30.0), (T0 + HOUR, 50.0)]
+        # analytics: fit 80 → 40; demo 20 → 50; report 80 → 90
+        assert analytics_history == [(T0 - 1, 0.0), (T0, 40.0), (T0 + HOUR, 50.0), (T0 + 2 * HOUR, 90.0)]
+        # ledgers per score: core's lines and analytics' lines, never mixed
+        _, core_lines = read_current(conn, ann, "core")
+        _, analytics_lines = read_current(conn, ann, "analytics")
+        assert {(line["rule_id"], line["score_points"]) for line in core_lines if line["score_points"]} == {
+            ("marketing", 30.0),
+            ("demo", 20.0),
+        }
+        assert {
+            (line["rule_id"], line["score_points"]) for line in analytics_lines if line["score_points"]
+        } == {("analyst", 40.0), ("report", 40.0), ("demo", 10.0)}
+        # crossings per score: ann's analytics score crossed into hot (cold → warm at 50, then hot at 90
+        # within one batch: one current-state change, cold → hot); her core score went cold → warm
+        assert [(c["kind"], c["from_value"], c["to_value"]) for c in read_crossings(conn, ann, "analytics")
+                if c["kind"] == "band"] == [("band", None, "hot")]  # fmt: skip
+        assert [
+            (c["kind"], c["to_value"]) for c in read_crossings(conn, ann, "core") if c["kind"] == "band"
+        ] == [("band", "warm")]
+        # the explanation of each score adds up to that score
+        for name, expected in (("core", 50.0), ("analytics", 90.0)):
+            explained = explain_current(conn, store.sources(), ann, name)
+            assert explained is not None
+            version, explanation = explained
+            assert version.score_name == name
+            assert explanation.ledger.score == expected
+            assert sum(line.score_points for line in explanation.ledger.lines) == pytest.approx(expected)
+            # the demo event counts in both scores, for its own points in each (core 40 → 20, analytics 20
+            # → 10 on the 0–100 scale)
+            demo = explanation.line_events("demo")
+            assert [share for _, share in demo] == [20.0 if name == "core" else 10.0]
+
+
+def test_publishing_one_score_rescores_only_that_score(store: Store) -> None:
+    two_scores(store)
+    with store.connect() as conn:
+        before_core = conn.execute(
+            select(scores.c.lead_id, scores.c.scored_ms, scores.c.score).where(scores.c.score_name == "core")
+        ).all()
+        core_history = conn.execute(
+            select(score_history.c.id).where(score_history.c.score_name == "core")
+        ).all()
+    version, rescored = publish(store, loads_model(ANALYTICS_2), score_name="analytics", as_of=T0 + 3 * HOUR)
+    assert (version.label, version.score_name, rescored) == ("analytics@2", "analytics", 2)
+    # analytics, version 2 (report 40): ann ½·80 + ½·(40 + 20) = 70 (hot, level 2); bob unchanged
+    assert numbers(current(store, "ann", "analytics")) == (70.0, 80.0, 60.0, "A", 2, "hot")
+    assert numbers(current(store, "bob", "analytics")) == BOB_ANALYTICS
+    with store.connect() as conn:
+        # core untouched: the same rows, stamped at the same time, and no history row added
+        assert (
+            conn.execute(
+                select(scores.c.lead_id, scores.c.scored_ms, scores.c.score).where(
+                    scores.c.score_name == "core"
+                )
+            ).all()
+            == before_core
+        )
+        assert (
+            conn.execute(select(score_history.c.id).where(score_history.c.score_name == "core")).all()
+            == core_history
+        )
+        assert active_version(conn, "core").label == "core@1"
+        assert active_version(conn, "analytics").label == "analytics@2"
+        first = next(v for v in active_versions(conn) if v.score_name == "core")
+    # rolling analytics back restores its numbers, and core is still core@1
+    with store.connect() as conn:
+        from leadscore.store.model_versions import find_version
+
+        v1 = find_version(conn, "analytics@1")
+    activate_version(store, v1.id, action="rolled back", as_of=T0 + 3 * HOUR)
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    with store.connect() as conn:
+        assert active_version(conn, "core").id == first.id
+
+
+def test_full_rescoring_and_the_clock_score_every_active_model(store: Store) -> None:
+    two_scores(store)
+    ledgers = rescore_all(store, as_of=T0 + 3 * HOUR)
+    # the primary score's ledgers are returned; both scores are saved
+    assert sorted(lg.score for lg in ledgers) == [20.0, 50.0]
+    assert numbers(current(store, "bob", "analytics")) == BOB_ANALYTICS
+    assert tick(store, now=T0 + 4 * HOUR).leads == 0  # no window or decay: nothing is ever due
+
+
+def test_score_names_are_checked_and_the_primary_can_move(store: Store) -> None:
+    two_scores(store)
+    for bad in ("", "Core", "9lives", "a b", "x" * 64, "core\x00"):
+        with pytest.raises(InputError):
+            check_name(bad)
+    with store.begin() as conn:
+        with pytest.raises(NotFoundError):
+            set_primary(conn, "partners")
+        set_primary(conn, "analytics")
+    assert numbers(current(store, "ann", None)) == ANN_ANALYTICS
+    with store.connect() as conn:
+        assert [s.name for s in list_scores(conn) if s.is_primary] == ["analytics"]
+
+
+def test_a_store_of_one_model_has_one_score_named_primary(store: Store) -> None:
+    publish(store, loads_model(CORE), as_of=T0)
+    ingest(store, events(), source="test", as_of=T0 + 3 * HOUR)
+    assert numbers(current(store, "ann", None)) == ANN_CORE
+    with store.connect() as conn:
+        assert primary_score(conn) == "primary"
+        assert set(conn.execute(select(scores.c.score_name)).scalars()) == {"primary"}
+    # publishing another model without naming a score replaces the primary one, as before
+    publish(store, loads_model(ANALYTICS), as_of=T0 + 3 * HOUR)
+    assert numbers(current(store, "ann", None)) == ANN_ANALYTICS
+    with store.connect() as conn:
+        assert [v.label for v in active_versions(conn)] == ["analytics@1"]
+
+
+# --- migration 0016: a store of one model becomes the primary score, no number changes
+
+TABLES = {
+    "scores": "lead_id",
+    "ledger": "lead_id, rule_id",
+    "score_history": "id",
+    "score_events": "id",
+}
+
+
+def _alembic(store: Store, action: str, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, action)(cfg, revision)
+
+
+def _rows(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the tables that hold numbers, less the score name column, in key order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    with store.engine.connect() as conn:
+        for table, key in TABLES.items():
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}")).mappings()
+            out[table] = [{k: v for k, v in r.items() if k != "score_name"} for r in rows]
+    return out
+
+
+def test_the_migration_keeps_every_number_of_the_demo(store: Store, tmp_path: Path) -> None:
+    url = store.url if store.dialect == "postgresql" else str(tmp_path / "demo.db")
+    run_demo(url, leads=30, seed=7, now_ms=NOW)
+    demo = Store.from_url(url)
+    try:
+        _alembic(demo, "downgrade", "0014")  # the store as the previous head holds it
+        before = _rows(demo)
+        assert len(before["scores"]) == 30 and len(before["score_history"]) > 60
+        with demo.engine.connect() as conn:
+            assert "score_name" not in {c["name"] for c in inspect(conn).get_columns("scores")}
+        _alembic(demo, "upgrade", "heads")
+        assert _rows(demo) == before
+        with demo.connect() as conn:
+            assert primary_score(conn) == "primary"
+            assert [(s.name, s.is_primary) for s in list_scores(conn)] == [("primary", True)]
+            for table in TABLES:
+                names = conn.execute(text(f"SELECT DISTINCT score_name FROM {table}")).scalars().all()
+                assert names == ["primary"]
+            assert [v.score_name for v in active_versions(conn)] == ["primary"]
+        # the migrated store scores as before: rescoring as of the demo's time changes no score
+        rescore_all(demo, as_of=NOW // 1000 * 1000)
+        after = _rows(demo)["scores"]
+        assert [(r["lead_id"], r["score"], r["grade"], r["level"], r["band"]) for r in after] == [
+            (r["lead_id"], r["score"], r["grade"], r["level"], r["band"]) for r in before["scores"]
+        ]
+        # a second score published beside it leaves the primary's numbers alone
+        publish(demo, loads_model(ANALYTICS), score_name="analytics", as_of=NOW // 1000 * 1000)
+        with demo.connect() as conn:
+            primary_rows = conn.execute(
+                select(scores.c.lead_id, scores.c.score)
+                .where(scores.c.score_name == "primary")
+                .order_by(scores.c.lead_id)
+            ).all()
+            assert (
+                len(conn.execute(select(scores.c.lead_id).where(scores.c.score_name == "analytics")).all())
+                == 30
+            )
+        assert [(lid, s) for lid, s in primary_rows] == [(r["lead_id"], r["score"]) for r in before["scores"]]
+        # and the downgrade keeps the primary score, dropping the other
+        _alembic(demo, "downgrade", "0014")
+        assert [(r["lead_id"], r["score"]) for r in _rows(demo)["scores"]] == [
+            (r["lead_id"], r["score"]) for r in before["scores"]
+        ]
+        _alembic(demo, "upgrade", "heads")
+    finally:
+        demo.dispose()
