@@ -20,15 +20,18 @@ import leadscore.store.engine
 from leadscore.demo import run_demo
 from leadscore.errors import InputError, NotFoundError
 from leadscore.ingest.segment import normalise, parse_time
+from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
 from leadscore.scoring.clock import tick
 from leadscore.scoring.explain import explain_current
 from leadscore.scoring.pipeline import activate_version, ingest, publish, rescore_all
+from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.lifecycle_tables import read_stage_history
 from leadscore.store.model_versions import active_version, active_versions
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_crossings, read_current, read_history
-from leadscore.store.schema import score_history, scores
+from leadscore.store.schema import outbox, score_history, scores
 from leadscore.store.score_names import check_name, list_scores, primary_score, set_primary
 
 T0 = parse_time("2024-05-01T00:00:00Z", "t0")
@@ -312,3 +315,79 @@ def test_the_migration_keeps_every_number_of_the_demo(store: Store, tmp_path: Pa
         _alembic(demo, "upgrade", "heads")
     finally:
         demo.dispose()
+
+
+# --- lifecycle gates name a score: one lead is an MQL for one team and not for the other
+
+CORE_LIFECYCLE = (
+    CORE
+    + """
+lifecycle:
+  initial: lead
+  stages:
+    - {id: lead, name: Lead}
+    - {id: mql_core, name: MQL for the core team}
+    - {id: mql_analytics, name: MQL for the analytics team}
+  transitions:
+    - {id: core_mql, from: [lead], to: mql_core, when: {score: core, score_at_least: 55, grade_at_least: B}}
+    - {id: analytics_mql, from: [lead], to: mql_analytics, when: {score: analytics, score_at_least: 60, grade_at_least: B}}
+  actions:
+    - {id: tell_core, trigger: {crossing: [band, hot]}, webhook: {url: "http://hooks.example/core"}}
+    - {id: tell_analytics, trigger: {crossing: [band, hot], score: analytics}, webhook: {url: "http://hooks.example/analytics"}}
+"""
+)
+# analytics with the report worth 10: ann's engagement 10 + 20 = 30, score ½·80 + ½·30 = 55 (warm)
+ANALYTICS_WEAK = ANALYTICS.replace("points: 80}\n  - {id: demo", "points: 10}\n  - {id: demo")
+
+
+def stages(store: Store, user: str) -> list[str]:
+    with store.connect() as conn:
+        lead = find_lead(conn, external_id=user)
+        return [h["to_stage"] for h in read_stage_history(conn, lead)]  # type: ignore[arg-type]
+
+
+def test_a_lead_is_an_mql_for_one_team_and_not_the_other(store: Store) -> None:
+    publish(store, loads_model(CORE_LIFECYCLE), score_name="core", as_of=T0)
+    publish(store, loads_model(ANALYTICS_WEAK), score_name="analytics", as_of=T0)
+    carl = [
+        message("carl", 0, T0, type="identify", traits={"job_title": "Marketing Manager"}),
+        message("carl", 1, T0 + HOUR, type="track", event="Demo Requested"),
+        message("carl", 2, T0 + HOUR, type="track", event="Webinar Joined"),
+    ]
+    ingest(store, [*events(), *carl], source="test", as_of=T0 + 3 * HOUR)
+    run_round(store, Settings(), now_ms=T0 + 3 * HOUR, deliver=False)
+    # carl, core: fit 60 (B), engagement 40 + 10 = 50, score 55 ≥ 55 → MQL for the core team;
+    # carl, analytics: fit 0 (D), engagement 20, score 10 → not
+    assert numbers(current(store, "carl", "core")) == (55.0, 60.0, 50.0, "B", 2, "warm")
+    assert numbers(current(store, "carl", "analytics")) == (10.0, 0.0, 20.0, "D", 4, "cold")
+    assert stages(store, "carl") == ["lead", "mql_core"]
+    # ann: core 50 < 55, analytics 55 < 60: an MQL for neither yet; bob: for neither
+    assert stages(store, "ann") == ["lead"]
+    assert stages(store, "bob") == ["lead"]
+    # the analytics team's model values the report more: only the analytics score is rescored, and the
+    # lifecycle sees it (ann, analytics: 90, A) → an MQL for the analytics team, not for the core team
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0 + 3 * HOUR)
+    run_round(store, Settings(), now_ms=T0 + 4 * HOUR, deliver=False)
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(store, "ann", "core")) == ANN_CORE
+    assert stages(store, "ann") == ["lead", "mql_analytics"]
+    assert stages(store, "carl") == ["lead", "mql_core"]
+    # notifications per score: ann's analytics score crossed into hot (55 → 90); no core score is hot
+    with store.connect() as conn:
+        ann = find_lead(conn, external_id="ann")
+        sent = conn.execute(select(outbox.c.action, outbox.c.lead_id, outbox.c.target)).all()
+    assert [(a, lid, t) for a, lid, t in sent if a.startswith("tell_")] == [
+        ("tell_analytics", ann, "http://hooks.example/analytics")
+    ]
+
+
+def test_a_gate_naming_an_unknown_score_never_holds(store: Store) -> None:
+    model = CORE_LIFECYCLE.replace(
+        "score: analytics, score_at_least: 60", "score: partners, score_at_least: 0"
+    )
+    publish(store, loads_model(model), score_name="core", as_of=T0)
+    ingest(store, events(), source="test", as_of=T0 + 3 * HOUR)
+    run_round(store, Settings(), now_ms=T0 + 3 * HOUR, deliver=False)
+    # no lead has a "partners" score, so no one takes that transition, though it asks for 0 points
+    assert stages(store, "ann") == ["lead"]
+    assert stages(store, "bob") == ["lead"]

@@ -82,12 +82,17 @@ def _history(
 def claim_dirty(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """Stage rows whose lead was rescored since it was last evaluated, with the current score; claimed
     (row-locked, skipping rows another runner holds) on PostgreSQL."""
+    # rescored: any of the lead's named scores (gates may name any), so the newest scoring time of all
+    newest = (
+        select(func.max(scores.c.scored_ms))
+        .where(scores.c.lead_id == lead_stages.c.lead_id)
+        .correlate(lead_stages)
+        .scalar_subquery()
+    )
     query = (
-        select(lead_stages, scores.c.scored_ms)
+        select(lead_stages, newest.label("scored_ms"))
         .select_from(lead_stages.join(scores, scores_of(lead_stages.c.lead_id)))
-        .where(
-            or_(lead_stages.c.seen_scored_ms.is_(None), lead_stages.c.seen_scored_ms != scores.c.scored_ms)
-        )
+        .where(or_(lead_stages.c.seen_scored_ms.is_(None), lead_stages.c.seen_scored_ms != newest))
         .order_by(lead_stages.c.lead_id)
         .limit(limit)
     )
