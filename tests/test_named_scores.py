@@ -8,15 +8,20 @@ The expected numbers are worked out by hand from the two models below (scale: fi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, select, text
+from typer.testing import CliRunner
 
 import leadscore.store.engine
+from leadscore.api import create_app
+from leadscore.cli.main import app as cli
 from leadscore.demo import run_demo
 from leadscore.errors import InputError, NotFoundError
 from leadscore.ingest.segment import normalise, parse_time
@@ -27,12 +32,14 @@ from leadscore.scoring.explain import explain_current
 from leadscore.scoring.pipeline import activate_version, ingest, publish, rescore_all
 from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.keys import create_key
 from leadscore.store.lifecycle_tables import read_stage_history
 from leadscore.store.model_versions import active_version, active_versions
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import outbox, score_history, scores
 from leadscore.store.score_names import check_name, list_scores, primary_score, set_primary
+from live_server import serving
 
 T0 = parse_time("2024-05-01T00:00:00Z", "t0")
 NOW = parse_time("2024-06-01T00:00:00Z", "now")
@@ -391,3 +398,75 @@ def test_a_gate_naming_an_unknown_score_never_holds(store: Store) -> None:
     # no lead has a "partners" score, so no one takes that transition, though it asks for 0 points
     assert stages(store, "ann") == ["lead"]
     assert stages(store, "bob") == ["lead"]
+
+
+# --- surfaces: the read API, CSV export, the CLI, each reading the score named (the primary by default)
+
+
+def test_the_api_and_cli_read_the_score_named(store: Store) -> None:
+    two_scores(store)
+    with store.begin() as conn:
+        _, token = create_key(conn, "read", "reader", 0)
+    auth = {"Authorization": f"Bearer {token}"}
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url:
+        default = httpx.get(f"{url}/v1/leads", headers=auth).json()
+        analytics = httpx.get(f"{url}/v1/leads?score=analytics", headers=auth).json()
+        hot = httpx.get(f"{url}/v1/leads?score=analytics&band=hot", headers=auth).json()
+        csv_text = httpx.get(f"{url}/v1/leads?score=analytics&format=csv", headers=auth).text
+        unknown = httpx.get(f"{url}/v1/leads?score=partners", headers=auth)
+        malformed = httpx.get(f"{url}/v1/leads?score=Not%20a%20name", headers=auth)
+        lead = httpx.get(f"{url}/v1/leads/ann?score=analytics", headers=auth).json()
+        explained = httpx.get(f"{url}/v1/leads/ann/explanation?score=analytics", headers=auth).json()
+        unknown_lead_score = httpx.get(f"{url}/v1/leads/ann?score=partners", headers=auth)
+    # by default the primary score (core): ann 50, bob 20; every row lists both named scores
+    assert [(r["email"] or r["external_id"], r["score"]) for r in default["leads"]] == [
+        ("ann", 50.0),
+        ("bob", 20.0),
+    ]
+    ann_row = default["leads"][0]
+    assert {name: s["score"] for name, s in ann_row["scores"].items()} == {"core": 50.0, "analytics": 90.0}
+    assert [(r["external_id"], r["score"]) for r in analytics["leads"]] == [("ann", 90.0), ("bob", 10.0)]
+    # the filter reads the score named: only ann's analytics score is hot (core: nobody is)
+    assert [r["external_id"] for r in hot["leads"]] == ["ann"]
+    lines = csv_text.strip().splitlines()
+    header = lines[0].split(",")
+    ann_csv = dict(
+        zip(header, next(line for line in lines if ",ann," in f",{line},").split(","), strict=True)
+    )
+    assert float(ann_csv["score"]) == 90.0
+    assert unknown.status_code == 404 and "partners" in unknown.json()["error"]
+    assert malformed.status_code == 422
+    assert lead["score"]["score"] == 90.0 and lead["score"]["score_name"] == "analytics"
+    assert [h["score"] for h in lead["history"]] == [0.0, 40.0, 50.0, 90.0]
+    assert set(lead["scores"]) == {"core", "analytics"}
+    assert explained["model"] == "analytics@1" and explained["explanation"]["score"] == 90.0
+    assert unknown_lead_score.status_code == 404
+
+    runner = CliRunner()
+    db = ["--db", str(store.url)]
+    out = runner.invoke(
+        cli,
+        [
+            "explain",
+            "ann",
+            "--score",
+            "analytics",
+            "--format",
+            "json",
+            "--as-of",
+            "2024-05-01T03:00:00Z",
+            *db,
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["score"] == 90.0 and json.loads(out.output)["model"] == "analytics@1"
+    out = runner.invoke(cli, ["explain", "ann", "--format", "json", "--as-of", "2024-05-01T03:00:00Z", *db])
+    assert json.loads(out.output)["score"] == 50.0 and json.loads(out.output)["model"] == "core@1"
+    out = runner.invoke(cli, ["model", "show", "--score", "analytics", *db])
+    assert out.exit_code == 0 and "model: analytics" in out.output
+    out = runner.invoke(cli, ["model", "rollback", "core@1", "--score", "analytics", *db])
+    assert out.exit_code != 0 and "not 'analytics'" in str(out.exception or out.output)
+    out = runner.invoke(cli, ["history", "ann", "--score", "analytics", "--format", "json", *db])
+    assert out.exit_code == 0, out.output
+    assert [row["score"] for row in json.loads(out.output)] == [0.0, 40.0, 50.0, 90.0]

@@ -25,14 +25,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadscore.api.deps import ReaderState
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
-from leadscore.errors import InputError, NotFoundError
+from leadscore.errors import NotFoundError
 from leadscore.lifecycle.lead_filter import LeadFilter, LeadFilterParams, exportable
+from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.scoring.explain import explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, leads, scores
-from leadscore.store.score_names import check_name, named, resolve
+from leadscore.store.score_names import named, resolve
 
 router = APIRouter(prefix="/v1", tags=["leads"])
 SORTS = {
@@ -200,10 +201,12 @@ def _export(store: Any, query: Select[Any], fmt: str) -> StreamingResponse:
 @router.get(
     "/leads/{ref}",
     summary="One lead: attributes, score, ledger, history, crossings",
-    responses=refusals(400, 404),
+    responses=refusals(404),
 )
 def get_lead(
-    state: ReaderState, ref: str, score: Annotated[str | None, Query(max_length=63)] = None
+    state: ReaderState,
+    ref: str,
+    score: Annotated[str | None, Query(max_length=63, pattern=SCORE_NAME)] = None,
 ) -> dict[str, Any]:
     name = _score_param(state, score)
     with state.store.connect() as conn:
@@ -233,10 +236,12 @@ def get_lead(
 @router.get(
     "/leads/{ref}/explanation",
     summary="The lead's current score explained: ledger lines and each counted event's share of them",
-    responses=refusals(400, 404),
+    responses=refusals(404),
 )
 def get_explanation(
-    state: ReaderState, ref: str, score: Annotated[str | None, Query(max_length=63)] = None
+    state: ReaderState,
+    ref: str,
+    score: Annotated[str | None, Query(max_length=63, pattern=SCORE_NAME)] = None,
 ) -> dict[str, Any]:
     name = _score_param(state, score)
     with state.store.connect() as conn:
@@ -255,12 +260,9 @@ def get_explanation(
 
 
 def _score_param(state: Any, score: str | None) -> str | None:
-    """``?score=NAME`` checked (400 for a malformed name, 404 for an unknown one); None: the primary."""
-    if score is None or score == "":
+    """``?score=NAME`` (its form checked by the route: 422), a score that exists (else 404); None: the
+    primary."""
+    if score is None:
         return None
-    try:
-        check_name(score)
-    except InputError as exc:
-        raise ApiError(400, str(exc), [{"field": "score", "message": str(exc)}]) from None
     _known_score(state, score)
     return score

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, String, and_, func, literal, select, update
 
 from leadscore.errors import InputError, NotFoundError
+from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.store.schema import score_names, scores
 
 DEFAULT = "primary"
-_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_NAME = re.compile(SCORE_NAME)  # the one spelling of a score name, as the model language checks it
 # the primary score's name as SQL (one uncorrelated subquery, read once per statement), so a query that
 # reads the primary score needs no round trip to learn its name; a store without scores reads DEFAULT
 PRIMARY_NAME = func.coalesce(
