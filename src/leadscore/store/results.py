@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, text
+from sqlalchemy import BindParameter, Connection, bindparam, delete, select, text
 
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
@@ -19,7 +19,7 @@ CHUNK = 500
 
 # Built once, executed with the lead ids bound as one list (store/id_lists.py): the real-time processor
 # runs these for every batch, and building an IN (...) statement costs more than running it.
-_SCORE = bindparam("score_name")
+_SCORE: BindParameter[str] = bindparam("score_name")
 _DELETE_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
 _DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"), ledger.c.score_name == _SCORE)
 _CURRENT_STATES = select(

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, String, and_, func, literal, select, update
 
-from leadscore.errors import InputError, NotFoundError
+from leadscore.errors import InputError, NotFoundError, Problem
 from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.store.schema import score_names, scores
 
@@ -35,7 +35,10 @@ def check_name(name: str) -> str:
     """A score name as given, or an InputError saying what a name may hold."""
     if not _NAME.fullmatch(name):
         raise InputError(
-            f"bad score name {name!r}: a lowercase letter, then up to 62 lowercase letters, digits or _"
+            Problem(
+                f"bad score name {name!r}: a lowercase letter, then up to 62 lowercase letters, digits or _",
+                field="score",
+            )
         )
     return name
 
