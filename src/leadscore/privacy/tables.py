@@ -71,6 +71,7 @@ NOT_PERSONAL = {
     "counters": "running totals of the pipeline",
     "alerts": "health checks of the model, aggregated over all leads",
     "shadow_models": "which model versions are scored in shadow",
+    "score_names": "the named scores (one per product line or persona), not leads",
 }
 
 
