@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 import leadscore.store.engine
 from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app as cli
 from leadscore.demo import run_demo
 from leadscore.errors import InputError, NotFoundError
@@ -39,7 +40,9 @@ from leadscore.store.people import find_lead
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import outbox, score_history, scores
 from leadscore.store.score_names import check_name, list_scores, primary_score, set_primary
+from leadscore.store.users import add_user
 from live_server import serving
+from web_support import PASSWORD, signed_in
 
 T0 = parse_time("2024-05-01T00:00:00Z", "t0")
 NOW = parse_time("2024-06-01T00:00:00Z", "now")
@@ -470,3 +473,27 @@ def test_the_api_and_cli_read_the_score_named(store: Store) -> None:
     out = runner.invoke(cli, ["history", "ann", "--score", "analytics", "--format", "json", *db])
     assert out.exit_code == 0, out.output
     assert [row["score"] for row in json.loads(out.output)] == [0.0, 40.0, 50.0, 90.0]
+
+
+def test_the_dashboard_shows_every_score_and_picks_one(store: Store) -> None:
+    two_scores(store)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        ann = find_lead(conn, external_id="ann")
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        lead_page = client.get(f"/leads/{ann}").text
+        primary_list = client.get("/leads").text
+        analytics_list = client.get("/leads?score=analytics&band=hot").text
+    # the lead page: the primary score (core, 50) and beside it the analytics score (90) with its ledger
+    assert "core@1" in lead_page and "Score: analytics" in lead_page and "analytics@1" in lead_page
+    analytics_ledger = lead_page.split('data-score="analytics"')[1].split("</table>")[0]
+    assert (
+        "Built a report" in analytics_ledger and "+40.00" in analytics_ledger and "+10.00" in analytics_ledger
+    )
+    # the list: a score picker (primary first), and the filter reads the score picked
+    assert '<select id="score" name="score">' in primary_list
+    assert '<option value="" selected>core (primary)</option>' in primary_list
+    assert '<option value="analytics" selected>analytics</option>' in analytics_list
+    assert f'href="/leads/{ann}"' in analytics_list
+    assert "bob" not in analytics_list.split('id="results"')[1]
