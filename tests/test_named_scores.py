@@ -497,3 +497,31 @@ def test_the_dashboard_shows_every_score_and_picks_one(store: Store) -> None:
     assert '<option value="analytics" selected>analytics</option>' in analytics_list
     assert f'href="/leads/{ann}"' in analytics_list
     assert "bob" not in analytics_list.split('id="results"')[1]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_batch_score_scores_the_score_named(engine: str, sqlite_store: Store, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    two_scores(sqlite_store)
+    db = str(sqlite_store.url)
+    base = ["batch", "score", "--engine", engine, "--db", db, "--events", "store", "--leads", "store"]
+    as_of = ["--as-of", "2024-05-01T03:00:00Z"]
+    by_score = {}
+    for name in ("core", "analytics"):
+        out = tmp_path / f"{engine}-{name}"
+        result = CliRunner().invoke(cli, [*base, *as_of, "--score", name, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        table = pq.read_table(out / "scores.parquet").sort_by("lead_id")
+        by_score[name] = list(
+            zip(table.column("lead_id").to_pylist(), table.column("score").to_pylist(), strict=True)
+        )
+    with sqlite_store.connect() as conn:
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    # the same numbers as the store's (hand-computed above), each from its own model
+    assert by_score == {"core": [(ann, 50.0), (bob, 20.0)], "analytics": [(ann, 90.0), (bob, 10.0)]}
+    # into the store: that score's rows only
+    result = CliRunner().invoke(cli, [*base, *as_of, "--score", "analytics", "--out", "store"])
+    assert result.exit_code == 0, result.output
+    assert numbers(current(sqlite_store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(sqlite_store, "ann", "core")) == ANN_CORE
