@@ -1,7 +1,11 @@
 """Read API: ``GET /v1/leads`` (filter, sort, cursor pages, streamed CSV/NDJSON export) and
 ``GET /v1/leads/{id-or-email}`` (attributes, score, ledger, history, crossings) and
 ``GET /v1/leads/{id-or-email}/explanation`` (the current score's ledger with the events behind each line,
-``scoring.explain``, as the dashboard and ``leadscore explain`` show it). Read tokens only."""
+``scoring.explain``, as the dashboard and ``leadscore explain`` show it). Read tokens only.
+
+A lead has one score per named score (store/score_names.py): the score columns, the ledger, history and
+explanation are the primary score's unless ``?score=NAME`` names another; a JSON page and a lead also
+list every named score (``scores``: name → score, grade, level, band)."""
 
 from __future__ import annotations
 
@@ -21,12 +25,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadscore.api.deps import ReaderState
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
+from leadscore.errors import NotFoundError
 from leadscore.lifecycle.lead_filter import LeadFilter, LeadFilterParams, exportable
+from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.scoring.explain import explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, leads, scores
+from leadscore.store.score_names import named, resolve
 
 router = APIRouter(prefix="/v1", tags=["leads"])
 SORTS = {
@@ -81,9 +88,9 @@ def _bindable(value: Any) -> bool:
 
 
 def _query(f: LeadFilter) -> Select[Any]:
-    joined = leads.outerjoin(scores, scores.c.lead_id == leads.c.id).outerjoin(
-        accounts, accounts.c.id == leads.c.account_id
-    )
+    joined = leads.outerjoin(
+        scores, and_(scores.c.lead_id == leads.c.id, named(scores.c.score_name, f.score_name))
+    ).outerjoin(accounts, accounts.c.id == leads.c.account_id)
     return select(*COLUMNS).select_from(joined).where(f.matches(leads.c.id))
 
 
@@ -97,7 +104,7 @@ EXPORTS = {
 }
 
 
-@router.get("/leads", summary="List leads with their scores", responses={200: EXPORTS, **refusals(400)})
+@router.get("/leads", summary="List leads with their scores", responses={200: EXPORTS, **refusals(400, 404)})
 def list_leads(
     state: ReaderState,
     f: Annotated[LeadFilterParams, Query()],
@@ -107,6 +114,7 @@ def list_leads(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     format: Annotated[Literal["json", "csv", "ndjson"], Query()] = "json",
 ) -> Any:
+    _known_score(state, f.score_name)
     key = _sort_key(sort)
     query = _query(f).add_columns(key.label("sort_value"))
     ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
@@ -127,9 +135,41 @@ def list_leads(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode_cursor(rows[-1]["sort_value"], rows[-1]["lead_id"]) if more else None
+    with state.store.connect() as conn:
+        named_scores = all_scores(conn, [row["lead_id"] for row in rows])
     for row in rows:
         row.pop("sort_value")
+        row["scores"] = named_scores.get(row["lead_id"], {})
     return {"ok": True, "leads": rows, "next_cursor": next_cursor}
+
+
+def _known_score(state: Any, name: str | None) -> None:
+    """A named score must exist (404 with the names that do)."""
+    if name is not None:
+        with state.store.connect() as conn:
+            try:
+                resolve(conn, name)
+            except NotFoundError as exc:
+                raise ApiError(404, str(exc), [{"field": "score", "message": str(exc)}]) from None
+
+
+def all_scores(conn: Any, lead_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
+    """Every named score of each lead: lead → name → score, fit, engagement, grade, level, band."""
+    query = select(
+        scores.c.lead_id,
+        scores.c.score_name,
+        scores.c.score,
+        scores.c.fit_score,
+        scores.c.engagement_score,
+        scores.c.grade,
+        scores.c.level,
+        scores.c.band,
+    ).where(scores.c.lead_id.in_(lead_ids))
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    for row in conn.execute(query.order_by(scores.c.lead_id, scores.c.score_name)).mappings():
+        values = dict(row)
+        out.setdefault(values.pop("lead_id"), {})[values.pop("score_name")] = values
+    return out
 
 
 def _export(store: Any, query: Select[Any], fmt: str) -> StreamingResponse:
@@ -159,9 +199,16 @@ def _export(store: Any, query: Select[Any], fmt: str) -> StreamingResponse:
 
 
 @router.get(
-    "/leads/{ref}", summary="One lead: attributes, score, ledger, history, crossings", responses=refusals(404)
+    "/leads/{ref}",
+    summary="One lead: attributes, score, ledger, history, crossings",
+    responses=refusals(404),
 )
-def get_lead(state: ReaderState, ref: str) -> dict[str, Any]:
+def get_lead(
+    state: ReaderState,
+    ref: str,
+    score: Annotated[str | None, Query(max_length=63, pattern=SCORE_NAME)] = None,
+) -> dict[str, Any]:
+    name = _score_param(state, score)
     with state.store.connect() as conn:
         lead_id = resolve_lead_ref(conn, ref)
         lead = dict(conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one())
@@ -169,15 +216,17 @@ def get_lead(state: ReaderState, ref: str) -> dict[str, Any]:
         if lead["account_id"] is not None:
             row = conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().one()
             account = {k: row[k] for k in ("id", "domain", "name", "attributes")}
-        score, ledger = read_current(conn, lead_id)
-        history = read_history(conn, lead_id)
-        crossings = read_crossings(conn, lead_id)
+        current, ledger = read_current(conn, lead_id, name)
+        history = read_history(conn, lead_id, name)
+        crossings = read_crossings(conn, lead_id, name)
+        named_scores = all_scores(conn, [lead_id]).get(lead_id, {})
     lead.pop("attribute_ts", None)
     return {
         "ok": True,
         "lead": lead,
         "account": account,
-        "score": score,
+        "score": current,
+        "scores": named_scores,
         "ledger": ledger,
         "history": history,
         "crossings": crossings,
@@ -189,11 +238,31 @@ def get_lead(state: ReaderState, ref: str) -> dict[str, Any]:
     summary="The lead's current score explained: ledger lines and each counted event's share of them",
     responses=refusals(404),
 )
-def get_explanation(state: ReaderState, ref: str) -> dict[str, Any]:
+def get_explanation(
+    state: ReaderState,
+    ref: str,
+    score: Annotated[str | None, Query(max_length=63, pattern=SCORE_NAME)] = None,
+) -> dict[str, Any]:
+    name = _score_param(state, score)
     with state.store.connect() as conn:
         lead_id = resolve_lead_ref(conn, ref)
-        explained = explain_current(conn, state.store.sources(), lead_id)
+        explained = explain_current(conn, state.store.sources(), lead_id, name)
     if explained is None:
-        raise ApiError(404, f"lead {ref} has no score yet")
+        which = "" if name is None else f" {name!r}"
+        raise ApiError(404, f"lead {ref} has no score{which} yet")
     version, explanation = explained
-    return {"ok": True, "model": version.label, "explanation": explanation.as_dict()}
+    return {
+        "ok": True,
+        "model": version.label,
+        "score_name": version.score_name,
+        "explanation": explanation.as_dict(),
+    }
+
+
+def _score_param(state: Any, score: str | None) -> str | None:
+    """``?score=NAME`` (its form checked by the route: 422), a score that exists (else 404); None: the
+    primary."""
+    if score is None:
+        return None
+    _known_score(state, score)
+    return score

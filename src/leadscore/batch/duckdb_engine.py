@@ -71,7 +71,7 @@ def run_duckdb(job: BatchJob) -> BatchResult:
             sink: Sink
             if isinstance(job.out, StoreLocation):
                 assert store is not None and job.version_id is not None
-                sink = StoreSink(store, job.version_id, now_ms())
+                sink = StoreSink(store, job.version_id, now_ms(), job.score_name)
             elif isinstance(job.out, TableLocation):
                 sink = DuckDBTableSink(con.cursor(), job.out.name)
             else:

@@ -42,6 +42,7 @@ class BatchJob:
     duckdb: str | None = None  # DuckDB database file for table: locations (default: in memory)
     master: str | None = None  # Spark master URL (default: local[*])
     version_id: int | None = None  # the model's stored version, needed to write to the store
+    score_name: str | None = None  # the named score that version scores (None: the primary score)
     chunk: int = CHUNK
 
     @property

@@ -28,6 +28,7 @@ from leadscore.batch.frames import LEDGER, SCORES, ledger_table, scores_table
 from leadscore.compile import Ledger
 from leadscore.store import Store
 from leadscore.store.results import save_current
+from leadscore.store.score_names import primary_score
 
 SCORES_FILE = "scores.parquet"
 LEDGER_FILE = "ledger.parquet"
@@ -119,12 +120,14 @@ class DuckDBTableSink:
 class StoreSink:
     """The store's current scores and ledger (only for the active model version, as ``leadscore score``)."""
 
-    def __init__(self, store: Store, version_id: int, scored_ms: int) -> None:
+    def __init__(self, store: Store, version_id: int, scored_ms: int, score_name: str | None = None) -> None:
         self.store, self.version_id, self.scored_ms = store, version_id, scored_ms
+        self.score_name = score_name  # None: the primary score
 
     def write(self, ledgers: Sequence[Ledger]) -> None:
         with self.store.begin() as conn:
-            save_current(conn, ledgers, self.version_id, self.scored_ms)
+            name = self.score_name if self.score_name is not None else primary_score(conn)
+            save_current(conn, ledgers, self.version_id, self.scored_ms, score_name=name)
 
     def close(self) -> None:
         return None

@@ -51,7 +51,7 @@ def _sink(job: BatchJob, store: Store) -> Sink:
     out = job.out
     if isinstance(out, StoreLocation):
         assert job.version_id is not None
-        return StoreSink(store, job.version_id, now_ms())
+        return StoreSink(store, job.version_id, now_ms(), job.score_name)
     if isinstance(out, TableLocation):
         return SqlTableSink(store.engine, out.table, out.schema)
     from pathlib import Path

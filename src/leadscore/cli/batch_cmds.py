@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from leadscore.cli.model_cmds import load_or_exit
-from leadscore.cli.options import AsOf, Db, parse_as_of
+from leadscore.cli.options import AsOf, Db, ScoreName, parse_as_of
 from leadscore.cli.render import console
 from leadscore.errors import LeadscoreError
 
@@ -80,18 +80,21 @@ def score(
         str | None,
         typer.Option("--master", help="Spark master URL (default: the active session, else local[*])."),
     ] = None,
+    score_name: ScoreName = None,
 ) -> None:
     """Score every lead as of a time (default now); write scores and the per-rule ledger in long form.
 
     The model compiles through the same compiler as `leadscore score`; the engine runs it where the
     data is. Every source names the same relations the store has (docs/batch.md lists the columns).
+    With --score NAME, 'active' is that named score's active version (and --out store writes that score).
     """
     from leadscore.batch import BatchJob, run_batch
     from leadscore.batch.run import ENGINES, complete_sources
-    from leadscore.scoring.pipeline import current_model
+    from leadscore.scoring.pipeline import active_model
     from leadscore.scoring.run import now_ms
     from leadscore.settings import database_url
     from leadscore.store import Store
+    from leadscore.store.score_names import resolve
 
     engine = engine.lower()
     if engine not in ENGINES:
@@ -106,16 +109,17 @@ def score(
             ("identities", identities),
         )
     }
-    version_id = None
+    version_id, version_score = None, None
     if model == "active":
         store = Store.from_url(database_url(db))
         try:
-            active = current_model(store)
+            with store.connect() as conn:
+                active = active_model(conn, resolve(conn, score_name))
         finally:
             store.dispose()
         if active is None or active.version is None:
             raise LeadscoreError("no active model: publish one, or give --model MODEL.yaml")
-        scoring_model, version_id = active.model, active.version.id
+        scoring_model, version_id, version_score = active.model, active.version.id, active.version.score_name
     else:
         scoring_model = load_or_exit(Path(model))
     job = BatchJob(
@@ -131,6 +135,7 @@ def score(
         duckdb=duckdb_file,
         master=master,
         version_id=version_id,
+        score_name=version_score,
     )
     job, notes = complete_sources(job)
     for note in notes:

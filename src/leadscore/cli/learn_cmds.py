@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from leadscore.cli.model_cmds import load_or_exit
-from leadscore.cli.options import Db, fmt_time, open_store, parse_as_of
+from leadscore.cli.options import Db, ScoreName, fmt_time, open_store, parse_as_of
 from leadscore.cli.render import console
 from leadscore.errors import LeadscoreError
 from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
@@ -62,8 +62,11 @@ def _ms(text: str) -> int:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _model(store: Store | None, ref: str | None) -> tuple[str, ScoringModel, ModelVersion | None]:
-    """A YAML file, a stored version (name@N, name, id) or, with no reference, the active version."""
+def _model(
+    store: Store | None, ref: str | None, score_name: str | None = None
+) -> tuple[str, ScoringModel, ModelVersion | None]:
+    """A YAML file, a stored version (name@N, name, id) or, with no reference, the active version of the
+    score ``score_name`` (the primary when None)."""
     from leadscore.scoring.run import Active
     from leadscore.store.model_versions import active_version, find_version
 
@@ -72,7 +75,7 @@ def _model(store: Store | None, ref: str | None) -> tuple[str, ScoringModel, Mod
     if store is None:
         raise LeadscoreError("a stored model version needs --db; give a YAML file instead")
     with store.connect() as conn:
-        version = find_version(conn, ref) if ref else active_version(conn)
+        version = find_version(conn, ref) if ref else active_version(conn, score_name)
     return version.label, Active.of(version).model, version
 
 
@@ -172,6 +175,7 @@ def evaluate_cmd(
     id_column: IdColumn = None,
     html: Html = None,
     as_json: AsJson = False,
+    score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
     """Measure a model against outcomes: AUC, lift, capture, bands, calibration, per-rule lift, drift.
@@ -192,7 +196,7 @@ def evaluate_cmd(
         ev = evaluate_csv(model, label, csv, outcome=outcome, id_column=id_column)
     else:
         with open_store(db) as store:
-            label, model, _ = _model(store, model_ref)
+            label, model, _ = _model(store, model_ref, score_name)
             start, end = _period(store, since, until, _ms(horizon))
             ev = evaluate_store(store, model, label, outcome=outcome, horizon_ms=_ms(horizon),
                                 at=cutoffs(start, end, _ms(every)), end_ms=parse_as_of(until))  # fmt: skip
@@ -416,9 +420,13 @@ def backtest_cmd(
     ] = False,
     html: Html = None,
     as_json: AsJson = False,
+    score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
-    """Replay history for a candidate model against the active one: MQLs per week, precision, recall."""
+    """Replay history for a candidate model against the active one: MQLs per week, precision, recall.
+
+    With --score NAME the baseline is that score's active version, and --save stores the candidate as a
+    version of that score."""
     from leadscore.learn import report_html
     from leadscore.learn.backtest import backtest
     from leadscore.model import dump_model
@@ -433,7 +441,7 @@ def backtest_cmd(
             base = _model(store, against)
         else:
             try:
-                base = _model(store, None)
+                base = _model(store, None, score_name)
             except LeadscoreError:
                 base = None
         start, end = _period(store, since, until)
@@ -448,7 +456,12 @@ def backtest_cmd(
             with store.begin() as conn:
                 if version is None:
                     version, _ = add_version(
-                        conn, model.model, dump_model(model), stamp, note="backtested candidate"
+                        conn,
+                        model.model,
+                        dump_model(model),
+                        stamp,
+                        note="backtested candidate",
+                        score_name=score_name,
                     )
                 save_backtest(conn, version_id=version.id, baseline_id=base[2].id if base and base[2] else None,
                               outcome=outcome, start_ms=start, end_ms=end, threshold=bt.candidate.threshold,

@@ -28,7 +28,7 @@ from leadscore.cli import (
     server_cmds,
     users_cmds,
 )
-from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
+from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
 from leadscore.errors import LeadscoreError
 
@@ -74,16 +74,15 @@ ModelFile = Annotated[
 ]
 
 
-def _active_or_file(store: object, model_file: str | None) -> Active:
-    from leadscore.scoring.pipeline import current_model
+def _active_or_file(store: object, model_file: str | None, score: str | None = None) -> Active:
+    """The model file given, else the active version of the score ``score`` (the primary when None)."""
     from leadscore.scoring.run import Active
+    from leadscore.store.model_versions import active_version
 
     if model_file:
         return Active(model_cmds.load_or_exit(Path(model_file)))
-    active = current_model(store)  # type: ignore[arg-type]
-    if active is None:
-        raise LeadscoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
-    return active
+    with store.connect() as conn:  # type: ignore[attr-defined]
+        return Active.of(active_version(conn, score))
 
 
 def _people(conn: object, ids: list[int]) -> dict[int, dict[str, object]]:
@@ -137,6 +136,7 @@ def explain_cmd(
     ] = True,
     fmt: Format = "table",
     model_file: ModelFile = None,
+    score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
     """Every point of a lead's score traced: rule, events counted, decay, caps, fit vs engagement, grade, band."""
@@ -144,7 +144,7 @@ def explain_cmd(
     from leadscore.scoring.run import now_ms
 
     with open_store(db) as store:
-        active = _active_or_file(store, model_file)
+        active = _active_or_file(store, model_file, score_name)
         when = parse_as_of(as_of) or now_ms()
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
@@ -206,16 +206,18 @@ def _print_events(explanation: Explanation) -> None:
 def history_cmd(
     lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
     fmt: Format = "table",
+    score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
     """The lead's score over time: one row per change, with its cause (events or a model change)."""
     from leadscore.store.model_versions import list_versions
     from leadscore.store.results import read_history
+    from leadscore.store.score_names import resolve
 
     with open_store(db) as store:
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
-            rows = read_history(conn, lead_id)
+            rows = read_history(conn, lead_id, resolve(conn, score_name))
             labels = {v.id: v.label for v in list_versions(conn)}
             stages = lifecycle_cmds.LeadStages.read(conn, lead_id)
         if fmt == "table":

@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of
+from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of
 from leadscore.cli.render import console
 from leadscore.errors import ModelValidationError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from leadscore.model import ScoringModel
+    from leadscore.store.model_versions import ModelVersion
 
 app = typer.Typer(help="Model versions: publish, list, show, diff.", no_args_is_help=True)
 
@@ -72,11 +75,14 @@ def publish_cmd(
             help="Publish as a shadow: scored beside the active version on live events, with no lifecycle actions.",
         ),
     ] = False,
+    score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
     """Store the model as a new version, make it active, rescore every lead (recorded in history).
 
-    With --shadow it is scored beside the active version instead (see `leadscore model compare`).
+    With --score NAME it is a version of that named score (a new name adds a score beside the others;
+    only that score is rescored). With --shadow it is scored beside the active version instead (see
+    `leadscore model compare`).
     """
     from leadscore.model import dump_model
     from leadscore.scoring.pipeline import publish
@@ -95,33 +101,38 @@ def publish_cmd(
         if shadow:
             from leadscore.scoring.shadow import publish_shadow
 
-            version, count = publish_shadow(store, model, note=note, as_of=parse_as_of(as_of))
+            version, count = publish_shadow(
+                store, model, note=note, as_of=parse_as_of(as_of), score_name=score_name
+            )
             console.print(f"published {version.label} as a shadow; scored {count} leads beside the active version",
                           highlight=False)  # fmt: skip
             return
-        version, count = publish(store, model, note=note, as_of=parse_as_of(as_of))
+        version, count = publish(store, model, note=note, as_of=parse_as_of(as_of), score_name=score_name)
         console.print(
-            f"published {version.label} (sha256 {version.sha256[:12]}); rescored {count} leads",
+            f"published {version.label} (sha256 {version.sha256[:12]}) as the score {version.score_name!r}; "
+            f"rescored {count} leads",
             highlight=False,
         )
 
 
 @app.command("list")
-def list_cmd(db: Db = None) -> None:
-    """Every stored version; the active one is marked."""
+def list_cmd(score_name: ScoreName = None, db: Db = None) -> None:
+    """Every stored version (of one score with --score); each score's active one is marked."""
     from leadscore.store.model_versions import list_versions
+    from leadscore.store.score_names import resolve
     from leadscore.store.shadows import shadow_versions
 
     with open_store(db) as store:
         with store.connect() as conn:
-            versions = list_versions(conn)
+            versions = list_versions(conn, None if score_name is None else resolve(conn, score_name))
             shadows = shadow_versions(conn)
         table = Table(title="Model versions (* active, s shadow)")
-        for col in ("", "version", "id", "created", "published", "sha256", "note"):
+        for col in ("", "score", "version", "id", "created", "published", "sha256", "note"):
             table.add_column(col)
         for v in versions:
             table.add_row(
                 "*" if v.active else "s" if v.id in shadows else "",
+                v.score_name,
                 v.label,
                 str(v.id),
                 fmt_time(v.created_ms),
@@ -133,39 +144,61 @@ def list_cmd(db: Db = None) -> None:
 
 
 @app.command("show")
-def show_cmd(ref: Annotated[str, typer.Argument(help="name@version, name, or id.")], db: Db = None) -> None:
-    """Print a stored version's YAML."""
-    from leadscore.store.model_versions import find_version
-
+def show_cmd(
+    ref: Annotated[
+        str, typer.Argument(help="name@version, name, id, or active (the active version of --score).")
+    ] = "active",
+    score_name: ScoreName = None,
+    db: Db = None,
+) -> None:
+    """Print a stored version's YAML (default: the active version of the score, the primary unless named)."""
     with open_store(db) as store, store.connect() as conn:
-        print(find_version(conn, ref).yaml, end="")
+        print(_version(conn, ref, score_name).yaml, end="")
 
 
-def _resolve(ref: str, db: str | None) -> tuple[str, ScoringModel]:
+def _version(conn: Connection, ref: str, score_name: str | None) -> ModelVersion:
+    """A version by reference; ``active`` is the score's active version; with a score named, a version
+    of another score is refused."""
+    from leadscore.errors import LeadscoreError
+    from leadscore.store.model_versions import active_version, find_version
+    from leadscore.store.score_names import resolve
+
+    if ref == "active":
+        return active_version(conn, None if score_name is None else resolve(conn, score_name))
+    version = find_version(conn, ref)
+    if score_name is not None and version.score_name != score_name:
+        raise LeadscoreError(
+            f"{version.label} is a version of the score {version.score_name!r}, not {score_name!r}"
+        )
+    return version
+
+
+def _resolve(ref: str, db: str | None, score_name: str | None = None) -> tuple[str, ScoringModel]:
     from leadscore.model import loads_model
-    from leadscore.store.model_versions import find_version
 
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return str(path), load_or_exit(path)
     with open_store(db) as store:
         with store.connect() as conn:
-            version = find_version(conn, ref)
+            version = _version(conn, ref, score_name)
         return version.label, loads_model(version.yaml, version.label)
 
 
 @app.command("diff")
 def diff_cmd(
-    old: Annotated[str, typer.Argument(help="Version (name@N, name, id) or YAML file.")],
-    new: Annotated[str, typer.Argument(help="Version (name@N, name, id) or YAML file.")],
+    old: Annotated[str, typer.Argument(help="Version (name@N, name, id, active) or YAML file.")],
+    new: Annotated[str, typer.Argument(help="Version (name@N, name, id, active) or YAML file.")],
+    score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
-    """What changed between two models: rules added, removed or changed, then the YAML diff."""
+    """What changed between two models: rules added, removed or changed, then the YAML diff (``active``:
+    the active version of --score)."""
     from leadscore.model import dump_model
     from leadscore.model.diff import rule_changes
 
-    old_label, old_model = _resolve(old, db)
-    new_label, new_model = _resolve(new, db)
+    old_label, old_model = _resolve(old, db, score_name)
+    new_label, new_model = _resolve(new, db, score_name)
     changes = rule_changes(old_model, new_model)
     if not changes:
         console.print("no differences")
@@ -189,27 +222,32 @@ def diff_cmd(
 Ref = Annotated[str, typer.Argument(help="name@version, name, or id.")]
 
 
-def _activate(ref: str, action: str, db: str | None, as_of: str | None) -> None:
+def _activate(
+    ref: str, action: str, db: str | None, as_of: str | None, score_name: str | None = None
+) -> None:
     from leadscore.scoring.pipeline import activate_version
-    from leadscore.store.model_versions import find_version
 
     with open_store(db) as store:
         with store.connect() as conn:
-            version = find_version(conn, ref)
+            version = _version(conn, ref, score_name)
         version, count = activate_version(store, version.id, action=action, as_of=parse_as_of(as_of))
-        console.print(f"{action} {version.label}; rescored {count} leads with it", highlight=False)
+        console.print(
+            f"{action} {version.label} (score {version.score_name!r}); rescored {count} leads with it",
+            highlight=False,
+        )
 
 
 @app.command("promote")
-def promote_cmd(ref: Ref, as_of: AsOf = None, db: Db = None) -> None:
-    """Make a version (a shadow, or any stored one) the active one and rescore every lead with it."""
-    _activate(ref, "promoted", db, as_of)
+def promote_cmd(ref: Ref, as_of: AsOf = None, score_name: ScoreName = None, db: Db = None) -> None:
+    """Make a version (a shadow, or any stored one) the active one of its score and rescore that score."""
+    _activate(ref, "promoted", db, as_of, score_name)
 
 
 @app.command("rollback")
-def rollback_cmd(ref: Ref, as_of: AsOf = None, db: Db = None) -> None:
-    """Go back to an earlier version: activate it and restore its scores by rescoring every lead with it."""
-    _activate(ref, "rolled back", db, as_of)
+def rollback_cmd(ref: Ref, as_of: AsOf = None, score_name: ScoreName = None, db: Db = None) -> None:
+    """Go back to an earlier version of a score: activate it and restore that score by rescoring every
+    lead with it (--score: refuse a version of another score)."""
+    _activate(ref, "rolled back", db, as_of, score_name)
 
 
 @app.command("stop-shadow")

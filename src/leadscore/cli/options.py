@@ -24,6 +24,13 @@ Db = Annotated[
         "--db", help="Database URL or SQLite path (default: $LEADSCORE_DATABASE_URL or ./leadscore.db)."
     ),
 ]
+ScoreName = Annotated[
+    str | None,
+    typer.Option(
+        "--score",
+        help="The named score (one per product line or persona, e.g. core, analytics; default: the primary).",
+    ),
+]
 AsOf = Annotated[
     str | None,
     typer.Option(

@@ -24,6 +24,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.engine import normalise_url
 from leadscore.store.schema import leads, metadata, scores
+from leadscore.store.score_names import named, scores_of
 
 DAY_MS = 86_400_000
 
@@ -114,7 +115,13 @@ def run_demo(
 def _summary(store: Store, top: int, as_of: int) -> tuple[dict[str, int], tuple[HotLead, ...]]:
     model = demo_model()
     with store.connect() as conn:
-        counts = dict(conn.execute(select(scores.c.band, text("count(*)")).group_by(scores.c.band)).all())
+        counts = dict(
+            conn.execute(
+                select(scores.c.band, text("count(*)"))
+                .where(named(scores.c.score_name, None))
+                .group_by(scores.c.band)
+            ).all()
+        )
         bands = {band: int(counts.get(band, 0)) for band in ("hot", "warm", "cold")}
         top_rows = conn.execute(
             select(
@@ -125,7 +132,7 @@ def _summary(store: Store, top: int, as_of: int) -> tuple[dict[str, int], tuple[
                 leads.c.company,
                 leads.c.attributes,
             )
-            .join(scores, scores.c.lead_id == leads.c.id)
+            .select_from(leads.join(scores, scores_of(leads.c.id)))
             .order_by(scores.c.score.desc(), leads.c.id)
             .limit(top)
         ).all()

@@ -22,6 +22,7 @@ from leadscore.learn.evaluate import rule_hits
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import score_points
 from leadscore.store.schema import feedback, model_versions, score_history
+from leadscore.store.score_names import named
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _versions_at(conn: Connection, decisions: list[dict[str, Any]]) -> list[str]
     history: dict[int, list[tuple[int, int]]] = {}
     query = (
         select(score_history.c.lead_id, score_history.c.at_ms, score_history.c.model_version_id)
-        .where(score_history.c.lead_id.in_(leads))
+        .where(score_history.c.lead_id.in_(leads), named(score_history.c.score_name, None))
         .order_by(score_history.c.at_ms, score_history.c.id)
     )
     for lead, at, version in conn.execute(query):

@@ -50,12 +50,15 @@ def compare(
     started = shadow_versions(conn).get(shadow_id)
     if started is None:
         raise NotFoundError(f"model version {shadow_id} is not scored in shadow")
-    current = active_model(conn)
-    if current is None or current.version is None:
-        raise NotFoundError("no active model to compare the shadow with")
     shadow = Active.of(get_version(conn, shadow_id))
     assert shadow.version is not None
-    live = {int(lead): float(s) for lead, s in conn.execute(select(scores.c.lead_id, scores.c.score))}
+    # a shadow is a candidate for its own score: compared with that score's active version
+    name = shadow.version.score_name
+    current = active_model(conn, name)
+    if current is None or current.version is None:
+        raise NotFoundError("no active model to compare the shadow with")
+    live_scores = select(scores.c.lead_id, scores.c.score).where(scores.c.score_name == name)
+    live = {int(lead): float(s) for lead, s in conn.execute(live_scores)}
     beside = {lead: float(row["score"]) for lead, row in read_shadow_scores(conn, shadow_id).items()}
     common = sorted(set(live) & set(beside))
     a_t, s_t = mql_threshold(current.model), mql_threshold(shadow.model)

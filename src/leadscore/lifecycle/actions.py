@@ -149,8 +149,15 @@ class Effects:
         assert lifecycle is not None
         crossing = {k: row[k] for k in ("kind", "from_value", "to_value", "score")}
         for action in lifecycle.actions:
-            want = action.trigger.crossing
-            if want is not None and want[0] == row["kind"] and str(want[1]) == str(row["to_value"]):
+            want, score = action.trigger.crossing, action.trigger.score
+            # a crossing of the score the trigger names (the primary unless it names one)
+            of_score = row.get("primary", True) if score is None else row.get("score_name") == score
+            if (
+                want is not None
+                and of_score
+                and want[0] == row["kind"]
+                and str(want[1]) == str(row["to_value"])
+            ):
                 self.run(action, f"{action.id}:crossing:{row['id']}", "score.crossed", {"crossing": crossing})
 
     def breached(self, assignment: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.model import ScoringModel
 from leadscore.settings import Settings
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
+from leadscore.store.score_names import scores_of
 
 PAGES = 5
 
@@ -35,7 +36,7 @@ def lead_context(conn: Connection, model: ScoringModel, lead_id: int, settings: 
             select(leads, accounts.c.name.label("account_name"), lead_stages.c.stage, scores)
             .select_from(
                 leads.outerjoin(accounts, accounts.c.id == leads.c.account_id)
-                .outerjoin(scores, scores.c.lead_id == leads.c.id)
+                .outerjoin(scores, scores_of(leads.c.id))
                 .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
             )
             .where(leads.c.id == lead_id)

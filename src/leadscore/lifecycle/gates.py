@@ -6,6 +6,10 @@ condition means exactly what it means in a fit rule).
 usage rule (``active_users``) met, whatever the rest of the score, so a gate can combine marketing fit or
 engagement (``score_at_least``, ``grade_at_least``) with product usage.
 
+A gate naming a ``score`` tests that named score (one per product line or persona): an MQL for the
+analytics team can ask ``{score: analytics, score_at_least: 60, grade_at_least: B}`` while another
+transition asks the same of the ``core`` score. The facts carry every named score of the lead.
+
 ``new_activity`` holds when the lead has an event newer than its entry into the current stage: a lead
 recycled after a rejection or silence needs to show interest again before it is re-qualified.
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, func, select
 
@@ -26,6 +30,7 @@ from leadscore.compile.conditions import compile_condition
 from leadscore.compile.query import lead_resolver
 from leadscore.model import Condition, Gate, ScoringModel, duration_seconds
 from leadscore.store.schema import accounts, events, identities, leads, ledger, scores
+from leadscore.store.score_names import primary_score
 
 GRADE_RANK = {"A": 0, "B": 1, "C": 2, "D": 3}
 
@@ -46,6 +51,15 @@ class Facts:
     last_event_ms: int | None
     # rule id → the points its ledger line gives (lines giving none are left out): what rules_met tests
     rule_points: Mapping[str, float] = field(default_factory=dict)
+    # every named score of the lead (these facts are the primary's), for gates that name a score
+    named: Mapping[str, Facts] = field(default_factory=dict)
+
+    def of_score(self, name: str | None) -> Facts | None:
+        """The facts of the named score (these, for None: the primary), or None when the lead has none."""
+        if name is None:
+            return self
+        found = self.named.get(name)
+        return None if found is None else found.entering(self.entered_ms)
 
     def entering(self, at_ms: int) -> Facts:
         """The same facts for a lead that entered its stage at ``at_ms`` (cheaper than ``replace``: the
@@ -53,7 +67,8 @@ class Facts:
         if at_ms == self.entered_ms:
             return self
         return Facts(self.lead_id, self.score, self.fit_score, self.engagement_score, self.grade, self.level,
-                     self.band, self.scored_ms, at_ms, self.last_event_ms, self.rule_points)  # fmt: skip
+                     self.band, self.scored_ms, at_ms, self.last_event_ms, self.rule_points,
+                     self.named)  # fmt: skip
 
 
 def holds(
@@ -64,7 +79,12 @@ def holds(
     attribute_ok: bool,
     now_ms: int,
 ) -> bool:
-    """Whether every test the gate names holds for the lead (``attribute_ok``: its attribute condition)."""
+    """Whether every test the gate names holds for the lead (``attribute_ok``: its attribute condition), on
+    the score the gate names (the primary unless it names one)."""
+    named = facts.of_score(gate.score)
+    if named is None:
+        return False
+    facts = named
     if gate.score_at_least is not None and not facts.score >= gate.score_at_least:
         return False
     if gate.score_below is not None and not facts.score < gate.score_below - hysteresis:
@@ -117,7 +137,9 @@ def matching(
 
 
 def read_facts(conn: Connection, stage_rows: Iterable[dict[str, object]]) -> dict[int, Facts]:
-    """Facts for leads given their stage rows (lead_id, entered_ms); leads without a score are left out."""
+    """Facts for leads given their stage rows (lead_id, entered_ms): the primary score's, with every named
+    score beside them; leads without a primary score are left out. ``scored_ms`` is the latest time any
+    of a lead's scores was scored (what the runner marks as seen)."""
     entered = {int(r["lead_id"]): int(r["entered_ms"]) for r in stage_rows}  # type: ignore[call-overload]
     ids = list(entered)
     if not ids:
@@ -130,17 +152,18 @@ def read_facts(conn: Connection, stage_rows: Iterable[dict[str, object]]) -> dic
             .group_by(identities.c.lead_id)
         ).all()
     )
-    points: dict[int, dict[str, float]] = {}
-    for lead_id, rule_id, score_points in conn.execute(
-        select(ledger.c.lead_id, ledger.c.rule_id, ledger.c.score_points).where(
+    points: dict[tuple[int, str], dict[str, float]] = {}
+    for lead_id, name, rule_id, score_points in conn.execute(
+        select(ledger.c.lead_id, ledger.c.score_name, ledger.c.rule_id, ledger.c.score_points).where(
             ledger.c.lead_id.in_(ids), ledger.c.score_points != 0
         )
     ):
-        points.setdefault(int(lead_id), {})[str(rule_id)] = float(score_points)
-    out: dict[int, Facts] = {}
+        points.setdefault((int(lead_id), str(name)), {})[str(rule_id)] = float(score_points)
+    primary = primary_score(conn)
+    every: dict[int, dict[str, Facts]] = {}
     for r in conn.execute(select(scores).where(scores.c.lead_id.in_(ids))).mappings():
-        lid = int(r["lead_id"])
-        out[lid] = Facts(
+        lid, name = int(r["lead_id"]), str(r["score_name"])
+        every.setdefault(lid, {})[name] = Facts(
             lead_id=lid,
             score=float(r["score"]),
             fit_score=float(r["fit_score"]),
@@ -151,6 +174,13 @@ def read_facts(conn: Connection, stage_rows: Iterable[dict[str, object]]) -> dic
             scored_ms=int(r["scored_ms"]),
             entered_ms=entered[lid],
             last_event_ms=int(last[lid]) if last.get(lid) is not None else None,
-            rule_points=points.get(lid, {}),
+            rule_points=points.get((lid, name), {}),
         )
+    out: dict[int, Facts] = {}
+    for lid, by_name in every.items():
+        first = by_name.get(primary)
+        if first is None:
+            continue
+        newest = max(f.scored_ms for f in by_name.values())
+        out[lid] = replace(first, scored_ms=newest, named=by_name)
     return out

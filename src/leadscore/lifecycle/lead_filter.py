@@ -5,7 +5,8 @@ The dashboard's list, its count, the fit × engagement matrix and the CSV export
 matrix and an export of the same filter can never disagree. What each field means:
 
 - ``band``, ``grade``, ``level``, ``min_score``, ``max_score``: the lead's current score (a lead that has
-  no score matches none of them);
+  no score matches none of them), of the named score ``score`` (the primary score when empty; a list
+  shows that score's columns too: ``score_name``);
 - ``source``: the ``lead_source`` attribute, equal ignoring case;
 - ``company``: the account's name (else the lead's own company) contains the text, ignoring case;
 - ``stage``: the lead's current lifecycle stage; ``owner``: the seller of its latest assignment;
@@ -26,12 +27,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.conditions import contains_like
 from leadscore.compile.dialects import JsonBool, JsonText, LowerText, TextLike
+from leadscore.errors import InputError
 from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
+from leadscore.store.score_names import check_name, named
 
 BANDS = ("hot", "warm", "cold")
 GRADES = ("A", "B", "C", "D")
 LEVELS = (1, 2, 3, 4)
-TEXT_FIELDS = ("q", "band", "grade", "source", "company", "stage", "owner")
+TEXT_FIELDS = ("q", "band", "grade", "source", "company", "stage", "owner", "score")
 _CONTROL = {chr(c) for c in (*range(0x20), 0x7F)}
 
 
@@ -66,6 +69,7 @@ class LeadFilter(BaseModel):
     company: str = Field("", max_length=200, description="company name contains")
     stage: str = Field("", max_length=63)
     owner: str = Field("", max_length=63, description="seller of the latest assignment")
+    score: str = Field("", max_length=63, description="the named score read (default: the primary score)")
 
     @field_validator("*", mode="before")
     @classmethod
@@ -78,6 +82,19 @@ class LeadFilter(BaseModel):
         if value is None or value == "":
             return "" if info.field_name in TEXT_FIELDS else None
         return value
+
+    @field_validator("score")
+    @classmethod
+    def _score_name(cls, value: str) -> str:
+        try:
+            return check_name(value) if value else value
+        except InputError as exc:  # a form's field error, not a malformed file
+            raise ValueError(str(exc)) from None
+
+    @property
+    def score_name(self) -> str | None:
+        """The named score the filter reads (None: the primary score)."""
+        return self.score or None
 
     @model_validator(mode="after")
     def _range(self) -> LeadFilter:
@@ -125,6 +142,8 @@ class LeadFilter(BaseModel):
         if self.needs_score and reads_lead:
             joined = joined.join(lead, lead.c.id == lead_id)
         tests: list[ColumnElement[bool]] = []
+        if self.needs_score:
+            tests.append(named(score.c.score_name, self.score_name))
         for value, col in ((self.band, score.c.band), (self.grade, score.c.grade)):
             if value:
                 tests.append(col == value)

@@ -28,6 +28,7 @@ from leadscore.store.schema import (
     score_history,
     scores,
 )
+from leadscore.store.score_names import scores_of
 
 DAY_MS = 86_400_000
 NONE = "(none)"
@@ -55,7 +56,7 @@ def _people(conn: Connection, stages: list[str] | None = None) -> list[dict[str,
         .select_from(
             lead_stages.join(leads, leads.c.id == lead_stages.c.lead_id)
             .outerjoin(accounts, accounts.c.id == leads.c.account_id)
-            .outerjoin(scores, scores.c.lead_id == leads.c.id)
+            .outerjoin(scores, scores_of(leads.c.id))
         )
         .order_by(scores.c.score.desc(), leads.c.id)
     )
@@ -101,10 +102,14 @@ def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) 
     """Largest score increase over the last ``days``: current score minus the score ``days`` ago (the
     newest history row at or before then; 0 for a lead with no history then)."""
     since = now_ms - days * DAY_MS
-    # one index probe per lead (ix_history_lead_at), not a read of the whole history
+    # one index probe per lead and score (ix_history_lead_at), not a read of the whole history
     then = (
         select(score_history.c.score)
-        .where(score_history.c.lead_id == scores.c.lead_id, score_history.c.at_ms <= since)
+        .where(
+            score_history.c.lead_id == scores.c.lead_id,
+            score_history.c.score_name == scores.c.score_name,
+            score_history.c.at_ms <= since,
+        )
         .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
         .limit(1)
         .scalar_subquery()
@@ -114,7 +119,7 @@ def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) 
         select(
             scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name, score_then
         )
-        .join(leads, leads.c.id == scores.c.lead_id)
+        .select_from(scores.join(leads, scores_of(leads.c.id)))
         .subquery()
     )
     increase = (inner.c.score - inner.c.score_then).label("increase")

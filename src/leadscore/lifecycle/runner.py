@@ -46,6 +46,7 @@ from leadscore.store.lifecycle_tables import (
     start_stages,
 )
 from leadscore.store.schema import lead_stages, score_events
+from leadscore.store.score_names import primary_score
 
 log = logging.getLogger("leadscore.lifecycle")
 BATCH = 200
@@ -133,18 +134,24 @@ def _cause_ref(transition: Transition, facts: Facts) -> str:
 
 
 def _new_crossings(conn: Connection, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The crossings of every named score recorded since each lead's last seen one, each marked
+    ``primary`` when it is the primary score's (what an action's crossing trigger names by default)."""
     seen = {int(r["lead_id"]): int(r["seen_crossing_id"]) for r in rows}
     if not seen:
         return {}
+    primary = primary_score(conn)
     out: dict[int, list[dict[str, Any]]] = {}
     query = (
         select(score_events)
-        .where(score_events.c.lead_id.in_(list(seen)), score_events.c.id > min(seen.values()))
+        .where(
+            score_events.c.lead_id.in_(list(seen)),
+            score_events.c.id > min(seen.values()),
+        )
         .order_by(score_events.c.id)
     )
     for r in conn.execute(query).mappings():
         if int(r["id"]) > seen[int(r["lead_id"])]:
-            out.setdefault(int(r["lead_id"]), []).append(dict(r))
+            out.setdefault(int(r["lead_id"]), []).append({**r, "primary": r["score_name"] == primary})
     return out
 
 

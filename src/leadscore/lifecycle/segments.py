@@ -20,6 +20,7 @@ from leadscore.settings import Settings
 from leadscore.store.lifecycle_tables import change_membership, segment_member_ids
 from leadscore.store.outbox import enqueue
 from leadscore.store.schema import accounts, lead_stages, leads, scores, segment_members
+from leadscore.store.score_names import scores_of
 
 CHUNK = 500
 EXPORT_COLUMNS = (
@@ -54,7 +55,7 @@ def _members(
     query = (
         select(leads.c.id)
         .select_from(
-            leads.join(scores, scores.c.lead_id == leads.c.id)
+            leads.join(scores, scores_of(leads.c.id))
             .join(lead_stages, lead_stages.c.lead_id == leads.c.id)
             .outerjoin(accounts, accounts.c.id == leads.c.account_id)
         )
@@ -157,7 +158,7 @@ def members(conn: Connection, segment: str) -> list[dict[str, Any]]:
         .select_from(
             segment_members.join(leads, leads.c.id == segment_members.c.lead_id)
             .outerjoin(accounts, accounts.c.id == leads.c.account_id)
-            .outerjoin(scores, scores.c.lead_id == leads.c.id)
+            .outerjoin(scores, scores_of(leads.c.id))
             .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
         )
         .where(segment_members.c.segment == segment)

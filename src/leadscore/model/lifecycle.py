@@ -94,9 +94,18 @@ class Stage(Frozen):
     description: str = Field(default="", max_length=2000)
 
 
-class Gate(Frozen):
-    """What must hold for an automatic transition; every key given must hold (an empty gate always does)."""
+# a named score (store/score_names.py): a lowercase letter, then lowercase letters, digits or _
+SCORE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
 
+
+class Gate(Frozen):
+    """What must hold for an automatic transition; every key given must hold (an empty gate always does).
+
+    ``score`` names the score whose score, grade, level, band and ledger lines the gate tests (one per
+    product line or persona, e.g. ``analytics``; default: the primary score); a lead without that score
+    never passes the gate."""
+
+    score: str | None = Field(default=None, pattern=SCORE_NAME, description="the named score tested")
     score_at_least: float | None = Field(default=None, ge=0, le=100)
     score_below: float | None = Field(default=None, ge=0, le=100, description="lowered by hysteresis")
     grade_at_least: Literal["A", "B", "C", "D"] | None = None
@@ -166,12 +175,19 @@ class ActionTrigger(Frozen):
     )
     assigned: Literal[True] | None = None
     sla_breach: Literal[True] | None = None
+    score: str | None = Field(
+        default=None,
+        pattern=SCORE_NAME,
+        description="with crossing: the named score crossing (default: primary)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ActionTrigger:
-        given = [k for k, v in self.model_dump(exclude_none=True).items() if v is not None]
+        given = [k for k, v in self.model_dump(exclude_none=True).items() if v is not None and k != "score"]
         if len(given) != 1:
             raise ValueError("'trigger' has exactly one of enter, leave, crossing, assigned, sla_breach")
+        if self.score is not None and self.crossing is None:
+            raise ValueError("'trigger' names a score only with crossing")
         return self
 
 

@@ -74,6 +74,7 @@ NOT_PERSONAL = {
     "alerts": "health checks of the model, aggregated over all leads",
     "shadow_models": "which model versions are scored in shadow",
     "notification_settings": "what staff users are told about their leads",
+    "score_names": "the named scores (one per product line or persona), not leads",
 }
 
 

@@ -7,6 +7,9 @@ changed, not the whole table. The rescoring writes new current scores like any o
 records and the ``scored_ms`` it sets reach the lifecycle runner exactly as event-caused ones do
 (``cooled``/``score_below`` transitions, band crossings, segments).
 
+Each named score is due on its own (``scores`` holds a row per lead and score): a tick rescores, per
+active model, the leads whose score of that name is due.
+
 ``leadscore serve`` runs a ``Clock`` thread (``LEADSCORE_CLOCK_TICK_S``, default 60 s); ``leadscore tick``
 runs one tick, e.g. from cron.
 """
@@ -20,8 +23,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from leadscore.ingest.committer import write_turn
-from leadscore.scoring.pipeline import current_model, rescore_now
-from leadscore.scoring.run import now_ms
+from leadscore.scoring.pipeline import active_models, rescore_now
+from leadscore.scoring.run import Active, now_ms
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
 from leadscore.store.results import lock_leads
@@ -42,13 +45,13 @@ class TickStats:
     transactions: int = 0
 
 
-def due_leads(conn: Connection, now: int, limit: int) -> list[int]:
-    """Leads whose stored score is due at ``now``, earliest first. On PostgreSQL their lead rows are
-    locked (the processor's lock, taken first as it does), skipping leads another clock or a processor
-    holds: a lead being rescored gets a new due time anyway."""
+def due_leads(conn: Connection, now: int, limit: int, score_name: str) -> list[int]:
+    """Leads whose stored score ``score_name`` is due at ``now``, earliest first. On PostgreSQL their lead
+    rows are locked (the processor's lock, taken first as it does), skipping leads another clock or a
+    processor holds: a lead being rescored gets a new due time anyway."""
     query = (
         select(scores.c.lead_id)
-        .where(scores.c.due_ms <= now)
+        .where(scores.c.due_ms <= now, scores.c.score_name == score_name)
         .order_by(scores.c.due_ms, scores.c.lead_id)
         .limit(limit)
     )
@@ -56,7 +59,7 @@ def due_leads(conn: Connection, now: int, limit: int) -> list[int]:
         query = (
             select(leads.c.id)
             .join(scores, scores.c.lead_id == leads.c.id)
-            .where(scores.c.due_ms <= now)
+            .where(scores.c.due_ms <= now, scores.c.score_name == score_name)
             .order_by(scores.c.due_ms, leads.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=leads)
@@ -68,20 +71,28 @@ def tick(store: Store, now: int | None = None) -> TickStats:
     """Rescore every lead due at ``now`` (default: the current time, read again for each transaction) as
     of that time."""
     stats = TickStats()
-    active = current_model(store)
-    if active is None or active.version is None:
-        return stats
+    with store.connect() as conn:
+        models = active_models(conn)
+    for active in models:
+        _tick_score(store, active, now, stats)
+    return stats
+
+
+def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats) -> None:
+    """Rescore the leads whose score of ``active``'s name is due."""
+    assert active.version is not None
+    name = active.version.score_name
     chunk = SQLITE_CHUNK if store.dialect == "sqlite" else CHUNK
     while True:
         # derived data, as in the processor: a lost transaction leaves the leads due, the next tick redoes it
         with write_turn(store), store.begin(durable=False) as conn:
             stamp = now if now is not None else now_ms()
-            ids = due_leads(conn, stamp, chunk)
+            ids = due_leads(conn, stamp, chunk, name)
             if ids and conn.dialect.name == "postgresql":
                 # wait for a processor rescoring any of them (the one lead lock), then keep those still
                 # due: the processor may have rescored some (and moved their due time) meanwhile
                 lock_leads(conn, ids)
-                ids = still_due(conn, ids, stamp)
+                ids = still_due(conn, ids, stamp, name)
             if ids:
                 leads, rows = rescore_now(conn, store.sources(), active, ids, stamp, "time", CAUSE_REF)
                 stats.leads += leads
@@ -89,11 +100,13 @@ def tick(store: Store, now: int | None = None) -> TickStats:
                 stats.transactions += 1
         # a rescored lead is next due after ``stamp`` (due.schedule), so this loop ends
         if len(ids) < chunk:
-            return stats
+            return
 
 
-def still_due(conn: Connection, lead_ids: list[int], now: int) -> list[int]:
-    query = select(scores.c.lead_id).where(in_list(scores.c.lead_id, "ids"), scores.c.due_ms <= now)
+def still_due(conn: Connection, lead_ids: list[int], now: int, score_name: str) -> list[int]:
+    query = select(scores.c.lead_id).where(
+        in_list(scores.c.lead_id, "ids"), scores.c.due_ms <= now, scores.c.score_name == score_name
+    )
     return sorted(conn.execute(query, {"ids": lead_ids}).scalars())
 
 

@@ -26,11 +26,13 @@ def save_scores(
     stamp: int,
     cause: str | Mapping[int, str],
     due: Mapping[int, int | None] | None = None,
+    *,
+    score_name: str,
 ) -> int:
-    """Save ledgers as the current scores (with when each is next due: ``scoring.due.schedule``) and
-    record the crossings they make; returns crossings recorded."""
-    before = read_current_states(conn, [lg.lead_id for lg in ledgers])
-    save_current(conn, ledgers, version_id, stamp, due)
+    """Save ledgers as the current scores ``score_name`` (with when each is next due:
+    ``scoring.due.schedule``) and record the crossings they make; returns crossings recorded."""
+    before = read_current_states(conn, [lg.lead_id for lg in ledgers], score_name=score_name)
+    save_current(conn, ledgers, version_id, stamp, due, score_name=score_name)
     rows: list[dict[str, Any]] = []
     for ledger in ledgers:
         old = before.get(ledger.lead_id)
@@ -41,6 +43,7 @@ def save_scores(
                 rows.append(
                     {
                         "lead_id": ledger.lead_id,
+                        "score_name": score_name,
                         "model_version_id": version_id,
                         "kind": kind,
                         "from_value": was,

@@ -56,11 +56,11 @@ def explain_lead(
 
 
 def explain_current(
-    conn: Connection, sources: Sources, lead_id: int
+    conn: Connection, sources: Sources, lead_id: int, score_name: str | None = None
 ) -> tuple[ModelVersion, Explanation] | None:
-    """The lead's stored score explained: by the model version that scored it, as of the time it was
-    scored (None while the lead has no score)."""
-    score, _ = read_current(conn, lead_id)
+    """The lead's stored score ``score_name`` (the primary when None) explained: by the model version that
+    scored it, as of the time it was scored (None while the lead has no such score)."""
+    score, _ = read_current(conn, lead_id, score_name)
     if score is None:
         return None
     version = get_version(conn, score["model_version_id"])

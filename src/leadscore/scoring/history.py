@@ -31,9 +31,12 @@ EPS = 1e-9
 EVENT_CAUSES = ("event", "created")
 
 
-def _row(ledger: Ledger, version_id: int, cause: str, ref: str, recorded_ms: int) -> dict[str, Any]:
+def _row(
+    ledger: Ledger, version_id: int, cause: str, ref: str, recorded_ms: int, score_name: str
+) -> dict[str, Any]:
     return {
         "lead_id": ledger.lead_id,
+        "score_name": score_name,
         "model_version_id": version_id,
         "at_ms": ledger.as_of,
         "score": ledger.score,
@@ -88,10 +91,13 @@ def record(
     version_id: int,
     changes: Mapping[int, tuple[int, str, str]],
     recorded_ms: int,
+    *,
+    score_name: str,
 ) -> int:
-    """Append history rows for ``changes`` (lead → (time, cause, cause ref)) where the score moved."""
+    """Append history rows of the score ``score_name`` for ``changes`` (lead → (time, cause, cause ref))
+    where the score moved."""
     lead_ids = list(changes)
-    previous = last_history(conn, lead_ids)
+    previous = last_history(conn, lead_ids, score_name=score_name)
     fresh = [lid for lid in lead_ids if lid not in previous]
     base = baselines(conn, fresh) if fresh else {}
     pairs = [(lid, base[lid]) for lid in fresh] + [(lid, changes[lid][0]) for lid in lead_ids]
@@ -101,13 +107,20 @@ def record(
         prev = previous.get(lid)
         if lid in base:
             rows.append(
-                _row(by_point[(lid, base[lid])], version_id, "created", "before any activity", recorded_ms)
+                _row(
+                    by_point[(lid, base[lid])],
+                    version_id,
+                    "created",
+                    "before any activity",
+                    recorded_ms,
+                    score_name,
+                )
             )
             prev = rows[-1]
         at, cause, ref = changes[lid]
         ledger = by_point[(lid, at)]
         if changed(prev, ledger, version_id):
-            rows.append(_row(ledger, version_id, cause, ref, recorded_ms))
+            rows.append(_row(ledger, version_id, cause, ref, recorded_ms, score_name))
     append_history(conn, rows)
     return len(rows)
 
@@ -120,9 +133,11 @@ def replay(
     since: Mapping[int, int],
     until: int,
     recorded_ms: int,
+    *,
+    score_name: str,
 ) -> int:
-    """Recompute the event rows of the leads in ``since`` (lead → earliest time a batch may have changed)
-    up to ``until``; returns rows written."""
+    """Recompute the event rows of the score ``score_name`` of the leads in ``since`` (lead → earliest time
+    a batch may have changed) up to ``until``; returns rows written."""
     lead_ids = sorted(since)
     if not lead_ids:
         return 0
@@ -130,7 +145,7 @@ def replay(
     # a batch holding the lead's first event (or linking a key) moves its created row too
     start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
     times = _event_times(conn, lead_ids, min(start.values()), until)
-    newest = last_history(conn, lead_ids)
+    newest = last_history(conn, lead_ids, score_name=score_name)
     previous: dict[int, dict[str, Any] | None] = {}
     for lid in lead_ids:
         top = newest.get(lid)
@@ -142,12 +157,13 @@ def replay(
         conn.execute(
             delete(score_history).where(
                 score_history.c.lead_id == lid,
+                score_history.c.score_name == score_name,
                 score_history.c.model_version_id == version_id,
                 score_history.c.cause.in_(EVENT_CAUSES),
                 score_history.c.at_ms >= start[lid],
             )
         )
-        previous[lid] = _row_before(conn, lid, start[lid])
+        previous[lid] = _row_before(conn, lid, start[lid], score_name)
     points: list[tuple[int, int]] = []
     plan: dict[int, list[tuple[int, str, str]]] = {}
     for lid in lead_ids:
@@ -165,7 +181,7 @@ def replay(
         for at, cause, ref in plan[lid]:
             ledger = by_point[(lid, at)]
             if cause == "created" or changed(prev, ledger, version_id):
-                rows.append(_row(ledger, version_id, cause, ref, recorded_ms))
+                rows.append(_row(ledger, version_id, cause, ref, recorded_ms, score_name))
                 prev = rows[-1]
     append_history(conn, rows)
     return len(rows)
@@ -186,10 +202,14 @@ def _event_times(
     return out
 
 
-def _row_before(conn: Connection, lead_id: int, at_ms: int) -> dict[str, Any] | None:
+def _row_before(conn: Connection, lead_id: int, at_ms: int, score_name: str) -> dict[str, Any] | None:
     query = (
         select(score_history)
-        .where(score_history.c.lead_id == lead_id, score_history.c.at_ms < at_ms)
+        .where(
+            score_history.c.lead_id == lead_id,
+            score_history.c.score_name == score_name,
+            score_history.c.at_ms < at_ms,
+        )
         .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
         .limit(1)
     )

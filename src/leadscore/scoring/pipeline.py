@@ -1,5 +1,6 @@
 """Operations that change scores: ingest messages, backfill a history of them, publish a model, rescore
-everyone."""
+everyone. A lead has one score per named score (store/score_names.py), each scored by its own active
+version: events rescore every active model, a publication or rollback rescores only its own score."""
 
 from __future__ import annotations
 
@@ -24,7 +25,13 @@ from leadscore.scoring.shadow import score_shadows
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_events_without_consent
-from leadscore.store.model_versions import ModelVersion, activate, active_version, add_version
+from leadscore.store.model_versions import (
+    ModelVersion,
+    activate,
+    active_version,
+    active_versions,
+    add_version,
+)
 from leadscore.store.people import account_colleagues
 from leadscore.store.results import lock_leads
 from leadscore.store.shadows import remove_shadow
@@ -53,12 +60,18 @@ def current_model(store: Store) -> Active | None:
         return active_model(conn)
 
 
-def active_model(conn: Connection) -> Active | None:
-    """The active model version, parsed (cached per version), or None when none is published."""
+def active_model(conn: Connection, score_name: str | None = None) -> Active | None:
+    """The active version of a score (the primary when None), parsed (cached per version), or None when
+    none is published."""
     try:
-        return Active.of(active_version(conn))
+        return Active.of(active_version(conn, score_name))
     except StoreError:
         return None
+
+
+def active_models(conn: Connection) -> list[Active]:
+    """The active version of every named score, parsed, the primary first."""
+    return [Active.of(version) for version in active_versions(conn)]
 
 
 def ingest(
@@ -86,31 +99,41 @@ def rescore_touched(
     as_of: int | None = None,
     drop_unconsented: bool = False,
 ) -> tuple[int, int]:
-    """Rescore the leads a batch touched with the active model: current score (as of ``as_of``, default
-    now), ledger, history at the batch's event time, threshold crossings. Returns (leads, history rows).
+    """Rescore the leads a batch touched with every active model: current score (as of ``as_of``, default
+    now), ledger, history at the batch's event time, threshold crossings, per named score. Returns (leads,
+    history rows).
 
     With ``drop_unconsented`` the events of touched leads who refused tracking are deleted first
     ("not stored at all"); otherwise they stay stored and the compiled query gives them no points.
     """
     if drop_unconsented and applied.touched:
         drop_events_without_consent(conn, sorted(applied.touched))
-    active = active_model(conn)
-    if active is None and applied.touched and not _no_model_warned.is_set():
+    models = active_models(conn) if applied.touched else []
+    if not models and applied.touched and not _no_model_warned.is_set():
         _no_model_warned.set()
         log.warning("%s: `leadscore model publish MODEL.yaml`", NO_MODEL)
-    if active is None or active.version is None or not applied.touched:
+    if not models:
         return 0, 0
     stamp = now_ms()
-    touched, messages, since = _with_colleagues(conn, active.model, applied)
-    lead_ids = sorted(touched)
-    lock_leads(conn, lead_ids)
-    ledgers = score_leads(conn, active.model, sources, lead_ids, as_of or stamp)
-    causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
-    due = schedule(conn, active.model, sources, ledgers)
-    save_scores(conn, ledgers, active.version.id, stamp, causes, due)
-    rows = history.replay(conn, active.model, sources, active.version.id, since, as_of or stamp, stamp)
-    score_shadows(conn, sources, lead_ids, as_of or stamp, stamp)  # candidates beside it: no actions
-    return len(ledgers), rows
+    plans = [(active, *_with_colleagues(conn, active.model, applied)) for active in models]
+    everyone = sorted(set().union(*(touched for _, touched, _, _ in plans)))
+    lock_leads(conn, everyone)
+    scored: set[int] = set()
+    rows = 0
+    for active, touched, messages, since in plans:
+        assert active.version is not None
+        name = active.version.score_name
+        lead_ids = sorted(touched)
+        ledgers = score_leads(conn, active.model, sources, lead_ids, as_of or stamp)
+        causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
+        due = schedule(conn, active.model, sources, ledgers)
+        save_scores(conn, ledgers, active.version.id, stamp, causes, due, score_name=name)
+        rows += history.replay(
+            conn, active.model, sources, active.version.id, since, as_of or stamp, stamp, score_name=name
+        )
+        scored.update(lg.lead_id for lg in ledgers)
+    score_shadows(conn, sources, everyone, as_of or stamp, stamp)  # candidates beside it: no actions
+    return len(scored), rows
 
 
 def _with_colleagues(
@@ -190,12 +213,19 @@ def _cause(message_ids: list[str]) -> str:
 
 
 def publish(
-    store: Store, model: ScoringModel, *, note: str = "", as_of: int | None = None, actor: str = "cli"
+    store: Store,
+    model: ScoringModel,
+    *,
+    note: str = "",
+    as_of: int | None = None,
+    actor: str = "cli",
+    score_name: str | None = None,
 ) -> tuple[ModelVersion, int]:
-    """Store the model as a new version (or reuse an identical one), activate it, rescore every lead;
+    """Store the model as a new version of the score ``score_name`` (the primary when None; a new name
+    adds a score), or reuse an identical one, activate it and rescore every lead's score of that name;
     the publication is written to the audit log under ``actor``."""
     with store.begin() as conn:
-        version, _ = add_version(conn, model.model, dump_model(model), now_ms(), note)
+        version, _ = add_version(conn, model.model, dump_model(model), now_ms(), note, score_name)
     return activate_version(store, version.id, action="published", as_of=as_of, actor=actor, note=note)
 
 
@@ -208,9 +238,10 @@ def activate_version(
     actor: str = "cli",
     note: str = "",
 ) -> tuple[ModelVersion, int]:
-    """Make a stored version the active one and rescore every lead with it (its scores, ledgers, history
-    and crossings): a publication, a shadow's promotion or a rollback (``action``: published, promoted,
-    rolled back). A shadow that becomes active stops being a shadow."""
+    """Make a stored version the active one of its score and rescore every lead's score of that name with
+    it (scores, ledgers, history and crossings; other scores stay as they are): a publication, a shadow's
+    promotion or a rollback (``action``: published, promoted, rolled back). A shadow that becomes active
+    stops being a shadow."""
     stamp = now_ms()
     with store.begin() as conn:
         version = activate(conn, version_id, stamp)
@@ -221,41 +252,61 @@ def activate_version(
         cause = f"{action} {version.label}"
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
         due = schedule(conn, active.model, store.sources(), ledgers)
-        save_scores(conn, ledgers, version.id, stamp, cause, due)
+        name = version.score_name
+        save_scores(conn, ledgers, version.id, stamp, cause, due, score_name=name)
         changes = {lg.lead_id: (as_of or stamp, "model", cause) for lg in ledgers}
         if changes:
-            history.record(conn, active.model, store.sources(), version.id, changes, stamp)
+            history.record(conn, active.model, store.sources(), version.id, changes, stamp, score_name=name)
     return version, len(ledgers)
 
 
 def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
-    """Score every lead with the active model as of a time; save as the current scores if asked."""
-    active = current_model(store)
-    if active is None or active.version is None:
+    """Score every lead with every active model as of a time; save as the current scores if asked.
+    Returns the primary score's ledgers."""
+    with store.connect() as conn:
+        models = active_models(conn)
+    if not models:
         raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
     stamp = now_ms()
+    out: list[Ledger] = []
     with store.begin() as conn:
-        ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
-        if save:
-            due = schedule(conn, active.model, store.sources(), ledgers)
-            save_scores(conn, ledgers, active.version.id, stamp, "rescore", due)
-    return ledgers
+        for active in models:
+            assert active.version is not None
+            ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
+            if save:
+                due = schedule(conn, active.model, store.sources(), ledgers)
+                save_scores(
+                    conn,
+                    ledgers,
+                    active.version.id,
+                    stamp,
+                    "rescore",
+                    due,
+                    score_name=active.version.score_name,
+                )
+            out = out or ledgers
+    return out
 
 
 def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> int:
-    """Rescore leads with the active model now: current scores and a history row if a score moved.
+    """Rescore leads with every active model now: current scores and a history row if a score moved.
 
     Returns how many leads were scored (0 when no model is active).
     """
     ids = sorted(set(lead_ids))
-    active = current_model(store)
-    if active is None or active.version is None or not ids:
+    with store.connect() as conn:
+        models = active_models(conn)
+    if not models or not ids:
         return 0
     stamp, scored = now_ms(), 0
     with store.begin() as conn:
         for start in range(0, len(ids), RESCORE_CHUNK):
             chunk = ids[start : start + RESCORE_CHUNK]
-            scored += rescore_now(conn, store.sources(), active, chunk, stamp, "import", cause_ref)[0]
+            # every model scores the same existing leads of the chunk
+            scored += max(
+                rescore_now(conn, store.sources(), active, chunk, stamp, "import", cause_ref)[0]
+                for active in models
+            )
     return scored
 
 
@@ -268,11 +319,17 @@ def rescore_now(
     cause: str,
     ref: str,
 ) -> tuple[int, int]:
-    """Rescore leads as of ``stamp`` in the caller's transaction: current scores, when each is next due,
-    crossings, and a history row (``cause``, ``ref``) where a score moved. Returns (leads, history rows)."""
+    """Rescore leads' score of ``active``'s name as of ``stamp`` in the caller's transaction: current
+    scores, when each is next due, crossings, and a history row (``cause``, ``ref``) where a score moved.
+    Returns (leads, history rows)."""
     assert active.version is not None
+    name = active.version.score_name
     ledgers = score_leads(conn, active.model, sources, lead_ids, stamp)
-    save_scores(conn, ledgers, active.version.id, stamp, ref, schedule(conn, active.model, sources, ledgers))
+    due = schedule(conn, active.model, sources, ledgers)
+    save_scores(conn, ledgers, active.version.id, stamp, ref, due, score_name=name)
     changes = {lg.lead_id: (stamp, cause, ref) for lg in ledgers}
-    rows = history.record(conn, active.model, sources, active.version.id, changes, stamp) if changes else 0
-    return len(ledgers), rows
+    if not changes:
+        return 0, 0
+    return len(ledgers), history.record(
+        conn, active.model, sources, active.version.id, changes, stamp, score_name=name
+    )

@@ -45,13 +45,20 @@ def score_shadows(conn: Connection, sources: Sources, lead_ids: Sequence[int], a
 
 
 def publish_shadow(
-    store: Store, model: ScoringModel, *, note: str = "", as_of: int | None = None, actor: str = "cli"
+    store: Store,
+    model: ScoringModel,
+    *,
+    note: str = "",
+    as_of: int | None = None,
+    actor: str = "cli",
+    score_name: str | None = None,
 ) -> tuple[ModelVersion, int]:
-    """Store the model as a version that is not active, score every lead with it in shadow, and keep
-    scoring it on live events; returns (version, leads scored)."""
+    """Store the model as a version of the score ``score_name`` (the primary when None) that is not
+    active, score every lead with it in shadow, and keep scoring it on live events; returns (version,
+    leads scored)."""
     stamp = now_ms()
     with store.begin() as conn:
-        version, _ = add_version(conn, model.model, dump_model(model), stamp, note)
+        version, _ = add_version(conn, model.model, dump_model(model), stamp, note, score_name)
         if version.active:
             raise StoreError(f"{version.label} is the active version: a shadow is a candidate beside it")
         add_shadow(conn, version.id, stamp)

@@ -23,6 +23,7 @@ from leadscore.store.schema import (
     stage_history,
     team_cursors,
 )
+from leadscore.store.score_names import scores_of
 from leadscore.store.upsert import insert_ignore
 
 CHUNK = 500
@@ -32,8 +33,11 @@ def start_stages(conn: Connection, initial: str, now_ms: int, limit: int = CHUNK
     """Give up to ``limit`` scored leads without a stage the initial one (a history row each)."""
     query = (
         select(leads.c.id, leads.c.created_ms)
-        .join(scores, scores.c.lead_id == leads.c.id)
-        .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
+        .select_from(
+            leads.join(scores, scores_of(leads.c.id)).outerjoin(
+                lead_stages, lead_stages.c.lead_id == leads.c.id
+            )
+        )
         .where(lead_stages.c.lead_id.is_(None))
         .order_by(leads.c.id)
         .limit(limit)
@@ -78,12 +82,17 @@ def _history(
 def claim_dirty(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """Stage rows whose lead was rescored since it was last evaluated, with the current score; claimed
     (row-locked, skipping rows another runner holds) on PostgreSQL."""
+    # rescored: any of the lead's named scores (gates may name any), so the newest scoring time of all
+    newest = (
+        select(func.max(scores.c.scored_ms))
+        .where(scores.c.lead_id == lead_stages.c.lead_id)
+        .correlate(lead_stages)
+        .scalar_subquery()
+    )
     query = (
-        select(lead_stages, scores.c.scored_ms)
-        .join(scores, scores.c.lead_id == lead_stages.c.lead_id)
-        .where(
-            or_(lead_stages.c.seen_scored_ms.is_(None), lead_stages.c.seen_scored_ms != scores.c.scored_ms)
-        )
+        select(lead_stages, newest.label("scored_ms"))
+        .select_from(lead_stages.join(scores, scores_of(lead_stages.c.lead_id)))
+        .where(or_(lead_stages.c.seen_scored_ms.is_(None), lead_stages.c.seen_scored_ms != newest))
         .order_by(lead_stages.c.lead_id)
         .limit(limit)
     )

@@ -1,4 +1,5 @@
-"""Model versions: stored YAML with its hash; exactly one active version at a time."""
+"""Model versions: stored YAML with its hash; each belongs to a named score (store/score_names.py), and each
+score has at most one active version at a time."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, func, select, update
 
 from leadscore.errors import NotFoundError, StoreError
 from leadscore.store.schema import model_versions
+from leadscore.store.score_names import DEFAULT, PRIMARY_NAME, ensure_score, named
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class ModelVersion:
     published_ms: int | None
     active: bool
     note: str
+    score_name: str = DEFAULT
 
     @property
     def label(self) -> str:
@@ -33,12 +36,23 @@ def _row(row: object) -> ModelVersion:
 
 
 def add_version(
-    conn: Connection, name: str, yaml_text: str, now_ms: int, note: str = ""
+    conn: Connection,
+    name: str,
+    yaml_text: str,
+    now_ms: int,
+    note: str = "",
+    score_name: str | None = None,
 ) -> tuple[ModelVersion, bool]:
-    """Store a model's YAML as the next version of ``name``; an identical YAML returns the existing version."""
+    """Store a model's YAML as the next version of ``name`` for the score ``score_name`` (the primary when
+    None); an identical YAML for the same score returns the existing version."""
     digest = hashlib.sha256(yaml_text.encode()).hexdigest()
+    score = score_name if score_name is not None else str(conn.execute(select(PRIMARY_NAME)).scalar_one())
     same = conn.execute(
-        select(model_versions).where(model_versions.c.name == name, model_versions.c.sha256 == digest)
+        select(model_versions).where(
+            model_versions.c.name == name,
+            model_versions.c.sha256 == digest,
+            named(model_versions.c.score_name, score),
+        )
     ).first()
     if same is not None:
         return _row(same), False
@@ -55,6 +69,7 @@ def add_version(
             created_ms=now_ms,
             active=False,
             note=note,
+            score_name=score,
         )
         .returning(model_versions.c.id)
     ).scalar_one()
@@ -62,8 +77,14 @@ def add_version(
 
 
 def activate(conn: Connection, version_id: int, now_ms: int) -> ModelVersion:
-    get_version(conn, version_id)
-    conn.execute(update(model_versions).where(model_versions.c.active.is_(True)).values(active=False))
+    """Make a version its score's active one (the score's other versions stop being active)."""
+    version = get_version(conn, version_id)
+    ensure_score(conn, version.score_name, now_ms)
+    conn.execute(
+        update(model_versions)
+        .where(model_versions.c.active.is_(True), model_versions.c.score_name == version.score_name)
+        .values(active=False)
+    )
     conn.execute(
         update(model_versions)
         .where(model_versions.c.id == version_id)
@@ -97,13 +118,36 @@ def find_version(conn: Connection, ref: str) -> ModelVersion:
     return _row(row)
 
 
-def active_version(conn: Connection) -> ModelVersion:
-    row = conn.execute(select(model_versions).where(model_versions.c.active.is_(True))).first()
+def active_version(conn: Connection, score_name: str | None = None) -> ModelVersion:
+    """The active version of a score (the primary when None)."""
+    row = conn.execute(
+        select(model_versions).where(
+            model_versions.c.active.is_(True), named(model_versions.c.score_name, score_name)
+        )
+    ).first()
     if row is None:
-        raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
+        which = "" if score_name is None else f" for the score {score_name!r}"
+        hint = "" if score_name is None else f" --score {score_name}"
+        raise StoreError(
+            f"no active model{which}: publish one with `leadscore model publish MODEL.yaml{hint}`"
+        )
     return _row(row)
 
 
-def list_versions(conn: Connection) -> list[ModelVersion]:
-    rows = conn.execute(select(model_versions).order_by(model_versions.c.name, model_versions.c.version))
+def active_versions(conn: Connection) -> list[ModelVersion]:
+    """The active version of every score, the primary first, then by score name."""
+    query = (
+        select(model_versions)
+        .where(model_versions.c.active.is_(True))
+        .order_by((model_versions.c.score_name == PRIMARY_NAME).desc(), model_versions.c.score_name)
+    )
+    return [_row(r) for r in conn.execute(query)]
+
+
+def list_versions(conn: Connection, score_name: str | None = None) -> list[ModelVersion]:
+    """Every stored version (of one score when named)."""
+    query = select(model_versions).order_by(model_versions.c.name, model_versions.c.version)
+    if score_name is not None:
+        query = query.where(model_versions.c.score_name == score_name)
+    rows = conn.execute(query)
     return [_row(r) for r in rows]

@@ -1,30 +1,33 @@
-"""Scoring results: current scores, the per-rule ledger, and the append-only score history."""
+"""Scoring results: current scores, the per-rule ledger, and the append-only score history, per lead and
+named score (store/score_names.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import BindParameter, Connection, bindparam, delete, select, text
 
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
+from leadscore.store.score_names import named
 from leadscore.store.upsert import insert_ignore
 
 CHUNK = 500
 
 # Built once, executed with the lead ids bound as one list (store/id_lists.py): the real-time processor
 # runs these for every batch, and building an IN (...) statement costs more than running it.
-_DELETE_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"))
-_DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"))
+_SCORE: BindParameter[str] = bindparam("score_name")
+_DELETE_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
+_DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"), ledger.c.score_name == _SCORE)
 _CURRENT_STATES = select(
     scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
-).where(in_list(scores.c.lead_id, "ids"))
+).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
 _NEWEST_ID = (
     select(score_history.c.id)
-    .where(score_history.c.lead_id == leads.c.id)
+    .where(score_history.c.lead_id == leads.c.id, score_history.c.score_name == _SCORE)
     .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
     .limit(1)
     .correlate(leads)
@@ -41,7 +44,8 @@ _LAST_HISTORY = select(score_history).where(score_history.c.id.in_(_NEWEST_HISTO
 
 
 def score_values(r: Ledger, version_id: int, scored_ms: int) -> dict[str, Any]:
-    """A ledger's score columns as a scores (or shadow_scores) row holds them."""
+    """A ledger's score columns as a scores (or shadow_scores) row holds them (a scores row adds its
+    ``score_name``)."""
     return {
         "lead_id": r.lead_id,
         "model_version_id": version_id,
@@ -62,20 +66,23 @@ def save_current(
     version_id: int,
     scored_ms: int,
     due: Mapping[int, int | None] | None = None,
+    *,
+    score_name: str,
 ) -> None:
-    """Replace the current score and ledger of every lead in ``results``; ``due``: lead → when time alone
-    may next change its score (scoring/due.py; a lead left out is never due)."""
+    """Replace the current score ``score_name`` and its ledger of every lead in ``results``; ``due``: lead
+    → when time alone may next change that score (scoring/due.py; a lead left out is never due)."""
     for start in range(0, len(results), CHUNK):
         chunk = results[start : start + CHUNK]
         ids = [r.lead_id for r in chunk]
-        conn.execute(_DELETE_SCORES, {"ids": ids})
-        conn.execute(_DELETE_LEDGER, {"ids": ids})
+        conn.execute(_DELETE_SCORES, {"ids": ids, "score_name": score_name})
+        conn.execute(_DELETE_LEDGER, {"ids": ids, "score_name": score_name})
         insert_rows(
             conn,
             scores,
             [
                 {
                     **score_values(r, version_id, scored_ms),
+                    "score_name": score_name,
                     "due_ms": None if due is None else due.get(r.lead_id),
                 }
                 for r in chunk
@@ -84,6 +91,7 @@ def save_current(
         lines = [
             {
                 "lead_id": r.lead_id,
+                "score_name": score_name,
                 "rule_id": line.rule_id,
                 "section": line.section,
                 "kind": line.kind,
@@ -101,22 +109,26 @@ def save_current(
         insert_rows(conn, ledger, lines)
 
 
-def read_current_states(conn: Connection, lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """Band, grade, level and score of the stored current scores of ``lead_ids``."""
+def read_current_states(
+    conn: Connection, lead_ids: Iterable[int], *, score_name: str
+) -> dict[int, dict[str, Any]]:
+    """Band, grade, level and score of the stored current score ``score_name`` of ``lead_ids``."""
     ids = list(lead_ids)
     out: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), CHUNK):
-        rows = conn.execute(_CURRENT_STATES, {"ids": ids[start : start + CHUNK]}).mappings()
+        params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
+        rows = conn.execute(_CURRENT_STATES, params).mappings()
         out.update({r["lead_id"]: dict(r) for r in rows})
     return out
 
 
-def last_history(conn: Connection, lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """The most recent history row of each lead (by effective time, then insertion)."""
+def last_history(conn: Connection, lead_ids: Iterable[int], *, score_name: str) -> dict[int, dict[str, Any]]:
+    """The most recent history row of each lead's score ``score_name`` (by effective time, then insertion)."""
     ids = list(lead_ids)
     out: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), CHUNK):
-        rows = conn.execute(_LAST_HISTORY, {"ids": ids[start : start + CHUNK]}).mappings()
+        params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
+        rows = conn.execute(_LAST_HISTORY, params).mappings()
         out.update({r["lead_id"]: dict(r) for r in rows})
     return out
 
@@ -125,18 +137,30 @@ def append_history(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     insert_rows(conn, score_history, rows)
 
 
-def read_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+def read_history(conn: Connection, lead_id: int, score_name: str | None = None) -> list[dict[str, Any]]:
+    """A lead's history of one score (the primary when None)."""
     query = (
         select(score_history)
-        .where(score_history.c.lead_id == lead_id)
+        .where(score_history.c.lead_id == lead_id, named(score_history.c.score_name, score_name))
         .order_by(score_history.c.at_ms, score_history.c.id)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def read_current(conn: Connection, lead_id: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    score = conn.execute(select(scores).where(scores.c.lead_id == lead_id)).mappings().first()
-    lines = conn.execute(select(ledger).where(ledger.c.lead_id == lead_id)).mappings()
+def read_current(
+    conn: Connection, lead_id: int, score_name: str | None = None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A lead's current score and ledger of one score (the primary when None)."""
+    score = (
+        conn.execute(
+            select(scores).where(scores.c.lead_id == lead_id, named(scores.c.score_name, score_name))
+        )
+        .mappings()
+        .first()
+    )
+    lines = conn.execute(
+        select(ledger).where(ledger.c.lead_id == lead_id, named(ledger.c.score_name, score_name))
+    ).mappings()
     return (dict(score) if score else None), [dict(r) for r in lines]
 
 
@@ -148,8 +172,13 @@ def record_crossings(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     return insert_ignore(conn, score_events, rows, CROSSING_KEY)
 
 
-def read_crossings(conn: Connection, lead_id: int | None = None) -> list[dict[str, Any]]:
-    query = select(score_events).order_by(score_events.c.id)
+def read_crossings(
+    conn: Connection, lead_id: int | None = None, score_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Recorded crossings (of one lead when given) of one score (the primary when None)."""
+    query = (
+        select(score_events).where(named(score_events.c.score_name, score_name)).order_by(score_events.c.id)
+    )
     if lead_id is not None:
         query = query.where(score_events.c.lead_id == lead_id)
     return [dict(r) for r in conn.execute(query).mappings()]

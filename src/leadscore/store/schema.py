@@ -106,13 +106,27 @@ model_versions = Table(
     Column("published_ms", BigInteger),
     Column("active", Boolean, nullable=False, default=False),
     Column("note", Text, nullable=False, default=""),
+    # the named score this version scores (store/score_names.py); one active version per score name
+    Column("score_name", String(63), nullable=False, server_default="primary"),
     UniqueConstraint("name", "version"),
+)
+
+score_names = Table(
+    "score_names",
+    metadata,
+    # the named scores a lead has (one per product line or persona: ``core``, ``analytics``), each scored by
+    # its own active model version; exactly one is the primary, read wherever no score is named
+    Column("name", String(63), primary_key=True),
+    Column("is_primary", Boolean, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
 )
 
 scores = Table(
     "scores",
     metadata,
+    # one row per lead and named score (migration 0016; a store of one model has one score, "primary")
     Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
+    Column("score_name", String(63), primary_key=True, server_default="primary"),
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
     Column("as_of_ms", BigInteger, nullable=False),
     Column("score", Float(precision=53), nullable=False),
@@ -133,6 +147,7 @@ ledger = Table(
     "ledger",
     metadata,
     Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
+    Column("score_name", String(63), primary_key=True, server_default="primary"),
     Column("rule_id", String(100), primary_key=True),
     Column("section", String(16), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -150,6 +165,7 @@ score_history = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False),
+    Column("score_name", String(63), nullable=False, server_default="primary"),
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
     Column("at_ms", BigInteger, nullable=False),
     Column("score", Float(precision=53), nullable=False),
@@ -161,7 +177,7 @@ score_history = Table(
     Column("cause", String(16), nullable=False),  # event | model
     Column("cause_ref", Text, nullable=False),  # message id(s) or model name@version
     Column("recorded_ms", BigInteger, nullable=False),
-    Index("ix_history_lead_at", "lead_id", "at_ms"),
+    Index("ix_history_lead_at", "lead_id", "score_name", "at_ms"),
 )
 
 outcomes = Table(
@@ -232,6 +248,7 @@ score_events = Table(
     # threshold crossings (band, grade, level changes) for the lifecycle to act on; recorded once
     Column("id", Integer, primary_key=True),
     Column("lead_id", Integer, ForeignKey("leads.id"), nullable=False, index=True),
+    Column("score_name", String(63), nullable=False, server_default="primary"),
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
     Column("kind", String(16), nullable=False),  # band | grade | level
     Column("from_value", String(16)),

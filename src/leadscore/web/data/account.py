@@ -19,6 +19,7 @@ from leadscore.lifecycle.reports import week_of
 from leadscore.model import ScoringModel
 from leadscore.store.lifecycle_tables import account_history, read_account_stages
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
+from leadscore.store.score_names import scores_of
 
 WEEK_MS = 7 * 86_400_000
 SCORE_WEEKS = 26  # the account score is charted at most at this many week ends, the last being now
@@ -62,7 +63,7 @@ def contacts_of(conn: Connection, account_id: int, stage_names: dict[str, str]) 
             lead_stages.c.stage,
         )
         .select_from(
-            leads.outerjoin(scores, scores.c.lead_id == leads.c.id).outerjoin(
+            leads.outerjoin(scores, scores_of(leads.c.id)).outerjoin(
                 lead_stages, lead_stages.c.lead_id == leads.c.id
             )
         )

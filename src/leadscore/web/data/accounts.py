@@ -14,6 +14,7 @@ from leadscore.lifecycle.accounts import QUALIFIED
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
 from leadscore.store.schema import account_stages, accounts, leads, scores
+from leadscore.store.score_names import scores_of
 
 PAGE_SIZE = 50
 
@@ -68,7 +69,7 @@ def account_page(
         )
         .select_from(
             accounts.outerjoin(leads, leads.c.account_id == accounts.c.id)
-            .outerjoin(scores, scores.c.lead_id == leads.c.id)
+            .outerjoin(scores, scores_of(leads.c.id))
             .outerjoin(account_stages, account_stages.c.account_id == accounts.c.id)
         )
         .group_by(

@@ -22,6 +22,7 @@ from leadscore.scoring.run import model_of, score_points
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
+from leadscore.store.score_names import list_scores
 
 JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
 MOVED = 0.05  # a change in score smaller than this is not annotated
@@ -45,6 +46,8 @@ class LeadView:
     version: ModelVersion | None
     ledger: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the lead's other named scores (docs/named-scores.md), each with its score row, version and ledger
+    others: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -82,7 +85,32 @@ def load(conn: Connection, sources: Sources, lead_id: int) -> LeadView | None:
         return view
     view.version, explanation = explained
     view.ledger = ledger_rows(model_of(view.version.yaml, view.version.label), explanation)
+    view.others = _other_scores(conn, sources, lead_id, view.version.score_name)
     return view
+
+
+def _other_scores(conn: Connection, sources: Sources, lead_id: int, primary: str) -> list[dict[str, Any]]:
+    """Every named score of the lead but the primary, side by side with its ledger (the same explanation
+    path as the primary's)."""
+    out = []
+    for named in list_scores(conn):
+        if named.name == primary:
+            continue
+        score, _ = read_current(conn, lead_id, named.name)
+        explained = explain_current(conn, sources, lead_id, named.name) if score is not None else None
+        if score is None or explained is None:
+            continue
+        version, explanation = explained
+        model = model_of(version.yaml, version.label)
+        out.append(
+            {
+                "name": named.name,
+                "score": score,
+                "version": version,
+                "ledger": ledger_rows(model, explanation),
+            }
+        )
+    return out
 
 
 def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str, Any]]:

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, case, func, literal_column, select
+from sqlalchemy import Connection, Select, and_, case, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.lifecycle.lead_filter import LeadFilter, current_owner, exportable, lead_source
 from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
+from leadscore.store.score_names import named
 
 PAGE_SIZE = 50
 Sort = Literal["score", "fit", "engagement", "name", "company", "updated"]
@@ -51,10 +52,11 @@ COLUMNS = (
 EXPORT_COLUMNS = tuple(str(c.name) for c in COLUMNS)
 
 
-def _base(*cols: Any) -> Select[Any]:
-    joined = leads.outerjoin(scores, scores.c.lead_id == leads.c.id).outerjoin(
-        accounts, accounts.c.id == leads.c.account_id
-    )
+def _base(f: LeadFilter, *cols: Any) -> Select[Any]:
+    """Leads with their score of the filter's name (the primary score unless it names one)."""
+    joined = leads.outerjoin(
+        scores, and_(scores.c.lead_id == leads.c.id, named(scores.c.score_name, f.score_name))
+    ).outerjoin(accounts, accounts.c.id == leads.c.account_id)
     return select(*cols).select_from(joined)
 
 
@@ -79,7 +81,7 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
     page = min(max(1, page), pages)
     offset = (page - 1) * PAGE_SIZE
     if sort not in SCORE_SORTS:
-        query = _ordered(_base(*COLUMNS).where(f.matches(leads.c.id)), SORTS[sort], leads.c.id, order)
+        query = _ordered(_base(f, *COLUMNS).where(f.matches(leads.c.id)), SORTS[sort], leads.c.id, order)
         rows = conn.execute(query.limit(PAGE_SIZE).offset(offset)).mappings()
         return LeadPage([dict(r) for r in rows], total, page, pages)
     # Scored leads come from the score index (an outer join from leads could not use it); leads without
@@ -88,15 +90,22 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
         accounts, accounts.c.id == leads.c.account_id
     )
     scored = _ordered(
-        select(*COLUMNS).select_from(joined).where(f.matches(scores.c.lead_id)),
+        select(*COLUMNS)
+        .select_from(joined)
+        .where(named(scores.c.score_name, f.score_name), f.matches(scores.c.lead_id)),
         SCORE_SORTS[sort],
         scores.c.lead_id,
         order,
     )
     out = [dict(r) for r in conn.execute(scored.limit(PAGE_SIZE).offset(offset)).mappings()]
     if len(out) < PAGE_SIZE and not f.needs_score:
-        n_scored = _count(conn, select(func.count()).select_from(scores).where(f.matches(scores.c.lead_id)))
-        unscored = _base(*COLUMNS).where(f.matches(leads.c.id), scores.c.lead_id.is_(None))
+        n_scored = _count(
+            conn,
+            select(func.count())
+            .select_from(scores)
+            .where(named(scores.c.score_name, f.score_name), f.matches(scores.c.lead_id)),
+        )
+        unscored = _base(f, *COLUMNS).where(f.matches(leads.c.id), scores.c.lead_id.is_(None))
         skip = max(0, offset - n_scored)
         more = conn.execute(unscored.order_by(leads.c.id.desc()).limit(PAGE_SIZE - len(out)).offset(skip))
         out.extend(dict(r) for r in more.mappings())
@@ -116,7 +125,7 @@ def matrix(conn: Connection, f: LeadFilter) -> dict[tuple[str, int], int]:
     """Scored leads per (fit grade, engagement level) under the filter, less its own grade/level choice."""
     query = (
         select(scores.c.grade, scores.c.level, func.count())
-        .where(f.without_cell().matches(scores.c.lead_id))
+        .where(named(scores.c.score_name, f.score_name), f.without_cell().matches(scores.c.lead_id))
         .group_by(scores.c.grade, scores.c.level)
     )
     return {(str(g), int(lv)): int(n) for g, lv, n in conn.execute(query)}
@@ -137,7 +146,7 @@ def distribution(conn: Connection, f: LeadFilter) -> list[int]:
     # GROUP BY expression as a different one
     query = (
         select(binned.label("score_bin"), func.count())
-        .where(f.matches(scores.c.lead_id))
+        .where(named(scores.c.score_name, f.score_name), f.matches(scores.c.lead_id))
         .group_by(literal_column("score_bin"))
     )
     counts: dict[int, int] = {int(b): int(n) for b, n in conn.execute(query).all()}
@@ -146,7 +155,7 @@ def distribution(conn: Connection, f: LeadFilter) -> list[int]:
 
 def export_rows(conn: Connection, f: LeadFilter, sort: str, order: str) -> Iterator[dict[str, Any]]:
     """The filtered leads for CSV export, less anyone who withdrew tracking consent (as the API's export)."""
-    query = _base(*COLUMNS).where(f.matches(leads.c.id), exportable(leads.c.attributes))
+    query = _base(f, *COLUMNS).where(f.matches(leads.c.id), exportable(leads.c.attributes))
     query = _ordered(query, SORTS[sort], leads.c.id, order)
     result = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
     for row in result.mappings():

@@ -20,6 +20,7 @@ from leadscore.scoring.run import now_ms
 from leadscore.spreadsheet import csv_safe
 from leadscore.store import Store
 from leadscore.store.audit import audit
+from leadscore.store.score_names import list_scores
 from leadscore.web.data import leadlist
 from leadscore.web.data.leadlist import Order, Sort
 from leadscore.web.render import page
@@ -93,9 +94,12 @@ def leads_page(
         result = leadlist.list_page(conn, f, sort, order, page_no)
         counts = leadlist.matrix(conn, f)
         stages, owners = leadlist.stages(conn), leadlist.owners(conn)
+        named_scores = list_scores(conn)
     base = f.params()
     context: dict[str, Any] = {
         "f": f,
+        # the score picker: shown when the store keeps more than one named score (docs/named-scores.md)
+        "score_names": [s.name for s in named_scores] if len(named_scores) > 1 else [],
         "sort": sort,
         "order": order,
         "result": result,

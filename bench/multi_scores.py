@@ -1,0 +1,149 @@
+"""Several named scores: what three active models cost against one, in full rescoring and in the real-time
+processor (issue #20's target: at most 1.5x).
+
+    python bench/multi_scores.py [--engine sqlite|postgres] [--leads N] [--events-per-lead E]
+                                 [--events M] [--rounds R]
+
+Full rescoring: the bench data set (bench/datagen.py) scored by bench/model.yaml as the primary score,
+and two more scores ("second", "third": the same rules under other names, so each costs what the first
+does), ``scoring.pipeline.rescore_all`` timed with one score active and with all three, alternated R
+times so that a busy moment hits both alike (the other two are switched off and on through their
+``active`` flag between runs). The processor: M tracking events waiting in the inbox, drained
+(``scoring.processor.process_pending``) into a store with one score and into one with three.
+
+Prints wall and CPU seconds and the ratio three / one, beside the load average (figures are noisy under
+load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import update
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import datagen  # noqa: E402
+from process_batches import MODEL as PROCESS_MODEL  # noqa: E402
+from rescore import PG_URL, bench_store  # noqa: E402
+
+from leadscore.ingest.apply import event_row  # noqa: E402
+from leadscore.ingest.segment import normalise  # noqa: E402
+from leadscore.model import ScoringModel, load_model, loads_model  # noqa: E402
+from leadscore.scoring.pipeline import publish, rescore_all  # noqa: E402
+from leadscore.scoring.processor import BATCH, SQLITE_BATCH, process_pending  # noqa: E402
+from leadscore.store import Store  # noqa: E402
+from leadscore.store.event_log import enqueue  # noqa: E402
+from leadscore.store.schema import model_versions  # noqa: E402
+
+OTHERS = ("second", "third")
+USERS = 5_000
+
+
+def renamed(model: ScoringModel, name: str) -> ScoringModel:
+    return model.model_copy(update={"model": name})
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def _others_active(store: Store, active: bool) -> None:
+    with store.begin() as conn:
+        conn.execute(
+            update(model_versions).where(model_versions.c.score_name.in_(OTHERS)).values(active=active)
+        )
+
+
+def full_rescoring(engine: str, leads: int, events_per_lead: int, rounds: int, pg_url: str) -> None:
+    spec = datagen.Spec(leads=leads, events=leads * events_per_lead)
+    model = load_model(BENCH / "model.yaml")
+    with bench_store(engine, pg_url) as store:
+        datagen.load(store, spec)
+        publish(store, model, as_of=spec.as_of)
+        for name in OTHERS:
+            publish(store, renamed(model, name), as_of=spec.as_of, score_name=name)
+        times: dict[int, list[tuple[float, float]]] = {1: [], 3: []}
+        for _ in range(rounds):
+            for n in (1, 3):
+                _others_active(store, n == 3)
+                wall, cpu = time.perf_counter(), time.process_time()
+                rescore_all(store, as_of=spec.as_of)
+                times[n].append((time.perf_counter() - wall, time.process_time() - cpu))
+        one = statistics.median(w for w, _ in times[1])
+        three = statistics.median(w for w, _ in times[3])
+        one_cpu = statistics.median(c for _, c in times[1])
+        three_cpu = statistics.median(c for _, c in times[3])
+        print(
+            f"[{load()}] {engine} full rescoring, {leads:,} leads, {spec.events:,} events: one score "
+            f"{one:.2f} s wall ({one_cpu:.2f} CPU-s), three scores {three:.2f} s wall ({three_cpu:.2f} "
+            f"CPU-s): {three / one:.2f}x wall, {three_cpu / one_cpu:.2f}x CPU (median of {rounds})",
+            flush=True,
+        )
+
+
+def processor(engine: str, n: int, scores: int, pg_url: str) -> tuple[float, float]:
+    with bench_store(engine, pg_url) as store:
+        model = loads_model(PROCESS_MODEL)
+        publish(store, model)
+        for name in OTHERS[: scores - 1]:
+            publish(store, renamed(model, name), score_name=name)
+        now = int(time.time() * 1000)
+        limit = BATCH if engine == "postgres" else SQLITE_BATCH
+        rows = [
+            event_row(
+                normalise(
+                    {
+                        "type": "track",
+                        "event": "Clicked",
+                        "userId": f"user-{i % USERS}",
+                        "messageId": f"m-{i}",
+                    },
+                    received_ms=now,
+                ),
+                "api",
+            )
+            for i in range(n + limit)
+        ]
+        with store.begin() as conn:
+            enqueue(conn, rows)
+        process_pending(store, limit=limit)  # warm-up: the compiled queries, the model cache
+        wall, cpu = time.perf_counter(), time.process_time()
+        while process_pending(store, limit=limit):
+            pass
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--leads", type=int, default=10_000)
+    parser.add_argument("--events-per-lead", type=int, default=20)
+    parser.add_argument("--events", type=int, default=10_000, help="processor: events drained")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    full_rescoring(args.engine, args.leads, args.events_per_lead, args.rounds, PG_URL)
+    runs: dict[int, list[tuple[float, float]]] = {1: [], 3: []}
+    for _ in range(args.rounds):
+        for scores in (1, 3):
+            runs[scores].append(processor(args.engine, args.events, scores, PG_URL))
+    one, three = (statistics.median(w for w, _ in runs[k]) for k in (1, 3))
+    one_cpu, three_cpu = (statistics.median(c for _, c in runs[k]) for k in (1, 3))
+    print(
+        f"[{load()}] {args.engine} processor, {args.events:,} events: one score {args.events / one:,.0f} "
+        f"events/s ({one_cpu:.2f} CPU-s), three scores {args.events / three:,.0f} events/s ({three_cpu:.2f} "
+        f"CPU-s): {three / one:.2f}x wall, {three_cpu / one_cpu:.2f}x CPU (median of {args.rounds})",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

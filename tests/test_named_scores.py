@@ -1,0 +1,527 @@
+"""Several scores per lead (one per product line): two models score the same events differently, each
+kept under its own name with its own versions; publishing or rolling back one leaves the other as it was.
+
+The expected numbers are worked out by hand from the two models below (scale: fit and engagement weighted
+½ each, 100 raw points = 100; bands hot ≥ 70, warm ≥ 40; grades A ≥ 75, B ≥ 50, C ≥ 25; levels 1 ≥ 75,
+2 ≥ 50, 3 ≥ 25).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect, select, text
+from typer.testing import CliRunner
+
+import leadscore.store.engine
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
+from leadscore.cli.main import app as cli
+from leadscore.demo import run_demo
+from leadscore.errors import InputError, NotFoundError
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.lifecycle.runner import run_round
+from leadscore.model import loads_model
+from leadscore.scoring.clock import tick
+from leadscore.scoring.explain import explain_current
+from leadscore.scoring.pipeline import activate_version, ingest, publish, rescore_all
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.keys import create_key
+from leadscore.store.lifecycle_tables import read_stage_history
+from leadscore.store.model_versions import active_version, active_versions
+from leadscore.store.people import find_lead
+from leadscore.store.results import read_crossings, read_current, read_history
+from leadscore.store.schema import outbox, score_history, scores
+from leadscore.store.score_names import check_name, list_scores, primary_score, set_primary
+from leadscore.store.users import add_user
+from live_server import serving
+from web_support import PASSWORD, signed_in
+
+T0 = parse_time("2024-05-01T00:00:00Z", "t0")
+NOW = parse_time("2024-06-01T00:00:00Z", "now")
+MIGRATIONS = Path(leadscore.store.engine.__file__).parent / "migrations"
+HOUR = 3_600_000
+
+CORE = """
+model: core
+fit:
+  - {id: marketing, name: Marketing role, when: {attribute: job_title, contains: marketing}, points: 60}
+engagement:
+  - {id: demo, name: Requested a demo, kind: once, event: {type: track, name: Demo Requested}, points: 40}
+  - {id: webinar, name: Joined a webinar, kind: once, event: {type: track, name: Webinar Joined}, points: 10}
+"""
+
+ANALYTICS = """
+model: analytics
+fit:
+  - {id: analyst, name: Analyst role, when: {attribute: job_title, contains: analyst}, points: 80}
+engagement:
+  - {id: report, name: Built a report, kind: once, event: {type: track, name: Report Built}, points: 80}
+  - {id: demo, name: Requested a demo, kind: once, event: {type: track, name: Demo Requested}, points: 20}
+"""
+
+# a second analytics version: the report is worth 40 (ann: engagement 40 + 20 = 60, score ½·80 + ½·60 = 70)
+ANALYTICS_2 = ANALYTICS.replace("points: 80}\n  - {id: demo", "points: 40}\n  - {id: demo")
+
+
+def message(user: str, n: int, at: int, **fields: Any) -> Any:
+    raw = {"userId": user, "messageId": f"{user}-{n}", "timestamp": at, **fields}
+    return normalise(raw, received_ms=at)
+
+
+def events() -> list[Any]:
+    """ann: a marketing analyst who requested a demo and built a report; bob: in sales, requested a demo."""
+    return [
+        message("ann", 0, T0, type="identify", traits={"job_title": "Marketing Analyst"}),
+        message("ann", 1, T0 + HOUR, type="track", event="Demo Requested"),
+        message("ann", 2, T0 + 2 * HOUR, type="track", event="Report Built"),
+        message("bob", 0, T0, type="identify", traits={"job_title": "Sales"}),
+        message("bob", 1, T0 + HOUR, type="track", event="Demo Requested"),
+    ]
+
+
+def current(store: Store, user: str, name: str | None) -> dict[str, Any]:
+    with store.connect() as conn:
+        lead = find_lead(conn, external_id=user)
+        assert lead is not None
+        row, _ = read_current(conn, lead, name)
+    assert row is not None
+    return row
+
+
+def numbers(row: dict[str, Any]) -> tuple[float, float, float, str, int, str]:
+    keys = ("score", "fit_score", "engagement_score", "grade", "level", "band")
+    return tuple(row[k] for k in keys)  # type: ignore[return-value]
+
+
+# ann, core: fit 60 (B), engagement 40 (level 3), score ½·60 + ½·40 = 50 (warm)
+ANN_CORE = (50.0, 60.0, 40.0, "B", 3, "warm")
+# ann, analytics: fit 80 (A), engagement 80 + 20 = 100 (level 1), score ½·80 + ½·100 = 90 (hot)
+ANN_ANALYTICS = (90.0, 80.0, 100.0, "A", 1, "hot")
+# bob, core: fit 0 (D), engagement 40 (level 3), score 20 (cold)
+BOB_CORE = (20.0, 0.0, 40.0, "D", 3, "cold")
+# bob, analytics: fit 0 (D), engagement 20 (level 4), score 10 (cold)
+BOB_ANALYTICS = (10.0, 0.0, 20.0, "D", 4, "cold")
+
+
+def two_scores(store: Store) -> None:
+    publish(store, loads_model(CORE), score_name="core", as_of=T0)
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
+    ingest(store, events(), source="test", as_of=T0 + 3 * HOUR)
+
+
+def test_two_models_score_the_same_events_each_under_its_own_name(store: Store) -> None:
+    two_scores(store)
+    assert numbers(current(store, "ann", "core")) == ANN_CORE
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(store, "bob", "core")) == BOB_CORE
+    assert numbers(current(store, "bob", "analytics")) == BOB_ANALYTICS
+    # the first score published is the primary: what every surface reads when no score is named
+    assert numbers(current(store, "ann", None)) == ANN_CORE
+    with store.connect() as conn:
+        assert primary_score(conn) == "core"
+        assert [(s.name, s.is_primary) for s in list_scores(conn)] == [("core", True), ("analytics", False)]
+        assert [(v.score_name, v.label) for v in active_versions(conn)] == [
+            ("core", "core@1"),
+            ("analytics", "analytics@1"),
+        ]
+        ann = find_lead(conn, external_id="ann")
+        assert ann is not None
+        # each score's history: created at 0, then a row where that score moved (hand-computed)
+        core_history = [(h["at_ms"], h["score"]) for h in read_history(conn, ann, "core")]
+        analytics_history = [(h["at_ms"], h["score"]) for h in read_history(conn, ann, "analytics")]
+        # core: identify makes fit 60 → 30; the demo → 50; the report changes nothing in core
+        assert core_history == [(T0 - 1, 0.0), (T0, 30.0), (T0 + HOUR, 50.0)]
+        # analytics: fit 80 → 40; demo 20 → 50; report 80 → 90
+        assert analytics_history == [(T0 - 1, 0.0), (T0, 40.0), (T0 + HOUR, 50.0), (T0 + 2 * HOUR, 90.0)]
+        # ledgers per score: core's lines and analytics' lines, never mixed
+        _, core_lines = read_current(conn, ann, "core")
+        _, analytics_lines = read_current(conn, ann, "analytics")
+        assert {(line["rule_id"], line["score_points"]) for line in core_lines if line["score_points"]} == {
+            ("marketing", 30.0),
+            ("demo", 20.0),
+        }
+        assert {
+            (line["rule_id"], line["score_points"]) for line in analytics_lines if line["score_points"]
+        } == {("analyst", 40.0), ("report", 40.0), ("demo", 10.0)}
+        # crossings per score: ann's analytics score crossed into hot (cold → warm at 50, then hot at 90
+        # within one batch: one current-state change, cold → hot); her core score went cold → warm
+        assert [(c["kind"], c["from_value"], c["to_value"]) for c in read_crossings(conn, ann, "analytics")
+                if c["kind"] == "band"] == [("band", None, "hot")]  # fmt: skip
+        assert [
+            (c["kind"], c["to_value"]) for c in read_crossings(conn, ann, "core") if c["kind"] == "band"
+        ] == [("band", "warm")]
+        # the explanation of each score adds up to that score
+        for name, expected in (("core", 50.0), ("analytics", 90.0)):
+            explained = explain_current(conn, store.sources(), ann, name)
+            assert explained is not None
+            version, explanation = explained
+            assert version.score_name == name
+            assert explanation.ledger.score == expected
+            assert sum(line.score_points for line in explanation.ledger.lines) == pytest.approx(expected)
+            # the demo event counts in both scores, for its own points in each (core 40 → 20, analytics 20
+            # → 10 on the 0–100 scale)
+            demo = explanation.line_events("demo")
+            assert [share for _, share in demo] == [20.0 if name == "core" else 10.0]
+
+
+def test_publishing_one_score_rescores_only_that_score(store: Store) -> None:
+    two_scores(store)
+    with store.connect() as conn:
+        before_core = conn.execute(
+            select(scores.c.lead_id, scores.c.scored_ms, scores.c.score).where(scores.c.score_name == "core")
+        ).all()
+        core_history = conn.execute(
+            select(score_history.c.id).where(score_history.c.score_name == "core")
+        ).all()
+    version, rescored = publish(store, loads_model(ANALYTICS_2), score_name="analytics", as_of=T0 + 3 * HOUR)
+    assert (version.label, version.score_name, rescored) == ("analytics@2", "analytics", 2)
+    # analytics, version 2 (report 40): ann ½·80 + ½·(40 + 20) = 70 (hot, level 2); bob unchanged
+    assert numbers(current(store, "ann", "analytics")) == (70.0, 80.0, 60.0, "A", 2, "hot")
+    assert numbers(current(store, "bob", "analytics")) == BOB_ANALYTICS
+    with store.connect() as conn:
+        # core untouched: the same rows, stamped at the same time, and no history row added
+        assert (
+            conn.execute(
+                select(scores.c.lead_id, scores.c.scored_ms, scores.c.score).where(
+                    scores.c.score_name == "core"
+                )
+            ).all()
+            == before_core
+        )
+        assert (
+            conn.execute(select(score_history.c.id).where(score_history.c.score_name == "core")).all()
+            == core_history
+        )
+        assert active_version(conn, "core").label == "core@1"
+        assert active_version(conn, "analytics").label == "analytics@2"
+        first = next(v for v in active_versions(conn) if v.score_name == "core")
+    # rolling analytics back restores its numbers, and core is still core@1
+    with store.connect() as conn:
+        from leadscore.store.model_versions import find_version
+
+        v1 = find_version(conn, "analytics@1")
+    activate_version(store, v1.id, action="rolled back", as_of=T0 + 3 * HOUR)
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    with store.connect() as conn:
+        assert active_version(conn, "core").id == first.id
+
+
+def test_full_rescoring_and_the_clock_score_every_active_model(store: Store) -> None:
+    two_scores(store)
+    ledgers = rescore_all(store, as_of=T0 + 3 * HOUR)
+    # the primary score's ledgers are returned; both scores are saved
+    assert sorted(lg.score for lg in ledgers) == [20.0, 50.0]
+    assert numbers(current(store, "bob", "analytics")) == BOB_ANALYTICS
+    assert tick(store, now=T0 + 4 * HOUR).leads == 0  # no window or decay: nothing is ever due
+
+
+def test_score_names_are_checked_and_the_primary_can_move(store: Store) -> None:
+    two_scores(store)
+    for bad in ("", "Core", "9lives", "a b", "x" * 64, "core\x00"):
+        with pytest.raises(InputError):
+            check_name(bad)
+    with store.begin() as conn:
+        with pytest.raises(NotFoundError):
+            set_primary(conn, "partners")
+        set_primary(conn, "analytics")
+    assert numbers(current(store, "ann", None)) == ANN_ANALYTICS
+    with store.connect() as conn:
+        assert [s.name for s in list_scores(conn) if s.is_primary] == ["analytics"]
+
+
+def test_a_store_of_one_model_has_one_score_named_primary(store: Store) -> None:
+    publish(store, loads_model(CORE), as_of=T0)
+    ingest(store, events(), source="test", as_of=T0 + 3 * HOUR)
+    assert numbers(current(store, "ann", None)) == ANN_CORE
+    with store.connect() as conn:
+        assert primary_score(conn) == "primary"
+        assert set(conn.execute(select(scores.c.score_name)).scalars()) == {"primary"}
+    # publishing another model without naming a score replaces the primary one, as before
+    publish(store, loads_model(ANALYTICS), as_of=T0 + 3 * HOUR)
+    assert numbers(current(store, "ann", None)) == ANN_ANALYTICS
+    with store.connect() as conn:
+        assert [v.label for v in active_versions(conn)] == ["analytics@1"]
+
+
+# --- migration 0016: a store of one model becomes the primary score, no number changes
+
+TABLES = {
+    "scores": "lead_id",
+    "ledger": "lead_id, rule_id",
+    "score_history": "id",
+    "score_events": "id",
+}
+
+
+def _alembic(store: Store, action: str, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, action)(cfg, revision)
+
+
+def _rows(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the tables that hold numbers, less the score name column, in key order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    with store.engine.connect() as conn:
+        for table, key in TABLES.items():
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}")).mappings()
+            out[table] = [{k: v for k, v in r.items() if k != "score_name"} for r in rows]
+    return out
+
+
+def test_the_migration_keeps_every_number_of_the_demo(store: Store, tmp_path: Path) -> None:
+    url = store.url if store.dialect == "postgresql" else str(tmp_path / "demo.db")
+    run_demo(url, leads=30, seed=7, now_ms=NOW)
+    demo = Store.from_url(url)
+    try:
+        _alembic(demo, "downgrade", "0018")  # the store as the previous head holds it
+        before = _rows(demo)
+        assert len(before["scores"]) == 30 and len(before["score_history"]) > 60
+        with demo.engine.connect() as conn:
+            assert "score_name" not in {c["name"] for c in inspect(conn).get_columns("scores")}
+        _alembic(demo, "upgrade", "heads")
+        assert _rows(demo) == before
+        with demo.connect() as conn:
+            assert primary_score(conn) == "primary"
+            assert [(s.name, s.is_primary) for s in list_scores(conn)] == [("primary", True)]
+            for table in TABLES:
+                names = conn.execute(text(f"SELECT DISTINCT score_name FROM {table}")).scalars().all()
+                assert names == ["primary"]
+            assert [v.score_name for v in active_versions(conn)] == ["primary"]
+        # the migrated store scores as before: rescoring as of the demo's time changes no score
+        rescore_all(demo, as_of=NOW // 1000 * 1000)
+        after = _rows(demo)["scores"]
+        assert [(r["lead_id"], r["score"], r["grade"], r["level"], r["band"]) for r in after] == [
+            (r["lead_id"], r["score"], r["grade"], r["level"], r["band"]) for r in before["scores"]
+        ]
+        # a second score published beside it leaves the primary's numbers alone
+        publish(demo, loads_model(ANALYTICS), score_name="analytics", as_of=NOW // 1000 * 1000)
+        with demo.connect() as conn:
+            primary_rows = conn.execute(
+                select(scores.c.lead_id, scores.c.score)
+                .where(scores.c.score_name == "primary")
+                .order_by(scores.c.lead_id)
+            ).all()
+            assert (
+                len(conn.execute(select(scores.c.lead_id).where(scores.c.score_name == "analytics")).all())
+                == 30
+            )
+        assert [(lid, s) for lid, s in primary_rows] == [(r["lead_id"], r["score"]) for r in before["scores"]]
+        # and the downgrade keeps the primary score, dropping the other
+        _alembic(demo, "downgrade", "0018")
+        assert [(r["lead_id"], r["score"]) for r in _rows(demo)["scores"]] == [
+            (r["lead_id"], r["score"]) for r in before["scores"]
+        ]
+        _alembic(demo, "upgrade", "heads")
+    finally:
+        demo.dispose()
+
+
+# --- lifecycle gates name a score: one lead is an MQL for one team and not for the other
+
+CORE_LIFECYCLE = (
+    CORE
+    + """
+lifecycle:
+  initial: lead
+  stages:
+    - {id: lead, name: Lead}
+    - {id: mql_core, name: MQL for the core team}
+    - {id: mql_analytics, name: MQL for the analytics team}
+  transitions:
+    - {id: core_mql, from: [lead], to: mql_core, when: {score: core, score_at_least: 55, grade_at_least: B}}
+    - {id: analytics_mql, from: [lead], to: mql_analytics, when: {score: analytics, score_at_least: 60, grade_at_least: B}}
+  actions:
+    - {id: tell_core, trigger: {crossing: [band, hot]}, webhook: {url: "http://hooks.example/core"}}
+    - {id: tell_analytics, trigger: {crossing: [band, hot], score: analytics}, webhook: {url: "http://hooks.example/analytics"}}
+"""
+)
+# analytics with the report worth 10: ann's engagement 10 + 20 = 30, score ½·80 + ½·30 = 55 (warm)
+ANALYTICS_WEAK = ANALYTICS.replace("points: 80}\n  - {id: demo", "points: 10}\n  - {id: demo")
+
+
+def stages(store: Store, user: str) -> list[str]:
+    with store.connect() as conn:
+        lead = find_lead(conn, external_id=user)
+        return [h["to_stage"] for h in read_stage_history(conn, lead)]  # type: ignore[arg-type]
+
+
+def test_a_lead_is_an_mql_for_one_team_and_not_the_other(store: Store) -> None:
+    publish(store, loads_model(CORE_LIFECYCLE), score_name="core", as_of=T0)
+    publish(store, loads_model(ANALYTICS_WEAK), score_name="analytics", as_of=T0)
+    carl = [
+        message("carl", 0, T0, type="identify", traits={"job_title": "Marketing Manager"}),
+        message("carl", 1, T0 + HOUR, type="track", event="Demo Requested"),
+        message("carl", 2, T0 + HOUR, type="track", event="Webinar Joined"),
+    ]
+    ingest(store, [*events(), *carl], source="test", as_of=T0 + 3 * HOUR)
+    run_round(store, Settings(), now_ms=T0 + 3 * HOUR, deliver=False)
+    # carl, core: fit 60 (B), engagement 40 + 10 = 50, score 55 ≥ 55 → MQL for the core team;
+    # carl, analytics: fit 0 (D), engagement 20, score 10 → not
+    assert numbers(current(store, "carl", "core")) == (55.0, 60.0, 50.0, "B", 2, "warm")
+    assert numbers(current(store, "carl", "analytics")) == (10.0, 0.0, 20.0, "D", 4, "cold")
+    assert stages(store, "carl") == ["lead", "mql_core"]
+    # ann: core 50 < 55, analytics 55 < 60: an MQL for neither yet; bob: for neither
+    assert stages(store, "ann") == ["lead"]
+    assert stages(store, "bob") == ["lead"]
+    # the analytics team's model values the report more: only the analytics score is rescored, and the
+    # lifecycle sees it (ann, analytics: 90, A) → an MQL for the analytics team, not for the core team
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0 + 3 * HOUR)
+    run_round(store, Settings(), now_ms=T0 + 4 * HOUR, deliver=False)
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(store, "ann", "core")) == ANN_CORE
+    assert stages(store, "ann") == ["lead", "mql_analytics"]
+    assert stages(store, "carl") == ["lead", "mql_core"]
+    # notifications per score: ann's analytics score crossed into hot (55 → 90); no core score is hot
+    with store.connect() as conn:
+        ann = find_lead(conn, external_id="ann")
+        sent = conn.execute(select(outbox.c.action, outbox.c.lead_id, outbox.c.target)).all()
+    assert [(a, lid, t) for a, lid, t in sent if a.startswith("tell_")] == [
+        ("tell_analytics", ann, "http://hooks.example/analytics")
+    ]
+
+
+def test_a_gate_naming_an_unknown_score_never_holds(store: Store) -> None:
+    model = CORE_LIFECYCLE.replace(
+        "score: analytics, score_at_least: 60", "score: partners, score_at_least: 0"
+    )
+    publish(store, loads_model(model), score_name="core", as_of=T0)
+    ingest(store, events(), source="test", as_of=T0 + 3 * HOUR)
+    run_round(store, Settings(), now_ms=T0 + 3 * HOUR, deliver=False)
+    # no lead has a "partners" score, so no one takes that transition, though it asks for 0 points
+    assert stages(store, "ann") == ["lead"]
+    assert stages(store, "bob") == ["lead"]
+
+
+# --- surfaces: the read API, CSV export, the CLI, each reading the score named (the primary by default)
+
+
+def test_the_api_and_cli_read_the_score_named(store: Store) -> None:
+    two_scores(store)
+    with store.begin() as conn:
+        _, token = create_key(conn, "read", "reader", 0)
+    auth = {"Authorization": f"Bearer {token}"}
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url:
+        default = httpx.get(f"{url}/v1/leads", headers=auth).json()
+        analytics = httpx.get(f"{url}/v1/leads?score=analytics", headers=auth).json()
+        hot = httpx.get(f"{url}/v1/leads?score=analytics&band=hot", headers=auth).json()
+        csv_text = httpx.get(f"{url}/v1/leads?score=analytics&format=csv", headers=auth).text
+        unknown = httpx.get(f"{url}/v1/leads?score=partners", headers=auth)
+        malformed = httpx.get(f"{url}/v1/leads?score=Not%20a%20name", headers=auth)
+        lead = httpx.get(f"{url}/v1/leads/ann?score=analytics", headers=auth).json()
+        explained = httpx.get(f"{url}/v1/leads/ann/explanation?score=analytics", headers=auth).json()
+        unknown_lead_score = httpx.get(f"{url}/v1/leads/ann?score=partners", headers=auth)
+    # by default the primary score (core): ann 50, bob 20; every row lists both named scores
+    assert [(r["email"] or r["external_id"], r["score"]) for r in default["leads"]] == [
+        ("ann", 50.0),
+        ("bob", 20.0),
+    ]
+    ann_row = default["leads"][0]
+    assert {name: s["score"] for name, s in ann_row["scores"].items()} == {"core": 50.0, "analytics": 90.0}
+    assert [(r["external_id"], r["score"]) for r in analytics["leads"]] == [("ann", 90.0), ("bob", 10.0)]
+    # the filter reads the score named: only ann's analytics score is hot (core: nobody is)
+    assert [r["external_id"] for r in hot["leads"]] == ["ann"]
+    lines = csv_text.strip().splitlines()
+    header = lines[0].split(",")
+    ann_csv = dict(
+        zip(header, next(line for line in lines if ",ann," in f",{line},").split(","), strict=True)
+    )
+    assert float(ann_csv["score"]) == 90.0
+    assert unknown.status_code == 404 and "partners" in unknown.json()["error"]
+    assert malformed.status_code == 422
+    assert lead["score"]["score"] == 90.0 and lead["score"]["score_name"] == "analytics"
+    assert [h["score"] for h in lead["history"]] == [0.0, 40.0, 50.0, 90.0]
+    assert set(lead["scores"]) == {"core", "analytics"}
+    assert explained["model"] == "analytics@1" and explained["explanation"]["score"] == 90.0
+    assert unknown_lead_score.status_code == 404
+
+    runner = CliRunner()
+    db = ["--db", str(store.url)]
+    out = runner.invoke(
+        cli,
+        [
+            "explain",
+            "ann",
+            "--score",
+            "analytics",
+            "--format",
+            "json",
+            "--as-of",
+            "2024-05-01T03:00:00Z",
+            *db,
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["score"] == 90.0 and json.loads(out.output)["model"] == "analytics@1"
+    out = runner.invoke(cli, ["explain", "ann", "--format", "json", "--as-of", "2024-05-01T03:00:00Z", *db])
+    assert json.loads(out.output)["score"] == 50.0 and json.loads(out.output)["model"] == "core@1"
+    out = runner.invoke(cli, ["model", "show", "--score", "analytics", *db])
+    assert out.exit_code == 0 and "model: analytics" in out.output
+    out = runner.invoke(cli, ["model", "rollback", "core@1", "--score", "analytics", *db])
+    assert out.exit_code != 0 and "not 'analytics'" in str(out.exception or out.output)
+    out = runner.invoke(cli, ["history", "ann", "--score", "analytics", "--format", "json", *db])
+    assert out.exit_code == 0, out.output
+    assert [row["score"] for row in json.loads(out.output)] == [0.0, 40.0, 50.0, 90.0]
+
+
+def test_the_dashboard_shows_every_score_and_picks_one(store: Store) -> None:
+    two_scores(store)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        ann = find_lead(conn, external_id="ann")
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        lead_page = client.get(f"/leads/{ann}").text
+        primary_list = client.get("/leads").text
+        analytics_list = client.get("/leads?score=analytics&band=hot").text
+    # the lead page: the primary score (core, 50) and beside it the analytics score (90) with its ledger
+    assert "core@1" in lead_page and "Score: analytics" in lead_page and "analytics@1" in lead_page
+    analytics_ledger = lead_page.split('data-score="analytics"')[1].split("</table>")[0]
+    assert (
+        "Built a report" in analytics_ledger and "+40.00" in analytics_ledger and "+10.00" in analytics_ledger
+    )
+    # the list: a score picker (primary first), and the filter reads the score picked
+    assert '<select id="score" name="score">' in primary_list
+    assert '<option value="" selected>core (primary)</option>' in primary_list
+    assert '<option value="analytics" selected>analytics</option>' in analytics_list
+    assert f'href="/leads/{ann}"' in analytics_list
+    assert "bob" not in analytics_list.split('id="results"')[1]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_batch_score_scores_the_score_named(engine: str, sqlite_store: Store, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    two_scores(sqlite_store)
+    db = str(sqlite_store.url)
+    base = ["batch", "score", "--engine", engine, "--db", db, "--events", "store", "--leads", "store"]
+    as_of = ["--as-of", "2024-05-01T03:00:00Z"]
+    by_score = {}
+    for name in ("core", "analytics"):
+        out = tmp_path / f"{engine}-{name}"
+        result = CliRunner().invoke(cli, [*base, *as_of, "--score", name, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        table = pq.read_table(out / "scores.parquet").sort_by("lead_id")
+        by_score[name] = list(
+            zip(table.column("lead_id").to_pylist(), table.column("score").to_pylist(), strict=True)
+        )
+    with sqlite_store.connect() as conn:
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    # the same numbers as the store's (hand-computed above), each from its own model
+    assert by_score == {"core": [(ann, 50.0), (bob, 20.0)], "analytics": [(ann, 90.0), (bob, 10.0)]}
+    # into the store: that score's rows only
+    result = CliRunner().invoke(cli, [*base, *as_of, "--score", "analytics", "--out", "store"])
+    assert result.exit_code == 0, result.output
+    assert numbers(current(sqlite_store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(sqlite_store, "ann", "core")) == ANN_CORE
