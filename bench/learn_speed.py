@@ -161,7 +161,7 @@ def child(part: str, *args: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -178,13 +178,13 @@ def main() -> None:
     )
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.part:  # a child: one part, its figures as JSON on the last line
         run = {"learn": lambda: part_learn(args.rest[0], args.rest[1], args.max_rules),
                "files": lambda: part_files(args.rest[0], args.max_rules),
                "backtest": lambda: part_backtest(*args.rest), "score": lambda: part_score(*args.rest)}  # fmt: skip
         print(json.dumps(run[args.part]()))
-        return
+        return 0
     parts = args.parts.split(",")
     if "files" in parts:
         for name, r in child("files", args.data, "--max-rules", str(args.max_rules)).items():
@@ -232,7 +232,8 @@ def main() -> None:
                   f"{r['learned']['cpu']:.1f} CPU-s / {r['learned']['wall']:.1f} s, example "
                   f"({r['example']['rules']} rules) {base:.1f} CPU-s: ratio {r['learned']['cpu'] / base:.2f}x "
                   f"({r['learned']['leads']:,} leads)")  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

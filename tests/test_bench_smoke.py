@@ -57,3 +57,15 @@ def test_time_rescore_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sqlite: 200 leads, 2,000 events" in out
     assert out.count("\n  tick ") == 2 and "full rescoring 200 leads" in out
     assert "catch-up tick one day later" in out
+
+
+def test_learn_speed_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue-18 speed bench end to end at a tiny size (the backtest and scoring parts, with the example
+    model standing in for a learned one: 120 leads have too few outcomes to learn from)."""
+    import learn_speed
+
+    assert learn_speed.main(["--leads", "120", "--parts", "backtest,score"]) == 0
+    out = capsys.readouterr().out
+    assert "120 leads" in out and "stands in for the learned model" in out
+    assert "backtest [load " in out and "peak RSS" in out
+    assert "score every lead [load " in out and "(120 leads)" in out
