@@ -125,3 +125,15 @@ def test_dashboard_bench_asks_for_every_page(capsys: pytest.CaptureFixture[str])
         row = next(line for line in table.splitlines() if line.startswith(name + " "))
         assert row.split()[len(name.split())] in ("1", "2"), row  # n: asked, and within its budget
     assert "pages over p95 300 ms:" in out
+
+
+def test_learn_speed_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue-18 speed bench end to end at a tiny size (the backtest and scoring parts, with the example
+    model standing in for a learned one: 120 leads have too few outcomes to learn from)."""
+    import learn_speed
+
+    assert learn_speed.main(["--leads", "120", "--parts", "backtest,score"]) == 0
+    out = capsys.readouterr().out
+    assert "120 leads" in out and "stands in for the learned model" in out
+    assert "backtest [load " in out and "peak RSS" in out
+    assert "score every lead [load " in out and "(120 leads)" in out

@@ -304,8 +304,8 @@ def compile_model(
     """The model as one SELECT over ``sources`` for every (lead_id, as_of) row of ``targets``.
 
     With ``explain`` the row carries every ledger column (see ``layout``); without it, only the scores
-    (lead_id, as_of, fit_score, engagement_score, score, grade, level, band): the same stages and the
-    same arithmetic, minus the columns that only explanations read.
+    (``SCORE_COLUMNS``: lead_id, as_of, the points and scores of each section, score, grade, level, band):
+    the same stages and the same arithmetic, minus the columns that only explanations read.
     """
     check_capabilities(model, engine)
     sources.check()
@@ -320,7 +320,8 @@ def compile_model(
     return _totals(model, parts, explain)
 
 
-SCORE_COLUMNS = ("lead_id", "as_of", "fit_score", "engagement_score", "score", "grade", "level", "band")
+SCORE_COLUMNS = ("lead_id", "as_of", "fit_points", "engagement_points", "fit_score", "engagement_score", "score", "grade",
+                 "level", "band")  # fmt: skip
 
 
 def lead_events(model: ScoringModel, t: Any, e: Any, ids: Any, *extra: Any) -> Select[Any]:

@@ -27,7 +27,7 @@ from leadscore.learn.store_data import first_touch
 from leadscore.lifecycle.gates import Facts, matching
 from leadscore.lifecycle.replay import mql_stage, mql_threshold, replay_lead, with_threshold
 from leadscore.model import Lifecycle, ScoringModel, Transition
-from leadscore.scoring.run import score_points
+from leadscore.scoring.run import POINTS_CHUNK, score_points, score_totals
 from leadscore.store.schema import events, identities
 
 WEEK_MS = 7 * DAY_MS
@@ -130,16 +130,29 @@ def replay(
 ) -> Replay:
     known = frozenset(lead for lead, ts in pairs if ts == start_ms)
     before = _last_events(conn, start_ms) if known else {}
-    path: dict[int, list[Facts]] = {}
-    for lg in sorted(score_points(conn, model, sources, pairs), key=lambda lg: (lg.lead_id, lg.as_of)):
+    lifecycle = model.lifecycle
+    # the rules a transition's ``rules_met`` names: their ledger lines are read, and only theirs
+    named = {
+        r for t in (lifecycle.transitions if lifecycle is not None else ()) for r in t.when.rules_met or ()
+    }
+    observed: dict[int, list[Facts]] = {}
+    # a chunk's rows become facts as they are read: every ledger of a period at once (a line per rule for
+    # each lead and active day) is gigabytes at 20k leads; without ``rules_met`` no line is read at all
+    scored = (
+        (lg for start in range(0, len(pairs), POINTS_CHUNK)
+         for lg in score_points(conn, model, sources, pairs[start : start + POINTS_CHUNK]))
+        if named else score_totals(conn, model, sources, pairs)
+    )  # fmt: skip
+    for lg in scored:
         # a checkpoint after the start is an event's time; the start one is preceded by the lead's last event
         last = before.get(lg.lead_id) if lg.as_of == start_ms else lg.as_of
         facts = Facts(lg.lead_id, lg.score, lg.fit_score, lg.engagement_score, lg.grade, lg.level, lg.band,
                       scored_ms=lg.as_of, entered_ms=lg.as_of, last_event_ms=last,
-                      rule_points={ln.rule_id: ln.score_points for ln in lg.lines if ln.score_points != 0})  # fmt: skip
-        path.setdefault(lg.lead_id, []).append(facts)
+                      rule_points={ln.rule_id: ln.score_points for ln in lg.lines
+                                   if ln.score_points != 0 and ln.rule_id in named})  # fmt: skip
+        observed.setdefault(lg.lead_id, []).append(facts)
+    path = {lead: sorted(observed[lead], key=lambda f: f.scored_ms) for lead in sorted(observed)}
     ids = sorted(path)
-    lifecycle = model.lifecycle
     hits = {
         t.id: matching(conn, model, t.when.attributes, ids, t.id)
         for t in (lifecycle.transitions if lifecycle is not None else ())

@@ -80,20 +80,55 @@ class Bins:
         lookup: dict[Category, int] = {c: i for i, g in enumerate(self.groups) for c in g}
         fallback = self.other if self.other is not None else NO_BIN
         missing = self.missing if self.missing is not None else NO_BIN
-        out = np.empty(len(column), dtype=np.intp)
-        for i, value in enumerate(column):
-            key = category(value, placeholders)
-            out[i] = (
+
+        def bin_of(key: Category | Other | None) -> int:
+            return (
                 missing if key is None else fallback if isinstance(key, Other) else lookup.get(key, fallback)
             )
-        return out
+
+        keys, codes = category_codes(column, placeholders)
+        return np.asarray([bin_of(k) for k in keys], dtype=np.intp)[codes]
+
+
+# Values numpy turns into the float ``number`` gives (None into NaN): a column of only these is converted
+# at once instead of value by value (learning converts every column once per fold and refit).
+_PLAIN_NUMBERS = frozenset({int, float, np.float64, type(None)})
 
 
 def numeric_column(column: npt.NDArray[Any]) -> FloatArray:
     """Floats, with NaN for anything that is not a number (missing, text, booleans)."""
     if column.dtype.kind in "fiu":
         return np.asarray(column, dtype=float)
+    if set(map(type, column)) <= _PLAIN_NUMBERS:
+        return np.asarray(column.astype(float), dtype=float)
     return np.fromiter((number(v) for v in column), dtype=float, count=len(column))
+
+
+def category_codes(
+    column: npt.NDArray[Any], placeholders: tuple[str, ...] = PLACEHOLDERS
+) -> tuple[list[Category | Other | None], IntArray]:
+    """(the distinct category keys, each value's position among them): ``category`` once per distinct
+    value, not once per row. Values are told apart by type as well (``True``, ``1`` and ``1.0`` are equal
+    to Python but not the same category)."""
+    keys: list[Category | Other | None] = []
+    position: dict[Category | Other | None, int] = {}
+    seen: dict[tuple[type, Any], int] = {}
+    codes = np.empty(len(column), dtype=np.intp)
+    for i, value in enumerate(column):
+        try:
+            memo: tuple[type, Any] | None = (type(value), value)
+            code = seen.get(memo)  # type: ignore[arg-type]
+        except TypeError:  # unhashable (a list, a dict): 'other'
+            memo, code = None, None
+        if code is None:
+            key = category(value, placeholders)
+            code = position.setdefault(key, len(keys))
+            if code == len(keys):
+                keys.append(key)
+            if memo is not None:
+                seen[memo] = code
+        codes[i] = code
+    return keys, codes
 
 
 def shrunk_rates(n: FloatArray, e: FloatArray) -> FloatArray:
@@ -207,12 +242,13 @@ def bin_categorical(
     min_count: int,
     placeholders: tuple[str, ...] = PLACEHOLDERS,
 ) -> Bins:
-    n_by: Counter[Any] = Counter()
-    e_by: Counter[Any] = Counter()
-    for value, target in zip(column, y, strict=True):
-        key = category(value, placeholders)
-        n_by[key] += 1
-        e_by[key] += int(target)
+    if len(column) != len(y):
+        raise ValueError(f"{len(column)} values for {len(y)} labels")
+    keys, codes = category_codes(column, placeholders)
+    n_of = np.bincount(codes, minlength=len(keys))
+    e_of = np.bincount(codes, weights=np.asarray(y, dtype=float), minlength=len(keys))
+    n_by: Counter[Any] = Counter({k: int(n) for k, n in zip(keys, n_of, strict=True)})
+    e_by: Counter[Any] = Counter({k: int(e) for k, e in zip(keys, e_of, strict=True)})
     missing_n, missing_e = n_by.pop(None, 0), e_by.pop(None, 0)
     rare = [k for k, c in n_by.items() if c < min_count or isinstance(k, Other)]
     other_n = sum(n_by.pop(k) for k in rare)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from leadscore.compile import Ledger, Sources, compile_model, read_ledger
+from leadscore.compile import Ledger, Sources, compile_model, read_ledger, read_totals
 from leadscore.model import ScoringModel, loads_model
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.schema import leads
@@ -110,6 +110,25 @@ def score_points(
     return ledgers
 
 
+def score_totals(
+    conn: Connection, model: ScoringModel, sources: Sources, pairs: Sequence[tuple[int, int]]
+) -> Iterator[Ledger]:
+    """The totals of explicit (lead, as_of) pairs (ledgers without lines), chunk by chunk as they are
+    read: the scoring query without the columns only explanations read (``compile_model(explain=False)``:
+    the same stages and arithmetic), for what reads no ledger line (backtests, history rows)."""
+    dialect = conn.dialect.name
+    if dialect not in BOUND_DIALECTS:
+        for start in range(0, len(pairs), POINTS_CHUNK):
+            query = compile_model(model, sources, points(pairs[start : start + POINTS_CHUNK]), dialect, False)
+            yield from (read_totals(row) for row in conn.execute(query).mappings())
+        return
+    query = bound_statement(model, sources, dialect, _totals_only)
+    _session_settings(conn)
+    for start in range(0, len(pairs), POINTS_CHUNK):
+        params = target_params(dialect, pairs[start : start + POINTS_CHUNK])
+        yield from (read_totals(row) for row in conn.execute(query, params).mappings())
+
+
 def score_leads(
     conn: Connection, model: ScoringModel, sources: Sources, lead_ids: Iterable[int], as_of: int
 ) -> list[Ledger]:
@@ -161,6 +180,10 @@ def target_params(dialect: str, pairs: Sequence[tuple[int, int]]) -> dict[str, A
 
 def _scoring(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
     return compile_model(model, sources, targets, engine=dialect)
+
+
+def _totals_only(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
+    return compile_model(model, sources, targets, engine=dialect, explain=False)
 
 
 def bound_statement(
