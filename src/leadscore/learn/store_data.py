@@ -21,10 +21,10 @@ import numpy as np
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile import Sources, compile_model
-from leadscore.compile.layout import count_col, distinct_col, last_col
+from leadscore.compile.layout import before_col, count_col, distinct_col, last_col, recent_col
 from leadscore.errors import InputError, Problem
 from leadscore.learn.dataset import Dataset, choose_columns
-from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRecency, Feature
+from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRatio, EventRecency, Feature
 from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times, rejected_by_sales
 from leadscore.model import ScoringModel
 from leadscore.model.conditions import FIELD_NAME
@@ -38,6 +38,7 @@ MAX_EVENT_KINDS = 20
 # people of the lead's account (the buying committee) within COMMITTEE_WINDOW.
 DAY_WINDOWS = ("14d", "30d")
 COMMITTEE_WINDOW = "30d"
+RATIO_WINDOW = "14d"  # velocity: the last fortnight against the one before
 INTENT_KINDS = 8
 # Events no person caused are not learned from: mail opens and clicks seconds after the delivery of the
 # same e-mail (a security scanner), page views in bursts (a bot), as the model language excludes them.
@@ -115,6 +116,8 @@ def event_features(
                 ),
             )
         )
+        ratio = EventRatio(ev, RATIO_WINDOW, where, exclude, lbl)
+        out.append(Feature(f"{lbl}: last {RATIO_WINDOW} against the {RATIO_WINDOW} before", "numeric", ratio))
     return out
 
 
@@ -163,6 +166,9 @@ def _probe(features: Sequence[Feature]) -> ScoringModel:
         elif isinstance(src, EventRecency):
             rules.append({"id": f"p{i}", "name": f.name, "kind": "once", "event": src.event, "points": 1,
                           "half_life": "none", **extra})  # fmt: skip
+        elif isinstance(src, EventRatio):
+            rules.append({"id": f"p{i}", "name": f.name, "kind": "ratio", "event": src.event, "points": 1,
+                          "within": src.within, "at_least": 1, **extra})  # fmt: skip
     return ScoringModel.model_validate({"model": "probe", "engagement": rules})
 
 
@@ -195,6 +201,10 @@ def feature_matrix(
                     X[i, j] = int(row[distinct_col(f"p{j}")] or 0)
                 elif isinstance(src, EventCount):
                     X[i, j] = int(row[count_col(f"p{j}")] or 0)
+                elif isinstance(src, EventRatio):
+                    X[i, j] = src.value(
+                        int(row[recent_col(f"p{j}")] or 0), int(row[before_col(f"p{j}")] or 0)
+                    )
                 else:
                     last = row[last_col(f"p{j}")]
                     X[i, j] = None if last is None else math.floor((int(row["as_of"]) - int(last)) / DAY_MS)
