@@ -51,23 +51,26 @@ EVENT_TYPES = ("track", "page", "screen")
 def event_kinds(
     conn: Connection, limit: int = MAX_EVENT_KINDS
 ) -> list[tuple[str, dict[str, str], dict[str, Any] | None]]:
-    """The most frequent kinds of lead events: (label, event, where). Pages by their first path segment."""
+    """The kinds of lead events that most leads have: (label, event, where). Pages by their first path
+    segment. Ranked by leads reached, not by volume: a trial start or a webinar once per lead says more
+    than a page some leads view hundreds of times."""
     lead_events = events.join(identities, identities.c.key == events.c.person_key)
     tracks = conn.execute(
-        select(events.c.type, events.c.name, func.count())
+        select(events.c.type, events.c.name, func.count(identities.c.lead_id.distinct()))
         .select_from(lead_events)
         .where(events.c.type.in_(("track", "screen")), events.c.name.is_not(None))
         .group_by(events.c.type, events.c.name)
     ).all()
-    sections: dict[str, int] = {}
-    for path, n in conn.execute(
-        select(events.c.path, func.count())
+    reached: dict[str, set[int]] = {}
+    for path, lead in conn.execute(
+        select(events.c.path, identities.c.lead_id)
         .select_from(lead_events)
         .where(events.c.type == "page")
-        .group_by(events.c.path)
+        .distinct()
     ):
         head = "/" + (path or "/").strip("/").split("/")[0]
-        sections[head] = sections.get(head, 0) + int(n)
+        reached.setdefault(head, set()).add(int(lead))
+    sections = {head: len(leads) for head, leads in reached.items()}
     found: list[tuple[int, str, dict[str, str], dict[str, Any] | None]] = [
         (int(n), str(name), {"type": str(kind), "name": str(name)}, None) for kind, name, n in tracks
     ]
