@@ -46,6 +46,9 @@ EMAIL_EVENTS = ("Email Opened", "Email Link Clicked")
 MACHINE = {"machine": {"after": "Email Delivered", "same": "email_id", "within": "10s"}}
 BURST = {"burst": {"more_than": 10, "within": "60s"}}
 EVENT_TYPES = ("track", "page", "screen")
+# The account's id as ingest keeps it among the account's attributes (a group call's groupId): it names
+# an account, it says nothing about one
+IDENTIFIERS = {"account.group_id": "the account's id (an identifier, not a property of the account)"}
 
 
 def event_kinds(
@@ -299,8 +302,9 @@ def store_data(
     unknown = [c for c in exclude if c not in present]
     if unknown:  # a misspelt sales-entered field would otherwise be learned from
         raise InputError(Problem(f"--exclude {unknown[0]!r} names no attribute of the leads in the period"))
-    names = sorted(present - set(exclude))
+    names = sorted(present - set(exclude) - set(IDENTIFIERS))
     fit, dropped = choose_columns([attrs[lead] for lead, _ in pairs], names, placeholders=placeholders)
+    dropped.extend((c, why) for c, why in IDENTIFIERS.items() if c in present and c not in exclude)
     dropped.extend((c, "excluded (outcome or sales-entered)") for c in exclude)
     features = (*fit, *event_features(conn, windows))
     X = feature_matrix(conn, sources, features, pairs)
