@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +148,25 @@ def test_learn_from_the_store_refuses_an_exclude_naming_no_attribute(demo_db: st
                                  "--output", str(tmp_path / "x.yaml")])  # fmt: skip
     assert isinstance(result.exception, InputError)
     assert "--exclude 'lead_qualty' names no attribute" in str(result.exception)
+
+
+def test_learning_on_the_demo_data_works_as_the_docs_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the commands of docs/learning.md's demo block, as written (the docs cannot drift from what works)
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "learning.md").read_text(encoding="utf-8")
+    block = docs[docs.index("On the demo data") :]
+    block = block[
+        block.index("```console") + len("```console") : block.index("```", block.index("```console") + 3)
+    ]
+    commands = [shlex.split(line.removeprefix("$ ")) for line in block.strip().splitlines()]
+    assert [c[1] for c in commands] == ["demo", "learn", "backtest", "model", "evaluate"]
+    monkeypatch.chdir(tmp_path)
+    outputs = []
+    for command in commands:
+        result = runner.invoke(app, command[1:])
+        assert result.exit_code == 0, (command, result.output)
+        outputs.append(result.output)
+    assert "points model" in outputs[1] and "published learned@1" in outputs[3]
+    # a defined ranking with both outcomes present, no warning that every row had one outcome
+    assert "nan" not in outputs[4] and "undefined" not in outputs[4]

@@ -22,7 +22,8 @@ import numpy.typing as npt
 from leadscore.learn.features import FAMILIES, Feature, family
 from leadscore.learn.metrics import roc_auc
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.to_model import model_document
+from leadscore.learn.to_model import model_document, rules_per_feature
+from leadscore.model.scoring_model import MAX_RULES
 
 FOLDS = 3
 TOP_BINS = (2, 3, 4)  # the "strongest features only" candidates: this many bins per feature
@@ -149,20 +150,15 @@ def _pool(features: Sequence[Feature], families: tuple[str, ...]) -> list[int]:
     return [j for j, f in enumerate(features) if family(f) in families]
 
 
-def _top(
-    features: Sequence[Feature], ranking: Sequence[int], pool: list[int], bins: int, max_rules: int
-) -> list[int]:
-    """The strongest features of ``pool`` (by ``ranking``) whose rules at ``bins`` bins fit the budget."""
+def _top(ranked: Sequence[tuple[int, int]], pool: list[int], max_rules: int) -> list[int]:
+    """The strongest features of ``pool`` (``ranked``: position and rules written, strongest first)
+    whose rules together fit the budget; a feature too costly for what is left is passed over."""
     inside = set(pool)
     out, used = [], 0
-    for j in ranking:
-        if j not in inside:
-            continue
-        cost = bins - 1 + (1 if family(features[j]) in ("recency", "ratios") else 0)
-        if used + cost > max_rules:
-            break
-        out.append(j)
-        used += cost
+    for j, cost in ranked:
+        if j in inside and used + cost <= max_rules:
+            out.append(j)
+            used += cost
     return out
 
 
@@ -172,22 +168,37 @@ def fit_candidate(
     groups: Sequence[Any] | None,
     features: Sequence[Feature],
     candidate: Candidate,
-    ranking: Sequence[int],
+    ranked: dict[int, list[tuple[int, int]]],
     params: dict[str, Any],
     max_rules: int,
 ) -> Fitted:
+    """``ranked``: per number of bins, the features by strength with the rules each writes (``rank``)."""
     pool = _pool(features, candidate.families)
     if candidate.top is None:
         return fit_within(X, y, groups, features, pool, params, max_rules)
-    keep = _top(features, ranking, pool, candidate.top, max_rules)
+    keep = _top(ranked[candidate.top], pool, max_rules)
     return fit_within(X, y, groups, features, keep, {**params, "max_bins": candidate.top}, max_rules)
 
 
-def ranking(sc: Scorecard, keep: Sequence[int]) -> list[int]:
-    """Feature positions by the points they are worth in ``sc`` (fitted on ``keep``), most first."""
-    spans = [int(p.max() - p.min()) for p in sc.points_]
-    order = sorted(range(len(keep)), key=lambda i: (-spans[i], sc.features_[i].name))
-    return [keep[i] for i in order if spans[i] > 0]
+def rank(
+    X: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    groups: Sequence[Any] | None,
+    features: Sequence[Feature],
+    params: dict[str, Any],
+) -> dict[int, list[tuple[int, int]]]:
+    """Per number of bins in ``TOP_BINS``: every feature worth points in a scorecard of all of them at
+    that many bins, by the points it is worth (most first), with the rules it writes there."""
+    out = {}
+    for bins in TOP_BINS:
+        every = range(len(features))
+        fitted = fit_within(X, y, groups, features, every, {**params, "max_bins": bins}, MAX_RULES)
+        sc = fitted.scorecard
+        spans = [int(p.max() - p.min()) for p in sc.points_]
+        costs = rules_per_feature(sc)
+        order = sorted(range(len(fitted.keep)), key=lambda i: (-spans[i], sc.features_[i].name))
+        out[bins] = [(fitted.keep[i], costs[i]) for i in order if spans[i] > 0 and costs[i]]
+    return out
 
 
 def choose(
@@ -220,20 +231,20 @@ def choose(
         return Choice(base, how, (), f"candidates: {why}; all feature families, coarser bins")
     fold_params = {**params, "min_class_count": 1}
     groups = list(keys)
-    rankings: list[list[int]] = []
-    for train, _ in fold_data:
-        first = fit_within(X[train], y[train], [groups[i] for i in np.flatnonzero(train)], features,
-                           list(range(len(features))), fold_params, 300)  # fmt: skip
-        rankings.append(ranking(first.scorecard, first.keep))
+    rankings = [
+        rank(X[train], y[train], [groups[i] for i in np.flatnonzero(train)], features, fold_params)
+        if strategies else {}
+        for train, _ in fold_data
+    ]  # fmt: skip
     scores: dict[Candidate, float] = {}
 
     def score(c: Candidate) -> float:
         if c not in scores:
             aucs = []
-            for (train, val), rank in zip(fold_data, rankings, strict=True):
+            for (train, val), ranked in zip(fold_data, rankings, strict=True):
                 try:
                     fitted = fit_candidate(X[train], y[train], [groups[i] for i in np.flatnonzero(train)],
-                                           features, c, rank, fold_params, max_rules)  # fmt: skip
+                                           features, c, ranked, fold_params, max_rules)  # fmt: skip
                 except ValueError:  # nothing left to learn from (every feature left out)
                     aucs.append(0.5)
                     continue

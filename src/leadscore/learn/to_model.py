@@ -282,6 +282,26 @@ def stated_probability(model: ScoringModel) -> Callable[[float], float] | None:
     return probability
 
 
+def _feature_rules(
+    sc: Scorecard, feature: Feature, rows: list[BinRow], used: set[str]
+) -> list[dict[str, Any]]:
+    b = sc.bins_[sc.features_.index(feature)]
+    mine = [r for r in rows if r.feature == feature]
+    if isinstance(feature.source, EventCount):
+        return _count_rules(feature, mine, b.edges, used)
+    if isinstance(feature.source, EventRecency):
+        return _recency_rules(sc, feature, mine, b.edges, used)
+    if isinstance(feature.source, EventRatio):
+        return _ratio_rules(sc, feature, mine, b.edges, used)
+    return _fit_rules(sc, feature, mine, used)
+
+
+def rules_per_feature(sc: Scorecard) -> list[int]:
+    """How many rules each feature of a fitted scorecard writes (its pairs' cells not included)."""
+    rows = sc.table()
+    return [len(_feature_rules(sc, f, rows, set())) for f in sc.features_]
+
+
 def model_document(
     sc: Scorecard, name: str, description: str = "", bands: tuple[float, float] | None = None
 ) -> dict[str, Any]:
@@ -292,16 +312,8 @@ def model_document(
     used: set[str] = set()
     fit: list[dict[str, Any]] = []
     engagement: list[dict[str, Any]] = []
-    for feature, b in zip(sc.features_, sc.bins_, strict=True):
-        mine = [r for r in rows if r.feature == feature]
-        if isinstance(feature.source, EventCount):
-            engagement.extend(_count_rules(feature, mine, b.edges, used))
-        elif isinstance(feature.source, EventRecency):
-            engagement.extend(_recency_rules(sc, feature, mine, b.edges, used))
-        elif isinstance(feature.source, EventRatio):
-            engagement.extend(_ratio_rules(sc, feature, mine, b.edges, used))
-        else:
-            fit.extend(_fit_rules(sc, feature, mine, used))
+    for feature in sc.features_:
+        (fit if feature.section == "fit" else engagement).extend(_feature_rules(sc, feature, rows, used))
     fit.extend(_cell_rules(sc, used))
     probability = PROBABILITY.format(intercept=sc.intercept_, per_logit=sc.points_per_logit_)
     scale: dict[str, Any] = {

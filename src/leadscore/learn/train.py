@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from leadscore.learn import metrics
-from leadscore.learn.budget import choose, fit_candidate, fit_within, ranking
+from leadscore.learn.budget import choose, fit_candidate, fit_within, rank
 from leadscore.learn.challenger import Kind, fit_challenger
 from leadscore.learn.checks import check_minimum
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset, split_rows
@@ -125,8 +125,9 @@ def learn(
     if not binds and unchanged and choice.candidate.top is None:
         fitted = full
     else:
-        fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate,
-                               ranking(full.scorecard, full.keep), params, max_rules)  # fmt: skip
+        ranked = rank(train.X, train.y, groups, data.features, fixed) if choice.candidate.top else {}
+        fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate, ranked, params,
+                               max_rules)  # fmt: skip
     sc, keep = fitted.scorecard, fitted.keep
     notes = [*data.notes, *fitted.notes]
     features = tuple(data.features[j] for j in keep)
