@@ -151,6 +151,7 @@ def test_learn_from_the_store_refuses_an_exclude_naming_no_attribute(demo_db: st
     assert "--exclude 'lead_qualty' names no attribute" in str(result.exception)
 
 
+@pytest.mark.slow  # the default 500-lead demo, learned with the candidate chosen by cross-validation
 def test_learning_on_the_demo_data_works_as_the_docs_show(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -126,7 +126,8 @@ def learn(
         fitted = full
     else:
         ranked = rank(train.X, train.y, groups, data.features, fixed) if choice.candidate.top else {}
-        fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate, ranked, params,
+        # as it was validated: with the full model's regularisation and number of pairs
+        fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate, ranked, fixed,
                                max_rules)  # fmt: skip
     sc, keep = fitted.scorecard, fitted.keep
     notes = [*data.notes, *fitted.notes]
