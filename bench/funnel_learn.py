@@ -36,7 +36,7 @@ from leadscore.store.schema import leads as leads_table
 HORIZON_DAYS = 90
 TRAIN_CUTOFFS = range(96, 181, 14)
 TEST_CUTOFF = 270
-EXCLUDE = ["account.group_id"]  # an identifier, not a property of the account
+EXCLUDE: list[str] = []  # the account's id (account.group_id) is never a feature
 EXAMPLE = Path(__file__).parents[1] / "examples" / "b2b_saas" / "model.yaml"
 
 
@@ -86,6 +86,7 @@ def main() -> None:
                                       at=[test_at], end_ms=test_at + horizon)  # fmt: skip
             rules = len(result.model.fit) + len(result.model.engagement)
             rows.append((label, compiled.roc_auc, f"{rules} rules; estimator {result.points.roc_auc:.4f}"))
+            print(f"  {result.choice}")
             fitted[budget] = result
             print(f"{label} ({time.perf_counter() - started:.0f} s)")
         counts = [j for j, f in enumerate(train.features)

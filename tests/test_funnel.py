@@ -77,7 +77,10 @@ def test_learned_model_on_the_funnel(store: Store) -> None:
     at = [START_MS + d * DAY for d in (60, 80, 100)]
     with store.connect() as conn:
         data, _ = store_data(conn, store.sources(), outcome="opportunity", horizon_ms=40 * DAY, at=at,
-                             end_ms=START_MS + 150 * DAY, exclude=["account.group_id"])  # fmt: skip
+                             end_ms=START_MS + 150 * DAY)  # fmt: skip
+    # the account's id (kept by ingest among the account's attributes) is never a feature
+    assert "account.group_id" not in [f.name for f in data.features]
+    assert dict(data.dropped)["account.group_id"].startswith("the account's id")
     result = learn(data, "funnel", challenger=None, holdout="none", max_rules=12, C=1.0, interactions=0,
                    min_class_count=10)  # fmt: skip
     model, sc = result.model, result.scorecard

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +149,28 @@ def test_learn_from_the_store_refuses_an_exclude_naming_no_attribute(demo_db: st
                                  "--output", str(tmp_path / "x.yaml")])  # fmt: skip
     assert isinstance(result.exception, InputError)
     assert "--exclude 'lead_qualty' names no attribute" in str(result.exception)
+
+
+@pytest.mark.slow  # the default 500-lead demo, learned with the candidate chosen by cross-validation
+def test_learning_on_the_demo_data_works_as_the_docs_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the commands of docs/learning.md's demo block, as written (the docs cannot drift from what works)
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "learning.md").read_text(encoding="utf-8")
+    block = docs[docs.index("On the demo data") :]
+    block = block[
+        block.index("```console") + len("```console") : block.index("```", block.index("```console") + 3)
+    ]
+    commands = [shlex.split(line.removeprefix("$ ")) for line in block.strip().splitlines()]
+    assert [c[1] for c in commands] == ["demo", "learn", "backtest", "model", "evaluate"]
+    monkeypatch.chdir(tmp_path)
+    outputs = []
+    for command in commands:
+        result = runner.invoke(app, command[1:])
+        assert result.exit_code == 0, (command, result.output)
+        outputs.append(result.output)
+    assert "points model" in outputs[1] and "published learned@1" in outputs[3]
+    # both outcomes present, so a defined ranking, and no warning (such as "every labelled row converted")
+    found = re.search(r"(\d+) labelled rows, (\d+) converted", outputs[4])
+    assert found is not None and 0 < int(found[2]) < int(found[1])
+    assert "warning" not in outputs[4] and "the top 20 % of leads hold" in outputs[4]

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from leadscore.cli.main import app
 from leadscore.errors import InputError
 from leadscore.ingest.csv_import import ImportOptions, import_leads
+from leadscore.learn.budget import fit_within
 from leadscore.learn.checks import NotEnoughDataError
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.evaluate import evaluate_csv, evaluate_scores
@@ -132,11 +133,22 @@ def test_the_learner_keeps_within_the_model_languages_rule_limit() -> None:
     assert n_free > 12 and MAX_RULES == 300  # the language's limit, which learn() keeps by default
     capped = learn(data, "x", challenger=None, C=1.0, interactions=0, min_class_count=20, max_rules=12)
     assert len(capped.model.fit) + len(capped.model.engagement) <= 12
-    assert any(f"{n_free} rules are more than a model may have (12)" in w for w in capped.warnings)
-    # coarser bins first (2 bins still leave one rule per feature), then the weakest features go
-    assert any("learned again with at most" in w for w in capped.warnings)
-    assert any("learned again without" in w for w in capped.warnings)
+    # the full model is measured beside it, and the report says how the budget was spent and chosen
+    # (a CSV without a time column: folds by a hash of the id)
+    assert capped.unconstrained is not None and capped.unconstrained.name == f"unconstrained ({n_free} rules)"
+    assert capped.choice.startswith("candidate chosen by 3-fold cross-validation by a hash of the id")
+    assert "coarser bins" in capped.choice or "the strongest features at" in capped.choice
     assert len(capped.scorecard.features_) < len(data.features) and loads_model(capped.yaml) == capped.model
+
+
+def test_a_budget_too_small_for_every_feature_coarsens_bins_then_leaves_out_the_weakest() -> None:
+    data = csv_data(X_EDUCATION_400, "Converted", id_column="Prospect ID", exclude=["Tags"])
+    params = {"C": 1.0, "interactions": 0, "min_class_count": 20}
+    fitted = fit_within(data.X, data.y, None, data.features, range(len(data.features)), params, 6)
+    assert fitted.rules <= 6 and fitted.unconstrained is not None and fitted.unconstrained[2] > 6
+    # coarser bins first (2 bins still leave one rule per feature), then the weakest features go
+    assert any("rules are more than the budget (6): learned again with at most" in w for w in fitted.notes)
+    assert any("rules are more than the budget (6): learned again without" in w for w in fitted.notes)
 
 
 def test_evaluate_reports_the_calibration_of_the_probability_the_learned_model_states(tmp_path: Path) -> None:

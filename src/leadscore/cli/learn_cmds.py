@@ -221,6 +221,8 @@ def _print_learn(result: LearnResult, output: Path) -> None:
     for warning in result.warnings:
         console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
     console.print(result.holdout, highlight=False)
+    if result.choice:
+        console.print(result.choice, highlight=False)
     rows = [
         [m.name, m.roc_auc, m.pr_auc, m.ece]
         for m in (result.points, result.unconstrained, result.challenger)

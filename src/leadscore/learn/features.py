@@ -1,8 +1,9 @@
 """What a learned feature reads: a lead or account attribute, or a count or recency of matching events.
 
 A feature's source decides which rules it becomes in the model YAML (``to_model``): attribute bins become
-fit rules; event counts become ``threshold`` rules and recencies ``once`` rules, so a learned model is the
-same model language as a hand-written one and is scored by the same compiled query.
+fit rules; event counts become ``threshold`` rules, recencies ``once`` rules and ratios (the last window
+against the one before) ``ratio`` rules, so a learned model is the same model language as a hand-written
+one and is scored by the same compiled query.
 """
 
 from __future__ import annotations
@@ -57,7 +58,52 @@ class EventRecency:
     label: str = ""  # what is looked for, for rule names ("/pricing pages")
 
 
-Source = Attribute | EventCount | EventRecency
+# The growth factors a ratio feature is measured on: powers of two, so ``recent >= factor * before`` is
+# exact in floating point, and a ladder as coarse as a marketer reads it ("half", "as many", "twice").
+RATIO_LADDER: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class EventRatio:
+    """Matching events in the last ``within`` against the ``within`` before it (velocity, or a drop).
+
+    The value is the largest factor of ``RATIO_LADDER`` with ``recent >= factor x before`` and at least
+    one recent event (the ratio rule's growth test), 0 when none holds (a drop, or nothing recent), and
+    missing when neither window has an event. So ``value >= factor`` is exactly the rule
+    ``kind: ratio, at_least: factor`` for every factor of the ladder, and "not missing" is a threshold
+    rule of at least 1 event within ``2 x within``.
+    """
+
+    event: dict[str, str]
+    within: str  # the length of each window, e.g. "14d"
+    where: dict[str, Any] | None = None
+    exclude: dict[str, Any] | None = None
+    label: str = ""
+
+    @staticmethod
+    def value(recent: int, before: int) -> float | None:
+        if recent == 0 and before == 0:
+            return None
+        met = [f for f in RATIO_LADDER if recent > 0 and recent >= f * before]
+        return max(met) if met else 0.0
+
+    @property
+    def both(self) -> str:
+        """Both windows together, as a duration."""
+        return f"{2 * int(self.within.removesuffix('d'))}d"
+
+    def any_name(self) -> str:
+        return f"{self.label} in the last {self.both.removesuffix('d')} days"
+
+    def rule_name(self, factor: float) -> str:
+        """The name of the rule ``recent >= factor x before``, as a marketer reads it."""
+        days = self.within.removesuffix("d")
+        times = {0.25: "a quarter as many", 0.5: "half as many", 1.0: "as many", 2.0: "twice as many"}
+        said = times.get(factor, f"{factor:g}x as many")
+        return f"{self.label}: {said} in the last {days} days as in the {days} before"
+
+
+Source = Attribute | EventCount | EventRecency | EventRatio
 
 
 @dataclass(frozen=True)
@@ -69,6 +115,23 @@ class Feature:
     @property
     def section(self) -> Literal["fit", "engagement"]:
         return "fit" if isinstance(self.source, Attribute) else "engagement"
+
+
+FAMILIES = ("attributes", "counts", "distinct days", "recency", "committee", "ratios")
+
+
+def family(feature: Feature) -> str:
+    """The family of features a feature belongs to (the learner chooses which families to use)."""
+    src = feature.source
+    if isinstance(src, Attribute):
+        return "attributes"
+    if isinstance(src, EventRecency):
+        return "recency"
+    if isinstance(src, EventRatio):
+        return "ratios"
+    if src.scope == "account":
+        return "committee"
+    return "distinct days" if src.distinct == "day" else "counts"
 
 
 def attribute_features(names: list[str], kinds: dict[str, Kind]) -> tuple[Feature, ...]:

@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from leadscore.learn.binning import NO_BIN, Bins, fit_bins
 from leadscore.learn.checks import check_leakage, check_minimum
-from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRecency, Feature
+from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRatio, EventRecency, Feature
 from leadscore.learn.interactions import Pair, candidates, select_pairs
 from leadscore.learn.metrics import roc_auc
 
@@ -422,9 +422,12 @@ def _take(values: npt.NDArray[Any], idx: IntArray, fill: Any) -> npt.NDArray[Any
 
 
 def _baseline(feature: Feature, bins: Bins, contribution: npt.NDArray[np.float64]) -> int:
-    """The bin worth 0 points: a fit feature's worst bin; for events, no activity (the rules' absence)."""
+    """The bin worth 0 points: a fit feature's worst bin; for events, no activity (the rules' absence;
+    for a ratio where training always had some, its lowest bin)."""
     if feature.section == "fit":
         return int(np.argmin(contribution))
     if isinstance(feature.source, EventRecency):
         return bins.missing if bins.missing is not None else bins.n_bins - 1
+    if isinstance(feature.source, EventRatio):  # missing: no event in either window
+        return bins.missing if bins.missing is not None else 0
     return int(np.searchsorted(np.asarray(bins.edges, float), 0.0, side="right"))

@@ -21,10 +21,10 @@ import numpy as np
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile import Sources, compile_model
-from leadscore.compile.layout import count_col, distinct_col, last_col
+from leadscore.compile.layout import before_col, count_col, distinct_col, last_col, recent_col
 from leadscore.errors import InputError, Problem
 from leadscore.learn.dataset import Dataset, choose_columns
-from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRecency, Feature
+from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRatio, EventRecency, Feature
 from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times, rejected_by_sales
 from leadscore.model import ScoringModel
 from leadscore.model.conditions import FIELD_NAME
@@ -38,6 +38,7 @@ MAX_EVENT_KINDS = 20
 # people of the lead's account (the buying committee) within COMMITTEE_WINDOW.
 DAY_WINDOWS = ("14d", "30d")
 COMMITTEE_WINDOW = "30d"
+RATIO_WINDOW = "14d"  # velocity: the last fortnight against the one before
 INTENT_KINDS = 8
 # Events no person caused are not learned from: mail opens and clicks seconds after the delivery of the
 # same e-mail (a security scanner), page views in bursts (a bot), as the model language excludes them.
@@ -45,28 +46,34 @@ EMAIL_EVENTS = ("Email Opened", "Email Link Clicked")
 MACHINE = {"machine": {"after": "Email Delivered", "same": "email_id", "within": "10s"}}
 BURST = {"burst": {"more_than": 10, "within": "60s"}}
 EVENT_TYPES = ("track", "page", "screen")
+# The account's id as ingest keeps it among the account's attributes (a group call's groupId): it names
+# an account, it says nothing about one
+IDENTIFIERS = {"account.group_id": "the account's id (an identifier, not a property of the account)"}
 
 
 def event_kinds(
     conn: Connection, limit: int = MAX_EVENT_KINDS
 ) -> list[tuple[str, dict[str, str], dict[str, Any] | None]]:
-    """The most frequent kinds of lead events: (label, event, where). Pages by their first path segment."""
+    """The kinds of lead events that most leads have: (label, event, where). Pages by their first path
+    segment. Ranked by leads reached, not by volume: a trial start or a webinar once per lead says more
+    than a page some leads view hundreds of times."""
     lead_events = events.join(identities, identities.c.key == events.c.person_key)
     tracks = conn.execute(
-        select(events.c.type, events.c.name, func.count())
+        select(events.c.type, events.c.name, func.count(identities.c.lead_id.distinct()))
         .select_from(lead_events)
         .where(events.c.type.in_(("track", "screen")), events.c.name.is_not(None))
         .group_by(events.c.type, events.c.name)
     ).all()
-    sections: dict[str, int] = {}
-    for path, n in conn.execute(
-        select(events.c.path, func.count())
+    reached: dict[str, set[int]] = {}
+    for path, lead in conn.execute(
+        select(events.c.path, identities.c.lead_id)
         .select_from(lead_events)
         .where(events.c.type == "page")
-        .group_by(events.c.path)
+        .distinct()
     ):
         head = "/" + (path or "/").strip("/").split("/")[0]
-        sections[head] = sections.get(head, 0) + int(n)
+        reached.setdefault(head, set()).add(int(lead))
+    sections = {head: len(leads) for head, leads in reached.items()}
     found: list[tuple[int, str, dict[str, str], dict[str, Any] | None]] = [
         (int(n), str(name), {"type": str(kind), "name": str(name)}, None) for kind, name, n in tracks
     ]
@@ -115,6 +122,8 @@ def event_features(
                 ),
             )
         )
+        ratio = EventRatio(ev, RATIO_WINDOW, where, exclude, lbl)
+        out.append(Feature(f"{lbl}: last {RATIO_WINDOW} against the {RATIO_WINDOW} before", "numeric", ratio))
     return out
 
 
@@ -163,6 +172,9 @@ def _probe(features: Sequence[Feature]) -> ScoringModel:
         elif isinstance(src, EventRecency):
             rules.append({"id": f"p{i}", "name": f.name, "kind": "once", "event": src.event, "points": 1,
                           "half_life": "none", **extra})  # fmt: skip
+        elif isinstance(src, EventRatio):
+            rules.append({"id": f"p{i}", "name": f.name, "kind": "ratio", "event": src.event, "points": 1,
+                          "within": src.within, "at_least": 1, **extra})  # fmt: skip
     return ScoringModel.model_validate({"model": "probe", "engagement": rules})
 
 
@@ -195,6 +207,10 @@ def feature_matrix(
                     X[i, j] = int(row[distinct_col(f"p{j}")] or 0)
                 elif isinstance(src, EventCount):
                     X[i, j] = int(row[count_col(f"p{j}")] or 0)
+                elif isinstance(src, EventRatio):
+                    X[i, j] = src.value(
+                        int(row[recent_col(f"p{j}")] or 0), int(row[before_col(f"p{j}")] or 0)
+                    )
                 else:
                     last = row[last_col(f"p{j}")]
                     X[i, j] = None if last is None else math.floor((int(row["as_of"]) - int(last)) / DAY_MS)
@@ -286,8 +302,9 @@ def store_data(
     unknown = [c for c in exclude if c not in present]
     if unknown:  # a misspelt sales-entered field would otherwise be learned from
         raise InputError(Problem(f"--exclude {unknown[0]!r} names no attribute of the leads in the period"))
-    names = sorted(present - set(exclude))
+    names = sorted(present - set(exclude) - set(IDENTIFIERS))
     fit, dropped = choose_columns([attrs[lead] for lead, _ in pairs], names, placeholders=placeholders)
+    dropped.extend((c, why) for c, why in IDENTIFIERS.items() if c in present and c not in exclude)
     dropped.extend((c, "excluded (outcome or sales-entered)") for c in exclude)
     features = (*fit, *event_features(conn, windows))
     X = feature_matrix(conn, sources, features, pairs)

@@ -4,6 +4,8 @@
   ``missing`` or a placeholder for the missing bin);
 - an event count's bins become ``threshold`` rules, one per bin edge, worth the step in points there;
 - a recency's bins become ``once`` rules: one for "ever", one per edge with that window;
+- a ratio's bins become a ``threshold`` rule for any event in its two windows (the lowest bin against
+  none) and a ``ratio`` rule per edge (``at_least`` the edge's factor), worth the step there;
 - a pair's cells become fit rules ``all: [bin of one, bin of the other]``; the cells of a pair worth the
   same points share one rule (``any`` of them). A cell may be worth negative points.
 
@@ -22,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from leadscore.learn.features import EventCount, EventRecency, Feature, slug
+from leadscore.learn.features import EventCount, EventRatio, EventRecency, Feature, slug
 from leadscore.learn.scorecard import BinRow, CellRow, Scorecard
 from leadscore.model import ScoringModel, dump_model, loads_model
 
@@ -164,7 +166,7 @@ def _fit_rules(sc: Scorecard, feature: Feature, rows: list[BinRow], used: set[st
     return out
 
 
-def _event(source: EventCount | EventRecency) -> dict[str, Any]:
+def _event(source: EventCount | EventRecency | EventRatio) -> dict[str, Any]:
     out: dict[str, Any] = {"event": dict(source.event)}
     if source.where is not None:
         out["where"] = source.where
@@ -221,6 +223,27 @@ def _recency_rules(
     return out
 
 
+def _ratio_rules(
+    sc: Scorecard, feature: Feature, rows: list[BinRow], edges: tuple[float, ...], used: set[str]
+) -> list[dict[str, Any]]:
+    source = feature.source
+    assert isinstance(source, EventRatio)
+    out = []
+    # the lowest bin against no event at all (0 points where training had no such row: the baseline)
+    if rows[0].points:
+        out.append({"id": _rule_id(feature, 0, used), "name": source.any_name()[:200], "description": _stats(rows[0]),
+                    "kind": "threshold", **_event(source), "at_least": 1, "within": source.both,
+                    "points": rows[0].points})  # fmt: skip
+    for i, edge in enumerate(edges, start=1):
+        step = rows[i].points - rows[i - 1].points
+        if step:
+            out.append({"id": _rule_id(feature, i, used), "name": source.rule_name(edge)[:200],
+                        "description": f"{_stats(rows[i])}; the step in points from the bin below",
+                        "kind": "ratio", **_event(source), "within": source.within,
+                        "at_least": _yaml_number(edge), "points": step})  # fmt: skip
+    return out
+
+
 def _rule_id(feature: Feature, index: int, used: set[str]) -> str:
     stem = slug(feature.name)
     rid, n = f"{stem}_{index}", 1
@@ -259,6 +282,26 @@ def stated_probability(model: ScoringModel) -> Callable[[float], float] | None:
     return probability
 
 
+def _feature_rules(
+    sc: Scorecard, feature: Feature, rows: list[BinRow], used: set[str]
+) -> list[dict[str, Any]]:
+    b = sc.bins_[sc.features_.index(feature)]
+    mine = [r for r in rows if r.feature == feature]
+    if isinstance(feature.source, EventCount):
+        return _count_rules(feature, mine, b.edges, used)
+    if isinstance(feature.source, EventRecency):
+        return _recency_rules(sc, feature, mine, b.edges, used)
+    if isinstance(feature.source, EventRatio):
+        return _ratio_rules(sc, feature, mine, b.edges, used)
+    return _fit_rules(sc, feature, mine, used)
+
+
+def rules_per_feature(sc: Scorecard) -> list[int]:
+    """How many rules each feature of a fitted scorecard writes (its pairs' cells not included)."""
+    rows = sc.table()
+    return [len(_feature_rules(sc, f, rows, set())) for f in sc.features_]
+
+
 def model_document(
     sc: Scorecard, name: str, description: str = "", bands: tuple[float, float] | None = None
 ) -> dict[str, Any]:
@@ -269,14 +312,8 @@ def model_document(
     used: set[str] = set()
     fit: list[dict[str, Any]] = []
     engagement: list[dict[str, Any]] = []
-    for feature, b in zip(sc.features_, sc.bins_, strict=True):
-        mine = [r for r in rows if r.feature == feature]
-        if isinstance(feature.source, EventCount):
-            engagement.extend(_count_rules(feature, mine, b.edges, used))
-        elif isinstance(feature.source, EventRecency):
-            engagement.extend(_recency_rules(sc, feature, mine, b.edges, used))
-        else:
-            fit.extend(_fit_rules(sc, feature, mine, used))
+    for feature in sc.features_:
+        (fit if feature.section == "fit" else engagement).extend(_feature_rules(sc, feature, rows, used))
     fit.extend(_cell_rules(sc, used))
     probability = PROBABILITY.format(intercept=sc.intercept_, per_logit=sc.points_per_logit_)
     scale: dict[str, Any] = {

@@ -9,13 +9,14 @@ from typing import Any, Literal
 import numpy as np
 
 from leadscore.learn import metrics
+from leadscore.learn.budget import choose, fit_candidate, fit_within, rank
 from leadscore.learn.challenger import Kind, fit_challenger
 from leadscore.learn.checks import check_minimum
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset, split_rows
 from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
-from leadscore.learn.features import Feature
+from leadscore.learn.features import Feature, family
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.to_model import model_document, to_model
+from leadscore.learn.to_model import to_model
 from leadscore.model import ScoringModel, dump_model
 from leadscore.model.scoring_model import MAX_RULES
 
@@ -45,6 +46,7 @@ class LearnResult:
     excluded: dict[str, int] = field(default_factory=dict)
     holdout: str = ""  # what the holdout rows are (a hash of the id, the newest rows, a test file, none)
     unconstrained: Measured | None = None  # the model before the rule budget was applied, if it bound
+    choice: str = ""  # which candidate (features, how the budget is spent) and how it was chosen
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class LearnResult:
             "dropped": [list(d) for d in self.dropped],
             "excluded": self.excluded,
             "holdout": self.holdout,
+            "choice": self.choice,
             "rules": len(self.model.fit) + len(self.model.engagement),
             "regularisation": self.scorecard.C_,
             "pairs": [[c.name for c in cells] for cells in self.pairs],
@@ -99,8 +102,10 @@ def learn(
 ) -> LearnResult:
     """``interactions="cv"``: cross-validation on the training rows decides how many pairs of attribute
     features (up to the scorecard's ``max_interactions``) get points per cell; other ``params`` go to
-    ``Scorecard``. A scorecard with more than ``max_rules`` rules (the model language's limit) is learned
-    again with fewer bins per feature, then without its weakest features, until it fits."""
+    ``Scorecard``. The model has at most ``max_rules`` rules: which features it starts from (the feature
+    families) and how the budget is spent (coarser bins, or the strongest features at few bins) are
+    chosen by time-forward cross-validation on the training rows (``budget.choose``); the full model
+    (within the model language's limit) is measured beside it where the budget binds."""
     if test is not None:
         train, held, what = data, test, f"holdout: the test set ({len(test)} rows)"
     else:
@@ -108,60 +113,41 @@ def learn(
     # before any fitting: one class (or too few of one) is a clear error, not the estimator's ValueError
     positives = int(train.y.sum())
     check_minimum(positives, len(train) - positives, int(params.get("min_class_count", 50)))
-    notes = list(data.notes)
-    keep = list(range(len(data.features)))
-    unconstrained: tuple[Scorecard, list[int], int] | None = None
-    while True:
-        features = tuple(data.features[j] for j in keep)
-        sc = Scorecard(features, interactions=interactions, **params).fit(
-            train.X[:, keep], train.y, groups=list(train.keys)
-        )
-        against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
-        # points must grow with a bin's evidence: a feature fitted against it is left out
-        if against and len(against) < len(keep):
-            notes.append(
-                "left out "
-                + ", ".join(features[i].name for i in against)
-                + ": fitted against their own evidence (their points would fall as their conversion rate rises)"
-            )
-            keep = [j for i, j in enumerate(keep) if i not in set(against)]
-            continue
-        train_scores = sc.score_100(train.X[:, keep])
-        bands = (
-            float(np.quantile(train_scores, 1 - hot_share)),
-            float(np.quantile(train_scores, 1 - hot_share - warm_share)),
-        )
-        document = model_document(sc, name, description, bands)
-        rules = len(document["fit"]) + len(document["engagement"])
-        if rules <= max_rules:
-            break
-        if unconstrained is None:  # measured on the holdout beside the model within the budget
-            unconstrained = (sc, list(keep), rules)
-        # more rules than the model language holds: first fewer, coarser bins (neighbours merged by the
-        # least information lost), then without the features worth the fewest points; the model written
-        # is still exactly the scorecard fitted
-        bins = int(params.get("max_bins", Scorecard().max_bins))
-        if bins > 2:
-            params["max_bins"] = max(2, min(bins - 1, bins * max_rules // rules))
-            change = f"with at most {params['max_bins']} bins per feature"
-        else:
-            spans = [int(p.max() - p.min()) for p in sc.points_]
-            worth = [i for i in range(len(keep)) if spans[i]]  # features without points have no rules
-            weakest = sorted(worth, key=lambda i: (spans[i], features[i].name))[: rules - max_rules]
-            change = "without " + ", ".join(features[i].name for i in weakest)
-            keep = [j for i, j in enumerate(keep) if i not in set(weakest)]
-        notes.append(f"{rules} rules are more than a model may have ({max_rules}): learned again {change}")
+    params = {**params, "interactions": interactions}
+    groups = list(train.keys)
+    full = fit_within(train.X, train.y, groups, data.features, range(len(data.features)), params, MAX_RULES)
+    binds = full.rules > max_rules
+    # the candidates are compared with the regularisation and the number of pairs of the full model
+    fixed = {**params, "C": full.scorecard.C_, "interactions": len(full.scorecard.pairs_)}
+    times = train.as_of if train.as_of is not None else train.times
+    choice = choose(train.X, train.y, train.keys, times, data.features, fixed, max_rules, binds)
+    unchanged = set(choice.candidate.families) == {family(f) for f in data.features}
+    if not binds and unchanged and choice.candidate.top is None:
+        fitted = full
+    else:
+        ranked = rank(train.X, train.y, groups, data.features, fixed) if choice.candidate.top else {}
+        # as it was validated: with the full model's regularisation and number of pairs
+        fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate, ranked, fixed,
+                               max_rules)  # fmt: skip
+    sc, keep = fitted.scorecard, fitted.keep
+    notes = [*data.notes, *fitted.notes]
+    features = tuple(data.features[j] for j in keep)
+    train_scores = sc.score_100(train.X[:, keep])
+    bands = (
+        float(np.quantile(train_scores, 1 - hot_share)),
+        float(np.quantile(train_scores, 1 - hot_share - warm_share)),
+    )
+    held_full = held
     train, held = (replace(d, features=features, X=d.X[:, keep]) for d in (train, held))
     model = to_model(sc, name, description, bands)
     result = LearnResult(sc, model, dump_model(model), len(train), len(held), int(held.y.sum()),
                          Measured("points model", float("nan"), float("nan"), float("nan")), None,
-                         [*notes, *sc.warnings_], data.dropped, dict(data.excluded), what)  # fmt: skip
+                         [*notes, *sc.warnings_], data.dropped, dict(data.excluded), what, choice=choice.summary)  # fmt: skip
     if len(held) and 0 < held.y.sum() < len(held):
         result.points = measure("points model", held.y, sc.score_100(held.X), sc.predict_proba(held.X)[:, 1])
-        if unconstrained is not None:
-            usc, ukeep, urules = unconstrained
-            X = (test if test is not None else split_rows(data, holdout, holdout_share)[1]).X[:, ukeep]
-            result.unconstrained = measure(f"unconstrained ({urules} rules)", held.y, usc.score_100(X),
+        if binds:
+            usc, X = full.scorecard, held_full.X[:, full.keep]
+            result.unconstrained = measure(f"unconstrained ({full.rules} rules)", held.y, usc.score_100(X),
                                            usc.predict_proba(X)[:, 1])  # fmt: skip
         if challenger is not None:
             ch = fit_challenger(features, train.X, train.y, challenger, sc.placeholders)

@@ -1,0 +1,262 @@
+"""The rule budget, and the candidate chosen by time-forward cross-validation on the training rows.
+
+A scorecard with more rules than the budget is learned again until it fits (``fit_within``). How the
+budget is spent is a choice: coarser bins for every feature, or the strongest features only, at two,
+three or four bins each; and which feature families to search (event counts per window, distinct days,
+recency, the account's committee, ratios of the last window to the one before). Each candidate is
+fitted on the earlier rows and measured on later ones (``folds``): the rows of the newest cutoffs, of
+leads the fold did not train on, as a model is used after it is learned. Rows without times (a CSV
+without a time column) are split by a hash of their id instead, and the choice says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from leadscore.learn.features import FAMILIES, Feature, family
+from leadscore.learn.metrics import roc_auc
+from leadscore.learn.scorecard import Scorecard
+from leadscore.learn.to_model import model_document, rules_per_feature
+from leadscore.model.scoring_model import MAX_RULES
+
+FOLDS = 3
+TOP_BINS = (2, 3, 4)  # the "strongest features only" candidates: this many bins per feature
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass
+class Fitted:
+    """A scorecard within the rule budget, the features it kept, and what was done to fit."""
+
+    scorecard: Scorecard
+    keep: list[int]
+    rules: int
+    notes: list[str] = field(default_factory=list)
+    unconstrained: tuple[Scorecard, list[int], int] | None = None  # the first fit, where it had too many
+
+
+def count_rules(sc: Scorecard) -> int:
+    try:
+        document = model_document(sc, "count")
+    except ValueError:  # nothing learned: no rule
+        return 0
+    return len(document["fit"]) + len(document["engagement"])
+
+
+def fit_within(
+    X: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    groups: Sequence[Any] | None,
+    features: Sequence[Feature],
+    keep: Sequence[int],
+    params: dict[str, Any],
+    max_rules: int,
+) -> Fitted:
+    """The scorecard on the columns ``keep``: a feature fitted against its own evidence is left out; a
+    scorecard with more than ``max_rules`` rules is learned again with fewer, coarser bins (neighbours
+    merged by the least information lost), then without the features worth the fewest points, until it
+    fits. The model written is still exactly the scorecard fitted."""
+    params, keep, notes = dict(params), list(keep), []
+    unconstrained: tuple[Scorecard, list[int], int] | None = None
+    while True:
+        chosen = [features[j] for j in keep]
+        sc = Scorecard(chosen, **params).fit(X[:, keep], y, groups=groups)
+        against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
+        # points must grow with a bin's evidence: a feature fitted against it is left out
+        if against and len(against) < len(keep):
+            notes.append("left out " + ", ".join(chosen[i].name for i in against)
+                         + ": fitted against their own evidence (their points would fall as their conversion rate rises)")  # fmt: skip
+            keep = [j for i, j in enumerate(keep) if i not in set(against)]
+            continue
+        rules = count_rules(sc)
+        if rules <= max_rules:
+            return Fitted(sc, keep, rules, notes, unconstrained)
+        if unconstrained is None:
+            unconstrained = (sc, list(keep), rules)
+        bins = int(params.get("max_bins", Scorecard().max_bins))
+        if bins > 2:
+            params["max_bins"] = max(2, min(bins - 1, bins * max_rules // rules))
+            change = f"with at most {params['max_bins']} bins per feature"
+        else:
+            spans = [int(p.max() - p.min()) for p in sc.points_]
+            worth = [i for i in range(len(keep)) if spans[i]]  # features without points have no rules
+            weakest = sorted(worth, key=lambda i: (spans[i], chosen[i].name))[: rules - max_rules]
+            change = "without " + ", ".join(chosen[i].name for i in weakest)
+            keep = [j for i, j in enumerate(keep) if i not in set(weakest)]
+        notes.append(f"{rules} rules are more than the budget ({max_rules}): learned again {change}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Which features to start from and how many bins each: ``top`` the strongest features only."""
+
+    families: tuple[str, ...]
+    top: int | None = None  # bins per feature for the strongest-features candidate; None: coarser bins
+
+    def describe(self, all_families: tuple[str, ...]) -> str:
+        left = [f for f in all_families if f not in self.families]
+        what = "all feature families" if not left else "without " + ", ".join(left)
+        how = "coarser bins" if self.top is None else f"the strongest features at {self.top} bins"
+        return f"{what}, {how}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    candidate: Candidate
+    how: str  # the folds: time-forward or by a hash of the id
+    scores: tuple[tuple[str, float], ...]  # each candidate and its mean validation ROC-AUC
+    summary: str
+
+
+def _bucket(key: str, n: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"fold:{key}".encode()).digest()[:8], "big") % n
+
+
+def folds(
+    times: npt.NDArray[Any] | None, keys: Sequence[str], n: int = FOLDS
+) -> tuple[list[tuple[BoolArray, BoolArray]], str]:
+    """(train, validation) masks and what they are. With times (cutoffs, or a CSV's time column): fold
+    k validates on the rows from its split point to the next, of leads in bucket k (a hash of the id),
+    and trains on the rows before the split point of the other leads; the split points are the last
+    ``n`` cutoffs, or the 55/70/85 % quantiles of continuous times. Without times: hash buckets."""
+    bucket = np.fromiter((_bucket(k, n) for k in keys), dtype=np.int64, count=len(keys))
+    if times is not None:
+        t = np.asarray(times, float)
+        known = ~np.isnan(t)
+        distinct = np.unique(t[known])
+        if len(distinct) > n:
+            splits = (distinct[-n:] if len(distinct) <= 20
+                      else np.quantile(t[known], np.linspace(0.55, 0.85, n)))  # fmt: skip
+            out = []
+            for k, start in enumerate(splits):
+                end = splits[k + 1] if k + 1 < n else np.inf
+                val = known & (t >= start) & (t < end) & (bucket == k)
+                out.append((known & (t < start) & (bucket != k), val))
+            return (
+                out,
+                f"time-forward cross-validation ({n} folds: trained on earlier rows, measured on later rows of other leads)",
+            )
+    out = [(bucket != k, bucket == k) for k in range(n)]
+    return out, f"{n}-fold cross-validation by a hash of the id (the rows have no times)"
+
+
+def _pool(features: Sequence[Feature], families: tuple[str, ...]) -> list[int]:
+    return [j for j, f in enumerate(features) if family(f) in families]
+
+
+def _top(ranked: Sequence[tuple[int, int]], pool: list[int], max_rules: int) -> list[int]:
+    """The strongest features of ``pool`` (``ranked``: position and rules written, strongest first)
+    whose rules together fit the budget; a feature too costly for what is left is passed over."""
+    inside = set(pool)
+    out, used = [], 0
+    for j, cost in ranked:
+        if j in inside and used + cost <= max_rules:
+            out.append(j)
+            used += cost
+    return out
+
+
+def fit_candidate(
+    X: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    groups: Sequence[Any] | None,
+    features: Sequence[Feature],
+    candidate: Candidate,
+    ranked: dict[int, list[tuple[int, int]]],
+    params: dict[str, Any],
+    max_rules: int,
+) -> Fitted:
+    """``ranked``: per number of bins, the features by strength with the rules each writes (``rank``)."""
+    pool = _pool(features, candidate.families)
+    if candidate.top is None:
+        return fit_within(X, y, groups, features, pool, params, max_rules)
+    keep = _top(ranked[candidate.top], pool, max_rules)
+    return fit_within(X, y, groups, features, keep, {**params, "max_bins": candidate.top}, max_rules)
+
+
+def rank(
+    X: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    groups: Sequence[Any] | None,
+    features: Sequence[Feature],
+    params: dict[str, Any],
+) -> dict[int, list[tuple[int, int]]]:
+    """Per number of bins in ``TOP_BINS``: every feature worth points in a scorecard of all of them at
+    that many bins, by the points it is worth (most first), with the rules it writes there."""
+    out = {}
+    for bins in TOP_BINS:
+        every = range(len(features))
+        fitted = fit_within(X, y, groups, features, every, {**params, "max_bins": bins}, MAX_RULES)
+        sc = fitted.scorecard
+        spans = [int(p.max() - p.min()) for p in sc.points_]
+        costs = rules_per_feature(sc)
+        order = sorted(range(len(fitted.keep)), key=lambda i: (-spans[i], sc.features_[i].name))
+        out[bins] = [(fitted.keep[i], costs[i]) for i in order if spans[i] > 0 and costs[i]]
+    return out
+
+
+def choose(
+    X: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    keys: Sequence[str],
+    times: npt.NDArray[Any] | None,
+    features: Sequence[Feature],
+    params: dict[str, Any],
+    max_rules: int,
+    budget_binds: bool,
+) -> Choice:
+    """The candidate with the best mean validation ROC-AUC: first how to spend the budget (where it
+    binds), with every family; then, with that, each event family left out in turn."""
+    present = tuple(f for f in FAMILIES if any(family(x) == f for x in features))
+    strategies = (
+        [Candidate(present, None), *(Candidate(present, b) for b in TOP_BINS)] if budget_binds else []
+    )
+    droppable = [f for f in present if f != "attributes"] if len(present) > 1 else []
+    split, how = folds(times, keys)
+    fold_data = []
+    for train, val in split:
+        ytr, yva = y[train], y[val]
+        if min(int(ytr.sum()), int(len(ytr) - ytr.sum())) < 10 or not 0 < int(yva.sum()) < len(yva):
+            continue  # a fold without both classes measures nothing
+        fold_data.append((train, val))
+    if not fold_data or not (strategies or droppable):
+        base = Candidate(present, None)
+        why = "no fold has both outcomes" if not fold_data else "nothing to choose"
+        return Choice(base, how, (), f"candidates: {why}; all feature families, coarser bins")
+    fold_params = {**params, "min_class_count": 1}
+    groups = list(keys)
+    rankings = [
+        rank(X[train], y[train], [groups[i] for i in np.flatnonzero(train)], features, fold_params)
+        if strategies else {}
+        for train, _ in fold_data
+    ]  # fmt: skip
+    scores: dict[Candidate, float] = {}
+
+    def score(c: Candidate) -> float:
+        if c not in scores:
+            aucs = []
+            for (train, val), ranked in zip(fold_data, rankings, strict=True):
+                try:
+                    fitted = fit_candidate(X[train], y[train], [groups[i] for i in np.flatnonzero(train)],
+                                           features, c, ranked, fold_params, max_rules)  # fmt: skip
+                except ValueError:  # nothing left to learn from (every feature left out)
+                    aucs.append(0.5)
+                    continue
+                aucs.append(roc_auc(y[val], fitted.scorecard.decision_function(X[val][:, fitted.keep])))
+            scores[c] = float(np.mean(aucs))
+        return scores[c]
+
+    best = max(strategies, key=score) if strategies else Candidate(present, None)
+    for f in droppable:
+        c = Candidate(tuple(x for x in best.families if x != f), best.top)
+        if score(c) > score(best):
+            best = c
+    table = tuple((c.describe(present), s) for c, s in scores.items())
+    summary = f"candidate chosen by {how}: {best.describe(present)} (mean validation ROC-AUC {scores.get(best, float('nan')):.4f} of {len(scores)} candidates)"
+    return Choice(best, how, table, summary)
