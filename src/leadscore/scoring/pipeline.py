@@ -15,7 +15,8 @@ from leadscore.compile.query import scope
 from leadscore.errors import StoreError
 from leadscore.ingest.apply import Applied, apply_messages
 from leadscore.ingest.segment import Message
-from leadscore.model import ScoringModel, dump_model
+from leadscore.model import ScoringModel
+from leadscore.model.source import version_text
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
 from leadscore.scoring.due import schedule
@@ -186,12 +187,19 @@ def _cause(message_ids: list[str]) -> str:
 
 
 def publish(
-    store: Store, model: ScoringModel, *, note: str = "", as_of: int | None = None, actor: str = "cli"
+    store: Store,
+    model: ScoringModel,
+    *,
+    text: str | None = None,
+    note: str = "",
+    as_of: int | None = None,
+    actor: str = "cli",
 ) -> tuple[ModelVersion, int]:
     """Store the model as a new version (or reuse an identical one), activate it, rescore every lead;
-    the publication is written to the audit log under ``actor``."""
+    the publication is written to the audit log under ``actor``. ``text`` is the author's YAML (stored
+    as written, comments included: ``model.source``); without it the model is dumped."""
     with store.begin() as conn:
-        version, _ = add_version(conn, model.model, dump_model(model), now_ms(), note)
+        version, _ = add_version(conn, model.model, version_text(model, text), now_ms(), note)
     return activate_version(store, version.id, action="published", as_of=as_of, actor=actor, note=note)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -10,8 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.state import state_of
 from leadscore.errors import ModelError, ModelValidationError, NotFoundError, StoreError
-from leadscore.model import ScoringModel, dump_model, loads_model
+from leadscore.model import ScoringModel, loads_model
 from leadscore.model.diff import rule_changes
+from leadscore.model.source import stored_text
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.run import model_of
 from leadscore.scoring.shadow import publish_shadow
@@ -33,9 +35,12 @@ def _active(conn: Any) -> ModelVersion | None:
         return None
 
 
-def _diff(old_label: str, old: ScoringModel, new_label: str, new: ScoringModel) -> dict[str, Any]:
+def _diff(
+    old_label: str, old: ScoringModel, old_text: str, new_label: str, new: ScoringModel, new_text: str
+) -> dict[str, Any]:
+    """What changed: rules added, removed or changed, then the lines of the texts as their authors wrote them."""
     lines = difflib.unified_diff(
-        dump_model(old).splitlines(), dump_model(new).splitlines(), old_label, new_label, lineterm=""
+        old_text.splitlines(), new_text.splitlines(), old_label, new_label, lineterm=""
     )
     rendered = []
     for line in lines:
@@ -107,7 +112,7 @@ def model_diff(
             a, b = get_version(conn, old), get_version(conn, new)
         except NotFoundError as exc:
             raise WebDenied(404, str(exc)) from None
-    diff = _diff(a.label, model_of(a.yaml, a.label), b.label, model_of(b.yaml, b.label))
+    diff = _diff(a.label, model_of(a.yaml, a.label), a.yaml, b.label, model_of(b.yaml, b.label), b.yaml)
     if request.headers.get("hx-request") == "true":
         return page(request, viewer, "model_diff.html", diff=diff)
     return _model_page(request, viewer, None, diff=diff)
@@ -129,7 +134,9 @@ def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HT
         with state_of(request).store.connect() as conn:
             active = _active(conn)
         if active is not None:
-            result["diff"] = _diff(active.label, model_of(active.yaml, active.label), DRAFT_LABEL, model)
+            result["diff"] = _diff(
+                active.label, model_of(active.yaml, active.label), active.yaml, DRAFT_LABEL, model, draft
+            )
     if request.headers.get("hx-request") == "true":
         return page(request, viewer, "model_check.html", check=result)
     return _model_page(request, viewer, None, check=result, draft=draft)
@@ -186,7 +193,8 @@ def model_publish(
     model = _valid_or_page(request, viewer, draft)
     if isinstance(model, Response):
         return model
-    version, _ = publish(state_of(request).store, model, note=note, actor=viewer.email)
+    text = stored_text(draft, Path.cwd())  # the author's text as written (a list's CSV read inline)
+    version, _ = publish(state_of(request).store, model, text=text, note=note, actor=viewer.email)
     return RedirectResponse(f"/model?published={version.id}", status_code=303)
 
 
@@ -199,7 +207,8 @@ def model_shadow(
     if isinstance(model, Response):
         return model
     try:
-        publish_shadow(state_of(request).store, model, note=note, actor=viewer.email)
+        text = stored_text(draft, Path.cwd())
+        publish_shadow(state_of(request).store, model, text=text, note=note, actor=viewer.email)
     except StoreError as exc:
         raise WebDenied(409, str(exc)) from None
     return RedirectResponse("/review", status_code=303)
