@@ -253,7 +253,9 @@ def stored_text(text: str, base_dir: Path) -> str:
         column = spec.get("column")
         values = [str(v).strip().lower() for v in read_list_csv(path, column) if str(v).strip()]
 
-        def edit(entry: CommentedMap, name: str = name, source: str = path.name) -> CommentedMap:
+        def edit(
+            entry: CommentedMap, name: str = name, source: str = path.name, values: list[str] = values
+        ) -> CommentedMap:
             body = entry[name]
             if not body.get("source"):
                 body.insert(list(body).index("csv"), "source", source)
