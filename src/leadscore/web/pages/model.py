@@ -19,6 +19,7 @@ from leadscore.scoring.run import model_of
 from leadscore.scoring.shadow import publish_shadow
 from leadscore.store.model_versions import ModelVersion, active_version, get_version, list_versions
 from leadscore.web.data import measure
+from leadscore.web.pages.builder import builder_context
 from leadscore.web.render import page
 from leadscore.web.security import ModelPublisher, ModelReader, ModelValidator, Viewer, WebDenied
 
@@ -79,6 +80,9 @@ def _model_page(request: Request, viewer: Viewer, shown_id: int | None, **extra:
         except NotFoundError as exc:
             raise WebDenied(404, str(exc)) from None
     draft = extra.pop("draft", None)
+    draft = draft if draft is not None else (active.yaml if active else "")
+    if "builder" not in extra and viewer.can("model.validate"):
+        extra["builder"] = builder_context(request, draft)
     return page(
         request,
         viewer,
@@ -88,7 +92,7 @@ def _model_page(request: Request, viewer: Viewer, shown_id: int | None, **extra:
         shown_lines=_numbered(shown.yaml, []) if shown else [],
         versions=list(reversed(versions)),
         just_published=just_published,
-        draft=draft if draft is not None else (active.yaml if active else ""),
+        draft=draft,
         **extra,
     )
 
@@ -118,9 +122,8 @@ def model_diff(
     return _model_page(request, viewer, None, diff=diff)
 
 
-@router.post("/model/validate", response_class=HTMLResponse, include_in_schema=False)
-def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HTMLResponse:
-    """Every problem of a draft at once, with line and column; a valid draft is diffed against the active."""
+def check_result(request: Request, draft: str) -> dict[str, Any]:
+    """A draft checked: every problem at its line and column, or a summary and the diff to the active."""
     model, problems = _check(draft)
     result: dict[str, Any] = {
         "ok": model is not None,
@@ -137,6 +140,13 @@ def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HT
             result["diff"] = _diff(
                 active.label, model_of(active.yaml, active.label), active.yaml, DRAFT_LABEL, model, draft
             )
+    return result
+
+
+@router.post("/model/validate", response_class=HTMLResponse, include_in_schema=False)
+def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HTMLResponse:
+    """Every problem of a draft at once, with line and column; a valid draft is diffed against the active."""
+    result = check_result(request, draft)
     if request.headers.get("hx-request") == "true":
         return page(request, viewer, "model_check.html", check=result)
     return _model_page(request, viewer, None, check=result, draft=draft)
@@ -217,3 +227,8 @@ def model_shadow(
 def show_draft(request: Request, viewer: Viewer, draft: str) -> HTMLResponse:
     """The model page with ``draft`` in the editor (a draft made elsewhere: the model review)."""
     return _model_page(request, viewer, None, draft=draft)
+
+
+def show_checked(request: Request, viewer: Viewer, draft: str, **extra: Any) -> HTMLResponse:
+    """The model page with ``draft`` in the editor and ``extra`` (a check, the builder's form)."""
+    return _model_page(request, viewer, None, draft=draft, **extra)
