@@ -22,7 +22,9 @@ from leadscore.model import Condition, EventRule, ScoringModel
 DAY_MS = 86_400_000
 
 
-def lead_matches(model: ScoringModel, condition: Condition, sources: Sources, rule_id: str = "draft") -> Select[Any]:
+def lead_matches(
+    model: ScoringModel, condition: Condition, sources: Sources, rule_id: str = "draft"
+) -> Select[Any]:
     """One row: the number of leads the fit condition is true for."""
     leads, accounts = sources.leads, sources.accounts
     test = compile_condition(condition, lead_resolver(leads, accounts), model, rule_id)
@@ -30,7 +32,9 @@ def lead_matches(model: ScoringModel, condition: Condition, sources: Sources, ru
     return select(func.count().label("leads")).select_from(joined).where(test)
 
 
-def event_matches(model: ScoringModel, rule: EventRule, sources: Sources, as_of: int, days: int = 90) -> Select[Any]:
+def event_matches(
+    model: ScoringModel, rule: EventRule, sources: Sources, as_of: int, days: int = 90
+) -> Select[Any]:
     """One row: the events the rule's event and ``where`` match with ``as_of - days < ts <= as_of``, and
     the distinct leads they belong to."""
     events, identities = sources.events, sources.identities

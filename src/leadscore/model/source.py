@@ -16,6 +16,7 @@ round-trip through ruamel would re-wrap the multi-line flow lists people write (
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,20 @@ def set_rule(text: str, section: str, rule: dict[str, Any], replaces: str | None
     for key, value in rule.items():
         if old.get(key) != value:
             old[key] = value
-    return "".join([*lines[:start], _render_item(_flow_conditions(old), dash), *lines[end:]])
+    block = _keep_unchanged(lines[start:end], _render_item(_flow_conditions(old), dash))
+    return "".join([*lines[:start], block, *lines[end:]])
+
+
+def _same(line: str) -> str:
+    """A line as the dumper may respace it: the gap before a trailing comment and trailing blanks."""
+    return re.sub(r"\s+#", " #", line).rstrip()
+
+
+def _keep_unchanged(old: list[str], new: str) -> str:
+    """The re-dumped block with every line that did not change written exactly as it was (the dumper
+    moves an end-of-line comment's column)."""
+    written = {_same(line): line for line in old}
+    return "".join(written.get(_same(line), line) for line in _lines(new))
 
 
 def remove_rule(text: str, section: str, rule_id: str) -> str:

@@ -496,7 +496,7 @@ def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterat
                 yield Problem(f"duplicate id {rid!r}", file, line, col, rule=str(rid), field="id")
             seen[rid] = (section, i)
             group = rule.get("group")
-            if section == "engagement" and group is not None and group not in group_ids:
+            if section == "engagement" and isinstance(group, str) and group not in group_ids:
                 line, col = pos.nearest((section, i, "group")) or (None, None)
                 yield Problem(f"unknown group {group!r}", file, line, col, rule=str(rid), field="group")
             cond_key = "when" if section == "fit" else "where"

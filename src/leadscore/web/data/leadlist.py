@@ -141,7 +141,9 @@ def score_bins(conn: Connection, score: Any, *where: Any) -> list[int]:
     )
     # grouped by the output column's name: the CASE's bound parameters would make PostgreSQL see the
     # GROUP BY expression as a different one
-    query = select(binned.label("score_bin"), func.count()).where(*where).group_by(literal_column("score_bin"))
+    query = (
+        select(binned.label("score_bin"), func.count()).where(*where).group_by(literal_column("score_bin"))
+    )
     counts: dict[int, int] = {int(b): int(n) for b, n in conn.execute(query).all()}
     return [int(counts.get(i, 0)) for i in range(SCORE_BINS)]
 

@@ -25,7 +25,16 @@ from leadscore.model.source import remove_rule, set_list, set_rule
 from leadscore.model.yaml_io import plain_message
 from leadscore.scoring.run import all_leads, now_ms, score_rows
 from leadscore.web.data import leadlist, vocabulary
-from leadscore.web.data.rule_form import OP_WORDS, Row, RuleForm, condition, form_of, read_form, row_condition, rule
+from leadscore.web.data.rule_form import (
+    OP_WORDS,
+    Row,
+    RuleForm,
+    condition,
+    form_of,
+    read_form,
+    row_condition,
+    rule,
+)
 from leadscore.web.pages.leads import histogram
 from leadscore.web.render import page
 from leadscore.web.security import ModelValidator, Viewer
@@ -53,7 +62,8 @@ def builder_context(request: Request, draft: str, form: RuleForm | None = None) 
         "builder": form or RuleForm(),
         "vocab": vocab,
         "op_words": OP_WORDS,
-        "draft_rules": [("fit", r.id, r.name) for r in model.fit] + [("engagement", r.id, r.name) for r in model.engagement]
+        "draft_rules": [("fit", r.id, r.name) for r in model.fit]
+        + [("engagement", r.id, r.name) for r in model.engagement]
         if model
         else [],
         "draft_groups": [g.id for g in model.groups] if model else [],
@@ -61,13 +71,17 @@ def builder_context(request: Request, draft: str, form: RuleForm | None = None) 
     }
 
 
-def _show(request: Request, viewer: Viewer, draft: str, form: RuleForm | None = None, **extra: Any) -> HTMLResponse:
+def _show(
+    request: Request, viewer: Viewer, draft: str, form: RuleForm | None = None, **extra: Any
+) -> HTMLResponse:
     from leadscore.web.pages.model import show_checked
 
     return show_checked(request, viewer, draft, builder=builder_context(request, draft, form), **extra)
 
 
-def _edited(request: Request, viewer: Viewer, draft: str, new_text: str, notice: str, form: RuleForm | None = None) -> HTMLResponse:
+def _edited(
+    request: Request, viewer: Viewer, draft: str, new_text: str, notice: str, form: RuleForm | None = None
+) -> HTMLResponse:
     from leadscore.web.pages.model import check_result
 
     check = check_result(request, new_text)
@@ -87,27 +101,40 @@ async def builder_rule(request: Request, viewer: ModelValidator) -> HTMLResponse
     except ModelError as exc:
         return _show(request, viewer, draft, form, builder_problem=str(exc))
     verb = "changed in" if form.replaces else "added to"
-    return _edited(request, viewer, draft, text, f"Rule {form.id.strip()!r} {verb} the draft (not published yet).")
+    return _edited(
+        request, viewer, draft, text, f"Rule {form.id.strip()!r} {verb} the draft (not published yet)."
+    )
 
 
 @router.post("/model/builder/edit", response_class=HTMLResponse, include_in_schema=False)
-def builder_edit(request: Request, viewer: ModelValidator, draft: Draft, edit: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+def builder_edit(
+    request: Request, viewer: ModelValidator, draft: Draft, edit: Annotated[str, Form(max_length=200)] = ""
+) -> HTMLResponse:
     """The form showing one of the draft's rules (``edit`` is section:rule_id)."""
     section, _, rule_id = edit.partition(":")
     model = _model_or_none(draft)
     if model is None or section not in ("fit", "engagement"):
-        return _show(request, viewer, draft, builder_problem="validate the draft first: the builder edits a valid draft")
+        return _show(
+            request,
+            viewer,
+            draft,
+            builder_problem="validate the draft first: the builder edits a valid draft",
+        )
     return _show(request, viewer, draft, form_of(model, section, rule_id))
 
 
 @router.post("/model/builder/remove", response_class=HTMLResponse, include_in_schema=False)
-def builder_remove(request: Request, viewer: ModelValidator, draft: Draft, edit: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+def builder_remove(
+    request: Request, viewer: ModelValidator, draft: Draft, edit: Annotated[str, Form(max_length=200)] = ""
+) -> HTMLResponse:
     section, _, rule_id = edit.partition(":")
     try:
         text = remove_rule(draft, section, rule_id)
     except ModelError as exc:
         return _show(request, viewer, draft, builder_problem=str(exc))
-    return _edited(request, viewer, draft, text, f"Rule {rule_id!r} removed from the draft (not published yet).")
+    return _edited(
+        request, viewer, draft, text, f"Rule {rule_id!r} removed from the draft (not published yet)."
+    )
 
 
 @router.post("/model/builder/group", response_class=HTMLResponse, include_in_schema=False)
@@ -131,7 +158,9 @@ def builder_group(
         text = set_rule(draft, "groups", group)
     except ModelError as exc:
         return _show(request, viewer, draft, builder_problem=str(exc))
-    return _edited(request, viewer, draft, text, f"Group {group_id.strip()!r} added to the draft (not published yet).")
+    return _edited(
+        request, viewer, draft, text, f"Group {group_id.strip()!r} added to the draft (not published yet)."
+    )
 
 
 @router.post("/model/builder/list", response_class=HTMLResponse, include_in_schema=False)
@@ -149,7 +178,9 @@ def builder_list(
         text = set_list(draft, list_name.strip(), values, list_description.strip())
     except ModelError as exc:
         return _show(request, viewer, draft, builder_problem=str(exc))
-    return _edited(request, viewer, draft, text, f"List {list_name.strip()!r} written in the draft (not published yet).")
+    return _edited(
+        request, viewer, draft, text, f"List {list_name.strip()!r} written in the draft (not published yet)."
+    )
 
 
 def _validated(cond: dict[str, Any], subject: str) -> tuple[Any, str | None]:
@@ -184,7 +215,9 @@ def counts(request: Request, form: RuleForm, draft: str) -> dict[str, Any]:
             if form.event_name.strip():
                 event["name"] = form.event_name.strip()
             try:
-                probe = EachRule.model_validate({"id": "draft", "name": "draft", "event": event, "where": cond, "points": 1})
+                probe = EachRule.model_validate(
+                    {"id": "draft", "name": "draft", "event": event, "where": cond, "points": 1}
+                )
             except ValidationError as exc:
                 err = exc.errors(include_url=False)[0]
                 return {"problem": plain_message(err, str(err["loc"][-1]))}
@@ -215,7 +248,10 @@ def builder_values(
     """The most frequent values of a field as ``<option>``s for its row's value picker."""
     values: list[str] = []
     probe = Row(field.strip(), "exists", "")
-    ok = probe.filled and _validated(row_condition(probe, "attribute" if section == "fit" else "property"), "")[1] is None
+    ok = (
+        probe.filled
+        and _validated(row_condition(probe, "attribute" if section == "fit" else "property"), "")[1] is None
+    )
     if ok:
         with state_of(request).store.connect() as conn:
             if section == "fit":
