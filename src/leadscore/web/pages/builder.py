@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AfterValidator, TypeAdapter, ValidationError
 
 from leadscore.api.state import state_of
 from leadscore.compile.matches import event_matches, lead_matches
@@ -42,7 +42,14 @@ from leadscore.web.security import ModelValidator, Viewer
 router = APIRouter()
 COUNT_DAYS = 90
 MAX_DRAFT = 512 * 1024
-Draft = Annotated[str, Form(max_length=MAX_DRAFT)]
+
+
+def unix_newlines(text: str) -> str:
+    """A browser sends a textarea's lines ended by CR LF: the draft is stored as its author's lines, LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+Draft = Annotated[str, Form(max_length=MAX_DRAFT), AfterValidator(unix_newlines)]
 _CONDITION: TypeAdapter[Any] = TypeAdapter(Condition)
 
 
@@ -94,7 +101,7 @@ def _edited(
 async def builder_rule(request: Request, viewer: ModelValidator) -> HTMLResponse:
     """Write the form's rule into the draft: in place of the rule it edits, else after its section's last."""
     data = await request.form()
-    draft = str(data.get("draft") or "")[:MAX_DRAFT]
+    draft = unix_newlines(str(data.get("draft") or "")[:MAX_DRAFT])
     form = read_form(data)
     try:
         text = set_rule(draft, form.section, rule(form), form.replaces or None)
@@ -233,7 +240,7 @@ async def builder_count(request: Request, viewer: ModelValidator) -> HTMLRespons
     """The counts fragment (htmx, on every change of the form)."""
     data = await request.form()
     form = read_form(data)
-    draft = str(data.get("draft") or "")[:MAX_DRAFT]
+    draft = unix_newlines(str(data.get("draft") or "")[:MAX_DRAFT])
     return page(request, viewer, "model_builder_counts.html", counts=counts(request, form, draft))
 
 

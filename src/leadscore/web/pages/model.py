@@ -19,14 +19,13 @@ from leadscore.scoring.run import model_of
 from leadscore.scoring.shadow import publish_shadow
 from leadscore.store.model_versions import ModelVersion, active_version, get_version, list_versions
 from leadscore.web.data import measure
-from leadscore.web.pages.builder import builder_context
+from leadscore.web.pages.builder import Draft, builder_context
 from leadscore.web.render import page
 from leadscore.web.security import ModelPublisher, ModelReader, ModelValidator, Viewer, WebDenied
 
 router = APIRouter()
 MAX_DRAFT = 512 * 1024
 DRAFT_LABEL = "draft.yaml"
-Draft = Annotated[str, Form(max_length=MAX_DRAFT)]
 
 
 def _active(conn: Any) -> ModelVersion | None:
