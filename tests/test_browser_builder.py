@@ -102,5 +102,10 @@ def test_marketer_builds_a_rule_sees_its_count_backtests_and_publishes(
         stored = active_version(conn).yaml
     assert stored == draft
     assert [line for line in stored.splitlines() if "#" in line] == COMMENT_LINES
+    # on a phone the builder fits the screen: nothing scrolls sideways
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/model")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert tab.axe() == []
     assert tab.problems == []
     tab.close()
