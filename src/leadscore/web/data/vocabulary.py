@@ -3,8 +3,8 @@ names, property names and their frequent values, page paths.
 
 Every query is bounded so the builder stays fast on a large store: names are read from the newest
 ``SAMPLE`` leads or events (a name nobody has used lately is not worth offering), values are grouped over
-the same sample or over a type's events of the last ``RECENT_DAYS`` days (the ``type, ts`` index), and
-each answer is the ``LIMIT`` most frequent. Fields are read through the scoring query's own resolvers,
+the same sample or over a type's newest ``SAMPLE`` events of the last ``RECENT_DAYS`` days (the ``type, ts``
+index), and each answer is the ``LIMIT`` most frequent. Fields are read through the scoring query's own resolvers,
 so a picked value is spelled exactly as a condition on it compares.
 """
 
@@ -55,12 +55,20 @@ def _json_keys(conn: Connection, table: str, column: str, order: str) -> list[st
     return [str(k) for k, _ in rows]
 
 
-def _recent_values(conn: Connection, event_type: str, column: Any, now_ms: int) -> list[str]:
+def _recent_values(conn: Connection, event_type: str, value: Any, now_ms: int) -> list[str]:
+    """The most frequent values among a type's newest ``SAMPLE`` events of the last ``RECENT_DAYS`` days
+    (``value`` an expression on the events table; the sample walks the ``type, ts`` index backwards)."""
+    sample = (
+        select(value.label("value"))
+        .where(events.c.type == event_type, events.c.ts > now_ms - RECENT_DAYS * DAY_MS, value.is_not(None))
+        .order_by(events.c.ts.desc())
+        .limit(SAMPLE)
+        .subquery("sample_events")
+    )
     query = (
-        select(column, func.count())
-        .where(events.c.type == event_type, events.c.ts > now_ms - RECENT_DAYS * DAY_MS, column.is_not(None))
-        .group_by(column)
-        .order_by(func.count().desc(), column)
+        select(sample.c.value, func.count())
+        .group_by(sample.c.value)
+        .order_by(func.count().desc(), sample.c.value)
         .limit(LIMIT)
     )
     return [str(v) for v, _ in conn.execute(query)]

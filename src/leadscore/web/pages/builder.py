@@ -20,10 +20,10 @@ from leadscore.api.state import state_of
 from leadscore.compile.matches import event_matches, lead_matches
 from leadscore.errors import ModelError, ModelValidationError
 from leadscore.lifecycle.lead_filter import LeadFilter
-from leadscore.model import Condition, EachRule, ScoringModel, loads_model
+from leadscore.model import Condition, EachRule, ScoringModel
 from leadscore.model.source import remove_rule, set_list, set_rule
 from leadscore.model.yaml_io import plain_message
-from leadscore.scoring.run import all_leads, now_ms, score_rows
+from leadscore.scoring.run import all_leads, model_of, now_ms, score_rows
 from leadscore.web.data import leadlist, vocabulary
 from leadscore.web.data.rule_form import (
     OP_WORDS,
@@ -54,8 +54,10 @@ _CONDITION: TypeAdapter[Any] = TypeAdapter(Condition)
 
 
 def _model_or_none(draft: str) -> ScoringModel | None:
+    """The draft as a model (parsed once per process while it is unchanged: every keystroke's count and
+    every page asks), or None while it has problems."""
     try:
-        return loads_model(draft, "draft.yaml")
+        return model_of(draft, "draft.yaml")
     except ModelValidationError:
         return None
 
