@@ -34,7 +34,7 @@ def lead_matches(
 
 def event_matches(
     model: ScoringModel, rule: EventRule, sources: Sources, as_of: int, days: int = 90
-) -> Select[Any]:
+) -> Select[int, int]:
     """One row: the events the rule's event and ``where`` match with ``as_of - days < ts <= as_of``, and
     the distinct leads they belong to."""
     events, identities = sources.events, sources.identities

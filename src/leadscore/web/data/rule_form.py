@@ -222,7 +222,8 @@ def form_of(model: ScoringModel, section: str, rule_id: str) -> RuleForm:
         form.kind = "once" if isinstance(found, OnceRule) else "each"
         form.event_type = found.event.type
         form.event_name = found.event.name or ""
-        form.cap = _text(found.cap) if getattr(found, "cap", None) is not None else ""
+        cap = found.cap if isinstance(found, EachRule) else None
+        form.cap = _text(cap) if cap is not None else ""
         form.window = str(found.window or "")
         form.half_life = str(found.half_life or "")
         form.group = found.group or ""
