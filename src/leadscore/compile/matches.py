@@ -17,7 +17,7 @@ from sqlalchemy import Select, and_, func, select
 from leadscore.compile.conditions import compile_condition
 from leadscore.compile.query import kind_match, lead_resolver
 from leadscore.compile.sources import Sources
-from leadscore.model import Condition, EventRule, ScoringModel
+from leadscore.model import Condition, EventRule, ScoringModel, walk
 
 DAY_MS = 86_400_000
 
@@ -28,7 +28,8 @@ def lead_matches(
     """One row: the number of leads the fit condition is true for."""
     leads, accounts = sources.leads, sources.accounts
     test = compile_condition(condition, lead_resolver(leads, accounts), model, rule_id)
-    joined = leads.outerjoin(accounts, accounts.c.id == leads.c.account_id)
+    reads_account = any(c.field == "company" or c.field.startswith("account.") for c in walk(condition))
+    joined = leads.outerjoin(accounts, accounts.c.id == leads.c.account_id) if reads_account else leads
     return select(func.count().label("leads")).select_from(joined).where(test)
 
 
