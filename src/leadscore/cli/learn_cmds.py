@@ -432,6 +432,7 @@ def backtest_cmd(
     from leadscore.learn import report_html
     from leadscore.learn.backtest import backtest
     from leadscore.model import dump_model
+    from leadscore.model.source import read_stored_text
     from leadscore.scoring.run import now_ms
     from leadscore.store.backtests import save_backtest
     from leadscore.store.model_versions import add_version
@@ -456,14 +457,10 @@ def backtest_cmd(
         if save:
             stamp = now_ms()
             with store.begin() as conn:
-                if version is None:
+                if version is None:  # a file: stored as its author wrote it, as `model publish` will
+                    text = read_stored_text(Path(label)) if Path(label).exists() else dump_model(model)
                     version, _ = add_version(
-                        conn,
-                        model.model,
-                        dump_model(model),
-                        stamp,
-                        note="backtested candidate",
-                        score_name=score_name,
+                        conn, model.model, text, stamp, note="backtested candidate", score_name=score_name
                     )
                 save_backtest(conn, version_id=version.id, baseline_id=base[2].id if base and base[2] else None,
                               outcome=outcome, start_ms=start, end_ms=end, threshold=bt.candidate.threshold,

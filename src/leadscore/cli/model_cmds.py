@@ -84,15 +84,16 @@ def publish_cmd(
     only that score is rescored). With --shadow it is scored beside the active version instead (see
     `leadscore model compare`).
     """
-    from leadscore.model import dump_model
+    from leadscore.model.source import read_stored_text
     from leadscore.scoring.pipeline import publish
     from leadscore.store.backtests import backtests_of_yaml
 
     model = load_or_exit(model_file)
+    text = read_stored_text(model_file)  # the author's text, comments and all (lists from CSV inlined)
     with open_store(db) as store:
         if require_backtest:
             with store.connect() as conn:
-                if not backtests_of_yaml(conn, model.model, dump_model(model)):
+                if not backtests_of_yaml(conn, model.model, text):
                     console.print(
                         f"[red]error[/red] no backtest stored for {model_file}: run `leadscore backtest {model_file} --save` first",
                         highlight=False,
@@ -102,12 +103,14 @@ def publish_cmd(
             from leadscore.scoring.shadow import publish_shadow
 
             version, count = publish_shadow(
-                store, model, note=note, as_of=parse_as_of(as_of), score_name=score_name
+                store, model, text=text, note=note, as_of=parse_as_of(as_of), score_name=score_name
             )
             console.print(f"published {version.label} as a shadow; scored {count} leads beside the active version",
                           highlight=False)  # fmt: skip
             return
-        version, count = publish(store, model, note=note, as_of=parse_as_of(as_of), score_name=score_name)
+        version, count = publish(
+            store, model, text=text, note=note, as_of=parse_as_of(as_of), score_name=score_name
+        )
         console.print(
             f"published {version.label} (sha256 {version.sha256[:12]}) as the score {version.score_name!r}; "
             f"rescored {count} leads",

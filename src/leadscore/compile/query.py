@@ -129,7 +129,9 @@ def lead_resolver(leads: Any, accounts: Any) -> Any:
     return resolve
 
 
-def _event_resolver(ev: Any) -> Any:
+def event_resolver(ev: Any) -> Any:
+    """How event conditions read a field: event columns (type, name, path, url), else JSON properties."""
+
     def resolve(name: str) -> Field:
         if name in EVENT_FIELDS:
             return Field(ev.c[name])
@@ -145,7 +147,7 @@ def event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[
     if rule.window is not None:
         parts.append(ev.c.ts > ev.c.as_of - _span_ms(rule.window))
     if rule.where is not None:
-        parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
+        parts.append(compile_condition(rule.where, event_resolver(ev), model, rule.id))
     if rule.exclude is not None:
         parts.append(ev.c[layout.excluded_col(rule.id)] == 0)  # from ``with_exclusions``
     return and_(*parts)
@@ -157,7 +159,7 @@ def kind_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[b
     if rule.event.name is not None:
         parts.append(ev.c.name == rule.event.name)
     if rule.where is not None:
-        parts.append(compile_condition(rule.where, _event_resolver(ev), model, rule.id))
+        parts.append(compile_condition(rule.where, event_resolver(ev), model, rule.id))
     return and_(*parts)
 
 
@@ -199,7 +201,7 @@ def with_exclusions(
             window = n.over(partition_by=person(raw), order_by=raw.c.ts, range_=(-span, 0))
             first.append(window.label(layout.burst_col(rule.id)))
         if machine is not None:
-            key = LowerText(_event_resolver(raw)(machine.same).text(), unicode=False)
+            key = LowerText(event_resolver(raw)(machine.same).text(), unicode=False)
             send = and_(raw.c.type == "track", raw.c.name == machine.after, key.is_not(None))
             sent = func.max(case((send, raw.c.ts))).over(
                 partition_by=[*person(raw), key], order_by=raw.c.ts, range_=(None, 0)
@@ -264,7 +266,7 @@ def distinct_key(rule: ThresholdRule | RatioRule, ev: Any) -> ColumnElement[Any]
         return ev.c.ev_lead_id
     name = "session_id" if kind == "session" else kind.property if isinstance(kind, DistinctProperty) else ""
     # values compare as text ignoring case, as conditions compare them (ASCII letters on every engine)
-    return LowerText(_event_resolver(ev)(name).text(), unicode=False)
+    return LowerText(event_resolver(ev)(name).text(), unicode=False)
 
 
 def _tally(rule: ThresholdRule | RatioRule, ev: Any, *where: ColumnElement[bool]) -> ColumnElement[Any]:

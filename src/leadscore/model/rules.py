@@ -251,9 +251,10 @@ ENGAGEMENT_KINDS = ("each", "once", "threshold", "recency", "ratio")
 
 
 def _rule_kind(raw: Any) -> str:
+    """The rule's kind (``each`` when unset); an unknown one is returned as written, so the error names
+    it and the kinds there are instead of checking the rule against ``each``."""
     if isinstance(raw, dict):
-        kind = raw.get("kind", "each")
-        return kind if kind in ENGAGEMENT_KINDS else "each"
+        return str(raw.get("kind", "each"))
     return str(getattr(raw, "kind", "each"))
 
 

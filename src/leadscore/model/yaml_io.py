@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ import yaml
 from pydantic import ValidationError
 
 from leadscore.errors import ModelValidationError, Problem
+from leadscore.model.conditions import FIELD_NAME
+from leadscore.model.rules import RULE_ID
 from leadscore.model.scoring_model import ScoringModel
 
 Pos = tuple[int, int]
@@ -250,7 +252,7 @@ def _resolve_lists(
             path = base / str(spec.pop("csv"))
             column = spec.get("column")
             try:
-                spec["values"] = _read_list_csv(path, column)
+                spec["values"] = read_list_csv(path, column)
                 spec["source"] = str(spec.get("source") or path.name)
             except (OSError, KeyError, ValueError) as exc:
                 problems.append(Problem(f"list {name!r}: {exc}", file, line, col))
@@ -261,7 +263,7 @@ def _resolve_lists(
     return {**raw, "lists": resolved}
 
 
-def _read_list_csv(path: Path, column: str | None) -> list[str]:
+def read_list_csv(path: Path, column: str | None) -> list[str]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
@@ -311,7 +313,7 @@ def _clean_loc(loc: Path_, raw: Any) -> Path_:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             out.append(part)
             node = node[part]
-        elif part in _TAGS or (isinstance(part, str) and part.startswith(("function", "tagged"))):
+        elif part in _TAGS or (isinstance(part, str) and part.startswith(("function", "tagged", "literal["))):
             continue
         else:
             out.append(part)
@@ -345,14 +347,120 @@ def _refine(loc: Path_, raw: Any, message: str) -> tuple[Path_, bool]:
     return loc, False
 
 
+def _shown(value: Any) -> str:
+    """A value as the author wrote it, shortened: 'twice', 5, a mapping, a list."""
+    if isinstance(value, dict):
+        return "a mapping (key: value lines)"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _choices(expected: str) -> str:
+    """pydantic's "'a', 'b' or 'c'" as "a, b or c"."""
+    return expected.replace("'", "")
+
+
+PATTERN_HINTS = {  # what each pattern a model field must match means, by the pattern
+    RULE_ID: "an id: lower-case letters, digits and _, starting with a letter, at most 63 characters",
+    FIELD_NAME.pattern: "a field name (letters, digits, _ and -, dot-separated for nesting)",
+    r"^[^@\s]+@[^@\s]+$": "an e-mail address such as name@example.com",
+    r"^[A-Z_][A-Z0-9_]{0,99}$": "the name of an environment variable in capitals, such as SLACK_URL",
+    r"^https?://": "a web address starting with http:// or https://",
+    r"^(lead|seller|manager|[^@\s]+@[^@\s]+)$": "lead, seller, manager or an e-mail address",
+}
+
+
+def _field_name(loc: Path_, raw: Any) -> str:
+    """The name an author knows a location by: its key (``cap``), a list's name for its items
+    (``funnel``), ``levels.1`` for a mapping's numeric key."""
+    strings = [p for p in loc if isinstance(p, str)]
+    if loc and isinstance(loc[-1], int) and isinstance(_node(raw, loc[:-1]), dict) and strings:
+        return f"{strings[-1]}.{loc[-1]}"
+    if len(strings) >= 2 and strings[-1].isdigit() and strings[-1] == str(loc[-1]):
+        return f"{strings[-2]}.{strings[-1]}"
+    return strings[-1] if strings else "model"
+
+
+def plain_message(err: Mapping[str, Any], field: str) -> str:
+    """One pydantic error in the words of the person who wrote the model: the field, the value written,
+    what is allowed. pydantic's own text ("Input should be ...") never reaches them."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    shown = _shown(value)
+    if kind == "union_tag_invalid":
+        tags = _choices(str(ctx.get("expected_tags", "")))
+        return f"kind {_shown(ctx.get('tag'))} is not a kind of rule: use {tags}"
+    if kind == "literal_error":
+        return f"{field} is {shown}; it must be one of: {_choices(str(ctx.get('expected', '')))}"
+    if kind in ("string_type", "string_sub_type"):
+        return f"{field} must be a text, not {shown}"
+    if kind in ("float_type", "float_parsing", "int_from_float"):
+        return f"{field} must be a number, not {shown}"
+    if kind in ("int_type", "int_parsing"):
+        return f"{field} must be a whole number, not {shown}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{field} must be true or false, not {shown}"
+    if kind in ("finite_number",):
+        return f"{field} must be a finite number, not {shown}"
+    bounds = {
+        "greater_than": ("greater than", "gt"),
+        "greater_than_equal": ("at least", "ge"),
+        "less_than": ("less than", "lt"),
+        "less_than_equal": ("at most", "le"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"{field} must be {words} {ctx.get(key):g}, not {shown}"
+    if kind == "string_pattern_mismatch":
+        return f"{field} {shown} is not {PATTERN_HINTS.get(str(ctx.get('pattern')), 'in the form it needs')}"
+    if kind == "string_too_short":
+        return f"{field} must not be empty"
+    if kind == "string_too_long":
+        return f"{field} is longer than {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return f"{field} needs at least {ctx.get('min_length')} item(s), it has {ctx.get('actual_length')}"
+    if kind == "too_long":
+        return f"{field} has more than {ctx.get('max_length')} items"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{field} must be a mapping (key: value lines), not {shown}"
+    if kind in ("list_type", "tuple_type", "set_type"):
+        return f"{field} must be a list, not {shown}"
+    if kind == "union_tag_not_found":
+        return f"{field} needs a kind"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def _problems_from(
     exc: ValidationError, raw: dict[str, Any], pos: _Positions, file: str
 ) -> Iterator[Problem]:
     seen: set[tuple[Any, ...]] = set()
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # a value that may be one of several things (a duration or 'none') fails once per alternative: the
+    # alternatives' own explanation is kept and the literal one added to it ("..., or none")
+    literal_at: dict[Path_, str] = {}
+    explained: set[Path_] = set()
+    for err in errors:
+        loc = _clean_loc(tuple(err["loc"]), raw)
+        if err["type"] == "literal_error":
+            literal_at[loc] = _choices(str((err.get("ctx") or {}).get("expected", "")))
+        else:
+            explained.add(loc)
+    # an unknown rule kind says so once; the keys that kind would have had are not "unknown keys"
+    bad_kind = {_clean_loc(tuple(err["loc"]), raw) for err in errors if err["type"] == "union_tag_invalid"}
+    for err in errors:
         loc = _clean_loc(tuple(err["loc"]), raw)
         kind = err["type"]
-        message = err["msg"].removeprefix("Value error, ")
+        if any(loc[: len(b)] == b and loc != b for b in bad_kind):
+            continue
+        if kind == "literal_error" and loc in explained and len(err["loc"]) > len(loc):
+            continue
+        field = _field_name(loc, raw)
+        message = plain_message(err, field)
+        if kind == "value_error" and message.startswith("duration "):
+            message = f"{field} {message.removeprefix('duration ')}"
+        if kind == "value_error" and loc in literal_at:
+            message = f"{message}, or {literal_at[loc]}"
         loc, key_pos = _refine(loc, raw, message)
         inner = loc[2:] if _rule_id(raw, loc) else loc
         if kind == "extra_forbidden":
@@ -364,14 +472,14 @@ def _problems_from(
         if key in seen:
             continue
         seen.add(key)
-        field = ".".join(str(p) for p in inner) or None
-        yield Problem(message, file, line, col, rule=_rule_id(raw, loc), field=field)
+        field_path = ".".join(str(p) for p in inner) or None
+        yield Problem(message, file, line, col, rule=_rule_id(raw, loc), field=field_path)
 
 
 def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterator[Problem]:
     lists: dict[str, Any] = raw["lists"] if isinstance(raw.get("lists"), dict) else {}
     groups: list[Any] = raw["groups"] if isinstance(raw.get("groups"), list) else []
-    group_ids = {g.get("id") for g in groups if isinstance(g, dict)}
+    group_ids = {g.get("id") for g in groups if isinstance(g, dict) and isinstance(g.get("id"), str)}
     seen: dict[Any, Path_] = {}
     for section in ("fit", "engagement", "groups"):
         items = raw.get(section)
@@ -381,12 +489,14 @@ def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterat
             if not isinstance(rule, dict):
                 continue
             rid = rule.get("id")
+            if not isinstance(rid, str | int | float | bool):
+                rid = None  # not an id at all (a mapping, a list): the schema says so at its line
             if rid is not None and rid in seen:
                 line, col = pos.nearest((section, i, "id")) or (None, None)
                 yield Problem(f"duplicate id {rid!r}", file, line, col, rule=str(rid), field="id")
             seen[rid] = (section, i)
             group = rule.get("group")
-            if section == "engagement" and group is not None and group not in group_ids:
+            if section == "engagement" and isinstance(group, str) and group not in group_ids:
                 line, col = pos.nearest((section, i, "group")) or (None, None)
                 yield Problem(f"unknown group {group!r}", file, line, col, rule=str(rid), field="group")
             cond_key = "when" if section == "fit" else "where"

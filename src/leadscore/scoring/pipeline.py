@@ -16,7 +16,8 @@ from leadscore.compile.query import scope
 from leadscore.errors import StoreError
 from leadscore.ingest.apply import Applied, LinkRaced, apply_messages
 from leadscore.ingest.segment import Message
-from leadscore.model import ScoringModel, dump_model
+from leadscore.model import ScoringModel
+from leadscore.model.source import version_text
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
 from leadscore.scoring.due import schedule
@@ -216,6 +217,7 @@ def publish(
     store: Store,
     model: ScoringModel,
     *,
+    text: str | None = None,
     note: str = "",
     as_of: int | None = None,
     actor: str = "cli",
@@ -223,9 +225,10 @@ def publish(
 ) -> tuple[ModelVersion, int]:
     """Store the model as a new version of the score ``score_name`` (the primary when None; a new name
     adds a score), or reuse an identical one, activate it and rescore every lead's score of that name;
-    the publication is written to the audit log under ``actor``."""
+    the publication is written to the audit log under ``actor``. ``text`` is the author's YAML (stored
+    as written, comments included: ``model.source``); without it the model is dumped."""
     with store.begin() as conn:
-        version, _ = add_version(conn, model.model, dump_model(model), now_ms(), note, score_name)
+        version, _ = add_version(conn, model.model, version_text(model, text), now_ms(), note, score_name)
     return activate_version(store, version.id, action="published", as_of=as_of, actor=actor, note=note)
 
 

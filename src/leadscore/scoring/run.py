@@ -84,6 +84,15 @@ def score(
     return [read_ledger(model, dict(row)) for row in conn.execute(query).mappings()]
 
 
+def score_rows(
+    conn: Connection, model: ScoringModel, sources: Sources, targets: Select[tuple[int, int]]
+) -> Select[Any]:
+    """The compiled model's score rows (lead_id, as_of, scores, grade, level, band; no ledger columns) for
+    ``targets``, as a query to aggregate inside the database: a draft's score distribution."""
+    _session_settings(conn)
+    return compile_model(model, sources, targets, engine=conn.dialect.name, explain=False)
+
+
 def score_points(
     conn: Connection,
     model: ScoringModel,

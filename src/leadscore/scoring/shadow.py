@@ -12,7 +12,8 @@ from sqlalchemy import Connection, select
 
 from leadscore.compile import Sources
 from leadscore.errors import StoreError
-from leadscore.model import ScoringModel, dump_model
+from leadscore.model import ScoringModel
+from leadscore.model.source import version_text
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
@@ -48,6 +49,7 @@ def publish_shadow(
     store: Store,
     model: ScoringModel,
     *,
+    text: str | None = None,
     note: str = "",
     as_of: int | None = None,
     actor: str = "cli",
@@ -58,7 +60,7 @@ def publish_shadow(
     leads scored)."""
     stamp = now_ms()
     with store.begin() as conn:
-        version, _ = add_version(conn, model.model, dump_model(model), stamp, note, score_name)
+        version, _ = add_version(conn, model.model, version_text(model, text), stamp, note, score_name)
         if version.active:
             raise StoreError(f"{version.label} is the active version: a shadow is a candidate beside it")
         add_shadow(conn, version.id, stamp)

@@ -92,6 +92,7 @@ events = Table(
     Column("received_ms", BigInteger, nullable=False),
     Column("source", String(32), nullable=False),
     Index("ix_events_person_ts", "person_key", "ts"),
+    Index("ix_events_type_ts", "type", "ts"),  # the rule builder: a type's recent events
 )
 
 model_versions = Table(

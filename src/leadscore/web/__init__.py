@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from leadscore.web.pages import (
     account,
     accounts,
+    builder,
     deadletters,
     evaluation,
     funnel,
@@ -40,6 +41,7 @@ ROUTERS = (
     accounts.router,
     account.router,
     model.router,
+    builder.router,
     evaluation.router,
     review.router,
     deadletters.router,

@@ -137,17 +137,23 @@ SCORE_BINS = 10  # the distribution's bins: 0–10, 10–20, … 90–100
 def distribution(conn: Connection, f: LeadFilter) -> list[int]:
     """Scored leads under the filter per score bin of width 100 / ``SCORE_BINS`` (a score of exactly 100
     falls in the last bin)."""
+    return score_bins(
+        conn, scores.c.score, named(scores.c.score_name, f.score_name), f.matches(scores.c.lead_id)
+    )
+
+
+def score_bins(conn: Connection, score: Any, *where: Any) -> list[int]:
+    """Rows per score bin of ``score`` (a column of the stored scores, or of a draft's compiled score rows:
+    the rule builder's before and after)."""
     width = 100 / SCORE_BINS
     binned = case(
-        *[(scores.c.score >= width * i, i) for i in range(SCORE_BINS - 1, 0, -1)],
+        *[(score >= width * i, i) for i in range(SCORE_BINS - 1, 0, -1)],
         else_=0,
     )
     # grouped by the output column's name: the CASE's bound parameters would make PostgreSQL see the
     # GROUP BY expression as a different one
     query = (
-        select(binned.label("score_bin"), func.count())
-        .where(named(scores.c.score_name, f.score_name), f.matches(scores.c.lead_id))
-        .group_by(literal_column("score_bin"))
+        select(binned.label("score_bin"), func.count()).where(*where).group_by(literal_column("score_bin"))
     )
     counts: dict[int, int] = {int(b): int(n) for b, n in conn.execute(query).all()}
     return [int(counts.get(i, 0)) for i in range(SCORE_BINS)]

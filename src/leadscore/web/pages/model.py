@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -10,20 +11,21 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.state import state_of
 from leadscore.errors import ModelError, ModelValidationError, NotFoundError, StoreError
-from leadscore.model import ScoringModel, dump_model, loads_model
+from leadscore.model import ScoringModel, loads_model
 from leadscore.model.diff import rule_changes
+from leadscore.model.source import stored_text
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.run import model_of
 from leadscore.scoring.shadow import publish_shadow
 from leadscore.store.model_versions import ModelVersion, active_version, get_version, list_versions
 from leadscore.web.data import measure
+from leadscore.web.pages.builder import Draft, builder_context
 from leadscore.web.render import page
 from leadscore.web.security import ModelPublisher, ModelReader, ModelValidator, Viewer, WebDenied
 
 router = APIRouter()
 MAX_DRAFT = 512 * 1024
 DRAFT_LABEL = "draft.yaml"
-Draft = Annotated[str, Form(max_length=MAX_DRAFT)]
 
 
 def _active(conn: Any) -> ModelVersion | None:
@@ -33,9 +35,12 @@ def _active(conn: Any) -> ModelVersion | None:
         return None
 
 
-def _diff(old_label: str, old: ScoringModel, new_label: str, new: ScoringModel) -> dict[str, Any]:
+def _diff(
+    old_label: str, old: ScoringModel, old_text: str, new_label: str, new: ScoringModel, new_text: str
+) -> dict[str, Any]:
+    """What changed: rules added, removed or changed, then the lines of the texts as their authors wrote them."""
     lines = difflib.unified_diff(
-        dump_model(old).splitlines(), dump_model(new).splitlines(), old_label, new_label, lineterm=""
+        old_text.splitlines(), new_text.splitlines(), old_label, new_label, lineterm=""
     )
     rendered = []
     for line in lines:
@@ -74,6 +79,9 @@ def _model_page(request: Request, viewer: Viewer, shown_id: int | None, **extra:
         except NotFoundError as exc:
             raise WebDenied(404, str(exc)) from None
     draft = extra.pop("draft", None)
+    draft = draft if draft is not None else (active.yaml if active else "")
+    if "builder" not in extra and viewer.can("model.validate"):
+        extra["builder"] = builder_context(request, draft)
     return page(
         request,
         viewer,
@@ -83,7 +91,7 @@ def _model_page(request: Request, viewer: Viewer, shown_id: int | None, **extra:
         shown_lines=_numbered(shown.yaml, []) if shown else [],
         versions=list(reversed(versions)),
         just_published=just_published,
-        draft=draft if draft is not None else (active.yaml if active else ""),
+        draft=draft,
         **extra,
     )
 
@@ -107,15 +115,14 @@ def model_diff(
             a, b = get_version(conn, old), get_version(conn, new)
         except NotFoundError as exc:
             raise WebDenied(404, str(exc)) from None
-    diff = _diff(a.label, model_of(a.yaml, a.label), b.label, model_of(b.yaml, b.label))
+    diff = _diff(a.label, model_of(a.yaml, a.label), a.yaml, b.label, model_of(b.yaml, b.label), b.yaml)
     if request.headers.get("hx-request") == "true":
         return page(request, viewer, "model_diff.html", diff=diff)
     return _model_page(request, viewer, None, diff=diff)
 
 
-@router.post("/model/validate", response_class=HTMLResponse, include_in_schema=False)
-def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HTMLResponse:
-    """Every problem of a draft at once, with line and column; a valid draft is diffed against the active."""
+def check_result(request: Request, draft: str) -> dict[str, Any]:
+    """A draft checked: every problem at its line and column, or a summary and the diff to the active."""
     model, problems = _check(draft)
     result: dict[str, Any] = {
         "ok": model is not None,
@@ -129,7 +136,16 @@ def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HT
         with state_of(request).store.connect() as conn:
             active = _active(conn)
         if active is not None:
-            result["diff"] = _diff(active.label, model_of(active.yaml, active.label), DRAFT_LABEL, model)
+            result["diff"] = _diff(
+                active.label, model_of(active.yaml, active.label), active.yaml, DRAFT_LABEL, model, draft
+            )
+    return result
+
+
+@router.post("/model/validate", response_class=HTMLResponse, include_in_schema=False)
+def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HTMLResponse:
+    """Every problem of a draft at once, with line and column; a valid draft is diffed against the active."""
+    result = check_result(request, draft)
     if request.headers.get("hx-request") == "true":
         return page(request, viewer, "model_check.html", check=result)
     return _model_page(request, viewer, None, check=result, draft=draft)
@@ -186,7 +202,8 @@ def model_publish(
     model = _valid_or_page(request, viewer, draft)
     if isinstance(model, Response):
         return model
-    version, _ = publish(state_of(request).store, model, note=note, actor=viewer.email)
+    text = stored_text(draft, Path.cwd())  # the author's text as written (a list's CSV read inline)
+    version, _ = publish(state_of(request).store, model, text=text, note=note, actor=viewer.email)
     return RedirectResponse(f"/model?published={version.id}", status_code=303)
 
 
@@ -199,7 +216,8 @@ def model_shadow(
     if isinstance(model, Response):
         return model
     try:
-        publish_shadow(state_of(request).store, model, note=note, actor=viewer.email)
+        text = stored_text(draft, Path.cwd())
+        publish_shadow(state_of(request).store, model, text=text, note=note, actor=viewer.email)
     except StoreError as exc:
         raise WebDenied(409, str(exc)) from None
     return RedirectResponse("/review", status_code=303)
@@ -208,3 +226,8 @@ def model_shadow(
 def show_draft(request: Request, viewer: Viewer, draft: str) -> HTMLResponse:
     """The model page with ``draft`` in the editor (a draft made elsewhere: the model review)."""
     return _model_page(request, viewer, None, draft=draft)
+
+
+def show_checked(request: Request, viewer: Viewer, draft: str, **extra: Any) -> HTMLResponse:
+    """The model page with ``draft`` in the editor and ``extra`` (a check, the builder's form)."""
+    return _model_page(request, viewer, None, draft=draft, **extra)
