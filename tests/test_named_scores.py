@@ -8,7 +8,11 @@ The expected numbers are worked out by hand from the two models below (scale: fi
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -499,12 +503,53 @@ def test_the_dashboard_shows_every_score_and_picks_one(store: Store) -> None:
     assert "bob" not in analytics_list.split('id="results"')[1]
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
-def test_batch_score_scores_the_score_named(engine: str, sqlite_store: Store, tmp_path: Path) -> None:
+SPARK_MISSING = (
+    "pyspark is not installed (pip install -e '.[spark]')"
+    if importlib.util.find_spec("pyspark") is None
+    else "no Java runtime on PATH or JAVA_HOME (Spark needs Java 17+)"
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME"))
+    else None
+)
+# every engine batch scores: SQLite and DuckDB and Spark read a SQLite store, PostgreSQL its own store
+BATCH_ENGINES = [
+    "sqlite",
+    "duckdb",
+    pytest.param(
+        "spark",
+        marks=[
+            pytest.mark.skipif(bool(SPARK_MISSING), reason=str(SPARK_MISSING)),
+            pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+        ],
+    ),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture
+def batch_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """The store an engine's batch run reads: PostgreSQL for postgres, SQLite for the others."""
+    engine = request.node.callspec.params["engine"]
+    if engine == "spark":
+        # Spark's Python workers are this interpreter (with sqlalchemy and the rest), not the PATH's python3
+        monkeypatch.setenv("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", sys.executable))
+    if engine != "postgres":
+        return request.getfixturevalue("sqlite_store")  # type: ignore[no-any-return]
+    if not os.environ.get("LEADSCORE_TEST_POSTGRES_URL"):
+        pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
+    return request.getfixturevalue("pg_store")  # type: ignore[no-any-return]
+
+
+def batch_scores(folder: Path) -> list[tuple[int, float]]:
     import pyarrow.parquet as pq
 
-    two_scores(sqlite_store)
-    db = str(sqlite_store.url)
+    table = pq.read_table(folder / "scores.parquet").sort_by("lead_id")
+    return list(zip(table.column("lead_id").to_pylist(), table.column("score").to_pylist(), strict=True))
+
+
+@pytest.mark.parametrize("engine", BATCH_ENGINES)
+def test_batch_score_scores_the_score_named(engine: str, batch_store: Store, tmp_path: Path) -> None:
+    two_scores(batch_store)
+    db = str(batch_store.url)
     base = ["batch", "score", "--engine", engine, "--db", db, "--events", "store", "--leads", "store"]
     as_of = ["--as-of", "2024-05-01T03:00:00Z"]
     by_score = {}
@@ -512,16 +557,13 @@ def test_batch_score_scores_the_score_named(engine: str, sqlite_store: Store, tm
         out = tmp_path / f"{engine}-{name}"
         result = CliRunner().invoke(cli, [*base, *as_of, "--score", name, "--out", str(out)])
         assert result.exit_code == 0, result.output
-        table = pq.read_table(out / "scores.parquet").sort_by("lead_id")
-        by_score[name] = list(
-            zip(table.column("lead_id").to_pylist(), table.column("score").to_pylist(), strict=True)
-        )
-    with sqlite_store.connect() as conn:
+        by_score[name] = batch_scores(out)
+    with batch_store.connect() as conn:
         ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
     # the same numbers as the store's (hand-computed above), each from its own model
     assert by_score == {"core": [(ann, 50.0), (bob, 20.0)], "analytics": [(ann, 90.0), (bob, 10.0)]}
     # into the store: that score's rows only
     result = CliRunner().invoke(cli, [*base, *as_of, "--score", "analytics", "--out", "store"])
     assert result.exit_code == 0, result.output
-    assert numbers(current(sqlite_store, "ann", "analytics")) == ANN_ANALYTICS
-    assert numbers(current(sqlite_store, "ann", "core")) == ANN_CORE
+    assert numbers(current(batch_store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(batch_store, "ann", "core")) == ANN_CORE
