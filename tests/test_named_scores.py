@@ -567,3 +567,53 @@ def test_batch_score_scores_the_score_named(engine: str, batch_store: Store, tmp
     assert result.exit_code == 0, result.output
     assert numbers(current(batch_store, "ann", "analytics")) == ANN_ANALYTICS
     assert numbers(current(batch_store, "ann", "core")) == ANN_CORE
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
+def test_batch_score_runs_several_scores_in_one_job_as_one_at_a_time(
+    engine: str, sqlite_store: Store, tmp_path: Path
+) -> None:
+    """--score core --score analytics (DuckDB: one read of the sources for both) writes OUT/core and
+    OUT/analytics with what two runs of one score write; --all-scores runs every active score."""
+    two_scores(sqlite_store)
+    db = str(sqlite_store.url)
+    base = ["batch", "score", "--engine", engine, "--db", db, "--events", "store", "--leads", "store",
+            "--as-of", "2024-05-01T03:00:00Z"]  # fmt: skip
+    with sqlite_store.connect() as conn:
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    both = CliRunner().invoke(
+        cli, [*base, "--score", "core", "--score", "analytics", "--out", str(tmp_path / "both")]
+    )
+    assert both.exit_code == 0, both.output
+    assert "core: scored 2 leads" in both.output and "analytics: scored 2 leads" in both.output
+    everything = CliRunner().invoke(cli, [*base, "--all-scores", "--out", str(tmp_path / "all")])
+    assert everything.exit_code == 0, everything.output
+    import pyarrow.parquet as pq
+
+    for name, expected in (("core", [(ann, 50.0), (bob, 20.0)]), ("analytics", [(ann, 90.0), (bob, 10.0)])):
+        one = CliRunner().invoke(cli, [*base, "--score", name, "--out", str(tmp_path / f"one-{name}")])
+        assert one.exit_code == 0, one.output
+        assert batch_scores(tmp_path / "both" / name) == expected == batch_scores(tmp_path / "all" / name)
+        for file in ("scores.parquet", "ledger.parquet"):
+            alone = pq.read_table(tmp_path / f"one-{name}" / file)
+            assert pq.read_table(tmp_path / "both" / name / file).equals(alone)
+    # into the store: both scores' rows, each from its own model
+    stored = CliRunner().invoke(cli, [*base, "--score", "analytics", "--score", "core", "--out", "store"])
+    assert stored.exit_code == 0, stored.output
+    assert numbers(current(sqlite_store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(sqlite_store, "bob", "core")) == BOB_CORE
+
+
+def test_batch_score_refuses_several_scores_with_a_model_file_or_an_unknown_score(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    two_scores(sqlite_store)
+    base = ["batch", "score", "--db", str(sqlite_store.url), "--events", "store", "--leads", "store",
+            "--out", str(tmp_path / "x")]  # fmt: skip
+    model_file = tmp_path / "core.yaml"
+    model_file.write_text(CORE)
+    with_file = CliRunner().invoke(cli, [*base, "--all-scores", "--model", str(model_file)])
+    assert with_file.exit_code != 0 and "--model" in with_file.output
+    unknown = CliRunner().invoke(cli, [*base, "--score", "core", "--score", "partners"])
+    assert unknown.exit_code != 0 and "no score named 'partners'" in str(unknown.exception)
+    assert not (tmp_path / "x").exists()
