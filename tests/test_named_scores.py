@@ -617,3 +617,90 @@ def test_batch_score_refuses_several_scores_with_a_model_file_or_an_unknown_scor
     unknown = CliRunner().invoke(cli, [*base, "--score", "core", "--score", "partners"])
     assert unknown.exit_code != 0 and "no score named 'partners'" in str(unknown.exception)
     assert not (tmp_path / "x").exists()
+
+
+def test_getting_warmer_reads_the_score_named(store: Store) -> None:
+    """Both leads had no history a week before T0 + 3 h, so each one's increase is its whole score."""
+    from leadscore.lifecycle.reports import getting_warmer
+
+    two_scores(store)
+    now = T0 + 3 * HOUR
+    with store.connect() as conn:
+        warmer = {
+            name: [
+                (r["email"] or r["first_name"] or r["lead_id"], r["score_then"], r["score"], r["increase"])
+                for r in getting_warmer(conn, now, score_name=name)
+            ]
+            for name in (None, "core", "analytics")
+        }
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    # core: ann 0 → 50, bob 0 → 20; analytics: ann 0 → 90, bob 0 → 10; the primary is core (published first)
+    assert warmer["core"] == [(ann, 0.0, 50.0, 50.0), (bob, 0.0, 20.0, 20.0)]
+    assert warmer["analytics"] == [(ann, 0.0, 90.0, 90.0), (bob, 0.0, 10.0, 10.0)]
+    assert warmer[None] == warmer["core"]
+
+
+def test_reports_pick_the_score_they_read(store: Store) -> None:
+    """The matrix, funnel and evaluation pages offer a score picker (two scores here) and read the score
+    picked: the matrix of analytics puts ann in A1 and bob in D4, the one of core ann in B3 and bob in D3."""
+    two_scores(store)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        pages = {
+            path: client.get(path)
+            for path in (
+                "/leads/matrix",
+                "/leads/matrix?score=analytics",
+                "/leads/matrix?score=core&grade=D",
+                "/funnel",
+                "/funnel?score=analytics&by=utm_campaign",
+                "/evaluation",
+                "/evaluation?score=analytics&outcome=won",
+                "/leads/matrix?score=partners",
+                "/funnel?score=Bad-Name",
+            )
+        }
+    assert all(r.status_code == 200 for p, r in pages.items() if "partners" not in p and "Bad" not in p)
+    assert pages["/leads/matrix?score=partners"].status_code == 404
+    assert pages["/funnel?score=Bad-Name"].status_code in (400, 422)
+
+    def cell(html: str, grade: str, level: int) -> str:
+        return html.split(f'aria-label="Grade {grade}, level {level}: ')[1].split(" leads")[0]
+
+    core, analytics = pages["/leads/matrix"].text, pages["/leads/matrix?score=analytics"].text
+    assert (cell(core, "B", 3), cell(core, "D", 3), cell(core, "A", 1), cell(core, "D", 4)) == (
+        "1",
+        "1",
+        "0",
+        "0",
+    )
+    assert (cell(analytics, "A", 1), cell(analytics, "D", 4), cell(analytics, "B", 3)) == ("1", "1", "0")
+    assert "2 scored leads under the current filter" in analytics
+    # the picker: core (the primary) first, the score picked selected, the page's filter kept (the matrix
+    # itself shows every cell of the filter: grade D selects a cell, not the grid)
+    assert '<option value="" selected>core (primary)</option>' in core
+    assert '<option value="analytics" selected>analytics</option>' in analytics
+    filtered = pages["/leads/matrix?score=core&grade=D"].text
+    assert '<input type="hidden" name="grade" value="D">' in filtered
+    funnel = pages["/funnel?score=analytics&by=utm_campaign"].text
+    assert '<option value="analytics" selected>analytics</option>' in funnel
+    assert '<input type="hidden" name="by" value="utm_campaign">' in funnel
+    # evaluation scores the picked score's model (the analytics model here, core by default)
+    assert "core@1 scored as of every" in pages["/evaluation"].text
+    evaluation = pages["/evaluation?score=analytics&outcome=won"].text
+    assert "analytics@1 scored as of every" in evaluation
+    assert '<input type="hidden" name="score" value="analytics">' in evaluation
+
+
+def test_reports_show_no_score_picker_for_one_score(store: Store) -> None:
+    publish(store, loads_model(CORE), as_of=T0)
+    ingest(store, events(), source="test", as_of=T0 + 3 * HOUR)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        for path in ("/leads/matrix", "/funnel", "/evaluation", "/leads"):
+            response = client.get(path)
+            assert response.status_code == 200 and 'name="score"' not in response.text, path
