@@ -704,3 +704,33 @@ def test_reports_show_no_score_picker_for_one_score(store: Store) -> None:
         for path in ("/leads/matrix", "/funnel", "/evaluation", "/leads"):
             response = client.get(path)
             assert response.status_code == 200 and 'name="score"' not in response.text, path
+
+
+def test_evaluate_measures_the_score_named_against_outcomes(store: Store) -> None:
+    """carl, a data analyst with no activity, scores 0 on core (fit 0, engagement 0) and 40 on analytics
+    (fit 80, engagement 0). bob converts (an opportunity a day later), ann and carl do not. Core ranks ann
+    50 > bob 20 > carl 0: bob beats one of two non-converters, ROC-AUC ½, average precision ½ (bob is 2nd).
+    Analytics ranks ann 90 > carl 40 > bob 10: ROC-AUC 0, average precision ⅓ (bob is 3rd)."""
+    from leadscore.store.schema import outcomes
+
+    two_scores(store)
+    carl = message("carl", 0, T0, type="identify", traits={"job_title": "Data Analyst"})
+    ingest(store, [carl], source="test", as_of=T0 + 3 * HOUR)
+    day = 24 * HOUR
+    with store.begin() as conn:
+        bob, carl_id = find_lead(conn, external_id="bob"), find_lead(conn, external_id="carl")
+        # carl's loss 40 days on makes the data end late enough that every 30-day window has closed
+        conn.execute(outcomes.insert(), [
+            {"lead_id": bob, "kind": "opportunity", "at_ms": T0 + day, "source": "test", "recorded_ms": T0},
+            {"lead_id": carl_id, "kind": "lost", "at_ms": T0 + 40 * day, "source": "test", "recorded_ms": T0},
+        ])  # fmt: skip
+    measured = {}
+    for name in (None, "core", "analytics"):
+        args = ["evaluate", "--db", str(store.url), "--json", "--since", "2024-05-01T03:00:00Z"]
+        result = CliRunner().invoke(cli, args + (["--score", name] if name else []))
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.output)
+        measured[name] = (out["model"], out["rows"], out["converted"], out["roc_auc"], out["pr_auc"])
+    assert measured["core"] == measured[None] == ("core@1", 3, 1, 0.5, 0.5)
+    assert measured["analytics"][:4] == ("analytics@1", 3, 1, 0.0)
+    assert measured["analytics"][4] == pytest.approx(1 / 3)
