@@ -32,7 +32,11 @@ def evaluation_page(
     store = state_of(request).store
     with store.connect() as conn:
         active = active_model(conn, resolve(conn, score or None))  # the picked score's active model
-        picker = {"score": score, "score_names": picker_names(conn), "keep": {"outcome": outcome}}
+        picker: dict[str, Any] = {
+            "score": score,
+            "score_names": picker_names(conn),
+            "keep": {"outcome": outcome},
+        }
     context: dict[str, Any] = {"active": active, "outcome": outcome, "outcomes": measure.OUTCOMES, **picker}
     if active is not None and active.version is not None:
         label = active.version.label

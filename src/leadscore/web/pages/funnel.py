@@ -63,7 +63,7 @@ def funnel_page(
     now = now_ms()
     with state_of(request).store.connect() as conn:
         score_name = resolve(conn, score or None)  # "getting warmer" reads this score
-        picker = {"score": score, "score_names": picker_names(conn), "keep": {"by": by}}
+        picker: dict[str, Any] = {"score": score, "score_names": picker_names(conn), "keep": {"by": by}}
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
         if lifecycle is None:
