@@ -135,13 +135,17 @@ def score(
                 wanted = (
                     None if all_scores else [resolve(conn, name) for name in dict.fromkeys(score_names or [])]
                 )
-                actives = {a.version.score_name: a for a in active_models(conn) if a.version is not None}
+                actives = {
+                    a.version.score_name: NamedModel(a.version.score_name, a.version.id, a.model)
+                    for a in active_models(conn)
+                    if a.version is not None
+                }
         finally:
             store.dispose()
         for name in wanted if wanted is not None else list(actives):
             if name not in actives:
                 raise LeadscoreError(f"score {name!r} has no active version: publish one")
-            named.append(NamedModel(name, actives[name].version.id, actives[name].model))  # type: ignore[union-attr]
+            named.append(actives[name])
         scoring_model = named[0].model if named else None
     elif model == "active":
         store = Store.from_url(database_url(db))
