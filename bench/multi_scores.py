@@ -3,6 +3,7 @@ processor (issue #20's target: at most 1.5x).
 
     python bench/multi_scores.py [--engine sqlite|postgres] [--leads N] [--events-per-lead E]
                                  [--events M] [--rounds R]
+    python bench/multi_scores.py --batch-duckdb [--leads N] [--events-per-lead E] [--rounds R]
 
 Full rescoring: the bench data set (bench/datagen.py) scored by bench/model.yaml as the primary score,
 and two more scores ("second", "third": the same rules under other names, so each costs what the first
@@ -10,6 +11,10 @@ does), ``scoring.pipeline.rescore_all`` timed with one score active and with all
 times so that a busy moment hits both alike (the other two are switched off and on through their
 ``active`` flag between runs). The processor: M tracking events waiting in the inbox, drained
 (``scoring.processor.process_pending``) into a store with one score and into one with three.
+
+With --batch-duckdb: ``batch score`` on DuckDB over the data set's Parquet export, three scores in one
+job (``batch.run.run_batch_scores``: the sources read once) against three jobs of one score each and one
+job of one score, alternated R times.
 
 Prints wall and CPU seconds and the ratio three / one, beside the load average (figures are noisy under
 load).
@@ -120,6 +125,46 @@ def processor(engine: str, n: int, scores: int, pg_url: str) -> tuple[float, flo
         return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def batch_duckdb(leads: int, events_per_lead: int, rounds: int) -> None:
+    import tempfile
+
+    from leadscore.batch.locations import ParquetLocation
+    from leadscore.batch.parquet import export_relation
+    from leadscore.batch.run import BatchJob, NamedModel, run_batch, run_batch_scores
+
+    spec = datagen.Spec(leads=leads, events=leads * events_per_lead)
+    model = load_model(BENCH / "model.yaml")
+    with bench_store("sqlite") as store, tempfile.TemporaryDirectory(prefix="leadscore-bench-") as tmp:
+        datagen.load(store, spec)
+        files = {
+            name: export_relation(store, name, Path(tmp) / f"{name}.parquet")
+            for name in ("events", "identities", "leads", "accounts")
+        }
+        named = [NamedModel(name, 0, renamed(model, name)) for name in ("first", *OTHERS)]
+        job = BatchJob(
+            engine="duckdb", model=model, as_of=spec.as_of, out=ParquetLocation(f"{tmp}/out"), **files
+        )
+        ways = {
+            "one score": lambda: run_batch(job),
+            "three jobs of one score": lambda: [run_batch_scores(job, [m]) for m in named],
+            "three scores in one job": lambda: run_batch_scores(job, named),
+        }
+        times: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}
+        for _ in range(rounds):
+            for way, run in ways.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                run()
+                times[way].append((time.perf_counter() - wall, time.process_time() - cpu))
+        base = statistics.median(w for w, _ in times["one score"])
+        for way, got in times.items():
+            wall_s, cpu_s = statistics.median(w for w, _ in got), statistics.median(c for _, c in got)
+            print(
+                f"[{load()}] duckdb batch score, {leads:,} leads, {spec.events:,} events, {way}: {wall_s:.2f} s "
+                f"wall ({cpu_s:.2f} CPU-s), {wall_s / base:.2f}x one score (median of {rounds})",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,7 +174,11 @@ def main() -> None:
     parser.add_argument("--events-per-lead", type=int, default=20)
     parser.add_argument("--events", type=int, default=10_000, help="processor: events drained")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-duckdb", action="store_true", help="time batch score on DuckDB instead")
     args = parser.parse_args()
+    if args.batch_duckdb:
+        batch_duckdb(args.leads, args.events_per_lead, args.rounds)
+        return
     full_rescoring(args.engine, args.leads, args.events_per_lead, args.rounds, PG_URL)
     runs: dict[int, list[tuple[float, float]]] = {1: [], 3: []}
     for _ in range(args.rounds):

@@ -66,6 +66,8 @@ def spark() -> Iterator[Any]:
         pytest.skip(SPARK_MISSING)
     from pyspark.sql import SparkSession
 
+    # the Python workers (mapInArrow) run this interpreter, with leadscore's dependencies, not PATH's python3
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         session = (

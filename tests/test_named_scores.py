@@ -8,7 +8,11 @@ The expected numbers are worked out by hand from the two models below (scale: fi
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -499,12 +503,53 @@ def test_the_dashboard_shows_every_score_and_picks_one(store: Store) -> None:
     assert "bob" not in analytics_list.split('id="results"')[1]
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
-def test_batch_score_scores_the_score_named(engine: str, sqlite_store: Store, tmp_path: Path) -> None:
+SPARK_MISSING = (
+    "pyspark is not installed (pip install -e '.[spark]')"
+    if importlib.util.find_spec("pyspark") is None
+    else "no Java runtime on PATH or JAVA_HOME (Spark needs Java 17+)"
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME"))
+    else None
+)
+# every engine batch scores: SQLite and DuckDB and Spark read a SQLite store, PostgreSQL its own store
+BATCH_ENGINES = [
+    "sqlite",
+    "duckdb",
+    pytest.param(
+        "spark",
+        marks=[
+            pytest.mark.skipif(bool(SPARK_MISSING), reason=str(SPARK_MISSING)),
+            pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+        ],
+    ),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture
+def batch_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """The store an engine's batch run reads: PostgreSQL for postgres, SQLite for the others."""
+    engine = request.node.callspec.params["engine"]
+    if engine == "spark":
+        # Spark's Python workers are this interpreter (with sqlalchemy and the rest), not the PATH's python3
+        monkeypatch.setenv("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", sys.executable))
+    if engine != "postgres":
+        return request.getfixturevalue("sqlite_store")  # type: ignore[no-any-return]
+    if not os.environ.get("LEADSCORE_TEST_POSTGRES_URL"):
+        pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
+    return request.getfixturevalue("pg_store")  # type: ignore[no-any-return]
+
+
+def batch_scores(folder: Path) -> list[tuple[int, float]]:
     import pyarrow.parquet as pq
 
-    two_scores(sqlite_store)
-    db = str(sqlite_store.url)
+    table = pq.read_table(folder / "scores.parquet").sort_by("lead_id")
+    return list(zip(table.column("lead_id").to_pylist(), table.column("score").to_pylist(), strict=True))
+
+
+@pytest.mark.parametrize("engine", BATCH_ENGINES)
+def test_batch_score_scores_the_score_named(engine: str, batch_store: Store, tmp_path: Path) -> None:
+    two_scores(batch_store)
+    db = str(batch_store.url)
     base = ["batch", "score", "--engine", engine, "--db", db, "--events", "store", "--leads", "store"]
     as_of = ["--as-of", "2024-05-01T03:00:00Z"]
     by_score = {}
@@ -512,16 +557,180 @@ def test_batch_score_scores_the_score_named(engine: str, sqlite_store: Store, tm
         out = tmp_path / f"{engine}-{name}"
         result = CliRunner().invoke(cli, [*base, *as_of, "--score", name, "--out", str(out)])
         assert result.exit_code == 0, result.output
-        table = pq.read_table(out / "scores.parquet").sort_by("lead_id")
-        by_score[name] = list(
-            zip(table.column("lead_id").to_pylist(), table.column("score").to_pylist(), strict=True)
-        )
-    with sqlite_store.connect() as conn:
+        by_score[name] = batch_scores(out)
+    with batch_store.connect() as conn:
         ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
     # the same numbers as the store's (hand-computed above), each from its own model
     assert by_score == {"core": [(ann, 50.0), (bob, 20.0)], "analytics": [(ann, 90.0), (bob, 10.0)]}
     # into the store: that score's rows only
     result = CliRunner().invoke(cli, [*base, *as_of, "--score", "analytics", "--out", "store"])
     assert result.exit_code == 0, result.output
+    assert numbers(current(batch_store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(batch_store, "ann", "core")) == ANN_CORE
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
+def test_batch_score_runs_several_scores_in_one_job_as_one_at_a_time(
+    engine: str, sqlite_store: Store, tmp_path: Path
+) -> None:
+    """--score core --score analytics (DuckDB: one read of the sources for both) writes OUT/core and
+    OUT/analytics with what two runs of one score write; --all-scores runs every active score."""
+    two_scores(sqlite_store)
+    db = str(sqlite_store.url)
+    base = ["batch", "score", "--engine", engine, "--db", db, "--events", "store", "--leads", "store",
+            "--as-of", "2024-05-01T03:00:00Z"]  # fmt: skip
+    with sqlite_store.connect() as conn:
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    both = CliRunner().invoke(
+        cli, [*base, "--score", "core", "--score", "analytics", "--out", str(tmp_path / "both")]
+    )
+    assert both.exit_code == 0, both.output
+    assert "core: scored 2 leads" in both.output and "analytics: scored 2 leads" in both.output
+    everything = CliRunner().invoke(cli, [*base, "--all-scores", "--out", str(tmp_path / "all")])
+    assert everything.exit_code == 0, everything.output
+    import pyarrow.parquet as pq
+
+    for name, expected in (("core", [(ann, 50.0), (bob, 20.0)]), ("analytics", [(ann, 90.0), (bob, 10.0)])):
+        one = CliRunner().invoke(cli, [*base, "--score", name, "--out", str(tmp_path / f"one-{name}")])
+        assert one.exit_code == 0, one.output
+        assert batch_scores(tmp_path / "both" / name) == expected == batch_scores(tmp_path / "all" / name)
+        for file in ("scores.parquet", "ledger.parquet"):
+            alone = pq.read_table(tmp_path / f"one-{name}" / file)
+            assert pq.read_table(tmp_path / "both" / name / file).equals(alone)
+    # into the store: both scores' rows, each from its own model
+    stored = CliRunner().invoke(cli, [*base, "--score", "analytics", "--score", "core", "--out", "store"])
+    assert stored.exit_code == 0, stored.output
     assert numbers(current(sqlite_store, "ann", "analytics")) == ANN_ANALYTICS
-    assert numbers(current(sqlite_store, "ann", "core")) == ANN_CORE
+    assert numbers(current(sqlite_store, "bob", "core")) == BOB_CORE
+
+
+def test_batch_score_refuses_several_scores_with_a_model_file_or_an_unknown_score(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    two_scores(sqlite_store)
+    base = ["batch", "score", "--db", str(sqlite_store.url), "--events", "store", "--leads", "store",
+            "--out", str(tmp_path / "x")]  # fmt: skip
+    model_file = tmp_path / "core.yaml"
+    model_file.write_text(CORE)
+    with_file = CliRunner().invoke(cli, [*base, "--all-scores", "--model", str(model_file)])
+    assert with_file.exit_code != 0 and "--model" in with_file.output
+    unknown = CliRunner().invoke(cli, [*base, "--score", "core", "--score", "partners"])
+    assert unknown.exit_code != 0 and "no score named 'partners'" in str(unknown.exception)
+    assert not (tmp_path / "x").exists()
+
+
+def test_getting_warmer_reads_the_score_named(store: Store) -> None:
+    """Both leads had no history a week before T0 + 3 h, so each one's increase is its whole score."""
+    from leadscore.lifecycle.reports import getting_warmer
+
+    two_scores(store)
+    now = T0 + 3 * HOUR
+    with store.connect() as conn:
+        warmer = {
+            name: [
+                (r["email"] or r["first_name"] or r["lead_id"], r["score_then"], r["score"], r["increase"])
+                for r in getting_warmer(conn, now, score_name=name)
+            ]
+            for name in (None, "core", "analytics")
+        }
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    # core: ann 0 → 50, bob 0 → 20; analytics: ann 0 → 90, bob 0 → 10; the primary is core (published first)
+    assert warmer["core"] == [(ann, 0.0, 50.0, 50.0), (bob, 0.0, 20.0, 20.0)]
+    assert warmer["analytics"] == [(ann, 0.0, 90.0, 90.0), (bob, 0.0, 10.0, 10.0)]
+    assert warmer[None] == warmer["core"]
+
+
+def test_reports_pick_the_score_they_read(store: Store) -> None:
+    """The matrix, funnel and evaluation pages offer a score picker (two scores here) and read the score
+    picked: the matrix of analytics puts ann in A1 and bob in D4, the one of core ann in B3 and bob in D3."""
+    two_scores(store)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        pages = {
+            path: client.get(path)
+            for path in (
+                "/leads/matrix",
+                "/leads/matrix?score=analytics",
+                "/leads/matrix?score=core&grade=D",
+                "/funnel",
+                "/funnel?score=analytics&by=utm_campaign",
+                "/evaluation",
+                "/evaluation?score=analytics&outcome=won",
+                "/leads/matrix?score=partners",
+                "/funnel?score=Bad-Name",
+            )
+        }
+    assert all(r.status_code == 200 for p, r in pages.items() if "partners" not in p and "Bad" not in p)
+    assert pages["/leads/matrix?score=partners"].status_code == 404
+    assert pages["/funnel?score=Bad-Name"].status_code in (400, 422)
+
+    def cell(html: str, grade: str, level: int) -> str:
+        return html.split(f'aria-label="Grade {grade}, level {level}: ')[1].split(" leads")[0]
+
+    core, analytics = pages["/leads/matrix"].text, pages["/leads/matrix?score=analytics"].text
+    assert (cell(core, "B", 3), cell(core, "D", 3), cell(core, "A", 1), cell(core, "D", 4)) == (
+        "1",
+        "1",
+        "0",
+        "0",
+    )
+    assert (cell(analytics, "A", 1), cell(analytics, "D", 4), cell(analytics, "B", 3)) == ("1", "1", "0")
+    assert "2 scored leads under the current filter" in analytics
+    # the picker: core (the primary) first, the score picked selected, the page's filter kept (the matrix
+    # itself shows every cell of the filter: grade D selects a cell, not the grid)
+    assert '<option value="" selected>core (primary)</option>' in core
+    assert '<option value="analytics" selected>analytics</option>' in analytics
+    filtered = pages["/leads/matrix?score=core&grade=D"].text
+    assert '<input type="hidden" name="grade" value="D">' in filtered
+    funnel = pages["/funnel?score=analytics&by=utm_campaign"].text
+    assert '<option value="analytics" selected>analytics</option>' in funnel
+    assert '<input type="hidden" name="by" value="utm_campaign">' in funnel
+    # evaluation scores the picked score's model (the analytics model here, core by default)
+    assert "core@1 scored as of every" in pages["/evaluation"].text
+    evaluation = pages["/evaluation?score=analytics&outcome=won"].text
+    assert "analytics@1 scored as of every" in evaluation
+    assert '<input type="hidden" name="score" value="analytics">' in evaluation
+
+
+def test_reports_show_no_score_picker_for_one_score(store: Store) -> None:
+    publish(store, loads_model(CORE), as_of=T0)
+    ingest(store, events(), source="test", as_of=T0 + 3 * HOUR)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        for path in ("/leads/matrix", "/funnel", "/evaluation", "/leads"):
+            response = client.get(path)
+            assert response.status_code == 200 and 'name="score"' not in response.text, path
+
+
+def test_evaluate_measures_the_score_named_against_outcomes(store: Store) -> None:
+    """carl, a data analyst with no activity, scores 0 on core (fit 0, engagement 0) and 40 on analytics
+    (fit 80, engagement 0). bob converts (an opportunity a day later), ann and carl do not. Core ranks ann
+    50 > bob 20 > carl 0: bob beats one of two non-converters, ROC-AUC ½, average precision ½ (bob is 2nd).
+    Analytics ranks ann 90 > carl 40 > bob 10: ROC-AUC 0, average precision ⅓ (bob is 3rd)."""
+    from leadscore.store.schema import outcomes
+
+    two_scores(store)
+    carl = message("carl", 0, T0, type="identify", traits={"job_title": "Data Analyst"})
+    ingest(store, [carl], source="test", as_of=T0 + 3 * HOUR)
+    day = 24 * HOUR
+    with store.begin() as conn:
+        bob, carl_id = find_lead(conn, external_id="bob"), find_lead(conn, external_id="carl")
+        # carl's loss 40 days on makes the data end late enough that every 30-day window has closed
+        conn.execute(outcomes.insert(), [
+            {"lead_id": bob, "kind": "opportunity", "at_ms": T0 + day, "source": "test", "recorded_ms": T0},
+            {"lead_id": carl_id, "kind": "lost", "at_ms": T0 + 40 * day, "source": "test", "recorded_ms": T0},
+        ])  # fmt: skip
+    measured = {}
+    for name in (None, "core", "analytics"):
+        args = ["evaluate", "--db", str(store.url), "--json", "--since", "2024-05-01T03:00:00Z"]
+        result = CliRunner().invoke(cli, args + (["--score", name] if name else []))
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.output)
+        measured[name] = (out["model"], out["rows"], out["converted"], out["roc_auc"], out["pr_auc"])
+    assert measured["core"] == measured[None] == ("core@1", 3, 1, 0.5, 0.5)
+    assert measured["analytics"][:4] == ("analytics@1", 3, 1, 0.0)
+    assert measured["analytics"][4] == pytest.approx(1 / 3)

@@ -18,7 +18,7 @@ from leadscore.batch.locations import Location, StoreLocation, TableLocation
 from leadscore.batch.parquet import export_relation
 from leadscore.batch.run import BatchJob, BatchResult, build_sources, relation, targets
 from leadscore.batch.sinks import DuckDBTableSink, ParquetSink, Sink, StoreSink
-from leadscore.compile import compile_model, read_ledger, render_sql
+from leadscore.compile import Sources, compile_model, read_ledger, render_sql
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
 
@@ -49,10 +49,18 @@ def arrow_batches(con: Any, sql: str, rows: int) -> Any:
 
 
 def run_duckdb(job: BatchJob) -> BatchResult:
+    return run_duckdb_jobs([job])[0]
+
+
+def run_duckdb_jobs(jobs: list[BatchJob]) -> list[BatchResult]:
+    """Jobs that differ only in model and output (``run.score_jobs``): the sources are named once and, for
+    more than one job, copied once into temporary tables, so every model's query reads the events from
+    DuckDB's copy and the Parquet files or the store are read one time."""
     import duckdb
 
+    job = jobs[0]
     con = duckdb.connect(job.duckdb or ":memory:")
-    store = Store.from_url(job.db) if job.uses_store() else None
+    store = Store.from_url(job.db) if any(j.uses_store() for j in jobs) else None
     try:
         with tempfile.TemporaryDirectory(prefix="leadscore-batch-") as tmp:
 
@@ -62,31 +70,37 @@ def run_duckdb(job: BatchJob) -> BatchResult:
                 if isinstance(loc, StoreLocation):
                     assert store is not None
                     loc = export_relation(store, name, Path(tmp) / f"{name}.parquet")
-                return relation(name, parquet_view(con, name, loc.files()))
+                view = parquet_view(con, name, loc.files())
+                if len(jobs) == 1:
+                    return relation(name, view)
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {view}_copy AS SELECT * FROM {view}")
+                return relation(name, f"{view}_copy")
 
             sources = build_sources(job, resolve)
-            sql = render_sql(
-                compile_model(job.model, sources, targets(sources, job.as_of), "duckdb"), "duckdb"
-            )
-            sink: Sink
-            if isinstance(job.out, StoreLocation):
-                assert store is not None and job.version_id is not None
-                sink = StoreSink(store, job.version_id, now_ms(), job.score_name)
-            elif isinstance(job.out, TableLocation):
-                sink = DuckDBTableSink(con.cursor(), job.out.name)
-            else:
-                sink = ParquetSink(Path(job.out.path))
-            leads = lines = 0
-            try:
-                for batch in arrow_batches(con, sql, job.chunk):
-                    ledgers = [read_ledger(job.model, row) for row in batch.to_pylist()]
-                    sink.write(ledgers)
-                    leads += len(ledgers)
-                    lines += sum(len(lg.lines) for lg in ledgers)
-            finally:
-                sink.close()
+            return [_score(con, store, one, sources) for one in jobs]
     finally:
         con.close()
         if store is not None:
             store.dispose()
+
+
+def _score(con: Any, store: Store | None, job: BatchJob, sources: Sources) -> BatchResult:
+    sql = render_sql(compile_model(job.model, sources, targets(sources, job.as_of), "duckdb"), "duckdb")
+    sink: Sink
+    if isinstance(job.out, StoreLocation):
+        assert store is not None and job.version_id is not None
+        sink = StoreSink(store, job.version_id, now_ms(), job.score_name)
+    elif isinstance(job.out, TableLocation):
+        sink = DuckDBTableSink(con.cursor(), job.out.name)
+    else:
+        sink = ParquetSink(Path(job.out.path))
+    leads = lines = 0
+    try:
+        for batch in arrow_batches(con, sql, job.chunk):
+            ledgers = [read_ledger(job.model, row) for row in batch.to_pylist()]
+            sink.write(ledgers)
+            leads += len(ledgers)
+            lines += sum(len(lg.lines) for lg in ledgers)
+    finally:
+        sink.close()
     return BatchResult(leads, lines, str(job.out), sql)

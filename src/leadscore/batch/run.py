@@ -8,15 +8,23 @@ and the execution differ, in ``sql_engine``, ``duckdb_engine`` and ``spark_engin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, Select, Text, cast, column, false, literal, null, select, table
 from sqlalchemy.sql import FromClause
 
 from leadscore.batch.frames import SOURCES
-from leadscore.batch.locations import Location, NoLocation, Source, StoreLocation
+from leadscore.batch.locations import (
+    Location,
+    NoLocation,
+    ParquetLocation,
+    Source,
+    StoreLocation,
+    TableLocation,
+)
 from leadscore.compile import Sources
 from leadscore.errors import InputError, Problem
 from leadscore.model import ScoringModel
@@ -183,3 +191,51 @@ def run_batch(job: BatchJob) -> BatchResult:
     from leadscore.batch.sql_engine import run_sql
 
     return run_sql(job)
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """One named score's active version, for a batch run of several scores."""
+
+    score_name: str
+    version_id: int
+    model: ScoringModel
+
+
+def out_for(out: Location, score_name: str) -> Location:
+    """Where one of several scores goes: ``OUT/NAME/`` for a folder, tables ``T_NAME`` and ``T_NAME_ledger``
+    for ``table:T``, and the store's rows of that score for ``store``."""
+    if isinstance(out, ParquetLocation):
+        return ParquetLocation(str(Path(out.path) / score_name))
+    if isinstance(out, TableLocation):
+        return TableLocation(f"{out.name}_{score_name}")
+    return out
+
+
+def score_jobs(job: BatchJob, named: Sequence[NamedModel]) -> list[BatchJob]:
+    """The job once per named score, each writing where ``out_for`` says."""
+    return [
+        replace(
+            job,
+            model=m.model,
+            version_id=m.version_id,
+            score_name=m.score_name,
+            out=out_for(job.out, m.score_name),
+        )
+        for m in named
+    ]
+
+
+def run_batch_scores(job: BatchJob, named: Sequence[NamedModel]) -> list[BatchResult]:
+    """Several named scores over the same sources. On DuckDB the sources are read once into the engine and
+    every model's query runs over that copy; the other engines run the job once per score."""
+    if not named:
+        raise InputError(Problem("no score to run: publish a model, or name one with --score", field="score"))
+    jobs = score_jobs(job, named)
+    for one in jobs:
+        check_job(one)
+    if job.engine == "duckdb":
+        from leadscore.batch.duckdb_engine import run_duckdb_jobs
+
+        return run_duckdb_jobs([complete_sources(one)[0] for one in jobs])
+    return [run_batch(one) for one in jobs]

@@ -10,6 +10,7 @@ Spark writes each output in parallel. Only ``--out store`` brings rows to the dr
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from functools import partial
@@ -47,6 +48,8 @@ def session(master: str | None) -> Any:
     elif SparkSession.getActiveSession() is None:
         # local mode: a few partitions per core (the default 200 is sized for clusters)
         cores = os.cpu_count() or 2
+        # local workers run this interpreter (it has leadscore's dependencies), not the PATH's python3
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master("local[*]").config("spark.sql.shuffle.partitions", str(4 * cores))
     return builder.getOrCreate()
 

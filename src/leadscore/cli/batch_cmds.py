@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from leadscore.cli.model_cmds import load_or_exit
-from leadscore.cli.options import AsOf, Db, ScoreName, parse_as_of
+from leadscore.cli.options import AsOf, Db, parse_as_of
 from leadscore.cli.render import console
 from leadscore.errors import LeadscoreError
 
@@ -80,7 +80,18 @@ def score(
         str | None,
         typer.Option("--master", help="Spark master URL (default: the active session, else local[*])."),
     ] = None,
-    score_name: ScoreName = None,
+    score_names: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--score",
+            help="The named score to run (default: the primary). Repeat it, or give --all-scores, to run "
+            "several in one job: DuckDB reads the sources once for all of them; --out then holds one "
+            "folder (or table:NAME_SCORE) per score.",
+        ),
+    ] = None,
+    all_scores: Annotated[
+        bool, typer.Option("--all-scores", help="Run every named score's active version in one job.")
+    ] = False,
 ) -> None:
     """Score every lead as of a time (default now); write scores and the per-rule ledger in long form.
 
@@ -89,8 +100,8 @@ def score(
     With --score NAME, 'active' is that named score's active version (and --out store writes that score).
     """
     from leadscore.batch import BatchJob, run_batch
-    from leadscore.batch.run import ENGINES, complete_sources
-    from leadscore.scoring.pipeline import active_model
+    from leadscore.batch.run import ENGINES, NamedModel, complete_sources, run_batch_scores
+    from leadscore.scoring.pipeline import active_model, active_models
     from leadscore.scoring.run import now_ms
     from leadscore.settings import database_url
     from leadscore.store import Store
@@ -110,7 +121,33 @@ def score(
         )
     }
     version_id, version_score = None, None
-    if model == "active":
+    several = all_scores or len(score_names or []) > 1
+    score_name = score_names[0] if score_names and not several else None
+    named: list[NamedModel] = []
+    if several and model != "active":
+        raise typer.BadParameter(
+            "several scores run their active versions: leave --model out", param_hint="--model"
+        )
+    if several:
+        store = Store.from_url(database_url(db))
+        try:
+            with store.connect() as conn:
+                wanted = (
+                    None if all_scores else [resolve(conn, name) for name in dict.fromkeys(score_names or [])]
+                )
+                actives = {
+                    a.version.score_name: NamedModel(a.version.score_name, a.version.id, a.model)
+                    for a in active_models(conn)
+                    if a.version is not None
+                }
+        finally:
+            store.dispose()
+        for name in wanted if wanted is not None else list(actives):
+            if name not in actives:
+                raise LeadscoreError(f"score {name!r} has no active version: publish one")
+            named.append(actives[name])
+        scoring_model = named[0].model if named else None
+    elif model == "active":
         store = Store.from_url(database_url(db))
         try:
             with store.connect() as conn:
@@ -122,6 +159,8 @@ def score(
         scoring_model, version_id, version_score = active.model, active.version.id, active.version.score_name
     else:
         scoring_model = load_or_exit(Path(model))
+    if scoring_model is None:
+        raise LeadscoreError("no active model: publish one")
     job = BatchJob(
         engine=engine,
         events=located["events"],  # type: ignore[arg-type]
@@ -141,6 +180,15 @@ def score(
     for note in notes:
         console.print(f"reading {note}", highlight=False)
     started = time.perf_counter()
+    if several:
+        for one, result in zip(named, run_batch_scores(job, named), strict=True):
+            console.print(
+                f"{one.score_name}: scored {result.leads} leads on {engine} ({result.ledger_lines} ledger "
+                f"lines) → {result.out}",
+                highlight=False,
+            )
+        console.print(f"{len(named)} scores in {time.perf_counter() - started:.1f} s", highlight=False)
+        return
     result = run_batch(job)
     console.print(
         f"scored {result.leads} leads on {engine} ({result.ledger_lines} ledger lines) → {result.out} "

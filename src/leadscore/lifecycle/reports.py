@@ -98,9 +98,12 @@ def ready_for_handoff(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, 
     return rows
 
 
-def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) -> list[dict[str, Any]]:
+def getting_warmer(
+    conn: Connection, now_ms: int, days: int = 7, top: int = 20, score_name: str | None = None
+) -> list[dict[str, Any]]:
     """Largest score increase over the last ``days``: current score minus the score ``days`` ago (the
-    newest history row at or before then; 0 for a lead with no history then)."""
+    newest history row at or before then; 0 for a lead with no history then), of the score ``score_name``
+    (the primary when None)."""
     since = now_ms - days * DAY_MS
     # one index probe per lead and score (ix_history_lead_at), not a read of the whole history
     then = (
@@ -119,7 +122,7 @@ def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) 
         select(
             scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name, score_then
         )
-        .select_from(scores.join(leads, scores_of(leads.c.id)))
+        .select_from(scores.join(leads, scores_of(leads.c.id, score_name)))
         .subquery()
     )
     increase = (inner.c.score - inner.c.score_then).label("increase")

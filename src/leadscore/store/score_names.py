@@ -58,6 +58,12 @@ def list_scores(conn: Connection) -> list[ScoreName]:
     return [ScoreName(**dict(r._mapping)) for r in rows]
 
 
+def picker_names(conn: Connection) -> list[str]:
+    """The names a score picker offers, the primary first: none when the store keeps one score."""
+    names = [s.name for s in list_scores(conn)]
+    return names if len(names) > 1 else []
+
+
 def resolve(conn: Connection, name: str | None) -> str:
     """The score a caller names (the primary when None); a name never published is NotFoundError."""
     if name is None:

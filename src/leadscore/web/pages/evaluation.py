@@ -9,8 +9,10 @@ from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
 from leadscore.scoring.pipeline import active_model
+from leadscore.store.score_names import picker_names, resolve
 from leadscore.web.data import measure
 from leadscore.web.data.remembered import FEEDBACK_INPUTS, SCORING_INPUTS, remembered
+from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator
 
@@ -22,14 +24,20 @@ def evaluation_page(
     request: Request,
     viewer: Evaluator,
     outcome: Annotated[str, Query(pattern="^(opportunity|sql|won)$")] = "opportunity",
+    score: ScoreParam = "",
 ) -> HTMLResponse:
     from leadscore.learn.checks import NotEnoughDataError  # numpy: loaded when the page is first asked for
     from leadscore.learn.sales_feedback import feedback_evidence
 
     store = state_of(request).store
     with store.connect() as conn:
-        active = active_model(conn)
-    context: dict[str, Any] = {"active": active, "outcome": outcome, "outcomes": measure.OUTCOMES}
+        active = active_model(conn, resolve(conn, score or None))  # the picked score's active model
+        picker: dict[str, Any] = {
+            "score": score,
+            "score_names": picker_names(conn),
+            "keep": {"outcome": outcome},
+        }
+    context: dict[str, Any] = {"active": active, "outcome": outcome, "outcomes": measure.OUTCOMES, **picker}
     if active is not None and active.version is not None:
         label = active.version.label
         try:

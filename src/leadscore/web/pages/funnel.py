@@ -14,7 +14,9 @@ from leadscore.lifecycle import reports
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.schema import leads, stage_history
+from leadscore.store.score_names import picker_names, resolve
 from leadscore.web.data.remembered import remembered
+from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader
 
@@ -56,13 +58,16 @@ def funnel_page(
     request: Request,
     viewer: LeadsReader,
     by: Annotated[str, Query(pattern="^(lead_source|utm_campaign)$")] = "lead_source",
+    score: ScoreParam = "",
 ) -> HTMLResponse:
     now = now_ms()
     with state_of(request).store.connect() as conn:
+        score_name = resolve(conn, score or None)  # "getting warmer" reads this score
+        picker: dict[str, Any] = {"score": score, "score_names": picker_names(conn), "keep": {"by": by}}
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
         if lifecycle is None:
-            return page(request, viewer, "funnel.html", lifecycle=None)
+            return page(request, viewer, "funnel.html", lifecycle=None, **picker)
         # the all-time reports read the whole stage history: computed once per state of what they read
         shape = lifecycle.model_dump_json()
         overall = remembered(
@@ -77,7 +82,7 @@ def funnel_page(
         stays = remembered(conn, (stage_history,), ("stays", shape), lambda: reports.stays(conn, lifecycle))
         context: dict[str, Any] = {
             "nurtured": reports.count_in_stages(conn, list(lifecycle.nurture)),
-            "warmer": reports.getting_warmer(conn, now),
+            "warmer": reports.getting_warmer(conn, now, score_name=score_name),
             "ready": reports.count_ready(conn, lifecycle),
             "times": reports.stays_as_of(stays, now),
             "acceptance": reports.acceptance(conn),
@@ -103,4 +108,5 @@ def funnel_page(
         groups=GROUPS,
         by_group=_by_group(grouped["stages"], order),
         **context,
+        **picker,
     )

@@ -20,7 +20,7 @@ from leadscore.scoring.run import now_ms
 from leadscore.spreadsheet import csv_safe
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.score_names import list_scores
+from leadscore.store.score_names import picker_names, resolve
 from leadscore.web.data import leadlist
 from leadscore.web.data.leadlist import Order, Sort
 from leadscore.web.render import page
@@ -94,12 +94,12 @@ def leads_page(
         result = leadlist.list_page(conn, f, sort, order, page_no)
         counts = leadlist.matrix(conn, f)
         stages, owners = leadlist.stages(conn), leadlist.owners(conn)
-        named_scores = list_scores(conn)
+        score_names = picker_names(conn)
     base = f.params()
     context: dict[str, Any] = {
         "f": f,
         # the score picker: shown when the store keeps more than one named score (docs/named-scores.md)
-        "score_names": [s.name for s in named_scores] if len(named_scores) > 1 else [],
+        "score_names": score_names,
         "sort": sort,
         "order": order,
         "result": result,
@@ -132,7 +132,8 @@ def matrix_page(request: Request, viewer: LeadsReader, f: Filter) -> HTMLRespons
     with state_of(request).store.connect() as conn:
         counts = leadlist.matrix(conn, f)
         bins = leadlist.distribution(conn, f)
-        active = active_model(conn)
+        active = active_model(conn, resolve(conn, f.score_name))  # the bands of the score shown
+        score_names = picker_names(conn)
     total = sum(counts.values())
     return page(
         request,
@@ -145,6 +146,9 @@ def matrix_page(request: Request, viewer: LeadsReader, f: Filter) -> HTMLRespons
         by_grade={g: sum(n for (gg, _), n in counts.items() if gg == g) for g in GRADES},
         by_level={lv: sum(n for (_, ll), n in counts.items() if ll == lv) for lv in LEVELS},
         histogram=histogram(bins, active.model.scale.bands if active is not None else None),
+        score=f.score,
+        score_names=score_names,
+        keep={k: v for k, v in f.params().items() if k != "score"},
     )
 
 
