@@ -111,7 +111,8 @@ OUTCOMES = [
 #   1.25 × (35 + 5) = 50 → MQL in week 11 (75 days into the period: days 70 to 77); u1's 3 days ago
 #   (day 82) → 50 → MQL in week 12; u4 (de) stays at 25, u3 and u5 at 0 → 2 MQLs, weekly 0 × 10, 1, 1.
 #   u1 converted 1 day after its MQL (within 30 days) → converted 1; u2's 30 days have not passed and it
-#   has not converted → unlabelled; precision 1 / 1 = 100.0 %; recall 1 of 2 (u1 was MQL before converting, u3 never) = 50.0 %.
+#   has not converted → unlabelled; precision 1 / 1 = 100.0 %; recall 1 of 2 (u1 was MQL before
+#   converting, u3 never) = 50.0 %.
 #   The draft gains 2 MQLs (u1, u2) of which 1 converted (u1), and loses 0.
 
 
