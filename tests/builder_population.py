@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 
 from leadscore.ingest.segment import parse_line
+from leadscore.lifecycle.feedback import record_outcome
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import now_ms
+from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.people import find_lead
 
 DAY = 86_400_000
 
@@ -53,6 +56,15 @@ scale:
   grades: {A: 70, B: 45, C: 25}
   levels: {1: 60, 2: 35, 3: 15}
   bands: {hot: 60, warm: 35}
+
+# A lead is handed to sales when its score reaches 45.
+lifecycle:
+  initial: lead
+  stages:
+    - {id: lead, name: Lead}
+    - {id: mql, name: Marketing-qualified lead}
+  transitions:
+    - {id: qualified, from: [lead], to: mql, when: {score_at_least: 45}}   # the MQL threshold
 """
 
 COMMENT_LINES = [line for line in MODEL.splitlines() if "#" in line]
@@ -80,13 +92,36 @@ PAGES = [
 # Hand counts, last 90 days: path starts with /pricing → 3 events (u1 twice, u2 once) from 2 leads;
 # path starts with /blog → 1 event from 1 lead; any page → 5 events from 4 leads.
 
+# (user id, outcome, days ago): what became of the leads, for the backtest.
+OUTCOMES = [
+    ("u1", "opportunity", 2),  # after its pricing view 3 days ago
+    ("u3", "opportunity", 2),  # an engineer: off profile, yet converted
+]
+# Hand-computed backtest of the browser test's draft (this model plus the fit rule growth_nordics: job title
+# contains "growth" and country in [se, dk], 15 points) against this model, outcome opportunity within 30 days.
+# The period: the 84 days up to the newest event or outcome (u1's pricing view 1 day ago), in 12 weeks;
+# outcomes end 2 days ago, before it. score = 0.5 × fit points × 100/40 + 0.5 × engagement points × 100/40
+# = 1.25 × (fit + engagement points); MQL when the score reaches 45 (the lifecycle's only way in, for good).
+# A lead is scored at the period's start and at each active day's last event: a pricing view scored at its own
+# time counts its full 5 points.
+#   This model: the fit points are u1 20, u2 20, u4 20, u3 0, u5 0. The highest score anyone reaches is u1's
+#   1 day ago: 1.25 × (20 + 5 + 5 × 0.5^(2/7)) ≈ 1.25 × 29.10 ≈ 36.4 < 45 → 0 MQLs, precision undefined ("—"),
+#   recall 0 of 2 (u1, u3 converted in the period) = 0.0 %.
+#   The draft: u1 and u2 have 35 fit points (43.75, below 45, at the start). u2's pricing view 10 days ago →
+#   1.25 × (35 + 5) = 50 → MQL in week 11 (75 days into the period: days 70 to 77); u1's 3 days ago
+#   (day 82) → 50 → MQL in week 12; u4 (de) stays at 25, u3 and u5 at 0 → 2 MQLs, weekly 0 × 10, 1, 1.
+#   u1 converted 1 day after its MQL (within 30 days) → converted 1; u2's 30 days have not passed and it
+#   has not converted → unlabelled; precision 1 / 1 = 100.0 %; recall 1 of 2 (u1 was MQL before
+#   converting, u3 never) = 50.0 %.
+#   The draft gains 2 MQLs (u1, u2) of which 1 converted (u1), and loses 0.
+
 
 def _message(payload: dict[str, object], n: int, received: int) -> object:
     return parse_line(json.dumps(payload), n, "builder.jsonl", received_ms=received)
 
 
 def populate(store: Store) -> None:
-    """Publish the model (as its text) and ingest the people and their page views."""
+    """Publish the model (as its text), ingest the people and their page views and record their outcomes."""
     stamp = now_ms()
     publish(store, loads_model(MODEL), text=MODEL, as_of=stamp)
     messages = []
@@ -123,6 +158,14 @@ def populate(store: Store) -> None:
             )
         )
     ingest(store, messages, source="jsonl", as_of=stamp)  # type: ignore[arg-type]
+    model = loads_model(MODEL)
+    settings = Settings(database_url=str(store.url), run_processor=False)
+    for user, kind, days in OUTCOMES:
+        with store.connect() as conn:
+            lead = find_lead(conn, external_id=user)
+        assert lead is not None, user
+        record_outcome(store, model, lead, kind, at_ms=stamp - days * DAY, amount=None, reason=None,
+                       source="crm", settings=settings, now_ms=stamp)  # fmt: skip
 
 
 def _iso(ms: int) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, expect
 
 from browser_support import launched_chromium
 from builder_population import COMMENT_LINES, populate
@@ -90,8 +90,29 @@ def test_marketer_builds_a_rule_sees_its_count_backtests_and_publishes(
     assert [line for line in draft.splitlines() if "#" in line] == COMMENT_LINES
 
     page.get_by_role("button", name="Backtest against the active model").click()
-    expect(page.locator("#check")).to_contain_text(re.compile(r"Backtest: |Cannot backtest"))
     expect(page.locator("#check .ok")).to_contain_text("Valid")
+    expect(page.locator("#check h3")).to_contain_text(
+        re.compile(r"^Backtest: .+ outcome opportunity within 30 days$")
+    )
+    # hand-computed in builder_population (OUTCOMES): the draft makes u2 an MQL in week 11 and u1 in week 12,
+    # the active model nobody; u1 converted after its MQL, u2's 30 days have not passed, u3 converted unflagged
+    table = page.locator("#check table.backtest")
+    expect(table.locator("thead th")).to_have_text(["", "draft.yaml (draft)", "builder_test@1 (active)"])
+
+    def row(name: str) -> Locator:
+        return table.locator("tbody tr").filter(has=page.get_by_role("rowheader", name=name, exact=True))
+
+    expect(row("MQL threshold").locator("td")).to_have_text(["45.0", "45.0"])
+    expect(row("MQLs").locator("td")).to_have_text(["2", "0"])
+    expect(row("MQLs per week").locator("td")).to_have_text(
+        ["0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1", "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0"]
+    )
+    expect(row("Converted").locator("td")).to_have_text(["1", "0"])
+    expect(row("Precision").locator("td")).to_have_text(["100.0 %", "—"])
+    expect(row("Recall").locator("td")).to_have_text(["50.0 %", "0.0 %"])
+    expect(page.locator("#check")).to_contain_text(
+        "The draft gains 2 MQLs the active model would not have made (1 converted) and loses 0 (0 converted)."
+    )
 
     page.get_by_label("Note for this version").fill("growth people in the Nordics")
     page.get_by_role("button", name="Publish").click()
