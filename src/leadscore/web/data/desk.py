@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from leadscore.lifecycle.desk import managed_teams, may_act, whose
 from leadscore.lifecycle.gates import read_facts
-from leadscore.lifecycle.reasons import rule_names, top_reasons
+from leadscore.lifecycle.reasons import rule_names, top_reasons_of
 from leadscore.lifecycle.reports import ready_for_handoff
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import Lifecycle, ScoringModel
@@ -62,6 +62,9 @@ def desk(
             target = out.team
         else:
             continue
-        row["reasons"] = top_reasons(conn, names, int(row["lead_id"]))
         target.append(row)
+    shown = [*out.mine, *out.team]
+    reasons = top_reasons_of(conn, names, [int(row["lead_id"]) for row in shown])
+    for row in shown:
+        row["reasons"] = reasons[int(row["lead_id"])]
     return out
