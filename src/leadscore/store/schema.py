@@ -134,7 +134,7 @@ scores = Table(
     Column("engagement_score", Float(precision=53), nullable=False),
     Column("grade", String(1), nullable=False),
     Column("level", Integer, nullable=False),
-    Column("band", String(8), nullable=False, index=True),
+    Column("band", String(8), nullable=False),
     Column("scored_ms", BigInteger, nullable=False),
     # when the passing of time alone may next change this score (a window, decay reaching a threshold);
     # NULL: never. The clock rescores leads whose time has come (scoring/due.py, scoring/clock.py)
@@ -145,6 +145,7 @@ scores = Table(
     Index("ix_scores_name_fit", "score_name", "fit_score", "lead_id"),
     Index("ix_scores_name_engagement", "score_name", "engagement_score", "lead_id"),
     Index("ix_scores_name_cell", "score_name", "grade", "level"),
+    Index("ix_scores_name_band", "score_name", "band", "score", "lead_id"),
     Index("ix_scores_due", "due_ms"),
 )
 
