@@ -116,14 +116,13 @@ def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) 
         .scalar_subquery()
     )
     score_then = func.coalesce(then, 0.0).label("score_then")
-    # each lead's score then probed once (computed once, not once per reference to it), the leads' names
-    # read for the top rows only; every score has its lead, so this is the join of scores and leads
+    # each lead's score then probed once (computed once, not once per reference to it), in the scores
+    # table's own order (about the leads' order: the name compared as an expression and a column no index
+    # holds keep SQLite off the score indexes), so the probes walk the history index in its order; in a
+    # score index's order they would jump about it (several times slower at 100k leads)
     warmth = computed_once(
-        select(scores.c.lead_id, scores.c.score, score_then)
-        .where(named(scores.c.score_name, None))
-        # in lead order, so the probes walk the history index in its order; in the score index's order they
-        # would jump about it (several times slower at 100k leads)
-        .order_by(scores.c.lead_id)
+        select(scores.c.lead_id, scores.c.score, scores.c.scored_ms, score_then)
+        .where(named(scores.c.score_name.concat(""), None))
         .cte("warmth")
     )
     gain = (warmth.c.score - warmth.c.score_then).label("increase")
@@ -134,6 +133,7 @@ def getting_warmer(conn: Connection, now_ms: int, days: int = 7, top: int = 20) 
         .limit(top)
         .subquery()
     )
+    # the names of the top rows only (every score has its lead: this is the join of scores and leads)
     query = (
         select(
             best.c.lead_id,
