@@ -114,14 +114,17 @@ def remembered_within(
     """``remembered``, but a computation runs in a background thread and the caller waits for it at most
     ``wait_s`` seconds: then it gets ``Pending`` and a later call the result, once it is done (a request
     that would read every lead's history is bounded; the numbers are the same when they come). ``compute``
-    must open its own connections (it runs after the caller's has closed)."""
+    must open its own connections (it runs after the caller's has closed). A call that finds the
+    computation under way (started by an earlier call) does not wait: it gets ``Pending`` at once until the
+    result is there."""
     full = (str(conn.engine.url), key, tuple(t.name for t in tables), fingerprint(conn, tables))
     with _lock:
         hit = _memo.get(full, _memo)
         if hit is not _memo:
             _memo.move_to_end(full)
-        elif full in _running:
+        elif full in _running:  # under way since an earlier call, which waited for it: do not wait again
             done, started, box = _running[full]
+            wait_s = 0.0
         else:
             done, started, box = threading.Event(), int(time.time() * 1000), []
             _running[full] = (done, started, box)

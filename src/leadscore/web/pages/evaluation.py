@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -42,6 +43,7 @@ def evaluation_page(
 
         # both score every lead (at each cutoff; at each decision): computed once per state of their
         # inputs, in the background when that takes longer than the page waits (the page says so)
+        deadline = time.monotonic() + WAIT_S  # one wait for both
         with store.connect() as conn:
             try:
                 ev = remembered_within(
@@ -60,7 +62,11 @@ def evaluation_page(
                 else:
                     context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
             found = remembered_within(
-                conn, FEEDBACK_INPUTS, ("feedback", label, active.version.sha256), feedback, WAIT_S
+                conn,
+                FEEDBACK_INPUTS,
+                ("feedback", label, active.version.sha256),
+                feedback,
+                max(0.0, deadline - time.monotonic()),
             )
             if isinstance(found, Pending):
                 context["feedback_pending"] = found.started_ms
