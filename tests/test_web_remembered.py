@@ -4,6 +4,9 @@ again, so a page never shows a number a fresh computation would not give."""
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +18,9 @@ from leadscore.scoring.pipeline import publish
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.schema import leads, stage_history
-from leadscore.web.data.remembered import forget, remembered
+from leadscore.web.data.remembered import Pending, forget, remembered, remembered_within
 from lifecycle_model import DAY, T0, model, person, send, settings
+from web_support import signed_in, site
 
 
 def _entered(result: dict[str, Any], stage: str) -> int:
@@ -90,3 +94,71 @@ def test_a_remembered_refusal_is_raised_again_without_computing(store: Store) ->
     assert len(calls) == 1
     with store.connect() as conn, pytest.raises(KeyError):  # other exceptions are not remembered
         remembered(conn, (stage_history,), "boom", lambda: {}["missing"], errors=(ValueError,))
+
+
+def test_a_long_computation_runs_in_the_background_and_its_result_comes_later(store: Store) -> None:
+    forget()
+    publish(store, model())
+    send(store, [person("ann"), person("bob")])
+    run_round(store, settings(), now_ms=T0 + DAY, deliver=False)
+    lifecycle = model().lifecycle
+    assert lifecycle is not None
+    release = threading.Event()
+    calls: list[int] = []
+
+    def compute() -> dict[str, Any]:  # the funnel, held back until the test lets it go
+        calls.append(1)
+        release.wait(30)
+        with store.connect() as conn:
+            return reports.funnel(conn, lifecycle)
+
+    def ask(wait_s: float) -> Any:
+        with store.connect() as conn:
+            return remembered_within(conn, (stage_history,), "slow funnel", compute, wait_s)
+
+    first = ask(0.05)
+    assert isinstance(first, Pending)  # the caller did not wait for it
+    again = ask(30)  # under way: not waited for again
+    assert isinstance(again, Pending) and again.started_ms == first.started_ms  # the same computation
+    release.set()
+    done = ask(0)
+    for _ in range(300):  # until the background computation is done (at most 30 s)
+        if not isinstance(done, Pending):
+            break
+        time.sleep(0.1)
+        done = ask(0)
+    assert not isinstance(done, Pending) and _entered(done, "lead") == 2  # ann and bob
+    assert ask(0) is done and len(calls) == 1  # remembered: computed once for every call
+
+
+def test_the_evaluation_page_says_when_its_numbers_are_still_being_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadscore.web.data import measure
+    from leadscore.web.pages import evaluation
+
+    forget()
+    release = threading.Event()
+    real = measure.evaluation
+
+    def held_back(*args: Any, **kwargs: Any) -> Any:  # the real evaluation, once the test lets it go
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(measure, "evaluation", held_back)
+    monkeypatch.setattr(evaluation, "WAIT_S", 0.05)
+    with site(tmp_path) as demo, signed_in(demo.url, demo.email("marketing")) as client:
+        pending = client.get("/evaluation")
+        assert pending.status_code == 200, pending.text
+        assert "The evaluation is being computed in the background" in pending.text
+        assert "Scored rows" not in pending.text
+        again = client.get("/evaluation")  # under way: the page does not wait for it again
+        assert "The evaluation is being computed in the background" in again.text
+        release.set()
+        for _ in range(600):  # until the background computation is done (at most a minute)
+            ready = client.get("/evaluation")
+            if "being computed in the background" not in ready.text:
+                break
+            time.sleep(0.1)
+    assert "being computed in the background" not in ready.text
+    assert "Scored rows" in ready.text and "Captured by the top 10 %" in ready.text

@@ -25,9 +25,12 @@ ledger_rows AS MATERIALIZED
 FROM (SELECT normalised.lead_id AS lead_id, normalised.as_of AS as_of, normalised.tracking_allowed AS tracking_allowed, normalised.f__size AS f__size, normalised.f__customer AS f__customer, normalised.f__tier AS f__tier, normalised.f__quote AS f__quote, normalised.n__long_watch AS n__long_watch, normalised.raw__long_watch AS raw__long_watch, normalised.val__long_watch AS val__long_watch, normalised.fit_raw AS fit_raw, normalised.engagement_raw AS engagement_raw, normalised.fit_floor_adj AS fit_floor_adj, normalised.fit_clamp_adj AS fit_clamp_adj, normalised.fit_points AS fit_points, normalised.fit_score AS fit_score, normalised.engagement_floor_adj AS engagement_floor_adj, normalised.engagement_clamp_adj AS engagement_clamp_adj, normalised.engagement_points AS engagement_points, normalised.engagement_score AS engagement_score, normalised.fit_score * 0.5 + normalised.engagement_score * 0.5 AS score, CASE WHEN (normalised.fit_score >= 75) THEN 'A' WHEN (normalised.fit_score >= 50) THEN 'B' WHEN (normalised.fit_score >= 25) THEN 'C' ELSE 'D' END AS grade, CASE WHEN (normalised.engagement_score >= 75) THEN 1 WHEN (normalised.engagement_score >= 50) THEN 2 WHEN (normalised.engagement_score >= 25) THEN 3 ELSE 4 END AS level 
 FROM normalised) AS scored 
 WHERE true), 
+event_targets AS NOT MATERIALIZED 
+(SELECT leads.id AS lead_id, 1750000000000 AS as_of 
+FROM leads), 
 lead_events AS MATERIALIZED 
-(SELECT ledger_rows.lead_id AS lead_id, ledger_rows.as_of AS as_of, events.message_id AS message_id, events.ts AS ts, events.type AS type, events.name AS name, events.path AS path, events.url AS url, events.properties AS properties 
-FROM ledger_rows JOIN identities ON identities.lead_id = ledger_rows.lead_id JOIN events ON events.person_key = identities.key AND events.ts <= ledger_rows.as_of AND events.type = 'track'), 
+(SELECT event_targets.lead_id AS lead_id, event_targets.as_of AS as_of, events.message_id AS message_id, events.ts AS ts, events.type AS type, events.name AS name, events.path AS path, events.url AS url, events.properties AS properties 
+FROM event_targets JOIN identities ON identities.lead_id = event_targets.lead_id JOIN events ON events.person_key = identities.key AND events.ts <= event_targets.as_of AND events.type = 'track'), 
 event_shares AS 
 (SELECT lead_events.lead_id AS lead_id, lead_events.as_of AS as_of, 0 AS ev_rule, lead_events.message_id AS ev_message_id, lead_events.ts AS ev_ts, lead_events.type AS ev_type, lead_events.name AS ev_name, lead_events.path AS ev_path, lead_events.url AS ev_url, CASE WHEN (sum(2.0) OVER (PARTITION BY lead_events.lead_id, lead_events.as_of) = 0) THEN 0.0 ELSE (ledger_rows.val__long_watch * 2.0) / CAST(sum(2.0) OVER (PARTITION BY lead_events.lead_id, lead_events.as_of) AS FLOAT(53)) END AS ev_points, 1.0 AS group_factor 
 FROM lead_events JOIN ledger_rows ON ledger_rows.lead_id = lead_events.lead_id AND ledger_rows.as_of = lead_events.as_of 

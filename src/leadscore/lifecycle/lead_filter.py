@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Select, String, cast, func, or_, select, true
+from sqlalchemy import Select, String, and_, cast, func, or_, select, true
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -144,15 +144,7 @@ class LeadFilter(BaseModel):
         tests: list[ColumnElement[bool]] = []
         if self.needs_score:
             tests.append(named(score.c.score_name, self.score_name))
-        for value, col in ((self.band, score.c.band), (self.grade, score.c.grade)):
-            if value:
-                tests.append(col == value)
-        if self.level is not None:
-            tests.append(score.c.level == self.level)
-        if self.min_score is not None:
-            tests.append(score.c.score >= self.min_score)
-        if self.max_score is not None:
-            tests.append(score.c.score <= self.max_score)
+            tests.extend(self._score_tests(score))
         company = func.coalesce(account.c.name, lead.c.company)
         if self.company or self.q:
             joined = joined.outerjoin(account, account.c.id == lead.c.account_id)
@@ -179,11 +171,34 @@ class LeadFilter(BaseModel):
             )
         return select(lead_id.label("lead_id")).select_from(joined).where(*tests)
 
+    def _score_tests(self, score: FromClause) -> list[ColumnElement[bool]]:
+        """The tests on a row of the named score: band, grade, level, score range."""
+        tests: list[ColumnElement[bool]] = []
+        for value, col in ((self.band, score.c.band), (self.grade, score.c.grade)):
+            if value:
+                tests.append(col == value)
+        if self.level is not None:
+            tests.append(score.c.level == self.level)
+        if self.min_score is not None:
+            tests.append(score.c.score >= self.min_score)
+        if self.max_score is not None:
+            tests.append(score.c.score <= self.max_score)
+        return tests
+
     def matches(self, lead_id: ColumnElement[Any]) -> ColumnElement[bool]:
         """A condition on a query's lead id column: the lead is one the filter selects."""
         if not self.active:
             return true()
         return lead_id.in_(self.lead_ids())
+
+    def matches_score(self, score: FromClause) -> ColumnElement[bool]:
+        """``matches(score.c.lead_id)`` for a query over rows of ``scores`` of the filter's named score: the
+        score tests read the row itself (a lead has one row per score name), the rest of the filter selects
+        lead ids as ``matches`` does; so the list can walk the score index in its sort order."""
+        rest = self.model_copy(
+            update={"band": "", "grade": "", "level": None, "min_score": None, "max_score": None, "score": ""}
+        )
+        return and_(true(), *self._score_tests(score), rest.matches(score.c.lead_id))
 
 
 class LeadFilterParams(LeadFilter):

@@ -7,14 +7,17 @@ explains every line in full (``compile.contributions``); these are the same line
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from leadscore.model import ScoringModel
-from leadscore.store.results import read_current
+from leadscore.store.schema import ledger
+from leadscore.store.score_names import named
 
 REASONS = 3
+CHUNK = 500  # lead ids per statement (well under every engine's limit on bound parameters)
 
 
 def rule_names(model: ScoringModel) -> dict[str, str]:
@@ -29,15 +32,33 @@ def top_reasons(
 ) -> list[dict[str, Any]]:
     """The ``limit`` ledger lines with the most points (absolute), ties by rule id: rule_id, name,
     points, matched."""
-    _, lines = read_current(conn, lead_id)
-    lines = [ln for ln in lines if float(ln["score_points"]) != 0]
-    lines.sort(key=lambda ln: (-abs(float(ln["score_points"])), ln["rule_id"]))
-    return [
-        {
-            "rule_id": ln["rule_id"],
-            "name": names.get(ln["rule_id"], ln["rule_id"]),
-            "points": float(ln["score_points"]),
-            "matched": ln["matched"],
-        }
-        for ln in lines[:limit]
-    ]
+    return top_reasons_of(conn, names, [lead_id], limit)[lead_id]
+
+
+def top_reasons_of(
+    conn: Connection, names: dict[str, str], lead_ids: Sequence[int], limit: int = REASONS
+) -> dict[int, list[dict[str, Any]]]:
+    """``top_reasons`` of many leads, read in a few statements (the seller's desk lists hundreds)."""
+    lines: dict[int, list[Any]] = {int(i): [] for i in lead_ids}
+    ids = list(lines)
+    for start in range(0, len(ids), CHUNK):
+        query = select(ledger.c.lead_id, ledger.c.rule_id, ledger.c.score_points, ledger.c.matched).where(
+            ledger.c.lead_id.in_(ids[start : start + CHUNK]),
+            named(ledger.c.score_name, None),
+            ledger.c.score_points != 0,
+        )
+        for row in conn.execute(query):
+            lines[int(row.lead_id)].append(row)
+    out = {}
+    for lead_id, found in lines.items():
+        found.sort(key=lambda ln: (-abs(float(ln.score_points)), ln.rule_id))
+        out[lead_id] = [
+            {
+                "rule_id": ln.rule_id,
+                "name": names.get(ln.rule_id, ln.rule_id),
+                "points": float(ln.score_points),
+                "matched": ln.matched,
+            }
+            for ln in found[:limit]
+        ]
+    return out

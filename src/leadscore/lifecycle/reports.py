@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from leadscore.compile.dialects import computed_once
 from leadscore.model import Lifecycle
 from leadscore.store.lifecycle_tables import all_stage_history, list_assignments, read_feedback
 from leadscore.store.schema import (
@@ -28,7 +29,7 @@ from leadscore.store.schema import (
     score_history,
     scores,
 )
-from leadscore.store.score_names import scores_of
+from leadscore.store.score_names import named, scores_of
 
 DAY_MS = 86_400_000
 NONE = "(none)"
@@ -118,19 +119,36 @@ def getting_warmer(
         .scalar_subquery()
     )
     score_then = func.coalesce(then, 0.0).label("score_then")
-    inner = (
-        select(
-            scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name, score_then
-        )
-        .select_from(scores.join(leads, scores_of(leads.c.id, score_name)))
+    # each lead's score then probed once (computed once, not once per reference to it), in the scores
+    # table's own order (about the leads' order: the name compared as an expression and a column no index
+    # holds keep SQLite off the score indexes), so the probes walk the history index in its order; in a
+    # score index's order they would jump about it (several times slower at 100k leads)
+    warmth = computed_once(
+        select(scores.c.lead_id, scores.c.score, scores.c.scored_ms, score_then)
+        .where(named(scores.c.score_name.concat(""), score_name))
+        .cte("warmth")
+    )
+    gain = (warmth.c.score - warmth.c.score_then).label("increase")
+    best = (
+        select(warmth.c.lead_id, warmth.c.score, warmth.c.score_then, gain)
+        .where(warmth.c.score - warmth.c.score_then > 0)
+        .order_by(gain.desc(), warmth.c.lead_id)
+        .limit(top)
         .subquery()
     )
-    increase = (inner.c.score - inner.c.score_then).label("increase")
+    # the names of the top rows only (every score has its lead: this is the join of scores and leads)
     query = (
-        select(inner, increase)
-        .where(inner.c.score - inner.c.score_then > 0)
-        .order_by(increase.desc(), inner.c.lead_id)
-        .limit(top)
+        select(
+            best.c.lead_id,
+            best.c.score,
+            leads.c.email,
+            leads.c.first_name,
+            leads.c.last_name,
+            best.c.score_then,
+            best.c.increase,
+        )
+        .select_from(best.join(leads, leads.c.id == best.c.lead_id))
+        .order_by(best.c.increase.desc(), best.c.lead_id)
     )
     return [
         {

@@ -135,12 +135,18 @@ scores = Table(
     Column("engagement_score", Float(precision=53), nullable=False),
     Column("grade", String(1), nullable=False),
     Column("level", Integer, nullable=False),
-    Column("band", String(8), nullable=False, index=True),
+    Column("band", String(8), nullable=False),
     Column("scored_ms", BigInteger, nullable=False),
     # when the passing of time alone may next change this score (a window, decay reaching a threshold);
     # NULL: never. The clock rescores leads whose time has come (scoring/due.py, scoring/clock.py)
     Column("due_ms", BigInteger, nullable=True),
-    Index("ix_scores_score", "score"),
+    # the leads list walks a named score in its sort order; the matrix counts cells from the index alone
+    # (migration 0022)
+    Index("ix_scores_name_score", "score_name", "score", "lead_id"),
+    Index("ix_scores_name_fit", "score_name", "fit_score", "lead_id"),
+    Index("ix_scores_name_engagement", "score_name", "engagement_score", "lead_id"),
+    Index("ix_scores_name_cell", "score_name", "grade", "level"),
+    Index("ix_scores_name_band", "score_name", "band", "score", "lead_id"),
     Index("ix_scores_due", "due_ms"),
 )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import ColumnElement, Connection, case, func, select
 
 from leadscore.lifecycle.accounts import QUALIFIED
 from leadscore.model import ScoringModel
@@ -52,48 +52,57 @@ def account_page(
     only_mqa: bool = False,
     q: str = "",
 ) -> AccountPage:
-    engaged = func.sum(case((scores.c.engagement_score >= engaged_from, 1), else_=0))
+    # each account's contacts aggregated once, grouped by the leads' account index (an account with no
+    # contact has no row here: no contacts, none engaged, no best or average score, none hot)
+    per_account = (
+        select(
+            leads.c.account_id,
+            func.count(leads.c.id).label("contacts"),
+            func.sum(case((scores.c.engagement_score >= engaged_from, 1), else_=0)).label("engaged"),
+            func.max(scores.c.score).label("best"),
+            func.avg(scores.c.score).label("average"),
+            func.sum(case((scores.c.band == "hot", 1), else_=0)).label("hot"),
+        )
+        .select_from(leads.outerjoin(scores, scores_of(leads.c.id)))
+        .where(leads.c.account_id.is_not(None))
+        .group_by(leads.c.account_id)
+        .subquery("per_account")
+    )
+    engaged = func.coalesce(per_account.c.engaged, 0)
+    tests: list[ColumnElement[bool]] = []
+    if only_targets:
+        tests.append(func.lower(accounts.c.domain).in_(sorted(targets)))
+    if only_mqa:
+        tests.append(account_stages.c.stage.in_(QUALIFIED))  # a PQA is an MQA too
+    if q:
+        like = "%" + q.lower().replace("%", "").replace("_", "") + "%"
+        tests.append(func.lower(func.coalesce(accounts.c.name, accounts.c.domain)).like(like))
+    with_stage = accounts.outerjoin(account_stages, account_stages.c.account_id == accounts.c.id)
+    # one row per account (account_stages is keyed by account): the count needs no contact
+    total = int(conn.execute(select(func.count()).select_from(with_stage).where(*tests)).scalar_one())
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, page), pages)
     query = (
         select(
             accounts.c.id,
             accounts.c.name,
             accounts.c.domain,
-            func.count(leads.c.id).label("contacts"),
+            func.coalesce(per_account.c.contacts, 0).label("contacts"),
             engaged.label("engaged"),
-            func.max(scores.c.score).label("best"),
-            func.avg(scores.c.score).label("average"),
-            func.sum(case((scores.c.band == "hot", 1), else_=0)).label("hot"),
+            per_account.c.best,
+            per_account.c.average,
+            func.coalesce(per_account.c.hot, 0).label("hot"),
             # the lifecycle's account score and stage (MQA), where it has computed them
             account_stages.c.stage,
             account_stages.c.score.label("account_score"),
         )
-        .select_from(
-            accounts.outerjoin(leads, leads.c.account_id == accounts.c.id)
-            .outerjoin(scores, scores_of(leads.c.id))
-            .outerjoin(account_stages, account_stages.c.account_id == accounts.c.id)
-        )
-        .group_by(
-            accounts.c.id,
-            accounts.c.name,
-            accounts.c.domain,
-            account_stages.c.stage,
-            account_stages.c.score,
-        )
+        .select_from(with_stage.outerjoin(per_account, per_account.c.account_id == accounts.c.id))
+        .where(*tests)
     )
-    if only_targets:
-        query = query.where(func.lower(accounts.c.domain).in_(sorted(targets)))
-    if only_mqa:
-        query = query.where(account_stages.c.stage.in_(QUALIFIED))  # a PQA is an MQA too
-    if q:
-        like = "%" + q.lower().replace("%", "").replace("_", "") + "%"
-        query = query.where(func.lower(func.coalesce(accounts.c.name, accounts.c.domain)).like(like))
-    total = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, page), pages)
     ordered = query.order_by(
         func.coalesce(account_stages.c.score, -1.0).desc(),
         engaged.desc(),
-        func.coalesce(func.max(scores.c.score), -1.0).desc(),
+        func.coalesce(per_account.c.best, -1.0).desc(),
         accounts.c.id,
     )
     rows = []

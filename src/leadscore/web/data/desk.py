@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from leadscore.lifecycle.desk import managed_teams, may_act, whose
 from leadscore.lifecycle.gates import read_facts
-from leadscore.lifecycle.reasons import rule_names, top_reasons
+from leadscore.lifecycle.reasons import rule_names, top_reasons_of
 from leadscore.lifecycle.reports import ready_for_handoff
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import Lifecycle, ScoringModel
@@ -45,23 +45,24 @@ def desk(
     teams = managed_teams(lifecycle, email)
     out = Desk(manager=role == "admin" or bool(teams))
     rows = ready_for_handoff(conn, lifecycle)
-    facts = read_facts(conn, rows)
     names = rule_names(model)
     for row in rows:
         assignment = {"team": row.get("team"), "seller": row.get("seller")} if row.get("team") else None
         row["owner"], _ = seller_label(lifecycle, row.get("seller"))
-        found = facts.get(int(row["lead_id"]))
-        row["last_activity_ms"] = found.last_event_ms if found is not None else None
         acts = can_act and may_act(lifecycle, assignment, email, role)
         row["can_accept"] = acts and triggered(lifecycle, row["stage"], "accepted") is not None
         row["can_reject"] = acts and triggered(lifecycle, row["stage"], "rejected") is not None
         found_whose = whose(lifecycle, row, email, teams)
         if found_whose == "mine":
-            target = out.mine
+            out.mine.append(row)
         elif found_whose == "team" or role == "admin" or not can_act:
-            target = out.team
-        else:
-            continue
-        row["reasons"] = top_reasons(conn, names, int(row["lead_id"]))
-        target.append(row)
+            out.team.append(row)
+    # the facts and reasons of the rows shown only (a rep sees a few of the leads ready for handoff)
+    shown = [*out.mine, *out.team]
+    facts = read_facts(conn, shown)
+    reasons = top_reasons_of(conn, names, [int(row["lead_id"]) for row in shown])
+    for row in shown:
+        found = facts.get(int(row["lead_id"]))
+        row["last_activity_ms"] = found.last_event_ms if found is not None else None
+        row["reasons"] = reasons[int(row["lead_id"])]
     return out

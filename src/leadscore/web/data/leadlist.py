@@ -92,7 +92,7 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
     scored = _ordered(
         select(*COLUMNS)
         .select_from(joined)
-        .where(named(scores.c.score_name, f.score_name), f.matches(scores.c.lead_id)),
+        .where(named(scores.c.score_name, f.score_name), f.matches_score(scores)),
         SCORE_SORTS[sort],
         scores.c.lead_id,
         order,
@@ -103,7 +103,7 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
             conn,
             select(func.count())
             .select_from(scores)
-            .where(named(scores.c.score_name, f.score_name), f.matches(scores.c.lead_id)),
+            .where(named(scores.c.score_name, f.score_name), f.matches_score(scores)),
         )
         unscored = _base(f, *COLUMNS).where(f.matches(leads.c.id), scores.c.lead_id.is_(None))
         skip = max(0, offset - n_scored)
@@ -182,8 +182,12 @@ def sources(conn: Connection, limit: int = 50) -> list[str]:
 
 
 def stages(conn: Connection) -> list[str]:
-    """Stages leads are in now, for the filter's choices."""
-    return list(conn.execute(select(lead_stages.c.stage).distinct().order_by(lead_stages.c.stage)).scalars())
+    """Stages leads are in now, for the filter's choices: each the next one up the stage index
+    (``ix_lead_stages_stage``), a probe per stage instead of a read of every lead's row."""
+    found = select(func.min(lead_stages.c.stage).label("stage")).cte("found", recursive=True)
+    after = select(func.min(lead_stages.c.stage)).where(lead_stages.c.stage > found.c.stage).scalar_subquery()
+    found = found.union_all(select(after).where(found.c.stage.is_not(None)))
+    return list(conn.execute(select(found.c.stage).where(found.c.stage.is_not(None))).scalars())
 
 
 def owners(conn: Connection) -> list[str]:

@@ -17,9 +17,12 @@ module only decides when to call it again.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, func, select
@@ -36,6 +39,7 @@ from leadscore.store.schema import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 SIZE = 32  # results kept (least recently used dropped)
 # tables updated in place: the column every update stamps with its time
 _STAMPED = {"leads": "updated_ms", "accounts": "updated_ms", "model_versions": "published_ms"}
@@ -87,6 +91,80 @@ def remembered(
     if isinstance(hit, _Raised):
         raise hit.exc
     return hit
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A report still being computed in the background (``remembered_within``), since ``started_ms``."""
+
+    started_ms: int
+
+
+_running: dict[Hashable, tuple[threading.Event, int, list[Any]]] = {}
+
+
+def remembered_within(
+    conn: Connection,
+    tables: tuple[Table, ...],
+    key: Hashable,
+    compute: Callable[[], T],
+    wait_s: float,
+    errors: tuple[type[Exception], ...] = (),
+) -> T | Pending:
+    """``remembered``, but a computation runs in a background thread and the caller waits for it at most
+    ``wait_s`` seconds: then it gets ``Pending`` and a later call the result, once it is done (a request
+    that would read every lead's history is bounded; the numbers are the same when they come). ``compute``
+    must open its own connections (it runs after the caller's has closed). A call that finds the
+    computation under way (started by an earlier call) does not wait: it gets ``Pending`` at once until the
+    result is there."""
+    full = (str(conn.engine.url), key, tuple(t.name for t in tables), fingerprint(conn, tables))
+    with _lock:
+        hit = _memo.get(full, _memo)
+        if hit is not _memo:
+            _memo.move_to_end(full)
+        elif full in _running:  # under way since an earlier call, which waited for it: do not wait again
+            done, started, box = _running[full]
+            wait_s = 0.0
+        else:
+            done, started, box = threading.Event(), int(time.time() * 1000), []
+            _running[full] = (done, started, box)
+            threading.Thread(
+                target=_compute_in_background, args=(full, compute, errors, done, box), daemon=True
+            ).start()
+    if hit is _memo:
+        if not done.wait(wait_s):
+            return Pending(started)
+        if not box:  # it failed (logged) and was not kept: the next call tries again
+            raise RuntimeError(f"computing {key!r} failed; see the server log")
+        hit = box[0]
+    if isinstance(hit, _Raised):
+        raise hit.exc
+    return hit
+
+
+def _compute_in_background(
+    full: Hashable,
+    compute: Callable[[], Any],
+    errors: tuple[type[Exception], ...],
+    done: threading.Event,
+    box: list[Any],
+) -> None:
+    try:
+        try:
+            result: Any = compute()
+        except errors as exc:
+            result = _Raised(exc)
+        box.append(result)
+        with _lock:
+            _memo[full] = result
+            while len(_memo) > SIZE:
+                _memo.popitem(last=False)
+    except Exception:
+        log.exception("computing a remembered report failed")
+    finally:
+        with _lock:
+            _running.pop(full, None)
+        done.set()
 
 
 class _Raised:

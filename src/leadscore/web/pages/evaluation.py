@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -11,12 +12,15 @@ from leadscore.api.state import state_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.store.score_names import picker_names, resolve
 from leadscore.web.data import measure
-from leadscore.web.data.remembered import FEEDBACK_INPUTS, SCORING_INPUTS, remembered
+from leadscore.web.data.remembered import FEEDBACK_INPUTS, SCORING_INPUTS, Pending, remembered_within
 from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator
 
 router = APIRouter()
+# how long a request waits for an evaluation being computed before the page says it is under way (at
+# 100k leads the first one takes minutes: every lead scored at each cutoff)
+WAIT_S = 10.0
 
 
 @router.get("/evaluation", response_class=HTMLResponse, include_in_schema=False)
@@ -39,26 +43,42 @@ def evaluation_page(
         }
     context: dict[str, Any] = {"active": active, "outcome": outcome, "outcomes": measure.OUTCOMES, **picker}
     if active is not None and active.version is not None:
-        label = active.version.label
-        try:
-            with store.connect() as conn:  # scores every lead at each cutoff: once per state of its inputs
-                ev = remembered(
+        label, model = active.version.label, active.model
+
+        def feedback() -> Any:
+            with store.connect() as conn:
+                return feedback_evidence(conn, store.sources(), model, label)
+
+        # both score every lead (at each cutoff; at each decision): computed once per state of their
+        # inputs, in the background when that takes longer than the page waits (the page says so)
+        deadline = time.monotonic() + WAIT_S  # one wait for both
+        with store.connect() as conn:
+            try:
+                ev = remembered_within(
                     conn,
                     SCORING_INPUTS,
                     ("evaluation", label, active.version.sha256, outcome),
-                    lambda: measure.evaluation(store, active.model, label, outcome),
+                    lambda: measure.evaluation(store, model, label, outcome),
+                    WAIT_S,
                     errors=(NotEnoughDataError, ValueError),
                 )
-        except (NotEnoughDataError, ValueError) as exc:
-            context["problem"] = str(exc)
-        else:
-            context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
-        with store.connect() as conn:  # scores every decision as of its time: once per state as well
-            context["feedback"] = remembered(
+            except (NotEnoughDataError, ValueError) as exc:
+                context["problem"] = str(exc)
+            else:
+                if isinstance(ev, Pending):
+                    context["pending"] = ev.started_ms
+                else:
+                    context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
+            found = remembered_within(
                 conn,
                 FEEDBACK_INPUTS,
                 ("feedback", label, active.version.sha256),
-                lambda: feedback_evidence(conn, store.sources(), active.model, label),
+                feedback,
+                max(0.0, deadline - time.monotonic()),
             )
+            if isinstance(found, Pending):
+                context["feedback_pending"] = found.started_ms
+            else:
+                context["feedback"] = found
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7, every=measure.EVERY_DAYS)
     return page(request, viewer, "evaluation.html", **context)

@@ -19,7 +19,8 @@ from leadscore.store.alerts import list_alerts
 from leadscore.store.model_versions import get_version, list_versions
 from leadscore.store.shadows import shadow_versions
 from leadscore.web.data import measure
-from leadscore.web.data.remembered import SCORING_INPUTS, remembered
+from leadscore.web.data.remembered import SCORING_INPUTS, Pending, remembered_within
+from leadscore.web.pages.evaluation import WAIT_S
 from leadscore.web.pages.model import show_draft
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator, ModelPublisher, WebDenied
@@ -82,8 +83,26 @@ def review_page(
         if proposals and active is not None and active.version is not None:
             start, end = measure.period(store)
             per_week, model, label = settings.alerts.capacity_per_week, active.model, active.version.label
-            try:  # backtests every proposal: once per state of what it reads
-                context["review"] = remembered(
+
+            def proposed() -> Any:
+                with store.connect() as own:  # in the background: a connection of its own
+                    return review(
+                        own,
+                        store.sources(),
+                        model,
+                        label,
+                        start_ms=start,
+                        end_ms=end,
+                        outcome=OUTCOME,
+                        horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS,
+                        per_week=per_week,
+                        min_support=min_support,
+                    )
+
+            # backtests every proposal: once per state of what it reads, in the background when it takes
+            # longer than the page waits (the page says so)
+            try:
+                found = remembered_within(
                     conn,
                     SCORING_INPUTS,
                     (
@@ -95,22 +114,17 @@ def review_page(
                         per_week,
                         min_support,
                     ),
-                    lambda: review(
-                        conn,
-                        store.sources(),
-                        model,
-                        label,
-                        start_ms=start,
-                        end_ms=end,
-                        outcome=OUTCOME,
-                        horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS,
-                        per_week=per_week,
-                        min_support=min_support,
-                    ),
+                    proposed,
+                    WAIT_S,
                     errors=(LeadscoreError, ValueError),
                 )
             except (LeadscoreError, ValueError) as exc:
                 context["problem"] = str(exc)
+            else:
+                if isinstance(found, Pending):
+                    context["pending"] = found.started_ms
+                else:
+                    context["review"] = found
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7)
     return page(request, viewer, "review.html", **context)
 
