@@ -205,8 +205,34 @@ def _merge(n: list[int], e: list[int], max_bins: int, min_count: int, chi2_stop:
     return ends
 
 
+def _monotone(n: list[int], e: list[int], ends: list[int]) -> list[int]:
+    """``ends`` (as ``_merge`` returns them) merged further until the bins' conversion rates only rise or
+    only fall (the direction of the first bin against the last), the least different violating pair of
+    neighbours first: no zig-zag."""
+    counts = [sum(n[s : end + 1]) for s, end in zip([0, *(x + 1 for x in ends[:-1])], ends, strict=True)]
+    events = [sum(e[s : end + 1]) for s, end in zip([0, *(x + 1 for x in ends[:-1])], ends, strict=True)]
+    ends = list(ends)
+    while len(counts) > 1:
+        rates = shrunk_rates(np.asarray(counts, float), np.asarray(events, float))
+        direction = 1.0 if rates[-1] >= rates[0] else -1.0
+        against = [i for i in range(len(rates) - 1) if (rates[i + 1] - rates[i]) * direction < 0]
+        if not against:
+            break
+        chi2 = neighbour_chi2(np.asarray(counts, float), np.asarray(events, float))
+        i = min(against, key=lambda k: chi2[k])
+        counts[i : i + 2], events[i : i + 2] = [counts[i] + counts[i + 1]], [events[i] + events[i + 1]]
+        ends[i : i + 2] = [ends[i + 1]]
+    return ends
+
+
 def bin_numeric(
-    x: FloatArray, y: npt.NDArray[Any], *, max_bins: int, min_count: int, max_prebins: int
+    x: FloatArray,
+    y: npt.NDArray[Any],
+    *,
+    max_bins: int,
+    min_count: int,
+    max_prebins: int,
+    monotone: bool = False,
 ) -> Bins:
     finite = ~np.isnan(x)
     xv, yv = x[finite], y[finite]
@@ -222,6 +248,8 @@ def bin_numeric(
     edges = np.asarray([edges[i - 1] for i in range(1, len(n)) if keep[i]], float)
     n, e = n[keep], e[keep]
     ends = _merge([int(v) for v in n], [int(v) for v in e], max_bins, min_count, CHI2_SIGNIFICANT)
+    if monotone:
+        ends = _monotone([int(v) for v in n], [int(v) for v in e], ends)
     cut = tuple(float(edges[end]) for end in ends[:-1])
     # no present value at all (an event kind only rows left out had): no interval, only the missing bin
     starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
@@ -285,11 +313,11 @@ def fit_bins(
     min_count: int,
     max_prebins: int,
     placeholders: tuple[str, ...] = PLACEHOLDERS,
+    monotone: bool = False,
 ) -> Bins:
     if kind == "numeric":
-        return bin_numeric(
-            numeric_column(column), y, max_bins=max_bins, min_count=min_count, max_prebins=max_prebins
-        )
+        return bin_numeric(numeric_column(column), y, max_bins=max_bins, min_count=min_count,
+                           max_prebins=max_prebins, monotone=monotone)  # fmt: skip
     return bin_categorical(column, y, max_bins=max_bins, min_count=min_count, placeholders=placeholders)
 
 

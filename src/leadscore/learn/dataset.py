@@ -23,11 +23,30 @@ import numpy.typing as npt
 from leadscore.errors import InputError, Problem
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import TEXT_FIELDS, ImportOptions, open_csv
-from leadscore.learn.features import PLACEHOLDERS, Attribute, Feature, Kind, category, number
+from leadscore.learn.features import (
+    PLACEHOLDERS,
+    STOP_WORDS,
+    TITLE_GROUPS,
+    WORD,
+    Attribute,
+    Feature,
+    Kind,
+    TitleWords,
+    category,
+    number,
+)
 
 HOLDOUT_SHARE = 0.3
 TRUE_TEXTS = frozenset({"1", "true", "yes", "y", "converted", "won"})
 FALSE_TEXTS = frozenset({"0", "false", "no", "n"})
+# A text column is free text (a job title typed by each lead) when its values seen in at least
+# COMMON_ROWS rows (or COMMON_SHARE of the rows) cover less than half of the rows that have a value:
+# most rows would fall into "other". It is learned from by the words it mentions, at most MAX_WORDS
+# features, each word (or group of words, TITLE_GROUPS) mentioned in that many rows.
+COMMON_ROWS = 10
+COMMON_SHARE = 0.01
+MIN_FREE_TEXT_VALUES = 20
+MAX_WORDS = 12
 
 
 @dataclass(frozen=True)
@@ -126,8 +145,15 @@ def choose_columns(
     forced = set(categorical)
     features: list[Feature] = []
     dropped: list[tuple[str, str]] = []
+    # the lead's and the account's copy of one quantity (employees, account.employees): one feature
+    copies = {n: n.removeprefix("account.") for n in names if n.startswith("account.") and n[8:] in names}
     for name in names:
-        values = [r.get(name) for r in rows]
+        if name in copies.values():
+            dropped.append((name, f"read as account.{name} where the account has none"))
+            continue
+        source = Attribute(name, copies.get(name))
+        label = f"{copies[name]} (account, else lead)" if name in copies else name
+        values = [source.value(r) for r in rows]
         kind: Kind = "categorical" if name in forced else infer_kind(values)
         keys = [category(v, placeholders) for v in values]
         present = [k for k in keys if k is not None]
@@ -139,9 +165,56 @@ def choose_columns(
             dropped.append((name, "a date (a calendar day is not a feature; turn it into an age first)"))
         elif distinct == len(rows) and (kind == "categorical" or len(present) == len(rows)):
             dropped.append((name, "an identifier (a different value in every row)"))
+        elif kind == "categorical" and source.fallback is None and free_text(present):
+            words = title_words(name, values, placeholders)
+            if words:
+                features.extend(words)
+            else:
+                dropped.append((name, "free text in which no word is frequent"))
         else:
-            features.append(Feature(name, kind, Attribute(name)))
+            features.append(Feature(label, kind, source))
     return features, dropped
+
+
+def free_text(keys: Sequence[Any]) -> bool:
+    """True when the values seen in enough rows cover less than half of ``keys`` (the present values)."""
+    counts = Counter(k for k in keys if isinstance(k, str))
+    if len(counts) < MIN_FREE_TEXT_VALUES:
+        return False
+    common = max(COMMON_ROWS, COMMON_SHARE * len(keys))
+    return sum(c for c in counts.values() if c >= common) < len(keys) / 2
+
+
+def title_words(name: str, values: Sequence[Any], placeholders: tuple[str, ...]) -> list[Feature]:
+    """Features for the words a free-text column mentions: a group of TITLE_GROUPS where any of its
+    words is mentioned, else a single word, each in at least COMMON_ROWS rows (or COMMON_SHARE); the
+    most frequent MAX_WORDS."""
+    texts = [v.lower() for v in values if isinstance(v, str) and category(v, placeholders) is not None]
+    rows_with: Counter[str] = Counter(w for t in texts for w in set(WORD.findall(t)) - STOP_WORDS)
+    common = max(COMMON_ROWS, COMMON_SHARE * len(texts))
+    grouped = {w for words in TITLE_GROUPS.values() for w in words}
+    found: list[tuple[int, str, tuple[str, ...]]] = []
+    for label, words in TITLE_GROUPS.items():
+        seen = tuple(w for w in words if rows_with[w])
+        rows = sum(1 for t in texts if set(WORD.findall(t)) & set(seen))
+        if seen and rows >= common:
+            found.append((rows, label, seen))
+    found += [(n, w, (w,)) for w, n in rows_with.items() if w not in grouped and n >= common]
+    found.sort(key=lambda f: (-f[0], f[1]))
+    return [
+        Feature(f"{name} mentions {label}", "categorical", TitleWords(name, words, label, placeholders))
+        for _, label, words in found[:MAX_WORDS]
+    ]
+
+
+def attribute_value(feature: Feature, row: dict[str, Any]) -> Any:
+    """A fit feature's value for a row of attributes (an attribute, the account's else the lead's, or
+    whether a free text mentions a word)."""
+    src = feature.source
+    if isinstance(src, TitleWords):
+        return src.value(row.get(src.field))
+    assert isinstance(src, Attribute)
+    return src.value(row)
 
 
 def csv_data(
@@ -196,7 +269,7 @@ def csv_data(
     dropped.extend((canonical(c), "excluded (outcome or sales-entered)") for c in exclude)
     X = np.empty((len(kept), len(features)), dtype=object)
     for i, (r, _, _) in enumerate(kept):
-        X[i] = [r.get(f.name) for f in features]
+        X[i] = [attribute_value(f, r) for f in features]
     keys = tuple(str(r.get(key)) if key else str(n) for r, _, n in kept)
     return Dataset(
         tuple(features),

@@ -20,9 +20,57 @@ PLACEHOLDERS: tuple[str, ...] = ("select", "n/a", "null", "-")
 
 @dataclass(frozen=True)
 class Attribute:
-    """A lead attribute (``job_title``) or, with ``account.``, an account attribute."""
+    """A lead attribute (``job_title``) or, with ``account.``, an account attribute; with ``fallback``,
+    the account's value where it has one, else the lead's (``account.employees`` else ``employees``: the
+    lead's and the account's copy of one quantity are one feature)."""
 
     field: str
+    fallback: str | None = None
+
+    def value(self, row: dict[str, Any]) -> Any:
+        own = row.get(self.field)
+        return row.get(self.fallback) if own is None and self.fallback is not None else own
+
+    @property
+    def monotone(self) -> bool:
+        """Bins whose conversion rate only rises or only falls with the value: a firmographic quantity
+        of the account (employees, revenue) says more the larger (or the smaller) it is, never in a
+        zig-zag of campaign-sized bins."""
+        return self.field.startswith("account.")
+
+
+# Words of a free-text title that say the same thing, one feature each: "VP of Marketing" mentions
+# seniority VP and function marketing. Other frequent words are features of their own.
+TITLE_GROUPS: dict[str, tuple[str, ...]] = {
+    "C-level / Founder": ("chief", "ceo", "cto", "cfo", "cmo", "coo", "cio", "founder", "owner", "president"),
+    "VP / Head / Director": ("vp", "vice", "head", "director"),
+    "Manager / Lead": ("manager", "lead", "supervisor"),
+    "Student / Intern": ("student", "intern", "trainee"),
+}
+STOP_WORDS = frozenset({"of", "and", "the", "for", "in", "at", "to", "a", "an", "on", "with"})
+WORD = re.compile(r"[a-z]{2,}")
+
+
+@dataclass(frozen=True)
+class TitleWords:
+    """Whether a free-text attribute (a job title) mentions any of ``words``, as whole words ignoring
+    case: True or False for a present text, missing for a missing one. The fit rule is the same test as
+    the model language's ``regex`` operator reads it (the pattern in ``pattern``)."""
+
+    field: str
+    words: tuple[str, ...]
+    label: str  # "VP / Head / Director"
+    placeholders: tuple[str, ...] = PLACEHOLDERS
+
+    @property
+    def pattern(self) -> str:
+        return f"(^|[^a-z0-9])({'|'.join(self.words)})([^a-z0-9]|$)"
+
+    def value(self, raw: Any) -> bool | None:
+        key = category(raw, self.placeholders)
+        if key is None:
+            return None
+        return isinstance(raw, str) and re.search(self.pattern, raw.lower()) is not None
 
 
 @dataclass(frozen=True)
@@ -103,7 +151,7 @@ class EventRatio:
         return f"{self.label}: {said} in the last {days} days as in the {days} before"
 
 
-Source = Attribute | EventCount | EventRecency | EventRatio
+Source = Attribute | TitleWords | EventCount | EventRecency | EventRatio
 
 
 @dataclass(frozen=True)
@@ -114,7 +162,7 @@ class Feature:
 
     @property
     def section(self) -> Literal["fit", "engagement"]:
-        return "fit" if isinstance(self.source, Attribute) else "engagement"
+        return "fit" if isinstance(self.source, Attribute | TitleWords) else "engagement"
 
 
 FAMILIES = ("attributes", "counts", "distinct days", "recency", "committee", "ratios")
@@ -123,7 +171,7 @@ FAMILIES = ("attributes", "counts", "distinct days", "recency", "committee", "ra
 def family(feature: Feature) -> str:
     """The family of features a feature belongs to (the learner chooses which families to use)."""
     src = feature.source
-    if isinstance(src, Attribute):
+    if isinstance(src, Attribute | TitleWords):
         return "attributes"
     if isinstance(src, EventRecency):
         return "recency"

@@ -189,13 +189,14 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         min_count = max(1, math.ceil(self.min_bin_share * len(target)))
         return [
             fit_bins(X[:, j], target, f.kind, max_bins=self.max_bins, min_count=min_count,
-                     max_prebins=self.max_prebins, placeholders=self.placeholders)
+                     max_prebins=self.max_prebins, placeholders=self.placeholders,
+                     monotone=isinstance(f.source, Attribute) and f.source.monotone)
             for j, f in enumerate(self.features_)
         ]  # fmt: skip
 
     def _pool(self) -> list[tuple[int, int]]:
         """Pairs that fit rules can express: both features are attributes."""
-        return candidates([j for j, f in enumerate(self.features_) if isinstance(f.source, Attribute)])
+        return candidates([j for j, f in enumerate(self.features_) if f.section == "fit"])
 
     def _refit(
         self, coded: Coded, target: npt.NDArray[np.int64], C: float, fitted: list[LogisticRegression]

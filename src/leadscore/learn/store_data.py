@@ -23,8 +23,16 @@ from sqlalchemy import Connection, func, select
 from leadscore.compile import Sources, compile_model
 from leadscore.compile.layout import before_col, count_col, distinct_col, last_col, recent_col
 from leadscore.errors import InputError, Problem
-from leadscore.learn.dataset import Dataset, choose_columns
-from leadscore.learn.features import PLACEHOLDERS, Attribute, EventCount, EventRatio, EventRecency, Feature
+from leadscore.learn.dataset import Dataset, attribute_value, choose_columns
+from leadscore.learn.features import (
+    PLACEHOLDERS,
+    Attribute,
+    EventCount,
+    EventRatio,
+    EventRecency,
+    Feature,
+    TitleWords,
+)
 from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times, rejected_by_sales
 from leadscore.model import ScoringModel
 from leadscore.model.conditions import FIELD_NAME
@@ -46,6 +54,10 @@ EMAIL_EVENTS = ("Email Opened", "Email Link Clicked")
 MACHINE = {"machine": {"after": "Email Delivered", "same": "email_id", "within": "10s"}}
 BURST = {"burst": {"more_than": 10, "within": "60s"}}
 EVENT_TYPES = ("track", "page", "screen")
+# A track event is told apart by a property that is a text on this share of its events, with at most
+# this many values (a form's name, a feature's): more would be ids, not kinds
+SPLIT_PRESENT = 0.9
+MAX_SPLIT_VALUES = 6
 # The account's id as ingest keeps it among the account's attributes (a group call's groupId): it names
 # an account, it says nothing about one
 IDENTIFIERS = {"account.group_id": "the account's id (an identifier, not a property of the account)"}
@@ -77,6 +89,7 @@ def event_kinds(
     found: list[tuple[int, str, dict[str, str], dict[str, Any] | None]] = [
         (int(n), str(name), {"type": str(kind), "name": str(name)}, None) for kind, name, n in tracks
     ]
+    found += _track_values(conn, lead_events)
     for head, n in sections.items():
         where: dict[str, Any] = (
             {"property": "path", "equals": "/"} if head == "/" else {"property": "path", "prefix": head}
@@ -84,6 +97,54 @@ def event_kinds(
         found.append((n, f"{head} pages", {"type": "page"}, where))
     found.sort(key=lambda f: (-f[0], f[1]))
     return [(lbl, ev, where) for _, lbl, ev, where in found[:limit]]
+
+
+def _track_values(
+    conn: Connection, lead_events: Any
+) -> list[tuple[int, str, dict[str, str], dict[str, Any] | None]]:
+    """Track events told apart by a property (``Form Submitted`` by its ``form``: a demo request is not
+    an e-book download): for each event name, the property that is a text on nearly every event
+    (SPLIT_PRESENT), with 2 to MAX_SPLIT_VALUES values (ignoring case), whose largest value does not
+    reach every lead of the event (the values split its leads differently); of several, the one whose
+    largest value reaches the fewest leads. One kind per value: (leads reached, label, event, where)."""
+    seen: dict[str, dict[str, dict[str, set[int]]]] = {}  # name -> key -> value -> leads
+    occurrences: dict[str, int] = {}
+    reached: dict[str, set[int]] = {}
+    present: dict[tuple[str, str], int] = {}
+    for name, props, lead in conn.execute(
+        select(events.c.name, events.c.properties, identities.c.lead_id)
+        .select_from(lead_events)
+        .where(events.c.type == "track", events.c.name.is_not(None))
+    ):
+        occurrences[name] = occurrences.get(name, 0) + 1
+        reached.setdefault(name, set()).add(int(lead))
+        keys = seen.setdefault(name, {})
+        for key, value in (props or {}).items():
+            if not isinstance(value, str) or not value or not FIELD_NAME.match(key):
+                continue
+            present[(name, key)] = present.get((name, key), 0) + 1
+            values = keys.setdefault(key, {})
+            if len(values) <= MAX_SPLIT_VALUES or value.lower() in values:
+                values.setdefault(value.lower(), set()).add(int(lead))
+    out: list[tuple[int, str, dict[str, str], dict[str, Any] | None]] = []
+    for name, keys in sorted(seen.items()):
+        reach = len(reached[name])
+        best: tuple[int, str] | None = None
+        for key, values in keys.items():
+            if (
+                present[(name, key)] < SPLIT_PRESENT * occurrences[name]
+                or not 2 <= len(values) <= MAX_SPLIT_VALUES
+            ):
+                continue
+            largest = max(len(leads) for leads in values.values())
+            if largest < reach and (best is None or (largest, key) < best):
+                best = (largest, key)
+        if best is None:
+            continue
+        key = best[1]
+        out += [(len(leads), f"{name}: {value}", {"type": "track", "name": name}, {"property": key, "equals": value})
+                for value, leads in keys[key].items() if value not in PLACEHOLDERS]  # fmt: skip
+    return out
 
 
 def event_features(
@@ -156,8 +217,9 @@ def _probe(features: Sequence[Feature]) -> ScoringModel:
     rules: list[dict[str, Any]] = []
     for i, f in enumerate(features):
         src = f.source
-        if isinstance(src, Attribute):
+        if f.section == "fit":
             continue
+        assert not isinstance(src, Attribute | TitleWords)
         extra = {
             **({"where": src.where} if src.where else {}),
             **({"exclude": src.exclude} if src.exclude else {}),
@@ -185,9 +247,9 @@ def feature_matrix(
     attrs = attribute_rows(conn, sorted({lead for lead, _ in pairs}))
     X = np.empty((len(pairs), len(features)), dtype=object)
     for j, f in enumerate(features):
-        if isinstance(f.source, Attribute):
-            X[:, j] = [attrs.get(lead, {}).get(f.source.field) for lead, _ in pairs]
-    events_at = [j for j, f in enumerate(features) if not isinstance(f.source, Attribute)]
+        if f.section == "fit":
+            X[:, j] = [attribute_value(f, attrs.get(lead, {})) for lead, _ in pairs]
+    events_at = [j for j, f in enumerate(features) if f.section != "fit"]
     if not events_at:
         return X
     probe = _probe(features)

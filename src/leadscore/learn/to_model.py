@@ -24,7 +24,15 @@ from typing import Any
 
 import yaml
 
-from leadscore.learn.features import EventCount, EventRatio, EventRecency, Feature, slug
+from leadscore.learn.features import (
+    Attribute,
+    EventCount,
+    EventRatio,
+    EventRecency,
+    Feature,
+    TitleWords,
+    slug,
+)
 from leadscore.learn.scorecard import BinRow, CellRow, Scorecard
 from leadscore.model import ScoringModel, dump_model, loads_model
 
@@ -105,9 +113,59 @@ def _categorical_bin(sc: Scorecard, feature: Feature, index: int) -> tuple[dict[
 
 def _bin_condition(sc: Scorecard, feature: Feature, index: int) -> tuple[dict[str, Any], str]:
     b = sc.bins_[sc.features_.index(feature)]
+    src = feature.source
+    if isinstance(src, TitleWords):
+        return _words_bin(sc, feature, src, index)
     if b.kind == "numeric":
-        return _numeric_bin(sc, feature, index, b.edges)
-    return _categorical_bin(sc, feature, index)
+        cond, name = _numeric_bin(sc, feature, index, b.edges)
+    else:
+        cond, name = _categorical_bin(sc, feature, index)
+    if isinstance(src, Attribute) and src.fallback is not None:
+        cond = _else(cond, src.field, src.fallback)
+    return cond, name
+
+
+def _else(cond: dict[str, Any], field: str, fallback: str) -> dict[str, Any]:
+    """A condition on ``field`` read as a condition on "``field`` where present, else ``fallback``": every
+    comparison holds for the field, or for the fallback where the field is missing (both missing for
+    ``missing``)."""
+    if "all" in cond or "any" in cond:
+        key = "all" if "all" in cond else "any"
+        return {key: [_else(c, field, fallback) for c in cond[key]]}
+    if "not" in cond:
+        return {"not": _else(cond["not"], field, fallback)}
+    if cond.get("attribute") != field:
+        return cond
+    other = {**cond, "attribute": fallback}
+    if cond.get("missing"):
+        return {"all": [cond, other]}
+    return {"any": [cond, {"all": [{"attribute": field, "missing": True}, other]}]}
+
+
+def _words_bin(sc: Scorecard, feature: Feature, src: TitleWords, index: int) -> tuple[dict[str, Any], str]:
+    """A bin of "the text mentions one of the words": True, False, both, or missing."""
+    b = sc.bins_[sc.features_.index(feature)]
+    if index == b.missing:
+        return _categorical_bin(sc, feature, index)
+    mentions: dict[str, Any] = {"attribute": src.field, "regex": src.pattern}
+    placeholder = {"attribute": src.field, "in": list(src.placeholders)} if src.placeholders else None
+    if placeholder is not None:
+        mentions = {"all": [mentions, {"not": placeholder}]}
+    present: list[dict[str, Any]] = [{"attribute": src.field, "exists": True}]
+    if placeholder is not None:
+        present.append({"not": placeholder})
+    says_not = {"all": [*present, {"not": mentions}]}
+    said = set(b.groups[index])
+    if index == b.other:
+        said |= {True, False} - {v for i, g in enumerate(b.groups) if i != index for v in g}
+    title = src.field.replace("_", " ").capitalize()
+    if said == {True, False}:
+        return {"all": present}, f"{title} given"
+    if said == {True}:
+        return mentions, f"{title} mentions {src.label}"
+    if said == {False}:
+        return says_not, f"{title} does not mention {src.label}"
+    return {"all": [mentions, says_not]}, f"{title}: no value"  # a bin no row can fall in
 
 
 def _cell_rules(sc: Scorecard, used: set[str]) -> list[dict[str, Any]]:

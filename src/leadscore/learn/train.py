@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from leadscore.learn import metrics
 from leadscore.learn.budget import choose, fit_candidate, fit_within, rank
@@ -105,7 +106,31 @@ def learn(
     ``Scorecard``. The model has at most ``max_rules`` rules: which features it starts from (the feature
     families) and how the budget is spent (coarser bins, or the strongest features at few bins) are
     chosen by time-forward cross-validation on the training rows (``budget.choose``); the full model
-    (within the model language's limit) is measured beside it where the budget binds."""
+    (within the model language's limit) is measured beside it where the budget binds.
+
+    BLAS runs on one thread here: the learner fits hundreds of small regressions, and a BLAS thread per
+    core costs about ten times the CPU of the fit itself on a busy machine (``bench/README.md``)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _learn(data, name, holdout_share=holdout_share, challenger=challenger, hot_share=hot_share,
+                      warm_share=warm_share, description=description, interactions=interactions,
+                      max_rules=max_rules, holdout=holdout, test=test, **params)  # fmt: skip
+
+
+def _learn(
+    data: Dataset,
+    name: str,
+    *,
+    holdout_share: float,
+    challenger: Kind | None,
+    hot_share: float,
+    warm_share: float,
+    description: str,
+    interactions: int | Literal["cv"],
+    max_rules: int,
+    holdout: str,
+    test: Dataset | None,
+    **params: Any,
+) -> LearnResult:
     if test is not None:
         train, held, what = data, test, f"holdout: the test set ({len(test)} rows)"
     else:
