@@ -87,6 +87,10 @@ def burst_col(rule_id: str) -> str:
     return f"bn__{rule_id}"
 
 
+def burst_match_col(rule_id: str) -> str:
+    return f"bm__{rule_id}"
+
+
 def burst_mark_col(rule_id: str) -> str:
     return f"bx__{rule_id}"
 

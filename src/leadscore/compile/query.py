@@ -208,27 +208,42 @@ def with_exclusions(
     def person(ev: Any) -> list[Any]:
         return [ev.c.lead_id, ev.c.as_of, *([ev.c.ev_lead_id] if "ev_lead_id" in ev.c else [])]
 
+    kinds: dict[tuple[str, str], EventRule] = {}  # kind match -> the rule naming its 0/1 column
     counts: dict[tuple[str, str, float], EventRule] = {}  # burst key -> the rule naming its count
     marks: dict[tuple[tuple[str, str, float], int], EventRule] = {}  # (burst key, more_than) -> namer
     sends: dict[tuple[str, str], EventRule] = {}  # (after, same) -> the rule naming its latest send
     for rule in marked:
         assert rule.exclude is not None
         if rule.exclude.burst is not None:
+            kinds.setdefault(_burst_key(rule)[:2], rule)
             counts.setdefault(_burst_key(rule), rule)
             marks.setdefault((_burst_key(rule), rule.exclude.burst.more_than), rule)
         if rule.exclude.machine is not None:
             sends.setdefault(_send_key(rule), rule)
 
-    first: list[Any] = list(raw.c)
+    # each kind match once per event, before the windows: both burst windows of every burst of that
+    # kind read the one 0/1 column
+    matched = select(
+        *raw.c,
+        *(
+            case((kind_match(model, r, raw), 1), else_=0).label(layout.burst_match_col(r.id))
+            for r in kinds.values()
+        ),
+    ).subquery(f"{prefix}kind_ev")
+
+    def is_kind(ev: Any, key: tuple[str, str, float]) -> ColumnElement[bool]:
+        return ev.c[layout.burst_match_col(kinds[key[:2]].id)] == 1
+
+    first: list[Any] = list(matched.c)
     for key, rule in counts.items():
-        n = func.count(case((kind_match(model, rule, raw), 1)))
-        window = n.over(partition_by=person(raw), order_by=raw.c.ts, range_=(-int(key[2] * MS), 0))
+        n = func.count(case((is_kind(matched, key), 1)))
+        window = n.over(partition_by=person(matched), order_by=matched.c.ts, range_=(-int(key[2] * MS), 0))
         first.append(window.label(layout.burst_col(rule.id)))
     for (after, same), rule in sends.items():
-        value = LowerText(_event_resolver(raw)(same).text(), unicode=False)
-        send = and_(raw.c.type == "track", raw.c.name == after, value.is_not(None))
-        sent = func.max(case((send, raw.c.ts))).over(
-            partition_by=[*person(raw), value], order_by=raw.c.ts, range_=(None, 0)
+        value = LowerText(_event_resolver(matched)(same).text(), unicode=False)
+        send = and_(matched.c.type == "track", matched.c.name == after, value.is_not(None))
+        sent = func.max(case((send, matched.c.ts))).over(
+            partition_by=[*person(matched), value], order_by=matched.c.ts, range_=(None, 0)
         )
         first.append(sent.label(layout.sent_col(rule.id)))
     mid = select(*first).subquery(f"{prefix}marked_ev")
@@ -237,7 +252,7 @@ def with_exclusions(
     second: list[Any] = [c for c in mid.c if c.key in raw.c or c.key in sent_cols]
     for (key, more_than), rule in marks.items():
         count = mid.c[layout.burst_col(counts[key].id)]
-        over = func.count(case((and_(kind_match(model, rule, mid), count > more_than), 1)))
+        over = func.count(case((and_(is_kind(mid, key), count > more_than), 1)))
         window = over.over(partition_by=person(mid), order_by=mid.c.ts, range_=(0, int(key[2] * MS)))
         second.append(window.label(layout.burst_mark_col(rule.id)))
     last = select(*second).subquery(f"{prefix}burst_ev")
