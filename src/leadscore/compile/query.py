@@ -192,8 +192,8 @@ def with_exclusions(
     event (window max over that person and value) is less than ``within`` older. burst: some span of
     ``within`` holding the event holds more than ``more_than`` of the rule's matches (any time): the
     count of matches in [t - within, t] for every match t, then whether any match in [ts, ts + within]
-    has a count above ``more_than`` (a count over that frame, which every engine slides in one pass;
-    the largest count, ``max``, is recomputed over the frame for every row by SQLite).
+    has a count above ``more_than`` (a count slides over the frame by adding and removing rows; the
+    largest count, ``max``, needs the frame's values kept in order, an index per window on SQLite).
 
     Each window is computed once per distinct definition, not per rule: one latest-send window per
     (``after``, ``same``), one burst count per (kind match, ``within``) and one burst mark per (kind match,
