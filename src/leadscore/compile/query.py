@@ -36,6 +36,7 @@ from leadscore.compile.dialects import (
     JsonBool,
     LowerText,
     MatchCount,
+    NotIndexed,
     RuleSum,
     computed_once,
     double,
@@ -413,7 +414,8 @@ def _event_join(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any) -> list[
         join_on.append(e.c.ts > t.c.as_of - _ms(horizon))
     sends = {"track"} if any(r.exclude and r.exclude.machine for r in rules) else set()
     types = sorted({r.event.type for r in rules} | sends) or ["track"]
-    join_on.append(e.c.type.in_(types) if len(types) > 1 else e.c.type == types[0])
+    kind = NotIndexed(e.c.type)  # the (person_key, ts) index leads, whatever other indexes exist
+    join_on.append(kind.in_(types) if len(types) > 1 else kind == types[0])
     return join_on
 
 
