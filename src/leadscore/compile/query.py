@@ -36,6 +36,7 @@ from leadscore.compile.dialects import (
     JsonBool,
     LowerText,
     MatchCount,
+    NotIndexed,
     RuleSum,
     computed_once,
     double,
@@ -171,6 +172,19 @@ def _excluded_back_s(rule: EventRule) -> float:
     return max(spans)
 
 
+def _burst_key(rule: EventRule) -> tuple[str, str, float]:
+    """What a rule's burst count depends on: its kind match (type, name, ``where``) and the span."""
+    assert rule.exclude is not None and rule.exclude.burst is not None
+    where = rule.where.model_dump_json() if rule.where is not None else ""
+    return rule.event.model_dump_json(), where, duration_seconds(rule.exclude.burst.within)
+
+
+def _send_key(rule: EventRule) -> tuple[str, str]:
+    """What a rule's latest send depends on: the send event's name and the shared property."""
+    assert rule.exclude is not None and rule.exclude.machine is not None
+    return rule.exclude.machine.after, rule.exclude.machine.same
+
+
 def with_exclusions(
     model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str
 ) -> Any:
@@ -180,8 +194,14 @@ def with_exclusions(
     machine: the latest ``after`` event of the same person with the same ``same`` value at or before the
     event (window max over that person and value) is less than ``within`` older. burst: some span of
     ``within`` holding the event holds more than ``more_than`` of the rule's matches (any time): the
-    count of matches in [t - within, t] for every match t, then the largest of those counts over the
-    matches in [ts, ts + within].
+    count of matches in [t - within, t] for every match t, then whether any match in [ts, ts + within]
+    has a count above ``more_than`` (a count slides over the frame by adding and removing rows; the
+    largest count, ``max``, needs the frame's values kept in order, an index per window on SQLite).
+
+    Each window is computed once per distinct definition, not per rule: one latest-send window per
+    (``after``, ``same``), one burst count per (kind match, ``within``) and one burst mark per (kind match,
+    ``within``, ``more_than``); learned models give many rules of one page kind the same burst. The
+    columns are named after the first rule that needs them; each rule's ``x__`` reads the shared ones.
     """
     marked = [r for r in rules if r.exclude is not None]
     if not marked:
@@ -191,39 +211,67 @@ def with_exclusions(
     def person(ev: Any) -> list[Any]:
         return [ev.c.lead_id, ev.c.as_of, *([ev.c.ev_lead_id] if "ev_lead_id" in ev.c else [])]
 
-    first: list[Any] = list(raw.c)
+    kinds: dict[tuple[str, str], EventRule] = {}  # kind match -> the rule naming its 0/1 column
+    counts: dict[tuple[str, str, float], EventRule] = {}  # burst key -> the rule naming its count
+    marks: dict[tuple[tuple[str, str, float], int], EventRule] = {}  # (burst key, more_than) -> namer
+    sends: dict[tuple[str, str], EventRule] = {}  # (after, same) -> the rule naming its latest send
     for rule in marked:
         assert rule.exclude is not None
-        burst, machine = rule.exclude.burst, rule.exclude.machine
-        if burst is not None:
-            span = int(duration_seconds(burst.within) * MS)
-            n = func.count(case((kind_match(model, rule, raw), 1)))
-            window = n.over(partition_by=person(raw), order_by=raw.c.ts, range_=(-span, 0))
-            first.append(window.label(layout.burst_col(rule.id)))
-        if machine is not None:
-            key = LowerText(event_resolver(raw)(machine.same).text(), unicode=False)
-            send = and_(raw.c.type == "track", raw.c.name == machine.after, key.is_not(None))
-            sent = func.max(case((send, raw.c.ts))).over(
-                partition_by=[*person(raw), key], order_by=raw.c.ts, range_=(None, 0)
-            )
-            first.append(sent.label(layout.sent_col(rule.id)))
+        if rule.exclude.burst is not None:
+            kinds.setdefault(_burst_key(rule)[:2], rule)
+            counts.setdefault(_burst_key(rule), rule)
+            marks.setdefault((_burst_key(rule), rule.exclude.burst.more_than), rule)
+        if rule.exclude.machine is not None:
+            sends.setdefault(_send_key(rule), rule)
+
+    # each kind match once per event, before the windows: both burst windows of every burst of that
+    # kind read the one 0/1 column
+    matched = select(
+        *raw.c,
+        *(
+            case((kind_match(model, r, raw), 1), else_=0).label(layout.burst_match_col(r.id))
+            for r in kinds.values()
+        ),
+    ).subquery(f"{prefix}kind_ev")
+
+    def is_kind(ev: Any, key: tuple[str, str, float]) -> ColumnElement[bool]:
+        return ev.c[layout.burst_match_col(kinds[key[:2]].id)] == 1
+
+    first: list[Any] = list(matched.c)
+    for key, rule in counts.items():
+        n = func.count(case((is_kind(matched, key), 1)))
+        window = n.over(partition_by=person(matched), order_by=matched.c.ts, range_=(-int(key[2] * MS), 0))
+        first.append(window.label(layout.burst_col(rule.id)))
+    for (after, same), rule in sends.items():
+        value = LowerText(event_resolver(matched)(same).text(), unicode=False)
+        send = and_(matched.c.type == "track", matched.c.name == after, value.is_not(None))
+        sent = func.max(case((send, matched.c.ts))).over(
+            partition_by=[*person(matched), value], order_by=matched.c.ts, range_=(None, 0)
+        )
+        first.append(sent.label(layout.sent_col(rule.id)))
     mid = select(*first).subquery(f"{prefix}marked_ev")
-    helpers = {c for r in marked for c in (layout.burst_col(r.id), layout.sent_col(r.id))}
-    second: list[Any] = [c for c in mid.c if c.key not in helpers]
+
+    sent_cols = {layout.sent_col(rule.id) for rule in sends.values()}
+    second: list[Any] = [c for c in mid.c if c.key in raw.c or c.key in sent_cols]
+    for (key, more_than), rule in marks.items():
+        count = mid.c[layout.burst_col(counts[key].id)]
+        over = func.count(case((and_(is_kind(mid, key), count > more_than), 1)))
+        window = over.over(partition_by=person(mid), order_by=mid.c.ts, range_=(0, int(key[2] * MS)))
+        second.append(window.label(layout.burst_mark_col(rule.id)))
+    last = select(*second).subquery(f"{prefix}burst_ev")
+
+    third: list[Any] = [c for c in last.c if c.key in raw.c]
     for rule in marked:
         assert rule.exclude is not None
         burst, machine = rule.exclude.burst, rule.exclude.machine
         flags: list[ColumnElement[bool]] = []
         if burst is not None:
-            span = int(duration_seconds(burst.within) * MS)
-            peak = func.max(case((kind_match(model, rule, mid), mid.c[layout.burst_col(rule.id)])))
-            window = peak.over(partition_by=person(mid), order_by=mid.c.ts, range_=(0, span))
-            flags.append(window > burst.more_than)
+            flags.append(last.c[layout.burst_mark_col(marks[_burst_key(rule), burst.more_than].id)] > 0)
         if machine is not None:
-            last_send = mid.c[layout.sent_col(rule.id)]
-            flags.append(and_(last_send.is_not(None), mid.c.ts - last_send < _span_ms(machine.within)))
-        second.append(case((or_(*flags), 1), else_=0).label(layout.excluded_col(rule.id)))
-    return select(*second)
+            last_send = last.c[layout.sent_col(sends[_send_key(rule)].id)]
+            flags.append(and_(last_send.is_not(None), last.c.ts - last_send < _span_ms(machine.within)))
+        third.append(case((or_(*flags), 1), else_=0).label(layout.excluded_col(rule.id)))
+    return select(*third)
 
 
 def within(rule: ThresholdRule, ev: Any) -> ColumnElement[bool]:
@@ -368,7 +416,8 @@ def _event_join(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any) -> list[
         join_on.append(e.c.ts > t.c.as_of - _ms(horizon))
     sends = {"track"} if any(r.exclude and r.exclude.machine for r in rules) else set()
     types = sorted({r.event.type for r in rules} | sends) or ["track"]
-    join_on.append(e.c.type.in_(types) if len(types) > 1 else e.c.type == types[0])
+    kind = NotIndexed(e.c.type)  # the (person_key, ts) index leads, whatever other indexes exist
+    join_on.append(kind.in_(types) if len(types) > 1 else kind == types[0])
     return join_on
 
 
