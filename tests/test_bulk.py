@@ -16,6 +16,7 @@ def test_rows_are_stored_as_given_and_unknown_columns_are_refused(store: Store) 
         rows = [
             {
                 "lead_id": 7,
+                "score_name": "core",
                 "rule_id": "a",
                 "section": "fit",
                 "kind": "fit",
@@ -29,6 +30,7 @@ def test_rows_are_stored_as_given_and_unknown_columns_are_refused(store: Store) 
             },
             {
                 "lead_id": 7,
+                "score_name": "analytics",
                 "rule_id": "b",
                 "section": "engagement",
                 "kind": "each",

@@ -15,6 +15,7 @@ from leadscore.web import ROUTERS
 NOT_PAGES = {
     "/": "redirects to /leads",
     "/leads/export.csv": "a CSV download",
+    "/model/builder/values": "a fragment of the model page (the rule builder's value picker, timed by bench/builder.py)",
 }
 
 
