@@ -153,6 +153,9 @@ def pages(ids: Ids, rnd: random.Random) -> dict[str, Page]:
         "accounts": Page("/accounts", lambda i: "/accounts"),
         "account page": Page("/accounts/{account_id}", lambda i: f"/accounts/{rnd.choice(ids.accounts)}"),
         "model": Page("/model", lambda i: "/model"),
+        "builder values": Page(
+            "/model/builder/values", lambda i: "/model/builder/values?cond_field=lead_source&section=fit"
+        ),
         "model diff": Page("/model/diff", lambda i: f"/model/diff?old={old}&new={new}"),
         "evaluation": Page("/evaluation", lambda i: "/evaluation"),
         "review": Page("/review", lambda i: "/review"),

@@ -59,6 +59,8 @@ def test_reports_by_hand(store: Store) -> None:
         times = {r["stage"]: r for r in reports.time_in_stage(conn, lifecycle, now)}
         acceptance = reports.acceptance(conn)
         warmer = reports.getting_warmer(conn, now, days=7)
+        # the last day (since T0 + 9 days): no one's score moved after dan's points on day 7
+        warmer_today = reports.getting_warmer(conn, now, days=1)
         nurtured = reports.nurtured(conn, lifecycle)
         handoff = reports.ready_for_handoff(conn, lifecycle)
         counted = (
@@ -131,5 +133,6 @@ def test_reports_by_hand(store: Store) -> None:
     }
     # 7 days before now (T0 + 3 days) dan had 0 points; now 65. ann, bob and cat have not moved.
     assert [(r["lead_id"], r["score_then"], r["increase"]) for r in warmer] == [(ids["dan"], 0.0, 65.0)]
+    assert warmer_today == []
     assert [r["lead_id"] for r in nurtured] == [ids["bob"], ids["cat"]]  # recycled 70, lead 10
     assert [(r["lead_id"], r["team"]) for r in handoff] == [(ids["dan"], "emea")]

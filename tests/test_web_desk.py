@@ -17,6 +17,7 @@ from leadscore.lifecycle.reports import ready_for_handoff
 from leadscore.scoring.pipeline import active_model
 from leadscore.store.results import read_current
 from leadscore.store.users import add_user
+from leadscore.web.data.desk import desk
 from leadscore.web.data.lead import rule_names
 from web_support import PASSWORD, SELLER, Site, csrf_of, signed_in, site
 
@@ -182,3 +183,31 @@ def test_demo_serve_signs_in_a_seller_who_owns_leads(demo: Site) -> None:
     assert owned[seller.id] == max(owned.values()) > 0
     assert team.manager is not None and sales[1] == team.manager.email
     assert {role for role, _, _ in users} == {"admin", "marketing", "sales"}
+
+
+def test_the_desk_pages_the_viewers_own_leads_first(demo: Site) -> None:
+    """A page holds ``page_size`` rows of the viewer's own leads, then the others'; the pages in turn give
+    every row of the unpaged desk once, in its order; a page past the last is the last."""
+    with demo.store.connect() as conn:
+        model = active_model(conn).model  # type: ignore[union-attr]
+        lifecycle = model.lifecycle
+        assert lifecycle is not None
+        # Lena's leads seen with an admin's role: her own (mine) and everyone else's (team)
+        whole = desk(conn, model, lifecycle, SELLER, "admin", True, page_size=10_000)
+        rows = [int(r["lead_id"]) for r in [*whole.mine, *whole.team]]
+        assert whole.mine and whole.team  # an admin who owns leads: both lists
+        assert (whole.pages, whole.total) == (1, len(rows))
+        pages = -(-len(rows) // 3)
+        seen: list[int] = []
+        for n in range(1, pages + 1):
+            part = desk(conn, model, lifecycle, SELLER, "admin", True, page=n, page_size=3)
+            assert (part.page, part.pages, part.total) == (n, pages, len(rows))
+            assert len(part.mine) + len(part.team) == (3 if n < pages else len(rows) - 3 * (pages - 1))
+            assert (part.mine_total, part.team_total) == (len(whole.mine), len(whole.team))
+            seen += [int(r["lead_id"]) for r in [*part.mine, *part.team]]
+        assert seen == rows
+        first = desk(conn, model, lifecycle, SELLER, "admin", True, page=1, page_size=3)
+        assert [int(r["lead_id"]) for r in first.mine] == rows[: min(3, len(whole.mine))]
+        last = desk(conn, model, lifecycle, SELLER, "admin", True, page=pages + 5, page_size=3)
+        assert last.page == pages
+        assert [int(r["lead_id"]) for r in [*last.mine, *last.team]] == rows[3 * (pages - 1) :]

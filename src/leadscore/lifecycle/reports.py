@@ -123,9 +123,23 @@ def getting_warmer(
     # table's own order (about the leads' order: the name compared as an expression and a column no index
     # holds keep SQLite off the score indexes), so the probes walk the history index in its order; in a
     # score index's order they would jump about it (several times slower at 100k leads)
+    #
+    # Only the leads with a history row after ``since`` are probed. Why no other lead can have warmed:
+    # every write of a current score goes with a history row wherever the score moved
+    # (``scoring/history.py``: a "created" row for each new lead, then an "event", "time" or "model" row
+    # when a score changes; ``scoring/pipeline.rescore_now``), so a lead's newest history row holds its
+    # current score. A lead without a row after ``since`` has as its newest row the one at or before
+    # ``since``: the score then *is* the current score, its increase is 0 and it is not listed (a lead
+    # with no row at all has never been scored: it has no current score either). The leads that moved
+    # come from ``ix_history_name_at`` (a range of one score's history by time).
+    moved = (
+        select(score_history.c.lead_id)
+        .where(named(score_history.c.score_name, score_name), score_history.c.at_ms > since)
+        .distinct()
+    )
     warmth = computed_once(
         select(scores.c.lead_id, scores.c.score, scores.c.scored_ms, score_then)
-        .where(named(scores.c.score_name.concat(""), score_name))
+        .where(named(scores.c.score_name.concat(""), score_name), scores.c.lead_id.in_(moved))
         .cte("warmth")
     )
     gain = (warmth.c.score - warmth.c.score_then).label("increase")

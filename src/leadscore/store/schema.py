@@ -185,6 +185,7 @@ score_history = Table(
     Column("cause_ref", Text, nullable=False),  # message id(s) or model name@version
     Column("recorded_ms", BigInteger, nullable=False),
     Index("ix_history_lead_at", "lead_id", "score_name", "at_ms"),
+    Index("ix_history_name_at", "score_name", "at_ms", "lead_id"),
 )
 
 outcomes = Table(

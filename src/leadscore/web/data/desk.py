@@ -23,6 +23,8 @@ from leadscore.model import Lifecycle, ScoringModel
 from leadscore.store.lifecycle_tables import current_assignment
 from leadscore.web.data.stages import seller_label
 
+PAGE_SIZE = 50
+
 
 def may_act_on(conn: Connection, lifecycle: Lifecycle | None, lead_id: int, email: str, role: str) -> bool:
     if lifecycle is None:
@@ -35,13 +37,28 @@ class Desk:
     manager: bool
     mine: list[dict[str, Any]] = field(default_factory=list)
     team: list[dict[str, Any]] = field(default_factory=list)  # others' leads this viewer manages (or reads)
+    # paged: the viewer's own rows, then the others' (``PAGE_SIZE`` a page unless told otherwise);
+    # ``mine`` and ``team`` hold the rows of page ``page`` only, the totals count both lists whole
+    page: int = 1
+    pages: int = 1
+    total: int = 0
+    mine_total: int = 0
+    team_total: int = 0
 
 
 def desk(
-    conn: Connection, model: ScoringModel, lifecycle: Lifecycle, email: str, role: str, can_act: bool
+    conn: Connection,
+    model: ScoringModel,
+    lifecycle: Lifecycle,
+    email: str,
+    role: str,
+    can_act: bool,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
 ) -> Desk:
     """The leads ready for handoff that this viewer sees: their own first, then (for a manager, or a
-    reader who gives no feedback) everyone else's they may see. A rep sees only their own."""
+    reader who gives no feedback) everyone else's they may see. A rep sees only their own. Page ``page``
+    of them (``page_size`` rows; a page past the last is the last)."""
     teams = managed_teams(lifecycle, email)
     out = Desk(manager=role == "admin" or bool(teams))
     rows = ready_for_handoff(conn, lifecycle)
@@ -57,7 +74,16 @@ def desk(
             out.mine.append(row)
         elif found_whose == "team" or role == "admin" or not can_act:
             out.team.append(row)
-    # the facts and reasons of the rows shown only (a rep sees a few of the leads ready for handoff)
+    out.mine_total, out.team_total = len(out.mine), len(out.team)
+    out.total = out.mine_total + out.team_total
+    out.pages = max(1, -(-out.total // page_size))
+    out.page = min(max(1, page), out.pages)
+    start = (out.page - 1) * page_size
+    mine_here = out.mine[start : start + page_size]
+    team_start = max(0, start - len(out.mine))
+    out.team = out.team[team_start : team_start + page_size - len(mine_here)]
+    out.mine = mine_here
+    # the facts and reasons of the rows shown only (a page of the leads ready for handoff)
     shown = [*out.mine, *out.team]
     facts = read_facts(conn, shown)
     reasons = top_reasons_of(conn, names, [int(row["lead_id"]) for row in shown])

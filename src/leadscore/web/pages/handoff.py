@@ -25,12 +25,15 @@ def handoff_page(
     viewer: LeadsReader,
     done: Annotated[str, Query(pattern="^(|accepted|rejected)$")] = "",
     lead: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    page_number: Annotated[int, Query(alias="page", ge=1, le=10**9)] = 1,
 ) -> HTMLResponse:
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
         view = (
-            desk(conn, active.model, lifecycle, viewer.email, viewer.role, viewer.can("feedback"))
+            desk(
+                conn, active.model, lifecycle, viewer.email, viewer.role, viewer.can("feedback"), page_number
+            )
             if active is not None and lifecycle is not None
             else None
         )
@@ -47,4 +50,5 @@ def handoff_page(
         done=done,
         done_lead=lead,
         now=now_ms(),
+        page_link=lambda n: f"/handoff?page={n}",
     )
