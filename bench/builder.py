@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             assert csrf
             base = {"csrf_token": csrf.group(1), "draft": draft}
             shown: list[float] = []  # from the first ask to the count shown, asking again every 50 ms
+            firsts: list[float] = []  # the first reply (the request the page waits for)
 
             def engagement() -> httpx.Response:
                 """A cold engagement count (nothing remembered): the first reply is what is timed as the
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 t0 = time.perf_counter()
                 first = reply = client.post("/model/builder/count", data=data)
+                firsts.append((time.perf_counter() - t0) * 1000)
                 while "counting the events" in reply.text:
                     time.sleep(0.05)
                     reply = client.post("/model/builder/count", data=data)
@@ -131,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                 for name, make in kinds.items():
                     t0 = time.perf_counter()
                     response = make()
-                    times[name].append((time.perf_counter() - t0) * 1000)
+                    times[name].append(
+                        (time.perf_counter() - t0) * 1000 if name != "count: engagement" else firsts[-1]
+                    )
                     assert response.status_code == (404 if name == "empty page" else 200), name
         store.dispose()
     empty = statistics.median(times["empty page"])

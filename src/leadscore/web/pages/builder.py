@@ -237,7 +237,8 @@ def counts(request: Request, form: RuleForm, draft: str) -> dict[str, Any]:
         with store.connect() as conn:
             # no table fingerprint: the minute in the key bounds how stale a count can be (an event table
             # that grows every second would otherwise start the count again on every ask)
-            found = remembered_within(conn, (), key, compute, max(0.0, deadline - time.monotonic()))
+            wait_s = max(0.0, deadline - time.monotonic())
+            found = remembered_within(conn, (), key, compute, wait_s, shelf="builder counts")
         if isinstance(found, Pending):
             return {"pending": True}
         return {"events": found[0], "leads": found[1]}
