@@ -36,6 +36,7 @@ from leadscore.scoring.run import now_ms  # noqa: E402
 from leadscore.settings import Settings  # noqa: E402
 from leadscore.store import Store  # noqa: E402
 from leadscore.store.users import add_user  # noqa: E402
+from leadscore.web.data.remembered import forget  # noqa: E402
 from live_server import serving  # noqa: E402
 
 PASSWORD = "bench password 123"
@@ -85,6 +86,31 @@ def main(argv: list[str] | None = None) -> int:
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/model").text)
             assert csrf
             base = {"csrf_token": csrf.group(1), "draft": draft}
+            shown: list[float] = []  # from the first ask to the count shown, asking again every 50 ms
+            firsts: list[float] = []  # the first reply (the request the page waits for)
+
+            def engagement() -> httpx.Response:
+                """A cold engagement count (nothing remembered): the first reply is what is timed as the
+                request; asked again until the count is there, as the page does (it waits 1 s, not 50 ms)."""
+                forget()
+                data = {
+                    **base,
+                    "section": "engagement",
+                    "event_type": "page",
+                    **_rows("path", "prefix", "/pricing"),
+                }
+                t0 = time.perf_counter()
+                first = reply = client.post("/model/builder/count", data=data)
+                firsts.append((time.perf_counter() - t0) * 1000)
+                while "counting the events" in reply.text:
+                    time.sleep(0.05)
+                    reply = client.post("/model/builder/count", data=data)
+                shown.append((time.perf_counter() - t0) * 1000)
+                last[0] = reply
+                return first
+
+            last: list[httpx.Response] = []
+            last.append(client.get("/leads/0"))
             kinds = {
                 "empty page": lambda: client.get("/leads/0"),
                 "model page + pickers": lambda: client.get("/model"),
@@ -92,21 +118,13 @@ def main(argv: list[str] | None = None) -> int:
                     "/model/builder/count",
                     data={**base, "section": "fit", **_rows("job_title", "contains", "growth")},
                 ),
-                "count: engagement": lambda: client.post(
-                    "/model/builder/count",
-                    data={
-                        **base,
-                        "section": "engagement",
-                        "event_type": "page",
-                        **_rows("path", "prefix", "/pricing"),
-                    },
-                ),
+                "count: engagement": lambda: engagement(),
                 "value picker": lambda: client.get(
                     "/model/builder/values", params={"cond_field": "country", "section": "fit"}
                 ),
             }
             for name, make in kinds.items():  # warm-up; what the counts counted
-                text = make().text
+                text = make().text if name != "count: engagement" else (make(), last[0])[1].text
                 if name.startswith("count"):
                     found = re.search(r"The whole rule:</strong>(.*?)</li>", text, re.S)
                     print(f"{name}: {re.sub(r'<[^>]+>', '', found.group(1)).strip() if found else '?'}")
@@ -115,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                 for name, make in kinds.items():
                     t0 = time.perf_counter()
                     response = make()
-                    times[name].append((time.perf_counter() - t0) * 1000)
+                    times[name].append(
+                        (time.perf_counter() - t0) * 1000 if name != "count: engagement" else firsts[-1]
+                    )
                     assert response.status_code == (404 if name == "empty page" else 200), name
         store.dispose()
     empty = statistics.median(times["empty page"])
@@ -123,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in times.items():
         p50 = statistics.median(values)
         print(f"{name:<24}{p50:9.1f}{percentile(values, 0.95):9.1f}{p50 / empty:12.1f}x")
+    shown = shown[1:]  # less the warm-up's
+    p50 = statistics.median(shown)
+    print(f"{'engagement until shown':<24}{p50:9.1f}{percentile(shown, 0.95):9.1f}{p50 / empty:12.1f}x")
     return 0
 
 

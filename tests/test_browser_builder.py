@@ -6,6 +6,7 @@ keeps every comment the author wrote. axe finds no serious or critical violation
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +131,42 @@ def test_marketer_builds_a_rule_sees_its_count_backtests_and_publishes(
     assert tab.axe() == []
     assert tab.problems == []
     tab.close()
+
+
+def test_a_slow_engagement_count_says_counting_then_shows_the_hand_count(
+    chromium: Browser, builder_site: tuple[str, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engagement count that takes longer than the request waits: the page says it is counting, asks
+    again by itself, and shows the hand count once it is done (pricing views: u1 twice, u2 once)."""
+    from leadscore.web.data.remembered import forget
+    from leadscore.web.pages import builder
+
+    forget()
+    release = threading.Event()
+    real = builder.event_matches
+
+    def held(*args: object, **kwargs: object) -> object:  # the real count, started only once released
+        release.wait(30)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builder, "event_matches", held)
+    url, _ = builder_site
+    tab = Tab(chromium, url)
+    page = tab.page
+    tab.sign_in("marketing@example.test")
+    page.goto("/model")
+    page.get_by_label("Kind of rule").select_option("engagement")
+    page.get_by_label("Event type").select_option("page")
+    page.get_by_label("Field of condition 1").fill("path")
+    page.get_by_label("Field of condition 1").press("Tab")
+    page.get_by_label("Comparison of condition 1").select_option("prefix")
+    page.get_by_label("Value of condition 1").fill("/pricing")
+    page.get_by_label("Value of condition 1").press("Tab")
+    expect(page.locator("#b-count-0")).to_have_text("Condition 1: counting the events of the last 90 days…")
+    release.set()
+    expect(page.locator("#b-count-0")).to_have_text(
+        "Condition 1: 3 events in the last 90 days, from 2 leads", timeout=15_000
+    )
+    expect(page.locator("#b-count-total")).to_have_text(
+        "The whole rule: 3 events in the last 90 days, from 2 leads"
+    )

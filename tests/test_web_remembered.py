@@ -18,7 +18,7 @@ from leadscore.scoring.pipeline import publish
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.schema import leads, stage_history
-from leadscore.web.data.remembered import Pending, forget, remembered, remembered_within
+from leadscore.web.data.remembered import SIZE, Pending, forget, remembered, remembered_within
 from lifecycle_model import DAY, T0, model, person, send, settings
 from web_support import signed_in, site
 
@@ -94,6 +94,27 @@ def test_a_remembered_refusal_is_raised_again_without_computing(store: Store) ->
     assert len(calls) == 1
     with store.connect() as conn, pytest.raises(KeyError):  # other exceptions are not remembered
         remembered(conn, (stage_history,), "boom", lambda: {}["missing"], errors=(ValueError,))
+
+
+def test_results_on_another_shelf_never_push_a_report_out(store: Store) -> None:
+    """The rule builder keeps a count per keystroke's condition on its own shelf: SIZE + 8 of them
+    leave the dashboard's remembered report in place (not computed again)."""
+    forget()
+    calls: list[int] = []
+
+    def report() -> int:
+        with store.connect() as conn:
+            return remembered(conn, (stage_history,), "report", lambda: calls.append(1) or 41)
+
+    assert report() == 41 and calls == [1]
+    for n in range(SIZE + 8):
+        with store.connect() as conn:
+            assert remembered_within(conn, (), ("count", n), lambda n=n: n * 2, 30, shelf="counts") == n * 2
+    assert report() == 41 and calls == [1]  # still remembered
+    for n in range(SIZE + 8):  # the same shelf keeps its newest SIZE; a report pushes its own kind out
+        with store.connect() as conn:
+            remembered(conn, (stage_history,), ("other report", n), lambda n=n: n)
+    assert report() == 41 and calls == [1, 1]  # pushed out by SIZE + 8 other reports: computed again
 
 
 def test_a_long_computation_runs_in_the_background_and_its_result_comes_later(store: Store) -> None:

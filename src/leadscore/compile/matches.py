@@ -40,12 +40,16 @@ def event_matches(
     the distinct leads they belong to."""
     events, identities = sources.events, sources.identities
     recent = and_(events.c.ts > as_of - days * DAY_MS, events.c.ts <= as_of)
-    # the lead looked up per matching event (not a join): the database starts from the events of the
-    # rule's type in the span (the ``type, ts`` index) instead of from every identity's events
-    lead = (
-        select(identities.c.lead_id).where(identities.c.key == events.c.person_key).limit(1).scalar_subquery()
+    # the matching events counted per person first (the ``type, ts`` index narrows to the type and span),
+    # then each distinct person's lead looked up once: a person has many events, and a lookup per event
+    # cost more than the scan; events of an unknown person drop out of the join, as in the scoring query
+    per_person = (
+        select(events.c.person_key, func.count().label("n"))
+        .where(kind_match(model, rule, events), recent)
+        .group_by(events.c.person_key)
+        .subquery("per_person")
     )
     return select(
-        func.count(lead).label("events"),  # events of a known person only, as the scoring query joins
-        func.count(lead.distinct()).label("leads"),
-    ).where(kind_match(model, rule, events), recent)
+        func.coalesce(func.sum(per_person.c.n), 0).label("events"),
+        func.count(identities.c.lead_id.distinct()).label("leads"),
+    ).select_from(per_person.join(identities, identities.c.key == per_person.c.person_key))

@@ -50,7 +50,14 @@ SCORING_INPUTS = (events, leads, accounts, outcomes, stage_history, feedback)
 FEEDBACK_INPUTS = (*SCORING_INPUTS, model_versions)
 
 _lock = threading.Lock()
-_memo: OrderedDict[Hashable, Any] = OrderedDict()
+# results per shelf, each shelf its own SIZE: the rule builder's live counts (one per keystroke's
+# condition) never push the dashboard's reports out
+_shelves: dict[str, OrderedDict[Hashable, Any]] = {}
+REPORTS = "reports"
+
+
+def _shelf(name: str) -> OrderedDict[Hashable, Any]:
+    return _shelves.setdefault(name, OrderedDict())
 
 
 def fingerprint(conn: Connection, tables: tuple[Table, ...]) -> tuple[Any, ...]:
@@ -74,20 +81,21 @@ def remembered(
 ) -> T:
     """``compute()``, or its result from an earlier call with the same key and the same ``tables``; an
     exception of ``errors`` (e.g. "not enough data") is remembered and raised again the same way."""
+    memo = _shelf(REPORTS)
     full = (str(conn.engine.url), key, tuple(t.name for t in tables), fingerprint(conn, tables))
     with _lock:
-        hit = _memo.get(full, _memo)
-        if hit is not _memo:
-            _memo.move_to_end(full)
-    if hit is _memo:
+        hit = memo.get(full, memo)
+        if hit is not memo:
+            memo.move_to_end(full)
+    if hit is memo:
         try:
             hit = compute()
         except errors as exc:
             hit = _Raised(exc)
         with _lock:
-            _memo[full] = hit
-            while len(_memo) > SIZE:
-                _memo.popitem(last=False)
+            memo[full] = hit
+            while len(memo) > SIZE:
+                memo.popitem(last=False)
     if isinstance(hit, _Raised):
         raise hit.exc
     return hit
@@ -110,18 +118,20 @@ def remembered_within(
     compute: Callable[[], T],
     wait_s: float,
     errors: tuple[type[Exception], ...] = (),
+    shelf: str = REPORTS,
 ) -> T | Pending:
     """``remembered``, but a computation runs in a background thread and the caller waits for it at most
     ``wait_s`` seconds: then it gets ``Pending`` and a later call the result, once it is done (a request
     that would read every lead's history is bounded; the numbers are the same when they come). ``compute``
     must open its own connections (it runs after the caller's has closed). A call that finds the
     computation under way (started by an earlier call) does not wait: it gets ``Pending`` at once until the
-    result is there."""
+    result is there. ``shelf``: where the result is kept (a shelf holds ``SIZE`` results)."""
     full = (str(conn.engine.url), key, tuple(t.name for t in tables), fingerprint(conn, tables))
+    memo = _shelf(shelf)
     with _lock:
-        hit = _memo.get(full, _memo)
-        if hit is not _memo:
-            _memo.move_to_end(full)
+        hit = memo.get(full, memo)
+        if hit is not memo:
+            memo.move_to_end(full)
         elif full in _running:  # under way since an earlier call, which waited for it: do not wait again
             done, started, box = _running[full]
             wait_s = 0.0
@@ -129,9 +139,9 @@ def remembered_within(
             done, started, box = threading.Event(), int(time.time() * 1000), []
             _running[full] = (done, started, box)
             threading.Thread(
-                target=_compute_in_background, args=(full, compute, errors, done, box), daemon=True
+                target=_compute_in_background, args=(full, compute, errors, done, box, memo), daemon=True
             ).start()
-    if hit is _memo:
+    if hit is memo:
         if not done.wait(wait_s):
             return Pending(started)
         if not box:  # it failed (logged) and was not kept: the next call tries again
@@ -148,6 +158,7 @@ def _compute_in_background(
     errors: tuple[type[Exception], ...],
     done: threading.Event,
     box: list[Any],
+    memo: OrderedDict[Hashable, Any],
 ) -> None:
     try:
         try:
@@ -156,9 +167,9 @@ def _compute_in_background(
             result = _Raised(exc)
         box.append(result)
         with _lock:
-            _memo[full] = result
-            while len(_memo) > SIZE:
-                _memo.popitem(last=False)
+            memo[full] = result
+            while len(memo) > SIZE:
+                memo.popitem(last=False)
     except Exception:
         log.exception("computing a remembered report failed")
     finally:
@@ -175,4 +186,5 @@ class _Raised:
 def forget() -> None:
     """Drop every remembered result (tests)."""
     with _lock:
-        _memo.clear()
+        for memo in _shelves.values():
+            memo.clear()

@@ -10,11 +10,14 @@ published with the editor's own buttons. Counts go through the scoring query's o
 
 from __future__ import annotations
 
+import hashlib
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from leadscore.api.state import state_of
 from leadscore.compile.matches import event_matches, lead_matches
@@ -25,6 +28,7 @@ from leadscore.model.source import remove_rule, set_list, set_rule
 from leadscore.model.yaml_io import plain_message
 from leadscore.scoring.run import all_leads, model_of, now_ms, score_rows
 from leadscore.web.data import leadlist, vocabulary
+from leadscore.web.data.remembered import Pending, remembered_within
 from leadscore.web.data.rule_form import (
     OP_WORDS,
     Row,
@@ -41,6 +45,12 @@ from leadscore.web.security import ModelValidator, Viewer
 
 router = APIRouter()
 COUNT_DAYS = 90
+# an engagement count reads every event of its type in the last COUNT_DAYS days (the index narrows type and
+# time, not a path or property): a request waits this long for its counts together, then shows the ones
+# still running as being counted and asks again (``model_builder_counts.html``)
+COUNT_WAIT_S = 0.2
+COUNT_AGAIN_MS = 1000
+MINUTE_MS = 60_000
 MAX_DRAFT = 512 * 1024
 
 
@@ -203,10 +213,35 @@ def _validated(cond: dict[str, Any], subject: str) -> tuple[Any, str | None]:
 
 def counts(request: Request, form: RuleForm, draft: str) -> dict[str, Any]:
     """The live counts: per filled row and for the whole condition; fit rules count leads, engagement
-    rules count events of the last ``COUNT_DAYS`` days and the leads they belong to."""
+    rules count events of the last ``COUNT_DAYS`` days and the leads they belong to.
+
+    An engagement count runs in the background (``remembered_within``) and the request waits for all of
+    them at most ``COUNT_WAIT_S`` together; one not done by then is ``{"pending": True}``. A count is kept
+    per condition, draft and minute: the window ends at the minute's end, so asking again within the minute
+    (the page does until the counts are there) gets the same count, and events that arrive meanwhile are
+    counted from the next minute on."""
     store = state_of(request).store
     model = _model_or_none(draft) or ScoringModel(model="draft")
-    stamp = now_ms()
+    minute = now_ms() // MINUTE_MS
+    end = (minute + 1) * MINUTE_MS - 1  # the window's last millisecond: the end of this minute
+    deadline = time.monotonic() + COUNT_WAIT_S
+    drafted = hashlib.sha256(draft.encode()).hexdigest()  # the draft's lists are part of a condition
+
+    def engagement(probe: EachRule) -> dict[str, Any]:
+        def compute() -> tuple[int, int]:
+            with store.connect() as conn:  # its own connection: it may outlive the request's
+                row = conn.execute(event_matches(model, probe, store.sources(), end, COUNT_DAYS)).one()
+            return int(row.events), int(row.leads)
+
+        key = ("builder count", probe.model_dump_json(), drafted, minute, COUNT_DAYS)
+        with store.connect() as conn:
+            # no table fingerprint: the minute in the key bounds how stale a count can be (an event table
+            # that grows every second would otherwise start the count again on every ask)
+            wait_s = max(0.0, deadline - time.monotonic())
+            found = remembered_within(conn, (), key, compute, wait_s, shelf="builder counts")
+        if isinstance(found, Pending):
+            return {"pending": True}
+        return {"events": found[0], "leads": found[1]}
 
     def one(cond: dict[str, Any] | None) -> dict[str, Any]:
         where = None
@@ -214,27 +249,34 @@ def counts(request: Request, form: RuleForm, draft: str) -> dict[str, Any]:
             where, problem = _validated(cond, form.subject)
             if problem is not None:
                 return {"problem": problem}
-        with store.connect() as conn:
-            if form.section == "fit":
-                if where is None:
-                    return {"problem": "add a condition"}
+        if form.section == "fit":
+            if where is None:
+                return {"problem": "add a condition"}
+            with store.connect() as conn:
                 n = conn.execute(lead_matches(model, where, store.sources())).scalar_one()
-                return {"leads": int(n)}
-            event: dict[str, Any] = {"type": form.event_type}
-            if form.event_name.strip():
-                event["name"] = form.event_name.strip()
-            try:
-                probe = EachRule.model_validate(
-                    {"id": "draft", "name": "draft", "event": event, "where": cond, "points": 1}
-                )
-            except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
-                return {"problem": plain_message(err, str(err["loc"][-1]))}
-            row = conn.execute(event_matches(model, probe, store.sources(), stamp, COUNT_DAYS)).one()
-            return {"events": int(row.events), "leads": int(row.leads)}
+            return {"leads": int(n)}
+        event: dict[str, Any] = {"type": form.event_type}
+        if form.event_name.strip():
+            event["name"] = form.event_name.strip()
+        try:
+            probe = EachRule.model_validate(
+                {"id": "draft", "name": "draft", "event": event, "where": cond, "points": 1}
+            )
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            return {"problem": plain_message(err, str(err["loc"][-1]))}
+        return engagement(probe)
 
     rows = [one(row_condition(r, form.subject)) if r.filled else None for r in form.rows]
-    return {"rows": rows, "total": one(condition(form)), "days": COUNT_DAYS, "section": form.section}
+    total = one(condition(form))
+    pending = any(c is not None and c.get("pending") for c in [*rows, total])
+    return {
+        "rows": rows,
+        "total": total,
+        "days": COUNT_DAYS,
+        "section": form.section,
+        "again_ms": COUNT_AGAIN_MS if pending else None,
+    }
 
 
 @router.post("/model/builder/count", response_class=HTMLResponse, include_in_schema=False)
@@ -243,7 +285,8 @@ async def builder_count(request: Request, viewer: ModelValidator) -> HTMLRespons
     data = await request.form()
     form = read_form(data)
     draft = unix_newlines(str(data.get("draft") or "")[:MAX_DRAFT])
-    return page(request, viewer, "model_builder_counts.html", counts=counts(request, form, draft))
+    found = await run_in_threadpool(counts, request, form, draft)  # it waits: not on the event loop
+    return page(request, viewer, "model_builder_counts.html", counts=found)
 
 
 @router.get("/model/builder/values", response_class=HTMLResponse, include_in_schema=False)
