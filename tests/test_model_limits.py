@@ -145,4 +145,5 @@ def test_the_dashboard_refuses_the_bomb(tmp_path: Path) -> None:
     finally:
         store.dispose()
     assert answer.status_code == 200
-    assert "line 6, column 8: alias *e brings in 66430 nodes" in answer.text
+    # the problem links to its place in the editor, then says what it is
+    assert '>line 6, column 8</a>: alias *e brings in 66430 nodes' in answer.text

@@ -86,6 +86,7 @@ def test_nothing_below_the_settings_reads_the_environment() -> None:
         "settings.py",  # where the environment is read
         "cli/server_cmds.py",  # hands the database to the worker processes it starts
         "cli/users_cmds.py",  # a new user's password from a script (LEADSCORE_NEW_PASSWORD), not a setting
+        "batch/spark_engine.py",  # tells Spark's Python workers to run this interpreter (PYSPARK_PYTHON)
     }
     readers = {
         str(path.relative_to(root))
