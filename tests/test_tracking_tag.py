@@ -33,7 +33,7 @@ from web_support import PASSWORD, csrf_of, signed_in
 
 STATIC = Path(leadscore.web.__file__).parent / "static"
 ADMIN = "admin@example.test"
-SNIPPET = re.compile(r"<pre><code>(&lt;script .*?)</code></pre>")
+SNIPPET = re.compile(r"<pre[^>]*><code>(&lt;script .*?)</code></pre>")
 
 
 @pytest.fixture(scope="module")
