@@ -146,4 +146,4 @@ def test_the_dashboard_refuses_the_bomb(tmp_path: Path) -> None:
         store.dispose()
     assert answer.status_code == 200
     # the problem links to its place in the editor, then says what it is
-    assert '>line 6, column 8</a>: alias *e brings in 66430 nodes' in answer.text
+    assert ">line 6, column 8</a>: alias *e brings in 66430 nodes" in answer.text
