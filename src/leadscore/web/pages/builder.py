@@ -168,10 +168,11 @@ def builder_group(
     """Add a group (engagement rules sharing one cap) to the draft."""
     cap: Any = group_cap.strip()
     try:
-        cap = float(cap)
-        cap = int(cap) if cap.is_integer() else cap
-    except ValueError:
-        pass
+        number = float(cap)
+    except ValueError:  # kept as text: the draft's validation then says at its line what a cap must be
+        number = None
+    if number is not None:
+        cap = int(number) if number.is_integer() else number
     group = {"id": group_id.strip(), "name": group_name.strip(), "cap": cap}
     try:
         text = set_rule(draft, "groups", group)
