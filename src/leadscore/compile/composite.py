@@ -27,14 +27,14 @@ from sqlalchemy import Integer, Select, literal_column, null, select, type_coerc
 from leadscore.compile import layout
 from leadscore.compile.dialects import computed_once, targets_in_place
 from leadscore.compile.query import (
-    aggregate_events,
     account_events,
     aggregate_columns,
+    aggregate_events,
     check_capabilities,
     compile_model,
     rules_events,
-    score_aggregates,
     scoped,
+    score_aggregates,
     with_exclusions,
 )
 from leadscore.compile.sources import Sources
@@ -69,7 +69,9 @@ def _own_ids(agg: Any, model: ScoringModel, spaced: ScoringModel, name: str) -> 
     cols: list[Any] = [agg.c.lead_id, agg.c.as_of]
     for rule, twin in zip(model.engagement, spaced.engagement, strict=True):
         cols.extend(
-            agg.c[label(twin.id)].label(label(rule.id)) for label in _AGGREGATE_COLUMNS if label(twin.id) in agg.c
+            agg.c[label(twin.id)].label(label(rule.id))
+            for label in _AGGREGATE_COLUMNS
+            if label(twin.id) in agg.c
         )
     return select(*cols).subquery(name)
 

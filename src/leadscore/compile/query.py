@@ -360,7 +360,7 @@ def compile_model(
     check_capabilities(model, engine)
     sources.check()
     t = targets_in_place(targets.cte("targets"))
-    e, ids, leads, accounts = sources.events, sources.identities, sources.leads, sources.accounts
+    e, ids, leads = sources.events, sources.identities, sources.leads
 
     agg = aggregate_events(model, scoped(model, "lead"), lead_events(model, t, e, ids), "", explain)
     account_agg = aggregate_events(

@@ -21,7 +21,15 @@ from leadscore.model.source import version_text
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
 from leadscore.scoring.due import schedule
-from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
+from leadscore.scoring.run import (
+    Active,
+    all_leads,
+    now_ms,
+    score,
+    score_leads,
+    score_models,
+    score_points_models,
+)
 from leadscore.scoring.shadow import score_shadows
 from leadscore.store import Store
 from leadscore.store.audit import audit
@@ -116,25 +124,39 @@ def rescore_touched(
     if not models:
         return 0, 0
     stamp = now_ms()
-    plans = [(active, *_with_colleagues(conn, active.model, applied)) for active in models]
+    # the models whose rules read only the lead's own events rescore the touched leads; those with an
+    # account-scope rule, their colleagues too: each group is scored by one statement for all its models
+    groups: dict[bool, list[Active]] = {}
+    for active in models:
+        groups.setdefault(_reads_accounts(active.model), []).append(active)
+    plans = [(group, *_with_colleagues(conn, group[0].model, applied)) for group in groups.values()]
     everyone = sorted(set().union(*(touched for _, touched, _, _ in plans)))
     lock_leads(conn, everyone)
     scored: set[int] = set()
     rows = 0
-    for active, touched, messages, since in plans:
-        assert active.version is not None
-        name = active.version.score_name
+    for group, touched, messages, since in plans:
         lead_ids = sorted(touched)
-        ledgers = score_leads(conn, active.model, sources, lead_ids, as_of or stamp)
-        causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
-        due = schedule(conn, active.model, sources, ledgers)
-        save_scores(conn, ledgers, active.version.id, stamp, causes, due, score_name=name)
-        rows += history.replay(
-            conn, active.model, sources, active.version.id, since, as_of or stamp, stamp, score_name=name
+        at = as_of or stamp
+        per_model = score_points_models(
+            conn, [a.model for a in group], sources, [(lid, at) for lid in lead_ids]
         )
-        scored.update(lg.lead_id for lg in ledgers)
+        causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
+        for active, ledgers in zip(group, per_model, strict=True):
+            assert active.version is not None
+            due = schedule(conn, active.model, sources, ledgers)
+            save_scores(
+                conn, ledgers, active.version.id, stamp, causes, due, score_name=active.version.score_name
+            )
+            scored.update(lg.lead_id for lg in ledgers)
+        versions = [(a.model, a.version.id, a.version.score_name) for a in group if a.version is not None]
+        rows += history.replay_scores(conn, versions, sources, since, at, stamp)
     score_shadows(conn, sources, everyone, as_of or stamp, stamp)  # candidates beside it: no actions
     return len(scored), rows
+
+
+def _reads_accounts(model: ScoringModel) -> bool:
+    """Whether a rule of the model reads the events of the lead's account (``scope: account``)."""
+    return any(scope(rule) == "account" for rule in model.engagement)
 
 
 def _with_colleagues(
@@ -146,7 +168,7 @@ def _with_colleagues(
     too), at the times and for the messages of the event."""
     touched, messages = dict(applied.touched), {k: list(v) for k, v in applied.causes.items()}
     since = {lid: applied.since.get(lid, at) for lid, at in applied.touched.items()}
-    if not any(scope(rule) == "account" for rule in model.engagement):
+    if not _reads_accounts(model):
         return touched, messages, since
     for lead_id, colleague in account_colleagues(conn, applied.touched):
         at = applied.touched[lead_id]
@@ -273,9 +295,10 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
     stamp = now_ms()
     out: list[Ledger] = []
     with store.begin() as conn:
-        for active in models:
+        # one statement for every model: the events are read once
+        per_model = score_models(conn, [a.model for a in models], store.sources(), all_leads(as_of or stamp))
+        for active, ledgers in zip(models, per_model, strict=True):
             assert active.version is not None
-            ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
             if save:
                 due = schedule(conn, active.model, store.sources(), ledgers)
                 save_scores(

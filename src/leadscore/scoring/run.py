@@ -113,7 +113,10 @@ def score_points_models(
     for start in range(0, len(pairs), POINTS_CHUNK):
         chunk = pairs[start : start + POINTS_CHUNK]
         if dialect in BOUND_DIALECTS:
-            query, params = bound_models_statement(models, sources, dialect, explain), target_params(dialect, chunk)
+            query, params = (
+                bound_models_statement(models, sources, dialect, explain),
+                target_params(dialect, chunk),
+            )
         else:
             query, params = compile_models(models, sources, points(chunk), dialect, explain), {}
         _session_settings(conn)
