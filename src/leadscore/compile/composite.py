@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, literal_column, null, select, type_coerce, union_all
+from sqlalchemy import Integer, Select, cast, literal_column, null, select, type_coerce, union_all
+from sqlalchemy.types import NullType, TypeEngine
 
 from leadscore.compile import layout
 from leadscore.compile.dialects import computed_once, targets_in_place
@@ -127,21 +128,24 @@ def compile_models(
 
 def _stacked(branches: list[Select[Any]]) -> Select[Any]:
     """The branches' rows one under another, over the union of their columns (NULL where a branch has
-    none, typed as the first branch that has it), ``score_index`` first."""
+    none, cast to the type of a branch that has it), ``score_index`` first."""
     subs = [branch.subquery(f"{namespace(i)}result") for i, branch in enumerate(branches)]
-    names: dict[str, Any] = {}
+    names: dict[str, TypeEngine[Any]] = {}
     for sub in subs:
         for col in sub.c:
-            names.setdefault(col.key, col.type)
+            if isinstance(names.get(col.key, NullType()), NullType):
+                names[col.key] = col.type
     parts = [
         select(
             literal_column(str(i), Integer).label(SCORE_INDEX),
-            *(
-                (sub.c[name] if name in sub.c else type_coerce(null(), kind)).label(name)
-                for name, kind in names.items()
-            ),
+            *((sub.c[name] if name in sub.c else _null(kind)).label(name) for name, kind in names.items()),
         )
         for i, sub in enumerate(subs)
     ]
     stacked = union_all(*parts).subquery("scores")
     return select(*stacked.c)
+
+
+def _null(kind: TypeEngine[Any]) -> Any:
+    """A NULL of the column's type: PostgreSQL types two untyped NULLs of a UNION as text."""
+    return type_coerce(null(), kind) if isinstance(kind, NullType) else cast(null(), kind)
