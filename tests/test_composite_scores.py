@@ -18,6 +18,7 @@ from case_runner import Case, compare, load_case, run_case
 from leadscore.compile import Ledger
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import ScoringModel, loads_model
+from leadscore.scoring.due import schedule, schedule_models
 from leadscore.scoring.pipeline import ingest, publish, rescore_all
 from leadscore.scoring.run import all_leads, score, score_models, score_points, score_points_models
 from leadscore.store import Store
@@ -149,6 +150,13 @@ def test_each_model_together_gives_what_it_gives_alone(store: Store) -> None:
         together = score_models(conn, models(), sources, all_leads(AS_OF))
         alone = [score(conn, model, sources, all_leads(AS_OF)) for model in models()]
         assert together == alone
+        # when each score is next due: bob's partners score when his first request leaves its 30 days
+        due = schedule_models(conn, models(), sources, together)
+        assert due == [
+            schedule(conn, model, sources, ledgers) for model, ledgers in zip(models(), alone, strict=True)
+        ]
+        bob = next(lg.lead_id for lg in alone[2] if lg.score == 55.0)
+        assert due[2][bob] == T0 + HOUR + 30 * 24 * HOUR
         # at earlier times too (bound targets, several points per lead), with and without ledger lines
         pairs = [(lg.lead_id, at) for lg in alone[0] for at in (T0 + HOUR, T0 + 3 * HOUR, AS_OF)]
         points_alone = [score_points(conn, model, sources, pairs) for model in models()]
@@ -220,6 +228,9 @@ def test_every_case_beside_two_other_models(store: Store, i: int) -> None:
         )
         for model, got in zip(group, together, strict=True):
             assert got == score(conn, model, store.sources(), all_leads(case.as_of)), model.model
+        due = schedule_models(conn, group, store.sources(), together)
+        for model, got, ledgers in zip(group, due, together, strict=True):
+            assert got == schedule(conn, model, store.sources(), ledgers), model.model
     by_id = {lg.lead_id: user for user, lg in alone.items()}
     for ledger in together[1]:
         user = by_id[ledger.lead_id]

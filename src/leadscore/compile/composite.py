@@ -19,6 +19,7 @@ model returns (``compile_model``'s columns; NULL where the row's model has no su
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import Integer, Select, cast, literal_column, null, select, type
 from sqlalchemy.types import NullType, TypeEngine
 
 from leadscore.compile import layout
+from leadscore.compile.changes import changes_of
 from leadscore.compile.dialects import computed_once, targets_in_place
 from leadscore.compile.query import (
     account_events,
@@ -42,6 +44,9 @@ from leadscore.compile.sources import Sources
 from leadscore.model import EventRule, ScoringModel
 
 SCORE_INDEX = "score_index"
+SPACED = 64  # namespaced models kept per process
+_SPACED: dict[tuple[int, str], tuple[ScoringModel, ScoringModel]] = {}
+_SPACED_LOCK = threading.Lock()
 # every per-rule column the aggregate stage may label (``aggregate_columns``)
 _AGGREGATE_COLUMNS = (
     layout.count_col,
@@ -60,9 +65,31 @@ def namespace(index: int) -> str:
 
 def namespaced(model: ScoringModel, prefix: str) -> ScoringModel:
     """The model with every engagement rule's id prefixed: the same rules (conditions, points, half-lives
-    and the model's defaults and lists they read), labelled apart from another model's."""
+    and the model's defaults and lists they read), labelled apart from another model's. Kept per (model
+    object, prefix): the real-time path asks for the same ones every batch."""
+    key = (id(model), prefix)
+    with _SPACED_LOCK:
+        hit = _SPACED.get(key)
+        if hit is not None and hit[0] is model:
+            return hit[1]
     rules = tuple(rule.model_copy(update={"id": f"{prefix}{rule.id}"}) for rule in model.engagement)
-    return model.model_copy(update={"engagement": rules})
+    spaced = model.model_copy(update={"engagement": rules})
+    with _SPACED_LOCK:
+        _SPACED[key] = (model, spaced)  # the model is held, so its id cannot be reused meanwhile
+        while len(_SPACED) > SPACED:
+            _SPACED.pop(next(iter(_SPACED)))
+    return spaced
+
+
+def compile_models_changes(
+    models: Sequence[ScoringModel], sources: Sources, targets: Select[Any]
+) -> Select[Any] | None:
+    """``changes.compile_changes`` of several models in one statement that reads the events once: one row
+    per target, each model's columns named after its ``namespaced`` rule ids (``next_change(namespaced(
+    model, namespace(i)), row)`` reads model ``i``'s); None when no model has engagement rules."""
+    spaced = [namespaced(model, namespace(i)) for i, model in enumerate(models)]
+    timed = [sp for sp in spaced if sp.engagement]
+    return changes_of(timed, sources, targets) if timed else None
 
 
 def _own_ids(agg: Any, model: ScoringModel, spaced: ScoringModel, name: str) -> Any:

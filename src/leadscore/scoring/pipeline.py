@@ -20,7 +20,7 @@ from leadscore.model import ScoringModel
 from leadscore.model.source import version_text
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_scores
-from leadscore.scoring.due import schedule
+from leadscore.scoring.due import schedule, schedule_models
 from leadscore.scoring.run import (
     Active,
     all_leads,
@@ -141,9 +141,9 @@ def rescore_touched(
             conn, [a.model for a in group], sources, [(lid, at) for lid in lead_ids]
         )
         causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
-        for active, ledgers in zip(group, per_model, strict=True):
+        dues = schedule_models(conn, [a.model for a in group], sources, per_model)
+        for active, ledgers, due in zip(group, per_model, dues, strict=True):
             assert active.version is not None
-            due = schedule(conn, active.model, sources, ledgers)
             save_scores(
                 conn, ledgers, active.version.id, stamp, causes, due, score_name=active.version.score_name
             )
@@ -293,25 +293,16 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
     if not models:
         raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
     stamp = now_ms()
-    out: list[Ledger] = []
     with store.begin() as conn:
-        # one statement for every model: the events are read once
+        # one statement for every model (the events are read once), one for when each score is next due
         per_model = score_models(conn, [a.model for a in models], store.sources(), all_leads(as_of or stamp))
-        for active, ledgers in zip(models, per_model, strict=True):
-            assert active.version is not None
-            if save:
-                due = schedule(conn, active.model, store.sources(), ledgers)
-                save_scores(
-                    conn,
-                    ledgers,
-                    active.version.id,
-                    stamp,
-                    "rescore",
-                    due,
-                    score_name=active.version.score_name,
-                )
-            out = out or ledgers
-    return out
+        if save:
+            dues = schedule_models(conn, [a.model for a in models], store.sources(), per_model)
+            for active, ledgers, due in zip(models, per_model, dues, strict=True):
+                assert active.version is not None
+                name = active.version.score_name
+                save_scores(conn, ledgers, active.version.id, stamp, "rescore", due, score_name=name)
+    return per_model[0]
 
 
 def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> int:

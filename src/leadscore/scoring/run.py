@@ -262,7 +262,7 @@ def bound_statement(
     versions are themselves cached objects (``model_of``), so the real-time path hits this cache.
     """
     key = ((id(model),), sources, dialect, compiler)
-    return _kept(key, (model,), lambda targets: compiler(model, sources, targets, dialect), dialect)
+    return kept_statement(key, (model,), lambda targets: compiler(model, sources, targets, dialect), dialect)
 
 
 def bound_models_statement(
@@ -271,15 +271,19 @@ def bound_models_statement(
     """``compile_models`` over bound targets, kept as ``bound_statement`` keeps one model's."""
     held = tuple(models)
     key = (tuple(id(m) for m in held), sources, dialect, explain)
-    return _kept(key, held, lambda targets: compile_models(held, sources, targets, dialect, explain), dialect)
+    return kept_statement(
+        key, held, lambda targets: compile_models(held, sources, targets, dialect, explain), dialect
+    )
 
 
-def _kept(
+def kept_statement(
     key: tuple[Any, ...],
     models: tuple[ScoringModel, ...],
     build: Callable[[Select[Any]], Select[Any]],
     dialect: str,
 ) -> Select[Any]:
+    """The statement ``build`` makes over bound targets, kept under ``key`` while ``models`` (whose ids
+    the key names) are the same objects."""
     with _STATEMENTS_LOCK:
         hit = _STATEMENTS.get(key)
         if hit is not None and all(a is b for a, b in zip(hit[0], models, strict=True)):
