@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -19,7 +19,7 @@ from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel
 from leadscore.model.source import version_text
 from leadscore.scoring import history
-from leadscore.scoring.crossings import save_scores
+from leadscore.scoring.crossings import save_named_scores, save_scores
 from leadscore.scoring.due import schedule, schedule_models
 from leadscore.scoring.run import (
     Active,
@@ -42,7 +42,7 @@ from leadscore.store.model_versions import (
     add_version,
 )
 from leadscore.store.people import account_colleagues
-from leadscore.store.results import lock_leads
+from leadscore.store.results import NamedResults, lock_leads
 from leadscore.store.shadows import remove_shadow
 
 RESCORE_CHUNK = 5000
@@ -142,12 +142,8 @@ def rescore_touched(
         )
         causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
         dues = schedule_models(conn, [a.model for a in group], sources, per_model)
-        for active, ledgers, due in zip(group, per_model, dues, strict=True):
-            assert active.version is not None
-            save_scores(
-                conn, ledgers, active.version.id, stamp, causes, due, score_name=active.version.score_name
-            )
-            scored.update(lg.lead_id for lg in ledgers)
+        save_named_scores(conn, _named(group, per_model, dues), stamp, causes)
+        scored.update(lg.lead_id for ledgers in per_model for lg in ledgers)
         versions = [(a.model, a.version.id, a.version.score_name) for a in group if a.version is not None]
         rows += history.replay_scores(conn, versions, sources, since, at, stamp)
     score_shadows(conn, sources, everyone, as_of or stamp, stamp)  # candidates beside it: no actions
@@ -298,11 +294,19 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
         per_model = score_models(conn, [a.model for a in models], store.sources(), all_leads(as_of or stamp))
         if save:
             dues = schedule_models(conn, [a.model for a in models], store.sources(), per_model)
-            for active, ledgers, due in zip(models, per_model, dues, strict=True):
-                assert active.version is not None
-                name = active.version.score_name
-                save_scores(conn, ledgers, active.version.id, stamp, "rescore", due, score_name=name)
+            save_named_scores(conn, _named(models, per_model, dues), stamp, "rescore")
     return per_model[0]
+
+
+def _named(
+    models: Sequence[Active], per_model: Sequence[Sequence[Ledger]], dues: Sequence[Mapping[int, int | None]]
+) -> list[NamedResults]:
+    """Each active model's ledgers and due times, to save under its score's name."""
+    out = []
+    for active, ledgers, due in zip(models, per_model, dues, strict=True):
+        assert active.version is not None
+        out.append(NamedResults(active.version.score_name, active.version.id, ledgers, due))
+    return out
 
 
 def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> int:
