@@ -23,7 +23,7 @@ from leadscore.scoring.pipeline import ingest, publish, rescore_all
 from leadscore.scoring.run import all_leads, score, score_models, score_points, score_points_models
 from leadscore.store import Store
 from leadscore.store.people import find_lead
-from leadscore.store.results import read_current, read_history
+from leadscore.store.results import NamedResults, read_current, read_history, save_current_scores
 
 T0 = parse_time("2024-05-01T00:00:00Z", "t0")
 HOUR = 3_600_000
@@ -236,3 +236,15 @@ def test_every_case_beside_two_other_models(store: Store, i: int) -> None:
         user = by_id[ledger.lead_id]
         if user in case.expect:
             assert not compare(ledger, case.expect[user], tolerant=case.decays), user
+
+
+def test_saving_several_scores_refuses_results_of_different_leads(store: Store) -> None:
+    """One delete covers every score of the leads: a score without a lead's result would lose its row."""
+    leads = three_scores(store)
+    with store.connect() as conn:
+        core, analytics = score_models(conn, models()[:2], store.sources(), all_leads(AS_OF))
+    only_ann = [lg for lg in analytics if lg.lead_id == leads["ann"]]
+    with store.begin() as conn, pytest.raises(ValueError, match="different leads"):
+        save_current_scores(
+            conn, [NamedResults("core", 1, core), NamedResults("analytics", 2, only_ann)], scored_ms=AS_OF
+        )
