@@ -16,6 +16,7 @@ leaves it). NULL when there is none.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, and_, func, literal, or_, select, type_coerce
@@ -52,19 +53,27 @@ def compile_changes(model: ScoringModel, sources: Sources, targets: Select[Any])
     engagement rules (its score never changes by time)."""
     if not model.engagement:
         return None
+    return changes_of([model], sources, targets)
+
+
+def changes_of(models: Sequence[ScoringModel], sources: Sources, targets: Select[Any]) -> Select[Any]:
+    """``compile_changes`` for the engagement rules of several models in one statement that reads the
+    events once (the rule ids of the models must differ: ``composite.namespaced``). Each rule's columns
+    read only the events it matches, so reading those of the other models' rules changes none."""
     sources.check()
+    rules = [rule for model in models for rule in model.engagement]
     t = targets_in_place(targets.cte("targets"))
     e, ids = sources.events, sources.identities
-    spans = {rule.id: spans_ms(rule) for rule in model.engagement}
+    spans = {rule.id: spans_ms(rule) for rule in rules}
     longest = max((s for ss in spans.values() for s in ss), default=0)
-    types = sorted({r.event.type for r in model.engagement})
+    types = sorted({r.event.type for r in rules})
     join_on = [
         e.c.person_key == ids.c.key,
         e.c.type.in_(types),
         or_(e.c.ts > t.c.as_of, e.c.ts > t.c.as_of - literal(longest, BigInteger)),
     ]
     fields = (e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties)
-    if any(scope(rule) == "account" for rule in model.engagement):
+    if any(scope(rule) == "account" for rule in rules):
         # the account's leads (the lead itself when it has none); ``own``: the lead's own events
         me, mate = sources.leads.alias("target_lead"), sources.leads.alias("account_lead")
         same = or_(mate.c.id == me.c.id, mate.c.account_id == me.c.account_id)
@@ -82,8 +91,8 @@ def compile_changes(model: ScoringModel, sources: Sources, targets: Select[Any])
             .subquery("ev")
         )
     cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
-    for rule in model.engagement:
-        match = kind_match(model, rule, ev)
+    for owner, rule in ((m, rule) for m in models for rule in m.engagement):
+        match = kind_match(owner, rule, ev)
         if "own" in ev.c and scope(rule) == "lead":
             match = and_(match, ev.c.own)
         cols.append(func.min(ev.c.ts).filter(and_(match, ev.c.ts > ev.c.as_of)).label(enter_column(rule.id)))

@@ -17,6 +17,8 @@ Order of operations (docs/model-language.md states the same, in prose):
 ``contributions.compile_contributions`` reads these rows once per counted event (each event's share of
 every ledger line); ``lead_events``, ``account_events``, ``event_match``, ``counted`` and
 ``occurrence_points`` are shared with it, so both forms count the same events with the same points.
+``composite.compile_models`` puts several models in one statement: stage 2 (``aggregate_columns``) of
+all of them in one GROUP BY, then stages 3 to 7 (``score_aggregates``) of each, by these functions.
 """
 
 from __future__ import annotations
@@ -360,14 +362,24 @@ def compile_model(
     check_capabilities(model, engine)
     sources.check()
     t = targets_in_place(targets.cte("targets"))
-    e, ids, leads, accounts = sources.events, sources.identities, sources.leads, sources.accounts
+    e, ids, leads = sources.events, sources.identities, sources.leads
 
-    agg = _aggregate_events(model, scoped(model, "lead"), lead_events(model, t, e, ids), "", explain)
-    account_agg = _aggregate_events(
+    agg = aggregate_events(model, scoped(model, "lead"), lead_events(model, t, e, ids), "", explain)
+    account_agg = aggregate_events(
         model, scoped(model, "account"), account_events(model, t, e, ids, leads), "account_", explain
     )
-    parts = _rule_values(model, t, {"lead": agg, "account": account_agg}, leads, accounts, explain)
-    return _totals(model, parts, explain)
+    return score_aggregates(model, t, {"lead": agg, "account": account_agg}, sources, explain)
+
+
+def score_aggregates(
+    model: ScoringModel, t: Any, aggs: dict[str, Any], sources: Sources, explain: bool, prefix: str = ""
+) -> Select[Any]:
+    """Stages 3 to 7 over the event aggregates of stage 2 (``aggs``: the lead-scope and account-scope
+    aggregates of the model's rules, labelled as ``aggregate_columns`` labels them, None for a scope
+    without rules): rule values, caps, floor, normalisation and scale, one row per target of ``t``.
+    ``prefix`` names this model's CTEs apart from another's in one statement (``compile/composite.py``)."""
+    parts = _rule_values(model, t, aggs, sources.leads, sources.accounts, explain, prefix)
+    return _totals(model, parts, explain, prefix)
 
 
 SCORE_COLUMNS = ("lead_id", "as_of", "fit_points", "engagement_points", "fit_score", "engagement_score", "score", "grade",
@@ -377,7 +389,12 @@ SCORE_COLUMNS = ("lead_id", "as_of", "fit_points", "engagement_points", "fit_sco
 def lead_events(model: ScoringModel, t: Any, e: Any, ids: Any, *extra: Any) -> Select[Any]:
     """Every event an engagement rule may read, once per (lead_id, as_of) row of ``t``: the lead's
     identities' events with ts <= as_of, of the (lead-scope) rules' types, within the longest look-back."""
-    join_on = _event_join(scoped(model, "lead"), t, e, ids)
+    return rules_events(scoped(model, "lead"), t, e, ids, *extra)
+
+
+def rules_events(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any, *extra: Any) -> Select[Any]:
+    """``lead_events`` for lead-scope ``rules`` of any models: the events any of them may read."""
+    join_on = _event_join(rules, t, e, ids)
     return select(
         t.c.lead_id, t.c.as_of, *extra, e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties
     ).select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
@@ -428,7 +445,7 @@ def occurrence_points(model: ScoringModel, rule: EachRule, ev: Any) -> ColumnEle
     return double(rule.points) * decay if decay is not None else double(rule.points)
 
 
-def _aggregate_events(
+def aggregate_events(
     model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str, explain: bool
 ) -> Any:
     """Per target, every aggregate the rules read from ``events`` (``lead_events`` or
@@ -436,11 +453,20 @@ def _aggregate_events(
     if not rules:
         return None
     ev = with_exclusions(model, rules, events, prefix).subquery(f"{prefix}ev")
+    cols = [ev.c.lead_id, ev.c.as_of, *aggregate_columns(model, rules, ev, explain)]
+    return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte(f"{prefix}event_totals")
+
+
+def aggregate_columns(
+    model: ScoringModel, rules: tuple[EventRule, ...], ev: Any, explain: bool
+) -> list[ColumnElement[Any]]:
+    """The aggregates ``rules`` read from the events ``ev`` (one row per event, with the ``x__`` columns
+    of ``with_exclusions``), labelled by rule id (``layout``), to group by target."""
     # FILTER (WHERE match) rather than a CASE inside the aggregate: an event a rule does not match never
     # reaches that rule's aggregate (most events match few rules; DuckDB, which evaluates a FILTER
     # aggregate's argument for every row, gets the CASE: engines/duckdb.py). A group without a match gives
     # NULL, which _rule_values turns into 0 exactly as it does for a lead without events.
-    cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
+    cols: list[Any] = []
     for rule in rules:
         match = event_match(model, rule, ev)
         if isinstance(rule, ThresholdRule):
@@ -474,7 +500,7 @@ def _aggregate_events(
         if explain:
             cols.append(MatchCount(match, value).label(layout.count_col(rule.id)))
         cols.append(aggregate)
-    return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte(f"{prefix}event_totals")
+    return cols
 
 
 def _tracking_allowed(model: ScoringModel, leads: Any) -> ColumnElement[bool]:
@@ -483,7 +509,7 @@ def _tracking_allowed(model: ScoringModel, leads: Any) -> ColumnElement[bool]:
     return func.coalesce(consent, model.privacy.tracking_consent == "assumed")
 
 
-def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any) -> Any:
+def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any, prefix: str = "") -> Any:
     """Per target: the tracking flag and the fit rule values (everything read from the lead's own row)."""
     resolve = lead_resolver(leads, accounts)
     cols: list[Any] = [t.c.lead_id, t.c.as_of]
@@ -502,13 +528,13 @@ def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any) -> Any:
             cols.append(number.label(layout.share_col(rule.id)))
     base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
     # computed once: every engagement rule reads the tracking flag (a JSON lookup), twice or more
-    return computed_once(select(*cols).select_from(base).cte("lead_values"))
+    return computed_once(select(*cols).select_from(base).cte(f"{prefix}lead_values"))
 
 
 def _rule_values(
-    model: ScoringModel, t: Any, aggs: dict[str, Any], leads: Any, accounts: Any, explain: bool
+    model: ScoringModel, t: Any, aggs: dict[str, Any], leads: Any, accounts: Any, explain: bool, prefix: str
 ) -> Any:
-    lv = _lead_values(model, t, leads, accounts)
+    lv = _lead_values(model, t, leads, accounts, prefix)
     cols: list[Any] = [c for c in lv.c if explain or c.key != layout.TRACKING]
     tracking: ColumnElement[bool] = lv.c[layout.TRACKING] == 1 if model.engagement else true()
 
@@ -568,7 +594,7 @@ def _rule_values(
     for agg in (aggs["lead"], aggs["account"]):
         if agg is not None:
             base = base.outerjoin(agg, and_(agg.c.lead_id == lv.c.lead_id, agg.c.as_of == lv.c.as_of))
-    return computed_once(select(*cols).select_from(base).cte("rule_values"))
+    return computed_once(select(*cols).select_from(base).cte(f"{prefix}rule_values"))
 
 
 def _sum(cols: list[ColumnElement[Any]]) -> ColumnElement[Any]:
@@ -580,7 +606,7 @@ def _sum(cols: list[ColumnElement[Any]]) -> ColumnElement[Any]:
     return total
 
 
-def _totals(model: ScoringModel, p: Any, explain: bool) -> Select[Any]:
+def _totals(model: ScoringModel, p: Any, explain: bool, prefix: str) -> Select[Any]:
     scale = model.scale
     groups: dict[str, list[ColumnElement[Any]]] = {g.id: [] for g in model.groups}
     ungrouped: list[ColumnElement[Any]] = []
@@ -601,14 +627,14 @@ def _totals(model: ScoringModel, p: Any, explain: bool) -> Select[Any]:
         else []
     )
     inner = select(*carried, *explained, fit_raw.label("fit_raw"), eng_raw.label("engagement_raw")).cte(
-        "totals"
+        f"{prefix}totals"
     )
     inner = computed_once(inner)
     floored = select(
         inner,
         _clamp(inner.c.fit_raw, 0.0, None).label("fit_floor"),
         _clamp(inner.c.engagement_raw, 0.0, None).label("engagement_floor"),
-    ).cte("floored")
+    ).cte(f"{prefix}floored")
     floored = computed_once(floored)
     f = floored.c
     fit_points = _clamp(f.fit_floor, None, scale.fit_max)
@@ -624,7 +650,7 @@ def _totals(model: ScoringModel, p: Any, explain: bool) -> Select[Any]:
         (eng_points - f.engagement_floor).label("engagement_clamp_adj"),
         eng_points.label("engagement_points"),
         (eng_points * double(100.0 / scale.engagement_max)).label("engagement_score"),
-    ).cte("normalised")
+    ).cte(f"{prefix}normalised")
     normalised = computed_once(normalised)
     n = normalised.c
     score = n.fit_score * double(scale.weights.fit / w_total) + n.engagement_score * double(
@@ -639,7 +665,7 @@ def _totals(model: ScoringModel, p: Any, explain: bool) -> Select[Any]:
         else_=4,
     )
     scored = select(normalised, score.label("score"), grade.label("grade"), level.label("level")).subquery(
-        "scored"
+        f"{prefix}scored"
     )
     band = case((scored.c.score >= b.hot, "hot"), (scored.c.score >= b.warm, "warm"), else_="cold")
     if not explain:

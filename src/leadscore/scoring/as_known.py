@@ -26,9 +26,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
 from leadscore.compile import Ledger, Sources, read_totals
+from leadscore.compile.composite import SCORE_INDEX
 from leadscore.ingest.apply import split_traits
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import POINTS_CHUNK, bound_statement, target_params
+from leadscore.scoring.run import POINTS_CHUNK, bound_models_statement, bound_statement, target_params
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
 
@@ -84,8 +85,17 @@ def score_as_known(
 ) -> dict[tuple[int, int], Ledger]:
     """Score (lead, time) points with each lead's attributes as known at that time: the totals a
     history row holds (ledgers without lines)."""
+    return score_as_known_models(conn, (model,), sources, points)[0]
+
+
+def score_as_known_models(
+    conn: Connection, models: Sequence[ScoringModel], sources: Sources, points: Sequence[tuple[int, int]]
+) -> list[dict[tuple[int, int], Ledger]]:
+    """``score_as_known`` for several models, in one statement per query that reads the events once
+    (``compile/composite.py``): each model's totals by point, in the order of ``models``."""
+    out: list[dict[tuple[int, int], Ledger]] = [{} for _ in models]
     if not points:
-        return {}
+        return out
     known = Known(conn, [lead for lead, _ in points])
     # a lead has one row in the leads relation of a query, so its points go in layers: the k-th distinct
     # attribute set of each lead in the k-th query (a lead's attributes change only at its identifies)
@@ -111,8 +121,11 @@ def score_as_known(
             layers[layer].setdefault(lead, (attributes, []))[1].append(at)
     _prepare(conn)
     dialect = conn.dialect.name
-    query = bound_statement(model, as_known_sources(sources), dialect)
-    out: dict[tuple[int, int], Ledger] = {}
+    known_sources = as_known_sources(sources)
+    if len(models) == 1:
+        query = bound_statement(models[0], known_sources, dialect)
+    else:
+        query = bound_models_statement(models, known_sources, dialect, explain=False)
     for layer_leads in layers:
         pairs = [(lead, at) for lead, (_, times) in layer_leads.items() for at in times]
         for start in range(0, len(pairs), POINTS_CHUNK):
@@ -125,7 +138,7 @@ def score_as_known(
             )
             for row in conn.execute(query, target_params(dialect, chunk)).mappings():
                 ledger = read_totals(row)
-                out[(ledger.lead_id, ledger.as_of)] = ledger
+                out[int(row[SCORE_INDEX]) if len(models) > 1 else 0][(ledger.lead_id, ledger.as_of)] = ledger
     conn.execute(KNOWN.delete())
     return out
 

@@ -14,7 +14,13 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadscore.compile import Ledger
-from leadscore.store.results import read_current_states, record_crossings, save_current
+from leadscore.store.results import (
+    NamedResults,
+    read_current_states,
+    read_named_states,
+    record_crossings,
+    save_current_scores,
+)
 
 KINDS = ("band", "grade", "level")
 
@@ -31,29 +37,47 @@ def save_scores(
 ) -> int:
     """Save ledgers as the current scores ``score_name`` (with when each is next due:
     ``scoring.due.schedule``) and record the crossings they make; returns crossings recorded."""
-    before = read_current_states(conn, [lg.lead_id for lg in ledgers], score_name=score_name)
-    save_current(conn, ledgers, version_id, stamp, due, score_name=score_name)
+    return save_named_scores(conn, [NamedResults(score_name, version_id, ledgers, due)], stamp, cause)
+
+
+def save_named_scores(
+    conn: Connection, parts: Sequence[NamedResults], stamp: int, cause: str | Mapping[int, str]
+) -> int:
+    """``save_scores`` for several scores of the same leads, one statement each for all of them (the
+    states before, the saves, the crossings); returns crossings recorded."""
+    if not parts:
+        return 0
+    lead_ids = [lg.lead_id for lg in parts[0].results]
+    if len(parts) == 1:
+        name = parts[0].score_name
+        before = {
+            (lid, name): row for lid, row in read_current_states(conn, lead_ids, score_name=name).items()
+        }
+    else:
+        before = read_named_states(conn, lead_ids, [part.score_name for part in parts])
+    save_current_scores(conn, parts, stamp)
     rows: list[dict[str, Any]] = []
-    for ledger in ledgers:
-        old = before.get(ledger.lead_id)
-        for kind in KINDS:
-            was = None if old is None else str(old[kind])
-            now = str(getattr(ledger, kind))
-            if was != now and not (old is None and _initial(kind, now)):
-                rows.append(
-                    {
-                        "lead_id": ledger.lead_id,
-                        "score_name": score_name,
-                        "model_version_id": version_id,
-                        "kind": kind,
-                        "from_value": was,
-                        "to_value": now,
-                        "at_ms": stamp,
-                        "score": ledger.score,
-                        "cause_ref": cause if isinstance(cause, str) else cause.get(ledger.lead_id, ""),
-                        "recorded_ms": stamp,
-                    }
-                )
+    for part in parts:
+        for ledger in part.results:
+            old = before.get((ledger.lead_id, part.score_name))
+            for kind in KINDS:
+                was = None if old is None else str(old[kind])
+                now = str(getattr(ledger, kind))
+                if was != now and not (old is None and _initial(kind, now)):
+                    rows.append(
+                        {
+                            "lead_id": ledger.lead_id,
+                            "score_name": part.score_name,
+                            "model_version_id": part.version_id,
+                            "kind": kind,
+                            "from_value": was,
+                            "to_value": now,
+                            "at_ms": stamp,
+                            "score": ledger.score,
+                            "cause_ref": cause if isinstance(cause, str) else cause.get(ledger.lead_id, ""),
+                            "recorded_ms": stamp,
+                        }
+                    )
     return record_crossings(conn, rows)
 
 

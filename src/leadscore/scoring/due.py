@@ -23,17 +23,27 @@ score now; band, grade, level and every lifecycle threshold are those of now, on
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Select
 
 from leadscore.compile import Ledger, Sources, half_life_ms
 from leadscore.compile.changes import compile_changes, next_change
+from leadscore.compile.composite import compile_models_changes, namespace, namespaced
 from leadscore.compile.ledger import factors
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import BOUND_DIALECTS, POINTS_CHUNK, bound_statement, points, target_params
+from leadscore.scoring.run import (
+    BOUND_DIALECTS,
+    POINTS_CHUNK,
+    bound_statement,
+    kept_statement,
+    points,
+    target_params,
+)
 
 TOLERANCE = 1.0  # score points (and engagement score points) a stored score may drift by decay
 PRECISION_MS = 1000.0  # of the search for models with several half-lives or capped decaying rules
@@ -104,7 +114,7 @@ def time_to_move(terms: Sequence[Decaying], distance: float) -> float | None:
 
 def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE) -> int | None:
     """The earliest time decay alone may move the ledger's score or engagement score to a boundary."""
-    half_lives = {r.id: half_life_ms(model, r) for r in model.engagement}
+    half_lives, per_score, per_engagement, score_marks, engagement_marks = _constants(model)
     terms = []
     for line in ledger.lines:
         h = half_lives.get(line.rule_id) if line.section == "engagement" else None
@@ -113,15 +123,12 @@ def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE)
             terms.append(Decaying(h, abs(line.value), max(raw, abs(line.value))))
     if not terms:
         return None
-    per_score, per_engagement = factors(model)[1], 100.0 / model.scale.engagement_max
     distances = []
     if per_score > 0:
         s = ledger.score
-        distances.append(_distance(s, (*score_boundaries(model), s - tolerance, s + tolerance)) / per_score)
+        distances.append(_distance(s, (*score_marks, s - tolerance, s + tolerance)) / per_score)
     e = ledger.engagement_score
-    distances.append(
-        _distance(e, (*engagement_boundaries(model), e - tolerance, e + tolerance)) / per_engagement
-    )
+    distances.append(_distance(e, (*engagement_marks, e - tolerance, e + tolerance)) / per_engagement)
     # engagement points held by the floor or the clamp at the maximum move only once the total is back
     # inside [0, max]: the raw total must first cover that headroom
     headroom = sum(
@@ -131,6 +138,34 @@ def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE)
     )
     dt = time_to_move(terms, min(distances) + headroom)
     return None if dt is None else ledger.as_of + math.floor(dt)
+
+
+Constants = tuple[dict[str, float | None], float, float, tuple[float, ...], tuple[float, ...]]
+_CONSTANTS: dict[int, tuple[ScoringModel, Constants]] = {}
+_CONSTANTS_LOCK = threading.Lock()
+CONSTANTS = 64  # models whose constants are kept per process
+
+
+def _constants(model: ScoringModel) -> Constants:
+    """What ``decay_due`` reads of a model for every ledger (kept per model object: a batch schedules
+    hundreds of ledgers of the same model): the rules' half-lives, score points per raw engagement point,
+    engagement score points per raw point, and the score and engagement boundaries."""
+    with _CONSTANTS_LOCK:
+        hit = _CONSTANTS.get(id(model))
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    made: Constants = (
+        {r.id: half_life_ms(model, r) for r in model.engagement},
+        factors(model)[1],
+        100.0 / model.scale.engagement_max,
+        score_boundaries(model),
+        engagement_boundaries(model),
+    )
+    with _CONSTANTS_LOCK:
+        _CONSTANTS[id(model)] = (model, made)  # the model is held, so its id cannot be reused meanwhile
+        while len(_CONSTANTS) > CONSTANTS:
+            _CONSTANTS.pop(next(iter(_CONSTANTS)))
+    return made
 
 
 def _distance(value: float, boundaries: Iterable[float]) -> float:
@@ -143,6 +178,47 @@ def schedule(
     """Each ledger's lead → when its score is next due (None: time alone never changes it), always after
     the ledger's own as-of time."""
     windows = _window_changes(conn, model, sources, [(lg.lead_id, lg.as_of) for lg in ledgers])
+    return _due(model, ledgers, windows)
+
+
+def schedule_models(
+    conn: Connection, models: Sequence[ScoringModel], sources: Sources, ledgers: Sequence[Sequence[Ledger]]
+) -> list[dict[int, int | None]]:
+    """``schedule`` for several models' ledgers (``ledgers[i]``: model ``i``'s), the window changes of
+    every model found by one statement that reads the events once (``compile_models_changes``)."""
+    if len(models) == 1:
+        return [schedule(conn, models[0], sources, ledgers[0])]
+    pairs = sorted({(lg.lead_id, lg.as_of) for part in ledgers for lg in part})
+    windows: list[dict[tuple[int, int], int]] = [{} for _ in models]
+    spaced = [namespaced(model, namespace(i)) for i, model in enumerate(models)]
+    timed = [i for i, model in enumerate(models) if model.engagement]
+    dialect = conn.dialect.name
+    for start in range(0, len(pairs) if timed else 0, POINTS_CHUNK):
+        chunk = pairs[start : start + POINTS_CHUNK]
+        if dialect in BOUND_DIALECTS:
+            key = (tuple(id(m) for m in models), sources, dialect, "changes")
+            query = kept_statement(key, tuple(models), partial(_compile_models, models, sources), dialect)
+            rows = conn.execute(query, target_params(dialect, chunk))
+        else:
+            rows = conn.execute(_compile_models(models, sources, points(chunk)))
+        for row in rows.mappings():
+            point = (int(row["lead_id"]), int(row["as_of"]))
+            for i in timed:
+                at = next_change(spaced[i], row)
+                if at is not None:
+                    windows[i][point] = at
+    return [_due(model, part, found) for model, part, found in zip(models, ledgers, windows, strict=True)]
+
+
+def _compile_models(models: Sequence[ScoringModel], sources: Sources, targets: Select[Any]) -> Select[Any]:
+    query = compile_models_changes(models, sources, targets)
+    assert query is not None  # called only when a model has engagement rules
+    return query
+
+
+def _due(
+    model: ScoringModel, ledgers: Sequence[Ledger], windows: Mapping[tuple[int, int], int]
+) -> dict[int, int | None]:
     out: dict[int, int | None] = {}
     for lg in ledgers:
         times = [t for t in (windows.get((lg.lead_id, lg.as_of)), decay_due(model, lg)) if t is not None]

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from leadscore.compile import Ledger, Sources
 from leadscore.model import ScoringModel
-from leadscore.scoring.as_known import score_as_known
+from leadscore.scoring.as_known import score_as_known, score_as_known_models
 from leadscore.store.id_lists import in_list
 from leadscore.store.results import append_history, last_history
 from leadscore.store.schema import events, identities, leads, score_history
@@ -138,13 +138,57 @@ def replay(
 ) -> int:
     """Recompute the event rows of the score ``score_name`` of the leads in ``since`` (lead → earliest time
     a batch may have changed) up to ``until``; returns rows written."""
+    return replay_scores(conn, [(model, version_id, score_name)], sources, since, until, recorded_ms)
+
+
+def replay_scores(
+    conn: Connection,
+    scored: Sequence[tuple[ScoringModel, int, str]],
+    sources: Sources,
+    since: Mapping[int, int],
+    until: int,
+    recorded_ms: int,
+) -> int:
+    """``replay`` for several scores (model, version id, score name) at once: the points to score are
+    the same for every score (the leads' event times), so they are scored by one statement that reads
+    the events once for every model (``score_as_known_models``). Returns rows written."""
     lead_ids = sorted(since)
-    if not lead_ids:
+    if not lead_ids or not scored:
         return 0
     base = baselines(conn, lead_ids)
     # a batch holding the lead's first event (or linking a key) moves its created row too
     start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
     times = _event_times(conn, lead_ids, min(start.values()), until)
+    points: list[tuple[int, int]] = []
+    plan: dict[int, list[tuple[int, str, str]]] = {}
+    for lid in lead_ids:
+        steps = [
+            (at, "event", _cause(mids)) for at, mids in sorted(times.get(lid, {}).items()) if at >= start[lid]
+        ]
+        if base[lid] >= start[lid] and base[lid] <= until:
+            steps.insert(0, (base[lid], "created", "before any activity"))
+        plan[lid] = steps
+        points.extend((lid, at) for at, _, _ in steps)
+    befores = [_previous(conn, lead_ids, start, version_id, name) for _, version_id, name in scored]
+    by_points = score_as_known_models(conn, [model for model, _, _ in scored], sources, points)
+    rows: list[dict[str, Any]] = []
+    for (_, version_id, name), previous, by_point in zip(scored, befores, by_points, strict=True):
+        for lid in lead_ids:
+            prev = previous[lid]
+            for at, cause, ref in plan[lid]:
+                ledger = by_point[(lid, at)]
+                if cause == "created" or changed(prev, ledger, version_id):
+                    rows.append(_row(ledger, version_id, cause, ref, recorded_ms, name))
+                    prev = rows[-1]
+    append_history(conn, rows)
+    return len(rows)
+
+
+def _previous(
+    conn: Connection, lead_ids: Sequence[int], start: Mapping[int, int], version_id: int, score_name: str
+) -> dict[int, dict[str, Any] | None]:
+    """Each lead's newest history row of the score before ``start`` (its rows of event causes from then
+    on are deleted: they are recomputed)."""
     newest = last_history(conn, lead_ids, score_name=score_name)
     previous: dict[int, dict[str, Any] | None] = {}
     for lid in lead_ids:
@@ -164,27 +208,7 @@ def replay(
             )
         )
         previous[lid] = _row_before(conn, lid, start[lid], score_name)
-    points: list[tuple[int, int]] = []
-    plan: dict[int, list[tuple[int, str, str]]] = {}
-    for lid in lead_ids:
-        steps = [
-            (at, "event", _cause(mids)) for at, mids in sorted(times.get(lid, {}).items()) if at >= start[lid]
-        ]
-        if base[lid] >= start[lid] and base[lid] <= until:
-            steps.insert(0, (base[lid], "created", "before any activity"))
-        plan[lid] = steps
-        points.extend((lid, at) for at, _, _ in steps)
-    by_point = score_as_known(conn, model, sources, points)
-    rows: list[dict[str, Any]] = []
-    for lid in lead_ids:
-        prev = previous[lid]
-        for at, cause, ref in plan[lid]:
-            ledger = by_point[(lid, at)]
-            if cause == "created" or changed(prev, ledger, version_id):
-                rows.append(_row(ledger, version_id, cause, ref, recorded_ms, score_name))
-                prev = rows[-1]
-    append_history(conn, rows)
-    return len(rows)
+    return previous
 
 
 def _event_times(

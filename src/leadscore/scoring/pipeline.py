@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -19,9 +19,17 @@ from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel
 from leadscore.model.source import version_text
 from leadscore.scoring import history
-from leadscore.scoring.crossings import save_scores
-from leadscore.scoring.due import schedule
-from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
+from leadscore.scoring.crossings import save_named_scores, save_scores
+from leadscore.scoring.due import schedule, schedule_models
+from leadscore.scoring.run import (
+    Active,
+    all_leads,
+    now_ms,
+    score,
+    score_leads,
+    score_models,
+    score_points_models,
+)
 from leadscore.scoring.shadow import score_shadows
 from leadscore.store import Store
 from leadscore.store.audit import audit
@@ -34,7 +42,7 @@ from leadscore.store.model_versions import (
     add_version,
 )
 from leadscore.store.people import account_colleagues
-from leadscore.store.results import lock_leads
+from leadscore.store.results import NamedResults, lock_leads
 from leadscore.store.shadows import remove_shadow
 
 RESCORE_CHUNK = 5000
@@ -116,25 +124,35 @@ def rescore_touched(
     if not models:
         return 0, 0
     stamp = now_ms()
-    plans = [(active, *_with_colleagues(conn, active.model, applied)) for active in models]
+    # the models whose rules read only the lead's own events rescore the touched leads; those with an
+    # account-scope rule, their colleagues too: each group is scored by one statement for all its models
+    groups: dict[bool, list[Active]] = {}
+    for active in models:
+        groups.setdefault(_reads_accounts(active.model), []).append(active)
+    plans = [(group, *_with_colleagues(conn, group[0].model, applied)) for group in groups.values()]
     everyone = sorted(set().union(*(touched for _, touched, _, _ in plans)))
     lock_leads(conn, everyone)
     scored: set[int] = set()
     rows = 0
-    for active, touched, messages, since in plans:
-        assert active.version is not None
-        name = active.version.score_name
+    for group, touched, messages, since in plans:
         lead_ids = sorted(touched)
-        ledgers = score_leads(conn, active.model, sources, lead_ids, as_of or stamp)
-        causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
-        due = schedule(conn, active.model, sources, ledgers)
-        save_scores(conn, ledgers, active.version.id, stamp, causes, due, score_name=name)
-        rows += history.replay(
-            conn, active.model, sources, active.version.id, since, as_of or stamp, stamp, score_name=name
+        at = as_of or stamp
+        per_model = score_points_models(
+            conn, [a.model for a in group], sources, [(lid, at) for lid in lead_ids]
         )
-        scored.update(lg.lead_id for lg in ledgers)
+        causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
+        dues = schedule_models(conn, [a.model for a in group], sources, per_model)
+        save_named_scores(conn, _named(group, per_model, dues), stamp, causes)
+        scored.update(lg.lead_id for ledgers in per_model for lg in ledgers)
+        versions = [(a.model, a.version.id, a.version.score_name) for a in group if a.version is not None]
+        rows += history.replay_scores(conn, versions, sources, since, at, stamp)
     score_shadows(conn, sources, everyone, as_of or stamp, stamp)  # candidates beside it: no actions
     return len(scored), rows
+
+
+def _reads_accounts(model: ScoringModel) -> bool:
+    """Whether a rule of the model reads the events of the lead's account (``scope: account``)."""
+    return any(scope(rule) == "account" for rule in model.engagement)
 
 
 def _with_colleagues(
@@ -146,7 +164,7 @@ def _with_colleagues(
     too), at the times and for the messages of the event."""
     touched, messages = dict(applied.touched), {k: list(v) for k, v in applied.causes.items()}
     since = {lid: applied.since.get(lid, at) for lid, at in applied.touched.items()}
-    if not any(scope(rule) == "account" for rule in model.engagement):
+    if not _reads_accounts(model):
         return touched, messages, since
     for lead_id, colleague in account_colleagues(conn, applied.touched):
         at = applied.touched[lead_id]
@@ -271,23 +289,23 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
     if not models:
         raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
     stamp = now_ms()
-    out: list[Ledger] = []
     with store.begin() as conn:
-        for active in models:
-            assert active.version is not None
-            ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
-            if save:
-                due = schedule(conn, active.model, store.sources(), ledgers)
-                save_scores(
-                    conn,
-                    ledgers,
-                    active.version.id,
-                    stamp,
-                    "rescore",
-                    due,
-                    score_name=active.version.score_name,
-                )
-            out = out or ledgers
+        # one statement for every model (the events are read once), one for when each score is next due
+        per_model = score_models(conn, [a.model for a in models], store.sources(), all_leads(as_of or stamp))
+        if save:
+            dues = schedule_models(conn, [a.model for a in models], store.sources(), per_model)
+            save_named_scores(conn, _named(models, per_model, dues), stamp, "rescore")
+    return per_model[0]
+
+
+def _named(
+    models: Sequence[Active], per_model: Sequence[Sequence[Ledger]], dues: Sequence[Mapping[int, int | None]]
+) -> list[NamedResults]:
+    """Each active model's ledgers and due times, to save under its score's name."""
+    out = []
+    for active, ledgers, due in zip(models, per_model, dues, strict=True):
+        assert active.version is not None
+        out.append(NamedResults(active.version.score_name, active.version.id, ledgers, due))
     return out
 
 

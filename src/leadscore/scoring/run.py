@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from leadscore.compile import Ledger, Sources, compile_model, read_ledger, read_totals
+from leadscore.compile.composite import SCORE_INDEX, compile_models
 from leadscore.model import ScoringModel, loads_model
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.schema import leads
@@ -82,6 +83,60 @@ def score(
     query = compile_model(model, sources, targets, engine=conn.dialect.name)
     _session_settings(conn)
     return [read_ledger(model, dict(row)) for row in conn.execute(query).mappings()]
+
+
+def score_models(
+    conn: Connection, models: Sequence[ScoringModel], sources: Sources, targets: Select[tuple[int, int]]
+) -> list[list[Ledger]]:
+    """``score`` for several models in one statement that reads the events once
+    (``compile_models``): each model's ledgers, in the order of ``models``."""
+    if len(models) == 1:
+        return [score(conn, models[0], sources, targets)]
+    query = compile_models(models, sources, targets, engine=conn.dialect.name)
+    _session_settings(conn)
+    return _per_model(models, conn.execute(query).mappings(), read_ledger)
+
+
+def score_points_models(
+    conn: Connection,
+    models: Sequence[ScoringModel],
+    sources: Sources,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    explain: bool = True,
+) -> list[list[Ledger]]:
+    """``score_points`` for several models in one statement per chunk that reads the events once: each
+    model's ledgers (totals only, without lines, unless ``explain``), in the order of ``models``."""
+    dialect = conn.dialect.name
+    read = read_ledger if explain else _totals_of
+    out: list[list[Ledger]] = [[] for _ in models]
+    for start in range(0, len(pairs), POINTS_CHUNK):
+        chunk = pairs[start : start + POINTS_CHUNK]
+        if dialect in BOUND_DIALECTS:
+            query, params = (
+                bound_models_statement(models, sources, dialect, explain),
+                target_params(dialect, chunk),
+            )
+        else:
+            query, params = compile_models(models, sources, points(chunk), dialect, explain), {}
+        _session_settings(conn)
+        for i, ledgers in enumerate(_per_model(models, conn.execute(query, params).mappings(), read)):
+            out[i].extend(ledgers)
+    return out
+
+
+def _totals_of(model: ScoringModel, row: Any) -> Ledger:
+    return read_totals(row)
+
+
+def _per_model(
+    models: Sequence[ScoringModel], rows: Iterable[Any], read: Callable[[ScoringModel, Any], Ledger]
+) -> list[list[Ledger]]:
+    out: list[list[Ledger]] = [[] for _ in models]
+    for row in rows:
+        i = int(row[SCORE_INDEX])
+        out[i].append(read(models[i], dict(row)))
+    return out
 
 
 def score_rows(
@@ -154,7 +209,8 @@ def _session_settings(conn: Connection) -> None:
 # -- statements compiled once, targets bound per call ----------------------------------------------------
 
 Compiler = Callable[[ScoringModel, Sources, Select[Any], str], Select[Any]]
-_STATEMENTS: OrderedDict[tuple[int, Sources, str, Compiler], tuple[ScoringModel, Select[Any]]] = OrderedDict()
+# keyed by (model ids, sources, dialect, compiler or explain); the models are held beside the statement
+_STATEMENTS: OrderedDict[tuple[Any, ...], tuple[tuple[ScoringModel, ...], Select[Any]]] = OrderedDict()
 _STATEMENTS_LOCK = threading.Lock()
 
 
@@ -205,16 +261,37 @@ def bound_statement(
     statement object, so a repeated call skips both the construction and the compilation. Parsed model
     versions are themselves cached objects (``model_of``), so the real-time path hits this cache.
     """
-    key = (id(model), sources, dialect, compiler)
+    key = ((id(model),), sources, dialect, compiler)
+    return kept_statement(key, (model,), lambda targets: compiler(model, sources, targets, dialect), dialect)
+
+
+def bound_models_statement(
+    models: Sequence[ScoringModel], sources: Sources, dialect: str, explain: bool = True
+) -> Select[Any]:
+    """``compile_models`` over bound targets, kept as ``bound_statement`` keeps one model's."""
+    held = tuple(models)
+    key = (tuple(id(m) for m in held), sources, dialect, explain)
+    return kept_statement(
+        key, held, lambda targets: compile_models(held, sources, targets, dialect, explain), dialect
+    )
+
+
+def kept_statement(
+    key: tuple[Any, ...],
+    models: tuple[ScoringModel, ...],
+    build: Callable[[Select[Any]], Select[Any]],
+    dialect: str,
+) -> Select[Any]:
+    """The statement ``build`` makes over bound targets, kept under ``key`` while ``models`` (whose ids
+    the key names) are the same objects."""
     with _STATEMENTS_LOCK:
         hit = _STATEMENTS.get(key)
-        if hit is not None and hit[0] is model:
+        if hit is not None and all(a is b for a, b in zip(hit[0], models, strict=True)):
             _STATEMENTS.move_to_end(key)
             return hit[1]
-    targets = cast("Select[Any]", bound_targets(dialect))
-    query = compiler(model, sources, targets, dialect)
+    query = build(cast("Select[Any]", bound_targets(dialect)))
     with _STATEMENTS_LOCK:
-        _STATEMENTS[key] = (model, query)  # the model is held, so its id cannot be reused meanwhile
+        _STATEMENTS[key] = (models, query)  # the models are held, so their ids cannot be reused meanwhile
         while len(_STATEMENTS) > STATEMENTS:
             _STATEMENTS.popitem(last=False)
     return query

@@ -4,9 +4,10 @@ named score (store/score_names.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, bindparam, delete, select, text
+from sqlalchemy import BindParameter, Connection, Text, bindparam, delete, select, text
 
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
@@ -22,6 +23,14 @@ CHUNK = 500
 _SCORE: BindParameter[str] = bindparam("score_name")
 _DELETE_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
 _DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"), ledger.c.score_name == _SCORE)
+_NAMES = in_list(scores.c.score_name, "names", Text)
+_DELETE_NAMED_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"), _NAMES)
+_DELETE_NAMED_LEDGER = delete(ledger).where(
+    in_list(ledger.c.lead_id, "ids"), in_list(ledger.c.score_name, "names", Text)
+)
+_NAMED_STATES = select(
+    scores.c.lead_id, scores.c.score_name, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
+).where(in_list(scores.c.lead_id, "ids"), _NAMES)
 _CURRENT_STATES = select(
     scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
 ).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
@@ -60,6 +69,18 @@ def score_values(r: Ledger, version_id: int, scored_ms: int) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class NamedResults:
+    """One score's new current results: the ledgers of ``score_name`` by version ``version_id`` and
+    ``due``: lead → when time alone may next change that score (scoring/due.py; a lead left out is never
+    due)."""
+
+    score_name: str
+    version_id: int
+    results: Sequence[Ledger]
+    due: Mapping[int, int | None] | None = None
+
+
 def save_current(
     conn: Connection,
     results: Sequence[Ledger],
@@ -71,27 +92,45 @@ def save_current(
 ) -> None:
     """Replace the current score ``score_name`` and its ledger of every lead in ``results``; ``due``: lead
     → when time alone may next change that score (scoring/due.py; a lead left out is never due)."""
-    for start in range(0, len(results), CHUNK):
-        chunk = results[start : start + CHUNK]
-        ids = [r.lead_id for r in chunk]
-        conn.execute(_DELETE_SCORES, {"ids": ids, "score_name": score_name})
-        conn.execute(_DELETE_LEDGER, {"ids": ids, "score_name": score_name})
+    save_current_scores(conn, [NamedResults(score_name, version_id, results, due)], scored_ms)
+
+
+def save_current_scores(conn: Connection, parts: Sequence[NamedResults], scored_ms: int) -> None:
+    """``save_current`` for several scores of the same leads, one statement each for all of them: the
+    delete of the old scores and ledgers, the insert of the new ones."""
+    if not parts:
+        return
+    by_lead = [{r.lead_id: r for r in part.results} for part in parts]
+    order = [r.lead_id for r in parts[0].results]
+    if any(found.keys() != by_lead[0].keys() for found in by_lead[1:]):
+        raise ValueError("save_current_scores: the scores' results name different leads")
+    names = [part.score_name for part in parts]
+    one = len(parts) == 1  # ``score_name = ?``: the statements of one score, as before several existed
+    drop_scores, drop_ledger = (
+        (_DELETE_SCORES, _DELETE_LEDGER) if one else (_DELETE_NAMED_SCORES, _DELETE_NAMED_LEDGER)
+    )
+    for start in range(0, len(order), CHUNK):
+        ids = order[start : start + CHUNK]
+        params: dict[str, Any] = {"ids": ids, "score_name": names[0]} if one else {"ids": ids, "names": names}
+        conn.execute(drop_scores, params)
+        conn.execute(drop_ledger, params)
         insert_rows(
             conn,
             scores,
             [
                 {
-                    **score_values(r, version_id, scored_ms),
-                    "score_name": score_name,
-                    "due_ms": None if due is None else due.get(r.lead_id),
+                    **score_values(r, part.version_id, scored_ms),
+                    "score_name": part.score_name,
+                    "due_ms": None if part.due is None else part.due.get(r.lead_id),
                 }
-                for r in chunk
+                for part, found in zip(parts, by_lead, strict=True)
+                for r in (found[lid] for lid in ids)
             ],
         )
         lines = [
             {
                 "lead_id": r.lead_id,
-                "score_name": score_name,
+                "score_name": part.score_name,
                 "rule_id": line.rule_id,
                 "section": line.section,
                 "kind": line.kind,
@@ -103,7 +142,8 @@ def save_current(
                 "score_points": line.score_points,
                 "note": line.note,
             }
-            for r in chunk
+            for part, found in zip(parts, by_lead, strict=True)
+            for r in (found[lid] for lid in ids)
             for line in r.lines
         ]
         insert_rows(conn, ledger, lines)
@@ -119,6 +159,19 @@ def read_current_states(
         params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
         rows = conn.execute(_CURRENT_STATES, params).mappings()
         out.update({r["lead_id"]: dict(r) for r in rows})
+    return out
+
+
+def read_named_states(
+    conn: Connection, lead_ids: Iterable[int], score_names: Sequence[str]
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """``read_current_states`` of several scores in one statement: by (lead, score name)."""
+    ids = list(lead_ids)
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for start in range(0, len(ids), CHUNK):
+        params = {"ids": ids[start : start + CHUNK], "names": list(score_names)}
+        rows = conn.execute(_NAMED_STATES, params).mappings()
+        out.update({(r["lead_id"], r["score_name"]): dict(r) for r in rows})
     return out
 
 

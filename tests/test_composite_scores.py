@@ -1,0 +1,250 @@
+"""Several models scored together in one statement (``compile/composite.py``) give exactly what each gives
+alone: the same scores, ledgers and history, on SQLite and PostgreSQL.
+
+The three models below score the same events differently (two of them have a rule ``demo`` of different
+kinds and points). Scale: the default (fit and engagement weighted ½ each, 100 raw points = 100; bands
+hot ≥ 70, warm ≥ 40; grades A ≥ 75, B ≥ 50, C ≥ 25; levels 1 ≥ 75, 2 ≥ 50, 3 ≥ 25); no decay. Every case
+of tests/cases is also scored beside two other cases' models and must give its hand-computed ledger.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from case_runner import Case, compare, load_case, run_case
+from leadscore.compile import Ledger
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.model import ScoringModel, loads_model
+from leadscore.scoring.due import schedule, schedule_models
+from leadscore.scoring.pipeline import ingest, publish, rescore_all
+from leadscore.scoring.run import all_leads, score, score_models, score_points, score_points_models
+from leadscore.store import Store
+from leadscore.store.people import find_lead
+from leadscore.store.results import NamedResults, read_current, read_history, save_current_scores
+
+T0 = parse_time("2024-05-01T00:00:00Z", "t0")
+HOUR = 3_600_000
+AS_OF = T0 + 6 * HOUR
+
+CORE = """
+model: core
+fit:
+  - {id: marketing, name: Marketing role, when: {attribute: job_title, contains: marketing}, points: 60}
+engagement:
+  - {id: demo, name: Requested a demo, kind: once, event: {type: track, name: Demo Requested}, points: 40}
+  - {id: docs, name: Read the docs, event: {type: page}, where: {property: path, prefix: /docs}, points: 5}
+"""
+
+ANALYTICS = """
+model: analytics
+fit:
+  - {id: analyst, name: Analyst role, when: {attribute: job_title, contains: analyst}, points: 80}
+engagement:
+  - {id: report, name: Built a report, event: {type: track, name: Report Built}, points: 30, cap: 50}
+  - {id: demo, name: Each demo request, event: {type: track, name: Demo Requested}, points: 10}
+"""
+
+PARTNERS = """
+model: partners
+fit:
+  - {id: sales, name: Sales role, when: {attribute: job_title, contains: sales}, points: 40}
+engagement:
+  - id: demo
+    name: Two demo requests in a month
+    kind: threshold
+    event: {type: track, name: Demo Requested}
+    at_least: 2
+    within: 30d
+    points: 70
+"""
+
+NAMES = ("core", "analytics", "partners")
+
+# (score, fit_score, engagement_score, grade, level, band), as of T0 + 6 h
+EXPECTED = {
+    # ann, a marketing analyst: one demo request, two reports, one docs page
+    # core: fit 60 (B); engagement demo 40 + docs 5 = 45 (level 3); score ½·60 + ½·45 = 52.5 (warm)
+    ("ann", "core"): (52.5, 60.0, 45.0, "B", 3, "warm"),
+    # analytics: fit 80 (A); reports 2 × 30 = 60 capped at 50, demo 1 × 10: 60 (level 2); ½·80 + ½·60 = 70
+    ("ann", "analytics"): (70.0, 80.0, 60.0, "A", 2, "hot"),
+    # partners: no sales role, one demo request of the two needed: 0
+    ("ann", "partners"): (0.0, 0.0, 0.0, "D", 4, "cold"),
+    # bob, in sales: two demo requests
+    # core: fit 0; demo once 40 (level 3); score 20 (cold)
+    ("bob", "core"): (20.0, 0.0, 40.0, "D", 3, "cold"),
+    # analytics: fit 0; demo 2 × 10 = 20 (level 4); score 10 (cold)
+    ("bob", "analytics"): (10.0, 0.0, 20.0, "D", 4, "cold"),
+    # partners: fit 40 (C); two requests within 30 days: 70 (level 2); ½·40 + ½·70 = 55 (warm)
+    ("bob", "partners"): (55.0, 40.0, 70.0, "C", 2, "warm"),
+}
+
+
+def message(user: str, n: int, at: int, **fields: Any) -> Any:
+    return normalise({"userId": user, "messageId": f"{user}-{n}", "timestamp": at, **fields}, received_ms=at)
+
+
+def events() -> list[Any]:
+    return [
+        message("ann", 0, T0, type="identify", traits={"job_title": "Marketing Analyst"}),
+        message("ann", 1, T0 + HOUR, type="track", event="Demo Requested"),
+        message("ann", 2, T0 + 2 * HOUR, type="track", event="Report Built"),
+        message("ann", 3, T0 + 3 * HOUR, type="track", event="Report Built"),
+        message("ann", 4, T0 + 4 * HOUR, type="page", name="Docs", properties={"path": "/docs/start"}),
+        message("bob", 0, T0, type="identify", traits={"job_title": "Sales"}),
+        message("bob", 1, T0 + HOUR, type="track", event="Demo Requested"),
+        message("bob", 2, T0 + 5 * HOUR, type="track", event="Demo Requested"),
+    ]
+
+
+def models() -> list[ScoringModel]:
+    return [loads_model(text) for text in (CORE, ANALYTICS, PARTNERS)]
+
+
+def numbers(x: Ledger | dict[str, Any]) -> tuple[Any, ...]:
+    keys = ("score", "fit_score", "engagement_score", "grade", "level", "band")
+    if isinstance(x, Ledger):
+        return tuple(getattr(x, k) for k in keys)
+    return tuple(x[k] for k in keys)
+
+
+def three_scores(store: Store) -> dict[str, int]:
+    """The three models published under their names, the events ingested (each batch rescores every
+    active model in one statement); user → lead id."""
+    for name, model in zip(NAMES, models(), strict=True):
+        publish(store, model, score_name=name, as_of=T0)
+    ingest(store, events()[:5], source="test", as_of=T0 + 4 * HOUR)
+    ingest(store, events()[5:], source="test", as_of=AS_OF)
+    with store.connect() as conn:
+        found = {user: find_lead(conn, external_id=user) for user in ("ann", "bob")}
+    assert all(lead is not None for lead in found.values())
+    return {user: int(lead) for user, lead in found.items() if lead is not None}
+
+
+def test_three_models_scored_together_give_the_hand_computed_numbers(store: Store) -> None:
+    leads = three_scores(store)
+    with store.connect() as conn:
+        together = score_models(conn, models(), store.sources(), all_leads(AS_OF))
+    by_lead = {leads[user]: user for user in leads}
+    got = {
+        (by_lead[lg.lead_id], name): numbers(lg)
+        for name, ledgers in zip(NAMES, together, strict=True)
+        for lg in ledgers
+    }
+    assert got == EXPECTED
+    # ann's analytics ledger: the report line capped at 50 from 60, the demo line (an 'each' rule here,
+    # a 'once' rule in core) one request of 10
+    ann = next(lg for lg in together[1] if lg.lead_id == leads["ann"])
+    lines = {line.rule_id: (line.kind, line.value, line.raw, line.matched, line.capped) for line in ann.lines}
+    assert lines["report"] == ("each", 50.0, 60.0, 2, True)
+    assert lines["demo"] == ("each", 10.0, 10.0, 1, False)
+    assert lines["analyst"] == ("fit", 80.0, 80.0, 1, False)
+
+
+def test_each_model_together_gives_what_it_gives_alone(store: Store) -> None:
+    three_scores(store)
+    with store.connect() as conn:
+        sources = store.sources()
+        together = score_models(conn, models(), sources, all_leads(AS_OF))
+        alone = [score(conn, model, sources, all_leads(AS_OF)) for model in models()]
+        assert together == alone
+        # when each score is next due: bob's partners score when his first request leaves its 30 days
+        due = schedule_models(conn, models(), sources, together)
+        assert due == [
+            schedule(conn, model, sources, ledgers) for model, ledgers in zip(models(), alone, strict=True)
+        ]
+        bob = next(lg.lead_id for lg in alone[2] if lg.score == 55.0)
+        assert due[2][bob] == T0 + HOUR + 30 * 24 * HOUR
+        # at earlier times too (bound targets, several points per lead), with and without ledger lines
+        pairs = [(lg.lead_id, at) for lg in alone[0] for at in (T0 + HOUR, T0 + 3 * HOUR, AS_OF)]
+        points_alone = [score_points(conn, model, sources, pairs) for model in models()]
+        assert score_points_models(conn, models(), sources, pairs) == points_alone
+        totals = score_points_models(conn, models(), sources, pairs, explain=False)
+    for got, want in zip(totals, points_alone, strict=True):
+        assert [(t.lead_id, t.as_of, *numbers(t)) for t in got] == [
+            (w.lead_id, w.as_of, *numbers(w)) for w in want
+        ]
+        assert all(t.lines == () for t in got)
+
+
+def test_stored_scores_and_history_of_every_name(store: Store) -> None:
+    """The processor's path (``ingest``: one statement for the three models per batch, their history
+    replayed together) and full rescoring store the hand-computed numbers under each name."""
+    leads = three_scores(store)
+    for rescored in (False, True):
+        if rescored:
+            rescore_all(store, as_of=AS_OF)
+        with store.connect() as conn:
+            for (user, name), want in EXPECTED.items():
+                row, _ = read_current(conn, leads[user], name)
+                assert row is not None
+                assert numbers(row) == want, (user, name, rescored)
+    with store.connect() as conn:
+        history = {
+            (user, name): [(r["cause"], r["score"]) for r in read_history(conn, leads[user], name)]
+            for user in ("ann", "bob")
+            for name in NAMES
+        }
+    # every lead's history starts just before its first event (the identify: no job title known yet);
+    # then a row at each event time where the score moved
+    # bob, partners: identify (fit 40: 20), first request (1 of 2: unchanged), second (70: ½·40 + ½·70 = 55)
+    assert history["bob", "partners"] == [("created", 0.0), ("event", 20.0), ("event", 55.0)]
+    # bob, core: identify (Sales: no fit), first request (once, 40: 20), second (once: unchanged)
+    assert history["bob", "core"] == [("created", 0.0), ("event", 20.0)]
+    # bob, analytics: first request (10: 5), second (20: 10)
+    assert history["bob", "analytics"] == [("created", 0.0), ("event", 5.0), ("event", 10.0)]
+    # ann, analytics: identify (fit 80: 40), demo (10: 45), report (40: 60), report (60 capped at 50: 70),
+    # docs page (unchanged)
+    assert history["ann", "analytics"] == [
+        ("created", 0.0),
+        ("event", 40.0),
+        ("event", 45.0),
+        ("event", 60.0),
+        ("event", 70.0),
+    ]
+    # ann, core: identify (fit 60: 30), demo (40: 50), reports (unchanged), docs page (45: 52.5)
+    assert history["ann", "core"] == [("created", 0.0), ("event", 30.0), ("event", 50.0), ("event", 52.5)]
+    # ann, partners: nothing moves it from 0
+    assert history["ann", "partners"] == [("created", 0.0)]
+
+
+CASES = [load_case(path) for path in sorted((Path(__file__).resolve().parent / "cases").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[c.name.removesuffix(".yaml") for c in CASES])
+def test_every_case_beside_two_other_models(store: Store, i: int) -> None:
+    """Each hand-computed case scored in one statement with two other cases' models: its own ledgers as
+    the case expects them, and every model's ledgers as it gives them alone."""
+    case: Case = CASES[i]
+    neighbours = [CASES[(i + 1) % len(CASES)].model, CASES[(i + 7) % len(CASES)].model]
+    alone = run_case(store, case)
+    group = [neighbours[0], case.model, neighbours[1]]
+    with store.connect() as conn:
+        together = score_models(conn, group, store.sources(), all_leads(case.as_of))
+        assert sorted(together[1], key=lambda lg: lg.lead_id) == sorted(
+            alone.values(), key=lambda lg: lg.lead_id
+        )
+        for model, got in zip(group, together, strict=True):
+            assert got == score(conn, model, store.sources(), all_leads(case.as_of)), model.model
+        due = schedule_models(conn, group, store.sources(), together)
+        for model, got, ledgers in zip(group, due, together, strict=True):
+            assert got == schedule(conn, model, store.sources(), ledgers), model.model
+    by_id = {lg.lead_id: user for user, lg in alone.items()}
+    for ledger in together[1]:
+        user = by_id[ledger.lead_id]
+        if user in case.expect:
+            assert not compare(ledger, case.expect[user], tolerant=case.decays), user
+
+
+def test_saving_several_scores_refuses_results_of_different_leads(store: Store) -> None:
+    """One delete covers every score of the leads: a score without a lead's result would lose its row."""
+    leads = three_scores(store)
+    with store.connect() as conn:
+        core, analytics = score_models(conn, models()[:2], store.sources(), all_leads(AS_OF))
+    only_ann = [lg for lg in analytics if lg.lead_id == leads["ann"]]
+    with store.begin() as conn, pytest.raises(ValueError, match="different leads"):
+        save_current_scores(
+            conn, [NamedResults("core", 1, core), NamedResults("analytics", 2, only_ann)], scored_ms=AS_OF
+        )
