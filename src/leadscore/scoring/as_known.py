@@ -15,13 +15,14 @@ in the next query.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, select
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, event, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
@@ -113,11 +114,16 @@ def score_as_known(
     dialect = conn.dialect.name
     query = bound_statement(model, as_known_sources(sources), dialect)
     out: dict[tuple[int, int], Ledger] = {}
+    # the table is empty here: every call empties it before it returns, and a call that fails first
+    # fails its transaction (or savepoint), whose rollback takes the rows back out
+    filled = False
     for layer_leads in layers:
         pairs = [(lead, at) for lead, (_, times) in layer_leads.items() for at in times]
         for start in range(0, len(pairs), POINTS_CHUNK):
             chunk = pairs[start : start + POINTS_CHUNK]
-            conn.execute(KNOWN.delete())
+            if filled:
+                conn.execute(KNOWN.delete())
+            filled = True
             leads_of_chunk = dict.fromkeys(lead for lead, _ in chunk)
             conn.execute(
                 KNOWN.insert(),
@@ -143,8 +149,32 @@ KNOWN = Table(
 )
 
 
+# set in a database connection's ``info`` once the table exists there; any rollback clears it (the
+# rollback may have undone the creation), so a processor batch looks the table up only after one
+_READY = "leadscore_known_attributes"
+
+
 def _prepare(conn: Connection) -> None:
+    info = conn.info
+    if info.get(_READY):
+        return
     KNOWN.create(conn, checkfirst=True)
+    info[_READY] = True
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_on_rollback(conn: Connection) -> None:
+    _forget(conn)
+
+
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget_on_savepoint(conn: Connection, name: str, context: object) -> None:
+    _forget(conn)
+
+
+def _forget(conn: Connection) -> None:
+    with contextlib.suppress(Exception):  # an invalidated connection has no info, and no table either
+        conn.info.pop(_READY, None)
 
 
 _SOURCES: dict[Sources, Sources] = {}

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadscore.compile import Ledger
-from leadscore.store.results import read_current_states, record_crossings, save_current
+from leadscore.store.results import record_crossings, save_current
 
 KINDS = ("band", "grade", "level")
 
@@ -31,8 +31,7 @@ def save_scores(
 ) -> int:
     """Save ledgers as the current scores ``score_name`` (with when each is next due:
     ``scoring.due.schedule``) and record the crossings they make; returns crossings recorded."""
-    before = read_current_states(conn, [lg.lead_id for lg in ledgers], score_name=score_name)
-    save_current(conn, ledgers, version_id, stamp, due, score_name=score_name)
+    before = save_current(conn, ledgers, version_id, stamp, due, score_name=score_name)
     rows: list[dict[str, Any]] = []
     for ledger in ledgers:
         old = before.get(ledger.lead_id)

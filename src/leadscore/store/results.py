@@ -20,11 +20,13 @@ CHUNK = 500
 # Built once, executed with the lead ids bound as one list (store/id_lists.py): the real-time processor
 # runs these for every batch, and building an IN (...) statement costs more than running it.
 _SCORE: BindParameter[str] = bindparam("score_name")
-_DELETE_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
+# the rows replaced come back (RETURNING): the states crossings compare with, read in the same statement
+_DELETE_SCORES = (
+    delete(scores)
+    .where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
+    .returning(scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score)
+)
 _DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"), ledger.c.score_name == _SCORE)
-_CURRENT_STATES = select(
-    scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
-).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
 _NEWEST_ID = (
     select(score_history.c.id)
     .where(score_history.c.lead_id == leads.c.id, score_history.c.score_name == _SCORE)
@@ -68,13 +70,16 @@ def save_current(
     due: Mapping[int, int | None] | None = None,
     *,
     score_name: str,
-) -> None:
+) -> dict[int, dict[str, Any]]:
     """Replace the current score ``score_name`` and its ledger of every lead in ``results``; ``due``: lead
-    → when time alone may next change that score (scoring/due.py; a lead left out is never due)."""
+    → when time alone may next change that score (scoring/due.py; a lead left out is never due). Returns
+    the replaced scores' band, grade, level and score by lead (a lead scored for the first time: none)."""
+    replaced: dict[int, dict[str, Any]] = {}
     for start in range(0, len(results), CHUNK):
         chunk = results[start : start + CHUNK]
         ids = [r.lead_id for r in chunk]
-        conn.execute(_DELETE_SCORES, {"ids": ids, "score_name": score_name})
+        gone = conn.execute(_DELETE_SCORES, {"ids": ids, "score_name": score_name}).mappings()
+        replaced.update({r["lead_id"]: dict(r) for r in gone})
         conn.execute(_DELETE_LEDGER, {"ids": ids, "score_name": score_name})
         insert_rows(
             conn,
@@ -107,19 +112,7 @@ def save_current(
             for line in r.lines
         ]
         insert_rows(conn, ledger, lines)
-
-
-def read_current_states(
-    conn: Connection, lead_ids: Iterable[int], *, score_name: str
-) -> dict[int, dict[str, Any]]:
-    """Band, grade, level and score of the stored current score ``score_name`` of ``lead_ids``."""
-    ids = list(lead_ids)
-    out: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(ids), CHUNK):
-        params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
-        rows = conn.execute(_CURRENT_STATES, params).mappings()
-        out.update({r["lead_id"]: dict(r) for r in rows})
-    return out
+    return replaced
 
 
 def last_history(conn: Connection, lead_ids: Iterable[int], *, score_name: str) -> dict[int, dict[str, Any]]:
