@@ -23,13 +23,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import OperationalError
 
 from leadscore.ingest.apply import Applied, event_row
 from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
-from leadscore.scoring.as_known import score_as_known
+from leadscore.scoring.as_known import KNOWN, score_as_known
 from leadscore.scoring.pipeline import publish, rescore_touched
 from leadscore.scoring.processor import Processor, process_pending, sqlite_pause
 from leadscore.store import Store, counters
@@ -245,14 +245,16 @@ def test_a_drain_behind_on_sqlite_takes_larger_batches(tmp_path: Path) -> None:
 
 
 def test_the_attributes_table_is_made_again_after_a_rollback_undid_it(store: Store) -> None:
-    """History rows are scored through a temporary table that a connection creates once (the processor
-    skips the lookup after that); a rollback that undid its creation makes the next call create it again
-    on the same connection, and both calls score the lead the same: one visit, 1 point of 100, score
-    ½·0 + ½·1 = 0.5."""
+    """A history point before a lead's attributes were observed is scored through a temporary table that
+    a connection creates once (the processor skips the lookup after that); a rollback that undid its
+    creation makes the next call create it again on the same connection, and both calls score the lead
+    the same: one visit, 1 point of 100, score ½·0 + ½·1 = 0.5."""
     publish(store, loads_model(MODEL), as_of=NOW)
+    traits = {"type": "identify", "userId": "user-0", "traits": {"plan": "pro"}, "messageId": "who"}
+    identify = event_row(normalise({**traits, "timestamp": NOW + 60_000}, received_ms=NOW), "api")
     with store.begin() as conn:
-        enqueue(conn, _rows()[:1])
-    assert process_pending(store) == 1
+        enqueue(conn, [*_rows()[:1], identify])
+    assert process_pending(store) == 2
     model = loads_model(MODEL)
     store.engine.dispose()  # a new database connection: no temporary table yet
     at = NOW + 1
@@ -260,6 +262,7 @@ def test_the_attributes_table_is_made_again_after_a_rollback_undid_it(store: Sto
         with conn.begin() as txn:
             lead_id = conn.execute(select(scores.c.lead_id)).scalar_one()
             first = score_as_known(conn, model, store.sources(), [(lead_id, at)])
+            assert inspect(conn).has_table(KNOWN.name)  # the point took the temporary table
             txn.rollback()  # the table was created in this transaction: the rollback drops it
         with conn.begin():
             again = score_as_known(conn, model, store.sources(), [(lead_id, at)])
