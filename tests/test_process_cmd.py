@@ -267,3 +267,32 @@ def test_the_attributes_table_is_made_again_after_a_rollback_undid_it(store: Sto
         with conn.begin():
             again = score_as_known(conn, model, store.sources(), [(lead_id, at)])
     assert first[(lead_id, at)].score == again[(lead_id, at)].score == pytest.approx(0.5)
+
+
+def test_stopping_a_processor_ends_its_drain_after_the_batch_in_progress(store: Store) -> None:
+    """``leadscore process`` on SIGTERM: the batch in progress commits, the backlog behind it waits for
+    the next processor (before, the drain went on until the inbox was empty, however long that took).
+    6,000 events wait; the processor is stopped once its first batch is in: at most the batch that was
+    running then commits after it (500 events), so at least 6,000 − 3 × 500 = 4,500 still wait."""
+    publish(store, loads_model(MODEL), as_of=NOW)
+    rows = [
+        event_row(
+            normalise(
+                {"type": "page", "userId": f"user-{i % LEADS}", "messageId": f"s-{i}"}, received_ms=NOW
+            ),
+            "api",
+        )
+        for i in range(6000)
+    ]
+    with store.begin() as conn:
+        enqueue(conn, rows)
+    processor = Processor(store, idle_s=0.01, linger_s=0.0).start()
+    try:
+        _wait(store, lambda c: counters.read(c).get(counters.SCORED, 0) > 0, "the first batch")
+    finally:
+        processor.stop()
+    with store.connect() as conn:
+        left = waiting_events(conn)
+        scored = counters.read(conn)[counters.SCORED]
+    assert left >= 4500
+    assert scored + left == 6000  # what was taken was scored once; nothing was lost
