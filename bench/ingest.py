@@ -404,10 +404,14 @@ def single_events(engine: str, workdir: Path, seconds: float) -> dict[str, Any]:
             with scoring_server(db, processor) as (url, _):
                 wrk(url, "/v1/track", key, 0, 2, workdir)
                 result = wrk(url, "/v1/track", key, 0, seconds, workdir)
-            kept = stored(db)
+                # how far scoring kept up: events in the log (scored) of those stored, as wrk stopped
+                scored = count(db, "events")
+                kept = stored(db)
         assert result.errors == 0, f"{result.errors} failed requests"
         assert kept >= result.requests, (kept, result.requests)
         out["processor" if processor else "ingest_only"] = result
+        if processor:
+            out["scored_of_stored"] = (scored, kept)
     return out
 
 

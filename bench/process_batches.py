@@ -1,6 +1,6 @@
 """The processor alone: N events waiting in the inbox, drained batch by batch, every statement timed.
 
-    python bench/process_batches.py [--engine sqlite|postgres] [--events 10000] [--profile]
+    python bench/process_batches.py [--engine sqlite|postgres] [--events 10000] [--limit N] [--same-time] [--profile]
 
 Prints events/s (wall and per CPU-second of this process), statements per batch and the statements that
 took the most time in all (client-side time: round trip and server work), so a change to the
@@ -16,6 +16,7 @@ import os
 import pstats
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -26,7 +27,7 @@ from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.processor import BATCH, SQLITE_BATCH, process_pending
 from leadscore.store import Store
-from leadscore.store.event_log import enqueue
+from leadscore.store.event_log import INBOX_ROW_EVENTS, enqueue
 
 PG_URL = os.environ.get("LEADSCORE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MODEL = """
@@ -46,6 +47,15 @@ def main() -> None:
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="events a batch (default: the processor's batch for the engine)"
+    )
+    parser.add_argument(
+        "--same-time",
+        action="store_true",
+        help="every event at one time (a lead's second event rewrites its history row; default: a "
+        "millisecond apart, as live events arrive)",
+    )
     args = parser.parse_args()
     schema = f"bench_proc_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -57,7 +67,7 @@ def main() -> None:
         url = f"/tmp/{schema}.db"
     store = Store.from_url(url)
     try:
-        run(store, args.engine, args.events, args.profile)
+        run(store, args.engine, args.events, args.profile, args.limit, args.same_time)
     finally:
         store.dispose()
         if args.engine == "postgres":
@@ -70,22 +80,25 @@ def main() -> None:
         admin.dispose()
 
 
-def run(store: Store, engine: str, n: int, profile: bool) -> None:
+def run(store: Store, engine: str, n: int, profile: bool, limit: int, same_time: bool) -> None:
     publish(store, loads_model(MODEL))
-    now = int(time.time() * 1000)
-    limit = BATCH if engine == "postgres" else SQLITE_BATCH
+    limit = limit or (BATCH if engine == "postgres" else SQLITE_BATCH)
+    now = int(time.time() * 1000) - n - limit
     rows = [
         event_row(
             normalise(
                 {"type": "track", "event": "Clicked", "userId": f"user-{i % USERS}", "messageId": f"m-{i}"},
-                received_ms=now,
+                received_ms=now if same_time else now + i,
             ),
             "api",
         )
         for i in range(n + limit)
     ]
     with store.begin() as conn:
-        enqueue(conn, rows)
+        # inbox rows no larger than a batch, so that a batch of under 100 events is what --limit says
+        step = min(limit, INBOX_ROW_EVENTS)
+        for start in range(0, len(rows), step):
+            enqueue(conn, rows[start : start + step])
     process_pending(store, limit=limit)  # warm-up: the compiled query, the model cache
     timing: dict[str, list[float]] = {}
     started: dict[int, float] = {}
@@ -100,6 +113,8 @@ def run(store: Store, engine: str, n: int, profile: bool) -> None:
         spent[0] += 1
         spent[1] += time.perf_counter() - started.pop(id(conn))
 
+    backends = _backends(store) if engine == "postgres" else []
+    server_cpu = _cpu_s(backends)
     batches = 0
     profiler = cProfile.Profile() if profile else None
     wall, cpu = time.perf_counter(), time.process_time()
@@ -110,16 +125,48 @@ def run(store: Store, engine: str, n: int, profile: bool) -> None:
     if profiler:
         profiler.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    server_cpu = _cpu_s(backends) - server_cpu
     statements = sum(int(c) for c, _ in timing.values())
     print(
         f"[load {os.getloadavg()[0]:.1f}] {engine}: {n:,} events in {batches} batches, {wall:.2f} s wall, "
         f"{cpu:.2f} CPU-s: {n / wall:,.0f} events/s, {n / cpu:,.0f} per CPU-second; "
         f"{statements / max(batches, 1):.1f} statements a batch"
+        + (
+            f"; server {server_cpu:.2f} CPU-s: {n / (cpu + server_cpu):,.0f} events per CPU-second of both"
+            if backends
+            else ""
+        )
     )
-    for statement, (count, spent) in sorted(timing.items(), key=lambda kv: -kv[1][1])[:15]:
+    for statement, (count, spent) in sorted(timing.items(), key=lambda kv: -kv[1][1])[
+        : int(os.environ.get("TOP", "15"))
+    ]:
         print(f"{spent:8.3f} s {int(count):5d}x  {statement}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+
+
+def _backends(store: Store) -> list[int]:
+    """The PostgreSQL server processes serving this store's connections (same machine: read from /proc)."""
+    with store.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " UNION SELECT pg_backend_pid()"
+                )
+            ).scalars()
+        )
+
+
+def _cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 if __name__ == "__main__":

@@ -23,14 +23,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import OperationalError
 
 from leadscore.ingest.apply import Applied, event_row
 from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
+from leadscore.scoring.as_known import KNOWN, score_as_known
 from leadscore.scoring.pipeline import publish, rescore_touched
-from leadscore.scoring.processor import process_pending
+from leadscore.scoring.processor import Processor, process_pending, sqlite_pause
 from leadscore.store import Store, counters
 from leadscore.store.event_log import enqueue, waiting_events
 from leadscore.store.keys import create_key
@@ -200,3 +201,98 @@ def test_serve_without_processor_leaves_scoring_to_process(tmp_path: Path) -> No
                 proc.send_signal(signal.SIGTERM)
                 proc.communicate(timeout=30)
         store.dispose()
+
+
+def test_a_draining_processor_leaves_sqlite_two_thirds_of_the_write_lock() -> None:
+    """After each batch of a drain the processor waits twice as long as it held the write lock (so it
+    holds it at most a third of the time), and never less than the 2 ms floor."""
+    assert sqlite_pause(0.030) == pytest.approx(0.060)
+    assert sqlite_pause(0.250) == pytest.approx(0.500)
+    assert sqlite_pause(0.0005) == pytest.approx(0.002)  # 2 × 0.5 ms = 1 ms, under the floor
+    assert sqlite_pause(0.0) == pytest.approx(0.002)
+
+
+def test_a_drain_behind_on_sqlite_takes_larger_batches(tmp_path: Path) -> None:
+    """1,000 single-event inbox rows: the first batch takes 100 events (full, so the drain is behind),
+    the next ones 500 each (500, then the 400 left), then it finds the inbox empty: 3 batches, every
+    event scored once, the last batch's hold time recorded."""
+    store = Store.from_url(str(tmp_path / "drain.db"))
+    try:
+        publish(store, loads_model(MODEL), as_of=NOW)
+        rows = [
+            event_row(
+                normalise(
+                    {"type": "page", "userId": f"user-{i % LEADS}", "messageId": f"d-{i}"},
+                    received_ms=NOW + i,
+                ),
+                "api",
+            )
+            for i in range(1000)
+        ]
+        with store.begin() as conn:
+            for row in rows:  # one inbox row per event, as single-event requests leave them
+                enqueue(conn, [row])
+        processor = Processor(store)
+        processor.drain()
+        assert (processor.stats.batches, processor.stats.events) == (3, 1000)
+        assert processor.stats.last_held_s > 0
+        with store.connect() as conn:
+            assert waiting_events(conn) == 0
+            assert counters.read(conn)[counters.SCORED] == 1000
+            assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 1000
+    finally:
+        store.dispose()
+
+
+def test_the_attributes_table_is_made_again_after_a_rollback_undid_it(store: Store) -> None:
+    """A history point before a lead's attributes were observed is scored through a temporary table that
+    a connection creates once (the processor skips the lookup after that); a rollback that undid its
+    creation makes the next call create it again on the same connection, and both calls score the lead
+    the same: one visit, 1 point of 100, score ½·0 + ½·1 = 0.5."""
+    publish(store, loads_model(MODEL), as_of=NOW)
+    traits = {"type": "identify", "userId": "user-0", "traits": {"plan": "pro"}, "messageId": "who"}
+    identify = event_row(normalise({**traits, "timestamp": NOW + 60_000}, received_ms=NOW), "api")
+    with store.begin() as conn:
+        enqueue(conn, [*_rows()[:1], identify])
+    assert process_pending(store) == 2
+    model = loads_model(MODEL)
+    store.engine.dispose()  # a new database connection: no temporary table yet
+    at = NOW + 1
+    with store.connect() as conn:
+        with conn.begin() as txn:
+            lead_id = conn.execute(select(scores.c.lead_id)).scalar_one()
+            first = score_as_known(conn, model, store.sources(), [(lead_id, at)])
+            assert inspect(conn).has_table(KNOWN.name)  # the point took the temporary table
+            txn.rollback()  # the table was created in this transaction: the rollback drops it
+        with conn.begin():
+            again = score_as_known(conn, model, store.sources(), [(lead_id, at)])
+    assert first[(lead_id, at)].score == again[(lead_id, at)].score == pytest.approx(0.5)
+
+
+def test_stopping_a_processor_ends_its_drain_after_the_batch_in_progress(store: Store) -> None:
+    """``leadscore process`` on SIGTERM: the batch in progress commits, the backlog behind it waits for
+    the next processor (before, the drain went on until the inbox was empty, however long that took).
+    6,000 events wait; the processor is stopped once its first batch is in: at most the batch that was
+    running then commits after it (500 events), so at least 6,000 − 3 × 500 = 4,500 still wait."""
+    publish(store, loads_model(MODEL), as_of=NOW)
+    rows = [
+        event_row(
+            normalise(
+                {"type": "page", "userId": f"user-{i % LEADS}", "messageId": f"s-{i}"}, received_ms=NOW
+            ),
+            "api",
+        )
+        for i in range(6000)
+    ]
+    with store.begin() as conn:
+        enqueue(conn, rows)
+    processor = Processor(store, idle_s=0.01, linger_s=0.0).start()
+    try:
+        _wait(store, lambda c: counters.read(c).get(counters.SCORED, 0) > 0, "the first batch")
+    finally:
+        processor.stop()
+    with store.connect() as conn:
+        left = waiting_events(conn)
+        scored = counters.read(conn)[counters.SCORED]
+    assert left >= 4500
+    assert scored + left == 6000  # what was taken was scored once; nothing was lost

@@ -15,13 +15,14 @@ in the next query.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, select
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, event, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
@@ -119,26 +120,51 @@ def score_as_known_models(
             if layer == len(layers):
                 layers.append({})
             layers[layer].setdefault(lead, (attributes, []))[1].append(at)
-    _prepare(conn)
     dialect = conn.dialect.name
-    known_sources = as_known_sources(sources)
-    if len(models) == 1:
-        query = bound_statement(models[0], known_sources, dialect)
-    else:
-        query = bound_models_statement(models, known_sources, dialect, explain=False)
+    many = len(models) > 1
+
+    def statement(sources_of_query: Sources) -> Any:
+        if many:
+            return bound_models_statement(models, sources_of_query, dialect, explain=False)
+        return bound_statement(models[0], sources_of_query, dialect)
+
+    def keep(row: Any) -> None:
+        ledger = read_totals(row)
+        out[int(row[SCORE_INDEX]) if many else 0][(ledger.lead_id, ledger.as_of)] = ledger
+
+    if len(layers) == 1 and all(
+        attributes == known.current.get(lead, ({}, {}))[0] for lead, (attributes, _) in layers[0].items()
+    ):
+        # every point sees its lead's attributes as they are now (the usual real-time batch: no identify
+        # newer than its events): the leads table itself, as ``score_points`` reads it, and no
+        # temporary table to fill and empty (two statements fewer a batch)
+        pairs = [(lead, at) for lead, (_, times) in layers[0].items() for at in times]
+        query = statement(sources)
+        for start in range(0, len(pairs), POINTS_CHUNK):
+            for row in conn.execute(
+                query, target_params(dialect, pairs[start : start + POINTS_CHUNK])
+            ).mappings():
+                keep(row)
+        return out
+    _prepare(conn)
+    query = statement(as_known_sources(sources))
+    # the table is empty here: every call empties it before it returns, and a call that fails first
+    # fails its transaction (or savepoint), whose rollback takes the rows back out
+    filled = False
     for layer_leads in layers:
         pairs = [(lead, at) for lead, (_, times) in layer_leads.items() for at in times]
         for start in range(0, len(pairs), POINTS_CHUNK):
             chunk = pairs[start : start + POINTS_CHUNK]
-            conn.execute(KNOWN.delete())
+            if filled:
+                conn.execute(KNOWN.delete())
+            filled = True
             leads_of_chunk = dict.fromkeys(lead for lead, _ in chunk)
             conn.execute(
                 KNOWN.insert(),
                 [{"lead_id": lead, "attributes": layer_leads[lead][0]} for lead in leads_of_chunk],
             )
             for row in conn.execute(query, target_params(dialect, chunk)).mappings():
-                ledger = read_totals(row)
-                out[int(row[SCORE_INDEX]) if len(models) > 1 else 0][(ledger.lead_id, ledger.as_of)] = ledger
+                keep(row)
     conn.execute(KNOWN.delete())
     return out
 
@@ -156,8 +182,32 @@ KNOWN = Table(
 )
 
 
+# set in a database connection's ``info`` once the table exists there; any rollback clears it (the
+# rollback may have undone the creation), so a processor batch looks the table up only after one
+_READY = "leadscore_known_attributes"
+
+
 def _prepare(conn: Connection) -> None:
+    info = conn.info
+    if info.get(_READY):
+        return
     KNOWN.create(conn, checkfirst=True)
+    info[_READY] = True
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_on_rollback(conn: Connection) -> None:
+    _forget(conn)
+
+
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget_on_savepoint(conn: Connection, name: str, context: object) -> None:
+    _forget(conn)
+
+
+def _forget(conn: Connection) -> None:
+    with contextlib.suppress(Exception):  # an invalidated connection has no info, and no table either
+        conn.info.pop(_READY, None)
 
 
 _SOURCES: dict[Sources, Sources] = {}

@@ -14,13 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadscore.compile import Ledger
-from leadscore.store.results import (
-    NamedResults,
-    read_current_states,
-    read_named_states,
-    record_crossings,
-    save_current_scores,
-)
+from leadscore.store.results import NamedResults, record_crossings, save_current_scores
 
 KINDS = ("band", "grade", "level")
 
@@ -44,18 +38,10 @@ def save_named_scores(
     conn: Connection, parts: Sequence[NamedResults], stamp: int, cause: str | Mapping[int, str]
 ) -> int:
     """``save_scores`` for several scores of the same leads, one statement each for all of them (the
-    states before, the saves, the crossings); returns crossings recorded."""
+    saves, which return the states before, and the crossings); returns crossings recorded."""
     if not parts:
         return 0
-    lead_ids = [lg.lead_id for lg in parts[0].results]
-    if len(parts) == 1:
-        name = parts[0].score_name
-        before = {
-            (lid, name): row for lid, row in read_current_states(conn, lead_ids, score_name=name).items()
-        }
-    else:
-        before = read_named_states(conn, lead_ids, [part.score_name for part in parts])
-    save_current_scores(conn, parts, stamp)
+    before = save_current_scores(conn, parts, stamp)
     rows: list[dict[str, Any]] = []
     for part in parts:
         for ledger in part.results:

@@ -68,20 +68,23 @@ def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> 
 
 
 _FIRST_EVENT = (
-    select(identities.c.lead_id, func.min(events.c.ts))
-    .join(events, events.c.person_key == identities.c.key)
-    .where(in_list(identities.c.lead_id, "ids"))
-    .group_by(identities.c.lead_id)
+    select(func.min(events.c.ts))
+    .select_from(identities.join(events, events.c.person_key == identities.c.key))
+    .where(identities.c.lead_id == leads.c.id)
+    .correlate(leads)
+    .scalar_subquery()
 )
-_CREATED = select(leads.c.id, leads.c.created_ms).where(in_list(leads.c.id, "ids"))
+# one statement (a round trip fewer for every processor batch): creation and first event of each lead
+_BASELINES = select(leads.c.id, leads.c.created_ms, _FIRST_EVENT).where(in_list(leads.c.id, "ids"))
 
 
 def baselines(conn: Connection, lead_ids: Sequence[int]) -> dict[int, int]:
     """For each lead: the moment before its first event (a lead without events: its creation)."""
-    ids = list(lead_ids)
-    first = dict(conn.execute(_FIRST_EVENT, {"ids": ids}).all())
-    created = dict(conn.execute(_CREATED, {"ids": ids}).all())
-    return {lid: first[lid] - 1 if lid in first else created[lid] for lid in lead_ids}
+    found = {
+        int(lid): (created if first is None else first - 1)
+        for lid, created, first in conn.execute(_BASELINES, {"ids": list(lead_ids)})
+    }
+    return {lid: found[lid] for lid in lead_ids}
 
 
 def record(

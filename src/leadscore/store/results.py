@@ -21,19 +21,24 @@ CHUNK = 500
 # Built once, executed with the lead ids bound as one list (store/id_lists.py): the real-time processor
 # runs these for every batch, and building an IN (...) statement costs more than running it.
 _SCORE: BindParameter[str] = bindparam("score_name")
-_DELETE_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
+# the rows replaced come back (RETURNING): the states crossings compare with, read in the same statement
+_DELETE_SCORES = (
+    delete(scores)
+    .where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
+    .returning(scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score)
+)
 _DELETE_LEDGER = delete(ledger).where(in_list(ledger.c.lead_id, "ids"), ledger.c.score_name == _SCORE)
 _NAMES = in_list(scores.c.score_name, "names", Text)
-_DELETE_NAMED_SCORES = delete(scores).where(in_list(scores.c.lead_id, "ids"), _NAMES)
+_DELETE_NAMED_SCORES = (
+    delete(scores)
+    .where(in_list(scores.c.lead_id, "ids"), _NAMES)
+    .returning(
+        scores.c.lead_id, scores.c.score_name, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
+    )
+)
 _DELETE_NAMED_LEDGER = delete(ledger).where(
     in_list(ledger.c.lead_id, "ids"), in_list(ledger.c.score_name, "names", Text)
 )
-_NAMED_STATES = select(
-    scores.c.lead_id, scores.c.score_name, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
-).where(in_list(scores.c.lead_id, "ids"), _NAMES)
-_CURRENT_STATES = select(
-    scores.c.lead_id, scores.c.band, scores.c.grade, scores.c.level, scores.c.score
-).where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
 _NEWEST_ID = (
     select(score_history.c.id)
     .where(score_history.c.lead_id == leads.c.id, score_history.c.score_name == _SCORE)
@@ -89,17 +94,23 @@ def save_current(
     due: Mapping[int, int | None] | None = None,
     *,
     score_name: str,
-) -> None:
+) -> dict[int, dict[str, Any]]:
     """Replace the current score ``score_name`` and its ledger of every lead in ``results``; ``due``: lead
-    → when time alone may next change that score (scoring/due.py; a lead left out is never due)."""
-    save_current_scores(conn, [NamedResults(score_name, version_id, results, due)], scored_ms)
+    → when time alone may next change that score (scoring/due.py; a lead left out is never due). Returns
+    the replaced scores' band, grade, level and score by lead (a lead scored for the first time: none)."""
+    replaced = save_current_scores(conn, [NamedResults(score_name, version_id, results, due)], scored_ms)
+    return {lead_id: state for (lead_id, _), state in replaced.items()}
 
 
-def save_current_scores(conn: Connection, parts: Sequence[NamedResults], scored_ms: int) -> None:
+def save_current_scores(
+    conn: Connection, parts: Sequence[NamedResults], scored_ms: int
+) -> dict[tuple[int, str], dict[str, Any]]:
     """``save_current`` for several scores of the same leads, one statement each for all of them: the
-    delete of the old scores and ledgers, the insert of the new ones."""
+    delete of the old scores (returning their band, grade, level and score: the states crossings compare
+    with) and ledgers, the insert of the new ones. Returns the replaced states by (lead, score name)."""
+    replaced: dict[tuple[int, str], dict[str, Any]] = {}
     if not parts:
-        return
+        return replaced
     by_lead = [{r.lead_id: r for r in part.results} for part in parts]
     order = [r.lead_id for r in parts[0].results]
     if any(found.keys() != by_lead[0].keys() for found in by_lead[1:]):
@@ -112,7 +123,9 @@ def save_current_scores(conn: Connection, parts: Sequence[NamedResults], scored_
     for start in range(0, len(order), CHUNK):
         ids = order[start : start + CHUNK]
         params: dict[str, Any] = {"ids": ids, "score_name": names[0]} if one else {"ids": ids, "names": names}
-        conn.execute(drop_scores, params)
+        for row in conn.execute(drop_scores, params).mappings():
+            state = dict(row)
+            replaced[(state["lead_id"], state.get("score_name", names[0]))] = state
         conn.execute(drop_ledger, params)
         insert_rows(
             conn,
@@ -147,32 +160,7 @@ def save_current_scores(conn: Connection, parts: Sequence[NamedResults], scored_
             for line in r.lines
         ]
         insert_rows(conn, ledger, lines)
-
-
-def read_current_states(
-    conn: Connection, lead_ids: Iterable[int], *, score_name: str
-) -> dict[int, dict[str, Any]]:
-    """Band, grade, level and score of the stored current score ``score_name`` of ``lead_ids``."""
-    ids = list(lead_ids)
-    out: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(ids), CHUNK):
-        params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
-        rows = conn.execute(_CURRENT_STATES, params).mappings()
-        out.update({r["lead_id"]: dict(r) for r in rows})
-    return out
-
-
-def read_named_states(
-    conn: Connection, lead_ids: Iterable[int], score_names: Sequence[str]
-) -> dict[tuple[int, str], dict[str, Any]]:
-    """``read_current_states`` of several scores in one statement: by (lead, score name)."""
-    ids = list(lead_ids)
-    out: dict[tuple[int, str], dict[str, Any]] = {}
-    for start in range(0, len(ids), CHUNK):
-        params = {"ids": ids[start : start + CHUNK], "names": list(score_names)}
-        rows = conn.execute(_NAMED_STATES, params).mappings()
-        out.update({(r["lead_id"], r["score_name"]): dict(r) for r in rows})
-    return out
+    return replaced
 
 
 def last_history(conn: Connection, lead_ids: Iterable[int], *, score_name: str) -> dict[int, dict[str, Any]]:
