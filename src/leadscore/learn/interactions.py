@@ -98,11 +98,62 @@ def select_pairs(
     taken: set[tuple[int, int]] = set()
     p = probabilities(chosen)
     for _ in range(most):
-        options = [fit_pair(a, b, indices, sizes, y, p) for a, b in pool if (a, b) not in taken]
-        best = max(options, key=lambda pair: pair.gain, default=None)
-        if best is None or best.gain <= 0:
+        options = [(a, b) for a, b in pool if (a, b) not in taken]
+        if not options:
+            break
+        a, b = options[int(np.argmax(gains(options, indices, sizes, y, p)))]
+        best = fit_pair(a, b, indices, sizes, y, p)
+        if best.gain <= 0:
             break
         chosen.append(best)
         taken.add((best.first, best.second))
         p = probabilities(chosen)
     return chosen
+
+
+# cells (rows × pairs) counted in one pass of ``gains``: bounds its memory (8 bytes a cell) on wide pools
+_CELLS_PER_PASS = 1 << 22
+
+
+def gains(
+    pairs: Sequence[tuple[int, int]],
+    indices: Sequence[IntArray],
+    sizes: Sequence[int],
+    y: FloatArray,
+    p: FloatArray,
+) -> FloatArray:
+    """``fit_pair(...).gain`` of each pair, computed for many pairs at once: every pair's cells are
+    numbered after the cells of the pairs before it, so one ``bincount`` counts them all."""
+    out = np.zeros(len(pairs))
+    step = max(1, _CELLS_PER_PASS // max(1, len(y)))
+    for start in range(0, len(pairs), step):
+        chunk = pairs[start : start + step]
+        n_cells = np.asarray([sizes[a] * sizes[b] for a, b in chunk], np.intp)
+        offsets = np.concatenate([[0], np.cumsum(n_cells)[:-1]])
+        codes = np.concatenate([cell_codes(indices[a], indices[b], sizes[b]) for a, b in chunk])
+        ok = codes != NO_BIN
+        shifted = (codes + np.repeat(offsets, len(y)))[ok]
+        total_cells = int(n_cells.sum())
+        observed = np.bincount(shifted, weights=np.tile(y, len(chunk))[ok], minlength=total_cells)
+        expected = np.bincount(shifted, weights=np.tile(p, len(chunk))[ok], minlength=total_cells)
+        out[start : start + len(chunk)] = _segment_gains(
+            observed, expected, np.repeat(np.arange(len(chunk)), n_cells), len(chunk)
+        )
+    return out
+
+
+def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:
+    """``shrunk_ratio_log`` and the gain of ``fit_pair`` for each segment (pair) of the cells at once."""
+    seen = expected > 0
+    safe = np.where(seen, expected, 1.0)
+    ratio = np.where(seen, observed / safe, 1.0)
+    total = np.bincount(segment, weights=np.where(seen, expected, 0.0), minlength=n)
+    spread_sum = np.bincount(segment, weights=np.where(seen, expected * (ratio - 1.0) ** 2, 0.0), minlength=n)
+    n_seen = np.bincount(segment, weights=seen.astype(float), minlength=n)
+    has = total > 0
+    spread = np.where(has, spread_sum / np.where(has, total, 1.0), 0.0)
+    noise = np.where(has, n_seen / np.where(has, total, 1.0), 0.0)
+    evidence = has & (spread > noise)
+    k = np.where(evidence, 1.0 / np.where(evidence, spread - noise, 1.0), 1.0)[segment]
+    w = np.where(seen & evidence[segment], np.log((observed + k) / (safe + k)), 0.0)
+    return np.asarray(np.bincount(segment, weights=observed * w - expected * np.expm1(w), minlength=n), float)
