@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from leadscore.learn.binning import NO_BIN
 
@@ -111,10 +112,6 @@ def select_pairs(
     return chosen
 
 
-# cells (rows × pairs) counted in one pass of ``gains``: bounds its memory (8 bytes a cell) on wide pools
-_CELLS_PER_PASS = 1 << 22
-
-
 def gains(
     pairs: Sequence[tuple[int, int]],
     indices: Sequence[IntArray],
@@ -122,24 +119,27 @@ def gains(
     y: FloatArray,
     p: FloatArray,
 ) -> FloatArray:
-    """``fit_pair(...).gain`` of each pair, computed for many pairs at once: every pair's cells are
-    numbered after the cells of the pairs before it, so one ``bincount`` counts them all."""
-    out = np.zeros(len(pairs))
-    step = max(1, _CELLS_PER_PASS // max(1, len(y)))
-    for start in range(0, len(pairs), step):
-        chunk = pairs[start : start + step]
-        n_cells = np.asarray([sizes[a] * sizes[b] for a, b in chunk], np.intp)
-        offsets = np.concatenate([[0], np.cumsum(n_cells)[:-1]])
-        codes = np.concatenate([cell_codes(indices[a], indices[b], sizes[b]) for a, b in chunk])
-        ok = codes != NO_BIN
-        shifted = (codes + np.repeat(offsets, len(y)))[ok]
-        total_cells = int(n_cells.sum())
-        observed = np.bincount(shifted, weights=np.tile(y, len(chunk))[ok], minlength=total_cells)
-        expected = np.bincount(shifted, weights=np.tile(p, len(chunk))[ok], minlength=total_cells)
-        out[start : start + len(chunk)] = _segment_gains(
-            observed, expected, np.repeat(np.arange(len(chunk)), n_cells), len(chunk)
-        )
-    return out
+    """``fit_pair(...).gain`` of each pair, for all pairs at once: with ``H`` the rows' bins one-hot
+    (a column per bin of every feature in ``pairs``), ``Hᵀ diag(w) H`` holds every pair's cell sums of
+    ``w``, so two sparse products count the observed and expected conversions of every cell."""
+    used = sorted({j for pair in pairs for j in pair})
+    starts = np.cumsum([0, *(sizes[j] for j in used)])
+    offset = dict(zip(used, starts[:-1].tolist(), strict=True))
+    present = [indices[j] != NO_BIN for j in used]
+    rows = np.concatenate([np.flatnonzero(ok) for ok in present])
+    cols = np.concatenate([indices[j][ok] + offset[j] for j, ok in zip(used, present, strict=True)])
+    shape = (len(y), int(starts[-1]))
+    H = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+
+    def crossed(w: FloatArray) -> FloatArray:
+        return np.asarray((H.T @ sparse.csr_matrix((w[rows], (rows, cols)), shape=shape)).toarray(), float)
+
+    # cell i * sizes[b] + j of pair (a, b) is bin i of a (a row of the product) with bin j of b (a column)
+    first = np.concatenate([np.repeat(np.arange(sizes[a]) + offset[a], sizes[b]) for a, b in pairs])
+    second = np.concatenate([np.tile(np.arange(sizes[b]) + offset[b], sizes[a]) for a, b in pairs])
+    segment = np.repeat(np.arange(len(pairs)), [sizes[a] * sizes[b] for a, b in pairs])
+    observed, expected = (crossed(np.asarray(w, float))[first, second] for w in (y, p))
+    return _segment_gains(observed, expected, segment, len(pairs))
 
 
 def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:
