@@ -139,6 +139,9 @@ def numeric_column(column: Column) -> FloatArray:
     return np.fromiter((number(v) for v in column), dtype=float, count=len(column))
 
 
+_TEXTS = frozenset({str, type(None)})
+
+
 def category_codes(
     column: npt.NDArray[Any] | Categories, placeholders: tuple[str, ...] = PLACEHOLDERS
 ) -> tuple[list[Category | Other | None], IntArray]:
@@ -153,6 +156,16 @@ def category_codes(
         return [column.keys[k] for k in present], renumber[column.codes]
     keys: list[Category | Other | None] = []
     position: dict[Category | Other | None, int] = {}
+    if set(map(type, column)) <= _TEXTS:  # texts and None: equal values are the same category
+        first: dict[Any, int] = {}
+        raw = np.fromiter((first.setdefault(v, len(first)) for v in column), dtype=np.intp, count=len(column))
+        renumber = np.empty(len(first), dtype=np.intp)
+        for value, i in first.items():
+            key = category(value, placeholders)
+            renumber[i] = position.setdefault(key, len(keys))
+            if renumber[i] == len(keys):
+                keys.append(key)
+        return keys, renumber[raw]
     seen: dict[tuple[type, Any], int] = {}
     codes = np.empty(len(column), dtype=np.intp)
     for i, value in enumerate(column):
