@@ -142,9 +142,12 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             self.n_features_in_ = X.shape[1]
         return X
 
-    def fit(self, X: Any, y: Any, groups: Sequence[Any] | None = None) -> Scorecard:
+    def fit(
+        self, X: Any, y: Any, groups: Sequence[Any] | None = None, columns: Sequence[Column] | None = None
+    ) -> Scorecard:
         """``groups`` (optional): rows of one lead share a group, so cross-validation (``C="cv"``) never
-        validates on a lead it trained on."""
+        validates on a lead it trained on. ``columns`` (optional): X's columns as ``read_columns`` reads
+        them with this scorecard's placeholders, where the caller fits many subsets of one matrix."""
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
         X = self._validate(X, y, reset=True)
@@ -169,7 +172,10 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         check_minimum(int(target.sum()), int(len(target) - target.sum()), self.min_class_count)
         self.features_ = tuple(self.features) if self.features is not None else _numbered(X.shape[1])
         # each column read once (numbers converted, categories keyed); folds and refits take rows of it
-        columns = [read_column(X[:, j], f.kind, self.placeholders) for j, f in enumerate(self.features_)]
+        if columns is None:
+            columns = read_columns(X, self.features_, self.placeholders)
+        elif len(columns) != X.shape[1] or any(len(c) != X.shape[0] for c in columns):
+            raise ValueError(f"columns must be X's {X.shape[1]} columns of {X.shape[0]} rows each")
         self.bins_ = self._bin(columns, target)
         self.warnings_ = check_leakage(self.features_, self.bins_, self.leak_auc)
         for message in self.warnings_:
@@ -358,6 +364,13 @@ class LeakageWarning(UserWarning):
 
 def _numbered(n: int) -> tuple[Feature, ...]:
     return tuple(Feature(f"x{j}", "numeric", Attribute(f"x{j}")) for j in range(n))
+
+
+def read_columns(
+    X: npt.NDArray[Any], features: Sequence[Feature], placeholders: tuple[str, ...] = PLACEHOLDERS
+) -> list[Column]:
+    """Each column of ``X`` as binning reads it (``read_column``), by its feature's kind."""
+    return [read_column(X[:, j], f.kind, placeholders) for j, f in enumerate(features)]
 
 
 def cv_splits(
