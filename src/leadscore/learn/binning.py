@@ -69,7 +69,7 @@ class Bins:
         rate = shrunk_rates(n, e)
         return np.asarray(np.log(rate / (1 - rate)) - np.log(p0 / (1 - p0)), float)
 
-    def assign(self, column: npt.NDArray[Any], placeholders: tuple[str, ...] = PLACEHOLDERS) -> IntArray:
+    def assign(self, column: Column, placeholders: tuple[str, ...] = PLACEHOLDERS) -> IntArray:
         """The bin index of each value (``NO_BIN`` where no bin holds it)."""
         if self.kind == "numeric":
             x = numeric_column(column)
@@ -86,8 +86,41 @@ class Bins:
                 missing if key is None else fallback if isinstance(key, Other) else lookup.get(key, fallback)
             )
 
-        keys, codes = category_codes(column, placeholders)
+        # a column read once keeps every key of the whole column: no need to renumber the subset's
+        keys, codes = (
+            (column.keys, column.codes)
+            if isinstance(column, Categories)
+            else category_codes(column, placeholders)
+        )
         return np.asarray([bin_of(k) for k in keys], dtype=np.intp)[codes]
+
+
+@dataclass(frozen=True)
+class Categories:
+    """A categorical column read once (``category_codes``): its distinct keys and each value's position
+    among them. Indexing takes rows and keeps the keys, so cross-validation folds and refits bin and
+    assign rows without reading every value again."""
+
+    keys: tuple[Category | Other | None, ...]
+    codes: IntArray
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, rows: Any) -> Categories:
+        return Categories(self.keys, self.codes[rows])
+
+
+Column = npt.NDArray[Any] | Categories
+
+
+def read_column(column: npt.NDArray[Any], kind: str, placeholders: tuple[str, ...] = PLACEHOLDERS) -> Column:
+    """A feature's values as binning reads them: numbers as floats (NaN where not a number), categories
+    as ``Categories``; read once, then rows taken from it for every fold."""
+    if kind == "numeric":
+        return numeric_column(column)
+    keys, codes = category_codes(column, placeholders)
+    return Categories(tuple(keys), codes)
 
 
 # Values numpy turns into the float ``number`` gives (None into NaN): a column of only these is converted
@@ -95,8 +128,10 @@ class Bins:
 _PLAIN_NUMBERS = frozenset({int, float, np.float64, type(None)})
 
 
-def numeric_column(column: npt.NDArray[Any]) -> FloatArray:
+def numeric_column(column: Column) -> FloatArray:
     """Floats, with NaN for anything that is not a number (missing, text, booleans)."""
+    if isinstance(column, Categories):
+        raise TypeError("a column read as categories cannot be binned as numbers: read it as numeric")
     if column.dtype.kind in "fiu":
         return np.asarray(column, dtype=float)
     if set(map(type, column)) <= _PLAIN_NUMBERS:
@@ -104,14 +139,33 @@ def numeric_column(column: npt.NDArray[Any]) -> FloatArray:
     return np.fromiter((number(v) for v in column), dtype=float, count=len(column))
 
 
+_TEXTS = frozenset({str, type(None)})
+
+
 def category_codes(
-    column: npt.NDArray[Any], placeholders: tuple[str, ...] = PLACEHOLDERS
+    column: npt.NDArray[Any] | Categories, placeholders: tuple[str, ...] = PLACEHOLDERS
 ) -> tuple[list[Category | Other | None], IntArray]:
     """(the distinct category keys, each value's position among them): ``category`` once per distinct
     value, not once per row. Values are told apart by type as well (``True``, ``1`` and ``1.0`` are equal
     to Python but not the same category)."""
+    if isinstance(column, Categories):  # the keys present in these rows, in order of first appearance
+        present, first = np.unique(column.codes, return_index=True)
+        present = present[np.argsort(first, kind="stable")]
+        renumber = np.empty(len(column.keys), dtype=np.intp)
+        renumber[present] = np.arange(len(present))
+        return [column.keys[k] for k in present], renumber[column.codes]
     keys: list[Category | Other | None] = []
     position: dict[Category | Other | None, int] = {}
+    if set(map(type, column)) <= _TEXTS:  # texts and None: equal values are the same category
+        first: dict[Any, int] = {}
+        raw = np.fromiter((first.setdefault(v, len(first)) for v in column), dtype=np.intp, count=len(column))
+        renumber = np.empty(len(first), dtype=np.intp)
+        for value, i in first.items():
+            key = category(value, placeholders)
+            renumber[i] = position.setdefault(key, len(keys))
+            if renumber[i] == len(keys):
+                keys.append(key)
+        return keys, renumber[raw]
     seen: dict[tuple[type, Any], int] = {}
     codes = np.empty(len(column), dtype=np.intp)
     for i, value in enumerate(column):
@@ -263,7 +317,7 @@ def bin_numeric(
 
 
 def bin_categorical(
-    column: npt.NDArray[Any],
+    column: Column,
     y: npt.NDArray[Any],
     *,
     max_bins: int,
@@ -305,7 +359,7 @@ def bin_categorical(
 
 
 def fit_bins(
-    column: npt.NDArray[Any],
+    column: Column,
     y: npt.NDArray[Any],
     kind: str,
     *,
@@ -321,4 +375,14 @@ def fit_bins(
     return bin_categorical(column, y, max_bins=max_bins, min_count=min_count, placeholders=placeholders)
 
 
-__all__ = ["NO_BIN", "OTHER", "PRIOR", "Bins", "fit_bins", "numeric_column", "shrunk_rates"]
+__all__ = [
+    "NO_BIN",
+    "OTHER",
+    "PRIOR",
+    "Bins",
+    "Categories",
+    "fit_bins",
+    "numeric_column",
+    "read_column",
+    "shrunk_rates",
+]

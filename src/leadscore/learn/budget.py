@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from leadscore.learn.features import FAMILIES, Feature, family
+from leadscore.learn.binning import Column
+from leadscore.learn.features import FAMILIES, PLACEHOLDERS, Feature, family
 from leadscore.learn.metrics import roc_auc
-from leadscore.learn.scorecard import Scorecard
+from leadscore.learn.scorecard import Scorecard, read_columns
 from leadscore.learn.to_model import model_document, rules_per_feature
 from leadscore.model.scoring_model import MAX_RULES
 
@@ -57,16 +58,19 @@ def fit_within(
     keep: Sequence[int],
     params: dict[str, Any],
     max_rules: int,
+    columns: Sequence[Column] | None = None,
 ) -> Fitted:
     """The scorecard on the columns ``keep``: a feature fitted against its own evidence is left out; a
     scorecard with more than ``max_rules`` rules is learned again with fewer, coarser bins (neighbours
     merged by the least information lost), then without the features worth the fewest points, until it
-    fits. The model written is still exactly the scorecard fitted."""
+    fits. The model written is still exactly the scorecard fitted. ``columns``: X's columns as
+    ``read_columns`` reads them (with ``params``' placeholders), read once for every refit."""
     params, keep, notes = dict(params), list(keep), []
     unconstrained: tuple[Scorecard, list[int], int] | None = None
     while True:
         chosen = [features[j] for j in keep]
-        sc = Scorecard(chosen, **params).fit(X[:, keep], y, groups=groups)
+        read = None if columns is None else [columns[j] for j in keep]
+        sc = Scorecard(chosen, **params).fit(X[:, keep], y, groups=groups, columns=read)
         against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
         # points must grow with a bin's evidence: a feature fitted against it is left out
         if against and len(against) < len(keep):
@@ -171,13 +175,14 @@ def fit_candidate(
     ranked: dict[int, list[tuple[int, int]]],
     params: dict[str, Any],
     max_rules: int,
+    columns: Sequence[Column] | None = None,
 ) -> Fitted:
     """``ranked``: per number of bins, the features by strength with the rules each writes (``rank``)."""
     pool = _pool(features, candidate.families)
     if candidate.top is None:
-        return fit_within(X, y, groups, features, pool, params, max_rules)
+        return fit_within(X, y, groups, features, pool, params, max_rules, columns)
     keep = _top(ranked[candidate.top], pool, max_rules)
-    return fit_within(X, y, groups, features, keep, {**params, "max_bins": candidate.top}, max_rules)
+    return fit_within(X, y, groups, features, keep, {**params, "max_bins": candidate.top}, max_rules, columns)
 
 
 def rank(
@@ -186,13 +191,14 @@ def rank(
     groups: Sequence[Any] | None,
     features: Sequence[Feature],
     params: dict[str, Any],
+    columns: Sequence[Column] | None = None,
 ) -> dict[int, list[tuple[int, int]]]:
     """Per number of bins in ``TOP_BINS``: every feature worth points in a scorecard of all of them at
     that many bins, by the points it is worth (most first), with the rules it writes there."""
     out = {}
     for bins in TOP_BINS:
         every = range(len(features))
-        fitted = fit_within(X, y, groups, features, every, {**params, "max_bins": bins}, MAX_RULES)
+        fitted = fit_within(X, y, groups, features, every, {**params, "max_bins": bins}, MAX_RULES, columns)
         sc = fitted.scorecard
         spans = [int(p.max() - p.min()) for p in sc.points_]
         costs = rules_per_feature(sc)
@@ -210,6 +216,7 @@ def choose(
     params: dict[str, Any],
     max_rules: int,
     budget_binds: bool,
+    columns: Sequence[Column] | None = None,
 ) -> Choice:
     """The candidate with the best mean validation ROC-AUC: first how to spend the budget (where it
     binds), with every family; then, with that, each event family left out in turn."""
@@ -231,20 +238,23 @@ def choose(
         return Choice(base, how, (), f"candidates: {why}; all feature families, coarser bins")
     fold_params = {**params, "min_class_count": 1}
     groups = list(keys)
+    if columns is None:
+        columns = read_columns(X, features, params.get("placeholders", PLACEHOLDERS))
+    fold_columns = [[c[train] for c in columns] for train, _ in fold_data]
     rankings = [
-        rank(X[train], y[train], [groups[i] for i in np.flatnonzero(train)], features, fold_params)
+        rank(X[train], y[train], [groups[i] for i in np.flatnonzero(train)], features, fold_params, read)
         if strategies else {}
-        for train, _ in fold_data
+        for (train, _), read in zip(fold_data, fold_columns, strict=True)
     ]  # fmt: skip
     scores: dict[Candidate, float] = {}
 
     def score(c: Candidate) -> float:
         if c not in scores:
             aucs = []
-            for (train, val), ranked in zip(fold_data, rankings, strict=True):
+            for (train, val), ranked, read in zip(fold_data, rankings, fold_columns, strict=True):
                 try:
                     fitted = fit_candidate(X[train], y[train], [groups[i] for i in np.flatnonzero(train)],
-                                           features, c, ranked, fold_params, max_rules)  # fmt: skip
+                                           features, c, ranked, fold_params, max_rules, read)  # fmt: skip
                 except ValueError:  # nothing left to learn from (every feature left out)
                     aucs.append(0.5)
                     continue

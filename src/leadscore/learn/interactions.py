@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from leadscore.learn.binning import NO_BIN
 
@@ -98,11 +99,61 @@ def select_pairs(
     taken: set[tuple[int, int]] = set()
     p = probabilities(chosen)
     for _ in range(most):
-        options = [fit_pair(a, b, indices, sizes, y, p) for a, b in pool if (a, b) not in taken]
-        best = max(options, key=lambda pair: pair.gain, default=None)
-        if best is None or best.gain <= 0:
+        options = [(a, b) for a, b in pool if (a, b) not in taken]
+        if not options:
+            break
+        a, b = options[int(np.argmax(gains(options, indices, sizes, y, p)))]
+        best = fit_pair(a, b, indices, sizes, y, p)
+        if best.gain <= 0:
             break
         chosen.append(best)
         taken.add((best.first, best.second))
         p = probabilities(chosen)
     return chosen
+
+
+def gains(
+    pairs: Sequence[tuple[int, int]],
+    indices: Sequence[IntArray],
+    sizes: Sequence[int],
+    y: FloatArray,
+    p: FloatArray,
+) -> FloatArray:
+    """``fit_pair(...).gain`` of each pair, for all pairs at once: with ``H`` the rows' bins one-hot
+    (a column per bin of every feature in ``pairs``), ``Hᵀ diag(w) H`` holds every pair's cell sums of
+    ``w``, so two sparse products count the observed and expected conversions of every cell."""
+    used = sorted({j for pair in pairs for j in pair})
+    starts = np.cumsum([0, *(sizes[j] for j in used)])
+    offset = dict(zip(used, starts[:-1].tolist(), strict=True))
+    present = [indices[j] != NO_BIN for j in used]
+    rows = np.concatenate([np.flatnonzero(ok) for ok in present])
+    cols = np.concatenate([indices[j][ok] + offset[j] for j, ok in zip(used, present, strict=True)])
+    shape = (len(y), int(starts[-1]))
+    H = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+
+    def crossed(w: FloatArray) -> FloatArray:
+        return np.asarray((H.T @ sparse.csr_matrix((w[rows], (rows, cols)), shape=shape)).toarray(), float)
+
+    # cell i * sizes[b] + j of pair (a, b) is bin i of a (a row of the product) with bin j of b (a column)
+    first = np.concatenate([np.repeat(np.arange(sizes[a]) + offset[a], sizes[b]) for a, b in pairs])
+    second = np.concatenate([np.tile(np.arange(sizes[b]) + offset[b], sizes[a]) for a, b in pairs])
+    segment = np.repeat(np.arange(len(pairs)), [sizes[a] * sizes[b] for a, b in pairs])
+    observed, expected = (crossed(np.asarray(w, float))[first, second] for w in (y, p))
+    return _segment_gains(observed, expected, segment, len(pairs))
+
+
+def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:
+    """``shrunk_ratio_log`` and the gain of ``fit_pair`` for each segment (pair) of the cells at once."""
+    seen = expected > 0
+    safe = np.where(seen, expected, 1.0)
+    ratio = np.where(seen, observed / safe, 1.0)
+    total = np.bincount(segment, weights=np.where(seen, expected, 0.0), minlength=n)
+    spread_sum = np.bincount(segment, weights=np.where(seen, expected * (ratio - 1.0) ** 2, 0.0), minlength=n)
+    n_seen = np.bincount(segment, weights=seen.astype(float), minlength=n)
+    has = total > 0
+    spread = np.where(has, spread_sum / np.where(has, total, 1.0), 0.0)
+    noise = np.where(has, n_seen / np.where(has, total, 1.0), 0.0)
+    evidence = has & (spread > noise)
+    k = np.where(evidence, 1.0 / np.where(evidence, spread - noise, 1.0), 1.0)[segment]
+    w = np.where(seen & evidence[segment], np.log((observed + k) / (safe + k)), 0.0)
+    return np.asarray(np.bincount(segment, weights=observed * w - expected * np.expm1(w), minlength=n), float)

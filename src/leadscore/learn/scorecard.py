@@ -18,6 +18,7 @@ one standard error of the best.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,7 +33,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from leadscore.learn.binning import NO_BIN, Bins, fit_bins
+from leadscore.learn.binning import NO_BIN, Bins, Column, fit_bins, read_column
 from leadscore.learn.checks import check_leakage, check_minimum
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRatio, EventRecency, Feature
 from leadscore.learn.interactions import Pair, candidates, select_pairs
@@ -141,9 +142,12 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             self.n_features_in_ = X.shape[1]
         return X
 
-    def fit(self, X: Any, y: Any, groups: Sequence[Any] | None = None) -> Scorecard:
+    def fit(
+        self, X: Any, y: Any, groups: Sequence[Any] | None = None, columns: Sequence[Column] | None = None
+    ) -> Scorecard:
         """``groups`` (optional): rows of one lead share a group, so cross-validation (``C="cv"``) never
-        validates on a lead it trained on."""
+        validates on a lead it trained on. ``columns`` (optional): X's columns as ``read_columns`` reads
+        them with this scorecard's placeholders, where the caller fits many subsets of one matrix."""
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
         X = self._validate(X, y, reset=True)
@@ -167,13 +171,18 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         target = (y == self.classes_[1]).astype(np.int64)
         check_minimum(int(target.sum()), int(len(target) - target.sum()), self.min_class_count)
         self.features_ = tuple(self.features) if self.features is not None else _numbered(X.shape[1])
-        self.bins_ = self._bin(X, target)
+        # each column read once (numbers converted, categories keyed); folds and refits take rows of it
+        if columns is None:
+            columns = read_columns(X, self.features_, self.placeholders)
+        elif len(columns) != X.shape[1] or any(len(c) != X.shape[0] for c in columns):
+            raise ValueError(f"columns must be X's {X.shape[1]} columns of {X.shape[0]} rows each")
+        self.bins_ = self._bin(columns, target)
         self.warnings_ = check_leakage(self.features_, self.bins_, self.leak_auc)
         for message in self.warnings_:
             warnings.warn(message, LeakageWarning, stacklevel=2)
-        self.C_, most = self._choose(X, target, groups)
+        self.C_, most = self._choose(columns, target, groups)
         self.woe_ = [b.woe() for b in self.bins_]
-        coded = code_rows(self._indices(X), self.woe_, self.bins_)
+        coded = code_rows(self._indices(columns), self.woe_, self.bins_)
         fitted: list[LogisticRegression] = []
         self.pairs_ = select_pairs(coded.indices, [b.n_bins for b in self.bins_], target.astype(float),
                                    self._pool(), most, self._refit(coded, target, self.C_, fitted))  # fmt: skip
@@ -185,13 +194,13 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         self._points(float(lr.intercept_[0]) - float(self.coef_ @ mean))
         return self
 
-    def _bin(self, X: npt.NDArray[Any], target: npt.NDArray[np.int64]) -> list[Bins]:
+    def _bin(self, columns: Sequence[Column], target: npt.NDArray[np.int64]) -> list[Bins]:
         min_count = max(1, math.ceil(self.min_bin_share * len(target)))
         return [
-            fit_bins(X[:, j], target, f.kind, max_bins=self.max_bins, min_count=min_count,
+            fit_bins(column, target, f.kind, max_bins=self.max_bins, min_count=min_count,
                      max_prebins=self.max_prebins, placeholders=self.placeholders,
                      monotone=isinstance(f.source, Attribute) and f.source.monotone)
-            for j, f in enumerate(self.features_)
+            for column, f in zip(columns, self.features_, strict=True)
         ]  # fmt: skip
 
     def _pool(self) -> list[tuple[int, int]]:
@@ -213,7 +222,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         return refit
 
     def _choose(
-        self, X: npt.NDArray[Any], target: npt.NDArray[np.int64], groups: Sequence[Any] | None
+        self, columns: Sequence[Column], target: npt.NDArray[np.int64], groups: Sequence[Any] | None
     ) -> tuple[float, int]:
         """(C, most pairs): as given, or by cross-validation on the training rows (one-standard-error rule)."""
         fixed_pairs = 0 if self.interactions == "cv" else int(self.interactions)
@@ -221,13 +230,12 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             return float(self.C), fixed_pairs
         # fewer folds than CV_FOLDS only where a class has fewer rows than that (every fold needs both)
         n_folds = max(2, min(CV_FOLDS, int(target.sum()), int(len(target) - target.sum())))
-        splitter = StratifiedGroupKFold(n_folds) if groups is not None else StratifiedKFold(n_folds)
         folds = []
-        for train, test in splitter.split(X, target, groups):
-            bins = self._bin(X[train], target[train])
+        for train, test in cv_splits(n_folds, target, groups):
+            bins = self._bin([c[train] for c in columns], target[train])
             woe = [b.woe() for b in bins]
             coded = [code_rows(idx, woe, bins)
-                     for idx in ([b.assign(X[rows, j], self.placeholders) for j, b in enumerate(bins)]
+                     for idx in ([b.assign(c[rows], self.placeholders) for c, b in zip(columns, bins, strict=True)]
                                  for rows in (train, test))]  # fmt: skip
             folds.append((coded[0], coded[1], target[train], target[test], [b.n_bins for b in bins]))
         if self.C == "cv":
@@ -275,8 +283,11 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         return int(sum(max(0, int(p.max())) for f, p in zip(self.features_, self.points_, strict=True)
                        if f.section == section))  # fmt: skip
 
-    def _indices(self, X: npt.NDArray[Any]) -> list[npt.NDArray[np.intp]]:
-        return [b.assign(X[:, j], self.placeholders) for j, b in enumerate(self.bins_)]
+    def _indices(self, X: npt.NDArray[Any] | Sequence[Column]) -> list[npt.NDArray[np.intp]]:
+        """Each row's bin per feature, of a matrix or of its columns as ``read_column`` reads them."""
+        if isinstance(X, np.ndarray):
+            return [b.assign(X[:, j], self.placeholders) for j, b in enumerate(self.bins_)]
+        return [b.assign(column, self.placeholders) for column, b in zip(X, self.bins_, strict=True)]
 
     # -- prediction ----------------------------------------------------------------------------------
     def section_points(self, X: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -353,6 +364,39 @@ class LeakageWarning(UserWarning):
 
 def _numbered(n: int) -> tuple[Feature, ...]:
     return tuple(Feature(f"x{j}", "numeric", Attribute(f"x{j}")) for j in range(n))
+
+
+def read_columns(
+    X: npt.NDArray[Any], features: Sequence[Feature], placeholders: tuple[str, ...] = PLACEHOLDERS
+) -> list[Column]:
+    """Each column of ``X`` as binning reads it (``read_column``), by its feature's kind."""
+    return [read_column(X[:, j], f.kind, placeholders) for j, f in enumerate(features)]
+
+
+def cv_splits(
+    n_folds: int, target: npt.NDArray[np.int64], groups: Sequence[Any] | None
+) -> tuple[tuple[IntArray, IntArray], ...]:
+    """(train, test) rows of each cross-validation fold: stratified, and by group where there are groups.
+
+    The folds depend on the labels and groups only, and ``fit_within`` refits the same rows many times,
+    so the last few are kept (``StratifiedGroupKFold`` costs about a second per split at 8,000 groups)."""
+    key = (n_folds, np.asarray(target, np.int64).tobytes(), None if groups is None else tuple(groups))
+    return _cv_splits(key)
+
+
+@functools.lru_cache(maxsize=4)
+def _cv_splits(
+    key: tuple[int, bytes, tuple[Any, ...] | None],
+) -> tuple[tuple[IntArray, IntArray], ...]:
+    n_folds, labels, groups = key
+    target = np.frombuffer(labels, dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_folds) if groups is not None else StratifiedKFold(n_folds)
+    out = []
+    for train, test in splitter.split(target.reshape(-1, 1), target, groups):
+        train.setflags(write=False)
+        test.setflags(write=False)
+        out.append((train, test))
+    return tuple(out)
 
 
 def standardise(values: FloatArray, counts: npt.ArrayLike) -> tuple[float, float]:

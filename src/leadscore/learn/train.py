@@ -15,8 +15,8 @@ from leadscore.learn.challenger import Kind, fit_challenger
 from leadscore.learn.checks import check_minimum
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset, split_rows
 from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
-from leadscore.learn.features import Feature, family
-from leadscore.learn.scorecard import Scorecard
+from leadscore.learn.features import PLACEHOLDERS, Feature, family
+from leadscore.learn.scorecard import Scorecard, read_columns
 from leadscore.learn.to_model import to_model
 from leadscore.model import ScoringModel, dump_model
 from leadscore.model.scoring_model import MAX_RULES
@@ -140,20 +140,23 @@ def _learn(
     check_minimum(positives, len(train) - positives, int(params.get("min_class_count", 50)))
     params = {**params, "interactions": interactions}
     groups = list(train.keys)
-    full = fit_within(train.X, train.y, groups, data.features, range(len(data.features)), params, MAX_RULES)
+    # every column read once (numbers converted, categories keyed) for the many fits below
+    columns = read_columns(train.X, data.features, params.get("placeholders", PLACEHOLDERS))
+    every = range(len(data.features))
+    full = fit_within(train.X, train.y, groups, data.features, every, params, MAX_RULES, columns)
     binds = full.rules > max_rules
     # the candidates are compared with the regularisation and the number of pairs of the full model
     fixed = {**params, "C": full.scorecard.C_, "interactions": len(full.scorecard.pairs_)}
     times = train.as_of if train.as_of is not None else train.times
-    choice = choose(train.X, train.y, train.keys, times, data.features, fixed, max_rules, binds)
+    choice = choose(train.X, train.y, train.keys, times, data.features, fixed, max_rules, binds, columns)
     unchanged = set(choice.candidate.families) == {family(f) for f in data.features}
     if not binds and unchanged and choice.candidate.top is None:
         fitted = full
     else:
-        ranked = rank(train.X, train.y, groups, data.features, fixed) if choice.candidate.top else {}
+        ranked = rank(train.X, train.y, groups, data.features, fixed, columns) if choice.candidate.top else {}
         # as it was validated: with the full model's regularisation and number of pairs
         fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate, ranked, fixed,
-                               max_rules)  # fmt: skip
+                               max_rules, columns)  # fmt: skip
     sc, keep = fitted.scorecard, fitted.keep
     notes = [*data.notes, *fitted.notes]
     features = tuple(data.features[j] for j in keep)
