@@ -1,6 +1,7 @@
 """Supervised binning: numeric features into intervals, categorical ones into groups of categories.
 
-Both start fine (quantile pre-bins, or one group per category with rare ones pooled as 'other') and merge
+Both start fine (quantile pre-bins, a value holding a pre-bin's share of the rows being one of its own;
+or one group per category with rare ones pooled as 'other') and merge
 neighbours (in value order, or in conversion-rate order for categories) while a bin is too small or
 there are more than ``max_bins``; each merge is the one that loses the least
 information value. Intervals then merge with a neighbour whose conversion rate does not differ
