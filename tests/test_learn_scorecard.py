@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from leadscore.learn.binning import Bins, fit_bins, shrunk_rates
+from leadscore.learn.binning import Bins, fit_bins, prebin_edges, shrunk_rates
 from leadscore.learn.checks import NotEnoughDataError
 from leadscore.learn.dataset import csv_data, in_holdout
 from leadscore.learn.features import Attribute, Feature
@@ -163,3 +163,27 @@ def test_a_number_no_row_has_gets_only_the_missing_bin() -> None:
     bins = fit_bins(np.full(6, None, dtype=object), np.asarray([0, 1, 0, 1, 0, 0]), "numeric",
                     max_bins=4, min_count=1, max_prebins=4)  # fmt: skip
     assert bins.edges == () and bins.counts == (6,) and bins.events == (2,) and bins.missing == 0
+
+
+def test_a_spike_value_is_a_pre_bin_and_the_other_values_keep_their_quantiles() -> None:
+    # 80 sessions with page value 0 and 20 with 1 … 20: four quantiles of all 100 values all fall on 0,
+    # which would leave every positive value in the zeros' interval. The spike (80 rows, at least a
+    # quarter) is an interval of its own; the values after it are cut at their own quartiles (lower
+    # method over 1 … 20: positions 4.75, 9.5 and 14.25 → the 5th, 10th and 15th values)
+    x = np.asarray([0.0] * 80 + [float(v) for v in range(1, 21)])
+    assert prebin_edges(x, 4).tolist() == [1.0, 5.0, 10.0, 15.0]
+    # zeros convert 4 in 80, the positive values 10 in 20 (the even ones): the positives' quartile
+    # intervals (rates 2/4, 2/5, 3/5, 3/6) do not differ and merge; zeros against positives do
+    y = np.asarray([int(i % 20 == 0) for i in range(80)] + [int(v % 2 == 0) for v in range(1, 21)])
+    bins = fit_bins(x, y, "numeric", max_bins=12, min_count=1, max_prebins=4)
+    assert bins.edges == (1.0,)
+    assert bins.counts == (80, 20) and bins.events == (4, 10)
+
+
+def test_a_tied_value_holding_a_pre_bins_share_is_a_spike() -> None:
+    # 3.0 holds 2 of 8 rows, a quarter at 4 pre-bins: an interval of its own, from 3 to the next value
+    # (5); the other values (1, 2, 5, 6, 7, 8) are cut at their quartiles (lower method: positions 1.25,
+    # 2.5 and 3.75 → 2, 5, 6)
+    x = np.asarray([1.0, 2.0, 3.0, 3.0, 5.0, 6.0, 7.0, 8.0])
+    assert prebin_edges(x, 4).tolist() == [2.0, 3.0, 5.0, 6.0]
+    assert prebin_edges(np.zeros(0), 4).tolist() == []

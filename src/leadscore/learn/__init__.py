@@ -9,7 +9,7 @@ checks       minimum outcomes and leakage guards
 interactions pairs of attribute features with evidence per cell (bin × bin), chosen greedily
 scorecard    the estimator: bins → weight of evidence → logistic regression → integer points; ``table()``
 to_model     a fitted scorecard as a normal model YAML
-challenger   LightGBM / HistGradientBoosting on the same features
+challenger   LightGBM / HistGradientBoosting on the same rows and every feature offered
 metrics      ROC-AUC, PR-AUC, gains, capture, calibration and ECE, rule lift, PSI
 evaluate     a model scored by the compiled query against outcomes
 train        learn: fit on the training rows, measure on the holdout beside the challenger

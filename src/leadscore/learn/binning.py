@@ -1,6 +1,7 @@
 """Supervised binning: numeric features into intervals, categorical ones into groups of categories.
 
-Both start fine (quantile pre-bins, or one group per category with rare ones pooled as 'other') and merge
+Both start fine (quantile pre-bins, a value holding a pre-bin's share of the rows being one of its own;
+or one group per category with rare ones pooled as 'other') and merge
 neighbours (in value order, or in conversion-rate order for categories) while a bin is too small or
 there are more than ``max_bins``; each merge is the one that loses the least
 information value. Intervals then merge with a neighbour whose conversion rate does not differ
@@ -279,6 +280,27 @@ def _monotone(n: list[int], e: list[int], ends: list[int]) -> list[int]:
     return ends
 
 
+def prebin_edges(xv: FloatArray, max_prebins: int) -> FloatArray:
+    """The fine intervals merging starts from: each value holding at least one pre-bin's share of the
+    rows (a spike, such as the 0 of a page value most sessions never reach) is an interval of its own,
+    and the other values are cut at their own quantiles into ``max_prebins`` intervals. Quantiles of
+    all values together would spend most pre-bins on the spike (they all fall on it and collapse into
+    one), leaving the rest of the range a few coarse slices: with 78 % zeros, 40 quantiles leave about 8
+    for every positive value, and the smallest positive values share the zeros' interval."""
+    if not len(xv):
+        return np.zeros(0)
+    values, counts = np.unique(xv, return_counts=True)
+    spike = counts * max_prebins >= len(xv)
+    rest = np.repeat(values[~spike], counts[~spike])
+    edges = [values[spike]]  # a spike starts an interval ...
+    following = np.flatnonzero(spike) + 1
+    edges.append(values[following[following < len(values)]])  # ... and the next value starts another
+    if len(rest):
+        edges.append(np.quantile(rest, np.linspace(0, 1, max_prebins + 1)[1:-1], method="lower"))
+    out = np.unique(np.concatenate(edges))
+    return np.asarray(out[out > values[0]], float)
+
+
 def bin_numeric(
     x: FloatArray,
     y: npt.NDArray[Any],
@@ -290,11 +312,7 @@ def bin_numeric(
 ) -> Bins:
     finite = ~np.isnan(x)
     xv, yv = x[finite], y[finite]
-    edges = np.zeros(0)
-    if len(xv):
-        quantiles = np.quantile(xv, np.linspace(0, 1, max_prebins + 1)[1:-1], method="lower")
-        edges = np.unique(quantiles)
-        edges = edges[edges > xv.min()]
+    edges = prebin_edges(xv, max_prebins)
     idx = np.searchsorted(edges, xv, side="right")
     n = np.bincount(idx, minlength=len(edges) + 1)
     e = np.bincount(idx, weights=yv, minlength=len(edges) + 1).astype(int)

@@ -1,5 +1,6 @@
 """``learn``: a scorecard fitted on the training rows, written as a model, measured on the holdout rows
-beside the gradient-boosting challenger fitted on the same rows and features."""
+beside the gradient-boosting challenger fitted on the same rows and on every feature the scorecard was
+offered (not only those it kept: what the learner leaves out is part of what readability costs)."""
 
 from __future__ import annotations
 
@@ -165,7 +166,7 @@ def _learn(
         float(np.quantile(train_scores, 1 - hot_share)),
         float(np.quantile(train_scores, 1 - hot_share - warm_share)),
     )
-    held_full = held
+    train_full, held_full = train, held
     train, held = (replace(d, features=features, X=d.X[:, keep]) for d in (train, held))
     model = to_model(sc, name, description, bands)
     result = LearnResult(sc, model, dump_model(model), len(train), len(held), int(held.y.sum()),
@@ -178,7 +179,7 @@ def _learn(
             result.unconstrained = measure(f"unconstrained ({full.rules} rules)", held.y, usc.score_100(X),
                                            usc.predict_proba(X)[:, 1])  # fmt: skip
         if challenger is not None:
-            ch = fit_challenger(features, train.X, train.y, challenger, sc.placeholders)
-            p = ch.predict_proba(held.X)
+            ch = fit_challenger(data.features, train_full.X, train.y, challenger, sc.placeholders)
+            p = ch.predict_proba(held_full.X)
             result.challenger = measure(f"{ch.kind} challenger", held.y, p, p)
     return result
