@@ -47,105 +47,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser_support import launched_chromium
 from leadscore.api import create_app
-from leadscore.auth.passwords import hash_password
-from leadscore.ingest.segment import normalise, parse_time
-from leadscore.lifecycle.feedback import give_feedback
-from leadscore.lifecycle.runner import run_round
-from leadscore.model import loads_model
-from leadscore.scoring.pipeline import ingest, publish
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_stage_history
-from leadscore.store.people import find_lead
-from leadscore.store.users import add_user
 from live_server import serving
+from two_teams import MANAGER, build
 from web_support import PASSWORD
-
-T0 = parse_time("2024-05-01T00:00:00Z", "t0")
-HOUR = 3_600_000
-MANAGER = "manager@example.test"
-
-CORE = """
-model: core
-fit:
-  - {id: marketing, name: Marketing role, when: {attribute: job_title, contains: marketing}, points: 60}
-engagement:
-  - {id: demo, name: Requested a demo, kind: once, event: {type: track, name: Demo Requested}, points: 40}
-  - {id: webinar, name: Joined a webinar, kind: once, event: {type: track, name: Webinar Joined}, points: 10}
-lifecycle:
-  initial: lead
-  stages:
-    - {id: lead, name: Lead}
-    - {id: mql_core, name: MQL core}
-    - {id: mql_analytics, name: MQL analytics}
-    - {id: ready, name: Ready for sales}
-    - {id: sql, name: Sales qualified}
-    - {id: nurture, name: Nurture}
-  transitions:
-    - {id: core_mql, from: [lead], to: mql_core, when: {score: core, score_at_least: 55}}
-    - {id: analytics_mql, from: [lead], to: mql_analytics, when: {score: analytics, score_at_least: 60}}
-    - {id: core_ready, from: [mql_core], to: ready, when: {score: core, grade_at_least: B}}
-    - {id: analytics_ready, from: [mql_analytics], to: ready, when: {score: analytics, score_at_least: 85}}
-    - {id: accept, from: [ready], to: sql, trigger: accepted}
-    - {id: reject, from: [ready], to: nurture, trigger: rejected}
-  funnel: [lead, mql_core, mql_analytics, ready, sql]
-  nurture: [nurture]
-  teams:
-    - id: sales
-      name: Sales
-      sellers: [{id: sam, name: Sam Seller, email: sam@example.test}]
-  assignment: {stage: ready, default_team: sales}
-"""
-
-ANALYTICS = """
-model: analytics
-fit:
-  - {id: analyst, name: Analyst role, when: {attribute: job_title, contains: analyst}, points: 80}
-engagement:
-  - {id: report, name: Built a report, kind: once, event: {type: track, name: Report Built}, points: 80}
-  - {id: demo, name: Requested a demo, kind: once, event: {type: track, name: Demo Requested}, points: 20}
-"""
-
-PEOPLE = {
-    "ann": ("Marketing Analyst", ["Demo Requested", "Report Built"]),
-    "bob": ("Sales", ["Demo Requested"]),
-    "carl": ("Marketing Manager", ["Demo Requested", "Webinar Joined"]),
-    "dana": ("Data Analyst", ["Report Built"]),
-    "eve": ("Marketing Director", ["Demo Requested", "Webinar Joined"]),
-    "frank": ("Head of Marketing", ["Demo Requested", "Webinar Joined"]),
-}
-
-
-def messages() -> list[Any]:
-    out = []
-    for user, (title, events) in PEOPLE.items():
-        traits = {"job_title": title, "first_name": user.capitalize(), "email": f"{user}@example.test"}
-        raw = {
-            "userId": user,
-            "messageId": f"{user}-0",
-            "timestamp": T0,
-            "type": "identify",
-            "traits": traits,
-        }
-        out.append(normalise(raw, received_ms=T0))
-        for n, name in enumerate(events, start=1):
-            at = T0 + n * HOUR
-            raw = {
-                "userId": user,
-                "messageId": f"{user}-{n}",
-                "timestamp": at,
-                "type": "track",
-                "event": name,
-            }
-            out.append(normalise(raw, received_ms=at))
-    return out
 
 
 @dataclass
@@ -165,24 +78,10 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     db = str(Path(tmp_path_factory.mktemp("scoresbrowser")) / "scores.db")
     store = Store.from_url(db)
     try:
-        core = loads_model(CORE)
-        publish(store, core, score_name="core", as_of=T0)
-        publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
-        now = T0 + 3 * HOUR
-        ingest(store, messages(), source="test", as_of=now)
-        settings = Settings()
-        run_round(store, settings, now_ms=now, deliver=False)
-        with store.begin() as conn:
-            ids = {user: find_lead(conn, external_id=user) for user in PEOPLE}
-            add_user(conn, MANAGER, "Mia Manager", "admin", hash_password(PASSWORD), 0)
-        assert all(ids.values())
-        give_feedback(
-            store, core, ids["eve"], "rejected", reason="bad_timing", note="", by=MANAGER,
-            at_ms=now + HOUR, settings=settings, now_ms=now + HOUR,
-        )  # fmt: skip
+        ids = build(store)
         app = create_app(Settings(database_url=db, run_processor=False), store)
         with serving(app) as url:
-            yield Shop(url, store, {u: int(i) for u, i in ids.items() if i is not None})
+            yield Shop(url, store, ids)
     finally:
         store.dispose()
 
@@ -258,12 +157,26 @@ def test_a_manager_switches_the_score_on_every_report(chromium: Browser, shop: S
     # the lead list: its filter's picker reloads the results (htmx) with the score picked
     page.goto("/leads")
     expect(page.locator("table.leads tbody tr")).to_have_count(6)
-    assert _list(page) == {"Ann": "50.0", "Bob": "20.0", "Carl": "55.0", "Dana": "0.0", "Eve": "55.0", "Frank": "55.0"}
+    assert _list(page) == {
+        "Ann": "50.0",
+        "Bob": "20.0",
+        "Carl": "55.0",
+        "Dana": "0.0",
+        "Eve": "55.0",
+        "Frank": "55.0",
+    }
     search = page.get_by_role("search", name="Filter leads")
     search.get_by_label("Score", exact=True).select_option(label="analytics")
     expect(page).to_have_url(re.compile(r"score=analytics"))
     expect(page.locator("table.leads tbody tr").first.locator("td.num").first).to_have_text("90.0")
-    assert _list(page) == {"Ann": "90.0", "Bob": "10.0", "Carl": "10.0", "Dana": "80.0", "Eve": "10.0", "Frank": "10.0"}
+    assert _list(page) == {
+        "Ann": "90.0",
+        "Bob": "10.0",
+        "Carl": "10.0",
+        "Dana": "80.0",
+        "Eve": "10.0",
+        "Frank": "10.0",
+    }
 
     # the matrix
     page.goto("/leads/matrix")
