@@ -57,6 +57,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_stage_history
 from live_server import serving
+from test_web_browser import Tab
 from two_teams import MANAGER, build
 from web_support import PASSWORD
 
@@ -242,3 +243,34 @@ def test_the_lead_page_shows_both_scores_with_ledgers_that_add_up(chromium: Brow
     assert _ledger(page, "core") == [30.0, 20.0]
     assert _ledger(page, "analytics") == [40.0, 40.0, 10.0]
     assert sum(_ledger(page, "core")) == 50.0 and sum(_ledger(page, "analytics")) == 90.0
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_the_pages_with_a_score_picker_pass_axe_and_fit_a_phone(
+    chromium: Browser, shop: Shop, width: int
+) -> None:
+    """The screenshot test (test_web_screens.py) shows a store of one score, where no picker is drawn:
+    here the same checks on the pages with two scores, each score picked."""
+    tab = Tab(chromium, shop.url)
+    tab.page.set_viewport_size({"width": width, "height": 900})
+    tab.sign_in(MANAGER)
+    problems = []
+    for path in (
+        "/leads?score=analytics",
+        "/leads/matrix?score=analytics",
+        "/funnel",
+        "/funnel?score=analytics",
+        "/handoff",
+        "/handoff?score=analytics",
+        f"/leads/{shop.ids['ann']}",
+    ):
+        response = tab.page.goto(path)
+        assert response is not None and response.status == 200, path
+        tab.page.wait_for_load_state("networkidle")
+        if violations := tab.axe():
+            problems.append(f"{path} at {width} px: {violations}")
+        wide = tab.page.evaluate("document.scrollingElement.scrollWidth")
+        if wide > width:
+            problems.append(f"{path} is {wide} px wide at {width} px")
+    assert tab.problems == [] and problems == [], (tab.problems, problems)
+    tab.close()
