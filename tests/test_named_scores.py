@@ -822,3 +822,36 @@ def test_the_report_api_reads_the_score_named(store: Store) -> None:
         ("sql", 0),
     ]
     assert unknown.status_code == 404 and "partners" in unknown.text
+
+
+def test_a_scores_stages_are_those_its_gates_lead_into_and_the_shared_ones() -> None:
+    """Pure: which stages and entries each score's reports count (lifecycle/score_stages.py)."""
+    from leadscore.lifecycle.score_stages import ScoreView
+
+    lifecycle = loads_model(CORE_LIFECYCLE).lifecycle
+    assert lifecycle is not None
+    core = ScoreView.of(lifecycle, "core", "core")
+    analytics = ScoreView.of(lifecycle, "analytics", "core")
+    assert (core.stages, core.own, core.others) == (("lead", "mql_core"), {"mql_core"}, {"mql_analytics"})
+    assert analytics.stages == ("lead", "mql_analytics") and not analytics.whole
+    # a lead that went lead → mql_core → lead → mql_analytics: its first entry into lead counts for both;
+    # its return to lead counts for core (it came through mql_core), not for analytics (it came through
+    # another score's stage only), its later mql_analytics for analytics only
+    moves = ["lead", "mql_core", "lead", "mql_analytics"]
+    assert core.counted(moves) == [True, True, True, False]
+    assert analytics.counted(moves) == [True, False, False, True]
+    # a score no gate names sees every stage and entry, as does the primary of a lifecycle naming none
+    partners = ScoreView.of(lifecycle, "partners", "core")
+    assert partners.whole and partners.stages == ("lead", "mql_core", "mql_analytics")
+    assert partners.counted(moves) == [True] * 4
+    unnamed = loads_model(CORE_LIFECYCLE.replace("score: core, ", "").replace("score: analytics, ", ""))
+    assert unnamed.lifecycle is not None
+    only = ScoreView.of(unnamed.lifecycle, "core", "core")
+    assert only.whole and only.counted(moves) == [True] * 4
+    # a gate that tests no score (inactivity alone) owns nothing: its stage is shared
+    idle = CORE_LIFECYCLE.replace(
+        "  actions:",
+        "    - {id: idle, from: [mql_core, mql_analytics], to: lead, when: {inactive_for: 30d}}\n  actions:",
+    )
+    view = ScoreView.of(loads_model(idle).lifecycle, "analytics", "core")  # type: ignore[arg-type]
+    assert view.stages == ("lead", "mql_analytics")
