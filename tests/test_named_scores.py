@@ -822,6 +822,14 @@ def test_the_report_api_reads_the_score_named(store: Store) -> None:
         ("sql", 0),
     ]
     assert unknown.status_code == 404 and "partners" in unknown.text
+    # the CLI's report commands take --score the same way
+    runner, db = CliRunner(), ["--db", str(store.url)]
+    out = runner.invoke(cli, ["reports", "handoff", "--score", "analytics", "--format", "json", *db])
+    assert out.exit_code == 0, out.output
+    assert [(r["lead_id"], r["score"]) for r in json.loads(out.output)] == [(ids["ann"], 90.0)]
+    out = runner.invoke(cli, ["reports", "nurtured", "--format", "json", *db])
+    assert out.exit_code == 0, out.output
+    assert [r["lead_id"] for r in json.loads(out.output)] == [ids["eve"]]
 
 
 def test_a_scores_stages_are_those_its_gates_lead_into_and_the_shared_ones() -> None:
