@@ -316,7 +316,8 @@ def stays(conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None)
     for h in all_stage_history(conn):
         by_lead[int(h["lead_id"])].append(h)
     for moves in by_lead.values():
-        counts = [True] * len(moves) if view is None else view.counted([m["to_stage"] for m in moves])
+        stages = [m["to_stage"] for m in moves]
+        counts = [True] * len(moves) if view is None or view.whole else view.counted(stages)
         for (cur, nxt), count in zip(itertools.pairwise(moves), counts, strict=False):
             if count:
                 done[cur["to_stage"]].append((nxt["at_ms"] - cur["at_ms"]) / 3_600_000)
