@@ -30,14 +30,14 @@ def _lifecycle(state: ReaderState) -> tuple[Any, Lifecycle]:
     return state, lifecycle
 
 
-@router.get("/nurtured", summary="Leads being nurtured, hottest first")
+@router.get("/nurtured", summary="Leads being nurtured, hottest first", responses=refusals(404))
 def nurtured(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
         return {"ok": True, "leads": reports.nurtured(conn, lifecycle, view_of(conn, lifecycle, score))}
 
 
-@router.get("/warmer", summary="Largest score increase over the last days")
+@router.get("/warmer", summary="Largest score increase over the last days", responses=refusals(404))
 def warmer(
     state: ReaderState,
     days: Annotated[int, Query(ge=1, le=365)] = 7,
@@ -50,7 +50,9 @@ def warmer(
         return {"ok": True, "leads": reports.getting_warmer(conn, now_ms(), days, top, score_name=name)}
 
 
-@router.get("/handoff", summary="Leads ready for handoff, with seller and SLA deadline")
+@router.get(
+    "/handoff", summary="Leads ready for handoff, with seller and SLA deadline", responses=refusals(404)
+)
 def handoff(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
@@ -58,7 +60,11 @@ def handoff(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
         return {"ok": True, "leads": reports.ready_for_handoff(conn, lifecycle, view)}
 
 
-@router.get("/funnel", summary="Funnel counts and stage-to-stage conversion per week (and per attribute)")
+@router.get(
+    "/funnel",
+    summary="Funnel counts and stage-to-stage conversion per week (and per attribute)",
+    responses=refusals(404),
+)
 def funnel(
     state: ReaderState,
     by: Annotated[str | None, Query(max_length=100, description="e.g. lead_source")] = None,
@@ -69,7 +75,7 @@ def funnel(
         return {"ok": True, **reports.funnel(conn, lifecycle, by, view=view_of(conn, lifecycle, score))}
 
 
-@router.get("/time-in-stage", summary="Time spent in each stage")
+@router.get("/time-in-stage", summary="Time spent in each stage", responses=refusals(404))
 def time_in_stage(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
