@@ -137,3 +137,15 @@ def test_learn_speed_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "120 leads" in out and "stands in for the learned model" in out
     assert "backtest [load " in out and "peak RSS" in out
     assert "score every lead [load " in out and "(120 leads)" in out
+
+
+def test_score_reports_bench_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import dashboard
+    import score_reports
+
+    db = str(tmp_path / "dash.db")
+    assert dashboard.main(["--leads", "300", "--events", "4000", "--db", db, "--build-only"]) == 0
+    assert score_reports.main(["--db", db, "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    for report in ("being nurtured (count)", "hand-off queue (rows)", "funnel (all time)", "time in stage"):
+        assert re.search(rf"^{re.escape(report)} +[\d.]+ +[\d.]+ +[\d.]+×$", out, re.M), out

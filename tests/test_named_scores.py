@@ -734,3 +734,132 @@ def test_evaluate_measures_the_score_named_against_outcomes(store: Store) -> Non
     assert measured["core"] == measured[None] == ("core@1", 3, 1, 0.5, 0.5)
     assert measured["analytics"][:4] == ("analytics@1", 3, 1, 0.0)
     assert measured["analytics"][4] == pytest.approx(1 / 3)
+
+
+# --- reports by score: each team's stages, hand-off queue and funnel (tests/two_teams.py; the numbers are
+# worked out in tests/test_web_scores_browser.py's docstring)
+
+
+def test_reports_count_each_scores_stages_and_leads(store: Store) -> None:
+    from leadscore.lifecycle import reports
+    from leadscore.lifecycle.score_stages import view_of
+    from leadscore.scoring.pipeline import active_model
+    from two_teams import build
+
+    ids = build(store)
+    name = {lead: user for user, lead in ids.items()}
+    with store.connect() as conn:
+        active = active_model(conn)
+        assert active is not None and active.model.lifecycle is not None
+        lifecycle = active.model.lifecycle
+        views = {s: view_of(conn, lifecycle, s) for s in (None, "core", "analytics")}
+        got = {
+            s: {
+                "funnel": [
+                    (r["stage"], r["entered"], r["converted"])
+                    for r in reports.funnel(conn, lifecycle, view=v)["stages"]
+                ],
+                "nurtured": [name[int(r["lead_id"])] for r in reports.nurtured(conn, lifecycle, v)],
+                "nurtured_count": reports.count_in_stages(conn, list(lifecycle.nurture), v),
+                "ready": sorted(
+                    (name[int(r["lead_id"])], r["score"])
+                    for r in reports.ready_for_handoff(conn, lifecycle, v)
+                ),
+                "ready_count": reports.count_ready(conn, lifecycle, v),
+                "current": {
+                    r["stage"]: r["current"] for r in reports.time_in_stage(conn, lifecycle, T0 + 9 * HOUR, v)
+                },
+            }
+            for s, v in views.items()
+        }
+        whole = reports.funnel(conn, lifecycle)["stages"]
+    # core: lead 6 (3 reach mql_core), mql_core 3 (all 3 reach ready), ready 3 (none reaches sql), sql 0
+    assert got["core"]["funnel"] == [("lead", 6, 3), ("mql_core", 3, 3), ("ready", 3, 0), ("sql", 0, None)]
+    assert got["core"]["nurtured"] == ["eve"] and got["core"]["nurtured_count"] == 1
+    assert got["core"]["ready"] == [("carl", 55.0), ("frank", 55.0)] and got["core"]["ready_count"] == 2
+    # in each stage now: bob in lead; carl and frank in ready; eve in nurture (dana and ann: analytics')
+    assert got["core"]["current"] == {"lead": 1, "mql_core": 0, "ready": 2, "sql": 0, "nurture": 1}
+    # analytics: lead 6 (2 reach mql_analytics), mql_analytics 2 (1 reaches ready), ready 1, sql 0
+    assert got["analytics"]["funnel"] == [
+        ("lead", 6, 2),
+        ("mql_analytics", 2, 1),
+        ("ready", 1, 0),
+        ("sql", 0, None),
+    ]
+    assert got["analytics"]["nurtured"] == [] and got["analytics"]["nurtured_count"] == 0
+    assert got["analytics"]["ready"] == [("ann", 90.0)] and got["analytics"]["ready_count"] == 1
+    assert got["analytics"]["current"] == {"lead": 1, "mql_analytics": 1, "ready": 1, "sql": 0, "nurture": 0}
+    # no score named: the primary's (core's); without a view every entry counts, as before
+    assert got[None] == got["core"]
+    assert [(r["stage"], r["entered"]) for r in whole] == [
+        ("lead", 6),
+        ("mql_core", 3),
+        ("mql_analytics", 2),
+        ("ready", 4),
+        ("sql", 0),
+    ]
+
+
+def test_the_report_api_reads_the_score_named(store: Store) -> None:
+    from two_teams import build
+
+    ids = build(store)
+    with store.begin() as conn:
+        _, token = create_key(conn, "read", "reports", 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    headers = {"Authorization": f"Bearer {token}"}
+    with serving(app) as url, httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        core = client.get("/v1/reports/handoff").json()
+        analytics = client.get("/v1/reports/handoff?score=analytics").json()
+        funnel = client.get("/v1/reports/funnel?score=analytics").json()
+        unknown = client.get("/v1/reports/funnel?score=partners")
+    assert sorted(r["lead_id"] for r in core["leads"]) == sorted([ids["carl"], ids["frank"]])
+    assert [(r["lead_id"], r["score"]) for r in analytics["leads"]] == [(ids["ann"], 90.0)]
+    assert [(r["stage"], r["entered"]) for r in funnel["stages"]] == [
+        ("lead", 6),
+        ("mql_analytics", 2),
+        ("ready", 1),
+        ("sql", 0),
+    ]
+    assert unknown.status_code == 404 and "partners" in unknown.text
+    # the CLI's report commands take --score the same way
+    runner, db = CliRunner(), ["--db", str(store.url)]
+    out = runner.invoke(cli, ["reports", "handoff", "--score", "analytics", "--format", "json", *db])
+    assert out.exit_code == 0, out.output
+    assert [(r["lead_id"], r["score"]) for r in json.loads(out.output)] == [(ids["ann"], 90.0)]
+    out = runner.invoke(cli, ["reports", "nurtured", "--format", "json", *db])
+    assert out.exit_code == 0, out.output
+    assert [r["lead_id"] for r in json.loads(out.output)] == [ids["eve"]]
+
+
+def test_a_scores_stages_are_those_its_gates_lead_into_and_the_shared_ones() -> None:
+    """Pure: which stages and entries each score's reports count (lifecycle/score_stages.py)."""
+    from leadscore.lifecycle.score_stages import ScoreView
+
+    lifecycle = loads_model(CORE_LIFECYCLE).lifecycle
+    assert lifecycle is not None
+    core = ScoreView.of(lifecycle, "core", "core")
+    analytics = ScoreView.of(lifecycle, "analytics", "core")
+    assert (core.stages, core.own, core.others) == (("lead", "mql_core"), {"mql_core"}, {"mql_analytics"})
+    assert analytics.stages == ("lead", "mql_analytics") and not analytics.whole
+    # a lead that went lead → mql_core → lead → mql_analytics: its first entry into lead counts for both;
+    # its return to lead counts for core (it came through mql_core), not for analytics (it came through
+    # another score's stage only), its later mql_analytics for analytics only
+    moves = ["lead", "mql_core", "lead", "mql_analytics"]
+    assert core.counted(moves) == [True, True, True, False]
+    assert analytics.counted(moves) == [True, False, False, True]
+    # a score no gate names sees every stage and entry, as does the primary of a lifecycle naming none
+    partners = ScoreView.of(lifecycle, "partners", "core")
+    assert partners.whole and partners.stages == ("lead", "mql_core", "mql_analytics")
+    assert partners.counted(moves) == [True] * 4
+    unnamed = loads_model(CORE_LIFECYCLE.replace("score: core, ", "").replace("score: analytics, ", ""))
+    assert unnamed.lifecycle is not None
+    only = ScoreView.of(unnamed.lifecycle, "core", "core")
+    assert only.whole and only.counted(moves) == [True] * 4
+    # a gate that tests no score (inactivity alone) owns nothing: its stage is shared
+    idle = CORE_LIFECYCLE.replace(
+        "  actions:",
+        "    - {id: idle, from: [mql_core, mql_analytics], to: lead, when: {inactive_for: 30d}}\n  actions:",
+    )
+    view = ScoreView.of(loads_model(idle).lifecycle, "analytics", "core")  # type: ignore[arg-type]
+    assert view.stages == ("lead", "mql_analytics")

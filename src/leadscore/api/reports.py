@@ -1,5 +1,6 @@
 """Report API: being nurtured, getting warmer, ready for handoff, funnel, time in stage, sales
-acceptance, accounts. Read or admin tokens."""
+acceptance, accounts. Read or admin tokens. ``?score=NAME``: the stage reports of that score's team
+(``lifecycle.score_stages``) and its score (default: the primary; an unknown name is a 404)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from leadscore.api.deps import ReaderState
 from leadscore.api.lifecycle import lifecycle_model
 from leadscore.api.openapi import refusals
 from leadscore.lifecycle import reports
+from leadscore.lifecycle.score_stages import view_of
 from leadscore.model import Lifecycle
+from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.scoring.run import now_ms
 
 # every report reads the active model's lifecycle section: 409 without one
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=refusals(409))
+ScoreQuery = Annotated[
+    str | None, Query(max_length=63, pattern=SCORE_NAME, description="a named score (default: the primary)")
+]
 
 
 def _lifecycle(state: ReaderState) -> tuple[Any, Lifecycle]:
@@ -24,46 +30,57 @@ def _lifecycle(state: ReaderState) -> tuple[Any, Lifecycle]:
     return state, lifecycle
 
 
-@router.get("/nurtured", summary="Leads being nurtured, hottest first")
-def nurtured(state: ReaderState) -> dict[str, Any]:
+@router.get("/nurtured", summary="Leads being nurtured, hottest first", responses=refusals(404))
+def nurtured(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
-        return {"ok": True, "leads": reports.nurtured(conn, lifecycle)}
+        return {"ok": True, "leads": reports.nurtured(conn, lifecycle, view_of(conn, lifecycle, score))}
 
 
-@router.get("/warmer", summary="Largest score increase over the last days")
+@router.get("/warmer", summary="Largest score increase over the last days", responses=refusals(404))
 def warmer(
     state: ReaderState,
     days: Annotated[int, Query(ge=1, le=365)] = 7,
     top: Annotated[int, Query(ge=1, le=500)] = 20,
+    score: ScoreQuery = None,
 ) -> dict[str, Any]:
-    state, _ = _lifecycle(state)
-    with state.store.connect() as conn:
-        return {"ok": True, "leads": reports.getting_warmer(conn, now_ms(), days, top)}
-
-
-@router.get("/handoff", summary="Leads ready for handoff, with seller and SLA deadline")
-def handoff(state: ReaderState) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
-        return {"ok": True, "leads": reports.ready_for_handoff(conn, lifecycle)}
+        name = view_of(conn, lifecycle, score).score
+        return {"ok": True, "leads": reports.getting_warmer(conn, now_ms(), days, top, score_name=name)}
 
 
-@router.get("/funnel", summary="Funnel counts and stage-to-stage conversion per week (and per attribute)")
+@router.get(
+    "/handoff", summary="Leads ready for handoff, with seller and SLA deadline", responses=refusals(404)
+)
+def handoff(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
+    state, lifecycle = _lifecycle(state)
+    with state.store.connect() as conn:
+        view = view_of(conn, lifecycle, score)
+        return {"ok": True, "leads": reports.ready_for_handoff(conn, lifecycle, view)}
+
+
+@router.get(
+    "/funnel",
+    summary="Funnel counts and stage-to-stage conversion per week (and per attribute)",
+    responses=refusals(404),
+)
 def funnel(
     state: ReaderState,
     by: Annotated[str | None, Query(max_length=100, description="e.g. lead_source")] = None,
+    score: ScoreQuery = None,
 ) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
-        return {"ok": True, **reports.funnel(conn, lifecycle, by)}
+        return {"ok": True, **reports.funnel(conn, lifecycle, by, view=view_of(conn, lifecycle, score))}
 
 
-@router.get("/time-in-stage", summary="Time spent in each stage")
-def time_in_stage(state: ReaderState) -> dict[str, Any]:
+@router.get("/time-in-stage", summary="Time spent in each stage", responses=refusals(404))
+def time_in_stage(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
-        return {"ok": True, "stages": reports.time_in_stage(conn, lifecycle, now_ms())}
+        view = view_of(conn, lifecycle, score)
+        return {"ok": True, "stages": reports.time_in_stage(conn, lifecycle, now_ms(), view)}
 
 
 @router.get("/acceptance", summary="Sales acceptance rate and rejection reasons")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from leadscore.cli.options import AsOf, Db, fmt_time, open_store, parse_as_of, resolve_lead
+from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, print_rows
 from leadscore.errors import LeadscoreError, NotFoundError
 
@@ -282,12 +282,14 @@ def _report(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
 
 
 @reports_app.command("nurtured")
-def report_nurtured(fmt: Format = "table", db: Db = None) -> None:
-    """Leads being nurtured (the model's nurture stages), hottest first."""
+def report_nurtured(fmt: Format = "table", score: ScoreName = None, db: Db = None) -> None:
+    """Leads being nurtured (the model's nurture stages), hottest first (--score: that score's team's)."""
     from leadscore.lifecycle import reports
+    from leadscore.lifecycle.score_stages import view_of
 
     with open_store(db) as store, store.connect() as conn:
-        _report(reports.nurtured(conn, _lifecycle(store)), fmt, "Being nurtured")
+        lifecycle = _lifecycle(store)
+        _report(reports.nurtured(conn, lifecycle, view_of(conn, lifecycle, score)), fmt, "Being nurtured")
 
 
 @reports_app.command("warmer")
@@ -295,23 +297,30 @@ def report_warmer(
     days: Annotated[int, typer.Option(min=1, help="Look back this many days.")] = 7,
     top: Annotated[int, typer.Option(min=1)] = 20,
     fmt: Format = "table",
+    score: ScoreName = None,
     db: Db = None,
 ) -> None:
-    """Getting warmer: the largest score increases over the last days."""
+    """Getting warmer: the largest score increases over the last days (of the score named)."""
     from leadscore.lifecycle import reports
     from leadscore.scoring.run import now_ms
+    from leadscore.store.score_names import resolve
 
     with open_store(db) as store, store.connect() as conn:
-        _report(reports.getting_warmer(conn, now_ms(), days, top), fmt, f"Getting warmer ({days} days)")
+        rows = reports.getting_warmer(conn, now_ms(), days, top, score_name=resolve(conn, score))
+        _report(rows, fmt, f"Getting warmer ({days} days)")
 
 
 @reports_app.command("handoff")
-def report_handoff(fmt: Format = "table", db: Db = None) -> None:
-    """Ready for handoff: leads in the handoff stage with their seller and SLA deadline."""
+def report_handoff(fmt: Format = "table", score: ScoreName = None, db: Db = None) -> None:
+    """Ready for handoff: leads in the handoff stage with their seller and SLA deadline (--score: that
+    score's team's queue, with that score)."""
     from leadscore.lifecycle import reports
+    from leadscore.lifecycle.score_stages import view_of
 
     with open_store(db) as store, store.connect() as conn:
-        _report(reports.ready_for_handoff(conn, _lifecycle(store)), fmt, "Ready for handoff")
+        lifecycle = _lifecycle(store)
+        rows = reports.ready_for_handoff(conn, lifecycle, view_of(conn, lifecycle, score))
+        _report(rows, fmt, "Ready for handoff")
 
 
 @reports_app.command("funnel")
@@ -320,26 +329,33 @@ def report_funnel(
         str | None, typer.Option(help="Group by this lead attribute (lead_source, utm_campaign).")
     ] = None,
     fmt: Format = "table",
+    score: ScoreName = None,
     db: Db = None,
 ) -> None:
-    """Funnel counts and stage-to-stage conversion per week of entering."""
+    """Funnel counts and stage-to-stage conversion per week of entering (--score: that score's team's
+    stages, docs/named-scores.md)."""
     from leadscore.lifecycle import reports
+    from leadscore.lifecycle.score_stages import view_of
 
     with open_store(db) as store, store.connect() as conn:
-        result = reports.funnel(conn, _lifecycle(store), by)
+        lifecycle = _lifecycle(store)
+        result = reports.funnel(conn, lifecycle, by, view=view_of(conn, lifecycle, score))
     print_rows(result["counts"], fmt, "Entered per week")
     print_rows(result["conversion"], fmt, "Conversion to the next funnel stage")
     print_rows(result["stages"], fmt, "All time: entered each stage, and reached the next")
 
 
 @reports_app.command("time-in-stage")
-def report_time(fmt: Format = "table", db: Db = None) -> None:
-    """Hours spent in each stage (completed stays) and leads in it now."""
+def report_time(fmt: Format = "table", score: ScoreName = None, db: Db = None) -> None:
+    """Hours spent in each stage (completed stays) and leads in it now (--score: that score's team's)."""
     from leadscore.lifecycle import reports
+    from leadscore.lifecycle.score_stages import view_of
     from leadscore.scoring.run import now_ms
 
     with open_store(db) as store, store.connect() as conn:
-        _report(reports.time_in_stage(conn, _lifecycle(store), now_ms()), fmt, "Time in stage")
+        lifecycle = _lifecycle(store)
+        view = view_of(conn, lifecycle, score)
+        _report(reports.time_in_stage(conn, lifecycle, now_ms(), view), fmt, "Time in stage")
 
 
 @reports_app.command("acceptance")

@@ -36,15 +36,20 @@ def top_reasons(
 
 
 def top_reasons_of(
-    conn: Connection, names: dict[str, str], lead_ids: Sequence[int], limit: int = REASONS
+    conn: Connection,
+    names: dict[str, str],
+    lead_ids: Sequence[int],
+    limit: int = REASONS,
+    score_name: str | None = None,
 ) -> dict[int, list[dict[str, Any]]]:
-    """``top_reasons`` of many leads, read in a few statements (the seller's desk lists hundreds)."""
+    """``top_reasons`` of many leads, read in a few statements (the seller's desk lists hundreds), from the
+    ledger of the score ``score_name`` (the primary when None; ``names``: its model's rule names)."""
     lines: dict[int, list[Any]] = {int(i): [] for i in lead_ids}
     ids = list(lines)
     for start in range(0, len(ids), CHUNK):
         query = select(ledger.c.lead_id, ledger.c.rule_id, ledger.c.score_points, ledger.c.matched).where(
             ledger.c.lead_id.in_(ids[start : start + CHUNK]),
-            named(ledger.c.score_name, None),
+            named(ledger.c.score_name, score_name),
             ledger.c.score_points != 0,
         )
         for row in conn.execute(query):

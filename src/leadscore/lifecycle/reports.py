@@ -6,6 +6,11 @@ Definitions (docs/lifecycle.md): a lead *enters* a stage at a stage-history row.
 week (Monday 00:00 UTC) of entering, the distinct leads that entered each funnel stage. Conversion from
 stage A to the next funnel stage B: of the leads that entered A in that week, the share that later
 reached B or any stage after B in the funnel.
+
+Each stage report takes an optional ``view`` (``lifecycle.score_stages.ScoreView``): one named score's
+team's part of the lifecycle, when gates name scores. It keeps that score's stages and the entries into
+them that count for it, and the people listed show that score; without one, every stage and entry
+counts and the primary score is shown.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile.dialects import computed_once
+from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.model import Lifecycle
 from leadscore.store.lifecycle_tables import all_stage_history, list_assignments, read_feedback
 from leadscore.store.schema import (
@@ -40,7 +46,14 @@ def week_of(ms: int) -> str:
     return (day - timedelta(days=day.weekday())).isoformat()
 
 
-def _people(conn: Connection, stages: list[str] | None = None) -> list[dict[str, Any]]:
+def _in_view(view: ScoreView | None) -> Any:
+    """SQL: the current stage rows counted for ``view`` (every row without one)."""
+    return None if view is None or view.whole else view.current(lead_stages.c.lead_id, lead_stages.c.stage)
+
+
+def _people(
+    conn: Connection, stages: list[str] | None = None, view: ScoreView | None = None
+) -> list[dict[str, Any]]:
     query = (
         select(
             leads.c.id.label("lead_id"),
@@ -57,37 +70,56 @@ def _people(conn: Connection, stages: list[str] | None = None) -> list[dict[str,
         .select_from(
             lead_stages.join(leads, leads.c.id == lead_stages.c.lead_id)
             .outerjoin(accounts, accounts.c.id == leads.c.account_id)
-            .outerjoin(scores, scores_of(leads.c.id))
+            .outerjoin(scores, scores_of(leads.c.id, None if view is None else view.score))
         )
         .order_by(scores.c.score.desc(), leads.c.id)
     )
     if stages is not None:
-        query = query.where(lead_stages.c.stage.in_(stages))
+        query = query.where(lead_stages.c.stage.in_(stages if view is None else view.order(stages)))
+    counted = _in_view(view)
+    if counted is not None:
+        query = query.where(counted)
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def nurtured(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
+def nurtured(conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None) -> list[dict[str, Any]]:
     """Leads in the nurture stages, hottest first."""
-    return _people(conn, list(lifecycle.nurture))
+    return _people(conn, list(lifecycle.nurture), view)
 
 
-def count_in_stages(conn: Connection, stages: list[str]) -> int:
+def count_in_stages(conn: Connection, stages: list[str], view: ScoreView | None = None) -> int:
     """How many leads ``_people`` lists for ``stages`` (``len(nurtured(...))`` without reading them)."""
     # every stage row has its lead (a foreign key), so the join of ``_people`` adds nothing to the count
-    query = select(func.count()).select_from(lead_stages).where(lead_stages.c.stage.in_(stages))
+    shown = stages if view is None else view.order(stages)
+    query = select(func.count()).select_from(lead_stages).where(lead_stages.c.stage.in_(shown))
+    counted = _in_view(view)
+    if counted is not None:
+        query = query.where(counted)
     return int(conn.execute(query).scalar_one())
 
 
-def count_ready(conn: Connection, lifecycle: Lifecycle) -> int:
-    """How many leads ``ready_for_handoff`` lists."""
-    return 0 if lifecycle.assignment is None else count_in_stages(conn, [lifecycle.assignment.stage])
-
-
-def ready_for_handoff(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
-    """Leads in the handoff (assignment) stage, with their seller, when assigned and SLA deadline."""
+def handoff_stage(lifecycle: Lifecycle, view: ScoreView | None = None) -> str | None:
+    """The stage whose leads are ready for handoff (the assignment stage), unless it is another score's."""
     if lifecycle.assignment is None:
+        return None
+    stage = lifecycle.assignment.stage
+    return stage if view is None or view.order([stage]) else None
+
+
+def count_ready(conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None) -> int:
+    """How many leads ``ready_for_handoff`` lists."""
+    stage = handoff_stage(lifecycle, view)
+    return 0 if stage is None else count_in_stages(conn, [stage], view)
+
+
+def ready_for_handoff(
+    conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None
+) -> list[dict[str, Any]]:
+    """Leads in the handoff (assignment) stage, with their seller, when assigned and SLA deadline."""
+    stage = handoff_stage(lifecycle, view)
+    if stage is None:
         return []
-    rows = _people(conn, [lifecycle.assignment.stage])
+    rows = _people(conn, [stage], view)
     latest: dict[int, dict[str, Any]] = {}
     for a in list_assignments(conn):
         latest[int(a["lead_id"])] = a
@@ -187,19 +219,30 @@ def lead_groups(conn: Connection, by: str | None) -> dict[int, str]:
 
 
 def funnel(
-    conn: Connection, lifecycle: Lifecycle, by: str | None = None, groups: dict[int, str] | None = None
+    conn: Connection,
+    lifecycle: Lifecycle,
+    by: str | None = None,
+    groups: dict[int, str] | None = None,
+    view: ScoreView | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Funnel counts and stage-to-stage conversion per week of entering (and per value of the lead
     attribute ``by``, e.g. ``lead_source`` or ``utm_campaign``); ``stages``: the same all time, each lead
     counted once per stage: how many entered each funnel stage and the share of them that later reached
-    the next one (or a stage beyond it). ``groups``: ``lead_groups(conn, by)`` when the caller has it."""
+    the next one (or a stage beyond it). ``groups``: ``lead_groups(conn, by)`` when the caller has it.
+    ``view``: one score's stages and the entries that count for it (the others are left out)."""
     order = list(lifecycle.funnel_stages())
+    if view is not None:
+        order = view.order(order)
     rank = {s: i for i, s in enumerate(order)}
     if groups is None:
         groups = lead_groups(conn, by)
     entries: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for h in all_stage_history(conn):
         entries[int(h["lead_id"])].append((str(h["to_stage"]), int(h["at_ms"])))
+    if view is not None and not view.whole:
+        for lead_id, moves in entries.items():
+            kept = view.counted([stage for stage, _ in moves])
+            entries[lead_id] = [move for move, keep in zip(moves, kept, strict=True) if keep]
     counts: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     cohorts: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     converted: dict[tuple[str, str, str], set[int]] = defaultdict(set)
@@ -256,26 +299,35 @@ def funnel(
     return {"counts": count_rows, "conversion": conversion_rows, "stages": stage_rows}
 
 
-def time_in_stage(conn: Connection, lifecycle: Lifecycle, now_ms: int) -> list[dict[str, Any]]:
+def time_in_stage(
+    conn: Connection, lifecycle: Lifecycle, now_ms: int, view: ScoreView | None = None
+) -> list[dict[str, Any]]:
     """Per stage: completed stays (count, mean and median hours) and leads in it now (their mean hours so far)."""
-    return stays_as_of(stays(conn, lifecycle), now_ms)
+    return stays_as_of(stays(conn, lifecycle, view), now_ms)
 
 
-def stays(conn: Connection, lifecycle: Lifecycle) -> list[dict[str, Any]]:
+def stays(conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None) -> list[dict[str, Any]]:
     """``time_in_stage`` without the clock: the open stays as the mean time they began (``current_since_ms``),
-    so the result depends on the stage history alone (``stays_as_of`` adds the hours so far)."""
+    so the result depends on the stage history alone (``stays_as_of`` adds the hours so far). ``view``:
+    one score's stages, each stay counted when its entry counts for that score."""
     done: dict[str, list[float]] = defaultdict(list)
     open_: dict[str, list[int]] = defaultdict(list)
     by_lead: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for h in all_stage_history(conn):
         by_lead[int(h["lead_id"])].append(h)
     for moves in by_lead.values():
-        for cur, nxt in itertools.pairwise(moves):
-            done[cur["to_stage"]].append((nxt["at_ms"] - cur["at_ms"]) / 3_600_000)
+        stages = [m["to_stage"] for m in moves]
+        counts = [True] * len(moves) if view is None or view.whole else view.counted(stages)
+        for (cur, nxt), count in zip(itertools.pairwise(moves), counts, strict=False):
+            if count:
+                done[cur["to_stage"]].append((nxt["at_ms"] - cur["at_ms"]) / 3_600_000)
         last = moves[-1]
-        open_[last["to_stage"]].append(int(last["at_ms"]))
+        if counts[-1]:
+            open_[last["to_stage"]].append(int(last["at_ms"]))
     out = []
     for stage in lifecycle.stages:
+        if view is not None and stage.id in view.others:
+            continue
         finished, current = done.get(stage.id, []), open_.get(stage.id, [])
         out.append(
             {

@@ -4,7 +4,8 @@ Who is a manager and whose lead is whose is ``lifecycle.desk``'s rule (the notif
 anyone else with the ``feedback`` permission is a rep, who sees and acts on the leads assigned to them
 only. The reasons shown per lead are ``lifecycle.reasons`` (the stored ledger's largest lines, the same
 lines the lead page explains), the last activity is the lifecycle's own fact (``gates.read_facts``), and
-the SLA clock is the assignment's deadline.
+the SLA clock is the assignment's deadline. With a score picked (``lifecycle.score_stages``): that score's
+hand-off queue, its score, band and reasons (its own model's rule names).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from leadscore.lifecycle.desk import managed_teams, may_act, whose
 from leadscore.lifecycle.gates import read_facts
 from leadscore.lifecycle.reasons import rule_names, top_reasons_of
 from leadscore.lifecycle.reports import ready_for_handoff
+from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import Lifecycle, ScoringModel
 from leadscore.store.lifecycle_tables import current_assignment
@@ -55,13 +57,15 @@ def desk(
     can_act: bool,
     page: int = 1,
     page_size: int = PAGE_SIZE,
+    view: ScoreView | None = None,
 ) -> Desk:
     """The leads ready for handoff that this viewer sees: their own first, then (for a manager, or a
     reader who gives no feedback) everyone else's they may see. A rep sees only their own. Page ``page``
-    of them (``page_size`` rows; a page past the last is the last)."""
+    of them (``page_size`` rows; a page past the last is the last). ``model``: the active model of the
+    score read (``view.score``; the primary without a view), whose rules name the reasons."""
     teams = managed_teams(lifecycle, email)
     out = Desk(manager=role == "admin" or bool(teams))
-    rows = ready_for_handoff(conn, lifecycle)
+    rows = ready_for_handoff(conn, lifecycle, view)
     names = rule_names(model)
     for row in rows:
         assignment = {"team": row.get("team"), "seller": row.get("seller")} if row.get("team") else None
@@ -86,7 +90,8 @@ def desk(
     # the facts and reasons of the rows shown only (a page of the leads ready for handoff)
     shown = [*out.mine, *out.team]
     facts = read_facts(conn, shown)
-    reasons = top_reasons_of(conn, names, [int(row["lead_id"]) for row in shown])
+    score = None if view is None else view.score
+    reasons = top_reasons_of(conn, names, [int(row["lead_id"]) for row in shown], score_name=score)
     for row in shown:
         found = facts.get(int(row["lead_id"]))
         row["last_activity_ms"] = found.last_event_ms if found is not None else None

@@ -1,5 +1,6 @@
 """Funnel: being nurtured / getting warmer / ready for handoff, stage-to-stage conversion per week, by
-lead source, time in stage and sales acceptance (all from ``lifecycle.reports``)."""
+lead source, time in stage and sales acceptance (all from ``lifecycle.reports``), of the score picked:
+its stages and the leads that count for it when gates name scores (``lifecycle.score_stages``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
 from leadscore.lifecycle import reports
+from leadscore.lifecycle.score_stages import view_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.schema import leads, stage_history
-from leadscore.store.score_names import picker_names, resolve
+from leadscore.store.score_names import picker_names
 from leadscore.web.data.remembered import remembered
 from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
@@ -62,32 +64,36 @@ def funnel_page(
 ) -> HTMLResponse:
     now = now_ms()
     with state_of(request).store.connect() as conn:
-        score_name = resolve(conn, score or None)  # "getting warmer" reads this score
         picker: dict[str, Any] = {"score": score, "score_names": picker_names(conn), "keep": {"by": by}}
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
         if lifecycle is None:
             return page(request, viewer, "funnel.html", lifecycle=None, **picker)
+        # the stages, entries and leads of the score picked ("getting warmer" reads its history)
+        view = view_of(conn, lifecycle, score or None)
         # the all-time reports read the whole stage history: computed once per state of what they read
-        shape = lifecycle.model_dump_json()
+        shape = (lifecycle.model_dump_json(), view)
         overall = remembered(
-            conn, (stage_history,), ("funnel", shape), lambda: reports.funnel(conn, lifecycle)
+            conn, (stage_history,), ("funnel", shape), lambda: reports.funnel(conn, lifecycle, view=view)
         )
         grouped = remembered(
             conn,
             (stage_history, leads),
             ("funnel", shape, by),
-            lambda: reports.funnel(conn, lifecycle, by=by),
+            lambda: reports.funnel(conn, lifecycle, by=by, view=view),
         )
-        stays = remembered(conn, (stage_history,), ("stays", shape), lambda: reports.stays(conn, lifecycle))
+        stays = remembered(
+            conn, (stage_history,), ("stays", shape), lambda: reports.stays(conn, lifecycle, view)
+        )
         context: dict[str, Any] = {
-            "nurtured": reports.count_in_stages(conn, list(lifecycle.nurture)),
-            "warmer": reports.getting_warmer(conn, now, score_name=score_name),
-            "ready": reports.count_ready(conn, lifecycle),
+            "nurtured": reports.count_in_stages(conn, list(lifecycle.nurture), view),
+            "warmer": reports.getting_warmer(conn, now, score_name=view.score),
+            "ready": reports.count_ready(conn, lifecycle, view),
             "times": reports.stays_as_of(stays, now),
             "acceptance": reports.acceptance(conn),
+            "view": view,
         }
-    order = list(lifecycle.funnel_stages())
+    order = view.order(lifecycle.funnel_stages())
     names = {s.id: s.name for s in lifecycle.stages}
     stages = [r for r in overall["stages"] if r["group"] == "all"] or [
         {"group": "all", "stage": s, "entered": 0, "to": None, "converted": None, "rate": None} for s in order

@@ -1,18 +1,25 @@
 """Handoff (the seller's desk): the leads ready for sales that the viewer may see, their own first, each
 with its top reasons, last activity and SLA clock; accept / reject in place, confirmed after the action.
-Who sees and acts on what is ``web.data.desk``'s rule (a rep: their own leads; a manager: the team)."""
+Who sees and acts on what is ``web.data.desk``'s rule (a rep: their own leads; a manager: the team).
+With several scores, a picker chooses the score (the team) whose hand-off queue is shown
+(``lifecycle.score_stages``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
+from leadscore.lifecycle.reports import handoff_stage
+from leadscore.lifecycle.score_stages import view_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
+from leadscore.store.score_names import picker_names
 from leadscore.web.data.desk import desk
+from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader
 
@@ -26,29 +33,47 @@ def handoff_page(
     done: Annotated[str, Query(pattern="^(|accepted|rejected)$")] = "",
     lead: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     page_number: Annotated[int, Query(alias="page", ge=1, le=10**9)] = 1,
+    score: ScoreParam = "",
 ) -> HTMLResponse:
     with state_of(request).store.connect() as conn:
+        picker: dict[str, Any] = {"score": score, "score_names": picker_names(conn)}
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
-        view = (
+        # the lifecycle is the primary model's; the score picked names the queue, its score and reasons
+        view = view_of(conn, lifecycle, score or None) if lifecycle is not None else None
+        scored = active_model(conn, view.score) if view is not None else None
+        found = (
             desk(
-                conn, active.model, lifecycle, viewer.email, viewer.role, viewer.can("feedback"), page_number
+                conn,
+                scored.model,
+                lifecycle,
+                viewer.email,
+                viewer.role,
+                viewer.can("feedback"),
+                page_number,
+                view=view,
             )
-            if active is not None and lifecycle is not None
+            if scored is not None and lifecycle is not None
             else None
         )
+    stage = handoff_stage(lifecycle, view) if lifecycle is not None else None
+    here = {"score": score} if score else {}
     return page(
         request,
         viewer,
         "handoff.html",
         lifecycle=lifecycle,
-        stage=lifecycle.stage(lifecycle.assignment.stage).name
-        if lifecycle and lifecycle.assignment
+        stage=lifecycle.stage(stage).name if lifecycle and stage else None,
+        other_stage=lifecycle.stage(lifecycle.assignment.stage).name
+        if lifecycle and lifecycle.assignment and stage is None
         else None,
-        desk=view,
+        desk=found,
+        view=view,
+        here=urlencode(here),
         reasons=lifecycle.rejection_reasons if lifecycle else (),
         done=done,
         done_lead=lead,
         now=now_ms(),
-        page_link=lambda n: f"/handoff?page={n}",
+        page_link=lambda n: "/handoff?" + urlencode({**here, "page": n}),
+        **picker,
     )

@@ -1,0 +1,109 @@
+"""Which part of the lifecycle is a named score's: the stages its team's reports count (the funnel, being
+nurtured, the hand-off queue, time in stage), when gates name scores (docs/named-scores.md).
+
+The lifecycle is one state machine; a gate may name the score it tests, so each team qualifies leads on its
+own score (``mql_analytics`` entered when ``analytics ≥ 60``). A stage is **owned** by the scores whose
+gates lead into it: every automatic transition into it whose gate tests a score (a score, grade, level,
+band or ledger line) names one, the primary when it names none. A stage no gate tests a score for (the
+initial stage, one entered on a sales decision or on inactivity) is owned by none: it is shared.
+
+The view of score S:
+
+- its stages: the shared ones and those S owns (alone or with other scores), in the lifecycle's order;
+- a lead's entry into one of them counts for S when the stage is S's alone, or the lead entered a stage
+  of S's alone before it, or it entered no stage of another score before it: the shared top of the
+  funnel counts every lead, a shared stage after the teams' own stages counts the leads that came through
+  S's (``with sales`` after ``mql_analytics`` is the analytics team's, after ``mql_core`` the core team's).
+
+A score that owns no stage (the lifecycle names no gate on it) sees the whole lifecycle, every entry
+counted: the view of a store of one score, or of a lifecycle that names no score, is what every report
+counted before scores were named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, and_, exists, not_, or_, select, true
+
+from leadscore.model import Gate, Lifecycle
+from leadscore.store.schema import stage_history
+from leadscore.store.score_names import primary_score, resolve
+
+
+def tests_a_score(gate: Gate) -> bool:
+    """Whether a gate reads a score's values (so the stage it leads into belongs to that score)."""
+    tested = (gate.score_at_least, gate.score_below, gate.grade_at_least, gate.level_at_least)
+    return (
+        gate.score is not None or any(v is not None for v in tested) or bool(gate.band_in or gate.rules_met)
+    )
+
+
+def owners(lifecycle: Lifecycle, primary: str) -> dict[str, frozenset[str]]:
+    """Each stage's owning scores (empty: a shared stage)."""
+    found: dict[str, set[str]] = {s.id: set() for s in lifecycle.stages}
+    for t in lifecycle.transitions:
+        if t.trigger == "score" and tests_a_score(t.when):
+            found[t.to].add(t.when.score or primary)
+    return {stage: frozenset(names) for stage, names in found.items()}
+
+
+@dataclass(frozen=True)
+class ScoreView:
+    """The stages score ``score``'s reports count, and which entries into them (module docstring)."""
+
+    score: str
+    stages: tuple[str, ...]  # the lifecycle's stages this score's reports show, in the lifecycle's order
+    own: frozenset[str]  # stages owned by this score alone
+    others: frozenset[str]  # stages owned by other scores only (never shown)
+
+    @classmethod
+    def of(cls, lifecycle: Lifecycle, score: str, primary: str) -> ScoreView:
+        owned = owners(lifecycle, primary)
+        own = frozenset(s for s, names in owned.items() if names == {score})
+        if not any(score in names for names in owned.values()):
+            return cls(score, tuple(s.id for s in lifecycle.stages), frozenset(), frozenset())
+        others = frozenset(s for s, names in owned.items() if names and score not in names)
+        return cls(score, tuple(s.id for s in lifecycle.stages if s.id not in others), own, others)
+
+    @property
+    def whole(self) -> bool:
+        """Whether this view counts every entry into every stage (no other score owns a stage)."""
+        return not self.others
+
+    def order(self, stages: Sequence[str]) -> list[str]:
+        """``stages`` (a funnel order, the nurture stages) less those of other scores."""
+        return [s for s in stages if s not in self.others]
+
+    def counted(self, moves: Sequence[str]) -> list[bool]:
+        """For one lead's stage entries in the order they happened: whether each counts for this score."""
+        out: list[bool] = []
+        through = other = False  # entered a stage of this score alone / of other scores only, so far
+        for stage in moves:
+            out.append(stage not in self.others and (stage in self.own or through or not other))
+            through = through or stage in self.own
+            other = other or stage in self.others
+        return out
+
+    def current(self, lead_id: ColumnElement[int], stage: ColumnElement[str]) -> ColumnElement[bool]:
+        """SQL: whether a lead in ``stage`` now counts for this score: ``counted`` of its newest entry, read
+        from its stage history (``ix_stage_history_lead_at``; the newest entry is in it, so a stage of this
+        score alone is an entry into one)."""
+        if self.whole:
+            return true()
+
+        def entered(stages: frozenset[str]) -> ColumnElement[bool]:
+            return exists(
+                select(stage_history.c.id).where(
+                    stage_history.c.lead_id == lead_id, stage_history.c.to_stage.in_(sorted(stages))
+                )
+            )
+
+        through = [entered(self.own)] if self.own else []
+        return and_(stage.not_in(sorted(self.others)), or_(*through, not_(entered(self.others))))
+
+
+def view_of(conn: Connection, lifecycle: Lifecycle, score: str | None) -> ScoreView:
+    """The view of the score named (the primary when None; a name never published is NotFoundError)."""
+    return ScoreView.of(lifecycle, resolve(conn, score), primary_score(conn))
