@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +36,7 @@ from leadscore.scoring.processor import Processor
 from leadscore.settings import Settings
 from leadscore.store import Store
 
+log = logging.getLogger(__name__)
 # every request body: tracking batches are limited to 500 KB on their own; nothing else needs more
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -85,6 +88,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             else None
         )
         app.state.leadscore = AppState(settings, own_store, KeyCache(own_store), committer, processor)
+        # before the first request: what the dashboard pages' first requests would pay once (web/warmup.py)
+        warmed = await asyncio.to_thread(web.warm_up, own_store)
+        log.info("dashboard warmed up in %.1f s", warmed)
         try:
             yield
         finally:

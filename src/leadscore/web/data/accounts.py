@@ -17,6 +17,9 @@ from leadscore.store.schema import account_stages, accounts, leads, scores
 from leadscore.store.score_names import named
 
 PAGE_SIZE = 50
+# at most this many accounts reaching a page's account score: their contacts are aggregated through the
+# leads' account index; more (a page deep in a tie), every account's in one pass over the scores
+FEW_ACCOUNTS = 2_000
 
 
 @dataclass(frozen=True)
@@ -52,36 +55,6 @@ def account_page(
     only_mqa: bool = False,
     q: str = "",
 ) -> AccountPage:
-    # each account's contacts counted once from the leads' account index (an account with no contact
-    # has no row here: no contacts, none engaged, no best or average score, none hot)
-    contacts = (
-        select(leads.c.account_id, func.count(leads.c.id).label("contacts"))
-        .where(leads.c.account_id.is_not(None))
-        .group_by(leads.c.account_id)
-        .subquery("contacts")
-    )
-    # and their scores aggregated once, read in the scores table's own order (about the leads' order, so
-    # the lead of each score is a forward probe of the leads' primary key; from the account index, each
-    # contact's score was a random probe: 80,000 of them at 100k leads). The name compared as an
-    # expression keeps SQLite off the score indexes (their order is random in lead id). A contact with
-    # no score counts among the contacts only, as in the outer join it replaces: not engaged, not hot, no
-    # part of the best or the average.
-    per_account = (
-        select(
-            leads.c.account_id,
-            func.sum(case((scores.c.engagement_score >= engaged_from, 1), else_=0)).label("engaged"),
-            func.max(scores.c.score).label("best"),
-            func.avg(scores.c.score).label("average"),
-            func.sum(case((scores.c.band == "hot", 1), else_=0)).label("hot"),
-        )
-        # (the score's lead as an expression too: with the scores' key to probe, the leads in account
-        # order would drive the join again)
-        .select_from(scores.join(leads, leads.c.id == scores.c.lead_id + 0))
-        .where(named(scores.c.score_name.concat(""), None), leads.c.account_id.is_not(None))
-        .group_by(leads.c.account_id)
-        .subquery("per_account")
-    )
-    engaged = func.coalesce(per_account.c.engaged, 0)
     tests: list[ColumnElement[bool]] = []
     if only_targets:
         tests.append(func.lower(accounts.c.domain).in_(sorted(targets)))
@@ -95,6 +68,68 @@ def account_page(
     total = int(conn.execute(select(func.count()).select_from(with_stage).where(*tests)).scalar_one())
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, page), pages)
+    # The page is ordered by the account score first (the lifecycle's; -1 where it has none), then by the
+    # contacts' aggregates. Only an account whose account score reaches that of the page's last row in
+    # the account-score order can be on the page (each of the rows before it has one at least as high),
+    # so the contacts are aggregated for those accounts alone: the page's accounts and their ties, not all
+    # 80,000 contacts' scores on every request. Where that is most accounts (a page deep in a tie), they
+    # are aggregated in one pass over the scores, as for every account.
+    account_score = func.coalesce(account_stages.c.score, -1.0)
+    last = conn.execute(
+        select(account_score)
+        .select_from(with_stage)
+        .where(*tests)
+        .order_by(account_score.desc())
+        .limit(1)
+        .offset(page * PAGE_SIZE - 1)
+    ).scalar()
+    reach = total
+    if last is not None:
+        tests.append(account_score >= last)
+        reach = int(conn.execute(select(func.count()).select_from(with_stage).where(*tests)).scalar_one())
+    few = reach <= FEW_ACCOUNTS
+    candidates = select(accounts.c.id).select_from(with_stage).where(*tests)
+    # each account's contacts counted once from the leads' account index (an account with no contact
+    # has no row here: no contacts, none engaged, no best or average score, none hot)
+    contacts = (
+        select(leads.c.account_id, func.count(leads.c.id).label("contacts"))
+        .where(leads.c.account_id.in_(candidates) if few else leads.c.account_id.is_not(None))
+        .group_by(leads.c.account_id)
+        .subquery("contacts")
+    )
+    aggregates = (
+        leads.c.account_id,
+        func.sum(case((scores.c.engagement_score >= engaged_from, 1), else_=0)).label("engaged"),
+        func.max(scores.c.score).label("best"),
+        func.avg(scores.c.score).label("average"),
+        func.sum(case((scores.c.band == "hot", 1), else_=0)).label("hot"),
+    )
+    if few:
+        # the candidates' contacts from the leads' account index, each one's score a probe of its key
+        per_account = (
+            select(*aggregates)
+            .select_from(leads.join(scores, scores.c.lead_id == leads.c.id))
+            .where(named(scores.c.score_name, None), leads.c.account_id.in_(candidates))
+            .group_by(leads.c.account_id)
+            .subquery("per_account")
+        )
+    else:
+        # every account's contacts' scores aggregated once, read in the scores table's own order (about
+        # the leads' order, so the lead of each score is a forward probe of the leads' primary key; from
+        # the account index, each contact's score was a random probe: 80,000 of them at 100k leads). The
+        # name compared as an expression keeps SQLite off the score indexes (their order is random in
+        # lead id). A contact with no score counts among the contacts only, as in the outer join it
+        # replaces: not engaged, not hot, no part of the best or the average.
+        per_account = (
+            select(*aggregates)
+            # (the score's lead as an expression too: with the scores' key to probe, the leads in account
+            # order would drive the join again)
+            .select_from(scores.join(leads, leads.c.id == scores.c.lead_id + 0))
+            .where(named(scores.c.score_name.concat(""), None), leads.c.account_id.is_not(None))
+            .group_by(leads.c.account_id)
+            .subquery("per_account")
+        )
+    engaged = func.coalesce(per_account.c.engaged, 0)
     query = (
         select(
             accounts.c.id,
@@ -117,7 +152,7 @@ def account_page(
         .where(*tests)
     )
     ordered = query.order_by(
-        func.coalesce(account_stages.c.score, -1.0).desc(),
+        account_score.desc(),
         engaged.desc(),
         func.coalesce(per_account.c.best, -1.0).desc(),
         accounts.c.id,

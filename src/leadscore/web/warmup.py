@@ -1,0 +1,41 @@
+"""Before the server answers its first request: what the first request of a dashboard page would otherwise
+pay once per process, so that a first click after a restart costs what any click does: every template
+compiled, and the active models parsed with their scoring and explanation statements built and compiled
+for this database (a lead page runs both: ``web.data.lead``). Nothing is computed ahead that a page then
+shows: the numbers are read or computed on each request, as before. (The learning stack, numpy and
+scikit-learn, is loaded by the evaluation's and the review's computations in the background, never by a
+request: ``web/pages/evaluation.py``.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import func, select
+
+from leadscore.store import Store
+from leadscore.store.schema import scores
+from leadscore.web.data import lead as lead_data
+from leadscore.web.render import templates
+
+log = logging.getLogger(__name__)
+
+
+def warm_up(store: Store) -> float:
+    """Compile and build what the pages' first requests need; returns the seconds it took. A
+    failure is logged, never raised: the pages then pay for it on their first request, as without this."""
+    started = time.perf_counter()
+    try:
+        for name in templates.env.list_templates(extensions=["html"]):
+            templates.env.get_template(name)
+        with store.connect() as conn:
+            # one scored lead's page queries built and run once: the ledger's explanation of each of its
+            # named scores and the journey's scoring query at its event times
+            lead_id = conn.execute(select(func.min(scores.c.lead_id))).scalar()
+            view = lead_data.load(conn, store.sources(), int(lead_id)) if lead_id is not None else None
+            if view is not None:
+                lead_data.journey(conn, store.sources(), view)
+    except Exception:
+        log.exception("warming the dashboard up failed; the first requests pay for what was not done")
+    return time.perf_counter() - started
