@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,7 +35,6 @@ from leadscore.scoring.processor import Processor
 from leadscore.settings import Settings
 from leadscore.store import Store
 
-log = logging.getLogger(__name__)
 # every request body: tracking batches are limited to 500 KB on their own; nothing else needs more
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -88,9 +86,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             else None
         )
         app.state.leadscore = AppState(settings, own_store, KeyCache(own_store), committer, processor)
-        # before the first request: what the dashboard pages' first requests would pay once (web/warmup.py)
-        warmed = await asyncio.to_thread(web.warm_up, own_store)
-        log.info("dashboard warmed up in %.1f s", warmed)
+        # what the dashboard pages' first requests would pay once (web/warmup.py), in the background: the
+        # server answers at once (health checks, tracking), a page asked for meanwhile waits for no more
+        threading.Thread(
+            target=web.warm_up, args=(own_store, app.state.leadscore.warmed), name="warm-up", daemon=True
+        ).start()
         try:
             yield
         finally:

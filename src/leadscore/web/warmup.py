@@ -1,5 +1,6 @@
-"""Before the server answers its first request: what the first request of a dashboard page would otherwise
-pay once per process, so that a first click after a restart costs what any click does: every template
+"""As the server starts (in a thread of its own: health checks and tracking are answered at once), what the
+first request of a dashboard page would otherwise pay once per process, so that a first click after a
+restart costs what any click does: every template
 compiled, and the active models parsed with their scoring and explanation statements built and compiled
 for this database (a lead page runs both: ``web.data.lead``). Nothing is computed ahead that a page then
 shows: the numbers are read or computed on each request, as before. (The learning stack, numpy and
@@ -10,6 +11,7 @@ request: ``web/pages/evaluation.py``.)
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from sqlalchemy import func, select
@@ -22,9 +24,9 @@ from leadscore.web.render import templates
 log = logging.getLogger(__name__)
 
 
-def warm_up(store: Store) -> float:
-    """Compile and build what the pages' first requests need; returns the seconds it took. A
-    failure is logged, never raised: the pages then pay for it on their first request, as without this."""
+def warm_up(store: Store, done: threading.Event | None = None) -> None:
+    """Compile and build what the pages' first requests need, then set ``done``. A failure is logged,
+    never raised: the pages then pay for it on their first request, as without this."""
     started = time.perf_counter()
     try:
         for name in templates.env.list_templates(extensions=["html"]):
@@ -36,6 +38,9 @@ def warm_up(store: Store) -> float:
             view = lead_data.load(conn, store.sources(), int(lead_id)) if lead_id is not None else None
             if view is not None:
                 lead_data.journey(conn, store.sources(), view)
+        log.info("dashboard warmed up in %.1f s", time.perf_counter() - started)
     except Exception:
         log.exception("warming the dashboard up failed; the first requests pay for what was not done")
-    return time.perf_counter() - started
+    finally:
+        if done is not None:
+            done.set()
