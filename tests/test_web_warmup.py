@@ -21,7 +21,7 @@ from web_support import build
 
 
 def test_the_warm_up_builds_the_active_models_statements(tmp_path: Path) -> None:
-    store, db = build(tmp_path, leads=20)
+    store, _ = build(tmp_path, leads=20)
     try:
         with store.connect() as conn:
             active = active_model(conn)
