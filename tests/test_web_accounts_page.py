@@ -31,6 +31,7 @@ ACCOUNTS: dict[str, tuple[float, str] | None] = {
     "eps": None,
     "zeta": None,  # no contact at all
     "eta": (20.0, "none"),
+    "theta": None,
 }
 # contact → (account, score, engagement score, band), or a contact with no score (None)
 CONTACTS: dict[str, tuple[str, float, float, str] | tuple[str, None, None, None]] = {
@@ -43,6 +44,7 @@ CONTACTS: dict[str, tuple[str, float, float, str] | tuple[str, None, None, None]
     "d2": ("delta", None, None, None),
     "e1": ("eta", 99.0, 99.0, "hot"),
     "p1": ("eps", 55.0, 60.0, "warm"),
+    "t1": ("theta", 80.0, 40.0, "warm"),
 }
 # an engaged contact: engagement 35 or more. Per account, by hand:
 # (name, contacts, engaged, best, average, hot, stage, account score)
@@ -52,12 +54,13 @@ ROWS = {
     "beta": ("beta", 2, 1, 90.0, 50.0, 1, "none", 50.0),  # b1 engaged (40), b2 not
     "delta": ("delta", 2, 0, 95.0, 95.0, 1, "none", 50.0),  # d2 has no score: a contact only
     "eta": ("eta", 1, 1, 99.0, 99.0, 1, "none", 20.0),
+    "theta": ("theta", 1, 1, 80.0, 80.0, 0, None, None),
     "eps": ("eps", 1, 1, 55.0, 55.0, 0, None, None),
     "zeta": ("zeta", 0, 0, None, None, 0, None, None),
 }
-# account score first (alpha 80; beta, gamma, delta tied at 50, ordered by engaged 2, 1, 0; eta 20; eps
-# and zeta without one, -1, eps first with 1 engaged)
-ORDER = ["alpha", "gamma", "beta", "delta", "eta", "eps", "zeta"]
+# account score first (alpha 80; beta, gamma, delta tied at 50, ordered by engaged 2, 1, 0; eta 20; theta,
+# eps and zeta without one, -1: theta and eps with 1 engaged, theta first by its best score 80 against 55)
+ORDER = ["alpha", "gamma", "beta", "delta", "eta", "theta", "eps", "zeta"]
 
 
 def _build(store: Store) -> None:
@@ -140,14 +143,15 @@ def test_account_pages_by_hand(store: Store, monkeypatch: pytest.MonkeyPatch, fe
     monkeypatch.setattr(account_data, "PAGE_SIZE", 2)
     monkeypatch.setattr(account_data, "FEW_ACCOUNTS", few)
     rows = [ROWS[name] for name in ORDER]
-    # 7 accounts, 2 a page: 4 pages; a page past the last is the last
+    # 8 accounts, 2 a page: 4 pages; a page past the last is the last
     for page in (1, 2, 3, 4):
-        assert _page(store, page) == (rows[2 * page - 2 : 2 * page], 7, page, 4)
-    assert _page(store, 9) == ([ROWS["zeta"]], 7, 4, 4)
-    assert _page(store, 0) == (rows[:2], 7, 1, 4)
-    # "ta" is in beta, delta, eta and zeta: beta and delta tie at 50 (engaged 1, 0)
-    assert _page(store, 1, q="TA") == ([ROWS["beta"], ROWS["delta"]], 4, 1, 2)
-    assert _page(store, 2, q="ta") == ([ROWS["eta"], ROWS["zeta"]], 4, 2, 2)
+        assert _page(store, page) == (rows[2 * page - 2 : 2 * page], 8, page, 4)
+    assert _page(store, 9) == (rows[6:], 8, 4, 4)
+    assert _page(store, 0) == (rows[:2], 8, 1, 4)
+    # "ta" is in beta, delta, eta, theta and zeta: beta and delta tie at 50 (engaged 1, 0)
+    assert _page(store, 1, q="TA") == ([ROWS["beta"], ROWS["delta"]], 5, 1, 3)
+    assert _page(store, 2, q="ta") == ([ROWS["eta"], ROWS["theta"]], 5, 2, 3)
+    assert _page(store, 3, q="ta") == ([ROWS["zeta"]], 5, 3, 3)
     assert _page(store, 1, only_mqa=True) == ([ROWS["alpha"]], 1, 1, 1)
     assert _page(store, 1, only_targets=True) == ([ROWS["gamma"], ROWS["eps"]], 2, 1, 1)
     assert _page(store, 1, q="zzz") == ([], 0, 1, 1)

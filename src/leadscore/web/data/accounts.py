@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
 
 from leadscore.lifecycle.accounts import QUALIFIED
 from leadscore.model import ScoringModel
@@ -68,32 +68,53 @@ def account_page(
     total = int(conn.execute(select(func.count()).select_from(with_stage).where(*tests)).scalar_one())
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, page), pages)
-    # The page is ordered by the account score first (the lifecycle's; -1 where it has none), then by the
-    # contacts' aggregates. Only an account whose account score reaches that of the page's last row in
-    # the account-score order can be on the page (each of the rows before it has one at least as high),
-    # so the contacts are aggregated for those accounts alone: the page's accounts and their ties, not all
-    # 80,000 contacts' scores on every request. Where that is most accounts (a page deep in a tie), they
-    # are aggregated in one pass over the scores, as for every account.
+    # The page is ordered by the account score (the lifecycle's; -1 where it has none), then by engaged
+    # contacts, then by the best contact's score. Only an account whose (account score, engaged contacts)
+    # reaches that pair of the page's last row in that order can be on the page (each row before it has a
+    # pair at least as high), so the contacts are aggregated for those accounts alone, not all 80,000
+    # contacts' scores on every request. Both are cheap for every account: the account score is a row per
+    # account, and the engaged contacts come from the scores' engagement index (the few leads at or over
+    # the line). Where the candidates are most accounts (a page deep among accounts with no engaged
+    # contact, all tied), every account's contacts are aggregated in one pass over the scores, as before.
     account_score = func.coalesce(account_stages.c.score, -1.0)
+    engaged_counts = (
+        select(leads.c.account_id, func.count().label("engaged"))
+        .select_from(scores.join(leads, leads.c.id == scores.c.lead_id))
+        .where(
+            named(scores.c.score_name, None),
+            scores.c.engagement_score >= engaged_from,
+            leads.c.account_id.is_not(None),
+        )
+        .group_by(leads.c.account_id)
+        .subquery("engaged_counts")
+    )
+    engaged_count = func.coalesce(engaged_counts.c.engaged, 0)
+    with_counts = with_stage.outerjoin(engaged_counts, engaged_counts.c.account_id == accounts.c.id)
     last = conn.execute(
-        select(account_score)
-        .select_from(with_stage)
+        select(account_score, engaged_count)
+        .select_from(with_counts)
         .where(*tests)
-        .order_by(account_score.desc())
+        .order_by(account_score.desc(), engaged_count.desc())
         .limit(1)
         .offset(page * PAGE_SIZE - 1)
-    ).scalar()
-    reach = total
+    ).first()
     if last is not None:
-        tests.append(account_score >= last)
-        reach = int(conn.execute(select(func.count()).select_from(with_stage).where(*tests)).scalar_one())
-    few = reach <= FEW_ACCOUNTS
-    candidates = select(accounts.c.id).select_from(with_stage).where(*tests)
+        tests.append(or_(account_score > last[0], and_(account_score == last[0], engaged_count >= last[1])))
+    # the candidates' ids, as a list (SQLite then reads each one's contacts from the account index)
+    ids = list(
+        conn.execute(
+            select(accounts.c.id).select_from(with_counts).where(*tests).limit(FEW_ACCOUNTS + 1)
+        ).scalars()
+    )
+    few = len(ids) <= FEW_ACCOUNTS
+    base = with_counts  # the rows the tests read
+    if few:
+        tests, base = [accounts.c.id.in_(ids)], with_stage
     # each account's contacts counted once from the leads' account index (an account with no contact
     # has no row here: no contacts, none engaged, no best or average score, none hot)
     contacts = (
         select(leads.c.account_id, func.count(leads.c.id).label("contacts"))
-        .where(leads.c.account_id.in_(candidates) if few else leads.c.account_id.is_not(None))
+        .where(leads.c.account_id.in_(ids) if few else leads.c.account_id.is_not(None))
         .group_by(leads.c.account_id)
         .subquery("contacts")
     )
@@ -106,10 +127,11 @@ def account_page(
     )
     if few:
         # the candidates' contacts from the leads' account index, each one's score a probe of its key
+        # (the name compared as an expression: on its own index SQLite would walk every lead's score)
         per_account = (
             select(*aggregates)
             .select_from(leads.join(scores, scores.c.lead_id == leads.c.id))
-            .where(named(scores.c.score_name, None), leads.c.account_id.in_(candidates))
+            .where(named(scores.c.score_name.concat(""), None), leads.c.account_id.in_(ids))
             .group_by(leads.c.account_id)
             .subquery("per_account")
         )
@@ -145,7 +167,7 @@ def account_page(
             account_stages.c.score.label("account_score"),
         )
         .select_from(
-            with_stage.outerjoin(contacts, contacts.c.account_id == accounts.c.id).outerjoin(
+            base.outerjoin(contacts, contacts.c.account_id == accounts.c.id).outerjoin(
                 per_account, per_account.c.account_id == accounts.c.id
             )
         )

@@ -43,6 +43,19 @@ def upgrade() -> None:
         op.alter_column("events", "path", type_=sa.String(PATH_BYTES), existing_type=sa.Text())
     op.create_index("ix_events_type_ts_path", "events", ["type", "ts", "path", "person_key"])
     op.drop_index("ix_events_type_ts", table_name="events")
+    _statistics(bind)
+
+
+def _statistics(bind: sa.Connection) -> None:
+    """On a SQLite store with planner statistics (``ANALYZE`` run before), the events' are read again: the
+    planner reads an index without statistics as very selective, and would drive a lead's events by type
+    and time through the new index, reading every event of the span (an account page's product usage:
+    3.5 s at 100k leads), instead of through the lead's identities (a few ms). PostgreSQL analyses by
+    itself."""
+    if bind.dialect.name != "sqlite":
+        return
+    if bind.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")).first() is not None:
+        bind.execute(sa.text("ANALYZE events"))
 
 
 def downgrade() -> None:
@@ -50,3 +63,4 @@ def downgrade() -> None:
     op.drop_index("ix_events_type_ts_path", table_name="events")
     if op.get_bind().dialect.name == "postgresql":
         op.alter_column("events", "path", type_=sa.Text(), existing_type=sa.String(PATH_BYTES))
+    _statistics(op.get_bind())
