@@ -1,11 +1,11 @@
 """As the server starts (in a thread of its own: health checks and tracking are answered at once), what the
 first request of a dashboard page would otherwise pay once per process, so that a first click after a
-restart costs what any click does: every template
-compiled, and the active models parsed with their scoring and explanation statements built and compiled
-for this database (a lead page runs both: ``web.data.lead``). Nothing is computed ahead that a page then
-shows: the numbers are read or computed on each request, as before. (The learning stack, numpy and
-scikit-learn, is loaded by the evaluation's and the review's computations in the background, never by a
-request: ``web/pages/evaluation.py``.)
+restart costs what any click does: every template compiled, the active models parsed with their scoring
+and explanation statements built and compiled for this database (a lead page runs both:
+``web.data.lead``), and the funnel's all-time reports remembered (``web.data.remembered``: kept for the
+state of the tables they read, so never shown once those change). The learning stack (numpy,
+scikit-learn) is loaded by the evaluation's and the review's computations in the background, never by a
+request (``web/pages/evaluation.py``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import time
 
 from sqlalchemy import func, select
 
+from leadscore.scoring.pipeline import active_model
 from leadscore.store import Store
 from leadscore.store.schema import scores
 from leadscore.web.data import lead as lead_data
+from leadscore.web.pages import funnel
 from leadscore.web.render import templates
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,13 @@ def warm_up(store: Store, done: threading.Event | None = None) -> None:
             view = lead_data.load(conn, store.sources(), int(lead_id)) if lead_id is not None else None
             if view is not None:
                 lead_data.journey(conn, store.sources(), view)
+            # the funnel's all-time reports (they read the whole stage history: seconds at 100k leads),
+            # remembered for the state of the tables they read, as the funnel's first request would
+            active = active_model(conn)
+            lifecycle = active.model.lifecycle if active is not None else None
+            if lifecycle is not None:
+                for by in funnel.BY:
+                    funnel.all_time(conn, lifecycle, by)
         log.info("dashboard warmed up in %.1f s", time.perf_counter() - started)
     except Exception:
         log.exception("warming the dashboard up failed; the first requests pay for what was not done")
