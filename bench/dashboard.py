@@ -70,6 +70,7 @@ class Page:
     seller: bool = False  # asked by the seller's session instead of the admin's
     anonymous: bool = False
     times: list[float] = field(default_factory=list)
+    pending: int = 0  # replies (cold one included) that said a report is still being computed
 
 
 def model_text() -> str:
@@ -196,6 +197,7 @@ def measure(url: str, every: dict[str, Page], requests: int, budget_s: float) ->
                 response = client.get(p.make(i))
                 took = (time.perf_counter() - t0) * 1000
                 assert response.status_code == p.status, (name, response.status_code, response.text[:300])
+                p.pending += "being computed in the background" in response.text
                 if i == 0:
                     cold[name] = took
                     if "Cannot evaluate yet" in response.text:
@@ -236,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(Settings(database_url=db, run_processor=False), store)
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         with serving(app) as url:
+            # the server answers at once; its dashboard warm-up (web/warmup.py) runs beside it for a moment
+            # after the start: the cold requests are asked once it is done, as a person's first click is
+            started = time.perf_counter()
+            assert app.state.leadscore.warmed.wait(120), "the dashboard's warm-up did not end"
+            print(f"warm-up done {time.perf_counter() - started:.1f} s after the server answered", flush=True)
             cold = measure(url, every, args.requests, args.page_budget)
         print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         store.dispose()
@@ -259,6 +266,7 @@ def reopened(store: Store, spec: datagen.Spec) -> Ids:
 def report(every: dict[str, Page], cold: dict[str, float], skipped: list[str]) -> str:
     empty = statistics.median(every["empty page"].times)
     lines = [
+        f"\nempty page p50 {empty:.1f} ms: the baseline of the ratio column\n"
         f"\n{'page':<20}{'n':>4}{'cold ms':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'p95 / empty':>13}"
     ]
     for name, p in every.items():
@@ -270,9 +278,18 @@ def report(every: dict[str, Page], cold: dict[str, float], skipped: list[str]) -
             f"{name:<20}{len(p.times):4d}{cold.get(name, 0):9.1f}{statistics.median(p.times):9.1f}"
             f"{p95:9.1f}{max(p.times):9.1f}{p95 / empty:12.1f}x"
         )
-    slow = [name for name, p in every.items() if not p.times or percentile(p.times, 0.95) > 300]
+    for name, p in every.items():
+        if p.pending:
+            lines.append(
+                f"  {name}: {p.pending} of {len(p.times) + 1} replies said a report was being computed"
+            )
+    slow = [
+        name
+        for name, p in every.items()
+        if not p.times or percentile(p.times, 0.95) > 300 or cold.get(name, 0) > 300
+    ]
     lines.append(f"not asked for (--skip): {', '.join(skipped) or 'none'}")
-    lines.append(f"\npages over p95 300 ms: {', '.join(slow) if slow else 'none'}")
+    lines.append(f"\npages over 300 ms (p95 or the cold request): {', '.join(slow) if slow else 'none'}")
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ PostgreSQL tests each get their own schema (search_path), so parallel runs never
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from leadscore.store import Store
 from pg_schema import PG_URL, pg_schema_store
 
 ROOT = Path(__file__).resolve().parent.parent
+# the tests read the evaluation's and the review's numbers on the first request on their small stores: the
+# page waits for them as long as it takes there (a deployment answers within 0.1 s and shows them when
+# done; tests/test_web_remembered.py checks that with a short wait)
+os.environ.setdefault("LEADSCORE_REPORT_WAIT_S", "10")
 PG_SKIP = "PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
 
 

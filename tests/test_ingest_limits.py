@@ -19,7 +19,7 @@ from leadscore.ingest.apply import event_row
 from leadscore.ingest.attributes import coerce
 from leadscore.ingest.csv_import import import_leads
 from leadscore.ingest.jsonl_import import import_events
-from leadscore.ingest.limits import FIELD_LENGTH, MAX_DEPTH
+from leadscore.ingest.limits import FIELD_LENGTH, MAX_DEPTH, PATH_BYTES
 from leadscore.ingest.segment import normalise, parse_line
 from leadscore.scoring.pipeline import ingest
 from leadscore.store import Store
@@ -86,6 +86,17 @@ REFUSED: list[tuple[dict[str, Any], str | None, str]] = [
      "traits.website", "traits.website is 256 characters long; at most 255 are allowed"),
     ({"type": "group", "userId": "u", "groupId": "g", "traits": {"company": "c" * 501}}, "traits.company",
      "traits.company is 501 characters long; at most 500 are allowed"),
+    # a page path: 1,000 bytes of UTF-8, given or read from the URL ("é" is 2 bytes, "😀" 4)
+    ({"type": "page", "userId": "u", "properties": {"path": "/" + "p" * 1000}}, "properties.path",
+     "properties.path is 1,001 bytes long in UTF-8; a page path may have at most 1,000"),
+    ({"type": "page", "userId": "u", "properties": {"path": "/" + "é" * 500}}, "properties.path",
+     "properties.path is 1,001 bytes long in UTF-8; a page path may have at most 1,000"),
+    ({"type": "page", "userId": "u", "context": {"page": {"path": "/" + "😀" * 250}}}, "context.page.path",
+     "context.page.path is 1,001 bytes long in UTF-8; a page path may have at most 1,000"),
+    ({"type": "page", "userId": "u", "properties": {"url": "https://a.example/" + "p" * 1000 + "?q=1"}},
+     "properties.url", "properties.url is 1,001 bytes long in UTF-8; a page path may have at most 1,000"),
+    ({"type": "page", "userId": "u", "context": {"page": {"url": "https://a.example/" + "p" * 1000}}},
+     "context.page.url", "context.page.url is 1,001 bytes long in UTF-8; a page path may have at most 1,000"),
     (track(userId=["u"]), "userId", "userId must be a string"),
     (track(properties=[]), "properties", "properties must be an object"),
     ({"type": "nope", "userId": "u"}, "type",
@@ -116,6 +127,27 @@ def test_values_at_each_limit_are_accepted() -> None:
     )
     assert (m.ts, len(m.message_id), m.traits["email"][-3:]) == (1, 300, "ddd")
     assert normalise(track(timestamp=NOW + DAY), received_ms=NOW).ts == NOW + DAY  # 24 h ahead: accepted
+
+
+def test_page_paths_at_the_limit_are_accepted() -> None:
+    """1,000 bytes of UTF-8: 1,000 ASCII characters, 500 two-byte ones, 250 four-byte ones; and a URL whose
+    query makes it longer, its path being within the limit."""
+    for path in ("/" + "p" * 999, "/" + "é" * 499 + "p", "/" + "😀" * 249 + "ppp"):
+        assert len(path.encode()) == 1000
+        m = normalise({"type": "page", "userId": "u", "properties": {"path": path}}, received_ms=NOW)
+        assert m.path == path
+    url = "https://a.example/" + "p" * 999 + "?q=" + "x" * 5000
+    m = normalise({"type": "page", "userId": "u", "properties": {"url": url}}, received_ms=NOW)
+    assert (m.path, m.url) == ("/" + "p" * 999, url)
+
+
+def test_an_indexed_event_row_fits_a_postgresql_index_entry() -> None:
+    """``ix_events_type_ts_path`` holds type, time, path and person key: at their longest (every character
+    4 bytes of UTF-8, the path at PATH_BYTES) they stay under PostgreSQL's 2,704 bytes per entry."""
+    type_bytes = 4 * events.c.type.type.length  # type: ignore[attr-defined]
+    person_bytes = 4 * events.c.person_key.type.length  # type: ignore[attr-defined]
+    assert PATH_BYTES == events.c.path.type.length == 1000  # type: ignore[attr-defined]
+    assert type_bytes + 8 + PATH_BYTES + person_bytes + 64 < 2704  # 64: tuple and varlena headers, padding
 
 
 def test_a_url_that_does_not_parse_gives_no_path_and_is_kept() -> None:
@@ -225,6 +257,7 @@ def test_whatever_normalise_accepts_can_be_stored(raw: dict[str, Any]) -> None:
     for name in ("message_id", "name", "person_key", "user_id", "anonymous_id", "group_id", "previous_id"):
         limit = events.c[name].type.length  # type: ignore[attr-defined]
         assert row[name] is None or len(row[name]) <= limit, name
+    assert row["path"] is None or len(row["path"].encode()) <= PATH_BYTES
     for s in _strings(orjson.loads(text)):
         assert "\x00" not in s
 

@@ -156,7 +156,6 @@ def test_the_evaluation_page_says_when_its_numbers_are_still_being_computed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from leadscore.web.data import measure
-    from leadscore.web.pages import evaluation
 
     forget()
     release = threading.Event()
@@ -167,12 +166,14 @@ def test_the_evaluation_page_says_when_its_numbers_are_still_being_computed(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(measure, "evaluation", held_back)
-    monkeypatch.setattr(evaluation, "WAIT_S", 0.05)
+    monkeypatch.setenv("LEADSCORE_REPORT_WAIT_S", "0.05")
     with site(tmp_path) as demo, signed_in(demo.url, demo.email("marketing")) as client:
         pending = client.get("/evaluation")
         assert pending.status_code == 200, pending.text
         assert "The evaluation is being computed in the background" in pending.text
         assert "Scored rows" not in pending.text
+        # and it asks for itself again until the numbers are there
+        assert 'hx-get="/evaluation" hx-trigger="load delay:3s" hx-select="#main"' in pending.text
         again = client.get("/evaluation")  # under way: the page does not wait for it again
         assert "The evaluation is being computed in the background" in again.text
         release.set()
@@ -183,3 +184,4 @@ def test_the_evaluation_page_says_when_its_numbers_are_still_being_computed(
             time.sleep(0.1)
     assert "being computed in the background" not in ready.text
     assert "Scored rows" in ready.text and "Captured by the top 10 %" in ready.text
+    assert 'hx-trigger="load delay:3s"' not in ready.text

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     suppression_secret: str = Field(default="", repr=False)
     # /metrics answers anyone (a scraper on a private network) instead of read and admin tokens only
     metrics_public: bool = False
+    # how long a dashboard request waits for a report computed in the background (the evaluation, the model
+    # review's proposals: minutes with many leads) before the page says it is under way; the page then
+    # shows it by itself once it is done. Short, so that no click waits seconds
+    report_wait_s: float = Field(default=0.1, ge=0, le=60)
     # the dashboard warns when the oldest event waiting to be scored is older than this (seconds)
     lag_alert_s: float = Field(default=60.0, gt=0)
     # `leadscore serve` logs one line per request (uvicorn's access log); `--no-access-log` overrides it

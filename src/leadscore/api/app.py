@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -85,6 +86,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             else None
         )
         app.state.leadscore = AppState(settings, own_store, KeyCache(own_store), committer, processor)
+        # what the dashboard pages' first requests would pay once (web/warmup.py), in the background: the
+        # server answers at once (health checks, tracking), a page asked for meanwhile waits for no more
+        threading.Thread(
+            target=web.warm_up, args=(own_store, app.state.leadscore.warmed), name="warm-up", daemon=True
+        ).start()
         try:
             yield
         finally:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -20,6 +21,8 @@ class AppState:
     keys: KeyCache
     committer: GroupCommitter
     processor: Processor | None
+    # set once the dashboard's warm-up is done (web/warmup.py: started with the app)
+    warmed: threading.Event = field(default_factory=threading.Event)
 
 
 def state_of(request: Request) -> AppState:

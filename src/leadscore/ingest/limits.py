@@ -55,6 +55,12 @@ LEAD_LENGTH = {name: column_length(leads.c[name]) for name in ("email", "first_n
 EMAIL_DOMAIN_LENGTH = column_length(leads.c.email_domain)
 ACCOUNT_DOMAIN_LENGTH = column_length(accounts.c.domain)
 ACCOUNT_NAME_LENGTH = column_length(accounts.c.name)
+# the page path is indexed with the event's type, time and person (``ix_events_type_ts_path``: the rule
+# builder counts the page views under a path from the index alone), and PostgreSQL refuses an index entry
+# over about 2,700 bytes: so a path is bounded in bytes of UTF-8, not in characters (1,000 bytes, the
+# column's length, beside a person key of at most 300 characters, 1,200 bytes, leaves room to spare). A
+# longer path (given, or read from the URL) is refused, as any other value that does not fit its column
+PATH_BYTES = column_length(events.c.path)
 
 
 class _Refused(Exception):
@@ -147,6 +153,17 @@ def _check_text(text: str, where: str) -> None:
 def check_length(field: str, value: str, limit: int) -> None:
     if len(value) > limit:
         raise MessageError(field, f"{field} is {len(value)} characters long; at most {limit} are allowed")
+
+
+def check_path(field: str, path: str) -> None:
+    """A page path fits ``events.path``: at most ``PATH_BYTES`` bytes of UTF-8 (see ``PATH_BYTES``)."""
+    if len(path) * 4 <= PATH_BYTES:  # most paths: no character is more than 4 bytes, nothing to encode
+        return
+    size = len(path.encode())  # check_values has refused lone surrogates
+    if size > PATH_BYTES:
+        raise MessageError(
+            field, f"{field} is {size:,} bytes long in UTF-8; a page path may have at most {PATH_BYTES:,}"
+        )
 
 
 def check_time(field: str, ms: int) -> int:

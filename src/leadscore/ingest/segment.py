@@ -26,6 +26,7 @@ from leadscore.ingest.limits import (
     LATEST_MS,
     check_group,
     check_length,
+    check_path,
     check_time,
     check_traits,
     check_values,
@@ -194,11 +195,14 @@ def normalise(
         name = _text(raw, "name") or _text(properties, "name", "properties.")
     page = _mapping(context, "page", "context.") if "page" in context else None
     url = _text(properties, "url", "properties.") or (_text(page, "url", "context.page.") if page else None)
-    path = _text(properties, "path", "properties.") or (
-        _text(page, "path", "context.page.") if page else None
-    )
+    path, path_field = _text(properties, "path", "properties."), "properties.path"
+    if path is None and page:
+        path, path_field = _text(page, "path", "context.page."), "context.page.path"
     if path is None and url:
         path = _url_path(url)
+        path_field = "properties.url" if _text(properties, "url", "properties.") else "context.page.url"
+    if path is not None:
+        check_path(path_field, path)
     previous_id = _text(raw, "previousId") if "previousId" in raw else None
     if kind == "alias" and (not previous_id or not user_id):
         missing = "previousId" if not previous_id else "userId"

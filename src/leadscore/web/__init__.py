@@ -31,6 +31,7 @@ from leadscore.web.pages import (
 )
 from leadscore.web.render import HERE, page
 from leadscore.web.security import SecurityHeaders, Viewer, WebDenied, signin_url
+from leadscore.web.warmup import warm_up
 
 ROUTERS = (
     signin.router,
@@ -70,4 +71,4 @@ def install(app: FastAPI) -> None:
         return response
 
 
-__all__ = ["STATIC_PATH", "install"]
+__all__ = ["STATIC_PATH", "install", "warm_up"]

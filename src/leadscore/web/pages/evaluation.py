@@ -18,9 +18,6 @@ from leadscore.web.render import page
 from leadscore.web.security import Evaluator
 
 router = APIRouter()
-# how long a request waits for an evaluation being computed before the page says it is under way (at
-# 100k leads the first one takes minutes: every lead scored at each cutoff)
-WAIT_S = 10.0
 
 
 @router.get("/evaluation", response_class=HTMLResponse, include_in_schema=False)
@@ -30,10 +27,7 @@ def evaluation_page(
     outcome: Annotated[str, Query(pattern="^(opportunity|sql|won)$")] = "opportunity",
     score: ScoreParam = "",
 ) -> HTMLResponse:
-    from leadscore.learn.checks import NotEnoughDataError  # numpy: loaded when the page is first asked for
-    from leadscore.learn.sales_feedback import feedback_evidence
-
-    store = state_of(request).store
+    store, wait_s = state_of(request).store, state_of(request).settings.report_wait_s
     with store.connect() as conn:
         active = active_model(conn, resolve(conn, score or None))  # the picked score's active model
         picker: dict[str, Any] = {
@@ -46,12 +40,17 @@ def evaluation_page(
         label, model = active.version.label, active.model
 
         def feedback() -> Any:
+            # the learning stack (numpy) is loaded by the computations, in the background: never by a
+            # request, which would wait seconds for it on the first evaluation after a start
+            from leadscore.learn.sales_feedback import feedback_evidence
+
             with store.connect() as conn:
                 return feedback_evidence(conn, store.sources(), model, label)
 
         # both score every lead (at each cutoff; at each decision): computed once per state of their
-        # inputs, in the background when that takes longer than the page waits (the page says so)
-        deadline = time.monotonic() + WAIT_S  # one wait for both
+        # inputs, in the background when that takes longer than the page waits (LEADSCORE_REPORT_WAIT_S;
+        # the page says so: at 100k leads the evaluation takes minutes, every lead scored at each cutoff)
+        deadline = time.monotonic() + wait_s  # one wait for both
         with store.connect() as conn:
             try:
                 ev = remembered_within(
@@ -59,10 +58,10 @@ def evaluation_page(
                     SCORING_INPUTS,
                     ("evaluation", label, active.version.sha256, outcome),
                     lambda: measure.evaluation(store, model, label, outcome),
-                    WAIT_S,
-                    errors=(NotEnoughDataError, ValueError),
+                    wait_s,
+                    errors=(ValueError,),  # learn.checks.NotEnoughDataError among them
                 )
-            except (NotEnoughDataError, ValueError) as exc:
+            except ValueError as exc:
                 context["problem"] = str(exc)
             else:
                 if isinstance(ev, Pending):

@@ -9,10 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import Connection
 
 from leadscore.api.state import state_of
 from leadscore.lifecycle import reports
-from leadscore.lifecycle.score_stages import view_of
+from leadscore.lifecycle.score_stages import ScoreView, view_of
+from leadscore.model.lifecycle import Lifecycle
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.schema import leads, stage_history
@@ -55,6 +57,28 @@ def _funnel_chart(stages: list[dict[str, Any]], names: dict[str, str]) -> dict[s
     }
 
 
+BY = ("lead_source", "utm_campaign")  # the attributes the funnel splits by
+
+
+def all_time(conn: Connection, lifecycle: Lifecycle, by: str, view: ScoreView) -> tuple[Any, Any, Any]:
+    """The all-time funnel, the funnel split ``by`` and the stays of the stages ``view`` shows (a score's
+    or the whole lifecycle's): they read the whole stage history, so they are computed once per state of
+    what they read (``remembered``; the dashboard's warm-up computes them as the server starts:
+    web/warmup.py)."""
+    shape = (lifecycle.model_dump_json(), view)
+    overall = remembered(
+        conn, (stage_history,), ("funnel", shape), lambda: reports.funnel(conn, lifecycle, view=view)
+    )
+    grouped = remembered(
+        conn,
+        (stage_history, leads),
+        ("funnel", shape, by),
+        lambda: reports.funnel(conn, lifecycle, by=by, view=view),
+    )
+    stays = remembered(conn, (stage_history,), ("stays", shape), lambda: reports.stays(conn, lifecycle, view))
+    return overall, grouped, stays
+
+
 @router.get("/funnel", response_class=HTMLResponse, include_in_schema=False)
 def funnel_page(
     request: Request,
@@ -71,20 +95,7 @@ def funnel_page(
             return page(request, viewer, "funnel.html", lifecycle=None, **picker)
         # the stages, entries and leads of the score picked ("getting warmer" reads its history)
         view = view_of(conn, lifecycle, score or None)
-        # the all-time reports read the whole stage history: computed once per state of what they read
-        shape = (lifecycle.model_dump_json(), view)
-        overall = remembered(
-            conn, (stage_history,), ("funnel", shape), lambda: reports.funnel(conn, lifecycle, view=view)
-        )
-        grouped = remembered(
-            conn,
-            (stage_history, leads),
-            ("funnel", shape, by),
-            lambda: reports.funnel(conn, lifecycle, by=by, view=view),
-        )
-        stays = remembered(
-            conn, (stage_history,), ("stays", shape), lambda: reports.stays(conn, lifecycle, view)
-        )
+        overall, grouped, stays = all_time(conn, lifecycle, by, view)
         context: dict[str, Any] = {
             "nurtured": reports.count_in_stages(conn, list(lifecycle.nurture), view),
             "warmer": reports.getting_warmer(conn, now, score_name=view.score),

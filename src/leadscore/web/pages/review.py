@@ -20,7 +20,6 @@ from leadscore.store.model_versions import get_version, list_versions
 from leadscore.store.shadows import shadow_versions
 from leadscore.web.data import measure
 from leadscore.web.data.remembered import SCORING_INPUTS, Pending, remembered_within
-from leadscore.web.pages.evaluation import WAIT_S
 from leadscore.web.pages.model import show_draft
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator, ModelPublisher, WebDenied
@@ -59,9 +58,6 @@ def review_page(
     proposals: Annotated[int, Query(ge=0, le=1)] = 0,
     min_support: Annotated[int, Query(ge=1, le=100_000)] = MIN_SUPPORT,
 ) -> HTMLResponse:
-    from leadscore.learn.review import review  # the learning stack: loaded when the page is asked for
-    from leadscore.learn.shadow_compare import compare
-
     state = state_of(request)
     store, settings = state.store, state.settings
     context: dict[str, Any] = {"edit_value": edit_value, "capacity": settings.alerts.capacity_per_week}
@@ -72,6 +68,8 @@ def review_page(
         )
         shadows: list[tuple[Any, int]] = []
         for version_id in sorted(shadow_versions(conn)):
+            from leadscore.learn.shadow_compare import compare  # the learning stack, where it is needed
+
             try:
                 cmp = compare(conn, store.sources(), version_id, outcome=OUTCOME,
                               horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS, now_ms=now_ms())  # fmt: skip
@@ -85,6 +83,9 @@ def review_page(
             per_week, model, label = settings.alerts.capacity_per_week, active.model, active.version.label
 
             def proposed() -> Any:
+                # the learning stack is loaded here, in the background, never by a request
+                from leadscore.learn.review import review
+
                 with store.connect() as own:  # in the background: a connection of its own
                     return review(
                         own,
@@ -115,7 +116,7 @@ def review_page(
                         min_support,
                     ),
                     proposed,
-                    WAIT_S,
+                    settings.report_wait_s,
                     errors=(LeadscoreError, ValueError),
                 )
             except (LeadscoreError, ValueError) as exc:
