@@ -28,7 +28,7 @@ from sqlalchemy.types import JSON
 from leadscore.compile import Ledger, Sources, read_totals
 from leadscore.ingest.apply import split_traits
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import POINTS_CHUNK, bound_statement, target_params
+from leadscore.scoring.run import POINTS_CHUNK, bound_statement, target_params, totals_only
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
 
@@ -111,7 +111,8 @@ def score_as_known(
             layers[layer].setdefault(lead, (attributes, []))[1].append(at)
     _prepare(conn)
     dialect = conn.dialect.name
-    query = bound_statement(model, as_known_sources(sources), dialect)
+    # totals only: a history row holds no ledger line, and the explanation's columns cost per point
+    query = bound_statement(model, as_known_sources(sources), dialect, totals_only)
     out: dict[tuple[int, int], Ledger] = {}
     for layer_leads in layers:
         pairs = [(lead, at) for lead, (_, times) in layer_leads.items() for at in times]

@@ -189,6 +189,8 @@ class Backfill:
         """Rescore the touched leads; returns (leads rescored, history rows). ``progress(done, total)``."""
         ids = sorted(self.touched)
         leads_rescored = history_rows = 0
+        if ids:
+            refresh_statistics(self.store)
         for start in range(0, len(ids), RESCORE_CHUNK):
             part = ids[start : start + RESCORE_CHUNK]
             applied = Applied(
@@ -204,6 +206,21 @@ class Backfill:
         self.touched.clear()
         self.since.clear()
         return leads_rescored, history_rows
+
+
+# the relations the scoring query reads, whose row counts a backfill changes by orders of magnitude
+_SCORED_TABLES = ("events", "identities", "leads", "accounts")
+
+
+def refresh_statistics(store: Store) -> None:
+    """Let PostgreSQL's planner see what a backfill loaded before the rescore pass reads it: tables
+    filled within minutes are not yet analysed by autovacuum, and the scoring query planned over the
+    statistics of near-empty tables ran each history point many times slower (a 50k-line import: 42 s
+    of 85 s in the history points). SQLite's plans are fixed by the compiler's join order."""
+    if store.dialect != "postgresql":
+        return
+    with store.begin() as conn:
+        conn.exec_driver_sql(f"ANALYZE {', '.join(_SCORED_TABLES)}")
 
 
 def _cause(message_ids: list[str]) -> str:
