@@ -16,10 +16,11 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from leadscore.ingest.jsonl_import import EventImportReport, import_events
 from leadscore.model import load_model
+from leadscore.scoring import pipeline
 from leadscore.scoring.pipeline import Backfill, ingest, publish
 from leadscore.store import Store
 from leadscore.store.schema import events, leads, score_history, scores
@@ -136,3 +137,30 @@ def test_memory_is_bounded_by_the_chunk_not_the_file(tmp_path: Path) -> None:
     baseline = _import_peak_kib(small, str(tmp_path / "small.db"))
     peak = _import_peak_kib(big, str(tmp_path / "big.db"))
     assert peak - baseline < 40 * 1024, (baseline, peak)
+
+
+@pytest.mark.postgres
+def test_a_large_backfill_analyses_the_tables_before_its_rescore_pass(
+    pg_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL plans the rescore pass's scoring query over the tables the backfill just filled, so a
+    backfill that stored ``ANALYZE_AFTER`` events or more refreshes their statistics first; a smaller one
+    leaves them to autovacuum (which does not analyse a table of a few rows)."""
+
+    def analysed() -> int:  # column statistics of the event log: written by ANALYZE, in its transaction
+        query = text(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'events' AND schemaname = current_schema()"
+        )
+        with pg_store.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    publish(pg_store, load_model(DATA / "model.yaml"))
+    monkeypatch.setattr(pipeline, "ANALYZE_AFTER", 7)
+    backfill(pg_store)  # six events stored: fewer than seven
+    assert analysed() == 0
+    again = tmp_path / "again.jsonl"  # the same messages under new ids
+    again.write_bytes(EVENTS.read_bytes().replace(b'"m-', b'"again-'))
+    monkeypatch.setattr(pipeline, "ANALYZE_AFTER", 5)
+    report, _ = backfill(pg_store, again)
+    assert report.accepted == 5  # line 7 has no message id: its derived id is the first run's
+    assert analysed() > 0

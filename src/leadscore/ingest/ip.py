@@ -10,23 +10,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 from typing import Any, Literal
 
 IpMode = Literal["truncate", "hash", "keep"]
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# a dotted quad as ``ipaddress`` accepts it: decimal octets up to 255, no leading zeros, ASCII digits only
+_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
 def _ipv4_network(text: str) -> str | None:
     """``a.b.c.0`` for a dotted-quad IPv4 address as ``ipaddress`` accepts it (no leading zeros), else
-    None: the common case without building address and network objects."""
-    parts = text.split(".")
-    if len(parts) != 4:
+    None: the common case without building address and network objects (one regular expression: a
+    backfill truncates an address a line)."""
+    match = _IPV4.fullmatch(text)
+    if match is None:
         return None
-    for part in parts:
-        if not (part.isascii() and part.isdigit()) or len(part) > 3 or (part[0] == "0" and part != "0"):
-            return None
-        if int(part) > 255:
-            return None
-    return f"{parts[0]}.{parts[1]}.{parts[2]}.0"
+    return f"{match[1]}.{match[2]}.{match[3]}.0"
 
 
 def protect_ip(value: Any, mode: IpMode, secret: str = "") -> str | None:

@@ -30,7 +30,13 @@ from leadscore.compile import Ledger, Sources, read_totals
 from leadscore.compile.composite import SCORE_INDEX
 from leadscore.ingest.apply import split_traits
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import POINTS_CHUNK, bound_models_statement, bound_statement, target_params
+from leadscore.scoring.run import (
+    POINTS_CHUNK,
+    bound_models_statement,
+    bound_statement,
+    target_params,
+    totals_only,
+)
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
 
@@ -126,7 +132,8 @@ def score_as_known_models(
     def statement(sources_of_query: Sources) -> Any:
         if many:
             return bound_models_statement(models, sources_of_query, dialect, explain=False)
-        return bound_statement(models[0], sources_of_query, dialect)
+        # totals only: a history row holds no ledger line, and the explanation's columns cost per point
+        return bound_statement(models[0], sources_of_query, dialect, totals_only)
 
     def keep(row: Any) -> None:
         ledger = read_totals(row)

@@ -46,6 +46,9 @@ from leadscore.store.results import NamedResults, lock_leads
 from leadscore.store.shadows import remove_shadow
 
 RESCORE_CHUNK = 5000
+# events a backfill stores before its rescore pass refreshes PostgreSQL's planner statistics first (a
+# small import changes no plan, and ANALYZE samples tables of any size)
+ANALYZE_AFTER = 10_000
 NO_MODEL = (
     "no model is published: events are stored, but no lead is scored (the read API answers "
     '"score": null) until one is; publishing one scores every event stored so far'
@@ -187,6 +190,7 @@ class Backfill:
     def __init__(self, store: Store, *, source: str, cause_ref: str) -> None:
         self.store, self.source, self.cause_ref = store, source, cause_ref
         self.touched: dict[int, int] = {}
+        self.stored = 0  # events the chunks added to the log
         self.since: dict[int, int] = {}  # the earliest time whose history each lead's chunks may change
 
     def add(self, messages: Sequence[Message]) -> IngestReport:
@@ -201,12 +205,15 @@ class Backfill:
             self.touched[lead_id] = max(at_ms, self.touched.get(lead_id, at_ms))
             first = applied.since.get(lead_id, at_ms)
             self.since[lead_id] = min(first, self.since.get(lead_id, first))
+        self.stored += len(applied.inserted)
         return IngestReport(len(applied.inserted), applied.duplicates, created_leads=applied.created_leads)
 
     def finish(self, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
         """Rescore the touched leads; returns (leads rescored, history rows). ``progress(done, total)``."""
         ids = sorted(self.touched)
         leads_rescored = history_rows = 0
+        if self.stored >= ANALYZE_AFTER:
+            refresh_statistics(self.store)
         for start in range(0, len(ids), RESCORE_CHUNK):
             part = ids[start : start + RESCORE_CHUNK]
             applied = Applied(
@@ -222,6 +229,21 @@ class Backfill:
         self.touched.clear()
         self.since.clear()
         return leads_rescored, history_rows
+
+
+# the relations the scoring query reads, whose row counts a backfill changes by orders of magnitude
+_SCORED_TABLES = ("events", "identities", "leads", "accounts")
+
+
+def refresh_statistics(store: Store) -> None:
+    """Let PostgreSQL's planner see what a backfill loaded before the rescore pass reads it: tables
+    filled within minutes are not yet analysed by autovacuum, and the scoring query planned over the
+    statistics of near-empty tables ran each history point many times slower (a 50k-line import: 42 s
+    of 85 s in the history points). SQLite's plans are fixed by the compiler's join order."""
+    if store.dialect != "postgresql":
+        return
+    with store.begin() as conn:
+        conn.exec_driver_sql(f"ANALYZE {', '.join(_SCORED_TABLES)}")
 
 
 def _cause(message_ids: list[str]) -> str:

@@ -186,7 +186,7 @@ def score_totals(
             query = compile_model(model, sources, points(pairs[start : start + POINTS_CHUNK]), dialect, False)
             yield from (read_totals(row) for row in conn.execute(query).mappings())
         return
-    query = bound_statement(model, sources, dialect, _totals_only)
+    query = bound_statement(model, sources, dialect, totals_only)
     _session_settings(conn)
     for start in range(0, len(pairs), POINTS_CHUNK):
         params = target_params(dialect, pairs[start : start + POINTS_CHUNK])
@@ -247,7 +247,8 @@ def _scoring(model: ScoringModel, sources: Sources, targets: Select[Any], dialec
     return compile_model(model, sources, targets, engine=dialect)
 
 
-def _totals_only(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
+def totals_only(model: ScoringModel, sources: Sources, targets: Select[Any], dialect: str) -> Select[Any]:
+    """The scoring query without the columns only explanations read (same stages and arithmetic)."""
     return compile_model(model, sources, targets, engine=dialect, explain=False)
 
 
