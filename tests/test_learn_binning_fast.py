@@ -1,18 +1,32 @@
 """The binning's column conversions, done per distinct value or per column at once for speed, give what
 the per-row definitions (``features.number`` and ``features.category`` row by row) give, on random
-columns mixing every kind of value a stored attribute or a CSV cell can hold."""
+columns mixing every kind of value a stored attribute or a CSV cell can hold; the same for the other
+shortcuts of learning (columns read once, every pair's gain at once, folds kept)."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.model_selection import StratifiedGroupKFold
 
-from leadscore.learn.binning import NO_BIN, Bins, bin_categorical, category_codes, numeric_column
+from leadscore.learn.binning import (
+    NO_BIN,
+    Bins,
+    Categories,
+    bin_categorical,
+    category_codes,
+    numeric_column,
+    read_column,
+)
 from leadscore.learn.features import Other, category, number
+from leadscore.learn.interactions import fit_pair, gains
+from leadscore.learn.scorecard import cv_splits
 
 VALUES = st.one_of(
     st.none(),
@@ -100,3 +114,86 @@ def test_categorical_bins_count_and_assign_as_row_by_row(
         assert bins.has_missing and bins.counts[-1] == n_by[None]
     for values in (train, unseen, train + unseen):
         assert bins.assign(column(values), PLACEHOLDERS).tolist() == assign_row_by_row(bins, values)
+
+
+TEXTS = st.one_of(
+    st.none(), st.sampled_from(["Select", "select", "", "A", "a", "b", "1"]), st.text(max_size=3)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEXTS, max_size=40))
+def test_text_columns_keep_first_appearance_order(values: list[Any]) -> None:
+    """A column of texts and None (the dict-of-values path): each value's category, and the keys in the
+    order their first value appears."""
+    keys, codes = category_codes(column(values), PLACEHOLDERS)
+    want_keys: list[Any] = []
+    for v in values:
+        key = category(v, PLACEHOLDERS)
+        if not any(key is k or (not isinstance(key, Other) and key == k) for k in want_keys):
+            want_keys.append(key)
+    assert len(keys) == len(want_keys)
+    for got, want in zip(keys, want_keys, strict=True):
+        assert isinstance(got, Other) if isinstance(want, Other) else got == want
+    for value, code in zip(values, codes, strict=True):
+        want = category(value, PLACEHOLDERS)
+        assert isinstance(keys[code], Other) if isinstance(want, Other) else keys[code] == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(VALUES, min_size=1, max_size=60), st.randoms())
+def test_rows_of_a_column_read_once_bin_and_assign_as_the_rows_themselves(
+    values: list[Any], rnd: Any
+) -> None:
+    """``read_column`` then rows taken from it (a cross-validation fold) gives the categories, bins and
+    bin of every row that reading those rows alone gives."""
+    whole = column(values)
+    read = read_column(whole, "categorical", PLACEHOLDERS)
+    assert isinstance(read, Categories)
+    rows = np.asarray([rnd.random() < 0.6 for _ in values])
+    sub = whole[rows]
+    keys, codes = category_codes(read[rows], PLACEHOLDERS)
+    want_keys, want_codes = category_codes(sub, PLACEHOLDERS)
+    assert [repr(k) for k in keys] == [repr(k) for k in want_keys]
+    assert codes.tolist() == want_codes.tolist()
+    y = np.asarray([rnd.randint(0, 1) for _ in range(len(sub))], dtype=np.int64)
+    if len(sub):
+        got = bin_categorical(read[rows], y, max_bins=4, min_count=2, placeholders=PLACEHOLDERS)
+        want = bin_categorical(sub, y, max_bins=4, min_count=2, placeholders=PLACEHOLDERS)
+        assert got == want
+        assert got.assign(read, PLACEHOLDERS).tolist() == want.assign(whole, PLACEHOLDERS).tolist()
+
+
+def test_a_column_read_as_categories_is_not_binned_as_numbers() -> None:
+    read = read_column(column(["a", "b"]), "categorical", PLACEHOLDERS)
+    with pytest.raises(TypeError, match="read as categories"):
+        numeric_column(read)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 5), min_size=2, max_size=5), st.integers(0, 2**32 - 1))
+def test_every_pairs_gain_at_once_is_each_pairs_own(sizes: list[int], seed: int) -> None:
+    """``gains`` (all pairs from two sparse products) gives each pair the gain ``fit_pair`` computes for it
+    alone, with rows in no bin (``NO_BIN``) left out of a pair's cells."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    indices = [rng.integers(-1, s, n) for s in sizes]  # -1: NO_BIN
+    y = (rng.random(n) < 0.3).astype(float)
+    p = np.clip(0.3 + 0.2 * rng.standard_normal(n), 0.01, 0.99)
+    pairs = list(itertools.combinations(range(len(sizes)), 2))[::-1]  # any order of the pool
+    want = [fit_pair(a, b, indices, sizes, y, p).gain for a, b in pairs]
+    np.testing.assert_allclose(gains(pairs, indices, sizes, y, p), want, rtol=1e-9, atol=1e-9)
+
+
+def test_cross_validation_folds_are_kept_per_labels_and_groups() -> None:
+    """The same labels and groups give the same folds (kept, not split again), and they are
+    ``StratifiedGroupKFold``'s; other groups give other folds."""
+    target = np.asarray([0, 1] * 20, dtype=np.int64)
+    groups = [f"lead{i // 2}" for i in range(40)]
+    folds = cv_splits(4, target, groups)
+    assert cv_splits(4, target, list(groups)) is folds
+    want = list(StratifiedGroupKFold(4).split(target.reshape(-1, 1), target, groups))
+    assert [(a.tolist(), b.tolist()) for a, b in folds] == [(a.tolist(), b.tolist()) for a, b in want]
+    for train, test in folds:  # a lead's rows are never on both sides
+        assert not {groups[i] for i in train} & {groups[i] for i in test}
+    assert cv_splits(4, target, [f"lead{i}" for i in range(40)]) is not folds

@@ -87,7 +87,7 @@ class Bins:
                 missing if key is None else fallback if isinstance(key, Other) else lookup.get(key, fallback)
             )
 
-        # a column read once keeps every key of the whole column: no need to renumber the subset's
+        # a column read once: every distinct value's key (equal keys give the same bin)
         keys, codes = (
             (column.keys, column.codes)
             if isinstance(column, Categories)
@@ -98,9 +98,9 @@ class Bins:
 
 @dataclass(frozen=True)
 class Categories:
-    """A categorical column read once (``category_codes``): its distinct keys and each value's position
-    among them. Indexing takes rows and keeps the keys, so cross-validation folds and refits bin and
-    assign rows without reading every value again."""
+    """A categorical column read once (``distinct_values``): each distinct value's category key and each
+    row's value among them. Indexing takes rows and keeps the keys, so cross-validation folds and refits
+    bin and assign rows without reading every value again."""
 
     keys: tuple[Category | Other | None, ...]
     codes: IntArray
@@ -120,8 +120,7 @@ def read_column(column: npt.NDArray[Any], kind: str, placeholders: tuple[str, ..
     as ``Categories``; read once, then rows taken from it for every fold."""
     if kind == "numeric":
         return numeric_column(column)
-    keys, codes = category_codes(column, placeholders)
-    return Categories(tuple(keys), codes)
+    return distinct_values(column, placeholders)
 
 
 # Values numpy turns into the float ``number`` gives (None into NaN): a column of only these is converted
@@ -148,42 +147,46 @@ def category_codes(
 ) -> tuple[list[Category | Other | None], IntArray]:
     """(the distinct category keys, each value's position among them): ``category`` once per distinct
     value, not once per row. Values are told apart by type as well (``True``, ``1`` and ``1.0`` are equal
-    to Python but not the same category)."""
-    if isinstance(column, Categories):  # the keys present in these rows, in order of first appearance
-        present, first = np.unique(column.codes, return_index=True)
-        present = present[np.argsort(first, kind="stable")]
-        renumber = np.empty(len(column.keys), dtype=np.intp)
-        renumber[present] = np.arange(len(present))
-        return [column.keys[k] for k in present], renumber[column.codes]
+    to Python but not the same category); values with equal keys (``False`` and ``0.0``) share the key
+    of the first of them in the rows."""
+    read = column if isinstance(column, Categories) else distinct_values(column, placeholders)
+    # the distinct values present in these rows, in order of first appearance
+    present, first = np.unique(read.codes, return_index=True)
     keys: list[Category | Other | None] = []
     position: dict[Category | Other | None, int] = {}
-    if set(map(type, column)) <= _TEXTS:  # texts and None: equal values are the same category
+    renumber = np.zeros(len(read.keys), dtype=np.intp)
+    for value in present[np.argsort(first, kind="stable")]:
+        key = read.keys[value]
+        renumber[value] = position.setdefault(key, len(keys))
+        if renumber[value] == len(keys):
+            keys.append(key)
+    return keys, renumber[read.codes]
+
+
+def distinct_values(column: npt.NDArray[Any], placeholders: tuple[str, ...] = PLACEHOLDERS) -> Categories:
+    """Each distinct value (by type and value; every unhashable one is 'other') numbered in order of first
+    appearance, with its category key (two values may share a key)."""
+    if set(map(type, column)) <= _TEXTS:  # texts and None: equal values are one value
         first: dict[Any, int] = {}
-        raw = np.fromiter((first.setdefault(v, len(first)) for v in column), dtype=np.intp, count=len(column))
-        renumber = np.empty(len(first), dtype=np.intp)
-        for value, i in first.items():
-            key = category(value, placeholders)
-            renumber[i] = position.setdefault(key, len(keys))
-            if renumber[i] == len(keys):
-                keys.append(key)
-        return keys, renumber[raw]
-    seen: dict[tuple[type, Any], int] = {}
+        codes = np.fromiter(
+            (first.setdefault(v, len(first)) for v in column), dtype=np.intp, count=len(column)
+        )
+        return Categories(tuple(category(v, placeholders) for v in first), codes)
+    keys: list[Category | Other | None] = []
+    seen: dict[Any, int] = {}
     codes = np.empty(len(column), dtype=np.intp)
     for i, value in enumerate(column):
         try:
-            memo: tuple[type, Any] | None = (type(value), value)
-            code = seen.get(memo)  # type: ignore[arg-type]
+            memo: Any = (type(value), value)
+            code = seen.get(memo)
         except TypeError:  # unhashable (a list, a dict): 'other'
-            memo, code = None, None
+            memo = OTHER
+            code = seen.get(memo)
         if code is None:
-            key = category(value, placeholders)
-            code = position.setdefault(key, len(keys))
-            if code == len(keys):
-                keys.append(key)
-            if memo is not None:
-                seen[memo] = code
+            code = seen[memo] = len(keys)
+            keys.append(category(value, placeholders) if memo is not OTHER else OTHER)
         codes[i] = code
-    return keys, codes
+    return Categories(tuple(keys), codes)
 
 
 def shrunk_rates(n: FloatArray, e: FloatArray) -> FloatArray:
