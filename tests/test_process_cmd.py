@@ -205,11 +205,15 @@ def test_serve_without_processor_leaves_scoring_to_process(tmp_path: Path) -> No
 
 def test_a_draining_processor_leaves_sqlite_two_thirds_of_the_write_lock() -> None:
     """After each batch of a drain the processor waits twice as long as it held the write lock (so it
-    holds it at most a third of the time), and never less than the 2 ms floor."""
+    holds it at most a third of the time), and never less than the 2 ms floor; once scoring is more than
+    250 ms behind the events it takes the floor only, to catch up."""
     assert sqlite_pause(0.030) == pytest.approx(0.060)
     assert sqlite_pause(0.250) == pytest.approx(0.500)
     assert sqlite_pause(0.0005) == pytest.approx(0.002)  # 2 × 0.5 ms = 1 ms, under the floor
     assert sqlite_pause(0.0) == pytest.approx(0.002)
+    # scoring fell behind (the batch's oldest event waited 251 ms, over 250): catch up, floor pause only
+    assert sqlite_pause(0.030, waited_ms=251.0) == pytest.approx(0.002)
+    assert sqlite_pause(0.030, waited_ms=250.0) == pytest.approx(0.060)
 
 
 def test_a_drain_behind_on_sqlite_takes_larger_batches(tmp_path: Path) -> None:
