@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, not_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Select, and_, select, true
 
 from leadscore.model import Gate, Lifecycle
 from leadscore.store.schema import stage_history
@@ -87,21 +87,18 @@ class ScoreView:
         return out
 
     def current(self, lead_id: ColumnElement[int], stage: ColumnElement[str]) -> ColumnElement[bool]:
-        """SQL: whether a lead in ``stage`` now counts for this score: ``counted`` of its newest entry, read
-        from its stage history (``ix_stage_history_lead_at``; the newest entry is in it, so a stage of this
-        score alone is an entry into one)."""
+        """SQL: whether a lead in ``stage`` now counts for this score: ``counted`` of its newest entry (the
+        newest is in its history, so a stage of this score alone is an entry into one). Written as the
+        leads *not* counted, read once per statement: those that entered another score's stage and none of
+        this score's alone (a few entries), not as a probe of the history per lead in the stage."""
         if self.whole:
             return true()
 
-        def entered(stages: frozenset[str]) -> ColumnElement[bool]:
-            return exists(
-                select(stage_history.c.id).where(
-                    stage_history.c.lead_id == lead_id, stage_history.c.to_stage.in_(sorted(stages))
-                )
-            )
+        def entered(stages: frozenset[str]) -> Select[tuple[int]]:
+            return select(stage_history.c.lead_id).where(stage_history.c.to_stage.in_(sorted(stages)))
 
-        through = [entered(self.own)] if self.own else []
-        return and_(stage.not_in(sorted(self.others)), or_(*through, not_(entered(self.others))))
+        elsewhere = entered(self.others).except_(entered(self.own)) if self.own else entered(self.others)
+        return and_(stage.not_in(sorted(self.others)), lead_id.not_in(elsewhere))
 
 
 def view_of(conn: Connection, lifecycle: Lifecycle, score: str | None) -> ScoreView:
