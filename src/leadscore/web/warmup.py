@@ -4,12 +4,14 @@ restart costs what any click does: every template compiled, the active models pa
 and explanation statements built and compiled for this database (a lead page runs both:
 ``web.data.lead``), and the funnel's all-time reports remembered (``web.data.remembered``: kept for the
 state of the tables they read, so never shown once those change). The learning stack (numpy,
-scikit-learn) is loaded by the evaluation's and the review's computations in the background, never by a
-request (``web/pages/evaluation.py``).
+scikit-learn) is imported here too: the evaluation's and the review's computations use it in the
+background, never a request (``web/pages/evaluation.py``), but an import holds the interpreter for a
+second or two, which a request beside it would wait for.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -24,6 +26,16 @@ from leadscore.web.pages import funnel
 from leadscore.web.render import templates
 
 log = logging.getLogger(__name__)
+# what the evaluation's and the review's background computations import (web/data/measure.py,
+# web/pages/evaluation.py, review.py)
+LEARNING = (
+    "leadscore.learn.checks",
+    "leadscore.learn.evaluate",
+    "leadscore.learn.store_data",
+    "leadscore.learn.backtest",
+    "leadscore.learn.sales_feedback",
+    "leadscore.learn.review",
+)
 
 
 def warm_up(store: Store, done: threading.Event | None = None) -> None:
@@ -47,6 +59,8 @@ def warm_up(store: Store, done: threading.Event | None = None) -> None:
             if lifecycle is not None:
                 for by in funnel.BY:
                     funnel.all_time(conn, lifecycle, by)
+        for name in LEARNING:
+            importlib.import_module(name)
         log.info("dashboard warmed up in %.1f s", time.perf_counter() - started)
     except Exception:
         log.exception("warming the dashboard up failed; the first requests pay for what was not done")
