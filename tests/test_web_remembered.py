@@ -209,3 +209,33 @@ def test_an_evaluation_in_a_worker_process_is_the_one_computed_here(tmp_path: Pa
         assert repr(there) == repr(here) and here.deciles
     finally:
         store.dispose()
+
+
+def test_the_review_in_a_worker_process_is_the_one_computed_here(tmp_path: Path) -> None:
+    """The model review's proposals (each backtested) come from a worker process too: the same as in this
+    process, proposals or the reason there are none."""
+    from leadscore.scoring.pipeline import active_model
+    from leadscore.web.data import measure
+    from leadscore.web.pages.review import proposals_of
+    from web_support import build
+
+    store, _ = build(tmp_path, leads=40)
+    try:
+        with store.connect() as conn:
+            active = active_model(conn)
+        assert active is not None and active.version is not None
+        start, end = measure.period(store)
+        args = (store.engine.url.render_as_string(hide_password=False), active.version.yaml,
+                active.version.label, start, end, None, 5)  # fmt: skip
+
+        def outcome(run: Any) -> str:
+            try:
+                return repr(run())
+            except Exception as exc:  # the same refusal, where the data allows no review
+                return f"{type(exc).__name__}: {exc}"
+
+        here = outcome(lambda: proposals_of(*args))
+        assert outcome(lambda: in_child(proposals_of, *args)) == here
+        assert here.startswith(("Review(", "NotEnoughDataError", "LeadscoreError", "ValueError")), here[:200]
+    finally:
+        store.dispose()
