@@ -22,6 +22,7 @@ from leadscore.scoring.pipeline import active_model
 from leadscore.store import Store
 from leadscore.store.schema import scores
 from leadscore.web.data import lead as lead_data
+from leadscore.web.data import remembered
 from leadscore.web.pages import funnel
 from leadscore.web.render import templates
 
@@ -61,6 +62,7 @@ def warm_up(store: Store, done: threading.Event | None = None) -> None:
                     funnel.all_time(conn, lifecycle, by)
         for name in LEARNING:
             importlib.import_module(name)
+        remembered.start_children()  # where the evaluation and the review are computed
         log.info("dashboard warmed up in %.1f s", time.perf_counter() - started)
     except Exception:
         log.exception("warming the dashboard up failed; the first requests pay for what was not done")

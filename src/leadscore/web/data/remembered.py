@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -190,12 +191,26 @@ def in_child(fn: Callable[..., T], *args: Any) -> T:
     Python (the evaluation scores every lead at each cutoff): in a thread of the server it would hold the
     interpreter lock against every request beside it (at 100k leads the leads list and the matrix took
     3 to 7 times as long while it ran); here the background thread only waits for it."""
+    return _children().submit(fn, *args).result()
+
+
+def _children() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(CHILDREN, mp_context=multiprocessing.get_context("spawn"))
-        pool = _pool
-    return pool.submit(fn, *args).result()
+            # below the server's priority: a request is never queued behind a background computation
+            _pool = ProcessPoolExecutor(
+                CHILDREN, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice, initargs=(10,)
+            )
+        return _pool
+
+
+def start_children() -> None:
+    """Start the worker processes of ``in_child`` now (the dashboard's warm-up), not on a page's first
+    request: each one is a new interpreter, started while that request waits."""
+    pool = _children()
+    for _ in range(CHILDREN):  # each busy for a moment, so that every worker is started
+        pool.submit(time.sleep, 0.5)
 
 
 class _Raised:
