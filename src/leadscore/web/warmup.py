@@ -23,7 +23,7 @@ from leadscore.store import Store
 from leadscore.store.schema import scores
 from leadscore.web.data import lead as lead_data
 from leadscore.web.data import remembered
-from leadscore.web.pages import funnel
+from leadscore.web.pages import funnel, leads
 from leadscore.web.render import templates
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ def warm_up(store: Store, done: threading.Event | None = None) -> None:
             view = lead_data.load(conn, store.sources(), int(lead_id)) if lead_id is not None else None
             if view is not None:
                 lead_data.journey(conn, store.sources(), view)
+            # the leads list's source choices (a GROUP BY over every lead's attributes, kept a minute)
+            leads.filter_sources(store)
             # the funnel's all-time reports (they read the whole stage history: seconds at 100k leads),
             # remembered for the state of the tables they read, as the funnel's first request would
             active = active_model(conn)
