@@ -207,10 +207,13 @@ def _children() -> ProcessPoolExecutor:
 
 def start_children() -> None:
     """Start the worker processes of ``in_child`` now (the dashboard's warm-up), not on a page's first
-    request: each one is a new interpreter, started while that request waits."""
+    request: each one is a new interpreter, started while that request waits (and, beside it, taking the
+    processor from the requests after it)."""
     pool = _children()
-    for _ in range(CHILDREN):  # each busy for a moment, so that every worker is started
-        pool.submit(time.sleep, 0.5)
+    # each busy for a moment, so that every worker is started; returns once they have all answered
+    started = [pool.submit(time.sleep, 0.5) for _ in range(CHILDREN)]
+    for future in started:
+        future.result()
 
 
 class _Raised:
