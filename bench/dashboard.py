@@ -280,7 +280,9 @@ def report(every: dict[str, Page], cold: dict[str, float], skipped: list[str]) -
         )
     for name, p in every.items():
         if p.pending:
-            lines.append(f"  {name}: {p.pending} of {len(p.times) + 1} replies said a report was being computed")
+            lines.append(
+                f"  {name}: {p.pending} of {len(p.times) + 1} replies said a report was being computed"
+            )
     slow = [
         name
         for name, p in every.items()
