@@ -18,7 +18,8 @@ from leadscore.scoring.pipeline import publish
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.schema import leads, stage_history
-from leadscore.web.data.remembered import SIZE, Pending, forget, remembered, remembered_within
+from leadscore.web.data import remembered as remembered_module
+from leadscore.web.data.remembered import SIZE, Pending, forget, in_child, remembered, remembered_within
 from lifecycle_model import DAY, T0, model, person, send, settings
 from web_support import signed_in, site
 
@@ -166,6 +167,8 @@ def test_the_evaluation_page_says_when_its_numbers_are_still_being_computed(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(measure, "evaluation", held_back)
+    # in this process, where the test holds it back (the server runs it in a worker process)
+    monkeypatch.setattr(remembered_module, "in_child", lambda fn, *args: fn(*args))
     monkeypatch.setenv("LEADSCORE_REPORT_WAIT_S", "0.05")
     with site(tmp_path) as demo, signed_in(demo.url, demo.email("marketing")) as client:
         pending = client.get("/evaluation")
@@ -185,3 +188,54 @@ def test_the_evaluation_page_says_when_its_numbers_are_still_being_computed(
     assert "being computed in the background" not in ready.text
     assert "Scored rows" in ready.text and "Captured by the top 10 %" in ready.text
     assert 'hx-trigger="load delay:3s"' not in ready.text
+
+
+def test_an_evaluation_in_a_worker_process_is_the_one_computed_here(tmp_path: Path) -> None:
+    """The server computes the evaluation in a worker process (``in_child``): the store opened from its URL
+    and the model from its YAML give the very numbers the same function gives in this process."""
+    from leadscore.scoring.pipeline import active_model
+    from leadscore.web.data import measure
+    from web_support import build
+
+    store, _ = build(tmp_path, leads=40)
+    try:
+        with store.connect() as conn:
+            active = active_model(conn)
+        assert active is not None and active.version is not None
+        label, yaml = active.version.label, active.version.yaml
+        here = measure.evaluation(store, active.model, label, "opportunity")
+        url = store.engine.url.render_as_string(hide_password=False)
+        there = in_child(measure.evaluation_of, url, yaml, label, "opportunity")
+        assert repr(there) == repr(here) and here.deciles
+    finally:
+        store.dispose()
+
+
+def test_the_review_in_a_worker_process_is_the_one_computed_here(tmp_path: Path) -> None:
+    """The model review's proposals (each backtested) come from a worker process too: the same as in this
+    process, proposals or the reason there are none."""
+    from leadscore.scoring.pipeline import active_model
+    from leadscore.web.data import measure
+    from leadscore.web.pages.review import proposals_of
+    from web_support import build
+
+    store, _ = build(tmp_path, leads=40)
+    try:
+        with store.connect() as conn:
+            active = active_model(conn)
+        assert active is not None and active.version is not None
+        start, end = measure.period(store)
+        args = (store.engine.url.render_as_string(hide_password=False), active.version.yaml,
+                active.version.label, start, end, None, 5)  # fmt: skip
+
+        def outcome(run: Any) -> str:
+            try:
+                return repr(run())
+            except Exception as exc:  # the same refusal, where the data allows no review
+                return f"{type(exc).__name__}: {exc}"
+
+        here = outcome(lambda: proposals_of(*args))
+        assert outcome(lambda: in_child(proposals_of, *args)) == here
+        assert here.startswith(("Review(", "NotEnoughDataError", "LeadscoreError", "ValueError")), here[:200]
+    finally:
+        store.dispose()

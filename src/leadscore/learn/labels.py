@@ -68,7 +68,14 @@ def rejected_by_sales(conn: Connection) -> dict[int, list[int]]:
 
 def data_end(conn: Connection) -> int:
     """The latest time the store has seen: the newest event or outcome."""
-    last_event = conn.execute(select(func.max(events.c.ts))).scalar() or 0
+    # the newest event of each type, read from the end of the events' (type, ts, ...) index: no index
+    # starts with the time, and max(ts) over the whole log read a million rows (100 ms and more at 100k
+    # leads, on every evaluation and review request)
+    last_event, kind = 0, conn.execute(select(func.min(events.c.type))).scalar()
+    while kind is not None:
+        newest = conn.execute(select(func.max(events.c.ts)).where(events.c.type == kind)).scalar()
+        last_event = max(last_event, int(newest or 0))
+        kind = conn.execute(select(func.min(events.c.type)).where(events.c.type > kind)).scalar()
     last_outcome = conn.execute(select(func.max(outcomes.c.at_ms))).scalar() or 0
     return int(max(last_event, last_outcome))
 

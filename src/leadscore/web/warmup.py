@@ -4,12 +4,14 @@ restart costs what any click does: every template compiled, the active models pa
 and explanation statements built and compiled for this database (a lead page runs both:
 ``web.data.lead``), and the funnel's all-time reports remembered (``web.data.remembered``: kept for the
 state of the tables they read, so never shown once those change). The learning stack (numpy,
-scikit-learn) is loaded by the evaluation's and the review's computations in the background, never by a
-request (``web/pages/evaluation.py``).
+scikit-learn) is imported here too: the evaluation's and the review's computations use it in the
+background, never a request (``web/pages/evaluation.py``), but an import holds the interpreter for a
+second or two, which a request beside it would wait for.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -21,10 +23,21 @@ from leadscore.scoring.pipeline import active_model
 from leadscore.store import Store
 from leadscore.store.schema import scores
 from leadscore.web.data import lead as lead_data
-from leadscore.web.pages import funnel
+from leadscore.web.data import remembered
+from leadscore.web.pages import funnel, leads
 from leadscore.web.render import templates
 
 log = logging.getLogger(__name__)
+# what the evaluation's and the review's background computations import (web/data/measure.py,
+# web/pages/evaluation.py, review.py)
+LEARNING = (
+    "leadscore.learn.checks",
+    "leadscore.learn.evaluate",
+    "leadscore.learn.store_data",
+    "leadscore.learn.backtest",
+    "leadscore.learn.sales_feedback",
+    "leadscore.learn.review",
+)
 
 
 def warm_up(store: Store, done: threading.Event | None = None) -> None:
@@ -41,6 +54,8 @@ def warm_up(store: Store, done: threading.Event | None = None) -> None:
             view = lead_data.load(conn, store.sources(), int(lead_id)) if lead_id is not None else None
             if view is not None:
                 lead_data.journey(conn, store.sources(), view)
+            # the leads list's source choices (a GROUP BY over every lead's attributes, kept a minute)
+            leads.filter_sources(store)
             # the funnel's all-time reports (they read the whole stage history: seconds at 100k leads),
             # remembered for the state of the tables they read, as the funnel's first request would
             active = active_model(conn)
@@ -49,6 +64,9 @@ def warm_up(store: Store, done: threading.Event | None = None) -> None:
                 first = view_of(conn, lifecycle, None)  # the funnel's first view: the primary score's
                 for by in funnel.BY:
                     funnel.all_time(conn, lifecycle, by, first)
+        for name in LEARNING:
+            importlib.import_module(name)
+        remembered.start_children()  # where the evaluation and the review are computed
         log.info("dashboard warmed up in %.1f s", time.perf_counter() - started)
     except Exception:
         log.exception("warming the dashboard up failed; the first requests pay for what was not done")

@@ -46,6 +46,18 @@ def evaluation(store: Store, model: ScoringModel, label: str, outcome: str) -> E
     )
 
 
+def evaluation_of(url: str, yaml: str, label: str, outcome: str) -> Evaluation:
+    """``evaluation`` in a process of its own (``remembered.in_child``): the store opened from its URL, the
+    model parsed from the version's YAML."""
+    from leadscore.scoring.run import model_of
+
+    store = Store.from_url(url)
+    try:
+        return evaluation(store, model_of(yaml, label), label, outcome)
+    finally:
+        store.dispose()
+
+
 def charts(ev: Evaluation) -> dict[str, dict[str, Any]]:
     """Chart data (see static/app.js): gains, calibration, conversion by band."""
     deciles = [str(d.decile) for d in ev.deciles]

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from leadscore.api.state import state_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.store.score_names import picker_names, resolve
-from leadscore.web.data import measure
+from leadscore.web.data import measure, remembered
 from leadscore.web.data.remembered import FEEDBACK_INPUTS, SCORING_INPUTS, Pending, remembered_within
 from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
@@ -37,7 +37,8 @@ def evaluation_page(
         }
     context: dict[str, Any] = {"active": active, "outcome": outcome, "outcomes": measure.OUTCOMES, **picker}
     if active is not None and active.version is not None:
-        label, model = active.version.label, active.model
+        label, model, yaml = active.version.label, active.model, active.version.yaml
+        url = store.engine.url.render_as_string(hide_password=False)
 
         def feedback() -> Any:
             # the learning stack (numpy) is loaded by the computations, in the background: never by a
@@ -57,7 +58,9 @@ def evaluation_page(
                     conn,
                     SCORING_INPUTS,
                     ("evaluation", label, active.version.sha256, outcome),
-                    lambda: measure.evaluation(store, model, label, outcome),
+                    # in a worker process: minutes of Python at 100k leads, which a thread of this
+                    # server would run against every request beside it (remembered.in_child)
+                    lambda: remembered.in_child(measure.evaluation_of, url, yaml, label, outcome),
                     wait_s,
                     errors=(ValueError,),  # learn.checks.NotEnoughDataError among them
                 )

@@ -33,7 +33,7 @@ _sources_cache: dict[int, tuple[float, list[str]]] = {}
 Filter = Annotated[LeadFilterParams, Query()]
 
 
-def _sources(store: Store) -> list[str]:
+def filter_sources(store: Store) -> list[str]:
     """Lead sources for the filter's choices; cached briefly (a GROUP BY over every lead)."""
     hit = _sources_cache.get(id(store))
     if hit and time.monotonic() - hit[0] < SOURCES_TTL_S:
@@ -104,7 +104,7 @@ def leads_page(
         "order": order,
         "result": result,
         "grid": _grid(counts, f),
-        "sources": _sources(store),
+        "sources": filter_sources(store),
         "stages": stages,
         "owners": owners,
         "bands": BANDS,

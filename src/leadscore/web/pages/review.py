@@ -18,7 +18,7 @@ from leadscore.scoring.shadow import stop_shadow
 from leadscore.store.alerts import list_alerts
 from leadscore.store.model_versions import get_version, list_versions
 from leadscore.store.shadows import shadow_versions
-from leadscore.web.data import measure
+from leadscore.web.data import measure, remembered
 from leadscore.web.data.remembered import SCORING_INPUTS, Pending, remembered_within
 from leadscore.web.pages.model import show_draft
 from leadscore.web.render import page
@@ -80,25 +80,18 @@ def review_page(
         context["shadows"] = shadows
         if proposals and active is not None and active.version is not None:
             start, end = measure.period(store)
-            per_week, model, label = settings.alerts.capacity_per_week, active.model, active.version.label
+            per_week, label, yaml = (
+                settings.alerts.capacity_per_week,
+                active.version.label,
+                active.version.yaml,
+            )
+
+            url = store.engine.url.render_as_string(hide_password=False)
 
             def proposed() -> Any:
-                # the learning stack is loaded here, in the background, never by a request
-                from leadscore.learn.review import review
-
-                with store.connect() as own:  # in the background: a connection of its own
-                    return review(
-                        own,
-                        store.sources(),
-                        model,
-                        label,
-                        start_ms=start,
-                        end_ms=end,
-                        outcome=OUTCOME,
-                        horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS,
-                        per_week=per_week,
-                        min_support=min_support,
-                    )
+                # in a worker process: backtesting every proposal is Python that a thread of this server
+                # would run against every request beside it (remembered.in_child)
+                return remembered.in_child(proposals_of, url, yaml, label, start, end, per_week, min_support)
 
             # backtests every proposal: once per state of what it reads, in the background when it takes
             # longer than the page waits (the page says so)
@@ -128,6 +121,34 @@ def review_page(
                     context["review"] = found
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7)
     return page(request, viewer, "review.html", **context)
+
+
+def proposals_of(
+    url: str, yaml: str, label: str, start: int, end: int, per_week: float | None, min_support: int
+) -> Any:
+    """The model review's proposals, each backtested (``learn.review.review``), in a process of its own
+    (``remembered.in_child``): the store opened from its URL, the model parsed from the version's YAML."""
+    from leadscore.learn.review import review
+    from leadscore.scoring.run import model_of
+    from leadscore.store import Store
+
+    store = Store.from_url(url)
+    try:
+        with store.connect() as conn:
+            return review(
+                conn,
+                store.sources(),
+                model_of(yaml, label),
+                label,
+                start_ms=start,
+                end_ms=end,
+                outcome=OUTCOME,
+                horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS,
+                per_week=per_week,
+                min_support=min_support,
+            )
+    finally:
+        store.dispose()
 
 
 @router.post("/review/draft", response_class=HTMLResponse, include_in_schema=False)
