@@ -153,6 +153,93 @@ def test_a_long_computation_runs_in_the_background_and_its_result_comes_later(st
     assert ask(0) is done and len(calls) == 1  # remembered: computed once for every call
 
 
+def test_while_a_report_is_computed_again_its_previous_result_is_offered_with_its_time(store: Store) -> None:
+    """With live tracking every event is a new state of the tables: a report of minutes would never be
+    seen. While the new state's result is computed, ``Pending`` carries the newest finished result of the
+    same report (and when it finished); never another report's."""
+    forget()
+    publish(store, model())
+    send(store, [person("ann"), person("bob")])
+    run_round(store, settings(), now_ms=T0 + DAY, deliver=False)
+    lifecycle = model().lifecycle
+    assert lifecycle is not None
+    release = threading.Event()
+    release.set()
+
+    def compute() -> dict[str, Any]:
+        release.wait(30)
+        with store.connect() as conn:
+            return reports.funnel(conn, lifecycle)
+
+    def ask(wait_s: float, key: str = "funnel") -> Any:
+        with store.connect() as conn:
+            return remembered_within(conn, (stage_history,), key, compute, wait_s)
+
+    before_ms = int(time.time() * 1000)
+    first = ask(30)
+    assert not isinstance(first, Pending) and _entered(first, "lead") == 2  # ann and bob
+    release.clear()
+    send(store, [person("cat")])
+    run_round(store, settings(), now_ms=T0 + 2 * DAY, deliver=False)  # a new state: cat entered 'lead'
+    pending = ask(0.05)
+    assert isinstance(pending, Pending)
+    assert pending.previous is first and _entered(pending.previous, "lead") == 2  # the earlier state's
+    assert pending.previous_ms is not None and before_ms <= pending.previous_ms <= pending.started_ms
+    other = ask(0.05, key="another report")  # nothing finished under this key: nothing to offer
+    assert isinstance(other, Pending) and other.previous is None and other.previous_ms is None
+    release.set()
+    done = ask(0)
+    for _ in range(300):  # until the background computation is done (at most 30 s)
+        if not isinstance(done, Pending):
+            break
+        time.sleep(0.1)
+        done = ask(0)
+    assert not isinstance(done, Pending) and _entered(done, "lead") == 3  # ann, bob and cat
+
+
+def test_the_evaluation_page_shows_the_previous_numbers_with_their_time_while_new_ones_are_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadscore.web.data import measure
+
+    forget()
+    release = threading.Event()
+    release.set()
+    real = measure.evaluation
+
+    def held_back(*args: Any, **kwargs: Any) -> Any:
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(measure, "evaluation", held_back)
+    monkeypatch.setattr(remembered_module, "in_child", lambda fn, *args: fn(*args))
+    monkeypatch.setenv("LEADSCORE_REPORT_WAIT_S", "0.05")
+    with site(tmp_path) as demo, signed_in(demo.url, demo.email("marketing")) as client:
+        for _ in range(600):  # the first evaluation, computed in full
+            ready = client.get("/evaluation")
+            if "being computed in the background" not in ready.text:
+                break
+            time.sleep(0.1)
+        assert "Scored rows" in ready.text and "computed at" not in ready.text
+        release.clear()
+        with demo.store.begin() as conn:  # new data (an audited erasure changes every report's state)
+            audit(conn, T0, "test", "privacy.erase", "someone")
+        stale = client.get("/evaluation")
+        assert stale.status_code == 200, stale.text
+        # the earlier figures, said to be earlier, and the page asks for itself until the new ones are there
+        assert "Scored rows" in stale.text and "These figures were computed at" in stale.text
+        assert "a fresh evaluation started" in stale.text
+        assert 'hx-get="/evaluation" hx-trigger="load delay:3s" hx-select="#main"' in stale.text
+        release.set()
+        for _ in range(600):
+            fresh = client.get("/evaluation")
+            if "These figures were computed at" not in fresh.text:
+                break
+            time.sleep(0.1)
+    assert "Scored rows" in fresh.text and "These figures were computed at" not in fresh.text
+    assert 'hx-trigger="load delay:3s"' not in fresh.text
+
+
 def test_the_evaluation_page_says_when_its_numbers_are_still_being_computed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -106,12 +106,22 @@ def remembered(
 
 @dataclass(frozen=True)
 class Pending:
-    """A report still being computed in the background (``remembered_within``), since ``started_ms``."""
+    """A report still being computed in the background (``remembered_within``), since ``started_ms``;
+    ``previous``: the same report's newest finished result on an earlier state of its tables (``None``
+    when there is none), finished at ``previous_ms``. A page may show it while the new one is computed,
+    saying when it was computed: with live tracking every event changes the state, and a report of minutes
+    would otherwise never be seen."""
 
     started_ms: int
+    previous: Any = None
+    previous_ms: int | None = None
 
 
 _running: dict[Hashable, tuple[threading.Event, int, list[Any]]] = {}
+# per report (database, key, tables): its newest finished result and when it finished, whatever the state
+# of the tables was then (``Pending.previous``); the evaluation's key names the model version's hash, so a
+# result of another version or outcome is never one of these
+_latest: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
 
 
 def remembered_within(
@@ -129,7 +139,8 @@ def remembered_within(
     must open its own connections (it runs after the caller's has closed). A call that finds the
     computation under way (started by an earlier call) does not wait: it gets ``Pending`` at once until the
     result is there. ``shelf``: where the result is kept (a shelf holds ``SIZE`` results)."""
-    full = (str(conn.engine.url), key, tuple(t.name for t in tables), fingerprint(conn, tables))
+    report = (str(conn.engine.url), key, tuple(t.name for t in tables))
+    full = (*report, fingerprint(conn, tables))
     memo = _shelf(shelf)
     with _lock:
         hit = memo.get(full, memo)
@@ -142,11 +153,15 @@ def remembered_within(
             done, started, box = threading.Event(), int(time.time() * 1000), []
             _running[full] = (done, started, box)
             threading.Thread(
-                target=_compute_in_background, args=(full, compute, errors, done, box, memo), daemon=True
+                target=_compute_in_background,
+                args=(report, full, compute, errors, done, box, memo),
+                daemon=True,
             ).start()
     if hit is memo:
         if not done.wait(wait_s):
-            return Pending(started)
+            with _lock:
+                previous, previous_ms = _latest.get(report, (None, None))
+            return Pending(started, previous, previous_ms)
         if not box:  # it failed (logged) and was not kept: the next call tries again
             raise RuntimeError(f"computing {key!r} failed; see the server log")
         hit = box[0]
@@ -156,6 +171,7 @@ def remembered_within(
 
 
 def _compute_in_background(
+    report: Hashable,
     full: Hashable,
     compute: Callable[[], Any],
     errors: tuple[type[Exception], ...],
@@ -173,6 +189,11 @@ def _compute_in_background(
             memo[full] = result
             while len(memo) > SIZE:
                 memo.popitem(last=False)
+            if not isinstance(result, _Raised):
+                _latest[report] = (result, int(time.time() * 1000))
+                _latest.move_to_end(report)
+                while len(_latest) > SIZE:
+                    _latest.popitem(last=False)
     except Exception:
         log.exception("computing a remembered report failed")
     finally:
@@ -226,3 +247,4 @@ def forget() -> None:
     with _lock:
         for memo in _shelves.values():
             memo.clear()
+        _latest.clear()

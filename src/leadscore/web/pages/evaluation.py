@@ -69,7 +69,10 @@ def evaluation_page(
             else:
                 if isinstance(ev, Pending):
                     context["pending"] = ev.started_ms
-                else:
+                    if ev.previous is not None:  # shown, with when it was computed, until the new one is done
+                        context.update(computed_ms=ev.previous_ms)
+                        ev = ev.previous
+                if not isinstance(ev, Pending):
                     context.update(ev=ev, charts=measure.charts(ev), period=measure.period(store))
             found = remembered_within(
                 conn,
@@ -80,6 +83,8 @@ def evaluation_page(
             )
             if isinstance(found, Pending):
                 context["feedback_pending"] = found.started_ms
+                if found.previous is not None:
+                    context.update(feedback=found.previous, feedback_computed_ms=found.previous_ms)
             else:
                 context["feedback"] = found
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7, every=measure.EVERY_DAYS)

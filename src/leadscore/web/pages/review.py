@@ -117,6 +117,10 @@ def review_page(
             else:
                 if isinstance(found, Pending):
                     context["pending"] = found.started_ms
+                    if (
+                        found.previous is not None
+                    ):  # shown, with when it was computed, until the new one is done
+                        context.update(review=found.previous, computed_ms=found.previous_ms)
                 else:
                     context["review"] = found
     context.update(horizon=measure.HORIZON_DAYS, weeks=measure.PERIOD_DAYS // 7)
