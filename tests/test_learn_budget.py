@@ -161,3 +161,35 @@ def test_event_kinds_are_chosen_by_leads_reached_not_by_volume(store: Store) -> 
     with store.connect() as conn:
         kinds = [label for label, _, _ in event_kinds(conn, limit=2)]
     assert kinds == ["Trial Started", "/pricing pages"]  # 3 and 2 leads; /careers: 30 views, 1 lead
+
+
+def test_colleagues_active_on_any_page_are_counted_over_three_windows(store: Store) -> None:
+    """Ann, Bob and Dan are one account (acme), Cid another. Days before the cutoff (day 100): Ann viewed
+    a page 5 days before, Bob 20, Dan 60, and Dan's bot burst (12 views in 12 s) 3 days before is not a
+    person's visit. So every acme lead has 1 colleague active in 14 days (Ann), 2 in 30 (Ann, Bob) and 3
+    in 90 (with Dan), whoever the lead is; Cid's account has only Cid, 1 in each window."""
+    cutoff = T0 + 100 * DAY_MS
+    raw: list[dict[str, Any]] = []
+    for user, account in (("ann", "acme"), ("bob", "acme"), ("dan", "acme"), ("cid", "other")):
+        raw.append({"type": "group", "groupId": account, "userId": user, "messageId": f"g-{user}",
+                    "traits": {"name": account}, "timestamp": ms_to_iso(T0)})  # fmt: skip
+    for user, day in (("ann", 95), ("bob", 80), ("dan", 40), ("cid", 99)):
+        raw.append({"type": "page", "userId": user, "messageId": f"p-{user}", "properties": {"path": "/blog/x"},
+                    "timestamp": ms_to_iso(T0 + day * DAY_MS)})  # fmt: skip
+    raw += [{"type": "page", "userId": "dan", "messageId": f"burst-{n}", "properties": {"path": "/pricing"},
+             "timestamp": ms_to_iso(T0 + 97 * DAY_MS + n * 1000)} for n in range(12)]  # fmt: skip
+    ingest(store, [normalise(m, received_ms=T0 + 200 * DAY_MS) for m in raw], source="test")
+    with store.connect() as conn:
+        features = [f for f in event_features(conn) if f.name.startswith("any page: people of the account")]
+        assert [f.name for f in features] == [
+            f"any page: people of the account ({w})" for w in ("14d", "30d", "90d")
+        ]
+        assert {family(f) for f in features} == {"committee"}
+        users = ("ann", "bob", "dan", "cid")
+        pairs = []
+        for user in users:
+            lead = find_lead(conn, external_id=user)
+            assert lead is not None
+            pairs.append((lead, cutoff))
+        X = feature_matrix(conn, store.sources(), features, pairs)
+    assert [[float(v) for v in row] for row in X] == [[1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 1, 1]]

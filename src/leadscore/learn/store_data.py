@@ -46,6 +46,11 @@ MAX_EVENT_KINDS = 20
 # people of the lead's account (the buying committee) within COMMITTEE_WINDOW.
 DAY_WINDOWS = ("14d", "30d")
 COMMITTEE_WINDOW = "30d"
+# The account's buying project as its colleagues show it, whatever they read: distinct people of the
+# account with any page view (bursts excluded) within each of these windows. A person not yet active
+# in an account where several are is as likely to be part of the project as the active ones.
+ACCOUNT_WINDOWS = ("14d", "30d", "90d")
+ANY_PAGE = "any page"
 RATIO_WINDOW = "14d"  # velocity: the last fortnight against the one before
 INTENT_KINDS = 8
 # Events no person caused are not learned from: mail opens and clicks seconds after the delivery of the
@@ -185,7 +190,23 @@ def event_features(
         )
         ratio = EventRatio(ev, RATIO_WINDOW, where, exclude, lbl)
         out.append(Feature(f"{lbl}: last {RATIO_WINDOW} against the {RATIO_WINDOW} before", "numeric", ratio))
+    if out:
+        out.extend(account_activity_features())
     return out
+
+
+def account_activity_features(windows: Sequence[str] = ACCOUNT_WINDOWS) -> list[Feature]:
+    """Distinct people of the lead's account who viewed any page within each window (bursts excluded):
+    how many colleagues are active, whatever they read (the committee family)."""
+    page = {"type": "page"}
+    return [
+        Feature(
+            f"{ANY_PAGE}: people of the account ({w})",
+            "numeric",
+            EventCount(page, w, None, distinct="person", scope="account", exclude=BURST, label=ANY_PAGE),
+        )
+        for w in windows
+    ]
 
 
 def _exclusion(event: dict[str, str]) -> dict[str, Any] | None:
