@@ -248,3 +248,26 @@ def test_saving_several_scores_refuses_results_of_different_leads(store: Store) 
         save_current_scores(
             conn, [NamedResults("core", 1, core), NamedResults("analytics", 2, only_ann)], scored_ms=AS_OF
         )
+
+
+def test_two_models_with_the_same_account_rules_keep_their_own_consent(store: Store) -> None:
+    """The buying-committee case (tests/cases/account-committee.yaml: account-scope rule ``committee`` and
+    lead rule ``pricing``) beside the same rules under ``tracking_consent: required``. No lead of the case
+    has ``consent_tracking: true``, so under ``required`` no one's events count, a colleague's included:
+    every score 0. Scored together, the case's own model still gives its hand-computed ledgers (the
+    colleagues of acme count for it), and each model gives what it gives alone."""
+    case = next(c for c in CASES if c.name == "account-committee.yaml")
+    strict = case.model.model_copy(
+        update={"privacy": case.model.privacy.model_copy(update={"tracking_consent": "required"})}
+    )
+    alone = run_case(store, case)
+    with store.connect() as conn:
+        assumed, required = score_models(conn, [case.model, strict], store.sources(), all_leads(case.as_of))
+        assert [lg.score for lg in required] == [0.0] * len(alone)
+        assert assumed == score(conn, case.model, store.sources(), all_leads(case.as_of))
+        assert required == score(conn, strict, store.sources(), all_leads(case.as_of))
+    by_id = {lg.lead_id: user for user, lg in alone.items()}
+    for ledger in assumed:
+        user = by_id[ledger.lead_id]
+        if user in case.expect:
+            assert not compare(ledger, case.expect[user], tolerant=case.decays), user

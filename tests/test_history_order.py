@@ -11,12 +11,14 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from case_runner import load_case, run_case
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import loads_model
+from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
@@ -172,3 +174,21 @@ def test_the_fit_of_a_late_identify_is_not_in_the_rows_before_it(store: Store) -
 
 def test_one_message_at_a_time_in_order_gives_the_same_rows(store: Store) -> None:
     assert _send(store, [[VISIT_5], [IDENTIFY_3], [VISIT_1]]) == EXPECTED
+
+
+def test_a_point_scored_with_attributes_as_known_then_counts_every_colleague(store: Store) -> None:
+    """tests/cases/account-committee.yaml: ann, bob and cid of acme read pricing within three weeks, so
+    each of them has the committee's 40 raw points (20 score points) and ann her own pricing 10 (5): 25
+    as of the case's time. Once ann has an attribute observed after that time, her point there is scored
+    through the attributes as known then (a temporary table of the points' leads), and her colleagues,
+    who are not among those points, must still count: 25 again, not her pricing alone (5)."""
+    case = load_case(Path(__file__).resolve().parent / "cases" / "account-committee.yaml")
+    ann = run_case(store, case)["ann"].lead_id
+    with store.connect() as conn:
+        now = score_as_known(conn, case.model, store.sources(), [(ann, case.as_of)])
+    with store.begin() as conn:
+        later = {"attributes": {"plan": "pro"}, "attribute_ts": {"plan": case.as_of + 1}}
+        conn.execute(update(leads).where(leads.c.id == ann).values(**later))
+    with store.connect() as conn:
+        then = score_as_known(conn, case.model, store.sources(), [(ann, case.as_of)])
+    assert now[ann, case.as_of].score == then[ann, case.as_of].score == 25.0

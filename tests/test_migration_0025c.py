@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import inspect, text
+from sqlalchemy import func, inspect, select, text
 
+from leadscore.ingest.apply import event_row
+from leadscore.ingest.segment import normalise
+from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
 from leadscore.store.engine import MIGRATIONS
+from leadscore.store.event_log import enqueue
+from leadscore.store.schema import dead_letters, events
 
 NOW = 1_717_200_000_000
 COLUMNS = "message_id, type, name, person_key, user_id, path, properties, context, ts, received_ms, source"
@@ -75,3 +80,20 @@ def test_the_migration_cuts_long_paths_and_indexes_them(store: Store) -> None:
     assert _indexes(store) == {"ix_events_type_ts": ["type", "ts"]}
     _alembic(store, "upgrade", "heads")
     assert _indexes(store) == {"ix_events_type_ts_path": ["type", "ts", "path", "person_key"]}
+
+
+def test_a_long_path_acknowledged_before_the_upgrade_is_cut_as_it_enters_the_log(store: Store) -> None:
+    """An event acknowledged before the upgrade may still wait in the inbox with a path over the bound
+    (ingestion checked none then): the processor moves it into the log cut as the migration cuts a
+    stored one ("/" + 1,200 × "é": 2,401 bytes; its first 1,000 end inside the 500th "é", so "/" and 499
+    are kept), never refused for its length (PostgreSQL: ``character varying(1000)``) into a dead letter."""
+    message = {"type": "page", "userId": "ann", "messageId": "old", "timestamp": NOW - 60_000}
+    row = event_row(normalise(message, received_ms=NOW), "api")
+    row["path"] = "/" + "é" * 1200
+    with store.begin() as conn:
+        enqueue(conn, [row])
+    while process_pending(store):
+        pass
+    with store.connect() as conn:
+        assert conn.execute(select(events.c.path)).scalars().all() == ["/" + "é" * 499]
+        assert conn.execute(select(func.count()).select_from(dead_letters)).scalar_one() == 0

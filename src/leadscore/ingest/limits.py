@@ -166,6 +166,15 @@ def check_path(field: str, path: str) -> None:
         )
 
 
+def cut_path(path: str | None) -> str | None:
+    """``path`` cut to its longest prefix of at most ``PATH_BYTES`` bytes of UTF-8, at a character's
+    boundary (as migration 0025c cuts a stored one): for an event acknowledged before ingestion bounded
+    paths, still in the inbox or a dead letter when the processor moves it into the log."""
+    if path is None or len(path) * 4 <= PATH_BYTES:  # no character is more than 4 bytes
+        return path
+    return path.encode()[:PATH_BYTES].decode(errors="ignore")
+
+
 def check_time(field: str, ms: int) -> int:
     """``ms`` when it lies between 1970 and the year 9999, else MessageError."""
     if not EARLIEST_MS <= ms <= LATEST_MS:

@@ -10,7 +10,8 @@ read as they are now.)
 The compiled query reads these leads through ``Sources`` whose ``leads`` relation takes the attributes
 from a temporary table, the targets being bound as for ``run.score_points``, so the statement is
 compiled once per model. A query holds one attribute set per lead; points with other attribute sets go
-in the next query.
+in the next query. Every other lead (an account-scope rule's colleagues) is read with its attributes as
+they are now: a colleague's consent is today's, as the current score reads it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, event, select
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, event, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
@@ -229,16 +230,17 @@ def as_known_sources(sources: Sources) -> Sources:
         if hit is not None:
             return hit
     base = sources.leads
-    known_leads = (
-        select(
-            base.c.id,
-            *(base.c[name] for name in ("email", "email_domain", "first_name", "last_name", "company")),
-            base.c.account_id,
-            KNOWN.c.attributes,
-        )
-        .join_from(KNOWN, base, base.c.id == KNOWN.c.lead_id)
-        .subquery("known_leads")
-    )
+    # every lead: an account-scope rule reads the events of the lead's colleagues, who are not among the
+    # query's points (an inner join with the table left them out: the lead's own events only). A lead of
+    # the table has its attributes as known, any other its own (a colleague's consent is read as it is
+    # now); one probe of the table's key per lead read, no join to plan around
+    as_known = select(KNOWN.c.attributes).where(KNOWN.c.lead_id == base.c.id).scalar_subquery()
+    known_leads = select(
+        base.c.id,
+        *(base.c[name] for name in ("email", "email_domain", "first_name", "last_name", "company")),
+        base.c.account_id,
+        func.coalesce(as_known, base.c.attributes).label("attributes"),
+    ).subquery("known_leads")
     made = Sources(
         events=sources.events, identities=sources.identities, leads=known_leads, accounts=sources.accounts
     )

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadscore.ingest.apply import Applied, apply_identities, message_from_row
 from leadscore.ingest.committer import write_turn
+from leadscore.ingest.limits import cut_path
 from leadscore.scoring.pipeline import rescore_touched
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters, dead_letters
@@ -153,7 +154,10 @@ def apply_rows(
     Returns (events applied, leads rescored)."""
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
-        first.setdefault(row["message_id"], row)
+        if row["message_id"] not in first:
+            # acknowledged before paths were bounded at ingest: cut as migration 0025c cut the stored ones
+            path = cut_path(row.get("path"))
+            first[row["message_id"]] = row if path is row.get("path") else {**row, "path": path}
     inserted = append_events(conn, list(first.values()))
     messages = [message_from_row(row) for mid, row in first.items() if mid in inserted]
     applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
