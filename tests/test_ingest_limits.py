@@ -141,6 +141,25 @@ def test_page_paths_at_the_limit_are_accepted() -> None:
     assert (m.path, m.url) == ("/" + "p" * 999, url)
 
 
+def test_a_track_message_whose_page_context_path_is_too_long_is_kept_with_the_path_cut() -> None:
+    """A browser SDK puts the page on every track message: a conversion ("Demo Requested") is not refused
+    for it. "/" then 600 × "é" (1,201 bytes) keeps "/" and 499 × "é" (999 bytes): the 500th "é" would end
+    at byte 1,001, so the cut falls before it, at a character's boundary."""
+    long_path = "/" + "é" * 600
+    for page in ({"path": long_path}, {"url": "https://a.example" + long_path + "?q=1"}):
+        m = normalise(
+            {"type": "track", "userId": "u", "event": "Demo Requested", "context": {"page": page}},
+            received_ms=NOW,
+        )
+        assert (m.name, m.path) == ("Demo Requested", "/" + "é" * 499)
+    # the event's own path is what the sender asked to record: over the limit, it is refused
+    with pytest.raises(MessageError) as caught:
+        normalise(
+            {"type": "track", "userId": "u", "event": "E", "properties": {"path": long_path}}, received_ms=NOW
+        )
+    assert caught.value.problem.field == "properties.path"
+
+
 def test_an_indexed_event_row_fits_a_postgresql_index_entry() -> None:
     """``ix_events_type_ts_path`` holds type, time, path and person key: at their longest (every character
     4 bytes of UTF-8, the path at PATH_BYTES) they stay under PostgreSQL's 2,704 bytes per entry."""

@@ -30,6 +30,7 @@ from leadscore.ingest.limits import (
     check_time,
     check_traits,
     check_values,
+    cut_path,
 )
 
 TYPES = ("track", "page", "screen", "identify", "group", "alias")
@@ -202,7 +203,12 @@ def normalise(
         path = _url_path(url)
         path_field = "properties.url" if _text(properties, "url", "properties.") else "context.page.url"
     if path is not None:
-        check_path(path_field, path)
+        if kind == "track" and path_field.startswith("context."):
+            # the page a browser SDK adds to every track message: the event is not about it, so a path
+            # over the limit is cut (as a stored one is), never the reason a conversion is refused
+            path = cut_path(path)
+        else:
+            check_path(path_field, path)
     previous_id = _text(raw, "previousId") if "previousId" in raw else None
     if kind == "alias" and (not previous_id or not user_id):
         missing = "previousId" if not previous_id else "userId"
