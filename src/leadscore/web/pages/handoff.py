@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
-from leadscore.lifecycle.reports import handoff_stage
+from leadscore.lifecycle.reports import handoff_stages
 from leadscore.lifecycle.score_stages import view_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
@@ -56,16 +56,17 @@ def handoff_page(
             if scored is not None and lifecycle is not None
             else None
         )
-    stage = handoff_stage(lifecycle, view) if lifecycle is not None else None
+    stages = handoff_stages(lifecycle, view) if lifecycle is not None else []
+    names = (lambda ids: ", ".join(lifecycle.stage(s).name for s in ids)) if lifecycle else (lambda ids: "")
     here = {"score": score} if score else {}
     return page(
         request,
         viewer,
         "handoff.html",
         lifecycle=lifecycle,
-        stage=lifecycle.stage(stage).name if lifecycle and stage else None,
-        other_stage=lifecycle.stage(lifecycle.assignment.stage).name
-        if lifecycle and lifecycle.assignment and stage is None
+        stage=names(stages) or None,
+        other_stage=names(lifecycle.assignment.stage_ids)
+        if lifecycle and lifecycle.assignment and not stages
         else None,
         desk=found,
         view=view,
