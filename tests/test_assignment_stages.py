@@ -183,18 +183,22 @@ def test_unknown_stages_and_teams_are_positioned() -> None:
     text = text.replace("{team: analytics, stages: [mql_analytics]}", "{team: analytic, stages: [lead]}")
     text = text.replace("stage: mql_core}", "stage: mql_cor}")
     assert problems(text) == [
-        "model.yaml:28:30 field lifecycle.assignment.stages.1: unknown stage 'mql_analytcs' "
+        "model.yaml:23:24 field lifecycle.assignment.stages.1: unknown stage 'mql_analytcs' "
         "(stages: lead, mql_analytics, mql_core)",
-        "model.yaml:31:17 field lifecycle.assignment.territories.0.team: unknown team 'analytic' "
+        "model.yaml:26:16 field lifecycle.assignment.territories.0.team: unknown team 'analytic' "
         "(teams: analytics, core)",
-        "model.yaml:31:36 field lifecycle.assignment.territories.0.stages.0: unknown assignment stage 'lead' "
+        "model.yaml:26:35 field lifecycle.assignment.territories.0.stages.0: unknown assignment stage 'lead' "
         "(assignment stages: mql_analytcs, mql_core)",
-        "model.yaml:34:40 field lifecycle.assignment.sla_by_stage.mql_analytics: unknown assignment stage "
-        "'mql_analytics' (assignment stages: mql_analytcs, mql_core)",
-        "model.yaml:37:37 field lifecycle.actions.0.trigger.stage: unknown stage 'mql_cor' "
+        "model.yaml:29:35 field lifecycle.assignment.sla_by_stage.mql_analytics.[key]: unknown assignment "
+        "stage 'mql_analytics' (assignment stages: mql_analytcs, mql_core)",
+        "model.yaml:32:40 field lifecycle.actions.0.trigger.stage: unknown stage 'mql_cor' "
         "(stages: lead, mql_analytics, mql_core)",
+        "model.yaml:35:40 field lifecycle.actions.1.trigger.stage: unknown assignment stage 'mql_analytics' "
+        "(assignment stages: mql_analytcs, mql_core)",
     ]
-    both = CORE.replace("stages: [mql_core, mql_analytics]", "stage: mql_core\n    stages: [mql_core]")
+    empty = CORE.replace("stages: [mql_analytics]}", "stages: []}")
+    assert any("names one assignment stage or more" in p for p in problems(empty))
+    both = CORE.replace("    stages: [mql_core, mql_analytics]", "    stage: mql_core\n    stages: [mql_core, mql_analytics]")
     assert any("exactly one of 'stage' or 'stages'" in p for p in problems(both))
     crossing = CORE.replace("{assigned: true, stage: mql_core}", "{crossing: [band, hot], stage: mql_core}")
     assert any("names a stage only with assigned or sla_breach" in p for p in problems(crossing))

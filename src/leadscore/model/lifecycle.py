@@ -235,7 +235,7 @@ class Territory(Frozen):
     team: TeamRef
     when: AttributeCondition = None
     stages: tuple[HandoffRef, ...] | None = Field(
-        default=None, min_length=1, description="only leads entering one of these assignment stages"
+        default=None, max_length=100, description="only leads entering one of these assignment stages"
     )
 
     def applies(self, stage: str) -> bool:
@@ -262,6 +262,8 @@ class Assignment(Frozen):
         if (self.stage is None) == (self.stages is None):
             raise ValueError("'assignment' has exactly one of 'stage' or 'stages'")
         ids = self.stage_ids
+        if any(t.stages == () for t in self.territories):
+            raise ValueError("a territory's 'stages' names one assignment stage or more")
         if len(set(ids)) != len(ids):
             raise ValueError("'assignment' names a stage twice in 'stages'")
         named = [s for t in self.territories for s in t.stages or ()] + list(self.sla_by_stage)
