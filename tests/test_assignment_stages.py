@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import pytest
 
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
 from leadscore.errors import ModelValidationError
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.lifecycle.reports import count_ready, ready_for_handoff
@@ -36,15 +38,20 @@ from leadscore.lifecycle.runner import run_round
 from leadscore.lifecycle.score_stages import view_of
 from leadscore.model import dump_model, load_model, loads_model
 from leadscore.scoring.pipeline import ingest, publish
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import list_assignments, read_stage_history
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
+from leadscore.store.users import add_user
 from lifecycle_model import HOOK_ENV, settings
+from live_server import serving
 from receivers import smtp_server, wait_for, webhook_receiver
+from web_support import PASSWORD, signed_in
 
 T0 = parse_time("2024-05-01T00:00:00Z", "t0")
 HOUR = 3_600_000
+MANAGER = "manager@example.test"
 
 CORE = """model: core
 fit:
@@ -102,11 +109,23 @@ def messages() -> list[object]:
     out = []
     for user, (title, events) in PEOPLE.items():
         traits = {"job_title": title, "first_name": user.capitalize(), "email": f"{user}@example.test"}
-        raw = {"userId": user, "messageId": f"{user}-0", "timestamp": T0, "type": "identify", "traits": traits}
+        raw = {
+            "userId": user,
+            "messageId": f"{user}-0",
+            "timestamp": T0,
+            "type": "identify",
+            "traits": traits,
+        }
         out.append(normalise(raw, received_ms=T0))
         for n, name in enumerate(events, start=1):
             at = T0 + n * HOUR
-            raw = {"userId": user, "messageId": f"{user}-{n}", "timestamp": at, "type": "track", "event": name}
+            raw = {
+                "userId": user,
+                "messageId": f"{user}-{n}",
+                "timestamp": at,
+                "type": "track",
+                "event": name,
+            }
             out.append(normalise(raw, received_ms=at))
     return out
 
@@ -148,6 +167,18 @@ def test_each_team_assigns_and_notifies_its_own_mqls(store: Store, monkeypatch: 
         body = posted[0]["body"]
         assert body["lead"]["id"] == ids["dana"]
         assert (body["assignment"]["team"], body["assignment"]["seller"]) == ("analytics", "ada")
+    # the hand-off page: the score picked selects its own assignment stage and its own seller
+    with store.begin() as conn:
+        add_user(conn, MANAGER, "Mia Manager", "admin", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, MANAGER) as client:
+        pages = {score: client.get(f"/handoff?score={score}").text for score in ("core", "analytics")}
+    assert "Leads in stage <strong>MQL analytics</strong>" in pages["analytics"]
+    assert "Dana" in pages["analytics"] and "Ada Analyst" in pages["analytics"]
+    assert "Carl" not in pages["analytics"] and "Sam Seller" not in pages["analytics"]
+    assert "Leads in stage <strong>MQL core</strong>" in pages["core"]
+    assert "Carl" in pages["core"] and "Sam Seller" in pages["core"]
+    assert "Dana" not in pages["core"] and "Ada Analyst" not in pages["core"]
 
 
 def lifecycle_ready(conn: object, model: object, score: str | None) -> list[str]:
@@ -198,7 +229,9 @@ def test_unknown_stages_and_teams_are_positioned() -> None:
     ]
     empty = CORE.replace("stages: [mql_analytics]}", "stages: []}")
     assert any("names one assignment stage or more" in p for p in problems(empty))
-    both = CORE.replace("    stages: [mql_core, mql_analytics]", "    stage: mql_core\n    stages: [mql_core, mql_analytics]")
+    both = CORE.replace(
+        "    stages: [mql_core, mql_analytics]", "    stage: mql_core\n    stages: [mql_core, mql_analytics]"
+    )
     assert any("exactly one of 'stage' or 'stages'" in p for p in problems(both))
     crossing = CORE.replace("{assigned: true, stage: mql_core}", "{crossing: [band, hot], stage: mql_core}")
     assert any("names a stage only with assigned or sla_breach" in p for p in problems(crossing))
