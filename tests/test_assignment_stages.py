@@ -22,7 +22,9 @@ MQL for the core team only, dana for the analytics team only.
 Assignment in both stages: the territory limited to ``mql_analytics`` sends dana to the analytics team
 (its one seller Ada), carl falls to the default team core (Sam). SLA: 4 h, 1 d in ``mql_analytics``: carl
 due at now + 4 h, dana at now + 24 h. Notifications: ``core_mail`` (assigned in mql_core) mails Sam once,
-about Carl; ``analytics_hook`` (assigned in mql_analytics) posts once, about Dana.
+about Carl; ``analytics_hook`` (assigned in mql_analytics) posts once, about Dana. ``analytics_late``
+(an SLA breach in mql_analytics): not at now + 5 h (carl's 4 h SLA is past, but carl is core's), once at
+now + 25 h (dana's day is past).
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ lifecycle:
       mail: {to: seller, subject: "Core MQL {{ lead.first_name }}", body: "For {{ seller.name }}"}
     - id: analytics_hook
       trigger: {assigned: true, stage: mql_analytics}
+      webhook: {url_env: LEADSCORE_TEST_HOOK_URL}
+    - id: analytics_late
+      trigger: {sla_breach: true, stage: mql_analytics}
       webhook: {url_env: LEADSCORE_TEST_HOOK_URL}
 """
 
@@ -181,6 +186,25 @@ def test_each_team_assigns_and_notifies_its_own_mqls(store: Store, monkeypatch: 
     assert "Dana" not in pages["core"] and "Ada Analyst" not in pages["core"]
 
 
+def test_an_sla_breach_action_limited_to_a_stage(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    publish(store, loads_model(CORE), score_name="core", as_of=T0)
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
+    now = T0 + 3 * HOUR
+    ingest(store, messages(), source="test", as_of=now)
+    monkeypatch.setenv(HOOK_ENV, "http://127.0.0.1:9/unused")
+    late: dict[int, list[int]] = {}
+    for at in (now, now + 5 * HOUR, now + 25 * HOUR, now + 26 * HOUR):
+        run_round(store, settings(), now_ms=at, deliver=False)
+        with store.connect() as conn:
+            late[at] = [o["lead_id"] for o in read_outbox(conn) if o["action"] == "analytics_late"]
+            dana = find_lead(conn, external_id="dana")
+            escalated = {a["seller"]: a["escalated_ms"] for a in list_assignments(conn)}
+    assert late[now] == [] and late[now + 5 * HOUR] == []
+    assert late[now + 25 * HOUR] == [dana] and late[now + 26 * HOUR] == [dana]
+    # both breached, each once: carl (sam) at the round of now + 5 h, dana (ada) at now + 25 h
+    assert escalated == {"sam": now + 5 * HOUR, "ada": now + 25 * HOUR}
+
+
 def lifecycle_ready(conn: object, model: object, score: str | None) -> list[str]:
     """The first names in the hand-off queue of ``score`` (every assignment stage without one)."""
     lifecycle = model.lifecycle  # type: ignore[attr-defined]
@@ -225,6 +249,8 @@ def test_unknown_stages_and_teams_are_positioned() -> None:
         "model.yaml:32:40 field lifecycle.actions.0.trigger.stage: unknown stage 'mql_cor' "
         "(stages: lead, mql_analytics, mql_core)",
         "model.yaml:35:40 field lifecycle.actions.1.trigger.stage: unknown assignment stage 'mql_analytics' "
+        "(assignment stages: mql_analytcs, mql_core)",
+        "model.yaml:38:42 field lifecycle.actions.2.trigger.stage: unknown assignment stage 'mql_analytics' "
         "(assignment stages: mql_analytcs, mql_core)",
     ]
     empty = CORE.replace("stages: [mql_analytics]}", "stages: []}")
