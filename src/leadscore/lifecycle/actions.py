@@ -17,6 +17,7 @@ from leadscore.lifecycle.context import lead_context
 from leadscore.model import Action, ScoringModel
 from leadscore.model.lifecycle import Webhook
 from leadscore.settings import Settings
+from leadscore.store.lifecycle_tables import assignment_stage
 from leadscore.store.outbox import enqueue
 
 _ENV = jinja2.sandbox.SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
@@ -118,8 +119,8 @@ class Effects:
         assert lifecycle is not None
         self._context = None  # the stage changed
         move = {"id": move_id, "from": old, "to": new, "transition": transition}
-        if lifecycle.assignment is not None and new == lifecycle.assignment.stage:
-            self.assignment = assign(self.conn, self.model, self.lead_id, move_id, self.now_ms)
+        if lifecycle.assignment is not None and new in lifecycle.assignment.stage_ids:
+            self.assignment = assign(self.conn, self.model, self.lead_id, move_id, new, self.now_ms)
         if self.assignment is not None:
             self.context().update(self.assigned_context(self.assignment))
             a = self.assignment
@@ -131,9 +132,10 @@ class Effects:
                 self.run(action, f"{action.id}:move:{move_id}", "stage.left", {"move": move})
             if action.trigger.enter == new:
                 self.run(action, f"{action.id}:move:{move_id}", "stage.entered", {"move": move})
-        if self.assignment is not None and new == getattr(lifecycle.assignment, "stage", None):
+        if self.assignment is not None and lifecycle.assignment and new in lifecycle.assignment.stage_ids:
             for action in lifecycle.actions:
-                if action.trigger.assigned:
+                # an action limited to a stage runs for the assignments in that stage only
+                if action.trigger.assigned and action.trigger.stage in (None, new):
                     self.run(
                         action, f"{action.id}:assigned:{self.assignment.id}", "lead.assigned", {"move": move}
                     )
@@ -171,6 +173,7 @@ class Effects:
             assignment["due_ms"],
         )
         extra = self.assigned_context(a)
+        stage = assignment_stage(self.conn, int(assignment["stage_move_id"]))
         for action in lifecycle.actions:
-            if action.trigger.sla_breach:
+            if action.trigger.sla_breach and action.trigger.stage in (None, stage):
                 self.run(action, f"{action.id}:sla:{a.id}", "sla.breached", extra)

@@ -1,6 +1,8 @@
-"""Who works a lead that enters the handoff stage: the owner of its account (stickiness), else a team
-chosen by the first matching territory rule (country, industry, company size, any attribute condition)
-or the default team, and within the team the next seller in round-robin order.
+"""Who works a lead that enters an assignment (hand-off) stage: the owner of its account (stickiness), else
+a team chosen by the first territory rule that applies to the stage entered and matches the lead (country,
+industry, company size, any attribute condition), or the default team, and within the team the next seller
+in round-robin order. Each assignment stage may be a team's (its score's MQL stage, docs/named-scores.md):
+a territory limited to ``stages`` routes only the leads entering those.
 
 The rotation position is a row per team, locked while a seller is picked, so concurrent runners never
 give two leads the same turn and a team's sellers differ in assigned leads by at most one.
@@ -33,8 +35,11 @@ class Assigned:
     due_ms: int | None
 
 
-def assign(conn: Connection, model: ScoringModel, lead_id: int, move_id: int, now_ms: int) -> Assigned | None:
-    """Assign the lead for the stage move ``move_id`` (once per move); None if it was already assigned."""
+def assign(
+    conn: Connection, model: ScoringModel, lead_id: int, move_id: int, stage: str, now_ms: int
+) -> Assigned | None:
+    """Assign the lead for the stage move ``move_id`` into the assignment stage ``stage`` (once per move);
+    None if it was already assigned."""
     lifecycle = model.lifecycle
     assert lifecycle is not None and lifecycle.assignment is not None
     rules = lifecycle.assignment
@@ -49,6 +54,8 @@ def assign(conn: Connection, model: ScoringModel, lead_id: int, move_id: int, no
     if seller_id is None:
         team_id = rules.default_team
         for i, territory in enumerate(rules.territories):
+            if not territory.applies(stage):
+                continue
             if territory.when is None or matching(conn, model, territory.when, [lead_id], f"territory_{i}"):
                 team_id, reason = territory.team, "territory"
                 break
@@ -57,7 +64,8 @@ def assign(conn: Connection, model: ScoringModel, lead_id: int, move_id: int, no
         if rules.sticky_accounts and account_id is not None:
             set_account_owner(conn, account_id, seller_id, team.id, now_ms)
     assert team_id is not None
-    due = None if rules.sla is None else now_ms + int(duration_seconds(rules.sla) * 1000)
+    sla = rules.sla_of(stage)
+    due = None if sla is None else now_ms + int(duration_seconds(sla) * 1000)
     row: dict[str, Any] = {
         "lead_id": lead_id,
         "stage_move_id": move_id,

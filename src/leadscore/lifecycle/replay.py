@@ -7,8 +7,8 @@ attributes, hysteresis, ``new_activity``, chains of moves. Between two observati
 runner's timer would. Sales actions and outcomes (``accepted``, ``rejected``, ``won`` ...) are not
 replayed: they answered the MQLs of the model that was active then, not those of the replayed one.
 
-**The MQL stage** is the stage leads are assigned to sales in (``assignment.stage``), else the stage
-with id ``mql``. A model without a lifecycle is replayed as ``lead → mql`` when the score reaches the
+**The MQL stage** is the stage leads are assigned to sales in (``assignment.stage``; the first of
+``assignment.stages``), else the stage with id ``mql``. A model without a lifecycle is replayed as ``lead → mql`` when the score reaches the
 threshold, with no way back: an MQL is then the first time the score reaches it.
 """
 
@@ -34,9 +34,9 @@ class Move:
 
 
 def mql_stage(lifecycle: Lifecycle) -> str:
-    """The stage that hands a lead to sales: the assignment stage, else the stage with id ``mql``."""
+    """The stage that hands a lead to sales: the (first) assignment stage, else the stage with id ``mql``."""
     if lifecycle.assignment is not None:
-        return lifecycle.assignment.stage
+        return lifecycle.assignment.stage_ids[0]
     if any(s.id == MQL for s in lifecycle.stages):
         return MQL
     raise ModelError(

@@ -98,28 +98,29 @@ def count_in_stages(conn: Connection, stages: list[str], view: ScoreView | None 
     return int(conn.execute(query).scalar_one())
 
 
-def handoff_stage(lifecycle: Lifecycle, view: ScoreView | None = None) -> str | None:
-    """The stage whose leads are ready for handoff (the assignment stage), unless it is another score's."""
+def handoff_stages(lifecycle: Lifecycle, view: ScoreView | None = None) -> list[str]:
+    """The stages whose leads are ready for handoff (the assignment stages) that are the view's: a score
+    picked sees its own assignment stage (its team's MQL stage) and the shared ones, not another score's."""
     if lifecycle.assignment is None:
-        return None
-    stage = lifecycle.assignment.stage
-    return stage if view is None or view.order([stage]) else None
+        return []
+    stages = list(lifecycle.assignment.stage_ids)
+    return stages if view is None else view.order(stages)
 
 
 def count_ready(conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None) -> int:
     """How many leads ``ready_for_handoff`` lists."""
-    stage = handoff_stage(lifecycle, view)
-    return 0 if stage is None else count_in_stages(conn, [stage], view)
+    stages = handoff_stages(lifecycle, view)
+    return 0 if not stages else count_in_stages(conn, stages, view)
 
 
 def ready_for_handoff(
     conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None
 ) -> list[dict[str, Any]]:
-    """Leads in the handoff (assignment) stage, with their seller, when assigned and SLA deadline."""
-    stage = handoff_stage(lifecycle, view)
-    if stage is None:
+    """Leads in the handoff (assignment) stages, with their seller, when assigned and SLA deadline."""
+    stages = handoff_stages(lifecycle, view)
+    if not stages:
         return []
-    rows = _people(conn, [stage], view)
+    rows = _people(conn, stages, view)
     latest: dict[int, dict[str, Any]] = {}
     for a in list_assignments(conn):
         latest[int(a["lead_id"])] = a

@@ -72,6 +72,8 @@ def _template(text: str) -> str:
 
 
 StageRef = Annotated[str, _ref("stage")]
+# a stage leads are assigned in (``assignment.stage`` or ``assignment.stages``)
+HandoffRef = Annotated[str, _ref("stage"), _ref("assignment stage")]
 FromRef = Annotated[str, _ref("stage", wildcard="*")]
 TeamRef = Annotated[str, _ref("team")]
 ListRef = Annotated[str, _ref("list")]
@@ -175,6 +177,9 @@ class ActionTrigger(Frozen):
     )
     assigned: Literal[True] | None = None
     sla_breach: Literal[True] | None = None
+    stage: HandoffRef | None = Field(
+        default=None, description="with assigned or sla_breach: only assignments in this assignment stage"
+    )
     score: str | None = Field(
         default=None,
         pattern=SCORE_NAME,
@@ -183,11 +188,14 @@ class ActionTrigger(Frozen):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ActionTrigger:
-        given = [k for k, v in self.model_dump(exclude_none=True).items() if v is not None and k != "score"]
+        dumped = self.model_dump(exclude_none=True).items()
+        given = [k for k, v in dumped if v is not None and k not in ("score", "stage")]
         if len(given) != 1:
             raise ValueError("'trigger' has exactly one of enter, leave, crossing, assigned, sla_breach")
         if self.score is not None and self.crossing is None:
             raise ValueError("'trigger' names a score only with crossing")
+        if self.stage is not None and not (self.assigned or self.sla_breach):
+            raise ValueError("'trigger' names a stage only with assigned or sla_breach")
         return self
 
 
@@ -221,18 +229,59 @@ class Team(Frozen):
 
 
 class Territory(Frozen):
+    """The team of the leads that match ``when`` (any lead when omitted) and, if ``stages`` is given,
+    entered one of those assignment stages (each team's MQL stage: its score's)."""
+
     team: TeamRef
-    when: AttributeCondition
+    when: AttributeCondition = None
+    stages: tuple[HandoffRef, ...] | None = Field(
+        default=None, max_length=100, description="only leads entering one of these assignment stages"
+    )
+
+    def applies(self, stage: str) -> bool:
+        return self.stages is None or stage in self.stages
 
 
 class Assignment(Frozen):
-    """Who gets a lead entering ``stage``: its account's owner, else the first territory, else round-robin."""
+    """Who gets a lead entering one of the assignment stages (``stage``, or several as ``stages``: one per
+    team or score): its account's owner, else the first territory that applies, else round-robin in the
+    default team. The SLA is ``sla``, or the stage's own in ``sla_by_stage``."""
 
-    stage: StageRef
+    stage: StageRef | None = None
+    stages: tuple[StageRef, ...] | None = Field(default=None, min_length=1, max_length=100)
     territories: tuple[Territory, ...] = ()
     default_team: TeamRef
     sticky_accounts: bool = True
     sla: Duration | None = Field(default=None, description="untouched this long after assignment → escalate")
+    sla_by_stage: dict[HandoffRef, Duration] = Field(
+        default_factory=dict, max_length=100, description="an assignment stage's own SLA (instead of sla)"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Assignment:
+        if (self.stage is None) == (self.stages is None):
+            raise ValueError("'assignment' has exactly one of 'stage' or 'stages'")
+        ids = self.stage_ids
+        if any(t.stages == () for t in self.territories):
+            raise ValueError("a territory's 'stages' names one assignment stage or more")
+        if len(set(ids)) != len(ids):
+            raise ValueError("'assignment' names a stage twice in 'stages'")
+        named = [s for t in self.territories for s in t.stages or ()] + list(self.sla_by_stage)
+        problems = [s for s in dict.fromkeys(named) if s not in ids]
+        if problems:
+            raise ValueError(
+                f"{', '.join(map(repr, problems))} is not an assignment stage (assignment stages: {', '.join(ids)})"
+            )
+        return self
+
+    @property
+    def stage_ids(self) -> tuple[str, ...]:
+        """The stages leads are assigned in, in the order written."""
+        return self.stages if self.stages is not None else (self.stage,) if self.stage is not None else ()
+
+    def sla_of(self, stage: str) -> str | None:
+        """The SLA of an assignment in ``stage`` (a duration), or None: no SLA."""
+        return self.sla_by_stage.get(stage, self.sla)
 
 
 class Segment(Frozen):
@@ -319,6 +368,10 @@ class Lifecycle(Frozen):
                     scratch[kind] = {str(i["id"]) for i in items if isinstance(i, dict) and "id" in i}
                 else:
                     scratch[kind] = set()
+            rules = raw.get("assignment")
+            named = rules.get("stages", rules.get("stage")) if isinstance(rules, dict) else None
+            named = [named] if isinstance(named, str) else named if isinstance(named, list) else []
+            scratch["assignment stage"] = {str(n) for n in named}
         return raw
 
     @model_validator(mode="after")
@@ -330,8 +383,14 @@ class Lifecycle(Frozen):
         refs += [s for seg in self.segments for s in seg.stages or ()]
         refs += [x for a in self.actions for x in (a.trigger.enter, a.trigger.leave) if x is not None]
         if self.assignment is not None:
-            refs.append(self.assignment.stage)
+            refs += self.assignment.stage_ids
         problems = [f"unknown stage {r!r}" for r in dict.fromkeys(refs) if r not in stages]
+        handoff = self.assignment.stage_ids if self.assignment is not None else ()
+        problems += [
+            f"action {a.id}: {a.trigger.stage!r} is not an assignment stage"
+            for a in self.actions
+            if a.trigger.stage is not None and a.trigger.stage not in handoff
+        ]
         team_refs = [] if self.assignment is None else [self.assignment.default_team]
         team_refs += [t.team for t in self.assignment.territories] if self.assignment else []
         problems += [f"unknown team {r!r}" for r in dict.fromkeys(team_refs) if r not in teams]

@@ -219,6 +219,12 @@ def add_assignment(conn: Connection, row: dict[str, Any]) -> int | None:
     )
 
 
+def assignment_stage(conn: Connection, move_id: int) -> str | None:
+    """The stage an assignment was made in: the stage its move entered."""
+    found = conn.execute(select(stage_history.c.to_stage).where(stage_history.c.id == move_id)).scalar()
+    return None if found is None else str(found)
+
+
 def current_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
     query = (
         select(assignments).where(assignments.c.lead_id == lead_id).order_by(assignments.c.id.desc()).limit(1)

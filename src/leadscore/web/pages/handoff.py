@@ -6,6 +6,7 @@ With several scores, a picker chooses the score (the team) whose hand-off queue 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -13,8 +14,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
-from leadscore.lifecycle.reports import handoff_stage
+from leadscore.lifecycle.reports import handoff_stages
 from leadscore.lifecycle.score_stages import view_of
+from leadscore.model import Lifecycle
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.score_names import picker_names
@@ -24,6 +26,11 @@ from leadscore.web.render import page
 from leadscore.web.security import LeadsReader
 
 router = APIRouter()
+
+
+def _names(lifecycle: Lifecycle | None, stage_ids: Sequence[str]) -> str:
+    """The stages' names, as the page writes them (empty without a lifecycle or stages)."""
+    return ", ".join(lifecycle.stage(s).name for s in stage_ids) if lifecycle is not None else ""
 
 
 @router.get("/handoff", response_class=HTMLResponse, include_in_schema=False)
@@ -56,17 +63,18 @@ def handoff_page(
             if scored is not None and lifecycle is not None
             else None
         )
-    stage = handoff_stage(lifecycle, view) if lifecycle is not None else None
+    stages = handoff_stages(lifecycle, view) if lifecycle is not None else []
+    assigned_in = lifecycle.assignment.stage_ids if lifecycle and lifecycle.assignment else ()
     here = {"score": score} if score else {}
     return page(
         request,
         viewer,
         "handoff.html",
         lifecycle=lifecycle,
-        stage=lifecycle.stage(stage).name if lifecycle and stage else None,
-        other_stage=lifecycle.stage(lifecycle.assignment.stage).name
-        if lifecycle and lifecycle.assignment and stage is None
-        else None,
+        stage=_names(lifecycle, stages) or None,
+        stages=len(stages),
+        other_stage=_names(lifecycle, assigned_in) if not stages else None,
+        other_stages=len(assigned_in),
         desk=found,
         view=view,
         here=urlencode(here),
