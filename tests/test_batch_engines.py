@@ -251,7 +251,8 @@ def test_an_undeclared_construct_fails_at_compile_time_naming_the_rule(
 
 CASES = {c.name.removesuffix(".yaml"): c for c in map(load_case, sorted(CASES_DIR.glob("*.yaml")))}
 # distinct counts, account scope, recency, ratio and exclusions: scored and explained on Spark too
-NEW_KINDS = ("distinct-counts", "account-committee", "recency-ratio", "pql-trial", "seat-share", "exclusions")
+NEW_KINDS = ("distinct-counts", "account-committee", "recency-ratio", "pql-trial", "seat-share", "exclusions",
+             "burst-as-of")  # fmt: skip
 SPARK_CASES = ("operators-numeric", "operators-text", "half-life", "stitching", *NEW_KINDS)
 
 

@@ -31,10 +31,12 @@ from leadscore.compile.changes import changes_of
 from leadscore.compile.dialects import computed_once, targets_in_place
 from leadscore.compile.query import (
     account_events,
+    account_people_events,
     aggregate_columns,
     aggregate_events,
     check_capabilities,
     compile_model,
+    lead_people_events,
     rules_events,
     scoped,
     score_aggregates,
@@ -130,7 +132,7 @@ def compile_models(
     if everyone:
         events: Any = rules_events(everyone, t, e, ids)
         for i, (sp, rules) in enumerate(lead_rules):
-            events = with_exclusions(sp, rules, events, namespace(i))
+            events = with_exclusions(sp, rules, events, namespace(i), lead_people_events(rules, t, e, ids))
         ev = events.subquery("ev")
         cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
         for sp, rules in lead_rules:
@@ -145,8 +147,9 @@ def compile_models(
             aggs["lead"] = _own_ids(shared, model, sp, f"{ns}event_totals")
         account_rules = scoped(sp, "account")
         if account_rules:
+            people = account_people_events(sp, account_rules, t, e, ids, leads)
             agg = aggregate_events(
-                sp, account_rules, account_events(sp, t, e, ids, leads), f"{ns}account_", explain
+                sp, account_rules, account_events(sp, t, e, ids, leads), f"{ns}account_", explain, people
             )
             aggs["account"] = _own_ids(agg, model, sp, f"{ns}account_totals")
         branches.append(score_aggregates(model, t, aggs, sources, explain, ns))

@@ -32,10 +32,12 @@ from leadscore.compile.dialects import computed_once, double, targets_in_place
 from leadscore.compile.ledger import Ledger, factors, read_ledger
 from leadscore.compile.query import (
     account_events,
+    account_people_events,
     compile_model,
     counted,
     event_match,
     lead_events,
+    lead_people_events,
     occurrence_points,
     scope,
     scoped,
@@ -65,11 +67,17 @@ def compile_contributions(
     driver = targets_in_place(targets.cte("event_targets"))
     if lead_rules := scoped(model, "lead"):
         events = lead_events(model, driver, sources.events, sources.identities, message_id)
-        evs["lead"] = computed_once(with_exclusions(model, lead_rules, events, "lead_").cte("lead_events"))
+        people = lead_people_events(lead_rules, driver, sources.events, sources.identities)
+        evs["lead"] = computed_once(
+            with_exclusions(model, lead_rules, events, "lead_", people).cte("lead_events")
+        )
     if account_rules := scoped(model, "account"):
         events = account_events(model, driver, sources.events, sources.identities, sources.leads, message_id)
+        people = account_people_events(
+            model, account_rules, driver, sources.events, sources.identities, sources.leads
+        )
         evs["account"] = computed_once(
-            with_exclusions(model, account_rules, events, "account_").cte("account_events")
+            with_exclusions(model, account_rules, events, "account_", people).cte("account_events")
         )
     per_rule = [
         _rule_shares(model, i, rule, evs[scope(rule)], rows) for i, rule in enumerate(model.engagement)

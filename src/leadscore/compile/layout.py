@@ -12,10 +12,11 @@ of__<rule>                      the number a 'threshold' rule's share is of (e.g
 recent__<rule>, before__<rule>  the count of the last window and of the one before ('ratio' rules)
 
 Inside the event stage of a rule with ``exclude`` (``query.with_exclusions``), per event: x__<rule> 1 when
-the rule does not count it, from bm__ (the event is a burst kind's match), bn__ (that kind's matches in the
-span before it), bx__ (matches after it, within the span, whose bn__ is above more_than) and sent__ (the
-latest send with the same value); these four are shared by the rules with the same definition and named
-after the first of them.
+the rule does not count it as of the row's as-of, from bh__ (the earliest match within the span after the
+event whose bn__ is above more_than; once per person and time, ``query.burst_times``, from bm__: the event
+is a burst kind's match, and bn__: that kind's matches in the span before it) and sent__ (the latest send
+with the same value); these are shared by the rules with the same definition and named after the first
+of them.
 gsum__<group>, gval__<group>    group total before and after the group cap
 
 The per-event form (``contributions``) repeats the row once per counted (rule, event) and adds
@@ -93,8 +94,8 @@ def burst_match_col(rule_id: str) -> str:
     return f"bm__{rule_id}"
 
 
-def burst_mark_col(rule_id: str) -> str:
-    return f"bx__{rule_id}"
+def burst_time_col(rule_id: str) -> str:
+    return f"bh__{rule_id}"
 
 
 def sent_col(rule_id: str) -> str:

@@ -23,6 +23,8 @@ all of them in one GROUP BY, then stages 3 to 7 (``score_aggregates``) of each, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, and_, case, distinct, func, literal, or_, select, true
@@ -188,22 +190,32 @@ def _send_key(rule: EventRule) -> tuple[str, str]:
 
 
 def with_exclusions(
-    model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str
+    model: ScoringModel,
+    rules: tuple[EventRule, ...],
+    events: Select[Any],
+    prefix: str,
+    people_events: Select[Any] | None = None,
 ) -> Any:
-    """``events`` with a 0/1 column ``x__<rule>`` per rule with ``exclude`` (1: the event is a machine's
-    or part of a burst, and the rule does not count it); ``events`` itself when no rule excludes.
+    """``events`` (one row per target and event) with a 0/1 column ``x__<rule>`` per rule with ``exclude``
+    (1: as of the row's as-of, the event is a machine's or part of a burst, and the rule does not count
+    it); ``events`` itself when no rule excludes. ``people_events`` (``lead_people_events`` or
+    ``account_people_events``): the events of the same people once per person, for the bursts.
+
+    burst, per person rather than per target: a match's burst count (its kind's matches in [u - within,
+    u]) reads only matches at or before ``u``, so it is the same at every as-of from ``u`` on. So is
+    ``h(t)``, the earliest match ``u`` in [t, t + within] whose count is above ``more_than``; at as-of
+    ``a`` the event at ``t`` is part of a burst (a span of ``within`` holding it holds more than
+    ``more_than`` matches, all at or before ``a``) exactly when ``h(t)`` exists and ``h(t) <= a``.
+    ``burst_times`` computes ``h`` once per person and time; each target's rows look it up by (person,
+    ts), so a lead scored at many as-of times (backtests, history) has its events windowed once.
 
     machine: the latest ``after`` event of the same person with the same ``same`` value at or before the
-    event (window max over that person and value) is less than ``within`` older. burst: some span of
-    ``within`` holding the event holds more than ``more_than`` of the rule's matches (any time): the
-    count of matches in [t - within, t] for every match t, then whether any match in [ts, ts + within]
-    has a count above ``more_than`` (a count slides over the frame by adding and removing rows; the
-    largest count, ``max``, needs the frame's values kept in order, an index per window on SQLite).
+    event (window max over that person and value) is less than ``within`` older.
 
-    Each window is computed once per distinct definition, not per rule: one latest-send window per
-    (``after``, ``same``), one burst count per (kind match, ``within``) and one burst mark per (kind match,
-    ``within``, ``more_than``); learned models give many rules of one page kind the same burst. The
-    columns are named after the first rule that needs them; each rule's ``x__`` reads the shared ones.
+    Each is computed once per distinct definition, not per rule: one latest-send window per (``after``,
+    ``same``), one burst time per (kind match, ``within``, ``more_than``) (``burst_definitions``);
+    learned models give many rules of one page kind the same burst. The columns are named after the
+    first rule that needs them; each rule's ``x__`` reads the shared ones.
     """
     marked = [r for r in rules if r.exclude is not None]
     if not marked:
@@ -213,28 +225,91 @@ def with_exclusions(
     def person(ev: Any) -> list[Any]:
         return [ev.c.lead_id, ev.c.as_of, *([ev.c.ev_lead_id] if "ev_lead_id" in ev.c else [])]
 
-    kinds: dict[tuple[str, str], EventRule] = {}  # kind match -> the rule naming its 0/1 column
-    counts: dict[tuple[str, str, float], EventRule] = {}  # burst key -> the rule naming its count
-    marks: dict[tuple[tuple[str, str, float], int], EventRule] = {}  # (burst key, more_than) -> namer
     sends: dict[tuple[str, str], EventRule] = {}  # (after, same) -> the rule naming its latest send
     for rule in marked:
         assert rule.exclude is not None
-        if rule.exclude.burst is not None:
-            kinds.setdefault(_burst_key(rule)[:2], rule)
-            counts.setdefault(_burst_key(rule), rule)
-            marks.setdefault((_burst_key(rule), rule.exclude.burst.more_than), rule)
         if rule.exclude.machine is not None:
             sends.setdefault(_send_key(rule), rule)
+    definitions = burst_definitions(marked)
+    source: Any = raw
+    first: list[Any] = list(raw.c)
+    if definitions.marks:
+        if people_events is None:
+            raise CompileError(
+                f"rule {next(iter(definitions.marks.values())).id}: a burst needs the people's events"
+            )
+        times = burst_times(model, definitions, people_events, f"{prefix}burst")
+        whose = raw.c.ev_lead_id if "ev_lead_id" in raw.c else raw.c.lead_id
+        source = raw.outerjoin(times, and_(times.c.person == whose, times.c.ts == raw.c.ts))
+        first += [c for c in times.c if c.key not in ("person", "ts")]
+    for (after, same), rule in sends.items():
+        value = LowerText(event_resolver(raw)(same).text(), unicode=False)
+        send = and_(raw.c.type == "track", raw.c.name == after, value.is_not(None))
+        sent = func.max(case((send, raw.c.ts))).over(
+            partition_by=[*person(raw), value], order_by=raw.c.ts, range_=(None, 0)
+        )
+        first.append(sent.label(layout.sent_col(rule.id)))
+    last = select(*first).select_from(source).subquery(f"{prefix}marked_ev")
 
-    # each kind match once per event, before the windows: both burst windows of every burst of that
-    # kind read the one 0/1 column
-    matched = select(
-        *raw.c,
-        *(
-            case((kind_match(model, r, raw), 1), else_=0).label(layout.burst_match_col(r.id))
-            for r in kinds.values()
-        ),
-    ).subquery(f"{prefix}kind_ev")
+    final: list[Any] = [c for c in last.c if c.key in raw.c]
+    for rule in marked:
+        assert rule.exclude is not None
+        burst, machine = rule.exclude.burst, rule.exclude.machine
+        flags: list[ColumnElement[bool]] = []
+        if burst is not None:
+            # NULL (no heavy match within ``within`` after the event) is not excluded
+            namer = definitions.marks[_burst_key(rule), burst.more_than]
+            flags.append(last.c[layout.burst_time_col(namer.id)] <= last.c.as_of)
+        if machine is not None:
+            last_send = last.c[layout.sent_col(sends[_send_key(rule)].id)]
+            flags.append(and_(last_send.is_not(None), last.c.ts - last_send < _span_ms(machine.within)))
+        final.append(case((or_(*flags), 1), else_=0).label(layout.excluded_col(rule.id)))
+    return select(*final).select_from(last)
+
+
+@dataclass(frozen=True)
+class BurstDefinitions:
+    """The distinct burst definitions of some rules, each with the rule whose id names its columns."""
+
+    kinds: dict[tuple[str, str], EventRule]  # kind match (type and name, ``where``) -> its 0/1 column
+    counts: dict[tuple[str, str, float], EventRule]  # (kind match, within) -> its count
+    marks: dict[tuple[tuple[str, str, float], int], EventRule]  # (count, more_than) -> its burst time
+
+
+def burst_definitions(rules: Sequence[EventRule]) -> BurstDefinitions:
+    """The burst definitions of ``rules`` (those without a burst have none), named after the first rule
+    that has each."""
+    found = BurstDefinitions({}, {}, {})
+    for rule in rules:
+        if rule.exclude is None or rule.exclude.burst is None:
+            continue
+        key = _burst_key(rule)
+        found.kinds.setdefault(key[:2], rule)
+        found.counts.setdefault(key, rule)
+        found.marks.setdefault((key, rule.exclude.burst.more_than), rule)
+    return found
+
+
+def burst_times(
+    model: ScoringModel, definitions: BurstDefinitions, people_events: Select[Any], name: str
+) -> Any:
+    """Per (person, ts) of ``people_events``, one ``bh__`` column per burst definition: ``h(ts)``, the
+    earliest match in [ts, ts + within] of the definition's kind whose count of that kind's matches in
+    [its time - within, its time] is above ``more_than``; NULL when there is none. Only the times with
+    some ``h`` are kept, one row each (``with_exclusions`` looks them up by person and ts).
+
+    Two window passes over each person's matches, once per person whatever the number of targets: the
+    counts (a sliding count per (kind, within)), then the earliest heavy match at or after each time (a
+    running ``min`` from the newest match back, its frame only growing: no engine keeps the frame's
+    values in order), kept when it lies within ``within``.
+    """
+    kinds, counts, marks = definitions.kinds, definitions.counts, definitions.marks
+    pe = people_events.subquery(f"{name}_people_ev")
+    flags = [
+        case((kind_match(model, r, pe), 1), else_=0).label(layout.burst_match_col(r.id))
+        for r in kinds.values()
+    ]
+    matched = select(pe.c.person, pe.c.ts, *flags).subquery(f"{name}_kind_ev")
 
     def is_kind(ev: Any, key: tuple[str, str, float]) -> ColumnElement[bool]:
         return ev.c[layout.burst_match_col(kinds[key[:2]].id)] == 1
@@ -242,38 +317,89 @@ def with_exclusions(
     first: list[Any] = list(matched.c)
     for key, rule in counts.items():
         n = func.count(case((is_kind(matched, key), 1)))
-        window = n.over(partition_by=person(matched), order_by=matched.c.ts, range_=(-int(key[2] * MS), 0))
+        window = n.over(partition_by=matched.c.person, order_by=matched.c.ts, range_=(-int(key[2] * MS), 0))
         first.append(window.label(layout.burst_col(rule.id)))
-    for (after, same), rule in sends.items():
-        value = LowerText(event_resolver(matched)(same).text(), unicode=False)
-        send = and_(matched.c.type == "track", matched.c.name == after, value.is_not(None))
-        sent = func.max(case((send, matched.c.ts))).over(
-            partition_by=[*person(matched), value], order_by=matched.c.ts, range_=(None, 0)
-        )
-        first.append(sent.label(layout.sent_col(rule.id)))
-    mid = select(*first).subquery(f"{prefix}marked_ev")
+    # only the events some burst kind matches: the others are neither counted nor excluded
+    some_kind = or_(*(matched.c[layout.burst_match_col(r.id)] == 1 for r in kinds.values()))
+    counted_ev = select(*first).where(some_kind).subquery(f"{name}_count_ev")
 
-    sent_cols = {layout.sent_col(rule.id) for rule in sends.values()}
-    second: list[Any] = [c for c in mid.c if c.key in raw.c or c.key in sent_cols]
+    second: list[Any] = [counted_ev.c.person, counted_ev.c.ts]
     for (key, more_than), rule in marks.items():
-        count = mid.c[layout.burst_col(counts[key].id)]
-        over = func.count(case((and_(is_kind(mid, key), count > more_than), 1)))
-        window = over.over(partition_by=person(mid), order_by=mid.c.ts, range_=(0, int(key[2] * MS)))
-        second.append(window.label(layout.burst_mark_col(rule.id)))
-    last = select(*second).subquery(f"{prefix}burst_ev")
+        heavy = and_(is_kind(counted_ev, key), counted_ev.c[layout.burst_col(counts[key].id)] > more_than)
+        # newest first, up to this row: every match at or after ts (its equal-time peers included)
+        next_heavy = func.min(case((heavy, counted_ev.c.ts))).over(
+            partition_by=counted_ev.c.person, order_by=counted_ev.c.ts.desc(), range_=(None, 0)
+        )
+        second.append(next_heavy.label(layout.burst_time_col(rule.id)))
+    heavy_ev = select(*second).subquery(f"{name}_heavy_ev")
 
-    third: list[Any] = [c for c in last.c if c.key in raw.c]
-    for rule in marked:
-        assert rule.exclude is not None
-        burst, machine = rule.exclude.burst, rule.exclude.machine
-        flags: list[ColumnElement[bool]] = []
-        if burst is not None:
-            flags.append(last.c[layout.burst_mark_col(marks[_burst_key(rule), burst.more_than].id)] > 0)
-        if machine is not None:
-            last_send = last.c[layout.sent_col(sends[_send_key(rule)].id)]
-            flags.append(and_(last_send.is_not(None), last.c.ts - last_send < _span_ms(machine.within)))
-        third.append(case((or_(*flags), 1), else_=0).label(layout.excluded_col(rule.id)))
-    return select(*third)
+    # equal times have equal ``h`` (their frames are the same): one row per (person, ts)
+    times = {
+        rule.id: func.min(
+            case(
+                (
+                    heavy_ev.c[layout.burst_time_col(rule.id)] - heavy_ev.c.ts <= _ms(key[2] * MS),
+                    heavy_ev.c[layout.burst_time_col(rule.id)],
+                )
+            )
+        )
+        for (key, _), rule in marks.items()
+    }
+    return (
+        select(
+            heavy_ev.c.person, heavy_ev.c.ts, *(h.label(layout.burst_time_col(i)) for i, h in times.items())
+        )
+        .group_by(heavy_ev.c.person, heavy_ev.c.ts)
+        .having(or_(*(h.is_not(None) for h in times.values())))
+        .subquery(name)
+    )
+
+
+def lead_people_events(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any) -> Select[Any] | None:
+    """The events ``burst_times`` reads for lead-scope ``rules``, once per lead of the targets ``t``:
+    those of the bursts' event types from the lead's earliest as-of less the bursts' look-back to its
+    latest as-of; None when no rule has a burst."""
+    people = select(
+        t.c.lead_id.label("person"),
+        func.min(t.c.as_of).label("first_as_of"),
+        func.max(t.c.as_of).label("last_as_of"),
+    ).group_by(t.c.lead_id)
+    return _people_events(rules, people.subquery("burst_people"), e, ids)
+
+
+def account_people_events(
+    model: ScoringModel, rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any, leads: Any
+) -> Select[Any] | None:
+    """``lead_people_events`` for account-scope ``rules``: once per lead of the targets' accounts
+    (``account_events``'s colleagues), between the earliest and latest as-of it is read at."""
+    people, mate = _colleagues(model, t, leads)
+    found = (
+        select(
+            mate.c.id.label("person"),
+            func.min(t.c.as_of).label("first_as_of"),
+            func.max(t.c.as_of).label("last_as_of"),
+        )
+        .select_from(people)
+        .group_by(mate.c.id)
+    )
+    return _people_events(rules, found.subquery("account_burst_people"), e, ids)
+
+
+def _people_events(rules: tuple[EventRule, ...], people: Any, e: Any, ids: Any) -> Select[Any] | None:
+    bursts = tuple(r for r in rules if r.exclude is not None and r.exclude.burst is not None)
+    if not bursts:
+        return None
+    join_on = [e.c.person_key == ids.c.key, e.c.ts <= people.c.last_as_of]
+    horizon = _horizon_ms(bursts)  # a counted event's look-back and its burst's span before it
+    if horizon is not None:
+        join_on.append(e.c.ts > people.c.first_as_of - _ms(horizon))
+    types = sorted({r.event.type for r in bursts})
+    kind = NotIndexed(e.c.type)
+    join_on.append(kind.in_(types) if len(types) > 1 else kind == types[0])
+    found = DrivingJoin(DrivingJoin(people, ids, ids.c.lead_id == people.c.person), e, and_(*join_on))
+    return select(people.c.person, e.c.ts, e.c.type, e.c.name, e.c.path, e.c.url, e.c.properties).select_from(
+        found
+    )
 
 
 def within(rule: ThresholdRule, ev: Any) -> ColumnElement[bool]:
@@ -364,9 +490,12 @@ def compile_model(
     t = targets_in_place(targets.cte("targets"))
     e, ids, leads = sources.events, sources.identities, sources.leads
 
-    agg = aggregate_events(model, scoped(model, "lead"), lead_events(model, t, e, ids), "", explain)
+    lead_rules, account_rules = scoped(model, "lead"), scoped(model, "account")
+    lead_people = lead_people_events(lead_rules, t, e, ids)
+    agg = aggregate_events(model, lead_rules, lead_events(model, t, e, ids), "", explain, lead_people)
+    account_people = account_people_events(model, account_rules, t, e, ids, leads)
     account_agg = aggregate_events(
-        model, scoped(model, "account"), account_events(model, t, e, ids, leads), "account_", explain
+        model, account_rules, account_events(model, t, e, ids, leads), "account_", explain, account_people
     )
     return score_aggregates(model, t, {"lead": agg, "account": account_agg}, sources, explain)
 
@@ -404,12 +533,8 @@ def account_events(model: ScoringModel, t: Any, e: Any, ids: Any, leads: Any, *e
     """Every event an account-scope rule may read, once per (lead_id, as_of) row of ``t``: the events of
     every lead of the lead's account (its own only when it has none), each with the lead it belongs to
     (``ev_lead_id``), with ts <= as_of, of those rules' types, within their longest look-back."""
-    me, mate = leads.alias("target_lead"), leads.alias("account_lead")
-    same_account = or_(mate.c.id == me.c.id, mate.c.account_id == me.c.account_id)
+    people, mate = _colleagues(model, t, leads)
     join_on = _event_join(scoped(model, "account"), t, e, ids)
-    # a colleague without tracking consent is not counted for anyone (their own score counts nothing)
-    colleague = and_(same_account, _tracking_allowed(model, mate))
-    people = t.join(me, me.c.id == t.c.lead_id).join(mate, colleague)
     return select(
         t.c.lead_id,
         t.c.as_of,
@@ -422,6 +547,16 @@ def account_events(model: ScoringModel, t: Any, e: Any, ids: Any, leads: Any, *e
         e.c.url,
         e.c.properties,
     ).select_from(DrivingJoin(people.join(ids, ids.c.lead_id == mate.c.id), e, and_(*join_on)))
+
+
+def _colleagues(model: ScoringModel, t: Any, leads: Any) -> tuple[Any, Any]:
+    """Each target beside every lead of its account (itself when it has none) whose behaviour may be
+    scored: the join, and the colleagues' alias (``account_lead``)."""
+    me, mate = leads.alias("target_lead"), leads.alias("account_lead")
+    same_account = or_(mate.c.id == me.c.id, mate.c.account_id == me.c.account_id)
+    # a colleague without tracking consent is not counted for anyone (their own score counts nothing)
+    colleague = and_(same_account, _tracking_allowed(model, mate))
+    return t.join(me, me.c.id == t.c.lead_id).join(mate, colleague), mate
 
 
 def _event_join(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any) -> list[ColumnElement[bool]]:
@@ -446,13 +581,19 @@ def occurrence_points(model: ScoringModel, rule: EachRule, ev: Any) -> ColumnEle
 
 
 def aggregate_events(
-    model: ScoringModel, rules: tuple[EventRule, ...], events: Select[Any], prefix: str, explain: bool
+    model: ScoringModel,
+    rules: tuple[EventRule, ...],
+    events: Select[Any],
+    prefix: str,
+    explain: bool,
+    people_events: Select[Any] | None = None,
 ) -> Any:
     """Per target, every aggregate the rules read from ``events`` (``lead_events`` or
-    ``account_events``): counts, sums, latest times; None without rules."""
+    ``account_events``; ``people_events`` for their bursts, ``with_exclusions``): counts, sums, latest
+    times; None without rules."""
     if not rules:
         return None
-    ev = with_exclusions(model, rules, events, prefix).subquery(f"{prefix}ev")
+    ev = with_exclusions(model, rules, events, prefix, people_events).subquery(f"{prefix}ev")
     cols = [ev.c.lead_id, ev.c.as_of, *aggregate_columns(model, rules, ev, explain)]
     return select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte(f"{prefix}event_totals")
 
