@@ -605,6 +605,40 @@ def test_batch_score_runs_several_scores_in_one_job_as_one_at_a_time(
     assert numbers(current(batch_store, "bob", "core")) == BOB_CORE
 
 
+@pytest.mark.parametrize("engine", BATCH_ENGINES)
+def test_several_scores_in_one_batch_job_are_one_statement(
+    engine: str, batch_store: Store, tmp_path: Path
+) -> None:
+    """``run_batch_scores`` compiles the models into one statement (``compile_models``: one row per score
+    and lead, ``score_index`` first), so the events are read once; each score's rows go to its own output."""
+    from leadscore.batch.locations import ParquetLocation, StoreLocation
+    from leadscore.batch.run import BatchJob, NamedModel, run_batch_scores
+
+    two_scores(batch_store)
+    with batch_store.connect() as conn:
+        versions = {v.score_name: v.id for v in active_versions(conn)}
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    named = [
+        NamedModel("analytics", versions["analytics"], loads_model(ANALYTICS)),
+        NamedModel("core", versions["core"], loads_model(CORE)),
+    ]
+    job = BatchJob(
+        engine=engine,
+        events=StoreLocation(),
+        leads=StoreLocation(),
+        out=ParquetLocation(str(tmp_path / "out")),
+        model=named[0].model,
+        as_of=T0 + 3 * HOUR,
+        db=str(batch_store.url),
+    )
+    results = run_batch_scores(job, named)
+    assert [r.leads for r in results] == [2, 2]
+    assert results[0].sql == results[1].sql and "score_index" in results[0].sql
+    # ann 90 and bob 10 for analytics, 50 and 20 for core (hand-computed above), each in its own folder
+    assert batch_scores(tmp_path / "out" / "analytics") == [(ann, 90.0), (bob, 10.0)]
+    assert batch_scores(tmp_path / "out" / "core") == [(ann, 50.0), (bob, 20.0)]
+
+
 def test_batch_score_refuses_several_scores_with_a_model_file_or_an_unknown_score(
     sqlite_store: Store, tmp_path: Path
 ) -> None:
