@@ -569,17 +569,18 @@ def test_batch_score_scores_the_score_named(engine: str, batch_store: Store, tmp
     assert numbers(current(batch_store, "ann", "core")) == ANN_CORE
 
 
-@pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
+@pytest.mark.parametrize("engine", BATCH_ENGINES)
 def test_batch_score_runs_several_scores_in_one_job_as_one_at_a_time(
-    engine: str, sqlite_store: Store, tmp_path: Path
+    engine: str, batch_store: Store, tmp_path: Path
 ) -> None:
-    """--score core --score analytics (DuckDB: one read of the sources for both) writes OUT/core and
-    OUT/analytics with what two runs of one score write; --all-scores runs every active score."""
-    two_scores(sqlite_store)
-    db = str(sqlite_store.url)
+    """--score core --score analytics (one statement for both models: the events read once) writes
+    OUT/core and OUT/analytics with what two runs of one score write, on every engine; --all-scores runs
+    every active score."""
+    two_scores(batch_store)
+    db = str(batch_store.url)
     base = ["batch", "score", "--engine", engine, "--db", db, "--events", "store", "--leads", "store",
             "--as-of", "2024-05-01T03:00:00Z"]  # fmt: skip
-    with sqlite_store.connect() as conn:
+    with batch_store.connect() as conn:
         ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
     both = CliRunner().invoke(
         cli, [*base, "--score", "core", "--score", "analytics", "--out", str(tmp_path / "both")]
@@ -600,8 +601,42 @@ def test_batch_score_runs_several_scores_in_one_job_as_one_at_a_time(
     # into the store: both scores' rows, each from its own model
     stored = CliRunner().invoke(cli, [*base, "--score", "analytics", "--score", "core", "--out", "store"])
     assert stored.exit_code == 0, stored.output
-    assert numbers(current(sqlite_store, "ann", "analytics")) == ANN_ANALYTICS
-    assert numbers(current(sqlite_store, "bob", "core")) == BOB_CORE
+    assert numbers(current(batch_store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(batch_store, "bob", "core")) == BOB_CORE
+
+
+@pytest.mark.parametrize("engine", BATCH_ENGINES)
+def test_several_scores_in_one_batch_job_are_one_statement(
+    engine: str, batch_store: Store, tmp_path: Path
+) -> None:
+    """``run_batch_scores`` compiles the models into one statement (``compile_models``: one row per score
+    and lead, ``score_index`` first), so the events are read once; each score's rows go to its own output."""
+    from leadscore.batch.locations import ParquetLocation, StoreLocation
+    from leadscore.batch.run import BatchJob, NamedModel, run_batch_scores
+
+    two_scores(batch_store)
+    with batch_store.connect() as conn:
+        versions = {v.score_name: v.id for v in active_versions(conn)}
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    named = [
+        NamedModel("analytics", versions["analytics"], loads_model(ANALYTICS)),
+        NamedModel("core", versions["core"], loads_model(CORE)),
+    ]
+    job = BatchJob(
+        engine=engine,
+        events=StoreLocation(),
+        leads=StoreLocation(),
+        out=ParquetLocation(str(tmp_path / "out")),
+        model=named[0].model,
+        as_of=T0 + 3 * HOUR,
+        db=str(batch_store.url),
+    )
+    results = run_batch_scores(job, named)
+    assert [r.leads for r in results] == [2, 2]
+    assert results[0].sql == results[1].sql and "score_index" in results[0].sql
+    # ann 90 and bob 10 for analytics, 50 and 20 for core (hand-computed above), each in its own folder
+    assert batch_scores(tmp_path / "out" / "analytics") == [(ann, 90.0), (bob, 10.0)]
+    assert batch_scores(tmp_path / "out" / "core") == [(ann, 50.0), (bob, 20.0)]
 
 
 def test_batch_score_refuses_several_scores_with_a_model_file_or_an_unknown_score(

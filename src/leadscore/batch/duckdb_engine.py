@@ -16,9 +16,9 @@ from sqlalchemy.sql import FromClause
 from leadscore.batch.frames import SOURCES
 from leadscore.batch.locations import Location, StoreLocation, TableLocation
 from leadscore.batch.parquet import export_relation
-from leadscore.batch.run import BatchJob, BatchResult, build_sources, relation, targets
+from leadscore.batch.run import BatchJob, BatchResult, build_sources, ledgers_by_job, relation, scores_query
 from leadscore.batch.sinks import DuckDBTableSink, ParquetSink, Sink, StoreSink
-from leadscore.compile import Sources, compile_model, read_ledger, render_sql
+from leadscore.compile import Sources, render_sql
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
 
@@ -53,9 +53,9 @@ def run_duckdb(job: BatchJob) -> BatchResult:
 
 
 def run_duckdb_jobs(jobs: list[BatchJob]) -> list[BatchResult]:
-    """Jobs that differ only in model and output (``run.score_jobs``): the sources are named once and, for
-    more than one job, copied once into temporary tables, so every model's query reads the events from
-    DuckDB's copy and the Parquet files or the store are read one time."""
+    """Jobs that differ only in model and output (``run.score_jobs``): the sources are named once and every
+    model is scored by one query (``run.scores_query``), so the Parquet files or the store are read once
+    and the events aggregated once for all the models."""
     import duckdb
 
     job = jobs[0]
@@ -70,37 +70,40 @@ def run_duckdb_jobs(jobs: list[BatchJob]) -> list[BatchResult]:
                 if isinstance(loc, StoreLocation):
                     assert store is not None
                     loc = export_relation(store, name, Path(tmp) / f"{name}.parquet")
-                view = parquet_view(con, name, loc.files())
-                if len(jobs) == 1:
-                    return relation(name, view)
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {view}_copy AS SELECT * FROM {view}")
-                return relation(name, f"{view}_copy")
+                return relation(name, parquet_view(con, name, loc.files()))
 
             sources = build_sources(job, resolve)
-            return [_score(con, store, one, sources) for one in jobs]
+            return _score(con, store, jobs, sources)
     finally:
         con.close()
         if store is not None:
             store.dispose()
 
 
-def _score(con: Any, store: Store | None, job: BatchJob, sources: Sources) -> BatchResult:
-    sql = render_sql(compile_model(job.model, sources, targets(sources, job.as_of), "duckdb"), "duckdb")
-    sink: Sink
+def _sink(con: Any, store: Store | None, job: BatchJob) -> Sink:
     if isinstance(job.out, StoreLocation):
         assert store is not None and job.version_id is not None
-        sink = StoreSink(store, job.version_id, now_ms(), job.score_name)
-    elif isinstance(job.out, TableLocation):
-        sink = DuckDBTableSink(con.cursor(), job.out.name)
-    else:
-        sink = ParquetSink(Path(job.out.path))
-    leads = lines = 0
+        return StoreSink(store, job.version_id, now_ms(), job.score_name)
+    if isinstance(job.out, TableLocation):
+        return DuckDBTableSink(con.cursor(), job.out.name)
+    return ParquetSink(Path(job.out.path))
+
+
+def _score(con: Any, store: Store | None, jobs: list[BatchJob], sources: Sources) -> list[BatchResult]:
+    sql = render_sql(scores_query(jobs, sources), "duckdb")
+    sinks: list[Sink] = []
+    leads = [0] * len(jobs)
+    lines = [0] * len(jobs)
     try:
-        for batch in arrow_batches(con, sql, job.chunk):
-            ledgers = [read_ledger(job.model, row) for row in batch.to_pylist()]
-            sink.write(ledgers)
-            leads += len(ledgers)
-            lines += sum(len(lg.lines) for lg in ledgers)
+        for job in jobs:
+            sinks.append(_sink(con, store, job))
+        for batch in arrow_batches(con, sql, jobs[0].chunk):
+            for i, ledgers in enumerate(ledgers_by_job(jobs, batch.to_pylist())):
+                if ledgers:
+                    sinks[i].write(ledgers)
+                    leads[i] += len(ledgers)
+                    lines[i] += sum(len(lg.lines) for lg in ledgers)
     finally:
-        sink.close()
-    return BatchResult(leads, lines, str(job.out), sql)
+        for sink in sinks:
+            sink.close()
+    return [BatchResult(leads[i], lines[i], str(job.out), sql) for i, job in enumerate(jobs)]

@@ -4,11 +4,16 @@ The steps are the same on every engine: name the four relations in the engine (P
 tables, the store's tables or engine tables), compile the model once with ``compile_model`` for that
 engine's dialect, execute, and turn each result row into a ledger with ``read_ledger``. Only the first
 and the execution differ, in ``sql_engine``, ``duckdb_engine`` and ``spark_engine``.
+
+Several named scores (``run_batch_scores``) run as one job on every engine: the sources are named once,
+every model is compiled into one statement with ``compile_models`` (the events read and aggregated once
+for all of them, one row per score and lead, ``score_index`` first), and each row becomes a ledger of
+its own score's model, written where that score goes (``out_for``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,8 @@ from leadscore.batch.locations import (
     StoreLocation,
     TableLocation,
 )
-from leadscore.compile import Sources
+from leadscore.compile import Ledger, Sources, compile_model, read_ledger
+from leadscore.compile.composite import SCORE_INDEX, compile_models
 from leadscore.errors import InputError, Problem
 from leadscore.model import ScoringModel
 
@@ -176,6 +182,32 @@ def targets(sources: Sources, as_of: int) -> Select[Any]:
     return select(leads.c.id.label("lead_id"), literal(as_of, BigInteger).label("as_of"))
 
 
+def scores_query(jobs: Sequence[BatchJob], sources: Sources) -> Select[Any]:
+    """The one statement that scores every job's model (jobs that differ only in model and output, as
+    ``score_jobs`` makes them): ``compile_model``'s for one job, ``compile_models``' for several."""
+    if not jobs:
+        raise ValueError("scores_query: no job to compile")
+    job = jobs[0]
+    lead_targets = targets(sources, job.as_of)
+    if len(jobs) == 1:
+        return compile_model(job.model, sources, lead_targets, job.dialect)
+    return compile_models([one.model for one in jobs], sources, lead_targets, job.dialect)
+
+
+def ledgers_by_job(jobs: Sequence[BatchJob], rows: Iterable[Mapping[str, Any]]) -> list[list[Ledger]]:
+    """Rows of ``scores_query(jobs, ...)`` as ledgers, one list per job, each read by its own model."""
+    out: list[list[Ledger]] = [[] for _ in jobs]
+    if len(jobs) == 1:
+        out[0] = [read_ledger(jobs[0].model, row) for row in rows]
+        return out
+    for row in rows:
+        index = row[SCORE_INDEX]
+        if not isinstance(index, int) or not 0 <= index < len(jobs):
+            raise ValueError(f"scores_query row with {SCORE_INDEX} {index!r}: not one of {len(jobs)} scores")
+        out[index].append(read_ledger(jobs[index].model, row))
+    return out
+
+
 def run_batch(job: BatchJob) -> BatchResult:
     """Run the job on its engine and write the scores and the long-form ledger to ``job.out``."""
     check_job(job)
@@ -227,15 +259,21 @@ def score_jobs(job: BatchJob, named: Sequence[NamedModel]) -> list[BatchJob]:
 
 
 def run_batch_scores(job: BatchJob, named: Sequence[NamedModel]) -> list[BatchResult]:
-    """Several named scores over the same sources. On DuckDB the sources are read once into the engine and
-    every model's query runs over that copy; the other engines run the job once per score."""
+    """Several named scores over the same sources in one job: one statement for all the models
+    (``scores_query``), so every engine reads and aggregates the events once; one result per score."""
     if not named:
         raise InputError(Problem("no score to run: publish a model, or name one with --score", field="score"))
-    jobs = score_jobs(job, named)
-    for one in jobs:
+    for one in score_jobs(job, named):
         check_job(one)
+    jobs = [complete_sources(one)[0] for one in score_jobs(job, named)]
     if job.engine == "duckdb":
         from leadscore.batch.duckdb_engine import run_duckdb_jobs
 
-        return run_duckdb_jobs([complete_sources(one)[0] for one in jobs])
-    return [run_batch(one) for one in jobs]
+        return run_duckdb_jobs(jobs)
+    if job.engine == "spark":
+        from leadscore.batch.spark_engine import run_spark_jobs
+
+        return run_spark_jobs(jobs)
+    from leadscore.batch.sql_engine import run_sql_jobs
+
+    return run_sql_jobs(jobs)

@@ -23,9 +23,10 @@ from sqlalchemy.sql import FromClause
 from leadscore.batch.frames import LEDGER, SCORES, SOURCES, ledger_table, scores_table, spark_ddl
 from leadscore.batch.locations import Location, ParquetLocation, StoreLocation, TableLocation
 from leadscore.batch.parquet import export_relation
-from leadscore.batch.run import BatchJob, BatchResult, build_sources, relation, targets
+from leadscore.batch.run import BatchJob, BatchResult, build_sources, relation, scores_query
 from leadscore.batch.sinks import LEDGER_FILE, SCORES_FILE, StoreSink
-from leadscore.compile import compile_model, read_ledger, render_sql
+from leadscore.compile import read_ledger, render_sql
+from leadscore.compile.composite import SCORE_INDEX
 from leadscore.extras import require
 from leadscore.model import dump_model, loads_model
 from leadscore.scoring.run import now_ms
@@ -71,8 +72,16 @@ def parquet_view(spark: Any, name: str, location: ParquetLocation) -> str:
 
 
 def run_spark(job: BatchJob) -> BatchResult:
+    return run_spark_jobs([job])[0]
+
+
+def run_spark_jobs(jobs: list[BatchJob]) -> list[BatchResult]:
+    """Jobs that differ only in model and output (``run.score_jobs``): one query scores them all
+    (``run.scores_query``), persisted once; each job's rows (its ``score_index``) are written from it."""
+    job = jobs[0]
     spark = session(job.master)
-    store = Store.from_url(job.db) if job.uses_store() else None
+    store = Store.from_url(job.db) if any(j.uses_store() for j in jobs) else None
+    results: list[BatchResult] = []
     try:
         with tempfile.TemporaryDirectory(prefix="leadscore-batch-") as tmp:
 
@@ -86,16 +95,19 @@ def run_spark(job: BatchJob) -> BatchResult:
                 return relation(name, parquet_view(spark, name, loc))
 
             sources = build_sources(job, resolve)
-            sql = render_sql(compile_model(job.model, sources, targets(sources, job.as_of), "spark"), "spark")
+            sql = render_sql(scores_query(jobs, sources), "spark")
             wide = spark.sql(sql).persist()
             try:
-                leads, lines = _write(job, spark, wide, store)
+                for i, one in enumerate(jobs):
+                    rows = wide if len(jobs) == 1 else wide.where(f"{SCORE_INDEX} = {i}")
+                    leads, lines = _write(one, spark, rows, store)
+                    results.append(BatchResult(leads, lines, str(one.out), sql))
             finally:
                 wide.unpersist()
     finally:
         if store is not None:
             store.dispose()
-    return BatchResult(leads, lines, str(job.out), sql)
+    return results
 
 
 def _write(job: BatchJob, spark: Any, wide: Any, store: Store | None) -> tuple[int, int]:

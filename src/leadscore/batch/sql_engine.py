@@ -8,7 +8,6 @@ store's tables); ``store`` and ``table:`` sources are read where they are. Resul
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Index, MetaData, Table, Text
 from sqlalchemy.sql import FromClause
@@ -16,9 +15,8 @@ from sqlalchemy.sql import FromClause
 from leadscore.batch.frames import JSON_COLUMNS, SOURCES
 from leadscore.batch.locations import Location, ParquetLocation, StoreLocation, TableLocation
 from leadscore.batch.parquet import read_batches
-from leadscore.batch.run import BatchJob, BatchResult, build_sources, relation, targets
+from leadscore.batch.run import BatchJob, BatchResult, build_sources, ledgers_by_job, relation, scores_query
 from leadscore.batch.sinks import ParquetSink, Sink, SqlTableSink, StoreSink
-from leadscore.compile import compile_model, read_ledger
 from leadscore.errors import InputError, Problem
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
@@ -60,19 +58,28 @@ def _sink(job: BatchJob, store: Store) -> Sink:
 
 
 def run_sql(job: BatchJob) -> BatchResult:
+    return run_sql_jobs([job])[0]
+
+
+def run_sql_jobs(jobs: list[BatchJob]) -> list[BatchResult]:
+    """Jobs that differ only in model and output (``run.score_jobs``): one query scores them all
+    (``run.scores_query``), so Parquet sources are loaded once and the events aggregated once."""
+    job = jobs[0]
     store = Store.from_url(job.db)
     try:
         if store.dialect != job.dialect:
             raise InputError(
                 Problem(f"--engine {job.engine} needs a {job.dialect} --db; {store.url} is {store.dialect}")
             )
-        return _run(job, store)
+        return _run(jobs, store)
     finally:
         store.dispose()
 
 
-def _run(job: BatchJob, store: Store) -> BatchResult:
-    leads = lines = 0
+def _run(jobs: list[BatchJob], store: Store) -> list[BatchResult]:
+    job = jobs[0]
+    leads = [0] * len(jobs)
+    lines = [0] * len(jobs)
     with store.connect() as conn, conn.begin():
 
         def resolve(name: str, loc: Location) -> FromClause:
@@ -84,19 +91,23 @@ def _run(job: BatchJob, store: Store) -> BatchResult:
             return load_parquet(conn, name, loc, job.chunk)
 
         sources = build_sources(job, resolve)
-        query = compile_model(job.model, sources, targets(sources, job.as_of), engine=job.dialect)
+        query = scores_query(jobs, sources)
         if job.dialect == "postgresql":
             # as in scoring.run: the wide aggregate's cost estimate switches JIT on, which costs more than it saves
             conn.exec_driver_sql("SET LOCAL jit = off")
-        sink = _sink(job, store)
+        sinks: list[Sink] = []
         try:
+            for one in jobs:
+                sinks.append(_sink(one, store))
             result = conn.execution_options(yield_per=job.chunk).execute(query).mappings()
             for part in result.partitions():
-                ledgers = [read_ledger(job.model, dict(row)) for row in part]
-                sink.write(ledgers)
-                leads += len(ledgers)
-                lines += sum(len(lg.lines) for lg in ledgers)
+                for i, ledgers in enumerate(ledgers_by_job(jobs, (dict(row) for row in part))):
+                    if ledgers:
+                        sinks[i].write(ledgers)
+                        leads[i] += len(ledgers)
+                        lines[i] += sum(len(lg.lines) for lg in ledgers)
         finally:
-            sink.close()
-    sql: Any = query.compile(dialect=store.engine.dialect)
-    return BatchResult(leads, lines, str(job.out), str(sql))
+            for sink in sinks:
+                sink.close()
+    sql = str(query.compile(dialect=store.engine.dialect))
+    return [BatchResult(leads[i], lines[i], str(one.out), sql) for i, one in enumerate(jobs)]

@@ -13,6 +13,7 @@ from typing import Any
 
 from leadscore.compile import layout
 from leadscore.compile.query import half_life_ms
+from leadscore.compile.query import scope as scope_of
 from leadscore.model import EachRule, OnceRule, RatioRule, RecencyRule, ScoringModel, ThresholdRule
 
 EPS = 1e-12
@@ -190,7 +191,7 @@ DISTINCT_WORDS = {"day": "days", "session": "sessions", "person": "people"}
 
 def _note(rule: Any, row: Mapping[str, Any], n: int) -> str:
     """What a count or recency rule counted, in words (the ledger line's note)."""
-    scope = " in the account" if getattr(rule, "scope", "lead") == "account" else ""
+    scope = " in the account" if scope_of(rule) == "account" else ""
     if isinstance(rule, ThresholdRule | RatioRule) and rule.count is not None:
         d = rule.count.distinct
         what = DISTINCT_WORDS[d] if isinstance(d, str) else f"values of {d.property}"

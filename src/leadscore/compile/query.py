@@ -107,7 +107,8 @@ def check_capabilities(model: ScoringModel, engine: str) -> None:
 
 def scope(rule: EventRule) -> str:
     """Whose events a rule reads: the lead's own ('lead') or every lead's of its account ('account')."""
-    return getattr(rule, "scope", "lead")
+    # an isinstance test, not getattr with a default: a pydantic model's missing attribute costs an exception
+    return rule.scope if isinstance(rule, ThresholdRule | RatioRule) else "lead"
 
 
 def scoped(model: ScoringModel, which: str) -> tuple[EventRule, ...]:

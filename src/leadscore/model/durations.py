@@ -6,6 +6,7 @@ one scores every lead wrong.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated
 
@@ -31,8 +32,9 @@ def parse_duration(text: object) -> str:
     return f"{number}{match.group(2)}"
 
 
+@functools.lru_cache(maxsize=1024)
 def duration_seconds(text: str) -> float:
-    """Seconds in a canonical duration string."""
+    """Seconds in a canonical duration string (kept per string: a ledger asks once per line)."""
     match = _PATTERN.match(text)
     assert match, text
     return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
