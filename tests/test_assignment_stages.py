@@ -34,7 +34,7 @@ import pytest
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.errors import ModelValidationError
-from leadscore.ingest.segment import normalise, parse_time
+from leadscore.ingest.segment import parse_time
 from leadscore.lifecycle.reports import count_ready, ready_for_handoff
 from leadscore.lifecycle.runner import run_round
 from leadscore.lifecycle.score_stages import view_of
@@ -49,6 +49,7 @@ from leadscore.store.users import add_user
 from lifecycle_model import HOOK_ENV, settings
 from live_server import serving
 from receivers import smtp_server, wait_for, webhook_receiver
+from two_teams import messages as team_messages
 from web_support import PASSWORD, signed_in
 
 T0 = parse_time("2024-05-01T00:00:00Z", "t0")
@@ -111,28 +112,7 @@ PEOPLE = {
 
 
 def messages() -> list[object]:
-    out = []
-    for user, (title, events) in PEOPLE.items():
-        traits = {"job_title": title, "first_name": user.capitalize(), "email": f"{user}@example.test"}
-        raw = {
-            "userId": user,
-            "messageId": f"{user}-0",
-            "timestamp": T0,
-            "type": "identify",
-            "traits": traits,
-        }
-        out.append(normalise(raw, received_ms=T0))
-        for n, name in enumerate(events, start=1):
-            at = T0 + n * HOUR
-            raw = {
-                "userId": user,
-                "messageId": f"{user}-{n}",
-                "timestamp": at,
-                "type": "track",
-                "event": name,
-            }
-            out.append(normalise(raw, received_ms=at))
-    return out
+    return team_messages(PEOPLE)
 
 
 def test_each_team_assigns_and_notifies_its_own_mqls(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -74,9 +74,11 @@ PEOPLE = {
 }
 
 
-def messages() -> list[Any]:
+def messages(people: dict[str, tuple[str, list[str]]] | None = None) -> list[Any]:
+    """Each person's identify at T0 (title, first name, e-mail), then their track events an hour apart
+    (``people``: PEOPLE unless given)."""
     out = []
-    for user, (title, events) in PEOPLE.items():
+    for user, (title, events) in (PEOPLE if people is None else people).items():
         traits = {"job_title": title, "first_name": user.capitalize(), "email": f"{user}@example.test"}
         raw = {
             "userId": user,
