@@ -425,9 +425,10 @@ team_cursors = Table(
 account_owners = Table(
     "account_owners",
     metadata,
+    # an owner per account and team (sticky accounts per team: migration 0026ao)
     Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
     Column("seller", String(63), nullable=False),
-    Column("team", String(63), nullable=False),
+    Column("team", String(63), primary_key=True),
     Column("at_ms", BigInteger, nullable=False),
 )
 
