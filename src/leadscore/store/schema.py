@@ -507,7 +507,8 @@ alerts = Table(
     # a health check that failed (lifecycle/alerts.py): open until the check passes again, so a condition
     # that lasts is raised (and delivered) once
     Column("id", Integer, primary_key=True),
-    Column("check", String(32), nullable=False),  # drift | calibration | volume | acceptance
+    # drift | calibration | volume | acceptance, ":NAME" after the check of a score other than the primary
+    Column("check", String(100), nullable=False),
     Column("raised_ms", BigInteger, nullable=False),
     Column("cleared_ms", BigInteger),
     Column("value", Float(precision=53), nullable=False),

@@ -5,6 +5,9 @@ so ``account_owners`` is keyed by (account, team) instead of by account
 Every existing row keeps its account, seller, team and time; the table is rebuilt with the wider key
 (SQLite cannot change a primary key in place).
 
+A health alert's check is named after its score when it is not the primary's (``volume:analytics``): the
+column widens from 32 to 100 characters (a score name has up to 63).
+
 Revision ID: 0026ao
 Revises: 0025c
 """
@@ -49,7 +52,12 @@ def _rebuild(*key: str) -> None:
 
 def upgrade() -> None:
     _rebuild("account_id", "team")
+    if op.get_bind().dialect.name == "postgresql":  # SQLite keeps text of any length whatever the type
+        op.alter_column("alerts", "check", type_=sa.String(100), existing_type=sa.String(32))
 
 
 def downgrade() -> None:
     _rebuild("account_id")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DELETE FROM alerts WHERE length(\"check\") > 32")
+        op.alter_column("alerts", "check", type_=sa.String(32), existing_type=sa.String(100))
