@@ -299,9 +299,7 @@ def test_sticky_account_owners_are_per_team(store: Store, monkeypatch: pytest.Mo
     run_round(store, settings(), now_ms=now + HOUR, deliver=False)
     with store.connect() as conn:
         names = {find_lead(conn, external_id=u): u for u in STICKY_PEOPLE}
-        got = {
-            names[a["lead_id"]]: (a["team"], a["seller"], a["reason"]) for a in list_assignments(conn)
-        }
+        got = {names[a["lead_id"]]: (a["team"], a["seller"], a["reason"]) for a in list_assignments(conn)}
         owners = sorted(
             (str(r["team"]), str(r["seller"])) for r in conn.execute(select(account_owners)).mappings()
         )
@@ -325,7 +323,10 @@ def test_the_teams_a_stage_routes_to() -> None:
     assert rules.teams_for("mql_core") == ("core",)
     assert rules.teams_for("mql_analytics") == ("analytics",)
     guarded = loads_model(
-        CORE.replace("{team: analytics, stages: [mql_analytics]}", "{team: analytics, when: {attribute: country, equals: se}}")
+        CORE.replace(
+            "{team: analytics, stages: [mql_analytics]}",
+            "{team: analytics, when: {attribute: country, equals: se}}",
+        )
     ).lifecycle
     assert guarded is not None and guarded.assignment is not None
     assert guarded.assignment.teams_for("mql_core") == ("analytics", "core")

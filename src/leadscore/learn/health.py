@@ -192,7 +192,9 @@ def checks(conn: Connection, settings: Settings, now_ms: int) -> list[Check]:
                 calibration(conn, active.version.id, mqls, settings, now_ms),
             ]
         if score != primary:  # named after the score, so each score's alert is raised and cleared alone
-            found = [replace(c, check=f"{c.check}:{score}", message=f"score {score}: {c.message}") for c in found]
+            found = [
+                replace(c, check=f"{c.check}:{score}", message=f"score {score}: {c.message}") for c in found
+            ]
         drifts += found[:1]
         per_score += found[1:]
     return [*drifts, acceptance(conn, settings, now_ms), *per_score]

@@ -116,7 +116,9 @@ def for_score(model: ScoringModel, score: str, primary: str, lifecycle: Lifecycl
         if t.trigger != "score" or not tests_a_score(t.when):
             return t
         tested = t.when.score or primary
-        return t.model_copy(update={"when": t.when.model_copy(update={"score": None if tested == score else tested})})
+        return t.model_copy(
+            update={"when": t.when.model_copy(update={"score": None if tested == score else tested})}
+        )
 
     update: dict[str, object] = {"transitions": tuple(gate_of(t) for t in lifecycle.transitions)}
     if lifecycle.assignment is not None and mql is not None:

@@ -47,7 +47,7 @@ def _rebuild(*key: str) -> None:
             seen.add(tuple(row[k] for k in key))
             kept.append(row)
     if kept:
-        op.bulk_insert(table, kept)  # type: ignore[arg-type]
+        op.bulk_insert(table, kept)
 
 
 def upgrade() -> None:
@@ -59,5 +59,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     _rebuild("account_id")
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DELETE FROM alerts WHERE length(\"check\") > 32")
+        op.execute('DELETE FROM alerts WHERE length("check") > 32')
         op.alter_column("alerts", "check", type_=sa.String(32), existing_type=sa.String(100))
