@@ -256,7 +256,7 @@ def test_a_manager_switches_the_score_on_the_accounts_pages(chromium: Browser, s
     assert names.all_inner_texts() == ["Ann", "Dana", "Carl"]
     side = page.locator("table.account-scores tbody tr")
     assert [r.locator("td.num").first.inner_text() for r in side.all()] == ["45.0", "90.0"]
-    _pick(page, "core")
+    _pick(page, "core (primary)")
     assert page.locator("table.contacts tbody th a").all_inner_texts() == ["Carl", "Ann", "Dana"]
 
 

@@ -1,5 +1,5 @@
-"""Health checks of every named score's active model, run on a schedule (the lifecycle runner's ``checks`` hook, or
-``leadscore alerts check``), raising alerts that are delivered through the outbox.
+"""Health checks of every named score's active model, run on a schedule (the lifecycle runner's ``checks``
+hook, or ``leadscore alerts check``), raising alerts that are delivered through the outbox.
 
 * **drift**: PSI (``metrics.psi``, the one implementation ``evaluate`` uses too) of the scores the active
   version gave on events in the last window against those of the window before;
@@ -19,12 +19,14 @@ webhook, which the ``Deliverer`` sends like every other notification.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from leadscore.errors import ModelError
 from leadscore.learn.labels import DAY_MS, outcome_times
 from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.replay import mql_stage
@@ -110,8 +112,8 @@ class Mqls:
             .order_by(stage_history.c.lead_id, stage_history.c.at_ms, stage_history.c.id)
         ).all()
         counted: set[tuple[int, int]] = set()
-        for lead in sorted({int(r[0]) for r in paths}):
-            moves = [(str(to), int(at)) for lid, to, at in paths if int(lid) == lead]
+        for lead, rows in itertools.groupby(paths, key=lambda r: int(r[0])):
+            moves = [(str(to), int(at)) for _, to, at in rows]
             for (to, at), counts in zip(moves, self.view.counted([to for to, _ in moves]), strict=True):
                 if counts and to == self.stage:
                     counted.add((lead, at))
@@ -186,11 +188,15 @@ def checks(conn: Connection, settings: Settings, now_ms: int) -> list[Check]:
         score = active.version.score_name
         found = [drift(conn, active.version.id, settings, now_ms)]
         if shared is not None:
-            mqls = Mqls.of(shared, score, primary)
-            found += [
-                volume(conn, mqls, settings, now_ms),
-                calibration(conn, active.version.id, mqls, settings, now_ms),
-            ]
+            try:
+                mqls = Mqls.of(shared, score, primary)
+            except ModelError as exc:  # no stage hands this score's leads to sales: no MQLs to check
+                found += [Check(c, None, math.nan, math.nan, str(exc)) for c in ("volume", "calibration")]
+            else:
+                found += [
+                    volume(conn, mqls, settings, now_ms),
+                    calibration(conn, active.version.id, mqls, settings, now_ms),
+                ]
         if score != primary:  # named after the score, so each score's alert is raised and cleared alone
             found = [
                 replace(c, check=f"{c.check}:{score}", message=f"score {score}: {c.message}") for c in found
