@@ -52,7 +52,7 @@ def accounts_page(
         engaged_from = account_data.engaged_at_least(model)
         result = account_data.account_page(
             conn, page_no, domains, engaged_from=engaged_from, only_targets=targets, only_mqa=mqa,
-            q=q.strip(), score=name, scored=scored if other and cfg is not None else None,
+            q=q.strip(), score=name if other else None, scored=scored if other and cfg is not None else None,
         )  # fmt: skip
         names = picker_names(conn)
     base = {
