@@ -159,11 +159,13 @@ def score_history(
 
 
 def by_score(conn: Connection, cfg: Accounts | None, account_id: int, now_ms: int) -> list[dict[str, Any]]:
-    """The account's score on every named score as of now, the primary first (``named_account_scores``)."""
-    if cfg is None:
+    """The account's score on every named score as of now, the primary first (``named_account_scores``);
+    none for a store of one score (its page shows that one score already)."""
+    names = list_scores(conn)
+    if cfg is None or len(names) < 2:
         return []
     out = []
-    for named in list_scores(conn):
+    for named in names:
         s = named_account_scores(conn, named.name, [account_id], now_ms).get(account_id)
         if s is not None:
             out.append({"name": named.name, "primary": named.is_primary, "score": s.score, "fit": s.fit_score,
