@@ -125,12 +125,19 @@ def named_account_scores(
     never published is NotFoundError) as of ``as_of``: ``account_scores`` with that score's active model
     and the lifecycle's accounts section, so every score's account score is the one computation the
     lifecycle stores for the primary. Empty without an accounts section or an active version."""
+    scoring = account_scoring(conn, score)
+    if scoring is None:
+        return {}
+    return account_scores(conn, *scoring, account_ids, as_of)
+
+
+def account_scoring(conn: Connection, score: str | None) -> tuple[ScoringModel, Accounts] | None:
+    """What scores accounts on the named score (``named_account_scores``): its active model and the
+    lifecycle's accounts section; None without either (a name never published is NotFoundError)."""
     name = resolve(conn, score)
     cfg = accounts_section(conn)
     active = active_model(conn, name)
-    if cfg is None or active is None:
-        return {}
-    return account_scores(conn, active.model, cfg, account_ids, as_of)
+    return None if cfg is None or active is None else (active.model, cfg)
 
 
 def refresh_accounts(conn: Connection, model: ScoringModel, account_ids: Sequence[int], now_ms: int) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from leadscore.lifecycle.accounts import named_account_scores
+from leadscore.lifecycle.accounts import account_scores, account_scoring, named_account_scores
 from leadscore.lifecycle.reports import week_of
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
@@ -137,12 +137,14 @@ def score_times(first_ms: int, now_ms: int) -> list[int]:
 def score_history(
     conn: Connection, cfg: Accounts | None, score: str, account_id: int, first_ms: int | None, now_ms: int
 ) -> list[dict[str, Any]]:
-    """The account score on the named score as of each week end (``named_account_scores``)."""
-    if cfg is None or first_ms is None:
+    """The account score on the named score as of each week end (``named_account_scores``, its model and
+    accounts section read once)."""
+    scoring = account_scoring(conn, score) if cfg is not None and first_ms is not None else None
+    if scoring is None or first_ms is None:
         return []
     out = []
     for t in score_times(first_ms, now_ms):
-        s = named_account_scores(conn, score, [account_id], t).get(account_id)
+        s = account_scores(conn, *scoring, [account_id], t).get(account_id)
         if s is not None:
             out.append(
                 {
@@ -152,7 +154,7 @@ def score_history(
                     "fit": round(s.fit_score, 2),
                     "engagement": round(s.engagement_score, 2),
                     "engaged_contacts": s.engaged_contacts,
-                    "stage": s.stage(cfg),
+                    "stage": s.stage(scoring[1]),
                 }
             )
     return out
