@@ -93,3 +93,22 @@ def test_a_scores_own_mql_stage() -> None:
     gates = {t.id: t.when.score for t in team.transitions}
     # analytics' gates test the replayed model's score; core's (the primary's) never hold in its replay
     assert gates["analytics_mql"] is None and gates["core_mql"] == "core"
+
+
+def test_which_lifecycle_a_backtest_replays() -> None:
+    """A score no gate names has no stage of its own: its candidate is replayed as any model without a
+    lifecycle (the hot band), as before; so is the primary's candidate without a lifecycle (publishing it
+    would leave the store without one); a lifecycle whose gates name no score is replayed as written."""
+    plain = loads_model(ANALYTICS)
+    unnamed_text = CORE.replace("{score: analytics, ", "{").replace("{score: core, ", "{")
+    unnamed = loads_model(unnamed_text)
+    assert unnamed.lifecycle is not None
+    assert for_score(plain, "analytics", "core", unnamed.lifecycle) is plain
+    assert for_score(plain, "core", "core", loads_model(CORE).lifecycle) is plain
+    assert for_score(unnamed, "core", "core", unnamed.lifecycle) is unnamed
+    borrowed = for_score(plain, "analytics", "core", loads_model(CORE).lifecycle).lifecycle
+    assert borrowed is not None
+    # the primary's lifecycle as the analytics team runs it: its gates on the replayed score, core's never
+    assert {t.id: t.when.score for t in borrowed.transitions if t.trigger == "score"} == {
+        "core_mql": "core", "analytics_mql": None, "core_ready": "core", "analytics_ready": None,
+    }  # fmt: skip

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from leadscore.errors import ModelError
 from leadscore.lifecycle.gates import Facts, quiet_until
-from leadscore.lifecycle.score_stages import ScoreView, tests_a_score
+from leadscore.lifecycle.score_stages import ScoreView, owners, tests_a_score
 from leadscore.lifecycle.stages import applies, moves, timed
 from leadscore.model import Lifecycle, ScoringModel, Transition
 
@@ -98,33 +98,40 @@ def mql_threshold(model: ScoringModel) -> float:
 
 
 def for_score(model: ScoringModel, score: str, primary: str, lifecycle: Lifecycle | None) -> ScoringModel:
-    """``model`` (a version of score ``score``) with the lifecycle its backtest replays: its own, else
-    ``lifecycle`` (the primary's, where gates name scores), as score ``score``'s team runs it. The replay
-    scores one model, so a gate testing ``score`` tests the model's score, a gate testing another score
-    (the primary's, when it names none) never holds, and ``score``'s MQL stage (``mql_stage``) comes first
-    among the assignment stages: what is counted is that team's MQLs. A lifecycle whose gates name no
-    other score is left as it is."""
-    lifecycle = model.lifecycle or lifecycle
-    if lifecycle is None:
+    """``model`` (a version of score ``score``) with the lifecycle its backtest replays, as score
+    ``score``'s team runs it: the model's own, else, for a score other than the primary that the primary's
+    ``lifecycle`` gives a stage of its own (a gate names it), that one; else none (the hot band, as for any
+    model without a lifecycle). The replay scores one model, so a gate naming ``score`` tests the replayed
+    score, a gate naming another score never holds (nor, in the primary's lifecycle, one naming none: it
+    tests the primary), and ``score``'s MQL stage (``mql_stage``) comes first among the assignment stages:
+    the MQLs counted are that team's. A lifecycle whose gates name no score is replayed as written."""
+    own = model.lifecycle
+    borrowed = (
+        own is None
+        and lifecycle is not None
+        and score != primary
+        and any(score in names for names in owners(lifecycle, primary).values())
+    )
+    replayed = lifecycle if borrowed else own
+    if replayed is None:
         return model
-    view = ScoreView.of(lifecycle, score, primary)
-    if view.whole and score == primary:
-        return model if model.lifecycle is lifecycle else model.model_copy(update={"lifecycle": lifecycle})
-    mql = mql_stage(lifecycle, score, primary) if lifecycle.assignment is not None else None
+    if not any(t.when.score is not None for t in replayed.transitions) and not borrowed:
+        return model
+    mql = mql_stage(replayed, score, primary) if replayed.assignment is not None else None
 
     def gate_of(t: Transition) -> Transition:
         if t.trigger != "score" or not tests_a_score(t.when):
             return t
-        tested = t.when.score or primary
+        tested = t.when.score or (primary if borrowed else score)
         return t.model_copy(
             update={"when": t.when.model_copy(update={"score": None if tested == score else tested})}
         )
 
-    update: dict[str, object] = {"transitions": tuple(gate_of(t) for t in lifecycle.transitions)}
-    if lifecycle.assignment is not None and mql is not None:
-        rest = tuple(s for s in lifecycle.assignment.stage_ids if s != mql)
-        update["assignment"] = lifecycle.assignment.model_copy(update={"stage": None, "stages": (mql, *rest)})
-    return model.model_copy(update={"lifecycle": lifecycle.model_copy(update=update)})
+    update: dict[str, object] = {"transitions": tuple(gate_of(t) for t in replayed.transitions)}
+    if replayed.assignment is not None and mql is not None:
+        rest = tuple(s for s in replayed.assignment.stage_ids if s != mql)
+        update["assignment"] = replayed.assignment.model_copy(update={"stage": None, "stages": (mql, *rest)})
+    return model.model_copy(update={"lifecycle": replayed.model_copy(update=update)})
 
 
 def with_threshold(model: ScoringModel, threshold: float | None) -> Lifecycle:
