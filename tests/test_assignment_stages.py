@@ -29,6 +29,8 @@ now + 25 h (dana's day is past).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import select
 
@@ -113,7 +115,7 @@ PEOPLE = {
 }
 
 
-def messages() -> list[object]:
+def messages() -> list[Any]:
     return team_messages(PEOPLE)
 
 
@@ -255,7 +257,7 @@ STICKY_PEOPLE = {
 ACCOUNT_OF = {"carl": "acme.example", "dana": "acme.example", "eve": "acme.example", "fay": "acme.example"}
 
 
-def sticky_messages(users: list[str]) -> list[object]:
+def sticky_messages(users: list[str]) -> list[Any]:
     """``users``' identify and track messages (two_teams.messages), and a group message putting each in
     its account (ACME, or Other for gus)."""
     out = team_messages({u: STICKY_PEOPLE[u] for u in users})
