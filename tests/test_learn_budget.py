@@ -213,7 +213,9 @@ def test_the_accounts_separate_days_on_any_page_are_counted_over_two_windows(sto
              "timestamp": ms_to_iso(T0 + 97 * DAY_MS + n * 1000)} for n in range(12)]  # fmt: skip
     ingest(store, [normalise(m, received_ms=T0 + 200 * DAY_MS) for m in raw], source="test")
     with store.connect() as conn:
-        features = [f for f in event_features(conn) if f.name.startswith("any page: separate days of the account")]
+        features = [
+            f for f in event_features(conn) if f.name.startswith("any page: separate days of the account")
+        ]
         assert [f.name for f in features] == [
             f"any page: separate days of the account ({w})" for w in ("14d", "30d")
         ]
