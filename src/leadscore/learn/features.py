@@ -91,6 +91,8 @@ class EventCount:
         span = f"{days} days" if days != self.window else self.window
         if self.distinct == "person":
             return f"{at_least}+ people of the account on {self.label} in {span}"
+        if self.distinct == "day" and self.scope == "account":
+            return f"the account's people on {self.label} on {at_least}+ separate days in {span}"
         if self.distinct == "day":
             return f"{self.label} on {at_least}+ separate days in {span}"
         return f"{self.label}: {at_least}+ in {span}"
