@@ -261,3 +261,16 @@ def test_a_crossing_of_the_pool_gives_each_remaining_pairs_own_gain() -> None:
         left = pool[step:]
         want = [fit_pair(a, b, indices, sizes, y, p).gain for a, b in left]
         np.testing.assert_allclose(crossing.gains(left, p), want, rtol=1e-9, atol=1e-9)
+
+
+def test_negative_zero_is_the_category_zero_whichever_comes_first() -> None:
+    """-0.0 and 0.0 are one category whose key reads 0.0, so rows taken from a column (a fold) name it as
+    the whole column does (found by the property above: a fold starting with -0.0 named it '-0.0')."""
+    whole = column([0.0, 1.0, -0.0, 1.0])
+    read = read_column(whole, "categorical", PLACEHOLDERS)
+    assert isinstance(read, Categories)
+    rows = np.asarray([False, True, True, True])
+    keys, codes = category_codes(read[rows], PLACEHOLDERS)
+    assert [repr(k) for k in keys] == ["1.0", "0.0"]
+    assert codes.tolist() == [0, 1, 0]
+    assert repr(category(-0.0, PLACEHOLDERS)) == "0.0"

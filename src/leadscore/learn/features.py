@@ -213,7 +213,9 @@ def category(value: Any, placeholders: tuple[str, ...] = PLACEHOLDERS) -> Catego
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
-        return None if math.isnan(value) else float(value)
+        return (
+            None if math.isnan(value) else float(value) + 0.0
+        )  # -0.0 is 0.0: one key, whichever comes first
     if isinstance(value, str):
         key = value.lower()
         if not key:  # "" is present but no `in` list can name it
