@@ -100,6 +100,14 @@ def run(store: Store, engine: str, n: int, profile: bool, limit: int, same_time:
         for start in range(0, len(rows), step):
             enqueue(conn, rows[start : start + step])
     process_pending(store, limit=limit)  # warm-up: the compiled query, the model cache
+    # planner statistics, as the running processor keeps them (``Processor.drain``); main had none
+    try:
+        from leadscore.store.planner_stats import analyse
+    except ImportError:
+        pass
+    else:
+        with store.begin() as conn:
+            analyse(conn)
     timing: dict[str, list[float]] = {}
     started: dict[int, float] = {}
 
@@ -143,6 +151,8 @@ def run(store: Store, engine: str, n: int, profile: bool, limit: int, same_time:
         print(f"{spent:8.3f} s {int(count):5d}x  {statement}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        if os.environ.get("CALLERS"):
+            pstats.Stats(profiler).print_callers(os.environ["CALLERS"])
 
 
 def _backends(store: Store) -> list[int]:
