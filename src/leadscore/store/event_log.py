@@ -19,7 +19,8 @@ from itertools import chain
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Integer, Text, bindparam, delete, func, select, text
+from sqlalchemy import Connection, Integer, Text, bindparam, delete, func, select
+from sqlalchemy import text as sql_text
 
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, inbox, leads
@@ -69,7 +70,7 @@ _DONE = delete(inbox).where(in_list(inbox.c.id, "ids", Integer))
 # done): the oldest unlocked rows up to ``n`` events (at least one row) are deleted at once, returning
 # their events. The transaction that applies them holds the deletion until it commits; if it rolls back,
 # the rows are back in the inbox, as an unclaimed row would be.
-_TAKE_PG = text(
+_TAKE_PG = sql_text(
     "DELETE FROM inbox WHERE id IN ("
     " SELECT id FROM ("
     "  SELECT id, row_number() OVER (ORDER BY id) AS nth, sum(events) OVER (ORDER BY id) AS upto"
@@ -226,7 +227,9 @@ def claim(conn: Connection, limit: int) -> Claimed | None:
         if not ids:
             return None
         taken = [(received, body) for received, body in conn.execute(_CLAIMED, {"ids": ids})]
-    claimed = Claimed(ids, [], min(received for received, _ in taken), released=conn.dialect.name == "postgresql")
+    claimed = Claimed(
+        ids, [], min(received for received, _ in taken), released=conn.dialect.name == "postgresql"
+    )
     for _, body in taken:
         try:
             rows = inbox_events(body)

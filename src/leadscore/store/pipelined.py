@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.expression import ClauseElement
 
 
 class Pipeline:
@@ -31,13 +31,14 @@ class Pipeline:
     def __init__(self, conn: Connection, driver: Any | None) -> None:
         self.conn, self.driver = conn, driver
 
-    def returning(self, statement: Executable, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def returning(self, statement: ClauseElement, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Send ``statement``; iterating the result (rows as dicts) waits for its answer."""
         if self.driver is None:
             rows = [dict(row) for row in self.conn.execute(statement, dict(params)).mappings()]
             return iter(rows)
+        compiled = _compiled(statement, self.conn.dialect)
         cursor = self.driver.cursor()
-        cursor.execute(_driver_sql(statement, self.conn.dialect), dict(params))
+        cursor.execute(compiled.string, {**compiled.params, **params})  # the statement's own values too
         return _rows(cursor)
 
 
@@ -52,9 +53,9 @@ def _rows(cursor: Any) -> Iterator[dict[str, Any]]:
 
 
 @lru_cache(maxsize=64)
-def _driver_sql(statement: Executable, dialect: Any) -> str:
+def _compiled(statement: ClauseElement, dialect: Any) -> Any:
     """The statement as the driver takes it (``%(name)s`` placeholders), compiled once."""
-    return str(statement.compile(dialect=dialect))
+    return statement.compile(dialect=dialect)
 
 
 def _translated(exc: Exception) -> Exception:

@@ -29,11 +29,13 @@ STALE_FRACTION = 0.1
 # one analysing writer at a time (a second one skips): a key of the two-integer advisory lock space, which
 # never meets the lead locks' one-bigint keys (store/results.py: lock_leads)
 _ANALYSE_LOCK = (0x1EAD, 0x57A7)
+# autovacuum's test: rows changed since the last analysis against the row count that analysis saw
+# (``reltuples``: -1 before any, counted as 0)
 _STALE = text(
-    "SELECT relname FROM pg_stat_user_tables "
-    "WHERE schemaname = current_schema() AND relname = ANY(:tables) "
-    "AND n_mod_since_analyze >= :rows + :fraction * n_live_tup "
-    "ORDER BY relname"
+    "SELECT s.relname FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid "
+    "WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables) "
+    "AND s.n_mod_since_analyze >= :rows + :fraction * greatest(c.reltuples, 0) "
+    "ORDER BY s.relname"
 )
 
 
@@ -60,9 +62,12 @@ def refresh_stale(store: Store, tables: Sequence[str] = SCORED_TABLES) -> list[s
         return []
     with store.begin() as conn:
         stale = stale_tables(conn, tables)
-        if not stale or not conn.execute(
-            text("SELECT pg_try_advisory_xact_lock(:a, :b)"), dict(zip("ab", _ANALYSE_LOCK, strict=True))
-        ).scalar_one():
+        if (
+            not stale
+            or not conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(:a, :b)"), dict(zip("ab", _ANALYSE_LOCK, strict=True))
+            ).scalar_one()
+        ):
             return []
         analyse(conn, stale)
     return stale
