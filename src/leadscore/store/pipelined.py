@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.dml import UpdateBase
 
 
 class Pipeline:
@@ -31,7 +31,7 @@ class Pipeline:
     def __init__(self, conn: Connection, driver: Any | None) -> None:
         self.conn, self.driver = conn, driver
 
-    def returning(self, statement: ClauseElement, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def returning(self, statement: UpdateBase, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Send ``statement``; iterating the result (rows as dicts) waits for its answer."""
         if self.driver is None:
             rows = [dict(row) for row in self.conn.execute(statement, dict(params)).mappings()]
@@ -53,7 +53,7 @@ def _rows(cursor: Any) -> Iterator[dict[str, Any]]:
 
 
 @lru_cache(maxsize=64)
-def _compiled(statement: ClauseElement, dialect: Any) -> Any:
+def _compiled(statement: UpdateBase, dialect: Any) -> Any:
     """The statement as the driver takes it (``%(name)s`` placeholders), compiled once."""
     return statement.compile(dialect=dialect)
 
