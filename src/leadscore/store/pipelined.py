@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
+
+Statement = Select[Any] | UpdateBase
 
 
 class Pipeline:
@@ -31,8 +33,9 @@ class Pipeline:
     def __init__(self, conn: Connection, driver: Any | None) -> None:
         self.conn, self.driver = conn, driver
 
-    def returning(self, statement: UpdateBase, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Send ``statement``; iterating the result (rows as dicts) waits for its answer."""
+    def returning(self, statement: Statement, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Send ``statement`` (a query, or a write with RETURNING); iterating the result (rows as dicts,
+        by the statement's column names) waits for its answer."""
         if self.driver is None:
             rows = [dict(row) for row in self.conn.execute(statement, dict(params)).mappings()]
             return iter(rows)
@@ -53,7 +56,7 @@ def _rows(cursor: Any) -> Iterator[dict[str, Any]]:
 
 
 @lru_cache(maxsize=64)
-def _compiled(statement: UpdateBase, dialect: Any) -> Any:
+def _compiled(statement: Statement, dialect: Any) -> Any:
     """The statement as the driver takes it (``%(name)s`` placeholders), compiled once."""
     return statement.compile(dialect=dialect)
 

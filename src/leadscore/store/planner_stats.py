@@ -6,8 +6,8 @@ table of a few rows and joins the whole of it into every batch, so each batch co
 (measured: a 100-event batch 0.4 s at 10,000 events, against 6 ms with statistics). Autovacuum gathers
 them, but only every ``autovacuum_naptime`` (a minute by default) and not at all where it is switched off;
 a processor filling new tables at 1,000 events a second is minutes ahead of it. So the processor asks
-``pg_stat_user_tables`` now and then and analyses a table once autovacuum's own rule says it should
-(``STALE_ROWS`` + ``STALE_FRACTION`` x rows changed since the last analysis), whoever runs first. SQLite's
+``pg_stat_user_tables`` now and then and analyses a table once its size moved by autovacuum's threshold
+(``STALE_ROWS`` + ``STALE_FRACTION`` x the rows its last analysis saw), whoever runs first. SQLite's
 join order is fixed by the compiler, so it needs none of this.
 """
 
@@ -29,19 +29,20 @@ STALE_FRACTION = 0.1
 # one analysing writer at a time (a second one skips): a key of the two-integer advisory lock space, which
 # never meets the lead locks' one-bigint keys (store/results.py: lock_leads)
 _ANALYSE_LOCK = (0x1EAD, 0x57A7)
-# autovacuum's test: rows changed since the last analysis against the row count that analysis saw
-# (``reltuples``: -1 before any, counted as 0)
+# autovacuum's thresholds, applied to how far the table's size moved from the one its last analysis saw
+# (``reltuples``: -1 before any, counted as 0) rather than to every change: plans follow sizes, and the
+# scores and ledger are rewritten by every batch (analysed each second) without changing size
 _STALE = text(
     "SELECT s.relname FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid "
     "WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables) "
-    "AND s.n_mod_since_analyze >= :rows + :fraction * greatest(c.reltuples, 0) "
+    "AND abs(s.n_live_tup - greatest(c.reltuples, 0)) >= :rows + :fraction * greatest(c.reltuples, 0) "
     "ORDER BY s.relname"
 )
 
 
 def stale_tables(conn: Connection, tables: Sequence[str] = SCORED_TABLES) -> list[str]:
-    """The tables among ``tables`` changed enough since their last analysis for autovacuum to analyse
-    them (PostgreSQL; none on SQLite)."""
+    """The tables among ``tables`` whose size moved past autovacuum's threshold since their last analysis
+    (PostgreSQL; none on SQLite)."""
     if conn.dialect.name != "postgresql":
         return []
     params = {"tables": list(tables), "rows": STALE_ROWS, "fraction": STALE_FRACTION}

@@ -3,7 +3,7 @@ named score (store/score_names.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy import BindParameter, Connection, Text, bindparam, delete, selec
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
 from leadscore.store.id_lists import in_list
-from leadscore.store.pipelined import pipelined
+from leadscore.store.pipelined import Pipeline, pipelined
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.score_names import named
 from leadscore.store.upsert import insert_ignore
@@ -165,13 +165,23 @@ def save_current_scores(
 
 def last_history(conn: Connection, lead_ids: Iterable[int], *, score_name: str) -> dict[int, dict[str, Any]]:
     """The most recent history row of each lead's score ``score_name`` (by effective time, then insertion)."""
+    with pipelined(conn) as pipeline:
+        return read_last_history(send_last_history(pipeline, lead_ids, score_name=score_name))
+
+
+def send_last_history(
+    pipeline: Pipeline, lead_ids: Iterable[int], *, score_name: str
+) -> list[Iterator[dict[str, Any]]]:
+    """``last_history``'s statements, sent in ``pipeline``; ``read_last_history`` reads their answers."""
     ids = list(lead_ids)
-    out: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(ids), CHUNK):
-        params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
-        rows = conn.execute(_LAST_HISTORY, params).mappings()
-        out.update({r["lead_id"]: dict(r) for r in rows})
-    return out
+    return [
+        pipeline.returning(_LAST_HISTORY, {"ids": ids[start : start + CHUNK], "score_name": score_name})
+        for start in range(0, len(ids), CHUNK)
+    ]
+
+
+def read_last_history(sent: Iterable[Iterator[dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+    return {row["lead_id"]: row for rows in sent for row in rows}
 
 
 def append_history(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
