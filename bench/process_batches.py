@@ -5,7 +5,10 @@
 Prints events/s (wall and per CPU-second of this process), statements per batch and the statements that
 took the most time in all (client-side time: round trip and server work), so a change to the
 processor's statements shows as fewer statements or less time in one of them. ``--profile`` adds the
-functions by own time (cProfile); for a sampling profile run it under ``py-spy record``.
+functions by own time (cProfile; ``CALLERS=regex`` adds who called the functions matching it); for a
+sampling profile run it under ``py-spy record``. Statements are counted as SQLAlchemy runs them: on
+PostgreSQL those sent in a pipeline (``store/pipelined.py``) count although they share a round trip, and
+the pipeline's own reads (``Pipeline.returning``) go to the driver directly and are not counted.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ inbox row per ``INBOX_ROW_EVENTS`` events (a JSON array of event-log rows, as ob
 indexes (by message id, by person and time) would cost random page writes per event, in the
 transaction the client waits for. The processor then claims inbox rows, appends their events to the log
 (a message id already there is skipped), applies and scores them, and deletes the inbox rows, all in
-one transaction.
+one transaction (on PostgreSQL the claim deletes them, in one statement).
 """
 
 from __future__ import annotations
