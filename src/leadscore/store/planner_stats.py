@@ -4,9 +4,9 @@ The real-time statements (the compiled query for a batch's leads, the history an
 right only when the planner knows how large the tables are: without statistics it takes ``events`` for a
 table of a few rows and joins the whole of it into every batch, so each batch costs more as the log grows
 (measured: a 100-event batch's compiled query read all 3,000 events of the log, 17-23 ms, against 6 ms
-with statistics). Autovacuum gathers
-them, but only every ``autovacuum_naptime`` (a minute by default) and not at all where it is switched off;
-a processor filling new tables at 1,000 events a second is minutes ahead of it. So the processor asks
+with statistics). Autovacuum gathers them, but only every ``autovacuum_naptime`` (a minute by default)
+and not at all where it is switched off; a processor filling new tables at 1,000 events a second is
+minutes ahead of it. So the processor asks
 ``pg_stat_user_tables`` now and then and analyses a table once its size moved by autovacuum's threshold
 (``STALE_ROWS`` + ``STALE_FRACTION`` x the rows its last analysis saw), whoever runs first. SQLite's
 join order is fixed by the compiler, so it needs none of this.
