@@ -31,6 +31,7 @@ from leadscore.compile.composite import SCORE_INDEX, compile_models
 from leadscore.model import ScoringModel, loads_model
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.schema import leads
+from leadscore.store.store import jit_off
 
 POINTS_CHUNK = 5000
 STATEMENTS = 64  # compiled scoring statements kept per process (model x sources x dialect x explain)
@@ -201,9 +202,7 @@ def score_leads(
 
 
 def _session_settings(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql":
-        # the wide aggregate's cost estimate switches JIT on, whose compilation costs more than it saves
-        conn.exec_driver_sql("SET LOCAL jit = off")
+    jit_off(conn)
 
 
 # -- statements compiled once, targets bound per call ----------------------------------------------------

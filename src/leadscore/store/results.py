@@ -3,7 +3,7 @@ named score (store/score_names.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import BindParameter, Connection, Text, bindparam, delete, selec
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows
 from leadscore.store.id_lists import in_list
+from leadscore.store.pipelined import Pipeline, pipelined
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.score_names import named
 from leadscore.store.upsert import insert_ignore
@@ -123,23 +124,15 @@ def save_current_scores(
     for start in range(0, len(order), CHUNK):
         ids = order[start : start + CHUNK]
         params: dict[str, Any] = {"ids": ids, "score_name": names[0]} if one else {"ids": ids, "names": names}
-        for row in conn.execute(drop_scores, params).mappings():
-            state = dict(row)
-            replaced[(state["lead_id"], state.get("score_name", names[0]))] = state
-        conn.execute(drop_ledger, params)
-        insert_rows(
-            conn,
-            scores,
-            [
-                {
-                    **score_values(r, part.version_id, scored_ms),
-                    "score_name": part.score_name,
-                    "due_ms": None if part.due is None else part.due.get(r.lead_id),
-                }
-                for part, found in zip(parts, by_lead, strict=True)
-                for r in (found[lid] for lid in ids)
-            ],
-        )
+        new_scores = [
+            {
+                **score_values(r, part.version_id, scored_ms),
+                "score_name": part.score_name,
+                "due_ms": None if part.due is None else part.due.get(r.lead_id),
+            }
+            for part, found in zip(parts, by_lead, strict=True)
+            for r in (found[lid] for lid in ids)
+        ]
         lines = [
             {
                 "lead_id": r.lead_id,
@@ -159,19 +152,36 @@ def save_current_scores(
             for r in (found[lid] for lid in ids)
             for line in r.lines
         ]
-        insert_rows(conn, ledger, lines)
+        # four statements, one round trip on PostgreSQL: the replaced states are read after the writes
+        with pipelined(conn) as pipeline:
+            old = pipeline.returning(drop_scores, params)
+            conn.execute(drop_ledger, params)
+            insert_rows(conn, scores, new_scores)
+            insert_rows(conn, ledger, lines)
+            for state in old:
+                replaced[(state["lead_id"], state.get("score_name", names[0]))] = state
     return replaced
 
 
 def last_history(conn: Connection, lead_ids: Iterable[int], *, score_name: str) -> dict[int, dict[str, Any]]:
     """The most recent history row of each lead's score ``score_name`` (by effective time, then insertion)."""
+    with pipelined(conn) as pipeline:
+        return read_last_history(send_last_history(pipeline, lead_ids, score_name=score_name))
+
+
+def send_last_history(
+    pipeline: Pipeline, lead_ids: Iterable[int], *, score_name: str
+) -> list[Iterator[dict[str, Any]]]:
+    """``last_history``'s statements, sent in ``pipeline``; ``read_last_history`` reads their answers."""
     ids = list(lead_ids)
-    out: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(ids), CHUNK):
-        params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
-        rows = conn.execute(_LAST_HISTORY, params).mappings()
-        out.update({r["lead_id"]: dict(r) for r in rows})
-    return out
+    return [
+        pipeline.returning(_LAST_HISTORY, {"ids": ids[start : start + CHUNK], "score_name": score_name})
+        for start in range(0, len(ids), CHUNK)
+    ]
+
+
+def read_last_history(sent: Iterable[Iterator[dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+    return {row["lead_id"]: row for rows in sent for row in rows}
 
 
 def append_history(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
