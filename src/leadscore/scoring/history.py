@@ -23,7 +23,7 @@ from leadscore.compile import Ledger, Sources
 from leadscore.model import ScoringModel
 from leadscore.scoring.as_known import score_as_known, score_as_known_models
 from leadscore.store.id_lists import in_list
-from leadscore.store.results import append_history, last_history
+from leadscore.store.results import append_history, last_histories, last_history
 from leadscore.store.schema import events, identities, leads, score_history
 
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
@@ -172,7 +172,10 @@ def replay_scores(
             steps.insert(0, (base[lid], "created", "before any activity"))
         plan[lid] = steps
         points.extend((lid, at) for at, _, _ in steps)
-    befores = [_previous(conn, lead_ids, start, version_id, name) for _, version_id, name in scored]
+    newest = last_histories(conn, lead_ids, [name for _, _, name in scored])
+    befores = [
+        _previous(conn, lead_ids, start, version_id, name, newest[name]) for _, version_id, name in scored
+    ]
     by_points = score_as_known_models(conn, [model for model, _, _ in scored], sources, points)
     rows: list[dict[str, Any]] = []
     for (_, version_id, name), previous, by_point in zip(scored, befores, by_points, strict=True):
@@ -188,11 +191,15 @@ def replay_scores(
 
 
 def _previous(
-    conn: Connection, lead_ids: Sequence[int], start: Mapping[int, int], version_id: int, score_name: str
+    conn: Connection,
+    lead_ids: Sequence[int],
+    start: Mapping[int, int],
+    version_id: int,
+    score_name: str,
+    newest: Mapping[int, dict[str, Any]],
 ) -> dict[int, dict[str, Any] | None]:
     """Each lead's newest history row of the score before ``start`` (its rows of event causes from then
-    on are deleted: they are recomputed)."""
-    newest = last_history(conn, lead_ids, score_name=score_name)
+    on are deleted: they are recomputed), from ``newest``: each lead's newest row of the score."""
     previous: dict[int, dict[str, Any] | None] = {}
     for lid in lead_ids:
         top = newest.get(lid)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -53,6 +54,17 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     columns = tuple(rows[0])
+    values = itemgetter(*columns)
+    insert_tuples(conn, table, columns, [values(row) for row in rows] if len(columns) > 1 else
+                  [(row[columns[0]],) for row in rows])  # fmt: skip
+
+
+def insert_tuples(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``insert_rows`` of rows given as tuples in the order of ``columns`` (no dict a row to build)."""
+    if not rows:
+        return
     unknown = set(columns) - set(table.c.keys())
     if unknown:
         raise ValueError(f"{table.name} has no column {', '.join(sorted(unknown))}")
@@ -62,10 +74,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         # each value as its column's type (an integer score of 0 beside floats would make the driver
         # guess a mixed array's type)
         arrays = tuple(
-            [None if row[c] is None else kind(row[c]) for row in rows]
-            for c, kind in zip(columns, kinds, strict=True)
+            [None if value is None else kind(value) for value in cells]
+            for cells, kind in zip(zip(*rows, strict=True), kinds, strict=True)
         )
         conn.exec_driver_sql(sql, arrays)
         return
-    sql = _statement(conn.dialect.name, table.name, columns)
-    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+    conn.exec_driver_sql(_statement(conn.dialect.name, table.name, columns), rows)

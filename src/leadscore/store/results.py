@@ -7,12 +7,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Text, bindparam, delete, select, text
+from sqlalchemy import BindParameter, Connection, Text, bindparam, delete, select, text, true
 
 from leadscore.compile import Ledger
-from leadscore.store.bulk import insert_rows
+from leadscore.store.bulk import insert_rows, insert_tuples
 from leadscore.store.id_lists import in_list
-from leadscore.store.schema import leads, ledger, score_events, score_history, scores
+from leadscore.store.schema import leads, ledger, score_events, score_history, score_names, scores
 from leadscore.store.score_names import named
 from leadscore.store.upsert import insert_ignore
 
@@ -55,23 +55,45 @@ _LOCK_LEADS = text(
     "FROM (SELECT unnest(CAST(:ids AS BIGINT[])) AS id ORDER BY 1) AS locked"
 )
 _LAST_HISTORY = select(score_history).where(score_history.c.id.in_(_NEWEST_HISTORY))
+# the same for several scores in one statement: the newest row of each (lead, score name)
+_NEWEST_NAMED_ID = (
+    select(score_history.c.id)
+    .where(score_history.c.lead_id == leads.c.id, score_history.c.score_name == score_names.c.name)
+    .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+    .limit(1)
+    .correlate(leads, score_names)
+    .scalar_subquery()
+)
+_LAST_HISTORIES = select(score_history).where(
+    score_history.c.id.in_(
+        select(_NEWEST_NAMED_ID)
+        .select_from(leads.join(score_names, true()))
+        .where(in_list(leads.c.id, "ids"), in_list(score_names.c.name, "names", Text))
+    )
+)
 
 
 def score_values(r: Ledger, version_id: int, scored_ms: int) -> dict[str, Any]:
     """A ledger's score columns as a scores (or shadow_scores) row holds them (a scores row adds its
     ``score_name``)."""
-    return {
-        "lead_id": r.lead_id,
-        "model_version_id": version_id,
-        "as_of_ms": r.as_of,
-        "score": r.score,
-        "fit_score": r.fit_score,
-        "engagement_score": r.engagement_score,
-        "grade": r.grade,
-        "level": r.level,
-        "band": r.band,
-        "scored_ms": scored_ms,
-    }
+    return dict(zip(VALUE_COLUMNS, score_tuple(r, version_id, scored_ms), strict=True))
+
+
+VALUE_COLUMNS = ("lead_id", "model_version_id", "as_of_ms", "score", "fit_score", "engagement_score", "grade",
+                 "level", "band", "scored_ms")  # fmt: skip
+
+
+def score_tuple(r: Ledger, version_id: int, scored_ms: int) -> tuple[Any, ...]:
+    """``score_values`` as a tuple in the order of ``VALUE_COLUMNS``."""
+    return (r.lead_id, version_id, r.as_of, r.score, r.fit_score, r.engagement_score, r.grade, r.level, r.band,
+            scored_ms)  # fmt: skip
+
+
+# a scores row as ``save_current_scores`` writes it: ``score_values``' columns, then the name and due time
+SCORE_COLUMNS = (*VALUE_COLUMNS, "score_name", "due_ms")
+# a ledger row: a ledger line of a lead's score
+LINE_COLUMNS = ("lead_id", "score_name", "rule_id", "section", "kind", "rule_group", "matched", "raw", "value",
+                "decay", "score_points", "note")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,39 +149,29 @@ def save_current_scores(
             state = dict(row)
             replaced[(state["lead_id"], state.get("score_name", names[0]))] = state
         conn.execute(drop_ledger, params)
-        insert_rows(
+        insert_tuples(
             conn,
             scores,
+            SCORE_COLUMNS,
             [
-                {
-                    **score_values(r, part.version_id, scored_ms),
-                    "score_name": part.score_name,
-                    "due_ms": None if part.due is None else part.due.get(r.lead_id),
-                }
+                (*score_tuple(r, part.version_id, scored_ms), part.score_name,
+                 None if part.due is None else part.due.get(r.lead_id))
                 for part, found in zip(parts, by_lead, strict=True)
                 for r in (found[lid] for lid in ids)
             ],
-        )
-        lines = [
-            {
-                "lead_id": r.lead_id,
-                "score_name": part.score_name,
-                "rule_id": line.rule_id,
-                "section": line.section,
-                "kind": line.kind,
-                "rule_group": line.group,
-                "matched": line.matched,
-                "raw": line.raw,
-                "value": line.value,
-                "decay": line.decay,
-                "score_points": line.score_points,
-                "note": line.note,
-            }
-            for part, found in zip(parts, by_lead, strict=True)
-            for r in (found[lid] for lid in ids)
-            for line in r.lines
-        ]
-        insert_rows(conn, ledger, lines)
+        )  # fmt: skip
+        insert_tuples(
+            conn,
+            ledger,
+            LINE_COLUMNS,
+            [
+                (r.lead_id, part.score_name, line.rule_id, line.section, line.kind, line.group, line.matched,
+                 line.raw, line.value, line.decay, line.score_points, line.note)
+                for part, found in zip(parts, by_lead, strict=True)
+                for r in (found[lid] for lid in ids)
+                for line in r.lines
+            ],
+        )  # fmt: skip
     return replaced
 
 
@@ -171,6 +183,21 @@ def last_history(conn: Connection, lead_ids: Iterable[int], *, score_name: str) 
         params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
         rows = conn.execute(_LAST_HISTORY, params).mappings()
         out.update({r["lead_id"]: dict(r) for r in rows})
+    return out
+
+
+def last_histories(
+    conn: Connection, lead_ids: Iterable[int], score_names: Sequence[str]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """``last_history`` of several scores, one statement for all of them: by score name, by lead."""
+    if len(score_names) == 1:
+        return {score_names[0]: last_history(conn, lead_ids, score_name=score_names[0])}
+    ids = list(lead_ids)
+    out: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in score_names}
+    for start in range(0, len(ids), CHUNK):
+        params = {"ids": ids[start : start + CHUNK], "names": list(score_names)}
+        for r in conn.execute(_LAST_HISTORIES, params).mappings():
+            out[r["score_name"]][r["lead_id"]] = dict(r)
     return out
 
 
