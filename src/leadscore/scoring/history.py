@@ -54,17 +54,11 @@ def _row(
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:
     if prev is None or prev["model_version_id"] != version_id:
         return True
-    now = {
-        "score": ledger.score,
-        "fit_score": ledger.fit_score,
-        "engagement_score": ledger.engagement_score,
-        "grade": ledger.grade,
-        "level": ledger.level,
-        "band": ledger.band,
-    }
-    return any(
-        abs(prev[k] - now[k]) > EPS if isinstance(now[k], float) else prev[k] != now[k] for k in TRACKED
-    )
+    for k in TRACKED:
+        now = getattr(ledger, k)
+        if abs(prev[k] - now) > EPS if isinstance(now, float) else prev[k] != now:
+            return True
+    return False
 
 
 _FIRST_EVENT = (

@@ -7,12 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Text, bindparam, delete, select, text, true
+import orjson
+from sqlalchemy import BindParameter, Connection, Select, Text, bindparam, delete, func, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows, insert_tuples
 from leadscore.store.id_lists import in_list
-from leadscore.store.schema import leads, ledger, score_events, score_history, score_names, scores
+from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.score_names import named
 from leadscore.store.upsert import insert_ignore
 
@@ -55,22 +57,28 @@ _LOCK_LEADS = text(
     "FROM (SELECT unnest(CAST(:ids AS BIGINT[])) AS id ORDER BY 1) AS locked"
 )
 _LAST_HISTORY = select(score_history).where(score_history.c.id.in_(_NEWEST_HISTORY))
-# the same for several scores in one statement: the newest row of each (lead, score name)
-_NEWEST_NAMED_ID = (
-    select(score_history.c.id)
-    .where(score_history.c.lead_id == leads.c.id, score_history.c.score_name == score_names.c.name)
-    .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
-    .limit(1)
-    .correlate(leads, score_names)
-    .scalar_subquery()
-)
-_LAST_HISTORIES = select(score_history).where(
-    score_history.c.id.in_(
-        select(_NEWEST_NAMED_ID)
-        .select_from(leads.join(score_names, true()))
-        .where(in_list(leads.c.id, "ids"), in_list(score_names.c.name, "names", Text))
+
+
+# the same for several scores in one statement: the newest row of each (lead, score name), the names
+# bound as one list (a JSON array on SQLite, an array on PostgreSQL), read as a relation
+def _last_histories(dialect: str) -> Select[Any]:
+    if dialect == "postgresql":
+        names = func.unnest(bindparam("names", type_=ARRAY(Text))).table_valued("value").render_derived()
+    else:
+        names = func.json_each(bindparam("names")).table_valued("value")
+    newest = (
+        select(score_history.c.id)
+        .where(score_history.c.lead_id == leads.c.id, score_history.c.score_name == names.c.value)
+        .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+        .limit(1)
+        .correlate(leads, names)
+        .scalar_subquery()
     )
-)
+    ids = select(newest).select_from(leads.join(names, true())).where(in_list(leads.c.id, "ids"))
+    return select(score_history).where(score_history.c.id.in_(ids))
+
+
+_LAST_HISTORIES = {dialect: _last_histories(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def score_values(r: Ledger, version_id: int, scored_ms: int) -> dict[str, Any]:
@@ -193,10 +201,14 @@ def last_histories(
     if len(score_names) == 1:
         return {score_names[0]: last_history(conn, lead_ids, score_name=score_names[0])}
     ids = list(lead_ids)
+    dialect = conn.dialect.name
     out: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in score_names}
     for start in range(0, len(ids), CHUNK):
-        params = {"ids": ids[start : start + CHUNK], "names": list(score_names)}
-        for r in conn.execute(_LAST_HISTORIES, params).mappings():
+        names: Any = (
+            list(score_names) if dialect == "postgresql" else orjson.dumps(list(score_names)).decode()
+        )
+        params = {"ids": ids[start : start + CHUNK], "names": names}
+        for r in conn.execute(_LAST_HISTORIES[dialect], params).mappings():
             out[r["score_name"]][r["lead_id"]] = dict(r)
     return out
 
