@@ -255,8 +255,8 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
                     )
                 )
     for value_column, sum_column, group_id, name, note in plan.groups:
-        cells = zip(columns[value_column], columns[sum_column], strict=True)
-        for i, (capped_total, total) in enumerate(cells):
+        group_cells = zip(columns[value_column], columns[sum_column], strict=True)
+        for i, (capped_total, total) in enumerate(group_cells):
             adj = float(capped_total) - float(total)
             if abs(adj) > EPS:
                 rows[i].append(

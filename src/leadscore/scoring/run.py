@@ -134,13 +134,15 @@ def read_result(
     batch at a time (``compile.read_ledgers``; totals only, without lines, unless ``explain``)."""
     keys = list(result.keys())
     rows = result.fetchall()
+    parts: list[Sequence[Any]]
     if SCORE_INDEX not in keys:
         parts = [rows]
     else:
         at = keys.index(SCORE_INDEX)
-        parts = [[] for _ in models]
+        split: list[list[Any]] = [[] for _ in models]
         for row in rows:
-            parts[int(row[at])].append(row)
+            split[int(row[at])].append(row)
+        parts = list(split)
     if len(parts) != len(models):
         raise ValueError(f"read_result: rows of {len(parts)} scores for {len(models)} models")
     return [
