@@ -24,7 +24,7 @@ from leadscore.model import ScoringModel
 from leadscore.scoring.as_known import score_as_known, score_as_known_models
 from leadscore.store.id_lists import in_list
 from leadscore.store.pipelined import pipelined
-from leadscore.store.results import append_history, last_history, read_last_history, send_last_history
+from leadscore.store.results import append_history, last_history, read_last_histories, send_last_histories
 from leadscore.store.schema import events, identities, leads, score_history
 
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
@@ -55,17 +55,11 @@ def _row(
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:
     if prev is None or prev["model_version_id"] != version_id:
         return True
-    now = {
-        "score": ledger.score,
-        "fit_score": ledger.fit_score,
-        "engagement_score": ledger.engagement_score,
-        "grade": ledger.grade,
-        "level": ledger.level,
-        "band": ledger.band,
-    }
-    return any(
-        abs(prev[k] - now[k]) > EPS if isinstance(now[k], float) else prev[k] != now[k] for k in TRACKED
-    )
+    for k in TRACKED:
+        now = getattr(ledger, k)
+        if abs(prev[k] - now) > EPS if isinstance(now, float) else prev[k] != now:
+            return True
+    return False
 
 
 _FIRST_EVENT = (
@@ -172,10 +166,11 @@ def replay_scores(
         sent_times = pipeline.returning(
             _EVENT_TIMES, {"ids": lead_ids, "since": min(since.values()), "until": until}
         )
-        sent_newest = [send_last_history(pipeline, lead_ids, score_name=name) for _, _, name in scored]
+        names = [name for _, _, name in scored]
+        sent_newest = send_last_histories(pipeline, lead_ids, names)
         base = _baselines(sent_base, lead_ids)
         times = _event_times(sent_times)
-        newest = [read_last_history(sent) for sent in sent_newest]
+        newest = read_last_histories(sent_newest, names)
     # a batch holding the lead's first event (or linking a key) moves its created row too
     start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
     points: list[tuple[int, int]] = []
@@ -189,8 +184,7 @@ def replay_scores(
         plan[lid] = steps
         points.extend((lid, at) for at, _, _ in steps)
     befores = [
-        _previous(conn, lead_ids, start, version_id, name, top)
-        for (_, version_id, name), top in zip(scored, newest, strict=True)
+        _previous(conn, lead_ids, start, version_id, name, newest[name]) for _, version_id, name in scored
     ]
     by_points = score_as_known_models(conn, [model for model, _, _ in scored], sources, points)
     rows: list[dict[str, Any]] = []
@@ -214,8 +208,8 @@ def _previous(
     score_name: str,
     newest: Mapping[int, dict[str, Any]],
 ) -> dict[int, dict[str, Any] | None]:
-    """Each lead's newest history row of the score before ``start``, given its newest row (its rows of
-    event causes from then on are deleted: they are recomputed)."""
+    """Each lead's newest history row of the score before ``start`` (its rows of event causes from then
+    on are deleted: they are recomputed), from ``newest``: each lead's newest row of the score."""
     previous: dict[int, dict[str, Any] | None] = {}
     for lid in lead_ids:
         top = newest.get(lid)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -73,6 +74,17 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     columns = tuple(rows[0])
+    values = itemgetter(*columns)
+    insert_tuples(conn, table, columns, [values(row) for row in rows] if len(columns) > 1 else
+                  [(row[columns[0]],) for row in rows])  # fmt: skip
+
+
+def insert_tuples(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``insert_rows`` of rows given as tuples in the order of ``columns`` (no dict a row to build)."""
+    if not rows:
+        return
     unknown = set(columns) - set(table.c.keys())
     if unknown:
         raise ValueError(f"{table.name} has no column {', '.join(sorted(unknown))}")
@@ -81,7 +93,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         sql, kinds = unnest
         # each value as its column's type (a float 3.0 for an integer column would not read as one)
         typed = [
-            {c: None if row[c] is None else kind(row[c]) for c, kind in zip(columns, kinds, strict=True)}
+            {c: None if v is None else kind(v) for c, kind, v in zip(columns, kinds, row, strict=True)}
             for row in rows
         ]
         floats = [c for c, kind in zip(columns, kinds, strict=True) if kind is float]
@@ -91,5 +103,4 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         # as arrays (an integer score of 0 beside floats would make the driver guess a mixed array's type)
         conn.exec_driver_sql(sql, tuple([row[c] for row in typed] for c in columns))
         return
-    sql = _statement(conn.dialect.name, table.name, columns)
-    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+    conn.exec_driver_sql(_statement(conn.dialect.name, table.name, columns), rows)
