@@ -15,6 +15,7 @@ order or batches events arrived in:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
@@ -155,9 +156,32 @@ def replay_scores(
     """``replay`` for several scores (model, version id, score name) at once: the points to score are
     the same for every score (the leads' event times), so they are scored by one statement that reads
     the events once for every model (``score_as_known_models``). Returns rows written."""
+    return write_replay(conn, plan_replay(conn, scored, sources, since, until), recorded_ms)
+
+
+@dataclass
+class Replay:
+    """The history points of a replay, scored (``plan_replay``), to write with ``write_replay``."""
+
+    scored: Sequence[tuple[ScoringModel, int, str]]
+    lead_ids: list[int]
+    start: dict[int, int]  # per lead: the time from which its event rows are rewritten
+    plan: dict[int, list[tuple[int, str, str]]]  # per lead: (time, cause, reference) of each point
+    by_points: list[dict[tuple[int, int], Ledger]]  # per score: the ledger at each (lead, time)
+
+
+def plan_replay(
+    conn: Connection,
+    scored: Sequence[tuple[ScoringModel, int, str]],
+    sources: Sources,
+    since: Mapping[int, int],
+    until: int,
+) -> Replay:
+    """The reading half of ``replay_scores``: which points each lead gets, each scored (writes nothing,
+    so it may run on a read snapshot outside the write lock: ``scoring/snapshot.py``)."""
     lead_ids = sorted(since)
     if not lead_ids or not scored:
-        return 0
+        return Replay(scored, [], {}, {}, [])
     base = baselines(conn, lead_ids)
     # a batch holding the lead's first event (or linking a key) moves its created row too
     start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
@@ -172,13 +196,21 @@ def replay_scores(
             steps.insert(0, (base[lid], "created", "before any activity"))
         plan[lid] = steps
         points.extend((lid, at) for at, _, _ in steps)
-    befores = [_previous(conn, lead_ids, start, version_id, name) for _, version_id, name in scored]
     by_points = score_as_known_models(conn, [model for model, _, _ in scored], sources, points)
+    return Replay(scored, lead_ids, start, plan, by_points)
+
+
+def write_replay(conn: Connection, replay: Replay, recorded_ms: int) -> int:
+    """The writing half of ``replay_scores``: each lead's event rows from its start are replaced by the
+    points whose score moved (compared with the row before). Returns rows written."""
+    if not replay.lead_ids:
+        return 0
     rows: list[dict[str, Any]] = []
-    for (_, version_id, name), previous, by_point in zip(scored, befores, by_points, strict=True):
-        for lid in lead_ids:
+    for (_, version_id, name), by_point in zip(replay.scored, replay.by_points, strict=True):
+        previous = _previous(conn, replay.lead_ids, replay.start, version_id, name)
+        for lid in replay.lead_ids:
             prev = previous[lid]
-            for at, cause, ref in plan[lid]:
+            for at, cause, ref in replay.plan[lid]:
                 ledger = by_point[(lid, at)]
                 if cause == "created" or changed(prev, ledger, version_id):
                     rows.append(_row(ledger, version_id, cause, ref, recorded_ms, name))

@@ -56,6 +56,8 @@ PG_INSERT = (
 )
 _KNOWN = select(events.c.message_id).where(in_list(events.c.message_id, "ids", Text))
 INBOX_ROW_EVENTS = 100
+# the key of an inbox entry that holds leads to score, not an event (``mark_pending``)
+PENDING = "pending_rescore"
 _ENQUEUE = {
     "sqlite": "INSERT INTO inbox (received_ms, events, rows) VALUES (?, ?, ?)",
     "postgresql": "INSERT INTO inbox (received_ms, events, rows) VALUES (%s, %s, %s)",
@@ -189,6 +191,8 @@ class Claimed:
     oldest_ms: int
     # what could not be read as event-log rows (JSON text, the reason): the processor dead-letters it
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    # leads whose events are in the log but not yet scored (``PENDING`` entries: ``mark_pending``)
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 def claim(conn: Connection, limit: int) -> Claimed | None:
@@ -221,9 +225,28 @@ def claim(conn: Connection, limit: int) -> Claimed | None:
         for row in rows:
             if isinstance(row, dict) and isinstance(row.get("message_id"), str):
                 claimed.rows.append(row)
+            elif isinstance(row, dict) and isinstance(row.get(PENDING), dict):
+                claimed.pending.append(row[PENDING])
             else:
                 claimed.unreadable.append((inbox_json(row), "inbox entry is not an event with a message_id"))
     return claimed
+
+
+def mark_pending(conn: Connection, entry: dict[str, Any], received_ms: int) -> int:
+    """Add an inbox row of no events holding ``entry`` (the leads a SQLite processor logged events for
+    and scores outside the write lock: ``scoring/snapshot.py``), which ``claim`` returns in ``pending``
+    until ``done`` deletes it; returns its id. Left by a processor that stopped before scoring, it is
+    taken with the next batch, whose processor scores those leads."""
+    text = inbox_json([{PENDING: entry}])
+    row = conn.execute(inbox.insert().values(received_ms=received_ms, events=0, rows=text))
+    assert row.inserted_primary_key is not None
+    return int(row.inserted_primary_key[0])
+
+
+def done(conn: Connection, inbox_ids: Sequence[int]) -> None:
+    """Delete inbox rows by id."""
+    if inbox_ids:
+        conn.execute(_DONE, {"ids": list(inbox_ids)})
 
 
 def release(conn: Connection, claimed: Claimed) -> None:
