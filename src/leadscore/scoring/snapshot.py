@@ -85,6 +85,8 @@ def process_batch(
                 now = now_ms()
                 for text, error in claimed.unreadable:
                     _set_aside(conn, None, error, now, raw=text)
+                # the log's events after this id are not scored until the save (``bench/ingest.py`` polls it)
+                after = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM events").scalar_one()
                 applied, logged = log_rows(conn, claimed.rows)
                 if drop_unconsented and applied.touched:
                     drop_events_without_consent(conn, sorted(applied.touched))
@@ -93,7 +95,9 @@ def process_batch(
                 release(conn, claimed)
                 pending = None
                 if applied.touched:
-                    pending = mark_pending(conn, pending_entry(applied), claimed.oldest_ms)
+                    pending = mark_pending(
+                        conn, {**pending_entry(applied), "logged_after": after}, claimed.oldest_ms
+                    )
                 counted = {
                     counters.ACKNOWLEDGED: len(claimed.rows) + len(claimed.unreadable),
                     counters.DEAD_LETTERED: len(claimed.unreadable),
