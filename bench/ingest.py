@@ -684,7 +684,9 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
                 # those after the pending rows' ``logged_after`` are not scored yet
                 pending = [
                     entry[PENDING].get("logged_after", 0)
-                    for (text_,) in conn.execute(text("SELECT rows FROM inbox WHERE events = 0"))
+                    for (text_,) in conn.execute(
+                        text(f"SELECT rows FROM inbox WHERE rows LIKE '[{{\"{PENDING}\"%'")
+                    )
                     for entry in inbox_events(text_)
                     if isinstance(entry, dict) and PENDING in entry
                 ]

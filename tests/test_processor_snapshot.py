@@ -20,7 +20,7 @@ from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.processor import ProcessorStats, process_pending
 from leadscore.scoring.snapshot import process_batch
-from leadscore.store import Store
+from leadscore.store import Store, counters
 from leadscore.store.event_log import enqueue, waiting_events
 from leadscore.store.schema import events, inbox, ledger, scores
 
@@ -102,9 +102,14 @@ def test_a_processor_stopped_between_log_and_save_leaves_its_leads_to_the_next(p
     assert _ann(store) == (None, None)
     with store.connect() as conn:
         assert conn.execute(select(func.count()).select_from(events)).scalar() == 2
-        assert waiting_events(conn) == 0  # the row left behind holds no events, only Ann to score
+        assert waiting_events(conn) == 2  # logged, not scored: the row left behind names Ann
         assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 1
-    assert process_pending(store) == 0  # no events: the row names leads only
+    with store.connect() as conn:
+        assert counters.read(conn).get(counters.SCORED, 0) == 0
+    assert process_pending(store) == 0  # no events to log: the row names leads only
     assert _ann(store) == (2, 20.0)
     with store.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(inbox)).scalar() == waiting_events(conn) == 0
+        # the events are counted scored once, by the batch that scored them
+        tally = counters.read(conn)
+        assert tally[counters.ACKNOWLEDGED] == tally[counters.SCORED] == 2

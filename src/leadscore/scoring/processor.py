@@ -135,12 +135,15 @@ def _in_turn(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: 
             (scored, rescored), dead = apply_rows(conn, store, claimed.rows, drop_unconsented), 0
         if claimed.pending:  # leads a SQLite processor logged events for and stopped before scoring
             rescored += rescore_touched(conn, store.sources(), pending_leads(claimed.pending))[0]
+            scored += pending_count(claimed.pending, "scored")
         dead += len(claimed.unreadable)
         release(conn, claimed)
         counters.add(
             conn,
             {
-                counters.ACKNOWLEDGED: len(claimed.rows) + len(claimed.unreadable),
+                counters.ACKNOWLEDGED: len(claimed.rows)
+                + len(claimed.unreadable)
+                + pending_count(claimed.pending, "acknowledged"),
                 counters.SCORED: scored,
                 counters.DEAD_LETTERED: dead,
             },
@@ -192,14 +195,23 @@ def pending_leads(entries: list[dict[str, Any]], into: Applied | None = None) ->
     return out
 
 
-def pending_entry(applied: Applied) -> dict[str, Any]:
-    """``pending_leads``'s input for the leads of ``applied``: [lead id, time, since, message ids] each."""
+def pending_entry(applied: Applied, acknowledged: int, scored: int) -> dict[str, Any]:
+    """``pending_leads``'s input for the leads of ``applied`` ([lead id, time, since, message ids] each),
+    with the counts (``store/counters.py``) its events add when they are scored: events taken from the
+    inbox, events logged (``pending_count``)."""
     return {
+        "acknowledged": acknowledged,
+        "scored": scored,
         "leads": [
             [lid, at, applied.since.get(lid, at), applied.causes.get(lid, [])]
             for lid, at in sorted(applied.touched.items())
-        ]
+        ],
     }
+
+
+def pending_count(entries: list[dict[str, Any]], name: str) -> int:
+    """The events ``pending_entry`` entries counted (``name``: acknowledged or scored)."""
+    return sum(int(entry.get(name, 0)) for entry in entries)
 
 
 def _apply_isolated(

@@ -34,6 +34,7 @@ from leadscore.scoring.processor import (
     ProcessorStats,
     _set_aside,
     log_rows,
+    pending_count,
     pending_entry,
     pending_leads,
 )
@@ -90,19 +91,23 @@ def process_batch(
                 applied, logged = log_rows(conn, claimed.rows)
                 if drop_unconsented and applied.touched:
                     drop_events_without_consent(conn, sorted(applied.touched))
-                # with the leads a stopped processor left unscored
+                # with the leads (and the events) a stopped processor left unscored
                 pending_leads(claimed.pending, into=applied)
+                # the counts the events add once scored: here, or with the save (their inbox row until then)
+                acknowledged = len(claimed.rows) + pending_count(claimed.pending, "acknowledged")
+                scored = logged + pending_count(claimed.pending, "scored")
                 release(conn, claimed)
                 pending = None
+                counted = {counters.DEAD_LETTERED: len(claimed.unreadable)}
                 if applied.touched:
-                    pending = mark_pending(
-                        conn, {**pending_entry(applied), "logged_after": after}, claimed.oldest_ms
-                    )
-                counted = {
-                    counters.ACKNOWLEDGED: len(claimed.rows) + len(claimed.unreadable),
-                    counters.DEAD_LETTERED: len(claimed.unreadable),
-                }
-                counters.add(conn, counted if pending is not None else {**counted, counters.SCORED: logged})
+                    entry = {**pending_entry(applied, acknowledged, scored), "logged_after": after}
+                    pending = mark_pending(conn, entry, acknowledged, claimed.oldest_ms)
+                else:
+                    counted.update({counters.ACKNOWLEDGED: acknowledged, counters.SCORED: scored})
+                counted[counters.ACKNOWLEDGED] = counted.get(counters.ACKNOWLEDGED, 0) + len(
+                    claimed.unreadable
+                )
+                counters.add(conn, counted)
         finally:
             held += time.monotonic() - began
     rescored = 0
@@ -123,8 +128,8 @@ def process_batch(
                     else:  # changed meanwhile: computed again, holding the lock
                         stats.recomputed += 1
                         rescored, _ = rescore_touched(conn, sources, applied)
-                    done(conn, [pending])
-                    counters.add(conn, {counters.SCORED: logged})
+                    if done(conn, [pending]):  # else another processor took the row, and counts them
+                        counters.add(conn, {counters.ACKNOWLEDGED: acknowledged, counters.SCORED: scored})
             finally:
                 held += time.monotonic() - began
     stats.last_held_s = held

@@ -232,21 +232,23 @@ def claim(conn: Connection, limit: int) -> Claimed | None:
     return claimed
 
 
-def mark_pending(conn: Connection, entry: dict[str, Any], received_ms: int) -> int:
-    """Add an inbox row of no events holding ``entry`` (the leads a SQLite processor logged events for
-    and scores outside the write lock: ``scoring/snapshot.py``), which ``claim`` returns in ``pending``
-    until ``done`` deletes it; returns its id. Left by a processor that stopped before scoring, it is
-    taken with the next batch, whose processor scores those leads."""
+def mark_pending(conn: Connection, entry: dict[str, Any], events: int, received_ms: int) -> int:
+    """Add an inbox row holding ``entry`` (the leads a SQLite processor logged ``events`` for and scores
+    outside the write lock: ``scoring/snapshot.py``), which ``claim`` returns in ``pending`` until
+    ``done`` deletes it; returns its id. Its events count as waiting (``waiting_events``) until then:
+    they are in the log, not yet scored. Left by a processor that stopped before scoring, it is taken
+    with the next batch, whose processor scores those leads."""
     text = inbox_json([{PENDING: entry}])
-    row = conn.execute(inbox.insert().values(received_ms=received_ms, events=0, rows=text))
+    row = conn.execute(inbox.insert().values(received_ms=received_ms, events=events, rows=text))
     assert row.inserted_primary_key is not None
     return int(row.inserted_primary_key[0])
 
 
-def done(conn: Connection, inbox_ids: Sequence[int]) -> None:
-    """Delete inbox rows by id."""
-    if inbox_ids:
-        conn.execute(_DONE, {"ids": list(inbox_ids)})
+def done(conn: Connection, inbox_ids: Sequence[int]) -> int:
+    """Delete inbox rows by id; returns how many were still there (another processor may have claimed one)."""
+    if not inbox_ids:
+        return 0
+    return int(conn.execute(_DONE, {"ids": list(inbox_ids)}).rowcount)
 
 
 def release(conn: Connection, claimed: Claimed) -> None:
@@ -255,7 +257,7 @@ def release(conn: Connection, claimed: Claimed) -> None:
 
 
 def waiting_events(conn: Connection) -> int:
-    """How many events wait in the inbox."""
+    """How many events wait in the inbox (to be logged and scored, or logged and to be scored)."""
     return int(conn.execute(select(func.coalesce(func.sum(inbox.c.events), 0))).scalar_one())
 
 
