@@ -79,7 +79,7 @@ def process_batch(
     with write_turn(store):
         began = time.monotonic()
         try:
-            with store.begin(durable=False) as conn:
+            with store.begin(durable=False, checkpoint=False) as conn:
                 claimed = claim(conn, limit)
                 if claimed is None:
                     return 0
@@ -110,6 +110,7 @@ def process_batch(
                 counters.add(conn, counted)
         finally:
             held += time.monotonic() - began
+    store.checkpoint()  # this batch's pages: out of the log while no turn is held (``Store.begin``)
     rescored = 0
     if pending is not None:
         sources = store.sources()
@@ -122,7 +123,7 @@ def process_batch(
         with write_turn(store):
             began = time.monotonic()
             try:
-                with store.begin(durable=False) as conn:
+                with store.begin(durable=False, checkpoint=False) as conn:
                     if plan is None or fingerprint(conn, plan.everyone) == seen:
                         rescored, _ = save_rescore(conn, plan)
                     else:  # changed meanwhile: computed again, holding the lock
@@ -132,6 +133,7 @@ def process_batch(
                         counters.add(conn, {counters.ACKNOWLEDGED: acknowledged, counters.SCORED: scored})
             finally:
                 held += time.monotonic() - began
+        store.checkpoint()
     stats.last_held_s = held
     stats.batches += 1
     stats.events += len(claimed.rows)
