@@ -77,6 +77,7 @@ class ProcessorStats:
     dead_letters: int = 0
     last_latency_ms: float = 0.0
     last_held_s: float = 0.0  # how long the last batch held the write turn (SQLite) or its transaction
+    last_batch_s: float = 0.0  # SQLite: how long the last batch took, its two turns and the scoring between
     recomputed: int = 0  # SQLite batches whose leads changed while scored outside the lock: scored again
 
 

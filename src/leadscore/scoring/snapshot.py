@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection
 
+from leadscore.ingest.apply import Applied
 from leadscore.ingest.committer import write_turn
 from leadscore.scoring.pipeline import plan_rescore, rescore_touched, save_rescore
 from leadscore.scoring.processor import (
@@ -40,7 +42,7 @@ from leadscore.scoring.processor import (
 )
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters
-from leadscore.store.event_log import claim, done, drop_events_without_consent, mark_pending, release
+from leadscore.store.event_log import Claimed, claim, done, drop_events_without_consent, mark_pending, release
 
 # What the scoring of a set of leads reads, besides the clock: the active versions, the log (any event
 # appended by another writer: its newest id), and the leads' rows, identities, accounts and the number of
@@ -65,6 +67,17 @@ def fingerprint(conn: Connection, lead_ids: Sequence[int]) -> list[list[tuple[An
     ]
 
 
+@dataclass
+class _Logged:
+    """What the first turn did: the rows it took, what they changed, and the counts they add once scored."""
+
+    claimed: Claimed
+    applied: Applied
+    pending: int | None  # the inbox row naming the leads to score (None: no lead to score)
+    acknowledged: int
+    scored: int
+
+
 def process_batch(
     store: Store,
     limit: int,
@@ -75,69 +88,75 @@ def process_batch(
     """One batch of up to ``limit`` events in three steps (the module's docstring); returns the events
     and unreadable entries taken (0: the inbox is empty). ``after_compute`` runs between the computation
     and the save (a test's concurrent writer)."""
-    held = 0.0
+    began = time.monotonic()
     with write_turn(store):
-        began = time.monotonic()
-        try:
-            with store.begin(durable=False, checkpoint=False) as conn:
-                claimed = claim(conn, limit)
-                if claimed is None:
-                    return 0
-                now = now_ms()
-                for text, error in claimed.unreadable:
-                    _set_aside(conn, None, error, now, raw=text)
-                # the log's events after this id are not scored until the save (``bench/ingest.py`` polls it)
-                after = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM events").scalar_one()
-                applied, logged = log_rows(conn, claimed.rows)
-                if drop_unconsented and applied.touched:
-                    drop_events_without_consent(conn, sorted(applied.touched))
-                # with the leads (and the events) a stopped processor left unscored
-                pending_leads(claimed.pending, into=applied)
-                # the counts the events add once scored: here, or with the save (their inbox row until then)
-                acknowledged = len(claimed.rows) + pending_count(claimed.pending, "acknowledged")
-                scored = logged + pending_count(claimed.pending, "scored")
-                release(conn, claimed)
-                pending = None
-                counted = {counters.DEAD_LETTERED: len(claimed.unreadable)}
-                if applied.touched:
-                    entry = {**pending_entry(applied, acknowledged, scored), "logged_after": after}
-                    pending = mark_pending(conn, entry, acknowledged, claimed.oldest_ms)
-                else:
-                    counted.update({counters.ACKNOWLEDGED: acknowledged, counters.SCORED: scored})
-                counted[counters.ACKNOWLEDGED] = counted.get(counters.ACKNOWLEDGED, 0) + len(
-                    claimed.unreadable
-                )
-                counters.add(conn, counted)
-        finally:
-            held += time.monotonic() - began
-    store.checkpoint()  # this batch's pages: out of the log while no turn is held (``Store.begin``)
-    rescored = 0
-    if pending is not None:
+        held_from = time.monotonic()
+        with store.begin(durable=False, checkpoint=False) as conn:
+            logged = _log(conn, limit, drop_unconsented)
+        held = time.monotonic() - held_from
+    if logged is None:
+        return 0
+    store.checkpoint()  # this turn's pages: out of the log while no turn is held (``Store.begin``)
+    claimed, rescored = logged.claimed, 0
+    if logged.pending is not None:
         sources = store.sources()
         with store.connect() as conn:  # a read transaction: one snapshot, no lock
-            plan = plan_rescore(conn, sources, applied)
+            plan = plan_rescore(conn, sources, logged.applied)
             seen = fingerprint(conn, plan.everyone) if plan is not None else []
             conn.rollback()
         if after_compute is not None:
             after_compute()
         with write_turn(store):
-            began = time.monotonic()
-            try:
-                with store.begin(durable=False, checkpoint=False) as conn:
-                    if plan is None or fingerprint(conn, plan.everyone) == seen:
-                        rescored, _ = save_rescore(conn, plan)
-                    else:  # changed meanwhile: computed again, holding the lock
-                        stats.recomputed += 1
-                        rescored, _ = rescore_touched(conn, sources, applied)
-                    if done(conn, [pending]):  # else another processor took the row, and counts them
-                        counters.add(conn, {counters.ACKNOWLEDGED: acknowledged, counters.SCORED: scored})
-            finally:
-                held += time.monotonic() - began
+            held_from = time.monotonic()
+            with store.begin(durable=False, checkpoint=False) as conn:
+                if plan is None or fingerprint(conn, plan.everyone) == seen:
+                    rescored, _ = save_rescore(conn, plan)
+                else:  # changed meanwhile: computed again, holding the lock
+                    stats.recomputed += 1
+                    rescored, _ = rescore_touched(conn, sources, logged.applied)
+                if done(conn, [logged.pending]):  # else another processor took the row, and counts them
+                    counted = {counters.ACKNOWLEDGED: logged.acknowledged, counters.SCORED: logged.scored}
+                    counters.add(conn, counted)
+            held += time.monotonic() - held_from
         store.checkpoint()
     stats.last_held_s = held
+    stats.last_batch_s = time.monotonic() - began
     stats.batches += 1
     stats.events += len(claimed.rows)
     stats.leads_rescored += rescored
     stats.dead_letters += len(claimed.unreadable)
     stats.last_latency_ms = time.time() * 1000 - claimed.oldest_ms
     return len(claimed.rows) + len(claimed.unreadable)
+
+
+def _log(conn: Connection, limit: int, drop_unconsented: bool) -> _Logged | None:
+    """The first turn: claim, log and apply, and leave the pending row (None: the inbox is empty)."""
+    claimed = claim(conn, limit)
+    if claimed is None:
+        return None
+    now = now_ms()
+    for text, error in claimed.unreadable:
+        _set_aside(conn, None, error, now, raw=text)
+    # the log's events after this id are not scored until the save (``bench/ingest.py`` polls for it)
+    after = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM events").scalar_one()
+    applied, logged = log_rows(conn, claimed.rows)
+    if drop_unconsented and applied.touched:
+        drop_events_without_consent(conn, sorted(applied.touched))
+    # with the leads (and the counts of the events) a stopped processor left unscored
+    pending_leads(claimed.pending, into=applied)
+    acknowledged = len(claimed.rows) + pending_count(claimed.pending, "acknowledged")
+    scored = logged + pending_count(claimed.pending, "scored")
+    release(conn, claimed)
+    counted = {
+        counters.ACKNOWLEDGED: len(claimed.unreadable),
+        counters.DEAD_LETTERED: len(claimed.unreadable),
+    }
+    pending = None
+    if applied.touched:  # the events are counted with the save, when their pending row goes
+        entry = {**pending_entry(applied, acknowledged, scored), "logged_after": after}
+        pending = mark_pending(conn, entry, acknowledged, claimed.oldest_ms)
+    else:
+        counted[counters.ACKNOWLEDGED] += acknowledged
+        counted[counters.SCORED] = scored
+    counters.add(conn, counted)
+    return _Logged(claimed, applied, pending, acknowledged, scored)
