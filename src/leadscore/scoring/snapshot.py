@@ -13,7 +13,9 @@ every acknowledgement waits for it. Here a batch takes the lock twice, briefly:
 3. *save*: if the fingerprint is unchanged, save the results (``pipeline.save_rescore``); if another
    writer changed those leads meanwhile (an import, a publication, another processor), compute them again
    inside this transaction (``pipeline.rescore_touched``: as the one-step batch does). Then the pending row
-   is deleted.
+   is deleted;
+4. *checkpoint* the write-ahead log, no lock held (SQLite would otherwise copy it inside whichever commit
+   grew it past 1,000 pages, holding the lock: often this batch's, or the acknowledgement after it).
 
 Events acknowledged meanwhile wait in the inbox for the next batch, so they never make the results
 stale: only writers of the log, the people tables or the models do, and the fingerprint sees them.
@@ -96,7 +98,6 @@ def process_batch(
         held = time.monotonic() - held_from
     if logged is None:
         return 0
-    store.checkpoint()  # this turn's pages: out of the log while no turn is held (``Store.begin``)
     claimed, rescored = logged.claimed, 0
     if logged.pending is not None:
         sources = store.sources()
@@ -118,7 +119,9 @@ def process_batch(
                     counted = {counters.ACKNOWLEDGED: logged.acknowledged, counters.SCORED: logged.scored}
                     counters.add(conn, counted)
             held += time.monotonic() - held_from
-        store.checkpoint()
+    # both turns' pages out of the write-ahead log while no turn is held (``Store.begin``); after the save
+    # only, so that scoring never waits for it (the first turn's pages rarely reach SQLite's 1,000)
+    store.checkpoint()
     stats.last_held_s = held
     stats.last_batch_s = time.monotonic() - began
     stats.batches += 1
