@@ -113,3 +113,27 @@ def test_a_processor_stopped_between_log_and_save_leaves_its_leads_to_the_next(p
         # the events are counted scored once, by the batch that scored them
         tally = counters.read(conn)
         assert tally[counters.ACKNOWLEDGED] == tally[counters.SCORED] == 2
+
+
+def test_a_pending_row_another_processor_took_is_not_confused_with_a_newer_inbox_row(
+    published: Store,
+) -> None:
+    """SQLite gives a new inbox row the largest id plus one, so the id of a pending row another processor
+    took comes back: the first processor's save must leave that new row (m2, not yet logged) alone."""
+    store = published
+    _acknowledge(store, "m1")
+
+    def another_processor_then_m2() -> None:
+        # the second processor takes the pending row with its batch and scores Ann (one visit)
+        assert process_batch(store, 100, ProcessorStats()) == 0
+        assert _ann(store) == (1, 10.0)
+        _acknowledge(store, "m2")  # the inbox is empty: m2's row gets the pending row's id again
+
+    stats = ProcessorStats()
+    assert process_batch(store, 100, stats, after_compute=another_processor_then_m2) == 1
+    with store.connect() as conn:
+        assert waiting_events(conn) == 1  # m2 still waits
+        tally = counters.read(conn)
+    assert tally[counters.ACKNOWLEDGED] == tally[counters.SCORED] == 1  # m1, counted once (by the second)
+    assert process_pending(store) == 1
+    assert _ann(store) == (2, 20.0)

@@ -44,7 +44,14 @@ from leadscore.scoring.processor import (
 )
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters
-from leadscore.store.event_log import Claimed, claim, done, drop_events_without_consent, mark_pending, release
+from leadscore.store.event_log import (
+    Claimed,
+    claim,
+    done_pending,
+    drop_events_without_consent,
+    mark_pending,
+    release,
+)
 
 # What the scoring of a set of leads reads, besides the clock: the active versions, the log (any event
 # appended by another writer: its newest id), and the leads' rows, identities, accounts and the number of
@@ -75,7 +82,7 @@ class _Logged:
 
     claimed: Claimed
     applied: Applied
-    pending: int | None  # the inbox row naming the leads to score (None: no lead to score)
+    pending: tuple[int, str] | None  # the inbox row naming the leads to score (None: no lead to score)
     acknowledged: int
     scored: int
 
@@ -115,7 +122,7 @@ def process_batch(
                 else:  # changed meanwhile: computed again, holding the lock
                     stats.recomputed += 1
                     rescored, _ = rescore_touched(conn, sources, logged.applied)
-                if done(conn, [logged.pending]):  # else another processor took the row, and counts them
+                if done_pending(conn, logged.pending):  # else another processor took the row, and counts them
                     counted = {counters.ACKNOWLEDGED: logged.acknowledged, counters.SCORED: logged.scored}
                     counters.add(conn, counted)
             held += time.monotonic() - held_from

@@ -232,23 +232,23 @@ def claim(conn: Connection, limit: int) -> Claimed | None:
     return claimed
 
 
-def mark_pending(conn: Connection, entry: dict[str, Any], events: int, received_ms: int) -> int:
+def mark_pending(conn: Connection, entry: dict[str, Any], events: int, received_ms: int) -> tuple[int, str]:
     """Add an inbox row holding ``entry`` (the leads a SQLite processor logged ``events`` for and scores
     outside the write lock: ``scoring/snapshot.py``), which ``claim`` returns in ``pending`` until
-    ``done`` deletes it; returns its id. Its events count as waiting (``waiting_events``) until then:
-    they are in the log, not yet scored. Left by a processor that stopped before scoring, it is taken
-    with the next batch, whose processor scores those leads."""
+    ``done_pending`` deletes it; returns its id and text. Its events count as waiting
+    (``waiting_events``) until then: they are in the log, not yet scored. Left by a processor that
+    stopped before scoring, it is taken with the next batch, whose processor scores those leads."""
     text = inbox_json([{PENDING: entry}])
     row = conn.execute(inbox.insert().values(received_ms=received_ms, events=events, rows=text))
     assert row.inserted_primary_key is not None
-    return int(row.inserted_primary_key[0])
+    return int(row.inserted_primary_key[0]), text
 
 
-def done(conn: Connection, inbox_ids: Sequence[int]) -> int:
-    """Delete inbox rows by id; returns how many were still there (another processor may have claimed one)."""
-    if not inbox_ids:
-        return 0
-    return int(conn.execute(_DONE, {"ids": list(inbox_ids)}).rowcount)
+def done_pending(conn: Connection, pending: tuple[int, str]) -> bool:
+    """Delete the row ``mark_pending`` added; False when another processor took it first. Its id alone
+    does not name it: once taken, a new inbox row may get the same id (SQLite reuses the largest)."""
+    inbox_id, text = pending
+    return bool(conn.execute(delete(inbox).where(inbox.c.id == inbox_id, inbox.c.rows == text)).rowcount)
 
 
 def release(conn: Connection, claimed: Claimed) -> None:
