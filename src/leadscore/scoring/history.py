@@ -15,6 +15,7 @@ order or batches events arrived in:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, bindparam, delete, func, select
@@ -24,7 +25,7 @@ from leadscore.model import ScoringModel
 from leadscore.scoring.as_known import score_as_known, score_as_known_models
 from leadscore.store.id_lists import in_list
 from leadscore.store.pipelined import pipelined
-from leadscore.store.results import append_history, last_history, read_last_histories, send_last_histories
+from leadscore.store.results import append_history, last_histories, last_history
 from leadscore.store.schema import events, identities, leads, score_history
 
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
@@ -155,10 +156,33 @@ def replay_scores(
     """``replay`` for several scores (model, version id, score name) at once: the points to score are
     the same for every score (the leads' event times), so they are scored by one statement that reads
     the events once for every model (``score_as_known_models``). Returns rows written."""
+    return write_replay(conn, plan_replay(conn, scored, sources, since, until), recorded_ms)
+
+
+@dataclass
+class Replay:
+    """The history points of a replay, scored (``plan_replay``), to write with ``write_replay``."""
+
+    scored: Sequence[tuple[ScoringModel, int, str]]
+    lead_ids: list[int]
+    start: dict[int, int]  # per lead: the time from which its event rows are rewritten
+    plan: dict[int, list[tuple[int, str, str]]]  # per lead: (time, cause, reference) of each point
+    by_points: list[dict[tuple[int, int], Ledger]]  # per score: the ledger at each (lead, time)
+
+
+def plan_replay(
+    conn: Connection,
+    scored: Sequence[tuple[ScoringModel, int, str]],
+    sources: Sources,
+    since: Mapping[int, int],
+    until: int,
+) -> Replay:
+    """The reading half of ``replay_scores``: which points each lead gets, each scored (writes nothing,
+    so it may run on a read snapshot outside the write lock: ``scoring/snapshot.py``)."""
     lead_ids = sorted(since)
     if not lead_ids or not scored:
-        return 0
-    # three reads, one round trip on PostgreSQL: the events from the earliest time any lead's rows may
+        return Replay(scored, [], {}, {}, [])
+    # two reads, one round trip on PostgreSQL: the events from the earliest time any lead's rows may
     # change are a superset of those from each lead's start (a start before ``since`` is its baseline,
     # the moment before its first event)
     with pipelined(conn) as pipeline:
@@ -166,11 +190,8 @@ def replay_scores(
         sent_times = pipeline.returning(
             _EVENT_TIMES, {"ids": lead_ids, "since": min(since.values()), "until": until}
         )
-        names = [name for _, _, name in scored]
-        sent_newest = send_last_histories(pipeline, lead_ids, names)
         base = _baselines(sent_base, lead_ids)
         times = _event_times(sent_times)
-        newest = read_last_histories(sent_newest, names)
     # a batch holding the lead's first event (or linking a key) moves its created row too
     start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
     points: list[tuple[int, int]] = []
@@ -183,15 +204,22 @@ def replay_scores(
             steps.insert(0, (base[lid], "created", "before any activity"))
         plan[lid] = steps
         points.extend((lid, at) for at, _, _ in steps)
-    befores = [
-        _previous(conn, lead_ids, start, version_id, name, newest[name]) for _, version_id, name in scored
-    ]
     by_points = score_as_known_models(conn, [model for model, _, _ in scored], sources, points)
+    return Replay(scored, lead_ids, start, plan, by_points)
+
+
+def write_replay(conn: Connection, replay: Replay, recorded_ms: int) -> int:
+    """The writing half of ``replay_scores``: each lead's event rows from its start are replaced by the
+    points whose score moved (compared with the row before). Returns rows written."""
+    if not replay.lead_ids:
+        return 0
     rows: list[dict[str, Any]] = []
-    for (_, version_id, name), previous, by_point in zip(scored, befores, by_points, strict=True):
-        for lid in lead_ids:
+    newest = last_histories(conn, replay.lead_ids, [name for _, _, name in replay.scored])
+    for (_, version_id, name), by_point in zip(replay.scored, replay.by_points, strict=True):
+        previous = _previous(conn, replay.lead_ids, replay.start, version_id, name, newest[name])
+        for lid in replay.lead_ids:
             prev = previous[lid]
-            for at, cause, ref in plan[lid]:
+            for at, cause, ref in replay.plan[lid]:
                 ledger = by_point[(lid, at)]
                 if cause == "created" or changed(prev, ledger, version_id):
                     rows.append(_row(ledger, version_id, cause, ref, recorded_ms, name))

@@ -121,13 +121,38 @@ def rescore_touched(
     """
     if drop_unconsented and applied.touched:
         drop_events_without_consent(conn, sorted(applied.touched))
+    return save_rescore(conn, plan_rescore(conn, sources, applied, as_of))
+
+
+@dataclass
+class Rescore:
+    """The leads a batch touched, scored with every active model (``plan_rescore``), to save with
+    ``save_rescore``: one part per group of models scored by one statement."""
+
+    sources: Sources
+    stamp: int
+    at: int  # the time the current scores are as of
+    everyone: list[int]  # every lead scored (with their colleagues when a rule reads the account)
+    parts: list[tuple[list[Active], list[list[Ledger]], list[dict[int, int | None]], dict[int, str]]] = field(
+        default_factory=list
+    )  # (models, their ledgers, when each score is next due, the cause of each lead's change)
+    replays: list[history.Replay] = field(default_factory=list)  # each part's history points, scored
+
+
+def plan_rescore(
+    conn: Connection, sources: Sources, applied: Applied, as_of: int | None = None
+) -> Rescore | None:
+    """The reading half of ``rescore_touched``: the touched leads' current scores, ledgers, due times and
+    history points, computed; nothing written but the leads' locks (None: no active model). It may run on a
+    read snapshot outside the write lock (SQLite, where ``lock_leads`` does nothing: ``scoring/snapshot.py``)."""
     models = active_models(conn) if applied.touched else []
     if not models and applied.touched and not _no_model_warned.is_set():
         _no_model_warned.set()
         log.warning("%s: `leadscore model publish MODEL.yaml`", NO_MODEL)
     if not models:
-        return 0, 0
+        return None
     stamp = now_ms()
+    at = as_of or stamp
     # the models whose rules read only the lead's own events rescore the touched leads; those with an
     # account-scope rule, their colleagues too: each group is scored by one statement for all its models
     groups: dict[bool, list[Active]] = {}
@@ -135,22 +160,35 @@ def rescore_touched(
         groups.setdefault(_reads_accounts(active.model), []).append(active)
     plans = [(group, *_with_colleagues(conn, group[0].model, applied)) for group in groups.values()]
     everyone = sorted(set().union(*(touched for _, touched, _, _ in plans)))
+    # before they are read: a concurrent rescore of the same leads (PostgreSQL) has committed by then
     lock_leads(conn, everyone)
-    scored: set[int] = set()
-    rows = 0
+    out = Rescore(sources, stamp, at, everyone)
     for group, touched, messages, since in plans:
         lead_ids = sorted(touched)
-        at = as_of or stamp
         per_model = score_points_models(
             conn, [a.model for a in group], sources, [(lid, at) for lid in lead_ids]
         )
         causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
         dues = schedule_models(conn, [a.model for a in group], sources, per_model)
-        save_named_scores(conn, _named(group, per_model, dues), stamp, causes)
-        scored.update(lg.lead_id for ledgers in per_model for lg in ledgers)
+        out.parts.append((group, per_model, dues, causes))
         versions = [(a.model, a.version.id, a.version.score_name) for a in group if a.version is not None]
-        rows += history.replay_scores(conn, versions, sources, since, at, stamp)
-    score_shadows(conn, sources, everyone, as_of or stamp, stamp)  # candidates beside it: no actions
+        out.replays.append(history.plan_replay(conn, versions, sources, since, at))
+    return out
+
+
+def save_rescore(conn: Connection, rescore: Rescore | None) -> tuple[int, int]:
+    """The writing half of ``rescore_touched``: save what ``plan_rescore`` computed (scores, ledgers,
+    crossings, history), and score the shadow versions beside it. Returns (leads, history rows)."""
+    if rescore is None:
+        return 0, 0
+    scored: set[int] = set()
+    rows = 0
+    for (group, per_model, dues, causes), replay in zip(rescore.parts, rescore.replays, strict=True):
+        save_named_scores(conn, _named(group, per_model, dues), rescore.stamp, causes)
+        scored.update(lg.lead_id for ledgers in per_model for lg in ledgers)
+        rows += history.write_replay(conn, replay, rescore.stamp)
+    # candidates beside it: no actions
+    score_shadows(conn, rescore.sources, rescore.everyone, rescore.at, rescore.stamp)
     return len(scored), rows
 
 

@@ -81,6 +81,8 @@ class ProcessorStats:
     dead_letters: int = 0
     last_latency_ms: float = 0.0
     last_held_s: float = 0.0  # how long the last batch held the write turn (SQLite) or its transaction
+    last_batch_s: float = 0.0  # SQLite: how long the last batch took, its two turns and the scoring between
+    recomputed: int = 0  # SQLite batches whose leads changed while scored outside the lock: scored again
 
 
 def process_pending(store: Store, limit: int = BATCH, drop_unconsented: bool = False) -> int:
@@ -110,6 +112,11 @@ def _process(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: 
 def _process_once(
     store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool, isolate: bool
 ) -> int:
+    if store.dialect == "sqlite" and not isolate:
+        # scored on a read snapshot, the write lock held only to log and to save (built on this module)
+        from leadscore.scoring.snapshot import process_batch
+
+        return process_batch(store, limit, stats, drop_unconsented)
     # derived data: scores are recomputed from the inbox rows this transaction deletes, if it is lost
     with write_turn(store):
         held_from = time.monotonic()
@@ -131,12 +138,17 @@ def _in_turn(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: 
             scored, rescored, dead = _apply_isolated(conn, store, claimed.rows, drop_unconsented, now)
         else:
             (scored, rescored), dead = apply_rows(conn, store, claimed.rows, drop_unconsented), 0
+        if claimed.pending:  # leads a SQLite processor logged events for and stopped before scoring
+            rescored += rescore_touched(conn, store.sources(), pending_leads(claimed.pending))[0]
+            scored += pending_count(claimed.pending, "scored")
         dead += len(claimed.unreadable)
         release(conn, claimed)
         counters.add(
             conn,
             {
-                counters.ACKNOWLEDGED: len(claimed.rows) + len(claimed.unreadable),
+                counters.ACKNOWLEDGED: len(claimed.rows)
+                + len(claimed.unreadable)
+                + pending_count(claimed.pending, "acknowledged"),
                 counters.SCORED: scored,
                 counters.DEAD_LETTERED: dead,
             },
@@ -156,6 +168,14 @@ def apply_rows(
     """Append event-log rows to the log (of two copies of a message the first wins; one already there is
     skipped), apply the new ones (identities, traits, accounts) and rescore the leads they touch.
     Returns (events applied, leads rescored)."""
+    applied, count = log_rows(conn, rows)
+    rescored, _ = rescore_touched(conn, store.sources(), applied, drop_unconsented=drop_unconsented)
+    return count, rescored
+
+
+def log_rows(conn: Connection, rows: list[dict[str, Any]]) -> tuple[Applied, int]:
+    """The first half of ``apply_rows``: append the rows to the log and apply the new ones (identities,
+    traits, accounts), unscored. Returns what they changed and how many were new."""
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["message_id"] not in first:
@@ -165,8 +185,38 @@ def apply_rows(
     inserted = append_events(conn, list(first.values()))
     messages = [message_from_row(row) for mid, row in first.items() if mid in inserted]
     applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
-    rescored, _ = rescore_touched(conn, store.sources(), applied, drop_unconsented=drop_unconsented)
-    return len(messages), rescored
+    return applied, len(messages)
+
+
+def pending_leads(entries: list[dict[str, Any]], into: Applied | None = None) -> Applied:
+    """The leads of ``event_log.mark_pending`` entries, as one batch's ``Applied`` (to rescore), added to
+    ``into`` when given."""
+    out = Applied() if into is None else into
+    for entry in entries:
+        for lead_id, at, since, causes in entry.get("leads", []):
+            out.touched[int(lead_id)] = max(int(at), out.touched.get(int(lead_id), int(at)))
+            out.since[int(lead_id)] = min(int(since), out.since.get(int(lead_id), int(since)))
+            out.causes.setdefault(int(lead_id), []).extend(str(c) for c in causes)
+    return out
+
+
+def pending_entry(applied: Applied, acknowledged: int, scored: int) -> dict[str, Any]:
+    """``pending_leads``'s input for the leads of ``applied`` ([lead id, time, since, message ids] each),
+    with the counts (``store/counters.py``) its events add when they are scored: events taken from the
+    inbox, events logged (``pending_count``)."""
+    return {
+        "acknowledged": acknowledged,
+        "scored": scored,
+        "leads": [
+            [lid, at, applied.since.get(lid, at), applied.causes.get(lid, [])]
+            for lid, at in sorted(applied.touched.items())
+        ],
+    }
+
+
+def pending_count(entries: list[dict[str, Any]], name: str) -> int:
+    """The events ``pending_entry`` entries counted (``name``: acknowledged or scored)."""
+    return sum(int(entry.get(name, 0)) for entry in entries)
 
 
 def _apply_isolated(

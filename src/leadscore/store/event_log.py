@@ -57,6 +57,8 @@ PG_INSERT = (
 )
 _KNOWN = select(events.c.message_id).where(in_list(events.c.message_id, "ids", Text))
 INBOX_ROW_EVENTS = 100
+# the key of an inbox entry that holds leads to score, not an event (``mark_pending``)
+PENDING = "pending_rescore"
 _ENQUEUE = {
     "sqlite": "INSERT INTO inbox (received_ms, events, rows) VALUES (?, ?, ?)",
     "postgresql": "INSERT INTO inbox (received_ms, events, rows) VALUES (%s, %s, %s)",
@@ -202,6 +204,8 @@ class Claimed:
     # what could not be read as event-log rows (JSON text, the reason): the processor dead-letters it
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     released: bool = False  # deleted from the inbox already (PostgreSQL: in the claim's statement)
+    # leads whose events are in the log but not yet scored (``PENDING`` entries: ``mark_pending``)
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 def claim(conn: Connection, limit: int) -> Claimed | None:
@@ -242,9 +246,30 @@ def claim(conn: Connection, limit: int) -> Claimed | None:
         for row in rows:
             if isinstance(row, dict) and isinstance(row.get("message_id"), str):
                 claimed.rows.append(row)
+            elif isinstance(row, dict) and isinstance(row.get(PENDING), dict):
+                claimed.pending.append(row[PENDING])
             else:
                 claimed.unreadable.append((inbox_json(row), "inbox entry is not an event with a message_id"))
     return claimed
+
+
+def mark_pending(conn: Connection, entry: dict[str, Any], events: int, received_ms: int) -> tuple[int, str]:
+    """Add an inbox row holding ``entry`` (the leads a SQLite processor logged ``events`` for and scores
+    outside the write lock: ``scoring/snapshot.py``), which ``claim`` returns in ``pending`` until
+    ``done_pending`` deletes it; returns its id and text. Its events count as waiting
+    (``waiting_events``) until then: they are in the log, not yet scored. Left by a processor that
+    stopped before scoring, it is taken with the next batch, whose processor scores those leads."""
+    text = inbox_json([{PENDING: entry}])
+    row = conn.execute(inbox.insert().values(received_ms=received_ms, events=events, rows=text))
+    assert row.inserted_primary_key is not None
+    return int(row.inserted_primary_key[0]), text
+
+
+def done_pending(conn: Connection, pending: tuple[int, str]) -> bool:
+    """Delete the row ``mark_pending`` added; False when another processor took it first. Its id alone
+    does not name it: once taken, a new inbox row may get the same id (SQLite reuses the largest)."""
+    inbox_id, text = pending
+    return bool(conn.execute(delete(inbox).where(inbox.c.id == inbox_id, inbox.c.rows == text)).rowcount)
 
 
 def release(conn: Connection, claimed: Claimed) -> None:
@@ -255,7 +280,7 @@ def release(conn: Connection, claimed: Claimed) -> None:
 
 
 def waiting_events(conn: Connection) -> int:
-    """How many events wait in the inbox."""
+    """How many events wait in the inbox (to be logged and scored, or logged and to be scored)."""
     return int(conn.execute(select(func.coalesce(func.sum(inbox.c.events), 0))).scalar_one())
 
 

@@ -15,6 +15,8 @@ from leadscore.store.engine import make_engine, migrate, normalise_url
 DEFAULT_URL = DEFAULT_DATABASE_URL
 # conn.info key: the transaction in which JIT was last switched off (``jit_off``)
 _JIT_OFF = "leadscore.jit_off_in"
+# SQLite's own default: a commit that leaves more pages than this in the write-ahead log checkpoints it
+WAL_AUTOCHECKPOINT = 1000
 
 
 class Store:
@@ -40,7 +42,7 @@ class Store:
         return self.engine.dialect.name
 
     @contextmanager
-    def begin(self, *, durable: bool = True) -> Iterator[Connection]:
+    def begin(self, *, durable: bool = True, checkpoint: bool = True) -> Iterator[Connection]:
         """A write transaction: committed on success, rolled back on error.
 
         ``durable=False`` is for writes of derived data that are recomputed from durable inputs if lost
@@ -48,12 +50,20 @@ class Store:
         not wait for the disk (SQLite ``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``). A
         crash can lose such a transaction, never tear it, and the write-ahead log is sequential, so any
         later durable commit makes it durable too.
+
+        ``checkpoint=False`` (SQLite): the commit leaves copying the write-ahead log into the database to
+        a later ``checkpoint()``. SQLite's automatic checkpoint runs in the commit that grows the log past
+        1,000 pages, while the writer still holds its turn (``ingest/committer.py: write_turn``): after
+        a large transaction (a processor's batch) every acknowledgement would wait for the copy.
         """
         with self.engine.connect() as conn:
             conn = conn.execution_options(immediate=True)
             relaxed = not durable and self.dialect == "sqlite"
+            deferred = not checkpoint and self.dialect == "sqlite"
             if relaxed:
                 _pragma(conn, "synchronous=NORMAL")
+            if deferred:
+                _pragma(conn, "wal_autocheckpoint=0")
             try:
                 with conn.begin():
                     if not durable and self.dialect == "postgresql":
@@ -66,6 +76,17 @@ class Store:
             finally:
                 if relaxed:
                     _pragma(conn, "synchronous=FULL")
+                if deferred:
+                    _pragma(conn, f"wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+
+    def checkpoint(self) -> None:
+        """SQLite: copy what the write-ahead log holds into the database as far as readers allow
+        (``PASSIVE``: it waits for no writer or reader, and a writer may commit meanwhile); nothing on
+        PostgreSQL."""
+        if self.dialect != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            _pragma(conn, "wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
