@@ -189,11 +189,11 @@ def _people_cache(conn: Connection, ordered: Sequence[Message], lookup: KeyLooku
     external_ids: set[str] = set()
     emails: set[str] = set()
     domains: set[str] = set()  # of the groups' accounts
-    lead_ids: set[int | None] = set()
+    lead_ids: set[int] = set()
     for m in ordered:
         if m.type not in ("identify", "alias", "group") and not m.traits:
             continue
-        lead_ids.update(lookup.known.get(key) for key in _keys(m))
+        lead_ids.update(lid for key in _keys(m) if (lid := lookup.known.get(key)) is not None)
         if m.user_id:
             external_ids.add(m.user_id)
             if "@" in m.user_id:
@@ -203,7 +203,6 @@ def _people_cache(conn: Connection, ordered: Sequence[Message], lookup: KeyLooku
                 emails.add(normalise_email(email))
         if m.type == "group" and (domain := account_domain(group_account(m.traits, m.group_id)[0])):
             domains.add(domain)
-    lead_ids.discard(None)
     return PeopleCache(
         conn,
         lookup.get,
