@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Text, bindparam, select, update
@@ -377,6 +378,8 @@ def upsert_account(
         created = False
     if domain:
         if cache is None or domain not in cache.covered:
+            if cache is not None:  # the statement reads leads: the held changes go first
+                cache.flush(conn)
             conn.execute(_ACCOUNT_FOR_DOMAIN_LEADS, {"domain": domain, "account": account_id, "now": now_ms})
         if cache is not None:
             cache.domain_linked(domain, account_id, now_ms)
@@ -401,12 +404,19 @@ def set_lead_account(
 # what ``upsert_lead`` reads of a lead's row and what its writes change (the cache keeps these, current)
 _ROW_COLUMNS = ("id", "external_id", "email", "email_domain", *LEAD_COLUMNS[1:], "account_id", "attributes",
                 "attribute_ts", "updated_ms")  # fmt: skip
-# a kept lead's row written back as the cache holds it (one statement for all the batch's changed leads)
-_WRITE_ROW = (
-    update(leads)
-    .where(leads.c.id == bindparam("row_id"))
-    .values({c: bindparam(f"v_{c}") for c in _ROW_COLUMNS[1:]})
-)
+
+
+@lru_cache(maxsize=64)
+def _write_columns(columns: tuple[str, ...]) -> Any:
+    """``UPDATE leads SET <columns> WHERE id`` for the held changes of kept leads (one statement per set
+    of columns changed: leads are written in the columns the batch changed, no others)."""
+    return (
+        update(leads)
+        .where(leads.c.id == bindparam("row_id"))
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+
+
 _CLEAR_EMAIL = update(leads).where(leads.c.id == bindparam("row_id")).values(email=None)
 _ROWS_BY_IDS = select(*(leads.c[c] for c in _ROW_COLUMNS)).where(in_list(leads.c.id, "values"))
 _ROWS_BY_EXTERNAL_IDS = select(*(leads.c[c] for c in _ROW_COLUMNS)).where(
@@ -430,9 +440,10 @@ class PeopleCache:
 
     Changes to kept leads are held here and written by ``flush``, one statement for the batch instead of
     one or two per identify or group message: nothing reads a kept lead from the database meanwhile
-    (the searches are answered here), and where a statement writes leads in the database directly (an
-    account linking the leads of its e-mail domain) the cache applies the same change to its rows, whose
-    values the flush then writes over whatever the statement did to them.
+    (the searches are answered here). An account links the leads of its e-mail domain in the cache
+    when the cache holds every lead it could link (the domains of the batch's group messages, read up
+    front), else by its statement, after the held changes are written, and in the cache too. A lead is
+    written in the columns the batch changed only.
 
     ``key_lead`` answers which lead a ``u:`` key is linked to (the batch's key lookup, which knows the
     links it makes). ``domains``: of the accounts to find; ``linking``: of the accounts the batch's group
@@ -457,7 +468,8 @@ class PeopleCache:
         self.covered = set(linking)
         self.by_domain: dict[str, int | None] = dict.fromkeys([*domains, *self.covered])
         self.accounts: dict[int, dict[str, Any]] = {}
-        self.dirty: set[int] = set()  # kept leads whose row is changed here, not yet in the database
+        # kept leads whose row is changed here, not yet in the database: the columns changed
+        self.dirty: dict[int, set[str]] = {}
         self.moved: set[int] = set()  # of those, the leads whose e-mail changed from another one
         # e-mail domain -> kept leads that had no account when kept (checked again when used)
         self.unlinked: dict[str, set[int]] = {}
@@ -536,7 +548,7 @@ class PeopleCache:
             self.by_email[row["email"]] = None  # unique: no other lead holds it
         row.update(changes)
         row["updated_ms"] = now_ms
-        self.dirty.add(lead_id)
+        self.dirty.setdefault(lead_id, set()).update(changes, ("updated_ms",))
         self._keep(row)
 
     def flush(self, conn: Connection) -> None:
@@ -544,12 +556,15 @@ class PeopleCache:
         another's e-mail for a moment (the column is unique)."""
         if self.moved:
             conn.execute(_CLEAR_EMAIL, [{"row_id": lid} for lid in sorted(self.moved)])
-        if self.dirty:
-            rows = [self.rows[lid] for lid in sorted(self.dirty)]
-            conn.execute(
-                _WRITE_ROW, [{"row_id": r["id"], **{f"v_{c}": r[c] for c in _ROW_COLUMNS[1:]}} for r in rows]
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for lead_id, changed in sorted(self.dirty.items()):
+            row, columns = self.rows[lead_id], tuple(sorted(changed))
+            by_columns.setdefault(columns, []).append(
+                {"row_id": lead_id, **{f"v_{c}": row[c] for c in columns}}
             )
-        self.dirty, self.moved = set(), set()
+        for columns, params in by_columns.items():
+            conn.execute(_write_columns(columns), params)
+        self.dirty, self.moved = {}, set()
 
     def account_for_domain(self, conn: Connection, domain: str) -> int | None:
         if domain not in self.by_domain:
