@@ -46,6 +46,7 @@ _LEADS_BY_KEYS = select(identities.c.key, identities.c.lead_id).where(
     in_list(identities.c.key, "values", Text)
 )
 _INSERT_LEAD = leads.insert().returning(leads.c.id)
+_INSERT_BARE_LEADS = leads.insert()
 _ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
 _ACCOUNT_BY_NAME = select(accounts.c.id).where(accounts.c.name == bindparam("value"))
 # the same searches as ``find_lead``, reading the whole row (``upsert_lead`` merges into it)
@@ -259,12 +260,12 @@ def create_bare_leads(conn: Connection, first_seen: dict[str, int]) -> tuple[dic
             }
             for u in missing
         ]
-        made = conn.execute(
-            leads.insert().returning(leads.c.external_id, leads.c.id, sort_by_parameter_order=True), rows
-        ).all()
-        for external_id, lead_id in made:
-            found[external_id] = int(lead_id)
-            created.add(int(lead_id))
+        # inserted, then their ids read by external id (unique): an insert returning its rows in
+        # parameter order is one statement per row on SQLite (SQLAlchemy cannot batch it there)
+        conn.execute(_INSERT_BARE_LEADS, rows)
+        made = _lead_ids(conn, _LEADS_BY_EXTERNAL_IDS, missing)
+        found.update(made)
+        created.update(made.values())
     links = [
         {"key": user_key(u), "lead_id": lead_id, "created_ms": first_seen[u]} for u, lead_id in found.items()
     ]
