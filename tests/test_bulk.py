@@ -74,3 +74,31 @@ def test_values_json_cannot_carry_and_integers_given_as_floats(store: Store) -> 
         (stored,) = [dict(r) for r in conn.execute(select(ledger)).mappings()]
     assert stored == {**row, "matched": 3}
     assert type(stored["matched"]) is int
+
+
+def test_rows_conflicting_on_the_ignored_columns_are_skipped_and_counted(store: Store) -> None:
+    """``ignore``: a row whose key (here a crossing's lead, version, kind, time and value) is stored
+    already, or comes earlier in the same call, is skipped; the count is of the rows inserted."""
+    from leadscore.store.results import CROSSING_KEY
+    from leadscore.store.schema import model_versions, score_events
+
+    def crossing(at_ms: int, to_value: str, score: float) -> dict[str, object]:
+        return {"lead_id": 7, "score_name": "primary", "model_version_id": 1, "kind": "band",
+                "from_value": None, "to_value": to_value, "at_ms": at_ms, "score": score,
+                "cause_ref": "m1, m2", "recorded_ms": 5}  # fmt: skip
+
+    with store.begin() as conn:
+        conn.execute(leads.insert().values(id=7, attributes={}, created_ms=1, updated_ms=1))
+        conn.execute(
+            model_versions.insert().values(
+                id=1, name="m", version=1, yaml="model: m", sha256="x", created_ms=1, active=True
+            )
+        )
+        assert insert_rows(conn, score_events, [crossing(10, "warm", 31.5)], ignore=CROSSING_KEY) == 1
+        again = [crossing(10, "warm", 99.0), crossing(20, "hot", 70.25), crossing(20, "hot", 71.0)]
+        assert insert_rows(conn, score_events, again, ignore=CROSSING_KEY) == 1
+    with store.connect() as conn:
+        stored = conn.execute(
+            select(score_events.c.at_ms, score_events.c.to_value, score_events.c.score).order_by("at_ms")
+        ).all()
+    assert [tuple(r) for r in stored] == [(10, "warm", 31.5), (20, "hot", 70.25)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 
 from leadscore.store.schema import INT64_MAX, INT64_MIN
 
@@ -82,6 +83,20 @@ def snake(name: str) -> str:
 
 def canonical(name: str) -> str:
     """The canonical attribute name for a header or trait."""
+    if len(name) <= _CACHED_NAME:
+        return _canonical(name)
+    key = snake(name)
+    return ALIASES.get(key, key)
+
+
+# trait keys repeat across messages (``email``, ``firstName``, ...): each is read by two regular
+# expressions once, not in every message (an identify's traits are split 3 times on its way in). Only
+# short names are kept, so a hostile message's long keys cannot fill memory.
+_CACHED_NAME = 64
+
+
+@lru_cache(maxsize=4096)
+def _canonical(name: str) -> str:
     key = snake(name)
     return ALIASES.get(key, key)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Text, bindparam, select, update
@@ -45,6 +46,7 @@ _LEADS_BY_KEYS = select(identities.c.key, identities.c.lead_id).where(
     in_list(identities.c.key, "values", Text)
 )
 _INSERT_LEAD = leads.insert().returning(leads.c.id)
+_INSERT_BARE_LEADS = leads.insert()
 _ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
 _ACCOUNT_BY_NAME = select(accounts.c.id).where(accounts.c.name == bindparam("value"))
 # the same searches as ``find_lead``, reading the whole row (``upsert_lead`` merges into it)
@@ -89,8 +91,12 @@ def find_lead(
     return None
 
 
-def _find_lead_row(conn: Connection, *, email: str | None, external_id: str | None) -> Any:
+def _find_lead_row(
+    conn: Connection, *, email: str | None, external_id: str | None, cache: PeopleCache | None = None
+) -> Any:
     """The row of the lead ``find_lead`` finds by external id or (normalised) e-mail, or None."""
+    if cache is not None:
+        return cache.find_row(conn, email=email, external_id=external_id)
     searches = []
     if external_id is not None:
         searches += [(_ROW_BY_EXTERNAL_ID, external_id), (_ROW_BY_KEY, user_key(external_id))]
@@ -134,6 +140,7 @@ def upsert_lead(
     at_ms: int | None = None,
     link_user_key: bool = True,
     once: tuple[str | None, dict[str, Any], dict[str, Any]] | None = None,
+    cache: PeopleCache | None = None,
 ) -> tuple[int, bool]:
     """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
 
@@ -143,15 +150,16 @@ def upsert_lead(
     a value stored before, or set by this same call, stays. The
     external id's ``u:`` key is then linked to the lead (first link wins), unless ``link_user_key`` is
     false: the caller links it next (ingest, whose key lookup knows which keys are linked already).
+    ``cache``: a batch's ``PeopleCache``, which answers the searches and learns the writes.
     """
     at_ms = now_ms if at_ms is None else at_ms
     email = normalise_email(email) if email else None
     fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
     once_email, once_fields, once_attributes = _once_values(once)
-    row = _find_lead_row(conn, email=email, external_id=external_id)
+    row = _find_lead_row(conn, email=email, external_id=external_id, cache=cache)
     if row is None:
-        if email is None and once_email and find_lead(conn, email=once_email) is None:
+        if email is None and once_email and _email_lead(conn, once_email, cache) is None:
             email = once_email
         fields = {**once_fields, **fields}
         attributes = {**once_attributes, **attributes}
@@ -165,9 +173,11 @@ def upsert_lead(
             "updated_ms": now_ms,
             **fields,
         }
-        values["account_id"] = _account_for_domain(conn, values["email_domain"])
+        values["account_id"] = _account_for_domain(conn, values["email_domain"], cache)
         lead_id = int(conn.execute(_INSERT_LEAD, values).scalar_one())
         created = True
+        if cache is not None:
+            cache.inserted(lead_id, values)
     else:
         lead_id = int(row["id"])
         stored = row["attributes"] or {}
@@ -188,15 +198,17 @@ def upsert_lead(
         stamps = {**seen, **dict.fromkeys(newer, at_ms)}
         if stamps != seen:
             changes["attribute_ts"] = stamps
-        if email and row["email"] != email and find_lead(conn, email=email) is None:
+        if email and row["email"] != email and _email_lead(conn, email, cache) is None:
             changes["email"], changes["email_domain"] = email, email_domain(email)
         if external_id and not row["external_id"]:
             changes["external_id"] = external_id
         if row["account_id"] is None and (domain := changes.get("email_domain", row["email_domain"])):
-            account_id = _account_for_domain(conn, domain)
+            account_id = _account_for_domain(conn, domain, cache)
             if account_id is not None:
                 changes["account_id"] = account_id
-        if changes:
+        if changes and cache is not None:
+            cache.update(lead_id, changes, now_ms)
+        elif changes:
             conn.execute(_UPDATE_LEAD, {**changes, "updated_ms": now_ms, "row_id": lead_id})
         created = False
     if external_id and link_user_key:
@@ -248,12 +260,12 @@ def create_bare_leads(conn: Connection, first_seen: dict[str, int]) -> tuple[dic
             }
             for u in missing
         ]
-        made = conn.execute(
-            leads.insert().returning(leads.c.external_id, leads.c.id, sort_by_parameter_order=True), rows
-        ).all()
-        for external_id, lead_id in made:
-            found[external_id] = int(lead_id)
-            created.add(int(lead_id))
+        # inserted, then their ids read by external id (unique): an insert returning its rows in
+        # parameter order is one statement per row on SQLite (SQLAlchemy cannot batch it there)
+        conn.execute(_INSERT_BARE_LEADS, rows)
+        made = _lead_ids(conn, _LEADS_BY_EXTERNAL_IDS, missing)
+        found.update(made)
+        created.update(made.values())
     links = [
         {"key": user_key(u), "lead_id": lead_id, "created_ms": first_seen[u]} for u, lead_id in found.items()
     ]
@@ -309,10 +321,19 @@ def _lead_ids(conn: Connection, statement: Any, values: list[str]) -> dict[str, 
     return {value: int(lead_id) for value, lead_id in conn.execute(statement, {"values": values}).all()}
 
 
-def _account_for_domain(conn: Connection, domain: str | None) -> int | None:
+def _account_for_domain(conn: Connection, domain: str | None, cache: PeopleCache | None = None) -> int | None:
     if not domain:
         return None
+    if cache is not None:
+        return cache.account_for_domain(conn, domain)
     return conn.execute(_ACCOUNT_BY_DOMAIN, {"value": domain}).scalar()
+
+
+def _email_lead(conn: Connection, email: str, cache: PeopleCache | None) -> int | None:
+    """``find_lead(email=...)``, through the batch's cache when there is one."""
+    return (
+        find_lead(conn, email=email) if cache is None else cache.lead_by_email(conn, normalise_email(email))
+    )
 
 
 def upsert_account(
@@ -322,11 +343,13 @@ def upsert_account(
     domain: str | None,
     name: str | None = None,
     attributes: dict[str, Any] | None = None,
+    cache: PeopleCache | None = None,
 ) -> tuple[int, bool]:
-    """Find the account by domain (else by exact name) and merge into it, or create it; link its leads."""
-    domain = domain.strip().lower().removeprefix("www.") if domain else None
+    """Find the account by domain (else by exact name) and merge into it, or create it; link its leads.
+    ``cache``: as for ``upsert_lead``."""
+    domain = account_domain(domain)
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
-    account_id = _account_for_domain(conn, domain)
+    account_id = _account_for_domain(conn, domain, cache)
     if account_id is None and name and not domain:
         account_id = conn.execute(_ACCOUNT_BY_NAME, {"value": name}).scalar()
     if account_id is None:
@@ -335,8 +358,14 @@ def upsert_account(
             conn.execute(_INSERT_ACCOUNT, {**values, "created_ms": now_ms, "updated_ms": now_ms}).scalar_one()
         )
         created = True
+        if cache is not None:
+            cache.account_inserted(account_id, values)
     else:
-        row = conn.execute(_ACCOUNT_ROW, {"value": account_id}).mappings().one()
+        row = (
+            conn.execute(_ACCOUNT_ROW, {"value": account_id}).mappings().one()
+            if cache is None
+            else cache.account_row(conn, account_id)
+        )
         merged = {**(row["attributes"] or {}), **attributes}
         changes: dict[str, Any] = {}
         if merged != row["attributes"]:
@@ -345,11 +374,225 @@ def upsert_account(
             changes["name"] = name
         if changes:
             conn.execute(_UPDATE_ACCOUNT, {**changes, "updated_ms": now_ms, "row_id": account_id})
+            if cache is not None:
+                cache.account_updated(account_id, changes)
         created = False
     if domain:
-        conn.execute(_ACCOUNT_FOR_DOMAIN_LEADS, {"domain": domain, "account": account_id, "now": now_ms})
+        if cache is None or domain not in cache.covered:
+            if cache is not None:  # the statement reads leads: the held changes go first
+                cache.flush(conn)
+            conn.execute(_ACCOUNT_FOR_DOMAIN_LEADS, {"domain": domain, "account": account_id, "now": now_ms})
+        if cache is not None:
+            cache.domain_linked(domain, account_id, now_ms)
     return account_id, created
 
 
-def set_lead_account(conn: Connection, lead_id: int, account_id: int, now_ms: int) -> None:
-    conn.execute(_UPDATE_LEAD, {"account_id": account_id, "updated_ms": now_ms, "row_id": lead_id})
+def account_domain(domain: str | None) -> str | None:
+    """A domain as an account stores and is found by: trimmed, lower case, without ``www.``."""
+    return domain.strip().lower().removeprefix("www.") if domain else None
+
+
+def set_lead_account(
+    conn: Connection, lead_id: int, account_id: int, now_ms: int, cache: PeopleCache | None = None
+) -> None:
+    if cache is not None:
+        cache.row(conn, lead_id)
+        cache.update(lead_id, {"account_id": account_id}, now_ms)
+    else:
+        conn.execute(_UPDATE_LEAD, {"account_id": account_id, "updated_ms": now_ms, "row_id": lead_id})
+
+
+# what ``upsert_lead`` reads of a lead's row and what its writes change (the cache keeps these, current)
+_ROW_COLUMNS = ("id", "external_id", "email", "email_domain", *LEAD_COLUMNS[1:], "account_id", "attributes",
+                "attribute_ts", "updated_ms")  # fmt: skip
+
+
+@lru_cache(maxsize=64)
+def _write_columns(columns: tuple[str, ...]) -> Any:
+    """``UPDATE leads SET <columns> WHERE id`` for the held changes of kept leads (one statement per set
+    of columns changed: leads are written in the columns the batch changed, no others)."""
+    return (
+        update(leads)
+        .where(leads.c.id == bindparam("row_id"))
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+
+
+_CLEAR_EMAIL = update(leads).where(leads.c.id == bindparam("row_id")).values(email=None)
+_ROWS_BY_IDS = select(*(leads.c[c] for c in _ROW_COLUMNS)).where(in_list(leads.c.id, "values"))
+_ROWS_BY_EXTERNAL_IDS = select(*(leads.c[c] for c in _ROW_COLUMNS)).where(
+    in_list(leads.c.external_id, "values", Text)
+)
+_ROWS_BY_EMAILS = select(*(leads.c[c] for c in _ROW_COLUMNS)).where(in_list(leads.c.email, "values", Text))
+_UNLINKED_BY_DOMAINS = select(*(leads.c[c] for c in _ROW_COLUMNS)).where(
+    in_list(leads.c.email_domain, "values", Text), leads.c.account_id.is_(None)
+)
+_ACCOUNTS_BY_DOMAINS = select(accounts.c.id, accounts.c.domain, accounts.c.name, accounts.c.attributes).where(
+    in_list(accounts.c.domain, "values", Text)
+)
+
+
+class PeopleCache:
+    """The lead and account rows one batch of messages names, read in four statements up front and kept
+    current by the batch's own writes (``upsert_lead``, ``upsert_account`` and ``set_lead_account`` given
+    the cache): a search it can answer costs no statement, and what it was not asked for is searched in
+    the database as without it (then kept too). Exact only while every write to leads and accounts in the
+    transaction goes through those functions with the cache, as applying a batch does.
+
+    Changes to kept leads are held here and written by ``flush``, one statement for the batch instead of
+    one or two per identify or group message: nothing reads a kept lead from the database meanwhile
+    (the searches are answered here). An account links the leads of its e-mail domain in the cache
+    when the cache holds every lead it could link (the domains of the batch's group messages, read up
+    front), else by its statement, after the held changes are written, and in the cache too. A lead is
+    written in the columns the batch changed only.
+
+    ``key_lead`` answers which lead a ``u:`` key is linked to (the batch's key lookup, which knows the
+    links it makes). ``domains``: of the accounts to find; ``linking``: of the accounts the batch's group
+    messages upsert."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        key_lead: Callable[[str], int | None],
+        *,
+        lead_ids: Iterable[int],
+        external_ids: Iterable[str],
+        emails: Iterable[str],
+        domains: Iterable[str],
+        linking: Iterable[str] = (),
+    ) -> None:
+        self.key_lead = key_lead
+        self.rows: dict[int, dict[str, Any]] = {}
+        # value -> lead or account id; None: known to name none
+        self.by_external: dict[str, int | None] = dict.fromkeys(external_ids)
+        self.by_email: dict[str, int | None] = dict.fromkeys(emails)
+        self.covered = set(linking)
+        self.by_domain: dict[str, int | None] = dict.fromkeys([*domains, *self.covered])
+        self.accounts: dict[int, dict[str, Any]] = {}
+        # kept leads whose row is changed here, not yet in the database: the columns changed
+        self.dirty: dict[int, set[str]] = {}
+        self.moved: set[int] = set()  # of those, the leads whose e-mail changed from another one
+        # e-mail domain -> kept leads that had no account when kept (checked again when used)
+        self.unlinked: dict[str, set[int]] = {}
+        ids = sorted(set(lead_ids))
+        # the leads an account of these domains would link (``_ACCOUNT_FOR_DOMAIN_LEADS``): kept, so the
+        # cache links them itself, without the statement (every lead that could match one later in the
+        # batch is kept by then: its e-mail or account can only change through the cache)
+        for statement, values in (
+            (_ROWS_BY_IDS, ids),
+            (_ROWS_BY_EXTERNAL_IDS, list(self.by_external)),
+            (_ROWS_BY_EMAILS, list(self.by_email)),
+            (_UNLINKED_BY_DOMAINS, list(self.covered)),
+        ):
+            if values:
+                for row in conn.execute(statement, {"values": values}).mappings():
+                    self._keep(dict(row))
+        if self.by_domain:
+            for account in conn.execute(_ACCOUNTS_BY_DOMAINS, {"values": list(self.by_domain)}).mappings():
+                self.by_domain[account["domain"]] = int(account["id"])
+                self.accounts[int(account["id"])] = {
+                    "name": account["name"],
+                    "attributes": account["attributes"],
+                }
+
+    def _keep(self, row: dict[str, Any]) -> dict[str, Any]:
+        lead_id = row["id"] = int(row["id"])
+        self.rows[lead_id] = row
+        if row["external_id"] is not None:
+            self.by_external[row["external_id"]] = lead_id
+        if row["email"] is not None:
+            self.by_email[row["email"]] = lead_id
+        if row["account_id"] is None and row["email_domain"] is not None:
+            self.unlinked.setdefault(row["email_domain"], set()).add(lead_id)
+        return row
+
+    def row(self, conn: Connection, lead_id: int) -> dict[str, Any]:
+        found = self.rows.get(lead_id)
+        if found is None:
+            found = self._keep(dict(conn.execute(_ROWS_BY_IDS, {"values": [lead_id]}).mappings().one()))
+        return found
+
+    def find_row(self, conn: Connection, *, email: str | None, external_id: str | None) -> Any:
+        """``_find_lead_row``: by external id, by its ``u:`` key, by e-mail."""
+        if external_id is not None:
+            lead_id = self.lead_by_external(conn, external_id)
+            if lead_id is None:
+                lead_id = self.key_lead(user_key(external_id))
+            if lead_id is not None:
+                return self.row(conn, lead_id)
+        if email:
+            lead_id = self.lead_by_email(conn, email)
+            if lead_id is not None:
+                return self.row(conn, lead_id)
+        return None
+
+    def lead_by_external(self, conn: Connection, external_id: str) -> int | None:
+        if external_id not in self.by_external:
+            self.by_external[external_id] = conn.execute(
+                _LEAD_BY_EXTERNAL_ID, {"value": external_id}
+            ).scalar()
+        return self.by_external[external_id]
+
+    def lead_by_email(self, conn: Connection, email: str) -> int | None:
+        if email not in self.by_email:
+            self.by_email[email] = conn.execute(_LEAD_BY_EMAIL, {"value": email}).scalar()
+        return self.by_email[email]
+
+    def inserted(self, lead_id: int, values: dict[str, Any]) -> None:
+        self._keep({"id": lead_id, **{c: values.get(c) for c in _ROW_COLUMNS[1:]}})
+
+    def update(self, lead_id: int, changes: dict[str, Any], now_ms: int) -> None:
+        """Change a kept lead (``_UPDATE_LEAD``'s changes, at ``now_ms``), written by ``flush``."""
+        row = self.rows[lead_id]
+        if "email" in changes and row["email"] is not None and row["email"] != changes["email"]:
+            self.moved.add(lead_id)
+            self.by_email[row["email"]] = None  # unique: no other lead holds it
+        row.update(changes)
+        row["updated_ms"] = now_ms
+        self.dirty.setdefault(lead_id, set()).update(changes, ("updated_ms",))
+        self._keep(row)
+
+    def flush(self, conn: Connection) -> None:
+        """Write the changed leads' rows. E-mails moved between leads are cleared first, so no lead holds
+        another's e-mail for a moment (the column is unique)."""
+        if self.moved:
+            conn.execute(_CLEAR_EMAIL, [{"row_id": lid} for lid in sorted(self.moved)])
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for lead_id, changed in sorted(self.dirty.items()):
+            row, columns = self.rows[lead_id], tuple(sorted(changed))
+            by_columns.setdefault(columns, []).append(
+                {"row_id": lead_id, **{f"v_{c}": row[c] for c in columns}}
+            )
+        for columns, params in by_columns.items():
+            conn.execute(_write_columns(columns), params)
+        self.dirty, self.moved = {}, set()
+
+    def account_for_domain(self, conn: Connection, domain: str) -> int | None:
+        if domain not in self.by_domain:
+            self.by_domain[domain] = conn.execute(_ACCOUNT_BY_DOMAIN, {"value": domain}).scalar()
+        return self.by_domain[domain]
+
+    def account_row(self, conn: Connection, account_id: int) -> dict[str, Any]:
+        if account_id not in self.accounts:
+            row = conn.execute(_ACCOUNT_ROW, {"value": account_id}).mappings().one()
+            self.accounts[account_id] = {"name": row["name"], "attributes": row["attributes"]}
+        return self.accounts[account_id]
+
+    def account_inserted(self, account_id: int, values: dict[str, Any]) -> None:
+        self.accounts[account_id] = {"name": values["name"], "attributes": values["attributes"]}
+        if values["domain"]:
+            self.by_domain[values["domain"]] = account_id
+
+    def account_updated(self, account_id: int, changes: dict[str, Any]) -> None:
+        if account_id in self.accounts:
+            self.accounts[account_id].update(
+                (k, v) for k, v in changes.items() if k in ("name", "attributes")
+            )
+
+    def domain_linked(self, domain: str, account_id: int, now_ms: int) -> None:
+        """``_ACCOUNT_FOR_DOMAIN_LEADS`` ran: the kept leads of that e-mail domain without an account
+        have this one now."""
+        for lead_id in self.unlinked.pop(domain, ()):
+            row = self.rows[lead_id]
+            if row["email_domain"] == domain and row["account_id"] is None:
+                self.update(lead_id, {"account_id": account_id}, now_ms)

@@ -17,7 +17,6 @@ from leadscore.store.id_lists import in_list
 from leadscore.store.pipelined import Pipeline, pipelined
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.score_names import named
-from leadscore.store.upsert import insert_ignore
 
 CHUNK = 500
 
@@ -276,7 +275,7 @@ CROSSING_KEY = ("lead_id", "model_version_id", "kind", "at_ms", "to_value")
 
 def record_crossings(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Record threshold crossings; one already recorded (same lead, version, kind, time, value) is skipped."""
-    return insert_ignore(conn, score_events, rows, CROSSING_KEY)
+    return insert_rows(conn, score_events, rows, ignore=CROSSING_KEY)
 
 
 def read_crossings(
