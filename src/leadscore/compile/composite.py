@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, Select, cast, literal_column, null, select, type_coerce, union_all
@@ -34,10 +35,14 @@ from leadscore.compile.query import (
     account_people_events,
     aggregate_columns,
     aggregate_events,
+    aggregate_key,
     check_capabilities,
     compile_model,
+    lead_base,
     lead_people_events,
+    lead_value_columns,
     rules_events,
+    scope,
     scoped,
     score_aggregates,
     with_exclusions,
@@ -94,16 +99,71 @@ def compile_models_changes(
     return changes_of(timed, sources, targets) if timed else None
 
 
-def _own_ids(agg: Any, model: ScoringModel, spaced: ScoringModel, name: str) -> Any:
-    """The aggregates of ``spaced``'s rules in ``agg``, relabelled with ``model``'s own rule ids."""
+def _own_ids(agg: Any, pairs: Sequence[tuple[str, str]], name: str) -> Any:
+    """The aggregates in ``agg`` of the rules ``pairs`` names (own rule id, the id of the rule whose
+    columns hold its aggregates), relabelled with the own rule ids."""
     cols: list[Any] = [agg.c.lead_id, agg.c.as_of]
-    for rule, twin in zip(model.engagement, spaced.engagement, strict=True):
+    for own, holder in pairs:
         cols.extend(
-            agg.c[label(twin.id)].label(label(rule.id))
-            for label in _AGGREGATE_COLUMNS
-            if label(twin.id) in agg.c
+            agg.c[label(holder)].label(label(own)) for label in _AGGREGATE_COLUMNS if label(holder) in agg.c
         )
     return select(*cols).subquery(name)
+
+
+@dataclass(frozen=True)
+class SharedAggregates:
+    """The distinct lead-scope aggregates of several models: ``computed[i]``, the rules of model ``i``
+    (``namespaced``) whose aggregates it computes, none equal to an earlier one's (``aggregate_key``);
+    ``read[i]``, for each of its lead-scope rules, (its own id, the namespaced id of the rule computing
+    its aggregates, its own or an earlier model's)."""
+
+    computed: list[tuple[EventRule, ...]]
+    read: list[list[tuple[str, str]]]
+
+
+def shared_aggregates(models: Sequence[ScoringModel], spaced: Sequence[ScoringModel]) -> SharedAggregates:
+    """Which lead-scope rule computes each distinct aggregate of ``models``: the first with its key."""
+    holders: dict[tuple[Any, ...], str] = {}
+    computed: list[tuple[EventRule, ...]] = []
+    read: list[list[tuple[str, str]]] = []
+    for model, sp in zip(models, spaced, strict=True):
+        mine: list[EventRule] = []
+        pairs: list[tuple[str, str]] = []
+        for rule, twin in zip(model.engagement, sp.engagement, strict=True):
+            if scope(rule) != "lead":
+                continue
+            holder = holders.setdefault(aggregate_key(model, rule), twin.id)
+            if holder == twin.id:
+                mine.append(twin)
+            pairs.append((rule.id, holder))
+        computed.append(tuple(mine))
+        read.append(pairs)
+    return SharedAggregates(computed, read)
+
+
+def _lead_values(models: Sequence[ScoringModel], t: Any, sources: Sources) -> list[Any]:
+    """Every model's ``lead_values`` (tracking flag, fit rule values, share numbers) from one stage that
+    computes each distinct value once (``lead_value_columns``' keys): per model, its columns under its
+    own labels, in the order its own stage would have them."""
+    leads, accounts = sources.leads, sources.accounts
+    per_model = [lead_value_columns(model, leads, accounts) for model in models]
+    labels: dict[tuple[Any, ...], str] = {}
+    cols: list[Any] = [t.c.lead_id, t.c.as_of]
+    for values in per_model:
+        for key, _, value in values:
+            if key not in labels:
+                labels[key] = f"v{len(labels)}"
+                cols.append(value.label(labels[key]))
+    # computed once: every model's engagement rules read the tracking flag (a JSON lookup), twice or more
+    shared = computed_once(select(*cols).select_from(lead_base(t, leads, accounts)).cte("lead_values"))
+    return [
+        select(
+            shared.c.lead_id,
+            shared.c.as_of,
+            *(shared.c[labels[key]].label(label) for key, label, _ in values),
+        ).subquery(f"{namespace(i)}lead_values")
+        for i, values in enumerate(per_model)
+    ]
 
 
 def compile_models(
@@ -114,7 +174,8 @@ def compile_models(
     explain: bool = True,
 ) -> Select[Any]:
     """Every model of ``models`` over ``sources`` for every (lead_id, as_of) row of ``targets``, in one
-    SELECT that aggregates the events once: one row per (model, target), ``score_index`` first."""
+    SELECT that aggregates the events once, each distinct aggregate and lead value once: one row per
+    (model, target), ``score_index`` first."""
     if not models:
         raise ValueError("compile_models: no model to compile")
     if len(models) == 1:
@@ -126,33 +187,39 @@ def compile_models(
     t = targets_in_place(targets.cte("targets"))
     e, ids, leads = sources.events, sources.identities, sources.leads
     spaced = [namespaced(model, namespace(i)) for i, model in enumerate(models)]
-    lead_rules: list[tuple[ScoringModel, tuple[EventRule, ...]]] = [(sp, scoped(sp, "lead")) for sp in spaced]
-    everyone = tuple(rule for _, rules in lead_rules for rule in rules)
+    found = shared_aggregates(models, spaced)
+    everyone = tuple(rule for rules in found.computed for rule in rules)
     shared = None
     if everyone:
         events: Any = rules_events(everyone, t, e, ids)
-        for i, (sp, rules) in enumerate(lead_rules):
-            events = with_exclusions(sp, rules, events, namespace(i), lead_people_events(rules, t, e, ids))
+        for i, (sp, rules) in enumerate(zip(spaced, found.computed, strict=True)):
+            if rules:
+                people = lead_people_events(rules, t, e, ids)
+                events = with_exclusions(sp, rules, events, namespace(i), people)
         ev = events.subquery("ev")
         cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
-        for sp, rules in lead_rules:
+        for sp, rules in zip(spaced, found.computed, strict=True):
             cols.extend(aggregate_columns(sp, rules, ev, explain))
         # read by every model: computed once, not once per reader
         shared = computed_once(select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals"))
+    lead_values = _lead_values(models, t, sources)
     branches: list[Select[Any]] = []
     for i, (model, sp) in enumerate(zip(models, spaced, strict=True)):
         ns = namespace(i)
         aggs: dict[str, Any] = {"lead": None, "account": None}
-        if shared is not None and scoped(sp, "lead"):
-            aggs["lead"] = _own_ids(shared, model, sp, f"{ns}event_totals")
+        if shared is not None and found.read[i]:
+            aggs["lead"] = _own_ids(shared, found.read[i], f"{ns}event_totals")
         account_rules = scoped(sp, "account")
         if account_rules:
             people = account_people_events(sp, account_rules, t, e, ids, leads)
             agg = aggregate_events(
                 sp, account_rules, account_events(sp, t, e, ids, leads), f"{ns}account_", explain, people
             )
-            aggs["account"] = _own_ids(agg, model, sp, f"{ns}account_totals")
-        branches.append(score_aggregates(model, t, aggs, sources, explain, ns))
+            pairs = [
+                (rule.id, twin.id) for rule, twin in zip(scoped(model, "account"), account_rules, strict=True)
+            ]
+            aggs["account"] = _own_ids(agg, pairs, f"{ns}account_totals")
+        branches.append(score_aggregates(model, t, aggs, sources, explain, ns, lead_values[i]))
     return _stacked(branches)
 
 
