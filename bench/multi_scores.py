@@ -87,7 +87,9 @@ def _others_active(store: Store, others: Sequence[str], active: bool) -> None:
         )
 
 
-def full_rescoring(engine: str, kind: str, leads: int, events_per_lead: int, rounds: int, pg_url: str) -> None:
+def full_rescoring(
+    engine: str, kind: str, leads: int, events_per_lead: int, rounds: int, pg_url: str
+) -> None:
     spec = datagen.Spec(leads=leads, events=leads * events_per_lead)
     named = score_models(kind)
     others = [name for name, _ in named[1:]]
@@ -171,7 +173,11 @@ def batch_duckdb(kind: str, leads: int, events_per_lead: int, rounds: int) -> No
         }
         named = [NamedModel(name, 0, model) for name, model in score_models(kind)]
         job = BatchJob(
-            engine="duckdb", model=named[0].model, as_of=spec.as_of, out=ParquetLocation(f"{tmp}/out"), **files
+            engine="duckdb",
+            model=named[0].model,
+            as_of=spec.as_of,
+            out=ParquetLocation(f"{tmp}/out"),
+            **files,
         )
         ways = {
             "one score": lambda: run_batch(job),

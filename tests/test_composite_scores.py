@@ -241,8 +241,8 @@ def test_every_case_beside_two_other_models(store: Store, i: int) -> None:
                 model.model
             )
         due = schedule_models(conn, group, store.sources(), together)
-        for model, got, ledgers in zip(group, due, together, strict=True):
-            assert got == schedule(conn, model, store.sources(), ledgers), model.model
+        for model, when, ledgers in zip(group, due, together, strict=True):
+            assert when == schedule(conn, model, store.sources(), ledgers), model.model
     by_id = {lg.lead_id: user for user, lg in alone.items()}
     for ledger in together[1]:
         user = by_id[ledger.lead_id]

@@ -114,14 +114,15 @@ def changes_of(models: Sequence[ScoringModel], sources: Sources, targets: Select
             leave = type_coerce(func.min(ev.c.ts).filter(counted) + literal(span, BigInteger), BigInteger)
             cols.append(leave.label(leave_column(rule.id, n)))
     grouped = select(*cols).group_by(ev.c.lead_id, ev.c.as_of)
-    if all(own == holder for own, holder in read):
+    if all(rule_id == holder for rule_id, holder in read):
         return grouped
     found = grouped.subquery("changes")
     named: list[Any] = [found.c.lead_id, found.c.as_of]
-    for own, holder in read:
-        named.append(found.c[enter_column(holder)].label(enter_column(own)))
+    for rule_id, holder in read:
+        named.append(found.c[enter_column(holder)].label(enter_column(rule_id)))
         named.extend(
-            found.c[leave_column(holder, n)].label(leave_column(own, n)) for n in range(len(spans[own]))
+            found.c[leave_column(holder, n)].label(leave_column(rule_id, n))
+            for n in range(len(spans[rule_id]))
         )
     return select(*named)
 
