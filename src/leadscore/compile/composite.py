@@ -1,16 +1,20 @@
 """Several models compiled into one SELECT that reads the events once: every active named score of a lead
 (store/score_names.py) in one statement.
 
-The stages are those of ``query.compile_model``, in the same functions; only stage 2 (the per-rule event
-aggregates) is shared. The lead-scope rules of every model are aggregated in one ``GROUP BY`` over the
-events any of them may read (the union of their event types, the longest of their look-backs), each
-model's rules under ids of their own (``m<i>_<rule>``: two models may both have a rule ``demo``), then
-each model reads its aggregates back under its own rule ids and goes through its rule values, caps,
-floor, normalisation and scale (``query.score_aggregates``) exactly as it would alone. Reading more
-events than a model alone would changes none of its aggregates: every aggregate filters its events by
-the rule's own type, window and look-back, and a rule's exclusions look back no further than the events
-it counts need (``query.with_exclusions``). Account-scope rules read the events of the account's leads
-through the model's own consent setting, so each model keeps its own account aggregate.
+The stages are those of ``query.compile_model``, in the same functions; stage 2 (the per-rule event
+aggregates) and the lead values (tracking flag, fit rule values) are shared. The lead-scope rules of every
+model are aggregated in one ``GROUP BY`` over the events any of them may read (the union of their event
+types, the longest of their look-backs), each distinct aggregate once (``query.aggregate_key``: the same
+event match, kind and what the kind sums or counts, whatever the rule's id, name, points applied later,
+cap or group): the first rule with a key computes it under its model's namespaced id (``m<i>_<rule>``:
+two models may both have a rule ``demo``), and every rule of that key, of any model, reads it back under
+its own rule id. Then each model goes through its rule values, caps, floor, normalisation and scale
+(``query.score_aggregates``) exactly as it would alone. Reading more events than a model alone would
+changes none of its aggregates: every aggregate filters its events by the rule's own type, window and
+look-back, and a rule's exclusions look back no further than the events it counts need
+(``query.with_exclusions``). Account-scope rules read the events of the account's leads through the
+model's consent setting: one account aggregate stage per setting, each distinct aggregate once in it.
+The lead values of every model are one stage, each distinct value (``query.lead_value_columns``) once.
 
 One row per (model, target): ``score_index`` (the model's position in ``models``), then every column any
 model returns (``compile_model``'s columns; NULL where the row's model has no such column), so
@@ -34,7 +38,6 @@ from leadscore.compile.query import (
     account_events,
     account_people_events,
     aggregate_columns,
-    aggregate_events,
     aggregate_key,
     check_capabilities,
     compile_model,
@@ -43,7 +46,6 @@ from leadscore.compile.query import (
     lead_value_columns,
     rules_events,
     scope,
-    scoped,
     score_aggregates,
     with_exclusions,
 )
@@ -121,8 +123,12 @@ class SharedAggregates:
     read: list[list[tuple[str, str]]]
 
 
-def shared_aggregates(models: Sequence[ScoringModel], spaced: Sequence[ScoringModel]) -> SharedAggregates:
-    """Which lead-scope rule computes each distinct aggregate of ``models``: the first with its key."""
+def shared_aggregates(
+    models: Sequence[ScoringModel], spaced: Sequence[ScoringModel], which: str
+) -> SharedAggregates:
+    """Which rule of scope ``which`` computes each distinct aggregate of ``models``: the first with its
+    key. Account-scope aggregates are equal only under the same consent setting (whose colleagues'
+    events they read: ``query.account_events``)."""
     holders: dict[tuple[Any, ...], str] = {}
     computed: list[tuple[EventRule, ...]] = []
     read: list[list[tuple[str, str]]] = []
@@ -130,15 +136,50 @@ def shared_aggregates(models: Sequence[ScoringModel], spaced: Sequence[ScoringMo
         mine: list[EventRule] = []
         pairs: list[tuple[str, str]] = []
         for rule, twin in zip(model.engagement, sp.engagement, strict=True):
-            if scope(rule) != "lead":
+            if scope(rule) != which:
                 continue
-            holder = holders.setdefault(aggregate_key(model, rule), twin.id)
+            key = aggregate_key(model, rule)
+            if which == "account":
+                key = (model.privacy.tracking_consent, key)
+            holder = holders.setdefault(key, twin.id)
             if holder == twin.id:
                 mine.append(twin)
             pairs.append((rule.id, holder))
         computed.append(tuple(mine))
         read.append(pairs)
     return SharedAggregates(computed, read)
+
+
+def _account_totals(
+    spaced: Sequence[ScoringModel], found: SharedAggregates, t: Any, sources: Sources, explain: bool
+) -> list[Any]:
+    """Per model, the aggregate stage its account-scope rules read (None without such rules): one per
+    consent setting, computing each distinct aggregate of the models of that setting once."""
+    e, ids, leads = sources.events, sources.identities, sources.leads
+    by_consent: dict[str, list[int]] = {}
+    for i, sp in enumerate(spaced):
+        if found.read[i]:
+            by_consent.setdefault(sp.privacy.tracking_consent, []).append(i)
+    out: list[Any] = [None] * len(spaced)
+    for consent, members in by_consent.items():
+        rules = tuple(rule for i in members for rule in found.computed[i])
+        # the first member computes the consent's first aggregate: its colleagues are every member's
+        events: Any = account_events(spaced[members[0]], t, e, ids, leads, rules=rules)
+        for i in members:
+            if found.computed[i]:
+                people = account_people_events(spaced[i], found.computed[i], t, e, ids, leads)
+                events = with_exclusions(
+                    spaced[i], found.computed[i], events, f"{namespace(i)}account_", people
+                )
+        ev = events.subquery(f"account_ev_{consent}")
+        cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
+        for i in members:
+            cols.extend(aggregate_columns(spaced[i], found.computed[i], ev, explain))
+        totals = select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte(f"account_event_totals_{consent}")
+        shared = computed_once(totals) if len(members) > 1 else totals
+        for i in members:
+            out[i] = _own_ids(shared, found.read[i], f"{namespace(i)}account_totals")
+    return out
 
 
 def _lead_values(models: Sequence[ScoringModel], t: Any, sources: Sources) -> list[Any]:
@@ -185,9 +226,9 @@ def compile_models(
         check_capabilities(model, engine)
     sources.check()
     t = targets_in_place(targets.cte("targets"))
-    e, ids, leads = sources.events, sources.identities, sources.leads
+    e, ids = sources.events, sources.identities
     spaced = [namespaced(model, namespace(i)) for i, model in enumerate(models)]
-    found = shared_aggregates(models, spaced)
+    found = shared_aggregates(models, spaced, "lead")
     everyone = tuple(rule for rules in found.computed for rule in rules)
     shared = None
     if everyone:
@@ -202,23 +243,16 @@ def compile_models(
             cols.extend(aggregate_columns(sp, rules, ev, explain))
         # read by every model: computed once, not once per reader
         shared = computed_once(select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals"))
+    account_totals = _account_totals(
+        spaced, shared_aggregates(models, spaced, "account"), t, sources, explain
+    )
     lead_values = _lead_values(models, t, sources)
     branches: list[Select[Any]] = []
-    for i, (model, sp) in enumerate(zip(models, spaced, strict=True)):
+    for i, model in enumerate(models):
         ns = namespace(i)
-        aggs: dict[str, Any] = {"lead": None, "account": None}
+        aggs: dict[str, Any] = {"lead": None, "account": account_totals[i]}
         if shared is not None and found.read[i]:
             aggs["lead"] = _own_ids(shared, found.read[i], f"{ns}event_totals")
-        account_rules = scoped(sp, "account")
-        if account_rules:
-            people = account_people_events(sp, account_rules, t, e, ids, leads)
-            agg = aggregate_events(
-                sp, account_rules, account_events(sp, t, e, ids, leads), f"{ns}account_", explain, people
-            )
-            pairs = [
-                (rule.id, twin.id) for rule, twin in zip(scoped(model, "account"), account_rules, strict=True)
-            ]
-            aggs["account"] = _own_ids(agg, pairs, f"{ns}account_totals")
         branches.append(score_aggregates(model, t, aggs, sources, explain, ns, lead_values[i]))
     return _stacked(branches)
 

@@ -538,12 +538,21 @@ def rules_events(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any, *extra:
     ).select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
 
 
-def account_events(model: ScoringModel, t: Any, e: Any, ids: Any, leads: Any, *extra: Any) -> Select[Any]:
+def account_events(
+    model: ScoringModel,
+    t: Any,
+    e: Any,
+    ids: Any,
+    leads: Any,
+    *extra: Any,
+    rules: tuple[EventRule, ...] | None = None,
+) -> Select[Any]:
     """Every event an account-scope rule may read, once per (lead_id, as_of) row of ``t``: the events of
-    every lead of the lead's account (its own only when it has none), each with the lead it belongs to
-    (``ev_lead_id``), with ts <= as_of, of those rules' types, within their longest look-back."""
+    every lead of the lead's account (its own only when it has none) whose behaviour ``model``'s consent
+    setting lets it score, each with the lead it belongs to (``ev_lead_id``), with ts <= as_of, of those
+    rules' types (``rules``: the model's account-scope rules unless told), within their longest look-back."""
     people, mate = _colleagues(model, t, leads)
-    join_on = _event_join(scoped(model, "account"), t, e, ids)
+    join_on = _event_join(scoped(model, "account") if rules is None else rules, t, e, ids)
     return select(
         t.c.lead_id,
         t.c.as_of,
