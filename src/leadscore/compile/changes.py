@@ -16,6 +16,7 @@ leaves it). NULL when there is none.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,9 +130,28 @@ def changes_of(models: Sequence[ScoringModel], sources: Sources, targets: Select
 
 def next_change(model: ScoringModel, row: Any) -> int | None:
     """The earliest time in one result row of ``compile_changes`` (None: no event enters or leaves)."""
-    times: list[int] = []
-    for rule in model.engagement:
-        times.append(row[enter_column(rule.id)])
-        times += [row[leave_column(rule.id, n)] for n in range(len(spans_ms(rule)))]
-    found = [int(x) for x in times if x is not None]
+    found = [int(x) for x in (row[name] for name in change_columns(model)) if x is not None]
     return min(found) if found else None
+
+
+_COLUMNS: dict[int, tuple[ScoringModel, tuple[str, ...]]] = {}
+_COLUMNS_LOCK = threading.Lock()
+COLUMNS_KEPT = 64  # models whose column names are kept per process
+
+
+def change_columns(model: ScoringModel) -> tuple[str, ...]:
+    """The columns of ``compile_changes`` that ``next_change`` reads for ``model``: every rule's entry and
+    span exits. Kept per model object: the scheduler reads them for every row."""
+    with _COLUMNS_LOCK:
+        hit = _COLUMNS.get(id(model))
+        if hit is not None and hit[0] is model:
+            return hit[1]
+    names: list[str] = []
+    for rule in model.engagement:
+        names.append(enter_column(rule.id))
+        names += [leave_column(rule.id, n) for n in range(len(spans_ms(rule)))]
+    with _COLUMNS_LOCK:
+        _COLUMNS[id(model)] = (model, tuple(names))  # the model is held, so its id cannot be reused meanwhile
+        while len(_COLUMNS) > COLUMNS_KEPT:
+            _COLUMNS.pop(next(iter(_COLUMNS)))
+    return tuple(names)
