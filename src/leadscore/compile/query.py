@@ -18,7 +18,8 @@ Order of operations (docs/model-language.md states the same, in prose):
 every ledger line); ``lead_events``, ``account_events``, ``event_match``, ``counted`` and
 ``occurrence_points`` are shared with it, so both forms count the same events with the same points.
 ``composite.compile_models`` puts several models in one statement: stage 2 (``aggregate_columns``) of
-all of them in one GROUP BY, then stages 3 to 7 (``score_aggregates``) of each, by these functions.
+all of them in one GROUP BY, each distinct aggregate once (``aggregate_key``), their lead values in one
+stage (``lead_value_columns``), then stages 3 to 7 (``score_aggregates``) of each, by these functions.
 """
 
 from __future__ import annotations
