@@ -5,7 +5,10 @@
 Prints events/s (wall and per CPU-second of this process), statements per batch and the statements that
 took the most time in all (client-side time: round trip and server work), so a change to the
 processor's statements shows as fewer statements or less time in one of them. ``--profile`` adds the
-functions by own time (cProfile); for a sampling profile run it under ``py-spy record``.
+functions by own time (cProfile; ``CALLERS=regex`` adds who called the functions matching it); for a
+sampling profile run it under ``py-spy record``. Statements are counted as SQLAlchemy runs them: on
+PostgreSQL those sent in a pipeline (``store/pipelined.py``) count although they share a round trip, and
+the pipeline's own reads (``Pipeline.returning``) go to the driver directly and are not counted.
 """
 
 from __future__ import annotations
@@ -100,6 +103,14 @@ def run(store: Store, engine: str, n: int, profile: bool, limit: int, same_time:
         for start in range(0, len(rows), step):
             enqueue(conn, rows[start : start + step])
     process_pending(store, limit=limit)  # warm-up: the compiled query, the model cache
+    # planner statistics, as the running processor keeps them (``Processor.drain``); main had none
+    try:
+        from leadscore.store.planner_stats import analyse
+    except ImportError:
+        pass
+    else:
+        with store.begin() as conn:
+            analyse(conn)
     timing: dict[str, list[float]] = {}
     started: dict[int, float] = {}
 
@@ -143,6 +154,8 @@ def run(store: Store, engine: str, n: int, profile: bool, limit: int, same_time:
         print(f"{spent:8.3f} s {int(count):5d}x  {statement}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        if os.environ.get("CALLERS"):
+            pstats.Stats(profiler).print_callers(os.environ["CALLERS"])
 
 
 def _backends(store: Store) -> list[int]:

@@ -29,12 +29,15 @@ now + 25 h (dana's day is past).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from sqlalchemy import select
 
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.errors import ModelValidationError
-from leadscore.ingest.segment import parse_time
+from leadscore.ingest.segment import normalise, parse_time
 from leadscore.lifecycle.reports import count_ready, ready_for_handoff
 from leadscore.lifecycle.runner import run_round
 from leadscore.lifecycle.score_stages import view_of
@@ -45,6 +48,7 @@ from leadscore.store import Store
 from leadscore.store.lifecycle_tables import list_assignments, read_stage_history
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
+from leadscore.store.schema import account_owners
 from leadscore.store.users import add_user
 from lifecycle_model import HOOK_ENV, settings
 from live_server import serving
@@ -111,7 +115,7 @@ PEOPLE = {
 }
 
 
-def messages() -> list[object]:
+def messages() -> list[Any]:
     return team_messages(PEOPLE)
 
 
@@ -241,3 +245,90 @@ def test_unknown_stages_and_teams_are_positioned() -> None:
     assert any("exactly one of 'stage' or 'stages'" in p for p in problems(both))
     crossing = CORE.replace("{assigned: true, stage: mql_core}", "{crossing: [band, hot], stage: mql_core}")
     assert any("names a stage only with assigned or sla_breach" in p for p in problems(crossing))
+
+
+STICKY_PEOPLE = {
+    "carl": ("Marketing Manager", ["Demo Requested", "Webinar Joined"]),  # core 55 B: mql_core
+    "dana": ("Data Analyst", ["Report Built"]),  # analytics 80 A: mql_analytics
+    "eve": ("Marketing Director", ["Demo Requested", "Webinar Joined"]),  # core 55 B
+    "fay": ("Data Analyst", ["Report Built"]),  # analytics 80 A
+    "gus": ("Marketing Lead", ["Demo Requested", "Webinar Joined"]),  # core 55 B, another account
+}
+ACCOUNT_OF = {"carl": "acme.example", "dana": "acme.example", "eve": "acme.example", "fay": "acme.example"}
+
+
+def sticky_messages(users: list[str]) -> list[Any]:
+    """``users``' identify and track messages (two_teams.messages), and a group message putting each in
+    its account (ACME, or Other for gus)."""
+    out = team_messages({u: STICKY_PEOPLE[u] for u in users})
+    for user in users:
+        domain = ACCOUNT_OF.get(user, "other.example")
+        raw = {"userId": user, "messageId": f"{user}-g", "timestamp": T0, "type": "group",
+               "groupId": domain, "traits": {"name": domain.split(".")[0].upper(), "domain": domain}}  # fmt: skip
+        out.append(normalise(raw, received_ms=T0))
+    return out
+
+
+def test_sticky_account_owners_are_per_team(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sticky_accounts`` with two sellers a team (core: sam then sue; analytics: ada then abe in rotation).
+
+    Round 1: carl (ACME) enters mql_core, which routes to core alone (the analytics territory applies to
+    mql_analytics only): no core owner of ACME, so the rotation's first, sam, who becomes core's owner of
+    ACME. dana (ACME) enters mql_analytics, which routes to analytics alone (its territory matches every
+    lead): core's owner sam is not analytics', so the rotation's first, ada, analytics' owner of ACME (one
+    owner per account, as before, would have given dana to sam).
+    Round 2: eve (ACME, mql_core) stays with core's owner sam, fay (ACME, mql_analytics) with analytics'
+    owner ada (the rotation would have given them sue and abe), and gus (another account, mql_core) gets
+    core's next in rotation, sue.
+    """
+    text = CORE.replace("sticky_accounts: false", "sticky_accounts: true")
+    text = text.replace(
+        "sellers: [{id: sam, name: Sam Seller, email: sam@example.test}]",
+        "sellers: [{id: sam, name: Sam Seller, email: sam@example.test}, "
+        "{id: sue, name: Sue Seller, email: sue@example.test}]",
+    ).replace(
+        "sellers: [{id: ada, name: Ada Analyst, email: ada@example.test}]",
+        "sellers: [{id: ada, name: Ada Analyst, email: ada@example.test}, "
+        "{id: abe, name: Abe Analyst, email: abe@example.test}]",
+    )
+    publish(store, loads_model(text), score_name="core", as_of=T0)
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
+    monkeypatch.setenv(HOOK_ENV, "http://127.0.0.1:9/unused")
+    now = T0 + 3 * HOUR
+    ingest(store, sticky_messages(["carl", "dana"]), source="test", as_of=now)
+    run_round(store, settings(), now_ms=now, deliver=False)
+    ingest(store, sticky_messages(["eve", "fay", "gus"]), source="test", as_of=now + HOUR)
+    run_round(store, settings(), now_ms=now + HOUR, deliver=False)
+    with store.connect() as conn:
+        names = {find_lead(conn, external_id=u): u for u in STICKY_PEOPLE}
+        got = {names[a["lead_id"]]: (a["team"], a["seller"], a["reason"]) for a in list_assignments(conn)}
+        owners = sorted(
+            (str(r["team"]), str(r["seller"])) for r in conn.execute(select(account_owners)).mappings()
+        )
+    assert got == {
+        "carl": ("core", "sam", "default"),
+        "dana": ("analytics", "ada", "territory"),
+        "eve": ("core", "sam", "account_owner"),
+        "fay": ("analytics", "ada", "account_owner"),
+        "gus": ("core", "sue", "default"),
+    }
+    # ACME: an owner per team; Other: core's sue
+    assert owners == [("analytics", "ada"), ("core", "sam"), ("core", "sue")]
+
+
+def test_the_teams_a_stage_routes_to() -> None:
+    """The owners a stage's lead may stay with: the territories applying to it up to one matching every
+    lead, then the default team."""
+    model = loads_model(CORE)
+    assert model.lifecycle is not None and model.lifecycle.assignment is not None
+    rules = model.lifecycle.assignment
+    assert rules.teams_for("mql_core") == ("core",)
+    assert rules.teams_for("mql_analytics") == ("analytics",)
+    guarded = loads_model(
+        CORE.replace(
+            "{team: analytics, stages: [mql_analytics]}",
+            "{team: analytics, when: {attribute: country, equals: se}}",
+        )
+    ).lifecycle
+    assert guarded is not None and guarded.assignment is not None
+    assert guarded.assignment.teams_for("mql_core") == ("analytics", "core")

@@ -24,9 +24,9 @@ from leadscore.learn.binning import (
     numeric_column,
     read_column,
 )
-from leadscore.learn.features import Other, category, number
-from leadscore.learn.interactions import fit_pair, gains
-from leadscore.learn.scorecard import cv_splits
+from leadscore.learn.features import Feature, Other, category, number
+from leadscore.learn.interactions import Crossing, fit_pair, gains
+from leadscore.learn.scorecard import Scorecard, cv_splits, forget_bins, read_columns, stratified_group_folds
 
 VALUES = st.one_of(
     st.none(),
@@ -197,3 +197,80 @@ def test_cross_validation_folds_are_kept_per_labels_and_groups() -> None:
     for train, test in folds:  # a lead's rows are never on both sides
         assert not {groups[i] for i in train} & {groups[i] for i in test}
     assert cv_splits(4, target, [f"lead{i}" for i in range(40)]) is not folds
+
+
+def test_grouped_folds_by_hand() -> None:
+    """Four rows in four groups, labels 1, 1, 0, 0, two folds. Every group has a spread of 0.5 (one row
+    of one class), so they are taken in their sorted order: a (1) goes to fold 0 (both empty: the first),
+    b (1) to fold 1 (the classes' shares then spread least: 1/2 and 1/2 of the ones), c (0) to fold 0
+    (a tie: the fold with fewer rows; both have one, so the first), d (0) to fold 1."""
+    folds = stratified_group_folds(2, np.asarray([1, 1, 0, 0]), ["a", "b", "c", "d"])
+    assert [(a.tolist(), b.tolist()) for a, b in folds] == [([1, 3], [0, 2]), ([0, 2], [1, 3])]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=2**32 - 1),
+    st.integers(min_value=2, max_value=5),
+    st.integers(min_value=1, max_value=6),
+)
+def test_grouped_folds_are_scikit_learns(seed: int, n_folds: int, rows_per_group: int) -> None:
+    """The same rows in the same folds as ``StratifiedGroupKFold`` (no shuffle), for groups of one row
+    (a CSV) and of several (a lead's cutoffs), with both classes in a group or not."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    target = (rng.random(n) < rng.uniform(0.05, 0.6)).astype(np.int64)
+    groups = [f"g{int(g)}" for g in rng.integers(0, max(1, n // rows_per_group), n)]
+    if min(int(target.sum()), n - int(target.sum())) < n_folds or len(set(groups)) < n_folds:
+        return
+    want = list(StratifiedGroupKFold(n_folds).split(target.reshape(-1, 1), target, groups))
+    got = stratified_group_folds(n_folds, target, groups)
+    assert [(a.tolist(), b.tolist()) for a, b in got] == [(a.tolist(), b.tolist()) for a, b in want]
+
+
+def test_bins_are_kept_for_the_same_column_and_labels_only() -> None:
+    """A refit on the same column objects and labels takes the bins already fitted (the very objects);
+    other labels, or a copy of the column, are binned afresh; ``forget_bins`` empties what is kept."""
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 10, (400, 1)).astype(float)
+    y = (rng.random(400) < 0.3).astype(int)
+    features = [Feature("x", "numeric")]
+    columns = read_columns(X, features)
+    first = Scorecard(features).fit(X, y, columns=columns).bins_[0]
+    assert Scorecard(features).fit(X, y, columns=columns).bins_[0] is first
+    assert Scorecard(features).fit(X, 1 - y, columns=columns).bins_[0] is not first
+    copy = read_columns(X, features)
+    again = Scorecard(features).fit(X, y, columns=copy).bins_[0]
+    assert again is not first and again == first
+    forget_bins()
+    assert Scorecard(features).fit(X, y, columns=columns).bins_[0] is not first
+
+
+def test_a_crossing_of_the_pool_gives_each_remaining_pairs_own_gain() -> None:
+    """The observed cells are counted once for the pool; a later step's gains over what is left of it
+    are still ``fit_pair``'s gain of each pair against that step's probabilities."""
+    rng = np.random.default_rng(5)
+    sizes = [3, 4, 2, 5]
+    n = 300
+    indices = [rng.integers(-1, s, n) for s in sizes]
+    y = (rng.random(n) < 0.3).astype(float)
+    pool = list(itertools.combinations(range(len(sizes)), 2))
+    crossing = Crossing(pool, indices, sizes, y)
+    for step in range(2):
+        p = np.clip(0.3 + 0.1 * (step + 1) * rng.standard_normal(n), 0.01, 0.99)
+        left = pool[step:]
+        want = [fit_pair(a, b, indices, sizes, y, p).gain for a, b in left]
+        np.testing.assert_allclose(crossing.gains(left, p), want, rtol=1e-9, atol=1e-9)
+
+
+def test_negative_zero_is_the_category_zero_whichever_comes_first() -> None:
+    """-0.0 and 0.0 are one category whose key reads 0.0, so rows taken from a column (a fold) name it as
+    the whole column does (found by the property above: a fold starting with -0.0 named it '-0.0')."""
+    whole = column([0.0, 1.0, -0.0, 1.0])
+    read = read_column(whole, "categorical", PLACEHOLDERS)
+    assert isinstance(read, Categories)
+    rows = np.asarray([False, True, True, True])
+    keys, codes = category_codes(read[rows], PLACEHOLDERS)
+    assert [repr(k) for k in keys] == ["1.0", "0.0"]
+    assert codes.tolist() == [0, 1, 0]
+    assert repr(category(-0.0, PLACEHOLDERS)) == "0.0"

@@ -193,3 +193,40 @@ def test_colleagues_active_on_any_page_are_counted_over_three_windows(store: Sto
             pairs.append((lead, cutoff))
         X = feature_matrix(conn, store.sources(), features, pairs)
     assert [[float(v) for v in row] for row in X] == [[1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 1, 1]]
+
+
+def test_the_accounts_separate_days_on_any_page_are_counted_over_two_windows(store: Store) -> None:
+    """Ann, Bob and Dan are one account (acme), Cid another; the cutoff is day 100. Ann viewed two pages
+    on day 95 (one day), Bob one on day 95 and one on day 88, Dan one on day 80, and Dan's bot burst (12
+    views in 12 s) on day 97 is not a visit. So every acme lead's account was active on 2 separate days
+    within 14 days (95, 88) and on 3 within 30 (with 80); Cid's account on 1 (day 99) in each."""
+    cutoff = T0 + 100 * DAY_MS
+    raw: list[dict[str, Any]] = []
+    for user, account in (("ann", "acme"), ("bob", "acme"), ("dan", "acme"), ("cid", "other")):
+        raw.append({"type": "group", "groupId": account, "userId": user, "messageId": f"g-{user}",
+                    "traits": {"name": account}, "timestamp": ms_to_iso(T0)})  # fmt: skip
+    views = (("ann", 95, 0), ("ann", 95, 1), ("bob", 95, 2), ("bob", 88, 0), ("dan", 80, 0), ("cid", 99, 0))
+    for n, (user, day, minute) in enumerate(views):
+        raw.append({"type": "page", "userId": user, "messageId": f"p-{n}", "properties": {"path": "/blog/x"},
+                    "timestamp": ms_to_iso(T0 + day * DAY_MS + 3_600_000 + minute * 60_000)})  # fmt: skip
+    raw += [{"type": "page", "userId": "dan", "messageId": f"burst-{n}", "properties": {"path": "/pricing"},
+             "timestamp": ms_to_iso(T0 + 97 * DAY_MS + n * 1000)} for n in range(12)]  # fmt: skip
+    ingest(store, [normalise(m, received_ms=T0 + 200 * DAY_MS) for m in raw], source="test")
+    with store.connect() as conn:
+        features = [
+            f for f in event_features(conn) if f.name.startswith("any page: separate days of the account")
+        ]
+        assert [f.name for f in features] == [
+            f"any page: separate days of the account ({w})" for w in ("14d", "30d")
+        ]
+        assert {family(f) for f in features} == {"committee"}
+        pairs = []
+        for user in ("ann", "bob", "dan", "cid"):
+            lead = find_lead(conn, external_id=user)
+            assert lead is not None
+            pairs.append((lead, cutoff))
+        X = feature_matrix(conn, store.sources(), features, pairs)
+    assert [[float(v) for v in row] for row in X] == [[2, 3], [2, 3], [2, 3], [1, 1]]
+    source = features[0].source
+    assert isinstance(source, EventCount)
+    assert source.rule_name(2) == "the account's people on any page on 2+ separate days in 14 days"

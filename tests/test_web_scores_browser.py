@@ -39,6 +39,10 @@ sql 0; conversion lead → mql_core 3 / 6 = 50.0 %, mql_core → ready 3 / 3 = 1
 The analytics team's: lead 6, mql_analytics 2 (ann, dana), ready 1 (ann), sql 0; conversion lead →
 mql_analytics 2 / 6 = 33.3 %, mql_analytics → ready 1 / 2 = 50.0 %, ready → sql 0 / 1 = 0.0 %. Being
 nurtured: 0 (eve came through the core team's MQL). Ready for handoff: ann, 1 (score 90).
+
+Accounts (ann, carl, dana at ACME; bob, eve, frank at Globex; the account score is the mean engagement of
+the 2 most engaged contacts, worked out in tests/test_account_scores.py): core Globex 50, ACME 45;
+analytics ACME (100 + 80) / 2 = 90, Globex 20. ACME's contacts on analytics: Ann 90, Dana 80, Carl 10.
 """
 
 from __future__ import annotations
@@ -50,12 +54,14 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 
 from browser_support import launched_chromium
 from leadscore.api import create_app
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_stage_history
+from leadscore.store.schema import accounts
 from live_server import serving
 from test_web_browser import Tab
 from two_teams import MANAGER, build
@@ -224,6 +230,36 @@ def test_a_manager_switches_the_score_on_every_report(chromium: Browser, shop: S
     ]
 
 
+def _account_scores(page: Page) -> dict[str, str]:
+    """The accounts list's rows: account name → its account score cell."""
+    rows = page.locator("table.accounts tbody tr").all()
+    return {r.locator("th a").first.inner_text(): r.locator("td.num").first.inner_text() for r in rows}
+
+
+def _acme(shop: Shop) -> int:
+    with shop.store.connect() as conn:
+        return int(conn.execute(select(accounts.c.id).where(accounts.c.name == "Acme")).scalar_one())
+
+
+def test_a_manager_switches_the_score_on_the_accounts_pages(chromium: Browser, shop: Shop) -> None:
+    page = _signed_in(chromium, shop)
+    page.goto("/accounts")
+    assert _account_scores(page) == {"Globex": "50.0", "Acme": "45.0"}
+    _pick(page, "analytics")
+    expect(page).to_have_url(re.compile(r"/accounts\?score=analytics"))
+    assert _account_scores(page) == {"Acme": "90.0", "Globex": "20.0"}
+    # the account: its score on both, its contacts and chart on the score picked
+    page.get_by_role("link", name="Acme").first.click()
+    expect(page).to_have_url(re.compile(rf"/accounts/{_acme(shop)}\?score=analytics"))
+    names = page.locator("table.contacts tbody th a")
+    expect(names).to_have_count(3)
+    assert names.all_inner_texts() == ["Ann", "Dana", "Carl"]
+    side = page.locator("table.account-scores tbody tr")
+    assert [r.locator("td.num").first.inner_text() for r in side.all()] == ["45.0", "90.0"]
+    _pick(page, "core (primary)")
+    assert page.locator("table.contacts tbody th a").all_inner_texts() == ["Carl", "Ann", "Dana"]
+
+
 def _ledger(page: Page, score: str) -> list[float]:
     table = page.locator(f'table.ledger[data-score="{score}"]')
     cells = table.locator("tbody tr").evaluate_all("rs => rs.map(r => r.lastElementChild.innerText)")
@@ -263,6 +299,9 @@ def test_the_pages_with_a_score_picker_pass_axe_and_fit_a_phone(
         "/handoff",
         "/handoff?score=analytics",
         f"/leads/{shop.ids['ann']}",
+        "/accounts?score=analytics",
+        f"/accounts/{_acme(shop)}?score=analytics",
+        "/review?score=analytics",
     ):
         response = tab.page.goto(path)
         assert response is not None and response.status == 200, path

@@ -53,6 +53,11 @@ lifecycle:
       name: Sales
       sellers: [{id: sam, name: Sam Seller, email: sam@example.test}]
   assignment: {stage: ready, default_team: sales}
+  accounts:
+    committee_size: 2
+    engaged_at_least: 35
+    weights: {fit: 0, engagement: 1}
+    mqa: {score_at_least: 40, engaged_contacts_at_least: 1}
 """
 
 ANALYTICS = """
@@ -101,13 +106,34 @@ def messages(people: dict[str, tuple[str, list[str]]] | None = None) -> list[Any
     return out
 
 
+# each person's account (a group message): ann, carl and dana work at ACME, bob, eve and frank at Globex
+ACCOUNTS = {
+    "ann": "acme",
+    "carl": "acme",
+    "dana": "acme",
+    "bob": "globex",
+    "eve": "globex",
+    "frank": "globex",
+}
+
+
+def groups() -> list[Any]:
+    """A group message per person at T0 putting them in their account (``ACCOUNTS``)."""
+    out = []
+    for user, account in ACCOUNTS.items():
+        raw = {"userId": user, "messageId": f"{user}-group", "timestamp": T0, "type": "group", "groupId": account,
+               "traits": {"name": account.capitalize(), "domain": f"{account}.example"}}  # fmt: skip
+        out.append(normalise(raw, received_ms=T0))
+    return out
+
+
 def build(store: Store) -> dict[str, int]:
     """Publish both models, score the events, run the lifecycle and reject eve; each person's lead id."""
     core = loads_model(CORE)
     publish(store, core, score_name="core", as_of=T0)
     publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
     now = T0 + 3 * HOUR
-    ingest(store, messages(), source="test", as_of=now)
+    ingest(store, messages() + groups(), source="test", as_of=now)
     settings = Settings()
     run_round(store, settings, now_ms=now, deliver=False)
     with store.begin() as conn:

@@ -1,6 +1,7 @@
 """Report API: being nurtured, getting warmer, ready for handoff, funnel, time in stage, sales
 acceptance, accounts. Read or admin tokens. ``?score=NAME``: the stage reports of that score's team
-(``lifecycle.score_stages``) and its score (default: the primary; an unknown name is a 404)."""
+(``lifecycle.score_stages``) and its score, the accounts' scores on it (default: the primary; an unknown
+name is a 404 naming the scores there are)."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ def acceptance(state: ReaderState) -> dict[str, Any]:
         return {"ok": True, **reports.acceptance(conn)}
 
 
-@router.get("/accounts", summary="Account scores, MQA stage and target accounts")
-def accounts(state: ReaderState) -> dict[str, Any]:
+@router.get("/accounts", summary="Account scores, MQA stage and target accounts", responses=refusals(404))
+def accounts(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
     state, _ = _lifecycle(state)
     with state.store.connect() as conn:
-        return {"ok": True, "accounts": reports.account_report(conn)}
+        return {"ok": True, "accounts": reports.account_report(conn, score, now_ms())}

@@ -98,7 +98,7 @@ def _score(con: Any, store: Store | None, jobs: list[BatchJob], sources: Sources
         for job in jobs:
             sinks.append(_sink(con, store, job))
         for batch in arrow_batches(con, sql, jobs[0].chunk):
-            for i, ledgers in enumerate(ledgers_by_job(jobs, batch.to_pylist())):
+            for i, ledgers in enumerate(ledgers_by_job(jobs, batch.to_pydict())):
                 if ledgers:
                     sinks[i].write(ledgers)
                     leads[i] += len(ledgers)

@@ -2,7 +2,7 @@
 
 The steps are the same on every engine: name the four relations in the engine (Parquet views, loaded
 tables, the store's tables or engine tables), compile the model once with ``compile_model`` for that
-engine's dialect, execute, and turn each result row into a ledger with ``read_ledger``. Only the first
+engine's dialect, execute, and turn the result rows into ledgers with ``read_ledgers``, a fetched batch at a time. Only the first
 and the execution differ, in ``sql_engine``, ``duckdb_engine`` and ``spark_engine``.
 
 Several named scores (``run_batch_scores``) run as one job on every engine: the sources are named once,
@@ -13,7 +13,7 @@ its own score's model, written where that score goes (``out_for``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ from leadscore.batch.locations import (
     StoreLocation,
     TableLocation,
 )
-from leadscore.compile import Ledger, Sources, compile_model, read_ledger
+from leadscore.compile import Ledger, Sources, compile_model
 from leadscore.compile.composite import SCORE_INDEX, compile_models
+from leadscore.compile.ledger import Columns, read_ledgers
 from leadscore.errors import InputError, Problem
 from leadscore.model import ScoringModel
 
@@ -194,18 +195,20 @@ def scores_query(jobs: Sequence[BatchJob], sources: Sources) -> Select[Any]:
     return compile_models([one.model for one in jobs], sources, lead_targets, job.dialect)
 
 
-def ledgers_by_job(jobs: Sequence[BatchJob], rows: Iterable[Mapping[str, Any]]) -> list[list[Ledger]]:
-    """Rows of ``scores_query(jobs, ...)`` as ledgers, one list per job, each read by its own model."""
-    out: list[list[Ledger]] = [[] for _ in jobs]
+def ledgers_by_job(jobs: Sequence[BatchJob], columns: Columns) -> list[list[Ledger]]:
+    """A batch of rows of ``scores_query(jobs, ...)``, given column by column, as ledgers, one list per
+    job, each read by its own model (``compile.read_ledgers``)."""
     if len(jobs) == 1:
-        out[0] = [read_ledger(jobs[0].model, row) for row in rows]
-        return out
-    for row in rows:
-        index = row[SCORE_INDEX]
+        return [read_ledgers(jobs[0].model, columns)]
+    rows: list[list[int]] = [[] for _ in jobs]
+    for i, index in enumerate(columns[SCORE_INDEX]):
         if not isinstance(index, int) or not 0 <= index < len(jobs):
             raise ValueError(f"scores_query row with {SCORE_INDEX} {index!r}: not one of {len(jobs)} scores")
-        out[index].append(read_ledger(jobs[index].model, row))
-    return out
+        rows[index].append(i)
+    return [
+        read_ledgers(job.model, {name: [cells[i] for i in part] for name, cells in columns.items()})
+        for job, part in zip(jobs, rows, strict=True)
+    ]
 
 
 def run_batch(job: BatchJob) -> BatchResult:

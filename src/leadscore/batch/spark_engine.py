@@ -27,6 +27,7 @@ from leadscore.batch.run import BatchJob, BatchResult, build_sources, relation, 
 from leadscore.batch.sinks import LEDGER_FILE, SCORES_FILE, StoreSink
 from leadscore.compile import read_ledger, render_sql
 from leadscore.compile.composite import SCORE_INDEX
+from leadscore.compile.ledger import read_ledgers
 from leadscore.extras import require
 from leadscore.model import dump_model, loads_model
 from leadscore.scoring.run import now_ms
@@ -56,10 +57,10 @@ def session(master: str | None) -> Any:
 
 
 def to_ledgers(yaml_text: str, batches: Iterator[pa.RecordBatch], want: str) -> Iterator[pa.RecordBatch]:
-    """Executor side: wide result rows → scores or ledger rows (``read_ledger``, the one reading)."""
+    """Executor side: wide result rows → scores or ledger rows (``read_ledgers``, the one reading)."""
     model = loads_model(yaml_text, "batch")
     for batch in batches:
-        ledgers = [read_ledger(model, row) for row in batch.to_pylist()]
+        ledgers = read_ledgers(model, batch.to_pydict())
         out = scores_table(ledgers) if want == "scores" else ledger_table(ledgers)
         yield from out.to_batches()
 

@@ -17,6 +17,7 @@ from leadscore.batch.locations import Location, ParquetLocation, StoreLocation, 
 from leadscore.batch.parquet import read_batches
 from leadscore.batch.run import BatchJob, BatchResult, build_sources, ledgers_by_job, relation, scores_query
 from leadscore.batch.sinks import ParquetSink, Sink, SqlTableSink, StoreSink
+from leadscore.compile.ledger import columns_of
 from leadscore.errors import InputError, Problem
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
@@ -99,9 +100,10 @@ def _run(jobs: list[BatchJob], store: Store) -> list[BatchResult]:
         try:
             for one in jobs:
                 sinks.append(_sink(one, store))
-            result = conn.execution_options(yield_per=job.chunk).execute(query).mappings()
+            result = conn.execution_options(yield_per=job.chunk).execute(query)
+            keys = list(result.keys())
             for part in result.partitions():
-                for i, ledgers in enumerate(ledgers_by_job(jobs, (dict(row) for row in part))):
+                for i, ledgers in enumerate(ledgers_by_job(jobs, columns_of(keys, part))):
                     if ledgers:
                         sinks[i].write(ledgers)
                         leads[i] += len(ledgers)

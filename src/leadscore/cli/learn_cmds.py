@@ -427,8 +427,9 @@ def backtest_cmd(
 ) -> None:
     """Replay history for a candidate model against the active one: MQLs per week, precision, recall.
 
-    With --score NAME the baseline is that score's active version, and --save stores the candidate as a
-    version of that score."""
+    With --score NAME the baseline is that score's active version, MQLs are that score's team's (its
+    gates and its MQL stage in the lifecycle), and --save stores the candidate as a version of that
+    score."""
     from leadscore.learn import report_html
     from leadscore.learn.backtest import backtest
     from leadscore.model import dump_model
@@ -453,6 +454,7 @@ def backtest_cmd(
                 conn, store.sources(), (label, model, threshold),
                 (base[0], base[1], baseline_threshold) if base else None,
                 start_ms=start, end_ms=end, outcome=outcome, horizon_ms=_ms(horizon), per_week=per_week, precision=precision,
+                score=score_name,
             )  # fmt: skip
         if save:
             stamp = now_ms()

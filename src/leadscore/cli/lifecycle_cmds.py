@@ -376,12 +376,15 @@ def report_acceptance(fmt: Format = "table", db: Db = None) -> None:
 
 
 @reports_app.command("accounts")
-def report_accounts(fmt: Format = "table", db: Db = None) -> None:
-    """Account scores (fit + buying-committee engagement), MQA stage and target accounts."""
+def report_accounts(fmt: Format = "table", score_name: ScoreName = None, db: Db = None) -> None:
+    """Account scores (fit + buying-committee engagement), MQA stage and target accounts.
+
+    With --score NAME the account scores on that score (computed now; the lifecycle stores the primary's)."""
     from leadscore.lifecycle import reports
+    from leadscore.scoring.run import now_ms
 
     with open_store(db) as store, store.connect() as conn:
-        _report(reports.account_report(conn), fmt, "Accounts")
+        _report(reports.account_report(conn, score_name, now_ms()), fmt, "Accounts")
 
 
 @lifecycle_app.command("run")

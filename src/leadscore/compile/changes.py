@@ -16,13 +16,13 @@ leaves it). NULL when there is none.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, and_, func, literal, or_, select, type_coerce
 
 from leadscore.compile.dialects import DrivingJoin, targets_in_place
+from leadscore.compile.per_model import PerModel
 from leadscore.compile.query import MS, condition_key, kind_match, scope
 from leadscore.compile.sources import Sources
 from leadscore.model import EventRule, RatioRule, RecencyRule, ScoringModel, ThresholdRule, duration_seconds
@@ -128,30 +128,35 @@ def changes_of(models: Sequence[ScoringModel], sources: Sources, targets: Select
     return select(*named)
 
 
-def next_change(model: ScoringModel, row: Any) -> int | None:
-    """The earliest time in one result row of ``compile_changes`` (None: no event enters or leaves)."""
-    found = [int(x) for x in (row[name] for name in change_columns(model)) if x is not None]
-    return min(found) if found else None
-
-
-_COLUMNS: dict[int, tuple[ScoringModel, tuple[str, ...]]] = {}
-_COLUMNS_LOCK = threading.Lock()
-COLUMNS_KEPT = 64  # models whose column names are kept per process
-
-
 def change_columns(model: ScoringModel) -> tuple[str, ...]:
-    """The columns of ``compile_changes`` that ``next_change`` reads for ``model``: every rule's entry and
-    span exits. Kept per model object: the scheduler reads them for every row."""
-    with _COLUMNS_LOCK:
-        hit = _COLUMNS.get(id(model))
-        if hit is not None and hit[0] is model:
-            return hit[1]
+    """The columns of ``compile_changes``' rows that hold a time (kept per model object)."""
+    return _change_columns(model)
+
+
+def _make_change_columns(model: ScoringModel) -> tuple[str, ...]:
     names: list[str] = []
     for rule in model.engagement:
         names.append(enter_column(rule.id))
         names += [leave_column(rule.id, n) for n in range(len(spans_ms(rule)))]
-    with _COLUMNS_LOCK:
-        _COLUMNS[id(model)] = (model, tuple(names))  # the model is held, so its id cannot be reused meanwhile
-        while len(_COLUMNS) > COLUMNS_KEPT:
-            _COLUMNS.pop(next(iter(_COLUMNS)))
     return tuple(names)
+
+
+_change_columns = PerModel(_make_change_columns)
+
+
+def next_change(model: ScoringModel, row: Any) -> int | None:
+    """The earliest time in one result row of ``compile_changes`` (None: no event enters or leaves)."""
+    return next_changes(model, {name: (row[name],) for name in change_columns(model)})[0]
+
+
+def next_changes(model: ScoringModel, columns: Mapping[str, Sequence[Any]]) -> list[int | None]:
+    """``next_change`` of every row of a batch of ``compile_changes``' rows, given column by column."""
+    names = change_columns(model)
+    if not names:
+        return [None] * len(columns["lead_id"])
+    earliest: list[Any] = list(columns[names[0]])
+    for name in names[1:]:
+        for i, at in enumerate(columns[name]):
+            if at is not None and (earliest[i] is None or at < earliest[i]):
+                earliest[i] = at
+    return [None if at is None else int(at) for at in earliest]

@@ -1,22 +1,36 @@
-"""Read one wide result row into a ledger: every point of the score traced to a rule or an adjustment.
+"""Read result rows into ledgers: every point of the score traced to a rule or an adjustment.
 
 ``score_points`` is each line's contribution to the final 0–100 score, so the lines sum to the score
 (up to floating-point rounding, < 1e-9). Adjustments (group cap, floor, clamp at the scale's maximum) are
 lines of their own, so nothing is hidden in the arithmetic.
+
+The rows are read a batch at a time, column by column (``read_ledgers``: what every caller fetches, a
+result's rows or an Arrow batch, is a set of columns), with what the reading needs of the model derived
+once per model object (``_plan``); ``read_ledger`` reads one row the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from leadscore.compile import layout
+from leadscore.compile.per_model import PerModel
 from leadscore.compile.query import half_life_ms
 from leadscore.compile.query import scope as scope_of
 from leadscore.model import EachRule, OnceRule, RatioRule, RecencyRule, ScoringModel, ThresholdRule
 
 EPS = 1e-12
+
+Columns = Mapping[str, Sequence[Any]]  # a batch of result rows: column name → the rows' values
+
+
+def columns_of(keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> Columns:
+    """Fetched rows (each a sequence in the order of ``keys``) as one sequence of values per column."""
+    if not rows:
+        return {key: () for key in keys}
+    return dict(zip(keys, zip(*rows, strict=True), strict=True))
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,49 @@ class Ledger:
         return asdict(self)
 
 
+# A frozen dataclass's __init__ sets each field through object.__setattr__ (about 4 µs for a ledger line,
+# the cost of reading a batch); the reader fills the same instances' attribute dict in one step.
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _line(
+    rule_id: str,
+    name: str,
+    section: str,
+    kind: str,
+    score_points: float,
+    value: float,
+    raw: float | None = None,
+    matched: int | None = None,
+    decay: float | None = None,
+    capped: bool = False,
+    group: str | None = None,
+    note: str = "",
+) -> LedgerLine:
+    """``LedgerLine(...)``, the same object, built without the per-field setattr."""
+    line = _new(LedgerLine)
+    _set(
+        line,
+        "__dict__",
+        {
+            "rule_id": rule_id,
+            "name": name,
+            "section": section,
+            "kind": kind,
+            "score_points": score_points,
+            "value": value,
+            "raw": raw,
+            "matched": matched,
+            "decay": decay,
+            "capped": capped,
+            "group": group,
+            "note": note,
+        },
+    )
+    return line
+
+
 def factors(model: ScoringModel) -> tuple[float, float]:
     """Score points per raw fit point and per raw engagement point."""
     s = model.scale
@@ -64,133 +121,266 @@ def factors(model: ScoringModel) -> tuple[float, float]:
     return 100.0 / s.fit_max * s.weights.fit / total, 100.0 / s.engagement_max * s.weights.engagement / total
 
 
-def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bool = False) -> Ledger:
+Note = Callable[[Columns, int, int], str]  # (columns, row, events counted) → a rule's note
+
+
+@dataclass(frozen=True)
+class _Engagement:
+    """What reading an engagement rule's line needs, derived once per model."""
+
+    count: str
+    raw: str
+    value: str
+    id: str
+    name: str
+    kind: str
+    group: str | None
+    decays: bool  # an each or once rule: its line states a decay factor
+    half_life: float | None
+    per_match: float  # an each rule's points (× matches: the undecayed total); a once rule's
+    each: bool
+    note: Note | None  # None: the note is empty
+
+
+@dataclass(frozen=True)
+class _Plan:
+    fit_factor: float
+    engagement_factor: float
+    fit: tuple[tuple[str, str, str], ...]  # (column, rule id, name)
+    engagement: tuple[_Engagement, ...]
+    groups: tuple[tuple[str, str, str, str, str], ...]  # (value column, sum column, group id, name, note)
+    sections: tuple[tuple[str, float, float], ...]  # (section, score points per raw point, maximum)
+
+
+def _make_plan(model: ScoringModel) -> _Plan:
     ff, ef = factors(model)
-    lines: list[LedgerLine] = []
-    for fit_rule in model.fit:
-        value = float(row[layout.fit_col(fit_rule.id)])
-        if value or include_zero:
-            lines.append(
-                LedgerLine(
-                    fit_rule.id,
-                    fit_rule.name,
-                    "fit",
-                    "fit",
-                    value * ff,
-                    value,
-                    raw=value,
-                    matched=int(value != 0),
+    return _Plan(
+        ff,
+        ef,
+        tuple((layout.fit_col(r.id), r.id, r.name) for r in model.fit),
+        tuple(
+            _Engagement(
+                layout.count_col(r.id),
+                layout.raw_col(r.id),
+                layout.value_col(r.id),
+                r.id,
+                r.name,
+                r.kind,
+                r.group,
+                isinstance(r, EachRule | OnceRule),
+                half_life_ms(model, r),
+                r.points if isinstance(r, EachRule | OnceRule) else 0.0,
+                isinstance(r, EachRule),
+                _note_of(r),
+            )
+            for r in model.engagement
+        ),
+        tuple(
+            (
+                layout.group_value_col(g.id),
+                layout.group_sum_col(g.id),
+                g.id,
+                f"Group cap: {g.name}",
+                f"cap {g.cap:g}",
+            )
+            for g in model.groups
+        ),
+        (("fit", ff, model.scale.fit_max), ("engagement", ef, model.scale.engagement_max)),
+    )
+
+
+_plan = PerModel(_make_plan)
+
+
+def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bool = False) -> Ledger:
+    """One result row as a ledger (``read_ledgers`` of a batch of one)."""
+    return read_ledgers(model, {k: (v,) for k, v in row.items()}, include_zero=include_zero)[0]
+
+
+def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = False) -> list[Ledger]:
+    """A batch of result rows of ``model``'s query, given column by column, as ledgers in row order:
+    the rules' lines (in model order; a rule that neither matched nor scored has none unless
+    ``include_zero``), the consent line, the group caps, then each section's floor and clamp."""
+    plan = _plan(model)
+    ff, ef = plan.fit_factor, plan.engagement_factor
+    rows: list[list[LedgerLine]] = [[] for _ in columns["lead_id"]]
+    for column, rule_id, name in plan.fit:
+        for i, cell in enumerate(columns[column]):
+            value = float(cell)
+            if value or include_zero:
+                rows[i].append(
+                    _line(rule_id, name, "fit", "fit", value * ff, value, raw=value, matched=int(value != 0))
                 )
-            )
-    for rule in model.engagement:
-        n = int(row[layout.count_col(rule.id)] or 0)
-        raw = float(row[layout.raw_col(rule.id)] or 0.0)
-        value = float(row[layout.value_col(rule.id)] or 0.0)
-        if not (n or value or include_zero):
-            continue
-        decay = _decay(model, rule, n, raw)
-        note = _note(rule, row, n)
-        lines.append(
-            LedgerLine(
-                rule.id,
-                rule.name,
-                "engagement",
-                rule.kind,
-                value * ef,
-                value,
-                raw=raw,
-                matched=n,
-                decay=decay,
-                capped=abs(raw - value) > EPS,
-                group=rule.group,
-                note=note,
-            )
-        )
-    if model.engagement and not row.get(layout.TRACKING, 1):
-        lines.append(
-            LedgerLine(
-                "consent:tracking",
-                "No tracking consent",
-                "engagement",
-                "consent",
-                0.0,
-                0.0,
-                note="behaviour is not scored without tracking consent",
-            )
-        )
-    for g in model.groups:
-        adj = float(row[layout.group_value_col(g.id)]) - float(row[layout.group_sum_col(g.id)])
-        if abs(adj) > EPS:
-            lines.append(
-                LedgerLine(
-                    f"group:{g.id}",
-                    f"Group cap: {g.name}",
+    for rule in plan.engagement:
+        cells = zip(columns[rule.count], columns[rule.raw], columns[rule.value], strict=True)
+        for i, (count, raw_cell, value_cell) in enumerate(cells):
+            n = int(count or 0)
+            raw = float(raw_cell or 0.0)
+            value = float(value_cell or 0.0)
+            if not (n or value or include_zero):
+                continue
+            # the decay factor the rule's points received: decayed total / undecayed total
+            decay = None
+            if rule.decays and n:
+                decay = raw / (rule.per_match * (n if rule.each else 1)) if rule.half_life else 1.0
+            rows[i].append(
+                _line(
+                    rule.id,
+                    rule.name,
                     "engagement",
-                    "group_cap",
-                    adj * ef,
-                    adj,
-                    group=g.id,
-                    capped=True,
-                    note=f"cap {g.cap:g}",
+                    rule.kind,
+                    value * ef,
+                    value,
+                    raw=raw,
+                    matched=n,
+                    decay=decay,
+                    capped=abs(raw - value) > EPS,
+                    group=rule.group,
+                    note="" if rule.note is None else rule.note(columns, i, n),
                 )
             )
-    for section, factor, max_ in (
-        ("fit", ff, model.scale.fit_max),
-        ("engagement", ef, model.scale.engagement_max),
-    ):
-        floor = float(row[f"{section}_floor_adj"])
-        if abs(floor) > EPS:
-            lines.append(
-                LedgerLine(
-                    f"floor:{section}",
-                    f"Floor at 0 ({section})",
-                    section,
-                    "floor",
-                    floor * factor,
-                    floor,
-                    note="negative total raised to 0",
+    consent = columns.get(layout.TRACKING)
+    if model.engagement and consent is not None:
+        for i, allowed in enumerate(consent):
+            if not allowed:
+                rows[i].append(
+                    _line(
+                        "consent:tracking",
+                        "No tracking consent",
+                        "engagement",
+                        "consent",
+                        0.0,
+                        0.0,
+                        note="behaviour is not scored without tracking consent",
+                    )
                 )
-            )
-        clamp = float(row[f"{section}_clamp_adj"])
-        if abs(clamp) > EPS:
-            lines.append(
-                LedgerLine(
-                    f"clamp:{section}",
-                    f"Clamp at {max_:g} points ({section})",
-                    section,
-                    "clamp",
-                    clamp * factor,
-                    clamp,
-                    capped=True,
-                    note=f"scale maximum {max_:g}",
+    for value_column, sum_column, group_id, name, note in plan.groups:
+        group_cells = zip(columns[value_column], columns[sum_column], strict=True)
+        for i, (capped_total, total) in enumerate(group_cells):
+            adj = float(capped_total) - float(total)
+            if abs(adj) > EPS:
+                rows[i].append(
+                    _line(
+                        f"group:{group_id}",
+                        name,
+                        "engagement",
+                        "group_cap",
+                        adj * ef,
+                        adj,
+                        capped=True,
+                        group=group_id,
+                        note=note,
+                    )
                 )
-            )
-    return read_totals(row, tuple(lines))
+    floors = [columns[f"{section}_floor_adj"] for section, _, _ in plan.sections]
+    clamps = [columns[f"{section}_clamp_adj"] for section, _, _ in plan.sections]
+    for i, lines in enumerate(rows):
+        for (section, factor, max_), floor_cells, clamp_cells in zip(
+            plan.sections, floors, clamps, strict=True
+        ):
+            floor = float(floor_cells[i])
+            if abs(floor) > EPS:
+                lines.append(
+                    _line(
+                        f"floor:{section}",
+                        f"Floor at 0 ({section})",
+                        section,
+                        "floor",
+                        floor * factor,
+                        floor,
+                        note="negative total raised to 0",
+                    )
+                )
+            clamp = float(clamp_cells[i])
+            if abs(clamp) > EPS:
+                lines.append(
+                    _line(
+                        f"clamp:{section}",
+                        f"Clamp at {max_:g} points ({section})",
+                        section,
+                        "clamp",
+                        clamp * factor,
+                        clamp,
+                        capped=True,
+                        note=f"scale maximum {max_:g}",
+                    )
+                )
+    return read_totals_of(columns, [tuple(lines) for lines in rows])
 
 
 def read_totals(row: Mapping[Any, Any], lines: tuple[LedgerLine, ...] = ()) -> Ledger:
-    """The score columns of a result row as a Ledger, with ``lines`` (none: for what needs only the
-    totals, such as score history rows, at a fraction of ``read_ledger``'s cost)."""
-    return Ledger(
-        lead_id=int(row["lead_id"]),
-        as_of=int(row["as_of"]),
-        score=float(row["score"]),
-        fit_score=float(row["fit_score"]),
-        engagement_score=float(row["engagement_score"]),
-        fit_points=float(row["fit_points"]),
-        engagement_points=float(row["engagement_points"]),
-        grade=str(row["grade"]),
-        level=int(row["level"]),
-        band=str(row["band"]),
-        lines=lines,
-    )
+    """The score columns of one result row as a Ledger, with ``lines`` (``read_totals_of`` of a batch of
+    one)."""
+    return read_totals_of({k: (row[k],) for k in _TOTALS}, [lines])[0]
+
+
+_TOTALS = (
+    "lead_id",
+    "as_of",
+    "score",
+    "fit_score",
+    "engagement_score",
+    "fit_points",
+    "engagement_points",
+    "grade",
+    "level",
+    "band",
+)
+
+
+def read_totals_of(columns: Columns, lines: Sequence[tuple[LedgerLine, ...]] | None = None) -> list[Ledger]:
+    """The score columns of a batch of result rows as Ledgers, row ``i`` with ``lines[i]`` (none: for
+    what needs only the totals, such as score history rows, at a fraction of ``read_ledgers``' cost)."""
+    out: list[Ledger] = []
+    append = out.append
+    cells = zip(*(columns[name] for name in _TOTALS), strict=True)
+    for i, (
+        lead_id,
+        as_of,
+        score,
+        fit_score,
+        engagement_score,
+        fit_points,
+        engagement_points,
+        grade,
+        level,
+        band,
+    ) in enumerate(cells):
+        ledger = _new(Ledger)
+        _set(
+            ledger,
+            "__dict__",
+            {
+                "lead_id": int(lead_id),
+                "as_of": int(as_of),
+                "score": float(score),
+                "fit_score": float(fit_score),
+                "engagement_score": float(engagement_score),
+                "fit_points": float(fit_points),
+                "engagement_points": float(engagement_points),
+                "grade": str(grade),
+                "level": int(level),
+                "band": str(band),
+                "lines": () if lines is None else lines[i],
+            },
+        )
+        append(ledger)
+    return out
 
 
 DISTINCT_WORDS = {"day": "days", "session": "sessions", "person": "people"}
 
 
-def _note(rule: Any, row: Mapping[str, Any], n: int) -> str:
-    """What a count or recency rule counted, in words (the ledger line's note)."""
+def _cell(columns: Columns, name: str, i: int) -> Any:
+    """Row ``i``'s value of a column the query may leave out (None then)."""
+    cells = columns.get(name)
+    return None if cells is None else cells[i]
+
+
+def _note_of(rule: Any) -> Note | None:
+    """How a count or recency rule's ledger line says what it counted, in words (None: no note)."""
+    if not isinstance(rule, ThresholdRule | RatioRule | RecencyRule):
+        return None
     scope = " in the account" if scope_of(rule) == "account" else ""
     if isinstance(rule, ThresholdRule | RatioRule) and rule.count is not None:
         d = rule.count.distinct
@@ -199,31 +389,36 @@ def _note(rule: Any, row: Mapping[str, Any], n: int) -> str:
     else:
         unit = "events"
     if isinstance(rule, ThresholdRule):
-        count = int(row.get(layout.distinct_col(rule.id)) or 0) if rule.count is not None else n
-        if rule.share is not None:
-            of = row.get(layout.share_col(rule.id))
-            need = f"{rule.share.at_least:g} × {rule.share.of} ({'missing' if of is None else f'{of:g}'})"
-            return f"{count} {unit}{scope} of {need} needed within {rule.within}"
-        return f"{count} {unit}{scope} of {rule.at_least} needed within {rule.within}"
+        distinct = layout.distinct_col(rule.id) if rule.count is not None else None
+        share = rule.share
+        share_column = layout.share_col(rule.id)
+
+        def threshold(columns: Columns, i: int, n: int) -> str:
+            count = int(_cell(columns, distinct, i) or 0) if distinct is not None else n
+            if share is not None:
+                of = _cell(columns, share_column, i)
+                need = f"{share.at_least:g} × {share.of} ({'missing' if of is None else f'{of:g}'})"
+                return f"{count} {unit}{scope} of {need} needed within {rule.within}"
+            return f"{count} {unit}{scope} of {rule.at_least} needed within {rule.within}"
+
+        return threshold
     if isinstance(rule, RatioRule):
-        recent = int(row.get(layout.recent_col(rule.id)) or 0)
-        before = int(row.get(layout.before_col(rule.id)) or 0)
+        recent_column, before_column = layout.recent_col(rule.id), layout.before_col(rule.id)
         bound = f"at least {rule.at_least:g}" if rule.at_least is not None else f"at most {rule.at_most:g}"
-        return f"{recent} {unit}{scope} in the last {rule.within} against {before} before (ratio {bound})"
-    if isinstance(rule, RecencyRule):
-        last = row.get(layout.last_col(rule.id))
+
+        def ratio(columns: Columns, i: int, n: int) -> str:
+            recent = int(_cell(columns, recent_column, i) or 0)
+            before = int(_cell(columns, before_column, i) or 0)
+            return f"{recent} {unit}{scope} in the last {rule.within} against {before} before (ratio {bound})"
+
+        return ratio
+    last_column, never = layout.last_col(rule.id), f"no match within {rule.steps[-1].within}"
+
+    def recency(columns: Columns, i: int, n: int) -> str:
+        last = _cell(columns, last_column, i)
         if last is None:
-            return f"no match within {rule.steps[-1].within}"
-        age_ms = int(row["as_of"]) - int(last)
+            return never
+        age_ms = int(columns["as_of"][i]) - int(last)
         return f"newest match {age_ms / 86_400_000:.1f} days before as-of"
-    return ""
 
-
-def _decay(model: ScoringModel, rule: Any, n: int, raw: float) -> float | None:
-    """The decay factor the rule's points received: decayed total / undecayed total."""
-    if not isinstance(rule, EachRule | OnceRule) or not n:
-        return None
-    if not half_life_ms(model, rule):
-        return 1.0
-    undecayed = rule.points * (n if isinstance(rule, EachRule) else 1)
-    return raw / undecayed
+    return recency

@@ -25,10 +25,12 @@ from leadscore.compile import Sources
 from leadscore.learn.labels import DAY_MS, data_end, outcome_times
 from leadscore.learn.store_data import first_touch
 from leadscore.lifecycle.gates import Facts, matching
-from leadscore.lifecycle.replay import mql_stage, mql_threshold, replay_lead, with_threshold
+from leadscore.lifecycle.replay import for_score, mql_stage, mql_threshold, replay_lead, with_threshold
 from leadscore.model import Lifecycle, ScoringModel, Transition
+from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import POINTS_CHUNK, score_points, score_totals
 from leadscore.store.schema import events, identities
+from leadscore.store.score_names import check_name, primary_score
 
 WEEK_MS = 7 * DAY_MS
 THRESHOLDS = tuple(range(0, 101))  # the advisor tries every whole score point
@@ -307,9 +309,20 @@ def backtest(
     horizon_ms: int,
     per_week: float | None = None,
     precision: float | None = None,
+    score: str | None = None,
 ) -> BacktestResult:
     """``candidate`` and ``baseline`` are (label, model, MQL threshold); a threshold of None keeps the
-    model's own (``replay.mql_threshold``), a number replaces it (``replay.with_threshold``)."""
+    model's own (``replay.mql_threshold``), a number replaces it (``replay.with_threshold``). Both are
+    versions of the score ``score`` (the primary when None), replayed through the lifecycle as that
+    score's team runs it (``replay.for_score``: its gates, its MQL stage; a model without a lifecycle of
+    its own through the primary's)."""
+    primary = primary_score(conn)
+    shared = active_model(conn)
+    lifecycle = shared.model.lifecycle if shared is not None else None
+    team = primary if score is None else check_name(score)
+    candidate = (candidate[0], for_score(candidate[1], team, primary, lifecycle), candidate[2])
+    if baseline is not None:
+        baseline = (baseline[0], for_score(baseline[1], team, primary, lifecycle), baseline[2])
     out = Outcomes.load(conn, outcome, horizon_ms)
     pairs = checkpoints(conn, start_ms, end_ms)
 

@@ -91,6 +91,8 @@ class EventCount:
         span = f"{days} days" if days != self.window else self.window
         if self.distinct == "person":
             return f"{at_least}+ people of the account on {self.label} in {span}"
+        if self.distinct == "day" and self.scope == "account":
+            return f"the account's people on {self.label} on {at_least}+ separate days in {span}"
         if self.distinct == "day":
             return f"{self.label} on {at_least}+ separate days in {span}"
         return f"{self.label}: {at_least}+ in {span}"
@@ -211,7 +213,9 @@ def category(value: Any, placeholders: tuple[str, ...] = PLACEHOLDERS) -> Catego
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
-        return None if math.isnan(value) else float(value)
+        return (
+            None if math.isnan(value) else float(value) + 0.0
+        )  # -0.0 is 0.0: one key, whichever comes first
     if isinstance(value, str):
         key = value.lower()
         if not key:  # "" is present but no `in` list can name it

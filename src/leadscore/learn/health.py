@@ -1,5 +1,5 @@
-"""Health checks of the active model, run on a schedule (the lifecycle runner's ``checks`` hook, or
-``leadscore alerts check``), raising alerts that are delivered through the outbox.
+"""Health checks of every named score's active model, run on a schedule (the lifecycle runner's ``checks``
+hook, or ``leadscore alerts check``), raising alerts that are delivered through the outbox.
 
 * **drift**: PSI (``metrics.psi``, the one implementation ``evaluate`` uses too) of the scores the active
   version gave on events in the last window against those of the window before;
@@ -8,6 +8,10 @@
 * **volume**: MQLs per week in the last window against the sales capacity target;
 * **acceptance**: acceptance by sales in the last window against the window before.
 
+Drift, calibration and volume are checked per named score: its active version, its MQLs (``Mqls``: the
+score's MQL stage in the primary's lifecycle, the backtest's, and the entries that count for the score),
+each alert named ``volume:NAME`` and so on for a score other than the primary.
+
 A check without enough data says nothing. A failing check raises one alert, which stays open (and is
 not raised again) until the check passes; raising enqueues an ``alert`` row per mail address and for the
 webhook, which the ``Deliverer`` sends like every other notification.
@@ -15,22 +19,27 @@ webhook, which the ``Deliverer`` sends like every other notification.
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from leadscore.errors import ModelError
 from leadscore.learn.labels import DAY_MS, outcome_times
 from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.replay import mql_stage
-from leadscore.scoring.pipeline import active_model
+from leadscore.lifecycle.score_stages import ScoreView
+from leadscore.model import Lifecycle
+from leadscore.scoring.pipeline import active_models
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.alerts import clear_alert, open_alerts, raise_alert
 from leadscore.store.backtests import backtests_of
 from leadscore.store.outbox import enqueue
 from leadscore.store.schema import feedback, score_history, stage_history
+from leadscore.store.score_names import primary_score
 
 WEEK_MS = 7 * DAY_MS
 
@@ -73,19 +82,50 @@ def drift(conn: Connection, version_id: int, settings: Settings, now_ms: int) ->
                  f"{a.window_days:g} before ({len(recent)} and {len(before)} scores; alert at {a.drift_psi:g})")  # fmt: skip
 
 
-def _mql_entries(conn: Connection, stage: str, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
-    query = select(stage_history.c.lead_id, stage_history.c.at_ms).where(
-        stage_history.c.to_stage == stage, stage_history.c.at_ms >= start_ms, stage_history.c.at_ms < end_ms
-    )
-    return [(int(lead), int(at)) for lead, at in conn.execute(query)]
+@dataclass(frozen=True)
+class Mqls:
+    """What counts as a score's MQL: an entry into its MQL stage (``replay.mql_stage``, the backtest's)
+    that counts for the score (``score_stages.ScoreView.counted``: a shared hand-off stage counts the leads
+    that came through the score's own stages)."""
+
+    stage: str
+    view: ScoreView
+
+    @classmethod
+    def of(cls, lifecycle: Lifecycle, score: str, primary: str) -> Mqls:
+        return cls(mql_stage(lifecycle, score, primary), ScoreView.of(lifecycle, score, primary))
+
+    def entries(self, conn: Connection, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
+        """(lead, time) of each MQL in [start, end)."""
+        query = select(stage_history.c.lead_id, stage_history.c.at_ms).where(
+            stage_history.c.to_stage == self.stage,
+            stage_history.c.at_ms >= start_ms,
+            stage_history.c.at_ms < end_ms,
+        )
+        found = [(int(lead), int(at)) for lead, at in conn.execute(query)]
+        if self.view.whole or self.stage in self.view.own or not found:
+            return found
+        # a shared stage: each entry counts by the lead's path through the stages before it
+        paths = conn.execute(
+            select(stage_history.c.lead_id, stage_history.c.to_stage, stage_history.c.at_ms)
+            .where(stage_history.c.lead_id.in_(sorted({lead for lead, _ in found})))
+            .order_by(stage_history.c.lead_id, stage_history.c.at_ms, stage_history.c.id)
+        ).all()
+        counted: set[tuple[int, int]] = set()
+        for lead, rows in itertools.groupby(paths, key=lambda r: int(r[0])):
+            moves = [(str(to), int(at)) for _, to, at in rows]
+            for (to, at), counts in zip(moves, self.view.counted([to for to, _ in moves]), strict=True):
+                if counts and to == self.stage:
+                    counted.add((lead, at))
+        return [entry for entry in found if entry in counted]
 
 
-def volume(conn: Connection, stage: str, settings: Settings, now_ms: int) -> Check:
+def volume(conn: Connection, mqls: Mqls, settings: Settings, now_ms: int) -> Check:
     a = settings.alerts
     if a.capacity_per_week is None:
         return Check("volume", None, math.nan, math.nan, "no capacity target set")
     w = int(a.window_days * DAY_MS)
-    rate = len(_mql_entries(conn, stage, now_ms - w, now_ms)) / (w / WEEK_MS)
+    rate = len(mqls.entries(conn, now_ms - w, now_ms)) / (w / WEEK_MS)
     off = abs(rate - a.capacity_per_week) / a.capacity_per_week
     side = "above" if rate > a.capacity_per_week else "below"
     return Check("volume", off > a.capacity_tolerance, rate, a.capacity_per_week,
@@ -111,7 +151,7 @@ def acceptance(conn: Connection, settings: Settings, now_ms: int) -> Check:
                  f"({len(recent)} decisions in the last {a.window_days:g} days)")  # fmt: skip
 
 
-def calibration(conn: Connection, version_id: int, stage: str, settings: Settings, now_ms: int) -> Check:
+def calibration(conn: Connection, version_id: int, mqls: Mqls, settings: Settings, now_ms: int) -> Check:
     a = settings.alerts
     stored = backtests_of(conn, version_id)
     promised = stored[-1].summary.get("candidate", {}).get("precision") if stored else None
@@ -119,7 +159,7 @@ def calibration(conn: Connection, version_id: int, stage: str, settings: Setting
         return Check("calibration", None, math.nan, math.nan, "no stored backtest of the active version")
     kind, horizon = stored[-1].outcome, int(float(stored[-1].summary.get("horizon_days", 30)) * DAY_MS)
     w = int(a.window_days * DAY_MS)
-    entries = _mql_entries(conn, stage, now_ms - horizon - w, now_ms - horizon)
+    entries = mqls.entries(conn, now_ms - horizon - w, now_ms - horizon)
     if len(entries) < a.min_decisions:
         return Check("calibration", None, math.nan, float(promised), "too few MQLs past their horizon")
     times = outcome_times(conn, sorted({lead for lead, _ in entries}))
@@ -133,18 +173,37 @@ def calibration(conn: Connection, version_id: int, stage: str, settings: Setting
 
 
 def checks(conn: Connection, settings: Settings, now_ms: int) -> list[Check]:
-    """Every check of the active model (none without one)."""
-    active = active_model(conn)
-    if active is None or active.version is None:
+    """Every check of every named score's active model (none without one): drift, volume and calibration
+    per score, on its own version and its own MQLs (``Mqls``), acceptance by sales once. The primary's
+    checks are named ``drift``, ``volume``, ``calibration``; another score's ``volume:NAME`` and so on."""
+    actives = [a for a in active_models(conn) if a.version is not None]
+    if not actives:
         return []
-    out = [drift(conn, active.version.id, settings, now_ms), acceptance(conn, settings, now_ms)]
-    if active.model.lifecycle is not None:
-        stage = mql_stage(active.model.lifecycle)
-        out += [
-            volume(conn, stage, settings, now_ms),
-            calibration(conn, active.version.id, stage, settings, now_ms),
-        ]
-    return out
+    primary = primary_score(conn)
+    shared = next((a.model.lifecycle for a in actives if a.version and a.version.score_name == primary), None)
+    drifts: list[Check] = []
+    per_score: list[Check] = []
+    for active in actives:
+        assert active.version is not None
+        score = active.version.score_name
+        found = [drift(conn, active.version.id, settings, now_ms)]
+        if shared is not None:
+            try:
+                mqls = Mqls.of(shared, score, primary)
+            except ModelError as exc:  # no stage hands this score's leads to sales: no MQLs to check
+                found += [Check(c, None, math.nan, math.nan, str(exc)) for c in ("volume", "calibration")]
+            else:
+                found += [
+                    volume(conn, mqls, settings, now_ms),
+                    calibration(conn, active.version.id, mqls, settings, now_ms),
+                ]
+        if score != primary:  # named after the score, so each score's alert is raised and cleared alone
+            found = [
+                replace(c, check=f"{c.check}:{score}", message=f"score {score}: {c.message}") for c in found
+            ]
+        drifts += found[:1]
+        per_score += found[1:]
+    return [*drifts, acceptance(conn, settings, now_ms), *per_score]
 
 
 def _notifications(alert_id: int, check: Check, settings: Settings, now_ms: int) -> list[dict[str, Any]]:

@@ -98,11 +98,12 @@ def select_pairs(
     chosen: list[Pair] = []
     taken: set[tuple[int, int]] = set()
     p = probabilities(chosen)
+    crossing = Crossing(pool, indices, sizes, y) if most and pool else None
     for _ in range(most):
         options = [(a, b) for a, b in pool if (a, b) not in taken]
-        if not options:
+        if not options or crossing is None:
             break
-        a, b = options[int(np.argmax(gains(options, indices, sizes, y, p)))]
+        a, b = options[int(np.argmax(crossing.gains(options, p)))]
         best = fit_pair(a, b, indices, sizes, y, p)
         if best.gain <= 0:
             break
@@ -119,27 +120,49 @@ def gains(
     y: FloatArray,
     p: FloatArray,
 ) -> FloatArray:
-    """``fit_pair(...).gain`` of each pair, for all pairs at once: with ``H`` the rows' bins one-hot
-    (a column per bin of every feature in ``pairs``), ``Hᵀ diag(w) H`` holds every pair's cell sums of
-    ``w``, so two sparse products count the observed and expected conversions of every cell."""
-    used = sorted({j for pair in pairs for j in pair})
-    starts = np.cumsum([0, *(sizes[j] for j in used)])
-    offset = dict(zip(used, starts[:-1].tolist(), strict=True))
-    present = [indices[j] != NO_BIN for j in used]
-    rows = np.concatenate([np.flatnonzero(ok) for ok in present])
-    cols = np.concatenate([indices[j][ok] + offset[j] for j, ok in zip(used, present, strict=True)])
-    shape = (len(y), int(starts[-1]))
-    H = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+    """``fit_pair(...).gain`` of each pair, for all pairs at once (``Crossing``)."""
+    return Crossing(pairs, indices, sizes, y).gains(pairs, p)
 
-    def crossed(w: FloatArray) -> FloatArray:
-        return np.asarray((H.T @ sparse.csr_matrix((w[rows], (rows, cols)), shape=shape)).toarray(), float)
 
-    # cell i * sizes[b] + j of pair (a, b) is bin i of a (a row of the product) with bin j of b (a column)
-    first = np.concatenate([np.repeat(np.arange(sizes[a]) + offset[a], sizes[b]) for a, b in pairs])
-    second = np.concatenate([np.tile(np.arange(sizes[b]) + offset[b], sizes[a]) for a, b in pairs])
-    segment = np.repeat(np.arange(len(pairs)), [sizes[a] * sizes[b] for a, b in pairs])
-    observed, expected = (crossed(np.asarray(w, float))[first, second] for w in (y, p))
-    return _segment_gains(observed, expected, segment, len(pairs))
+class Crossing:
+    """Every pair's cells of ``pool`` at once: with ``H`` the rows' bins one-hot (a column per bin of every
+    feature in the pool), ``Hᵀ diag(w) H`` holds every pair's cell sums of ``w``, so two sparse products
+    count the observed and expected conversions of every cell. The observed ones (of ``y``) are counted
+    once, for every step of the greedy search; the expected ones change with each refit."""
+
+    def __init__(
+        self,
+        pool: Sequence[tuple[int, int]],
+        indices: Sequence[IntArray],
+        sizes: Sequence[int],
+        y: FloatArray,
+    ) -> None:
+        used = sorted({j for pair in pool for j in pair})
+        starts = np.cumsum([0, *(sizes[j] for j in used)])
+        self.offset = dict(zip(used, starts[:-1].tolist(), strict=True))
+        present = [indices[j] != NO_BIN for j in used]
+        self.rows = np.concatenate([np.flatnonzero(ok) for ok in present])
+        self.cols = np.concatenate(
+            [indices[j][ok] + self.offset[j] for j, ok in zip(used, present, strict=True)]
+        )
+        self.shape = (len(y), int(starts[-1]))
+        self.H = sparse.csr_matrix((np.ones(len(self.rows)), (self.rows, self.cols)), shape=self.shape)
+        self.sizes = sizes
+        self.observed = self._crossed(np.asarray(y, float))
+
+    def _crossed(self, w: FloatArray) -> FloatArray:
+        W = sparse.csr_matrix((w[self.rows], (self.rows, self.cols)), shape=self.shape)
+        return np.asarray((self.H.T @ W).toarray(), float)
+
+    def gains(self, pairs: Sequence[tuple[int, int]], p: FloatArray) -> FloatArray:
+        """``fit_pair(...).gain`` of each pair (of the pool) against the probabilities ``p``."""
+        sizes, offset = self.sizes, self.offset
+        # cell i * sizes[b] + j of pair (a, b) is bin i of a (a row of the product) with bin j of b (a column)
+        first = np.concatenate([np.repeat(np.arange(sizes[a]) + offset[a], sizes[b]) for a, b in pairs])
+        second = np.concatenate([np.tile(np.arange(sizes[b]) + offset[b], sizes[a]) for a, b in pairs])
+        segment = np.repeat(np.arange(len(pairs)), [sizes[a] * sizes[b] for a, b in pairs])
+        expected = self._crossed(np.asarray(p, float))
+        return _segment_gains(self.observed[first, second], expected[first, second], segment, len(pairs))
 
 
 def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:

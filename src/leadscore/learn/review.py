@@ -178,15 +178,17 @@ def review(
     per_week: float | None = None,
     outcome_lift: Mapping[str, float | None] | None = None,
     min_support: int = MIN_SUPPORT,
+    score: str | None = None,
 ) -> Review:
-    """Evidence and proposals for ``model`` (the active one), each backtested over [start, end)."""
+    """Evidence and proposals for ``model`` (the active one of the score ``score``, the primary when
+    None), each backtested over [start, end) as that score's team runs the lifecycle."""
     evidence = feedback_evidence(conn, sources, model, label)
     proposals = rule_proposals(model, evidence, outcome_lift, min_support=min_support)
 
     def effect(draft_model: ScoringModel, threshold: float | None = None) -> BacktestResult:
         return backtest(conn, sources, ("draft", draft_model, threshold), (label, model, None),
                         start_ms=start_ms, end_ms=end_ms, outcome=outcome, horizon_ms=horizon_ms,
-                        per_week=per_week)  # fmt: skip
+                        per_week=per_week, score=score)  # fmt: skip
 
     if per_week is not None and model.lifecycle is not None:
         advice = effect(model).advice

@@ -69,7 +69,7 @@ def compare(
     if end > started:
         since = backtest(conn, sources, (shadow.version.label, shadow.model, None),
                          (current.version.label, current.model, None), start_ms=started, end_ms=end,
-                         outcome=outcome, horizon_ms=horizon_ms)  # fmt: skip
+                         outcome=outcome, horizon_ms=horizon_ms, score=name)  # fmt: skip
     mean = statistics.fmean
     return Comparison(
         current.version.label, shadow.version.label, started, len(common),

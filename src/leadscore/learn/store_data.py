@@ -50,6 +50,10 @@ COMMITTEE_WINDOW = "30d"
 # account with any page view (bursts excluded) within each of these windows. A person not yet active
 # in an account where several are is as likely to be part of the project as the active ones.
 ACCOUNT_WINDOWS = ("14d", "30d", "90d")
+# ... and the distinct days on which any of its people viewed a page within these windows: research by
+# an account rising above its baseline (an intent "surge") shows as more active days, not only as more
+# people; one person's binge is one day, a project's several researchers are many.
+ACCOUNT_DAY_WINDOWS = ("14d", "30d")
 ANY_PAGE = "any page"
 RATIO_WINDOW = "14d"  # velocity: the last fortnight against the one before
 INTENT_KINDS = 8
@@ -195,11 +199,14 @@ def event_features(
     return out
 
 
-def account_activity_features(windows: Sequence[str] = ACCOUNT_WINDOWS) -> list[Feature]:
-    """Distinct people of the lead's account who viewed any page within each window (bursts excluded):
-    how many colleagues are active, whatever they read (the committee family)."""
+def account_activity_features(
+    windows: Sequence[str] = ACCOUNT_WINDOWS, day_windows: Sequence[str] = ACCOUNT_DAY_WINDOWS
+) -> list[Feature]:
+    """The account's activity on any page (bursts excluded), the committee family: the distinct people
+    of the lead's account who viewed one within each window (how many colleagues are active), and the
+    distinct days on which any of them did (how intensely the account researches: a surge)."""
     page = {"type": "page"}
-    return [
+    people = [
         Feature(
             f"{ANY_PAGE}: people of the account ({w})",
             "numeric",
@@ -207,6 +214,15 @@ def account_activity_features(windows: Sequence[str] = ACCOUNT_WINDOWS) -> list[
         )
         for w in windows
     ]
+    days = [
+        Feature(
+            f"{ANY_PAGE}: separate days of the account ({w})",
+            "numeric",
+            EventCount(page, w, None, distinct="day", scope="account", exclude=BURST, label=ANY_PAGE),
+        )
+        for w in day_windows
+    ]
+    return [*people, *days]
 
 
 def _exclusion(event: dict[str, str]) -> dict[str, Any] | None:

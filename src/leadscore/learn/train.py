@@ -17,7 +17,7 @@ from leadscore.learn.checks import check_minimum
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset, split_rows
 from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
 from leadscore.learn.features import PLACEHOLDERS, Feature, family
-from leadscore.learn.scorecard import Scorecard, read_columns
+from leadscore.learn.scorecard import Scorecard, forget_bins, read_columns
 from leadscore.learn.to_model import to_model
 from leadscore.model import ScoringModel, dump_model
 from leadscore.model.scoring_model import MAX_RULES
@@ -112,9 +112,12 @@ def learn(
     BLAS runs on one thread here: the learner fits hundreds of small regressions, and a BLAS thread per
     core costs about ten times the CPU of the fit itself on a busy machine (``bench/README.md``)."""
     with threadpool_limits(limits=1, user_api="blas"):
-        return _learn(data, name, holdout_share=holdout_share, challenger=challenger, hot_share=hot_share,
-                      warm_share=warm_share, description=description, interactions=interactions,
-                      max_rules=max_rules, holdout=holdout, test=test, **params)  # fmt: skip
+        try:
+            return _learn(data, name, holdout_share=holdout_share, challenger=challenger, hot_share=hot_share,
+                          warm_share=warm_share, description=description, interactions=interactions,
+                          max_rules=max_rules, holdout=holdout, test=test, **params)  # fmt: skip
+        finally:
+            forget_bins()
 
 
 def _learn(

@@ -14,6 +14,11 @@ MQA is a **PQA** (product-qualified account) when the model has ``accounts.pqa``
 gives points in the ledger of at least one contact scored as of the same time (the ``rules_met`` test of
 a lead's gate, ``lifecycle.gates.rules_met``, over the account's contacts): marketing fit and engagement
 and product usage together. Stages rank ``none`` < ``mqa`` < ``pqa``.
+
+Each named score has its account score (``named_account_scores``): the same computation with that score's
+active model (its fit rules on ``account.*``, its contacts' engagement) and the lifecycle's accounts
+section. The lifecycle stores and stages accounts on the primary score (``refresh_accounts``); another
+score's account score is computed when it is read.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from leadscore.compile.accounts import account_model, account_sources
 from leadscore.lifecycle.gates import rules_met
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
+from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import score, score_leads
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_account_stages, save_account_stage
 from leadscore.store.schema import accounts, leads
+from leadscore.store.score_names import resolve
 
 MQA, PQA, NONE = "mqa", "pqa", "none"
 QUALIFIED = (MQA, PQA)  # a PQA is an MQA too
@@ -102,6 +109,35 @@ def account_scores(
         total = (w.fit * fit_score + w.engagement * mean) / (w.fit + w.engagement)
         out[account_id] = AccountScore(account_id, total, fit_score, mean, engaged, met[account_id])
     return out
+
+
+def accounts_section(conn: Connection) -> Accounts | None:
+    """The lifecycle's accounts section (the primary model's lifecycle), or None."""
+    primary = active_model(conn)
+    lifecycle = primary.model.lifecycle if primary is not None else None
+    return lifecycle.accounts if lifecycle is not None else None
+
+
+def named_account_scores(
+    conn: Connection, score: str | None, account_ids: Sequence[int], as_of: int
+) -> dict[int, AccountScore]:
+    """The account score of each of ``account_ids`` on the named score (the primary when None; a name
+    never published is NotFoundError) as of ``as_of``: ``account_scores`` with that score's active model
+    and the lifecycle's accounts section, so every score's account score is the one computation the
+    lifecycle stores for the primary. Empty without an accounts section or an active version."""
+    scoring = account_scoring(conn, score)
+    if scoring is None:
+        return {}
+    return account_scores(conn, *scoring, account_ids, as_of)
+
+
+def account_scoring(conn: Connection, score: str | None) -> tuple[ScoringModel, Accounts] | None:
+    """What scores accounts on the named score (``named_account_scores``): its active model and the
+    lifecycle's accounts section; None without either (a name never published is NotFoundError)."""
+    name = resolve(conn, score)
+    cfg = accounts_section(conn)
+    active = active_model(conn, name)
+    return None if cfg is None or active is None else (active.model, cfg)
 
 
 def refresh_accounts(conn: Connection, model: ScoringModel, account_ids: Sequence[int], now_ms: int) -> int:

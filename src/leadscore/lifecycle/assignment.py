@@ -1,4 +1,5 @@
-"""Who works a lead that enters an assignment (hand-off) stage: the owner of its account (stickiness), else
+"""Who works a lead that enters an assignment (hand-off) stage: the owner of its account in a team the stage
+routes to (stickiness, an owner per account and team: ``Assignment.teams_for``), else
 a team chosen by the first territory rule that applies to the stage entered and matches the lead (country,
 industry, company size, any attribute condition), or the default team, and within the team the next seller
 in round-robin order. Each assignment stage may be a team's (its score's MQL stage, docs/named-scores.md):
@@ -47,10 +48,11 @@ def assign(
     team_id = seller_id = None
     reason = "default"
     if rules.sticky_accounts and account_id is not None:
-        owner = account_owner(conn, account_id)
-        if owner is not None and lifecycle.seller(owner["seller"]) is not None:
-            team, seller = lifecycle.seller(owner["seller"])  # type: ignore[misc]
-            team_id, seller_id, reason = team.id, seller.id, "account_owner"
+        # the owner in a team this stage routes to: each team (each score's stage) keeps its own owner
+        owner = account_owner(conn, account_id, rules.teams_for(stage))
+        found = lifecycle.seller(owner["seller"]) if owner is not None else None
+        if owner is not None and found is not None and found[0].id == owner["team"]:  # still in that team
+            team_id, seller_id, reason = found[0].id, found[1].id, "account_owner"
     if seller_id is None:
         team_id = rules.default_team
         for i, territory in enumerate(rules.territories):

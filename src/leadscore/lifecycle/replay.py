@@ -8,7 +8,7 @@ runner's timer would. Sales actions and outcomes (``accepted``, ``rejected``, ``
 replayed: they answered the MQLs of the model that was active then, not those of the replayed one.
 
 **The MQL stage** is the stage leads are assigned to sales in (``assignment.stage``; the first of
-``assignment.stages``), else the stage with id ``mql``. A model without a lifecycle is replayed as ``lead → mql`` when the score reaches the
+``assignment.stages``; a named score's own: ``mql_stage``, ``for_score``), else the stage with id ``mql``. A model without a lifecycle is replayed as ``lead → mql`` when the score reaches the
 threshold, with no way back: an MQL is then the first time the score reaches it.
 """
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from leadscore.errors import ModelError
 from leadscore.lifecycle.gates import Facts, quiet_until
+from leadscore.lifecycle.score_stages import ScoreView, owners, tests_a_score
 from leadscore.lifecycle.stages import applies, moves, timed
 from leadscore.model import Lifecycle, ScoringModel, Transition
 
@@ -33,10 +34,24 @@ class Move:
     transition: str
 
 
-def mql_stage(lifecycle: Lifecycle) -> str:
-    """The stage that hands a lead to sales: the (first) assignment stage, else the stage with id ``mql``."""
+def mql_stage(lifecycle: Lifecycle, score: str | None = None, primary: str | None = None) -> str:
+    """The stage that hands a lead to sales: the (first) assignment stage, else the stage with id ``mql``.
+
+    With ``score`` (and the ``primary`` score's name) in a lifecycle whose gates name scores: that score's
+    team's, the first assignment stage the score owns alone, else the first one of its view
+    (``score_stages.ScoreView``: a shared hand-off stage); one score's MQL is not another's."""
     if lifecycle.assignment is not None:
-        return lifecycle.assignment.stage_ids[0]
+        ids = lifecycle.assignment.stage_ids
+        if score is None:
+            return ids[0]
+        view = ScoreView.of(lifecycle, score, primary or score)
+        found = [s for s in ids if s in view.own] or [s for s in ids if s not in view.others]
+        if not found:
+            raise ModelError(
+                f"no assignment stage of the lifecycle is score {score!r}'s: each of "
+                f"{', '.join(ids)} is entered on another score's gate"
+            )
+        return found[0]
     if any(s.id == MQL for s in lifecycle.stages):
         return MQL
     raise ModelError(
@@ -80,6 +95,43 @@ def mql_threshold(model: ScoringModel) -> float:
             if t.trigger == "score" and t.to == stage and t.when.score_at_least is not None:
                 return t.when.score_at_least
     return model.scale.bands.hot
+
+
+def for_score(model: ScoringModel, score: str, primary: str, lifecycle: Lifecycle | None) -> ScoringModel:
+    """``model`` (a version of score ``score``) with the lifecycle its backtest replays, as score
+    ``score``'s team runs it: the model's own, else, for a score other than the primary that the primary's
+    ``lifecycle`` gives a stage of its own (a gate names it), that one; else none (the hot band, as for any
+    model without a lifecycle). The replay scores one model, so a gate naming ``score`` tests the replayed
+    score, a gate naming another score never holds (nor, in the primary's lifecycle, one naming none: it
+    tests the primary), and ``score``'s MQL stage (``mql_stage``) comes first among the assignment stages:
+    the MQLs counted are that team's. A lifecycle whose gates name no score is replayed as written."""
+    own = model.lifecycle
+    borrowed = (
+        own is None
+        and lifecycle is not None
+        and score != primary
+        and any(score in names for names in owners(lifecycle, primary).values())
+    )
+    replayed = lifecycle if borrowed else own
+    if replayed is None:
+        return model
+    if not any(t.when.score is not None for t in replayed.transitions) and not borrowed:
+        return model
+    mql = mql_stage(replayed, score, primary) if replayed.assignment is not None else None
+
+    def gate_of(t: Transition) -> Transition:
+        if t.trigger != "score" or not tests_a_score(t.when):
+            return t
+        tested = t.when.score or (primary if borrowed else score)
+        return t.model_copy(
+            update={"when": t.when.model_copy(update={"score": None if tested == score else tested})}
+        )
+
+    update: dict[str, object] = {"transitions": tuple(gate_of(t) for t in replayed.transitions)}
+    if replayed.assignment is not None and mql is not None:
+        rest = tuple(s for s in replayed.assignment.stage_ids if s != mql)
+        update["assignment"] = replayed.assignment.model_copy(update={"stage": None, "stages": (mql, *rest)})
+    return model.model_copy(update={"lifecycle": replayed.model_copy(update=update)})
 
 
 def with_threshold(model: ScoringModel, threshold: float | None) -> Lifecycle:

@@ -24,8 +24,10 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile.dialects import computed_once
+from leadscore.lifecycle.accounts import accounts_section, named_account_scores
 from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.model import Lifecycle
+from leadscore.scoring.pipeline import active_model
 from leadscore.store.lifecycle_tables import all_stage_history, list_assignments, read_feedback
 from leadscore.store.schema import (
     account_stages,
@@ -35,7 +37,7 @@ from leadscore.store.schema import (
     score_history,
     scores,
 )
-from leadscore.store.score_names import named, scores_of
+from leadscore.store.score_names import named, primary_score, resolve, scores_of
 
 DAY_MS = 86_400_000
 NONE = "(none)"
@@ -370,11 +372,43 @@ def acceptance(conn: Connection) -> dict[str, Any]:
     }
 
 
-def account_report(conn: Connection) -> list[dict[str, Any]]:
-    """Accounts by score: stage (pqa/mqa/none), fit, committee engagement, engaged contacts, target flag."""
-    query = (
-        select(account_stages, accounts.c.domain, accounts.c.name)
-        .join(accounts, accounts.c.id == account_stages.c.account_id)
-        .order_by(account_stages.c.score.desc(), account_stages.c.account_id)
+def account_report(conn: Connection, score: str | None = None, now_ms: int = 0) -> list[dict[str, Any]]:
+    """Accounts by score: stage (pqa/mqa/none), fit, committee engagement, engaged contacts, target flag,
+    on the named score (the primary when None; a name never published is NotFoundError): the primary's
+    as the lifecycle stored them, another score's computed as of ``now_ms`` by the same function
+    (``accounts.named_account_scores``) for every account with a contact."""
+    name = resolve(conn, score)
+    if name == primary_score(conn):
+        query = (
+            select(account_stages, accounts.c.domain, accounts.c.name)
+            .join(accounts, accounts.c.id == account_stages.c.account_id)
+            .order_by(account_stages.c.score.desc(), account_stages.c.account_id)
+        )
+        return [{**dict(r), "score_name": name} for r in conn.execute(query).mappings()]
+    cfg = accounts_section(conn)
+    ids = list(
+        conn.execute(select(leads.c.account_id).where(leads.c.account_id.is_not(None)).distinct()).scalars()
     )
-    return [dict(r) for r in conn.execute(query).mappings()]
+    found = named_account_scores(conn, name, ids, now_ms)
+    if cfg is None or not found:
+        return []
+    primary = active_model(conn)
+    targets = (
+        {v.lower() for v in primary.model.lists[cfg.target_list].values}
+        if primary is not None and cfg.target_list is not None
+        else set()
+    )
+    about = {
+        int(r.id): (r.domain, r.name)
+        for r in conn.execute(
+            select(accounts.c.id, accounts.c.domain, accounts.c.name).where(accounts.c.id.in_(sorted(found)))
+        )
+    }
+    rows = [
+        {"account_id": a, "stage": s.stage(cfg), "score": s.score, "fit_score": s.fit_score,
+         "engagement_score": s.engagement_score, "engaged_contacts": s.engaged_contacts,
+         "target": (about[a][0] or "").lower() in targets, "updated_ms": now_ms, "domain": about[a][0],
+         "name": about[a][1], "score_name": name}
+        for a, s in found.items()
+    ]  # fmt: skip
+    return sorted(rows, key=lambda r: (-r["score"], r["account_id"]))

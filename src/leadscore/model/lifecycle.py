@@ -244,8 +244,8 @@ class Territory(Frozen):
 
 class Assignment(Frozen):
     """Who gets a lead entering one of the assignment stages (``stage``, or several as ``stages``: one per
-    team or score): its account's owner, else the first territory that applies, else round-robin in the
-    default team. The SLA is ``sla``, or the stage's own in ``sla_by_stage``."""
+    team or score): its account's owner in a team the stage routes to (``teams_for``), else the first
+    territory that applies, else round-robin in the default team. The SLA is ``sla``, or the stage's own in ``sla_by_stage``."""
 
     stage: StageRef | None = None
     stages: tuple[StageRef, ...] | None = Field(default=None, min_length=1, max_length=100)
@@ -282,6 +282,20 @@ class Assignment(Frozen):
     def sla_of(self, stage: str) -> str | None:
         """The SLA of an assignment in ``stage`` (a duration), or None: no SLA."""
         return self.sla_by_stage.get(stage, self.sla)
+
+    def teams_for(self, stage: str) -> tuple[str, ...]:
+        """The teams a lead entering ``stage`` can be routed to, in routing order: the teams of the
+        territories that apply to the stage, up to the first that matches every lead, then the default
+        team unless such a territory hides it. An account's owner in one of these teams keeps the lead
+        (``sticky_accounts``): the analytics team's owner of an account is not the core team's."""
+        out: list[str] = []
+        for territory in self.territories:
+            if not territory.applies(stage):
+                continue
+            out.append(territory.team)
+            if territory.when is None:
+                return tuple(dict.fromkeys(out))
+        return tuple(dict.fromkeys([*out, self.default_team]))
 
 
 class Segment(Frozen):

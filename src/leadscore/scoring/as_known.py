@@ -27,14 +27,14 @@ from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
-from leadscore.compile import Ledger, Sources, read_totals
-from leadscore.compile.composite import SCORE_INDEX
+from leadscore.compile import Ledger, Sources
 from leadscore.ingest.apply import split_traits
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import (
     POINTS_CHUNK,
     bound_models_statement,
     bound_statement,
+    read_result,
     target_params,
     totals_only,
 )
@@ -136,9 +136,9 @@ def score_as_known_models(
         # totals only: a history row holds no ledger line, and the explanation's columns cost per point
         return bound_statement(models[0], sources_of_query, dialect, totals_only)
 
-    def keep(row: Any) -> None:
-        ledger = read_totals(row)
-        out[int(row[SCORE_INDEX]) if many else 0][(ledger.lead_id, ledger.as_of)] = ledger
+    def keep(result: Any) -> None:
+        for found, ledgers in zip(out, read_result(models, result, explain=False), strict=True):
+            found.update(((ledger.lead_id, ledger.as_of), ledger) for ledger in ledgers)
 
     if len(layers) == 1 and all(
         attributes == known.current.get(lead, ({}, {}))[0] for lead, (attributes, _) in layers[0].items()
@@ -149,10 +149,7 @@ def score_as_known_models(
         pairs = [(lead, at) for lead, (_, times) in layers[0].items() for at in times]
         query = statement(sources)
         for start in range(0, len(pairs), POINTS_CHUNK):
-            for row in conn.execute(
-                query, target_params(dialect, pairs[start : start + POINTS_CHUNK])
-            ).mappings():
-                keep(row)
+            keep(conn.execute(query, target_params(dialect, pairs[start : start + POINTS_CHUNK])))
         return out
     _prepare(conn)
     query = statement(as_known_sources(sources))
@@ -171,8 +168,7 @@ def score_as_known_models(
                 KNOWN.insert(),
                 [{"lead_id": lead, "attributes": layer_leads[lead][0]} for lead in leads_of_chunk],
             )
-            for row in conn.execute(query, target_params(dialect, chunk)).mappings():
-                keep(row)
+            keep(conn.execute(query, target_params(dialect, chunk)))
     conn.execute(KNOWN.delete())
     return out
 

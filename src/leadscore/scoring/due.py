@@ -23,7 +23,6 @@ score now; band, grade, level and every lifecycle threshold are those of now, on
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -32,9 +31,10 @@ from typing import Any
 from sqlalchemy import Connection, Select
 
 from leadscore.compile import Ledger, Sources, half_life_ms
-from leadscore.compile.changes import compile_changes, next_change
+from leadscore.compile.changes import compile_changes, next_changes
 from leadscore.compile.composite import compile_models_changes, namespace, namespaced
-from leadscore.compile.ledger import factors
+from leadscore.compile.ledger import columns_of, factors
+from leadscore.compile.per_model import PerModel
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import (
     BOUND_DIALECTS,
@@ -116,11 +116,16 @@ def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE)
     """The earliest time decay alone may move the ledger's score or engagement score to a boundary."""
     half_lives, per_score, per_engagement, score_marks, engagement_marks = _constants(model)
     terms = []
+    held: list[float] = []  # engagement points held by the floor or the clamp at the maximum
     for line in ledger.lines:
-        h = half_lives.get(line.rule_id) if line.section == "engagement" else None
+        if line.section != "engagement":
+            continue
+        h = half_lives.get(line.rule_id)
         if h and line.value:
             raw = abs(line.raw) if line.raw is not None else abs(line.value)
             terms.append(Decaying(h, abs(line.value), max(raw, abs(line.value))))
+        elif line.kind in ("floor", "clamp"):
+            held.append(abs(line.value))
     if not terms:
         return None
     distances = []
@@ -131,41 +136,28 @@ def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE)
     distances.append(_distance(e, (*engagement_marks, e - tolerance, e + tolerance)) / per_engagement)
     # engagement points held by the floor or the clamp at the maximum move only once the total is back
     # inside [0, max]: the raw total must first cover that headroom
-    headroom = sum(
-        abs(line.value)
-        for line in ledger.lines
-        if line.section == "engagement" and line.kind in ("floor", "clamp")
-    )
+    headroom = sum(held)
     dt = time_to_move(terms, min(distances) + headroom)
     return None if dt is None else ledger.as_of + math.floor(dt)
 
 
 Constants = tuple[dict[str, float | None], float, float, tuple[float, ...], tuple[float, ...]]
-_CONSTANTS: dict[int, tuple[ScoringModel, Constants]] = {}
-_CONSTANTS_LOCK = threading.Lock()
-CONSTANTS = 64  # models whose constants are kept per process
 
 
-def _constants(model: ScoringModel) -> Constants:
-    """What ``decay_due`` reads of a model for every ledger (kept per model object: a batch schedules
-    hundreds of ledgers of the same model): the rules' half-lives, score points per raw engagement point,
-    engagement score points per raw point, and the score and engagement boundaries."""
-    with _CONSTANTS_LOCK:
-        hit = _CONSTANTS.get(id(model))
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    made: Constants = (
+def _make_constants(model: ScoringModel) -> Constants:
+    return (
         {r.id: half_life_ms(model, r) for r in model.engagement},
         factors(model)[1],
         100.0 / model.scale.engagement_max,
         score_boundaries(model),
         engagement_boundaries(model),
     )
-    with _CONSTANTS_LOCK:
-        _CONSTANTS[id(model)] = (model, made)  # the model is held, so its id cannot be reused meanwhile
-        while len(_CONSTANTS) > CONSTANTS:
-            _CONSTANTS.pop(next(iter(_CONSTANTS)))
-    return made
+
+
+# What ``decay_due`` reads of a model for every ledger, kept per model object (a batch schedules hundreds
+# of ledgers of the same model): the rules' half-lives, score points per raw engagement point, engagement
+# score points per raw point, and the score and engagement boundaries.
+_constants = PerModel(_make_constants)
 
 
 def _distance(value: float, boundaries: Iterable[float]) -> float:
@@ -201,10 +193,10 @@ def schedule_models(
             rows = conn.execute(query, target_params(dialect, chunk))
         else:
             rows = conn.execute(_compile_models(models, sources, points(chunk)))
-        for row in rows.mappings():
-            point = (int(row["lead_id"]), int(row["as_of"]))
-            for i in timed:
-                at = next_change(spaced[i], row)
+        found = columns_of(list(rows.keys()), rows.fetchall())
+        points_of = list(zip(map(int, found["lead_id"]), map(int, found["as_of"]), strict=True))
+        for i in timed:
+            for point, at in zip(points_of, next_changes(spaced[i], found), strict=True):
                 if at is not None:
                     windows[i][point] = at
     return [_due(model, part, found) for model, part, found in zip(models, ledgers, windows, strict=True)]
@@ -247,8 +239,9 @@ def _window_changes(
             )
         else:
             rows = conn.execute(_compile(model, sources, points(chunk), dialect))
-        for row in rows.mappings():
-            at = next_change(model, row)
+        found = columns_of(list(rows.keys()), rows.fetchall())
+        points_of = zip(map(int, found["lead_id"]), map(int, found["as_of"]), strict=True)
+        for point, at in zip(points_of, next_changes(model, found), strict=True):
             if at is not None:
-                out[(int(row["lead_id"]), int(row["as_of"]))] = at
+                out[point] = at
     return out

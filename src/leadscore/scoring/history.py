@@ -14,16 +14,17 @@ order or batches events arrived in:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import BigInteger, Connection, bindparam, delete, func, select
 
 from leadscore.compile import Ledger, Sources
 from leadscore.model import ScoringModel
 from leadscore.scoring.as_known import score_as_known, score_as_known_models
 from leadscore.store.id_lists import in_list
-from leadscore.store.results import append_history, last_history
+from leadscore.store.pipelined import pipelined
+from leadscore.store.results import append_history, last_history, read_last_histories, send_last_histories
 from leadscore.store.schema import events, identities, leads, score_history
 
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
@@ -54,17 +55,11 @@ def _row(
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:
     if prev is None or prev["model_version_id"] != version_id:
         return True
-    now = {
-        "score": ledger.score,
-        "fit_score": ledger.fit_score,
-        "engagement_score": ledger.engagement_score,
-        "grade": ledger.grade,
-        "level": ledger.level,
-        "band": ledger.band,
-    }
-    return any(
-        abs(prev[k] - now[k]) > EPS if isinstance(now[k], float) else prev[k] != now[k] for k in TRACKED
-    )
+    for k in TRACKED:
+        now = getattr(ledger, k)
+        if abs(prev[k] - now) > EPS if isinstance(now, float) else prev[k] != now:
+            return True
+    return False
 
 
 _FIRST_EVENT = (
@@ -80,10 +75,15 @@ _BASELINES = select(leads.c.id, leads.c.created_ms, _FIRST_EVENT).where(in_list(
 
 def baselines(conn: Connection, lead_ids: Sequence[int]) -> dict[int, int]:
     """For each lead: the moment before its first event (a lead without events: its creation)."""
-    found = {
-        int(lid): (created if first is None else first - 1)
-        for lid, created, first in conn.execute(_BASELINES, {"ids": list(lead_ids)})
-    }
+    with pipelined(conn) as pipeline:
+        return _baselines(pipeline.returning(_BASELINES, {"ids": list(lead_ids)}), lead_ids)
+
+
+def _baselines(rows: Iterable[dict[str, Any]], lead_ids: Sequence[int]) -> dict[int, int]:
+    found = {}
+    for row in rows:
+        lid, created, first = row.values()
+        found[int(lid)] = created if first is None else first - 1
     return {lid: found[lid] for lid in lead_ids}
 
 
@@ -158,10 +158,21 @@ def replay_scores(
     lead_ids = sorted(since)
     if not lead_ids or not scored:
         return 0
-    base = baselines(conn, lead_ids)
+    # three reads, one round trip on PostgreSQL: the events from the earliest time any lead's rows may
+    # change are a superset of those from each lead's start (a start before ``since`` is its baseline,
+    # the moment before its first event)
+    with pipelined(conn) as pipeline:
+        sent_base = pipeline.returning(_BASELINES, {"ids": lead_ids})
+        sent_times = pipeline.returning(
+            _EVENT_TIMES, {"ids": lead_ids, "since": min(since.values()), "until": until}
+        )
+        names = [name for _, _, name in scored]
+        sent_newest = send_last_histories(pipeline, lead_ids, names)
+        base = _baselines(sent_base, lead_ids)
+        times = _event_times(sent_times)
+        newest = read_last_histories(sent_newest, names)
     # a batch holding the lead's first event (or linking a key) moves its created row too
     start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
-    times = _event_times(conn, lead_ids, min(start.values()), until)
     points: list[tuple[int, int]] = []
     plan: dict[int, list[tuple[int, str, str]]] = {}
     for lid in lead_ids:
@@ -172,7 +183,9 @@ def replay_scores(
             steps.insert(0, (base[lid], "created", "before any activity"))
         plan[lid] = steps
         points.extend((lid, at) for at, _, _ in steps)
-    befores = [_previous(conn, lead_ids, start, version_id, name) for _, version_id, name in scored]
+    befores = [
+        _previous(conn, lead_ids, start, version_id, name, newest[name]) for _, version_id, name in scored
+    ]
     by_points = score_as_known_models(conn, [model for model, _, _ in scored], sources, points)
     rows: list[dict[str, Any]] = []
     for (_, version_id, name), previous, by_point in zip(scored, befores, by_points, strict=True):
@@ -188,11 +201,15 @@ def replay_scores(
 
 
 def _previous(
-    conn: Connection, lead_ids: Sequence[int], start: Mapping[int, int], version_id: int, score_name: str
+    conn: Connection,
+    lead_ids: Sequence[int],
+    start: Mapping[int, int],
+    version_id: int,
+    score_name: str,
+    newest: Mapping[int, dict[str, Any]],
 ) -> dict[int, dict[str, Any] | None]:
     """Each lead's newest history row of the score before ``start`` (its rows of event causes from then
-    on are deleted: they are recomputed)."""
-    newest = last_history(conn, lead_ids, score_name=score_name)
+    on are deleted: they are recomputed), from ``newest``: each lead's newest row of the score."""
     previous: dict[int, dict[str, Any] | None] = {}
     for lid in lead_ids:
         top = newest.get(lid)
@@ -214,17 +231,24 @@ def _previous(
     return previous
 
 
-def _event_times(
-    conn: Connection, lead_ids: Sequence[int], since: int, until: int
-) -> dict[int, dict[int, list[str]]]:
-    query = (
-        select(identities.c.lead_id, events.c.ts, events.c.message_id)
-        .join(events, events.c.person_key == identities.c.key)
-        .where(in_list(identities.c.lead_id, "ids"), events.c.ts >= since, events.c.ts <= until)
-        .order_by(events.c.message_id)
+# the events of leads ``ids`` between ``since`` and ``until``, by message id
+_EVENT_TIMES = (
+    select(identities.c.lead_id, events.c.ts, events.c.message_id)
+    .join(events, events.c.person_key == identities.c.key)
+    .where(
+        in_list(identities.c.lead_id, "ids"),
+        events.c.ts >= bindparam("since", type_=BigInteger),
+        events.c.ts <= bindparam("until", type_=BigInteger),
     )
+    .order_by(events.c.message_id)
+)
+
+
+def _event_times(rows: Iterable[dict[str, Any]]) -> dict[int, dict[int, list[str]]]:
+    """Lead → event time → message ids, from ``_EVENT_TIMES``' rows."""
     out: dict[int, dict[int, list[str]]] = {}
-    for lid, ts, mid in conn.execute(query, {"ids": list(lead_ids)}):
+    for row in rows:
+        lid, ts, mid = row.values()
         out.setdefault(int(lid), {}).setdefault(int(ts), []).append(str(mid))
     return out
 

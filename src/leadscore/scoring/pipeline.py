@@ -42,6 +42,7 @@ from leadscore.store.model_versions import (
     add_version,
 )
 from leadscore.store.people import account_colleagues
+from leadscore.store.planner_stats import analyse
 from leadscore.store.results import NamedResults, lock_leads
 from leadscore.store.shadows import remove_shadow
 
@@ -231,10 +232,6 @@ class Backfill:
         return leads_rescored, history_rows
 
 
-# the relations the scoring query reads, whose row counts a backfill changes by orders of magnitude
-_SCORED_TABLES = ("events", "identities", "leads", "accounts")
-
-
 def refresh_statistics(store: Store) -> None:
     """Let PostgreSQL's planner see what a backfill loaded before the rescore pass reads it: tables
     filled within minutes are not yet analysed by autovacuum, and the scoring query planned over the
@@ -243,7 +240,7 @@ def refresh_statistics(store: Store) -> None:
     if store.dialect != "postgresql":
         return
     with store.begin() as conn:
-        conn.exec_driver_sql(f"ANALYZE {', '.join(_SCORED_TABLES)}")
+        analyse(conn)
 
 
 def _cause(message_ids: list[str]) -> str:

@@ -34,6 +34,7 @@ from leadscore.scoring.pipeline import rescore_touched
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters, dead_letters
 from leadscore.store.event_log import append_events, claim, release
+from leadscore.store.planner_stats import refresh_stale
 
 log = logging.getLogger("leadscore.processor")
 # events per transaction: on SQLite, acknowledgements wait for the batch in progress (one write lock), so
@@ -57,6 +58,9 @@ RETRIES = 5
 SQLITE_YIELD_S = 0.002
 SQLITE_SHARE = 2.0
 SQLITE_CATCH_UP_MS = 250.0
+# PostgreSQL: seconds between two looks at whether the tables scoring reads need fresh planner statistics
+# (store/planner_stats.py: one cheap query; an ANALYZE when a table grew by a tenth since its last one)
+STATS_CHECK_S = 1.0
 
 
 def sqlite_pause(held_s: float, waited_ms: float = 0.0) -> float:
@@ -233,6 +237,7 @@ class Processor:
         self.idle_s = idle_s
         self.linger_s = linger_s
         self.stats = ProcessorStats()
+        self._stats_checked = -STATS_CHECK_S
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leadscore-processor", daemon=True)
@@ -268,6 +273,9 @@ class Processor:
         batch = SQLITE_BATCH if sqlite else BATCH
         while True:
             try:
+                if not sqlite and time.monotonic() - self._stats_checked >= STATS_CHECK_S:
+                    self._stats_checked = time.monotonic()
+                    refresh_stale(self.store)
                 taken = _process(self.store, batch, self.stats, self.drop_unconsented)
             except Exception:
                 self.stats.errors += 1

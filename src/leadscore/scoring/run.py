@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import (
     BigInteger,
     Connection,
+    CursorResult,
     Integer,
     Select,
     bindparam,
@@ -26,11 +27,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from leadscore.compile import Ledger, Sources, compile_model, read_ledger, read_totals
+from leadscore.compile import Ledger, Sources, compile_model
 from leadscore.compile.composite import SCORE_INDEX, compile_models
+from leadscore.compile.ledger import columns_of, read_ledgers, read_totals_of
 from leadscore.model import ScoringModel, loads_model
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.schema import leads
+from leadscore.store.store import jit_off
 
 POINTS_CHUNK = 5000
 STATEMENTS = 64  # compiled scoring statements kept per process (model x sources x dialect x explain)
@@ -82,7 +85,7 @@ def score(
     """Score every (lead_id, as_of) row of ``targets``: the whole-table path (publish, rescore)."""
     query = compile_model(model, sources, targets, engine=conn.dialect.name)
     _session_settings(conn)
-    return [read_ledger(model, dict(row)) for row in conn.execute(query).mappings()]
+    return read_result((model,), conn.execute(query))[0]
 
 
 def score_models(
@@ -94,7 +97,7 @@ def score_models(
         return [score(conn, models[0], sources, targets)]
     query = compile_models(models, sources, targets, engine=conn.dialect.name)
     _session_settings(conn)
-    return _per_model(models, conn.execute(query).mappings(), read_ledger)
+    return read_result(models, conn.execute(query))
 
 
 def score_points_models(
@@ -108,7 +111,6 @@ def score_points_models(
     """``score_points`` for several models in one statement per chunk that reads the events once: each
     model's ledgers (totals only, without lines, unless ``explain``), in the order of ``models``."""
     dialect = conn.dialect.name
-    read = read_ledger if explain else _totals_of
     out: list[list[Ledger]] = [[] for _ in models]
     for start in range(0, len(pairs), POINTS_CHUNK):
         chunk = pairs[start : start + POINTS_CHUNK]
@@ -120,23 +122,34 @@ def score_points_models(
         else:
             query, params = compile_models(models, sources, points(chunk), dialect, explain), {}
         _session_settings(conn)
-        for i, ledgers in enumerate(_per_model(models, conn.execute(query, params).mappings(), read)):
+        for i, ledgers in enumerate(read_result(models, conn.execute(query, params), explain=explain)):
             out[i].extend(ledgers)
     return out
 
 
-def _totals_of(model: ScoringModel, row: Any) -> Ledger:
-    return read_totals(row)
-
-
-def _per_model(
-    models: Sequence[ScoringModel], rows: Iterable[Any], read: Callable[[ScoringModel, Any], Ledger]
+def read_result(
+    models: Sequence[ScoringModel], result: CursorResult[Any], *, explain: bool = True
 ) -> list[list[Ledger]]:
-    out: list[list[Ledger]] = [[] for _ in models]
-    for row in rows:
-        i = int(row[SCORE_INDEX])
-        out[i].append(read(models[i], dict(row)))
-    return out
+    """The rows of a scoring statement of ``models`` (``compile_model``'s for one, ``compile_models``'
+    for several: each row to the model its ``score_index`` names) as each model's ledgers, read a
+    batch at a time (``compile.read_ledgers``; totals only, without lines, unless ``explain``)."""
+    keys = list(result.keys())
+    rows = result.fetchall()
+    parts: list[Sequence[Any]]
+    if SCORE_INDEX not in keys:
+        parts = [rows]
+    else:
+        at = keys.index(SCORE_INDEX)
+        split: list[list[Any]] = [[] for _ in models]
+        for row in rows:
+            split[int(row[at])].append(row)
+        parts = list(split)
+    if len(parts) != len(models):
+        raise ValueError(f"read_result: rows of {len(parts)} scores for {len(models)} models")
+    return [
+        read_ledgers(model, columns_of(keys, part)) if explain else read_totals_of(columns_of(keys, part))
+        for model, part in zip(models, parts, strict=True)
+    ]
 
 
 def score_rows(
@@ -170,7 +183,7 @@ def score_points(
     ledgers: list[Ledger] = []
     for start in range(0, len(pairs), POINTS_CHUNK):
         params = target_params(conn.dialect.name, pairs[start : start + POINTS_CHUNK])
-        ledgers.extend(read_ledger(model, dict(row)) for row in conn.execute(query, params).mappings())
+        ledgers.extend(read_result((model,), conn.execute(query, params))[0])
     return ledgers
 
 
@@ -184,13 +197,13 @@ def score_totals(
     if dialect not in BOUND_DIALECTS:
         for start in range(0, len(pairs), POINTS_CHUNK):
             query = compile_model(model, sources, points(pairs[start : start + POINTS_CHUNK]), dialect, False)
-            yield from (read_totals(row) for row in conn.execute(query).mappings())
+            yield from read_result((model,), conn.execute(query), explain=False)[0]
         return
     query = bound_statement(model, sources, dialect, totals_only)
     _session_settings(conn)
     for start in range(0, len(pairs), POINTS_CHUNK):
         params = target_params(dialect, pairs[start : start + POINTS_CHUNK])
-        yield from (read_totals(row) for row in conn.execute(query, params).mappings())
+        yield from read_result((model,), conn.execute(query, params), explain=False)[0]
 
 
 def score_leads(
@@ -201,9 +214,7 @@ def score_leads(
 
 
 def _session_settings(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql":
-        # the wide aggregate's cost estimate switches JIT on, whose compilation costs more than it saves
-        conn.exec_driver_sql("SET LOCAL jit = off")
+    jit_off(conn)
 
 
 # -- statements compiled once, targets bound per call ----------------------------------------------------

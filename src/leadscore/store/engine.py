@@ -96,7 +96,33 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
+    _cache_long_statements()
     return create_engine(url, pool_pre_ping=True, json_deserializer=_loads)
+
+
+# statements psycopg keeps converted: the compiled scoring queries of a few models, the processor's others
+PSYCOPG_CACHED_LENGTH = 256 * 1024
+PSYCOPG_CACHED_PARAMS = 500
+
+
+def _cache_long_statements() -> None:
+    """Let psycopg keep the compiled scoring query converted between executions.
+
+    psycopg turns a statement's ``%(name)s`` placeholders into ``$n`` with a regular-expression pass over
+    its text on every execution, except for statements of at most 4,096 characters and 50 parameters,
+    whose conversion it caches (``psycopg._queries``; no public setting). The compiled query is longer
+    (tens of kilobytes and dozens of parameters), so the processor paid that pass three times a batch:
+    about half of its CPU (cProfile of ``bench/process_batches.py``: ``_split_query``). The statement
+    texts repeat (they are compiled once per model), so caching them costs a bounded LRU of 128 texts.
+    """
+    try:
+        from psycopg import _queries
+    except ImportError:  # another driver
+        return
+    if getattr(_queries, "MAX_CACHED_STATEMENT_LENGTH", None) is None:
+        return  # a psycopg without these limits: nothing to raise
+    _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, PSYCOPG_CACHED_LENGTH)
+    _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, PSYCOPG_CACHED_PARAMS)
 
 
 def migrate(engine: Engine) -> None:

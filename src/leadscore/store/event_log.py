@@ -5,7 +5,7 @@ inbox row per ``INBOX_ROW_EVENTS`` events (a JSON array of event-log rows, as ob
 indexes (by message id, by person and time) would cost random page writes per event, in the
 transaction the client waits for. The processor then claims inbox rows, appends their events to the log
 (a message id already there is skipped), applies and scores them, and deletes the inbox rows, all in
-one transaction.
+one transaction (on PostgreSQL the claim deletes them, in one statement).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Integer, Text, bindparam, delete, func, select
+from sqlalchemy import text as sql_text
 
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, inbox, leads
@@ -63,9 +64,20 @@ _ENQUEUE = {
 # the SQLite acknowledgement, on the driver's connection (see ``acknowledge_sqlite``)
 _SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value FROM json_each(?))"
 _WAITING = select(inbox.c.id, inbox.c.events).order_by(inbox.c.id).limit(bindparam("n"))
-_WAITING_PG = _WAITING.with_for_update(skip_locked=True)
 _CLAIMED = select(inbox.c.received_ms, inbox.c.rows).where(in_list(inbox.c.id, "ids", Integer))
 _DONE = delete(inbox).where(in_list(inbox.c.id, "ids", Integer))
+# PostgreSQL: the claim in one round trip instead of three (lock the ids, read the rows, delete them when
+# done): the oldest unlocked rows up to ``n`` events (at least one row) are deleted at once, returning
+# their events. The transaction that applies them holds the deletion until it commits; if it rolls back,
+# the rows are back in the inbox, as an unclaimed row would be.
+_TAKE_PG = sql_text(
+    "DELETE FROM inbox WHERE id IN ("
+    " SELECT id FROM ("
+    "  SELECT id, row_number() OVER (ORDER BY id) AS nth, sum(events) OVER (ORDER BY id) AS upto"
+    "  FROM (SELECT id, events FROM inbox ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED) AS waiting"
+    " ) AS counted WHERE nth = 1 OR upto <= :n"
+    ") RETURNING id, received_ms, rows"
+)
 
 
 @lru_cache(maxsize=16)
@@ -189,34 +201,43 @@ class Claimed:
     oldest_ms: int
     # what could not be read as event-log rows (JSON text, the reason): the processor dead-letters it
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    released: bool = False  # deleted from the inbox already (PostgreSQL: in the claim's statement)
 
 
 def claim(conn: Connection, limit: int) -> Claimed | None:
     """The oldest inbox rows holding at most ``limit`` events (at least one row), or None when empty.
 
-    On PostgreSQL the rows are locked, and rows another processor holds are skipped, so concurrent
-    processors never take the same rows (an unused locked row waits for the next transaction).
+    On PostgreSQL the rows are deleted in the claim's statement (``release`` then has nothing left to do),
+    and rows another processor holds are skipped, so concurrent processors never take the same rows.
     """
-    waiting = conn.execute(_WAITING_PG if conn.dialect.name == "postgresql" else _WAITING, {"n": limit})
-    ids: list[int] = []
-    total = 0
-    for inbox_id, count in waiting:
-        if ids and total + count > limit:
-            break
-        ids.append(inbox_id)
-        total += count
-    if not ids:
-        return None
-    taken = conn.execute(_CLAIMED, {"ids": ids}).all()
-    claimed = Claimed(ids, [], min(received for received, _ in taken))
-    for _, text in taken:
+    if conn.dialect.name == "postgresql":
+        deleted = sorted(conn.execute(_TAKE_PG, {"n": limit}).all())
+        if not deleted:
+            return None
+        ids = [inbox_id for inbox_id, _, _ in deleted]
+        taken: Sequence[tuple[int, str]] = [(received, body) for _, received, body in deleted]
+    else:
+        ids = []
+        total = 0
+        for inbox_id, count in conn.execute(_WAITING, {"n": limit}):
+            if ids and total + count > limit:
+                break
+            ids.append(inbox_id)
+            total += count
+        if not ids:
+            return None
+        taken = [(received, body) for received, body in conn.execute(_CLAIMED, {"ids": ids})]
+    claimed = Claimed(
+        ids, [], min(received for received, _ in taken), released=conn.dialect.name == "postgresql"
+    )
+    for _, body in taken:
         try:
-            rows = inbox_events(text)
+            rows = inbox_events(body)
         except (ValueError, RecursionError) as exc:
-            claimed.unreadable.append((text, f"inbox row is not JSON: {exc}"))
+            claimed.unreadable.append((body, f"inbox row is not JSON: {exc}"))
             continue
         if not isinstance(rows, list):
-            claimed.unreadable.append((text, "inbox row is not a JSON array"))
+            claimed.unreadable.append((body, "inbox row is not a JSON array"))
             continue
         for row in rows:
             if isinstance(row, dict) and isinstance(row.get("message_id"), str):
@@ -228,7 +249,9 @@ def claim(conn: Connection, limit: int) -> Claimed | None:
 
 def release(conn: Connection, claimed: Claimed) -> None:
     """Delete claimed inbox rows: their events are in the log, applied and scored."""
-    conn.execute(_DONE, {"ids": claimed.ids})
+    if not claimed.released:
+        conn.execute(_DONE, {"ids": claimed.ids})
+        claimed.released = True
 
 
 def waiting_events(conn: Connection) -> int:

@@ -190,9 +190,14 @@ def next_in_rotation(conn: Connection, team: str, size: int) -> int:
     return position % size
 
 
-def account_owner(conn: Connection, account_id: int) -> dict[str, Any] | None:
+def account_owner(conn: Connection, account_id: int, teams: Sequence[str]) -> dict[str, Any] | None:
+    """The account's owner in one of ``teams`` (an owner per account and team): the first one set."""
     row = (
-        conn.execute(select(account_owners).where(account_owners.c.account_id == account_id))
+        conn.execute(
+            select(account_owners)
+            .where(account_owners.c.account_id == account_id, account_owners.c.team.in_(list(teams)))
+            .order_by(account_owners.c.at_ms, account_owners.c.team)
+        )
         .mappings()
         .first()
     )
@@ -204,7 +209,7 @@ def set_account_owner(conn: Connection, account_id: int, seller: str, team: str,
         conn,
         account_owners,
         [{"account_id": account_id, "seller": seller, "team": team, "at_ms": at_ms}],
-        ["account_id"],
+        ["account_id", "team"],
     )
 
 

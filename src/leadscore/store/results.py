@@ -3,15 +3,18 @@ named score (store/score_names.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Text, bindparam, delete, select, text
+import orjson
+from sqlalchemy import BindParameter, Connection, Select, Text, bindparam, delete, func, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from leadscore.compile import Ledger
-from leadscore.store.bulk import insert_rows
+from leadscore.store.bulk import insert_rows, insert_tuples
 from leadscore.store.id_lists import in_list
+from leadscore.store.pipelined import Pipeline, pipelined
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.score_names import named
 from leadscore.store.upsert import insert_ignore
@@ -57,21 +60,49 @@ _LOCK_LEADS = text(
 _LAST_HISTORY = select(score_history).where(score_history.c.id.in_(_NEWEST_HISTORY))
 
 
+# the same for several scores in one statement: the newest row of each (lead, score name), the names
+# bound as one list (a JSON array on SQLite, an array on PostgreSQL), read as a relation
+def _last_histories(dialect: str) -> Select[Any]:
+    if dialect == "postgresql":
+        names = func.unnest(bindparam("names", type_=ARRAY(Text))).table_valued("value").render_derived()
+    else:
+        names = func.json_each(bindparam("names")).table_valued("value")
+    newest = (
+        select(score_history.c.id)
+        .where(score_history.c.lead_id == leads.c.id, score_history.c.score_name == names.c.value)
+        .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+        .limit(1)
+        .correlate(leads, names)
+        .scalar_subquery()
+    )
+    ids = select(newest).select_from(leads.join(names, true())).where(in_list(leads.c.id, "ids"))
+    return select(score_history).where(score_history.c.id.in_(ids))
+
+
+_LAST_HISTORIES = {dialect: _last_histories(dialect) for dialect in ("sqlite", "postgresql")}
+
+
 def score_values(r: Ledger, version_id: int, scored_ms: int) -> dict[str, Any]:
     """A ledger's score columns as a scores (or shadow_scores) row holds them (a scores row adds its
     ``score_name``)."""
-    return {
-        "lead_id": r.lead_id,
-        "model_version_id": version_id,
-        "as_of_ms": r.as_of,
-        "score": r.score,
-        "fit_score": r.fit_score,
-        "engagement_score": r.engagement_score,
-        "grade": r.grade,
-        "level": r.level,
-        "band": r.band,
-        "scored_ms": scored_ms,
-    }
+    return dict(zip(VALUE_COLUMNS, score_tuple(r, version_id, scored_ms), strict=True))
+
+
+VALUE_COLUMNS = ("lead_id", "model_version_id", "as_of_ms", "score", "fit_score", "engagement_score", "grade",
+                 "level", "band", "scored_ms")  # fmt: skip
+
+
+def score_tuple(r: Ledger, version_id: int, scored_ms: int) -> tuple[Any, ...]:
+    """``score_values`` as a tuple in the order of ``VALUE_COLUMNS``."""
+    return (r.lead_id, version_id, r.as_of, r.score, r.fit_score, r.engagement_score, r.grade, r.level, r.band,
+            scored_ms)  # fmt: skip
+
+
+# a scores row as ``save_current_scores`` writes it: ``score_values``' columns, then the name and due time
+SCORE_COLUMNS = (*VALUE_COLUMNS, "score_name", "due_ms")
+# a ledger row: a ledger line of a lead's score
+LINE_COLUMNS = ("lead_id", "score_name", "rule_id", "section", "kind", "rule_group", "matched", "raw", "value",
+                "decay", "score_points", "note")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,54 +154,89 @@ def save_current_scores(
     for start in range(0, len(order), CHUNK):
         ids = order[start : start + CHUNK]
         params: dict[str, Any] = {"ids": ids, "score_name": names[0]} if one else {"ids": ids, "names": names}
-        for row in conn.execute(drop_scores, params).mappings():
-            state = dict(row)
-            replaced[(state["lead_id"], state.get("score_name", names[0]))] = state
-        conn.execute(drop_ledger, params)
-        insert_rows(
-            conn,
-            scores,
-            [
-                {
-                    **score_values(r, part.version_id, scored_ms),
-                    "score_name": part.score_name,
-                    "due_ms": None if part.due is None else part.due.get(r.lead_id),
-                }
-                for part, found in zip(parts, by_lead, strict=True)
-                for r in (found[lid] for lid in ids)
-            ],
-        )
-        lines = [
-            {
-                "lead_id": r.lead_id,
-                "score_name": part.score_name,
-                "rule_id": line.rule_id,
-                "section": line.section,
-                "kind": line.kind,
-                "rule_group": line.group,
-                "matched": line.matched,
-                "raw": line.raw,
-                "value": line.value,
-                "decay": line.decay,
-                "score_points": line.score_points,
-                "note": line.note,
-            }
-            for part, found in zip(parts, by_lead, strict=True)
-            for r in (found[lid] for lid in ids)
-            for line in r.lines
-        ]
-        insert_rows(conn, ledger, lines)
+        # four statements, one round trip on PostgreSQL: the replaced states are read after the writes
+        with pipelined(conn) as pipeline:
+            old = pipeline.returning(drop_scores, params)
+            conn.execute(drop_ledger, params)
+            insert_tuples(
+                conn,
+                scores,
+                SCORE_COLUMNS,
+                [
+                    (*score_tuple(r, part.version_id, scored_ms), part.score_name,
+                     None if part.due is None else part.due.get(r.lead_id))
+                    for part, found in zip(parts, by_lead, strict=True)
+                    for r in (found[lid] for lid in ids)
+                ],
+            )  # fmt: skip
+            insert_tuples(
+                conn,
+                ledger,
+                LINE_COLUMNS,
+                [
+                    (r.lead_id, part.score_name, line.rule_id, line.section, line.kind, line.group, line.matched,
+                     line.raw, line.value, line.decay, line.score_points, line.note)
+                    for part, found in zip(parts, by_lead, strict=True)
+                    for r in (found[lid] for lid in ids)
+                    for line in r.lines
+                ],
+            )  # fmt: skip
+            for state in old:
+                replaced[(state["lead_id"], state.get("score_name", names[0]))] = state
     return replaced
 
 
 def last_history(conn: Connection, lead_ids: Iterable[int], *, score_name: str) -> dict[int, dict[str, Any]]:
     """The most recent history row of each lead's score ``score_name`` (by effective time, then insertion)."""
+    with pipelined(conn) as pipeline:
+        return read_last_history(send_last_history(pipeline, lead_ids, score_name=score_name))
+
+
+def send_last_history(
+    pipeline: Pipeline, lead_ids: Iterable[int], *, score_name: str
+) -> list[Iterator[dict[str, Any]]]:
+    """``last_history``'s statements, sent in ``pipeline``; ``read_last_history`` reads their answers."""
     ids = list(lead_ids)
-    out: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(ids), CHUNK):
-        params = {"ids": ids[start : start + CHUNK], "score_name": score_name}
-        rows = conn.execute(_LAST_HISTORY, params).mappings()
-        out.update({r["lead_id"]: dict(r) for r in rows})
+    return [
+        pipeline.returning(_LAST_HISTORY, {"ids": ids[start : start + CHUNK], "score_name": score_name})
+        for start in range(0, len(ids), CHUNK)
+    ]
+
+
+def read_last_history(sent: Iterable[Iterator[dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+    return {row["lead_id"]: row for rows in sent for row in rows}
+
+
+def last_histories(
+    conn: Connection, lead_ids: Iterable[int], score_names: Sequence[str]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """``last_history`` of several scores, one statement for all of them: by score name, by lead."""
+    with pipelined(conn) as pipeline:
+        return read_last_histories(send_last_histories(pipeline, lead_ids, score_names), score_names)
+
+
+def send_last_histories(
+    pipeline: Pipeline, lead_ids: Iterable[int], score_names: Sequence[str]
+) -> list[Iterator[dict[str, Any]]]:
+    """``last_histories``' statements, sent in ``pipeline``; ``read_last_histories`` reads their answers."""
+    if len(score_names) == 1:
+        return send_last_history(pipeline, lead_ids, score_name=score_names[0])
+    ids = list(lead_ids)
+    dialect = pipeline.conn.dialect.name
+    names: Any = list(score_names) if dialect == "postgresql" else orjson.dumps(list(score_names)).decode()
+    return [
+        pipeline.returning(_LAST_HISTORIES[dialect], {"ids": ids[start : start + CHUNK], "names": names})
+        for start in range(0, len(ids), CHUNK)
+    ]
+
+
+def read_last_histories(
+    sent: Iterable[Iterator[dict[str, Any]]], score_names: Sequence[str]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    out: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in score_names}
+    for rows in sent:
+        for row in rows:
+            out[row["score_name"]][row["lead_id"]] = row
     return out
 
 

@@ -425,9 +425,10 @@ team_cursors = Table(
 account_owners = Table(
     "account_owners",
     metadata,
+    # an owner per account and team (sticky accounts per team: migration 0026ao)
     Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
     Column("seller", String(63), nullable=False),
-    Column("team", String(63), nullable=False),
+    Column("team", String(63), primary_key=True),
     Column("at_ms", BigInteger, nullable=False),
 )
 
@@ -506,7 +507,8 @@ alerts = Table(
     # a health check that failed (lifecycle/alerts.py): open until the check passes again, so a condition
     # that lasts is raised (and delivered) once
     Column("id", Integer, primary_key=True),
-    Column("check", String(32), nullable=False),  # drift | calibration | volume | acceptance
+    # drift | calibration | volume | acceptance, ":NAME" after the check of a score other than the primary
+    Column("check", String(100), nullable=False),
     Column("raised_ms", BigInteger, nullable=False),
     Column("cleared_ms", BigInteger),
     Column("value", Float(precision=53), nullable=False),

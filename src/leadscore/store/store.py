@@ -13,6 +13,8 @@ from leadscore.store import schema
 from leadscore.store.engine import make_engine, migrate, normalise_url
 
 DEFAULT_URL = DEFAULT_DATABASE_URL
+# conn.info key: the transaction in which JIT was last switched off (``jit_off``)
+_JIT_OFF = "leadscore.jit_off_in"
 
 
 class Store:
@@ -55,7 +57,11 @@ class Store:
             try:
                 with conn.begin():
                     if not durable and self.dialect == "postgresql":
-                        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                        # one round trip for both: the processor's transactions run the compiled query
+                        conn.exec_driver_sql(
+                            "SELECT set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)"
+                        )
+                        conn.info[_JIT_OFF] = conn.get_transaction()
                     yield conn
             finally:
                 if relaxed:
@@ -80,7 +86,22 @@ class Store:
         self.engine.dispose()
 
 
-__all__ = ["DEFAULT_URL", "Store", "normalise_url"]
+__all__ = ["DEFAULT_URL", "Store", "jit_off", "normalise_url"]
+
+
+def jit_off(conn: Connection) -> None:
+    """PostgreSQL: no JIT compilation for the rest of the transaction, whose wide aggregates' cost
+    estimates switch it on although compiling costs more than it saves. Once per transaction: the
+    processor runs the compiled query three times a batch, each a round trip when the setting was sent
+    again. (Set inside a savepoint that is then rolled back, it is undone while still marked set: JIT may
+    then run, which costs time, never a wrong answer.)"""
+    if conn.dialect.name != "postgresql":
+        return
+    current = conn.get_transaction()
+    if current is not None and conn.info.get(_JIT_OFF) is current:
+        return
+    conn.exec_driver_sql("SET LOCAL jit = off")
+    conn.info[_JIT_OFF] = conn.get_transaction()
 
 
 def _pragma(conn: Connection, setting: str) -> None:

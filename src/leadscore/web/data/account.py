@@ -2,9 +2,10 @@
 scores and stages, the buying committee's activity per week by contact, the account score over time and
 its MQA status with the stage moves behind it.
 
-The account score at each week is ``lifecycle.accounts.account_scores`` as of that time: the compiled query
-over the account's fit and its contacts' engagement, the same numbers the lifecycle stores and moves the
-account's stage with. Nothing here computes a score of its own.
+The account score at each week is ``lifecycle.accounts.named_account_scores`` of the score picked as of that
+time: the compiled query over the account's fit and its contacts' engagement, the same numbers the
+lifecycle stores and moves the account's stage with (on the primary score). The account's score on every
+named score, side by side, comes from the same function. Nothing here computes a score of its own.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from leadscore.lifecycle.accounts import account_scores
+from leadscore.lifecycle.accounts import account_scores, account_scoring, named_account_scores
 from leadscore.lifecycle.reports import week_of
 from leadscore.model import ScoringModel
+from leadscore.model.lifecycle import Accounts
 from leadscore.store.lifecycle_tables import account_history, read_account_stages
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
-from leadscore.store.score_names import scores_of
+from leadscore.store.score_names import list_scores, resolve, scores_of
 
 WEEK_MS = 7 * 86_400_000
 SCORE_WEEKS = 26  # the account score is charted at most at this many week ends, the last being now
@@ -34,6 +36,7 @@ class AccountView:
     moves: list[dict[str, Any]] = field(default_factory=list)  # account_stage_history, oldest first
     activity: dict[str, Any] = field(default_factory=dict)  # a bar chart: events per week by contact
     history: list[dict[str, Any]] = field(default_factory=list)  # {"t", "score", "fit", "engagement", ...}
+    scores: list[dict[str, Any]] = field(default_factory=list)  # the account score per named score, now
 
     @property
     def name(self) -> str:
@@ -45,8 +48,11 @@ def contact_name(row: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p) or row.get("email") or f"Lead {row['id']}"
 
 
-def contacts_of(conn: Connection, account_id: int, stage_names: dict[str, str]) -> list[dict[str, Any]]:
-    """The account's contacts, highest stored score first (unscored last), each with its stage."""
+def contacts_of(
+    conn: Connection, account_id: int, stage_names: dict[str, str], score: str | None = None
+) -> list[dict[str, Any]]:
+    """The account's contacts, highest stored score (of the named score, the primary when None) first
+    (unscored last), each with its stage."""
     query = (
         select(
             leads.c.id,
@@ -63,7 +69,7 @@ def contacts_of(conn: Connection, account_id: int, stage_names: dict[str, str]) 
             lead_stages.c.stage,
         )
         .select_from(
-            leads.outerjoin(scores, scores_of(leads.c.id)).outerjoin(
+            leads.outerjoin(scores, scores_of(leads.c.id, score)).outerjoin(
                 lead_stages, lead_stages.c.lead_id == leads.c.id
             )
         )
@@ -129,16 +135,16 @@ def score_times(first_ms: int, now_ms: int) -> list[int]:
 
 
 def score_history(
-    conn: Connection, model: ScoringModel, account_id: int, first_ms: int | None, now_ms: int
+    conn: Connection, cfg: Accounts | None, score: str, account_id: int, first_ms: int | None, now_ms: int
 ) -> list[dict[str, Any]]:
-    """The account score as of each week end (``lifecycle.accounts.account_scores``)."""
-    lifecycle = model.lifecycle
-    if lifecycle is None or lifecycle.accounts is None or first_ms is None:
+    """The account score on the named score as of each week end (``named_account_scores``, its model and
+    accounts section read once)."""
+    scoring = account_scoring(conn, score) if cfg is not None and first_ms is not None else None
+    if scoring is None or first_ms is None:
         return []
-    cfg = lifecycle.accounts
     out = []
     for t in score_times(first_ms, now_ms):
-        s = account_scores(conn, model, cfg, [account_id], t).get(account_id)
+        s = account_scores(conn, *scoring, [account_id], t).get(account_id)
         if s is not None:
             out.append(
                 {
@@ -148,23 +154,44 @@ def score_history(
                     "fit": round(s.fit_score, 2),
                     "engagement": round(s.engagement_score, 2),
                     "engaged_contacts": s.engaged_contacts,
-                    "stage": s.stage(cfg),
+                    "stage": s.stage(scoring[1]),
                 }
             )
     return out
 
 
-def load(conn: Connection, model: ScoringModel | None, account_id: int, now_ms: int) -> AccountView | None:
+def by_score(conn: Connection, cfg: Accounts | None, account_id: int, now_ms: int) -> list[dict[str, Any]]:
+    """The account's score on every named score as of now, the primary first (``named_account_scores``);
+    none for a store of one score (its page shows that one score already)."""
+    names = list_scores(conn)
+    if cfg is None or len(names) < 2:
+        return []
+    out = []
+    for named in names:
+        s = named_account_scores(conn, named.name, [account_id], now_ms).get(account_id)
+        if s is not None:
+            out.append({"name": named.name, "primary": named.is_primary, "score": s.score, "fit": s.fit_score,
+                        "engagement": s.engagement_score, "engaged_contacts": s.engaged_contacts,
+                        "stage": s.stage(cfg)})  # fmt: skip
+    return out
+
+
+def load(
+    conn: Connection, model: ScoringModel | None, account_id: int, now_ms: int, score: str | None = None
+) -> AccountView | None:
+    """The account's view on the named score (the primary when None; ``model``: the primary's active
+    model, whose lifecycle names the stages and the accounts section)."""
     row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
     if row is None:
         return None
     lifecycle = model.lifecycle if model is not None else None
     names = {s.id: s.name for s in lifecycle.stages} if lifecycle is not None else {}
-    contacts = contacts_of(conn, account_id, names)
+    contacts = contacts_of(conn, account_id, names, score)
     chart, first = activity(conn, contacts)
     view = AccountView(dict(row), contacts, read_account_stages(conn, [account_id]).get(account_id))
     view.moves = account_history(conn, account_id)
     view.activity = chart
-    if model is not None:
-        view.history = score_history(conn, model, account_id, first, now_ms)
+    cfg = lifecycle.accounts if lifecycle is not None else None
+    view.history = score_history(conn, cfg, resolve(conn, score), account_id, first, now_ms)
+    view.scores = by_score(conn, cfg, account_id, now_ms)
     return view

@@ -1,14 +1,15 @@
 """Accounts as the accounts page shows them: contacts, engaged contacts and scores per account, from the
-stored current scores; the target-account flag from the active model's target list. An engaged contact
+stored current scores of the score picked; the target-account flag from the active model's target list. An engaged contact
 is one the MQA rule counts: an engagement score of ``accounts.engaged_at_least`` or more
 (docs/lifecycle.md, Accounts)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, or_, select
 
 from leadscore.lifecycle.accounts import QUALIFIED
 from leadscore.model import ScoringModel
@@ -17,6 +18,8 @@ from leadscore.store.schema import account_stages, accounts, leads, scores
 from leadscore.store.score_names import named
 
 PAGE_SIZE = 50
+# accounts → each one's (account score, stage) on a named score
+Scored = Callable[[Sequence[int]], dict[int, tuple[float, str]]]
 # at most this many accounts reaching a page's account score: their contacts are aggregated through the
 # leads' account index; more (a page deep in a tie), every account's in one pass over the scores
 FEW_ACCOUNTS = 2_000
@@ -54,11 +57,18 @@ def account_page(
     only_targets: bool = False,
     only_mqa: bool = False,
     q: str = "",
+    score: str | None = None,
+    scored: Scored | None = None,
 ) -> AccountPage:
+    """A page of accounts. ``score``: the named score whose contacts' scores are counted (engaged, hot,
+    best, average; the primary when None). ``scored``: for a score other than the primary, its account
+    score and stage for given accounts (``lifecycle.accounts.named_account_scores``): the page then shows
+    those, ordered by engaged contacts and best contact (the stored account score and stage, by which the
+    page is ordered and the MQA filter tests, are the lifecycle's: the primary score's)."""
     tests: list[ColumnElement[bool]] = []
     if only_targets:
         tests.append(func.lower(accounts.c.domain).in_(sorted(targets)))
-    if only_mqa:
+    if only_mqa and scored is None:
         tests.append(account_stages.c.stage.in_(QUALIFIED))  # a PQA is an MQA too
     if q:
         like = "%" + q.lower().replace("%", "").replace("_", "") + "%"
@@ -76,12 +86,12 @@ def account_page(
     # account, and the engaged contacts come from the scores' engagement index (the few leads at or over
     # the line). Where the candidates are most accounts (a page deep among accounts with no engaged
     # contact, all tied), every account's contacts are aggregated in one pass over the scores, as before.
-    account_score = func.coalesce(account_stages.c.score, -1.0)
+    account_score = func.coalesce(account_stages.c.score, -1.0) if scored is None else literal(-1.0)
     engaged_counts = (
         select(leads.c.account_id, func.count().label("engaged"))
         .select_from(scores.join(leads, leads.c.id == scores.c.lead_id))
         .where(
-            named(scores.c.score_name, None),
+            named(scores.c.score_name, score),
             scores.c.engagement_score >= engaged_from,
             leads.c.account_id.is_not(None),
         )
@@ -131,7 +141,7 @@ def account_page(
         per_account = (
             select(*aggregates)
             .select_from(leads.join(scores, scores.c.lead_id == leads.c.id))
-            .where(named(scores.c.score_name.concat(""), None), leads.c.account_id.in_(ids))
+            .where(named(scores.c.score_name.concat(""), score), leads.c.account_id.in_(ids))
             .group_by(leads.c.account_id)
             .subquery("per_account")
         )
@@ -147,7 +157,7 @@ def account_page(
             # (the score's lead as an expression too: with the scores' key to probe, the leads in account
             # order would drive the join again)
             .select_from(scores.join(leads, leads.c.id == scores.c.lead_id + 0))
-            .where(named(scores.c.score_name.concat(""), None), leads.c.account_id.is_not(None))
+            .where(named(scores.c.score_name.concat(""), score), leads.c.account_id.is_not(None))
             .group_by(leads.c.account_id)
             .subquery("per_account")
         )
@@ -184,4 +194,8 @@ def account_page(
         item = dict(row)
         item["target"] = (item["domain"] or "").lower() in targets
         rows.append(item)
+    if scored is not None:
+        found = scored([int(r["id"]) for r in rows])
+        for item in rows:
+            item["account_score"], item["stage"] = found.get(int(item["id"]), (None, None))
     return AccountPage(rows, total, page, pages)

@@ -1,5 +1,6 @@
 """Account (account-based marketing): contacts with scores and stages, the committee's activity per week,
-the account score over time and its MQA status (``web.data.account``)."""
+the account score over time and its MQA status, the account score on every named score side by side; the
+contacts and the chart on the score picked (``?score=NAME``; ``web.data.account``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from leadscore.api.state import state_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.schema import fits_int64
+from leadscore.store.score_names import picker_names
 from leadscore.web.data import account as account_data
 from leadscore.web.data import product as product_data
+from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader, WebDenied
 
@@ -36,15 +39,20 @@ def _score_chart(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/accounts/{account_id}", response_class=HTMLResponse, include_in_schema=False)
-def account_page(request: Request, viewer: LeadsReader, account_id: int) -> HTMLResponse:
+def account_page(
+    request: Request, viewer: LeadsReader, account_id: int, score: ScoreParam = ""
+) -> HTMLResponse:
     now = now_ms()
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         model = active.model if active is not None else None
-        view = account_data.load(conn, model, account_id, now) if fits_int64(account_id) else None
+        view = (
+            account_data.load(conn, model, account_id, now, score or None) if fits_int64(account_id) else None
+        )
         if view is None:
             raise WebDenied(404, f"There is no account {account_id}.")
         product = product_data.account_usage(conn, model, view.account, view.contacts, now)
+        names = picker_names(conn)
     lifecycle = model.lifecycle if model is not None else None
     cfg = lifecycle.accounts if lifecycle is not None else None
     return page(
@@ -55,4 +63,6 @@ def account_page(request: Request, viewer: LeadsReader, account_id: int) -> HTML
         cfg=cfg,
         score_chart=_score_chart(view.history),
         product=product,
+        score=score,
+        score_names=names,
     )

@@ -1,5 +1,7 @@
 """Model review: health alerts, shadow models beside the active one (promote, stop, roll back), and
-proposals from sales feedback, outcomes and capacity, each with its backtest, accepted into a draft."""
+proposals from sales feedback, outcomes and capacity, each with its backtest, accepted into a draft; of the
+score picked (``?score=NAME``: its alerts, versions, shadows and proposals; a draft opens in the model
+page, which edits the primary model, so only the primary's proposals are accepted there)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from leadscore.scoring.run import now_ms
 from leadscore.scoring.shadow import stop_shadow
 from leadscore.store.alerts import list_alerts
 from leadscore.store.model_versions import get_version, list_versions
+from leadscore.store.score_names import picker_names, primary_score, resolve
 from leadscore.store.shadows import shadow_versions
 from leadscore.web.data import measure, remembered
 from leadscore.web.data.remembered import SCORING_INPUTS, Pending, remembered_within
 from leadscore.web.pages.model import show_draft
+from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator, ModelPublisher, WebDenied
 
@@ -57,17 +61,26 @@ def review_page(
     viewer: Evaluator,
     proposals: Annotated[int, Query(ge=0, le=1)] = 0,
     min_support: Annotated[int, Query(ge=1, le=100_000)] = MIN_SUPPORT,
+    score: ScoreParam = "",
 ) -> HTMLResponse:
     state = state_of(request)
     store, settings = state.store, state.settings
     context: dict[str, Any] = {"edit_value": edit_value, "capacity": settings.alerts.capacity_per_week}
     with store.connect() as conn:
-        active = active_model(conn)
+        # the score picked: its active version, its health alerts (``volume:NAME``), versions and shadows
+        name = resolve(conn, score or None)
+        primary = primary_score(conn)
+        active = active_model(conn, name)
+        alerts = [a for a in list_alerts(conn, 200) if (str(a["check"]).partition(":")[2] or primary) == name]
         context.update(
-            active=active, alerts=list_alerts(conn, 50), versions=list(reversed(list_versions(conn)))
-        )
+            active=active, alerts=alerts[:50], versions=list(reversed(list_versions(conn, name))),
+            score=score, score_names=picker_names(conn), keep={"proposals": proposals} if proposals else {},
+            other_score=name != primary,
+        )  # fmt: skip
         shadows: list[tuple[Any, int]] = []
         for version_id in sorted(shadow_versions(conn)):
+            if get_version(conn, version_id).score_name != name:
+                continue
             from leadscore.learn.shadow_compare import compare  # the learning stack, where it is needed
 
             try:
@@ -91,7 +104,9 @@ def review_page(
             def proposed() -> Any:
                 # in a worker process: backtesting every proposal is Python that a thread of this server
                 # would run against every request beside it (remembered.in_child)
-                return remembered.in_child(proposals_of, url, yaml, label, start, end, per_week, min_support)
+                return remembered.in_child(
+                    proposals_of, url, yaml, label, start, end, per_week, min_support, name
+                )
 
             # backtests every proposal: once per state of what it reads, in the background when it takes
             # longer than the page waits (the page says so)
@@ -107,6 +122,7 @@ def review_page(
                         end,
                         per_week,
                         min_support,
+                        name,
                     ),
                     proposed,
                     settings.report_wait_s,
@@ -128,10 +144,12 @@ def review_page(
 
 
 def proposals_of(
-    url: str, yaml: str, label: str, start: int, end: int, per_week: float | None, min_support: int
-) -> Any:
-    """The model review's proposals, each backtested (``learn.review.review``), in a process of its own
-    (``remembered.in_child``): the store opened from its URL, the model parsed from the version's YAML."""
+    url: str, yaml: str, label: str, start: int, end: int, per_week: float | None, min_support: int,
+    score: str | None = None,
+) -> Any:  # fmt: skip
+    """The model review's proposals for a version of the score ``score``, each backtested as that score's
+    team runs the lifecycle (``learn.review.review``), in a process of its own (``remembered.in_child``):
+    the store opened from its URL, the model parsed from the version's YAML."""
     from leadscore.learn.review import review
     from leadscore.scoring.run import model_of
     from leadscore.store import Store
@@ -150,6 +168,7 @@ def proposals_of(
                 horizon_ms=measure.HORIZON_DAYS * measure.DAY_MS,
                 per_week=per_week,
                 min_support=min_support,
+                score=score,
             )
     finally:
         store.dispose()

@@ -1,0 +1,145 @@
+"""Result rows read a batch at a time (``compile.read_ledgers``, ``changes.next_changes``) give, row for
+row, what each row read alone gives; the newest history rows of several scores read in one statement
+(``results.last_histories``) are each score's own.
+
+Reading a batch column by column is where a row could get a neighbour's value: every case of
+tests/cases is read both ways and compared line by line, and a hand-built batch checks the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from case_runner import load_case, run_case
+from leadscore.compile import compile_model, read_ledger
+from leadscore.compile.changes import compile_changes, next_change, next_changes
+from leadscore.compile.ledger import columns_of, read_ledgers
+from leadscore.model import loads_model
+from leadscore.scoring.run import all_leads
+from leadscore.store import Store
+from leadscore.store.results import append_history, last_histories, last_history
+from leadscore.store.schema import leads
+
+CASES = sorted((Path(__file__).resolve().parent / "cases").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_a_batch_reads_as_its_rows_read_one_by_one(tmp_path: Path, path: Path) -> None:
+    case = load_case(path)
+    store = Store.from_url(str(tmp_path / "case.db"))
+    try:
+        run_case(store, case)
+        with store.connect() as conn:
+            result = conn.execute(compile_model(case.model, store.sources(), all_leads(case.as_of), "sqlite"))
+            keys, rows = list(result.keys()), result.fetchall()
+            changes = compile_changes(case.model, store.sources(), all_leads(case.as_of))
+            windows = conn.execute(changes).mappings().all() if changes is not None else []
+    finally:
+        store.dispose()
+    assert rows, "the case scores no lead"
+    for include_zero in (False, True):
+        batch = read_ledgers(case.model, columns_of(keys, rows), include_zero=include_zero)
+        alone = [
+            read_ledger(case.model, dict(zip(keys, row, strict=True)), include_zero=include_zero)
+            for row in rows
+        ]
+        assert [asdict(lg) for lg in batch] == [asdict(lg) for lg in alone]
+    if windows:
+        found = columns_of(list(windows[0].keys()), [tuple(w.values()) for w in windows])
+        assert next_changes(case.model, found) == [next_change(case.model, w) for w in windows]
+
+
+MODEL = loads_model("""
+model: two-rows
+fit:
+  - {id: vp, name: VP, when: {attribute: title, equals: vp}, points: 20}
+engagement:
+  - {id: visit, name: Visit, event: {type: page}, points: 10, cap: 25, half_life: none}
+groups: []
+scale: {fit_max: 40, engagement_max: 50, weights: {fit: 0.5, engagement: 0.5}}
+""")
+
+
+def test_each_row_of_a_hand_built_batch_gets_its_own_lines() -> None:
+    # row 1: a VP with 3 visits (30 raw points, capped at 25); row 2: no fit, no visit, but its
+    # engagement floor raised -4 raw points to 0. Score points per raw point: fit 100/40 × 0.5 = 1.25,
+    # engagement 100/50 × 0.5 = 1
+    columns = {
+        "lead_id": [1, 2],
+        "as_of": [1000, 1000],
+        "f__vp": [20.0, 0.0],
+        "n__visit": [3, 0],
+        "raw__visit": [30.0, None],
+        "val__visit": [25.0, None],
+        "fit_floor_adj": [0.0, 0.0],
+        "fit_clamp_adj": [0.0, 0.0],
+        "engagement_floor_adj": [0.0, 4.0],
+        "engagement_clamp_adj": [0.0, 0.0],
+        "score": [50.0, 0.0],
+        "fit_score": [50.0, 0.0],
+        "engagement_score": [50.0, 0.0],
+        "fit_points": [20.0, 0.0],
+        "engagement_points": [25.0, 0.0],
+        "grade": ["B", "D"],
+        "level": [1, 4],
+        "band": ["hot", "cold"],
+    }
+    first, second = read_ledgers(MODEL, columns)
+    assert [(ln.rule_id, ln.score_points, ln.matched, ln.capped, ln.decay) for ln in first.lines] == [
+        ("vp", 25.0, 1, False, None),
+        ("visit", 25.0, 3, True, 1.0),
+    ]
+    assert [(ln.rule_id, ln.score_points, ln.value) for ln in second.lines] == [
+        ("floor:engagement", 4.0, 4.0)
+    ]
+    assert (first.lead_id, first.score, first.grade, second.lead_id, second.band) == (1, 50.0, "B", 2, "cold")
+    assert read_ledger(MODEL, {k: v[1] for k, v in columns.items()}) == second
+
+
+def _history(lead_id: int, name: str, at_ms: int, score: float) -> dict[str, object]:
+    return {
+        "lead_id": lead_id,
+        "score_name": name,
+        "model_version_id": 1,
+        "at_ms": at_ms,
+        "score": score,
+        "fit_score": 0.0,
+        "engagement_score": score,
+        "grade": "D",
+        "level": 4,
+        "band": "cold",
+        "cause": "event",
+        "cause_ref": "m",
+        "recorded_ms": 1,
+    }
+
+
+def test_the_newest_history_rows_of_several_scores_are_each_scores_own(store: Store) -> None:
+    from leadscore.store.model_versions import add_version
+
+    with store.begin() as conn:
+        for name in ("core", "analytics"):
+            add_version(conn, name, f"model: {name}\nfit: []\nengagement: []\n", 1, "", name)
+        conn.execute(
+            leads.insert(), [{"id": i, "attributes": {}, "created_ms": 1, "updated_ms": 1} for i in (1, 2, 3)]
+        )
+        append_history(
+            conn,
+            [
+                _history(1, "core", 10, 1.0),
+                _history(1, "core", 30, 3.0),  # newest of (1, core)
+                _history(1, "analytics", 40, 4.0),  # newest of (1, analytics)
+                _history(1, "analytics", 20, 2.0),
+                _history(2, "core", 50, 5.0),  # 2 has no analytics row; 3 has none at all
+            ],
+        )
+        together = last_histories(conn, [1, 2, 3], ["core", "analytics"])
+        alone = {name: last_history(conn, [1, 2, 3], score_name=name) for name in ("core", "analytics")}
+    assert together == alone
+    assert {name: {lid: row["score"] for lid, row in rows.items()} for name, rows in together.items()} == {
+        "core": {1: 3.0, 2: 5.0},
+        "analytics": {1: 4.0},
+    }

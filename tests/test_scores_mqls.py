@@ -1,0 +1,114 @@
+"""What counts as an MQL, per named score, in the backtest and the health checks: the two-team store of
+``tests/two_teams.py`` (numbers worked out by hand in ``tests/test_web_scores_browser.py``'s docstring).
+
+Its one assignment stage, ``ready``, is shared: core's gates lead there through ``mql_core``, analytics'
+through ``mql_analytics``. So the core team's MQLs are the entries into ``ready`` that came through
+``mql_core`` (carl, eve, frank), the analytics team's those through ``mql_analytics`` (ann). carl is an MQL
+for the core team and not for the analytics team, ann the reverse.
+
+Backtest (period T0 − 1 day to T0 + 1 day: no lead known before it; each lead observed at its day's last
+event, T0 + 2 h, T0 + 1 h for bob and dana): replaying the core model as the core team runs the lifecycle
+(gates on analytics never hold), lead → mql_core at core ≥ 55 (carl, eve, frank: 55; ann 50, bob 20, dana 0)
+then mql_core → ready at grade ≥ B (all three): 3 MQLs. Replaying the analytics model (no lifecycle of its
+own) through the primary's, as the analytics team runs it: lead → mql_analytics at analytics ≥ 60 (ann 90,
+dana 80), then → ready at ≥ 85 (ann): 1 MQL. (Replayed alone, as before, the analytics model had no
+lifecycle: an MQL was its hot band, 70, reached: ann and dana, 2.)
+
+Health (the window of 7 days before T0 + 4 h, capacity 1 a week): volume 3 a week for core, 1 for
+analytics (``volume:analytics``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from leadscore.errors import InputError
+from leadscore.learn.backtest import backtest
+from leadscore.learn.health import Mqls, checks
+from leadscore.learn.labels import DAY_MS
+from leadscore.lifecycle.replay import for_score, mql_stage
+from leadscore.model import loads_model
+from leadscore.settings import AlertSettings, Settings
+from leadscore.store import Store
+from two_teams import ANALYTICS, CORE, HOUR, T0, build
+
+
+def _backtest(store: Store, model_text: str, score: str | None) -> tuple[int, set[int]]:
+    with store.connect() as conn:
+        result = backtest(
+            conn, store.sources(), ("candidate", loads_model(model_text), None), None,
+            start_ms=T0 - DAY_MS, end_ms=T0 + DAY_MS, outcome="opportunity", horizon_ms=30 * DAY_MS,
+            score=score,
+        )  # fmt: skip
+    return result.candidate.mqls, result.candidate.leads
+
+
+def test_each_teams_mqls_in_the_backtest(store: Store) -> None:
+    ids = build(store)
+    assert _backtest(store, CORE, "core") == (3, {ids["carl"], ids["eve"], ids["frank"]})
+    assert _backtest(store, CORE, None) == (3, {ids["carl"], ids["eve"], ids["frank"]})  # the primary's
+    assert _backtest(store, ANALYTICS, "analytics") == (1, {ids["ann"]})
+    with pytest.raises(InputError):
+        _backtest(store, ANALYTICS, "Not A Name")
+
+
+def test_each_teams_mqls_in_the_health_checks(store: Store) -> None:
+    ids = build(store)
+    lifecycle = loads_model(CORE).lifecycle
+    assert lifecycle is not None
+    now = T0 + 4 * HOUR
+    with store.connect() as conn:
+        core = Mqls.of(lifecycle, "core", "core")
+        analytics = Mqls.of(lifecycle, "analytics", "core")
+        assert (core.stage, analytics.stage) == ("ready", "ready")
+        core_leads = sorted(lead for lead, _ in core.entries(conn, now - 7 * DAY_MS, now))
+        analytics_leads = sorted(lead for lead, _ in analytics.entries(conn, now - 7 * DAY_MS, now))
+        settings = Settings(alerts=AlertSettings(capacity_per_week=1.0))
+        found = {c.check: c for c in checks(conn, settings, now)}
+    assert core_leads == sorted([ids["carl"], ids["eve"], ids["frank"]])
+    assert analytics_leads == [ids["ann"]]
+    assert sorted(found) == [
+        "acceptance", "calibration", "calibration:analytics", "drift", "drift:analytics", "volume",
+        "volume:analytics",
+    ]  # fmt: skip
+    assert math.isclose(found["volume"].value, 3.0) and found["volume"].failing
+    assert math.isclose(found["volume:analytics"].value, 1.0) and found["volume:analytics"].failing is False
+    assert found["volume:analytics"].message.startswith("score analytics: MQL volume: 1.0 a week")
+
+
+def test_a_scores_own_mql_stage() -> None:
+    """With a stage per team, each score's MQL stage is its own, and the replayed lifecycle puts it first."""
+    text = CORE.replace("assignment: {stage: ready, default_team: sales}",
+                        "assignment: {stages: [mql_core, mql_analytics], default_team: sales}")  # fmt: skip
+    model = loads_model(text)
+    assert model.lifecycle is not None
+    assert mql_stage(model.lifecycle) == "mql_core"
+    assert mql_stage(model.lifecycle, "analytics", "core") == "mql_analytics"
+    assert mql_stage(model.lifecycle, "core", "core") == "mql_core"
+    team = for_score(loads_model(ANALYTICS), "analytics", "core", model.lifecycle).lifecycle
+    assert team is not None and team.assignment is not None
+    assert team.assignment.stage_ids == ("mql_analytics", "mql_core")
+    gates = {t.id: t.when.score for t in team.transitions}
+    # analytics' gates test the replayed model's score; core's (the primary's) never hold in its replay
+    assert gates["analytics_mql"] is None and gates["core_mql"] == "core"
+
+
+def test_which_lifecycle_a_backtest_replays() -> None:
+    """A score no gate names has no stage of its own: its candidate is replayed as any model without a
+    lifecycle (the hot band), as before; so is the primary's candidate without a lifecycle (publishing it
+    would leave the store without one); a lifecycle whose gates name no score is replayed as written."""
+    plain = loads_model(ANALYTICS)
+    unnamed_text = CORE.replace("{score: analytics, ", "{").replace("{score: core, ", "{")
+    unnamed = loads_model(unnamed_text)
+    assert unnamed.lifecycle is not None
+    assert for_score(plain, "analytics", "core", unnamed.lifecycle) is plain
+    assert for_score(plain, "core", "core", loads_model(CORE).lifecycle) is plain
+    assert for_score(unnamed, "core", "core", unnamed.lifecycle) is unnamed
+    borrowed = for_score(plain, "analytics", "core", loads_model(CORE).lifecycle).lifecycle
+    assert borrowed is not None
+    # the primary's lifecycle as the analytics team runs it: its gates on the replayed score, core's never
+    assert {t.id: t.when.score for t in borrowed.transitions if t.trigger == "score"} == {
+        "core_mql": "core", "analytics_mql": None, "core_ready": "core", "analytics_ready": None,
+    }  # fmt: skip
