@@ -166,3 +166,27 @@ def test_score_reports_bench_runs(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     for report in ("being nurtured (count)", "hand-off queue (rows)", "funnel (all time)", "time in stage"):
         assert re.search(rf"^{re.escape(report)} +[\d.]+ +[\d.]+ +[\d.]+×$", out, re.M), out
+
+
+def test_multi_score_bench_models_scored_together_give_what_each_gives_alone() -> None:
+    """bench/multi_models (core, analytics, partners) on the tiny data set: scored in one statement, each
+    model's ledgers as it gives them alone (decayed sums included: a shared aggregate is the same sum);
+    and the statement computes 13 + 5 + 1 lead-scope aggregates, not 13 + 10 + 11 (analytics' own
+    default half-life makes its decayed e-mail and product-page sums its own)."""
+    import multi_scores
+
+    from leadscore.compile.composite import namespace, namespaced, shared_aggregates
+    from leadscore.scoring.run import all_leads, score, score_models
+
+    models = [model for _, model in multi_scores.score_models("realistic")]
+    spaced = [namespaced(model, namespace(i)) for i, model in enumerate(models)]
+    assert [len(rules) for rules in shared_aggregates(models, spaced, "lead").computed] == [13, 5, 1]
+    with rescore.bench_store("sqlite") as store:
+        datagen.load(store, TINY)
+        with store.connect() as conn:
+            together = score_models(conn, models, store.sources(), all_leads(TINY.as_of))
+            for model, got in zip(models, together, strict=True):
+                alone = score(conn, model, store.sources(), all_leads(TINY.as_of))
+                assert sorted(got, key=lambda lg: lg.lead_id) == sorted(alone, key=lambda lg: lg.lead_id)
+                assert len(got) == TINY.leads
+                assert any(lg.engagement_points > 0 for lg in got), model.model

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.dialects import sqlite
 
 from case_runner import Case, compare, load_case, run_case
 from leadscore.compile import Ledger
+from leadscore.compile.composite import compile_models
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import ScoringModel, loads_model
 from leadscore.scoring.due import schedule, schedule_models
@@ -110,6 +112,10 @@ def numbers(x: Ledger | dict[str, Any]) -> tuple[Any, ...]:
     return tuple(x[k] for k in keys)
 
 
+def by_lead(ledgers: list[Ledger]) -> list[Ledger]:
+    return sorted(ledgers, key=lambda lg: (lg.lead_id, lg.as_of))
+
+
 def three_scores(store: Store) -> dict[str, int]:
     """The three models published under their names, the events ingested (each batch rescores every
     active model in one statement); user → lead id."""
@@ -149,7 +155,7 @@ def test_each_model_together_gives_what_it_gives_alone(store: Store) -> None:
         sources = store.sources()
         together = score_models(conn, models(), sources, all_leads(AS_OF))
         alone = [score(conn, model, sources, all_leads(AS_OF)) for model in models()]
-        assert together == alone
+        assert [by_lead(x) for x in together] == [by_lead(x) for x in alone]
         # when each score is next due: bob's partners score when his first request leaves its 30 days
         due = schedule_models(conn, models(), sources, together)
         assert due == [
@@ -215,22 +221,28 @@ CASES = [load_case(path) for path in sorted((Path(__file__).resolve().parent / "
 
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[c.name.removesuffix(".yaml") for c in CASES])
 def test_every_case_beside_two_other_models(store: Store, i: int) -> None:
-    """Each hand-computed case scored in one statement with two other cases' models: its own ledgers as
-    the case expects them, and every model's ledgers as it gives them alone."""
+    """Each hand-computed case scored in one statement with two other cases' models and its own model
+    again under another name (every aggregate and lead value of that one read from the case model's,
+    ``compile/composite.py``): its own ledgers as the case expects them, and every model's ledgers as it
+    gives them alone."""
     case: Case = CASES[i]
     neighbours = [CASES[(i + 1) % len(CASES)].model, CASES[(i + 7) % len(CASES)].model]
     alone = run_case(store, case)
-    group = [neighbours[0], case.model, neighbours[1]]
+    twin = case.model.model_copy(update={"model": f"{case.model.model}-twin"})
+    group = [neighbours[0], case.model, neighbours[1], twin]
     with store.connect() as conn:
         together = score_models(conn, group, store.sources(), all_leads(case.as_of))
         assert sorted(together[1], key=lambda lg: lg.lead_id) == sorted(
             alone.values(), key=lambda lg: lg.lead_id
         )
         for model, got in zip(group, together, strict=True):
-            assert got == score(conn, model, store.sources(), all_leads(case.as_of)), model.model
+            # in any order: neither statement orders its rows (the engine's plan does)
+            assert by_lead(got) == by_lead(score(conn, model, store.sources(), all_leads(case.as_of))), (
+                model.model
+            )
         due = schedule_models(conn, group, store.sources(), together)
-        for model, got, ledgers in zip(group, due, together, strict=True):
-            assert got == schedule(conn, model, store.sources(), ledgers), model.model
+        for model, when, ledgers in zip(group, due, together, strict=True):
+            assert when == schedule(conn, model, store.sources(), ledgers), model.model
     by_id = {lg.lead_id: user for user, lg in alone.items()}
     for ledger in together[1]:
         user = by_id[ledger.lead_id]
@@ -264,10 +276,92 @@ def test_two_models_with_the_same_account_rules_keep_their_own_consent(store: St
     with store.connect() as conn:
         assumed, required = score_models(conn, [case.model, strict], store.sources(), all_leads(case.as_of))
         assert [lg.score for lg in required] == [0.0] * len(alone)
-        assert assumed == score(conn, case.model, store.sources(), all_leads(case.as_of))
-        assert required == score(conn, strict, store.sources(), all_leads(case.as_of))
+        assert by_lead(assumed) == by_lead(score(conn, case.model, store.sources(), all_leads(case.as_of)))
+        assert by_lead(required) == by_lead(score(conn, strict, store.sources(), all_leads(case.as_of)))
     by_id = {lg.lead_id: user for user, lg in alone.items()}
     for ledger in assumed:
         user = by_id[ledger.lead_id]
         if user in case.expect:
             assert not compare(ledger, case.expect[user], tolerant=case.decays), user
+
+
+# Two models with some rules alike: X's ``pricing`` and Y's ``price_page`` (both 'once' on /pricing, other
+# points: one aggregate, the latest visit), X's ``docs`` and Y's ``docs_again`` (both 5 a docs page: one
+# sum, Y's capped at 8); Y's ``docs2`` counts the same pages at 10 each (another sum) and ``report`` is its
+# own. Both have a rule ``key_page`` on the list ``key_pages``, of other values in each (not shared), and
+# the fit rule ``marketing`` alike (one lead value).
+SHARING_X = """
+model: x
+lists: {key_pages: {values: [/pricing]}}
+fit:
+  - {id: marketing, name: Marketing role, when: {attribute: job_title, contains: marketing}, points: 40}
+engagement:
+  - {id: pricing, name: Pricing, kind: once, event: {type: page}, where: {property: path, prefix: /pricing}, points: 20}
+  - {id: docs, name: Docs, event: {type: page}, where: {property: path, prefix: /docs}, points: 5, cap: 20}
+  - {id: key_page, name: A key page, kind: once, event: {type: page}, where: {property: path, in_list: key_pages}, points: 10}
+"""
+
+SHARING_Y = """
+model: y
+lists: {key_pages: {values: [/security]}}
+fit:
+  - {id: marketing, name: Marketing role, when: {attribute: job_title, contains: marketing}, points: 40}
+  - {id: analyst, name: Analyst role, when: {attribute: job_title, contains: analyst}, points: 60}
+engagement:
+  - {id: price_page, name: Pricing page, kind: once, event: {type: page}, where: {property: path, prefix: /pricing}, points: 30}
+  - {id: docs2, name: Docs at 10, event: {type: page}, where: {property: path, prefix: /docs}, points: 10}
+  - {id: docs_again, name: Docs at 5, event: {type: page}, where: {property: path, prefix: /docs}, points: 5, cap: 8}
+  - {id: report, name: Built a report, event: {type: track, name: Report Built}, points: 15}
+  - {id: key_page, name: A key page, kind: once, event: {type: page}, where: {property: path, in_list: key_pages}, points: 10}
+"""
+
+
+def sharing_events() -> list[Any]:
+    return [
+        message("cat", 0, T0, type="identify", traits={"job_title": "Marketing Analyst"}),
+        message("cat", 1, T0 + HOUR, type="page", name="Pricing", properties={"path": "/pricing"}),
+        message("cat", 2, T0 + 2 * HOUR, type="page", name="Docs", properties={"path": "/docs/a"}),
+        message("cat", 3, T0 + 3 * HOUR, type="page", name="Docs", properties={"path": "/docs/b"}),
+        message("cat", 4, T0 + 4 * HOUR, type="track", event="Report Built"),
+    ]
+
+
+def test_two_models_sharing_some_rules_give_the_hand_computed_numbers(store: Store) -> None:
+    x, y = loads_model(SHARING_X), loads_model(SHARING_Y)
+    publish(store, x, as_of=T0)
+    ingest(store, sharing_events(), source="test", as_of=AS_OF)
+    with store.connect() as conn:
+        got_x, got_y = score_models(conn, [x, y], store.sources(), all_leads(AS_OF))
+        assert by_lead(got_x) == by_lead(score(conn, x, store.sources(), all_leads(AS_OF)))
+        assert by_lead(got_y) == by_lead(score(conn, y, store.sources(), all_leads(AS_OF)))
+    (cat_x,), (cat_y,) = got_x, got_y
+    # x: fit 40 (C); pricing 20 + docs 2 x 5 + key page (/pricing) 10 = 40 (level 3); ½·40 + ½·40 = 40 (warm)
+    assert numbers(cat_x) == (40.0, 40.0, 40.0, "C", 3, "warm")
+    # y: fit 40 + 60 = 100 (A); price page 30 + docs2 2 x 10 + docs again 2 x 5 = 10 capped at 8 + report 15
+    # + key page (/security: never) 0 = 73 (level 2); ½·100 + ½·73 = 86.5 (hot)
+    assert numbers(cat_y) == (86.5, 100.0, 73.0, "A", 2, "hot")
+    lines = {line.rule_id: (line.value, line.raw, line.matched) for line in cat_y.lines}
+    assert lines["docs_again"] == (8.0, 10.0, 2)
+    assert lines["docs2"] == (20.0, 20.0, 2)
+    assert lines["price_page"] == (30.0, 30.0, 1)
+    assert "key_page" not in lines  # y's key pages (/security): never visited, no ledger line
+    assert {line.rule_id: line.value for line in cat_x.lines}["key_page"] == 10.0  # x's (/pricing)
+
+
+def test_an_aggregate_two_models_share_is_computed_once() -> None:
+    """The compiled statement of x and y computes x's pricing and docs aggregates and y's docs2, report
+    and key page; y's price page and docs again read x's (no aggregate of theirs is labelled)."""
+    x, y = loads_model(SHARING_X), loads_model(SHARING_Y)
+    sql = str(compile_models([x, y], Store.sources(), all_leads(AS_OF)).compile(dialect=sqlite.dialect()))
+    computed = {"last__m0_pricing", "raw__m0_docs", "last__m0_key_page", "raw__m1_docs2", "raw__m1_report",
+                "last__m1_key_page"}  # fmt: skip
+    for label in computed:
+        assert sql.count(f"AS {label}") == 1, label
+    assert "m1_price_page" not in sql
+    assert "m1_docs_again" not in sql
+    # y reads them back under its own ids, from x's columns
+    assert "last__m0_pricing AS last__price_page" in sql
+    assert "raw__m0_docs AS raw__docs_again" in sql
+    # one lead value each for the tracking flag and the marketing rule both have, one for y's analyst rule
+    assert [f"AS v{n}" in sql for n in range(4)] == [True, True, True, False]
+    assert sql.count("lead_values.v1 AS f__marketing") == 2

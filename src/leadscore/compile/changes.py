@@ -23,7 +23,7 @@ from sqlalchemy import BigInteger, Select, and_, func, literal, or_, select, typ
 
 from leadscore.compile.dialects import DrivingJoin, targets_in_place
 from leadscore.compile.per_model import PerModel
-from leadscore.compile.query import MS, kind_match, scope
+from leadscore.compile.query import MS, condition_key, kind_match, scope
 from leadscore.compile.sources import Sources
 from leadscore.model import EventRule, RatioRule, RecencyRule, ScoringModel, ThresholdRule, duration_seconds
 
@@ -60,7 +60,8 @@ def compile_changes(model: ScoringModel, sources: Sources, targets: Select[Any])
 def changes_of(models: Sequence[ScoringModel], sources: Sources, targets: Select[Any]) -> Select[Any]:
     """``compile_changes`` for the engagement rules of several models in one statement that reads the
     events once (the rule ids of the models must differ: ``composite.namespaced``). Each rule's columns
-    read only the events it matches, so reading those of the other models' rules changes none."""
+    read only the events it matches, so reading those of the other models' rules changes none; rules whose
+    columns would be equal (the same scope, match and spans) read the columns of the first."""
     sources.check()
     rules = [rule for model in models for rule in model.engagement]
     t = targets_in_place(targets.cte("targets"))
@@ -92,7 +93,19 @@ def changes_of(models: Sequence[ScoringModel], sources: Sources, targets: Select
             .subquery("ev")
         )
     cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
+    holders: dict[tuple[Any, ...], str] = {}  # what a rule's columns depend on -> the rule computing them
+    read: list[tuple[str, str]] = []  # (rule id, the id of the rule whose columns it reads)
     for owner, rule in ((m, rule) for m in models for rule in m.engagement):
+        key = (
+            scope(rule),
+            rule.event.model_dump_json(),
+            condition_key(owner, rule.where),
+            tuple(spans[rule.id]),
+        )
+        holder = holders.setdefault(key, rule.id)
+        read.append((rule.id, holder))
+        if holder != rule.id:
+            continue  # the same columns as an earlier rule's (of this model or another): computed once
         match = kind_match(owner, rule, ev)
         if "own" in ev.c and scope(rule) == "lead":
             match = and_(match, ev.c.own)
@@ -101,7 +114,18 @@ def changes_of(models: Sequence[ScoringModel], sources: Sources, targets: Select
             counted = and_(match, ev.c.ts <= ev.c.as_of, ev.c.ts > ev.c.as_of - literal(span, BigInteger))
             leave = type_coerce(func.min(ev.c.ts).filter(counted) + literal(span, BigInteger), BigInteger)
             cols.append(leave.label(leave_column(rule.id, n)))
-    return select(*cols).group_by(ev.c.lead_id, ev.c.as_of)
+    grouped = select(*cols).group_by(ev.c.lead_id, ev.c.as_of)
+    if all(rule_id == holder for rule_id, holder in read):
+        return grouped
+    found = grouped.subquery("changes")
+    named: list[Any] = [found.c.lead_id, found.c.as_of]
+    for rule_id, holder in read:
+        named.append(found.c[enter_column(holder)].label(enter_column(rule_id)))
+        named.extend(
+            found.c[leave_column(holder, n)].label(leave_column(rule_id, n))
+            for n in range(len(spans[rule_id]))
+        )
+    return select(*named)
 
 
 def change_columns(model: ScoringModel) -> tuple[str, ...]:

@@ -1,16 +1,20 @@
 """Several models compiled into one SELECT that reads the events once: every active named score of a lead
 (store/score_names.py) in one statement.
 
-The stages are those of ``query.compile_model``, in the same functions; only stage 2 (the per-rule event
-aggregates) is shared. The lead-scope rules of every model are aggregated in one ``GROUP BY`` over the
-events any of them may read (the union of their event types, the longest of their look-backs), each
-model's rules under ids of their own (``m<i>_<rule>``: two models may both have a rule ``demo``), then
-each model reads its aggregates back under its own rule ids and goes through its rule values, caps,
-floor, normalisation and scale (``query.score_aggregates``) exactly as it would alone. Reading more
-events than a model alone would changes none of its aggregates: every aggregate filters its events by
-the rule's own type, window and look-back, and a rule's exclusions look back no further than the events
-it counts need (``query.with_exclusions``). Account-scope rules read the events of the account's leads
-through the model's own consent setting, so each model keeps its own account aggregate.
+The stages are those of ``query.compile_model``, in the same functions; stage 2 (the per-rule event
+aggregates) and the lead values (tracking flag, fit rule values) are shared. The lead-scope rules of every
+model are aggregated in one ``GROUP BY`` over the events any of them may read (the union of their event
+types, the longest of their look-backs), each distinct aggregate once (``query.aggregate_key``: the same
+event match, kind and what the kind sums or counts, whatever the rule's id, name, points applied later,
+cap or group): the first rule with a key computes it under its model's namespaced id (``m<i>_<rule>``:
+two models may both have a rule ``demo``), and every rule of that key, of any model, reads it back under
+its own rule id. Then each model goes through its rule values, caps, floor, normalisation and scale
+(``query.score_aggregates``) exactly as it would alone. Reading more events than a model alone would
+changes none of its aggregates: every aggregate filters its events by the rule's own type, window and
+look-back, and a rule's exclusions look back no further than the events it counts need
+(``query.with_exclusions``). Account-scope rules read the events of the account's leads through the
+model's consent setting: one account aggregate stage per setting, each distinct aggregate once in it.
+The lead values of every model are one stage, each distinct value (``query.lead_value_columns``) once.
 
 One row per (model, target): ``score_index`` (the model's position in ``models``), then every column any
 model returns (``compile_model``'s columns; NULL where the row's model has no such column), so
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, Select, cast, literal_column, null, select, type_coerce, union_all
@@ -33,12 +38,14 @@ from leadscore.compile.query import (
     account_events,
     account_people_events,
     aggregate_columns,
-    aggregate_events,
+    aggregate_key,
     check_capabilities,
     compile_model,
+    lead_base,
     lead_people_events,
+    lead_value_columns,
     rules_events,
-    scoped,
+    scope,
     score_aggregates,
     with_exclusions,
 )
@@ -94,16 +101,110 @@ def compile_models_changes(
     return changes_of(timed, sources, targets) if timed else None
 
 
-def _own_ids(agg: Any, model: ScoringModel, spaced: ScoringModel, name: str) -> Any:
-    """The aggregates of ``spaced``'s rules in ``agg``, relabelled with ``model``'s own rule ids."""
+def _own_ids(agg: Any, pairs: Sequence[tuple[str, str]], name: str) -> Any:
+    """The aggregates in ``agg`` of the rules ``pairs`` names (own rule id, the id of the rule whose
+    columns hold its aggregates), relabelled with the own rule ids."""
     cols: list[Any] = [agg.c.lead_id, agg.c.as_of]
-    for rule, twin in zip(model.engagement, spaced.engagement, strict=True):
+    for own, holder in pairs:
         cols.extend(
-            agg.c[label(twin.id)].label(label(rule.id))
-            for label in _AGGREGATE_COLUMNS
-            if label(twin.id) in agg.c
+            agg.c[label(holder)].label(label(own)) for label in _AGGREGATE_COLUMNS if label(holder) in agg.c
         )
     return select(*cols).subquery(name)
+
+
+@dataclass(frozen=True)
+class SharedAggregates:
+    """The distinct lead-scope aggregates of several models: ``computed[i]``, the rules of model ``i``
+    (``namespaced``) whose aggregates it computes, none equal to an earlier one's (``aggregate_key``);
+    ``read[i]``, for each of its lead-scope rules, (its own id, the namespaced id of the rule computing
+    its aggregates, its own or an earlier model's)."""
+
+    computed: list[tuple[EventRule, ...]]
+    read: list[list[tuple[str, str]]]
+
+
+def shared_aggregates(
+    models: Sequence[ScoringModel], spaced: Sequence[ScoringModel], which: str
+) -> SharedAggregates:
+    """Which rule of scope ``which`` computes each distinct aggregate of ``models``: the first with its
+    key. Account-scope aggregates are equal only under the same consent setting (whose colleagues'
+    events they read: ``query.account_events``)."""
+    holders: dict[tuple[Any, ...], str] = {}
+    computed: list[tuple[EventRule, ...]] = []
+    read: list[list[tuple[str, str]]] = []
+    for model, sp in zip(models, spaced, strict=True):
+        mine: list[EventRule] = []
+        pairs: list[tuple[str, str]] = []
+        for rule, twin in zip(model.engagement, sp.engagement, strict=True):
+            if scope(rule) != which:
+                continue
+            key = aggregate_key(model, rule)
+            if which == "account":
+                key = (model.privacy.tracking_consent, key)
+            holder = holders.setdefault(key, twin.id)
+            if holder == twin.id:
+                mine.append(twin)
+            pairs.append((rule.id, holder))
+        computed.append(tuple(mine))
+        read.append(pairs)
+    return SharedAggregates(computed, read)
+
+
+def _account_totals(
+    spaced: Sequence[ScoringModel], found: SharedAggregates, t: Any, sources: Sources, explain: bool
+) -> list[Any]:
+    """Per model, the aggregate stage its account-scope rules read (None without such rules): one per
+    consent setting, computing each distinct aggregate of the models of that setting once."""
+    e, ids, leads = sources.events, sources.identities, sources.leads
+    by_consent: dict[str, list[int]] = {}
+    for i, sp in enumerate(spaced):
+        if found.read[i]:
+            by_consent.setdefault(sp.privacy.tracking_consent, []).append(i)
+    out: list[Any] = [None] * len(spaced)
+    for consent, members in by_consent.items():
+        rules = tuple(rule for i in members for rule in found.computed[i])
+        # the first member computes the consent's first aggregate: its colleagues are every member's
+        events: Any = account_events(spaced[members[0]], t, e, ids, leads, rules=rules)
+        for i in members:
+            if found.computed[i]:
+                people = account_people_events(spaced[i], found.computed[i], t, e, ids, leads)
+                events = with_exclusions(
+                    spaced[i], found.computed[i], events, f"{namespace(i)}account_", people
+                )
+        ev = events.subquery(f"account_ev_{consent}")
+        cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
+        for i in members:
+            cols.extend(aggregate_columns(spaced[i], found.computed[i], ev, explain))
+        totals = select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte(f"account_event_totals_{consent}")
+        shared = computed_once(totals) if len(members) > 1 else totals
+        for i in members:
+            out[i] = _own_ids(shared, found.read[i], f"{namespace(i)}account_totals")
+    return out
+
+
+def _lead_values(models: Sequence[ScoringModel], t: Any, sources: Sources) -> list[Any]:
+    """Every model's ``lead_values`` (tracking flag, fit rule values, share numbers) from one stage that
+    computes each distinct value once (``lead_value_columns``' keys): per model, its columns under its
+    own labels, in the order its own stage would have them."""
+    leads, accounts = sources.leads, sources.accounts
+    per_model = [lead_value_columns(model, leads, accounts) for model in models]
+    labels: dict[tuple[Any, ...], str] = {}
+    cols: list[Any] = [t.c.lead_id, t.c.as_of]
+    for values in per_model:
+        for key, _, value in values:
+            if key not in labels:
+                labels[key] = f"v{len(labels)}"
+                cols.append(value.label(labels[key]))
+    # computed once: every model's engagement rules read the tracking flag (a JSON lookup), twice or more
+    shared = computed_once(select(*cols).select_from(lead_base(t, leads, accounts)).cte("lead_values"))
+    return [
+        select(
+            shared.c.lead_id,
+            shared.c.as_of,
+            *(shared.c[labels[key]].label(label) for key, label, _ in values),
+        ).subquery(f"{namespace(i)}lead_values")
+        for i, values in enumerate(per_model)
+    ]
 
 
 def compile_models(
@@ -114,7 +215,8 @@ def compile_models(
     explain: bool = True,
 ) -> Select[Any]:
     """Every model of ``models`` over ``sources`` for every (lead_id, as_of) row of ``targets``, in one
-    SELECT that aggregates the events once: one row per (model, target), ``score_index`` first."""
+    SELECT that aggregates the events once, each distinct aggregate and lead value once: one row per
+    (model, target), ``score_index`` first."""
     if not models:
         raise ValueError("compile_models: no model to compile")
     if len(models) == 1:
@@ -124,35 +226,34 @@ def compile_models(
         check_capabilities(model, engine)
     sources.check()
     t = targets_in_place(targets.cte("targets"))
-    e, ids, leads = sources.events, sources.identities, sources.leads
+    e, ids = sources.events, sources.identities
     spaced = [namespaced(model, namespace(i)) for i, model in enumerate(models)]
-    lead_rules: list[tuple[ScoringModel, tuple[EventRule, ...]]] = [(sp, scoped(sp, "lead")) for sp in spaced]
-    everyone = tuple(rule for _, rules in lead_rules for rule in rules)
+    found = shared_aggregates(models, spaced, "lead")
+    everyone = tuple(rule for rules in found.computed for rule in rules)
     shared = None
     if everyone:
         events: Any = rules_events(everyone, t, e, ids)
-        for i, (sp, rules) in enumerate(lead_rules):
-            events = with_exclusions(sp, rules, events, namespace(i), lead_people_events(rules, t, e, ids))
+        for i, (sp, rules) in enumerate(zip(spaced, found.computed, strict=True)):
+            if rules:
+                people = lead_people_events(rules, t, e, ids)
+                events = with_exclusions(sp, rules, events, namespace(i), people)
         ev = events.subquery("ev")
         cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
-        for sp, rules in lead_rules:
+        for sp, rules in zip(spaced, found.computed, strict=True):
             cols.extend(aggregate_columns(sp, rules, ev, explain))
         # read by every model: computed once, not once per reader
         shared = computed_once(select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals"))
+    account_totals = _account_totals(
+        spaced, shared_aggregates(models, spaced, "account"), t, sources, explain
+    )
+    lead_values = _lead_values(models, t, sources)
     branches: list[Select[Any]] = []
-    for i, (model, sp) in enumerate(zip(models, spaced, strict=True)):
+    for i, model in enumerate(models):
         ns = namespace(i)
-        aggs: dict[str, Any] = {"lead": None, "account": None}
-        if shared is not None and scoped(sp, "lead"):
-            aggs["lead"] = _own_ids(shared, model, sp, f"{ns}event_totals")
-        account_rules = scoped(sp, "account")
-        if account_rules:
-            people = account_people_events(sp, account_rules, t, e, ids, leads)
-            agg = aggregate_events(
-                sp, account_rules, account_events(sp, t, e, ids, leads), f"{ns}account_", explain, people
-            )
-            aggs["account"] = _own_ids(agg, model, sp, f"{ns}account_totals")
-        branches.append(score_aggregates(model, t, aggs, sources, explain, ns))
+        aggs: dict[str, Any] = {"lead": None, "account": account_totals[i]}
+        if shared is not None and found.read[i]:
+            aggs["lead"] = _own_ids(shared, found.read[i], f"{ns}event_totals")
+        branches.append(score_aggregates(model, t, aggs, sources, explain, ns, lead_values[i]))
     return _stacked(branches)
 
 

@@ -18,7 +18,8 @@ Order of operations (docs/model-language.md states the same, in prose):
 every ledger line); ``lead_events``, ``account_events``, ``event_match``, ``counted`` and
 ``occurrence_points`` are shared with it, so both forms count the same events with the same points.
 ``composite.compile_models`` puts several models in one statement: stage 2 (``aggregate_columns``) of
-all of them in one GROUP BY, then stages 3 to 7 (``score_aggregates``) of each, by these functions.
+all of them in one GROUP BY, each distinct aggregate once (``aggregate_key``), their lead values in one
+stage (``lead_value_columns``), then stages 3 to 7 (``score_aggregates``) of each, by these functions.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from leadscore.compile.dialects import (
 from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources
 from leadscore.errors import CompileError, UnsupportedRuleError
 from leadscore.model import (
+    Condition,
     DistinctProperty,
     EachRule,
     EventRule,
@@ -502,13 +504,20 @@ def compile_model(
 
 
 def score_aggregates(
-    model: ScoringModel, t: Any, aggs: dict[str, Any], sources: Sources, explain: bool, prefix: str = ""
+    model: ScoringModel,
+    t: Any,
+    aggs: dict[str, Any],
+    sources: Sources,
+    explain: bool,
+    prefix: str = "",
+    lead_values: Any = None,
 ) -> Select[Any]:
     """Stages 3 to 7 over the event aggregates of stage 2 (``aggs``: the lead-scope and account-scope
     aggregates of the model's rules, labelled as ``aggregate_columns`` labels them, None for a scope
     without rules): rule values, caps, floor, normalisation and scale, one row per target of ``t``.
-    ``prefix`` names this model's CTEs apart from another's in one statement (``compile/composite.py``)."""
-    parts = _rule_values(model, t, aggs, sources.leads, sources.accounts, explain, prefix)
+    ``prefix`` names this model's CTEs apart from another's in one statement (``compile/composite.py``);
+    ``lead_values``: the model's ``_lead_values`` read from elsewhere (several models' in one stage)."""
+    parts = _rule_values(model, t, aggs, sources.leads, sources.accounts, explain, prefix, lead_values)
     return _totals(model, parts, explain, prefix)
 
 
@@ -530,12 +539,21 @@ def rules_events(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any, *extra:
     ).select_from(DrivingJoin(DrivingJoin(t, ids, ids.c.lead_id == t.c.lead_id), e, and_(*join_on)))
 
 
-def account_events(model: ScoringModel, t: Any, e: Any, ids: Any, leads: Any, *extra: Any) -> Select[Any]:
+def account_events(
+    model: ScoringModel,
+    t: Any,
+    e: Any,
+    ids: Any,
+    leads: Any,
+    *extra: Any,
+    rules: tuple[EventRule, ...] | None = None,
+) -> Select[Any]:
     """Every event an account-scope rule may read, once per (lead_id, as_of) row of ``t``: the events of
-    every lead of the lead's account (its own only when it has none), each with the lead it belongs to
-    (``ev_lead_id``), with ts <= as_of, of those rules' types, within their longest look-back."""
+    every lead of the lead's account (its own only when it has none) whose behaviour ``model``'s consent
+    setting lets it score, each with the lead it belongs to (``ev_lead_id``), with ts <= as_of, of those
+    rules' types (``rules``: the model's account-scope rules unless told), within their longest look-back."""
     people, mate = _colleagues(model, t, leads)
-    join_on = _event_join(scoped(model, "account"), t, e, ids)
+    join_on = _event_join(scoped(model, "account") if rules is None else rules, t, e, ids)
     return select(
         t.c.lead_id,
         t.c.as_of,
@@ -645,21 +663,58 @@ def aggregate_columns(
     return cols
 
 
+def condition_key(model: ScoringModel, cond: Condition | None) -> tuple[Any, ...]:
+    """What a compiled condition depends on: the condition and the values of the model's lists it names
+    (two models may give one list name different values)."""
+    if cond is None:
+        return ()
+    named = sorted({str(c.value) for c in walk(cond) if c.op == "in_list"})
+    return cond.model_dump_json(), tuple((name, tuple(model.lists[name].values)) for name in named)
+
+
+def aggregate_key(model: ScoringModel, rule: EventRule) -> tuple[Any, ...]:
+    """What a lead-scope rule's aggregates (``aggregate_columns``, with its ``with_exclusions`` flag)
+    depend on, whatever its id, name, group and the points, caps and thresholds applied to them later:
+    two rules of the same key, in one model or two, aggregate to the same values. The event match (type,
+    name, window, ``where`` with its lists, exclusions) and by kind: 'each' its points and effective
+    half-life (summed per event), threshold and ratio their span and what they count, recency its
+    look-back, 'once' nothing more (its latest match)."""
+    window = duration_seconds(rule.window) if rule.window else None
+    exclude = rule.exclude.model_dump_json() if rule.exclude is not None else None
+    match = (rule.event.model_dump_json(), window, condition_key(model, rule.where), exclude)
+    own: tuple[Any, ...] = ()
+    if isinstance(rule, EachRule):
+        own = (float(rule.points), half_life_ms(model, rule))
+    elif isinstance(rule, ThresholdRule | RatioRule):
+        count = rule.count.model_dump_json() if rule.count is not None else None
+        own = (duration_seconds(rule.within), count)
+    elif isinstance(rule, RecencyRule):
+        own = (_look_back_s(rule),)
+    return type(rule).__name__, match, own
+
+
 def _tracking_allowed(model: ScoringModel, leads: Any) -> ColumnElement[bool]:
     """Whether the lead's behaviour may be scored (model.privacy and the consent_tracking attribute)."""
     consent = JsonBool(leads.c.attributes, ("consent_tracking",))
     return func.coalesce(consent, model.privacy.tracking_consent == "assumed")
 
 
-def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any, prefix: str = "") -> Any:
-    """Per target: the tracking flag and the fit rule values (everything read from the lead's own row)."""
+def lead_value_columns(
+    model: ScoringModel, leads: Any, accounts: Any
+) -> list[tuple[tuple[Any, ...], str, ColumnElement[Any]]]:
+    """What ``lead_values`` reads from a target's lead row, beyond lead_id and as_of: (what the value
+    depends on, its label, the expression) for the tracking flag, each fit rule's points and each share
+    rule's number. Two models' values of one key are equal (``composite`` computes them once)."""
     resolve = lead_resolver(leads, accounts)
-    cols: list[Any] = [t.c.lead_id, t.c.as_of]
+    out: list[tuple[tuple[Any, ...], str, ColumnElement[Any]]] = []
     if model.engagement:
-        cols.append(case((_tracking_allowed(model, leads), 1), else_=0).label(layout.TRACKING))
+        tracking = case((_tracking_allowed(model, leads), 1), else_=0)
+        out.append((("tracking", model.privacy.tracking_consent), layout.TRACKING, tracking))
     for fit_rule in model.fit:
         cond = compile_condition(fit_rule.when, resolve, model, fit_rule.id)
-        cols.append(case((cond, double(fit_rule.points)), else_=0.0).label(layout.fit_col(fit_rule.id)))
+        value = case((cond, double(fit_rule.points)), else_=0.0)
+        key = ("fit", condition_key(model, fit_rule.when), float(fit_rule.points))
+        out.append((key, layout.fit_col(fit_rule.id), value))
     for rule in model.engagement:
         if isinstance(rule, ThresholdRule) and rule.share is not None:
             number = resolve(rule.share.of).number()
@@ -667,16 +722,35 @@ def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any, prefix:
                 raise CompileError(
                     f"rule {rule.id}: share of {rule.share.of}, a text field; it needs a number"
                 )
-            cols.append(number.label(layout.share_col(rule.id)))
-    base = t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
+            out.append((("share", rule.share.of), layout.share_col(rule.id), number))
+    return out
+
+
+def lead_base(t: Any, leads: Any, accounts: Any) -> Any:
+    """The targets beside their lead rows and accounts (what ``lead_value_columns`` reads)."""
+    return t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)
+
+
+def _lead_values(model: ScoringModel, t: Any, leads: Any, accounts: Any, prefix: str = "") -> Any:
+    """Per target: the tracking flag and the fit rule values (everything read from the lead's own row)."""
+    cols: list[Any] = [t.c.lead_id, t.c.as_of]
+    cols.extend(value.label(label) for _, label, value in lead_value_columns(model, leads, accounts))
     # computed once: every engagement rule reads the tracking flag (a JSON lookup), twice or more
-    return computed_once(select(*cols).select_from(base).cte(f"{prefix}lead_values"))
+    return computed_once(select(*cols).select_from(lead_base(t, leads, accounts)).cte(f"{prefix}lead_values"))
 
 
 def _rule_values(
-    model: ScoringModel, t: Any, aggs: dict[str, Any], leads: Any, accounts: Any, explain: bool, prefix: str
+    model: ScoringModel,
+    t: Any,
+    aggs: dict[str, Any],
+    leads: Any,
+    accounts: Any,
+    explain: bool,
+    prefix: str,
+    lv: Any = None,
 ) -> Any:
-    lv = _lead_values(model, t, leads, accounts, prefix)
+    if lv is None:
+        lv = _lead_values(model, t, leads, accounts, prefix)
     cols: list[Any] = [c for c in lv.c if explain or c.key != layout.TRACKING]
     tracking: ColumnElement[bool] = lv.c[layout.TRACKING] == 1 if model.engagement else true()
 
