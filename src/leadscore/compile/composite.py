@@ -27,13 +27,11 @@ from sqlalchemy import Integer, Select, cast, literal_column, null, select, type
 from sqlalchemy.types import NullType, TypeEngine
 
 from leadscore.compile import layout
+from leadscore.compile.account_sweep import account_totals
 from leadscore.compile.changes import changes_of
 from leadscore.compile.dialects import computed_once, targets_in_place
 from leadscore.compile.query import (
-    account_events,
-    account_people_events,
     aggregate_columns,
-    aggregate_events,
     check_capabilities,
     compile_model,
     lead_people_events,
@@ -147,10 +145,7 @@ def compile_models(
             aggs["lead"] = _own_ids(shared, model, sp, f"{ns}event_totals")
         account_rules = scoped(sp, "account")
         if account_rules:
-            people = account_people_events(sp, account_rules, t, e, ids, leads)
-            agg = aggregate_events(
-                sp, account_rules, account_events(sp, t, e, ids, leads), f"{ns}account_", explain, people
-            )
+            agg = account_totals(sp, account_rules, t, e, ids, leads, f"{ns}account_")
             aggs["account"] = _own_ids(agg, model, sp, f"{ns}account_totals")
         branches.append(score_aggregates(model, t, aggs, sources, explain, ns))
     return _stacked(branches)
