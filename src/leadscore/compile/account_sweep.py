@@ -63,20 +63,30 @@ class Count:
     distinct: bool
 
 
-def counts_of(rule: ScopedRule) -> list[Count]:
-    """The counts ``query.aggregate_columns`` gives ``rule``, with the same labels."""
+def counts_of(rule: ScopedRule, explain: bool) -> list[Count]:
+    """The counts of ``rule`` that ``query._rule_values`` reads, labelled as ``query.aggregate_columns``
+    labels them (the count of matches of a rule that counts distinct values: for explanations only)."""
     w = duration_seconds(rule.within) * 1000.0
     distinct = rule.count is not None
     if isinstance(rule, ThresholdRule):
-        out = [Count(rule, layout.count_col(rule.id), 0.0, w, False)]
+        out = [Count(rule, layout.count_col(rule.id), 0.0, w, False)] if explain or not distinct else []
         if distinct:
             out.append(Count(rule, layout.distinct_col(rule.id), 0.0, w, True))
         return out
     return [
-        Count(rule, layout.count_col(rule.id), 0.0, 2 * w, False),
+        *([Count(rule, layout.count_col(rule.id), 0.0, 2 * w, False)] if explain else []),
         Count(rule, layout.recent_col(rule.id), 0.0, w, distinct),
         Count(rule, layout.before_col(rule.id), w, 2 * w, distinct),
     ]
+
+
+def _same_count(c: Count) -> tuple[Any, ...]:
+    """What a count depends on: rules that differ only in points or ``at_least`` (a learned model's
+    steps over one count) share it."""
+    r = c.rule
+    parts = (r.event, r.where, r.exclude, r.count if c.distinct else None)
+    dumped = tuple(p.model_dump_json() if p is not None else None for p in parts)
+    return (*dumped, r.window, c.start, c.end, c.distinct)
 
 
 def _group(leads: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
@@ -94,9 +104,11 @@ def account_totals(
     ids: Any,
     leads: Any,
     prefix: str,
+    explain: bool,
 ) -> Any:
     """Per (lead_id, as_of) of ``t``: every count the account-scope ``rules`` read, labelled as
-    ``query.aggregate_columns`` labels them; None without rules."""
+    ``query.aggregate_columns`` labels them; None without rules. Without ``explain``, only the counts
+    the scores read."""
     rules = tuple(r for r in account_rules if isinstance(r, ThresholdRule | RatioRule))
     assert len(rules) == len(account_rules)  # the model allows ``scope`` on these kinds only
     if not rules:
@@ -144,7 +156,10 @@ def account_totals(
     ).select_from(found)  # fmt: skip
     marked, definitions, sends = _marked(model, rules, people_ev, prefix)
 
-    counts = [c for r in rules for c in counts_of(r)]
+    shared: dict[tuple[Any, ...], list[Count]] = {}
+    for c in (c for r in rules for c in counts_of(r, explain)):
+        shared.setdefault(_same_count(c), []).append(c)
+    counts = [same[0] for same in shared.values()]
     deltas: list[Select[Any]] = []
     for i, c in enumerate(counts):
         piece = _pieces(model, c, marked, definitions, sends, f"{prefix}piece{i}")
@@ -157,15 +172,19 @@ def account_totals(
     order = [stream.c.at, stream.c.kind]
     running = [
         cast(func.sum(stream.c[f"d{j}"]).over(partition_by=[stream.c.gid, stream.c.solo], order_by=order,
-                                              rows=(None, 0)), BigInteger).label(c.label)
-        for j, c in enumerate(counts)
+                                              rows=(None, 0)), BigInteger).label(f"n{j}")
+        for j in range(len(counts))
     ]  # fmt: skip
     swept = select(stream.c.gid, stream.c.solo, stream.c.at, stream.c.kind, *running).subquery(
         f"{prefix}sweep"
     )
     at_targets = select(swept).where(swept.c.kind == 1).subquery(f"{prefix}sweep_at")
     return (
-        select(tg.c.lead_id, tg.c.as_of, *(at_targets.c[c.label] for c in counts))
+        select(
+            tg.c.lead_id,
+            tg.c.as_of,
+            *(at_targets.c[f"n{j}"].label(c.label) for j, same in enumerate(shared.values()) for c in same),
+        )
         .select_from(
             tg.join(
                 at_targets,

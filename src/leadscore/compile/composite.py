@@ -145,7 +145,7 @@ def compile_models(
             aggs["lead"] = _own_ids(shared, model, sp, f"{ns}event_totals")
         account_rules = scoped(sp, "account")
         if account_rules:
-            agg = account_totals(sp, account_rules, t, e, ids, leads, f"{ns}account_")
+            agg = account_totals(sp, account_rules, t, e, ids, leads, f"{ns}account_", explain)
             aggs["account"] = _own_ids(agg, model, sp, f"{ns}account_totals")
         branches.append(score_aggregates(model, t, aggs, sources, explain, ns))
     return _stacked(branches)

@@ -502,7 +502,7 @@ def compile_model(
     # imported here: account_sweep builds on this module's functions
     from leadscore.compile.account_sweep import account_totals
 
-    account_agg = account_totals(model, account_rules, t, e, ids, leads, "account_")
+    account_agg = account_totals(model, account_rules, t, e, ids, leads, "account_", explain)
     return score_aggregates(model, t, {"lead": agg, "account": account_agg}, sources, explain)
 
 
