@@ -32,11 +32,10 @@ from sqlalchemy import Integer, Select, cast, literal_column, null, select, type
 from sqlalchemy.types import NullType, TypeEngine
 
 from leadscore.compile import layout
+from leadscore.compile.account_sweep import account_totals
 from leadscore.compile.changes import changes_of
 from leadscore.compile.dialects import computed_once, targets_in_place
 from leadscore.compile.query import (
-    account_events,
-    account_people_events,
     aggregate_columns,
     aggregate_key,
     check_capabilities,
@@ -150,36 +149,19 @@ def shared_aggregates(
     return SharedAggregates(computed, read)
 
 
-def _account_totals(
-    spaced: Sequence[ScoringModel], found: SharedAggregates, t: Any, sources: Sources, explain: bool
-) -> list[Any]:
-    """Per model, the aggregate stage its account-scope rules read (None without such rules): one per
-    consent setting, computing each distinct aggregate of the models of that setting once."""
+def _account_stage(
+    model: ScoringModel, sp: ScoringModel, t: Any, sources: Sources, explain: bool, ns: str
+) -> Any:
+    """The aggregate stage a model's account-scope rules read (None without such rules): the model's own
+    sweep (``account_sweep.account_totals``: each colleague's events once), each distinct aggregate of
+    its rules once. Models do not share it: the sweep reads each model's own kinds, exclusions and
+    consent."""
+    found = shared_aggregates([model], [sp], "account")
+    if not found.computed[0]:
+        return None
     e, ids, leads = sources.events, sources.identities, sources.leads
-    by_consent: dict[str, list[int]] = {}
-    for i, sp in enumerate(spaced):
-        if found.read[i]:
-            by_consent.setdefault(sp.privacy.tracking_consent, []).append(i)
-    out: list[Any] = [None] * len(spaced)
-    for consent, members in by_consent.items():
-        rules = tuple(rule for i in members for rule in found.computed[i])
-        # the first member computes the consent's first aggregate: its colleagues are every member's
-        events: Any = account_events(spaced[members[0]], t, e, ids, leads, rules=rules)
-        for i in members:
-            if found.computed[i]:
-                people = account_people_events(spaced[i], found.computed[i], t, e, ids, leads)
-                events = with_exclusions(
-                    spaced[i], found.computed[i], events, f"{namespace(i)}account_", people
-                )
-        ev = events.subquery(f"account_ev_{consent}")
-        cols: list[Any] = [ev.c.lead_id, ev.c.as_of]
-        for i in members:
-            cols.extend(aggregate_columns(spaced[i], found.computed[i], ev, explain))
-        totals = select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte(f"account_event_totals_{consent}")
-        shared = computed_once(totals) if len(members) > 1 else totals
-        for i in members:
-            out[i] = _own_ids(shared, found.read[i], f"{namespace(i)}account_totals")
-    return out
+    agg = account_totals(sp, found.computed[0], t, e, ids, leads, f"{ns}account_", explain)
+    return _own_ids(agg, found.read[0], f"{ns}account_totals")
 
 
 def _lead_values(models: Sequence[ScoringModel], t: Any, sources: Sources) -> list[Any]:
@@ -243,14 +225,13 @@ def compile_models(
             cols.extend(aggregate_columns(sp, rules, ev, explain))
         # read by every model: computed once, not once per reader
         shared = computed_once(select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals"))
-    account_totals = _account_totals(
-        spaced, shared_aggregates(models, spaced, "account"), t, sources, explain
-    )
+    account_stages = [_account_stage(model, sp, t, sources, explain, namespace(i)) for i, (model, sp)
+                      in enumerate(zip(models, spaced, strict=True))]  # fmt: skip
     lead_values = _lead_values(models, t, sources)
     branches: list[Select[Any]] = []
     for i, model in enumerate(models):
         ns = namespace(i)
-        aggs: dict[str, Any] = {"lead": None, "account": account_totals[i]}
+        aggs: dict[str, Any] = {"lead": None, "account": account_stages[i]}
         if shared is not None and found.read[i]:
             aggs["lead"] = _own_ids(shared, found.read[i], f"{ns}event_totals")
         branches.append(score_aggregates(model, t, aggs, sources, explain, ns, lead_values[i]))

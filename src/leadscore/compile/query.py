@@ -246,12 +246,7 @@ def with_exclusions(
         source = raw.outerjoin(times, and_(times.c.person == whose, times.c.ts == raw.c.ts))
         first += [c for c in times.c if c.key not in ("person", "ts")]
     for (after, same), rule in sends.items():
-        value = LowerText(event_resolver(raw)(same).text(), unicode=False)
-        send = and_(raw.c.type == "track", raw.c.name == after, value.is_not(None))
-        sent = func.max(case((send, raw.c.ts))).over(
-            partition_by=[*person(raw), value], order_by=raw.c.ts, range_=(None, 0)
-        )
-        first.append(sent.label(layout.sent_col(rule.id)))
+        first.append(latest_send(raw, after, same, person(raw)).label(layout.sent_col(rule.id)))
     last = select(*first).select_from(source).subquery(f"{prefix}marked_ev")
 
     final: list[Any] = [c for c in last.c if c.key in raw.c]
@@ -268,6 +263,16 @@ def with_exclusions(
             flags.append(and_(last_send.is_not(None), last.c.ts - last_send < _span_ms(machine.within)))
         final.append(case((or_(*flags), 1), else_=0).label(layout.excluded_col(rule.id)))
     return select(*final).select_from(last)
+
+
+def latest_send(ev: Any, after: str, same: str, person: list[Any]) -> ColumnElement[Any]:
+    """Per event of ``ev``: the time of the latest ``after`` track event of the same ``person`` columns
+    with the same ``same`` value (compared as text ignoring case) at or before it; NULL when none."""
+    value = LowerText(event_resolver(ev)(same).text(), unicode=False)
+    send = and_(ev.c.type == "track", ev.c.name == after, value.is_not(None))
+    return func.max(case((send, ev.c.ts))).over(
+        partition_by=[*person, value], order_by=ev.c.ts, range_=(None, 0)
+    )
 
 
 @dataclass(frozen=True)
@@ -496,10 +501,10 @@ def compile_model(
     lead_rules, account_rules = scoped(model, "lead"), scoped(model, "account")
     lead_people = lead_people_events(lead_rules, t, e, ids)
     agg = aggregate_events(model, lead_rules, lead_events(model, t, e, ids), "", explain, lead_people)
-    account_people = account_people_events(model, account_rules, t, e, ids, leads)
-    account_agg = aggregate_events(
-        model, account_rules, account_events(model, t, e, ids, leads), "account_", explain, account_people
-    )
+    # imported here: account_sweep builds on this module's functions
+    from leadscore.compile.account_sweep import account_totals
+
+    account_agg = account_totals(model, account_rules, t, e, ids, leads, "account_", explain)
     return score_aggregates(model, t, {"lead": agg, "account": account_agg}, sources, explain)
 
 
