@@ -12,8 +12,9 @@ its own rule id. Then each model goes through its rule values, caps, floor, norm
 (``query.score_aggregates``) exactly as it would alone. Reading more events than a model alone would
 changes none of its aggregates: every aggregate filters its events by the rule's own type, window and
 look-back, and a rule's exclusions look back no further than the events it counts need
-(``query.with_exclusions``). Account-scope rules read the events of the account's leads through the
-model's consent setting: one account aggregate stage per setting, each distinct aggregate once in it.
+(``query.with_exclusions``). Account-scope rules are counted by each model's own sweep over its
+account's colleagues (``account_sweep.account_totals``, which reads that model's kinds, exclusions and
+consent), each distinct aggregate of the model once.
 The lead values of every model are one stage, each distinct value (``query.lead_value_columns``) once.
 
 One row per (model, target): ``score_index`` (the model's position in ``models``), then every column any
