@@ -215,6 +215,25 @@ def test_a_batch_moves_an_email_between_leads_and_links_an_accounts_leads(store:
     }
 
 
+def test_a_new_lead_takes_an_address_the_batch_moved_off_another(store: Store) -> None:
+    """Worked by hand: in one batch u1 is created with kim@acme.example, moves to ann@acme.example (held
+    in the batch's cache, not yet written), then a new user u2 identifies as kim@acme.example. u2's lead
+    is inserted at once; the stored row of u1 must not still hold kim's address then (the column is
+    unique): u1 ends with ann, u2 with kim, as applying the messages one by one gives."""
+    raw: list[dict[str, Any]] = [
+        {"type": "identify", "userId": "u1", "messageId": "m1", "timestamp": T0 + 1, "traits": {"email": "kim@acme.example"}},
+        {"type": "identify", "userId": "u1", "messageId": "m2", "timestamp": T0 + 2, "traits": {"email": "ann@acme.example"}},
+        {"type": "identify", "userId": "u2", "messageId": "m3", "timestamp": T0 + 3, "traits": {"email": "kim@acme.example"}},
+    ]  # fmt: skip
+    messages = [normalise(m, received_ms=T0 + 10, trust_received_at=True) for m in raw]
+    with store.connect() as conn, conn.begin() as tx:
+        apply_messages(conn, messages, "test", defer_links=True)
+        emails = dict(conn.execute(select(leads.c.external_id, leads.c.email)).all())
+        tx.rollback()
+    assert emails == {"u1": "ann@acme.example", "u2": "kim@acme.example"}
+    assert _applied(store, messages, one_by_one=False) == _applied(store, messages, one_by_one=True)
+
+
 def test_an_account_the_cache_was_not_told_of_links_leads_after_the_held_changes(store: Store) -> None:
     """Worked by hand: kim's lead is stored at beta.example; in a batch her e-mail moves to acme.example
     (held in the cache, not yet written), then an account for beta.example, a domain the cache did not

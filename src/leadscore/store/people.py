@@ -174,6 +174,10 @@ def upsert_lead(
             **fields,
         }
         values["account_id"] = _account_for_domain(conn, values["email_domain"], cache)
+        if cache is not None and email is not None and cache.moved:
+            # an address this batch moved off a lead is still on that lead's stored row (the change is
+            # held): write the held changes first, or the new lead's insert breaks the unique e-mail
+            cache.flush(conn)
         lead_id = int(conn.execute(_INSERT_LEAD, values).scalar_one())
         created = True
         if cache is not None:
