@@ -9,6 +9,7 @@ processor stopped between the two turns leaves its leads to the next batch, unsc
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
+from leadscore.scoring.clock import tick
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.processor import ProcessorStats, process_pending
 from leadscore.scoring.snapshot import process_batch
@@ -137,3 +139,37 @@ def test_a_pending_row_another_processor_took_is_not_confused_with_a_newer_inbox
     assert tally[counters.ACKNOWLEDGED] == tally[counters.SCORED] == 1  # m1, counted once (by the second)
     assert process_pending(store) == 1
     assert _ann(store) == (2, 20.0)
+
+
+def test_a_score_the_clock_saved_between_compute_and_save_is_not_overwritten_by_the_snapshot(
+    sqlite_store: Store,
+) -> None:
+    """Worked by hand: visits count for an hour. Ann's m1 is scored (10); m2 is logged and scored on the
+    snapshot (20, as of now); before the save the clock rescores Ann as of two hours later, when both
+    visits are out of their window (0). The snapshot's result would put her score back in time, so the
+    save must see the scores changed and score Ann again holding the lock (once, counted in
+    ``recomputed``) instead of writing the snapshot's rows."""
+    store = sqlite_store
+    now = int(time.time() * 1000)
+    windowed = MODEL.replace("points: 10}", "points: 10, window: 1h}")
+    publish(store, loads_model(windowed), as_of=now)
+
+    def acknowledge(message_id: str) -> None:
+        message = {"type": "page", "userId": "ann", "messageId": message_id, "timestamp": now - 60_000}
+        with store.begin() as conn:
+            enqueue(conn, [event_row(normalise(message, received_ms=now), "api")])
+
+    acknowledge("m1")
+    assert process_batch(store, 100, ProcessorStats()) == 1
+    assert _ann(store) == (1, 10.0)
+    acknowledge("m2")
+    ticked: list[int] = []
+
+    def clock() -> None:
+        ticked.append(tick(store, now=now + 2 * 3_600_000).leads)
+        assert _ann(store)[1] == 0.0
+
+    stats = ProcessorStats()
+    assert process_batch(store, 100, stats, after_compute=clock) == 1
+    assert ticked == [1]
+    assert stats.recomputed == 1

@@ -55,9 +55,13 @@ from leadscore.store.event_log import (
 
 # What the scoring of a set of leads reads, besides the clock: the active versions, the log (any event
 # appended by another writer: its newest id), and the leads' rows, identities, accounts and the number of
-# leads in those accounts (a colleague joining one changes account-scope rules). Events deleted by the
+# leads in those accounts (a colleague joining one changes account-scope rules); and what the save
+# replaces: the leads' current scores (the clock may rescore a lead that fell due meanwhile, as of a later
+# moment than the snapshot's, which the snapshot's older result must not overwrite). Events deleted by the
 # retention job are not seen: its own rescore follows, and a score it overtakes is corrected by the next.
 _FINGERPRINT = (
+    "SELECT lead_id, score_name, as_of_ms, scored_ms FROM scores "
+    "WHERE lead_id IN (SELECT value FROM json_each(:ids)) ORDER BY lead_id, score_name",
     "SELECT 'versions', group_concat(id) FROM (SELECT id FROM model_versions WHERE active ORDER BY id)",
     "SELECT 'events', max(id) FROM events",
     "SELECT * FROM leads WHERE id IN (SELECT value FROM json_each(:ids)) ORDER BY id",
