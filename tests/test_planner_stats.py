@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from leadscore.store import Store
 from leadscore.store.planner_stats import STALE_ROWS, refresh_stale, stale_tables
@@ -61,3 +63,14 @@ def test_sqlite_has_nothing_to_analyse(sqlite_store: Store) -> None:
     with sqlite_store.connect() as conn:
         assert stale_tables(conn) == []
     assert refresh_stale(sqlite_store) == []
+
+
+def test_a_table_held_elsewhere_is_not_waited_for(pg_store: Store) -> None:
+    """Another session holds the lock ANALYZE needs (as a VACUUM does): refresh_stale gives up after its
+    lock timeout instead of holding the processor behind it, and analyses once the table is free."""
+    _add_leads(pg_store, STALE_ROWS)
+    with pg_store.begin() as other:
+        other.execute(text("LOCK TABLE leads IN SHARE UPDATE EXCLUSIVE MODE"))
+        with pytest.raises(OperationalError, match="lock timeout"):
+            refresh_stale(pg_store, ["leads"])
+    assert refresh_stale(pg_store, ["leads"]) == ["leads"]

@@ -325,7 +325,10 @@ class Processor:
             try:
                 if not sqlite and time.monotonic() - self._stats_checked >= STATS_CHECK_S:
                     self._stats_checked = time.monotonic()
-                    refresh_stale(self.store)
+                    try:
+                        refresh_stale(self.store)
+                    except OperationalError:  # a table held elsewhere: statistics wait, scoring does not
+                        log.warning("planner statistics not refreshed; tried again later", exc_info=True)
                 taken = _process(self.store, batch, self.stats, self.drop_unconsented)
             except Exception:
                 self.stats.errors += 1

@@ -41,6 +41,9 @@ _STALE = text(
 )
 
 
+LOCK_TIMEOUT_MS = 200  # how long refresh_stale waits for a table's lock
+
+
 def stale_tables(conn: Connection, tables: Sequence[str] = SCORED_TABLES) -> list[str]:
     """The tables among ``tables`` whose size moved past autovacuum's threshold since their last analysis
     (PostgreSQL; none on SQLite)."""
@@ -71,6 +74,9 @@ def refresh_stale(store: Store, tables: Sequence[str] = SCORED_TABLES) -> list[s
             ).scalar_one()
         ):
             return []
+        # a table another session holds (a VACUUM, an index built concurrently, a backfill's ANALYZE) is
+        # not waited for: the processor's batches wait behind this call (raises OperationalError)
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
         analyse(conn, stale)
     return stale
 
