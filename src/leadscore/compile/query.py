@@ -213,7 +213,10 @@ def with_exclusions(
     ts), so a lead scored at many as-of times (backtests, history) has its events windowed once.
 
     machine: the latest ``after`` event of the same person with the same ``same`` value at or before the
-    event (window max over that person and value) is less than ``within`` older.
+    event is less than ``within`` older. Per person too (``send_times``): the send precedes the event, so
+    it does not depend on the as-of; a counted event's send, when less than ``within`` older, lies within
+    the target's look-back (``_excluded_back_s``), so reading the person's events once gives the send
+    each target's own events would. Each target's rows look it up by (person, ts, value).
 
     Each is computed once per distinct definition, not per rule: one latest-send window per (``after``,
     ``same``), one burst time per (kind match, ``within``, ``more_than``) (``burst_definitions``);
@@ -225,28 +228,26 @@ def with_exclusions(
         return events
     raw = events.subquery(f"{prefix}raw_ev")
 
-    def person(ev: Any) -> list[Any]:
-        return [ev.c.lead_id, ev.c.as_of, *([ev.c.ev_lead_id] if "ev_lead_id" in ev.c else [])]
-
-    sends: dict[tuple[str, str], EventRule] = {}  # (after, same) -> the rule naming its latest send
+    if people_events is None:
+        raise CompileError(f"rule {marked[0].id}: an exclusion needs the people's events")
+    sends: dict[tuple[str, str], list[EventRule]] = {}  # (after, same) -> its rules, the first names it
     for rule in marked:
         assert rule.exclude is not None
         if rule.exclude.machine is not None:
-            sends.setdefault(_send_key(rule), rule)
+            sends.setdefault(_send_key(rule), []).append(rule)
     definitions = burst_definitions(marked)
     source: Any = raw
     first: list[Any] = list(raw.c)
+    whose = raw.c.ev_lead_id if "ev_lead_id" in raw.c else raw.c.lead_id
     if definitions.marks:
-        if people_events is None:
-            raise CompileError(
-                f"rule {next(iter(definitions.marks.values())).id}: a burst needs the people's events"
-            )
         times = burst_times(model, definitions, people_events, f"{prefix}burst")
-        whose = raw.c.ev_lead_id if "ev_lead_id" in raw.c else raw.c.lead_id
         source = raw.outerjoin(times, and_(times.c.person == whose, times.c.ts == raw.c.ts))
         first += [c for c in times.c if c.key not in ("person", "ts")]
-    for (after, same), rule in sends.items():
-        first.append(latest_send(raw, after, same, person(raw)).label(layout.sent_col(rule.id)))
+    for i, ((after, same), named) in enumerate(sends.items()):
+        sent = send_times(after, same, named, people_events, f"{prefix}sent{i}")
+        on = [sent.c.person == whose, sent.c.ts == raw.c.ts, sent.c.value == _send_value(raw, same)]
+        source = source.outerjoin(sent, and_(*on))
+        first.append(sent.c.sent.label(layout.sent_col(named[0].id)))
     last = select(*first).select_from(source).subquery(f"{prefix}marked_ev")
 
     final: list[Any] = [c for c in last.c if c.key in raw.c]
@@ -259,19 +260,51 @@ def with_exclusions(
             namer = definitions.marks[_burst_key(rule), burst.more_than]
             flags.append(last.c[layout.burst_time_col(namer.id)] <= last.c.as_of)
         if machine is not None:
-            last_send = last.c[layout.sent_col(sends[_send_key(rule)].id)]
+            last_send = last.c[layout.sent_col(sends[_send_key(rule)][0].id)]
             flags.append(and_(last_send.is_not(None), last.c.ts - last_send < _span_ms(machine.within)))
         final.append(case((or_(*flags), 1), else_=0).label(layout.excluded_col(rule.id)))
     return select(*final).select_from(last)
 
 
+def _send_value(ev: Any, same: str) -> ColumnElement[Any]:
+    """The value an event shares with its send: its ``same`` property as text ignoring case."""
+    return LowerText(event_resolver(ev)(same).text(), unicode=False)
+
+
 def latest_send(ev: Any, after: str, same: str, person: list[Any]) -> ColumnElement[Any]:
     """Per event of ``ev``: the time of the latest ``after`` track event of the same ``person`` columns
     with the same ``same`` value (compared as text ignoring case) at or before it; NULL when none."""
-    value = LowerText(event_resolver(ev)(same).text(), unicode=False)
+    value = _send_value(ev, same)
     send = and_(ev.c.type == "track", ev.c.name == after, value.is_not(None))
     return func.max(case((send, ev.c.ts))).over(
         partition_by=[*person, value], order_by=ev.c.ts, range_=(None, 0)
+    )
+
+
+def send_times(
+    after: str, same: str, rules: Sequence[EventRule], people_events: Select[Any], name: str
+) -> Any:
+    """Per (person, ts, value) of ``people_events`` (``value``: the ``same`` property as
+    ``latest_send`` compares it), the latest ``after`` send of that person and value at or before ts
+    (``sent``), once per person whatever the number of targets; only the events some of ``rules`` (those
+    with this send) would exclude are kept: a send less than the longest ``within`` older. One row per
+    (person, ts, value): equal times and values have one frame, so one send."""
+    pe = people_events.subquery(f"{name}_people_ev")
+    longest = max(
+        duration_seconds(r.exclude.machine.within) for r in rules if r.exclude and r.exclude.machine
+    )
+    every = select(
+        pe.c.person,
+        pe.c.ts,
+        _send_value(pe, same).label("value"),
+        latest_send(pe, after, same, [pe.c.person]).label("sent"),
+    ).subquery(f"{name}_all")
+    near = and_(every.c.sent.is_not(None), every.c.ts - every.c.sent < _ms(longest * MS))
+    return (
+        select(every.c.person, every.c.ts, every.c.value, func.max(every.c.sent).label("sent"))
+        .where(near)
+        .group_by(every.c.person, every.c.ts, every.c.value)
+        .subquery(name)
     )
 
 
@@ -317,7 +350,9 @@ def burst_times(
         case((kind_match(model, r, pe), 1), else_=0).label(layout.burst_match_col(r.id))
         for r in kinds.values()
     ]
-    matched = select(pe.c.person, pe.c.ts, *flags).subquery(f"{name}_kind_ev")
+    # only the events some burst kind matches: the others are neither counted nor excluded
+    some_kind = or_(*(kind_match(model, r, pe) for r in kinds.values()))
+    matched = select(pe.c.person, pe.c.ts, *flags).where(some_kind).subquery(f"{name}_kind_ev")
 
     def is_kind(ev: Any, key: tuple[str, str, float]) -> ColumnElement[bool]:
         return ev.c[layout.burst_match_col(kinds[key[:2]].id)] == 1
@@ -327,9 +362,7 @@ def burst_times(
         n = func.count(case((is_kind(matched, key), 1)))
         window = n.over(partition_by=matched.c.person, order_by=matched.c.ts, range_=(-int(key[2] * MS), 0))
         first.append(window.label(layout.burst_col(rule.id)))
-    # only the events some burst kind matches: the others are neither counted nor excluded
-    some_kind = or_(*(matched.c[layout.burst_match_col(r.id)] == 1 for r in kinds.values()))
-    counted_ev = select(*first).where(some_kind).subquery(f"{name}_count_ev")
+    counted_ev = select(*first).subquery(f"{name}_count_ev")
 
     second: list[Any] = [counted_ev.c.person, counted_ev.c.ts]
     for (key, more_than), rule in marks.items():
@@ -364,9 +397,9 @@ def burst_times(
 
 
 def lead_people_events(rules: tuple[EventRule, ...], t: Any, e: Any, ids: Any) -> Select[Any] | None:
-    """The events ``burst_times`` reads for lead-scope ``rules``, once per lead of the targets ``t``:
-    those of the bursts' event types from the lead's earliest as-of less the bursts' look-back to its
-    latest as-of; None when no rule has a burst."""
+    """The events ``burst_times`` and ``send_times`` read for lead-scope ``rules``, once per lead of the
+    targets ``t``: those of the excluding rules' event types (and the sends' ``track``) from the lead's
+    earliest as-of less their look-back to its latest as-of; None when no rule has ``exclude``."""
     people = select(
         t.c.lead_id.label("person"),
         func.min(t.c.as_of).label("first_as_of"),
@@ -394,14 +427,15 @@ def account_people_events(
 
 
 def _people_events(rules: tuple[EventRule, ...], people: Any, e: Any, ids: Any) -> Select[Any] | None:
-    bursts = tuple(r for r in rules if r.exclude is not None and r.exclude.burst is not None)
-    if not bursts:
+    marked = tuple(r for r in rules if r.exclude is not None)
+    if not marked:
         return None
     join_on = [e.c.person_key == ids.c.key, e.c.ts <= people.c.last_as_of]
-    horizon = _horizon_ms(bursts)  # a counted event's look-back and its burst's span before it
+    horizon = _horizon_ms(marked)  # a counted event's look-back and its burst's span or send before it
     if horizon is not None:
         join_on.append(e.c.ts > people.c.first_as_of - _ms(horizon))
-    types = sorted({r.event.type for r in bursts})
+    machine = any(r.exclude is not None and r.exclude.machine is not None for r in marked)
+    types = sorted({r.event.type for r in marked} | ({"track"} if machine else set()))
     kind = NotIndexed(e.c.type)
     join_on.append(kind.in_(types) if len(types) > 1 else kind == types[0])
     found = DrivingJoin(DrivingJoin(people, ids, ids.c.lead_id == people.c.person), e, and_(*join_on))
