@@ -23,7 +23,7 @@ score now; band, grade, level and every lifecycle threshold are those of now, on
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -96,20 +96,84 @@ def time_to_move(terms: Sequence[Decaying], distance: float) -> float | None:
         return None
     if len({t.half_life for t in terms}) == 1 and all(t.raw == t.value for t in terms):
         return -terms[0].half_life * math.log2(1 - distance / total)  # exact: one exponential
-
-    def moved(dt: float) -> float:
-        return sum(t.moved(dt) for t in terms)
-
-    lo, hi = 0.0, max(t.half_life for t in terms)
-    while moved(hi) < distance:
-        lo, hi = hi, hi * 2
+    moved = _moved(terms)
+    longest = max(t.half_life for t in terms)
+    lo, hi = 0.0, longest
+    at_lo, at_hi = 0.0, moved(hi)  # nothing has moved at dt = 0
+    while at_hi < distance:
+        lo, hi, at_lo = hi, hi * 2, at_hi
+        at_hi = moved(hi)
+    # The answer is where a bisection of [lo, hi] to PRECISION_MS stops. A false-position search first
+    # narrows a certified bracket (moved(below) < distance ≤ moved(above), both evaluated) in a few
+    # evaluations; the bisection then evaluates only the midpoints inside it: those outside it take the
+    # side that ``moved``, nondecreasing in dt, gives them, so every step and the result are the same.
+    below, above = _bracket(moved, distance, (lo, at_lo), (hi, at_hi), longest)
     while hi - lo > PRECISION_MS:
         mid = (lo + hi) / 2
-        if moved(mid) >= distance:
+        if mid == below or mid < below * _SURELY_BELOW:
+            lo = mid  # moved(mid) ≤ moved(below) < distance
+        elif mid == above or mid > above * _SURELY_ABOVE or moved(mid) >= distance:
             hi = mid
         else:
             lo = mid
     return lo
+
+
+# Relative margins within which a midpoint's side is evaluated, not inferred: far wider than the error
+# of ``0.5 ** x`` (an ulp or so), below which the evaluated ``moved`` need not be monotone.
+_SURELY_BELOW = 1 - 1e-9
+_SURELY_ABOVE = 1 + 1e-9
+_BRACKET_WIDTH = PRECISION_MS / 8  # the false-position search stops at a bracket this narrow
+_BRACKET_STEPS = 12  # or after this many evaluations (the bisection then evaluates the rest)
+
+
+def _moved(terms: Sequence[Decaying]) -> Callable[[float], float]:
+    """``dt ↦ Σ term.moved(dt)``, the same arithmetic in the same order, with each half-life's
+    ``1 − 0.5^(dt/h)`` computed once."""
+    half_lives = sorted({t.half_life for t in terms})
+    group = {h: i for i, h in enumerate(half_lives)}
+    rows = [(group[t.half_life], t.value, t.raw, t.raw - t.value) for t in terms]
+
+    def moved(dt: float) -> float:
+        gone = [1 - 0.5 ** (dt / h) for h in half_lives]
+        return sum([min(value * gone[k], max(0.0, raw * gone[k] - over)) for k, value, raw, over in rows])
+
+    return moved
+
+
+def _bracket(
+    moved: Callable[[float], float],
+    distance: float,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    longest: float,
+) -> tuple[float, float]:
+    """A narrow ``(below, above)`` with ``moved(below) < distance ≤ moved(above)`` inside such a bracket
+    ``start``, ``end`` (each ``(dt, moved(dt))``), by the Illinois variant of false position."""
+    (lo, f_lo), (hi, f_hi) = (start[0], start[1] - distance), (end[0], end[1] - distance)
+    side = 0
+    for _ in range(_BRACKET_STEPS):
+        if hi - lo <= _BRACKET_WIDTH:
+            break
+        # interpolated in u = 0.5^(dt/H), H the longest half-life, in which a rule of that half-life
+        # moves linearly: one term (or several of one half-life) is found in a step or two
+        u_lo, u_hi = 0.5 ** (lo / longest), 0.5 ** (hi / longest)
+        u = u_hi - f_hi * (u_hi - u_lo) / (f_hi - f_lo)
+        x = -longest * math.log2(u) if u > 0 else hi
+        if not lo < x < hi:
+            x = (lo + hi) / 2
+        f = moved(x) - distance
+        if f >= 0:
+            hi, f_hi = x, f
+            if side == 1:
+                f_lo /= 2
+            side = 1
+        else:
+            lo, f_lo = x, f
+            if side == -1:
+                f_hi /= 2
+            side = -1
+    return lo, hi
 
 
 def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE) -> int | None:

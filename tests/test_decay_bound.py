@@ -1,0 +1,73 @@
+"""The decay bound (``scoring.due.time_to_move``) against a plain bisection written from its documented
+semantics: the least ``dt`` at which the rules' decay has moved the score by ``distance``, to a second
+and never later than that time. The search in ``due`` skips evaluations; its answer must be the same
+number, bit for bit."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from leadscore.scoring.due import PRECISION_MS, Decaying, time_to_move
+
+DAY = 86_400_000.0
+
+
+def moved(terms: list[Decaying], dt: float) -> float:
+    """What the rules' totals have moved after ``dt``: each term's decaying total, held until its raw
+    total falls below its cap."""
+    return sum(t.moved(dt) for t in terms)
+
+
+def reference(terms: list[Decaying], distance: float) -> float | None:
+    """Bisection of [0, longest half-life, doubled until the crossing is inside] down to a second."""
+    if distance <= 0:
+        return 0.0
+    total = sum(t.value for t in terms)
+    if total <= distance:
+        return None
+    if len({t.half_life for t in terms}) == 1 and all(t.raw == t.value for t in terms):
+        return -terms[0].half_life * math.log2(1 - distance / total)
+    lo, hi = 0.0, max(t.half_life for t in terms)
+    while moved(terms, hi) < distance:
+        lo, hi = hi, hi * 2
+    while hi - lo > PRECISION_MS:
+        mid = (lo + hi) / 2
+        if moved(terms, mid) >= distance:
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+@st.composite
+def decaying(draw: st.DrawFn) -> Decaying:
+    half_life = draw(st.sampled_from([0.5 * DAY, 2 * DAY, 7 * DAY, 30 * DAY]))
+    value = draw(st.one_of(st.sampled_from([0.5, 1.0, 5.0, 20.0]), st.floats(1e-3, 500.0)))
+    capped = draw(st.booleans())
+    raw = value + draw(st.floats(0.0, 1000.0)) if capped else value
+    return Decaying(half_life, value, raw)
+
+
+@given(
+    st.lists(decaying(), min_size=1, max_size=6),
+    st.one_of(st.floats(0.0, 1.0), st.sampled_from([1e-12, 1e-6, 0.999999, 1.0])),
+)
+@example([Decaying(10 * DAY, 30.0, 30.0), Decaying(20 * DAY, 20.0, 20.0)], 32.5 / 50)
+@example([Decaying(10 * DAY, 10.0, 40.0)], 0.5)
+def test_time_to_move_is_the_plain_bisection(terms: list[Decaying], share: float) -> None:
+    distance = share * sum(t.value for t in terms)
+    got = time_to_move(terms, distance)
+    assert got == reference(terms, distance)
+    if got is not None and got > 0 and not math.isclose(moved(terms, got), distance):
+        # below the crossing, and within a second of it
+        assert moved(terms, got) < distance <= moved(terms, got + PRECISION_MS)
+
+
+def test_two_half_lives_by_hand() -> None:
+    # after 20 days: 30 × (1 − ¼) + 20 × (1 − ½) = 32.5, so the answer is the second before 20 days
+    terms = [Decaying(10 * DAY, 30.0, 30.0), Decaying(20 * DAY, 20.0, 20.0)]
+    got = time_to_move(terms, 32.5)
+    assert got is not None and 20 * DAY - PRECISION_MS <= got <= 20 * DAY
