@@ -40,6 +40,9 @@ from leadscore.compile.query import (
     _send_key,
     _span_ms,
     _tracking_allowed,
+    account_events,
+    account_people_events,
+    aggregate_events,
     burst_definitions,
     burst_times,
     distinct_key,
@@ -266,4 +269,34 @@ def _pieces(
         select(step.c.gid, step.c.solo, start.label("s"), step.c.e)
         .where(or_(step.c.covered.is_(None), step.c.covered < step.c.e))
         .subquery(name)
+    )
+
+
+# engines whose optimiser rejects the sweep's plan: Spark 4.3 fails it in RemoveRedundantAliases
+# (PLAN_VALIDATION_FAILED_RULE_IN_BATCH) on some account rules; they count per target and colleague
+PER_TARGET_ENGINES = frozenset({"spark"})
+
+
+def account_aggregates(
+    model: ScoringModel,
+    account_rules: tuple[EventRule, ...],
+    t: Any,
+    e: Any,
+    ids: Any,
+    leads: Any,
+    prefix: str,
+    explain: bool,
+    engine: str,
+) -> Any:
+    """The aggregate stage of the account-scope ``account_rules`` (None without rules): ``account_totals``
+    (each colleague's events once), or on ``PER_TARGET_ENGINES`` the per-target join
+    (``query.account_events``, which the explanations read too); the same counts either way
+    (tests/test_cases.py runs every case on every engine)."""
+    if engine not in PER_TARGET_ENGINES:
+        return account_totals(model, account_rules, t, e, ids, leads, prefix, explain)
+    if not account_rules:
+        return None
+    people = account_people_events(model, account_rules, t, e, ids, leads)
+    return aggregate_events(
+        model, account_rules, account_events(model, t, e, ids, leads), prefix, explain, people
     )

@@ -33,7 +33,7 @@ from sqlalchemy import Integer, Select, cast, literal_column, null, select, type
 from sqlalchemy.types import NullType, TypeEngine
 
 from leadscore.compile import layout
-from leadscore.compile.account_sweep import account_totals
+from leadscore.compile.account_sweep import account_aggregates
 from leadscore.compile.changes import changes_of
 from leadscore.compile.dialects import computed_once, targets_in_place
 from leadscore.compile.query import (
@@ -151,17 +151,17 @@ def shared_aggregates(
 
 
 def _account_stage(
-    model: ScoringModel, sp: ScoringModel, t: Any, sources: Sources, explain: bool, ns: str
+    model: ScoringModel, sp: ScoringModel, t: Any, sources: Sources, explain: bool, ns: str, engine: str
 ) -> Any:
     """The aggregate stage a model's account-scope rules read (None without such rules): the model's own
-    sweep (``account_sweep.account_totals``: each colleague's events once), each distinct aggregate of
+    sweep (``account_sweep.account_aggregates``: each colleague's events once), each distinct aggregate of
     its rules once. Models do not share it: the sweep reads each model's own kinds, exclusions and
     consent."""
     found = shared_aggregates([model], [sp], "account")
     if not found.computed[0]:
         return None
     e, ids, leads = sources.events, sources.identities, sources.leads
-    agg = account_totals(sp, found.computed[0], t, e, ids, leads, f"{ns}account_", explain)
+    agg = account_aggregates(sp, found.computed[0], t, e, ids, leads, f"{ns}account_", explain, engine)
     return _own_ids(agg, found.read[0], f"{ns}account_totals")
 
 
@@ -226,7 +226,7 @@ def compile_models(
             cols.extend(aggregate_columns(sp, rules, ev, explain))
         # read by every model: computed once, not once per reader
         shared = computed_once(select(*cols).group_by(ev.c.lead_id, ev.c.as_of).cte("event_totals"))
-    account_stages = [_account_stage(model, sp, t, sources, explain, namespace(i)) for i, (model, sp)
+    account_stages = [_account_stage(model, sp, t, sources, explain, namespace(i), engine) for i, (model, sp)
                       in enumerate(zip(models, spaced, strict=True))]  # fmt: skip
     lead_values = _lead_values(models, t, sources)
     branches: list[Select[Any]] = []

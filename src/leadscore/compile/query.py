@@ -536,9 +536,9 @@ def compile_model(
     lead_people = lead_people_events(lead_rules, t, e, ids)
     agg = aggregate_events(model, lead_rules, lead_events(model, t, e, ids), "", explain, lead_people)
     # imported here: account_sweep builds on this module's functions
-    from leadscore.compile.account_sweep import account_totals
+    from leadscore.compile.account_sweep import account_aggregates
 
-    account_agg = account_totals(model, account_rules, t, e, ids, leads, "account_", explain)
+    account_agg = account_aggregates(model, account_rules, t, e, ids, leads, "account_", explain, engine)
     return score_aggregates(model, t, {"lead": agg, "account": account_agg}, sources, explain)
 
 
