@@ -31,6 +31,7 @@ from leadscore.scoring.pipeline import publish
 from leadscore.scoring.processor import BATCH, SQLITE_BATCH, process_pending
 from leadscore.store import Store
 from leadscore.store.event_log import INBOX_ROW_EVENTS, enqueue
+from leadscore.store.planner_stats import analyse
 
 PG_URL = os.environ.get("LEADSCORE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MODEL = """
@@ -103,14 +104,9 @@ def run(store: Store, engine: str, n: int, profile: bool, limit: int, same_time:
         for start in range(0, len(rows), step):
             enqueue(conn, rows[start : start + step])
     process_pending(store, limit=limit)  # warm-up: the compiled query, the model cache
-    # planner statistics, as the running processor keeps them (``Processor.drain``); main had none
-    try:
-        from leadscore.store.planner_stats import analyse
-    except ImportError:
-        pass
-    else:
-        with store.begin() as conn:
-            analyse(conn)
+    # planner statistics, as the running processor keeps them (``Processor.drain``)
+    with store.begin() as conn:
+        analyse(conn)
     timing: dict[str, list[float]] = {}
     started: dict[int, float] = {}
 
