@@ -112,3 +112,29 @@ def test_which_lifecycle_a_backtest_replays() -> None:
     assert {t.id: t.when.score for t in borrowed.transitions if t.trigger == "score"} == {
         "core_mql": "core", "analytics_mql": None, "core_ready": "core", "analytics_ready": None,
     }  # fmt: skip
+
+
+def test_each_teams_alerts_listed_apart(store: Store) -> None:
+    """Capacity 0.4 a week: core's 3 MQLs (650 % above) and analytics' 1 (150 % above) are both beyond the
+    50 % tolerance, so ``volume`` and ``volume:analytics`` are raised; each score's list holds its own."""
+    from typer.testing import CliRunner
+
+    from leadscore.cli.main import app
+    from leadscore.learn.health import run_checks
+    from leadscore.store.alerts import list_alerts
+
+    build(store)
+    run_checks(store, Settings(alerts=AlertSettings(capacity_per_week=0.4)), T0 + 4 * HOUR)
+    with store.connect() as conn:
+        core = [a["check"] for a in list_alerts(conn, score="core")]
+        analytics = [a["check"] for a in list_alerts(conn, score="analytics")]
+        everything = [a["check"] for a in list_alerts(conn)]
+    assert "volume" in core and not any(":" in c for c in core)
+    assert "volume:analytics" in analytics and all(c.endswith(":analytics") for c in analytics)
+    assert sorted(everything) == sorted(core + analytics)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["alerts", "list", "--score", "analytics", "--db", store.url])
+    assert listed.exit_code == 0, listed.output
+    assert "volume:analytics" in listed.output and "volume " not in listed.output.replace("volume:", "")
+    unknown = runner.invoke(app, ["alerts", "list", "--score", "Not A Name", "--db", store.url])
+    assert isinstance(unknown.exception, InputError) and "Not A Name" in str(unknown.exception)

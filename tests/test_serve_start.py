@@ -174,3 +174,28 @@ def test_the_dashboard_warns_while_no_model_is_published(store: Store) -> None:
         assert "An admin or marketer can publish one." in sales.get("/leads").text
         publish(store, load_model(LINDA))
         assert "No model is published" not in admin.get("/leads").text
+
+
+def test_a_server_stopped_while_warming_up_waits_for_it(pg_store: Store) -> None:
+    """The warm-up thread holds a pooled connection while it reads; a server stopped before it ends waits for
+    it (then closes the store), instead of leaving its connection to a disposed pool. Here it is made to
+    wait: another transaction holds the scores table locked until 1.5 s after the server was told to stop."""
+    import threading
+
+    from sqlalchemy import text
+
+    locker = pg_store.engine.connect()
+    locker.begin()
+    locker.execute(text("LOCK TABLE scores IN ACCESS EXCLUSIVE MODE"))
+    app = create_app(Settings(database_url=str(pg_store.url), run_processor=False), pg_store)
+    release = threading.Timer(1.5, locker.rollback)
+    try:
+        with serving(app):
+            warming = next(t for t in threading.enumerate() if t.name == "warm-up")
+            time.sleep(0.3)
+            assert warming.is_alive()  # blocked at the scores table
+            release.start()
+        assert not warming.is_alive() and app.state.leadscore.warmed.is_set()
+    finally:
+        release.join()
+        locker.close()

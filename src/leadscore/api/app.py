@@ -52,6 +52,9 @@ class LeadscoreApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+WARM_UP_JOIN_S = 30.0
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
     if "*" in settings.cors_origins:
@@ -88,9 +91,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.leadscore = AppState(settings, own_store, KeyCache(own_store), committer, processor)
         # what the dashboard pages' first requests would pay once (web/warmup.py), in the background: the
         # server answers at once (health checks, tracking), a page asked for meanwhile waits for no more
-        threading.Thread(
-            target=web.warm_up, args=(own_store, app.state.leadscore.warmed), name="warm-up", daemon=True
-        ).start()
+        stopping = threading.Event()
+        warming = threading.Thread(
+            target=web.warm_up,
+            args=(own_store, app.state.leadscore.warmed, stopping),
+            name="warm-up",
+            daemon=True,
+        )
+        warming.start()
         try:
             yield
         finally:
@@ -104,6 +112,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 runner.stop()
             if retention is not None:
                 retention.stop()
+            # a server stopped while warming up: the step it is in ends, and its connection is back in the
+            # pool before the store closes (else the disposed pool's connection is left open until the
+            # garbage collector finds it)
+            stopping.set()
+            warming.join(WARM_UP_JOIN_S)
             if store is None:
                 own_store.dispose()
 

@@ -21,7 +21,7 @@ from leadscore.cli.learn_cmds import (
     _rows,
     print_feedback,
 )
-from leadscore.cli.options import Db, fmt_time, open_store, parse_as_of
+from leadscore.cli.options import Db, ScoreName, fmt_time, open_store, parse_as_of
 from leadscore.cli.render import console
 
 if TYPE_CHECKING:
@@ -140,12 +140,13 @@ def alerts_check(as_of: Annotated[str | None, typer.Option("--as-of", help="Chec
 
 
 @alerts_app.command("list")
-def alerts_list(db: Db = None) -> None:
-    """The newest alerts, open first."""
+def alerts_list(score_name: ScoreName = None, db: Db = None) -> None:
+    """The newest alerts, open first; with --score, only that score's (its ``volume:NAME`` and so on)."""
     from leadscore.store.alerts import list_alerts
+    from leadscore.store.score_names import resolve
 
     with open_store(db) as store, store.connect() as conn:
-        rows = list_alerts(conn)
+        rows = list_alerts(conn, score=None if score_name is None else resolve(conn, score_name))
     rows.sort(key=lambda r: (r["cleared_ms"] is not None, -int(r["id"])))
     _rows("Alerts", ["check", "raised", "cleared", "message"],
           [[r["check"], fmt_time(r["raised_ms"]), fmt_time(r["cleared_ms"]) if r["cleared_ms"] else "open",

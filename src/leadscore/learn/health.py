@@ -35,7 +35,7 @@ from leadscore.model import Lifecycle
 from leadscore.scoring.pipeline import active_models
 from leadscore.settings import Settings
 from leadscore.store import Store
-from leadscore.store.alerts import clear_alert, open_alerts, raise_alert
+from leadscore.store.alerts import check_name, clear_alert, open_alerts, raise_alert
 from leadscore.store.backtests import backtests_of
 from leadscore.store.outbox import enqueue
 from leadscore.store.schema import feedback, score_history, stage_history
@@ -197,9 +197,10 @@ def checks(conn: Connection, settings: Settings, now_ms: int) -> list[Check]:
                     volume(conn, mqls, settings, now_ms),
                     calibration(conn, active.version.id, mqls, settings, now_ms),
                 ]
-        if score != primary:  # named after the score, so each score's alert is raised and cleared alone
+        if score != primary:
             found = [
-                replace(c, check=f"{c.check}:{score}", message=f"score {score}: {c.message}") for c in found
+                replace(c, check=check_name(c.check, score, primary), message=f"score {score}: {c.message}")
+                for c in found
             ]
         drifts += found[:1]
         per_score += found[1:]

@@ -40,9 +40,13 @@ LEARNING = (
 )
 
 
-def warm_up(store: Store, done: threading.Event | None = None) -> None:
+def warm_up(
+    store: Store, done: threading.Event | None = None, stopping: threading.Event | None = None
+) -> None:
     """Compile and build what the pages' first requests need, then set ``done``. A failure is logged,
-    never raised: the pages then pay for it on their first request, as without this."""
+    never raised: the pages then pay for it on their first request, as without this. Once ``stopping`` is
+    set (the server shuts down) it ends after the step it is in, so the shutdown waits for no more."""
+    stop = stopping or threading.Event()
     started = time.perf_counter()
     try:
         for name in templates.env.list_templates(extensions=["html"]):
@@ -54,18 +58,24 @@ def warm_up(store: Store, done: threading.Event | None = None) -> None:
             view = lead_data.load(conn, store.sources(), int(lead_id)) if lead_id is not None else None
             if view is not None:
                 lead_data.journey(conn, store.sources(), view)
+            if stop.is_set():
+                return
             # the leads list's source choices (a GROUP BY over every lead's attributes, kept a minute)
             leads.filter_sources(store)
             # the funnel's all-time reports (they read the whole stage history: seconds at 100k leads),
             # remembered for the state of the tables they read, as the funnel's first request would
             active = active_model(conn)
             lifecycle = active.model.lifecycle if active is not None else None
-            if lifecycle is not None:
+            if lifecycle is not None and not stop.is_set():
                 first = view_of(conn, lifecycle, None)  # the funnel's first view: the primary score's
                 for by in funnel.BY:
                     funnel.all_time(conn, lifecycle, by, first)
         for name in LEARNING:
+            if stop.is_set():
+                return
             importlib.import_module(name)
+        if stop.is_set():
+            return
         remembered.start_children()  # where the evaluation and the review are computed
         log.info("dashboard warmed up in %.1f s", time.perf_counter() - started)
     except Exception:

@@ -71,9 +71,9 @@ def review_page(
         name = resolve(conn, score or None)
         primary = primary_score(conn)
         active = active_model(conn, name)
-        alerts = [a for a in list_alerts(conn, 200) if (str(a["check"]).partition(":")[2] or primary) == name]
+        alerts = list_alerts(conn, 50, score=name)
         context.update(
-            active=active, alerts=alerts[:50], versions=list(reversed(list_versions(conn, name))),
+            active=active, alerts=alerts, versions=list(reversed(list_versions(conn, name))),
             score=score, score_names=picker_names(conn), keep={"proposals": proposals} if proposals else {},
             other_score=name != primary,
         )  # fmt: skip
