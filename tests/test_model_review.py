@@ -170,7 +170,10 @@ def test_the_review_page_shows_proposals_and_opens_a_draft(decided: Store) -> No
     with decided.begin() as conn:
         add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
         raise_alert(conn, "acceptance", 0.3, 0.5, "acceptance by sales fell from 65 % to 30 %", DECIDED)
-    app = create_app(Settings(database_url=str(decided.url), run_processor=False), decided)
+    # the proposals are backtested in a worker process the page waits for (up to a minute here: on a loaded
+    # machine its first start, importing the learning stack, took longer than the suite's 10 s)
+    settings = Settings(database_url=str(decided.url), run_processor=False, report_wait_s=60)
+    app = create_app(settings, decided)
     with serving(app) as url, signed_in(url, "marketing@example.test") as client:
         page = client.get("/review", params={"proposals": 1, "min_support": 4})
         assert page.status_code == 200

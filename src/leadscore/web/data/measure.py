@@ -103,10 +103,12 @@ def charts(ev: Evaluation) -> dict[str, dict[str, Any]]:
 
 
 def backtest_draft(
-    store: Store, draft: tuple[str, ScoringModel], active: tuple[str, ScoringModel] | None, outcome: str
-) -> BacktestResult:
-    """Replay the period with the draft and with the active model, each through its own lifecycle and MQL
-    threshold (the hot band for a model without a lifecycle)."""
+    store: Store, draft: tuple[str, ScoringModel], active: tuple[str, ScoringModel] | None, outcome: str,
+    score: str | None = None,
+) -> BacktestResult:  # fmt: skip
+    """Replay the period with the draft and with the active model of the score ``score`` (the primary when
+    None), each as that score's team runs the lifecycle (``learn.backtest``: the hot band for a model
+    without one)."""
     from leadscore.learn.backtest import backtest
 
     start, end = period(store)
@@ -120,6 +122,7 @@ def backtest_draft(
             end_ms=end,
             outcome=outcome,
             horizon_ms=HORIZON_DAYS * DAY_MS,
+            score=score,
         )
 
 

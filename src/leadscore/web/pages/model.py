@@ -1,4 +1,6 @@
-"""Model: the active YAML, versions with diffs, validating a draft (positioned errors), publishing it."""
+"""Model: the active YAML, versions with diffs, validating a draft (positioned errors), publishing it; for
+the score picked (``?score=NAME``, a form's ``score`` field: its versions, its active model, drafts
+diffed, backtested and published as that score's; the primary by default)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from leadscore.scoring.pipeline import publish
 from leadscore.scoring.run import model_of
 from leadscore.scoring.shadow import publish_shadow
 from leadscore.store.model_versions import ModelVersion, active_version, get_version, list_versions
+from leadscore.store.score_names import picker_names, primary_score, resolve
 from leadscore.web.data import measure
 from leadscore.web.pages.builder import Draft, builder_context
+from leadscore.web.params import ScoreField, ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import ModelPublisher, ModelReader, ModelValidator, Viewer, WebDenied
 
@@ -28,11 +32,24 @@ MAX_DRAFT = 512 * 1024
 DRAFT_LABEL = "draft.yaml"
 
 
-def _active(conn: Any) -> ModelVersion | None:
+def _active(conn: Any, score: str | None = None) -> ModelVersion | None:
     try:
-        return active_version(conn)
+        return active_version(conn, score)
     except StoreError:
         return None
+
+
+def _score(conn: Any, score: str) -> str:
+    """The score a page or form names (the primary for ""); an unknown one is a 404 naming the known."""
+    try:
+        return resolve(conn, score or None)
+    except NotFoundError as exc:
+        raise WebDenied(404, str(exc)) from None
+
+
+def _picked(conn: Any, name: str) -> str:
+    """``score=NAME`` for a link to another page of the same score; nothing for the primary."""
+    return "" if name == primary_score(conn) else f"score={name}"
 
 
 def _diff(
@@ -68,16 +85,22 @@ def _numbered(text: str, problems: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [{"n": n, "text": t, "bad": n in bad} for n, t in enumerate(text.splitlines(), 1)]
 
 
-def _model_page(request: Request, viewer: Viewer, shown_id: int | None, **extra: Any) -> HTMLResponse:
+def _model_page(
+    request: Request, viewer: Viewer, shown_id: int | None, score: str = "", **extra: Any
+) -> HTMLResponse:
     with state_of(request).store.connect() as conn:
-        active = _active(conn)
-        versions = list_versions(conn)
         published = extra.pop("published", None)
         try:
-            shown = get_version(conn, shown_id) if shown_id is not None else active
+            shown = get_version(conn, shown_id) if shown_id is not None else None
             just_published = get_version(conn, published) if published else None
         except NotFoundError as exc:
             raise WebDenied(404, str(exc)) from None
+        # a version asked for by id is shown among its own score's versions
+        name = shown.score_name if shown is not None else _score(conn, score)
+        active = _active(conn, name)
+        shown = shown or active
+        versions = list_versions(conn, name)
+        names = picker_names(conn)
     draft = extra.pop("draft", None)
     draft = draft if draft is not None else (active.yaml if active else "")
     if "builder" not in extra and viewer.can("model.validate"):
@@ -92,6 +115,9 @@ def _model_page(request: Request, viewer: Viewer, shown_id: int | None, **extra:
         versions=list(reversed(versions)),
         just_published=just_published,
         draft=draft,
+        score_name=name,
+        score=name if names else "",
+        score_names=names,
         **extra,
     )
 
@@ -102,8 +128,9 @@ def model_page(
     viewer: ModelReader,
     version: Annotated[int | None, Query(ge=1)] = None,
     published: Annotated[int | None, Query(ge=1)] = None,
+    score: ScoreParam = "",
 ) -> HTMLResponse:
-    return _model_page(request, viewer, version, published=published)
+    return _model_page(request, viewer, version, score, published=published)
 
 
 @router.get("/model/diff", response_class=HTMLResponse, include_in_schema=False)
@@ -118,11 +145,12 @@ def model_diff(
     diff = _diff(a.label, model_of(a.yaml, a.label), a.yaml, b.label, model_of(b.yaml, b.label), b.yaml)
     if request.headers.get("hx-request") == "true":
         return page(request, viewer, "model_diff.html", diff=diff)
-    return _model_page(request, viewer, None, diff=diff)
+    return _model_page(request, viewer, b.id, diff=diff)
 
 
-def check_result(request: Request, draft: str) -> dict[str, Any]:
-    """A draft checked: every problem at its line and column, or a summary and the diff to the active."""
+def check_result(request: Request, draft: str, score: str = "") -> dict[str, Any]:
+    """A draft checked: every problem at its line and column, or a summary and the diff to the active
+    model of the score ``score`` (the primary for "")."""
     model, problems = _check(draft)
     result: dict[str, Any] = {
         "ok": model is not None,
@@ -134,7 +162,7 @@ def check_result(request: Request, draft: str) -> dict[str, Any]:
             f"model '{model.model}', {len(model.fit)} fit and {len(model.engagement)} engagement rules"
         )
         with state_of(request).store.connect() as conn:
-            active = _active(conn)
+            active = _active(conn, _score(conn, score))
         if active is not None:
             result["diff"] = _diff(
                 active.label, model_of(active.yaml, active.label), active.yaml, DRAFT_LABEL, model, draft
@@ -143,12 +171,14 @@ def check_result(request: Request, draft: str) -> dict[str, Any]:
 
 
 @router.post("/model/validate", response_class=HTMLResponse, include_in_schema=False)
-def model_validate(request: Request, viewer: ModelValidator, draft: Draft) -> HTMLResponse:
+def model_validate(
+    request: Request, viewer: ModelValidator, draft: Draft, score: ScoreField = ""
+) -> HTMLResponse:
     """Every problem of a draft at once, with line and column; a valid draft is diffed against the active."""
-    result = check_result(request, draft)
+    result = check_result(request, draft, score)
     if request.headers.get("hx-request") == "true":
         return page(request, viewer, "model_check.html", check=result)
-    return _model_page(request, viewer, None, check=result, draft=draft)
+    return _model_page(request, viewer, None, score, check=result, draft=draft)
 
 
 @router.post("/model/backtest", response_class=HTMLResponse, include_in_schema=False)
@@ -157,8 +187,10 @@ def model_backtest(
     viewer: ModelValidator,
     draft: Draft,
     outcome: Annotated[str, Form(pattern="^(opportunity|sql|won)$")] = "opportunity",
+    score: ScoreField = "",
 ) -> HTMLResponse:
-    """Replay the last weeks with the draft and with the active model: MQLs per week, precision, recall."""
+    """Replay the last weeks with the draft and with the score's active model, each as that score's team
+    runs the lifecycle: MQLs per week, precision, recall."""
     model, problems = _check(draft)
     store = state_of(request).store
     result: dict[str, Any] = {
@@ -168,10 +200,13 @@ def model_backtest(
     }
     if model is not None:
         with store.connect() as conn:
-            active = _active(conn)
+            name = _score(conn, score)
+            active = _active(conn, name)
         baseline = (active.label, model_of(active.yaml, active.label)) if active else None
         try:
-            result["backtest"] = measure.backtest_draft(store, (DRAFT_LABEL, model), baseline, outcome)
+            result["backtest"] = measure.backtest_draft(
+                store, (DRAFT_LABEL, model), baseline, outcome, score=name
+            )
             result["backtest_chart"] = measure.backtest_chart(result["backtest"])
         except (ValueError, ModelError) as exc:  # ModelError: a lifecycle without an MQL stage to count
             result["backtest_problem"] = str(exc)
@@ -180,52 +215,65 @@ def model_backtest(
         )
     if request.headers.get("hx-request") == "true":
         return page(request, viewer, "model_check.html", check=result)
-    return _model_page(request, viewer, None, check=result, draft=draft)
+    return _model_page(request, viewer, None, score, check=result, draft=draft)
 
 
-def _valid_or_page(request: Request, viewer: Viewer, draft: str) -> ScoringModel | Response:
+def _valid_or_page(request: Request, viewer: Viewer, draft: str, score: str) -> ScoringModel | Response:
     """The draft as a model, or the model page showing its problems (422)."""
     model, problems = _check(draft)
     if model is not None:
         return model
     check = {"ok": False, "problems": problems, "lines": _numbered(draft, problems)}
-    response = _model_page(request, viewer, None, check=check, draft=draft)
+    response = _model_page(request, viewer, None, score, check=check, draft=draft)
     response.status_code = 422
     return response
 
 
 @router.post("/model/publish", include_in_schema=False)
 def model_publish(
-    request: Request, viewer: ModelPublisher, draft: Draft, note: Annotated[str, Form(max_length=500)] = ""
-) -> Response:
-    """Publish a valid draft as the next version and rescore every lead (audited by ``publish``)."""
-    model = _valid_or_page(request, viewer, draft)
+    request: Request, viewer: ModelPublisher, draft: Draft, note: Annotated[str, Form(max_length=500)] = "",
+    score: ScoreField = "",
+) -> Response:  # fmt: skip
+    """Publish a valid draft as the score's next version and rescore every lead's score of that name
+    (audited by ``publish``)."""
+    store = state_of(request).store
+    with store.connect() as conn:
+        name = _score(conn, score)
+        picked = _picked(conn, name)
+    model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
         return model
     text = stored_text(draft, Path.cwd())  # the author's text as written (a list's CSV read inline)
-    version, _ = publish(state_of(request).store, model, text=text, note=note, actor=viewer.email)
-    return RedirectResponse(f"/model?published={version.id}", status_code=303)
+    version, _ = publish(store, model, text=text, note=note, actor=viewer.email, score_name=name)
+    return RedirectResponse(f"/model?published={version.id}{'&' if picked else ''}{picked}", status_code=303)
 
 
 @router.post("/model/shadow", include_in_schema=False)
 def model_shadow(
-    request: Request, viewer: ModelPublisher, draft: Draft, note: Annotated[str, Form(max_length=500)] = ""
-) -> Response:
-    """Publish a valid draft as a shadow: scored beside the active version, compared on the review page."""
-    model = _valid_or_page(request, viewer, draft)
+    request: Request, viewer: ModelPublisher, draft: Draft, note: Annotated[str, Form(max_length=500)] = "",
+    score: ScoreField = "",
+) -> Response:  # fmt: skip
+    """Publish a valid draft as a shadow of the score: scored beside its active version, compared on the
+    review page."""
+    store = state_of(request).store
+    with store.connect() as conn:
+        name = _score(conn, score)
+        picked = _picked(conn, name)
+    model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
         return model
     try:
         text = stored_text(draft, Path.cwd())
-        publish_shadow(state_of(request).store, model, text=text, note=note, actor=viewer.email)
+        publish_shadow(store, model, text=text, note=note, actor=viewer.email, score_name=name)
     except StoreError as exc:
         raise WebDenied(409, str(exc)) from None
-    return RedirectResponse("/review", status_code=303)
+    return RedirectResponse(f"/review{'?' if picked else ''}{picked}", status_code=303)
 
 
-def show_draft(request: Request, viewer: Viewer, draft: str) -> HTMLResponse:
-    """The model page with ``draft`` in the editor (a draft made elsewhere: the model review)."""
-    return _model_page(request, viewer, None, draft=draft)
+def show_draft(request: Request, viewer: Viewer, draft: str, score: str = "") -> HTMLResponse:
+    """The model page with ``draft`` in the editor for the score ``score`` (a draft made elsewhere: the
+    model review)."""
+    return _model_page(request, viewer, None, score, draft=draft)
 
 
 def show_checked(request: Request, viewer: Viewer, draft: str, **extra: Any) -> HTMLResponse:

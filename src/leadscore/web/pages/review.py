@@ -1,7 +1,7 @@
 """Model review: health alerts, shadow models beside the active one (promote, stop, roll back), and
 proposals from sales feedback, outcomes and capacity, each with its backtest, accepted into a draft; of the
-score picked (``?score=NAME``: its alerts, versions, shadows and proposals; a draft opens in the model
-page, which edits the primary model, so only the primary's proposals are accepted there)."""
+score picked (``?score=NAME``: its alerts, versions, shadows and proposals; a draft of its proposals opens
+in the model page as that score's)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from leadscore.scoring.run import now_ms
 from leadscore.scoring.shadow import stop_shadow
 from leadscore.store.alerts import list_alerts
 from leadscore.store.model_versions import get_version, list_versions
-from leadscore.store.score_names import picker_names, primary_score, resolve
+from leadscore.store.score_names import picker_names, resolve
 from leadscore.store.shadows import shadow_versions
 from leadscore.web.data import measure, remembered
 from leadscore.web.data.remembered import SCORING_INPUTS, Pending, remembered_within
 from leadscore.web.pages.model import show_draft
-from leadscore.web.params import ScoreParam
+from leadscore.web.params import ScoreField, ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator, ModelPublisher, WebDenied
 
@@ -69,13 +69,11 @@ def review_page(
     with store.connect() as conn:
         # the score picked: its active version, its health alerts (``volume:NAME``), versions and shadows
         name = resolve(conn, score or None)
-        primary = primary_score(conn)
         active = active_model(conn, name)
         alerts = list_alerts(conn, 50, score=name)
         context.update(
             active=active, alerts=alerts, versions=list(reversed(list_versions(conn, name))),
             score=score, score_names=picker_names(conn), keep={"proposals": proposals} if proposals else {},
-            other_score=name != primary,
         )  # fmt: skip
         shadows: list[tuple[Any, int]] = []
         for version_id in sorted(shadow_versions(conn)):
@@ -175,21 +173,27 @@ def proposals_of(
 
 
 @router.post("/review/draft", response_class=HTMLResponse, include_in_schema=False)
-def review_draft(request: Request, viewer: ModelPublisher, edit: EditValue) -> HTMLResponse:
-    """The active model with the chosen proposals applied, opened in the model page's editor (validate,
-    backtest, publish it there)."""
+def review_draft(
+    request: Request, viewer: ModelPublisher, edit: EditValue, score: ScoreField = ""
+) -> HTMLResponse:
+    """The score's active model with the chosen proposals applied, opened in the model page's editor as
+    that score's (validate, backtest, publish it there)."""
     from leadscore.learn.review import draft
 
     edits = [_edit(v) for v in edit[:200]]
     with state_of(request).store.connect() as conn:
-        active = active_model(conn)
+        try:
+            name = resolve(conn, score or None)
+        except LeadscoreError as exc:
+            raise WebDenied(404, str(exc)) from None
+        active = active_model(conn, name)
     if active is None:
         raise WebDenied(409, "no model is active")
     try:
         model = draft(active.model, edits, "Draft from the model review.")
     except LeadscoreError as exc:
         raise WebDenied(422, str(exc)) from None
-    return show_draft(request, viewer, dump_model(model))
+    return show_draft(request, viewer, dump_model(model), name)
 
 
 Version = Annotated[int, Form(ge=1)]
