@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from leadscore.compile import Ledger
 from leadscore.store.results import NamedResults, record_crossings, save_current_scores
 
-KINDS = ("band", "grade", "level")
+KINDS = ("band", "grade", "level")  # the order ``save_named_scores`` compares them in
 
 
 def save_scores(
@@ -43,21 +43,24 @@ def save_named_scores(
         return 0
     before = save_current_scores(conn, parts, stamp)
     rows: list[dict[str, Any]] = []
+    first = (None,) * len(KINDS)
     for part in parts:
         for ledger in part.results:
             old = before.get((ledger.lead_id, part.score_name))
-            for kind in KINDS:
-                was = None if old is None else str(old[kind])
-                now = str(getattr(ledger, kind))
-                if was != now and not (old is None and _initial(kind, now)):
+            now = (str(ledger.band), str(ledger.grade), str(ledger.level))  # in the order of KINDS
+            was = first if old is None else (str(old["band"]), str(old["grade"]), str(old["level"]))
+            if was == now:
+                continue  # most leads: nothing crossed (one comparison, not one per kind)
+            for kind, was_kind, now_kind in zip(KINDS, was, now, strict=True):
+                if was_kind != now_kind and not (old is None and _initial(kind, now_kind)):
                     rows.append(
                         {
                             "lead_id": ledger.lead_id,
                             "score_name": part.score_name,
                             "model_version_id": part.version_id,
                             "kind": kind,
-                            "from_value": was,
-                            "to_value": now,
+                            "from_value": was_kind,
+                            "to_value": now_kind,
                             "at_ms": stamp,
                             "score": ledger.score,
                             "cause_ref": cause if isinstance(cause, str) else cause.get(ledger.lead_id, ""),

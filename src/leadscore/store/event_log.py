@@ -14,14 +14,13 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from itertools import chain
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Integer, Text, bindparam, delete, func, select
 from sqlalchemy import text as sql_text
 
+from leadscore.store.bulk import sqlite_insert
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, inbox, leads
 
@@ -45,11 +44,7 @@ EVENT_FIELDS = (
 JSON_FIELDS = frozenset({"properties", "context"})
 PG_TYPES = ("text",) * 10 + ("jsonb", "jsonb", "bigint", "bigint", "text")
 PG_CHUNK = 5000
-# SQLite takes a group's rows in multi-row INSERTs of up to 64 rows (7 statement shapes: 64, 32, ..., 1).
-# With executemany the driver steps once per row and releases the GIL around every step; a busy event loop
-# then holds up the writer thread at every row (each re-acquire can wait a switch interval). One JSON
-# array per group would need a single step, but parsing it costs SQLite more than binding values does.
-MULTI_ROWS = 64
+# SQLite takes a group's rows in multi-row INSERTs (``store/bulk.py``'s ``sqlite_insert``)
 # the arrays go in binary (``%b``): as text, psycopg quotes and escapes every element of the JSON columns
 # through a regular expression in Python (measured: 31x the CPU time of the binary form, 5,000 contexts)
 PG_INSERT = (
@@ -84,25 +79,6 @@ _TAKE_PG = sql_text(
 )
 
 
-@lru_cache(maxsize=16)
-def _sqlite_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
-    """``INSERT ... VALUES (?, ...), ... ON CONFLICT DO NOTHING`` for ``rows`` rows."""
-    row = f"({', '.join('?' * len(columns))})"
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)} "
-        "ON CONFLICT (message_id) DO NOTHING"
-    )
-
-
-def _sqlite_insert_rows(conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[Any]) -> None:
-    at = 0
-    while at < len(rows):
-        left = len(rows) - at
-        n = MULTI_ROWS if left >= MULTI_ROWS else 1 << (left.bit_length() - 1)
-        conn.exec_driver_sql(_sqlite_insert(table, columns, n), tuple(chain.from_iterable(rows[at : at + n])))
-        at += n
-
-
 def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     """The ids among ``message_ids`` already in the log."""
     if not message_ids:
@@ -134,7 +110,7 @@ def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
     known = known_message_ids(conn, list(first))
     fresh = [_values(row) for mid, row in first.items() if mid not in known]
     # SQLite has one writer at a time (BEGIN IMMEDIATE), so what was not known is what gets inserted
-    _sqlite_insert_rows(conn, "events", EVENT_FIELDS, fresh)
+    sqlite_insert(conn, "events", EVENT_FIELDS, fresh, ("message_id",))
     return {mid for mid in first if mid not in known}
 
 
