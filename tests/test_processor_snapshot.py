@@ -173,25 +173,3 @@ def test_a_score_the_clock_saved_between_compute_and_save_is_not_overwritten_by_
     assert process_batch(store, 100, stats, after_compute=clock) == 1
     assert ticked == [1]
     assert stats.recomputed == 1
-
-
-def test_the_log_the_processor_syncs_is_the_write_ahead_log_sqlite_writes(tmp_path: Any) -> None:
-    # ``Store.sync_log`` writes the processor's pages to disk outside the write turn; it must name the
-    # file SQLite appends commits to (``<database>-wal``), or it would sync nothing and the next
-    # acknowledgement's fsync would write them again
-    store = Store.from_url(str(tmp_path / "leadscore.db"))
-    try:
-        wal = tmp_path / "leadscore.db-wal"
-        assert store.log_path() == str(wal)
-        with store.begin(durable=False) as conn:
-            enqueue(conn, [event_row(normalise(_message("m1"), received_ms=NOW), "api")])
-        assert wal.stat().st_size > 0  # the commit went to that file
-        store.sync_log()  # and it can be synced by a connection that holds no lock
-    finally:
-        store.dispose()
-    memory = Store.from_url("sqlite://")
-    try:
-        assert memory.log_path() is None
-        memory.sync_log()  # no file: nothing to sync
-    finally:
-        memory.dispose()
