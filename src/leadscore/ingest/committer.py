@@ -123,8 +123,10 @@ _TURNS_LOCK = threading.Lock()
 
 def turn_file(store: Store) -> str | None:
     """The file SQLite writers of every process lock in turn: beside the database (none in memory)."""
-    database = store.database_file()
-    return None if database is None else f"{database}-turn"
+    database = store.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}-turn"
 
 
 def sqlite_turn(store: Store) -> FairLock | None:

@@ -17,10 +17,6 @@ every acknowledgement waits for it. Here a batch takes the lock twice, briefly:
 4. *checkpoint* the write-ahead log, no lock held (SQLite would otherwise copy it inside whichever commit
    grew it past 1,000 pages, holding the lock: often this batch's, or the acknowledgement after it).
 
-Steps 1 and 3 commit without waiting for the disk (derived data, ``Store.begin(durable=False)``); the
-pages they wrote go to disk with no lock held, after step 1 (``Store.sync_log``) and in step 4's
-checkpoint, so that an acknowledgement's ``fdatasync`` writes its own pages, not the processor's.
-
 Events acknowledged meanwhile wait in the inbox for the next batch, so they never make the results
 stale: only writers of the log, the people tables or the models do, and the fingerprint sees them.
 """
@@ -113,8 +109,6 @@ def process_batch(
         held = time.monotonic() - held_from
     if logged is None:
         return 0
-    # the first turn's pages to disk now, not in the next acknowledgement's fsync (``Store.sync_log``)
-    store.sync_log()
     claimed, rescored = logged.claimed, 0
     if logged.pending is not None:
         sources = store.sources()

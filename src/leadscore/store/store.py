@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -88,41 +87,6 @@ class Store:
             return
         with self.engine.connect() as conn:
             _pragma(conn, "wal_checkpoint(PASSIVE)")
-
-    def sync_log(self) -> None:
-        """SQLite: write the write-ahead log's pages to disk (``fdatasync``), no lock held; nothing on
-        PostgreSQL, or for a database without a file.
-
-        A transaction committed with ``begin(durable=False)`` leaves its pages in the operating system's
-        cache, and ``fdatasync`` writes every dirty page of the file: the next durable commit (an
-        acknowledgement, holding the write turn) would write them all before it could answer. Syncing
-        them here, once the turn is let go, moves that cost to the processor. Measured with
-        ``leadscore process`` scoring a ``/v1/track`` flood: an acknowledgement's ``fdatasync`` took
-        8.2 ms on average against 1.5 ms with no processor (``bench/README.md``, thirteenth session).
-        """
-        path = self.log_path()
-        if path is None:
-            return
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:  # no log yet (or checkpointed away by the last connection to close)
-            return
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
-
-    def log_path(self) -> str | None:
-        """SQLite: the write-ahead log's file (None: PostgreSQL, or a database in memory or by URI)."""
-        database = self.database_file()
-        return None if database is None else f"{database}-wal"
-
-    def database_file(self) -> str | None:
-        """SQLite: the database's file, as its URL names it (None: PostgreSQL, in memory, or a URI)."""
-        database = self.engine.url.database
-        if self.dialect != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        return database
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
