@@ -34,9 +34,12 @@ from leadscore.scoring.run import (
     POINTS_CHUNK,
     bound_models_statement,
     bound_statement,
+    empty_targets,
+    fill_targets,
     read_result,
     target_params,
     totals_only,
+    use_table,
 )
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
@@ -130,15 +133,22 @@ def score_as_known_models(
     dialect = conn.dialect.name
     many = len(models) > 1
 
-    def statement(sources_of_query: Sources) -> Any:
+    def run(sources_of_query: Sources, pairs: Sequence[tuple[int, int]]) -> None:
+        table = use_table(dialect, len(pairs))
         if many:
-            return bound_models_statement(models, sources_of_query, dialect, explain=False)
-        # totals only: a history row holds no ledger line, and the explanation's columns cost per point
-        return bound_statement(models[0], sources_of_query, dialect, totals_only)
-
-    def keep(result: Any) -> None:
+            query = bound_models_statement(models, sources_of_query, dialect, explain=False, table=table)
+        else:
+            # totals only: a history row holds no ledger line, and the explanation's columns cost per point
+            query = bound_statement(models[0], sources_of_query, dialect, totals_only, table=table)
+        if table:
+            fill_targets(conn, pairs)
+            result = conn.execute(query)
+        else:
+            result = conn.execute(query, target_params(dialect, pairs))
         for found, ledgers in zip(out, read_result(models, result, explain=False), strict=True):
             found.update(((ledger.lead_id, ledger.as_of), ledger) for ledger in ledgers)
+        if table:
+            empty_targets(conn)
 
     if len(layers) == 1 and all(
         attributes == known.current.get(lead, ({}, {}))[0] for lead, (attributes, _) in layers[0].items()
@@ -147,12 +157,11 @@ def score_as_known_models(
         # newer than its events): the leads table itself, as ``score_points`` reads it, and no
         # temporary table to fill and empty (two statements fewer a batch)
         pairs = [(lead, at) for lead, (_, times) in layers[0].items() for at in times]
-        query = statement(sources)
         for start in range(0, len(pairs), POINTS_CHUNK):
-            keep(conn.execute(query, target_params(dialect, pairs[start : start + POINTS_CHUNK])))
+            run(sources, pairs[start : start + POINTS_CHUNK])
         return out
     _prepare(conn)
-    query = statement(as_known_sources(sources))
+    known_sources = as_known_sources(sources)
     # the table is empty here: every call empties it before it returns, and a call that fails first
     # fails its transaction (or savepoint), whose rollback takes the rows back out
     filled = False
@@ -168,7 +177,7 @@ def score_as_known_models(
                 KNOWN.insert(),
                 [{"lead_id": lead, "attributes": layer_leads[lead][0]} for lead in leads_of_chunk],
             )
-            keep(conn.execute(query, target_params(dialect, chunk)))
+            run(known_sources, chunk)
     conn.execute(KNOWN.delete())
     return out
 
