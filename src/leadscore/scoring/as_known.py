@@ -34,12 +34,8 @@ from leadscore.scoring.run import (
     POINTS_CHUNK,
     bound_models_statement,
     bound_statement,
-    empty_targets,
-    fill_targets,
-    read_result,
-    target_params,
+    read_bound,
     totals_only,
-    use_table,
 )
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
@@ -134,21 +130,16 @@ def score_as_known_models(
     many = len(models) > 1
 
     def run(sources_of_query: Sources, pairs: Sequence[tuple[int, int]]) -> None:
-        table = use_table(dialect, len(pairs))
-        if many:
-            query = bound_models_statement(models, sources_of_query, dialect, explain=False, table=table)
-        else:
+        def statement(table: bool) -> Any:
+            if many:
+                return bound_models_statement(models, sources_of_query, dialect, explain=False, table=table)
             # totals only: a history row holds no ledger line, and the explanation's columns cost per point
-            query = bound_statement(models[0], sources_of_query, dialect, totals_only, table=table)
-        if table:
-            fill_targets(conn, pairs)
-            result = conn.execute(query)
-        else:
-            result = conn.execute(query, target_params(dialect, pairs))
-        for found, ledgers in zip(out, read_result(models, result, explain=False), strict=True):
+            return bound_statement(models[0], sources_of_query, dialect, totals_only, table=table)
+
+        for found, ledgers in zip(
+            out, read_bound(conn, models, statement, pairs, explain=False), strict=True
+        ):
             found.update(((ledger.lead_id, ledger.as_of), ledger) for ledger in ledgers)
-        if table:
-            empty_targets(conn)
 
     if len(layers) == 1 and all(
         attributes == known.current.get(lead, ({}, {}))[0] for lead, (attributes, _) in layers[0].items()

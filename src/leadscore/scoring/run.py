@@ -120,17 +120,43 @@ def score_points_models(
     out: list[list[Ledger]] = [[] for _ in models]
     for start in range(0, len(pairs), POINTS_CHUNK):
         chunk = pairs[start : start + POINTS_CHUNK]
+        _session_settings(conn)
         if dialect in BOUND_DIALECTS:
-            query, params = (
-                bound_models_statement(models, sources, dialect, explain),
-                target_params(dialect, chunk),
+            found = read_bound(
+                conn,
+                models,
+                lambda table: bound_models_statement(models, sources, dialect, explain, table=table),
+                chunk,
+                explain=explain,
             )
         else:
-            query, params = compile_models(models, sources, points(chunk), dialect, explain), {}
-        _session_settings(conn)
-        for i, ledgers in enumerate(read_result(models, conn.execute(query, params), explain=explain)):
+            query = compile_models(models, sources, points(chunk), dialect, explain)
+            found = read_result(models, conn.execute(query), explain=explain)
+        for i, ledgers in enumerate(found):
             out[i].extend(ledgers)
     return out
+
+
+def read_bound(
+    conn: Connection,
+    models: Sequence[ScoringModel],
+    statement: Callable[[bool], Select[Any]],
+    pairs: Sequence[tuple[int, int]],
+    *,
+    explain: bool,
+) -> list[list[Ledger]]:
+    """Run the statement of ``models`` compiled over bound targets (``statement(table)``: over ``TARGETS``
+    or not) for ``pairs``, as ``read_result`` reads it; many pairs on SQLite go through ``TARGETS``."""
+    table = conn.dialect.name == "sqlite" and len(pairs) >= TABLE_TARGETS
+    if not table:
+        return read_result(
+            models, conn.execute(statement(False), target_params(conn.dialect.name, pairs)), explain=explain
+        )
+    _fill_targets(conn, pairs)
+    found = read_result(models, conn.execute(statement(True)), explain=explain)
+    # empty for the next call; a call that fails first fails its transaction, whose rollback empties it
+    conn.execute(TARGETS.delete())
+    return found
 
 
 def read_result(
@@ -258,7 +284,7 @@ def bound_targets(dialect: str) -> Select[int, int]:
 # query walks in key order, so its GROUP BY of the targets' events needs no sort (from a JSON array it
 # sorted every (target, event) row: 40 % of 50,000 history points' execution). The rows are visited in the
 # same order either way (the sort keeps the order rows arrive in within a target), so the sums are the same
-# to the bit. Filled by ``fill_targets`` from the same JSON parameter, emptied by ``empty_targets``.
+# to the bit. ``read_bound`` fills it from the same JSON parameter and empties it.
 TABLE_TARGETS = 1000  # from this many targets a call fills the table (two statements more than the array)
 _TEMP = MetaData()
 TARGETS = Table(
@@ -276,12 +302,7 @@ def table_targets() -> Select[Any]:
     return select(TARGETS.c.lead_id, TARGETS.c.as_of)
 
 
-def use_table(dialect: str, count: int) -> bool:
-    """Whether ``count`` targets go through ``TARGETS`` (``fill_targets``) rather than a bound array."""
-    return dialect == "sqlite" and count >= TABLE_TARGETS
-
-
-def fill_targets(conn: Connection, pairs: Sequence[tuple[int, int]]) -> None:
+def _fill_targets(conn: Connection, pairs: Sequence[tuple[int, int]]) -> None:
     """``pairs`` into the (empty) ``TARGETS`` table, by one statement; a pair given twice is one target."""
     if not conn.info.get(_TARGETS_READY):
         TARGETS.create(conn, checkfirst=True)
@@ -291,10 +312,6 @@ def fill_targets(conn: Connection, pairs: Sequence[tuple[int, int]]) -> None:
         TARGETS.insert().prefix_with("OR IGNORE").from_select(["lead_id", "as_of"], select(pairs_json)),
         target_params("sqlite", pairs),
     )
-
-
-def empty_targets(conn: Connection) -> None:
-    conn.execute(TARGETS.delete())
 
 
 @event.listens_for(Engine, "rollback")
