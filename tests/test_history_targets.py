@@ -90,3 +90,27 @@ def test_many_points_through_the_table_are_the_models_values_and_the_arrays(sqli
             one.level,
             one.band,
         )
+
+
+def test_ledgers_of_many_points_through_the_table_are_those_through_the_arrays(sqlite_store: Store) -> None:
+    """The current-score path (``score_points_models``, ledgers with their lines) takes the table too."""
+    lead = _store(sqlite_store)
+    times = [T0 + k * 180_000 for k in range(2 * run.TABLE_TARGETS)]
+    pairs = [(lead, at) for at in times]
+    with sqlite_store.connect() as conn:
+        (many,) = run.score_points_models(conn, [MODEL], sqlite_store.sources(), pairs)
+        few = [
+            ledger
+            for start in range(0, len(pairs), 500)
+            for ledger in run.score_points_models(
+                conn, [MODEL], sqlite_store.sources(), pairs[start : start + 500]
+            )[0]
+        ]
+    assert len(many) == len(pairs)
+    assert sorted(many, key=lambda lg: lg.as_of) == sorted(few, key=lambda lg: lg.as_of)
+    # the demo's line at the last point: 20 of 100 engagement points, undecayed, an engagement score of 20,
+    # half of the score (fit and engagement weigh alike): 10 score points
+    last = max(many, key=lambda lg: lg.as_of)
+    assert {line.rule_id: line.score_points for line in last.lines}["demo"] == pytest.approx(
+        20.0 / 100 * 100 / 2
+    )
