@@ -34,8 +34,7 @@ from leadscore.scoring.run import (
     POINTS_CHUNK,
     bound_models_statement,
     bound_statement,
-    read_result,
-    target_params,
+    read_bound,
     totals_only,
 )
 from leadscore.store.id_lists import in_list
@@ -130,14 +129,16 @@ def score_as_known_models(
     dialect = conn.dialect.name
     many = len(models) > 1
 
-    def statement(sources_of_query: Sources) -> Any:
-        if many:
-            return bound_models_statement(models, sources_of_query, dialect, explain=False)
-        # totals only: a history row holds no ledger line, and the explanation's columns cost per point
-        return bound_statement(models[0], sources_of_query, dialect, totals_only)
+    def run(sources_of_query: Sources, pairs: Sequence[tuple[int, int]]) -> None:
+        def statement(table: bool) -> Any:
+            if many:
+                return bound_models_statement(models, sources_of_query, dialect, explain=False, table=table)
+            # totals only: a history row holds no ledger line, and the explanation's columns cost per point
+            return bound_statement(models[0], sources_of_query, dialect, totals_only, table=table)
 
-    def keep(result: Any) -> None:
-        for found, ledgers in zip(out, read_result(models, result, explain=False), strict=True):
+        for found, ledgers in zip(
+            out, read_bound(conn, models, statement, pairs, explain=False), strict=True
+        ):
             found.update(((ledger.lead_id, ledger.as_of), ledger) for ledger in ledgers)
 
     if len(layers) == 1 and all(
@@ -147,12 +148,11 @@ def score_as_known_models(
         # newer than its events): the leads table itself, as ``score_points`` reads it, and no
         # temporary table to fill and empty (two statements fewer a batch)
         pairs = [(lead, at) for lead, (_, times) in layers[0].items() for at in times]
-        query = statement(sources)
         for start in range(0, len(pairs), POINTS_CHUNK):
-            keep(conn.execute(query, target_params(dialect, pairs[start : start + POINTS_CHUNK])))
+            run(sources, pairs[start : start + POINTS_CHUNK])
         return out
     _prepare(conn)
-    query = statement(as_known_sources(sources))
+    known_sources = as_known_sources(sources)
     # the table is empty here: every call empties it before it returns, and a call that fails first
     # fails its transaction (or savepoint), whose rollback takes the rows back out
     filled = False
@@ -168,7 +168,7 @@ def score_as_known_models(
                 KNOWN.insert(),
                 [{"lead_id": lead, "attributes": layer_leads[lead][0]} for lead in leads_of_chunk],
             )
-            keep(conn.execute(query, target_params(dialect, chunk)))
+            run(known_sources, chunk)
     conn.execute(KNOWN.delete())
     return out
 

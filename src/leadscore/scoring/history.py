@@ -297,6 +297,8 @@ def _row_before(conn: Connection, lead_id: int, at_ms: int, score_name: str) -> 
 
 
 def _cause(message_ids: list[str]) -> str:
+    if len(message_ids) == 1:  # the usual point: one message at that time
+        return message_ids[0]
     message_ids = sorted(set(message_ids))
     if len(message_ids) <= 3:
         return ", ".join(message_ids)

@@ -14,6 +14,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -270,8 +271,16 @@ def inbox_json(value: Any) -> str:
         return json.dumps(value)
 
 
+_FIELDS_OF = itemgetter(*EVENT_FIELDS)
+_JSON_AT = tuple(i for i, k in enumerate(EVENT_FIELDS) if k in JSON_FIELDS)
+
+
 def _values(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(inbox_json(row[k]) if k in JSON_FIELDS else row[k] for k in EVENT_FIELDS)
+    """An event row's values in the order of ``EVENT_FIELDS``, JSON fields as text (one a stored event)."""
+    values = list(_FIELDS_OF(row))
+    for i in _JSON_AT:
+        values[i] = inbox_json(values[i])
+    return tuple(values)
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> tuple[list[Any], ...]:

@@ -37,8 +37,9 @@ class Pipeline:
         """Send ``statement`` (a query, or a write with RETURNING); iterating the result (rows as dicts,
         by the statement's column names) waits for its answer."""
         if self.driver is None:
-            rows = [dict(row) for row in self.conn.execute(statement, dict(params)).mappings()]
-            return iter(rows)
+            result = self.conn.execute(statement, dict(params))
+            names = list(result.keys())
+            return iter([dict(zip(names, row, strict=True)) for row in result.all()])
         compiled = _compiled(statement, self.conn.dialect)
         cursor = self.driver.cursor()
         cursor.execute(compiled.string, {**compiled.params, **params})  # the statement's own values too
