@@ -280,7 +280,7 @@ def intent_features(
     where = wheres[0] if len(wheres) == 1 else {"any": wheres}
     label = f"{INTENT_PAGES} ({', '.join(lbl for lbl, _ in pages)})"
     page = {"type": "page"}
-    out = []
+    out: list[Feature] = []
     for distinct, what in (("person", "people of the account"), ("day", "separate days of the account")):
         out.extend(
             Feature(
