@@ -271,9 +271,10 @@ def intent_pages(
 def intent_features(
     pages: Sequence[tuple[str, dict[str, Any]]], windows: Sequence[str] = INTENT_WINDOWS
 ) -> list[Feature]:
-    """The account's research on the high-intent pages (the committee family): the distinct people of
-    the lead's account with a view of any of ``pages`` (bursts excluded) within each window, and the
-    distinct days on which any of them had one."""
+    """The account's research on the high-intent pages, a family of its own (the time-forward folds
+    keep or leave it out apart from the rest of the committee): the distinct people of the lead's
+    account with a view of any of ``pages`` (bursts excluded) within each window, and the distinct days
+    on which any of them had one."""
     if not pages:
         return []
     wheres = [where for _, where in pages]
@@ -286,7 +287,16 @@ def intent_features(
             Feature(
                 f"{INTENT_PAGES}: {what} ({w})",
                 "numeric",
-                EventCount(page, w, where, distinct=distinct, scope="account", exclude=BURST, label=label),
+                EventCount(
+                    page,
+                    w,
+                    where,
+                    distinct=distinct,
+                    scope="account",
+                    exclude=BURST,
+                    label=label,
+                    family=INTENT_PAGES,
+                ),
             )
             for w in windows
         )
