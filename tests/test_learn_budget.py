@@ -14,14 +14,7 @@ from leadscore.learn.dataset import Dataset
 from leadscore.learn.features import EventCount, EventRatio, Feature, family
 from leadscore.learn.labels import DAY_MS
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.store_data import (
-    event_features,
-    event_kinds,
-    feature_matrix,
-    intent_features,
-    intent_pages,
-    known_at_cutoffs,
-)
+from leadscore.learn.store_data import event_features, event_kinds, feature_matrix, known_at_cutoffs
 from leadscore.learn.to_model import to_model
 from leadscore.learn.train import learn
 from leadscore.scoring.pipeline import ingest
@@ -237,81 +230,3 @@ def test_the_accounts_separate_days_on_any_page_are_counted_over_two_windows(sto
     source = features[0].source
     assert isinstance(source, EventCount)
     assert source.rule_name(2) == "the account's people on any page on 2+ separate days in 14 days"
-
-
-def _page_count(path: str, window: str = "30d") -> Feature:
-    where = {"property": "path", "prefix": path}
-    return Feature(
-        f"{path} pages ({window})",
-        "numeric",
-        EventCount({"type": "page"}, window, where, label=f"{path} pages"),
-    )
-
-
-def test_high_intent_pages_are_those_whose_readers_convert_above_the_average_reader() -> None:
-    """Disjoint readers over 30 days: /blog 60 rows (12 converted, 20 %), /pricing 30 (15, 50 %),
-    /security 20 (12, 60 %), /docs 12 (9, 75 %), and 40 rows without a view (none converted). The average
-    reader: 48 of 122 = 39.3 %. /pricing and /security are above it with at least 10 converted readers;
-    /docs is above it with 9 (too few to say), /blog below it. The 90-day /blog count is not read."""
-    features = [_page_count("/blog"), _page_count("/pricing"), _page_count("/security"), _page_count("/docs"),
-                _page_count("/blog", "90d")]  # fmt: skip
-    groups = ((0, 60, 12), (1, 30, 15), (2, 20, 12), (3, 12, 9), (None, 40, 0))
-    rows: list[list[int]] = []
-    y: list[int] = []
-    for column, n, converted in groups:
-        for i in range(n):
-            rows.append([int(column == j) for j in range(4)] + [5])  # everyone read /blog within 90 days
-            y.append(int(i < converted))
-    X = np.asarray(rows, dtype=object)
-    pages = intent_pages(features, X, np.asarray(y))
-    assert pages == [
-        ("/security", {"property": "path", "prefix": "/security"}),
-        ("/pricing", {"property": "path", "prefix": "/pricing"}),
-    ]
-    assert intent_pages(features, X, np.zeros(len(y), dtype=np.int64)) == []  # no converted reader: none
-
-
-def test_colleagues_on_high_intent_pages_are_counted_as_people_and_separate_days(store: Store) -> None:
-    """Ann, Bob and Dan are one account (acme), Cid another; the cutoff is day 100, the high-intent pages
-    /pricing and /security. Ann read /pricing on day 95 and /security on day 95, Bob /security on day
-    88, Dan only the blog (day 96) and a bot burst of /pricing (12 views in 12 s, day 97: no visit),
-    Cid /pricing on day 75. So every acme lead's account has 2 people on high-intent pages within 14
-    days and 30 days (Ann, Bob; not Dan), on 2 separate days in each (95, 88); Cid's has none within 14
-    days and 1 person on 1 day within 30."""
-    cutoff = T0 + 100 * DAY_MS
-    raw: list[dict[str, Any]] = []
-    for user, account in (("ann", "acme"), ("bob", "acme"), ("dan", "acme"), ("cid", "other")):
-        raw.append({"type": "group", "groupId": account, "userId": user, "messageId": f"g-{user}",
-                    "traits": {"name": account}, "timestamp": ms_to_iso(T0)})  # fmt: skip
-    views = (("ann", 95, "/pricing"), ("ann", 95, "/security/soc2"), ("bob", 88, "/security"),
-             ("dan", 96, "/blog/x"), ("cid", 75, "/pricing"))  # fmt: skip
-    for n, (user, day, path) in enumerate(views):
-        raw.append({"type": "page", "userId": user, "messageId": f"p-{n}", "properties": {"path": path},
-                    "timestamp": ms_to_iso(T0 + day * DAY_MS + 3_600_000 + n * 60_000)})  # fmt: skip
-    raw += [{"type": "page", "userId": "dan", "messageId": f"burst-{n}", "properties": {"path": "/pricing"},
-             "timestamp": ms_to_iso(T0 + 97 * DAY_MS + n * 1000)} for n in range(12)]  # fmt: skip
-    ingest(store, [normalise(m, received_ms=T0 + 200 * DAY_MS) for m in raw], source="test")
-    pages = [("/pricing", {"property": "path", "prefix": "/pricing"}),
-             ("/security", {"property": "path", "prefix": "/security"})]  # fmt: skip
-    features = intent_features(pages)
-    assert [f.name for f in features] == [
-        "high-intent pages: people of the account (14d)",
-        "high-intent pages: people of the account (30d)",
-        "high-intent pages: separate days of the account (14d)",
-        "high-intent pages: separate days of the account (30d)",
-    ]
-    assert {family(f) for f in features} == {"high-intent pages"}  # left out or kept on their own
-    with store.connect() as conn:
-        pairs = []
-        for user in ("ann", "bob", "dan", "cid"):
-            lead = find_lead(conn, external_id=user)
-            assert lead is not None
-            pairs.append((lead, cutoff))
-        X = feature_matrix(conn, store.sources(), features, pairs)
-    assert [[float(v) for v in row] for row in X] == [[2, 2, 2, 2], [2, 2, 2, 2], [2, 2, 2, 2], [0, 1, 0, 1]]
-    source = features[0].source
-    assert isinstance(source, EventCount)
-    assert (
-        source.rule_name(3)
-        == "3+ people of the account on high-intent pages (/pricing, /security) in 14 days"
-    )

@@ -84,7 +84,6 @@ class EventCount:
     scope: str | None = None  # "account": the events of every lead of the lead's account
     exclude: dict[str, Any] | None = None  # as a rule's ``exclude`` (machine opens, bursts)
     label: str = ""  # what is counted, for rule names ("/pricing pages")
-    family: str | None = None  # the feature family, where not the one its kind implies (``family``)
 
     def rule_name(self, at_least: int) -> str:
         """The name of the threshold rule ``count >= at_least``, as a marketer reads it."""
@@ -168,7 +167,7 @@ class Feature:
         return "fit" if isinstance(self.source, Attribute | TitleWords) else "engagement"
 
 
-FAMILIES = ("attributes", "counts", "distinct days", "recency", "committee", "high-intent pages", "ratios")
+FAMILIES = ("attributes", "counts", "distinct days", "recency", "committee", "ratios")
 
 
 def family(feature: Feature) -> str:
@@ -180,8 +179,6 @@ def family(feature: Feature) -> str:
         return "recency"
     if isinstance(src, EventRatio):
         return "ratios"
-    if src.family is not None:
-        return src.family
     if src.scope == "account":
         return "committee"
     return "distinct days" if src.distinct == "day" else "counts"

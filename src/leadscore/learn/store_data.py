@@ -55,15 +55,6 @@ ACCOUNT_WINDOWS = ("14d", "30d", "90d")
 # people; one person's binge is one day, a project's several researchers are many.
 ACCOUNT_DAY_WINDOWS = ("14d", "30d")
 ANY_PAGE = "any page"
-# ... and on the *high-intent pages*: the page kinds whose readers converted more often than the average
-# reader of any page kind in the training rows (pricing, security, customer stories where buyers read
-# them), the distinct people of the account and its separate days on any of them within these windows.
-# A buying project shows in what colleagues read: people who are not researching read the blog now and
-# then, a committee reads what buyers read ("3+ people of the account on high-intent pages in 14 days").
-INTENT_WINDOWS = ("14d", "30d")
-INTENT_PAGES = "high-intent pages"
-INTENT_WINDOW = "30d"  # the page kinds' lead-scope counts whose readers' rates decide what is high-intent
-MIN_INTENT_READERS = 10  # converted rows a page kind's readers need before their rate says anything
 RATIO_WINDOW = "14d"  # velocity: the last fortnight against the one before
 INTENT_KINDS = 8
 # Events no person caused are not learned from: mail opens and clicks seconds after the delivery of the
@@ -232,75 +223,6 @@ def account_activity_features(
         for w in day_windows
     ]
     return [*people, *days]
-
-
-def intent_pages(
-    features: Sequence[Feature], X: np.ndarray[Any, Any], y: np.ndarray[Any, Any]
-) -> list[tuple[str, dict[str, Any]]]:
-    """The high-intent page kinds, (label, where), most converting first: the page kinds (lead scope,
-    ``INTENT_WINDOW`` counts) whose readers (rows with a view) converted more often than the rows with a
-    view of any of the page kinds, where at least ``MIN_INTENT_READERS`` of its readers converted."""
-    pages = [
-        (j, f.source)
-        for j, f in enumerate(features)
-        if isinstance(f.source, EventCount)
-        and f.source.event == {"type": "page"}
-        and f.source.where is not None
-        and f.source.window == INTENT_WINDOW
-        and f.source.distinct is None
-        and f.source.scope is None
-    ]
-    if not pages:
-        return []
-    y = np.asarray(y, dtype=np.int64)
-    read = np.column_stack([np.asarray([v or 0 for v in X[:, j]], dtype=np.int64) > 0 for j, _ in pages])
-    any_page = read.any(axis=1)
-    if not any_page.any():
-        return []
-    average = float(y[any_page].mean())
-    found = []
-    for k, (_, src) in enumerate(pages):
-        converted = int(y[read[:, k]].sum())
-        rate = converted / max(1, int(read[:, k].sum()))
-        if converted >= MIN_INTENT_READERS and rate > average:
-            found.append((-rate, src.label, src.where))
-    found.sort(key=lambda f: (f[0], f[1]))
-    return [(lbl.removesuffix(" pages"), where) for _, lbl, where in found if where is not None]
-
-
-def intent_features(
-    pages: Sequence[tuple[str, dict[str, Any]]], windows: Sequence[str] = INTENT_WINDOWS
-) -> list[Feature]:
-    """The account's research on the high-intent pages, a family of its own (the time-forward folds
-    keep or leave it out apart from the rest of the committee): the distinct people of the lead's
-    account with a view of any of ``pages`` (bursts excluded) within each window, and the distinct days
-    on which any of them had one."""
-    if not pages:
-        return []
-    wheres = [where for _, where in pages]
-    where = wheres[0] if len(wheres) == 1 else {"any": wheres}
-    label = f"{INTENT_PAGES} ({', '.join(lbl for lbl, _ in pages)})"
-    page = {"type": "page"}
-    out: list[Feature] = []
-    for distinct, what in (("person", "people of the account"), ("day", "separate days of the account")):
-        out.extend(
-            Feature(
-                f"{INTENT_PAGES}: {what} ({w})",
-                "numeric",
-                EventCount(
-                    page,
-                    w,
-                    where,
-                    distinct=distinct,
-                    scope="account",
-                    exclude=BURST,
-                    label=label,
-                    family=INTENT_PAGES,
-                ),
-            )
-            for w in windows
-        )
-    return out
 
 
 def _exclusion(event: dict[str, str]) -> dict[str, Any] | None:
@@ -483,12 +405,8 @@ def store_data(
     fit, dropped = choose_columns([attrs[lead] for lead, _ in pairs], names, placeholders=placeholders)
     dropped.extend((c, why) for c, why in IDENTIFIERS.items() if c in present and c not in exclude)
     dropped.extend((c, "excluded (outcome or sales-entered)") for c in exclude)
-    features: tuple[Feature, ...] = (*fit, *event_features(conn, windows))
+    features = (*fit, *event_features(conn, windows))
     X = feature_matrix(conn, sources, features, pairs)
-    intent = intent_features(intent_pages(features, X, np.asarray(labels.y)))
-    if intent:  # chosen by the training labels, so computed once they are known
-        features = (*features, *intent)
-        X = np.hstack([X, feature_matrix(conn, sources, intent, pairs)])
     data = Dataset(
         features,
         X,
