@@ -10,7 +10,7 @@ import math
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from leadscore.scoring.due import PRECISION_MS, Decaying, time_to_move
+from leadscore.scoring.due import PRECISION_MS, Decaying, _time_to_move, time_to_move
 
 DAY = 86_400_000.0
 
@@ -70,4 +70,35 @@ def test_two_half_lives_by_hand() -> None:
     # after 20 days: 30 × (1 − ¼) + 20 × (1 − ½) = 32.5, so the answer is the second before 20 days
     terms = [Decaying(10 * DAY, 30.0, 30.0), Decaying(20 * DAY, 20.0, 20.0)]
     got = time_to_move(terms, 32.5)
+    assert got is not None and 20 * DAY - PRECISION_MS <= got <= 20 * DAY
+
+
+@given(
+    st.lists(decaying(), min_size=1, max_size=6),
+    st.floats(1e-6, 1.0),
+    st.one_of(st.floats(0.0, 2.0), st.sampled_from([0.0, 0.999999, 1.0, 1.000001])),
+    st.sampled_from([0.0, -1.0, 1.0, 2 * PRECISION_MS, -2 * PRECISION_MS]),
+)
+@example([Decaying(10 * DAY, 30.0, 30.0), Decaying(20 * DAY, 20.0, 20.0)], 32.5 / 50, 0.5, 0.0)
+@example([Decaying(10 * DAY, 10.0, 40.0)], 0.5, 1.0, PRECISION_MS)
+def test_a_bound_surely_later_than_a_time_is_not_searched(
+    terms: list[Decaying], share: float, where: float, offset: float
+) -> None:
+    # ``later`` (the next window change) around the answer: the search is skipped only when the answer
+    # is surely not before it, and gives the same number otherwise
+    distance = share * sum(t.value for t in terms)
+    full = reference(terms, distance)
+    later = float(math.floor((full if full is not None else 100 * DAY) * where + offset))
+    got = _time_to_move([(t.half_life, t.value, t.raw) for t in terms], distance, later)
+    if got == math.inf:
+        assert full is not None and math.floor(full) >= later
+    else:
+        assert got == full
+
+
+def test_a_bound_far_after_a_window_change_is_not_searched() -> None:
+    # two half-lives: 32.5 of 50 points have moved after 20 days, so not before a change after 10 days
+    terms = [(10 * DAY, 30.0, 30.0), (20 * DAY, 20.0, 20.0)]
+    assert _time_to_move(terms, 32.5, 10 * DAY) == math.inf
+    got = _time_to_move(terms, 32.5, 30 * DAY)
     assert got is not None and 20 * DAY - PRECISION_MS <= got <= 20 * DAY

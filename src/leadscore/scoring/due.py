@@ -89,15 +89,27 @@ class Decaying:
 def time_to_move(terms: Sequence[Decaying], distance: float) -> float | None:
     """The least ``dt`` (ms) with ``Σ term.moved(dt) ≥ distance`` (to a second; never later than the
     exact time, so a lower bound); None if never."""
+    return _time_to_move([(t.half_life, t.value, t.raw) for t in terms], distance)
+
+
+Term = tuple[float, float, float]  # a ``Decaying``'s (half_life, value, raw), as ``decay_due`` reads them
+
+
+def _time_to_move(terms: Sequence[Term], distance: float, later: float | None = None) -> float | None:
+    """``time_to_move`` of terms given as tuples. With ``later`` (ms): ``math.inf`` instead when the
+    answer is surely at least ``later``, found by one evaluation of the sum (``_surely_later``)."""
     if distance <= 0:
         return 0.0
-    total = sum(t.value for t in terms)
+    total = sum([value for _, value, _ in terms])
     if total <= distance:
         return None
-    if len({t.half_life for t in terms}) == 1 and all(t.raw == t.value for t in terms):
-        return -terms[0].half_life * math.log2(1 - distance / total)  # exact: one exponential
-    moved = _moved(terms)
-    longest = max(t.half_life for t in terms)
+    half_lives = sorted({h for h, _, _ in terms})
+    if len(half_lives) == 1 and all(raw == value for _, value, raw in terms):
+        return -terms[0][0] * math.log2(1 - distance / total)  # exact: one exponential
+    moved = _moved(terms, half_lives)
+    if later is not None and _surely_later(moved, distance, later):
+        return math.inf
+    longest = half_lives[-1]
     lo, hi = 0.0, longest
     at_lo, at_hi = 0.0, moved(hi)  # nothing has moved at dt = 0
     while at_hi < distance:
@@ -119,6 +131,16 @@ def time_to_move(terms: Sequence[Decaying], distance: float) -> float | None:
     return lo
 
 
+def _surely_later(moved: Callable[[float], float], distance: float, later: float) -> bool:
+    """Whether the bisection's answer is surely at least ``later``. It ends at ``lo`` with ``hi − lo ≤
+    PRECISION_MS``, ``hi`` at or after a point evaluated to have moved ``distance``; every such point is
+    after ``c = (later + 2 × PRECISION_MS) × (1 + 1e-6)`` when ``moved(c) < distance`` (the sum is
+    nondecreasing outside ``_SURELY_BELOW``'s margin), so ``lo > later + PRECISION_MS``."""
+    if later <= 0:
+        return True  # the answer is never negative
+    return moved((later + 2 * PRECISION_MS) * (1 + 1e-6)) < distance
+
+
 # Relative margins within which a midpoint's side is evaluated, not inferred: far wider than the error
 # of ``0.5 ** x`` (an ulp or so), below which the evaluated ``moved`` need not be monotone.
 _SURELY_BELOW = 1 - 1e-9
@@ -127,16 +149,30 @@ _BRACKET_WIDTH = PRECISION_MS / 8  # the false-position search stops at a bracke
 _BRACKET_STEPS = 12  # or after this many evaluations (the bisection then evaluates the rest)
 
 
-def _moved(terms: Sequence[Decaying]) -> Callable[[float], float]:
+def _moved(terms: Sequence[Term], half_lives: Sequence[float]) -> Callable[[float], float]:
     """``dt ↦ Σ term.moved(dt)``, the same arithmetic in the same order, with each half-life's
-    ``1 − 0.5^(dt/h)`` computed once."""
-    half_lives = sorted({t.half_life for t in terms})
+    ``1 − 0.5^(dt/h)`` computed once (``half_lives``: the terms', sorted, each once). An uncapped term
+    (``raw == value``) is ``value × gone`` itself: ``min(value × gone, max(0, value × gone − 0))`` is that
+    number for the nonnegative ``value × gone``."""
     group = {h: i for i, h in enumerate(half_lives)}
-    rows = [(group[t.half_life], t.value, t.raw, t.raw - t.value) for t in terms]
+    rows = [(group[h], value, raw, raw - value) for h, value, raw in terms]
+    if all(over == 0.0 for _, _, _, over in rows):
+        plain = [(k, value) for k, value, _, _ in rows]
+
+        def uncapped(dt: float) -> float:
+            gone = [1 - 0.5 ** (dt / h) for h in half_lives]
+            return sum([value * gone[k] for k, value in plain])
+
+        return uncapped
 
     def moved(dt: float) -> float:
         gone = [1 - 0.5 ** (dt / h) for h in half_lives]
-        return sum([min(value * gone[k], max(0.0, raw * gone[k] - over)) for k, value, raw, over in rows])
+        return sum(
+            [
+                value * gone[k] if over == 0.0 else min(value * gone[k], max(0.0, raw * gone[k] - over))
+                for k, value, raw, over in rows
+            ]
+        )
 
     return moved
 
@@ -176,20 +212,32 @@ def _bracket(
     return lo, hi
 
 
-def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE) -> int | None:
-    """The earliest time decay alone may move the ledger's score or engagement score to a boundary."""
-    half_lives, per_score, per_engagement, score_marks, engagement_marks = _constants(model)
-    terms = []
+def decay_due(
+    model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE, later: int | None = None
+) -> int | None:
+    """The earliest time decay alone may move the ledger's score or engagement score to a boundary.
+    With ``later`` (a time, such as the next window change): None also when that time is surely not
+    before ``later``, which a caller taking the earlier of the two need not know (one evaluation of the
+    decay sum instead of a search)."""
+    return _decay_due(_constants(model), ledger, tolerance, later)
+
+
+def _decay_due(constants: Constants, ledger: Ledger, tolerance: float, later: int | None) -> int | None:
+    half_lives, per_score, per_engagement, score_marks, engagement_marks = constants
+    if not half_lives:
+        return None  # no decaying rule
+    terms: list[Term] = []
     held: list[float] = []  # engagement points held by the floor or the clamp at the maximum
     for line in ledger.lines:
         if line.section != "engagement":
             continue
         h = half_lives.get(line.rule_id)
-        if h and line.value:
-            raw = abs(line.raw) if line.raw is not None else abs(line.value)
-            terms.append(Decaying(h, abs(line.value), max(raw, abs(line.value))))
+        value = line.value
+        if h and value:
+            raw = abs(line.raw) if line.raw is not None else abs(value)
+            terms.append((h, abs(value), max(raw, abs(value))))
         elif line.kind in ("floor", "clamp"):
-            held.append(abs(line.value))
+            held.append(abs(value))
     if not terms:
         return None
     distances = []
@@ -201,16 +249,18 @@ def decay_due(model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE)
     # engagement points held by the floor or the clamp at the maximum move only once the total is back
     # inside [0, max]: the raw total must first cover that headroom
     headroom = sum(held)
-    dt = time_to_move(terms, min(distances) + headroom)
-    return None if dt is None else ledger.as_of + math.floor(dt)
+    as_of = ledger.as_of
+    dt = _time_to_move(terms, min(distances) + headroom, None if later is None else later - as_of)
+    return None if dt is None or dt == math.inf else as_of + math.floor(dt)
 
 
-Constants = tuple[dict[str, float | None], float, float, tuple[float, ...], tuple[float, ...]]
+Constants = tuple[dict[str, float], float, float, tuple[float, ...], tuple[float, ...]]
 
 
 def _make_constants(model: ScoringModel) -> Constants:
+    half_lives = {r.id: half_life_ms(model, r) for r in model.engagement}
     return (
-        {r.id: half_life_ms(model, r) for r in model.engagement},
+        {rule_id: h for rule_id, h in half_lives.items() if h},
         factors(model)[1],
         100.0 / model.scale.engagement_max,
         score_boundaries(model),
@@ -219,13 +269,13 @@ def _make_constants(model: ScoringModel) -> Constants:
 
 
 # What ``decay_due`` reads of a model for every ledger, kept per model object (a batch schedules hundreds
-# of ledgers of the same model): the rules' half-lives, score points per raw engagement point, engagement
+# of ledgers of the same model): the decaying rules' half-lives, score points per raw engagement point, engagement
 # score points per raw point, and the score and engagement boundaries.
 _constants = PerModel(_make_constants)
 
 
 def _distance(value: float, boundaries: Iterable[float]) -> float:
-    return min(abs(value - b) for b in boundaries)
+    return min([abs(value - b) for b in boundaries])
 
 
 def schedule(
@@ -276,8 +326,11 @@ def _due(
     model: ScoringModel, ledgers: Sequence[Ledger], windows: Mapping[tuple[int, int], int]
 ) -> dict[int, int | None]:
     out: dict[int, int | None] = {}
+    constants = _constants(model)
     for lg in ledgers:
-        times = [t for t in (windows.get((lg.lead_id, lg.as_of)), decay_due(model, lg)) if t is not None]
+        window = windows.get((lg.lead_id, lg.as_of))
+        # the decay bound is searched for only where it may come before the next window change
+        times = [t for t in (window, _decay_due(constants, lg, TOLERANCE, window)) if t is not None]
         out[lg.lead_id] = max(min(times), lg.as_of + 1) if times else None
     return out
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -166,22 +168,40 @@ def read_result(
     for several: each row to the model its ``score_index`` names) as each model's ledgers, read a
     batch at a time (``compile.read_ledgers``; totals only, without lines, unless ``explain``)."""
     keys = list(result.keys())
-    rows = result.fetchall()
-    parts: list[Sequence[Any]]
-    if SCORE_INDEX not in keys:
-        parts = [rows]
-    else:
-        at = keys.index(SCORE_INDEX)
-        split: list[list[Any]] = [[] for _ in models]
-        for row in rows:
-            split[int(row[at])].append(row)
-        parts = list(split)
-    if len(parts) != len(models):
-        raise ValueError(f"read_result: rows of {len(parts)} scores for {len(models)} models")
-    return [
-        read_ledgers(model, columns_of(keys, part)) if explain else read_totals_of(columns_of(keys, part))
-        for model, part in zip(models, parts, strict=True)
-    ]
+    with collection_paused():
+        rows = result.fetchall()
+        parts: list[Sequence[Any]]
+        if SCORE_INDEX not in keys:
+            parts = [rows]
+        else:
+            at = keys.index(SCORE_INDEX)
+            split: list[list[Any]] = [[] for _ in models]
+            for row in rows:
+                split[int(row[at])].append(row)
+            parts = list(split)
+        if len(parts) != len(models):
+            raise ValueError(f"read_result: rows of {len(parts)} scores for {len(models)} models")
+        return [
+            read_ledgers(model, columns_of(keys, part)) if explain else read_totals_of(columns_of(keys, part))
+            for model, part in zip(models, parts, strict=True)
+        ]
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: reading a result builds tens of thousands of objects that
+    stay alive (rows, ledgers, their lines; none in a reference cycle), and with CPython's default
+    thresholds each 700 of them start a collection that walks every young object, and every few
+    thousand one that walks the whole heap (the three scores' ledgers of a full rescoring included) —
+    a fifth of reading three scores' results, measured. Collection resumes after, if it was on (another
+    thread's pause may end first: collection is then on for the rest of this one, no harm)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def score_rows(
