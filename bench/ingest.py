@@ -235,7 +235,8 @@ def database(engine: str, workdir: Path) -> Iterator[str]:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        # every connection of the run names the schema, so that ``Shares`` finds its server processes
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -714,6 +715,100 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
         store.dispose()
 
 
+def _proc_cpu_s(pid: int) -> float | None:
+    """A process's CPU time so far (user + system), or None once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float:
+    """CPU-seconds every core of the machine has been busy so far (all processes, /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _role(query: str) -> str | None:
+    """Whose PostgreSQL backend a statement shows: the API's acknowledgements, the bench's poller, or a
+    processor (None: a statement anyone sends)."""
+    if query.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SET", "SELECT 1", "select pg_", "SHOW")) or not query:
+        return None
+    if query.startswith(("INSERT INTO inbox", "SELECT events.message_id", "SELECT message_id FROM events")):
+        return "api"
+    if query.startswith(("SELECT id, message_id FROM events", "SELECT rows FROM inbox", "SELECT coalesce")):
+        return "poller"
+    return "processor"
+
+
+@dataclass
+class Shares:
+    """Where the CPU went during a PostgreSQL latency run, and what the processors' backends waited on:
+    ``pg_stat_activity`` sampled every ``interval`` s for the run's connections (named by
+    ``application_name``), each backend's CPU read from /proc (same machine) at its first and last
+    sighting."""
+
+    app: str
+    interval: float = 0.1
+    first: dict[int, float] = field(default_factory=dict)
+    last: dict[int, float] = field(default_factory=dict)
+    roles: dict[int, dict[str, int]] = field(default_factory=dict)
+    waits: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> state/wait -> samples
+
+    def run(self, stop: threading.Event) -> None:
+        admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+        query = text(
+            "SELECT pid, state, coalesce(wait_event_type || '/' || wait_event, ''), query"
+            " FROM pg_stat_activity WHERE application_name = :app AND pid <> pg_backend_pid()"
+        )
+        try:
+            with admin.connect() as conn:
+                while not stop.wait(self.interval):
+                    for pid, state, wait, statement in conn.execute(query, {"app": self.app}).all():
+                        cpu = _proc_cpu_s(pid)
+                        if cpu is not None:
+                            self.first.setdefault(pid, cpu)
+                            self.last[pid] = cpu
+                        counts = self.roles.setdefault(pid, {})
+                        role = _role(" ".join((statement or "").split()))
+                        if role is not None:
+                            counts[role] = counts.get(role, 0) + 1
+                        role = max(counts.items(), key=lambda kv: kv[1])[0] if counts else "unknown"
+                        if state == "idle":
+                            continue
+                        what = "client (idle in transaction)" if state.startswith("idle in") else wait or "CPU"
+                        by = self.waits.setdefault(role, {})
+                        by[what] = by.get(what, 0) + 1
+                    conn.rollback()
+        finally:
+            admin.dispose()
+
+    def backend_cpu_s(self) -> dict[str, float]:
+        """CPU-seconds of the run's PostgreSQL backends, by the role their statements showed most."""
+        out: dict[str, float] = {}
+        for pid, first in self.first.items():
+            counts = self.roles[pid]
+            role = max(counts.items(), key=lambda kv: kv[1])[0] if counts else "unknown"
+            out[role] = out.get(role, 0.0) + self.last[pid] - first
+        return out
+
+
+def _children() -> dict[str, list[int]]:
+    """This bench's child processes: the server and the ``leadscore process`` processors."""
+    out: dict[str, list[int]] = {"server": [], "processors": []}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid():
+            out["server" if b"_serve" in cmdline else "processors"].append(int(stat.parent.name))
+    return out
+
+
 def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
     with database(engine, workdir) as db:
         key = prepare(db)
@@ -722,12 +817,32 @@ def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, 
             stop = threading.Event()
             poller = threading.Thread(target=_poll, args=(db, tracker, stop, 0.005), daemon=True)
             poller.start()
+            app = db.rsplit("application_name=", 1)[1] if "application_name=" in db else ""
+            shares = Shares(app)
+            sampler = threading.Thread(target=shares.run, args=(stop,), daemon=True)
+            if app:
+                sampler.start()
+            children = _children()
+            child_cpu = {pid: _proc_cpu_s(pid) or 0.0 for pids in children.values() for pid in pids}
+            own, machine = os.times(), _machine_busy_s()
             began, cpu_before = time.time(), procs.cpu_s()
             asyncio.run(_drive(url, key, rate, seconds, tracker))
             sent_for = time.time() - began
             stop.set()
             poller.join(MAX_SECONDS)
             processor_cpu_s = procs.cpu_s() - cpu_before
+            took = time.time() - began
+            cpu = {
+                role: sum((_proc_cpu_s(pid) or child_cpu[pid]) - child_cpu[pid] for pid in pids)
+                for role, pids in children.items()
+            }
+            after = os.times()
+            cpu["bench (load generator, poller)"] = after.user + after.system - own.user - own.system
+            if app:
+                sampler.join(5)
+                for role, spent in shares.backend_cpu_s().items():
+                    cpu[f"postgres backends: {role}"] = spent
+            cpu["machine (every process)"] = _machine_busy_s() - machine
             crossings = count(db, "score_events")
             history = count(db, "score_history")
     assert tracker.failed == 0, f"{tracker.failed} requests failed"
@@ -758,6 +873,9 @@ def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, 
         # events scored per CPU-second of the processor processes (one core busy for a second)
         "per_core": len(tracker.done) / processor_cpu_s if processor_cpu_s else None,
         "processor_cpu_s": processor_cpu_s,
+        "wall_s": took,
+        "cpu_s": cpu,
+        "waits": shares.waits,
     }
 
 
@@ -799,6 +917,20 @@ def report(engine: str, a: dict[str, Any], b: dict[str, Any], c: dict[str, Any])
     return "\n".join(lines)
 
 
+def shares_report(c: dict[str, Any]) -> list[str]:
+    """(c)'s CPU by process (share of the machine's cores over the run) and, on PostgreSQL, what the
+    run's backends were doing when sampled."""
+    cores, wall = os.cpu_count() or 1, c["wall_s"]
+    lines = [f"    CPU over the {wall:.0f} s of the run ({cores} cores = {cores * wall:.0f} CPU-s):"]
+    for role, spent in c["cpu_s"].items():
+        lines.append(f"      {role}: {spent:.1f} CPU-s = {spent / (cores * wall):.0%} of the machine")
+    for role, waits in sorted(c["waits"].items()):
+        total = sum(waits.values())
+        top = ", ".join(f"{w} {n / total:.0%}" for w, n in sorted(waits.items(), key=lambda kv: -kv[1])[:6])
+        lines.append(f"    {role} backends, {total} busy samples: {top}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_serve":
@@ -837,6 +969,7 @@ def main(argv: list[str] | None = None) -> None:
             if "c" in args.only:
                 c = latency(engine, workdir, args.rate, args.latency_seconds)
                 print(f"{engine} (c) [load {os.getloadavg()[0]:.1f}]: {c}", flush=True)
+                print("\n".join(shares_report(c)), flush=True)
             if a and b and c:
                 print(report(engine, a, b, c), flush=True)
             if "p" in args.only:
