@@ -87,7 +87,10 @@ _DONE = delete(inbox).where(in_list(inbox.c.id, "ids", Integer))
 # Only rows of the partitions ``:parts`` whose lock this transaction gets are taken (a try-lock each: a
 # partition another transaction holds is skipped, never waited for), so a partition's rows are taken by one
 # transaction at a time, oldest first: a person's events are applied in the order they were acknowledged,
-# whichever processors run. The locks are held until the transaction ends, with the deletion.
+# whichever processors run. The locks are held until the transaction ends, with the deletion; every
+# partition of ``:parts`` free then is locked, whether it had rows or not, so a processor asks for its own
+# partitions only (``scoring/processor.py: Membership``). They are locked before the rows are read: a
+# partition read first and locked after could have lost an older row to a transaction that rolled back.
 _TAKE_PG = sql_text(
     "WITH parts AS MATERIALIZED ("
     " SELECT p FROM unnest(CAST(:parts AS INTEGER[])) AS p"
