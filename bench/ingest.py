@@ -172,8 +172,17 @@ def processors(db: str, n: int) -> Iterator[Processors]:
     finally:
         for proc in out.procs:
             proc.terminate()
-        for proc in out.procs:
-            proc.wait(60)
+        try:
+            for proc in out.procs:
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        finally:  # the bench interrupted: none is left running
+            for proc in out.procs:
+                if proc.poll() is None:
+                    proc.kill()
 
 
 @contextmanager
@@ -734,7 +743,10 @@ def _machine_busy_s() -> float:
 def _role(query: str) -> str | None:
     """Whose PostgreSQL backend a statement shows: the API's acknowledgements, the bench's poller, or a
     processor (None: a statement anyone sends)."""
-    if query.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SET", "SELECT 1", "select pg_", "SHOW")) or not query:
+    if (
+        query.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SET", "SELECT 1", "select pg_", "SHOW"))
+        or not query
+    ):
         return None
     if query.startswith(("INSERT INTO inbox", "SELECT events.message_id", "SELECT message_id FROM events")):
         return "api"
@@ -778,7 +790,9 @@ class Shares:
                         role = max(counts.items(), key=lambda kv: kv[1])[0] if counts else "unknown"
                         if state == "idle":
                             continue
-                        what = "client (idle in transaction)" if state.startswith("idle in") else wait or "CPU"
+                        what = (
+                            "client (idle in transaction)" if state.startswith("idle in") else wait or "CPU"
+                        )
                         by = self.waits.setdefault(role, {})
                         by[what] = by.get(what, 0) + 1
                     conn.rollback()
@@ -845,38 +859,43 @@ def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, 
             cpu["machine (every process)"] = _machine_busy_s() - machine
             crossings = count(db, "score_events")
             history = count(db, "score_history")
-    assert tracker.failed == 0, f"{tracker.failed} requests failed"
-    inf = float("inf")
-    planned = int(rate * min(seconds, MAX_SECONDS))
-    # an event never acknowledged or never seen scored within the grace period counts as infinitely late
-    lat = sorted(
-        (tracker.done[m] - tracker.sent[m]) * 1000 if m in tracker.done else inf for m in tracker.sent
-    )
-    lat += [inf] * (planned - len(lat))
-    ack = sorted(
-        (tracker.acked[m] - tracker.sent[m]) * 1000 if m in tracker.acked else inf for m in tracker.sent
-    )
-    ack += [inf] * (planned - len(ack))
-    return {
-        "events": len(lat),
-        "missed": sum(1 for v in lat if v == inf),
-        "achieved_rate": len(tracker.acked) / sent_for,
-        "p50": statistics.median(lat),
-        "p99": lat[int(len(lat) * 0.99) - 1],
-        "max": lat[-1],
-        "ack_p50": statistics.median(ack),
-        "ack_p99": ack[int(len(ack) * 0.99) - 1],
-        "max_inbox": tracker.max_inbox,
-        "crossings": crossings,
-        "history_rows": history,
-        "processors": PROCESSORS,
-        # events scored per CPU-second of the processor processes (one core busy for a second)
-        "per_core": len(tracker.done) / processor_cpu_s if processor_cpu_s else None,
-        "processor_cpu_s": processor_cpu_s,
-        "wall_s": took,
-        "cpu_s": cpu,
-        "waits": shares.waits,
-    }
+            assert tracker.failed == 0, f"{tracker.failed} requests failed"
+            inf = float("inf")
+            planned = int(rate * min(seconds, MAX_SECONDS))
+            # an event never acknowledged or never seen scored within the grace period counts as infinitely late
+            lat = sorted(
+                (tracker.done[m] - tracker.sent[m]) * 1000 if m in tracker.done else inf for m in tracker.sent
+            )
+            lat += [inf] * (planned - len(lat))
+            ack = sorted(
+                (tracker.acked[m] - tracker.sent[m]) * 1000 if m in tracker.acked else inf
+                for m in tracker.sent
+            )
+            ack += [inf] * (planned - len(ack))
+            result = {
+                "events": len(lat),
+                "missed": sum(1 for v in lat if v == inf),
+                "achieved_rate": len(tracker.acked) / sent_for,
+                "p50": statistics.median(lat),
+                "p99": lat[int(len(lat) * 0.99) - 1],
+                "max": lat[-1],
+                "ack_p50": statistics.median(ack),
+                "ack_p99": ack[int(len(ack) * 0.99) - 1],
+                "max_inbox": tracker.max_inbox,
+                "crossings": crossings,
+                "history_rows": history,
+                "processors": PROCESSORS,
+                # events scored per CPU-second of the processor processes (one core busy for a second)
+                "per_core": len(tracker.done) / processor_cpu_s if processor_cpu_s else None,
+                "processor_cpu_s": processor_cpu_s,
+                "wall_s": took,
+                "cpu_s": cpu,
+                "waits": shares.waits,
+            }
+            # printed before the teardown (stopping processors behind a backlog can take long)
+            print(f"{engine} (c) [load {os.getloadavg()[0]:.1f}]: {result}", flush=True)
+            print("\n".join(shares_report(result)), flush=True)
+    return result
 
 
 # -- report ----------------------------------------------------------------------------------------------
@@ -968,8 +987,6 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{engine} (b) [load {os.getloadavg()[0]:.1f}]: {b}", flush=True)
             if "c" in args.only:
                 c = latency(engine, workdir, args.rate, args.latency_seconds)
-                print(f"{engine} (c) [load {os.getloadavg()[0]:.1f}]: {c}", flush=True)
-                print("\n".join(shares_report(c)), flush=True)
             if a and b and c:
                 print(report(engine, a, b, c), flush=True)
             if "p" in args.only:

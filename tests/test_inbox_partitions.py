@@ -54,7 +54,9 @@ def test_an_acknowledgement_writes_a_row_per_partition_of_people(pg_store: Store
     assert held == {14: (2, ["a1", "a2"]), 4: (2, ["b1", "b2"]), 2: (1, ["c1"])}
 
 
-def test_a_partition_is_taken_by_one_transaction_at_a_time_and_skipped_not_waited_for(pg_store: Store) -> None:
+def test_a_partition_is_taken_by_one_transaction_at_a_time_and_skipped_not_waited_for(
+    pg_store: Store,
+) -> None:
     """Person a's two events in two inbox rows (two acknowledgements), person b's one. While a
     transaction holds a's first row (it asked for a's partition only), another asking for every
     partition takes b's row and not a's second (a later event of a person
