@@ -305,6 +305,7 @@ def _set_aside(
 # PostgreSQL: a running processor's slot (a session advisory lock, keyed by the schema like the partitions'),
 # and the slots held, in the order that ranks them
 SLOTS = PART_LOCK
+_LEAVE = text("SELECT pg_advisory_unlock_all()")
 _TAKE_SLOT = text("SELECT pg_try_advisory_lock(hashtext(current_schema()), :slot)")
 _MEMBERS = text(
     "SELECT objid::integer FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
@@ -354,6 +355,11 @@ class Membership:
         """Give the slot back: the connection is closed, not pooled (its session holds the lock)."""
         conn, self._conn, self.parts = self._conn, None, None
         if conn is not None:
+            try:
+                # at once: a closed connection's server process lets its locks go a moment later
+                conn.execute(_LEAVE)
+            except Exception:
+                log.debug("giving the slot back failed; the connection's end will", exc_info=True)
             try:
                 conn.invalidate()
                 conn.close()
