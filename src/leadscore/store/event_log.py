@@ -163,13 +163,14 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Append event-log rows to the inbox, ``INBOX_ROW_EVENTS`` to an inbox row; returns the rows added."""
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":  # a row per partition (``claim``)
+    entries: list[tuple[Any, ...]]
+    if conn.dialect.name == "postgresql":  # a row per partition (``claim``), each in the rows' order
         by_part: dict[int, list[dict[str, Any]]] = {}
         for row in rows:
             by_part.setdefault(partition(row.get("person_key")), []).append(row)
         entries = [(*entry, part) for part, some in by_part.items() for entry in _inbox_entries(some)]
     else:
-        entries = _inbox_entries(rows)  # type: ignore[assignment]
+        entries = list(_inbox_entries(rows))
     conn.exec_driver_sql(_ENQUEUE[conn.dialect.name], entries if len(entries) > 1 else entries[0])
     return len(entries)
 
