@@ -172,8 +172,17 @@ def processors(db: str, n: int) -> Iterator[Processors]:
     finally:
         for proc in out.procs:
             proc.terminate()
-        for proc in out.procs:
-            proc.wait(60)
+        try:
+            for proc in out.procs:
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        finally:  # the bench interrupted: none is left running
+            for proc in out.procs:
+                if proc.poll() is None:
+                    proc.kill()
 
 
 @contextmanager
@@ -235,7 +244,8 @@ def database(engine: str, workdir: Path) -> Iterator[str]:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        # every connection of the run names the schema, so that ``Shares`` finds its server processes
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -622,6 +632,7 @@ class Tracker:
     waiting: set[str] = field(default_factory=set)  # acknowledged, not yet seen scored
     failed: int = 0
     max_inbox: int = 0  # events waiting in the inbox, at most
+    last_send: float = 0.0  # when the last event was sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -661,6 +672,7 @@ async def _drive(url: str, key: str, rate: int, seconds: float, tracker: Tracker
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i)))
     # answers still missing a while after the last send count as misses (infinite latency) in the report
+    tracker.last_send = time.time()
     _, late = await asyncio.wait(tasks, timeout=GRACE_S)
     for task in late:
         task.cancel()
@@ -680,7 +692,9 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
             while True:
                 finished = stop.is_set()
                 if finished and stop_by == float("inf"):
-                    stop_by = time.time() + GRACE_S
+                    # GRACE_S after the last send (not after the last answer: a run that falls behind
+                    # would wait for both in turn, and no longer fit a 5-minute hold beside its baseline)
+                    stop_by = (tracker.last_send or time.time()) + GRACE_S
                 # a SQLite processor logs a batch's events before it scores them (``scoring/snapshot.py``):
                 # those after the pending rows' ``logged_after`` are not scored yet
                 pending = [
@@ -714,6 +728,105 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
         store.dispose()
 
 
+def _proc_cpu_s(pid: int) -> float | None:
+    """A process's CPU time so far (user + system), or None once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float:
+    """CPU-seconds every core of the machine has been busy so far (all processes, /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _role(query: str) -> str | None:
+    """Whose PostgreSQL backend a statement shows: the API's acknowledgements, the bench's poller, or a
+    processor (None: a statement anyone sends)."""
+    if (
+        query.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SET", "SELECT 1", "select pg_", "SHOW"))
+        or not query
+    ):
+        return None
+    if query.startswith(("INSERT INTO inbox", "SELECT events.message_id", "SELECT message_id FROM events")):
+        return "api"
+    if query.startswith(("SELECT id, message_id FROM events", "SELECT rows FROM inbox", "SELECT coalesce")):
+        return "poller"
+    return "processor"
+
+
+@dataclass
+class Shares:
+    """Where the CPU went during a PostgreSQL latency run, and what the processors' backends waited on:
+    ``pg_stat_activity`` sampled every ``interval`` s for the run's connections (named by
+    ``application_name``), each backend's CPU read from /proc (same machine) at its first and last
+    sighting."""
+
+    app: str
+    interval: float = 0.1
+    first: dict[int, float] = field(default_factory=dict)
+    last: dict[int, float] = field(default_factory=dict)
+    roles: dict[int, dict[str, int]] = field(default_factory=dict)
+    waits: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> state/wait -> samples
+
+    def run(self, stop: threading.Event) -> None:
+        admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+        query = text(
+            "SELECT pid, state, coalesce(wait_event_type || '/' || wait_event, ''), query"
+            " FROM pg_stat_activity WHERE application_name = :app AND pid <> pg_backend_pid()"
+        )
+        try:
+            with admin.connect() as conn:
+                while not stop.wait(self.interval):
+                    for pid, state, wait, statement in conn.execute(query, {"app": self.app}).all():
+                        cpu = _proc_cpu_s(pid)
+                        if cpu is not None:
+                            self.first.setdefault(pid, cpu)
+                            self.last[pid] = cpu
+                        counts = self.roles.setdefault(pid, {})
+                        role = _role(" ".join((statement or "").split()))
+                        if role is not None:
+                            counts[role] = counts.get(role, 0) + 1
+                        role = max(counts.items(), key=lambda kv: kv[1])[0] if counts else "unknown"
+                        if state == "idle":
+                            continue
+                        what = (
+                            "client (idle in transaction)" if state.startswith("idle in") else wait or "CPU"
+                        )
+                        by = self.waits.setdefault(role, {})
+                        by[what] = by.get(what, 0) + 1
+                    conn.rollback()
+        finally:
+            admin.dispose()
+
+    def backend_cpu_s(self) -> dict[str, float]:
+        """CPU-seconds of the run's PostgreSQL backends, by the role their statements showed most."""
+        out: dict[str, float] = {}
+        for pid, first in self.first.items():
+            counts = self.roles[pid]
+            role = max(counts.items(), key=lambda kv: kv[1])[0] if counts else "unknown"
+            out[role] = out.get(role, 0.0) + self.last[pid] - first
+        return out
+
+
+def _children() -> dict[str, list[int]]:
+    """This bench's child processes: the server and the ``leadscore process`` processors."""
+    out: dict[str, list[int]] = {"server": [], "processors": []}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid():
+            out["server" if b"_serve" in cmdline else "processors"].append(int(stat.parent.name))
+    return out
+
+
 def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
     with database(engine, workdir) as db:
         key = prepare(db)
@@ -722,43 +835,71 @@ def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, 
             stop = threading.Event()
             poller = threading.Thread(target=_poll, args=(db, tracker, stop, 0.005), daemon=True)
             poller.start()
+            app = db.rsplit("application_name=", 1)[1] if "application_name=" in db else ""
+            shares = Shares(app)
+            sampler = threading.Thread(target=shares.run, args=(stop,), daemon=True)
+            if app:
+                sampler.start()
+            children = _children()
+            child_cpu = {pid: _proc_cpu_s(pid) or 0.0 for pids in children.values() for pid in pids}
+            own, machine = os.times(), _machine_busy_s()
             began, cpu_before = time.time(), procs.cpu_s()
             asyncio.run(_drive(url, key, rate, seconds, tracker))
             sent_for = time.time() - began
             stop.set()
             poller.join(MAX_SECONDS)
             processor_cpu_s = procs.cpu_s() - cpu_before
+            took = time.time() - began
+            cpu = {
+                role: sum((_proc_cpu_s(pid) or child_cpu[pid]) - child_cpu[pid] for pid in pids)
+                for role, pids in children.items()
+            }
+            after = os.times()
+            cpu["bench (load generator, poller)"] = after.user + after.system - own.user - own.system
+            if app:
+                sampler.join(5)
+                for role, spent in shares.backend_cpu_s().items():
+                    cpu[f"postgres backends: {role}"] = spent
+            cpu["machine (every process)"] = _machine_busy_s() - machine
             crossings = count(db, "score_events")
             history = count(db, "score_history")
-    assert tracker.failed == 0, f"{tracker.failed} requests failed"
-    inf = float("inf")
-    planned = int(rate * min(seconds, MAX_SECONDS))
-    # an event never acknowledged or never seen scored within the grace period counts as infinitely late
-    lat = sorted(
-        (tracker.done[m] - tracker.sent[m]) * 1000 if m in tracker.done else inf for m in tracker.sent
-    )
-    lat += [inf] * (planned - len(lat))
-    ack = sorted(
-        (tracker.acked[m] - tracker.sent[m]) * 1000 if m in tracker.acked else inf for m in tracker.sent
-    )
-    ack += [inf] * (planned - len(ack))
-    return {
-        "events": len(lat),
-        "missed": sum(1 for v in lat if v == inf),
-        "achieved_rate": len(tracker.acked) / sent_for,
-        "p50": statistics.median(lat),
-        "p99": lat[int(len(lat) * 0.99) - 1],
-        "max": lat[-1],
-        "ack_p50": statistics.median(ack),
-        "ack_p99": ack[int(len(ack) * 0.99) - 1],
-        "max_inbox": tracker.max_inbox,
-        "crossings": crossings,
-        "history_rows": history,
-        "processors": PROCESSORS,
-        # events scored per CPU-second of the processor processes (one core busy for a second)
-        "per_core": len(tracker.done) / processor_cpu_s if processor_cpu_s else None,
-        "processor_cpu_s": processor_cpu_s,
-    }
+            assert tracker.failed == 0, f"{tracker.failed} requests failed"
+            inf = float("inf")
+            planned = int(rate * min(seconds, MAX_SECONDS))
+            # an event never acknowledged or never seen scored within the grace period counts as infinitely late
+            lat = sorted(
+                (tracker.done[m] - tracker.sent[m]) * 1000 if m in tracker.done else inf for m in tracker.sent
+            )
+            lat += [inf] * (planned - len(lat))
+            ack = sorted(
+                (tracker.acked[m] - tracker.sent[m]) * 1000 if m in tracker.acked else inf
+                for m in tracker.sent
+            )
+            ack += [inf] * (planned - len(ack))
+            result = {
+                "events": len(lat),
+                "missed": sum(1 for v in lat if v == inf),
+                "achieved_rate": len(tracker.acked) / sent_for,
+                "p50": statistics.median(lat),
+                "p99": lat[int(len(lat) * 0.99) - 1],
+                "max": lat[-1],
+                "ack_p50": statistics.median(ack),
+                "ack_p99": ack[int(len(ack) * 0.99) - 1],
+                "max_inbox": tracker.max_inbox,
+                "crossings": crossings,
+                "history_rows": history,
+                "processors": PROCESSORS,
+                # events scored per CPU-second of the processor processes (one core busy for a second)
+                "per_core": len(tracker.done) / processor_cpu_s if processor_cpu_s else None,
+                "processor_cpu_s": processor_cpu_s,
+                "wall_s": took,
+                "cpu_s": cpu,
+                "waits": shares.waits,
+            }
+            # printed before the teardown (stopping processors behind a backlog can take long)
+            print(f"{engine} (c) [load {os.getloadavg()[0]:.1f}]: {result}", flush=True)
+            print("\n".join(shares_report(result)), flush=True)
+    return result
 
 
 # -- report ----------------------------------------------------------------------------------------------
@@ -783,7 +924,7 @@ def report(engine: str, a: dict[str, Any], b: dict[str, Any], c: dict[str, Any])
         f"    raw executemany, one transaction: {b['raw_one_txn']:,.0f} rows/s; leadscore ingest = "
         f"{b_off.requests_s * BATCH / b['raw_one_txn']:.0%} of it",
         f"(c) event -> score visible at {c['achieved_rate']:,.0f} events/s acknowledged for {c['events']:,} "
-        f"events ({c['missed']:,} not scored within {GRACE_S:.0f} s of the end count as infinitely late): "
+        f"events ({c['missed']:,} not scored within {GRACE_S:.0f} s of the last send count as infinitely late): "
         f"p50 {c['p50']:.0f} ms, p99 {c['p99']:.0f} ms, max {c['max']:.0f} ms "
         f"(acknowledged: p50 {c['ack_p50']:.1f} ms, p99 {c['ack_p99']:.1f} ms; "
         f"inbox peak {c['max_inbox']}; {c['history_rows']:,} history rows, {c['crossings']:,} crossings)",
@@ -797,6 +938,20 @@ def report(engine: str, a: dict[str, Any], b: dict[str, Any], c: dict[str, Any])
             f"{c['per_core']:,.0f} events/s per core"
         )
     return "\n".join(lines)
+
+
+def shares_report(c: dict[str, Any]) -> list[str]:
+    """(c)'s CPU by process (share of the machine's cores over the run) and, on PostgreSQL, what the
+    run's backends were doing when sampled."""
+    cores, wall = os.cpu_count() or 1, c["wall_s"]
+    lines = [f"    CPU over the {wall:.0f} s of the run ({cores} cores = {cores * wall:.0f} CPU-s):"]
+    for role, spent in c["cpu_s"].items():
+        lines.append(f"      {role}: {spent:.1f} CPU-s = {spent / (cores * wall):.0%} of the machine")
+    for role, waits in sorted(c["waits"].items()):
+        total = sum(waits.values())
+        top = ", ".join(f"{w} {n / total:.0%}" for w, n in sorted(waits.items(), key=lambda kv: -kv[1])[:6])
+        lines.append(f"    {role} backends, {total} busy samples: {top}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -836,7 +991,6 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{engine} (b) [load {os.getloadavg()[0]:.1f}]: {b}", flush=True)
             if "c" in args.only:
                 c = latency(engine, workdir, args.rate, args.latency_seconds)
-                print(f"{engine} (c) [load {os.getloadavg()[0]:.1f}]: {c}", flush=True)
             if a and b and c:
                 print(report(engine, a, b, c), flush=True)
             if "p" in args.only:

@@ -7,7 +7,12 @@ event whose message id is already in the log (a resend) is skipped. Several proc
 processors against one PostgreSQL database: inbox rows are claimed with ``FOR UPDATE SKIP LOCKED``, the
 log's unique message id admits one copy of a message, and leads are locked while rescored
 (an advisory lock per lead id: ``store/results.py: lock_leads``), so no
-event is applied twice and no two processors rescore the same lead at once.
+event is applied twice and no two processors rescore the same lead at once. Work is handed out by
+person: each inbox row holds one partition of people (``store/event_log.py: partition``), the running
+processors share the partitions out among themselves (``Membership``), and a partition's rows are taken
+by one transaction at a time, so two processors do not take the same people's events, nor wait at each
+other's lead locks (a person with two keys in two partitions is the exception: the lead lock still
+serialises them).
 
 A message the processor cannot apply (a value the database refuses, a malformed inbox row) must not stall
 the ones behind it: when a batch keeps failing, it is taken again and applied in parts, each in a
@@ -21,10 +26,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadscore.ingest.apply import Applied, apply_identities, message_from_row
@@ -33,7 +39,7 @@ from leadscore.ingest.limits import cut_path
 from leadscore.scoring.pipeline import rescore_touched
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters, dead_letters
-from leadscore.store.event_log import append_events, claim, release
+from leadscore.store.event_log import PART_LOCK, PARTS, append_events, claim, release
 from leadscore.store.planner_stats import refresh_stale
 
 log = logging.getLogger("leadscore.processor")
@@ -61,6 +67,10 @@ SQLITE_CATCH_UP_MS = 250.0
 # PostgreSQL: seconds between two looks at whether the tables scoring reads need fresh planner statistics
 # (store/planner_stats.py: one cheap query; an ANALYZE when a table grew by a tenth since its last one)
 STATS_CHECK_S = 1.0
+# PostgreSQL: a drain that is behind (its last batch at least half full) doubles its batch, up to this:
+# a round trip or statement per batch is then shared by more events (the backlog drains faster); one
+# that keeps up goes back to BATCH, and takes what has gathered since its last look
+PG_BACKLOG_BATCH = 2000
 
 
 def sqlite_pause(held_s: float, waited_ms: float = 0.0) -> float:
@@ -91,13 +101,19 @@ def process_pending(store: Store, limit: int = BATCH, drop_unconsented: bool = F
     return _process(store, limit, ProcessorStats(), drop_unconsented)
 
 
-def _process(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool = False) -> int:
-    """One batch, retried when a concurrent processor won a race (it created the same lead first, or
+def _process(
+    store: Store,
+    limit: int,
+    stats: ProcessorStats,
+    drop_unconsented: bool = False,
+    parts: Sequence[int] | None = None,
+) -> int:
+    """One batch (PostgreSQL: of the partitions ``parts``, default all), retried when a concurrent processor won a race (it created the same lead first, or
     the database broke a deadlock): the transaction rolled back whole, so retrying is safe. A batch that
     still fails (or fails otherwise) is taken again message by message (``_apply_isolated``)."""
     for attempt in range(RETRIES):
         try:
-            return _process_once(store, limit, stats, drop_unconsented, isolate=False)
+            return _process_once(store, limit, stats, drop_unconsented, isolate=False, parts=parts)
         except (IntegrityError, OperationalError):
             if attempt == RETRIES - 1:
                 break
@@ -106,11 +122,16 @@ def _process(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: 
         except Exception:
             break
     # if the database itself is unusable, this fails as well (and nothing is set aside): the caller retries
-    return _process_once(store, limit, stats, drop_unconsented, isolate=True)
+    return _process_once(store, limit, stats, drop_unconsented, isolate=True, parts=parts)
 
 
 def _process_once(
-    store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool, isolate: bool
+    store: Store,
+    limit: int,
+    stats: ProcessorStats,
+    drop_unconsented: bool,
+    isolate: bool,
+    parts: Sequence[int] | None = None,
 ) -> int:
     if store.dialect == "sqlite" and not isolate:
         # scored on a read snapshot, the write lock held only to log and to save (built on this module)
@@ -121,14 +142,21 @@ def _process_once(
     with write_turn(store):
         held_from = time.monotonic()
         try:
-            return _in_turn(store, limit, stats, drop_unconsented, isolate)
+            return _in_turn(store, limit, stats, drop_unconsented, isolate, parts)
         finally:
             stats.last_held_s = time.monotonic() - held_from
 
 
-def _in_turn(store: Store, limit: int, stats: ProcessorStats, drop_unconsented: bool, isolate: bool) -> int:
+def _in_turn(
+    store: Store,
+    limit: int,
+    stats: ProcessorStats,
+    drop_unconsented: bool,
+    isolate: bool,
+    parts: Sequence[int] | None = None,
+) -> int:
     with store.begin(durable=False) as conn:
-        claimed = claim(conn, limit)
+        claimed = claim(conn, limit, parts)
         if claimed is None:
             return 0
         now = now_ms()
@@ -274,6 +302,71 @@ def _set_aside(
     log.error("message %s could not be applied and is dead letter %d: %s", mid, letter, error)
 
 
+# PostgreSQL: a running processor's slot (a session advisory lock, keyed by the schema like the partitions'),
+# and the slots held, in the order that ranks them
+SLOTS = PART_LOCK
+_LEAVE = text("SELECT pg_advisory_unlock_all()")
+_TAKE_SLOT = text("SELECT pg_try_advisory_lock(hashtext(current_schema()), :slot)")
+_MEMBERS = text(
+    "SELECT objid::integer FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND classid = (hashtext(current_schema())::bigint & 4294967295)::oid"
+    f" AND objid < {SLOTS} ORDER BY objid"
+)
+
+
+def owned(rank: int, members: int) -> list[int]:
+    """The inbox partitions of the processor ranked ``rank`` among ``members`` running ones."""
+    return [part for part in range(PARTS) if part % members == rank]
+
+
+class Membership:
+    """A PostgreSQL processor's share of the inbox partitions (``store/event_log.py: partition``): while
+    it runs it holds a slot (a session advisory lock, on a connection of its own, which a killed
+    processor's server process releases), and ``refresh`` looks up the slots held: ranked ``r`` among
+    ``n``, it owns the partitions ``p`` with ``p % n == r``. Ownership only spreads the work; correctness
+    does not depend on it (a partition is taken by one transaction at a time, whoever owns it), so a
+    processor whose look failed takes every partition (``parts`` None) until the next one succeeds."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.parts: list[int] | None = None
+        self._conn: Connection | None = None
+        self._slot = -1
+
+    def refresh(self) -> list[int] | None:
+        try:
+            if self._conn is None:
+                self._conn = self.store.engine.connect()
+                self._slot = next(
+                    (s for s in range(SLOTS) if self._conn.execute(_TAKE_SLOT, {"slot": s}).scalar()), -1
+                )
+            slots = list(self._conn.execute(_MEMBERS).scalars())
+            self._conn.rollback()  # the slot is the session's; no transaction stays open
+            self.parts = owned(slots.index(self._slot), len(slots)) if self._slot in slots else None
+        except Exception:  # an unreachable database: every partition, as a processor without a slot
+            log.warning("processor membership not refreshed; taking every partition", exc_info=True)
+            self.close()
+        if self.parts is None:
+            self.close()  # a slot lost (or never got): taken again at the next look
+        return self.parts
+
+    def close(self) -> None:
+        """Give the slot back: the connection is closed, not pooled (its session holds the lock)."""
+        conn, self._conn, self.parts = self._conn, None, None
+        if conn is not None:
+            try:
+                # at once: a closed connection's server process lets its locks go a moment later
+                conn.execute(_LEAVE)
+            except Exception:
+                log.debug("giving the slot back failed; the connection's end will", exc_info=True)
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:
+                log.debug("closing the membership connection failed", exc_info=True)
+
+
 class Processor:
     """A background thread that drains the inbox whenever it is woken (after each commit) or every
     ``idle_s`` (events committed by other processes). Once woken it lingers ``linger_s`` before draining,
@@ -288,6 +381,7 @@ class Processor:
         self.linger_s = linger_s
         self.stats = ProcessorStats()
         self._stats_checked = -STATS_CHECK_S
+        self.membership = Membership(store)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leadscore-processor", daemon=True)
@@ -308,6 +402,7 @@ class Processor:
         self._stop.set()
         self._wake.set()
         self._thread.join()
+        self.membership.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -329,7 +424,13 @@ class Processor:
                         refresh_stale(self.store)
                     except OperationalError:  # a table held elsewhere: statistics wait, scoring does not
                         log.warning("planner statistics not refreshed; tried again later", exc_info=True)
-                taken = _process(self.store, batch, self.stats, self.drop_unconsented)
+                    self.membership.refresh()
+                parts = None if sqlite else self.membership.parts
+                taken = _process(self.store, batch, self.stats, self.drop_unconsented, parts)
+                if not taken and parts is not None and len(parts) < PARTS:
+                    # its own partitions are empty: help with the others' (those no transaction holds)
+                    others = [part for part in range(PARTS) if part not in parts]
+                    taken = _process(self.store, batch, self.stats, self.drop_unconsented, others)
             except Exception:
                 self.stats.errors += 1
                 log.exception("processing the inbox failed; it will be retried")
@@ -341,3 +442,5 @@ class Processor:
                 batch = SQLITE_BACKLOG_BATCH if 2 * taken >= batch else SQLITE_BATCH
                 if self._stop.wait(sqlite_pause(self.stats.last_held_s, self.stats.last_latency_ms)):
                     return
+            else:
+                batch = min(2 * batch, PG_BACKLOG_BATCH) if 2 * taken >= batch else BATCH

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -55,11 +56,19 @@ PG_INSERT = (
 )
 _KNOWN = select(events.c.message_id).where(in_list(events.c.message_id, "ids", Text))
 INBOX_ROW_EVENTS = 100
+# PostgreSQL: people are spread over this many partitions (``partition``); an acknowledgement writes an
+# inbox row per partition its events fall in, and concurrent processors each take their own partitions'
+# rows (``claim``), so two never take events of the same person at once nor wait at each other's lead locks
+PARTS = 16
+# advisory lock keys (the first key is the schema's hash, so that schemas of one database stay apart):
+# a partition claimed by a transaction is PART_LOCK + partition; a processor's membership (``members``)
+# is its slot, below PART_LOCK
+PART_LOCK = 1000
 # the key of an inbox entry that holds leads to score, not an event (``mark_pending``)
 PENDING = "pending_rescore"
 _ENQUEUE = {
     "sqlite": "INSERT INTO inbox (received_ms, events, rows) VALUES (?, ?, ?)",
-    "postgresql": "INSERT INTO inbox (received_ms, events, rows) VALUES (%s, %s, %s)",
+    "postgresql": "INSERT INTO inbox (received_ms, events, rows, part) VALUES (%s, %s, %s, %s)",
 }
 # the SQLite acknowledgement, on the driver's connection (see ``acknowledge_sqlite``)
 _SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value FROM json_each(?))"
@@ -70,11 +79,23 @@ _DONE = delete(inbox).where(in_list(inbox.c.id, "ids", Integer))
 # done): the oldest unlocked rows up to ``n`` events (at least one row) are deleted at once, returning
 # their events. The transaction that applies them holds the deletion until it commits; if it rolls back,
 # the rows are back in the inbox, as an unclaimed row would be.
+#
+# Only rows of the partitions ``:parts`` whose lock this transaction gets are taken (a try-lock each: a
+# partition another transaction holds is skipped, never waited for), so a partition's rows are taken by one
+# transaction at a time, oldest first: a person's events are applied in the order they were acknowledged,
+# whichever processors run. The locks are held until the transaction ends, with the deletion; every
+# partition of ``:parts`` free then is locked, whether it had rows or not, so a processor asks for its own
+# partitions only (``scoring/processor.py: Membership``). They are locked before the rows are read: a
+# partition read first and locked after could have lost an older row to a transaction that rolled back.
 _TAKE_PG = sql_text(
-    "DELETE FROM inbox WHERE id IN ("
+    "WITH parts AS MATERIALIZED ("
+    " SELECT p FROM unnest(CAST(:parts AS INTEGER[])) AS p"
+    f" WHERE pg_try_advisory_xact_lock(hashtext(current_schema()), {PART_LOCK} + p)"
+    ") DELETE FROM inbox WHERE id IN ("
     " SELECT id FROM ("
     "  SELECT id, row_number() OVER (ORDER BY id) AS nth, sum(events) OVER (ORDER BY id) AS upto"
-    "  FROM (SELECT id, events FROM inbox ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED) AS waiting"
+    "  FROM (SELECT id, events FROM inbox WHERE part IN (SELECT p FROM parts)"
+    "   ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED) AS waiting"
     " ) AS counted WHERE nth = 1 OR upto <= :n"
     ") RETURNING id, received_ms, rows"
 )
@@ -119,9 +140,21 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Append event-log rows to the inbox, ``INBOX_ROW_EVENTS`` to an inbox row; returns the rows added."""
     if not rows:
         return 0
-    entries = _inbox_entries(rows)
+    entries: list[tuple[Any, ...]]
+    if conn.dialect.name == "postgresql":  # a row per partition (``claim``), each in the rows' order
+        by_part: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_part.setdefault(partition(row.get("person_key")), []).append(row)
+        entries = [(*entry, part) for part, some in by_part.items() for entry in _inbox_entries(some)]
+    else:
+        entries = list(_inbox_entries(rows))
     conn.exec_driver_sql(_ENQUEUE[conn.dialect.name], entries if len(entries) > 1 else entries[0])
     return len(entries)
+
+
+def partition(person_key: Any) -> int:
+    """The inbox partition of a person key's events (the same in every process: CRC-32, not ``hash``)."""
+    return zlib.crc32(str(person_key or "").encode()) % PARTS
 
 
 def acknowledge_sqlite(db: sqlite3.Connection, rows: Mapping[str, dict[str, Any]]) -> set[str]:
@@ -187,14 +220,16 @@ class Claimed:
     pending: list[dict[str, Any]] = field(default_factory=list)
 
 
-def claim(conn: Connection, limit: int) -> Claimed | None:
+def claim(conn: Connection, limit: int, parts: Sequence[int] | None = None) -> Claimed | None:
     """The oldest inbox rows holding at most ``limit`` events (at least one row), or None when empty.
 
     On PostgreSQL the rows are deleted in the claim's statement (``release`` then has nothing left to do),
-    and rows another processor holds are skipped, so concurrent processors never take the same rows.
+    and only rows of the partitions ``parts`` (default: all) that no other transaction holds are taken, so
+    concurrent processors never take the same rows, nor the same partition's.
     """
     if conn.dialect.name == "postgresql":
-        deleted = sorted(conn.execute(_TAKE_PG, {"n": limit}).all())
+        every = list(range(PARTS)) if parts is None else list(parts)
+        deleted = sorted(conn.execute(_TAKE_PG, {"n": limit, "parts": every}).all())
         if not deleted:
             return None
         ids = [inbox_id for inbox_id, _, _ in deleted]

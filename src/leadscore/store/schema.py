@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -226,6 +227,9 @@ inbox = Table(
     Column("received_ms", BigInteger, nullable=False),  # the earliest of its events
     Column("events", Integer, nullable=False),
     Column("rows", Text, nullable=False),
+    # the partition of people whose events it holds (event_log.partition; 0 on SQLite, where one writer
+    # takes every row): PostgreSQL processors each take their own partitions' rows
+    Column("part", SmallInteger, nullable=False, server_default="0"),
 )
 
 dead_letters = Table(
