@@ -28,7 +28,7 @@ from leadscore.lifecycle.gates import Facts, matching
 from leadscore.lifecycle.replay import for_score, mql_stage, mql_threshold, replay_lead, with_threshold
 from leadscore.model import Lifecycle, ScoringModel, Transition
 from leadscore.scoring.pipeline import active_model
-from leadscore.scoring.run import POINTS_CHUNK, score_points, score_totals
+from leadscore.scoring.run import points_models_chunks
 from leadscore.store.schema import events, identities
 from leadscore.store.score_names import check_name, primary_score
 
@@ -130,40 +130,61 @@ def replay(
     start_ms: int,
     end_ms: int,
 ) -> Replay:
+    """One model's ``replays``."""
+    return replays(conn, sources, (model,), pairs, start_ms, end_ms)[0]
+
+
+def replays(
+    conn: Connection,
+    sources: Sources,
+    models: Sequence[ScoringModel],
+    pairs: list[tuple[int, int]],
+    start_ms: int,
+    end_ms: int,
+) -> list[Replay]:
+    """Each model's ``Replay`` of the checkpoints ``pairs``, every model scored by one statement per chunk
+    (``scoring.run.points_models_chunks``: the events read once for all of them)."""
     known = frozenset(lead for lead, ts in pairs if ts == start_ms)
     before = _last_events(conn, start_ms) if known else {}
-    lifecycle = model.lifecycle
     # the rules a transition's ``rules_met`` names: their ledger lines are read, and only theirs
-    named = {
-        r for t in (lifecycle.transitions if lifecycle is not None else ()) for r in t.when.rules_met or ()
-    }
-    observed: dict[int, list[Facts]] = {}
+    named = [
+        {
+            r
+            for t in (m.lifecycle.transitions if m.lifecycle is not None else ())
+            for r in t.when.rules_met or ()
+        }
+        for m in models
+    ]
+    observed: list[dict[int, list[Facts]]] = [{} for _ in models]
     # a chunk's rows become facts as they are read: every ledger of a period at once (a line per rule for
     # each lead and active day) is gigabytes at 20k leads; without ``rules_met`` no line is read at all
-    scored = (
-        (lg for start in range(0, len(pairs), POINTS_CHUNK)
-         for lg in score_points(conn, model, sources, pairs[start : start + POINTS_CHUNK]))
-        if named else score_totals(conn, model, sources, pairs)
-    )  # fmt: skip
-    for lg in scored:
-        # a checkpoint after the start is an event's time; the start one is preceded by the lead's last event
-        last = before.get(lg.lead_id) if lg.as_of == start_ms else lg.as_of
-        facts = Facts(lg.lead_id, lg.score, lg.fit_score, lg.engagement_score, lg.grade, lg.level, lg.band,
-                      scored_ms=lg.as_of, entered_ms=lg.as_of, last_event_ms=last,
-                      rule_points={ln.rule_id: ln.score_points for ln in lg.lines
-                                   if ln.score_points != 0 and ln.rule_id in named})  # fmt: skip
-        observed.setdefault(lg.lead_id, []).append(facts)
-    path = {lead: sorted(observed[lead], key=lambda f: f.scored_ms) for lead in sorted(observed)}
-    ids = sorted(path)
-    hits = {
-        t.id: matching(conn, model, t.when.attributes, ids, t.id)
-        for t in (lifecycle.transitions if lifecycle is not None else ())
-        if t.when.attributes is not None
-    }
+    for chunk in points_models_chunks(conn, models, sources, pairs, explain=any(named)):
+        for ledgers, names, seen in zip(chunk, named, observed, strict=True):
+            for lg in ledgers:
+                # a checkpoint after the start is an event's time; the start one follows the lead's last event
+                last = before.get(lg.lead_id) if lg.as_of == start_ms else lg.as_of
+                facts = Facts(lg.lead_id, lg.score, lg.fit_score, lg.engagement_score, lg.grade, lg.level,
+                              lg.band, scored_ms=lg.as_of, entered_ms=lg.as_of, last_event_ms=last,
+                              rule_points={ln.rule_id: ln.score_points for ln in lg.lines
+                                           if ln.score_points != 0 and ln.rule_id in names})  # fmt: skip
+                seen.setdefault(lg.lead_id, []).append(facts)
     touched = first_touch(conn)
-    begin = {lead: min(touched.get(lead, obs[0].scored_ms), obs[0].scored_ms) for lead, obs in path.items()}
-    scores = {lead: sorted(f.score for f in obs) for lead, obs in path.items()}
-    return Replay(start_ms, end_ms, begin, known, path, hits, scores)
+    out: list[Replay] = []
+    for model, seen in zip(models, observed, strict=True):
+        lifecycle = model.lifecycle
+        path = {lead: sorted(seen[lead], key=lambda f: f.scored_ms) for lead in sorted(seen)}
+        ids = sorted(path)
+        hits = {
+            t.id: matching(conn, model, t.when.attributes, ids, t.id)
+            for t in (lifecycle.transitions if lifecycle is not None else ())
+            if t.when.attributes is not None
+        }
+        begin = {
+            lead: min(touched.get(lead, obs[0].scored_ms), obs[0].scored_ms) for lead, obs in path.items()
+        }
+        scores = {lead: sorted(f.score for f in obs) for lead, obs in path.items()}
+        out.append(Replay(start_ms, end_ms, begin, known, path, hits, scores))
+    return out
 
 
 @dataclass(frozen=True)
@@ -326,13 +347,17 @@ def backtest(
     out = Outcomes.load(conn, outcome, horizon_ms)
     pairs = checkpoints(conn, start_ms, end_ms)
 
-    def run(label: str, model: ScoringModel, threshold: float | None) -> tuple[Replay, ModelBacktest]:
-        rp = replay(conn, sources, model, pairs, start_ms, end_ms)
-        shown = mql_threshold(model) if threshold is None else threshold
-        return rp, summarise(rp, out, label, with_threshold(model, threshold), shown)
+    replayed = (candidate, baseline) if baseline is not None else (candidate,)
+    # both models in one statement per chunk: the events are read once for the two
+    found = replays(conn, sources, [model for _, model, _ in replayed], pairs, start_ms, end_ms)
 
-    rp, cand = run(*candidate)
-    base = run(*baseline)[1] if baseline is not None else None
+    def run(rp: Replay, label: str, model: ScoringModel, threshold: float | None) -> ModelBacktest:
+        shown = mql_threshold(model) if threshold is None else threshold
+        return summarise(rp, out, label, with_threshold(model, threshold), shown)
+
+    rp = found[0]
+    cand = run(rp, *candidate)
+    base = run(found[1], *baseline) if baseline is not None else None
     gained = cand.leads - (base.leads if base else set())
     lost = (base.leads if base else set()) - cand.leads
 

@@ -118,8 +118,24 @@ def score_points_models(
 ) -> list[list[Ledger]]:
     """``score_points`` for several models in one statement per chunk that reads the events once: each
     model's ledgers (totals only, without lines, unless ``explain``), in the order of ``models``."""
-    dialect = conn.dialect.name
     out: list[list[Ledger]] = [[] for _ in models]
+    for chunk in points_models_chunks(conn, models, sources, pairs, explain=explain):
+        for i, ledgers in enumerate(chunk):
+            out[i].extend(ledgers)
+    return out
+
+
+def points_models_chunks(
+    conn: Connection,
+    models: Sequence[ScoringModel],
+    sources: Sources,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    explain: bool = True,
+) -> Iterator[list[list[Ledger]]]:
+    """``score_points_models`` a chunk of pairs at a time, as each chunk is read: per chunk, each model's
+    ledgers in the order of ``models`` (a backtest's every checkpoint with lines would not fit at once)."""
+    dialect = conn.dialect.name
     for start in range(0, len(pairs), POINTS_CHUNK):
         chunk = pairs[start : start + POINTS_CHUNK]
         _session_settings(conn)
@@ -134,9 +150,7 @@ def score_points_models(
         else:
             query = compile_models(models, sources, points(chunk), dialect, explain)
             found = read_result(models, conn.execute(query), explain=explain)
-        for i, ledgers in enumerate(found):
-            out[i].extend(ledgers)
-    return out
+        yield found
 
 
 def read_bound(
