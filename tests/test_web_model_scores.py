@@ -91,3 +91,47 @@ def test_a_review_draft_opens_as_its_scores_draft(store: Store) -> None:
     )
     assert 'name="score" value="analytics"' in opened.text
     assert unknown.status_code == 404 and "partners" in unknown.text
+
+
+def test_the_builder_keeps_the_score_picked(store: Store) -> None:
+    """The builder's buttons post the draft form, with its ``score`` field: the page given back is still
+    analytics' (its heading, its hidden field), so that Publish after an edit in the builder publishes
+    analytics' next version, not core's; the check of the edited draft is diffed against analytics@1."""
+    build(store)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, MANAGER) as client:
+        token = csrf_of(client)
+        removed = client.post(
+            "/model/builder/remove",
+            data={"csrf_token": token, "draft": ANALYTICS, "edit": "engagement:demo", "score": "analytics"},
+        )
+        edited = client.post(
+            "/model/builder/edit",
+            data={"csrf_token": token, "draft": ANALYTICS, "edit": "engagement:report", "score": "analytics"},
+        )
+        hostile = client.post(
+            "/model/builder/edit",
+            data={"csrf_token": token, "draft": ANALYTICS, "edit": "engagement:report", "score": "x'<y"},
+        )
+        unknown = client.post(
+            "/model/builder/remove",
+            data={"csrf_token": token, "draft": ANALYTICS, "edit": "engagement:demo", "score": "partners"},
+        )
+        # the rule's form is read field by field: its score is checked where the page resolves it
+        hostile_rule = client.post(
+            "/model/builder/rule", data={"csrf_token": token, "draft": ANALYTICS, "score": "Core;--"}
+        )
+    assert removed.status_code == 200, removed.text
+    assert "<h1>Model: analytics</h1>" in removed.text
+    assert (
+        'name="score" value="analytics"' in removed.text and 'name="score" value="core"' not in removed.text
+    )
+    assert (
+        "analytics@1" in removed.text.split('id="check"')[1]
+        and "demo" not in removed.text.split('<textarea id="draft"')[1].split("</textarea>")[0]
+    )
+    assert edited.status_code == 200 and "<h1>Model: analytics</h1>" in edited.text
+    assert 'name="score" value="analytics"' in edited.text
+    assert hostile.status_code == 422 and "<y" not in hostile.text
+    assert unknown.status_code == 404 and "partners" in unknown.text
+    assert hostile_rule.status_code == 422 and "bad score name" in hostile_rule.text

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.state import state_of
-from leadscore.errors import ModelError, ModelValidationError, NotFoundError, StoreError
+from leadscore.errors import InputError, ModelError, ModelValidationError, NotFoundError, StoreError
 from leadscore.model import ScoringModel, loads_model
 from leadscore.model.diff import rule_changes
 from leadscore.model.source import stored_text
@@ -40,11 +40,14 @@ def _active(conn: Any, score: str | None = None) -> ModelVersion | None:
 
 
 def _score(conn: Any, score: str) -> str:
-    """The score a page or form names (the primary for ""); an unknown one is a 404 naming the known."""
+    """The score a page or form names (the primary for ""); an unknown one is a 404 naming the known, a
+    malformed one (a form read without ``ScoreField``: the builder's rule) a 422."""
     try:
         return resolve(conn, score or None)
     except NotFoundError as exc:
         raise WebDenied(404, str(exc)) from None
+    except InputError as exc:
+        raise WebDenied(422, str(exc)) from None
 
 
 def _picked(conn: Any, name: str) -> str:
@@ -276,6 +279,7 @@ def show_draft(request: Request, viewer: Viewer, draft: str, score: str = "") ->
     return _model_page(request, viewer, None, score, draft=draft)
 
 
-def show_checked(request: Request, viewer: Viewer, draft: str, **extra: Any) -> HTMLResponse:
-    """The model page with ``draft`` in the editor and ``extra`` (a check, the builder's form)."""
-    return _model_page(request, viewer, None, draft=draft, **extra)
+def show_checked(request: Request, viewer: Viewer, draft: str, score: str = "", **extra: Any) -> HTMLResponse:
+    """The model page of the score ``score`` (the primary for "") with ``draft`` in the editor and
+    ``extra`` (a check, the builder's form)."""
+    return _model_page(request, viewer, None, score, draft=draft, **extra)
