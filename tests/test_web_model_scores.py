@@ -135,3 +135,31 @@ def test_the_builder_keeps_the_score_picked(store: Store) -> None:
     assert hostile.status_code == 422 and "<y" not in hostile.text
     assert unknown.status_code == 404 and "partners" in unknown.text
     assert hostile_rule.status_code == 422 and "bad score name" in hostile_rule.text
+
+
+def test_the_builders_distribution_compares_with_the_scores_stored_scores(store: Store) -> None:
+    """The builder's 'before' is the picked score's stored scores: analytics' (ann 90, dana 80, bob, carl,
+    eve and frank 10 each: a demo's 20 engagement points, no analyst title), not core's; the analytics
+    YAML itself as the draft scores every lead the same (after = before)."""
+    build(store)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, MANAGER) as client:
+        token = csrf_of(client)
+        page_html = client.get("/model", params={"score": "analytics"}).text
+        shown = client.post(
+            "/model/builder/distribution",
+            data={"csrf_token": token, "draft": ANALYTICS, "score": "analytics"},
+            headers={"hx-request": "true"},
+        )
+    # the button sends the draft form's score field with the draft
+    button = page_html.split('hx-post="/model/builder/distribution"')[1].split(">")[0]
+    included = re.search(r'hx-include="([^"]+)"', button)
+    assert included is not None and "#draft-score" in included.group(1).split(",")
+    assert 'id="draft-score" name="score" value="analytics"' in page_html
+    assert shown.status_code == 200, shown.text
+    table = shown.text.split('id="b-distribution"')[1].split("</table>")[0]
+    cells = re.findall(r'<td class="num">([\d,]+)</td><td class="num">([\d,]+)</td>', table)
+    before = [int(b) for b, _ in cells]
+    after = [int(a) for _, a in cells]
+    assert before == [0, 4, 0, 0, 0, 0, 0, 0, 1, 1]
+    assert after == before

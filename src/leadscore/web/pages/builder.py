@@ -339,16 +339,19 @@ def builder_values(
 
 
 @router.post("/model/builder/distribution", response_class=HTMLResponse, include_in_schema=False)
-def builder_distribution(request: Request, viewer: ModelValidator, draft: Draft) -> HTMLResponse:
-    """Scored leads per 10 points: as stored (the active model) and as the draft would score them now."""
-    from leadscore.web.pages.model import check_result
+def builder_distribution(
+    request: Request, viewer: ModelValidator, draft: Draft, score: ScoreField = ""
+) -> HTMLResponse:
+    """Scored leads per 10 points: as stored (the active model of the draft's score, the form's ``score``)
+    and as the draft would score them now."""
+    from leadscore.web.pages.model import check_result, picked_score
 
     model = _model_or_none(draft)
     if model is None:
-        return page(request, viewer, "model_check.html", check=check_result(request, draft))
+        return page(request, viewer, "model_check.html", check=check_result(request, draft, score))
     store = state_of(request).store
     with store.connect() as conn:
-        before = leadlist.distribution(conn, LeadFilter())
+        before = leadlist.distribution(conn, LeadFilter(score=picked_score(conn, score)))
         rows = score_rows(conn, model, store.sources(), all_leads(now_ms())).subquery("draft_scores")
         after = leadlist.score_bins(conn, rows.c.score)
     chart = histogram(before, model.scale.bands)

@@ -39,7 +39,7 @@ def _active(conn: Any, score: str | None = None) -> ModelVersion | None:
         return None
 
 
-def _score(conn: Any, score: str) -> str:
+def picked_score(conn: Any, score: str) -> str:
     """The score a page or form names (the primary for ""); an unknown one is a 404 naming the known, a
     malformed one (a form read without ``ScoreField``: the builder's rule) a 422."""
     try:
@@ -99,7 +99,7 @@ def _model_page(
         except NotFoundError as exc:
             raise WebDenied(404, str(exc)) from None
         # a version asked for by id is shown among its own score's versions
-        name = shown.score_name if shown is not None else _score(conn, score)
+        name = shown.score_name if shown is not None else picked_score(conn, score)
         active = _active(conn, name)
         shown = shown or active
         versions = list_versions(conn, name)
@@ -165,7 +165,7 @@ def check_result(request: Request, draft: str, score: str = "") -> dict[str, Any
             f"model '{model.model}', {len(model.fit)} fit and {len(model.engagement)} engagement rules"
         )
         with state_of(request).store.connect() as conn:
-            active = _active(conn, _score(conn, score))
+            active = _active(conn, picked_score(conn, score))
         if active is not None:
             result["diff"] = _diff(
                 active.label, model_of(active.yaml, active.label), active.yaml, DRAFT_LABEL, model, draft
@@ -203,7 +203,7 @@ def model_backtest(
     }
     if model is not None:
         with store.connect() as conn:
-            name = _score(conn, score)
+            name = picked_score(conn, score)
             active = _active(conn, name)
         baseline = (active.label, model_of(active.yaml, active.label)) if active else None
         try:
@@ -241,7 +241,7 @@ def model_publish(
     (audited by ``publish``)."""
     store = state_of(request).store
     with store.connect() as conn:
-        name = _score(conn, score)
+        name = picked_score(conn, score)
         picked = _picked(conn, name)
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
@@ -260,7 +260,7 @@ def model_shadow(
     review page."""
     store = state_of(request).store
     with store.connect() as conn:
-        name = _score(conn, score)
+        name = picked_score(conn, score)
         picked = _picked(conn, name)
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
