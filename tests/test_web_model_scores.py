@@ -119,7 +119,7 @@ def test_the_builder_keeps_the_score_picked(store: Store) -> None:
         )
         # the rule's form is read field by field: its score is checked where the page resolves it
         hostile_rule = client.post(
-            "/model/builder/rule", data={"csrf_token": token, "draft": ANALYTICS, "score": "Core;--"}
+            "/model/builder/rule", data={"csrf_token": token, "draft": ANALYTICS, "score": "<b>x"}
         )
     assert removed.status_code == 200, removed.text
     assert "<h1>Model: analytics</h1>" in removed.text
@@ -135,6 +135,7 @@ def test_the_builder_keeps_the_score_picked(store: Store) -> None:
     assert hostile.status_code == 422 and "<y" not in hostile.text
     assert unknown.status_code == 404 and "partners" in unknown.text
     assert hostile_rule.status_code == 422 and "bad score name" in hostile_rule.text
+    assert "<b>x" not in hostile_rule.text
 
 
 def test_the_builders_distribution_compares_with_the_scores_stored_scores(store: Store) -> None:
