@@ -114,3 +114,27 @@ def test_ledgers_of_many_points_through_the_table_are_those_through_the_arrays(s
     assert {line.rule_id: line.score_points for line in last.lines}["demo"] == pytest.approx(
         20.0 / 100 * 100 / 2
     )
+
+
+def test_a_call_that_fails_leaves_no_targets_for_the_next(sqlite_store: Store) -> None:
+    """A statement that fails after the table was filled (here: malformed JSON, found as its rows are
+    read) leaves the table empty: the next call on the same connection and transaction, a caller having
+    caught the error, scores its own points only (else the first call's 1,000 more came with them)."""
+    from sqlalchemy import func, literal
+
+    lead = _store(sqlite_store)
+    first = [(lead, T0 + k * 60_000) for k in range(run.TABLE_TARGETS)]
+    second = [(lead, T0 + DAY + k * 60_000) for k in range(run.TABLE_TARGETS)]
+
+    def failing(table: bool) -> Any:
+        targets = run.table_targets().subquery()
+        return select(targets.c.lead_id, func.json_extract(literal("{not json"), "$"))
+
+    with sqlite_store.connect() as conn:
+        with pytest.raises(Exception, match="malformed JSON"):
+            run.read_bound(conn, [MODEL], failing, first, explain=False)
+        statement = lambda table: run.bound_statement(  # noqa: E731
+            MODEL, sqlite_store.sources(), "sqlite", run.totals_only, table=table
+        )
+        (found,) = run.read_bound(conn, [MODEL], statement, second, explain=False)
+    assert sorted((lg.lead_id, lg.as_of) for lg in found) == second

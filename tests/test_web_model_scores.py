@@ -91,3 +91,76 @@ def test_a_review_draft_opens_as_its_scores_draft(store: Store) -> None:
     )
     assert 'name="score" value="analytics"' in opened.text
     assert unknown.status_code == 404 and "partners" in unknown.text
+
+
+def test_the_builder_keeps_the_score_picked(store: Store) -> None:
+    """The builder's buttons post the draft form, with its ``score`` field: the page given back is still
+    analytics' (its heading, its hidden field), so that Publish after an edit in the builder publishes
+    analytics' next version, not core's; the check of the edited draft is diffed against analytics@1."""
+    build(store)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, MANAGER) as client:
+        token = csrf_of(client)
+        removed = client.post(
+            "/model/builder/remove",
+            data={"csrf_token": token, "draft": ANALYTICS, "edit": "engagement:demo", "score": "analytics"},
+        )
+        edited = client.post(
+            "/model/builder/edit",
+            data={"csrf_token": token, "draft": ANALYTICS, "edit": "engagement:report", "score": "analytics"},
+        )
+        hostile = client.post(
+            "/model/builder/edit",
+            data={"csrf_token": token, "draft": ANALYTICS, "edit": "engagement:report", "score": "x'<y"},
+        )
+        unknown = client.post(
+            "/model/builder/remove",
+            data={"csrf_token": token, "draft": ANALYTICS, "edit": "engagement:demo", "score": "partners"},
+        )
+        # the rule's form is read field by field: its score is checked where the page resolves it
+        hostile_rule = client.post(
+            "/model/builder/rule", data={"csrf_token": token, "draft": ANALYTICS, "score": "<b>x"}
+        )
+    assert removed.status_code == 200, removed.text
+    assert "<h1>Model: analytics</h1>" in removed.text
+    assert (
+        'name="score" value="analytics"' in removed.text and 'name="score" value="core"' not in removed.text
+    )
+    assert (
+        "analytics@1" in removed.text.split('id="check"')[1]
+        and "demo" not in removed.text.split('<textarea id="draft"')[1].split("</textarea>")[0]
+    )
+    assert edited.status_code == 200 and "<h1>Model: analytics</h1>" in edited.text
+    assert 'name="score" value="analytics"' in edited.text
+    assert hostile.status_code == 422 and "<y" not in hostile.text
+    assert unknown.status_code == 404 and "partners" in unknown.text
+    assert hostile_rule.status_code == 422 and "bad score name" in hostile_rule.text
+    assert "<b>x" not in hostile_rule.text
+
+
+def test_the_builders_distribution_compares_with_the_scores_stored_scores(store: Store) -> None:
+    """The builder's 'before' is the picked score's stored scores: analytics' (ann 90, dana 80, bob, carl,
+    eve and frank 10 each: a demo's 20 engagement points, no analyst title), not core's; the analytics
+    YAML itself as the draft scores every lead the same (after = before)."""
+    build(store)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, MANAGER) as client:
+        token = csrf_of(client)
+        page_html = client.get("/model", params={"score": "analytics"}).text
+        shown = client.post(
+            "/model/builder/distribution",
+            data={"csrf_token": token, "draft": ANALYTICS, "score": "analytics"},
+            headers={"hx-request": "true"},
+        )
+    # the button sends the draft form's score field with the draft
+    button = page_html.split('hx-post="/model/builder/distribution"')[1].split(">")[0]
+    included = re.search(r'hx-include="([^"]+)"', button)
+    assert included is not None and "#draft-score" in included.group(1).split(",")
+    assert 'id="draft-score" name="score" value="analytics"' in page_html
+    assert shown.status_code == 200, shown.text
+    table = shown.text.split('id="b-distribution"')[1].split("</table>")[0]
+    cells = re.findall(r'<td class="num">([\d,]+)</td><td class="num">([\d,]+)</td>', table)
+    before = [int(b) for b, _ in cells]
+    after = [int(a) for _, a in cells]
+    assert before == [0, 4, 0, 0, 0, 0, 0, 0, 1, 1]
+    assert after == before

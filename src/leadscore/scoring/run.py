@@ -169,9 +169,16 @@ def read_bound(
             models, conn.execute(statement(False), target_params(conn.dialect.name, pairs)), explain=explain
         )
     _fill_targets(conn, pairs)
-    found = read_result(models, conn.execute(statement(True)), explain=explain)
-    # empty for the next call; a call that fails first fails its transaction, whose rollback empties it
-    conn.execute(TARGETS.delete())
+    try:
+        found = read_result(models, conn.execute(statement(True)), explain=explain)
+    except BaseException:
+        # empty for the next call on this connection too when this one failed: a caller may go on in the
+        # same transaction (no rollback to empty it), whose next targets would join these; a deletion that
+        # fails as well (the connection is gone) must not hide the first error
+        with contextlib.suppress(Exception):
+            conn.execute(TARGETS.delete())
+        raise
+    conn.execute(TARGETS.delete())  # empty for the next call
     return found
 
 

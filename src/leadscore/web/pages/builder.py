@@ -40,6 +40,7 @@ from leadscore.web.data.rule_form import (
     rule,
 )
 from leadscore.web.pages.leads import histogram
+from leadscore.web.params import ScoreField
 from leadscore.web.render import page
 from leadscore.web.security import ModelValidator, Viewer
 
@@ -91,22 +92,37 @@ def builder_context(request: Request, draft: str, form: RuleForm | None = None) 
 
 
 def _show(
-    request: Request, viewer: Viewer, draft: str, form: RuleForm | None = None, **extra: Any
+    request: Request,
+    viewer: Viewer,
+    draft: str,
+    form: RuleForm | None = None,
+    *,
+    score: str = "",
+    **extra: Any,
 ) -> HTMLResponse:
+    """The model page of the score ``score`` (the draft form's field: the primary for "") with the builder."""
     from leadscore.web.pages.model import show_checked
 
-    return show_checked(request, viewer, draft, builder=builder_context(request, draft, form), **extra)
+    builder = builder_context(request, draft, form)
+    return show_checked(request, viewer, draft, score, builder=builder, **extra)
 
 
 def _edited(
-    request: Request, viewer: Viewer, draft: str, new_text: str, notice: str, form: RuleForm | None = None
+    request: Request,
+    viewer: Viewer,
+    draft: str,
+    new_text: str,
+    notice: str,
+    form: RuleForm | None = None,
+    *,
+    score: str = "",
 ) -> HTMLResponse:
     from leadscore.web.pages.model import check_result
 
-    check = check_result(request, new_text)
+    check = check_result(request, new_text, score)
     if not check["ok"]:
         notice = f"{notice} The draft now has problems: see them below, at their lines."
-    return _show(request, viewer, new_text, form, check=check, builder_notice=notice)
+    return _show(request, viewer, new_text, form, score=score, check=check, builder_notice=notice)
 
 
 @router.post("/model/builder/rule", response_class=HTMLResponse, include_in_schema=False)
@@ -114,20 +130,24 @@ async def builder_rule(request: Request, viewer: ModelValidator) -> HTMLResponse
     """Write the form's rule into the draft: in place of the rule it edits, else after its section's last."""
     data = await request.form()
     draft = unix_newlines(str(data.get("draft") or "")[:MAX_DRAFT])
+    score = str(data.get("score") or "")  # checked where the page resolves it (``model._score``)
     form = read_form(data)
     try:
         text = set_rule(draft, form.section, rule(form), form.replaces or None)
     except ModelError as exc:
-        return _show(request, viewer, draft, form, builder_problem=str(exc))
+        return _show(request, viewer, draft, form, score=score, builder_problem=str(exc))
     verb = "changed in" if form.replaces else "added to"
-    return _edited(
-        request, viewer, draft, text, f"Rule {form.id.strip()!r} {verb} the draft (not published yet)."
-    )
+    notice = f"Rule {form.id.strip()!r} {verb} the draft (not published yet)."
+    return _edited(request, viewer, draft, text, notice, score=score)
 
 
 @router.post("/model/builder/edit", response_class=HTMLResponse, include_in_schema=False)
 def builder_edit(
-    request: Request, viewer: ModelValidator, draft: Draft, edit: Annotated[str, Form(max_length=200)] = ""
+    request: Request,
+    viewer: ModelValidator,
+    draft: Draft,
+    edit: Annotated[str, Form(max_length=200)] = "",
+    score: ScoreField = "",
 ) -> HTMLResponse:
     """The form showing one of the draft's rules (``edit`` is section:rule_id)."""
     section, _, rule_id = edit.partition(":")
@@ -137,23 +157,27 @@ def builder_edit(
             request,
             viewer,
             draft,
+            score=score,
             builder_problem="validate the draft first: the builder edits a valid draft",
         )
-    return _show(request, viewer, draft, form_of(model, section, rule_id))
+    return _show(request, viewer, draft, form_of(model, section, rule_id), score=score)
 
 
 @router.post("/model/builder/remove", response_class=HTMLResponse, include_in_schema=False)
 def builder_remove(
-    request: Request, viewer: ModelValidator, draft: Draft, edit: Annotated[str, Form(max_length=200)] = ""
+    request: Request,
+    viewer: ModelValidator,
+    draft: Draft,
+    edit: Annotated[str, Form(max_length=200)] = "",
+    score: ScoreField = "",
 ) -> HTMLResponse:
     section, _, rule_id = edit.partition(":")
     try:
         text = remove_rule(draft, section, rule_id)
     except ModelError as exc:
-        return _show(request, viewer, draft, builder_problem=str(exc))
-    return _edited(
-        request, viewer, draft, text, f"Rule {rule_id!r} removed from the draft (not published yet)."
-    )
+        return _show(request, viewer, draft, score=score, builder_problem=str(exc))
+    notice = f"Rule {rule_id!r} removed from the draft (not published yet)."
+    return _edited(request, viewer, draft, text, notice, score=score)
 
 
 @router.post("/model/builder/group", response_class=HTMLResponse, include_in_schema=False)
@@ -164,6 +188,7 @@ def builder_group(
     group_id: Annotated[str, Form(max_length=63)] = "",
     group_name: Annotated[str, Form(max_length=200)] = "",
     group_cap: Annotated[str, Form(max_length=30)] = "",
+    score: ScoreField = "",
 ) -> HTMLResponse:
     """Add a group (engagement rules sharing one cap) to the draft."""
     cap: Any = group_cap.strip()
@@ -177,10 +202,9 @@ def builder_group(
     try:
         text = set_rule(draft, "groups", group)
     except ModelError as exc:
-        return _show(request, viewer, draft, builder_problem=str(exc))
-    return _edited(
-        request, viewer, draft, text, f"Group {group_id.strip()!r} added to the draft (not published yet)."
-    )
+        return _show(request, viewer, draft, score=score, builder_problem=str(exc))
+    notice = f"Group {group_id.strip()!r} added to the draft (not published yet)."
+    return _edited(request, viewer, draft, text, notice, score=score)
 
 
 @router.post("/model/builder/list", response_class=HTMLResponse, include_in_schema=False)
@@ -191,16 +215,16 @@ def builder_list(
     list_name: Annotated[str, Form(max_length=63)] = "",
     list_values: Annotated[str, Form(max_length=100_000)] = "",
     list_description: Annotated[str, Form(max_length=500)] = "",
+    score: ScoreField = "",
 ) -> HTMLResponse:
     """Add a named list (or replace its values) in the draft: values separated by commas or lines."""
     values = [v.strip() for v in list_values.replace("\n", ",").split(",") if v.strip()]
     try:
         text = set_list(draft, list_name.strip(), values, list_description.strip())
     except ModelError as exc:
-        return _show(request, viewer, draft, builder_problem=str(exc))
-    return _edited(
-        request, viewer, draft, text, f"List {list_name.strip()!r} written in the draft (not published yet)."
-    )
+        return _show(request, viewer, draft, score=score, builder_problem=str(exc))
+    notice = f"List {list_name.strip()!r} written in the draft (not published yet)."
+    return _edited(request, viewer, draft, text, notice, score=score)
 
 
 def _validated(cond: dict[str, Any], subject: str) -> tuple[Any, str | None]:
@@ -315,16 +339,19 @@ def builder_values(
 
 
 @router.post("/model/builder/distribution", response_class=HTMLResponse, include_in_schema=False)
-def builder_distribution(request: Request, viewer: ModelValidator, draft: Draft) -> HTMLResponse:
-    """Scored leads per 10 points: as stored (the active model) and as the draft would score them now."""
-    from leadscore.web.pages.model import check_result
+def builder_distribution(
+    request: Request, viewer: ModelValidator, draft: Draft, score: ScoreField = ""
+) -> HTMLResponse:
+    """Scored leads per 10 points: as stored (the active model of the draft's score, the form's ``score``)
+    and as the draft would score them now."""
+    from leadscore.web.pages.model import check_result, picked_score
 
     model = _model_or_none(draft)
     if model is None:
-        return page(request, viewer, "model_check.html", check=check_result(request, draft))
+        return page(request, viewer, "model_check.html", check=check_result(request, draft, score))
     store = state_of(request).store
     with store.connect() as conn:
-        before = leadlist.distribution(conn, LeadFilter())
+        before = leadlist.distribution(conn, LeadFilter(score=picked_score(conn, score)))
         rows = score_rows(conn, model, store.sources(), all_leads(now_ms())).subquery("draft_scores")
         after = leadlist.score_bins(conn, rows.c.score)
     chart = histogram(before, model.scale.bands)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.state import state_of
-from leadscore.errors import ModelError, ModelValidationError, NotFoundError, StoreError
+from leadscore.errors import InputError, ModelError, ModelValidationError, NotFoundError, StoreError
 from leadscore.model import ScoringModel, loads_model
 from leadscore.model.diff import rule_changes
 from leadscore.model.source import stored_text
@@ -39,12 +39,15 @@ def _active(conn: Any, score: str | None = None) -> ModelVersion | None:
         return None
 
 
-def _score(conn: Any, score: str) -> str:
-    """The score a page or form names (the primary for ""); an unknown one is a 404 naming the known."""
+def picked_score(conn: Any, score: str) -> str:
+    """The score a page or form names (the primary for ""); an unknown one is a 404 naming the known, a
+    malformed one (a form read without ``ScoreField``: the builder's rule) a 422."""
     try:
         return resolve(conn, score or None)
     except NotFoundError as exc:
         raise WebDenied(404, str(exc)) from None
+    except InputError as exc:
+        raise WebDenied(422, str(exc)) from None
 
 
 def _picked(conn: Any, name: str) -> str:
@@ -96,7 +99,7 @@ def _model_page(
         except NotFoundError as exc:
             raise WebDenied(404, str(exc)) from None
         # a version asked for by id is shown among its own score's versions
-        name = shown.score_name if shown is not None else _score(conn, score)
+        name = shown.score_name if shown is not None else picked_score(conn, score)
         active = _active(conn, name)
         shown = shown or active
         versions = list_versions(conn, name)
@@ -162,7 +165,7 @@ def check_result(request: Request, draft: str, score: str = "") -> dict[str, Any
             f"model '{model.model}', {len(model.fit)} fit and {len(model.engagement)} engagement rules"
         )
         with state_of(request).store.connect() as conn:
-            active = _active(conn, _score(conn, score))
+            active = _active(conn, picked_score(conn, score))
         if active is not None:
             result["diff"] = _diff(
                 active.label, model_of(active.yaml, active.label), active.yaml, DRAFT_LABEL, model, draft
@@ -200,7 +203,7 @@ def model_backtest(
     }
     if model is not None:
         with store.connect() as conn:
-            name = _score(conn, score)
+            name = picked_score(conn, score)
             active = _active(conn, name)
         baseline = (active.label, model_of(active.yaml, active.label)) if active else None
         try:
@@ -238,7 +241,7 @@ def model_publish(
     (audited by ``publish``)."""
     store = state_of(request).store
     with store.connect() as conn:
-        name = _score(conn, score)
+        name = picked_score(conn, score)
         picked = _picked(conn, name)
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
@@ -257,7 +260,7 @@ def model_shadow(
     review page."""
     store = state_of(request).store
     with store.connect() as conn:
-        name = _score(conn, score)
+        name = picked_score(conn, score)
         picked = _picked(conn, name)
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
@@ -276,6 +279,7 @@ def show_draft(request: Request, viewer: Viewer, draft: str, score: str = "") ->
     return _model_page(request, viewer, None, score, draft=draft)
 
 
-def show_checked(request: Request, viewer: Viewer, draft: str, **extra: Any) -> HTMLResponse:
-    """The model page with ``draft`` in the editor and ``extra`` (a check, the builder's form)."""
-    return _model_page(request, viewer, None, draft=draft, **extra)
+def show_checked(request: Request, viewer: Viewer, draft: str, score: str = "", **extra: Any) -> HTMLResponse:
+    """The model page of the score ``score`` (the primary for "") with ``draft`` in the editor and
+    ``extra`` (a check, the builder's form)."""
+    return _model_page(request, viewer, None, score, draft=draft, **extra)
