@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         try:
             yield
         finally:
+            stopping.set()  # the warm-up ends after the step it is in (joined below)
             committer.stop()
             if processor is not None:
                 processor.drain()
@@ -112,10 +113,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 runner.stop()
             if retention is not None:
                 retention.stop()
-            # a server stopped while warming up: the step it is in ends, and its connection is back in the
-            # pool before the store closes (else the disposed pool's connection is left open until the
-            # garbage collector finds it)
-            stopping.set()
+            # a server stopped while warming up: its connection is back in the pool before the store closes
+            # (else the disposed pool's connection is left open until the garbage collector finds it)
             warming.join(WARM_UP_JOIN_S)
             if store is None:
                 own_store.dispose()
