@@ -118,3 +118,30 @@ def test_a_drain_behind_on_postgresql_takes_larger_batches(pg_store: Store) -> N
     with pg_store.connect() as conn:
         assert waiting_events(conn) == 0
         assert counters.read(conn)[counters.SCORED] == 3000
+
+
+def test_a_membership_looked_at_from_two_threads_at_once_keeps_its_share(
+    pg_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The processor's thread and a final drain on the server's thread may refresh at once: they share one
+    connection, so each look waits for the other; neither fails (which would drop the slot: every
+    partition) and both see the one processor owning all 16 partitions."""
+    import threading
+
+    member = Membership(pg_store)
+    found: list[list[int] | None] = []
+
+    def look() -> None:
+        for _ in range(25):
+            found.append(member.refresh())
+
+    try:
+        threads = [threading.Thread(target=look) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        member.close()
+    assert found == [list(range(16))] * 150
+    assert "not refreshed" not in caplog.text

@@ -333,8 +333,14 @@ class Membership:
         self.parts: list[int] | None = None
         self._conn: Connection | None = None
         self._slot = -1
+        # the processor's thread and a final drain on the server's thread may look at once: one connection
+        self._lock = threading.RLock()
 
     def refresh(self) -> list[int] | None:
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> list[int] | None:
         try:
             if self._conn is None:
                 self._conn = self.store.engine.connect()
@@ -353,6 +359,10 @@ class Membership:
 
     def close(self) -> None:
         """Give the slot back: the connection is closed, not pooled (its session holds the lock)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         conn, self._conn, self.parts = self._conn, None, None
         if conn is not None:
             try:
