@@ -204,34 +204,14 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
     plan = _plan(model)
     ff, ef = plan.fit_factor, plan.engagement_factor
     rows: list[list[LedgerLine]] = [[] for _ in columns["lead_id"]]
-    # the lines of the rules, the bulk of a batch, are built inline (as ``_line`` builds them)
     for column, rule_id, name in plan.fit:
         for i, cell in enumerate(columns[column]):
             value = float(cell)
             if value or include_zero:
-                line = _new(LedgerLine)
-                _set(
-                    line,
-                    "__dict__",
-                    {
-                        "rule_id": rule_id,
-                        "name": name,
-                        "section": "fit",
-                        "kind": "fit",
-                        "score_points": value * ff,
-                        "value": value,
-                        "raw": value,
-                        "matched": int(value != 0),
-                        "decay": None,
-                        "capped": False,
-                        "group": None,
-                        "note": "",
-                    },
+                rows[i].append(
+                    _line(rule_id, name, "fit", "fit", value * ff, value, raw=value, matched=int(value != 0))
                 )
-                rows[i].append(line)
     for rule in plan.engagement:
-        rule_id, name, kind, group, note_of = rule.id, rule.name, rule.kind, rule.group, rule.note
-        decays, half_life, per_match, each = rule.decays, rule.half_life, rule.per_match, rule.each
         cells = zip(columns[rule.count], columns[rule.raw], columns[rule.value], strict=True)
         for i, (count, raw_cell, value_cell) in enumerate(cells):
             n = int(count or 0)
@@ -241,28 +221,24 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
                 continue
             # the decay factor the rule's points received: decayed total / undecayed total
             decay = None
-            if decays and n:
-                decay = raw / (per_match * (n if each else 1)) if half_life else 1.0
-            line = _new(LedgerLine)
-            _set(
-                line,
-                "__dict__",
-                {
-                    "rule_id": rule_id,
-                    "name": name,
-                    "section": "engagement",
-                    "kind": kind,
-                    "score_points": value * ef,
-                    "value": value,
-                    "raw": raw,
-                    "matched": n,
-                    "decay": decay,
-                    "capped": abs(raw - value) > EPS,
-                    "group": group,
-                    "note": "" if note_of is None else note_of(columns, i, n),
-                },
+            if rule.decays and n:
+                decay = raw / (rule.per_match * (n if rule.each else 1)) if rule.half_life else 1.0
+            rows[i].append(
+                _line(
+                    rule.id,
+                    rule.name,
+                    "engagement",
+                    rule.kind,
+                    value * ef,
+                    value,
+                    raw=raw,
+                    matched=n,
+                    decay=decay,
+                    capped=abs(raw - value) > EPS,
+                    group=rule.group,
+                    note="" if rule.note is None else rule.note(columns, i, n),
+                )
             )
-            rows[i].append(line)
     consent = columns.get(layout.TRACKING)
     if model.engagement and consent is not None:
         for i, allowed in enumerate(consent):
