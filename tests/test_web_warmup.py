@@ -32,9 +32,10 @@ def test_the_warm_up_builds_the_active_models_statements(tmp_path: Path) -> None
         warm_up(store, done)
         assert done.is_set()
         # the scoring query (the journey) and the explanation (the ledger) of the active model, built once
+        # (keys: model ids, sources, dialect, compiler, over the targets table or not)
         built = {
             (tuple(id(m) for m in models), compiler)
-            for (_, _, _, compiler), (models, _) in run._STATEMENTS.items()
+            for (_, _, _, compiler, _), (models, _) in run._STATEMENTS.items()
         }
         assert {m for m, _ in built} == {(id(active.model),)} and len(built) == 2
         assert len(templates.env.cache) == len(templates.env.list_templates(extensions=["html"]))  # type: ignore[arg-type]
