@@ -795,7 +795,9 @@ class Shares:
                         if state == "idle":
                             continue
                         what = (
-                            "client (idle in transaction)" if state.startswith("idle in") else wait or "CPU"
+                            "client (idle in transaction)"
+                            if (state or "").startswith("idle in")
+                            else wait or "CPU"
                         )
                         by = self.waits.setdefault(role, {})
                         by[what] = by.get(what, 0) + 1
