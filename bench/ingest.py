@@ -680,6 +680,9 @@ async def _drive(url: str, key: str, rate: int, seconds: float, tracker: Tracker
         pool.get_nowait().writer.close()
 
 
+OUT_OF_ORDER_S = 0.2
+
+
 def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> None:
     """Mark each acknowledged event done at the first look that finds it in the event log and scored: the
     processor writes it there in the transaction that stores the lead's new score, ledger, history and
@@ -709,6 +712,22 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
                     text("SELECT id, message_id FROM events WHERE id > :last AND id <= :upto"),
                     {"last": last_id, "upto": min(pending, default=2**62)},
                 ).all()
+                if conn.dialect.name == "postgresql":
+                    # several processors commit out of id order: an event whose id is below one already
+                    # seen can commit later, so the acknowledged events still waiting are also looked up
+                    # by message id (the unique index), each look a fraction of a second behind
+                    with tracker.lock:
+                        behind = [
+                            m for m in tracker.waiting if time.time() - tracker.sent[m] > OUT_OF_ORDER_S
+                        ]
+                    if behind:
+                        logged = [
+                            *logged,
+                            *conn.execute(
+                                text("SELECT 0, message_id FROM events WHERE message_id = ANY(:ids)"),
+                                {"ids": behind},
+                            ).all(),
+                        ]
                 tracker.max_inbox = max(tracker.max_inbox, waiting_events(conn))
                 conn.rollback()  # end the read snapshot
                 now = time.time()
