@@ -46,6 +46,8 @@ def test_the_model_page_edits_the_score_picked(store: Store) -> None:
         core = client.get("/model")
         analytics = client.get("/model", params={"score": "analytics"})
         unknown = client.get("/model", params={"score": "partners"})
+        nul = client.get("/model", params={"score": "core\x00"})
+        long = client.get("/model", params={"score": "a" * 64})  # a score name is at most 63 characters
         token = csrf_of(client)
         checked = client.post(
             "/model/validate", data={"csrf_token": token, "draft": draft, "score": "analytics"}
@@ -60,6 +62,7 @@ def test_the_model_page_edits_the_score_picked(store: Store) -> None:
     assert "<h1>Model: analytics</h1>" in analytics.text and _versions(analytics.text) == ["analytics@1"]
     assert 'name="score" value="analytics"' in analytics.text  # the draft form posts as analytics'
     assert unknown.status_code == 404 and "partners" in unknown.text
+    assert nul.status_code == long.status_code == 422
     # diffed against analytics' active model, not core's
     assert checked.status_code == 200 and "analytics@1" in checked.text and "core@1" not in checked.text
     assert published.status_code == 303 and published.headers["location"].endswith("&score=analytics")
