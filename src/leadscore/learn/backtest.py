@@ -111,6 +111,23 @@ def checkpoints(conn: Connection, start_ms: int, end_ms: int) -> list[tuple[int,
     return [(lead, start_ms) for lead in known] + sorted((lead, ts) for (lead, _), ts in last_of_day.items())
 
 
+def by_account(conn: Connection, sources: Sources, pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``pairs`` ordered by the lead's account (the lead alone when it has none), then time, then lead.
+
+    The scoring statement runs a chunk of pairs at a time, and its account-scope counts read every
+    colleague's events from the earliest to the latest as-of of the account's targets in the chunk
+    (``compile.account_sweep``). In lead order an account's people fall in every chunk (lead ids follow
+    first contact, not accounts), so each chunk read each account's colleagues again: chunks x colleagues'
+    events, quadratic in the leads (the simulator's competitors share one account of 4 % of the people).
+    Together, an account is read in as many chunks as its own checkpoints fill, each over its own span of
+    time. A pair's score does not depend on the other pairs of its chunk."""
+    account = {
+        int(lead): (0, int(acc)) if acc is not None else (1, int(lead))
+        for lead, acc in conn.execute(select(sources.leads.c.id, sources.leads.c.account_id))
+    }
+    return sorted(pairs, key=lambda p: (*account.get(p[0], (2, p[0])), p[1], p[0]))
+
+
 def _last_events(conn: Connection, at_ms: int) -> dict[int, int]:
     """Each lead's last event at or before ``at_ms``."""
     query = (
@@ -143,7 +160,8 @@ def replays(
     end_ms: int,
 ) -> list[Replay]:
     """Each model's ``Replay`` of the checkpoints ``pairs``, every model scored by one statement per chunk
-    (``scoring.run.points_models_chunks``: the events read once for all of them)."""
+    (``scoring.run.points_models_chunks``: the events read once for all of them), an account's checkpoints
+    together (``by_account``)."""
     known = frozenset(lead for lead, ts in pairs if ts == start_ms)
     before = _last_events(conn, start_ms) if known else {}
     # the rules a transition's ``rules_met`` names: their ledger lines are read, and only theirs
@@ -158,7 +176,8 @@ def replays(
     observed: list[dict[int, list[Facts]]] = [{} for _ in models]
     # a chunk's rows become facts as they are read: every ledger of a period at once (a line per rule for
     # each lead and active day) is gigabytes at 20k leads; without ``rules_met`` no line is read at all
-    for chunk in points_models_chunks(conn, models, sources, pairs, explain=any(named)):
+    ordered = by_account(conn, sources, pairs)
+    for chunk in points_models_chunks(conn, models, sources, ordered, explain=any(named)):
         for ledgers, names, seen in zip(chunk, named, observed, strict=True):
             for lg in ledgers:
                 # a checkpoint after the start is an event's time; the start one follows the lead's last event
