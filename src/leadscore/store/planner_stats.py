@@ -24,9 +24,14 @@ if TYPE_CHECKING:
 
 # the relations the scoring query and the processor's lookups read, whose sizes ingest changes
 SCORED_TABLES = ("events", "identities", "leads", "accounts", "scores", "ledger", "score_history")
-# autovacuum's defaults (autovacuum_analyze_threshold, autovacuum_analyze_scale_factor)
+# autovacuum_analyze_threshold's default; the fraction is five times autovacuum_analyze_scale_factor's
+# (0.1): between two analyses the planner scales a table's rows by its current size in pages
+# (``reltuples`` / ``relpages`` x pages), so its estimates grow with the table anyway; an analysis adds
+# the values' distribution, which a log that grows by the same kind of rows keeps. At 0.1 a processor
+# analysed the log and the history about 25 times each in a minute at 1,000 events/s, 150-250 ms of
+# server CPU each at 30,000 rows, a fifth of its backends' CPU (bench/README.md)
 STALE_ROWS = 50
-STALE_FRACTION = 0.1
+STALE_FRACTION = 0.5
 # one analysing writer at a time (a second one skips): a key of the two-integer advisory lock space, which
 # never meets the lead locks' one-bigint keys (store/results.py: lock_leads)
 _ANALYSE_LOCK = (0x1EAD, 0x57A7)
