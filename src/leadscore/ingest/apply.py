@@ -30,6 +30,7 @@ from leadscore.store.people import (
 )
 
 EVER = -(2**62)  # a time before any event
+_EVENTS = frozenset({"track", "page", "screen"})  # messages that say nothing about a person but its ids
 
 
 @dataclass
@@ -269,6 +270,15 @@ def once_traits(m: Message) -> tuple[str | None, dict[str, Any], dict[str, Any]]
 def _identify(
     conn: Connection, m: Message, out: Applied, lookup: KeyLookup, people: PeopleCache
 ) -> int | None:
+    if not m.traits and m.type in _EVENTS:  # most messages: an event of a known person, or anonymous
+        if not m.user_id:
+            return lookup.get(anonymous_key(m.anonymous_id)) if m.anonymous_id else None
+        known = lookup.get(user_key(m.user_id))
+        if known is not None:  # the rest of the general path, for a person already known
+            if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), known, m.received_ms):
+                out.touch(known, m.ts, m.message_id)
+                out.rewind(known)
+            return known
     lead_id: int | None = None
     email, fields, attributes = split_traits(m.traits) if m.traits else (None, {}, {})
     if m.type == "alias":
@@ -340,7 +350,7 @@ def event_row(m: Message, source: str, ip_mode: IpMode = "truncate", ip_secret: 
         "path": m.path,
         "url": m.url,
         "properties": m.properties,
-        "context": {**context, **({"traits": m.traits} if m.traits else {})},
+        "context": {**context, "traits": m.traits} if m.traits else context,
         "ts": m.ts,
         "received_ms": m.received_ms,
         "source": source,
