@@ -99,7 +99,7 @@ def _text(raw: dict[str, Any], key: str, where: str = "") -> str | None:
     value = raw.get(key)
     if value.__class__ is str:  # the common case: a text no longer than any column it may land in
         if value and len(value) <= _SHORTEST_FIELD:
-            return value  # type: ignore[no-any-return]
+            return value
     elif value is None:
         return None
     if value.__class__ is not str:  # the common case costs one test; numbers become text, others fail
