@@ -372,7 +372,8 @@ def drop_from_inbox(conn: Connection, drop: Callable[[dict[str, Any]], bool]) ->
     dropped = 0
     for inbox_id, text in conn.execute(query).all():
         rows = inbox_events(text)
-        kept = [row for row in rows if not drop(row)]
+        # a pending row (``mark_pending``) names leads whose events are in the log: not a waiting event
+        kept = [row for row in rows if PENDING in row or not drop(row)]
         if len(kept) == len(rows):
             continue
         dropped += len(rows) - len(kept)
@@ -385,15 +386,14 @@ def drop_from_inbox(conn: Connection, drop: Callable[[dict[str, Any]], bool]) ->
 
 
 def waiting_rows(conn: Connection) -> list[dict[str, Any]]:
-    """Every event waiting in the inbox (event-log rows), oldest inbox row first."""
+    """Every event waiting in the inbox (event-log rows), oldest inbox row first; not the leads a SQLite
+    processor logged and scores between its two turns (``mark_pending``: their events are in the log)."""
     texts = conn.execute(select(inbox.c.rows).order_by(inbox.c.id)).scalars()
-    return [row for text in texts for row in inbox_events(text)]
+    return [row for text in texts for row in inbox_events(text) if PENDING not in row]
 
 
 def stored_message_ids(conn: Connection) -> set[str]:
     """Every message id stored: in the event log or still waiting in the inbox (tests, audits)."""
     stored = set(conn.execute(select(events.c.message_id)).scalars())
-    for (text,) in conn.execute(select(inbox.c.rows)):
-        # not a pending row (``mark_pending``: leads a SQLite processor logged, between its two turns)
-        stored.update(row["message_id"] for row in inbox_events(text) if PENDING not in row)
+    stored.update(row["message_id"] for row in waiting_rows(conn))
     return stored
