@@ -19,13 +19,13 @@ from leadscore.ingest.ip import protect_ip
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import loads_model
 from leadscore.privacy.erase import erase_person, mentions
+from leadscore.privacy.export import export_person
 from leadscore.privacy.person import find_person
 from leadscore.privacy.retention import apply_retention
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.privacy.export import export_person
 from leadscore.store.event_log import mark_pending, stored_message_ids, waiting_events, waiting_rows
 from leadscore.store.schema import events, leads, outcomes, scores
 
