@@ -26,8 +26,8 @@ from leadscore.scoring.run import (
     all_leads,
     now_ms,
     score,
-    score_leads,
     score_everyone,
+    score_leads,
     score_points_models,
 )
 from leadscore.scoring.shadow import score_shadows

@@ -125,9 +125,7 @@ def score_everyone(
 
 EVERYONE_AS_OF = "everyone_as_of"
 # every lead at one bound time: the targets of ``score_everyone``'s kept statements
-_EVERYONE = select(
-    leads.c.id.label("lead_id"), bindparam(EVERYONE_AS_OF, type_=BigInteger).label("as_of")
-)
+_EVERYONE = select(leads.c.id.label("lead_id"), bindparam(EVERYONE_AS_OF, type_=BigInteger).label("as_of"))
 
 
 def score_models(

@@ -152,7 +152,9 @@ def save_current_scores(
         raise ValueError("save_current_scores: the scores' results name different leads")
     names = [part.score_name for part in parts]
     one = len(parts) == 1  # ``score_name = ?``: the statements of one score, as before several existed
-    read_scores, drop_ledger = (_STORED_SCORES, _DELETE_LEDGER) if one else (_STORED_NAMED_SCORES, _DELETE_NAMED_LEDGER)
+    read_scores, drop_ledger = (
+        (_STORED_SCORES, _DELETE_LEDGER) if one else (_STORED_NAMED_SCORES, _DELETE_NAMED_LEDGER)
+    )
     for start in range(0, len(order), CHUNK):
         ids = order[start : start + CHUNK]
         params: dict[str, Any] = {"ids": ids, "score_name": names[0]} if one else {"ids": ids, "names": names}
@@ -204,7 +206,10 @@ _LEAD, _NAME = SCORE_COLUMNS.index("lead_id"), SCORE_COLUMNS.index("score_name")
 
 
 def _write_scores(
-    conn: Connection, stored: Mapping[tuple[int, str], Row[Any]], rows: Sequence[tuple[Any, ...]], scored_ms: int
+    conn: Connection,
+    stored: Mapping[tuple[int, str], Row[Any]],
+    rows: Sequence[tuple[Any, ...]],
+    scored_ms: int,
 ) -> None:
     """The new scores rows (``SCORE_COLUMNS`` tuples) over the ``stored`` ones (``_STATE_COLUMNS``, by
     lead and score name): a lead's first row inserted, a stored row updated in place, only the columns
@@ -240,7 +245,9 @@ def _differ(old: Sequence[Any], new: Sequence[Any]) -> tuple[int, ...]:
     if tuple(old) == new:
         if 0.0 not in new:
             return ()
-        return tuple(i for i in _FLOATS if new[i] == 0.0 and math.copysign(1.0, new[i]) != math.copysign(1.0, old[i]))
+        return tuple(
+            i for i in _FLOATS if new[i] == 0.0 and math.copysign(1.0, new[i]) != math.copysign(1.0, old[i])
+        )
     return tuple(i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b or (
         i in _FLOATS and a == 0.0 and math.copysign(1.0, a) != math.copysign(1.0, b)))  # fmt: skip
 
