@@ -1,5 +1,7 @@
-"""The current scores are written in place: a lead's first row inserted, a stored row updated only in the
-columns whose values changed (``scored_ms`` always), and the states before returned for the crossings."""
+"""The current scores as ``save_current_scores`` writes them: on SQLite in place (a lead's first row
+inserted, a stored row updated only in the columns whose values changed, ``scored_ms`` always), on
+PostgreSQL deleted and inserted; the same rows on both, and the states before returned for the
+crossings."""
 
 from __future__ import annotations
 
@@ -73,8 +75,8 @@ def test_rows_updated_in_place(store: Store) -> None:
 
 
 def test_a_zero_changes_by_its_sign(store: Store) -> None:
-    """``-0.0 == 0.0``: the stored zero is rewritten with the new one's sign, as a delete and insert
-    would (PostgreSQL keeps the sign of a double; SQLite reads either back as 0.0)."""
+    """``-0.0 == 0.0``, but the stored zero takes the new one's sign, as a delete and insert gives it
+    (PostgreSQL keeps the sign of a double; SQLite reads either back as 0.0)."""
     with store.begin() as conn:
         conn.execute(leads.insert(), [{"attributes": {}, "created_ms": 1, "updated_ms": 1}])
         lead = conn.execute(select(leads.c.id)).scalar_one()

@@ -141,8 +141,11 @@ def save_current_scores(
 ) -> dict[tuple[int, str], dict[str, Any]]:
     """``save_current`` for several scores of the same leads, a few statements each for all of them: the
     states before (the stored rows: what crossings compare with), the delete of the old ledgers and their
-    insert, and the scores rows written in place (``_write_scores``). Returns the replaced states by
-    (lead, score name)."""
+    insert, and the scores rows: on SQLite written in place (``_write_scores``: a scores row lives in
+    eight B-trees, and an update rewrites only the indexes of the columns it sets), on PostgreSQL deleted
+    (returning the states before) and inserted, in one round trip (an update in place needs the states
+    first, a round trip more, and any change to an indexed column writes every index anyway). Returns
+    the replaced states by (lead, score name)."""
     replaced: dict[tuple[int, str], dict[str, Any]] = {}
     if not parts:
         return replaced
@@ -152,27 +155,30 @@ def save_current_scores(
         raise ValueError("save_current_scores: the scores' results name different leads")
     names = [part.score_name for part in parts]
     one = len(parts) == 1  # ``score_name = ?``: the statements of one score, as before several existed
-    read_scores, drop_ledger = (
-        (_STORED_SCORES, _DELETE_LEDGER) if one else (_STORED_NAMED_SCORES, _DELETE_NAMED_LEDGER)
+    in_place = conn.dialect.name == "sqlite"
+    read_scores, drop_scores, drop_ledger = (
+        (_STORED_SCORES, _DELETE_SCORES, _DELETE_LEDGER)
+        if one
+        else (_STORED_NAMED_SCORES, _DELETE_NAMED_SCORES, _DELETE_NAMED_LEDGER)
     )
     for start in range(0, len(order), CHUNK):
         ids = order[start : start + CHUNK]
         params: dict[str, Any] = {"ids": ids, "score_name": names[0]} if one else {"ids": ids, "names": names}
-        stored = {(row[0], row[1]): row for row in conn.execute(read_scores, params)}
-        # the writes, one round trip on PostgreSQL
-        with pipelined(conn):
+        rows = [
+            (*score_tuple(r, part.version_id, scored_ms), part.score_name,
+             None if part.due is None else part.due.get(r.lead_id))
+            for part, found in zip(parts, by_lead, strict=True)
+            for r in (found[lid] for lid in ids)
+        ]  # fmt: skip
+        stored = {(row[0], row[1]): row for row in conn.execute(read_scores, params)} if in_place else {}
+        # PostgreSQL: four statements, one round trip (the replaced states are read after the writes)
+        with pipelined(conn) as pipeline:
+            old = iter(()) if in_place else pipeline.returning(drop_scores, params)
             conn.execute(drop_ledger, params)
-            _write_scores(
-                conn,
-                stored,
-                [
-                    (*score_tuple(r, part.version_id, scored_ms), part.score_name,
-                     None if part.due is None else part.due.get(r.lead_id))
-                    for part, found in zip(parts, by_lead, strict=True)
-                    for r in (found[lid] for lid in ids)
-                ],
-                scored_ms,
-            )  # fmt: skip
+            if in_place:
+                _write_scores(conn, stored, rows, scored_ms)
+            else:
+                insert_tuples(conn, scores, SCORE_COLUMNS, rows)
             insert_tuples(
                 conn,
                 ledger,
@@ -185,6 +191,8 @@ def save_current_scores(
                     for line in r.lines
                 ],
             )  # fmt: skip
+            for state in old:
+                replaced[(state["lead_id"], state["score_name"])] = state
         for key, row in stored.items():
             replaced[key] = dict(zip(_STATE_COLUMNS, row, strict=True))
     return replaced
@@ -196,6 +204,16 @@ _COMPARED = tuple(c for c in SCORE_COLUMNS if c not in ("lead_id", "score_name",
 _STATE_COLUMNS = ("lead_id", "score_name", *_COMPARED)
 _AT = tuple(SCORE_COLUMNS.index(c) for c in _COMPARED)  # where a new row holds them
 _FLOATS = tuple(i for i, c in enumerate(_COMPARED) if isinstance(scores.c[c].type, Float))
+_DELETE_SCORES = (
+    delete(scores)
+    .where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
+    .returning(*(scores.c[c] for c in _STATE_COLUMNS))
+)
+_DELETE_NAMED_SCORES = (
+    delete(scores)
+    .where(in_list(scores.c.lead_id, "ids"), _NAMES)
+    .returning(*(scores.c[c] for c in _STATE_COLUMNS))
+)
 _STORED_SCORES = select(*(scores.c[c] for c in _STATE_COLUMNS)).where(
     in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE
 )
@@ -214,8 +232,7 @@ def _write_scores(
     """The new scores rows (``SCORE_COLUMNS`` tuples) over the ``stored`` ones (``_STATE_COLUMNS``, by
     lead and score name): a lead's first row inserted, a stored row updated in place, only the columns
     whose values changed with ``scored_ms``, so that SQLite rewrites only the indexes of those columns
-    (a scores row lives in eight B-trees) and PostgreSQL's update stays on its page where no indexed
-    column changed; rows where only ``scored_ms`` moves, one statement per score."""
+    (a scores row lives in eight B-trees); rows where only ``scored_ms`` moves, one statement per score."""
     fresh: list[tuple[Any, ...]] = []
     stamped: dict[str, list[int]] = {}
     changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
