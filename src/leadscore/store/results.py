@@ -17,7 +17,6 @@ from sqlalchemy import (
     Row,
     Select,
     Text,
-    Update,
     bindparam,
     delete,
     func,
@@ -235,7 +234,7 @@ def _write_scores(
     (a scores row lives in eight B-trees); rows where only ``scored_ms`` moves, one statement per score."""
     fresh: list[tuple[Any, ...]] = []
     stamped: dict[str, list[int]] = {}
-    changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    changed: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for row in rows:
         old = stored.get((row[_LEAD], row[_NAME]))
         if old is None:
@@ -247,12 +246,11 @@ def _write_scores(
             stamped.setdefault(row[_NAME], []).append(row[_LEAD])
             continue
         columns = tuple(_COMPARED[i] for i in differ)
-        values = {f"new_{c}": new[i] for c, i in zip(columns, differ, strict=True)}
-        changed.setdefault(columns, []).append({"key_lead": row[_LEAD], "key_name": row[_NAME], **values})
+        changed.setdefault(columns, []).append((*(new[i] for i in differ), scored_ms, row[_LEAD], row[_NAME]))
     for name, ids in stamped.items():
         conn.execute(_STAMP, {"ids": ids, "key_name": name, "stamp_ms": scored_ms})
     for columns, params in changed.items():
-        conn.execute(_update_of(columns), [{**p, "stamp_ms": scored_ms} for p in params])
+        conn.exec_driver_sql(_update_of(columns), params)
     insert_tuples(conn, scores, SCORE_COLUMNS, fresh)
 
 
@@ -277,13 +275,12 @@ _STAMP = (
 
 
 @lru_cache(maxsize=128)
-def _update_of(columns: tuple[str, ...]) -> Update:
-    """The update of a scores row's ``columns`` and ``scored_ms`` by its key (executed for many rows)."""
-    return (
-        update(scores)
-        .where(scores.c.lead_id == bindparam("key_lead"), scores.c.score_name == bindparam("key_name"))
-        .values({**{c: bindparam(f"new_{c}") for c in columns}, "scored_ms": bindparam("stamp_ms")})
-    )
+def _update_of(columns: tuple[str, ...]) -> str:
+    """SQLite's update of a scores row's ``columns`` and ``scored_ms`` by its key, for many rows (the
+    parameters: the new values, ``scored_ms``, the lead and the score name; plain tuples, as the inserts
+    take them: SQLAlchemy's processing of a parameter dict per row cost more than the update)."""
+    sets = ", ".join(f"{scores.c[c].name} = ?" for c in (*columns, "scored_ms"))
+    return f"UPDATE {scores.name} SET {sets} WHERE lead_id = ? AND score_name = ?"
 
 
 def last_history(conn: Connection, lead_ids: Iterable[int], *, score_name: str) -> dict[int, dict[str, Any]]:
