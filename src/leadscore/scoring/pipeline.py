@@ -26,8 +26,8 @@ from leadscore.scoring.run import (
     all_leads,
     now_ms,
     score,
+    score_everyone,
     score_leads,
-    score_models,
     score_points_models,
 )
 from leadscore.scoring.shadow import score_shadows
@@ -348,7 +348,7 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
     stamp = now_ms()
     with store.begin() as conn:
         # one statement for every model (the events are read once), one for when each score is next due
-        per_model = score_models(conn, [a.model for a in models], store.sources(), all_leads(as_of or stamp))
+        per_model = score_everyone(conn, [a.model for a in models], store.sources(), as_of or stamp)
         if save:
             dues = schedule_models(conn, [a.model for a in models], store.sources(), per_model)
             save_named_scores(conn, _named(models, per_model, dues), stamp, "rescore")
