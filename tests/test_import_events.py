@@ -25,7 +25,7 @@ from leadscore.errors import Problem
 from leadscore.ingest.jsonl_import import EventImportReport, import_events, read_messages
 from leadscore.ingest.segment import Message
 from leadscore.model import load_model
-from leadscore.scoring.pipeline import IngestReport, ingest, publish
+from leadscore.scoring.pipeline import Backfill, IngestReport, ingest, publish
 from leadscore.store import Store
 from leadscore.store.schema import events, leads, scores
 
@@ -140,6 +140,28 @@ def test_lines_read_from_their_bytes_as_from_their_text(tmp_path: Path) -> None:
         (4, 1, None, "invalid JSON: UTF-8 byte order mark (BOM) is not supported"),
         (6, None, "event", "a track message needs 'event'"),
     ]
+
+
+@pytest.mark.parametrize("backfill", [False, True])
+def test_a_message_id_repeated_within_and_across_chunks_is_stored_once(
+    store: Store, tmp_path: Path, backfill: bool
+) -> None:
+    """The chunk's ids are looked up once (on SQLite, ``append_events(unknown=True)`` inserts what the
+    lookup did not find): a repeat within a chunk, or of an earlier chunk's id, is a duplicate."""
+    path = tmp_path / "repeats.jsonl"
+    ids = ["d-1", "d-1", "d-2", "d-1", "d-3", "d-2", "d-3"]  # chunks of 2: [1 1] [2 1] [3 2] [3]
+    path.write_text("".join(
+        f'{{"type":"track","userId":"u-{n % 2}","event":"E","messageId":"{mid}",'
+        f'"timestamp":"2024-01-31T12:00:0{n}Z"}}\n' for n, mid in enumerate(ids)
+    ))  # fmt: skip
+    filled = Backfill(store, source="import", cause_ref="test")
+    report = import_events(path, filled.add if backfill else (lambda ms: ingest(store, ms, source="import")),
+                           chunk_size=2)  # fmt: skip
+    # d-1, d-2, d-3 stored (lines 1, 3, 5); lines 2 (same chunk), 4, 6, 7 (earlier chunks) repeat them
+    assert (report.accepted, report.duplicates) == (3, 4)
+    with store.connect() as conn:
+        stored = conn.execute(select(events.c.message_id, events.c.ts).order_by(events.c.message_id)).all()
+    assert [(mid, ts - 1_706_702_400_000) for mid, ts in stored] == [("d-1", 0), ("d-2", 2000), ("d-3", 4000)]
 
 
 def test_max_errors_stops_and_keeps_earlier_lines(store: Store) -> None:
