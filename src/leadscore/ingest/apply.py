@@ -113,14 +113,9 @@ class KeyLookup:
 
     def __init__(self, conn: Connection, messages: Sequence[Message], *, defer: bool = False) -> None:
         self.conn, self.defer = conn, defer
-        keys: list[str] = []
-        for m in messages:
-            if m.user_id:
-                keys.append(user_key(m.user_id))
-            if m.anonymous_id:
-                keys.append(anonymous_key(m.anonymous_id))
-            if m.previous_id:  # an alias links its previous id's keys: known up front too
-                keys += (user_key(m.previous_id), anonymous_key(m.previous_id))
+        keys = [key for m in messages for key in _keys(m)]
+        # an alias links its previous id's keys: known up front too, not searched one by one
+        keys += [k for m in messages if m.previous_id for k in (user_key(m.previous_id), anonymous_key(m.previous_id))]  # fmt: skip
         self.known: dict[str, int | None] = dict.fromkeys(keys)
         self.known.update(leads_for_keys(conn, keys))
         self.pending: list[dict[str, Any]] = []
