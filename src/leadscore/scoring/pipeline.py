@@ -341,12 +341,13 @@ def activate_version(
 def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
     """Score every lead with every active model as of a time; save as the current scores if asked.
     Returns the primary score's ledgers."""
-    with store.connect() as conn:
-        models = active_models(conn)
-    if not models:
-        raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
     stamp = now_ms()
     with store.begin() as conn:
+        # read in the write transaction: a publication committed before it read them would otherwise be
+        # undone by the scores of the version it replaced (SQLite: the write lock is held from here on)
+        models = active_models(conn)
+        if not models:
+            raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
         # one statement for every model (the events are read once), one for when each score is next due
         per_model = score_everyone(conn, [a.model for a in models], store.sources(), as_of or stamp)
         if save:
@@ -372,12 +373,13 @@ def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> i
     Returns how many leads were scored (0 when no model is active).
     """
     ids = sorted(set(lead_ids))
-    with store.connect() as conn:
-        models = active_models(conn)
-    if not models or not ids:
+    if not ids:
         return 0
     stamp, scored = now_ms(), 0
     with store.begin() as conn:
+        models = active_models(conn)  # in the write transaction, as ``rescore_all`` reads them
+        if not models:
+            return 0
         for start in range(0, len(ids), RESCORE_CHUNK):
             chunk = ids[start : start + RESCORE_CHUNK]
             # every model scores the same existing leads of the chunk
