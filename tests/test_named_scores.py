@@ -262,19 +262,19 @@ def test_a_repeated_full_rescoring_follows_each_publication_and_store(store: Sto
 
 
 def test_a_publication_during_a_full_rescoring_is_not_undone(
-    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A publication committed while ``rescore_all`` is under way (here: just after it read the active
     models) is either seen by it or comes after it: the full rescoring never saves the scores of the
-    version the publication replaced (SQLite: the models are read under the write lock)."""
-    store = sqlite_store
+    version the publication replaced (SQLite: the models are read under the write lock; PostgreSQL: the
+    activation waits for the rescoring's share of the models, ``model_versions.share_models``)."""
     two_scores(store)
     at = T0 + 3 * HOUR
     read = pipeline.active_models
     racer: list[threading.Thread] = []
 
-    def publishing_meanwhile(conn: Any) -> Any:
-        models = read(conn)
+    def publishing_meanwhile(conn: Any, **how: Any) -> Any:
+        models = read(conn, **how)
         if not racer:
             racer.append(
                 threading.Thread(
