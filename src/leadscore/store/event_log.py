@@ -108,15 +108,22 @@ def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     return set(conn.execute(_KNOWN, {"ids": list(dict.fromkeys(message_ids))}).scalars())
 
 
-def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+def append_events(conn: Connection, rows: Sequence[dict[str, Any]], *, unknown: bool = False) -> set[str]:
     """Append events; a message id already in the log is skipped, and of two copies of one message in
     ``rows`` the first wins. Returns the ids actually inserted.
+
+    ``unknown``: the caller found none of the rows' ids in the log within this transaction, and gives
+    each id once; SQLite (one writer) then inserts them without searching again. PostgreSQL ignores it
+    (another transaction may insert the same id meanwhile).
 
     The ingest hot path: rows go to the driver as plain tuples in one statement per chunk (the ORM-level
     insert costs more than the database does here).
     """
     if not rows:
         return set()
+    if unknown and conn.dialect.name == "sqlite":
+        sqlite_insert(conn, "events", EVENT_FIELDS, [_values(row) for row in rows], ("message_id",))
+        return {row["message_id"] for row in rows}
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
         first.setdefault(row["message_id"], row)
