@@ -240,7 +240,8 @@ def replays(
                 facts = Facts(lg.lead_id, lg.score, lg.fit_score, lg.engagement_score, lg.grade, lg.level,
                               lg.band, scored_ms=lg.as_of, entered_ms=lg.as_of, last_event_ms=last,
                               rule_points={ln.rule_id: ln.score_points for ln in lg.lines
-                                           if ln.score_points != 0 and ln.rule_id in names})  # fmt: skip
+                                           if ln.score_points != 0 and ln.rule_id in names}
+                                          if names else {})  # fmt: skip
                 seen.setdefault(lg.lead_id, []).append(facts)
     touched = first_touch(conn)
     out: list[Replay] = []
