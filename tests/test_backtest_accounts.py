@@ -74,13 +74,12 @@ def test_checkpoints_by_account_then_time_then_lead(store: Store) -> None:
 @pytest.mark.parametrize(
     ("chunk", "expected"),
     [
-        # acme's 6 checkpoints (more than a chunk) in ceil(6 / (4 x 1)) = 2 parts of 3; beta's 2 and zed's 2
-        # each more than a chunk too, each in one part (at most 4 chunks' worth)
-        (1, [["ann0", "bo0", "cy0"], ["ann1", "bo2", "cy3"], ["eve0", "eve1"], ["zed0", "zed3"]]),
-        # acme whole (6 <= 4 x 3); beta's 2 fill a chunk of their own, zed's 2 do not fit beside them
-        (3, [["ann0", "bo0", "cy0", "ann1", "bo2", "cy3"], ["eve0", "eve1"], ["zed0", "zed3"]]),
-        # beta and zed packed together (4 <= 4)
-        (4, [["ann0", "bo0", "cy0", "ann1", "bo2", "cy3"], ["eve0", "eve1", "zed0", "zed3"]]),
+        # every account with more checkpoints than a chunk in ceil(n / 1) equal parts (``LARGEST`` 1)
+        (1, [["ann0"], ["bo0"], ["cy0"], ["ann1"], ["bo2"], ["cy3"], ["eve0"], ["eve1"], ["zed0"], ["zed3"]]),
+        # acme's 6 in 2 parts of 3; beta's 2 packed, zed's 2 do not fit beside them
+        (3, [["ann0", "bo0", "cy0"], ["ann1", "bo2", "cy3"], ["eve0", "eve1"], ["zed0", "zed3"]]),
+        # acme's 6 in 2 parts of 3 (not 4 and 2); beta and zed packed together (4 <= 4)
+        (4, [["ann0", "bo0", "cy0"], ["ann1", "bo2", "cy3"], ["eve0", "eve1", "zed0", "zed3"]]),
         (5000, [["ann0", "bo0", "cy0", "ann1", "bo2", "cy3", "eve0", "eve1", "zed0", "zed3"]]),
     ],
 )

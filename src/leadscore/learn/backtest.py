@@ -36,7 +36,7 @@ from leadscore.store.score_names import check_name, primary_score
 
 WEEK_MS = 7 * DAY_MS
 THRESHOLDS = tuple(range(0, 101))  # the advisor tries every whole score point
-LARGEST = 4  # an account's checkpoints in one statement: up to this many chunks' worth (``account_chunks``)
+LARGEST = 1  # an account's checkpoints in one statement: up to this many chunks' worth (``account_chunks``)
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,9 @@ def account_chunks(
     """``by_account``'s order cut into the chunks the backtest scores, each one statement: whole accounts
     packed up to ``scoring.run.POINTS_CHUNK`` checkpoints; an account with more in as few equal parts of
     at most ``LARGEST`` chunks' worth as it takes. Each part of an account reads its colleagues' events
-    over its span plus the rules' look-back again (the competitors' account at 20k leads: 15,430
-    checkpoints, 16.6 CPU-s in four chunks of 5,000, 12.5 in one), and a larger statement holds more
-    ledgers at once (their lines too, for ``rules_met``)."""
+    over its span plus the rules' look-back again, but a larger statement holds more ledgers at once (their
+    lines too, for ``rules_met``): at 20k leads the competitors' account (15,430 checkpoints) took 20.3
+    CPU-s in one statement within the backtest and 15.6 in four parts of 3,858, hence ``LARGEST`` 1."""
     account = _accounts(conn, sources)
     size = scoring_run.POINTS_CHUNK
     out: list[list[tuple[int, int]]] = []
