@@ -1,5 +1,5 @@
-"""The backtest scores its checkpoints an account at a time (``backtest.by_account``): the order by hand,
-and the same scores whatever chunks the checkpoints fall in (an account split across chunks still counts
+"""The backtest scores its checkpoints an account at a time (``backtest.by_account``, in chunks of whole
+accounts: ``backtest.account_chunks``): the order and the chunks by hand, and the same scores whatever chunks the checkpoints fall in (an account split across chunks still counts
 its colleagues' earlier events), on both engines. Every expected number is worked out in the comments."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from leadscore.ingest.segment import normalise
-from leadscore.learn.backtest import by_account, checkpoints, replay
+from leadscore.learn import backtest
+from leadscore.learn.backtest import account_chunks, by_account, checkpoints, replay
 from leadscore.learn.labels import DAY_MS
 from leadscore.model import loads_model
 from leadscore.scoring import run
@@ -70,19 +71,44 @@ def test_checkpoints_by_account_then_time_then_lead(store: Store) -> None:
                    ("eve", 0), ("eve", 1), ("zed", 0), ("zed", 3)]  # fmt: skip
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 3, 5000])
+@pytest.mark.parametrize(
+    ("chunk", "expected"),
+    [
+        # every account with more checkpoints than a chunk in ceil(n / 1) equal parts (``LARGEST`` 1)
+        (1, [["ann0"], ["bo0"], ["cy0"], ["ann1"], ["bo2"], ["cy3"], ["eve0"], ["eve1"], ["zed0"], ["zed3"]]),
+        # acme's 6 in 2 parts of 3; beta's 2 packed, zed's 2 do not fit beside them
+        (3, [["ann0", "bo0", "cy0"], ["ann1", "bo2", "cy3"], ["eve0", "eve1"], ["zed0", "zed3"]]),
+        # acme's 6 in 2 parts of 3 (not 4 and 2); beta and zed packed together (4 <= 4)
+        (4, [["ann0", "bo0", "cy0"], ["ann1", "bo2", "cy3"], ["eve0", "eve1", "zed0", "zed3"]]),
+        (5000, [["ann0", "bo0", "cy0", "ann1", "bo2", "cy3", "eve0", "eve1", "zed0", "zed3"]]),
+    ],
+)
+def test_chunks_of_whole_accounts(
+    store: Store, chunk: int, expected: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _history(store)
+    name = {lead: user for user, lead in ids.items()}
+    monkeypatch.setattr(run, "POINTS_CHUNK", chunk)
+    with store.connect() as conn:
+        chunks = account_chunks(conn, store.sources(), checkpoints(conn, T0, END))
+    assert [[f"{name[lead]}{(at - T0) // DAY_MS}" for lead, at in c] for c in chunks] == expected
+
+
+@pytest.mark.parametrize(("chunk", "largest"), [(1, 1), (2, 1), (3, 1), (2, 4), (5000, 4)])
 def test_scores_do_not_depend_on_the_chunks(
-    store: Store, chunk: int, monkeypatch: pytest.MonkeyPatch
+    store: Store, chunk: int, largest: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _history(store)
     monkeypatch.setattr(run, "POINTS_CHUNK", chunk)
+    monkeypatch.setattr(backtest, "LARGEST", largest)
     with store.connect() as conn:
         rp = replay(conn, store.sources(), loads_model(MODEL), checkpoints(conn, T0, END), T0, END)
     got = {
         user: [((f.scored_ms - T0) // DAY_MS, f.score) for f in rp.path[lead]] for user, lead in ids.items()
     }
     # nobody scored anything at the start; each demo 10, and acme's second demo (bo's, day 2) brings its
-    # 2+ demos within 7 days: bo 60 on day 2 (with chunks of 2, bo's day 2 shares a chunk with cy's day 3
-    # alone, so ann's day-1 demo is read by the look-back), cy 60 on day 3; ann's day 1 saw one demo
+    # 2+ demos within 7 days: bo 60 on day 2 (with chunks of 2 and an account in at most 2 checkpoints a
+    # part, acme's parts are [ann 0, bo 0], [cy 0, ann 1], [bo 2, cy 3]: ann's day-1 demo is read by the
+    # look-back), cy 60 on day 3; ann's day 1 saw one demo
     assert got == {"ann": [(0, 0), (1, 10)], "eve": [(0, 0), (1, 10)], "bo": [(0, 0), (2, 60)],
                    "zed": [(0, 0), (3, 10)], "cy": [(0, 0), (3, 60)]}  # fmt: skip

@@ -167,22 +167,32 @@ def points_models_chunks(
 ) -> Iterator[list[list[Ledger]]]:
     """``score_points_models`` a chunk of pairs at a time, as each chunk is read: per chunk, each model's
     ledgers in the order of ``models`` (a backtest's every checkpoint with lines would not fit at once)."""
-    dialect = conn.dialect.name
     for start in range(0, len(pairs), POINTS_CHUNK):
-        chunk = pairs[start : start + POINTS_CHUNK]
-        _session_settings(conn)
-        if dialect in BOUND_DIALECTS:
-            found = read_bound(
-                conn,
-                models,
-                lambda table: bound_models_statement(models, sources, dialect, explain, table=table),
-                chunk,
-                explain=explain,
-            )
-        else:
-            query = compile_models(models, sources, points(chunk), dialect, explain)
-            found = read_result(models, conn.execute(query), explain=explain)
-        yield found
+        yield score_models_chunk(conn, models, sources, pairs[start : start + POINTS_CHUNK], explain=explain)
+
+
+def score_models_chunk(
+    conn: Connection,
+    models: Sequence[ScoringModel],
+    sources: Sources,
+    chunk: Sequence[tuple[int, int]],
+    *,
+    explain: bool = True,
+) -> list[list[Ledger]]:
+    """One statement of ``points_models_chunks`` for the pairs ``chunk`` (a caller choosing its own chunks:
+    the backtest keeps an account's checkpoints together): each model's ledgers in the order of ``models``."""
+    dialect = conn.dialect.name
+    _session_settings(conn)
+    if dialect in BOUND_DIALECTS:
+        return read_bound(
+            conn,
+            models,
+            lambda table: bound_models_statement(models, sources, dialect, explain, table=table),
+            chunk,
+            explain=explain,
+        )
+    query = compile_models(models, sources, points(chunk), dialect, explain)
+    return read_result(models, conn.execute(query), explain=explain)
 
 
 def read_bound(
