@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
@@ -111,7 +112,12 @@ def _acknowledge(store: Store, first: int, count: int) -> None:
     rows = [
         event_row(
             normalise(
-                {"type": "page", "userId": f"u{(first + i) % 7}", "messageId": f"m{first + i}", "timestamp": NOW},
+                {
+                    "type": "page",
+                    "userId": f"u{(first + i) % 7}",
+                    "messageId": f"m{first + i}",
+                    "timestamp": NOW,
+                },
                 received_ms=NOW,
             ),
             "api",
@@ -155,7 +161,9 @@ def test_the_processor_copies_the_log_past_the_threshold_and_the_log_stays_bound
         assert did == (before >= threshold)
         assert after == (0 if did else before)
     # what each batch (its acknowledgement, two turns) added to the log
-    added = [before - previous for (before, _, _), (_, previous, _) in zip(copies[1:], copies)]
+    added = [
+        before - previous for (before, _, _), (_, previous, _) in zip(copies[1:], copies[:-1], strict=True)
+    ]
     assert min(added) > 0
     assert sum(added) > 3 * threshold  # the run wrote several thresholds' worth ...
     assert sum(did for _, _, did in copies) >= 3  # ... and copied the log each time it passed one

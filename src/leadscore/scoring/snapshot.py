@@ -44,7 +44,6 @@ from leadscore.scoring.processor import (
 )
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters
-from leadscore.store.wal import CHECKPOINT_FRAMES
 from leadscore.store.event_log import (
     Claimed,
     claim,
@@ -53,6 +52,7 @@ from leadscore.store.event_log import (
     mark_pending,
     release,
 )
+from leadscore.store.wal import CHECKPOINT_FRAMES
 
 # What the scoring of a set of leads reads, besides the clock: the active versions, the log (any event
 # appended by another writer: its newest id), and the leads' rows, identities, accounts and the number of
