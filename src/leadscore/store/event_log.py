@@ -387,5 +387,6 @@ def stored_message_ids(conn: Connection) -> set[str]:
     """Every message id stored: in the event log or still waiting in the inbox (tests, audits)."""
     stored = set(conn.execute(select(events.c.message_id)).scalars())
     for (text,) in conn.execute(select(inbox.c.rows)):
-        stored.update(row["message_id"] for row in inbox_events(text))
+        # not a pending row (``mark_pending``: leads a SQLite processor logged, between its two turns)
+        stored.update(row["message_id"] for row in inbox_events(text) if PENDING not in row)
     return stored
