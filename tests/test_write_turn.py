@@ -1,7 +1,7 @@
 """SQLite writers take turns: within a process first come, first served, and across processes through an
 exclusive lock on a file beside the database (two locks on one file here stand for two processes: a
 ``flock`` belongs to its open file, so two descriptors exclude each other even in one process). A group of
-requests is committed on their event loop when the turn is free or soon is, else by the writer thread."""
+requests is committed on their event loop when the turn is free, else by the writer thread."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from leadscore.ingest import committer as committer_module
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.committer import FairLock, GroupCommitter, turn_file
 from leadscore.ingest.segment import normalise
@@ -106,33 +103,3 @@ def test_a_request_read_while_a_flush_is_scheduled_joins_its_group(sqlite_store:
     finally:
         committer.stop()
     assert (committer.groups, committer.inline_groups) == (1, 1)  # one commit, on the loop, for both
-
-
-def test_a_group_that_finds_the_turn_taken_briefly_waits_for_it_on_the_loop(
-    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the loop waits up to a second here, not TURN_WAIT_S (10 ms), so that a loaded machine's late timer
-    # cannot send the group to the writer thread
-    monkeypatch.setattr(committer_module, "TURN_WAIT_S", 1.0)
-    committer = GroupCommitter(sqlite_store).start()
-    turn_path = turn_file(sqlite_store)
-    assert turn_path is not None
-    other_process = FairLock(turn_path)
-
-    async def scenario() -> None:
-        assert other_process.try_acquire()
-        loop = asyncio.get_running_loop()
-        # the other process's turn ends 3 ms on: the loop looks again every millisecond (TURN_RETRY_S) and
-        # commits the group itself, with a request read while it waited
-        loop.call_later(0.003, other_process.release)
-        first = asyncio.ensure_future(committer.commit([_row("w1")]))
-        await asyncio.sleep(0.001)
-        second = asyncio.ensure_future(committer.commit([_row("w2")]))
-        assert await asyncio.wait_for(first, 10) == {"w1"}
-        assert await asyncio.wait_for(second, 10) == {"w2"}
-
-    try:
-        asyncio.run(scenario())
-    finally:
-        committer.stop()
-    assert (committer.groups, committer.inline_groups) == (1, 1)  # one group, on the loop, no hand-off

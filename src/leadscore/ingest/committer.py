@@ -48,10 +48,6 @@ MAX_GROUP_ROWS = 20_000
 RECENT_IDS = 200_000
 # loop passes a group gathered on an event loop waits before it is committed (see ``_flush``)
 GATHER_PASSES = 2
-# SQLite: a group that finds the write turn taken looks again every TURN_RETRY_S on its loop, for up to
-# TURN_WAIT_S, before it goes to the writer thread (see ``_flush``)
-TURN_RETRY_S = 0.001
-TURN_WAIT_S = 0.010
 
 
 class FairLock:
@@ -249,7 +245,7 @@ class GroupCommitter:
             self._gathered.append(_Pending(rows, future, loop))
         return await future
 
-    def _flush(self, passes: int = 0, waiting_since: float | None = None) -> None:
+    def _flush(self, passes: int = 0) -> None:
         """Commit what this loop's requests gathered since the last flush, here on the loop, when the write
         turn is free this instant; else hand the group to the writer thread.
 
@@ -263,14 +259,10 @@ class GroupCommitter:
         Handing a group to the thread and back costs more than the commit: the thread wakes, waits for
         the GIL the loop is busy holding (up to a switch interval, at every SQLite call that released it),
         and wakes the loop in turn. A free turn means the commit itself does not wait (one fsync); a turn
-        taken (the processor's batch, another process's group) could: that group looks again on the loop
-        every ``TURN_RETRY_S`` (a non-blocking ``flock``), the requests read meanwhile joining it, and goes
-        to the thread only once it has waited ``TURN_WAIT_S`` (a processor's turn of a few milliseconds
-        then costs no hand-off; a long one does not keep the loop polling).
+        taken (the processor's batch, another process's group) could, so that group goes to the thread.
         """
-        loop = asyncio.get_running_loop()
         if passes and self._gathered:
-            loop.call_soon(self._flush, passes - 1, waiting_since)
+            asyncio.get_running_loop().call_soon(self._flush, passes - 1)
             return
         group, self._gathered = self._gathered, []
         if not group:
@@ -286,12 +278,6 @@ class GroupCommitter:
             return
         try:
             if not self._turn.try_acquire():
-                now = loop.time()
-                since = now if waiting_since is None else waiting_since
-                if now - since < TURN_WAIT_S:  # wait on the loop; requests read meanwhile join the group
-                    self._gathered = group + self._gathered
-                    loop.call_later(TURN_RETRY_S, self._flush, 0, since)
-                    return
                 for pending in group:
                     self._queue.put(pending)
                 return
