@@ -2,7 +2,8 @@
 
 What must hold: ``wal.backlog`` counts the pages a checkpoint would copy; the processor checkpoints only
 once ``CHECKPOINT_FRAMES`` wait, and then copies all of it, so that the log starts over and stays
-bounded over a long run; connections checkpoint inside a commit only past ``WAL_AUTOCHECKPOINT``.
+bounded over a long run; connections checkpoint inside a commit only past ``WAL_AUTOCHECKPOINT``, twice
+the processor's threshold.
 
 Frame counts are SQLite's WAL mechanics: a commit appends one frame per page it changed. A fresh
 database's ``CREATE TABLE`` changes two pages (the schema on page 1, the table's root on page 2); a row
@@ -95,17 +96,20 @@ def test_a_checkpoint_at_least_n_pages_runs_once_n_wait(probe: Store) -> None:
     assert _backlog(probe) == 0
 
 
-def test_connections_checkpoint_by_themselves_only_past_the_safety_net(probe: Store) -> None:
+def test_connections_checkpoint_by_themselves_only_past_twice_the_processors_threshold(probe: Store) -> None:
+    assert (CHECKPOINT_FRAMES, WAL_AUTOCHECKPOINT) == (500, 1000)
     with probe.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT == 4000
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     # a processor's transaction turns it off and back on
     with probe.begin(durable=False, checkpoint=False) as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
     with probe.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 4000
-    # 1,000 frames wait where the processor would copy the log: no commit copied it on its own
-    _update(probe, CHECKPOINT_FRAMES)
-    assert _backlog(probe) == 1000
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    # 999 frames wait (the processor would have copied them at 500): no commit copied them on its own ...
+    _update(probe, 999)
+    assert _backlog(probe) == 999
+    _update(probe, 1)  # ... until the commit that makes 1,000
+    assert _backlog(probe) == 0
 
 
 def _acknowledge(store: Store, first: int, count: int) -> None:

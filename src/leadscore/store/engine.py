@@ -52,7 +52,7 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
-    # the log is copied by the processor between its turns (``store/wal.py``); inside a commit only past this
+    # the processor copies the log between its turns, before this is reached (``store/wal.py``)
     cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
     cur.execute("PRAGMA busy_timeout=10000")
     # 64 MiB of page cache per connection instead of 2 MiB: ingest inserts into the (person_key, ts) index
