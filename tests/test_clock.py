@@ -14,9 +14,10 @@ from sqlalchemy import select
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
+from leadscore.scoring import clock
 from leadscore.scoring.clock import tick
 from leadscore.scoring.due import Decaying, decay_due, time_to_move
-from leadscore.scoring.pipeline import ingest, publish
+from leadscore.scoring.pipeline import active_models, ingest, publish
 from leadscore.scoring.run import score_leads
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -320,3 +321,34 @@ def test_next_change_covers_ratio_recency_distinct_and_account_rules(store: Stor
         "dee": T0 + 2 * HOUR,
         "eve": T0 + 2 * HOUR,
     }
+
+
+def test_a_tick_never_saves_the_scores_of_a_version_published_meanwhile(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock reads the active models, then rescores each score's due leads in transactions of their
+    own: a version published in between has rescored every lead itself, and the tick must not save the
+    replaced version's scores over it (SQLite and PostgreSQL alike)."""
+    publish(store, loads_model(QUIET), as_of=T0)
+    ingest(store, [track("ann", 1, "Demo Requested", T0)], source="test", as_of=T0)
+    ann = lead_of(store, "ann")
+    with store.connect() as conn:
+        stale = active_models(conn)  # what the tick read, before the publication below
+    second, _ = publish(store, loads_model(QUIET.replace("model: quiet", "model: quieter")), as_of=T0 + DAY)
+    # the second version scored ann as of T0 + 1 day: the demo (T0) leaves its 10-day window at T0 + 10 days
+    assert (current(store, ann)["model_version_id"], current(store, ann)["due_ms"]) == (
+        second.id,
+        T0 + 10 * DAY,
+    )
+    monkeypatch.setattr(clock, "active_models", lambda conn: stale)
+    tick(store, now=T0 + 11 * DAY)  # ann is due; the tick's version is no longer active
+    row = current(store, ann)
+    assert (row["model_version_id"], row["as_of_ms"]) == (second.id, T0 + DAY)
+    monkeypatch.undo()
+    tick(store, now=T0 + 11 * DAY)  # the next tick reads the second version: the demo has left its window
+    row = current(store, ann)
+    assert (row["model_version_id"], row["as_of_ms"], row["engagement_score"]) == (
+        second.id,
+        T0 + 11 * DAY,
+        0,
+    )

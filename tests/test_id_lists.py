@@ -8,14 +8,22 @@ from sqlalchemy.dialects import sqlite
 
 from leadscore.store import Store
 from leadscore.store.event_log import _CLAIMED, _DONE, _KNOWN, known_message_ids
-from leadscore.store.results import _DELETE_LEDGER, _DELETE_SCORES
+from leadscore.store.results import _DELETE_LEDGER, _DELETE_SCORES, _STAMP, _STORED_SCORES
 
 
 def test_sqlite_plans_use_the_index(tmp_path: Path) -> None:
     store = Store.from_url(str(tmp_path / "plans.db"))
     try:
         with store.connect() as conn:
-            for statement in (_KNOWN, _CLAIMED, _DONE, _DELETE_SCORES, _DELETE_LEDGER):
+            for statement in (
+                _KNOWN,
+                _CLAIMED,
+                _DONE,
+                _DELETE_SCORES,
+                _STORED_SCORES,
+                _STAMP,
+                _DELETE_LEDGER,
+            ):
                 sql = str(statement.compile(dialect=sqlite.dialect()))
                 assert " = 1" not in sql, sql  # a wrapped comparison no index can serve
                 # the id list first, then any score name (statements of one named score)

@@ -21,10 +21,11 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from leadscore.cli.imports import app
-from leadscore.ingest.jsonl_import import EventImportReport, import_events
+from leadscore.errors import Problem
+from leadscore.ingest.jsonl_import import EventImportReport, import_events, read_messages
 from leadscore.ingest.segment import Message
 from leadscore.model import load_model
-from leadscore.scoring.pipeline import IngestReport, ingest, publish
+from leadscore.scoring.pipeline import Backfill, IngestReport, ingest, publish
 from leadscore.store import Store
 from leadscore.store.schema import events, leads, scores
 
@@ -110,6 +111,57 @@ def test_undecodable_and_oversized_lines(store: Store, tmp_path: Path) -> None:
     assert [(p.line, p.column) for p in report.problems] == [(2, 44), (3, None)]  # "é" is byte 44
     assert "not UTF-8" in report.problems[0].message and "32 KiB" in report.problems[1].message
     assert (report.accepted, report.duplicates) == (1, 1)  # line 4 repeats line 1
+
+
+def test_lines_read_from_their_bytes_as_from_their_text(tmp_path: Path) -> None:
+    """A line that is valid UTF-8 JSON is decoded from its bytes; a byte order mark (allowed on line 1
+    only), bad UTF-8 and blank lines still take the path through text, whose problems name them."""
+    path = tmp_path / "bytes.jsonl"
+    track = (
+        '{"type":"track","userId":"u-1","event":"%s","messageId":"%s","timestamp":"2024-01-31T12:00:00.250Z"}'
+    )
+    path.write_bytes(
+        b"\xef\xbb\xbf" + (track % ("Signed Up", "b-1")).encode() + b"\n"  # 1: BOM, allowed here
+        + b" \t\n"  # 2: blank
+        + (track % ("Café", "b-2")).encode("latin-1") + b"\n"  # 3: "é" in Latin-1 is byte 44
+        + b"\xef\xbb\xbf" + (track % ("Late BOM", "b-3")).encode() + b"\n"  # 4: a BOM after line 1
+        + (track % ("Démo", "b-4")).encode() + b"\n"  # 5: UTF-8 beyond ASCII
+        + b'{"type":"track","userId":"u-1"}\n'  # 6: a message without its event
+    )  # fmt: skip
+    items = list(read_messages(path, received_ms=1_706_702_400_000))
+    messages = [m for m in items if isinstance(m, Message)]
+    problems = [(p.line, p.column, p.field, p.message) for p in items if isinstance(p, Problem)]
+    assert [(m.message_id, m.name, m.ts) for m in messages] == [
+        ("b-1", "Signed Up", 1_706_702_400_250),  # 2024-01-31T12:00:00.250Z
+        ("b-4", "Démo", 1_706_702_400_250),
+    ]
+    assert problems == [
+        (3, 44, None, "not UTF-8 text (byte 44)"),
+        (4, 1, None, "invalid JSON: UTF-8 byte order mark (BOM) is not supported"),
+        (6, None, "event", "a track message needs 'event'"),
+    ]
+
+
+@pytest.mark.parametrize("backfill", [False, True])
+def test_a_message_id_repeated_within_and_across_chunks_is_stored_once(
+    store: Store, tmp_path: Path, backfill: bool
+) -> None:
+    """The chunk's ids are looked up once (on SQLite, ``append_events(unknown=True)`` inserts what the
+    lookup did not find): a repeat within a chunk, or of an earlier chunk's id, is a duplicate."""
+    path = tmp_path / "repeats.jsonl"
+    ids = ["d-1", "d-1", "d-2", "d-1", "d-3", "d-2", "d-3"]  # chunks of 2: [1 1] [2 1] [3 2] [3]
+    path.write_text("".join(
+        f'{{"type":"track","userId":"u-{n % 2}","event":"E","messageId":"{mid}",'
+        f'"timestamp":"2024-01-31T12:00:0{n}Z"}}\n' for n, mid in enumerate(ids)
+    ))  # fmt: skip
+    filled = Backfill(store, source="import", cause_ref="test")
+    report = import_events(path, filled.add if backfill else (lambda ms: ingest(store, ms, source="import")),
+                           chunk_size=2)  # fmt: skip
+    # d-1, d-2, d-3 stored (lines 1, 3, 5); lines 2 (same chunk), 4, 6, 7 (earlier chunks) repeat them
+    assert (report.accepted, report.duplicates) == (3, 4)
+    with store.connect() as conn:
+        stored = conn.execute(select(events.c.message_id, events.c.ts).order_by(events.c.message_id)).all()
+    assert [(mid, ts - 1_706_702_400_000) for mid, ts in stored] == [("d-1", 0), ("d-2", 2000), ("d-3", 4000)]
 
 
 def test_max_errors_stops_and_keeps_earlier_lines(store: Store) -> None:

@@ -143,3 +143,38 @@ def test_the_newest_history_rows_of_several_scores_are_each_scores_own(store: St
         "core": {1: 3.0, 2: 5.0},
         "analytics": {1: 4.0},
     }
+
+
+def test_the_newest_history_row_of_a_tie_on_its_time_is_the_last_inserted(store: Store) -> None:
+    # PostgreSQL reads each lead's newest row by a lateral join from the ids, SQLite by a correlated
+    # subquery: both order by (at_ms, id) descending, so of rows at the same time the last inserted wins;
+    # an id given twice reads its row once, an id without rows (or without a lead) reads none
+    from leadscore.store.model_versions import add_version
+
+    with store.begin() as conn:
+        for name in ("core", "analytics"):
+            add_version(conn, name, f"model: {name}\nfit: []\nengagement: []\n", 1, "", name)
+        conn.execute(
+            leads.insert(), [{"id": i, "attributes": {}, "created_ms": 1, "updated_ms": 1} for i in (1, 2, 3)]
+        )
+        append_history(
+            conn,
+            [
+                _history(1, "core", 30, 1.0),
+                _history(1, "core", 30, 2.0),  # the same time, inserted later: (1, core) is 2.0
+                _history(1, "core", 20, 9.0),  # inserted last, but older
+                _history(1, "analytics", 40, 7.0),
+                _history(1, "analytics", 40, 6.0),  # (1, analytics) is 6.0
+                _history(2, "core", 5, 5.0),
+                _history(2, "core", 5, 4.0),  # (2, core) is 4.0
+            ],
+        )
+        ids = [2, 1, 2, 3, 99, 1]
+        together = last_histories(conn, ids, ["core", "analytics", "nothing"])
+        alone = {name: last_history(conn, ids, score_name=name) for name in ("core", "analytics", "nothing")}
+    assert together == alone
+    assert {name: {lid: row["score"] for lid, row in rows.items()} for name, rows in together.items()} == {
+        "core": {1: 2.0, 2: 4.0},
+        "analytics": {1: 6.0},
+        "nothing": {},
+    }

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from alembic.config import Config
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
+import leadscore.scoring.pipeline as pipeline
 import leadscore.store.engine
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
@@ -39,7 +41,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.keys import create_key
 from leadscore.store.lifecycle_tables import read_stage_history
-from leadscore.store.model_versions import active_version, active_versions
+from leadscore.store.model_versions import active_version, active_versions, find_version
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import outbox, score_history, scores
@@ -225,6 +227,73 @@ def test_full_rescoring_and_the_clock_score_every_active_model(store: Store) -> 
     assert sorted(lg.score for lg in ledgers) == [20.0, 50.0]
     assert numbers(current(store, "bob", "analytics")) == BOB_ANALYTICS
     assert tick(store, now=T0 + 4 * HOUR).leads == 0  # no window or decay: nothing is ever due
+
+
+def test_a_repeated_full_rescoring_follows_each_publication_and_store(store: Store, tmp_path: Path) -> None:
+    """The statement ``rescore_all`` keeps across calls (``score_everyone``) scores with the models active
+    now: after a publication, a rollback, another store's rescoring, and at another time."""
+    two_scores(store)
+    at = T0 + 3 * HOUR
+    rescore_all(store, as_of=at)
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    publish(store, loads_model(ANALYTICS_2), score_name="analytics", as_of=at)
+    rescore_all(store, as_of=at)
+    # analytics, version 2 (report 40): ann ½·80 + ½·(40 + 20) = 70 (hot, level 2)
+    assert numbers(current(store, "ann", "analytics")) == (70.0, 80.0, 60.0, "A", 2, "hot")
+    with store.connect() as conn:
+        v1 = find_version(conn, "analytics@1")
+    activate_version(store, v1.id, action="rolled back", as_of=at)
+    rescore_all(store, as_of=at)
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    assert numbers(current(store, "ann", "core")) == ANN_CORE
+    other = Store.from_url(str(tmp_path / "other.db"))
+    try:
+        two_scores(other)
+        publish(other, loads_model(ANALYTICS_2), score_name="analytics", as_of=at)
+        rescore_all(other, as_of=at)
+        assert numbers(current(other, "ann", "analytics")) == (70.0, 80.0, 60.0, "A", 2, "hot")
+    finally:
+        other.dispose()
+    rescore_all(store, as_of=at)
+    assert numbers(current(store, "ann", "analytics")) == ANN_ANALYTICS
+    # at T0 ann is an analyst with no event yet: fit 80 (A), engagement 0 (level 4), score 40 (warm)
+    rescore_all(store, as_of=T0)
+    assert numbers(current(store, "ann", "analytics")) == (40.0, 80.0, 0.0, "A", 4, "warm")
+
+
+def test_a_publication_during_a_full_rescoring_is_not_undone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publication committed while ``rescore_all`` is under way (here: just after it read the active
+    models) is either seen by it or comes after it: the full rescoring never saves the scores of the
+    version the publication replaced (SQLite: the models are read under the write lock; PostgreSQL: the
+    activation waits for the rescoring's share of the models, ``model_versions.share_models``)."""
+    two_scores(store)
+    at = T0 + 3 * HOUR
+    read = pipeline.active_models
+    racer: list[threading.Thread] = []
+
+    def publishing_meanwhile(conn: Any, **how: Any) -> Any:
+        models = read(conn, **how)
+        if not racer:
+            racer.append(
+                threading.Thread(
+                    target=publish,
+                    args=(store, loads_model(ANALYTICS_2)),
+                    kwargs={"score_name": "analytics", "as_of": at},
+                )
+            )
+            racer[0].start()
+            racer[0].join(2.0)  # done unless it waits for the write lock
+        return models
+
+    monkeypatch.setattr(pipeline, "active_models", publishing_meanwhile)
+    rescore_all(store, as_of=at)
+    racer[0].join()
+    with store.connect() as conn:
+        assert active_version(conn, "analytics").label == "analytics@2"
+    # analytics, version 2 (report 40): ann ½·80 + ½·(40 + 20) = 70 (hot, level 2), not version 1's 90
+    assert numbers(current(store, "ann", "analytics")) == (70.0, 80.0, 60.0, "A", 2, "hot")
 
 
 def test_score_names_are_checked_and_the_primary_can_move(store: Store) -> None:

@@ -19,13 +19,14 @@ from leadscore.ingest.ip import protect_ip
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import loads_model
 from leadscore.privacy.erase import erase_person, mentions
+from leadscore.privacy.export import export_person
 from leadscore.privacy.person import find_person
 from leadscore.privacy.retention import apply_retention
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.event_log import stored_message_ids, waiting_events
+from leadscore.store.event_log import mark_pending, stored_message_ids, waiting_events, waiting_rows
 from leadscore.store.schema import events, leads, outcomes, scores
 
 NOW = parse_time("2024-06-01T00:00:00Z", "now")
@@ -206,6 +207,29 @@ def test_retention_reaches_waiting_events(store: Store) -> None:
     assert report.deleted_events == 3
     with store.connect() as conn:
         assert stored_message_ids(conn) == {"e1", "e2", "o1", "w1", "w2", "w3", "w5"}
+
+
+def test_a_processors_pending_row_is_not_a_waiting_event(store: Store) -> None:
+    """A SQLite processor leaves, between its two turns, an inbox row naming the leads it logged events
+    for (``mark_pending``): it is no event, so erasure, export, retention and person lookup pass over it
+    (they read ``row["person_key"]``, ``row["ts"]``: a KeyError before) and leave it for its processor."""
+    _people(store)
+    _waiting(store)
+    with store.begin() as conn:
+        lead_id = find_person(conn, ERIN[0]).lead_id
+        mark_pending(conn, {"leads": [lead_id]}, 1, NOW)
+        assert waiting_events(conn) == 6  # the five waiting events and the pending row's one
+        assert [row["message_id"] for row in waiting_rows(conn)] == ["w1", "w2", "w3", "w4", "w5"]
+        assert find_person(conn, "a:anon-new").keys == ("a:anon-new",)  # known by a waiting event only
+        exported = export_person(conn, find_person(conn, ERIN[0]), store.sources, None, NOW)
+        assert sorted(row["message_id"] for row in exported["waiting_events"]) == ["w1", "w5"]
+    report = apply_retention(store, days=365, now=NOW)
+    assert report.deleted_events == 3  # e3, o2 in the log; w4 in the inbox
+    with store.begin() as conn:
+        report = erase_person(conn, find_person(conn, ERIN[0]), "", NOW)
+        assert report.deleted["inbox"] == 2  # w1, w5
+        assert stored_message_ids(conn) == {"o1", "w2", "w3"}
+        assert waiting_events(conn) == 3  # w2, w3 and the pending row, left for its processor
 
 
 def test_export_and_erase_cli(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from leadscore.store.people import (
 )
 
 EVER = -(2**62)  # a time before any event
+_EVENTS = frozenset({"track", "page", "screen"})  # messages that say nothing about a person but its ids
 
 
 @dataclass
@@ -45,9 +46,18 @@ class Applied:
     since: dict[int, int] = field(default_factory=dict)
 
     def touch(self, lead_id: int, at_ms: int, message_id: str) -> None:
-        self.touched[lead_id] = max(at_ms, self.touched.get(lead_id, at_ms))
-        self.since[lead_id] = min(at_ms, self.since.get(lead_id, at_ms))
-        self.causes.setdefault(lead_id, []).append(message_id)
+        # once a message (a batch's): comparisons, not max/min of defaults built each call
+        latest = self.touched.get(lead_id)
+        if latest is None or at_ms > latest:
+            self.touched[lead_id] = at_ms
+        first = self.since.get(lead_id)
+        if first is None or at_ms < first:
+            self.since[lead_id] = at_ms
+        causes = self.causes.get(lead_id)
+        if causes is None:
+            self.causes[lead_id] = [message_id]
+        else:
+            causes.append(message_id)
 
     def rewind(self, lead_id: int) -> None:
         """The lead gained events of any age (a person key was linked to it): all its history may change."""
@@ -72,10 +82,19 @@ def apply_messages(
             seen.add(m.message_id)
             fresh.append(m)
     apply_identities(conn, fresh, out, defer_links=defer_links)
-    rows = [event_row(m, source) for m in sorted(fresh, key=lambda m: m.ts)]
-    out.inserted = append_events(conn, rows)
+    rows = [event_row(m, source) for m in sorted(fresh, key=_event_time)]
+    # ``fresh`` holds each id once, none of them in the log: on SQLite (one writer) not searched again
+    out.inserted = append_events(conn, rows, unknown=True)
     out.duplicates += len(rows) - len(out.inserted)
     return out
+
+
+def _event_time(m: Message) -> int:
+    return m.ts
+
+
+def _event_order(m: Message) -> tuple[int, str]:
+    return m.ts, m.message_id
 
 
 class LinkRaced(Exception):
@@ -170,7 +189,7 @@ def apply_identities(
     """
     defer = conn.dialect.name == "sqlite" if defer_links is None else defer_links
     lookup = KeyLookup(conn, messages, defer=defer)
-    ordered = sorted(messages, key=lambda m: (m.ts, m.message_id))
+    ordered = sorted(messages, key=_event_order)
     _create_bare_leads(conn, ordered, lookup, out)
     people = _people_cache(conn, ordered, lookup)
     for m in ordered:
@@ -246,6 +265,15 @@ def once_traits(m: Message) -> tuple[str | None, dict[str, Any], dict[str, Any]]
 def _identify(
     conn: Connection, m: Message, out: Applied, lookup: KeyLookup, people: PeopleCache
 ) -> int | None:
+    if not m.traits and m.type in _EVENTS:  # most messages: an event of a known person, or anonymous
+        if not m.user_id:
+            return lookup.get(anonymous_key(m.anonymous_id)) if m.anonymous_id else None
+        known = lookup.get(user_key(m.user_id))
+        if known is not None:  # the rest of the general path, for a person already known
+            if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), known, m.received_ms):
+                out.touch(known, m.ts, m.message_id)
+                out.rewind(known)
+            return known
     lead_id: int | None = None
     email, fields, attributes = split_traits(m.traits) if m.traits else (None, {}, {})
     if m.type == "alias":
@@ -317,7 +345,7 @@ def event_row(m: Message, source: str, ip_mode: IpMode = "truncate", ip_secret: 
         "path": m.path,
         "url": m.url,
         "properties": m.properties,
-        "context": {**context, **({"traits": m.traits} if m.traits else {})},
+        "context": {**context, "traits": m.traits} if m.traits else context,
         "ts": m.ts,
         "received_ms": m.received_ms,
         "source": source,

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
+import orjson
+
 from leadscore.errors import InputError, Problem
-from leadscore.ingest.segment import MAX_MESSAGE_BYTES, Message, parse_line
+from leadscore.ingest.segment import MAX_MESSAGE_BYTES, Message, line_message, parse_line
 
 Progress = Callable[[int, int], None]  # (bytes read, file size)
 CHUNK = 5000
@@ -76,9 +78,22 @@ def _lines(raw: IO[bytes], file: str) -> Iterator[tuple[int, bytes | Problem]]:
 
 
 def _parse(number: int, line: bytes, file: str, received_ms: int) -> Message | Problem | None:
-    """One raw line as a Message, a Problem naming it, or None for a blank line."""
+    """One raw line as a Message, a Problem naming it, or None for a blank line.
+
+    A line that is one JSON value in valid UTF-8 (the common case) is decoded from its bytes once; any
+    other (blank, a byte order mark, bad UTF-8 or JSON) takes the path through text, which words the
+    problem. Both read the same value: orjson decodes text by its UTF-8 bytes."""
     if len(line) > MAX_MESSAGE_BYTES:
         return Problem(f"longer than {MAX_MESSAGE_BYTES // 1024} KiB (the Segment limit)", file, number)
+    try:
+        raw = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        pass
+    else:  # parse_line's size check is this function's (the bytes counted here include the newline)
+        try:
+            return line_message(raw, number, file, received_ms=received_ms)
+        except InputError as exc:
+            return exc.problem
     try:
         text = line.decode("utf-8-sig" if number == 1 else "utf-8")
     except UnicodeDecodeError as exc:

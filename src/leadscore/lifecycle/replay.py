@@ -175,8 +175,13 @@ def replay_lead(
             after = pending[0]
             evaluate(facts, after)
 
+    # a stage no automatic transition leaves is kept for good (no evaluation or timer moves the lead)
+    exits = {st.id: any(t.trigger == "score" and applies(t, st.id) for t in lifecycle.transitions)
+             for st in lifecycle.stages}  # fmt: skip
     last: Facts | None = None
     for facts in observations:
+        if not exits.get(stage, True):
+            return out
         if last is not None and timer_ids:
             timers(last, facts.scored_ms)
         evaluate(facts, facts.scored_ms)

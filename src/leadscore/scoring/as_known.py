@@ -23,7 +23,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, event, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    event,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
@@ -40,10 +51,14 @@ from leadscore.scoring.run import (
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
 
+# the event type written into the statement, not bound: PostgreSQL planned a bound one afresh on every
+# run (the planner's statistics know identify events are rare, so a plan for any type looked dearer than
+# one for this type, and a prepared statement never switched to it: 0.36 ms of planning against 0.01 ms
+# of execution, every batch)
 _IDENTIFIES = (
     select(identities.c.lead_id, events.c.ts, events.c.message_id, events.c.context)
     .join(events, events.c.person_key == identities.c.key)
-    .where(in_list(identities.c.lead_id, "ids"), events.c.type == "identify")
+    .where(in_list(identities.c.lead_id, "ids"), events.c.type == literal_column("'identify'"))
     .order_by(identities.c.lead_id, events.c.ts, events.c.message_id)
 )
 _CURRENT = select(leads.c.id, leads.c.attributes, leads.c.attribute_ts).where(in_list(leads.c.id, "ids"))

@@ -27,6 +27,7 @@ from leadscore.scoring.pipeline import active_models, rescore_now
 from leadscore.scoring.run import Active, now_ms
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
+from leadscore.store.model_versions import active_versions, share_models
 from leadscore.store.results import lock_leads
 from leadscore.store.schema import leads, scores
 
@@ -86,6 +87,8 @@ def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats)
     while True:
         # derived data, as in the processor: a lost transaction leaves the leads due, the next tick redoes it
         with write_turn(store), store.begin(durable=False) as conn:
+            if not _still_active(conn, active):
+                return  # activated meanwhile: its activation rescored every lead of the score
             stamp = now if now is not None else now_ms()
             ids = due_leads(conn, stamp, chunk, name)
             if ids and conn.dialect.name == "postgresql":
@@ -101,6 +104,14 @@ def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats)
         # a rescored lead is next due after ``stamp`` (due.schedule), so this loop ends
         if len(ids) < chunk:
             return
+
+
+def _still_active(conn: Connection, active: Active) -> bool:
+    """Whether ``active`` (read before this transaction) is still its score's active version, and stays so
+    until the transaction ends (``share_models``): the tick never saves a replaced version's scores."""
+    assert active.version is not None
+    share_models(conn)
+    return any(version.id == active.version.id for version in active_versions(conn))
 
 
 def still_due(conn: Connection, lead_ids: list[int], now: int, score_name: str) -> list[int]:

@@ -26,8 +26,8 @@ from leadscore.scoring.run import (
     all_leads,
     now_ms,
     score,
+    score_everyone,
     score_leads,
-    score_models,
     score_points_models,
 )
 from leadscore.scoring.shadow import score_shadows
@@ -40,6 +40,7 @@ from leadscore.store.model_versions import (
     active_version,
     active_versions,
     add_version,
+    share_models,
 )
 from leadscore.store.people import account_colleagues
 from leadscore.store.planner_stats import analyse
@@ -82,8 +83,11 @@ def active_model(conn: Connection, score_name: str | None = None) -> Active | No
         return None
 
 
-def active_models(conn: Connection) -> list[Active]:
-    """The active version of every named score, parsed, the primary first."""
+def active_models(conn: Connection, *, saving: bool = False) -> list[Active]:
+    """The active version of every named score, parsed, the primary first. ``saving``: the transaction
+    saves scores with them, and no version is activated until it ends (``model_versions.share_models``)."""
+    if saving:
+        share_models(conn)
     return [Active.of(version) for version in active_versions(conn)]
 
 
@@ -145,7 +149,7 @@ def plan_rescore(
     """The reading half of ``rescore_touched``: the touched leads' current scores, ledgers, due times and
     history points, computed; nothing written but the leads' locks (None: no active model). It may run on a
     read snapshot outside the write lock (SQLite, where ``lock_leads`` does nothing: ``scoring/snapshot.py``)."""
-    models = active_models(conn) if applied.touched else []
+    models = active_models(conn, saving=True) if applied.touched else []
     if not models and applied.touched and not _no_model_warned.is_set():
         _no_model_warned.set()
         log.warning("%s: `leadscore model publish MODEL.yaml`", NO_MODEL)
@@ -341,14 +345,15 @@ def activate_version(
 def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
     """Score every lead with every active model as of a time; save as the current scores if asked.
     Returns the primary score's ledgers."""
-    with store.connect() as conn:
-        models = active_models(conn)
-    if not models:
-        raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
     stamp = now_ms()
     with store.begin() as conn:
+        # read in the write transaction: a publication committed before it read them would otherwise be
+        # undone by the scores of the version it replaced (SQLite: the write lock is held from here on)
+        models = active_models(conn, saving=True)
+        if not models:
+            raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
         # one statement for every model (the events are read once), one for when each score is next due
-        per_model = score_models(conn, [a.model for a in models], store.sources(), all_leads(as_of or stamp))
+        per_model = score_everyone(conn, [a.model for a in models], store.sources(), as_of or stamp)
         if save:
             dues = schedule_models(conn, [a.model for a in models], store.sources(), per_model)
             save_named_scores(conn, _named(models, per_model, dues), stamp, "rescore")
@@ -372,12 +377,13 @@ def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> i
     Returns how many leads were scored (0 when no model is active).
     """
     ids = sorted(set(lead_ids))
-    with store.connect() as conn:
-        models = active_models(conn)
-    if not models or not ids:
+    if not ids:
         return 0
     stamp, scored = now_ms(), 0
     with store.begin() as conn:
+        models = active_models(conn, saving=True)  # in the write transaction, as ``rescore_all`` reads them
+        if not models:
+            return 0
         for start in range(0, len(ids), RESCORE_CHUNK):
             chunk = ids[start : start + RESCORE_CHUNK]
             # every model scores the same existing leads of the chunk

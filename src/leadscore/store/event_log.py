@@ -108,15 +108,22 @@ def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     return set(conn.execute(_KNOWN, {"ids": list(dict.fromkeys(message_ids))}).scalars())
 
 
-def append_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+def append_events(conn: Connection, rows: Sequence[dict[str, Any]], *, unknown: bool = False) -> set[str]:
     """Append events; a message id already in the log is skipped, and of two copies of one message in
     ``rows`` the first wins. Returns the ids actually inserted.
+
+    ``unknown``: the caller found none of the rows' ids in the log within this transaction, and gives
+    each id once; SQLite (one writer) then inserts them without searching again. PostgreSQL ignores it
+    (another transaction may insert the same id meanwhile).
 
     The ingest hot path: rows go to the driver as plain tuples in one statement per chunk (the ORM-level
     insert costs more than the database does here).
     """
     if not rows:
         return set()
+    if unknown and conn.dialect.name == "sqlite":
+        sqlite_insert(conn, "events", EVENT_FIELDS, [_values(row) for row in rows], ("message_id",))
+        return {row["message_id"] for row in rows}
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
         first.setdefault(row["message_id"], row)
@@ -365,7 +372,8 @@ def drop_from_inbox(conn: Connection, drop: Callable[[dict[str, Any]], bool]) ->
     dropped = 0
     for inbox_id, text in conn.execute(query).all():
         rows = inbox_events(text)
-        kept = [row for row in rows if not drop(row)]
+        # a pending row (``mark_pending``) names leads whose events are in the log: not a waiting event
+        kept = [row for row in rows if PENDING in row or not drop(row)]
         if len(kept) == len(rows):
             continue
         dropped += len(rows) - len(kept)
@@ -378,15 +386,14 @@ def drop_from_inbox(conn: Connection, drop: Callable[[dict[str, Any]], bool]) ->
 
 
 def waiting_rows(conn: Connection) -> list[dict[str, Any]]:
-    """Every event waiting in the inbox (event-log rows), oldest inbox row first."""
+    """Every event waiting in the inbox (event-log rows), oldest inbox row first; not the leads a SQLite
+    processor logged and scores between its two turns (``mark_pending``: their events are in the log)."""
     texts = conn.execute(select(inbox.c.rows).order_by(inbox.c.id)).scalars()
-    return [row for text in texts for row in inbox_events(text)]
+    return [row for text in texts for row in inbox_events(text) if PENDING not in row]
 
 
 def stored_message_ids(conn: Connection) -> set[str]:
     """Every message id stored: in the event log or still waiting in the inbox (tests, audits)."""
     stored = set(conn.execute(select(events.c.message_id)).scalars())
-    for (text,) in conn.execute(select(inbox.c.rows)):
-        # not a pending row (``mark_pending``: leads a SQLite processor logged, between its two turns)
-        stored.update(row["message_id"] for row in inbox_events(text) if PENDING not in row)
+    stored.update(row["message_id"] for row in waiting_rows(conn))
     return stored

@@ -6,11 +6,28 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select, text, update
 
 from leadscore.errors import NotFoundError, StoreError
 from leadscore.store.schema import model_versions
 from leadscore.store.score_names import DEFAULT, PRIMARY_NAME, ensure_score, named
+
+# PostgreSQL: an activation (a publication, promotion or rollback) and the transactions that read the active
+# models to save scores with them take turns, so that no score of a version an activation replaced is saved
+# after it (SQLite's writers are serial, and its processor's snapshot compares the active versions before it
+# saves). The savers share an advisory lock for the rest of their transaction (``share_models``) and an
+# activation takes it alone: a key of the schema's two-integer space, above the inbox partitions'
+# (``store/event_log.py``: PART_LOCK + partition, 1000-1015) and the processors' slots below them.
+MODELS_LOCK = 2000
+_SHARE_MODELS = text(f"SELECT pg_advisory_xact_lock_shared(hashtext(current_schema()), {MODELS_LOCK})")
+_TAKE_MODELS = text(f"SELECT pg_advisory_xact_lock(hashtext(current_schema()), {MODELS_LOCK})")
+
+
+def share_models(conn: Connection) -> None:
+    """Until this transaction ends no version is activated (PostgreSQL; waits for one under way): call it
+    before reading the active models whose scores the transaction saves."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_SHARE_MODELS)
 
 
 @dataclass(frozen=True)
@@ -77,7 +94,11 @@ def add_version(
 
 
 def activate(conn: Connection, version_id: int, now_ms: int) -> ModelVersion:
-    """Make a version its score's active one (the score's other versions stop being active)."""
+    """Make a version its score's active one (the score's other versions stop being active); on PostgreSQL
+    once no transaction saving scores holds the models (``share_models``), and none starts until this one
+    ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_TAKE_MODELS)
     version = get_version(conn, version_id)
     ensure_score(conn, version.score_name, now_ms)
     conn.execute(

@@ -7,8 +7,8 @@ table of a few rows and joins the whole of it into every batch, so each batch co
 with statistics). Autovacuum gathers them, but only every ``autovacuum_naptime`` (a minute by default)
 and not at all where it is switched off; a processor filling new tables at 1,000 events a second is
 minutes ahead of it. So the processor asks
-``pg_stat_user_tables`` now and then and analyses a table once its size moved by autovacuum's threshold
-(``STALE_ROWS`` + ``STALE_FRACTION`` x the rows its last analysis saw), whoever runs first. SQLite's
+``pg_stat_user_tables`` now and then and analyses a table once its size moved by ``STALE_ROWS`` +
+``STALE_FRACTION`` x the rows its last analysis saw (half: see there), whoever runs first. SQLite's
 join order is fixed by the compiler, so it needs none of this.
 """
 
@@ -24,13 +24,19 @@ if TYPE_CHECKING:
 
 # the relations the scoring query and the processor's lookups read, whose sizes ingest changes
 SCORED_TABLES = ("events", "identities", "leads", "accounts", "scores", "ledger", "score_history")
-# autovacuum's defaults (autovacuum_analyze_threshold, autovacuum_analyze_scale_factor)
+# autovacuum_analyze_threshold's default; the fraction is five times autovacuum_analyze_scale_factor's
+# (0.1): between two analyses the planner scales a table's rows by its current size in pages
+# (``reltuples`` / ``relpages`` x pages), so its estimates grow with the table anyway; an analysis adds
+# the values' distribution, which a log that grows by the same kind of rows keeps. At 0.1 two processors
+# at 1,000 events/s ran 16 analyses in 15 s (the log and the history at 20,000-30,000 rows: 150-250 ms of
+# server CPU each), a quarter of their backends' CPU; a 20,000-event drain 17-20 at 0.1, 5 at 0.5
+# (bench/README.md, fourteenth session)
 STALE_ROWS = 50
-STALE_FRACTION = 0.1
+STALE_FRACTION = 0.5
 # one analysing writer at a time (a second one skips): a key of the two-integer advisory lock space, which
 # never meets the lead locks' one-bigint keys (store/results.py: lock_leads)
 _ANALYSE_LOCK = (0x1EAD, 0x57A7)
-# autovacuum's thresholds, applied to how far the table's size moved from the one its last analysis saw
+# the thresholds, applied to how far the table's size moved from the one its last analysis saw
 # (``reltuples``: -1 before any, counted as 0) rather than to every change: plans follow sizes, and the
 # scores and ledger are rewritten by every batch (analysed each second) without changing size
 _STALE = text(
@@ -45,7 +51,7 @@ LOCK_TIMEOUT_MS = 200  # how long refresh_stale waits for a table's lock
 
 
 def stale_tables(conn: Connection, tables: Sequence[str] = SCORED_TABLES) -> list[str]:
-    """The tables among ``tables`` whose size moved past autovacuum's threshold since their last analysis
+    """The tables among ``tables`` whose size moved past the threshold since their last analysis
     (PostgreSQL; none on SQLite)."""
     if conn.dialect.name != "postgresql":
         return []
@@ -60,7 +66,7 @@ def analyse(conn: Connection, tables: Sequence[str] = SCORED_TABLES) -> None:
 
 
 def refresh_stale(store: Store, tables: Sequence[str] = SCORED_TABLES) -> list[str]:
-    """Analyse the tables whose statistics autovacuum would refresh, unless another writer is at it;
+    """Analyse the tables whose size moved past the threshold, unless another writer is at it;
     returns the tables analysed. In a transaction of its own: ANALYZE holds a lock that a second ANALYZE
     of the table waits for, never one that writers wait for."""
     if store.dialect != "postgresql":
