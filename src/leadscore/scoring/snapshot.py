@@ -14,8 +14,8 @@ every acknowledgement waits for it. Here a batch takes the lock twice, briefly:
    writer changed those leads meanwhile (an import, a publication, another processor), compute them again
    inside this transaction (``pipeline.rescore_touched``: as the one-step batch does). Then the pending row
    is deleted;
-4. *checkpoint* the write-ahead log, no lock held (SQLite would otherwise copy it inside whichever commit
-   grew it past 1,000 pages, holding the lock: often this batch's, or the acknowledgement after it).
+4. *checkpoint* the write-ahead log once it holds ``wal.CHECKPOINT_FRAMES`` pages not yet copied
+   (``copy_log``): copied after every batch, its syncs slowed every acknowledgement's (``store/wal.py``).
 
 Events acknowledged meanwhile wait in the inbox for the next batch, so they never make the results
 stale: only writers of the log, the people tables or the models do, and the fingerprint sees them.
@@ -52,6 +52,7 @@ from leadscore.store.event_log import (
     mark_pending,
     release,
 )
+from leadscore.store.wal import CHECKPOINT_FRAMES
 
 # What the scoring of a set of leads reads, besides the clock: the active versions, the log (any event
 # appended by another writer: its newest id), and the leads' rows, identities, accounts and the number of
@@ -130,9 +131,8 @@ def process_batch(
                     counted = {counters.ACKNOWLEDGED: logged.acknowledged, counters.SCORED: logged.scored}
                     counters.add(conn, counted)
             held += time.monotonic() - held_from
-    # both turns' pages out of the write-ahead log while no turn is held (``Store.begin``); after the save
-    # only, so that scoring never waits for it (the first turn's pages rarely reach SQLite's 1,000)
-    store.checkpoint()
+    # after the save only, so that scoring never waits for it
+    copy_log(store)
     stats.last_held_s = held
     stats.last_batch_s = time.monotonic() - began
     stats.batches += 1
@@ -141,6 +141,23 @@ def process_batch(
     stats.dead_letters += len(claimed.unreadable)
     stats.last_latency_ms = time.time() * 1000 - claimed.oldest_ms
     return len(claimed.rows) + len(claimed.unreadable)
+
+
+def copy_log(store: Store) -> bool:
+    """Copy the write-ahead log into the database once ``CHECKPOINT_FRAMES`` of its pages wait; returns
+    whether it did.
+
+    The copy runs with no turn held, acknowledgements committing meanwhile. SQLite starts the log over
+    only after a checkpoint copied all of it, and only in a transaction that began after that: else the
+    log grows on, until SQLite's own checkpoint at ``WAL_AUTOCHECKPOINT`` frames copies it inside an
+    acknowledgement, holding the turn. Under a flood a group commits during nearly every copy, so what
+    was committed meanwhile is copied holding the turn (no writer is then inside a transaction): a few
+    pages, where the first copy took hundreds."""
+    if not store.checkpoint(at_least=CHECKPOINT_FRAMES):
+        return False
+    with write_turn(store):
+        store.checkpoint(at_least=1)
+    return True
 
 
 def _log(conn: Connection, limit: int, drop_unconsented: bool) -> _Logged | None:

@@ -15,6 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from leadscore.store.wal import WAL_AUTOCHECKPOINT
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -50,6 +52,8 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
+    # the processor copies the log between its turns, before this is reached (``store/wal.py``)
+    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
     cur.execute("PRAGMA busy_timeout=10000")
     # 64 MiB of page cache per connection instead of 2 MiB: ingest inserts into the (person_key, ts) index
     # at every active person's position, and scoring reads the same pages back

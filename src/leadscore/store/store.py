@@ -11,12 +11,11 @@ from leadscore.compile import Sources
 from leadscore.settings import DEFAULT_DATABASE_URL, database_url
 from leadscore.store import schema
 from leadscore.store.engine import make_engine, migrate, normalise_url
+from leadscore.store.wal import WAL_AUTOCHECKPOINT, backlog
 
 DEFAULT_URL = DEFAULT_DATABASE_URL
 # conn.info key: the transaction in which JIT was last switched off (``jit_off``)
 _JIT_OFF = "leadscore.jit_off_in"
-# SQLite's own default: a commit that leaves more pages than this in the write-ahead log checkpoints it
-WAL_AUTOCHECKPOINT = 1000
 
 
 class Store:
@@ -53,8 +52,9 @@ class Store:
 
         ``checkpoint=False`` (SQLite): the commit leaves copying the write-ahead log into the database to
         a later ``checkpoint()``. SQLite's automatic checkpoint runs in the commit that grows the log past
-        1,000 pages, while the writer still holds its turn (``ingest/committer.py: write_turn``): after
-        a large transaction (a processor's batch) every acknowledgement would wait for the copy.
+        ``WAL_AUTOCHECKPOINT`` pages (``store/wal.py``), while the writer still holds its turn
+        (``ingest/committer.py: write_turn``): after a large transaction (a processor's batch) every
+        acknowledgement would wait for the copy.
         """
         with self.engine.connect() as conn:
             conn = conn.execution_options(immediate=True)
@@ -79,14 +79,21 @@ class Store:
                 if deferred:
                     _pragma(conn, f"wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, at_least: int = 0) -> bool:
         """SQLite: copy what the write-ahead log holds into the database as far as readers allow
-        (``PASSIVE``: it waits for no writer or reader, and a writer may commit meanwhile); nothing on
-        PostgreSQL."""
+        (``PASSIVE``: it waits for no writer or reader, and a writer may commit meanwhile), if at least
+        ``at_least`` of its pages wait to be copied (or how many is not known: ``wal.backlog``). Returns
+        whether it ran (never on PostgreSQL)."""
         if self.dialect != "sqlite":
-            return
+            return False
+        database = self.engine.url.database
+        if at_least > 0 and database and not database.startswith("file:"):
+            waiting = backlog(database)
+            if waiting is not None and waiting < at_least:
+                return False
         with self.engine.connect() as conn:
             _pragma(conn, "wal_checkpoint(PASSIVE)")
+        return True
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
