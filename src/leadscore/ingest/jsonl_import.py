@@ -88,7 +88,7 @@ def _parse(number: int, line: bytes, file: str, received_ms: int) -> Message | P
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError:
-        pass
+        pass  # not one JSON value in valid UTF-8: the text path below reads it and words the problem
     else:  # parse_line's size check is this function's (the bytes counted here include the newline)
         try:
             return line_message(raw, number, file, received_ms=received_ms)
