@@ -149,6 +149,11 @@ LISTED: list[tuple[str, str, int, str | None]] = [
     ("/v1/track", '{"userId":"x","event":"E","properties":{"n":NaN}}', 400, None),
     ("/v1/track", '{"userId":"x","event":"E","properties":{"s":"\\ud800"}}', 400, None),
     ("/v1/track", '{"userId":"x","event":"E","timestamp":"9999-12-31T00:00:00Z"}', 400, "timestamp"),
+    # integers beyond 64 bits are parsed as rounded floats: 2**64 and 2**64 + 1 were stored as one person
+    ("/v1/identify", '{"userId":18446744073709551617}', 400, "userId"),
+    ("/v1/track", '{"anonymousId":-9223372036854775809,"event":"E"}', 400, "anonymousId"),
+    ("/v1/alias", '{"userId":"x","previousId":1180591620717411303424}', 400, "previousId"),
+    ("/v1/group", '{"userId":"x","groupId":1e300}', 400, "groupId"),
 ]
 
 
