@@ -154,6 +154,20 @@ LISTED: list[tuple[str, str, int, str | None]] = [
     ("/v1/track", '{"anonymousId":-9223372036854775809,"event":"E"}', 400, "anonymousId"),
     ("/v1/alias", '{"userId":"x","previousId":1180591620717411303424}', 400, "previousId"),
     ("/v1/group", '{"userId":"x","groupId":1e300}', 400, "groupId"),
+    # a list, an object or a boolean where a lead or account text goes was stored as its Python repr
+    # (e-mail "['a@b.com']" with the domain "b.com']", an account with the domain "{'a'")
+    ("/v1/identify", '{"userId":"x","traits":{"email":["a@b.com"]}}', 400, "traits.email"),
+    ("/v1/identify", '{"userId":"x","traits":{"Email":true}}', 400, "traits.Email"),
+    ("/v1/identify", '{"userId":"x","traits":{"firstName":{"a":1}}}', 400, "traits.firstName"),
+    ("/v1/identify", '{"userId":"x","traits":{"company":{"name":["A"]}}}', 400, "traits.company.name"),
+    (
+        "/v1/track",
+        '{"userId":"x","event":"E","context":{"traits":{"email":{}}}}',
+        400,
+        "context.traits.email",
+    ),
+    ("/v1/group", '{"userId":"x","groupId":"g","traits":{"website":{"a":1}}}', 400, "traits.website"),
+    ("/v1/group", '{"userId":"x","groupId":"g","traits":{"name":[1]}}', 400, "traits.name"),
 ]
 
 
