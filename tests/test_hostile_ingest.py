@@ -238,6 +238,10 @@ def test_read_api_refuses_odd_ids_and_cursors_with_4xx(live: Live) -> None:
         "/v1/leads/99999999999999999999999",
         "/v1/leads/99999999999999999999999/stage",
         "/v1/leads/%00",
+        # 64-bit, but past PostgreSQL's 32-bit INTEGER ids: answered 500 there ("integer out of range")
+        "/v1/leads/2147483648",
+        "/v1/leads/9223372036854775807",
+        "/v1/leads/9223372036854775807/explanation",
     ):
         r = live.client.get(path, headers=live.read)
         assert r.status_code == 404, (path, r.text)
@@ -255,6 +259,9 @@ def test_read_api_refuses_odd_ids_and_cursors_with_4xx(live: Live) -> None:
         "[1]": 400,
         "[99999999999999999999999,1]": 200,  # a float sort value: past every lead, an empty page
         "[9223372036854775807,1]": 200,
+        "[1,2147483648]": 400,  # no lead's id on PostgreSQL (32-bit INTEGER): was 500 there
+        "[1,9223372036854775807]": 400,
+        "[1,2147483647]": 200,
     }
     for text, status in cursors.items():
         cursor = base64.urlsafe_b64encode(text.encode()).decode()
