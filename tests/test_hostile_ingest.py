@@ -149,6 +149,25 @@ LISTED: list[tuple[str, str, int, str | None]] = [
     ("/v1/track", '{"userId":"x","event":"E","properties":{"n":NaN}}', 400, None),
     ("/v1/track", '{"userId":"x","event":"E","properties":{"s":"\\ud800"}}', 400, None),
     ("/v1/track", '{"userId":"x","event":"E","timestamp":"9999-12-31T00:00:00Z"}', 400, "timestamp"),
+    # integers beyond 64 bits are parsed as rounded floats: 2**64 and 2**64 + 1 were stored as one person
+    ("/v1/identify", '{"userId":18446744073709551617}', 400, "userId"),
+    ("/v1/track", '{"anonymousId":-9223372036854775809,"event":"E"}', 400, "anonymousId"),
+    ("/v1/alias", '{"userId":"x","previousId":1180591620717411303424}', 400, "previousId"),
+    ("/v1/group", '{"userId":"x","groupId":1e300}', 400, "groupId"),
+    # a list, an object or a boolean where a lead or account text goes was stored as its Python repr
+    # (e-mail "['a@b.com']" with the domain "b.com']", an account with the domain "{'a'")
+    ("/v1/identify", '{"userId":"x","traits":{"email":["a@b.com"]}}', 400, "traits.email"),
+    ("/v1/identify", '{"userId":"x","traits":{"Email":true}}', 400, "traits.Email"),
+    ("/v1/identify", '{"userId":"x","traits":{"firstName":{"a":1}}}', 400, "traits.firstName"),
+    ("/v1/identify", '{"userId":"x","traits":{"company":{"name":["A"]}}}', 400, "traits.company.name"),
+    (
+        "/v1/track",
+        '{"userId":"x","event":"E","context":{"traits":{"email":{}}}}',
+        400,
+        "context.traits.email",
+    ),
+    ("/v1/group", '{"userId":"x","groupId":"g","traits":{"website":{"a":1}}}', 400, "traits.website"),
+    ("/v1/group", '{"userId":"x","groupId":"g","traits":{"name":[1]}}', 400, "traits.name"),
 ]
 
 
@@ -219,6 +238,10 @@ def test_read_api_refuses_odd_ids_and_cursors_with_4xx(live: Live) -> None:
         "/v1/leads/99999999999999999999999",
         "/v1/leads/99999999999999999999999/stage",
         "/v1/leads/%00",
+        # 64-bit, but past PostgreSQL's 32-bit INTEGER ids: answered 500 there ("integer out of range")
+        "/v1/leads/2147483648",
+        "/v1/leads/9223372036854775807",
+        "/v1/leads/9223372036854775807/explanation",
     ):
         r = live.client.get(path, headers=live.read)
         assert r.status_code == 404, (path, r.text)
@@ -236,6 +259,9 @@ def test_read_api_refuses_odd_ids_and_cursors_with_4xx(live: Live) -> None:
         "[1]": 400,
         "[99999999999999999999999,1]": 200,  # a float sort value: past every lead, an empty page
         "[9223372036854775807,1]": 200,
+        "[1,2147483648]": 400,  # no lead's id on PostgreSQL (32-bit INTEGER): was 500 there
+        "[1,9223372036854775807]": 400,
+        "[1,2147483647]": 200,
     }
     for text, status in cursors.items():
         cursor = base64.urlsafe_b64encode(text.encode()).decode()

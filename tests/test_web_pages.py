@@ -182,3 +182,7 @@ def test_ids_beyond_64_bits_are_not_found_on_the_dashboard(linda: tuple[str, Sto
         assert client.get(f"/leads/{huge}").status_code == 404
         assert client.get(f"/leads/-{huge}").status_code == 404
         assert client.get(f"/deadletters/{huge}").status_code == 404
+        # 64-bit but past PostgreSQL's 32-bit INTEGER ids: was a 500 page there ("integer out of range")
+        for big in ("2147483648", "9223372036854775807"):
+            for path in (f"/leads/{big}", f"/accounts/{big}", f"/deadletters/{big}"):
+                assert client.get(path).status_code == 404, path

@@ -32,7 +32,7 @@ from leadscore.scoring.explain import explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
-from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, leads, scores
+from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, fits_id, leads, scores
 from leadscore.store.score_names import named, resolve
 
 router = APIRouter(prefix="/v1", tags=["leads"])
@@ -75,7 +75,7 @@ def _decode_cursor(cursor: str) -> tuple[Any, int]:
         value, lead_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError, orjson.JSONDecodeError):
         value = lead_id = None
-    if _bindable(value) and _bindable(lead_id) and lead_id.__class__ is int:
+    if _bindable(value) and lead_id.__class__ is int and fits_id(lead_id):
         return value, lead_id
     raise ApiError(400, "invalid cursor", [{"field": "cursor", "message": "not a cursor from this API"}])
 

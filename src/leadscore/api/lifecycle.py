@@ -179,6 +179,9 @@ def post_outcomes(state: AdminState, body: OutcomesIn) -> dict[str, Any]:
         except (ValueError, NotFoundError) as exc:
             results.append({"index": index, "ok": False, "message": str(exc)})
             continue
+        except InputError as exc:
+            results.append({"index": index, "ok": False, "message": str(exc.problem)})
+            continue
         results.append(
             {
                 "index": index,

@@ -185,8 +185,9 @@ def check_time(field: str, ms: int) -> int:
 def check_traits(traits: dict[str, Any], where: str) -> None:
     """The lead fields the traits set (e-mail, names, company) fit their columns; ``where`` is the
     traits' path (``traits`` or ``context.traits``)."""
-    email, fields, _ = split_traits(traits)
     keys = _trait_keys(traits)
+    _texts_only(traits, keys, ("email", "first_name", "last_name", "company", "name"), where, lead=True)
+    email, fields, _ = split_traits(traits)
     if email is not None:
         stored = normalise_email(email)
         field = _trait_path(where, keys.get("email", "email"))
@@ -205,14 +206,33 @@ def check_traits(traits: dict[str, Any], where: str) -> None:
 
 def check_group(traits: dict[str, Any], group_id: str | None, where: str) -> None:
     """The account a group message sets (domain, name) fits its columns."""
-    domain, name, _ = group_account(traits, group_id)
     keys = _trait_keys(traits)
+    _texts_only(traits, keys, ("domain", "website", "company", "name"), where, lead=False)
+    domain, name, _ = group_account(traits, group_id)
     if domain is not None:
         key = keys.get("domain") or keys.get("website", "website")
         check_length(_trait_path(where, key), domain, ACCOUNT_DOMAIN_LENGTH)
     if name is not None:
         key = keys.get("company") or keys.get("name", "company")
         check_length(_trait_path(where, key), name, ACCOUNT_NAME_LENGTH)
+
+
+def _texts_only(
+    traits: dict[str, Any], keys: dict[str, str], names: tuple[str, ...], where: str, *, lead: bool
+) -> None:
+    """The traits that become a lead's or account's text columns are texts or numbers: a list, an object
+    or a boolean would be stored as its Python repr (an e-mail "['a@b.com']"). A lead's company may be an
+    object (``split_traits``): its ``name`` is the text."""
+    for name in names:
+        key = keys.get(name)
+        if key is None:
+            continue
+        value, path = traits[key], [key]
+        if lead and name == "company" and isinstance(value, dict):
+            value, path = value.get("name"), [key, "name"]
+        if isinstance(value, bool | list | dict):
+            field = _trait_path(where, *path)
+            raise MessageError(field, f"{field} must be a text, not {type(value).__name__}")
 
 
 def _trait_keys(traits: dict[str, Any]) -> dict[str, str]:

@@ -9,6 +9,7 @@ Feedback is also written to ``outcomes`` for learning: an acceptance as ``sql``,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -16,6 +17,7 @@ from sqlalchemy import Connection
 from leadscore.errors import InputError, LeadscoreError, Problem
 from leadscore.lifecycle import segments
 from leadscore.lifecycle.actions import Effects
+from leadscore.lifecycle.outcomes import unstorable
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import ScoringModel
 from leadscore.settings import Settings
@@ -31,6 +33,14 @@ from leadscore.store.schema import outcomes
 from leadscore.store.upsert import insert_ignore
 
 OUTCOME_KINDS = ("sql", "opportunity", "won", "lost", "disqualified")
+
+
+def _day(at_ms: int) -> str:
+    """A time in milliseconds as its UTC date (its milliseconds when no date can show it)."""
+    try:
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=at_ms)).date().isoformat()
+    except OverflowError:
+        return f"{at_ms} ms"
 
 
 class TransitionError(LeadscoreError):
@@ -112,6 +122,9 @@ def give_feedback(
 ) -> Move:
     """Record a seller's accept or reject of a lead and move its stage accordingly."""
     lifecycle = _lifecycle(model)
+    for field, text in (("by", by), ("note", note)):
+        if "\x00" in text:  # PostgreSQL refuses it in any text
+            raise InputError(Problem("has a NUL character (\\u0000)", field=field))
     if decision not in ("accepted", "rejected"):
         raise InputError(
             Problem(f"decision must be accepted or rejected, not {decision!r}", field="decision")
@@ -187,6 +200,11 @@ def record_outcome(
         raise InputError(
             Problem(f"outcome must be one of {', '.join(OUTCOME_KINDS)}, not {kind!r}", field="kind")
         )
+    refused = unstorable(at_ms, amount, reason)
+    if refused is not None:
+        field, why = refused
+        shown = {"at": f"{_day(at_ms)!r} ", "amount": f"{amount!r} "}.get(field, "")
+        raise InputError(Problem(shown + why, field=field))
     with store.begin() as conn:
         row = {
             "lead_id": lead_id,

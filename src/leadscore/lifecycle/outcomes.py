@@ -13,12 +13,15 @@ row is reported with its row number and field; good rows are recorded.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from leadscore.errors import Problem
+from leadscore.ingest.csv_encoding import detect, undecodable
+from leadscore.ingest.limits import EARLIEST_MS, LATEST_MS
 
 ALIASES = {
     "lead_id": "lead_id",
@@ -76,6 +79,19 @@ def parse_time(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def unstorable(at_ms: int, amount: float | None, reason: str | None) -> tuple[str, str] | None:
+    """(field, why: to follow the value) when an outcome holds what no store keeps as meant: a time outside 1970 to 9999 (as
+    events), an amount that is not a finite number (SQLite keeps NaN as NULL, PostgreSQL as NaN), a NUL
+    character (PostgreSQL refuses it in any text); None when it can be stored."""
+    if not EARLIEST_MS <= at_ms <= LATEST_MS:
+        return "at", "is not a time between 1970-01-01 and 9999-12-31 (UTC)"
+    if amount is not None and not math.isfinite(amount):
+        return "amount", "is not a finite number"
+    if reason is not None and "\x00" in reason:
+        return "reason", "has a NUL character (\\u0000)"
+    return None
+
+
 def _header(name: str) -> str:
     return ALIASES.get(re.sub(r"[\s-]+", "_", name.strip().lower()), "")
 
@@ -83,7 +99,8 @@ def _header(name: str) -> str:
 def read_outcomes(path: Path) -> tuple[list[OutcomeRow], list[Problem]]:
     rows: list[OutcomeRow] = []
     problems: list[Problem] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    encoding = detect(path)  # as lead imports read it; undecodable bytes stay in their cells
+    with path.open(newline="", encoding=encoding.codec, errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
         fields = {f: _header(f) for f in reader.fieldnames or []}
         if (
@@ -97,6 +114,10 @@ def read_outcomes(path: Path) -> tuple[list[OutcomeRow], list[Problem]]:
             ]
         for number, raw in enumerate(reader, start=2):
             data = {fields[k]: (v or "").strip() for k, v in raw.items() if fields.get(k)}
+            damaged = next(((k, why) for k, v in data.items() if (why := undecodable(v, encoding))), None)
+            if damaged is not None:
+                problems.append(Problem(damaged[1], str(path), number, field=damaged[0]))
+                continue
             rows.extend(_row(number, data, str(path), problems))
     return rows, problems
 
@@ -106,9 +127,13 @@ def _time(data: dict[str, str], names: tuple[str, ...], file: str, number: int) 
     for name in names:
         if data.get(name):
             try:
-                return parse_time(data[name])
+                at = parse_time(data[name])
             except ValueError:
                 return Problem(f"{data[name]!r} is not an ISO date or date-time", file, number, field=name)
+            refused = unstorable(at, None, None)
+            return (
+                at if refused is None else Problem(f"{data[name]!r} {refused[1]}", file, number, field=name)
+            )
     return None
 
 
@@ -146,6 +171,12 @@ def _row(number: int, data: dict[str, str], file: str, problems: list[Problem]) 
             problems.append(Problem(f"{data['amount']!r} is not a number", file, number, field="amount"))
             return []
     reason = data.get("reason") or None
+    refused = unstorable(at, amount, reason)
+    if refused is not None:
+        field, why = refused
+        shown = f"{data[field]!r} " if field == "amount" else ""
+        problems.append(Problem(shown + why, file, number, field=field))
+        return []
     out = [OutcomeRow(number, lead, kind, at, amount, reason)]
     if opened is not None:
         out.insert(0, OutcomeRow(number, lead, "opportunity", opened, amount, None))

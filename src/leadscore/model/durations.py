@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BeforeValidator
 
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_SECONDS = 10_000 * 366 * 86400
 _PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 
 
@@ -28,6 +29,9 @@ def parse_duration(text: object) -> str:
     amount = float(match.group(1))
     if amount <= 0:
         raise ValueError(f"duration {text!r} must be positive")
+    if amount * UNIT_SECONDS[match.group(2)] > MAX_SECONDS:
+        # events lie between 1970 and 9999: a longer one means nothing, and its milliseconds no store binds
+        raise ValueError(f"duration {text!r} is longer than 10000 years")
     number = match.group(1)
     return f"{number}{match.group(2)}"
 

@@ -14,6 +14,7 @@ the alias, anchor or node that crossed the limit.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -210,7 +211,7 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
     pos = _Positions()
     _walk(node, (), pos, problems, file)
     raw = _resolve_lists(raw, base_dir, pos, problems, file)
-    cross = list(_raw_cross_checks(raw, pos, file))
+    cross = [*_raw_cross_checks(raw, pos, file), *_unbindable(raw, (), raw, pos, file)]
     problems.extend(cross)
     try:
         model = ScoringModel.model_validate(raw, context={"cross_checked": True})
@@ -538,6 +539,49 @@ def _raw_cross_checks(raw: dict[str, Any], pos: _Positions, file: str) -> Iterat
                 rule="accounts",
                 field="rules_met",
             )
+
+
+_INT64 = 2**63  # integers a store binds: -2**63 .. 2**63 - 1 (SQLite INTEGER, PostgreSQL BIGINT)
+_NOT_FINITE = {math.inf: ".inf", -math.inf: "-.inf"}
+
+
+def _unbindable(
+    value: Any, path: Path_, raw: dict[str, Any], pos: _Positions, file: str
+) -> Iterator[Problem]:
+    """Values no store can bind, which would pass validation and fail publishing or scoring: text with a
+    NUL character (PostgreSQL refuses it) or a lone surrogate (not UTF-8), integers beyond 64 bits,
+    numbers that are not finite."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unbindable(item, (*path, key), raw, pos, file)
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _unbindable(item, (*path, i), raw, pos, file)
+        return
+    why = None
+    if isinstance(value, str):
+        if "\x00" in value:
+            why = "has a NUL character (\\0)"
+        elif not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                why = "has a lone surrogate (not UTF-8)"
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int) and not -_INT64 <= value < _INT64:
+        why = f"{value} is an integer beyond 64 bits"
+    elif isinstance(value, float) and not math.isfinite(value):
+        why = f"{_NOT_FINITE.get(value, '.nan')} is not a finite number"
+    if why is None:
+        return
+    line, col = pos.nearest(path) or (None, None)
+    rule, at = None, path
+    if len(path) >= 2 and path[0] in ("fit", "engagement", "groups") and isinstance(path[1], int):
+        rule, at = str(raw[path[0]][path[1]].get("id")), path[2:]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at).lstrip(".")
+    yield Problem(why, file, line, col, rule=rule, field=field or None)
 
 
 def _condition_checks(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 
 from leadscore.store.event_log import inbox_json
-from leadscore.store.schema import dead_letters, fits_int64
+from leadscore.store.schema import dead_letters, fits_id
 
 MAX_ERROR = 4000
 
@@ -56,7 +56,7 @@ def listed(conn: Connection, limit: int = 100) -> list[DeadLetter]:
 
 
 def get(conn: Connection, letter_id: int, lock: bool = False) -> DeadLetter | None:
-    if not fits_int64(letter_id):
+    if not fits_id(letter_id):
         return None
     query = select(dead_letters).where(dead_letters.c.id == letter_id)
     if lock and conn.dialect.name == "postgresql":

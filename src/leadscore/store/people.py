@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Text, bindparam, select, update
 
 from leadscore.errors import NotFoundError
 from leadscore.store.id_lists import in_list
-from leadscore.store.schema import INT64_MAX, accounts, identities, leads
+from leadscore.store.schema import INT64_MAX, accounts, fits_id, identities, leads
 from leadscore.store.upsert import insert_ignore, insert_ignore_statement
 
 LEAD_COLUMNS = ("email", "first_name", "last_name", "company")
@@ -78,7 +78,7 @@ def find_lead(
 ) -> int | None:
     """A lead's id by id, external id or e-mail (case-insensitive), or None."""
     if lead_id is not None:
-        return conn.execute(_LEAD_BY_ID, {"value": lead_id}).scalar()
+        return conn.execute(_LEAD_BY_ID, {"value": lead_id}).scalar() if fits_id(lead_id) else None
     if external_id is not None:
         found = conn.execute(_LEAD_BY_EXTERNAL_ID, {"value": external_id}).scalar()
         if found is not None:

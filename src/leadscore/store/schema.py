@@ -31,9 +31,14 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def fits_int64(n: int) -> bool:
-    """Whether ``n`` can be bound as a BIGINT (an id from a URL may not: the driver would refuse it)."""
-    return INT64_MIN <= n <= INT64_MAX
+# the range of an Integer column (every row id): PostgreSQL's INTEGER is 32 bits, SQLite's 64
+ID_MIN, ID_MAX = -(2**31), 2**31 - 1
+
+
+def fits_id(n: int) -> bool:
+    """Whether ``n`` can be compared with a row id (Integer) on every store: an id from a URL or a cursor
+    past 32 bits is no row's, and PostgreSQL refuses to bind it ("integer out of range")."""
+    return ID_MIN <= n <= ID_MAX
 
 
 accounts = Table(

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from leadscore.api.state import state_of
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
-from leadscore.store.schema import fits_int64
+from leadscore.store.schema import fits_id
 from leadscore.store.score_names import picker_names
 from leadscore.web.data import account as account_data
 from leadscore.web.data import product as product_data
@@ -46,9 +46,7 @@ def account_page(
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         model = active.model if active is not None else None
-        view = (
-            account_data.load(conn, model, account_id, now, score or None) if fits_int64(account_id) else None
-        )
+        view = account_data.load(conn, model, account_id, now, score or None) if fits_id(account_id) else None
         if view is None:
             raise WebDenied(404, f"There is no account {account_id}.")
         product = product_data.account_usage(conn, model, view.account, view.contacts, now)

@@ -15,7 +15,7 @@ from leadscore.lifecycle.feedback import TransitionError, give_feedback
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import model_of, now_ms
 from leadscore.store import Store
-from leadscore.store.schema import fits_int64
+from leadscore.store.schema import fits_id
 from leadscore.web.data import lead as lead_data
 from leadscore.web.data import product as product_data
 from leadscore.web.data.desk import may_act_on
@@ -28,7 +28,7 @@ HIDDEN_ATTRIBUTES = frozenset({"ip"})  # never shown in full in the UI (issue 8)
 
 
 def _view(conn: Connection, store: Store, lead_id: int) -> lead_data.LeadView:
-    view = lead_data.load(conn, store.sources(), lead_id) if fits_int64(lead_id) else None
+    view = lead_data.load(conn, store.sources(), lead_id) if fits_id(lead_id) else None
     if view is None:
         raise WebDenied(404, f"There is no lead {lead_id}.")
     return view
