@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 from leadscore.learn.binning import NO_BIN
 
@@ -124,11 +123,20 @@ def gains(
     return Crossing(pairs, indices, sizes, y).gains(pairs, p)
 
 
+# Cells of the pool's pairs kept per ``Crossing`` as one array of row-by-pair cell numbers (8 bytes each);
+# past this many the cell numbers of each block of pairs are computed again at every step instead.
+KEEP_CELLS = 1 << 24
+BLOCK_CELLS = 1 << 22  # row-by-pair cell numbers counted per ``bincount``
+
+
 class Crossing:
-    """Every pair's cells of ``pool`` at once: with ``H`` the rows' bins one-hot (a column per bin of every
-    feature in the pool), ``Hᵀ diag(w) H`` holds every pair's cell sums of ``w``, so two sparse products
-    count the observed and expected conversions of every cell. The observed ones (of ``y``) are counted
-    once, for every step of the greedy search; the expected ones change with each refit."""
+    """Every pair's cells of ``pool`` at once: each row's cell in each pair (a number among all the pool's
+    cells, pair after pair; a row in no bin of either feature in no cell), so one weighted ``bincount``
+    sums ``w`` over every cell of every pair. The observed conversions (of ``y``) are counted once, for
+    every step of the greedy search; the expected ones change with each refit.
+
+    Each cell's sum adds its rows in row order from 0, as ``fit_pair``'s ``bincount`` does: the same
+    floats."""
 
     def __init__(
         self,
@@ -137,32 +145,44 @@ class Crossing:
         sizes: Sequence[int],
         y: FloatArray,
     ) -> None:
-        used = sorted({j for pair in pool for j in pair})
-        starts = np.cumsum([0, *(sizes[j] for j in used)])
-        self.offset = dict(zip(used, starts[:-1].tolist(), strict=True))
-        present = [indices[j] != NO_BIN for j in used]
-        self.rows = np.concatenate([np.flatnonzero(ok) for ok in present])
-        self.cols = np.concatenate(
-            [indices[j][ok] + self.offset[j] for j, ok in zip(used, present, strict=True)]
-        )
-        self.shape = (len(y), int(starts[-1]))
-        self.H = sparse.csr_matrix((np.ones(len(self.rows)), (self.rows, self.cols)), shape=self.shape)
-        self.sizes = sizes
+        self.pool = list(pool)
+        self.position = {pair: q for q, pair in enumerate(self.pool)}
+        self.rows = len(y)
+        self.indices, self.sizes = indices, sizes
+        widths = [sizes[a] * sizes[b] for a, b in self.pool]
+        self.starts = np.cumsum([0, *widths])
+        self.n_cells = int(self.starts[-1])
+        per_block = max(1, BLOCK_CELLS // max(1, self.rows))
+        self.blocks = [range(q, min(q + per_block, len(self.pool))) for q in range(0, len(self.pool), per_block)]
+        keep = len(self.pool) * self.rows <= KEEP_CELLS
+        self.kept = [self._codes(block) for block in self.blocks] if keep else None
         self.observed = self._crossed(np.asarray(y, float))
 
+    def _codes(self, block: range) -> IntArray:
+        """The block's pairs' cell numbers of every row, pair after pair (``n_cells`` for no cell)."""
+        first = np.vstack([np.asarray(self.indices[self.pool[q][0]], np.intp) for q in block])
+        second = np.vstack([np.asarray(self.indices[self.pool[q][1]], np.intp) for q in block])
+        width = np.asarray([self.sizes[self.pool[q][1]] for q in block], np.intp)[:, None]
+        codes = first * width + second + self.starts[block.start : block.stop, None]
+        codes[(first == NO_BIN) | (second == NO_BIN)] = self.n_cells
+        return codes.ravel()
+
     def _crossed(self, w: FloatArray) -> FloatArray:
-        W = sparse.csr_matrix((w[self.rows], (self.rows, self.cols)), shape=self.shape)
-        return np.asarray((self.H.T @ W).toarray(), float)
+        """The sum of ``w`` over each cell of every pair (pair after pair)."""
+        out = []
+        for i, block in enumerate(self.blocks):
+            codes = self.kept[i] if self.kept is not None else self._codes(block)
+            sums = np.bincount(codes, weights=np.tile(w, len(block)), minlength=self.n_cells + 1)
+            out.append(sums[self.starts[block.start] : self.starts[block.stop]])
+        return np.concatenate(out) if out else np.zeros(0)
 
     def gains(self, pairs: Sequence[tuple[int, int]], p: FloatArray) -> FloatArray:
         """``fit_pair(...).gain`` of each pair (of the pool) against the probabilities ``p``."""
-        sizes, offset = self.sizes, self.offset
-        # cell i * sizes[b] + j of pair (a, b) is bin i of a (a row of the product) with bin j of b (a column)
-        first = np.concatenate([np.repeat(np.arange(sizes[a]) + offset[a], sizes[b]) for a, b in pairs])
-        second = np.concatenate([np.tile(np.arange(sizes[b]) + offset[b], sizes[a]) for a, b in pairs])
-        segment = np.repeat(np.arange(len(pairs)), [sizes[a] * sizes[b] for a, b in pairs])
         expected = self._crossed(np.asarray(p, float))
-        return _segment_gains(self.observed[first, second], expected[first, second], segment, len(pairs))
+        where = [self.position[pair] for pair in pairs]
+        cells = np.concatenate([np.arange(self.starts[q], self.starts[q + 1]) for q in where]) if where else np.zeros(0, np.intp)
+        segment = np.repeat(np.arange(len(where)), [self.starts[q + 1] - self.starts[q] for q in where])
+        return _segment_gains(self.observed[cells], expected[cells], segment, len(where))
 
 
 def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:
