@@ -130,10 +130,11 @@ BLOCK_CELLS = 1 << 22  # row-by-pair cell numbers counted per ``bincount``
 
 
 class Crossing:
-    """Every pair's cells of ``pool`` at once: each row's cell in each pair (a number among all the pool's
-    cells, pair after pair; a row in no bin of either feature in no cell), so one weighted ``bincount``
-    sums ``w`` over every cell of every pair. The observed conversions (of ``y``) are counted once, for
-    every step of the greedy search; the expected ones change with each refit.
+    """Every pair's cells of ``pool`` at once: each row's cell in each pair, numbered among all the pool's
+    cells pair after pair, so one weighted ``bincount`` (per block of pairs) sums ``w`` over every cell
+    of every pair. A feature's values in no bin (``NO_BIN``) count in a bin past its last, and a pair's
+    cells with it are dropped from what is returned. The observed conversions (of ``y``) are counted
+    once, for every step of the greedy search; the expected ones change with each refit.
 
     Each cell's sum adds its rows in row order from 0, as ``fit_pair``'s ``bincount`` does: the same
     floats."""
@@ -147,42 +148,59 @@ class Crossing:
     ) -> None:
         self.pool = list(pool)
         self.position = {pair: q for q, pair in enumerate(self.pool)}
-        self.rows = len(y)
-        self.indices, self.sizes = indices, sizes
-        widths = [sizes[a] * sizes[b] for a, b in self.pool]
-        self.starts = np.cumsum([0, *widths])
-        self.n_cells = int(self.starts[-1])
-        per_block = max(1, BLOCK_CELLS // max(1, self.rows))
+        rows = len(y)
+        used = sorted({j for pair in self.pool for j in pair})
+        row_of = {j: i for i, j in enumerate(used)}
+        # each feature's bins with the values in none of them last
+        self.bins = np.empty((len(used), rows), dtype=np.intp)
+        for i, j in enumerate(used):
+            self.bins[i] = np.where(indices[j] == NO_BIN, sizes[j], indices[j])
+        self.first = np.asarray([row_of[a] for a, _ in self.pool], dtype=np.intp)
+        self.second = np.asarray([row_of[b] for _, b in self.pool], dtype=np.intp)
+        self.width = np.asarray([sizes[b] + 1 for _, b in self.pool], dtype=np.intp)
+        wide = [(sizes[a] + 1) * (sizes[b] + 1) for a, b in self.pool]
+        self.wide_starts = np.cumsum([0, *wide])
+        # each pair's cells of bins only, in the order i * sizes[b] + j, among all the wide cells
+        self.cells = np.concatenate([np.zeros(0, dtype=np.intp)] + [
+            s + (np.arange(sizes[a])[:, None] * (sizes[b] + 1) + np.arange(sizes[b])).ravel()
+            for s, (a, b) in zip(self.wide_starts[:-1].tolist(), self.pool, strict=True)
+        ])  # fmt: skip
+        self.starts = np.cumsum([0, *(sizes[a] * sizes[b] for a, b in self.pool)])
+        per_block = max(1, BLOCK_CELLS // max(1, rows))
         self.blocks = [range(q, min(q + per_block, len(self.pool))) for q in range(0, len(self.pool), per_block)]
-        keep = len(self.pool) * self.rows <= KEEP_CELLS
+        keep = len(self.pool) * rows <= KEEP_CELLS
         self.kept = [self._codes(block) for block in self.blocks] if keep else None
         self.observed = self._crossed(np.asarray(y, float))
 
     def _codes(self, block: range) -> IntArray:
-        """The block's pairs' cell numbers of every row, pair after pair (``n_cells`` for no cell)."""
-        first = np.vstack([np.asarray(self.indices[self.pool[q][0]], np.intp) for q in block])
-        second = np.vstack([np.asarray(self.indices[self.pool[q][1]], np.intp) for q in block])
-        width = np.asarray([self.sizes[self.pool[q][1]] for q in block], np.intp)[:, None]
-        codes = first * width + second + self.starts[block.start : block.stop, None]
-        codes[(first == NO_BIN) | (second == NO_BIN)] = self.n_cells
+        """The block's pairs' wide cell numbers of every row, pair after pair, from the block's first."""
+        codes = self.bins[self.first[block.start : block.stop]]
+        codes *= self.width[block.start : block.stop, None]
+        codes += self.bins[self.second[block.start : block.stop]]
+        codes += (self.wide_starts[block.start : block.stop] - self.wide_starts[block.start])[:, None]
         return codes.ravel()
 
     def _crossed(self, w: FloatArray) -> FloatArray:
         """The sum of ``w`` over each cell of every pair (pair after pair)."""
-        out = []
+        out = [np.zeros(0)]
         for i, block in enumerate(self.blocks):
             codes = self.kept[i] if self.kept is not None else self._codes(block)
-            sums = np.bincount(codes, weights=np.tile(w, len(block)), minlength=self.n_cells + 1)
-            out.append(sums[self.starts[block.start] : self.starts[block.stop]])
-        return np.concatenate(out) if out else np.zeros(0)
+            size = int(self.wide_starts[block.stop] - self.wide_starts[block.start])
+            out.append(np.bincount(codes, weights=np.tile(w, len(block)), minlength=size))
+        return np.concatenate(out)[self.cells]
 
     def gains(self, pairs: Sequence[tuple[int, int]], p: FloatArray) -> FloatArray:
         """``fit_pair(...).gain`` of each pair (of the pool) against the probabilities ``p``."""
         expected = self._crossed(np.asarray(p, float))
         where = [self.position[pair] for pair in pairs]
-        cells = np.concatenate([np.arange(self.starts[q], self.starts[q + 1]) for q in where]) if where else np.zeros(0, np.intp)
-        segment = np.repeat(np.arange(len(where)), [self.starts[q + 1] - self.starts[q] for q in where])
-        return _segment_gains(self.observed[cells], expected[cells], segment, len(where))
+        lengths = [int(self.starts[q + 1] - self.starts[q]) for q in where]
+        if where == list(range(len(self.pool))):
+            observed = self.observed
+        else:
+            cells = np.concatenate([np.zeros(0, dtype=np.intp)] + [np.arange(self.starts[q], self.starts[q + 1]) for q in where])
+            observed, expected = self.observed[cells], expected[cells]
+        segment = np.repeat(np.arange(len(where)), lengths)
+        return _segment_gains(observed, expected, segment, len(where))
 
 
 def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:
