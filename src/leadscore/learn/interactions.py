@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from leadscore.learn.binning import NO_BIN
 
@@ -123,21 +124,22 @@ def gains(
     return Crossing(pairs, indices, sizes, y).gains(pairs, p)
 
 
-# Cells of the pool's pairs kept per ``Crossing`` as one array of row-by-pair cell numbers (8 bytes each);
-# past this many the cell numbers of each block of pairs are computed again at every step instead.
-KEEP_CELLS = 1 << 24
-BLOCK_CELLS = 1 << 22  # row-by-pair cell numbers counted per ``bincount``
+# The pool's crossing is kept per ``Crossing`` (12 bytes a row and pair) up to this many rows times pairs;
+# past it each block of pairs is crossed again at every step instead.
+KEEP_CELLS = 1 << 23
+BLOCK_CELLS = 1 << 22  # rows times pairs crossed in one sparse matrix
 
 
 class Crossing:
-    """Every pair's cells of ``pool`` at once: each row's cell in each pair, numbered among all the pool's
-    cells pair after pair, so one weighted ``bincount`` (per block of pairs) sums ``w`` over every cell
-    of every pair. A feature's values in no bin (``NO_BIN``) count in a bin past its last, and a pair's
-    cells with it are dropped from what is returned. The observed conversions (of ``y``) are counted
-    once, for every step of the greedy search; the expected ones change with each refit.
+    """Every pair's cells of ``pool`` at once: ``K``, a sparse matrix with a row per training row and a
+    column per cell of every pair (pair after pair), holds a 1 at each row's cell in each pair, so
+    ``Kᵀ w`` sums ``w`` over every cell of every pair. A feature's values in no bin (``NO_BIN``) count in
+    a bin past its last, and a pair's cells with it are dropped from what is returned. The observed
+    conversions (of ``y``) are counted once, for every step of the greedy search; the expected ones
+    change with each refit.
 
-    Each cell's sum adds its rows in row order from 0, as ``fit_pair``'s ``bincount`` does: the same
-    floats."""
+    ``Kᵀ w`` adds each cell's rows in row order from 0 (scikit-learn's compressed-column product goes
+    through the rows in order), as ``fit_pair``'s ``bincount`` does: the same floats."""
 
     def __init__(
         self,
@@ -148,45 +150,46 @@ class Crossing:
     ) -> None:
         self.pool = list(pool)
         self.position = {pair: q for q, pair in enumerate(self.pool)}
-        rows = len(y)
+        self.n_rows = rows = len(y)
         used = sorted({j for pair in self.pool for j in pair})
-        row_of = {j: i for i, j in enumerate(used)}
-        # each feature's bins with the values in none of them last
-        self.bins = np.empty((len(used), rows), dtype=np.intp)
+        column = {j: i for i, j in enumerate(used)}
+        # each row's bin in each feature of the pool, the values in none of them past the last
+        self.bins = np.empty((rows, len(used)), dtype=np.int32)
         for i, j in enumerate(used):
-            self.bins[i] = np.where(indices[j] == NO_BIN, sizes[j], indices[j])
-        self.first = np.asarray([row_of[a] for a, _ in self.pool], dtype=np.intp)
-        self.second = np.asarray([row_of[b] for _, b in self.pool], dtype=np.intp)
-        self.width = np.asarray([sizes[b] + 1 for _, b in self.pool], dtype=np.intp)
-        wide = [(sizes[a] + 1) * (sizes[b] + 1) for a, b in self.pool]
-        self.wide_starts = np.cumsum([0, *wide])
-        # each pair's cells of bins only, in the order i * sizes[b] + j, among all the wide cells
-        self.cells = np.concatenate([np.zeros(0, dtype=np.intp)] + [
-            s + (np.arange(sizes[a])[:, None] * (sizes[b] + 1) + np.arange(sizes[b])).ravel()
-            for s, (a, b) in zip(self.wide_starts[:-1].tolist(), self.pool, strict=True)
-        ])  # fmt: skip
+            self.bins[:, i] = np.where(indices[j] == NO_BIN, sizes[j], indices[j])
+        self.first = np.asarray([column[a] for a, _ in self.pool], dtype=np.intp)
+        self.second = np.asarray([column[b] for _, b in self.pool], dtype=np.intp)
+        self.width = np.asarray([sizes[b] + 1 for _, b in self.pool], dtype=np.int32)
+        self.wide_starts = np.cumsum([0, *((sizes[a] + 1) * (sizes[b] + 1) for a, b in self.pool)])
         self.starts = np.cumsum([0, *(sizes[a] * sizes[b] for a, b in self.pool)])
+        # each pair's cells of bins only (cell i * sizes[b] + j), among all the wide cells: a wide row of
+        # a pair is one cell longer than its cells' rows
+        pair = np.repeat(np.arange(len(self.pool)), np.diff(self.starts))
+        cell = np.arange(int(self.starts[-1])) - self.starts[pair]
+        self.cells = self.wide_starts[pair] + cell + cell // (self.width[pair] - 1)
         per_block = max(1, BLOCK_CELLS // max(1, rows))
         self.blocks = [range(q, min(q + per_block, len(self.pool))) for q in range(0, len(self.pool), per_block)]
         keep = len(self.pool) * rows <= KEEP_CELLS
-        self.kept = [self._codes(block) for block in self.blocks] if keep else None
+        self.kept = [self._matrix(block) for block in self.blocks] if keep else None
         self.observed = self._crossed(np.asarray(y, float))
 
-    def _codes(self, block: range) -> IntArray:
-        """The block's pairs' wide cell numbers of every row, pair after pair, from the block's first."""
-        codes = self.bins[self.first[block.start : block.stop]]
-        codes *= self.width[block.start : block.stop, None]
-        codes += self.bins[self.second[block.start : block.stop]]
-        codes += (self.wide_starts[block.start : block.stop] - self.wide_starts[block.start])[:, None]
-        return codes.ravel()
+    def _matrix(self, block: range) -> sparse.csr_matrix:
+        """``K`` of the block's pairs: a row per training row, its cell in each pair (a column each)."""
+        pairs = slice(block.start, block.stop)
+        codes = self.bins[:, self.first[pairs]]
+        codes *= self.width[pairs]
+        codes += self.bins[:, self.second[pairs]]
+        codes += (self.wide_starts[pairs] - self.wide_starts[block.start]).astype(np.int32)
+        size = int(self.wide_starts[block.stop] - self.wide_starts[block.start])
+        indptr = np.arange(0, codes.size + 1, len(block), dtype=np.int32 if codes.size < 2**31 else np.int64)
+        return sparse.csr_matrix((_ones(codes.size), codes.ravel(), indptr), shape=(self.n_rows, size))
 
     def _crossed(self, w: FloatArray) -> FloatArray:
         """The sum of ``w`` over each cell of every pair (pair after pair)."""
         out = [np.zeros(0)]
         for i, block in enumerate(self.blocks):
-            codes = self.kept[i] if self.kept is not None else self._codes(block)
-            size = int(self.wide_starts[block.stop] - self.wide_starts[block.start])
-            out.append(np.bincount(codes, weights=np.tile(w, len(block)), minlength=size))
+            K = self.kept[i] if self.kept is not None else self._matrix(block)
+            out.append(np.asarray(K.T @ w, float))
         return np.concatenate(out)[self.cells]
 
     def gains(self, pairs: Sequence[tuple[int, int]], p: FloatArray) -> FloatArray:
@@ -201,6 +204,18 @@ class Crossing:
             observed, expected = self.observed[cells], expected[cells]
         segment = np.repeat(np.arange(len(where)), lengths)
         return _segment_gains(observed, expected, segment, len(where))
+
+
+_ONES = np.ones(0)
+
+
+def _ones(n: int) -> FloatArray:
+    """``n`` ones, a view of one array kept (``K``'s entries: never written)."""
+    global _ONES
+    if len(_ONES) < n:
+        _ONES = np.ones(max(n, 2 * len(_ONES)))
+        _ONES.setflags(write=False)
+    return _ONES[:n]
 
 
 def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:
