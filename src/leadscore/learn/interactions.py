@@ -206,16 +206,18 @@ class Crossing:
         return _segment_gains(observed, expected, segment, len(where))
 
 
-_ONES = np.ones(0)
+_ONES: dict[int, FloatArray] = {}
 
 
 def _ones(n: int) -> FloatArray:
-    """``n`` ones, a view of one array kept (``K``'s entries: never written)."""
-    global _ONES
-    if len(_ONES) < n:
-        _ONES = np.ones(max(n, 2 * len(_ONES)))
-        _ONES.setflags(write=False)
-    return _ONES[:n]
+    """``n`` ones, kept per length (``K``'s entries, never written: folds of one size share them; a
+    view of a longer array would be copied by the sparse matrix)."""
+    if n not in _ONES:
+        if len(_ONES) >= 8:
+            _ONES.pop(next(iter(_ONES)))
+        _ONES[n] = np.ones(n)
+        _ONES[n].setflags(write=False)
+    return _ONES[n]
 
 
 def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:

@@ -326,35 +326,40 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         return [b.assign(column, self.placeholders) for column, b in zip(X, self.bins_, strict=True)]
 
     # -- prediction ----------------------------------------------------------------------------------
-    def section_points(self, X: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(fit points, engagement points) per row, before the model language's floor."""
+    def section_points(
+        self, X: Any, columns: Sequence[Column] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(fit points, engagement points) per row, before the model language's floor. ``columns``
+        (optional): X's columns as ``read_columns`` reads them, where the caller has them."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         fit = np.zeros(X.shape[0], dtype=np.int64)
         eng = np.zeros(X.shape[0], dtype=np.int64)
-        indices = self._indices(X)
+        if columns is not None and (len(columns) != X.shape[1] or any(len(c) != X.shape[0] for c in columns)):
+            raise ValueError(f"columns must be X's {X.shape[1]} columns of {X.shape[0]} rows each")
+        indices = self._indices(X if columns is None else columns)
         for f, pts, idx in zip(self.features_, self.points_, indices, strict=True):
             (fit if f.section == "fit" else eng)[:] += _take(pts, idx, 0)
         for pair, pts in zip(self.pairs_, self.cell_points_, strict=True):
             fit += _take(pts, pair.cells(indices[pair.first], indices[pair.second]), 0)
         return fit, eng
 
-    def total_points_of(self, X: Any) -> npt.NDArray[np.int64]:
+    def total_points_of(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.int64]:
         """Points as the model YAML counts them: fit + engagement, each raised to 0 if negative."""
-        fit, eng = self.section_points(X)
+        fit, eng = self.section_points(X, columns)
         return np.asarray(np.maximum(fit, 0) + np.maximum(eng, 0), dtype=np.int64)
 
-    def score_100(self, X: Any) -> npt.NDArray[np.float64]:
+    def score_100(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.float64]:
         """The 0–100 score the learned model YAML gives (same scale, same floor)."""
         span = self.fit_max_ + self.engagement_max_
         if span == 0:  # nothing learned: every lead has 0 points
-            return np.zeros(len(self.total_points_of(X)))
-        return np.asarray(self.total_points_of(X) * (100.0 / span), dtype=np.float64)
+            return np.zeros(len(self.total_points_of(X, columns)))
+        return np.asarray(self.total_points_of(X, columns) * (100.0 / span), dtype=np.float64)
 
-    def decision_function(self, X: Any) -> npt.NDArray[np.float64]:
+    def decision_function(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.float64]:
         """Log-odds of the positive class from the integer points."""
         check_is_fitted(self)
-        return np.asarray(self.intercept_ + self.total_points_of(X) / self.points_per_logit_, float)
+        return np.asarray(self.intercept_ + self.total_points_of(X, columns) / self.points_per_logit_, float)
 
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
