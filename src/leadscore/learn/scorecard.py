@@ -458,8 +458,9 @@ def stratified_group_folds(
     Its rule: groups ordered by the spread of their class counts (most spread first, stable), each put
     in the fold where the classes' shares of the folds spread least (the mean over classes of the
     standard deviation across folds), a near tie (``np.isclose``) going to the fold with fewer rows. The
-    candidate folds' spreads are computed at once, by the same numpy reductions, so the floats and so
-    the choices are the same."""
+    candidate folds' spreads are computed in Python floats, each operation and each sum in the order of
+    numpy's reductions there (``_spread``), so the floats and so the choices are the same; a class the
+    group has no rows of spreads alike in every candidate, computed once."""
     y = np.asarray(target)
     classes, y_inv, y_cnt = np.unique(y, return_inverse=True, return_counts=True)
     if np.all(n_folds > y_cnt):
@@ -471,24 +472,55 @@ def stratified_group_folds(
         )
     per_group = np.zeros((len(groups_cnt), len(classes)))
     np.add.at(per_group, (groups_inv, y_inv), 1)
-    per_fold = np.zeros((n_folds, len(classes)))
-    eye = np.eye(n_folds)[:, :, None]
-    scale = y_cnt.reshape(1, 1, -1)
+    n_classes = len(classes)
+    totals = [float(c) for c in y_cnt]
+    per_fold = [[0.0] * n_classes for _ in range(n_folds)]
+    # each class's spread across the folds as they are: the same for every candidate fold of a group
+    # without rows of that class
+    spread = [_spread([0.0] * n_folds, totals[c]) for c in range(n_classes)]
     fold_of = np.empty(len(groups_cnt), dtype=np.intp)
-    for g in np.argsort(-np.std(per_group, axis=1), kind="stable"):
-        counts = per_group[g]
-        # candidate i: the folds' counts with this group added to fold i; axis 1 runs over folds
-        evals = np.mean(np.std((per_fold[None] + eye * counts) / scale, axis=1), axis=1).tolist()
-        sizes = per_fold.sum(axis=1).tolist()
+    rows_of = per_group.tolist()
+    for g in np.argsort(-np.std(per_group, axis=1), kind="stable").tolist():
+        counts = rows_of[g]
+        # candidate i: the folds' counts with this group added to fold i
+        evals = []
+        for i in range(n_folds):
+            total = 0.0
+            for c in range(n_classes):
+                if counts[c]:
+                    column = [per_fold[k][c] + counts[c] if k == i else per_fold[k][c] for k in range(n_folds)]
+                    total += _spread(column, totals[c])
+                else:
+                    total += spread[c]
+            evals.append(total / n_classes)
+        sizes = [sum(fold) for fold in per_fold]
         best, low, fewest = 0, math.inf, math.inf
         for i, value in enumerate(evals):
             if value < low or (abs(value - low) <= 1e-8 + 1e-5 * abs(low) and sizes[i] < fewest):
                 best, low, fewest = i, value, sizes[i]
-        per_fold[best] += counts
+        for c in range(n_classes):
+            if counts[c]:
+                per_fold[best][c] += counts[c]
+                spread[c] = _spread([fold[c] for fold in per_fold], totals[c])
         fold_of[g] = best
     row_fold = fold_of[groups_inv]
     rows = np.arange(len(y))
     return [(rows[row_fold != k], rows[row_fold == k]) for k in range(n_folds)]
+
+
+def _spread(counts: list[float], total: float) -> float:
+    """``np.std(np.asarray(counts) / total)``, the same float: the shares summed in order from the first
+    (as numpy's reduction over the folds of ``StratifiedGroupKFold``'s evaluation: fewer than eight), the
+    mean, the squared deviations summed in order, divided by their number, the square root."""
+    shares = [c / total for c in counts]
+    mean = shares[0]
+    for x in shares[1:]:
+        mean += x
+    mean /= len(shares)
+    squares = (shares[0] - mean) * (shares[0] - mean)
+    for x in shares[1:]:
+        squares += (x - mean) * (x - mean)
+    return math.sqrt(squares / len(shares))
 
 
 def standardise(values: FloatArray, counts: npt.ArrayLike) -> tuple[float, float]:
