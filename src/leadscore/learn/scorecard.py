@@ -50,6 +50,12 @@ CV_FOLDS = 5
 # is done (``forget_bins``).
 _BINS: dict[tuple[Any, ...], tuple[Column, Bins]] = {}
 _BINS_KEPT = 1024
+# A cross-validation fold's rows of a column, by column and rows object: every round of the rule budget
+# splits the same columns into the same folds (``cv_splits`` keeps them), and the same objects are what
+# lets a round find the bins an earlier one fitted on a fold. Up to ``_ROWS_KEPT`` values in all.
+_ROWS: dict[tuple[int, int], tuple[Column, IntArray, Column]] = {}
+_ROWS_KEPT = 1 << 24
+_ROWS_HELD = [0]  # values held in _ROWS
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
 
@@ -266,10 +272,10 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         n_folds = max(2, min(CV_FOLDS, int(target.sum()), int(len(target) - target.sum())))
         folds = []
         for train, test in cv_splits(n_folds, target, groups):
-            bins = self._bin([c[train] for c in columns], target[train])
+            bins = self._bin([fold_rows(c, train) for c in columns], target[train])
             woe = [b.woe() for b in bins]
             coded = [code_rows(idx, woe, bins)
-                     for idx in ([b.assign(c[rows], self.placeholders) for c, b in zip(columns, bins, strict=True)]
+                     for idx in ([b.assign(fold_rows(c, rows), self.placeholders) for c, b in zip(columns, bins, strict=True)]
                                  for rows in (train, test))]  # fmt: skip
             folds.append((coded[0], coded[1], target[train], target[test], [b.n_bins for b in bins]))
         # each fold's regression without pairs at each C: the pair search's first refit is the one at C
@@ -408,8 +414,24 @@ def _numbered(n: int) -> tuple[Feature, ...]:
 
 
 def forget_bins() -> None:
-    """Empty the bins kept for refits (the columns they hold are freed)."""
+    """Empty the bins and fold rows kept for refits (the columns they hold are freed)."""
     _BINS.clear()
+    _ROWS.clear()
+    _ROWS_HELD[0] = 0
+
+
+def fold_rows(column: Column, rows: IntArray) -> Column:
+    """``column[rows]``, the same object for the same column and rows objects while kept (``_ROWS``)."""
+    key = (id(column), id(rows))
+    kept = _ROWS.get(key)
+    if kept is not None and kept[0] is column and kept[1] is rows:
+        return kept[2]
+    out = column[rows]
+    _ROWS[key] = (column, rows, out)
+    _ROWS_HELD[0] += len(out)
+    while _ROWS_HELD[0] > _ROWS_KEPT and len(_ROWS) > 1:
+        _ROWS_HELD[0] -= len(_ROWS.pop(next(iter(_ROWS)))[2])
+    return out
 
 
 def read_columns(
