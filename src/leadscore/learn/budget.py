@@ -238,7 +238,11 @@ def choose(
         return Choice(base, how, (), f"candidates: {why}; all feature families, coarser bins")
     fold_params = {**params, "min_class_count": 1}
     groups = list(keys)
-    read_all = columns if columns is not None else read_columns(X, features, params.get("placeholders", PLACEHOLDERS))
+    read_all = (
+        columns
+        if columns is not None
+        else read_columns(X, features, params.get("placeholders", PLACEHOLDERS))
+    )
     fold_columns = [[c[train] for c in read_all] for train, _ in fold_data]
     rankings = [
         rank(X[train], y[train], [groups[i] for i in np.flatnonzero(train)], features, fold_params, read)

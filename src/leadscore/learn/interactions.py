@@ -168,7 +168,9 @@ class Crossing:
         cell = np.arange(int(self.starts[-1])) - self.starts[pair]
         self.cells = self.wide_starts[pair] + cell + cell // (self.width[pair] - 1)
         per_block = max(1, BLOCK_CELLS // max(1, rows))
-        self.blocks = [range(q, min(q + per_block, len(self.pool))) for q in range(0, len(self.pool), per_block)]
+        self.blocks = [
+            range(q, min(q + per_block, len(self.pool))) for q in range(0, len(self.pool), per_block)
+        ]
         keep = len(self.pool) * rows <= KEEP_CELLS
         self.kept = [self._matrix(block) for block in self.blocks] if keep else None
         self.observed = self._crossed(np.asarray(y, float))
@@ -200,7 +202,9 @@ class Crossing:
         if where == list(range(len(self.pool))):
             observed = self.observed
         else:
-            cells = np.concatenate([np.zeros(0, dtype=np.intp)] + [np.arange(self.starts[q], self.starts[q + 1]) for q in where])
+            cells = np.concatenate(
+                [np.zeros(0, dtype=np.intp)] + [np.arange(self.starts[q], self.starts[q + 1]) for q in where]
+            )
             observed, expected = self.observed[cells], expected[cells]
         segment = np.repeat(np.arange(len(where)), lengths)
         return _segment_gains(observed, expected, segment, len(where))

@@ -281,7 +281,9 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         # each fold's regression without pairs at each C: the pair search's first refit is the one at C
         grid: list[list[LogisticRegression]] = []
         if self.C == "cv":
-            grid = [[fit_logistic(tr.z, ytr, c, self.max_iter) for tr, _, ytr, _, _ in folds] for c in CV_GRID]
+            grid = [
+                [fit_logistic(tr.z, ytr, c, self.max_iter) for tr, _, ytr, _, _ in folds] for c in CV_GRID
+            ]
             scores = [[roc_auc(yte, decision(lr, te.z)) for lr, (_, te, _, yte, _) in zip(fits, folds, strict=True)]
                       for fits in grid]  # fmt: skip
             chosen = one_standard_error(scores)
@@ -510,7 +512,9 @@ def stratified_group_folds(
             total = 0.0
             for c in range(n_classes):
                 if counts[c]:
-                    column = [per_fold[k][c] + counts[c] if k == i else per_fold[k][c] for k in range(n_folds)]
+                    column = [
+                        per_fold[k][c] + counts[c] if k == i else per_fold[k][c] for k in range(n_folds)
+                    ]
                     total += _spread(column, totals[c])
                 else:
                     total += spread[c]
