@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"learn {name} [load {load()}]: {r['rows']:,} training rows, {r['rules']} rules: learn "
                   f"{r['learn_cpu']:.1f} CPU-s, LightGBM {r['lgbm_cpu']:.1f} CPU-s: "
                   f"{r['learn_cpu'] / r['lgbm_cpu']:.2f}x (target ≤ 3x)")  # fmt: skip
+    if not {"learn", "backtest", "score"} & set(parts):
+        return 0  # the files only: no simulator store to make
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db
         if db is None:

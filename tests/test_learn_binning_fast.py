@@ -274,3 +274,61 @@ def test_negative_zero_is_the_category_zero_whichever_comes_first() -> None:
     assert [repr(k) for k in keys] == ["1.0", "0.0"]
     assert codes.tolist() == [0, 1, 0]
     assert repr(category(-0.0, PLACEHOLDERS)) == "0.0"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(1, 5), min_size=2, max_size=6),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1 << 22, 600, 1]),
+    st.booleans(),
+)
+def test_a_crossings_cell_sums_are_fit_pairs_floats(
+    sizes: list[int], seed: int, block: int, kept: bool
+) -> None:
+    """The expected conversions of every cell (and so every gain) are the very floats ``fit_pair``'s
+    ``bincount`` sums, not close ones: the greedy search's choice between two pairs of equal gain (two
+    copies of a feature) must not turn on the order of an addition. Pairs in blocks of any size, the
+    crossing kept or rebuilt at every step."""
+    import leadscore.learn.interactions as interactions
+
+    rng = np.random.default_rng(seed)
+    n = 200
+    indices = [rng.integers(-1, s, n) for s in sizes]
+    y = (rng.random(n) < 0.3).astype(float)
+    p = rng.random(n)
+    pool = list(itertools.combinations(range(len(sizes)), 2))
+    saved = interactions.BLOCK_CELLS, interactions.KEEP_CELLS
+    interactions.BLOCK_CELLS, interactions.KEEP_CELLS = block, (1 << 23) if kept else 0
+    try:
+        crossing = Crossing(pool, indices, sizes, y)
+        expected = crossing._crossed(p)
+    finally:
+        interactions.BLOCK_CELLS, interactions.KEEP_CELLS = saved
+    for q, (a, b) in enumerate(pool):
+        codes = np.where(
+            (indices[a] == NO_BIN) | (indices[b] == NO_BIN), -1, indices[a] * sizes[b] + indices[b]
+        )
+        ok = codes >= 0
+        want = np.bincount(codes[ok], weights=p[ok], minlength=sizes[a] * sizes[b])
+        assert np.array_equal(expected[crossing.starts[q] : crossing.starts[q + 1]], want)
+        got = crossing.gains([(a, b)], p)[0]
+        np.testing.assert_allclose(got, fit_pair(a, b, indices, sizes, y, p).gain, rtol=1e-12, atol=1e-12)
+
+
+def test_a_folds_rows_are_one_object_while_kept() -> None:
+    """The same column and rows objects give the very object taken before (so bins fitted on it are
+    found again); other rows, or the same rows in another array, are taken afresh; ``forget_bins``
+    empties what is kept."""
+    from leadscore.learn.scorecard import fold_rows
+
+    column = np.arange(10.0)
+    rows = np.asarray([1, 3, 5])
+    first = fold_rows(column, rows)
+    assert fold_rows(column, rows) is first
+    assert first.tolist() == [1.0, 3.0, 5.0]
+    again = fold_rows(column, rows.copy())
+    assert again is not first and again.tolist() == first.tolist()
+    forget_bins()
+    assert fold_rows(column, rows) is not first
+    forget_bins()

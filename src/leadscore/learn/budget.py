@@ -238,9 +238,12 @@ def choose(
         return Choice(base, how, (), f"candidates: {why}; all feature families, coarser bins")
     fold_params = {**params, "min_class_count": 1}
     groups = list(keys)
-    if columns is None:
-        columns = read_columns(X, features, params.get("placeholders", PLACEHOLDERS))
-    fold_columns = [[c[train] for c in columns] for train, _ in fold_data]
+    read_all = (
+        columns
+        if columns is not None
+        else read_columns(X, features, params.get("placeholders", PLACEHOLDERS))
+    )
+    fold_columns = [[c[train] for c in read_all] for train, _ in fold_data]
     rankings = [
         rank(X[train], y[train], [groups[i] for i in np.flatnonzero(train)], features, fold_params, read)
         if strategies else {}
@@ -258,7 +261,8 @@ def choose(
                 except ValueError:  # nothing left to learn from (every feature left out)
                     aucs.append(0.5)
                     continue
-                aucs.append(roc_auc(y[val], fitted.scorecard.decision_function(X[val][:, fitted.keep])))
+                held = [read_all[j][val] for j in fitted.keep]
+                aucs.append(roc_auc(y[val], fitted.scorecard.decision_function(X[val][:, fitted.keep], held)))
             scores[c] = float(np.mean(aucs))
         return scores[c]
 

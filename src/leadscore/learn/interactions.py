@@ -124,11 +124,22 @@ def gains(
     return Crossing(pairs, indices, sizes, y).gains(pairs, p)
 
 
+# The pool's crossing is kept per ``Crossing`` (12 bytes a row and pair) up to this many rows times pairs;
+# past it each block of pairs is crossed again at every step instead.
+KEEP_CELLS = 1 << 23
+BLOCK_CELLS = 1 << 22  # rows times pairs crossed in one sparse matrix
+
+
 class Crossing:
-    """Every pair's cells of ``pool`` at once: with ``H`` the rows' bins one-hot (a column per bin of every
-    feature in the pool), ``Hᵀ diag(w) H`` holds every pair's cell sums of ``w``, so two sparse products
-    count the observed and expected conversions of every cell. The observed ones (of ``y``) are counted
-    once, for every step of the greedy search; the expected ones change with each refit."""
+    """Every pair's cells of ``pool`` at once: ``K``, a sparse matrix with a row per training row and a
+    column per cell of every pair (pair after pair), holds a 1 at each row's cell in each pair, so
+    ``Kᵀ w`` sums ``w`` over every cell of every pair. A feature's values in no bin (``NO_BIN``) count in
+    a bin past its last, and a pair's cells with it are dropped from what is returned. The observed
+    conversions (of ``y``) are counted once, for every step of the greedy search; the expected ones
+    change with each refit.
+
+    ``Kᵀ w`` adds each cell's rows in row order from 0 (scikit-learn's compressed-column product goes
+    through the rows in order), as ``fit_pair``'s ``bincount`` does: the same floats."""
 
     def __init__(
         self,
@@ -137,32 +148,80 @@ class Crossing:
         sizes: Sequence[int],
         y: FloatArray,
     ) -> None:
-        used = sorted({j for pair in pool for j in pair})
-        starts = np.cumsum([0, *(sizes[j] for j in used)])
-        self.offset = dict(zip(used, starts[:-1].tolist(), strict=True))
-        present = [indices[j] != NO_BIN for j in used]
-        self.rows = np.concatenate([np.flatnonzero(ok) for ok in present])
-        self.cols = np.concatenate(
-            [indices[j][ok] + self.offset[j] for j, ok in zip(used, present, strict=True)]
-        )
-        self.shape = (len(y), int(starts[-1]))
-        self.H = sparse.csr_matrix((np.ones(len(self.rows)), (self.rows, self.cols)), shape=self.shape)
-        self.sizes = sizes
+        self.pool = list(pool)
+        self.position = {pair: q for q, pair in enumerate(self.pool)}
+        self.n_rows = rows = len(y)
+        used = sorted({j for pair in self.pool for j in pair})
+        column = {j: i for i, j in enumerate(used)}
+        # each row's bin in each feature of the pool, the values in none of them past the last
+        self.bins = np.empty((rows, len(used)), dtype=np.int32)
+        for i, j in enumerate(used):
+            self.bins[:, i] = np.where(indices[j] == NO_BIN, sizes[j], indices[j])
+        self.first = np.asarray([column[a] for a, _ in self.pool], dtype=np.intp)
+        self.second = np.asarray([column[b] for _, b in self.pool], dtype=np.intp)
+        self.width = np.asarray([sizes[b] + 1 for _, b in self.pool], dtype=np.int32)
+        self.wide_starts = np.cumsum([0, *((sizes[a] + 1) * (sizes[b] + 1) for a, b in self.pool)])
+        self.starts = np.cumsum([0, *(sizes[a] * sizes[b] for a, b in self.pool)])
+        # each pair's cells of bins only (cell i * sizes[b] + j), among all the wide cells: a wide row of
+        # a pair is one cell longer than its cells' rows
+        pair = np.repeat(np.arange(len(self.pool)), np.diff(self.starts))
+        cell = np.arange(int(self.starts[-1])) - self.starts[pair]
+        self.cells = self.wide_starts[pair] + cell + cell // (self.width[pair] - 1)
+        per_block = max(1, BLOCK_CELLS // max(1, rows))
+        self.blocks = [
+            range(q, min(q + per_block, len(self.pool))) for q in range(0, len(self.pool), per_block)
+        ]
+        keep = len(self.pool) * rows <= KEEP_CELLS
+        self.kept = [self._matrix(block) for block in self.blocks] if keep else None
         self.observed = self._crossed(np.asarray(y, float))
 
+    def _matrix(self, block: range) -> sparse.csr_matrix:
+        """``K`` of the block's pairs: a row per training row, its cell in each pair (a column each)."""
+        pairs = slice(block.start, block.stop)
+        codes = self.bins[:, self.first[pairs]]
+        codes *= self.width[pairs]
+        codes += self.bins[:, self.second[pairs]]
+        codes += (self.wide_starts[pairs] - self.wide_starts[block.start]).astype(np.int32)
+        size = int(self.wide_starts[block.stop] - self.wide_starts[block.start])
+        indptr = np.arange(0, codes.size + 1, len(block), dtype=np.int32 if codes.size < 2**31 else np.int64)
+        return sparse.csr_matrix((_ones(codes.size), codes.ravel(), indptr), shape=(self.n_rows, size))
+
     def _crossed(self, w: FloatArray) -> FloatArray:
-        W = sparse.csr_matrix((w[self.rows], (self.rows, self.cols)), shape=self.shape)
-        return np.asarray((self.H.T @ W).toarray(), float)
+        """The sum of ``w`` over each cell of every pair (pair after pair)."""
+        out = [np.zeros(0)]
+        for i, block in enumerate(self.blocks):
+            K = self.kept[i] if self.kept is not None else self._matrix(block)
+            out.append(np.asarray(K.T @ w, float))
+        return np.concatenate(out)[self.cells]
 
     def gains(self, pairs: Sequence[tuple[int, int]], p: FloatArray) -> FloatArray:
         """``fit_pair(...).gain`` of each pair (of the pool) against the probabilities ``p``."""
-        sizes, offset = self.sizes, self.offset
-        # cell i * sizes[b] + j of pair (a, b) is bin i of a (a row of the product) with bin j of b (a column)
-        first = np.concatenate([np.repeat(np.arange(sizes[a]) + offset[a], sizes[b]) for a, b in pairs])
-        second = np.concatenate([np.tile(np.arange(sizes[b]) + offset[b], sizes[a]) for a, b in pairs])
-        segment = np.repeat(np.arange(len(pairs)), [sizes[a] * sizes[b] for a, b in pairs])
         expected = self._crossed(np.asarray(p, float))
-        return _segment_gains(self.observed[first, second], expected[first, second], segment, len(pairs))
+        where = [self.position[pair] for pair in pairs]
+        lengths = [int(self.starts[q + 1] - self.starts[q]) for q in where]
+        if where == list(range(len(self.pool))):
+            observed = self.observed
+        else:
+            cells = np.concatenate(
+                [np.zeros(0, dtype=np.intp)] + [np.arange(self.starts[q], self.starts[q + 1]) for q in where]
+            )
+            observed, expected = self.observed[cells], expected[cells]
+        segment = np.repeat(np.arange(len(where)), lengths)
+        return _segment_gains(observed, expected, segment, len(where))
+
+
+_ONES: dict[int, FloatArray] = {}
+
+
+def _ones(n: int) -> FloatArray:
+    """``n`` ones, kept per length (``K``'s entries, never written: folds of one size share them; a
+    view of a longer array would be copied by the sparse matrix)."""
+    if n not in _ONES:
+        if len(_ONES) >= 8:
+            _ONES.pop(next(iter(_ONES)))
+        _ONES[n] = np.ones(n)
+        _ONES[n].setflags(write=False)
+    return _ONES[n]
 
 
 def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:

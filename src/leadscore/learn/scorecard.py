@@ -39,6 +39,7 @@ from leadscore.learn.checks import check_leakage, check_minimum
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRatio, EventRecency, Feature
 from leadscore.learn.interactions import Pair, candidates, select_pairs
 from leadscore.learn.metrics import roc_auc
+from leadscore.learn.regression import decision, fit_logistic, probability
 
 CV_GRID = tuple(float(c) for c in np.logspace(-3, 1, 9))  # C = 0.001 … 10, half a decade apart
 CV_FOLDS = 5
@@ -49,6 +50,12 @@ CV_FOLDS = 5
 # is done (``forget_bins``).
 _BINS: dict[tuple[Any, ...], tuple[Column, Bins]] = {}
 _BINS_KEPT = 1024
+# A cross-validation fold's rows of a column, by column and rows object: every round of the rule budget
+# splits the same columns into the same folds (``cv_splits`` keeps them), and the same objects are what
+# lets a round find the bins an earlier one fitted on a fold. Up to ``_ROWS_KEPT`` values in all.
+_ROWS: dict[tuple[int, int], tuple[Column, IntArray, Column]] = {}
+_ROWS_KEPT = 1 << 24
+_ROWS_HELD = [0]  # values held in _ROWS
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
 
@@ -235,16 +242,22 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         return candidates([j for j, f in enumerate(self.features_) if f.section == "fit"])
 
     def _refit(
-        self, coded: Coded, target: npt.NDArray[np.int64], C: float, fitted: list[LogisticRegression]
+        self,
+        coded: Coded,
+        target: npt.NDArray[np.int64],
+        C: float,
+        fitted: list[LogisticRegression],
+        first: LogisticRegression | None = None,
     ) -> Callable[[list[Pair]], FloatArray]:
         """The regression on the evidence columns plus the pairs' (appended to ``fitted``); returns the
-        training probabilities the next pair is measured against."""
+        training probabilities the next pair is measured against. ``first``: the regression without
+        pairs where it is already fitted (on these rows, with this ``C``)."""
 
         def refit(pairs: list[Pair]) -> FloatArray:
             M = with_pairs(coded, pairs)[0]
-            lr = LogisticRegression(C=C, max_iter=self.max_iter).fit(M, target)
+            lr = first if first is not None and not pairs else fit_logistic(M, target, C, self.max_iter)
             fitted.append(lr)
-            return np.asarray(lr.predict_proba(M)[:, 1], float)
+            return probability(lr, M)
 
         return refit
 
@@ -259,19 +272,22 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         n_folds = max(2, min(CV_FOLDS, int(target.sum()), int(len(target) - target.sum())))
         folds = []
         for train, test in cv_splits(n_folds, target, groups):
-            bins = self._bin([c[train] for c in columns], target[train])
+            bins = self._bin([fold_rows(c, train) for c in columns], target[train])
             woe = [b.woe() for b in bins]
             coded = [code_rows(idx, woe, bins)
-                     for idx in ([b.assign(c[rows], self.placeholders) for c, b in zip(columns, bins, strict=True)]
+                     for idx in ([b.assign(fold_rows(c, rows), self.placeholders) for c, b in zip(columns, bins, strict=True)]
                                  for rows in (train, test))]  # fmt: skip
             folds.append((coded[0], coded[1], target[train], target[test], [b.n_bins for b in bins]))
+        # each fold's regression without pairs at each C: the pair search's first refit is the one at C
+        grid: list[list[LogisticRegression]] = []
         if self.C == "cv":
-            scores = [
-                [roc_auc(yte, LogisticRegression(C=c, max_iter=self.max_iter).fit(tr.z, ytr).decision_function(te.z))
-                 for tr, te, ytr, yte, _ in folds]
-                for c in CV_GRID
-            ]  # fmt: skip
-            C = CV_GRID[one_standard_error(scores)]
+            grid = [
+                [fit_logistic(tr.z, ytr, c, self.max_iter) for tr, _, ytr, _, _ in folds] for c in CV_GRID
+            ]
+            scores = [[roc_auc(yte, decision(lr, te.z)) for lr, (_, te, _, yte, _) in zip(fits, folds, strict=True)]
+                      for fits in grid]  # fmt: skip
+            chosen = one_standard_error(scores)
+            C, grid = CV_GRID[chosen], [grid[chosen]]
         else:
             C = float(self.C)
         if self.interactions != "cv":
@@ -279,12 +295,13 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         steps = [[0.0] * len(folds) for _ in range(self.max_interactions + 1)]
         for f, (tr, te, ytr, yte, sizes) in enumerate(folds):
             fitted: list[LogisticRegression] = []
+            first = grid[0][f] if grid else None
             pairs = select_pairs(tr.indices, sizes, ytr.astype(float), self._pool(), self.max_interactions,
-                                 self._refit(tr, ytr, C, fitted))  # fmt: skip
+                                 self._refit(tr, ytr, C, fitted, first))  # fmt: skip
             for k in range(self.max_interactions + 1):
                 used = min(k, len(pairs))  # the search stopped early: more pairs would add nothing
                 lr = fitted[used]
-                steps[k][f] = roc_auc(yte, lr.decision_function(with_pairs(te, pairs[:used])[0]))
+                steps[k][f] = roc_auc(yte, decision(lr, with_pairs(te, pairs[:used])[0]))
         return C, one_standard_error(steps)
 
     def _points(self, intercept: float) -> None:
@@ -317,35 +334,40 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         return [b.assign(column, self.placeholders) for column, b in zip(X, self.bins_, strict=True)]
 
     # -- prediction ----------------------------------------------------------------------------------
-    def section_points(self, X: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(fit points, engagement points) per row, before the model language's floor."""
+    def section_points(
+        self, X: Any, columns: Sequence[Column] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(fit points, engagement points) per row, before the model language's floor. ``columns``
+        (optional): X's columns as ``read_columns`` reads them, where the caller has them."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         fit = np.zeros(X.shape[0], dtype=np.int64)
         eng = np.zeros(X.shape[0], dtype=np.int64)
-        indices = self._indices(X)
+        if columns is not None and (len(columns) != X.shape[1] or any(len(c) != X.shape[0] for c in columns)):
+            raise ValueError(f"columns must be X's {X.shape[1]} columns of {X.shape[0]} rows each")
+        indices = self._indices(X if columns is None else columns)
         for f, pts, idx in zip(self.features_, self.points_, indices, strict=True):
             (fit if f.section == "fit" else eng)[:] += _take(pts, idx, 0)
         for pair, pts in zip(self.pairs_, self.cell_points_, strict=True):
             fit += _take(pts, pair.cells(indices[pair.first], indices[pair.second]), 0)
         return fit, eng
 
-    def total_points_of(self, X: Any) -> npt.NDArray[np.int64]:
+    def total_points_of(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.int64]:
         """Points as the model YAML counts them: fit + engagement, each raised to 0 if negative."""
-        fit, eng = self.section_points(X)
+        fit, eng = self.section_points(X, columns)
         return np.asarray(np.maximum(fit, 0) + np.maximum(eng, 0), dtype=np.int64)
 
-    def score_100(self, X: Any) -> npt.NDArray[np.float64]:
+    def score_100(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.float64]:
         """The 0–100 score the learned model YAML gives (same scale, same floor)."""
         span = self.fit_max_ + self.engagement_max_
         if span == 0:  # nothing learned: every lead has 0 points
-            return np.zeros(len(self.total_points_of(X)))
-        return np.asarray(self.total_points_of(X) * (100.0 / span), dtype=np.float64)
+            return np.zeros(len(self.total_points_of(X, columns)))
+        return np.asarray(self.total_points_of(X, columns) * (100.0 / span), dtype=np.float64)
 
-    def decision_function(self, X: Any) -> npt.NDArray[np.float64]:
+    def decision_function(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.float64]:
         """Log-odds of the positive class from the integer points."""
         check_is_fitted(self)
-        return np.asarray(self.intercept_ + self.total_points_of(X) / self.points_per_logit_, float)
+        return np.asarray(self.intercept_ + self.total_points_of(X, columns) / self.points_per_logit_, float)
 
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
@@ -394,8 +416,24 @@ def _numbered(n: int) -> tuple[Feature, ...]:
 
 
 def forget_bins() -> None:
-    """Empty the bins kept for refits (the columns they hold are freed)."""
+    """Empty the bins and fold rows kept for refits (the columns they hold are freed)."""
     _BINS.clear()
+    _ROWS.clear()
+    _ROWS_HELD[0] = 0
+
+
+def fold_rows(column: Column, rows: IntArray) -> Column:
+    """``column[rows]``, the same object for the same column and rows objects while kept (``_ROWS``)."""
+    key = (id(column), id(rows))
+    kept = _ROWS.get(key)
+    if kept is not None and kept[0] is column and kept[1] is rows:
+        return kept[2]
+    out = column[rows]
+    _ROWS[key] = (column, rows, out)
+    _ROWS_HELD[0] += len(out)
+    while _ROWS_HELD[0] > _ROWS_KEPT and len(_ROWS) > 1:
+        _ROWS_HELD[0] -= len(_ROWS.pop(next(iter(_ROWS)))[2])
+    return out
 
 
 def read_columns(
@@ -444,8 +482,9 @@ def stratified_group_folds(
     Its rule: groups ordered by the spread of their class counts (most spread first, stable), each put
     in the fold where the classes' shares of the folds spread least (the mean over classes of the
     standard deviation across folds), a near tie (``np.isclose``) going to the fold with fewer rows. The
-    candidate folds' spreads are computed at once, by the same numpy reductions, so the floats and so
-    the choices are the same."""
+    candidate folds' spreads are computed in Python floats, each operation and each sum in the order of
+    numpy's reductions there (``_spread``), so the floats and so the choices are the same; a class the
+    group has no rows of spreads alike in every candidate, computed once."""
     y = np.asarray(target)
     classes, y_inv, y_cnt = np.unique(y, return_inverse=True, return_counts=True)
     if np.all(n_folds > y_cnt):
@@ -457,24 +496,57 @@ def stratified_group_folds(
         )
     per_group = np.zeros((len(groups_cnt), len(classes)))
     np.add.at(per_group, (groups_inv, y_inv), 1)
-    per_fold = np.zeros((n_folds, len(classes)))
-    eye = np.eye(n_folds)[:, :, None]
-    scale = y_cnt.reshape(1, 1, -1)
+    n_classes = len(classes)
+    totals = [float(c) for c in y_cnt]
+    per_fold = [[0.0] * n_classes for _ in range(n_folds)]
+    # each class's spread across the folds as they are: the same for every candidate fold of a group
+    # without rows of that class
+    spread = [_spread([0.0] * n_folds, totals[c]) for c in range(n_classes)]
     fold_of = np.empty(len(groups_cnt), dtype=np.intp)
-    for g in np.argsort(-np.std(per_group, axis=1), kind="stable"):
-        counts = per_group[g]
-        # candidate i: the folds' counts with this group added to fold i; axis 1 runs over folds
-        evals = np.mean(np.std((per_fold[None] + eye * counts) / scale, axis=1), axis=1).tolist()
-        sizes = per_fold.sum(axis=1).tolist()
+    rows_of = per_group.tolist()
+    for g in np.argsort(-np.std(per_group, axis=1), kind="stable").tolist():
+        counts = rows_of[g]
+        # candidate i: the folds' counts with this group added to fold i
+        evals = []
+        for i in range(n_folds):
+            total = 0.0
+            for c in range(n_classes):
+                if counts[c]:
+                    column = [
+                        per_fold[k][c] + counts[c] if k == i else per_fold[k][c] for k in range(n_folds)
+                    ]
+                    total += _spread(column, totals[c])
+                else:
+                    total += spread[c]
+            evals.append(total / n_classes)
+        sizes = [sum(fold) for fold in per_fold]
         best, low, fewest = 0, math.inf, math.inf
         for i, value in enumerate(evals):
             if value < low or (abs(value - low) <= 1e-8 + 1e-5 * abs(low) and sizes[i] < fewest):
                 best, low, fewest = i, value, sizes[i]
-        per_fold[best] += counts
+        for c in range(n_classes):
+            if counts[c]:
+                per_fold[best][c] += counts[c]
+                spread[c] = _spread([fold[c] for fold in per_fold], totals[c])
         fold_of[g] = best
     row_fold = fold_of[groups_inv]
     rows = np.arange(len(y))
     return [(rows[row_fold != k], rows[row_fold == k]) for k in range(n_folds)]
+
+
+def _spread(counts: list[float], total: float) -> float:
+    """``np.std(np.asarray(counts) / total)``, the same float: the shares summed in order from the first
+    (as numpy's reduction over the folds of ``StratifiedGroupKFold``'s evaluation: fewer than eight), the
+    mean, the squared deviations summed in order, divided by their number, the square root."""
+    shares = [c / total for c in counts]
+    mean = shares[0]
+    for x in shares[1:]:
+        mean += x
+    mean /= len(shares)
+    squares = (shares[0] - mean) * (shares[0] - mean)
+    for x in shares[1:]:
+        squares += (x - mean) * (x - mean)
+    return math.sqrt(squares / len(shares))
 
 
 def standardise(values: FloatArray, counts: npt.ArrayLike) -> tuple[float, float]:

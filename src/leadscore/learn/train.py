@@ -164,7 +164,7 @@ def _learn(
     sc, keep = fitted.scorecard, fitted.keep
     notes = [*data.notes, *fitted.notes]
     features = tuple(data.features[j] for j in keep)
-    train_scores = sc.score_100(train.X[:, keep])
+    train_scores = sc.score_100(train.X[:, keep], [columns[j] for j in keep])
     bands = (
         float(np.quantile(train_scores, 1 - hot_share)),
         float(np.quantile(train_scores, 1 - hot_share - warm_share)),

@@ -1,0 +1,76 @@
+"""The learner's logistic regressions: scikit-learn's ``LogisticRegression`` (L2 penalty, lbfgs, an
+intercept), the same fit without the per-call overhead around it.
+
+``learn`` fits hundreds of small regressions on matrices it builds itself (the C grid in every fold, the
+pair search's refits, the rule budget's rounds, the candidates' folds). Each ``LogisticRegression.fit``
+spends about a millisecond checking its input and parameters and dispatching to the solver, as much as
+the solver itself on a few thousand rows. ``fit_logistic`` makes the solver's own call, as scikit-learn
+makes it (``_logistic_regression_path``: the loss and gradient of ``LinearModelLoss`` with the binomial
+loss, L-BFGS-B from zeros with its options), and returns a ``LogisticRegression`` holding the result, so
+the coefficients are the same floats and predictions come from scikit-learn's own methods
+(``tests/test_learn_regression.py`` checks both against ``LogisticRegression`` itself). Where that call
+is not available (another scikit-learn's internals) or the input is not the learner's (labels other
+than 0 and 1 with both present, no columns), ``LogisticRegression.fit`` runs as it is.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import sklearn
+from scipy import optimize
+from scipy.special import expit
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+try:  # scikit-learn's internals: the loss LogisticRegression minimises
+    from sklearn._loss.loss import HalfBinomialLoss
+    from sklearn.linear_model._linear_loss import LinearModelLoss
+except ImportError:  # pragma: no cover - another scikit-learn: LogisticRegression.fit as it is
+    HalfBinomialLoss = LinearModelLoss = None
+
+FloatArray = npt.NDArray[np.float64]
+TOL = 1e-4  # LogisticRegression's default
+
+
+def fit_logistic(M: FloatArray, target: npt.NDArray[Any], C: float, max_iter: int) -> LogisticRegression:
+    """``LogisticRegression(C=C, max_iter=max_iter).fit(M, target)`` for 0/1 labels."""
+    X = np.ascontiguousarray(M, dtype=np.float64)  # as LogisticRegression's own check hands it on
+    labels = np.unique(target)
+    if LinearModelLoss is None or X.ndim != 2 or X.shape[1] == 0 or labels.tolist() != [0, 1]:
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return LogisticRegression(C=C, max_iter=max_iter).fit(M, target)
+    loss = LinearModelLoss(base_loss=HalfBinomialLoss(), fit_intercept=True)
+    y = (np.asarray(target) == 1).astype(np.float64)
+    result = optimize.minimize(
+        loss.loss_gradient,
+        np.zeros(X.shape[1] + 1),
+        method="L-BFGS-B",
+        jac=True,
+        args=(X, y, None, 1.0 / (C * X.shape[0]), 1),
+        options={"maxiter": max_iter, "maxls": 50, "gtol": TOL, "ftol": 64 * np.finfo(float).eps},
+    )
+    n_iter = min(result.nit, max_iter)
+    if result.status != 0:
+        warnings.warn(f"lbfgs failed to converge after {n_iter} iteration(s) (status={result.status}):\n"
+                      f"{result.message}", ConvergenceWarning, stacklevel=2)  # fmt: skip
+    lr = LogisticRegression(C=C, max_iter=max_iter)
+    lr.classes_ = labels
+    lr.n_features_in_ = X.shape[1]
+    lr.n_iter_ = np.asarray([n_iter], dtype=np.int32)
+    lr.coef_ = result.x[:-1][None, :]
+    lr.intercept_ = result.x[-1:]
+    return lr
+
+
+def decision(lr: LogisticRegression, M: FloatArray) -> FloatArray:
+    """``lr.decision_function(M)`` of a binary regression, without its checks: the same product."""
+    return np.asarray((np.asarray(M, dtype=np.float64) @ lr.coef_.T + lr.intercept_).ravel(), float)
+
+
+def probability(lr: LogisticRegression, M: FloatArray) -> FloatArray:
+    """``lr.predict_proba(M)[:, 1]``: the probability of the second label, the same floats."""
+    return np.asarray(expit(decision(lr, M)), float)
