@@ -43,16 +43,20 @@ def fit_logistic(M: FloatArray, target: npt.NDArray[Any], C: float, max_iter: in
     if LinearModelLoss is None or X.ndim != 2 or X.shape[1] == 0 or labels.tolist() != [0, 1]:
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             return LogisticRegression(C=C, max_iter=max_iter).fit(M, target)
-    loss = LinearModelLoss(base_loss=HalfBinomialLoss(), fit_intercept=True)
     y = (np.asarray(target) == 1).astype(np.float64)
-    result = optimize.minimize(
-        loss.loss_gradient,
-        np.zeros(X.shape[1] + 1),
-        method="L-BFGS-B",
-        jac=True,
-        args=(X, y, None, 1.0 / (C * X.shape[0]), 1),
-        options={"maxiter": max_iter, "maxls": 50, "gtol": TOL, "ftol": 64 * np.finfo(float).eps},
-    )
+    try:
+        loss = LinearModelLoss(base_loss=HalfBinomialLoss(), fit_intercept=True)
+        result = optimize.minimize(
+            loss.loss_gradient,
+            np.zeros(X.shape[1] + 1),
+            method="L-BFGS-B",
+            jac=True,
+            args=(X, y, None, 1.0 / (C * X.shape[0]), 1),
+            options={"maxiter": max_iter, "maxls": 50, "gtol": TOL, "ftol": 64 * np.finfo(float).eps},
+        )
+    except (TypeError, AttributeError):  # another scikit-learn's internals: its own fit, the same model
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return LogisticRegression(C=C, max_iter=max_iter).fit(M, target)
     n_iter = min(result.nit, max_iter)
     if result.status != 0:
         warnings.warn(f"lbfgs failed to converge after {n_iter} iteration(s) (status={result.status}):\n"
