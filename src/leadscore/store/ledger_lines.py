@@ -5,7 +5,8 @@ A line was a row of its own before (~7 a lead and score, each in two B-trees on 
 deleting and reading them was most of what a further named score cost to save (bench/README.md, issue
 #20). The lines of a lead's score are now one JSON array (``orjson``) of arrays in the order of
 ``PACKED``, in the order the ledger holds them; floats are written as the shortest text that reads back
-as the same double (``-0.0`` included), so every value reads back as it was stored. JSON has no NaN or
+as the same double (``-0.0`` included), so every value reads back as it was stored (on SQLite -0.0 is written as 0.0, which is what its float
+columns gave back). JSON has no NaN or
 infinity: a score whose lines hold one is written as ``{"nonfinite": [...]}`` with those floats as text
 (``"nan"``, ``"inf"``, ``"-inf"``), read back by ``float``. Values of another type than the column's
 (an integer for a float column, as SQLite's column types would have turned them) are converted when
@@ -50,32 +51,37 @@ def line_tuple(line: LedgerLine) -> tuple[Any, ...]:
             line.score_points, line.note)  # fmt: skip
 
 
-def pack_lines(ledgers: Sequence[Ledger]) -> list[str]:
-    """Each ledger's lines as its stored text (the ``lines`` column)."""
-    return pack_tuples([[line_tuple(line) for line in r.lines] for r in ledgers])
+def pack_lines(ledgers: Sequence[Ledger], *, signed_zero: bool = True) -> list[str]:
+    """Each ledger's lines as its stored text (the ``lines`` column); ``signed_zero``: False on SQLite,
+    whose float columns read -0.0 back as 0.0, so the lines read back as the rows of a line each did."""
+    return pack_tuples([[line_tuple(line) for line in r.lines] for r in ledgers], signed_zero=signed_zero)
 
 
-def pack_tuples(per_lead: Sequence[Sequence[tuple[Any, ...]]]) -> list[str]:
+def pack_tuples(per_lead: Sequence[Sequence[tuple[Any, ...]]], *, signed_zero: bool = True) -> list[str]:
     """Each score's lines (tuples in the order of ``PACKED``) as its stored text."""
     flat = list(chain.from_iterable(per_lead))
-    if not flat or _plain(flat):
+    if not flat or _plain(flat, signed_zero):
         return [orjson.dumps(lines).decode() for lines in per_lead]
-    return [_pack_checked(lines) for lines in per_lead]
+    return [_pack_checked(lines, signed_zero) for lines in per_lead]
 
 
-def _plain(lines: Sequence[tuple[Any, ...]]) -> bool:
+def _plain(lines: Sequence[tuple[Any, ...]], signed_zero: bool) -> bool:
     """Whether JSON carries every value as it is: floats finite and of type float (their sum is finite
-    only if each is; a sum too large says no too, and those lines take ``_pack_checked``), counts ints."""
+    only if each is; a sum too large says no too, and those lines take ``_pack_checked``), counts ints,
+    and (without ``signed_zero``) no -0.0."""
     cells = list(zip(*lines, strict=True))
     for i in _FLOATS:
-        if not set(map(type, cells[i])) <= {float, type(None)} or not math.isfinite(sum(filter(None, cells[i]))):
+        column = cells[i]
+        if not set(map(type, column)) <= {float, type(None)} or not math.isfinite(sum(filter(None, column))):
+            return False
+        if not signed_zero and 0.0 in column and any(v == 0.0 and math.copysign(1.0, v) < 0 for v in column):
             return False
     return set(map(type, cells[_MATCHED])) <= {int, type(None)}
 
 
-def _pack_checked(lines: Sequence[tuple[Any, ...]]) -> str:
+def _pack_checked(lines: Sequence[tuple[Any, ...]], signed_zero: bool) -> str:
     """``pack_lines`` of one score's lines value by value: floats and counts converted to their column's
-    type, a non-finite float as text under ``"nonfinite"``."""
+    type, a non-finite float as text under ``"nonfinite"``, -0.0 as 0.0 without ``signed_zero``."""
     out: list[list[Any]] = []
     nonfinite = False
     for values in lines:
@@ -86,6 +92,8 @@ def _pack_checked(lines: Sequence[tuple[Any, ...]]) -> str:
                 if not math.isfinite(row[i]):
                     row[i] = repr(row[i])
                     nonfinite = True
+                elif not signed_zero and row[i] == 0.0:
+                    row[i] = 0.0
         matched = row[_MATCHED]
         if matched is not None and type(matched) is not int:
             row[_MATCHED] = int(matched) if float(matched).is_integer() else float(matched)

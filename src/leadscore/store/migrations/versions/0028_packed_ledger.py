@@ -63,7 +63,7 @@ def upgrade() -> None:
     rows = conn.execute(query.execution_options(yield_per=10_000))
     scores = ((key, [tuple(r[2:]) for r in lines]) for key, lines in groupby(rows, key=lambda r: (r[0], r[1])))
     for chunk in _chunks(scores, BATCH):
-        texts = pack_tuples([lines for _, lines in chunk])
+        texts = pack_tuples([lines for _, lines in chunk], signed_zero=conn.dialect.name != "sqlite")
         conn.execute(
             packed.insert(),
             [
