@@ -63,7 +63,9 @@ def _drain(store: Store, limit: int | None = None) -> int:
 
 def _visits(store: Store, user: str = "ann") -> int:
     with store.connect() as conn:
-        matched = [ln["matched"] for ln in read_lines(conn, None, every_score=True) if ln["rule_id"] == "visit"]
+        matched = [
+            ln["matched"] for ln in read_lines(conn, None, every_score=True) if ln["rule_id"] == "visit"
+        ]
     return sum(m or 0 for m in matched)
 
 

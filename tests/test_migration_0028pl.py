@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
@@ -43,7 +42,9 @@ def _key(value: Any) -> Any:
 
 
 def _same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
-    assert [{k: _key(v) for k, v in r.items()} for r in got] == [{k: _key(v) for k, v in r.items()} for r in want]
+    assert [{k: _key(v) for k, v in r.items()} for r in got] == [
+        {k: _key(v) for k, v in r.items()} for r in want
+    ]
 
 
 def _old_lines(lead_id: int) -> list[dict[str, Any]]:
@@ -78,10 +79,17 @@ def test_an_old_store_migrates_with_every_line_identical_and_back(store: Store) 
         rows = [dict(r) for r in conn.execute(text(f"SELECT {names} FROM ledger")).mappings()]
     assert len(rows) == 6 + (store.dialect == "postgresql")
     if store.dialect == "postgresql":
-        assert math.copysign(1.0, next(r["score_points"] for r in rows if (r["lead_id"], r["rule_id"]) == (7, "b"))) < 0
+        assert (
+            math.copysign(
+                1.0, next(r["score_points"] for r in rows if (r["lead_id"], r["rule_id"]) == (7, "b"))
+            )
+            < 0
+        )
     _alembic(store, "upgrade", "heads")
     with store.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM ledger")).scalar() == 3  # (7, primary), (7, other), (8, primary)
+        assert (
+            conn.execute(text("SELECT count(*) FROM ledger")).scalar() == 3
+        )  # (7, primary), (7, other), (8, primary)
         _same(read_lines(conn, None, every_score=True), _sorted(rows))
         _same(read_lines(conn, [7], "other"), [r for r in _sorted(rows) if r["lead_id"] == 7][:1])
         # the gates' and reasons' lines: score points != 0 (-0.0 and 0.0 are zero)
@@ -137,4 +145,7 @@ def test_values_of_another_type_are_stored_as_their_column_reads_them() -> None:
     assert line[:8] == ["a", "fit", "fit", None, 3, 2.0, 1.0, None] and math.isnan(line[8])
     assert type(line[4]) is int and type(line[5]) is float and type(line[6]) is float
     plain = pack_tuples([[("a", "fit", "fit", None, 1, -0.0, 5e-324, None, 1.0, "\x00")]])
-    assert unpack_lines(plain[0])[0][5:7] == [-0.0, 5e-324] and math.copysign(1, unpack_lines(plain[0])[0][5]) < 0
+    assert (
+        unpack_lines(plain[0])[0][5:7] == [-0.0, 5e-324]
+        and math.copysign(1, unpack_lines(plain[0])[0][5]) < 0
+    )

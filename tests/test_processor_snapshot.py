@@ -51,7 +51,8 @@ def _ann(store: Store) -> tuple[int | None, float | None]:
     """Ann's visits counted in her ledger, and her score."""
     with store.connect() as conn:
         matched = next(
-            (ln["matched"] for ln in read_lines(conn, None, every_score=True) if ln["rule_id"] == "visit"), None
+            (ln["matched"] for ln in read_lines(conn, None, every_score=True) if ln["rule_id"] == "visit"),
+            None,
         )
         score = conn.execute(select(scores.c.score)).scalar()
     return matched, score

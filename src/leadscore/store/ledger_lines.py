@@ -113,9 +113,7 @@ def unpack_lines(text: str | bytes) -> list[list[Any]]:
     return found  # type: ignore[no-any-return]
 
 
-def expand(
-    rows: Iterable[Sequence[Any]], *, nonzero: bool = False
-) -> list[dict[str, Any]]:
+def expand(rows: Iterable[Sequence[Any]], *, nonzero: bool = False) -> list[dict[str, Any]]:
     """Stored ``(lead_id, score_name, lines)`` rows as line dicts (``LINE_COLUMNS``) by lead, score name and
     rule id; ``nonzero``: only lines whose ``score_points != 0``."""
     out: list[dict[str, Any]] = []

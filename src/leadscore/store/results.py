@@ -209,7 +209,9 @@ def save_current_scores(
                 [
                     (lid, part.score_name, text)
                     for part, found in zip(parts, by_lead, strict=True)
-                    for lid, text in zip(ids, pack_lines([found[lid] for lid in ids], signed_zero=not in_place), strict=True)
+                    for lid, text in zip(
+                        ids, pack_lines([found[lid] for lid in ids], signed_zero=not in_place), strict=True
+                    )
                     if text != "[]"  # a score without lines has no row, as it had none before
                 ],
             )

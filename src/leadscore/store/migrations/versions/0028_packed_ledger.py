@@ -61,7 +61,9 @@ def upgrade() -> None:
     old = sa.table(OLD, *(sa.column(c) for c in ("lead_id", "score_name", *PACKED)))
     query = sa.select(old).order_by(old.c.lead_id, old.c.score_name, old.c.rule_id)
     rows = conn.execute(query.execution_options(yield_per=10_000))
-    scores = ((key, [tuple(r[2:]) for r in lines]) for key, lines in groupby(rows, key=lambda r: (r[0], r[1])))
+    scores = (
+        (key, [tuple(r[2:]) for r in lines]) for key, lines in groupby(rows, key=lambda r: (r[0], r[1]))
+    )
     for chunk in _chunks(scores, BATCH):
         texts = pack_tuples([lines for _, lines in chunk], signed_zero=conn.dialect.name != "sqlite")
         conn.execute(
