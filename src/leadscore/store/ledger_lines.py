@@ -110,7 +110,7 @@ def unpack_lines(text: str | bytes) -> list[list[Any]]:
             for i in _FLOATS:
                 if isinstance(row[i], str):
                     row[i] = float(row[i])
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def expand(rows: Iterable[Sequence[Any]], *, nonzero: bool = False) -> list[dict[str, Any]]:
