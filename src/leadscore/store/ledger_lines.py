@@ -5,10 +5,10 @@ A line was a row of its own before (~7 a lead and score, each in two B-trees on 
 deleting and reading them was most of what a further named score cost to save (bench/README.md, issue
 #20). The lines of a lead's score are now one JSON array (``orjson``) of arrays in the order of
 ``PACKED``, in the order the ledger holds them; floats are written as the shortest text that reads back
-as the same double (``-0.0`` included), so every value reads back as it was stored (on SQLite -0.0 is written as 0.0, which is what its float
-columns gave back). JSON has no NaN or
-infinity: a score whose lines hold one is written as ``{"nonfinite": [...]}`` with those floats as text
-(``"nan"``, ``"inf"``, ``"-inf"``), read back by ``float``. Values of another type than the column's
+as the same double (``-0.0`` included), so every value reads back as it was stored (on SQLite -0.0 is
+written as 0.0, which is what its float columns gave back). JSON has no NaN or infinity: a score whose
+lines hold one is written as ``{"nonfinite": [...]}`` with those floats as text (``"nan"``, ``"inf"``,
+``"-inf"``), read back by ``float``. Values of another type than the column's
 (an integer for a float column, as SQLite's column types would have turned them) are converted when
 written, so a line reads back as the old row read.
 

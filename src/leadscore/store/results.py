@@ -211,7 +211,7 @@ def save_current_scores(
                     for part, found in zip(parts, by_lead, strict=True)
                     for lid, text in zip(
                         ids, pack_lines([found[lid] for lid in ids], signed_zero=not in_place), strict=True
-                    )
+                    )  # SQLite (in place) writes no -0.0: its float columns gave one back as 0.0
                     if text != "[]"  # a score without lines has no row, as it had none before
                 ],
             )
