@@ -29,7 +29,8 @@ from leadscore.model import loads_model
 from leadscore.scoring import pipeline
 from leadscore.scoring.pipeline import Backfill, ingest, publish
 from leadscore.store import Store
-from leadscore.store.schema import leads, ledger, score_history, scores
+from leadscore.store.ledger_lines import read_lines
+from leadscore.store.schema import leads, score_history, scores
 from pg_schema import PG_URL, pg_schema_store
 
 T0 = 1_717_200_000_000
@@ -114,14 +115,15 @@ def _results(store: Store) -> dict[str, Any]:
 
         def rows(table: Any) -> list[tuple[Any, ...]]:
             out = []
-            for r in conn.execute(select(table)).mappings():
+            found = read_lines(conn, None, every_score=True) if table is None else conn.execute(select(table))
+            for r in found if table is None else found.mappings():
                 values = tuple(
                     round(v, 9) if isinstance(v, float) else v for k, v in r.items() if k not in skip
                 )
                 out.append((who[r["lead_id"]], *values))
             return sorted(out, key=repr)
 
-        return {"scores": rows(scores), "ledger": rows(ledger), "history": rows(score_history)}
+        return {"scores": rows(scores), "ledger": rows(None), "history": rows(score_history)}
 
 
 def _backfill(store: Store, path: Path, chunk_size: int) -> tuple[Any, ...]:

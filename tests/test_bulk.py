@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, select
 
 from leadscore.store import Store
 from leadscore.store.bulk import insert_rows
-from leadscore.store.schema import leads, ledger
+from leadscore.store.schema import leads
+
+# a table of every kind of column the real-time path writes (the ledger's columns before migration 0028)
+ledger = Table(
+    "bulk_lines",
+    MetaData(),
+    Column("lead_id", Integer, primary_key=True),
+    Column("score_name", String(63), primary_key=True),
+    Column("rule_id", String(100), primary_key=True),
+    Column("section", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("rule_group", String(100)),
+    Column("matched", Integer),
+    Column("raw", Float(precision=53)),
+    Column("value", Float(precision=53), nullable=False),
+    Column("decay", Float(precision=53)),
+    Column("score_points", Float(precision=53), nullable=False),
+    Column("note", Text, nullable=False),
+)
+
+
+@pytest.fixture(autouse=True)
+def _lines_table(store: Store) -> None:
+    ledger.create(store.engine)
 
 
 def test_rows_are_stored_as_given_and_unknown_columns_are_refused(store: Store) -> None:
@@ -45,7 +68,7 @@ def test_rows_are_stored_as_given_and_unknown_columns_are_refused(store: Store) 
         ]
         insert_rows(conn, ledger, rows)
         insert_rows(conn, ledger, [])
-        with pytest.raises(ValueError, match="ledger has no column points"):
+        with pytest.raises(ValueError, match="bulk_lines has no column points"):
             insert_rows(conn, ledger, [{"lead_id": 7, "points": 1}])
     with store.connect() as conn:
         stored = [dict(r) for r in conn.execute(select(ledger).order_by(ledger.c.rule_id)).mappings()]
@@ -122,7 +145,7 @@ def test_sqlite_takes_many_rows_a_statement_and_stores_every_one(store: Store) -
     def count(
         conn: object, cursor: object, statement: str, params: object, context: object, many: bool
     ) -> None:
-        if statement.startswith("INSERT INTO ledger"):
+        if statement.startswith("INSERT INTO bulk_lines"):
             shapes.append((statement.count("(?"), len(params) if many else 1))  # type: ignore[arg-type]
 
     rows = [_line(i) for i in range(150)]

@@ -28,7 +28,8 @@ from leadscore.scoring.processor import process_pending
 from leadscore.settings import Settings
 from leadscore.store import Store, counters, dead_letters
 from leadscore.store.keys import create_key
-from leadscore.store.schema import events, inbox, leads, ledger
+from leadscore.store.ledger_lines import read_lines
+from leadscore.store.schema import events, inbox, leads
 from live_server import serving
 
 NOW = 1_717_200_000_000
@@ -90,13 +91,10 @@ def _drain(store: Store) -> int:
 
 
 def _visits(store: Store, user: str) -> int:
-    query = (
-        select(ledger.c.matched)
-        .join(leads, leads.c.id == ledger.c.lead_id)
-        .where(ledger.c.rule_id == "visit", leads.c.external_id == user)
-    )
     with store.connect() as conn:
-        return sum(m or 0 for m in conn.execute(query).scalars())
+        ids = list(conn.execute(select(leads.c.id).where(leads.c.external_id == user)).scalars())
+        lines = read_lines(conn, ids, every_score=True)
+    return sum(ln["matched"] or 0 for ln in lines if ln["rule_id"] == "visit")
 
 
 def _logged(store: Store) -> int:

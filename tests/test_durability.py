@@ -35,7 +35,8 @@ from leadscore.scoring.pipeline import publish
 from leadscore.store import Store
 from leadscore.store.event_log import waiting_events
 from leadscore.store.keys import create_key
-from leadscore.store.schema import events, identities, ledger, scores
+from leadscore.store.ledger_lines import read_lines
+from leadscore.store.schema import events, identities, scores
 
 PG_URL = os.environ.get("LEADSCORE_TEST_POSTGRES_URL")
 MODEL = """
@@ -202,9 +203,11 @@ def _check(store: Store, acked: set[str]) -> set[str]:
             ).all()
         )
         # the rule's own line (a lead past 100 events also gets a clamp line, which counts nothing)
-        counted = dict(
-            conn.execute(select(ledger.c.lead_id, ledger.c.matched).where(ledger.c.rule_id == "clicks")).all()
-        )
+        counted = {
+            line["lead_id"]: line["matched"]
+            for line in read_lines(conn, None, every_score=True)
+            if line["rule_id"] == "clicks"
+        }
         scored = set(conn.execute(select(scores.c.lead_id)).scalars())
     # every stored event was applied exactly once: each lead's rule counted exactly its events
     assert per_lead and per_lead == counted

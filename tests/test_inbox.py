@@ -31,7 +31,8 @@ from leadscore.store.event_log import (
     stored_message_ids,
     waiting_events,
 )
-from leadscore.store.schema import events, inbox, ledger
+from leadscore.store.ledger_lines import read_lines
+from leadscore.store.schema import events, inbox
 
 NOW = 1_717_200_000_000
 MODEL = """
@@ -62,7 +63,9 @@ def _drain(store: Store, limit: int | None = None) -> int:
 
 def _visits(store: Store, user: str = "ann") -> int:
     with store.connect() as conn:
-        matched = conn.execute(select(ledger.c.matched).where(ledger.c.rule_id == "visit")).scalars().all()
+        matched = [
+            ln["matched"] for ln in read_lines(conn, None, every_score=True) if ln["rule_id"] == "visit"
+        ]
     return sum(m or 0 for m in matched)
 
 

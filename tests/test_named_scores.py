@@ -40,6 +40,7 @@ from leadscore.scoring.pipeline import activate_version, ingest, publish, rescor
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.keys import create_key
+from leadscore.store.ledger_lines import expand
 from leadscore.store.lifecycle_tables import read_stage_history
 from leadscore.store.model_versions import active_version, active_versions, find_version
 from leadscore.store.people import find_lead
@@ -328,7 +329,7 @@ def test_a_store_of_one_model_has_one_score_named_primary(store: Store) -> None:
 
 TABLES = {
     "scores": "lead_id",
-    "ledger": "lead_id, rule_id",
+    "ledger": "lead_id",  # then by rule id: the lines of a lead's score read as rows (below)
     "score_history": "id",
     "score_events": "id",
 }
@@ -347,7 +348,11 @@ def _rows(store: Store) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     with store.engine.connect() as conn:
         for table, key in TABLES.items():
-            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}")).mappings()
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}")).mappings().all()
+            if rows and "lines" in rows[0]:  # a row a score since 0028: its lines as the rows they were
+                rows = expand((r["lead_id"], r["score_name"], r["lines"]) for r in rows)
+            elif table == "ledger":
+                rows = sorted(rows, key=lambda r: (r["lead_id"], r["rule_id"]))
             out[table] = [{k: v for k, v in r.items() if k != "score_name"} for r in rows]
     return out
 

@@ -35,8 +35,9 @@ from leadscore.scoring.processor import Processor, process_pending, sqlite_pause
 from leadscore.store import Store, counters
 from leadscore.store.event_log import enqueue, waiting_events
 from leadscore.store.keys import create_key
+from leadscore.store.ledger_lines import read_lines
 from leadscore.store.results import lock_leads
-from leadscore.store.schema import events, ledger, score_events, score_history, scores
+from leadscore.store.schema import events, score_events, score_history, scores
 
 NOW = 1_717_200_000_000
 LEADS, VISITS = 40, 60
@@ -102,9 +103,11 @@ def test_a_processor_killed_mid_batch_loses_nothing_and_applies_nothing_twice(st
     with store.connect() as conn:
         tally = counters.read(conn)
         logged = conn.execute(select(func.count(), func.count(events.c.message_id.distinct()))).one()
-        matched = conn.execute(
-            select(ledger.c.lead_id, ledger.c.matched).where(ledger.c.rule_id == "visit")
-        ).all()
+        matched = [
+            (ln["lead_id"], ln["matched"])
+            for ln in read_lines(conn, None, every_score=True)
+            if ln["rule_id"] == "visit"
+        ]
         current = dict(conn.execute(select(scores.c.lead_id, scores.c.score)).all())
         history = conn.execute(
             select(score_history.c.lead_id, score_history.c.score).order_by(score_history.c.id)

@@ -24,7 +24,8 @@ from leadscore.scoring.processor import ProcessorStats, process_pending
 from leadscore.scoring.snapshot import process_batch
 from leadscore.store import Store, counters
 from leadscore.store.event_log import enqueue, waiting_events
-from leadscore.store.schema import events, inbox, ledger, scores
+from leadscore.store.ledger_lines import read_lines
+from leadscore.store.schema import events, inbox, scores
 
 NOW = 1_717_200_000_000
 # 10 points a visit, engagement out of 100 and weighted 1: the score is 10 per visit
@@ -49,7 +50,10 @@ def _acknowledge(store: Store, *message_ids: str) -> None:
 def _ann(store: Store) -> tuple[int | None, float | None]:
     """Ann's visits counted in her ledger, and her score."""
     with store.connect() as conn:
-        matched = conn.execute(select(ledger.c.matched).where(ledger.c.rule_id == "visit")).scalar()
+        matched = next(
+            (ln["matched"] for ln in read_lines(conn, None, every_score=True) if ln["rule_id"] == "visit"),
+            None,
+        )
         score = conn.execute(select(scores.c.score)).scalar()
     return matched, score
 

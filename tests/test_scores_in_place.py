@@ -11,9 +11,10 @@ from sqlalchemy import Connection, select
 
 from leadscore.compile import Ledger, LedgerLine
 from leadscore.store import Store
+from leadscore.store.ledger_lines import read_lines
 from leadscore.store.model_versions import add_version
 from leadscore.store.results import NamedResults, save_current_scores
-from leadscore.store.schema import leads, ledger, scores
+from leadscore.store.schema import leads, scores
 
 YAML = "model: tiny\n"
 
@@ -63,12 +64,11 @@ def test_rows_updated_in_place(store: Store) -> None:
             (ids[2], "other", 4.0, 0.0, "cold", 200, 2000, None),
             (ids[2], "primary", 1.5, 0.0, "cold", 200, 2000, None),
         ]
-        points = conn.execute(
-            select(ledger.c.lead_id, ledger.c.score_name, ledger.c.score_points).order_by(
-                ledger.c.lead_id, ledger.c.score_name
-            )
-        ).all()
-        assert [tuple(p) for p in points] == [
+        points = [
+            (line["lead_id"], line["score_name"], line["score_points"])
+            for line in read_lines(conn, None, every_score=True)
+        ]
+        assert points == [
             (ids[0], "other", 2.0), (ids[0], "primary", 5.0), (ids[1], "other", 3.0),
             (ids[1], "primary", 40.0), (ids[2], "other", 4.0), (ids[2], "primary", 1.5),
         ]  # fmt: skip

@@ -29,7 +29,8 @@ from sqlalchemy import Connection, func, select
 from leadscore.compile.conditions import compile_condition
 from leadscore.compile.query import lead_resolver
 from leadscore.model import Condition, Gate, ScoringModel, duration_seconds
-from leadscore.store.schema import accounts, events, identities, leads, ledger, scores
+from leadscore.store.ledger_lines import read_lines
+from leadscore.store.schema import accounts, events, identities, leads, scores
 from leadscore.store.score_names import primary_score
 
 GRADE_RANK = {"A": 0, "B": 1, "C": 2, "D": 3}
@@ -153,12 +154,10 @@ def read_facts(conn: Connection, stage_rows: Iterable[dict[str, object]]) -> dic
         ).all()
     )
     points: dict[tuple[int, str], dict[str, float]] = {}
-    for lead_id, name, rule_id, score_points in conn.execute(
-        select(ledger.c.lead_id, ledger.c.score_name, ledger.c.rule_id, ledger.c.score_points).where(
-            ledger.c.lead_id.in_(ids), ledger.c.score_points != 0
+    for line in read_lines(conn, ids, every_score=True, nonzero=True):
+        points.setdefault((int(line["lead_id"]), str(line["score_name"])), {})[str(line["rule_id"])] = float(
+            line["score_points"]
         )
-    ):
-        points.setdefault((int(lead_id), str(name)), {})[str(rule_id)] = float(score_points)
     primary = primary_score(conn)
     every: dict[int, dict[str, Facts]] = {}
     for r in conn.execute(select(scores).where(scores.c.lead_id.in_(ids))).mappings():

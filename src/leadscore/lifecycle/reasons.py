@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from leadscore.model import ScoringModel
-from leadscore.store.schema import ledger
-from leadscore.store.score_names import named
+from leadscore.store.ledger_lines import read_lines
 
 REASONS = 3
-CHUNK = 500  # lead ids per statement (well under every engine's limit on bound parameters)
 
 
 def rule_names(model: ScoringModel) -> dict[str, str]:
@@ -45,24 +43,17 @@ def top_reasons_of(
     """``top_reasons`` of many leads, read in a few statements (the seller's desk lists hundreds), from the
     ledger of the score ``score_name`` (the primary when None; ``names``: its model's rule names)."""
     lines: dict[int, list[Any]] = {int(i): [] for i in lead_ids}
-    ids = list(lines)
-    for start in range(0, len(ids), CHUNK):
-        query = select(ledger.c.lead_id, ledger.c.rule_id, ledger.c.score_points, ledger.c.matched).where(
-            ledger.c.lead_id.in_(ids[start : start + CHUNK]),
-            named(ledger.c.score_name, score_name),
-            ledger.c.score_points != 0,
-        )
-        for row in conn.execute(query):
-            lines[int(row.lead_id)].append(row)
+    for line in read_lines(conn, list(lines), score_name, nonzero=True):
+        lines[int(line["lead_id"])].append(line)
     out = {}
     for lead_id, found in lines.items():
-        found.sort(key=lambda ln: (-abs(float(ln.score_points)), ln.rule_id))
+        found.sort(key=lambda ln: (-abs(float(ln["score_points"])), ln["rule_id"]))
         out[lead_id] = [
             {
-                "rule_id": ln.rule_id,
-                "name": names.get(ln.rule_id, ln.rule_id),
-                "points": float(ln.score_points),
-                "matched": ln.matched,
+                "rule_id": ln["rule_id"],
+                "name": names.get(ln["rule_id"], ln["rule_id"]),
+                "points": float(ln["score_points"]),
+                "matched": ln["matched"],
             }
             for ln in found[:limit]
         ]

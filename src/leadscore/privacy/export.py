@@ -16,6 +16,7 @@ from leadscore.privacy.person import Person
 from leadscore.privacy.tables import Ids, condition, present_tables, rules_for
 from leadscore.scoring.run import score_leads
 from leadscore.store.event_log import waiting_rows
+from leadscore.store.ledger_lines import expand
 from leadscore.store.schema import accounts, events, leads
 
 SKIP = {"leads", "events"}  # shown as "lead" and "events" above the per-table lists
@@ -49,8 +50,11 @@ def export_person(
     for table in present_tables(conn):
         picks = rules_for(table)
         if picks is not None and table.name not in SKIP:
-            rows = conn.execute(select(table).where(condition(table, picks, ids))).mappings()
-            out[table.name] = [dict(r) for r in rows]
+            rows = conn.execute(select(table).where(condition(table, picks, ids)))
+            if table.name == "ledger":  # a row a score, holding its lines: shown a line a row
+                out[table.name] = expand((r.lead_id, r.score_name, r.lines) for r in rows)
+            else:
+                out[table.name] = [dict(r) for r in rows.mappings()]
     if model is not None and person.lead_id is not None:
         (ledger,) = score_leads(conn, model, sources, [person.lead_id], as_of)
         rules = {r.id: r for r in (*model.fit, *model.engagement)}

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows, insert_tuples
 from leadscore.store.id_lists import in_list
+from leadscore.store.ledger_lines import pack_lines, read_lines
 from leadscore.store.pipelined import Pipeline, pipelined
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.score_names import named
@@ -126,9 +127,8 @@ def score_tuple(r: Ledger, version_id: int, scored_ms: int) -> tuple[Any, ...]:
 
 # a scores row as ``save_current_scores`` writes it: ``score_values``' columns, then the name and due time
 SCORE_COLUMNS = (*VALUE_COLUMNS, "score_name", "due_ms")
-# a ledger row: a ledger line of a lead's score
-LINE_COLUMNS = ("lead_id", "score_name", "rule_id", "section", "kind", "rule_group", "matched", "raw", "value",
-                "decay", "score_points", "note")  # fmt: skip
+# a ledger row: a lead's score's ledger lines, packed (store/ledger_lines.py)
+LEDGER_COLUMNS = ("lead_id", "score_name", "lines")
 
 
 @dataclass(frozen=True)
@@ -205,15 +205,16 @@ def save_current_scores(
             insert_tuples(
                 conn,
                 ledger,
-                LINE_COLUMNS,
+                LEDGER_COLUMNS,
                 [
-                    (r.lead_id, part.score_name, line.rule_id, line.section, line.kind, line.group, line.matched,
-                     line.raw, line.value, line.decay, line.score_points, line.note)
+                    (lid, part.score_name, text)
                     for part, found in zip(parts, by_lead, strict=True)
-                    for r in (found[lid] for lid in ids)
-                    for line in r.lines
+                    for lid, text in zip(
+                        ids, pack_lines([found[lid] for lid in ids], signed_zero=not in_place), strict=True
+                    )  # SQLite (in place) writes no -0.0: its float columns gave one back as 0.0
+                    if text != "[]"  # a score without lines has no row, as it had none before
                 ],
-            )  # fmt: skip
+            )
             for state in old:
                 replaced[(state["lead_id"], state["score_name"])] = state
         for key, row in stored.items():
@@ -389,10 +390,7 @@ def read_current(
         .mappings()
         .first()
     )
-    lines = conn.execute(
-        select(ledger).where(ledger.c.lead_id == lead_id, named(ledger.c.score_name, score_name))
-    ).mappings()
-    return (dict(score) if score else None), [dict(r) for r in lines]
+    return (dict(score) if score else None), read_lines(conn, [lead_id], score_name)
 
 
 CROSSING_KEY = ("lead_id", "model_version_id", "kind", "at_ms", "to_value")

@@ -161,18 +161,11 @@ scores = Table(
 ledger = Table(
     "ledger",
     metadata,
+    # one row per lead and named score holding all of that score's ledger lines (migration 0028; the lines'
+    # encoding and their one reader: store/ledger_lines.py)
     Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
     Column("score_name", String(63), primary_key=True, server_default="primary"),
-    Column("rule_id", String(100), primary_key=True),
-    Column("section", String(16), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("rule_group", String(100)),
-    Column("matched", Integer),
-    Column("raw", Float(precision=53)),
-    Column("value", Float(precision=53), nullable=False),
-    Column("decay", Float(precision=53)),
-    Column("score_points", Float(precision=53), nullable=False),
-    Column("note", Text, nullable=False, default=""),
+    Column("lines", Text, nullable=False),
 )
 
 score_history = Table(
