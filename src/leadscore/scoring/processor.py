@@ -43,6 +43,13 @@ from leadscore.store.event_log import PART_LOCK, PARTS, append_events, claim, re
 from leadscore.store.planner_stats import refresh_stale
 
 log = logging.getLogger("leadscore.processor")
+_TRACE_DIR = __import__("os").environ.get("LEADSCORE_PROCESSOR_TRACE")
+_TRACE = open(f"{_TRACE_DIR}/proc-{__import__('os').getpid()}.log", "a", buffering=1) if _TRACE_DIR else None
+
+
+def _trace(kind: str, t0: float, t1: float, n: int = 0, extra: str = "") -> None:
+    if _TRACE is not None:
+        _TRACE.write(f"{kind} {t0:.4f} {t1:.4f} {n} {extra}\n")
 # events per transaction: on SQLite, acknowledgements wait for the batch in progress (one write lock), so
 # a backlog is taken in shorter turns there; PostgreSQL writers do not wait for each other
 BATCH = 500
@@ -65,7 +72,9 @@ SQLITE_YIELD_S = 0.002
 SQLITE_SHARE = 2.0
 SQLITE_CATCH_UP_MS = 250.0
 # PostgreSQL: seconds between two looks at whether the tables scoring reads need fresh planner statistics
-# (store/planner_stats.py: one cheap query; an ANALYZE when a table grew by a tenth since its last one)
+# (store/planner_stats.py: one cheap query; an ANALYZE when a table's size moved by half since its last
+# one). A started processor looks on a thread of its own: an ANALYZE of the log (100-600 ms at 20,000-60,000
+# rows) held up the batches of the drain that ran it, and the events of its partitions waited for it
 STATS_CHECK_S = 1.0
 # PostgreSQL: a drain that is behind (its last batch at least half full) doubles its batch, up to this:
 # a round trip or statement per batch is then shared by more events (the backlog drains faster); one
@@ -182,6 +191,8 @@ def _in_turn(
             },
         )
         oldest = claimed.oldest_ms
+    if _TRACE is not None:
+        _trace("commit", time.time(), 0, len(claimed.rows), " ".join(r["message_id"] for r in claimed.rows))
     stats.batches += 1
     stats.events += len(claimed.rows)
     stats.leads_rescored += rescored
@@ -395,8 +406,13 @@ class Processor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leadscore-processor", daemon=True)
+        self._statistician = threading.Thread(
+            target=self._keep_statistics, name="leadscore-planner-stats", daemon=True
+        )
 
     def start(self) -> Processor:
+        if self.store.dialect == "postgresql":
+            self._statistician.start()
         self._thread.start()
         return self
 
@@ -412,7 +428,26 @@ class Processor:
         self._stop.set()
         self._wake.set()
         self._thread.join()
+        if self._statistician.is_alive():
+            self._statistician.join()
         self.membership.close()
+
+    def _keep_statistics(self) -> None:
+        """The started processor's planner statistics, looked at every ``STATS_CHECK_S`` while it runs."""
+        while True:
+            self._refresh_statistics()
+            if self._stop.wait(STATS_CHECK_S):
+                return
+
+    def _refresh_statistics(self) -> None:
+        try:
+            _t0 = time.time()
+            _an = refresh_stale(self.store)
+            _trace("stats", _t0, time.time(), len(_an), ",".join(_an))
+        except OperationalError:  # a table held elsewhere: statistics wait, scoring does not
+            log.warning("planner statistics not refreshed; tried again later", exc_info=True)
+        except Exception:
+            log.exception("refreshing planner statistics failed; tried again later")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -430,17 +465,19 @@ class Processor:
             try:
                 if not sqlite and time.monotonic() - self._stats_checked >= STATS_CHECK_S:
                     self._stats_checked = time.monotonic()
-                    try:
-                        refresh_stale(self.store)
-                    except OperationalError:  # a table held elsewhere: statistics wait, scoring does not
-                        log.warning("planner statistics not refreshed; tried again later", exc_info=True)
+                    if not self._statistician.is_alive():  # drained without start(): looked at here
+                        self._refresh_statistics()
                     self.membership.refresh()
                 parts = None if sqlite else self.membership.parts
+                _t0 = time.time()
                 taken = _process(self.store, batch, self.stats, self.drop_unconsented, parts)
+                _trace("batch", _t0, time.time(), taken, f"{batch} {self.stats.last_latency_ms:.0f}")
                 if not taken and parts is not None and len(parts) < PARTS:
                     # its own partitions are empty: help with the others' (those no transaction holds)
                     others = [part for part in range(PARTS) if part not in parts]
+                    _t0 = time.time()
                     taken = _process(self.store, batch, self.stats, self.drop_unconsented, others)
+                    _trace("other", _t0, time.time(), taken, f"{batch} {self.stats.last_latency_ms:.0f}")
             except Exception:
                 self.stats.errors += 1
                 log.exception("processing the inbox failed; it will be retried")
