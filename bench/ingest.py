@@ -630,7 +630,6 @@ class Tracker:
     acked: dict[str, float] = field(default_factory=dict)
     done: dict[str, float] = field(default_factory=dict)
     waiting: set[str] = field(default_factory=set)  # acknowledged, not yet seen scored
-    via: dict[str, str] = field(default_factory=dict)
     failed: int = 0
     max_inbox: int = 0  # events waiting in the inbox, at most
     last_send: float = 0.0  # when the last event was sent
@@ -750,10 +749,8 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
                     # GRACE_S after the last send (not after the last answer: a run that falls behind
                     # would wait for both in turn, and no longer fit a 5-minute hold beside its baseline)
                     stop_by = (tracker.last_send or time.time()) + GRACE_S
-                _tq = time.time()
                 if postgres:
                     logged = horizon.read(conn)
-                    _nw = len(logged)
                     with tracker.lock:
                         behind = [
                             m for m in tracker.waiting if time.time() - tracker.sent[m] > OUT_OF_ORDER_S
@@ -783,16 +780,13 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
                         text("SELECT id, message_id FROM events WHERE id > :last AND id <= :upto"),
                         {"last": last_id, "upto": min(pending, default=2**62)},
                     ).all()
-                    _nw = len(logged)
                     if logged:
                         last_id = max(last_id, *(i for i, _ in logged))
                 tracker.max_inbox = max(tracker.max_inbox, waiting_events(conn))
                 conn.rollback()  # end the read snapshot
                 now = time.time()
                 with tracker.lock:
-                    for _k, (_, m) in enumerate(logged):
-                        if m not in tracker.done:
-                            tracker.via[m] = f"{'w' if _k < _nw else 'l'} {_tq:.4f}"
+                    for _, m in logged:
                         if m in tracker.waiting:
                             tracker.done[m] = now
                             tracker.waiting.discard(m)
@@ -978,10 +972,6 @@ def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, 
                 "cpu_s": cpu,
                 "waits": shares.waits,
             }
-            if os.environ.get("LEADSCORE_BENCH_TRACE"):
-                with open(os.environ["LEADSCORE_BENCH_TRACE"], "w") as fh:
-                    for m, t in tracker.sent.items():
-                        fh.write(f"{m} {t:.4f} {tracker.acked.get(m, 0):.4f} {tracker.done.get(m, 0):.4f} {tracker.via.get(m, '-')}\n")
             # printed before the teardown (stopping processors behind a backlog can take long)
             print(f"{engine} (c) [load {os.getloadavg()[0]:.1f}]: {result}", flush=True)
             print("\n".join(shares_report(result)), flush=True)

@@ -43,13 +43,6 @@ from leadscore.store.event_log import PART_LOCK, PARTS, append_events, claim, re
 from leadscore.store.planner_stats import refresh_stale
 
 log = logging.getLogger("leadscore.processor")
-_TRACE_DIR = __import__("os").environ.get("LEADSCORE_PROCESSOR_TRACE")
-_TRACE = open(f"{_TRACE_DIR}/proc-{__import__('os').getpid()}.log", "a", buffering=1) if _TRACE_DIR else None
-
-
-def _trace(kind: str, t0: float, t1: float, n: int = 0, extra: str = "") -> None:
-    if _TRACE is not None:
-        _TRACE.write(f"{kind} {t0:.4f} {t1:.4f} {n} {extra}\n")
 # events per transaction: on SQLite, acknowledgements wait for the batch in progress (one write lock), so
 # a backlog is taken in shorter turns there; PostgreSQL writers do not wait for each other
 BATCH = 500
@@ -191,8 +184,6 @@ def _in_turn(
             },
         )
         oldest = claimed.oldest_ms
-    if _TRACE is not None:
-        _trace("commit", time.time(), 0, len(claimed.rows), " ".join(r["message_id"] for r in claimed.rows))
     stats.batches += 1
     stats.events += len(claimed.rows)
     stats.leads_rescored += rescored
@@ -391,7 +382,10 @@ class Membership:
 class Processor:
     """A background thread that drains the inbox whenever it is woken (after each commit) or every
     ``idle_s`` (events committed by other processes). Once woken it lingers ``linger_s`` before draining,
-    so that events arriving together are scored in one batch instead of one transaction each."""
+    so that events arriving together are scored in one batch instead of one transaction each. On
+    PostgreSQL a second thread keeps the planner statistics (``store/planner_stats.py``) beside the
+    drain, so that no batch waits for an ANALYZE; a processor drained without ``start()`` looks at them
+    in the drain."""
 
     def __init__(
         self, store: Store, idle_s: float = 0.5, drop_unconsented: bool = False, linger_s: float = 0.05
@@ -441,9 +435,7 @@ class Processor:
 
     def _refresh_statistics(self) -> None:
         try:
-            _t0 = time.time()
-            _an = refresh_stale(self.store)
-            _trace("stats", _t0, time.time(), len(_an), ",".join(_an))
+            refresh_stale(self.store)
         except OperationalError:  # a table held elsewhere: statistics wait, scoring does not
             log.warning("planner statistics not refreshed; tried again later", exc_info=True)
         except Exception:
@@ -469,15 +461,11 @@ class Processor:
                         self._refresh_statistics()
                     self.membership.refresh()
                 parts = None if sqlite else self.membership.parts
-                _t0 = time.time()
                 taken = _process(self.store, batch, self.stats, self.drop_unconsented, parts)
-                _trace("batch", _t0, time.time(), taken, f"{batch} {self.stats.last_latency_ms:.0f}")
                 if not taken and parts is not None and len(parts) < PARTS:
                     # its own partitions are empty: help with the others' (those no transaction holds)
                     others = [part for part in range(PARTS) if part not in parts]
-                    _t0 = time.time()
                     taken = _process(self.store, batch, self.stats, self.drop_unconsented, others)
-                    _trace("other", _t0, time.time(), taken, f"{batch} {self.stats.last_latency_ms:.0f}")
             except Exception:
                 self.stats.errors += 1
                 log.exception("processing the inbox failed; it will be retried")
