@@ -715,7 +715,9 @@ class Horizon:
                 " FROM pg_current_snapshot() AS s"
             )
         ).one()
-        rows = conn.execute(text("SELECT id, message_id FROM events WHERE id > :low"), {"low": self.low}).all()
+        rows = conn.execute(
+            text("SELECT id, message_id FROM events WHERE id > :low"), {"low": self.low}
+        ).all()
         new = [(i, m) for i, m in rows if i not in self.seen]
         self.seen.update(i for i, _ in new)
         # committed behind a higher id read at an earlier look: a poller reading above the highest id it
