@@ -633,6 +633,8 @@ class Tracker:
     failed: int = 0
     max_inbox: int = 0  # events waiting in the inbox, at most
     last_send: float = 0.0  # when the last event was sent
+    looked_up: int = 0  # PostgreSQL: events found by message id, not by ``Horizon`` (should stay 0)
+    out_of_order: int = 0  # PostgreSQL: events committed after a higher id was seen (``Horizon.behind``)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -660,7 +662,8 @@ async def _drive(url: str, key: str, rate: int, seconds: float, tracker: Tracker
         if status == 200:
             with tracker.lock:
                 tracker.acked[message_id] = time.time()
-                tracker.waiting.add(message_id)
+                if message_id not in tracker.done:  # not scored before its answer came
+                    tracker.waiting.add(message_id)
         else:
             tracker.failed += 1
 
@@ -680,7 +683,53 @@ async def _drive(url: str, key: str, rate: int, seconds: float, tracker: Tracker
         pool.get_nowait().writer.close()
 
 
-OUT_OF_ORDER_S = 0.2
+# PostgreSQL: an acknowledged event still not seen this long after its send is also looked up by message id
+# (a safety net under ``Horizon``, which should leave it nothing: ``looked_up`` counts what it found)
+OUT_OF_ORDER_S = 1.0
+
+
+@dataclass
+class Horizon:
+    """Which event-log ids a PostgreSQL poller has read all of, although processors commit out of id order.
+
+    Several processors commit out of id order (ids are taken at insert, seen at commit): an event whose
+    id is below one already seen can commit a moment later. Each look is a snapshot (repeatable read) that
+    reads every row above ``low``; once every transaction in progress at an earlier look has ended (the
+    current snapshot's xmin has passed that look's xmax), every id up to the highest that look saw is
+    visible: a transaction that had not begun then takes its ids later, above it (a processor's
+    transaction takes a transaction id in its claim, before it inserts any event). So ``low`` moves up to
+    it, and each look reads only the rows of the transactions that may still be in flight, whatever
+    order they commit in."""
+
+    low: int = 0
+    seen: set[int] = field(default_factory=set)  # ids above ``low`` already read
+    looks: list[tuple[int, int]] = field(default_factory=list)  # (snapshot xmax, highest id then visible)
+    highest: int = 0  # the highest id read
+    behind: int = 0  # rows read after a higher id (committed out of id order)
+
+    def read(self, conn: Any) -> list[tuple[int, str]]:
+        """The rows not read before (in the connection's repeatable-read transaction, not yet begun)."""
+        xmin, xmax = conn.execute(
+            text(
+                "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint"
+                " FROM pg_current_snapshot() AS s"
+            )
+        ).one()
+        rows = conn.execute(
+            text("SELECT id, message_id FROM events WHERE id > :low"), {"low": self.low}
+        ).all()
+        new = [(i, m) for i, m in rows if i not in self.seen]
+        self.seen.update(i for i, _ in new)
+        # committed behind a higher id read at an earlier look: a poller reading above the highest id it
+        # has seen would have missed it
+        self.behind += sum(1 for i, _ in new if i < self.highest)
+        top = max((i for i, _ in rows), default=self.low)
+        self.highest = max(self.highest, top)
+        while self.looks and self.looks[0][0] <= xmin:
+            self.low = max(self.low, self.looks.pop(0)[1])
+        self.seen = {i for i in self.seen if i > self.low}
+        self.looks.append((xmax, top))
+        return new
 
 
 def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> None:
@@ -690,49 +739,54 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
     store = Store.from_url(db, migrate_schema=False)
     stop_by = float("inf")
     last_id = 0
+    horizon = Horizon()
     try:
         with store.connect() as conn:
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:  # one snapshot a look (``Horizon``)
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             while True:
                 finished = stop.is_set()
                 if finished and stop_by == float("inf"):
                     # GRACE_S after the last send (not after the last answer: a run that falls behind
                     # would wait for both in turn, and no longer fit a 5-minute hold beside its baseline)
                     stop_by = (tracker.last_send or time.time()) + GRACE_S
-                # a SQLite processor logs a batch's events before it scores them (``scoring/snapshot.py``):
-                # those after the pending rows' ``logged_after`` are not scored yet
-                pending = [
-                    entry[PENDING].get("logged_after", 0)
-                    for (text_,) in conn.execute(
-                        text(f"SELECT rows FROM inbox WHERE rows LIKE '[{{\"{PENDING}\"%'")
-                    )
-                    for entry in inbox_events(text_)
-                    if isinstance(entry, dict) and PENDING in entry
-                ]
-                logged = conn.execute(
-                    text("SELECT id, message_id FROM events WHERE id > :last AND id <= :upto"),
-                    {"last": last_id, "upto": min(pending, default=2**62)},
-                ).all()
-                if conn.dialect.name == "postgresql":
-                    # several processors commit out of id order: an event whose id is below one already
-                    # seen can commit later, so the acknowledged events still waiting are also looked up
-                    # by message id (the unique index), each look a fraction of a second behind
+                if postgres:
+                    logged = horizon.read(conn)
                     with tracker.lock:
                         behind = [
                             m for m in tracker.waiting if time.time() - tracker.sent[m] > OUT_OF_ORDER_S
                         ]
                     if behind:
-                        logged = [
-                            *logged,
-                            *conn.execute(
-                                text("SELECT 0, message_id FROM events WHERE message_id = ANY(:ids)"),
-                                {"ids": behind},
-                            ).all(),
-                        ]
+                        found = conn.execute(
+                            text("SELECT 0, message_id FROM events WHERE message_id = ANY(:ids)"),
+                            {"ids": behind},
+                        ).all()
+                        read = {m for _, m in logged}
+                        found = [(i, m) for i, m in found if m not in read]
+                        tracker.looked_up += len(found)
+                        logged = [*logged, *found]
+                else:
+                    # a SQLite processor logs a batch's events before it scores them
+                    # (``scoring/snapshot.py``): those after the pending rows' ``logged_after`` are not
+                    # scored yet
+                    pending = [
+                        entry[PENDING].get("logged_after", 0)
+                        for (text_,) in conn.execute(
+                            text(f"SELECT rows FROM inbox WHERE rows LIKE '[{{\"{PENDING}\"%'")
+                        )
+                        for entry in inbox_events(text_)
+                        if isinstance(entry, dict) and PENDING in entry
+                    ]
+                    logged = conn.execute(
+                        text("SELECT id, message_id FROM events WHERE id > :last AND id <= :upto"),
+                        {"last": last_id, "upto": min(pending, default=2**62)},
+                    ).all()
+                    if logged:
+                        last_id = max(last_id, *(i for i, _ in logged))
                 tracker.max_inbox = max(tracker.max_inbox, waiting_events(conn))
                 conn.rollback()  # end the read snapshot
                 now = time.time()
-                if logged:
-                    last_id = max(last_id, *(i for i, _ in logged))
                 with tracker.lock:
                     for _, m in logged:
                         if m in tracker.waiting:
@@ -740,6 +794,7 @@ def _poll(db: str, tracker: Tracker, stop: threading.Event, interval: float) -> 
                             tracker.waiting.discard(m)
                         elif m not in tracker.done:  # scored before its answer reached the client
                             tracker.done[m] = now
+                tracker.out_of_order = horizon.behind
                 if finished and (len(tracker.done) >= len(tracker.acked) or time.time() > stop_by):
                     return
                 time.sleep(interval)
@@ -907,6 +962,8 @@ def latency(engine: str, workdir: Path, rate: int, seconds: float) -> dict[str, 
                 "ack_p50": statistics.median(ack),
                 "ack_p99": ack[int(len(ack) * 0.99) - 1],
                 "max_inbox": tracker.max_inbox,
+                "looked_up": tracker.looked_up,
+                "out_of_id_order": tracker.out_of_order,
                 "crossings": crossings,
                 "history_rows": history,
                 "processors": PROCESSORS,

@@ -3,6 +3,9 @@ the rows its last analysis saw)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -75,3 +78,22 @@ def test_a_table_held_elsewhere_is_not_waited_for(pg_store: Store) -> None:
         with pytest.raises(OperationalError, match="lock timeout"):
             refresh_stale(pg_store, ["leads"])
     assert refresh_stale(pg_store, ["leads"]) == ["leads"]
+
+
+def test_a_started_processor_analyses_on_a_thread_of_its_own(pg_store: Store) -> None:
+    """The statistics are looked at beside the drain, not in it: a processor that drains nothing (no wake,
+    its idle look a minute away) still analyses a grown table, and stopping it ends that thread too."""
+    from leadscore.scoring.processor import Processor
+
+    _add_leads(pg_store, STALE_ROWS)
+    before = _analysed(pg_store, "leads")
+    processor = Processor(pg_store, idle_s=60).start()
+    try:
+        deadline = time.monotonic() + 30
+        while _analysed(pg_store, "leads") == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _analysed(pg_store, "leads") == before + 1
+        assert processor.stats.batches == 0  # the drain never ran
+    finally:
+        processor.stop()
+    assert not any(t.name == "leadscore-planner-stats" and t.is_alive() for t in threading.enumerate())

@@ -65,7 +65,9 @@ SQLITE_YIELD_S = 0.002
 SQLITE_SHARE = 2.0
 SQLITE_CATCH_UP_MS = 250.0
 # PostgreSQL: seconds between two looks at whether the tables scoring reads need fresh planner statistics
-# (store/planner_stats.py: one cheap query; an ANALYZE when a table grew by a tenth since its last one)
+# (store/planner_stats.py: one cheap query; an ANALYZE when a table's size moved by half since its last
+# one). A started processor looks on a thread of its own: an ANALYZE of the log (100-600 ms at 20,000-60,000
+# rows) held up the batches of the drain that ran it, and the events of its partitions waited for it
 STATS_CHECK_S = 1.0
 # PostgreSQL: a drain that is behind (its last batch at least half full) doubles its batch, up to this:
 # a round trip or statement per batch is then shared by more events (the backlog drains faster); one
@@ -380,7 +382,10 @@ class Membership:
 class Processor:
     """A background thread that drains the inbox whenever it is woken (after each commit) or every
     ``idle_s`` (events committed by other processes). Once woken it lingers ``linger_s`` before draining,
-    so that events arriving together are scored in one batch instead of one transaction each."""
+    so that events arriving together are scored in one batch instead of one transaction each. On
+    PostgreSQL a second thread keeps the planner statistics (``store/planner_stats.py``) beside the
+    drain, so that no batch waits for an ANALYZE; a processor drained without ``start()`` looks at them
+    in the drain."""
 
     def __init__(
         self, store: Store, idle_s: float = 0.5, drop_unconsented: bool = False, linger_s: float = 0.05
@@ -395,8 +400,13 @@ class Processor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leadscore-processor", daemon=True)
+        self._statistician = threading.Thread(
+            target=self._keep_statistics, name="leadscore-planner-stats", daemon=True
+        )
 
     def start(self) -> Processor:
+        if self.store.dialect == "postgresql":
+            self._statistician.start()
         self._thread.start()
         return self
 
@@ -412,7 +422,24 @@ class Processor:
         self._stop.set()
         self._wake.set()
         self._thread.join()
+        if self._statistician.is_alive():
+            self._statistician.join()
         self.membership.close()
+
+    def _keep_statistics(self) -> None:
+        """The started processor's planner statistics, looked at every ``STATS_CHECK_S`` while it runs."""
+        while True:
+            self._refresh_statistics()
+            if self._stop.wait(STATS_CHECK_S):
+                return
+
+    def _refresh_statistics(self) -> None:
+        try:
+            refresh_stale(self.store)
+        except OperationalError:  # a table held elsewhere: statistics wait, scoring does not
+            log.warning("planner statistics not refreshed; tried again later", exc_info=True)
+        except Exception:
+            log.exception("refreshing planner statistics failed; tried again later")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -430,10 +457,8 @@ class Processor:
             try:
                 if not sqlite and time.monotonic() - self._stats_checked >= STATS_CHECK_S:
                     self._stats_checked = time.monotonic()
-                    try:
-                        refresh_stale(self.store)
-                    except OperationalError:  # a table held elsewhere: statistics wait, scoring does not
-                        log.warning("planner statistics not refreshed; tried again later", exc_info=True)
+                    if not self._statistician.is_alive():  # drained without start(): looked at here
+                        self._refresh_statistics()
                     self.membership.refresh()
                 parts = None if sqlite else self.membership.parts
                 taken = _process(self.store, batch, self.stats, self.drop_unconsented, parts)
