@@ -39,7 +39,7 @@ from leadscore.ingest.limits import cut_path
 from leadscore.scoring.pipeline import rescore_touched
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters, dead_letters
-from leadscore.store.event_log import PART_LOCK, PARTS, append_events, claim, release
+from leadscore.store.event_log import PART_LOCK, PARTS, append_events, arrived_since, claim, release
 from leadscore.store.planner_stats import refresh_stale
 
 log = logging.getLogger("leadscore.processor")
@@ -73,6 +73,41 @@ STATS_CHECK_S = 1.0
 PG_BACKLOG_BATCH = 2000
 
 
+# SQLite, a flood: events arriving faster than the processor scores them even at full speed. Scoring
+# cannot keep within SQLITE_CATCH_UP_MS of the events then, whatever it does, and at full speed it takes a
+# core the acknowledgements need (on 2 cores a flood of `/v1/track` ran at 15 % of a bare endpoint beside
+# it, 30 % without it). So while flooded the processor scores only ``flood_duty`` of the time (it rests
+# ``flood_pause`` after each batch) in batches of ``flood_batch`` events (fewer turns, each cheaper per
+# event): acknowledgements come first, scores lag, and the backlog is scored at full speed once arrivals
+# fall below what the processor scores (a steady rate it keeps up with never counts as a flood).
+# Arrivals are the inbox's events acknowledged in the last FLOOD_WINDOW_S (``event_log.arrived_since``).
+FLOOD_DUTY = 0.25
+FLOOD_BATCH = 1000
+FLOOD_WINDOW_S = 1.0
+# the share of a core a processor can count on, beside a server and its clients on a small machine
+FLOOD_CORE_SHARE = 0.5
+
+
+def flooded(waited_ms: float, arrived_per_s: float, scored_per_s: float, capacity_per_s: float) -> bool:
+    """Whether a SQLite processor is flooded: its last batch's oldest event waited longer than
+    SQLITE_CATCH_UP_MS, and events arrive faster than it scored that batch (``scored_per_s``: events per
+    second of the batch's wall time) and faster than it would score them with FLOOD_CORE_SHARE of a core
+    (``capacity_per_s``: the batch's events per CPU-second of its thread). The wall-time rate alone would
+    count a machine busy with other work as a flood (measured: at 1,000 events/s on a loaded machine),
+    where resting only puts the processor further behind a rate it keeps up with given a share of a core."""
+    return (
+        waited_ms > SQLITE_CATCH_UP_MS
+        and arrived_per_s > scored_per_s
+        and arrived_per_s > FLOOD_CORE_SHARE * capacity_per_s
+    )
+
+
+def flood_pause(batch_s: float, duty: float) -> float:
+    """Seconds a flooded processor rests after a batch that took ``batch_s``, so that it scores
+    ``duty`` of the time (1: no rest)."""
+    return batch_s * (1.0 - duty) / duty
+
+
 def sqlite_pause(held_s: float, waited_ms: float = 0.0) -> float:
     """Seconds a draining processor waits before its next SQLite turn, having held the last ``held_s``
     for a batch whose oldest event had waited ``waited_ms``."""
@@ -92,6 +127,7 @@ class ProcessorStats:
     last_latency_ms: float = 0.0
     last_held_s: float = 0.0  # how long the last batch held the write turn (SQLite) or its transaction
     last_batch_s: float = 0.0  # SQLite: how long the last batch took, its two turns and the scoring between
+    last_batch_cpu_s: float = 0.0  # SQLite: the CPU time the last batch took (the processor's thread)
     recomputed: int = 0  # SQLite batches whose leads changed while scored outside the lock: scored again
 
 
@@ -383,9 +419,18 @@ class Processor:
     so that events arriving together are scored in one batch instead of one transaction each."""
 
     def __init__(
-        self, store: Store, idle_s: float = 0.5, drop_unconsented: bool = False, linger_s: float = 0.05
+        self,
+        store: Store,
+        idle_s: float = 0.5,
+        drop_unconsented: bool = False,
+        linger_s: float = 0.05,
+        flood_duty: float = FLOOD_DUTY,
+        flood_batch: int = FLOOD_BATCH,
     ) -> None:
         self.store = store
+        self.flood_duty = flood_duty
+        self.flood_batch = flood_batch
+        self.floods = 0  # SQLite batches after which the processor rested, in the flood in progress
         self.drop_unconsented = drop_unconsented
         self.idle_s = idle_s
         self.linger_s = linger_s
@@ -448,9 +493,40 @@ class Processor:
             if not taken or self._stop.is_set():  # stopped: what is left waits for the next processor
                 return
             if sqlite:
-                # at least half full: the drain is behind (inbox rows are taken whole, so rarely exactly full)
-                batch = SQLITE_BACKLOG_BATCH if 2 * taken >= batch else SQLITE_BATCH
-                if self._stop.wait(sqlite_pause(self.stats.last_held_s, self.stats.last_latency_ms)):
+                batch, pause = self._sqlite_next(taken, batch)
+                if self._stop.wait(pause):
                     return
             else:
                 batch = min(2 * batch, PG_BACKLOG_BATCH) if 2 * taken >= batch else BATCH
+
+    def _sqlite_next(self, taken: int, batch: int) -> tuple[int, float]:
+        """A SQLite drain's next batch size and the pause before it, after a batch of ``batch`` that took
+        ``taken`` events."""
+        stats = self.stats
+        if (
+            self.flood_duty < 1.0
+            and stats.last_latency_ms > SQLITE_CATCH_UP_MS
+            and stats.last_batch_cpu_s > 0
+        ):
+            since = time.time() * 1000 - FLOOD_WINDOW_S * 1000
+            with self.store.connect() as conn:
+                arrived = arrived_since(conn, int(since)) / FLOOD_WINDOW_S
+            capacity = taken / stats.last_batch_cpu_s
+            if flooded(stats.last_latency_ms, arrived, taken / stats.last_batch_s, capacity):
+                if not self.floods:
+                    log.warning(
+                        "flooded: %.0f events/s arriving, %.0f per CPU-second scored, %.0f ms behind; scoring"
+                        " %.0f%% of the time until arrivals slow (LEADSCORE_PROCESSOR_FLOOD_DUTY)",
+                        arrived,
+                        capacity,
+                        stats.last_latency_ms,
+                        100 * self.flood_duty,
+                    )
+                self.floods += 1
+                return self.flood_batch, flood_pause(stats.last_batch_s, self.flood_duty)
+        if self.floods:
+            log.warning("flood over after %d rested batches: scoring at full speed", self.floods)
+            self.floods = 0
+        # at least half full: the drain is behind (inbox rows are taken whole, so rarely exactly full)
+        batch = SQLITE_BACKLOG_BATCH if 2 * taken >= batch else SQLITE_BATCH
+        return batch, sqlite_pause(stats.last_held_s, stats.last_latency_ms)
