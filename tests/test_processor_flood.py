@@ -24,6 +24,7 @@ from leadscore.model import loads_model
 from leadscore.scoring import processor as processor_module
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.processor import (
+    FLOOD_BATCH,
     SQLITE_BACKLOG_BATCH,
     Processor,
     flood_pause,
@@ -126,6 +127,29 @@ def test_the_next_batch_of_a_flooded_drain(tmp_path: Path) -> None:
         always = Processor(store, flood_duty=1.0)
         _stats(always, 400.0, 0.1, 0.05)
         assert always._sqlite_next(100, 100) == (SQLITE_BACKLOG_BATCH, pytest.approx(0.002))
+    finally:
+        store.dispose()
+
+
+def test_one_slow_batch_is_no_flood(tmp_path: Path) -> None:
+    """600 events acknowledged in the last second; four batches of 100 events at 0.02 s (wall and CPU),
+    then one at 0.2 s (500 per CPU-second: half a core 250/s, under 600). Weighted by 0.8 a batch back:
+    events 100 × (1 + 0.8 + 0.64 + 0.512 + 0.4096) = 336.16, seconds 0.2 + 0.02 × 2.3616 = 0.247232,
+    1,359.7 events/s, half a core 679.9/s: over the 600 arriving, so no flood."""
+    store = Store.from_url(str(tmp_path / "slow.db"))
+    try:
+        now = int(time.time() * 1000)
+        with store.begin() as conn:
+            enqueue(conn, [_row(i, now) for i in range(600)])
+        processor = Processor(store)
+        for seconds in (0.02, 0.02, 0.02, 0.02, 0.2):
+            _stats(processor, 400.0, seconds, seconds)
+            assert processor._sqlite_next(100, 100)[0] == SQLITE_BACKLOG_BATCH
+        assert processor._recent == pytest.approx([336.16, 0.247232, 0.247232])
+        assert processor.floods == 0
+        alone = Processor(store)
+        _stats(alone, 400.0, 0.2, 0.2)
+        assert alone._sqlite_next(100, 100)[0] == FLOOD_BATCH  # the slow batch alone: 500/s, a flood
     finally:
         store.dispose()
 
