@@ -97,6 +97,8 @@ def test_arrivals_are_the_newest_inbox_rows_events_since_a_time(tmp_path: Path) 
 
 
 def _stats(processor: Processor, waited_ms: float, batch_s: float, cpu_s: float) -> None:
+    """The last batch's figures, as a batch after the processor's first leaves them."""
+    processor.stats.batches += 2
     processor.stats.last_latency_ms = waited_ms
     processor.stats.last_batch_s = batch_s
     processor.stats.last_batch_cpu_s = cpu_s
@@ -154,10 +156,27 @@ def test_one_slow_batch_is_no_flood(tmp_path: Path) -> None:
         store.dispose()
 
 
+def test_the_first_batch_counts_for_no_rate(tmp_path: Path) -> None:
+    """The processor's first batch (the model's query compiled, caches cold) is left out of its rates:
+    however slow, it makes no flood."""
+    store = Store.from_url(str(tmp_path / "first.db"))
+    try:
+        with store.begin() as conn:
+            enqueue(conn, [_row(i, int(time.time() * 1000)) for i in range(600)])
+        processor = Processor(store)
+        processor.stats.batches = 1
+        processor.stats.last_latency_ms, processor.stats.last_batch_s = 400.0, 2.0
+        processor.stats.last_batch_cpu_s = 2.0
+        assert processor._sqlite_next(100, 100)[0] == SQLITE_BACKLOG_BATCH
+        assert processor._recent == [0.0, 0.0, 0.0]
+    finally:
+        store.dispose()
+
+
 def test_a_flooded_drain_scores_every_event_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """1,000 single-event inbox rows acknowledged 2 s ago, arrivals counted as endless: every batch after
-    the first is a flood batch of 300 (100, 300, 300, 300), and each of the 1,000 events is logged and
-    counted as scored once."""
+    the second is a flood batch of 300 (100, 500, 300, 100: the first counts for no rate, so the second
+    is a drain behind's 500), and each of the 1,000 events is logged and counted as scored once."""
     monkeypatch.setattr(processor_module, "arrived_since", lambda conn, since_ms: 10**9)
     store = Store.from_url(str(tmp_path / "flood.db"))
     try:
@@ -169,7 +188,7 @@ def test_a_flooded_drain_scores_every_event_once(tmp_path: Path, monkeypatch: py
         processor = Processor(store, flood_duty=0.9, flood_batch=300)
         processor.drain()
         assert (processor.stats.batches, processor.stats.events) == (4, 1000)
-        assert processor.floods == 4  # the last batch, too, before the drain found the inbox empty
+        assert processor.floods == 3  # the last batch, too, before the drain found the inbox empty
         with store.connect() as conn:
             assert waiting_events(conn) == 0
             assert counters.read(conn)[counters.SCORED] == 1000
