@@ -74,9 +74,9 @@ PG_BACKLOG_BATCH = 2000
 
 
 # SQLite, a flood: events arriving faster than the processor scores them even at full speed. Scoring
-# cannot keep within SQLITE_CATCH_UP_MS of the events then, whatever it does, and at full speed it takes a
-# core the acknowledgements need (on 2 cores a flood of `/v1/track` ran at 15 % of a bare endpoint beside
-# it, 30 % without it). So while flooded the processor scores only ``flood_duty`` of the time (it rests
+# cannot keep within SQLITE_CATCH_UP_MS of the events then, whatever it does, and at full speed it takes
+# the CPU, write turns and disk syncs the acknowledgements need (on a quiet 2-core machine a flood of
+# `/v1/track` ran at 15 % of a bare endpoint beside it, 30 % without it). So while flooded the processor scores only ``flood_duty`` of the time (it rests
 # ``flood_pause`` after each batch) in batches of ``flood_batch`` events (fewer turns, each cheaper per
 # event): acknowledgements come first, scores lag, and the backlog is scored at full speed once arrivals
 # fall below what the processor scores (a steady rate it keeps up with never counts as a flood).
@@ -436,11 +436,8 @@ class Processor:
         self.flood_duty = flood_duty
         self.flood_batch = flood_batch
         self.floods = 0  # SQLite batches after which the processor rested, in the flood in progress
-        self._recent = [
-            0.0,
-            0.0,
-            0.0,
-        ]  # SQLite: events, wall seconds, CPU-seconds of its batches (FLOOD_MEMORY)
+        # SQLite: events, wall seconds and CPU-seconds of its recent batches (FLOOD_MEMORY)
+        self._recent = [0.0, 0.0, 0.0]
         self.drop_unconsented = drop_unconsented
         self.idle_s = idle_s
         self.linger_s = linger_s
