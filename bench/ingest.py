@@ -413,9 +413,13 @@ def single_events(engine: str, workdir: Path, seconds: float) -> dict[str, Any]:
     for processor in (True, False):
         with database(engine, workdir) as db:
             key = prepare(db)
-            with scoring_server(db, processor) as (url, _):
+            with scoring_server(db, processor) as (url, procs):
                 wrk(url, "/v1/track", key, 0, 2, workdir)
+                servers = _children()["server"]
+                before = [procs.cpu_s(), sum(_proc_cpu_s(pid) or 0.0 for pid in servers)]
                 result = wrk(url, "/v1/track", key, 0, seconds, workdir)
+                # CPU-s of the processors and of the server during the measured run
+                spent = [procs.cpu_s(), sum(_proc_cpu_s(pid) or 0.0 for pid in servers)]
                 # how far scoring kept up: events in the log (scored) of those stored, as wrk stopped
                 scored = count(db, "events")
                 kept = stored(db)
@@ -424,6 +428,7 @@ def single_events(engine: str, workdir: Path, seconds: float) -> dict[str, Any]:
         out["processor" if processor else "ingest_only"] = result
         if processor:
             out["scored_of_stored"] = (scored, kept)
+            out["cpu_s"] = {"processors": spent[0] - before[0], "server": spent[1] - before[1]}
     return out
 
 

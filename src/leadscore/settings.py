@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     # batches (each batch has a fixed cost: a transaction and two scoring queries); adds at most this much
     # to the event -> score latency
     processor_linger_s: float = 0.05
+    # SQLite, a flood (events arriving faster than the processor would score them with half a core, and
+    # scoring already further behind than 250 ms): the processor scores only this share of the time, in batches of
+    # processor_flood_batch events, so acknowledgements keep the CPU and the write lock; scores lag until
+    # arrivals slow, then catch up at full speed (1 turns this off: scoring at full speed throughout)
+    processor_flood_duty: float = Field(default=0.25, gt=0, le=1)
+    processor_flood_batch: int = Field(default=1000, ge=1, le=100_000)
     run_processor: bool = True
     # seconds between clock ticks, which rescore leads whose score time alone has changed (windows,
     # decay reaching a threshold: scoring/clock.py); 0 turns the clock off (run `leadscore tick` instead)

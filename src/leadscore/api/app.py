@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 idle_s=settings.processor_idle_s,
                 linger_s=settings.processor_linger_s,
                 drop_unconsented=settings.unconsented_events == "drop",
+                flood_duty=settings.processor_flood_duty,
+                flood_batch=settings.processor_flood_batch,
             )
             if settings.run_processor
             else None

@@ -65,7 +65,12 @@ def process(
         # what has gathered then as one batch (so no linger after waking)
         processor = (
             Processor(
-                store, idle_s=poll, linger_s=0.0, drop_unconsented=settings.unconsented_events == "drop"
+                store,
+                idle_s=poll,
+                linger_s=0.0,
+                drop_unconsented=settings.unconsented_events == "drop",
+                flood_duty=settings.processor_flood_duty,
+                flood_batch=settings.processor_flood_batch,
             )
             if scoring
             else None

@@ -39,7 +39,7 @@ from leadscore.ingest.limits import cut_path
 from leadscore.scoring.pipeline import rescore_touched
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters, dead_letters
-from leadscore.store.event_log import PART_LOCK, PARTS, append_events, claim, release
+from leadscore.store.event_log import PART_LOCK, PARTS, append_events, arrived_since, claim, release
 from leadscore.store.planner_stats import refresh_stale
 
 log = logging.getLogger("leadscore.processor")
@@ -75,6 +75,43 @@ STATS_CHECK_S = 1.0
 PG_BACKLOG_BATCH = 2000
 
 
+# SQLite, a flood: events arriving faster than the processor scores them with FLOOD_CORE_SHARE of a core,
+# and scoring already behind the latency budget. Keeping up then takes the CPU, write turns and disk syncs
+# the acknowledgements need (on a quiet 2-core machine a flood of `/v1/track` ran at 15 % of a bare
+# endpoint beside a processor keeping up, 35 % without it). So while flooded the processor scores only ``flood_duty`` of the time (it rests
+# ``flood_pause`` after each batch) in batches of ``flood_batch`` events (fewer turns, each cheaper per
+# event): acknowledgements come first, scores lag, and the backlog is scored at full speed once arrivals
+# fall below that share (a steady rate it keeps up with in less never counts as a flood).
+# Arrivals are the inbox's events acknowledged in the last FLOOD_WINDOW_S (``event_log.arrived_since``).
+FLOOD_DUTY = 0.25
+FLOOD_BATCH = 1000
+FLOOD_WINDOW_S = 1.0
+# the share of a core a processor can count on, beside a server and its clients on a small machine
+FLOOD_CORE_SHARE = 0.5
+# the processor's rates (events per second of its batches' wall time, and per CPU-second) are sums over
+# its batches, each earlier batch's weight multiplied by this: about the last five count. One batch alone
+# misleads (measured: 916 events per CPU-second for a small batch that also copied the log, against
+# 4,115 over the run), and would call a steady 1,000 events/s a flood
+FLOOD_MEMORY = 0.8
+
+
+def flooded(waited_ms: float, arrived_per_s: float, capacity_per_s: float) -> bool:
+    """Whether a SQLite processor is flooded: its last batch's oldest event waited longer than
+    SQLITE_CATCH_UP_MS, and keeping up would take more than FLOOD_CORE_SHARE of a core (events arrive
+    faster than that share of ``capacity_per_s``, its recent batches' events per CPU-second of its
+    thread). Per CPU-second, not per second of wall time: on a machine busy with other work the wall-time
+    rate falls below a steady rate the processor keeps up with given its share of a core (measured: false
+    floods at 1,000 events/s), and a processor that keeps up with a flood at full speed does so by taking
+    most of a core (measured: 5,389 events/s on a quiet machine, 81 % of a core, /v1/track at 15 % of bare)."""
+    return waited_ms > SQLITE_CATCH_UP_MS and arrived_per_s > FLOOD_CORE_SHARE * capacity_per_s
+
+
+def flood_pause(batch_s: float, duty: float) -> float:
+    """Seconds a flooded processor rests after a batch that took ``batch_s``, so that it scores
+    ``duty`` of the time (1: no rest)."""
+    return batch_s * (1.0 - duty) / duty
+
+
 def sqlite_pause(held_s: float, waited_ms: float = 0.0) -> float:
     """Seconds a draining processor waits before its next SQLite turn, having held the last ``held_s``
     for a batch whose oldest event had waited ``waited_ms``."""
@@ -94,6 +131,7 @@ class ProcessorStats:
     last_latency_ms: float = 0.0
     last_held_s: float = 0.0  # how long the last batch held the write turn (SQLite) or its transaction
     last_batch_s: float = 0.0  # SQLite: how long the last batch took, its two turns and the scoring between
+    last_batch_cpu_s: float = 0.0  # SQLite: the CPU time the last batch took (the processor's thread)
     recomputed: int = 0  # SQLite batches whose leads changed while scored outside the lock: scored again
 
 
@@ -388,9 +426,20 @@ class Processor:
     in the drain."""
 
     def __init__(
-        self, store: Store, idle_s: float = 0.5, drop_unconsented: bool = False, linger_s: float = 0.05
+        self,
+        store: Store,
+        idle_s: float = 0.5,
+        drop_unconsented: bool = False,
+        linger_s: float = 0.05,
+        flood_duty: float = FLOOD_DUTY,
+        flood_batch: int = FLOOD_BATCH,
     ) -> None:
         self.store = store
+        self.flood_duty = flood_duty
+        self.flood_batch = flood_batch
+        self.floods = 0  # SQLite batches after which the processor rested, in the flood in progress
+        # SQLite: events, wall seconds and CPU-seconds of its recent batches (FLOOD_MEMORY)
+        self._recent = [0.0, 0.0, 0.0]
         self.drop_unconsented = drop_unconsented
         self.idle_s = idle_s
         self.linger_s = linger_s
@@ -473,9 +522,42 @@ class Processor:
             if not taken or self._stop.is_set():  # stopped: what is left waits for the next processor
                 return
             if sqlite:
-                # at least half full: the drain is behind (inbox rows are taken whole, so rarely exactly full)
-                batch = SQLITE_BACKLOG_BATCH if 2 * taken >= batch else SQLITE_BATCH
-                if self._stop.wait(sqlite_pause(self.stats.last_held_s, self.stats.last_latency_ms)):
+                batch, pause = self._sqlite_next(taken, batch)
+                if self._stop.wait(pause):
                     return
             else:
                 batch = min(2 * batch, PG_BACKLOG_BATCH) if 2 * taken >= batch else BATCH
+
+    def _sqlite_next(self, taken: int, batch: int) -> tuple[int, float]:
+        """A SQLite drain's next batch size and the pause before it, after a batch of ``batch`` that took
+        ``taken`` events."""
+        stats, recent = self.stats, self._recent
+        # not the processor's first batch, which also compiled the model's query and warmed the caches
+        # (measured: 191 events per CPU-second, where the run went on at 4,785)
+        if stats.batches > 1:
+            for at, value in enumerate((taken, stats.last_batch_s, stats.last_batch_cpu_s)):
+                recent[at] = FLOOD_MEMORY * recent[at] + value
+        if self.flood_duty < 1.0 and stats.last_latency_ms > SQLITE_CATCH_UP_MS and min(recent) > 0:
+            since = time.time() * 1000 - FLOOD_WINDOW_S * 1000
+            with self.store.connect() as conn:
+                arrived = arrived_since(conn, int(since)) / FLOOD_WINDOW_S
+            scored, capacity = recent[0] / recent[1], recent[0] / recent[2]
+            if flooded(stats.last_latency_ms, arrived, capacity):
+                if not self.floods:
+                    log.warning(
+                        "flooded: %.0f events/s arriving, %.0f/s scored (%.0f per CPU-second), %.0f ms behind;"
+                        " scoring %.0f%% of the time until arrivals slow (LEADSCORE_PROCESSOR_FLOOD_DUTY)",
+                        arrived,
+                        scored,
+                        capacity,
+                        stats.last_latency_ms,
+                        100 * self.flood_duty,
+                    )
+                self.floods += 1
+                return self.flood_batch, flood_pause(stats.last_batch_s, self.flood_duty)
+        if self.floods:
+            log.warning("flood over after %d rested batches: scoring at full speed", self.floods)
+            self.floods = 0
+        # at least half full: the drain is behind (inbox rows are taken whole, so rarely exactly full)
+        batch = SQLITE_BACKLOG_BATCH if 2 * taken >= batch else SQLITE_BATCH
+        return batch, sqlite_pause(stats.last_held_s, stats.last_latency_ms)

@@ -102,7 +102,7 @@ def process_batch(
     """One batch of up to ``limit`` events in three steps (the module's docstring); returns the events
     and unreadable entries taken (0: the inbox is empty). ``after_compute`` runs between the computation
     and the save (a test's concurrent writer)."""
-    began = time.monotonic()
+    began, cpu_began = time.monotonic(), time.thread_time()
     with write_turn(store):
         held_from = time.monotonic()
         with store.begin(durable=False, checkpoint=False) as conn:
@@ -135,6 +135,7 @@ def process_batch(
     copy_log(store)
     stats.last_held_s = held
     stats.last_batch_s = time.monotonic() - began
+    stats.last_batch_cpu_s = time.thread_time() - cpu_began
     stats.batches += 1
     stats.events += len(claimed.rows)
     stats.leads_rescored += rescored

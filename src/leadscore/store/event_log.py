@@ -305,6 +305,15 @@ def waiting_events(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.sum(inbox.c.events), 0))).scalar_one())
 
 
+def arrived_since(conn: Connection, since_ms: int, rows: int = 2000) -> int:
+    """How many of the inbox's events were acknowledged at ``since_ms`` or later (a SQLite processor's
+    measure of a flood: ``scoring/processor.py``), among its newest ``rows`` rows: SQLite gives a new row
+    the largest id, so these are read from the end of the primary key, whatever waits before them."""
+    newest = select(inbox.c.received_ms, inbox.c.events).order_by(inbox.c.id.desc()).limit(rows).subquery()
+    query = select(func.coalesce(func.sum(newest.c.events), 0)).where(newest.c.received_ms >= since_ms)
+    return int(conn.execute(query).scalar_one())
+
+
 def inbox_json(value: Any) -> str:
     """JSON text of ``value`` as the inbox (and a dead letter) holds it."""
     try:
