@@ -12,8 +12,6 @@ import sqlite3
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import func, select, text
 
 from leadscore.ingest.apply import event_row
@@ -23,7 +21,6 @@ from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
-from leadscore.store.engine import MIGRATIONS
 from leadscore.store.event_log import (
     INBOX_ROW_EVENTS,
     acknowledge_sqlite,
@@ -33,6 +30,7 @@ from leadscore.store.event_log import (
 )
 from leadscore.store.ledger_lines import read_lines
 from leadscore.store.schema import events, inbox
+from migration_steps import migrate
 
 NOW = 1_717_200_000_000
 MODEL = """
@@ -155,16 +153,8 @@ def test_the_processor_takes_the_oldest_rows_up_to_its_limit(store: Store) -> No
     assert process_pending(store, limit=120) == 0
 
 
-def _alembic(store: Store, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
-
-
 def test_the_migration_keeps_waiting_events_waiting(store: Store) -> None:
-    _alembic(store, "downgrade", "0007")
+    migrate(store, "downgrade", "0007")
     columns = "message_id, type, name, person_key, user_id, properties, context, ts, received_ms, source"
     with store.engine.begin() as conn:
         for mid in ("done", "waiting"):
@@ -176,16 +166,16 @@ def test_the_migration_keeps_waiting_events_waiting(store: Store) -> None:
                 {"mid": mid, "ts": NOW},
             )
         conn.execute(text("INSERT INTO inbox (message_id, received_ms) VALUES ('waiting', :ts)"), {"ts": NOW})
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")
     with store.connect() as conn:
         assert set(conn.execute(select(events.c.message_id)).scalars()) == {"done"}
         assert waiting_events(conn) == 1
         assert stored_message_ids(conn) == {"done", "waiting"}
-    _alembic(store, "downgrade", "0007")
+    migrate(store, "downgrade", "0007")
     with store.engine.connect() as conn:
         assert set(conn.execute(text("SELECT message_id FROM events")).scalars()) == {"done", "waiting"}
         assert conn.execute(text("SELECT message_id FROM inbox")).scalars().all() == ["waiting"]
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")
     assert process_pending(store) == 1
     with store.connect() as conn:
         waiting = conn.execute(

@@ -5,17 +5,15 @@ column is kept as it was; downgrading restores the earlier index."""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import func, inspect, select, text
 
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.segment import normalise
 from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
-from leadscore.store.engine import MIGRATIONS
 from leadscore.store.event_log import enqueue
 from leadscore.store.schema import dead_letters, events
+from migration_steps import migrate
 
 NOW = 1_717_200_000_000
 COLUMNS = "message_id, type, name, person_key, user_id, path, properties, context, ts, received_ms, source"
@@ -32,14 +30,6 @@ PATHS = {
 }
 
 
-def _alembic(store: Store, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
-
-
 def _indexes(store: Store) -> dict[str, list[str | None]]:
     with store.engine.connect() as conn:
         return {
@@ -50,7 +40,7 @@ def _indexes(store: Store) -> dict[str, list[str | None]]:
 
 
 def test_the_migration_cuts_long_paths_and_indexes_them(store: Store) -> None:
-    _alembic(store, "downgrade", "0024")
+    migrate(store, "downgrade", "0024")
     if store.dialect == "sqlite":  # a store with planner statistics: the new index gets its own
         with store.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
@@ -64,7 +54,7 @@ def test_the_migration_cuts_long_paths_and_indexes_them(store: Store) -> None:
                 ),
                 {"mid": mid, "path": path, "ts": NOW + number},
             )
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")
     assert _indexes(store) == {"ix_events_type_ts_path": ["type", "ts", "path", "person_key"]}
     if store.dialect == "sqlite":
         with store.engine.connect() as conn:
@@ -76,9 +66,9 @@ def test_the_migration_cuts_long_paths_and_indexes_them(store: Store) -> None:
     assert [(r.message_id, r.path) for r in rows] == [(mid, after) for mid, (_, after) in PATHS.items()]
     assert all(r.path is None or len(r.path.encode()) <= 1000 for r in rows)
     assert [(r.ts, r.person_key) for r in rows] == [(NOW + n, "u:ann") for n in range(len(PATHS))]
-    _alembic(store, "downgrade", "0024")
+    migrate(store, "downgrade", "0024")
     assert _indexes(store) == {"ix_events_type_ts": ["type", "ts"]}
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")
     assert _indexes(store) == {"ix_events_type_ts_path": ["type", "ts", "path", "person_key"]}
 
 

@@ -4,20 +4,10 @@ is kept; downgrading keeps each account's first owner."""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, text
 
 from leadscore.store import Store
-from leadscore.store.engine import MIGRATIONS
-
-
-def _alembic(store: Store, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
+from migration_steps import migrate
 
 
 def _key(store: Store) -> list[str]:
@@ -32,7 +22,7 @@ def _owners(store: Store) -> list[tuple[int, str, str, int]]:
 
 
 def test_owners_are_kept_per_account_and_team(store: Store) -> None:
-    _alembic(store, "downgrade", "0025c")
+    migrate(store, "downgrade", "0025c")
     assert _key(store) == ["account_id"]
     with store.engine.begin() as conn:
         for account in (1, 2):
@@ -41,7 +31,7 @@ def test_owners_are_kept_per_account_and_team(store: Store) -> None:
         conn.execute(
             text("INSERT INTO account_owners VALUES (1, 'sam', 'core', 10), (2, 'ada', 'analytics', 20)")
         )
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")
     assert sorted(_key(store)) == ["account_id", "team"]
     assert _owners(store) == [(1, "core", "sam", 10), (2, "analytics", "ada", 20)]
     with store.engine.begin() as conn:  # a second team's owner of account 1, and a long alert name
@@ -53,7 +43,7 @@ def test_owners_are_kept_per_account_and_team(store: Store) -> None:
         (1, "core", "sam", 10),
         (2, "analytics", "ada", 20),
     ]
-    _alembic(store, "downgrade", "0025c")
+    migrate(store, "downgrade", "0025c")
     assert _key(store) == ["account_id"]
     assert _owners(store) == [(1, "core", "sam", 10), (2, "analytics", "ada", 20)]  # each one's first
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")

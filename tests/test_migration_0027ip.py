@@ -12,25 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.segment import normalise
 from leadscore.store import Store
-from leadscore.store.engine import MIGRATIONS
 from leadscore.store.event_log import claim, enqueue, inbox_events, inbox_json
+from migration_steps import migrate
 
 NOW = 1_717_200_000_000
-
-
-def _alembic(store: Store, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
 
 
 def _row(user: str, mid: str, at: int) -> dict[str, Any]:
@@ -39,14 +29,14 @@ def _row(user: str, mid: str, at: int) -> dict[str, Any]:
 
 def _waiting_before_upgrade(store: Store) -> None:
     """Two inbox rows written before 0027ip: [a1, b1] and [a2]."""
-    _alembic(store, "downgrade", "0026ao")
+    migrate(store, "downgrade", "0026ao")
     with store.engine.begin() as conn:
         for rows in ([_row("a", "a1", NOW + 1), _row("b", "b1", NOW + 2)], [_row("a", "a2", NOW + 3)]):
             conn.execute(
                 text("INSERT INTO inbox (received_ms, events, rows) VALUES (:at, :n, :rows)"),
                 {"at": rows[0]["received_ms"], "n": len(rows), "rows": inbox_json(rows)},
             )
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")
 
 
 def _inbox(store: Store) -> list[tuple[int, int, int, list[str]]]:
@@ -71,10 +61,10 @@ def test_waiting_rows_are_split_by_partition_in_order(pg_store: Store) -> None:
         taken = claim(conn, 10, parts=[14])
         assert taken is not None and [r["message_id"] for r in taken.rows] == ["a1", "a2", "a3"]
         conn.rollback()
-    _alembic(pg_store, "downgrade", "0026ao")  # the column goes; the four rows stay
+    migrate(pg_store, "downgrade", "0026ao")  # the column goes; the four rows stay
     with pg_store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*), sum(events) FROM inbox")).one() == (4, 4)
-    _alembic(pg_store, "upgrade", "heads")
+    migrate(pg_store, "upgrade", "heads")
 
 
 def test_waiting_rows_keep_partition_0_on_sqlite(tmp_path: Any) -> None:

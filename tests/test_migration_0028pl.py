@@ -12,28 +12,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from leadscore.compile import Ledger, LedgerLine
 from leadscore.store import Store
-from leadscore.store.engine import MIGRATIONS
 from leadscore.store.ledger_lines import LINE_COLUMNS, pack_tuples, read_lines, unpack_lines
 from leadscore.store.model_versions import add_version
 from leadscore.store.results import NamedResults, read_current, save_current_scores
 from leadscore.store.schema import leads
+from migration_steps import migrate
 
 LONG_ID = "r" * 100
 EDGES = (-0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1.7976931348623157e308, 0.1 + 0.2)
-
-
-def _alembic(store: Store, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
 
 
 def _key(value: Any) -> Any:
@@ -65,7 +55,7 @@ def _sorted(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_an_old_store_migrates_with_every_line_identical_and_back(store: Store) -> None:
-    _alembic(store, "downgrade", "0027ip")
+    migrate(store, "downgrade", "0027ip")
     with store.engine.begin() as conn:
         conn.execute(leads.insert().values(id=7, attributes={}, created_ms=1, updated_ms=1))
         conn.execute(leads.insert().values(id=8, attributes={}, created_ms=1, updated_ms=1))
@@ -85,7 +75,7 @@ def test_an_old_store_migrates_with_every_line_identical_and_back(store: Store) 
             )
             < 0
         )
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")
     with store.connect() as conn:
         assert (
             conn.execute(text("SELECT count(*) FROM ledger")).scalar() == 3
@@ -95,11 +85,11 @@ def test_an_old_store_migrates_with_every_line_identical_and_back(store: Store) 
         # the gates' and reasons' lines: score points != 0 (-0.0 and 0.0 are zero)
         nonzero = read_lines(conn, [7, 8], every_score=True, nonzero=True)
         _same(nonzero, [r for r in _sorted(rows) if r["score_points"] != 0])
-    _alembic(store, "downgrade", "0027ip")
+    migrate(store, "downgrade", "0027ip")
     with store.engine.connect() as conn:
         back = [dict(r) for r in conn.execute(text(f"SELECT {names} FROM ledger")).mappings()]
     _same(_sorted(back), _sorted(rows))
-    _alembic(store, "upgrade", "heads")
+    migrate(store, "upgrade", "heads")
 
 
 def _hostile(lead_id: int) -> Ledger:

@@ -19,13 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
 import leadscore.scoring.pipeline as pipeline
-import leadscore.store.engine
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app as cli
@@ -49,11 +46,11 @@ from leadscore.store.schema import outbox, score_history, scores
 from leadscore.store.score_names import check_name, list_scores, primary_score, set_primary
 from leadscore.store.users import add_user
 from live_server import serving
+from migration_steps import migrate
 from web_support import PASSWORD, signed_in
 
 T0 = parse_time("2024-05-01T00:00:00Z", "t0")
 NOW = parse_time("2024-06-01T00:00:00Z", "now")
-MIGRATIONS = Path(leadscore.store.engine.__file__).parent / "migrations"
 HOUR = 3_600_000
 
 CORE = """
@@ -335,14 +332,6 @@ TABLES = {
 }
 
 
-def _alembic(store: Store, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
-
-
 def _rows(store: Store) -> dict[str, list[dict[str, Any]]]:
     """Every row of the tables that hold numbers, less the score name column, in key order."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -362,12 +351,12 @@ def test_the_migration_keeps_every_number_of_the_demo(store: Store, tmp_path: Pa
     run_demo(url, leads=30, seed=7, now_ms=NOW)
     demo = Store.from_url(url)
     try:
-        _alembic(demo, "downgrade", "0018")  # the store as the previous head holds it
+        migrate(demo, "downgrade", "0018")  # the store as the previous head holds it
         before = _rows(demo)
         assert len(before["scores"]) == 30 and len(before["score_history"]) > 60
         with demo.engine.connect() as conn:
             assert "score_name" not in {c["name"] for c in inspect(conn).get_columns("scores")}
-        _alembic(demo, "upgrade", "heads")
+        migrate(demo, "upgrade", "heads")
         assert _rows(demo) == before
         with demo.connect() as conn:
             assert primary_score(conn) == "primary"
@@ -396,11 +385,11 @@ def test_the_migration_keeps_every_number_of_the_demo(store: Store, tmp_path: Pa
             )
         assert [(lid, s) for lid, s in primary_rows] == [(r["lead_id"], r["score"]) for r in before["scores"]]
         # and the downgrade keeps the primary score, dropping the other
-        _alembic(demo, "downgrade", "0018")
+        migrate(demo, "downgrade", "0018")
         assert [(r["lead_id"], r["score"]) for r in _rows(demo)["scores"]] == [
             (r["lead_id"], r["score"]) for r in before["scores"]
         ]
-        _alembic(demo, "upgrade", "heads")
+        migrate(demo, "upgrade", "heads")
     finally:
         demo.dispose()
 
