@@ -22,7 +22,7 @@ from leadscore.ingest.limits import (
     LEAD_LENGTH,
     MAX_DEPTH,
 )
-from leadscore.ingest.segment import MAX_FUTURE_MS, TYPES
+from leadscore.ingest.segment import EXACT_FLOAT, MAX_FUTURE_MS, TYPES
 from leadscore.store.schema import INT64_MAX, INT64_MIN
 
 Schema = dict[str, Any]
@@ -50,11 +50,20 @@ def _text(max_length: int | None = None, min_length: int = 0) -> Schema:
 
 
 NUMBER: Schema = {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX}
+# an id sent as a number is read as its text: an integer within 64 bits, or a number short of 2**53 (past
+# it a JSON number that is no 64-bit integer is read as a rounded float, and neighbours would be one id:
+# ``ingest/segment.py: _text``)
+ID_NUMBER: Schema = {
+    "anyOf": [
+        {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
+        {"type": "number", "exclusiveMinimum": -int(EXACT_FLOAT), "exclusiveMaximum": int(EXACT_FLOAT)},
+    ]
+}
 
 
 def _id(max_length: int | None, description: str, *, required: bool = False) -> Schema:
     """A text field of the event log: a string (numbers are read as their text); null or "" is absent."""
-    choices = [_text(max_length, 1 if required else 0), NUMBER]
+    choices = [_text(max_length, 1 if required else 0), ID_NUMBER]
     if not required:
         choices.append({"type": "null"})
     return {"anyOf": choices, "description": description}

@@ -37,7 +37,7 @@ TYPES = ("track", "page", "screen", "identify", "group", "alias")
 MAX_FUTURE_MS = 24 * 3600 * 1000
 MAX_MESSAGE_BYTES = 32 * 1024
 _SHORTEST_FIELD = min(FIELD_LENGTH.values())  # a text this long fits any top-level field's column
-_EXACT_FLOAT = 2.0**53  # from here on, not every integer is a float: a float id this large is not exact
+EXACT_FLOAT = 2.0**53  # from here on, not every integer is a float: a float id this large is not exact
 
 
 @dataclass(slots=True)
@@ -106,7 +106,7 @@ def _text(raw: dict[str, Any], key: str, where: str = "") -> str | None:
     if value.__class__ is not str:  # the common case costs one test; numbers become text, others fail
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise MessageError(where + key, f"{where}{key} must be a string")
-        if isinstance(value, float) and abs(value) >= _EXACT_FLOAT:
+        if isinstance(value, float) and abs(value) >= EXACT_FLOAT:
             # an integer beyond 64 bits reaches here rounded to a float (orjson): 2**64 and 2**64 + 1
             # would be one person
             raise MessageError(
