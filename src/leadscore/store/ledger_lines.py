@@ -144,13 +144,12 @@ def read_lines(
     and reasons read)."""
     query = select(*_STORED)
     params: dict[str, Any] = {}
-    if every_score:
-        pass
-    elif score_names is None or isinstance(score_names, str):
-        query = query.where(named(ledger.c.score_name, score_names))
-    else:
-        query = query.where(in_list(ledger.c.score_name, "names", Text))
-        params["names"] = list(score_names)
+    if not every_score:  # every score's lines: no condition on the name
+        if score_names is None or isinstance(score_names, str):
+            query = query.where(named(ledger.c.score_name, score_names))
+        else:
+            query = query.where(in_list(ledger.c.score_name, "names", Text))
+            params["names"] = list(score_names)
     if lead_ids is None:
         return expand(conn.execute(query, params).all(), nonzero=nonzero)
     ids = list(lead_ids)
