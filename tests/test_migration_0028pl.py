@@ -31,10 +31,9 @@ def _key(value: Any) -> Any:
     return ("float", value.hex()) if isinstance(value, float) else (type(value).__name__, value)
 
 
-def _same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
-    assert [{k: _key(v) for k, v in r.items()} for r in got] == [
-        {k: _key(v) for k, v in r.items()} for r in want
-    ]
+def _bits(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lines as compared here: every value by ``_key``."""
+    return [{k: _key(v) for k, v in r.items()} for r in lines]
 
 
 def _old_lines(lead_id: int) -> list[dict[str, Any]]:
@@ -80,15 +79,17 @@ def test_an_old_store_migrates_with_every_line_identical_and_back(store: Store) 
         assert (
             conn.execute(text("SELECT count(*) FROM ledger")).scalar() == 3
         )  # (7, primary), (7, other), (8, primary)
-        _same(read_lines(conn, None, every_score=True), _sorted(rows))
-        _same(read_lines(conn, [7], "other"), [r for r in _sorted(rows) if r["lead_id"] == 7][:1])
+        assert _bits(read_lines(conn, None, every_score=True)) == _bits(_sorted(rows))
+        assert _bits(read_lines(conn, [7], "other")) == _bits(
+            [r for r in _sorted(rows) if r["lead_id"] == 7][:1]
+        )
         # the gates' and reasons' lines: score points != 0 (-0.0 and 0.0 are zero)
         nonzero = read_lines(conn, [7, 8], every_score=True, nonzero=True)
-        _same(nonzero, [r for r in _sorted(rows) if r["score_points"] != 0])
+        assert _bits(nonzero) == _bits([r for r in _sorted(rows) if r["score_points"] != 0])
     migrate(store, "downgrade", "0027ip")
     with store.engine.connect() as conn:
         back = [dict(r) for r in conn.execute(text(f"SELECT {names} FROM ledger")).mappings()]
-    _same(_sorted(back), _sorted(rows))
+    assert _bits(_sorted(back)) == _bits(_sorted(rows))
     migrate(store, "upgrade", "heads")
 
 
@@ -112,7 +113,7 @@ def test_hostile_lines_round_trip_through_a_save(store: Store) -> None:
                        (LedgerLine("a", "a", "fit", "fit", score_points=-0.0, value=-0.0, raw=-0.0, matched=0),))  # fmt: skip
         save_current_scores(conn, [NamedResults("primary", v, [plain])], 1000)
         zero = 0.0 if store.dialect == "sqlite" else -0.0
-        _same(read_current(conn, 7)[1], [dict(zip(LINE_COLUMNS, (7, "primary", "a", "fit", "fit", None, 0, zero,
+        assert _bits(read_current(conn, 7)[1]) == _bits([dict(zip(LINE_COLUMNS, (7, "primary", "a", "fit", "fit", None, 0, zero,
                                                                    zero, None, zero, ""), strict=True))])  # fmt: skip
         save_current_scores(conn, [NamedResults("primary", v, [_hostile(7)])], 2000)
     with store.connect() as conn:
@@ -124,7 +125,7 @@ def test_hostile_lines_round_trip_through_a_save(store: Store) -> None:
     ]  # fmt: skip
     if store.dialect == "sqlite":  # as SQLite's float columns gave a -0.0 back
         want = [{k: 0.0 if v == 0.0 and isinstance(v, float) else v for k, v in r.items()} for r in want]
-    _same(got, _sorted(want))
+    assert _bits(got) == _bits(_sorted(want))
 
 
 def test_values_of_another_type_are_stored_as_their_column_reads_them() -> None:
