@@ -128,8 +128,10 @@ def main() -> None:
         ]
         with store.begin() as conn:
             enqueue(conn, rows)
-        while process_pending(store, limit=BATCH if engine == "postgres" else SQLITE_BATCH):
-            pass
+        scored = 0
+        while taken := process_pending(store, limit=BATCH if engine == "postgres" else SQLITE_BATCH):
+            scored += taken
+        print(f"{engine}: the processor drained {scored} of {n_events} events")
         report(store, engine, "processor")
         rescore_all(store)
         report(store, engine, "rescored now")
