@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 
 from case_runner import load_case, run_case
 from leadscore.compile import compile_model, read_ledger
@@ -117,15 +118,20 @@ def _history(lead_id: int, name: str, at_ms: int, score: float) -> dict[str, obj
     }
 
 
-def test_the_newest_history_rows_of_several_scores_are_each_scores_own(store: Store) -> None:
+def _two_scores_three_leads(conn: Connection) -> None:
+    """Scores ``core`` and ``analytics`` (one empty version each) and leads 1, 2 and 3."""
     from leadscore.store.model_versions import add_version
 
+    for name in ("core", "analytics"):
+        add_version(conn, name, f"model: {name}\nfit: []\nengagement: []\n", 1, "", name)
+    conn.execute(
+        leads.insert(), [{"id": i, "attributes": {}, "created_ms": 1, "updated_ms": 1} for i in (1, 2, 3)]
+    )
+
+
+def test_the_newest_history_rows_of_several_scores_are_each_scores_own(store: Store) -> None:
     with store.begin() as conn:
-        for name in ("core", "analytics"):
-            add_version(conn, name, f"model: {name}\nfit: []\nengagement: []\n", 1, "", name)
-        conn.execute(
-            leads.insert(), [{"id": i, "attributes": {}, "created_ms": 1, "updated_ms": 1} for i in (1, 2, 3)]
-        )
+        _two_scores_three_leads(conn)
         append_history(
             conn,
             [
@@ -149,14 +155,8 @@ def test_the_newest_history_row_of_a_tie_on_its_time_is_the_last_inserted(store:
     # PostgreSQL reads each lead's newest row by a lateral join from the ids, SQLite by a correlated
     # subquery: both order by (at_ms, id) descending, so of rows at the same time the last inserted wins;
     # an id given twice reads its row once, an id without rows (or without a lead) reads none
-    from leadscore.store.model_versions import add_version
-
     with store.begin() as conn:
-        for name in ("core", "analytics"):
-            add_version(conn, name, f"model: {name}\nfit: []\nengagement: []\n", 1, "", name)
-        conn.execute(
-            leads.insert(), [{"id": i, "attributes": {}, "created_ms": 1, "updated_ms": 1} for i in (1, 2, 3)]
-        )
+        _two_scores_three_leads(conn)
         append_history(
             conn,
             [
