@@ -94,8 +94,14 @@ scale: {{fit_max: 7, engagement_max: 8}}
             r"3:51 rule r field when.equals: 9007199254740993 is not exact as a number .*"
             r"quote it to compare as text: '9007199254740993'",
         ),
-        ("{attribute: t, in: [1, -9007199254740995]}", r"3:51 rule r field when.in\[1\]: -9007199254740995 is not exact"),
-        ("{attribute: t, between: [0, 9223372036854775807]}", r"field when.between\[1\]: 9223372036854775807 is not exact"),
+        (
+            "{attribute: t, in: [1, -9007199254740995]}",
+            r"3:51 rule r field when.in\[1\]: -9007199254740995 is not exact",
+        ),
+        (
+            "{attribute: t, between: [0, 9223372036854775807]}",
+            r"field when.between\[1\]: 9223372036854775807 is not exact",
+        ),
     ],
 )
 def test_hostile_conditions_are_refused(snippet: str, message: str) -> None:
