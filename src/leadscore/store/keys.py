@@ -14,7 +14,7 @@ from typing import Literal
 from sqlalchemy import Connection, select, update
 
 from leadscore.errors import NotFoundError
-from leadscore.store.schema import api_keys
+from leadscore.store.schema import api_keys, fits_id
 
 KeyKind = Literal["write", "read", "admin"]
 KINDS: tuple[KeyKind, ...] = ("write", "read", "admin")
@@ -59,11 +59,14 @@ def verify(conn: Connection, token: str) -> ApiKey | None:
 
 
 def revoke(conn: Connection, key_id: int, now_ms: int) -> None:
-    done = conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_ms.is_(None))
-        .values(revoked_ms=now_ms)
-    ).rowcount
+    done = (
+        fits_id(key_id)
+        and conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_ms.is_(None))
+            .values(revoked_ms=now_ms)
+        ).rowcount
+    )
     if not done:
         raise NotFoundError(f"no live key with id {key_id}")
 
