@@ -158,10 +158,11 @@ class KeyLookup:
 def _create_bare_leads(conn: Connection, ordered: Sequence[Message], lookup: KeyLookup, out: Applied) -> None:
     """Create, in one go, the leads that applying ``ordered`` one by one would create bare: users not yet
     known whose first message here is an event without an e-mail in its traits (not identify or alias,
-    which create leads with traits, or link keys, and stay on the per-message path). A user whose ``u:`` key
-    an alias in the batch names as its previous id stays there too: the alias may link that key first."""
+    which create leads with traits, or link keys, and stay on the per-message path). The users an alias in
+    the batch names stay there too: the alias may link the previous id's key first, or give the user id the
+    previous id's lead (``_identify``)."""
     first_seen: dict[str, int] = {}
-    decided: set[str] = {m.previous_id for m in ordered if m.type == "alias" and m.previous_id}
+    decided: set[str] = {u for m in ordered if m.type == "alias" for u in (m.previous_id, m.user_id) if u}
     for m in ordered:
         if not m.user_id or m.user_id in decided:
             continue
