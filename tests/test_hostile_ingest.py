@@ -32,7 +32,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
-from leadscore.store.schema import events
+from leadscore.store.schema import events, leads
 from live_server import serving
 
 MODEL = """
@@ -395,3 +395,29 @@ def test_a_posthog_identify_with_a_300_character_uuid_is_stored_once(live: Live)
     # two identifies (their uuids) and two aliases (hashed: one per uuid), the repeat stored nothing
     assert len(ids) == 4 and {first, second} <= set(ids), ids
     assert all(len(m) <= 300 for m in ids)
+
+
+def test_an_alias_of_two_leads_leaves_one_through_the_processor(live: Live) -> None:
+    """The review's reproduction, through the server and the processor: identify(old, e-mail), a Probe of
+    each id, then alias(old → new): one lead, both ids resolve to it, both Probes count (10 + 10)."""
+    for n, body in enumerate(
+        (
+            {"type": "identify", "userId": "al-old", "traits": {"email": "al@example.com"}},
+            {"type": "track", "userId": "al-old", "event": "Probe"},
+            {"type": "track", "userId": "al-new", "event": "Probe"},
+            {"type": "alias", "previousId": "al-old", "userId": "al-new"},
+        )
+    ):
+        assert (
+            send(live, "/v1/batch", orjson.dumps({"batch": [{**body, "messageId": f"al-{n}"}]})).status_code
+            == 200
+        )
+        assert_scoring_lives(live)  # each applied (and scored) before the next
+    old = live.client.get("/v1/leads/al-old", headers=live.read).json()
+    new = live.client.get("/v1/leads/al-new", headers=live.read).json()
+    assert old["lead"]["id"] == new["lead"]["id"]
+    assert new["lead"]["email"] == "al@example.com"
+    assert new["score"]["score"] == 20
+    with live.store.connect() as conn:
+        emails = conn.execute(select(leads.c.email).where(leads.c.external_id.like("al-%"))).scalars().all()
+    assert emails == ["al@example.com"]
