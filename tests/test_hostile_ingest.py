@@ -421,3 +421,18 @@ def test_an_alias_of_two_leads_leaves_one_through_the_processor(live: Live) -> N
     with live.store.connect() as conn:
         emails = conn.execute(select(leads.c.email).where(leads.c.external_id.like("al-%"))).scalars().all()
     assert emails == ["al@example.com"]
+
+
+def test_an_over_long_key_is_refused_without_being_kept(live: Live) -> None:
+    """A key is 47 ASCII characters; the verified-key cache kept every token asked about (up to 10,000),
+    so 10,000 requests with a 1 MB ``writeKey`` in the body (no key needed) held 10 GB. A token no key can
+    be is refused without a query and not kept."""
+    for n in range(3):
+        body = orjson.dumps({"writeKey": str(n) + "k" * 500_000, "batch": [{"type": "track", "event": "E"}]})
+        r = live.client.post("/v1/batch", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 401, r.text[:200]
+        r = live.client.get("/v1/leads", headers={"Authorization": "Bearer " + str(n) + "t" * 8000})
+        assert r.status_code == 401, r.text[:200]
+    assert_scoring_lives(live)  # its write and read keys are verified and kept
+    kept = live.app.state.leadscore.keys._entries
+    assert kept and max(len(token) for token in kept) <= 128  # the real keys only
