@@ -365,8 +365,7 @@ def _merge(
     lookup.known = {key: keep if lead == gone else lead for key, lead in lookup.known.items()}
     people.forget(conn, gone, keep)
     out.merged(gone, keep)
-    out.touch(keep, m.ts, m.message_id)
-    out.rewind(keep)
+    out.rewind(keep)  # the alias itself touches ``keep`` as any message touches its lead
     return keep
 
 
