@@ -530,6 +530,18 @@ class PeopleCache:
                 return self.row(conn, lead_id)
         return None
 
+    def forget(self, conn: Connection, gone: int, keep: int) -> None:
+        """Lead ``gone`` was merged into ``keep`` and deleted (``store.lead_merge``; the held changes were
+        written first): searches that found either are searched again, and ``keep``'s row is read again."""
+        self.rows.pop(gone, None)
+        self.rows.pop(keep, None)
+        for found in (self.by_external, self.by_email):
+            for value in [v for v, lead_id in found.items() if lead_id in (gone, keep)]:
+                del found[value]
+        for domain_leads in self.unlinked.values():
+            domain_leads.difference_update((gone, keep))
+        self.row(conn, keep)
+
     def lead_by_external(self, conn: Connection, external_id: str) -> int | None:
         if external_id not in self.by_external:
             self.by_external[external_id] = conn.execute(
