@@ -68,7 +68,8 @@ def fit_within(
 
     With ``C="cv"`` the regularisation is chosen by the first fit and kept by the later ones: they
     learn on the same rows with a few features fewer or coarser bins, and choosing it again on the
-    same folds is most of what a refit costs (``bench/README.md``). The number of pairs is chosen again."""
+    same folds was a third of what learning cost on the funnel (``bench/README.md``). The number of pairs
+    is chosen again."""
     params, keep, notes = dict(params), list(keep), []
     unconstrained: tuple[Scorecard, list[int], int] | None = None
     while True:

@@ -8,7 +8,10 @@ the solver itself on a few thousand rows. ``fit_logistic`` makes the solver's ow
 makes it (``_logistic_regression_path``: the loss and gradient of ``LinearModelLoss`` with the binomial
 loss, L-BFGS-B from zeros with its options), and returns a ``LogisticRegression`` holding the result, so
 the coefficients are the same floats and predictions come from scikit-learn's own methods
-(``tests/test_learn_regression.py`` checks both against ``LogisticRegression`` itself). Where that call
+(``tests/test_learn_regression.py`` checks both against ``LogisticRegression`` itself). A fit may start
+from a neighbouring fit's coefficients instead of zeros (``start``: the C grid's previous C, the pair
+search's fit with one pair fewer): the same optimum within the solver's tolerance in fewer iterations,
+but not the same floats as from zeros. Where that call
 is not available (another scikit-learn's internals) or the input is not the learner's (labels other
 than 0 and 1 with both present, no columns), ``LogisticRegression.fit`` runs as it is.
 """

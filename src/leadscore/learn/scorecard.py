@@ -388,10 +388,10 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         """Variable / bin / points: every bin of every feature (``to_model`` writes them as rules)."""
         check_is_fitted(self)
         rows: list[BinRow] = []
-        for f, b, pts, base in zip(
-            self.features_, self.bins_, self.points_, self.baseline_bins_, strict=True
+        for j, (f, b, pts, base) in enumerate(
+            zip(self.features_, self.bins_, self.points_, self.baseline_bins_, strict=True)
         ):
-            woe = self.woe_[self.features_.index(f)]
+            woe = self.woe_[self.features_.index(f, 0, j + 1)]  # the first equal feature's, as ever
             rows.extend(
                 BinRow(f, i, b.counts[i], b.events[i], float(woe[i]), int(pts[i]), i == base)
                 for i in range(b.n_bins)
