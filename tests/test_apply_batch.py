@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 from leadscore.ingest.apply import KeyLookup, LinkRaced, apply_messages
 from leadscore.ingest.segment import Message, normalise
 from leadscore.store import Store
-from leadscore.store.people import PeopleCache, link_identity, upsert_account, upsert_lead
+from leadscore.store.people import PeopleCache, create_bare_leads, link_identity, upsert_account, upsert_lead
 from leadscore.store.schema import accounts, events, identities, leads
 
 T0 = 1_717_200_000_000
@@ -252,3 +252,35 @@ def test_an_account_the_cache_was_not_told_of_links_leads_after_the_held_changes
         ).one()
         tx.rollback()
     assert tuple(row) == ("kim@acme.example", "acme.example", None, T0 + 1)
+
+
+def test_bare_leads_are_created_once_with_nothing_but_their_user_id(store: Store) -> None:
+    """Three new user ids (and one that looks like an e-mail, left to ``upsert_lead``): three leads, each
+    with its user id, no e-mail, empty attributes, created and updated at its first-seen time, linked by a
+    ``u:`` key; asked again for two of them, the same leads come back and none is created."""
+    with store.begin() as conn:
+        found, created = create_bare_leads(
+            conn, {"ann": T0, "bob": T0 + 1, "kim@acme.example": T0 + 2, "cy": T0 + 3}
+        )
+        again, created_again = create_bare_leads(conn, {"bob": T0 + 9, "ann": T0 + 9})
+        rows = conn.execute(
+            select(
+                leads.c.external_id,
+                leads.c.email,
+                leads.c.attributes,
+                leads.c.attribute_ts,
+                leads.c.created_ms,
+                leads.c.updated_ms,
+            ).order_by(leads.c.external_id)
+        ).all()
+        keys = dict(conn.execute(select(identities.c.key, identities.c.lead_id)).all())
+    assert sorted(found) == ["ann", "bob", "cy"]
+    assert created == set(found.values()) and len(created) == 3
+    assert again == {"ann": found["ann"], "bob": found["bob"]}
+    assert created_again == set()
+    assert [tuple(row) for row in rows] == [
+        ("ann", None, {}, {}, T0, T0),
+        ("bob", None, {}, {}, T0 + 1, T0 + 1),
+        ("cy", None, {}, {}, T0 + 3, T0 + 3),
+    ]
+    assert keys == {"u:ann": found["ann"], "u:bob": found["bob"], "u:cy": found["cy"]}

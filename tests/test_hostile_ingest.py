@@ -21,6 +21,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
+from sqlalchemy import select
 
 from hostile_strategies import Request, hostile_requests, nested, to_json
 from leadscore.api import create_app
@@ -31,6 +32,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
+from leadscore.store.schema import events, leads
 from live_server import serving
 
 MODEL = """
@@ -154,6 +156,10 @@ LISTED: list[tuple[str, str, int, str | None]] = [
     ("/v1/track", '{"anonymousId":-9223372036854775809,"event":"E"}', 400, "anonymousId"),
     ("/v1/alias", '{"userId":"x","previousId":1180591620717411303424}', 400, "previousId"),
     ("/v1/group", '{"userId":"x","groupId":1e300}', 400, "groupId"),
+    # an id is a string or an integer: 1.5 was stored as the user "1.5"
+    ("/v1/identify", '{"userId":1.5}', 400, "userId"),
+    ("/v1/track", '{"anonymousId":-0.25,"event":"E"}', 400, "anonymousId"),
+    ("/v1/alias", '{"userId":"x","previousId":2.5}', 400, "previousId"),
     # a list, an object or a boolean where a lead or account text goes was stored as its Python repr
     # (e-mail "['a@b.com']" with the domain "b.com']", an account with the domain "{'a'")
     ("/v1/identify", '{"userId":"x","traits":{"email":["a@b.com"]}}', 400, "traits.email"),
@@ -351,3 +357,82 @@ def test_hostile_requests_never_fail_the_server_or_stall_scoring(live: Live, req
     r = send(live, request.path, request.body, request.origin)
     check_answer(r, request.items)
     assert_scoring_lives(live)
+
+
+def test_an_integral_float_id_is_the_integer(live: Live) -> None:
+    """JSON has one number type: ``5.0`` is the integer 5 (JSON Schema's ``integer`` says so too), so the
+    user 5.0 is the user 5, not a second person "5.0"."""
+    for n, user in enumerate(("5", "5.0", "5e0")):
+        body = '{"userId":' + user + ',"event":"Probe","messageId":"int-' + str(n) + '"}'
+        assert send(live, "/v1/track", body).status_code == 200
+    assert_scoring_lives(live)
+    with live.store.connect() as conn:
+        users = conn.execute(
+            select(events.c.user_id).where(events.c.message_id.like("int-%")).distinct()
+        ).scalars()
+        assert set(users) == {"5"}
+    lead = live.client.get("/v1/leads/5", headers=live.read).json()
+    assert lead["score"]["score"] == 30  # three Probe events of 10 points, one lead
+
+
+def test_a_posthog_identify_with_a_300_character_uuid_is_stored_once(live: Live) -> None:
+    """The alias beside a ``$identify`` takes the id ``<uuid>:alias``; past the 300-character message id
+    it is a hash of that text, so the event is stored (it was refused on the field ``messageId``, which
+    the client never sent) and sending it again adds nothing."""
+    key = base64.b64decode(live.write["Authorization"].split()[1]).decode().rstrip(":")
+
+    def identify(uuid: str) -> dict[str, Any]:
+        return {"event": "$identify", "distinct_id": "ph-long", "uuid": uuid,
+                "properties": {"$anon_distinct_id": "ph-device"}}  # fmt: skip
+
+    first, second = "u" * 299 + "1", "u" * 299 + "2"
+    for uuid in (first, first, second):
+        r = send(live, "/batch/", orjson.dumps({"api_key": key, "batch": [identify(uuid)]}))
+        assert r.status_code == 200, r.text
+    assert_scoring_lives(live)
+    with live.store.connect() as conn:
+        ids = [m for m in stored_message_ids(conn) if m.startswith("u" * 299) or "alias" in m]
+    # two identifies (their uuids) and two aliases (hashed: one per uuid), the repeat stored nothing
+    assert len(ids) == 4 and {first, second} <= set(ids), ids
+    assert all(len(m) <= 300 for m in ids)
+
+
+def test_an_alias_of_two_leads_leaves_one_through_the_processor(live: Live) -> None:
+    """The review's reproduction, through the server and the processor: identify(old, e-mail), a Probe of
+    each id, then alias(old → new): one lead, both ids resolve to it, both Probes count (10 + 10)."""
+    for n, body in enumerate(
+        (
+            {"type": "identify", "userId": "al-old", "traits": {"email": "al@example.com"}},
+            {"type": "track", "userId": "al-old", "event": "Probe"},
+            {"type": "track", "userId": "al-new", "event": "Probe"},
+            {"type": "alias", "previousId": "al-old", "userId": "al-new"},
+        )
+    ):
+        assert (
+            send(live, "/v1/batch", orjson.dumps({"batch": [{**body, "messageId": f"al-{n}"}]})).status_code
+            == 200
+        )
+        assert_scoring_lives(live)  # each applied (and scored) before the next
+    old = live.client.get("/v1/leads/al-old", headers=live.read).json()
+    new = live.client.get("/v1/leads/al-new", headers=live.read).json()
+    assert old["lead"]["id"] == new["lead"]["id"]
+    assert new["lead"]["email"] == "al@example.com"
+    assert new["score"]["score"] == 20
+    with live.store.connect() as conn:
+        emails = conn.execute(select(leads.c.email).where(leads.c.external_id.like("al-%"))).scalars().all()
+    assert emails == ["al@example.com"]
+
+
+def test_an_over_long_key_is_refused_without_being_kept(live: Live) -> None:
+    """A key is 47 ASCII characters; the verified-key cache kept every token asked about (up to 10,000),
+    so 10,000 requests with a 1 MB ``writeKey`` in the body (no key needed) held 10 GB. A token no key can
+    be is refused without a query and not kept."""
+    for n in range(3):
+        body = orjson.dumps({"writeKey": str(n) + "k" * 500_000, "batch": [{"type": "track", "event": "E"}]})
+        r = live.client.post("/v1/batch", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 401, r.text[:200]
+        r = live.client.get("/v1/leads", headers={"Authorization": "Bearer " + str(n) + "t" * 8000})
+        assert r.status_code == 401, r.text[:200]
+    assert_scoring_lives(live)  # its write and read keys are verified and kept
+    kept = live.app.state.leadscore.keys._entries
+    assert kept and max(len(token) for token in kept) <= 128  # the real keys only

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from leadscore.compile import compile_model
 from leadscore.errors import ModelValidationError
 from leadscore.ingest.segment import normalise, parse_time
-from leadscore.model import loads_model
+from leadscore.model import ScoringModel, loads_model
 from leadscore.scoring.pipeline import ingest
 from leadscore.scoring.run import all_leads, score
 from leadscore.spreadsheet import csv_safe
@@ -87,6 +87,21 @@ scale: {{fit_max: 7, engagement_max: 8}}
         ("{attribute: t, gte: 99999999999999999999999}", r"3:48 rule r field when.gte: .* beyond 64 bits"),
         ("{attribute: t, lt: -9223372036854775809}", r"3:47 rule r field when.lt: .* beyond 64 bits"),
         ("{attribute: t, gte: .inf}", r"3:48 rule r field when.gte: .inf is not a finite number"),
+        # numbers compare as 64-bit floats on every engine: past 2**53 not every integer is one, and
+        # equals: 9007199254740993 would match 9007199254740992
+        (
+            "{attribute: t, equals: 9007199254740993}",
+            r"3:51 rule r field when.equals: 9007199254740993 is not exact as a number .*"
+            r"quote it to compare as text: '9007199254740993'",
+        ),
+        (
+            "{attribute: t, in: [1, -9007199254740995]}",
+            r"3:51 rule r field when.in\[1\]: -9007199254740995 is not exact",
+        ),
+        (
+            "{attribute: t, between: [0, 9223372036854775807]}",
+            r"field when.between\[1\]: 9223372036854775807 is not exact",
+        ),
     ],
 )
 def test_hostile_conditions_are_refused(snippet: str, message: str) -> None:
@@ -95,13 +110,34 @@ def test_hostile_conditions_are_refused(snippet: str, message: str) -> None:
 
 
 def test_a_long_integer_id_quoted_matches_on_both_stores(store: Store) -> None:
-    """Past 2**53 SQLite compares a JSON integer exactly and PostgreSQL as a double (``equals:
-    9007199254740993`` matches the attribute 9007199254740993 on PostgreSQL only; left as found, see
-    bench/README.md): a quoted id compares as text, the same on both stores."""
+    """A quoted id compares as text, the same on both stores (unquoted, 9007199254740993 is refused at
+    load: no double holds it)."""
     model = loads_model(
         "model: m\nfit:\n  - {id: p, name: Partner, when: {attribute: partner_id, equals: '9007199254740993'},"
         " points: 10}\nscale: {fit_max: 10, weights: {fit: 1, engagement: 0}}\n"
     )
+    assert _scores(store, model) == {"a": 100.0, "b": 0.0, "c": 100.0}
+
+
+def test_numbers_past_2_53_compare_as_doubles_on_both_stores(store: Store) -> None:
+    """One definition on every engine: a JSON number is read as a 64-bit float. The attribute
+    9007199254740993 (2**53 + 1) reads as 2**53 (halfway between 2**53 and 2**53 + 2, rounded to the even
+    one), so it equals 9007199254740992 and is not above it; SQLite compared the integer exactly (a: 0 on
+    equals, 100 on gt) and PostgreSQL as a double."""
+    model = loads_model(
+        "model: m\nfit:\n"
+        "  - {id: eq, name: Eq, when: {attribute: partner_id, equals: 9007199254740992}, points: 6}\n"
+        "  - {id: gt, name: Gt, when: {attribute: partner_id, gt: 9007199254740992}, points: 4}\n"
+        "scale: {fit_max: 10, weights: {fit: 1, engagement: 0}}\n"
+    )
+    # a (2**53 + 1 read as 2**53): equals, not above → 6 of 10; b (2**53): the same; c: the text of a
+    # (a trait that is an integer's text is stored as the integer, ``ingest.attributes.coerce``): as a
+    assert _scores(store, model) == {"a": 60.0, "b": 60.0, "c": 60.0}
+
+
+def _scores(store: Store, model: ScoringModel) -> dict[str, float]:
+    """Each lead's score (by user id) for partner ids a: 9007199254740993, b: 9007199254740992 (JSON
+    integers) and c: "9007199254740993" (text)."""
     ingest(
         store,
         [
@@ -116,7 +152,7 @@ def test_a_long_integer_id_quoted_matches_on_both_stores(store: Store) -> None:
     with store.connect() as conn:
         ledgers = score(conn, model, store.sources(), all_leads(NOW))
         users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
-    assert {users[ledger.lead_id]: ledger.score for ledger in ledgers} == {"a": 100.0, "b": 0.0, "c": 100.0}
+    return {users[ledger.lead_id]: ledger.score for ledger in ledgers}
 
 
 def test_event_names_and_windows_no_store_can_bind_are_refused() -> None:

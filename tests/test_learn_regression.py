@@ -1,6 +1,7 @@
 """``regression.fit_logistic`` is ``LogisticRegression(C=C, max_iter=max_iter).fit`` (the same floats,
 not close ones: the learned model must not depend on which of the two ran), and ``decision`` and
-``probability`` are its ``decision_function`` and ``predict_proba(...)[:, 1]``."""
+``probability`` are its ``decision_function`` and ``predict_proba(...)[:, 1]``. From a given start
+it reaches the same optimum within the solver's tolerance."""
 
 from __future__ import annotations
 
@@ -69,3 +70,44 @@ def test_a_fit_cut_short_warns_as_scikit_learn_does() -> None:
         want = LogisticRegression(C=10.0, max_iter=1).fit(X, y)
     assert np.array_equal(got.coef_, want.coef_)
     assert got.n_iter_.tolist() == want.n_iter_.tolist() == [1]
+
+
+def _objective_gradient(
+    X: np.ndarray, y: np.ndarray, C: float, coef: np.ndarray, intercept: float
+) -> np.ndarray:
+    """The gradient of what ``LogisticRegression`` minimises, the mean log loss plus ``|w|² / (2 C n)``
+    (the intercept unpenalised), written out: coefficients, then the intercept."""
+    n = len(y)
+    residual = 1.0 / (1.0 + np.exp(-(X @ coef + intercept))) - y
+    return np.concatenate([X.T @ residual / n + coef / (C * n), [residual.mean()]])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(50, 1500), st.integers(2, 20))
+def test_a_warm_start_reaches_the_optimum(seed: int, n: int, d: int) -> None:
+    """From the fit at a stronger penalty, and from the fit without the last column (its coefficient
+    starting at 0), the solver stops where the gradient is within its tolerance (1e-4), as from zeros."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = (X[:, 0] * rng.uniform(0, 3) + rng.standard_normal(n) > 0).astype(np.int64)
+    if len(set(y.tolist())) < 2:
+        return
+    weaker = fit_logistic(X, y, 1.0, 1000, start=fit_logistic(X, y, 0.1, 1000))
+    wider = fit_logistic(X, y, 1.0, 1000, start=fit_logistic(X[:, :-1], y, 1.0, 1000))
+    cold = fit_logistic(X, y, 1.0, 1000)
+    for lr in (weaker, wider, cold):
+        g = _objective_gradient(X, y.astype(float), 1.0, lr.coef_.ravel(), float(lr.intercept_[0]))
+        assert np.abs(g).max() <= 1e-4
+
+
+def test_a_start_at_the_optimum_is_kept() -> None:
+    """Started where the fit from zeros ended (the gradient already within tolerance), the solver takes
+    no step: the same coefficients, 0 iterations."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 4))
+    y = (X[:, 0] + rng.standard_normal(400) > 0).astype(np.int64)
+    cold = fit_logistic(X, y, 0.5, 1000)
+    again = fit_logistic(X, y, 0.5, 1000, start=cold)
+    assert np.array_equal(again.coef_, cold.coef_)
+    assert np.array_equal(again.intercept_, cold.intercept_)
+    assert again.n_iter_.tolist() == [0]

@@ -13,6 +13,7 @@ small enough to share the root page, inserted or updated, changes one.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -225,3 +226,57 @@ def test_a_store_in_memory_checkpoints_without_knowing_the_backlog(tmp_path: Pat
         assert store.checkpoint(at_least=CHECKPOINT_FRAMES) is True
     finally:
         store.dispose()
+
+
+# SQLite's unix VFS: the shared-memory file's locks are bytes from 120 on, the "dead man switch" at
+# byte 128. Every connection holds a shared lock on it; the first to open the database after all have
+# closed takes it exclusively and truncates the file (https://sqlite.org/walformat.html, "Locks")
+_DMS = 128
+_TRY_EXCLUSIVE = f"""
+import fcntl, sys
+with open(sys.argv[1], "r+b") as f:
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, {_DMS})
+    except OSError:
+        print("held")
+    else:
+        print("free")
+"""
+
+
+def _dms_lock(shm: Path) -> str:
+    """Whether another process finds the dead-man switch of ``shm`` held (by a connection of this one)."""
+    return subprocess.run(
+        [sys.executable, "-c", _TRY_EXCLUSIVE, str(shm)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_reading_the_backlog_keeps_this_processs_locks(tmp_path: Path) -> None:
+    """POSIX record locks are the process's and go when it closes any descriptor of the file: a read
+    that opened and closed ``-shm`` released the lock every connection here holds, and the next process
+    to open the database truncated the shared memory under them (the processor died of SIGBUS)."""
+    path = tmp_path / "locks.db"
+    db = _raw(path)
+    db.execute("CREATE TABLE t (x INTEGER)")
+    shm = Path(f"{path}-shm")
+    assert _dms_lock(shm) == "held"
+    for expected in (3, 4, 5):  # the table took two frames, each insert adds one
+        db.execute("INSERT INTO t VALUES (1)")
+        assert backlog(str(path)) == expected
+        assert _dms_lock(shm) == "held"
+    db.close()
+
+
+def test_a_new_shared_memory_file_is_read_after_the_old_one_went(tmp_path: Path) -> None:
+    """The last connection's close removes ``-shm``; the next connection creates another file, which
+    the reader follows (it kept a descriptor of the first)."""
+    path = tmp_path / "again.db"
+    db = _raw(path)
+    db.execute("CREATE TABLE t (x INTEGER)")
+    assert backlog(str(path)) == 2
+    db.close()
+    assert backlog(str(path)) is None  # the file went with the last connection
+    db = _raw(path)
+    db.execute("INSERT INTO t VALUES (1)")  # the log starts over: one frame
+    assert backlog(str(path)) == 1
+    db.close()

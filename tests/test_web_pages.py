@@ -27,7 +27,7 @@ from leadscore.store.people import find_lead
 from leadscore.store.schema import leads
 from leadscore.store.users import add_user
 from live_server import serving
-from web_support import PASSWORD, signed_in
+from web_support import PASSWORD, csrf_of, signed_in
 
 LINDA = Path(__file__).resolve().parent.parent / "examples" / "linda"
 
@@ -186,3 +186,20 @@ def test_ids_beyond_64_bits_are_not_found_on_the_dashboard(linda: tuple[str, Sto
         for big in ("2147483648", "9223372036854775807"):
             for path in (f"/leads/{big}", f"/accounts/{big}", f"/deadletters/{big}"):
                 assert client.get(path).status_code == 404, path
+
+
+def test_version_user_and_key_ids_past_the_stores_are_not_found(linda: tuple[str, Store, int]) -> None:
+    """Ids of model versions, users and keys typed into the address bar or a form: 404, never a 500
+    page (PostgreSQL: "integer out of range" past 32 bits; SQLite: OverflowError past 64 bits)."""
+    url, store, _ = linda
+    with store.begin() as conn:
+        add_user(conn, "admin@example.test", "A", "admin", hash_password(PASSWORD), 0)
+    with signed_in(url, "admin@example.test") as client:
+        token = csrf_of(client)
+        for big in ("2147483648", "9223372036854775807", "99999999999999999999999"):
+            for path in (f"/model?version={big}", f"/model?published={big}", f"/model/diff?old={big}&new=1",
+                         f"/model/diff?old=1&new={big}", f"/users/{big}/notifications"):  # fmt: skip
+                assert client.get(path).status_code == 404, path
+            for path in (f"/users/{big}/role", f"/users/{big}/password", f"/keys/{big}/revoke"):
+                r = client.post(path, data={"csrf_token": token, "role": "sales"})
+                assert r.status_code == 404, (path, r.status_code)

@@ -15,7 +15,7 @@ from fastapi import Request
 
 from leadscore.api.errors import ApiError
 from leadscore.store import Store
-from leadscore.store.keys import ApiKey, verify
+from leadscore.store.keys import ApiKey, may_be_key, verify
 
 TTL_S = 5.0
 
@@ -26,6 +26,8 @@ class KeyCache:
     _entries: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     def lookup(self, token: str) -> ApiKey | None:
+        if not may_be_key(token):  # not kept: a client could fill the cache with megabyte tokens
+            return None
         hit = self._entries.get(token)
         now = time.monotonic()
         if hit is not None and now - hit[0] < TTL_S:

@@ -22,7 +22,7 @@ from leadscore.ingest.limits import (
     LEAD_LENGTH,
     MAX_DEPTH,
 )
-from leadscore.ingest.segment import EXACT_FLOAT, MAX_FUTURE_MS, TYPES
+from leadscore.ingest.segment import MAX_FUTURE_MS, TYPES
 from leadscore.store.schema import INT64_MAX, INT64_MIN
 
 Schema = dict[str, Any]
@@ -50,15 +50,11 @@ def _text(max_length: int | None = None, min_length: int = 0) -> Schema:
 
 
 NUMBER: Schema = {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX}
-# an id sent as a number is read as its text: an integer within 64 bits, or a number short of 2**53 (past
-# it a JSON number that is no 64-bit integer is read as a rounded float, and neighbours would be one id:
-# ``ingest/segment.py: _text``)
-ID_NUMBER: Schema = {
-    "anyOf": [
-        {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
-        {"type": "number", "exclusiveMinimum": -int(EXACT_FLOAT), "exclusiveMaximum": int(EXACT_FLOAT)},
-    ]
-}
+# an id sent as a number is read as its integer's text: an integer within 64 bits (``5.0`` is the integer
+# 5, for JSON Schema and for ``ingest/segment.py: _text`` alike; 1.5 is refused). Past ``EXACT_FLOAT`` only an
+# integer literal is exact (a literal such as 1e16 is read as a float and refused: stricter than JSON
+# Schema, which sees one number)
+ID_NUMBER: Schema = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}
 
 
 def _id(max_length: int | None, description: str, *, required: bool = False) -> Schema:

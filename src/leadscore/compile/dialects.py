@@ -104,7 +104,8 @@ def _json_text_pg(element: JsonText, compiler: Any, **kw: Any) -> str:
 
 
 class JsonNumber(FunctionElement[float]):
-    """The value at a JSON path if it is a JSON number, else NULL (text never parses as a number)."""
+    """The value at a JSON path if it is a JSON number, as a 64-bit float on every engine, else NULL (text
+    never parses as a number)."""
 
     type = Float()
     inherit_cache = True
@@ -117,7 +118,12 @@ class JsonNumber(FunctionElement[float]):
 @compiles(JsonNumber, "sqlite")
 def _json_number_sqlite(element: JsonNumber, compiler: Any, **kw: Any) -> str:
     col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(CASE WHEN json_type({col}, {path}) IN ('integer', 'real') THEN json_extract({col}, {path}) END)"
+    # as a double, as on PostgreSQL, DuckDB and Spark: SQLite compares an integer with a real exactly, so
+    # past 2**53 a JSON integer matched on one engine and not on another
+    return (
+        f"(CASE WHEN json_type({col}, {path}) IN ('integer', 'real') "
+        f"THEN CAST(json_extract({col}, {path}) AS REAL) END)"
+    )
 
 
 @compiles(JsonNumber, "postgresql")

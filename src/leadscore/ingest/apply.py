@@ -12,6 +12,7 @@ from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.ingest.traits import group_account, split_traits
 from leadscore.store.event_log import append_events, known_message_ids
+from leadscore.store.lead_merge import merge_leads
 from leadscore.store.people import (
     PeopleCache,
     account_domain,
@@ -58,6 +59,15 @@ class Applied:
             self.causes[lead_id] = [message_id]
         else:
             causes.append(message_id)
+
+    def merged(self, gone: int, keep: int) -> None:
+        """Lead ``gone`` was merged into ``keep``: what the batch did to it, it did to ``keep``."""
+        at = self.touched.pop(gone, None)
+        if at is not None:
+            self.touched[keep] = max(at, self.touched.get(keep, at))
+            self.since[keep] = min(self.since.pop(gone, at), self.since.get(keep, at))
+            self.causes.setdefault(keep, []).extend(self.causes.pop(gone, []))
+        self.created_leads.discard(gone)
 
     def rewind(self, lead_id: int) -> None:
         """The lead gained events of any age (a person key was linked to it): all its history may change."""
@@ -148,10 +158,11 @@ class KeyLookup:
 def _create_bare_leads(conn: Connection, ordered: Sequence[Message], lookup: KeyLookup, out: Applied) -> None:
     """Create, in one go, the leads that applying ``ordered`` one by one would create bare: users not yet
     known whose first message here is an event without an e-mail in its traits (not identify or alias,
-    which create leads with traits, or link keys, and stay on the per-message path). A user whose ``u:`` key
-    an alias in the batch names as its previous id stays there too: the alias may link that key first."""
+    which create leads with traits, or link keys, and stay on the per-message path). The users an alias in
+    the batch names stay there too: the alias may link the previous id's key first, or give the user id the
+    previous id's lead (``_identify``)."""
     first_seen: dict[str, int] = {}
-    decided: set[str] = {m.previous_id for m in ordered if m.type == "alias" and m.previous_id}
+    decided: set[str] = {u for m in ordered if m.type == "alias" for u in (m.previous_id, m.user_id) if u}
     for m in ordered:
         if not m.user_id or m.user_id in decided:
             continue
@@ -278,10 +289,22 @@ def _identify(
     email, fields, attributes = split_traits(m.traits) if m.traits else (None, {}, {})
     if m.type == "alias":
         assert m.user_id and m.previous_id
-        lead_id, created = upsert_lead(
-            conn, now_ms=m.received_ms, external_id=m.user_id, link_user_key=False, cache=people
-        )
+        # the lead of the previous id as a user id: that person and this user are one. An anonymous id
+        # already linked to another user's lead (a shared device) stays that lead's: first link wins,
+        # two users are not merged through a device they shared
+        previous = lookup.get(user_key(m.previous_id))
+        found = people.find_row(conn, email=None, external_id=m.user_id)
+        if found is None and previous is not None:  # the previous id's lead is this user's: no new lead
+            lead_id, created = previous, False
+        else:
+            lead_id, created = upsert_lead(
+                conn, now_ms=m.received_ms, external_id=m.user_id, link_user_key=False, cache=people
+            )
         lookup.link(user_key(m.user_id), lead_id, m.received_ms)
+        if previous is not None and previous != lead_id:
+            # both ids have a lead: the alias says they are one person, the previous id's (the user id
+            # joins the person known before; the same lead whichever batch each message came in)
+            lead_id = _merge(conn, previous, lead_id, m, out, lookup, people)
         for key in (user_key(m.previous_id), anonymous_key(m.previous_id)):
             if lookup.link(key, lead_id, m.received_ms):
                 out.rewind(lead_id)
@@ -328,6 +351,22 @@ def _identify(
         )
         set_lead_account(conn, lead_id, account_id, m.received_ms, people)
     return lead_id
+
+
+def _merge(
+    conn: Connection, keep: int, gone: int, m: Message, out: Applied, lookup: KeyLookup, people: PeopleCache
+) -> int:
+    """Merge lead ``gone`` into ``keep`` (``store.lead_merge``) in the middle of a batch: the batch's held
+    writes go first, its caches forget ``gone``, and what it touched of ``gone`` is ``keep``'s, whose
+    whole history is scored again. Returns ``keep``."""
+    people.flush(conn)
+    lookup.flush()
+    merge_leads(conn, keep, gone, m.received_ms)
+    lookup.known = {key: keep if lead == gone else lead for key, lead in lookup.known.items()}
+    people.forget(conn, gone, keep)
+    out.merged(gone, keep)
+    out.rewind(keep)  # the alias itself touches ``keep`` as any message touches its lead
+    return keep
 
 
 def event_row(m: Message, source: str, ip_mode: IpMode = "truncate", ip_secret: str = "") -> dict[str, Any]:

@@ -17,15 +17,18 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
 * ``$pageview`` → ``page`` (``$current_url`` as ``url``, ``$pathname`` as ``path``, ``$title`` as
   ``name``); ``$screen`` → ``screen``; every other event → ``track`` with its name.
 * ``uuid`` is the ``messageId`` (a resent event is a duplicate), ``timestamp`` and the request's
-  ``sent_at`` correct the sender's clock as Segment's ``sentAt`` does; ``$groups`` of an account group
+  ``sent_at`` correct the sender's clock as Segment's ``sentAt`` does; a second message's id
+  (``<uuid>:alias``, ``<uuid>:set``) too long for the log is a hash of it (``derived_id``); ``$groups`` of an account group
   type gives the message its ``groupId``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from leadscore.errors import MessageError
+from leadscore.ingest.limits import FIELD_LENGTH
 
 ACCOUNT_GROUP_TYPES = ("company", "organization", "account")
 TRAIT_KEYS = ("$set", "$set_once")
@@ -37,6 +40,17 @@ def _text(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):  # posthog-python stringifies; others may not
         return str(value)
     return None
+
+
+def derived_id(uuid: str, part: str) -> str:
+    """The message id of the second message made from the event ``uuid`` (``<uuid>:<part>``); where that is
+    longer than a message id may be, a SHA-256 of it (``posthog-<hex>:<part>``), so an event whose uuid fits
+    is never refused on a message id the client did not send, and sending it again adds nothing (one uuid,
+    one id; two uuids, two ids)."""
+    derived = f"{uuid}:{part}"
+    if len(derived) <= FIELD_LENGTH["messageId"]:
+        return derived
+    return f"posthog-{hashlib.sha256(derived.encode()).hexdigest()}:{part}"
 
 
 def _dict(value: Any, where: str) -> dict[str, Any]:
@@ -140,7 +154,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
                 "type": "alias",
                 "previousId": anonymous,
                 "properties": {},
-                "messageId": f"{message_id}:alias" if message_id else None,
+                "messageId": derived_id(message_id, "alias") if message_id else None,
             }
             alias.pop("anonymousId", None)
             return [identify, {k: v for k, v in alias.items() if v is not None}]
@@ -163,7 +177,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         [_identify({**base, "properties": {}}, set_, once)] if (set_ or once) and "userId" in base else []
     )
     if person and message_id:
-        person[0]["messageId"] = f"{message_id}:set"
+        person[0]["messageId"] = derived_id(message_id, "set")
     return [_event(name, base, properties), *person]
 
 

@@ -106,12 +106,16 @@ def _text(raw: dict[str, Any], key: str, where: str = "") -> str | None:
     if value.__class__ is not str:  # the common case costs one test; numbers become text, others fail
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise MessageError(where + key, f"{where}{key} must be a string")
-        if isinstance(value, float) and abs(value) >= EXACT_FLOAT:
-            # an integer beyond 64 bits reaches here rounded to a float (orjson): 2**64 and 2**64 + 1
-            # would be one person
-            raise MessageError(
-                where + key, f"{where}{key} is a number too large to be exact; send it as a string"
-            )
+        if isinstance(value, float):
+            if abs(value) >= EXACT_FLOAT:
+                # an integer beyond 64 bits reaches here rounded to a float (orjson): 2**64 and 2**64 + 1
+                # would be one person
+                raise MessageError(
+                    where + key, f"{where}{key} is a number too large to be exact; send it as a string"
+                )
+            if not value.is_integer():  # an id is a string or an integer (Segment's spec: a string)
+                raise MessageError(where + key, f"{where}{key} must be a string or an integer")
+            value = int(value)  # 5.0 is the integer 5 (JSON has one number type): the user 5, not "5.0"
         value = str(value)
     if not value:
         return None

@@ -64,13 +64,19 @@ def fit_within(
     scorecard with more than ``max_rules`` rules is learned again with fewer, coarser bins (neighbours
     merged by the least information lost), then without the features worth the fewest points, until it
     fits. The model written is still exactly the scorecard fitted. ``columns``: X's columns as
-    ``read_columns`` reads them (with ``params``' placeholders), read once for every refit."""
+    ``read_columns`` reads them (with ``params``' placeholders), read once for every refit.
+
+    With ``C="cv"`` the regularisation is chosen by the first fit and kept by the later ones: they
+    learn on the same rows with a few features fewer or coarser bins, and choosing it again on the
+    same folds was a third of what learning cost on the funnel (``bench/README.md``). The number of pairs
+    is chosen again."""
     params, keep, notes = dict(params), list(keep), []
     unconstrained: tuple[Scorecard, list[int], int] | None = None
     while True:
         chosen = [features[j] for j in keep]
         read = None if columns is None else [columns[j] for j in keep]
         sc = Scorecard(chosen, **params).fit(X[:, keep], y, groups=groups, columns=read)
+        params["C"] = sc.C_
         against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
         # points must grow with a bin's evidence: a feature fitted against it is left out
         if against and len(against) < len(keep):

@@ -255,7 +255,10 @@ class Scorecard(ClassifierMixin, BaseEstimator):
 
         def refit(pairs: list[Pair]) -> FloatArray:
             M = with_pairs(coded, pairs)[0]
-            lr = first if first is not None and not pairs else fit_logistic(M, target, C, self.max_iter)
+            if first is not None and not pairs:
+                lr = first
+            else:  # from the fit with one pair fewer (the new pair's coefficient at 0)
+                lr = fit_logistic(M, target, C, self.max_iter, fitted[-1] if pairs and fitted else None)
             fitted.append(lr)
             return probability(lr, M)
 
@@ -281,9 +284,12 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         # each fold's regression without pairs at each C: the pair search's first refit is the one at C
         grid: list[list[LogisticRegression]] = []
         if self.C == "cv":
-            grid = [
-                [fit_logistic(tr.z, ytr, c, self.max_iter) for tr, _, ytr, _, _ in folds] for c in CV_GRID
-            ]
+            # along the grid from the strongest penalty, each fold's fit starting from its fit at the C before
+            starts: list[LogisticRegression | None] = [None] * len(folds)
+            for c in CV_GRID:
+                starts = [fit_logistic(tr.z, ytr, c, self.max_iter, start)
+                          for (tr, _, ytr, _, _), start in zip(folds, starts, strict=True)]  # fmt: skip
+                grid.append(starts)
             scores = [[roc_auc(yte, decision(lr, te.z)) for lr, (_, te, _, yte, _) in zip(fits, folds, strict=True)]
                       for fits in grid]  # fmt: skip
             chosen = one_standard_error(scores)
@@ -382,10 +388,10 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         """Variable / bin / points: every bin of every feature (``to_model`` writes them as rules)."""
         check_is_fitted(self)
         rows: list[BinRow] = []
-        for f, b, pts, base in zip(
-            self.features_, self.bins_, self.points_, self.baseline_bins_, strict=True
+        for j, (f, b, pts, base) in enumerate(
+            zip(self.features_, self.bins_, self.points_, self.baseline_bins_, strict=True)
         ):
-            woe = self.woe_[self.features_.index(f)]
+            woe = self.woe_[self.features_.index(f, 0, j + 1)]  # the first equal feature's, as ever
             rows.extend(
                 BinRow(f, i, b.counts[i], b.events[i], float(woe[i]), int(pts[i]), i == base)
                 for i in range(b.n_bins)

@@ -341,10 +341,10 @@ def stated_probability(model: ScoringModel) -> Callable[[float], float] | None:
 
 
 def _feature_rules(
-    sc: Scorecard, feature: Feature, rows: list[BinRow], used: set[str]
+    sc: Scorecard, feature: Feature, mine: list[BinRow], used: set[str]
 ) -> list[dict[str, Any]]:
+    """``mine``: the table's rows of the feature (``_rows_by_feature``)."""
     b = sc.bins_[sc.features_.index(feature)]
-    mine = [r for r in rows if r.feature == feature]
     if isinstance(feature.source, EventCount):
         return _count_rules(feature, mine, b.edges, used)
     if isinstance(feature.source, EventRecency):
@@ -354,10 +354,19 @@ def _feature_rules(
     return _fit_rules(sc, feature, mine, used)
 
 
+def _rows_by_feature(sc: Scorecard) -> list[list[BinRow]]:
+    """Per feature, the table's rows whose feature equals it, in the table's order. Features are compared
+    within a name only (equal features have equal names; some hold a dict, so they cannot be keys)."""
+    named: dict[str, list[BinRow]] = {}
+    for r in sc.table():
+        named.setdefault(r.feature.name, []).append(r)
+    return [[r for r in named.get(f.name, []) if r.feature == f] for f in sc.features_]
+
+
 def rules_per_feature(sc: Scorecard) -> list[int]:
     """How many rules each feature of a fitted scorecard writes (its pairs' cells not included)."""
-    rows = sc.table()
-    return [len(_feature_rules(sc, f, rows, set())) for f in sc.features_]
+    rows = _rows_by_feature(sc)
+    return [len(_feature_rules(sc, f, mine, set())) for f, mine in zip(sc.features_, rows, strict=True)]
 
 
 def model_document(
@@ -366,12 +375,12 @@ def model_document(
     """The scoring model as the YAML document (a plain dict)."""
     if sc.fit_max_ + sc.engagement_max_ == 0:
         raise ValueError("nothing was learned: no bin is worth more points than another")
-    rows = sc.table()
+    rows = _rows_by_feature(sc)
     used: set[str] = set()
     fit: list[dict[str, Any]] = []
     engagement: list[dict[str, Any]] = []
-    for feature in sc.features_:
-        (fit if feature.section == "fit" else engagement).extend(_feature_rules(sc, feature, rows, used))
+    for feature, mine in zip(sc.features_, rows, strict=True):
+        (fit if feature.section == "fit" else engagement).extend(_feature_rules(sc, feature, mine, used))
     fit.extend(_cell_rules(sc, used))
     probability = PROBABILITY.format(intercept=sc.intercept_, per_logit=sc.points_per_logit_)
     scale: dict[str, Any] = {

@@ -32,6 +32,8 @@ OPERATORS = (
     "missing",
     "in_list",
 )
+# the operators whose numbers are compared as numbers (a double on every engine: ``compile.dialects.JsonNumber``)
+COMPARED = ("equals", "not_equals", *SET_OPS, *NUMERIC_OPS, "between")
 Operator = Literal[
     "equals",
     "not_equals",

@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from leadscore.errors import ModelValidationError, Problem
-from leadscore.model.conditions import FIELD_NAME
+from leadscore.model.conditions import COMPARED, FIELD_NAME
 from leadscore.model.rules import RULE_ID
 from leadscore.model.scoring_model import ScoringModel
 
@@ -572,6 +572,11 @@ def _unbindable(
         return
     elif isinstance(value, int) and not -_INT64 <= value < _INT64:
         why = f"{value} is an integer beyond 64 bits"
+    elif isinstance(value, int) and _compared(path) and int(float(value)) != value:
+        why = (
+            f"{value} is not exact as a number (numbers compare as 64-bit floats, exact up to 2**53: it would"
+            f" equal {int(float(value))}); quote it to compare as text: '{value}'"
+        )
     elif isinstance(value, float) and not math.isfinite(value):
         why = f"{_NOT_FINITE.get(value, '.nan')} is not a finite number"
     if why is None:
@@ -582,6 +587,13 @@ def _unbindable(
         rule, at = str(raw[path[0]][path[1]].get("id")), path[2:]
     field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at).lstrip(".")
     yield Problem(why, file, line, col, rule=rule, field=field or None)
+
+
+def _compared(path: Path_) -> bool:
+    """Whether a value at ``path`` is a condition's number (``equals``, ``gte``, an item of ``in`` or
+    ``between``, …), which every engine compares as a double."""
+    keys = [p for p in path[-2:] if isinstance(p, str)]
+    return bool(keys) and keys[-1] in COMPARED
 
 
 def _condition_checks(

@@ -85,7 +85,8 @@ def _baselines(rows: Iterable[dict[str, Any]], lead_ids: Sequence[int]) -> dict[
     for row in rows:
         lid, created, first = row.values()
         found[int(lid)] = created if first is None else first - 1
-    return {lid: found[lid] for lid in lead_ids}
+    # a lead deleted since it was touched (merged into another by an alias, erased) has none: no history
+    return {lid: found[lid] for lid in lead_ids if lid in found}
 
 
 def record(
@@ -192,6 +193,7 @@ def plan_replay(
         )
         base = _baselines(sent_base, lead_ids)
         times = _event_times(sent_times)
+    lead_ids = [lid for lid in lead_ids if lid in base]  # the leads that still exist
     # a batch holding the lead's first event (or linking a key) moves its created row too
     start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
     points: list[tuple[int, int]] = []

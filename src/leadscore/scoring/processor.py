@@ -76,10 +76,11 @@ SQLITE_GATHER_S = 0.05
 # one). A started processor looks on a thread of its own: an ANALYZE of the log (100-600 ms at 20,000-60,000
 # rows) held up the batches of the drain that ran it, and the events of its partitions waited for it
 STATS_CHECK_S = 1.0
-# PostgreSQL: a drain that is behind (its last batch at least half full) doubles its batch, up to this:
-# a round trip or statement per batch is then shared by more events (the backlog drains faster); one
-# that keeps up goes back to BATCH, and takes what has gathered since its last look
-PG_BACKLOG_BATCH = 2000
+# PostgreSQL: a drain that is behind takes BATCH events a batch, as one that keeps up does (no growth):
+# every event of a batch waits for the whole batch, and larger batches cost no less an event (0.22
+# CPU-ms of processor and server at 500 and at 1,000: bench/README.md, sixteenth session), so batches
+# that doubled up to 2,000 behind a backlog only held their first events back (the slowest 1 % at 1,000
+# events/s were in batches of 470-860)
 
 
 # SQLite, a flood: events arriving faster than the processor scores them with FLOOD_CORE_SHARE of a core,
@@ -532,8 +533,6 @@ class Processor:
                 batch, pause = self._sqlite_next(taken, batch)
                 if self._stop.wait(pause):
                     return
-            else:
-                batch = min(2 * batch, PG_BACKLOG_BATCH) if 2 * taken >= batch else BATCH
 
     def _sqlite_next(self, taken: int, batch: int) -> tuple[int, float]:
         """A SQLite drain's next batch size and the pause before it, after a batch of ``batch`` that took

@@ -42,7 +42,7 @@ from leadscore.scoring.processor import (
     pending_entry,
     pending_leads,
 )
-from leadscore.scoring.run import now_ms
+from leadscore.scoring.run import collection_paused, now_ms
 from leadscore.store import Store, counters
 from leadscore.store.event_log import (
     Claimed,
@@ -110,27 +110,12 @@ def process_batch(
         held = time.monotonic() - held_from
     if logged is None:
         return 0
-    claimed, rescored = logged.claimed, 0
-    if logged.pending is not None:
-        sources = store.sources()
-        with store.connect() as conn:  # a read transaction: one snapshot, no lock
-            plan = plan_rescore(conn, sources, logged.applied)
-            seen = fingerprint(conn, plan.everyone) if plan is not None else []
-            conn.rollback()
-        if after_compute is not None:
-            after_compute()
-        with write_turn(store):
-            held_from = time.monotonic()
-            with store.begin(durable=False, checkpoint=False) as conn:
-                if plan is None or fingerprint(conn, plan.everyone) == seen:
-                    rescored, _ = save_rescore(conn, plan)
-                else:  # changed meanwhile: computed again, holding the lock
-                    stats.recomputed += 1
-                    rescored, _ = rescore_touched(conn, sources, logged.applied)
-                if done_pending(conn, logged.pending):  # else another processor took the row, and counts them
-                    counted = {counters.ACKNOWLEDGED: logged.acknowledged, counters.SCORED: logged.scored}
-                    counters.add(conn, counted)
-            held += time.monotonic() - held_from
+    claimed = logged.claimed
+    # one young collection after the batch, when its rows and ledgers are gone, instead of one at the end of
+    # each result read (``collection_paused``), each walking the batch's ledgers of every score again
+    with collection_paused():
+        rescored, saving = _score_logged(store, logged, stats, after_compute)
+    held += saving
     # after the save only, so that scoring never waits for it
     copy_log(store)
     stats.last_held_s = held
@@ -142,6 +127,36 @@ def process_batch(
     stats.dead_letters += len(claimed.unreadable)
     stats.last_latency_ms = time.time() * 1000 - claimed.oldest_ms
     return len(claimed.rows) + len(claimed.unreadable)
+
+
+def _score_logged(
+    store: Store, logged: _Logged, stats: ProcessorStats, after_compute: Callable[[], None] | None
+) -> tuple[int, float]:
+    """Steps two and three of ``process_batch`` (the module's docstring) for what ``_log`` logged: the leads
+    rescored and the seconds the write lock was held to save them (none without pending leads)."""
+    if logged.pending is None:
+        return 0, 0.0
+    rescored, held = 0, 0.0
+    sources = store.sources()
+    with store.connect() as conn:  # a read transaction: one snapshot, no lock
+        plan = plan_rescore(conn, sources, logged.applied)
+        seen = fingerprint(conn, plan.everyone) if plan is not None else []
+        conn.rollback()
+    if after_compute is not None:
+        after_compute()
+    with write_turn(store):
+        held_from = time.monotonic()
+        with store.begin(durable=False, checkpoint=False) as conn:
+            if plan is None or fingerprint(conn, plan.everyone) == seen:
+                rescored, _ = save_rescore(conn, plan)
+            else:  # changed meanwhile: computed again, holding the lock
+                stats.recomputed += 1
+                rescored, _ = rescore_touched(conn, sources, logged.applied)
+            if done_pending(conn, logged.pending):  # else another processor took the row, and counts them
+                counted = {counters.ACKNOWLEDGED: logged.acknowledged, counters.SCORED: logged.scored}
+                counters.add(conn, counted)
+        held = time.monotonic() - held_from
+    return rescored, held
 
 
 def copy_log(store: Store) -> bool:

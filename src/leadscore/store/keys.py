@@ -14,11 +14,20 @@ from typing import Literal
 from sqlalchemy import Connection, select, update
 
 from leadscore.errors import NotFoundError
-from leadscore.store.schema import api_keys
+from leadscore.store.schema import api_keys, fits_id
 
 KeyKind = Literal["write", "read", "admin"]
 KINDS: tuple[KeyKind, ...] = ("write", "read", "admin")
 PREFIXES = {"write": "lsw_", "read": "lsr_", "admin": "lsa_"}
+TOKEN_BYTES = 32
+# a key ``create_key`` makes is 47 characters (a prefix of four, 32 bytes in URL-safe base64); longer
+# text is no key
+MAX_TOKEN_LENGTH = 128
+
+
+def may_be_key(token: str) -> bool:
+    """Whether ``token`` could be a key (ASCII, at most ``MAX_TOKEN_LENGTH``): else no key, without a query."""
+    return len(token) <= MAX_TOKEN_LENGTH and token.isascii()
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ def create_key(conn: Connection, kind: KeyKind, name: str, now_ms: int) -> tuple
     """A new key; the secret is returned once and never stored."""
     if kind not in KINDS:
         raise ValueError(f"key kind must be one of {', '.join(KINDS)}")
-    token = PREFIXES[kind] + secrets.token_urlsafe(32)
+    token = PREFIXES[kind] + secrets.token_urlsafe(TOKEN_BYTES)
     key_id = conn.execute(
         api_keys.insert()
         .values(kind=kind, name=name, prefix=token[:10], token_hash=digest(token), created_ms=now_ms)
@@ -59,11 +68,14 @@ def verify(conn: Connection, token: str) -> ApiKey | None:
 
 
 def revoke(conn: Connection, key_id: int, now_ms: int) -> None:
-    done = conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_ms.is_(None))
-        .values(revoked_ms=now_ms)
-    ).rowcount
+    done = (
+        fits_id(key_id)
+        and conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_ms.is_(None))
+            .values(revoked_ms=now_ms)
+        ).rowcount
+    )
     if not done:
         raise NotFoundError(f"no live key with id {key_id}")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select, text, update
 
 from leadscore.errors import NotFoundError, StoreError
-from leadscore.store.schema import model_versions
+from leadscore.store.schema import fits_id, model_versions
 from leadscore.store.score_names import DEFAULT, PRIMARY_NAME, ensure_score, named
 
 # PostgreSQL: an activation (a publication, promotion or rollback) and the transactions that read the active
@@ -115,7 +115,11 @@ def activate(conn: Connection, version_id: int, now_ms: int) -> ModelVersion:
 
 
 def get_version(conn: Connection, version_id: int) -> ModelVersion:
-    row = conn.execute(select(model_versions).where(model_versions.c.id == version_id)).first()
+    row = (
+        conn.execute(select(model_versions).where(model_versions.c.id == version_id)).first()
+        if fits_id(version_id)
+        else None
+    )
     if row is None:
         raise NotFoundError(f"no model version with id {version_id}")
     return _row(row)
@@ -126,10 +130,14 @@ def find_version(conn: Connection, ref: str) -> ModelVersion:
     name, _, number = ref.partition("@")
     query = select(model_versions)
     if ref.isascii() and ref.isdigit():
+        if not fits_id(int(ref)):
+            raise NotFoundError(f"no model version {ref!r}")
         query = query.where(model_versions.c.id == int(ref))
     elif number:
         if not (number.isascii() and number.isdigit()):
             raise NotFoundError(f"bad model reference {ref!r}: write name@version")
+        if not fits_id(int(number)):
+            raise NotFoundError(f"no model version {ref!r}")
         query = query.where(model_versions.c.name == name, model_versions.c.version == int(number))
     else:
         query = query.where(model_versions.c.name == name).order_by(model_versions.c.version.desc())

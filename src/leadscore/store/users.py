@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, func, select, update
 
 from leadscore.errors import NotFoundError, StoreError
-from leadscore.store.schema import login_attempts, sessions, users
+from leadscore.store.schema import fits_id, login_attempts, sessions, users
 
 ROLES = ("admin", "marketing", "sales")
 
@@ -46,7 +46,7 @@ def add_user(conn: Connection, email: str, name: str, role: str, password_hash: 
 
 
 def get_user(conn: Connection, user_id: int) -> User:
-    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    row = conn.execute(select(users).where(users.c.id == user_id)).first() if fits_id(user_id) else None
     if row is None:
         raise NotFoundError(f"no user {user_id}")
     return _user(row)

@@ -14,12 +14,20 @@ memory, documented in https://sqlite.org/walformat.html, "The WAL-Index Header")
 valid frame of the log, at byte 16, and ``nBackfill``, the frames already copied, at byte 96, both
 32-bit in the machine's byte order. ``PRAGMA wal_checkpoint`` reports the same two numbers, but only by
 checkpointing.
+
+The file is read through a descriptor this process opens once and never closes while it is the file
+SQLite uses: SQLite's locks on ``-shm`` are POSIX record locks, which belong to the process and are all
+released when the process closes *any* descriptor of that file. A descriptor opened and closed per read
+dropped the shared lock every SQLite connection of the process holds on it, so the next process to open
+the database took itself for the only one and truncated the shared memory under this one's mapping: the
+processor died of SIGBUS, or worked on an index rebuilt beneath it (``tests/test_wal_backlog.py``).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import threading
 
 # every connection's automatic checkpoint (SQLite's default): the commit that grows the log past this
 # many frames copies it
@@ -33,20 +41,45 @@ _N_BACKFILL = 96  # the first field of the checkpoint information that follows t
 _HEADER_BYTES = 100
 
 
+# the shared-memory file's path → a descriptor of it and the file it was opened on (device, inode)
+_OPEN: dict[str, tuple[int, tuple[int, int]]] = {}
+_LOCK = threading.Lock()
+
+
 def backlog(database: str) -> int | None:
     """Frames in the write-ahead log of the SQLite file ``database`` not yet copied into it; None when
     that is not known (no shared-memory file: no connection has the database open in WAL mode)."""
-    try:
-        fd = os.open(f"{database}-shm", os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+    fd = _shm(f"{database}-shm")
+    if fd is None:
         return None
-    try:
-        header = os.pread(fd, _HEADER_BYTES, 0)
-    finally:
-        os.close(fd)
+    header = os.pread(fd, _HEADER_BYTES, 0)
     if len(header) < _HEADER_BYTES:
         return None
     (frames,) = _U32.unpack_from(header, _MX_FRAME)
     (copied,) = _U32.unpack_from(header, _N_BACKFILL)
     # a header caught between two writers' updates: the next batch reads it again
     return max(0, frames - copied)
+
+
+def _shm(path: str) -> int | None:
+    """This process's descriptor of the shared-memory file at ``path`` (None: there is none). Opened once
+    and kept (the module's docstring): only a descriptor of a file no longer at ``path`` is closed, which
+    SQLite removed or replaced once no connection used it, so no lock of the process is on it."""
+    with _LOCK:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        held = _OPEN.get(path)
+        if held is not None and (st is None or held[1] != (st.st_dev, st.st_ino)):
+            del _OPEN[path]
+            os.close(held[0])
+            held = None
+        if held is None and st is not None:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            now = os.fstat(fd)
+            held = _OPEN[path] = (fd, (now.st_dev, now.st_ino))
+        return None if held is None else held[0]

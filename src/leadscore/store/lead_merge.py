@@ -1,0 +1,112 @@
+"""Two leads found to be one person (an ``alias`` linking two ids that each have a lead) become one.
+
+The kept lead takes the other's person keys (so its events score for the kept lead), the traits by
+the rule ``people.upsert_lead`` merges them with (the value observed at the latest time wins; a value
+fills a gap), and the rows that record what happened to the person (outcomes, feedback, stage moves,
+assignments, messages sent, segment changes). Scores, ledgers and score history are derived from the
+events: the merged lead's are computed again by the caller from its whole history, the other's are
+deleted with it. Every table with a ``lead_id`` column is accounted for in ``TABLES``
+(``tests/test_lead_merge.py`` checks it against the schema).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, delete, exists, select, update
+
+from leadscore.store.people import LEAD_COLUMNS, email_domain
+from leadscore.store.schema import (
+    assignments,
+    digest_leads,
+    feedback,
+    identities,
+    lead_stages,
+    leads,
+    ledger,
+    outbox,
+    outcomes,
+    score_events,
+    score_history,
+    scores,
+    segment_changes,
+    segment_members,
+    shadow_scores,
+    stage_history,
+)
+
+# table → the columns that, with lead_id, must stay unique (a row the kept lead has the like of stays
+# behind and goes with the other lead); None: derived from the events, deleted and computed again
+TABLES: dict[Table, tuple[str, ...] | None] = {
+    identities: (),
+    outcomes: ("kind", "at_ms"),
+    feedback: (),
+    stage_history: (),
+    assignments: (),
+    outbox: (),
+    digest_leads: ("outbox_id",),
+    segment_changes: (),
+    segment_members: ("segment",),
+    lead_stages: ("lead_id",),  # the kept lead's stage stands; the other's moves only where it has none
+    scores: None,
+    ledger: None,
+    score_history: None,
+    score_events: None,
+    shadow_scores: None,
+}
+
+_EVER = -(2**62)
+
+
+def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int) -> None:
+    """Merge lead ``gone`` into lead ``keep`` and delete ``gone`` (see the module docstring)."""
+    rows = {
+        int(r["id"]): r for r in conn.execute(select(leads).where(leads.c.id.in_([keep, gone]))).mappings()
+    }
+    changes = merged_values(rows[keep], rows[gone])
+    # the unique columns leave the other lead first, so no two rows hold them for a moment
+    conn.execute(update(leads).where(leads.c.id == gone).values(email=None, external_id=None))
+    conn.execute(update(leads).where(leads.c.id == keep).values(**changes, updated_ms=now_ms))
+    for table, unique in TABLES.items():
+        if unique is None:
+            conn.execute(delete(table).where(table.c.lead_id == gone))
+            continue
+        moved = update(table).where(table.c.lead_id == gone)
+        if unique:
+            other = table.alias("kept")
+            same = [other.c.lead_id == keep, *(other.c[c] == table.c[c] for c in unique if c != "lead_id")]
+            moved = moved.where(~exists(select(other.c.lead_id).where(and_(*same))))
+        conn.execute(moved.values(lead_id=keep))
+        conn.execute(delete(table).where(table.c.lead_id == gone))
+    conn.execute(delete(leads).where(leads.c.id == gone))
+
+
+def merged_values(kept: Any, other: Any) -> dict[str, Any]:
+    """The kept lead's columns after the merge: each attribute and name field from the lead that observed
+    it last (``attribute_ts``), a value filling a gap; its own e-mail, external id and account unless it
+    has none."""
+    kept_ts, other_ts = dict(kept["attribute_ts"] or {}), dict(other["attribute_ts"] or {})
+    attributes, stamps = dict(kept["attributes"] or {}), dict(kept_ts)
+    changes: dict[str, Any] = {}
+    for key, value in (other["attributes"] or {}).items():
+        if key not in attributes or other_ts.get(key, _EVER) > kept_ts.get(key, _EVER):
+            attributes[key] = value
+            stamps[key] = other_ts.get(key, stamps.get(key))
+    for column in LEAD_COLUMNS[1:]:
+        value = other[column]
+        if value in (None, ""):
+            continue
+        if kept[column] in (None, "") or other_ts.get(column, _EVER) > kept_ts.get(column, _EVER):
+            changes[column] = value
+            stamps[column] = other_ts.get(column, stamps.get(column))
+    changes["attributes"], changes["attribute_ts"] = (
+        attributes,
+        {k: v for k, v in stamps.items() if v is not None},
+    )
+    if kept["email"] is None and other["email"] is not None:
+        changes["email"], changes["email_domain"] = other["email"], email_domain(other["email"])
+    if kept["external_id"] is None and other["external_id"] is not None:
+        changes["external_id"] = other["external_id"]
+    if kept["account_id"] is None and other["account_id"] is not None:
+        changes["account_id"] = other["account_id"]
+    return changes

@@ -1,0 +1,135 @@
+"""An ``alias`` whose previous id and user id each have a lead merges them: one person, one lead, its
+score computed again from the merged history (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from leadscore.ingest.apply import EVER, Applied
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.model import loads_model
+from leadscore.privacy.erase import erase
+from leadscore.privacy.person import find_person
+from leadscore.scoring.pipeline import ingest, publish, rescore_touched
+from leadscore.store import Store
+from leadscore.store.lead_merge import TABLES
+from leadscore.store.people import resolve_lead_ref
+from leadscore.store.results import read_current, read_history
+from leadscore.store.schema import events, identities, leads, metadata, outcomes
+
+MODEL = """
+model: merge
+fit:
+  - {id: cto, name: CTO, when: {attribute: job_title, equals: CTO}, points: 10}
+engagement:
+  - id: probe
+    name: Probe
+    event: {type: track, name: Probe}
+    points: 10
+scale: {fit_max: 10, engagement_max: 100, weights: {fit: 0.5, engagement: 0.5}, bands: {hot: 70, warm: 30}}
+"""
+T0 = parse_time("2024-06-01T00:00:00Z", "t0")
+MINUTE = 60_000
+
+
+def message(n: int, **fields: Any) -> Any:
+    return normalise(
+        {"messageId": f"m-{n}", "timestamp": T0 + n * MINUTE, **fields}, received_ms=T0 + n * MINUTE
+    )
+
+
+# old: identified with an e-mail and a title, one Probe; new: a Probe, a first name; then the alias
+HISTORY = [
+    message(1, type="identify", userId="old", traits={"email": "ann@x.com", "title": "CTO"}),
+    message(2, type="track", userId="old", event="Probe"),
+    message(3, type="track", userId="new", event="Probe"),
+    message(4, type="identify", userId="new", traits={"firstName": "Ann", "title": "VP"}),
+    message(5, type="alias", previousId="old", userId="new"),
+    message(6, type="track", userId="new", event="Probe"),
+]
+
+
+def test_every_table_with_a_lead_id_is_accounted_for() -> None:
+    assert {t.name for t in TABLES} == {t.name for t in metadata.sorted_tables if "lead_id" in t.c}
+
+
+@pytest.mark.parametrize("batches", ["one batch", "one message a batch"])
+def test_an_alias_whose_previous_id_has_a_lead_merges_the_two(store: Store, batches: str) -> None:
+    publish(store, loads_model(MODEL))
+    for part in [HISTORY] if batches == "one batch" else [[m] for m in HISTORY]:
+        ingest(store, part, source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(leads)).scalar() == 1
+        lead = conn.execute(select(leads)).mappings().one()
+        assert resolve_lead_ref(conn, "old") == resolve_lead_ref(conn, "new") == lead["id"]
+        keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead["id"])).scalars())
+        score, lines = read_current(conn, lead["id"])
+        history = read_history(conn, lead["id"])
+    assert keys == {"u:old", "u:new", "a:old"}
+    # the older lead (old's) stays: its e-mail and id; the title seen last (new's VP, at minute 4) wins
+    assert (lead["external_id"], lead["email"], lead["first_name"]) == ("old", "ann@x.com", "Ann")
+    assert lead["attributes"]["job_title"] == "VP"
+    # three Probes of 10 (engagement 30 of 100), no CTO: 0.5 * 0 + 0.5 * 30 = 15
+    assert score is not None and score["score"] == pytest.approx(15.0)
+    assert sum(line["score_points"] for line in lines) == pytest.approx(score["score"])  # adds up
+    assert history[-1]["score"] == pytest.approx(15.0)
+
+
+def test_an_alias_to_a_new_user_id_makes_no_second_lead(store: Store) -> None:
+    publish(store, loads_model(MODEL))
+    ingest(store, [HISTORY[0], HISTORY[1], HISTORY[4], HISTORY[5]], source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        (lead_id,) = conn.execute(select(leads.c.id)).scalars().all()
+        assert resolve_lead_ref(conn, "new") == lead_id
+        score, _ = read_current(conn, lead_id)
+    # CTO (fit 100) and two Probes (engagement 20): 0.5 * 100 + 0.5 * 20 = 60
+    assert score is not None and score["score"] == pytest.approx(60.0)
+
+
+def test_the_merged_leads_outcomes_move_to_the_kept_lead(store: Store) -> None:
+    publish(store, loads_model(MODEL))
+    ingest(store, HISTORY[:4], source="test", as_of=T0 + 10 * MINUTE)
+    with store.begin() as conn:
+        newer = resolve_lead_ref(conn, "new")
+        conn.execute(
+            outcomes.insert().values(lead_id=newer, kind="won", at_ms=T0, source="test", recorded_ms=T0)
+        )
+    ingest(store, HISTORY[4:], source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        kept = resolve_lead_ref(conn, "old")
+        assert conn.execute(select(outcomes.c.lead_id, outcomes.c.kind)).all() == [(kept, "won")]
+        assert kept != newer
+
+
+def test_a_rescore_waiting_for_a_lead_merged_meanwhile_skips_it(store: Store) -> None:
+    """The processor scores a batch after applying it (and may apply the next first); a lead the next
+    batch merged away is gone by then: its rescore is nothing, not an error that would stall scoring."""
+    publish(store, loads_model(MODEL))
+    ingest(store, HISTORY[:4], source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        newer = resolve_lead_ref(conn, "new")
+    ingest(store, HISTORY[4:5], source="test", as_of=T0 + 10 * MINUTE)
+    waiting = Applied(touched={newer: T0 + 3 * MINUTE}, since={newer: EVER}, causes={newer: ["m-3"]})
+    with store.begin() as conn:
+        assert rescore_touched(conn, store.sources(), waiting, T0 + 10 * MINUTE) == (0, 0)
+        assert conn.execute(select(func.count()).select_from(leads)).scalar() == 1
+
+
+def test_erasing_the_previous_id_after_the_merge_leaves_nothing_of_her(store: Store) -> None:
+    """Before the merge, erasing ``old`` left the alias event and the key ``a:old`` on new's lead (the
+    erasure's own report named them); now her one lead holds every key, and all of it goes."""
+    publish(store, loads_model(MODEL))
+    ingest(store, HISTORY, source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        person = find_person(conn, "old")
+    assert set(person.keys) == {"u:old", "u:new", "a:old"}
+    report = erase(store, person, "pepper", T0 + 20 * MINUTE, "test")
+    assert report.mentions == {}
+    assert report.deleted["events"] == len(HISTORY)
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(leads)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(identities)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 0
