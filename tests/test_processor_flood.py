@@ -1,7 +1,8 @@
 """A SQLite processor under a flood (``scoring/processor.py``: ``flooded``, ``flood_pause``): events
 arriving faster than it would score them with half a core (per CPU-second of its recent batches), and
 scoring already more than 250 ms behind. It then scores only ``flood_duty`` of the time, in ``flood_batch`` batches, and
-every event is still scored once.
+every event is still scored once. Within its latency slack (``SQLITE_GATHER_MS``) a drain that emptied
+the inbox lets the next batch gather instead.
 
 Expected values by hand: a batch of 100 events that took 0.05 s of CPU would score 2,000 per
 CPU-second, half a core 1,000/s; at a duty of 0.25 a 0.1 s
@@ -26,6 +27,7 @@ from leadscore.scoring.pipeline import publish
 from leadscore.scoring.processor import (
     FLOOD_BATCH,
     SQLITE_BACKLOG_BATCH,
+    SQLITE_BATCH,
     Processor,
     flood_pause,
     flooded,
@@ -129,6 +131,32 @@ def test_the_next_batch_of_a_flooded_drain(tmp_path: Path) -> None:
         always = Processor(store, flood_duty=1.0)
         _stats(always, 400.0, 0.1, 0.05)
         assert always._sqlite_next(100, 100) == (SQLITE_BACKLOG_BATCH, pytest.approx(0.002))
+    finally:
+        store.dispose()
+
+
+def test_a_drain_within_its_latency_slack_lets_the_next_batch_gather(tmp_path: Path) -> None:
+    """A batch of 40 events of 100 (the inbox emptied) whose oldest event was scored 30 ms after it was
+    acknowledged, the batch 0.01 s long, 0.004 s of it in the write turn: the next batch (of up to 500)
+    starts 0.05 s after this one started, i.e. after 0.04 s, not the 0.008 s of twice the turn. After a
+    0.049 s batch with 0.02 s in the turn, twice the turn (0.04 s) is the longer wait. At 100 ms behind,
+    or with the batch full (a backlog), no gathering: 100 events after 0.008 s (40 is under half of 100),
+    500 after 0.008 s."""
+    store = Store.from_url(str(tmp_path / "slack.db"))
+    try:
+        processor = Processor(store)
+        _stats(processor, 30.0, 0.01, 0.005)
+        processor.stats.last_held_s = 0.004
+        assert processor._sqlite_next(40, 100) == (SQLITE_BACKLOG_BATCH, pytest.approx(0.04))
+        _stats(processor, 30.0, 0.049, 0.03)
+        processor.stats.last_held_s = 0.02
+        assert processor._sqlite_next(40, 100) == (SQLITE_BACKLOG_BATCH, pytest.approx(0.04))
+        _stats(processor, 100.0, 0.01, 0.005)
+        processor.stats.last_held_s = 0.004
+        assert processor._sqlite_next(40, 100) == (SQLITE_BATCH, pytest.approx(0.008))
+        _stats(processor, 30.0, 0.01, 0.005)
+        assert processor._sqlite_next(100, 100) == (SQLITE_BACKLOG_BATCH, pytest.approx(0.008))
+        assert processor.floods == 0
     finally:
         store.dispose()
 
