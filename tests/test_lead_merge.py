@@ -133,3 +133,49 @@ def test_erasing_the_previous_id_after_the_merge_leaves_nothing_of_her(store: St
         assert conn.execute(select(func.count()).select_from(leads)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(identities)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(events)).scalar() == 0
+
+
+ACCOUNT_MODEL = """
+model: merge-accounts
+engagement:
+  - {id: team, name: 2+ people of the account, kind: threshold, scope: account, event: {type: track, name: Probe},
+     count: {distinct: person}, at_least: 2, within: 30d, points: 40}
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""
+
+
+def test_a_merge_out_of_an_account_rescores_the_colleagues_it_leaves(store: Store) -> None:
+    """new and carl (the group y.com) both probed: two people of y.com, 40 points each. The alias makes
+    new one person with old (ann@x.com, the group x.com), whose account the merged lead keeps: y.com is then carl
+    alone, below the rule's two people, so carl's score is 0 at once, not at his next event."""
+    publish(store, loads_model(ACCOUNT_MODEL))
+    before = [
+        message(1, type="identify", userId="old", traits={"email": "ann@x.com"}),
+        message(2, type="identify", userId="new", traits={"email": "bob@y.com"}),
+        message(3, type="identify", userId="carl", traits={"email": "carl@y.com"}),
+        message(4, type="group", userId="old", groupId="x", traits={"domain": "x.com"}),
+        message(5, type="group", userId="new", groupId="y", traits={"domain": "y.com"}),
+        message(6, type="group", userId="carl", groupId="y", traits={"domain": "y.com"}),
+        message(7, type="track", userId="new", event="Probe"),
+        message(8, type="track", userId="carl", event="Probe"),
+    ]
+    ingest(store, before, source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        carl = resolve_lead_ref(conn, "carl")
+        score, _ = read_current(conn, carl)
+    assert score is not None and score["score"] == pytest.approx(40.0)
+    ingest(
+        store,
+        [message(9, type="alias", previousId="old", userId="new")],
+        source="test",
+        as_of=T0 + 10 * MINUTE,
+    )
+    with store.connect() as conn:
+        assert resolve_lead_ref(conn, "new") == resolve_lead_ref(conn, "old")
+        merged = conn.execute(
+            select(leads.c.email).where(leads.c.id == resolve_lead_ref(conn, "new"))
+        ).scalar()
+        score, lines = read_current(conn, carl)
+    assert merged == "ann@x.com"
+    assert score is not None and score["score"] == pytest.approx(0.0)
+    assert sum(line["score_points"] for line in lines) == pytest.approx(0.0)

@@ -12,7 +12,7 @@ from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.ingest.traits import group_account, split_traits
 from leadscore.store.event_log import append_events, known_message_ids
-from leadscore.store.lead_merge import merge_leads
+from leadscore.store.lead_merge import colleagues_left, merge_leads
 from leadscore.store.people import (
     PeopleCache,
     account_domain,
@@ -361,11 +361,15 @@ def _merge(
     whole history is scored again. Returns ``keep``."""
     people.flush(conn)
     lookup.flush()
+    left = colleagues_left(conn, keep, gone)
     merge_leads(conn, keep, gone, m.received_ms)
     lookup.known = {key: keep if lead == gone else lead for key, lead in lookup.known.items()}
     people.forget(conn, gone, keep)
     out.merged(gone, keep)
     out.rewind(keep)  # the alias itself touches ``keep`` as any message touches its lead
+    for colleague in left:  # their account's events lost ``gone``'s, of any age
+        out.touch(colleague, m.ts, m.message_id)
+        out.rewind(colleague)
     return keep
 
 
