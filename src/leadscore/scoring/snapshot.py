@@ -136,7 +136,6 @@ def _score_logged(
     rescored and the seconds the write lock was held to save them (none without pending leads)."""
     if logged.pending is None:
         return 0, 0.0
-    rescored, held = 0, 0.0
     sources = store.sources()
     with store.connect() as conn:  # a read transaction: one snapshot, no lock
         plan = plan_rescore(conn, sources, logged.applied)

@@ -12,7 +12,7 @@ from leadscore.errors import NotFoundError
 from leadscore.store.bulk import insert_tuples
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import INT64_MAX, accounts, fits_id, identities, leads
-from leadscore.store.upsert import insert_ignore, insert_ignore_statement
+from leadscore.store.upsert import insert_ignore
 
 LEAD_COLUMNS = ("email", "first_name", "last_name", "company")
 
@@ -68,10 +68,6 @@ _ACCOUNT_FOR_DOMAIN_LEADS = (
     .where(leads.c.email_domain == bindparam("domain"), leads.c.account_id.is_(None))
     .values(account_id=bindparam("account"), updated_ms=bindparam("now"))
 )
-
-
-def _insert_identities(dialect: str) -> Any:
-    return insert_ignore_statement(dialect, identities, ("key",))
 
 
 def find_lead(
@@ -284,16 +280,9 @@ def create_bare_leads(conn: Connection, first_seen: dict[str, int]) -> tuple[dic
         conn.execute(_INSERT_BARE_LEADS, rows)
         made = _lead_ids(conn, _LEADS_BY_EXTERNAL_IDS, missing)
     found.update(made)
-    if conn.dialect.name == "postgresql":
-        # one statement text whatever the number of rows (arrays), as the leads above
-        keys = [(user_key(u), lead_id, first_seen[u]) for u, lead_id in found.items()]
-        insert_tuples(conn, identities, ("key", "lead_id", "created_ms"), keys, ignore=("key",))
-    elif found:
-        links = [
-            {"key": user_key(u), "lead_id": lead_id, "created_ms": first_seen[u]}
-            for u, lead_id in found.items()
-        ]
-        conn.execute(_insert_identities(conn.dialect.name), links)
+    # the store's bulk insert (PostgreSQL: arrays, one statement text whatever the number of rows)
+    keys = [(user_key(u), lead_id, first_seen[u]) for u, lead_id in found.items()]
+    insert_tuples(conn, identities, ("key", "lead_id", "created_ms"), keys, ignore=("key",))
     return found, set(made.values())
 
 
