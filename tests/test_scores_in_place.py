@@ -166,3 +166,44 @@ def test_every_column_follows_each_save(store: Store, monkeypatch: Any) -> None:
             (c, "other", w, 100, 1.0, 2.0, 3.0, "D", 4, "cold", 4000, None),
             (c, "primary", v1, 200, 1.0, 2.0, 3.0, "D", 4, "cold", 4000, None),
         ]
+
+
+def test_ledger_rows_follow_each_save(store: Store) -> None:
+    """A lead's score's ledger row holds the lines last saved: replaced when they change, removed when the
+    score has no lines any more (a score without lines has no row), kept for the other score of the same
+    lead, and added for a score that gains lines (SQLite writes them in place, PostgreSQL deletes and
+    inserts: the same rows)."""
+
+    def lined(lead_id: int, *points: float) -> Ledger:
+        lines = tuple(
+            LedgerLine(f"r{i}", f"r{i}", "engagement", "each", score_points=p, value=p, matched=1)
+            for i, p in enumerate(points)
+        )
+        return Ledger(lead_id, 100, sum(points), 0.0, 0.0, 0.0, 0.0, "D", 4, "cold", lines)
+
+    def stored(conn: Connection) -> list[tuple[Any, ...]]:
+        return [
+            (line["lead_id"], line["score_name"], line["rule_id"], line["score_points"])
+            for line in read_lines(conn, None, every_score=True)
+        ]
+
+    with store.begin() as conn:
+        conn.execute(leads.insert(), [{"attributes": {}, "created_ms": 1, "updated_ms": 1}] * 2)
+        a, b = sorted(conn.execute(select(leads.c.id)).scalars())
+        v = add_version(conn, "tiny", YAML, 1)[0].id
+        w = add_version(conn, "tiny", YAML, 1, score_name="other")[0].id
+
+        def save(primary: list[Ledger], other: list[Ledger], at: int) -> None:
+            save_current_scores(
+                conn, [NamedResults("primary", v, primary), NamedResults("other", w, other)], at
+            )
+
+        save([lined(a, 1.0, 2.0), lined(b)], [lined(a, 3.0), lined(b, 4.0)], 1000)
+        assert stored(conn) == [
+            (a, "other", "r0", 3.0), (a, "primary", "r0", 1.0), (a, "primary", "r1", 2.0), (b, "other", "r0", 4.0),
+        ]  # fmt: skip
+        # a's primary down to one line, a's other without lines, b's primary gains a line, b's other the same
+        save([lined(a, 5.0), lined(b, 6.0)], [lined(a), lined(b, 4.0)], 2000)
+        assert stored(conn) == [
+            (a, "primary", "r0", 5.0), (b, "other", "r0", 4.0), (b, "primary", "r0", 6.0),
+        ]  # fmt: skip

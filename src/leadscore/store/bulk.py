@@ -40,10 +40,18 @@ MULTI_ROWS = 64
 
 @lru_cache(maxsize=64)
 def _statement(
-    dialect: str, table: str, columns: tuple[str, ...], ignore: tuple[str, ...] = (), rows: int = 1
+    dialect: str,
+    table: str,
+    columns: tuple[str, ...],
+    ignore: tuple[str, ...] = (),
+    rows: int = 1,
+    update_on: tuple[str, ...] = (),
 ) -> str:
     mark = "%s" if dialect == "postgresql" else "?"
     conflict = f" ON CONFLICT ({', '.join(ignore)}) DO NOTHING" if ignore else ""
+    if update_on:
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in update_on)
+        conflict = f" ON CONFLICT ({', '.join(update_on)}) DO UPDATE SET {sets}"
     row = f"({', '.join([mark] * len(columns))})"
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}{conflict}"
 
@@ -54,21 +62,24 @@ def sqlite_insert(
     columns: tuple[str, ...],
     rows: Sequence[tuple[Any, ...]],
     ignore: tuple[str, ...] = (),
+    update_on: tuple[str, ...] = (),
 ) -> int:
     """SQLite: ``rows`` inserted ``MULTI_ROWS`` to a statement (one ``executemany`` of those), the rest
-    by one statement of each power of two it holds; rows conflicting on ``ignore`` are skipped. Returns
-    the rows inserted. A statement of many rows costs SQLite and the driver one step for all of them: a
-    fifth less CPU than an ``executemany`` of one row at a time (the ledger lines of a full rescoring)."""
+    by one statement of each power of two it holds; rows conflicting on ``ignore`` are skipped, and a row
+    conflicting on ``update_on`` (a unique key) sets the stored row's other columns instead (an update in
+    place: the key's index is not written). Returns the rows inserted or updated. A statement of many rows
+    costs SQLite and the driver one step for all of them: a fifth less CPU than an ``executemany`` of one
+    row at a time (the ledger lines of a full rescoring)."""
     full = len(rows) - len(rows) % MULTI_ROWS
     done = 0
     if full:
-        sql = _statement("sqlite", table, columns, ignore, MULTI_ROWS)
+        sql = _statement("sqlite", table, columns, ignore, MULTI_ROWS, update_on)
         chunks = [tuple(chain.from_iterable(rows[at : at + MULTI_ROWS])) for at in range(0, full, MULTI_ROWS)]
         done += int(conn.exec_driver_sql(sql, chunks).rowcount)
     at = full
     while at < len(rows):
         n = 1 << ((len(rows) - at).bit_length() - 1)
-        sql = _statement("sqlite", table, columns, ignore, n)
+        sql = _statement("sqlite", table, columns, ignore, n, update_on)
         done += int(conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows[at : at + n]))).rowcount)
         at += n
     return done

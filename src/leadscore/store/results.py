@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from leadscore.compile import Ledger
-from leadscore.store.bulk import insert_rows, insert_tuples
+from leadscore.store.bulk import insert_rows, insert_tuples, sqlite_insert
 from leadscore.store.id_lists import in_list
 from leadscore.store.ledger_lines import pack_lines, read_lines
 from leadscore.store.pipelined import Pipeline, pipelined
@@ -193,28 +194,29 @@ def save_current_scores(
             for part, found in zip(parts, by_lead, strict=True)
             for r in (found[lid] for lid in ids)
         ]  # fmt: skip
-        stored = {(row[0], row[1]): row for row in conn.execute(read_scores, params)} if in_place else {}
+        stored = (
+            {(row[0], row[1]): row for row in conn.execute(read_scores, params).fetchall()}
+            if in_place
+            else {}
+        )
         # PostgreSQL: four statements, one round trip (the replaced states are read after the writes)
+        packed = [
+            (lid, part.score_name, text)
+            for part, found in zip(parts, by_lead, strict=True)
+            for lid, text in zip(
+                ids, pack_lines([found[lid] for lid in ids], signed_zero=not in_place), strict=True
+            )  # SQLite (in place) writes no -0.0: its float columns gave one back as 0.0
+        ]
         with pipelined(conn) as pipeline:
             old = iter(()) if in_place else pipeline.returning(drop_scores, params)
-            conn.execute(drop_ledger, params)
             if in_place:
                 _write_scores(conn, stored, rows, scored_ms)
+                _write_ledgers(conn, packed)
             else:
+                conn.execute(drop_ledger, params)
                 insert_tuples(conn, scores, SCORE_COLUMNS, rows)
-            insert_tuples(
-                conn,
-                ledger,
-                LEDGER_COLUMNS,
-                [
-                    (lid, part.score_name, text)
-                    for part, found in zip(parts, by_lead, strict=True)
-                    for lid, text in zip(
-                        ids, pack_lines([found[lid] for lid in ids], signed_zero=not in_place), strict=True
-                    )  # SQLite (in place) writes no -0.0: its float columns gave one back as 0.0
-                    if text != "[]"  # a score without lines has no row, as it had none before
-                ],
-            )
+                # a score without lines has no row, as it had none before
+                insert_tuples(conn, ledger, LEDGER_COLUMNS, [row for row in packed if row[2] != _NO_LINES])
             for state in old:
                 replaced[(state["lead_id"], state["score_name"])] = state
         for key, row in stored.items():
@@ -228,6 +230,7 @@ _COMPARED = tuple(c for c in SCORE_COLUMNS if c not in ("lead_id", "score_name",
 _STATE_COLUMNS = ("lead_id", "score_name", *_COMPARED)
 _AT = tuple(SCORE_COLUMNS.index(c) for c in _COMPARED)  # where a new row holds them
 _FLOATS = tuple(i for i, c in enumerate(_COMPARED) if isinstance(scores.c[c].type, Float))
+_compared_of = itemgetter(*_AT)  # a new row's ``_COMPARED`` values, as a tuple
 _DELETE_SCORES = (
     delete(scores)
     .where(in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE)
@@ -265,7 +268,7 @@ def _write_scores(
         if old is None:
             fresh.append(row)
             continue
-        new = tuple(row[i] for i in _AT)
+        new = _compared_of(row)
         differ = _differ(old[2:], new)
         if not differ:
             stamped.setdefault(row[_NAME], []).append(row[_LEAD])
@@ -277,6 +280,26 @@ def _write_scores(
     for columns, params in changed.items():
         conn.exec_driver_sql(_update_of(columns), params)
     insert_tuples(conn, scores, SCORE_COLUMNS, fresh)
+
+
+_NO_LINES = "[]"  # a score without lines, packed: it has no ledger row
+
+
+def _write_ledgers(conn: Connection, rows: Sequence[tuple[int, str, str]]) -> None:
+    """SQLite: the ledger rows (``LEDGER_COLUMNS`` tuples) of the leads' scores written in place: a stored
+    row's lines set by an upsert on its key (a delete and an insert wrote the primary key's index twice
+    and the table twice; the upsert writes the table's row only), a new one inserted, and the row of a
+    score now without lines deleted (a score without lines has no row)."""
+    empty: dict[str, list[int]] = {}
+    lined: list[tuple[int, str, str]] = []
+    for row in rows:
+        if row[2] == _NO_LINES:
+            empty.setdefault(row[1], []).append(row[0])
+        else:
+            lined.append(row)
+    for name, ids in empty.items():
+        conn.execute(_DELETE_LEDGER, {"ids": ids, "score_name": name})
+    sqlite_insert(conn, ledger.name, LEDGER_COLUMNS, lined, update_on=("lead_id", "score_name"))
 
 
 def _differ(old: Sequence[Any], new: Sequence[Any]) -> tuple[int, ...]:
