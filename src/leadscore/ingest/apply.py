@@ -12,11 +12,12 @@ from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.ingest.traits import group_account, split_traits
 from leadscore.store.event_log import append_events, known_message_ids
-from leadscore.store.lead_merge import colleagues_left, merge_leads
+from leadscore.store.lead_merge import merge_leads
 from leadscore.store.people import (
     PeopleCache,
     account_domain,
     anonymous_key,
+    colleagues_left,
     create_bare_leads,
     email_domain,
     lead_for_key,
@@ -349,8 +350,22 @@ def _identify(
         account_id, _ = upsert_account(
             conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs, cache=people
         )
+        if people.row(conn, lead_id)["account_id"] not in (None, account_id):
+            people.flush(conn)  # the batch's held moves first: the database names the account's leads
+            _leave_account(conn, lead_id, account_id, m, out)
         set_lead_account(conn, lead_id, account_id, m.received_ms, people)
     return lead_id
+
+
+def _leave_account(
+    conn: Connection, lead_id: int, account_after: int | None, m: Message, out: Applied
+) -> None:
+    """Lead ``lead_id`` moves to ``account_after`` (``colleagues_left``: a group call or a merge): the
+    colleagues it leaves lose its events, of any age, from their account's, so they are rescored with
+    the message and their whole history is scored again."""
+    for colleague in colleagues_left(conn, lead_id, account_after):
+        out.touch(colleague, m.ts, m.message_id)
+        out.rewind(colleague)
 
 
 def _merge(
@@ -361,15 +376,12 @@ def _merge(
     whole history is scored again. Returns ``keep``."""
     people.flush(conn)
     lookup.flush()
-    left = colleagues_left(conn, keep, gone)
+    _leave_account(conn, gone, people.row(conn, keep)["account_id"], m, out)
     merge_leads(conn, keep, gone, m.received_ms)
     lookup.known = {key: keep if lead == gone else lead for key, lead in lookup.known.items()}
     people.forget(conn, gone, keep)
     out.merged(gone, keep)
     out.rewind(keep)  # the alias itself touches ``keep`` as any message touches its lead
-    for colleague in left:  # their account's events lost ``gone``'s, of any age
-        out.touch(colleague, m.ts, m.message_id)
-        out.rewind(colleague)
     return keep
 
 

@@ -81,20 +81,6 @@ def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int) -> None:
     conn.execute(delete(leads).where(leads.c.id == gone))
 
 
-def colleagues_left(conn: Connection, keep: int, gone: int) -> list[int]:
-    """The other leads of ``gone``'s account when ``keep`` stays in another one: the merge takes
-    ``gone``'s events out of their account (none when ``keep`` has no account, and so takes ``gone``'s,
-    or has the same)."""
-    accounts = dict(
-        conn.execute(select(leads.c.id, leads.c.account_id).where(leads.c.id.in_([keep, gone]))).all()
-    )
-    account = accounts.get(gone)
-    if account is None or accounts.get(keep) in (None, account):
-        return []
-    others = select(leads.c.id).where(leads.c.account_id == account, leads.c.id != gone).order_by(leads.c.id)
-    return [int(lead_id) for lead_id in conn.execute(others).scalars()]
-
-
 def merged_values(kept: Any, other: Any) -> dict[str, Any]:
     """The kept lead's columns after the merge: each attribute and name field from the lead that observed
     it last (``attribute_ts``), a value filling a gap; its own e-mail, external id and account unless it

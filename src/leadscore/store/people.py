@@ -325,6 +325,21 @@ def account_colleagues(conn: Connection, lead_ids: Iterable[int]) -> list[tuple[
     return [(int(a), int(b)) for a, b in conn.execute(_COLLEAGUES, {"ids": ids}).all()]
 
 
+def colleagues_left(conn: Connection, lead_id: int, account_after: int | None) -> list[int]:
+    """The other leads of ``lead_id``'s account (as the database holds it) when the lead moves to
+    ``account_after``: the move takes its events, of any age, out of their account (a ``group`` call
+    naming another account, or an alias merging it into a lead that stays in another one). None when it
+    has no account or stays in it (``account_after`` None: it keeps its own, as a merged-away lead's
+    account passes to a kept lead that has none)."""
+    account = conn.execute(select(leads.c.account_id).where(leads.c.id == lead_id)).scalar()
+    if account is None or account_after in (None, account):
+        return []
+    others = (
+        select(leads.c.id).where(leads.c.account_id == account, leads.c.id != lead_id).order_by(leads.c.id)
+    )
+    return [int(colleague) for colleague in conn.execute(others).scalars()]
+
+
 def _lead_ids(conn: Connection, statement: Any, values: list[str]) -> dict[str, int]:
     """value → lead id from a (value, lead id) statement over a list bound as one parameter (no limit
     on its length, see ``id_lists``)."""
