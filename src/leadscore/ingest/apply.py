@@ -377,7 +377,7 @@ def _merge(
     people.flush(conn)
     lookup.flush()
     _leave_account(conn, gone, people.row(conn, keep)["account_id"], m, out)
-    merge_leads(conn, keep, gone, m.received_ms)
+    merge_leads(conn, keep, gone, m.received_ms, m.message_id)
     lookup.known = {key: keep if lead == gone else lead for key, lead in lookup.known.items()}
     people.forget(conn, gone, keep)
     out.merged(gone, keep)
