@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.ingest.traits import group_account, split_traits
+from leadscore.scoring.as_known import restamped_since
 from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.lead_merge import merge_leads
 from leadscore.store.people import (
@@ -69,6 +70,12 @@ class Applied:
             self.since[keep] = min(self.since.pop(gone, at), self.since.get(keep, at))
             self.causes.setdefault(keep, []).extend(self.causes.pop(gone, []))
         self.created_leads.discard(gone)
+
+    def reopen(self, lead_id: int, at_ms: int) -> None:
+        """The lead's history may change from ``at_ms`` on (``as_known.restamped_since``)."""
+        first = self.since.get(lead_id)
+        if first is None or at_ms < first:
+            self.since[lead_id] = at_ms
 
     def rewind(self, lead_id: int) -> None:
         """The lead gained events of any age (a person key was linked to it): all its history may change."""
@@ -311,6 +318,11 @@ def _identify(
                 out.rewind(lead_id)
     elif m.user_id:
         if m.type == "identify" or email:
+            # the stamps before, to know from when the history as known may change (a row of the cache)
+            found = people.find_row(
+                conn, email=normalise_email(email) if email else None, external_id=m.user_id
+            )
+            stamps = dict(found["attribute_ts"] or {}) if found is not None else None
             lead_id, created = upsert_lead(
                 conn,
                 now_ms=m.received_ms,
@@ -323,6 +335,9 @@ def _identify(
                 once=once_traits(m) if m.type == "identify" else None,
                 cache=people,
             )
+            reopened = restamped_since(stamps, people.row(conn, lead_id)["attribute_ts"] or {})
+            if reopened is not None:
+                out.reopen(lead_id, reopened)
             lookup.link(user_key(m.user_id), lead_id, m.received_ms)
         else:
             lead_id = lookup.get(user_key(m.user_id))
