@@ -335,7 +335,8 @@ def _identify(
                 once=once_traits(m) if m.type == "identify" else None,
                 cache=people,
             )
-            reopened = restamped_since(stamps, people.row(conn, lead_id)["attribute_ts"] or {})
+            row = people.row(conn, lead_id)
+            reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
             if reopened is not None:
                 out.reopen(lead_id, reopened)
             lookup.link(user_key(m.user_id), lead_id, m.received_ms)

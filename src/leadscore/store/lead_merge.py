@@ -6,8 +6,9 @@ fills a gap), and the rows that record what happened to the person (outcomes, fe
 assignments, messages sent, segment changes). Scores, ledgers and score history are derived from the
 events: the merged lead's are computed again by the caller from its whole history, the other's are
 deleted with it. The other lead's numeric id keeps resolving to the kept lead (``people.merged_key``, an
-identity of the kept lead), and the merge is written to the audit log (``lead.merge``). Every table with a ``lead_id`` column is accounted for in ``TABLES``
-(``tests/test_lead_merge.py`` checks it against the schema).
+identity of the kept lead), and the merge is written to the audit log (``lead.merge``). Every table with
+a ``lead_id`` column is accounted for in ``TABLES`` (``tests/test_lead_merge.py`` checks it against the
+schema).
 """
 
 from __future__ import annotations
