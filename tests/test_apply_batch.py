@@ -108,7 +108,11 @@ def _state(conn: Connection) -> dict[str, Any]:
             )
             for r in rows
         ),
-        "links": sorted((r.key, name[r.lead_id]) for r in conn.execute(select(identities))),
+        # a merged-away lead's id (people.merged_key) is an id too: named by the lead it resolves to
+        "links": sorted(
+            ("lead:merged" if r.key.startswith("lead:") else r.key, name[r.lead_id])
+            for r in conn.execute(select(identities))
+        ),
         "accounts": sorted(
             (str(r.domain), str(r.name), str(sorted(r.attributes.items())))
             for r in conn.execute(select(accounts))

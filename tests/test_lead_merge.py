@@ -5,20 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
 from leadscore.ingest.apply import EVER, Applied
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import loads_model
 from leadscore.privacy.erase import erase
 from leadscore.privacy.person import find_person
 from leadscore.scoring.pipeline import ingest, publish, rescore_touched
+from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.audit import read_audit
+from leadscore.store.keys import create_key
 from leadscore.store.lead_merge import TABLES
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import events, identities, leads, metadata, outcomes
+from leadscore.store.users import add_user
+from live_server import serving
+from web_support import PASSWORD, signed_in
 
 MODEL = """
 model: merge
@@ -68,7 +77,8 @@ def test_an_alias_whose_previous_id_has_a_lead_merges_the_two(store: Store, batc
         keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead["id"])).scalars())
         score, lines = read_current(conn, lead["id"])
         history = read_history(conn, lead["id"])
-    assert keys == {"u:old", "u:new", "a:old"}
+    # new's lead was the second: its numeric id is a key of the kept lead
+    assert keys == {"u:old", "u:new", "a:old", "lead:2"}
     # the older lead (old's) stays: its e-mail and id; the title seen last (new's VP, at minute 4) wins
     assert (lead["external_id"], lead["email"], lead["first_name"]) == ("old", "ann@x.com", "Ann")
     assert lead["attributes"]["job_title"] == "VP"
@@ -125,7 +135,7 @@ def test_erasing_the_previous_id_after_the_merge_leaves_nothing_of_her(store: St
     ingest(store, HISTORY, source="test", as_of=T0 + 10 * MINUTE)
     with store.connect() as conn:
         person = find_person(conn, "old")
-    assert set(person.keys) == {"u:old", "u:new", "a:old"}
+    assert set(person.keys) == {"u:old", "u:new", "a:old", "lead:2"}
     report = erase(store, person, "pepper", T0 + 20 * MINUTE, "test")
     assert report.mentions == {}
     assert report.deleted["events"] == len(HISTORY)
@@ -179,3 +189,47 @@ def test_a_merge_out_of_an_account_rescores_the_colleagues_it_leaves(store: Stor
     assert merged == "ann@x.com"
     assert score is not None and score["score"] == pytest.approx(0.0)
     assert sum(line["score_points"] for line in lines) == pytest.approx(0.0)
+
+
+def test_a_merged_away_leads_id_resolves_to_the_kept_lead_and_the_merge_is_audited(store: Store) -> None:
+    """The alias merges new's lead into old's. The API answers /v1/leads/<new's id> with old's record,
+    the dashboard's /leads/<new's id> redirects to old's page, and the audit log says new's lead went
+    into old's by the alias m-5. Before: 404 on both, nothing audited."""
+    publish(store, loads_model(MODEL))
+    ingest(store, HISTORY[:4], source="test", as_of=T0 + 10 * MINUTE)
+    with store.begin() as conn:
+        kept, gone = resolve_lead_ref(conn, "old"), resolve_lead_ref(conn, "new")
+        _, read = create_key(conn, "read", "crm", 0)
+        add_user(conn, "admin@example.test", "A", "admin", hash_password(PASSWORD), 0)
+    never = max(kept, gone) + 1  # an id no lead ever had
+    ingest(store, HISTORY[4:], source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        assert resolve_lead_ref(conn, str(gone)) == kept
+        merges = [(r["target"], r["details"]) for r in read_audit(conn) if r["action"] == "lead.merge"]
+    assert merges == [(f"lead:{gone}", {"into": kept, "message_id": "m-5"})]
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            found = client.get(f"/v1/leads/{gone}", headers={"Authorization": f"Bearer {read}"})
+            missing = client.get(f"/v1/leads/{never}", headers={"Authorization": f"Bearer {read}"})
+        assert found.status_code == 200
+        assert (found.json()["lead"]["id"], found.json()["lead"]["email"]) == (kept, "ann@x.com")
+        assert missing.status_code == 404
+        with signed_in(url, "admin@example.test") as web:
+            moved = web.get(f"/leads/{gone}")
+            assert (moved.status_code, moved.headers["location"]) == (301, f"/leads/{kept}")
+            assert web.get(f"/leads/{kept}").status_code == 200
+            assert web.get(f"/leads/{never}").status_code == 404
+
+
+def test_a_lead_merged_twice_resolves_to_the_last_kept_lead(store: Store) -> None:
+    """carl's lead merged into new's, then new's into old's: both old ids resolve to old's lead."""
+    publish(store, loads_model(MODEL))
+    ingest(store, [*HISTORY[:4], message(7, type="track", userId="carl", event="Probe")], source="test")
+    with store.connect() as conn:
+        old, new, carl = (resolve_lead_ref(conn, who) for who in ("old", "new", "carl"))
+    ingest(store, [message(8, type="alias", previousId="new", userId="carl")], source="test")
+    ingest(store, [message(9, type="alias", previousId="old", userId="new")], source="test")
+    with store.connect() as conn:
+        assert [resolve_lead_ref(conn, str(n)) for n in (carl, new, old)] == [old, old, old]
+        assert conn.execute(select(func.count()).select_from(leads)).scalar() == 1

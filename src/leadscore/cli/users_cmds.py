@@ -128,7 +128,7 @@ def audit_cmd(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many entries, newest first.")] = 50,
     db: Db = None,
 ) -> None:
-    """The audit log: model publications, exports, erasures, user and key changes."""
+    """The audit log: model publications, exports, erasures, user and key changes, lead merges."""
     from leadscore.store.audit import read_audit
 
     with open_store(db) as store, store.connect() as conn:

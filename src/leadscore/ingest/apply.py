@@ -11,12 +11,14 @@ from sqlalchemy import Connection
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.ingest.traits import group_account, split_traits
+from leadscore.scoring.as_known import restamped_since
 from leadscore.store.event_log import append_events, known_message_ids
-from leadscore.store.lead_merge import colleagues_left, merge_leads
+from leadscore.store.lead_merge import merge_leads
 from leadscore.store.people import (
     PeopleCache,
     account_domain,
     anonymous_key,
+    colleagues_left,
     create_bare_leads,
     email_domain,
     lead_for_key,
@@ -68,6 +70,12 @@ class Applied:
             self.since[keep] = min(self.since.pop(gone, at), self.since.get(keep, at))
             self.causes.setdefault(keep, []).extend(self.causes.pop(gone, []))
         self.created_leads.discard(gone)
+
+    def reopen(self, lead_id: int, at_ms: int) -> None:
+        """The lead's history may change from ``at_ms`` on (``as_known.restamped_since``)."""
+        first = self.since.get(lead_id)
+        if first is None or at_ms < first:
+            self.since[lead_id] = at_ms
 
     def rewind(self, lead_id: int) -> None:
         """The lead gained events of any age (a person key was linked to it): all its history may change."""
@@ -310,6 +318,11 @@ def _identify(
                 out.rewind(lead_id)
     elif m.user_id:
         if m.type == "identify" or email:
+            # the stamps before, to know from when the history as known may change (a row of the cache)
+            found = people.find_row(
+                conn, email=normalise_email(email) if email else None, external_id=m.user_id
+            )
+            stamps = dict(found["attribute_ts"] or {}) if found is not None else None
             lead_id, created = upsert_lead(
                 conn,
                 now_ms=m.received_ms,
@@ -322,6 +335,10 @@ def _identify(
                 once=once_traits(m) if m.type == "identify" else None,
                 cache=people,
             )
+            row = people.row(conn, lead_id)
+            reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
+            if reopened is not None:
+                out.reopen(lead_id, reopened)
             lookup.link(user_key(m.user_id), lead_id, m.received_ms)
         else:
             lead_id = lookup.get(user_key(m.user_id))
@@ -349,8 +366,22 @@ def _identify(
         account_id, _ = upsert_account(
             conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs, cache=people
         )
+        if people.row(conn, lead_id)["account_id"] not in (None, account_id):
+            people.flush(conn)  # the batch's held moves first: the database names the account's leads
+            _leave_account(conn, lead_id, account_id, m, out)
         set_lead_account(conn, lead_id, account_id, m.received_ms, people)
     return lead_id
+
+
+def _leave_account(
+    conn: Connection, lead_id: int, account_after: int | None, m: Message, out: Applied
+) -> None:
+    """Lead ``lead_id`` moves to ``account_after`` (``colleagues_left``: a group call or a merge): the
+    colleagues it leaves lose its events, of any age, from their account's, so they are rescored with
+    the message and their whole history is scored again."""
+    for colleague in colleagues_left(conn, lead_id, account_after):
+        out.touch(colleague, m.ts, m.message_id)
+        out.rewind(colleague)
 
 
 def _merge(
@@ -361,15 +392,12 @@ def _merge(
     whole history is scored again. Returns ``keep``."""
     people.flush(conn)
     lookup.flush()
-    left = colleagues_left(conn, keep, gone)
-    merge_leads(conn, keep, gone, m.received_ms)
+    _leave_account(conn, gone, people.row(conn, keep)["account_id"], m, out)
+    merge_leads(conn, keep, gone, m.received_ms, m.message_id)
     lookup.known = {key: keep if lead == gone else lead for key, lead in lookup.known.items()}
     people.forget(conn, gone, keep)
     out.merged(gone, keep)
     out.rewind(keep)  # the alias itself touches ``keep`` as any message touches its lead
-    for colleague in left:  # their account's events lost ``gone``'s, of any age
-        out.touch(colleague, m.ts, m.message_id)
-        out.rewind(colleague)
     return keep
 
 

@@ -5,8 +5,10 @@ the rule ``people.upsert_lead`` merges them with (the value observed at the late
 fills a gap), and the rows that record what happened to the person (outcomes, feedback, stage moves,
 assignments, messages sent, segment changes). Scores, ledgers and score history are derived from the
 events: the merged lead's are computed again by the caller from its whole history, the other's are
-deleted with it. Every table with a ``lead_id`` column is accounted for in ``TABLES``
-(``tests/test_lead_merge.py`` checks it against the schema).
+deleted with it. The other lead's numeric id keeps resolving to the kept lead (``people.merged_key``, an
+identity of the kept lead), and the merge is written to the audit log (``lead.merge``). Every table with
+a ``lead_id`` column is accounted for in ``TABLES`` (``tests/test_lead_merge.py`` checks it against the
+schema).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, exists, select, update
 
-from leadscore.store.people import LEAD_COLUMNS, email_domain
+from leadscore.store.audit import audit
+from leadscore.store.people import LEAD_COLUMNS, email_domain, link_identity, merged_key
 from leadscore.store.schema import (
     assignments,
     digest_leads,
@@ -58,8 +61,9 @@ TABLES: dict[Table, tuple[str, ...] | None] = {
 _EVER = -(2**62)
 
 
-def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int) -> None:
-    """Merge lead ``gone`` into lead ``keep`` and delete ``gone`` (see the module docstring)."""
+def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int, cause: str) -> None:
+    """Merge lead ``gone`` into lead ``keep`` and delete ``gone`` (see the module docstring); ``cause``:
+    the message id of the alias that said they are one person (audited)."""
     rows = {
         int(r["id"]): r for r in conn.execute(select(leads).where(leads.c.id.in_([keep, gone]))).mappings()
     }
@@ -79,20 +83,10 @@ def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int) -> None:
         conn.execute(moved.values(lead_id=keep))
         conn.execute(delete(table).where(table.c.lead_id == gone))
     conn.execute(delete(leads).where(leads.c.id == gone))
-
-
-def colleagues_left(conn: Connection, keep: int, gone: int) -> list[int]:
-    """The other leads of ``gone``'s account when ``keep`` stays in another one: the merge takes
-    ``gone``'s events out of their account (none when ``keep`` has no account, and so takes ``gone``'s,
-    or has the same)."""
-    accounts = dict(
-        conn.execute(select(leads.c.id, leads.c.account_id).where(leads.c.id.in_([keep, gone]))).all()
-    )
-    account = accounts.get(gone)
-    if account is None or accounts.get(keep) in (None, account):
-        return []
-    others = select(leads.c.id).where(leads.c.account_id == account, leads.c.id != gone).order_by(leads.c.id)
-    return [int(lead_id) for lead_id in conn.execute(others).scalars()]
+    # a key left by an earlier lead of the same id (SQLite may give a deleted largest id again) is replaced
+    conn.execute(delete(identities).where(identities.c.key == merged_key(gone)))
+    link_identity(conn, merged_key(gone), keep, now_ms)
+    audit(conn, now_ms, "ingest", "lead.merge", f"lead:{gone}", into=keep, message_id=cause)
 
 
 def merged_values(kept: Any, other: Any) -> dict[str, Any]:

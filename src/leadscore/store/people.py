@@ -36,6 +36,13 @@ def anonymous_key(anonymous_id: str) -> str:
     return f"a:{anonymous_id}"
 
 
+def merged_key(lead_id: int) -> str:
+    """The person key that keeps a merged-away lead's numeric id (``store/lead_merge.py``) pointing at the
+    lead it was merged into: it moves with the other keys if that lead is merged in turn, and goes with
+    it if it is erased. No event is stored under it (events are under ``u:`` and ``a:`` keys)."""
+    return f"lead:{lead_id}"
+
+
 # Statements built once: executed with parameters, SQLAlchemy finds their compiled form by a cache key it
 # memoises on the statement, instead of building and keying a new statement per call (ingest runs these
 # for every message that names a person).
@@ -107,7 +114,8 @@ def _find_lead_row(
 
 
 def resolve_lead_ref(conn: Connection, ref: str) -> int:
-    """A lead by reference: its numeric id, its e-mail, or its external (user) id.
+    """A lead by reference: its numeric id (a lead merged into another by an alias: the one it was merged
+    into), its e-mail, or its external (user) id.
 
     Raises NotFoundError naming the reference. Only ASCII digits up to ``INT64_MAX`` are an id ("³7".isdigit()
     is true; 99999999999999999999999 cannot be bound). A reference no store could hold (a NUL character,
@@ -117,6 +125,8 @@ def resolve_lead_ref(conn: Connection, ref: str) -> int:
     if "\x00" not in ref:
         if ref.isascii() and ref.isdigit() and len(ref) <= 19 and int(ref) <= INT64_MAX:
             lead_id = find_lead(conn, lead_id=int(ref))
+            if lead_id is None:  # merged into another lead by an alias: that one
+                lead_id = lead_for_key(conn, merged_key(int(ref)))
         if lead_id is None and "@" in ref:
             lead_id = find_lead(conn, email=ref)
         if lead_id is None:
@@ -323,6 +333,21 @@ def account_colleagues(conn: Connection, lead_ids: Iterable[int]) -> list[tuple[
     if not ids:
         return []
     return [(int(a), int(b)) for a, b in conn.execute(_COLLEAGUES, {"ids": ids}).all()]
+
+
+def colleagues_left(conn: Connection, lead_id: int, account_after: int | None) -> list[int]:
+    """The other leads of ``lead_id``'s account (as the database holds it) when the lead moves to
+    ``account_after``: the move takes its events, of any age, out of their account (a ``group`` call
+    naming another account, or an alias merging it into a lead that stays in another one). None when it
+    has no account or stays in it (``account_after`` None: it keeps its own, as a merged-away lead's
+    account passes to a kept lead that has none)."""
+    account = conn.execute(select(leads.c.account_id).where(leads.c.id == lead_id)).scalar()
+    if account is None or account_after in (None, account):
+        return []
+    others = (
+        select(leads.c.id).where(leads.c.account_id == account, leads.c.id != lead_id).order_by(leads.c.id)
+    )
+    return [int(colleague) for colleague in conn.execute(others).scalars()]
 
 
 def _lead_ids(conn: Connection, statement: Any, values: list[str]) -> dict[str, int]:

@@ -15,6 +15,7 @@ from leadscore.lifecycle.feedback import TransitionError, give_feedback
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import model_of, now_ms
 from leadscore.store import Store
+from leadscore.store.people import find_lead, lead_for_key, merged_key
 from leadscore.store.schema import fits_id
 from leadscore.web.data import lead as lead_data
 from leadscore.web.data import product as product_data
@@ -76,8 +77,21 @@ def lead_page(
     viewer: LeadsReader,
     lead_id: int,
     done: Annotated[str, Query(pattern="^(|accepted|rejected)$")] = "",
-) -> HTMLResponse:
+) -> Response:
+    kept = _merged_into(request, lead_id)
+    if kept is not None:  # merged into another lead by an alias: its page is that lead's
+        return RedirectResponse(f"/leads/{kept}", status_code=301)
     return _lead_page(request, viewer, lead_id, done=done)
+
+
+def _merged_into(request: Request, lead_id: int) -> int | None:
+    """The lead that lead ``lead_id`` was merged into, when it is gone (``people.merged_key``)."""
+    if not fits_id(lead_id):
+        return None
+    with state_of(request).store.connect() as conn:
+        if find_lead(conn, lead_id=lead_id) is not None:
+            return None
+        return lead_for_key(conn, merged_key(lead_id))
 
 
 @router.post("/leads/{lead_id}/feedback", include_in_schema=False)
