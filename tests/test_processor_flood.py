@@ -34,8 +34,8 @@ from leadscore.scoring.processor import (
 )
 from leadscore.settings import Settings
 from leadscore.store import Store, counters
-from leadscore.store.event_log import arrived_since, enqueue, waiting_events
-from leadscore.store.schema import events
+from leadscore.store.event_log import arrived_since, claim, enqueue, waiting_events
+from leadscore.store.schema import events, inbox
 
 MODEL = """
 model: floods
@@ -94,6 +94,57 @@ def test_arrivals_are_the_newest_inbox_rows_events_since_a_time(tmp_path: Path) 
             assert arrived_since(conn, 2001) == 5
             assert arrived_since(conn, 3001) == 0
             assert arrived_since(conn, 0, rows=1) == 5
+    finally:
+        store.dispose()
+
+
+def test_a_claim_keeps_when_its_rows_arrived(tmp_path: Path) -> None:
+    """Inbox rows of 3, 2 and 5 events acknowledged at 1,000, 2,000 and 3,000 ms, taken by a claim of up to
+    5 events: the first two rows, (1,000, 3) and (2,000, 2); the next claim takes (3,000, 5)."""
+    store = Store.from_url(str(tmp_path / "taken.db"))
+    try:
+        with store.begin() as conn:
+            at = 0
+            for received, n in ((1000, 3), (2000, 2), (3000, 5)):
+                enqueue(conn, [_row(at + i, received) for i in range(n)])
+                at += n
+        with store.begin() as conn:
+            first = claim(conn, 5)
+            assert first is not None
+            assert first.arrivals == [(1000, 3), (2000, 2)]
+            conn.execute(inbox.delete().where(inbox.c.id.in_(first.ids)))
+            second = claim(conn, 5)
+            assert second is not None
+            assert second.arrivals == [(3000, 5)]
+    finally:
+        store.dispose()
+
+
+def test_arrivals_count_the_events_the_processor_took(tmp_path: Path) -> None:
+    """600 events acknowledged now still wait in the inbox; the last batches took rows of 500 and 400
+    events acknowledged now: 1,500 arrived in the last second, more than half a core's 1,000/s (100 events
+    in 0.05 s of CPU: 2,000 per CPU-second): a flood. The waiting 600 alone are none, nor are they with
+    900 taken 2 s ago (out of the window)."""
+    store = Store.from_url(str(tmp_path / "took.db"))
+    try:
+        now = int(time.time() * 1000)
+        with store.begin() as conn:
+            enqueue(conn, [_row(i, now) for i in range(600)])
+        took = Processor(store)
+        _stats(took, 400.0, 0.1, 0.05)
+        took.stats.last_taken = [(now, 500), (now, 400)]
+        assert took._sqlite_next(100, 100)[0] == FLOOD_BATCH
+        assert took.floods == 1
+        waiting_only = Processor(store)
+        _stats(waiting_only, 400.0, 0.1, 0.05)
+        assert waiting_only._sqlite_next(100, 100)[0] == SQLITE_BACKLOG_BATCH
+        assert waiting_only.floods == 0
+        earlier = Processor(store)
+        _stats(earlier, 400.0, 0.1, 0.05)
+        earlier.stats.last_taken = [(now - 2000, 500), (now - 2000, 400)]
+        assert earlier._sqlite_next(100, 100)[0] == SQLITE_BACKLOG_BATCH
+        assert earlier.floods == 0
+        assert earlier._taken == []
     finally:
         store.dispose()
 

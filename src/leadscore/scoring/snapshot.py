@@ -111,6 +111,7 @@ def process_batch(
     if logged is None:
         return 0
     claimed = logged.claimed
+    stats.last_taken = claimed.arrivals
     # one young collection after the batch, when its rows and ledgers are gone, instead of one at the end of
     # each result read (``collection_paused``), each walking the batch's ledgers of every score again
     with collection_paused():

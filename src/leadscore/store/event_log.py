@@ -225,6 +225,9 @@ class Claimed:
     released: bool = False  # deleted from the inbox already (PostgreSQL: in the claim's statement)
     # leads whose events are in the log but not yet scored (``PENDING`` entries: ``mark_pending``)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    # each taken row's acknowledgement time and events (a SQLite processor's arrivals that the inbox, once
+    # they are taken, no longer shows: ``arrived_since``)
+    arrivals: list[tuple[int, int]] = field(default_factory=list)
 
 
 def claim(conn: Connection, limit: int, parts: Sequence[int] | None = None) -> Claimed | None:
@@ -255,7 +258,7 @@ def claim(conn: Connection, limit: int, parts: Sequence[int] | None = None) -> C
     claimed = Claimed(
         ids, [], min(received for received, _ in taken), released=conn.dialect.name == "postgresql"
     )
-    for _, body in taken:
+    for received, body in taken:
         try:
             rows = inbox_events(body)
         except (ValueError, RecursionError) as exc:
@@ -264,6 +267,7 @@ def claim(conn: Connection, limit: int, parts: Sequence[int] | None = None) -> C
         if not isinstance(rows, list):
             claimed.unreadable.append((body, "inbox row is not a JSON array"))
             continue
+        before = len(claimed.rows)
         for row in rows:
             if isinstance(row, dict) and isinstance(row.get("message_id"), str):
                 claimed.rows.append(row)
@@ -271,6 +275,8 @@ def claim(conn: Connection, limit: int, parts: Sequence[int] | None = None) -> C
                 claimed.pending.append(row[PENDING])
             else:
                 claimed.unreadable.append((inbox_json(row), "inbox entry is not an event with a message_id"))
+        if len(claimed.rows) > before:
+            claimed.arrivals.append((received, len(claimed.rows) - before))
     return claimed
 
 
@@ -307,8 +313,9 @@ def waiting_events(conn: Connection) -> int:
 
 def arrived_since(conn: Connection, since_ms: int, rows: int = 2000) -> int:
     """How many of the inbox's events were acknowledged at ``since_ms`` or later (a SQLite processor's
-    measure of a flood: ``scoring/processor.py``), among its newest ``rows`` rows: SQLite gives a new row
-    the largest id, so these are read from the end of the primary key, whatever waits before them."""
+    measure of a flood: ``scoring/processor.py``, which adds those it took itself: ``Claimed.arrivals``),
+    among its newest ``rows`` rows: SQLite gives a new row the largest id, so these are read from the end
+    of the primary key, whatever waits before them."""
     newest = select(inbox.c.received_ms, inbox.c.events).order_by(inbox.c.id.desc()).limit(rows).subquery()
     query = select(func.coalesce(func.sum(newest.c.events), 0)).where(newest.c.received_ms >= since_ms)
     return int(conn.execute(query).scalar_one())
