@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from leadscore.learn.binning import NO_BIN, Bins, Column, fit_bins, read_column
 from leadscore.learn.checks import check_leakage, check_minimum
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRatio, EventRecency, Feature
-from leadscore.learn.interactions import Pair, candidates, select_pairs
+from leadscore.learn.interactions import Pair, candidates, forget_crossings, select_pairs
 from leadscore.learn.metrics import roc_auc
 from leadscore.learn.regression import decision, fit_logistic, probability
 
@@ -199,8 +199,10 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         self.woe_ = [b.woe() for b in self.bins_]
         coded = code_rows(self._indices(columns), self.woe_, self.bins_)
         fitted: list[LogisticRegression] = []
+        owners = [(c, b) for c, b in zip(columns, self.bins_, strict=True)]
         self.pairs_ = select_pairs(coded.indices, [b.n_bins for b in self.bins_], target.astype(float),
-                                   self._pool(), most, self._refit(coded, target, self.C_, fitted))  # fmt: skip
+                                   self._pool(), most, self._refit(coded, target, self.C_, fitted), owners,
+                                   _labels(target))  # fmt: skip
         lr = fitted[-1]
         self.n_iter_ = lr.n_iter_
         # back to one coefficient per unit of evidence (the solver saw standardised columns)
@@ -211,7 +213,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):
 
     def _bin(self, columns: Sequence[Column], target: npt.NDArray[np.int64]) -> list[Bins]:
         min_count = max(1, math.ceil(self.min_bin_share * len(target)))
-        labels = hashlib.blake2b(np.ascontiguousarray(target, np.int64).tobytes(), digest_size=16).digest()
+        labels = _labels(target)
         out = []
         for column, f in zip(columns, self.features_, strict=True):
             monotone = isinstance(f.source, Attribute) and f.source.monotone
@@ -274,13 +276,16 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         # fewer folds than CV_FOLDS only where a class has fewer rows than that (every fold needs both)
         n_folds = max(2, min(CV_FOLDS, int(target.sum()), int(len(target) - target.sum())))
         folds = []
+        owners = []  # each fold's columns and bins: what its pair search's crossing is a function of
         for train, test in cv_splits(n_folds, target, groups):
-            bins = self._bin([fold_rows(c, train) for c in columns], target[train])
+            read = [fold_rows(c, train) for c in columns]
+            bins = self._bin(read, target[train])
             woe = [b.woe() for b in bins]
             coded = [code_rows(idx, woe, bins)
                      for idx in ([b.assign(fold_rows(c, rows), self.placeholders) for c, b in zip(columns, bins, strict=True)]
                                  for rows in (train, test))]  # fmt: skip
             folds.append((coded[0], coded[1], target[train], target[test], [b.n_bins for b in bins]))
+            owners.append([(c, b) for c, b in zip(read, bins, strict=True)])
         # each fold's regression without pairs at each C: the pair search's first refit is the one at C
         grid: list[list[LogisticRegression]] = []
         if self.C == "cv":
@@ -303,7 +308,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             fitted: list[LogisticRegression] = []
             first = grid[0][f] if grid else None
             pairs = select_pairs(tr.indices, sizes, ytr.astype(float), self._pool(), self.max_interactions,
-                                 self._refit(tr, ytr, C, fitted, first))  # fmt: skip
+                                 self._refit(tr, ytr, C, fitted, first), owners[f], _labels(ytr))  # fmt: skip
             for k in range(self.max_interactions + 1):
                 used = min(k, len(pairs))  # the search stopped early: more pairs would add nothing
                 lr = fitted[used]
@@ -417,12 +422,18 @@ class LeakageWarning(UserWarning):
     """A feature predicts the outcome almost perfectly on its own: probably filled in after it."""
 
 
+def _labels(target: npt.NDArray[Any]) -> bytes:
+    """A key of the rows' outcomes (0 or 1 each, in order)."""
+    return hashlib.blake2b(np.ascontiguousarray(target, np.int64).tobytes(), digest_size=16).digest()
+
+
 def _numbered(n: int) -> tuple[Feature, ...]:
     return tuple(Feature(f"x{j}", "numeric", Attribute(f"x{j}")) for j in range(n))
 
 
 def forget_bins() -> None:
-    """Empty the bins and fold rows kept for refits (the columns they hold are freed)."""
+    """Empty the bins, fold rows and crossings kept for refits (the columns they hold are freed)."""
+    forget_crossings()
     _BINS.clear()
     _ROWS.clear()
     _ROWS_HELD[0] = 0
