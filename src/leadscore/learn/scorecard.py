@@ -56,6 +56,12 @@ _BINS_KEPT = 1024
 _ROWS: dict[tuple[int, int], tuple[Column, IntArray, Column]] = {}
 _ROWS_KEPT = 1 << 24
 _ROWS_HELD = [0]  # values held in _ROWS
+# A column's rows coded by a feature's bins (``code_columns``: each row's bin and its standardised weight
+# of evidence), by bins and column object: the rule budget's rounds code the features they keep with the
+# same bins again. Up to ``_CODED_KEPT`` rows in all.
+_CODED: dict[tuple[int, int, tuple[str, ...]], tuple[Bins, Column, IntArray, FloatArray, float, float]] = {}
+_CODED_KEPT = 1 << 22
+_CODED_HELD = [0]
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
 
@@ -197,7 +203,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             warnings.warn(message, LeakageWarning, stacklevel=2)
         self.C_, most = self._choose(columns, target, groups)
         self.woe_ = [b.woe() for b in self.bins_]
-        coded = code_rows(self._indices(columns), self.woe_, self.bins_)
+        coded = code_columns(self.bins_, columns, self.placeholders)
         fitted: list[LogisticRegression] = []
         owners = [(c, b) for c, b in zip(columns, self.bins_, strict=True)]
         self.pairs_ = select_pairs(coded.indices, [b.n_bins for b in self.bins_], target.astype(float),
@@ -280,10 +286,8 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         for train, test in cv_splits(n_folds, target, groups):
             read = [fold_rows(c, train) for c in columns]
             bins = self._bin(read, target[train])
-            woe = [b.woe() for b in bins]
-            coded = [code_rows(idx, woe, bins)
-                     for idx in ([b.assign(fold_rows(c, rows), self.placeholders) for c, b in zip(columns, bins, strict=True)]
-                                 for rows in (train, test))]  # fmt: skip
+            coded = [code_columns(bins, [fold_rows(c, rows) for c in columns], self.placeholders)
+                     for rows in (train, test)]  # fmt: skip
             folds.append((coded[0], coded[1], target[train], target[test], [b.n_bins for b in bins]))
             owners.append([(c, b) for c, b in zip(read, bins, strict=True)])
         # each fold's regression without pairs at each C: the pair search's first refit is the one at C
@@ -435,6 +439,8 @@ def forget_bins() -> None:
     """Empty the bins, fold rows and crossings kept for refits (the columns they hold are freed)."""
     forget_crossings()
     _BINS.clear()
+    _CODED.clear()
+    _CODED_HELD[0] = 0
     _ROWS.clear()
     _ROWS_HELD[0] = 0
 
@@ -593,6 +599,32 @@ def code_rows(indices: list[IntArray], woe: Sequence[FloatArray], bins: Sequence
         [_take((w - m) / d, idx, -m / d) for idx, w, (m, d) in zip(indices, woe, stats, strict=True)]
     )
     return Coded(indices, z, mean, sd)
+
+
+def code_columns(bins: Sequence[Bins], columns: Sequence[Column], placeholders: tuple[str, ...]) -> Coded:
+    """``code_rows`` of ``columns`` (as ``read_column`` reads them) by their features' ``bins``, each
+    column coded once while kept (``_CODED``): the same arrays as coding it again."""
+    indices, z, means, sds = [], [], [], []
+    for b, column in zip(bins, columns, strict=True):
+        key = (id(b), id(column), placeholders)
+        kept = _CODED.get(key)
+        if kept is None or kept[0] is not b or kept[1] is not column:
+            idx = b.assign(column, placeholders)
+            w = b.woe()
+            m, d = standardise(w, b.counts)
+            z_column = _take((w - m) / d, idx, -m / d)
+            idx.setflags(write=False)  # shared by every fit that finds them: never written
+            z_column.setflags(write=False)
+            kept = _CODED[key] = (b, column, idx, z_column, m, d)
+            _CODED_HELD[0] += len(idx)
+            while _CODED_HELD[0] > _CODED_KEPT and len(_CODED) > 1:
+                _CODED_HELD[0] -= len(_CODED.pop(next(iter(_CODED)))[2])
+        indices.append(kept[2])
+        z.append(kept[3])
+        means.append(kept[4])
+        sds.append(kept[5])
+    mean, sd = np.asarray(means, float), np.asarray(sds, float)
+    return Coded(indices, np.column_stack(z) if z else np.zeros((0, 0)), mean, sd)
 
 
 def with_pairs(coded: Coded, pairs: Sequence[Pair]) -> tuple[FloatArray, FloatArray, FloatArray]:
