@@ -397,10 +397,17 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         """Variable / bin / points: every bin of every feature (``to_model`` writes them as rules)."""
         check_is_fitted(self)
         rows: list[BinRow] = []
+        # the first equal feature's weights of evidence, as ever (equal features share a name: only those
+        # are compared, as features holding a dict cannot be dictionary keys)
+        named: dict[str, list[int]] = {}
         for j, (f, b, pts, base) in enumerate(
             zip(self.features_, self.bins_, self.points_, self.baseline_bins_, strict=True)
         ):
-            woe = self.woe_[self.features_.index(f, 0, j + 1)]  # the first equal feature's, as ever
+            same = named.setdefault(f.name, [])
+            first = next((k for k in same if self.features_[k] == f), j)
+            if first == j:
+                same.append(j)
+            woe = self.woe_[first]
             rows.extend(
                 BinRow(f, i, b.counts[i], b.events[i], float(woe[i]), int(pts[i]), i == base)
                 for i in range(b.n_bins)
