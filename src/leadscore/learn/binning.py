@@ -10,6 +10,7 @@ significantly (ChiMerge, ``CHI2_SIGNIFICANT``). Missing values (and placeholders
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -229,37 +230,55 @@ def neighbour_chi2(n: FloatArray, e: FloatArray) -> FloatArray:
     return np.asarray(np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), 0.0))
 
 
+def _iv_of(n: float, e: float, total_e: float, total_ne: float) -> float:
+    """``_iv`` of one bin in Python floats: the same operations in the same order (and ``math.log``,
+    which is numpy's ``log`` where numpy has no vector logarithm of its own)."""
+    pe = (e + PRIOR) / (total_e + PRIOR)
+    pn = (n - e + PRIOR) / (total_ne + PRIOR)
+    return (pe - pn) * math.log(pe / pn)
+
+
 def _merge(n: list[int], e: list[int], max_bins: int, min_count: int, chi2_stop: float = 0.0) -> list[int]:
     """Greedy merging of adjacent bins; returns, for each final bin, the index of its last input bin.
 
     First while a bin is too small or there are too many (the merge losing the least information value),
     then, down to two bins, while two neighbours' chi-square is below ``chi2_stop`` (the least different
-    pair first)."""
+    pair first).
+
+    The information values are kept from one merge to the next: a merge changes only the merged bin's
+    (the merged pair's, already known) and the losses of the pairs it is in."""
     ends = list(range(len(n)))
     n, e = list(n), list(e)
     total_e, total_ne = float(sum(e)), float(sum(n) - sum(e))
+
+    def pair_iv(p: int) -> float:  # the information value of pair (p, p + 1) merged
+        return _iv_of(float(n[p] + n[p + 1]), float(e[p] + e[p + 1]), total_e, total_ne)
+
+    iv = [_iv_of(float(a), float(b), total_e, total_ne) for a, b in zip(n, e, strict=True)]
+    merged = [pair_iv(p) for p in range(len(n) - 1)]
+    loss = [iv[p] + iv[p + 1] - merged[p] for p in range(len(n) - 1)]  # lost by merging pair (p, p + 1)
     while len(n) > 1:
-        na, ea = np.asarray(n, float), np.asarray(e, float)
         bad = [i for i in range(len(n)) if n[i] < min_count]
         if len(n) <= max_bins and not bad:
             # then, as in ChiMerge, neighbours whose conversion rates do not differ significantly
-            chi2 = neighbour_chi2(na, ea)
+            chi2 = neighbour_chi2(np.asarray(n, float), np.asarray(e, float))
             i = int(np.argmin(chi2))
             # two intervals stay: a number that alone carries no evidence (its bins' weights of evidence
             # shrink to 0) may still carry some together with another (a pair's cells)
             if chi2[i] >= chi2_stop or len(n) <= 2:
                 break
             n[i : i + 2], e[i : i + 2], ends[i : i + 2] = [n[i] + n[i + 1]], [e[i] + e[i + 1]], [ends[i + 1]]
-            continue
-        iv = _iv(na, ea, total_e, total_ne)
-        merged = _iv(na[:-1] + na[1:], ea[:-1] + ea[1:], total_e, total_ne)
-        loss = iv[:-1] + iv[1:] - merged  # information value lost by merging pair (i, i+1)
-        pairs = range(len(n) - 1)
+            continue  # the information values are not used again: too many bins and small ones come first
         if bad and len(n) <= max_bins:
             worst = min(bad, key=lambda i: n[i])
-            pairs = [p for p in (worst - 1, worst) if 0 <= p < len(n) - 1]  # type: ignore[assignment]
-        i = min(pairs, key=lambda p: loss[p])
+            i = min((p for p in (worst - 1, worst) if 0 <= p < len(n) - 1), key=loss.__getitem__)
+        else:
+            i = min(range(len(n) - 1), key=loss.__getitem__)
         n[i : i + 2], e[i : i + 2], ends[i : i + 2] = [n[i] + n[i + 1]], [e[i] + e[i + 1]], [ends[i + 1]]
+        iv[i : i + 2] = [merged[i]]
+        around = [p for p in (i - 1, i) if p < len(n) - 1 and p >= 0]
+        merged[max(i - 1, 0) : i + 2] = [pair_iv(p) for p in around]
+        loss[max(i - 1, 0) : i + 2] = [iv[p] + iv[p + 1] - merged[p] for p in around]
     return ends
 
 

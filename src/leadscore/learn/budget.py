@@ -42,6 +42,13 @@ class Fitted:
     unconstrained: tuple[Scorecard, list[int], int] | None = None  # the first fit, where it had too many
 
 
+def stand_in(rows: int, columns: int) -> npt.NDArray[Any]:
+    """A matrix of ``rows`` × ``columns`` without values (one ``None`` seen everywhere, read-only), for a
+    scorecard given the columns as ``read_columns`` reads them: it reads the values from those and only
+    the shape from the matrix, and taking rows or columns of an object matrix copies every reference."""
+    return np.broadcast_to(np.empty((1, 1), dtype=object), (rows, columns))
+
+
 def count_rules(sc: Scorecard) -> int:
     try:
         document = model_document(sc, "count")
@@ -75,7 +82,8 @@ def fit_within(
     while True:
         chosen = [features[j] for j in keep]
         read = None if columns is None else [columns[j] for j in keep]
-        sc = Scorecard(chosen, **params).fit(X[:, keep], y, groups=groups, columns=read)
+        rows = X[:, keep] if read is None else stand_in(len(X), len(keep))
+        sc = Scorecard(chosen, **params).fit(rows, y, groups=groups, columns=read)
         params["C"] = sc.C_
         against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
         # points must grow with a bin's evidence: a feature fitted against it is left out
@@ -250,8 +258,10 @@ def choose(
         else read_columns(X, features, params.get("placeholders", PLACEHOLDERS))
     )
     fold_columns = [[c[train] for c in read_all] for train, _ in fold_data]
+    # the folds' columns are given to every fit: the matrix's rows only for their number
     rankings = [
-        rank(X[train], y[train], [groups[i] for i in np.flatnonzero(train)], features, fold_params, read)
+        rank(stand_in(int(train.sum()), X.shape[1]), y[train], [groups[i] for i in np.flatnonzero(train)],
+             features, fold_params, read)
         if strategies else {}
         for (train, _), read in zip(fold_data, fold_columns, strict=True)
     ]  # fmt: skip
@@ -262,13 +272,17 @@ def choose(
             aucs = []
             for (train, val), ranked, read in zip(fold_data, rankings, fold_columns, strict=True):
                 try:
-                    fitted = fit_candidate(X[train], y[train], [groups[i] for i in np.flatnonzero(train)],
-                                           features, c, ranked, fold_params, max_rules, read)  # fmt: skip
+                    fitted = fit_candidate(stand_in(int(train.sum()), X.shape[1]), y[train],
+                                           [groups[i] for i in np.flatnonzero(train)], features, c, ranked,
+                                           fold_params, max_rules, read)  # fmt: skip
                 except ValueError:  # nothing left to learn from (every feature left out)
                     aucs.append(0.5)
                     continue
                 held = [read_all[j][val] for j in fitted.keep]
-                aucs.append(roc_auc(y[val], fitted.scorecard.decision_function(X[val][:, fitted.keep], held)))
+                scores_val = fitted.scorecard.decision_function(
+                    stand_in(int(val.sum()), len(fitted.keep)), held
+                )
+                aucs.append(roc_auc(y[val], scores_val))
             scores[c] = float(np.mean(aucs))
         return scores[c]
 

@@ -93,12 +93,21 @@ def select_pairs(
     pool: Sequence[tuple[int, int]],
     most: int,
     probabilities: Callable[[list[Pair]], FloatArray],
+    owners: Sequence[tuple[object, ...]] | None = None,
+    rows: object = None,
 ) -> list[Pair]:
-    """Up to ``most`` pairs, greedily: each step refits (``probabilities``) and adds the best pair."""
+    """Up to ``most`` pairs, greedily: each step refits (``probabilities``) and adds the best pair.
+
+    ``owners`` (optional): per feature, the objects its ``indices`` and size are a function of (its
+    column and its bins), and ``rows`` a key of ``y``: a crossing kept from an earlier search whose
+    features include these, by those objects, is used again (``crossing_for``)."""
     chosen: list[Pair] = []
     taken: set[tuple[int, int]] = set()
     p = probabilities(chosen)
-    crossing = Crossing(pool, indices, sizes, y) if most and pool else None
+    crossing = None
+    if most and pool:
+        crossing = (Crossing(pool, indices, sizes, y) if owners is None
+                    else crossing_for(pool, indices, sizes, y, owners, rows))  # fmt: skip
     for _ in range(most):
         options = [(a, b) for a, b in pool if (a, b) not in taken]
         if not options or crossing is None:
@@ -208,6 +217,60 @@ class Crossing:
             observed, expected = self.observed[cells], expected[cells]
         segment = np.repeat(np.arange(len(where)), lengths)
         return _segment_gains(observed, expected, segment, len(where))
+
+
+class _Renamed:
+    """A kept crossing seen through another fit's feature positions (``position`` maps them)."""
+
+    def __init__(self, crossing: Crossing, position: dict[int, int]) -> None:
+        self.crossing, self.position = crossing, position
+
+    def gains(self, pairs: Sequence[tuple[int, int]], p: FloatArray) -> FloatArray:
+        return self.crossing.gains([(self.position[a], self.position[b]) for a, b in pairs], p)
+
+
+# Crossings kept for later searches on the same rows (the rule budget's rounds leave features out and
+# keep the others' bins; the candidates' folds fit the same bins again), newest last, up to KEEP_CELLS
+# rows times pairs in all: (rows key, each pool feature's owners by position, crossing).
+_KEPT: list[tuple[object, dict[int, tuple[object, ...]], Crossing]] = []
+
+
+def forget_crossings() -> None:
+    _KEPT.clear()
+
+
+def crossing_for(
+    pool: Sequence[tuple[int, int]],
+    indices: Sequence[IntArray],
+    sizes: Sequence[int],
+    y: FloatArray,
+    owners: Sequence[tuple[object, ...]],
+    rows: object,
+) -> Crossing | _Renamed:
+    """A crossing of ``pool``: a kept one whose pool holds every pair of it (the same features by
+    ``owners``' identity, in the same order, on the same ``rows``) where it is at most twice as large,
+    else a new one (kept where it holds its matrices). Each cell's sum runs over the rows in row order
+    whichever other pairs the crossing holds, so the gains are the same floats either way."""
+    wanted = {j for pair in pool for j in pair}
+    for rows_key, kept_owners, crossing in reversed(_KEPT):
+        if rows_key != rows or len(crossing.pool) > 2 * len(pool):
+            continue
+        by_owner = {tuple(map(id, o)): J for J, o in kept_owners.items()}
+        position: dict[int, int] = {}
+        for j in wanted:
+            J = by_owner.get(tuple(map(id, owners[j])))
+            if J is None or any(a is not b for a, b in zip(kept_owners[J], owners[j], strict=True)):
+                break
+            position[j] = J
+        else:
+            if all((position[a], position[b]) in crossing.position for a, b in pool):
+                return _Renamed(crossing, position)
+    crossing = Crossing(pool, indices, sizes, y)
+    if crossing.kept is not None:
+        _KEPT.append((rows, {j: tuple(owners[j]) for j in wanted}, crossing))
+        while sum(len(c.pool) * c.n_rows for _, _, c in _KEPT) > KEEP_CELLS and len(_KEPT) > 1:
+            _KEPT.pop(0)
+    return crossing
 
 
 _ONES: dict[int, FloatArray] = {}

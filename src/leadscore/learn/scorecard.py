@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from leadscore.learn.binning import NO_BIN, Bins, Column, fit_bins, read_column
 from leadscore.learn.checks import check_leakage, check_minimum
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRatio, EventRecency, Feature
-from leadscore.learn.interactions import Pair, candidates, select_pairs
+from leadscore.learn.interactions import Pair, candidates, forget_crossings, select_pairs
 from leadscore.learn.metrics import roc_auc
 from leadscore.learn.regression import decision, fit_logistic, probability
 
@@ -56,6 +56,12 @@ _BINS_KEPT = 1024
 _ROWS: dict[tuple[int, int], tuple[Column, IntArray, Column]] = {}
 _ROWS_KEPT = 1 << 24
 _ROWS_HELD = [0]  # values held in _ROWS
+# A column's rows coded by a feature's bins (``code_columns``: each row's bin and its standardised weight
+# of evidence), by bins and column object: the rule budget's rounds code the features they keep with the
+# same bins again. Up to ``_CODED_KEPT`` rows in all.
+_CODED: dict[tuple[int, int, tuple[str, ...]], tuple[Bins, Column, IntArray, FloatArray, float, float]] = {}
+_CODED_KEPT = 1 << 22
+_CODED_HELD = [0]
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
 
@@ -197,10 +203,12 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             warnings.warn(message, LeakageWarning, stacklevel=2)
         self.C_, most = self._choose(columns, target, groups)
         self.woe_ = [b.woe() for b in self.bins_]
-        coded = code_rows(self._indices(columns), self.woe_, self.bins_)
+        coded = code_columns(self.bins_, columns, self.placeholders)
         fitted: list[LogisticRegression] = []
+        owners = [(c, b) for c, b in zip(columns, self.bins_, strict=True)]
         self.pairs_ = select_pairs(coded.indices, [b.n_bins for b in self.bins_], target.astype(float),
-                                   self._pool(), most, self._refit(coded, target, self.C_, fitted))  # fmt: skip
+                                   self._pool(), most, self._refit(coded, target, self.C_, fitted), owners,
+                                   _labels(target))  # fmt: skip
         lr = fitted[-1]
         self.n_iter_ = lr.n_iter_
         # back to one coefficient per unit of evidence (the solver saw standardised columns)
@@ -211,7 +219,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):
 
     def _bin(self, columns: Sequence[Column], target: npt.NDArray[np.int64]) -> list[Bins]:
         min_count = max(1, math.ceil(self.min_bin_share * len(target)))
-        labels = hashlib.blake2b(np.ascontiguousarray(target, np.int64).tobytes(), digest_size=16).digest()
+        labels = _labels(target)
         out = []
         for column, f in zip(columns, self.features_, strict=True):
             monotone = isinstance(f.source, Attribute) and f.source.monotone
@@ -274,13 +282,14 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         # fewer folds than CV_FOLDS only where a class has fewer rows than that (every fold needs both)
         n_folds = max(2, min(CV_FOLDS, int(target.sum()), int(len(target) - target.sum())))
         folds = []
+        owners = []  # each fold's columns and bins: what its pair search's crossing is a function of
         for train, test in cv_splits(n_folds, target, groups):
-            bins = self._bin([fold_rows(c, train) for c in columns], target[train])
-            woe = [b.woe() for b in bins]
-            coded = [code_rows(idx, woe, bins)
-                     for idx in ([b.assign(fold_rows(c, rows), self.placeholders) for c, b in zip(columns, bins, strict=True)]
-                                 for rows in (train, test))]  # fmt: skip
+            read = [fold_rows(c, train) for c in columns]
+            bins = self._bin(read, target[train])
+            coded = [code_columns(bins, [fold_rows(c, rows) for c in columns], self.placeholders)
+                     for rows in (train, test)]  # fmt: skip
             folds.append((coded[0], coded[1], target[train], target[test], [b.n_bins for b in bins]))
+            owners.append([(c, b) for c, b in zip(read, bins, strict=True)])
         # each fold's regression without pairs at each C: the pair search's first refit is the one at C
         grid: list[list[LogisticRegression]] = []
         if self.C == "cv":
@@ -303,7 +312,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             fitted: list[LogisticRegression] = []
             first = grid[0][f] if grid else None
             pairs = select_pairs(tr.indices, sizes, ytr.astype(float), self._pool(), self.max_interactions,
-                                 self._refit(tr, ytr, C, fitted, first))  # fmt: skip
+                                 self._refit(tr, ytr, C, fitted, first), owners[f], _labels(ytr))  # fmt: skip
             for k in range(self.max_interactions + 1):
                 used = min(k, len(pairs))  # the search stopped early: more pairs would add nothing
                 lr = fitted[used]
@@ -388,10 +397,17 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         """Variable / bin / points: every bin of every feature (``to_model`` writes them as rules)."""
         check_is_fitted(self)
         rows: list[BinRow] = []
+        # the first equal feature's weights of evidence, as ever (equal features share a name: only those
+        # are compared, as features holding a dict cannot be dictionary keys)
+        named: dict[str, list[int]] = {}
         for j, (f, b, pts, base) in enumerate(
             zip(self.features_, self.bins_, self.points_, self.baseline_bins_, strict=True)
         ):
-            woe = self.woe_[self.features_.index(f, 0, j + 1)]  # the first equal feature's, as ever
+            same = named.setdefault(f.name, [])
+            first = next((k for k in same if self.features_[k] == f), j)
+            if first == j:
+                same.append(j)
+            woe = self.woe_[first]
             rows.extend(
                 BinRow(f, i, b.counts[i], b.events[i], float(woe[i]), int(pts[i]), i == base)
                 for i in range(b.n_bins)
@@ -417,13 +433,21 @@ class LeakageWarning(UserWarning):
     """A feature predicts the outcome almost perfectly on its own: probably filled in after it."""
 
 
+def _labels(target: npt.NDArray[Any]) -> bytes:
+    """A key of the rows' outcomes (0 or 1 each, in order)."""
+    return hashlib.blake2b(np.ascontiguousarray(target, np.int64).tobytes(), digest_size=16).digest()
+
+
 def _numbered(n: int) -> tuple[Feature, ...]:
     return tuple(Feature(f"x{j}", "numeric", Attribute(f"x{j}")) for j in range(n))
 
 
 def forget_bins() -> None:
-    """Empty the bins and fold rows kept for refits (the columns they hold are freed)."""
+    """Empty the bins, fold rows and crossings kept for refits (the columns they hold are freed)."""
+    forget_crossings()
     _BINS.clear()
+    _CODED.clear()
+    _CODED_HELD[0] = 0
     _ROWS.clear()
     _ROWS_HELD[0] = 0
 
@@ -582,6 +606,32 @@ def code_rows(indices: list[IntArray], woe: Sequence[FloatArray], bins: Sequence
         [_take((w - m) / d, idx, -m / d) for idx, w, (m, d) in zip(indices, woe, stats, strict=True)]
     )
     return Coded(indices, z, mean, sd)
+
+
+def code_columns(bins: Sequence[Bins], columns: Sequence[Column], placeholders: tuple[str, ...]) -> Coded:
+    """``code_rows`` of ``columns`` (as ``read_column`` reads them) by their features' ``bins``, each
+    column coded once while kept (``_CODED``): the same arrays as coding it again."""
+    indices, z, means, sds = [], [], [], []
+    for b, column in zip(bins, columns, strict=True):
+        key = (id(b), id(column), placeholders)
+        kept = _CODED.get(key)
+        if kept is None or kept[0] is not b or kept[1] is not column:
+            idx = b.assign(column, placeholders)
+            w = b.woe()
+            m, d = standardise(w, b.counts)
+            z_column = _take((w - m) / d, idx, -m / d)
+            idx.setflags(write=False)  # shared by every fit that finds them: never written
+            z_column.setflags(write=False)
+            kept = _CODED[key] = (b, column, idx, z_column, m, d)
+            _CODED_HELD[0] += len(idx)
+            while _CODED_HELD[0] > _CODED_KEPT and len(_CODED) > 1:
+                _CODED_HELD[0] -= len(_CODED.pop(next(iter(_CODED)))[2])
+        indices.append(kept[2])
+        z.append(kept[3])
+        means.append(kept[4])
+        sds.append(kept[5])
+    mean, sd = np.asarray(means, float), np.asarray(sds, float)
+    return Coded(indices, np.column_stack(z) if z else np.zeros((0, 0)), mean, sd)
 
 
 def with_pairs(coded: Coded, pairs: Sequence[Pair]) -> tuple[FloatArray, FloatArray, FloatArray]:

@@ -120,6 +120,13 @@ def learn(
             forget_bins()
 
 
+def _scores(
+    sc: Scorecard, X: np.ndarray[Any, Any], columns: list[Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The 0–100 score and the probability (``predict_proba``'s) of rows whose columns are read."""
+    return sc.score_100(X, columns), 1.0 / (1.0 + np.exp(-sc.decision_function(X, columns)))
+
+
 def _learn(
     data: Dataset,
     name: str,
@@ -176,11 +183,13 @@ def _learn(
                          Measured("points model", float("nan"), float("nan"), float("nan")), None,
                          [*notes, *sc.warnings_], data.dropped, dict(data.excluded), what, choice=choice.summary)  # fmt: skip
     if len(held) and 0 < held.y.sum() < len(held):
-        result.points = measure("points model", held.y, sc.score_100(held.X), sc.predict_proba(held.X)[:, 1])
+        # the holdout's columns read once for both models (as the training rows' were)
+        read = read_columns(held_full.X, data.features, params.get("placeholders", PLACEHOLDERS))
+        result.points = measure("points model", held.y, *_scores(sc, held.X, [read[j] for j in keep]))
         if binds:
             usc, X = full.scorecard, held_full.X[:, full.keep]
-            result.unconstrained = measure(f"unconstrained ({full.rules} rules)", held.y, usc.score_100(X),
-                                           usc.predict_proba(X)[:, 1])  # fmt: skip
+            result.unconstrained = measure(f"unconstrained ({full.rules} rules)", held.y,
+                                           *_scores(usc, X, [read[j] for j in full.keep]))  # fmt: skip
         if challenger is not None:
             ch = fit_challenger(data.features, train_full.X, train.y, challenger, sc.placeholders)
             p = ch.predict_proba(held_full.X)
