@@ -1,6 +1,6 @@
 """Real-time ingest of an identify-heavy stream: every lead identifies again (same traits) every fifth
 event, as Segment clients do on each session. Since an identify that observes an attribute again reopens
-the lead's history from the attribute's previous observation (``as_known.restamped_since``), each such
+the lead's history from the attribute's previous observation (``ingest.traits.restamped_since``), each such
 batch replays the lead's points since its previous identify; this times ``pipeline.ingest`` over the
 whole stream (SQLite, a fresh file) to show what that costs, and counts the history points scored and
 the rows written (the work the reopening adds, whatever the machine's load) and the rows kept.

@@ -10,8 +10,7 @@ from sqlalchemy import Connection
 
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
-from leadscore.ingest.traits import group_account, split_traits
-from leadscore.scoring.as_known import restamped_since
+from leadscore.ingest.traits import group_account, restamped_since, split_traits
 from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.lead_merge import merge_leads
 from leadscore.store.people import (
@@ -72,7 +71,7 @@ class Applied:
         self.created_leads.discard(gone)
 
     def reopen(self, lead_id: int, at_ms: int) -> None:
-        """The lead's history may change from ``at_ms`` on (``as_known.restamped_since``)."""
+        """The lead's history may change from ``at_ms`` on (``traits.restamped_since``)."""
         first = self.since.get(lead_id)
         if first is None or at_ms < first:
             self.since[lead_id] = at_ms

@@ -6,6 +6,7 @@ read traits through these functions, so the value checked at the edge is the val
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_traits, normalise_domain
@@ -56,3 +57,23 @@ def group_account(
     if group_id:
         attributes.setdefault("group_id", group_id)
     return domain, name or group_id, attributes
+
+
+def restamped_since(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any], attributes: Mapping[str, Any]
+) -> int | None:
+    """The earliest time whose attributes as known (``scoring.as_known.Known.attributes``) a change of a lead's observation
+    stamps (``attribute_ts``, ``before`` → ``after``; ``before`` None: a new lead) may alter, or None when
+    no stamp of one of its ``attributes`` moved (the other stamps are of fields, read as they are now).
+    An attribute observed again later stops counting from its old stamp: until the new one, the latest
+    identify before each time shows instead (an anonymous id's identify, linked since, may say
+    otherwise), so the lead's history may change from the old stamp on. One observed for the first time
+    changes it from the new stamp. Every path that applies messages (real time, backfill) reopens the
+    lead's history from here."""
+    before = before or {}
+    moved = [
+        int(stamp) if before.get(key) is None else min(int(before[key]), int(stamp))
+        for key, stamp in after.items()
+        if key in attributes and stamp is not None and before.get(key) != stamp
+    ]
+    return min(moved, default=None)

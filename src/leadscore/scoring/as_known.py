@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -100,26 +100,6 @@ class Known:
         times = {ts for ts, _ in self.observed.get(lead_id, [])}
         times.update(int(stamp) for stamp in stamps.values() if stamp is not None)
         return sorted(times)
-
-
-def restamped_since(
-    before: Mapping[str, Any] | None, after: Mapping[str, Any], attributes: Mapping[str, Any]
-) -> int | None:
-    """The earliest time whose attributes as known (``Known.attributes``) a change of a lead's observation
-    stamps (``attribute_ts``, ``before`` → ``after``; ``before`` None: a new lead) may alter, or None when
-    no stamp of one of its ``attributes`` moved (the other stamps are of fields, read as they are now).
-    An attribute observed again later stops counting from its old stamp: until the new one, the latest
-    identify before each time shows instead (an anonymous id's identify, linked since, may say
-    otherwise), so the lead's history may change from the old stamp on. One observed for the first time
-    changes it from the new stamp. Every path that applies messages (real time, backfill) reopens the
-    lead's history from here."""
-    before = before or {}
-    moved = [
-        int(stamp) if before.get(key) is None else min(int(before[key]), int(stamp))
-        for key, stamp in after.items()
-        if key in attributes and stamp is not None and before.get(key) != stamp
-    ]
-    return min(moved, default=None)
 
 
 def score_as_known(

@@ -8,7 +8,7 @@ order or batches events arrived in:
   by the messages of that time, after a ``created`` row just before its first event. A batch recomputes
   the lead's event rows from its earliest message time on (all of them when it linked a person key, whose
   earlier events then join the lead; from an attribute's previous observation time when it observed the
-  attribute again, ``as_known.restamped_since``), so a late event rewrites the rows after it exactly as
+  attribute again, ``ingest.traits.restamped_since``), so a late event rewrites the rows after it exactly as
   if it had arrived in order. Rows of other causes stay as they were recorded.
 * a model publication, an import, the clock (``record``): a row at that time if the score moved.
 """
