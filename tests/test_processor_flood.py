@@ -79,16 +79,21 @@ def _row(i: int, received_ms: int) -> dict[str, Any]:
     return event_row(normalise(message, received_ms=received_ms), "api")
 
 
+def _enqueue_rows(store: Store, rows: tuple[tuple[int, int], ...]) -> None:
+    """An inbox row per (acknowledged at ms, events), the events numbered on from 0."""
+    with store.begin() as conn:
+        at = 0
+        for received, n in rows:
+            enqueue(conn, [_row(at + i, received) for i in range(n)])
+            at += n
+
+
 def test_arrivals_are_the_newest_inbox_rows_events_since_a_time(tmp_path: Path) -> None:
     """Inbox rows of 3, 2 and 5 events acknowledged at 1,000, 2,000 and 3,000 ms: 7 since 2,000, 5 since
     2,001, none after 3,000; among the newest row only, 5 since 0."""
     store = Store.from_url(str(tmp_path / "arrivals.db"))
     try:
-        with store.begin() as conn:
-            at = 0
-            for received, n in ((1000, 3), (2000, 2), (3000, 5)):
-                enqueue(conn, [_row(at + i, received) for i in range(n)])
-                at += n
+        _enqueue_rows(store, ((1000, 3), (2000, 2), (3000, 5)))
         with store.connect() as conn:
             assert arrived_since(conn, 2000) == 7
             assert arrived_since(conn, 2001) == 5
@@ -103,11 +108,7 @@ def test_a_claim_keeps_when_its_rows_arrived(tmp_path: Path) -> None:
     5 events: the first two rows, (1,000, 3) and (2,000, 2); the next claim takes (3,000, 5)."""
     store = Store.from_url(str(tmp_path / "taken.db"))
     try:
-        with store.begin() as conn:
-            at = 0
-            for received, n in ((1000, 3), (2000, 2), (3000, 5)):
-                enqueue(conn, [_row(at + i, received) for i in range(n)])
-                at += n
+        _enqueue_rows(store, ((1000, 3), (2000, 2), (3000, 5)))
         with store.begin() as conn:
             first = claim(conn, 5)
             assert first is not None
