@@ -156,9 +156,13 @@ def read_messages(
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
+    from leadscore.children import child_init
+
     # fork where there is one: the parser is imported already, a spawned child would import it again
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context(method), initializer=child_init
+    )
     try:
         ahead: deque[Future[list[Message | Problem]]] = deque()
         for batch in _batches(path, progress):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, func, select
 
+from leadscore.children import child_init
 from leadscore.store.schema import (
     accounts,
     audit_log,
@@ -219,9 +219,13 @@ def _children() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            # below the server's priority: a request is never queued behind a background computation
+            # below the server's priority: a request is never queued behind a background computation;
+            # gone with the server, however it ends (``children``)
             _pool = ProcessPoolExecutor(
-                CHILDREN, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice, initargs=(10,)
+                CHILDREN,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=child_init,
+                initargs=(10,),
             )
         return _pool
 
