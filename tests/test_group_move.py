@@ -104,3 +104,31 @@ def test_a_group_call_naming_the_same_account_again_moves_no_one(store: Store) -
     _realtime(store, BEFORE)
     _realtime(store, [message(11, type="group", userId="bob", groupId="y", traits={"domain": "y.com"})])
     assert _scores(store) == {"bob": 40.0, "carl": 40.0, "dave": 0.0}
+
+
+# 10 points a probe of the lead's own: no rule reads the account's events
+OWN_MODEL = """
+model: own-events
+engagement:
+  - {id: probe, name: Probe, event: {type: track, name: Probe}, points: 10}
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""
+
+
+@pytest.mark.parametrize(("model", "rescored"), [(OWN_MODEL, 1), (MODEL, 3)])
+def test_only_a_model_reading_the_account_rescores_the_colleagues_left(
+    store: Store, model: str, rescored: int
+) -> None:
+    """bob's move out of y.com rescores bob alone for a model of the lead's own events (carl's score owes
+    bob nothing), and bob, dave (his new colleague) and carl (left behind) for the account model, in real
+    time and in a backfill."""
+    publish(store, loads_model(model), as_of=NOW)
+    _realtime(store, BEFORE)
+    before = _scores(store)
+    report = ingest(store, MOVE, source="test", as_of=NOW)
+    assert report.leads_rescored == rescored
+    back = [message(12, type="group", userId="bob", groupId="y", traits={"domain": "y.com"})]
+    run = Backfill(store, source="import", cause_ref="import")
+    run.add(back)  # bob back to y.com: carl and bob colleagues again, dave left behind
+    assert run.finish()[0] == rescored
+    assert _scores(store) == before

@@ -217,7 +217,7 @@ def events_cmd(path: File, max_errors: MaxErrors = None, errors_out: ErrorsOut =
                 path, backfill.add, chunk_size=chunk_size, max_errors=max_errors, progress=bar,
                 workers=parse_workers,
             )  # fmt: skip
-        with _rescore_bar(len(backfill.touched), progress) as bar:
+        with _rescore_bar(len(backfill.leads()), progress) as bar:
             report.leads_rescored, _ = backfill.finish(bar)
     counts = {"lines": report.lines, "accepted": report.accepted, "already imported": report.duplicates,
               "rejected": report.rejected, "leads created": report.leads_created,

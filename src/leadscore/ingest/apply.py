@@ -46,6 +46,10 @@ class Applied:
     created_leads: set[int] = field(default_factory=set)
     # lead id -> the earliest time whose score history the batch may change (EVER: all of it)
     since: dict[int, int] = field(default_factory=dict)
+    # the colleagues a lead left (``_leave_account``): colleague -> (newest time, message ids). Only a
+    # model whose rules read the account's events (``scope: account``) rescores them, whole history
+    # included (``pipeline._with_colleagues``); to every other model they are no change at all
+    left: dict[int, tuple[int, list[str]]] = field(default_factory=dict)
 
     def touch(self, lead_id: int, at_ms: int, message_id: str) -> None:
         # once a message (a batch's): comparisons, not max/min of defaults built each call
@@ -68,7 +72,18 @@ class Applied:
             self.touched[keep] = max(at, self.touched.get(keep, at))
             self.since[keep] = min(self.since.pop(gone, at), self.since.get(keep, at))
             self.causes.setdefault(keep, []).extend(self.causes.pop(gone, []))
+        left = self.left.pop(gone, None)
+        if left is not None:
+            self.leave(keep, left[0], *left[1])
         self.created_leads.discard(gone)
+
+    def leave(self, colleague: int, at_ms: int, *message_ids: str) -> None:
+        """A lead left ``colleague``'s account at ``at_ms`` (messages ``message_ids``)."""
+        before = self.left.get(colleague)
+        if before is None:
+            self.left[colleague] = (at_ms, list(message_ids))
+        else:
+            self.left[colleague] = (max(at_ms, before[0]), [*before[1], *message_ids])
 
     def reopen(self, lead_id: int, at_ms: int) -> None:
         """The lead's history may change from ``at_ms`` on (``traits.restamped_since``)."""
@@ -376,11 +391,10 @@ def _leave_account(
     conn: Connection, lead_id: int, account_after: int | None, m: Message, out: Applied
 ) -> None:
     """Lead ``lead_id`` moves to ``account_after`` (``colleagues_left``: a group call or a merge): the
-    colleagues it leaves lose its events, of any age, from their account's, so they are rescored with
-    the message and their whole history is scored again."""
+    colleagues it leaves lose its events, of any age, from their account's (``Applied.left``: a model
+    reading the account's events rescores them with the message, whole history included)."""
     for colleague in colleagues_left(conn, lead_id, account_after):
-        out.touch(colleague, m.ts, m.message_id)
-        out.rewind(colleague)
+        out.leave(colleague, m.ts, m.message_id)
 
 
 def _merge(

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from leadscore.compile import Ledger, Sources
 from leadscore.compile.query import scope
 from leadscore.errors import StoreError
-from leadscore.ingest.apply import Applied, LinkRaced, apply_messages
+from leadscore.ingest.apply import EVER, Applied, LinkRaced, apply_messages
 from leadscore.ingest.segment import Message
 from leadscore.model import ScoringModel
 from leadscore.model.source import version_text
@@ -150,7 +150,7 @@ def plan_rescore(
     """The reading half of ``rescore_touched``: the touched leads' current scores, ledgers, due times and
     history points, computed; nothing written but the leads' locks (None: no active model). It may run on a
     read snapshot outside the write lock (SQLite, where ``lock_leads`` does nothing: ``scoring/snapshot.py``)."""
-    models = active_models(conn, saving=True) if applied.touched else []
+    models = active_models(conn, saving=True) if applied.touched or applied.left else []
     if not models and applied.touched and not _no_model_warned.is_set():
         _no_model_warned.set()
         log.warning("%s: `leadscore model publish MODEL.yaml`", NO_MODEL)
@@ -208,7 +208,8 @@ def _with_colleagues(
     """The leads to rescore (lead id → effective time), the messages behind each, and the earliest time
     whose history each may change: the touched leads, and, when a rule reads the account's events
     (``scope: account``), every other lead of their accounts (a colleague's event changes their score
-    too), at the times and for the messages of the event."""
+    too), at the times and for the messages of the event, and the colleagues a lead left
+    (``Applied.left``), whose whole history may change."""
     touched, messages = dict(applied.touched), {k: list(v) for k, v in applied.causes.items()}
     since = {lid: applied.since.get(lid, at) for lid, at in applied.touched.items()}
     if not _reads_accounts(model):
@@ -218,6 +219,10 @@ def _with_colleagues(
         touched[colleague] = max(at, touched.get(colleague, at))
         since[colleague] = min(since[lead_id], since.get(colleague, since[lead_id]))
         messages.setdefault(colleague, []).extend(applied.causes.get(lead_id, []))
+    for colleague, (at, causes) in applied.left.items():
+        touched[colleague] = max(at, touched.get(colleague, at))
+        since[colleague] = EVER
+        messages.setdefault(colleague, []).extend(causes)
     return touched, messages, since
 
 
@@ -236,6 +241,7 @@ class Backfill:
         self.touched: dict[int, int] = {}
         self.stored = 0  # events the chunks added to the log
         self.since: dict[int, int] = {}  # the earliest time whose history each lead's chunks may change
+        self.left: dict[int, int] = {}  # the colleagues a lead left (``Applied.left``): the newest time
 
     def add(self, messages: Sequence[Message]) -> IngestReport:
         """Store and apply one chunk (one transaction); its leads wait for ``finish``."""
@@ -249,21 +255,28 @@ class Backfill:
             self.touched[lead_id] = max(at_ms, self.touched.get(lead_id, at_ms))
             first = applied.since.get(lead_id, at_ms)
             self.since[lead_id] = min(first, self.since.get(lead_id, first))
+        for lead_id, (at_ms, _) in applied.left.items():  # ``finish`` names the import as their cause
+            self.left[lead_id] = max(at_ms, self.left.get(lead_id, at_ms))
         self.stored += len(applied.inserted)
         return IngestReport(len(applied.inserted), applied.duplicates, created_leads=applied.created_leads)
 
+    def leads(self) -> list[int]:
+        """The leads ``finish`` rescores: those the chunks touched and the colleagues a lead left."""
+        return sorted(self.touched.keys() | self.left.keys())
+
     def finish(self, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
         """Rescore the touched leads; returns (leads rescored, history rows). ``progress(done, total)``."""
-        ids = sorted(self.touched)
+        ids = self.leads()
         leads_rescored = history_rows = 0
         if self.stored >= ANALYZE_AFTER:
             refresh_statistics(self.store)
         for start in range(0, len(ids), RESCORE_CHUNK):
             part = ids[start : start + RESCORE_CHUNK]
             applied = Applied(
-                touched={lid: self.touched[lid] for lid in part},
-                causes={lid: [self.cause_ref] for lid in part},
-                since={lid: self.since[lid] for lid in part},
+                touched={lid: self.touched[lid] for lid in part if lid in self.touched},
+                causes={lid: [self.cause_ref] for lid in part if lid in self.touched},
+                since={lid: self.since[lid] for lid in part if lid in self.touched},
+                left={lid: (self.left[lid], [self.cause_ref]) for lid in part if lid in self.left},
             )
             with self.store.begin() as conn:
                 rescored, rows = rescore_touched(conn, self.store.sources(), applied)
@@ -272,6 +285,7 @@ class Backfill:
                 progress(start + len(part), len(ids))
         self.touched.clear()
         self.since.clear()
+        self.left.clear()
         return leads_rescored, history_rows
 
 

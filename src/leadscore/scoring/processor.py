@@ -279,6 +279,8 @@ def pending_leads(entries: list[dict[str, Any]], into: Applied | None = None) ->
             out.touched[int(lead_id)] = max(int(at), out.touched.get(int(lead_id), int(at)))
             out.since[int(lead_id)] = min(int(since), out.since.get(int(lead_id), int(since)))
             out.causes.setdefault(int(lead_id), []).extend(str(c) for c in causes)
+        for lead_id, at, causes in entry.get("left", []):
+            out.leave(int(lead_id), int(at), *(str(c) for c in causes))
     return out
 
 
@@ -293,6 +295,7 @@ def pending_entry(applied: Applied, acknowledged: int, scored: int) -> dict[str,
             [lid, at, applied.since.get(lid, at), applied.causes.get(lid, [])]
             for lid, at in sorted(applied.touched.items())
         ],
+        "left": [[lid, at, causes] for lid, (at, causes) in sorted(applied.left.items())],
     }
 
 

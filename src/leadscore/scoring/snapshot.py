@@ -199,7 +199,7 @@ def _log(conn: Connection, limit: int, drop_unconsented: bool) -> _Logged | None
         counters.DEAD_LETTERED: len(claimed.unreadable),
     }
     pending = None
-    if applied.touched:  # the events are counted with the save, when their pending row goes
+    if applied.touched or applied.left:  # the events are counted with the save, when their pending row goes
         entry = {**pending_entry(applied, acknowledged, scored), "logged_after": after}
         pending = mark_pending(conn, entry, acknowledged, claimed.oldest_ms)
     else:
