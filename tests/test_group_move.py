@@ -61,8 +61,8 @@ def _realtime(store: Store, messages: Sequence[Message]) -> None:
 def _processor(store: Store, messages: Sequence[Message]) -> None:
     with store.begin() as conn:
         enqueue(conn, [event_row(m, "api") for m in messages])
-    while process_pending(store):
-        pass
+    taken = sum(iter(lambda: process_pending(store), 0))  # until the inbox is empty
+    assert taken == len(messages)
 
 
 def _backfill(store: Store, messages: Sequence[Message]) -> None:
