@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection, select
 
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
@@ -18,6 +19,8 @@ from leadscore.ingest.segment import normalise
 from leadscore.lifecycle.accounts import account_scores, committee
 from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
+from leadscore.privacy.erase import erase
+from leadscore.privacy.person import find_person
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -271,3 +274,81 @@ def test_the_account_page_shows_its_contacts_committee_and_score_over_time(store
     rows = history.count("<tr>") - 1
     assert rows >= 2
     assert history.count('<td class="num">70.0</td>') == rows and history.count("<td>MQA</td>") == rows
+
+
+def _acme_and_beta_scored(store: Store, at: int) -> dict[str, int]:
+    """acme (fit 100): ann a demo and two pages 70, bo a demo 50, cy three pages 30, dee 0 → committee
+    (70 + 50 + 30) / 3 = 50, two engaged, score 0.4 × 100 + 0.6 × 50 = 70: MQA. beta (fit 80): eve a demo
+    and a page 60 → committee 20, one engaged, score 0.4 × 80 + 0.6 × 20 = 44."""
+    publish(store, loads_model(MODEL))
+    people = [m for m in _people() if CONTACTS[m["userId"]] in ("acme", "beta")]
+    _ingest(store, [*people, *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=3), *_activity("eve", demos=1, pages=1)], at)  # fmt: skip
+    run_round(store, settings(), now_ms=at, deliver=False)
+    with store.connect() as conn:
+        ids = {company: _account_of(conn, user) for company, user in (("acme", "bo"), ("beta", "eve"))}
+        stages = read_account_stages(conn)
+    assert (stages[ids["acme"]]["stage"], stages[ids["acme"]]["score"]) == ("mqa", pytest.approx(70.0))
+    assert (stages[ids["beta"]]["stage"], stages[ids["beta"]]["score"]) == ("none", pytest.approx(44.0))
+    return ids
+
+
+def _account_of(conn: Connection, user: str) -> int:
+    lead = find_lead(conn, external_id=user)
+    return int(conn.execute(select(leads.c.account_id).where(leads.c.id == lead)).scalar_one())
+
+
+def _stored(store: Store, account_id: int) -> tuple[str, float, float, int]:
+    with store.connect() as conn:
+        row = read_account_stages(conn)[account_id]
+    return row["stage"], row["score"], row["engagement_score"], row["engaged_contacts"]
+
+
+def test_an_erased_contact_leaves_nothing_in_her_account_score(store: Store) -> None:
+    at = T0 + 2 * HOUR
+    ids = _acme_and_beta_scored(store, at)
+    erased_at = T0 + 3 * HOUR
+    for who in ("ann", "eve"):
+        with store.connect() as conn:
+            person = find_person(conn, who)
+        assert erase(store, person, "pepper", erased_at, "test").clean
+    # acme without ann: bo 50, cy 30, dee 0 → committee 80 / 3, one engaged (bo);
+    # 0.4 × 100 + 0.6 × 80 / 3 = 56: below 60 and one engaged contact short, so no longer an MQA
+    assert _stored(store, ids["acme"]) == ("none", pytest.approx(56.0), pytest.approx(80 / 3), 1)
+    # beta without eve, its only contact: committee 0, none engaged; 0.4 × 80 = 32
+    assert _stored(store, ids["beta"]) == ("none", pytest.approx(32.0), 0.0, 0)
+    with store.connect() as conn:
+        moves = [(h["from_stage"], h["to_stage"], h["at_ms"]) for h in account_history(conn, ids["acme"])]
+    # the first run stored it as an MQA (no row before); the erasure ends that
+    assert moves == [(None, "mqa", at), ("mqa", "none", erased_at)]
+
+
+def test_a_contact_that_moves_away_leaves_its_old_account_scored_without_it(store: Store) -> None:
+    at = T0 + 2 * HOUR
+    ids = _acme_and_beta_scored(store, at)
+    moved_at = T0 + 3 * HOUR
+    # ann (70) goes to gamma, eve (60, beta's only contact) to acme; no rule reads the account's events,
+    # so neither account's remaining contacts is rescored by the move
+    _ingest(store, [_msg("ann", "group", moved_at, groupId="gamma",
+                         traits={"name": "Gamma", "domain": "gamma.example", **COMPANIES["gamma"]}),
+                    _msg("eve", "group", moved_at, groupId="acme",
+                         traits={"name": "Acme", "domain": "acme.example"})], moved_at)  # fmt: skip
+    run_round(store, settings(), now_ms=moved_at, deliver=False)
+    # acme: eve 60, bo 50, cy 30, dee 0 → committee 140 / 3, two engaged (eve, bo);
+    # 0.4 × 100 + 0.6 × 140 / 3 = 68: still an MQA, on its contacts of now
+    assert _stored(store, ids["acme"]) == ("mqa", pytest.approx(68.0), pytest.approx(140 / 3), 2)
+    # beta, left with no contact: committee 0; 0.4 × 80 = 32
+    assert _stored(store, ids["beta"]) == ("none", pytest.approx(32.0), 0.0, 0)
+
+
+def test_a_contact_that_moves_away_from_an_mqa_ends_it(store: Store) -> None:
+    at = T0 + 2 * HOUR
+    ids = _acme_and_beta_scored(store, at)
+    moved_at = T0 + 3 * HOUR
+    _ingest(store, [_msg("ann", "group", moved_at, groupId="beta",
+                         traits={"name": "Beta", "domain": "beta.example"})], moved_at)  # fmt: skip
+    run_round(store, settings(), now_ms=moved_at, deliver=False)
+    # acme without ann: bo 50, cy 30, dee 0 → 56 with one engaged: no longer an MQA
+    assert _stored(store, ids["acme"]) == ("none", pytest.approx(56.0), pytest.approx(80 / 3), 1)
+    # beta with ann: 70 and eve 60 → committee 130 / 3, two engaged; 0.4 × 80 + 0.6 × 130 / 3 = 58
+    assert _stored(store, ids["beta"]) == ("none", pytest.approx(58.0), pytest.approx(130 / 3), 2)

@@ -29,7 +29,7 @@ from leadscore.cli import (
     users_cmds,
 )
 from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
-from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
+from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows, shown_lines
 from leadscore.errors import LeadscoreError
 
 if TYPE_CHECKING:
@@ -192,13 +192,17 @@ def _print_weights(model: ScoringModel) -> None:
 def _print_events(explanation: Explanation) -> None:
     from rich.table import Table
 
+    from leadscore.scoring.shown import apportion
+
     table = Table(title="Events behind each line (score points; they add up to the line)")
     for col in ("line", "when", "event", "rule", "points"):
         table.add_column(col)
-    for line in explanation.ledger.lines:
-        for event, share in explanation.line_events(line.rule_id):
+    for line, line_shown in zip(explanation.ledger.lines, shown_lines(explanation.ledger), strict=True):
+        behind = explanation.line_events(line.rule_id)
+        shown = apportion([share for _, share in behind], line_shown)  # adding up to the line as shown
+        for (event, _), event_shown in zip(behind, shown, strict=True):
             what = f"{event.type} {event.name or ''} {event.path or ''}".strip()
-            table.add_row(line.rule_id, fmt_time(event.ts), what, event.rule_id, f"{share:+.2f}")
+            table.add_row(line.rule_id, fmt_time(event.ts), what, event.rule_id, f"{event_shown:+.2f}")
     console.print(table)
 
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from leadscore.cli.options import fmt_time
+from leadscore.scoring.shown import apportion
 from leadscore.spreadsheet import csv_safe
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def ledger_table(ledger: Ledger, title: str) -> Table:
     table.add_column("after caps", justify="right")
     table.add_column("score points", justify="right", footer=f"{ledger.total:.2f}")
     table.add_column("why")
-    for line in ledger.lines:
+    for line, shown in zip(ledger.lines, shown_lines(ledger), strict=True):
         table.add_row(
             line.section,
             f"{line.name} [dim]({line.rule_id})[/dim]",
@@ -108,10 +109,15 @@ def ledger_table(ledger: Ledger, title: str) -> Table:
             _num(line.decay, 3),
             _num(line.raw),
             _num(line.value),
-            f"{line.score_points:+.2f}",
+            f"{shown:+.2f}",
             _why(line),
         )
     return table
+
+
+def shown_lines(ledger: Ledger) -> list[float]:
+    """The ledger's score points as the table shows them (two decimals), adding up to its total as shown."""
+    return apportion([line.score_points for line in ledger.lines], ledger.total)
 
 
 def _why(line: LedgerLine) -> str:

@@ -13,6 +13,7 @@ from leadscore.ingest.segment import Message
 from leadscore.ingest.traits import group_account, restamped_since, split_traits
 from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.lead_merge import merge_leads
+from leadscore.store.lifecycle_tables import evaluate_again
 from leadscore.store.people import (
     PeopleCache,
     account_domain,
@@ -392,9 +393,14 @@ def _leave_account(
 ) -> None:
     """Lead ``lead_id`` moves to ``account_after`` (``colleagues_left``: a group call or a merge): the
     colleagues it leaves lose its events, of any age, from their account's (``Applied.left``: a model
-    reading the account's events rescores them with the message, whole history included)."""
-    for colleague in colleagues_left(conn, lead_id, account_after):
+    reading the account's events rescores them with the message, whole history included), and their
+    account loses it from its committee: one of them is evaluated again by the lifecycle runner, which
+    scores the account of every lead it evaluates (an account left with no contact is the runner's
+    ``emptied_accounts``)."""
+    left = colleagues_left(conn, lead_id, account_after)
+    for colleague in left:
         out.leave(colleague, m.ts, m.message_id)
+    evaluate_again(conn, left[:1])
 
 
 def _merge(

@@ -19,6 +19,12 @@ Each named score has its account score (``named_account_scores``): the same comp
 active model (its fit rules on ``account.*``, its contacts' engagement) and the lifecycle's accounts
 section. The lifecycle stores and stages accounts on the primary score (``refresh_accounts``); another
 score's account score is computed when it is read.
+
+The stored score and stage are refreshed for the account of every lead the runner evaluates, so an
+account that loses a contact is refreshed too: a lead that moves away has a colleague left behind
+evaluated again (``ingest.apply``), the runner's timers refresh an account it left with no contact
+(``store.lifecycle_tables.emptied_accounts``), and an erasure refreshes the erased lead's account in its
+own transaction (``refresh_active``).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from leadscore.model.lifecycle import Accounts
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import score, score_leads
 from leadscore.store import Store
-from leadscore.store.lifecycle_tables import read_account_stages, save_account_stage
+from leadscore.store.lifecycle_tables import emptied_accounts, read_account_stages, save_account_stage
 from leadscore.store.schema import accounts, leads
 from leadscore.store.score_names import resolve
 
@@ -169,3 +175,15 @@ def refresh_accounts(conn: Connection, model: ScoringModel, account_ids: Sequenc
         }
         moved += save_account_stage(conn, row, before.get(account_id))
     return moved
+
+
+def refresh_active(conn: Connection, account_ids: Sequence[int], now_ms: int) -> int:
+    """``refresh_accounts`` with the model the runner stages accounts by (the primary score's active
+    one); 0 without one."""
+    primary = active_model(conn)
+    return 0 if primary is None else refresh_accounts(conn, primary.model, account_ids, now_ms)
+
+
+def refresh_emptied(conn: Connection, model: ScoringModel, now_ms: int) -> int:
+    """Refresh the accounts whose last contact moved away (``emptied_accounts``)."""
+    return refresh_accounts(conn, model, emptied_accounts(conn), now_ms)

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from leadscore.lifecycle import segments
-from leadscore.lifecycle.accounts import accounts_of, refresh_accounts
+from leadscore.lifecycle.accounts import accounts_of, refresh_accounts, refresh_emptied
 from leadscore.lifecycle.actions import Effects
 from leadscore.lifecycle.gates import Facts, matching, read_facts
 from leadscore.lifecycle.notify import send_digests
@@ -230,6 +230,8 @@ def run_round(
         evaluate_pending(store, model, settings, now, stats)
         if timers:
             sweep_timers(store, model, settings, now, stats)
+            with store.begin() as conn:
+                refresh_emptied(conn, model, now)
             # the users' daily digests, each once a day from its hour (lifecycle.notify)
             stats.digests = send_digests(store, model, settings, now).sent
             stats.enqueued += stats.digests

@@ -9,7 +9,9 @@ keeps its entries about her with the personal parts redacted. An address that un
 suppressed (as a peppered hash), and one whose consent to mail was withdrawn is suppressed the same
 way, so a later import or identify of the address is not mailed. A digest of several leads in the
 outbox (``digest_leads``) is rendered again without her, or deleted when she was its only lead, whether
-it is pending, sent or failed (``lifecycle.notify.forget_leads``).
+it is pending, sent or failed (``lifecycle.notify.forget_leads``). Her account's stored score and stage
+(MQA), which counted her engagement, are computed again without her in the same transaction
+(``lifecycle.accounts.refresh_active``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, or_, select, update
 
 from leadscore.errors import StoreError
+from leadscore.lifecycle.accounts import refresh_active
 from leadscore.lifecycle.notify import forget_leads
 from leadscore.privacy.person import Person
 from leadscore.privacy.tables import REDACT, Ids, condition, present_tables, rules_for, unaccounted
@@ -67,6 +70,8 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
     ids = Ids.of(conn, person)
     report.suppressed = _carry_suppression(conn, person, pepper, now_ms)
     _count(report.deleted, "inbox", drop_from_inbox(conn, ids.owns))  # EVENT_ARRAYS: the inbox only
+    # her account's stored score and stage count her engagement: scored again without her below
+    account = _account_of(conn, person)
     rendered, emptied = forget_leads(conn, ids.values["lead_id"])  # before the digest_leads rule runs
     _count(report.redacted, "outbox", rendered)
     _count(report.deleted, "outbox", emptied)
@@ -78,6 +83,8 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
                 table.name,
                 conn.execute(delete(table).where(condition(table, rules, ids))).rowcount,
             )
+    if account is not None:
+        refresh_active(conn, [account], now_ms)
     for name, rules in REDACT.items():
         table = next(t for t in present_tables(conn) if t.name == name)
         done = conn.execute(
@@ -106,6 +113,12 @@ def remaining(conn: Connection, ids: Ids) -> list[str]:
     if any(ids.owns(row) for row in waiting_rows(conn)):
         left.append("inbox")
     return left
+
+
+def _account_of(conn: Connection, person: Person) -> int | None:
+    if person.lead_id is None:
+        return None
+    return conn.execute(select(leads.c.account_id).where(leads.c.id == person.lead_id)).scalar()
 
 
 def _carry_suppression(conn: Connection, person: Person, pepper: str, now_ms: int) -> bool:

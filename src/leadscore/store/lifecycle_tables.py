@@ -113,6 +113,15 @@ def claim_leads(
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def evaluate_again(conn: Connection, lead_ids: Sequence[int]) -> None:
+    """Have the runner evaluate these leads' stage rows again (``claim_dirty``), their scores unchanged:
+    what it derives from a lead beside its stage (its account's score and stage) has changed."""
+    if lead_ids:
+        conn.execute(
+            update(lead_stages).where(lead_stages.c.lead_id.in_(list(lead_ids))).values(seen_scored_ms=None)
+        )
+
+
 def mark_seen(conn: Connection, lead_id: int, scored_ms: int | None, crossing_id: int, now_ms: int) -> None:
     conn.execute(
         update(lead_stages)
@@ -349,6 +358,16 @@ def read_account_stages(
     if account_ids is not None:
         query = query.where(account_stages.c.account_id.in_(list(account_ids)))
     return {int(r["account_id"]): dict(r) for r in conn.execute(query).mappings()}
+
+
+def emptied_accounts(conn: Connection) -> list[int]:
+    """Accounts whose stored committee still counts contacts they no longer have: a committee engagement
+    or engaged contacts above 0 with no lead in the account (its last contact moved away)."""
+    contact = select(leads.c.id).where(leads.c.account_id == account_stages.c.account_id).exists()
+    query = select(account_stages.c.account_id).where(
+        or_(account_stages.c.engagement_score != 0, account_stages.c.engaged_contacts != 0), ~contact
+    )
+    return sorted(int(a) for a in conn.execute(query).scalars())
 
 
 def save_account_stage(conn: Connection, row: dict[str, Any], previous: dict[str, Any] | None) -> bool:

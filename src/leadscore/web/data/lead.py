@@ -19,6 +19,7 @@ from leadscore.lifecycle.reasons import rule_names as line_names
 from leadscore.model import ScoringModel
 from leadscore.scoring.explain import explain_current
 from leadscore.scoring.run import model_of, score_points
+from leadscore.scoring.shown import apportion
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
@@ -115,11 +116,16 @@ def _other_scores(conn: Connection, sources: Sources, lead_id: int, primary: str
 
 def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str, Any]]:
     """The explanation's lines, largest first, each with its rule's description and the events behind it
-    (newest first) with each one's share of the line in score points."""
+    (newest first) with each one's share of the line in score points; ``shown``: the points rounded to
+    the two decimals the page shows, adding up to the score and, for the events, to their line
+    (``scoring.shown.apportion``)."""
     names = rule_names(model)
+    lines = sorted(explanation.ledger.lines, key=lambda ln: (-abs(ln.score_points), ln.rule_id))
+    shown = apportion([line.score_points for line in lines], explanation.ledger.score)
     out = []
-    for line in sorted(explanation.ledger.lines, key=lambda ln: (-abs(ln.score_points), ln.rule_id)):
+    for line, line_shown in zip(lines, shown, strict=True):
         name, description = names.get(line.rule_id, (line.name, ""))
+        behind = explanation.line_events(line.rule_id)
         events = [
             {
                 "ts": event.ts,
@@ -127,10 +133,15 @@ def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str,
                 "rule_id": event.rule_id,
                 "message_id": event.message_id,
                 "points": share,
+                "shown": event_shown,
             }
-            for event, share in explanation.line_events(line.rule_id)
+            for (event, share), event_shown in zip(
+                behind, apportion([share for _, share in behind], line_shown), strict=True
+            )
         ]
-        out.append({**asdict(line), "name": name, "description": description, "events": events})
+        out.append(
+            {**asdict(line), "name": name, "description": description, "events": events, "shown": line_shown}
+        )
     return out
 
 
