@@ -411,6 +411,43 @@ def test_the_migration_hashes_existing_suppressions(store: Store, monkeypatch: p
         ]
 
 
+def test_audit_entries_of_her_dead_letters_are_redacted(store: Store) -> None:
+    """An operator retried one of her dead letters (it failed again) and dropped another before she asked
+    to be erased: their audit entries name her message ids and keep errors quoting her user id. Erasure
+    redacts them, the dropped one's too (its message is gone, so only what the entry kept of its owner
+    finds it); the colliding user "11001"'s dropped letter keeps its entry as written."""
+    from leadscore.scoring.dead_letters import drop, retry
+    from leadscore.store import dead_letters
+
+    _ingest(
+        store, [{"type": "track", "event": "E", "userId": "1001", "messageId": "her-1", "timestamp": NOW}]
+    )
+    unappliable = {"user_id": "1001", "event": "E"}  # no message id: a retry fails again
+    with store.begin() as conn:
+        retried = dead_letters.add(conn, unappliable, "bad row of user 1001", NOW)
+        dropped = dead_letters.add(conn, {"message_id": "her-3", "user_id": "1001"}, "user 1001 failed", NOW)
+        theirs = dead_letters.add(
+            conn, {"message_id": "other-3", "user_id": "11001"}, "user 11001 failed", NOW
+        )
+    assert not retry(store, retried, actor="ops").applied
+    drop(store, dropped, actor="ops")
+    drop(store, theirs, actor="ops")
+    with store.begin() as conn:
+        erase_person(conn, find_person(conn, "u:1001"), PEPPER, NOW)
+    with store.connect() as conn:
+        entries = [
+            (r.action, r.target, r.details)
+            for r in conn.execute(
+                select(audit_log).where(audit_log.c.action.like("deadletter.%")).order_by(audit_log.c.id)
+            )
+        ]
+    assert entries == [
+        ("deadletter.retry", "[erased]", {"redacted": True}),
+        ("deadletter.drop", "[erased]", {"redacted": True}),
+        ("deadletter.drop", "other-3", {"error": "user 11001 failed", "user_id": "11001"}),
+    ]
+
+
 def test_her_dead_letters_are_erased_and_others_kept(store: Store) -> None:
     """A message of hers the processor set aside (a dead letter) is hers: erased with her; a colliding
     user id's dead letter stays."""

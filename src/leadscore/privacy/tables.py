@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Table, false, func, inspect, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.privacy.person import Person
-from leadscore.store.dead_letters import dead_letter_rows
+from leadscore.store.dead_letters import OWNER_FIELDS, dead_letter_rows
 from leadscore.store.event_log import waiting_rows
 from leadscore.store.schema import events, metadata
 
@@ -37,12 +37,17 @@ Values = Literal[
 
 @dataclass(frozen=True)
 class By:
-    """Rows whose ``column`` equals one of the person's ``values`` (e-mails compared normalised)."""
+    """Rows whose ``column`` equals one of the person's ``values`` (e-mails compared normalised); with
+    ``key``, the column is a JSON object and its member ``key`` is compared."""
 
     column: str
     values: Values
+    key: str | None = None
 
 
+# what the audit entry of a dead letter's retry or drop keeps of its message's owner (``owner_details``),
+# by the kind of her ids each is compared with
+OWNER_DETAILS: dict[str, Values] = dict(zip(OWNER_FIELDS, ("keys", "user_ids", "anonymous_ids"), strict=True))
 EVENT_ROWS = (By("person_key", "keys"), By("user_id", "user_ids"), By("anonymous_id", "anonymous_ids"),
               By("message_id", "message_ids"))  # fmt: skip
 RULES: dict[str, tuple[By, ...]] = {
@@ -56,7 +61,15 @@ RULES: dict[str, tuple[By, ...]] = {
     "dead_letters": (By("id", "dead_letter_ids"),),
 }
 EVENT_ARRAYS = {"inbox": "rows"}  # waiting events; their rows are EVENT_ROWS
-REDACT = {"audit_log": (By("target", "audit_targets"),)}
+# the audit log: entries aimed at her (``target``: her e-mail, ids, ``lead:<id>``, or the id of a message
+# of hers, such as a dead letter's retry), and dead-letter entries whose message was hers (its owner's
+# ids in ``details``: a dropped letter's message is nowhere else once dropped)
+REDACT = {
+    "audit_log": (
+        By("target", "audit_targets"),
+        *(By("details", values, key=column) for column, values in OWNER_DETAILS.items()),
+    )
+}
 NOT_PERSONAL = {
     "accounts": "companies, not people",
     "account_owners": "which seller owns an account",
@@ -89,8 +102,9 @@ class Ids:
         base = cls._base(person, ())
         stored = conn.execute(select(events.c.message_id).where(condition(events, EVENT_ROWS, base)))
         waiting = [row["message_id"] for row in waiting_rows(conn) if base.owns(row)]
-        letters = [letter for letter, row in dead_letter_rows(conn) if base.owns(row)]
-        return cls._base(person, (*stored.scalars(), *waiting), letters)
+        letters = [(letter, row) for letter, row in dead_letter_rows(conn) if base.owns(row)]
+        lettered = [row["message_id"] for _, row in letters if isinstance(row.get("message_id"), str)]
+        return cls._base(person, (*stored.scalars(), *waiting, *lettered), [letter for letter, _ in letters])
 
     @classmethod
     def _base(
@@ -101,6 +115,7 @@ class Ids:
             *person.user_ids,
             *person.anonymous_ids,
             *([person.email] if person.email else []),
+            *message_ids,  # a dead letter's retry names its message
         }
         if person.lead_id is not None:
             audit.add(f"lead:{person.lead_id}")
@@ -127,7 +142,7 @@ def condition(table: Table, rules: tuple[By, ...], ids: Ids) -> ColumnElement[bo
         values = ids.values[by.values]
         if not values:
             continue
-        column = table.c[by.column]
+        column = table.c[by.column] if by.key is None else table.c[by.column][by.key].as_string()
         parts.append(func.lower(column).in_(values) if by.values == "emails" else column.in_(values))
     return or_(*parts) if parts else false()
 

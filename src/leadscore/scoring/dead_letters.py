@@ -33,6 +33,7 @@ def retry(store: Store, letter_id: int, *, actor: str, drop_unconsented: bool = 
         letter = dead_letters.get(conn, letter_id, lock=True)
         if letter is None:
             raise NotFoundError(f"no dead letter {letter_id}")
+        owner = dead_letters.owner_details(letter)  # erasure finds the audit entries of her letters by it
         try:
             row: Any = inbox_events(letter.message)
             if not isinstance(row, dict) or not isinstance(row.get("message_id"), str):
@@ -42,11 +43,13 @@ def retry(store: Store, letter_id: int, *, actor: str, drop_unconsented: bool = 
         except Exception as exc:
             error = dead_letters.printable(describe_error(exc), dead_letters.MAX_ERROR)
             dead_letters.failed_again(conn, letter_id, error, stamp)
-            audit(conn, stamp, actor, "deadletter.retry", letter.message_id, applied=False, error=error)
+            audit(
+                conn, stamp, actor, "deadletter.retry", letter.message_id, applied=False, error=error, **owner
+            )
             return Retried(letter_id, False, error)
         dead_letters.remove(conn, letter_id)
         counters.add(conn, {counters.SCORED: scored})
-        audit(conn, stamp, actor, "deadletter.retry", letter.message_id, applied=True)
+        audit(conn, stamp, actor, "deadletter.retry", letter.message_id, applied=True, **owner)
     return Retried(letter_id, True)
 
 
@@ -56,4 +59,5 @@ def drop(store: Store, letter_id: int, *, actor: str) -> None:
         letter = dead_letters.get(conn, letter_id, lock=True)
         if letter is None or not dead_letters.remove(conn, letter_id):
             raise NotFoundError(f"no dead letter {letter_id}")
-        audit(conn, now_ms(), actor, "deadletter.drop", letter.message_id, error=letter.error)
+        audit(conn, now_ms(), actor, "deadletter.drop", letter.message_id, error=letter.error,
+              **dead_letters.owner_details(letter))  # fmt: skip

@@ -79,15 +79,31 @@ def failed_again(conn: Connection, letter_id: int, error: str, now_ms: int) -> N
     )
 
 
+# what the audit entry of a dead letter's retry or drop keeps of its message's owner: erasure finds the
+# entries of her messages by them (``privacy.tables.REDACT``), a dropped letter's message being gone
+OWNER_FIELDS = ("person_key", "user_id", "anonymous_id")
+
+
+def owner_details(letter: DeadLetter) -> dict[str, str]:
+    """The ids of the owner of ``letter``'s message (those of ``OWNER_FIELDS`` it has; none for an
+    unreadable message), for its audit entries."""
+    row = _row(letter.message)
+    return {f: row[f] for f in OWNER_FIELDS if isinstance(row.get(f), str) and row[f]}
+
+
+def _row(text: str) -> dict[str, Any]:
+    try:
+        row = json.loads(text)
+    except ValueError:
+        return {}
+    return row if isinstance(row, dict) else {}
+
+
 def dead_letter_rows(conn: Connection) -> Iterator[tuple[int, dict[str, Any]]]:
     """(id, event-log row) of every dead letter whose message reads as one (erasure and export find a
     person's among them); an unreadable message yields an empty row."""
     for letter_id, text in conn.execute(select(dead_letters.c.id, dead_letters.c.message)):
-        try:
-            row = json.loads(text)
-        except ValueError:
-            row = {}
-        yield int(letter_id), row if isinstance(row, dict) else {}
+        yield int(letter_id), _row(text)
 
 
 def count(conn: Connection) -> int:
