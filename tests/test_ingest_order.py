@@ -159,3 +159,23 @@ def test_leads_created_for_a_whole_batch_match_one_message_at_a_time() -> None:
     assert ("kim-1", None, "{'job_title': 'CTO'}") in leads_now  # "title" is read as job_title
     assert links["u:kim-1"] == "kim-1" and links["a:anon-9"] == "ann-7" and links["u:ann-7"] == "ann-7"
     assert links["u:lee@beta.example"] == "lee@beta.example"
+
+
+def test_observation_stamps_keep_the_messages_key_order() -> None:
+    """A lead's stamps (``attribute_ts``) list the keys in the order they were first observed, the
+    message's own order for each new one, so the stored JSON is the same text in every process (a set
+    ordered them by string hash, which differs between processes)."""
+    from leadscore.store.people import upsert_lead
+
+    keys = ["job_title", "employees", "industry", "country", "budget", "seniority", "plan", "region"]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.from_url(str(Path(tmp) / "stamps.db"))
+        with store.begin() as conn:
+            upsert_lead(conn, now_ms=AS_OF, external_id="u1", attributes={"zone": "eu"}, at_ms=AS_OF)
+            upsert_lead(
+                conn, now_ms=AS_OF, external_id="u1", attributes={k: "x" for k in keys}, at_ms=AS_OF + 1
+            )
+            (stamps,) = conn.execute(select(leads.c.attribute_ts)).one()
+        store.dispose()
+    assert list(stamps) == ["zone", *keys]
+    assert set(stamps.values()) == {AS_OF, AS_OF + 1}

@@ -201,7 +201,8 @@ def upsert_lead(
         if email is None and once_email and row["email"] is None:
             email = once_email
         seen = dict(row["attribute_ts"] or {})
-        newer = {k for k in [*fields, *attributes] if at_ms >= seen.get(k, at_ms)}
+        # in the message's order, not a set's: the stamps' JSON is then the same text in every process
+        newer = dict.fromkeys(k for k in [*fields, *attributes] if at_ms >= seen.get(k, at_ms))
         changes: dict[str, Any] = {k: v for k, v in fields.items() if k in newer and row[k] != v}
         merged = {**(row["attributes"] or {}), **{k: v for k, v in attributes.items() if k in newer}}
         if merged != row["attributes"]:
