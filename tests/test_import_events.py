@@ -236,3 +236,31 @@ def test_parsing_in_another_process_reports_and_sends_the_same(tmp_path: Path) -
     ]
     assert [m.message_id for m in sent][:2] == ["m-1", "m-2"]
     assert _parsed(EVENTS, 1, max_errors=1)[0][0] == (3, 2, True)  # lines 1, 2 and the bad line 4
+
+
+def test_chunks_are_sent_as_before_with_the_collector_paused_for_each(store: Store) -> None:
+    """Chunks of two good messages (the file's six: lines 1, 2, 6, 7, 9, 10; the bad lines 4 and 5 go to
+    the report), each handed over with the cyclic collector paused, which is on again after the import;
+    a stop at the second bad line sends the first chunk only (lines 1, 2 and 4 read)."""
+    import gc
+
+    chunks: list[tuple[list[str], bool]] = []
+
+    def keep(messages: Sequence[Message]) -> IngestReport:
+        chunks.append(([m.message_id for m in messages], gc.isenabled()))
+        return IngestReport(accepted=len(messages))
+
+    assert gc.isenabled()
+    report = import_events(EVENTS, keep, workers=0, chunk_size=2)
+    assert [len(ids) for ids, _ in chunks] == [2, 2, 2]
+    assert chunks[0][0] == ["m-1", "m-2"]
+    assert chunks[1][0][0] == "m-5" and chunks[2][0] == ["m-7", "m-8"]  # line 7's id is derived
+    assert [collecting for _, collecting in chunks] == [False, False, False]
+    assert (report.lines, report.accepted, report.rejected, report.aborted) == (8, 6, 2, False)
+    assert gc.isenabled()
+
+    chunks.clear()
+    report = import_events(EVENTS, keep, workers=0, chunk_size=2, max_errors=1)
+    assert [ids for ids, _ in chunks] == [["m-1", "m-2"]]
+    assert (report.lines, report.accepted, report.rejected, report.aborted) == (3, 2, 1, True)
+    assert gc.isenabled()

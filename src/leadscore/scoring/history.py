@@ -26,7 +26,7 @@ from leadscore.model import ScoringModel
 from leadscore.scoring.as_known import score_as_known, score_as_known_models
 from leadscore.store.id_lists import in_list
 from leadscore.store.pipelined import pipelined
-from leadscore.store.results import append_history, last_histories, last_history
+from leadscore.store.results import append_history, append_history_values, last_histories, last_history
 from leadscore.store.schema import events, identities, leads, score_history
 
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
@@ -34,24 +34,49 @@ EPS = 1e-9
 EVENT_CAUSES = ("event", "created")
 
 
+# the columns a history row is written with, in the order ``_values`` gives them
+COLUMNS = (
+    "lead_id",
+    "score_name",
+    "model_version_id",
+    "at_ms",
+    "score",
+    "fit_score",
+    "engagement_score",
+    "grade",
+    "level",
+    "band",
+    "cause",
+    "cause_ref",
+    "recorded_ms",
+)
+
+
+def _values(
+    ledger: Ledger, version_id: int, cause: str, ref: str, recorded_ms: int, score_name: str
+) -> tuple[Any, ...]:
+    """A history row's values, in the order of ``COLUMNS``."""
+    return (
+        ledger.lead_id,
+        score_name,
+        version_id,
+        ledger.as_of,
+        ledger.score,
+        ledger.fit_score,
+        ledger.engagement_score,
+        ledger.grade,
+        ledger.level,
+        ledger.band,
+        cause,
+        ref,
+        recorded_ms,
+    )
+
+
 def _row(
     ledger: Ledger, version_id: int, cause: str, ref: str, recorded_ms: int, score_name: str
 ) -> dict[str, Any]:
-    return {
-        "lead_id": ledger.lead_id,
-        "score_name": score_name,
-        "model_version_id": version_id,
-        "at_ms": ledger.as_of,
-        "score": ledger.score,
-        "fit_score": ledger.fit_score,
-        "engagement_score": ledger.engagement_score,
-        "grade": ledger.grade,
-        "level": ledger.level,
-        "band": ledger.band,
-        "cause": cause,
-        "cause_ref": ref,
-        "recorded_ms": recorded_ms,
-    }
+    return dict(zip(COLUMNS, _values(ledger, version_id, cause, ref, recorded_ms, score_name), strict=True))
 
 
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:
@@ -62,6 +87,19 @@ def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> 
         if abs(prev[k] - now) > EPS if isinstance(now, float) else prev[k] != now:
             return True
     return False
+
+
+def moved(before: Ledger, ledger: Ledger) -> bool:
+    """``changed`` from the row written of ``before`` (same version): its tracked values are the
+    ledger's, so the ledgers are compared as they are, with no row built to compare."""
+    return (
+        abs(before.score - ledger.score) > EPS
+        or abs(before.fit_score - ledger.fit_score) > EPS
+        or abs(before.engagement_score - ledger.engagement_score) > EPS
+        or before.grade != ledger.grade
+        or before.level != ledger.level
+        or before.band != ledger.band
+    )
 
 
 _FIRST_EVENT = (
@@ -78,13 +116,12 @@ _BASELINES = select(leads.c.id, leads.c.created_ms, _FIRST_EVENT).where(in_list(
 def baselines(conn: Connection, lead_ids: Sequence[int]) -> dict[int, int]:
     """For each lead: the moment before its first event (a lead without events: its creation)."""
     with pipelined(conn) as pipeline:
-        return _baselines(pipeline.returning(_BASELINES, {"ids": list(lead_ids)}), lead_ids)
+        return _baselines(pipeline.tuples(_BASELINES, {"ids": list(lead_ids)}), lead_ids)
 
 
-def _baselines(rows: Iterable[dict[str, Any]], lead_ids: Sequence[int]) -> dict[int, int]:
+def _baselines(rows: Iterable[Sequence[Any]], lead_ids: Sequence[int]) -> dict[int, int]:
     found = {}
-    for row in rows:
-        lid, created, first = row.values()
+    for lid, created, first in rows:
         found[int(lid)] = created if first is None else first - 1
     # a lead deleted since it was touched (merged into another by an alias, erased) has none: no history
     return {lid: found[lid] for lid in lead_ids if lid in found}
@@ -188,8 +225,8 @@ def plan_replay(
     # change are a superset of those from each lead's start (a start before ``since`` is its baseline,
     # the moment before its first event)
     with pipelined(conn) as pipeline:
-        sent_base = pipeline.returning(_BASELINES, {"ids": lead_ids})
-        sent_times = pipeline.returning(
+        sent_base = pipeline.tuples(_BASELINES, {"ids": lead_ids})
+        sent_times = pipeline.tuples(
             _EVENT_TIMES, {"ids": lead_ids, "since": min(since.values()), "until": until}
         )
         base = _baselines(sent_base, lead_ids)
@@ -216,18 +253,23 @@ def write_replay(conn: Connection, replay: Replay, recorded_ms: int) -> int:
     points whose score moved (compared with the row before). Returns rows written."""
     if not replay.lead_ids:
         return 0
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     newest = last_histories(conn, replay.lead_ids, [name for _, _, name in replay.scored])
     for (_, version_id, name), by_point in zip(replay.scored, replay.by_points, strict=True):
         previous = _previous(conn, replay.lead_ids, replay.start, version_id, name, newest[name])
         for lid in replay.lead_ids:
-            prev = previous[lid]
+            stored = previous[lid]  # the row before the first point: compared as ``changed`` compares it
+            written: Ledger | None = None  # the ledger of the row written last, once one is
             for at, cause, ref in replay.plan[lid]:
                 ledger = by_point[(lid, at)]
-                if cause == "created" or changed(prev, ledger, version_id):
-                    rows.append(_row(ledger, version_id, cause, ref, recorded_ms, name))
-                    prev = rows[-1]
-    append_history(conn, rows)
+                if (
+                    cause == "created"
+                    or (written is None and changed(stored, ledger, version_id))
+                    or (written is not None and moved(written, ledger))
+                ):
+                    rows.append(_values(ledger, version_id, cause, ref, recorded_ms, name))
+                    written = ledger
+    append_history_values(conn, COLUMNS, rows)
     return len(rows)
 
 
@@ -275,11 +317,10 @@ _EVENT_TIMES = (
 )
 
 
-def _event_times(rows: Iterable[dict[str, Any]]) -> dict[int, dict[int, list[str]]]:
+def _event_times(rows: Iterable[Sequence[Any]]) -> dict[int, dict[int, list[str]]]:
     """Lead → event time → message ids, from ``_EVENT_TIMES``' rows."""
     out: dict[int, dict[int, list[str]]] = {}
-    for row in rows:
-        lid, ts, mid = row.values()
+    for lid, ts, mid in rows:
         out.setdefault(int(lid), {}).setdefault(int(ts), []).append(str(mid))
     return out
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
+from leadscore.collection import collection_paused
 from leadscore.compile import Ledger, Sources
 from leadscore.compile.query import scope
 from leadscore.errors import StoreError
@@ -24,7 +25,6 @@ from leadscore.scoring.due import schedule, schedule_models
 from leadscore.scoring.run import (
     Active,
     all_leads,
-    collection_paused,
     now_ms,
     score,
     score_everyone,
@@ -278,7 +278,9 @@ class Backfill:
                 since={lid: self.since[lid] for lid in part if lid in self.touched},
                 left={lid: (self.left[lid], [self.cause_ref]) for lid in part if lid in self.left},
             )
-            with self.store.begin() as conn:
+            # no cyclic collection while a chunk's points, ledgers and rows are alive (none is in a cycle):
+            # each young collection would walk them all again, as in the processor's batch (``snapshot``)
+            with collection_paused(), self.store.begin() as conn:
                 rescored, rows = rescore_touched(conn, self.store.sources(), applied)
             leads_rescored, history_rows = leads_rescored + rescored, history_rows + rows
             if progress is not None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -35,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from leadscore.collection import collection_paused
 from leadscore.compile import Ledger, Sources, compile_model
 from leadscore.compile.composite import SCORE_INDEX, compile_models
 from leadscore.compile.ledger import columns_of, read_ledgers, read_totals_of
@@ -248,23 +247,6 @@ def read_result(
             read_ledgers(model, columns_of(keys, part)) if explain else read_totals_of(columns_of(keys, part))
             for model, part in zip(models, parts, strict=True)
         ]
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: reading a result builds tens of thousands of objects that
-    stay alive (rows, ledgers, their lines; none in a reference cycle), and with CPython's default
-    thresholds each 700 of them start a collection that walks every young object, and every few
-    thousand one that walks the whole heap (the three scores' ledgers of a full rescoring included) —
-    a fifth of reading three scores' results, measured. Collection resumes after, if it was on (another
-    thread's pause may end first: collection is then on for the rest of this one, no harm)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def score_rows(

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from leadscore.collection import collection_paused
 from leadscore.ingest.apply import Applied
 from leadscore.ingest.committer import write_turn
 from leadscore.scoring.pipeline import plan_rescore, rescore_touched, save_rescore
@@ -42,7 +43,7 @@ from leadscore.scoring.processor import (
     pending_entry,
     pending_leads,
 )
-from leadscore.scoring.run import collection_paused, now_ms
+from leadscore.scoring.run import now_ms
 from leadscore.store import Store, counters
 from leadscore.store.event_log import (
     Claimed,

@@ -15,7 +15,7 @@ SQLite runs the same code one statement at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -40,17 +40,37 @@ class Pipeline:
             result = self.conn.execute(statement, dict(params))
             names = list(result.keys())
             return iter([dict(zip(names, row, strict=True)) for row in result.all()])
+        return _rows(self._send(statement, params))
+
+    def tuples(self, statement: Statement, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
+        """``returning`` with each row as a tuple of the statement's columns, in their order: no dict a row
+        for a reader that unpacks it (a history pass reads a row per event of its leads)."""
+        if self.driver is None:
+            return iter(self.conn.execute(statement, dict(params)).all())
+        return _tuples(self._send(statement, params))
+
+    def _send(self, statement: Statement, params: Mapping[str, Any]) -> Any:
         compiled = _compiled(statement, self.conn.dialect)
+        assert self.driver is not None
         cursor = self.driver.cursor()
         cursor.execute(compiled.string, {**compiled.params, **params})  # the statement's own values too
-        return _rows(cursor)
+        return cursor
+
+
+def _fetched(cursor: Any) -> list[Any]:
+    try:
+        rows: list[Any] = cursor.fetchall()  # waits for this statement's answer, and every one sent before it
+    except Exception as exc:
+        raise _translated(exc) from exc
+    return rows
+
+
+def _tuples(cursor: Any) -> Iterator[Sequence[Any]]:
+    yield from _fetched(cursor)  # a generator: the answer is waited for when the rows are read
 
 
 def _rows(cursor: Any) -> Iterator[dict[str, Any]]:
-    try:
-        rows = cursor.fetchall()  # waits for this statement's answer, and every one sent before it
-    except Exception as exc:
-        raise _translated(exc) from exc
+    rows = _fetched(cursor)
     names = [column.name for column in cursor.description]
     for row in rows:
         yield dict(zip(names, row, strict=True))

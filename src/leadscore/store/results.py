@@ -392,6 +392,13 @@ def append_history(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     insert_rows(conn, score_history, rows)
 
 
+def append_history_values(
+    conn: Connection, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``append_history`` of rows given as tuples in the order of ``columns`` (a replay's many rows)."""
+    insert_tuples(conn, score_history, columns, rows)
+
+
 def read_history(conn: Connection, lead_id: int, score_name: str | None = None) -> list[dict[str, Any]]:
     """A lead's history of one score (the primary when None)."""
     query = (
