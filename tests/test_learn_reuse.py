@@ -88,7 +88,8 @@ def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same()
         forget_bins()
     first = again.rounds[0][1]
     assert first is not full.scorecard and first.coef_ is full.scorecard.coef_  # a copy of the same fit
-    assert first.get_params()["C"] == full.scorecard.C_ and first.get_params()["interactions"] == fixed["interactions"]
+    assert first.get_params()["C"] == full.scorecard.C_
+    assert first.get_params()["interactions"] == fixed["interactions"]
     assert alone.rounds[0][1].coef_ is not full.scorecard.coef_
     assert again.keep == alone.keep and again.rules == alone.rules <= 6
     for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[0][1])):
