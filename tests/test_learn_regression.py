@@ -111,3 +111,24 @@ def test_a_start_at_the_optimum_is_kept() -> None:
     assert np.array_equal(again.coef_, cold.coef_)
     assert np.array_equal(again.intercept_, cold.intercept_)
     assert again.n_iter_.tolist() == [0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3000), st.integers(1, 40), st.floats(1e-6, 10.0))
+def test_the_loss_is_scikit_learns_to_the_bit(seed: int, n: int, d: int, l2: float) -> None:
+    """``loss_gradient`` at any coefficients: the very floats of scikit-learn's ``LinearModelLoss``."""
+    from sklearn._loss.loss import HalfBinomialLoss
+    from sklearn.linear_model._linear_loss import LinearModelLoss
+
+    from leadscore.learn.regression import loss_gradient
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = (rng.random(n) < 0.3).astype(np.float64)
+    coef = rng.standard_normal(d + 1) * rng.uniform(0, 4)
+    want = LinearModelLoss(base_loss=HalfBinomialLoss(), fit_intercept=True).loss_gradient(
+        coef, X, y, None, l2, 1
+    )
+    got = loss_gradient(coef, X, y, None, l2, 1)
+    assert got[0] == want[0]
+    assert np.array_equal(got[1], want[1])

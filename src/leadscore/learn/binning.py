@@ -323,6 +323,52 @@ def prebin_edges(xv: FloatArray, max_prebins: int) -> FloatArray:
     return np.asarray(out[out > values[0]], float)
 
 
+@dataclass(frozen=True)
+class Prebinned:
+    """A feature's rows before merging: the fine bins (intervals from ``prebin_edges``, or one group of
+    categories each, rare ones pooled, in conversion-rate order) with their counts and conversions, and
+    the missing values'. What merging starts from depends on the rows, not on ``max_bins``: the rule
+    budget and the candidates bin the same rows at several numbers of bins from one of these."""
+
+    kind: str
+    counts: tuple[int, ...]
+    events: tuple[int, ...]
+    edges: tuple[float, ...]  # numeric: each fine interval's lower edge but the first's
+    groups: tuple[tuple[tuple[Category, ...], bool], ...]  # categorical: its categories, whether 'other'
+    missing: int
+    missing_events: int
+
+
+def prebin_numeric(x: FloatArray, y: npt.NDArray[Any], *, max_prebins: int) -> Prebinned:
+    finite = ~np.isnan(x)
+    xv, yv = x[finite], y[finite]
+    edges = prebin_edges(xv, max_prebins)
+    idx = np.searchsorted(edges, xv, side="right")
+    n = np.bincount(idx, minlength=len(edges) + 1)
+    e = np.bincount(idx, weights=yv, minlength=len(edges) + 1).astype(int)
+    keep = n > 0
+    kept_edges = tuple(float(edges[i - 1]) for i in range(1, len(n)) if keep[i])
+    missing = int((~finite).sum())
+    return Prebinned("numeric", tuple(int(v) for v in n[keep]), tuple(int(v) for v in e[keep]), kept_edges, (),
+                     missing, int(y[~finite].sum()) if missing else 0)  # fmt: skip
+
+
+def merge_numeric(pre: Prebinned, *, max_bins: int, min_count: int, monotone: bool = False) -> Bins:
+    n, e = list(pre.counts), list(pre.events)
+    ends = _merge(n, e, max_bins, min_count, CHI2_SIGNIFICANT)
+    if monotone:
+        ends = _monotone(n, e, ends)
+    cut = tuple(pre.edges[end] for end in ends[:-1])
+    # no present value at all (an event kind only rows left out had): no interval, only the missing bin
+    starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
+    counts = [sum(n[s : end + 1]) for s, end in zip(starts, ends, strict=True)]
+    events = [sum(e[s : end + 1]) for s, end in zip(starts, ends, strict=True)]
+    if pre.missing:
+        counts.append(pre.missing)
+        events.append(pre.missing_events)
+    return Bins("numeric", cut, (), None, bool(pre.missing), tuple(counts), tuple(events))
+
+
 def bin_numeric(
     x: FloatArray,
     y: npt.NDArray[Any],
@@ -332,38 +378,13 @@ def bin_numeric(
     max_prebins: int,
     monotone: bool = False,
 ) -> Bins:
-    finite = ~np.isnan(x)
-    xv, yv = x[finite], y[finite]
-    edges = prebin_edges(xv, max_prebins)
-    idx = np.searchsorted(edges, xv, side="right")
-    n = np.bincount(idx, minlength=len(edges) + 1)
-    e = np.bincount(idx, weights=yv, minlength=len(edges) + 1).astype(int)
-    keep = n > 0
-    edges = np.asarray([edges[i - 1] for i in range(1, len(n)) if keep[i]], float)
-    n, e = n[keep], e[keep]
-    ends = _merge([int(v) for v in n], [int(v) for v in e], max_bins, min_count, CHI2_SIGNIFICANT)
-    if monotone:
-        ends = _monotone([int(v) for v in n], [int(v) for v in e], ends)
-    cut = tuple(float(edges[end]) for end in ends[:-1])
-    # no present value at all (an event kind only rows left out had): no interval, only the missing bin
-    starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
-    counts = [int(n[s : end + 1].sum()) for s, end in zip(starts, ends, strict=True)]
-    events = [int(e[s : end + 1].sum()) for s, end in zip(starts, ends, strict=True)]
-    missing = int((~finite).sum())
-    if missing:
-        counts.append(missing)
-        events.append(int(y[~finite].sum()))
-    return Bins("numeric", cut, (), None, bool(missing), tuple(counts), tuple(events))
+    pre = prebin_numeric(x, y, max_prebins=max_prebins)
+    return merge_numeric(pre, max_bins=max_bins, min_count=min_count, monotone=monotone)
 
 
-def bin_categorical(
-    column: Column,
-    y: npt.NDArray[Any],
-    *,
-    max_bins: int,
-    min_count: int,
-    placeholders: tuple[str, ...] = PLACEHOLDERS,
-) -> Bins:
+def prebin_categorical(
+    column: Column, y: npt.NDArray[Any], *, min_count: int, placeholders: tuple[str, ...] = PLACEHOLDERS
+) -> Prebinned:
     if len(column) != len(y):
         raise ValueError(f"{len(column)} values for {len(y)} labels")
     keys, codes = category_codes(column, placeholders)
@@ -379,23 +400,64 @@ def bin_categorical(
     if other_n or not groups:
         groups.append(([k for k in rare if not isinstance(k, Other)], other_n, other_e, True))
     groups.sort(key=lambda g: ((g[2] + PRIOR) / (g[1] + 2 * PRIOR), str(g[0])))
-    ends = _merge([g[1] for g in groups], [g[2] for g in groups], max_bins, min_count)
+    return Prebinned("categorical", tuple(g[1] for g in groups), tuple(g[2] for g in groups), (),
+                     tuple((tuple(g[0]), g[3]) for g in groups), missing_n, missing_e)  # fmt: skip
+
+
+def merge_categorical(pre: Prebinned, *, max_bins: int, min_count: int) -> Bins:
+    ends = _merge(list(pre.counts), list(pre.events), max_bins, min_count)
     starts = [0, *(end + 1 for end in ends[:-1])]
-    bins = [groups[s : end + 1] for s, end in zip(starts, ends, strict=True)]
-    members = tuple(tuple(sorted((k for g in b for k in g[0]), key=str)) for b in bins)
-    other = next((i for i, b in enumerate(bins) if any(g[3] for g in b)), None)
-    counts = [sum(g[1] for g in b) for b in bins]
-    events = [sum(g[2] for g in b) for b in bins]
+    spans = list(zip(starts, ends, strict=True))
+    members = tuple(
+        tuple(sorted((k for g in pre.groups[s : end + 1] for k in g[0]), key=str)) for s, end in spans
+    )
+    other = next((i for i, (s, end) in enumerate(spans) if any(g[1] for g in pre.groups[s : end + 1])), None)
+    counts = [sum(pre.counts[s : end + 1]) for s, end in spans]
+    events = [sum(pre.events[s : end + 1]) for s, end in spans]
     if other is None:
         # no rare categories to pool: a value training never saw gets a bin of its own without training
         # rows, whose weight of evidence is 0 (neutral) rather than the points of the worst bin
-        members, other = (*members, ()), len(bins)
+        members, other = (*members, ()), len(spans)
         counts.append(0)
         events.append(0)
-    if missing_n:
-        counts.append(missing_n)
-        events.append(missing_e)
-    return Bins("categorical", (), members, other, bool(missing_n), tuple(counts), tuple(events))
+    if pre.missing:
+        counts.append(pre.missing)
+        events.append(pre.missing_events)
+    return Bins("categorical", (), members, other, bool(pre.missing), tuple(counts), tuple(events))
+
+
+def bin_categorical(
+    column: Column,
+    y: npt.NDArray[Any],
+    *,
+    max_bins: int,
+    min_count: int,
+    placeholders: tuple[str, ...] = PLACEHOLDERS,
+) -> Bins:
+    pre = prebin_categorical(column, y, min_count=min_count, placeholders=placeholders)
+    return merge_categorical(pre, max_bins=max_bins, min_count=min_count)
+
+
+def prebin(
+    column: Column,
+    y: npt.NDArray[Any],
+    kind: str,
+    *,
+    min_count: int,
+    max_prebins: int,
+    placeholders: tuple[str, ...] = PLACEHOLDERS,
+) -> Prebinned:
+    """What ``fit_bins`` merges, for any ``max_bins``."""
+    if kind == "numeric":
+        return prebin_numeric(numeric_column(column), y, max_prebins=max_prebins)
+    return prebin_categorical(column, y, min_count=min_count, placeholders=placeholders)
+
+
+def merge_prebinned(pre: Prebinned, *, max_bins: int, min_count: int, monotone: bool = False) -> Bins:
+    """``fit_bins`` from the rows ``prebin`` read (with the same ``min_count``)."""
+    if pre.kind == "numeric":
+        return merge_numeric(pre, max_bins=max_bins, min_count=min_count, monotone=monotone)
+    return merge_categorical(pre, max_bins=max_bins, min_count=min_count)
 
 
 def fit_bins(
@@ -409,10 +471,8 @@ def fit_bins(
     placeholders: tuple[str, ...] = PLACEHOLDERS,
     monotone: bool = False,
 ) -> Bins:
-    if kind == "numeric":
-        return bin_numeric(numeric_column(column), y, max_bins=max_bins, min_count=min_count,
-                           max_prebins=max_prebins, monotone=monotone)  # fmt: skip
-    return bin_categorical(column, y, max_bins=max_bins, min_count=min_count, placeholders=placeholders)
+    pre = prebin(column, y, kind, min_count=min_count, max_prebins=max_prebins, placeholders=placeholders)
+    return merge_prebinned(pre, max_bins=max_bins, min_count=min_count, monotone=monotone)
 
 
 __all__ = [
@@ -421,8 +481,11 @@ __all__ = [
     "PRIOR",
     "Bins",
     "Categories",
+    "Prebinned",
     "fit_bins",
+    "merge_prebinned",
     "numeric_column",
+    "prebin",
     "read_column",
     "shrunk_rates",
 ]

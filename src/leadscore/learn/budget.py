@@ -11,6 +11,7 @@ without a time column) are split by a hash of their id instead, and the choice s
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,25 @@ class Fitted:
     rules: int
     notes: list[str] = field(default_factory=list)
     unconstrained: tuple[Scorecard, list[int], int] | None = None  # the first fit, where it had too many
+    rounds: list[tuple[tuple[int, ...], Scorecard]] = field(default_factory=list)  # each fit: its columns
+
+
+def _as_fixed(sc: Scorecard, keep: Sequence[int], params: dict[str, Any]) -> Scorecard | None:
+    """``sc`` (a fit of the columns ``keep`` with ``C`` or the number of pairs chosen by cross-validation)
+    as the fit of the same rows and columns with ``params`` would be, where that is the same fit: the
+    same other parameters, ``params``' C the one chosen and its number of pairs the number found. The
+    fit after the choice does not depend on how C and the number of pairs were reached (a search that
+    found fewer pairs than it could take stopped for want of a gain, and stops there with any larger
+    limit), so it is the same floats; a copy carries ``params``' settings as a fresh fit would."""
+    given = sc.get_params()
+    C, pairs = params.get("C", given["C"]), params.get("interactions", given["interactions"])
+    if not isinstance(C, float) or not isinstance(pairs, int) or C != sc.C_ or pairs != len(sc.pairs_):
+        return None
+    wanted = {**given, **params, "C": given["C"], "interactions": given["interactions"]}
+    if wanted != given:
+        return None
+    out = copy.copy(sc)
+    return out.set_params(C=C, interactions=pairs)
 
 
 def stand_in(rows: int, columns: int) -> npt.NDArray[Any]:
@@ -66,6 +86,7 @@ def fit_within(
     params: dict[str, Any],
     max_rules: int,
     columns: Sequence[Column] | None = None,
+    earlier: Fitted | None = None,
 ) -> Fitted:
     """The scorecard on the columns ``keep``: a feature fitted against its own evidence is left out; a
     scorecard with more than ``max_rules`` rules is learned again with fewer, coarser bins (neighbours
@@ -76,14 +97,24 @@ def fit_within(
     With ``C="cv"`` the regularisation is chosen by the first fit and kept by the later ones: they
     learn on the same rows with a few features fewer or coarser bins, and choosing it again on the
     same folds was a third of what learning cost on the funnel (``bench/README.md``). The number of pairs
-    is chosen again."""
+    is chosen again.
+
+    ``earlier``: a ``fit_within`` of the same rows and columns (``learn``'s full model, whose C and
+    number of pairs ``params`` fix): a round on the same columns whose fit is the one these ``params``
+    give is taken from it instead of fitted again (``_as_fixed``)."""
     params, keep, notes = dict(params), list(keep), []
     unconstrained: tuple[Scorecard, list[int], int] | None = None
+    rounds: list[tuple[tuple[int, ...], Scorecard]] = []
+    known = {} if earlier is None else {k: sc for k, sc in reversed(earlier.rounds)}
     while True:
         chosen = [features[j] for j in keep]
         read = None if columns is None else [columns[j] for j in keep]
         rows = X[:, keep] if read is None else stand_in(len(X), len(keep))
-        sc = Scorecard(chosen, **params).fit(rows, y, groups=groups, columns=read)
+        found = known.get(tuple(keep))
+        sc = None if found is None else _as_fixed(found, keep, {"features": chosen, **params})
+        if sc is None:
+            sc = Scorecard(chosen, **params).fit(rows, y, groups=groups, columns=read)
+        rounds.append((tuple(keep), sc))
         params["C"] = sc.C_
         against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
         # points must grow with a bin's evidence: a feature fitted against it is left out
@@ -94,7 +125,7 @@ def fit_within(
             continue
         rules = count_rules(sc)
         if rules <= max_rules:
-            return Fitted(sc, keep, rules, notes, unconstrained)
+            return Fitted(sc, keep, rules, notes, unconstrained, rounds)
         if unconstrained is None:
             unconstrained = (sc, list(keep), rules)
         bins = int(params.get("max_bins", Scorecard().max_bins))
@@ -190,11 +221,13 @@ def fit_candidate(
     params: dict[str, Any],
     max_rules: int,
     columns: Sequence[Column] | None = None,
+    earlier: Fitted | None = None,
 ) -> Fitted:
-    """``ranked``: per number of bins, the features by strength with the rules each writes (``rank``)."""
+    """``ranked``: per number of bins, the features by strength with the rules each writes (``rank``);
+    ``earlier``: as ``fit_within``'s."""
     pool = _pool(features, candidate.families)
     if candidate.top is None:
-        return fit_within(X, y, groups, features, pool, params, max_rules, columns)
+        return fit_within(X, y, groups, features, pool, params, max_rules, columns, earlier)
     keep = _top(ranked[candidate.top], pool, max_rules)
     return fit_within(X, y, groups, features, keep, {**params, "max_bins": candidate.top}, max_rules, columns)
 

@@ -36,12 +36,15 @@ def univariate_auc(bins: Bins) -> float:
     return float((pos * (below + neg / 2)).sum() / (pos.sum() * neg.sum()))
 
 
-def check_leakage(features: Sequence[Feature], bins: Sequence[Bins], limit: float) -> list[str]:
+def check_leakage(
+    features: Sequence[Feature], bins: Sequence[Bins], limit: float, aucs: Sequence[float] | None = None
+) -> list[str]:
     """A message per feature whose bins alone reach ``limit`` AUC: such a field is usually filled in
-    after the outcome (a sales status, a lost reason) and makes the model useless on new leads."""
+    after the outcome (a sales status, a lost reason) and makes the model useless on new leads.
+    ``aucs``: each bins' ``univariate_auc`` where the caller has it."""
     out = []
-    for feature, b in zip(features, bins, strict=True):
-        auc = univariate_auc(b)
+    known = [univariate_auc(b) for b in bins] if aucs is None else aucs
+    for feature, auc in zip(features, known, strict=True):
         if auc >= limit:
             out.append(
                 f"feature {feature.name!r} alone predicts the outcome almost perfectly (training AUC "

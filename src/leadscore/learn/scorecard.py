@@ -34,8 +34,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from leadscore.learn.binning import NO_BIN, Bins, Column, fit_bins, read_column
-from leadscore.learn.checks import check_leakage, check_minimum
+from leadscore.learn.binning import NO_BIN, Bins, Column, Prebinned, merge_prebinned, prebin, read_column
+from leadscore.learn.checks import check_leakage, check_minimum, univariate_auc
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRatio, EventRecency, Feature
 from leadscore.learn.interactions import Pair, candidates, forget_crossings, select_pairs
 from leadscore.learn.metrics import roc_auc
@@ -50,6 +50,9 @@ CV_FOLDS = 5
 # is done (``forget_bins``).
 _BINS: dict[tuple[Any, ...], tuple[Column, Bins]] = {}
 _BINS_KEPT = 1024
+# What binning merges (``prebin``: the fine bins and their counts), by column object and labels: the same
+# rows are binned at several numbers of bins (the budget's coarser rounds, ``rank``'s 2, 3 and 4 bins).
+_PREBINNED: dict[tuple[Any, ...], tuple[Column, Prebinned]] = {}
 # A cross-validation fold's rows of a column, by column and rows object: every round of the rule budget
 # splits the same columns into the same folds (``cv_splits`` keeps them), and the same objects are what
 # lets a round find the bins an earlier one fitted on a fold. Up to ``_ROWS_KEPT`` values in all.
@@ -64,6 +67,9 @@ _CODED_KEPT = 1 << 22
 _CODED_HELD = [0]
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
+# Each kept bins' weights of evidence (read-only) and univariate AUC, by bins object: every fit that meets
+# bins from ``_BINS`` again (the budget's rounds, the candidates' folds) would compute them again.
+_EVIDENCE: dict[int, tuple[Bins, FloatArray, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -198,11 +204,12 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         elif len(columns) != X.shape[1] or any(len(c) != X.shape[0] for c in columns):
             raise ValueError(f"columns must be X's {X.shape[1]} columns of {X.shape[0]} rows each")
         self.bins_ = self._bin(columns, target)
-        self.warnings_ = check_leakage(self.features_, self.bins_, self.leak_auc)
+        known = [evidence(b) for b in self.bins_]
+        self.warnings_ = check_leakage(self.features_, self.bins_, self.leak_auc, [auc for _, auc in known])
         for message in self.warnings_:
             warnings.warn(message, LeakageWarning, stacklevel=2)
         self.C_, most = self._choose(columns, target, groups)
-        self.woe_ = [b.woe() for b in self.bins_]
+        self.woe_ = [woe for woe, _ in known]
         coded = code_columns(self.bins_, columns, self.placeholders)
         fitted: list[LogisticRegression] = []
         owners = [(c, b) for c, b in zip(columns, self.bins_, strict=True)]
@@ -237,13 +244,28 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             if kept is not None and kept[0] is column:
                 out.append(kept[1])
                 continue
-            bins = fit_bins(column, target, f.kind, max_bins=self.max_bins, min_count=min_count,
-                            max_prebins=self.max_prebins, placeholders=self.placeholders, monotone=monotone)  # fmt: skip
+            bins = merge_prebinned(self._prebinned(column, target, f.kind, labels, min_count),
+                                   max_bins=self.max_bins, min_count=min_count, monotone=monotone)  # fmt: skip
             _BINS[key] = (column, bins)
             while len(_BINS) > _BINS_KEPT:
                 _BINS.pop(next(iter(_BINS)))
             out.append(bins)
         return out
+
+    def _prebinned(
+        self, column: Column, target: npt.NDArray[np.int64], kind: str, labels: bytes, min_count: int
+    ) -> Prebinned:
+        """``prebin`` of the column, once per column object and labels while kept (``_PREBINNED``)."""
+        key = (id(column), labels, kind, min_count, self.max_prebins, self.placeholders)
+        kept = _PREBINNED.get(key)
+        if kept is not None and kept[0] is column:
+            return kept[1]
+        pre = prebin(column, target, kind, min_count=min_count, max_prebins=self.max_prebins,
+                     placeholders=self.placeholders)  # fmt: skip
+        _PREBINNED[key] = (column, pre)
+        while len(_PREBINNED) > _BINS_KEPT:
+            _PREBINNED.pop(next(iter(_PREBINNED)))
+        return pre
 
     def _pool(self) -> list[tuple[int, int]]:
         """Pairs that fit rules can express: both features are attributes."""
@@ -442,10 +464,24 @@ def _numbered(n: int) -> tuple[Feature, ...]:
     return tuple(Feature(f"x{j}", "numeric", Attribute(f"x{j}")) for j in range(n))
 
 
+def evidence(bins: Bins) -> tuple[FloatArray, float]:
+    """``bins.woe()`` (read-only) and ``univariate_auc(bins)``, computed once per bins object while kept."""
+    kept = _EVIDENCE.get(id(bins))
+    if kept is None or kept[0] is not bins:
+        woe = bins.woe()
+        woe.setflags(write=False)
+        kept = _EVIDENCE[id(bins)] = (bins, woe, univariate_auc(bins))
+        while len(_EVIDENCE) > _BINS_KEPT:
+            _EVIDENCE.pop(next(iter(_EVIDENCE)))
+    return kept[1], kept[2]
+
+
 def forget_bins() -> None:
     """Empty the bins, fold rows and crossings kept for refits (the columns they hold are freed)."""
     forget_crossings()
     _BINS.clear()
+    _PREBINNED.clear()
+    _EVIDENCE.clear()
     _CODED.clear()
     _CODED_HELD[0] = 0
     _ROWS.clear()
@@ -617,7 +653,7 @@ def code_columns(bins: Sequence[Bins], columns: Sequence[Column], placeholders: 
         kept = _CODED.get(key)
         if kept is None or kept[0] is not b or kept[1] is not column:
             idx = b.assign(column, placeholders)
-            w = b.woe()
+            w = evidence(b)[0]
             m, d = standardise(w, b.counts)
             z_column = _take((w - m) / d, idx, -m / d)
             idx.setflags(write=False)  # shared by every fit that finds them: never written

@@ -166,8 +166,9 @@ def _learn(
     else:
         ranked = rank(train.X, train.y, groups, data.features, fixed, columns) if choice.candidate.top else {}
         # as it was validated: with the full model's regularisation and number of pairs
+        # the full model's rounds that this fit repeats (the same columns, its C and pairs) are taken from it
         fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate, ranked, fixed,
-                               max_rules, columns)  # fmt: skip
+                               max_rules, columns, full)  # fmt: skip
     sc, keep = fitted.scorecard, fitted.keep
     notes = [*data.notes, *fitted.notes]
     features = tuple(data.features[j] for j in keep)
