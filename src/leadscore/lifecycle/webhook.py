@@ -6,8 +6,10 @@ Headers: ``X-Leadscore-Timestamp`` (Unix seconds), ``X-Leadscore-Signature: sha2
 has already processed.
 
 Every wait is bounded: connecting (``LEADSCORE_WEBHOOK_CONNECT_TIMEOUT_S``), each read
-(``LEADSCORE_WEBHOOK_TIMEOUT_S``) and the whole attempt (``LEADSCORE_WEBHOOK_TOTAL_TIMEOUT_S``, checked
-while the answer is read). ``lifecycle.outbox`` runs attempts in their own threads, per endpoint.
+(``LEADSCORE_WEBHOOK_TIMEOUT_S``) and the whole attempt (``LEADSCORE_WEBHOOK_TOTAL_TIMEOUT_S``: every
+connect, TLS handshake, write and read of the attempt, the answer's status line and headers included, waits
+at most what is left of it; ``lifecycle.deadline``). ``lifecycle.outbox`` runs attempts in their own
+threads, per endpoint.
 """
 
 from __future__ import annotations
@@ -53,11 +55,13 @@ def client(settings: WebhookSettings) -> httpx.Client:
     """One client for every endpoint: timeouts from the settings, connections up to the worker count."""
     import httpx  # loaded when the first webhook is due, not when the server starts
 
+    from leadscore.lifecycle.deadline import bounded_transport
+
     timeout = httpx.Timeout(
         settings.timeout_s, connect=settings.connect_timeout_s, pool=settings.connect_timeout_s
     )
     limits = httpx.Limits(max_connections=settings.workers, max_keepalive_connections=settings.workers)
-    return httpx.Client(timeout=timeout, limits=limits, follow_redirects=False)
+    return httpx.Client(timeout=timeout, transport=bounded_transport(limits), follow_redirects=False)
 
 
 def post(
@@ -70,6 +74,8 @@ def post(
     now_s: int,
 ) -> Outcome:
     import httpx
+
+    from leadscore.lifecycle.deadline import attempt_deadline
 
     url = settings.url(target)
     if url is None:
@@ -85,16 +91,19 @@ def post(
     }
     deadline = time.monotonic() + settings.total_timeout_s
     try:
-        with client.stream("POST", url, content=data, headers=headers) as response:
+        with (
+            attempt_deadline(deadline),
+            client.stream("POST", url, content=data, headers=headers) as response,
+        ):
             answer = b""
             for chunk in response.iter_bytes():
                 answer += chunk
                 if len(answer) >= MAX_ANSWER_BYTES:
                     break  # only the start of an error answer is kept
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout(f"the answer took longer than {settings.total_timeout_s} s")
     except httpx.HTTPError as exc:
-        return Outcome("retry", f"{type(exc).__name__}: {exc}")
+        overran = isinstance(exc, httpx.TimeoutException) and time.monotonic() >= deadline
+        why = f"the attempt took longer than {settings.total_timeout_s} s" if overran else str(exc)
+        return Outcome("retry", f"{type(exc).__name__}: {why}")
     if 200 <= response.status_code < 300:
         return Outcome("ok")
     detail = f"HTTP {response.status_code}: {answer[:200].decode('utf-8', 'replace')}"

@@ -1,0 +1,94 @@
+"""One deadline for a whole webhook attempt, enforced on the socket: every connect, TLS handshake, write and
+read waits at most what is left of it.
+
+httpx bounds each operation on its own (connect, each read), never a request as a whole, so a receiver
+that sends its status line and then one header byte every few seconds held a delivery thread for ever
+(and outlived the outbox row's lease, so the row was claimed again while the first attempt still hung).
+``bounded_transport`` gives the webhook client a network backend whose streams clamp every wait to the
+deadline that ``attempt_deadline`` sets for the calling thread (the client is synchronous: each attempt
+runs in one worker thread, which is what the context variable follows).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import httpcore
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
+
+_DEADLINE: ContextVar[float | None] = ContextVar("leadscore_webhook_deadline", default=None)
+
+
+@contextmanager
+def attempt_deadline(at_monotonic: float) -> Iterator[None]:
+    """Within the block, every network wait of this thread ends by ``at_monotonic`` (time.monotonic)."""
+    token = _DEADLINE.set(at_monotonic)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _left(timeout: float | None, timed_out: type[Exception]) -> float | None:
+    """``timeout`` clamped to what is left of the deadline; raises ``timed_out`` once it has passed."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise timed_out("the attempt ran past its total timeout")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
+        return _BoundedStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _BoundedBackend(httpcore.SyncBackend):
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _left(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(super().connect_tcp(host, port, left, local_address, socket_options))
+
+
+def bounded_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's own transport (TLS verification, proxies from the environment) on the bounded backend."""
+    import httpx
+
+    transport = httpx.HTTPTransport(limits=limits)
+    # httpx takes no network backend; its pool (a ConnectionPool, or a proxy that is one) keeps it here
+    transport._pool._network_backend = _BoundedBackend()
+    return transport

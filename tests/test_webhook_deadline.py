@@ -1,0 +1,97 @@
+"""A receiver that answers its status line and then trickles header bytes for ever: the attempt ends at the
+total timeout (``lifecycle.deadline``), the row is retried, and ``deliver_due`` (``lifecycle run --once``)
+returns. Before, httpx bounded each read only, so the attempt, the worker thread and the cron run hung."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from leadscore.lifecycle import webhook
+from leadscore.lifecycle.outbox import deliver_due
+from leadscore.settings import LifecycleSettings, Settings, WebhookSettings
+from leadscore.store import Store
+from leadscore.store.outbox import enqueue, read_outbox
+
+# liveness bound, far above the 1 s total timeout; the old attempt never ended
+FINISHES_WITHIN_S = 15.0
+TRICKLE_EVERY_S = 0.2  # far below the 5 s per-read timeout, so no single read ever times out
+
+
+@contextmanager
+def trickling_receiver() -> Iterator[str]:
+    """An HTTP server that sends ``200 OK`` and then one header line every TRICKLE_EVERY_S, never a body."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(TRICKLE_EVERY_S):
+                conn.sendall(b"X-Still-Coming: yes\r\n")
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=_quietly, args=(trickle, conn), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        server.close()
+
+
+def _quietly(serve: Callable[[socket.socket], None], conn: socket.socket) -> None:
+    try:
+        serve(conn)
+    except OSError:
+        return  # the client hung up, as it should
+
+
+def _hooks() -> WebhookSettings:
+    return WebhookSettings(connect_timeout_s=1.0, timeout_s=5.0, total_timeout_s=1.0, secret="s" * 32)
+
+
+def test_an_attempt_ends_at_the_total_timeout_while_headers_trickle_in() -> None:
+    settings = _hooks()
+    outcome: list[webhook.Outcome] = []
+    with trickling_receiver() as url, webhook.client(settings) as client:
+        attempt = threading.Thread(
+            target=lambda: outcome.append(webhook.post(client, settings, url, {}, "k", "lead.mql", 0)),
+            daemon=True,
+        )
+        attempt.start()
+        attempt.join(FINISHES_WITHIN_S)
+        assert not attempt.is_alive(), "the attempt still waits for the receiver's headers"
+    assert outcome == [webhook.Outcome("retry", "ReadTimeout: the attempt took longer than 1.0 s")]
+
+
+def test_a_trickling_receiver_does_not_hang_a_delivery_round(store: Store) -> None:
+    settings = Settings(
+        database_url="unused", webhook=_hooks(), lifecycle=LifecycleSettings(retry_base_s=60.0)
+    )
+    now_ms = int(time.time() * 1000)
+    with trickling_receiver() as url:
+        with store.begin() as conn:
+            row = {"key": "t:1", "channel": "webhook", "action": "a", "lead_id": None, "target": url}
+            enqueue(conn, [{**row, "payload": {"body": {"n": 1}, "event": "lead.mql"}}], now_ms)
+        stats: list[object] = []
+        run = threading.Thread(target=lambda: stats.append(deliver_due(store, settings, None)), daemon=True)
+        run.start()
+        run.join(FINISHES_WITHIN_S)
+        assert not run.is_alive(), "deliver_due still waits on the trickling receiver"
+    with store.connect() as conn:
+        (found,) = read_outbox(conn)
+    # one failed attempt, due again after the first backoff: 60 s less at most half of it (the jitter)
+    assert (found["status"], found["attempts"], found["failures"]) == ("pending", 1, 1)
+    assert found["last_error"] == "ReadTimeout: the attempt took longer than 1.0 s"
+    assert now_ms + 30_000 <= found["next_attempt_ms"] <= int(time.time() * 1000) + 60_000
