@@ -100,12 +100,13 @@ def model() -> ScoringModel:
 
 
 def settings(smtp_port: int = 25, **webhook: Any) -> Settings:
-    """Settings for tests: fast retries, short timeouts, the test receivers' secret and SMTP port."""
+    """Settings for tests: fast retries, short timeouts, the test receivers' secret and SMTP port; users'
+    Slack URLs may reach the test receivers on the loopback network (as a deployment allows an in-house
+    chat server's)."""
+    defaults = {"secret": "test-webhook-secret", "timeout_s": 2.0, "total_timeout_s": 4.0}
     return Settings(
         smtp=SmtpSettings(port=smtp_port, timeout_s=2.0),
-        webhook=WebhookSettings(
-            **{"secret": "test-webhook-secret", "timeout_s": 2.0, "total_timeout_s": 4.0, **webhook}
-        ),
+        webhook=WebhookSettings(**{**defaults, "private_networks": "127.0.0.0/8", **webhook}),
         lifecycle=LifecycleSettings(retry_base_s=0.05, retry_max_s=0.2, max_attempts=100),
     )
 

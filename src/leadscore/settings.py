@@ -9,11 +9,12 @@ the same variable names as before they were grouped (``LEADSCORE_SMTP_HOST``, ``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///leadscore.db"
@@ -53,6 +54,17 @@ def _url_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if ENV_NAME.match(k) and v}
 
 
+def networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated networks or addresses; ValueError names the one that is neither."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{part!r} is not a network such as 10.0.4.0/24 or an address: {exc}") from exc
+    return out
+
+
 class WebhookSettings(BaseSettings):
     """Webhook signing and delivery bounds (``LEADSCORE_WEBHOOK_*``)."""
 
@@ -74,6 +86,20 @@ class WebhookSettings(BaseSettings):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=60.0, gt=0)
     url_environment: dict[str, str] = Field(default_factory=_url_environment, repr=False, exclude=True)
+    # a URL a dashboard user sets (their Slack-compatible notifications) reaches public addresses only,
+    # and these private networks (comma-separated, e.g. "10.0.4.0/24,fd00::/8": an in-house chat server);
+    # the model's webhooks, set by whoever publishes the model, reach any address
+    private_networks: str = ""
+
+    @field_validator("private_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        networks(value)
+        return value
+
+    def user_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The private networks a user's URL may reach (``private_networks``)."""
+        return networks(self.private_networks)
 
     def url(self, target: str) -> str | None:
         """A stored target is a URL or ``env:NAME`` (the URL is a secret kept in the environment)."""

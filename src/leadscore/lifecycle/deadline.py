@@ -11,8 +11,10 @@ runs in one worker thread, which is what the context variable follows).
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -24,17 +26,49 @@ if TYPE_CHECKING:
 
     import httpx
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DEADLINE: ContextVar[float | None] = ContextVar("leadscore_webhook_deadline", default=None)
+# an attempt to a URL a dashboard user gave: the private networks it may reach anyway (None: any address)
+_PUBLIC_ONLY: ContextVar[tuple[Network, ...] | None] = ContextVar("leadscore_webhook_public", default=None)
+
+
+class RefusedAddress(httpcore.ConnectError):
+    """A user's URL names a host on a private, loopback, link-local or reserved address."""
 
 
 @contextmanager
-def attempt_deadline(at_monotonic: float) -> Iterator[None]:
-    """Within the block, every network wait of this thread ends by ``at_monotonic`` (time.monotonic)."""
+def attempt_deadline(at_monotonic: float, public_only: Sequence[Network] | None = None) -> Iterator[None]:
+    """Within the block, every network wait of this thread ends by ``at_monotonic`` (time.monotonic); with
+    ``public_only``, a connection goes only to a public address or one inside those networks
+    (``vetted_address``)."""
     token = _DEADLINE.set(at_monotonic)
+    public = _PUBLIC_ONLY.set(None if public_only is None else tuple(public_only))
     try:
         yield
     finally:
+        _PUBLIC_ONLY.reset(public)
         _DEADLINE.reset(token)
+
+
+def vetted_address(host: str, port: int, allowed: Sequence[Network]) -> str:
+    """The address to connect to for ``host``: the first it resolves to, when every one is public (a
+    global address) or inside ``allowed``; otherwise ``RefusedAddress``. The connection then goes to that
+    very address, so a name that resolves differently a moment later (DNS rebinding) changes nothing."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise httpcore.ConnectError(f"{host}: {exc}") from exc
+    addresses = [str(info[4][0]) for info in found]
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global and not any(address in network for network in allowed):
+            raise RefusedAddress(
+                f"{host} resolves to {address}, not a public address: a user's notification URL may reach "
+                "a private network only where LEADSCORE_WEBHOOK_PRIVATE_NETWORKS allows it"
+            )
+    return addresses[0]
 
 
 def _left(timeout: float | None, timed_out: type[Exception]) -> float | None:
@@ -81,6 +115,9 @@ class _BoundedBackend(httpcore.SyncBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         left = _left(timeout, httpcore.ConnectTimeout)
+        allowed = _PUBLIC_ONLY.get()
+        if allowed is not None:
+            host = vetted_address(host, port, allowed)
         return _BoundedStream(super().connect_tcp(host, port, left, local_address, socket_options))
 
 

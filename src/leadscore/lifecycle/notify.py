@@ -150,7 +150,8 @@ def _rows(
         payload = {**mail, "to": email, "to_lead": False, "unsubscribe_url": ""}
         rows.append({"key": f"{key}:mail", "channel": "mail", "target": email, "payload": payload})
     if slack is not None and found.slack_url:
-        payload = {"body": slack, "event": event}
+        # a URL the user set in the dashboard: public addresses only (``webhook.post``)
+        payload = {"body": slack, "event": event, "public_only": True}
         rows.append(
             {"key": f"{key}:slack", "channel": "webhook", "target": found.slack_url, "payload": payload}
         )

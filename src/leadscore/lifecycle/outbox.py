@@ -226,6 +226,7 @@ class Deliverer:
             key,
             str(payload["event"]),
             int(time.time()),  # the wall clock, which receivers check
+            public_only=bool(payload.get("public_only")),
         )
 
     def _record(self, row: dict[str, Any], outcome: Outcome) -> None:

@@ -72,10 +72,15 @@ def post(
     key: str,
     event: str,
     now_s: int,
+    *,
+    public_only: bool = False,
 ) -> Outcome:
+    """One attempt. ``public_only``: ``target`` is a dashboard user's URL, which reaches public addresses
+    and ``settings.private_networks`` only (``deadline.vetted_address``; a refused address fails the
+    row at once: asking again will not change it)."""
     import httpx
 
-    from leadscore.lifecycle.deadline import attempt_deadline
+    from leadscore.lifecycle.deadline import RefusedAddress, attempt_deadline
 
     url = settings.url(target)
     if url is None:
@@ -92,7 +97,7 @@ def post(
     deadline = time.monotonic() + settings.total_timeout_s
     try:
         with (
-            attempt_deadline(deadline),
+            attempt_deadline(deadline, settings.user_networks() if public_only else None),
             client.stream("POST", url, content=data, headers=headers) as response,
         ):
             answer = b""
@@ -101,6 +106,8 @@ def post(
                 if len(answer) >= MAX_ANSWER_BYTES:
                     break  # only the start of an error answer is kept
     except httpx.HTTPError as exc:
+        if isinstance(exc.__cause__, RefusedAddress):
+            return Outcome("fail", f"refused: {exc}")
         overran = isinstance(exc, httpx.TimeoutException) and time.monotonic() >= deadline
         why = f"the attempt took longer than {settings.total_timeout_s} s" if overran else str(exc)
         return Outcome("retry", f"{type(exc).__name__}: {why}")
