@@ -8,7 +8,9 @@ The expected numbers are worked out by hand from the two models below (scale: fi
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -564,6 +566,40 @@ def test_the_dashboard_shows_every_score_and_picks_one(store: Store) -> None:
     assert '<option value="analytics" selected>analytics</option>' in analytics_list
     assert f'href="/leads/{ann}"' in analytics_list
     assert "bob" not in analytics_list.split('id="results"')[1]
+
+
+def test_a_score_never_published_is_a_404_on_every_list_and_export(store: Store) -> None:
+    two_scores(store)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        _, token = create_key(conn, "read", "reader", 0)
+    auth = {"Authorization": f"Bearer {token}"}
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        dashboard = {
+            path: client.get(f"{path}?score=partners")
+            for path in ("/leads", "/leads/matrix", "/leads/export.csv")
+        }
+        analytics_csv = client.get("/leads/export.csv?score=analytics").text
+        api = {
+            query: httpx.get(f"{url}/v1/leads?score=partners{query}", headers=auth)
+            for query in ("", "&band=hot", "&format=csv")
+        }
+        anonymous = httpx.get(f"{url}/v1/leads?score=partners")
+    # "partners" was never published: each surface says so, naming the two scores that exist (before, the
+    # dashboard's list and CSV export answered 200, every lead with empty score columns)
+    refusal = "no score named 'partners' (scores: core, analytics)"
+    for path, answer in dashboard.items():
+        assert (path, answer.status_code, answer.json()["error"]) == (path, 404, refusal)
+    for query, answer in api.items():
+        assert (query, answer.status_code, answer.json()["error"]) == (query, 404, refusal)
+    # a caller without credentials learns no score names
+    assert anonymous.status_code == 401 and "partners" not in anonymous.text
+    # a published score still exports: analytics ann 90 (½·80 fit + ½·100 engagement), bob 10 (½·0 fit + ½·20 engagement)
+    rows = {r["lead_id"]: r["score"] for r in csv.DictReader(io.StringIO(analytics_csv))}
+    with store.connect() as conn:
+        ann, bob = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bob")
+    assert {int(k): float(v) for k, v in rows.items()} == {ann: 90.0, bob: 10.0}
 
 
 SPARK_MISSING = (

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from leadscore.api.auth import read_token
 from leadscore.api.errors import ApiError
 from leadscore.api.state import AppState, state_of
+from leadscore.errors import NotFoundError
+from leadscore.lifecycle.lead_filter import LeadFilterParams
+from leadscore.store import Store
+from leadscore.store.score_names import resolve
 
 # auto_error=False: these only declare the scheme; read_token answers a missing or bad token (401/403)
 READ_TOKEN = HTTPBearer(
@@ -45,3 +49,28 @@ def admin(request: Request, _: Annotated[Bearer, Security(ADMIN_TOKEN)]) -> AppS
 
 ReaderState = Annotated[AppState, Depends(reader)]
 AdminState = Annotated[AppState, Depends(admin)]
+
+
+def check_score_exists(store: Store, name: str | None) -> None:
+    """A score named in a request must have been published: else 404 naming the scores that exist (None:
+    the primary, nothing to check)."""
+    if name is None:
+        return
+    with store.connect() as conn:
+        try:
+            resolve(conn, name)
+        except NotFoundError as exc:
+            raise ApiError(404, str(exc), [{"field": "score", "message": str(exc)}]) from None
+
+
+def lead_filter(request: Request, f: Annotated[LeadFilterParams, Query()]) -> LeadFilterParams:
+    """The lead filter of every list and export (``/v1/leads``, the dashboard's list, matrix and CSV export),
+    its score checked: a score never published would otherwise match no score row, and a list or export
+    would show every lead with empty score columns."""
+    check_score_exists(state_of(request).store, f.score_name)
+    return f
+
+
+# declared after the caller's credentials (ReaderState, LeadsReader) so that a caller without them learns
+# no score names
+KnownLeadFilter = Annotated[LeadFilterParams, Depends(lead_filter)]

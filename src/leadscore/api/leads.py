@@ -22,18 +22,17 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.api.deps import ReaderState
+from leadscore.api.deps import KnownLeadFilter, ReaderState, check_score_exists
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
-from leadscore.errors import NotFoundError
-from leadscore.lifecycle.lead_filter import LeadFilter, LeadFilterParams, exportable
+from leadscore.lifecycle.lead_filter import LeadFilter, exportable
 from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.scoring.explain import explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, fits_id, leads, scores
-from leadscore.store.score_names import named, resolve
+from leadscore.store.score_names import named
 
 router = APIRouter(prefix="/v1", tags=["leads"])
 SORTS = {
@@ -107,14 +106,13 @@ EXPORTS = {
 @router.get("/leads", summary="List leads with their scores", responses={200: EXPORTS, **refusals(400, 404)})
 def list_leads(
     state: ReaderState,
-    f: Annotated[LeadFilterParams, Query()],
+    f: KnownLeadFilter,
     sort: Annotated[Literal["score", "fit", "engagement", "updated", "id"], Query()] = "score",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     format: Annotated[Literal["json", "csv", "ndjson"], Query()] = "json",
 ) -> Any:
-    _known_score(state, f.score_name)
     key = _sort_key(sort)
     query = _query(f).add_columns(key.label("sort_value"))
     ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
@@ -141,16 +139,6 @@ def list_leads(
         row.pop("sort_value")
         row["scores"] = named_scores.get(row["lead_id"], {})
     return {"ok": True, "leads": rows, "next_cursor": next_cursor}
-
-
-def _known_score(state: Any, name: str | None) -> None:
-    """A named score must exist (404 with the names that do)."""
-    if name is not None:
-        with state.store.connect() as conn:
-            try:
-                resolve(conn, name)
-            except NotFoundError as exc:
-                raise ApiError(404, str(exc), [{"field": "score", "message": str(exc)}]) from None
 
 
 def all_scores(conn: Any, lead_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
@@ -264,5 +252,5 @@ def _score_param(state: Any, score: str | None) -> str | None:
     primary."""
     if score is None:
         return None
-    _known_score(state, score)
+    check_score_exists(state.store, score)
     return score

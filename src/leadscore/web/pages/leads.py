@@ -12,8 +12,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
+from leadscore.api.deps import KnownLeadFilter
 from leadscore.api.state import state_of
-from leadscore.lifecycle.lead_filter import BANDS, GRADES, LEVELS, LeadFilter, LeadFilterParams
+from leadscore.lifecycle.lead_filter import BANDS, GRADES, LEVELS, LeadFilter
 from leadscore.model.scoring_model import Bands
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
@@ -30,7 +31,7 @@ router = APIRouter()
 SOURCES_TTL_S = 60.0
 _sources_cache: dict[int, tuple[float, list[str]]] = {}
 
-Filter = Annotated[LeadFilterParams, Query()]
+Filter = KnownLeadFilter  # a score never published: 404, as on the API
 
 
 def filter_sources(store: Store) -> list[str]:
