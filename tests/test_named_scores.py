@@ -542,6 +542,10 @@ def test_the_api_and_cli_read_the_score_named(store: Store) -> None:
     out = runner.invoke(cli, ["history", "ann", "--score", "analytics", "--format", "json", *db])
     assert out.exit_code == 0, out.output
     assert [row["score"] for row in json.loads(out.output)] == [0.0, 40.0, 50.0, 90.0]
+    # a score never published is named as such, as the API and the other commands name it
+    out = runner.invoke(cli, ["explain", "ann", "--score", "partners", *db])
+    assert out.exit_code != 0
+    assert "no score named 'partners' (scores: core, analytics)" in str(out.exception or out.output)
 
 
 def test_the_dashboard_shows_every_score_and_picks_one(store: Store) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, func, select, text, update
 
 from leadscore.errors import NotFoundError, StoreError
 from leadscore.store.schema import fits_id, model_versions
-from leadscore.store.score_names import DEFAULT, PRIMARY_NAME, ensure_score, named
+from leadscore.store.score_names import DEFAULT, PRIMARY_NAME, ensure_score, named, resolve
 
 # PostgreSQL: an activation (a publication, promotion or rollback) and the transactions that read the active
 # models to save scores with them take turns, so that no score of a version an activation replaced is saved
@@ -155,6 +155,8 @@ def active_version(conn: Connection, score_name: str | None = None) -> ModelVers
         )
     ).first()
     if row is None:
+        if score_name is not None:
+            resolve(conn, score_name)  # a name never published: "no score named ..." as everywhere
         which = "" if score_name is None else f" for the score {score_name!r}"
         hint = "" if score_name is None else f" --score {score_name}"
         raise StoreError(
