@@ -41,6 +41,8 @@ class SmtpSettings(BaseSettings):
     password: str | None = Field(default=None, repr=False)
     # every wait on the server (connect, each command) is bounded by this
     timeout_s: float = Field(default=10.0, gt=0)
+    # the longest one mail attempt may take in all, however slowly the server answers
+    total_timeout_s: float = Field(default=60.0, gt=0)
     # mails sent at once; mail has its own threads, so a slow webhook never delays a mail
     concurrency: int = Field(default=4, ge=1, le=64)
     mail_from: str = Field(

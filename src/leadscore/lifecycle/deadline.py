@@ -1,12 +1,14 @@
-"""One deadline for a whole webhook attempt, enforced on the socket: every connect, TLS handshake, write and
-read waits at most what is left of it.
+"""One deadline for a whole delivery attempt (a webhook's or a mail's), enforced on the socket: every name
+lookup, connect, TLS handshake, write and read waits at most what is left of it.
 
 httpx bounds each operation on its own (connect, each read), never a request as a whole, so a receiver
 that sends its status line and then one header byte every few seconds held a delivery thread for ever
 (and outlived the outbox row's lease, so the row was claimed again while the first attempt still hung).
 ``bounded_transport`` gives the webhook client a network backend whose streams clamp every wait to the
 deadline that ``attempt_deadline`` sets for the calling thread (the client is synchronous: each attempt
-runs in one worker thread, which is what the context variable follows).
+runs in one worker thread, which is what the context variable follows); ``lifecycle.smtp`` does the same for
+smtplib. ``resolve`` bounds the name lookup, which no socket timeout reaches (``getaddrinfo`` blocks for as
+long as the system resolver likes): it runs in a small thread pool and is waited on with the time left.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpcore
 
@@ -27,9 +31,13 @@ if TYPE_CHECKING:
     import httpx
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 _DEADLINE: ContextVar[float | None] = ContextVar("leadscore_webhook_deadline", default=None)
 # an attempt to a URL a dashboard user gave: the private networks it may reach anyway (None: any address)
 _PUBLIC_ONLY: ContextVar[tuple[Network, ...] | None] = ContextVar("leadscore_webhook_public", default=None)
+# name lookups of every attempt; a lookup that outlives its attempt keeps its thread until the resolver
+# gives up, so a few threads suffice (later lookups queue, and their attempts' deadlines bound the wait)
+_LOOKUPS = ThreadPoolExecutor(4, thread_name_prefix="leadscore-resolve")
 
 
 class RefusedAddress(httpcore.ConnectError):
@@ -54,11 +62,7 @@ def vetted_address(host: str, port: int, allowed: Sequence[Network]) -> str:
     """The address to connect to for ``host``: the first it resolves to, when every one is public (a
     global address) or inside ``allowed``; otherwise ``RefusedAddress``. The connection then goes to that
     very address, so a name that resolves differently a moment later (DNS rebinding) changes nothing."""
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise httpcore.ConnectError(f"{host}: {exc}") from exc
-    addresses = [str(info[4][0]) for info in found]
+    addresses = _resolve_for_httpcore(host, port)
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -71,7 +75,7 @@ def vetted_address(host: str, port: int, allowed: Sequence[Network]) -> str:
     return addresses[0]
 
 
-def _left(timeout: float | None, timed_out: type[Exception]) -> float | None:
+def time_left(timeout: float | None, timed_out: type[Exception]) -> float | None:
     """``timeout`` clamped to what is left of the deadline; raises ``timed_out`` once it has passed."""
     deadline = _DEADLINE.get()
     if deadline is None:
@@ -82,15 +86,53 @@ def _left(timeout: float | None, timed_out: type[Exception]) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
+def within_deadline(call: Callable[[], T], timed_out: type[Exception]) -> T:
+    """``call()`` run in the lookup pool, waited on at most what is left of the deadline (``timed_out``
+    after that; the call itself runs on, and its thread is free again when it returns)."""
+    if _DEADLINE.get() is None:
+        return call()
+    future = _LOOKUPS.submit(call)
+    try:
+        return wait_within_deadline(future, timed_out)
+    finally:
+        future.cancel()  # still queued (its attempt is over): it never runs
+
+
+def wait_within_deadline(future: Future[T], timed_out: type[Exception]) -> T:
+    """The future's result, waited on at most what is left of the deadline."""
+    try:
+        return future.result(time_left(None, timed_out))
+    except FutureTimeout:
+        raise timed_out("the name lookup ran past the attempt's total timeout") from None
+
+
+def look_up(call: Callable[[], T]) -> Future[T]:
+    """``call()`` started in the lookup pool."""
+    return _LOOKUPS.submit(call)
+
+
+def resolve(host: str, port: int, timed_out: type[Exception]) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, looked up within the deadline."""
+    found = within_deadline(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), timed_out)
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+def _resolve_for_httpcore(host: str, port: int) -> list[str]:
+    try:
+        return resolve(host, port, httpcore.ConnectTimeout)
+    except OSError as exc:
+        raise httpcore.ConnectError(f"{host}: {exc}") from exc
+
+
 class _BoundedStream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+        return self._stream.read(max_bytes, time_left(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+        self._stream.write(buffer, time_left(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._stream.close()
@@ -98,7 +140,9 @@ class _BoundedStream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        tls = self._stream.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
+        tls = self._stream.start_tls(
+            ssl_context, server_hostname, time_left(timeout, httpcore.ConnectTimeout)
+        )
         return _BoundedStream(tls)
 
     def get_extra_info(self, info: str) -> Any:
@@ -114,11 +158,27 @@ class _BoundedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        left = _left(timeout, httpcore.ConnectTimeout)
+        """Connects to the host's addresses in turn (the first that answers), each connect bounded by
+        ``timeout`` and the deadline; the name is resolved here, within the deadline, and so is never
+        looked up again by ``socket.create_connection``."""
+        time_left(timeout, httpcore.ConnectTimeout)
         allowed = _PUBLIC_ONLY.get()
         if allowed is not None:
-            host = vetted_address(host, port, allowed)
-        return _BoundedStream(super().connect_tcp(host, port, left, local_address, socket_options))
+            addresses = [vetted_address(host, port, allowed)]
+        else:
+            addresses = _resolve_for_httpcore(host, port)
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout = httpcore.ConnectError(
+            f"{host}: no address"
+        )
+        for address in addresses:
+            left = time_left(timeout, httpcore.ConnectTimeout)
+            try:
+                stream = super().connect_tcp(address, port, left, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+                continue
+            return _BoundedStream(stream)
+        raise failure
 
 
 def bounded_transport(limits: httpx.Limits) -> httpx.HTTPTransport:

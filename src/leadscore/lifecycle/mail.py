@@ -3,13 +3,16 @@
 A mail to a lead is not sent (the outbox row is marked ``skipped`` with the reason) when the address
 unsubscribed through a mail's link, the lead's unsubscribe attribute is true, the model requires a
 consent attribute that is not true, or the lead sent the model's unsubscribe event.
+
+Every wait is bounded: each one on the server (``LEADSCORE_SMTP_TIMEOUT_S``) and the whole attempt
+(``LEADSCORE_SMTP_TOTAL_TIMEOUT_S``: name lookups, connect, TLS, every command and reply; ``lifecycle.smtp``).
 """
 
 from __future__ import annotations
 
 import email.policy
 import smtplib
-import ssl
+import time
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
@@ -18,7 +21,7 @@ from sqlalchemy import Connection, select
 
 from leadscore.lifecycle.webhook import Outcome
 from leadscore.model import Lifecycle
-from leadscore.settings import Settings
+from leadscore.settings import Settings, SmtpSettings
 from leadscore.store.schema import events, identities, leads
 from leadscore.store.suppressions import is_suppressed
 
@@ -82,30 +85,40 @@ def message(settings: Settings, payload: dict[str, Any], key: str) -> EmailMessa
 
 
 def send(settings: Settings, payload: dict[str, Any], key: str) -> Outcome:
-    smtp_settings = settings.smtp
+    """One attempt, ended by ``settings.smtp.total_timeout_s`` however slowly the server answers."""
+    from leadscore.lifecycle.deadline import attempt_deadline  # loaded when the first mail is due
+
+    total_s = settings.smtp.total_timeout_s
     msg = message(settings, payload, key)
+    deadline = time.monotonic() + total_s
     try:
-        smtp: smtplib.SMTP
-        if smtp_settings.ssl:
-            smtp = smtplib.SMTP_SSL(
-                smtp_settings.host,
-                smtp_settings.port,
-                timeout=smtp_settings.timeout_s,
-                context=ssl.create_default_context(),
-            )
-        else:
-            smtp = smtplib.SMTP(smtp_settings.host, smtp_settings.port, timeout=smtp_settings.timeout_s)
-        with smtp:
-            if smtp_settings.starttls and not smtp_settings.ssl:
-                smtp.starttls(context=ssl.create_default_context())
-            if smtp_settings.user:
-                smtp.login(smtp_settings.user, smtp_settings.password or "")
-            smtp.send_message(msg)
+        with attempt_deadline(deadline):
+            _deliver(settings.smtp, msg)
     except smtplib.SMTPRecipientsRefused as exc:
         return Outcome("fail", f"recipient refused: {exc.recipients}")
     except smtplib.SMTPResponseException as exc:
         kind = "fail" if 500 <= exc.smtp_code < 600 else "retry"
         return Outcome(kind, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")
     except (OSError, smtplib.SMTPException) as exc:
+        # smtplib reports a timed-out read or write as a lost connection; say what happened
+        if time.monotonic() >= deadline:
+            return Outcome("retry", f"TimeoutError: the attempt took longer than {total_s} s")
         return Outcome("retry", f"{type(exc).__name__}: {exc}")
     return Outcome("ok")
+
+
+def _deliver(smtp_settings: SmtpSettings, msg: EmailMessage) -> None:
+    from leadscore.lifecycle.smtp import BoundedSMTP, BoundedSMTP_SSL, local_name, tls_context
+
+    smtp: smtplib.SMTP
+    host, port, timeout = smtp_settings.host, smtp_settings.port, smtp_settings.timeout_s
+    if smtp_settings.ssl:
+        smtp = BoundedSMTP_SSL(host, port, local_name(), timeout=timeout, context=tls_context())
+    else:
+        smtp = BoundedSMTP(host, port, local_name(), timeout=timeout)
+    with smtp:
+        if smtp_settings.starttls and not smtp_settings.ssl:
+            smtp.starttls(context=tls_context())
+        if smtp_settings.user:
+            smtp.login(smtp_settings.user, smtp_settings.password or "")
+        smtp.send_message(msg)

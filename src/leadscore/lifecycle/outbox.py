@@ -86,8 +86,9 @@ class Deliverer:
             "webhook": ThreadPoolExecutor(hooks.workers, thread_name_prefix="leadscore-webhook"),
             "mail": ThreadPoolExecutor(settings.smtp.concurrency, thread_name_prefix="leadscore-mail"),
         }
-        # an attempt may hold its row this long before another worker may take it again
-        longest = max(hooks.connect_timeout_s + hooks.total_timeout_s, 3 * settings.smtp.timeout_s)
+        # an attempt may hold its row this long before another worker may take it again: longer than any
+        # attempt can last (each ends at its total timeout, lifecycle.deadline), so no row is sent twice
+        longest = max(hooks.connect_timeout_s + hooks.total_timeout_s, settings.smtp.total_timeout_s)
         self.lease_ms = int((longest + 30) * 1000)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)

@@ -7,9 +7,9 @@ has already processed.
 
 Every wait is bounded: connecting (``LEADSCORE_WEBHOOK_CONNECT_TIMEOUT_S``), each read
 (``LEADSCORE_WEBHOOK_TIMEOUT_S``) and the whole attempt (``LEADSCORE_WEBHOOK_TOTAL_TIMEOUT_S``: every
-connect, TLS handshake, write and read of the attempt, the answer's status line and headers included, waits
-at most what is left of it; ``lifecycle.deadline``). ``lifecycle.outbox`` runs attempts in their own
-threads, per endpoint.
+name lookup, connect, TLS handshake, write and read of the attempt, the answer's status line and headers
+included, waits at most what is left of it; ``lifecycle.deadline``). ``lifecycle.outbox`` runs attempts in
+their own threads, per endpoint.
 """
 
 from __future__ import annotations
