@@ -66,3 +66,21 @@ def test_a_mail_attempt_ends_at_the_total_timeout_while_the_name_resolves() -> N
     payload = {"to": "lead@example.com", "subject": "Hello", "body": "Hi"}
     outcome = _finishes(lambda: mail.send(settings, payload, "m:1"))
     assert outcome == [Outcome("retry", "TimeoutError: the attempt took longer than 1.0 s")]
+
+
+def test_a_lookup_still_running_does_not_hold_up_the_process_exit() -> None:
+    """A lookup outlives its attempt in its own daemon thread: the process ends without waiting for it (a
+    thread pool's workers are joined at exit, so a resolver that never answers held up a server's stop)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import time\n"
+        "from leadscore.lifecycle.deadline import look_up\n"
+        "look_up(lambda: time.sleep(60))\n"
+        "print('exiting')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=FINISHES_WITHIN_S, check=True
+    )
+    assert done.stdout == "exiting\n"

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -35,9 +36,6 @@ T = TypeVar("T")
 _DEADLINE: ContextVar[float | None] = ContextVar("leadscore_webhook_deadline", default=None)
 # an attempt to a URL a dashboard user gave: the private networks it may reach anyway (None: any address)
 _PUBLIC_ONLY: ContextVar[tuple[Network, ...] | None] = ContextVar("leadscore_webhook_public", default=None)
-# name lookups of every attempt; a lookup that outlives its attempt keeps its thread until the resolver
-# gives up, so a few threads suffice (later lookups queue, and their attempts' deadlines bound the wait)
-_LOOKUPS = ThreadPoolExecutor(4, thread_name_prefix="leadscore-resolve")
 
 
 class RefusedAddress(httpcore.ConnectError):
@@ -87,15 +85,11 @@ def time_left(timeout: float | None, timed_out: type[Exception]) -> float | None
 
 
 def within_deadline(call: Callable[[], T], timed_out: type[Exception]) -> T:
-    """``call()`` run in the lookup pool, waited on at most what is left of the deadline (``timed_out``
-    after that; the call itself runs on, and its thread is free again when it returns)."""
+    """``call()`` run in a thread of its own (``look_up``), waited on at most what is left of the deadline
+    (``timed_out`` after that; the call itself runs on, and its thread ends when it returns)."""
     if _DEADLINE.get() is None:
         return call()
-    future = _LOOKUPS.submit(call)
-    try:
-        return wait_within_deadline(future, timed_out)
-    finally:
-        future.cancel()  # still queued (its attempt is over): it never runs
+    return wait_within_deadline(look_up(call), timed_out)
 
 
 def wait_within_deadline(future: Future[T], timed_out: type[Exception]) -> T:
@@ -107,8 +101,19 @@ def wait_within_deadline(future: Future[T], timed_out: type[Exception]) -> T:
 
 
 def look_up(call: Callable[[], T]) -> Future[T]:
-    """``call()`` started in the lookup pool."""
-    return _LOOKUPS.submit(call)
+    """``call()`` started in a daemon thread of its own: a lookup that outlives its attempt runs on until
+    the resolver gives up, and holds up neither a later lookup nor the process's exit (a pool's threads
+    are joined at exit)."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # handed to whoever waits, as a pool would
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="leadscore-resolve", daemon=True).start()
+    return future
 
 
 def resolve(host: str, port: int, timed_out: type[Exception]) -> list[str]:
