@@ -195,3 +195,19 @@ def test_user_changes_on_the_web_are_in_the_audit_log_as_the_clis_are(demo: Site
         ("admin@example.test", "user.role", {"role": "marketing"}),
         ("admin@example.test", "user.create", {"role": "sales"}),
     ]
+
+
+def test_a_password_reset_on_the_web_signs_the_user_out_everywhere(demo: Site) -> None:
+    with demo.store.begin() as conn:
+        add_user(conn, "eve@vendor.example", "Eve Stolen", "sales", hash_password(PASSWORD), 0)
+    eve = _user_id(demo, "eve@vendor.example")
+    with (
+        signed_in(demo.url, "eve@vendor.example") as stolen,
+        signed_in(demo.url, "admin@example.test") as admin,
+    ):
+        assert stolen.get("/leads").status_code == 200
+        reset = admin.post(f"/users/{eve}/password", data={"csrf_token": csrf_of(admin)})
+        assert reset.status_code == 200
+        gone = stolen.get("/leads")
+        assert gone.status_code == 303 and gone.headers["location"] == "/signin?next=%2Fleads"
+        assert admin.get("/users").status_code == 200  # the admin's own session is untouched
