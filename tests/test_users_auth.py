@@ -18,7 +18,7 @@ from leadscore.cli.main import app
 from leadscore.store import Store
 from leadscore.store.audit import read_audit
 from leadscore.store.schema import login_attempts
-from leadscore.store.users import add_user, disable_user, record_attempt
+from leadscore.store.users import add_user, change_password, disable_user, record_attempt
 
 T = 1_700_000_000_000
 PASSWORD = "correct horse battery"
@@ -52,6 +52,39 @@ def test_session_lifecycle(store: Store) -> None:
         logout(conn, session.token)
     with store.connect() as conn:
         assert current(conn, session.token, T + 1000) is None
+
+
+def test_a_new_password_ends_every_session_of_that_user_only(store: Store) -> None:
+    sam = _user(store)
+    with store.begin() as conn:
+        add_user(conn, "ann@example.com", "Ann", "sales", hash_password(PASSWORD), T)
+        laptop = login(conn, "sam@example.com", PASSWORD, "10.0.0.1", T)
+        phone = login(conn, "sam@example.com", PASSWORD, "10.0.0.2", T)
+        ann = login(conn, "ann@example.com", PASSWORD, "10.0.0.3", T)
+        assert change_password(conn, sam, hash_password("a brand new password")) == 2
+    with store.connect() as conn:
+        assert current(conn, laptop.token, T + 1000) is None
+        assert current(conn, phone.token, T + 1000) is None
+        kept = current(conn, ann.token, T + 1000)
+        assert kept is not None and kept.user.email == "ann@example.com"
+    with store.begin() as conn:
+        assert login(conn, "sam@example.com", "a brand new password", "10.0.0.1", T + 2000).user.id == sam
+
+
+def test_users_password_on_the_cli_ends_the_users_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "p.db")
+    store = Store.from_url(db)
+    _user(store)
+    with store.begin() as conn:
+        stolen = login(conn, "sam@example.com", PASSWORD, "10.0.0.1", T)
+    monkeypatch.setenv("LEADSCORE_NEW_PASSWORD", "a brand new password")
+    out = CliRunner().invoke(app, ["users", "password", "sam@example.com", "--db", db])
+    assert out.exit_code == 0, out.output
+    with store.connect() as conn:
+        assert current(conn, stolen.token, T + 1000) is None
+    store.dispose()
 
 
 def _refused(conn: Any, password: str, client: str, at: int) -> LoginRefused:

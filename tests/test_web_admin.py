@@ -11,11 +11,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from leadscore.auth.passwords import hash_password
+from leadscore.model.yaml_io import dump_model
+from leadscore.scoring.pipeline import active_model
 from leadscore.store.audit import read_audit
 from leadscore.store.notifications import NotificationSettings, read_settings
 from leadscore.store.users import add_user, find_user
@@ -195,3 +198,53 @@ def test_user_changes_on_the_web_are_in_the_audit_log_as_the_clis_are(demo: Site
         ("admin@example.test", "user.role", {"role": "marketing"}),
         ("admin@example.test", "user.create", {"role": "sales"}),
     ]
+
+
+def test_a_password_reset_on_the_web_signs_the_user_out_everywhere(demo: Site) -> None:
+    with demo.store.begin() as conn:
+        add_user(conn, "eve@vendor.example", "Eve Stolen", "sales", hash_password(PASSWORD), 0)
+    eve = _user_id(demo, "eve@vendor.example")
+    with (
+        signed_in(demo.url, "eve@vendor.example") as stolen,
+        signed_in(demo.url, "admin@example.test") as admin,
+    ):
+        assert stolen.get("/leads").status_code == 200
+        reset = admin.post(f"/users/{eve}/password", data={"csrf_token": csrf_of(admin)})
+        assert reset.status_code == 200
+        gone = stolen.get("/leads")
+        assert gone.status_code == 303 and gone.headers["location"] == "/signin?next=%2Fleads"
+        assert admin.get("/users").status_code == 200  # the admin's own session is untouched
+
+
+def test_a_model_naming_an_admin_a_seller_of_ones_team_gives_no_power_over_the_admins_settings(
+    tmp_path: Path,
+) -> None:
+    """Marketing may publish models, and the model's teams say who manages whom: naming themself the
+    manager of a team that lists the admin as a seller must not let them redirect the admin's alerts."""
+    with site(tmp_path, leads=10, seed=8) as own:
+        with own.store.connect() as conn:
+            active = active_model(conn)
+            assert active is not None
+            text = dump_model(active.model)
+        manager = "      email: maja.lind@vendor.example\n    sellers:\n"  # the Nordics team
+        assert manager in text
+        teams = text.replace(
+            manager,
+            "      email: marketing@example.test\n    sellers:\n"
+            "    - name: The Admin\n      email: admin@example.test\n      id: the_admin\n",
+            1,
+        )
+        admin = _user_id(own, "admin@example.test")
+        with signed_in(own.url, "marketing@example.test") as marketing:
+            token = csrf_of(marketing)
+            published = marketing.post("/model/publish", data={"draft": teams, "csrf_token": token})
+            assert published.status_code == 303
+            team = marketing.get("/profile").text  # names the admin, with no link to their settings
+            assert (
+                '<li>The Admin (Nordics) <span class="muted">(admin@example.test is not a sales user' in team
+            )
+            assert f'href="/users/{admin}/notifications"' not in team
+            assert marketing.get(f"/users/{admin}/notifications").status_code == 403
+            hijack = {"slack_url": HOOK, "slack_immediate": "on", "csrf_token": token}
+            assert marketing.post(f"/users/{admin}/notifications", data=hijack).status_code == 403
+        assert _settings(own, "admin@example.test") == NotificationSettings()

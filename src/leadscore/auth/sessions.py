@@ -22,8 +22,8 @@ from leadscore.store.users import (
     drop_session,
     find_user,
     record_attempt,
+    rehash_password,
     session_user,
-    set_password_hash,
 )
 
 SESSION_MS = 12 * 3600 * 1000
@@ -76,7 +76,7 @@ def login(conn: Connection, email: str, password: str, client: str, now_ms: int)
         raise LoginRefused("wrong e-mail or password")
     record_attempt(conn, email, client, True, now_ms)
     if needs_rehash(user.password_hash):
-        set_password_hash(conn, user.id, hash_password(password))
+        rehash_password(conn, user.id, hash_password(password))
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     add_session(conn, token_hash(token), user.id, csrf, now_ms, now_ms + SESSION_MS)
     return Session(token, user, csrf)

@@ -72,11 +72,11 @@ def create(
 
 @app.command("password")
 def password(email: Annotated[str, typer.Argument(help="The user's e-mail.")], db: Db = None) -> None:
-    """Set a new password (read like `create` does)."""
+    """Set a new password (read like `create` does) and end the user's sessions."""
     from leadscore.auth.passwords import hash_password
     from leadscore.scoring.run import now_ms
     from leadscore.store.audit import audit
-    from leadscore.store.users import find_user, set_password_hash
+    from leadscore.store.users import change_password, find_user
 
     try:
         hashed = hash_password(_password())
@@ -87,7 +87,7 @@ def password(email: Annotated[str, typer.Argument(help="The user's e-mail.")], d
         user = find_user(conn, email)
         if user is None:
             raise typer.BadParameter(f"no user {email}")
-        set_password_hash(conn, user.id, hashed)
+        change_password(conn, user.id, hashed)
         audit(conn, stamp, "cli", "user.password", user.email)
     console.print(f"password changed for {email}", highlight=False)
 

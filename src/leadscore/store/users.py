@@ -61,8 +61,23 @@ def list_users(conn: Connection) -> list[User]:
     return [_user(r) for r in conn.execute(select(users).order_by(users.c.id))]
 
 
-def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> None:
+def rehash_password(conn: Connection, user_id: int, password_hash: str) -> None:
+    """The same password in a newer hash (sign-in upgrades old parameters); sessions stay. A new password
+    is ``change_password``."""
     conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+def change_password(conn: Connection, user_id: int, password_hash: str) -> int:
+    """A new password, and every session of the user ended: whoever held a session (a stolen cookie, a
+    shared computer) must sign in with the new one. Returns how many sessions ended."""
+    get_user(conn, user_id)
+    rehash_password(conn, user_id, password_hash)
+    return end_sessions(conn, user_id)
+
+
+def end_sessions(conn: Connection, user_id: int) -> int:
+    """Sign the user out everywhere."""
+    return conn.execute(delete(sessions).where(sessions.c.user_id == user_id)).rowcount or 0
 
 
 def set_role(conn: Connection, user_id: int, role: str) -> None:
@@ -75,7 +90,7 @@ def set_role(conn: Connection, user_id: int, role: str) -> None:
 def disable_user(conn: Connection, user_id: int, now_ms: int) -> None:
     get_user(conn, user_id)
     conn.execute(update(users).where(users.c.id == user_id).values(disabled_ms=now_ms))
-    conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+    end_sessions(conn, user_id)
 
 
 def add_session(

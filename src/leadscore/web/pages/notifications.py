@@ -1,5 +1,5 @@
 """Notification settings: each user's own on their profile page, and any user's for an admin (from the
-Users page) or for the manager of a team the user sells in. What is sent is ``lifecycle.notify``."""
+Users page) or, for a seller (role sales), the manager of a team the seller sells in. What is sent is ``lifecycle.notify``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from leadscore.api.state import state_of
 from leadscore.errors import NotFoundError
 from leadscore.lifecycle.desk import managed_teams
+from leadscore.model import Lifecycle
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.audit import audit
@@ -22,6 +23,7 @@ from leadscore.web.security import LeadsReader, Viewer, WebDenied
 router = APIRouter()
 HOURS = tuple(range(24))
 Flag = Annotated[str, Form(max_length=8)]
+SELLER_ROLE = "sales"  # whose settings a team's manager may change
 
 
 def _may_edit(request: Request, viewer: Viewer, user: User) -> bool:
@@ -31,9 +33,16 @@ def _may_edit(request: Request, viewer: Viewer, user: User) -> bool:
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
     lifecycle = active.model.lifecycle if active is not None else None
-    if lifecycle is None:
+    return lifecycle is not None and _manages(lifecycle, viewer.email, user)
+
+
+def _manages(lifecycle: Lifecycle, manager: str, user: User) -> bool:
+    """Whether ``manager`` manages a team in which ``user`` sells, ``user`` being a seller (role sales).
+    The teams are the model's, which a marketing user may publish: naming an admin or a marketer as a
+    seller of one's own team must give no power over their settings."""
+    if user.role != SELLER_ROLE:
         return False
-    teams = managed_teams(lifecycle, viewer.email)
+    teams = managed_teams(lifecycle, manager)
     return any(s.email.lower() == user.email for t in lifecycle.teams if t.id in teams for s in t.sellers)
 
 
@@ -74,8 +83,9 @@ def _form(
     )
 
 
-def _team(request: Request, viewer: Viewer) -> list[tuple[str, str, int | None]]:
-    """The sellers of the teams the viewer manages: (name, e-mail, user id when they are a user)."""
+def _team(request: Request, viewer: Viewer) -> list[tuple[str, str, int | None, bool]]:
+    """The sellers of the teams the viewer manages: (name, e-mail, user id when the viewer may change
+    their settings, whether they are a user)."""
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
@@ -87,7 +97,8 @@ def _team(request: Request, viewer: Viewer) -> list[tuple[str, str, int | None]]
             if team.id in teams:
                 for seller in team.sellers:
                     user = find_user(conn, seller.email)
-                    out.append((f"{seller.name} ({team.name})", seller.email, user.id if user else None))
+                    editable = user.id if user and _manages(lifecycle, viewer.email, user) else None
+                    out.append((f"{seller.name} ({team.name})", seller.email, editable, user is not None))
     return out
 
 

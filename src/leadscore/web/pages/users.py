@@ -1,6 +1,7 @@
 """Users (admins): invite a user with a one-time password shown once, change a role, reset a password
-(a new one-time password, shown once). The same store operations and audit records as ``leadscore users``
-(the CLI reads a password from the terminal; here the server makes one, since it shows it only once)."""
+(a new one-time password, shown once; every session of the user ends). The same store operations and
+audit records as ``leadscore users`` (the CLI reads a password from the terminal; here the server makes
+one, since it shows it only once)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from leadscore.auth.passwords import hash_password
 from leadscore.errors import NotFoundError, StoreError
 from leadscore.scoring.run import now_ms
 from leadscore.store.audit import audit
-from leadscore.store.users import ROLES, add_user, get_user, list_users, set_password_hash, set_role
+from leadscore.store.users import ROLES, add_user, change_password, get_user, list_users, set_role
 from leadscore.web.render import page
 from leadscore.web.security import UserManager, WebDenied
 
@@ -92,7 +93,7 @@ def reset_password(request: Request, viewer: UserManager, user_id: int) -> HTMLR
     try:
         with state_of(request).store.begin() as conn:
             user = get_user(conn, user_id)
-            set_password_hash(conn, user_id, hash_password(password))
+            change_password(conn, user_id, hash_password(password))
             audit(conn, stamp, viewer.email, "user.password", user.email)
     except NotFoundError:
         raise WebDenied(404, f"There is no user {user_id}.") from None
