@@ -1,5 +1,6 @@
 """Lifecycle API: a lead's stage (as of any time), sales feedback, outcomes, segments, assignments, and
-the unsubscribe link of nurture mails.
+the unsubscribe link of nurture mails (opening it asks to confirm; the confirmation, or a mail program's
+one-click POST, unsubscribes).
 
 Tokens: reading (stages, segments, assignments) needs a read or admin token. Feedback and outcomes
 change stages and trigger notifications, so they need an admin token until roles arrive (issue 8).
@@ -9,11 +10,12 @@ The unsubscribe link is public; its token is an HMAC of the address.
 from __future__ import annotations
 
 import hmac
+import html
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
@@ -242,12 +244,19 @@ def get_assignments(state: ReaderState, open: Annotated[bool, Query()] = False) 
         return {"ok": True, "assignments": list_assignments(conn, open_only=open)}
 
 
-def _unsubscribe(request: Request, email: str | None, token: str | None) -> PlainTextResponse:
-    """Suppress an address; refused (403) without the signed token from the mail's link."""
+def _signed(request: Request, email: str | None, token: str | None) -> str:
+    """The address of a valid unsubscribe link; refused (403) without the signed token it was mailed with."""
     state = state_of(request)
     valid = unsubscribe_token(state.settings.webhook.secret, email or "")
     if not email or not token or not hmac.compare_digest(valid.encode(), token.encode()):
         raise ApiError(403, "this unsubscribe link is not valid")
+    return email
+
+
+def _unsubscribe(request: Request, email: str | None, token: str | None) -> PlainTextResponse:
+    """Suppress the address of a valid link."""
+    email = _signed(request, email, token)
+    state = state_of(request)
     with state.store.begin() as conn:
         suppress(conn, email, "unsubscribe link", now_ms(), state.settings.suppression_pepper)
     return PlainTextResponse(f"{email} will get no more mail from us.")
@@ -259,12 +268,23 @@ Token = Annotated[str | None, Query(max_length=100)]
 
 @router.get(
     "/unsubscribe",
-    summary="Unsubscribe link of nurture mails (signed)",
-    response_class=PlainTextResponse,
+    summary="Unsubscribe link of nurture mails (signed): a page confirming by POST",
+    response_class=HTMLResponse,
     responses=refusals(403),
 )
-def unsubscribe_link(request: Request, email: Email = None, token: Token = None) -> PlainTextResponse:
-    return _unsubscribe(request, email, token)
+def unsubscribe_link(request: Request, email: Email = None, token: Token = None) -> HTMLResponse:
+    """A page asking to confirm, whose button posts to the same link: opening it changes nothing, since
+    mail filters and link scanners open every link of a mail (a GET that unsubscribed let them
+    unsubscribe people who never clicked). Mail programs unsubscribe in one click by POST (RFC 8058)."""
+    address = html.escape(_signed(request, email, token))
+    action = html.escape("?" + request.url.query, quote=True)  # this link, wherever the server is reached
+    return HTMLResponse(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Unsubscribe</title>"
+        '<meta name=viewport content="width=device-width"></head><body>'
+        f"<p>Stop all mail to <b>{address}</b>?</p>"
+        f'<form method=post action="{action}"><button type=submit>Unsubscribe</button></form>'
+        "</body></html>"
+    )
 
 
 @router.post(
