@@ -20,11 +20,18 @@ log = logging.getLogger("leadscore.serve")
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration plus the ``leadscore`` loggers (INFO and above, to stderr)."""
+    """uvicorn's logging configuration plus the ``leadscore`` loggers (INFO and above, to stderr), its
+    access log redacted (``cli.access_log``)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config: dict[str, Any] = {
         **LOGGING_CONFIG,
+        # the access log writes no e-mail, token, search or user id (``cli.access_log``)
+        "filters": {"redacted": {"()": "leadscore.cli.access_log.RedactedAccessLog"}},
+        "handlers": {
+            **LOGGING_CONFIG["handlers"],
+            "access": {**LOGGING_CONFIG["handlers"]["access"], "filters": ["redacted"]},
+        },
         "loggers": {
             **LOGGING_CONFIG["loggers"],
             "leadscore": {"handlers": ["default"], "level": "INFO", "propagate": False},
