@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from leadscore.compile import compile_model
 from leadscore.errors import ModelValidationError
 from leadscore.ingest.segment import normalise, parse_time
-from leadscore.model import ScoringModel, loads_model
+from leadscore.model import ScoringModel, loads_model, regex_search
 from leadscore.scoring.pipeline import ingest
 from leadscore.scoring.run import all_leads, score
 from leadscore.spreadsheet import csv_safe
@@ -80,6 +80,13 @@ scale: {{fit_max: 7, engagement_max: 8}}
         ('{attribute: t, regex: "' + "a" * 400 + '"}', "at most 300 are allowed"),
         ('{attribute: t, regex: "(a+)+$"}', "nests repetition"),
         ('{attribute: t, regex: "(x|y*)*z"}', "nests repetition"),
+        # what RE2 (the SQLite engine) does not read: look-ahead, back-references, counts over 1,000
+        ('{attribute: t, regex: "a(?=b)"}', r"3:50 rule r field when.regex: .*invalid perl operator: \(\?="),
+        ('{attribute: t, regex: "(a)\\\\1"}', r"outside the portable subset: invalid escape sequence: \\1"),
+        (
+            '{attribute: t, regex: "a{1001}"}',
+            r"outside the portable subset: invalid repetition size: \{1001\}",
+        ),
         ('{attribute: t, equals: "' + "x" * 3000 + '"}', "at most 2000 are allowed"),
         # values no store can bind: validated, then publishing failed (PostgreSQL: NUL; both: 64 bits)
         ('{attribute: t, equals: "a\\0b"}', r"3:51 rule r field when.equals: has a NUL character"),
@@ -107,6 +114,44 @@ scale: {{fit_max: 7, engagement_max: 8}}
 def test_hostile_conditions_are_refused(snippet: str, message: str) -> None:
     with pytest.raises(ModelValidationError, match=message):
         loads_model(f"model: m\nfit:\n  - {{id: r, name: R, when: {snippet}, points: 1}}\n")
+
+
+@pytest.mark.timeout(120)
+def test_regexes_that_backtrack_are_searched_in_linear_time_on_both_stores(store: Store) -> None:
+    """``(a|aa)+$`` passes the nested-repetition check but backtracks exponentially in Python's ``re``
+    (Fibonacci(n) ways to split n a's: 40 a's took over a minute), and ``a.*b.*c`` cubically (8,000
+    characters: 163 s). SQLite searched with ``re`` on every rescore; both stores now answer at once.
+    Lead x: 5,000 a's then "!" (``$`` is not reached: 0) and a note of 20,000 characters "abab…" with
+    no c (0). Lead y: title "aaaa" (fit 10) and the note "a-b-c" (engagement 10)."""
+    model = loads_model(
+        "model: m\nfit:\n"
+        "  - {id: t, name: T, when: {attribute: job_title, regex: '(a|aa)+$'}, points: 10}\n"
+        "engagement:\n"
+        "  - {id: n, name: N, event: {type: track, name: note}, where: {property: note, regex: 'a.*b.*c'},"
+        " points: 10}\n"
+        "scale: {fit_max: 10, engagement_max: 10}\n"
+    )
+    people = {"x": ("a" * 5000 + "!", "ab" * 10000), "y": ("aaaa", "a-b-c")}
+    messages = []
+    for user, (title, note) in people.items():
+        identify = {"type": "identify", "userId": user, "traits": {"title": title}, "timestamp": NOW}
+        track = {
+            "type": "track",
+            "userId": user,
+            "event": "note",
+            "properties": {"note": note},
+            "timestamp": NOW,
+        }
+        messages += [normalise(identify, received_ms=NOW), normalise(track, received_ms=NOW)]
+    ingest(store, messages, source="test")
+    with store.connect() as conn:
+        ledgers = score(conn, model, store.sources(), all_leads(NOW))
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+    scored = {
+        users[ledger.lead_id]: (ledger.score, {line.rule_id for line in ledger.lines}) for ledger in ledgers
+    }
+    # y: fit 10 of 10 and engagement 10 of 10, weighted evenly: 100
+    assert scored == {"x": (0.0, set()), "y": (100.0, {"t", "n"})}
 
 
 def test_a_long_integer_id_quoted_matches_on_both_stores(store: Store) -> None:
@@ -209,3 +254,26 @@ def test_csv_cells_never_start_a_formula() -> None:
         "ok",
         5,
     ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "found"),
+    [
+        # repetition-free ASCII patterns go to Python's re on ASCII text, the rest to RE2: one reading
+        ("market|growth", "Head of GROWTH", True),
+        ("^(head|chief)", "Chief of staff", True),
+        ("^(head|chief)", "Deputy head", False),
+        (r"\.pdf$", "deck.PDF", True),
+        (
+            r"\.pdf$",
+            "deck.pdf\n",
+            False,
+        ),  # $ is the end of the text (Python's also matched before a final \n)
+        (r"\.pdf$", "Übersicht.pdf", True),
+        (r"^\d+$", "٣", False),  # \d is an ASCII digit (Python's also matched Arabic-Indic digits)
+        ("(a|aa)+$", "aaaa", True),
+        ("(a|aa)+$", "a" * 5000 + "!", False),
+    ],
+)
+def test_a_regex_reads_the_same_whichever_engine_searches(pattern: str, text: str, found: bool) -> None:
+    assert regex_search.search(pattern, text) is found

@@ -18,7 +18,7 @@ from leadscore.cli.main import app
 from leadscore.errors import InputError
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn.budget import fit_within
-from leadscore.learn.checks import NotEnoughDataError
+from leadscore.learn.checks import NotEnoughDataError, NothingLearnedError
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.evaluate import evaluate_csv, evaluate_scores
 from leadscore.learn.metrics import calibration
@@ -295,3 +295,15 @@ def test_no_bin_has_fewer_points_than_a_bin_of_its_feature_with_less_evidence() 
             for b in range(len(woe)):
                 if woe[a] > woe[b] + 1e-12:
                     assert pts[a] >= pts[b], (feature.name, woe.tolist(), pts.tolist())
+
+
+def test_learning_where_no_feature_tells_the_classes_apart_is_a_clear_error(tmp_path: Path) -> None:
+    # each of the 5 visit counts has 12 converted and 12 not: every bin's rate is 1/2, worth no points
+    rows = [[f"p{i}", i % 5, "yes" if (i // 5) % 2 else "no"] for i in range(120)]
+    path = _write(tmp_path / "noise.csv", ["Id", "Visits", "Converted"], rows)
+    result = runner.invoke(app, ["learn", "--csv", str(path), "--outcome", "Converted", "--id", "Id",
+                                 "--min-outcomes", "1", "--holdout", "none", "--output", str(tmp_path / "x.yaml")])  # fmt: skip
+    # a LeadscoreError (one line from the leadscore command), not a ValueError's traceback
+    assert isinstance(result.exception, NothingLearnedError)
+    assert "nothing was learned: no bin is worth more points than another" in str(result.exception)
+    assert not (tmp_path / "x.yaml").exists()

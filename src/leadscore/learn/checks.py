@@ -15,6 +15,10 @@ class NotEnoughDataError(LeadscoreError, ValueError):
     """Too few outcomes (of one class) to learn from; the message says how many and how many are needed."""
 
 
+class NothingLearnedError(LeadscoreError, ValueError):
+    """Every bin of every feature came out worth the same points: no model to write."""
+
+
 def check_minimum(positives: int, negatives: int, needed: int) -> None:
     if positives < needed or negatives < needed:
         raise NotEnoughDataError(

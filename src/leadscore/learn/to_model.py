@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from leadscore.learn.checks import NothingLearnedError
 from leadscore.learn.features import (
     Attribute,
     EventCount,
@@ -374,7 +375,10 @@ def model_document(
 ) -> dict[str, Any]:
     """The scoring model as the YAML document (a plain dict)."""
     if sc.fit_max_ + sc.engagement_max_ == 0:
-        raise ValueError("nothing was learned: no bin is worth more points than another")
+        raise NothingLearnedError(
+            "nothing was learned: no bin is worth more points than another (no feature tells converted "
+            "leads from the others; add features or outcomes, or lower --min-bin-share)"
+        )
     rows = _rows_by_feature(sc)
     used: set[str] = set()
     fit: list[dict[str, Any]] = []

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, model_serializer, model_validator
 
+from leadscore.model import regex_search
+
 SUBJECTS = ("attribute", "property")
 TEXT_OPS = ("contains", "prefix", "glob", "regex")
 NUMERIC_OPS = ("gt", "gte", "lt", "lte")
@@ -142,6 +144,9 @@ def _check_value(op: str, value: Any) -> Any:
                     raise ValueError(f"regex {value!r} uses {construct}: {why}")
             if re.search(r"\([^)]*[+*][^)]*\)[+*{]", value):
                 raise ValueError(f"regex {value!r} nests repetition (catastrophic backtracking risk)")
+            refused = regex_search.problem(value)
+            if refused is not None:
+                raise ValueError(f"regex {value!r} is outside the portable subset: {refused}")
         return _short(value)
     if op in NUMERIC_OPS:
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sqlite3
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +13,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from leadscore.model import regex_search
 from leadscore.store.wal import WAL_AUTOCHECKPOINT
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@lru_cache(maxsize=512)
-def _pattern(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
-
-
 def _regexp(pattern: str | None, value: Any) -> int | None:
     if pattern is None or value is None:
         return None
-    return int(_pattern(pattern).search(str(value)) is not None)
+    # RE2, linear in the value: Python's backtracking ``re`` could stall the processor on one event
+    return int(regex_search.search(pattern, str(value)))
 
 
 def _lower(value: Any) -> str | None:
