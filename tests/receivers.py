@@ -148,3 +148,14 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def delivery_round_ends(store: Any, settings: Any, within_s: float, what: str) -> None:
+    """One ``deliver_due`` round in a thread of its own; the test fails if it still runs after ``within_s``
+    (a liveness bound for a receiver that never finishes answering, not a timing: ``what`` names it)."""
+    from leadscore.lifecycle.outbox import deliver_due
+
+    run = threading.Thread(target=lambda: deliver_due(store, settings, None), daemon=True)
+    run.start()
+    run.join(within_s)
+    assert not run.is_alive(), f"deliver_due still waits on {what}"
