@@ -159,3 +159,33 @@ def delivery_round_ends(store: Any, settings: Any, within_s: float, what: str) -
     run.start()
     run.join(within_s)
     assert not run.is_alive(), f"deliver_due still waits on {what}"
+
+
+@contextmanager
+def socket_server(serve: Callable[[socket.socket, threading.Event], None]) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that runs ``serve(conn, stop)`` on each connection in a thread of its own
+    (a receiver that answers slowly or never: ``stop`` is set as the block ends); yields its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def run(conn: socket.socket) -> None:
+        with conn:
+            try:
+                serve(conn, stop)
+            except OSError:
+                return  # the client hung up, as it should
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=run, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        server.close()

@@ -13,8 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from leadscore.lifecycle.webhook import Outcome
 from leadscore.settings import LifecycleSettings, Settings, SmtpSettings
 from leadscore.store import Store
 from leadscore.store.outbox import enqueue, read_outbox
-from receivers import delivery_round_ends
+from receivers import delivery_round_ends, socket_server
 
 # liveness bound, far above the 1 s total timeout; the old attempt never ended
 FINISHES_WITHIN_S = 15.0
@@ -136,35 +135,6 @@ def _silent(conn: socket.socket, stop: threading.Event) -> None:
     stop.wait()
 
 
-@contextmanager
-def slow_smtp_server(serve: Callable[[socket.socket, threading.Event], None]) -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that runs ``serve`` on each connection; yields its port."""
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def run(conn: socket.socket) -> None:
-        with conn:
-            try:
-                serve(conn, stop)
-            except OSError:
-                return  # the client hung up, as it should
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=run, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield int(server.getsockname()[1])
-    finally:
-        stop.set()
-        server.close()
-
-
 def _settings(port: int, **smtp: object) -> Settings:
     limits = {"timeout_s": 5.0, "total_timeout_s": 1.0, **smtp}
     return Settings(
@@ -186,7 +156,7 @@ def _send_in_thread(settings: Settings) -> list[Outcome]:
 
 
 def test_a_mail_attempt_ends_at_the_total_timeout_while_a_reply_trickles_in() -> None:
-    with slow_smtp_server(_trickle_ehlo_reply) as port:
+    with socket_server(_trickle_ehlo_reply) as port:
         outcome = _send_in_thread(_settings(port))
     assert outcome == [TIMED_OUT]
 
@@ -200,7 +170,7 @@ def test_a_stalled_tls_handshake_ends_at_the_total_timeout(
     serve: Callable[[socket.socket, threading.Event], None], tls: dict[str, bool]
 ) -> None:
     # each wait alone may last 60 s, past the liveness bound: only the total ends the handshake in time
-    with slow_smtp_server(serve) as port:
+    with socket_server(serve) as port:
         outcome = _send_in_thread(_settings(port, timeout_s=60.0, **tls))
     assert outcome == [TIMED_OUT]
 
@@ -215,14 +185,14 @@ def test_a_reply_trickled_over_tls_ends_at_the_total_timeout(
     serve: Callable[[ssl.SSLContext], Callable[[socket.socket, threading.Event], None]],
     tls: dict[str, bool],
 ) -> None:
-    with slow_smtp_server(serve(trusted_server_tls)) as port:
+    with socket_server(serve(trusted_server_tls)) as port:
         outcome = _send_in_thread(_settings(port, **tls))
     assert outcome == [TIMED_OUT]
 
 
 def test_a_trickling_server_does_not_hang_a_delivery_round(store: Store) -> None:
     now_ms = int(time.time() * 1000)
-    with slow_smtp_server(_trickle_ehlo_reply) as port:
+    with socket_server(_trickle_ehlo_reply) as port:
         settings = _settings(port)
         with store.begin() as conn:
             row = {"key": "m:1", "channel": "mail", "action": "a", "lead_id": None, "target": PAYLOAD["to"]}

@@ -7,54 +7,33 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from leadscore.lifecycle import webhook
 from leadscore.settings import LifecycleSettings, Settings, WebhookSettings
 from leadscore.store import Store
 from leadscore.store.outbox import enqueue, read_outbox
-from receivers import delivery_round_ends
+from receivers import delivery_round_ends, socket_server
 
 # liveness bound, far above the 1 s total timeout; the old attempt never ended
 FINISHES_WITHIN_S = 15.0
 TRICKLE_EVERY_S = 0.2  # far below the 5 s per-read timeout, so no single read ever times out
 
 
+def _trickle(conn: socket.socket, stop: threading.Event) -> None:
+    """Sends ``200 OK`` and then one header line every TRICKLE_EVERY_S, never a body."""
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stop.wait(TRICKLE_EVERY_S):
+        conn.sendall(b"X-Still-Coming: yes\r\n")
+
+
 @contextmanager
 def trickling_receiver() -> Iterator[str]:
-    """An HTTP server that sends ``200 OK`` and then one header line every TRICKLE_EVERY_S, never a body."""
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def trickle(conn: socket.socket) -> None:
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            while not stop.wait(TRICKLE_EVERY_S):
-                conn.sendall(b"X-Still-Coming: yes\r\n")
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=_quietly, args=(trickle, conn), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
-    finally:
-        stop.set()
-        server.close()
-
-
-def _quietly(serve: Callable[[socket.socket], None], conn: socket.socket) -> None:
-    try:
-        serve(conn)
-    except OSError:
-        return  # the client hung up, as it should
+    """An HTTP server that trickles its headers (``_trickle``); yields its URL."""
+    with socket_server(_trickle) as port:
+        yield f"http://127.0.0.1:{port}/hook"
 
 
 def _hooks() -> WebhookSettings:
