@@ -23,6 +23,12 @@ from leadscore.cli.serve_banner import log_config
         ("/v1/leads?userId=u-1&limit=5", "/v1/leads?userId=[redacted]&limit=5"),
         ("/v1/track", "/v1/track"),
         ("/leads/42?score=analytics", "/leads/42?score=analytics"),
+        # hostile request lines: a NUL, bytes that are no UTF-8, a name with no value, an e-mail in a
+        # percent-encoded upper-case path segment
+        ("/x%00y?q=%00&band=hot", "/x%00y?q=[redacted]&band=hot"),
+        ("/%ff%fe?email=%ff", "/%ff%fe?email=[redacted]"),
+        ("/a?email", "/a?email=[redacted]"),
+        ("/v1/leads/ANN%40X.COM", "/v1/leads/[redacted]"),
     ],
 )
 def test_personal_parts_of_a_request_path_are_redacted(path: str, written: str) -> None:
@@ -50,3 +56,9 @@ def test_the_servers_access_log_writes_the_redacted_path(capsys: pytest.CaptureF
             logger.setLevel(level)
     assert '"GET /v1/unsubscribe?email=[redacted]&token=[redacted] HTTP/1.1" 200' in out
     assert "ann" not in out
+
+
+def test_a_very_long_request_path_is_written_whole_without_its_personal_values() -> None:
+    query = "&".join(f"k{i}=v" for i in range(20_000))
+    assert redacted_path(f"/leads?{query}&q=ann") == f"/leads?{query}&q=[redacted]"
+    assert redacted_path("/" * 10_000) == "/" * 10_000
