@@ -448,6 +448,28 @@ def test_audit_entries_of_her_dead_letters_are_redacted(store: Store) -> None:
     ]
 
 
+def test_a_dead_letter_whose_ids_no_person_can_have_is_retried_and_dropped(store: Store) -> None:
+    """A dead letter's user id with a NUL (PostgreSQL's JSON refuses one), a lone surrogate or 5,000
+    characters is no one's id: its audit entries keep only the owner ids a person can have, and the
+    retry and drop are written on both stores (a NUL made PostgreSQL refuse the audit entry)."""
+    from leadscore.scoring.dead_letters import drop, retry
+    from leadscore.store import dead_letters
+
+    with store.begin() as conn:
+        nul = dead_letters.add(conn, {"user_id": "u\x00", "anonymous_id": "anon-7"}, "boom", NOW)
+        surrogate = dead_letters.add(conn, {"message_id": "m-2", "user_id": "\ud800"}, "boom", NOW)
+        long = dead_letters.add(conn, {"message_id": "m-3", "user_id": "u" * 5000}, "boom", NOW)
+    assert not retry(store, nul, actor="ops").applied
+    drop(store, surrogate, actor="ops")
+    drop(store, long, actor="ops")
+    with store.connect() as conn:
+        owners = [
+            {k: v for k, v in r.details.items() if k in dead_letters.OWNER_FIELDS}
+            for r in conn.execute(select(audit_log).order_by(audit_log.c.id))
+        ]
+    assert owners == [{"anonymous_id": "anon-7"}, {}, {}]
+
+
 def test_her_dead_letters_are_erased_and_others_kept(store: Store) -> None:
     """A message of hers the processor set aside (a dead letter) is hers: erased with her; a colliding
     user id's dead letter stays."""

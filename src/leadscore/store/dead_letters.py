@@ -82,13 +82,26 @@ def failed_again(conn: Connection, letter_id: int, error: str, now_ms: int) -> N
 # what the audit entry of a dead letter's retry or drop keeps of its message's owner: erasure finds the
 # entries of her messages by them (``privacy.tables.REDACT``), a dropped letter's message being gone
 OWNER_FIELDS = ("person_key", "user_id", "anonymous_id")
+OWNER_ID_CHARS = 300  # the event log's longest id column (``person_key``)
 
 
 def owner_details(letter: DeadLetter) -> dict[str, str]:
     """The ids of the owner of ``letter``'s message (those of ``OWNER_FIELDS`` it has; none for an
     unreadable message), for its audit entries."""
     row = _row(letter.message)
-    return {f: row[f] for f in OWNER_FIELDS if isinstance(row.get(f), str) and row[f]}
+    return {f: row[f] for f in OWNER_FIELDS if _can_be_an_id(row.get(f))}
+
+
+def _can_be_an_id(value: Any) -> bool:
+    """Whether ``value`` could be a person's id as the event log stores one (text of 1 to 300 characters,
+    no NUL, valid UTF-8): what could not, no erasure will look for, and PostgreSQL's JSON refuses a NUL."""
+    if not isinstance(value, str) or not 0 < len(value) <= OWNER_ID_CHARS or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def _row(text: str) -> dict[str, Any]:
