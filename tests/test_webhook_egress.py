@@ -114,3 +114,30 @@ def test_a_users_slack_notification_to_loopback_is_failed_not_sent(store: Store)
     assert (row["status"], row["attempts"]) == ("failed", 1)
     assert "not a public address" in row["last_error"]
     assert got == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://" + "a" * 70 + ".example/x",
+        "http://a..example/x",
+        "http://[::1/x",
+    ],
+)
+def test_a_url_no_request_can_use_is_refused_when_saved_and_fails_when_sent(url: str) -> None:
+    """A host label over 63 characters or empty, a broken IPv6 address: the profile refuses the URL, and a
+    row holding one (saved before this check, or from the environment) fails at once. Before, the attempt
+    raised, and the row came back with every lease, for ever."""
+    with pytest.raises(ValueError, match="host or port cannot be read"):
+        NotificationSettings(slack_url=url, slack_immediate=True)
+    settings = WebhookSettings(secret=SECRET)
+    with webhook.client(settings) as client:
+        outcome = webhook.post(client, settings, url, {"n": 1}, "k", "digest", 0, public_only=True)
+    assert outcome.status == "fail"
+    assert outcome.detail.startswith("the URL cannot be requested: ")
+
+
+def test_a_port_out_of_range_is_refused_when_saved() -> None:
+    """``urlsplit`` reads the port only when asked, and then raises: the check asks."""
+    with pytest.raises(ValueError, match="host or port cannot be read"):
+        NotificationSettings(slack_url="https://example.com:99999/x", slack_immediate=True)

@@ -105,6 +105,8 @@ def post(
                 answer += chunk
                 if len(answer) >= MAX_ANSWER_BYTES:
                     break  # only the start of an error answer is kept
+    except (httpx.InvalidURL, UnicodeError) as exc:  # a host no lookup takes, a port that is no number
+        return Outcome("fail", f"the URL cannot be requested: {exc}")
     except httpx.HTTPError as exc:
         if isinstance(exc.__cause__, RefusedAddress):
             return Outcome("fail", f"refused: {exc}")

@@ -48,8 +48,14 @@ def url_problem(url: str) -> str | None:
         return f"the webhook URL has at most {MAX_URL} characters; this one has {len(url)}"
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         return "the webhook URL holds a space or a control character"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # an unreadable port or IPv6 address is a ValueError
+        if host:
+            host.encode("idna")  # a label over 63 characters or empty: no name lookup could take it
+    except ValueError:  # UnicodeError included
+        return "the webhook URL's host or port cannot be read"
+    if parts.scheme not in ("http", "https") or not host:
         return "the webhook URL must start with https:// (or http://) and name a host"
     return None
 
