@@ -273,6 +273,11 @@ def test_csv_cells_never_start_a_formula() -> None:
         (r"^\d+$", "٣", False),  # \d is an ASCII digit (Python's also matched Arabic-Indic digits)
         ("(a|aa)+$", "aaaa", True),
         ("(a|aa)+$", "a" * 5000 + "!", False),
+        # hostile text: a NUL, a lone surrogate (no UTF-8 store holds one; it reads as "?"), 100,000 characters
+        ("a.*b", "a\x00b", True),
+        ("market|growth", "\ud800 growth", True),
+        ("^x+b$", "\ud800xb", False),
+        ("^x+b$", "x" * 100_000 + "b", True),
     ],
 )
 def test_a_regex_reads_the_same_whichever_engine_searches(pattern: str, text: str, found: bool) -> None:

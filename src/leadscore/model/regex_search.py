@@ -73,7 +73,14 @@ def _compiled(pattern: str) -> Any:
 
 @lru_cache(maxsize=16384)
 def _search_short(pattern: str, text: str) -> bool:
-    return _compiled(pattern).search(text) is not None
+    return _re2_search(pattern, text)
+
+
+def _re2_search(pattern: str, text: str) -> bool:
+    try:
+        return _compiled(pattern).search(text) is not None
+    except UnicodeEncodeError:  # a lone surrogate (no UTF-8 store holds one): searched as "?"
+        return _compiled(pattern).search(text.encode("utf-8", "replace").decode()) is not None
 
 
 def search(pattern: str, text: str) -> bool:
@@ -84,7 +91,7 @@ def search(pattern: str, text: str) -> bool:
         return quick.search(text) is not None
     if len(text) <= CACHED_TEXT:
         return _search_short(pattern, text)
-    return _compiled(pattern).search(text) is not None
+    return _re2_search(pattern, text)
 
 
 def problem(pattern: str) -> str | None:
