@@ -308,3 +308,27 @@ def test_sla_escalation_once_and_consent(lc_store: Store, monkeypatch: pytest.Mo
             "<http://127.0.0.1:8000/v1/unsubscribe?email=ann%40ann.example&token="
         )
         assert stats.skipped == 1
+
+
+def test_sla_escalates_only_a_lead_still_waiting_in_the_stage_it_was_assigned_in(lc_store: Store) -> None:
+    """An assignment whose lead left the assignment stage without feedback (it cooled back to lead) is no
+    seller's to work any more: its SLA passing escalates nothing. Ann enters MQL at day 1 (Lena, due
+    day 1 + 4 h), cools at day 1 + 1 h (70 − 20 = 50 < 60 − 5), re-enters at day 1 + 7 h (50 + 20 = 70:
+    Paul, the EMEA rotation's next, due day 1 + 11 h): one escalation, Paul's, not one for Lena's too."""
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    send(lc_store, points("ann", -20, at=T0 + DAY + HOUR))
+    round_(lc_store, T0 + DAY + HOUR)
+    assert stages(lc_store, "ann") == ["lead", "mql", "lead"]
+    round_(lc_store, T0 + DAY + 6 * HOUR)  # Lena's deadline (day 1 + 4 h) has passed
+    with lc_store.connect() as conn:
+        assert [o for o in read_outbox(conn) if o["action"] == "escalate"] == []
+    send(lc_store, points("ann", 20, at=T0 + DAY + 7 * HOUR))
+    round_(lc_store, T0 + DAY + 7 * HOUR)
+    round_(lc_store, T0 + DAY + 12 * HOUR)  # Paul's deadline (day 1 + 11 h) has passed
+    with lc_store.connect() as conn:
+        escalated = {a["seller"]: a["escalated_ms"] for a in list_assignments(conn)}
+        escalations = [o for o in read_outbox(conn) if o["action"] == "escalate"]
+    assert stages(lc_store, "ann") == ["lead", "mql", "lead", "mql"]
+    assert escalated == {"lena": None, "paul": T0 + DAY + 12 * HOUR}
+    assert [o["target"] for o in escalations] == ["tom@vendor.example"]

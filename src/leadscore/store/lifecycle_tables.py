@@ -263,7 +263,15 @@ def touch_assignment(conn: Connection, lead_id: int, at_ms: int) -> None:
 
 
 def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[dict[str, Any]]:
-    """Untouched assignments past their SLA that were not escalated yet (claimed on PostgreSQL)."""
+    """Untouched assignments past their SLA that were not escalated yet, whose lead is still in the stage
+    it was assigned in (claimed on PostgreSQL)."""
+    # a lead that moved on without feedback (it cooled, went quiet, an outcome moved it) is no longer on
+    # the seller's desk; its next entry into an assignment stage is a new assignment with its own SLA
+    moved_on = (
+        select(stage_history.c.id)
+        .where(stage_history.c.lead_id == assignments.c.lead_id, stage_history.c.id > assignments.c.stage_move_id)
+        .exists()
+    )
     query = (
         select(assignments)
         .where(
@@ -271,6 +279,7 @@ def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[di
             assignments.c.escalated_ms.is_(None),
             assignments.c.due_ms.is_not(None),
             assignments.c.due_ms <= now_ms,
+            ~moved_on,
         )
         .order_by(assignments.c.id)
         .limit(limit)
