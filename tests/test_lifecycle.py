@@ -332,3 +332,26 @@ def test_sla_escalates_only_a_lead_still_waiting_in_the_stage_it_was_assigned_in
     assert stages(lc_store, "ann") == ["lead", "mql", "lead", "mql"]
     assert escalated == {"lena": None, "paul": T0 + DAY + 12 * HOUR}
     assert [o["target"] for o in escalations] == ["tom@vendor.example"]
+
+
+def test_a_backdated_outcome_moves_the_lead_no_earlier_than_it_entered_its_stage(lc_store: Store) -> None:
+    """A CRM import may date an outcome before the lead entered the stage it leaves (an SQL recorded at
+    T0 + 1 h for a lead that became an MQL at T0 + 1 day). The move is dated at that entry, not before it,
+    so the history reads in order and the stage as of any time is the stage the lead is in; the outcome
+    keeps its own date for learning."""
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    ann = lead(lc_store, "ann")
+    stored, move = record_outcome(
+        lc_store, model(), ann, "sql", at_ms=T0 + HOUR, amount=None, reason=None, source="csv",
+        settings=settings(), now_ms=T0 + 2 * DAY,
+    )  # fmt: skip
+    assert stored and move is not None and (move.from_stage, move.to_stage) == ("mql", "sql")
+    with lc_store.connect() as conn:
+        history = [(h["to_stage"], h["at_ms"]) for h in read_stage_history(conn, ann)]
+        now = stage_as_of(conn, ann, T0 + 2 * DAY)
+        kept = conn.execute(select(outcomes.c.kind, outcomes.c.at_ms).where(outcomes.c.lead_id == ann)).all()
+    assert [stage for stage, _ in history] == ["lead", "mql", "sql"]
+    assert history[1:] == [("mql", T0 + DAY), ("sql", T0 + DAY)]
+    assert now is not None and now["to_stage"] == "sql"
+    assert [tuple(r) for r in kept] == [("sql", T0 + HOUR)]

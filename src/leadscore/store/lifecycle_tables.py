@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadscore.store.schema import (
@@ -142,15 +142,24 @@ def move_stage(
     cause_ref: str,
     now_ms: int,
 ) -> int | None:
-    """Move a lead from ``old`` to ``new`` if it is still in ``old``; returns the history row id, or None."""
-    moved = conn.execute(
+    """Move a lead from ``old`` to ``new`` if it is still in ``old``; returns the history row id, or None.
+    The move is dated ``at_ms``, or the lead's entry into ``old`` when that is later."""
+    # feedback and outcomes carry their own time, and a CRM export may date one before the lead entered
+    # the stage it leaves: a move dated earlier would sort before that entry, and the stage as of any
+    # time (the newest move at or before it) would no longer be the stage the lead is in
+    entered = conn.execute(
         update(lead_stages)
         .where(lead_stages.c.lead_id == lead_id, lead_stages.c.stage == old)
-        .values(stage=new, entered_ms=at_ms, updated_ms=now_ms)
-    ).rowcount
-    if moved != 1:
+        .values(
+            stage=new,
+            entered_ms=case((lead_stages.c.entered_ms > at_ms, lead_stages.c.entered_ms), else_=at_ms),
+            updated_ms=now_ms,
+        )
+        .returning(lead_stages.c.entered_ms)
+    ).scalar()
+    if entered is None:
         return None
-    row = _history(lead_id, old, new, at_ms, transition, cause, cause_ref, now_ms)
+    row = _history(lead_id, old, new, int(entered), transition, cause, cause_ref, now_ms)
     return int(conn.execute(stage_history.insert().values(**row).returning(stage_history.c.id)).scalar_one())
 
 
