@@ -18,6 +18,7 @@ from leadscore.store.lifecycle_tables import list_assignments, read_feedback, re
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
 from leadscore.store.schema import outcomes
+from leadscore.web.data.stages import stage_view
 from lifecycle_model import DAY, HOOK_ENV, HOUR, T0, model, person, points, send, settings
 from receivers import smtp_server, wait_for, webhook_receiver
 
@@ -323,6 +324,8 @@ def test_sla_escalates_only_a_lead_still_waiting_in_the_stage_it_was_assigned_in
     round_(lc_store, T0 + DAY + 6 * HOUR)  # Lena's deadline (day 1 + 4 h) has passed
     with lc_store.connect() as conn:
         assert [o for o in read_outbox(conn) if o["action"] == "escalate"] == []
+        cooled = stage_view(conn, model().lifecycle, lead(lc_store, "ann"))  # type: ignore[arg-type]
+    assert (cooled.stage, cooled.owner, cooled.due_ms) == ("lead", "Lena Vogt (EMEA)", None)  # no SLA clock
     send(lc_store, points("ann", 20, at=T0 + DAY + 7 * HOUR))
     round_(lc_store, T0 + DAY + 7 * HOUR)
     round_(lc_store, T0 + DAY + 12 * HOUR)  # Paul's deadline (day 1 + 11 h) has passed
@@ -332,6 +335,9 @@ def test_sla_escalates_only_a_lead_still_waiting_in_the_stage_it_was_assigned_in
     assert stages(lc_store, "ann") == ["lead", "mql", "lead", "mql"]
     assert escalated == {"lena": None, "paul": T0 + DAY + 12 * HOUR}
     assert [o["target"] for o in escalations] == ["tom@vendor.example"]
+    with lc_store.connect() as conn:
+        waiting = stage_view(conn, model().lifecycle, lead(lc_store, "ann"))  # type: ignore[arg-type]
+    assert (waiting.stage, waiting.owner, waiting.due_ms) == ("mql", "Paul Martin (EMEA)", T0 + DAY + 11 * HOUR)
 
 
 def test_a_backdated_outcome_moves_the_lead_no_earlier_than_it_entered_its_stage(lc_store: Store) -> None:

@@ -48,7 +48,11 @@ def stage_view(conn: Connection, lifecycle: Lifecycle, lead_id: int) -> StageVie
     assignment = current_assignment(conn, lead_id)
     if assignment is not None:
         view.owner, view.owner_email = seller_label(lifecycle, assignment["seller"])
-        view.due_ms, view.touched_ms = assignment["due_ms"], assignment["touched_ms"]
+        # the SLA of a lead that left its assignment stage untouched (it cooled, went quiet) has no clock
+        # left: no one is to work it, and it is not escalated (``claim_breaches``)
+        waiting = bool(view.history) and view.history[-1]["id"] == assignment["stage_move_id"]
+        if assignment["touched_ms"] is not None or waiting:
+            view.due_ms, view.touched_ms = assignment["due_ms"], assignment["touched_ms"]
     view.feedback = read_feedback(conn, lead_id)
     if stage is not None:
         view.can_accept = triggered(lifecycle, stage, "accepted") is not None
