@@ -337,7 +337,11 @@ def test_sla_escalates_only_a_lead_still_waiting_in_the_stage_it_was_assigned_in
     assert [o["target"] for o in escalations] == ["tom@vendor.example"]
     with lc_store.connect() as conn:
         waiting = stage_view(conn, model().lifecycle, lead(lc_store, "ann"))  # type: ignore[arg-type]
-    assert (waiting.stage, waiting.owner, waiting.due_ms) == ("mql", "Paul Martin (EMEA)", T0 + DAY + 11 * HOUR)
+    assert (waiting.stage, waiting.owner, waiting.due_ms) == (
+        "mql",
+        "Paul Martin (EMEA)",
+        T0 + DAY + 11 * HOUR,
+    )
 
 
 def test_a_backdated_outcome_moves_the_lead_no_earlier_than_it_entered_its_stage(lc_store: Store) -> None:

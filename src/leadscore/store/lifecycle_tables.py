@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadscore.store.schema import (
@@ -271,16 +271,34 @@ def touch_assignment(conn: Connection, lead_id: int, at_ms: int) -> None:
     )
 
 
+def still_in_its_stage() -> ColumnElement[bool]:
+    """SQL, correlated to ``assignments``: the assignment's lead is still in the stay its move began (the
+    lead's stage row is that move's stage, entered at that move's time). A lead that moved on without
+    feedback (it cooled, went quiet, an outcome moved it) is on no seller's desk; its next entry into an
+    assignment stage is a new assignment with its own SLA. The stage row, not the newest history row,
+    decides: a merged lead's stage is the kept lead's (``lead_merge``), whatever the other lead's moves."""
+    move = stage_history.alias("assigned_move")
+    return (
+        select(lead_stages.c.lead_id)
+        .select_from(lead_stages.join(move, move.c.id == assignments.c.stage_move_id))
+        .where(
+            lead_stages.c.lead_id == assignments.c.lead_id,
+            lead_stages.c.stage == move.c.to_stage,
+            lead_stages.c.entered_ms == move.c.at_ms,
+        )
+        .exists()
+    )
+
+
+def assignment_waiting(conn: Connection, assignment_id: int) -> bool:
+    """Whether the assignment's lead is still in the stay it was assigned in (``still_in_its_stage``)."""
+    query = select(still_in_its_stage()).where(assignments.c.id == assignment_id)
+    return bool(conn.execute(query).scalar())
+
+
 def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[dict[str, Any]]:
     """Untouched assignments past their SLA that were not escalated yet, whose lead is still in the stage
     it was assigned in (claimed on PostgreSQL)."""
-    # a lead that moved on without feedback (it cooled, went quiet, an outcome moved it) is no longer on
-    # the seller's desk; its next entry into an assignment stage is a new assignment with its own SLA
-    moved_on = (
-        select(stage_history.c.id)
-        .where(stage_history.c.lead_id == assignments.c.lead_id, stage_history.c.id > assignments.c.stage_move_id)
-        .exists()
-    )
     query = (
         select(assignments)
         .where(
@@ -288,7 +306,7 @@ def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[di
             assignments.c.escalated_ms.is_(None),
             assignments.c.due_ms.is_not(None),
             assignments.c.due_ms <= now_ms,
-            ~moved_on,
+            still_in_its_stage(),
         )
         .order_by(assignments.c.id)
         .limit(limit)

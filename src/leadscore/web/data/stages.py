@@ -10,7 +10,12 @@ from sqlalchemy import Connection, select
 
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import Lifecycle
-from leadscore.store.lifecycle_tables import current_assignment, read_feedback, read_stage_history
+from leadscore.store.lifecycle_tables import (
+    assignment_waiting,
+    current_assignment,
+    read_feedback,
+    read_stage_history,
+)
 from leadscore.store.schema import lead_stages
 
 
@@ -50,8 +55,7 @@ def stage_view(conn: Connection, lifecycle: Lifecycle, lead_id: int) -> StageVie
         view.owner, view.owner_email = seller_label(lifecycle, assignment["seller"])
         # the SLA of a lead that left its assignment stage untouched (it cooled, went quiet) has no clock
         # left: no one is to work it, and it is not escalated (``claim_breaches``)
-        waiting = bool(view.history) and view.history[-1]["id"] == assignment["stage_move_id"]
-        if assignment["touched_ms"] is not None or waiting:
+        if assignment["touched_ms"] is not None or assignment_waiting(conn, int(assignment["id"])):
             view.due_ms, view.touched_ms = assignment["due_ms"], assignment["touched_ms"]
     view.feedback = read_feedback(conn, lead_id)
     if stage is not None:
