@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from leadscore.lifecycle.feedback import TransitionError, give_feedback, record_outcome
+from leadscore.lifecycle.reports import funnel, time_in_stage
 from leadscore.lifecycle.runner import run_round
 from leadscore.scoring.pipeline import publish, rescore_all
 from leadscore.store import Store
@@ -361,7 +362,13 @@ def test_a_backdated_outcome_moves_the_lead_no_earlier_than_it_entered_its_stage
         history = [(h["to_stage"], h["at_ms"]) for h in read_stage_history(conn, ann)]
         now = stage_as_of(conn, ann, T0 + 2 * DAY)
         kept = conn.execute(select(outcomes.c.kind, outcomes.c.at_ms).where(outcomes.c.lead_id == ann)).all()
+        lifecycle = model().lifecycle
+        assert lifecycle is not None
+        mql = next(r for r in funnel(conn, lifecycle)["stages"] if r["stage"] == "mql")
+        now_in = {r["stage"]: r["current"] for r in time_in_stage(conn, lifecycle, T0 + 2 * DAY)}
     assert [stage for stage, _ in history] == ["lead", "mql", "sql"]
     assert history[1:] == [("mql", T0 + DAY), ("sql", T0 + DAY)]
     assert now is not None and now["to_stage"] == "sql"
     assert [tuple(r) for r in kept] == [("sql", T0 + HOUR)]
+    assert (mql["entered"], mql["converted"]) == (1, 1)  # the funnel counts the MQL as converted
+    assert (now_in["mql"], now_in["sql"]) == (0, 1)
