@@ -13,6 +13,7 @@ from sqlalchemy import select
 from leadscore.lifecycle.feedback import TransitionError, give_feedback, record_outcome
 from leadscore.lifecycle.reports import funnel, time_in_stage
 from leadscore.lifecycle.runner import run_round
+from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish, rescore_all
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import list_assignments, read_feedback, read_stage_history, stage_as_of
@@ -20,7 +21,7 @@ from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
 from leadscore.store.schema import outcomes
 from leadscore.web.data.stages import stage_view
-from lifecycle_model import DAY, HOOK_ENV, HOUR, T0, model, person, points, send, settings
+from lifecycle_model import DAY, HOOK_ENV, HOUR, MODEL, T0, model, person, points, send, settings
 from receivers import smtp_server, wait_for, webhook_receiver
 
 
@@ -372,3 +373,28 @@ def test_a_backdated_outcome_moves_the_lead_no_earlier_than_it_entered_its_stage
     assert [tuple(r) for r in kept] == [("sql", T0 + HOUR)]
     assert (mql["entered"], mql["converted"]) == (1, 1)  # the funnel counts the MQL as converted
     assert (now_in["mql"], now_in["sql"]) == (0, 1)
+
+
+def test_an_account_whose_owner_left_the_team_gets_a_new_owner(lc_store: Store) -> None:
+    """``sticky_accounts``: the first EMEA contact of Acme goes to Lena (the rotation's position 0) and
+    makes her the account's EMEA owner. Lena then leaves the team (a version without her). The next contact
+    goes round the rotation again (position 1 of [Paul, Ines]: Ines) and Ines becomes the owner, so the
+    third contact is hers too (account_owner), not the rotation's next (position 2: Paul)."""
+    acme = [
+        {"type": "group", "userId": "acct1", "groupId": "acme", "messageId": "g-acme",
+         "traits": {"name": "Acme", "domain": "acme.example"}},
+    ]  # fmt: skip
+    send(lc_store, [person("acct1", domain="acme.example"), *acme, *points("acct1", 61)])
+    round_(lc_store, T0 + DAY)
+    publish(
+        lc_store,
+        loads_model(MODEL.replace("        - {id: lena, name: Lena Vogt, email: lena@vendor.example}\n", "")),
+    )
+    for i, user in enumerate(("acct2", "acct3"), start=2):
+        send(lc_store, [person(user, domain="acme.example"), *points(user, 61, at=T0 + i * DAY)])
+        round_(lc_store, T0 + i * DAY)
+    with lc_store.connect() as conn:
+        rows = {a["lead_id"]: (a["seller"], a["reason"]) for a in list_assignments(conn)}
+    assert rows[lead(lc_store, "acct1")] == ("lena", "default")
+    assert rows[lead(lc_store, "acct2")] == ("ines", "default")
+    assert rows[lead(lc_store, "acct3")] == ("ines", "account_owner")

@@ -208,26 +208,37 @@ def next_in_rotation(conn: Connection, team: str, size: int) -> int:
     return position % size
 
 
-def account_owner(conn: Connection, account_id: int, teams: Sequence[str]) -> dict[str, Any] | None:
-    """The account's owner in one of ``teams`` (an owner per account and team): the first one set."""
-    row = (
-        conn.execute(
-            select(account_owners)
-            .where(account_owners.c.account_id == account_id, account_owners.c.team.in_(list(teams)))
-            .order_by(account_owners.c.at_ms, account_owners.c.team)
-        )
-        .mappings()
-        .first()
+def account_owners_in(conn: Connection, account_id: int, teams: Sequence[str]) -> list[dict[str, Any]]:
+    """The account's owners in ``teams`` (an owner per account and team), the first one set first."""
+    query = (
+        select(account_owners)
+        .where(account_owners.c.account_id == account_id, account_owners.c.team.in_(list(teams)))
+        .order_by(account_owners.c.at_ms, account_owners.c.team)
     )
-    return dict(row) if row else None
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def set_account_owner(conn: Connection, account_id: int, seller: str, team: str, at_ms: int) -> None:
-    insert_ignore(
-        conn,
-        account_owners,
-        [{"account_id": account_id, "seller": seller, "team": team, "at_ms": at_ms}],
-        ["account_id", "team"],
+def set_account_owner(
+    conn: Connection, account_id: int, seller: str, team: str, at_ms: int, replacing: str | None = None
+) -> None:
+    """Make ``seller`` the account's owner in ``team``: when it has none, or in place of ``replacing`` (an
+    owner who is no longer a seller of the team). A concurrent runner's owner set meanwhile stands."""
+    if replacing is None:
+        insert_ignore(
+            conn,
+            account_owners,
+            [{"account_id": account_id, "seller": seller, "team": team, "at_ms": at_ms}],
+            ["account_id", "team"],
+        )
+        return
+    conn.execute(
+        update(account_owners)
+        .where(
+            account_owners.c.account_id == account_id,
+            account_owners.c.team == team,
+            account_owners.c.seller == replacing,
+        )
+        .values(seller=seller, at_ms=at_ms)
     )
 
 
