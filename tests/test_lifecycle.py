@@ -11,14 +11,17 @@ import pytest
 from sqlalchemy import select
 
 from leadscore.lifecycle.feedback import TransitionError, give_feedback, record_outcome
+from leadscore.lifecycle.reports import funnel, time_in_stage
 from leadscore.lifecycle.runner import run_round
+from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish, rescore_all
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import list_assignments, read_feedback, read_stage_history, stage_as_of
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
 from leadscore.store.schema import outcomes
-from lifecycle_model import DAY, HOOK_ENV, HOUR, T0, model, person, points, send, settings
+from leadscore.web.data.stages import stage_view
+from lifecycle_model import DAY, HOOK_ENV, HOUR, MODEL, T0, model, person, points, send, settings
 from receivers import smtp_server, wait_for, webhook_receiver
 
 
@@ -308,3 +311,90 @@ def test_sla_escalation_once_and_consent(lc_store: Store, monkeypatch: pytest.Mo
             "<http://127.0.0.1:8000/v1/unsubscribe?email=ann%40ann.example&token="
         )
         assert stats.skipped == 1
+
+
+def test_sla_escalates_only_a_lead_still_waiting_in_the_stage_it_was_assigned_in(lc_store: Store) -> None:
+    """An assignment whose lead left the assignment stage without feedback (it cooled back to lead) is no
+    seller's to work any more: its SLA passing escalates nothing. Ann enters MQL at day 1 (Lena, due
+    day 1 + 4 h), cools at day 1 + 1 h (70 − 20 = 50 < 60 − 5), re-enters at day 1 + 7 h (50 + 20 = 70:
+    Paul, the EMEA rotation's next, due day 1 + 11 h): one escalation, Paul's, not one for Lena's too."""
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    send(lc_store, points("ann", -20, at=T0 + DAY + HOUR))
+    round_(lc_store, T0 + DAY + HOUR)
+    assert stages(lc_store, "ann") == ["lead", "mql", "lead"]
+    round_(lc_store, T0 + DAY + 6 * HOUR)  # Lena's deadline (day 1 + 4 h) has passed
+    with lc_store.connect() as conn:
+        assert [o for o in read_outbox(conn) if o["action"] == "escalate"] == []
+        cooled = stage_view(conn, model().lifecycle, lead(lc_store, "ann"))  # type: ignore[arg-type]
+    assert (cooled.stage, cooled.owner, cooled.due_ms) == ("lead", "Lena Vogt (EMEA)", None)  # no SLA clock
+    send(lc_store, points("ann", 20, at=T0 + DAY + 7 * HOUR))
+    round_(lc_store, T0 + DAY + 7 * HOUR)
+    round_(lc_store, T0 + DAY + 12 * HOUR)  # Paul's deadline (day 1 + 11 h) has passed
+    with lc_store.connect() as conn:
+        escalated = {a["seller"]: a["escalated_ms"] for a in list_assignments(conn)}
+        escalations = [o for o in read_outbox(conn) if o["action"] == "escalate"]
+    assert stages(lc_store, "ann") == ["lead", "mql", "lead", "mql"]
+    assert escalated == {"lena": None, "paul": T0 + DAY + 12 * HOUR}
+    assert [o["target"] for o in escalations] == ["tom@vendor.example"]
+    with lc_store.connect() as conn:
+        waiting = stage_view(conn, model().lifecycle, lead(lc_store, "ann"))  # type: ignore[arg-type]
+    assert (waiting.stage, waiting.owner, waiting.due_ms) == (
+        "mql",
+        "Paul Martin (EMEA)",
+        T0 + DAY + 11 * HOUR,
+    )
+
+
+def test_a_backdated_outcome_moves_the_lead_no_earlier_than_it_entered_its_stage(lc_store: Store) -> None:
+    """A CRM import may date an outcome before the lead entered the stage it leaves (an SQL recorded at
+    T0 + 1 h for a lead that became an MQL at T0 + 1 day). The move is dated at that entry, not before it,
+    so the history reads in order and the stage as of any time is the stage the lead is in; the outcome
+    keeps its own date for learning."""
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    ann = lead(lc_store, "ann")
+    stored, move = record_outcome(
+        lc_store, model(), ann, "sql", at_ms=T0 + HOUR, amount=None, reason=None, source="csv",
+        settings=settings(), now_ms=T0 + 2 * DAY,
+    )  # fmt: skip
+    assert stored and move is not None and (move.from_stage, move.to_stage) == ("mql", "sql")
+    with lc_store.connect() as conn:
+        history = [(h["to_stage"], h["at_ms"]) for h in read_stage_history(conn, ann)]
+        now = stage_as_of(conn, ann, T0 + 2 * DAY)
+        kept = conn.execute(select(outcomes.c.kind, outcomes.c.at_ms).where(outcomes.c.lead_id == ann)).all()
+        lifecycle = model().lifecycle
+        assert lifecycle is not None
+        mql = next(r for r in funnel(conn, lifecycle)["stages"] if r["stage"] == "mql")
+        now_in = {r["stage"]: r["current"] for r in time_in_stage(conn, lifecycle, T0 + 2 * DAY)}
+    assert [stage for stage, _ in history] == ["lead", "mql", "sql"]
+    assert history[1:] == [("mql", T0 + DAY), ("sql", T0 + DAY)]
+    assert now is not None and now["to_stage"] == "sql"
+    assert [tuple(r) for r in kept] == [("sql", T0 + HOUR)]
+    assert (mql["entered"], mql["converted"]) == (1, 1)  # the funnel counts the MQL as converted
+    assert (now_in["mql"], now_in["sql"]) == (0, 1)
+
+
+def test_an_account_whose_owner_left_the_team_gets_a_new_owner(lc_store: Store) -> None:
+    """``sticky_accounts``: the first EMEA contact of Acme goes to Lena (the rotation's position 0) and
+    makes her the account's EMEA owner. Lena then leaves the team (a version without her). The next contact
+    goes round the rotation again (position 1 of [Paul, Ines]: Ines) and Ines becomes the owner, so the
+    third contact is hers too (account_owner), not the rotation's next (position 2: Paul)."""
+    acme = [
+        {"type": "group", "userId": "acct1", "groupId": "acme", "messageId": "g-acme",
+         "traits": {"name": "Acme", "domain": "acme.example"}},
+    ]  # fmt: skip
+    send(lc_store, [person("acct1", domain="acme.example"), *acme, *points("acct1", 61)])
+    round_(lc_store, T0 + DAY)
+    publish(
+        lc_store,
+        loads_model(MODEL.replace("        - {id: lena, name: Lena Vogt, email: lena@vendor.example}\n", "")),
+    )
+    for i, user in enumerate(("acct2", "acct3"), start=2):
+        send(lc_store, [person(user, domain="acme.example"), *points(user, 61, at=T0 + i * DAY)])
+        round_(lc_store, T0 + i * DAY)
+    with lc_store.connect() as conn:
+        rows = {a["lead_id"]: (a["seller"], a["reason"]) for a in list_assignments(conn)}
+    assert rows[lead(lc_store, "acct1")] == ("lena", "default")
+    assert rows[lead(lc_store, "acct2")] == ("ines", "default")
+    assert rows[lead(lc_store, "acct3")] == ("ines", "account_owner")

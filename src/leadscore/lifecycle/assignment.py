@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from leadscore.lifecycle.gates import matching
 from leadscore.model import ScoringModel, duration_seconds
 from leadscore.store.lifecycle_tables import (
-    account_owner,
+    account_owners_in,
     add_assignment,
     next_in_rotation,
     set_account_owner,
@@ -47,12 +47,15 @@ def assign(
     account_id = conn.execute(select(leads.c.account_id).where(leads.c.id == lead_id)).scalar()
     team_id = seller_id = None
     reason = "default"
+    # the owners in the teams this stage routes to: each team (each score's stage) keeps its own owner
+    owners = []
     if rules.sticky_accounts and account_id is not None:
-        # the owner in a team this stage routes to: each team (each score's stage) keeps its own owner
-        owner = account_owner(conn, account_id, rules.teams_for(stage))
-        found = lifecycle.seller(owner["seller"]) if owner is not None else None
-        if owner is not None and found is not None and found[0].id == owner["team"]:  # still in that team
+        owners = account_owners_in(conn, account_id, rules.teams_for(stage))
+    for owner in owners:
+        found = lifecycle.seller(owner["seller"])
+        if found is not None and found[0].id == owner["team"]:  # still a seller of that team
             team_id, seller_id, reason = found[0].id, found[1].id, "account_owner"
+            break
     if seller_id is None:
         team_id = rules.default_team
         for i, territory in enumerate(rules.territories):
@@ -64,7 +67,9 @@ def assign(
         team = lifecycle.team(team_id)
         seller_id = team.sellers[next_in_rotation(conn, team.id, len(team.sellers))].id
         if rules.sticky_accounts and account_id is not None:
-            set_account_owner(conn, account_id, seller_id, team.id, now_ms)
+            # an owner who left the team (a version without them) hands the account to this seller
+            gone = next((o["seller"] for o in owners if o["team"] == team.id), None)
+            set_account_owner(conn, account_id, seller_id, team.id, now_ms, replacing=gone)
     assert team_id is not None
     sla = rules.sla_of(stage)
     due = None if sla is None else now_ms + int(duration_seconds(sla) * 1000)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadscore.store.schema import (
@@ -142,15 +142,24 @@ def move_stage(
     cause_ref: str,
     now_ms: int,
 ) -> int | None:
-    """Move a lead from ``old`` to ``new`` if it is still in ``old``; returns the history row id, or None."""
-    moved = conn.execute(
+    """Move a lead from ``old`` to ``new`` if it is still in ``old``; returns the history row id, or None.
+    The move is dated ``at_ms``, or the lead's entry into ``old`` when that is later."""
+    # feedback and outcomes carry their own time, and a CRM export may date one before the lead entered
+    # the stage it leaves: a move dated earlier would sort before that entry, and the stage as of any
+    # time (the newest move at or before it) would no longer be the stage the lead is in
+    entered = conn.execute(
         update(lead_stages)
         .where(lead_stages.c.lead_id == lead_id, lead_stages.c.stage == old)
-        .values(stage=new, entered_ms=at_ms, updated_ms=now_ms)
-    ).rowcount
-    if moved != 1:
+        .values(
+            stage=new,
+            entered_ms=case((lead_stages.c.entered_ms > at_ms, lead_stages.c.entered_ms), else_=at_ms),
+            updated_ms=now_ms,
+        )
+        .returning(lead_stages.c.entered_ms)
+    ).scalar()
+    if entered is None:
         return None
-    row = _history(lead_id, old, new, at_ms, transition, cause, cause_ref, now_ms)
+    row = _history(lead_id, old, new, int(entered), transition, cause, cause_ref, now_ms)
     return int(conn.execute(stage_history.insert().values(**row).returning(stage_history.c.id)).scalar_one())
 
 
@@ -199,26 +208,37 @@ def next_in_rotation(conn: Connection, team: str, size: int) -> int:
     return position % size
 
 
-def account_owner(conn: Connection, account_id: int, teams: Sequence[str]) -> dict[str, Any] | None:
-    """The account's owner in one of ``teams`` (an owner per account and team): the first one set."""
-    row = (
-        conn.execute(
-            select(account_owners)
-            .where(account_owners.c.account_id == account_id, account_owners.c.team.in_(list(teams)))
-            .order_by(account_owners.c.at_ms, account_owners.c.team)
-        )
-        .mappings()
-        .first()
+def account_owners_in(conn: Connection, account_id: int, teams: Sequence[str]) -> list[dict[str, Any]]:
+    """The account's owners in ``teams`` (an owner per account and team), the first one set first."""
+    query = (
+        select(account_owners)
+        .where(account_owners.c.account_id == account_id, account_owners.c.team.in_(list(teams)))
+        .order_by(account_owners.c.at_ms, account_owners.c.team)
     )
-    return dict(row) if row else None
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def set_account_owner(conn: Connection, account_id: int, seller: str, team: str, at_ms: int) -> None:
-    insert_ignore(
-        conn,
-        account_owners,
-        [{"account_id": account_id, "seller": seller, "team": team, "at_ms": at_ms}],
-        ["account_id", "team"],
+def set_account_owner(
+    conn: Connection, account_id: int, seller: str, team: str, at_ms: int, replacing: str | None = None
+) -> None:
+    """Make ``seller`` the account's owner in ``team``: when it has none, or in place of ``replacing`` (an
+    owner who is no longer a seller of the team). A concurrent runner's owner set meanwhile stands."""
+    if replacing is None:
+        insert_ignore(
+            conn,
+            account_owners,
+            [{"account_id": account_id, "seller": seller, "team": team, "at_ms": at_ms}],
+            ["account_id", "team"],
+        )
+        return
+    conn.execute(
+        update(account_owners)
+        .where(
+            account_owners.c.account_id == account_id,
+            account_owners.c.team == team,
+            account_owners.c.seller == replacing,
+        )
+        .values(seller=seller, at_ms=at_ms)
     )
 
 
@@ -262,8 +282,34 @@ def touch_assignment(conn: Connection, lead_id: int, at_ms: int) -> None:
     )
 
 
+def still_in_its_stage() -> ColumnElement[bool]:
+    """SQL, correlated to ``assignments``: the assignment's lead is still in the stay its move began (the
+    lead's stage row is that move's stage, entered at that move's time). A lead that moved on without
+    feedback (it cooled, went quiet, an outcome moved it) is on no seller's desk; its next entry into an
+    assignment stage is a new assignment with its own SLA. The stage row, not the newest history row,
+    decides: a merged lead's stage is the kept lead's (``lead_merge``), whatever the other lead's moves."""
+    move = stage_history.alias("assigned_move")
+    return (
+        select(lead_stages.c.lead_id)
+        .select_from(lead_stages.join(move, move.c.id == assignments.c.stage_move_id))
+        .where(
+            lead_stages.c.lead_id == assignments.c.lead_id,
+            lead_stages.c.stage == move.c.to_stage,
+            lead_stages.c.entered_ms == move.c.at_ms,
+        )
+        .exists()
+    )
+
+
+def assignment_waiting(conn: Connection, assignment_id: int) -> bool:
+    """Whether the assignment's lead is still in the stay it was assigned in (``still_in_its_stage``)."""
+    query = select(still_in_its_stage()).where(assignments.c.id == assignment_id)
+    return bool(conn.execute(query).scalar())
+
+
 def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[dict[str, Any]]:
-    """Untouched assignments past their SLA that were not escalated yet (claimed on PostgreSQL)."""
+    """Untouched assignments past their SLA that were not escalated yet, whose lead is still in the stage
+    it was assigned in (claimed on PostgreSQL)."""
     query = (
         select(assignments)
         .where(
@@ -271,6 +317,7 @@ def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[di
             assignments.c.escalated_ms.is_(None),
             assignments.c.due_ms.is_not(None),
             assignments.c.due_ms <= now_ms,
+            still_in_its_stage(),
         )
         .order_by(assignments.c.id)
         .limit(limit)

@@ -10,7 +10,12 @@ from sqlalchemy import Connection, select
 
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import Lifecycle
-from leadscore.store.lifecycle_tables import current_assignment, read_feedback, read_stage_history
+from leadscore.store.lifecycle_tables import (
+    assignment_waiting,
+    current_assignment,
+    read_feedback,
+    read_stage_history,
+)
 from leadscore.store.schema import lead_stages
 
 
@@ -48,7 +53,10 @@ def stage_view(conn: Connection, lifecycle: Lifecycle, lead_id: int) -> StageVie
     assignment = current_assignment(conn, lead_id)
     if assignment is not None:
         view.owner, view.owner_email = seller_label(lifecycle, assignment["seller"])
-        view.due_ms, view.touched_ms = assignment["due_ms"], assignment["touched_ms"]
+        # the SLA of a lead that left its assignment stage untouched (it cooled, went quiet) has no clock
+        # left: no one is to work it, and it is not escalated (``claim_breaches``)
+        if assignment["touched_ms"] is not None or assignment_waiting(conn, int(assignment["id"])):
+            view.due_ms, view.touched_ms = assignment["due_ms"], assignment["touched_ms"]
     view.feedback = read_feedback(conn, lead_id)
     if stage is not None:
         view.can_accept = triggered(lifecycle, stage, "accepted") is not None
