@@ -398,3 +398,33 @@ def test_an_account_whose_owner_left_the_team_gets_a_new_owner(lc_store: Store) 
     assert rows[lead(lc_store, "acct1")] == ("lena", "default")
     assert rows[lead(lc_store, "acct2")] == ("ines", "default")
     assert rows[lead(lc_store, "acct3")] == ("ines", "account_owner")
+
+
+def test_a_disabled_seller_gets_no_new_leads(lc_store: Store) -> None:
+    """A seller whose dashboard user is disabled has left: the rotation passes over her and her accounts
+    get a new owner. EMEA's rotation is [Lena, Paul, Ines]. Acme's first contact takes position 0 (Lena,
+    who becomes Acme's owner). Lena's user is then disabled: Acme's second contact goes round the rotation
+    of the sellers left, [Paul, Ines], at position 1 (Ines, the new owner), its third to Ines as the owner,
+    and Bob (no account) takes position 2 of [Paul, Ines]: Paul."""
+    from leadscore.store.users import add_user, disable_user
+
+    acme = [
+        {"type": "group", "userId": "acct1", "groupId": "acme", "messageId": "g-acme",
+         "traits": {"name": "Acme", "domain": "acme.example"}},
+    ]  # fmt: skip
+    send(lc_store, [person("acct1", domain="acme.example"), *acme, *points("acct1", 61)])
+    round_(lc_store, T0 + DAY)
+    with lc_store.begin() as conn:
+        lena = add_user(conn, "Lena@Vendor.example", "Lena Vogt", "sales", "x", T0)
+        disable_user(conn, lena.id, T0 + DAY)
+    for i, user in enumerate(("acct2", "acct3"), start=2):
+        send(lc_store, [person(user, domain="acme.example"), *points(user, 61, at=T0 + i * DAY)])
+        round_(lc_store, T0 + i * DAY)
+    send(lc_store, [person("bob"), *points("bob", 61, at=T0 + 4 * DAY)])
+    round_(lc_store, T0 + 4 * DAY)
+    with lc_store.connect() as conn:
+        rows = {a["lead_id"]: (a["seller"], a["reason"]) for a in list_assignments(conn)}
+    assert rows[lead(lc_store, "acct1")] == ("lena", "default")
+    assert rows[lead(lc_store, "acct2")] == ("ines", "default")
+    assert rows[lead(lc_store, "acct3")] == ("ines", "account_owner")
+    assert rows[lead(lc_store, "bob")] == ("paul", "default")

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 
 from leadscore.lifecycle.gates import matching
 from leadscore.model import ScoringModel, duration_seconds
+from leadscore.model.lifecycle import Seller
 from leadscore.store.lifecycle_tables import (
     account_owners_in,
     add_assignment,
@@ -25,6 +26,7 @@ from leadscore.store.lifecycle_tables import (
     set_account_owner,
 )
 from leadscore.store.schema import leads
+from leadscore.store.users import disabled_emails
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,15 @@ def assign(
     owners = []
     if rules.sticky_accounts and account_id is not None:
         owners = account_owners_in(conn, account_id, rules.teams_for(stage))
+    gone = disabled_emails(conn)  # sellers whose dashboard user was disabled: they left
+
+    def working(seller: Seller) -> bool:
+        return seller.email.strip().lower() not in gone
+
     for owner in owners:
         found = lifecycle.seller(owner["seller"])
-        if found is not None and found[0].id == owner["team"]:  # still a seller of that team
+        # still a seller of that team, and not one whose user was disabled
+        if found is not None and found[0].id == owner["team"] and working(found[1]):
             team_id, seller_id, reason = found[0].id, found[1].id, "account_owner"
             break
     if seller_id is None:
@@ -65,11 +73,14 @@ def assign(
                 team_id, reason = territory.team, "territory"
                 break
         team = lifecycle.team(team_id)
-        seller_id = team.sellers[next_in_rotation(conn, team.id, len(team.sellers))].id
+        # a disabled seller takes no turn; a team whose sellers are all disabled still gets its leads
+        # (its manager's SLA escalation is then what moves them)
+        turns = [s for s in team.sellers if working(s)] or list(team.sellers)
+        seller_id = turns[next_in_rotation(conn, team.id, len(turns))].id
         if rules.sticky_accounts and account_id is not None:
-            # an owner who left the team (a version without them) hands the account to this seller
-            gone = next((o["seller"] for o in owners if o["team"] == team.id), None)
-            set_account_owner(conn, account_id, seller_id, team.id, now_ms, replacing=gone)
+            # an owner who left the team (a version without them, or disabled) hands the account over
+            left = next((o["seller"] for o in owners if o["team"] == team.id), None)
+            set_account_owner(conn, account_id, seller_id, team.id, now_ms, replacing=left)
     assert team_id is not None
     sla = rules.sla_of(stage)
     due = None if sla is None else now_ms + int(duration_seconds(sla) * 1000)

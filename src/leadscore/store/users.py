@@ -93,6 +93,13 @@ def disable_user(conn: Connection, user_id: int, now_ms: int) -> None:
     end_sessions(conn, user_id)
 
 
+def disabled_emails(conn: Connection) -> frozenset[str]:
+    """The e-mail addresses (lower case, as stored) of disabled users: a seller of the model with one of
+    these has left and is given no new leads (``lifecycle.assignment``)."""
+    query = select(users.c.email).where(users.c.disabled_ms.is_not(None))
+    return frozenset(str(e) for e in conn.execute(query).scalars())
+
+
 def add_session(
     conn: Connection, token_hash: str, user_id: int, csrf: str, now_ms: int, expires_ms: int
 ) -> None:
