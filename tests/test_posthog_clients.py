@@ -32,6 +32,7 @@ from test_api_tracking import MODEL, wait_until
 
 posthog = pytest.importorskip("posthog", reason="posthog (posthog-python) is not installed")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+RECORDED = Path(__file__).parent / "data" / "clients"
 PAGES = 30  # page views before she identifies herself: the first is the pricing page
 
 
@@ -254,3 +255,32 @@ def test_posthog_python_against_the_leadscore_serve_command(tmp_path: Path) -> N
         assert (account.domain, account.name) == ("evco.com", "Evco")
         assert lead.attributes == {"plan": "free"}
     store.dispose()
+
+
+def test_a_posthog_python_batch_over_500_kb_is_stored(api: tuple[str, str, Store]) -> None:
+    """posthog-python fills a batch up to 5 MiB and drops one answered 413 without a retry: 100 events of
+    6.4 KB each (641 KB) were all lost to the Segment batch limit (500 KB). The real client, and the body
+    it sent (recorded from posthog-python 7.91.1, its ``api_key`` replaced), plain and gzipped."""
+    url, write, store = api
+    failures: list[Exception] = []
+    client = posthog.Posthog(write, host=url, on_error=lambda exc, batch: failures.append(exc))
+    for i in range(100):
+        client.capture("Doc Viewed", distinct_id="big-1", properties={"blob": "x" * 6000, "i": i},
+                       uuid=_uuid(f"big{i}"))  # fmt: skip
+    client.flush()
+    client.shutdown()
+    assert failures == []
+    with store.connect() as conn:
+        assert stored_message_ids(conn) == {_uuid(f"big{i}") for i in range(100)}
+
+    recorded = orjson.loads(
+        gzip.decompress((RECORDED / "posthog-python-7.91.1-batch-641k.json.gz").read_bytes())
+    )
+    body = orjson.dumps({**recorded, "api_key": write})
+    assert len(body) > 600_000 and len(recorded["batch"]) == 100
+    with httpx.Client(base_url=url) as http:
+        plain = http.post("/batch/", content=body, headers={"Content-Type": "application/json"})
+        zipped = http.post("/batch/", content=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    # the recorded events are those the client sent above (same uuids): stored once
+    assert (plain.status_code, plain.json()["accepted"], plain.json()["duplicates"]) == (200, 100, 100)
+    assert (zipped.status_code, zipped.json()["accepted"], zipped.json()["duplicates"]) == (200, 100, 100)

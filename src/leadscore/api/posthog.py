@@ -34,6 +34,12 @@ from leadscore.ingest.posthog import events_of, to_segment, token_of
 router = APIRouter(tags=["tracking"], route_class=TrackingRoute)
 GZIP_MAGIC = b"\x1f\x8b"
 CAPTURE_PATHS = ("/batch/", "/e/", "/i/v0/e/", "/capture/")
+# a capture body, plain or inflated: posthog-python fills a batch until its events reach 5 MiB, the last
+# one up to 900 KiB (its consumer's BATCH_SIZE_LIMIT and MAX_MSG_SIZE), and drops a batch answered 413
+# without retrying it; posthog-js' batches have no size bound at all. PostHog's own capture takes 20 MiB.
+# So not the Segment batch limit (max_batch_bytes, 500 KB, which Segment's libraries keep under): 100
+# events of 6.4 KB each came to 641 KB, and all 100 were lost
+MAX_BODY_BYTES = 8 * 1024 * 1024
 FLAGS_PATHS = ("/flags/", "/decide/")
 # what posthog-js needs to start, with every feature off
 FEATURES_OFF = {
@@ -100,7 +106,7 @@ def _body(request: Request, raw: bytes, limit: int) -> Any:
 
 async def capture(request: Request) -> Response:
     state = state_of(request)
-    body = _body(request, await request.body(), state.settings.max_batch_bytes)
+    body = _body(request, await request.body(), MAX_BODY_BYTES)
     token = token_of(body) if isinstance(body, dict | list) else None
     write_key(request.headers.get("authorization"), {"writeKey": token} if token else None, state.keys)
     try:
@@ -158,6 +164,7 @@ for _path in CAPTURE_PATHS:
         name=f"posthog_capture_{_path.strip('/').replace('/', '_')}",
         summary=f"Record PostHog events ({_path})",
         openapi_extra={**WRITE, "requestBody": BODY},
+        max_body_size=MAX_BODY_BYTES,
         responses={
             200: {
                 "description": "The good events stored durably, the bad ones listed",
