@@ -284,3 +284,34 @@ def test_a_posthog_python_batch_over_500_kb_is_stored(api: tuple[str, str, Store
     # the recorded events are those the client sent above (same uuids): stored once
     assert (plain.status_code, plain.json()["accepted"], plain.json()["duplicates"]) == (200, 100, 100)
     assert (zipped.status_code, zipped.json()["accepted"], zipped.json()["duplicates"]) == (200, 100, 100)
+
+
+def test_posthog_node_alias_stitches_the_browsers_anonymous_history(api: tuple[str, str, Store]) -> None:
+    """posthog-node's ``alias({distinctId: 'paula', alias: <the browser's distinct id>})`` names the old
+    id as the alias, the opposite of posthog-python: mapped to one Segment alias, the browser's device id
+    (an anonymous id) was never linked, and her anonymous pricing page view never counted. The browser's
+    page view as posthog-js sends it, then the batch posthog-node 5.74.0 sent (recorded, gzipped as it
+    sends it): her lead has the device's history, 30 + 50."""
+    url, write, store = api
+    device = "019a0000-0000-7000-8000-00000000d001"  # posthog-js: the anonymous distinct id is the device id
+    view = {
+        "event": "$pageview",
+        "uuid": _uuid("pv"),
+        "properties": {"distinct_id": device, "$device_id": device, "token": write,
+                       "$current_url": "https://ex.com/pricing"},
+    }  # fmt: skip
+    recorded = (
+        (RECORDED / "posthog-node-5.74.0-alias.json").read_bytes().replace(b"<write key>", write.encode())
+    )
+    with httpx.Client(base_url=url) as http:
+        assert http.post("/e/", json=[view]).status_code == 200
+        r = http.post("/batch/", content=gzip.compress(recorded), headers={"Content-Encoding": "gzip"})
+    # $identify, the two aliases of $create_alias, the demo request
+    assert (r.status_code, r.json()["accepted"], r.json()["rejected"]) == (200, 4, [])
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        lead = conn.execute(select(leads).where(leads.c.email == "paula@example.com")).one()
+        keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead.id)).scalars())
+        current, _ = read_current(conn, lead.id)
+    assert keys == {"u:paula", "a:paula", f"u:{device}", f"a:{device}"}
+    assert current is not None and current["score"] == 80
