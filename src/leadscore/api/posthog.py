@@ -1,7 +1,9 @@
-"""PostHog's capture API, so posthog-python and posthog-js send to leadscore with only their host and
-project key set: ``/batch/`` (posthog-python), ``/e/`` and ``/i/v0/e/`` (posthog-js), ``/capture/``
+"""PostHog's capture API, so posthog-python, posthog-node and posthog-js send to leadscore with only their
+host and project key set: ``/batch/`` (posthog-python), ``/e/`` and ``/i/v0/e/`` (posthog-js), ``/capture/``
 (one event), and ``/flags/``, ``/decide/`` and ``/array/{token}/config`` (posthog-js' remote configuration)
-answered with every feature off.
+answered with every feature off. PostHog's HTML snippet loads posthog-js from ``{api_host}/static/array.js``:
+leadscore serves the build shipped in ``web/static/vendor/`` there (its no-external build: it loads no
+other script).
 
 A body is JSON, plain or with ``Content-Encoding: gzip``/``deflate``, or gzip with the query flag
 ``compression=gzip-js``, or a form whose ``data`` field is base64 JSON (``compression=base64``); all of
@@ -16,6 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from functools import cache
+from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -127,6 +131,31 @@ async def capture(request: Request) -> Response:
 
 async def flags(request: Request) -> Response:
     return Response(orjson.dumps(FEATURES_OFF), media_type="application/json")
+
+
+POSTHOG_JS = "posthog-js-1.449.2.array.no-external.js"
+
+
+@cache
+def _posthog_js() -> bytes:
+    return (files("leadscore.web") / "static" / "vendor" / POSTHOG_JS).read_bytes()
+
+
+@router.get(
+    "/static/array.js",
+    summary="posthog-js, where PostHog's HTML snippet loads it from ({api_host}/static/array.js)",
+    responses={200: {"description": "posthog-js 1.449.2", "content": {"text/javascript": {}}}},
+)
+async def posthog_js(request: Request) -> Response:
+    """Before the dashboard's own ``/static/`` files (a route wins over the mount). The snippet loads it
+    with ``crossorigin="anonymous"``: the CORS middleware answers a website in ``cors_origins``, which
+    posthog-js needs anyway to send its events."""
+    # cached an hour by browsers; the file changes only with a leadscore release
+    return Response(
+        _posthog_js(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.get(
