@@ -259,7 +259,7 @@ def test_posthog_python_against_the_leadscore_serve_command(tmp_path: Path) -> N
 
 def test_a_posthog_python_batch_over_500_kb_is_stored(api: tuple[str, str, Store]) -> None:
     """posthog-python fills a batch up to 5 MiB and drops one answered 413 without a retry: 100 events of
-    6.4 KB each (641 KB) were all lost to the Segment batch limit (500 KB). The real client, and the body
+    6.4 KB each (641 KB) were all lost to the Segment batch limit (500 KB), and so were 5 MiB batches. The real client, and the body
     it sent (recorded from posthog-python 7.91.1, its ``api_key`` replaced), plain and gzipped."""
     url, write, store = api
     failures: list[Exception] = []
@@ -267,11 +267,17 @@ def test_a_posthog_python_batch_over_500_kb_is_stored(api: tuple[str, str, Store
     for i in range(100):
         client.capture("Doc Viewed", distinct_id="big-1", properties={"blob": "x" * 6000, "i": i},
                        uuid=_uuid(f"big{i}"))  # fmt: skip
+    # and its largest batches: events of 60 KB fill one up to 5 MiB (87 events, 5.26 MB), then the rest
+    for i in range(100):
+        client.capture("Doc Viewed", distinct_id="big-2", properties={"blob": "y" * 60_000, "i": i},
+                       uuid=_uuid(f"huge{i}"))  # fmt: skip
     client.flush()
     client.shutdown()
     assert failures == []
     with store.connect() as conn:
-        assert stored_message_ids(conn) == {_uuid(f"big{i}") for i in range(100)}
+        assert stored_message_ids(conn) == {
+            _uuid(f"{name}{i}") for name in ("big", "huge") for i in range(100)
+        }
 
     recorded = orjson.loads(
         gzip.decompress((RECORDED / "posthog-python-7.91.1-batch-641k.json.gz").read_bytes())
