@@ -39,6 +39,8 @@ POLICIES: list[tuple[str, set[str]]] = [
         set(CREDENTIALS),
     ),  # posthog-js asks before it starts: every feature off, public
     (r"^/analytics\.js$", set(CREDENTIALS)),  # the tracking tag: public, like a CDN's script
+    (r"^/analytics\.js/v1/\{[^}]+\}/analytics\.min\.js$", set(CREDENTIALS)),  # Segment's snippet: a script
+    (r"^/static/array\.js$", set(CREDENTIALS)),  # posthog-js for PostHog's snippet: public, a script
     (r"^/sourceConfig/?$", {"write"}),  # RudderStack's source config: the write key in the query
     (r"^/v1/leads(/\{ref\})?$|^/v1/leads/\{ref\}/explanation$", {"read", "admin"}),
     (r"^/v1/leads/\{ref\}/stage$|^/v1/segments|^/v1/assignments$|^/v1/reports/", {"read", "admin"}),

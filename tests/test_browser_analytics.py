@@ -211,3 +211,48 @@ def test_requests_beyond_loopback_fail_and_are_recorded(chromium: Browser, site:
         )
     assert outcome == "failed"
     assert traffic.outside == ["http://example.com/x"]
+
+
+@pytest.fixture
+def snippet_site(store: Store) -> Iterator[Site]:
+    """A website with Segment's snippet and no copy of analytics.js."""
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "website", 0)
+    with website({"/pricing": page_file("segment-snippet.html")}) as port:
+        settings = Settings(
+            database_url="unused", processor_idle_s=0.05, cors_origins=[f"http://127.0.0.1:{port}"]
+        )
+        with serving(create_app(settings, store=store)) as api:
+            yield Site(port, api, write, store)
+
+
+def test_segment_snippet_with_its_cdn_host_changed(chromium: Browser, snippet_site: Site) -> None:
+    """Segment's snippet with ``cdn.segment.com`` changed to leadscore loads
+    ``/analytics.js/v1/{key}/analytics.min.js``, which was a 404: analytics.js never loaded and nothing
+    was sent. Now the snippet's queued page view, then identify and track, arrive and move her score, and
+    the page asks nothing of any other host (no CDN)."""
+    site = snippet_site
+    store = site.store
+    with browsing(chromium) as (page, traffic):
+        page.goto(f"{site.origin}/pricing")
+        page.evaluate("([k, u]) => loadSegmentSnippet(k, u)", [site.write_key, site.api])
+        page.wait_for_function("() => window.analytics.initialized === true", timeout=15_000)
+        anonymous_id = page.evaluate("() => analytics.user().anonymousId()")
+        wait_until(lambda: any(e["type"] == "page" for e in _stored(store)))
+        page.evaluate("() => analytics.identify('ada', {email: 'ada@example.com'})")
+        page.evaluate("() => analytics.track('Demo Requested', {plan: 'team'})")
+        assert wait_until(lambda: _score(store, "ada@example.com") == 80)
+        assert not traffic.errors and not traffic.failed, (traffic.errors, traffic.failed)
+        assert traffic.outside == []
+        sent = traffic.sent()
+
+    stored = _stored(store)
+    assert [e["type"] for e in stored] == ["page", "identify", "track"]
+    assert stored[0]["path"] == "/pricing" and stored[0]["anonymous_id"] == anonymous_id
+    api = urlsplit(site.api).netloc
+    to_api = [(method, urlsplit(url).path) for method, url, _ in sent if urlsplit(url).netloc == api]
+    assert to_api[:2] == [
+        ("GET", f"/analytics.js/v1/{site.write_key}/analytics.min.js"),
+        ("GET", f"/v1/projects/{site.write_key}/settings"),
+    ]

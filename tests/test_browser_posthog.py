@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser
 
-from browser_support import PAGES, browsing, launched_chromium, page_file, script_file, wait_until, website
+from browser_support import browsing, launched_chromium, page_file, script_file, wait_until, website
 from leadscore.api import create_app
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish
@@ -22,7 +22,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.keys import create_key
 from live_server import serve_command, serving
-from test_browser_analytics import MODEL, Site, _score, _stored
+from test_browser_analytics import MODEL, SHIPPED, Site, _score, _stored
 
 POSTHOG_BUNDLE = "posthog-js-1.449.2.array.no-external.js"
 
@@ -39,7 +39,7 @@ def site(store: Store) -> Iterator[Site]:
         _, write = create_key(conn, "write", "website", 0)
     files = {
         "/pricing": page_file("posthog.html"),
-        f"/vendor/{POSTHOG_BUNDLE}": script_file(PAGES / "vendor" / POSTHOG_BUNDLE),
+        f"/vendor/{POSTHOG_BUNDLE}": script_file(SHIPPED / POSTHOG_BUNDLE),
     }
     with website(files) as port:
         settings = Settings(
@@ -59,7 +59,7 @@ def served_site(tmp_path: Path) -> Iterator[Site]:
         _, write = create_key(conn, "write", "website", 0)
     files = {
         "/pricing": page_file("posthog.html"),
-        f"/vendor/{POSTHOG_BUNDLE}": script_file(PAGES / "vendor" / POSTHOG_BUNDLE),
+        f"/vendor/{POSTHOG_BUNDLE}": script_file(SHIPPED / POSTHOG_BUNDLE),
     }
     with website(files) as port:
         origins = json.dumps([f"http://127.0.0.1:{port}"])
@@ -72,13 +72,37 @@ def test_posthog_js_in_chromium_moves_the_score(chromium: Browser, site: Site) -
     _journey(chromium, site)
 
 
+@pytest.fixture
+def snippet_site(store: Store) -> Iterator[Site]:
+    """A website with PostHog's HTML snippet and no copy of posthog-js: the snippet loads it from
+    ``{api_host}/static/array.js``, leadscore."""
+    publish(store, loads_model(MODEL))
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "website", 0)
+    with website({"/pricing": page_file("posthog-snippet.html")}) as port:
+        settings = Settings(
+            database_url="unused", processor_idle_s=0.05, cors_origins=[f"http://127.0.0.1:{port}"]
+        )
+        with serving(create_app(settings, store=store)) as api:
+            yield Site(port, api, write, store)
+
+
+def test_posthog_snippet_loads_posthog_js_from_leadscore(chromium: Browser, snippet_site: Site) -> None:
+    """The snippet with only ``api_host`` changed fetched ``{api_host}/static/array.js``, which was the
+    dashboard's static files' 404: posthog-js never loaded and nothing was sent. Now the shipped build
+    loads (across origins, crossorigin="anonymous"), and the visitor's journey moves her score."""
+    sent = _journey(chromium, snippet_site)
+    assert f"{snippet_site.api}/static/array.js" in {url for _, url, _ in sent}
+
+
 def test_posthog_js_in_chromium_against_the_leadscore_serve_command(
     chromium: Browser, served_site: Site
 ) -> None:
     _journey(chromium, served_site)
 
 
-def _journey(chromium: Browser, site: Site) -> None:
+def _journey(chromium: Browser, site: Site) -> list[tuple[str, str, dict[str, str]]]:
+    """The visitor's journey; returns the requests the page sent."""
     store = site.store
     with browsing(chromium) as (page, traffic):
         page.goto(f"{site.origin}/pricing")
@@ -105,3 +129,4 @@ def _journey(chromium: Browser, site: Site) -> None:
     api = urlsplit(site.api).netloc
     paths = {urlsplit(url).path for _, url, _ in sent if urlsplit(url).netloc == api}
     assert paths & {"/e/", "/i/v0/e/"}, paths
+    return sent

@@ -32,6 +32,7 @@ from test_api_tracking import MODEL, wait_until
 
 posthog = pytest.importorskip("posthog", reason="posthog (posthog-python) is not installed")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+RECORDED = Path(__file__).parent / "data" / "clients"
 PAGES = 30  # page views before she identifies herself: the first is the pricing page
 
 
@@ -254,3 +255,69 @@ def test_posthog_python_against_the_leadscore_serve_command(tmp_path: Path) -> N
         assert (account.domain, account.name) == ("evco.com", "Evco")
         assert lead.attributes == {"plan": "free"}
     store.dispose()
+
+
+def test_a_posthog_python_batch_over_500_kb_is_stored(api: tuple[str, str, Store]) -> None:
+    """posthog-python fills a batch up to 5 MiB and drops one answered 413 without a retry: 100 events of
+    6.4 KB each (641 KB) were all lost to the Segment batch limit (500 KB), and so were 5 MiB batches. The real client, and the body
+    it sent (recorded from posthog-python 7.91.1, its ``api_key`` replaced), plain and gzipped."""
+    url, write, store = api
+    failures: list[Exception] = []
+    client = posthog.Posthog(write, host=url, on_error=lambda exc, batch: failures.append(exc))
+    for i in range(100):
+        client.capture("Doc Viewed", distinct_id="big-1", properties={"blob": "x" * 6000, "i": i},
+                       uuid=_uuid(f"big{i}"))  # fmt: skip
+    # and its largest batches: events of 60 KB fill one up to 5 MiB (87 events, 5.26 MB), then the rest
+    for i in range(100):
+        client.capture("Doc Viewed", distinct_id="big-2", properties={"blob": "y" * 60_000, "i": i},
+                       uuid=_uuid(f"huge{i}"))  # fmt: skip
+    client.flush()
+    client.shutdown()
+    assert failures == []
+    with store.connect() as conn:
+        assert stored_message_ids(conn) == {
+            _uuid(f"{name}{i}") for name in ("big", "huge") for i in range(100)
+        }
+
+    recorded = orjson.loads(
+        gzip.decompress((RECORDED / "posthog-python-7.91.1-batch-641k.json.gz").read_bytes())
+    )
+    body = orjson.dumps({**recorded, "api_key": write})
+    assert len(body) > 600_000 and len(recorded["batch"]) == 100
+    with httpx.Client(base_url=url) as http:
+        plain = http.post("/batch/", content=body, headers={"Content-Type": "application/json"})
+        zipped = http.post("/batch/", content=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    # the recorded events are those the client sent above (same uuids): stored once
+    assert (plain.status_code, plain.json()["accepted"], plain.json()["duplicates"]) == (200, 100, 100)
+    assert (zipped.status_code, zipped.json()["accepted"], zipped.json()["duplicates"]) == (200, 100, 100)
+
+
+def test_posthog_node_alias_stitches_the_browsers_anonymous_history(api: tuple[str, str, Store]) -> None:
+    """posthog-node's ``alias({distinctId: 'paula', alias: <the browser's distinct id>})`` names the old
+    id as the alias, the opposite of posthog-python: mapped to one Segment alias, the browser's device id
+    (an anonymous id) was never linked, and her anonymous pricing page view never counted. The browser's
+    page view as posthog-js sends it, then the batch posthog-node 5.74.0 sent (recorded, gzipped as it
+    sends it): her lead has the device's history, 30 + 50."""
+    url, write, store = api
+    device = "019a0000-0000-7000-8000-00000000d001"  # posthog-js: the anonymous distinct id is the device id
+    view = {
+        "event": "$pageview",
+        "uuid": _uuid("pv"),
+        "properties": {"distinct_id": device, "$device_id": device, "token": write,
+                       "$current_url": "https://ex.com/pricing"},
+    }  # fmt: skip
+    recorded = (
+        (RECORDED / "posthog-node-5.74.0-alias.json").read_bytes().replace(b"<write key>", write.encode())
+    )
+    with httpx.Client(base_url=url) as http:
+        assert http.post("/e/", json=[view]).status_code == 200
+        r = http.post("/batch/", content=gzip.compress(recorded), headers={"Content-Encoding": "gzip"})
+    # $identify, the two aliases of $create_alias, the demo request
+    assert (r.status_code, r.json()["accepted"], r.json()["rejected"]) == (200, 4, [])
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        lead = conn.execute(select(leads).where(leads.c.email == "paula@example.com")).one()
+        keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead.id)).scalars())
+        current, _ = read_current(conn, lead.id)
+    assert keys == {"u:paula", "a:paula", f"u:{device}", f"a:{device}"}
+    assert current is not None and current["score"] == 80

@@ -59,9 +59,12 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
         [{"type": "page", "anonymousId": "d1", "properties": {"$device_id": "d1"}}],
     ),
     (
-        "posthog.alias()",
-        {"event": "$create_alias", "distinct_id": "old", "properties": {"distinct_id": "old", "alias": "new"}},
-        [{"type": "alias", "userId": "new", "previousId": "old", "properties": {"alias": "new"}}],
+        "posthog.alias(): an alias each way (posthog-python's alias is the new id, posthog-node's the old)",
+        {"event": "$create_alias", "distinct_id": "old", "uuid": "u4",
+         "properties": {"distinct_id": "old", "alias": "new", "$device_id": "d1"}},
+        [{"type": "alias", "userId": "new", "previousId": "old", "anonymousId": "d1", "messageId": "u4",
+          "properties": {"alias": "new", "$device_id": "d1"}},
+         {"type": "alias", "userId": "old", "previousId": "new", "messageId": "u4:back", "properties": {}}],
     ),
     (
         "$groupidentify of a company: the account",

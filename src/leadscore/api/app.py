@@ -35,7 +35,8 @@ from leadscore.scoring.processor import Processor
 from leadscore.settings import Settings
 from leadscore.store import Store
 
-# every request body: tracking batches are limited to 500 KB on their own; nothing else needs more
+# every request body but PostHog's capture (api.posthog.MAX_BODY_BYTES): tracking batches are limited to
+# 500 KB on their own; nothing else needs more
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -134,7 +135,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     errors.install(app)
     allowed_methods.install(app)  # 405 with Allow
-    app.add_middleware(errors.DeclaredBodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        errors.DeclaredBodyLimit,
+        max_bytes=MAX_BODY_BYTES,
+        larger={path: posthog.MAX_BODY_BYTES for path in posthog.CAPTURE_PATHS},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

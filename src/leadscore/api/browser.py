@@ -17,6 +17,11 @@ event requests carry the headers in ``CORS_HEADERS``, which the CORS preflight m
 followed by ``web/static/analytics-loader.js``, which loads it pointed at this server with the write key
 of its own ``<script data-write-key=...>`` tag and records a page view. A plain HTML site needs that one
 tag (the dashboard's "Tracking code" page shows it).
+
+**Segment's snippet** with ``cdn.segment.com`` changed to leadscore loads
+``{host}/analytics.js/v1/{writeKey}/analytics.min.js``: analytics.js's standalone build (which reads the
+snippet's queued calls and write key), after ``web/static/snippet-cdn.js``, which points its CDN at this
+server (the library reads a CDN from a script URL only when it is https).
 """
 
 from __future__ import annotations
@@ -114,6 +119,7 @@ router.add_api_route("/sourceConfig", source_config, methods=["GET"], include_in
 
 
 ANALYTICS_JS = "analytics-next-1.84.3.umd.js"
+ANALYTICS_JS_STANDALONE = "analytics-next-1.84.3.standalone.js"
 
 
 @cache
@@ -123,15 +129,38 @@ def _tag_script() -> bytes:
     return library + b"\n" + (static / "analytics-loader.js").read_bytes()
 
 
+@cache
+def _snippet_script() -> bytes:
+    static = files("leadscore.web") / "static"
+    return (
+        (static / "snippet-cdn.js").read_bytes()
+        + b"\n"
+        + (static / "vendor" / ANALYTICS_JS_STANDALONE).read_bytes()
+    )
+
+
+def _script(body: bytes) -> Response:
+    # cached an hour by browsers; the file changes only with a leadscore release
+    return Response(
+        body, media_type="text/javascript; charset=utf-8", headers={"Cache-Control": "public, max-age=3600"}
+    )
+
+
 @router.get(
     "/analytics.js",
     summary="The tracking tag: analytics.js (analytics-next) that loads itself pointed at this server",
     response_class=Response,
 )
 def tag_script() -> Response:
-    # cached an hour by browsers; the file changes only with a leadscore release
-    return Response(
-        _tag_script(),
-        media_type="text/javascript; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    return _script(_tag_script())
+
+
+@router.get(
+    "/analytics.js/v1/{write_key}/analytics.min.js",
+    summary="analytics.js for Segment's snippet, its CDN host changed to leadscore",
+    description="The same file for every write key (the settings request checks the key): nothing of the "
+    "path is written into the script.",
+    response_class=Response,
+)
+def snippet_script(write_key: str) -> Response:
+    return _script(_snippet_script())

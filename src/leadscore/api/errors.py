@@ -14,6 +14,7 @@ holds at most ``LISTED_ERRORS`` entries, so an error body stays small whatever t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -129,16 +130,17 @@ def install(app: FastAPI) -> None:
 class DeclaredBodyLimit:
     """Refuse a request whose declared Content-Length is over ``max_bytes`` before reading it, with the
     JSON envelope (API) or a short text (pages). FastAPI's own ``max_body_size`` still stops bodies that
-    declare no length (chunked) while they stream."""
+    declare no length (chunked) while they stream. The paths in ``larger`` have limits of their own."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
+        self.app, self.max_bytes, self.larger = app, max_bytes, dict(larger or {})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             declared = dict(scope.get("headers") or []).get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-                message = f"body is {int(declared)} bytes; at most {self.max_bytes} are allowed"
+            limit = self.larger.get(scope["path"], self.max_bytes)
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                message = f"body is {int(declared)} bytes; at most {limit} are allowed"
                 response = envelope(413, message)
                 await response(scope, receive, send)
                 return

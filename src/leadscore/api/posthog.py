@@ -1,7 +1,9 @@
-"""PostHog's capture API, so posthog-python and posthog-js send to leadscore with only their host and
-project key set: ``/batch/`` (posthog-python), ``/e/`` and ``/i/v0/e/`` (posthog-js), ``/capture/``
+"""PostHog's capture API, so posthog-python, posthog-node and posthog-js send to leadscore with only their
+host and project key set: ``/batch/`` (posthog-python), ``/e/`` and ``/i/v0/e/`` (posthog-js), ``/capture/``
 (one event), and ``/flags/``, ``/decide/`` and ``/array/{token}/config`` (posthog-js' remote configuration)
-answered with every feature off.
+answered with every feature off. PostHog's HTML snippet loads posthog-js from ``{api_host}/static/array.js``:
+leadscore serves the build shipped in ``web/static/vendor/`` there (its no-external build: it loads no
+other script).
 
 A body is JSON, plain or with ``Content-Encoding: gzip``/``deflate``, or gzip with the query flag
 ``compression=gzip-js``, or a form whose ``data`` field is base64 JSON (``compression=base64``); all of
@@ -16,6 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from functools import cache
+from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,6 +38,12 @@ from leadscore.ingest.posthog import events_of, to_segment, token_of
 router = APIRouter(tags=["tracking"], route_class=TrackingRoute)
 GZIP_MAGIC = b"\x1f\x8b"
 CAPTURE_PATHS = ("/batch/", "/e/", "/i/v0/e/", "/capture/")
+# a capture body, plain or inflated: posthog-python fills a batch until its events reach 5 MiB, the last
+# one up to 900 KiB (its consumer's BATCH_SIZE_LIMIT and MAX_MSG_SIZE), and drops a batch answered 413
+# without retrying it; posthog-js' batches have no size bound at all. PostHog's own capture takes 20 MiB.
+# So not the Segment batch limit (max_batch_bytes, 500 KB, which Segment's libraries keep under): 100
+# events of 6.4 KB each came to 641 KB, and all 100 were lost
+MAX_BODY_BYTES = 8 * 1024 * 1024
 FLAGS_PATHS = ("/flags/", "/decide/")
 # what posthog-js needs to start, with every feature off
 FEATURES_OFF = {
@@ -100,7 +110,7 @@ def _body(request: Request, raw: bytes, limit: int) -> Any:
 
 async def capture(request: Request) -> Response:
     state = state_of(request)
-    body = _body(request, await request.body(), state.settings.max_batch_bytes)
+    body = _body(request, await request.body(), MAX_BODY_BYTES)
     token = token_of(body) if isinstance(body, dict | list) else None
     write_key(request.headers.get("authorization"), {"writeKey": token} if token else None, state.keys)
     try:
@@ -121,6 +131,31 @@ async def capture(request: Request) -> Response:
 
 async def flags(request: Request) -> Response:
     return Response(orjson.dumps(FEATURES_OFF), media_type="application/json")
+
+
+POSTHOG_JS = "posthog-js-1.449.2.array.no-external.js"
+
+
+@cache
+def _posthog_js() -> bytes:
+    return (files("leadscore.web") / "static" / "vendor" / POSTHOG_JS).read_bytes()
+
+
+@router.get(
+    "/static/array.js",
+    summary="posthog-js, where PostHog's HTML snippet loads it from ({api_host}/static/array.js)",
+    responses={200: {"description": "posthog-js 1.449.2", "content": {"text/javascript": {}}}},
+)
+async def posthog_js(request: Request) -> Response:
+    """Before the dashboard's own ``/static/`` files (a route wins over the mount). The snippet loads it
+    with ``crossorigin="anonymous"``: the CORS middleware answers a website in ``cors_origins``, which
+    posthog-js needs anyway to send its events."""
+    # cached an hour by browsers; the file changes only with a leadscore release
+    return Response(
+        _posthog_js(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.get(
@@ -158,6 +193,7 @@ for _path in CAPTURE_PATHS:
         name=f"posthog_capture_{_path.strip('/').replace('/', '_')}",
         summary=f"Record PostHog events ({_path})",
         openapi_extra={**WRITE, "requestBody": BODY},
+        max_body_size=MAX_BODY_BYTES,
         responses={
             200: {
                 "description": "The good events stored durably, the bad ones listed",

@@ -9,7 +9,8 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
   where the lead has no value yet; ``$anon_distinct_id`` as the ``anonymousId``) and an ``alias`` from
   ``$anon_distinct_id``, which stitches an anonymous id that a server library sent as a distinct id (its
   person key is ``u:``).
-* ``$set`` and ``$set_once`` events → ``identify`` with their traits; ``$create_alias`` → ``alias``.
+* ``$set`` and ``$set_once`` events → ``identify`` with their traits; ``$create_alias`` → two ``alias``
+  messages, one each way (``<uuid>:back``): the clients disagree on which of its ids is the new one.
 * any other event of an identified person with ``$set`` or ``$set_once`` → the event and, beside it, an
   ``identify`` with those traits (message id ``<uuid>:set``).
 * ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (the company is the lead's
@@ -165,7 +166,24 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         alias_of = _text(properties.get("alias"))
         if alias_of is None:
             raise MessageError("properties.alias", "a $create_alias event needs 'properties.alias'")
-        return [{**base, "type": "alias", "userId": alias_of, "previousId": distinct_id}]
+        # the two ids are one person, whichever is the new one: posthog-python sends the new id as the
+        # alias (alias(previous_id, distinct_id)), posthog-node and posthog-js the other way round
+        # (alias({distinctId, alias}): the alias is the browser's anonymous id). A Segment alias links
+        # its previousId as a user id and as an anonymous id, its userId as a user id only: a second
+        # alias, the other way round, links the alias as an anonymous id (a device id posthog-js sent)
+        back = {
+            **base,
+            "type": "alias",
+            "userId": distinct_id,
+            "previousId": alias_of,
+            "properties": {},
+            "messageId": derived_id(message_id, "back") if message_id else None,
+        }
+        back.pop("anonymousId", None)
+        return [
+            {**base, "type": "alias", "userId": alias_of, "previousId": distinct_id},
+            {k: v for k, v in back.items() if v is not None},
+        ]
     if name == "$groupidentify" and properties.get("$group_type") in ACCOUNT_GROUP_TYPES:
         group_key = _text(properties.get("$group_key"))
         if group_key is None:
