@@ -120,3 +120,45 @@ def test_the_api_refuses_unstorable_outcomes_and_feedback_per_item(store: Store)
         assert read_feedback(conn) == []
     assert {(k, a) for _, k, _, a, _ in stored(store)} == {("opportunity", 100.0)}
     assert all(a is None or math.isfinite(a) for *_, a, _ in stored(store)) and sven is not None
+
+
+def test_an_outcome_or_decision_dated_in_the_future_is_refused_with_its_row(
+    store: Store, tmp_path: Path
+) -> None:
+    """A close date typed with the wrong year (9000) would move the lead's stage at a time still to come:
+    its stage now and its history would disagree for 7,000 years. Refused, per row or item, like an
+    event more than a day ahead; the good row beside it is recorded, and nothing of the decision."""
+    publish(store, model())
+    ingest(store, [normalise(m, received_ms=T0) for m in [person("sven"), *points("sven", 64)]],
+           source="test")  # fmt: skip
+    path = tmp_path / "crm.csv"
+    path.write_bytes(
+        b"Email,Outcome,Date,Amount\n"
+        b"sven@sven.example,won,9000-01-01,10\n"  # row 2: the future
+        b"sven@sven.example,opportunity,2024-05-02,100\n"  # row 3
+    )
+    url = store.engine.url.render_as_string(hide_password=False)
+    result = runner.invoke(app, ["outcomes", "import", str(path), "--db", url])
+    assert "crm.csv:2 field at: '9000-01-01' is more than 24 h after now" in result.output, result.output
+    assert "1 outcomes recorded, 0 already known, 0 stage moves, 1 bad rows" in result.output
+    assert result.exit_code == 1
+    with store.begin() as conn:
+        _, admin = create_key(conn, "admin", "crm", 0)
+    bearer = {"Authorization": f"Bearer {admin}", "Content-Type": "application/json"}
+    api = create_app(Settings(database_url="unused", run_processor=False), store=store)
+    with serving(api) as url, httpx.Client(base_url=url, timeout=10) as client:
+        body = '{"outcomes": [{"lead": "sven", "kind": "lost", "at": "9000-01-02"}]}'
+        r = client.post("/v1/outcomes", content=body, headers=bearer)
+        assert r.status_code == 200, r.text
+        [item] = r.json()["results"]
+        assert item["ok"] is False
+        assert item["message"].startswith("field at: '9000-01-02' is more than 24 h after now")
+        feedback = '{"decision": "accept", "by": "erik", "at": "9000-01-03T00:00:00Z"}'
+        r = client.post("/v1/leads/sven/feedback", content=feedback, headers=bearer)
+        assert r.status_code == 422, r.text
+        [error] = r.json()["errors"]
+        assert error["field"] == "at" and error["message"].startswith("'9000-01-03' is more than 24 h")
+    with store.connect() as conn:
+        sven = find_lead(conn, external_id="sven")
+        assert read_feedback(conn) == []
+    assert stored(store) == {(sven, "opportunity", T0 + DAY, 100.0, None)}

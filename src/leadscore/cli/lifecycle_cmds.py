@@ -14,7 +14,7 @@ from rich.table import Table
 
 from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, print_rows
-from leadscore.errors import LeadscoreError, NotFoundError
+from leadscore.errors import InputError, LeadscoreError, NotFoundError, Problem
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -213,18 +213,24 @@ def import_outcomes(
                 console.print(f"[red]error[/red] {path}:{row.row} field lead: {exc}", highlight=False)
                 bad += 1
                 continue
-            new, move = record_outcome(
-                store,
-                active.model if active is not None else None,
-                lead_id,
-                row.kind,
-                at_ms=row.at_ms,
-                amount=row.amount,
-                reason=row.reason,
-                source="csv",
-                settings=settings,
-                now_ms=stamp,
-            )
+            try:
+                new, move = record_outcome(
+                    store,
+                    active.model if active is not None else None,
+                    lead_id,
+                    row.kind,
+                    at_ms=row.at_ms,
+                    amount=row.amount,
+                    reason=row.reason,
+                    source="csv",
+                    settings=settings,
+                    now_ms=stamp,
+                )
+            except InputError as exc:  # one bad row never sinks the others
+                where = Problem(exc.problem.message, str(path), row.row, field=exc.problem.field)
+                console.print(f"[red]error[/red] {where}", highlight=False)
+                bad += 1
+                continue
             stored += new
             duplicates += not new
             moved += bool(move and move.to_stage)

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from leadscore.errors import InputError, LeadscoreError, Problem
 from leadscore.lifecycle import segments
 from leadscore.lifecycle.actions import Effects
-from leadscore.lifecycle.outcomes import unstorable
+from leadscore.lifecycle.outcomes import too_late, unstorable
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import ScoringModel
 from leadscore.settings import Settings
@@ -129,6 +129,9 @@ def give_feedback(
         raise InputError(
             Problem(f"decision must be accepted or rejected, not {decision!r}", field="decision")
         )
+    late = too_late(at_ms, now_ms)
+    if late is not None:
+        raise InputError(Problem(f"{_day(at_ms)!r} {late}", field="at"))
     if decision == "rejected" and reason not in lifecycle.rejection_reasons:
         known = ", ".join(lifecycle.rejection_reasons)
         raise InputError(Problem(f"a rejection needs a reason, one of: {known}", field="reason"))
@@ -201,6 +204,9 @@ def record_outcome(
             Problem(f"outcome must be one of {', '.join(OUTCOME_KINDS)}, not {kind!r}", field="kind")
         )
     refused = unstorable(at_ms, amount, reason)
+    late = too_late(at_ms, now_ms)
+    if refused is None and late is not None:
+        refused = ("at", late)
     if refused is not None:
         field, why = refused
         shown = {"at": f"{_day(at_ms)!r} ", "amount": f"{amount!r} "}.get(field, "")

@@ -22,6 +22,7 @@ from pathlib import Path
 from leadscore.errors import Problem
 from leadscore.ingest.csv_encoding import detect, undecodable
 from leadscore.ingest.limits import EARLIEST_MS, LATEST_MS
+from leadscore.ingest.segment import MAX_FUTURE_MS
 
 ALIASES = {
     "lead_id": "lead_id",
@@ -89,6 +90,17 @@ def unstorable(at_ms: int, amount: float | None, reason: str | None) -> tuple[st
         return "amount", "is not a finite number"
     if reason is not None and "\x00" in reason:
         return "reason", "has a NUL character (\\u0000)"
+    return None
+
+
+def too_late(at_ms: int, now_ms: int) -> str | None:
+    """Why an outcome's or a decision's time cannot be taken (None when it can): more than a day after now,
+    as an event's (``ingest.segment.MAX_FUTURE_MS``: a broken clock or a typed year, not a real future).
+    Taken, it would move the lead's stage at a time still to come, so its stage "now" and its history
+    would disagree until then."""
+    if at_ms > now_ms + MAX_FUTURE_MS:
+        hours = MAX_FUTURE_MS // 3_600_000
+        return f"is more than {hours} h after now: an outcome or decision cannot be dated in the future"
     return None
 
 
