@@ -38,7 +38,17 @@ from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
 from leadscore.store.event_log import inbox_events, waiting_rows
 from leadscore.store.people import find_lead
-from leadscore.store.schema import audit_log, inbox, leads, mail_suppressions, metadata, outcomes
+from leadscore.store.results import read_current
+from leadscore.store.schema import (
+    audit_log,
+    events,
+    inbox,
+    leads,
+    mail_suppressions,
+    metadata,
+    outcomes,
+    score_history,
+)
 from leadscore.store.suppressions import email_hash, suppress
 from pg_schema import PG_URL, pg_schema_store
 
@@ -492,3 +502,85 @@ def test_her_dead_letters_are_erased_and_others_kept(store: Store) -> None:
     with store.connect() as conn:
         assert [d.id for d in dead_letters.listed(conn)] == [others]
         assert dead_letters.get(conn, hers) is None
+
+
+# 40 points to every lead of an account where two or more people probed within 30 days, else 0
+COMMITTEE = """
+model: committee
+engagement:
+  - {id: team, name: 2+ people of the account, kind: threshold, scope: account, event: {type: track, name: Probe},
+     count: {distinct: person}, at_least: 2, within: 30d, points: 40}
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""
+
+
+def test_her_colleagues_are_scored_again_without_her_events(store: Store) -> None:
+    """Ann and Carl of y.com probed: two people, 40 each. Erased, Ann's probe no longer counts for
+    Carl: one person, 0, at once (not at his next event), his history replayed without her."""
+    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    _ingest(store, [
+        {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY,
+         "traits": {"email": "ann@y.com"}},
+        {"type": "identify", "userId": "carl", "messageId": "c1", "timestamp": NOW - 3 * DAY,
+         "traits": {"email": "carl@y.com"}},
+        {"type": "group", "userId": "ann", "groupId": "y", "messageId": "a2", "timestamp": NOW - 3 * DAY,
+         "traits": {"domain": "y.com"}},
+        {"type": "group", "userId": "carl", "groupId": "y", "messageId": "c2", "timestamp": NOW - 3 * DAY,
+         "traits": {"domain": "y.com"}},
+        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
+        {"type": "track", "userId": "carl", "event": "Probe", "messageId": "c3", "timestamp": NOW - DAY},
+    ])  # fmt: skip
+    with store.connect() as conn:
+        carl = find_lead(conn, external_id="carl")
+        assert carl is not None
+        assert read_current(conn, carl)[0]["score"] == 40.0  # type: ignore[index]
+        person = find_person(conn, "ann")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.rescored == 1
+    with store.connect() as conn:
+        score, ledger = read_current(conn, carl)
+        points = (
+            conn.execute(
+                select(score_history.c.score)
+                .where(score_history.c.lead_id == carl)
+                .order_by(score_history.c.at_ms)
+            )
+            .scalars()
+            .all()
+        )
+    assert score is not None and (score["score"], score["as_of_ms"]) == (0.0, NOW)
+    assert [(line["rule_id"], line["raw"], line["matched"]) for line in ledger] == [("team", 0.0, 1)]
+    assert set(points) == {0.0}  # his probe alone never made two people
+
+
+def test_a_colleagues_events_with_her_anonymous_id_stay_his(store: Store) -> None:
+    """A browser Ann used first (dev1, linked to her), then Carl, who identified on it: his events carry
+    anonymousId dev1 beside his userId, and are his. Erasing Ann takes dev1's anonymous events and hers,
+    never Carl's, nor his score."""
+    publish(store, loads_model(MODEL), as_of=NOW)
+    _ingest(store, [
+        {"type": "page", "anonymousId": "dev1", "messageId": "d1", "timestamp": NOW - 4 * DAY},
+        {"type": "identify", "userId": "ann", "anonymousId": "dev1", "messageId": "a1",
+         "timestamp": NOW - 3 * DAY, "traits": {"email": "ann@y.com"}},
+        {"type": "identify", "userId": "carl", "anonymousId": "dev1", "messageId": "c1",
+         "timestamp": NOW - 2 * DAY, "traits": {"email": "carl@y.com"}},
+        {"type": "page", "userId": "carl", "anonymousId": "dev1", "messageId": "c2", "timestamp": NOW - DAY},
+    ])  # fmt: skip
+    _enqueue(store, [{"type": "page", "userId": "carl", "anonymousId": "dev1", "messageId": "c3",
+                      "timestamp": NOW}])  # fmt: skip
+    with store.connect() as conn:
+        carl = find_lead(conn, external_id="carl")
+        assert carl is not None
+        person = find_person(conn, "ann")
+        assert person.keys == ("a:dev1", "u:ann")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert (report.deleted["events"], report.deleted.get("inbox", 0)) == (2, 0)  # d1 and a1
+    assert report.mentions == {"events.anonymous_id": 2, "inbox.rows": 1}  # Carl's, naming dev1: kept
+    with store.connect() as conn:
+        kept = conn.execute(select(events.c.message_id).order_by(events.c.message_id)).scalars().all()
+        waiting = [row["message_id"] for row in waiting_rows(conn)]
+        score = read_current(conn, carl)[0]
+    assert (kept, waiting) == (["c1", "c2"], ["c3"])
+    assert (
+        score is not None and score["score"] == 12.5
+    )  # c2's visit: 5 of 20 engagement points, half the score

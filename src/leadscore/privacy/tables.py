@@ -48,8 +48,9 @@ class By:
 # what the audit entry of a dead letter's retry or drop keeps of its message's owner (``owner_details``),
 # by the kind of her ids each is compared with
 OWNER_DETAILS: dict[str, Values] = dict(zip(OWNER_FIELDS, ("keys", "user_ids", "anonymous_ids"), strict=True))
-EVENT_ROWS = (By("person_key", "keys"), By("user_id", "user_ids"), By("anonymous_id", "anonymous_ids"),
-              By("message_id", "message_ids"))  # fmt: skip
+# an event is its person key's (``u:<userId>``, else ``a:<anonymousId>``): one that carries her anonymous id
+# beside another user id is that user's (a browser they shared, where she had been first), never hers
+EVENT_ROWS = (By("person_key", "keys"), By("user_id", "user_ids"), By("message_id", "message_ids"))
 RULES: dict[str, tuple[By, ...]] = {
     "leads": (By("id", "lead_id"),),
     "identities": (By("lead_id", "lead_id"), By("key", "keys")),
