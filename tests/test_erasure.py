@@ -584,3 +584,39 @@ def test_a_colleagues_events_with_her_anonymous_id_stay_his(store: Store) -> Non
     assert (
         score is not None and score["score"] == 12.5
     )  # c2's visit: 5 of 20 engagement points, half the score
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_keys_her_waiting_events_would_link_are_hers_processed_or_not(engine: str) -> None:
+    """Anonymous page views from browsers dev9 and prev7, then (waiting in the inbox) Ann's identify from
+    dev9 and her alias of prev7, which link both keys to her when processed: erased before or after the
+    processor runs, the same rows are left (dev8's page view, someone else's browser)."""
+    left = []
+    for processed in (False, True):
+        with fresh_store(engine) as store:
+            _ingest(store, [
+                {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY,
+                 "traits": {"email": "ann@y.com"}},
+                {"type": "page", "anonymousId": "dev9", "messageId": "d9", "timestamp": NOW - 2 * DAY},
+                {"type": "page", "anonymousId": "prev7", "messageId": "p7", "timestamp": NOW - 2 * DAY},
+                {"type": "page", "anonymousId": "dev8", "messageId": "d8", "timestamp": NOW - 2 * DAY},
+            ])  # fmt: skip
+            _enqueue(store, [
+                {"type": "identify", "userId": "ann", "anonymousId": "dev9", "messageId": "a2",
+                 "timestamp": NOW - DAY},
+                {"type": "alias", "userId": "ann", "previousId": "prev7", "messageId": "a3", "timestamp": NOW},
+            ])  # fmt: skip
+            if processed:
+                assert process_pending(store) == 2
+            with store.connect() as conn:
+                person = find_person(conn, "ann")
+            # processed, the alias links u:prev7 too (no event of its own)
+            assert person.keys == ("a:dev9", "a:prev7", "u:ann", *(("u:prev7",) if processed else ()))
+            report = erase(store, person, PEPPER, NOW, "test")
+            with store.connect() as conn:
+                kept = conn.execute(select(events.c.message_id)).scalars().all()
+                left.append(
+                    (kept, waiting_rows(conn), conn.execute(select(func.count()).select_from(leads)).scalar())
+                )
+            assert report.deleted["events"] + report.deleted.get("inbox", 0) == 5  # a1, d9, p7, a2, a3
+    assert left == [(["d8"], [], 0), (["d8"], [], 0)]

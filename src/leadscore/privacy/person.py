@@ -98,6 +98,7 @@ def _of_lead(conn: Connection, lead_id: int) -> Person:
         keys.add(user_key(row["external_id"]))
     if row["email"]:
         keys |= _unlinked_keys_with_email(conn, row["email"])
+    keys |= _unlinked_keys_waiting_to_link(conn, keys)
     name = " ".join(p for p in (row["first_name"], row["last_name"]) if p) or None
     return Person(lead_id, tuple(sorted(keys)), row["email"], row["external_id"], name)
 
@@ -111,6 +112,7 @@ def _without_lead(conn: Connection, ref: str, keys: Iterable[str], email: str | 
         found |= _unlinked_keys_with_email(conn, email)
     linked = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(found))).scalars())
     found -= linked
+    found |= _unlinked_keys_waiting_to_link(conn, found)
     if not found:
         raise NotFoundError(
             f"no lead or events for {ref!r} (give a lead id, e-mail, user id, u:<userId> or a:<anonymousId>)"
@@ -146,3 +148,28 @@ def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
     )
     own = find_lead(conn, email=email)
     return {k for k in keys if claimed.get(k) in (None, own)}
+
+
+def _unlinked_keys_waiting_to_link(conn: Connection, keys: set[str]) -> set[str]:
+    """Keys with events that her events still in the inbox will link to her and that no lead has claimed
+    yet: the anonymous id beside her user id (an identify from a browser she used anonymously), an
+    alias's previous id. Processed, they would be hers (first link wins), with their events. A key another
+    lead holds stays theirs (an alias naming one merges the two leads only when it is processed)."""
+    named: set[str] = set()
+    waiting: set[str] = set()
+    for row in waiting_rows(conn):
+        waiting.add(str(row["person_key"]))
+        if row["person_key"] not in keys or not str(row["person_key"]).startswith("u:"):
+            continue
+        if row.get("anonymous_id"):
+            named.add(anonymous_key(str(row["anonymous_id"])))
+        if row.get("type") == "alias" and row.get("previous_id"):
+            named |= {user_key(str(row["previous_id"])), anonymous_key(str(row["previous_id"]))}
+    named -= keys
+    if not named:
+        return set()
+    claimed = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(named))).scalars())
+    logged = set(
+        conn.execute(select(events.c.person_key).distinct().where(events.c.person_key.in_(named))).scalars()
+    )
+    return (named - claimed) & (logged | waiting)
