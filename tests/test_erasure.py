@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import String, event, func, select, text
 
-from leadscore.errors import InputError, NotFoundError
+from leadscore.errors import InputError, NotFoundError, StoreError
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.ingest.segment import normalise, parse_time
@@ -620,3 +620,36 @@ def test_keys_her_waiting_events_would_link_are_hers_processed_or_not(engine: st
                 )
             assert report.deleted["events"] + report.deleted.get("inbox", 0) == 5  # a1, d9, p7, a2, a3
     assert left == [(["d8"], [], 0), (["d8"], [], 0)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_erasure_looks_her_up_again_in_its_transaction(engine: str) -> None:
+    """Between the lookup and the erasure (the operator confirming) the processor runs: Ann's new identify
+    links browser dev5, whose page view is then hers; Nina, known only by waiting events, gets a lead.
+    Ann's erasure takes dev5's page view too; Nina's refuses, changing nothing, until she is looked up
+    again (before: her new lead, with her e-mail and name, stayed behind a clean verification)."""
+    with fresh_store(engine) as store:
+        _ingest(store, [
+            {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY,
+             "traits": {"email": "ann@y.com"}},
+            {"type": "page", "anonymousId": "dev5", "messageId": "d5", "timestamp": NOW - 2 * DAY},
+        ])  # fmt: skip
+        _enqueue(store, [{"type": "identify", "userId": "nina", "messageId": "n1", "timestamp": NOW - DAY,
+                          "traits": {"email": "nina@y.com", "firstName": "Nina"}}])  # fmt: skip
+        with store.connect() as conn:
+            ann, nina = find_person(conn, "ann"), find_person(conn, "nina@y.com")
+        assert (ann.keys, nina.lead_id, nina.keys) == (("u:ann",), None, ("u:nina",))
+        _enqueue(store, [{"type": "identify", "userId": "ann", "anonymousId": "dev5", "messageId": "a2",
+                          "timestamp": NOW}])  # fmt: skip
+        assert process_pending(store) == 2
+        report = erase(store, ann, PEPPER, NOW, "test")
+        assert (report.deleted["events"], report.deleted["identities"]) == (3, 2)  # a1, d5, a2; u:ann, a:dev5
+        with pytest.raises(StoreError, match=r"linked to lead \d+ since the lookup"):
+            erase(store, nina, PEPPER, NOW, "test")
+        with store.connect() as conn:
+            assert conn.execute(select(leads.c.email)).scalars().all() == ["nina@y.com"]
+            again = find_person(conn, "nina@y.com")
+        assert erase(store, again, PEPPER, NOW, "test").deleted["leads"] == 1
+        with store.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(events)).scalar() == 0
+            assert conn.execute(select(func.count()).select_from(leads)).scalar() == 0

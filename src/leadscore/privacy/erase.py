@@ -28,12 +28,12 @@ from leadscore.errors import StoreError
 from leadscore.ingest.apply import Applied
 from leadscore.lifecycle.accounts import refresh_active
 from leadscore.lifecycle.notify import forget_leads
-from leadscore.privacy.person import Person
+from leadscore.privacy.person import Person, as_now
 from leadscore.privacy.tables import REDACT, Ids, condition, present_tables, rules_for, unaccounted
 from leadscore.scoring.pipeline import rescore_touched
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.event_log import drop_from_inbox, waiting_rows
+from leadscore.store.event_log import drop_from_inbox, hold_inbox, waiting_rows
 from leadscore.store.people import account_colleagues
 from leadscore.store.schema import leads
 from leadscore.store.suppressions import suppress
@@ -70,6 +70,8 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
     missing = unaccounted(conn)
     if missing:
         raise StoreError(f"no erasure rule for table(s) {', '.join(missing)}: add one in privacy/tables.py")
+    hold_inbox(conn)  # PostgreSQL: a processor holding some of her waiting events has committed them
+    person = as_now(conn, person)
     report = EraseReport()
     ids = Ids.of(conn, person)
     report.suppressed = _carry_suppression(conn, person, pepper, now_ms)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from leadscore.errors import InputError, NotFoundError, Problem
+from leadscore.errors import InputError, NotFoundError, Problem, StoreError
 from leadscore.store.event_log import waiting_rows
 from leadscore.store.people import anonymous_key, find_lead, user_key
 from leadscore.store.schema import events, identities, leads
@@ -89,6 +89,26 @@ def find_person(conn: Connection, ref: str) -> Person:
     if {user_key(ref), anonymous_key(ref)} <= set(person.keys):
         raise InputError(Problem(f"{ref!r} is both a user id and an anonymous id; say u:{ref} or a:{ref}"))
     return person
+
+
+def as_now(conn: Connection, person: Person) -> Person:
+    """The person found by a lookup made earlier, as the store holds them now: an erasure looks again in
+    its own transaction, since the processor may have linked keys to their lead meanwhile (say, while the
+    operator confirmed), or made a lead of someone known only by events. That last, or a lead gone (erased,
+    merged into another), raises: the same reference may now name more than was shown."""
+    if person.lead_id is not None:
+        if find_lead(conn, lead_id=person.lead_id) != person.lead_id:
+            raise NotFoundError(f"lead {person.lead_id} is gone since it was looked up (erased or merged)")
+        return _of_lead(conn, person.lead_id)
+    linked = conn.execute(
+        select(identities.c.lead_id).where(identities.c.key.in_(person.keys)).order_by(identities.c.lead_id)
+    ).scalar()
+    if linked is not None:
+        raise StoreError(
+            f"{person.label()} has been linked to lead {linked} since the lookup (their waiting events were"
+            f" processed meanwhile): look them up again (lead:{linked})"
+        )
+    return _without_lead(conn, person.label(), person.keys, person.email)
 
 
 def _of_lead(conn: Connection, lead_id: int) -> Person:
