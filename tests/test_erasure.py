@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import re
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,9 +36,9 @@ from leadscore.privacy.export import export_person
 from leadscore.privacy.person import find_person
 from leadscore.privacy.tables import present_tables, unaccounted
 from leadscore.scoring.pipeline import ingest, publish
-from leadscore.scoring.processor import process_pending
+from leadscore.scoring.processor import log_rows, process_pending
 from leadscore.store import Store
-from leadscore.store.event_log import inbox_events, waiting_rows
+from leadscore.store.event_log import claim, inbox_events, waiting_rows
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_current
 from leadscore.store.schema import (
@@ -653,3 +655,41 @@ def test_the_erasure_looks_her_up_again_in_its_transaction(engine: str) -> None:
         with store.connect() as conn:
             assert conn.execute(select(func.count()).select_from(events)).scalar() == 0
             assert conn.execute(select(func.count()).select_from(leads)).scalar() == 0
+
+
+@pytest.mark.postgres
+def test_a_postgres_erasure_waits_for_the_processor_holding_her_waiting_events() -> None:
+    """PostgreSQL: a processor has claimed Nina's waiting identify (the claim deletes the inbox row) and
+    made her a lead, not yet committed, when her erasure starts. The erasure waits for that transaction
+    (its lock on the inbox rows), then sees the lead and refuses; before, it went on with the lookup's
+    lead-less Nina and left the new lead behind."""
+    with fresh_store("postgres") as store:
+        _enqueue(store, [{"type": "identify", "userId": "nina", "messageId": "n1", "timestamp": NOW,
+                          "traits": {"email": "nina@y.com"}}])  # fmt: skip
+        with store.connect() as conn:
+            nina = find_person(conn, "nina@y.com")
+        outcome: list[BaseException | None] = []
+        with store.begin() as processor:
+            claimed = claim(processor, 100)
+            assert claimed is not None
+            log_rows(processor, claimed.rows)
+            pid = processor.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+            def erasing() -> None:
+                try:
+                    erase(store, nina, PEPPER, NOW, "test")
+                    outcome.append(None)
+                except BaseException as exc:  # handed to the test's thread
+                    outcome.append(exc)
+
+            thread = threading.Thread(target=erasing)
+            thread.start()
+            with store.connect() as watch:  # until the erasure waits for the processor's lock
+                blocked = f"SELECT count(*) FROM pg_stat_activity WHERE {pid} = ANY(pg_blocking_pids(pid))"
+                while not watch.exec_driver_sql(blocked).scalar() and thread.is_alive():
+                    watch.rollback()
+                    time.sleep(0.01)
+        thread.join()
+        assert isinstance(outcome[0], StoreError) and "since the lookup" in str(outcome[0])
+        with store.connect() as conn:
+            assert conn.execute(select(leads.c.email)).scalars().all() == ["nina@y.com"]
