@@ -37,7 +37,7 @@ from leadscore.privacy.person import find_person
 from leadscore.privacy.tables import present_tables, unaccounted
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.processor import log_rows, process_pending
-from leadscore.store import Store
+from leadscore.store import Store, dead_letters
 from leadscore.store.event_log import claim, inbox_events, waiting_rows
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_current
@@ -570,6 +570,11 @@ def test_a_colleagues_events_with_her_anonymous_id_stay_his(store: Store) -> Non
     ])  # fmt: skip
     _enqueue(store, [{"type": "page", "userId": "carl", "anonymousId": "dev1", "messageId": "c3",
                       "timestamp": NOW}])  # fmt: skip
+    with store.begin() as conn:  # set aside by the processor: a message lacking its person_key
+        dead_letters.add(conn, {"message_id": "x1", "anonymous_id": "dev1"}, "boom", NOW)
+        carls = dead_letters.add(
+            conn, {"message_id": "x2", "user_id": "carl", "anonymous_id": "dev1"}, "boom", NOW
+        )
     with store.connect() as conn:
         carl = find_lead(conn, external_id="carl")
         assert carl is not None
@@ -577,12 +582,14 @@ def test_a_colleagues_events_with_her_anonymous_id_stay_his(store: Store) -> Non
         assert person.keys == ("a:dev1", "u:ann")
     report = erase(store, person, PEPPER, NOW, "test")
     assert (report.deleted["events"], report.deleted.get("inbox", 0)) == (2, 0)  # d1 and a1
-    assert report.mentions == {"events.anonymous_id": 2, "inbox.rows": 1}  # Carl's, naming dev1: kept
+    # Carl's, naming dev1: kept
+    assert report.mentions == {"events.anonymous_id": 2, "inbox.rows": 1, "dead_letters.message": 1}
     with store.connect() as conn:
         kept = conn.execute(select(events.c.message_id).order_by(events.c.message_id)).scalars().all()
         waiting = [row["message_id"] for row in waiting_rows(conn)]
         score = read_current(conn, carl)[0]
-    assert (kept, waiting) == (["c1", "c2"], ["c3"])
+        letters = [letter.id for letter in dead_letters.listed(conn)]
+    assert (kept, waiting, letters) == (["c1", "c2"], ["c3"], [carls])
     assert (
         score is not None and score["score"] == 12.5
     )  # c2's visit: 5 of 20 engagement points, half the score

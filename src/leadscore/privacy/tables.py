@@ -132,8 +132,13 @@ class Ids:
         })  # fmt: skip
 
     def owns(self, row: Mapping[str, Any]) -> bool:
-        """Whether an event-log row (stored or waiting) is the person's: ``EVENT_ROWS`` in Python."""
-        return any(row.get(by.column) in self.values[by.values] for by in EVENT_ROWS)
+        """Whether an event-log row (stored or waiting) is the person's: ``EVENT_ROWS`` in Python. A dead
+        letter's message may lack its ``person_key``: then its anonymous id is its key where it has no
+        user id."""
+        if any(row.get(by.column) in self.values[by.values] for by in EVENT_ROWS):
+            return True
+        keyless = not row.get("person_key") and not row.get("user_id")
+        return keyless and row.get("anonymous_id") in self.values["anonymous_ids"]
 
 
 def condition(table: Table, rules: tuple[By, ...], ids: Ids) -> ColumnElement[bool]:
