@@ -700,3 +700,29 @@ def test_a_postgres_erasure_waits_for_the_processor_holding_her_waiting_events()
         assert isinstance(outcome[0], StoreError) and "since the lookup" in str(outcome[0])
         with store.connect() as conn:
             assert conn.execute(select(leads.c.email)).scalars().all() == ["nina@y.com"]
+
+
+def test_the_audit_entry_of_a_lead_merged_into_hers_is_redacted(store: Store) -> None:
+    """Ann's two leads (user old, then user ann) are merged by her alias: the merge's audit entry names the
+    merged-away lead (lead:<id>, one of her ids), the kept one and her alias. Erased, it is redacted."""
+    _ingest(store, [{"type": "identify", "userId": "old", "messageId": "a1", "timestamp": NOW - 2 * DAY,
+                     "traits": {"email": "ann@old.example"}}])  # fmt: skip
+    _ingest(store, [{"type": "identify", "userId": "ann", "messageId": "a2", "timestamp": NOW - DAY,
+                     "traits": {"email": "ann@y.example"}}])  # fmt: skip
+    _ingest(
+        store, [{"type": "alias", "userId": "ann", "previousId": "old", "messageId": "a3", "timestamp": NOW}]
+    )
+    with store.connect() as conn:
+        person = find_person(conn, "u:ann")
+        merge = conn.execute(
+            select(audit_log.c.target).where(audit_log.c.action == "lead.merge")
+        ).scalar_one()
+    assert merge in person.keys and merge != f"lead:{person.lead_id}"
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.redacted == {"audit_log": 1}
+    with store.connect() as conn:
+        entries = [
+            (r.action, r.target, r.details) for r in conn.execute(select(audit_log).order_by(audit_log.c.id))
+        ]
+    assert entries[0] == ("lead.merge", "[erased]", {"redacted": True})
+    assert [action for action, _, _ in entries] == ["lead.merge", "privacy.erase"]

@@ -117,6 +117,8 @@ class Ids:
             *person.anonymous_ids,
             *([person.email] if person.email else []),
             *message_ids,  # a dead letter's retry names its message
+            # the ids of leads merged into hers (``lead:<id>`` keys): the merge's entry names one
+            *(key for key in person.keys if not key.startswith(("u:", "a:"))),
         }
         if person.lead_id is not None:
             audit.add(f"lead:{person.lead_id}")
