@@ -726,3 +726,36 @@ def test_the_audit_entry_of_a_lead_merged_into_hers_is_redacted(store: Store) ->
         ]
     assert entries[0] == ("lead.merge", "[erased]", {"redacted": True})
     assert [action for action, _, _ in entries] == ["lead.merge", "privacy.erase"]
+
+
+def test_the_cli_says_what_it_redacted_and_scored_again(tmp_path: Path) -> None:
+    """The CLI's report names every change: rows deleted, rows kept redacted (the merge's audit entry),
+    colleagues scored again (Carl, whose committee counted Ann)."""
+    from typer.testing import CliRunner
+
+    from leadscore.cli.main import app
+
+    db = str(tmp_path / "cli.db")
+    store = Store.from_url(db)
+    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    _ingest(store, [{"type": "identify", "userId": "old", "messageId": "a1", "timestamp": NOW - 3 * DAY}])
+    _ingest(store, [
+        {"type": "identify", "userId": "ann", "messageId": "a2", "timestamp": NOW - 3 * DAY,
+         "traits": {"email": "ann@y.com"}},
+        {"type": "identify", "userId": "carl", "messageId": "c1", "timestamp": NOW - 3 * DAY,
+         "traits": {"email": "carl@y.com"}},
+        {"type": "group", "userId": "ann", "groupId": "y", "messageId": "a5", "timestamp": NOW - 3 * DAY,
+         "traits": {"domain": "y.com"}},
+        {"type": "group", "userId": "carl", "groupId": "y", "messageId": "c3", "timestamp": NOW - 3 * DAY,
+         "traits": {"domain": "y.com"}},
+        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
+        {"type": "track", "userId": "carl", "event": "Probe", "messageId": "c2", "timestamp": NOW - DAY},
+    ])  # fmt: skip
+    _ingest(
+        store, [{"type": "alias", "userId": "ann", "previousId": "old", "messageId": "a4", "timestamp": NOW}]
+    )
+    store.dispose()
+    result = CliRunner().invoke(app, ["privacy", "erase", "u:ann", "--yes", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "kept with their parts redacted or rendered again without them: audit_log 1" in result.output
+    assert "scored again without their events: 1 colleague(s)" in result.output
