@@ -382,7 +382,8 @@ def hold_inbox(conn: Connection) -> None:
     logged and applied, and no processor takes a waiting row until it ends (an erasure). SQLite's writer
     is alone: nothing to do."""
     if conn.dialect.name == "postgresql":
-        conn.execute(select(inbox.c.id).with_for_update())
+        # in id order, as ``drop_from_inbox`` (retention) locks them: the two never wait for each other crosswise
+        conn.execute(select(inbox.c.id).order_by(inbox.c.id).with_for_update())
 
 
 def drop_from_inbox(conn: Connection, drop: Callable[[dict[str, Any]], bool]) -> int:
