@@ -759,3 +759,26 @@ def test_the_cli_says_what_it_redacted_and_scored_again(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "kept with their parts redacted or rendered again without them: audit_log 1" in result.output
     assert "scored again without their events: 1 colleague(s)" in result.output
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_browser_her_and_anothers_waiting_events_name_stays(engine: str) -> None:
+    """dev8's anonymous page view, then (waiting) page views of Ann and of Bob from dev8: whose browser it
+    becomes depends on which the processor applies first, so erasing Ann leaves it."""
+    with fresh_store(engine) as store:
+        _ingest(store, [
+            {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY},
+            {"type": "page", "anonymousId": "dev8", "messageId": "d8", "timestamp": NOW - 2 * DAY},
+        ])  # fmt: skip
+        _enqueue(store, [
+            {"type": "page", "userId": "ann", "anonymousId": "dev8", "messageId": "a2", "timestamp": NOW},
+            {"type": "page", "userId": "bob", "anonymousId": "dev8", "messageId": "b1", "timestamp": NOW},
+        ])  # fmt: skip
+        with store.connect() as conn:
+            person = find_person(conn, "ann")
+        assert person.keys == ("u:ann",)
+        erase(store, person, PEPPER, NOW, "test")
+        with store.connect() as conn:
+            kept = conn.execute(select(events.c.message_id)).scalars().all()
+            waiting = [row["message_id"] for row in waiting_rows(conn)]
+        assert (kept, waiting) == (["d8"], ["b1"])

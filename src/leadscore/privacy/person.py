@@ -173,19 +173,22 @@ def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
 def _unlinked_keys_waiting_to_link(conn: Connection, keys: set[str]) -> set[str]:
     """Keys with events that her events still in the inbox will link to her and that no lead has claimed
     yet: the anonymous id beside her user id (an identify from a browser she used anonymously), an
-    alias's previous id. Processed, they would be hers (first link wins), with their events. A key another
-    lead holds stays theirs (an alias naming one merges the two leads only when it is processed)."""
-    named: set[str] = set()
+    alias's previous id. Processed, they would be hers, with their events. A key that another user's
+    waiting event names too is left (whichever is applied first gets it), and one another lead holds stays
+    theirs (an alias naming one merges the two leads only when it is processed)."""
+    linking: dict[str, set[str]] = {}  # key → the users whose waiting events would link it
     waiting: set[str] = set()
     for row in waiting_rows(conn):
-        waiting.add(str(row["person_key"]))
-        if row["person_key"] not in keys or not str(row["person_key"]).startswith("u:"):
+        owner = str(row["person_key"])
+        waiting.add(owner)
+        if not owner.startswith("u:"):
             continue
         if row.get("anonymous_id"):
-            named.add(anonymous_key(str(row["anonymous_id"])))
+            linking.setdefault(anonymous_key(str(row["anonymous_id"])), set()).add(owner)
         if row.get("type") == "alias" and row.get("previous_id"):
-            named |= {user_key(str(row["previous_id"])), anonymous_key(str(row["previous_id"]))}
-    named -= keys
+            for key in (user_key(str(row["previous_id"])), anonymous_key(str(row["previous_id"]))):
+                linking.setdefault(key, set()).add(owner)
+    named = {key for key, owners in linking.items() if owners <= keys} - keys
     if not named:
         return set()
     claimed = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(named))).scalars())
