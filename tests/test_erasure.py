@@ -49,6 +49,7 @@ from leadscore.store.schema import (
     mail_suppressions,
     metadata,
     outcomes,
+    score_events,
     score_history,
 )
 from leadscore.store.suppressions import email_hash, suppress
@@ -550,9 +551,19 @@ def test_her_colleagues_are_scored_again_without_her_events(store: Store) -> Non
             .scalars()
             .all()
         )
+        crossings = conn.execute(
+            select(score_events.c.kind, score_events.c.to_value, score_events.c.cause_ref)
+            .where(score_events.c.lead_id == carl)
+            .order_by(score_events.c.id)
+        ).all()
     assert score is not None and (score["score"], score["as_of_ms"]) == (0.0, NOW)
     assert [(line["rule_id"], line["raw"], line["matched"]) for line in ledger] == [("team", 0.0, 1)]
     assert set(points) == {0.0}  # his probe alone never made two people
+    # the last: warm (30 or more) to cold, level 3 to 4, naming no id of hers
+    assert [tuple(c) for c in crossings[-2:]] == [
+        ("band", "cold", "erasure of a colleague"),
+        ("level", "4", "erasure of a colleague"),
+    ]
 
 
 def test_a_colleagues_events_with_her_anonymous_id_stay_his(store: Store) -> None:

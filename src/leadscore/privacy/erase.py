@@ -91,7 +91,7 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
                 table.name,
                 conn.execute(delete(table).where(condition(table, rules, ids))).rowcount,
             )
-    report.rescored = _rescore_colleagues(conn, colleagues, f"erasure of {pseudonym(person)}", now_ms)
+    report.rescored = _rescore_colleagues(conn, colleagues, "erasure of a colleague", now_ms)
     if account is not None:
         refresh_active(conn, [account], now_ms)
     for name, rules in REDACT.items():
