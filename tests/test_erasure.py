@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import re
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import String, event, func, select, text
 
-from leadscore.errors import InputError, NotFoundError
+from leadscore.errors import InputError, NotFoundError, StoreError
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.ingest.segment import normalise, parse_time
@@ -34,11 +36,22 @@ from leadscore.privacy.export import export_person
 from leadscore.privacy.person import find_person
 from leadscore.privacy.tables import present_tables, unaccounted
 from leadscore.scoring.pipeline import ingest, publish
-from leadscore.scoring.processor import process_pending
-from leadscore.store import Store
-from leadscore.store.event_log import inbox_events, waiting_rows
+from leadscore.scoring.processor import log_rows, process_pending
+from leadscore.store import Store, dead_letters
+from leadscore.store.event_log import claim, inbox_events, waiting_rows
 from leadscore.store.people import find_lead
-from leadscore.store.schema import audit_log, inbox, leads, mail_suppressions, metadata, outcomes
+from leadscore.store.results import read_current
+from leadscore.store.schema import (
+    audit_log,
+    events,
+    inbox,
+    leads,
+    mail_suppressions,
+    metadata,
+    outcomes,
+    score_events,
+    score_history,
+)
 from leadscore.store.suppressions import email_hash, suppress
 from pg_schema import PG_URL, pg_schema_store
 
@@ -492,3 +505,291 @@ def test_her_dead_letters_are_erased_and_others_kept(store: Store) -> None:
     with store.connect() as conn:
         assert [d.id for d in dead_letters.listed(conn)] == [others]
         assert dead_letters.get(conn, hers) is None
+
+
+# 40 points to every lead of an account where two or more people probed within 30 days, else 0
+COMMITTEE = """
+model: committee
+engagement:
+  - {id: team, name: 2+ people of the account, kind: threshold, scope: account, event: {type: track, name: Probe},
+     count: {distinct: person}, at_least: 2, within: 30d, points: 40}
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""
+
+
+def test_her_colleagues_are_scored_again_without_her_events(store: Store) -> None:
+    """Ann and Carl of y.com probed: two people, 40 each. Erased, Ann's probe no longer counts for
+    Carl: one person, 0, at once (not at his next event), his history replayed without her."""
+    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    _ingest(store, [
+        {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY,
+         "traits": {"email": "ann@y.com"}},
+        {"type": "identify", "userId": "carl", "messageId": "c1", "timestamp": NOW - 3 * DAY,
+         "traits": {"email": "carl@y.com"}},
+        {"type": "group", "userId": "ann", "groupId": "y", "messageId": "a2", "timestamp": NOW - 3 * DAY,
+         "traits": {"domain": "y.com"}},
+        {"type": "group", "userId": "carl", "groupId": "y", "messageId": "c2", "timestamp": NOW - 3 * DAY,
+         "traits": {"domain": "y.com"}},
+        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
+        {"type": "track", "userId": "carl", "event": "Probe", "messageId": "c3", "timestamp": NOW - DAY},
+    ])  # fmt: skip
+    with store.connect() as conn:
+        carl = find_lead(conn, external_id="carl")
+        assert carl is not None
+        assert read_current(conn, carl)[0]["score"] == 40.0  # type: ignore[index]
+        person = find_person(conn, "ann")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.rescored == 1
+    with store.connect() as conn:
+        score, ledger = read_current(conn, carl)
+        points = (
+            conn.execute(
+                select(score_history.c.score)
+                .where(score_history.c.lead_id == carl)
+                .order_by(score_history.c.at_ms)
+            )
+            .scalars()
+            .all()
+        )
+        crossings = conn.execute(
+            select(score_events.c.kind, score_events.c.to_value, score_events.c.cause_ref)
+            .where(score_events.c.lead_id == carl)
+            .order_by(score_events.c.id)
+        ).all()
+    assert score is not None and (score["score"], score["as_of_ms"]) == (0.0, NOW)
+    assert [(line["rule_id"], line["raw"], line["matched"]) for line in ledger] == [("team", 0.0, 1)]
+    assert set(points) == {0.0}  # his probe alone never made two people
+    # the last: warm (30 or more) to cold, level 3 to 4, naming no id of hers
+    assert [tuple(c) for c in crossings[-2:]] == [
+        ("band", "cold", "erasure of a colleague"),
+        ("level", "4", "erasure of a colleague"),
+    ]
+
+
+def test_a_colleagues_events_with_her_anonymous_id_stay_his(store: Store) -> None:
+    """A browser Ann used first (dev1, linked to her), then Carl, who identified on it: his events carry
+    anonymousId dev1 beside his userId, and are his. Erasing Ann takes dev1's anonymous events and hers,
+    never Carl's, nor his score."""
+    publish(store, loads_model(MODEL), as_of=NOW)
+    _ingest(store, [
+        {"type": "page", "anonymousId": "dev1", "messageId": "d1", "timestamp": NOW - 4 * DAY},
+        {"type": "identify", "userId": "ann", "anonymousId": "dev1", "messageId": "a1",
+         "timestamp": NOW - 3 * DAY, "traits": {"email": "ann@y.com"}},
+        {"type": "identify", "userId": "carl", "anonymousId": "dev1", "messageId": "c1",
+         "timestamp": NOW - 2 * DAY, "traits": {"email": "carl@y.com"}},
+        {"type": "page", "userId": "carl", "anonymousId": "dev1", "messageId": "c2", "timestamp": NOW - DAY},
+    ])  # fmt: skip
+    _enqueue(store, [{"type": "page", "userId": "carl", "anonymousId": "dev1", "messageId": "c3",
+                      "timestamp": NOW}])  # fmt: skip
+    with store.begin() as conn:  # set aside by the processor: a message lacking its person_key
+        dead_letters.add(conn, {"message_id": "x1", "anonymous_id": "dev1"}, "boom", NOW)
+        carls = dead_letters.add(
+            conn, {"message_id": "x2", "user_id": "carl", "anonymous_id": "dev1"}, "boom", NOW
+        )
+    with store.connect() as conn:
+        carl = find_lead(conn, external_id="carl")
+        assert carl is not None
+        person = find_person(conn, "ann")
+        assert person.keys == ("a:dev1", "u:ann")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert (report.deleted["events"], report.deleted.get("inbox", 0)) == (2, 0)  # d1 and a1
+    # Carl's, naming dev1: kept
+    assert report.mentions == {"events.anonymous_id": 2, "inbox.rows": 1, "dead_letters.message": 1}
+    with store.connect() as conn:
+        kept = conn.execute(select(events.c.message_id).order_by(events.c.message_id)).scalars().all()
+        waiting = [row["message_id"] for row in waiting_rows(conn)]
+        score = read_current(conn, carl)[0]
+        letters = [letter.id for letter in dead_letters.listed(conn)]
+    assert (kept, waiting, letters) == (["c1", "c2"], ["c3"], [carls])
+    assert (
+        score is not None and score["score"] == 12.5
+    )  # c2's visit: 5 of 20 engagement points, half the score
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_keys_her_waiting_events_would_link_are_hers_processed_or_not(engine: str) -> None:
+    """Anonymous page views from browsers dev9 and prev7, then (waiting in the inbox) Ann's identify from
+    dev9 and her alias of prev7, which link both keys to her when processed: erased before or after the
+    processor runs, the same rows are left (dev8's page view, someone else's browser)."""
+    left = []
+    for processed in (False, True):
+        with fresh_store(engine) as store:
+            _ingest(store, [
+                {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY,
+                 "traits": {"email": "ann@y.com"}},
+                {"type": "page", "anonymousId": "dev9", "messageId": "d9", "timestamp": NOW - 2 * DAY},
+                {"type": "page", "anonymousId": "prev7", "messageId": "p7", "timestamp": NOW - 2 * DAY},
+                {"type": "page", "anonymousId": "dev8", "messageId": "d8", "timestamp": NOW - 2 * DAY},
+            ])  # fmt: skip
+            _enqueue(store, [
+                {"type": "identify", "userId": "ann", "anonymousId": "dev9", "messageId": "a2",
+                 "timestamp": NOW - DAY},
+                {"type": "alias", "userId": "ann", "previousId": "prev7", "messageId": "a3", "timestamp": NOW},
+            ])  # fmt: skip
+            if processed:
+                assert process_pending(store) == 2
+            with store.connect() as conn:
+                person = find_person(conn, "ann")
+            # processed, the alias links u:prev7 too (no event of its own)
+            assert person.keys == ("a:dev9", "a:prev7", "u:ann", *(("u:prev7",) if processed else ()))
+            report = erase(store, person, PEPPER, NOW, "test")
+            with store.connect() as conn:
+                kept = conn.execute(select(events.c.message_id)).scalars().all()
+                left.append(
+                    (kept, waiting_rows(conn), conn.execute(select(func.count()).select_from(leads)).scalar())
+                )
+            assert report.deleted["events"] + report.deleted.get("inbox", 0) == 5  # a1, d9, p7, a2, a3
+    assert left == [(["d8"], [], 0), (["d8"], [], 0)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_erasure_looks_her_up_again_in_its_transaction(engine: str) -> None:
+    """Between the lookup and the erasure (the operator confirming) the processor runs: Ann's new identify
+    links browser dev5, whose page view is then hers; Nina, known only by waiting events, gets a lead.
+    Ann's erasure takes dev5's page view too; Nina's refuses, changing nothing, until she is looked up
+    again (before: her new lead, with her e-mail and name, stayed behind a clean verification)."""
+    with fresh_store(engine) as store:
+        _ingest(store, [
+            {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY,
+             "traits": {"email": "ann@y.com"}},
+            {"type": "page", "anonymousId": "dev5", "messageId": "d5", "timestamp": NOW - 2 * DAY},
+        ])  # fmt: skip
+        _enqueue(store, [{"type": "identify", "userId": "nina", "messageId": "n1", "timestamp": NOW - DAY,
+                          "traits": {"email": "nina@y.com", "firstName": "Nina"}}])  # fmt: skip
+        with store.connect() as conn:
+            ann, nina = find_person(conn, "ann"), find_person(conn, "nina@y.com")
+        assert (ann.keys, nina.lead_id, nina.keys) == (("u:ann",), None, ("u:nina",))
+        _enqueue(store, [{"type": "identify", "userId": "ann", "anonymousId": "dev5", "messageId": "a2",
+                          "timestamp": NOW}])  # fmt: skip
+        assert process_pending(store) == 2
+        report = erase(store, ann, PEPPER, NOW, "test")
+        assert (report.deleted["events"], report.deleted["identities"]) == (3, 2)  # a1, d5, a2; u:ann, a:dev5
+        with pytest.raises(StoreError, match=r"linked to lead \d+ since the lookup"):
+            erase(store, nina, PEPPER, NOW, "test")
+        with store.connect() as conn:
+            assert conn.execute(select(leads.c.email)).scalars().all() == ["nina@y.com"]
+            again = find_person(conn, "nina@y.com")
+        assert erase(store, again, PEPPER, NOW, "test").deleted["leads"] == 1
+        with store.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(events)).scalar() == 0
+            assert conn.execute(select(func.count()).select_from(leads)).scalar() == 0
+
+
+@pytest.mark.postgres
+def test_a_postgres_erasure_waits_for_the_processor_holding_her_waiting_events() -> None:
+    """PostgreSQL: a processor has claimed Nina's waiting identify (the claim deletes the inbox row) and
+    made her a lead, not yet committed, when her erasure starts. The erasure waits for that transaction
+    (its lock on the inbox rows), then sees the lead and refuses; before, it went on with the lookup's
+    lead-less Nina and left the new lead behind."""
+    with fresh_store("postgres") as store:
+        _enqueue(store, [{"type": "identify", "userId": "nina", "messageId": "n1", "timestamp": NOW,
+                          "traits": {"email": "nina@y.com"}}])  # fmt: skip
+        with store.connect() as conn:
+            nina = find_person(conn, "nina@y.com")
+        outcome: list[BaseException | None] = []
+        with store.begin() as processor:
+            claimed = claim(processor, 100)
+            assert claimed is not None
+            log_rows(processor, claimed.rows)
+            pid = processor.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+            def erasing() -> None:
+                try:
+                    erase(store, nina, PEPPER, NOW, "test")
+                    outcome.append(None)
+                except BaseException as exc:  # handed to the test's thread
+                    outcome.append(exc)
+
+            thread = threading.Thread(target=erasing)
+            thread.start()
+            with store.connect() as watch:  # until the erasure waits for the processor's lock
+                blocked = f"SELECT count(*) FROM pg_stat_activity WHERE {pid} = ANY(pg_blocking_pids(pid))"
+                while not watch.exec_driver_sql(blocked).scalar() and thread.is_alive():
+                    watch.rollback()
+                    time.sleep(0.01)
+        thread.join()
+        assert isinstance(outcome[0], StoreError) and "since the lookup" in str(outcome[0])
+        with store.connect() as conn:
+            assert conn.execute(select(leads.c.email)).scalars().all() == ["nina@y.com"]
+
+
+def test_the_audit_entry_of_a_lead_merged_into_hers_is_redacted(store: Store) -> None:
+    """Ann's two leads (user old, then user ann) are merged by her alias: the merge's audit entry names the
+    merged-away lead (lead:<id>, one of her ids), the kept one and her alias. Erased, it is redacted."""
+    _ingest(store, [{"type": "identify", "userId": "old", "messageId": "a1", "timestamp": NOW - 2 * DAY,
+                     "traits": {"email": "ann@old.example"}}])  # fmt: skip
+    _ingest(store, [{"type": "identify", "userId": "ann", "messageId": "a2", "timestamp": NOW - DAY,
+                     "traits": {"email": "ann@y.example"}}])  # fmt: skip
+    _ingest(
+        store, [{"type": "alias", "userId": "ann", "previousId": "old", "messageId": "a3", "timestamp": NOW}]
+    )
+    with store.connect() as conn:
+        person = find_person(conn, "u:ann")
+        merge = conn.execute(
+            select(audit_log.c.target).where(audit_log.c.action == "lead.merge")
+        ).scalar_one()
+    assert merge in person.keys and merge != f"lead:{person.lead_id}"
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.redacted == {"audit_log": 1}
+    with store.connect() as conn:
+        entries = [
+            (r.action, r.target, r.details) for r in conn.execute(select(audit_log).order_by(audit_log.c.id))
+        ]
+    assert entries[0] == ("lead.merge", "[erased]", {"redacted": True})
+    assert [action for action, _, _ in entries] == ["lead.merge", "privacy.erase"]
+
+
+def test_the_cli_says_what_it_redacted_and_scored_again(tmp_path: Path) -> None:
+    """The CLI's report names every change: rows deleted, rows kept redacted (the merge's audit entry),
+    colleagues scored again (Carl, whose committee counted Ann)."""
+    from typer.testing import CliRunner
+
+    from leadscore.cli.main import app
+
+    db = str(tmp_path / "cli.db")
+    store = Store.from_url(db)
+    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    _ingest(store, [{"type": "identify", "userId": "old", "messageId": "a1", "timestamp": NOW - 3 * DAY}])
+    _ingest(store, [
+        {"type": "identify", "userId": "ann", "messageId": "a2", "timestamp": NOW - 3 * DAY,
+         "traits": {"email": "ann@y.com"}},
+        {"type": "identify", "userId": "carl", "messageId": "c1", "timestamp": NOW - 3 * DAY,
+         "traits": {"email": "carl@y.com"}},
+        {"type": "group", "userId": "ann", "groupId": "y", "messageId": "a5", "timestamp": NOW - 3 * DAY,
+         "traits": {"domain": "y.com"}},
+        {"type": "group", "userId": "carl", "groupId": "y", "messageId": "c3", "timestamp": NOW - 3 * DAY,
+         "traits": {"domain": "y.com"}},
+        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
+        {"type": "track", "userId": "carl", "event": "Probe", "messageId": "c2", "timestamp": NOW - DAY},
+    ])  # fmt: skip
+    _ingest(
+        store, [{"type": "alias", "userId": "ann", "previousId": "old", "messageId": "a4", "timestamp": NOW}]
+    )
+    store.dispose()
+    result = CliRunner().invoke(app, ["privacy", "erase", "u:ann", "--yes", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "kept with their parts redacted or rendered again without them: audit_log 1" in result.output
+    assert "scored again without their events: 1 colleague(s)" in result.output
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_browser_her_and_anothers_waiting_events_name_stays(engine: str) -> None:
+    """dev8's anonymous page view, then (waiting) page views of Ann and of Bob from dev8: whose browser it
+    becomes depends on which the processor applies first, so erasing Ann leaves it."""
+    with fresh_store(engine) as store:
+        _ingest(store, [
+            {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY},
+            {"type": "page", "anonymousId": "dev8", "messageId": "d8", "timestamp": NOW - 2 * DAY},
+        ])  # fmt: skip
+        _enqueue(store, [
+            {"type": "page", "userId": "ann", "anonymousId": "dev8", "messageId": "a2", "timestamp": NOW},
+            {"type": "page", "userId": "bob", "anonymousId": "dev8", "messageId": "b1", "timestamp": NOW},
+        ])  # fmt: skip
+        with store.connect() as conn:
+            person = find_person(conn, "ann")
+        assert person.keys == ("u:ann",)
+        erase(store, person, PEPPER, NOW, "test")
+        with store.connect() as conn:
+            kept = conn.execute(select(events.c.message_id)).scalars().all()
+            waiting = [row["message_id"] for row in waiting_rows(conn)]
+        assert (kept, waiting) == (["d8"], ["b1"])

@@ -76,6 +76,13 @@ def erase_cmd(
             raise typer.Exit(1) from None
     rows = ", ".join(f"{table} {n}" for table, n in sorted(report.deleted.items())) or "nothing"
     console.print(f"erased: {rows}; verified: no row of theirs left in any table", highlight=False)
+    if report.redacted:
+        kept = ", ".join(f"{table} {n}" for table, n in sorted(report.redacted.items()))
+        console.print(
+            f"kept with their parts redacted or rendered again without them: {kept}", highlight=False
+        )
+    if report.rescored:
+        console.print(f"scored again without their events: {report.rescored} colleague(s)", highlight=False)
     if report.suppressed:
         console.print("their address stays suppressed from mail (kept as a hash)", highlight=False)
     if report.mentions:

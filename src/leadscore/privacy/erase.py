@@ -25,13 +25,16 @@ from typing import Any
 from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, or_, select, update
 
 from leadscore.errors import StoreError
+from leadscore.ingest.apply import Applied
 from leadscore.lifecycle.accounts import refresh_active
 from leadscore.lifecycle.notify import forget_leads
-from leadscore.privacy.person import Person
+from leadscore.privacy.person import Person, as_now
 from leadscore.privacy.tables import REDACT, Ids, condition, present_tables, rules_for, unaccounted
+from leadscore.scoring.pipeline import rescore_touched
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.event_log import drop_from_inbox, waiting_rows
+from leadscore.store.event_log import drop_from_inbox, hold_inbox, waiting_rows
+from leadscore.store.people import account_colleagues
 from leadscore.store.schema import leads
 from leadscore.store.suppressions import suppress
 
@@ -46,6 +49,7 @@ class EraseReport:
     remaining: list[str] = field(default_factory=list)  # tables whose rules still find rows: must be empty
     mentions: dict[str, int] = field(default_factory=dict)  # "table.column" → other rows naming her
     suppressed: bool = False  # her address was added to the mail suppressions
+    rescored: int = 0  # her colleagues scored again without her events (account-scope rules)
     disk: str = ""  # what was done to the database files
 
     @property
@@ -66,12 +70,16 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
     missing = unaccounted(conn)
     if missing:
         raise StoreError(f"no erasure rule for table(s) {', '.join(missing)}: add one in privacy/tables.py")
+    hold_inbox(conn)  # PostgreSQL: a processor holding some of her waiting events has committed them
+    person = as_now(conn, person)
     report = EraseReport()
     ids = Ids.of(conn, person)
     report.suppressed = _carry_suppression(conn, person, pepper, now_ms)
     _count(report.deleted, "inbox", drop_from_inbox(conn, ids.owns))  # EVENT_ARRAYS: the inbox only
-    # her account's stored score and stage count her engagement: scored again without her below
+    # her account's stored score and stage count her engagement, and her colleagues' scores her events
+    # (a model's account-scope rules): scored again without her below
     account = _account_of(conn, person)
+    colleagues = [mate for _, mate in account_colleagues(conn, ids.values["lead_id"])]
     rendered, emptied = forget_leads(conn, ids.values["lead_id"])  # before the digest_leads rule runs
     _count(report.redacted, "outbox", rendered)
     _count(report.deleted, "outbox", emptied)
@@ -83,6 +91,7 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
                 table.name,
                 conn.execute(delete(table).where(condition(table, rules, ids))).rowcount,
             )
+    report.rescored = _rescore_colleagues(conn, colleagues, "erasure of a colleague", now_ms)
     if account is not None:
         refresh_active(conn, [account], now_ms)
     for name, rules in REDACT.items():
@@ -113,6 +122,19 @@ def remaining(conn: Connection, ids: Ids) -> list[str]:
     if any(ids.owns(row) for row in waiting_rows(conn)):
         left.append("inbox")
     return left
+
+
+def _rescore_colleagues(conn: Connection, colleagues: list[int], cause: str, now_ms: int) -> int:
+    """Her colleagues lose her events, of any age, from their account's, as when she leaves the account
+    (``Applied.left``: a model with an account-scope rule scores them again, whole history included;
+    to every other model they are no change). Returns the leads scored."""
+    if not colleagues:
+        return 0
+    left = Applied()
+    for colleague in colleagues:
+        left.leave(colleague, now_ms, cause)
+    scored, _ = rescore_touched(conn, Store.sources(), left, as_of=now_ms)
+    return scored
 
 
 def _account_of(conn: Connection, person: Person) -> int | None:

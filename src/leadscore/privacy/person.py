@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from leadscore.errors import InputError, NotFoundError, Problem
+from leadscore.errors import InputError, NotFoundError, Problem, StoreError
 from leadscore.store.event_log import waiting_rows
 from leadscore.store.people import anonymous_key, find_lead, user_key
 from leadscore.store.schema import events, identities, leads
@@ -91,6 +91,26 @@ def find_person(conn: Connection, ref: str) -> Person:
     return person
 
 
+def as_now(conn: Connection, person: Person) -> Person:
+    """The person found by a lookup made earlier, as the store holds them now: an erasure looks again in
+    its own transaction, since the processor may have linked keys to their lead meanwhile (say, while the
+    operator confirmed), or made a lead of someone known only by events. That last, or a lead gone (erased,
+    merged into another), raises: the same reference may now name more than was shown."""
+    if person.lead_id is not None:
+        if find_lead(conn, lead_id=person.lead_id) != person.lead_id:
+            raise NotFoundError(f"lead {person.lead_id} is gone since it was looked up (erased or merged)")
+        return _of_lead(conn, person.lead_id)
+    linked = conn.execute(
+        select(identities.c.lead_id).where(identities.c.key.in_(person.keys)).order_by(identities.c.lead_id)
+    ).scalar()
+    if linked is not None:
+        raise StoreError(
+            f"{person.label()} has been linked to lead {linked} since the lookup (their waiting events were"
+            f" processed meanwhile): look them up again (lead:{linked})"
+        )
+    return _without_lead(conn, person.label(), person.keys, person.email)
+
+
 def _of_lead(conn: Connection, lead_id: int) -> Person:
     row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
     keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars())
@@ -98,6 +118,7 @@ def _of_lead(conn: Connection, lead_id: int) -> Person:
         keys.add(user_key(row["external_id"]))
     if row["email"]:
         keys |= _unlinked_keys_with_email(conn, row["email"])
+    keys |= _unlinked_keys_waiting_to_link(conn, keys)
     name = " ".join(p for p in (row["first_name"], row["last_name"]) if p) or None
     return Person(lead_id, tuple(sorted(keys)), row["email"], row["external_id"], name)
 
@@ -111,6 +132,7 @@ def _without_lead(conn: Connection, ref: str, keys: Iterable[str], email: str | 
         found |= _unlinked_keys_with_email(conn, email)
     linked = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(found))).scalars())
     found -= linked
+    found |= _unlinked_keys_waiting_to_link(conn, found)
     if not found:
         raise NotFoundError(
             f"no lead or events for {ref!r} (give a lead id, e-mail, user id, u:<userId> or a:<anonymousId>)"
@@ -146,3 +168,31 @@ def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
     )
     own = find_lead(conn, email=email)
     return {k for k in keys if claimed.get(k) in (None, own)}
+
+
+def _unlinked_keys_waiting_to_link(conn: Connection, keys: set[str]) -> set[str]:
+    """Keys with events that her events still in the inbox will link to her and that no lead has claimed
+    yet: the anonymous id beside her user id (an identify from a browser she used anonymously), an
+    alias's previous id. Processed, they would be hers, with their events. A key that another user's
+    waiting event names too is left (whichever is applied first gets it), and one another lead holds stays
+    theirs (an alias naming one merges the two leads only when it is processed)."""
+    linking: dict[str, set[str]] = {}  # key → the users whose waiting events would link it
+    waiting: set[str] = set()
+    for row in waiting_rows(conn):
+        owner = str(row["person_key"])
+        waiting.add(owner)
+        if not owner.startswith("u:"):
+            continue
+        if row.get("anonymous_id"):
+            linking.setdefault(anonymous_key(str(row["anonymous_id"])), set()).add(owner)
+        if row.get("type") == "alias" and row.get("previous_id"):
+            for key in (user_key(str(row["previous_id"])), anonymous_key(str(row["previous_id"]))):
+                linking.setdefault(key, set()).add(owner)
+    named = {key for key, owners in linking.items() if owners <= keys} - keys
+    if not named:
+        return set()
+    claimed = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(named))).scalars())
+    logged = set(
+        conn.execute(select(events.c.person_key).distinct().where(events.c.person_key.in_(named))).scalars()
+    )
+    return (named - claimed) & (logged | waiting)

@@ -48,8 +48,9 @@ class By:
 # what the audit entry of a dead letter's retry or drop keeps of its message's owner (``owner_details``),
 # by the kind of her ids each is compared with
 OWNER_DETAILS: dict[str, Values] = dict(zip(OWNER_FIELDS, ("keys", "user_ids", "anonymous_ids"), strict=True))
-EVENT_ROWS = (By("person_key", "keys"), By("user_id", "user_ids"), By("anonymous_id", "anonymous_ids"),
-              By("message_id", "message_ids"))  # fmt: skip
+# an event is its person key's (``u:<userId>``, else ``a:<anonymousId>``): one that carries her anonymous id
+# beside another user id is that user's (a browser they shared, where she had been first), never hers
+EVENT_ROWS = (By("person_key", "keys"), By("user_id", "user_ids"), By("message_id", "message_ids"))
 RULES: dict[str, tuple[By, ...]] = {
     "leads": (By("id", "lead_id"),),
     "identities": (By("lead_id", "lead_id"), By("key", "keys")),
@@ -116,6 +117,8 @@ class Ids:
             *person.anonymous_ids,
             *([person.email] if person.email else []),
             *message_ids,  # a dead letter's retry names its message
+            # the ids of leads merged into hers (``lead:<id>`` keys): the merge's entry names one
+            *(key for key in person.keys if not key.startswith(("u:", "a:"))),
         }
         if person.lead_id is not None:
             audit.add(f"lead:{person.lead_id}")
@@ -131,8 +134,13 @@ class Ids:
         })  # fmt: skip
 
     def owns(self, row: Mapping[str, Any]) -> bool:
-        """Whether an event-log row (stored or waiting) is the person's: ``EVENT_ROWS`` in Python."""
-        return any(row.get(by.column) in self.values[by.values] for by in EVENT_ROWS)
+        """Whether an event-log row (stored or waiting) is the person's: ``EVENT_ROWS`` in Python. A dead
+        letter's message may lack its ``person_key``: then its anonymous id is its key where it has no
+        user id."""
+        if any(row.get(by.column) in self.values[by.values] for by in EVENT_ROWS):
+            return True
+        keyless = not row.get("person_key") and not row.get("user_id")
+        return keyless and row.get("anonymous_id") in self.values["anonymous_ids"]
 
 
 def condition(table: Table, rules: tuple[By, ...], ids: Ids) -> ColumnElement[bool]:

@@ -376,6 +376,16 @@ def drop_events_without_consent(conn: Connection, lead_ids: Sequence[int]) -> in
     return int(conn.execute(events.delete().where(events.c.person_key.in_(keys))).rowcount)
 
 
+def hold_inbox(conn: Connection) -> None:
+    """PostgreSQL: lock every inbox row for the transaction, first waiting for the processors that claimed
+    some (their claim deletes them) to commit, so that this transaction's next statements see what they
+    logged and applied, and no processor takes a waiting row until it ends (an erasure). SQLite's writer
+    is alone: nothing to do."""
+    if conn.dialect.name == "postgresql":
+        # in id order, as ``drop_from_inbox`` (retention) locks them: the two never wait for each other crosswise
+        conn.execute(select(inbox.c.id).order_by(inbox.c.id).with_for_update())
+
+
 def drop_from_inbox(conn: Connection, drop: Callable[[dict[str, Any]], bool]) -> int:
     """Remove the waiting events ``drop`` picks (erasure, retention); returns how many.
 
