@@ -292,3 +292,41 @@ def test_retention_job_runs_on_schedule(store: Store) -> None:
     finally:
         job.stop()
     assert left == {"e1", "e2", "o1"}
+
+
+def test_retention_scores_the_colleagues_whose_account_counted_the_deleted_events(store: Store) -> None:
+    """40 points to every lead of an account where two or more people probed within 400 days. Ann (100
+    days ago) and Carl (yesterday) of y.com: 40 each. A 30-day retention deletes Ann's probe; Carl lost
+    no event of his own, yet his account now has one person who probed: 0, at once."""
+    from leadscore.scoring.run import now_ms
+    from leadscore.store.people import find_lead
+    from leadscore.store.results import read_current
+
+    now = now_ms()
+    publish(store, loads_model("""
+model: committee
+engagement:
+  - {id: team, name: 2+ people of the account, kind: threshold, scope: account, event: {type: track, name: Probe},
+     count: {distinct: person}, at_least: 2, within: 400d, points: 40}
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""), as_of=now)  # fmt: skip
+    ago = {"ann": 200 * DAY, "carl": DAY}  # Carl's events are all within the 30 days kept
+    messages = [
+        *({"type": "identify", "userId": p, "messageId": f"{p}1", "timestamp": now - ago[p],
+           "traits": {"email": f"{p}@y.com"}} for p in ago),
+        *({"type": "group", "userId": p, "groupId": "y", "messageId": f"{p}2", "timestamp": now - ago[p],
+           "traits": {"domain": "y.com"}} for p in ago),
+        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": now - 100 * DAY},
+        {"type": "track", "userId": "carl", "event": "Probe", "messageId": "c3", "timestamp": now - DAY},
+    ]  # fmt: skip
+    ingest(store, [normalise(m, received_ms=now) for m in messages], source="test", as_of=now)
+    with store.connect() as conn:
+        carl = find_lead(conn, external_id="carl")
+        assert carl is not None
+        assert read_current(conn, carl)[0]["score"] == 40.0  # type: ignore[index]
+    report = apply_retention(store, days=30, now=now)
+    # Ann's identify and group (200 days old) and probe (100 days)
+    assert report.deleted_events == 3
+    with store.connect() as conn:
+        current = read_current(conn, carl)[0]
+    assert current is not None and current["score"] == 0.0

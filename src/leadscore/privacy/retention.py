@@ -1,4 +1,5 @@
-"""Retention: events older than a configured age are deleted, and the leads they belonged to are rescored."""
+"""Retention: events older than a configured age are deleted, and the leads they belonged to (and their
+accounts' other leads, whose account-scope rules counted them) are rescored."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from leadscore.scoring.run import now_ms
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_from_inbox
+from leadscore.store.people import account_colleagues
 from leadscore.store.schema import events, identities
 
 DAY_MS = 86_400_000
@@ -42,6 +44,8 @@ def apply_retention(
                 .where(events.c.ts < cutoff)
             ).scalars()
         )
+        # their colleagues too: a model's account-scope rules counted the deleted events for them
+        lead_ids |= {mate for _, mate in account_colleagues(conn, lead_ids)}
         deleted = conn.execute(delete(events).where(events.c.ts < cutoff)).rowcount
         deleted += drop_from_inbox(conn, lambda row: row["ts"] < cutoff)
         audit(conn, stamp, actor, "privacy.retention", f"{days} days", deleted=deleted)
