@@ -19,6 +19,7 @@ from leadscore.store import Store
 from leadscore.store.lifecycle_tables import list_assignments, read_feedback, read_stage_history, stage_as_of
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
+from leadscore.store.schema import leads as leads_table
 from leadscore.store.schema import outcomes
 from leadscore.web.data.stages import stage_view
 from lifecycle_model import DAY, HOOK_ENV, HOUR, MODEL, T0, model, person, points, send, settings
@@ -428,3 +429,98 @@ def test_a_disabled_seller_gets_no_new_leads(lc_store: Store) -> None:
     assert rows[lead(lc_store, "acct2")] == ("ines", "default")
     assert rows[lead(lc_store, "acct3")] == ("ines", "account_owner")
     assert rows[lead(lc_store, "bob")] == ("paul", "default")
+
+
+def test_a_manager_reassigns_an_open_assignment(lc_store: Store) -> None:
+    """Ann (of Acme) becomes an MQL at day 1: Lena's (EMEA rotation position 0), due day 1 + 4 h, and Acme's
+    EMEA owner. At day 1 + 1 h Tom gives her to Paul: Paul's SLA runs from then (due day 1 + 5 h), the
+    seller mail goes to Paul, Acme's owner is Paul, the audit log names Tom, Lena and Paul. Lena's old
+    deadline passing (day 1 + 4.5 h) escalates nothing; Paul's (day 1 + 6 h) escalates once. A seller who
+    is not in the model, the seller she already has, and a lead with no open assignment are refused."""
+    from leadscore.errors import InputError
+    from leadscore.lifecycle.feedback import reassign
+    from leadscore.store.audit import read_audit
+    from leadscore.store.lifecycle_tables import account_owners_in
+
+    acme = [{"type": "group", "userId": "ann", "groupId": "acme", "messageId": "g-acme",
+             "traits": {"name": "Acme", "domain": "acme.example"}}]  # fmt: skip
+    send(lc_store, [person("ann", domain="acme.example"), *acme, *points("ann", 70)])
+    send(lc_store, [person("bob"), *points("bob", 10)])
+    round_(lc_store, T0 + DAY)
+    ann = lead(lc_store, "ann")
+    done = reassign(
+        lc_store, model(), ann, "paul", by="Tom Becker", settings=settings(), now_ms=T0 + DAY + HOUR
+    )
+    assert (done.previous, done.seller, done.team, done.due_ms) == (
+        "lena",
+        "paul",
+        "emea",
+        T0 + DAY + 5 * HOUR,
+    )
+    with pytest.raises(
+        InputError, match="no seller 'nobody' in the model's teams \\(sellers: erik, sara, lena"
+    ):
+        reassign(lc_store, model(), ann, "nobody", by="Tom", settings=settings(), now_ms=T0 + DAY + HOUR)
+    with pytest.raises(InputError, match="already assigned to paul"):
+        reassign(lc_store, model(), ann, "paul", by="Tom", settings=settings(), now_ms=T0 + DAY + HOUR)
+    with pytest.raises(TransitionError, match="has no open assignment"):
+        reassign(lc_store, model(), lead(lc_store, "bob"), "paul", by="Tom", settings=settings(),
+                 now_ms=T0 + DAY + HOUR)  # fmt: skip
+    round_(lc_store, T0 + DAY + 4 * HOUR + HOUR // 2)  # Lena's deadline has passed: not hers any more
+    with lc_store.connect() as conn:
+        assert [o for o in read_outbox(conn) if o["action"] == "escalate"] == []
+        [row] = list_assignments(conn)
+        account = conn.execute(select(leads_table.c.account_id).where(leads_table.c.id == ann)).scalar()
+        owners = [(o["team"], o["seller"]) for o in account_owners_in(conn, account, ["emea"])]
+        [entry] = [a for a in read_audit(conn) if a["action"] == "lead.reassign"]
+        mails = [(o["target"], o["key"]) for o in read_outbox(conn) if o["action"] == "seller_mail"]
+    assert (row["seller"], row["team"], row["reason"], row["at_ms"], row["due_ms"]) == (
+        "paul", "emea", "reassigned", T0 + DAY + HOUR, T0 + DAY + 5 * HOUR
+    )  # fmt: skip
+    assert owners == [("emea", "paul")]
+    assert (entry["actor"], entry["target"]) == ("Tom Becker", f"lead:{ann}")
+    assert (entry["details"]["previous"], entry["details"]["seller"]) == ("lena", "paul")
+    assert [target for target, _ in mails] == ["lena@vendor.example", "paul@vendor.example"]
+    round_(lc_store, T0 + DAY + 6 * HOUR)  # Paul's deadline has passed
+    with lc_store.connect() as conn:
+        escalations = [o["target"] for o in read_outbox(conn) if o["action"] == "escalate"]
+        [row] = list_assignments(conn)
+    assert escalations == ["tom@vendor.example"]
+    assert row["escalated_ms"] == T0 + DAY + 6 * HOUR
+
+
+def test_reassignment_over_the_api_and_the_cli(lc_store: Store) -> None:
+    """POST /v1/leads/{lead}/assignment and ``leadscore reassign``: Ann (Lena's since day 1) to Ines,
+    then back to Lena; an unknown seller is a 422 naming the field, a lead without an open assignment a
+    409."""
+    import httpx
+    from typer.testing import CliRunner
+
+    from leadscore.api import create_app
+    from leadscore.cli.main import app as cli
+    from leadscore.settings import Settings
+    from leadscore.store.keys import create_key
+    from live_server import serving
+
+    send(lc_store, [person("ann"), *points("ann", 70), person("bob"), *points("bob", 10)])
+    round_(lc_store, T0 + DAY)
+    with lc_store.begin() as conn:
+        _, admin = create_key(conn, "admin", "crm", 0)
+    bearer = {"Authorization": f"Bearer {admin}"}
+    api = create_app(Settings(database_url="unused", run_processor=False), store=lc_store)
+    with serving(api) as url, httpx.Client(base_url=url, timeout=10, headers=bearer) as client:
+        r = client.post("/v1/leads/ann/assignment", json={"seller": "ines", "by": "Tom"})
+        assert r.status_code == 200, r.text
+        assert {k: r.json()[k] for k in ("from", "seller", "team")} == {"from": "lena", "seller": "ines",
+                                                                        "team": "emea"}  # fmt: skip
+        r = client.post("/v1/leads/ann/assignment", json={"seller": "nobody", "by": "Tom"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "seller", r.text
+        r = client.post("/v1/leads/bob/assignment", json={"seller": "ines", "by": "Tom"})
+        assert r.status_code == 409 and "no open assignment" in r.json()["error"], r.text
+    db = lc_store.engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(cli, ["reassign", "ann", "lena", "--by", "Tom", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "ann: ines → lena (emea), due" in result.output
+    with lc_store.connect() as conn:
+        [row] = list_assignments(conn)
+    assert (row["seller"], row["reason"]) == ("lena", "reassigned")

@@ -25,8 +25,15 @@ from leadscore.api.openapi import refusals
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import InputError, NotFoundError
 from leadscore.lifecycle import segments
+from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.context import unsubscribe_token
-from leadscore.lifecycle.feedback import OUTCOME_KINDS, TransitionError, give_feedback, record_outcome
+from leadscore.lifecycle.feedback import (
+    OUTCOME_KINDS,
+    TransitionError,
+    give_feedback,
+    reassign,
+    record_outcome,
+)
 from leadscore.lifecycle.outcomes import parse_time
 from leadscore.model import ScoringModel
 from leadscore.scoring.pipeline import current_model
@@ -136,6 +143,35 @@ def post_feedback(state: AdminState, ref: str, body: FeedbackIn) -> dict[str, An
             422, "invalid request", [{"field": exc.problem.field, "message": exc.problem.message}]
         ) from None
     return {"ok": True, "lead_id": lead_id, "from": move.from_stage, "to": move.to_stage}
+
+
+class ReassignIn(BaseModel):
+    seller: str = Field(min_length=1, max_length=63, description="a seller's id in the model's teams")
+    by: str = Field(min_length=1, max_length=200, description="who moves it, for the audit log")
+
+
+@router.post(
+    "/leads/{ref}/assignment",
+    summary="Give a lead's open assignment to another seller (their SLA starts now; they are notified)",
+    responses=refusals(404, 409),
+)
+def post_reassignment(state: AdminState, ref: str, body: ReassignIn) -> dict[str, Any]:
+    model = lifecycle_model(state)
+    with state.store.connect() as conn:
+        lead_id = lead_ref(conn, ref)
+    try:
+        done = reassign(
+            state.store, model, lead_id, body.seller, by=body.by, settings=state.settings, now_ms=now_ms()
+        )
+    except TransitionError as exc:
+        raise ApiError(409, str(exc)) from None
+    except InputError as exc:
+        raise ApiError(
+            422, "invalid request", [{"field": exc.problem.field, "message": exc.problem.message}]
+        ) from None
+    due = None if done.due_ms is None else iso(done.due_ms)
+    return {"ok": True, "lead_id": lead_id, "from": done.previous, "seller": done.seller, "team": done.team,
+            "due_at": due}  # fmt: skip
 
 
 class OutcomeIn(BaseModel):

@@ -131,6 +131,27 @@ def stage(
     )
 
 
+def reassign(
+    lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
+    seller: Annotated[str, typer.Argument(help="The seller's id in the model's teams (lena, paul, ...).")],
+    by: Annotated[str, typer.Option("--by", help="Who moves it (a manager's name), for the audit log.")],
+    db: Db = None,
+) -> None:
+    """Give a lead's open assignment to another seller: their SLA clock starts now and they are notified."""
+    from leadscore.lifecycle.feedback import reassign as hand_over
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+
+    with open_store(db) as store:
+        model = lifecycle_model(store)
+        with store.connect() as conn:
+            lead_id = resolve_lead(conn, lead)
+        stamp = now_ms()
+        done = hand_over(store, model, lead_id, seller, by=by, settings=Settings(), now_ms=stamp)
+    due = f", due {fmt_time(done.due_ms)} UTC" if done.due_ms else ""
+    console.print(f"{lead}: {done.previous} → {done.seller} ({done.team}){due}", highlight=False)
+
+
 def _feedback(lead: str, decision: str, reason: str | None, note: str, by: str, db: str | None) -> None:
     from leadscore.lifecycle.feedback import give_feedback
     from leadscore.scoring.run import now_ms

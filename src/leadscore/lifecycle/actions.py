@@ -140,6 +140,30 @@ class Effects:
                         action, f"{action.id}:assigned:{self.assignment.id}", "lead.assigned", {"move": move}
                     )
 
+    def reassigned(self, a: Assigned, stage: str, previous: str) -> None:
+        """Effects of a manager's reassignment: the new seller's notification and the ``assigned`` actions
+        of the stage, as for a first assignment (keys of their own: a lead given back is news again)."""
+        lifecycle = self.model.lifecycle
+        assert lifecycle is not None
+        self.assignment = a
+        self.context().update(self.assigned_context(a))
+        occasion = f":reassigned:{self.now_ms}"
+        self.enqueued += notify.assigned(
+            self.conn,
+            self.model,
+            a.id,
+            a.seller,
+            a.due_ms,
+            self.context(),
+            self.settings,
+            self.now_ms,
+            occasion,
+        )
+        for action in lifecycle.actions:
+            if action.trigger.assigned and action.trigger.stage in (None, stage):
+                extra = {"reassigned_from": previous}
+                self.run(action, f"{action.id}:assigned:{a.id}{occasion}", "lead.assigned", extra)
+
     def assigned_context(self, a: Assigned) -> dict[str, Any]:
         found = people(self.model, a.team, a.seller)
         due = iso(a.due_ms) if a.due_ms else None

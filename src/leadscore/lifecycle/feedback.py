@@ -12,24 +12,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from leadscore.errors import InputError, LeadscoreError, Problem
 from leadscore.lifecycle import segments
 from leadscore.lifecycle.actions import Effects
+from leadscore.lifecycle.assignment import Assigned
 from leadscore.lifecycle.outcomes import too_late, unstorable
 from leadscore.lifecycle.stages import triggered
-from leadscore.model import ScoringModel
+from leadscore.model import ScoringModel, duration_seconds
 from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.audit import audit
 from leadscore.store.lifecycle_tables import (
     add_feedback,
+    assignment_stage,
     claim_leads,
+    hand_over,
     move_stage,
+    open_assignment,
+    set_account_owner,
     start_stages,
     touch_assignment,
 )
-from leadscore.store.schema import outcomes
+from leadscore.store.schema import leads, outcomes
 from leadscore.store.upsert import insert_ignore
 
 OUTCOME_KINDS = ("sql", "opportunity", "won", "lost", "disqualified")
@@ -241,3 +247,62 @@ def record_outcome(
         if kind == "sql":
             touch_assignment(conn, lead_id, at_ms)
     return True, move
+
+
+@dataclass(frozen=True)
+class Reassigned:
+    lead_id: int
+    assignment_id: int
+    previous: str
+    seller: str
+    team: str
+    due_ms: int | None
+
+
+def reassign(
+    store: Store,
+    model: ScoringModel,
+    lead_id: int,
+    seller_id: str,
+    *,
+    by: str,
+    settings: Settings,
+    now_ms: int,
+) -> Reassigned:
+    """Give a lead's open assignment (no feedback yet, still in the stage it was assigned in) to another
+    seller of the model's teams, in one transaction: their SLA clock starts now, they are notified and the
+    stage's ``assigned`` actions run as for a first assignment, the account's owner in that team follows
+    (with ``sticky_accounts``, where the previous seller owned it), and the audit log records who moved it."""
+    lifecycle = _lifecycle(model)
+    if "\x00" in by:
+        raise InputError(Problem("has a NUL character (\\u0000)", field="by"))
+    found = lifecycle.seller(seller_id)
+    if found is None:
+        known = ", ".join(s.id for t in lifecycle.teams for s in t.sellers) or "none"
+        raise InputError(Problem(f"no seller {seller_id[:80]!r} in the model's teams (sellers: {known})",
+                                 field="seller"))  # fmt: skip
+    team, seller = found
+    with store.begin() as conn:
+        claim_leads(conn, [lead_id])  # the lead's stage row: no stage move meanwhile (the runner waits)
+        current = open_assignment(conn, lead_id)
+        if current is None:
+            raise TransitionError(
+                f"lead {lead_id} has no open assignment (none, or already acted on or moved on)"
+            )
+        stage = assignment_stage(conn, int(current["stage_move_id"])) or ""
+        previous = str(current["seller"])
+        if previous == seller.id:
+            raise InputError(Problem(f"lead {lead_id} is already assigned to {seller.id}", field="seller"))
+        rules = lifecycle.assignment
+        sla = None if rules is None else rules.sla_of(stage)
+        due = None if sla is None else now_ms + int(duration_seconds(sla) * 1000)
+        hand_over(conn, int(current["id"]), team.id, seller.id, now_ms, due)
+        account_id = conn.execute(select(leads.c.account_id).where(leads.c.id == lead_id)).scalar()
+        if rules is not None and rules.sticky_accounts and account_id is not None:
+            # only where the previous seller owned the account in that team (a concurrent owner stands)
+            set_account_owner(conn, int(account_id), seller.id, team.id, now_ms, replacing=previous)
+        audit(conn, now_ms, by, "lead.reassign", f"lead:{lead_id}", previous=previous, seller=seller.id,
+              team=team.id, assignment=int(current["id"]))  # fmt: skip
+        a = Assigned(int(current["id"]), team.id, seller.id, "reassigned", due)
+        Effects(conn, model, lead_id, settings, now_ms).reassigned(a, stage, previous)
+    return Reassigned(lead_id, a.id, previous, seller.id, team.id, due)

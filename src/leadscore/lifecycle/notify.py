@@ -169,9 +169,12 @@ def assigned(
     context: dict[str, Any],
     settings: Settings,
     now_ms: int,
+    occasion: str = "",
 ) -> int:
     """Enqueue the immediate messages the assigned seller asked for (none unless they are a dashboard
-    user who turned them on); ``context`` is the lead's (``lifecycle.context``). Returns rows added."""
+    user who turned them on); ``context`` is the lead's (``lifecycle.context``). ``occasion`` tells apart
+    a reassignment's message from the first one's (a lead given back to its first seller is news again).
+    Returns rows added."""
     assert model.lifecycle is not None
     email = seller_email(model.lifecycle, seller_id)
     user = find_user(conn, email) if email else None
@@ -193,7 +196,7 @@ def assigned(
     )
     mail, slack = immediate_messages(note, now_ms)
     rows = _rows(
-        user.id, user.email, found, f"notify:{user.id}:assigned:{assignment_id}", "notify.assigned",
+        user.id, user.email, found, f"notify:{user.id}:assigned:{assignment_id}{occasion}", "notify.assigned",
         note.lead_id, mail if found.mail_immediate else None, slack if found.slack_immediate else None,
         "lead.assigned",
     )  # fmt: skip

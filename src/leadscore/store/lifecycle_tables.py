@@ -307,6 +307,33 @@ def assignment_waiting(conn: Connection, assignment_id: int) -> bool:
     return bool(conn.execute(query).scalar())
 
 
+def open_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
+    """The lead's assignment a seller still has to act on (no feedback yet, the lead still in the stay it
+    was assigned in), locked on PostgreSQL until commit; None when it has none."""
+    query = (
+        select(assignments)
+        .where(assignments.c.lead_id == lead_id, assignments.c.touched_ms.is_(None), still_in_its_stage())
+        .order_by(assignments.c.id.desc())
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=assignments)
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def hand_over(
+    conn: Connection, assignment_id: int, team: str, seller: str, at_ms: int, due_ms: int | None
+) -> None:
+    """The assignment given to another seller (``reason`` reassigned): their SLA clock starts at ``at_ms``
+    and an escalation of the previous seller's is forgotten."""
+    conn.execute(
+        update(assignments)
+        .where(assignments.c.id == assignment_id)
+        .values(team=team, seller=seller, reason="reassigned", at_ms=at_ms, due_ms=due_ms, escalated_ms=None)
+    )
+
+
 def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[dict[str, Any]]:
     """Untouched assignments past their SLA that were not escalated yet, whose lead is still in the stage
     it was assigned in (claimed on PostgreSQL)."""
