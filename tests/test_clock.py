@@ -401,3 +401,27 @@ def test_a_named_score_is_due_at_the_thresholds_of_the_gates_that_test_it(store:
         "analytics": (60.0, T0 + math.floor(10 * DAY * math.log2(60 / 59.75))),
         "core": (60.0, T0 + math.floor(10 * DAY * math.log2(60 / 59))),
     }
+
+
+CAPPED = """
+model: capped
+engagement:
+  - {id: visit, name: Visited, event: {type: page}, points: 10, cap: 50, half_life: 10d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 40}}
+"""
+
+
+def test_a_score_on_a_boundary_held_by_a_cap_is_due_when_the_cap_lets_it_move(store: Store) -> None:
+    """Ten visits at T0: 100 raw points capped at 50, score and engagement score exactly 50 (the level-2
+    threshold). Nothing moves until 100 × 0.5^(t / 10d) falls below the cap of 50, at t = 10 days; a
+    due time of T0 would have every tick rescore the lead, unchanged, for those ten days."""
+    publish(store, loads_model(CAPPED), as_of=T0)
+    visits = [message("ann", n, T0, type="page", properties={"path": f"/{n}"}) for n in range(10)]
+    ingest(store, visits, source="test", as_of=T0)
+    ann = lead_of(store, "ann")
+    now = current(store, ann)
+    assert (now["score"], now["level"]) == (50.0, 2)
+    # the search stops within PRECISION_MS (one second) before the exact time, never after it
+    assert T0 + 10 * DAY - 1000 <= now["due_ms"] <= T0 + 10 * DAY
+    assert tick(store, T0 + 60_000).leads == 0
+    assert tick(store, T0 + 9 * DAY).leads == 0

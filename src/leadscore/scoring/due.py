@@ -54,6 +54,7 @@ from leadscore.store.score_names import primary_score
 
 TOLERANCE = 1.0  # score points (and engagement score points) a stored score may drift by decay
 PRECISION_MS = 1000.0  # of the search for models with several half-lives or capped decaying rules
+OFF_BOUNDARY = 1e-9  # the least move (raw points) that takes a score sitting on a boundary off it
 
 
 @dataclass(frozen=True)
@@ -307,8 +308,11 @@ def _decay_due(
     # engagement points held by the floor or the clamp at the maximum move only once the total is back
     # inside [0, max]: the raw total must first cover that headroom
     headroom = sum(held)
+    # a score sitting on a boundary is due when decay first moves it off, which a rule held at its cap
+    # does only once its raw total is below the cap: not at once (it would be due at every tick until then)
+    distance = max(min(distances), OFF_BOUNDARY)
     as_of = ledger.as_of
-    dt = _time_to_move(terms, min(distances) + headroom, None if later is None else later - as_of)
+    dt = _time_to_move(terms, distance + headroom, None if later is None else later - as_of)
     return None if dt is None or dt == math.inf else as_of + math.floor(dt)
 
 
