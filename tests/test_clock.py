@@ -352,3 +352,76 @@ def test_a_tick_never_saves_the_scores_of_a_version_published_meanwhile(
         T0 + 11 * DAY,
         0,
     )
+
+
+GATED_CORE = """
+model: core
+engagement:
+  - {id: visit, name: Visited, event: {type: page}, points: 60, half_life: 10d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 40}}
+lifecycle:
+  initial: lead
+  hysteresis: 0.5
+  stages:
+    - {id: lead, name: Lead}
+    - {id: mql_analytics, name: MQL for the analytics team}
+  transitions:
+    - {id: analytics_mql, from: [lead], to: mql_analytics, when: {score: analytics, score_at_least: 59.75}}
+    - {id: analytics_cooled, from: [mql_analytics], to: lead, when: {score: analytics, score_below: 60}}
+"""
+GATED_ANALYTICS = """
+model: analytics
+engagement:
+  - {id: demo, name: Requested a demo, event: {type: track, name: Demo Requested}, points: 60, half_life: 10d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 40}}
+"""
+
+
+def test_a_named_score_is_due_at_the_thresholds_of_the_gates_that_test_it(store: Store) -> None:
+    """The lifecycle (the primary's) tests the analytics score at 59.75 and below 60 − 0.5: those are the
+    analytics score's boundaries, not the primary's. Each score is 60 at T0 and decays with 10 days'
+    half-life: 60 × 0.5^(dt / 10d) = b at dt = 10d × log2(60 / b)."""
+    publish(store, loads_model(GATED_CORE), score_name="core", as_of=T0)
+    publish(store, loads_model(GATED_ANALYTICS), score_name="analytics", as_of=T0)
+    ingest(
+        store,
+        [message("ann", 1, T0, type="page", properties={"path": "/"}), track("ann", 2, "Demo Requested", T0)],
+        source="test",
+        as_of=T0,
+    )
+    ann = lead_of(store, "ann")
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(scores.c.score_name, scores.c.score, scores.c.due_ms).where(scores.c.lead_id == ann)
+        )
+        stored = {name: (score, due) for name, score, due in rows}
+    # analytics: the gate at 59.75 first (then 59.5, then 59 of the one-point drift)
+    # core: no gate tests it; its one-point drift (59) comes before its bands (40, 70) and levels (50, 75)
+    assert stored == {
+        "analytics": (60.0, T0 + math.floor(10 * DAY * math.log2(60 / 59.75))),
+        "core": (60.0, T0 + math.floor(10 * DAY * math.log2(60 / 59))),
+    }
+
+
+CAPPED = """
+model: capped
+engagement:
+  - {id: visit, name: Visited, event: {type: page}, points: 10, cap: 50, half_life: 10d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 40}}
+"""
+
+
+def test_a_score_on_a_boundary_held_by_a_cap_is_due_when_the_cap_lets_it_move(store: Store) -> None:
+    """Ten visits at T0: 100 raw points capped at 50, score and engagement score exactly 50 (the level-2
+    threshold). Nothing moves until 100 × 0.5^(t / 10d) falls below the cap of 50, at t = 10 days; a
+    due time of T0 would have every tick rescore the lead, unchanged, for those ten days."""
+    publish(store, loads_model(CAPPED), as_of=T0)
+    visits = [message("ann", n, T0, type="page", properties={"path": f"/{n}"}) for n in range(10)]
+    ingest(store, visits, source="test", as_of=T0)
+    ann = lead_of(store, "ann")
+    now = current(store, ann)
+    assert (now["score"], now["level"]) == (50.0, 2)
+    # the search stops within PRECISION_MS (one second) before the exact time, never after it
+    assert T0 + 10 * DAY - 1000 <= now["due_ms"] <= T0 + 10 * DAY
+    assert tick(store, T0 + 60_000).leads == 0
+    assert tick(store, T0 + 9 * DAY).leads == 0

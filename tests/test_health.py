@@ -21,7 +21,8 @@ from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app as cli
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.model import loads_model
-from leadscore.scoring.pipeline import publish
+from leadscore.scoring.clock import tick
+from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.processor import process_pending
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -33,6 +34,7 @@ from leadscore.store.outbox import enqueue
 from leadscore.store.schema import dead_letters, inbox, outbox
 from leadscore.store.users import add_user
 from live_server import serving
+from test_clock import QUIET, track
 from test_dead_letters import MODEL, _row, allow_again, refuse_user
 from web_support import PASSWORD, signed_in
 
@@ -106,6 +108,7 @@ def test_the_exposition_reports_the_tables_as_they_are(store: Store) -> None:
         "leadscore_dead_letters": "1",
         "leadscore_inbox_events": "3",
         "leadscore_inbox_lag_seconds": "90",
+        "leadscore_rescore_due_lag_seconds": "0",  # no model, no stored score
         "leadscore_processor_running": "0",
         'leadscore_outbox_backlog{channel="webhook"}': "2",  # k1, k2 pending
         'leadscore_outbox_oldest_age_seconds{channel="webhook"}': "30",  # k2 (k1 is 10 s old)
@@ -307,3 +310,31 @@ def test_deadletters_list_prints_hostile_text_as_it_is(store: Store) -> None:
     assert listed.exit_code == 0, listed.exception
     assert "[/bad] [red]x" in listed.output and "Err [/]" in listed.output
     assert "second line" not in listed.output  # the table shows an error's first line
+
+
+def test_stale_scores_are_reported_when_no_clock_rescores_them(store: Store) -> None:
+    """``serve --no-processor`` with no ``leadscore process``: nothing rescores a score whose window
+    closed, and every screen shows it as it was, so the banner and /metrics say so until a tick runs."""
+    day = 86_400_000
+    start = int(time.time() * 1000) - 11 * day  # the demo (10-day window) left it a day ago
+    publish(store, loads_model(QUIET), as_of=start)
+    ingest(
+        store,
+        [track("ann", 1, "Demo Requested", start), track("ann", 2, "Webinar Joined", start)],
+        source="test",
+        as_of=start,
+    )
+    with store.begin() as conn:
+        add_user(conn, "sales@example.test", "Sales", "sales", hash_password(PASSWORD), 0)
+        # due when the demo leaves its window: 10 days after it; 90 s later it has waited 90 s
+        assert backlog(conn, start + 10 * day + 90_000).due_lag_s == 90
+        assert backlog(conn, start + 10 * day - 1).due_lag_s == 0
+    settings = Settings(database_url="unused", run_processor=False, lag_alert_s=60, clock_tick_s=60)
+    with serving(create_app(settings, store=store)) as url, signed_in(url, "sales@example.test") as sales:
+        page = sales.get("/leads").text
+        # due a day ago, less the one tick a due score waits by design: 86,340 s = 24.0 h (24.x as the
+        # test's own seconds pass)
+        assert "Scores are stale:</strong> a stored score has been due to change" in page
+        assert re.search(r"for 24\.\d h more than a clock tick", page)
+        assert tick(store).leads == 1  # the webinar alone now: 40
+        assert "Scores are stale" not in sales.get("/leads").text

@@ -125,6 +125,13 @@ def exposition(b: Backlog, processor: str = "disabled") -> str:
     )
     _family(
         out,
+        "leadscore_rescore_due_lag_seconds",
+        "gauge",
+        "How long the stalest stored score has been due to change with time alone (0: none is due)",
+        [({}, b.due_lag_s)],
+    )
+    _family(
+        out,
         "leadscore_processor_running",
         "gauge",
         "Whether this process runs a processor and it is alive",

@@ -10,9 +10,12 @@ Two things change a score with no new event:
   clamp after it never move the score by more than the rule's own change), so in ``dt`` the score moves by
   at most ``Σ_rules |v| × (1 − 0.5^(dt/h)) × points per raw point`` (a rule held at its cap moves only
   once its decaying raw total is below the cap). The score is due when that bound first
-  reaches a boundary: a band threshold, a lifecycle or segment score threshold (``score_below`` lowered
-  by the hysteresis), or ``TOLERANCE`` score points away from the stored score; the engagement score the
-  same way against the level thresholds, the accounts' ``engaged_at_least`` and the tolerance. With one
+  reaches a boundary: a band threshold, a score threshold of a lifecycle gate that tests this score
+  (``score_below`` lowered by the hysteresis; the lifecycle is the primary model's, and a gate tests the
+  score it names, the primary when it names none), a segment's (primary only), or ``TOLERANCE`` score
+  points away from the stored score; the engagement score the same way against the level thresholds, the
+  accounts' ``engaged_at_least`` (primary only: the lifecycle stores the primary's account scores) and
+  the tolerance. With one
   half-life the bound is the exact decay, so the time is exact; otherwise it is a lower bound, and the
   rescoring at that time schedules again from the nearer score.
 
@@ -35,39 +38,79 @@ from leadscore.compile.changes import compile_changes, next_changes
 from leadscore.compile.composite import compile_models_changes, namespace, namespaced
 from leadscore.compile.ledger import columns_of, factors
 from leadscore.compile.per_model import PerModel
-from leadscore.model import ScoringModel
+from leadscore.errors import StoreError
+from leadscore.model import Lifecycle, ScoringModel
 from leadscore.scoring.run import (
     BOUND_DIALECTS,
     POINTS_CHUNK,
     bound_statement,
     kept_statement,
+    model_of,
     points,
     target_params,
 )
+from leadscore.store.model_versions import active_version
+from leadscore.store.score_names import primary_score
 
 TOLERANCE = 1.0  # score points (and engagement score points) a stored score may drift by decay
 PRECISION_MS = 1000.0  # of the search for models with several half-lives or capped decaying rules
+OFF_BOUNDARY = 1e-9  # the least move (raw points) that takes a score sitting on a boundary off it
 
 
-def score_boundaries(model: ScoringModel) -> tuple[float, ...]:
-    """Score values at which something a user or the lifecycle reads changes."""
+@dataclass(frozen=True)
+class Tested:
+    """How the lifecycle reads one named score: ``lifecycle`` is the one the runner moves leads by (the
+    primary's active model's), ``name`` the score's name and ``primary`` the primary score's."""
+
+    lifecycle: Lifecycle | None
+    name: str
+    primary: str
+
+    @classmethod
+    def alone(cls, model: ScoringModel) -> Tested:
+        """``model`` as the primary score, with its own lifecycle (a store of one score)."""
+        return cls(model.lifecycle, "", "")
+
+    def tests(self, score: str | None) -> bool:
+        """Whether a gate naming ``score`` (None: the primary) tests this score."""
+        return (score or self.primary) == self.name
+
+
+def tested(conn: Connection, names: Sequence[str | None]) -> list[Tested]:
+    """How the lifecycle reads each of the named scores (None: the primary), read from the store (the
+    primary's active version carries the lifecycle)."""
+    try:
+        version = active_version(conn)
+    except StoreError:  # no primary model active: no lifecycle moves a stage
+        primary, lifecycle = primary_score(conn), None
+    else:
+        primary, lifecycle = version.score_name, model_of(version.yaml, version.label).lifecycle
+    return [Tested(lifecycle, name or primary, primary) for name in names]
+
+
+def score_boundaries(model: ScoringModel, by: Tested) -> tuple[float, ...]:
+    """Score values at which something a user or the lifecycle reads of the score changes."""
     out = {model.scale.bands.hot, model.scale.bands.warm}
-    lifecycle = model.lifecycle
+    lifecycle = by.lifecycle
     if lifecycle is not None:
         for t in lifecycle.transitions:
+            if not by.tests(t.when.score):
+                continue
             if t.when.score_at_least is not None:
                 out.add(t.when.score_at_least)
             if t.when.score_below is not None:
                 out.add(t.when.score_below - lifecycle.hysteresis)
-        out.update(s.score_at_least for s in lifecycle.segments if s.score_at_least is not None)
+        if by.tests(None):  # segments test the primary score
+            out.update(s.score_at_least for s in lifecycle.segments if s.score_at_least is not None)
     return tuple(sorted(out))
 
 
-def engagement_boundaries(model: ScoringModel) -> tuple[float, ...]:
+def engagement_boundaries(model: ScoringModel, by: Tested) -> tuple[float, ...]:
     levels = model.scale.levels
     out = {levels.one, levels.two, levels.three}
-    if model.lifecycle is not None and model.lifecycle.accounts is not None:
-        out.add(model.lifecycle.accounts.engaged_at_least)
+    # the lifecycle stores and stages the primary's account scores; another's is computed when read
+    if by.lifecycle is not None and by.lifecycle.accounts is not None and by.tests(None):
+        out.add(by.lifecycle.accounts.engaged_at_least)
     return tuple(sorted(out))
 
 
@@ -213,17 +256,33 @@ def _bracket(
 
 
 def decay_due(
-    model: ScoringModel, ledger: Ledger, tolerance: float = TOLERANCE, later: int | None = None
+    model: ScoringModel,
+    ledger: Ledger,
+    tolerance: float = TOLERANCE,
+    later: int | None = None,
+    by: Tested | None = None,
 ) -> int | None:
-    """The earliest time decay alone may move the ledger's score or engagement score to a boundary.
-    With ``later`` (a time, such as the next window change): None also when that time is surely not
-    before ``later``, which a caller taking the earlier of the two need not know (one evaluation of the
-    decay sum instead of a search)."""
-    return _decay_due(_constants(model), ledger, tolerance, later)
+    """The earliest time decay alone may move the ledger's score or engagement score to a boundary
+    (``by``: how the lifecycle reads the score; default, as the primary score with the model's own
+    lifecycle). With ``later`` (a time, such as the next window change): None also when that time is
+    surely not before ``later``, which a caller taking the earlier of the two need not know (one
+    evaluation of the decay sum instead of a search)."""
+    marks = _marks(model, by or Tested.alone(model))
+    return _decay_due(_constants(model), marks, ledger, tolerance, later)
 
 
-def _decay_due(constants: Constants, ledger: Ledger, tolerance: float, later: int | None) -> int | None:
-    half_lives, per_score, per_engagement, score_marks, engagement_marks = constants
+Marks = tuple[tuple[float, ...], tuple[float, ...]]  # the score's and the engagement score's boundaries
+
+
+def _marks(model: ScoringModel, by: Tested) -> Marks:
+    return score_boundaries(model, by), engagement_boundaries(model, by)
+
+
+def _decay_due(
+    constants: Constants, marks: Marks, ledger: Ledger, tolerance: float, later: int | None
+) -> int | None:
+    half_lives, per_score, per_engagement = constants
+    score_marks, engagement_marks = marks
     if not half_lives:
         return None  # no decaying rule
     terms: list[Term] = []
@@ -249,12 +308,15 @@ def _decay_due(constants: Constants, ledger: Ledger, tolerance: float, later: in
     # engagement points held by the floor or the clamp at the maximum move only once the total is back
     # inside [0, max]: the raw total must first cover that headroom
     headroom = sum(held)
+    # a score sitting on a boundary is due when decay first moves it off, which a rule held at its cap
+    # does only once its raw total is below the cap: not at once (it would be due at every tick until then)
+    distance = max(min(distances), OFF_BOUNDARY)
     as_of = ledger.as_of
-    dt = _time_to_move(terms, min(distances) + headroom, None if later is None else later - as_of)
+    dt = _time_to_move(terms, distance + headroom, None if later is None else later - as_of)
     return None if dt is None or dt == math.inf else as_of + math.floor(dt)
 
 
-Constants = tuple[dict[str, float], float, float, tuple[float, ...], tuple[float, ...]]
+Constants = tuple[dict[str, float], float, float]
 
 
 def _make_constants(model: ScoringModel) -> Constants:
@@ -263,14 +325,13 @@ def _make_constants(model: ScoringModel) -> Constants:
         {rule_id: h for rule_id, h in half_lives.items() if h},
         factors(model)[1],
         100.0 / model.scale.engagement_max,
-        score_boundaries(model),
-        engagement_boundaries(model),
     )
 
 
 # What ``decay_due`` reads of a model for every ledger, kept per model object (a batch schedules hundreds
-# of ledgers of the same model): the decaying rules' half-lives, score points per raw engagement point, engagement
-# score points per raw point, and the score and engagement boundaries.
+# of ledgers of the same model): the decaying rules' half-lives, score points per raw engagement point, and
+# engagement score points per raw point. The boundaries depend on the lifecycle too (``_marks``), found
+# once per call.
 _constants = PerModel(_make_constants)
 
 
@@ -279,21 +340,32 @@ def _distance(value: float, boundaries: Iterable[float]) -> float:
 
 
 def schedule(
-    conn: Connection, model: ScoringModel, sources: Sources, ledgers: Sequence[Ledger]
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    ledgers: Sequence[Ledger],
+    score_name: str | None = None,
 ) -> dict[int, int | None]:
-    """Each ledger's lead → when its score is next due (None: time alone never changes it), always after
-    the ledger's own as-of time."""
+    """Each ledger's lead → when its score ``score_name`` (the primary when None), scored by ``model``, is
+    next due (None: time alone never changes it), always after the ledger's own as-of time."""
     windows = _window_changes(conn, model, sources, [(lg.lead_id, lg.as_of) for lg in ledgers])
-    return _due(model, ledgers, windows)
+    (by,) = tested(conn, [score_name])
+    return _due(model, by, ledgers, windows)
 
 
 def schedule_models(
-    conn: Connection, models: Sequence[ScoringModel], sources: Sources, ledgers: Sequence[Sequence[Ledger]]
+    conn: Connection,
+    models: Sequence[ScoringModel],
+    sources: Sources,
+    ledgers: Sequence[Sequence[Ledger]],
+    score_names: Sequence[str | None] | None = None,
 ) -> list[dict[int, int | None]]:
-    """``schedule`` for several models' ledgers (``ledgers[i]``: model ``i``'s), the window changes of
-    every model found by one statement that reads the events once (``compile_models_changes``)."""
+    """``schedule`` for several models' ledgers (``ledgers[i]``: model ``i``'s, of the score
+    ``score_names[i]``; the primary's when not given), the window changes of every model found by one
+    statement that reads the events once (``compile_models_changes``)."""
+    names = list(score_names) if score_names is not None else [None] * len(models)
     if len(models) == 1:
-        return [schedule(conn, models[0], sources, ledgers[0])]
+        return [schedule(conn, models[0], sources, ledgers[0], names[0])]
     pairs = sorted({(lg.lead_id, lg.as_of) for part in ledgers for lg in part})
     windows: list[dict[tuple[int, int], int]] = [{} for _ in models]
     spaced = [namespaced(model, namespace(i)) for i, model in enumerate(models)]
@@ -313,7 +385,11 @@ def schedule_models(
             for point, at in zip(points_of, next_changes(spaced[i], found), strict=True):
                 if at is not None:
                     windows[i][point] = at
-    return [_due(model, part, found) for model, part, found in zip(models, ledgers, windows, strict=True)]
+    readers = tested(conn, names)
+    return [
+        _due(model, by, part, found)
+        for model, by, part, found in zip(models, readers, ledgers, windows, strict=True)
+    ]
 
 
 def _compile_models(models: Sequence[ScoringModel], sources: Sources, targets: Select[Any]) -> Select[Any]:
@@ -323,14 +399,15 @@ def _compile_models(models: Sequence[ScoringModel], sources: Sources, targets: S
 
 
 def _due(
-    model: ScoringModel, ledgers: Sequence[Ledger], windows: Mapping[tuple[int, int], int]
+    model: ScoringModel, by: Tested, ledgers: Sequence[Ledger], windows: Mapping[tuple[int, int], int]
 ) -> dict[int, int | None]:
     out: dict[int, int | None] = {}
     constants = _constants(model)
+    marks = _marks(model, by)
     for lg in ledgers:
         window = windows.get((lg.lead_id, lg.as_of))
         # the decay bound is searched for only where it may come before the next window change
-        times = [t for t in (window, _decay_due(constants, lg, TOLERANCE, window)) if t is not None]
+        times = [t for t in (window, _decay_due(constants, marks, lg, TOLERANCE, window)) if t is not None]
         out[lg.lead_id] = max(min(times), lg.as_of + 1) if times else None
     return out
 

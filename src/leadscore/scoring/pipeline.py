@@ -174,7 +174,7 @@ def plan_rescore(
             conn, [a.model for a in group], sources, [(lid, at) for lid in lead_ids]
         )
         causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
-        dues = schedule_models(conn, [a.model for a in group], sources, per_model)
+        dues = schedule_models(conn, [a.model for a in group], sources, per_model, _names(group))
         out.parts.append((group, per_model, dues, causes))
         versions = [(a.model, a.version.id, a.version.score_name) for a in group if a.version is not None]
         out.replays.append(history.plan_replay(conn, versions, sources, since, at))
@@ -350,8 +350,8 @@ def activate_version(
         active = Active.of(version)
         cause = f"{action} {version.label}"
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
-        due = schedule(conn, active.model, store.sources(), ledgers)
         name = version.score_name
+        due = schedule(conn, active.model, store.sources(), ledgers, name)
         save_scores(conn, ledgers, version.id, stamp, cause, due, score_name=name)
         changes = {lg.lead_id: (as_of or stamp, "model", cause) for lg in ledgers}
         if changes:
@@ -376,9 +376,16 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
         # one statement for every model (the events are read once), one for when each score is next due
         per_model = score_everyone(conn, [a.model for a in models], store.sources(), as_of or stamp)
         if save:
-            dues = schedule_models(conn, [a.model for a in models], store.sources(), per_model)
+            dues = schedule_models(
+                conn, [a.model for a in models], store.sources(), per_model, _names(models)
+            )
             save_named_scores(conn, _named(models, per_model, dues), stamp, "rescore")
     return per_model[0]
+
+
+def _names(models: Sequence[Active]) -> list[str | None]:
+    """Each active model's score name (the due times test the lifecycle's thresholds of that score)."""
+    return [a.version.score_name if a.version is not None else None for a in models]
 
 
 def _named(
@@ -430,7 +437,7 @@ def rescore_now(
     assert active.version is not None
     name = active.version.score_name
     ledgers = score_leads(conn, active.model, sources, lead_ids, stamp)
-    due = schedule(conn, active.model, sources, ledgers)
+    due = schedule(conn, active.model, sources, ledgers, name)
     save_scores(conn, ledgers, active.version.id, stamp, ref, due, score_name=name)
     changes = {lg.lead_id: (stamp, cause, ref) for lg in ledgers}
     if not changes:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 from leadscore.store import counters, dead_letters
 from leadscore.store import outbox as outbox_store
 from leadscore.store.engine import MIGRATIONS
-from leadscore.store.schema import inbox, outbox
+from leadscore.store.schema import inbox, model_versions, outbox, scores
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
@@ -37,10 +37,16 @@ class Backlog:
     # by (channel, endpoint): rows given up (status failed), and pending rows whose last try failed
     deliveries_failed: dict[tuple[str, str], int] = field(default_factory=dict)
     deliveries_retrying: dict[tuple[str, str], int] = field(default_factory=dict)
+    due_oldest_ms: int | None = None  # the oldest due time of a stored score not yet rescored (oldest_due)
 
     @property
     def lag_s(self) -> float:
         return lag_seconds(self.inbox_oldest_ms, self.now_ms)
+
+    @property
+    def due_lag_s(self) -> float:
+        """How long the stalest stored score has been due (a clock tick's wait included)."""
+        return lag_seconds(self.due_oldest_ms, self.now_ms)
 
     @property
     def acknowledged(self) -> int:
@@ -65,6 +71,26 @@ def scoring_lag(conn: Connection, now_ms: int) -> tuple[float, int]:
     """(how far scoring lags in seconds, dead letters): what the dashboard warns about."""
     _, oldest = inbox_state(conn)
     return lag_seconds(oldest, now_ms), dead_letters.count(conn)
+
+
+def oldest_due(conn: Connection, now_ms: int) -> int | None:
+    """The earliest ``scores.due_ms`` at or before ``now_ms`` among the scores of an active model: since
+    then, a stored score differs from what its model gives now (a window opened or closed, decay reached a
+    threshold) until a clock tick rescores it (``scoring/clock.py``). None when no score is due."""
+    active = select(model_versions.c.score_name).where(model_versions.c.active.is_(True))
+    query = select(func.min(scores.c.due_ms)).where(
+        scores.c.due_ms <= now_ms, scores.c.score_name.in_(active.scalar_subquery())
+    )
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
+
+
+def rescoring_lag(conn: Connection, now_ms: int, tick_s: float) -> float:
+    """Seconds a stored score has been stale beyond one clock tick (0 when none): a due score waits for
+    the next tick by design (``tick_s``, 0 when the server runs no clock), longer only when no clock runs
+    (``serve --no-processor`` without ``leadscore process``, ``LEADSCORE_CLOCK_TICK_S=0`` without a
+    ``leadscore tick`` cron job) or ticks fail."""
+    return max(0.0, lag_seconds(oldest_due(conn, now_ms), now_ms) - tick_s)
 
 
 def endpoint_label(channel: str, target: str) -> str:
@@ -120,6 +146,7 @@ def backlog(conn: Connection, now_ms: int) -> Backlog:
         outbox_oldest_ms=pending_oldest,
         deliveries_failed=failed,
         deliveries_retrying=retrying,
+        due_oldest_ms=oldest_due(conn, now_ms),
     )
 
 

@@ -15,7 +15,7 @@ from leadscore import __version__
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.alerts import open_alerts
-from leadscore.store.health import scoring_lag
+from leadscore.store.health import rescoring_lag, scoring_lag
 from leadscore.web.security import Viewer
 
 HERE = Path(__file__).parent
@@ -85,26 +85,42 @@ def page(request: Request, viewer: Viewer, template: str, status: int = 200, **c
 
 @dataclass(frozen=True)
 class PipelineWarnings:
-    """What the banner says: scoring lags by ``lag_s`` (when past the threshold), dead letters wait, no
-    model is published (events are stored but nobody is scored)."""
+    """What the banner says: scoring lags by ``lag_s`` (when past the threshold), stored scores have
+    been due to change with time for ``stale_s`` beyond a clock tick (when past the threshold), dead
+    letters wait, no model is published (events are stored but nobody is scored)."""
 
     lag_s: float | None
     dead_letters: int
     no_model: bool = False
     alerts: tuple[str, ...] = ()  # the model's open health alerts (learn/health.py)
+    stale_s: float | None = None
 
     def __bool__(self) -> bool:
-        return self.lag_s is not None or self.dead_letters > 0 or self.no_model or bool(self.alerts)
+        return (
+            self.lag_s is not None
+            or self.stale_s is not None
+            or self.dead_letters > 0
+            or self.no_model
+            or bool(self.alerts)
+        )
 
 
 def pipeline_warnings(request: Request, viewer: Viewer) -> PipelineWarnings:
-    """Signed-in viewers are warned when scoring lags more than ``LEADSCORE_LAG_ALERT_S``, messages
-    wait as dead letters or no model is published (a stall nobody sees is the failure this exists for)."""
+    """Signed-in viewers are warned when scoring lags more than ``LEADSCORE_LAG_ALERT_S``, stored
+    scores have been due to change with time for that long beyond a clock tick (no clock runs: every
+    screen would show them as they were), messages wait as dead letters or no model is published (a
+    stall nobody sees is the failure this exists for)."""
     state = getattr(request.app.state, "leadscore", None)
     if not viewer.signed_in or state is None:
         return PipelineWarnings(None, 0)
+    settings = state.settings
     with state.store.connect() as conn:
-        lag, dead = scoring_lag(conn, now_ms())
+        now = now_ms()
+        lag, dead = scoring_lag(conn, now)
+        stale = rescoring_lag(conn, now, settings.clock_tick_s)
         unscored = active_model(conn) is None
         alerts = tuple(str(a["message"]) for a in open_alerts(conn).values())
-    return PipelineWarnings(lag if lag > state.settings.lag_alert_s else None, dead, unscored, alerts)
+    limit = settings.lag_alert_s
+    return PipelineWarnings(
+        lag if lag > limit else None, dead, unscored, alerts, stale if stale > limit else None
+    )
