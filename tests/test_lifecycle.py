@@ -524,3 +524,35 @@ def test_reassignment_over_the_api_and_the_cli(lc_store: Store) -> None:
     with lc_store.connect() as conn:
         [row] = list_assignments(conn)
     assert (row["seller"], row["reason"]) == ("lena", "reassigned")
+
+
+def test_an_action_with_quiet_for_runs_once_for_a_lead_bouncing_around_a_line(lc_store: Store) -> None:
+    """Ann crosses into hot (70) at day 0, falls to 69 and comes back to 71 at day 1, and again at day 9.
+    hot_crossing runs for each of the three crossings; hot_once (``quiet_for: 7d``) at day 1's round and
+    again at day 10's (its run at day 1 is then more than 7 days old), not at day 2's."""
+    once = MODEL.replace(
+        "    - id: seller_mail\n",
+        "    - id: hot_once\n"
+        "      trigger: {crossing: [band, hot]}\n"
+        "      quiet_for: 7d\n"
+        "      webhook: {url_env: LEADSCORE_TEST_HOOK_URL}\n"
+        "    - id: seller_mail\n",
+    )
+    publish(lc_store, loads_model(once))
+    send(lc_store, [person("ann"), *points("ann", 71)])
+    round_(lc_store, T0 + DAY)
+    for day in (1, 9):  # each batch on its own: the current score falls to 69 (warm), then back to 71
+        send(lc_store, points("ann", -2, at=T0 + day * DAY + HOUR))
+        send(lc_store, points("ann", 2, at=T0 + day * DAY + 2 * HOUR))
+        round_(lc_store, T0 + (day + 1) * DAY)
+    with lc_store.connect() as conn:
+        runs = Counter(
+            (o["action"], o["created_ms"]) for o in read_outbox(conn) if o["action"].startswith("hot_")
+        )
+    assert runs == {
+        ("hot_crossing", T0 + DAY): 1,
+        ("hot_crossing", T0 + 2 * DAY): 1,
+        ("hot_crossing", T0 + 10 * DAY): 1,
+        ("hot_once", T0 + DAY): 1,
+        ("hot_once", T0 + 10 * DAY): 1,
+    }

@@ -14,11 +14,11 @@ from sqlalchemy import Connection
 from leadscore.lifecycle import notify
 from leadscore.lifecycle.assignment import Assigned, assign, people
 from leadscore.lifecycle.context import lead_context
-from leadscore.model import Action, ScoringModel
+from leadscore.model import Action, ScoringModel, duration_seconds
 from leadscore.model.lifecycle import Webhook
 from leadscore.settings import Settings
 from leadscore.store.lifecycle_tables import assignment_stage
-from leadscore.store.outbox import enqueue
+from leadscore.store.outbox import enqueue, ran_since
 
 _ENV = jinja2.sandbox.SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
 
@@ -105,6 +105,10 @@ class Effects:
         return self._context
 
     def run(self, action: Action, key: str, kind: str, extra: dict[str, Any] | None = None) -> None:
+        if action.quiet_for is not None:
+            since = self.now_ms - int(duration_seconds(action.quiet_for) * 1000)
+            if ran_since(self.conn, action.id, self.lead_id, since):
+                return
         context = {**self.context(), **(extra or {})}
         if action.webhook is not None:
             row = _webhook_row(action.webhook, key, kind, action.id, context, self.now_ms)

@@ -204,6 +204,11 @@ class Action(Frozen):
     trigger: ActionTrigger
     webhook: Webhook | None = None
     mail: Mail | None = None
+    quiet_for: Duration | None = Field(
+        default=None,
+        description="after running for a lead, not again for that lead within this long (a lead bouncing "
+        "around a band's line alerts once)",
+    )
 
     @model_validator(mode="after")
     def _one_channel(self) -> Action:

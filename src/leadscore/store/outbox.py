@@ -44,6 +44,15 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now_ms: int) -> in
     return insert_ignore(conn, outbox, full, ["key"])
 
 
+def ran_since(conn: Connection, action: str, lead_id: int, since_ms: int) -> bool:
+    """Whether the model's action ``action`` was enqueued for the lead at or after ``since_ms`` (its
+    ``quiet_for``: whatever became of the row, sent, skipped or failed)."""
+    query = select(outbox.c.id).where(
+        outbox.c.lead_id == lead_id, outbox.c.action == action, outbox.c.created_ms >= since_ms
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def claim_due(
     conn: Connection,
     now_ms: int,
