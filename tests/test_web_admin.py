@@ -248,3 +248,51 @@ def test_a_model_naming_an_admin_a_seller_of_ones_team_gives_no_power_over_the_a
             hijack = {"slack_url": HOOK, "slack_immediate": "on", "csrf_token": token}
             assert marketing.post(f"/users/{admin}/notifications", data=hijack).status_code == 403
         assert _settings(own, "admin@example.test") == NotificationSettings()
+
+
+def test_an_admin_disables_a_user_on_the_web_and_enables_them_again(demo: Site) -> None:
+    """Disable: Fay's session ends at once, she cannot sign in, the audit log says who did it; an admin
+    cannot disable themself. Enable: she signs in again with her password."""
+    with demo.store.begin() as conn:
+        add_user(conn, "fay@vendor.example", "Fay Left", "sales", hash_password(PASSWORD), 0)
+    fay = _user_id(demo, "fay@vendor.example")
+    me = _user_id(demo, "admin@example.test")
+    with (
+        signed_in(demo.url, "fay@vendor.example") as hers,
+        signed_in(demo.url, "admin@example.test") as admin,
+    ):
+        assert hers.get("/leads").status_code == 200
+        token = csrf_of(admin)
+        done = admin.post(f"/users/{fay}/access", data={"access": "disable", "csrf_token": token})
+        assert (done.status_code, done.headers["location"]) == (303, "/users?done=disabled")
+        assert hers.get("/leads").status_code == 303  # signed out everywhere
+        page = admin.get("/users?done=disabled").text
+        assert 'fay@vendor.example <span class="muted">(disabled)</span>' in page
+        assert 'aria-label="Enable fay@vendor.example"' in page
+        assert (
+            admin.post(f"/users/{me}/access", data={"access": "disable", "csrf_token": token}).status_code
+            == 409
+        )
+        assert (
+            admin.post("/users/999999/access", data={"access": "enable", "csrf_token": token}).status_code
+            == 404
+        )
+    with httpx.Client(base_url=demo.url, follow_redirects=False, timeout=30) as client:
+        form = client.get("/signin")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        refused = client.post("/signin", data={"email": "fay@vendor.example", "password": PASSWORD,
+                                               "csrf_token": csrf.group(1)})  # fmt: skip
+        assert refused.status_code != 303
+    with signed_in(demo.url, "admin@example.test") as admin:
+        done = admin.post(f"/users/{fay}/access", data={"access": "enable", "csrf_token": csrf_of(admin)})
+        assert done.status_code == 303
+    with signed_in(demo.url, "fay@vendor.example") as back:
+        assert back.get("/leads").status_code == 200
+    with demo.store.connect() as conn:
+        entries = [
+            (e["actor"], e["action"]) for e in read_audit(conn, 50) if e["target"] == "fay@vendor.example"
+        ]
+        user = find_user(conn, "fay@vendor.example")
+    assert entries == [("admin@example.test", "user.enable"), ("admin@example.test", "user.disable")]
+    assert user is not None and user.active

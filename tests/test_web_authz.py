@@ -39,6 +39,7 @@ API_PATHS = (
     "/flags",
     "/decide",
     "/array/",
+    "/static/array.js",  # posthog-js for PostHog's snippet (api/posthog.py): public, tested with the API
 )
 
 

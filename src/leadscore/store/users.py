@@ -93,6 +93,12 @@ def disable_user(conn: Connection, user_id: int, now_ms: int) -> None:
     end_sessions(conn, user_id)
 
 
+def enable_user(conn: Connection, user_id: int) -> None:
+    """A disabled user may sign in again (with the password they had; sessions ended at the disabling)."""
+    get_user(conn, user_id)
+    conn.execute(update(users).where(users.c.id == user_id).values(disabled_ms=None))
+
+
 def disabled_emails(conn: Connection) -> frozenset[str]:
     """The e-mail addresses (lower case, as stored) of disabled users: a seller of the model with one of
     these has left and is given no new leads (``lifecycle.assignment``)."""

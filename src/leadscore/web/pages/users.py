@@ -1,5 +1,6 @@
 """Users (admins): invite a user with a one-time password shown once, change a role, reset a password
-(a new one-time password, shown once; every session of the user ends). The same store operations and
+(a new one-time password, shown once; every session of the user ends), disable a user (every session
+ends; a seller of the model's teams then gets no new leads) or enable them again. The same store operations and
 audit records as ``leadscore users`` (the CLI reads a password from the terminal; here the server makes
 one, since it shows it only once)."""
 
@@ -16,7 +17,16 @@ from leadscore.auth.passwords import hash_password
 from leadscore.errors import NotFoundError, StoreError
 from leadscore.scoring.run import now_ms
 from leadscore.store.audit import audit
-from leadscore.store.users import ROLES, add_user, change_password, get_user, list_users, set_role
+from leadscore.store.users import (
+    ROLES,
+    add_user,
+    change_password,
+    disable_user,
+    enable_user,
+    get_user,
+    list_users,
+    set_role,
+)
 from leadscore.web.render import page
 from leadscore.web.security import UserManager, WebDenied
 
@@ -39,7 +49,7 @@ def _page(request: Request, viewer: UserManager, status: int = 200, **extra: obj
 def users_page(
     request: Request,
     viewer: UserManager,
-    done: Annotated[str, Query(pattern="^(|role)$")] = "",
+    done: Annotated[str, Query(pattern="^(|role|disabled|enabled)$")] = "",
 ) -> HTMLResponse:
     return _page(request, viewer, done=done)
 
@@ -98,3 +108,27 @@ def reset_password(request: Request, viewer: UserManager, user_id: int) -> HTMLR
     except NotFoundError:
         raise WebDenied(404, f"There is no user {user_id}.") from None
     return _page(request, viewer, issued={"email": user.email, "password": password, "new": False})
+
+
+@router.post("/users/{user_id}/access", include_in_schema=False)
+def change_access(
+    request: Request,
+    viewer: UserManager,
+    user_id: int,
+    access: Annotated[str, Form(pattern="^(disable|enable)$")],
+) -> Response:
+    """Disable a user (their sessions end; as ``leadscore users disable``) or enable them again."""
+    stamp = now_ms()
+    try:
+        with state_of(request).store.begin() as conn:
+            user = get_user(conn, user_id)
+            if access == "disable":
+                if user.email == viewer.email:
+                    raise WebDenied(409, "You cannot disable yourself; ask another admin.")
+                disable_user(conn, user_id, stamp)
+            else:
+                enable_user(conn, user_id)
+            audit(conn, stamp, viewer.email, f"user.{access}", user.email)
+    except NotFoundError:
+        raise WebDenied(404, f"There is no user {user_id}.") from None
+    return RedirectResponse(f"/users?done={access}d", status_code=303)
