@@ -556,3 +556,26 @@ def test_an_action_with_quiet_for_runs_once_for_a_lead_bouncing_around_a_line(lc
         ("hot_once", T0 + DAY): 1,
         ("hot_once", T0 + 10 * DAY): 1,
     }
+
+
+def test_a_rejection_after_an_acceptance_is_no_second_decision_on_the_mql(lc_store: Store) -> None:
+    """Ann (MQL) is accepted (→ SQL) and later rejected from SQL (→ recycled); Bob (MQL) is rejected.
+    Sales decided on two MQLs: one accepted, one rejected (50 %), the rejection reason Bob's; Ann's later
+    turn-down is a disqualification of an SQL, not a second decision on her MQL."""
+    from leadscore.lifecycle.reports import acceptance
+
+    send(lc_store, [person("ann"), *points("ann", 70), person("bob"), *points("bob", 70)])
+    round_(lc_store, T0 + DAY)
+    ann, bob = lead(lc_store, "ann"), lead(lc_store, "bob")
+    for who, decision, reason, at in (
+        (ann, "accepted", None, T0 + DAY + HOUR),
+        (bob, "rejected", "not_icp", T0 + DAY + HOUR),
+        (ann, "rejected", "no_budget", T0 + 3 * DAY),
+    ):
+        give_feedback(lc_store, model(), who, decision, reason=reason, note="", by="lena", at_ms=at,
+                      settings=settings(), now_ms=at)  # fmt: skip
+    assert stages(lc_store, "ann") == ["lead", "mql", "sql", "recycled"]
+    with lc_store.connect() as conn:
+        result = acceptance(conn)
+    assert (result["accepted"], result["rejected"], result["acceptance_rate"]) == (1, 1, 0.5)
+    assert result["reasons"] == [{"reason": "not_icp", "count": 1}]

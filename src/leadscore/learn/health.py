@@ -29,6 +29,7 @@ from sqlalchemy import Connection, select
 from leadscore.errors import ModelError
 from leadscore.learn.labels import DAY_MS, outcome_times
 from leadscore.lifecycle.actions import iso
+from leadscore.lifecycle.decisions import mql_decisions
 from leadscore.lifecycle.replay import mql_stage
 from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.model import Lifecycle
@@ -38,7 +39,7 @@ from leadscore.store import Store
 from leadscore.store.alerts import check_name, clear_alert, open_alerts, raise_alert
 from leadscore.store.backtests import backtests_of
 from leadscore.store.outbox import enqueue
-from leadscore.store.schema import feedback, score_history, stage_history
+from leadscore.store.schema import score_history, stage_history
 from leadscore.store.score_names import primary_score
 
 WEEK_MS = 7 * DAY_MS
@@ -136,11 +137,7 @@ def volume(conn: Connection, mqls: Mqls, settings: Settings, now_ms: int) -> Che
 def acceptance(conn: Connection, settings: Settings, now_ms: int) -> Check:
     a = settings.alerts
     w = int(a.window_days * DAY_MS)
-    rows = conn.execute(
-        select(feedback.c.at_ms, feedback.c.decision).where(
-            feedback.c.at_ms >= now_ms - 2 * w, feedback.c.at_ms < now_ms
-        )
-    ).all()
+    rows = [(d["at_ms"], d["decision"]) for d in mql_decisions(conn, now_ms - 2 * w, now_ms)]
     before = [d == "accepted" for t, d in rows if t < now_ms - w]
     recent = [d == "accepted" for t, d in rows if t >= now_ms - w]
     if len(before) < a.min_decisions or len(recent) < a.min_decisions:

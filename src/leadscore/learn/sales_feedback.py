@@ -1,7 +1,7 @@
 """Sales feedback as evidence: how often sales accepted the MQLs of each model version, why it rejected
 the others, and for each rule how often it gave points to accepted against rejected leads.
 
-Every decision (a row of ``feedback``) is one labelled MQL: 1 accepted, 0 rejected. Its model version is
+Every decision on an MQL (``lifecycle.decisions.mql_decisions``) is one labelled MQL: 1 accepted, 0 rejected. Its model version is
 the one that scored the lead last before the decision (``score_history``); the rules that contributed are
 those the evaluated model gives the lead points for as of the decision, through the compiled query
 (``scoring.run.score_points``), so the feedback lift of a rule is ``metrics.rule_lift`` on these labels,
@@ -19,9 +19,10 @@ from sqlalchemy import Connection, select
 from leadscore.compile import Sources
 from leadscore.learn import metrics
 from leadscore.learn.evaluate import rule_hits
+from leadscore.lifecycle.decisions import mql_decisions
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import score_points
-from leadscore.store.schema import feedback, model_versions, score_history
+from leadscore.store.schema import model_versions, score_history
 from leadscore.store.score_names import named
 
 
@@ -98,9 +99,7 @@ def feedback_evidence(
     conn: Connection, sources: Sources, model: ScoringModel, label: str
 ) -> FeedbackEvidence:
     """Acceptance per version and the feedback lift of every rule of ``model``."""
-    decisions = [
-        dict(r) for r in conn.execute(select(feedback).order_by(feedback.c.at_ms, feedback.c.id)).mappings()
-    ]
+    decisions = mql_decisions(conn)
     y = [1 if d["decision"] == "accepted" else 0 for d in decisions]
     reasons = [str(d["reason"]) if d["reason"] else "(none)" for d in decisions]
     total = Counter(r for r, a in zip(reasons, y, strict=True) if not a)

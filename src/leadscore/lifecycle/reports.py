@@ -25,10 +25,11 @@ from sqlalchemy import Connection, func, select
 
 from leadscore.compile.dialects import computed_once
 from leadscore.lifecycle.accounts import accounts_section, named_account_scores
+from leadscore.lifecycle.decisions import mql_decisions
 from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.model import Lifecycle
 from leadscore.scoring.pipeline import active_model
-from leadscore.store.lifecycle_tables import all_stage_history, list_assignments, read_feedback
+from leadscore.store.lifecycle_tables import all_stage_history, list_assignments
 from leadscore.store.schema import (
     account_stages,
     accounts,
@@ -357,8 +358,9 @@ def stays_as_of(rows: list[dict[str, Any]], now_ms: int) -> list[dict[str, Any]]
 
 
 def acceptance(conn: Connection) -> dict[str, Any]:
-    """Sales acceptance rate (accepted / decided) and rejection reasons, most frequent first."""
-    rows = read_feedback(conn)
+    """Sales acceptance rate (accepted / decided) of the decisions on MQLs (``decisions.mql_decisions``) and
+    rejection reasons, most frequent first."""
+    rows = mql_decisions(conn)
     accepted = sum(1 for r in rows if r["decision"] == "accepted")
     rejected = sum(1 for r in rows if r["decision"] == "rejected")
     reasons = Counter(str(r["reason"]) for r in rows if r["decision"] == "rejected")

@@ -14,6 +14,22 @@ from leadscore.lifecycle.gates import Facts, holds
 from leadscore.model import Lifecycle, Transition
 
 
+def decision_stages(lifecycle: Lifecycle | None) -> frozenset[str] | None:
+    """The stages where a sales decision is one on an MQL: those an ``accepted`` transition leaves (the
+    hand-off). A rejection given after the lead was accepted (from SQL) is a later disqualification, not a
+    second decision on the MQL. None (every stage) when an accepted transition leaves from any stage
+    (``'*'``) or there is no lifecycle to tell."""
+    if lifecycle is None:
+        return None
+    found: set[str] = set()
+    for t in lifecycle.transitions:
+        if t.trigger == "accepted":
+            if "*" in t.from_:
+                return None
+            found.update(s for s in t.from_ if s != t.to)
+    return frozenset(found)
+
+
 def applies(transition: Transition, stage: str) -> bool:
     return transition.to != stage and ("*" in transition.from_ or stage in transition.from_)
 

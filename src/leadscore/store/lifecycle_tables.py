@@ -3,7 +3,7 @@ sales feedback, segment membership and account stages. The lifecycle package wri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, case, delete, func, or_, select, update
@@ -368,6 +368,25 @@ def mark_escalated(conn: Connection, assignment_id: int, now_ms: int) -> bool:
 
 def add_feedback(conn: Connection, row: dict[str, Any]) -> int:
     return int(conn.execute(feedback.insert().values(**row).returning(feedback.c.id)).scalar_one())
+
+
+def mql_decisions(
+    conn: Connection,
+    stages: Collection[str] | None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> list[dict[str, Any]]:
+    """Sales decisions on MQLs, oldest first: the feedback given while the lead waited in one of
+    ``stages`` (``lifecycle.stages.decision_stages``; None: every row), given at or after ``since_ms`` and
+    before ``until_ms``. Every acceptance rate, rejection count and feedback label reads these."""
+    query = select(feedback).order_by(feedback.c.at_ms, feedback.c.id)
+    if stages is not None:
+        query = query.where(feedback.c.stage_from.in_(sorted(stages)))
+    if since_ms is not None:
+        query = query.where(feedback.c.at_ms >= since_ms)
+    if until_ms is not None:
+        query = query.where(feedback.c.at_ms < until_ms)
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def read_feedback(conn: Connection, lead_id: int | None = None) -> list[dict[str, Any]]:
