@@ -46,10 +46,6 @@ class HotLead:
     band: str
     lines: tuple[LedgerLine, ...]
 
-    def reasons(self, n: int = 3) -> tuple[LedgerLine, ...]:
-        """The ``n`` ledger lines that added the most to the score."""
-        return tuple(line for line in self.lines if line.score_points > 0)[:n]
-
 
 @dataclass(frozen=True)
 class DemoResult:
