@@ -352,3 +352,37 @@ def test_a_tick_never_saves_the_scores_of_a_version_published_meanwhile(
         T0 + 11 * DAY,
         0,
     )
+
+
+def test_rescoring_every_lead_records_the_moves_the_clock_would(store: Store) -> None:
+    """``leadscore score`` (``pipeline.rescore_all``) writes a history row where a score moved, as the
+    clock does for the same move (cause ``time``): the current score and the history's newest row (the
+    lead page's and the API's ``score`` and ``history``, ``getting_warmer``'s score then) agree. ann
+    requested a demo and joined a webinar at T0 + 1 h: 40 + 40 = 80. 15 days on the demo's 10-day window
+    has closed: 40. Before, the scores table read 40 while the history ended at 80."""
+    from leadscore.scoring.pipeline import rescore_all
+    from leadscore.store.results import read_current
+
+    publish(store, loads_model(QUIET), as_of=T0)
+    at = T0 + HOUR
+    ingest(
+        store,
+        [track("ann", 1, "Demo Requested", at), track("ann", 2, "Webinar Joined", at)],
+        source="test",
+        as_of=at,
+    )
+    rescore_all(store, as_of=T0 + 15 * DAY)
+    with store.connect() as conn:
+        lead_id = find_lead(conn, external_id="ann")
+        assert lead_id is not None
+        current, _ = read_current(conn, lead_id)
+        rows = read_history(conn, lead_id)
+    assert current is not None and current["score"] == 40.0
+    assert [(r["at_ms"], r["score"], r["band"], r["cause"]) for r in rows][-2:] == [
+        (at, 80.0, "hot", "event"),
+        (T0 + 15 * DAY, 40.0, "warm", "time"),
+    ]
+    # rescoring again at the same time moves nothing: no row more
+    rescore_all(store, as_of=T0 + 15 * DAY)
+    with store.connect() as conn:
+        assert len(read_history(conn, lead_id)) == len(rows)

@@ -360,8 +360,9 @@ def activate_version(
 
 
 def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
-    """Score every lead with every active model as of a time; save as the current scores if asked.
-    Returns the primary score's ledgers."""
+    """Score every lead with every active model as of a time; save as the current scores if asked, with
+    when each is next due, crossings and a history row where a score moved. Returns the primary score's
+    ledgers."""
     stamp = now_ms()
     # every score's ledgers stay alive to the end, so each collection of the cyclic collector would walk
     # them all again (none is in a cycle): paused for the whole rescoring, not only while the results are
@@ -378,7 +379,15 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
         if save:
             dues = schedule_models(conn, [a.model for a in models], store.sources(), per_model)
             save_named_scores(conn, _named(models, per_model, dues), stamp, "rescore")
+            # time alone moved them (the events were scored as they came): the clock's cause
+            for active, ledgers in zip(models, per_model, strict=True):
+                assert active.version is not None
+                history.record_saved(conn, active.model, store.sources(), active.version.id, ledgers, "time",
+                                     RESCORE_REF, stamp, score_name=active.version.score_name)  # fmt: skip
     return per_model[0]
+
+
+RESCORE_REF = "every lead rescored"
 
 
 def _named(
