@@ -88,12 +88,14 @@ def _active_or_file(store: object, model_file: str | None, score: str | None = N
 def _people(conn: object, ids: list[int]) -> dict[int, dict[str, object]]:
     from sqlalchemy import select
 
-    from leadscore.store.schema import leads
+    from leadscore.compile.sources import lead_company
+    from leadscore.store.schema import accounts, leads
 
+    company = lead_company(leads, accounts).label("company")
     rows = conn.execute(  # type: ignore[attr-defined]
-        select(leads.c.id, leads.c.email, leads.c.first_name, leads.c.last_name, leads.c.company).where(
-            leads.c.id.in_(ids)
-        )
+        select(leads.c.id, leads.c.email, leads.c.first_name, leads.c.last_name, company)
+        .select_from(leads.outerjoin(accounts, accounts.c.id == leads.c.account_id))
+        .where(leads.c.id.in_(ids))
     ).mappings()
     return {r["id"]: dict(r) for r in rows}
 

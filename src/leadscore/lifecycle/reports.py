@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile.dialects import computed_once
+from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.accounts import accounts_section, named_account_scores
 from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.model import Lifecycle
@@ -62,7 +63,7 @@ def _people(
             leads.c.email,
             leads.c.first_name,
             leads.c.last_name,
-            func.coalesce(accounts.c.name, leads.c.company).label("company"),
+            lead_company(leads, accounts).label("company"),
             lead_stages.c.stage,
             lead_stages.c.entered_ms,
             scores.c.score,

@@ -8,11 +8,12 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, true
+from sqlalchemy import Connection, and_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.conditions import compile_condition
 from leadscore.compile.query import lead_resolver
+from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.context import lead_context
 from leadscore.model import ScoringModel, Segment
@@ -148,7 +149,7 @@ def members(conn: Connection, segment: str) -> list[dict[str, Any]]:
             leads.c.email,
             leads.c.first_name,
             leads.c.last_name,
-            func.coalesce(accounts.c.name, leads.c.company).label("company"),
+            lead_company(leads, accounts).label("company"),
             lead_stages.c.stage,
             scores.c.score,
             scores.c.grade,
