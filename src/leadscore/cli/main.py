@@ -216,6 +216,7 @@ def history_cmd(
     db: Db = None,
 ) -> None:
     """The lead's score over time: one row per change, with its cause (events or a model change)."""
+    from leadscore.scoring.history import score_path
     from leadscore.store.model_versions import list_versions
     from leadscore.store.results import read_history
     from leadscore.store.score_names import resolve
@@ -229,11 +230,7 @@ def history_cmd(
         if fmt == "table":
             console.print(history_table(rows, labels))
             if rows:
-                path = " → ".join(
-                    f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}"
-                    for r in rows
-                )
-                console.print(f"score path: {path}", highlight=False)
+                console.print(f"score path: {score_path(rows)}", highlight=False)
             stages.print()
         else:
             out = [

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, func, select
 
 from leadscore.compile.dialects import computed_once
 from leadscore.compile.sources import lead_company
-from leadscore.lifecycle.accounts import accounts_section, named_account_scores
+from leadscore.lifecycle.accounts import accounts_section, named_account_scores, target_domains
 from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.model import Lifecycle
 from leadscore.scoring.pipeline import active_model
@@ -394,11 +394,7 @@ def account_report(conn: Connection, score: str | None = None, now_ms: int = 0) 
     if cfg is None or not found:
         return []
     primary = active_model(conn)
-    targets = (
-        {v.lower() for v in primary.model.lists[cfg.target_list].values}
-        if primary is not None and cfg.target_list is not None
-        else set()
-    )
+    targets = target_domains(primary.model if primary is not None else None)
     about = {
         int(r.id): (r.domain, r.name)
         for r in conn.execute(

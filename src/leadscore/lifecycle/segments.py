@@ -18,6 +18,7 @@ from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.context import lead_context
 from leadscore.model import ScoringModel, Segment
 from leadscore.settings import Settings
+from leadscore.spreadsheet import csv_safe
 from leadscore.store.lifecycle_tables import change_membership, segment_member_ids
 from leadscore.store.outbox import enqueue
 from leadscore.store.schema import accounts, lead_stages, leads, scores, segment_members
@@ -134,13 +135,6 @@ def _announce(
     enqueue(conn, out, now_ms)
 
 
-def _cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas (a cell starting with = + - @, tab or CR gets a leading ')."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def members(conn: Connection, segment: str) -> list[dict[str, Any]]:
     query = (
         select(
@@ -173,5 +167,5 @@ def export_csv(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in EXPORT_COLUMNS])
+        writer.writerow([csv_safe(row.get(c)) for c in EXPORT_COLUMNS])
     yield buffer.getvalue()

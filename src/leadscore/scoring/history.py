@@ -80,6 +80,14 @@ def _row(
     return dict(zip(COLUMNS, _values(ledger, version_id, cause, ref, recorded_ms, score_name), strict=True))
 
 
+def score_path(rows: Iterable[Mapping[str, Any]]) -> str:
+    """A history's scores as ``0 → 21 → 43.5`` (whole numbers without a decimal): the lead page's and
+    ``leadscore history``'s."""
+    return " → ".join(
+        f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}" for r in rows
+    )
+
+
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:
     if prev is None or prev["model_version_id"] != version_id:
         return True
