@@ -386,3 +386,47 @@ def test_rescoring_every_lead_records_the_moves_the_clock_would(store: Store) ->
     rescore_all(store, as_of=T0 + 15 * DAY)
     with store.connect() as conn:
         assert len(read_history(conn, lead_id)) == len(rows)
+
+
+def test_a_batch_run_into_the_store_saves_as_rescoring_every_lead_does(store: Store) -> None:
+    """``leadscore batch score --out store`` saves the current scores as ``leadscore score`` does: with when
+    each is next due (the clock rescores the lead then) and a history row where a score moved. ann (demo
+    and webinar at T0 + 1 h: 80) is scored as of T0 + 5 days: still 80, next due when the demo's 10-day
+    window closes, T0 + 1 h + 10 days. As of T0 + 15 days: 40 (warm), a history row of cause ``time``,
+    next due at T0 + 1 h + 20 days. Before, the batch saved the score with no due time (the clock never
+    rescored the lead again) and no history row (the history ended at 80 while the score read 40)."""
+    from typer.testing import CliRunner
+
+    from leadscore.cli.main import app as cli
+    from leadscore.store.results import read_current
+
+    publish(store, loads_model(QUIET), as_of=T0)
+    at = T0 + HOUR
+    ingest(
+        store,
+        [track("ann", 1, "Demo Requested", at), track("ann", 2, "Webinar Joined", at)],
+        source="test",
+        as_of=at,
+    )
+    engine = "postgres" if store.dialect == "postgresql" else "sqlite"
+    base = ["batch", "score", "--engine", engine, "--db", str(store.url), "--events", "store", "--leads", "store",
+            "--model", "active", "--out", "store"]  # fmt: skip
+    with store.connect() as conn:
+        lead_id = find_lead(conn, external_id="ann")
+    assert lead_id is not None
+    due = select(scores.c.due_ms).where(scores.c.lead_id == lead_id)
+    found = []
+    for days in (5, 15):
+        result = CliRunner().invoke(cli, [*base, "--as-of", f"2024-05-{1 + days:02d}T00:00:00Z"])
+        assert result.exit_code == 0, result.output
+        with store.connect() as conn:
+            current, _ = read_current(conn, lead_id)
+            assert current is not None
+            found.append((current["score"], conn.execute(due).scalar_one()))
+            rows = read_history(conn, lead_id)
+
+    assert found == [(80.0, at + 10 * DAY), (40.0, at + 20 * DAY)]
+    assert [(r["at_ms"], r["score"], r["cause"]) for r in rows][-2:] == [
+        (at, 80.0, "event"),
+        (T0 + 15 * DAY, 40.0, "time"),
+    ]

@@ -401,6 +401,21 @@ def _named(
     return out
 
 
+def save_rescored(
+    conn: Connection, sources: Sources, active: Active, ledgers: Sequence[Ledger], stamp: int
+) -> int:
+    """Save ledgers of ``active`` scored elsewhere (a batch run) as the current scores of its name, as
+    ``rescore_all`` saves them: when each is next due, crossings, and a history row where a score moved.
+    Returns the history rows written."""
+    assert active.version is not None
+    name = active.version.score_name
+    due = schedule(conn, active.model, sources, ledgers)
+    save_scores(conn, ledgers, active.version.id, stamp, "rescore", due, score_name=name)
+    return history.record_saved(
+        conn, active.model, sources, active.version.id, ledgers, "time", RESCORE_REF, stamp, score_name=name
+    )
+
+
 def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> int:
     """Rescore leads with every active model now: current scores and a history row if a score moved.
 
