@@ -425,3 +425,81 @@ def test_a_score_on_a_boundary_held_by_a_cap_is_due_when_the_cap_lets_it_move(st
     assert T0 + 10 * DAY - 1000 <= now["due_ms"] <= T0 + 10 * DAY
     assert tick(store, T0 + 60_000).leads == 0
     assert tick(store, T0 + 9 * DAY).leads == 0
+
+
+def test_rescoring_every_lead_records_the_moves_the_clock_would(store: Store) -> None:
+    """``leadscore score`` (``pipeline.rescore_all``) writes a history row where a score moved, as the
+    clock does for the same move (cause ``time``): the current score and the history's newest row (the
+    lead page's and the API's ``score`` and ``history``, ``getting_warmer``'s score then) agree. ann
+    requested a demo and joined a webinar at T0 + 1 h: 40 + 40 = 80. 15 days on the demo's 10-day window
+    has closed: 40. Before, the scores table read 40 while the history ended at 80."""
+    from leadscore.scoring.pipeline import rescore_all
+    from leadscore.store.results import read_current
+
+    publish(store, loads_model(QUIET), as_of=T0)
+    at = T0 + HOUR
+    ingest(
+        store,
+        [track("ann", 1, "Demo Requested", at), track("ann", 2, "Webinar Joined", at)],
+        source="test",
+        as_of=at,
+    )
+    rescore_all(store, as_of=T0 + 15 * DAY)
+    with store.connect() as conn:
+        lead_id = find_lead(conn, external_id="ann")
+        assert lead_id is not None
+        current, _ = read_current(conn, lead_id)
+        rows = read_history(conn, lead_id)
+    assert current is not None and current["score"] == 40.0
+    assert [(r["at_ms"], r["score"], r["band"], r["cause"]) for r in rows][-2:] == [
+        (at, 80.0, "hot", "event"),
+        (T0 + 15 * DAY, 40.0, "warm", "time"),
+    ]
+    # rescoring again at the same time moves nothing: no row more
+    rescore_all(store, as_of=T0 + 15 * DAY)
+    with store.connect() as conn:
+        assert len(read_history(conn, lead_id)) == len(rows)
+
+
+def test_a_batch_run_into_the_store_saves_as_rescoring_every_lead_does(store: Store) -> None:
+    """``leadscore batch score --out store`` saves the current scores as ``leadscore score`` does: with when
+    each is next due (the clock rescores the lead then) and a history row where a score moved. ann (demo
+    and webinar at T0 + 1 h: 80) is scored as of T0 + 5 days: still 80, next due when the demo's 10-day
+    window closes, T0 + 1 h + 10 days. As of T0 + 15 days: 40 (warm), a history row of cause ``time``,
+    next due at T0 + 1 h + 20 days. Before, the batch saved the score with no due time (the clock never
+    rescored the lead again) and no history row (the history ended at 80 while the score read 40)."""
+    from typer.testing import CliRunner
+
+    from leadscore.cli.main import app as cli
+    from leadscore.store.results import read_current
+
+    publish(store, loads_model(QUIET), as_of=T0)
+    at = T0 + HOUR
+    ingest(
+        store,
+        [track("ann", 1, "Demo Requested", at), track("ann", 2, "Webinar Joined", at)],
+        source="test",
+        as_of=at,
+    )
+    engine = "postgres" if store.dialect == "postgresql" else "sqlite"
+    base = ["batch", "score", "--engine", engine, "--db", str(store.url), "--events", "store", "--leads", "store",
+            "--model", "active", "--out", "store"]  # fmt: skip
+    with store.connect() as conn:
+        lead_id = find_lead(conn, external_id="ann")
+    assert lead_id is not None
+    due = select(scores.c.due_ms).where(scores.c.lead_id == lead_id)
+    found = []
+    for days in (5, 15):
+        result = CliRunner().invoke(cli, [*base, "--as-of", f"2024-05-{1 + days:02d}T00:00:00Z"])
+        assert result.exit_code == 0, result.output
+        with store.connect() as conn:
+            current, _ = read_current(conn, lead_id)
+            assert current is not None
+            found.append((current["score"], conn.execute(due).scalar_one()))
+            rows = read_history(conn, lead_id)
+
+    assert found == [(80.0, at + 10 * DAY), (40.0, at + 20 * DAY)]
+    assert [(r["at_ms"], r["score"], r["cause"]) for r in rows][-2:] == [
+        (at, 80.0, "event"),
+        (T0 + 15 * DAY, 40.0, "time"),
+    ]

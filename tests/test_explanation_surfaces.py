@@ -15,6 +15,7 @@ from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app as cli
 from leadscore.ingest.segment import normalise, parse_time
+from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.settings import Settings
@@ -135,3 +136,28 @@ def test_lead_page_cli_and_api_show_the_same_events(store: Store) -> None:
         "e1": 1.5,
         "e2": 1.5,
     }
+
+
+def test_cli_score_gives_the_top_reasons_the_desk_and_webhooks_give(store: Store) -> None:
+    """``leadscore score``'s top reasons are ``lifecycle.reasons.top_reasons`` (the desk's, the webhooks',
+    the notifications'): the largest lines by points of either sign. Before, the CLI listed the largest
+    positive lines only, so the group cap's -5 line that the desk shows second was missing from it."""
+    as_of = parse_time(AS_OF, "as_of")
+    model = loads_model(MODEL, "surfaces.yaml")
+    publish(store, model, as_of=as_of)
+    ingest(store, [normalise(m, received_ms=as_of) for m in _messages()], source="test", as_of=as_of)
+    with store.connect() as conn:
+        lead_id = find_lead(conn, external_id="ann")
+        assert lead_id is not None
+        desk = top_reasons(conn, rule_names(model), lead_id)
+    result = CliRunner().invoke(cli, ["score", "--db", str(store.url), "--as-of", AS_OF, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+
+    # the lines (see above): blog 6, group cap -5, pricing 4, active 3; the three largest by size
+    assert [(r["name"], r["points"]) for r in desk] == [
+        ("Blog", 6.0),
+        ("Group cap: Website", -5.0),
+        ("Pricing", 4.0),
+    ]
+    assert row["top_reasons"] == "Blog +6.0, Group cap: Website -5.0, Pricing +4.0"

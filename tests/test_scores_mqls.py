@@ -138,3 +138,46 @@ def test_each_teams_alerts_listed_apart(store: Store) -> None:
     assert "volume:analytics" in listed.output and "volume " not in listed.output.replace("volume:", "")
     unknown = runner.invoke(app, ["alerts", "list", "--score", "Not A Name", "--db", store.url])
     assert isinstance(unknown.exception, InputError) and "Not A Name" in str(unknown.exception)
+
+
+def test_the_calibration_check_counts_conversions_as_the_backtest_does(store: Store) -> None:
+    """The health check's calibration (the share of MQLs that converted) is the backtest's precision,
+    counted alike: per lead at its first MQL, a lead that converted before it left out (not the model's
+    doing). core's MQLs are carl, eve and frank (both in the backtest and the stage history, at T0 + 3 h
+    at the latest); carl's opportunity came at T0, before; eve's at T0 + 2 days, within 30 days after;
+    frank has none, and bob's loss at T0 + 40 days closes every 30-day window. Backtest precision: eve of
+    eve and frank, 1/2. The check 31 days on reads the MQLs of the 7 days before its horizon (carl, eve,
+    frank): the same 1/2. Before, it counted carl as an MQL that did not convert: 1/3, a 17-point gap
+    the backtest never promised, raised as an alert (calibration_gap 0.15)."""
+    from leadscore.scoring.pipeline import active_model
+    from leadscore.store.backtests import save_backtest
+    from leadscore.store.schema import outcomes
+
+    ids = build(store)
+    with store.begin() as conn:
+        conn.execute(outcomes.insert(), [
+            {"lead_id": ids["carl"], "kind": "opportunity", "at_ms": T0, "source": "test", "recorded_ms": T0},
+            {"lead_id": ids["eve"], "kind": "opportunity", "at_ms": T0 + 2 * DAY_MS, "source": "test",
+             "recorded_ms": T0},
+            {"lead_id": ids["bob"], "kind": "lost", "at_ms": T0 + 40 * DAY_MS, "source": "test", "recorded_ms": T0},
+        ])  # fmt: skip
+    with store.connect() as conn:
+        result = backtest(
+            conn, store.sources(), ("candidate", loads_model(CORE), None), None,
+            start_ms=T0 - DAY_MS, end_ms=T0 + DAY_MS, outcome="opportunity", horizon_ms=30 * DAY_MS,
+            score="core",
+        )  # fmt: skip
+        active = active_model(conn, "core")
+    assert active is not None and active.version is not None
+    with store.begin() as conn:
+        save_backtest(conn, version_id=active.version.id, baseline_id=None, outcome="opportunity",
+                      start_ms=T0 - DAY_MS, end_ms=T0 + DAY_MS, threshold=result.candidate.threshold,
+                      summary=result.as_dict(), now_ms=T0 + DAY_MS)  # fmt: skip
+    settings = Settings(alerts=AlertSettings(min_decisions=2))
+    with store.connect() as conn:
+        found = {c.check: c for c in checks(conn, settings, T0 + 31 * DAY_MS)}
+
+    assert (result.candidate.converted, result.candidate.labelled, result.candidate.precision) == (1, 2, 0.5)
+    assert found["calibration"].value == 0.5
+    assert found["calibration"].failing is False
+    assert "50 % of 2 MQLs converted (opportunity)" in found["calibration"].message

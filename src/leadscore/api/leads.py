@@ -25,6 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadscore.api.deps import KnownLeadFilter, ReaderState, check_score_exists
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
+from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.lead_filter import LeadFilter, exportable
 from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.scoring.explain import explain_current
@@ -48,7 +49,7 @@ COLUMNS = [
     leads.c.email,
     leads.c.first_name,
     leads.c.last_name,
-    func.coalesce(accounts.c.name, leads.c.company).label("company"),
+    lead_company(leads, accounts).label("company"),
     scores.c.score,
     scores.c.fit_score,
     scores.c.engagement_score,

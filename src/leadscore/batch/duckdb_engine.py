@@ -83,7 +83,7 @@ def run_duckdb_jobs(jobs: list[BatchJob]) -> list[BatchResult]:
 def _sink(con: Any, store: Store | None, job: BatchJob) -> Sink:
     if isinstance(job.out, StoreLocation):
         assert store is not None and job.version_id is not None
-        return StoreSink(store, job.version_id, now_ms(), job.score_name)
+        return StoreSink(store, job.version_id, now_ms())
     if isinstance(job.out, TableLocation):
         return DuckDBTableSink(con.cursor(), job.out.name)
     return ParquetSink(Path(job.out.path))

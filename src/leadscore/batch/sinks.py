@@ -26,9 +26,10 @@ from sqlalchemy import (
 
 from leadscore.batch.frames import LEDGER, SCORES, ledger_table, scores_table
 from leadscore.compile import Ledger
+from leadscore.scoring.pipeline import save_rescored
+from leadscore.scoring.run import Active
 from leadscore.store import Store
-from leadscore.store.results import save_current
-from leadscore.store.score_names import primary_score
+from leadscore.store.model_versions import get_version
 
 SCORES_FILE = "scores.parquet"
 LEDGER_FILE = "ledger.parquet"
@@ -118,16 +119,17 @@ class DuckDBTableSink:
 
 
 class StoreSink:
-    """The store's current scores and ledger (only for the active model version, as ``leadscore score``)."""
+    """The store's current scores and ledger of the version's score (only for its active version, as
+    ``leadscore score``)."""
 
-    def __init__(self, store: Store, version_id: int, scored_ms: int, score_name: str | None = None) -> None:
+    def __init__(self, store: Store, version_id: int, scored_ms: int) -> None:
         self.store, self.version_id, self.scored_ms = store, version_id, scored_ms
-        self.score_name = score_name  # None: the primary score
 
     def write(self, ledgers: Sequence[Ledger]) -> None:
+        # saved as ``leadscore score`` saves them (due times, crossings, history), not only the scores
         with self.store.begin() as conn:
-            name = self.score_name if self.score_name is not None else primary_score(conn)
-            save_current(conn, ledgers, self.version_id, self.scored_ms, score_name=name)
+            active = Active.of(get_version(conn, self.version_id))
+            save_rescored(conn, self.store.sources(), active, ledgers, self.scored_ms)
 
     def close(self) -> None:
         return None

@@ -115,7 +115,7 @@ def _write(job: BatchJob, spark: Any, wide: Any, store: Store | None) -> tuple[i
     yaml_text = dump_model(job.model)
     if isinstance(job.out, StoreLocation):
         assert store is not None and job.version_id is not None
-        sink = StoreSink(store, job.version_id, now_ms(), job.score_name)
+        sink = StoreSink(store, job.version_id, now_ms())
         leads = lines = 0
         chunk: list[Any] = []
         rows = (read_ledger(job.model, row.asDict()) for row in wide.toLocalIterator())

@@ -50,7 +50,7 @@ def _sink(job: BatchJob, store: Store) -> Sink:
     out = job.out
     if isinstance(out, StoreLocation):
         assert job.version_id is not None
-        return StoreSink(store, job.version_id, now_ms(), job.score_name)
+        return StoreSink(store, job.version_id, now_ms())
     if isinstance(out, TableLocation):
         return SqlTableSink(store.engine, out.table, out.schema)
     from pathlib import Path

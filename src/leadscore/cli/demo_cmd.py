@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from leadscore.cli.options import fmt_time
-from leadscore.cli.render import console
+from leadscore.cli.render import console, reasons
 
 DEMO_DB = "leadscore-demo.db"
 
@@ -75,7 +75,6 @@ def demo(
     for col in ("lead", "who", "company", "score", "fit", "eng.", "grade", "band", "top reasons"):
         table.add_column(col, justify="right" if col in ("score", "fit", "eng.") else "left")
     for lead in result.hottest:
-        reasons = ", ".join(f"{line.name} +{line.score_points:.1f}" for line in lead.reasons(3))
         table.add_row(
             str(lead.lead_id),
             f"{lead.name}\n{lead.job_title or ''}",
@@ -85,7 +84,7 @@ def demo(
             f"{lead.engagement_score:.0f}",
             f"{lead.grade}{lead.level}",
             lead.band,
-            reasons,
+            reasons(lead.lines),
         )
     console.print(table)
     if result.hottest:

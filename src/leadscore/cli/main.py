@@ -89,12 +89,14 @@ def _active_or_file(store: object, model_file: str | None, score: str | None = N
 def _people(conn: object, ids: list[int]) -> dict[int, dict[str, object]]:
     from sqlalchemy import select
 
-    from leadscore.store.schema import leads
+    from leadscore.compile.sources import lead_company
+    from leadscore.store.schema import accounts, leads
 
+    company = lead_company(leads, accounts).label("company")
     rows = conn.execute(  # type: ignore[attr-defined]
-        select(leads.c.id, leads.c.email, leads.c.first_name, leads.c.last_name, leads.c.company).where(
-            leads.c.id.in_(ids)
-        )
+        select(leads.c.id, leads.c.email, leads.c.first_name, leads.c.last_name, company)
+        .select_from(leads.outerjoin(accounts, accounts.c.id == leads.c.account_id))
+        .where(leads.c.id.in_(ids))
     ).mappings()
     return {r["id"]: dict(r) for r in rows}
 
@@ -215,6 +217,7 @@ def history_cmd(
     db: Db = None,
 ) -> None:
     """The lead's score over time: one row per change, with its cause (events or a model change)."""
+    from leadscore.scoring.history import score_path
     from leadscore.store.model_versions import list_versions
     from leadscore.store.results import read_history
     from leadscore.store.score_names import resolve
@@ -228,11 +231,7 @@ def history_cmd(
         if fmt == "table":
             console.print(history_table(rows, labels))
             if rows:
-                path = " → ".join(
-                    f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}"
-                    for r in rows
-                )
-                console.print(f"score path: {path}", highlight=False)
+                console.print(f"score path: {score_path(rows)}", highlight=False)
             stages.print()
         else:
             out = [

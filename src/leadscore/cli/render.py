@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -36,12 +36,12 @@ SCORE_FIELDS = (
 )
 
 
-def reasons(ledger: Ledger, n: int = 3) -> str:
-    """The lines that gave the most points, e.g. ``pricing_page +12.5, webinar +10``."""
-    top = sorted(
-        (line for line in ledger.lines if line.score_points > 0), key=lambda line: -line.score_points
-    )[:n]
-    return ", ".join(f"{line.name} +{line.score_points:.1f}" for line in top)
+def reasons(lines: Iterable[LedgerLine]) -> str:
+    """The lead's top reasons (``lifecycle.reasons.top_lines``, the desk's and the webhooks'), e.g.
+    ``Pricing page +12.5, Group cap: Website -5.0, Webinar +10.0``."""
+    from leadscore.lifecycle.reasons import top_lines  # the store's modules: not for ``--help``
+
+    return ", ".join(f"{line.name} {line.score_points:+.1f}" for line in top_lines(lines))
 
 
 def score_rows(ledgers: Sequence[Ledger], people: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -61,7 +61,7 @@ def score_rows(ledgers: Sequence[Ledger], people: Mapping[int, Mapping[str, Any]
                 "grade": lg.grade,
                 "level": lg.level,
                 "band": lg.band,
-                "top_reasons": reasons(lg),
+                "top_reasons": reasons(lg.lines),
             }
         )
     return rows

@@ -47,7 +47,7 @@ from leadscore.compile.dialects import (
     double,
     targets_in_place,
 )
-from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources
+from leadscore.compile.sources import ACCOUNT_FIELDS, EVENT_FIELDS, LEAD_FIELDS, Sources, lead_company
 from leadscore.errors import CompileError, UnsupportedRuleError
 from leadscore.model import (
     Condition,
@@ -126,7 +126,7 @@ def lead_resolver(leads: Any, accounts: Any) -> Any:
         if name in LEAD_FIELDS:
             return Field(leads.c[name])
         if name == "company":
-            return Field(func.coalesce(accounts.c.name, leads.c.company))
+            return Field(lead_company(leads, accounts))
         if name.startswith("account."):
             rest = name.removeprefix("account.")
             if rest in ACCOUNT_FIELDS:

@@ -13,8 +13,10 @@ tables, Parquet views, engine tables) with these columns. ``ts`` and ``as_of`` a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import FromClause
+from sqlalchemy import FromClause, func
+from sqlalchemy.sql.elements import ColumnElement
 
 EVENT_COLUMNS = ("message_id", "person_key", "ts", "type", "name", "path", "url", "properties")
 IDENTITY_COLUMNS = ("key", "lead_id")
@@ -34,6 +36,12 @@ ACCOUNT_COLUMNS = ("id", "domain", "name", "attributes")
 LEAD_FIELDS = ("email", "email_domain", "first_name", "last_name")
 ACCOUNT_FIELDS = ("domain", "name")
 EVENT_FIELDS = ("type", "name", "path", "url")
+
+
+def lead_company(leads: Any, accounts: Any) -> ColumnElement[Any]:
+    """A lead's company, as rules read it and every surface shows and searches it: its account's name,
+    else the company the lead gave (``leads`` and ``accounts``: the relations, outer-joined by account)."""
+    return func.coalesce(accounts.c.name, leads.c.company)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from leadscore.compile import LedgerLine
+from leadscore.compile.sources import lead_company
 from leadscore.demo.generator import GenerateReport, demo_model, generate
 from leadscore.lifecycle.runner import run_round
 from leadscore.scoring import pipeline
@@ -23,7 +24,7 @@ from leadscore.scoring.run import score_leads
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.engine import normalise_url
-from leadscore.store.schema import leads, metadata, scores
+from leadscore.store.schema import accounts, leads, metadata, scores
 from leadscore.store.score_names import named, scores_of
 
 DAY_MS = 86_400_000
@@ -45,10 +46,6 @@ class HotLead:
     level: int
     band: str
     lines: tuple[LedgerLine, ...]
-
-    def reasons(self, n: int = 3) -> tuple[LedgerLine, ...]:
-        """The ``n`` ledger lines that added the most to the score."""
-        return tuple(line for line in self.lines if line.score_points > 0)[:n]
 
 
 @dataclass(frozen=True)
@@ -129,10 +126,14 @@ def _summary(store: Store, top: int, as_of: int) -> tuple[dict[str, int], tuple[
                 leads.c.email,
                 leads.c.first_name,
                 leads.c.last_name,
-                leads.c.company,
+                lead_company(leads, accounts).label("company"),
                 leads.c.attributes,
             )
-            .select_from(leads.join(scores, scores_of(leads.c.id)))
+            .select_from(
+                leads.join(scores, scores_of(leads.c.id)).outerjoin(
+                    accounts, accounts.c.id == leads.c.account_id
+                )
+            )
             .order_by(scores.c.score.desc(), leads.c.id)
             .limit(top)
         ).all()

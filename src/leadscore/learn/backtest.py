@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, func, literal, select
 
 from leadscore.compile import Sources
-from leadscore.learn.labels import DAY_MS, data_end, outcome_times
+from leadscore.learn.labels import DAY_MS, data_end, first_conversions, mql_converted, outcome_times
 from leadscore.learn.store_data import first_touch
 from leadscore.lifecycle.gates import Facts, matching
 from leadscore.lifecycle.replay import for_score, mql_stage, mql_threshold, replay_lead, with_threshold
@@ -273,12 +273,7 @@ class Outcomes:
 
     @classmethod
     def load(cls, conn: Connection, kind: str, horizon_ms: int) -> Outcomes:
-        first: dict[int, int] = {}
-        for lead, rows in outcome_times(conn).items():
-            hits = [at for k, at in rows if k == kind]
-            if hits:
-                first[lead] = min(hits)
-        return cls(kind, first, horizon_ms, data_end(conn))
+        return cls(kind, first_conversions(outcome_times(conn), kind), horizon_ms, data_end(conn))
 
 
 @dataclass
@@ -310,13 +305,9 @@ def summarise(
             weekly[min(weeks - 1, (t - rp.start_ms - 1) // WEEK_MS)] += 1
     converted = labelled = 0
     for lead, t in first.items():
-        c = out.converted.get(lead)
-        if c is not None and c <= t:
-            continue  # converted before this model would have flagged them: not the model's doing
-        if c is not None and c <= t + out.horizon_ms:
-            converted += 1
-            labelled += 1
-        elif t + out.horizon_ms <= out.end_ms:
+        verdict = mql_converted(out.converted.get(lead), t, out.horizon_ms, out.end_ms)
+        if verdict is not None:
+            converted += verdict
             labelled += 1
     in_period = {lead: c for lead, c in out.converted.items() if rp.start_ms < c <= rp.end_ms}
     caught = sum(

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from leadscore.errors import ModelError
-from leadscore.learn.labels import DAY_MS, outcome_times
+from leadscore.learn.labels import DAY_MS, first_conversions, mql_converted, outcome_times
 from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.decisions import mql_decisions
 from leadscore.lifecycle.replay import mql_stage
@@ -156,16 +156,18 @@ def calibration(conn: Connection, version_id: int, mqls: Mqls, settings: Setting
         return Check("calibration", None, math.nan, math.nan, "no stored backtest of the active version")
     kind, horizon = stored[-1].outcome, int(float(stored[-1].summary.get("horizon_days", 30)) * DAY_MS)
     w = int(a.window_days * DAY_MS)
-    entries = mqls.entries(conn, now_ms - horizon - w, now_ms - horizon)
-    if len(entries) < a.min_decisions:
+    # each lead at its first MQL of the window, counted as the backtest's precision counts it
+    first: dict[int, int] = {}
+    for lead, at in sorted(mqls.entries(conn, now_ms - horizon - w, now_ms - horizon), key=lambda e: e[1]):
+        first.setdefault(lead, at)
+    converted = first_conversions(outcome_times(conn, sorted(first)), kind)
+    verdicts = [mql_converted(converted.get(lead), at, horizon, now_ms) for lead, at in first.items()]
+    counted = [v for v in verdicts if v is not None]
+    if len(counted) < a.min_decisions:
         return Check("calibration", None, math.nan, float(promised), "too few MQLs past their horizon")
-    times = outcome_times(conn, sorted({lead for lead, _ in entries}))
-    converted = sum(
-        1 for lead, at in entries if any(k == kind and at < t <= at + horizon for k, t in times.get(lead, []))
-    )
-    seen = converted / len(entries)
+    seen = sum(counted) / len(counted)
     return Check("calibration", float(promised) - seen >= a.calibration_gap, seen, float(promised),
-                 f"calibration: {100 * seen:.0f} % of {len(entries)} MQLs converted ({kind}), the backtest "
+                 f"calibration: {100 * seen:.0f} % of {len(counted)} MQLs converted ({kind}), the backtest "
                  f"promised {100 * float(promised):.0f} %")  # fmt: skip
 
 

@@ -57,6 +57,28 @@ def outcome_times(
     return out
 
 
+def first_conversions(history: dict[int, list[tuple[str, int]]], kind: str) -> dict[int, int]:
+    """When each lead (of ``outcome_times``) first had the outcome ``kind``; leads without it left out."""
+    first: dict[int, int] = {}
+    for lead, rows in history.items():
+        hits = [at for k, at in rows if k == kind]
+        if hits:
+            first[lead] = min(hits)
+    return first
+
+
+def mql_converted(first: int | None, at_ms: int, horizon_ms: int, end_ms: int) -> bool | None:
+    """What became of an MQL at ``at_ms`` whose lead first converted at ``first`` (None: never), as the
+    backtest's precision and the health check's calibration count it: True when it converted within the
+    horizon after, False when the horizon passed (by ``end_ms``) without it; None, not counted, when the
+    lead had converted by then (not the model's doing) or the horizon is still open."""
+    if first is not None and first <= at_ms:
+        return None
+    if first is not None and first <= at_ms + horizon_ms:
+        return True
+    return False if at_ms + horizon_ms <= end_ms else None
+
+
 def rejected_by_sales(conn: Connection) -> dict[int, list[int]]:
     """When sales rejected each lead (the hand-off's feedback), oldest first."""
     query = select(feedback.c.lead_id, feedback.c.at_ms).where(feedback.c.decision == "rejected")

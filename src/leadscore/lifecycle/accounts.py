@@ -77,6 +77,15 @@ def committee(cfg: Accounts, engagement: Sequence[float]) -> tuple[float, int]:
     return sum(top) / cfg.committee_size, sum(1 for e in engagement if e >= cfg.engaged_at_least)
 
 
+def target_domains(model: ScoringModel | None) -> frozenset[str]:
+    """Domains on the list the model's lifecycle names as its target accounts (``accounts.target_list``),
+    lower-cased: an account is a target when its domain, lower-cased, is one of them."""
+    config = model.lifecycle.accounts if model is not None and model.lifecycle is not None else None
+    if model is None or config is None or config.target_list is None:
+        return frozenset()
+    return frozenset(v.lower() for v in model.lists[config.target_list].values)
+
+
 def accounts_of(conn: Connection, lead_ids: Sequence[int]) -> list[int]:
     query = select(leads.c.account_id).where(leads.c.id.in_(list(lead_ids)), leads.c.account_id.is_not(None))
     return sorted({int(a) for a in conn.execute(query).scalars()})
@@ -153,9 +162,7 @@ def refresh_accounts(conn: Connection, model: ScoringModel, account_ids: Sequenc
         return 0
     cfg = lifecycle.accounts
     scored = account_scores(conn, model, cfg, account_ids, now_ms)
-    targets: set[str] = set()
-    if cfg.target_list is not None:
-        targets = {v.lower() for v in model.lists[cfg.target_list].values}
+    targets = target_domains(model)
     ids = sorted(scored)
     domains = dict(conn.execute(select(accounts.c.id, accounts.c.domain).where(accounts.c.id.in_(ids))).all())
     before = read_account_stages(conn, ids)

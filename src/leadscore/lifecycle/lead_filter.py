@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.conditions import contains_like
 from leadscore.compile.dialects import JsonBool, JsonText, LowerText, TextLike
+from leadscore.compile.sources import lead_company
 from leadscore.errors import InputError
 from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
 from leadscore.store.score_names import check_name, named
@@ -145,7 +146,7 @@ class LeadFilter(BaseModel):
         if self.needs_score:
             tests.append(named(score.c.score_name, self.score_name))
             tests.extend(self._score_tests(score))
-        company = func.coalesce(account.c.name, lead.c.company)
+        company = lead_company(lead, account)
         if self.company or self.q:
             joined = joined.outerjoin(account, account.c.id == lead.c.account_id)
         if self.company:

@@ -1,17 +1,19 @@
 """A lead's top reasons: the largest lines of its stored ledger (by points, either sign), largest first.
 
 The one definition behind every place that says why a lead scores what it does in a few lines: the
-seller's desk, the lifecycle's templates and webhooks, and the notifications to users. The lead page
-explains every line in full (``compile.contributions``); these are the same lines, the largest three.
+seller's desk, the lifecycle's templates and webhooks, the notifications to users, and ``leadscore score``
+and ``leadscore demo`` (``top_lines``, over a ledger computed and not stored). The lead page explains every
+line in full (``compile.contributions``); these are the same lines, the largest three.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 
+from leadscore.compile import LedgerLine
 from leadscore.model import ScoringModel
 from leadscore.store.ledger_lines import read_lines
 
@@ -23,6 +25,18 @@ def rule_names(model: ScoringModel) -> dict[str, str]:
     out = {r.id: r.name for r in (*model.fit, *model.engagement)}
     out.update({f"group:{g.id}": f"Group cap: {g.name}" for g in model.groups})
     return out
+
+
+def reason_order(points: float, rule_id: str) -> tuple[float, str]:
+    """Where a line stands among a lead's reasons: the most points (absolute) first, ties by rule id."""
+    return (-abs(points), rule_id)
+
+
+def top_lines(lines: Iterable[LedgerLine], limit: int = REASONS) -> list[LedgerLine]:
+    """The top reasons of a ledger as computed (``top_reasons`` reads the stored one): the ``limit`` lines
+    with the most points, in ``reason_order``; lines giving none are not reasons."""
+    given = (line for line in lines if line.score_points != 0)
+    return sorted(given, key=lambda line: reason_order(line.score_points, line.rule_id))[:limit]
 
 
 def top_reasons(
@@ -47,7 +61,7 @@ def top_reasons_of(
         lines[int(line["lead_id"])].append(line)
     out = {}
     for lead_id, found in lines.items():
-        found.sort(key=lambda ln: (-abs(float(ln["score_points"])), ln["rule_id"]))
+        found.sort(key=lambda ln: reason_order(float(ln["score_points"]), str(ln["rule_id"])))
         out[lead_id] = [
             {
                 "rule_id": ln["rule_id"],

@@ -24,7 +24,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from leadscore.compile.dialects import computed_once
-from leadscore.lifecycle.accounts import accounts_section, named_account_scores
+from leadscore.compile.sources import lead_company
+from leadscore.lifecycle.accounts import accounts_section, named_account_scores, target_domains
 from leadscore.lifecycle.decisions import mql_decisions
 from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.model import Lifecycle
@@ -63,7 +64,7 @@ def _people(
             leads.c.email,
             leads.c.first_name,
             leads.c.last_name,
-            func.coalesce(accounts.c.name, leads.c.company).label("company"),
+            lead_company(leads, accounts).label("company"),
             lead_stages.c.stage,
             lead_stages.c.entered_ms,
             scores.c.score,
@@ -395,11 +396,7 @@ def account_report(conn: Connection, score: str | None = None, now_ms: int = 0) 
     if cfg is None or not found:
         return []
     primary = active_model(conn)
-    targets = (
-        {v.lower() for v in primary.model.lists[cfg.target_list].values}
-        if primary is not None and cfg.target_list is not None
-        else set()
-    )
+    targets = target_domains(primary.model if primary is not None else None)
     about = {
         int(r.id): (r.domain, r.name)
         for r in conn.execute(

@@ -8,15 +8,17 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, true
+from sqlalchemy import Connection, and_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.conditions import compile_condition
 from leadscore.compile.query import lead_resolver
+from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.context import lead_context
 from leadscore.model import ScoringModel, Segment
 from leadscore.settings import Settings
+from leadscore.spreadsheet import csv_safe
 from leadscore.store.lifecycle_tables import change_membership, segment_member_ids
 from leadscore.store.outbox import enqueue
 from leadscore.store.schema import accounts, lead_stages, leads, scores, segment_members
@@ -133,13 +135,6 @@ def _announce(
     enqueue(conn, out, now_ms)
 
 
-def _cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas (a cell starting with = + - @, tab or CR gets a leading ')."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def members(conn: Connection, segment: str) -> list[dict[str, Any]]:
     query = (
         select(
@@ -148,7 +143,7 @@ def members(conn: Connection, segment: str) -> list[dict[str, Any]]:
             leads.c.email,
             leads.c.first_name,
             leads.c.last_name,
-            func.coalesce(accounts.c.name, leads.c.company).label("company"),
+            lead_company(leads, accounts).label("company"),
             lead_stages.c.stage,
             scores.c.score,
             scores.c.grade,
@@ -172,5 +167,5 @@ def export_csv(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in EXPORT_COLUMNS])
+        writer.writerow([csv_safe(row.get(c)) for c in EXPORT_COLUMNS])
     yield buffer.getvalue()

@@ -10,7 +10,8 @@ order or batches events arrived in:
   earlier events then join the lead; from an attribute's previous observation time when it observed the
   attribute again, ``ingest.traits.restamped_since``), so a late event rewrites the rows after it exactly as
   if it had arrived in order. Rows of other causes stay as they were recorded.
-* a model publication, an import, the clock (``record``): a row at that time if the score moved.
+* a model publication, an import, the clock (``record``), a rescore of every lead (``record_saved``): a
+  row at that time if the score moved.
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ def _row(
     ledger: Ledger, version_id: int, cause: str, ref: str, recorded_ms: int, score_name: str
 ) -> dict[str, Any]:
     return dict(zip(COLUMNS, _values(ledger, version_id, cause, ref, recorded_ms, score_name), strict=True))
+
+
+def score_path(rows: Iterable[Mapping[str, Any]]) -> str:
+    """A history's scores as ``0 → 21 → 43.5`` (whole numbers without a decimal): the lead page's and
+    ``leadscore history``'s."""
+    return " → ".join(
+        f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}" for r in rows
+    )
 
 
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:
@@ -166,6 +175,35 @@ def record(
             rows.append(_row(ledger, version_id, cause, ref, recorded_ms, score_name))
     append_history(conn, rows)
     return len(rows)
+
+
+def record_saved(
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    version_id: int,
+    ledgers: Sequence[Ledger],
+    cause: str,
+    ref: str,
+    recorded_ms: int,
+    *,
+    score_name: str,
+) -> int:
+    """``record`` for ledgers just saved as the current scores ``score_name``: a row at each one's as-of
+    time where it moved from the lead's newest row, written from the ledger itself (no second scoring), so
+    the newest row holds the current score; a lead with no row yet is ``record``ed (its created row
+    first)."""
+    previous = last_history(conn, [lg.lead_id for lg in ledgers], score_name=score_name)
+    rows = [
+        _row(lg, version_id, cause, ref, recorded_ms, score_name)
+        for lg in ledgers
+        if lg.lead_id in previous and changed(previous[lg.lead_id], lg, version_id)
+    ]
+    append_history(conn, rows)
+    fresh = {lg.lead_id: (lg.as_of, cause, ref) for lg in ledgers if lg.lead_id not in previous}
+    if not fresh:
+        return len(rows)
+    return len(rows) + record(conn, model, sources, version_id, fresh, recorded_ms, score_name=score_name)
 
 
 def replay(

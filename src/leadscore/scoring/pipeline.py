@@ -360,8 +360,9 @@ def activate_version(
 
 
 def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
-    """Score every lead with every active model as of a time; save as the current scores if asked.
-    Returns the primary score's ledgers."""
+    """Score every lead with every active model as of a time; save as the current scores if asked, with
+    when each is next due, crossings and a history row where a score moved. Returns the primary score's
+    ledgers."""
     stamp = now_ms()
     # every score's ledgers stay alive to the end, so each collection of the cyclic collector would walk
     # them all again (none is in a cycle): paused for the whole rescoring, not only while the results are
@@ -380,12 +381,20 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
                 conn, [a.model for a in models], store.sources(), per_model, _names(models)
             )
             save_named_scores(conn, _named(models, per_model, dues), stamp, "rescore")
+            # time alone moved them (the events were scored as they came): the clock's cause
+            for active, ledgers in zip(models, per_model, strict=True):
+                assert active.version is not None
+                history.record_saved(conn, active.model, store.sources(), active.version.id, ledgers, "time",
+                                     RESCORE_REF, stamp, score_name=active.version.score_name)  # fmt: skip
     return per_model[0]
 
 
 def _names(models: Sequence[Active]) -> list[str | None]:
     """Each active model's score name (the due times test the lifecycle's thresholds of that score)."""
     return [a.version.score_name if a.version is not None else None for a in models]
+
+
+RESCORE_REF = "every lead rescored"
 
 
 def _named(
@@ -397,6 +406,21 @@ def _named(
         assert active.version is not None
         out.append(NamedResults(active.version.score_name, active.version.id, ledgers, due))
     return out
+
+
+def save_rescored(
+    conn: Connection, sources: Sources, active: Active, ledgers: Sequence[Ledger], stamp: int
+) -> int:
+    """Save ledgers of ``active`` scored elsewhere (a batch run) as the current scores of its name, as
+    ``rescore_all`` saves them: when each is next due, crossings, and a history row where a score moved.
+    Returns the history rows written."""
+    assert active.version is not None
+    name = active.version.score_name
+    due = schedule(conn, active.model, sources, ledgers, name)
+    save_scores(conn, ledgers, active.version.id, stamp, "rescore", due, score_name=name)
+    return history.record_saved(
+        conn, active.model, sources, active.version.id, ledgers, "time", RESCORE_REF, stamp, score_name=name
+    )
 
 
 def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> int:

@@ -33,14 +33,6 @@ class AccountPage:
     pages: int
 
 
-def target_domains(model: ScoringModel | None) -> frozenset[str]:
-    """Domains on the list the model's lifecycle names as its target accounts (``accounts.target_list``)."""
-    config = model.lifecycle.accounts if model is not None and model.lifecycle is not None else None
-    if model is None or config is None or config.target_list is None:
-        return frozenset()
-    return frozenset(v.lower() for v in model.lists[config.target_list].values)
-
-
 def engaged_at_least(model: ScoringModel | None) -> float:
     """The engagement score of an engaged contact: the model's ``accounts.engaged_at_least`` (its default
     when the model has no accounts section)."""

@@ -18,6 +18,7 @@ from leadscore.compile.contributions import Explanation
 from leadscore.lifecycle.reasons import rule_names as line_names
 from leadscore.model import ScoringModel
 from leadscore.scoring.explain import explain_current
+from leadscore.scoring.history import score_path
 from leadscore.scoring.run import model_of, score_points
 from leadscore.scoring.shown import apportion
 from leadscore.store.model_versions import ModelVersion
@@ -58,10 +59,7 @@ class LeadView:
     @property
     def score_path(self) -> str:
         """The history as 0 → 21 → 43 → 65 (the same rendering as ``leadscore history``)."""
-        return " → ".join(
-            f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}"
-            for r in self.history
-        )
+        return score_path(self.history)
 
 
 def rule_names(model: ScoringModel) -> dict[str, tuple[str, str]]:

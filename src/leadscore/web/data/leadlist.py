@@ -11,6 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Select, and_, case, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.lead_filter import LeadFilter, current_owner, exportable, lead_source
 from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
 from leadscore.store.score_names import named
@@ -19,7 +20,7 @@ PAGE_SIZE = 50
 Sort = Literal["score", "fit", "engagement", "name", "company", "updated"]
 Order = Literal["desc", "asc"]
 
-company = func.coalesce(accounts.c.name, leads.c.company)
+company = lead_company(leads, accounts)
 # the lifecycle stage and the current owner (the seller of the lead's latest assignment)
 stage = select(lead_stages.c.stage).where(lead_stages.c.lead_id == leads.c.id).scalar_subquery()
 owner = current_owner(leads.c.id)

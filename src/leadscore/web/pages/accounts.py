@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
-from leadscore.lifecycle.accounts import named_account_scores
+from leadscore.lifecycle.accounts import named_account_scores, target_domains
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.score_names import picker_names, primary_score, resolve
@@ -48,7 +48,7 @@ def accounts_page(
             found = named_account_scores(conn, name, ids, at)
             return {a: (s.score, s.stage(cfg)) for a, s in found.items()}
 
-        domains = account_data.target_domains(model)
+        domains = target_domains(model)
         engaged_from = account_data.engaged_at_least(model)
         result = account_data.account_page(
             conn, page_no, domains, engaged_from=engaged_from, only_targets=targets, only_mqa=mqa,
