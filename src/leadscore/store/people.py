@@ -209,9 +209,7 @@ def upsert_lead(
         if email is None and once_email and _email_lead(conn, once_email, cache) is None:
             email = once_email
         fields = {**once_fields, **fields}
-        attributes = merge_attributes(
-            {}, {**once_attributes, **attributes}, f"new lead {external_id or email}"
-        )
+        attributes = merge_attributes({}, {**once_attributes, **attributes}, "a new lead")
         values: dict[str, Any] = {
             "external_id": external_id,
             "email": email,
@@ -436,7 +434,7 @@ def upsert_account(
     if account_id is None and name and not domain:
         account_id = conn.execute(_ACCOUNT_BY_NAME, {"value": name}).scalar()
     if account_id is None:
-        attributes = merge_attributes({}, attributes, f"new account {domain or name}")
+        attributes = merge_attributes({}, attributes, "a new account")
         values = {"domain": domain, "name": name, "attributes": attributes}
         account_id = int(
             conn.execute(_INSERT_ACCOUNT, {**values, "created_ms": now_ms, "updated_ms": now_ms}).scalar_one()
