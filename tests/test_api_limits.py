@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from pathlib import Path
 
@@ -33,4 +34,40 @@ def test_oversized_bodies_are_refused_everywhere() -> None:
                 if path.startswith("/v1"):
                     body = r.json()
                     assert body["ok"] is False and body["error"]
+        store.dispose()
+
+
+def _trickle(url: str, path: str, origin: bool) -> tuple[bytes, bytes]:
+    """A request declaring 100 bytes of body, of which it sends one: the answer, and what the server
+    sends after it (b"": it closed the connection)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+        sock.sendall((head + ("Origin: https://site.example\r\n" if origin else "") + "\r\n{").encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer, sock.recv(65536)
+
+
+def test_a_body_that_trickles_in_is_answered_408_and_its_connection_closed() -> None:
+    """A client that declares a body and never finishes it held its connection for ever (uvicorn bounds
+    no request's time), and 2,048 of them, with no key, left every other request a 503: past
+    LEADSCORE_BODY_READ_S (here 1 s) it is answered 408 and closed, through the tracking lane (no
+    Origin) and the full application (an Origin), on a tracking path and another one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.from_url(str(Path(tmp) / "slow.db"))
+        app = create_app(Settings(database_url="unused", run_processor=False, body_read_s=1.0), store=store)
+        with serving(app) as url:
+            for path, origin in (("/v1/track", False), ("/v1/batch", True), ("/v1/outcomes", False)):
+                answer, after = _trickle(url, path, origin)
+                head, _, body = answer.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 408"), (path, answer[:300])
+                assert b"connection: close" in head.lower(), (path, head)
+                assert b"did not arrive within 1 s" in body, (path, body)
+                assert after == b"", (path, after)
+            assert httpx.get(f"{url}/healthz").status_code == 200
         store.dispose()

@@ -32,7 +32,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
-from leadscore.store.schema import events, leads
+from leadscore.store.schema import accounts, events, leads
 from live_server import serving
 
 MODEL = """
@@ -437,3 +437,67 @@ def test_an_over_long_key_is_refused_without_being_kept(live: Live) -> None:
     assert_scoring_lives(live)  # its write and read keys are verified and kept
     kept = live.app.state.leadscore.keys._entries
     assert kept and max(len(token) for token in kept) <= 128  # the real keys only
+
+
+def _traits(prefix: str, first: int, count: int) -> dict[str, str]:
+    """``count`` traits named ``{prefix}{n:05d}`` from ``first`` on, each a 100-character text: 112 bytes
+    of an object's JSON each (8 for the quoted name, 1 colon, 102 for the quoted value, 1 comma)."""
+    return {f"{prefix}{n:05d}": "v" * 100 for n in range(first, first + count)}
+
+
+# attributes of 112 bytes each, in an object of 1 + 112 n bytes: at most (262,144 - 1) // 112 of them
+KEPT = 2340
+
+
+def test_a_flood_of_trait_names_keeps_a_lead_within_its_bound(live: Live) -> None:
+    """Ten identifies of one user id with 250 new trait names each (2,500 names, 28 KB a message) keep
+    the first 2,340 in the order sent (256 KiB of JSON, ``people.MAX_ATTRIBUTE_BYTES``), and their
+    stamps alone; a stored name still takes a new value. An alias merging a second lead with 250 names
+    into it keeps that bound (one name fits where a shorter value freed room).
+    Before, every name was kept: 400 such messages grew one lead to 9 MB that each message rewrote, and
+    scoring stalled for every lead."""
+    for n in range(10):
+        body = {"userId": "flood", "traits": _traits("t", 250 * n, 250), "messageId": f"fl-{n}"}
+        assert send(live, "/v1/identify", orjson.dumps(body)).status_code == 200
+    body = {"userId": "flood", "traits": {"t00000": "changed"}, "messageId": "fl-change"}
+    assert send(live, "/v1/identify", orjson.dumps(body)).status_code == 200
+    for n, body in enumerate(
+        (
+            {"type": "identify", "userId": "other", "traits": _traits("u", 0, 250)},
+            {"type": "alias", "previousId": "flood", "userId": "other"},
+        )
+    ):
+        assert (
+            send(live, "/v1/batch", orjson.dumps({"batch": [{**body, "messageId": f"fo-{n}"}]})).status_code
+            == 200
+        )
+        assert_scoring_lives(live)
+    with live.store.connect() as conn:
+        rows = conn.execute(
+            select(leads.c.external_id, leads.c.attributes, leads.c.attribute_ts).where(
+                leads.c.external_id.in_(["flood", "other"])
+            )
+        ).all()
+    assert len(rows) == 1
+    _, attributes, stamps = rows[0]
+    # "changed" is 93 bytes shorter than the value it replaced: 262,081 - 93 + 112 fits one more name
+    expected = {**_traits("t", 0, KEPT), "t00000": "changed", **_traits("u", 0, 1)}
+    assert attributes == expected
+    assert set(stamps) == set(expected)
+
+
+def test_a_flood_of_group_trait_names_keeps_an_account_within_its_bound(live: Live) -> None:
+    """The same ten messages as group calls of one account: its attributes keep the group id (18 bytes:
+    ``"group_id":"acme",``) and the first 2,340 names (1 + 112 * 2,340 + 18 = 262,099 bytes)."""
+    for n in range(10):
+        body = {
+            "userId": "grouped",
+            "groupId": "acme",
+            "traits": _traits("t", 250 * n, 250),
+            "messageId": f"gr-{n}",
+        }
+        assert send(live, "/v1/group", orjson.dumps(body)).status_code == 200
+    assert_scoring_lives(live)
+    with live.store.connect() as conn:
+        attributes = conn.execute(select(accounts.c.attributes).where(accounts.c.name == "acme")).scalar_one()
+    assert attributes == {**_traits("t", 0, KEPT), "group_id": "acme"}

@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_message_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
+    # how long a request's body may take to arrive, from the request's start (api/body_deadline.py)
+    body_read_s: float = Field(default=30.0, gt=0)
     # how long a processor waits before looking at the inbox on its own (other processes' events)
     processor_idle_s: float = 0.5
     # how long the processor lets events gather after being woken, so that a busy inbox is scored in

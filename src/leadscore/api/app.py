@@ -25,6 +25,7 @@ from leadscore.api import (
 )
 from leadscore.api import lifecycle as lifecycle_api
 from leadscore.api.auth import KeyCache
+from leadscore.api.body_deadline import BodyDeadline, has_body
 from leadscore.api.state import AppState
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.learn.health import run_checks
@@ -44,7 +45,12 @@ class LeadscoreApp(FastAPI):
     """FastAPI with the tracking lane in front: server-to-server tracking requests skip the middleware
     stack (see ``api.tracking_lane``); every other request, browser tracking included, goes through it."""
 
+    body_read_s = 30.0  # ``Settings.body_read_s``, set by ``create_app``
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and has_body(scope):
+            deadline = BodyDeadline(receive, send, self.body_read_s)
+            receive, send = deadline.receive, deadline.send
         if tracking_lane.serves(scope):
             state = getattr(self.state, "leadscore", None)
             if state is not None:
@@ -133,6 +139,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         docs_url=None,  # Swagger UI would load from a CDN; the OpenAPI document is at /openapi.json
         redoc_url=None,
     )
+    app.body_read_s = settings.body_read_s
     errors.install(app)
     allowed_methods.install(app)  # 405 with Allow
     app.add_middleware(

@@ -103,7 +103,9 @@ def install(app: FastAPI) -> None:
         return envelope(exc.status, exc.message, exc.errors, **headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, ApiError):  # FastAPI's 400 for a body it could not read: ours, said
+            return await _api(request, exc.__cause__)
         return envelope(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)

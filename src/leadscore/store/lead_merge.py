@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, delete, exists, select, update
 
 from leadscore.store.audit import audit
-from leadscore.store.people import LEAD_COLUMNS, email_domain, link_identity, merged_key
+from leadscore.store.people import LEAD_COLUMNS, email_domain, link_identity, merge_attributes, merged_key
 from leadscore.store.schema import (
     assignments,
     digest_leads,
@@ -94,11 +94,17 @@ def merged_values(kept: Any, other: Any) -> dict[str, Any]:
     it last (``attribute_ts``), a value filling a gap; its own e-mail, external id and account unless it
     has none."""
     kept_ts, other_ts = dict(kept["attribute_ts"] or {}), dict(other["attribute_ts"] or {})
-    attributes, stamps = dict(kept["attributes"] or {}), dict(kept_ts)
+    stored, stamps = dict(kept["attributes"] or {}), dict(kept_ts)
     changes: dict[str, Any] = {}
-    for key, value in (other["attributes"] or {}).items():
-        if key not in attributes or other_ts.get(key, _EVER) > kept_ts.get(key, _EVER):
-            attributes[key] = value
+    taken = {
+        key: value
+        for key, value in (other["attributes"] or {}).items()
+        if key not in stored or other_ts.get(key, _EVER) > kept_ts.get(key, _EVER)
+    }
+    # within the bound of a lead's attributes: merging leads one after another adds up as messages do
+    attributes = merge_attributes(stored, taken, f"lead {kept['id']}")
+    for key, value in taken.items():
+        if key in attributes and attributes[key] == value:
             stamps[key] = other_ts.get(key, stamps.get(key))
     for column in LEAD_COLUMNS[1:]:
         value = other[column]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Text, bindparam, select, text, update
 
 from leadscore.errors import NotFoundError
@@ -15,6 +17,13 @@ from leadscore.store.schema import INT64_MAX, accounts, fits_id, identities, lea
 from leadscore.store.upsert import insert_ignore
 
 LEAD_COLUMNS = ("email", "first_name", "last_name", "company")
+# the JSON text a lead's or an account's attributes may take. Each message's traits are bounded (the
+# message size), but messages add up: before, 400 identifies of one user id with 600 new trait names each
+# grew its attributes to 9 MB (and their stamps to 11 MB), every later message about the person rewrote
+# all of it, and the processor's transaction held SQLite's lock long enough to stall every other lead's
+# scoring. 256 KiB is eight messages' worth of traits, and many times a real person's
+MAX_ATTRIBUTE_BYTES = 256 * 1024
+log = logging.getLogger("leadscore.ingest")
 
 
 def normalise_email(email: str) -> str:
@@ -75,6 +84,37 @@ _ACCOUNT_FOR_DOMAIN_LEADS = (
     .where(leads.c.email_domain == bindparam("domain"), leads.c.account_id.is_(None))
     .values(account_id=bindparam("account"), updated_ms=bindparam("now"))
 )
+
+
+def merge_attributes(stored: Mapping[str, Any], new: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """``stored`` with the values of ``new`` set, name by name in ``new``'s order, as long as the whole
+    takes at most ``MAX_ATTRIBUTE_BYTES`` of JSON: a value that would grow it past that is left out (the
+    name keeps its stored value, or stays absent) and a warning names ``owner`` (``lead 12``)."""
+    merged = {**stored, **new}
+    if not new or _json_bytes(merged) <= MAX_ATTRIBUTE_BYTES:  # nearly always
+        return merged
+    merged, size = dict(stored), _json_bytes(stored)
+    left_out = 0
+    for name, value in new.items():
+        grown = _entry_bytes(name, value) - (_entry_bytes(name, merged[name]) if name in merged else 0)
+        if size + grown > MAX_ATTRIBUTE_BYTES:
+            left_out += 1
+            continue
+        merged[name], size = value, size + grown
+    log.warning(
+        "%s: %d of %d attributes left out; its attributes may take at most %d bytes of JSON",
+        owner, left_out, len(new), MAX_ATTRIBUTE_BYTES,
+    )  # fmt: skip
+    return merged
+
+
+def _entry_bytes(name: str, value: Any) -> int:
+    """The bytes ``"name":value,`` takes in an object's JSON."""
+    return _json_bytes(name) + _json_bytes(value) + 2
+
+
+def _json_bytes(value: Any) -> int:
+    return len(orjson.dumps(value, default=str))  # default: a CSV import's value of another type
 
 
 def find_lead(
@@ -169,7 +209,7 @@ def upsert_lead(
         if email is None and once_email and _email_lead(conn, once_email, cache) is None:
             email = once_email
         fields = {**once_fields, **fields}
-        attributes = {**once_attributes, **attributes}
+        attributes = merge_attributes({}, {**once_attributes, **attributes}, "a new lead")
         values: dict[str, Any] = {
             "external_id": external_id,
             "email": email,
@@ -204,7 +244,10 @@ def upsert_lead(
         # in the message's order, not a set's: the stamps' JSON is then the same text in every process
         newer = dict.fromkeys(k for k in [*fields, *attributes] if at_ms >= seen.get(k, at_ms))
         changes: dict[str, Any] = {k: v for k, v in fields.items() if k in newer and row[k] != v}
-        merged = {**(row["attributes"] or {}), **{k: v for k, v in attributes.items() if k in newer}}
+        set_now = {k: v for k, v in attributes.items() if k in newer}
+        merged = merge_attributes(stored, set_now, f"lead {lead_id}")
+        # a value left out is not observed: its stamp stays
+        newer = {k: None for k in newer if k not in set_now or merged.get(k) == set_now[k]}
         if merged != row["attributes"]:
             changes["attributes"] = merged
         stamps = {**seen, **dict.fromkeys(newer, at_ms)}
@@ -391,6 +434,7 @@ def upsert_account(
     if account_id is None and name and not domain:
         account_id = conn.execute(_ACCOUNT_BY_NAME, {"value": name}).scalar()
     if account_id is None:
+        attributes = merge_attributes({}, attributes, "a new account")
         values = {"domain": domain, "name": name, "attributes": attributes}
         account_id = int(
             conn.execute(_INSERT_ACCOUNT, {**values, "created_ms": now_ms, "updated_ms": now_ms}).scalar_one()
@@ -404,7 +448,7 @@ def upsert_account(
             if cache is None
             else cache.account_row(conn, account_id)
         )
-        merged = {**(row["attributes"] or {}), **attributes}
+        merged = merge_attributes(row["attributes"] or {}, attributes, f"account {account_id}")
         changes: dict[str, Any] = {}
         if merged != row["attributes"]:
             changes["attributes"] = merged
