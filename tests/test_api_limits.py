@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -69,5 +70,54 @@ def test_a_body_that_trickles_in_is_answered_408_and_its_connection_closed() -> 
                 assert b"connection: close" in head.lower(), (path, head)
                 assert b"did not arrive within 1 s" in body, (path, body)
                 assert after == b"", (path, after)
+            assert httpx.get(f"{url}/healthz").status_code == 200
+        store.dispose()
+
+
+def _start_body(url: str, path: str, declared: int, sent: int) -> socket.socket:
+    """A connection that declared a body of ``declared`` bytes and sent the first ``sent`` of them."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {declared}\r\n\r\n")  # fmt: skip
+    sock.sendall(head.encode() + b" " * sent)
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def test_bodies_held_at_once_are_bounded_per_process() -> None:
+    """Each request's limit bounds one body (PostHog's batches: 8 MiB), not 2,048 sent at once. With a
+    16 MiB budget (LEADSCORE_BODY_BUDGET_MB), two clients holding 6 MiB each of unfinished PostHog
+    batches leave room for 4 MiB: a third one's 6 MiB is answered 503 and its connection closed, and
+    once the first two are gone a 6 MiB body is read again (here a 400: it is not JSON)."""
+    six = 6 * 1024 * 1024
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.from_url(str(Path(tmp) / "budget.db"))
+        settings = Settings(database_url="unused", run_processor=False, body_budget_mb=16, body_read_s=60)
+        app = create_app(settings, store=store)
+        with serving(app) as url:
+            held = [_start_body(url, "/batch/", six + 100, six) for _ in range(2)]
+            time.sleep(1.0)  # the server has read what they sent
+            third = _start_body(url, "/batch/", six, six)
+            head, _, body = _answer(third).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503"), head
+            assert b"connection: close" in head.lower(), head
+            assert b"too many request bodies at once" in body, body
+            third.close()
+            for sock in held:
+                sock.close()
+            time.sleep(1.0)  # their requests end and give their bytes back
+            again = _start_body(url, "/batch/", six, six)
+            assert _answer(again).startswith(b"HTTP/1.1 400")
+            again.close()
             assert httpx.get(f"{url}/healthz").status_code == 200
         store.dispose()

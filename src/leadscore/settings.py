@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     max_batch_bytes: int = 500 * 1024
     # how long a request's body may take to arrive, from the request's start (api/body_deadline.py)
     body_read_s: float = Field(default=30.0, gt=0)
+    # the bytes of request bodies (as received and inflated) a server process holds at once; past it, 503
+    body_budget_mb: int = Field(default=64, ge=16, le=1 << 20)
     # how long a processor waits before looking at the inbox on its own (other processes' events)
     processor_idle_s: float = 0.5
     # how long the processor lets events gather after being woken, so that a busy inbox is scored in

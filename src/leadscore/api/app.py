@@ -25,7 +25,7 @@ from leadscore.api import (
 )
 from leadscore.api import lifecycle as lifecycle_api
 from leadscore.api.auth import KeyCache
-from leadscore.api.body_deadline import BodyDeadline, has_body
+from leadscore.api.body_deadline import BUDGET, BodyDeadline, has_body
 from leadscore.api.state import AppState
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.learn.health import run_checks
@@ -50,7 +50,14 @@ class LeadscoreApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and has_body(scope):
             deadline = BodyDeadline(receive, send, self.body_read_s)
-            receive, send = deadline.receive, deadline.send
+            try:
+                await self._answer(scope, deadline.receive, deadline.send)
+            finally:
+                deadline.release()
+            return
+        await self._answer(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         if tracking_lane.serves(scope):
             state = getattr(self.state, "leadscore", None)
             if state is not None:
@@ -140,6 +147,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         redoc_url=None,
     )
     app.body_read_s = settings.body_read_s
+    BUDGET.limit = settings.body_budget_mb * 1024 * 1024
     errors.install(app)
     allowed_methods.install(app)  # 405 with Allow
     app.add_middleware(

@@ -9,11 +9,20 @@ whichever way it is served (the tracking lane or the full application), bounds t
 the time between two chunks (a chunk every few seconds would pass that). The default, 30 s, lets a 512 KB
 batch come in at 17 KB/s. Headers that never end are uvicorn's to bound (a reverse proxy does:
 ``client_header_timeout``, docs/ingest.md).
+
+The same wrapper counts the bytes a request's body holds, as received and as inflated (``charge``, from
+``content_encoding.decoded``), against the process's ``BodyBudget`` (``LEADSCORE_BODY_BUDGET_MB``, 64 MiB):
+every request's own limit (1 MiB, PostHog's 8 MiB) bounds one body, not 2,048 of them sent at once
+(measured before: each connection's bytes stayed in memory until its request was answered). A body that
+would take the process past its budget is answered 503 (clients retry it later) and its connection
+closed; what a request holds is given back when it is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from contextvars import ContextVar
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -32,18 +41,64 @@ def has_body(scope: Scope) -> bool:
     return False
 
 
+class BodyBudget:
+    """The bytes of request bodies a process holds at once, at most ``limit`` (thread-safe: a sync route's
+    body may be inflated on a worker thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self._lock:
+            if self.held + n > self.limit:
+                return False
+            self.held += n
+            return True
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self.held -= n
+
+
+BUDGET = BodyBudget(64 * 1024 * 1024)  # ``Settings.body_budget_mb``, set by ``create_app``
+_request: ContextVar[BodyDeadline | None] = ContextVar("leadscore_body", default=None)
+
+
+def charge(n: int) -> None:
+    """``n`` more bytes held for the body of the request being answered (its inflated copy): ApiError 503
+    when the process's budget has no room for them. Outside a request (a test calling a decoder), nothing."""
+    held = _request.get()
+    if held is not None and n > 0:
+        held.take(n)
+
+
 class BodyDeadline:
     """``receive`` and ``send`` of one request whose body must arrive within ``seconds``: past that,
     ``receive`` raises ApiError 408 (answered by the lane or the app's handler), and the answer, whatever
     it is, closes the connection (the rest of the body is never read)."""
 
-    __slots__ = ("_deadline", "_done", "_receive", "_send", "expired", "seconds")
+    __slots__ = ("_budget", "_deadline", "_done", "_receive", "_send", "expired", "held", "seconds")
 
-    def __init__(self, receive: Receive, send: Send, seconds: float) -> None:
-        self._receive, self._send, self.seconds = receive, send, seconds
+    def __init__(self, receive: Receive, send: Send, seconds: float, budget: BodyBudget = BUDGET) -> None:
+        self._receive, self._send, self.seconds, self._budget = receive, send, seconds, budget
         self._deadline = asyncio.get_running_loop().time() + seconds
         self._done = False
         self.expired = False
+        self.held = 0  # bytes taken from the budget, given back by ``release``
+        _request.set(self)
+
+    def take(self, n: int) -> None:
+        if not self._budget.take(n):
+            self.expired = True  # the rest of the body is never read: the connection closes
+            raise ApiError(503, "the server holds too many request bodies at once: send this one again later")
+        self.held += n
+
+    def release(self) -> None:
+        """The request is answered: its bytes are given back (once)."""
+        held, self.held = self.held, 0
+        if held:
+            self._budget.give(held)
 
     async def receive(self) -> Message:
         if self._done:  # the body is in: the app may wait for a disconnect as long as it likes
@@ -54,6 +109,9 @@ class BodyDeadline:
         except TimeoutError:
             self.expired = True
             raise ApiError(408, f"the request body did not arrive within {self.seconds:g} s") from None
+        body = message.get("body")
+        if body:
+            self.take(len(body))
         if not message.get("more_body", False):
             self._done = True
         return message

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 
+from leadscore.api.body_deadline import charge
 from leadscore.api.errors import ApiError
 
 # wbits for zlib: gzip's header and trailer, or zlib's (HTTP "deflate"; raw deflate is told apart by
@@ -37,7 +38,9 @@ def decoded(raw: bytes, encoding: str | None, limit: int) -> bytes:
             raise ApiError(
                 415, f"Content-Encoding {coding[:40]!r} is not supported: send gzip, deflate or identity"
             )
-        raw = _inflate(raw, coding, limit)
+        inflated = _inflate(raw, coding, limit)
+        charge(len(inflated))  # held beside the bytes received (api/body_deadline.py)
+        raw = inflated
     return raw
 
 
