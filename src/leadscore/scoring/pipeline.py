@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ from leadscore.store.model_versions import (
 )
 from leadscore.store.people import account_colleagues
 from leadscore.store.planner_stats import analyse
-from leadscore.store.results import NamedResults, lock_leads
+from leadscore.store.results import NamedResults, due_at, lock_leads
 from leadscore.store.shadows import remove_shadow
 
 RESCORE_CHUNK = 5000
@@ -142,6 +143,7 @@ class Rescore:
         default_factory=list
     )  # (models, their ledgers, when each score is next due, the cause of each lead's change)
     replays: list[history.Replay] = field(default_factory=list)  # each part's history points, scored
+    later: dict[int, int] = field(default_factory=dict)  # colleagues of a crowd, due at the clock's tick
 
 
 def plan_rescore(
@@ -164,11 +166,16 @@ def plan_rescore(
     for active in models:
         groups.setdefault(_reads_accounts(active.model), []).append(active)
     plans = [(group, *_with_colleagues(conn, group[0].model, applied)) for group in groups.values()]
-    everyone = sorted(set().union(*(touched for _, touched, _, _ in plans)))
+    everyone = sorted(set().union(*(touched for _, touched, _, _, _ in plans)))
     # before they are read: a concurrent rescore of the same leads (PostgreSQL) has committed by then
     lock_leads(conn, everyone)
     out = Rescore(sources, stamp, at, everyone)
-    for group, touched, messages, since in plans:
+    scored_now = set(everyone)
+    for *_, later in plans:
+        for lead_id, when in later.items():
+            if lead_id not in scored_now:
+                out.later[lead_id] = min(when, out.later.get(lead_id, when))
+    for group, touched, messages, since, _ in plans:
         lead_ids = sorted(touched)
         per_model = score_points_models(
             conn, [a.model for a in group], sources, [(lid, at) for lid in lead_ids]
@@ -188,6 +195,7 @@ def save_rescore(conn: Connection, rescore: Rescore | None) -> tuple[int, int]:
         return 0, 0
     scored: set[int] = set()
     rows = 0
+    due_at(conn, rescore.later)
     for (group, per_model, dues, causes), replay in zip(rescore.parts, rescore.replays, strict=True):
         save_named_scores(conn, _named(group, per_model, dues), rescore.stamp, causes)
         scored.update(lg.lead_id for ledgers in per_model for lg in ledgers)
@@ -197,6 +205,15 @@ def save_rescore(conn: Connection, rescore: Rescore | None) -> tuple[int, int]:
     return len(scored), rows
 
 
+# A rule reading the account's events (``scope: account``) makes a colleague's event every colleague's. In
+# an account of more people than this, the others are not rescored with the batch but made due at the
+# event's time, for the clock to rescore at its next tick in its chunks (no history row at the event's
+# time, one of cause ``time`` at the tick): a write key can put any number of people in one account, and
+# rescoring all of them with each event grew with the square of its size (4,000 people: 20 page views took
+# 46 s, and every other lead's scoring waited).
+COLLEAGUES_NOW = 200
+
+
 def _reads_accounts(model: ScoringModel) -> bool:
     """Whether a rule of the model reads the events of the lead's account (``scope: account``)."""
     return any(scope(rule) == "account" for rule in model.engagement)
@@ -204,18 +221,26 @@ def _reads_accounts(model: ScoringModel) -> bool:
 
 def _with_colleagues(
     conn: Connection, model: ScoringModel, applied: Applied
-) -> tuple[dict[int, int], dict[int, list[str]], dict[int, int]]:
+) -> tuple[dict[int, int], dict[int, list[str]], dict[int, int], dict[int, int]]:
     """The leads to rescore (lead id → effective time), the messages behind each, and the earliest time
     whose history each may change: the touched leads, and, when a rule reads the account's events
     (``scope: account``), every other lead of their accounts (a colleague's event changes their score
     too), at the times and for the messages of the event, and the colleagues a lead left
-    (``Applied.left``), whose whole history may change."""
+    (``Applied.left``), whose whole history may change; and the colleagues in accounts of more than
+    ``COLLEAGUES_NOW`` people, left for the clock (lead id → the time they are due at)."""
     touched, messages = dict(applied.touched), {k: list(v) for k, v in applied.causes.items()}
     since = {lid: applied.since.get(lid, at) for lid, at in applied.touched.items()}
     if not _reads_accounts(model):
-        return touched, messages, since
-    for lead_id, colleague in account_colleagues(conn, applied.touched):
+        return touched, messages, since, {}
+    pairs = account_colleagues(conn, applied.touched)
+    sizes = Counter(lead_id for lead_id, _ in pairs)
+    later: dict[int, int] = {}
+    for lead_id, colleague in pairs:
         at = applied.touched[lead_id]
+        if sizes[lead_id] > COLLEAGUES_NOW:  # a crowd: the clock's, at its next tick
+            if colleague not in applied.touched:
+                later[colleague] = min(at, later.get(colleague, at))
+            continue
         touched[colleague] = max(at, touched.get(colleague, at))
         since[colleague] = min(since[lead_id], since.get(colleague, since[lead_id]))
         messages.setdefault(colleague, []).extend(applied.causes.get(lead_id, []))
@@ -223,7 +248,7 @@ def _with_colleagues(
         touched[colleague] = max(at, touched.get(colleague, at))
         since[colleague] = EVER
         messages.setdefault(colleague, []).extend(causes)
-    return touched, messages, since
+    return touched, messages, since, {c: at for c, at in later.items() if c not in touched}
 
 
 class Backfill:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    or_,
     select,
     text,
     true,
@@ -441,6 +442,22 @@ def read_crossings(
     if lead_id is not None:
         query = query.where(score_events.c.lead_id == lead_id)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def due_at(conn: Connection, times: dict[int, int]) -> None:
+    """Each lead's every stored score due at its time (``lead → ms``) unless it is due earlier already: the
+    clock rescores it at its next tick (``scoring/clock.py``)."""
+    if not times:
+        return
+    conn.execute(
+        update(scores)
+        .where(
+            scores.c.lead_id == bindparam("lead"),
+            or_(scores.c.due_ms.is_(None), scores.c.due_ms > bindparam("at")),
+        )
+        .values(due_ms=bindparam("at")),
+        [{"lead": lead, "at": at} for lead, at in sorted(times.items())],
+    )
 
 
 def lock_leads(conn: Connection, lead_ids: Sequence[int]) -> None:

@@ -1,0 +1,93 @@
+"""An account-scope rule in an account of more people than ``pipeline.COLLEAGUES_NOW``: a colleague's
+event rescores the person whose event it is at once, and leaves the others due for the clock's next tick,
+so a batch's work does not grow with the square of an account a write key can fill (ws-hostile2 measured
+4,000 people: 20 page views took 46 s and every other lead's scoring waited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from leadscore.ingest.segment import normalise, parse_time
+from leadscore.model import loads_model
+from leadscore.scoring import pipeline
+from leadscore.scoring.clock import tick
+from leadscore.scoring.pipeline import ingest, publish
+from leadscore.store import Store
+from leadscore.store.people import find_lead
+from leadscore.store.schema import score_history, scores
+
+NOW = parse_time("2024-06-01T00:00:00Z", "now")
+DAY = 86_400_000
+# 40 points to every lead of an account where two or more people probed within 30 days, else 0
+COMMITTEE = """
+model: committee
+engagement:
+  - {id: team, name: 2+ people of the account, kind: threshold, scope: account, event: {type: track, name: Probe},
+     count: {distinct: person}, at_least: 2, within: 30d, points: 40}
+scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
+"""
+PEOPLE = ("ann", "bob", "carl", "dan")
+
+
+def _ingest(store: Store, messages: list[dict[str, Any]]) -> None:
+    ingest(store, [normalise(m, received_ms=NOW) for m in messages], source="test", as_of=NOW)
+
+
+def _stored(store: Store) -> dict[str, tuple[float, int | None]]:
+    with store.connect() as conn:
+        ids = {find_lead(conn, external_id=p): p for p in PEOPLE}
+        rows = conn.execute(select(scores.c.lead_id, scores.c.score, scores.c.due_ms)).all()
+    return {ids[lead]: (score, due) for lead, score, due in rows}
+
+
+def test_a_crowded_accounts_colleagues_are_rescored_by_the_next_tick(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann, Bob, Carl and Dan of y.com (three colleagues each, above a limit of 2). Ann probed two days
+    ago: one person, 0 for all. Bob probes yesterday: Bob, whose event it is, is scored at once (two
+    people: 40); Ann, Carl and Dan keep 0, due at Bob's event, and the tick at now gives them 40, with a
+    history row of cause ``time``."""
+    monkeypatch.setattr(pipeline, "COLLEAGUES_NOW", 2)
+    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    _ingest(store, [
+        *({"type": "identify", "userId": p, "messageId": f"{p}1", "timestamp": NOW - 3 * DAY,
+           "traits": {"email": f"{p}@y.com"}} for p in PEOPLE),
+        *({"type": "group", "userId": p, "groupId": "y", "messageId": f"{p}2", "timestamp": NOW - 3 * DAY,
+           "traits": {"domain": "y.com"}} for p in PEOPLE),
+        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
+    ])  # fmt: skip
+    assert {p: s for p, (s, _) in _stored(store).items()} == dict.fromkeys(PEOPLE, 0.0)
+    _ingest(store, [{"type": "track", "userId": "bob", "event": "Probe", "messageId": "b3",
+                     "timestamp": NOW - DAY}])  # fmt: skip
+    after = _stored(store)
+    assert after["bob"][0] == 40.0
+    for p in ("ann", "carl", "dan"):
+        score, due = after[p]
+        assert score == 0.0 and due is not None and due <= NOW, (p, score, due)
+    stats = tick(store, now=NOW)
+    assert stats.leads == 3
+    assert {p: s for p, (s, _) in _stored(store).items()} == dict.fromkeys(PEOPLE, 40.0)
+    with store.connect() as conn:
+        ann = find_lead(conn, external_id="ann")
+        last = conn.execute(
+            select(score_history.c.score, score_history.c.cause, score_history.c.at_ms)
+            .where(score_history.c.lead_id == ann)
+            .order_by(score_history.c.id.desc())
+            .limit(1)
+        ).one()
+    assert tuple(last) == (40.0, "time", NOW)
+
+
+def test_a_small_accounts_colleagues_are_rescored_with_the_batch(store: Store) -> None:
+    """The same four people under the default limit (200): Bob's probe gives all four 40 at once."""
+    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    _ingest(store, [
+        *({"type": "group", "userId": p, "groupId": "y", "messageId": f"{p}2", "timestamp": NOW - 3 * DAY,
+           "traits": {"domain": "y.com"}} for p in PEOPLE),
+        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
+        {"type": "track", "userId": "bob", "event": "Probe", "messageId": "b3", "timestamp": NOW - DAY},
+    ])  # fmt: skip
+    assert {p: s for p, (s, _) in _stored(store).items()} == dict.fromkeys(PEOPLE, 40.0)
