@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import html
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -105,6 +106,19 @@ def get_stage(state: ReaderState, ref: str, as_of: Annotated[str | None, Query()
     }
 
 
+@contextmanager
+def sales_action() -> Iterator[None]:
+    """A sales action's refusals as answers: 409 when the lead's stage allows none, 422 naming the field."""
+    try:
+        yield
+    except TransitionError as exc:
+        raise ApiError(409, str(exc)) from None
+    except InputError as exc:
+        raise ApiError(
+            422, "invalid request", [{"field": exc.problem.field, "message": exc.problem.message}]
+        ) from None
+
+
 class FeedbackIn(BaseModel):
     decision: Literal["accept", "reject"]
     reason: str | None = Field(default=None, max_length=63)
@@ -123,7 +137,7 @@ def post_feedback(state: AdminState, ref: str, body: FeedbackIn) -> dict[str, An
     stamp = now_ms()
     with state.store.connect() as conn:
         lead_id = lead_ref(conn, ref)
-    try:
+    with sales_action():
         move = give_feedback(
             state.store,
             model,
@@ -136,12 +150,6 @@ def post_feedback(state: AdminState, ref: str, body: FeedbackIn) -> dict[str, An
             settings=state.settings,
             now_ms=stamp,
         )
-    except TransitionError as exc:
-        raise ApiError(409, str(exc)) from None
-    except InputError as exc:
-        raise ApiError(
-            422, "invalid request", [{"field": exc.problem.field, "message": exc.problem.message}]
-        ) from None
     return {"ok": True, "lead_id": lead_id, "from": move.from_stage, "to": move.to_stage}
 
 
@@ -159,16 +167,10 @@ def post_reassignment(state: AdminState, ref: str, body: ReassignIn) -> dict[str
     model = lifecycle_model(state)
     with state.store.connect() as conn:
         lead_id = lead_ref(conn, ref)
-    try:
+    with sales_action():
         done = reassign(
             state.store, model, lead_id, body.seller, by=body.by, settings=state.settings, now_ms=now_ms()
         )
-    except TransitionError as exc:
-        raise ApiError(409, str(exc)) from None
-    except InputError as exc:
-        raise ApiError(
-            422, "invalid request", [{"field": exc.problem.field, "message": exc.problem.message}]
-        ) from None
     due = None if done.due_ms is None else iso(done.due_ms)
     return {"ok": True, "lead_id": lead_id, "from": done.previous, "seller": done.seller, "team": done.team,
             "due_at": due}  # fmt: skip
