@@ -192,26 +192,3 @@ def test_a_point_scored_with_attributes_as_known_then_counts_every_colleague(sto
     with store.connect() as conn:
         then = score_as_known(conn, case.model, store.sources(), [(ann, case.as_of)])
     assert now[ann, case.as_of].score == then[ann, case.as_of].score == 25.0
-
-
-def test_a_trait_left_out_of_a_full_lead_counts_in_no_row(store: Store) -> None:
-    """Ann's identifies six days ago fill her attributes to their bound (2,500 names of 112 bytes: 2,340
-    kept, 262,081 bytes of ``people.MAX_ATTRIBUTE_BYTES``' 262,144); three days ago one says she is a VP
-    in a 100-character title, which does not fit (115 bytes) and is left out. Her rows score her as she is
-    known: no VP, in any row (before, the history read every identify's traits and made her a VP from the
-    identify on, a fit of 40 the lead never had, and an unbounded set of names at every row)."""
-    filler = [
-        {"type": "identify", "userId": "ann", "messageId": f"f{n}", "timestamp": AS_OF - 6 * DAY,
-         "traits": {f"t{k:05d}": "v" * 100 for k in range(250 * n, 250 * n + 250)}}
-        for n in range(10)
-    ]  # fmt: skip
-    title = {**IDENTIFY_3, "traits": {"title": "VP " + "x" * 97}}
-    # engagement only: 10 → 5, 20 → 10
-    assert _send(store, [filler, [VISIT_5], [title], [VISIT_1]]) == [
-        (-6 * DAY - 1, "created", "before any activity", 0.0, 0.0),
-        (-5 * DAY, "event", "v5", 5.0, 0.0),
-        (-1 * DAY, "event", "v1", 10.0, 0.0),
-    ]
-    with store.connect() as conn:
-        attributes = conn.execute(select(leads.c.attributes)).scalar_one()
-    assert len(attributes) == 2340 and "job_title" not in attributes

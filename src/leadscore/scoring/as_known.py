@@ -64,41 +64,21 @@ _IDENTIFIES = (
 _CURRENT = select(leads.c.id, leads.c.attributes, leads.c.attribute_ts).where(in_list(leads.c.id, "ids"))
 
 
-def _stamped_after(attributes: dict[str, Any], stamps: dict[str, Any], at_ms: int) -> bool:
-    """Whether one of ``attributes`` was observed after ``at_ms`` (one without a stamp is read as it is
-    now at every time)."""
-    return any((stamp := stamps.get(key)) is not None and int(stamp) > at_ms for key in attributes)
-
-
 class Known:
     """What is known about some leads' attributes over time: answers ``attributes(lead, t)``."""
 
-    def __init__(self, conn: Connection, points: Sequence[tuple[int, int]]) -> None:
-        earliest: dict[int, int] = {}
-        for lead, at in points:
-            earliest[lead] = min(at, earliest.get(lead, at))
+    def __init__(self, conn: Connection, lead_ids: Sequence[int]) -> None:
+        ids = sorted(set(lead_ids))
         self.current: dict[int, tuple[dict[str, Any], dict[str, int]]] = {
             int(r.id): (dict(r.attributes or {}), dict(r.attribute_ts or {}))
-            for r in conn.execute(_CURRENT, {"ids": sorted(earliest)})
+            for r in conn.execute(_CURRENT, {"ids": ids})
         }
-        # a lead whose points all lie at or after the stamp of each attribute it has is known at each of
-        # them as it is now: its identifies are not read (a person sent thousands of them would make
-        # every batch about it read them all)
-        ids = [
-            lead
-            for lead, (now, stamps) in self.current.items()
-            if _stamped_after(now, stamps, earliest[lead])
-        ]
         self.observed: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-        for r in conn.execute(_IDENTIFIES, {"ids": ids}) if ids else ():
+        for r in conn.execute(_IDENTIFIES, {"ids": ids}):
             traits = (r.context or {}).get("traits") or {}
             if isinstance(traits, dict) and traits:
                 _, _, attributes = split_traits(traits)
-                # only the names the lead has: a trait left out of its attributes (``people.merge_attributes``)
-                # was never known about it
-                now = self.current[int(r.lead_id)][0]
-                kept = {k: v for k, v in attributes.items() if k in now}
-                self.observed.setdefault(int(r.lead_id), []).append((int(r.ts), kept))
+                self.observed.setdefault(int(r.lead_id), []).append((int(r.ts), attributes))
 
     def attributes(self, lead_id: int, at_ms: int) -> dict[str, Any]:
         now, stamps = self.current.get(lead_id, ({}, {}))
@@ -138,7 +118,7 @@ def score_as_known_models(
     out: list[dict[tuple[int, int], Ledger]] = [{} for _ in models]
     if not points:
         return out
-    known = Known(conn, points)
+    known = Known(conn, [lead for lead, _ in points])
     # a lead has one row in the leads relation of a query, so its points go in layers: the k-th distinct
     # attribute set of each lead in the k-th query (a lead's attributes change only at its identifies)
     layers: list[dict[int, tuple[dict[str, Any], list[int]]]] = []
