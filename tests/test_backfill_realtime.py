@@ -173,6 +173,35 @@ SEEN_FAILING = [
 ]
 
 
+# drawn in CI (nineteenth session): an anonymous identify's traits reach the lead its browser joins later,
+# and the lead's own identify of the same traits; history as known must read the identifies for both
+SEEN_FAILING_2 = [
+    b'{"type":"group","messageId":"m000","timestamp":1718107200000,"anonymousId":"a1","groupId":"acme","traits":{"name":"acme","website":"https://acme.example"}}',
+    b'{"type":"track","messageId":"m001","timestamp":1718064000000,"userId":"u2","event":"Clicked"}',
+    b'{"type":"track","messageId":"m002","timestamp":1717419600000,"anonymousId":"a4","event":"Clicked"}',
+    b'{"type":"identify","messageId":"m006","timestamp":1717200000000,"anonymousId":"a4","traits":{"job_title":"CTO","employees":80}}',
+    b'{"type":"page","messageId":"m003","timestamp":1718413200000,"anonymousId":"a3","properties":{"path":"/blog"}}',
+    b'{"type": "alias", "userId": "u1"}',
+    b'{"type":"group","messageId":"m005","timestamp":1717506000000,"anonymousId":"a4","groupId":"beta","traits":{"name":"beta","website":"https://beta.example"}}',
+    b'{"type":"identify","messageId":"m006","timestamp":1717200000000,"anonymousId":"a4","traits":{"job_title":"CTO","employees":80}}',
+    b'{"type":"track","messageId":"m007","timestamp":1718841600000,"userId":"u1","anonymousId":"a3","event":"Clicked"}',
+    b'{"type":"page","messageId":"m008","timestamp":1718193600000,"anonymousId":"a2","properties":{"path":"/pricing"}}',
+    b'{"type":"track","messageId":"m009","timestamp":1717549200000,"userId":"u3","anonymousId":"a4","event":"Demo Requested"}',
+    b'{"type":"track","messageId":"m010","timestamp":1718845200000,"userId":"u3","event":"Demo Requested"}',
+    b'{"type":"track","messageId":"m011","timestamp":1718409600000,"userId":"u3","anonymousId":"a2","event":"Clicked"}',
+    b'{"type":"alias","messageId":"m012","timestamp":1718841600000,"userId":"u2","previousId":"u1"}',
+    b'{"type":"alias","messageId":"m013","timestamp":1717765200000,"userId":"u1","previousId":"a2"}',
+    b'{"type":"track","messageId":"m014","timestamp":1718928000000,"userId":"u2","event":"Clicked"}',
+    b'{"type":"group","messageId":"m015","timestamp":1717290000000,"userId":"u2","groupId":"acme","traits":{"name":"acme","website":"https://acme.example"}}',
+    b'{"type": "alias", "userId": "u1"}',
+    b'{"type":"page","messageId":"m017","timestamp":1718629200000,"userId":"u2","properties":{"path":"/blog"}}',
+    b'{"type":"track","messageId":"m011","timestamp":1718409600000,"userId":"u3","anonymousId":"a2","event":"Clicked"}',
+    b'{"type": "track", "messageId": "x"',
+    b'{"type":"identify","messageId":"m019","timestamp":1717333200000,"userId":"u3","traits":{"job_title":"CTO","employees":80}}',
+    b'{"type": "alias", "userId": "u1"}',
+]
+
+
 @pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 @settings(
     max_examples=20,
@@ -182,6 +211,7 @@ SEEN_FAILING = [
 )
 @given(lines=_files(), chunk_size=st.sampled_from([1, 4, 5000]))
 @example(lines=SEEN_FAILING, chunk_size=4)
+@example(lines=SEEN_FAILING_2, chunk_size=1)
 def test_a_backfill_leaves_what_the_real_time_path_leaves(
     engine: str,
     lines: list[bytes],
