@@ -321,3 +321,45 @@ def test_posthog_node_alias_stitches_the_browsers_anonymous_history(api: tuple[s
         current, _ = read_current(conn, lead.id)
     assert keys == {"u:paula", "a:paula", f"u:{device}", f"a:{device}"}
     assert current is not None and current["score"] == 80
+
+
+def test_posthog_python_group_identify_without_a_person_makes_no_lead(api: tuple[str, str, Store]) -> None:
+    """``group_identify`` sets its company's traits; only a person already known joins the company.
+    posthog-python without a ``distinct_id`` sends a new random id with each call (a server syncing its
+    companies' seats), posthog-node ``$<type>_<key>``: neither is a person, so neither becomes a lead
+    or a contact of the account (before, each call added one)."""
+    url, write, store = api
+    client = posthog.Posthog(write, host=url)
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    def at(minute: int) -> datetime:
+        return start + timedelta(minutes=minute)
+
+    client.capture("$identify", distinct_id="ada", properties={"$set": {"email": "ada@example.com"}},
+                   timestamp=at(1), uuid=_uuid("g1"))  # fmt: skip
+    # ada, known, joins Acme
+    client.group_identify("company", "acme", {"name": "Acme", "domain": "acme.com"}, distinct_id="ada",
+                          timestamp=at(2), uuid=_uuid("g2"))  # fmt: skip
+    # the server's syncs of Acme's seats, without a person: 10, then 12
+    client.group_identify("company", "acme", {"name": "Acme", "domain": "acme.com", "seats": 10},
+                          timestamp=at(3), uuid=_uuid("g3"))  # fmt: skip
+    client.group_identify("company", "acme", {"name": "Acme", "domain": "acme.com", "seats": 12},
+                          timestamp=at(4), uuid=_uuid("g4"))  # fmt: skip
+    # posthog-node's group id as its distinct id, here with a device id: Beta is made, with no one in it
+    client.capture("$groupidentify", distinct_id="$company_beta", timestamp=at(5), uuid=_uuid("g5"),
+                   properties={"$group_type": "company", "$group_key": "beta", "$device_id": "dev-b",
+                               "$group_set": {"name": "Beta", "domain": "beta.io"}})  # fmt: skip
+    client.flush()
+    client.shutdown()
+
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        assert stored_message_ids(conn) == {_uuid(f"g{i}") for i in range(1, 6)}
+        people = conn.execute(select(leads.c.external_id, leads.c.account_id)).all()
+        found = {a.domain: a for a in conn.execute(select(accounts)).all()}
+        keys = set(conn.execute(select(identities.c.key)).scalars())
+    assert keys == {"u:ada"}
+    assert set(found) == {"acme.com", "beta.io"}
+    assert found["acme.com"].attributes == {"group_id": "acme", "seats": 12}
+    assert found["beta.io"].name == "Beta"
+    assert [(p.external_id, p.account_id) for p in people] == [("ada", found["acme.com"].id)]

@@ -67,11 +67,11 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
          {"type": "alias", "userId": "old", "previousId": "new", "messageId": "u4:back", "properties": {}}],
     ),
     (
-        "$groupidentify of a company: the account",
+        "$groupidentify of a company: the account, which only a person already known joins",
         {"event": "$groupidentify", "distinct_id": "ada", "properties": {"$group_type": "company",
          "$group_key": "acme", "$group_set": {"name": "Acme", "domain": "acme.com"}}},
         [{"type": "group", "userId": "ada", "groupId": "acme", "traits": {"name": "Acme", "domain": "acme.com"},
-          "properties": {"$group_type": "company", "$group_key": "acme",
+          "context": {"known_only": True}, "properties": {"$group_type": "company", "$group_key": "acme",
                          "$group_set": {"name": "Acme", "domain": "acme.com"}}}],
     ),
     (

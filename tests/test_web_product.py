@@ -163,3 +163,29 @@ def test_the_lead_page_shows_product_usage_in_chromium(chromium: Browser, live: 
         expect(usage.locator("dt:text-is('Features adopted, 30 days') + dd")).to_have_text("2")
     finally:
         context.close()
+
+
+def test_features_are_one_value_ignoring_case_as_the_score_counts_them(live: tuple[str, Store]) -> None:
+    """The lead page's features adopted and the ledger's line count the same values: text ignoring case
+    as the compiled query compares it (Unicode lower-casing on every engine). Before, the page case-folded
+    (``Straße`` and ``STRASSE`` one feature) while the score kept them two, and SQLite's score kept
+    ``Éxport`` and ``éxport`` two while PostgreSQL's made them one."""
+    url, store = live
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "solo", 0)
+    used = ("Éxport", "éxport", "Straße", "STRASSE")
+    batch = [{**_event("$identify", "wes", 3), "$set": {"email": "wes@solo.example"}}]
+    batch += [{**_event("Feature Used", "wes", 2, feature=f), "properties": {"feature": f}} for f in used]
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/batch/", json={"api_key": write, "batch": batch})
+    assert r.status_code == 200 and r.json()["rejected_count"] == 0, r.text
+    assert wait_until(lambda: _waiting(store) == 0, timeout=60)
+    with store.connect() as conn:
+        wes = conn.execute(select(leads).where(leads.c.external_id == "wes")).one()
+    with signed_in(url, "admin@example.test") as client:
+        page = client.get(f"/leads/{wes.id}")
+    assert page.status_code == 200
+    # éxport (twice), straße, strasse: 3 features on the page; 3 < 4 for the score, a line of 0 points
+    # over the 4 uses within 14 days (wes has no account: the account's events are his own)
+    assert _figures(page.text)["Features adopted, 30 days"] == "3"
+    assert _rules(page.text)["4+ features adopted by the account"] == ["no", "0.0", "4"]

@@ -268,7 +268,14 @@ def with_exclusions(
 
 def _send_value(ev: Any, same: str) -> ColumnElement[Any]:
     """The value an event shares with its send: its ``same`` property as text ignoring case."""
-    return LowerText(event_resolver(ev)(same).text(), unicode=False)
+    return folded_property(ev, same)
+
+
+def folded_property(ev: Any, name: str) -> ColumnElement[Any]:
+    """An event's property ``name`` as text ignoring case, as conditions compare text: non-ASCII letters
+    too, on every engine (SQLite's built-in lower() folds ASCII only: ``Éxport`` and ``éxport`` were two
+    values there and one on PostgreSQL)."""
+    return LowerText(event_resolver(ev)(name).text(), unicode=True)
 
 
 def latest_send(ev: Any, after: str, same: str, person: list[Any]) -> ColumnElement[Any]:
@@ -485,8 +492,7 @@ def distinct_key(rule: ThresholdRule | RatioRule, ev: Any) -> ColumnElement[Any]
     if kind == "person":
         return ev.c.ev_lead_id
     name = "session_id" if kind == "session" else kind.property if isinstance(kind, DistinctProperty) else ""
-    # values compare as text ignoring case, as conditions compare them (ASCII letters on every engine)
-    return LowerText(event_resolver(ev)(name).text(), unicode=False)
+    return folded_property(ev, name)
 
 
 def _tally(rule: ThresholdRule | RatioRule, ev: Any, *where: ColumnElement[bool]) -> ColumnElement[Any]:

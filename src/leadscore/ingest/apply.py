@@ -178,19 +178,25 @@ class KeyLookup:
         self.pending = []
 
 
-def _create_bare_leads(conn: Connection, ordered: Sequence[Message], lookup: KeyLookup, out: Applied) -> None:
+def _create_bare_leads(
+    conn: Connection, ordered: Sequence[Message], lookup: KeyLookup, out: Applied, strangers: set[str]
+) -> None:
     """Create, in one go, the leads that applying ``ordered`` one by one would create bare: users not yet
     known whose first message here is an event without an e-mail in its traits (not identify or alias,
     which create leads with traits, or link keys, and stay on the per-message path). The users an alias in
     the batch names stay there too: the alias may link the previous id's key first, or give the user id the
-    previous id's lead (``_identify``)."""
+    previous id's lead (``_identify``). ``strangers`` make no lead (``_strangers``)."""
     first_seen: dict[str, int] = {}
     decided: set[str] = {u for m in ordered if m.type == "alias" for u in (m.previous_id, m.user_id) if u}
     for m in ordered:
         if not m.user_id or m.user_id in decided:
             continue
         decided.add(m.user_id)
-        if m.type in ("identify", "alias") or (m.traits and split_traits(m.traits)[0]):
+        if (
+            m.type in ("identify", "alias")
+            or m.user_id in strangers
+            or (m.traits and split_traits(m.traits)[0])
+        ):
             continue
         if lookup.get(user_key(m.user_id)) is None:
             first_seen[m.user_id] = m.received_ms
@@ -224,10 +230,11 @@ def apply_identities(
     defer = conn.dialect.name == "sqlite" if defer_links is None else defer_links
     lookup = KeyLookup(conn, messages, defer=defer)
     ordered = sorted(messages, key=_event_order)
-    _create_bare_leads(conn, ordered, lookup, out)
+    strangers = _strangers(ordered)
+    _create_bare_leads(conn, ordered, lookup, out, strangers)
     people = _people_cache(conn, ordered, lookup)
     for m in ordered:
-        lead_id = _identify(conn, m, out, lookup, people)
+        lead_id = _identify(conn, m, out, lookup, people, strangers)
         if lead_id is not None:
             out.touch(lead_id, m.ts, m.message_id)
     people.flush(conn)
@@ -289,6 +296,22 @@ def message_from_row(row: Mapping[str, Any]) -> Message:
     )
 
 
+def known_only(m: Message) -> bool:
+    """A group message that links only a person already known (``context.known_only``, leadscore's own
+    key: PostHog's ``$groupidentify``): its user id makes no lead, and from no one known it sets only the
+    account's traits. posthog-python's ``group_identify`` without a ``distinct_id`` sends a new random id
+    each call, posthog-node ``$<type>_<key>``: neither is a person of the account."""
+    return m.type == "group" and bool(m.context and m.context.get("known_only") is True)
+
+
+def _strangers(ordered: Sequence[Message]) -> set[str]:
+    """The user ids of a batch's ``known_only`` group messages that no other message of the batch is from:
+    they make no lead. A user whose identify or event is in the batch is a person, whichever message comes
+    first in event time (posthog-js sends identify and group in the same ms)."""
+    grouped = {m.user_id for m in ordered if m.user_id and known_only(m)}
+    return grouped - {m.user_id for m in ordered if not known_only(m)} if grouped else set()
+
+
 def once_traits(m: Message) -> tuple[str | None, dict[str, Any], dict[str, Any]] | None:
     """An identify's set-once traits (``context.traits_once``, what PostHog's ``$set_once`` maps to):
     (e-mail, lead fields, attributes), each set only where the lead has no value yet."""
@@ -297,7 +320,7 @@ def once_traits(m: Message) -> tuple[str | None, dict[str, Any], dict[str, Any]]
 
 
 def _identify(
-    conn: Connection, m: Message, out: Applied, lookup: KeyLookup, people: PeopleCache
+    conn: Connection, m: Message, out: Applied, lookup: KeyLookup, people: PeopleCache, strangers: set[str]
 ) -> int | None:
     if not m.traits and m.type in _EVENTS:  # most messages: an event of a known person, or anonymous
         if not m.user_id:
@@ -358,7 +381,7 @@ def _identify(
         else:
             lead_id = lookup.get(user_key(m.user_id))
             created = False
-            if lead_id is None:
+            if lead_id is None and m.user_id not in strangers:
                 lead_id, created = upsert_lead(
                     conn,
                     now_ms=m.received_ms,
@@ -368,19 +391,22 @@ def _identify(
                     cache=people,
                 )
                 lookup.link(user_key(m.user_id), lead_id, m.received_ms)
-        if created:
-            out.created_leads.add(lead_id)
-        if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), lead_id, m.received_ms):
-            # earlier anonymous history now belongs to this lead
-            out.touch(lead_id, m.ts, m.message_id)
-            out.rewind(lead_id)
+        if lead_id is not None:  # else a stranger's group message (``_strangers``): no lead, no key linked
+            if created:
+                out.created_leads.add(lead_id)
+            if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), lead_id, m.received_ms):
+                # earlier anonymous history now belongs to this lead
+                out.touch(lead_id, m.ts, m.message_id)
+                out.rewind(lead_id)
     elif m.anonymous_id:
         lead_id = lookup.get(anonymous_key(m.anonymous_id))
-    if m.type == "group" and lead_id is not None:
+    if m.type == "group" and (lead_id is not None or known_only(m)):
         domain, name, attrs = group_account(m.traits, m.group_id)
         account_id, _ = upsert_account(
             conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs, cache=people
         )
+        if lead_id is None:  # the account's traits, from no one known: no one joins it
+            return None
         if people.row(conn, lead_id)["account_id"] not in (None, account_id):
             people.flush(conn)  # the batch's held moves first: the database names the account's leads
             _leave_account(conn, lead_id, account_id, m, out)

@@ -13,8 +13,9 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
   messages, one each way (``<uuid>:back``): the clients disagree on which of its ids is the new one.
 * any other event of an identified person with ``$set`` or ``$set_once`` → the event and, beside it, an
   ``identify`` with those traits (message id ``<uuid>:set``).
-* ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (the company is the lead's
-  account; ``$group_set`` are its traits); other group types are kept as track events.
+* ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (``$group_set`` are the
+  company's traits; its sender joins it only when a person already known: ``context.known_only``,
+  ``ingest.apply.known_only``); other group types are kept as track events.
 * ``$pageview`` → ``page`` (``$current_url`` as ``url``, ``$pathname`` as ``path``, ``$title`` as
   ``name``); ``$screen`` → ``screen``; every other event → ``track`` with its name.
 * ``uuid`` is the ``messageId`` (a resent event is a duplicate), ``timestamp`` and the request's
@@ -189,7 +190,9 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         if group_key is None:
             raise MessageError("properties.$group_key", "a $groupidentify event needs '$group_key'")
         group_traits = _dict(properties.get("$group_set"), "properties.$group_set")
-        return [{**base, "type": "group", "groupId": group_key, "traits": group_traits}]
+        # the account's traits; its sender joins it only when already known (``ingest.apply.known_only``)
+        group = {**base, "type": "group", "groupId": group_key, "traits": group_traits}
+        return [{**group, "context": {"known_only": True}}]
     # an identified event's person properties update the lead as an identify beside it would
     person = (
         [_identify({**base, "properties": {}}, set_, once)] if (set_ or once) and "userId" in base else []

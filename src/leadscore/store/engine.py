@@ -26,7 +26,9 @@ def _regexp(pattern: str | None, value: Any) -> int | None:
     return int(regex_search.search(pattern, str(value)))
 
 
-def _lower(value: Any) -> str | None:
+def lower_text(value: Any) -> str | None:
+    """Text ignoring case, Unicode letters too (PostgreSQL's lower() in a UTF-8 database): SQLite's
+    ``leadscore_lower``, and what the dashboard counts as one value (``web.data.product``)."""
     return None if value is None else str(value).lower()
 
 
@@ -38,7 +40,7 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     # leadscore issues BEGIN itself (see _on_sqlite_begin); the driver must not
     dbapi_conn.isolation_level = None
     dbapi_conn.create_function("leadscore_regexp", 2, _regexp, deterministic=True)
-    dbapi_conn.create_function("leadscore_lower", 1, _lower, deterministic=True)
+    dbapi_conn.create_function("leadscore_lower", 1, lower_text, deterministic=True)
     try:
         dbapi_conn.execute("SELECT power(2, 2)")
     except sqlite3.OperationalError:  # SQLite built without math functions

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from leadscore.model import ScoringModel
+from leadscore.store.engine import lower_text
 from leadscore.store.schema import events, identities
 
 PRODUCT_SOURCE = "posthog"
@@ -48,10 +49,12 @@ class Usage:
 
 
 def _feature(properties: Any) -> str | None:
+    """The event's feature as the compiled query compares it (``compile.query.folded_property``: text
+    ignoring case, ``true``/``false`` for JSON booleans)."""
     value = properties.get(FEATURE_PROPERTY) if isinstance(properties, dict) else None
     if value is None or isinstance(value, dict | list) or str(value) == "":
         return None
-    return str(value).casefold()
+    return lower_text(value)
 
 
 def usage(conn: Connection, lead_ids: Sequence[int], now_ms: int) -> dict[int, Usage]:
