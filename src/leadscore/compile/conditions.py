@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.dialects import JsonBool, JsonNumber, JsonText, LowerText, RegexI, TextLike
 from leadscore.errors import CompileError
+from leadscore.model.text_case import fold_case
 from leadscore.model import AllOf, AnyOf, Compare, Condition, Not, ScoringModel
 
 
@@ -83,15 +84,15 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
         values = model.lists[value].values
         if not values:
             return false()
-        return _lower_text(field, *values).in_([v.lower() for v in values])
+        return _lower_text(field, *values).in_([fold_case(v) for v in values])
     if op == "contains":
-        return TextLike(field.text(), contains_like(value.lower()))
+        return TextLike(field.text(), contains_like(fold_case(value)))
     if op == "prefix":
-        return TextLike(field.text(), f"{_like_escape(value.lower())}%")
+        return TextLike(field.text(), f"{_like_escape(fold_case(value))}%")
     if op == "glob":
-        return TextLike(field.text(), glob_to_like(value.lower()))
+        return TextLike(field.text(), glob_to_like(fold_case(value)))
     if op == "regex":
-        return RegexI(field.text(), literal(value))
+        return RegexI(field.text(), value)
     number = _number(field, rule_id, c)
     if op == "gt":
         return number > value
@@ -121,7 +122,7 @@ def _in(field: Field, values: list[Any], rule_id: str, c: Compare) -> ColumnElem
     if len(texts) == 1:
         tests.insert(0, _equals(field, texts[0], rule_id, c))
     elif texts:
-        tests.insert(0, _lower_text(field, *texts).in_([v.lower() for v in texts]))
+        tests.insert(0, _lower_text(field, *texts).in_([fold_case(v) for v in texts]))
     return or_(*tests)
 
 
@@ -136,4 +137,4 @@ def _equals(field: Field, value: Any, rule_id: str, c: Compare) -> ColumnElement
         if number is not None:
             return number == float(value)
         return field.text() == str(value)
-    return TextLike(field.text(), _like_escape(value.lower()))
+    return TextLike(field.text(), _like_escape(fold_case(value)))

@@ -265,7 +265,7 @@ def stored_text(text: str, base_dir: Path) -> str:
             continue
         path = base_dir / str(spec["csv"])
         column = spec.get("column")
-        values = [str(v).strip().lower() for v in read_list_csv(path, column) if str(v).strip()]
+        values = [fold_case(str(v).strip()) for v in read_list_csv(path, column) if str(v).strip()]
 
         def edit(
             entry: CommentedMap, name: str = name, source: str = path.name, values: list[str] = values

@@ -27,6 +27,7 @@ from leadscore.errors import ModelValidationError, Problem
 from leadscore.model.conditions import COMPARED, FIELD_NAME
 from leadscore.model.rules import RULE_ID
 from leadscore.model.scoring_model import ScoringModel
+from leadscore.model.text_case import fold_case
 
 Pos = tuple[int, int]
 Path_ = tuple[Any, ...]
@@ -259,7 +260,7 @@ def _resolve_lists(
                 problems.append(Problem(f"list {name!r}: {exc}", file, line, col))
                 continue
         if isinstance(spec, dict) and isinstance(spec.get("values"), list):
-            spec = {**spec, "values": [str(v).strip().lower() for v in spec["values"] if str(v).strip()]}
+            spec = {**spec, "values": [fold_case(str(v).strip()) for v in spec["values"] if str(v).strip()]}
         resolved[name] = spec
     return {**raw, "lists": resolved}
 
