@@ -6,13 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, false, func, literal, not_, or_, true
+from sqlalchemy import and_, false, func, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.compile.dialects import JsonBool, JsonNumber, JsonText, LowerText, RegexI, TextLike
+from leadscore.compile.dialects import (
+    JsonBool,
+    JsonNumber,
+    JsonText,
+    LowerText,
+    RegexI,
+    TextLike,
+    folds_to_ascii,
+)
 from leadscore.errors import CompileError
-from leadscore.model.text_case import fold_case
 from leadscore.model import AllOf, AnyOf, Compare, Condition, Not, ScoringModel
+from leadscore.model.text_case import fold_case
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,10 @@ def glob_to_like(pattern: str) -> str:
 
 def _lower_text(field: Field, *values: str) -> ColumnElement[Any]:
     """The field lower-cased for comparison with ``values`` (Unicode-aware when they are not ASCII)."""
-    return LowerText(field.text(), unicode=not all(v.isascii() for v in values))
+    folded = [fold_case(v) for v in values]
+    return LowerText(
+        field.text(), unicode=not all(v.isascii() for v in values), guard=folds_to_ascii(*folded)
+    )
 
 
 def compile_condition(

@@ -26,6 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from leadscore.errors import ModelError
 from leadscore.model.scoring_model import ScoringModel
+from leadscore.model.text_case import fold_case
 from leadscore.model.yaml_io import dump_model, loads_model, read_list_csv
 
 RULE_SECTIONS = ("fit", "engagement", "groups")
