@@ -630,8 +630,10 @@ def dump_model(model: ScoringModel) -> str:
 
 
 def _integral(value: Any) -> Any:
-    """Write 20.0 as 20: models are read by people."""
-    if isinstance(value, float) and value.is_integer():
+    """Write 20.0 as 20: models are read by people. Only where the integer reads back as the same float
+    (up to 2**53): 1.0e+19 written as 10000000000000000000 would be refused as an integer no float holds
+    exactly (or beyond 64 bits), and publishing, which reloads the model it stored, failed."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
         return int(value)
     if isinstance(value, dict):
         return {k: _integral(v) for k, v in value.items()}
