@@ -195,7 +195,11 @@ def folds_to_ascii(*values: str) -> bool:
     return any("i" in v or "k" in v for v in values)
 
 
-_CACHED_FLAGS = [("unicode", InternalTraversal.dp_boolean), ("guard", InternalTraversal.dp_boolean)]
+_CACHED_FLAGS = [
+    ("unicode", InternalTraversal.dp_boolean),
+    ("guard", InternalTraversal.dp_boolean),
+    ("any_text", InternalTraversal.dp_boolean),
+]
 
 
 class LowerText(FunctionElement[str]):
@@ -209,10 +213,20 @@ class LowerText(FunctionElement[str]):
     # the flags change the SQL, so they are part of the statement cache key (a bound value would not be)
     _traverse_internals = [*FunctionElement._traverse_internals, *_CACHED_FLAGS]  # noqa: RUF012
 
-    def __init__(self, expr: ColumnElement[Any], unicode: bool, guard: bool = False) -> None:
+    def __init__(
+        self, expr: ColumnElement[Any], unicode: bool, guard: bool = False, any_text: bool = False
+    ) -> None:
         self.unicode = unicode
         self.guard = guard and not unicode
+        self.any_text = any_text
         super().__init__(expr)
+
+    @classmethod
+    def key(cls, expr: ColumnElement[Any]) -> LowerText:
+        """A text folded to compare with other texts, not with known values (distinct property values, the
+        value an event shares with its send): on SQLite, ASCII texts by the built-in and others by
+        ``leadscore_lower``, so ``Ö`` and ``ö`` are one value as on PostgreSQL and DuckDB."""
+        return cls(expr, unicode=False, any_text=True)
 
 
 @compiles(LowerText)
@@ -225,6 +239,9 @@ def _lower_sqlite(element: LowerText, compiler: Any, **kw: Any) -> str:
     expr = compiler.process(element.clauses, **kw)
     if element.unicode:
         return f"leadscore_lower({expr})"
+    if element.any_text:
+        # fewer bytes than characters only in an ASCII text
+        return f"(CASE WHEN length(CAST({expr} AS BLOB)) = length({expr}) THEN lower({expr}) ELSE leadscore_lower({expr}) END)"
     if element.guard:
         test = _FOLDS_TO_ASCII.format(expr=expr)
         return f"(CASE WHEN {test} THEN leadscore_lower({expr}) ELSE lower({expr}) END)"

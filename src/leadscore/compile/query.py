@@ -268,7 +268,7 @@ def with_exclusions(
 
 def _send_value(ev: Any, same: str) -> ColumnElement[Any]:
     """The value an event shares with its send: its ``same`` property as text ignoring case."""
-    return LowerText(event_resolver(ev)(same).text(), unicode=False)
+    return LowerText.key(event_resolver(ev)(same).text())
 
 
 def latest_send(ev: Any, after: str, same: str, person: list[Any]) -> ColumnElement[Any]:
@@ -485,8 +485,8 @@ def distinct_key(rule: ThresholdRule | RatioRule, ev: Any) -> ColumnElement[Any]
     if kind == "person":
         return ev.c.ev_lead_id
     name = "session_id" if kind == "session" else kind.property if isinstance(kind, DistinctProperty) else ""
-    # values compare as text ignoring case, as conditions compare them (ASCII letters on every engine)
-    return LowerText(event_resolver(ev)(name).text(), unicode=False)
+    # values compare as text ignoring case, as conditions compare them
+    return LowerText.key(event_resolver(ev)(name).text())
 
 
 def _tally(rule: ThresholdRule | RatioRule, ev: Any, *where: ColumnElement[bool]) -> ColumnElement[Any]:
