@@ -222,7 +222,7 @@ class LowerText(FunctionElement[str]):
         super().__init__(expr)
 
     @classmethod
-    def key(cls, expr: ColumnElement[Any]) -> LowerText:
+    def of_any_text(cls, expr: ColumnElement[Any]) -> LowerText:
         """A text folded to compare with other texts, not with known values (distinct property values, the
         value an event shares with its send): on SQLite, ASCII texts by the built-in and others by
         ``leadscore_lower``, so ``Ö`` and ``ö`` are one value as on PostgreSQL and DuckDB."""

@@ -268,7 +268,7 @@ def with_exclusions(
 
 def _send_value(ev: Any, same: str) -> ColumnElement[Any]:
     """The value an event shares with its send: its ``same`` property as text ignoring case."""
-    return LowerText.key(event_resolver(ev)(same).text())
+    return LowerText.of_any_text(event_resolver(ev)(same).text())
 
 
 def latest_send(ev: Any, after: str, same: str, person: list[Any]) -> ColumnElement[Any]:
@@ -486,7 +486,7 @@ def distinct_key(rule: ThresholdRule | RatioRule, ev: Any) -> ColumnElement[Any]
         return ev.c.ev_lead_id
     name = "session_id" if kind == "session" else kind.property if isinstance(kind, DistinctProperty) else ""
     # values compare as text ignoring case, as conditions compare them
-    return LowerText.key(event_resolver(ev)(name).text())
+    return LowerText.of_any_text(event_resolver(ev)(name).text())
 
 
 def _tally(rule: ThresholdRule | RatioRule, ev: Any, *where: ColumnElement[bool]) -> ColumnElement[Any]:
