@@ -157,3 +157,16 @@ fit:
     assert yes_plan.when.model_dump(by_alias=True, exclude_none=True)["equals"] == "yes"
     # and a model written back out reads the same (the dumper quotes 'NO', 'yes', 'on')
     assert loads_model(dump_model(model)) == model
+
+
+@pytest.mark.parametrize("number", ["1.0e+19", "1.0e+300", "-9.3e+18", "1.0e+16", "9007199254740992.0"])
+def test_a_large_float_in_a_condition_writes_back_as_a_float(number: str) -> None:
+    """1.0e+19 was written back as 10000000000000000000, which loading refuses (beyond 64 bits), so
+    publishing a model with it failed; 2**53 is the largest float written as an integer."""
+    model = loads_model(f"""
+model: big
+fit:
+  - {{id: huge, name: Huge, when: {{attribute: revenue, gte: {number}}}, points: 10}}
+""")
+    assert model.fit[0].when.value == float(number)
+    assert loads_model(dump_model(model)) == model

@@ -6,12 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, false, func, literal, not_, or_, true
+from sqlalchemy import and_, false, func, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.compile.dialects import JsonBool, JsonNumber, JsonText, LowerText, RegexI, TextLike
+from leadscore.compile.dialects import (
+    JsonBool,
+    JsonNumber,
+    JsonText,
+    LowerText,
+    RegexI,
+    TextLike,
+    folds_to_ascii,
+)
 from leadscore.errors import CompileError
 from leadscore.model import AllOf, AnyOf, Compare, Condition, Not, ScoringModel
+from leadscore.model.text_case import fold_case
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,10 @@ def glob_to_like(pattern: str) -> str:
 
 def _lower_text(field: Field, *values: str) -> ColumnElement[Any]:
     """The field lower-cased for comparison with ``values`` (Unicode-aware when they are not ASCII)."""
-    return LowerText(field.text(), unicode=not all(v.isascii() for v in values))
+    folded = [fold_case(v) for v in values]
+    return LowerText(
+        field.text(), unicode=not all(v.isascii() for v in values), guard=folds_to_ascii(*folded)
+    )
 
 
 def compile_condition(
@@ -83,15 +95,15 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
         values = model.lists[value].values
         if not values:
             return false()
-        return _lower_text(field, *values).in_([v.lower() for v in values])
+        return _lower_text(field, *values).in_([fold_case(v) for v in values])
     if op == "contains":
-        return TextLike(field.text(), contains_like(value.lower()))
+        return TextLike(field.text(), contains_like(fold_case(value)))
     if op == "prefix":
-        return TextLike(field.text(), f"{_like_escape(value.lower())}%")
+        return TextLike(field.text(), f"{_like_escape(fold_case(value))}%")
     if op == "glob":
-        return TextLike(field.text(), glob_to_like(value.lower()))
+        return TextLike(field.text(), glob_to_like(fold_case(value)))
     if op == "regex":
-        return RegexI(field.text(), literal(value))
+        return RegexI(field.text(), value)
     number = _number(field, rule_id, c)
     if op == "gt":
         return number > value
@@ -121,7 +133,7 @@ def _in(field: Field, values: list[Any], rule_id: str, c: Compare) -> ColumnElem
     if len(texts) == 1:
         tests.insert(0, _equals(field, texts[0], rule_id, c))
     elif texts:
-        tests.insert(0, _lower_text(field, *texts).in_([v.lower() for v in texts]))
+        tests.insert(0, _lower_text(field, *texts).in_([fold_case(v) for v in texts]))
     return or_(*tests)
 
 
@@ -136,4 +148,4 @@ def _equals(field: Field, value: Any, rule_id: str, c: Compare) -> ColumnElement
         if number is not None:
             return number == float(value)
         return field.text() == str(value)
-    return TextLike(field.text(), _like_escape(value.lower()))
+    return TextLike(field.text(), _like_escape(fold_case(value)))

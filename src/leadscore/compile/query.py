@@ -275,7 +275,7 @@ def folded_property(ev: Any, name: str) -> ColumnElement[Any]:
     """An event's property ``name`` as text ignoring case, as conditions compare text: non-ASCII letters
     too, on every engine (SQLite's built-in lower() folds ASCII only: ``Éxport`` and ``éxport`` were two
     values there and one on PostgreSQL)."""
-    return LowerText(event_resolver(ev)(name).text(), unicode=True)
+    return LowerText.of_any_text(event_resolver(ev)(name).text())
 
 
 def latest_send(ev: Any, after: str, same: str, person: list[Any]) -> ColumnElement[Any]:

@@ -26,6 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from leadscore.errors import ModelError
 from leadscore.model.scoring_model import ScoringModel
+from leadscore.model.text_case import fold_case
 from leadscore.model.yaml_io import dump_model, loads_model, read_list_csv
 
 RULE_SECTIONS = ("fit", "engagement", "groups")
@@ -265,7 +266,7 @@ def stored_text(text: str, base_dir: Path) -> str:
             continue
         path = base_dir / str(spec["csv"])
         column = spec.get("column")
-        values = [str(v).strip().lower() for v in read_list_csv(path, column) if str(v).strip()]
+        values = [fold_case(str(v).strip()) for v in read_list_csv(path, column) if str(v).strip()]
 
         def edit(
             entry: CommentedMap, name: str = name, source: str = path.name, values: list[str] = values

@@ -27,6 +27,7 @@ from leadscore.errors import ModelValidationError, Problem
 from leadscore.model.conditions import COMPARED, FIELD_NAME
 from leadscore.model.rules import RULE_ID
 from leadscore.model.scoring_model import ScoringModel
+from leadscore.model.text_case import fold_case
 
 Pos = tuple[int, int]
 Path_ = tuple[Any, ...]
@@ -259,7 +260,7 @@ def _resolve_lists(
                 problems.append(Problem(f"list {name!r}: {exc}", file, line, col))
                 continue
         if isinstance(spec, dict) and isinstance(spec.get("values"), list):
-            spec = {**spec, "values": [str(v).strip().lower() for v in spec["values"] if str(v).strip()]}
+            spec = {**spec, "values": [fold_case(str(v).strip()) for v in spec["values"] if str(v).strip()]}
         resolved[name] = spec
     return {**raw, "lists": resolved}
 
@@ -629,8 +630,10 @@ def dump_model(model: ScoringModel) -> str:
 
 
 def _integral(value: Any) -> Any:
-    """Write 20.0 as 20: models are read by people."""
-    if isinstance(value, float) and value.is_integer():
+    """Write 20.0 as 20: models are read by people. Only where the integer reads back as the same float
+    (up to 2**53): 1.0e+19 written as 10000000000000000000 would be refused as an integer no float holds
+    exactly (or beyond 64 bits), and publishing, which reloads the model it stored, failed."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
         return int(value)
     if isinstance(value, dict):
         return {k: _integral(v) for k, v in value.items()}

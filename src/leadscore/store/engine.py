@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
 from leadscore.model import regex_search
+from leadscore.model.text_case import fold_case
 from leadscore.store.wal import WAL_AUTOCHECKPOINT
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,7 +30,7 @@ def _regexp(pattern: str | None, value: Any) -> int | None:
 def lower_text(value: Any) -> str | None:
     """Text ignoring case, Unicode letters too (PostgreSQL's lower() in a UTF-8 database): SQLite's
     ``leadscore_lower``, and what the dashboard counts as one value (``web.data.product``)."""
-    return None if value is None else str(value).lower()
+    return None if value is None else fold_case(str(value))
 
 
 def _power(base: float | None, exp: float | None) -> float | None:

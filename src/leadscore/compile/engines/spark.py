@@ -140,7 +140,7 @@ def _text_like(element: TextLike, compiler: Any, **kw: Any) -> str:
 
 @compiles(RegexI, "spark")
 def _regex(element: RegexI, compiler: Any, **kw: Any) -> str:
-    value, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    value, pattern, _ = (compiler.process(c, **kw) for c in element.clauses)
     # Java regex: (?i) alone folds ASCII only; (?u) makes case folding Unicode-aware like the other engines
     return f"({value} RLIKE concat('(?iu)', {pattern}))"
 
