@@ -1,7 +1,8 @@
 """PostgreSQL processors take work by person: an acknowledgement writes an inbox row per partition of
 people (CRC-32 of the person key, modulo 16), a partition's rows are taken by one transaction at a time
 (oldest first, another transaction skips the partition instead of waiting), running processors share the
-partitions out, and a drain that is behind takes larger batches.
+partitions out, a drain that is behind takes batches of 500, and one that keeps up lets the next batch
+gather (``gather_pause``).
 
 Partitions by hand (CRC-32 as zlib, cksum -a crc32b or any CRC tool computes it): "u:a" 0xB267FC1E → 14,
 "u:b" 0x2B6EADA4 → 4, "u:c" 0x5C699D32 → 2.
@@ -18,7 +19,7 @@ from leadscore.ingest.apply import event_row
 from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish
-from leadscore.scoring.processor import Membership, Processor
+from leadscore.scoring.processor import GATHER_S, Membership, Processor, ProcessorStats, gather_pause
 from leadscore.store import Store, counters
 from leadscore.store.event_log import claim, enqueue, inbox_events, partition, waiting_events
 from leadscore.store.schema import inbox
@@ -118,6 +119,20 @@ def test_a_drain_behind_on_postgresql_keeps_batches_of_500(pg_store: Store) -> N
     with pg_store.connect() as conn:
         assert waiting_events(conn) == 0
         assert counters.read(conn)[counters.SCORED] == 3000
+
+
+def test_a_drain_that_keeps_up_lets_the_next_batch_gather() -> None:
+    """A batch of 40 events of up to 500 (its partitions emptied) whose oldest event was scored 30 ms
+    after it was acknowledged, 0.01 s in its transaction: the next claim comes 0.05 s after this batch
+    began, after 0.04 s. A 0.06 s batch: at once (it began more than 0.05 s ago). At 100 ms behind, or
+    with the batch full (a backlog): at once."""
+    assert GATHER_S == 0.05
+    assert gather_pause(40, 500, ProcessorStats(last_latency_ms=30.0, last_held_s=0.01)) == pytest.approx(
+        0.04
+    )
+    assert gather_pause(40, 500, ProcessorStats(last_latency_ms=30.0, last_held_s=0.06)) == 0.0
+    assert gather_pause(40, 500, ProcessorStats(last_latency_ms=100.0, last_held_s=0.01)) == 0.0
+    assert gather_pause(500, 500, ProcessorStats(last_latency_ms=30.0, last_held_s=0.01)) == 0.0
 
 
 def test_a_membership_looked_at_from_two_threads_at_once_keeps_its_share(

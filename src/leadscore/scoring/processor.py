@@ -71,6 +71,13 @@ SQLITE_CATCH_UP_MS = 250.0
 # many small batches (2,423 events per CPU-second, against 4,000-4,800 where load made them larger)
 SQLITE_GATHER_MS = 100.0
 SQLITE_GATHER_S = 0.05
+# PostgreSQL, the same slack: after a batch that emptied the processor's partitions with its oldest event
+# scored within GATHER_MS, the next claim comes GATHER_S after this batch began. A drain that claimed again
+# at once kept two processors in a loop of small batches (each about the events of the last one's few
+# milliseconds) whose ~20 statements cost more than their events: the run's own processors and backends
+# then took 40 % of a 2-core machine at 1,000 events/s, and every event waited for a core
+GATHER_MS = 100.0
+GATHER_S = 0.05
 # PostgreSQL: seconds between two looks at whether the tables scoring reads need fresh planner statistics
 # (store/planner_stats.py: one cheap query; an ANALYZE when a table's size moved by half since its last
 # one). A started processor looks on a thread of its own: an ANALYZE of the log (100-600 ms at 20,000-60,000
@@ -129,6 +136,14 @@ def sqlite_pause(held_s: float, waited_ms: float = 0.0) -> float:
     if waited_ms > SQLITE_CATCH_UP_MS:
         return SQLITE_YIELD_S
     return max(SQLITE_YIELD_S, SQLITE_SHARE * held_s)
+
+
+def gather_pause(taken: int, batch: int, stats: ProcessorStats) -> float:
+    """Seconds a PostgreSQL drain waits before its next claim, after a batch of up to ``batch`` events
+    that took ``taken`` (``GATHER_MS``): none while it is behind."""
+    if taken >= batch or stats.last_latency_ms >= GATHER_MS:
+        return 0.0
+    return max(0.0, GATHER_S - stats.last_held_s)
 
 
 @dataclass
@@ -542,8 +557,10 @@ class Processor:
                 return
             if sqlite:
                 batch, pause = self._sqlite_next(taken, batch)
-                if self._stop.wait(pause):
-                    return
+            else:
+                pause = gather_pause(taken, batch, self.stats)
+            if pause and self._stop.wait(pause):
+                return
 
     def _sqlite_next(self, taken: int, batch: int) -> tuple[int, float]:
         """A SQLite drain's next batch size and the pause before it, after a batch of ``batch`` that took
