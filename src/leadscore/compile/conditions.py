@@ -16,7 +16,6 @@ from leadscore.compile.dialects import (
     LowerText,
     RegexI,
     TextLike,
-    folds_to_ascii,
 )
 from leadscore.errors import CompileError
 from leadscore.model import AllOf, AnyOf, Compare, Condition, Not, ScoringModel
@@ -59,10 +58,7 @@ def glob_to_like(pattern: str) -> str:
 
 def _lower_text(field: Field, *values: str) -> ColumnElement[Any]:
     """The field lower-cased for comparison with ``values`` (Unicode-aware when they are not ASCII)."""
-    folded = [fold_case(v) for v in values]
-    return LowerText(
-        field.text(), unicode=not all(v.isascii() for v in values), guard=folds_to_ascii(*folded)
-    )
+    return LowerText(field.text(), unicode=not all(v.isascii() for v in values))
 
 
 def compile_condition(
@@ -97,11 +93,11 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
             return false()
         return _lower_text(field, *values).in_([fold_case(v) for v in values])
     if op == "contains":
-        return TextLike(field.text(), contains_like(fold_case(value)))
+        return TextLike(field.text(), contains_like(fold_case(value)), ascii=value.isascii())
     if op == "prefix":
-        return TextLike(field.text(), f"{_like_escape(fold_case(value))}%")
+        return TextLike(field.text(), f"{_like_escape(fold_case(value))}%", ascii=value.isascii())
     if op == "glob":
-        return TextLike(field.text(), glob_to_like(fold_case(value)))
+        return TextLike(field.text(), glob_to_like(fold_case(value)), ascii=value.isascii())
     if op == "regex":
         return RegexI(field.text(), value)
     number = _number(field, rule_id, c)
@@ -148,4 +144,4 @@ def _equals(field: Field, value: Any, rule_id: str, c: Compare) -> ColumnElement
         if number is not None:
             return number == float(value)
         return field.text() == str(value)
-    return TextLike(field.text(), _like_escape(fold_case(value)))
+    return TextLike(field.text(), _like_escape(fold_case(value)), ascii=value.isascii())
