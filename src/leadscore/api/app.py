@@ -25,7 +25,7 @@ from leadscore.api import (
 )
 from leadscore.api import lifecycle as lifecycle_api
 from leadscore.api.auth import KeyCache
-from leadscore.api.body_deadline import BUDGET, BodyDeadline, has_body
+from leadscore.api.body_deadline import BodyBudget, BodyDeadline, has_body
 from leadscore.api.state import AppState
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.learn.health import run_checks
@@ -46,10 +46,13 @@ class LeadscoreApp(FastAPI):
     stack (see ``api.tracking_lane``); every other request, browser tracking included, goes through it."""
 
     body_read_s = 30.0  # ``Settings.body_read_s``, set by ``create_app``
+    body_budget = BodyBudget(
+        64 * 1024 * 1024
+    )  # ``Settings.body_budget_mb``: each app its own, by ``create_app``
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and has_body(scope):
-            deadline = BodyDeadline(receive, send, self.body_read_s)
+            deadline = BodyDeadline(receive, send, self.body_read_s, self.body_budget)
             try:
                 await self._answer(scope, deadline.receive, deadline.send)
             finally:
@@ -147,7 +150,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         redoc_url=None,
     )
     app.body_read_s = settings.body_read_s
-    BUDGET.limit = settings.body_budget_mb * 1024 * 1024
+    app.body_budget = BodyBudget(settings.body_budget_mb * 1024 * 1024)
     errors.install(app)
     allowed_methods.install(app)  # 405 with Allow
     app.add_middleware(

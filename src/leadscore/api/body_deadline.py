@@ -61,7 +61,6 @@ class BodyBudget:
             self.held -= n
 
 
-BUDGET = BodyBudget(64 * 1024 * 1024)  # ``Settings.body_budget_mb``, set by ``create_app``
 _request: ContextVar[BodyDeadline | None] = ContextVar("leadscore_body", default=None)
 
 
@@ -80,7 +79,7 @@ class BodyDeadline:
 
     __slots__ = ("_budget", "_deadline", "_done", "_receive", "_send", "expired", "held", "seconds")
 
-    def __init__(self, receive: Receive, send: Send, seconds: float, budget: BodyBudget = BUDGET) -> None:
+    def __init__(self, receive: Receive, send: Send, seconds: float, budget: BodyBudget) -> None:
         self._receive, self._send, self.seconds, self._budget = receive, send, seconds, budget
         self._deadline = asyncio.get_running_loop().time() + seconds
         self._done = False
