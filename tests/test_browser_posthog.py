@@ -70,6 +70,7 @@ def served_site(tmp_path: Path) -> Iterator[Site]:
 
 def test_posthog_js_in_chromium_moves_the_score(chromium: Browser, site: Site) -> None:
     _journey(chromium, site)
+    assert _score(site.store, "ada@example.com") == 80  # pricing 30 + demo 50
 
 
 @pytest.fixture
@@ -99,6 +100,7 @@ def test_posthog_js_in_chromium_against_the_leadscore_serve_command(
     chromium: Browser, served_site: Site
 ) -> None:
     _journey(chromium, served_site)
+    assert _score(served_site.store, "ada@example.com") == 80  # pricing 30 + demo 50
 
 
 def _journey(chromium: Browser, site: Site) -> list[tuple[str, str, dict[str, str]]]:

@@ -161,6 +161,8 @@ def test_the_lead_page_shows_product_usage_in_chromium(chromium: Browser, live: 
         # counted by hand above: 4 product events in 14 days, 2 features
         expect(usage.locator("dt:text-is('Product events, 14 days') + dd")).to_have_text("4")
         expect(usage.locator("dt:text-is('Features adopted, 30 days') + dd")).to_have_text("2")
+        counts = usage.locator("dd").all_inner_texts()
+        assert "4" in counts and "2" in counts, counts
     finally:
         context.close()
 
