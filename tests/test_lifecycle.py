@@ -579,3 +579,34 @@ def test_a_rejection_after_an_acceptance_is_no_second_decision_on_the_mql(lc_sto
         result = acceptance(conn)
     assert (result["accepted"], result["rejected"], result["acceptance_rate"]) == (1, 1, 0.5)
     assert result["reasons"] == [{"reason": "not_icp", "count": 1}]
+
+
+def test_reassignment_refuses_hostile_values_with_their_field(lc_store: Store) -> None:
+    """A NUL in who moves it (PostgreSQL refuses it in any text), a seller id over 63 characters, a seller
+    id with a NUL or not in the model: each a 422 naming its field, and Ann stays Lena's."""
+    import httpx
+
+    from leadscore.api import create_app
+    from leadscore.settings import Settings
+    from leadscore.store.keys import create_key
+    from live_server import serving
+
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    with lc_store.begin() as conn:
+        _, admin = create_key(conn, "admin", "crm", 0)
+    api = create_app(Settings(database_url="unused", run_processor=False), store=lc_store)
+    with serving(api) as url, httpx.Client(base_url=url, timeout=10) as client:
+        for body, field in (
+            ('{"seller": "paul", "by": "T\\u0000m"}', "by"),
+            ('{"seller": "' + "p" * 64 + '", "by": "Tom"}', "seller"),
+            ('{"seller": "pa\\u0000ul", "by": "Tom"}', "seller"),
+            ('{"seller": "paul\\u00e9", "by": "Tom"}', "seller"),
+        ):
+            r = client.post("/v1/leads/ann/assignment", content=body,
+                            headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})  # fmt: skip
+            assert r.status_code == 422, (body, r.text)
+            assert [e.get("field", e.get("loc", [None])[-1]) for e in r.json()["errors"]][-1] == field, r.text
+    with lc_store.connect() as conn:
+        [row] = list_assignments(conn)
+    assert (row["seller"], row["reason"]) == ("lena", "default")
