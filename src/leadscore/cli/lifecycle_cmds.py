@@ -138,7 +138,7 @@ def reassign(
     db: Db = None,
 ) -> None:
     """Give a lead's open assignment to another seller: their SLA clock starts now and they are notified."""
-    from leadscore.lifecycle.feedback import reassign as hand_over
+    from leadscore.lifecycle.feedback import reassign as reassign_lead
     from leadscore.scoring.run import now_ms
     from leadscore.settings import Settings
 
@@ -147,7 +147,7 @@ def reassign(
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
         stamp = now_ms()
-        done = hand_over(store, model, lead_id, seller, by=by, settings=Settings(), now_ms=stamp)
+        done = reassign_lead(store, model, lead_id, seller, by=by, settings=Settings(), now_ms=stamp)
     due = f", due {fmt_time(done.due_ms)} UTC" if done.due_ms else ""
     console.print(f"{lead}: {done.previous} → {done.seller} ({done.team}){due}", highlight=False)
 
