@@ -123,3 +123,53 @@ def test_bodies_held_at_once_are_bounded_per_process() -> None:
             time.sleep(0.5)
             assert app.body_budget.held == 0  # every request gave its bytes back  # type: ignore[attr-defined]
         store.dispose()
+
+
+def test_one_timer_keeps_every_body_deadline_of_a_loop() -> None:
+    """The deadlines of one event loop share one timer: a body still arriving when its own deadline
+    passes is answered 408 even when a request with a later deadline came first (another app on the same
+    loop), a body whose chunks all arrive in time is read whole, and a request answered before its
+    deadline leaves nothing behind for the timer."""
+    import asyncio
+
+    from leadscore.api.body_deadline import BodyBudget, BodyDeadline
+    from leadscore.api.errors import ApiError
+
+    async def never() -> dict[str, object]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def send(message: object) -> None:
+        return None
+
+    async def main() -> None:
+        budget = BodyBudget(1 << 20)
+        chunks = iter([b"ab", b"cd", b""])
+
+        async def trickle() -> dict[str, object]:
+            await asyncio.sleep(0.05)
+            body = next(chunks)
+            return {"type": "http.request", "body": body, "more_body": body != b""}
+
+        slow = BodyDeadline(never, send, 60.0, budget)  # the first request: its deadline an hour away
+        quick = BodyDeadline(never, send, 0.2, budget)
+        fine = BodyDeadline(trickle, send, 0.5, budget)
+        began = asyncio.get_running_loop().time()
+        try:
+            await quick.receive()
+            raise AssertionError("a body that never arrives was read")
+        except ApiError as error:
+            assert error.status == 408
+            assert "did not arrive within 0.2 s" in str(error)
+        waited = asyncio.get_running_loop().time() - began
+        assert 0.2 <= waited < 1.0, waited  # on its own deadline, not the first request's
+        assert quick.expired
+        received = [await fine.receive() for _ in range(3)]
+        assert b"".join(m["body"] for m in received) == b"abcd"  # type: ignore[misc]
+        assert fine.held == 4 and not fine.expired
+        for request in (slow, quick, fine):
+            request.release()
+        assert budget.held == 0
+        assert not slow._watch.waiting  # nothing left for the timer
+
+    asyncio.run(main())
