@@ -13,9 +13,10 @@ schema).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, exists, select, update
+from sqlalchemy import Connection, Executable, Table, and_, bindparam, delete, exists, select, update
 
 from leadscore.store.audit import audit
 from leadscore.store.people import LEAD_COLUMNS, email_domain, link_identity, merge_attributes, merged_key
@@ -61,6 +62,28 @@ TABLES: dict[Table, tuple[str, ...] | None] = {
 _EVER = -(2**62)
 
 
+@functools.cache
+def _moves() -> tuple[Executable, ...]:
+    """The statements that move (or delete) the other lead's rows of every table in ``TABLES``, built
+    once with ``keep`` and ``gone`` as parameters: built for each merge they cost 8 of its 10 ms
+    (SQLAlchemy constructing 38 statements and an alias of each table), so a batch of 500 aliases held
+    SQLite's write lock for 5 s."""
+    keep, gone = bindparam("keep"), bindparam("gone")
+    statements: list[Executable] = []
+    for table, unique in TABLES.items():
+        if unique is None:
+            statements.append(delete(table).where(table.c.lead_id == gone))
+            continue
+        moved = update(table).where(table.c.lead_id == gone)
+        if unique:
+            other = table.alias("kept")
+            same = [other.c.lead_id == keep, *(other.c[c] == table.c[c] for c in unique if c != "lead_id")]
+            moved = moved.where(~exists(select(other.c.lead_id).where(and_(*same))))
+        statements.append(moved.values(lead_id=keep))
+        statements.append(delete(table).where(table.c.lead_id == gone))
+    return tuple(statements)
+
+
 def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int, cause: str) -> None:
     """Merge lead ``gone`` into lead ``keep`` and delete ``gone`` (see the module docstring); ``cause``:
     the message id of the alias that said they are one person (audited)."""
@@ -71,17 +94,8 @@ def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int, cause: str)
     # the unique columns leave the other lead first, so no two rows hold them for a moment
     conn.execute(update(leads).where(leads.c.id == gone).values(email=None, external_id=None))
     conn.execute(update(leads).where(leads.c.id == keep).values(**changes, updated_ms=now_ms))
-    for table, unique in TABLES.items():
-        if unique is None:
-            conn.execute(delete(table).where(table.c.lead_id == gone))
-            continue
-        moved = update(table).where(table.c.lead_id == gone)
-        if unique:
-            other = table.alias("kept")
-            same = [other.c.lead_id == keep, *(other.c[c] == table.c[c] for c in unique if c != "lead_id")]
-            moved = moved.where(~exists(select(other.c.lead_id).where(and_(*same))))
-        conn.execute(moved.values(lead_id=keep))
-        conn.execute(delete(table).where(table.c.lead_id == gone))
+    for statement in _moves():
+        conn.execute(statement, {"keep": keep, "gone": gone})
     conn.execute(delete(leads).where(leads.c.id == gone))
     # a key left by an earlier lead of the same id (SQLite may give a deleted largest id again) is replaced
     conn.execute(delete(identities).where(identities.c.key == merged_key(gone)))
