@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Table, and_, bindparam, delete, exists, select, update
+from sqlalchemy import Connection, Executable, Integer, Table, and_, bindparam, delete, exists, select, update
 
 from leadscore.store.audit import audit
 from leadscore.store.people import LEAD_COLUMNS, email_domain, link_identity, merge_attributes, merged_key
@@ -68,7 +68,7 @@ def _moves() -> tuple[Executable, ...]:
     once with ``keep`` and ``gone`` as parameters: built for each merge they cost 8 of its 10 ms
     (SQLAlchemy constructing 38 statements and an alias of each table), so a batch of 500 aliases held
     SQLite's write lock for 5 s."""
-    keep, gone = bindparam("keep"), bindparam("gone")
+    keep, gone = bindparam("keep", type_=Integer), bindparam("gone", type_=Integer)
     statements: list[Executable] = []
     for table, unique in TABLES.items():
         if unique is None:
