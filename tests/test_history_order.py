@@ -192,3 +192,42 @@ def test_a_point_scored_with_attributes_as_known_then_counts_every_colleague(sto
     with store.connect() as conn:
         then = score_as_known(conn, case.model, store.sources(), [(ann, case.as_of)])
     assert now[ann, case.as_of].score == then[ann, case.as_of].score == 25.0
+
+
+def test_identifies_of_traits_no_rule_reads_make_no_query_of_their_own(store: Store) -> None:
+    """A client identifying on every page view with a changing trait no rule reads (``last_seen``) made
+    each identify an attribute set of its own: one scoring query per identify in every batch about her,
+    each batch re-reading all her identifies (a write key's flood stalled every lead's scoring). The 40
+    ``last_seen`` identifies change nothing scored: her history is EXPECTED's (the VP identify still
+    counts from its own time), and the batch scores her points in at most two attribute sets (before
+    and after the VP identify), not 42."""
+    from sqlalchemy import event as sa_event
+
+    publish(store, loads_model(SIMPLE), as_of=AS_OF)
+    seen = [{"type": "identify", "userId": "ann", "messageId": f"seen-{k}",
+             "timestamp": AS_OF - 4 * DAY + k * 60_000, "traits": {"last_seen": k}} for k in range(40)]  # fmt: skip
+    queries: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if (
+            statement.lstrip().upper().startswith(("SELECT", "WITH"))
+            and "leadscore_known_attributes" in statement
+        ):
+            queries.append(statement)
+
+    committer = GroupCommitter(store).start()
+    try:
+        committer.submit([event_row(normalise(m, received_ms=AS_OF), "test")
+                          for m in [VISIT_5, *seen, IDENTIFY_3, VISIT_1]]).result()  # fmt: skip
+        sa_event.listen(store.engine, "before_cursor_execute", count)
+        try:
+            assert drain(store) == 1  # one batch
+        finally:
+            sa_event.remove(store.engine, "before_cursor_execute", count)
+    finally:
+        committer.stop()
+    rows = [(r[1] - AS_OF, r[2], r[3], r[4], r[5]) for r in history(store)]
+    assert [r for r in rows if not str(r[2]).startswith("seen-")] == EXPECTED
+    # the last_seen identifies move no number: any row of theirs repeats the visit's 5.0 / fit 0
+    assert {(r[3], r[4]) for r in rows if str(r[2]).startswith("seen-")} <= {(5.0, 0.0)}
+    assert len(queries) <= 2, len(queries)

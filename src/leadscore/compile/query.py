@@ -773,6 +773,19 @@ def lead_value_columns(
     return out
 
 
+def lead_attribute_keys(model: ScoringModel) -> frozenset[str]:
+    """The top-level keys of a lead's own ``attributes`` that ``lead_value_columns`` reads (the consent
+    flag, fit conditions, shares): two attribute sets that agree on these give the lead the same score.
+    A superset is always safe (``scoring/as_known.py`` tells a lead's attributes over time apart by them)."""
+    names = [c.field for fit_rule in model.fit for c in walk(fit_rule.when)]
+    names += [r.share.of for r in model.engagement if isinstance(r, ThresholdRule) and r.share is not None]
+    keys = {"consent_tracking"}
+    for name in names:
+        if name not in LEAD_FIELDS and name != "company" and not name.startswith("account."):
+            keys.add(name.split(".")[0])
+    return frozenset(keys)
+
+
 def lead_base(t: Any, leads: Any, accounts: Any) -> Any:
     """The targets beside their lead rows and accounts (what ``lead_value_columns`` reads)."""
     return t.join(leads, leads.c.id == t.c.lead_id).outerjoin(accounts, accounts.c.id == leads.c.account_id)

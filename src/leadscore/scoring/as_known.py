@@ -39,6 +39,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 
 from leadscore.compile import Ledger, Sources
+from leadscore.compile.query import lead_attribute_keys
 from leadscore.ingest.traits import split_traits
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import (
@@ -65,12 +66,15 @@ _CURRENT = select(leads.c.id, leads.c.attributes, leads.c.attribute_ts).where(in
 
 
 class Known:
-    """What is known about some leads' attributes over time: answers ``attributes(lead, t)``."""
+    """What is known about some leads' attributes over time, of the attribute ``keys`` (the ones the
+    models score with: ``compile.query.lead_attribute_keys``; None: every key): answers
+    ``attributes(lead, t)``, and ``over_time`` for many times at once."""
 
-    def __init__(self, conn: Connection, lead_ids: Sequence[int]) -> None:
+    def __init__(self, conn: Connection, lead_ids: Sequence[int], keys: frozenset[str] | None = None) -> None:
         ids = sorted(set(lead_ids))
+        self.keys = keys
         self.current: dict[int, tuple[dict[str, Any], dict[str, int]]] = {
-            int(r.id): (dict(r.attributes or {}), dict(r.attribute_ts or {}))
+            int(r.id): (self._kept(r.attributes or {}), self._kept(r.attribute_ts or {}))
             for r in conn.execute(_CURRENT, {"ids": ids})
         }
         self.observed: dict[int, list[tuple[int, dict[str, Any]]]] = {}
@@ -78,19 +82,45 @@ class Known:
             traits = (r.context or {}).get("traits") or {}
             if isinstance(traits, dict) and traits:
                 _, _, attributes = split_traits(traits)
-                self.observed.setdefault(int(r.lead_id), []).append((int(r.ts), attributes))
+                # an identify that sets none of the keys changes nothing scored: no epoch of its own (a
+                # client identifying on every page view with a changing ``last_seen`` made each one a
+                # query of its own, and every batch about them re-read all the ones before)
+                kept = {k: v for k, v in self._kept(attributes).items() if v not in (None, "")}
+                if kept:
+                    self.observed.setdefault(int(r.lead_id), []).append((int(r.ts), kept))
+
+    def _kept(self, values: dict[str, Any]) -> dict[str, Any]:
+        keys = self.keys
+        if keys is None:
+            return dict(values)
+        return {k: v for k, v in values.items() if k in keys}
 
     def attributes(self, lead_id: int, at_ms: int) -> dict[str, Any]:
+        return self.over_time(lead_id, [at_ms])[0]
+
+    def over_time(self, lead_id: int, times: Sequence[int]) -> list[dict[str, Any]]:
+        """The lead's attributes as known at each of ``times`` (in their order): the identifies are
+        walked once, in time order, for all of them. Times of one epoch share one dict."""
         now, stamps = self.current.get(lead_id, ({}, {}))
-        out: dict[str, Any] = {}
-        for ts, attributes in self.observed.get(lead_id, []):  # in time order: the latest wins
-            if ts > at_ms:
-                break
-            out.update({k: v for k, v in attributes.items() if v not in (None, "")})
-        for key, value in now.items():
-            stamp = stamps.get(key)
-            if stamp is None or int(stamp) <= at_ms:
-                out[key] = value
+        observed = self.observed.get(lead_id, [])
+        epochs = self.epochs(lead_id)
+        out: list[dict[str, Any]] = [{}] * len(times)
+        state: dict[str, Any] = {}  # the identifies' values at or before the time reached
+        walked, last_epoch, last = 0, -1, state
+        for at_index in sorted(range(len(times)), key=times.__getitem__):
+            at = times[at_index]
+            epoch = bisect_right(epochs, at)
+            if epoch != last_epoch:
+                while walked < len(observed) and observed[walked][0] <= at:  # in time order: the latest wins
+                    state.update(observed[walked][1])
+                    walked += 1
+                last = dict(state)
+                for key, value in now.items():
+                    stamp = stamps.get(key)
+                    if stamp is None or int(stamp) <= at:
+                        last[key] = value
+                last_epoch = epoch
+            out[at_index] = last
         return out
 
     def epochs(self, lead_id: int) -> list[int]:
@@ -118,26 +148,22 @@ def score_as_known_models(
     out: list[dict[tuple[int, int], Ledger]] = [{} for _ in models]
     if not points:
         return out
-    known = Known(conn, [lead for lead, _ in points])
+    keys = frozenset().union(*(lead_attribute_keys(model) for model in models))
+    known = Known(conn, [lead for lead, _ in points], keys)
     # a lead has one row in the leads relation of a query, so its points go in layers: the k-th distinct
     # attribute set of each lead in the k-th query (a lead's attributes change only at its identifies)
     layers: list[dict[int, tuple[dict[str, Any], list[int]]]] = []
-    seen: dict[int, dict[bytes, int]] = {}
     by_lead: dict[int, list[int]] = {}
     for lead, at in points:
         by_lead.setdefault(lead, []).append(at)
     for lead, times in by_lead.items():
-        # the attributes are built once per epoch (between two identifies), not once per point
-        epochs = known.epochs(lead)
-        built: dict[int, tuple[dict[str, Any], int]] = {}
-        versions = seen.setdefault(lead, {})
-        for at in times:
-            epoch = bisect_right(epochs, at)
-            if epoch not in built:
-                attributes = known.attributes(lead, at)
+        versions: dict[bytes, int] = {}
+        layer_of: dict[int, int] = {}  # by the id of an epoch's dict: built once per epoch, not per point
+        for at, attributes in zip(times, known.over_time(lead, times), strict=True):
+            layer = layer_of.get(id(attributes))
+            if layer is None:
                 key = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
-                built[epoch] = (attributes, versions.setdefault(key, len(versions)))
-            attributes, layer = built[epoch]
+                layer = layer_of[id(attributes)] = versions.setdefault(key, len(versions))
             if layer == len(layers):
                 layers.append({})
             layers[layer].setdefault(lead, (attributes, []))[1].append(at)
