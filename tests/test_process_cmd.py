@@ -257,7 +257,13 @@ def test_the_attributes_table_is_made_again_after_a_rollback_undid_it(store: Sto
     creation makes the next call create it again on the same connection, and both calls score the lead
     the same: one visit, 1 point of 100, score ½·0 + ½·1 = 0.5."""
     publish(store, loads_model(MODEL), as_of=NOW)
-    traits = {"type": "identify", "userId": "user-0", "traits": {"plan": "pro"}, "messageId": "who"}
+    # a trait the score reads (the tracking consent: a trait no rule reads makes no attribute set of its own)
+    traits = {
+        "type": "identify",
+        "userId": "user-0",
+        "traits": {"consent_tracking": True},
+        "messageId": "who",
+    }
     identify = event_row(normalise({**traits, "timestamp": NOW + 60_000}, received_ms=NOW), "api")
     with store.begin() as conn:
         enqueue(conn, [*_rows()[:1], identify])
