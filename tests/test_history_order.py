@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
@@ -231,3 +232,51 @@ def test_identifies_of_traits_no_rule_reads_make_no_query_of_their_own(store: St
     # the last_seen identifies move no number: any row of theirs repeats the visit's 5.0 / fit 0
     assert {(r[3], r[4]) for r in rows if str(r[2]).startswith("seen-")} <= {(5.0, 0.0)}
     assert len(queries) <= 2, len(queries)
+
+
+@pytest.mark.parametrize("example", ["b2b_saas", "danish", "linda", "pql_trial"])
+def test_history_as_known_reads_only_what_the_model_scores_and_agrees_with_reading_everything(
+    example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History points are scored with the attributes as known at their time, told apart only by the keys
+    the model reads (``compile.query.lead_attribute_keys``). For every shipped example model, a lead whose
+    identifies set read traits (title, country, company size) and unread ones (last_seen, plan) at
+    several times scores every point exactly as when every key is kept."""
+    from leadscore.model import load_model
+    from leadscore.scoring import as_known
+
+    model = load_model(Path(__file__).parents[1] / "examples" / example / "model.yaml")
+    store = Store.from_url(str(tmp_path / "k.db"))
+    publish(store, model, as_of=AS_OF)
+    day = lambda d: AS_OF - d * DAY  # noqa: E731
+    sent = [
+        _page(1, 30, "/pricing", userId="ann"),
+        {"type": "identify", "userId": "ann", "messageId": "k1", "timestamp": day(28),
+         "traits": {"title": "VP Marketing", "country": "DK", "employees": 300, "industry": "Software",
+                    "last_seen": 1, "plan": "pro"}},
+        _page(2, 25, "/docs", userId="ann"),
+        {"type": "identify", "userId": "ann", "messageId": "k2", "timestamp": day(20), "traits": {"last_seen": 2}},
+        {"type": "identify", "userId": "ann", "messageId": "k3", "timestamp": day(15),
+         "traits": {"title": "Intern", "country": "US", "last_seen": 3, "plan": "free"}},
+        _page(3, 12, "/pricing", userId="ann"),
+        {"type": "identify", "userId": "ann", "messageId": "k4", "timestamp": day(5),
+         "traits": {"title": "Head of Growth", "employees": 20, "last_seen": 4}},
+    ]  # fmt: skip
+    ingest(store, [normalise(m, received_ms=AS_OF) for m in sent], source="test", as_of=AS_OF)
+    with store.connect() as conn:
+        lead = conn.execute(select(leads.c.id)).scalar_one()
+        points = [
+            (lead, day(d) + offset) for d in (31, 30, 28, 25, 20, 15, 12, 5, 0) for offset in (-1, 0, 1)
+        ]
+        if example == "b2b_saas":  # its fit reads the title (the country only its assignment rules)
+            assert as_known.attribute_keys([model]) == {"job_title", "consent_tracking"}
+        assert "last_seen" not in as_known.attribute_keys([model])  # type: ignore[operator]
+        projected = score_as_known(conn, model, store.sources(), points)
+        monkeypatch.setattr(as_known, "attribute_keys", lambda models: None)
+        everything = score_as_known(conn, model, store.sources(), points)
+    store.dispose()
+    got = {p: (v.score, v.fit_score, v.engagement_score) for p, v in projected.items()}
+    want = {p: (v.score, v.fit_score, v.engagement_score) for p, v in everything.items()}
+    assert got == want
+    if example == "b2b_saas":
+        assert len({v[1] for v in want.values()}) >= 2  # the fit moved with the titles

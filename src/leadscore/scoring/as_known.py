@@ -132,6 +132,11 @@ class Known:
         return sorted(times)
 
 
+def attribute_keys(models: Sequence[ScoringModel]) -> frozenset[str] | None:
+    """The attribute keys the scores of ``models`` read from a lead's own row (None: every key)."""
+    return frozenset().union(*(lead_attribute_keys(model) for model in models))
+
+
 def score_as_known(
     conn: Connection, model: ScoringModel, sources: Sources, points: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], Ledger]:
@@ -148,8 +153,7 @@ def score_as_known_models(
     out: list[dict[tuple[int, int], Ledger]] = [{} for _ in models]
     if not points:
         return out
-    keys = frozenset().union(*(lead_attribute_keys(model) for model in models))
-    known = Known(conn, [lead for lead, _ in points], keys)
+    known = Known(conn, [lead for lead, _ in points], attribute_keys(models))
     # a lead has one row in the leads relation of a query, so its points go in layers: the k-th distinct
     # attribute set of each lead in the k-th query (a lead's attributes change only at its identifies)
     layers: list[dict[int, tuple[dict[str, Any], list[int]]]] = []
