@@ -398,7 +398,8 @@ def test_a_teams_messages_tell_its_own_score_and_reasons(
     assert "- Dana (no company), score 80.0 (hot), 24.0 h left to act\n" in digests["ada@example.test"]
     assert "  Why: Analyst role +40.0; Built a report +40.0\n" in digests["ada@example.test"]
     assert "- Carl (no company), score 55.0 (warm), 4.0 h left to act\n" in digests["sam@example.test"]
-    assert (
-        "  Why: Marketing role +30.0; Requested a demo +20.0; Joined a webinar +5.0\n"
-        in (digests["sam@example.test"])
-    )
+    why = "  Why: Marketing role +30.0; Requested a demo +20.0; Joined a webinar +5.0\n"
+    assert why in digests["sam@example.test"]
+    # and links to the desk showing that score's queue (the desk without ?score= shows core's, no dana)
+    assert digests["ada@example.test"].endswith("Your desk: http://127.0.0.1:8000/handoff?score=analytics\n")
+    assert digests["sam@example.test"].endswith("Your desk: http://127.0.0.1:8000/handoff\n")

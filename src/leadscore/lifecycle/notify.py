@@ -22,6 +22,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import Connection, delete, literal, select, update
 
@@ -58,6 +59,7 @@ class Note:
     link: str
     due_ms: int | None
     owner: str | None = None  # set in a manager's digest for the team's leads
+    score_name: str | None = None  # the named score told, when not the primary (a team's stage)
 
 
 @dataclass
@@ -73,8 +75,16 @@ def lead_link(settings: Settings, lead_id: int) -> str:
     return f"{settings.lifecycle.public_url.rstrip('/')}/leads/{lead_id}"
 
 
-def desk_link(settings: Settings) -> str:
-    return f"{settings.lifecycle.public_url.rstrip('/')}/handoff"
+def desk_link(settings: Settings, score_name: str | None = None) -> str:
+    """The seller's desk, showing the hand-off queue of the score ``score_name`` (None: the primary's)."""
+    query = f"?{urlencode({'score': score_name})}" if score_name else ""
+    return f"{settings.lifecycle.public_url.rstrip('/')}/handoff{query}"
+
+
+def digest_link(settings: Settings, notes: dict[str, list[Note]]) -> str:
+    """The desk a digest links to: the queue of the score its leads are told on when that is one score."""
+    told = {note.score_name for group in notes.values() for note in group}
+    return desk_link(settings, told.pop() if len(told) == 1 else None)
 
 
 def _points(value: float) -> str:
@@ -267,6 +277,7 @@ def digest_notes(
             link=lead_link(settings, lead_id),
             due_ms=row.get("due_ms"),
             owner=owner,
+            score_name=None if told == primary else told,
         )
         if note.due_ms is not None and note.due_ms < now_ms:
             out["overdue"].append(note)
@@ -352,7 +363,7 @@ def send_digests(
             if not any(notes.values()):
                 run.empty += 1
                 continue
-            link = desk_link(settings)
+            link = digest_link(settings, notes)
             mail, slack = digest_messages(notes, day, link, now_ms)
             made = {"day": day, "now_ms": now_ms, "link": link}  # what render_again needs besides the notes
             rows = _rows(
