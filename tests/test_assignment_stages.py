@@ -385,6 +385,7 @@ def test_a_teams_messages_tell_its_own_score_and_reasons(
         assert body["lead"]["id"] == dana
         assert (body["lead"]["score"], body["lead"]["grade"], body["lead"]["band"]) == (80.0, "A", "hot")
         assert (body["lead"]["fit_score"], body["lead"]["engagement_score"]) == (80.0, 80.0)
+        assert body["lead"]["score_name"] == "analytics"
         assert [(r["rule_id"], r["points"]) for r in body["reasons"]] == [("analyst", 40.0), ("report", 40.0)]
     assert rows["core_mail"]["body"] == "55.0 B marketing 30.0 demo 20.0 webinar 5.0"
     assert "score 80.0 (hot)" in told["ada@example.test"]["body"]

@@ -73,6 +73,7 @@ def lead_context(
         "grade": row["grade"],
         "level": row["level"],
         "band": row["band"],
+        "score_name": row["score_name"],  # the named score the fields above are of
     }
     return {
         "lead": lead,
