@@ -141,6 +141,10 @@ def test_the_accounts_pages_show_the_score_picked(store: Store) -> None:
     assert 'aria-label="Pick a score"' in core.text
     assert unknown.status_code == 404 and "partners" in unknown.text
     assert mqa.status_code == 400
+    # the account page: the stored account score and MQA status are the primary's, and say so whatever
+    # the score picked (core's 45.0, not analytics' 90.0, under that heading)
+    assert '<h2 id="mqa-title">Account score and MQA on the primary score, core</h2>' in acme.text
+    assert "<dt>Account score</dt><dd>45.0</dd>" in acme.text
     # the account page: both scores side by side; the contacts on the score picked
     side = acme.text.split('<table class="account-scores">')[1].split("</table>")[0]
     assert re.findall(r'<td class="num">([^<]*)</td>', side) == [

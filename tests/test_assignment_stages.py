@@ -46,6 +46,7 @@ from leadscore.scoring.pipeline import ingest, publish
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import list_assignments, read_stage_history
+from leadscore.store.notifications import NotificationSettings, save_settings
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
 from leadscore.store.schema import account_owners
@@ -332,3 +333,74 @@ def test_the_teams_a_stage_routes_to() -> None:
     ).lifecycle
     assert guarded is not None and guarded.assignment is not None
     assert guarded.assignment.teams_for("mql_core") == ("analytics", "core")
+
+
+TOLD = CORE.replace(
+    'mail: {to: seller, subject: "Core MQL {{ lead.first_name }}", body: "For {{ seller.name }}"}',
+    'mail: {to: seller, subject: "Core MQL {{ lead.first_name }}", body: "{{ lead.score }} {{ lead.grade }}'
+    '{% for r in reasons %} {{ r.rule_id }} {{ r.points }}{% endfor %}"}',
+).replace(
+    "    - id: analytics_late\n",
+    "    - id: analytics_hot\n"
+    "      trigger: {crossing: [grade, A], score: analytics}\n"
+    "      webhook: {url_env: LEADSCORE_TEST_HOOK_URL}\n"
+    "    - id: analytics_late\n",
+)
+
+
+def test_a_teams_messages_tell_its_own_score_and_reasons(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the messages about a lead say is the score of the team they are for: the stage's owner (an
+    action or notification of an assignment in mql_analytics: the analytics score), the score a crossing
+    names, and that score's own top reasons (its ledger's lines, rounded to a tenth).
+
+    dana (analytics 80 = analyst 80 × ½ + report 80 × ½, grade A; core 0, grade D, no line) is assigned in
+    mql_analytics: the ``analytics_hook`` webhook and Ada's own message read 80.0, grade A, analyst +40.0
+    and report +40.0 (ties by rule id), not core's 0 and no reason. Her analytics grade crossing into A
+    (``analytics_hot``) reads the same. carl (core 55 = marketing 60 × ½ + (demo 40 + webinar 10) × ½, grade
+    B) is assigned in mql_core: ``core_mail`` and Sam's message read core's 55.0, marketing +30.0, demo
+    +20.0, webinar +5.0 (analytics would say 10.0 and demo +10.0)."""
+    publish(store, loads_model(TOLD), score_name="core", as_of=T0)
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
+    with store.begin() as conn:
+        for email, name in (("sam@example.test", "Sam Seller"), ("ada@example.test", "Ada Analyst")):
+            user = add_user(conn, email, name, "sales", hash_password(PASSWORD), 0)
+            save_settings(
+                conn, user.id, NotificationSettings(mail_immediate=True, mail_digest=True, digest_hour=0), 0
+            )
+    monkeypatch.setenv(HOOK_ENV, "http://127.0.0.1:9/unused")
+    now = T0 + 3 * HOUR
+    ingest(store, messages(), source="test", as_of=now)
+    run_round(store, settings(), now_ms=now, deliver=False)
+    with store.connect() as conn:
+        outbox = read_outbox(conn)
+        dana = find_lead(conn, external_id="dana")
+    rows = {str(o["action"]): o["payload"] for o in outbox if not str(o["action"]).startswith("notify.")}
+    told = {str(o["target"]): o["payload"] for o in outbox if o["action"] == "notify.assigned"}
+    assert sorted(rows) == ["analytics_hook", "analytics_hot", "core_mail"]
+    assert sorted(told) == ["ada@example.test", "sam@example.test"]
+    for action in ("analytics_hook", "analytics_hot"):
+        body = rows[action]["body"]
+        assert body["lead"]["id"] == dana
+        assert (body["lead"]["score"], body["lead"]["grade"], body["lead"]["band"]) == (80.0, "A", "hot")
+        assert (body["lead"]["fit_score"], body["lead"]["engagement_score"]) == (80.0, 80.0)
+        assert body["lead"]["score_name"] == "analytics"
+        assert [(r["rule_id"], r["points"]) for r in body["reasons"]] == [("analyst", 40.0), ("report", 40.0)]
+    assert rows["core_mail"]["body"] == "55.0 B marketing 30.0 demo 20.0 webinar 5.0"
+    assert "score 80.0 (hot)" in told["ada@example.test"]["body"]
+    assert "Analyst role: +40" in told["ada@example.test"]["body"]
+    assert "Built a report: +40" in told["ada@example.test"]["body"]
+    assert "score 55.0" in told["sam@example.test"]["body"]
+    assert "Marketing role: +30" in told["sam@example.test"]["body"]
+    # each seller's digest of the day (the round's timer sent it: their hour, 0:00, had come): dana
+    # (Ada's) on analytics, carl (Sam's) on core
+    digests = {str(o["target"]): o["payload"]["body"] for o in outbox if o["action"] == "notify.digest"}
+    assert "- Dana (no company), score 80.0 (hot), 24.0 h left to act\n" in digests["ada@example.test"]
+    assert "  Why: Analyst role +40.0; Built a report +40.0\n" in digests["ada@example.test"]
+    assert "- Carl (no company), score 55.0 (warm), 4.0 h left to act\n" in digests["sam@example.test"]
+    why = "  Why: Marketing role +30.0; Requested a demo +20.0; Joined a webinar +5.0\n"
+    assert why in digests["sam@example.test"]
+    # and links to the desk showing that score's queue (the desk without ?score= shows core's, no dana)
+    assert digests["ada@example.test"].endswith("Your desk: http://127.0.0.1:8000/handoff?score=analytics\n")
+    assert digests["sam@example.test"].endswith("Your desk: http://127.0.0.1:8000/handoff\n")

@@ -491,6 +491,15 @@ def test_the_api_and_cli_read_the_score_named(store: Store) -> None:
         lead = httpx.get(f"{url}/v1/leads/ann?score=analytics", headers=auth).json()
         explained = httpx.get(f"{url}/v1/leads/ann/explanation?score=analytics", headers=auth).json()
         unknown_lead_score = httpx.get(f"{url}/v1/leads/ann?score=partners", headers=auth)
+        # an empty ?score= is the primary on every route, as the list's filter and the dashboard read it
+        empty = [
+            httpx.get(f"{url}{path}?score=", headers=auth)
+            for path in ("/v1/leads", "/v1/leads/ann", "/v1/leads/ann/explanation")
+        ]
+    assert [r.status_code for r in empty] == [200, 200, 200], [r.text for r in empty]
+    assert [r["score"] for r in empty[0].json()["leads"]] == [50.0, 20.0]
+    assert empty[1].json()["score"]["score"] == 50.0 and empty[1].json()["score"]["score_name"] == "core"
+    assert empty[2].json()["model"] == "core@1" and empty[2].json()["explanation"]["score"] == 50.0
     # by default the primary score (core): ann 50, bob 20; every row lists both named scores
     assert [(r["email"] or r["external_id"], r["score"]) for r in default["leads"]] == [
         ("ann", 50.0),
@@ -951,6 +960,19 @@ def test_the_report_api_reads_the_score_named(store: Store) -> None:
         analytics = client.get("/v1/reports/handoff?score=analytics").json()
         funnel = client.get("/v1/reports/funnel?score=analytics").json()
         unknown = client.get("/v1/reports/funnel?score=partners")
+        # an empty ?score= is the primary's report (core's), as on /v1/leads and the dashboard
+        empty = {
+            report: client.get(f"/v1/reports/{report}?score=")
+            for report in ("handoff", "funnel", "nurtured", "warmer", "time-in-stage", "accounts")
+        }
+        primary = {report: client.get(f"/v1/reports/{report}").json() for report in empty}
+    assert {r: e.status_code for r, e in empty.items()} == dict.fromkeys(empty, 200)
+    assert sorted(r["lead_id"] for r in empty["handoff"].json()["leads"]) == sorted(
+        [ids["carl"], ids["frank"]]
+    )
+    assert {r: e.json() for r, e in empty.items() if r != "time-in-stage"} == {
+        r: p for r, p in primary.items() if r != "time-in-stage"
+    }
     assert sorted(r["lead_id"] for r in core["leads"]) == sorted([ids["carl"], ids["frank"]])
     assert [(r["lead_id"], r["score"]) for r in analytics["leads"]] == [(ids["ann"], 90.0)]
     assert [(r["stage"], r["entered"]) for r in funnel["stages"]] == [

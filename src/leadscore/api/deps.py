@@ -14,6 +14,7 @@ from leadscore.api.errors import ApiError
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import NotFoundError
 from leadscore.lifecycle.lead_filter import LeadFilterParams
+from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.store import Store
 from leadscore.store.score_names import resolve
 
@@ -48,6 +49,24 @@ def admin(request: Request, _: Annotated[Bearer, Security(ADMIN_TOKEN)]) -> AppS
 
 
 ReaderState = Annotated[AppState, Depends(reader)]
+
+# ?score=NAME, the named score a route reads: a score name, or empty (the dashboard picker's first option)
+# for the primary score, as the lead list's filter reads it (``LeadFilter.score``)
+SCORE_PICKED = f"^(?:{SCORE_NAME.strip('^$')})?$"
+
+
+def _score_picked(
+    score: Annotated[
+        str,
+        Query(
+            max_length=63, pattern=SCORE_PICKED, description="a named score (empty or left out: the primary)"
+        ),
+    ] = "",
+) -> str | None:
+    return score or None
+
+
+ScorePicked = Annotated[str | None, Depends(_score_picked)]
 AdminState = Annotated[AppState, Depends(admin)]
 
 

@@ -22,12 +22,11 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.api.deps import KnownLeadFilter, ReaderState, check_score_exists
+from leadscore.api.deps import KnownLeadFilter, ReaderState, ScorePicked, check_score_exists
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
 from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.lead_filter import LeadFilter, exportable
-from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.scoring.explain import explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
@@ -195,7 +194,7 @@ def _export(store: Any, query: Select[Any], fmt: str) -> StreamingResponse:
 def get_lead(
     state: ReaderState,
     ref: str,
-    score: Annotated[str | None, Query(max_length=63, pattern=SCORE_NAME)] = None,
+    score: ScorePicked,
 ) -> dict[str, Any]:
     name = _score_param(state, score)
     with state.store.connect() as conn:
@@ -230,7 +229,7 @@ def get_lead(
 def get_explanation(
     state: ReaderState,
     ref: str,
-    score: Annotated[str | None, Query(max_length=63, pattern=SCORE_NAME)] = None,
+    score: ScorePicked,
 ) -> dict[str, Any]:
     name = _score_param(state, score)
     with state.store.connect() as conn:

@@ -9,20 +9,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from leadscore.api.deps import ReaderState
+from leadscore.api.deps import ReaderState, ScorePicked
 from leadscore.api.lifecycle import lifecycle_model
 from leadscore.api.openapi import refusals
 from leadscore.lifecycle import reports
 from leadscore.lifecycle.score_stages import view_of
 from leadscore.model import Lifecycle
-from leadscore.model.lifecycle import SCORE_NAME
 from leadscore.scoring.run import now_ms
 
 # every report reads the active model's lifecycle section: 409 without one
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=refusals(409))
-ScoreQuery = Annotated[
-    str | None, Query(max_length=63, pattern=SCORE_NAME, description="a named score (default: the primary)")
-]
 
 
 def _lifecycle(state: ReaderState) -> tuple[Any, Lifecycle]:
@@ -32,7 +28,7 @@ def _lifecycle(state: ReaderState) -> tuple[Any, Lifecycle]:
 
 
 @router.get("/nurtured", summary="Leads being nurtured, hottest first", responses=refusals(404))
-def nurtured(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
+def nurtured(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
         return {"ok": True, "leads": reports.nurtured(conn, lifecycle, view_of(conn, lifecycle, score))}
@@ -41,9 +37,9 @@ def nurtured(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
 @router.get("/warmer", summary="Largest score increase over the last days", responses=refusals(404))
 def warmer(
     state: ReaderState,
+    score: ScorePicked,
     days: Annotated[int, Query(ge=1, le=365)] = 7,
     top: Annotated[int, Query(ge=1, le=500)] = 20,
-    score: ScoreQuery = None,
 ) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
@@ -54,7 +50,7 @@ def warmer(
 @router.get(
     "/handoff", summary="Leads ready for handoff, with seller and SLA deadline", responses=refusals(404)
 )
-def handoff(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
+def handoff(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
         view = view_of(conn, lifecycle, score)
@@ -68,8 +64,8 @@ def handoff(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
 )
 def funnel(
     state: ReaderState,
+    score: ScorePicked,
     by: Annotated[str | None, Query(max_length=100, description="e.g. lead_source")] = None,
-    score: ScoreQuery = None,
 ) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
@@ -77,7 +73,7 @@ def funnel(
 
 
 @router.get("/time-in-stage", summary="Time spent in each stage", responses=refusals(404))
-def time_in_stage(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
+def time_in_stage(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
         view = view_of(conn, lifecycle, score)
@@ -92,7 +88,7 @@ def acceptance(state: ReaderState) -> dict[str, Any]:
 
 
 @router.get("/accounts", summary="Account scores, MQA stage and target accounts", responses=refusals(404))
-def accounts(state: ReaderState, score: ScoreQuery = None) -> dict[str, Any]:
+def accounts(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
     state, _ = _lifecycle(state)
     with state.store.connect() as conn:
         return {"ok": True, "accounts": reports.account_report(conn, score, now_ms())}

@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 from leadscore.lifecycle import notify
 from leadscore.lifecycle.assignment import Assigned, assign, people
 from leadscore.lifecycle.context import lead_context
+from leadscore.lifecycle.score_stages import lead_team_score
 from leadscore.model import Action, ScoringModel, duration_seconds
 from leadscore.model.lifecycle import Webhook
 from leadscore.settings import Settings
@@ -84,7 +85,11 @@ def _mail_row(action: Action, context: dict[str, Any]) -> dict[str, Any]:
 
 
 class Effects:
-    """Enqueues actions for one lead within the caller's transaction; builds the context once."""
+    """Enqueues actions for one lead within the caller's transaction; builds the context once per score.
+
+    The context tells the score the message is about: a stage's (a move, an assignment, a breach or a
+    reassignment in it) is its team's (``score_stages.lead_team_score``), a crossing's is the score that
+    crossed."""
 
     def __init__(self, conn: Connection, model: ScoringModel, lead_id: int, settings: Settings, now_ms: int):
         self.conn, self.model, self.lead_id, self.settings, self.now_ms = (
@@ -95,14 +100,28 @@ class Effects:
             now_ms,
         )
         self.enqueued = 0
+        self.score: str | None = None  # the score the messages tell (None: the primary)
         self._context: dict[str, Any] | None = None
+        self._context_score: str | None = None
+        self._people: dict[str, Any] = people(model, None, None)
         self.assignment: Assigned | None = None
 
     def context(self) -> dict[str, Any]:
-        if self._context is None:
-            self._context = lead_context(self.conn, self.model, self.lead_id, self.settings)
-            self._context.update(people(self.model, None, None))
+        if self._context is None or self._context_score != self.score:
+            self._context = lead_context(self.conn, self.model, self.lead_id, self.settings, self.score)
+            self._context.update(self._people)
+            self._context_score = self.score
         return self._context
+
+    def _assigned(self, a: Assigned) -> None:
+        """The assignment's people and facts join the context from now on."""
+        self._people = {**self._people, **self.assigned_context(a)}
+        self._context = None
+
+    def _stage_score(self) -> None:
+        """Messages from here on tell the score of the team whose stage the lead is in."""
+        assert self.model.lifecycle is not None
+        self.score = lead_team_score(self.conn, self.model.lifecycle, self.lead_id)
 
     def run(self, action: Action, key: str, kind: str, extra: dict[str, Any] | None = None) -> None:
         if action.quiet_for is not None:
@@ -122,15 +141,17 @@ class Effects:
         lifecycle = self.model.lifecycle
         assert lifecycle is not None
         self._context = None  # the stage changed
+        self._stage_score()
         move = {"id": move_id, "from": old, "to": new, "transition": transition}
         if lifecycle.assignment is not None and new in lifecycle.assignment.stage_ids:
             self.assignment = assign(self.conn, self.model, self.lead_id, move_id, new, self.now_ms)
         if self.assignment is not None:
-            self.context().update(self.assigned_context(self.assignment))
+            self._assigned(self.assignment)
             a = self.assignment
             self.enqueued += notify.assigned(
-                self.conn, self.model, a.id, a.seller, a.due_ms, self.context(), self.settings, self.now_ms
-            )
+                self.conn, self.model, a.id, a.seller, a.due_ms, self.context(), self.settings, self.now_ms,
+                score_name=self.score,
+            )  # fmt: skip
         for action in lifecycle.actions:
             if action.trigger.leave == old:
                 self.run(action, f"{action.id}:move:{move_id}", "stage.left", {"move": move})
@@ -150,7 +171,8 @@ class Effects:
         lifecycle = self.model.lifecycle
         assert lifecycle is not None
         self.assignment = a
-        self.context().update(self.assigned_context(a))
+        self._stage_score()
+        self._assigned(a)
         occasion = f":reassigned:{self.now_ms}"
         self.enqueued += notify.assigned(
             self.conn,
@@ -162,6 +184,7 @@ class Effects:
             self.settings,
             self.now_ms,
             occasion,
+            score_name=self.score,
         )
         for action in lifecycle.actions:
             if action.trigger.assigned and action.trigger.stage in (None, stage):
@@ -178,6 +201,7 @@ class Effects:
         lifecycle = self.model.lifecycle
         assert lifecycle is not None
         crossing = {k: row[k] for k in ("kind", "from_value", "to_value", "score")}
+        self.score = row.get("score_name")  # the crossing's own score tells it
         for action in lifecycle.actions:
             want, score = action.trigger.crossing, action.trigger.score
             # a crossing of the score the trigger names (the primary unless it names one)
@@ -200,6 +224,7 @@ class Effects:
             assignment["reason"],
             assignment["due_ms"],
         )
+        self._stage_score()
         extra = self.assigned_context(a)
         stage = assignment_stage(self.conn, int(assignment["stage_move_id"]))
         for action in lifecycle.actions:

@@ -1,5 +1,7 @@
 """What templates and webhook payloads see about a lead: its fields and attributes, current score, top
-scoring reasons (``lifecycle.reasons``: the largest ledger lines), recent pages, and the people involved."""
+scoring reasons (``lifecycle.reasons``: the largest ledger lines), recent pages, and the people involved.
+The score and reasons are those of one named score: the one the message is about (the team's whose
+stage the lead is in, the score a crossing names: ``lifecycle.actions``), the primary unless named."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.model import ScoringModel
+from leadscore.scoring.pipeline import active_model
 from leadscore.settings import Settings
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
 from leadscore.store.score_names import scores_of
@@ -30,13 +33,17 @@ def unsubscribe_url(settings: Settings, email: str | None) -> str:
     return f"{settings.lifecycle.public_url.rstrip('/')}/v1/unsubscribe?{query}"
 
 
-def lead_context(conn: Connection, model: ScoringModel, lead_id: int, settings: Settings) -> dict[str, Any]:
+def lead_context(
+    conn: Connection, model: ScoringModel, lead_id: int, settings: Settings, score_name: str | None = None
+) -> dict[str, Any]:
+    """The context of lead ``lead_id`` on the score ``score_name`` (the primary when None; ``model``:
+    the primary's)."""
     row = (
         conn.execute(
             select(leads, accounts.c.name.label("account_name"), lead_stages.c.stage, scores)
             .select_from(
                 leads.outerjoin(accounts, accounts.c.id == leads.c.account_id)
-                .outerjoin(scores, scores_of(leads.c.id))
+                .outerjoin(scores, scores_of(leads.c.id, score_name))
                 .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
             )
             .where(leads.c.id == lead_id)
@@ -66,18 +73,30 @@ def lead_context(conn: Connection, model: ScoringModel, lead_id: int, settings: 
         "grade": row["grade"],
         "level": row["level"],
         "band": row["band"],
+        "score_name": row["score_name"],  # the named score the fields above are of
     }
     return {
         "lead": lead,
-        "reasons": _reasons(conn, model, lead_id),
+        "reasons": _reasons(conn, reason_names(conn, model, score_name), lead_id, score_name),
         "pages": _pages(conn, lead_id),
         "unsubscribe_url": unsubscribe_url(settings, row["email"]),
     }
 
 
-def _reasons(conn: Connection, model: ScoringModel, lead_id: int) -> list[dict[str, Any]]:
-    """The lead's top reasons (``lifecycle.reasons``), points rounded for templates."""
-    return [{**r, "points": round(r["points"], 1)} for r in top_reasons(conn, rule_names(model), lead_id)]
+def reason_names(conn: Connection, model: ScoringModel, score_name: str | None) -> dict[str, str]:
+    """The rule names of the score ``score_name``'s active model (``model``, the primary's, when None)."""
+    if score_name is None:
+        return rule_names(model)
+    active = active_model(conn, score_name)
+    return rule_names(active.model) if active is not None else {}
+
+
+def _reasons(
+    conn: Connection, names: dict[str, str], lead_id: int, score_name: str | None
+) -> list[dict[str, Any]]:
+    """The lead's top reasons on that score (``lifecycle.reasons``), points rounded for templates."""
+    found = top_reasons(conn, names, lead_id, score_name=score_name)
+    return [{**r, "points": round(r["points"], 1)} for r in found]
 
 
 def _pages(conn: Connection, lead_id: int) -> list[str]:

@@ -22,18 +22,22 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, literal, select, update
 
+from leadscore.lifecycle.context import reason_names
 from leadscore.lifecycle.desk import managed_teams, seller_email, whose
 from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.lifecycle.reports import ready_for_handoff
+from leadscore.lifecycle.score_stages import lead_team_score
 from leadscore.model import ScoringModel
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.notifications import NotificationSettings, read_settings, subscribers
 from leadscore.store.outbox import enqueue
-from leadscore.store.schema import digest_leads, outbox
+from leadscore.store.schema import digest_leads, outbox, scores
+from leadscore.store.score_names import primary_score, scores_of
 from leadscore.store.users import find_user
 
 DAY_MS = 86_400_000
@@ -55,6 +59,7 @@ class Note:
     link: str
     due_ms: int | None
     owner: str | None = None  # set in a manager's digest for the team's leads
+    score_name: str | None = None  # the named score told, when not the primary (a team's stage)
 
 
 @dataclass
@@ -70,8 +75,16 @@ def lead_link(settings: Settings, lead_id: int) -> str:
     return f"{settings.lifecycle.public_url.rstrip('/')}/leads/{lead_id}"
 
 
-def desk_link(settings: Settings) -> str:
-    return f"{settings.lifecycle.public_url.rstrip('/')}/handoff"
+def desk_link(settings: Settings, score_name: str | None = None) -> str:
+    """The seller's desk, showing the hand-off queue of the score ``score_name`` (None: the primary's)."""
+    query = f"?{urlencode({'score': score_name})}" if score_name else ""
+    return f"{settings.lifecycle.public_url.rstrip('/')}/handoff{query}"
+
+
+def digest_link(settings: Settings, notes: dict[str, list[Note]]) -> str:
+    """The desk a digest links to: the queue of the score its leads are told on when that is one score."""
+    told = {note.score_name for group in notes.values() for note in group}
+    return desk_link(settings, told.pop() if len(told) == 1 else None)
 
 
 def _points(value: float) -> str:
@@ -170,11 +183,13 @@ def assigned(
     settings: Settings,
     now_ms: int,
     occasion: str = "",
+    *,
+    score_name: str | None = None,
 ) -> int:
     """Enqueue the immediate messages the assigned seller asked for (none unless they are a dashboard
-    user who turned them on); ``context`` is the lead's (``lifecycle.context``). ``occasion`` tells apart
-    a reassignment's message from the first one's (a lead given back to its first seller is news again).
-    Returns rows added."""
+    user who turned them on); ``context`` is the lead's (``lifecycle.context``) on the score
+    ``score_name``, whose reasons the messages tell. ``occasion`` tells apart a reassignment's message
+    from the first one's (a lead given back to its first seller is news again). Returns rows added."""
     assert model.lifecycle is not None
     email = seller_email(model.lifecycle, seller_id)
     user = find_user(conn, email) if email else None
@@ -190,7 +205,9 @@ def assigned(
         company=lead["company"],
         score=lead["score"],
         band=lead["band"],
-        reasons=top_reasons(conn, rule_names(model), int(lead["id"])),
+        reasons=top_reasons(
+            conn, reason_names(conn, model, score_name), int(lead["id"]), score_name=score_name
+        ),
         link=lead_link(settings, int(lead["id"])),
         due_ms=due_ms,
     )
@@ -233,7 +250,8 @@ def digest_notes(
     lifecycle = model.lifecycle
     assert lifecycle is not None
     teams = managed_teams(lifecycle, email)
-    names = rule_names(model)
+    primary = primary_score(conn)
+    names: dict[str, dict[str, str]] = {primary: rule_names(model)}
     out: dict[str, list[Note]] = {"overdue": [], "new": [], "waiting": []}
     for row in queue:
         mine = whose(lifecycle, row, email, teams)
@@ -244,16 +262,22 @@ def digest_notes(
             found = lifecycle.seller(row["seller"]) if row.get("seller") else None
             owner = found[1].name if found is not None else "no one"
         lead_id = int(row["lead_id"])
+        # the queue's rows hold the primary's score; a lead in another team's stage is told on its score
+        told = lead_team_score(conn, lifecycle, lead_id)
+        if told not in names:
+            names[told] = reason_names(conn, model, told)
+        score, band = (row["score"], row["band"]) if told == primary else _score_row(conn, lead_id, told)
         note = Note(
             lead_id=lead_id,
             name=_name(row["first_name"], row["last_name"], lead_id),
             company=row["company"],
-            score=None if row["score"] is None else float(row["score"]),
-            band=row["band"],
-            reasons=top_reasons(conn, names, lead_id),
+            score=None if score is None else float(score),
+            band=band,
+            reasons=top_reasons(conn, names[told], lead_id, score_name=told),
             link=lead_link(settings, lead_id),
             due_ms=row.get("due_ms"),
             owner=owner,
+            score_name=None if told == primary else told,
         )
         if note.due_ms is not None and note.due_ms < now_ms:
             out["overdue"].append(note)
@@ -262,6 +286,13 @@ def digest_notes(
         else:
             out["waiting"].append(note)
     return out
+
+
+def _score_row(conn: Connection, lead_id: int, score_name: str) -> tuple[float | None, str | None]:
+    """The lead's score and band on the score ``score_name`` (None, None: not scored on it)."""
+    query = select(scores.c.score, scores.c.band).where(scores_of(literal(lead_id), score_name))
+    found = conn.execute(query).first()
+    return (None, None) if found is None else (found[0], found[1])
 
 
 TITLES = {"overdue": "Past their SLA", "new": "New since yesterday", "waiting": "Waiting for you"}
@@ -332,7 +363,7 @@ def send_digests(
             if not any(notes.values()):
                 run.empty += 1
                 continue
-            link = desk_link(settings)
+            link = digest_link(settings, notes)
             mail, slack = digest_messages(notes, day, link, now_ms)
             made = {"day": day, "now_ms": now_ms, "link": link}  # what render_again needs besides the notes
             rows = _rows(

@@ -40,11 +40,15 @@ def top_lines(lines: Iterable[LedgerLine], limit: int = REASONS) -> list[LedgerL
 
 
 def top_reasons(
-    conn: Connection, names: dict[str, str], lead_id: int, limit: int = REASONS
+    conn: Connection,
+    names: dict[str, str],
+    lead_id: int,
+    limit: int = REASONS,
+    score_name: str | None = None,
 ) -> list[dict[str, Any]]:
     """The ``limit`` ledger lines with the most points (absolute), ties by rule id: rule_id, name,
-    points, matched."""
-    return top_reasons_of(conn, names, [lead_id], limit)[lead_id]
+    points, matched; of the score ``score_name`` (the primary when None; ``names``: its model's)."""
+    return top_reasons_of(conn, names, [lead_id], limit, score_name)[lead_id]
 
 
 def top_reasons_of(

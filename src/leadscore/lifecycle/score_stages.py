@@ -101,6 +101,26 @@ class ScoreView:
         return and_(stage.not_in(sorted(self.others)), lead_id.not_in(elsewhere))
 
 
+def team_score(lifecycle: Lifecycle, primary: str, entered: Sequence[str]) -> str:
+    """The score whose team a lead's stage is for, so messages about the lead tell that score: the one
+    owner of the newest of its ``entered`` stages (oldest first) that one score owns alone (its team's
+    stage, or the shared stage it reached through it, as ``ScoreView.counted`` counts it); the primary
+    when no such stage was entered."""
+    owned = owners(lifecycle, primary)
+    for stage in reversed(entered):
+        names = owned.get(stage, frozenset())
+        if len(names) == 1:
+            return next(iter(names))
+    return primary
+
+
+def lead_team_score(conn: Connection, lifecycle: Lifecycle, lead_id: int) -> str:
+    """``team_score`` of lead ``lead_id``'s stage history."""
+    entered = select(stage_history.c.to_stage).where(stage_history.c.lead_id == lead_id)
+    order = entered.order_by(stage_history.c.at_ms, stage_history.c.id)
+    return team_score(lifecycle, primary_score(conn), [str(s) for s in conn.execute(order).scalars()])
+
+
 def view_of(conn: Connection, lifecycle: Lifecycle, score: str | None) -> ScoreView:
     """The view of the score named (the primary when None; a name never published is NotFoundError)."""
     return ScoreView.of(lifecycle, resolve(conn, score), primary_score(conn))
