@@ -1023,3 +1023,29 @@ def test_a_scores_stages_are_those_its_gates_lead_into_and_the_shared_ones() -> 
     )
     view = ScoreView.of(loads_model(idle).lifecycle, "analytics", "core")  # type: ignore[arg-type]
     assert view.stages == ("lead", "mql_analytics")
+
+
+def test_publishing_warns_of_a_score_the_lifecycle_names_that_no_model_is(tmp_path: Path) -> None:
+    """A gate naming a score with no published model never lets a lead in, and an action naming one never
+    runs; a typo (``analytcs``) said nothing. ``model publish`` warns of each, with where it is named,
+    until a model is published as that score."""
+    runner = CliRunner()
+    db = ["--db", str(tmp_path / "w.db")]
+    core = tmp_path / "core.yaml"
+    core.write_text(
+        CORE_LIFECYCLE.replace(
+            "{score: analytics, score_at_least: 60", "{score: analytcs, score_at_least: 60"
+        )
+    )
+    analytics = tmp_path / "analytics.yaml"
+    analytics.write_text(ANALYTICS)
+    out = runner.invoke(cli, ["model", "publish", str(core), "--score", "core", *db])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "transition analytics_mql names the score 'analytcs', which has no published model" in text
+    assert "action tell_analytics names the score 'analytics', which has no published model" in text
+    out = runner.invoke(cli, ["model", "publish", str(analytics), "--score", "analytics", *db])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "'analytcs', which has no published model" in text  # the typo is still no score
+    assert "'analytics', which has no published model" not in text  # that one is published now

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from leadscore.model import ScoringModel
+    from leadscore.store import Store
     from leadscore.store.model_versions import ModelVersion
 
 app = typer.Typer(help="Model versions: publish, list, show, diff.", no_args_is_help=True)
@@ -116,6 +117,21 @@ def publish_cmd(
             f"rescored {count} leads",
             highlight=False,
         )
+        _warn_unpublished(store)
+
+
+def _warn_unpublished(store: Store) -> None:
+    """Warn of every score an active lifecycle names that no model is published as."""
+    from leadscore.lifecycle.score_stages import unpublished_scores
+    from leadscore.scoring.pipeline import active_models
+    from leadscore.store.score_names import list_scores
+
+    with store.connect() as conn:
+        names = {s.name for s in list_scores(conn)}
+        lifecycles = [a.model.lifecycle for a in active_models(conn) if a.model.lifecycle is not None]
+    for lifecycle in lifecycles:
+        for warning in unpublished_scores(lifecycle, names):
+            console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
 
 
 @app.command("list")

@@ -49,6 +49,24 @@ def owners(lifecycle: Lifecycle, primary: str) -> dict[str, frozenset[str]]:
     return {stage: frozenset(names) for stage, names in found.items()}
 
 
+def named_scores(lifecycle: Lifecycle) -> list[tuple[str, str]]:
+    """Every score a lifecycle names, as (where, name): each transition's gate and each crossing action."""
+    found = [(f"transition {t.id}", t.when.score) for t in lifecycle.transitions if t.when.score is not None]
+    found += [(f"action {a.id}", a.trigger.score) for a in lifecycle.actions if a.trigger.score is not None]
+    return [(where, name) for where, name in found if name is not None]
+
+
+def unpublished_scores(lifecycle: Lifecycle, published: set[str]) -> list[str]:
+    """Warnings for the scores ``lifecycle`` names that no model is published as: a gate naming one never
+    lets a lead in, an action never runs (a typo such as ``analytcs`` said nothing)."""
+    return [
+        f"{where} names the score {name!r}, which has no published model: it never holds until "
+        f"`leadscore model publish FILE --score {name}` (scores: {', '.join(sorted(published))})"
+        for where, name in named_scores(lifecycle)
+        if name not in published
+    ]
+
+
 @dataclass(frozen=True)
 class ScoreView:
     """The stages score ``score``'s reports count, and which entries into them (module docstring)."""
