@@ -169,6 +169,22 @@ def test_each_team_assigns_and_notifies_its_own_mqls(store: Store, monkeypatch: 
     assert "Leads in stage <strong>MQL core</strong>" in pages["core"]
     assert "Carl" in pages["core"] and "Sam Seller" in pages["core"]
     assert "Dana" not in pages["core"] and "Ada Analyst" not in pages["core"]
+    # a seller's desk with no score picked opens on their team's queue: Ada works analytics' MQLs (her
+    # team is routed leads in mql_analytics only), Sam core's; the manager, in no team, the primary's
+    with store.begin() as conn:
+        for email, name in (("ada@example.test", "Ada Analyst"), ("sam@example.test", "Sam Seller")):
+            add_user(conn, email, name, "sales", hash_password(PASSWORD), 0)
+    desks: dict[str, str] = {}
+    with serving(app) as url:
+        for email in ("ada@example.test", "sam@example.test", MANAGER):
+            with signed_in(url, email) as client:
+                desks[email] = client.get("/handoff").text
+    assert "Leads in stage <strong>MQL analytics</strong>" in desks["ada@example.test"]
+    assert "Dana" in desks["ada@example.test"] and "Carl" not in desks["ada@example.test"]
+    assert '<option value="analytics" selected' in desks["ada@example.test"]
+    assert "Leads in stage <strong>MQL core</strong>" in desks["sam@example.test"]
+    assert "Carl" in desks["sam@example.test"] and "Dana" not in desks["sam@example.test"]
+    assert "Leads in stage <strong>MQL core</strong>" in desks[MANAGER]
 
 
 def test_an_sla_breach_action_limited_to_a_stage(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,6 +67,29 @@ def unpublished_scores(lifecycle: Lifecycle, published: set[str]) -> list[str]:
     ]
 
 
+def desk_score(lifecycle: Lifecycle, email: str, primary: str) -> str | None:
+    """The score whose hand-off queue the person with ``email`` works, when the desk names none: the one
+    score owning every assignment stage their teams (as a seller or a manager) are routed leads in
+    (``Assignment.teams_for``); None when it is the primary, or several, or they are in no team (the desk
+    then shows the primary's queue). Ada of the analytics team opened a desk without her leads."""
+    assignment = lifecycle.assignment
+    if assignment is None:
+        return None
+    folded = email.casefold()
+    teams = {
+        t.id
+        for t in lifecycle.teams
+        if any(s.email.casefold() == folded for s in t.sellers)
+        or (t.manager is not None and t.manager.email.casefold() == folded)
+    }
+    owned = owners(lifecycle, primary)
+    found = {name for stage in assignment.stage_ids if teams & set(assignment.teams_for(stage))
+             for name in owned.get(stage, frozenset())}  # fmt: skip
+    if len(found) != 1 or found == {primary}:
+        return None
+    return found.pop()
+
+
 @dataclass(frozen=True)
 class ScoreView:
     """The stages score ``score``'s reports count, and which entries into them (module docstring)."""

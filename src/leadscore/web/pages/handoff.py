@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
 from leadscore.lifecycle.reports import handoff_stages
-from leadscore.lifecycle.score_stages import view_of
+from leadscore.lifecycle.score_stages import desk_score, view_of
 from leadscore.model import Lifecycle
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
-from leadscore.store.score_names import picker_names
+from leadscore.store.score_names import picker_names, primary_score
 from leadscore.web.data.desk import desk
 from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
@@ -43,9 +43,11 @@ def handoff_page(
     score: ScoreParam = "",
 ) -> HTMLResponse:
     with state_of(request).store.connect() as conn:
-        picker: dict[str, Any] = {"score": score, "score_names": picker_names(conn)}
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
+        if not score and lifecycle is not None:  # a seller's desk opens on their team's score
+            score = desk_score(lifecycle, viewer.email, primary_score(conn)) or ""
+        picker: dict[str, Any] = {"score": score, "score_names": picker_names(conn)}
         # the lifecycle is the primary model's; the score picked names the queue, its score and reasons
         view = view_of(conn, lifecycle, score or None) if lifecycle is not None else None
         scored = active_model(conn, view.score) if view is not None else None
