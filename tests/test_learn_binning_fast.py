@@ -282,14 +282,16 @@ def test_negative_zero_is_the_category_zero_whichever_comes_first() -> None:
     st.integers(0, 2**32 - 1),
     st.sampled_from([1 << 22, 600, 1]),
     st.booleans(),
+    st.sampled_from([128, 7, 1]),
 )
 def test_a_crossings_cell_sums_are_fit_pairs_floats(
-    sizes: list[int], seed: int, block: int, kept: bool
+    sizes: list[int], seed: int, block: int, kept: bool, band: int
 ) -> None:
     """The expected conversions of every cell (and so every gain) are the very floats ``fit_pair``'s
     ``bincount`` sums, not close ones: the greedy search's choice between two pairs of equal gain (two
     copies of a feature) must not turn on the order of an addition. Pairs in blocks of any size, the
-    crossing kept or rebuilt at every step."""
+    crossing kept or rebuilt at every step, its codes laid out in bands of any number of rows; the
+    gains of some of the pool's pairs, in any order, are the very floats of the same pairs among all."""
     import leadscore.learn.interactions as interactions
 
     rng = np.random.default_rng(seed)
@@ -298,13 +300,17 @@ def test_a_crossings_cell_sums_are_fit_pairs_floats(
     y = (rng.random(n) < 0.3).astype(float)
     p = rng.random(n)
     pool = list(itertools.combinations(range(len(sizes)), 2))
-    saved = interactions.BLOCK_CELLS, interactions.KEEP_CELLS
+    saved = interactions.BLOCK_CELLS, interactions.KEEP_CELLS, interactions.BAND_ROWS
     interactions.BLOCK_CELLS, interactions.KEEP_CELLS = block, (1 << 23) if kept else 0
+    interactions.BAND_ROWS = band
     try:
         crossing = Crossing(pool, indices, sizes, y)
         expected = crossing._crossed(p)
+        every = crossing.gains(pool, p)
+        some = [pool[q] for q in rng.permutation(len(pool))[: rng.integers(1, len(pool) + 1)]]
+        assert np.array_equal(crossing.gains(some, p), every[[pool.index(pair) for pair in some]])
     finally:
-        interactions.BLOCK_CELLS, interactions.KEEP_CELLS = saved
+        interactions.BLOCK_CELLS, interactions.KEEP_CELLS, interactions.BAND_ROWS = saved
     for q, (a, b) in enumerate(pool):
         codes = np.where(
             (indices[a] == NO_BIN) | (indices[b] == NO_BIN), -1, indices[a] * sizes[b] + indices[b]

@@ -132,3 +132,47 @@ def test_the_loss_is_scikit_learns_to_the_bit(seed: int, n: int, d: int, l2: flo
     got = loss_gradient(coef, X, y, None, l2, 1)
     assert got[0] == want[0]
     assert np.array_equal(got[1], want[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(20, 2000),
+    st.integers(1, 25),
+    st.sampled_from([0.001, 0.1, 10.0]),
+    st.sampled_from([1, 3, 1000]),
+    st.booleans(),
+)
+def test_the_solver_loop_is_minimizes(seed: int, n: int, d: int, C: float, max_iter: int, warm: bool) -> None:
+    """``lbfgsb`` (SciPy's L-BFGS-B loop without its wrappers) against ``optimize.minimize`` with the
+    same options, from zeros or from random coefficients, also where the iterations run out: the same
+    point to the bit, the same iterations, status and message."""
+    from scipy import optimize
+
+    from leadscore.learn.regression import _OPTIONS, lbfgsb, loss_gradient
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * rng.uniform(0.2, 4, d)
+    y = (X[:, 0] + rng.standard_normal(n) > rng.uniform(-1, 1)).astype(np.float64)
+    start = rng.standard_normal(d + 1) if warm else np.zeros(d + 1)
+    args = (X, y, None, 1.0 / (C * n), 1)
+    want = optimize.minimize(loss_gradient, start, method="L-BFGS-B", jac=True, args=args,
+                             options={"maxiter": max_iter, **_OPTIONS})  # fmt: skip
+    given = start.copy()
+    x, iterations, status, message = lbfgsb(loss_gradient, start, args, max_iter)
+    assert np.array_equal(x, want.x)
+    assert (iterations, status, message) == (want.nit, want.status, want.message)
+    assert np.array_equal(start, given)  # the start is not written
+
+
+def test_the_solver_loop_stops_at_its_iterations_by_hand() -> None:
+    """One iteration allowed on rows a single coefficient separates: status 1 (the limit), the message
+    minimize gives, and the point moved from zeros towards a positive coefficient."""
+    from leadscore.learn.regression import lbfgsb, loss_gradient
+
+    X = np.asarray([[-2.0], [-1.0], [1.0], [2.0]])
+    y = np.asarray([0.0, 0.0, 1.0, 1.0])
+    x, iterations, status, message = lbfgsb(loss_gradient, np.zeros(2), (X, y, None, 0.25, 1), 1)
+    assert (iterations, status) == (1, 1)
+    assert message == "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
+    assert x[0] > 0

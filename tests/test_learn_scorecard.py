@@ -187,3 +187,34 @@ def test_a_tied_value_holding_a_pre_bins_share_is_a_spike() -> None:
     x = np.asarray([1.0, 2.0, 3.0, 3.0, 5.0, 6.0, 7.0, 8.0])
     assert prebin_edges(x, 4).tolist() == [2.0, 3.0, 5.0, 6.0]
     assert prebin_edges(np.zeros(0), 4).tolist() == []
+
+
+def test_labels_as_numpy_integers_or_booleans_are_typed_as_scikit_learn_types_them() -> None:
+    """``learn`` hands every fit a numpy row of 0/1 labels, typed without scikit-learn's checks: the
+    same type and classes as ``type_of_target`` and ``np.unique`` give, and the same refusal of three
+    classes; other labels (texts, numbers with fractions) go through scikit-learn's own checks."""
+    from sklearn.utils.multiclass import type_of_target
+
+    from leadscore.learn.scorecard import _target_type
+
+    rows = [np.asarray([0, 1, 1, 0]), np.asarray([1, 1]), np.asarray([0, 2, 1]), np.asarray([True, False]),
+            np.asarray([7, 3], dtype=np.uint8), np.asarray(["a", "b"], dtype=object)]  # fmt: skip
+    assert [_target_type(y)[0] for y in rows] == [type_of_target(y) for y in rows]
+    assert [_target_type(y)[0] for y in rows] == [
+        "binary",
+        "binary",
+        "multiclass",
+        "binary",
+        "binary",
+        "binary",
+    ]
+    assert _target_type(np.asarray([7, 3], dtype=np.uint8))[1].tolist() == [3, 7]
+    X, y, features = _synthetic()
+    with pytest.raises(ValueError, match="The type of the target is multiclass"):
+        Scorecard(features).fit(X, np.arange(len(y)) % 3)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        Scorecard(features).fit(X, np.linspace(0, 1, len(y)))
+    as_bool = Scorecard(features).fit(X, y.astype(bool))
+    as_int = Scorecard(features).fit(X, y)
+    assert as_bool.classes_.tolist() == [False, True]
+    assert [p.tolist() for p in as_bool.points_] == [p.tolist() for p in as_int.points_]

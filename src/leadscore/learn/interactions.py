@@ -137,6 +137,7 @@ def gains(
 # past it each block of pairs is crossed again at every step instead.
 KEEP_CELLS = 1 << 23
 BLOCK_CELLS = 1 << 22  # rows times pairs crossed in one sparse matrix
+BAND_ROWS = 128  # rows of codes transposed at once (``Crossing._matrix``)
 
 
 class Crossing:
@@ -162,10 +163,11 @@ class Crossing:
         self.n_rows = rows = len(y)
         used = sorted({j for pair in self.pool for j in pair})
         column = {j: i for i, j in enumerate(used)}
-        # each row's bin in each feature of the pool, the values in none of them past the last
-        self.bins = np.empty((rows, len(used)), dtype=np.int32)
+        # each feature of the pool's bin of each row (a feature's row of values), the values in none past
+        # the last
+        self.bins = np.empty((len(used), rows), dtype=np.int32)
         for i, j in enumerate(used):
-            self.bins[:, i] = np.where(indices[j] == NO_BIN, sizes[j], indices[j])
+            self.bins[i] = np.where(indices[j] == NO_BIN, sizes[j], indices[j])
         self.first = np.asarray([column[a] for a, _ in self.pool], dtype=np.intp)
         self.second = np.asarray([column[b] for _, b in self.pool], dtype=np.intp)
         self.width = np.asarray([sizes[b] + 1 for _, b in self.pool], dtype=np.int32)
@@ -185,12 +187,20 @@ class Crossing:
         self.observed = self._crossed(np.asarray(y, float))
 
     def _matrix(self, block: range) -> sparse.csr_matrix:
-        """``K`` of the block's pairs: a row per training row, its cell in each pair (a column each)."""
+        """``K`` of the block's pairs: a row per training row, its cell in each pair (a column each).
+
+        The codes are computed pair by pair (each pair's row of codes from the features' contiguous rows
+        of bins), then laid out row by row as ``K`` needs them, a band of rows at a time: the band's
+        codes stay in cache while they are transposed (a column gather from the row-major bins, or a
+        whole transpose at once, reads memory with a stride and took twice as long)."""
         pairs = slice(block.start, block.stop)
-        codes = self.bins[:, self.first[pairs]]
-        codes *= self.width[pairs]
-        codes += self.bins[:, self.second[pairs]]
-        codes += (self.wide_starts[pairs] - self.wide_starts[block.start]).astype(np.int32)
+        by_pair = self.bins[self.first[pairs]]
+        by_pair *= self.width[pairs, None]
+        by_pair += self.bins[self.second[pairs]]
+        by_pair += (self.wide_starts[pairs] - self.wide_starts[block.start]).astype(np.int32)[:, None]
+        codes = np.empty((self.n_rows, len(block)), dtype=np.int32)
+        for start in range(0, self.n_rows, BAND_ROWS):
+            codes[start : start + BAND_ROWS] = by_pair[:, start : start + BAND_ROWS].T
         size = int(self.wide_starts[block.stop] - self.wide_starts[block.start])
         indptr = np.arange(0, codes.size + 1, len(block), dtype=np.int32 if codes.size < 2**31 else np.int64)
         return sparse.csr_matrix((_ones(codes.size), codes.ravel(), indptr), shape=(self.n_rows, size))
@@ -206,15 +216,17 @@ class Crossing:
     def gains(self, pairs: Sequence[tuple[int, int]], p: FloatArray) -> FloatArray:
         """``fit_pair(...).gain`` of each pair (of the pool) against the probabilities ``p``."""
         expected = self._crossed(np.asarray(p, float))
-        where = [self.position[pair] for pair in pairs]
-        lengths = [int(self.starts[q + 1] - self.starts[q]) for q in where]
-        if where == list(range(len(self.pool))):
-            observed = self.observed
-        else:
-            cells = np.concatenate(
-                [np.zeros(0, dtype=np.intp)] + [np.arange(self.starts[q], self.starts[q + 1]) for q in where]
+        where = np.fromiter((self.position[pair] for pair in pairs), dtype=np.intp, count=len(pairs))
+        lengths = self.starts[where + 1] - self.starts[where]
+        if len(where) != len(self.pool) or (where != np.arange(len(self.pool))).any():
+            # each pair's cells in turn: a running count, less where each pair starts in it, plus its start
+            ends = np.cumsum(lengths)
+            cells = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(
+                self.starts[where] - (ends - lengths), lengths
             )
             observed, expected = self.observed[cells], expected[cells]
+        else:
+            observed = self.observed
         segment = np.repeat(np.arange(len(where)), lengths)
         return _segment_gains(observed, expected, segment, len(where))
 
@@ -277,14 +289,16 @@ _ONES: dict[int, FloatArray] = {}
 
 
 def _ones(n: int) -> FloatArray:
-    """``n`` ones, kept per length (``K``'s entries, never written: folds of one size share them; a
-    view of a longer array would be copied by the sparse matrix)."""
-    if n not in _ONES:
-        if len(_ONES) >= 8:
-            _ONES.pop(next(iter(_ONES)))
-        _ONES[n] = np.ones(n)
-        _ONES[n].setflags(write=False)
-    return _ONES[n]
+    """``n`` ones (``K``'s entries, never written): the first ``n`` of ones kept per power of two, so
+    crossings of other numbers of rows and pairs share them. A view at least half as long as the array
+    it is taken from is held by the sparse matrix as it is (a shorter one would be copied). All of them
+    together hold at most four times the entries of the largest block (``BLOCK_CELLS``, or a pair's rows
+    where there are more rows than that)."""
+    size = 1 << max(0, n - 1).bit_length()
+    if size not in _ONES:
+        _ONES[size] = np.ones(size)
+        _ONES[size].setflags(write=False)
+    return _ONES[size][:n]
 
 
 def _segment_gains(observed: FloatArray, expected: FloatArray, segment: IntArray, n: int) -> FloatArray:
