@@ -481,8 +481,8 @@ def kept_statement(
 # statement (by SQLAlchemy's own ``construct_expanded_state``): a call then copies the parameters and sets
 # its own. SQLAlchemy builds them at every execution, one dictionary entry and one list item per bound
 # value, and a model's values are bound (points, thresholds, half-lives, IN lists): 356 for one realistic
-# model, 805 for three in one statement, 0.9 and 3.3 ms of CPU a call (the raw statement's execution on a
-# processor batch's 100 leads: 6.7 and 12.8 ms), paid by each of a batch's scoring statements.
+# model, 805 for three in one statement, 3.1 M and 7.2 M instructions a call of a processor batch's 100
+# leads (of 69 M and 124 M; bench/README.md, "Three scores against one, twentieth session").
 PREPARED = 64  # statements kept (as ``STATEMENTS``)
 _PREPARED: OrderedDict[tuple[int, str], tuple[Select[Any], _Prepared | None]] = OrderedDict()
 
