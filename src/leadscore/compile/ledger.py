@@ -11,6 +11,7 @@ once per model object (``_plan``); ``read_ledger`` reads one row the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -205,12 +206,19 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
     ff, ef = plan.fit_factor, plan.engagement_factor
     rows: list[list[LedgerLine]] = [[] for _ in columns["lead_id"]]
     for column, rule_id, name in plan.fit:
+        # a fit rule gives a lead one of a few values (its points, or none): one line object per value,
+        # shared by every lead with it (lines are frozen); a zero's sign is its own value (-0.0 == 0.0)
+        made: dict[tuple[float, float], LedgerLine] = {}
         for i, cell in enumerate(columns[column]):
             value = float(cell)
             if value or include_zero:
-                rows[i].append(
-                    _line(rule_id, name, "fit", "fit", value * ff, value, raw=value, matched=int(value != 0))
-                )
+                key = (value, math.copysign(1.0, value))
+                line = made.get(key)
+                if line is None:
+                    line = made[key] = _line(
+                        rule_id, name, "fit", "fit", value * ff, value, raw=value, matched=int(value != 0)
+                    )
+                rows[i].append(line)
     for rule in plan.engagement:
         cells = zip(columns[rule.count], columns[rule.raw], columns[rule.value], strict=True)
         for i, (count, raw_cell, value_cell) in enumerate(cells):

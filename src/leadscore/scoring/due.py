@@ -44,6 +44,7 @@ from leadscore.scoring.run import (
     BOUND_DIALECTS,
     POINTS_CHUNK,
     bound_statement,
+    execute_kept,
     kept_statement,
     model_of,
     points,
@@ -376,7 +377,7 @@ def schedule_models(
         if dialect in BOUND_DIALECTS:
             key = (tuple(id(m) for m in models), sources, dialect, "changes")
             query = kept_statement(key, tuple(models), partial(_compile_models, models, sources), dialect)
-            rows = conn.execute(query, target_params(dialect, chunk))
+            rows = execute_kept(conn, query, target_params(dialect, chunk))
         else:
             rows = conn.execute(_compile_models(models, sources, points(chunk)))
         found = columns_of(list(rows.keys()), rows.fetchall())
@@ -428,8 +429,8 @@ def _window_changes(
     for start in range(0, len(pairs), POINTS_CHUNK):
         chunk = pairs[start : start + POINTS_CHUNK]
         if dialect in BOUND_DIALECTS:
-            rows = conn.execute(
-                bound_statement(model, sources, dialect, _compile), target_params(dialect, chunk)
+            rows = execute_kept(
+                conn, bound_statement(model, sources, dialect, _compile), target_params(dialect, chunk)
             )
         else:
             rows = conn.execute(_compile(model, sources, points(chunk), dialect))

@@ -119,7 +119,7 @@ def score_everyone(
         targets=_EVERYONE,
     )
     _session_settings(conn)
-    return read_result(held, conn.execute(query, {EVERYONE_AS_OF: as_of}))
+    return read_result(held, execute_kept(conn, query, {EVERYONE_AS_OF: as_of}))
 
 
 EVERYONE_AS_OF = "everyone_as_of"
@@ -207,11 +207,13 @@ def read_bound(
     table = conn.dialect.name == "sqlite" and len(pairs) >= TABLE_TARGETS
     if not table:
         return read_result(
-            models, conn.execute(statement(False), target_params(conn.dialect.name, pairs)), explain=explain
+            models,
+            execute_kept(conn, statement(False), target_params(conn.dialect.name, pairs)),
+            explain=explain,
         )
     _fill_targets(conn, pairs)
     try:
-        found = read_result(models, conn.execute(statement(True)), explain=explain)
+        found = read_result(models, execute_kept(conn, statement(True)), explain=explain)
     except BaseException:
         # empty for the next call on this connection too when this one failed: a caller may go on in the
         # same transaction (no rollback to empty it), whose next targets would join these; a deletion that
@@ -280,7 +282,7 @@ def score_points(
     ledgers: list[Ledger] = []
     for start in range(0, len(pairs), POINTS_CHUNK):
         params = target_params(conn.dialect.name, pairs[start : start + POINTS_CHUNK])
-        ledgers.extend(read_result((model,), conn.execute(query, params))[0])
+        ledgers.extend(read_result((model,), execute_kept(conn, query, params))[0])
     return ledgers
 
 
@@ -300,7 +302,7 @@ def score_totals(
     _session_settings(conn)
     for start in range(0, len(pairs), POINTS_CHUNK):
         params = target_params(dialect, pairs[start : start + POINTS_CHUNK])
-        yield from read_result((model,), conn.execute(query, params), explain=False)[0]
+        yield from read_result((model,), execute_kept(conn, query, params), explain=False)[0]
 
 
 def score_leads(
@@ -471,3 +473,71 @@ def kept_statement(
         while len(_STATEMENTS) > STATEMENTS:
             _STATEMENTS.popitem(last=False)
     return query
+
+
+# -- kept statements executed by their SQL ---------------------------------------------------------------
+
+# A kept statement's SQL and positional parameters as SQLAlchemy sends them to SQLite, worked out once per
+# statement (by SQLAlchemy's own ``construct_expanded_state``): a call then copies the parameters and sets
+# its own. SQLAlchemy builds them at every execution, one dictionary entry and one list item per bound
+# value, and a model's values are bound (points, thresholds, half-lives, IN lists): 356 for one realistic
+# model, 805 for three in one statement, 3.1 M and 7.2 M instructions a call of a processor batch's 100
+# leads (of 69 M and 124 M; bench/README.md, "Three scores against one, twentieth session").
+PREPARED = 64  # statements kept (as ``STATEMENTS``)
+_PREPARED: OrderedDict[tuple[int, str], tuple[Select[Any], _Prepared | None]] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str
+    values: tuple[Any, ...]  # every positional parameter, the call's own as at preparation
+    slots: tuple[tuple[str, tuple[int, ...]], ...]  # (a call's parameter, where it goes)
+
+
+def execute_kept(
+    conn: Connection, query: Select[Any], params: dict[str, Any] | None = None
+) -> CursorResult[Any]:
+    """``conn.execute(query, params)`` for a statement kept across calls (``kept_statement``), whose
+    bound values other than ``params`` never change: on SQLite by its SQL and parameters prepared once
+    (the same SQL and the same values SQLAlchemy would send); elsewhere, or where SQLAlchemy would
+    convert a value or a result (a type's processor, a value computed at execution), by ``execute``."""
+    given = params or {}
+    key = (id(query), conn.dialect.name)
+    with _STATEMENTS_LOCK:
+        hit = _PREPARED.get(key)
+        if hit is not None and hit[0] is query:
+            _PREPARED.move_to_end(key)
+    if hit is None or hit[0] is not query:
+        hit = (query, _prepare(conn, query, given))
+        with _STATEMENTS_LOCK:
+            _PREPARED[key] = hit  # the statement is held, so its id cannot be reused meanwhile
+            while len(_PREPARED) > PREPARED:
+                _PREPARED.popitem(last=False)
+    prepared = hit[1]
+    if prepared is None or {name for name, _ in prepared.slots} != given.keys():
+        return conn.execute(query, given)
+    values = list(prepared.values)
+    for name, at in prepared.slots:
+        value = given[name]
+        for i in at:
+            values[i] = value
+    return conn.exec_driver_sql(prepared.sql, tuple(values))
+
+
+def _prepare(conn: Connection, query: Select[Any], params: dict[str, Any]) -> _Prepared | None:
+    dialect = conn.dialect
+    if dialect.name != "sqlite":
+        return None
+    compiled = query.compile(dialect=dialect)
+    if not compiled.positional or any(b.callable is not None for b in compiled.binds.values()):
+        return None
+    if any(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in query.selected_columns):
+        return None
+    state = compiled.construct_expanded_state(params)
+    order = state.positiontup
+    if order is None or state.processors or any(name in compiled.binds and
+                                                compiled.binds[name].expanding for name in params):  # fmt: skip
+        return None
+    slots = tuple((name, tuple(i for i, n in enumerate(order) if n == name)) for name in params)
+    values = state.parameters
+    return _Prepared(state.statement, tuple(values[name] for name in order), slots)
