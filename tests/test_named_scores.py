@@ -32,6 +32,7 @@ from leadscore.demo import run_demo
 from leadscore.errors import InputError, NotFoundError
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.lifecycle.runner import run_round
+from leadscore.lifecycle.score_stages import named_scores, unpublished_scores
 from leadscore.model import loads_model
 from leadscore.scoring.clock import tick
 from leadscore.scoring.explain import explain_current
@@ -40,7 +41,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.keys import create_key
 from leadscore.store.ledger_lines import expand
-from leadscore.store.lifecycle_tables import read_stage_history
+from leadscore.store.lifecycle_tables import read_stage_history, segment_member_ids
 from leadscore.store.model_versions import active_version, active_versions, find_version
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_crossings, read_current, read_history
@@ -470,6 +471,85 @@ def test_a_gate_naming_an_unknown_score_never_holds(store: Store) -> None:
     # no lead has a "partners" score, so no one takes that transition, though it asks for 0 points
     assert stages(store, "ann") == ["lead"]
     assert stages(store, "bob") == ["lead"]
+
+
+SEGMENTS = (
+    CORE
+    + """
+lifecycle:
+  initial: lead
+  stages:
+    - {id: lead, name: Lead}
+  segments:
+    - {id: hot_analytics, name: Hot for analytics, score: analytics, bands: [hot], webhook: {url: "http://hooks.example/audience"}}
+    - {id: hot, name: Hot, bands: [hot]}
+    - {id: top_analytics, name: Analytics A at 85, score: analytics, grades: [A], score_at_least: 85}
+"""
+)
+
+
+def test_a_segment_tests_the_score_it_names(store: Store) -> None:
+    publish(store, loads_model(SEGMENTS), score_name="core", as_of=T0)  # core: the primary
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
+    dana = [
+        message("dana", 0, T0, type="identify", traits={"job_title": "Data Analyst"}),
+        message("dana", 1, T0 + HOUR, type="track", event="Report Built"),
+    ]
+    ingest(store, [*events(), *dana], source="test", as_of=T0 + 3 * HOUR)
+    run_round(store, Settings(), now_ms=T0 + 3 * HOUR, deliver=False)
+    # dana, core: fit 0 (D), engagement 0 (level 4), score 0 (cold); analytics: fit 80 (A), engagement 80
+    # (level 1), score ½·80 + ½·80 = 80 (hot): hot on analytics and cold on the primary
+    assert numbers(current(store, "dana", "core")) == (0.0, 0.0, 0.0, "D", 4, "cold")
+    assert numbers(current(store, "dana", "analytics")) == (80.0, 80.0, 80.0, "A", 1, "hot")
+    lifecycle = loads_model(SEGMENTS).lifecycle
+    assert lifecycle is not None
+    with store.connect() as conn:
+        ann, bob, dana_id = (find_lead(conn, external_id=u) for u in ("ann", "bob", "dana"))
+        # hot on analytics: ann (90) and dana (80); hot on the primary (core): no one (ann 50, bob 20,
+        # dana 0); analytics grade A and ≥ 85: ann (90, A), not dana (80, A)
+        assert segment_member_ids(conn, "hot_analytics") == {ann, dana_id}
+        assert segment_member_ids(conn, "hot") == set()
+        assert segment_member_ids(conn, "top_analytics") == {ann}
+        assert bob not in segment_member_ids(conn, "hot_analytics")
+        bodies = [
+            json.loads(p) if isinstance(p, str) else p
+            for (p,) in conn.execute(
+                select(outbox.c.payload)
+                .where(outbox.c.action == "segment_hot_analytics")
+                .order_by(outbox.c.lead_id)
+            )
+        ]
+    # the export tells the segment's score, the highest first (core: ann 50, warm; dana 0, cold)
+    out = CliRunner().invoke(cli, ["segments", "export", "hot_analytics", "--db", str(store.url)])
+    assert out.exit_code == 0, out.output
+    exported = [
+        (r["external_id"], r["score"], r["grade"], r["band"]) for r in csv.DictReader(io.StringIO(out.output))
+    ]
+    assert exported == [("ann", "90.0", "A", "hot"), ("dana", "80.0", "A", "hot")]
+    # the webhook announcing each entry tells the analytics score, not the primary's
+    assert [
+        (
+            b["event"],
+            b["body"]["lead"]["external_id"],
+            b["body"]["lead"]["score_name"],
+            b["body"]["lead"]["score"],
+        )
+        for b in bodies
+    ] == [
+        ("segment.entered", "ann", "analytics", 90.0),
+        ("segment.entered", "dana", "analytics", 80.0),
+    ]
+    # publishing warns of a segment naming a score no model is published as
+    assert named_scores(lifecycle) == [
+        ("segment hot_analytics", "analytics"),
+        ("segment top_analytics", "analytics"),
+    ]
+    warnings = unpublished_scores(lifecycle, {"core"})
+    assert [w.split(",")[0] for w in warnings] == [
+        "segment hot_analytics names the score 'analytics'",
+        "segment top_analytics names the score 'analytics'",
+    ]
+    assert unpublished_scores(lifecycle, {"core", "analytics"}) == []
 
 
 # --- surfaces: the read API, CSV export, the CLI, each reading the score named (the primary by default)

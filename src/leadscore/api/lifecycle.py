@@ -265,10 +265,11 @@ def get_members(
 ) -> Any:
     model = lifecycle_model(state)
     assert model.lifecycle is not None
-    if segment_id not in {s.id for s in model.lifecycle.segments}:
+    segment = next((s for s in model.lifecycle.segments if s.id == segment_id), None)
+    if segment is None:
         raise NotFoundError(f"no segment {segment_id!r}")
     with state.store.connect() as conn:
-        rows = segments.members(conn, segment_id)
+        rows = segments.members(conn, segment)
     if format == "csv":
         body: Iterator[str] = segments.export_csv(rows)
         headers = {"Content-Disposition": f'attachment; filename="{segment_id}.csv"'}

@@ -272,7 +272,7 @@ def list_segments(db: Db = None) -> None:
         lifecycle = _lifecycle(store)
         with store.connect() as conn:
             rows = [
-                {"segment": s.id, "name": s.name, "members": len(segments.members(conn, s.id))}
+                {"segment": s.id, "name": s.name, "members": len(segments.members(conn, s))}
                 for s in lifecycle.segments
             ]
     print_rows(rows, "table", "Segments")
@@ -291,10 +291,11 @@ def export_segment(
 
     with open_store(db) as store:
         lifecycle = _lifecycle(store)
-        if segment not in {s.id for s in lifecycle.segments}:
+        found = next((s for s in lifecycle.segments if s.id == segment), None)
+        if found is None:
             raise NotFoundError(f"no segment {segment!r}")
         with store.connect() as conn:
-            text = "".join(segments.export_csv(segments.members(conn, segment)))
+            text = "".join(segments.export_csv(segments.members(conn, found)))
     if output is None:
         sys.stdout.write(text)
     else:

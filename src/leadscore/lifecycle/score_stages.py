@@ -50,9 +50,11 @@ def owners(lifecycle: Lifecycle, primary: str) -> dict[str, frozenset[str]]:
 
 
 def named_scores(lifecycle: Lifecycle) -> list[tuple[str, str]]:
-    """Every score a lifecycle names, as (where, name): each transition's gate and each crossing action."""
+    """Every score a lifecycle names, as (where, name): each transition's gate, each crossing action and
+    each segment."""
     found = [(f"transition {t.id}", t.when.score) for t in lifecycle.transitions if t.when.score is not None]
     found += [(f"action {a.id}", a.trigger.score) for a in lifecycle.actions if a.trigger.score is not None]
+    found += [(f"segment {s.id}", s.score) for s in lifecycle.segments if s.score is not None]
     return [(where, name) for where, name in found if name is not None]
 
 

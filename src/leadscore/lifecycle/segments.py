@@ -1,5 +1,7 @@
 """Segments: named sets of leads by stage, band, grade, score and attributes, kept current as leads are
-evaluated, exportable as CSV, and announced by webhook when a lead enters or leaves one."""
+evaluated, exportable as CSV, and announced by webhook when a lead enters or leaves one. A segment tests
+the score it names (``score: analytics``; the primary when it names none), and its export and webhooks
+tell that score."""
 
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ def _members(
     query = (
         select(leads.c.id)
         .select_from(
-            leads.join(scores, scores_of(leads.c.id))
+            leads.join(scores, scores_of(leads.c.id, segment.score))
             .join(lead_stages, lead_stages.c.lead_id == leads.c.id)
             .outerjoin(accounts, accounts.c.id == leads.c.account_id)
         )
@@ -109,7 +111,7 @@ def _announce(
     out = []
     for change in rows:
         kind = "segment.entered" if change["change"] == "enter" else "segment.left"
-        lead = lead_context(conn, model, change["lead_id"], settings)["lead"]
+        lead = lead_context(conn, model, change["lead_id"], settings, segment.score)["lead"]
         key = f"segment:{segment.id}:{change['id']}"
         body: dict[str, Any] = (
             {"text": f"{lead['name']} {'entered' if change['change'] == 'enter' else 'left'} {segment.name}"}
@@ -135,7 +137,8 @@ def _announce(
     enqueue(conn, out, now_ms)
 
 
-def members(conn: Connection, segment: str) -> list[dict[str, Any]]:
+def members(conn: Connection, segment: Segment) -> list[dict[str, Any]]:
+    """The members of ``segment``, the highest of the score it tests first, with that score's values."""
     query = (
         select(
             leads.c.id.label("lead_id"),
@@ -153,10 +156,10 @@ def members(conn: Connection, segment: str) -> list[dict[str, Any]]:
         .select_from(
             segment_members.join(leads, leads.c.id == segment_members.c.lead_id)
             .outerjoin(accounts, accounts.c.id == leads.c.account_id)
-            .outerjoin(scores, scores_of(leads.c.id))
+            .outerjoin(scores, scores_of(leads.c.id, segment.score))
             .outerjoin(lead_stages, lead_stages.c.lead_id == leads.c.id)
         )
-        .where(segment_members.c.segment == segment)
+        .where(segment_members.c.segment == segment.id)
         .order_by(scores.c.score.desc(), leads.c.id)
     )
     return [{**dict(r), "entered": iso(int(r["entered_ms"]))} for r in conn.execute(query).mappings()]

@@ -304,9 +304,15 @@ class Assignment(Frozen):
 
 
 class Segment(Frozen):
+    """A named set of leads: those for which every key given holds.
+
+    ``score`` names the score whose band, grade and score the segment tests (as a gate's ``score``;
+    default: the primary score); a lead without that score is a member of no segment that names it."""
+
     id: Annotated[str, Field(pattern=RULE_ID), _unique("segment")]
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
+    score: str | None = Field(default=None, pattern=SCORE_NAME, description="the named score tested")
     stages: tuple[StageRef, ...] | None = Field(default=None, min_length=1)
     bands: tuple[Literal["hot", "warm", "cold"], ...] | None = Field(default=None, min_length=1)
     grades: tuple[Literal["A", "B", "C", "D"], ...] | None = Field(default=None, min_length=1)
