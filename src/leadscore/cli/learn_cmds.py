@@ -118,7 +118,7 @@ def _print_evaluation(ev: Evaluation) -> None:
         [[ev.roc_auc, ev.pr_auc, ev.ece, *ev.capture.values()]],
     )
     top20 = ev.capture.get("top 20 %")
-    if top20 is not None:
+    if top20 is not None and top20 == top20:  # NaN (no conversions) says nothing
         console.print(f"the top 20 % of leads hold {100 * top20:.0f} % of conversions", highlight=False)
     _rows("Lift and gains by decile", ["decile", "leads", "converted", "rate", "lift", "cumulative capture"],
           [[d.decile, d.leads, d.converted, d.rate, d.lift, d.cumulative_capture] for d in ev.deciles])  # fmt: skip

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select
 
 from leadscore.compile import Ledger
+from leadscore.errors import InputError, Problem
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn import metrics
@@ -26,7 +27,7 @@ from leadscore.learn.dataset import csv_data, duplicate_keys
 from leadscore.learn.labels import data_end, label, outcome_times
 from leadscore.learn.store_data import cutoff_pairs, known_at_cutoffs
 from leadscore.learn.to_model import stated_probability
-from leadscore.model import ScoringModel
+from leadscore.model import ScoringModel, walk
 from leadscore.model.lifecycle import BANDS
 from leadscore.scoring.run import all_leads, now_ms, score, score_points
 from leadscore.store import Store
@@ -206,6 +207,7 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
     compiled query (no times: every row with an outcome value is labelled)."""
     data = csv_data(path, outcome, id_column=id_column)
     duplicate_keys(data, id_column, str(path))
+    readable_from_csv(model, set(data.columns) - {canonical(outcome)}, str(path))
     truth = dict(zip(data.keys, data.y.tolist(), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.from_url(str(Path(tmp) / "evaluate.db"))
@@ -222,7 +224,34 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
         finally:
             store.dispose()
     y = [truth[external[lg.lead_id]] for lg in ledgers]
-    return evaluate_ledgers(model, label_, canonical(outcome), ledgers, y, excluded=data.excluded)
+    ev = evaluate_ledgers(model, label_, canonical(outcome), ledgers, y, excluded=data.excluded)
+    if model.engagement:
+        ev.warnings.append(f"the model's {len(model.engagement)} engagement rules read events, which a CSV "
+                           "does not have: they give no lead points here")  # fmt: skip
+    ev.warnings[:0] = data.notes
+    return ev
+
+
+# lead fields a CSV fills from another column (the e-mail's domain; a full name split in two)
+_FILLED_FROM = {"email_domain": "email", "first_name": "name", "last_name": "name"}
+
+
+def readable_from_csv(model: ScoringModel, columns: set[str], file: str) -> None:
+    """Refuse a model whose fit rules read a field no column of the CSV holds: every lead would miss
+    the rule, and the numbers would measure a model other than the one given. A rule on the account
+    alone (``account.*``) is refused too, a CSV of leads has no accounts; a rule reading the account's
+    copy of a field, else the lead's (a learned model's ``account.employees`` else ``employees``), reads
+    the lead's."""
+    for rule in model.fit:
+        fields = [c.field for c in walk(rule.when) if c.subject == "attribute"]
+        lead = [f for f in fields if not f.startswith("account.")]
+        if fields and not lead:
+            raise InputError(Problem(f"rule {rule.id!r} reads only the account ({fields[0]}), and a CSV of "
+                                     "leads has no accounts", file, 1))  # fmt: skip
+        absent = next((f for f in lead if f not in columns and _FILLED_FROM.get(f) not in columns), None)
+        if absent is not None:
+            raise InputError(Problem(f"rule {rule.id!r} reads {absent!r}, and no column of the file is "
+                                     f"read as {absent!r}", file, 1))  # fmt: skip
 
 
 def _hot_first(groups: list[metrics.Group]) -> list[metrics.Group]:

@@ -195,4 +195,9 @@ def _learn(
             ch = fit_challenger(data.features, train_full.X, train.y, challenger, sc.placeholders)
             p = ch.predict_proba(held_full.X)
             result.challenger = measure(f"{ch.kind} challenger", held.y, p, p)
+    elif holdout != "none" or test is not None:
+        result.warnings.append(
+            f"the held-out rows ({len(held)}, {int(held.y.sum())} converted) do not hold both outcomes: "
+            "the model is not measured (ROC-AUC, PR-AUC and ECE are undefined)"
+        )
     return result

@@ -1,0 +1,190 @@
+"""learn and evaluate refuse what they cannot read truly, with its row and column: two headers read as
+one column, a time column with values that are no time, a test file without a column the model was
+learned on (or with text where training read numbers), a model reading fields the CSV lacks; and they
+say when the held-out rows cannot measure anything (hand-made CSVs written by each test)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leadscore.cli.main import app
+from leadscore.errors import InputError
+from leadscore.learn.dataset import csv_data
+from leadscore.learn.evaluate import evaluate_csv
+from leadscore.learn.train import learn
+from leadscore.model import loads_model
+
+runner = CliRunner()
+
+
+def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _leads(tmp_path: Path, name: str = "leads", n: int = 120) -> Path:
+    """Leads converting when they have 500 employees or more, except every 5th (which turns it round)."""
+    rows = [[f"p{i}", (20, 500, 2000)[i % 3], ("saas", "bank")[i % 2], int((i % 3 != 0) != (i % 5 == 0))]
+            for i in range(n)]  # fmt: skip
+    return _write(tmp_path / f"{name}.csv", ["Id", "Employees", "Industry", "Converted"], rows)
+
+
+def test_two_headers_read_as_one_column_are_refused_naming_both(tmp_path: Path) -> None:
+    rows = [[f"p{i}", (20, 500)[i % 2], i, i % 2] for i in range(40)]
+    path = _write(tmp_path / "dup.csv", ["Id", "Employees", "Employees", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        csv_data(path, "Converted", id_column="Id")
+    # the reader would keep the first non-blank of the two cells: a row-by-row mix of two columns
+    assert err.value.problem.line == 1 and err.value.problem.field == "Employees"
+    assert "columns 2 ('Employees') and 3 ('Employees') are both read as 'employees'" in str(err.value)
+    # an alias counts too: "Company Size" is read as employees
+    aliased = _write(tmp_path / "alias.csv", ["Id", "Employees", "Company Size", "Converted"], rows)
+    with pytest.raises(InputError, match=r"columns 2 \('Employees'\) and 3 \('Company Size'\)"):
+        csv_data(aliased, "Converted", id_column="Id")
+
+
+def test_a_time_holdout_column_with_a_value_that_is_no_time_is_refused_with_its_row(tmp_path: Path) -> None:
+    rows = [[f"p{i}", f"2024-01-{1 + i % 28:02d}", i % 5, i % 2] for i in range(40)]
+    rows[5][1] = "garbage"  # row 7 of the file
+    path = _write(tmp_path / "t.csv", ["Id", "Created", "Visits", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        csv_data(path, "Converted", id_column="Id", time_column="Created")
+    assert (err.value.problem.line, err.value.problem.field) == (7, "Created")
+    assert "'garbage' is neither an ISO date (2024-03-01) nor a number" in str(err.value)
+    # a column of categories is no time column: its first row says so (before: "no row has a time")
+    with pytest.raises(InputError) as err:
+        csv_data(_leads(tmp_path), "Converted", id_column="Id", time_column="Industry")
+    assert (err.value.problem.line, err.value.problem.field) == (2, "Industry")
+
+
+def test_a_test_file_must_hold_the_training_columns_as_they_were_read(tmp_path: Path) -> None:
+    data = csv_data(_leads(tmp_path), "Converted", id_column="Id")
+    assert [f.name for f in data.features] == ["employees", "industry"]
+    rows = [[f"t{i}", (20, 500)[i % 2], i % 2] for i in range(30)]
+    lacking = _write(tmp_path / "lacking.csv", ["Id", "Employees", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        csv_data(lacking, "Converted", id_column="Id", features=data.features)
+    # before: every test row read as "no industry", and the model measured on data it was not learned for
+    assert "no column 'industry' (feature 'industry' of the training file)" in str(err.value)
+    rows = [[f"t{i}", "many" if i == 3 else 500, "saas", i % 2] for i in range(30)]
+    text = _write(tmp_path / "text.csv", ["Id", "Employees", "Industry", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        csv_data(text, "Converted", id_column="Id", features=data.features)
+    # 29 numbers and "many": the reader reports it in a column of numbers ...
+    assert err.value.problem.line == 5 and "'many'" in str(err.value)
+    words = _write(tmp_path / "words.csv", ["Id", "Employees", "Industry", "Converted"],
+                   [[f"t{i}", ("many", "few")[i % 2], "saas", i % 2] for i in range(30)])  # fmt: skip
+    with pytest.raises(InputError) as err:
+        csv_data(words, "Converted", id_column="Id", features=data.features)
+    # ... and a column of texts where training read numbers is refused at its first row
+    assert (err.value.problem.line, err.value.problem.field) == (2, "employees")
+    assert "'many' is not a number; feature 'employees' is numeric in the training file" in str(err.value)
+
+
+def test_learn_says_when_the_held_out_rows_hold_one_outcome_only(tmp_path: Path) -> None:
+    data = csv_data(_leads(tmp_path), "Converted", id_column="Id")
+    rows = [[f"t{i}", (20, 500)[i % 2], "saas", 0] for i in range(30)]
+    test = csv_data(_write(tmp_path / "none.csv", ["Id", "Employees", "Industry", "Converted"], rows),
+                    "Converted", id_column="Id", features=data.features)  # fmt: skip
+    result = learn(data, "x", test=test, challenger=None, C=1.0, interactions=0, min_class_count=10)
+    assert (result.holdout_rows, result.holdout_converted) == (30, 0)
+    assert "the held-out rows (30, 0 converted) do not hold both outcomes" in " ".join(result.warnings)
+    trained = learn(data, "x", holdout="none", challenger=None, C=1.0, interactions=0, min_class_count=10)
+    assert not any("held-out rows" in w for w in trained.warnings)  # nothing was held out: nothing to say
+
+
+MODEL = """
+model: firmographics
+fit:
+  - id: big
+    name: 500 employees or more
+    when: {attribute: employees, gte: 500}
+    points: 30
+  - id: saas
+    name: SaaS
+    when: {attribute: industry, equals: saas}
+    points: 10
+"""
+
+
+def test_evaluate_refuses_a_model_reading_a_field_no_column_holds(tmp_path: Path) -> None:
+    rows = [[f"p{i}", (20, 500)[i % 2], i % 2] for i in range(40)]
+    path = _write(tmp_path / "no_industry.csv", ["Id", "Employees", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        evaluate_csv(loads_model(MODEL), "m", path, outcome="Converted", id_column="Id")
+    # before: every lead missed the rule, and the numbers measured another model than the one given
+    assert "rule 'saas' reads 'industry', and no column of the file is read as 'industry'" in str(err.value)
+    account = MODEL.replace("attribute: industry", "attribute: account.industry")
+    with pytest.raises(InputError, match="rule 'saas' reads only the account"):
+        evaluate_csv(loads_model(account), "m", _leads(tmp_path), outcome="Converted", id_column="Id")
+    # the account's value, else the lead's (as a learned model writes it): the lead's column is read
+    fallback = MODEL.replace(
+        "when: {attribute: industry, equals: saas}",
+        "when: {any: [{attribute: account.industry, equals: saas},"
+        " {all: [{attribute: account.industry, missing: true}, {attribute: industry, equals: saas}]}]}",
+    )
+    ev = evaluate_csv(loads_model(fallback), "m", _leads(tmp_path), outcome="Converted", id_column="Id")
+    # 120 leads: 80 with 500 or more employees, 60 in SaaS; rule "saas" hits every second lead
+    assert (ev.rows, [(r.rule, r.coverage) for r in ev.rules]) == (120, [("big", 80 / 120), ("saas", 0.5)])
+
+
+def test_evaluate_says_how_it_read_an_outcome_column_of_ids(tmp_path: Path) -> None:
+    rows = [[f"p{i}", (20, 500)[i % 2], "saas", f"006A{i:04d}" if i % 4 == 0 else ""] for i in range(40)]
+    path = _write(tmp_path / "crm.csv", ["Id", "Employees", "Industry", "Opportunity"], rows)
+    ev = evaluate_csv(loads_model(MODEL), "m", path, outcome="Opportunity", id_column="Id")
+    assert (ev.rows, ev.converted) == (40, 10)
+    assert ev.warnings[0].startswith("outcome column 'Opportunity' holds no yes/no values")
+
+
+def test_learn_cli_prints_the_error_with_file_row_and_column(tmp_path: Path) -> None:
+    rows = [[f"p{i}", "soon" if i == 2 else f"2024-02-{1 + i:02d}", i % 5, i % 2] for i in range(20)]
+    path = _write(tmp_path / "t.csv", ["Id", "Created", "Visits", "Converted"], rows)
+    result = runner.invoke(app, ["learn", "--csv", str(path), "--outcome", "Converted", "--id", "Id",
+                                 "--holdout", "time:Created", "--output", str(tmp_path / "x.yaml")])  # fmt: skip
+    assert isinstance(result.exception, InputError)
+    assert str(result.exception).startswith(f"{path}:4 field Created: 'soon' is neither an ISO date")
+
+
+def test_a_free_text_writes_no_rule_for_a_value_it_cannot_have(tmp_path: Path) -> None:
+    seniority = ("VP", "Head", "Director", "Manager", "Engineer", "Student")
+    rows = [[f"p{i}", f"{seniority[i % 6]} {('Marketing', 'Sales', 'Finance')[i % 3]} {i % 50}",
+             int((i % 6 < 3) != (i % 7 == 0))] for i in range(300)]  # fmt: skip
+    data = csv_data(_write(tmp_path / "titles.csv", ["Id", "Job Title", "Converted"], rows), "Converted",
+                    id_column="Id")  # fmt: skip
+    assert "job_title mentions VP / Head / Director" in [f.name for f in data.features]
+    result = learn(data, "x", holdout="none", challenger=None, C=1.0, interactions=0, min_class_count=10)
+    names = [r.name for r in result.model.fit]
+    # a text mentions the words or it does not: before, each words feature also wrote "Job title: no
+    # value", a rule no lead can hit (a contradiction, "no training leads") worth points, in the budget
+    assert [n for n in names if n.endswith(": no value")] == []
+    assert "Job title mentions VP / Head / Director" in names
+    assert all(" mention" in n for n in names)
+
+
+def test_dates_spelt_as_spreadsheets_spell_them_are_not_features(tmp_path: Path) -> None:
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun")
+    rows = [[f"p{i}", f"{1 + i % 28} {months[i % 6]} 2024", f"{1 + i % 6:02d}/01/2024",
+             f"{1 + i % 6}/{1 + i % 28}/2024 10:{10 + i % 50} PM", f"2024{1 + i % 6:02d}{1 + i % 28:02d}",
+             f"{months[i % 6]}. {1 + i % 28}, 2024", i % 5, int((i % 6 >= 3) != (i % 7 == 0))]
+            for i in range(120)]  # fmt: skip
+    path = _write(tmp_path / "crm.csv", ["Id", "Created", "Week", "Updated", "Day", "Closed", "Visits",
+                                         "Converted"], rows)  # fmt: skip
+    data = csv_data(path, "Converted", id_column="Id")
+    # before: "Created mentions apr" (words of a free text) and "week: 04/01/2024" (categories), rules
+    # on calendar days that stop meaning anything after learning
+    assert [f.name for f in data.features] == ["visits"]
+    assert sorted(c for c, why in data.dropped if why.startswith("a date")) == [
+        "closed", "created", "day", "updated", "week"
+    ]  # fmt: skip
+    # a day and month that fit neither order (31/02, 13/13) are not a date
+    rows = [[f"p{i}", f"{13 + i % 3}/13/2024", i % 5, i % 2] for i in range(40)]
+    odd = csv_data(_write(tmp_path / "odd.csv", ["Id", "Code", "Visits", "Converted"], rows), "Converted",
+                   id_column="Id")  # fmt: skip
+    assert [f.name for f in odd.features] == ["code", "visits"]
