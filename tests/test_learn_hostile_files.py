@@ -188,3 +188,26 @@ def test_dates_spelt_as_spreadsheets_spell_them_are_not_features(tmp_path: Path)
     odd = csv_data(_write(tmp_path / "odd.csv", ["Id", "Code", "Visits", "Converted"], rows), "Converted",
                    id_column="Id")  # fmt: skip
     assert [f.name for f in odd.features] == ["code", "visits"]
+
+
+def test_the_id_column_names_one_lead_per_row(tmp_path: Path) -> None:
+    path = _leads(tmp_path)
+    out = ["--challenger", "none", "--min-outcomes", "10", "--output", str(tmp_path / "x.yaml")]
+    result = runner.invoke(
+        app, ["learn", "--csv", str(path), "--outcome", "Converted", "--id", "Industry", *out]
+    )
+    # before: scikit-learn's "Cannot have number of splits n_splits=5 greater than the number of groups: 2"
+    assert isinstance(result.exception, InputError)
+    assert "id 'saas' names 60 rows (rows 2, 4, 6, 8, 10 and 55 more); 2 ids appear more than once" in str(
+        result.exception
+    )
+    with pytest.raises(InputError, match="--id and --outcome name the same column"):
+        csv_data(path, "Converted", id_column="Converted")
+    with pytest.raises(InputError, match="--categorical 'Size' names no column of the file"):
+        csv_data(path, "Converted", id_column="Id", categorical=["Size"])
+    rows = [[f"p{i}" if i != 4 else "", 20, i % 2] for i in range(10)]
+    blank = _write(tmp_path / "blank.csv", ["Id", "Employees", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        csv_data(blank, "Converted", id_column="Id")
+    # before: read as the id 'None' (evaluate then dropped the row without a word)
+    assert (err.value.problem.line, err.value.problem.field) == (6, "Id") and "no id" in str(err.value)

@@ -321,7 +321,7 @@ def learn_cmd(
 ) -> None:
     """Learn a points model from outcomes and write it as a normal model YAML (scorecard method)."""
     from leadscore.learn import report_html
-    from leadscore.learn.dataset import csv_data
+    from leadscore.learn.dataset import csv_data, duplicate_keys
     from leadscore.learn.store_data import WINDOWS, cutoffs, store_data
     from leadscore.learn.train import learn
     from leadscore.model.durations import parse_duration
@@ -334,8 +334,12 @@ def learn_cmd(
         time_column = holdout.split(":", 1)[1] if holdout.startswith("time:") else None
         data = csv_data(csv, outcome, id_column=id_column, exclude=exclude or (),
                         categorical=categorical or (), time_column=time_column)  # fmt: skip
+        if id_column is not None:  # one row per lead, as evaluate reads a file
+            duplicate_keys(data, id_column, str(csv))
         if test_csv is not None:
             test = csv_data(test_csv, outcome, id_column=id_column, features=data.features)
+            if id_column is not None:
+                duplicate_keys(test, id_column, str(test_csv))
         source = f"Learned from {csv.name} (outcome {outcome})."
     else:
         with open_store(db) as store:

@@ -287,10 +287,12 @@ def csv_data(
     time_key = canonical(time_column) if time_column else None
     if time_key is not None and time_key not in columns:
         raise InputError(Problem(f"no time column {time_column!r} (--holdout time:COLUMN)", file, 1))
-    exclude = tuple(exclude)
-    for name in exclude:
+    if key == target:
+        raise InputError(Problem(f"--id and --outcome name the same column ({id_column!r})", file, 1))
+    exclude, categorical = tuple(exclude), tuple(categorical)
+    for option, name in [*(("--exclude", n) for n in exclude), *(("--categorical", n) for n in categorical)]:
         if canonical(name) not in columns:
-            raise InputError(Problem(f"--exclude {name!r} names no column of the file", file, 1))
+            raise InputError(Problem(f"{option} {name!r} names no column of the file", file, 1))
     read = {target, *([key] if key else []), *([time_key] if time_key else [])}
     _one_column_each(csv_file.headers, csv_file.columns, read, file)
     if features is not None:
@@ -327,6 +329,11 @@ def csv_data(
         if bad is not None:
             raise InputError(Problem(f"{X[bad, j]!r} is not a number; feature {f.name!r} is numeric in the "
                                      "training file", file, kept[bad][2], field=f.name))  # fmt: skip
+    blank = next((n for r, _, n in kept if key and r.get(key) is None), None)
+    if blank is not None:
+        raise InputError(
+            Problem("no id (a blank --id cell): every row needs one", file, blank, field=id_column)
+        )
     keys = tuple(str(r.get(key)) if key else str(n) for r, _, n in kept)
     return Dataset(
         tuple(features),
@@ -468,9 +475,10 @@ def duplicate_keys(data: Dataset, id_column: str, file: str) -> None:
     twice = [k for k, n in counts.items() if n > 1]
     if twice:
         rows = [n for k, n in zip(data.keys, data.lines, strict=True) if k == twice[0]]
+        listed = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
         raise InputError(
             Problem(
-                f"id {twice[0]!r} names {counts[twice[0]]} rows (rows {', '.join(map(str, rows))}); "
+                f"id {twice[0]!r} names {counts[twice[0]]} rows (rows {listed}); "
                 f"{len(twice)} ids appear more than once: one row per lead",
                 file,
                 rows[1] if len(rows) > 1 else None,
