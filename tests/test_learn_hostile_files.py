@@ -9,16 +9,24 @@ import csv
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from leadscore.cli.main import app
 from leadscore.errors import InputError
+from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.evaluate import evaluate_csv
+from leadscore.learn.scorecard import Scorecard
+from leadscore.learn.to_model import to_yaml
 from leadscore.learn.train import learn
-from leadscore.model import loads_model
+from leadscore.model import loads_model, walk
+from leadscore.scoring.run import all_leads, score
+from leadscore.store import Store
+from leadscore.store.schema import leads
 
 runner = CliRunner()
+T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 
 
 def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
@@ -211,3 +219,27 @@ def test_the_id_column_names_one_lead_per_row(tmp_path: Path) -> None:
         csv_data(blank, "Converted", id_column="Id")
     # before: read as the id 'None' (evaluate then dropped the row without a word)
     assert (err.value.problem.line, err.value.problem.field) == (6, "Id") and "no id" in str(err.value)
+
+
+def test_a_column_reaching_1e308_learns_a_model_the_compiled_query_scores_alike(
+    store: Store, tmp_path: Path
+) -> None:
+    values = ("1e308", "-1e308", "1.7976931348623157e308", "-0", "0", "5", "9.83E-05")
+    rows = [[f"s{i}", values[i % 7], int((i % 7 in (0, 2)) != (i % 5 == 0))] for i in range(280)]
+    path = _write(tmp_path / "huge.csv", ["Session", "Reach", "Converted"], rows)
+    data = csv_data(path, "Converted", id_column="Session")
+    sc = Scorecard(data.features, min_class_count=20, max_bins=4, min_bin_share=0.03).fit(data.X, data.y)
+    # before: the edge 1e308 was written as a 309-digit integer, which the model language refuses
+    model = loads_model(to_yaml(sc, "huge"))
+    edges = [c.value for r in model.fit for c in walk(r.when)]
+    assert 1e308 in edges and all(isinstance(v, float) for v in edges if abs(v) >= 2**63)
+    import_leads(store, path, ImportOptions(mapping={"Session": "user_id"}, ignore=frozenset({"Converted"})))
+    with store.connect() as conn:
+        external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+        compiled = {
+            external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))
+        }
+    expected = dict(zip(data.keys, sc.score_100(data.X).tolist(), strict=True))
+    assert len(compiled) == 280 and [k for k, v in expected.items() if abs(compiled[k] - v) > 1e-9] == []
+    # 1e308 and the largest double (converting) above -1e308, -0, 0, 5 and 9.83E-05
+    assert expected["s0"] == expected["s2"] > expected["s1"]

@@ -45,7 +45,10 @@ def _fmt(value: Any) -> str:
 
 
 def _yaml_number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else float(value)
+    """A whole number as an integer (``gte: 500``), unless beyond 64 bits (1e308 is an edge a column of
+    huge numbers can have), which the model language refuses as an integer: then as a float."""
+    whole = float(value).is_integer() and -(2**63) <= value < 2**63
+    return int(value) if whole else float(value)
 
 
 def _items(values: tuple[Any, ...]) -> str:
