@@ -243,3 +243,20 @@ def test_a_column_reaching_1e308_learns_a_model_the_compiled_query_scores_alike(
     assert len(compiled) == 280 and [k for k, v in expected.items() if abs(compiled[k] - v) > 1e-9] == []
     # 1e308 and the largest double (converting) above -1e308, -0, 0, 5 and 9.83E-05
     assert expected["s0"] == expected["s2"] > expected["s1"]
+
+
+def test_evaluate_scores_every_row_or_says_which_it_cannot(tmp_path: Path) -> None:
+    rows = [[f"p{i}", f"p{i}@a.example", (20, 500)[i % 2], "saas", i % 2] for i in range(20)]
+    rows[6][1] = "not an e-mail"  # row 8
+    path = _write(tmp_path / "bad.csv", ["Id", "Email", "Employees", "Industry", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        evaluate_csv(loads_model(MODEL), "m", path, outcome="Converted", id_column="Id")
+    # before: 19 labelled rows, the refused one left out without a word
+    assert (err.value.problem.line, err.value.problem.field) == (8, "Email")
+    rows[6][1] = "p5@a.example"  # rows 7 and 8: two ids, one e-mail, which the import makes one lead
+    path = _write(tmp_path / "same.csv", ["Id", "Email", "Employees", "Industry", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        evaluate_csv(loads_model(MODEL), "m", path, outcome="Converted", id_column="Id")
+    # before: 19 labelled rows, one outcome merged away
+    assert (err.value.problem.line, err.value.problem.field) == (8, "Id")
+    assert "the lead of id 'p6' is another row's too (the same e-mail); 1 of 20 rows so" in str(err.value)

@@ -213,7 +213,9 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
         store = Store.from_url(str(Path(tmp) / "evaluate.db"))
         try:
             options = ImportOptions(mapping={id_column: "user_id"}, ignore=frozenset({outcome}))
-            import_leads(store, path, options)
+            report = import_leads(store, path, options)
+            if report.problems:  # a row the store refuses (an e-mail that is not one) would go unscored
+                raise InputError(report.problems[0])
             with store.connect() as conn:
                 external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
                 ledgers = [
@@ -223,6 +225,12 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
                 ]
         finally:
             store.dispose()
+    scored = {external[lg.lead_id] for lg in ledgers}
+    lost = [(k, n) for k, n in zip(data.keys, data.lines, strict=True) if k not in scored]
+    if lost:  # two ids, one e-mail: the import made them one lead, and one row's outcome would vanish
+        raise InputError(Problem(f"the lead of id {lost[0][0]!r} is another row's too (the same e-mail); "
+                                 f"{len(lost)} of {len(data)} rows so: one row per lead", str(path), lost[0][1],
+                                 field=id_column))  # fmt: skip
     y = [truth[external[lg.lead_id]] for lg in ledgers]
     ev = evaluate_ledgers(model, label_, canonical(outcome), ledgers, y, excluded=data.excluded)
     if model.engagement:
