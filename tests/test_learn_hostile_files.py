@@ -260,3 +260,16 @@ def test_evaluate_scores_every_row_or_says_which_it_cannot(tmp_path: Path) -> No
     # before: 19 labelled rows, one outcome merged away
     assert (err.value.problem.line, err.value.problem.field) == (8, "Id")
     assert "the lead of id 'p6' is another row's too (the same e-mail); 1 of 20 rows so" in str(err.value)
+
+
+def test_learn_says_how_it_read_the_test_files_outcome_column(tmp_path: Path) -> None:
+    data = csv_data(_leads(tmp_path), "Converted", id_column="Id")
+    rows = [[f"t{i}", (20, 500)[i % 2], "saas", f"006A{i:04d}" if i % 2 else ""] for i in range(30)]
+    path = _write(tmp_path / "opps.csv", ["Id", "Employees", "Industry", "Converted"], rows)
+    test = csv_data(path, "Converted", id_column="Id", features=data.features)
+    result = learn(data, "x", test=test, challenger=None, C=1.0, interactions=0, min_class_count=10)
+    assert (result.holdout_rows, result.holdout_converted) == (30, 15)
+    # before: the training file's yes/no and the test file's "present = converted" went unremarked
+    assert any(
+        w.startswith("test set: outcome column 'Converted' holds no yes/no values") for w in result.warnings
+    )

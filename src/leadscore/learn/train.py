@@ -170,7 +170,11 @@ def _learn(
         fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate, ranked, fixed,
                                max_rules, columns, full)  # fmt: skip
     sc, keep = fitted.scorecard, fitted.keep
-    notes = [*data.notes, *fitted.notes]
+    notes = [
+        *data.notes,
+        *(f"test set: {n}" for n in (test.notes if test is not None else ())),
+        *fitted.notes,
+    ]
     features = tuple(data.features[j] for j in keep)
     train_scores = sc.score_100(train.X[:, keep], [columns[j] for j in keep])
     bands = (
