@@ -273,3 +273,22 @@ def test_learn_says_how_it_read_the_test_files_outcome_column(tmp_path: Path) ->
     assert any(
         w.startswith("test set: outcome column 'Converted' holds no yes/no values") for w in result.warnings
     )
+
+
+def test_files_that_are_not_there_are_usage_errors_not_tracebacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _leads(tmp_path)
+    monkeypatch.chdir(tmp_path)  # short names: the error box wraps long ones
+    learn_ = ["learn", "--outcome", "Converted", "--id", "Id", "--challenger", "none"]
+    cases = {
+        "Invalid value for '--csv': file 'missing.csv' does not exist": [*learn_, "--csv", "missing.csv"],
+        "Invalid value for '--test-csv'": [*learn_, "--csv", "leads.csv", "--test-csv", "missing.csv"],
+        "file '.' is a directory": [*learn_, "--csv", "leads.csv", "--output", "."],
+        "no folder 'no' to write 'x.yaml' in": [*learn_, "--csv", "leads.csv", "--output", "no/x.yaml"],
+        "file 'missing.csv' does not exist": ["outcomes", "import", "missing.csv"],
+    }
+    for said, args in cases.items():
+        result = runner.invoke(app, args)
+        # before: FileNotFoundError / IsADirectoryError tracebacks, the unwritable output after learning
+        assert result.exit_code == 2 and said in " ".join(result.output.replace("│", " ").split()), args

@@ -42,7 +42,13 @@ Until = Annotated[
 Every = Annotated[str, typer.Option("--every", help="Time between cutoffs (e.g. 14d).")]
 CsvFile = Annotated[
     Path | None,
-    typer.Option("--csv", help="A flat CSV of leads with an outcome column (instead of the store)."),
+    typer.Option(
+        "--csv",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="A flat CSV of leads with an outcome column (instead of the store).",
+    ),
 ]
 IdColumn = Annotated[
     str | None, typer.Option("--id", help="CSV: the column that identifies a lead (holdout hash).")
@@ -239,9 +245,9 @@ def _print_learn(result: LearnResult, output: Path) -> None:
 
 def learn_cmd(
     name: Annotated[str, typer.Option("--name", help="Name of the learned model.")] = "learned",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model YAML.")] = Path(
-        "learned.yaml"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the model YAML.")
+    ] = Path("learned.yaml"),
     outcome: Outcome = "opportunity",
     horizon: Horizon = "30d",
     since: Since = None,
@@ -313,7 +319,13 @@ def learn_cmd(
     ] = "hash",
     test_csv: Annotated[
         Path | None,
-        typer.Option("--test-csv", help="CSV: measure on this file (same columns) instead of a holdout."),
+        typer.Option(
+            "--test-csv",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV: measure on this file (same columns) instead of a holdout.",
+        ),
     ] = None,
     html: Html = None,
     as_json: AsJson = False,
@@ -328,6 +340,10 @@ def learn_cmd(
 
     if challenger not in ("lightgbm", "hist", "none"):
         raise typer.BadParameter("--challenger is lightgbm, hist or none")
+    if not output.parent.is_dir():  # said before learning, not after it
+        raise typer.BadParameter(
+            f"no folder {str(output.parent)!r} to write {output.name!r} in", param_hint="--output"
+        )
     c: Any = regularisation if regularisation == "cv" else float(regularisation)
     test = None
     if csv is not None:

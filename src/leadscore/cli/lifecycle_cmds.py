@@ -205,7 +205,13 @@ def reject(
 @outcomes_app.command("import")
 def import_outcomes(
     path: Annotated[
-        Path, typer.Argument(help="CSV: lead (lead_id/email/user_id), kind, date, amount, reason.")
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV: lead (lead_id/email/user_id), kind, date, amount, reason.",
+        ),
     ],
     decimal: Annotated[
         str | None,
