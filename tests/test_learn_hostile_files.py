@@ -292,3 +292,18 @@ def test_files_that_are_not_there_are_usage_errors_not_tracebacks(
         result = runner.invoke(app, args)
         # before: FileNotFoundError / IsADirectoryError tracebacks, the unwritable output after learning
         assert result.exit_code == 2 and said in " ".join(result.output.replace("│", " ").split()), args
+
+
+def test_a_windows_1252_file_is_learned_from_and_said_to_be_one(tmp_path: Path) -> None:
+    rows = [
+        [f"p{i}", ("détail", "banque")[i % 2], i % 5, int((i % 2 == 0) != (i % 7 == 0))] for i in range(60)
+    ]
+    path = tmp_path / "eu.csv"
+    with path.open("w", newline="", encoding="cp1252") as f:
+        writer = csv.writer(f, delimiter=";")
+        writer.writerow(["Id", "Secteur", "Visits", "Converted"])
+        writer.writerows(rows)
+    data = csv_data(path, "Converted", id_column="Id")
+    assert sorted(set(data.column("secteur").tolist())) == ["banque", "détail"]
+    # before: decoded right, but the reader's note was dropped (import leads prints it)
+    assert data.notes[0].startswith("read as Windows-1252: the file is not UTF-8 (30 lines with accented")

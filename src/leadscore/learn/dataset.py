@@ -342,7 +342,7 @@ def csv_data(
         keys,
         dropped=tuple(dropped),
         excluded={"no outcome value": len(rows) - len(kept)} if len(rows) > len(kept) else {},
-        notes=tuple(notes),
+        notes=(*csv_file.notes, *notes),  # how the file was decoded (Windows-1252), the outcome read
         lines=tuple(n for _, _, n in kept),
         columns=tuple(sorted(columns)),
         times=None if time_key is None else np.asarray([time_value(r.get(time_key)) for r, _, _ in kept]),
