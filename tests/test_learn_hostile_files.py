@@ -6,6 +6,7 @@ say when the held-out rows cannot measure anything (hand-made CSVs written by ea
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,13 @@ def test_a_windows_1252_file_is_learned_from_and_said_to_be_one(tmp_path: Path) 
     assert sorted(set(data.column("secteur").tolist())) == ["banque", "détail"]
     # before: decoded right, but the reader's note was dropped (import leads prints it)
     assert data.notes[0].startswith("read as Windows-1252: the file is not UTF-8 (30 lines with accented")
+
+
+def test_learn_json_is_json_when_nothing_was_measured(tmp_path: Path) -> None:
+    args = ["learn", "--csv", str(_leads(tmp_path)), "--outcome", "Converted", "--id", "Id", "--holdout", "none",
+            "--min-outcomes", "10", "--challenger", "none", "--c", "1", "--output", str(tmp_path / "x.yaml"), "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # before: "roc_auc": NaN, which JSON does not have (jq and JavaScript refuse the document)
+    summary = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert summary["points"] == {"name": "points model", "roc_auc": None, "pr_auc": None, "ece": None}

@@ -59,18 +59,7 @@ class Evaluation:
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: undefined numbers (no conversions in a group) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+        return metrics.finite(asdict(self))
 
 
 def platt_cross_fit(y: npt.NDArray[Any], s: npt.NDArray[Any]) -> npt.NDArray[np.float64]:

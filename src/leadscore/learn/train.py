@@ -51,24 +51,27 @@ class LearnResult:
     choice: str = ""  # which candidate (features, how the budget is spent) and how it was chosen
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.model,
-            "train_rows": self.train_rows,
-            "holdout_rows": self.holdout_rows,
-            "holdout_converted": self.holdout_converted,
-            "points": vars(self.points),
-            "challenger": vars(self.challenger) if self.challenger else None,
-            "unconstrained": vars(self.unconstrained) if self.unconstrained else None,
-            "auc_gap": self.auc_gap,
-            "warnings": self.warnings,
-            "dropped": [list(d) for d in self.dropped],
-            "excluded": self.excluded,
-            "holdout": self.holdout,
-            "choice": self.choice,
-            "rules": len(self.model.fit) + len(self.model.engagement),
-            "regularisation": self.scorecard.C_,
-            "pairs": [[c.name for c in cells] for cells in self.pairs],
-        }
+        """JSON-ready: a measure not taken (no holdout, one class held out) is null, not NaN."""
+        return metrics.finite(
+            {
+                "model": self.model.model,
+                "train_rows": self.train_rows,
+                "holdout_rows": self.holdout_rows,
+                "holdout_converted": self.holdout_converted,
+                "points": vars(self.points),
+                "challenger": vars(self.challenger) if self.challenger else None,
+                "unconstrained": vars(self.unconstrained) if self.unconstrained else None,
+                "auc_gap": self.auc_gap,
+                "warnings": self.warnings,
+                "dropped": [list(d) for d in self.dropped],
+                "excluded": self.excluded,
+                "holdout": self.holdout,
+                "choice": self.choice,
+                "rules": len(self.model.fit) + len(self.model.engagement),
+                "regularisation": self.scorecard.C_,
+                "pairs": [[c.name for c in cells] for cells in self.pairs],
+            }
+        )
 
     @property
     def pairs(self) -> list[tuple[Feature, Feature]]:
