@@ -318,3 +318,17 @@ def test_learn_json_is_json_when_nothing_was_measured(tmp_path: Path) -> None:
     # before: "roc_auc": NaN, which JSON does not have (jq and JavaScript refuse the document)
     summary = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert summary["points"] == {"name": "points model", "roc_auc": None, "pr_auc": None, "ece": None}
+
+
+def test_evaluate_refuses_a_number_rule_on_a_column_of_texts(tmp_path: Path) -> None:
+    sizes = ("1-10", "11-50", "201-1000")  # a CRM's size ranges, where the model wants a number
+    rows = [[f"p{i}", sizes[i % 3], "saas", i % 2] for i in range(30)]
+    path = _write(tmp_path / "ranges.csv", ["Id", "Employees", "Industry", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        evaluate_csv(loads_model(MODEL), "m", path, outcome="Converted", id_column="Id")
+    # before: no text is at least 500, every lead missed the rule, and the numbers said nothing of it
+    assert (err.value.problem.line, err.value.problem.field) == (2, "employees")
+    assert (
+        "rule 'big' compares 'employees' with a number (gte), and the column holds texts such as '1-10'"
+        in str(err.value)
+    )

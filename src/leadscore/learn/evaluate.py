@@ -23,11 +23,13 @@ from leadscore.errors import InputError, Problem
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn import metrics
-from leadscore.learn.dataset import csv_data, duplicate_keys
+from leadscore.learn.dataset import Dataset, csv_data, duplicate_keys
+from leadscore.learn.features import Attribute, number
 from leadscore.learn.labels import data_end, label, outcome_times
 from leadscore.learn.store_data import cutoff_pairs, known_at_cutoffs
 from leadscore.learn.to_model import stated_probability
 from leadscore.model import ScoringModel, walk
+from leadscore.model.conditions import NUMERIC_OPS
 from leadscore.model.lifecycle import BANDS
 from leadscore.scoring.run import all_leads, now_ms, score, score_points
 from leadscore.store import Store
@@ -197,6 +199,7 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
     data = csv_data(path, outcome, id_column=id_column)
     duplicate_keys(data, id_column, str(path))
     readable_from_csv(model, set(data.columns) - {canonical(outcome)}, str(path))
+    numbers_compared_with_numbers(model, data, str(path))
     truth = dict(zip(data.keys, data.y.tolist(), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.from_url(str(Path(tmp) / "evaluate.db"))
@@ -227,6 +230,22 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
                            "does not have: they give no lead points here")  # fmt: skip
     ev.warnings[:0] = data.notes
     return ev
+
+
+def numbers_compared_with_numbers(model: ScoringModel, data: Dataset, file: str) -> None:
+    """Refuse a model comparing a field with a number (``gte: 500``) where the CSV's column holds texts
+    (``11-50``, a CRM's size range): no text is at least 500, so every lead would miss the rule."""
+    texts = {f.name: j for j, f in enumerate(data.features)
+             if f.kind == "categorical" and isinstance(f.source, Attribute)}  # fmt: skip
+    for rule in model.fit:
+        for c in walk(rule.when):
+            if c.subject != "attribute" or c.field not in texts or c.op not in (*NUMERIC_OPS, "between"):
+                continue
+            j = texts[c.field]
+            i = next(i for i, v in enumerate(data.X[:, j]) if v is not None and math.isnan(number(v)))
+            raise InputError(Problem(f"rule {rule.id!r} compares {c.field!r} with a number ({c.op}), and the "
+                                     f"column holds texts such as {data.X[i, j]!r}", file, data.lines[i],
+                                     field=c.field))  # fmt: skip
 
 
 # lead fields a CSV fills from another column (the e-mail's domain; a full name split in two)
