@@ -332,3 +332,20 @@ def test_evaluate_refuses_a_number_rule_on_a_column_of_texts(tmp_path: Path) -> 
         "rule 'big' compares 'employees' with a number (gte), and the column holds texts such as '1-10'"
         in str(err.value)
     )
+
+
+def test_learn_options_that_mean_nothing_are_usage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _leads(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    learn_ = ["learn", "--csv", "leads.csv", "--outcome", "Converted", "--id", "Id", "--challenger", "none",
+              "--min-outcomes", "10", "--holdout", "none"]  # fmt: skip
+    # before: ValueError and ZeroDivisionError tracebacks, and a model learned with a negative C
+    for c in ("abc", "0", "-1", "nan"):
+        result = runner.invoke(app, [*learn_, "--c", c])
+        said = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and f"'{c}' is not 'cv' or a number above 0" in said, (c, said)
+    # before: a store's learn took --holdout time:COLUMN and held out by cutoff, the column unread
+    result = runner.invoke(app, ["learn", "--db", "none.db", "--holdout", "time:Created"])
+    assert result.exit_code == 2 and "--holdout time:COLUMN go with --csv" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -66,6 +67,17 @@ def _ms(text: str) -> int:
         return int(duration_seconds(parse_duration(text)) * 1000)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def _positive(text: str, option: str) -> float:
+    """A finite number above 0 (an inverse regularisation strength), else a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{text!r} is not 'cv' or a number above 0", param_hint=option)
+    return value
 
 
 def _model(
@@ -344,7 +356,10 @@ def learn_cmd(
         raise typer.BadParameter(
             f"no folder {str(output.parent)!r} to write {output.name!r} in", param_hint="--output"
         )
-    c: Any = regularisation if regularisation == "cv" else float(regularisation)
+    if csv is None and (test_csv is not None or holdout.startswith("time:")):
+        # said before the store's rows are read: a store's rows are held out by cutoff (--holdout time)
+        raise typer.BadParameter("--test-csv and --holdout time:COLUMN go with --csv")
+    c: Any = regularisation if regularisation == "cv" else _positive(regularisation, "--c")
     test = None
     if csv is not None:
         time_column = holdout.split(":", 1)[1] if holdout.startswith("time:") else None
@@ -367,8 +382,6 @@ def learn_cmd(
                                      rejected_negative=rejected_negative)  # fmt: skip
         rejected = " (rejected by sales: negative)" if rejected_negative else ""
         source = f"Learned from the store: outcome {outcome}{rejected} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
-    if test_csv is not None and csv is None:
-        raise typer.BadParameter("--test-csv goes with --csv")
     result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
                    holdout=holdout, test=test, hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
                    min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes, max_rules=max_rules)  # fmt: skip
