@@ -19,6 +19,7 @@ from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.evaluate import evaluate_csv
 from leadscore.learn.scorecard import Scorecard
+from leadscore.learn.store_data import cutoffs
 from leadscore.learn.to_model import to_yaml
 from leadscore.learn.train import learn
 from leadscore.model import loads_model, walk
@@ -349,3 +350,26 @@ def test_learn_options_that_mean_nothing_are_usage_errors(
     # before: a store's learn took --holdout time:COLUMN and held out by cutoff, the column unread
     result = runner.invoke(app, ["learn", "--db", "none.db", "--holdout", "time:Created"])
     assert result.exit_code == 2 and "--holdout time:COLUMN go with --csv" in result.output
+
+
+def test_a_period_that_ends_before_it_starts_or_has_too_many_cutoffs_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    day = 86_400_000
+    assert cutoffs(T0, T0 + 28 * day, 14 * day) == [T0, T0 + 14 * day, T0 + 28 * day]
+    # before: 1,111,896 hourly cutoffs since 1900 (the store read for each), and an empty report for a
+    # period upside down
+    with pytest.raises(
+        InputError, match=r"2024-05-01 to 2024-07-12 every 1 hours is 1729 cutoffs; at most 1000"
+    ):
+        cutoffs(T0, T0 + 72 * day, 3_600_000)
+    with pytest.raises(InputError, match="the period starts on 2024-05-29, after it ends on 2024-05-01"):
+        cutoffs(T0 + 28 * day, T0, day)
+    model = tmp_path / "m.yaml"
+    model.write_text(MODEL)
+    url = store.engine.url.render_as_string(hide_password=False)
+    result = runner.invoke(
+        app, ["backtest", str(model), "--db", url, "--since", "2025-06-01", "--until", "2025-01-01"]
+    )
+    assert isinstance(result.exception, InputError)
+    assert str(result.exception).startswith("the period starts on 2025-06-01, after it ends on 2025-01-01")

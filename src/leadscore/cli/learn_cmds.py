@@ -101,10 +101,13 @@ def _period(store: Store, since: str | None, until: str | None, horizon_ms: int 
     """(first, last cutoff). Without --until the last cutoff is one horizon before the newest data, so
     every cutoff's outcome window has passed (a later one labels only the rows that already converted)."""
     from leadscore.learn.labels import DAY_MS, data_end
+    from leadscore.learn.store_data import check_period
 
     with store.connect() as conn:
         end = parse_as_of(until) or data_end(conn) - horizon_ms
-    return parse_as_of(since) or end - DEFAULT_PERIOD_DAYS * DAY_MS, end
+    start = parse_as_of(since) or end - DEFAULT_PERIOD_DAYS * DAY_MS
+    check_period(start, end)
+    return start, end
 
 
 def _write_html(path: Path | None, text: str) -> None:
