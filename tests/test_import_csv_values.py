@@ -115,6 +115,18 @@ def test_declared_encoding_and_damaged_header(store: Store, tmp_path: Path) -> N
         import_leads(store, path, ImportOptions(encoding="klingon"))
 
 
+def test_a_nul_in_the_header_is_refused_not_read_as_another_name(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"Email,Emp\x00loyees\na@b.io,12\n")
+    # before: imported as an attribute "emp_loyees"
+    with pytest.raises(InputError, match=r"the header row contains a NUL character \(column 2\)"):
+        import_leads(store, path)
+    path.write_bytes("Email,Employees\na@b.io,12\n".encode("utf-16-le"))  # UTF-16 without its BOM
+    # before: "no column for email or user_id", which the file has
+    with pytest.raises(InputError, match=r"NUL character \(column 1\); a UTF-16 file without a byte-order"):
+        import_leads(store, path)
+
+
 def test_us_number_formats(store: Store) -> None:
     report = import_leads(store, DATA / "numbers_us.csv")
     problems = [(p.line, p.field, p.message) for p in report.problems]

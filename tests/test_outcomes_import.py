@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from leadscore.cli.main import app
 from leadscore.ingest.segment import normalise
+from leadscore.lifecycle.outcomes import read_outcomes
 from leadscore.scoring.pipeline import ingest
 from leadscore.store import Store
 from leadscore.store.people import find_lead
@@ -62,3 +63,28 @@ def test_a_one_row_per_lead_export_is_recorded_before_any_model_is_published(
     }
     again = runner.invoke(app, ["outcomes", "import", str(path), "--db", url])
     assert "0 outcomes recorded, 5 already known" in again.output
+
+
+def test_amounts_are_read_with_the_columns_decimal_mark(tmp_path: Path) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text('Email,Outcome,Close Date,Amount\na@a.example,won,2024-05-20,"12,5"\n'
+                    'b@b.example,won,2024-05-20,"1.000,50"\nc@c.example,won,2024-05-20,7\n')  # fmt: skip
+    rows, problems = read_outcomes(path)
+    # before: "12,5" read as 125.0 and "1.000,50" as 1.0005 (commas dropped, whatever the column's mark)
+    assert ([r.amount for r in rows], problems) == ([12.5, 1000.5, 7.0], [])
+    path.write_text('Email,Outcome,Close Date,Amount\na@a.example,won,2024-05-20,"1,000"\n')
+    rows, problems = read_outcomes(path)
+    # nothing in the column says which mark "1,000" uses: reported, or read as declared
+    assert rows == [] and (problems[0].line, problems[0].field) == (2, "amount")
+    assert "'1,000' is ambiguous: 1000 with '.' as the decimal mark, 1.0 with ','" in problems[0].message
+    assert [r.amount for r in read_outcomes(path, ".")[0]] == [1000.0]
+
+
+def test_two_headers_read_as_the_outcome_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "two.csv"
+    path.write_text("Email,Outcome,Deal Stage,Close Date\na@a.example,won,,2024-05-20\n")
+    rows, problems = read_outcomes(path)
+    # before: the last of the two (a blank Deal Stage) was read, and the won row skipped as "no outcome"
+    assert rows == [] and [(p.line, p.message) for p in problems] == [
+        (1, "columns 'Outcome' and 'Deal Stage' are both read as kind: remove one")
+    ]

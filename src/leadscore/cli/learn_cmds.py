@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -42,7 +43,13 @@ Until = Annotated[
 Every = Annotated[str, typer.Option("--every", help="Time between cutoffs (e.g. 14d).")]
 CsvFile = Annotated[
     Path | None,
-    typer.Option("--csv", help="A flat CSV of leads with an outcome column (instead of the store)."),
+    typer.Option(
+        "--csv",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="A flat CSV of leads with an outcome column (instead of the store).",
+    ),
 ]
 IdColumn = Annotated[
     str | None, typer.Option("--id", help="CSV: the column that identifies a lead (holdout hash).")
@@ -60,6 +67,17 @@ def _ms(text: str) -> int:
         return int(duration_seconds(parse_duration(text)) * 1000)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def _positive(text: str, option: str) -> float:
+    """A finite number above 0 (an inverse regularisation strength), else a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{text!r} is not 'cv' or a number above 0", param_hint=option)
+    return value
 
 
 def _model(
@@ -83,10 +101,13 @@ def _period(store: Store, since: str | None, until: str | None, horizon_ms: int 
     """(first, last cutoff). Without --until the last cutoff is one horizon before the newest data, so
     every cutoff's outcome window has passed (a later one labels only the rows that already converted)."""
     from leadscore.learn.labels import DAY_MS, data_end
+    from leadscore.learn.store_data import check_period
 
     with store.connect() as conn:
         end = parse_as_of(until) or data_end(conn) - horizon_ms
-    return parse_as_of(since) or end - DEFAULT_PERIOD_DAYS * DAY_MS, end
+    start = parse_as_of(since) or end - DEFAULT_PERIOD_DAYS * DAY_MS
+    check_period(start, end)
+    return start, end
 
 
 def _write_html(path: Path | None, text: str) -> None:
@@ -118,7 +139,7 @@ def _print_evaluation(ev: Evaluation) -> None:
         [[ev.roc_auc, ev.pr_auc, ev.ece, *ev.capture.values()]],
     )
     top20 = ev.capture.get("top 20 %")
-    if top20 is not None:
+    if top20 is not None and top20 == top20:  # NaN (no conversions) says nothing
         console.print(f"the top 20 % of leads hold {100 * top20:.0f} % of conversions", highlight=False)
     _rows("Lift and gains by decile", ["decile", "leads", "converted", "rate", "lift", "cumulative capture"],
           [[d.decile, d.leads, d.converted, d.rate, d.lift, d.cumulative_capture] for d in ev.deciles])  # fmt: skip
@@ -239,9 +260,9 @@ def _print_learn(result: LearnResult, output: Path) -> None:
 
 def learn_cmd(
     name: Annotated[str, typer.Option("--name", help="Name of the learned model.")] = "learned",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model YAML.")] = Path(
-        "learned.yaml"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the model YAML.")
+    ] = Path("learned.yaml"),
     outcome: Outcome = "opportunity",
     horizon: Horizon = "30d",
     since: Since = None,
@@ -313,7 +334,13 @@ def learn_cmd(
     ] = "hash",
     test_csv: Annotated[
         Path | None,
-        typer.Option("--test-csv", help="CSV: measure on this file (same columns) instead of a holdout."),
+        typer.Option(
+            "--test-csv",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV: measure on this file (same columns) instead of a holdout.",
+        ),
     ] = None,
     html: Html = None,
     as_json: AsJson = False,
@@ -321,21 +348,32 @@ def learn_cmd(
 ) -> None:
     """Learn a points model from outcomes and write it as a normal model YAML (scorecard method)."""
     from leadscore.learn import report_html
-    from leadscore.learn.dataset import csv_data
+    from leadscore.learn.dataset import csv_data, duplicate_keys
     from leadscore.learn.store_data import WINDOWS, cutoffs, store_data
     from leadscore.learn.train import learn
     from leadscore.model.durations import parse_duration
 
     if challenger not in ("lightgbm", "hist", "none"):
         raise typer.BadParameter("--challenger is lightgbm, hist or none")
-    c: Any = regularisation if regularisation == "cv" else float(regularisation)
+    if not output.parent.is_dir():  # said before learning, not after it
+        raise typer.BadParameter(
+            f"no folder {str(output.parent)!r} to write {output.name!r} in", param_hint="--output"
+        )
+    if csv is None and (test_csv is not None or holdout.startswith("time:")):
+        # said before the store's rows are read: a store's rows are held out by cutoff (--holdout time)
+        raise typer.BadParameter("--test-csv and --holdout time:COLUMN go with --csv")
+    c: Any = regularisation if regularisation == "cv" else _positive(regularisation, "--c")
     test = None
     if csv is not None:
         time_column = holdout.split(":", 1)[1] if holdout.startswith("time:") else None
         data = csv_data(csv, outcome, id_column=id_column, exclude=exclude or (),
                         categorical=categorical or (), time_column=time_column)  # fmt: skip
+        if id_column is not None:  # one row per lead, as evaluate reads a file
+            duplicate_keys(data, id_column, str(csv))
         if test_csv is not None:
             test = csv_data(test_csv, outcome, id_column=id_column, features=data.features)
+            if id_column is not None:
+                duplicate_keys(test, id_column, str(test_csv))
         source = f"Learned from {csv.name} (outcome {outcome})."
     else:
         with open_store(db) as store:
@@ -347,8 +385,6 @@ def learn_cmd(
                                      rejected_negative=rejected_negative)  # fmt: skip
         rejected = " (rejected by sales: negative)" if rejected_negative else ""
         source = f"Learned from the store: outcome {outcome}{rejected} within {horizon}, cutoffs {fmt_time(start)[:10]} to {fmt_time(end)[:10]} every {every}."
-    if test_csv is not None and csv is None:
-        raise typer.BadParameter("--test-csv goes with --csv")
     result = learn(data, name, challenger=None if challenger == "none" else challenger,  # type: ignore[arg-type]
                    holdout=holdout, test=test, hot_share=hot_share, warm_share=warm_share, description=source, max_bins=max_bins,
                    min_bin_share=min_bin_share, C=c, min_class_count=min_outcomes, max_rules=max_rules)  # fmt: skip

@@ -205,8 +205,21 @@ def reject(
 @outcomes_app.command("import")
 def import_outcomes(
     path: Annotated[
-        Path, typer.Argument(help="CSV: lead (lead_id/email/user_id), kind, date, amount, reason.")
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV: lead (lead_id/email/user_id), kind, date, amount, reason.",
+        ),
     ],
+    decimal: Annotated[
+        str | None,
+        typer.Option(
+            "--decimal",
+            help="'.' or ',': the amount column's decimal mark; default: decided from its values.",
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Record outcomes from a CRM export; each may move the lead's stage. Re-importing a file changes nothing."""
@@ -216,7 +229,9 @@ def import_outcomes(
     from leadscore.scoring.run import now_ms
     from leadscore.settings import Settings
 
-    rows, problems = read_outcomes(path)
+    if decimal not in (None, ".", ","):
+        raise typer.BadParameter(f"{decimal!r}: write . or ,", param_hint="--decimal")
+    rows, problems = read_outcomes(path, decimal)  # type: ignore[arg-type]
     for problem in problems:
         console.print(f"[red]error[/red] {problem}", highlight=False)
     stored = duplicates = moved = 0

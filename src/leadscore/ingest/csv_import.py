@@ -228,6 +228,11 @@ def open_csv(path: Path, options: ImportOptions, need: tuple[str, ...] = ()) -> 
         damaged = next((d for h in headers if (d := undecodable(h, encoding))), None)
         if damaged is not None:
             raise InputError(Problem(f"the header row is {damaged}", file, 1))
+        nul = next((i for i, h in enumerate(headers) if "\x00" in h), None)
+        if nul is not None:
+            # a header read as another name (Emp\0loyees as emp_loyees), or UTF-16 without a byte-order mark
+            raise InputError(Problem(f"the header row contains a NUL character (column {nul + 1}); a UTF-16 "
+                                     "file without a byte-order mark reads so", file, 1))  # fmt: skip
         columns = resolve_columns(headers, options, file)
         if need and not set(need) & set(columns):
             wanted = " or ".join(need)

@@ -64,6 +64,7 @@ class Dataset:
     lines: tuple[int, ...] = ()  # CSV: each row's number in the file (header = row 1)
     times: npt.NDArray[np.float64] | None = None  # CSV with a time column: each row's time (NaN: none)
     notes: tuple[str, ...] = ()  # how the data was read, where a reader should know (the outcome column)
+    columns: tuple[str, ...] = ()  # CSV: the names its columns are read as
 
     def __len__(self) -> int:
         return len(self.y)
@@ -120,6 +121,48 @@ def is_date(value: Any) -> bool:
     return False
 
 
+# dates as spreadsheets spell them in other orders, with or without a time: 03/01/2024, 1.3.2024,
+# 2024/03/01, 20240301 (as text), 1 Mar 2024, 01-Mar-2024, March 1, 2024 (which of day and month comes
+# first does not matter here: either way the column is a calendar day, not a feature)
+_TIME = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:\s?[ap]\.?m\.?)?)?"
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = (r"(?P<month>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+          r"sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")  # fmt: skip
+_SPELT = [
+    re.compile(r"^(?P<a>\d{1,2})[/.-](?P<b>\d{1,2})[/.-](?P<year>\d{4})" + _TIME + "$"),
+    re.compile(r"^(?P<year>\d{4})/(?P<a>\d{1,2})/(?P<b>\d{1,2})" + _TIME + "$"),
+    re.compile(r"^(?P<year>\d{4})(?P<a>\d{2})(?P<b>\d{2})$"),  # 20240301 in a column of texts
+    re.compile(r"^(?P<a>\d{1,2})[ -]" + _MONTH + r"[ -](?P<year>\d{4})" + _TIME + "$"),
+    re.compile(r"^" + _MONTH + r" (?P<a>\d{1,2}),? (?P<year>\d{4})" + _TIME + "$"),
+]
+
+
+def spelt_date(value: Any) -> bool:
+    """True for a text spelling a valid calendar day in one of the spreadsheet orders of ``_SPELT``."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip().lower()
+    for pattern in _SPELT:
+        found = pattern.match(text)
+        if found is None:
+            continue
+        parts = found.groupdict()
+        year, a = int(parts["year"]), int(parts["a"])
+        if parts.get("month"):
+            return _valid_date(year, _MONTHS.index(parts["month"][:3]) + 1, a)
+        b = int(parts["b"])
+        return _valid_date(year, a, b) or _valid_date(year, b, a)
+    return False
+
+
+def _valid_date(year: int, month: int, day: int) -> bool:
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
 def _valid_day(digits: str) -> bool:
     try:
         datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
@@ -160,7 +203,7 @@ def choose_columns(
         distinct = len({repr(k) for k in present})
         if distinct <= 1:
             dropped.append((name, "constant (one value, or none)"))
-        elif all(is_date(v) for v in values if v is not None):
+        elif all(is_date(v) or spelt_date(v) for v in values if v is not None):
             # a rule on a calendar day (``lt: 20220901``) stops meaning anything the day after learning
             dropped.append((name, "a date (a calendar day is not a feature; turn it into an age first)"))
         elif distinct == len(rows) and (kind == "categorical" or len(present) == len(rows)):
@@ -244,10 +287,16 @@ def csv_data(
     time_key = canonical(time_column) if time_column else None
     if time_key is not None and time_key not in columns:
         raise InputError(Problem(f"no time column {time_column!r} (--holdout time:COLUMN)", file, 1))
-    exclude = tuple(exclude)
-    for name in exclude:
+    if key == target:
+        raise InputError(Problem(f"--id and --outcome name the same column ({id_column!r})", file, 1))
+    exclude, categorical = tuple(exclude), tuple(categorical)
+    for option, name in [*(("--exclude", n) for n in exclude), *(("--categorical", n) for n in categorical)]:
         if canonical(name) not in columns:
-            raise InputError(Problem(f"--exclude {name!r} names no column of the file", file, 1))
+            raise InputError(Problem(f"{option} {name!r} names no column of the file", file, 1))
+    read = {target, *([key] if key else []), *([time_key] if time_key else [])}
+    _one_column_each(csv_file.headers, csv_file.columns, read, file)
+    if features is not None:
+        _features_present(features, columns, file)
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
     for item in csv_file.rows():
@@ -256,6 +305,8 @@ def csv_data(
         rows.append(item.values)
         numbers.append(item.number)
     labels, notes = outcome_labels([r.get(target) for r in rows], numbers, outcome, file)
+    if time_key is not None:
+        _times_readable([r.get(time_key) for r in rows], numbers, time_column or time_key, file)
     kept = [(r, y, n) for r, y, n in zip(rows, labels, numbers, strict=True) if y is not None]
     skip = {target, *(canonical(c) for c in exclude), *TEXT_FIELDS, *([key] if key else [])}
     skip |= {time_key} if time_key else set()
@@ -270,6 +321,19 @@ def csv_data(
     X = np.empty((len(kept), len(features)), dtype=object)
     for i, (r, _, _) in enumerate(kept):
         X[i] = [attribute_value(f, r) for f in features]
+    for j, f in enumerate(features):
+        # a test file's text where training read numbers: the estimator would read it as missing
+        if f.kind != "numeric":
+            continue
+        bad = next((i for i, v in enumerate(X[:, j]) if v is not None and math.isnan(number(v))), None)
+        if bad is not None:
+            raise InputError(Problem(f"{X[bad, j]!r} is not a number; feature {f.name!r} is numeric in the "
+                                     "training file", file, kept[bad][2], field=f.name))  # fmt: skip
+    blank = next((n for r, _, n in kept if key and r.get(key) is None), None)
+    if blank is not None:
+        raise InputError(
+            Problem("no id (a blank --id cell): every row needs one", file, blank, field=id_column)
+        )
     keys = tuple(str(r.get(key)) if key else str(n) for r, _, n in kept)
     return Dataset(
         tuple(features),
@@ -278,10 +342,66 @@ def csv_data(
         keys,
         dropped=tuple(dropped),
         excluded={"no outcome value": len(rows) - len(kept)} if len(rows) > len(kept) else {},
-        notes=tuple(notes),
+        notes=(*csv_file.notes, *notes),  # how the file was decoded (Windows-1252), the outcome read
         lines=tuple(n for _, _, n in kept),
+        columns=tuple(sorted(columns)),
         times=None if time_key is None else np.asarray([time_value(r.get(time_key)) for r, _, _ in kept]),
     )
+
+
+def _one_column_each(
+    headers: Sequence[str], columns: Sequence[str | None], read: set[str], file: str
+) -> None:
+    """Refuse two headers read as one name (``Employees`` twice, or ``Title`` and ``Job Title``): the
+    reader keeps the first non-blank cell of the two, a row-by-row mix of both columns. Names, e-mails
+    and the like, which are never features, may repeat unless they are the outcome, id or time column."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(columns):
+        if name is None or (name in TEXT_FIELDS and name not in read):
+            continue
+        if name in first:
+            a, b = headers[first[name]], headers[index]
+            raise InputError(
+                Problem(
+                    f"columns {first[name] + 1} ({a!r}) and {index + 1} ({b!r}) are both read as {name!r}: "
+                    "rename or remove one",
+                    file,
+                    1,
+                    field=b,
+                )
+            )
+        first[name] = index
+
+
+def _features_present(features: Sequence[Feature], columns: set[str], file: str) -> None:
+    """A test file must hold every column the features read: a missing one would read as missing in
+    every row, and the model would be measured on data it was not learned for."""
+    for f in features:
+        src = f.source
+        if isinstance(src, TitleWords):
+            read: tuple[str, ...] = (src.field,)
+        elif isinstance(src, Attribute):
+            read = (src.field, *([src.fallback] if src.fallback else []))
+        else:
+            continue
+        if not any(c in columns for c in read):
+            raise InputError(
+                Problem(f"no column {read[0]!r} (feature {f.name!r} of the training file)", file, 1)
+            )
+
+
+def _times_readable(values: Sequence[Any], rows: Sequence[int], header: str, file: str) -> None:
+    """Every present value of a time column is a date or a number (a blank one is a row without a time)."""
+    for value, row in zip(values, rows, strict=True):
+        if value is not None and math.isnan(time_value(value)):
+            raise InputError(
+                Problem(
+                    f"{value!r} is neither an ISO date (2024-03-01) nor a number (--holdout time:{header})",
+                    file,
+                    row,
+                    field=header,
+                )
+            )
 
 
 def time_value(value: Any) -> float:
@@ -355,9 +475,10 @@ def duplicate_keys(data: Dataset, id_column: str, file: str) -> None:
     twice = [k for k, n in counts.items() if n > 1]
     if twice:
         rows = [n for k, n in zip(data.keys, data.lines, strict=True) if k == twice[0]]
+        listed = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
         raise InputError(
             Problem(
-                f"id {twice[0]!r} names {counts[twice[0]]} rows (rows {', '.join(map(str, rows))}); "
+                f"id {twice[0]!r} names {counts[twice[0]]} rows (rows {listed}); "
                 f"{len(twice)} ids appear more than once: one row per lead",
                 file,
                 rows[1] if len(rows) > 1 else None,

@@ -19,14 +19,17 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select
 
 from leadscore.compile import Ledger
+from leadscore.errors import InputError, Problem
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.learn import metrics
-from leadscore.learn.dataset import csv_data, duplicate_keys
+from leadscore.learn.dataset import Dataset, csv_data, duplicate_keys
+from leadscore.learn.features import Attribute, number
 from leadscore.learn.labels import data_end, label, outcome_times
 from leadscore.learn.store_data import cutoff_pairs, known_at_cutoffs
 from leadscore.learn.to_model import stated_probability
-from leadscore.model import ScoringModel
+from leadscore.model import ScoringModel, walk
+from leadscore.model.conditions import NUMERIC_OPS
 from leadscore.model.lifecycle import BANDS
 from leadscore.scoring.run import all_leads, now_ms, score, score_points
 from leadscore.store import Store
@@ -58,18 +61,7 @@ class Evaluation:
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: undefined numbers (no conversions in a group) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+        return metrics.finite(asdict(self))
 
 
 def platt_cross_fit(y: npt.NDArray[Any], s: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
@@ -206,12 +198,16 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
     compiled query (no times: every row with an outcome value is labelled)."""
     data = csv_data(path, outcome, id_column=id_column)
     duplicate_keys(data, id_column, str(path))
+    readable_from_csv(model, set(data.columns) - {canonical(outcome)}, str(path))
+    numbers_compared_with_numbers(model, data, str(path))
     truth = dict(zip(data.keys, data.y.tolist(), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.from_url(str(Path(tmp) / "evaluate.db"))
         try:
             options = ImportOptions(mapping={id_column: "user_id"}, ignore=frozenset({outcome}))
-            import_leads(store, path, options)
+            report = import_leads(store, path, options)
+            if report.problems:  # a row the store refuses (an e-mail that is not one) would go unscored
+                raise InputError(report.problems[0])
             with store.connect() as conn:
                 external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
                 ledgers = [
@@ -221,8 +217,57 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
                 ]
         finally:
             store.dispose()
+    scored = {external[lg.lead_id] for lg in ledgers}
+    lost = [(k, n) for k, n in zip(data.keys, data.lines, strict=True) if k not in scored]
+    if lost:  # two ids, one e-mail: the import made them one lead, and one row's outcome would vanish
+        raise InputError(Problem(f"the lead of id {lost[0][0]!r} is another row's too (the same e-mail); "
+                                 f"{len(lost)} of {len(data)} rows so: one row per lead", str(path), lost[0][1],
+                                 field=id_column))  # fmt: skip
     y = [truth[external[lg.lead_id]] for lg in ledgers]
-    return evaluate_ledgers(model, label_, canonical(outcome), ledgers, y, excluded=data.excluded)
+    ev = evaluate_ledgers(model, label_, canonical(outcome), ledgers, y, excluded=data.excluded)
+    if model.engagement:
+        ev.warnings.append(f"the model's {len(model.engagement)} engagement rules read events, which a CSV "
+                           "does not have: they give no lead points here")  # fmt: skip
+    ev.warnings[:0] = data.notes
+    return ev
+
+
+def numbers_compared_with_numbers(model: ScoringModel, data: Dataset, file: str) -> None:
+    """Refuse a model comparing a field with a number (``gte: 500``) where the CSV's column holds texts
+    (``11-50``, a CRM's size range): no text is at least 500, so every lead would miss the rule."""
+    texts = {f.name: j for j, f in enumerate(data.features)
+             if f.kind == "categorical" and isinstance(f.source, Attribute)}  # fmt: skip
+    for rule in model.fit:
+        for c in walk(rule.when):
+            if c.subject != "attribute" or c.field not in texts or c.op not in (*NUMERIC_OPS, "between"):
+                continue
+            j = texts[c.field]
+            i = next(i for i, v in enumerate(data.X[:, j]) if v is not None and math.isnan(number(v)))
+            raise InputError(Problem(f"rule {rule.id!r} compares {c.field!r} with a number ({c.op}), and the "
+                                     f"column holds texts such as {data.X[i, j]!r}", file, data.lines[i],
+                                     field=c.field))  # fmt: skip
+
+
+# lead fields a CSV fills from another column (the e-mail's domain; a full name split in two)
+_FILLED_FROM = {"email_domain": "email", "first_name": "name", "last_name": "name"}
+
+
+def readable_from_csv(model: ScoringModel, columns: set[str], file: str) -> None:
+    """Refuse a model whose fit rules read a field no column of the CSV holds: every lead would miss
+    the rule, and the numbers would measure a model other than the one given. A rule on the account
+    alone (``account.*``) is refused too, a CSV of leads has no accounts; a rule reading the account's
+    copy of a field, else the lead's (a learned model's ``account.employees`` else ``employees``), reads
+    the lead's."""
+    for rule in model.fit:
+        fields = [c.field for c in walk(rule.when) if c.subject == "attribute"]
+        lead = [f for f in fields if not f.startswith("account.")]
+        if fields and not lead:
+            raise InputError(Problem(f"rule {rule.id!r} reads only the account ({fields[0]}), and a CSV of "
+                                     "leads has no accounts", file, 1))  # fmt: skip
+        absent = next((f for f in lead if f not in columns and _FILLED_FROM.get(f) not in columns), None)
+        if absent is not None:
+            raise InputError(Problem(f"rule {rule.id!r} reads {absent!r}, and no column of the file is "
+                                     f"read as {absent!r}", file, 1))  # fmt: skip
 
 
 def _hot_first(groups: list[metrics.Group]) -> list[metrics.Group]:

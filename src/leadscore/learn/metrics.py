@@ -176,3 +176,16 @@ def psi_counts(expected: Sequence[int], actual: Sequence[int]) -> float:
     e, a = np.asarray(expected, float), np.asarray(actual, float)
     es, as_ = e / e.sum(), a / a.sum()
     return float(np.sum((as_ - es) * np.log(as_ / es)))
+
+
+def finite(value: Any) -> Any:
+    """JSON has no NaN: undefined numbers (no conversions in a group, a holdout not measured) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(finite(v) for v in value)
+    return value

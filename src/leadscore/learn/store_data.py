@@ -12,6 +12,7 @@ after the cutoff) is not yet the lead then (``stitch_times``).
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -372,7 +373,33 @@ def cutoff_pairs(conn: Connection, cutoffs: Sequence[int]) -> list[tuple[int, in
     return [(lead, t) for t in cutoffs for lead, first in sorted(touched.items()) if first <= t]
 
 
+# a row per lead per cutoff: hourly cutoffs over decades (--since 1900 --every 1h) would read the store
+# a million times; ten years of weekly cutoffs is far beyond what learning or evaluating needs
+MAX_CUTOFFS = 1000
+
+
+def _day(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).date().isoformat()
+
+
+def check_period(start_ms: int, end_ms: int) -> None:
+    """Refuse a period that ends before it starts, with its dates."""
+    if start_ms > end_ms:
+        raise InputError(Problem(f"the period starts on {_day(start_ms)}, after it ends on {_day(end_ms)} "
+                                 "(--since, --until; without --until it ends one horizon before the newest data)"))  # fmt: skip
+
+
 def cutoffs(start_ms: int, end_ms: int, every_ms: int) -> list[int]:
+    """Every ``every_ms`` from ``start_ms`` to ``end_ms``; a period that ends before it starts, or has
+    more than MAX_CUTOFFS cutoffs, is refused with its dates."""
+    check_period(start_ms, end_ms)
+    n = (end_ms - start_ms) // every_ms + 1
+    if n > MAX_CUTOFFS:
+        step = (
+            f"{every_ms / 86_400_000:g} days" if every_ms >= 86_400_000 else f"{every_ms / 3_600_000:g} hours"
+        )
+        raise InputError(Problem(f"{_day(start_ms)} to {_day(end_ms)} every {step} is {n} cutoffs; at most "
+                                 f"{MAX_CUTOFFS}: a longer --every or a shorter period"))  # fmt: skip
     return list(range(start_ms, end_ms + 1, every_ms))
 
 

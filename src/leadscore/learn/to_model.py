@@ -45,7 +45,10 @@ def _fmt(value: Any) -> str:
 
 
 def _yaml_number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else float(value)
+    """A whole number as an integer (``gte: 500``), unless beyond 64 bits (1e308 is an edge a column of
+    huge numbers can have), which the model language refuses as an integer: then as a float."""
+    whole = float(value).is_integer() and -(2**63) <= value < 2**63
+    return int(value) if whole else float(value)
 
 
 def _items(values: tuple[Any, ...]) -> str:
@@ -214,10 +217,18 @@ def _stats(row: BinRow) -> str:
     )
 
 
+def _no_row_can_fall_in(sc: Scorecard, feature: Feature, index: int) -> bool:
+    """A free text's bin for a value training never saw: a text mentions the words or it does not, so
+    where both were seen no lead can fall in it (its rule would be a contradiction worth points)."""
+    b = sc.bins_[sc.features_.index(feature)]
+    seen = {v for i, g in enumerate(b.groups) if i != index for v in g}
+    return isinstance(feature.source, TitleWords) and index == b.other and {True, False} <= seen
+
+
 def _fit_rules(sc: Scorecard, feature: Feature, rows: list[BinRow], used: set[str]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
-        if row.points == 0:
+        if row.points == 0 or _no_row_can_fall_in(sc, feature, row.index):
             continue
         cond, name = _bin_condition(sc, feature, row.index)
         out.append({"id": _rule_id(feature, row.index, used), "name": name[:200], "description": _stats(row),

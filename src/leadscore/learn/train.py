@@ -51,24 +51,27 @@ class LearnResult:
     choice: str = ""  # which candidate (features, how the budget is spent) and how it was chosen
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.model,
-            "train_rows": self.train_rows,
-            "holdout_rows": self.holdout_rows,
-            "holdout_converted": self.holdout_converted,
-            "points": vars(self.points),
-            "challenger": vars(self.challenger) if self.challenger else None,
-            "unconstrained": vars(self.unconstrained) if self.unconstrained else None,
-            "auc_gap": self.auc_gap,
-            "warnings": self.warnings,
-            "dropped": [list(d) for d in self.dropped],
-            "excluded": self.excluded,
-            "holdout": self.holdout,
-            "choice": self.choice,
-            "rules": len(self.model.fit) + len(self.model.engagement),
-            "regularisation": self.scorecard.C_,
-            "pairs": [[c.name for c in cells] for cells in self.pairs],
-        }
+        """JSON-ready: a measure not taken (no holdout, one class held out) is null, not NaN."""
+        return metrics.finite(
+            {
+                "model": self.model.model,
+                "train_rows": self.train_rows,
+                "holdout_rows": self.holdout_rows,
+                "holdout_converted": self.holdout_converted,
+                "points": vars(self.points),
+                "challenger": vars(self.challenger) if self.challenger else None,
+                "unconstrained": vars(self.unconstrained) if self.unconstrained else None,
+                "auc_gap": self.auc_gap,
+                "warnings": self.warnings,
+                "dropped": [list(d) for d in self.dropped],
+                "excluded": self.excluded,
+                "holdout": self.holdout,
+                "choice": self.choice,
+                "rules": len(self.model.fit) + len(self.model.engagement),
+                "regularisation": self.scorecard.C_,
+                "pairs": [[c.name for c in cells] for cells in self.pairs],
+            }
+        )
 
     @property
     def pairs(self) -> list[tuple[Feature, Feature]]:
@@ -170,7 +173,11 @@ def _learn(
         fitted = fit_candidate(train.X, train.y, groups, data.features, choice.candidate, ranked, fixed,
                                max_rules, columns, full)  # fmt: skip
     sc, keep = fitted.scorecard, fitted.keep
-    notes = [*data.notes, *fitted.notes]
+    notes = [
+        *data.notes,
+        *(f"test set: {n}" for n in (test.notes if test is not None else ())),
+        *fitted.notes,
+    ]
     features = tuple(data.features[j] for j in keep)
     train_scores = sc.score_100(train.X[:, keep], [columns[j] for j in keep])
     bands = (
@@ -195,4 +202,9 @@ def _learn(
             ch = fit_challenger(data.features, train_full.X, train.y, challenger, sc.placeholders)
             p = ch.predict_proba(held_full.X)
             result.challenger = measure(f"{ch.kind} challenger", held.y, p, p)
+    elif holdout != "none" or test is not None:
+        result.warnings.append(
+            f"the held-out rows ({len(held)}, {int(held.y.sum())} converted) do not hold both outcomes: "
+            "the model is not measured (ROC-AUC, PR-AUC and ECE are undefined)"
+        )
     return result

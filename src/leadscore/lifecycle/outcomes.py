@@ -21,6 +21,7 @@ from pathlib import Path
 
 from leadscore.errors import Problem
 from leadscore.ingest.csv_encoding import detect, undecodable
+from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
 from leadscore.ingest.limits import EARLIEST_MS, LATEST_MS
 from leadscore.ingest.segment import MAX_FUTURE_MS
 
@@ -108,13 +109,19 @@ def _header(name: str) -> str:
     return ALIASES.get(re.sub(r"[\s-]+", "_", name.strip().lower()), "")
 
 
-def read_outcomes(path: Path) -> tuple[list[OutcomeRow], list[Problem]]:
+def read_outcomes(path: Path, decimal: Mark | None = None) -> tuple[list[OutcomeRow], list[Problem]]:
+    """The file's outcomes and its bad rows; ``decimal``: the amount column's decimal mark (None: decided
+    from the column, as lead imports decide it)."""
     rows: list[OutcomeRow] = []
     problems: list[Problem] = []
     encoding = detect(path)  # as lead imports read it; undecodable bytes stay in their cells
     with path.open(newline="", encoding=encoding.codec, errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
-        fields = {f: _header(f) for f in reader.fieldnames or []}
+        headers = list(reader.fieldnames or [])
+        fields = {f: _header(f) for f in headers}
+        twice = _read_twice(headers)
+        if twice is not None:
+            return [], [Problem(twice, str(path), 1)]
         if (
             not any(v in ("lead_id", "email", "user_id") for v in fields.values())
             or "kind" not in fields.values()
@@ -124,14 +131,46 @@ def read_outcomes(path: Path) -> tuple[list[OutcomeRow], list[Problem]]:
                     "the CSV needs a lead column (lead_id, email or user_id) and a kind column", str(path), 1
                 )
             ]
+        read: list[tuple[int, dict[str, str]]] = []
+        amounts = ColumnProfile()  # the amount column's decimal mark is decided from all of it, as imports do
         for number, raw in enumerate(reader, start=2):
             data = {fields[k]: (v or "").strip() for k, v in raw.items() if fields.get(k)}
             damaged = next(((k, why) for k, v in data.items() if (why := undecodable(v, encoding))), None)
             if damaged is not None:
                 problems.append(Problem(damaged[1], str(path), number, field=damaged[0]))
                 continue
-            rows.extend(_row(number, data, str(path), problems))
+            if data.get("amount"):
+                amounts.add(number, data["amount"])
+            read.append((number, data))
+    amount = ColumnFormat.decide(amounts, decimal)
+    if not amount.numeric:  # mostly not numbers: each is reported as not one
+        amount = ColumnFormat(
+            True, decimal, "no value in the column settles whether '.' or ',' is the decimal mark"
+        )
+    for number, data in read:
+        rows.extend(_row(number, data, str(path), problems, amount))
     return rows, problems
+
+
+def _not_finite(text: str) -> float | None:
+    """``text`` as Python reads an infinite or NaN float (inf, nan, 1e999), else None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return None if math.isfinite(value) else value
+
+
+def _read_twice(headers: list[str]) -> str | None:
+    """Two headers read as one column (``Outcome`` and ``Deal Stage``, or a header twice): the reader would
+    keep the last one's cell, blank or not."""
+    first: dict[str, str] = {}
+    for header in headers:
+        name = _header(header)
+        if name and name in first:
+            return f"columns {first[name]!r} and {header!r} are both read as {name}: remove one"
+        first.setdefault(name, header)
+    return None
 
 
 def _time(data: dict[str, str], names: tuple[str, ...], file: str, number: int) -> int | Problem | None:
@@ -149,7 +188,9 @@ def _time(data: dict[str, str], names: tuple[str, ...], file: str, number: int) 
     return None
 
 
-def _row(number: int, data: dict[str, str], file: str, problems: list[Problem]) -> list[OutcomeRow]:
+def _row(
+    number: int, data: dict[str, str], file: str, problems: list[Problem], amount_format: ColumnFormat
+) -> list[OutcomeRow]:
     lead = data.get("lead_id") or data.get("email") or data.get("user_id")
     if not lead:
         problems.append(Problem("no lead (lead_id, email or user_id)", file, number, field="lead"))
@@ -178,10 +219,12 @@ def _row(number: int, data: dict[str, str], file: str, problems: list[Problem]) 
     amount = None
     if data.get("amount"):
         try:
-            amount = float(data["amount"].replace(",", ""))
-        except ValueError:
-            problems.append(Problem(f"{data['amount']!r} is not a number", file, number, field="amount"))
-            return []
+            amount = float(amount_format.convert(data["amount"]))
+        except NumberProblem as exc:  # 12,5 is 12.5 where the column's decimal mark is ',', never 125
+            amount = _not_finite(data["amount"])
+            if amount is None:  # inf, nan and 1e999 are said to be "not a finite number" below
+                problems.append(Problem(str(exc), file, number, field="amount"))
+                return []
     reason = data.get("reason") or None
     refused = unstorable(at, amount, reason)
     if refused is not None:
