@@ -1129,3 +1129,22 @@ def test_publishing_warns_of_a_score_the_lifecycle_names_that_no_model_is(tmp_pa
     text = " ".join(out.output.split())
     assert "'analytcs', which has no published model" in text  # the typo is still no score
     assert "'analytics', which has no published model" not in text  # that one is published now
+
+
+@pytest.mark.parametrize("bad", ["Analytics", "a" * 64, "ana\x00lytics", "аnalytics", "1st", ""])
+def test_a_segment_naming_a_score_that_cannot_be_one_is_refused_with_its_place(bad: str) -> None:
+    """A segment's ``score`` is a score name as a gate's is (a lowercase letter, then up to 62 lowercase
+    letters, digits or _): an upper-case letter, 64 characters, a NUL, a Cyrillic а, a leading digit or
+    nothing is refused, naming the segment's line in the model."""
+    from leadscore.errors import ModelValidationError
+
+    text = CORE + (
+        "lifecycle:\n  initial: lead\n  stages:\n    - {id: lead, name: Lead}\n  segments:\n"
+        f"    - {{id: hot_x, name: Hot, score: {json.dumps(bad)}, bands: [hot]}}\n"
+    )
+    with pytest.raises(ModelValidationError) as caught:
+        loads_model(text)
+    message = str(caught.value)
+    assert "score" in message and "segments" in message, message
+    segment_line = text.splitlines().index(next(line for line in text.splitlines() if "hot_x" in line)) + 1
+    assert f":{segment_line}:" in message, (segment_line, message)
