@@ -202,3 +202,20 @@ def test_cli_reports_encoding_and_takes_declarations(store: Store) -> None:
     assert attributes(store, "eve@us.example")["budget"] == 1000
     bad = runner.invoke(app, ["leads", str(DATA / "numbers_us.csv"), "--encoding", "klingon", "--db", url])
     assert bad.exit_code == 2 and "unknown encoding 'klingon'" in bad.output
+
+
+def test_two_headers_read_as_one_attribute_are_said_and_the_first_non_blank_cell_kept(
+    store: Store, tmp_path: Path
+) -> None:
+    """``Employees`` and ``Company Size`` are both read as ``employees``: the import says so, naming both
+    columns (as learn, evaluate and outcomes import refuse such a file), and each row keeps its first
+    non-blank cell of the two: Ann's 40 (her first), Bob's 75 (his first is blank)."""
+    path = tmp_path / "two.csv"
+    path.write_text("Email,Employees,Company Size\nann@example.com,40,900\nbob@example.com,,75\n")
+    report = import_leads(store, path)
+    assert (report.rows, report.created, report.rejected) == (2, 2, 0)
+    assert "columns 2 ('Employees') and 3 ('Company Size') are both read as 'employees'" in " ".join(
+        report.notes
+    )
+    assert attributes(store, "ann@example.com") == {"employees": 40}
+    assert attributes(store, "bob@example.com") == {"employees": 75}

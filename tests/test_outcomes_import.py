@@ -86,5 +86,5 @@ def test_two_headers_read_as_the_outcome_are_refused(tmp_path: Path) -> None:
     rows, problems = read_outcomes(path)
     # before: the last of the two (a blank Deal Stage) was read, and the won row skipped as "no outcome"
     assert rows == [] and [(p.line, p.message) for p in problems] == [
-        (1, "columns 'Outcome' and 'Deal Stage' are both read as kind: remove one")
+        (1, "columns 2 ('Outcome') and 3 ('Deal Stage') are both read as 'kind': remove one")
     ]

@@ -14,7 +14,7 @@ import csv
 import io
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -113,6 +113,28 @@ def resolve_columns(headers: list[str], options: ImportOptions, file: str) -> li
     return [None if h in ignored or not h.strip() else mapped.get(h, canonical(h)) for h in headers]
 
 
+def read_as_one(
+    headers: Sequence[str], names: Sequence[str | None], skip: Callable[[str], bool] | None = None
+) -> tuple[int, int, str] | None:
+    """The first two headers read as one name (``Employees`` twice, or ``Title`` and ``Job Title``), as
+    (index of the first, index of the second, the name), or None: a reader keeps one cell of the two
+    (``learn`` and ``evaluate`` refuse the file, ``outcomes import`` too, ``import leads`` notes it).
+    ``names``: each header's name (None or empty: not read); ``skip``: names that may repeat."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if not name or (skip is not None and skip(name)):
+            continue
+        if name in first:
+            return first[name], index, name
+        first[name] = index
+    return None
+
+
+def read_as_one_message(headers: Sequence[str], twice: tuple[int, int, str]) -> str:
+    a, b, name = twice
+    return f"columns {a + 1} ({headers[a]!r}) and {b + 1} ({headers[b]!r}) are both read as {name!r}"
+
+
 @dataclass
 class CsvFile:
     """A CSV file ready to be read: its encoding, columns and how each column's cells are read.
@@ -130,7 +152,13 @@ class CsvFile:
 
     @property
     def notes(self) -> list[str]:
-        return [self.encoding.note] if self.encoding.note else []
+        notes = [self.encoding.note] if self.encoding.note else []
+        twice = read_as_one(self.headers, self.columns)
+        if twice is not None:
+            notes.append(
+                read_as_one_message(self.headers, twice) + ": each row keeps the first non-blank cell"
+            )
+        return notes
 
     def rows(self, progress: Progress | None = None) -> Iterator[_Row | Problem]:
         """A ``_Row`` per non-blank good row, a ``Problem`` per bad one (the row is skipped)."""

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from leadscore.errors import InputError, Problem
 from leadscore.ingest.attributes import canonical
-from leadscore.ingest.csv_import import TEXT_FIELDS, ImportOptions, open_csv
+from leadscore.ingest.csv_import import TEXT_FIELDS, ImportOptions, open_csv, read_as_one, read_as_one_message
 from leadscore.learn.features import (
     PLACEHOLDERS,
     STOP_WORDS,
@@ -352,25 +352,13 @@ def csv_data(
 def _one_column_each(
     headers: Sequence[str], columns: Sequence[str | None], read: set[str], file: str
 ) -> None:
-    """Refuse two headers read as one name (``Employees`` twice, or ``Title`` and ``Job Title``): the
-    reader keeps the first non-blank cell of the two, a row-by-row mix of both columns. Names, e-mails
-    and the like, which are never features, may repeat unless they are the outcome, id or time column."""
-    first: dict[str, int] = {}
-    for index, name in enumerate(columns):
-        if name is None or (name in TEXT_FIELDS and name not in read):
-            continue
-        if name in first:
-            a, b = headers[first[name]], headers[index]
-            raise InputError(
-                Problem(
-                    f"columns {first[name] + 1} ({a!r}) and {index + 1} ({b!r}) are both read as {name!r}: "
-                    "rename or remove one",
-                    file,
-                    1,
-                    field=b,
-                )
-            )
-        first[name] = index
+    """Refuse two headers read as one name (``ingest.csv_import.read_as_one``): the reader keeps the
+    first non-blank cell of the two, a row-by-row mix of both columns. Names, e-mails and the like, which
+    are never features, may repeat unless they are the outcome, id or time column."""
+    twice = read_as_one(headers, columns, skip=lambda name: name in TEXT_FIELDS and name not in read)
+    if twice is not None:
+        message = read_as_one_message(headers, twice) + ": rename or remove one"
+        raise InputError(Problem(message, file, 1, field=headers[twice[1]]))
 
 
 def _features_present(features: Sequence[Feature], columns: set[str], file: str) -> None:

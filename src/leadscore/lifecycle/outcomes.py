@@ -21,6 +21,7 @@ from pathlib import Path
 
 from leadscore.errors import Problem
 from leadscore.ingest.csv_encoding import detect, undecodable
+from leadscore.ingest.csv_import import read_as_one, read_as_one_message
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
 from leadscore.ingest.limits import EARLIEST_MS, LATEST_MS
 from leadscore.ingest.segment import MAX_FUTURE_MS
@@ -163,14 +164,9 @@ def _not_finite(text: str) -> float | None:
 
 def _read_twice(headers: list[str]) -> str | None:
     """Two headers read as one column (``Outcome`` and ``Deal Stage``, or a header twice): the reader would
-    keep the last one's cell, blank or not."""
-    first: dict[str, str] = {}
-    for header in headers:
-        name = _header(header)
-        if name and name in first:
-            return f"columns {first[name]!r} and {header!r} are both read as {name}: remove one"
-        first.setdefault(name, header)
-    return None
+    keep the last one's cell, blank or not (``ingest.csv_import.read_as_one``)."""
+    twice = read_as_one(headers, [_header(h) for h in headers])
+    return None if twice is None else read_as_one_message(headers, twice) + ": remove one"
 
 
 def _time(data: dict[str, str], names: tuple[str, ...], file: str, number: int) -> int | Problem | None:
