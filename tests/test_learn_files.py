@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select
 from typer.testing import CliRunner
 
+from compiled_scores import compiled_scores
 from leadscore.cli.main import app
 from leadscore.errors import InputError
-from leadscore.ingest.csv_import import ImportOptions, import_leads
+from leadscore.ingest.csv_import import ImportOptions
 from leadscore.learn.budget import fit_within
 from leadscore.learn.checks import NotEnoughDataError, NothingLearnedError
 from leadscore.learn.dataset import csv_data
@@ -27,9 +27,7 @@ from leadscore.learn.to_model import stated_probability, to_model
 from leadscore.learn.train import learn
 from leadscore.model import loads_model
 from leadscore.model.scoring_model import MAX_RULES
-from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
-from leadscore.store.schema import leads
 
 runner = CliRunner()
 X_EDUCATION_400 = Path(__file__).resolve().parent / "data" / "learn" / "x_education_400.csv"
@@ -65,12 +63,8 @@ def test_scientific_numbers_are_numbers_and_the_compiled_score_equals_the_estima
     assert {f.name: f.kind for f in data.features}["bounce_rates"] == "numeric"
     sc = Scorecard(data.features, min_class_count=20, max_bins=6, min_bin_share=0.03).fit(data.X, data.y)
     model = to_model(sc, "sessions")
-    import_leads(store, path, ImportOptions(mapping={"Session": "user_id"}, ignore=frozenset({"Revenue"})))
-    with store.connect() as conn:
-        external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
-        compiled = {
-            external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))
-        }
+    options = ImportOptions(mapping={"Session": "user_id"}, ignore=frozenset({"Revenue"}))
+    compiled = compiled_scores(store, model, T0, path, options)
     expected = dict(zip(data.keys, sc.score_100(data.X).tolist(), strict=True))
     assert len(compiled) == len(expected) == 400
     assert [k for k, v in expected.items() if abs(compiled[k] - v) > 1e-9] == []
@@ -260,13 +254,8 @@ def test_a_category_training_never_saw_is_neutral_in_the_estimator_and_the_compi
         ["Session", "BounceRates", "Channel"],
         [["n1", "0.2", "tv"], ["n2", "0.2", "web"]],
     )
-    import_leads(store, new, ImportOptions(mapping={"Session": "user_id"}))
     model = to_model(sc, "sessions")
-    with store.connect() as conn:
-        external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
-        compiled = {
-            external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))
-        }
+    compiled = compiled_scores(store, model, T0, new, ImportOptions(mapping={"Session": "user_id"}))
     X = np.asarray(
         [[0.2 if f.name == "bounce_rates" else c for f in sc.features_] for c in ("tv", "web")], dtype=object
     )

@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from typer.testing import CliRunner
 
+from compiled_scores import compiled_scores
 from leadscore.cli.main import app
 from leadscore.errors import InputError
-from leadscore.ingest.csv_import import ImportOptions, import_leads
+from leadscore.ingest.csv_import import ImportOptions
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.evaluate import evaluate_csv
 from leadscore.learn.scorecard import Scorecard
@@ -23,9 +23,7 @@ from leadscore.learn.store_data import cutoffs
 from leadscore.learn.to_model import to_yaml
 from leadscore.learn.train import learn
 from leadscore.model import loads_model, walk
-from leadscore.scoring.run import all_leads, score
 from leadscore.store import Store
-from leadscore.store.schema import leads
 
 runner = CliRunner()
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
@@ -235,12 +233,8 @@ def test_a_column_reaching_1e308_learns_a_model_the_compiled_query_scores_alike(
     model = loads_model(to_yaml(sc, "huge"))
     edges = [c.value for r in model.fit for c in walk(r.when)]
     assert 1e308 in edges and all(isinstance(v, float) for v in edges if abs(v) >= 2**63)
-    import_leads(store, path, ImportOptions(mapping={"Session": "user_id"}, ignore=frozenset({"Converted"})))
-    with store.connect() as conn:
-        external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
-        compiled = {
-            external[lg.lead_id]: lg.score for lg in score(conn, model, store.sources(), all_leads(T0))
-        }
+    options = ImportOptions(mapping={"Session": "user_id"}, ignore=frozenset({"Converted"}))
+    compiled = compiled_scores(store, model, T0, path, options)
     expected = dict(zip(data.keys, sc.score_100(data.X).tolist(), strict=True))
     assert len(compiled) == 280 and [k for k, v in expected.items() if abs(compiled[k] - v) > 1e-9] == []
     # 1e308 and the largest double (converting) above -1e308, -0, 0, 5 and 9.83E-05
