@@ -1,8 +1,10 @@
-"""Scores of a CSV's rows by the compiled query, keyed by the row's id: what a learned model's YAML
-gives each lead once the file is imported, to set beside the estimator's own scores."""
+"""CSV files for the learning tests, and their rows' scores by the compiled query, keyed by the row's
+id: what a learned model's YAML gives each lead once the file is imported, to set beside the
+estimator's own scores."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from sqlalchemy import select
@@ -31,3 +33,12 @@ def compiled_scores(
             str(external[ledger.lead_id]): ledger.score
             for ledger in score(conn, model, store.sources(), all_leads(at_ms))
         }
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    """``path`` written as UTF-8 CSV with ``header`` and ``rows``."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

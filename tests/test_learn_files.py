@@ -3,7 +3,6 @@ are not yes/no, --exclude naming no column, duplicate ids (hand-made CSVs writte
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from compiled_scores import compiled_scores
+from compiled_scores import compiled_scores, write_csv
 from leadscore.cli.main import app
 from leadscore.errors import InputError
 from leadscore.ingest.csv_import import ImportOptions
@@ -36,12 +35,7 @@ T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 BOUNCE = ("0", "9.83E-05", "0.2", "3.35E-05", "0.05", "1E-05", "0.0125", "7.09E-05", "0.1", "0")
 
 
-def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+_write = write_csv
 
 
 def _sessions(tmp_path: Path, n: int = 400) -> Path:

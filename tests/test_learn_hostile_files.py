@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from compiled_scores import compiled_scores
+from compiled_scores import compiled_scores, write_csv
 from leadscore.cli.main import app
 from leadscore.errors import InputError
 from leadscore.ingest.csv_import import ImportOptions
@@ -29,12 +29,7 @@ runner = CliRunner()
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 
 
-def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+_write = write_csv
 
 
 def _leads(tmp_path: Path, name: str = "leads", n: int = 120) -> Path:
