@@ -26,7 +26,11 @@ SALES_ENTERED = ("Tags", "Lead Quality", "Lead Profile", "Last Notable Activity"
 @pytest.mark.filterwarnings("ignore::leadscore.learn.scorecard.LeakageWarning")
 @parametrize_with_checks([Scorecard(min_class_count=1)])
 def test_scikit_learn_contract(estimator: Scorecard, check: object) -> None:
+    """Each of scikit-learn's estimator checks raises when the scorecard breaks its contract; and none
+    may change the parameters it was constructed with (fitting never sets them)."""
+    given = estimator.get_params()
     check(estimator)  # type: ignore[operator]
+    assert estimator.get_params() == given
 
 
 def _synthetic(n: int = 600, seed: int = 1) -> tuple[np.ndarray, np.ndarray, tuple[Feature, ...]]:
