@@ -67,8 +67,8 @@ _CURRENT = select(leads.c.id, leads.c.attributes, leads.c.attribute_ts).where(in
 
 class Known:
     """What is known about some leads' attributes over time, of the attribute ``keys`` (the ones the
-    models score with: ``compile.query.lead_attribute_keys``; None: every key): answers
-    ``attributes(lead, t)``, and ``over_time`` for many times at once."""
+    models score with: ``compile.query.lead_attribute_keys``; None: every key): ``over_time`` answers
+    a lead's attributes at many times at once."""
 
     def __init__(self, conn: Connection, lead_ids: Sequence[int], keys: frozenset[str] | None = None) -> None:
         ids = sorted(set(lead_ids))
@@ -94,9 +94,6 @@ class Known:
         if keys is None:
             return dict(values)
         return {k: v for k, v in values.items() if k in keys}
-
-    def attributes(self, lead_id: int, at_ms: int) -> dict[str, Any]:
-        return self.over_time(lead_id, [at_ms])[0]
 
     def over_time(self, lead_id: int, times: Sequence[int]) -> list[dict[str, Any]]:
         """The lead's attributes as known at each of ``times`` (in their order): the identifies are
@@ -125,7 +122,7 @@ class Known:
 
     def epochs(self, lead_id: int) -> list[int]:
         """The times at which the lead's known attributes may change, ascending: two times with the same
-        number of these at or before them see the same attributes (``attributes`` reads nothing else)."""
+        number of these at or before them see the same attributes (``over_time`` reads nothing else)."""
         _, stamps = self.current.get(lead_id, ({}, {}))
         times = {ts for ts, _ in self.observed.get(lead_id, [])}
         times.update(int(stamp) for stamp in stamps.values() if stamp is not None)
