@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rescore import bench_store
 
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.committer import GroupCommitter
@@ -56,11 +60,12 @@ def timed_batch(store: Store, messages: list[dict[str, Any]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--url", help="a store URL (default: a new SQLite file)")
+    parser.add_argument(
+        "--url", help="a PostgreSQL URL: the bench runs in a schema of its own (default: a new SQLite file)"
+    )
     args = parser.parse_args()
     n = args.n
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store.from_url(args.url or str(Path(tmp) / "merges.db"))
+    with bench_store("postgres" if args.url else "sqlite", args.url or "") as store:
         publish(store, load_model(MODEL))
         ingest(store, [normalise(m, received_ms=NOW) for m in people(n)], source="bench", as_of=NOW)
         again = [{"type": "identify", "userId": f"new-{i}", "messageId": f"again-{i}", "traits": {"plan": "pro"}}
@@ -69,7 +74,6 @@ def main() -> None:
         merges = [{"type": "alias", "previousId": f"old-{i}", "userId": f"new-{i}", "messageId": f"al-{i}"}
                   for i in range(n)]  # fmt: skip
         merge_cpu = timed_batch(store, merges)
-        store.dispose()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{n} identifies again: {identify_cpu:.2f} CPU-s; {n} alias merges: {merge_cpu:.2f} CPU-s "
           f"({1000 * merge_cpu / n:.2f} CPU-ms a merge), {merge_cpu / identify_cpu:.2f}x; load {load}")  # fmt: skip
