@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Connection, bindparam, delete, func, select
 
@@ -32,6 +32,7 @@ from leadscore.store.pipelined import pipelined
 from leadscore.store.results import append_history, append_history_values, last_histories, last_history
 from leadscore.store.schema import events, identities, leads, score_history
 
+T = TypeVar("T")
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
 EPS = 1e-9
 EVENT_CAUSES = ("event", "created")
@@ -357,14 +358,15 @@ FEW_POINTS = 4
 POINT_EVENTS = 100_000
 
 
-def thinned(due: list[tuple[int, list[str]]], events_count: int) -> list[tuple[int, list[str]]]:
-    """A lead's points (time, message ids), ascending, with ``events_count`` events up to the last: all of
-    them within the budget, else as many as it allows, evenly by index, each the last of the run of points
-    it stands for and caused by all their messages (so the newest point is always kept)."""
+def thinned(due: Sequence[tuple[int, list[T]]], events_count: int) -> list[tuple[int, list[T]]]:
+    """A lead's points (time, what happened then: message ids, events), ascending, with ``events_count``
+    events up to the last: all of them within the budget, else as many as it allows, evenly by index,
+    each the last of the run of points it stands for, with everything that happened in the run (so the
+    newest point is always kept). The history's rows and the lead page's journey."""
     keep = max(FEW_POINTS, POINT_EVENTS // max(events_count, 1))
     if len(due) <= keep:
-        return due
-    out: list[tuple[int, list[str]]] = []
+        return list(due)
+    out: list[tuple[int, list[T]]] = []
     begin = 0
     for k in range(1, keep + 1):
         end = k * len(due) // keep
