@@ -21,18 +21,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rescore import bench_store
+from alias_merges import NOW, timed_batch
+from rescore import add_url_option, url_store
 
-from leadscore.ingest.apply import event_row
-from leadscore.ingest.committer import GroupCommitter
-from leadscore.ingest.segment import normalise
 from leadscore.model import load_model
 from leadscore.scoring.pipeline import publish
-from leadscore.scoring.processor import process_pending
-from leadscore.store import Store
 
 MODEL = Path(__file__).resolve().parents[1] / "examples" / "b2b_saas" / "model.yaml"
-NOW = 1_780_000_000_000
 PATHS = ("/pricing", "/blog/a", "/docs/start", "/case-studies/x", "/careers")
 
 
@@ -45,30 +40,14 @@ def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
-def timed_batch(store: Store, messages: list[dict[str, Any]]) -> tuple[float, float]:
-    """Send ``messages``, then process them in one batch: (CPU seconds, wall seconds) of the batch (on
-    PostgreSQL most of the work is the server's: the wall time shows it)."""
-    committer = GroupCommitter(store).start()
-    try:
-        committer.submit([event_row(normalise(m, received_ms=NOW), "api") for m in messages]).result()
-    finally:
-        committer.stop()
-    cpu, wall = time.process_time(), time.perf_counter()
-    done = process_pending(store, limit=len(messages))
-    assert done == len(messages), done
-    return time.process_time() - cpu, time.perf_counter() - wall
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=500, help="page views a batch")
     parser.add_argument("--batches", type=int, default=12, help="batches about the one person")
-    parser.add_argument(
-        "--url", help="a PostgreSQL URL: the bench runs in a schema of its own (default: a new SQLite file)"
-    )
+    add_url_option(parser)
     args = parser.parse_args()
     size = args.size
-    with bench_store("postgres" if args.url else "sqlite", args.url or "") as store:
+    with url_store(args.url) as store:
         publish(store, load_model(MODEL))
         start = NOW - 10 * 86_400_000
         spread = timed_batch(store, [page(f"u{i}", i, start + i * 1000) for i in range(size)])
