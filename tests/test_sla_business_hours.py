@@ -5,7 +5,7 @@ the assignment, or a team's own, in an IANA time zone. Hand-computed deadlines, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -55,6 +55,18 @@ def test_deadlines_in_stockholm_business_hours(at: str, hours: int, due: str) ->
     assert business_end(STOCKHOLM, ms(at), hours * HOUR) == ms(due)
 
 
+def test_holidays_stop_the_clock() -> None:
+    christmas = BusinessHours(
+        timezone="Europe/Stockholm",
+        holidays=(date(2026, 12, 24), date(2026, 12, 25), date(2026, 12, 31), date(2027, 1, 1)),
+    )
+    # Wednesday 23 December 15:00, 8 hours: two that day, then Monday 28th 09:00-15:00
+    assert business_end(christmas, ms("2026-12-23T15:00+01:00"), 8 * HOUR) == ms("2026-12-28T15:00+01:00")
+    # 200 hours (25 working days) from Monday 7 December: 5 + 5 + 3 (21-23) + 3 (28-30) + 5 (4-8 January)
+    # + 4 (11-14): Thursday 14 January 17:00 (the whole weeks skipped give the four holidays back)
+    assert business_end(christmas, ms("2026-12-07T09:00+01:00"), 200 * HOUR) == ms("2027-01-14T17:00+01:00")
+
+
 def test_weekends_and_nights_of_another_team() -> None:
     # every day, 22:00 to 24:00 in New York (a night desk): Tuesday 23:30 EDT, 3 hours → Thursday 22:30
     every_day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -75,7 +87,8 @@ def _brute(hours: BusinessHours, at_ms: int, end_ms: int) -> int:
     count, moment = 0, datetime.fromtimestamp(at_ms / 1000, UTC)
     while moment.timestamp() * 1000 < end_ms:
         local = moment.astimezone(zone)
-        if local.weekday() in days and opens <= local.hour * 60 + local.minute < closes:
+        working = local.weekday() in days and local.date() not in hours.holidays
+        if working and opens <= local.hour * 60 + local.minute < closes:
             count += 1
         moment += timedelta(minutes=1)
     return count
@@ -86,9 +99,15 @@ def _brute(hours: BusinessHours, at_ms: int, end_ms: int) -> int:
     start=st.integers(0, 60 * 24 * 365),  # minutes into 2026 (both changes of the clock inside)
     minutes=st.integers(1, 5 * 40 * 60),  # up to five weeks of business time: the whole-week skip too
     zone=st.sampled_from(["Europe/Stockholm", "America/New_York", "Asia/Kolkata"]),
+    holidays=st.sets(st.integers(0, 400), max_size=6),  # days into 2026
 )
-def test_the_deadline_holds_exactly_the_business_minutes(start: int, minutes: int, zone: str) -> None:
-    hours = BusinessHours(timezone=zone, days=("mon", "tue", "thu", "fri"), start="08:30", end="18:00")
+def test_the_deadline_holds_exactly_the_business_minutes(
+    start: int, minutes: int, zone: str, holidays: set[int]
+) -> None:
+    off = tuple(date(2026, 1, 1) + timedelta(days=d) for d in sorted(holidays))
+    hours = BusinessHours(
+        timezone=zone, days=("mon", "tue", "thu", "fri"), start="08:30", end="18:00", holidays=off
+    )
     at = ms("2026-01-01T00:00+00:00") + start * 60_000
     due = business_end(hours, at, minutes * 60_000)
     assert due is not None
@@ -97,10 +116,10 @@ def test_the_deadline_holds_exactly_the_business_minutes(start: int, minutes: in
 
 
 def test_assignment_and_reassignment_count_their_teams_hours(store: Store) -> None:
-    # core's SLA (4 h) in Stockholm hours, the analytics team's (1 d: 24 business hours) in New York's
+    # core's SLA (4 h) in Stockholm hours (a holiday on 2 May, after the deadline, changes nothing), the analytics team's (1 d: 24 business hours) in New York's
     text = CORE.replace(
         "    sla: 4h\n",
-        "    sla: 4h\n    business_hours: {timezone: Europe/Stockholm}\n",
+        "    sla: 4h\n    business_hours: {timezone: Europe/Stockholm, holidays: [2024-05-02]}\n",
     ).replace(
         "{id: analytics, name: Analytics sales, sellers: [{id: ada, name: Ada Analyst, email: ada@example.test}]}",
         "{id: analytics, name: Analytics sales, sellers: [{id: ada, name: Ada Analyst, email: ada@example.test}], "
@@ -151,3 +170,8 @@ def test_bad_business_hours_are_positioned() -> None:
     assert any("start" in p for p in _problems(with_hours("{timezone: UTC, start: '25:00'}")))
     assert any("timezone" in p for p in _problems(with_hours("{timezone: ../../etc/passwd}")))
     assert any("days" in p for p in _problems(with_hours("{timezone: UTC, days: [someday]}")))
+    assert any(
+        "a holiday twice" in p
+        for p in _problems(with_hours("{timezone: UTC, holidays: [2026-12-24, 2026-12-24]}"))
+    )
+    assert any("is not a date" in p for p in _problems(with_hours("{timezone: UTC, holidays: [2026-13-01]}")))

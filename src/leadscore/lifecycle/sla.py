@@ -6,7 +6,8 @@ desk, the digest and the notifications.
 
 Business hours are local times in an IANA time zone: a window is from ``start`` to ``end`` of each of
 ``days`` on the local calendar, so a deadline moves with daylight saving time (a clock that does not exist
-that day, in the spring gap, is read with the offset before it). Holidays are not known.
+that day, in the spring gap, is read with the offset before it). On ``holidays`` (local dates) the clock
+does not run.
 """
 
 from __future__ import annotations
@@ -36,20 +37,28 @@ def business_end(hours: BusinessHours, at_ms: int, length_ms: int) -> int | None
     """The moment ``length_ms`` of business hours have passed since ``at_ms``; None after the year 9999."""
     zone = _zone(hours.timezone)
     days = {WEEKDAYS.index(d) for d in hours.days}
+    holidays = frozenset(hours.holidays)
     opens, closes = hours.minutes(hours.start), hours.minutes(hours.end)
     per_week = len(days) * (closes - opens) * 60_000
     left, cursor = length_ms, at_ms
     try:
         day = datetime.fromtimestamp(at_ms / 1000, zone).date()
-        if left > 2 * per_week:
+        while left > 2 * per_week:
             # any seven days hold each day's window once, whatever hour they start at: whole weeks are
             # counted at their nominal length (a window holding a clock change, e.g. 00:00-24:00, gains
-            # or loses that hour), so the walk below covers at most three weeks of days
+            # or loses that hour), less the holidays among them, so the walk below covers at most three
+            # weeks of days (each holiday is given back once: the loop ends)
             weeks = left // per_week - 1
-            later = datetime.fromtimestamp(at_ms / 1000, zone) + timedelta(weeks=weeks)  # the wall clock
-            cursor, day, left = _ms(later), later.date(), left - weeks * per_week
+            later = datetime.fromtimestamp(cursor / 1000, zone) + timedelta(weeks=weeks)  # the wall clock
+            skipped = (cursor, _ms(later))
+            cursor, day, left = skipped[1], later.date(), left - weeks * per_week
+            for holiday in holidays:
+                if holiday.weekday() in days:
+                    begin = max(skipped[0], _local(zone, holiday, opens))
+                    end = min(skipped[1], _local(zone, holiday, closes))
+                    left += max(0, end - begin)
         while True:
-            if day.weekday() in days:
+            if day.weekday() in days and day not in holidays:
                 begin, end = max(cursor, _local(zone, day, opens)), _local(zone, day, closes)
                 if begin < end:
                     if left <= end - begin:

@@ -9,6 +9,7 @@ unpositioned, from ``Lifecycle._references``. The semantics are in docs/lifecycl
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, WrapValidator, model_validator
@@ -242,7 +243,7 @@ def _time_zone(name: str) -> str:
 
 class BusinessHours(Frozen):
     """When an SLA's clock runs: ``start`` to ``end`` (local ``HH:MM``; ``end`` may be ``24:00``) on
-    ``days``, in ``timezone`` (an IANA name). Holidays are not known."""
+    ``days`` but ``holidays`` (local dates), in ``timezone`` (an IANA name)."""
 
     timezone: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_time_zone)]
     days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(
@@ -250,6 +251,9 @@ class BusinessHours(Frozen):
     )
     start: str = Field(default="09:00", pattern=_CLOCK)
     end: str = Field(default="17:00", pattern=_CLOCK)
+    holidays: tuple[date, ...] = Field(
+        default=(), max_length=1000, description="local dates on which the clock does not run"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> BusinessHours:
@@ -257,6 +261,8 @@ class BusinessHours(Frozen):
             raise ValueError(f"business hours end ({self.end}) before they start ({self.start})")
         if len(set(self.days)) != len(self.days):
             raise ValueError("business hours name a day twice")
+        if len(set(self.holidays)) != len(self.holidays):
+            raise ValueError("business hours name a holiday twice")
         return self
 
     @staticmethod

@@ -156,6 +156,18 @@ class ModelLoader(yaml.SafeLoader):
         return nodes, depth + 1
 
 
+def _timestamp(loader: ModelLoader, node: yaml.ScalarNode) -> Any:
+    """A date or time as PyYAML reads one, or a positioned YAML error for one that is none (a scalar
+    shaped like ``2026-13-01`` made the reader raise a bare ``ValueError``)."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError) as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a date or time ({exc})", node.start_mark
+        ) from None
+
+
+ModelLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 ModelLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
