@@ -174,4 +174,7 @@ def test_bad_business_hours_are_positioned() -> None:
         "a holiday twice" in p
         for p in _problems(with_hours("{timezone: UTC, holidays: [2026-12-24, 2026-12-24]}"))
     )
-    assert any("is not a date" in p for p in _problems(with_hours("{timezone: UTC, holidays: [2026-13-01]}")))
+    assert any(
+        "is not a valid timestamp" in p
+        for p in _problems(with_hours("{timezone: UTC, holidays: [2026-13-01]}"))
+    )

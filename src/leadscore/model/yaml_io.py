@@ -99,6 +99,20 @@ class ModelLoader(yaml.SafeLoader):
         self._open_anchors: set[str] = set()
         self._measured: dict[int, tuple[int, int]] = {}
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, with a value its constructor cannot read (a date-shaped ``2026-13-01``, an integer of
+        5,000 digits, ``!!float abc``, ``!!timestamp soon``) a positioned YAML error instead of the bare
+        ``ValueError`` (or ``OverflowError``, ``AttributeError``) the constructor raised."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError, AttributeError, TypeError) as exc:
+            shown = node.value if isinstance(node.value, str) else ""
+            shown = shown if len(shown) <= 40 else f"{shown[:40]}..."
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown!r} is not a valid {kind} ({str(exc)[:120]})", node.start_mark
+            ) from None
+
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
@@ -156,18 +170,6 @@ class ModelLoader(yaml.SafeLoader):
         return nodes, depth + 1
 
 
-def _timestamp(loader: ModelLoader, node: yaml.ScalarNode) -> Any:
-    """A date or time as PyYAML reads one, or a positioned YAML error for one that is none (a scalar
-    shaped like ``2026-13-01`` made the reader raise a bare ``ValueError``)."""
-    try:
-        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
-    except (ValueError, OverflowError) as exc:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"{node.value!r} is not a date or time ({exc})", node.start_mark
-        ) from None
-
-
-ModelLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 ModelLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -584,7 +586,9 @@ def _unbindable(
     elif isinstance(value, bool):
         return
     elif isinstance(value, int) and not -_INT64 <= value < _INT64:
-        why = f"{value} is an integer beyond 64 bits"
+        # a 5,000-digit integer (``0xfff...``) is past what Python turns into text
+        shown = str(value) if value.bit_length() < 128 else f"an integer of {value.bit_length()} bits"
+        why = f"{shown} is an integer beyond 64 bits"
     elif isinstance(value, int) and _compared(path) and int(float(value)) != value:
         why = (
             f"{value} is not exact as a number (numbers compare as 64-bit floats, exact up to 2**53: it would"
