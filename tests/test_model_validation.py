@@ -114,6 +114,31 @@ def test_list_from_csv(tmp_path: Path) -> None:
     assert model.lists["targets"].source == "targets.csv"
 
 
+def test_a_text_from_the_dashboard_or_the_api_names_no_server_file(tmp_path: Path) -> None:
+    # the dashboard's editor, the API and stored versions load a text: a list read from a CSV file there
+    # read the server's files (``csv: /etc/passwd`` became a list of its lines)
+    text = "model: m\nlists:\n  secrets: {csv: /etc/passwd}\nfit: []\n"
+    with pytest.raises(ModelValidationError) as info:
+        loads_model(text)
+    (problem,) = info.value.problems
+    assert (problem.line, problem.column) == (3, 18)
+    assert "list 'secrets': only a model file may read a list from a CSV file" in problem.message
+    # the same list beside a model file is read (the CLI publishes its values inline)
+    (tmp_path / "people.csv").write_text("name\nroot\n")
+    (tmp_path / "m.yaml").write_text(text.replace("/etc/passwd", "people.csv"))
+    assert load_model(tmp_path / "m.yaml").lists["secrets"].values == ("root",)
+
+
+def test_a_list_csv_with_a_field_past_the_csv_limit_is_positioned(tmp_path: Path) -> None:
+    (tmp_path / "big.csv").write_text("domain\n" + "x" * 200_000 + "\n")
+    (tmp_path / "m.yaml").write_text("model: m\nlists:\n  targets: {csv: big.csv}\n")
+    with pytest.raises(ModelValidationError) as info:
+        load_model(tmp_path / "m.yaml")
+    (problem,) = info.value.problems
+    assert (problem.line, problem.column) == (3, 18)
+    assert "list 'targets': field larger than field limit (131072)" in problem.message
+
+
 def test_missing_list_csv_is_positioned(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text("model: m\nlists:\n  targets: {csv: nope.csv}\n")
     with pytest.raises(ModelValidationError) as info:

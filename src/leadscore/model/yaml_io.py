@@ -195,7 +195,10 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
                 [Problem(f"the model is not UTF-8 (byte {exc.start})", file)]
             ) from None
         base_dir = base_dir or Path(source).parent
-    base_dir = base_dir or Path.cwd()
+    # a list may be read from a CSV file beside a model file (or in ``base_dir``); a text from anywhere
+    # else (the dashboard's editor, the API, a stored version) names no file: the server's files are not
+    # its to read (``csv: /etc/passwd`` became a list of its lines)
+    files = base_dir
     problems: list[Problem] = []
     if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
         raise ModelValidationError([_too_big(len(text.encode("utf-8", "surrogatepass")), file)])
@@ -225,7 +228,7 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
         )
     pos = _Positions()
     _walk(node, (), pos, problems, file)
-    raw = _resolve_lists(raw, base_dir, pos, problems, file)
+    raw = _resolve_lists(raw, files, pos, problems, file)
     cross = [*_raw_cross_checks(raw, pos, file), *_unbindable(raw, (), raw, pos, file)]
     problems.extend(cross)
     try:
@@ -253,8 +256,10 @@ def _depth(value: Any, level: int = 0) -> int:
 
 
 def _resolve_lists(
-    raw: dict[str, Any], base: Path, pos: _Positions, problems: list[Problem], file: str
+    raw: dict[str, Any], base: Path | None, pos: _Positions, problems: list[Problem], file: str
 ) -> dict[str, Any]:
+    """Lists read from their CSV files (relative to ``base``; None: a text that may name no file), their
+    values trimmed and case-folded."""
     lists = raw.get("lists")
     if not isinstance(lists, dict):
         return raw
@@ -264,19 +269,33 @@ def _resolve_lists(
             spec = {"values": spec}
         if isinstance(spec, dict) and "csv" in spec and "values" not in spec:
             line, col = pos.nearest(("lists", name, "csv")) or (None, None)
+            if base is None:
+                problems.append(Problem(
+                    f"list {name!r}: only a model file may read a list from a CSV file (validate or publish "
+                    "the file with the CLI, which writes its values inline); here write the values", file, line, col
+                ))  # fmt: skip
+                continue
             spec = dict(spec)
             path = base / str(spec.pop("csv"))
             column = spec.get("column")
             try:
                 spec["values"] = read_list_csv(path, column)
                 spec["source"] = str(spec.get("source") or path.name)
-            except (OSError, KeyError, ValueError) as exc:
+            except (OSError, KeyError, ValueError, csv.Error) as exc:
                 problems.append(Problem(f"list {name!r}: {exc}", file, line, col))
                 continue
         if isinstance(spec, dict) and isinstance(spec.get("values"), list):
-            spec = {**spec, "values": [fold_case(str(v).strip()) for v in spec["values"] if str(v).strip()]}
+            spec = {**spec, "values": [v for v in map(_list_value, spec["values"]) if v != ""]}
         resolved[name] = spec
     return {**raw, "lists": resolved}
+
+
+def _list_value(value: Any) -> Any:
+    """A list value as the model compares it: text trimmed and case-folded. An integer past 64 bits stays
+    a number, for the 64-bit check to report (as text it has up to thousands of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() >= 64:
+        return value
+    return fold_case(str(value).strip())
 
 
 def read_list_csv(path: Path, column: str | None) -> list[str]:
@@ -369,8 +388,20 @@ def _shown(value: Any) -> str:
         return "a mapping (key: value lines)"
     if isinstance(value, list):
         return "a list"
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = (
+        repr(value)
+        if isinstance(value, str)
+        else _number_text(value)
+        if isinstance(value, int)
+        else str(value)
+    )
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number_text(value: int) -> str:
+    """An integer as text; one past 128 bits by its size (``0xfff...`` of 5,000 digits is past what
+    Python turns into text)."""
+    return str(value) if value.bit_length() < 128 else f"an integer of {value.bit_length()} bits"
 
 
 def _choices(expected: str) -> str:
@@ -586,9 +617,7 @@ def _unbindable(
     elif isinstance(value, bool):
         return
     elif isinstance(value, int) and not -_INT64 <= value < _INT64:
-        # a 5,000-digit integer (``0xfff...``) is past what Python turns into text
-        shown = str(value) if value.bit_length() < 128 else f"an integer of {value.bit_length()} bits"
-        why = f"{shown} is an integer beyond 64 bits"
+        why = f"{_number_text(value)} is an integer beyond 64 bits"
     elif isinstance(value, int) and _compared(path) and int(float(value)) != value:
         why = (
             f"{value} is not exact as a number (numbers compare as 64-bit floats, exact up to 2**53: it would"
