@@ -444,6 +444,23 @@ def test_an_invalid_rule_shows_its_problem_at_its_line(builder_site: tuple[str, 
     assert "The draft now has problems" in built
 
 
+def test_a_draft_may_not_read_a_server_file_as_a_list(builder_site: tuple[str, Store]) -> None:
+    url, store = builder_site
+    with store.connect() as conn:
+        before = active_version(conn).id
+    draft = MODEL.replace("\nlists:\n", "\nlists:\n  secrets: {csv: /etc/passwd}\n", 1)  # line 7
+    with signed_in(url, "marketing@example.test") as client:
+        token = _token(client.get("/model").text)
+        refused = client.post("/model/publish", data={"csrf_token": token, "draft": draft, "note": "x"})
+    # shown at the list's line, nothing published, nothing of the file on the page
+    assert refused.status_code == 422
+    assert "line 7, column 18" in refused.text
+    assert "only a model file may read a list from a CSV file" in refused.text
+    assert "root:" not in refused.text
+    with store.connect() as conn:
+        assert active_version(conn).id == before
+
+
 def test_editing_a_rule_prefills_the_form(builder_site: tuple[str, Store]) -> None:
     url, _ = builder_site
     with signed_in(url, "marketing@example.test") as client:

@@ -5,7 +5,6 @@ diffed, backtested and published as that score's; the primary by default)."""
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -15,7 +14,6 @@ from leadscore.api.state import state_of
 from leadscore.errors import InputError, ModelError, ModelValidationError, NotFoundError, StoreError
 from leadscore.model import ScoringModel, loads_model
 from leadscore.model.diff import rule_changes
-from leadscore.model.source import stored_text
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.run import model_of
 from leadscore.scoring.shadow import publish_shadow
@@ -246,8 +244,8 @@ def model_publish(
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
         return model
-    text = stored_text(draft, Path.cwd())  # the author's text as written (a list's CSV read inline)
-    version, _ = publish(store, model, text=text, note=note, actor=viewer.email, score_name=name)
+    # the author's text as written: a valid draft names no file (a text is not the server's files to read)
+    version, _ = publish(store, model, text=draft, note=note, actor=viewer.email, score_name=name)
     return RedirectResponse(f"/model?published={version.id}{'&' if picked else ''}{picked}", status_code=303)
 
 
@@ -266,8 +264,7 @@ def model_shadow(
     if isinstance(model, Response):
         return model
     try:
-        text = stored_text(draft, Path.cwd())
-        publish_shadow(store, model, text=text, note=note, actor=viewer.email, score_name=name)
+        publish_shadow(store, model, text=draft, note=note, actor=viewer.email, score_name=name)
     except StoreError as exc:
         raise WebDenied(409, str(exc)) from None
     return RedirectResponse(f"/review{'?' if picked else ''}{picked}", status_code=303)
