@@ -47,6 +47,7 @@ from leadscore.store.model_versions import (
 from leadscore.store.people import account_colleagues
 from leadscore.store.planner_stats import analyse
 from leadscore.store.results import NamedResults, due_at, lock_leads
+from leadscore.store.score_names import list_scores
 from leadscore.store.shadows import remove_shadow
 
 RESCORE_CHUNK = 5000
@@ -369,10 +370,11 @@ def activate_version(
     stamp = now_ms()
     with store.begin() as conn:
         version = activate(conn, version_id, stamp)
+        active = Active.of(version)
+        _refuse_retired_names(conn, active.model)
         remove_shadow(conn, version.id)
         verb = {"published": "publish", "promoted": "promote", "rolled back": "rollback"}.get(action, action)
         audit(conn, stamp, actor, f"model.{verb}", version.label, sha256=version.sha256, note=note)
-        active = Active.of(version)
         cause = f"{action} {version.label}"
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
         name = version.score_name
@@ -382,6 +384,20 @@ def activate_version(
         if changes:
             history.record(conn, active.model, store.sources(), version.id, changes, stamp, score_name=name)
     return version, len(ledgers)
+
+
+def _refuse_retired_names(conn: Connection, model: ScoringModel) -> None:
+    """A lifecycle naming a retired score is not activated: its gates, actions and segments would read
+    scores no one updates any more (``leadscore model retire`` refuses the converse)."""
+    if model.lifecycle is None:
+        return
+    retired = {s.name for s in list_scores(conn) if s.retired}
+    naming = [f"{where} names {name!r}" for where, name in model.lifecycle.named_scores() if name in retired]
+    if naming:
+        raise StoreError(
+            f"the lifecycle names a retired score ({'; '.join(naming)}): publish a version of that score "
+            "first to score it again, or leave it out of the lifecycle"
+        )
 
 
 def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
