@@ -400,10 +400,12 @@ def _refuse_retired_names(conn: Connection, model: ScoringModel) -> None:
         )
 
 
-def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
+def rescore_all(
+    store: Store, *, as_of: int | None = None, save: bool = True, score_name: str | None = None
+) -> list[Ledger]:
     """Score every lead with every active model as of a time; save as the current scores if asked, with
-    when each is next due, crossings and a history row where a score moved. Returns the primary score's
-    ledgers."""
+    when each is next due, crossings and a history row where a score moved. Returns the ledgers of the
+    score ``score_name`` (the primary when None; an unknown or retired one is refused before scoring)."""
     stamp = now_ms()
     # every score's ledgers stay alive to the end, so each collection of the cyclic collector would walk
     # them all again (none is in a cycle): paused for the whole rescoring, not only while the results are
@@ -415,6 +417,7 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
         models = active_models(conn, saving=True)
         if not models:
             raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
+        returned = [a.version for a in models].index(active_version(conn, score_name))
         # one statement for every model (the events are read once), one for when each score is next due
         per_model = score_everyone(conn, [a.model for a in models], store.sources(), as_of or stamp)
         if save:
@@ -427,7 +430,7 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
                 assert active.version is not None
                 history.record_saved(conn, active.model, store.sources(), active.version.id, ledgers, "time",
                                      RESCORE_REF, stamp, score_name=active.version.score_name)  # fmt: skip
-    return per_model[0]
+    return per_model[returned]
 
 
 def _names(models: Sequence[Active]) -> list[str | None]:
