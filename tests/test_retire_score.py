@@ -27,7 +27,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.audit import read_audit
 from leadscore.store.keys import create_key
-from leadscore.store.model_versions import active_versions
+from leadscore.store.model_versions import active_versions, list_versions
 from leadscore.store.schema import score_history, scores
 from leadscore.store.score_names import list_scores, picker_names
 from leadscore.store.shadows import shadow_versions
@@ -174,3 +174,17 @@ def test_the_model_page_retires_the_score_picked(store: Store) -> None:
     assert "retired" in after and 'action="/model/retire"' not in after
     with store.connect() as conn:
         assert [v.score_name for v in active_versions(conn)] == ["core"]
+
+
+def test_a_shadow_needs_an_active_version_of_its_score_to_be_scored_beside(store: Store) -> None:
+    # a shadow of a score never published, or of a retired one, was stored and scored on every event, and
+    # `model compare` then refused it ("no active model to compare the shadow with")
+    two_scores(store)
+    with pytest.raises(NotFoundError, match="no score named 'partners'"):
+        publish_shadow(store, loads_model(ANALYTICS_2), score_name="partners")
+    retire_score(store, "analytics")
+    with pytest.raises(StoreError, match="the score 'analytics' is retired"):
+        publish_shadow(store, loads_model(ANALYTICS_2), score_name="analytics")
+    with store.connect() as conn:
+        assert shadow_versions(conn) == {}
+        assert [v.label for v in list_versions(conn)] == ["analytics@1", "core@1"]
