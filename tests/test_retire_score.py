@@ -134,6 +134,22 @@ def test_the_cli_api_and_dashboard_retire_and_stop_listing_a_score(store: Store)
     assert "the score 'analytics' is retired" in listed.output
     shown = runner.invoke(cli, ["model", "show", "--score", "analytics", *db])
     assert shown.exit_code != 0 and "the score 'analytics' is retired" in str(shown.exception or shown.output)
+    batch = [
+        "batch",
+        "score",
+        "--engine",
+        "duckdb",
+        "--events",
+        "store",
+        "--leads",
+        "store",
+        "--out",
+        "store",
+    ]
+    batched = runner.invoke(cli, [*batch, "--score", "analytics", *db])
+    assert batched.exit_code != 0 and "the score 'analytics' is retired" in str(
+        batched.exception or batched.output
+    )
 
     auth = {"Authorization": f"Bearer {token}"}
     app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
@@ -174,6 +190,13 @@ def test_the_model_page_retires_the_score_picked(store: Store) -> None:
     assert "retired" in after and 'action="/model/retire"' not in after
     with store.connect() as conn:
         assert [v.score_name for v in active_versions(conn)] == ["core"]
+    # a rollback to its version brings it back, as the retirement's message says
+    back = CliRunner().invoke(
+        cli, ["model", "rollback", "analytics@1", "--score", "analytics", "--db", str(store.url)]
+    )
+    assert back.exit_code == 0, back.output
+    with store.connect() as conn:
+        assert [v.score_name for v in active_versions(conn)] == ["core", "analytics"]
 
 
 def test_a_shadow_needs_an_active_version_of_its_score_to_be_scored_beside(store: Store) -> None:
