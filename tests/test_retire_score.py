@@ -25,6 +25,7 @@ from leadscore.scoring.pipeline import ingest, publish, rescore_all
 from leadscore.scoring.shadow import publish_shadow
 from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.alerts import list_alerts, open_alerts, raise_alert
 from leadscore.store.audit import read_audit
 from leadscore.store.keys import create_key
 from leadscore.store.model_versions import active_versions, list_versions
@@ -211,3 +212,17 @@ def test_a_shadow_needs_an_active_version_of_its_score_to_be_scored_beside(store
     with store.connect() as conn:
         assert shadow_versions(conn) == {}
         assert [v.label for v in list_versions(conn)] == ["analytics@1", "core@1"]
+
+
+def test_a_retired_scores_open_alerts_are_cleared_and_kept(store: Store) -> None:
+    # the health checks run for the active versions only, so an open alert of a retired score was never
+    # cleared: every dashboard page's banner kept showing it
+    two_scores(store)
+    with store.begin() as conn:
+        raise_alert(conn, "volume:analytics", 9.0, 5.0, "analytics: 9 MQLs a week", 1)
+        raise_alert(conn, "volume", 9.0, 5.0, "core: 9 MQLs a week", 1)
+    retire_score(store, "analytics")
+    with store.connect() as conn:
+        assert set(open_alerts(conn)) == {"volume"}
+        [kept] = list_alerts(conn, score="analytics")
+    assert kept["message"] == "analytics: 9 MQLs a week" and kept["cleared_ms"] is not None

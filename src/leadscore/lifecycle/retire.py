@@ -1,8 +1,9 @@
 """Retiring a named score (a product line dropped): its active version stops being active, so nothing
 scores it any more (events, the clock, full rescoring, batch ``--all-scores``: each scores the active
 versions) and no picker or list of a lead's scores offers it; its scores, ledgers, history, crossings and
-versions stay as they were, read when it is named (``?score=NAME``, ``--score NAME``). Publishing, promoting
-or rolling back a version of it brings it back, rescoring every lead.
+versions stay as they were, read when it is named (``?score=NAME``, ``--score NAME``); its open health
+alerts are cleared (kept, as cleared). Publishing, promoting or rolling back a version of it brings it
+back, rescoring every lead.
 
 The primary is never retired (every surface reads it when no score is named), and neither is a score the
 active lifecycle still names (a gate, a crossing action, a segment: each would read a score no one
@@ -14,6 +15,7 @@ from leadscore.errors import StoreError
 from leadscore.scoring.pipeline import active_models
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
+from leadscore.store.alerts import check_score, clear_alert, open_alerts
 from leadscore.store.audit import audit
 from leadscore.store.model_versions import (
     ModelVersion,
@@ -57,9 +59,15 @@ def retire_score(store: Store, name: str, *, actor: str = "cli") -> ModelVersion
                 "lifecycle that does not name it, then retire it"
             )
         deactivate(conn, version.id)
+        stamp = now_ms()
+        # no health check runs for it any more: its open alerts would stay open (and on every page's banner)
+        primary = primary_score(conn)
+        for check, alert in open_alerts(conn).items():
+            if check_score(check, primary) == name:
+                clear_alert(conn, int(alert["id"]), stamp)
         shadows = shadow_versions(conn)
         for other in list_versions(conn, name):
             if other.id in shadows:
                 remove_shadow(conn, other.id)
-        audit(conn, now_ms(), actor, "model.retire", version.label, score=name, sha256=version.sha256)
+        audit(conn, stamp, actor, "model.retire", version.label, score=name, sha256=version.sha256)
     return version
