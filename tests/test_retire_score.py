@@ -9,6 +9,8 @@ report (analytics: +80). Core: fit 0, engagement 40 + 10 = 50, score 25. Analyti
 
 from __future__ import annotations
 
+from html import unescape
+
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -28,13 +30,13 @@ from leadscore.store import Store
 from leadscore.store.alerts import list_alerts, open_alerts, raise_alert
 from leadscore.store.audit import read_audit
 from leadscore.store.keys import create_key
-from leadscore.store.model_versions import active_versions, list_versions
+from leadscore.store.model_versions import active_versions, find_version, list_versions
 from leadscore.store.schema import score_history, scores
 from leadscore.store.score_names import list_scores, picker_names
 from leadscore.store.shadows import shadow_versions
 from leadscore.store.users import add_user
 from live_server import serving
-from test_named_scores import ANALYTICS, ANALYTICS_2, HOUR, NOW, T0, current, message, two_scores
+from test_named_scores import ANALYTICS, ANALYTICS_2, CORE, HOUR, NOW, T0, current, message, two_scores
 from two_teams import CORE as TEAMS_CORE
 from two_teams import MANAGER, build
 from web_support import PASSWORD, csrf_of, signed_in
@@ -226,3 +228,41 @@ def test_a_retired_scores_open_alerts_are_cleared_and_kept(store: Store) -> None
         assert set(open_alerts(conn)) == {"volume"}
         [kept] = list_alerts(conn, score="analytics")
     assert kept["message"] == "analytics: 9 MQLs a week" and kept["cleared_ms"] is not None
+
+
+def test_the_review_page_rolls_back_the_score_of_the_version_and_refuses_a_retired_name(store: Store) -> None:
+    # a rollback of analytics landed on the primary's review page; a rollback refused (a lifecycle naming a
+    # retired score) must answer 409 with the reason, not fail the request
+    two_scores(store)
+    publish(store, loads_model(ANALYTICS_2), score_name="analytics")
+    lifecycle = "\n".join(
+        [
+            "lifecycle:",
+            "  initial: lead",
+            "  stages: [{id: lead, name: Lead}, {id: mql, name: MQL}]",
+            "  transitions: [{id: hot_analytics, from: [lead], to: mql, when: {score: analytics, score_at_least: 60}}]",
+        ]
+    )
+    named = publish(store, loads_model(CORE + lifecycle), score_name="core")[0]
+    publish(store, loads_model(CORE), score_name="core")  # core@1 again: no lifecycle
+    retire_score(store, "analytics")
+    publish(store, loads_model(ANALYTICS_2), score_name="analytics")  # back, as analytics@2
+    with store.begin() as conn:
+        add_user(conn, MANAGER, "Mia Manager", "admin", hash_password(PASSWORD), 0)
+        first = find_version(conn, "analytics@1")
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, MANAGER) as client:
+        token = csrf_of(client)
+        back = client.post(
+            "/review/activate", data={"csrf_token": token, "version": first.id, "action": "rolled back"}
+        )
+        retire_score(store, "analytics")
+        refused = client.post(
+            "/review/activate", data={"csrf_token": token, "version": named.id, "action": "rolled back"}
+        )
+    assert back.status_code == 303 and back.headers["location"] == "/review?score=analytics"
+    assert refused.status_code == 409 and "transition hot_analytics names 'analytics'" in unescape(
+        refused.text
+    )
+    with store.connect() as conn:
+        assert [v.label for v in active_versions(conn)] == ["core@1"]

@@ -52,7 +52,7 @@ def picked_score(conn: Any, score: str) -> str:
         raise WebDenied(422, str(exc)) from None
 
 
-def _picked(conn: Any, name: str) -> str:
+def score_query(conn: Any, name: str) -> str:
     """``score=NAME`` for a link to another page of the same score; nothing for the primary."""
     return "" if name == primary_score(conn) else f"score={name}"
 
@@ -250,7 +250,7 @@ def model_publish(
     store = state_of(request).store
     with store.connect() as conn:
         name = picked_score(conn, score)
-        picked = _picked(conn, name)
+        picked = score_query(conn, name)
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
         return model
@@ -285,7 +285,7 @@ def model_shadow(
     store = state_of(request).store
     with store.connect() as conn:
         name = picked_score(conn, score)
-        picked = _picked(conn, name)
+        picked = score_query(conn, name)
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
         return model
