@@ -59,6 +59,8 @@ def test_a_manager_builds_and_publishes_a_rule_of_the_analytics_score(
             page.get_by_role("button", name="Show").click()
             expect(page.get_by_role("heading", level=1)).to_have_text("Model: analytics")
             expect(page.get_by_label("Model YAML")).to_have_value(re.compile(r"^\s*model: analytics"))
+            expect(page.get_by_role("button", name="Retire analytics")).to_be_visible()
+            assert tab.axe() == []  # the retire section included
 
             page.get_by_label("Kind of rule").select_option("fit")
             page.get_by_label("Id", exact=True).fill("data_role")
