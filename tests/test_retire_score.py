@@ -266,3 +266,21 @@ def test_the_review_page_rolls_back_the_score_of_the_version_and_refuses_a_retir
     )
     with store.connect() as conn:
         assert [v.label for v in active_versions(conn)] == ["core@1"]
+
+
+def test_a_retired_score_named_in_the_address_is_shown_as_retired_in_the_picker(store: Store) -> None:
+    # with core and partners live, /leads?score=analytics (a bookmark) lists analytics' record while the
+    # picker, which no longer offers analytics, showed core selected
+    two_scores(store)
+    publish(
+        store, loads_model(ANALYTICS.replace("model: analytics", "model: partners")), score_name="partners"
+    )
+    retire_score(store, "analytics")
+    with store.begin() as conn:
+        add_user(conn, MANAGER, "Mia Manager", "admin", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, MANAGER) as client:
+        retired, live = client.get("/leads?score=analytics").text, client.get("/leads").text
+    assert '<option value="analytics" selected>analytics (retired)</option>' in retired
+    assert '<option value="" selected>core (primary)</option>' not in retired
+    assert '<option value="" selected>core (primary)</option>' in live and "(retired)" not in live
