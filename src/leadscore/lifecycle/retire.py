@@ -33,8 +33,8 @@ def retire_score(store: Store, name: str, *, actor: str = "cli") -> ModelVersion
     Returns the version that was active."""
     with store.begin() as conn:
         take_models(conn)  # no save with the models read before, no activation, until this commits
-        name = resolve(conn, name)
-        if name == primary_score(conn):
+        name, primary = resolve(conn, name), primary_score(conn)
+        if name == primary:
             raise StoreError(
                 f"{name!r} is the primary score: every list, report and gate reads it when no score is named, "
                 "so it cannot be retired"
@@ -61,7 +61,6 @@ def retire_score(store: Store, name: str, *, actor: str = "cli") -> ModelVersion
         deactivate(conn, version.id)
         stamp = now_ms()
         # no health check runs for it any more: its open alerts would stay open (and on every page's banner)
-        primary = primary_score(conn)
         for check, alert in open_alerts(conn).items():
             if check_score(check, primary) == name:
                 clear_alert(conn, int(alert["id"]), stamp)
