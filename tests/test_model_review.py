@@ -243,3 +243,30 @@ def test_a_draft_refuses_edits_the_model_cannot_take() -> None:
         draft(model, [Edit("points", "nope", points=5)])
     with pytest.raises(ModelError, match="has no lifecycle"):
         draft(model, [Edit("threshold", threshold=50)])
+
+
+def test_the_review_command_reviews_and_drafts_the_score_named(decided: Store, tmp_path: Path) -> None:
+    # the same model published as a second score, ``other`` (m@2): its review proposes what m@1's does, and
+    # the accepted draft is stored as a version of ``other``, not of the primary
+    publish(decided, loads_model(MODEL), score_name="other")
+    args = [
+        "review",
+        "--db",
+        decided.url,
+        "--since",
+        "2024-05-01",
+        "--until",
+        "2024-06-10",
+        "--min-support",
+        "4",
+    ]
+    result = CliRunner().invoke(app, [*args, "--score", "other", "--accept", "points:demo", "--save-draft"])
+    assert result.exit_code == 0, result.output
+    assert "stored the draft as m@3 (not active)" in result.output
+    with decided.connect() as conn:
+        stored = find_version(conn, "m@3")
+    assert stored.score_name == "other" and not stored.active
+    assert [(r.id, r.points) for r in loads_model(stored.yaml).engagement] == [
+        ("demo", 90.0),
+        ("webinar", 10.0),
+    ]

@@ -32,7 +32,7 @@ from leadscore.demo import run_demo
 from leadscore.errors import InputError, NotFoundError
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.lifecycle.runner import run_round
-from leadscore.lifecycle.score_stages import named_scores, unpublished_scores
+from leadscore.lifecycle.score_stages import unpublished_scores
 from leadscore.model import loads_model
 from leadscore.scoring.clock import tick
 from leadscore.scoring.explain import explain_current
@@ -540,7 +540,7 @@ def test_a_segment_tests_the_score_it_names(store: Store) -> None:
         ("segment.entered", "dana", "analytics", 80.0),
     ]
     # publishing warns of a segment naming a score no model is published as
-    assert named_scores(lifecycle) == [
+    assert lifecycle.named_scores() == [
         ("segment hot_analytics", "analytics"),
         ("segment top_analytics", "analytics"),
     ]

@@ -32,7 +32,7 @@ from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
 from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, fits_id, leads, scores
-from leadscore.store.score_names import named
+from leadscore.store.score_names import is_live, named
 
 router = APIRouter(prefix="/v1", tags=["leads"])
 SORTS = {
@@ -142,7 +142,8 @@ def list_leads(
 
 
 def all_scores(conn: Any, lead_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
-    """Every named score of each lead: lead → name → score, fit, engagement, grade, level, band."""
+    """Every live named score of each lead (a retired one is read when named): lead → name → score, fit,
+    engagement, grade, level, band."""
     query = select(
         scores.c.lead_id,
         scores.c.score_name,
@@ -152,7 +153,7 @@ def all_scores(conn: Any, lead_ids: list[int]) -> dict[int, dict[str, dict[str, 
         scores.c.grade,
         scores.c.level,
         scores.c.band,
-    ).where(scores.c.lead_id.in_(lead_ids))
+    ).where(scores.c.lead_id.in_(lead_ids), is_live(scores.c.score_name))
     out: dict[int, dict[str, dict[str, Any]]] = {}
     for row in conn.execute(query.order_by(scores.c.lead_id, scores.c.score_name)).mappings():
         values = dict(row)

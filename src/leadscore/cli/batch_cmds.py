@@ -102,9 +102,10 @@ def score(
     from leadscore.batch import BatchJob, run_batch
     from leadscore.batch.run import ENGINES, NamedModel, complete_sources, run_batch_scores
     from leadscore.scoring.pipeline import active_model, active_models
-    from leadscore.scoring.run import now_ms
+    from leadscore.scoring.run import Active, now_ms
     from leadscore.settings import database_url
     from leadscore.store import Store
+    from leadscore.store.model_versions import active_version
     from leadscore.store.score_names import resolve
 
     engine = engine.lower()
@@ -151,7 +152,8 @@ def score(
         store = Store.from_url(database_url(db))
         try:
             with store.connect() as conn:
-                active = active_model(conn, resolve(conn, score_name))
+                # a score named must have an active version (an unknown or retired one says so)
+                active = Active.of(active_version(conn, score_name)) if score_name else active_model(conn)
         finally:
             store.dispose()
         if active is None or active.version is None:

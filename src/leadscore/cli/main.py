@@ -107,18 +107,20 @@ def score_cmd(
     top: Annotated[int | None, typer.Option("--top", help="Only the N highest scores.")] = None,
     fmt: Format = "table",
     model_file: ModelFile = None,
+    score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
-    """Score every lead as of a time (default now). Scoring now with the active model saves the scores."""
+    """Score every lead as of a time (default now). Scoring now with the active models saves the scores
+    (every score's); the list shows the score named with --score (default: the primary)."""
     from leadscore.scoring.pipeline import rescore_all
     from leadscore.scoring.run import all_leads, now_ms, score
 
     with open_store(db) as store:
         when = parse_as_of(as_of)
         if model_file is None and when is None:
-            ledgers = rescore_all(store)
+            ledgers = rescore_all(store, score_name=score_name)
         else:
-            active = _active_or_file(store, model_file)
+            active = _active_or_file(store, model_file, score_name)
             with store.connect() as conn:
                 ledgers = score(conn, active.model, store.sources(), all_leads(when or now_ms()))
         ledgers.sort(key=lambda lg: (-lg.score, lg.lead_id))

@@ -1,4 +1,4 @@
-"""``leadscore validate`` and ``leadscore model publish|list|show|diff|compare|promote|rollback|stop-shadow``."""
+"""``leadscore validate`` and ``leadscore model publish|list|show|diff|compare|promote|rollback|stop-shadow|retire``."""
 
 from __future__ import annotations
 
@@ -124,10 +124,10 @@ def _warn_unpublished(store: Store) -> None:
     """Warn of every score an active lifecycle names that no model is published as."""
     from leadscore.lifecycle.score_stages import unpublished_scores
     from leadscore.scoring.pipeline import active_models
-    from leadscore.store.score_names import list_scores
+    from leadscore.store.score_names import live_scores
 
     with store.connect() as conn:
-        names = {s.name for s in list_scores(conn)}
+        names = {s.name for s in live_scores(conn)}
         lifecycles = [a.model.lifecycle for a in active_models(conn) if a.model.lifecycle is not None]
     for lifecycle in lifecycles:
         for warning in unpublished_scores(lifecycle, names):
@@ -138,13 +138,16 @@ def _warn_unpublished(store: Store) -> None:
 def list_cmd(score_name: ScoreName = None, db: Db = None) -> None:
     """Every stored version (of one score with --score); each score's active one is marked."""
     from leadscore.store.model_versions import list_versions
-    from leadscore.store.score_names import resolve
+    from leadscore.store.score_names import list_scores, resolve
     from leadscore.store.shadows import shadow_versions
 
     with open_store(db) as store:
         with store.connect() as conn:
             versions = list_versions(conn, None if score_name is None else resolve(conn, score_name))
             shadows = shadow_versions(conn)
+            retired = [
+                s.name for s in list_scores(conn) if s.retired and s.name in {v.score_name for v in versions}
+            ]
         table = Table(title="Model versions (* active, s shadow)")
         for col in ("", "score", "version", "id", "created", "published", "sha256", "note"):
             table.add_column(col)
@@ -160,6 +163,9 @@ def list_cmd(score_name: ScoreName = None, db: Db = None) -> None:
                 v.note,
             )
         console.print(table)
+        for name in retired:
+            console.print(f"the score {name!r} is retired: none of its versions is active, nothing scores it",
+                          highlight=False)  # fmt: skip
 
 
 @app.command("show")
@@ -267,6 +273,27 @@ def rollback_cmd(ref: Ref, as_of: AsOf = None, score_name: ScoreName = None, db:
     """Go back to an earlier version of a score: activate it and restore that score by rescoring every
     lead with it (--score: refuse a version of another score)."""
     _activate(ref, "rolled back", db, as_of, score_name)
+
+
+@app.command("retire")
+def retire_cmd(
+    score_name: Annotated[
+        str, typer.Option("--score", help="The named score to retire (never the primary).")
+    ],
+    db: Db = None,
+) -> None:
+    """Stop scoring a named score (a product line dropped): no event, clock tick or rescoring computes it
+    and no picker offers it; its scores, history and versions are kept (read with --score). Refused for the
+    primary and while the active lifecycle names it. Publishing or rolling back a version brings it back."""
+    from leadscore.lifecycle.retire import retire_score
+
+    with open_store(db) as store:
+        version = retire_score(store, score_name)
+    console.print(
+        f"retired the score {version.score_name!r} ({version.label}): it is no longer scored; its scores and "
+        f"history are kept (`leadscore model rollback {version.label} --score {version.score_name}` brings it back)",
+        highlight=False,
+    )
 
 
 @app.command("stop-shadow")

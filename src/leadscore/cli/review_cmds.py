@@ -80,9 +80,11 @@ def review_cmd(
         bool, typer.Option("--save-draft", help="Store the draft as a new version (not active).")
     ] = False,
     as_json: AsJson = False,
+    score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
-    """Review the active model: proposals from sales feedback, outcomes and capacity, each backtested.
+    """Review the active model (of --score, default the primary): proposals from sales feedback, outcomes
+    and capacity, each backtested as that score's team runs the lifecycle.
 
     Proposals: rules to remove (points mostly to leads sales rejected) or re-weight (lift on sales
     judgement and outcomes), the MQL threshold for sales capacity. --accept applies them to a draft.
@@ -95,11 +97,13 @@ def review_cmd(
 
     capacity = per_week if per_week is not None else Settings().alerts.capacity_per_week
     with open_store(db) as store:
-        label, model, _ = _model(store, None)
+        label, model, version = _model(store, None, score_name)
+        assert version is not None  # the active version of a score
         start, end = _period(store, since, until)
         with store.connect() as conn:
             result = review(conn, store.sources(), model, label, start_ms=start, end_ms=end, outcome=outcome,
-                            horizon_ms=_ms(horizon), per_week=capacity, min_support=min_support)  # fmt: skip
+                            horizon_ms=_ms(horizon), per_week=capacity, min_support=min_support,
+                            score=version.score_name)  # fmt: skip
         chosen = [p for p in result.proposals if p.id in set(accept or ())]
         unknown = sorted(set(accept or ()) - {p.id for p in result.proposals})
         if unknown:
@@ -118,8 +122,9 @@ def review_cmd(
             console.print(f"wrote the draft to {output}", highlight=False)
         if save_draft:
             with store.begin() as conn:
-                version, _ = add_version(conn, model_draft.model, dump_model(model_draft), now_ms(), note)
-            console.print(f"stored the draft as {version.label} (not active)", highlight=False)
+                stored, _ = add_version(conn, model_draft.model, dump_model(model_draft), now_ms(), note,
+                                        version.score_name)  # fmt: skip
+            console.print(f"stored the draft as {stored.label} (not active)", highlight=False)
 
 
 @alerts_app.command("check")

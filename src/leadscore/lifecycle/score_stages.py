@@ -49,22 +49,13 @@ def owners(lifecycle: Lifecycle, primary: str) -> dict[str, frozenset[str]]:
     return {stage: frozenset(names) for stage, names in found.items()}
 
 
-def named_scores(lifecycle: Lifecycle) -> list[tuple[str, str]]:
-    """Every score a lifecycle names, as (where, name): each transition's gate, each crossing action and
-    each segment."""
-    found = [(f"transition {t.id}", t.when.score) for t in lifecycle.transitions if t.when.score is not None]
-    found += [(f"action {a.id}", a.trigger.score) for a in lifecycle.actions if a.trigger.score is not None]
-    found += [(f"segment {s.id}", s.score) for s in lifecycle.segments if s.score is not None]
-    return [(where, name) for where, name in found if name is not None]
-
-
 def unpublished_scores(lifecycle: Lifecycle, published: set[str]) -> list[str]:
     """Warnings for the scores ``lifecycle`` names that no model is published as: a gate naming one never
     lets a lead in, an action never runs (a typo such as ``analytcs`` said nothing)."""
     return [
         f"{where} names the score {name!r}, which has no published model: it never holds until "
         f"`leadscore model publish FILE --score {name}` (scores: {', '.join(sorted(published))})"
-        for where, name in named_scores(lifecycle)
+        for where, name in lifecycle.named_scores()
         if name not in published
     ]
 

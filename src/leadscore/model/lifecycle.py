@@ -503,6 +503,14 @@ class Lifecycle(Frozen):
     def funnel_stages(self) -> tuple[str, ...]:
         return self.funnel or tuple(s.id for s in self.stages)
 
+    def named_scores(self) -> list[tuple[str, str]]:
+        """Every score the lifecycle names, as (where, name): each transition's gate, each crossing action
+        and each segment."""
+        found = [(f"transition {t.id}", t.when.score) for t in self.transitions]
+        found += [(f"action {a.id}", a.trigger.score) for a in self.actions]
+        found += [(f"segment {s.id}", s.score) for s in self.segments]
+        return [(where, name) for where, name in found if name is not None]
+
 
 def _with_lists(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
     """Validate the section knowing the model's list names (validated before it), for ``target_list``."""

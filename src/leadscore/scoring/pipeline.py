@@ -47,6 +47,7 @@ from leadscore.store.model_versions import (
 from leadscore.store.people import account_colleagues
 from leadscore.store.planner_stats import analyse
 from leadscore.store.results import NamedResults, due_at, lock_leads
+from leadscore.store.score_names import list_scores
 from leadscore.store.shadows import remove_shadow
 
 RESCORE_CHUNK = 5000
@@ -362,10 +363,11 @@ def activate_version(
     stamp = now_ms()
     with store.begin() as conn:
         version = activate(conn, version_id, stamp)
+        active = Active.of(version)
+        _refuse_retired_names(conn, active.model)
         remove_shadow(conn, version.id)
         verb = {"published": "publish", "promoted": "promote", "rolled back": "rollback"}.get(action, action)
         audit(conn, stamp, actor, f"model.{verb}", version.label, sha256=version.sha256, note=note)
-        active = Active.of(version)
         cause = f"{action} {version.label}"
         ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
         name = version.score_name
@@ -377,10 +379,26 @@ def activate_version(
     return version, len(ledgers)
 
 
-def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) -> list[Ledger]:
+def _refuse_retired_names(conn: Connection, model: ScoringModel) -> None:
+    """A lifecycle naming a retired score is not activated: its gates, actions and segments would read
+    scores no one updates any more (``leadscore model retire`` refuses the converse)."""
+    if model.lifecycle is None:
+        return
+    retired = {s.name for s in list_scores(conn) if s.retired}
+    naming = [f"{where} names {name!r}" for where, name in model.lifecycle.named_scores() if name in retired]
+    if naming:
+        raise StoreError(
+            f"the lifecycle names a retired score ({'; '.join(naming)}): publish a version of that score "
+            "first to score it again, or leave it out of the lifecycle"
+        )
+
+
+def rescore_all(
+    store: Store, *, as_of: int | None = None, save: bool = True, score_name: str | None = None
+) -> list[Ledger]:
     """Score every lead with every active model as of a time; save as the current scores if asked, with
-    when each is next due, crossings and a history row where a score moved. Returns the primary score's
-    ledgers."""
+    when each is next due, crossings and a history row where a score moved. Returns the ledgers of the
+    score ``score_name`` (the primary when None; an unknown or retired one is refused before scoring)."""
     stamp = now_ms()
     # every score's ledgers stay alive to the end, so each collection of the cyclic collector would walk
     # them all again (none is in a cycle): paused for the whole rescoring, not only while the results are
@@ -392,6 +410,7 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
         models = active_models(conn, saving=True)
         if not models:
             raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
+        returned = [a.version for a in models].index(active_version(conn, score_name))
         # one statement for every model (the events are read once), one for when each score is next due
         per_model = score_everyone(conn, [a.model for a in models], store.sources(), as_of or stamp)
         if save:
@@ -404,7 +423,7 @@ def rescore_all(store: Store, *, as_of: int | None = None, save: bool = True) ->
                 assert active.version is not None
                 history.record_saved(conn, active.model, store.sources(), active.version.id, ledgers, "time",
                                      RESCORE_REF, stamp, score_name=active.version.score_name)  # fmt: skip
-    return per_model[0]
+    return per_model[returned]
 
 
 def _names(models: Sequence[Active]) -> list[str | None]:

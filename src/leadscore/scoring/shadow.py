@@ -17,7 +17,7 @@ from leadscore.model.source import version_text
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.model_versions import ModelVersion, add_version, get_version
+from leadscore.store.model_versions import ModelVersion, active_version, add_version, get_version
 from leadscore.store.schema import model_versions, shadow_models
 from leadscore.store.shadows import add_shadow, remove_shadow, save_shadow_scores
 
@@ -60,6 +60,8 @@ def publish_shadow(
     leads scored)."""
     stamp = now_ms()
     with store.begin() as conn:
+        # beside its score's active version: a score never published, or retired, has none to compare with
+        active_version(conn, score_name)
         version, _ = add_version(conn, model.model, version_text(model, text), stamp, note, score_name)
         if version.active:
             raise StoreError(f"{version.label} is the active version: a shadow is a candidate beside it")

@@ -23,6 +23,13 @@ _SHARE_MODELS = text(f"SELECT pg_advisory_xact_lock_shared(hashtext(current_sche
 _TAKE_MODELS = text(f"SELECT pg_advisory_xact_lock(hashtext(current_schema()), {MODELS_LOCK})")
 
 
+def take_models(conn: Connection) -> None:
+    """Until this transaction ends no scores are saved with the active models, and once those under way
+    are (PostgreSQL): an activation or a retirement takes it before it reads or changes them."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_TAKE_MODELS)
+
+
 def share_models(conn: Connection) -> None:
     """Until this transaction ends no version is activated (PostgreSQL; waits for one under way): call it
     before reading the active models whose scores the transaction saves."""
@@ -97,8 +104,7 @@ def activate(conn: Connection, version_id: int, now_ms: int) -> ModelVersion:
     """Make a version its score's active one (the score's other versions stop being active); on PostgreSQL
     once no transaction saving scores holds the models (``share_models``), and none starts until this one
     ends."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_TAKE_MODELS)
+    take_models(conn)
     version = get_version(conn, version_id)
     ensure_score(conn, version.score_name, now_ms)
     conn.execute(
@@ -112,6 +118,11 @@ def activate(conn: Connection, version_id: int, now_ms: int) -> ModelVersion:
         .values(active=True, published_ms=now_ms)
     )
     return get_version(conn, version_id)
+
+
+def deactivate(conn: Connection, version_id: int) -> None:
+    """Leave a version's score without an active version (a retirement: call ``take_models`` first)."""
+    conn.execute(update(model_versions).where(model_versions.c.id == version_id).values(active=False))
 
 
 def get_version(conn: Connection, version_id: int) -> ModelVersion:
@@ -157,11 +168,11 @@ def active_version(conn: Connection, score_name: str | None = None) -> ModelVers
     if row is None:
         if score_name is not None:
             resolve(conn, score_name)  # a name never published: "no score named ..." as everywhere
-        which = "" if score_name is None else f" for the score {score_name!r}"
-        hint = "" if score_name is None else f" --score {score_name}"
-        raise StoreError(
-            f"no active model{which}: publish one with `leadscore model publish MODEL.yaml{hint}`"
-        )
+            raise StoreError(
+                f"the score {score_name!r} is retired: nothing scores it; publish a model (or roll back to a "
+                f"version) with --score {score_name} to score it again"
+            )
+        raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
     return _row(row)
 
 

@@ -1,6 +1,10 @@
 """Named scores: a lead has one score per name (``core``, ``analytics``: one per product line or persona),
 each scored by the active version of its own model; one name is the primary score, the one every surface
-reads when no score is named. A store of one model has one score, named ``primary``."""
+reads when no score is named. A store of one model has one score, named ``primary``.
+
+A score with no active version is **retired** (``leadscore model retire``: lifecycle/retire.py): nothing
+scores it, no picker or list of a lead's scores offers it, and its rows, history and versions stay, read
+when it is named; activating a version of it again brings it back."""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, String, and_, func, literal, select, update
+from sqlalchemy import ColumnElement, Connection, String, and_, exists, func, literal, select, update
 
 from leadscore.errors import InputError, NotFoundError, Problem
 from leadscore.model.lifecycle import SCORE_NAME
-from leadscore.store.schema import score_names, scores
+from leadscore.store.schema import model_versions, score_names, scores
 
 DEFAULT = "primary"
 _NAME = re.compile(SCORE_NAME)  # the one spelling of a score name, as the model language checks it
@@ -29,6 +33,13 @@ class ScoreName:
     name: str
     is_primary: bool
     created_ms: int
+    retired: bool = False
+
+
+def is_live(name: ColumnElement[str]) -> ColumnElement[bool]:
+    """The score ``name`` is live: a version of it is active (a retirement changes nothing else, so it
+    needs no column of its own)."""
+    return exists().where(model_versions.c.score_name == name, model_versions.c.active.is_(True))
 
 
 def check_name(name: str) -> str:
@@ -53,14 +64,21 @@ def primary_score(conn: Connection) -> str:
 
 
 def list_scores(conn: Connection) -> list[ScoreName]:
-    """Every named score, the primary first."""
-    rows = conn.execute(select(score_names).order_by(score_names.c.is_primary.desc(), score_names.c.name))
-    return [ScoreName(**dict(r._mapping)) for r in rows]
+    """Every named score, retired ones included (``retired``), the primary first."""
+    query = select(score_names, (~is_live(score_names.c.name)).label("retired")).order_by(
+        score_names.c.is_primary.desc(), score_names.c.name
+    )
+    return [ScoreName(**dict(r._mapping)) for r in conn.execute(query)]
+
+
+def live_scores(conn: Connection) -> list[ScoreName]:
+    """The scores that are scored (not retired), the primary first: what lists of a lead's scores show."""
+    return [s for s in list_scores(conn) if not s.retired]
 
 
 def picker_names(conn: Connection) -> list[str]:
-    """The names a score picker offers, the primary first: none when the store keeps one score."""
-    names = [s.name for s in list_scores(conn)]
+    """The names a score picker offers (the live scores), the primary first: none when one is live."""
+    names = [s.name for s in live_scores(conn)]
     return names if len(names) > 1 else []
 
 

@@ -21,7 +21,7 @@ from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
 from leadscore.store.lifecycle_tables import account_history, read_account_stages
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
-from leadscore.store.score_names import list_scores, resolve, scores_of
+from leadscore.store.score_names import live_scores, resolve, scores_of
 
 WEEK_MS = 7 * 86_400_000
 SCORE_WEEKS = 26  # the account score is charted at most at this many week ends, the last being now
@@ -161,9 +161,9 @@ def score_history(
 
 
 def by_score(conn: Connection, cfg: Accounts | None, account_id: int, now_ms: int) -> list[dict[str, Any]]:
-    """The account's score on every named score as of now, the primary first (``named_account_scores``);
+    """The account's score on every live named score as of now, the primary first (``named_account_scores``);
     none for a store of one score (its page shows that one score already)."""
-    names = list_scores(conn)
+    names = live_scores(conn)
     if cfg is None or len(names) < 2:
         return []
     out = []

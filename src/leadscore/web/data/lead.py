@@ -27,7 +27,7 @@ from leadscore.scoring.shown import apportion
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
-from leadscore.store.score_names import list_scores
+from leadscore.store.score_names import live_scores
 
 JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
 MOVED = 0.05  # a change in score smaller than this is not annotated
@@ -92,10 +92,10 @@ def load(conn: Connection, sources: Sources, lead_id: int) -> LeadView | None:
 
 
 def _other_scores(conn: Connection, sources: Sources, lead_id: int, primary: str) -> list[dict[str, Any]]:
-    """Every named score of the lead but the primary, side by side with its ledger (the same explanation
+    """Every live named score of the lead but the primary, side by side with its ledger (the same explanation
     path as the primary's)."""
     out = []
-    for named in list_scores(conn):
+    for named in live_scores(conn):
         if named.name == primary:
             continue
         score, _ = read_current(conn, lead_id, named.name)

@@ -1,6 +1,7 @@
 """Model: the active YAML, versions with diffs, validating a draft (positioned errors), publishing it; for
 the score picked (``?score=NAME``, a form's ``score`` field: its versions, its active model, drafts
-diffed, backtested and published as that score's; the primary by default)."""
+diffed, backtested and published as that score's; the primary by default). Another score can be retired
+here (``lifecycle/retire.py``); a retired score's page says so, and publishing a draft there brings it back."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.state import state_of
 from leadscore.errors import InputError, ModelError, ModelValidationError, NotFoundError, StoreError
+from leadscore.lifecycle.retire import retire_score
 from leadscore.model import ScoringModel, loads_model
 from leadscore.model.diff import rule_changes
 from leadscore.scoring.pipeline import publish
 from leadscore.scoring.run import model_of
 from leadscore.scoring.shadow import publish_shadow
 from leadscore.store.model_versions import ModelVersion, active_version, get_version, list_versions
-from leadscore.store.score_names import picker_names, primary_score, resolve
+from leadscore.store.score_names import list_scores, picker_names, primary_score, resolve
 from leadscore.web.data import measure
 from leadscore.web.pages.builder import Draft, builder_context
 from leadscore.web.params import ScoreField, ScoreParam
@@ -48,7 +50,7 @@ def picked_score(conn: Any, score: str) -> str:
         raise WebDenied(422, str(exc)) from None
 
 
-def _picked(conn: Any, name: str) -> str:
+def score_query(conn: Any, name: str) -> str:
     """``score=NAME`` for a link to another page of the same score; nothing for the primary."""
     return "" if name == primary_score(conn) else f"score={name}"
 
@@ -102,6 +104,8 @@ def _model_page(
         shown = shown or active
         versions = list_versions(conn, name)
         names = picker_names(conn)
+        primary = primary_score(conn)
+        retired = [s.name for s in list_scores(conn) if s.retired]
     draft = extra.pop("draft", None)
     draft = draft if draft is not None else (active.yaml if active else "")
     if "builder" not in extra and viewer.can("model.validate"):
@@ -119,6 +123,10 @@ def _model_page(
         score_name=name,
         score=name if names else "",
         score_names=names,
+        # the score the forms post: named whenever it is not the primary (a retired score's page has no picker)
+        score_label=name if names or name != primary else "",
+        is_primary=name == primary,
+        retired_names=retired,
         **extra,
     )
 
@@ -240,13 +248,29 @@ def model_publish(
     store = state_of(request).store
     with store.connect() as conn:
         name = picked_score(conn, score)
-        picked = _picked(conn, name)
+        picked = score_query(conn, name)
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
         return model
     # the author's text as written: a valid draft names no file (a text is not the server's files to read)
-    version, _ = publish(store, model, text=draft, note=note, actor=viewer.email, score_name=name)
+    try:
+        version, _ = publish(store, model, text=draft, note=note, actor=viewer.email, score_name=name)
+    except StoreError as exc:  # a lifecycle naming a retired score
+        raise WebDenied(409, str(exc)) from None
     return RedirectResponse(f"/model?published={version.id}{'&' if picked else ''}{picked}", status_code=303)
+
+
+@router.post("/model/retire", include_in_schema=False)
+def model_retire(request: Request, viewer: ModelPublisher, score: ScoreField = "") -> Response:
+    """Retire the score picked (never the primary, nor one the lifecycle names: a 409 saying why); audited."""
+    store = state_of(request).store
+    with store.connect() as conn:
+        name = picked_score(conn, score)
+    try:
+        retire_score(store, name, actor=viewer.email)
+    except StoreError as exc:
+        raise WebDenied(409, str(exc)) from None
+    return RedirectResponse(f"/model?score={name}", status_code=303)
 
 
 @router.post("/model/shadow", include_in_schema=False)
@@ -259,7 +283,7 @@ def model_shadow(
     store = state_of(request).store
     with store.connect() as conn:
         name = picked_score(conn, score)
-        picked = _picked(conn, name)
+        picked = score_query(conn, name)
     model = _valid_or_page(request, viewer, draft, name)
     if isinstance(model, Response):
         return model

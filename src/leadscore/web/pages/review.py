@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.state import state_of
-from leadscore.errors import LeadscoreError
+from leadscore.errors import LeadscoreError, StoreError
 from leadscore.learn.edits import MIN_SUPPORT, Edit
 from leadscore.model import dump_model
 from leadscore.scoring.pipeline import activate_version, active_model
@@ -23,7 +23,7 @@ from leadscore.store.score_names import picker_names, resolve
 from leadscore.store.shadows import shadow_versions
 from leadscore.web.data import measure, remembered
 from leadscore.web.data.remembered import SCORING_INPUTS, Pending, remembered_within
-from leadscore.web.pages.model import show_draft
+from leadscore.web.pages.model import score_query, show_draft
 from leadscore.web.params import ScoreField, ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import Evaluator, ModelPublisher, WebDenied
@@ -204,21 +204,27 @@ def review_activate(
     request: Request, viewer: ModelPublisher, version: Version,
     action: Annotated[str, Form(pattern="^(promoted|rolled back)$")],
 ) -> Response:  # fmt: skip
-    """Promote a shadow, or roll back to an earlier version (rescoring every lead with it)."""
+    """Promote a shadow, or roll back to an earlier version (rescoring every lead with it); then the review
+    of the version's score."""
     store = state_of(request).store
     with store.connect() as conn:
         try:
-            get_version(conn, version)
+            picked = score_query(conn, get_version(conn, version).score_name)
         except LeadscoreError as exc:
             raise WebDenied(404, str(exc)) from None
-    activate_version(store, version, action=action, actor=viewer.email)
-    return RedirectResponse("/review", status_code=303)
+    try:
+        activate_version(store, version, action=action, actor=viewer.email)
+    except StoreError as exc:  # its lifecycle names a retired score
+        raise WebDenied(409, str(exc)) from None
+    return RedirectResponse(f"/review{'?' if picked else ''}{picked}", status_code=303)
 
 
 @router.post("/review/stop-shadow", include_in_schema=False)
 def review_stop_shadow(request: Request, viewer: ModelPublisher, version: Version) -> Response:
     try:
-        stop_shadow(state_of(request).store, version, actor=viewer.email)
+        stopped = stop_shadow(state_of(request).store, version, actor=viewer.email)
     except LeadscoreError as exc:
         raise WebDenied(404, str(exc)) from None
-    return RedirectResponse("/review", status_code=303)
+    with state_of(request).store.connect() as conn:
+        picked = score_query(conn, stopped.score_name)
+    return RedirectResponse(f"/review{'?' if picked else ''}{picked}", status_code=303)
