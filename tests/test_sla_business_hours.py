@@ -151,3 +151,49 @@ def test_bad_business_hours_are_positioned() -> None:
     assert any("start" in p for p in _problems(with_hours("{timezone: UTC, start: '25:00'}")))
     assert any("timezone" in p for p in _problems(with_hours("{timezone: ../../etc/passwd}")))
     assert any("days" in p for p in _problems(with_hours("{timezone: UTC, days: [someday]}")))
+
+
+EVERY_HOUR = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@pytest.mark.parametrize(
+    ("zone", "at"),
+    [
+        # spring forward (an hour), autumn back, Lord Howe's half hour, Santiago's midnight change,
+        # Samoa's missing 30 December 2011 (a whole day): a window of the whole day holds each of them
+        ("Europe/Stockholm", "2026-03-27T12:00+01:00"),
+        ("America/New_York", "2026-10-30T12:00-04:00"),
+        ("Australia/Lord_Howe", "2026-03-27T12:00+11:00"),
+        ("America/Santiago", "2026-03-27T12:00-03:00"),
+        ("Pacific/Apia", "2011-12-20T12:00-10:00"),
+    ],
+)
+@pytest.mark.parametrize("hours", [24, 336, 337, 1000, 5000])
+def test_a_desk_open_every_hour_counts_every_hour(zone: str, at: str, hours: int) -> None:
+    # 00:00 to 24:00 on all seven days is every hour there is: the deadline is the SLA's length later,
+    # whatever the clock changes inside it (real hours, as an SLA without business hours counts them)
+    always = BusinessHours(timezone=zone, days=EVERY_HOUR, start="00:00", end="24:00")
+    assert business_end(always, ms(at), hours * HOUR) == ms(at) + hours * HOUR
+
+
+def test_a_longer_sla_is_never_due_earlier() -> None:
+    # two weeks and a minute after Friday noon, across the change to summer time: a minute after two weeks
+    always = BusinessHours(timezone="Europe/Stockholm", days=EVERY_HOUR, start="00:00", end="24:00")
+    at = ms("2026-03-27T12:00+01:00")
+    two_weeks = business_end(always, at, 336 * HOUR)
+    assert two_weeks == ms("2026-04-10T13:00+02:00")
+    assert business_end(always, at, 336 * HOUR + 60_000) == ms("2026-04-10T13:01+02:00")
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "localtime",  # the server's own clock (a link to /etc/localtime), not a zone of the model's
+        "right/Europe/Stockholm",  # leap-second tables: Python reads their offsets wrong (UTC+2 in December)
+        "posix/Europe/Stockholm",  # a copy only some systems have
+        "posixrules",
+    ],
+)
+def test_only_iana_time_zone_names(zone: str) -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        BusinessHours(timezone=zone)

@@ -18,6 +18,10 @@ from zoneinfo import ZoneInfo
 from leadscore.model import duration_seconds
 from leadscore.model.lifecycle import WEEKDAYS, BusinessHours, Lifecycle
 
+# the weeks of business time walked day by day, each day's window at its real length (a clock change
+# inside it counted); only an SLA longer than these skips whole weeks at their nominal length
+WALKED_WEEKS = 52
+
 
 def sla_due(lifecycle: Lifecycle, stage: str, team_id: str, at_ms: int) -> int | None:
     """When an assignment made at ``at_ms`` in ``stage`` to the team ``team_id`` is past its SLA; None:
@@ -41,11 +45,12 @@ def business_end(hours: BusinessHours, at_ms: int, length_ms: int) -> int | None
     left, cursor = length_ms, at_ms
     try:
         day = datetime.fromtimestamp(at_ms / 1000, zone).date()
-        if left > 2 * per_week:
-            # any seven days hold each day's window once, whatever hour they start at: whole weeks are
-            # counted at their nominal length (a window holding a clock change, e.g. 00:00-24:00, gains
-            # or loses that hour), so the walk below covers at most three weeks of days
-            weeks = left // per_week - 1
+        if left > (WALKED_WEEKS + 1) * per_week:
+            # any seven days hold each day's window once, whatever hour they start at: the weeks beyond
+            # a year are counted at their nominal length (a window holding a clock change, e.g.
+            # 00:00-24:00, gains or loses that hour), so the walk below covers at most 54 weeks of days
+            # (a few milliseconds) and an SLA of up to a year of business time is exact
+            weeks = left // per_week - WALKED_WEEKS
             later = datetime.fromtimestamp(at_ms / 1000, zone) + timedelta(weeks=weeks)  # the wall clock
             cursor, day, left = _ms(later), later.date(), left - weeks * per_week
         while True:
