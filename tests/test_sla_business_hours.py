@@ -6,12 +6,15 @@ the assignment, or a team's own, in an IANA time zone. Hand-computed deadlines, 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from leadscore.cli.main import app
 from leadscore.errors import ModelValidationError
 from leadscore.lifecycle.feedback import reassign
 from leadscore.lifecycle.runner import run_round
@@ -197,3 +200,14 @@ def test_a_longer_sla_is_never_due_earlier() -> None:
 def test_only_iana_time_zone_names(zone: str) -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         BusinessHours(timezone=zone)
+
+
+def test_model_diff_tells_business_hours_apart(tmp_path: Path) -> None:
+    # a model whose only change is the desk's hours (a deadline moves from Friday 20:00 to Monday) differs
+    before, after = tmp_path / "before.yaml", tmp_path / "after.yaml"
+    before.write_text(CORE)
+    after.write_text(CORE.replace("    sla: 4h\n", "    sla: 4h\n    business_hours: {timezone: Europe/Stockholm}\n"))
+    diff = CliRunner().invoke(app, ["model", "diff", str(before), str(after)])
+    assert diff.exit_code == 0, diff.output
+    assert "no differences" not in diff.output
+    assert "+    business_hours:" in diff.output
