@@ -2,7 +2,7 @@
 stage), counted only in business hours where the model gives them (the team's, else the assignment's),
 else in every hour. One definition for a new assignment (``assignment.py``) and a reassignment
 (``feedback.py``); the deadline is stored with the assignment (``due_ms``) and read by the escalation, the
-desk, the digest and the notifications.
+desk, the digest and the notifications, each calling it past due as ``overdue`` does.
 
 Business hours are local times in an IANA time zone: a window is from ``start`` to ``end`` of each of
 ``days`` on the local calendar, so a deadline moves with daylight saving time (a clock that does not exist
@@ -63,6 +63,13 @@ def business_end(hours: BusinessHours, at_ms: int, length_ms: int) -> int | None
             day += timedelta(days=1)
     except (OverflowError, ValueError, OSError):  # past the year 9999: datetime ends there
         return None
+
+
+def overdue(due_ms: int | None, now_ms: int) -> bool:
+    """Whether an assignment due at ``due_ms`` is past its SLA at ``now_ms``: from the due moment on, when
+    the escalation takes it (``store.lifecycle_tables.claim_breaches``: ``due_ms <= now``); the desk, the
+    lead page and the digest say so from the same moment."""
+    return due_ms is not None and due_ms <= now_ms
 
 
 @functools.lru_cache(maxsize=64)
