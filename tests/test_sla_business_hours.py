@@ -211,3 +211,17 @@ def test_model_diff_tells_business_hours_apart(tmp_path: Path) -> None:
     assert diff.exit_code == 0, diff.output
     assert "no differences" not in diff.output
     assert "+    business_hours:" in diff.output
+
+
+def test_clock_times_need_no_quotes() -> None:
+    # YAML 1.1 reads 17:00 unquoted as the base-60 number 1020 ("end must be a text, not 1020"): a model
+    # is YAML 1.2 here, where it is the text 17:00
+    text = CORE.replace(
+        "    sla: 4h\n", "    sla: 4h\n    business_hours: {timezone: UTC, start: 08:30, end: 24:00}\n"
+    )
+    hours = load_model("model.yaml", text=text).lifecycle.assignment.business_hours  # type: ignore[union-attr]
+    assert hours == BusinessHours(timezone="UTC", start="08:30", end="24:00")
+    # and points written 1:30 are not 90 points
+    assert _problems("model: m\nengagement:\n  - {id: a, name: A, event: {type: page}, points: 1:30}\n") == [
+        "model.yaml:3:51 rule a field points: points must be a number, not '1:30'"
+    ]
