@@ -18,7 +18,7 @@ from leadscore.cli.main import app
 from leadscore.errors import ModelValidationError
 from leadscore.lifecycle.feedback import reassign
 from leadscore.lifecycle.runner import run_round
-from leadscore.lifecycle.sla import business_end
+from leadscore.lifecycle.sla import business_end, sla_due
 from leadscore.model import dump_model, load_model, loads_model
 from leadscore.model.lifecycle import BusinessHours
 from leadscore.scoring.pipeline import ingest, publish
@@ -225,3 +225,16 @@ def test_clock_times_need_no_quotes() -> None:
     assert _problems("model: m\nengagement:\n  - {id: a, name: A, event: {type: page}, points: 1:30}\n") == [
         "model.yaml:3:51 rule a field points: points must be a number, not '1:30'"
     ]
+
+
+@pytest.mark.parametrize("hours", ["", "    business_hours: {timezone: UTC}\n"])
+def test_an_sla_ending_after_the_year_9999_is_no_deadline(hours: str) -> None:
+    # 520,000 weeks (about 9,966 years) from 2024 ends in the year 11990, which no page, mail or API can
+    # write as a time: no deadline, in every hour as in business hours
+    lifecycle = loads_model(CORE.replace("    sla: 4h\n", f"    sla: 520000w\n{hours}")).lifecycle
+    assert lifecycle is not None
+    assert sla_due(lifecycle, "mql_core", "core", ms("2024-05-01T00:00+00:00")) is None
+    # a year: a deadline
+    lifecycle = loads_model(CORE.replace("    sla: 4h\n", f"    sla: 52w\n{hours}")).lifecycle
+    assert lifecycle is not None
+    assert sla_due(lifecycle, "mql_core", "core", ms("2024-05-01T00:00+00:00")) is not None

@@ -15,6 +15,7 @@ import functools
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from leadscore.ingest.limits import LATEST_MS
 from leadscore.model import duration_seconds
 from leadscore.model.lifecycle import WEEKDAYS, BusinessHours, Lifecycle
 
@@ -33,7 +34,10 @@ def sla_due(lifecycle: Lifecycle, stage: str, team_id: str, at_ms: int) -> int |
     length = round(duration_seconds(sla) * 1000)
     team = next((t for t in lifecycle.teams if t.id == team_id), None)
     hours = (team.business_hours if team is not None else None) or rules.business_hours
-    return at_ms + length if hours is None else business_end(hours, at_ms, length)
+    if hours is not None:
+        return business_end(hours, at_ms, length)
+    # as ``business_end``: a deadline no page, mail or API could write as a time is none
+    return at_ms + length if at_ms + length <= LATEST_MS else None
 
 
 def business_end(hours: BusinessHours, at_ms: int, length_ms: int) -> int | None:
