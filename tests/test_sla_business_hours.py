@@ -206,7 +206,9 @@ def test_model_diff_tells_business_hours_apart(tmp_path: Path) -> None:
     # a model whose only change is the desk's hours (a deadline moves from Friday 20:00 to Monday) differs
     before, after = tmp_path / "before.yaml", tmp_path / "after.yaml"
     before.write_text(CORE)
-    after.write_text(CORE.replace("    sla: 4h\n", "    sla: 4h\n    business_hours: {timezone: Europe/Stockholm}\n"))
+    after.write_text(
+        CORE.replace("    sla: 4h\n", "    sla: 4h\n    business_hours: {timezone: Europe/Stockholm}\n")
+    )
     diff = CliRunner().invoke(app, ["model", "diff", str(before), str(after)])
     assert diff.exit_code == 0, diff.output
     assert "no differences" not in diff.output
