@@ -18,15 +18,16 @@ from typer.testing import CliRunner
 
 from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app
-from leadscore.lifecycle.notify import send_digests
+from leadscore.lifecycle.notify import digest_notes, send_digests
 from leadscore.lifecycle.outbox import Deliverer, deliver_due
+from leadscore.lifecycle.reports import ready_for_handoff
 from leadscore.lifecycle.runner import run_round
 from leadscore.privacy.erase import erase
 from leadscore.privacy.person import find_person
 from leadscore.scoring.pipeline import publish
 from leadscore.settings import LifecycleSettings, Settings
 from leadscore.store import Store
-from leadscore.store.lifecycle_tables import current_assignment
+from leadscore.store.lifecycle_tables import claim_breaches, current_assignment
 from leadscore.store.notifications import NotificationSettings, save_settings
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
@@ -400,3 +401,17 @@ def test_leadscore_digest_from_a_script(
 def test_settings_refuse_what_cannot_work(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         NotificationSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_past_the_sla_is_one_moment_for_the_escalation_and_the_digest(store: Store) -> None:
+    # anna assigned exactly 4 h (the SLA) before NOW: at NOW the escalation takes her as breached, so the
+    # digest of the same moment lists her past her SLA (by 0.0 h), not with 0.0 h left to act
+    publish(store, model())
+    cfg = settings()
+    anna = _mql(store, "anna", 70, 3, cfg, NOW - 4 * HOUR)
+    with store.connect() as conn:
+        assert [a["lead_id"] for a in claim_breaches(conn, NOW)] == [anna]
+        queue = ready_for_handoff(conn, model().lifecycle)
+        notes = digest_notes(conn, model(), queue, MANAGER, cfg, NOW)
+    assert [n.lead_id for n in notes["overdue"]] == [anna]
+    assert notes["new"] == [] and notes["waiting"] == []

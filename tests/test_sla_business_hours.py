@@ -6,16 +6,19 @@ the assignment, or a team's own, in an IANA time zone. Hand-computed deadlines, 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from leadscore.cli.main import app
 from leadscore.errors import ModelValidationError
 from leadscore.lifecycle.feedback import reassign
 from leadscore.lifecycle.runner import run_round
-from leadscore.lifecycle.sla import business_end
+from leadscore.lifecycle.sla import business_end, sla_due
 from leadscore.model import dump_model, load_model, loads_model
 from leadscore.model.lifecycle import BusinessHours
 from leadscore.scoring.pipeline import ingest, publish
@@ -178,3 +181,89 @@ def test_bad_business_hours_are_positioned() -> None:
         "is not a valid timestamp" in p
         for p in _problems(with_hours("{timezone: UTC, holidays: [2026-13-01]}"))
     )
+
+
+EVERY_HOUR = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@pytest.mark.parametrize(
+    ("zone", "at"),
+    [
+        # spring forward (an hour), autumn back, Lord Howe's half hour, Santiago's midnight change,
+        # Samoa's missing 30 December 2011 (a whole day): a window of the whole day holds each of them
+        ("Europe/Stockholm", "2026-03-27T12:00+01:00"),
+        ("America/New_York", "2026-10-30T12:00-04:00"),
+        ("Australia/Lord_Howe", "2026-03-27T12:00+11:00"),
+        ("America/Santiago", "2026-03-27T12:00-03:00"),
+        ("Pacific/Apia", "2011-12-20T12:00-10:00"),
+    ],
+)
+@pytest.mark.parametrize("hours", [24, 336, 337, 1000, 5000])
+def test_a_desk_open_every_hour_counts_every_hour(zone: str, at: str, hours: int) -> None:
+    # 00:00 to 24:00 on all seven days is every hour there is: the deadline is the SLA's length later,
+    # whatever the clock changes inside it (real hours, as an SLA without business hours counts them)
+    always = BusinessHours(timezone=zone, days=EVERY_HOUR, start="00:00", end="24:00")
+    assert business_end(always, ms(at), hours * HOUR) == ms(at) + hours * HOUR
+
+
+def test_a_longer_sla_is_never_due_earlier() -> None:
+    # two weeks and a minute after Friday noon, across the change to summer time: a minute after two weeks
+    always = BusinessHours(timezone="Europe/Stockholm", days=EVERY_HOUR, start="00:00", end="24:00")
+    at = ms("2026-03-27T12:00+01:00")
+    two_weeks = business_end(always, at, 336 * HOUR)
+    assert two_weeks == ms("2026-04-10T13:00+02:00")
+    assert business_end(always, at, 336 * HOUR + 60_000) == ms("2026-04-10T13:01+02:00")
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "localtime",  # the server's own clock (a link to /etc/localtime), not a zone of the model's
+        "right/Europe/Stockholm",  # leap-second tables: Python reads their offsets wrong (UTC+2 in December)
+        "posix/Europe/Stockholm",  # a copy only some systems have
+        "posixrules",
+    ],
+)
+def test_only_iana_time_zone_names(zone: str) -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        BusinessHours(timezone=zone)
+
+
+def test_model_diff_tells_business_hours_apart(tmp_path: Path) -> None:
+    # a model whose only change is the desk's hours (a deadline moves from Friday 20:00 to Monday) differs
+    before, after = tmp_path / "before.yaml", tmp_path / "after.yaml"
+    before.write_text(CORE)
+    after.write_text(
+        CORE.replace("    sla: 4h\n", "    sla: 4h\n    business_hours: {timezone: Europe/Stockholm}\n")
+    )
+    diff = CliRunner().invoke(app, ["model", "diff", str(before), str(after)])
+    assert diff.exit_code == 0, diff.output
+    assert "no differences" not in diff.output
+    assert "+    business_hours:" in diff.output
+
+
+def test_clock_times_need_no_quotes() -> None:
+    # YAML 1.1 reads 17:00 unquoted as the base-60 number 1020 ("end must be a text, not 1020"): a model
+    # is YAML 1.2 here, where it is the text 17:00
+    text = CORE.replace(
+        "    sla: 4h\n", "    sla: 4h\n    business_hours: {timezone: UTC, start: 08:30, end: 24:00}\n"
+    )
+    hours = load_model("model.yaml", text=text).lifecycle.assignment.business_hours  # type: ignore[union-attr]
+    assert hours == BusinessHours(timezone="UTC", start="08:30", end="24:00")
+    # and points written 1:30 are not 90 points
+    assert _problems("model: m\nengagement:\n  - {id: a, name: A, event: {type: page}, points: 1:30}\n") == [
+        "model.yaml:3:51 rule a field points: points must be a number, not '1:30'"
+    ]
+
+
+@pytest.mark.parametrize("hours", ["", "    business_hours: {timezone: UTC}\n"])
+def test_an_sla_ending_after_the_year_9999_is_no_deadline(hours: str) -> None:
+    # 520,000 weeks (about 9,966 years) from 2024 ends in the year 11990, which no page, mail or API can
+    # write as a time: no deadline, in every hour as in business hours
+    lifecycle = loads_model(CORE.replace("    sla: 4h\n", f"    sla: 520000w\n{hours}")).lifecycle
+    assert lifecycle is not None
+    assert sla_due(lifecycle, "mql_core", "core", ms("2024-05-01T00:00+00:00")) is None
+    # a year: a deadline
+    lifecycle = loads_model(CORE.replace("    sla: 4h\n", f"    sla: 52w\n{hours}")).lifecycle
+    assert lifecycle is not None
+    assert sla_due(lifecycle, "mql_core", "core", ms("2024-05-01T00:00+00:00")) is not None

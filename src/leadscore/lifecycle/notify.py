@@ -31,6 +31,7 @@ from leadscore.lifecycle.desk import managed_teams, seller_email, whose
 from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.lifecycle.reports import ready_for_handoff
 from leadscore.lifecycle.score_stages import lead_team_score
+from leadscore.lifecycle.sla import overdue
 from leadscore.model import ScoringModel
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -94,7 +95,7 @@ def _points(value: float) -> str:
 def _sla(due_ms: int | None, now_ms: int) -> str:
     if due_ms is None:
         return "no SLA"
-    if due_ms < now_ms:
+    if overdue(due_ms, now_ms):
         return f"overdue by {(now_ms - due_ms) / HOUR_MS:.1f} h"
     return f"{(due_ms - now_ms) / HOUR_MS:.1f} h left to act"
 
@@ -279,7 +280,7 @@ def digest_notes(
             owner=owner,
             score_name=None if told == primary else told,
         )
-        if note.due_ms is not None and note.due_ms < now_ms:
+        if overdue(note.due_ms, now_ms):
             out["overdue"].append(note)
         elif row.get("assigned_ms") is not None and int(row["assigned_ms"]) > now_ms - DAY_MS:
             out["new"].append(note)

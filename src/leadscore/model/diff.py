@@ -1,4 +1,5 @@
-"""What changed between two models: rules added, removed or changed, and the sections that differ."""
+"""What changed between two models: rules added, removed or changed, and the sections that differ (the
+scale, defaults, lists, privacy and the lifecycle: stages, teams, the SLA and its business hours)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def rule_changes(old: ScoringModel, new: ScoringModel) -> list[tuple[str, str, s
             fields = [k for k in sorted(set(a[rid]) | set(b[rid])) if a[rid].get(k) != b[rid].get(k)]
             detail = "; ".join(f"{k}: {a[rid].get(k)!r} → {b[rid].get(k)!r}" for k in fields)
             out.append(("changed", rid, detail))
-    for section in ("scale", "defaults", "lists"):
+    for section in ("scale", "defaults", "lists", "privacy", "lifecycle"):
         if getattr(old, section) != getattr(new, section):
             out.append(("changed", section, ""))
     return out

@@ -9,6 +9,7 @@ unpositioned, from ``Lifecycle._references``. The semantics are in docs/lifecycl
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -232,13 +233,19 @@ _CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 
 
 def _time_zone(name: str) -> str:
+    """An IANA time zone name the time zone database holds; not the server's own clock (``localtime``)
+    nor its copies of the zones (``posix/``, and ``right/``, whose leap-second tables Python reads with
+    the wrong offsets), which any file under the database's folder would pass for."""
+    if name == "localtime" or name not in _time_zones():
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as 'Europe/Stockholm')")
+    return name
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
     import zoneinfo  # only a model with business hours reads the time zone database
 
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (an IANA name such as 'Europe/Stockholm')") from None
-    return name
+    return frozenset(zoneinfo.available_timezones())
 
 
 class BusinessHours(Frozen):

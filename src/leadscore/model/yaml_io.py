@@ -170,8 +170,12 @@ class ModelLoader(yaml.SafeLoader):
         return nodes, depth + 1
 
 
+# YAML 1.1's base-60 numbers are not numbers here (YAML 1.2 has none): ``end: 17:00`` is the clock time
+# "17:00", not 1020
+SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
 ModelLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [("tag:yaml.org,2002:str", SEXAGESIMAL)] * (first in "+-0123456789")
+    + [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 ModelLoader.add_implicit_resolver(

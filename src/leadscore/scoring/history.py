@@ -2,7 +2,8 @@
 
 Each row is the compiled model evaluated at the row's time over the events up to then and the lead's
 attributes as known then (``scoring/as_known.py``), so history is replayable and does not depend on the
-order or batches events arrived in:
+order or batches events arrived in (but for a lead past the budget of ``thinned``, whose batches decide
+which of her event times have rows):
 
 * events (``replay``): a row at every distinct event time of the lead at which the score moved, caused
   by the messages of that time, after a ``created`` row just before its first event. A batch recomputes

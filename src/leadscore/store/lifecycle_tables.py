@@ -343,7 +343,7 @@ def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[di
             assignments.c.touched_ms.is_(None),
             assignments.c.escalated_ms.is_(None),
             assignments.c.due_ms.is_not(None),
-            assignments.c.due_ms <= now_ms,
+            assignments.c.due_ms <= now_ms,  # ``lifecycle.sla.overdue``
             still_in_its_stage(),
         )
         .order_by(assignments.c.id)

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from leadscore import __version__
+from leadscore.lifecycle.sla import overdue
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.alerts import open_alerts
@@ -61,6 +62,7 @@ templates.env.filters["time"] = fmt_time
 templates.env.filters["num"] = fmt_num
 templates.env.filters["signed"] = fmt_signed
 templates.env.globals["version"] = __version__
+templates.env.globals["overdue"] = overdue  # past an SLA: the escalation's moment
 
 
 def page(request: Request, viewer: Viewer, template: str, status: int = 200, **context: Any) -> HTMLResponse:
