@@ -5,6 +5,9 @@ the assignment, or a team's own, in an IANA time zone. Hand-computed deadlines, 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -267,3 +270,17 @@ def test_an_sla_ending_after_the_year_9999_is_no_deadline(hours: str) -> None:
     lifecycle = loads_model(CORE.replace("    sla: 4h\n", f"    sla: 52w\n{hours}")).lifecycle
     assert lifecycle is not None
     assert sla_due(lifecycle, "mql_core", "core", ms("2024-05-01T00:00+00:00")) is not None
+
+
+def test_business_hours_need_no_system_time_zone_database() -> None:
+    # a slim container has no /usr/share/zoneinfo: the tzdata package (a dependency) is read then, and
+    # Friday 27 March 2026 16:00 in Stockholm with 4 hours is still Monday 12:00 summer time
+    code = (
+        "from leadscore.model.lifecycle import BusinessHours; from leadscore.lifecycle.sla import business_end;"
+        f"print(business_end(BusinessHours(timezone='Europe/Stockholm'), {ms('2026-03-27T16:00+01:00')}, {4 * HOUR}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONTZPATH": ""}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == ms("2026-03-30T12:00+02:00")
