@@ -96,6 +96,42 @@ def test_a_flood_is_thinned_to_the_budget_and_the_newest_row_is_the_score(
     assert got[-1][2] == 60.0
 
 
+ACCOUNT_MODEL = loads_model("""
+model: flood_account
+engagement:
+  - {id: visit, name: Visit, event: {type: page}, points: 1}
+  - {id: team, name: The account reads, kind: threshold, scope: account, event: {type: page}, at_least: 1,
+     within: 30d, points: 1}
+""")
+
+
+def test_a_point_over_the_account_counts_the_accounts_events(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with a rule over the account's events a point reads the colleagues' events too: ann's 10 page views in
+    # one batch beside a colleague's 45 are 57 events with the two group calls (150 / 57: the floor, 2
+    # points, the last of each
+    # run of 5: 5 and 10 visits, and a point for the account's reading); counting her own 11 events alone
+    # would have kept all 10 (150 / 11 = 13)
+    monkeypatch.setattr(history, "POINT_EVENTS", 150)
+    monkeypatch.setattr(history, "FEW_POINTS", 2)
+    publish(store, ACCOUNT_MODEL, as_of=START)
+    joined = [
+        {
+            "type": "group",
+            "userId": who,
+            "groupId": "acme",
+            "messageId": f"g-{who}",
+            "timestamp": START - MINUTE,
+        }
+        for who in ("col", "ann")
+    ]
+    _send(store, [*joined, *(_page("col", n) for n in range(45))])
+    _send(store, [_page("ann", n) for n in range(50, 60)])
+    got = [(c, at, s) for c, at, s, _ in _rows(store, "ann") if c == "event"]
+    assert got == [("event", START + 54 * MINUTE, 6.0), ("event", START + 59 * MINUTE, 11.0)]
+
+
 def test_within_the_budget_every_event_time_is_a_point() -> None:
     due = [(t, [f"m{t}"]) for t in range(10)]
     # 10 points of a lead with 10,000 events: 100,000 / 10,000 = 10, all kept

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from sqlalchemy import BigInteger, Connection, bindparam, delete, func, select
 
 from leadscore.compile import Ledger, Sources
+from leadscore.compile.query import scoped
 from leadscore.model import ScoringModel
 from leadscore.scoring.as_known import score_as_known, score_as_known_models
 from leadscore.store.id_lists import in_list
@@ -281,7 +282,9 @@ def plan_replay(
         for lid in lead_ids
     }
     many = [lid for lid in lead_ids if len(due[lid]) > FEW_POINTS]
-    counts = _event_counts(conn, many, until) if many else {}
+    # a point of a model with a rule over the account's events reads her colleagues' events too
+    accounts = any(scoped(model, "account") for model, _, _ in scored)
+    counts = _event_counts(conn, many, until, accounts) if many else {}
     points: list[tuple[int, int]] = []
     plan: dict[int, list[tuple[int, str, str]]] = {}
     for lid in lead_ids:
@@ -384,11 +387,27 @@ _EVENT_COUNTS = (
 )
 
 
-def _event_counts(conn: Connection, lead_ids: Sequence[int], until: int) -> dict[int, int]:
-    """Each lead's events up to ``until``: what one history point of it costs to score."""
-    return {
-        int(lid): int(n) for lid, n in conn.execute(_EVENT_COUNTS, {"ids": list(lead_ids), "until": until})
-    }
+_colleagues = leads.alias("colleagues")
+# the events of each lead's account (hers included), for a lead in an account
+_ACCOUNT_EVENT_COUNTS = (
+    select(leads.c.id, func.count())
+    .join(_colleagues, _colleagues.c.account_id == leads.c.account_id)
+    .join(identities, identities.c.lead_id == _colleagues.c.id)
+    .join(events, events.c.person_key == identities.c.key)
+    .where(in_list(leads.c.id, "ids"), events.c.ts <= bindparam("until", type_=BigInteger))
+    .group_by(leads.c.id)
+)
+
+
+def _event_counts(conn: Connection, lead_ids: Sequence[int], until: int, accounts: bool) -> dict[int, int]:
+    """Each lead's events up to ``until``: what one history point of it costs to score (with ``accounts``,
+    a rule over her account's events: the account's)."""
+    params = {"ids": list(lead_ids), "until": until}
+    counts = {int(lid): int(n) for lid, n in conn.execute(_EVENT_COUNTS, params)}
+    if accounts:
+        for lid, n in conn.execute(_ACCOUNT_EVENT_COUNTS, params):
+            counts[int(lid)] = max(int(n), counts.get(int(lid), 0))
+    return counts
 
 
 # the events of leads ``ids`` between ``since`` and ``until``, by message id

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from leadscore.collection import collection_paused
 from leadscore.compile import Ledger, Sources
-from leadscore.compile.query import scope
+from leadscore.compile.query import scoped
 from leadscore.errors import StoreError
 from leadscore.ingest.apply import EVER, Applied, LinkRaced, apply_messages
 from leadscore.ingest.segment import Message
@@ -217,7 +217,7 @@ COLLEAGUES_NOW = 200
 
 def _reads_accounts(model: ScoringModel) -> bool:
     """Whether a rule of the model reads the events of the lead's account (``scope: account``)."""
-    return any(scope(rule) == "account" for rule in model.engagement)
+    return bool(scoped(model, "account"))
 
 
 def _with_colleagues(

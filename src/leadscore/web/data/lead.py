@@ -4,7 +4,8 @@ give), the score history, and the journey: the score at each event time.
 
 The journey's points are the score at past times as score history reads it (``scoring.as_known``: the
 compiled query over the events up to then, with the attributes known then), so the chart and the history
-table agree wherever both have a point; nothing here re-implements scoring. A lead with many events
+table agree wherever both have a point of the same model version (history keeps the version of its time,
+the chart is the active version's); nothing here re-implements scoring. A lead with many events
 charts fewer points, as its history holds fewer rows (``scoring.history.thinned``).
 """
 
