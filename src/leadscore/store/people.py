@@ -379,6 +379,17 @@ def account_colleagues(conn: Connection, lead_ids: Iterable[int]) -> list[tuple[
     return [(int(a), int(b)) for a, b in conn.execute(_COLLEAGUES, {"ids": ids}).all()]
 
 
+_ACCOUNTS_OF = select(leads.c.id, leads.c.account_id).where(in_list(leads.c.id, "ids"))
+
+
+def lead_accounts(conn: Connection, lead_ids: Iterable[int]) -> dict[int, int | None]:
+    """The account of each of ``lead_ids`` (None: it has none; a lead not stored is left out)."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return {}
+    return {int(lead): account for lead, account in conn.execute(_ACCOUNTS_OF, {"ids": ids}).all()}
+
+
 def colleagues_left(conn: Connection, lead_id: int, account_after: int | None) -> list[int]:
     """The other leads of ``lead_id``'s account (as the database holds it) when the lead moves to
     ``account_after``: the move takes its events, of any age, out of their account (a ``group`` call
