@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,18 @@ def bench_store(engine: str, pg_url: str = PG_URL) -> Iterator[Store]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def add_url_option(parser: argparse.ArgumentParser) -> None:
+    """``--url``: a PostgreSQL URL to run in (a schema of its own, ``bench_store``); SQLite by default."""
+    parser.add_argument(
+        "--url", help="a PostgreSQL URL: the bench runs in a schema of its own (default: a new SQLite file)"
+    )
+
+
+def url_store(url: str | None) -> AbstractContextManager[Store]:
+    """``bench_store`` of the ``--url`` option."""
+    return bench_store("postgres" if url else "sqlite", url or "")
 
 
 def compiled_scores(

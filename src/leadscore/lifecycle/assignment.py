@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from leadscore.lifecycle.gates import matching
-from leadscore.model import ScoringModel, duration_seconds
+from leadscore.lifecycle.sla import sla_due
+from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Seller
 from leadscore.store.lifecycle_tables import (
     account_owners_in,
@@ -82,8 +83,7 @@ def assign(
             left = next((o["seller"] for o in owners if o["team"] == team.id), None)
             set_account_owner(conn, account_id, seller_id, team.id, now_ms, replacing=left)
     assert team_id is not None
-    sla = rules.sla_of(stage)
-    due = None if sla is None else now_ms + int(duration_seconds(sla) * 1000)
+    due = sla_due(lifecycle, stage, team_id, now_ms)
     row: dict[str, Any] = {
         "lead_id": lead_id,
         "stage_move_id": move_id,

@@ -19,8 +19,9 @@ from leadscore.lifecycle import segments
 from leadscore.lifecycle.actions import Effects
 from leadscore.lifecycle.assignment import Assigned
 from leadscore.lifecycle.outcomes import too_late, unstorable
+from leadscore.lifecycle.sla import sla_due
 from leadscore.lifecycle.stages import triggered
-from leadscore.model import ScoringModel, duration_seconds
+from leadscore.model import ScoringModel
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.audit import audit
@@ -294,8 +295,7 @@ def reassign(
         if previous == seller.id:
             raise InputError(Problem(f"lead {lead_id} is already assigned to {seller.id}", field="seller"))
         rules = lifecycle.assignment
-        sla = None if rules is None else rules.sla_of(stage)
-        due = None if sla is None else now_ms + int(duration_seconds(sla) * 1000)
+        due = sla_due(lifecycle, stage, team.id, now_ms)
         hand_over(conn, int(current["id"]), team.id, seller.id, now_ms, due)
         account_id = conn.execute(select(leads.c.account_id).where(leads.c.id == lead_id)).scalar()
         if rules is not None and rules.sticky_accounts and account_id is not None:

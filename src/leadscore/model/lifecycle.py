@@ -226,11 +226,54 @@ class Seller(Person):
     id: Annotated[str, Field(pattern=RULE_ID), _unique("seller")]
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
+
+
+def _time_zone(name: str) -> str:
+    import zoneinfo  # only a model with business hours reads the time zone database
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as 'Europe/Stockholm')") from None
+    return name
+
+
+class BusinessHours(Frozen):
+    """When an SLA's clock runs: ``start`` to ``end`` (local ``HH:MM``; ``end`` may be ``24:00``) on
+    ``days``, in ``timezone`` (an IANA name). Holidays are not known."""
+
+    timezone: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_time_zone)]
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(
+        default=("mon", "tue", "wed", "thu", "fri"), min_length=1, max_length=7
+    )
+    start: str = Field(default="09:00", pattern=_CLOCK)
+    end: str = Field(default="17:00", pattern=_CLOCK)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessHours:
+        if self.minutes(self.end) <= self.minutes(self.start):
+            raise ValueError(f"business hours end ({self.end}) before they start ({self.start})")
+        if len(set(self.days)) != len(self.days):
+            raise ValueError("business hours name a day twice")
+        return self
+
+    @staticmethod
+    def minutes(clock: str) -> int:
+        """Minutes after midnight of a ``HH:MM``."""
+        hours, minutes = clock.split(":")
+        return int(hours) * 60 + int(minutes)
+
+
 class Team(Frozen):
     id: Annotated[str, Field(pattern=RULE_ID), _unique("team")]
     name: str = Field(min_length=1, max_length=200)
     manager: Person | None = None
     sellers: tuple[Seller, ...] = Field(min_length=1)
+    business_hours: BusinessHours | None = Field(
+        default=None, description="this team's SLA clock (instead of the assignment's business_hours)"
+    )
 
 
 class Territory(Frozen):
@@ -250,7 +293,9 @@ class Territory(Frozen):
 class Assignment(Frozen):
     """Who gets a lead entering one of the assignment stages (``stage``, or several as ``stages``: one per
     team or score): its account's owner in a team the stage routes to (``teams_for``), else the first
-    territory that applies, else round-robin in the default team. The SLA is ``sla``, or the stage's own in ``sla_by_stage``."""
+    territory that applies, else round-robin in the default team. The SLA is ``sla``, or the stage's own in
+    ``sla_by_stage``, counted in the team's ``business_hours``, else the assignment's, else every hour
+    (``lifecycle.sla``)."""
 
     stage: StageRef | None = None
     stages: tuple[StageRef, ...] | None = Field(default=None, min_length=1, max_length=100)
@@ -260,6 +305,10 @@ class Assignment(Frozen):
     sla: Duration | None = Field(default=None, description="untouched this long after assignment → escalate")
     sla_by_stage: dict[HandoffRef, Duration] = Field(
         default_factory=dict, max_length=100, description="an assignment stage's own SLA (instead of sla)"
+    )
+    business_hours: BusinessHours | None = Field(
+        default=None,
+        description="the SLA counts only these hours (a team may have its own); default: every hour",
     )
 
     @model_validator(mode="after")

@@ -9,7 +9,9 @@ order or batches events arrived in:
   the lead's event rows from its earliest message time on (all of them when it linked a person key, whose
   earlier events then join the lead; from an attribute's previous observation time when it observed the
   attribute again, ``ingest.traits.restamped_since``), so a late event rewrites the rows after it exactly as
-  if it had arrived in order. Rows of other causes stay as they were recorded.
+  if it had arrived in order. Rows of other causes stay as they were recorded. A point costs the lead's
+  events up to it to score, so a lead's points in one replay are bounded (``thinned``): one person's
+  flood of events makes her rows coarser, never every batch about her dearer than the last.
 * a model publication, an import, the clock (``record``), a rescore of every lead (``record_saved``): a
   row at that time if the score moved.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Connection, bindparam, delete, func, select
 
@@ -30,6 +32,7 @@ from leadscore.store.pipelined import pipelined
 from leadscore.store.results import append_history, append_history_values, last_histories, last_history
 from leadscore.store.schema import events, identities, leads, score_history
 
+T = TypeVar("T")
 TRACKED = ("score", "fit_score", "engagement_score", "grade", "level", "band")
 EPS = 1e-9
 EVENT_CAUSES = ("event", "created")
@@ -272,12 +275,17 @@ def plan_replay(
     lead_ids = [lid for lid in lead_ids if lid in base]  # the leads that still exist
     # a batch holding the lead's first event (or linking a key) moves its created row too
     start = {lid: base[lid] if since[lid] <= base[lid] + 1 else since[lid] for lid in lead_ids}
+    due = {
+        lid: [(at, mids) for at, mids in sorted(times.get(lid, {}).items()) if at >= start[lid]]
+        for lid in lead_ids
+    }
+    many = [lid for lid in lead_ids if len(due[lid]) > FEW_POINTS]
+    counts = _event_counts(conn, many, until) if many else {}
     points: list[tuple[int, int]] = []
     plan: dict[int, list[tuple[int, str, str]]] = {}
     for lid in lead_ids:
-        steps = [
-            (at, "event", _cause(mids)) for at, mids in sorted(times.get(lid, {}).items()) if at >= start[lid]
-        ]
+        kept = thinned(due[lid], counts.get(lid, 0))
+        steps = [(at, "event", cause(mids)) for at, mids in kept]
         if base[lid] >= start[lid] and base[lid] <= until:
             steps.insert(0, (base[lid], "created", "before any activity"))
         plan[lid] = steps
@@ -342,6 +350,46 @@ def _previous(
     return previous
 
 
+# A history point costs the lead's events up to it to score, so a lead's points in one replay are at most
+# max(FEW_POINTS, POINT_EVENTS / her events): one person's flood of page views (a write key can send any
+# number) cost every batch about her its size times her history (batches of 500: the 12th 4.8 CPU-s
+# against 0.26 for the first, ``bench/page_view_flood.py``). Below these, every event time is a point.
+FEW_POINTS = 4
+POINT_EVENTS = 100_000
+
+
+def thinned(due: Sequence[tuple[int, list[T]]], events_count: int) -> list[tuple[int, list[T]]]:
+    """A lead's points (time, what happened then: message ids, events), ascending, with ``events_count``
+    events up to the last: all of them within the budget, else as many as it allows, evenly by index,
+    each the last of the run of points it stands for, with everything that happened in the run (so the
+    newest point is always kept). The history's rows and the lead page's journey."""
+    keep = max(FEW_POINTS, POINT_EVENTS // max(events_count, 1))
+    if len(due) <= keep:
+        return list(due)
+    out: list[tuple[int, list[T]]] = []
+    begin = 0
+    for k in range(1, keep + 1):
+        end = k * len(due) // keep
+        out.append((due[end - 1][0], [mid for _, mids in due[begin:end] for mid in mids]))
+        begin = end
+    return out
+
+
+_EVENT_COUNTS = (
+    select(identities.c.lead_id, func.count())
+    .join(events, events.c.person_key == identities.c.key)
+    .where(in_list(identities.c.lead_id, "ids"), events.c.ts <= bindparam("until", type_=BigInteger))
+    .group_by(identities.c.lead_id)
+)
+
+
+def _event_counts(conn: Connection, lead_ids: Sequence[int], until: int) -> dict[int, int]:
+    """Each lead's events up to ``until``: what one history point of it costs to score."""
+    return {
+        int(lid): int(n) for lid, n in conn.execute(_EVENT_COUNTS, {"ids": list(lead_ids), "until": until})
+    }
+
+
 # the events of leads ``ids`` between ``since`` and ``until``, by message id
 _EVENT_TIMES = (
     select(identities.c.lead_id, events.c.ts, events.c.message_id)
@@ -378,7 +426,9 @@ def _row_before(conn: Connection, lead_id: int, at_ms: int, score_name: str) -> 
     return dict(row) if row is not None else None
 
 
-def _cause(message_ids: list[str]) -> str:
+def cause(message_ids: list[str]) -> str:
+    """The messages that caused a score, as a row's cause reference: ``m1, m2, m3 and 4 more``, in
+    message id order (whatever order they arrived in)."""
     if len(message_ids) == 1:  # the usual point: one message at that time
         return message_ids[0]
     message_ids = sorted(set(message_ids))

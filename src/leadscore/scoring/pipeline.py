@@ -180,7 +180,7 @@ def plan_rescore(
         per_model = score_points_models(
             conn, [a.model for a in group], sources, [(lid, at) for lid in lead_ids]
         )
-        causes = {lid: _cause(messages.get(lid, [])) for lid in lead_ids}
+        causes = {lid: history.cause(messages.get(lid, [])) for lid in lead_ids}
         dues = schedule_models(conn, [a.model for a in group], sources, per_model, _names(group))
         out.parts.append((group, per_model, dues, causes))
         versions = [(a.model, a.version.id, a.version.score_name) for a in group if a.version is not None]
@@ -336,13 +336,6 @@ def refresh_statistics(store: Store) -> None:
         return
     with store.begin() as conn:
         analyse(conn)
-
-
-def _cause(message_ids: list[str]) -> str:
-    message_ids = list(dict.fromkeys(message_ids))
-    if len(message_ids) <= 3:
-        return ", ".join(message_ids)
-    return f"{', '.join(message_ids[:3])} and {len(message_ids) - 3} more"
 
 
 def publish(

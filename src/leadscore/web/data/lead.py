@@ -2,8 +2,10 @@
 events behind each line, ``scoring.explain``: the same explanation ``leadscore explain`` and the API
 give), the score history, and the journey: the score at each event time.
 
-The journey's points come from the compiled query (``scoring.run.score_points``) evaluated at each event
-time, the same query that produced the stored scores; nothing here re-implements scoring.
+The journey's points are the score at past times as score history reads it (``scoring.as_known``: the
+compiled query over the events up to then, with the attributes known then), so the chart and the history
+table agree wherever both have a point; nothing here re-implements scoring. A lead with many events
+charts fewer points, as its history holds fewer rows (``scoring.history.thinned``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from leadscore.compile import Sources
 from leadscore.compile.contributions import Explanation
 from leadscore.lifecycle.reasons import rule_names as line_names
 from leadscore.model import ScoringModel
+from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.explain import explain_current
-from leadscore.scoring.history import score_path
-from leadscore.scoring.run import model_of, score_points
+from leadscore.scoring.history import score_path, thinned
+from leadscore.scoring.run import model_of
 from leadscore.scoring.shown import apportion
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
@@ -156,19 +159,25 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
         .where(identities.c.lead_id == lead_id, events.c.ts <= as_of)
         .order_by(events.c.ts, events.c.id)
     ).mappings()
-    at: dict[int, list[str]] = {}
+    at: dict[int, list[dict[str, Any]]] = {}
+    count = 0
     for ev in rows:
-        at.setdefault(int(ev["ts"]), []).append(describe(dict(ev)))
-    times = sorted(at)[-JOURNEY_POINTS:]
-    start = (times[0] - 1) if times else as_of
-    pairs = [(lead_id, t) for t in [start, *times, as_of]]
-    scored = {lg.as_of: lg for lg in score_points(conn, model, sources, sorted(set(pairs)))}
+        at.setdefault(int(ev["ts"]), []).append(dict(ev))
+        count += 1
+    recent = sorted(at.items())[-JOURNEY_POINTS:]
+    # each point scored over all her events up to it: as many as history's budget allows, each with the
+    # events of the run of event times it stands for
+    charted = {t: [describe(ev) for ev in run] for t, run in thinned(recent, count)}
+    times = sorted(charted)
+    start = (recent[0][0] - 1) if recent else as_of
+    pairs = [(lead_id, t) for t in sorted({start, *times, as_of})]
+    scored = {t: lg for (_, t), lg in score_as_known(conn, model, sources, pairs).items()}
     points: list[dict[str, Any]] = []
     previous: float | None = None
     for t in sorted({start, *times, as_of}):
         lg = scored[t]
         delta = 0.0 if previous is None else lg.score - previous
-        what = at.get(t, [])
+        what = charted.get(t, [])
         points.append(
             {
                 "t": t,
