@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.ingest.traits import group_account, restamped_since, split_traits
-from leadscore.store.event_log import append_events, first_event_times, known_message_ids
+from leadscore.store.event_log import append_events, known_message_ids
 from leadscore.store.lead_merge import merge_leads
 from leadscore.store.lifecycle_tables import evaluate_again
 from leadscore.store.people import (
@@ -54,9 +54,6 @@ class Applied:
     # every colleague left is rescored with the batch, however many (an erasure: her events leave their
     # scores in its transaction); else those of a crowd are the clock's (``pipeline.COLLEAGUES_NOW``)
     left_exact: bool = False
-    # person keys the batch linked to a lead (key -> lead): the lead gains the key's events, whose earliest
-    # reopens its history (``link``; resolved by ``apply_identities``)
-    linked: dict[str, int] = field(default_factory=dict)
 
     def touch(self, lead_id: int, at_ms: int, message_id: str) -> None:
         # once a message (a batch's): comparisons, not max/min of defaults built each call
@@ -83,7 +80,6 @@ class Applied:
         if left is not None:
             self.leave(keep, left[0], *left[1])
         self.created_leads.discard(gone)
-        self.linked = {key: keep if lead == gone else lead for key, lead in self.linked.items()}
 
     def leave(self, colleague: int, at_ms: int, *message_ids: str) -> None:
         """A lead left ``colleague``'s account at ``at_ms`` (messages ``message_ids``)."""
@@ -100,21 +96,8 @@ class Applied:
             self.since[lead_id] = at_ms
 
     def rewind(self, lead_id: int) -> None:
-        """The lead gained events of any age (a lead was merged into it): all its history may change."""
+        """The lead gained events of any age (a person key was linked to it): all its history may change."""
         self.since[lead_id] = EVER
-
-    def link(self, lead_id: int, key: str) -> None:
-        """A person key was linked to the lead: its history may change from the key's earliest event on
-        (``reopen_linked``), not from the beginning of time (a new anonymous id brings no events)."""
-        self.linked[key] = lead_id
-
-    def reopen_linked(self, first: Mapping[str, int]) -> None:
-        """Reopen the history of each lead a key was linked to from the key's earliest event (``first``:
-        key -> time; a key without events reopens nothing)."""
-        for key, lead_id in self.linked.items():
-            if key in first:
-                self.reopen(lead_id, first[key])
-        self.linked = {}
 
 
 def apply_messages(
@@ -259,19 +242,7 @@ def apply_identities(
             out.touch(lead_id, m.ts, m.message_id)
     people.flush(conn)
     lookup.flush()
-    if out.linked:
-        out.reopen_linked(_first_events(conn, ordered, out.linked))
     return out
-
-
-def _first_events(conn: Connection, messages: Sequence[Message], keys: Mapping[str, int]) -> dict[str, int]:
-    """The earliest event of each person key: logged, or among ``messages`` (the processor logs a batch
-    before applying it, an ingest after)."""
-    first = first_event_times(conn, sorted(keys))
-    for m in messages:
-        if (m.user_id or m.anonymous_id) and (key := m.person_key) in keys:
-            first[key] = min(m.ts, first.get(key, m.ts))
-    return first
 
 
 def _people_cache(conn: Connection, ordered: Sequence[Message], lookup: KeyLookup) -> PeopleCache:
@@ -361,7 +332,7 @@ def _identify(
         if known is not None:  # the rest of the general path, for a person already known
             if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), known, m.received_ms):
                 out.touch(known, m.ts, m.message_id)
-                out.link(known, anonymous_key(m.anonymous_id))
+                out.rewind(known)
             return known
     lead_id: int | None = None
     email, fields, attributes = split_traits(m.traits) if m.traits else (None, {}, {})
@@ -385,7 +356,7 @@ def _identify(
             lead_id = _merge(conn, previous, lead_id, m, out, lookup, people)
         for key in (user_key(m.previous_id), anonymous_key(m.previous_id)):
             if lookup.link(key, lead_id, m.received_ms):
-                out.link(lead_id, key)
+                out.rewind(lead_id)
     elif m.user_id:
         if m.type == "identify" or email:
             # the stamps before, to know from when the history as known may change (a row of the cache)
@@ -429,7 +400,7 @@ def _identify(
             if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), lead_id, m.received_ms):
                 # earlier anonymous history now belongs to this lead
                 out.touch(lead_id, m.ts, m.message_id)
-                out.link(lead_id, anonymous_key(m.anonymous_id))
+                out.rewind(lead_id)
     elif m.anonymous_id:
         lead_id = lookup.get(anonymous_key(m.anonymous_id))
     if m.type == "group" and (lead_id is not None or known_only(m)):

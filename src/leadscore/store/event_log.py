@@ -108,20 +108,6 @@ def known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     return set(conn.execute(_KNOWN, {"ids": list(dict.fromkeys(message_ids))}).scalars())
 
 
-_FIRST_EVENTS = (
-    select(events.c.person_key, func.min(events.c.ts))
-    .where(in_list(events.c.person_key, "keys", Text))
-    .group_by(events.c.person_key)
-)
-
-
-def first_event_times(conn: Connection, person_keys: Sequence[str]) -> dict[str, int]:
-    """The time of the earliest logged event of each person key that has one (``ix_events_person_ts``)."""
-    if not person_keys:
-        return {}
-    return {key: int(ts) for key, ts in conn.execute(_FIRST_EVENTS, {"keys": list(person_keys)}).all()}
-
-
 def append_events(conn: Connection, rows: Sequence[dict[str, Any]], *, unknown: bool = False) -> set[str]:
     """Append events; a message id already in the log is skipped, and of two copies of one message in
     ``rows`` the first wins. Returns the ids actually inserted.
