@@ -35,6 +35,7 @@ from leadscore.privacy.erase import erase, erase_person
 from leadscore.privacy.export import export_person
 from leadscore.privacy.person import find_person
 from leadscore.privacy.tables import present_tables, unaccounted
+from leadscore.scoring import pipeline
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.processor import log_rows, process_pending
 from leadscore.store import Store, dead_letters
@@ -517,9 +518,15 @@ scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, 
 """
 
 
-def test_her_colleagues_are_scored_again_without_her_events(store: Store) -> None:
+@pytest.mark.parametrize("crowd", [200, 0])
+def test_her_colleagues_are_scored_again_without_her_events(
+    store: Store, crowd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Ann and Carl of y.com probed: two people, 40 each. Erased, Ann's probe no longer counts for
-    Carl: one person, 0, at once (not at his next event), his history replayed without her."""
+    Carl: one person, 0, at once (not at his next event), his history replayed without her. So too
+    where the colleagues a group call leaves are many enough to be left for the clock
+    (``pipeline.COLLEAGUES_NOW`` 0: her one colleague is a crowd): an erasure is exact in its transaction."""
+    monkeypatch.setattr(pipeline, "COLLEAGUES_NOW", crowd)
     publish(store, loads_model(COMMITTEE), as_of=NOW)
     _ingest(store, [
         {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY,

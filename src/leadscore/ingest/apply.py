@@ -51,6 +51,9 @@ class Applied:
     # model whose rules read the account's events (``scope: account``) rescores them, whole history
     # included (``pipeline._with_colleagues``); to every other model they are no change at all
     left: dict[int, tuple[int, list[str]]] = field(default_factory=dict)
+    # every colleague left is rescored with the batch, however many (an erasure: her events leave their
+    # scores in its transaction); else those of a crowd are the clock's (``pipeline.COLLEAGUES_NOW``)
+    left_exact: bool = False
 
     def touch(self, lead_id: int, at_ms: int, message_id: str) -> None:
         # once a message (a batch's): comparisons, not max/min of defaults built each call

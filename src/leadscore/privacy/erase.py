@@ -130,7 +130,7 @@ def _rescore_colleagues(conn: Connection, colleagues: list[int], cause: str, now
     to every other model they are no change). Returns the leads scored."""
     if not colleagues:
         return 0
-    left = Applied()
+    left = Applied(left_exact=True)
     for colleague in colleagues:
         left.leave(colleague, now_ms, cause)
     scored, _ = rescore_touched(conn, Store.sources(), left, as_of=now_ms)

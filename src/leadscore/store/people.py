@@ -379,6 +379,35 @@ def account_colleagues(conn: Connection, lead_ids: Iterable[int]) -> list[tuple[
     return [(int(a), int(b)) for a, b in conn.execute(_COLLEAGUES, {"ids": ids}).all()]
 
 
+_ACCOUNTS_OF = select(leads.c.id, leads.c.account_id).where(in_list(leads.c.id, "ids"))
+
+
+def lead_accounts(conn: Connection, lead_ids: Iterable[int]) -> dict[int, int | None]:
+    """The account of each of ``lead_ids`` (None: it has none; a lead not stored is left out)."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return {}
+    return {int(lead): account for lead, account in conn.execute(_ACCOUNTS_OF, {"ids": ids}).all()}
+
+
+_MEMBERS = (
+    select(leads.c.account_id, leads.c.id)
+    .where(in_list(leads.c.account_id, "ids"))
+    .order_by(leads.c.account_id, leads.c.id)
+)
+
+
+def account_members(conn: Connection, account_ids: Iterable[int]) -> dict[int, list[int]]:
+    """The leads of each account (in id order; an account without leads is left out): each account's
+    once, where ``account_colleagues`` gives a pair per lead and colleague."""
+    ids = sorted(set(account_ids))
+    out: dict[int, list[int]] = {}
+    if ids:
+        for account, lead in conn.execute(_MEMBERS, {"ids": ids}).all():
+            out.setdefault(int(account), []).append(int(lead))
+    return out
+
+
 def colleagues_left(conn: Connection, lead_id: int, account_after: int | None) -> list[int]:
     """The other leads of ``lead_id``'s account (as the database holds it) when the lead moves to
     ``account_after``: the move takes its events, of any age, out of their account (a ``group`` call
