@@ -189,7 +189,7 @@ def record_saved(
     version_id: int,
     ledgers: Sequence[Ledger],
     cause: str,
-    ref: str,
+    ref: str | Mapping[int, str],
     recorded_ms: int,
     *,
     score_name: str,
@@ -197,15 +197,16 @@ def record_saved(
     """``record`` for ledgers just saved as the current scores ``score_name``: a row at each one's as-of
     time where it moved from the lead's newest row, written from the ledger itself (no second scoring), so
     the newest row holds the current score; a lead with no row yet is ``record``ed (its created row
-    first)."""
+    first). ``ref``: the cause's reference, or each lead's."""
+    refs = ref if isinstance(ref, Mapping) else {lg.lead_id: ref for lg in ledgers}
     previous = last_history(conn, [lg.lead_id for lg in ledgers], score_name=score_name)
     rows = [
-        _row(lg, version_id, cause, ref, recorded_ms, score_name)
+        _row(lg, version_id, cause, refs[lg.lead_id], recorded_ms, score_name)
         for lg in ledgers
         if lg.lead_id in previous and changed(previous[lg.lead_id], lg, version_id)
     ]
     append_history(conn, rows)
-    fresh = {lg.lead_id: (lg.as_of, cause, ref) for lg in ledgers if lg.lead_id not in previous}
+    fresh = {lg.lead_id: (lg.as_of, cause, refs[lg.lead_id]) for lg in ledgers if lg.lead_id not in previous}
     if not fresh:
         return len(rows)
     return len(rows) + record(conn, model, sources, version_id, fresh, recorded_ms, score_name=score_name)

@@ -145,6 +145,7 @@ class Rescore:
     )  # (models, their ledgers, when each score is next due, the cause of each lead's change)
     replays: list[history.Replay] = field(default_factory=list)  # each part's history points, scored
     later: dict[int, int] = field(default_factory=dict)  # colleagues of a crowd, due at the clock's tick
+    own: frozenset[int] = frozenset()  # the leads the batch's own messages touched (the rest: colleagues)
 
 
 def plan_rescore(
@@ -170,7 +171,7 @@ def plan_rescore(
     everyone = sorted(set().union(*(touched for _, touched, _, _, _ in plans)))
     # before they are read: a concurrent rescore of the same leads (PostgreSQL) has committed by then
     lock_leads(conn, everyone)
-    out = Rescore(sources, stamp, at, everyone)
+    out = Rescore(sources, stamp, at, everyone, own=frozenset(applied.touched))
     scored_now = set(everyone)
     for *_, later in plans:
         for lead_id, when in later.items():
@@ -201,9 +202,34 @@ def save_rescore(conn: Connection, rescore: Rescore | None) -> tuple[int, int]:
         save_named_scores(conn, _named(group, per_model, dues), rescore.stamp, causes)
         scored.update(lg.lead_id for ledgers in per_model for lg in ledgers)
         rows += history.write_replay(conn, replay, rescore.stamp)
+        rows += _colleague_rows(conn, rescore, group, per_model, causes)
     # candidates beside it: no actions
     score_shadows(conn, rescore.sources, rescore.everyone, rescore.at, rescore.stamp)
     return len(scored), rows
+
+
+def _colleague_rows(
+    conn: Connection,
+    rescore: Rescore,
+    group: Sequence[Active],
+    per_model: Sequence[Sequence[Ledger]],
+    causes: Mapping[int, str],
+) -> int:
+    """History rows of the leads scored for a colleague's event or move alone (a rule over the account's
+    events), where the score moved from their newest row: cause ``account``, at the time the score is as
+    of. Their own events gave their replay no point at that time, so their newest row lagged the score
+    every page shows (11 against 1). Returns rows written."""
+    rows = 0
+    for active, ledgers in zip(group, per_model, strict=True):
+        theirs = [lg for lg in ledgers if lg.lead_id not in rescore.own]
+        if active.version is None or not theirs:
+            continue
+        rows += history.record_saved(
+            conn, active.model, rescore.sources, active.version.id, theirs, "account",
+            {lg.lead_id: causes.get(lg.lead_id, "") for lg in theirs}, rescore.stamp,
+            score_name=active.version.score_name,
+        )  # fmt: skip
+    return rows
 
 
 # A rule reading the account's events (``scope: account``) makes a colleague's event every colleague's. In
