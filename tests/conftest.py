@@ -52,3 +52,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         if not PG_URL:
             pytest.skip(PG_SKIP)
         yield from _pg_store()
+
+
+@pytest.fixture
+def small_history_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """History's points budget small enough for a test's few events: a lead's points in one replay at most
+    max(2, 150 / her events) (``scoring.history.thinned``)."""
+    from leadscore.scoring import history
+
+    monkeypatch.setattr(history, "POINT_EVENTS", 150)
+    monkeypatch.setattr(history, "FEW_POINTS", 2)

@@ -6,18 +6,14 @@ ended at 1 while her score was 11."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sqlalchemy import select
 
-from leadscore.ingest.apply import event_row
-from leadscore.ingest.committer import GroupCommitter
-from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish
-from leadscore.scoring.processor import process_pending
 from leadscore.store import Store
 from leadscore.store.schema import leads, score_history, scores
+from test_history_flood import send
 
 MINUTE = 60_000
 # a point a page view; 10 more once the account has read 3 pages in 30 days
@@ -30,15 +26,6 @@ engagement:
 """)
 
 
-def _send(store: Store, messages: list[dict[str, Any]], now: int) -> None:
-    committer = GroupCommitter(store).start()
-    try:
-        committer.submit([event_row(normalise(m, received_ms=now), "test") for m in messages]).result()
-    finally:
-        committer.stop()
-    assert process_pending(store, limit=len(messages)) == len(messages)
-
-
 def test_a_colleagues_pages_give_her_a_row_at_her_new_score(store: Store) -> None:
     now = int(time.time() * 1000)
     t0 = now - 60 * MINUTE  # the scores are as of now: the events within the rule's 30 days
@@ -47,7 +34,7 @@ def test_a_colleagues_pages_give_her_a_row_at_her_new_score(store: Store) -> Non
         {"type": "group", "userId": who, "groupId": "acme", "messageId": f"g-{who}", "timestamp": t0}
         for who in ("ann", "col")
     ]
-    _send(
+    send(
         store,
         [*joined, {"type": "page", "userId": "ann", "messageId": "ann-1", "timestamp": t0 + MINUTE}],
         now,
@@ -57,7 +44,7 @@ def test_a_colleagues_pages_give_her_a_row_at_her_new_score(store: Store) -> Non
         {"type": "page", "userId": "col", "messageId": f"col-{n}", "timestamp": t0 + (1 + n) * MINUTE}
         for n in (1, 2)
     ]
-    _send(store, pages, now)
+    send(store, pages, now)
     with store.connect() as conn:
         rows = conn.execute(
             select(score_history.c.cause, score_history.c.engagement_score, score_history.c.cause_ref)

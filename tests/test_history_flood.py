@@ -35,10 +35,13 @@ def _page(user: str, n: int) -> dict[str, Any]:
     return {"type": "page", "userId": user, "messageId": f"{user}-{n:02d}", "timestamp": START + n * MINUTE}
 
 
-def _send(store: Store, messages: list[dict[str, Any]]) -> None:
+def send(store: Store, messages: list[dict[str, Any]], received_ms: int = START) -> None:
+    """Acknowledge ``messages`` as the API does, then process them in one batch."""
     committer = GroupCommitter(store).start()
     try:
-        committer.submit([event_row(normalise(m, received_ms=START), "test") for m in messages]).result()
+        committer.submit(
+            [event_row(normalise(m, received_ms=received_ms), "test") for m in messages]
+        ).result()
     finally:
         committer.stop()
     assert process_pending(store, limit=len(messages)) == len(messages)
@@ -62,16 +65,14 @@ def _rows(store: Store, user: str) -> list[tuple[str, int, float, str]]:
 
 
 def test_a_flood_is_thinned_to_the_budget_and_the_newest_row_is_the_score(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, small_history_budget: None
 ) -> None:
-    monkeypatch.setattr(history, "POINT_EVENTS", 150)
-    monkeypatch.setattr(history, "FEW_POINTS", 2)
     publish(store, MODEL, as_of=START)
     # bot: 30 page views a minute apart (one point each) with 30 events: 150 / 30 = 5 points, the last of
     # each run of 6; ann: 3 views, within the budget: a point each
-    _send(store, [_page("bot", n) for n in range(30)] + [_page("ann", n) for n in range(3)])
+    send(store, [_page("bot", n) for n in range(30)] + [_page("ann", n) for n in range(3)])
     # then 30 more: 60 events, 150 / 60 = 2 (the floor, FEW_POINTS): the last of each run of 15
-    _send(store, [_page("bot", n) for n in range(30, 60)])
+    send(store, [_page("bot", n) for n in range(30, 60)])
     got = _rows(store, "bot")
     assert [(c, at, s) for c, at, s, _ in got] == [
         ("created", START - 1, 0.0),
@@ -110,9 +111,8 @@ def test_a_point_over_the_account_counts_the_accounts_events(
 ) -> None:
     # with a rule over the account's events a point reads the colleagues' events too: ann's 10 page views in
     # one batch beside a colleague's 45 are 57 events with the two group calls (150 / 57: the floor, 2
-    # points, the last of each
-    # run of 5: 5 and 10 visits, and a point for the account's reading); counting her own 11 events alone
-    # would have kept all 10 (150 / 11 = 13)
+    # points, the last of each run of 5: 5 and 10 visits, and a point for the account's reading); counting
+    # her own 11 events alone would have kept all 10 (150 / 11 = 13)
     monkeypatch.setattr(history, "POINT_EVENTS", 150)
     monkeypatch.setattr(history, "FEW_POINTS", 2)
     publish(store, ACCOUNT_MODEL, as_of=START)
@@ -126,8 +126,8 @@ def test_a_point_over_the_account_counts_the_accounts_events(
         }
         for who in ("col", "ann")
     ]
-    _send(store, [*joined, *(_page("col", n) for n in range(45))])
-    _send(store, [_page("ann", n) for n in range(50, 60)])
+    send(store, [*joined, *(_page("col", n) for n in range(45))])
+    send(store, [_page("ann", n) for n in range(50, 60)])
     got = [(c, at, s) for c, at, s, _ in _rows(store, "ann") if c == "event"]
     assert got == [("event", START + 54 * MINUTE, 6.0), ("event", START + 59 * MINUTE, 11.0)]
 

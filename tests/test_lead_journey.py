@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
-from leadscore.scoring import history
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.store import Store
 from leadscore.store.results import read_history
@@ -80,10 +78,8 @@ def test_the_journey_scores_each_time_with_the_attributes_known_then(store: Stor
 
 
 def test_a_lead_with_many_events_charts_what_the_budget_allows(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, small_history_budget: None
 ) -> None:
-    monkeypatch.setattr(history, "POINT_EVENTS", 150)
-    monkeypatch.setattr(history, "FEW_POINTS", 2)
     lead_id = _ingest(store, [_page(n, n) for n in range(30)], as_of=T0 + 40 * MINUTE)
     points = _journey(store, lead_id)
     # 30 events: 150 / 30 = 5 event points, the last of each run of 6 (page 5, 11, ...), between the

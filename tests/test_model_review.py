@@ -212,12 +212,12 @@ def test_the_evaluation_page_reports_sales_feedback(decided: Store) -> None:
     )
 
 
-def test_the_review_command_writes_the_accepted_draft(decided: Store, tmp_path: Path) -> None:
-    out = tmp_path / "draft.yaml"
-    args = [
+def _review_args(store: Store) -> list[str]:
+    """``leadscore review`` of the decided store's period, rules with 4 decisions or more."""
+    return [
         "review",
         "--db",
-        decided.url,
+        str(store.url),
         "--since",
         "2024-05-01",
         "--until",
@@ -225,6 +225,11 @@ def test_the_review_command_writes_the_accepted_draft(decided: Store, tmp_path: 
         "--min-support",
         "4",
     ]
+
+
+def test_the_review_command_writes_the_accepted_draft(decided: Store, tmp_path: Path) -> None:
+    out = tmp_path / "draft.yaml"
+    args = _review_args(decided)
     result = CliRunner().invoke(app, [*args, "--accept", "points:demo", "-o", str(out), "--save-draft"])
     assert result.exit_code == 0, result.output
     assert "remove:student: remove rule student" in result.output
@@ -249,17 +254,7 @@ def test_the_review_command_reviews_and_drafts_the_score_named(decided: Store, t
     # the same model published as a second score, ``other`` (m@2): its review proposes what m@1's does, and
     # the accepted draft is stored as a version of ``other``, not of the primary
     publish(decided, loads_model(MODEL), score_name="other")
-    args = [
-        "review",
-        "--db",
-        decided.url,
-        "--since",
-        "2024-05-01",
-        "--until",
-        "2024-06-10",
-        "--min-support",
-        "4",
-    ]
+    args = _review_args(decided)
     result = CliRunner().invoke(app, [*args, "--score", "other", "--accept", "points:demo", "--save-draft"])
     assert result.exit_code == 0, result.output
     assert "stored the draft as m@3 (not active)" in result.output
