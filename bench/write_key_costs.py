@@ -33,20 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from alias_merges import NOW, timed_batch
 from rescore import add_url_option, url_store
 
-from leadscore.model import load_model, loads_model
+from leadscore.model import load_model
 from leadscore.scoring.clock import tick
 from leadscore.scoring.pipeline import publish, refresh_statistics
 from leadscore.store import Store
 
 MODEL = Path(__file__).resolve().parents[1] / "examples" / "b2b_saas" / "model.yaml"
 DAY = 86_400_000
-COMMITTEE = """
-model: committee
-engagement:
-  - {id: team, name: 2+ people of the account, kind: threshold, scope: account, event: {type: track, name: Probe},
-     count: {distinct: person}, at_least: 2, within: 30d, points: 40}
-scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
-"""
+# 40 points to every lead of an account where two or more people probed within 30 days
+COMMITTEE = Path(__file__).resolve().parents[1] / "tests" / "models" / "committee.yaml"
 
 
 def fill_account(store: Store, people: int) -> None:
@@ -101,7 +96,7 @@ def main() -> None:
     add_url_option(parser)
     args = parser.parse_args()
     with url_store(args.url) as store:
-        publish(store, loads_model(COMMITTEE))
+        publish(store, load_model(COMMITTEE))
         fill_account(store, args.people)
         probes = [timed_batch(store, [{"type": "track", "userId": "p1", "event": "Probe", "messageId": f"again{r}",
                                        "timestamp": NOW - DAY + r}]) for r in range(args.rounds)]  # fmt: skip
@@ -110,7 +105,7 @@ def main() -> None:
                                      "timestamp": NOW - DAY // 2} for k in range(members)])  # fmt: skip
         moves = leave(store, args.people, args.rounds)
     with url_store(args.url) as store:
-        publish(store, loads_model(COMMITTEE))
+        publish(store, load_model(COMMITTEE))
         fill_account(store, args.tick_people)
         leads, tick_cpu, tick_wall = timed_tick(store)
     with url_store(args.url) as store:

@@ -6,6 +6,7 @@ so a batch's work does not grow with the square of an account a write key can fi
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import select
 
 from leadscore.ingest.apply import Applied
 from leadscore.ingest.segment import normalise, parse_time
-from leadscore.model import loads_model
+from leadscore.model import load_model
 from leadscore.scoring import pipeline
 from leadscore.scoring.clock import tick
 from leadscore.scoring.pipeline import ingest, publish
@@ -23,14 +24,8 @@ from leadscore.store.schema import score_history, scores
 
 NOW = parse_time("2024-06-01T00:00:00Z", "now")
 DAY = 86_400_000
-# 40 points to every lead of an account where two or more people probed within 30 days, else 0
-COMMITTEE = """
-model: committee
-engagement:
-  - {id: team, name: 2+ people of the account, kind: threshold, scope: account, event: {type: track, name: Probe},
-     count: {distinct: person}, at_least: 2, within: 30d, points: 40}
-scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
-"""
+# 40 points to every lead of an account where two or more people probed within 30 days
+COMMITTEE = Path(__file__).resolve().parent / "models" / "committee.yaml"
 PEOPLE = ("ann", "bob", "carl", "dan")
 
 
@@ -53,7 +48,7 @@ def test_a_crowded_accounts_colleagues_are_rescored_by_the_next_tick(
     people: 40); Ann, Carl and Dan keep 0, due at Bob's event, and the tick at now gives them 40, with a
     history row of cause ``time``."""
     monkeypatch.setattr(pipeline, "COLLEAGUES_NOW", 2)
-    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    publish(store, load_model(COMMITTEE), as_of=NOW)
     _ingest(store, [
         *({"type": "identify", "userId": p, "messageId": f"{p}1", "timestamp": NOW - 3 * DAY,
            "traits": {"email": f"{p}@y.com"}} for p in PEOPLE),
@@ -85,7 +80,7 @@ def test_a_crowded_accounts_colleagues_are_rescored_by_the_next_tick(
 
 def test_a_small_accounts_colleagues_are_rescored_with_the_batch(store: Store) -> None:
     """The same four people under the default limit (200): Bob's probe gives all four 40 at once."""
-    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    publish(store, load_model(COMMITTEE), as_of=NOW)
     _ingest(store, [
         *({"type": "group", "userId": p, "groupId": "y", "messageId": f"{p}2", "timestamp": NOW - 3 * DAY,
            "traits": {"domain": "y.com"}} for p in PEOPLE),
@@ -105,7 +100,7 @@ def test_the_colleagues_a_lead_leaves_in_a_crowded_account_are_rescored_by_the_n
     colleague a lead left was rescored with its whole history in the batch, however many: two group calls
     moving one person out of an account of 1,600 and back took 3.3 CPU-s, growing with the square of it."""
     monkeypatch.setattr(pipeline, "COLLEAGUES_NOW", 2)
-    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    publish(store, load_model(COMMITTEE), as_of=NOW)
     _ingest(store, [
         *({"type": "group", "userId": p, "groupId": "y", "messageId": f"{p}2", "timestamp": NOW - 3 * DAY,
            "traits": {"domain": "y.com"}} for p in PEOPLE),
@@ -134,7 +129,7 @@ def test_a_batch_of_a_crowds_people_reads_each_account_once(store: Store) -> Non
     179,700 tuples of at least 56 bytes, over 9.5 MiB, where the account's 600 ids take a few KiB; so the
     batch's plan stays under 8 MiB of Python memory at its peak. Before, it built the pairs (2,000 people:
     1.68 CPU-s and 112 MiB a batch of 500 probes, growing with the account)."""
-    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    publish(store, load_model(COMMITTEE), as_of=NOW)
     _ingest(store, [{"type": "group", "userId": f"p{i}", "groupId": "y", "messageId": f"g{i}",
                      "timestamp": NOW - DAY, "traits": {"domain": "y.com"}} for i in range(600)])  # fmt: skip
     with store.connect() as conn:

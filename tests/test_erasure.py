@@ -30,7 +30,7 @@ from leadscore.ingest.apply import event_row
 from leadscore.ingest.committer import GroupCommitter
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.lifecycle.mail import consent_problem
-from leadscore.model import loads_model
+from leadscore.model import load_model, loads_model
 from leadscore.privacy.erase import erase, erase_person
 from leadscore.privacy.export import export_person
 from leadscore.privacy.person import find_person
@@ -508,14 +508,8 @@ def test_her_dead_letters_are_erased_and_others_kept(store: Store) -> None:
         assert dead_letters.get(conn, hers) is None
 
 
-# 40 points to every lead of an account where two or more people probed within 30 days, else 0
-COMMITTEE = """
-model: committee
-engagement:
-  - {id: team, name: 2+ people of the account, kind: threshold, scope: account, event: {type: track, name: Probe},
-     count: {distinct: person}, at_least: 2, within: 30d, points: 40}
-scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
-"""
+# 40 points to every lead of an account where two or more people probed within 30 days
+COMMITTEE = Path(__file__).resolve().parent / "models" / "committee.yaml"
 
 
 @pytest.mark.parametrize("crowd", [200, 0])
@@ -527,7 +521,7 @@ def test_her_colleagues_are_scored_again_without_her_events(
     where the colleagues a group call leaves are many enough to be left for the clock
     (``pipeline.COLLEAGUES_NOW`` 0: her one colleague is a crowd): an erasure is exact in its transaction."""
     monkeypatch.setattr(pipeline, "COLLEAGUES_NOW", crowd)
-    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    publish(store, load_model(COMMITTEE), as_of=NOW)
     _ingest(store, [
         {"type": "identify", "userId": "ann", "messageId": "a1", "timestamp": NOW - 3 * DAY,
          "traits": {"email": "ann@y.com"}},
@@ -755,7 +749,7 @@ def test_the_cli_says_what_it_redacted_and_scored_again(tmp_path: Path) -> None:
 
     db = str(tmp_path / "cli.db")
     store = Store.from_url(db)
-    publish(store, loads_model(COMMITTEE), as_of=NOW)
+    publish(store, load_model(COMMITTEE), as_of=NOW)
     _ingest(store, [{"type": "identify", "userId": "old", "messageId": "a1", "timestamp": NOW - 3 * DAY}])
     _ingest(store, [
         {"type": "identify", "userId": "ann", "messageId": "a2", "timestamp": NOW - 3 * DAY,
