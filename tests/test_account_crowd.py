@@ -27,6 +27,13 @@ DAY = 86_400_000
 # 40 points to every lead of an account where two or more people probed within 30 days
 COMMITTEE = Path(__file__).resolve().parent / "models" / "committee.yaml"
 PEOPLE = ("ann", "bob", "carl", "dan")
+# the four in y.com; Ann and Bob probed (two people: 40 for all four)
+PROBED = [
+    *({"type": "group", "userId": p, "groupId": "y", "messageId": f"{p}2", "timestamp": NOW - 3 * DAY,
+       "traits": {"domain": "y.com"}} for p in PEOPLE),
+    {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
+    {"type": "track", "userId": "bob", "event": "Probe", "messageId": "b3", "timestamp": NOW - DAY},
+]  # fmt: skip
 
 
 def _ingest(store: Store, messages: list[dict[str, Any]]) -> None:
@@ -81,12 +88,7 @@ def test_a_crowded_accounts_colleagues_are_rescored_by_the_next_tick(
 def test_a_small_accounts_colleagues_are_rescored_with_the_batch(store: Store) -> None:
     """The same four people under the default limit (200): Bob's probe gives all four 40 at once."""
     publish(store, load_model(COMMITTEE), as_of=NOW)
-    _ingest(store, [
-        *({"type": "group", "userId": p, "groupId": "y", "messageId": f"{p}2", "timestamp": NOW - 3 * DAY,
-           "traits": {"domain": "y.com"}} for p in PEOPLE),
-        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
-        {"type": "track", "userId": "bob", "event": "Probe", "messageId": "b3", "timestamp": NOW - DAY},
-    ])  # fmt: skip
+    _ingest(store, PROBED)
     assert {p: s for p, (s, _) in _stored(store).items()} == dict.fromkeys(PEOPLE, 40.0)
 
 
@@ -101,12 +103,7 @@ def test_the_colleagues_a_lead_leaves_in_a_crowded_account_are_rescored_by_the_n
     moving one person out of an account of 1,600 and back took 3.3 CPU-s, growing with the square of it."""
     monkeypatch.setattr(pipeline, "COLLEAGUES_NOW", 2)
     publish(store, load_model(COMMITTEE), as_of=NOW)
-    _ingest(store, [
-        *({"type": "group", "userId": p, "groupId": "y", "messageId": f"{p}2", "timestamp": NOW - 3 * DAY,
-           "traits": {"domain": "y.com"}} for p in PEOPLE),
-        {"type": "track", "userId": "ann", "event": "Probe", "messageId": "a3", "timestamp": NOW - 2 * DAY},
-        {"type": "track", "userId": "bob", "event": "Probe", "messageId": "b3", "timestamp": NOW - DAY},
-    ])  # fmt: skip
+    _ingest(store, PROBED)
     tick(store, now=NOW)  # the crowd's colleagues of the probes, due at them
     assert {p: s for p, (s, _) in _stored(store).items()} == dict.fromkeys(PEOPLE, 40.0)
     moved = normalise({"type": "group", "userId": "ann", "groupId": "z", "messageId": "a4",
