@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from leadscore.ingest.committer import write_turn
+from leadscore.scoring import history
 from leadscore.scoring.pipeline import active_models, rescore_now
 from leadscore.scoring.run import Active, now_ms
 from leadscore.store import Store
@@ -36,7 +37,7 @@ log = logging.getLogger("leadscore.clock")
 CHUNK = 500
 SQLITE_CHUNK = 100
 TICK_S = 60.0
-CAUSE_REF = "windows and decay as of now"
+CAUSE_REF = history.TIME_REF
 
 
 @dataclass

@@ -20,7 +20,7 @@ which of her event times have rows):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Connection, bindparam, delete, func, select
@@ -79,7 +79,7 @@ def _values(
     )
 
 
-def _row(
+def row(
     ledger: Ledger, version_id: int, cause: str, ref: str, recorded_ms: int, score_name: str
 ) -> dict[str, Any]:
     return dict(zip(COLUMNS, _values(ledger, version_id, cause, ref, recorded_ms, score_name), strict=True))
@@ -101,6 +101,27 @@ def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> 
         if abs(prev[k] - now) > EPS if isinstance(now, float) else prev[k] != now:
             return True
     return False
+
+
+TIME_REF = "windows and decay as of now"  # the reference of a row of cause ``time``
+
+
+def drifted(row: Mapping[str, Any] | Ledger, ledger: Ledger, version_id: int, tolerance: float) -> bool:
+    """Whether ``ledger`` (a current score) is further from a history row than a stored score may drift
+    before the clock rescores it (``tolerance`` score points, or another band, grade or level, or
+    another version): what makes the clock write a row."""
+    if isinstance(row, Ledger):
+        before = (row.score, row.fit_score, row.engagement_score, row.grade, row.level, row.band)
+        same_version = True
+    else:
+        before = tuple(row[k] for k in TRACKED)
+        same_version = row["model_version_id"] == version_id
+    now = (ledger.score, ledger.fit_score, ledger.engagement_score, ledger.grade, ledger.level, ledger.band)
+    return (
+        not same_version
+        or any(abs(float(a) - float(b)) >= tolerance for a, b in zip(before[:3], now[:3], strict=True))
+        or before[3:] != now[3:]
+    )
 
 
 def moved(before: Ledger, ledger: Ledger) -> bool:
@@ -164,7 +185,7 @@ def record(
         prev = previous.get(lid)
         if lid in base:
             rows.append(
-                _row(
+                row(
                     by_point[(lid, base[lid])],
                     version_id,
                     "created",
@@ -177,7 +198,7 @@ def record(
         at, cause, ref = changes[lid]
         ledger = by_point[(lid, at)]
         if changed(prev, ledger, version_id):
-            rows.append(_row(ledger, version_id, cause, ref, recorded_ms, score_name))
+            rows.append(row(ledger, version_id, cause, ref, recorded_ms, score_name))
     append_history(conn, rows)
     return len(rows)
 
@@ -201,7 +222,7 @@ def record_saved(
     refs = ref if isinstance(ref, Mapping) else {lg.lead_id: ref for lg in ledgers}
     previous = last_history(conn, [lg.lead_id for lg in ledgers], score_name=score_name)
     rows = [
-        _row(lg, version_id, cause, refs[lg.lead_id], recorded_ms, score_name)
+        row(lg, version_id, cause, refs[lg.lead_id], recorded_ms, score_name)
         for lg in ledgers
         if lg.lead_id in previous and changed(previous[lg.lead_id], lg, version_id)
     ]
@@ -251,6 +272,11 @@ class Replay:
     start: dict[int, int]  # per lead: the time from which its event rows are rewritten
     plan: dict[int, list[tuple[int, str, str]]]  # per lead: (time, cause, reference) of each point
     by_points: list[dict[tuple[int, int], Ledger]]  # per score: the ledger at each (lead, time)
+    # per score name, filled by ``write_replay``: each lead's newest row once it is written (its time and
+    # the row, or the ledger a row was written of), and the leads whose newest row is of another cause (the
+    # clock's, a publication's) and later than every point rewritten (``outdone``)
+    after: dict[str, dict[int, tuple[int, Mapping[str, Any] | Ledger]]] = field(default_factory=dict)
+    outdone: dict[str, set[int]] = field(default_factory=dict)
 
 
 def plan_replay(
@@ -307,7 +333,16 @@ def write_replay(conn: Connection, replay: Replay, recorded_ms: int) -> int:
     rows: list[tuple[Any, ...]] = []
     newest = last_histories(conn, replay.lead_ids, [name for _, _, name in replay.scored])
     for (_, version_id, name), by_point in zip(replay.scored, replay.by_points, strict=True):
+        replay.outdone[name] = {
+            lid
+            for lid, top in newest[name].items()
+            if lid in replay.start
+            and top["cause"] not in EVENT_CAUSES
+            and top["at_ms"] >= replay.start[lid]
+            and all(top["at_ms"] > at for at, _, _ in replay.plan[lid])
+        }
         previous = _previous(conn, replay.lead_ids, replay.start, version_id, name, newest[name])
+        after = replay.after[name] = {}
         for lid in replay.lead_ids:
             stored = previous[lid]  # the row before the first point: compared as ``changed`` compares it
             written: Ledger | None = None  # the ledger of the row written last, once one is
@@ -320,6 +355,13 @@ def write_replay(conn: Connection, replay: Replay, recorded_ms: int) -> int:
                 ):
                     rows.append(_values(ledger, version_id, cause, ref, recorded_ms, name))
                     written = ledger
+            top = newest[name].get(lid)
+            if lid in replay.outdone[name] and top is not None:
+                after[lid] = (int(top["at_ms"]), top)
+            elif written is not None:
+                after[lid] = (written.as_of, written)
+            elif stored is not None:
+                after[lid] = (int(stored["at_ms"]), stored)
     append_history_values(conn, COLUMNS, rows)
     return len(rows)
 

@@ -22,7 +22,7 @@ from leadscore.model import ScoringModel
 from leadscore.model.source import version_text
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_named_scores, save_scores
-from leadscore.scoring.due import schedule, schedule_models
+from leadscore.scoring.due import TOLERANCE, schedule, schedule_models
 from leadscore.scoring.run import (
     Active,
     all_leads,
@@ -46,7 +46,7 @@ from leadscore.store.model_versions import (
 )
 from leadscore.store.people import account_members, lead_accounts
 from leadscore.store.planner_stats import analyse
-from leadscore.store.results import NamedResults, due_at, lock_leads
+from leadscore.store.results import NamedResults, append_history, due_at, lock_leads
 from leadscore.store.score_names import list_scores
 from leadscore.store.shadows import remove_shadow
 
@@ -202,33 +202,57 @@ def save_rescore(conn: Connection, rescore: Rescore | None) -> tuple[int, int]:
         save_named_scores(conn, _named(group, per_model, dues), rescore.stamp, causes)
         scored.update(lg.lead_id for ledgers in per_model for lg in ledgers)
         rows += history.write_replay(conn, replay, rescore.stamp)
-        rows += _colleague_rows(conn, rescore, group, per_model, causes)
+        rows += _rows_after_replay(conn, rescore, group, per_model, causes, replay)
     # candidates beside it: no actions
     score_shadows(conn, rescore.sources, rescore.everyone, rescore.at, rescore.stamp)
     return len(scored), rows
 
 
-def _colleague_rows(
+def _rows_after_replay(
     conn: Connection,
     rescore: Rescore,
     group: Sequence[Active],
     per_model: Sequence[Sequence[Ledger]],
     causes: Mapping[int, str],
+    replay: history.Replay,
 ) -> int:
-    """History rows of the leads scored for a colleague's event or move alone (a rule over the account's
-    events), where the score moved from their newest row: cause ``account``, at the time the score is as
-    of. Their own events gave their replay no point at that time, so their newest row lagged the score
-    every page shows (11 against 1). Returns rows written."""
+    """History rows at the time the current scores are as of, for the leads whose replay cannot have left
+    their newest row at their score. Returns rows written.
+
+    - A lead scored for a colleague's event or move alone (a rule over the account's events), where her
+      score moved from her newest row: cause ``account`` (her own events gave her replay no point then: her
+      newest row said 1 while her score was 11).
+    - A lead whose newest row is of another cause and later than the batch's events, where her score moved
+      from it: cause ``event`` (a late event before the clock's row left that row, 0, newest while her
+      score was 1).
+    - A lead whose newest row drifted from her score as of now further than the clock lets a stored score
+      drift (``history.drifted``): cause ``time``, as the clock would write it (an event processed after
+      it had left its rule's window: her newest row said 1, her score 0, and nothing was due)."""
     rows = 0
     for active, ledgers in zip(group, per_model, strict=True):
-        theirs = [lg for lg in ledgers if lg.lead_id not in rescore.own]
-        if active.version is None or not theirs:
+        if active.version is None:
             continue
-        rows += history.record_saved(
-            conn, active.model, rescore.sources, active.version.id, theirs, "account",
-            {lg.lead_id: causes.get(lg.lead_id, "") for lg in theirs}, rescore.stamp,
-            score_name=active.version.score_name,
-        )  # fmt: skip
+        name, version_id = active.version.score_name, active.version.id
+        theirs = [lg for lg in ledgers if lg.lead_id not in rescore.own]
+        if theirs:
+            rows += history.record_saved(
+                conn, active.model, rescore.sources, version_id, theirs, "account",
+                {lg.lead_id: causes.get(lg.lead_id, "") for lg in theirs}, rescore.stamp, score_name=name,
+            )  # fmt: skip
+        after, late = replay.after.get(name, {}), replay.outdone.get(name, set())
+        written = []
+        for lg in ledgers:
+            top_at, top = after.get(lg.lead_id, (None, None))
+            if lg.lead_id not in rescore.own or top is None or top_at is None or lg.as_of < top_at:
+                continue
+            if lg.lead_id in late:  # ``top`` is the later row of another cause, as read
+                if not isinstance(top, Ledger) and history.changed(top, lg, version_id):
+                    ref = causes.get(lg.lead_id, "")
+                    written.append(history.row(lg, version_id, "event", ref, rescore.stamp, name))
+            elif history.drifted(top, lg, version_id, TOLERANCE):
+                written.append(history.row(lg, version_id, "time", history.TIME_REF, rescore.stamp, name))
+        append_history(conn, written)
+        rows += len(written)
     return rows
 
 
