@@ -223,11 +223,14 @@ def _rows_after_replay(
       score moved from her newest row: cause ``account`` (her own events gave her replay no point then: her
       newest row said 1 while her score was 11).
     - A lead whose newest row is of another cause and later than the batch's events, where her score moved
-      from it: cause ``event`` (a late event before the clock's row left that row, 0, newest while her
-      score was 1).
+      from it: cause ``event``, the batch's messages (a late event before the clock's row left that row,
+      0, newest while her score was 1).
     - A lead whose newest row drifted from her score as of now further than the clock lets a stored score
-      drift (``history.drifted``): cause ``time``, as the clock would write it (an event processed after
-      it had left its rule's window: her newest row said 1, her score 0, and nothing was due)."""
+      drift (``history.drifted``): cause ``event``, "windows and decay as of now" (an event processed
+      after it had left its rule's window: her newest row said 1, her score 0, and nothing was due).
+
+    The last two are of an event cause: the next replay reaching them rewrites them as it rewrites the
+    event rows (one such row at most, whatever the batching), where the clock's rows stay as recorded."""
     rows = 0
     for active, ledgers in zip(group, per_model, strict=True):
         if active.version is None:
@@ -250,7 +253,7 @@ def _rows_after_replay(
                     ref = causes.get(lg.lead_id, "")
                     written.append(history.row(lg, version_id, "event", ref, rescore.stamp, name))
             elif history.drifted(top, lg, version_id, TOLERANCE):
-                written.append(history.row(lg, version_id, "time", history.TIME_REF, rescore.stamp, name))
+                written.append(history.row(lg, version_id, "event", history.TIME_REF, rescore.stamp, name))
         append_history(conn, written)
         rows += len(written)
     return rows
