@@ -128,8 +128,12 @@ def test_a_point_over_the_account_counts_the_accounts_events(
     ]
     send(store, [*joined, *(_page("col", n) for n in range(45))])
     send(store, [_page("ann", n) for n in range(50, 60)])
-    got = [(c, at, s) for c, at, s, _ in _rows(store, "ann") if c == "event"]
+    rows = _rows(store, "ann")
+    got = [(c, at, s) for c, at, s, ref in rows if c == "event" and ref != history.TIME_REF]
     assert got == [("event", START + 54 * MINUTE, 6.0), ("event", START + 59 * MINUTE, 11.0)]
+    # processed years later (as of now): the account's pages have left the 30 days, her score is her 10
+    # visits, and a row at the batch's time says so
+    assert [(s, ref) for _, _, s, ref in rows[-1:]] == [(10.0, history.TIME_REF)]
 
 
 def test_within_the_budget_every_event_time_is_a_point() -> None:
