@@ -48,21 +48,10 @@ def test_a_colleagues_pages_give_her_a_row_at_her_new_score(store: Store) -> Non
         for n in (1, 2)
     ]
     send(store, pages, now)
-    with store.connect() as conn:
-        rows = conn.execute(
-            select(score_history.c.cause, score_history.c.engagement_score, score_history.c.cause_ref)
-            .join(leads, leads.c.id == score_history.c.lead_id)
-            .where(leads.c.external_id == "ann")
-            .order_by(score_history.c.at_ms, score_history.c.id)
-        ).all()
-        current = conn.execute(
-            select(scores.c.engagement_score)
-            .join(leads, leads.c.id == scores.c.lead_id)
-            .where(leads.c.external_id == "ann")
-        ).scalar_one()
-    assert [(c, float(e)) for c, e, _ in rows] == [("created", 0.0), ("event", 1.0), ("account", 11.0)]
-    assert rows[-1][2] == "col-1, col-2"
-    assert float(current) == 11.0
+    assert _ann(store) == (
+        [("created", 0.0, "before any activity"), ("event", 1.0, "ann-1"), ("account", 11.0, "col-1, col-2")],
+        11.0,
+    )
 
 
 # a point a page view of the last two hours
