@@ -176,6 +176,15 @@ def test_bad_business_hours_are_positioned() -> None:
     assert any("start" in p for p in _problems(with_hours("{timezone: UTC, start: '25:00'}")))
     assert any("timezone" in p for p in _problems(with_hours("{timezone: ../../etc/passwd}")))
     assert any("days" in p for p in _problems(with_hours("{timezone: UTC, days: [someday]}")))
+    # a NUL in the name, a name past 100 characters, more than 1,000 holidays, a holiday in year 0
+    assert any("timezone" in p for p in _problems(with_hours('{timezone: "Europe/Stock\\0holm"}')))
+    assert any("timezone" in p for p in _problems(with_hours(f"{{timezone: {'Europe/' + 'x' * 100}}}")))
+    many = ", ".join(str(date(2000, 1, 1) + timedelta(days=d)) for d in range(1001))
+    assert any("holidays" in p for p in _problems(with_hours(f"{{timezone: UTC, holidays: [{many}]}}")))
+    assert any(
+        "is not a valid timestamp" in p
+        for p in _problems(with_hours("{timezone: UTC, holidays: [0000-01-01]}"))
+    )
     assert any(
         "a holiday twice" in p
         for p in _problems(with_hours("{timezone: UTC, holidays: [2026-12-24, 2026-12-24]}"))

@@ -33,8 +33,7 @@ def sla_due(lifecycle: Lifecycle, stage: str, team_id: str, at_ms: int) -> int |
     if rules is None or sla is None:
         return None
     length = round(duration_seconds(sla) * 1000)
-    team = next((t for t in lifecycle.teams if t.id == team_id), None)
-    hours = (team.business_hours if team is not None else None) or rules.business_hours
+    hours = lifecycle.team(team_id).business_hours or rules.business_hours
     if hours is not None:
         return business_end(hours, at_ms, length)
     # as ``business_end``: a deadline no page, mail or API could write as a time is none

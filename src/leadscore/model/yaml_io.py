@@ -200,9 +200,8 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
             ) from None
         base_dir = base_dir or Path(source).parent
     # a list may be read from a CSV file beside a model file (or in ``base_dir``); a text from anywhere
-    # else (the dashboard's editor, the API, a stored version) names no file: the server's files are not
-    # its to read (``csv: /etc/passwd`` became a list of its lines)
-    files = base_dir
+    # else (the dashboard's editor, the API, a stored version: no ``base_dir``) names no file: the
+    # server's files are not its to read (``csv: /etc/passwd`` became a list of its lines)
     problems: list[Problem] = []
     if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
         raise ModelValidationError([_too_big(len(text.encode("utf-8", "surrogatepass")), file)])
@@ -232,7 +231,7 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
         )
     pos = _Positions()
     _walk(node, (), pos, problems, file)
-    raw = _resolve_lists(raw, files, pos, problems, file)
+    raw = _resolve_lists(raw, base_dir, pos, problems, file)
     cross = [*_raw_cross_checks(raw, pos, file), *_unbindable(raw, (), raw, pos, file)]
     problems.extend(cross)
     try:
@@ -392,13 +391,12 @@ def _shown(value: Any) -> str:
         return "a mapping (key: value lines)"
     if isinstance(value, list):
         return "a list"
-    text = (
-        repr(value)
-        if isinstance(value, str)
-        else _number_text(value)
-        if isinstance(value, int)
-        else str(value)
-    )
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, int):
+        text = _number_text(value)
+    else:
+        text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

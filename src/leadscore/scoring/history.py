@@ -103,24 +103,21 @@ def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> 
     return False
 
 
-TIME_REF = "windows and decay as of now"  # the reference of a row of cause ``time``
+# the reference of a row of the score as of a time, not of an event: the clock's (cause ``time``), and a
+# batch's where the score drifted from the newest row (cause ``event``: ``pipeline._rows_after_replay``)
+TIME_REF = "windows and decay as of now"
 
 
 def drifted(row: Mapping[str, Any] | Ledger, ledger: Ledger, version_id: int, tolerance: float) -> bool:
-    """Whether ``ledger`` (a current score) is further from a history row than a stored score may drift
-    before the clock rescores it (``tolerance`` score points, or another band, grade or level, or
-    another version): what makes the clock write a row."""
-    if isinstance(row, Ledger):
-        before = (row.score, row.fit_score, row.engagement_score, row.grade, row.level, row.band)
-        same_version = True
-    else:
-        before = tuple(row[k] for k in TRACKED)
-        same_version = row["model_version_id"] == version_id
-    now = (ledger.score, ledger.fit_score, ledger.engagement_score, ledger.grade, ledger.level, ledger.band)
-    return (
-        not same_version
-        or any(abs(float(a) - float(b)) >= tolerance for a, b in zip(before[:3], now[:3], strict=True))
-        or before[3:] != now[3:]
+    """Whether ``ledger`` (a current score) is further from a history row (or the ledger a row was written
+    of) than a stored score may drift before the clock rescores it: ``tolerance`` points of a score, or
+    another band, grade or level, or another version."""
+    if isinstance(row, Mapping) and row["model_version_id"] != version_id:
+        return True
+    before = [row[k] if isinstance(row, Mapping) else getattr(row, k) for k in TRACKED]
+    now = [getattr(ledger, k) for k in TRACKED]
+    return any(abs(float(a) - float(b)) >= tolerance for a, b in zip(before[:3], now[:3], strict=True)) or (
+        before[3:] != now[3:]
     )
 
 

@@ -169,13 +169,14 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
     # each point scored over all her events up to it: as many as history's budget allows, each with the
     # events of the run of event times it stands for
     charted = {t: [describe(ev) for ev in run] for t, run in thinned(recent, count)}
-    times = sorted(charted)
     start = (recent[0][0] - 1) if recent else as_of
-    pairs = [(lead_id, t) for t in sorted({start, *times, as_of})]
-    scored = {t: lg for (_, t), lg in score_as_known(conn, model, sources, pairs).items()}
+    moments = sorted({start, *charted, as_of})
+    scored = {
+        t: lg for (_, t), lg in score_as_known(conn, model, sources, [(lead_id, t) for t in moments]).items()
+    }
     points: list[dict[str, Any]] = []
     previous: float | None = None
-    for t in sorted({start, *times, as_of}):
+    for t in moments:
         lg = scored[t]
         delta = 0.0 if previous is None else lg.score - previous
         what = charted.get(t, [])
