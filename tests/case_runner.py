@@ -265,7 +265,8 @@ def share_problems(explanation: Explanation) -> list[str]:
         explained |= {line_id for line_id in _line_ids(event) if event.share(line_id) != 0.0}
     for line_id in sorted(explained):
         events = explanation.line_events(line_id)
-        total = sum(share for _, share in events)
+        more, rest = explanation.line_rest(line_id)
+        total = sum(share for _, share in events) + rest
         line = lines.get(line_id)
         want = line.score_points if line else 0.0
         if not _near(total, want):
@@ -273,11 +274,14 @@ def share_problems(explanation: Explanation) -> list[str]:
         if (
             line is not None
             and line.kind in ("each", "once", "threshold", "recency", "ratio")
-            and len(events) != line.matched
+            and len(events) + more != line.matched
         ):
-            out.append(f"{line_id}: {len(events)} events listed, the line counted {line.matched}")
+            out.append(
+                f"{line_id}: {len(events)} events listed and {more} not, the line counted {line.matched}"
+            )
     total = sum(ln.score_points for ln in ledger.lines if ln.section == "fit")
     total += sum(event.score_points for event in explanation.events)
+    total += sum(explanation.line_rest(ln.rule_id)[1] for ln in ledger.lines if ln.section == "engagement")
     if not _near(total, ledger.score):
         out.append(f"fit lines and event contributions add up to {total!r}, the score is {ledger.score!r}")
     return out

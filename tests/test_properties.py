@@ -227,6 +227,13 @@ def test_explanations_add_up_to_the_ledger(db: Store) -> None:
         for x in explained:
             assert x.ledger == ledgers[x.ledger.lead_id]
             assert not share_problems(x), share_problems(x)
+        # listing only each rule's newest event: the listed shares are the same, the rest adds up
+        with db.connect() as conn:
+            newest = explain(conn, model, db.sources(), all_leads(as_of), events_per_line=1)
+        for x, one in zip(explained, newest, strict=True):
+            assert one.ledger == x.ledger and set(one.events) <= set(x.events)
+            assert len({e.rule_id for e in one.events}) == len(one.events)
+            assert not share_problems(one), share_problems(one)
 
     check()
 

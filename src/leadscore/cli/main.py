@@ -204,10 +204,16 @@ def _print_events(explanation: Explanation) -> None:
         table.add_column(col)
     for line, line_shown in zip(explanation.ledger.lines, shown_lines(explanation.ledger), strict=True):
         behind = explanation.line_events(line.rule_id)
-        shown = apportion([share for _, share in behind], line_shown)  # adding up to the line as shown
-        for (event, _), event_shown in zip(behind, shown, strict=True):
+        more, rest = explanation.line_rest(line.rule_id)  # beyond the newest EVENTS_PER_LINE of each rule
+        shares = [share for _, share in behind]
+        shown = apportion([*shares, rest] if more else shares, line_shown)  # adding up to the line as shown
+        for (event, _), event_shown in zip(behind, shown, strict=False):
             what = f"{event.type} {event.name or ''} {event.path or ''}".strip()
             table.add_row(line.rule_id, fmt_time(event.ts), what, event.rule_id, f"{event_shown:+.2f}")
+        if more:
+            table.add_row(
+                line.rule_id, "", f"{more:,} older event{'s' if more != 1 else ''}", "", f"{shown[-1]:+.2f}"
+            )
     console.print(table)
 
 

@@ -16,12 +16,18 @@ row's own stage values, so the shares add up to the lines the ledger reads from 
 
 A lead whose behaviour may not be scored (no tracking consent) has no counted events. docs/model-language.md
 ("The events behind a line") states the same rules.
+
+Each rule lists its newest ``EVENTS_PER_LINE`` counted events; the shares are computed over all of them
+first, so a listed event's share is the same whatever the bound, and the rest are counted
+(``Explanation.omitted``): their share of a line is the line less the listed events' shares. A write key
+can send a million page views for one person: her explanation stays a few hundred rows.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Integer, Select, and_, case, func, literal, select, union_all
@@ -48,13 +54,20 @@ from leadscore.model import EventRule, OnceRule, RatioRule, RecencyRule, Scoring
 
 ENGAGEMENT_FLOOR = "floor:engagement"
 ENGAGEMENT_CLAMP = "clamp:engagement"
+# the newest counted events of each rule an explanation lists (the lead page shows fewer, the API all of them)
+EVENTS_PER_LINE = 100
 
 
 def compile_contributions(
-    model: ScoringModel, sources: Sources, targets: Select[Any], engine: str = "sqlite"
+    model: ScoringModel,
+    sources: Sources,
+    targets: Select[Any],
+    engine: str = "sqlite",
+    events_per_line: int = EVENTS_PER_LINE,
 ) -> Select[Any]:
     """Every (lead_id, as_of) row of ``targets`` as ``compile_model`` scores it (all ledger columns),
-    once per counted event with that event's shares (``layout.EVENT_*``), or once with NULL shares when
+    once per listed event (the newest ``events_per_line`` of each rule) with that event's shares
+    (``layout.EVENT_*``) and its rule's count of counted events (``ev_of``), or once with NULL shares when
     it has none; ordered by lead, as_of, rule and newest event first."""
     rows = computed_once(compile_model(model, sources, targets, engine, explain=True).cte("ledger_rows"))
     if not model.engagement:
@@ -83,7 +96,11 @@ def compile_contributions(
         _rule_shares(model, i, rule, evs[scope(rule)], rows) for i, rule in enumerate(model.engagement)
     ]
     shares = union_all(*per_rule).cte("event_shares")
-    key = and_(shares.c.lead_id == rows.c.lead_id, shares.c.as_of == rows.c.as_of)
+    key = and_(
+        shares.c.lead_id == rows.c.lead_id,
+        shares.c.as_of == rows.c.as_of,
+        shares.c.ev_rank <= events_per_line,
+    )
     s, r = shares.c, rows.c
     grouped = s.ev_points * s.group_factor
     floored_total = r.engagement_raw + r.engagement_floor_adj
@@ -98,6 +115,7 @@ def compile_contributions(
             rows,
             s[layout.EVENT_RULE],
             *(s[c] for c in layout.EVENT_COLUMNS),
+            s.ev_of,
             s.ev_points,
             (grouped - s.ev_points).label("ev_group_cap"),
             floor.label("ev_floor"),
@@ -109,8 +127,9 @@ def compile_contributions(
 
 
 def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows: Any) -> Select[Any]:
-    """The rule's counted events of each row, with each one's share of the rule's value (``ev_points``)
-    and the factor its group cap applies (``group_factor``)."""
+    """The rule's counted events of each row, with each one's share of the rule's value (``ev_points``),
+    the factor its group cap applies (``group_factor``), its place among them, newest first
+    (``ev_rank``), and how many there are (``ev_of``)."""
     per_row: list[Any] = [ev.c.lead_id, ev.c.as_of]
     kept = [event_match(model, rule, ev), rows.c[layout.TRACKING] == 1]
     value = rows.c[layout.value_col(rule.id)]
@@ -118,12 +137,11 @@ def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows
     recent_enough = counted(rule, ev)
     if recent_enough is not None:
         kept.append(recent_enough)
+    of = func.count().over(partition_by=per_row)
+    newest = func.row_number().over(partition_by=per_row, order_by=[ev.c.ts.desc(), ev.c.message_id.desc()])
     if isinstance(rule, ThresholdRule | RatioRule):
-        share = value / func.count().over(partition_by=per_row)
+        share = value / of
     elif isinstance(rule, OnceRule | RecencyRule):
-        newest = func.row_number().over(
-            partition_by=per_row, order_by=[ev.c.ts.desc(), ev.c.message_id.desc()]
-        )
         share = case((newest == 1, value), else_=double(0.0))
     else:
         weight = occurrence_points(model, rule, ev)
@@ -146,6 +164,8 @@ def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows
             ev.c.url.label("ev_url"),
             share.label("ev_points"),
             factor.label("group_factor"),
+            newest.label("ev_rank"),
+            of.label("ev_of"),
         )
         .select_from(ev.join(rows, and_(rows.c.lead_id == ev.c.lead_id, rows.c.as_of == ev.c.as_of)))
         .where(*kept)
@@ -185,30 +205,50 @@ class EventShare:
 
 @dataclass(frozen=True)
 class Explanation:
-    """A ledger and the counted events behind its lines (rule order, newest event first)."""
+    """A ledger and the counted events behind its lines (rule order, newest event first): each rule's
+    newest ``EVENTS_PER_LINE``, and how many more each line has (``omitted``, line id → events)."""
 
     ledger: Ledger
     events: tuple[EventShare, ...] = ()
+    omitted: Mapping[str, int] = field(default_factory=dict)
 
     def line_events(self, line_id: str) -> list[tuple[EventShare, float]]:
-        """The events behind one line with each one's share: every counted event of a rule line (zeros
-        included, as many as the line's ``matched``); the events with a share in an adjustment line."""
+        """The listed events behind one line with each one's share: every listed event of a rule line
+        (zeros included; with ``line_rest``'s, as many as the line's ``matched``); the listed events with a
+        share in an adjustment line."""
         out = [(e, e.share(line_id)) for e in self.events]
         return [(e, v) for e, v in out if e.rule_id == line_id or v != 0.0]
 
+    def line_rest(self, line_id: str) -> tuple[int, float]:
+        """The events behind a line that are not listed: how many, and their share of the line in score
+        points (the line less the listed events' shares; (0, 0.0) when every event is listed)."""
+        count = self.omitted.get(line_id, 0)
+        if not count:
+            return 0, 0.0
+        points = sum(ln.score_points for ln in self.ledger.lines if ln.rule_id == line_id)
+        return count, points - sum(v for _, v in self.line_events(line_id))
+
     def as_dict(self) -> dict[str, Any]:
-        """The ledger as a mapping, each line with its ``events`` (the event and its ``score_points``)."""
+        """The ledger as a mapping, each line with its listed ``events`` (the event and its
+        ``score_points``), ``events_omitted`` and their ``omitted_points``."""
         data = self.ledger.as_dict()
         for line in data["lines"]:
             line["events"] = [
                 {**_event_fields(e), "score_points": v} for e, v in self.line_events(line["rule_id"])
             ]
-        data["events"] = [{**asdict(e), "score_points": e.score_points} for e in self.events]
+            line["events_omitted"], line["omitted_points"] = self.line_rest(line["rule_id"])
+        data["events"] = [{**_event_fields(e), **_parts(e)} for e in self.events]
+        data["events_per_line"] = EVENTS_PER_LINE
         return data
 
 
 def _event_fields(e: EventShare) -> dict[str, Any]:
     return {k: getattr(e, k) for k in ("rule_id", "message_id", "ts", "type", "name", "path", "url")}
+
+
+def _parts(e: EventShare) -> dict[str, Any]:
+    return {"points": e.points, "group_cap": e.group_cap, "floor": e.floor, "clamp": e.clamp,
+            "group": e.group, "score_points": e.score_points}  # fmt: skip
 
 
 def read_explanations(model: ScoringModel, rows: Iterable[Mapping[str, Any]]) -> list[Explanation]:
@@ -218,16 +258,18 @@ def read_explanations(model: ScoringModel, rows: Iterable[Mapping[str, Any]]) ->
     current: tuple[Any, Any] | None = None
     ledger: Ledger | None = None
     events: list[EventShare] = []
+    counted: dict[int, int] = {}  # rule index → its counted events (listed or not)
     for row in rows:
         key = (row["lead_id"], row["as_of"])
         if key != current:
             if ledger is not None:
-                out.append(Explanation(ledger, tuple(events)))
-            current, ledger, events = key, read_ledger(model, row), []
+                out.append(_explanation(model, ledger, events, counted))
+            current, ledger, events, counted = key, read_ledger(model, row), [], {}
         index = row.get(layout.EVENT_RULE)
         if index is None:
             continue
         rule = model.engagement[int(index)]
+        counted[int(index)] = int(row["ev_of"])
         points, group_cap, floor, clamp = (float(row[c]) * ef for c in layout.EVENT_PARTS)
         events.append(
             EventShare(
@@ -246,8 +288,26 @@ def read_explanations(model: ScoringModel, rows: Iterable[Mapping[str, Any]]) ->
             )
         )
     if ledger is not None:
-        out.append(Explanation(ledger, tuple(events)))
+        out.append(_explanation(model, ledger, events, counted))
     return out
 
 
-__all__ = ["EventShare", "Explanation", "compile_contributions", "read_explanations"]
+def _explanation(
+    model: ScoringModel, ledger: Ledger, events: list[EventShare], counted: Mapping[int, int]
+) -> Explanation:
+    """The explanation of one target, with the events each line has beyond those listed: a rule's line its
+    own, its group's cap line and the engagement floor and clamp lines every rule's of theirs."""
+    listed = Counter(e.rule_id for e in events)
+    omitted: Counter[str] = Counter()
+    for index, count in counted.items():
+        rule = model.engagement[index]
+        more = count - listed[rule.id]
+        if more > 0:
+            for line_id in (rule.id, ENGAGEMENT_FLOOR, ENGAGEMENT_CLAMP):
+                omitted[line_id] += more
+            if rule.group is not None:
+                omitted[f"group:{rule.group}"] += more
+    return Explanation(ledger, tuple(events), dict(omitted))
+
+
+__all__ = ["EVENTS_PER_LINE", "EventShare", "Explanation", "compile_contributions", "read_explanations"]

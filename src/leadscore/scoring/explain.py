@@ -12,7 +12,12 @@ from typing import Any
 from sqlalchemy import Connection, Select
 
 from leadscore.compile import Sources
-from leadscore.compile.contributions import Explanation, compile_contributions, read_explanations
+from leadscore.compile.contributions import (
+    EVENTS_PER_LINE,
+    Explanation,
+    compile_contributions,
+    read_explanations,
+)
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import (
     BOUND_DIALECTS,
@@ -27,10 +32,15 @@ from leadscore.store.results import read_current
 
 
 def explain(
-    conn: Connection, model: ScoringModel, sources: Sources, targets: Select[Any]
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    targets: Select[Any],
+    events_per_line: int = EVENTS_PER_LINE,
 ) -> list[Explanation]:
-    """The explanation of every (lead_id, as_of) row of ``targets``, read in one statement."""
-    query = compile_contributions(model, sources, targets, engine=conn.dialect.name)
+    """The explanation of every (lead_id, as_of) row of ``targets``, read in one statement, listing the
+    newest ``events_per_line`` counted events of each rule."""
+    query = compile_contributions(model, sources, targets, conn.dialect.name, events_per_line)
     _session_settings(conn)
     return read_explanations(model, (dict(row) for row in conn.execute(query).mappings()))
 

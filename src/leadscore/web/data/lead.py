@@ -32,6 +32,7 @@ from leadscore.store.score_names import live_scores
 
 JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
 MOVED = 0.05  # a change in score smaller than this is not annotated
+EVENTS_SHOWN = 25  # the newest events listed under a ledger line; the rest are one row
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -117,10 +118,11 @@ def _other_scores(conn: Connection, sources: Sources, lead_id: int, primary: str
 
 
 def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str, Any]]:
-    """The explanation's lines, largest first, each with its rule's description and the events behind it
-    (newest first) with each one's share of the line in score points; ``shown``: the points rounded to
-    the two decimals the page shows, adding up to the score and, for the events, to their line
-    (``scoring.shown.apportion``)."""
+    """The explanation's lines, largest first, each with its rule's description, the newest
+    ``EVENTS_SHOWN`` events behind it with each one's share of the line in score points, and the rest
+    (``rest``: how many, their points; None when every event is shown); ``shown``: the points rounded to
+    the two decimals the page shows, adding up to the score and, for the events and the rest, to their
+    line (``scoring.shown.apportion``)."""
     names = rule_names(model)
     lines = sorted(explanation.ledger.lines, key=lambda ln: (-abs(ln.score_points), ln.rule_id))
     shown = apportion([line.score_points for line in lines], explanation.ledger.score)
@@ -128,6 +130,12 @@ def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str,
     for line, line_shown in zip(lines, shown, strict=True):
         name, description = names.get(line.rule_id, (line.name, ""))
         behind = explanation.line_events(line.rule_id)
+        listed = behind[:EVENTS_SHOWN]
+        more, _ = explanation.line_rest(line.rule_id)
+        more += len(behind) - len(listed)
+        shares = [share for _, share in listed]
+        rest_points = line.score_points - sum(shares)
+        parts = apportion([*shares, rest_points] if more else shares, line_shown)
         events = [
             {
                 "ts": event.ts,
@@ -137,13 +145,13 @@ def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str,
                 "points": share,
                 "shown": event_shown,
             }
-            for (event, share), event_shown in zip(
-                behind, apportion([share for _, share in behind], line_shown), strict=True
-            )
+            for (event, share), event_shown in zip(listed, parts, strict=False)
         ]
+        rest = {"count": more, "points": rest_points, "shown": parts[-1]} if more else None
         out.append(
-            {**asdict(line), "name": name, "description": description, "events": events, "shown": line_shown}
-        )
+            {**asdict(line), "name": name, "description": description, "events": events,
+             "events_total": len(events) + more, "rest": rest, "shown": line_shown}
+        )  # fmt: skip
     return out
 
 
