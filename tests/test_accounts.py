@@ -352,3 +352,31 @@ def test_a_contact_that_moves_away_from_an_mqa_ends_it(store: Store) -> None:
     assert _stored(store, ids["acme"]) == ("none", pytest.approx(56.0), pytest.approx(80 / 3), 1)
     # beta with ann: 70 and eve 60 → committee 130 / 3, two engaged; 0.4 × 80 + 0.6 × 130 / 3 = 58
     assert _stored(store, ids["beta"]) == ("none", pytest.approx(58.0), pytest.approx(130 / 3), 2)
+
+
+def test_the_activity_chart_counts_each_contacts_events_per_monday_week(store: Store) -> None:
+    """The account page's bar chart, counted in the database per contact and week (Monday, UTC): a view at
+    Sunday 23:59:59.999 is the week before the one at Monday 00:00; 1970-01-01 was a Thursday, so the
+    first event of all (time 0) is in the week of Monday 1969-12-29."""
+    from leadscore.web.data.account import activity
+
+    def page(user: str, i: int, at: str) -> dict[str, Any]:
+        return {"type": "page", "userId": user, "messageId": f"{user}{i}", "timestamp": at}
+
+    messages = [
+        page("ann", 1, "2024-04-28T23:59:59.999Z"),
+        page("ann", 2, "2024-04-29T00:00:00Z"),
+        page("ann", 3, "2024-05-05T12:00:00Z"),
+        page("bo", 1, "1970-01-01T00:00:00Z"),
+        page("bo", 2, "2024-05-06T00:00:00Z"),
+    ]
+    ingest(store, [normalise(m, received_ms=T0 + 7 * 24 * HOUR) for m in messages], source="test")
+    with store.connect() as conn:
+        ann, bo = find_lead(conn, external_id="ann"), find_lead(conn, external_id="bo")
+        chart, first = activity(conn, [{"id": ann, "name": "Ann"}, {"id": bo, "name": "Bo"}])
+    assert first == 0
+    assert chart["x"] == ["1969-12-29", "2024-04-22", "2024-04-29", "2024-05-06"]
+    assert [(s["label"], s["values"]) for s in chart["series"]] == [
+        ("Ann", [0, 1, 2, 0]),
+        ("Bo", [1, 0, 0, 1]),
+    ]

@@ -92,7 +92,7 @@ def _same_count(c: Count) -> tuple[Any, ...]:
     return (*dumped, r.window, c.start, c.end, c.distinct)
 
 
-def _group(leads: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+def account_group(leads: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     """A lead's account as two columns, neither NULL: the account id, or the lead's own id with ``solo``
     1 when it has no account."""
     solo = case((leads.c.account_id.is_(None), 1), else_=0)
@@ -117,7 +117,7 @@ def account_totals(
     if not rules:
         return None
     me = leads.alias(f"{prefix}sweep_lead")
-    gid, solo = _group(me)
+    gid, solo = account_group(me)
     target_groups = (
         select(t.c.lead_id, t.c.as_of, gid.label("gid"), solo.label("solo"))
         .select_from(t.join(me, me.c.id == t.c.lead_id))
