@@ -135,18 +135,30 @@ def attribute_keys(models: Sequence[ScoringModel]) -> frozenset[str] | None:
 
 
 def score_as_known(
-    conn: Connection, model: ScoringModel, sources: Sources, points: Sequence[tuple[int, int]]
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    points: Sequence[tuple[int, int]],
+    *,
+    explain: bool = False,
 ) -> dict[tuple[int, int], Ledger]:
     """Score (lead, time) points with each lead's attributes as known at that time: the totals a
-    history row holds (ledgers without lines)."""
-    return score_as_known_models(conn, (model,), sources, points)[0]
+    history row holds (ledgers without lines; with their lines when ``explain``: an account score's
+    past weeks read which rules gave its contacts points)."""
+    return score_as_known_models(conn, (model,), sources, points, explain=explain)[0]
 
 
 def score_as_known_models(
-    conn: Connection, models: Sequence[ScoringModel], sources: Sources, points: Sequence[tuple[int, int]]
+    conn: Connection,
+    models: Sequence[ScoringModel],
+    sources: Sources,
+    points: Sequence[tuple[int, int]],
+    *,
+    explain: bool = False,
 ) -> list[dict[tuple[int, int], Ledger]]:
     """``score_as_known`` for several models, in one statement per query that reads the events once
-    (``compile/composite.py``): each model's totals by point, in the order of ``models``."""
+    (``compile/composite.py``): each model's totals (with lines when ``explain``) by point, in the order
+    of ``models``."""
     out: list[dict[tuple[int, int], Ledger]] = [{} for _ in models]
     if not points:
         return out
@@ -174,12 +186,14 @@ def score_as_known_models(
     def run(sources_of_query: Sources, pairs: Sequence[tuple[int, int]]) -> None:
         def statement(table: bool) -> Any:
             if many:
-                return bound_models_statement(models, sources_of_query, dialect, explain=False, table=table)
+                return bound_models_statement(models, sources_of_query, dialect, explain=explain, table=table)
+            if explain:
+                return bound_statement(models[0], sources_of_query, dialect, table=table)
             # totals only: a history row holds no ledger line, and the explanation's columns cost per point
             return bound_statement(models[0], sources_of_query, dialect, totals_only, table=table)
 
         for found, ledgers in zip(
-            out, read_bound(conn, models, statement, pairs, explain=False), strict=True
+            out, read_bound(conn, models, statement, pairs, explain=explain), strict=True
         ):
             found.update(((ledger.lead_id, ledger.as_of), ledger) for ledger in ledgers)
 
