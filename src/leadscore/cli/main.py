@@ -126,7 +126,7 @@ def score_cmd(
                 if when is None:
                     ledgers = score(conn, active.model, store.sources(), all_leads(now_ms()))
                 else:  # a time asked for is read as history reads it: the attributes known then
-                    pairs = [(int(lead), int(at)) for lead, at in conn.execute(all_leads(when))]
+                    pairs = [(int(row[0]), when) for row in conn.execute(all_leads(when))]
                     known = score_as_known(conn, active.model, store.sources(), pairs, explain=True)
                     ledgers = list(known.values())
         ledgers.sort(key=lambda lg: (-lg.score, lg.lead_id))
