@@ -112,9 +112,12 @@ def score_cmd(
 ) -> None:
     """Score every lead as of a time (default now). Scoring now with the active models saves the scores
     (every score's); the list shows the score named with --score (default: the primary)."""
+    from sqlalchemy import select
+
     from leadscore.scoring.as_known import score_as_known
     from leadscore.scoring.pipeline import rescore_all
     from leadscore.scoring.run import all_leads, now_ms, score
+    from leadscore.store.schema import leads
 
     with open_store(db) as store:
         when = parse_as_of(as_of)
@@ -126,7 +129,8 @@ def score_cmd(
                 if when is None:
                     ledgers = score(conn, active.model, store.sources(), all_leads(now_ms()))
                 else:  # a time asked for is read as history reads it: the attributes known then
-                    pairs = [(int(row[0]), when) for row in conn.execute(all_leads(when))]
+                    ids = conn.execute(select(leads.c.id).order_by(leads.c.id)).scalars()
+                    pairs = [(int(lead), when) for lead in ids]
                     known = score_as_known(conn, active.model, store.sources(), pairs, explain=True)
                     ledgers = list(known.values())
         ledgers.sort(key=lambda lg: (-lg.score, lg.lead_id))
