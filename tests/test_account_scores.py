@@ -29,6 +29,7 @@ average 10, hot 0.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -40,15 +41,17 @@ from typer.testing import CliRunner
 from leadscore.api import create_app
 from leadscore.cli.main import app as cli
 from leadscore.errors import NotFoundError
+from leadscore.ingest.segment import normalise
 from leadscore.lifecycle.accounts import named_account_scores
 from leadscore.lifecycle.reports import account_report
+from leadscore.scoring.pipeline import ingest
 from leadscore.scoring.run import now_ms
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.keys import create_key
 from leadscore.store.schema import accounts
 from live_server import serving
-from two_teams import MANAGER, build
+from two_teams import HOUR, MANAGER, T0, build
 from web_support import signed_in
 
 
@@ -158,3 +161,34 @@ def test_the_accounts_pages_show_the_score_picked(store: Store) -> None:
         "Ann",
         "Dana",
     ]  # 55, 50, 0
+
+
+def test_the_accounts_its_leads_link_lists_the_accounts_contacts_on_the_score_picked(store: Store) -> None:
+    """The accounts page counts an account's contacts (its leads); the "its leads" link lists those same
+    leads on the score picked. Gina works at Acme Labs (an account whose name contains "Acme") and Hal,
+    with no account, gave "ACME Consulting" as his company: neither is Acme's contact. The list behind
+    Acme's link: ann, carl and dana (3, as the Contacts column says), on analytics: ann 90, dana 80, carl 10
+    (the contacts' scores of the module docstring's table)."""
+    build(store)
+    extra = [
+        {"type": "identify", "userId": "gina", "messageId": "gina-0", "timestamp": T0,
+         "traits": {"first_name": "Gina", "email": "gina@example.test"}},
+        {"type": "group", "userId": "gina", "messageId": "gina-group", "timestamp": T0, "groupId": "acme-labs",
+         "traits": {"name": "Acme Labs", "domain": "acmelabs.example"}},
+        {"type": "identify", "userId": "hal", "messageId": "hal-0", "timestamp": T0,
+         "traits": {"first_name": "Hal", "email": "hal@example.test", "company": "ACME Consulting"}},
+    ]  # fmt: skip
+    ingest(store, [normalise(m, received_ms=T0) for m in extra], source="test", as_of=T0 + 3 * HOUR)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, MANAGER) as client:
+        accounts_page = client.get("/accounts?score=analytics")
+        acme = next(r for r in _rows(accounts_page.text) if r[0] == "Acme")
+        link = re.search(r'<a href="([^"]+)">its leads</a>', accounts_page.text.split(">Acme<")[1])
+        assert link is not None
+        listed = client.get(html.unescape(link.group(1)))
+    assert acme[4] == "3"  # contacts
+    assert listed.status_code == 200
+    body = listed.text.split('<table class="leads">')[1].split("</table>")[0]
+    names = re.findall(r'<a href="/leads/\d+">(\w+)</a>', body)
+    scores = re.findall(r'<td class="num">([^<]*)</td>', body)[::3]  # score, fit, engagement per row
+    assert list(zip(names, scores, strict=True)) == [("Ann", "90.0"), ("Dana", "80.0"), ("Carl", "10.0")]

@@ -112,8 +112,12 @@ def score_cmd(
 ) -> None:
     """Score every lead as of a time (default now). Scoring now with the active models saves the scores
     (every score's); the list shows the score named with --score (default: the primary)."""
+    from sqlalchemy import select
+
+    from leadscore.scoring.as_known import score_as_known
     from leadscore.scoring.pipeline import rescore_all
     from leadscore.scoring.run import all_leads, now_ms, score
+    from leadscore.store.schema import leads
 
     with open_store(db) as store:
         when = parse_as_of(as_of)
@@ -122,7 +126,13 @@ def score_cmd(
         else:
             active = _active_or_file(store, model_file, score_name)
             with store.connect() as conn:
-                ledgers = score(conn, active.model, store.sources(), all_leads(when or now_ms()))
+                if when is None:
+                    ledgers = score(conn, active.model, store.sources(), all_leads(now_ms()))
+                else:  # a time asked for is read as history reads it: the attributes known then
+                    ids = conn.execute(select(leads.c.id).order_by(leads.c.id)).scalars()
+                    pairs = [(int(lead), when) for lead in ids]
+                    known = score_as_known(conn, active.model, store.sources(), pairs, explain=True)
+                    ledgers = list(known.values())
         ledgers.sort(key=lambda lg: (-lg.score, lg.lead_id))
         if top is not None:
             ledgers = ledgers[:top]
@@ -153,7 +163,10 @@ def explain_cmd(
         when = parse_as_of(as_of) or now_ms()
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
-            explanation = explain_lead(conn, active.model, store.sources(), lead_id, when)
+            # a time asked for is read as history reads it: the attributes known then
+            explanation = explain_lead(
+                conn, active.model, store.sources(), lead_id, when, past=as_of is not None
+            )
             who = _people(conn, [lead_id])[lead_id]
         if explanation is None:
             raise LeadscoreError(f"no lead {lead!r}")

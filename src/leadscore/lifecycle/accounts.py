@@ -34,10 +34,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import BigInteger, Connection, literal, select
 
+from leadscore.compile import Ledger, Sources
 from leadscore.compile.accounts import account_model, account_sources
 from leadscore.lifecycle.gates import rules_met
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
+from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import score, score_leads
 from leadscore.store import Store
@@ -92,9 +94,18 @@ def accounts_of(conn: Connection, lead_ids: Sequence[int]) -> list[int]:
 
 
 def account_scores(
-    conn: Connection, model: ScoringModel, cfg: Accounts, account_ids: Sequence[int], as_of: int
+    conn: Connection,
+    model: ScoringModel,
+    cfg: Accounts,
+    account_ids: Sequence[int],
+    as_of: int,
+    *,
+    past: bool = False,
 ) -> dict[int, AccountScore]:
-    """The score of each of ``account_ids`` (that exists) as of ``as_of``."""
+    """The score of each of ``account_ids`` (that exists) as of ``as_of``. ``past``: ``as_of`` is before
+    now, so each contact is scored with her attributes as known then (``scoring.as_known``, as her score
+    history reads her past score: a consent withdrawn since did not stop her engagement counting then);
+    as of now that reading is her attributes as they are, which the contacts' stored scores read."""
     ids = sorted(set(account_ids))
     if not ids:
         return {}
@@ -111,7 +122,7 @@ def account_scores(
     )
     engagement: dict[int, list[float]] = {a: [] for a in fit}
     met: dict[int, dict[str, float]] = {a: {} for a in fit}
-    for lg in score_leads(conn, model, sources, contacts, as_of):
+    for lg in _contact_ledgers(conn, model, sources, sorted(contacts), as_of, past):
         account_id = int(contacts[lg.lead_id])
         engagement[account_id].append(lg.engagement_score)
         for line in lg.lines:
@@ -124,6 +135,15 @@ def account_scores(
         total = (w.fit * fit_score + w.engagement * mean) / (w.fit + w.engagement)
         out[account_id] = AccountScore(account_id, total, fit_score, mean, engaged, met[account_id])
     return out
+
+
+def _contact_ledgers(
+    conn: Connection, model: ScoringModel, sources: Sources, contacts: Sequence[int], as_of: int, past: bool
+) -> list[Ledger]:
+    """The contacts' ledgers, with their lines, as of ``as_of`` (``account_scores``)."""
+    if not past:
+        return score_leads(conn, model, sources, contacts, as_of)
+    return list(score_as_known(conn, model, sources, [(c, as_of) for c in contacts], explain=True).values())
 
 
 def accounts_section(conn: Connection) -> Accounts | None:

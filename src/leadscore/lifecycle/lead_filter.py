@@ -9,6 +9,8 @@ matrix and an export of the same filter can never disagree. What each field mean
   shows that score's columns too: ``score_name``);
 - ``source``: the ``lead_source`` attribute, equal ignoring case;
 - ``company``: the account's name (else the lead's own company) contains the text, ignoring case;
+- ``account``: the lead is a contact of the account with this id (the leads an account's pages count as
+  its contacts: the accounts list's "its leads");
 - ``stage``: the lead's current lifecycle stage; ``owner``: the seller of its latest assignment;
 - ``q``: the e-mail, the name ("first last"), or the company contains the text, ignoring case, or the
   text is the lead's id.
@@ -29,7 +31,7 @@ from leadscore.compile.conditions import contains_like
 from leadscore.compile.dialects import JsonBool, JsonText, LowerText, TextLike
 from leadscore.compile.sources import lead_company
 from leadscore.errors import InputError
-from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
+from leadscore.store.schema import ID_MAX, accounts, assignments, lead_stages, leads, scores
 from leadscore.store.score_names import check_name, named
 
 BANDS = ("hot", "warm", "cold")
@@ -68,6 +70,9 @@ class LeadFilter(BaseModel):
     max_score: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
     source: str = Field("", max_length=200, description="lead_source attribute, any case")
     company: str = Field("", max_length=200, description="company name contains")
+    account: int | None = Field(
+        None, ge=1, le=ID_MAX, description="the id of the account the lead is a contact of"
+    )
     stage: str = Field("", max_length=63)
     owner: str = Field("", max_length=63, description="seller of the latest assignment")
     score: str = Field("", max_length=63, description="the named score read (default: the primary score)")
@@ -136,7 +141,7 @@ class LeadFilter(BaseModel):
         score = scores.alias("filter_scores")
         account = accounts.alias("filter_accounts")
         stage = lead_stages.alias("filter_stages")
-        reads_lead = bool(self.company or self.q or self.source)
+        reads_lead = bool(self.company or self.q or self.source or self.account is not None)
         # start from the score index when only scored leads can match (every score has its lead)
         joined: FromClause = score if self.needs_score else lead
         lead_id = score.c.lead_id if self.needs_score else lead.c.id
@@ -151,6 +156,8 @@ class LeadFilter(BaseModel):
             joined = joined.outerjoin(account, account.c.id == lead.c.account_id)
         if self.company:
             tests.append(TextLike(company, contains_like(self.company.lower())))
+        if self.account is not None:
+            tests.append(lead.c.account_id == self.account)
         if self.source:
             unicode = not self.source.isascii()
             tests.append(LowerText(lead_source(lead.c.attributes), unicode) == self.source.lower())

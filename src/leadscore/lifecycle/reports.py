@@ -29,11 +29,17 @@ from leadscore.lifecycle.accounts import accounts_section, named_account_scores,
 from leadscore.lifecycle.decisions import mql_decisions
 from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.model import Lifecycle
+from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.pipeline import active_model
+from leadscore.scoring.run import model_of
+from leadscore.store import Store
 from leadscore.store.lifecycle_tables import all_stage_history, list_assignments
+from leadscore.store.model_versions import get_version
 from leadscore.store.schema import (
     account_stages,
     accounts,
+    events,
+    identities,
     lead_stages,
     leads,
     score_history,
@@ -140,9 +146,11 @@ def getting_warmer(
     conn: Connection, now_ms: int, days: int = 7, top: int = 20, score_name: str | None = None
 ) -> list[dict[str, Any]]:
     """Largest score increase over the last ``days``: current score minus the score ``days`` ago (the
-    newest history row at or before then; 0 for a lead with no history then), of the score ``score_name``
-    (the primary when None)."""
+    newest history row at or before then; 0 for a lead with no history then; for a lead whose history
+    was thinned across then, the score then scored: ``_scored_then``), of the score ``score_name`` (the
+    primary when None)."""
     since = now_ms - days * DAY_MS
+    thinned = _thinned_across(conn, since, score_name)
     # one index probe per lead and score (ix_history_lead_at), not a read of the whole history
     then = (
         select(score_history.c.score)
@@ -176,7 +184,11 @@ def getting_warmer(
     )
     warmth = computed_once(
         select(scores.c.lead_id, scores.c.score, scores.c.scored_ms, score_then)
-        .where(named(scores.c.score_name.concat(""), score_name), scores.c.lead_id.in_(moved))
+        .where(
+            named(scores.c.score_name.concat(""), score_name),
+            scores.c.lead_id.in_(moved),
+            *([scores.c.lead_id.not_in(thinned)] if thinned else []),
+        )
         .cte("warmth")
     )
     gain = (warmth.c.score - warmth.c.score_then).label("increase")
@@ -201,7 +213,7 @@ def getting_warmer(
         .select_from(best.join(leads, leads.c.id == best.c.lead_id))
         .order_by(best.c.increase.desc(), best.c.lead_id)
     )
-    return [
+    rows = [
         {
             **dict(r),
             "score": float(r["score"]),
@@ -210,6 +222,99 @@ def getting_warmer(
         }
         for r in conn.execute(query).mappings()
     ]
+    if not thinned:
+        return rows
+    rows.extend(_warmth_of(conn, thinned, since, score_name))
+    return sorted(rows, key=lambda r: (-r["increase"], r["lead_id"]))[:top]
+
+
+def _thinned_across(conn: Connection, since: int, score_name: str | None) -> list[int]:
+    """The leads whose history may have been thinned across ``since`` (``scoring.history.thinned``): a
+    thinned row stands for a run of event times, the last its time, with the run's several messages as
+    its cause (``history.cause``); where a run began at or before ``since`` and ended after it, the lead's
+    newest row at or before ``since`` is not her score then (the run's moves are not in history). So: a
+    lead with a row of several messages after ``since`` and events after her newest row at or before
+    ``since`` up to then (several messages at one time, or events that moved no score, are counted in
+    too: their score then is scored, no more)."""
+    several = (
+        select(score_history.c.lead_id)
+        .where(
+            named(score_history.c.score_name, score_name),
+            score_history.c.at_ms > since,
+            score_history.c.cause == "event",
+            score_history.c.cause_ref.like("%, %"),
+        )
+        .distinct()
+    )
+    candidates = [int(lead) for lead in conn.execute(several).scalars()]
+    if not candidates:
+        return []
+    row_then = (
+        select(score_history.c.at_ms)
+        .where(
+            score_history.c.lead_id == leads.c.id,
+            named(score_history.c.score_name, score_name),
+            score_history.c.at_ms <= since,
+        )
+        .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    between = (
+        select(events.c.id)
+        .join(identities, identities.c.key == events.c.person_key)
+        .where(identities.c.lead_id == leads.c.id, events.c.ts > row_then, events.c.ts <= since)
+        .exists()
+    )
+    query = select(leads.c.id).where(leads.c.id.in_(candidates), row_then.is_not(None), between)
+    return sorted(int(lead) for lead in conn.execute(query).scalars())
+
+
+def _warmth_of(
+    conn: Connection, lead_ids: list[int], since: int, score_name: str | None
+) -> list[dict[str, Any]]:
+    """``getting_warmer``'s rows of ``lead_ids`` whose score rose, the score then scored (``_scored_then``)."""
+    then = _scored_then(conn, lead_ids, since, resolve(conn, score_name))
+    query = (
+        select(scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name)
+        .join(leads, leads.c.id == scores.c.lead_id)
+        .where(named(scores.c.score_name, score_name), scores.c.lead_id.in_(lead_ids))
+    )
+    out = []
+    for r in conn.execute(query).mappings():
+        score_then = then.get(int(r["lead_id"]), 0.0)
+        if float(r["score"]) - score_then > 0:
+            out.append({**dict(r), "score": float(r["score"]), "score_then": score_then,
+                        "increase": float(r["score"]) - score_then})  # fmt: skip
+    return out
+
+
+def _scored_then(conn: Connection, lead_ids: list[int], since: int, score_name: str) -> dict[int, float]:
+    """Each lead's score as of ``since`` as history scores a row (``scoring.as_known``), by the model version
+    of her newest history row at or before then (the version that scored her then); a lead with no row
+    then is left out (she had no score then: 0)."""
+    version_then = (
+        select(score_history.c.model_version_id)
+        .where(
+            score_history.c.lead_id == leads.c.id,
+            score_history.c.score_name == score_name,
+            score_history.c.at_ms <= since,
+        )
+        .order_by(score_history.c.at_ms.desc(), score_history.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    versions: dict[int, list[int]] = defaultdict(list)
+    for lead_id, version in conn.execute(select(leads.c.id, version_then).where(leads.c.id.in_(lead_ids))):
+        if version is not None:
+            versions[int(version)].append(int(lead_id))
+    out: dict[int, float] = {}
+    for version_id, ids in versions.items():
+        version = get_version(conn, version_id)
+        model = model_of(version.yaml, version.label)
+        scored = score_as_known(conn, model, Store.sources(), [(lead_id, since) for lead_id in ids])
+        out.update({lead_id: ledger.score for (lead_id, _), ledger in scored.items()})
+    return out
 
 
 def lead_groups(conn: Connection, by: str | None) -> dict[int, str]:

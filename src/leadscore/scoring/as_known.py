@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from bisect import bisect_right
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -51,6 +51,8 @@ from leadscore.scoring.run import (
 )
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import events, identities, leads
+
+T = TypeVar("T")
 
 # the event type written into the statement, not bound: PostgreSQL planned a bound one afresh on every
 # run (the planner's statistics know identify events are rare, so a plan for any type looked dearer than
@@ -135,18 +137,30 @@ def attribute_keys(models: Sequence[ScoringModel]) -> frozenset[str] | None:
 
 
 def score_as_known(
-    conn: Connection, model: ScoringModel, sources: Sources, points: Sequence[tuple[int, int]]
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    points: Sequence[tuple[int, int]],
+    *,
+    explain: bool = False,
 ) -> dict[tuple[int, int], Ledger]:
     """Score (lead, time) points with each lead's attributes as known at that time: the totals a
-    history row holds (ledgers without lines)."""
-    return score_as_known_models(conn, (model,), sources, points)[0]
+    history row holds (ledgers without lines; with their lines when ``explain``: an account score's
+    past weeks read which rules gave its contacts points)."""
+    return score_as_known_models(conn, (model,), sources, points, explain=explain)[0]
 
 
 def score_as_known_models(
-    conn: Connection, models: Sequence[ScoringModel], sources: Sources, points: Sequence[tuple[int, int]]
+    conn: Connection,
+    models: Sequence[ScoringModel],
+    sources: Sources,
+    points: Sequence[tuple[int, int]],
+    *,
+    explain: bool = False,
 ) -> list[dict[tuple[int, int], Ledger]]:
     """``score_as_known`` for several models, in one statement per query that reads the events once
-    (``compile/composite.py``): each model's totals by point, in the order of ``models``."""
+    (``compile/composite.py``): each model's totals (with lines when ``explain``) by point, in the order
+    of ``models``."""
     out: list[dict[tuple[int, int], Ledger]] = [{} for _ in models]
     if not points:
         return out
@@ -174,12 +188,14 @@ def score_as_known_models(
     def run(sources_of_query: Sources, pairs: Sequence[tuple[int, int]]) -> None:
         def statement(table: bool) -> Any:
             if many:
-                return bound_models_statement(models, sources_of_query, dialect, explain=False, table=table)
+                return bound_models_statement(models, sources_of_query, dialect, explain=explain, table=table)
+            if explain:
+                return bound_statement(models[0], sources_of_query, dialect, table=table)
             # totals only: a history row holds no ledger line, and the explanation's columns cost per point
             return bound_statement(models[0], sources_of_query, dialect, totals_only, table=table)
 
         for found, ledgers in zip(
-            out, read_bound(conn, models, statement, pairs, explain=False), strict=True
+            out, read_bound(conn, models, statement, pairs, explain=explain), strict=True
         ):
             found.update(((ledger.lead_id, ledger.as_of), ledger) for ledger in ledgers)
 
@@ -213,6 +229,33 @@ def score_as_known_models(
             run(known_sources, chunk)
     conn.execute(KNOWN.delete())
     return out
+
+
+def read_as_known(
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    lead_id: int,
+    as_of: int,
+    read: Callable[[Sources], T],
+) -> T:
+    """``read(sources)`` with the lead's attributes as known at ``as_of``: one lead's explanation as of a
+    time, as her history row of that time was scored. Where those are her attributes as they are now,
+    ``sources`` themselves (no temporary table to fill)."""
+    known = Known(conn, [lead_id], attribute_keys((model,)))
+    (attributes,) = known.over_time(lead_id, [as_of])
+    if lead_id not in known.current or attributes == known.current[lead_id][0]:
+        return read(sources)
+    _prepare(conn)  # the table is empty here, as ``score_as_known_models`` leaves it
+    conn.execute(KNOWN.insert(), [{"lead_id": lead_id, "attributes": attributes}])
+    try:
+        found = read(as_known_sources(sources))
+    except BaseException:
+        with contextlib.suppress(Exception):  # a failed transaction's rollback takes the row out
+            conn.execute(KNOWN.delete())
+        raise
+    conn.execute(KNOWN.delete())
+    return found
 
 
 # The attributes of one query's leads, in a temporary table (per connection) with the lead id as its key,

@@ -19,6 +19,7 @@ from leadscore.compile.contributions import (
     read_explanations,
 )
 from leadscore.model import ScoringModel
+from leadscore.scoring.as_known import read_as_known
 from leadscore.scoring.run import (
     BOUND_DIALECTS,
     _session_settings,
@@ -50,19 +51,25 @@ def _contributions(model: ScoringModel, sources: Sources, targets: Select[Any], 
 
 
 def explain_lead(
-    conn: Connection, model: ScoringModel, sources: Sources, lead_id: int, as_of: int
+    conn: Connection, model: ScoringModel, sources: Sources, lead_id: int, as_of: int, *, past: bool = False
 ) -> Explanation | None:
-    """One lead's explanation as of a time (None when there is no such lead). On SQLite and PostgreSQL
-    the statement is built once per model and the lead bound per call (``run.bound_statement``)."""
+    """One lead's explanation as of a time (None when there is no such lead), with her attributes as they
+    are, as her current score reads them; ``past``: as known at ``as_of`` (``scoring.as_known``), as her
+    history row of that time reads them. On SQLite and PostgreSQL the statement is built once per model
+    and the lead bound per call (``run.bound_statement``)."""
     dialect = conn.dialect.name
     if dialect not in BOUND_DIALECTS:
         found = explain(conn, model, sources, all_leads(as_of, [lead_id]))
         return found[0] if found else None
-    query = bound_statement(model, sources, dialect, compiler=_contributions)
-    _session_settings(conn)
-    rows = conn.execute(query, target_params(dialect, [(lead_id, as_of)])).mappings()
-    found = read_explanations(model, (dict(row) for row in rows))
-    return found[0] if found else None
+
+    def read(known: Sources) -> Explanation | None:
+        query = bound_statement(model, known, dialect, compiler=_contributions)
+        _session_settings(conn)
+        rows = conn.execute(query, target_params(dialect, [(lead_id, as_of)])).mappings()
+        found = read_explanations(model, (dict(row) for row in rows))
+        return found[0] if found else None
+
+    return read_as_known(conn, model, sources, lead_id, as_of, read) if past else read(sources)
 
 
 def explain_current(

@@ -3,7 +3,7 @@ scores and stages, the buying committee's activity per week by contact, the acco
 its MQA status with the stage moves behind it.
 
 The account score at each week is ``lifecycle.accounts.named_account_scores`` of the score picked as of that
-time: the compiled query over the account's fit and its contacts' engagement, the same numbers the
+time, each contact with her attributes as known then (as her history reads her past score): the compiled query over the account's fit and its contacts' engagement, the same numbers the
 lifecycle stores and moves the account's stage with (on the primary score). The account's score on every
 named score, side by side, comes from the same function. Nothing here computes a score of its own.
 """
@@ -141,13 +141,14 @@ def score_history(
     conn: Connection, cfg: Accounts | None, score: str, account_id: int, first_ms: int | None, now_ms: int
 ) -> list[dict[str, Any]]:
     """The account score on the named score as of each week end (``named_account_scores``, its model and
-    accounts section read once)."""
+    accounts section read once): the past weeks' with the contacts' attributes as known then, as their
+    score history reads them (``account_scores(past=True)``), the last one now's."""
     scoring = account_scoring(conn, score) if cfg is not None and first_ms is not None else None
     if scoring is None or first_ms is None:
         return []
     out = []
     for t in score_times(first_ms, now_ms):
-        s = account_scores(conn, *scoring, [account_id], t).get(account_id)
+        s = account_scores(conn, *scoring, [account_id], t, past=t < now_ms).get(account_id)
         if s is not None:
             out.append(
                 {
