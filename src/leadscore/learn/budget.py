@@ -101,7 +101,7 @@ def fit_within(
     leaves out features fitted against their evidence is followed by one with the number of pairs just
     found, until no feature is left out; then the number is chosen by cross-validation on those features
     (where it is the same, that fit is the round before's again). Choosing it on every such round ran
-    the pair search on every fold each time, a fifth of what learning cost on X Education.
+    the pair search on every fold each time: a tenth of what learning cost on X Education.
 
     ``earlier``: a ``fit_within`` of the same rows and columns (``learn``'s full model, whose C and
     number of pairs ``params`` fix): a round on the same columns whose fit is the one these ``params``
