@@ -4,8 +4,12 @@ fit repeats (``budget.fit_within(..., earlier=)``)."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+import pytest
+
+from leadscore.learn import budget
 from leadscore.learn.binning import fit_bins, merge_prebinned, prebin
 from leadscore.learn.budget import fit_within
 from leadscore.learn.checks import check_leakage, univariate_auc
@@ -96,3 +100,63 @@ def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same()
         assert np.array_equal(got.coef_, want.coef_)
         assert [p.tolist() for p in got.points_] == [p.tolist() for p in want.points_]
         assert got.intercept_ == want.intercept_ and got.pairs_ == want.pairs_
+
+
+def _suppressed(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
+    """3,000 rows: ``b`` is ``a`` plus noise and the outcome rises with ``a`` and falls with ``b`` (alone
+    ``b`` rises with the outcome through ``a``: fitted beside ``a`` it is against its own evidence), and
+    the cell c2 × d0 converts more than ``c`` and ``d`` alone say (a pair worth points)."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=3000)
+    b = a + 0.5 * rng.normal(size=3000)
+    c, d = rng.integers(0, 3, 3000), rng.integers(0, 3, 3000)
+    logit = -1.0 + 2.0 * a - 1.2 * b + 1.5 * ((c == 2) & (d == 0))
+    y = (rng.random(3000) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    X = np.empty((3000, 4), dtype=object)
+    X[:, 0], X[:, 1] = a, b
+    X[:, 2], X[:, 3] = [f"c{v}" for v in c], [f"d{v}" for v in d]
+    kinds = {"a": "numeric", "b": "numeric", "c": "categorical", "d": "categorical"}
+    return X, y, [Feature(name, kind, Attribute(name)) for name, kind in kinds.items()]
+
+
+def test_the_number_of_pairs_is_chosen_again_once_the_features_settle() -> None:
+    """C and pairs by cross-validation: the first round leaves ``b`` out (fitted against its evidence);
+    the round after keeps the number of pairs the first found (no cross-validation of its own), and the
+    number is chosen again by cross-validation on the features that stay (a, c, d). Where it is the same
+    number, that last fit is the one before it, to the float."""
+    X, y, features = _suppressed(0)
+    params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
+    try:
+        columns = read_columns(X, features)
+        fitted = fit_within(X, y, [str(i) for i in range(3000)], features, range(4), params, 300, columns)
+    finally:
+        forget_bins()
+    settings = [(keep, sc.get_params()["interactions"]) for keep, sc in fitted.rounds]
+    found = len(fitted.rounds[0][1].pairs_)
+    assert found == 1  # c × d
+    assert settings == [((0, 1, 2, 3), "cv"), ((0, 2, 3), found), ((0, 2, 3), "cv")]
+    assert fitted.keep == [0, 2, 3] and fitted.scorecard is fitted.rounds[-1][1]
+    fixed, again = fitted.rounds[1][1], fitted.rounds[2][1]
+    assert np.array_equal(fixed.coef_, again.coef_) and fixed.pairs_ == again.pairs_
+    assert fixed.C_ == again.C_ == fitted.rounds[0][1].C_
+
+
+def test_the_candidates_ranking_fits_no_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rank`` orders features by their points in scorecards of every feature at 2, 3 and 4 bins: those
+    scorecards take no pair, whatever number of pairs the candidates are fitted with."""
+    X, y, features = _suppressed(1)
+    seen: list[tuple[object, object]] = []
+    real = budget.fit_within
+
+    def recording(*args: Any, **kwargs: Any) -> budget.Fitted:
+        seen.append((args[5].get("max_bins"), args[5].get("interactions")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(budget, "fit_within", recording)
+    params = {"C": 0.1, "interactions": 2, "min_class_count": 10}
+    try:
+        ranked = budget.rank(X, y, [str(i) for i in range(3000)], features, params, read_columns(X, features))
+    finally:
+        forget_bins()
+    assert seen == [(2, 0), (3, 0), (4, 0)]
+    assert set(ranked) == {2, 3, 4} and all(ranked[b] for b in ranked)
