@@ -10,6 +10,7 @@ report (analytics: +80). Core: fit 0, engagement 40 + 10 = 50, score 25. Analyti
 from __future__ import annotations
 
 from html import unescape
+from pathlib import Path
 
 import httpx
 import pytest
@@ -284,3 +285,29 @@ def test_a_retired_score_named_in_the_address_is_shown_as_retired_in_the_picker(
     assert '<option value="analytics" selected>analytics (retired)</option>' in retired
     assert '<option value="" selected>core (primary)</option>' not in retired
     assert '<option value="" selected>core (primary)</option>' in live and "(retired)" not in live
+
+
+def test_backtesting_a_retired_or_unknown_score_says_why_there_is_no_baseline(
+    store: Store, tmp_path: Path
+) -> None:
+    """``backtest --score NAME`` compares with the score's active version; a retired score has none: the
+    backtest runs without a baseline and says so (it ran silently), and a name no score has is an error."""
+    two_scores(store)
+    retire_score(store, "analytics")
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(ANALYTICS_2)
+    args = [
+        "backtest",
+        str(candidate),
+        "--db",
+        str(store.url),
+        "--since",
+        "2024-04-25",
+        "--until",
+        "2024-05-02",
+    ]
+    retired = CliRunner().invoke(cli, [*args, "--score", "analytics"])
+    assert retired.exit_code == 0, retired.output
+    assert "warning: no baseline to compare with (the score 'analytics' is retired" in retired.output
+    unknown = CliRunner().invoke(cli, [*args, "--score", "analytic"])
+    assert unknown.exit_code != 0 and "no score named 'analytic'" in str(unknown.exception or unknown.output)

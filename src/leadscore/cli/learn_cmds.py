@@ -13,7 +13,7 @@ from rich.table import Table
 from leadscore.cli.model_cmds import load_or_exit
 from leadscore.cli.options import Db, ScoreName, fmt_time, open_store, parse_as_of
 from leadscore.cli.render import console
-from leadscore.errors import LeadscoreError
+from leadscore.errors import LeadscoreError, NotFoundError
 from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
 
 if TYPE_CHECKING:
@@ -482,8 +482,13 @@ def backtest_cmd(
         else:
             try:
                 base = _model(store, None, score_name)
-            except LeadscoreError:
+            except NotFoundError:
+                raise  # a score named that does not exist (a typo): an error, not a backtest without baseline
+            except LeadscoreError as why:  # none active (nothing published yet, or the score is retired)
                 base = None
+                typer.echo(
+                    f"warning: no baseline to compare with ({why}); --against VERSION names one", err=True
+                )
         start, end = _period(store, since, until)
         with store.connect() as conn:
             bt = backtest(
