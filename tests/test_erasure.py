@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -794,3 +796,46 @@ def test_a_browser_her_and_anothers_waiting_events_name_stays(engine: str) -> No
             kept = conn.execute(select(events.c.message_id)).scalars().all()
             waiting = [row["message_id"] for row in waiting_rows(conn)]
         assert (kept, waiting) == (["d8"], ["b1"])
+
+
+MENTIONING_ROWS = 20_000
+SCAN_IN_CHILD = """
+import sys
+from leadscore.privacy.erase import mentions
+from leadscore.store import Store
+
+def high_water_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+store = Store.from_url(sys.argv[1])
+with store.connect() as conn:
+    mentions(conn, ("nobody-at-all",))  # every table's statement prepared once
+    before = high_water_kb()
+    found = mentions(conn, ("Ann",))
+    print(found["events.properties"], high_water_kb() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak memory from /proc")
+def test_the_scan_for_mentions_holds_a_bounded_part_of_what_it_reads(store: Store) -> None:
+    """20,000 events of another person, each with a 2,000-character note naming Ann (40 MB): the scan for
+    her mentions after an erasure read every such row in one result, held whole before the first was
+    looked at (PostgreSQL's client takes a result at once), so a few million mentioning rows (an
+    attacker's events naming her, or a common name) exhausted the memory of the erasure. It reads them
+    a bounded batch at a time and counts every one."""
+    note = "a note about Ann " + "x" * 1_983
+    row = {"type": "track", "name": "Noted", "person_key": "u:bob", "user_id": "bob",
+           "properties": {"note": note}, "context": {}, "source": "test"}  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [{**row, "message_id": f"note-{n}", "ts": n, "received_ms": n} for n in range(MENTIONING_ROWS)],
+        )
+    url = store.engine.url.render_as_string(hide_password=False)
+    child = subprocess.run(
+        [sys.executable, "-c", SCAN_IN_CHILD, url], capture_output=True, text=True, check=True, timeout=120
+    )
+    found, grown_kb = (int(word) for word in child.stdout.split())
+    assert found == MENTIONING_ROWS
+    assert grown_kb < 15_000, grown_kb  # the rows are 40,000 KB
