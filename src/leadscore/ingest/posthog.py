@@ -249,7 +249,7 @@ def _sent_field(field: str, event: dict[str, Any]) -> str:
             "anonymousId": "properties.$anon_distinct_id",
             "previousId": "properties.$anon_distinct_id",
         }
-    groups = properties.get("$groups") if isinstance(properties.get("$groups"), dict) else {}
+    groups: dict[str, Any] = properties["$groups"] if isinstance(properties.get("$groups"), dict) else {}
     group_type = next((t for t in ACCOUNT_GROUP_TYPES if _text(groups.get(t))), ACCOUNT_GROUP_TYPES[0])
     grouped = name == "$groupidentify"
     sent_as = {
