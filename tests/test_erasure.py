@@ -839,3 +839,32 @@ def test_the_scan_for_mentions_holds_a_bounded_part_of_what_it_reads(store: Stor
     found, grown_kb = (int(word) for word in child.stdout.split())
     assert found == MENTIONING_ROWS
     assert grown_kb < 15_000, grown_kb  # the rows are 40,000 KB
+
+
+HEAVY_EVENTS = 70_000
+
+
+def test_a_person_with_70000_events_is_erased(store: Store) -> None:
+    """Each of her event ids was bound as a parameter of its own (``message_id IN (?, ?, ...)``, in the
+    events' and the audit log's rules): past 65,535, the most one PostgreSQL statement takes, the erasure
+    of anyone with that many events (a busy user over years, or a write key's flood of one user id)
+    failed and erased nothing. The lists are bound as one value each, and every one of her 70,001 events
+    goes while Bob's stays."""
+    ingest(store, [normalise({"type": "identify", "userId": "heavy", "messageId": "id-heavy",
+                              "traits": {"email": "heavy@example.com"}}, received_ms=NOW),
+                   normalise({"type": "track", "userId": "bob", "event": "E", "messageId": "bob-1"},
+                             received_ms=NOW)], source="test")  # fmt: skip
+    row = {"type": "track", "name": "E", "person_key": "u:heavy", "user_id": "heavy", "properties": {},
+           "context": {}, "source": "test"}  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [{**row, "message_id": f"heavy-{n}", "ts": n, "received_ms": n} for n in range(HEAVY_EVENTS)],
+        )
+    with store.connect() as conn:
+        person = find_person(conn, "heavy@example.com")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.deleted["events"] == HEAVY_EVENTS + 1
+    with store.connect() as conn:
+        assert conn.execute(select(events.c.message_id)).scalars().all() == ["bob-1"]
+        assert find_lead(conn, external_id="heavy") is None

@@ -74,3 +74,9 @@ def _in_list_pg(element: InList, compiler: Any, **kw: Any) -> str:
 def in_list(column: Any, name: str, element: type[TypeEngine[Any]] = BigInteger) -> InList:
     """``column`` is one of the list bound to ``name`` at execution (ints by default, or Text)."""
     return InList(column, bindparam(name, type_=_IdList(element)))
+
+
+def in_values(column: Any, values: Iterable[Any], element: type[TypeEngine[Any]] = BigInteger) -> InList:
+    """``column`` is one of ``values``, bound now as one parameter: a list of any length (an expanding
+    ``IN`` binds a parameter per value, and a PostgreSQL statement takes at most 65,535)."""
+    return InList(column, bindparam("values", list(values), type_=_IdList(element), unique=True))
