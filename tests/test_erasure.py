@@ -47,6 +47,7 @@ from leadscore.store.results import read_current
 from leadscore.store.schema import (
     audit_log,
     events,
+    identities,
     inbox,
     leads,
     mail_suppressions,
@@ -868,3 +869,27 @@ def test_a_person_with_70000_events_is_erased(store: Store) -> None:
     with store.connect() as conn:
         assert conn.execute(select(events.c.message_id)).scalars().all() == ["bob-1"]
         assert find_lead(conn, external_id="heavy") is None
+
+
+def test_a_person_with_1500_anonymous_ids_is_erased_and_mentions_of_them_found(store: Store) -> None:
+    """The scan for mentions looked for each identifier with a LIKE of its own, joined by OR: past 1,000
+    identifiers SQLite refused the statement ("Expression tree is too large"), and past 65,535 PostgreSQL
+    (a parameter each), so the erasure of a person with that many browsers (anonymous ids: a write key can
+    make them) failed and erased nothing. The identifiers are one list parameter; her 1,501 keys go, and
+    Bob's note naming her last anonymous id is the one mention."""
+    ingest(store, [normalise({"type": "identify", "userId": "many", "messageId": "id-many",
+                              "traits": {"email": "many@example.com"}}, received_ms=NOW),
+                   normalise({"type": "track", "userId": "bob", "event": "E", "messageId": "bob-1",
+                              "properties": {"note": "saw many-1499 again"}}, received_ms=NOW)],
+           source="test")  # fmt: skip
+    with store.begin() as conn:
+        lead = find_lead(conn, external_id="many")
+        conn.execute(
+            identities.insert(),
+            [{"key": f"a:many-{n}", "lead_id": lead, "created_ms": n} for n in range(1500)],
+        )
+    with store.connect() as conn:
+        person = find_person(conn, "many@example.com")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.deleted["identities"] == 1501
+    assert report.mentions == {"events.properties": 1}

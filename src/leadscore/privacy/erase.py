@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, or_, select, update
+from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, select, update
 
 from leadscore.errors import StoreError
 from leadscore.ingest.apply import Applied
@@ -34,6 +34,7 @@ from leadscore.scoring.pipeline import rescore_touched
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_from_inbox, hold_inbox, waiting_rows
+from leadscore.store.id_lists import contains_any
 from leadscore.store.people import account_colleagues
 from leadscore.store.schema import leads
 from leadscore.store.suppressions import suppress
@@ -179,10 +180,11 @@ def mentions(conn: Connection, identifiers: tuple[str, ...]) -> dict[str, int]:
     found: dict[str, int] = {}
     if not identifiers:
         return found
+    lowered = sorted({i.lower() for i in identifiers})
     for table in present_tables(conn):
         for column in _text_columns(table):
             text = cast(column, Text)
-            like = or_(*(func.lower(text).contains(i.lower(), autoescape=True) for i in identifiers))
+            like = contains_any(func.lower(text), lowered)
             hits = sum(
                 1
                 for value in conn.execute(
