@@ -893,3 +893,29 @@ def test_a_person_with_1500_anonymous_ids_is_erased_and_mentions_of_them_found(s
     report = erase(store, person, PEPPER, NOW, "test")
     assert report.deleted["identities"] == 1501
     assert report.mentions == {"events.properties": 1}
+
+
+def test_70000_browsers_that_sent_her_e_mail_are_erased_with_her(store: Store) -> None:
+    """Events of 70,000 anonymous ids whose traits carry her e-mail, claimed by no lead, are hers: the
+    look-up of which of those keys a lead holds bound each as a parameter of its own, and past 65,535
+    PostgreSQL refused it, so she could not even be looked up. They are one list parameter; her lead's
+    event and the 70,000 go."""
+    ingest(store, [normalise({"type": "identify", "userId": "mail", "messageId": "id-mail",
+                              "traits": {"email": "mail@example.com"}}, received_ms=NOW)], source="test")  # fmt: skip
+    row = {"type": "identify", "properties": {}, "context": {"traits": {"email": "MAIL@example.com"}},
+           "source": "test", "received_ms": 0}  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [
+                {**row, "message_id": f"b-{n}", "person_key": f"a:b-{n}", "anonymous_id": f"b-{n}", "ts": n}
+                for n in range(HEAVY_EVENTS)
+            ],
+        )
+    with store.connect() as conn:
+        person = find_person(conn, "mail@example.com")
+    assert len(person.keys) == HEAVY_EVENTS + 1
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.deleted["events"] == HEAVY_EVENTS + 1
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 0
