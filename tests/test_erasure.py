@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,6 +47,7 @@ from leadscore.store.results import read_current
 from leadscore.store.schema import (
     audit_log,
     events,
+    identities,
     inbox,
     leads,
     mail_suppressions,
@@ -794,3 +797,125 @@ def test_a_browser_her_and_anothers_waiting_events_name_stays(engine: str) -> No
             kept = conn.execute(select(events.c.message_id)).scalars().all()
             waiting = [row["message_id"] for row in waiting_rows(conn)]
         assert (kept, waiting) == (["d8"], ["b1"])
+
+
+MENTIONING_ROWS = 20_000
+SCAN_IN_CHILD = """
+import sys
+from leadscore.privacy.erase import mentions
+from leadscore.store import Store
+
+def high_water_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+store = Store.from_url(sys.argv[1])
+with store.connect() as conn:
+    mentions(conn, ("nobody-at-all",))  # every table's statement prepared once
+    before = high_water_kb()
+    found = mentions(conn, ("Ann",))
+    print(found["events.properties"], high_water_kb() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak memory from /proc")
+def test_the_scan_for_mentions_holds_a_bounded_part_of_what_it_reads(store: Store) -> None:
+    """20,000 events of another person, each with a 2,000-character note naming Ann (40 MB): the scan for
+    her mentions after an erasure read every such row in one result, held whole before the first was
+    looked at (PostgreSQL's client takes a result at once), so a few million mentioning rows (an
+    attacker's events naming her, or a common name) exhausted the memory of the erasure. It reads them
+    a bounded batch at a time and counts every one."""
+    note = "a note about Ann " + "x" * 1_983
+    row = {"type": "track", "name": "Noted", "person_key": "u:bob", "user_id": "bob",
+           "properties": {"note": note}, "context": {}, "source": "test"}  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [{**row, "message_id": f"note-{n}", "ts": n, "received_ms": n} for n in range(MENTIONING_ROWS)],
+        )
+    url = store.engine.url.render_as_string(hide_password=False)
+    child = subprocess.run(
+        [sys.executable, "-c", SCAN_IN_CHILD, url], capture_output=True, text=True, check=True, timeout=120
+    )
+    found, grown_kb = (int(word) for word in child.stdout.split())
+    assert found == MENTIONING_ROWS
+    assert grown_kb < 15_000, grown_kb  # the rows are 40,000 KB
+
+
+HEAVY_EVENTS = 70_000
+
+
+def test_a_person_with_70000_events_is_erased(store: Store) -> None:
+    """Each of her event ids was bound as a parameter of its own (``message_id IN (?, ?, ...)``, in the
+    events' and the audit log's rules): past 65,535, the most one PostgreSQL statement takes, the erasure
+    of anyone with that many events (a busy user over years, or a write key's flood of one user id)
+    failed and erased nothing. The lists are bound as one value each, and every one of her 70,001 events
+    goes while Bob's stays."""
+    ingest(store, [normalise({"type": "identify", "userId": "heavy", "messageId": "id-heavy",
+                              "traits": {"email": "heavy@example.com"}}, received_ms=NOW),
+                   normalise({"type": "track", "userId": "bob", "event": "E", "messageId": "bob-1"},
+                             received_ms=NOW)], source="test")  # fmt: skip
+    row = {"type": "track", "name": "E", "person_key": "u:heavy", "user_id": "heavy", "properties": {},
+           "context": {}, "source": "test"}  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [{**row, "message_id": f"heavy-{n}", "ts": n, "received_ms": n} for n in range(HEAVY_EVENTS)],
+        )
+    with store.connect() as conn:
+        person = find_person(conn, "heavy@example.com")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.deleted["events"] == HEAVY_EVENTS + 1
+    with store.connect() as conn:
+        assert conn.execute(select(events.c.message_id)).scalars().all() == ["bob-1"]
+        assert find_lead(conn, external_id="heavy") is None
+
+
+def test_a_person_with_1500_anonymous_ids_is_erased_and_mentions_of_them_found(store: Store) -> None:
+    """The scan for mentions looked for each identifier with a LIKE of its own, joined by OR: past 1,000
+    identifiers SQLite refused the statement ("Expression tree is too large"), and past 65,535 PostgreSQL
+    (a parameter each), so the erasure of a person with that many browsers (anonymous ids: a write key can
+    make them) failed and erased nothing. The identifiers are one list parameter; her 1,501 keys go, and
+    Bob's note naming her last anonymous id is the one mention."""
+    ingest(store, [normalise({"type": "identify", "userId": "many", "messageId": "id-many",
+                              "traits": {"email": "many@example.com"}}, received_ms=NOW),
+                   normalise({"type": "track", "userId": "bob", "event": "E", "messageId": "bob-1",
+                              "properties": {"note": "saw many-1499 again"}}, received_ms=NOW)],
+           source="test")  # fmt: skip
+    with store.begin() as conn:
+        lead = find_lead(conn, external_id="many")
+        conn.execute(
+            identities.insert(),
+            [{"key": f"a:many-{n}", "lead_id": lead, "created_ms": n} for n in range(1500)],
+        )
+    with store.connect() as conn:
+        person = find_person(conn, "many@example.com")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.deleted["identities"] == 1501
+    assert report.mentions == {"events.properties": 1}
+
+
+def test_70000_browsers_that_sent_her_e_mail_are_erased_with_her(store: Store) -> None:
+    """Events of 70,000 anonymous ids whose traits carry her e-mail, claimed by no lead, are hers: the
+    look-up of which of those keys a lead holds bound each as a parameter of its own, and past 65,535
+    PostgreSQL refused it, so she could not even be looked up. They are one list parameter; her lead's
+    event and the 70,000 go."""
+    ingest(store, [normalise({"type": "identify", "userId": "mail", "messageId": "id-mail",
+                              "traits": {"email": "mail@example.com"}}, received_ms=NOW)], source="test")  # fmt: skip
+    row = {"type": "identify", "properties": {}, "context": {"traits": {"email": "MAIL@example.com"}},
+           "source": "test", "received_ms": 0}  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [
+                {**row, "message_id": f"b-{n}", "person_key": f"a:b-{n}", "anonymous_id": f"b-{n}", "ts": n}
+                for n in range(HEAVY_EVENTS)
+            ],
+        )
+    with store.connect() as conn:
+        person = find_person(conn, "mail@example.com")
+    assert len(person.keys) == HEAVY_EVENTS + 1
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert report.deleted["events"] == HEAVY_EVENTS + 1
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 0

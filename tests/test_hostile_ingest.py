@@ -501,3 +501,45 @@ def test_a_flood_of_group_trait_names_keeps_an_account_within_its_bound(live: Li
     with live.store.connect() as conn:
         attributes = conn.execute(select(accounts.c.attributes).where(accounts.c.name == "acme")).scalar_one()
     assert attributes == {**_traits("t", 0, KEPT), "group_id": "acme"}
+
+
+# (PostHog event, the field of it the refusal names): each was named by the Segment field it became
+# (``traits.email``, ``anonymousId``, ``groupId``...), fields a PostHog client never sends
+POSTHOG_REFUSED: list[tuple[dict[str, Any], str]] = [
+    ({"event": "Probe", "distinct_id": "d" * 256}, "distinct_id"),
+    ({"event": "Probe", "distinct_id": "x", "uuid": "u" * 301}, "uuid"),
+    ({"event": "$identify", "distinct_id": "x", "properties": {"$anon_distinct_id": "a" * 256}},
+     "properties.$anon_distinct_id"),
+    ({"event": "Probe", "distinct_id": "x", "properties": {"$device_id": "v" * 256}}, "properties.$device_id"),
+    ({"event": "Probe", "distinct_id": "x", "properties": {"$set": {"email": ["a@b.se"]}}},
+     "properties.$set.email"),
+    ({"event": "Probe", "distinct_id": "x", "$set": {"firstName": "f" * 256}}, "$set.firstName"),
+    ({"event": "Probe", "distinct_id": "x", "$set_once": {"company": {"name": ["A"]}}},
+     "$set_once.company.name"),
+    ({"event": "Probe", "distinct_id": "x", "properties": {"$groups": {"company": "g" * 256}}},
+     "properties.$groups.company"),
+    ({"event": "$groupidentify", "distinct_id": "x",
+      "properties": {"$group_type": "company", "$group_key": "k" * 256}}, "properties.$group_key"),
+    ({"event": "$groupidentify", "distinct_id": "x",
+      "properties": {"$group_type": "company", "$group_key": "k", "$group_set": {"website": {"a": 1}}}},
+     "properties.$group_set.website"),
+    ({"event": "$create_alias", "distinct_id": "x", "properties": {"alias": "a" * 256}}, "properties.alias"),
+    ({"event": "$create_alias", "distinct_id": "d" * 256, "properties": {"alias": "a"}}, "distinct_id"),
+]  # fmt: skip
+
+
+def test_a_refused_posthog_event_is_told_the_field_it_sent(live: Live) -> None:
+    """Each event above between two good ones: the good ones are stored, and the refusal names the field
+    of the PostHog event, in its path and its message."""
+    key = base64.b64decode(live.write["Authorization"].split()[1]).decode().rstrip(":")
+    for n, (event, field) in enumerate(POSTHOG_REFUSED):
+        good = [{"event": "Probe", "distinct_id": "ph-good", "uuid": f"ph-{n}-{side}"} for side in (0, 1)]
+        r = send(live, "/batch/", orjson.dumps({"api_key": key, "batch": [good[0], event, good[1]]}))
+        assert r.status_code == 200, r.text
+        (refusal,) = r.json()["rejected"]
+        assert (refusal["index"], refusal["field"]) == (1, f"batch[1].{field}"), (event, refusal)
+        assert refusal["message"].startswith(field + " "), (event, refusal)
+    assert_scoring_lives(live)
+    with live.store.connect() as conn:
+        stored = set(stored_message_ids(conn))
+    assert {f"ph-{n}-{side}" for n in range(len(POSTHOG_REFUSED)) for side in (0, 1)} <= stored

@@ -162,3 +162,41 @@ def test_an_outcome_or_decision_dated_in_the_future_is_refused_with_its_row(
         sven = find_lead(conn, external_id="sven")
         assert read_feedback(conn) == []
     assert stored(store) == {(sven, "opportunity", T0 + DAY, 100.0, None)}
+
+
+def test_an_export_with_a_long_cell_and_a_stray_quote_records_the_good_rows(
+    store: Store, tmp_path: Path
+) -> None:
+    """A 200,000-character reason (past the csv module's field limit) stopped the whole import with
+    ``_csv.Error``; a quote that never closes made the rows after it one reason (an unknown outcome). Each
+    loses its own row only, named, and the others are recorded, as lead imports read a file
+    (``ingest.csv_import``)."""
+    people = ("ann", "bob", "dora", "eve")
+    ingest(store, [normalise({"type": "identify", "userId": p, "messageId": f"id-{p}",
+                              "traits": {"email": f"{p}@{p[0]}.example"}}, received_ms=T0) for p in people],
+           source="test")  # fmt: skip
+    path = tmp_path / "crm.csv"
+    path.write_bytes(
+        b"Email,Outcome,Date,Reason\n"
+        b"ann@a.example,won,2024-05-02,\n"  # row 2
+        b"bob@b.example,lost,2024-05-03," + b"x" * 200_000 + b"\n"  # row 3
+        b'bob@b.example,lost,2024-05-03,"never closed\n'  # row 4
+        b"dora@d.example,won,2024-05-04,\n"  # row 5
+        b"eve@e.example,won,2024-05-05,\n"  # row 6
+    )
+    url = store.engine.url.render_as_string(hide_password=False)
+    result = runner.invoke(app, ["outcomes", "import", str(path), "--db", url])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    for line in (
+        "crm.csv:3: unreadable row: field larger than field limit (131072)",
+        "crm.csv:4 field reason: a quote opened in this cell is never closed; the lines after it are read as rows",
+    ):
+        assert line in result.output, (line, result.output)
+    assert "3 outcomes recorded, 0 already known, 0 stage moves, 2 bad rows" in result.output
+    with store.connect() as conn:
+        ids = {p: find_lead(conn, external_id=p) for p in people}
+    assert stored(store) == {
+        (ids["ann"], "won", T0 + DAY, None, None),
+        (ids["dora"], "won", T0 + 3 * DAY, None, None),
+        (ids["eve"], "won", T0 + 4 * DAY, None, None),
+    }

@@ -311,3 +311,21 @@ def test_cli_map_and_ignore_options(store: Store) -> None:
     }
     bad = invoke(store, "leads", path, "--map", "Work Mail")
     assert bad.exit_code == 2
+
+
+def test_the_errors_file_neutralises_formulas_from_the_imported_file(store: Store, tmp_path: Path) -> None:
+    """The errors file is opened in a spreadsheet: a header of the imported file that is a formula, named
+    as a bad cell's field, was written as it was and ran there. It starts with ``'``, as in every CSV
+    leadscore writes (``spreadsheet.csv_safe``)."""
+    path, errors = tmp_path / "formula.csv", tmp_path / "errors.csv"
+    header = '=HYPERLINK("http://evil.example","open")'
+    path.write_text(
+        f'Email,"{header.replace(chr(34), chr(34) * 2)}"\nann@example.com,1\nbob@example.com,bo\x00b\n'
+    )
+    result = invoke(store, "leads", str(path), "--errors-out", str(errors))
+    assert result.exit_code == 1
+    with errors.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["row"], r["field"], r["reason"]) for r in rows] == [
+        ("3", "'" + header, "contains a NUL character")
+    ]

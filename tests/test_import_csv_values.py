@@ -219,3 +219,48 @@ def test_two_headers_read_as_one_attribute_are_said_and_the_first_non_blank_cell
     )
     assert attributes(store, "ann@example.com") == {"employees": 40}
     assert attributes(store, "bob@example.com") == {"employees": 75}
+
+
+def _a_stray_quote_on_row_5(path: Path, rows_after: int) -> None:
+    """Leads lead1..lead{4 + rows_after}, one a row: row 5 (lead4) has a first name that opens a quote and
+    never closes it (``"Bob``); every other row is good."""
+    lines = ["Email,First Name"] + [f"lead{i}@example.com,Ann" for i in range(1, 4)]
+    lines.append('lead4@example.com,"Bob')
+    lines += [f"lead{i}@example.com,Ann" for i in range(5, 5 + rows_after)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_quote_never_closed_loses_only_its_own_row(store: Store, tmp_path: Path) -> None:
+    """The quote opened on row 5 runs to the end of the file: the 96 rows after it were read as one cell
+    of row 5, which was refused as a first name over 255 characters, and those 96 leads were not
+    imported. Row 5 alone is refused, saying why, and rows 6 to 101 are read as rows."""
+    path = tmp_path / "quote.csv"
+    _a_stray_quote_on_row_5(path, rows_after=96)
+    report = import_leads(store, path)
+    assert (report.rows, report.created, report.rejected) == (100, 99, 1)
+    (problem,) = report.problems
+    assert (problem.line, problem.field) == (5, "First Name")
+    assert (
+        problem.message == "a quote opened in this cell is never closed; the lines after it are read as rows"
+    )
+    assert lead_count(store) == 99
+    assert attributes(store, "lead100@example.com") == {}
+    with store.connect() as conn:
+        assert conn.execute(select(leads).where(leads.c.email == "lead4@example.com")).first() is None
+
+
+def test_a_quote_not_closed_within_the_field_limit_loses_only_its_own_row(
+    store: Store, tmp_path: Path
+) -> None:
+    """Past 131,072 characters (the csv module's field limit) the swallowed lines ended in an unreadable
+    row, and the rows they held (about 5,300 of 25 characters) were lost; now row 5 alone is refused."""
+    path = tmp_path / "quote.csv"
+    _a_stray_quote_on_row_5(path, rows_after=9_996)
+    report = import_leads(store, path)
+    assert (report.rows, report.created, report.rejected) == (10_000, 9_999, 1)
+    (problem,) = report.problems
+    assert (problem.line, problem.field) == (5, "First Name")
+    assert problem.message == (
+        "a quote opened in this cell is not closed within 131072 characters; the lines after it are read as rows"
+    )
+    assert lead_count(store) == 9_999

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,26 @@ def test_chunks_are_sent_as_before_with_the_collector_paused_for_each(store: Sto
     assert [ids for ids, _ in chunks] == [["m-1", "m-2"]]
     assert (report.lines, report.accepted, report.rejected, report.aborted) == (3, 2, 1, True)
     assert gc.isenabled()
+
+
+def test_a_line_of_200_mb_in_a_small_gzip_file_is_refused_without_being_held(tmp_path: Path) -> None:
+    """A 200 KB gzip file holding one 200 MB line (no newline) between two good lines: the line was read
+    whole before its size was checked, so such a file (a gzip bomb, or a dump whose newlines were lost)
+    took its size in memory, and a larger one exhausted it. The line is refused as over 32 KiB after
+    reading at most a bounded piece of it at a time, and the line after it is read."""
+    good = b'{"type":"track","userId":"u-1","event":"E","messageId":"%d"}\n'
+    path = tmp_path / "bomb.jsonl.gz"
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(good % 1)
+        for _ in range(200):
+            out.write(b"a" * 1_000_000)
+        out.write(b"\n" + good % 3)
+    tracemalloc.start()
+    try:
+        items = list(read_messages(path, received_ms=0))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [i.line if isinstance(i, Problem) else i.message_id for i in items] == ["1", 2, "3"]
+    assert isinstance(items[1], Problem) and "32 KiB" in items[1].message
+    assert peak < 20_000_000, peak  # the line is 200,000,000 bytes

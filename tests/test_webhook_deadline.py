@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -70,3 +72,35 @@ def test_a_trickling_receiver_does_not_hang_a_delivery_round(store: Store) -> No
     assert (found["status"], found["attempts"], found["failures"]) == ("pending", 1, 1)
     assert found["last_error"] == "ReadTimeout: the attempt took longer than 1.0 s"
     assert now_ms + 30_000 <= found["next_attempt_ms"] <= int(time.time() * 1000) + 60_000
+
+
+# 200 MB of zeros in about 200 KB of gzip: a receiver's error answer that inflates on the way in
+INFLATED_BYTES = 200 * 1024 * 1024
+ZEROS_GZIPPED = zlib.compress(bytes(INFLATED_BYTES), 9, wbits=31)
+
+
+def _gzip_bomb(conn: socket.socket, stop: threading.Event) -> None:
+    """Answers 500 with a gzip body that inflates to INFLATED_BYTES."""
+    conn.recv(65536)
+    head = (
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(ZEROS_GZIPPED)
+    )
+    conn.sendall(head + ZEROS_GZIPPED)
+
+
+def test_an_answer_that_inflates_is_not_held_inflated() -> None:
+    """The start of an error answer is kept (4 KiB), but httpx inflated every network read of a gzip answer
+    whole first: 64 KiB read became 64 MiB, so one attempt held about 130 MB at a time, and a receiver
+    (anyone whose URL a user saves for notifications) could make each delivery round take that much. The
+    answer is asked for and read as sent (identity), and the attempt is retried with its start."""
+    settings = _hooks()
+    with socket_server(_gzip_bomb) as port, webhook.client(settings) as client:
+        tracemalloc.start()
+        try:
+            outcome = webhook.post(client, settings, f"http://127.0.0.1:{port}/hook", {}, "k", "lead.mql", 0)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert outcome == webhook.Outcome("retry", "HTTP 500: (a gzip answer)")
+    assert peak < 10_000_000, peak

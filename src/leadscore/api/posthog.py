@@ -33,7 +33,7 @@ from leadscore.api.openapi import WRITE, refusals
 from leadscore.api.state import state_of
 from leadscore.api.tracking import TrackingRoute, commit_messages, parse_json
 from leadscore.errors import MessageError
-from leadscore.ingest.posthog import events_of, to_segment, token_of
+from leadscore.ingest.posthog import as_sent, events_of, to_segment, token_of
 
 router = APIRouter(tags=["tracking"], route_class=TrackingRoute)
 GZIP_MAGIC = b"\x1f\x8b"
@@ -125,7 +125,7 @@ async def capture(request: Request) -> Response:
         except MessageError as exc:
             numbered.append((index, event, exc))
     # source "posthog": a product analytics client's events (web.data.product reads them as product usage)
-    payload = await commit_messages(state, numbered, int(time.time() * 1000), "batch", "posthog")
+    payload = await commit_messages(state, numbered, int(time.time() * 1000), "batch", "posthog", as_sent)
     return Response(orjson.dumps({"status": 1, **payload}), media_type="application/json")
 
 

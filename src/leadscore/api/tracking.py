@@ -149,11 +149,13 @@ async def commit_messages(
     received: int,
     where: str,
     source: str = "api",
+    as_sent: Callable[[MessageError, Any], MessageError] | None = None,
 ) -> dict[str, Any]:
     """Store the Segment messages of a request's items durably and report the bad items: each entry is
     (the item's index, the item as sent, its Segment messages or why it was refused), ``where`` names
-    the list in the field paths of the refusals, ``source`` is the events' source. Raises ApiError 400
-    when every item was refused."""
+    the list in the field paths of the refusals, ``source`` is the events' source, ``as_sent`` words a
+    refusal of an item's Segment message in the item's own fields (items of another format). Raises
+    ApiError 400 when every item was refused."""
     ip_mode, secret = state.settings.ip_mode, state.settings.secret_key
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -169,7 +171,8 @@ async def commit_messages(
         except MessageError as exc:
             refused += 1
             if len(rejected) < LISTED_ERRORS:
-                rejected.append(_refusal(index, item, exc, f"{where}[{index}]."))
+                worded = as_sent(exc, item) if as_sent is not None and messages is not exc else exc
+                rejected.append(_refusal(index, item, worded, f"{where}[{index}]."))
     if numbered and not rows:
         shown = f" (the first {LISTED_ERRORS} are listed)" if refused > LISTED_ERRORS else ""
         raise ApiError(400, f"all {refused} messages were rejected{shown}", rejected)

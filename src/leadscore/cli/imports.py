@@ -28,6 +28,7 @@ from rich.table import Table
 from leadscore.cli.options import Db, open_store
 from leadscore.cli.render import console
 from leadscore.errors import InputError, Problem
+from leadscore.spreadsheet import csv_safe
 
 if TYPE_CHECKING:
     from leadscore.ingest import csv_import
@@ -128,7 +129,10 @@ def _report_problems(problems: list[Problem], where: str, errors_out: Path | Non
         with errors_out.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow([where, "column", "field", "reason"])
-            writer.writerows([p.line, p.column or "", p.field or "", p.message] for p in problems)
+            # opened in a spreadsheet: a field is a header of the imported file, a reason may quote a cell
+            writer.writerows(
+                [p.line, p.column or "", csv_safe(p.field or ""), csv_safe(p.message)] for p in problems
+            )
     if aborted:
         console.print(
             "[red]stopped early[/red]: --max-errors reached; rows after that were not read", highlight=False

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -163,13 +163,13 @@ class CsvFile:
     def rows(self, progress: Progress | None = None) -> Iterator[_Row | Problem]:
         """A ``_Row`` per non-blank good row, a ``Problem`` per bad one (the row is skipped)."""
         file, size = str(self.path), self.path.stat().st_size
-        with _reader(self.path, self.encoding, self.delimiter) as (raw, records):
+        with csv_records(self.path, self.encoding, self.delimiter) as (raw, records):
             next(records, None)  # the header
             for number, cells in records:
                 if progress is not None and number % 100 == 0:
                     progress(raw.tell(), size)
                 if isinstance(cells, Problem):
-                    yield cells
+                    yield cell_named(cells, self.headers)
                 elif len(cells) != len(self.headers):
                     yield Problem(f"expected {len(self.headers)} columns, found {len(cells)}", file, number)
                 else:
@@ -206,30 +206,100 @@ class CsvFile:
         return row
 
 
+def cell_named(problem: Problem, names: Sequence[str]) -> Problem:
+    """A row's problem with a cell given by number (``column``, from ``csv_records``) names the cell's
+    column instead, as every other problem of a row does (``names``: each column's, in file order)."""
+    if problem.column is None or not 0 < problem.column <= len(names):
+        return problem
+    return replace(problem, column=None, field=names[problem.column - 1])
+
+
+class _Lines:
+    """The text's physical lines as the csv reader takes them, remembering the lines of the record being
+    read (``taken``) and whether it reached the end of the file (``hit_end``: only a quote still open
+    does), so that a record whose quote swallowed the lines after it can be read again from its second
+    line (``read_again``)."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._again: list[str] = []  # lines to read again, the next one last
+        self.taken: list[str] = []
+        self.hit_end = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            line = self._again.pop()
+        else:
+            try:
+                line = next(self._lines)
+            except StopIteration:
+                self.hit_end = True
+                raise
+        self.taken.append(line)
+        return line
+
+    def start_record(self) -> None:
+        self.taken, self.hit_end = [], False
+
+    def read_again(self, lines: list[str]) -> None:
+        self._again.extend(reversed(lines))
+
+
+def _unclosed_quote(lines: _Lines, delimiter: str, error: csv.Error | None) -> str | None:
+    """Why the record just read is one row's quote that never closed, or None: it spans several lines and
+    ran to the end of the file, or past the csv module's field limit. A quote closed on a later line ends
+    its record there, so a real multi-line cell is neither."""
+    if len(lines.taken) < 2:
+        return None
+    if error is None and lines.hit_end:
+        return "a quote opened in this cell is never closed; the lines after it are read as rows"
+    if error is not None and "field limit" in str(error):
+        limit = csv.field_size_limit()
+        return f"a quote opened in this cell is not closed within {limit} characters; the lines after it are read as rows"
+    return None
+
+
 @contextmanager
-def _reader(path: Path, encoding: Encoding, delimiter: str | None = None
-            ) -> Iterator[tuple[BinaryIO, Iterator[tuple[int, list[str] | Problem]]]]:  # fmt: skip
+def csv_records(path: Path, encoding: Encoding, delimiter: str | None = None, blank: bool = False
+                ) -> Iterator[tuple[BinaryIO, Iterator[tuple[int, list[str] | Problem]]]]:  # fmt: skip
     """The file's records with their spreadsheet row numbers (header = 1; a quoted newline does not
-    start a row); undecodable bytes stay in the cells as lone surrogates."""
+    start a row), rows of blank cells left out unless ``blank`` (an empty line always); undecodable bytes
+    stay in the cells as lone surrogates. An unreadable row is a Problem; a quote that never closes loses
+    its own row only (a Problem naming its cell by number, ``column``: ``cell_named``), not the rows
+    after it. ``delimiter`` None: sniffed from the header line."""
     with (
         path.open("rb") as raw,
         io.TextIOWrapper(raw, encoding=encoding.codec, errors="surrogateescape", newline="") as text,
     ):
         header_line = text.readline()
-        reader = csv.reader(chain([header_line], text), delimiter=delimiter or sniff_delimiter(header_line))
+        delimiter = delimiter or sniff_delimiter(header_line)
+        lines = _Lines(chain([header_line], text))
+        reader = csv.reader(lines, delimiter=delimiter)
 
         def records() -> Iterator[tuple[int, list[str] | Problem]]:
             number = 0
             while True:
                 number += 1
+                lines.start_record()
+                error: csv.Error | None = None
                 try:
                     cells = next(reader)
                 except StopIteration:
                     return
                 except csv.Error as exc:
-                    yield number, Problem(f"unreadable row: {exc}", str(path), number)
-                    continue
-                if any(c.strip() for c in cells) or number == 1:
+                    error, cells = exc, []
+                unclosed = _unclosed_quote(lines, delimiter, error)
+                if unclosed is not None:
+                    first, *after = lines.taken
+                    lines.read_again(after)
+                    column = len(next(csv.reader([first], delimiter=delimiter)))
+                    yield number, Problem(unclosed, str(path), number, column=column)
+                elif error is not None:
+                    yield number, Problem(f"unreadable row: {error}", str(path), number)
+                elif any(c.strip() for c in cells) or number == 1 or (blank and cells):
                     yield number, cells
 
         yield raw, records()
@@ -248,7 +318,7 @@ def open_csv(path: Path, options: ImportOptions, need: tuple[str, ...] = ()) -> 
         io.TextIOWrapper(raw, encoding=encoding.codec, errors="surrogateescape", newline="") as text,
     ):
         delimiter = sniff_delimiter(text.readline())
-    with _reader(path, encoding, delimiter) as (_, records):
+    with csv_records(path, encoding, delimiter) as (_, records):
         first = next(records, None)
         headers = first[1] if first is not None and isinstance(first[1], list) else []
         if not any(h.strip() for h in headers):

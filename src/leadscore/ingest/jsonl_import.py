@@ -12,7 +12,7 @@ import gzip
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,14 +60,27 @@ class EventImportReport:
         return len(self.problems)
 
 
+def _bounded_lines(stream: IO[bytes] | gzip.GzipFile, limit: int) -> Iterator[bytes]:
+    """The stream's lines, each cut to its first ``limit`` bytes, the rest of a longer one read and dropped
+    a piece at a time: a line no message can be is refused by its length (``_parse``), never held whole
+    (a gzip file of a few hundred KB can hold a line of gigabytes)."""
+    while line := stream.readline(limit):
+        if len(line) == limit and not line.endswith(b"\n"):
+            while (rest := stream.readline(limit)) and not rest.endswith(b"\n"):
+                pass
+        yield line
+
+
 def _lines(raw: IO[bytes], file: str) -> Iterator[tuple[int, bytes | Problem]]:
-    """Numbered raw lines of a plain or gzip stream; a corrupt gzip tail ends it with a Problem."""
+    """Numbered raw lines of a plain or gzip stream, each at most one byte past the longest message; a
+    corrupt gzip tail ends it with a Problem."""
     magic = raw.read(2)
     raw.seek(0)
-    stream: Iterable[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if magic == GZIP_MAGIC else raw
+    stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic == GZIP_MAGIC else raw
     number = 0
     try:
-        for number, line in enumerate(stream, start=1):  # ``number`` is read after the loop
+        # ``number`` is read after the loop
+        for number, line in enumerate(_bounded_lines(stream, MAX_MESSAGE_BYTES + 1), start=1):
             yield number, line
     except (OSError, EOFError) as exc:
         yield (

@@ -216,3 +216,56 @@ def _event(name: str, base: dict[str, Any], properties: dict[str, Any]) -> dict[
     if name == "$screen":
         return {**base, "type": "screen", "name": _text(properties.get("$screen_name"))}
     return {**base, "type": "track", "event": name}
+
+
+def as_sent(exc: MessageError, event: Any) -> MessageError:
+    """A refusal of one of ``to_segment(event)``'s messages naming, in its path and its message, the field
+    of the PostHog event the refused value came from, not the Segment field it became (``traits.email``
+    for ``properties.$set.email``: a field the client never sent)."""
+    field = exc.problem.field
+    if field is None or not isinstance(event, dict):
+        return exc
+    sent = _sent_field(field, event)
+    if sent == field:
+        return exc
+    message = exc.problem.message
+    return MessageError(sent, sent + message[len(field) :] if message.startswith(field) else message)
+
+
+def _sent_field(field: str, event: dict[str, Any]) -> str:
+    """The PostHog field of ``event`` that ``to_segment`` made the Segment ``field`` of (its path within
+    it kept), or ``field`` itself (``properties.plan`` is ``properties.plan``)."""
+    name = event.get("event")
+    properties = event["properties"] if isinstance(event.get("properties"), dict) else {}
+    distinct_id = _text(event.get("distinct_id")) or _text(properties.get("distinct_id"))
+    device_id = _text(properties.get("$device_id"))
+    anonymous = "distinct_id" if device_id == distinct_id else "properties.$device_id"
+    ids = {"userId": "distinct_id", "anonymousId": anonymous}
+    if name == "$create_alias":  # its first message: the alias as the userId, distinct_id as the previousId
+        ids = {"userId": "properties.alias", "previousId": "distinct_id", "anonymousId": anonymous}
+    elif name == "$identify" and _text(properties.get("$anon_distinct_id")) and device_id != distinct_id:
+        ids = {
+            **ids,
+            "anonymousId": "properties.$anon_distinct_id",
+            "previousId": "properties.$anon_distinct_id",
+        }
+    groups: dict[str, Any] = properties["$groups"] if isinstance(properties.get("$groups"), dict) else {}
+    group_type = next((t for t in ACCOUNT_GROUP_TYPES if _text(groups.get(t))), ACCOUNT_GROUP_TYPES[0])
+    grouped = name == "$groupidentify"
+    sent_as = {
+        **ids,
+        "messageId": "uuid",
+        "sentAt": "sent_at",
+        "groupId": "properties.$group_key" if grouped else f"properties.$groups.{group_type}",
+        "traits": "properties.$group_set" if grouped else _traits_at("$set", event),
+        "context.traits_once": _traits_at("$set_once", event),
+    }
+    for segment, sent in sent_as.items():
+        if field == segment or field.startswith((segment + ".", segment + "[")):
+            return sent + field[len(segment) :]
+    return field
+
+
+def _traits_at(key: str, event: dict[str, Any]) -> str:
+    """Where the event's ``$set`` or ``$set_once`` is: at the top (posthog-js), else in the properties."""
+    return key if isinstance(event.get(key), dict) and event[key] else f"properties.{key}"

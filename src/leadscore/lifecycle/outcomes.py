@@ -12,7 +12,6 @@ row is reported with its row number and field; good rows are recorded.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from leadscore.errors import Problem
 from leadscore.ingest.csv_encoding import detect, undecodable
-from leadscore.ingest.csv_import import read_as_one, read_as_one_message
+from leadscore.ingest.csv_import import cell_named, csv_records, read_as_one, read_as_one_message
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
 from leadscore.ingest.limits import EARLIEST_MS, LATEST_MS
 from leadscore.ingest.segment import MAX_FUTURE_MS
@@ -116,17 +115,14 @@ def read_outcomes(path: Path, decimal: Mark | None = None) -> tuple[list[Outcome
     rows: list[OutcomeRow] = []
     problems: list[Problem] = []
     encoding = detect(path)  # as lead imports read it; undecodable bytes stay in their cells
-    with path.open(newline="", encoding=encoding.codec, errors="surrogateescape") as handle:
-        reader = csv.DictReader(handle)
-        headers = list(reader.fieldnames or [])
-        fields = {f: _header(f) for f in headers}
+    with csv_records(path, encoding, blank=True) as (_, records):
+        first = next(records, None)
+        headers = first[1] if first is not None and isinstance(first[1], list) else []
+        names = [_header(h) for h in headers]
         twice = _read_twice(headers)
         if twice is not None:
             return [], [Problem(twice, str(path), 1)]
-        if (
-            not any(v in ("lead_id", "email", "user_id") for v in fields.values())
-            or "kind" not in fields.values()
-        ):
+        if not any(v in ("lead_id", "email", "user_id") for v in names) or "kind" not in names:
             return [], [
                 Problem(
                     "the CSV needs a lead column (lead_id, email or user_id) and a kind column", str(path), 1
@@ -134,8 +130,12 @@ def read_outcomes(path: Path, decimal: Mark | None = None) -> tuple[list[Outcome
             ]
         read: list[tuple[int, dict[str, str]]] = []
         amounts = ColumnProfile()  # the amount column's decimal mark is decided from all of it, as imports do
-        for number, raw in enumerate(reader, start=2):
-            data = {fields[k]: (v or "").strip() for k, v in raw.items() if fields.get(k)}
+        for number, cells in records:
+            if isinstance(cells, Problem):
+                problems.append(cell_named(cells, names))
+                continue
+            # a missing cell is blank and one past the header's columns is not read
+            data = {name: cell.strip() for name, cell in zip(names, cells, strict=False) if name}
             damaged = next(((k, why) for k, v in data.items() if (why := undecodable(v, encoding))), None)
             if damaged is not None:
                 problems.append(Problem(damaged[1], str(path), number, field=damaged[0]))

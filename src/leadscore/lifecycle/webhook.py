@@ -93,6 +93,8 @@ def post(
         "X-Leadscore-Signature": sign(settings.secret, now_s, data),
         "X-Leadscore-Event": event,
         "Idempotency-Key": key,
+        # the answer as sent: httpx inflates a gzip answer a network read at a time, 64 KiB into 64 MiB
+        "Accept-Encoding": "identity",
     }
     deadline = time.monotonic() + settings.total_timeout_s
     try:
@@ -101,7 +103,7 @@ def post(
             client.stream("POST", url, content=data, headers=headers) as response,
         ):
             answer = b""
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():  # never inflated (an answer encoded anyway is not shown)
                 answer += chunk
                 if len(answer) >= MAX_ANSWER_BYTES:
                     break  # only the start of an error answer is kept
@@ -115,7 +117,11 @@ def post(
         return Outcome("retry", f"{type(exc).__name__}: {why}")
     if 200 <= response.status_code < 300:
         return Outcome("ok")
-    detail = f"HTTP {response.status_code}: {answer[:200].decode('utf-8', 'replace')}"
+    coding = response.headers.get("content-encoding", "identity").strip().lower()
+    shown = (
+        answer[:200].decode("utf-8", "replace") if coding in ("", "identity") else f"(a {coding[:20]} answer)"
+    )
+    detail = f"HTTP {response.status_code}: {shown}"
     # 408/425/429 and every 5xx may pass; other 4xx answers will not change by asking again
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
         return Outcome("retry", detail)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, or_, select, update
+from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, select, update
 
 from leadscore.errors import StoreError
 from leadscore.ingest.apply import Applied
@@ -34,6 +34,7 @@ from leadscore.scoring.pipeline import rescore_touched
 from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_from_inbox, hold_inbox, waiting_rows
+from leadscore.store.id_lists import contains_any
 from leadscore.store.people import account_colleagues
 from leadscore.store.schema import leads
 from leadscore.store.suppressions import suppress
@@ -169,18 +170,26 @@ def _text_columns(table: Table) -> list[Any]:
     return [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
 
 
+MENTIONS_READ = 1000  # rows the mention scan holds at a time
+
+
 def mentions(conn: Connection, identifiers: tuple[str, ...]) -> dict[str, int]:
-    """How many rows of each text or JSON column name one of ``identifiers`` as a whole word."""
+    """How many rows of each text or JSON column name one of ``identifiers`` as a whole word. The rows
+    whose text contains one are read ``MENTIONS_READ`` at a time (on PostgreSQL a whole result is
+    otherwise taken at once: a common name in millions of events held them all)."""
     found: dict[str, int] = {}
     if not identifiers:
         return found
+    lowered = sorted({i.lower() for i in identifiers})
     for table in present_tables(conn):
         for column in _text_columns(table):
             text = cast(column, Text)
-            like = or_(*(func.lower(text).contains(i.lower(), autoescape=True) for i in identifiers))
+            like = contains_any(func.lower(text), lowered)
             hits = sum(
                 1
-                for value in conn.execute(select(text).where(like)).scalars()
+                for value in conn.execute(
+                    select(text).where(like).execution_options(yield_per=MENTIONS_READ)
+                ).scalars()
                 if any(_word(i).search(value) for i in identifiers)
             )
             if hits:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Text, func, select
 
 from leadscore.errors import InputError, NotFoundError, Problem, StoreError
 from leadscore.store.event_log import waiting_rows
+from leadscore.store.id_lists import in_values
 from leadscore.store.people import anonymous_key, find_lead, user_key
 from leadscore.store.schema import events, identities, leads
 from leadscore.store.suppressions import normalise_email
@@ -101,7 +102,9 @@ def as_now(conn: Connection, person: Person) -> Person:
             raise NotFoundError(f"lead {person.lead_id} is gone since it was looked up (erased or merged)")
         return _of_lead(conn, person.lead_id)
     linked = conn.execute(
-        select(identities.c.lead_id).where(identities.c.key.in_(person.keys)).order_by(identities.c.lead_id)
+        select(identities.c.lead_id)
+        .where(in_values(identities.c.key, person.keys, Text))
+        .order_by(identities.c.lead_id)
     ).scalar()
     if linked is not None:
         raise StoreError(
@@ -123,6 +126,10 @@ def _of_lead(conn: Connection, lead_id: int) -> Person:
     return Person(lead_id, tuple(sorted(keys)), row["email"], row["external_id"], name)
 
 
+# every look-up by a person's keys binds them as one list (``in_values``): she may have more of them than a
+# statement takes parameters (65,535 on PostgreSQL), one an anonymous id a write key made
+
+
 def _without_lead(conn: Connection, ref: str, keys: Iterable[str], email: str | None) -> Person:
     """A person known only by events: those of these keys (unlinked to any lead), or whose identify
     traits carry this exact e-mail."""
@@ -130,7 +137,9 @@ def _without_lead(conn: Connection, ref: str, keys: Iterable[str], email: str | 
     found = {k for k in wanted if _has_events(conn, k)}
     if email:
         found |= _unlinked_keys_with_email(conn, email)
-    linked = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(found))).scalars())
+    linked = set(
+        conn.execute(select(identities.c.key).where(in_values(identities.c.key, found, Text))).scalars()
+    )
     found -= linked
     found |= _unlinked_keys_waiting_to_link(conn, found)
     if not found:
@@ -164,7 +173,9 @@ def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
     if not keys:
         return set()
     claimed = dict(
-        conn.execute(select(identities.c.key, identities.c.lead_id).where(identities.c.key.in_(keys))).all()
+        conn.execute(
+            select(identities.c.key, identities.c.lead_id).where(in_values(identities.c.key, keys, Text))
+        ).all()
     )
     own = find_lead(conn, email=email)
     return {k for k in keys if claimed.get(k) in (None, own)}
@@ -191,8 +202,12 @@ def _unlinked_keys_waiting_to_link(conn: Connection, keys: set[str]) -> set[str]
     named = {key for key, owners in linking.items() if owners <= keys} - keys
     if not named:
         return set()
-    claimed = set(conn.execute(select(identities.c.key).where(identities.c.key.in_(named))).scalars())
+    claimed = set(
+        conn.execute(select(identities.c.key).where(in_values(identities.c.key, named, Text))).scalars()
+    )
     logged = set(
-        conn.execute(select(events.c.person_key).distinct().where(events.c.person_key.in_(named))).scalars()
+        conn.execute(
+            select(events.c.person_key).distinct().where(in_values(events.c.person_key, named, Text))
+        ).scalars()
     )
     return (named - claimed) & (logged | waiting)

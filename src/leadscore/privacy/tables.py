@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Table, false, func, inspect, or_, select
+from sqlalchemy import BigInteger, Connection, Table, Text, false, func, inspect, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.privacy.person import Person
 from leadscore.store.dead_letters import OWNER_FIELDS, dead_letter_rows
 from leadscore.store.event_log import waiting_rows
+from leadscore.store.id_lists import in_values
 from leadscore.store.schema import events, metadata
 
 Values = Literal[
@@ -33,6 +34,8 @@ Values = Literal[
     "audit_targets",
     "dead_letter_ids",
 ]
+
+NUMBERED = ("lead_id", "dead_letter_ids")  # the values that are row ids, not texts
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,10 @@ def condition(table: Table, rules: tuple[By, ...], ids: Ids) -> ColumnElement[bo
         if not values:
             continue
         column = table.c[by.column] if by.key is None else table.c[by.column][by.key].as_string()
-        parts.append(func.lower(column).in_(values) if by.values == "emails" else column.in_(values))
+        # one parameter a list: a person's message ids are as many as her events (65,535 at most a statement
+        # on PostgreSQL, one parameter each in an expanding IN)
+        element = BigInteger if by.values in NUMBERED else Text
+        parts.append(in_values(func.lower(column) if by.values == "emails" else column, values, element))
     return or_(*parts) if parts else false()
 
 

@@ -74,3 +74,41 @@ def _in_list_pg(element: InList, compiler: Any, **kw: Any) -> str:
 def in_list(column: Any, name: str, element: type[TypeEngine[Any]] = BigInteger) -> InList:
     """``column`` is one of the list bound to ``name`` at execution (ints by default, or Text)."""
     return InList(column, bindparam(name, type_=_IdList(element)))
+
+
+def in_values(column: Any, values: Iterable[Any], element: type[TypeEngine[Any]] = BigInteger) -> InList:
+    """``column`` is one of ``values``, bound now as one parameter: a list of any length (an expanding
+    ``IN`` binds a parameter per value, and a PostgreSQL statement takes at most 65,535)."""
+    return InList(column, bindparam("values", list(values), type_=_IdList(element), unique=True))
+
+
+class ContainsAny(ColumnElement[bool]):
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True
+    _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's cache-key protocol
+        ("text", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, text: ColumnElement[Any], values: BindParameter[Any]) -> None:
+        self.text, self.values = text, values
+
+
+@compiles(ContainsAny)
+def _contains_any(element: ContainsAny, compiler: Any, **kw: Any) -> str:
+    text, values = compiler.process(element.text, **kw), compiler.process(element.values, **kw)
+    return f"EXISTS (SELECT 1 FROM json_each({values}) WHERE instr({text}, value) > 0)"
+
+
+@compiles(ContainsAny, "postgresql")
+def _contains_any_pg(element: ContainsAny, compiler: Any, **kw: Any) -> str:
+    text, values = compiler.process(element.text, **kw), compiler.process(element.values, **kw)
+    return f"EXISTS (SELECT 1 FROM unnest({values}) AS part WHERE strpos({text}, part) > 0)"
+
+
+def contains_any(text: ColumnElement[Any], parts: Iterable[str]) -> ContainsAny:
+    """``text`` contains one of ``parts`` (literally: no pattern characters), the list bound as one
+    parameter: an OR of a LIKE a part nests one level deeper each on SQLite (1,000 at most) and takes a
+    parameter each (65,535 at most a PostgreSQL statement)."""
+    return ContainsAny(text, bindparam("parts", list(parts), type_=_IdList(Text), unique=True))
