@@ -1148,3 +1148,49 @@ def test_a_segment_naming_a_score_that_cannot_be_one_is_refused_with_its_place(b
     assert "score" in message and "segments" in message, message
     segment_line = text.splitlines().index(next(line for line in text.splitlines() if "hot_x" in line)) + 1
     assert f":{segment_line}:" in message, (segment_line, message)
+
+
+def test_a_segments_members_stream_from_the_api_and_the_cli(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /v1/segments/{id}/members`` (JSON and CSV), ``segments export`` and ``segments list`` read the
+    members a chunk of rows at a time (here one: every row its own chunk), never a segment whole: the hot
+    analytics segment of ``test_a_segment_tests_the_score_it_names``, ann 90 then dana 80."""
+    from leadscore.lifecycle import segments
+
+    monkeypatch.setattr(segments, "CHUNK", 1)
+    publish(store, loads_model(SEGMENTS), score_name="core", as_of=T0)
+    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
+    dana = [
+        message("dana", 0, T0, type="identify", traits={"job_title": "Data Analyst"}),
+        message("dana", 1, T0 + HOUR, type="track", event="Report Built"),
+    ]
+    ingest(store, [*events(), *dana], source="test", as_of=T0 + 3 * HOUR)
+    run_round(store, Settings(), now_ms=T0 + 3 * HOUR, deliver=False)
+    with store.begin() as conn:
+        _, token = create_key(conn, "read", "crm", 0)
+    auth = {"Authorization": f"Bearer {token}"}
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url:
+        answer = httpx.get(f"{url}/v1/segments/hot_analytics/members", headers=auth)
+        empty = httpx.get(f"{url}/v1/segments/hot/members", headers=auth)
+        as_csv = httpx.get(f"{url}/v1/segments/hot_analytics/members?format=csv", headers=auth)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["ok"], body["segment"]) == (True, "hot_analytics")
+    assert [(m["external_id"], m["score"], m["grade"], m["band"]) for m in body["members"]] == [
+        ("ann", 90.0, "A", "hot"),
+        ("dana", 80.0, "A", "hot"),
+    ]
+    assert all(m["entered"].endswith("Z") and isinstance(m["entered_ms"], int) for m in body["members"])
+    assert empty.json() == {"ok": True, "segment": "hot", "members": []}
+    rows = [(r["external_id"], r["score"]) for r in csv.DictReader(io.StringIO(as_csv.text))]
+    assert rows == [("ann", "90.0"), ("dana", "80.0")]
+    listed = CliRunner().invoke(cli, ["segments", "list", "--db", str(store.url)])
+    assert listed.exit_code == 0, listed.output
+    sizes = {
+        line.split("│")[1].strip(): line.split("│")[3].strip()
+        for line in listed.output.splitlines()
+        if line.count("│") >= 4
+    }
+    assert (sizes["hot_analytics"], sizes["hot"], sizes["top_analytics"]) == ("2", "0", "1")

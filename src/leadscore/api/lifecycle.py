@@ -268,13 +268,11 @@ def get_members(
     segment = next((s for s in model.lifecycle.segments if s.id == segment_id), None)
     if segment is None:
         raise NotFoundError(f"no segment {segment_id!r}")
-    with state.store.connect() as conn:
-        rows = segments.members(conn, segment)
+    body = segments.stream_members(state.store, segment, format)
     if format == "csv":
-        body: Iterator[str] = segments.export_csv(rows)
         headers = {"Content-Disposition": f'attachment; filename="{segment_id}.csv"'}
         return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
-    return {"ok": True, "segment": segment_id, "members": rows}
+    return StreamingResponse(body, media_type="application/json")
 
 
 @router.get("/assignments", summary="Assignments (lead, team, seller, SLA due, touched, escalated)")

@@ -281,15 +281,13 @@ def import_outcomes(
 @segments_app.command("list")
 def list_segments(db: Db = None) -> None:
     """Every segment with its current number of members."""
-    from leadscore.lifecycle import segments
+    from leadscore.store.lifecycle_tables import segment_sizes
 
     with open_store(db) as store:
         lifecycle = _lifecycle(store)
         with store.connect() as conn:
-            rows = [
-                {"segment": s.id, "name": s.name, "members": len(segments.members(conn, s))}
-                for s in lifecycle.segments
-            ]
+            sizes = segment_sizes(conn)
+        rows = [{"segment": s.id, "name": s.name, "members": sizes.get(s.id, 0)} for s in lifecycle.segments]
     print_rows(rows, "table", "Segments")
 
 
@@ -309,12 +307,12 @@ def export_segment(
         found = next((s for s in lifecycle.segments if s.id == segment), None)
         if found is None:
             raise NotFoundError(f"no segment {segment!r}")
-        with store.connect() as conn:
-            text = "".join(segments.export_csv(segments.members(conn, found)))
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
+        if output is None:
+            for chunk in segments.stream_members(store, found, "csv"):
+                sys.stdout.write(chunk.decode())
+        else:
+            with output.open("wb") as out:
+                out.writelines(segments.stream_members(store, found, "csv"))
 
 
 def _report(rows: list[dict[str, Any]], fmt: str, title: str) -> None:

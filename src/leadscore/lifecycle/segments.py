@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, true
+import orjson
+from sqlalchemy import Connection, Select, and_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.conditions import compile_condition
@@ -21,6 +22,7 @@ from leadscore.lifecycle.context import lead_context
 from leadscore.model import ScoringModel, Segment
 from leadscore.settings import Settings
 from leadscore.spreadsheet import csv_safe
+from leadscore.store import Store
 from leadscore.store.lifecycle_tables import change_membership, segment_member_ids
 from leadscore.store.outbox import enqueue
 from leadscore.store.schema import accounts, lead_stages, leads, scores, segment_members
@@ -137,9 +139,9 @@ def _announce(
     enqueue(conn, out, now_ms)
 
 
-def members(conn: Connection, segment: Segment) -> list[dict[str, Any]]:
+def members_query(segment: Segment) -> Select[Any]:
     """The members of ``segment``, the highest of the score it tests first, with that score's values."""
-    query = (
+    return (
         select(
             leads.c.id.label("lead_id"),
             leads.c.external_id,
@@ -162,13 +164,46 @@ def members(conn: Connection, segment: Segment) -> list[dict[str, Any]]:
         .where(segment_members.c.segment == segment.id)
         .order_by(scores.c.score.desc(), leads.c.id)
     )
-    return [{**dict(r), "entered": iso(int(r["entered_ms"]))} for r in conn.execute(query).mappings()]
 
 
-def export_csv(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
+def member(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """One row of ``members_query`` as a segment's member is shown (``entered`` as an ISO time)."""
+    return {**{str(k): v for k, v in row.items()}, "entered": iso(int(row["entered_ms"]))}
+
+
+def members(conn: Connection, segment: Segment) -> list[dict[str, Any]]:
+    """The members of ``segment`` (``members_query``), each as ``member`` shows it."""
+    return [member(r) for r in conn.execute(members_query(segment)).mappings()]
+
+
+def stream_members(store: Store, segment: Segment, fmt: str) -> Iterator[bytes]:
+    """The members of ``segment`` as CSV (``EXPORT_COLUMNS``) or as the JSON of ``GET
+    /v1/segments/{id}/members``, read and written ``CHUNK`` rows at a time: a segment of every lead is never
+    held whole (100,000 members were a list of dictionaries, then one JSON document, in memory)."""
+    with store.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(members_query(segment))
+        chunks = (list(map(member, rows)) for rows in result.mappings().partitions(CHUNK))
+        if fmt == "csv":
+            yield from (text.encode() for text in export_csv(chunks))
+            return
+        yield b'{"ok":true,"segment":' + orjson.dumps(segment.id) + b',"members":['
+        first = True
+        for rows in chunks:
+            body = b",".join(map(orjson.dumps, rows))
+            yield body if first else b"," + body
+            first = False
+        yield b"]}"
+
+
+def export_csv(chunks: Iterable[Sequence[Mapping[str, Any]]]) -> Iterator[str]:
+    """``EXPORT_COLUMNS`` of the members, a chunk of rows at a time (formulas neutralised: ``csv_safe``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
-    for row in rows:
-        writer.writerow([csv_safe(row.get(c)) for c in EXPORT_COLUMNS])
+    for rows in chunks:
+        for row in rows:
+            writer.writerow([csv_safe(row.get(c)) for c in EXPORT_COLUMNS])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
     yield buffer.getvalue()
