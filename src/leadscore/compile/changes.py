@@ -123,9 +123,9 @@ def changes_of(models: Sequence[ScoringModel], sources: Sources, targets: Select
     )
     if parts["lead"]:
         own_join = _event_join(parts["lead"], spans, e, t)
-        own = _grouped(parts["lead"], spans, _own_events(t, e, ids, own_join)).subquery("own_changes")
-        joined = joined.outerjoin(own, and_(own.c.lead_id == tg.c.lead_id, own.c.as_of == tg.c.as_of))
-        cols += [c for c in own.c if c.name not in ("lead_id", "as_of")]
+        mine = _grouped(parts["lead"], spans, _own_events(t, e, ids, own_join)).subquery("own_changes")
+        joined = joined.outerjoin(mine, and_(mine.c.lead_id == tg.c.lead_id, mine.c.as_of == tg.c.as_of))
+        cols += [c for c in mine.c if c.name not in ("lead_id", "as_of")]
     cols += [c for c in found.c if c.name not in ("gid", "solo", "as_of")]
     both = select(*cols).select_from(joined)
     return both if all(r == h for r, h in read) else _named(both, read, spans)
