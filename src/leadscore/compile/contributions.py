@@ -296,18 +296,32 @@ def _explanation(
     model: ScoringModel, ledger: Ledger, events: list[EventShare], counted: Mapping[int, int]
 ) -> Explanation:
     """The explanation of one target, with the events each line has beyond those listed: a rule's line its
-    own, its group's cap line and the engagement floor and clamp lines every rule's of theirs."""
+    own (zeros included, as it lists them); its group's cap line and the engagement floor and clamp lines,
+    which scale the events' shares of their rules' lines, those with a share of their rule's line, as
+    they list only the events with a share in them (``_carry_points``)."""
     listed = Counter(e.rule_id for e in events)
     omitted: Counter[str] = Counter()
     for index, count in counted.items():
         rule = model.engagement[index]
         more = count - listed[rule.id]
-        if more > 0:
-            for line_id in (rule.id, ENGAGEMENT_FLOOR, ENGAGEMENT_CLAMP):
+        if more <= 0:
+            continue
+        omitted[rule.id] += more
+        if _carry_points(rule, [e for e in events if e.rule_id == rule.id]):
+            for line_id in (ENGAGEMENT_FLOOR, ENGAGEMENT_CLAMP):
                 omitted[line_id] += more
             if rule.group is not None:
                 omitted[f"group:{rule.group}"] += more
     return Explanation(ledger, tuple(events), dict(omitted))
+
+
+def _carry_points(rule: EventRule, listed: list[EventShare]) -> bool:
+    """Whether the events of ``rule`` not listed (older than every listed one) carry points of its line:
+    never for ``once`` and ``recency`` (the newest carries them all); for ``threshold`` and ``ratio`` (equal
+    shares) and ``each`` (decayed points) when the listed ones do."""
+    if isinstance(rule, OnceRule | RecencyRule):
+        return False
+    return any(e.points != 0.0 for e in listed)
 
 
 __all__ = ["EVENTS_PER_LINE", "EventShare", "Explanation", "compile_contributions", "read_explanations"]

@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, not_, select
 
 from leadscore.compile.dialects import computed_once
 from leadscore.compile.sources import lead_company
@@ -33,6 +33,7 @@ from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import model_of
 from leadscore.store import Store
+from leadscore.store.id_lists import in_list
 from leadscore.store.lifecycle_tables import all_stage_history, list_assignments
 from leadscore.store.model_versions import get_version
 from leadscore.store.schema import (
@@ -187,7 +188,7 @@ def getting_warmer(
         .where(
             named(scores.c.score_name.concat(""), score_name),
             scores.c.lead_id.in_(moved),
-            *([scores.c.lead_id.not_in(thinned)] if thinned else []),
+            *([not_(in_list(scores.c.lead_id, "thinned"))] if thinned else []),
         )
         .cte("warmth")
     )
@@ -220,7 +221,7 @@ def getting_warmer(
             "score_then": float(r["score_then"]),
             "increase": float(r["increase"]),
         }
-        for r in conn.execute(query).mappings()
+        for r in conn.execute(query, {"thinned": thinned} if thinned else {}).mappings()
     ]
     if not thinned:
         return rows
@@ -246,9 +247,6 @@ def _thinned_across(conn: Connection, since: int, score_name: str | None) -> lis
         )
         .distinct()
     )
-    candidates = [int(lead) for lead in conn.execute(several).scalars()]
-    if not candidates:
-        return []
     row_then = (
         select(score_history.c.at_ms)
         .where(
@@ -266,7 +264,8 @@ def _thinned_across(conn: Connection, since: int, score_name: str | None) -> lis
         .where(identities.c.lead_id == leads.c.id, events.c.ts > row_then, events.c.ts <= since)
         .exists()
     )
-    query = select(leads.c.id).where(leads.c.id.in_(candidates), row_then.is_not(None), between)
+    # the candidates read in the statement, not bound: a busy week has more than a statement can bind
+    query = select(leads.c.id).where(leads.c.id.in_(several), row_then.is_not(None), between)
     return sorted(int(lead) for lead in conn.execute(query).scalars())
 
 
@@ -278,10 +277,10 @@ def _warmth_of(
     query = (
         select(scores.c.lead_id, scores.c.score, leads.c.email, leads.c.first_name, leads.c.last_name)
         .join(leads, leads.c.id == scores.c.lead_id)
-        .where(named(scores.c.score_name, score_name), scores.c.lead_id.in_(lead_ids))
+        .where(named(scores.c.score_name, score_name), in_list(scores.c.lead_id, "ids"))
     )
     out = []
-    for r in conn.execute(query).mappings():
+    for r in conn.execute(query, {"ids": lead_ids}).mappings():
         score_then = then.get(int(r["lead_id"]), 0.0)
         if float(r["score"]) - score_then > 0:
             out.append({**dict(r), "score": float(r["score"]), "score_then": score_then,
@@ -305,7 +304,8 @@ def _scored_then(conn: Connection, lead_ids: list[int], since: int, score_name: 
         .scalar_subquery()
     )
     versions: dict[int, list[int]] = defaultdict(list)
-    for lead_id, version in conn.execute(select(leads.c.id, version_then).where(leads.c.id.in_(lead_ids))):
+    query = select(leads.c.id, version_then).where(in_list(leads.c.id, "ids"))
+    for lead_id, version in conn.execute(query, {"ids": lead_ids}):
         if version is not None:
             versions[int(version)].append(int(lead_id))
     out: dict[int, float] = {}
