@@ -16,7 +16,7 @@ from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app as cli
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.lifecycle.reasons import rule_names, top_reasons
-from leadscore.model import loads_model
+from leadscore.model import ScoringModel, loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -94,19 +94,28 @@ def _shares(explanation: dict[str, object]) -> list[tuple[str, str, str, float]]
     )
 
 
-def test_lead_page_cli_and_api_show_the_same_events(store: Store) -> None:
+def _api_and_page(
+    store: Store, model: ScoringModel, messages: list[dict[str, object]], user: str
+) -> tuple[httpx.Response, httpx.Response]:
+    """``model`` published and ``messages`` ingested as of ``AS_OF``; the user's explanation from the API (a
+    read token) and her lead page (a marketer signed in)."""
     as_of = parse_time(AS_OF, "as_of")
-    publish(store, loads_model(MODEL, "surfaces.yaml"), as_of=as_of)
-    ingest(store, [normalise(m, received_ms=as_of) for m in _messages()], source="test", as_of=as_of)
+    publish(store, model, as_of=as_of)
+    ingest(store, [normalise(m, received_ms=as_of) for m in messages], source="test", as_of=as_of)
     with store.begin() as conn:
         add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
         _, token = create_key(conn, "read", "reader", 0)
-        lead_id = find_lead(conn, external_id="ann")
+        lead_id = find_lead(conn, external_id=user)
     app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
     with serving(app) as url:
-        answer = httpx.get(f"{url}/v1/leads/ann/explanation", headers={"Authorization": f"Bearer {token}"})
+        answer = httpx.get(f"{url}/v1/leads/{user}/explanation", headers={"Authorization": f"Bearer {token}"})
         with signed_in(url, "marketing@example.test") as client:
             page = client.get(f"/leads/{lead_id}")
+    return answer, page
+
+
+def test_lead_page_cli_and_api_show_the_same_events(store: Store) -> None:
+    answer, page = _api_and_page(store, loads_model(MODEL, "surfaces.yaml"), _messages(), "ann")
     assert answer.status_code == 200, answer.text
     assert page.status_code == 200
     api = answer.json()["explanation"]
@@ -174,24 +183,13 @@ def test_a_flooded_line_lists_its_newest_events_and_adds_up_with_the_rest(store:
     """A write key can send any number of page views for one person: her explanation lists each rule's
     newest 100 events (the lead page 25) and counts the rest, whose points make the line add up. Before,
     every event was listed: 50,000 page views made 9 MB of JSON and 4 CPU-s for one explanation."""
-    as_of = parse_time(AS_OF, "as_of")
-    publish(store, loads_model(FLOOD_MODEL, "flood.yaml"), as_of=as_of)
     start = parse_time("2024-05-20T00:00:00Z", "start")
     pages = [
         {"type": "page", "userId": "bot", "messageId": f"m{i:03d}", "timestamp": start + i * 60_000,
          "properties": {"path": f"/blog/{i}"}}
         for i in range(250)
     ]  # fmt: skip
-    ingest(store, [normalise(m, received_ms=as_of) for m in pages], source="test", as_of=as_of)
-    with store.begin() as conn:
-        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
-        _, token = create_key(conn, "read", "reader", 0)
-        lead_id = find_lead(conn, external_id="bot")
-    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
-    with serving(app) as url:
-        answer = httpx.get(f"{url}/v1/leads/bot/explanation", headers={"Authorization": f"Bearer {token}"})
-        with signed_in(url, "marketing@example.test") as client:
-            page = client.get(f"/leads/{lead_id}")
+    answer, page = _api_and_page(store, loads_model(FLOOD_MODEL, "flood.yaml"), pages, "bot")
     assert answer.status_code == 200, answer.text
     # 250 visits x 1 raw point, capped at 40 raw = 20 score points (1 raw = 0.5): 0.08 a visit
     [line] = answer.json()["explanation"]["lines"]

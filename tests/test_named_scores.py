@@ -488,8 +488,10 @@ lifecycle:
 )
 
 
-def test_a_segment_tests_the_score_it_names(store: Store) -> None:
-    publish(store, loads_model(SEGMENTS), score_name="core", as_of=T0)  # core: the primary
+def _segments_with_dana(store: Store) -> None:
+    """The segments model as core (the primary) beside analytics; ann and bob's events, and dana, a data
+    analyst who built a report; the lifecycle run once (segment memberships)."""
+    publish(store, loads_model(SEGMENTS), score_name="core", as_of=T0)
     publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
     dana = [
         message("dana", 0, T0, type="identify", traits={"job_title": "Data Analyst"}),
@@ -497,6 +499,10 @@ def test_a_segment_tests_the_score_it_names(store: Store) -> None:
     ]
     ingest(store, [*events(), *dana], source="test", as_of=T0 + 3 * HOUR)
     run_round(store, Settings(), now_ms=T0 + 3 * HOUR, deliver=False)
+
+
+def test_a_segment_tests_the_score_it_names(store: Store) -> None:
+    _segments_with_dana(store)
     # dana, core: fit 0 (D), engagement 0 (level 4), score 0 (cold); analytics: fit 80 (A), engagement 80
     # (level 1), score ½·80 + ½·80 = 80 (hot): hot on analytics and cold on the primary
     assert numbers(current(store, "dana", "core")) == (0.0, 0.0, 0.0, "D", 4, "cold")
@@ -1159,14 +1165,7 @@ def test_a_segments_members_stream_from_the_api_and_the_cli(
     from leadscore.lifecycle import segments
 
     monkeypatch.setattr(segments, "CHUNK", 1)
-    publish(store, loads_model(SEGMENTS), score_name="core", as_of=T0)
-    publish(store, loads_model(ANALYTICS), score_name="analytics", as_of=T0)
-    dana = [
-        message("dana", 0, T0, type="identify", traits={"job_title": "Data Analyst"}),
-        message("dana", 1, T0 + HOUR, type="track", event="Report Built"),
-    ]
-    ingest(store, [*events(), *dana], source="test", as_of=T0 + 3 * HOUR)
-    run_round(store, Settings(), now_ms=T0 + 3 * HOUR, deliver=False)
+    _segments_with_dana(store)
     with store.begin() as conn:
         _, token = create_key(conn, "read", "crm", 0)
     auth = {"Authorization": f"Bearer {token}"}
