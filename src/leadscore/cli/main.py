@@ -216,8 +216,7 @@ def _print_events(explanation: Explanation) -> None:
     for col in ("line", "when", "event", "rule", "points"):
         table.add_column(col)
     for line, line_shown in zip(explanation.ledger.lines, shown_lines(explanation.ledger), strict=True):
-        behind = explanation.line_events(line.rule_id)
-        more, rest = explanation.line_rest(line.rule_id)  # beyond the newest EVENTS_PER_LINE of each rule
+        behind, more, rest = explanation.newest(line.rule_id)  # more: beyond each rule's EVENTS_PER_LINE
         shares = [share for _, share in behind]
         shown = apportion([*shares, rest] if more else shares, line_shown)  # adding up to the line as shown
         for (event, _), event_shown in zip(behind, shown, strict=False):

@@ -222,11 +222,23 @@ class Explanation:
     def line_rest(self, line_id: str) -> tuple[int, float]:
         """The events behind a line that are not listed: how many, and their share of the line in score
         points (the line less the listed events' shares; (0, 0.0) when every event is listed)."""
-        count = self.omitted.get(line_id, 0)
+        _, count, points = self.newest(line_id)
+        return count, points
+
+    def newest(
+        self, line_id: str, limit: int | None = None
+    ) -> tuple[list[tuple[EventShare, float]], int, float]:
+        """The newest ``limit`` listed events behind a line (every one when None) with their shares, newest
+        first across its rules (an adjustment line's are in rule order; events of one time keep it), and
+        the rest of its events: how many, and their share of the line (the line less the shares returned;
+        0 when none is left)."""
+        behind = sorted(self.line_events(line_id), key=lambda pair: pair[0].ts, reverse=True)
+        listed = behind if limit is None else behind[:limit]
+        count = self.omitted.get(line_id, 0) + len(behind) - len(listed)
         if not count:
-            return 0, 0.0
+            return listed, 0, 0.0
         points = sum(ln.score_points for ln in self.ledger.lines if ln.rule_id == line_id)
-        return count, points - sum(v for _, v in self.line_events(line_id))
+        return listed, count, points - sum(v for _, v in listed)
 
     def as_dict(self) -> dict[str, Any]:
         """The ledger as a mapping, each line with its listed ``events`` (the event and its

@@ -129,14 +129,8 @@ def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str,
     out = []
     for line, line_shown in zip(lines, shown, strict=True):
         name, description = names.get(line.rule_id, (line.name, ""))
-        # newest first across the line's rules (an adjustment line's are in rule order), so the rest are older;
-        # the sort is stable: events of one time keep the query's order (a rule's newest first)
-        behind = sorted(explanation.line_events(line.rule_id), key=lambda ev: ev[0].ts, reverse=True)
-        listed = behind[:EVENTS_SHOWN]
-        more, _ = explanation.line_rest(line.rule_id)
-        more += len(behind) - len(listed)
+        listed, more, rest_points = explanation.newest(line.rule_id, EVENTS_SHOWN)  # the rest are older
         shares = [share for _, share in listed]
-        rest_points = line.score_points - sum(shares)
         parts = apportion([*shares, rest_points] if more else shares, line_shown)
         events = [
             {
