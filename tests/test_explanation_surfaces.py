@@ -205,6 +205,12 @@ def test_a_flooded_line_lists_its_newest_events_and_adds_up_with_the_rest(store:
     assert result.exit_code == 0, result.output
     [cli_line] = json.loads(result.output)["lines"]
     assert (cli_line["events_omitted"], len(cli_line["events"])) == (150, 100)
+    table = CliRunner().invoke(cli, ["explain", "bot", "--db", str(store.url), "--as-of", AS_OF, "--events"])
+    assert table.exit_code == 0, table.output
+    # the table's events: the 100 listed at +0.08, then one row for the 150 older (12.00 of the line)
+    assert table.output.count("+0.08") == 100 and re.search(
+        r"150 older events\s*│[^│]*│\s*\+12\.00", table.output
+    )
 
     listed = re.findall(
         r'<li data-line="blog" data-rule="blog" data-event="([^"]+)" data-points="([^"]+)">', page.text
