@@ -75,7 +75,7 @@ engagement:
 DAY = 86_400_000
 
 
-def test_window_changes_of_lead_and_account_rules_at_several_times(tmp_path: Path) -> None:
+def test_window_changes_of_lead_and_account_rules_at_several_times(store: Store) -> None:
     """Hand-computed, with the account's events read once per account and as-of time (not per target and
     colleague): ann and bob of acme probed at days 1 and 5, cid (no account) at day 3; ann viewed pricing at
     day 8. An account probe leaves the 30 days at its day + 30, a pricing view the 7 days at its day + 7."""
@@ -84,7 +84,6 @@ def test_window_changes_of_lead_and_account_rules_at_several_times(tmp_path: Pat
     from leadscore.scoring.run import points
     from leadscore.store.people import find_lead
 
-    store = Store.from_url(str(tmp_path / "mixed.db"))
     model = loads_model(MIXED, "mixed")
 
     def msg(user: str, i: int, day: float, **fields: Any) -> dict[str, Any]:
