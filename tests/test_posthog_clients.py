@@ -26,7 +26,7 @@ from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
 from leadscore.store.results import read_current
-from leadscore.store.schema import accounts, identities, leads
+from leadscore.store.schema import accounts, events, identities, leads
 from live_server import serve_command, serving
 from test_api_tracking import MODEL, wait_until
 
@@ -365,3 +365,37 @@ def test_posthog_python_group_identify_without_a_person_makes_no_lead(api: tuple
     assert found["acme.com"].attributes == {"group_id": "acme", "seats": 12}
     assert found["beta.io"].name == "Beta"
     assert [(p.external_id, p.account_id) for p in people] == [("ada", found["acme.com"].id)]
+
+
+def test_posthog_js_send_time_in_the_query_corrects_its_clock(api: tuple[str, str, Store]) -> None:
+    """posthog-js before the ``{batch, sent_at}`` envelope (1.x up to about 1.2xx, still what npm installs
+    pin) sends an array of events, each ``timestamp`` on the browser's clock, and its send time on that
+    clock as ``?_=<epoch ms>`` (newer builds, for a POST in their "query" mode, as ``?sent_at=<epoch ms>``);
+    PostHog's capture takes either as the ``sent_at`` of the request. A browser two hours fast whose visitor
+    viewed the pricing page one minute before the send: the view is stored one minute before it arrived,
+    not two hours ahead."""
+    url, write, store = api
+    fast = timedelta(hours=2)
+    sends = {"_": "js-old", "sent_at": "js-query"}
+    stored: dict[str, tuple[int, int]] = {}
+    with httpx.Client(base_url=url) as http:
+        for param, name in sends.items():
+            before = int(datetime.now(UTC).timestamp() * 1000)
+            browser_now = datetime.now(UTC) + fast
+            view = {
+                "event": "$pageview",
+                "uuid": _uuid(name),
+                "timestamp": (browser_now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
+                "properties": {"distinct_id": "dev-9", "$device_id": "dev-9", "token": write},
+            }
+            sent = int(browser_now.timestamp() * 1000)
+            r = http.post(f"/e/?{param}={sent}&ver=1.150.0", json=[view])
+            assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+            after = int(datetime.now(UTC).timestamp() * 1000)
+            stored[name] = (before, after)
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        rows = {row.message_id: row.ts for row in conn.execute(select(events.c.message_id, events.c.ts))}
+    for name, (before, after) in stored.items():
+        # received between `before` and `after`; the event happened 60 000 ms before it was sent
+        assert before - 60_000 <= rows[_uuid(name)] <= after - 60_000, name

@@ -44,6 +44,8 @@ CAPTURE_PATHS = ("/batch/", "/e/", "/i/v0/e/", "/capture/")
 # So not the Segment batch limit (max_batch_bytes, 500 KB, which Segment's libraries keep under): 100
 # events of 6.4 KB each came to 641 KB, and all 100 were lost
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# the client's send time in epoch ms, in the query: posthog-js' "query" mode, and ``_`` of its older builds
+SENT_AT_PARAMS = ("sent_at", "_")
 FLAGS_PATHS = ("/flags/", "/decide/")
 # what posthog-js needs to start, with every feature off
 FEATURES_OFF = {
@@ -108,6 +110,21 @@ def _body(request: Request, raw: bytes, limit: int) -> Any:
     return parse_json(raw, limit)
 
 
+def _sent_at(request: Request, body: Any) -> Any:
+    """When the client sent the request, on its own clock: the envelope's ``sent_at`` (posthog-python,
+    posthog-js' ``{batch, sent_at}``), else the query's epoch milliseconds, ``sent_at`` or ``_``, as PostHog's
+    capture reads them (posthog-js before the envelope sends an array of events on the browser's clock and
+    ``?_=<Date.now()>``: without it a browser two hours fast has its events stored two hours ahead).
+    A ``_`` that is no number is a cache-buster only, and ignored."""
+    if isinstance(body, dict) and body.get("sent_at"):
+        return body["sent_at"]
+    for param in SENT_AT_PARAMS:
+        value = request.query_params.get(param, "")
+        if value.isascii() and value.isdigit():
+            return int(value)
+    return None
+
+
 async def capture(request: Request) -> Response:
     state = state_of(request)
     body = _body(request, await request.body(), MAX_BODY_BYTES)
@@ -117,7 +134,7 @@ async def capture(request: Request) -> Response:
         events = events_of(body)
     except MessageError as exc:
         raise ApiError(400, str(exc)) from None
-    sent_at = body.get("sent_at") if isinstance(body, dict) else None
+    sent_at = _sent_at(request, body)
     numbered: list[tuple[int, Any, list[Any] | MessageError]] = []
     for index, event in enumerate(events):
         try:
