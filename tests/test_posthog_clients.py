@@ -399,3 +399,24 @@ def test_posthog_js_send_time_in_the_query_corrects_its_clock(api: tuple[str, st
     for name, (before, after) in stored.items():
         # received between `before` and `after`; the event happened 60 000 ms before it was sent
         assert before - 60_000 <= rows[_uuid(name)] <= after - 60_000, name
+
+
+def test_a_query_number_that_is_no_send_time_leaves_the_events_times(api: tuple[str, str, Store]) -> None:
+    """A ``?_=`` cache-buster that counts (``1``), a 5,000-digit number, a time 30 years off: none is a
+    send time, so the event keeps its own timestamp (before, ``_=1`` moved it 56 years ahead and it was
+    refused, and 5,000 digits failed the request)."""
+    url, write, store = api
+    at = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0)
+    stamp = at.isoformat().replace("+00:00", "Z")
+    with httpx.Client(base_url=url) as http:
+        for i, value in enumerate(
+            ["1", "9" * 5000, str(int((at - timedelta(days=365 * 30)).timestamp() * 1000))]
+        ):
+            view = {"event": "$pageview", "uuid": _uuid(f"bust-{i}"), "timestamp": stamp,
+                    "properties": {"distinct_id": "dev-8", "token": write}}  # fmt: skip
+            r = http.post(f"/e/?_={value}", json=[view])
+            assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        rows = {row.message_id: row.ts for row in conn.execute(select(events.c.message_id, events.c.ts))}
+    assert [rows[_uuid(f"bust-{i}")] for i in range(3)] == [int(at.timestamp() * 1000)] * 3

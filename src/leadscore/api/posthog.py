@@ -46,6 +46,7 @@ CAPTURE_PATHS = ("/batch/", "/e/", "/i/v0/e/", "/capture/")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # the client's send time in epoch ms, in the query: posthog-js' "query" mode, and ``_`` of its older builds
 SENT_AT_PARAMS = ("sent_at", "_")
+PLAUSIBLE_MS = 366 * 86_400_000  # a query's send time further than this from the arrival is not one
 FLAGS_PATHS = ("/flags/", "/decide/")
 # what posthog-js needs to start, with every feature off
 FEATURES_OFF = {
@@ -115,12 +116,15 @@ def _sent_at(request: Request, body: Any) -> Any:
     posthog-js' ``{batch, sent_at}``), else the query's epoch milliseconds, ``sent_at`` or ``_``, as PostHog's
     capture reads them (posthog-js before the envelope sends an array of events on the browser's clock and
     ``?_=<Date.now()>``: without it a browser two hours fast has its events stored two hours ahead).
-    A ``_`` that is no number is a cache-buster only, and ignored."""
+    A ``_`` that is no number, or no time within a year of the arrival, is a cache-buster only, and
+    ignored."""
     if isinstance(body, dict) and body.get("sent_at"):
         return body["sent_at"]
+    now = time.time() * 1000
     for param in SENT_AT_PARAMS:
         value = request.query_params.get(param, "")
-        if value.isascii() and value.isdigit():
+        # a counter (``_=1``) or a number of any length is no send time: the events keep their own times
+        if value.isascii() and value.isdigit() and len(value) <= 15 and abs(int(value) - now) <= PLAUSIBLE_MS:
             return int(value)
     return None
 
