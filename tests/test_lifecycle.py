@@ -610,3 +610,40 @@ def test_reassignment_refuses_hostile_values_with_their_field(lc_store: Store) -
     with lc_store.connect() as conn:
         [row] = list_assignments(conn)
     assert (row["seller"], row["reason"]) == ("lena", "default")
+
+
+def test_an_acceptance_into_another_assignment_stage_leaves_the_new_assignment_open(store: Store) -> None:
+    """Assignment in both MQL and SQL (an SDR team qualifies, the account executives take the SQLs): the
+    acceptance that moves a lead to SQL closes the MQL's assignment and opens the SQL's. Ann (accepted by
+    feedback) and Bob (an ``sql`` outcome) enter MQL at day 1 (EMEA: Germany), are accepted at day 2, so
+    their SQL assignments are made at day 2, due day 2 + 4 h, and untouched: open in ``GET
+    /v1/assignments?open=true``, escalated to Tom (EMEA's manager) by the round at day 2 + 5 h; the MQL
+    assignments were handled at day 2 and escalate nothing."""
+    two_stages = loads_model(MODEL.replace("    stage: mql\n", "    stages: [mql, sql]\n"))
+    publish(store, two_stages)
+    send(store, [person("ann"), person("bob"), *points("ann", 70), *points("bob", 70)])
+    round_(store, T0 + DAY)
+    accepted = T0 + 2 * DAY
+    give_feedback(store, two_stages, lead(store, "ann"), "accepted", reason=None, note="", by="lena",
+                  at_ms=accepted, settings=settings(), now_ms=accepted)  # fmt: skip
+    record_outcome(store, two_stages, lead(store, "bob"), "sql", at_ms=accepted, amount=None, reason=None,
+                   source="api", settings=settings(), now_ms=accepted)  # fmt: skip
+    assert stages(store, "ann") == stages(store, "bob") == ["lead", "mql", "sql"]
+    round_(store, accepted + 5 * HOUR)
+    with store.connect() as conn:
+        done = {
+            (a["lead_id"], a["at_ms"]): (a["due_ms"], a["touched_ms"], a["escalated_ms"])
+            for a in list_assignments(conn)
+        }
+        still_open = {(a["lead_id"], a["at_ms"]) for a in list_assignments(conn, open_only=True)}
+        escalations = [o["target"] for o in read_outbox(conn) if o["action"] == "escalate"]
+    ann, bob = lead(store, "ann"), lead(store, "bob")
+    in_sql = (accepted + 4 * HOUR, None, accepted + 5 * HOUR)
+    assert done == {
+        (ann, T0 + DAY): (T0 + DAY + 4 * HOUR, accepted, None),
+        (bob, T0 + DAY): (T0 + DAY + 4 * HOUR, accepted, None),
+        (ann, accepted): in_sql,
+        (bob, accepted): in_sql,
+    }
+    assert still_open == {(ann, accepted), (bob, accepted)}
+    assert escalations == ["tom@vendor.example"] * 2

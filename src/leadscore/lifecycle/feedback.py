@@ -169,7 +169,8 @@ def give_feedback(
                 "recorded_ms": now_ms,
             },
         )
-        touch_assignment(conn, lead_id, at_ms)
+        # the assignment decided on, not one the move opened (accepted into SQL, an assignment stage too)
+        touch_assignment(conn, lead_id, at_ms, before_move=move.move_id)
         kind = "sql" if decision == "accepted" else "disqualified"
         insert_ignore(
             conn,
@@ -246,7 +247,7 @@ def record_outcome(
             required=False,
         )
         if kind == "sql":
-            touch_assignment(conn, lead_id, at_ms)
+            touch_assignment(conn, lead_id, at_ms, before_move=move.move_id)
     return True, move
 
 

@@ -274,10 +274,15 @@ def list_assignments(conn: Connection, open_only: bool = False) -> list[dict[str
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def touch_assignment(conn: Connection, lead_id: int, at_ms: int) -> None:
+def touch_assignment(conn: Connection, lead_id: int, at_ms: int, before_move: int | None = None) -> None:
+    """The lead's untouched assignments handled at ``at_ms`` (a seller's decision, an SQL outcome), but
+    for the one the decision's own stage move ``before_move`` opened (a move into another assignment
+    stage: that assignment's SLA starts now). Called after the move, with the lead's stage row locked
+    (the lock order of ``feedback.reassign``: the stage row, then the assignment)."""
+    opened_now = [] if before_move is None else [assignments.c.stage_move_id != before_move]
     conn.execute(
         update(assignments)
-        .where(assignments.c.lead_id == lead_id, assignments.c.touched_ms.is_(None))
+        .where(assignments.c.lead_id == lead_id, assignments.c.touched_ms.is_(None), *opened_now)
         .values(touched_ms=at_ms)
     )
 
