@@ -647,3 +647,38 @@ def test_an_acceptance_into_another_assignment_stage_leaves_the_new_assignment_o
     }
     assert still_open == {(ann, accepted), (bob, accepted)}
     assert escalations == ["tom@vendor.example"] * 2
+
+
+def test_open_assignments_over_the_api_are_the_ones_a_seller_still_has_to_work(lc_store: Store) -> None:
+    """``GET /v1/assignments?open=true`` lists what the desk, the escalation and a reassignment call open:
+    no feedback yet and the lead still in the stay it was assigned in. Ann and Bob enter MQL at day 1
+    (70 points each, EMEA); Ann cools at day 1 + 1 h (70 − 20 = 50 < 60 − 5) without feedback: her
+    assignment is nobody's to work (a reassignment is refused, her SLA escalates nothing), so only Bob's
+    is open; both are in the full list."""
+    import httpx
+
+    from leadscore.api import create_app
+    from leadscore.settings import Settings
+    from leadscore.store.keys import create_key
+    from live_server import serving
+
+    send(lc_store, [person("ann"), person("bob"), *points("ann", 70), *points("bob", 70)])
+    round_(lc_store, T0 + DAY)
+    send(lc_store, points("ann", -20, at=T0 + DAY + HOUR))
+    round_(lc_store, T0 + DAY + HOUR)
+    assert stages(lc_store, "ann") == ["lead", "mql", "lead"]
+    with lc_store.begin() as conn:
+        _, reader = create_key(conn, "read", "crm", 0)
+        _, admin = create_key(conn, "admin", "crm", 0)
+    api = create_app(Settings(database_url="unused", run_processor=False), store=lc_store)
+    with serving(api) as url, httpx.Client(base_url=url, timeout=10) as client:
+        read = {"Authorization": f"Bearer {reader}"}
+        opened = client.get("/v1/assignments", params={"open": "true"}, headers=read)
+        every = client.get("/v1/assignments", headers=read)
+        moved = client.post("/v1/leads/ann/assignment", json={"seller": "ines", "by": "Tom"},
+                            headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    assert opened.status_code == every.status_code == 200, opened.text
+    ann, bob = lead(lc_store, "ann"), lead(lc_store, "bob")
+    assert [a["lead_id"] for a in opened.json()["assignments"]] == [bob]
+    assert sorted(a["lead_id"] for a in every.json()["assignments"]) == sorted([ann, bob])
+    assert moved.status_code == 409 and "no open assignment" in moved.json()["error"], moved.text

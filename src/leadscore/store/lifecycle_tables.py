@@ -268,9 +268,11 @@ def current_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
 
 
 def list_assignments(conn: Connection, open_only: bool = False) -> list[dict[str, Any]]:
+    """Every assignment, in the order made; ``open_only``: those a seller still has to act on, as
+    ``open_assignment`` and the escalation (``claim_breaches``) read them (``still_open``)."""
     query = select(assignments).order_by(assignments.c.id)
     if open_only:
-        query = query.where(assignments.c.touched_ms.is_(None))
+        query = query.where(*still_open())
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -312,12 +314,19 @@ def assignment_waiting(conn: Connection, assignment_id: int) -> bool:
     return bool(conn.execute(query).scalar())
 
 
+def still_open() -> tuple[ColumnElement[bool], ...]:
+    """SQL conditions on ``assignments``: one a seller still has to act on (no feedback yet, the lead
+    still in the stay it was assigned in). The one definition of an open assignment: a reassignment's,
+    the escalation's and ``GET /v1/assignments?open=true``'s."""
+    return (assignments.c.touched_ms.is_(None), still_in_its_stage())
+
+
 def open_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
-    """The lead's assignment a seller still has to act on (no feedback yet, the lead still in the stay it
-    was assigned in), locked on PostgreSQL until commit; None when it has none."""
+    """The lead's assignment a seller still has to act on (``still_open``), locked on PostgreSQL until
+    commit; None when it has none."""
     query = (
         select(assignments)
-        .where(assignments.c.lead_id == lead_id, assignments.c.touched_ms.is_(None), still_in_its_stage())
+        .where(assignments.c.lead_id == lead_id, *still_open())
         .order_by(assignments.c.id.desc())
         .limit(1)
     )
@@ -345,11 +354,10 @@ def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[di
     query = (
         select(assignments)
         .where(
-            assignments.c.touched_ms.is_(None),
+            *still_open(),
             assignments.c.escalated_ms.is_(None),
             assignments.c.due_ms.is_not(None),
             assignments.c.due_ms <= now_ms,  # ``lifecycle.sla.overdue``
-            still_in_its_stage(),
         )
         .order_by(assignments.c.id)
         .limit(limit)
