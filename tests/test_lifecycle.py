@@ -682,3 +682,29 @@ def test_open_assignments_over_the_api_are_the_ones_a_seller_still_has_to_work(l
     assert [a["lead_id"] for a in opened.json()["assignments"]] == [bob]
     assert sorted(a["lead_id"] for a in every.json()["assignments"]) == sorted([ann, bob])
     assert moved.status_code == 409 and "no open assignment" in moved.json()["error"], moved.text
+
+
+def test_an_sql_outcome_for_a_lead_already_in_sql_leaves_its_sql_assignment_open(store: Store) -> None:
+    """Assignment in MQL and SQL: Ann is accepted on the desk at day 2 (MQL → SQL: an SQL assignment at
+    day 2, due day 2 + 4 h). The CRM then reports the SQL at its own time, day 2 + 1 h: a new outcome that
+    moves nothing (SQL has no transition on it), so it decides nothing about the SQL assignment: still
+    open at day 2 + 5 h (lead page: due day 2 + 4 h, not handled) and escalated to Tom by that round."""
+    two_stages = loads_model(MODEL.replace("    stage: mql\n", "    stages: [mql, sql]\n"))
+    publish(store, two_stages)
+    send(store, [person("ann"), *points("ann", 70)])
+    round_(store, T0 + DAY)
+    accepted = T0 + 2 * DAY
+    give_feedback(store, two_stages, lead(store, "ann"), "accepted", reason=None, note="", by="lena",
+                  at_ms=accepted, settings=settings(), now_ms=accepted)  # fmt: skip
+    stored, move = record_outcome(store, two_stages, lead(store, "ann"), "sql", at_ms=accepted + HOUR,
+                                  amount=None, reason=None, source="crm", settings=settings(),
+                                  now_ms=accepted + HOUR)  # fmt: skip
+    assert stored and move is not None and move.to_stage is None
+    round_(store, accepted + 5 * HOUR)
+    with store.connect() as conn:
+        sql_assignment = [a for a in list_assignments(conn) if a["at_ms"] == accepted]
+        page = stage_view(conn, two_stages.lifecycle, lead(store, "ann"))  # type: ignore[arg-type]
+    assert [(a["due_ms"], a["touched_ms"], a["escalated_ms"]) for a in sql_assignment] == [
+        (accepted + 4 * HOUR, None, accepted + 5 * HOUR)
+    ]
+    assert (page.stage, page.due_ms, page.touched_ms) == ("sql", accepted + 4 * HOUR, None)

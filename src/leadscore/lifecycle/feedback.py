@@ -246,7 +246,9 @@ def record_outcome(
             now_ms=now_ms,
             required=False,
         )
-        if kind == "sql":
+        if kind == "sql" and move.move_id is not None:
+            # an SQL that moved the lead is the decision on its assignment; one that moved nothing (a CRM
+            # reporting a lead already in SQL) decides nothing about the assignment it waits in
             touch_assignment(conn, lead_id, at_ms, before_move=move.move_id)
     return True, move
 
