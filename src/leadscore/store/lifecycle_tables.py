@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadscore.store.schema import (
@@ -260,11 +260,25 @@ def assignment_stage(conn: Connection, move_id: int) -> str | None:
 
 
 def current_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
+    """The lead's assignment: the newest one a seller still has to act on (``still_open``), else its
+    newest. A merged lead holds the other lead's assignments too, made later maybe, but its stay is the
+    kept lead's: the desk, the lead page and who may act name the seller the escalation holds to it."""
+    open_first = case((and_(*still_open()), 0), else_=1)
     query = (
-        select(assignments).where(assignments.c.lead_id == lead_id).order_by(assignments.c.id.desc()).limit(1)
+        select(assignments)
+        .where(assignments.c.lead_id == lead_id)
+        .order_by(open_first, assignments.c.id.desc())
+        .limit(1)
     )
     row = conn.execute(query).mappings().first()
     return dict(row) if row else None
+
+
+def current_assignments(conn: Connection) -> dict[int, dict[str, Any]]:
+    """Each lead's assignment (``current_assignment``), by lead id."""
+    out = {int(a["lead_id"]): a for a in list_assignments(conn)}
+    out.update((int(a["lead_id"]), a) for a in list_assignments(conn, open_only=True))
+    return out
 
 
 def list_assignments(conn: Connection, open_only: bool = False) -> list[dict[str, Any]]:
