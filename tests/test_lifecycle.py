@@ -610,3 +610,140 @@ def test_reassignment_refuses_hostile_values_with_their_field(lc_store: Store) -
     with lc_store.connect() as conn:
         [row] = list_assignments(conn)
     assert (row["seller"], row["reason"]) == ("lena", "default")
+
+
+def test_an_acceptance_into_another_assignment_stage_leaves_the_new_assignment_open(store: Store) -> None:
+    """Assignment in both MQL and SQL (an SDR team qualifies, the account executives take the SQLs): the
+    acceptance that moves a lead to SQL closes the MQL's assignment and opens the SQL's. Ann (accepted by
+    feedback) and Bob (an ``sql`` outcome) enter MQL at day 1 (EMEA: Germany), are accepted at day 2, so
+    their SQL assignments are made at day 2, due day 2 + 4 h, and untouched: open in ``GET
+    /v1/assignments?open=true``, escalated to Tom (EMEA's manager) by the round at day 2 + 5 h; the MQL
+    assignments were handled at day 2 and escalate nothing."""
+    two_stages = loads_model(MODEL.replace("    stage: mql\n", "    stages: [mql, sql]\n"))
+    publish(store, two_stages)
+    send(store, [person("ann"), person("bob"), *points("ann", 70), *points("bob", 70)])
+    round_(store, T0 + DAY)
+    accepted = T0 + 2 * DAY
+    give_feedback(store, two_stages, lead(store, "ann"), "accepted", reason=None, note="", by="lena",
+                  at_ms=accepted, settings=settings(), now_ms=accepted)  # fmt: skip
+    record_outcome(store, two_stages, lead(store, "bob"), "sql", at_ms=accepted, amount=None, reason=None,
+                   source="api", settings=settings(), now_ms=accepted)  # fmt: skip
+    assert stages(store, "ann") == stages(store, "bob") == ["lead", "mql", "sql"]
+    round_(store, accepted + 5 * HOUR)
+    with store.connect() as conn:
+        done = {
+            (a["lead_id"], a["at_ms"]): (a["due_ms"], a["touched_ms"], a["escalated_ms"])
+            for a in list_assignments(conn)
+        }
+        still_open = {(a["lead_id"], a["at_ms"]) for a in list_assignments(conn, open_only=True)}
+        escalations = [o["target"] for o in read_outbox(conn) if o["action"] == "escalate"]
+    ann, bob = lead(store, "ann"), lead(store, "bob")
+    in_sql = (accepted + 4 * HOUR, None, accepted + 5 * HOUR)
+    assert done == {
+        (ann, T0 + DAY): (T0 + DAY + 4 * HOUR, accepted, None),
+        (bob, T0 + DAY): (T0 + DAY + 4 * HOUR, accepted, None),
+        (ann, accepted): in_sql,
+        (bob, accepted): in_sql,
+    }
+    assert still_open == {(ann, accepted), (bob, accepted)}
+    assert escalations == ["tom@vendor.example"] * 2
+
+
+def test_open_assignments_over_the_api_are_the_ones_a_seller_still_has_to_work(lc_store: Store) -> None:
+    """``GET /v1/assignments?open=true`` lists what the desk, the escalation and a reassignment call open:
+    no feedback yet and the lead still in the stay it was assigned in. Ann and Bob enter MQL at day 1
+    (70 points each, EMEA); Ann cools at day 1 + 1 h (70 − 20 = 50 < 60 − 5) without feedback: her
+    assignment is nobody's to work (a reassignment is refused, her SLA escalates nothing), so only Bob's
+    is open; both are in the full list."""
+    import httpx
+
+    from leadscore.api import create_app
+    from leadscore.settings import Settings
+    from leadscore.store.keys import create_key
+    from live_server import serving
+
+    send(lc_store, [person("ann"), person("bob"), *points("ann", 70), *points("bob", 70)])
+    round_(lc_store, T0 + DAY)
+    send(lc_store, points("ann", -20, at=T0 + DAY + HOUR))
+    round_(lc_store, T0 + DAY + HOUR)
+    assert stages(lc_store, "ann") == ["lead", "mql", "lead"]
+    with lc_store.begin() as conn:
+        _, reader = create_key(conn, "read", "crm", 0)
+        _, admin = create_key(conn, "admin", "crm", 0)
+    api = create_app(Settings(database_url="unused", run_processor=False), store=lc_store)
+    with serving(api) as url, httpx.Client(base_url=url, timeout=10) as client:
+        read = {"Authorization": f"Bearer {reader}"}
+        opened = client.get("/v1/assignments", params={"open": "true"}, headers=read)
+        every = client.get("/v1/assignments", headers=read)
+        moved = client.post("/v1/leads/ann/assignment", json={"seller": "ines", "by": "Tom"},
+                            headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    assert opened.status_code == every.status_code == 200, opened.text
+    ann, bob = lead(lc_store, "ann"), lead(lc_store, "bob")
+    assert [a["lead_id"] for a in opened.json()["assignments"]] == [bob]
+    assert sorted(a["lead_id"] for a in every.json()["assignments"]) == sorted([ann, bob])
+    assert moved.status_code == 409 and "no open assignment" in moved.json()["error"], moved.text
+
+
+def test_an_sql_outcome_for_a_lead_already_in_sql_leaves_its_sql_assignment_open(store: Store) -> None:
+    """Assignment in MQL and SQL: Ann is accepted on the desk at day 2 (MQL → SQL: an SQL assignment at
+    day 2, due day 2 + 4 h). The CRM then reports the SQL at its own time, day 2 + 1 h: a new outcome that
+    moves nothing (SQL has no transition on it), so it decides nothing about the SQL assignment: still
+    open at day 2 + 5 h (lead page: due day 2 + 4 h, not handled) and escalated to Tom by that round."""
+    two_stages = loads_model(MODEL.replace("    stage: mql\n", "    stages: [mql, sql]\n"))
+    publish(store, two_stages)
+    send(store, [person("ann"), *points("ann", 70)])
+    round_(store, T0 + DAY)
+    accepted = T0 + 2 * DAY
+    give_feedback(store, two_stages, lead(store, "ann"), "accepted", reason=None, note="", by="lena",
+                  at_ms=accepted, settings=settings(), now_ms=accepted)  # fmt: skip
+    stored, move = record_outcome(store, two_stages, lead(store, "ann"), "sql", at_ms=accepted + HOUR,
+                                  amount=None, reason=None, source="crm", settings=settings(),
+                                  now_ms=accepted + HOUR)  # fmt: skip
+    assert stored and move is not None and move.to_stage is None
+    round_(store, accepted + 5 * HOUR)
+    with store.connect() as conn:
+        sql_assignment = [a for a in list_assignments(conn) if a["at_ms"] == accepted]
+        page = stage_view(conn, two_stages.lifecycle, lead(store, "ann"))  # type: ignore[arg-type]
+    assert [(a["due_ms"], a["touched_ms"], a["escalated_ms"]) for a in sql_assignment] == [
+        (accepted + 4 * HOUR, None, accepted + 5 * HOUR)
+    ]
+    assert (page.stage, page.due_ms, page.touched_ms) == ("sql", accepted + 4 * HOUR, None)
+
+
+def test_after_a_merge_the_desk_the_lead_page_and_the_escalation_name_the_same_seller(
+    lc_store: Store,
+) -> None:
+    """Ann enters MQL at day 1, Amy at day 1 + 30 min (EMEA's rotation: two different sellers, due 4 h
+    later); an alias at day 1 + 1 h makes them one person, Ann's lead kept (her stage stands), Amy's
+    assignment moved to it, made later. The assignment a seller still works is Ann's own (the escalation at day 1 + 5 h
+    takes it): the desk row, the lead page and who may act name Ann's seller, not Amy's."""
+    from leadscore.lifecycle.reports import ready_for_handoff
+    from leadscore.store.lifecycle_tables import current_assignment
+    from leadscore.web.data.desk import may_act_on
+
+    send(lc_store, [person("ann"), person("amy"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    send(lc_store, points("amy", 70, at=T0 + DAY + HOUR // 2))
+    round_(lc_store, T0 + DAY + HOUR // 2)
+    ann = lead(lc_store, "ann")
+    with lc_store.connect() as conn:
+        own, other = (current_assignment(conn, lead(lc_store, u)) for u in ("ann", "amy"))
+    assert own is not None and other is not None and own["seller"] != other["seller"]
+    alias = {"type": "alias", "previousId": "ann", "userId": "amy", "messageId": "alias-amy",
+             "timestamp": T0 + DAY + HOUR}  # fmt: skip
+    send(lc_store, [alias])
+    assert lead(lc_store, "amy") == ann
+    round_(lc_store, T0 + DAY + 5 * HOUR)
+    lifecycle = model().lifecycle
+    assert lifecycle is not None
+    sellers = {s.id: s for t in lifecycle.teams for s in t.sellers}
+    with lc_store.connect() as conn:
+        escalated = [a["seller"] for a in list_assignments(conn) if a["escalated_ms"] is not None]
+        [row] = [r for r in ready_for_handoff(conn, lifecycle) if r["lead_id"] == ann]
+        page = stage_view(conn, lifecycle, ann)
+        acts = {s: may_act_on(conn, lifecycle, ann, sellers[s].email, "rep")
+                for s in (own["seller"], other["seller"])}  # fmt: skip
+    assert escalated == [own["seller"]]
+    assert (row["seller"], row["due_ms"]) == (own["seller"], T0 + DAY + 4 * HOUR)
+    assert (page.owner, page.due_ms) == (f"{sellers[own['seller']].name} (EMEA)", T0 + DAY + 4 * HOUR)
+    assert acts == {own["seller"]: True, other["seller"]: False}

@@ -275,8 +275,14 @@ def get_members(
     return StreamingResponse(body, media_type="application/json")
 
 
+OpenOnly = Annotated[
+    bool,
+    Query(description="only those a seller still has to act on: no feedback yet, lead still in its stage"),
+]
+
+
 @router.get("/assignments", summary="Assignments (lead, team, seller, SLA due, touched, escalated)")
-def get_assignments(state: ReaderState, open: Annotated[bool, Query()] = False) -> dict[str, Any]:
+def get_assignments(state: ReaderState, open: OpenOnly = False) -> dict[str, Any]:
     with state.store.connect() as conn:
         return {"ok": True, "assignments": list_assignments(conn, open_only=open)}
 

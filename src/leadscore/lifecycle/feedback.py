@@ -169,7 +169,8 @@ def give_feedback(
                 "recorded_ms": now_ms,
             },
         )
-        touch_assignment(conn, lead_id, at_ms)
+        # the assignment decided on, not one the move opened (accepted into SQL, an assignment stage too)
+        touch_assignment(conn, lead_id, at_ms, before_move=move.move_id)
         kind = "sql" if decision == "accepted" else "disqualified"
         insert_ignore(
             conn,
@@ -245,8 +246,10 @@ def record_outcome(
             now_ms=now_ms,
             required=False,
         )
-        if kind == "sql":
-            touch_assignment(conn, lead_id, at_ms)
+        if kind == "sql" and move.move_id is not None:
+            # an SQL that moved the lead is the decision on its assignment; one that moved nothing (a CRM
+            # reporting a lead already in SQL) decides nothing about the assignment it waits in
+            touch_assignment(conn, lead_id, at_ms, before_move=move.move_id)
     return True, move
 
 

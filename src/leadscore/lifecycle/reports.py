@@ -34,7 +34,7 @@ from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import model_of
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
-from leadscore.store.lifecycle_tables import all_stage_history, list_assignments
+from leadscore.store.lifecycle_tables import all_stage_history, current_assignments
 from leadscore.store.model_versions import get_version
 from leadscore.store.schema import (
     account_stages,
@@ -132,11 +132,9 @@ def ready_for_handoff(
     if not stages:
         return []
     rows = _people(conn, stages, view)
-    latest: dict[int, dict[str, Any]] = {}
-    for a in list_assignments(conn):
-        latest[int(a["lead_id"])] = a
+    current = current_assignments(conn)
     for row in rows:
-        a = latest.get(int(row["lead_id"]), {})
+        a = current.get(int(row["lead_id"]), {})
         row.update(
             team=a.get("team"), seller=a.get("seller"), due_ms=a.get("due_ms"), assigned_ms=a.get("at_ms")
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadscore.store.schema import (
@@ -260,24 +260,45 @@ def assignment_stage(conn: Connection, move_id: int) -> str | None:
 
 
 def current_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
+    """The lead's assignment: the newest one a seller still has to act on (``still_open``), else its
+    newest. A merged lead holds the other lead's assignments too, made later maybe, but its stay is the
+    kept lead's: the desk, the lead page and who may act name the seller the escalation holds to it."""
+    open_first = case((and_(*still_open()), 0), else_=1)
     query = (
-        select(assignments).where(assignments.c.lead_id == lead_id).order_by(assignments.c.id.desc()).limit(1)
+        select(assignments)
+        .where(assignments.c.lead_id == lead_id)
+        .order_by(open_first, assignments.c.id.desc())
+        .limit(1)
     )
     row = conn.execute(query).mappings().first()
     return dict(row) if row else None
 
 
+def current_assignments(conn: Connection) -> dict[int, dict[str, Any]]:
+    """Each lead's assignment (``current_assignment``), by lead id."""
+    out = {int(a["lead_id"]): a for a in list_assignments(conn)}
+    out.update((int(a["lead_id"]), a) for a in list_assignments(conn, open_only=True))
+    return out
+
+
 def list_assignments(conn: Connection, open_only: bool = False) -> list[dict[str, Any]]:
+    """Every assignment, in the order made; ``open_only``: those a seller still has to act on, as
+    ``open_assignment`` and the escalation (``claim_breaches``) read them (``still_open``)."""
     query = select(assignments).order_by(assignments.c.id)
     if open_only:
-        query = query.where(assignments.c.touched_ms.is_(None))
+        query = query.where(*still_open())
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def touch_assignment(conn: Connection, lead_id: int, at_ms: int) -> None:
+def touch_assignment(conn: Connection, lead_id: int, at_ms: int, before_move: int | None = None) -> None:
+    """The lead's untouched assignments handled at ``at_ms`` (a seller's decision, an SQL outcome), but
+    for the one the decision's own stage move ``before_move`` opened (a move into another assignment
+    stage: that assignment's SLA starts now). Called after the move, with the lead's stage row locked
+    (the lock order of ``feedback.reassign``: the stage row, then the assignment)."""
+    opened_now = [] if before_move is None else [assignments.c.stage_move_id != before_move]
     conn.execute(
         update(assignments)
-        .where(assignments.c.lead_id == lead_id, assignments.c.touched_ms.is_(None))
+        .where(assignments.c.lead_id == lead_id, assignments.c.touched_ms.is_(None), *opened_now)
         .values(touched_ms=at_ms)
     )
 
@@ -307,12 +328,19 @@ def assignment_waiting(conn: Connection, assignment_id: int) -> bool:
     return bool(conn.execute(query).scalar())
 
 
+def still_open() -> tuple[ColumnElement[bool], ...]:
+    """SQL conditions on ``assignments``: one a seller still has to act on (no feedback yet, the lead
+    still in the stay it was assigned in). The one definition of an open assignment: a reassignment's,
+    the escalation's and ``GET /v1/assignments?open=true``'s."""
+    return (assignments.c.touched_ms.is_(None), still_in_its_stage())
+
+
 def open_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
-    """The lead's assignment a seller still has to act on (no feedback yet, the lead still in the stay it
-    was assigned in), locked on PostgreSQL until commit; None when it has none."""
+    """The lead's assignment a seller still has to act on (``still_open``), locked on PostgreSQL until
+    commit; None when it has none."""
     query = (
         select(assignments)
-        .where(assignments.c.lead_id == lead_id, assignments.c.touched_ms.is_(None), still_in_its_stage())
+        .where(assignments.c.lead_id == lead_id, *still_open())
         .order_by(assignments.c.id.desc())
         .limit(1)
     )
@@ -340,11 +368,10 @@ def claim_breaches(conn: Connection, now_ms: int, limit: int = CHUNK) -> list[di
     query = (
         select(assignments)
         .where(
-            assignments.c.touched_ms.is_(None),
+            *still_open(),
             assignments.c.escalated_ms.is_(None),
             assignments.c.due_ms.is_not(None),
             assignments.c.due_ms <= now_ms,  # ``lifecycle.sla.overdue``
-            still_in_its_stage(),
         )
         .order_by(assignments.c.id)
         .limit(limit)
