@@ -419,7 +419,9 @@ def waiting_rows(conn: Connection) -> list[dict[str, Any]]:
 
 
 def stored_message_ids(conn: Connection) -> set[str]:
-    """Every message id stored: in the event log or still waiting in the inbox (tests, audits)."""
-    stored = set(conn.execute(select(events.c.message_id)).scalars())
-    stored.update(row["message_id"] for row in waiting_rows(conn))
+    """Every message id stored: in the event log or still waiting in the inbox (tests, audits). The inbox
+    is read first: a processor moving a batch from it to the log between the two reads (PostgreSQL reads
+    each statement at its own moment) left the batch in neither, read the other way round."""
+    stored = {row["message_id"] for row in waiting_rows(conn)}
+    stored.update(conn.execute(select(events.c.message_id)).scalars())
     return stored
