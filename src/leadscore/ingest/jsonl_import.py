@@ -66,9 +66,15 @@ def _bounded_lines(stream: IO[bytes] | gzip.GzipFile, limit: int) -> Iterator[by
     (a gzip file of a few hundred KB can hold a line of gigabytes)."""
     while line := stream.readline(limit):
         if len(line) == limit and not line.endswith(b"\n"):
-            while (rest := stream.readline(limit)) and not rest.endswith(b"\n"):
-                pass
+            _drop_rest_of_line(stream, limit)
         yield line
+
+
+def _drop_rest_of_line(stream: IO[bytes] | gzip.GzipFile, limit: int) -> None:
+    """Read what is left of the current line, ``limit`` bytes at a time, and keep none of it."""
+    rest = stream.readline(limit)
+    while rest and not rest.endswith(b"\n"):
+        rest = stream.readline(limit)
 
 
 def _lines(raw: IO[bytes], file: str) -> Iterator[tuple[int, bytes | Problem]]:
