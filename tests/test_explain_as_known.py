@@ -19,23 +19,14 @@ from typer.testing import CliRunner
 
 from leadscore.cli.main import app as cli
 from leadscore.ingest.segment import normalise
-from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.store import Store
-
-T0 = 1_700_000_000_000
-MINUTE = 60_000
-MODEL = loads_model("""
-model: journey
-fit:
-  - {id: vp, name: VP, when: {attribute: job_title, contains: vp}, points: 40}
-engagement:
-  - {id: visit, name: Visit, event: {type: page}, points: 1}
-""")
-
-
-def _page(n: int, minute: int) -> dict[str, Any]:
-    return {"type": "page", "userId": "u1", "messageId": f"p{n:02d}", "timestamp": T0 + minute * MINUTE}
+from test_lead_journey import (  # the journey's model and page views: one as-known reading
+    MINUTE,
+    MODEL,
+    T0,
+    _page,
+)
 
 
 def _cli(store: Store, *args: str) -> Any:
