@@ -222,3 +222,108 @@ def test_a_flooded_line_lists_its_newest_events_and_adds_up_with_the_rest(store:
         r'data-rest="225" data-points="([^"]+)">225 older events · ([^<]+)</li>', page.text
     )
     assert abs(float(rest) - 18.0) < 1e-9 and shown == "+18.00"
+
+
+def _api_pages(
+    store: Store, model: ScoringModel, messages: list[dict[str, object]], paths: list[str]
+) -> list[httpx.Response]:
+    """``model`` published and ``messages`` ingested as of ``AS_OF``; ``paths`` read with a read token."""
+    as_of = parse_time(AS_OF, "as_of")
+    publish(store, model, as_of=as_of)
+    ingest(store, [normalise(m, received_ms=as_of) for m in messages], source="test", as_of=as_of)
+    with store.begin() as conn:
+        _, token = create_key(conn, "read", "reader", 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url:
+        auth = {"Authorization": f"Bearer {token}"}
+        return [httpx.get(f"{url}{path}", headers=auth) for path in paths]
+
+
+def test_the_events_past_the_newest_100_are_read_page_by_page(store: Store) -> None:
+    """``GET /v1/leads/{ref}/explanation/lines/{rule}/events`` pages through every counted event of one
+    rule, newest first, each with the share the explanation gives it (computed over all of them), so the
+    pages add up to the line; past the last page, none and the same total."""
+    start = parse_time("2024-05-20T00:00:00Z", "start")
+    pages = [
+        {"type": "page", "userId": "bot", "messageId": f"m{i:03d}", "timestamp": start + i * 60_000,
+         "properties": {"path": f"/blog/{i}"}}
+        for i in range(250)
+    ]  # fmt: skip
+    base = "/v1/leads/bot/explanation/lines/blog/events"
+    first, second, last, past, default = _api_pages(
+        store,
+        loads_model(FLOOD_MODEL, "flood.yaml"),
+        pages,
+        [f"{base}?limit=100", f"{base}?offset=100&limit=100", f"{base}?offset=200&limit=100",
+         f"{base}?offset=1000", base],
+    )  # fmt: skip
+    for answer in (first, second, last, past, default):
+        assert answer.status_code == 200, answer.text
+    body = [a.json() for a in (first, second, last)]
+    assert [b["total"] for b in body] == [250, 250, 250]
+    assert [b["next_offset"] for b in body] == [100, 200, None]
+    assert [e["message_id"] for e in body[1]["events"]] == [f"m{i:03d}" for i in range(149, 49, -1)]
+    assert [e["message_id"] for e in body[2]["events"]] == [f"m{i:03d}" for i in range(49, -1, -1)]
+    # 250 visits, capped at 40 raw = 20 score points: 0.08 each, on every page; all pages add up to 20
+    every = [e for b in body for e in b["events"]]
+    assert len({e["message_id"] for e in every}) == 250
+    assert all(abs(e["score_points"] - 0.08) < 1e-9 for e in every)
+    assert abs(sum(e["score_points"] for e in every) - body[0]["line"]["score_points"]) < 1e-9
+    assert body[0]["line"]["score_points"] == 20.0
+    assert past.json()["events"] == [] and past.json()["total"] == 250 and past.json()["next_offset"] is None
+    assert default.json()["events"] == body[0]["events"] and default.json()["limit"] == 100
+
+
+def test_a_page_of_one_rules_events_carries_their_shares_of_every_line(store: Store) -> None:
+    """The pages of the surfaces model (hand-computed above): the blog visits after the newest, two at a
+    time (1.5 each on the blog line, -0.75 each on the group cap line: 0.75 net), the pricing visits after
+    the one that carries the rule (0 each); bad paths and numbers answered with what is wrong."""
+    base = "/v1/leads/ann/explanation/lines"
+    answers = _api_pages(
+        store,
+        loads_model(MODEL, "surfaces.yaml"),
+        _messages(),
+        [f"{base}/blog/events?offset=1&limit=2", f"{base}/pricing/events?offset=1", f"{base}/nope/events",
+         f"{base}/blog/events?offset=-1", f"{base}/blog/events?limit=0", f"{base}/blog/events?limit=1001",
+         f"{base}/blog/events?offset={2**63}", f"{base}/Bad-Id/events", "/v1/leads/nobody/explanation/lines/blog/events"],
+    )  # fmt: skip
+    blog, pricing, unknown, *bad, nobody = answers
+    assert blog.status_code == 200, blog.text
+    assert [
+        (e["message_id"], e["points"], e["group_cap"], e["score_points"]) for e in blog.json()["events"]
+    ] == [
+        ("b3", 1.5, -0.75, 0.75),
+        ("b2", 1.5, -0.75, 0.75),
+    ]
+    assert blog.json()["total"] == 4 and blog.json()["next_offset"] == 3
+    assert blog.json()["line"]["rule_id"] == "blog" and blog.json()["line"]["score_points"] == 6.0
+    assert [(e["message_id"], e["score_points"]) for e in pricing.json()["events"]] == [("p2", 0), ("p1", 0)]
+    assert pricing.json()["total"] == 3 and pricing.json()["next_offset"] is None
+    assert unknown.status_code == 404 and "'nope'" in unknown.json()["error"]
+    assert [a.status_code for a in bad] == [422, 422, 422, 422, 422]
+    assert nobody.status_code == 404
+
+
+def test_cli_explain_line_pages_as_the_api_does(store: Store) -> None:
+    """``leadscore explain --line RULE --offset N --limit N``: the same page as the API's (the blog visits
+    after the newest, two at a time: 1.5 on the line, -0.75 of group cap, 0.75 net each)."""
+    as_of = parse_time(AS_OF, "as_of")
+    publish(store, loads_model(MODEL, "surfaces.yaml"), as_of=as_of)
+    ingest(store, [normalise(m, received_ms=as_of) for m in _messages()], source="test", as_of=as_of)
+    base = ["explain", "ann", "--db", str(store.url), "--as-of", AS_OF, "--line", "blog"]
+    result = CliRunner().invoke(cli, [*base, "--offset", "1", "--limit", "2", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    page = json.loads(result.output)
+    assert [(e["message_id"], e["points"], e["score_points"]) for e in page["events"]] == [
+        ("b3", 1.5, 0.75),
+        ("b2", 1.5, 0.75),
+    ]
+    assert page["total"] == 4 and page["next_offset"] == 3
+    table = CliRunner().invoke(cli, [*base, "--offset", "1", "--limit", "2"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "from 4 events; 2–3 newest first" in table.output and "more: --offset 3" in table.output
+    unknown = CliRunner().invoke(cli, [*base[:-1], "nope"])
+    assert (
+        unknown.exit_code != 0
+        and "no engagement rule 'nope' (its rules: pricing, blog, active)" in str(unknown.exception)
+    )

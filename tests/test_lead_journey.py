@@ -91,3 +91,19 @@ def test_a_lead_with_many_events_charts_what_the_budget_allows(
     ]
     assert [len(p["events"]) for p in points] == [0, 6, 6, 6, 6, 6, 0]
     assert points[1]["events"][-1] == "and 1 more"
+
+
+def test_past_the_newest_journey_points_the_older_events_are_counted_not_read(store: Store) -> None:
+    """250 page views a minute apart: the journey charts the newest 200 event times (``JOURNEY_POINTS``)
+    and its first point, the moment before them, counts the 50 older ones; only those 200 times' events
+    are read into the page (a write key can send her any number). A view is a point, 0.5 of score,
+    until engagement's 100 points (score 50)."""
+    lead_id = _ingest(store, [_page(n, n) for n in range(250)], as_of=T0 + 300 * MINUTE)
+    points = _journey(store, lead_id)
+    assert lead_data.JOURNEY_POINTS == 200
+    assert [(p["t"], p["score"]) for p in points] == [
+        (T0 + 50 * MINUTE - 1, 25.0),
+        *((T0 + n * MINUTE, min(n + 1, 100) / 2) for n in range(50, 250)),
+        (T0 + 300 * MINUTE, 50.0),
+    ]
+    assert points[0]["events"] == [] and all(len(p["events"]) == 1 for p in points[1:-1])

@@ -1,7 +1,9 @@
 """Read API: ``GET /v1/leads`` (filter, sort, cursor pages, streamed CSV/NDJSON export) and
 ``GET /v1/leads/{id-or-email}`` (attributes, score, ledger, history, crossings) and
 ``GET /v1/leads/{id-or-email}/explanation`` (the current score's ledger with the events behind each line,
-``scoring.explain``, as the dashboard and ``leadscore explain`` show it). Read tokens only.
+``scoring.explain``, as the dashboard and ``leadscore explain`` show it; each rule's newest
+``EVENTS_PER_LINE``, and ``.../explanation/lines/{rule}/events`` pages through all of one rule's). Read
+tokens only.
 
 A lead has one score per named score (store/score_names.py): the score columns, the ledger, history and
 explanation are the primary score's unless ``?score=NAME`` names another; a JSON page and a lead also
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -25,9 +27,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadscore.api.deps import KnownLeadFilter, ReaderState, ScorePicked, check_score_exists
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
+from leadscore.compile.contributions import EVENTS_PER_LINE
 from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.lead_filter import LeadFilter, exportable
-from leadscore.scoring.explain import explain_current
+from leadscore.model.rules import RULE_ID
+from leadscore.scoring.explain import EventPage, current_line_events, explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import read_crossings, read_current, read_history
@@ -246,6 +250,39 @@ def get_explanation(
         "score_name": version.score_name,
         "explanation": explanation.as_dict(),
     }
+
+
+@router.get(
+    "/leads/{ref}/explanation/lines/{rule_id}/events",
+    summary="A page of the counted events behind one rule's line of the current score, newest first",
+    responses=refusals(404),
+)
+def get_line_events(
+    state: ReaderState,
+    ref: str,
+    rule_id: Annotated[str, Path(pattern=RULE_ID, max_length=100, description="an engagement rule's id")],
+    score: ScorePicked,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="events skipped, newest first")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = EVENTS_PER_LINE,
+) -> dict[str, Any]:
+    """Each event with its share of every line, as the explanation computes them over all the rule's
+    events (so the shares of every page add up to the line); ``total`` events, ``next_offset`` (null
+    after the last page)."""
+    name = _score_param(state, score)
+    page = EventPage(rule_id, offset, limit)
+    with state.store.connect() as conn:
+        lead_id = resolve_lead_ref(conn, ref)
+        try:
+            found = current_line_events(conn, state.store.sources(), lead_id, page, name)
+        except KeyError:
+            raise ApiError(
+                404, f"the model of lead {ref}'s score has no engagement rule {rule_id!r}"
+            ) from None
+    if found is None:
+        which = "" if name is None else f" {name!r}"
+        raise ApiError(404, f"lead {ref} has no score{which} yet")
+    version, line = found
+    return {"ok": True, "model": version.label, "score_name": version.score_name, **line.as_dict()}
 
 
 def _score_param(state: Any, score: str | None) -> str | None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from leadscore.compile.contributions import Explanation
     from leadscore.model import ScoringModel
     from leadscore.scoring.run import Active
+    from leadscore.store import Store
 
 app = typer.Typer(
     help="leadscore: lead scoring you can read. Fit + engagement models in YAML, compiled to SQL, every point explained.",
@@ -152,6 +153,16 @@ def explain_cmd(
     fmt: Format = "table",
     model_file: ModelFile = None,
     score_name: ScoreName = None,
+    line: Annotated[
+        str | None,
+        typer.Option(
+            "--line",
+            help="List every counted event of this engagement rule's line (the explanation lists each "
+            "rule's newest 100), a page at a time.",
+        ),
+    ] = None,
+    offset: Annotated[int, typer.Option(min=0, max=2**31 - 1, help="With --line: events skipped.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="With --line: events listed.")] = 1000,
     db: Db = None,
 ) -> None:
     """Every point of a lead's score traced: rule, events counted, decay, caps, fit vs engagement, grade, band."""
@@ -161,6 +172,9 @@ def explain_cmd(
     with open_store(db) as store:
         active = _active_or_file(store, model_file, score_name)
         when = parse_as_of(as_of) or now_ms()
+        if line is not None:
+            _line_events(store, active.model, lead, when, as_of is not None, line, offset, limit, fmt)
+            return
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
             # a time asked for is read as history reads it: the attributes known then
@@ -195,6 +209,56 @@ def explain_cmd(
         console.print(ledger_table(ledger, "Ledger (score points sum to the score)"))
         if events and explanation.events:
             _print_events(explanation)
+
+
+def _line_events(
+    store: Store,
+    model: ScoringModel,
+    lead: str,
+    when: int,
+    past: bool,
+    rule_id: str,
+    offset: int,
+    limit: int,
+    fmt: str,
+) -> None:
+    """``explain --line``: a page of the events behind one rule's line, as the explanation shares them."""
+    from leadscore.scoring.explain import EventPage, explain_line_events
+
+    with store.connect() as conn:
+        lead_id = resolve_lead(conn, lead)
+        try:
+            found = explain_line_events(
+                conn, model, store.sources(), lead_id, when, EventPage(rule_id, offset, limit), past=past
+            )
+        except KeyError:
+            rules = ", ".join(r.id for r in model.engagement) or "none"
+            raise LeadscoreError(
+                f"--line: the model has no engagement rule {rule_id!r} (its rules: {rules})"
+            ) from None
+    if found is None:
+        raise LeadscoreError(f"no lead {lead!r}")
+    if fmt == "json":
+        print(json.dumps(found.as_dict(), indent=2, default=str))
+        return
+    from rich.table import Table
+
+    ln = found.as_dict()["line"]
+    shown = len(found.explanation.events)
+    title = (
+        f"{ln['name']} ({rule_id}): {ln['score_points']:+.2f} score points from {found.total:,} events; "
+        f"{offset + 1 if shown else offset:,}–{offset + shown:,} newest first (score points each adds)"
+    )
+    table = Table(title=title)
+    for col in ("when", "event", "line", "adjustments", "score points"):
+        table.add_column(col)
+    for e in found.explanation.events:
+        what = f"{e.type} {e.name or ''} {e.path or ''}".strip()
+        adjusted = e.group_cap + e.floor + e.clamp
+        table.add_row(fmt_time(e.ts), what, f"{e.points:+.4f}", f"{adjusted:+.4f}", f"{e.score_points:+.4f}")
+    console.print(table)
+    if found.next_offset is not None:
+        console.print(f"more: --offset {found.next_offset}", highlight=False)
 
 
 def _print_weights(model: ScoringModel) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, case, func, literal, select, union_all
+from sqlalchemy import Integer, Select, and_, bindparam, case, func, literal, or_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile import layout
@@ -56,6 +56,8 @@ ENGAGEMENT_FLOOR = "floor:engagement"
 ENGAGEMENT_CLAMP = "clamp:engagement"
 # the newest counted events of each rule an explanation lists (the lead page shows fewer, the API all of them)
 EVENTS_PER_LINE = 100
+# the bound parameters of a page of one rule's events (``compile_contributions(page=True)``)
+PAGE_RULE, PAGE_SKIP, PAGE_TAKE = "page_rule", "page_skip", "page_take"
 
 
 def compile_contributions(
@@ -64,11 +66,18 @@ def compile_contributions(
     targets: Select[Any],
     engine: str = "sqlite",
     events_per_line: int = EVENTS_PER_LINE,
+    *,
+    page: bool = False,
 ) -> Select[Any]:
     """Every (lead_id, as_of) row of ``targets`` as ``compile_model`` scores it (all ledger columns),
     once per listed event (the newest ``events_per_line`` of each rule) with that event's shares
     (``layout.EVENT_*``) and its rule's count of counted events (``ev_of``), or once with NULL shares when
-    it has none; ordered by lead, as_of, rule and newest event first."""
+    it has none; ordered by lead, as_of, rule and newest event first.
+
+    ``page``: one rule's events only, a page of them newest first, by bound parameters (``PAGE_RULE``: the
+    rule's index; ``PAGE_SKIP`` events skipped, then at most ``PAGE_TAKE``), so one kept statement serves
+    every page, and with it the rule's newest event (the caller drops it where it is not on the page). The
+    shares are those of the full explanation (computed over all the rule's events)."""
     rows = computed_once(compile_model(model, sources, targets, engine, explain=True).cte("ledger_rows"))
     if not model.engagement:
         return select(rows).order_by(rows.c.lead_id, rows.c.as_of)
@@ -96,11 +105,17 @@ def compile_contributions(
         _rule_shares(model, i, rule, evs[scope(rule)], rows) for i, rule in enumerate(model.engagement)
     ]
     shares = union_all(*per_rule).cte("event_shares")
-    key = and_(
-        shares.c.lead_id == rows.c.lead_id,
-        shares.c.as_of == rows.c.as_of,
-        shares.c.ev_rank <= events_per_line,
-    )
+    listed: list[ColumnElement[bool]] = [shares.c.ev_rank <= events_per_line]
+    if page:
+        skip = bindparam(PAGE_SKIP, type_=Integer)
+        listed = [
+            shares.c[layout.EVENT_RULE] == bindparam(PAGE_RULE, type_=Integer),
+            or_(  # the newest, for the rule's count of events (``ev_of``) on a page past the last
+                shares.c.ev_rank == 1,
+                and_(shares.c.ev_rank > skip, shares.c.ev_rank <= skip + bindparam(PAGE_TAKE, type_=Integer)),
+            ),
+        ]
+    key = and_(shares.c.lead_id == rows.c.lead_id, shares.c.as_of == rows.c.as_of, *listed)
     s, r = shares.c, rows.c
     grouped = s.ev_points * s.group_factor
     floored_total = r.engagement_raw + r.engagement_floor_adj
@@ -249,13 +264,18 @@ class Explanation:
                 {**_event_fields(e), "score_points": v} for e, v in self.line_events(line["rule_id"])
             ]
             line["events_omitted"], line["omitted_points"] = self.line_rest(line["rule_id"])
-        data["events"] = [{**_event_fields(e), **_parts(e)} for e in self.events]
+        data["events"] = [event_dict(e) for e in self.events]
         data["events_per_line"] = EVENTS_PER_LINE
         return data
 
 
 def _event_fields(e: EventShare) -> dict[str, Any]:
     return {k: getattr(e, k) for k in ("rule_id", "message_id", "ts", "type", "name", "path", "url")}
+
+
+def event_dict(e: EventShare) -> dict[str, Any]:
+    """An event as an explanation's ``events`` list it: what it was and its share of every line."""
+    return {**_event_fields(e), **_parts(e)}
 
 
 def _parts(e: EventShare) -> dict[str, Any]:
@@ -336,4 +356,14 @@ def _carry_points(rule: EventRule, listed: list[EventShare]) -> bool:
     return any(e.points != 0.0 for e in listed)
 
 
-__all__ = ["EVENTS_PER_LINE", "EventShare", "Explanation", "compile_contributions", "read_explanations"]
+__all__ = [
+    "EVENTS_PER_LINE",
+    "PAGE_RULE",
+    "PAGE_SKIP",
+    "PAGE_TAKE",
+    "EventShare",
+    "Explanation",
+    "compile_contributions",
+    "event_dict",
+    "read_explanations",
+]

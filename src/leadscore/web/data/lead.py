@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, func, select
 
 from leadscore.compile import Sources
 from leadscore.compile.contributions import Explanation
@@ -158,18 +158,29 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
         return {"points": [], "bands": {}, "path": view.score_path}
     model = model_of(view.version.yaml, view.version.label)
     lead_id, as_of = int(view.lead["id"]), int(view.score["as_of_ms"])
+    # her events up to the score's time are counted, and only those of the newest JOURNEY_POINTS event
+    # times read (a write key can send her any number of page views)
+    hers = and_(
+        identities.c.key == events.c.person_key, identities.c.lead_id == lead_id, events.c.ts <= as_of
+    )
+    count = conn.execute(select(func.count()).select_from(events).join(identities, hers)).scalar_one()
+    times = (
+        select(events.c.ts)
+        .join(identities, hers)
+        .distinct()
+        .order_by(events.c.ts.desc())
+        .limit(JOURNEY_POINTS)
+    ).subquery()
     rows = conn.execute(
         select(events.c.ts, events.c.type, events.c.name, events.c.path, events.c.url)
-        .join(identities, identities.c.key == events.c.person_key)
-        .where(identities.c.lead_id == lead_id, events.c.ts <= as_of)
+        .join(identities, hers)
+        .where(events.c.ts >= select(func.min(times.c.ts)).scalar_subquery())
         .order_by(events.c.ts, events.c.id)
     ).mappings()
     at: dict[int, list[dict[str, Any]]] = {}
-    count = 0
     for ev in rows:
         at.setdefault(int(ev["ts"]), []).append(dict(ev))
-        count += 1
-    recent = sorted(at.items())[-JOURNEY_POINTS:]
+    recent = sorted(at.items())
     # each point scored over all her events up to it: as many as history's budget allows, each with the
     # events of the run of event times it stands for
     charted = {t: [describe(ev) for ev in run] for t, run in thinned(recent, count)}
