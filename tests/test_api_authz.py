@@ -42,7 +42,10 @@ POLICIES: list[tuple[str, set[str]]] = [
     (r"^/analytics\.js/v1/\{[^}]+\}/analytics\.min\.js$", set(CREDENTIALS)),  # Segment's snippet: a script
     (r"^/static/array\.js$", set(CREDENTIALS)),  # posthog-js for PostHog's snippet: public, a script
     (r"^/sourceConfig/?$", {"write"}),  # RudderStack's source config: the write key in the query
-    (r"^/v1/leads(/\{ref\})?$|^/v1/leads/\{ref\}/explanation(/lines/\{rule_id\}/events)?$", {"read", "admin"}),
+    (
+        r"^/v1/leads(/\{ref\})?$|^/v1/leads/\{ref\}/explanation(/lines/\{rule_id\}/events)?$",
+        {"read", "admin"},
+    ),
     (r"^/v1/leads/\{ref\}/stage$|^/v1/segments|^/v1/assignments$|^/v1/reports/", {"read", "admin"}),
     (r"^/v1/leads/\{ref\}/(feedback|assignment)$|^/v1/outcomes$", {"admin"}),
     (r"^/v1/unsubscribe$", set()),  # public page, but refused without the signed token it was mailed with

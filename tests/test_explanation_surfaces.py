@@ -323,7 +323,6 @@ def test_cli_explain_line_pages_as_the_api_does(store: Store) -> None:
     assert table.exit_code == 0, table.output
     assert "from 4 events; 2–3 newest first" in table.output and "more: --offset 3" in table.output
     unknown = CliRunner().invoke(cli, [*base[:-1], "nope"])
-    assert (
-        unknown.exit_code != 0
-        and "no engagement rule 'nope' (its rules: pricing, blog, active)" in str(unknown.exception)
+    assert unknown.exit_code != 0 and "no engagement rule 'nope' (its rules: pricing, blog, active)" in str(
+        unknown.exception
     )
