@@ -147,6 +147,9 @@ def pages(ids: Ids, rnd: random.Random) -> dict[str, Page]:
         "sign-in": Page("/signin", lambda i: "/signin", anonymous=True),
         "leads list": Page("/leads", lambda i: f"/leads?page={1 + i % 20}" + ("&band=hot" if i % 2 else "")),
         "lead page": Page("/leads/{lead_id}", lambda i: f"/leads/{rnd.randint(1, ids.leads)}"),
+        "line events": Page(
+            "/leads/{lead_id}/lines/{rule_id}", lambda i: f"/leads/{rnd.randint(1, ids.leads)}/lines/blog"
+        ),
         "matrix": Page("/leads/matrix", lambda i: "/leads/matrix" + ("?band=warm" if i % 2 else "")),
         "hand-off (admin)": Page("/handoff", lambda i: "/handoff"),
         "hand-off (seller)": Page("/handoff", lambda i: "/handoff", seller=True),

@@ -49,6 +49,13 @@ def shots(lead_id: int, account_id: int, letter_id: int, old: int, new: int) -> 
         Shot("leads-hot", "/leads", "/leads?band=hot", "marketing"),
         Shot("matrix", "/leads/matrix", "/leads/matrix", "marketing"),
         Shot("lead", "/leads/{lead_id}", f"/leads/{lead_id}", "marketing"),
+        # every event behind one line of the demo model (the lead page links its older events here)
+        Shot(
+            "lead-line",
+            "/leads/{lead_id}/lines/{rule_id}",
+            f"/leads/{lead_id}/lines/product_pages",
+            "marketing",
+        ),
         Shot("handoff-seller", "/handoff", "/handoff", "sales"),
         Shot("handoff-admin", "/handoff", "/handoff", "admin"),
         Shot("funnel", "/funnel", "/funnel", "marketing"),

@@ -29,7 +29,7 @@ from leadscore.cli import (
     users_cmds,
 )
 from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
-from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows, shown_lines
+from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
 from leadscore.errors import LeadscoreError
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ def _print_weights(model: ScoringModel) -> None:
 def _print_events(explanation: Explanation) -> None:
     from rich.table import Table
 
-    from leadscore.scoring.shown import apportion
+    from leadscore.scoring.shown import apportion, shown_lines
 
     table = Table(title="Events behind each line (score points; they add up to the line)")
     for col in ("line", "when", "event", "rule", "points"):

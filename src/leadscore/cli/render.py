@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from leadscore.cli.options import fmt_time
-from leadscore.scoring.shown import apportion
+from leadscore.scoring.shown import shown_lines
 from leadscore.spreadsheet import csv_safe
 
 if TYPE_CHECKING:
@@ -113,11 +113,6 @@ def ledger_table(ledger: Ledger, title: str) -> Table:
             _why(line),
         )
     return table
-
-
-def shown_lines(ledger: Ledger) -> list[float]:
-    """The ledger's score points as the table shows them (two decimals), adding up to its total as shown."""
-    return apportion([line.score_points for line in ledger.lines], ledger.total)
 
 
 def _why(line: LedgerLine) -> str:

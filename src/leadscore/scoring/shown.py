@@ -6,13 +6,18 @@ of 1.00. ``apportion`` rounds by largest remainder (Hamilton's method): every pa
 shown decimals, and the units the cuts lost go back one each to the parts that lost the most, so the
 shown parts add up to the whole as it is shown, and no part moves more than one unit from its value. A
 part already exact at those decimals never moves. The dashboard's lead page and ``leadscore explain``
-both show a ledger through it.
+both show a ledger through it, by ``shown_lines``: the ledger's lines apportioned in its own order, so
+a tie goes to the same line on every screen.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from leadscore.compile.ledger import Ledger
 
 # a float part within this many millionths of a shown unit of a whole unit is that unit (6.0 stored as
 # 5.999999999999999 is 6.00, not a 5.99 given a unit back or not)
@@ -37,3 +42,10 @@ def apportion(parts: Sequence[float], whole: float, places: int = 2) -> list[flo
     for i in sorted(short, key=lambda i: (cut[i] - units[i], i))[:missing]:
         cut[i] += 1
     return [c / scale for c in cut]
+
+
+def shown_lines(ledger: Ledger) -> list[float]:
+    """The score points of the ledger's lines as every screen shows them (two decimals), in the ledger's
+    order, adding up to its score as shown; of lines tied for a rounding unit, the earlier in the ledger
+    (the model's order) gets it, whatever order a screen then lists them in."""
+    return apportion([line.score_points for line in ledger.lines], ledger.score)

@@ -21,15 +21,16 @@ from leadscore.compile.contributions import Explanation
 from leadscore.lifecycle.reasons import rule_names as line_names
 from leadscore.model import ScoringModel
 from leadscore.scoring.as_known import score_as_known
-from leadscore.scoring.explain import explain_current
+from leadscore.scoring.explain import EventPage, current_line_events, explain_current
 from leadscore.scoring.history import score_path, thinned
 from leadscore.scoring.run import model_of
-from leadscore.scoring.shown import apportion
+from leadscore.scoring.shown import apportion, shown_lines
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
 from leadscore.store.score_names import live_scores
 
+LINE_PAGE = 100  # the events of one line a page of their own lists
 JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
 MOVED = 0.05  # a change in score smaller than this is not annotated
 EVENTS_SHOWN = 25  # the newest events listed under a ledger line; the rest are one row
@@ -124,10 +125,14 @@ def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str,
     the two decimals the page shows, adding up to the score and, for the events and the rest, to their
     line (``scoring.shown.apportion``)."""
     names = rule_names(model)
-    lines = sorted(explanation.ledger.lines, key=lambda ln: (-abs(ln.score_points), ln.rule_id))
-    shown = apportion([line.score_points for line in lines], explanation.ledger.score)
+    engagement = {rule.id for rule in model.engagement}
+    ledger = explanation.ledger
+    lines = sorted(
+        zip(ledger.lines, shown_lines(ledger), strict=True),
+        key=lambda p: (-abs(p[0].score_points), p[0].rule_id),
+    )
     out = []
-    for line, line_shown in zip(lines, shown, strict=True):
+    for line, line_shown in lines:
         name, description = names.get(line.rule_id, (line.name, ""))
         listed, more, rest_points = explanation.newest(line.rule_id, EVENTS_SHOWN)  # the rest are older
         shares = [share for _, share in listed]
@@ -146,8 +151,50 @@ def ledger_rows(model: ScoringModel, explanation: Explanation) -> list[dict[str,
         rest = {"count": more, "points": rest_points, "shown": parts[-1]} if more else None
         out.append(
             {**asdict(line), "name": name, "description": description, "events": events,
-             "events_total": len(events) + more, "rest": rest, "shown": line_shown}
+             "events_total": len(events) + more, "rest": rest, "shown": line_shown,
+             "paged": line.rule_id in engagement}  # its events have a page of their own (``line_events``)
         )  # fmt: skip
+    return out
+
+
+def line_events(
+    conn: Connection, sources: Sources, lead_id: int, rule_id: str, offset: int
+) -> dict[str, Any] | None:
+    """A page of ``LINE_PAGE`` of the events behind one engagement rule's line of the lead's current
+    (primary) score, from ``offset``, newest first, each with its share of the line as shown, and the
+    line's other events (newer and older) as one row, so the page adds up to the line as the lead page
+    shows it (``shown_lines``). None while the lead has no score; ``KeyError`` for a rule the model that
+    scored it does not have."""
+    found = current_line_events(conn, sources, lead_id, EventPage(rule_id, offset, LINE_PAGE))
+    if found is None:
+        return None
+    version, page = found
+    ledger = page.explanation.ledger
+    at = next((i for i, line in enumerate(ledger.lines) if line.rule_id == rule_id), None)
+    name, description = rule_names(model_of(version.yaml, version.label)).get(rule_id, (rule_id, ""))
+    out: dict[str, Any] = {"rule_id": rule_id, "name": name, "description": description, "offset": offset,
+                           "total": page.total, "events": [], "others": None, "line": None,
+                           "newer": max(offset - LINE_PAGE, 0) if offset > 0 else None,
+                           "older": page.next_offset, "version": version}  # fmt: skip
+    if at is None:  # no event matched the rule
+        return out
+    line, line_shown = ledger.lines[at], shown_lines(ledger)[at]
+    shares = [e.points for e in page.explanation.events]
+    others = page.total - len(shares)
+    rest = line.score_points - sum(shares)
+    parts = apportion([*shares, rest] if others else shares, line_shown)
+    out["line"] = {**asdict(line), "shown": line_shown}
+    out["events"] = [
+        {
+            "ts": e.ts,
+            "what": describe(asdict(e)),
+            "message_id": e.message_id,
+            "points": e.points,
+            "shown": shown,
+        }
+        for e, shown in zip(page.explanation.events, parts, strict=False)
+    ]
+    out["others"] = {"count": others, "points": rest, "shown": parts[-1]} if others else None
     return out
 
 

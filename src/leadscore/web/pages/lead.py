@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from leadscore.api.state import state_of
 from leadscore.errors import InputError
 from leadscore.lifecycle.feedback import TransitionError, give_feedback
+from leadscore.model.rules import RULE_ID
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import model_of, now_ms
 from leadscore.store import Store
@@ -82,6 +83,30 @@ def lead_page(
     if kept is not None:  # merged into another lead by an alias: its page is that lead's
         return RedirectResponse(f"/leads/{kept}", status_code=301)
     return _lead_page(request, viewer, lead_id, done=done)
+
+
+@router.get("/leads/{lead_id}/lines/{rule_id}", response_class=HTMLResponse, include_in_schema=False)
+def line_events_page(
+    request: Request,
+    viewer: LeadsReader,
+    lead_id: int,
+    rule_id: Annotated[str, Path(pattern=RULE_ID, max_length=100)],
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> Response:
+    """Every event behind one engagement line of the lead's score, a page at a time (the lead page lists
+    the newest ``EVENTS_SHOWN`` and links here for the rest)."""
+    store = state_of(request).store
+    with store.connect() as conn:
+        view = _view(conn, store, lead_id)
+        try:
+            line = lead_data.line_events(conn, store.sources(), lead_id, rule_id, offset)
+        except KeyError:
+            raise WebDenied(
+                404, f"The model that scored this lead has no engagement rule {rule_id!r}."
+            ) from None
+    if line is None:
+        raise WebDenied(404, "This lead has no score yet.")
+    return page(request, viewer, "lead_line.html", view=view, line=line)
 
 
 def _merged_into(request: Request, lead_id: int) -> int | None:
