@@ -219,7 +219,8 @@ def test_a_flooded_line_lists_its_newest_events_and_adds_up_with_the_rest(store:
     assert "250 events behind this line (newest 25 shown)" in page.text
     # the rest: 225 visits x 0.08 = 18.00, beside 25 x 0.08 = 2.00: the line's 20.00
     [(rest, shown)] = re.findall(
-        r'data-rest="225" data-points="([^"]+)">225 older events · ([^<]+)</li>', page.text
+        r'data-rest="225" data-points="([^"]+)"><a href="/leads/\d+/lines/blog\?offset=25">225 older events</a> · ([^<]+)</li>',
+        page.text,
     )
     assert abs(float(rest) - 18.0) < 1e-9 and shown == "+18.00"
 
@@ -285,9 +286,12 @@ def test_a_page_of_one_rules_events_carries_their_shares_of_every_line(store: St
         _messages(),
         [f"{base}/blog/events?offset=1&limit=2", f"{base}/pricing/events?offset=1", f"{base}/nope/events",
          f"{base}/blog/events?offset=-1", f"{base}/blog/events?limit=0", f"{base}/blog/events?limit=1001",
-         f"{base}/blog/events?offset={2**63}", f"{base}/Bad-Id/events", "/v1/leads/nobody/explanation/lines/blog/events"],
+         f"{base}/blog/events?offset={2**63}", f"{base}/Bad-Id/events", "/v1/leads/nobody/explanation/lines/blog/events",
+         f"{base}/blog/events?offset={2**31 - 1}&limit=1000"],
     )  # fmt: skip
-    blog, pricing, unknown, *bad, nobody = answers
+    blog, pricing, unknown, *bad, nobody, far = answers
+    assert far.status_code == 200, far.text  # the largest offset and page: no 32-bit overflow in SQL
+    assert far.json()["events"] == [] and far.json()["total"] == 4
     assert blog.status_code == 200, blog.text
     assert [
         (e["message_id"], e["points"], e["group_cap"], e["score_points"]) for e in blog.json()["events"]

@@ -30,7 +30,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, case, func, literal, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile import layout
@@ -107,12 +119,14 @@ def compile_contributions(
     shares = union_all(*per_rule).cte("event_shares")
     listed: list[ColumnElement[bool]] = [shares.c.ev_rank <= events_per_line]
     if page:
-        skip = bindparam(PAGE_SKIP, type_=Integer)
+        skip = bindparam(PAGE_SKIP, type_=BigInteger)  # skip + take past 2**31 (PostgreSQL's integer)
         listed = [
             shares.c[layout.EVENT_RULE] == bindparam(PAGE_RULE, type_=Integer),
             or_(  # the newest, for the rule's count of events (``ev_of``) on a page past the last
                 shares.c.ev_rank == 1,
-                and_(shares.c.ev_rank > skip, shares.c.ev_rank <= skip + bindparam(PAGE_TAKE, type_=Integer)),
+                and_(
+                    shares.c.ev_rank > skip, shares.c.ev_rank <= skip + bindparam(PAGE_TAKE, type_=BigInteger)
+                ),
             ),
         ]
     key = and_(shares.c.lead_id == rows.c.lead_id, shares.c.as_of == rows.c.as_of, *listed)
