@@ -98,7 +98,7 @@ def ledger_table(ledger: Ledger, title: str) -> Table:
     table.add_column("decay", justify="right")
     table.add_column("raw points", justify="right")
     table.add_column("after caps", justify="right")
-    table.add_column("score points", justify="right", footer=f"{ledger.total:.2f}")
+    table.add_column("score points", justify="right", footer=f"{ledger.score:.2f}")
     table.add_column("why")
     for line, shown in zip(ledger.lines, shown_lines(ledger), strict=True):
         table.add_row(
