@@ -747,3 +747,40 @@ def test_after_a_merge_the_desk_the_lead_page_and_the_escalation_name_the_same_s
     assert (row["seller"], row["due_ms"]) == (own["seller"], T0 + DAY + 4 * HOUR)
     assert (page.owner, page.due_ms) == (f"{sellers[own['seller']].name} (EMEA)", T0 + DAY + 4 * HOUR)
     assert acts == {own["seller"]: True, other["seller"]: False}
+
+
+def test_a_merge_of_two_leads_assigned_in_the_same_millisecond_escalates_once(
+    lc_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann and Amy both enter MQL in the round at day 1 (the same millisecond: two assignments, Lena's
+    and Paul's by EMEA's rotation, both due day 1 + 4 h); an alias at day 1 + 1 h makes them one person.
+    The merged lead has one stay in MQL, so one seller still works it: the round at day 1 + 5 h escalates
+    one assignment, and the manager gets one mail (delivered through a real SMTP server), not two."""
+    with smtp_server() as (mailbox, port):
+        monkeypatch.setenv(HOOK_ENV, "http://127.0.0.1:9/unused")
+        cfg = settings(smtp_port=port)
+        send(lc_store, [person("ann"), person("amy"), *points("ann", 70), *points("amy", 70)])
+        run_round(lc_store, cfg, now_ms=T0 + DAY, deliver=False)
+        with lc_store.connect() as conn:
+            made = [(a["seller"], a["at_ms"], a["due_ms"]) for a in list_assignments(conn)]
+        assert sorted(made) == [
+            ("lena", T0 + DAY, T0 + DAY + 4 * HOUR),
+            ("paul", T0 + DAY, T0 + DAY + 4 * HOUR),
+        ]
+        alias = {"type": "alias", "previousId": "ann", "userId": "amy", "messageId": "alias-amy-same-ms",
+                 "timestamp": T0 + DAY + HOUR}  # fmt: skip
+        send(lc_store, [alias])
+        merged = lead(lc_store, "ann")
+        assert lead(lc_store, "amy") == merged
+        stats = run_round(lc_store, cfg, now_ms=T0 + DAY + 5 * HOUR, deliver=False)
+        from leadscore.lifecycle.outbox import deliver_due
+        from leadscore.store.lifecycle_tables import current_assignment
+
+        deliver_due(lc_store, cfg, model().lifecycle, T0 + DAY + 5 * HOUR)
+        with lc_store.connect() as conn:
+            escalated = [a for a in list_assignments(conn) if a["escalated_ms"] is not None]
+            held = current_assignment(conn, merged)
+        assert stats.escalated == 1
+        assert len(escalated) == 1
+        assert held is not None and held["id"] == escalated[0]["id"]  # the desk's seller is the escalated one
+        assert [m["Subject"] for m in mailbox.to("tom@vendor.example")] == ["Untouched: Ann"]

@@ -308,8 +308,26 @@ def still_in_its_stage() -> ColumnElement[bool]:
     lead's stage row is that move's stage, entered at that move's time). A lead that moved on without
     feedback (it cooled, went quiet, an outcome moved it) is on no seller's desk; its next entry into an
     assignment stage is a new assignment with its own SLA. The stage row, not the newest history row,
-    decides: a merged lead's stage is the kept lead's (``lead_merge``), whatever the other lead's moves."""
+    decides: a merged lead's stage is the kept lead's (``lead_merge``), whatever the other lead's moves.
+
+    A stay has one assignment: the newest of the lead's whose move matches it. Two leads that entered the
+    stage in the same millisecond and were then merged hold two such moves; the older assignment is no
+    longer a seller's to work (before, both were open and the escalation mailed the manager twice)."""
     move = stage_history.alias("assigned_move")
+    later = assignments.alias("later_assignment")
+    later_move = stage_history.alias("later_move")
+    newer_for_the_stay = (
+        select(later.c.id)
+        .select_from(later.join(later_move, later_move.c.id == later.c.stage_move_id))
+        .where(
+            later.c.lead_id == assignments.c.lead_id,
+            later.c.id > assignments.c.id,
+            later_move.c.to_stage == lead_stages.c.stage,
+            later_move.c.at_ms == lead_stages.c.entered_ms,
+        )
+        .correlate_except(later, later_move)  # the assignment and the stage row two levels up
+        .exists()
+    )
     return (
         select(lead_stages.c.lead_id)
         .select_from(lead_stages.join(move, move.c.id == assignments.c.stage_move_id))
@@ -317,6 +335,7 @@ def still_in_its_stage() -> ColumnElement[bool]:
             lead_stages.c.lead_id == assignments.c.lead_id,
             lead_stages.c.stage == move.c.to_stage,
             lead_stages.c.entered_ms == move.c.at_ms,
+            ~newer_for_the_stay,
         )
         .exists()
     )
