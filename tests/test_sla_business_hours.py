@@ -340,3 +340,40 @@ def test_a_clock_change_inside_or_at_the_edge_of_the_window(
     hours = BusinessHours(timezone=zone, days=EVERY_HOUR, start=start, end=end)
     assert business_end(hours, ms(at), minutes * 60_000) == ms(due)
     assert _brute(hours, ms(at), ms(due)) == minutes  # every minute's own local time agrees
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    # quarter hours from midnight to 04:00, where these zones change their clocks: windows starting,
+    # ending or lying in the change
+    opens=st.integers(0, 15),
+    length=st.integers(1, 20),
+    day=st.sampled_from(
+        [
+            date(2026, 3, 8),
+            date(2026, 3, 29),
+            date(2026, 9, 6),
+            date(2026, 10, 25),
+            date(2026, 4, 5),
+            date(2026, 11, 1),
+        ]
+    ),
+    lead_in=st.integers(0, 48 * 60),  # minutes before the day's midnight (UTC) the assignment is made
+    minutes=st.integers(1, 3 * 24 * 60),
+    zone=st.sampled_from(["Europe/Berlin", "America/Santiago", "America/Havana", "Australia/Lord_Howe"]),
+)
+def test_windows_around_clock_changes_hold_exactly_their_minutes(
+    opens: int, length: int, day: date, lead_in: int, minutes: int, zone: str
+) -> None:
+    """Property: whatever the window's place against a change of the clock, the deadline holds exactly
+    the business minutes read on the local clock minute by minute (``_brute``), and is the earliest."""
+    closes = min(96, opens + length)
+    if closes <= opens:
+        return
+    clock = [f"{q // 4:02d}:{q % 4 * 15:02d}" for q in (opens, closes)]
+    hours = BusinessHours(timezone=zone, days=EVERY_HOUR, start=clock[0], end=clock[1])
+    at = ms(f"{day.isoformat()}T00:00+00:00") - lead_in * 60_000
+    due = business_end(hours, at, minutes * 60_000)
+    assert due is not None
+    assert _brute(hours, at, due) == minutes
+    assert _brute(hours, at, due - 60_000) == minutes - 1
