@@ -784,3 +784,26 @@ def test_a_merge_of_two_leads_assigned_in_the_same_millisecond_escalates_once(
         assert len(escalated) == 1
         assert held is not None and held["id"] == escalated[0]["id"]  # the desk's seller is the escalated one
         assert [m["Subject"] for m in mailbox.to("tom@vendor.example")] == ["Untouched: Ann"]
+
+
+def test_a_lead_is_not_reassigned_to_a_seller_who_left(lc_store: Store) -> None:
+    """Ines's dashboard user is disabled (she left: the rotation gives her no new leads). Tom giving Ann
+    (Lena's, day 1) to Ines is refused, naming the seller field, and Ann stays Lena's; giving her to Paul
+    works."""
+    from leadscore.errors import InputError
+    from leadscore.lifecycle.feedback import reassign
+    from leadscore.store.users import add_user, disable_user
+
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    with lc_store.begin() as conn:
+        ines = add_user(conn, "Ines@Vendor.example", "Ines Garcia", "sales", "x", T0)
+        disable_user(conn, ines.id, T0 + DAY)
+    ann = lead(lc_store, "ann")
+    with pytest.raises(InputError, match="ines has left") as refused:
+        reassign(lc_store, model(), ann, "ines", by="Tom", settings=settings(), now_ms=T0 + DAY + HOUR)
+    assert refused.value.problem.field == "seller"
+    with lc_store.connect() as conn:
+        assert [(a["seller"], a["reason"]) for a in list_assignments(conn)] == [("lena", "default")]
+    done = reassign(lc_store, model(), ann, "paul", by="Tom", settings=settings(), now_ms=T0 + DAY + HOUR)
+    assert (done.previous, done.seller) == ("lena", "paul")
