@@ -172,3 +172,33 @@ def test_a_desk_page_reads_a_page_of_rows_however_long_the_queue(store: Store) -
     assert 0 < sum(counts) <= 16, counts  # a page's rows, its facts and reasons (a few lines a lead)
     with store.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM assignments")).scalar_one() == 40
+
+
+def test_a_handled_assignment_has_no_clock_on_the_desk_or_in_the_digest(store: Store) -> None:
+    """Ann enters MQL at day 1 (Lena's, due day 1 + 4 h) and Lena accepts her into SQL at day 1 + 1 h.
+    A new version then assigns in SQL too: Ann waits in a hand-off stage with no assignment of this stay,
+    her newest being the MQL one Lena handled. At day 2 the desk names Lena but runs no SLA clock (no one
+    is late: Lena acted within her SLA, and nothing is escalated), and Lena's digest has no overdue lead."""
+    from leadscore.lifecycle.notify import digest_notes
+
+    publish(store, loads_model(MODEL))
+    send(store, [person("ann"), *points("ann", 70)])
+    round_(store, T0 + DAY)
+    with store.connect() as conn:
+        ann = int(find_lead(conn, external_id="ann") or 0)
+    give_feedback(store, loads_model(MODEL), ann, "accepted", reason=None, note="", by="lena",
+                  at_ms=T0 + DAY + HOUR, settings=settings(), now_ms=T0 + DAY + HOUR)  # fmt: skip
+    model = _model()
+    publish(store, model)
+    lifecycle = model.lifecycle
+    assert lifecycle is not None
+    run = round_(store, T0 + 2 * DAY)
+    with store.connect() as conn:
+        page = desk(conn, model, lifecycle, "lena@vendor.example", "rep", True)
+        notes = digest_notes(conn, model, ready_for_handoff(conn, lifecycle), "lena@vendor.example",
+                             settings(), T0 + 2 * DAY)  # fmt: skip
+    assert run.escalated == 0
+    assert [(r["lead_id"], r["stage"], r["seller"], r["due_ms"]) for r in page.mine] == [
+        (ann, "sql", "lena", None)
+    ]
+    assert ([n.lead_id for n in notes["overdue"]], [n.lead_id for n in notes["waiting"]]) == ([], [ann])

@@ -34,7 +34,7 @@ from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import model_of
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
-from leadscore.store.lifecycle_tables import all_stage_history, current_assignment_id
+from leadscore.store.lifecycle_tables import all_stage_history, current_assignment_id, still_open
 from leadscore.store.model_versions import get_version
 from leadscore.store.schema import (
     account_stages,
@@ -80,7 +80,7 @@ def people_query(
     """SQL: the leads in ``stages`` (every stage: None) that count for ``view``, each with its name,
     company, stage and score (``view.score``'s; the primary without a view), hottest first. ``assigned``:
     with the lead's assignment too (``current_assignment_id``: ``team``, ``seller``, ``due_ms``,
-    ``assigned_ms``; None where it has none)."""
+    ``assigned_ms``; None where it has none; ``due_ms`` None unless a seller still has to act on it)."""
     joined = (
         lead_stages.join(leads, leads.c.id == lead_stages.c.lead_id)
         .outerjoin(accounts, accounts.c.id == leads.c.account_id)
@@ -101,10 +101,13 @@ def people_query(
     if assigned:
         current = assignments.alias("current_assignment")
         joined = joined.outerjoin(current, current.c.id == current_assignment_id(lead_stages.c.lead_id))
+        # the SLA clock runs while a seller still has to act (``still_open``), as the escalation reads it:
+        # an assignment handled, or of an earlier stay, is late for no one
+        open_due = select(assignments.c.due_ms).where(assignments.c.id == current.c.id, *still_open())
         columns += [
             current.c.team,
             current.c.seller,
-            current.c.due_ms,
+            open_due.scalar_subquery().label("due_ms"),
             current.c.at_ms.label("assigned_ms"),
         ]
     query = select(*columns).select_from(joined).order_by(*hottest_first())
