@@ -336,6 +336,9 @@ def still_in_its_stage() -> ColumnElement[bool]:
         .where(
             later.c.lead_id == assignments.c.lead_id,
             later.c.id > assignments.c.id,
+            # the lead's own moves (ix_stage_history_lead_at), not every lead's moves of a round: the leads
+            # moved in one round share its time, so (stage, time) alone can match thousands
+            later_move.c.lead_id == assignments.c.lead_id,
             later_move.c.to_stage == stay.c.stage,
             later_move.c.at_ms == stay.c.entered_ms,
         )
