@@ -747,3 +747,63 @@ def test_after_a_merge_the_desk_the_lead_page_and_the_escalation_name_the_same_s
     assert (row["seller"], row["due_ms"]) == (own["seller"], T0 + DAY + 4 * HOUR)
     assert (page.owner, page.due_ms) == (f"{sellers[own['seller']].name} (EMEA)", T0 + DAY + 4 * HOUR)
     assert acts == {own["seller"]: True, other["seller"]: False}
+
+
+def test_a_merge_of_two_leads_assigned_in_the_same_millisecond_escalates_once(
+    lc_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann and Amy both enter MQL in the round at day 1 (the same millisecond: two assignments, Lena's
+    and Paul's by EMEA's rotation, both due day 1 + 4 h); an alias at day 1 + 1 h makes them one person.
+    The merged lead has one stay in MQL, so one seller still works it: the round at day 1 + 5 h escalates
+    one assignment, and the manager gets one mail (delivered through a real SMTP server), not two."""
+    with smtp_server() as (mailbox, port):
+        monkeypatch.setenv(HOOK_ENV, "http://127.0.0.1:9/unused")
+        cfg = settings(smtp_port=port)
+        send(lc_store, [person("ann"), person("amy"), *points("ann", 70), *points("amy", 70)])
+        run_round(lc_store, cfg, now_ms=T0 + DAY, deliver=False)
+        with lc_store.connect() as conn:
+            made = [(a["seller"], a["at_ms"], a["due_ms"]) for a in list_assignments(conn)]
+        assert sorted(made) == [
+            ("lena", T0 + DAY, T0 + DAY + 4 * HOUR),
+            ("paul", T0 + DAY, T0 + DAY + 4 * HOUR),
+        ]
+        alias = {"type": "alias", "previousId": "ann", "userId": "amy", "messageId": "alias-amy-same-ms",
+                 "timestamp": T0 + DAY + HOUR}  # fmt: skip
+        send(lc_store, [alias])
+        merged = lead(lc_store, "ann")
+        assert lead(lc_store, "amy") == merged
+        stats = run_round(lc_store, cfg, now_ms=T0 + DAY + 5 * HOUR, deliver=False)
+        from leadscore.lifecycle.outbox import deliver_due
+        from leadscore.store.lifecycle_tables import current_assignment
+
+        deliver_due(lc_store, cfg, model().lifecycle, T0 + DAY + 5 * HOUR)
+        with lc_store.connect() as conn:
+            escalated = [a for a in list_assignments(conn) if a["escalated_ms"] is not None]
+            held = current_assignment(conn, merged)
+        assert stats.escalated == 1
+        assert len(escalated) == 1
+        assert held is not None and held["id"] == escalated[0]["id"]  # the desk's seller is the escalated one
+        assert [m["Subject"] for m in mailbox.to("tom@vendor.example")] == ["Untouched: Ann"]
+
+
+def test_a_lead_is_not_reassigned_to_a_seller_who_left(lc_store: Store) -> None:
+    """Ines's dashboard user is disabled (she left: the rotation gives her no new leads). Tom giving Ann
+    (Lena's, day 1) to Ines is refused, naming the seller field, and Ann stays Lena's; giving her to Paul
+    works."""
+    from leadscore.errors import InputError
+    from leadscore.lifecycle.feedback import reassign
+    from leadscore.store.users import add_user, disable_user
+
+    send(lc_store, [person("ann"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    with lc_store.begin() as conn:
+        ines = add_user(conn, "Ines@Vendor.example", "Ines Garcia", "sales", "x", T0)
+        disable_user(conn, ines.id, T0 + DAY)
+    ann = lead(lc_store, "ann")
+    with pytest.raises(InputError, match="ines has left") as refused:
+        reassign(lc_store, model(), ann, "ines", by="Tom", settings=settings(), now_ms=T0 + DAY + HOUR)
+    assert refused.value.problem.field == "seller"
+    with lc_store.connect() as conn:
+        assert [(a["seller"], a["reason"]) for a in list_assignments(conn)] == [("lena", "default")]
+    done = reassign(lc_store, model(), ann, "paul", by="Tom", settings=settings(), now_ms=T0 + DAY + HOUR)
+    assert (done.previous, done.seller) == ("lena", "paul")

@@ -293,3 +293,87 @@ def test_business_hours_need_no_system_time_zone_database() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == ms("2026-03-30T12:00+02:00")
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "end", "at", "minutes", "due"),
+    [
+        # Berlin springs forward on Sunday 29 March 2026 at 02:00 (to 03:00): a window of 02:00-06:00 is
+        # 03:00-06:00 that day, three real hours; four hours end on Monday at 03:00
+        ("Europe/Berlin", "02:00", "06:00", "2026-03-29T00:00+01:00", 180, "2026-03-29T06:00+02:00"),
+        ("Europe/Berlin", "02:00", "06:00", "2026-03-29T00:00+01:00", 240, "2026-03-30T03:00+02:00"),
+        # a window opening inside the gap (02:30) opens at the first real instant, 03:00
+        ("Europe/Berlin", "02:30", "06:00", "2026-03-29T00:00+01:00", 60, "2026-03-29T04:00+02:00"),
+        ("Europe/Berlin", "02:30", "06:00", "2026-03-29T00:00+01:00", 180, "2026-03-29T06:00+02:00"),
+        # a window closing inside the gap (00:00-02:30) closes at 02:00 (= 03:00 summer time): two hours
+        # that day, then Monday from midnight
+        ("Europe/Berlin", "00:00", "02:30", "2026-03-29T00:00+01:00", 120, "2026-03-29T03:00+02:00"),
+        ("Europe/Berlin", "00:00", "02:30", "2026-03-29T00:00+01:00", 150, "2026-03-30T00:30+02:00"),
+        # Santiago springs forward at midnight (Sunday 6 September 2026: 00:00 is 01:00): a window from
+        # 00:00 or 00:30 to 04:00 is 01:00-04:00, three hours, from Saturday 23:00
+        ("America/Santiago", "00:00", "04:00", "2026-09-05T23:00-04:00", 60, "2026-09-06T02:00-03:00"),
+        ("America/Santiago", "00:30", "04:00", "2026-09-05T23:00-04:00", 60, "2026-09-06T02:00-03:00"),
+        ("America/Santiago", "00:30", "04:00", "2026-09-05T23:00-04:00", 180, "2026-09-06T04:00-03:00"),
+        # Havana's midnight change (Sunday 8 March 2026): 00:00-01:30 is 01:00-01:30; 00:00-00:45 does
+        # not happen at all that day, so half an hour from Saturday 23:00 ends on Monday at 00:30
+        ("America/Havana", "00:00", "01:30", "2026-03-07T23:00-05:00", 30, "2026-03-08T01:30-04:00"),
+        ("America/Havana", "00:00", "01:30", "2026-03-07T23:00-05:00", 45, "2026-03-09T00:15-04:00"),
+        ("America/Havana", "00:00", "00:45", "2026-03-07T23:00-05:00", 30, "2026-03-09T00:30-04:00"),
+        # Berlin falls back on Sunday 25 October 2026 (03:00 summer time is 02:00 again): the window
+        # 02:00-03:00 is read on the wall clock, so it holds the repeated hour twice, two real hours
+        ("Europe/Berlin", "02:00", "03:00", "2026-10-25T00:00+02:00", 90, "2026-10-25T02:30+01:00"),
+        ("Europe/Berlin", "02:00", "03:00", "2026-10-25T00:00+02:00", 120, "2026-10-25T03:00+01:00"),
+        ("Europe/Berlin", "02:00", "03:00", "2026-10-25T00:00+02:00", 150, "2026-10-26T02:30+01:00"),
+        # 00:00-02:30 that day: 00:00-02:30 summer time, then 02:00-02:30 winter time again (the clock
+        # reads 02:30-03:00 summer time out of the window): three real hours, in two pieces
+        ("Europe/Berlin", "00:00", "02:30", "2026-10-25T00:00+02:00", 165, "2026-10-25T02:15+01:00"),
+        ("Europe/Berlin", "00:00", "02:30", "2026-10-25T00:00+02:00", 180, "2026-10-25T02:30+01:00"),
+        ("Europe/Berlin", "00:00", "02:30", "2026-10-25T00:00+02:00", 181, "2026-10-26T00:01+01:00"),
+    ],
+)
+def test_a_clock_change_inside_or_at_the_edge_of_the_window(
+    zone: str, start: str, end: str, at: str, minutes: int, due: str
+) -> None:
+    """The window is every moment the local clock reads from ``start`` to ``end``: on the day the clock
+    springs forward it is shorter by the time that does not exist (a bound in the gap is the first real
+    instant after it), on the day it falls back a repeated time inside it counts each time it is read."""
+    hours = BusinessHours(timezone=zone, days=EVERY_HOUR, start=start, end=end)
+    assert business_end(hours, ms(at), minutes * 60_000) == ms(due)
+    assert _brute(hours, ms(at), ms(due)) == minutes  # every minute's own local time agrees
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    # quarter hours from midnight to 04:00, where these zones change their clocks: windows starting,
+    # ending or lying in the change
+    opens=st.integers(0, 15),
+    length=st.integers(1, 20),
+    day=st.sampled_from(
+        [
+            date(2026, 3, 8),
+            date(2026, 3, 29),
+            date(2026, 9, 6),
+            date(2026, 10, 25),
+            date(2026, 4, 5),
+            date(2026, 11, 1),
+        ]
+    ),
+    lead_in=st.integers(0, 48 * 60),  # minutes before the day's midnight (UTC) the assignment is made
+    minutes=st.integers(1, 3 * 24 * 60),
+    zone=st.sampled_from(["Europe/Berlin", "America/Santiago", "America/Havana", "Australia/Lord_Howe"]),
+)
+def test_windows_around_clock_changes_hold_exactly_their_minutes(
+    opens: int, length: int, day: date, lead_in: int, minutes: int, zone: str
+) -> None:
+    """Property: whatever the window's place against a change of the clock, the deadline holds exactly
+    the business minutes read on the local clock minute by minute (``_brute``), and is the earliest."""
+    closes = min(96, opens + length)
+    if closes <= opens:
+        return
+    clock = [f"{q // 4:02d}:{q % 4 * 15:02d}" for q in (opens, closes)]
+    hours = BusinessHours(timezone=zone, days=EVERY_HOUR, start=clock[0], end=clock[1])
+    at = ms(f"{day.isoformat()}T00:00+00:00") - lead_in * 60_000
+    due = business_end(hours, at, minutes * 60_000)
+    assert due is not None
+    assert _brute(hours, at, due) == minutes
+    assert _brute(hours, at, due - 60_000) == minutes - 1

@@ -50,11 +50,20 @@ def warmer(
 @router.get(
     "/handoff", summary="Leads ready for handoff, with seller and SLA deadline", responses=refusals(404)
 )
-def handoff(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
+def handoff(
+    state: ReaderState,
+    score: ScorePicked,
+    limit: Annotated[int, Query(ge=1, le=1000, description="rows returned, hottest first")] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9, description="rows skipped first")] = 0,
+) -> dict[str, Any]:
+    """Rows ``offset`` to ``offset + limit`` of the queue (read as such from the store, however long the
+    queue); ``total``: how many there are."""
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
         view = view_of(conn, lifecycle, score)
-        return {"ok": True, "leads": reports.ready_for_handoff(conn, lifecycle, view)}
+        rows = reports.ready_for_handoff(conn, lifecycle, view, limit=limit, offset=offset)
+        total = reports.count_ready(conn, lifecycle, view)
+        return {"ok": True, "leads": rows, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get(

@@ -57,7 +57,7 @@ def assign(
     gone = disabled_emails(conn)  # sellers whose dashboard user was disabled: they left
 
     def working(seller: Seller) -> bool:
-        return seller.email.strip().lower() not in gone
+        return not has_left(seller, gone)
 
     for owner in owners:
         found = lifecycle.seller(owner["seller"])
@@ -113,3 +113,10 @@ def people(model: ScoringModel, team_id: str | None, seller_id: str | None) -> d
         "seller": seller,
         "manager": manager,
     }
+
+
+def has_left(seller: Seller, gone: frozenset[str]) -> bool:
+    """Whether the seller has left: their dashboard user is disabled (``gone``:
+    ``store.users.disabled_emails``). They take no turn in the rotation, own no account and are given no
+    lead by a reassignment."""
+    return seller.email.strip().lower() in gone

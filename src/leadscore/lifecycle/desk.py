@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from sqlalchemy import ColumnElement, case
+
 from leadscore.model import Lifecycle
 
 Whose = Literal["mine", "team"]
@@ -39,12 +41,31 @@ def may_act(lifecycle: Lifecycle, assignment: dict[str, Any] | None, email: str,
     return assignment.get("team") in managed_teams(lifecycle, email)
 
 
+def sellers_of(lifecycle: Lifecycle, email: str) -> frozenset[str]:
+    """Ids of the sellers with this e-mail address (``seller_email``): whose leads are this user's own."""
+    ids = (s.id for t in lifecycle.teams for s in t.sellers)
+    return frozenset(
+        i for i in ids if (found := seller_email(lifecycle, i)) and found.lower() == email.lower()
+    )
+
+
 def whose(lifecycle: Lifecycle, row: dict[str, Any], email: str, teams: frozenset[str]) -> Whose | None:
     """A handoff row (``lifecycle.reports.ready_for_handoff``) seen by ``email``, who manages ``teams``:
     their own, their team's, or neither."""
-    owner = seller_email(lifecycle, row.get("seller"))
-    if owner is not None and owner.lower() == email.lower():
+    if row.get("seller") in sellers_of(lifecycle, email):
         return "mine"
     if row.get("team") in teams:
         return "team"
     return None
+
+
+def whose_rank(
+    lifecycle: Lifecycle,
+    seller: ColumnElement[Any],
+    team: ColumnElement[Any],
+    email: str,
+    teams: frozenset[str],
+) -> ColumnElement[int]:
+    """``whose`` in SQL, over a query's seller and team columns: 0 their own, 1 their team's, 2 neither
+    (the desk filters, orders and pages its rows by it)."""
+    return case((seller.in_(sellers_of(lifecycle, email)), 0), (team.in_(teams), 1), else_=2)

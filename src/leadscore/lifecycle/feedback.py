@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from leadscore.errors import InputError, LeadscoreError, Problem
 from leadscore.lifecycle import segments
 from leadscore.lifecycle.actions import Effects
-from leadscore.lifecycle.assignment import Assigned
+from leadscore.lifecycle.assignment import Assigned, has_left
 from leadscore.lifecycle.outcomes import too_late, unstorable
 from leadscore.lifecycle.sla import sla_due
 from leadscore.lifecycle.stages import triggered
@@ -38,6 +38,7 @@ from leadscore.store.lifecycle_tables import (
 )
 from leadscore.store.schema import leads, outcomes
 from leadscore.store.upsert import insert_ignore
+from leadscore.store.users import disabled_emails
 
 OUTCOME_KINDS = ("sql", "opportunity", "won", "lost", "disqualified")
 
@@ -287,6 +288,10 @@ def reassign(
                                  field="seller"))  # fmt: skip
     team, seller = found
     with store.begin() as conn:
+        if has_left(seller, disabled_emails(conn)):
+            raise InputError(
+                Problem(f"{seller.id} has left (their dashboard user is disabled)", field="seller")
+            )
         claim_leads(conn, [lead_id])  # the lead's stage row: no stage move meanwhile (the runner waits)
         current = open_assignment(conn, lead_id)
         if current is None:

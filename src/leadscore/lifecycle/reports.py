@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, not_, select
+from sqlalchemy import ColumnElement, Connection, Select, func, not_, select
 
 from leadscore.compile.dialects import computed_once
 from leadscore.compile.sources import lead_company
@@ -34,11 +34,12 @@ from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import model_of
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
-from leadscore.store.lifecycle_tables import all_stage_history, current_assignments
+from leadscore.store.lifecycle_tables import all_stage_history, current_assignment_id, still_open
 from leadscore.store.model_versions import get_version
 from leadscore.store.schema import (
     account_stages,
     accounts,
+    assignments,
     events,
     identities,
     lead_stages,
@@ -65,32 +66,57 @@ def _in_view(view: ScoreView | None) -> Any:
 def _people(
     conn: Connection, stages: list[str] | None = None, view: ScoreView | None = None
 ) -> list[dict[str, Any]]:
-    query = (
-        select(
-            leads.c.id.label("lead_id"),
-            leads.c.email,
-            leads.c.first_name,
-            leads.c.last_name,
-            lead_company(leads, accounts).label("company"),
-            lead_stages.c.stage,
-            lead_stages.c.entered_ms,
-            scores.c.score,
-            scores.c.grade,
-            scores.c.band,
-        )
-        .select_from(
-            lead_stages.join(leads, leads.c.id == lead_stages.c.lead_id)
-            .outerjoin(accounts, accounts.c.id == leads.c.account_id)
-            .outerjoin(scores, scores_of(leads.c.id, None if view is None else view.score))
-        )
-        .order_by(scores.c.score.desc(), leads.c.id)
+    return [dict(r) for r in conn.execute(people_query(stages, view)).mappings()]
+
+
+def hottest_first() -> tuple[ColumnElement[Any], ...]:
+    """The order of ``people_query``'s leads: the highest score first, then by lead id."""
+    return (scores.c.score.desc(), leads.c.id)
+
+
+def people_query(
+    stages: list[str] | None = None, view: ScoreView | None = None, assigned: bool = False
+) -> Select[Any]:
+    """SQL: the leads in ``stages`` (every stage: None) that count for ``view``, each with its name,
+    company, stage and score (``view.score``'s; the primary without a view), hottest first. ``assigned``:
+    with the lead's assignment too (``current_assignment_id``: ``team``, ``seller``, ``due_ms``,
+    ``assigned_ms``; None where it has none; ``due_ms`` None unless a seller still has to act on it)."""
+    joined = (
+        lead_stages.join(leads, leads.c.id == lead_stages.c.lead_id)
+        .outerjoin(accounts, accounts.c.id == leads.c.account_id)
+        .outerjoin(scores, scores_of(leads.c.id, None if view is None else view.score))
     )
+    columns: list[Any] = [
+        leads.c.id.label("lead_id"),
+        leads.c.email,
+        leads.c.first_name,
+        leads.c.last_name,
+        lead_company(leads, accounts).label("company"),
+        lead_stages.c.stage,
+        lead_stages.c.entered_ms,
+        scores.c.score,
+        scores.c.grade,
+        scores.c.band,
+    ]
+    if assigned:
+        current = assignments.alias("current_assignment")
+        joined = joined.outerjoin(current, current.c.id == current_assignment_id(lead_stages.c.lead_id))
+        # the SLA clock runs while a seller still has to act (``still_open``), as the escalation reads it:
+        # an assignment handled, or of an earlier stay, is late for no one
+        open_due = select(assignments.c.due_ms).where(assignments.c.id == current.c.id, *still_open())
+        columns += [
+            current.c.team,
+            current.c.seller,
+            open_due.scalar_subquery().label("due_ms"),
+            current.c.at_ms.label("assigned_ms"),
+        ]
+    query = select(*columns).select_from(joined).order_by(*hottest_first())
     if stages is not None:
         query = query.where(lead_stages.c.stage.in_(stages if view is None else view.order(stages)))
     counted = _in_view(view)
     if counted is not None:
         query = query.where(counted)
-    return [dict(r) for r in conn.execute(query).mappings()]
+    return query
 
 
 def nurtured(conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None) -> list[dict[str, Any]]:
@@ -125,20 +151,27 @@ def count_ready(conn: Connection, lifecycle: Lifecycle, view: ScoreView | None =
 
 
 def ready_for_handoff(
-    conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None
+    conn: Connection,
+    lifecycle: Lifecycle,
+    view: ScoreView | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Leads in the handoff (assignment) stages, with their seller, when assigned and SLA deadline."""
-    stages = handoff_stages(lifecycle, view)
-    if not stages:
+    """Leads in the handoff (assignment) stages, with their seller, when assigned and SLA deadline; rows
+    ``offset`` to ``offset + limit`` of them (every row: ``limit`` None), read from SQL as such."""
+    query = handoff_query(lifecycle, view)
+    if query is None:
         return []
-    rows = _people(conn, stages, view)
-    current = current_assignments(conn)
-    for row in rows:
-        a = current.get(int(row["lead_id"]), {})
-        row.update(
-            team=a.get("team"), seller=a.get("seller"), due_ms=a.get("due_ms"), assigned_ms=a.get("at_ms")
-        )
-    return rows
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def handoff_query(lifecycle: Lifecycle, view: ScoreView | None = None) -> Select[Any] | None:
+    """SQL: ``ready_for_handoff``'s rows, in its order (the desk filters, orders and pages it); None
+    without handoff stages."""
+    stages = handoff_stages(lifecycle, view)
+    return people_query(stages, view, assigned=True) if stages else None
 
 
 def getting_warmer(

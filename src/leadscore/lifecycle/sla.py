@@ -5,15 +5,20 @@ else in every hour. One definition for a new assignment (``assignment.py``) and 
 desk, the digest and the notifications, each calling it past due as ``overdue`` does.
 
 Business hours are local times in an IANA time zone: a window is from ``start`` to ``end`` of each of
-``days`` on the local calendar, so a deadline moves with daylight saving time (a clock that does not exist
-that day, in the spring gap, is read with the offset before it). On ``holidays`` (local dates) the clock
-does not run.
+``days`` on the local calendar, so a deadline moves with daylight saving time. The window is read on the
+wall clock: it is every real moment at which the local clock reads a time from ``start`` to ``end`` of that
+day (``_window``). On the day the clock springs forward it is shorter by the time that does not exist (a
+bound inside the gap is the first real instant after it: 02:30-06:00 in Berlin on 29 March 2026 is
+03:00-06:00 summer time, three hours; Havana's 00:00-00:45 on 8 March 2026 does not happen at all); on the
+day it falls back a repeated clock time inside it counts each time the clock reads it (02:00-03:00 in
+Berlin on 25 October 2026 is two real hours; 00:00-02:30 is three, in two pieces, the clock reading
+02:30-03:00 summer time in between). On ``holidays`` (local dates) the clock does not run.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from leadscore.ingest.limits import LATEST_MS
@@ -62,16 +67,16 @@ def business_end(hours: BusinessHours, at_ms: int, length_ms: int) -> int | None
             cursor, day, left = skipped[1], later.date(), left - weeks * per_week
             for holiday in holidays:
                 if holiday.weekday() in days:
-                    begin = max(skipped[0], _local(zone, holiday, opens))
-                    end = min(skipped[1], _local(zone, holiday, closes))
-                    left += max(0, end - begin)
+                    for opened, closed in _window(zone, holiday, opens, closes):
+                        left += max(0, min(skipped[1], closed) - max(skipped[0], opened))
         while True:
             if day.weekday() in days and day not in holidays:
-                begin, end = max(cursor, _local(zone, day, opens)), _local(zone, day, closes)
-                if begin < end:
-                    if left <= end - begin:
-                        return begin + left
-                    left -= end - begin
+                for opened, end in _window(zone, day, opens, closes):
+                    begin = max(cursor, opened)
+                    if begin < end:
+                        if left <= end - begin:
+                            return begin + left
+                        left -= end - begin
             day += timedelta(days=1)
     except (OverflowError, ValueError, OSError):  # past the year 9999: datetime ends there
         return None
@@ -89,9 +94,41 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def _local(zone: ZoneInfo, day: date, minute: int) -> int:
-    """The instant (ms) of ``minute`` minutes after local midnight of ``day`` (1440: the next midnight)."""
-    return _ms(datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minute))
+# no UTC offset is a day or more: a clock time of a day is read within this much of it as if it were UTC
+_SPAN_MS = 26 * 3_600_000
+
+
+def _window(zone: ZoneInfo, day: date, opens: int, closes: int) -> list[tuple[int, int]]:
+    """The real instants (ms, as [begin, end) pieces in order) at which the local clock of ``zone`` reads
+    ``opens`` to ``closes`` minutes after the midnight of ``day`` (1440: the next midnight). One piece at
+    one offset; where the offset changes near the window, the part of the window read at each offset on
+    its side of the change (none, one or two pieces; one change within 26 hours of the window, as every
+    zone has)."""
+    wall_opens, wall_closes = _wall_ms(day, opens), _wall_ms(day, closes)
+    low, high = wall_opens - _SPAN_MS, wall_closes + _SPAN_MS
+    before, after = _offset(zone, low), _offset(zone, high)
+    if before == after:
+        return [(wall_opens - before, wall_closes - before)]
+    while high - low > 1:  # the first millisecond at the offset after the change
+        middle = (low + high) // 2
+        low, high = (middle, high) if _offset(zone, middle) == before else (low, middle)
+    pieces = [
+        (wall_opens - before, min(wall_closes - before, high)),
+        (max(wall_opens - after, high), wall_closes - after),
+    ]
+    return [(begin, end) for begin, end in pieces if begin < end]
+
+
+def _wall_ms(day: date, minute: int) -> int:
+    """The clock time ``minute`` minutes after the midnight of ``day`` as ms, read as if it were UTC."""
+    return _ms(datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(minutes=minute))
+
+
+def _offset(zone: ZoneInfo, at_ms: int) -> int:
+    """The UTC offset (ms) of ``zone`` at the instant ``at_ms``."""
+    offset = datetime.fromtimestamp(at_ms / 1000, zone).utcoffset()
+    assert offset is not None
+    return round(offset.total_seconds() * 1000)
 
 
 def _ms(moment: datetime) -> int:

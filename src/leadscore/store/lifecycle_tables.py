@@ -6,7 +6,19 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    ScalarSelect,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadscore.store.schema import (
@@ -260,25 +272,25 @@ def assignment_stage(conn: Connection, move_id: int) -> str | None:
 
 
 def current_assignment(conn: Connection, lead_id: int) -> dict[str, Any] | None:
-    """The lead's assignment: the newest one a seller still has to act on (``still_open``), else its
-    newest. A merged lead holds the other lead's assignments too, made later maybe, but its stay is the
-    kept lead's: the desk, the lead page and who may act name the seller the escalation holds to it."""
-    open_first = case((and_(*still_open()), 0), else_=1)
-    query = (
-        select(assignments)
-        .where(assignments.c.lead_id == lead_id)
-        .order_by(open_first, assignments.c.id.desc())
-        .limit(1)
-    )
+    """The lead's assignment (``current_assignment_id``), None when it has none."""
+    query = select(assignments).where(assignments.c.id == current_assignment_id(literal(lead_id)))
     row = conn.execute(query).mappings().first()
     return dict(row) if row else None
 
 
-def current_assignments(conn: Connection) -> dict[int, dict[str, Any]]:
-    """Each lead's assignment (``current_assignment``), by lead id."""
-    out = {int(a["lead_id"]): a for a in list_assignments(conn)}
-    out.update((int(a["lead_id"]), a) for a in list_assignments(conn, open_only=True))
-    return out
+def current_assignment_id(lead_id: ColumnElement[int]) -> ScalarSelect[int]:
+    """SQL: the id of the lead's assignment: the newest one a seller still has to act on (``still_open``),
+    else its newest. A merged lead holds the other lead's assignments too, made later maybe, but its stay
+    is the kept lead's: the desk, the lead page and who may act name the seller the escalation holds to
+    it. ``lead_id`` may be a column of an enclosing query (one index probe per lead)."""
+    open_first = case((and_(*still_open()), 0), else_=1)
+    return (
+        select(assignments.c.id)
+        .where(assignments.c.lead_id == lead_id)
+        .order_by(open_first, assignments.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def list_assignments(conn: Connection, open_only: bool = False) -> list[dict[str, Any]]:
@@ -308,15 +320,39 @@ def still_in_its_stage() -> ColumnElement[bool]:
     lead's stage row is that move's stage, entered at that move's time). A lead that moved on without
     feedback (it cooled, went quiet, an outcome moved it) is on no seller's desk; its next entry into an
     assignment stage is a new assignment with its own SLA. The stage row, not the newest history row,
-    decides: a merged lead's stage is the kept lead's (``lead_merge``), whatever the other lead's moves."""
+    decides: a merged lead's stage is the kept lead's (``lead_merge``), whatever the other lead's moves.
+
+    A stay has one assignment: the newest of the lead's whose move matches it. Two leads that entered the
+    stage in the same millisecond and were then merged hold two such moves; the older assignment is no
+    longer a seller's to work (before, both were open and the escalation mailed the manager twice)."""
     move = stage_history.alias("assigned_move")
-    return (
-        select(lead_stages.c.lead_id)
-        .select_from(lead_stages.join(move, move.c.id == assignments.c.stage_move_id))
+    # its own name: a query of the stage rows that reads this (the desk) must not correlate it away
+    stay = lead_stages.alias("stay")
+    later = assignments.alias("later_assignment")
+    later_move = stage_history.alias("later_move")
+    newer_for_the_stay = (
+        select(later.c.id)
+        .select_from(later.join(later_move, later_move.c.id == later.c.stage_move_id))
         .where(
-            lead_stages.c.lead_id == assignments.c.lead_id,
-            lead_stages.c.stage == move.c.to_stage,
-            lead_stages.c.entered_ms == move.c.at_ms,
+            later.c.lead_id == assignments.c.lead_id,
+            later.c.id > assignments.c.id,
+            # the lead's own moves (ix_stage_history_lead_at), not every lead's moves of a round: the leads
+            # moved in one round share its time, so (stage, time) alone can match thousands
+            later_move.c.lead_id == assignments.c.lead_id,
+            later_move.c.to_stage == stay.c.stage,
+            later_move.c.at_ms == stay.c.entered_ms,
+        )
+        .correlate_except(later, later_move)  # the assignment and the stage row two levels up
+        .exists()
+    )
+    return (
+        select(stay.c.lead_id)
+        .select_from(stay.join(move, move.c.id == assignments.c.stage_move_id))
+        .where(
+            stay.c.lead_id == assignments.c.lead_id,
+            stay.c.stage == move.c.to_stage,
+            stay.c.entered_ms == move.c.at_ms,
+            ~newer_for_the_stay,
         )
         .exists()
     )

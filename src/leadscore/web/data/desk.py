@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, case, func, select
 
-from leadscore.lifecycle.desk import managed_teams, may_act, whose
+from leadscore.lifecycle.desk import managed_teams, may_act, whose_rank
 from leadscore.lifecycle.gates import read_facts
 from leadscore.lifecycle.reasons import rule_names, top_reasons_of
-from leadscore.lifecycle.reports import ready_for_handoff
+from leadscore.lifecycle.reports import handoff_query, hottest_first
 from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import Lifecycle, ScoringModel
@@ -65,28 +65,39 @@ def desk(
     score read (``view.score``; the primary without a view), whose rules name the reasons."""
     teams = managed_teams(lifecycle, email)
     out = Desk(manager=role == "admin" or bool(teams))
-    rows = ready_for_handoff(conn, lifecycle, view)
+    query = handoff_query(lifecycle, view)
+    if query is None:
+        return out
+    columns = query.selected_columns
+    rank = whose_rank(lifecycle, columns.seller, columns.team, email, teams)
+    if not (role == "admin" or not can_act):  # a rep or a manager: their own and their teams' leads
+        query = query.where(rank < 2)
+    # counted, filtered, ordered and paged in SQL: only the rows of the page are read
+    counted = query.order_by(None).add_columns(rank.label("whose_rank")).subquery("desk")
+    totals = select(func.count(), func.coalesce(func.sum(case((counted.c.whose_rank == 0, 1), else_=0)), 0))
+    total, mine_total = conn.execute(totals.select_from(counted)).one()
+    out.mine_total, out.team_total = int(mine_total), int(total) - int(mine_total)
+    out.total = int(total)
+    out.pages = max(1, -(-out.total // page_size))
+    out.page = min(max(1, page), out.pages)
+    mine_first = case((rank == 0, 0), else_=1)
+    shown_query = (
+        query.add_columns(rank.label("whose_rank"))
+        .order_by(None)
+        .order_by(mine_first, *hottest_first())
+        .limit(page_size)
+        .offset((out.page - 1) * page_size)
+    )
     names = rule_names(model)
-    for row in rows:
+    for found_row in conn.execute(shown_query).mappings():
+        row = dict(found_row)
+        mine = row.pop("whose_rank") == 0
         assignment = {"team": row.get("team"), "seller": row.get("seller")} if row.get("team") else None
         row["owner"], _ = seller_label(lifecycle, row.get("seller"))
         acts = can_act and may_act(lifecycle, assignment, email, role)
         row["can_accept"] = acts and triggered(lifecycle, row["stage"], "accepted") is not None
         row["can_reject"] = acts and triggered(lifecycle, row["stage"], "rejected") is not None
-        found_whose = whose(lifecycle, row, email, teams)
-        if found_whose == "mine":
-            out.mine.append(row)
-        elif found_whose == "team" or role == "admin" or not can_act:
-            out.team.append(row)
-    out.mine_total, out.team_total = len(out.mine), len(out.team)
-    out.total = out.mine_total + out.team_total
-    out.pages = max(1, -(-out.total // page_size))
-    out.page = min(max(1, page), out.pages)
-    start = (out.page - 1) * page_size
-    mine_here = out.mine[start : start + page_size]
-    team_start = max(0, start - len(out.mine))
-    out.team = out.team[team_start : team_start + page_size - len(mine_here)]
-    out.mine = mine_here
+        (out.mine if mine else out.team).append(row)
     # the facts and reasons of the rows shown only (a page of the leads ready for handoff)
     shown = [*out.mine, *out.team]
     facts = read_facts(conn, shown)
