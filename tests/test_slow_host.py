@@ -13,10 +13,12 @@ import socket
 import threading
 import time
 
-from leadscore.lifecycle.outbox import Deliverer
+import pytest
+
+from leadscore.lifecycle.outbox import Deliverer, host_of
 from leadscore.settings import LifecycleSettings, Settings, WebhookSettings
 from leadscore.store import Store
-from leadscore.store.outbox import enqueue, read_outbox
+from leadscore.store.outbox import claim_due, enqueue, read_outbox
 from receivers import socket_server, wait_for, webhook_receiver
 
 STALL_S = 120.0  # the stalled attempts' total timeout: the test ends long before it
@@ -76,3 +78,33 @@ def test_a_host_that_never_answers_at_three_urls_leaves_workers_for_another_host
             assert {statuses[f"stalled:{i}"] for i in range(6)} == {"pending"}
     finally:
         deliverer.stop()  # the server has closed its connections: the stalled attempts have ended
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://Hooks.Example.com/services/T1/B2", "https://hooks.example.com:443"),
+        ("HTTP://hooks.example.com:80?x=1", "http://hooks.example.com:80"),
+        ("http://[::1]:8080/a", "http://::1:8080"),
+        ("http://h.example:99999/a", "http://h.example:99999/a"),  # no port: the URL is its own host
+        ("env:LEADSCORE_HOOK", "env:LEADSCORE_HOOK"),
+    ],
+)
+def test_the_host_of_a_url(url: str, host: str) -> None:
+    assert host_of(url) == host
+
+
+def test_a_busy_hosts_prefix_skips_only_its_own_urls(store: Store) -> None:
+    """The claim's prefixes are literal: ``_`` and ``%`` in a busy host's URL match themselves only."""
+    rows = [
+        {"key": k, "channel": "webhook", "action": "t", "lead_id": None, "target": t, "payload": {}}
+        for k, t in [
+            ("busy", "http://a_b%:1/x"),
+            ("lookalike", "http://axbx:1/x"),
+            ("longer port", "http://a_b%:10/x"),
+        ]
+    ]
+    with store.begin() as conn:
+        enqueue(conn, rows, 0)
+        claimed = claim_due(conn, 0, 1000, 10, skip_prefixes=["http://a_b%:1/", "http://a_b%:1?"])
+    assert sorted(r["key"] for r in claimed) == ["longer port", "lookalike"]
