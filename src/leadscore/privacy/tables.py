@@ -36,6 +36,7 @@ Values = Literal[
     "searches",
 ]
 
+MAX_ADDRESS = 320  # an e-mail address at most (RFC 3696); a longer trait value is searched by no one
 NUMBERED = ("lead_id", "dead_letter_ids")  # the values that are row ids, not texts
 LOWERED = ("emails", "searches")  # compared ignoring case, as they were entered or searched
 
@@ -109,15 +110,29 @@ class Ids:
     @classmethod
     def of(cls, conn: Connection, person: Person) -> Ids:
         base = cls._base(person, ())
-        stored = conn.execute(select(events.c.message_id).where(condition(events, EVENT_ROWS, base)))
+        # her events' ids, and the addresses her own traits gave (a merge keeps one lead's address only)
+        address = events.c.context[("traits", "email")].as_string()
+        stored = conn.execute(
+            select(events.c.message_id, address).where(condition(events, EVENT_ROWS, base))
+        ).all()
+        used = {a for _, a in stored if isinstance(a, str) and 0 < len(a) <= MAX_ADDRESS}
         waiting = [row["message_id"] for row in waiting_rows(conn) if base.owns(row)]
         letters = [(letter, row) for letter, row in dead_letter_rows(conn) if base.owns(row)]
         lettered = [row["message_id"] for _, row in letters if isinstance(row.get("message_id"), str)]
-        return cls._base(person, (*stored.scalars(), *waiting, *lettered), [letter for letter, _ in letters])
+        return cls._base(
+            person,
+            (*(m for m, _ in stored), *waiting, *lettered),
+            [letter for letter, _ in letters],
+            sorted(used),
+        )
 
     @classmethod
     def _base(
-        cls, person: Person, message_ids: tuple[str, ...] | list[str], letters: list[int] | None = None
+        cls,
+        person: Person,
+        message_ids: tuple[str, ...] | list[str],
+        letters: list[int] | None = None,
+        addresses: list[str] | None = None,
     ) -> Ids:
         audit = {
             *person.emails,
@@ -133,6 +148,7 @@ class Ids:
         # what a leads list search (``LeadFilter.q``) for her is: an e-mail, a name, an id, her lead's id
         searches = {
             *person.emails,
+            *(addresses or ()),  # an export searched by an address she used before: hers too
             *person.user_ids,
             *person.anonymous_ids,
             *([person.name] if person.name else []),
