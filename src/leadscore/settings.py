@@ -80,7 +80,7 @@ class WebhookSettings(BaseSettings):
     timeout_s: float = Field(default=10.0, gt=0)
     # the longest one attempt may take, answer included
     total_timeout_s: float = Field(default=30.0, gt=0)
-    # deliveries in flight to one endpoint (URL) at a time, and in all
+    # deliveries in flight to one receiving host (scheme, host and port: all its URLs together), and in all
     concurrency: int = Field(default=4, ge=1, le=64)
     workers: int = Field(default=16, ge=1, le=256)
     # after this many consecutive failures an endpoint is left alone for breaker_cooldown_s; then one

@@ -2,8 +2,9 @@
 hands each to a worker thread (webhooks and mail have their own threads), so stage evaluation never waits
 on a receiver.
 
-Every wait is bounded: per endpoint at most ``concurrency`` deliveries are in flight (the rest of its rows
-stay pending, so one slow endpoint holds a few threads and never the others' turn), every attempt has its
+Every wait is bounded: per receiving host at most ``concurrency`` deliveries are in flight (the rest of its
+rows stay pending, so one slow host holds a few threads and never the others' turn, however many of its
+URLs are due: a chat server's URL per user, a CRM's per object; ``host_of``), every attempt has its
 timeouts, and a circuit breaker per endpoint (``lifecycle.breaker``) stops trying an endpoint that keeps
 failing until a cool-down has passed. A failed attempt is counted on its row (``failures``, ``last_error``)
 and the row is due again after an exponential backoff with jitter (``next_attempt_ms``, durable), until
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from leadscore.lifecycle import mail, webhook
 from leadscore.lifecycle.breaker import Breakers
@@ -53,6 +55,35 @@ def backoff_ms(settings: Settings, attempts: int, draw: Callable[[], float] = ra
     lc = settings.lifecycle
     full = min(lc.retry_max_s, lc.retry_base_s * 2.0 ** min(max(attempts - 1, 0), 62))
     return int(full * (1.0 - lc.retry_jitter * draw()) * 1000)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_of(url: str) -> str:
+    """The receiver a URL reaches, ``scheme://host:port`` (the scheme and host in lower case, the default
+    port spelt out); the URL itself when it names no host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    if not parts.hostname:
+        return url
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{parts.hostname}:{port or DEFAULT_PORTS.get(scheme, 0)}"
+
+
+def _url_prefixes(url: str) -> tuple[str, ...]:
+    """How the URLs of ``url``'s host begin, as ``url`` writes its scheme and host (for the claim's skip)."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return ()
+    if "://" not in url or not netloc:
+        return ()
+    origin = url[: url.index("://")] + "://" + netloc
+    return (origin + "/", origin + "?", origin + "#")
 
 
 def _wall_ms() -> int:
@@ -92,7 +123,9 @@ class Deliverer:
         self.lease_ms = int((longest + 30) * 1000)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._by_endpoint: Counter[str] = Counter()
+        # in flight by receiving host (``host_of``; "smtp" for every mail), and by (host, endpoint, URL)
+        self._by_host: Counter[str] = Counter()
+        self._in_flight: Counter[tuple[str, str, str]] = Counter()
         self._by_channel: Counter[str] = Counter()
         self._client: httpx.Client | None = None
         self._wake = threading.Event()
@@ -133,43 +166,71 @@ class Deliverer:
 
     # claiming and attempting
 
-    def _endpoint_limit(self, endpoint: str) -> int:
-        return (
-            self.settings.smtp.concurrency if endpoint == MAIL_ENDPOINT else self.settings.webhook.concurrency
-        )
+    def _host_limit(self, host: str) -> int:
+        return self.settings.smtp.concurrency if host == MAIL_ENDPOINT else self.settings.webhook.concurrency
+
+    def _where(self, channel: str, target: str) -> tuple[str, str]:
+        """(the receiving host, the URL) of a row; a webhook whose URL is unknown (an unset ``env:``
+        name) is its own host."""
+        if channel == "mail":
+            return MAIL_ENDPOINT, MAIL_ENDPOINT
+        url = self.settings.webhook.url(target) or target
+        return host_of(url), url
+
+    def _skips(self) -> tuple[set[str], set[str]]:
+        """The endpoints and URL prefixes of the hosts with no room (held under ``_lock``)."""
+        busy = {h for h, n in self._by_host.items() if n >= self._host_limit(h)}
+        endpoints = {e for (h, e, _), n in self._in_flight.items() if n and h in busy}
+        prefixes = {
+            p for (h, _, url), n in self._in_flight.items() if n and h in busy for p in _url_prefixes(url)
+        }
+        if busy - {MAIL_ENDPOINT}:
+            environment = self.settings.webhook.url_environment
+            endpoints |= {f"env:{name}" for name, url in environment.items() if host_of(url) in busy}
+        return endpoints, prefixes
 
     def dispatch(self, now_ms: int) -> int:
-        """Claim rows due at ``now_ms`` whose endpoint has room and start their attempts; returns how many."""
+        """Claim rows due at ``now_ms`` whose host has room and start their attempts; returns how many."""
         with self._lock:
             channels = [c for c in CHANNELS if self._by_channel[c] < self._limits[c]]
-            busy = {e for e, n in self._by_endpoint.items() if n >= self._endpoint_limit(e)}
+            busy, prefixes = self._skips()
         if not channels:
             return 0
         skip = busy | self.breakers.blocked()
         with self.store.begin() as conn:
-            rows = claim_due(conn, now_ms, self.lease_ms, BATCH, skip_endpoints=skip, channels=channels)
-        accepted: list[tuple[dict[str, Any], str]] = []
+            rows = claim_due(
+                conn,
+                now_ms,
+                self.lease_ms,
+                BATCH,
+                skip_endpoints=skip,
+                skip_prefixes=prefixes,
+                channels=channels,
+            )
+        accepted: list[tuple[dict[str, Any], tuple[str, str, str]]] = []
         released: list[int] = []
         with self._lock:
             for row in rows:
                 channel = str(row["channel"])
                 endpoint = str(row["endpoint"] or endpoint_of(channel, str(row["target"])))
+                host, url = self._where(channel, str(row["target"]))
                 if (
                     self._by_channel[channel] < self._limits[channel]
-                    and self._by_endpoint[endpoint] < self._endpoint_limit(endpoint)
+                    and self._by_host[host] < self._host_limit(host)
                     and self.breakers.try_acquire(endpoint)
                 ):
                     self._by_channel[channel] += 1
-                    self._by_endpoint[endpoint] += 1
-                    accepted.append((row, endpoint))
+                    self._by_host[host] += 1
+                    self._in_flight[host, endpoint, url] += 1
+                    accepted.append((row, (host, endpoint, url)))
                 else:
                     released.append(int(row["id"]))
         if released:
             with self.store.begin() as conn:
                 release(conn, released, now_ms)
         lifecycle = self.lifecycle() if any(r["channel"] == "mail" for r, _ in accepted) else None
-        for row, endpoint in accepted:
-            self._pools[str(row["channel"])].submit(self._attempt, row, endpoint, lifecycle)
+        for row, where in accepted:
+            self._pools[str(row["channel"])].submit(self._attempt, row, where, lifecycle)
         return len(accepted)
 
     def wait_idle(self) -> None:
@@ -177,8 +238,8 @@ class Deliverer:
         with self._idle:
             self._idle.wait_for(lambda: not any(self._by_channel.values()))
 
-    def _attempt(self, row: dict[str, Any], endpoint: str, lifecycle: Lifecycle | None) -> None:
-        channel = str(row["channel"])
+    def _attempt(self, row: dict[str, Any], where: tuple[str, str, str], lifecycle: Lifecycle | None) -> None:
+        channel, (host, endpoint, _) = str(row["channel"]), where
         try:
             outcome = self._send(row, lifecycle)
             if outcome is not None:
@@ -192,9 +253,12 @@ class Deliverer:
         finally:
             with self._idle:
                 self._by_channel[channel] -= 1
-                self._by_endpoint[endpoint] -= 1
-                if not self._by_endpoint[endpoint]:
-                    del self._by_endpoint[endpoint]
+                self._by_host[host] -= 1
+                if not self._by_host[host]:
+                    del self._by_host[host]
+                self._in_flight[where] -= 1
+                if not self._in_flight[where]:
+                    del self._in_flight[where]
                 self._idle.notify_all()
             self._wake.set()  # room for the next row
 

@@ -33,19 +33,23 @@ Values = Literal[
     "message_ids",
     "audit_targets",
     "dead_letter_ids",
+    "searches",
 ]
 
+MAX_ADDRESS = 320  # an e-mail address at most (RFC 3696); a longer trait value is searched by no one
 NUMBERED = ("lead_id", "dead_letter_ids")  # the values that are row ids, not texts
+LOWERED = ("emails", "searches")  # compared ignoring case, as they were entered or searched
 
 
 @dataclass(frozen=True)
 class By:
     """Rows whose ``column`` equals one of the person's ``values`` (e-mails compared normalised); with
-    ``key``, the column is a JSON object and its member ``key`` is compared."""
+    ``key``, the column is a JSON object and its member ``key`` (a path: members within members) is
+    compared."""
 
     column: str
     values: Values
-    key: str | None = None
+    key: str | tuple[str, ...] | None = None
 
 
 # what the audit entry of a dead letter's retry or drop keeps of its message's owner (``owner_details``),
@@ -72,6 +76,8 @@ REDACT = {
     "audit_log": (
         By("target", "audit_targets"),
         *(By("details", values, key=column) for column, values in OWNER_DETAILS.items()),
+        # a staff member's leads list export searched for her (``leads.export``: its filter's ``q``)
+        By("details", "searches", key=("filter", "q")),
     )
 }
 NOT_PERSONAL = {
@@ -104,15 +110,29 @@ class Ids:
     @classmethod
     def of(cls, conn: Connection, person: Person) -> Ids:
         base = cls._base(person, ())
-        stored = conn.execute(select(events.c.message_id).where(condition(events, EVENT_ROWS, base)))
+        # her events' ids, and the addresses her own traits gave (a merge keeps one lead's address only)
+        address = events.c.context[("traits", "email")].as_string()
+        stored = conn.execute(
+            select(events.c.message_id, address).where(condition(events, EVENT_ROWS, base))
+        ).all()
+        used = {a for _, a in stored if isinstance(a, str) and 0 < len(a) <= MAX_ADDRESS}
         waiting = [row["message_id"] for row in waiting_rows(conn) if base.owns(row)]
         letters = [(letter, row) for letter, row in dead_letter_rows(conn) if base.owns(row)]
         lettered = [row["message_id"] for _, row in letters if isinstance(row.get("message_id"), str)]
-        return cls._base(person, (*stored.scalars(), *waiting, *lettered), [letter for letter, _ in letters])
+        return cls._base(
+            person,
+            (*(m for m, _ in stored), *waiting, *lettered),
+            [letter for letter, _ in letters],
+            sorted(used),
+        )
 
     @classmethod
     def _base(
-        cls, person: Person, message_ids: tuple[str, ...] | list[str], letters: list[int] | None = None
+        cls,
+        person: Person,
+        message_ids: tuple[str, ...] | list[str],
+        letters: list[int] | None = None,
+        addresses: list[str] | None = None,
     ) -> Ids:
         audit = {
             *person.emails,
@@ -125,6 +145,15 @@ class Ids:
         }
         if person.lead_id is not None:
             audit.add(f"lead:{person.lead_id}")
+        # what a leads list search (``LeadFilter.q``) for her is: an e-mail, a name, an id, her lead's id
+        searches = {
+            *person.emails,
+            *(addresses or ()),  # an export searched by an address she used before: hers too
+            *person.user_ids,
+            *person.anonymous_ids,
+            *([person.name] if person.name else []),
+            *([str(person.lead_id)] if person.lead_id is not None else []),
+        }
         return cls({
             "lead_id": (person.lead_id,) if person.lead_id is not None else (),
             "keys": person.keys,
@@ -134,6 +163,7 @@ class Ids:
             "message_ids": tuple(sorted(set(message_ids))),
             "audit_targets": tuple(sorted(audit)),
             "dead_letter_ids": tuple(sorted(letters or ())),
+            "searches": tuple(sorted({s.lower() for s in searches})),
         })  # fmt: skip
 
     def owns(self, row: Mapping[str, Any]) -> bool:
@@ -157,7 +187,7 @@ def condition(table: Table, rules: tuple[By, ...], ids: Ids) -> ColumnElement[bo
         # one parameter a list: a person's message ids are as many as her events (65,535 at most a statement
         # on PostgreSQL, one parameter each in an expanding IN)
         element = BigInteger if by.values in NUMBERED else Text
-        parts.append(in_values(func.lower(column) if by.values == "emails" else column, values, element))
+        parts.append(in_values(func.lower(column) if by.values in LOWERED else column, values, element))
     return or_(*parts) if parts else false()
 
 

@@ -60,10 +60,12 @@ def claim_due(
     limit: int,
     *,
     skip_endpoints: Collection[str] = (),
+    skip_prefixes: Collection[str] = (),
     channels: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Pending rows due now, leased to the caller until ``now_ms + lease_ms`` (commit to publish the lease);
-    rows of ``skip_endpoints`` (busy, or their breaker open) and of other ``channels`` stay where they are."""
+    rows of ``skip_endpoints`` (busy, or their breaker open), of endpoints starting with one of
+    ``skip_prefixes`` (URLs of a busy host) and of other ``channels`` stay where they are."""
     query = (
         select(outbox)
         .where(outbox.c.status == "pending", outbox.c.next_attempt_ms <= now_ms)
@@ -72,6 +74,8 @@ def claim_due(
     )
     if skip_endpoints:
         query = query.where(outbox.c.endpoint.not_in(sorted(skip_endpoints)))
+    for prefix in sorted(skip_prefixes):
+        query = query.where(~outbox.c.endpoint.startswith(prefix, autoescape=True))
     if channels is not None:
         query = query.where(outbox.c.channel.in_(sorted(channels)))
     if conn.dialect.name == "postgresql":
