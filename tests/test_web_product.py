@@ -191,3 +191,29 @@ def test_features_are_one_value_ignoring_case_as_the_score_counts_them(live: tup
     # over the 4 uses within 14 days (wes has no account: the account's events are his own)
     assert _figures(page.text)["Features adopted, 30 days"] == "3"
     assert _rules(page.text)["4+ features adopted by the account"] == ["no", "0.0", "4"]
+
+
+def test_features_of_any_json_value_are_counted_as_the_score_counts_them(live: tuple[str, Store]) -> None:
+    """Features sent as an object, an empty text, a boolean and a number are values of the property as the
+    compiled query's distinct count reads them ('{"x": 1}', '', 'true', '3'): with Dashboards and
+    dashboards (one value) that is 5 features, so the rule's 4+ is met. The page counted them in Python
+    and left the object and the empty text out (3 features beside a line that said 4+ were met); it now
+    counts in the database, through the query's own ``folded_property``, and reads no event into the page."""
+    url, store = live
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "odd", 0)
+    used: list[Any] = ["Dashboards", "dashboards", {"x": 1}, "", True, 3]
+    batch = [{**_event("$identify", "xia", 3), "$set": {"email": "xia@odd.example"}}]
+    batch += [{**_event("Feature Used", "xia", 2), "properties": {"feature": f}} for f in used]
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/batch/", json={"api_key": write, "batch": batch})
+    assert r.status_code == 200 and r.json()["rejected_count"] == 0, r.text
+    assert wait_until(lambda: _waiting(store) == 0, timeout=60)
+    with store.connect() as conn:
+        xia = conn.execute(select(leads).where(leads.c.external_id == "xia")).one()
+    with signed_in(url, "admin@example.test") as client:
+        page = client.get(f"/leads/{xia.id}")
+    assert page.status_code == 200
+    assert _figures(page.text)["Features adopted, 30 days"] == "5"
+    assert _figures(page.text)["Product events, 14 days"] == "6"
+    assert _rules(page.text)["4+ features adopted by the account"][0] == "yes"

@@ -19,6 +19,7 @@ from leadscore.lifecycle.accounts import account_scores, account_scoring, named_
 from leadscore.lifecycle.reports import week_of
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
+from leadscore.store.id_lists import in_values
 from leadscore.store.lifecycle_tables import account_history, read_account_stages
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
 from leadscore.store.score_names import live_scores, resolve, scores_of
@@ -98,7 +99,7 @@ def activity(conn: Connection, contacts: list[dict[str, Any]]) -> tuple[dict[str
     rows = conn.execute(
         select(identities.c.lead_id, week, func.count(), func.min(events.c.ts))
         .join(identities, identities.c.key == events.c.person_key)
-        .where(identities.c.lead_id.in_(sorted(names)))
+        .where(in_values(identities.c.lead_id, sorted(names)))  # one parameter, however many contacts
         .group_by(identities.c.lead_id, week)
     ).all()
     per: dict[int, dict[str, int]] = {}

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, distinct, func, select
 
+from leadscore.compile.dialects import DayNumber
+from leadscore.compile.query import folded_property
 from leadscore.model import ScoringModel
-from leadscore.store.engine import lower_text
+from leadscore.store.id_lists import in_values
 from leadscore.store.schema import events, identities
 
 PRODUCT_SOURCE = "posthog"
@@ -48,23 +49,17 @@ class Usage:
         return self.events[WINDOWS_DAYS[0]] > 0
 
 
-def _feature(properties: Any) -> str | None:
-    """The event's feature as the compiled query compares it (``compile.query.folded_property``: text
-    ignoring case, ``true``/``false`` for JSON booleans)."""
-    value = properties.get(FEATURE_PROPERTY) if isinstance(properties, dict) else None
-    if value is None or isinstance(value, dict | list) or str(value) == "":
-        return None
-    return lower_text(value)
-
-
 def usage(conn: Connection, lead_ids: Sequence[int], now_ms: int) -> dict[int, Usage]:
-    """Each lead's product usage as of ``now_ms`` (every lead of ``lead_ids`` has an entry)."""
+    """Each lead's product usage as of ``now_ms`` (every lead of ``lead_ids`` has an entry), counted in the
+    database: a write key can send a person a million product events, which the page never reads. The
+    days are UTC days and the features the ``feature`` property's values as a distinct count compares
+    them (``compile.query.DayNumber``, ``folded_property``)."""
     out = {int(lead): Usage() for lead in lead_ids}
     if not out:
         return out
     person = identities.c.key == events.c.person_key
     mine = (
-        identities.c.lead_id.in_(sorted(out)),
+        in_values(identities.c.lead_id, sorted(out)),  # one parameter, however many contacts
         events.c.source == PRODUCT_SOURCE,
         events.c.type.in_(EVENT_TYPES),
         events.c.ts <= now_ms,
@@ -73,23 +68,23 @@ def usage(conn: Connection, lead_ids: Sequence[int], now_ms: int) -> dict[int, U
     for lead_id, ts in conn.execute(last.group_by(identities.c.lead_id)).all():
         out[int(lead_id)].last_seen_ms = int(ts)
     since = now_ms - max(WINDOWS_DAYS) * DAY_MS
-    rows = conn.execute(
-        select(identities.c.lead_id, events.c.ts, events.c.properties)
+    feature = folded_property(events, FEATURE_PROPERTY)
+    within = [func.count().filter(events.c.ts > now_ms - days * DAY_MS) for days in WINDOWS_DAYS]
+    counted = (
+        select(
+            identities.c.lead_id,
+            *within,
+            func.count(distinct(DayNumber(events.c.ts))),
+            func.count(distinct(feature)),
+        )
         .join(identities, person)
         .where(*mine, events.c.ts > since)
-    ).all()
-    days: dict[int, set[str]] = {lead: set() for lead in out}
-    features: dict[int, set[str]] = {lead: set() for lead in out}
-    for lead_id, ts, properties in rows:
-        u, lead = out[int(lead_id)], int(lead_id)
-        for window in WINDOWS_DAYS:
-            if ts > now_ms - window * DAY_MS:
-                u.events[window] += 1
-        days[lead].add(datetime.fromtimestamp(ts / 1000, UTC).date().isoformat())
-        if (feature := _feature(properties)) is not None:
-            features[lead].add(feature)
-    for lead, u in out.items():
-        u.active_days, u.features = len(days[lead]), len(features[lead])
+        .group_by(identities.c.lead_id)
+    )
+    for lead_id, *counts, days, features in conn.execute(counted).all():
+        u = out[int(lead_id)]
+        u.events = {days_: int(n) for days_, n in zip(WINDOWS_DAYS, counts, strict=True)}
+        u.active_days, u.features = int(days), int(features)
     return out
 
 
