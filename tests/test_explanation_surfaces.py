@@ -424,3 +424,49 @@ def test_the_lead_page_links_a_flooded_line_to_pages_of_all_its_events(store: St
     assert 'rel="next"' not in last.text and f'href="/leads/{lead_id}/lines/blog?offset=125"' in last.text
     assert unknown.status_code == 404 and "no engagement rule &#39;nope&#39;" in unknown.text
     assert [b.status_code for b in bad] == [422, 422, 422]
+
+
+def test_a_rule_no_event_matched_has_an_empty_page(store: Store) -> None:
+    """A rule of the model that none of the lead's events matched: its page lists no events, total 0
+    (ann has blog visits and email opens only, so ``pricing`` counted none), not a server error."""
+    blog_only = [m for m in _messages() if not str(m["messageId"]).startswith("p")]
+    [answer] = _api_pages(
+        store,
+        loads_model(MODEL, "surfaces.yaml"),
+        blog_only,
+        ["/v1/leads/ann/explanation/lines/pricing/events"],
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["events"] == [] and answer.json()["total"] == 0
+    assert answer.json()["next_offset"] is None
+    blog_only_cli(store)
+
+
+def blog_only_cli(store: Store) -> None:
+    """``explain --line`` of a rule no event matched: an empty page (JSON ``line`` null), not a traceback."""
+    base = ["explain", "ann", "--db", str(store.url), "--as-of", AS_OF, "--line", "pricing"]
+    as_json = CliRunner().invoke(cli, [*base, "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)["line"] is None and json.loads(as_json.output)["total"] == 0
+    table = CliRunner().invoke(cli, base)
+    assert table.exit_code == 0, table.output
+    assert "pricing: no event has matched this rule" in table.output
+
+
+def test_cli_tables_print_event_paths_as_text_not_markup(store: Store) -> None:
+    """An event's path is anybody's text: ``/blog/[/]x`` (rich's closing tag) and ``/blog/[red]y`` are
+    printed as they are by ``explain`` and ``explain --line``, not read as markup (a MarkupError)."""
+    hostile = [
+        {"type": "page", "userId": "ann", "messageId": m, "timestamp": "2024-05-20T00:00:00Z",
+         "properties": {"path": path}}
+        for m, path in (("h1", "/blog/[/]x"), ("h2", "/blog/[red]y"))
+    ]  # fmt: skip
+    as_of = parse_time(AS_OF, "as_of")
+    publish(store, loads_model(MODEL, "surfaces.yaml"), as_of=as_of)
+    ingest(store, [normalise(m, received_ms=as_of) for m in hostile], source="test", as_of=as_of)
+    base = ["explain", "ann", "--db", str(store.url), "--as-of", AS_OF]
+    for args in (base, [*base, "--line", "blog"]):
+        result = CliRunner().invoke(cli, args, env={"COLUMNS": "250"})
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        assert re.search(r"page +/blog/\[/\]x", result.output), result.output
+        assert re.search(r"page +/blog/\[red\]y", result.output), result.output

@@ -107,3 +107,22 @@ def test_past_the_newest_journey_points_the_older_events_are_counted_not_read(st
         (T0 + 300 * MINUTE, 50.0),
     ]
     assert points[0]["events"] == [] and all(len(p["events"]) == 1 for p in points[1:-1])
+
+
+def test_many_events_at_one_time_are_one_point_listing_five_and_the_rest_counted(store: Store) -> None:
+    """1,000 page views sent at one time (a write key chooses timestamps) after one a minute earlier: the
+    point at that time lists the first five (in the order they were stored) and "and 995 more", and the
+    score counts all of them (1,001 views: engagement capped at 100 points, score 50)."""
+    flood = [
+        {**_page(n, 1), "messageId": f"f{n:04d}", "properties": {"path": f"/f/{n}"}} for n in range(1000)
+    ]
+    lead_id = _ingest(store, [_page(0, 0), *flood], as_of=T0 + 5 * MINUTE)
+    points = _journey(store, lead_id)
+    assert [(p["t"], p["score"]) for p in points] == [
+        (T0 - 1, 0.0),
+        (T0, 0.5),
+        (T0 + MINUTE, 50.0),
+        (T0 + 5 * MINUTE, 50.0),
+    ]
+    assert points[2]["events"] == [*(f"page /f/{n}" for n in range(5)), "and 995 more"]
+    assert points[1]["events"] == ["page"] and points[3]["events"] == []

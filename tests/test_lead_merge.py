@@ -220,6 +220,13 @@ def test_a_merged_away_leads_id_resolves_to_the_kept_lead_and_the_merge_is_audit
             assert (moved.status_code, moved.headers["location"]) == (301, f"/leads/{kept}")
             assert web.get(f"/leads/{kept}").status_code == 200
             assert web.get(f"/leads/{never}").status_code == 404
+            # a page of a line's events (linked from the lead page) follows the lead as its page does
+            line = web.get(f"/leads/{gone}/lines/probe?offset=25")
+            assert (line.status_code, line.headers["location"]) == (
+                301,
+                f"/leads/{kept}/lines/probe?offset=25",
+            )
+            assert web.get(f"/leads/{kept}/lines/probe").status_code == 200
 
 
 def test_a_lead_merged_twice_resolves_to_the_last_kept_lead(store: Store) -> None:

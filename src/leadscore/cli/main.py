@@ -241,19 +241,23 @@ def _line_events(
     if fmt == "json":
         print(json.dumps(found.as_dict(), indent=2, default=str))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     ln = found.as_dict()["line"]
+    if ln is None:
+        console.print(f"{rule_id}: no event has matched this rule", highlight=False)
+        return
     shown = len(found.explanation.events)
     title = (
-        f"{ln['name']} ({rule_id}): {ln['score_points']:+.2f} score points from {found.total:,} events; "
-        f"{offset + 1 if shown else offset:,}–{offset + shown:,} newest first (score points each adds)"
+        f"{escape(ln['name'])} ({rule_id}): {ln['score_points']:+.2f} score points from {found.total:,} "
+        f"events; {offset + 1 if shown else offset:,}–{offset + shown:,} newest first (score points each adds)"
     )
     table = Table(title=title)
     for col in ("when", "event", "line", "adjustments", "score points"):
         table.add_column(col)
     for e in found.explanation.events:
-        what = f"{e.type} {e.name or ''} {e.path or ''}".strip()
+        what = escape(f"{e.type} {e.name or ''} {e.path or ''}".strip())  # anybody's text, not markup
         adjusted = e.group_cap + e.floor + e.clamp
         table.add_row(fmt_time(e.ts), what, f"{e.points:+.4f}", f"{adjusted:+.4f}", f"{e.score_points:+.4f}")
     console.print(table)
@@ -272,6 +276,7 @@ def _print_weights(model: ScoringModel) -> None:
 
 
 def _print_events(explanation: Explanation) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from leadscore.scoring.shown import apportion, shown_lines
@@ -284,7 +289,7 @@ def _print_events(explanation: Explanation) -> None:
         shares = [share for _, share in behind]
         shown = apportion([*shares, rest] if more else shares, line_shown)  # adding up to the line as shown
         for (event, _), event_shown in zip(behind, shown, strict=False):
-            what = f"{event.type} {event.name or ''} {event.path or ''}".strip()
+            what = escape(f"{event.type} {event.name or ''} {event.path or ''}".strip())  # not markup
             table.add_row(line.rule_id, fmt_time(event.ts), what, event.rule_id, f"{event_shown:+.2f}")
         if more:
             table.add_row(

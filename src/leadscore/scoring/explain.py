@@ -84,9 +84,10 @@ class LineEvents:
         return end if end < self.total else None
 
     def as_dict(self) -> dict[str, Any]:
-        line = next(
-            ln for ln in self.explanation.ledger.as_dict()["lines"] if ln["rule_id"] == self.page.rule_id
-        )
+        """The page as the API answers it; ``line`` None when no event matched the rule (the ledger has
+        no line of it)."""
+        lines = self.explanation.ledger.as_dict()["lines"]
+        line = next((ln for ln in lines if ln["rule_id"] == self.page.rule_id), None)
         return {
             "line": line,
             "events": [event_dict(e) for e in self.explanation.events],

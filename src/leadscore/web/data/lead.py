@@ -34,6 +34,7 @@ LINE_PAGE = 100  # the events of one line a page of their own lists
 JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
 MOVED = 0.05  # a change in score smaller than this is not annotated
 EVENTS_SHOWN = 25  # the newest events listed under a ledger line; the rest are one row
+EVENTS_LISTED = 5  # the events a journey point lists; the rest are "and N more"
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -218,19 +219,30 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
         .order_by(events.c.ts.desc())
         .limit(JOURNEY_POINTS)
     ).subquery()
-    rows = conn.execute(
-        select(events.c.ts, events.c.type, events.c.name, events.c.path, events.c.url)
+    # of each time, its first EVENTS_LISTED events (all a point lists) and how many it has: a write key can
+    # send her any number at one time
+    ranked = (
+        select(
+            events.c.ts, events.c.type, events.c.name, events.c.path, events.c.url,
+            func.row_number().over(partition_by=events.c.ts, order_by=events.c.id).label("nth"),
+            func.count().over(partition_by=events.c.ts).label("of"),
+        )
         .join(identities, hers)
         .where(events.c.ts >= select(func.min(times.c.ts)).scalar_subquery())
-        .order_by(events.c.ts, events.c.id)
+    ).subquery()  # fmt: skip
+    rows = conn.execute(
+        select(ranked).where(ranked.c.nth <= EVENTS_LISTED).order_by(ranked.c.ts, ranked.c.nth)
     ).mappings()
-    at: dict[int, list[dict[str, Any]]] = {}
+    at: dict[int, tuple[list[str], int]] = {}
     for ev in rows:
-        at.setdefault(int(ev["ts"]), []).append(dict(ev))
+        at.setdefault(int(ev["ts"]), ([], int(ev["of"])))[0].append(describe(dict(ev)))
     recent = sorted(at.items())
     # each point scored over all her events up to it: as many as history's budget allows, each with the
-    # events of the run of event times it stands for
-    charted = {t: [describe(ev) for ev in run] for t, run in thinned(recent, count)}
+    # events of the run of event times it stands for (the first EVENTS_LISTED, and how many in all)
+    charted = {
+        t: ([what for u in run for what in at[u][0]][:EVENTS_LISTED], sum(at[u][1] for u in run))
+        for t, run in thinned([(t, [t]) for t, _ in recent], count)
+    }
     start = (recent[0][0] - 1) if recent else as_of
     moments = sorted({start, *charted, as_of})
     scored = {
@@ -241,7 +253,7 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
     for t in moments:
         lg = scored[t]
         delta = 0.0 if previous is None else lg.score - previous
-        what = charted.get(t, [])
+        what, many = charted.get(t, ([], 0))
         points.append(
             {
                 "t": t,
@@ -250,8 +262,8 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
                 "engagement": round(lg.engagement_score, 2),
                 "band": lg.band,
                 "delta": round(delta, 2),
-                "events": what[:5] + ([f"and {len(what) - 5} more"] if len(what) > 5 else []),
-                "moved": abs(delta) >= MOVED and bool(what),
+                "events": what + ([f"and {many - len(what)} more"] if many > len(what) else []),
+                "moved": abs(delta) >= MOVED and bool(many),
             }
         )
         previous = lg.score

@@ -94,7 +94,11 @@ def line_events_page(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """Every event behind one engagement line of the lead's score, a page at a time (the lead page lists
-    the newest ``EVENTS_SHOWN`` and links here for the rest)."""
+    the newest ``EVENTS_SHOWN`` and links here for the rest). A lead merged away by an alias: the same
+    page of the lead it was merged into, as its lead page redirects."""
+    kept = _merged_into(request, lead_id)
+    if kept is not None:
+        return RedirectResponse(f"/leads/{kept}/lines/{rule_id}?offset={offset}", status_code=301)
     store = state_of(request).store
     with store.connect() as conn:
         view = _view(conn, store, lead_id)
