@@ -217,3 +217,35 @@ def test_features_of_any_json_value_are_counted_as_the_score_counts_them(live: t
     assert _figures(page.text)["Features adopted, 30 days"] == "5"
     assert _figures(page.text)["Product events, 14 days"] == "6"
     assert _rules(page.text)["4+ features adopted by the account"][0] == "yes"
+
+
+def test_an_account_of_66000_contacts_reads_its_activity_and_usage(store: Store) -> None:
+    """A write key can give an account any number of contacts (identifies with its domain). The account
+    page's activity chart and product usage bound one parameter per contact, and PostgreSQL takes at most
+    65,535 in a statement: the page failed there (fails on the code before). Each list is one parameter now."""
+    from sqlalchemy import insert
+
+    from leadscore.store.schema import accounts
+    from leadscore.web.data import account as account_data
+    from leadscore.web.data import product as product_data
+
+    with store.begin() as conn:
+        account_id = conn.execute(
+            insert(accounts)
+            .values(domain="acme.test", name="Acme", attributes={}, created_ms=0, updated_ms=0)
+            .returning(accounts.c.id)
+        ).scalar_one()
+        conn.execute(insert(leads), [
+            {"external_id": f"u{i}", "email": f"u{i}@acme.test", "account_id": account_id, "attributes": {},
+             "created_ms": 0, "updated_ms": 0}
+            for i in range(66_000)
+        ])  # fmt: skip
+    with store.connect() as conn:
+        contacts = account_data.contacts_of(conn, account_id, {})
+        chart, first = account_data.activity(conn, contacts)
+        usage = product_data.usage(conn, [int(c["id"]) for c in contacts], 0)
+    assert len(contacts) == 66_000
+    assert (chart["x"], first) == ([], None)  # no events
+    assert len(usage) == 66_000 and all(
+        u.events == {14: 0, 30: 0} and u.features == 0 for u in usage.values()
+    )
