@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -420,3 +421,91 @@ def test_a_query_number_that_is_no_send_time_leaves_the_events_times(api: tuple[
     with store.connect() as conn:
         rows = {row.message_id: row.ts for row in conn.execute(select(events.c.message_id, events.c.ts))}
     assert [rows[_uuid(f"bust-{i}")] for i in range(3)] == [int(at.timestamp() * 1000)] * 3
+
+
+def _js(name: str, distinct_id: str, device_id: str, write: str, at: datetime, **top: Any) -> dict[str, Any]:
+    """An event as posthog-js sends it: the ids and token in its properties, ``$set``/``$set_once`` at the
+    top, its own ``timestamp``."""
+    properties = {"distinct_id": distinct_id, "$device_id": device_id, "token": write}
+    properties.update(top.pop("properties", {}))
+    stamp = at.isoformat().replace("+00:00", "Z")
+    return {"event": name, "uuid": _uuid(f"{name}-{distinct_id}-{stamp}"), "timestamp": stamp,
+            "properties": properties, **top}  # fmt: skip
+
+
+def test_anonymous_person_properties_land_on_the_identified_lead(api: tuple[str, str, Store]) -> None:
+    """posthog-js before ``identify``: ``setPersonProperties`` (a ``$set`` event) and a ``capture`` with
+    ``$set``, both under the device id; then ``$identify``. PostHog keeps them on the anonymous person and
+    merges it into the identified one ($set: the latest observation wins; $set_once: only where unset, the
+    earliest first). Before, leadscore dropped them. Each request is processed before the next is sent,
+    so the identify finds the anonymous properties in the event log; a late anonymous ``$set`` after the
+    identify goes to her lead too, by its time."""
+    url, write, store = api
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    def at(minute: float) -> datetime:
+        return start + timedelta(minutes=minute)
+
+    device = "019a0000-0000-7000-8000-00000000a001"
+    requests = [
+        [   # setPersonProperties({plan: 'trial', role: 'CTO'}, {first_source: 'ads'}), then a capture with $set
+            _js("$set", device, device, write, at(1), **{"$set": {"plan": "trial", "role": "CTO"},
+                                                         "$set_once": {"first_source": "ads"}}),
+            _js("Pricing Viewed", device, device, write, at(2), **{"$set": {"plan": "team"}}),
+        ],
+        [   # identify('ana', {email}, {first_source: 'webinar', seats: 5}): ads was set first, seats is new
+            _js("$identify", "ana", device, write, at(3), properties={"$anon_distinct_id": device},
+                **{"$set": {"email": "ana@example.com"}, "$set_once": {"first_source": "webinar", "seats": 5}}),
+        ],
+        [   # delivered late, observed before the identify: plan team (minute 2) is newer; size is new
+            _js("Feature Used", device, device, write, at(1.5), **{"$set": {"plan": "free", "size": "large"}}),
+        ],
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        for body in requests:
+            r = http.post("/e/", json=body)
+            assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+            assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        ana = conn.execute(select(leads).where(leads.c.external_id == "ana")).one()
+        assert conn.execute(select(leads.c.id)).scalars().all() == [ana.id]  # no lead for the device
+    assert ana.email == "ana@example.com"
+    assert ana.attributes == {
+        "plan": "team",
+        "job_title": "CTO",  # role's canonical name (``ingest.attributes``)
+        "first_source": "ads",
+        "seats": 5,
+        "size": "large",
+    }
+
+
+def test_anonymous_person_properties_join_a_known_lead_in_the_same_request(
+    api: tuple[str, str, Store],
+) -> None:
+    """A person already known (bo: plan pro observed at minute 5, first_source partner) signs in on a new
+    device whose anonymous ``$set`` (minute 1) and ``$set_once`` arrive in the same request as her
+    ``$identify`` (minute 6): plan stays pro (newer), first_source stays partner (set), industry is new."""
+    url, write, store = api
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    def at(minute: float) -> datetime:
+        return start + timedelta(minutes=minute)
+
+    device = "019a0000-0000-7000-8000-00000000b002"
+    known = _js("$identify", "bo", "bo-old-device", write, at(5),
+                **{"$set": {"email": "bo@example.com", "plan": "pro"}, "$set_once": {"first_source": "partner"}})  # fmt: skip
+    together = [
+        _js("$set", device, device, write, at(1), **{"$set": {"plan": "trial", "industry": "retail"},
+                                                     "$set_once": {"first_source": "ads"}}),
+        _js("$identify", "bo", device, write, at(6), properties={"$anon_distinct_id": device}),
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        for body in ([known], together):
+            r = http.post("/e/", json=body)
+            assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+            assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        bo = conn.execute(select(leads).where(leads.c.external_id == "bo")).one()
+        keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == bo.id)).scalars())
+    assert f"a:{device}" in keys
+    assert bo.attributes == {"plan": "pro", "first_source": "partner", "industry": "retail"}

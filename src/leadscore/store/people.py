@@ -153,6 +153,10 @@ def _find_lead_row(
     return None
 
 
+def _lead_row(conn: Connection, lead_id: int) -> Any:
+    return conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
+
+
 def resolve_lead_ref(conn: Connection, ref: str) -> int:
     """A lead by reference: its numeric id (a lead merged into another by an alias: the one it was merged
     into), its e-mail, or its external (user) id.
@@ -188,6 +192,7 @@ def upsert_lead(
     link_user_key: bool = True,
     once: tuple[str | None, dict[str, Any], dict[str, Any]] | None = None,
     cache: PeopleCache | None = None,
+    lead_id: int | None = None,
 ) -> tuple[int, bool]:
     """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
 
@@ -197,14 +202,18 @@ def upsert_lead(
     a value stored before, or set by this same call, stays. The
     external id's ``u:`` key is then linked to the lead (first link wins), unless ``link_user_key`` is
     false: the caller links it next (ingest, whose key lookup knows which keys are linked already).
-    ``cache``: a batch's ``PeopleCache``, which answers the searches and learns the writes.
+    ``cache``: a batch's ``PeopleCache``, which answers the searches and learns the writes. ``lead_id``:
+    merge into that lead (which must exist) instead of the one found by external id or e-mail.
     """
     at_ms = now_ms if at_ms is None else at_ms
     email = normalise_email(email) if email else None
     fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
     once_email, once_fields, once_attributes = _once_values(once)
-    row = _find_lead_row(conn, email=email, external_id=external_id, cache=cache)
+    if lead_id is not None:
+        row = cache.row(conn, lead_id) if cache is not None else _lead_row(conn, lead_id)
+    else:
+        row = _find_lead_row(conn, email=email, external_id=external_id, cache=cache)
     if row is None:
         if email is None and once_email and _email_lead(conn, once_email, cache) is None:
             email = once_email
