@@ -509,3 +509,42 @@ def test_anonymous_person_properties_join_a_known_lead_in_the_same_request(
         keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == bo.id)).scalars())
     assert f"a:{device}" in keys
     assert bo.attributes == {"plan": "pro", "first_source": "partner", "industry": "retail"}
+
+
+def _metric(http: httpx.Client, read: str, name: str) -> int:
+    text = http.get("/metrics", headers={"Authorization": f"Bearer {read}"}).text
+    return int(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+def test_accepted_counts_what_the_operators_counters_count(api: tuple[str, str, Store]) -> None:
+    """No PostHog client reads a 200's body (posthog-python and posthog-node look at the status, posthog-js'
+    retry queue too): ``accepted`` and ``duplicates`` are the operator's, in the unit of
+    ``leadscore_events_acknowledged_total`` and of the event log, the Segment messages stored (the
+    counter grows by ``accepted - duplicates``: a duplicate is not acknowledged again); an event refused
+    is refused whole and ``rejected_count`` counts it once. Five events: an ``$identify`` with
+    ``$anon_distinct_id`` (an identify and an alias: 2), an identified event with ``$set`` (2), an anonymous
+    page view with ``$set_once`` (2), a plain event (1), and one without a ``distinct_id`` (refused):
+    accepted 7, rejected 1; sent again, 7 duplicates; acknowledged 7 + 0, the log 7."""
+    url, write, store = api
+    with store.begin() as conn:
+        _, read = create_key(conn, "read", "ops", 0)
+    batch = [
+        {"event": "$identify", "distinct_id": "ida", "uuid": _uuid("c1"),
+         "properties": {"$anon_distinct_id": "dev-c", "$set": {"email": "ida@example.com"}}},
+        {"event": "Feature Used", "distinct_id": "ida", "uuid": _uuid("c2"), "properties": {"$set": {"plan": "pro"}}},
+        {"event": "$pageview", "distinct_id": "dev-d", "uuid": _uuid("c3"),
+         "properties": {"$device_id": "dev-d", "$set_once": {"first_source": "ads"}}},
+        {"event": "Demo Requested", "distinct_id": "ida", "uuid": _uuid("c4")},
+        {"event": "Demo Requested", "uuid": _uuid("c5")},
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        first = http.post("/batch/", json={"api_key": write, "batch": batch}).json()
+        again = http.post("/batch/", json={"api_key": write, "batch": batch}).json()
+        assert wait_until(lambda: _waiting(store) == 0)
+        acknowledged = _metric(http, read, "leadscore_events_acknowledged_total")
+    assert (first["accepted"], first["duplicates"], first["rejected_count"]) == (7, 0, 1)
+    assert [r["index"] for r in first["rejected"]] == [4]
+    assert (again["accepted"], again["duplicates"], again["rejected_count"]) == (7, 7, 1)
+    assert acknowledged == (7 - 0) + (7 - 7)
+    with store.connect() as conn:
+        assert len(stored_message_ids(conn)) == 7
