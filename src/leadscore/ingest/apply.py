@@ -240,6 +240,8 @@ def apply_identities(
     for m in ordered:
         lead_id = _identify(conn, m, out, lookup, people, strangers, unlinked)
         if lead_id is not None:
+            if m.group_id and m.type in _EVENTS:
+                _join_group(conn, m, lead_id, people)
             out.touch(lead_id, m.ts, m.message_id)
     people.flush(conn)
     lookup.flush()
@@ -254,7 +256,11 @@ def _people_cache(conn: Connection, ordered: Sequence[Message], lookup: KeyLooku
     emails: set[str] = set()
     domains: set[str] = set()  # of the groups' accounts
     lead_ids: set[int] = set()
+    groups: set[str] = set()
     for m in ordered:
+        if m.group_id:  # a group message's account, an event's group (``_join_group``)
+            groups.add(m.group_id)
+            lead_ids.update(lid for key in _keys(m) if (lid := lookup.known.get(key)) is not None)
         if m.type not in ("identify", "alias", "group") and not m.traits:
             continue
         lead_ids.update(lid for key in _keys(m) if (lid := lookup.known.get(key)) is not None)
@@ -275,6 +281,7 @@ def _people_cache(conn: Connection, ordered: Sequence[Message], lookup: KeyLooku
         emails=emails,
         domains={d for d in map(email_domain, emails) if d},
         linking=domains,
+        groups=groups,
     )
 
 
@@ -536,8 +543,9 @@ def _identify(
     if m.type == "group" and (lead_id is not None or known_only(m)):
         domain, name, attrs = group_account(m.traits, m.group_id)
         account_id, _ = upsert_account(
-            conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs, cache=people
-        )
+            conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs, cache=people,
+            group_key=m.group_id,
+        )  # fmt: skip
         if lead_id is None:  # the account's traits, from no one known: no one joins it
             return None
         if people.row(conn, lead_id)["account_id"] not in (None, account_id):
@@ -545,6 +553,20 @@ def _identify(
             _leave_account(conn, lead_id, account_id, m, out)
         set_lead_account(conn, lead_id, account_id, m.received_ms, people)
     return lead_id
+
+
+def _join_group(conn: Connection, m: Message, lead_id: int, people: PeopleCache) -> None:
+    """An event naming its group (PostHog's ``$groups``) puts a lead that has no account yet into the
+    account with that group key, if there is one (found by ``ix_accounts_group_key``): a contact of the
+    company whose ``$groupidentify`` may have come from a colleague. It moves no lead that has an account:
+    that is a group message's to say (an event of a person in two companies would move her, and
+    rescore both committees, at every event)."""
+    assert m.group_id
+    if people.row(conn, lead_id)["account_id"] is not None:
+        return
+    account_id = people.account_for_group(conn, m.group_id)
+    if account_id is not None:
+        set_lead_account(conn, lead_id, account_id, m.received_ms, people)
 
 
 def _leave_account(

@@ -50,6 +50,9 @@ accounts = Table(
     Column("attributes", Json, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
+    # the id a tracking client gives the account (PostHog's $group_key, Segment's groupId): migration 0029gk
+    Column("group_key", String(255)),
+    Index("ix_accounts_group_key", "group_key", unique=True),
 )
 
 leads = Table(
