@@ -44,6 +44,7 @@ def test_existing_accounts_take_their_group_ids(store: Store) -> None:
         seats = conn.execute(text("SELECT attributes FROM accounts WHERE id = 1")).scalar()
     assert indexes["ix_accounts_group_key"]["column_names"] == ["group_key"]
     assert indexes["ix_accounts_group_key"]["unique"]
+    assert indexes["ix_accounts_name"]["column_names"] == ["name"]
     assert (seats if isinstance(seats, dict) else json.loads(seats)) == {
         "group_id": "acme",
         "seats": 10,

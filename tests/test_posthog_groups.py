@@ -40,7 +40,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import waiting_events
 from leadscore.store.keys import create_key
-from leadscore.store.people import _ACCOUNT_BY_GROUP_KEY, _ACCOUNTS_BY_GROUP_KEYS
+from leadscore.store.people import _ACCOUNT_BY_GROUP_KEY, _ACCOUNT_BY_NAME, _ACCOUNTS_BY_GROUP_KEYS
 from leadscore.store.schema import accounts, leads
 from live_server import serving
 from test_api_tracking import wait_until
@@ -146,6 +146,7 @@ def test_an_account_is_found_by_its_group_key_through_its_index(store: Store) ->
         for statement, params in (
             (_ACCOUNT_BY_GROUP_KEY, {"value": "k7"}),
             (_ACCOUNTS_BY_GROUP_KEYS, {"values": ["k7", "k9"]}),
+            (_ACCOUNT_BY_NAME, {"value": "c7"}),  # a group with neither a key nor a domain
         ):
             compiled = statement.compile(conn)
             if sqlite:
@@ -157,5 +158,5 @@ def test_an_account_is_found_by_its_group_key_through_its_index(store: Store) ->
                 plans.append(" ".join(str(r[-1]) for r in plan))
             else:
                 plans.append(" ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", params)))
-    for plan in plans:
-        assert "ix_accounts_group_key" in plan, plan
+    for plan, index in zip(plans, ("ix_accounts_group_key",) * 2 + ("ix_accounts_name",), strict=True):
+        assert index in plan, plan

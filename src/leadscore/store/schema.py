@@ -46,7 +46,7 @@ accounts = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("domain", String(255), unique=True),
-    Column("name", String(500)),
+    Column("name", String(500), index=True),  # an account without a group key or domain is found by it
     Column("attributes", Json, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),

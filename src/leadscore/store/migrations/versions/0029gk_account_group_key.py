@@ -1,7 +1,9 @@
 """an account's group key (``accounts.group_key``, unique and indexed): the id a tracking client gives the
 account (PostHog's ``$group_key``, Segment's ``groupId``), so a group message or an event naming its group
 finds the account by one index search. Before, a group without a domain was found by its name, a search
-no index served (a scan of every account per message) and wrong where two companies share a name.
+no index served (a scan of every account per message) and wrong where two companies share a name. The
+name is indexed too (``ix_accounts_name``): a group message with neither a key nor a domain, and a CSV
+import's account without a domain, are still found by it.
 
 Existing accounts take the group id they stored under ``attributes.group_id`` (the first account by id of
 each key; a later one with the same key keeps it only as an attribute).
@@ -43,9 +45,11 @@ def upgrade() -> None:
     for start in range(0, len(keyed), BATCH):
         bind.execute(update, keyed[start : start + BATCH])
     op.create_index("ix_accounts_group_key", "accounts", ["group_key"], unique=True)
+    op.create_index("ix_accounts_name", "accounts", ["name"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_accounts_name", table_name="accounts")
     op.drop_index("ix_accounts_group_key", table_name="accounts")
     with op.batch_alter_table("accounts") as batch:
         batch.drop_column("group_key")
