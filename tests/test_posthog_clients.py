@@ -548,3 +548,28 @@ def test_accepted_counts_what_the_operators_counters_count(api: tuple[str, str, 
     assert acknowledged == (7 - 0) + (7 - 7)
     with store.connect() as conn:
         assert len(stored_message_ids(conn)) == 7
+
+
+def test_anonymous_person_properties_go_to_the_lead_its_identify_names(api: tuple[str, str, Store]) -> None:
+    """The anonymous person's ``$set`` names an e-mail another lead holds (old: old@example.com): its
+    properties still go to the lead of the ``$identify`` that links the device (new, made by it), as the
+    identify's own would; the e-mail stays the other lead's (an e-mail is one lead's)."""
+    url, write, store = api
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    device = "019a0000-0000-7000-8000-00000000c003"
+    old = _js("$identify", "old", "old-device", write, start, **{"$set": {"email": "old@example.com"}})
+    body = [
+        _js("$set", device, device, write, start + timedelta(minutes=1),
+            **{"$set": {"email": "old@example.com", "plan": "trial"}}),
+        _js("$identify", "new", device, write, start + timedelta(minutes=2), properties={"$anon_distinct_id": device}),
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        for sent in ([old], body):
+            r = http.post("/e/", json=sent)
+            assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+            assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        found = {r.external_id: r for r in conn.execute(select(leads))}
+    assert set(found) == {"old", "new"}
+    assert (found["new"].email, found["new"].attributes) == (None, {"plan": "trial"})
+    assert (found["old"].email, found["old"].attributes) == ("old@example.com", {})

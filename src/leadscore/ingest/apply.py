@@ -368,31 +368,18 @@ class Unlinked:
 
 
 def _observe(
-    conn: Connection,
-    seen: Observed,
-    out: Applied,
-    people: PeopleCache,
-    now_ms: int,
-    *,
-    lead_id: int | None = None,
-    external_id: str | None = None,
-) -> tuple[int, bool]:
+    conn: Connection, seen: Observed, out: Applied, people: PeopleCache, now_ms: int, lead_id: int
+) -> None:
     """Apply an identify's traits observed at its time (``upsert_lead``'s rules: the newest observation
-    wins, set-once fills a gap) to lead ``lead_id``, else to the lead of ``external_id`` (made if none);
-    the lead's history reopens from where its attributes as known change. Returns (lead id, created)."""
+    wins, set-once fills a gap) to lead ``lead_id``; the lead's history reopens from where its attributes
+    as known change."""
     ts, _, traits, once = seen
     email, fields, attributes = split_traits(traits) if traits else (None, {}, {})
-    found = (
-        people.row(conn, lead_id)
-        if lead_id is not None
-        else people.find_row(conn, email=normalise_email(email) if email else None, external_id=external_id)
-    )
-    stamps = dict(found["attribute_ts"] or {}) if found is not None else None
-    lead_id, created = upsert_lead(
+    stamps = dict(people.row(conn, lead_id)["attribute_ts"] or {})
+    upsert_lead(
         conn,
         now_ms=now_ms,
         email=email,
-        external_id=external_id,
         fields=fields,
         attributes=attributes,
         at_ms=ts,
@@ -405,7 +392,6 @@ def _observe(
     reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
     if reopened is not None:
         out.reopen(lead_id, reopened)
-    return lead_id, created
 
 
 def _link_anonymous(
@@ -423,7 +409,7 @@ def _link_anonymous(
     if not lookup.link(anonymous_key(anonymous_id), lead_id, m.received_ms):
         return False
     for seen in unlinked.take(anonymous_id):
-        _observe(conn, seen, out, people, m.received_ms, lead_id=lead_id)
+        _observe(conn, seen, out, people, m.received_ms, lead_id)
     return True
 
 
@@ -488,9 +474,14 @@ def _identify(
             made = False
             if m.anonymous_id and m.type == "identify" and lookup.get(anonymous_key(m.anonymous_id)) is None:
                 # the identify links its anonymous id: what that person said before comes first (a set-once
-                # value of it was set before this identify's)
-                for seen in unlinked.take(m.anonymous_id):
-                    made |= _observe(conn, seen, out, people, m.received_ms, external_id=m.user_id)[1]
+                # value of it was set before this identify's), on the lead the identify finds or makes (an
+                # e-mail among them names no other lead: the identify's own search decides)
+                waiting = unlinked.take(m.anonymous_id)
+                if waiting:
+                    target, made = upsert_lead(conn, now_ms=m.received_ms, email=email, external_id=m.user_id,
+                                               link_user_key=False, cache=people)  # fmt: skip
+                    for seen in waiting:
+                        _observe(conn, seen, out, people, m.received_ms, target)
             lead_id, created = upsert_lead(
                 conn,
                 now_ms=m.received_ms,
@@ -538,8 +529,8 @@ def _identify(
             if lead_id is None:
                 unlinked.wait(m)
             else:
-                _observe(conn, (m.ts, m.message_id, m.traits, m.context.get("traits_once")), out, people,
-                         m.received_ms, lead_id=lead_id)  # fmt: skip
+                seen = (m.ts, m.message_id, m.traits, m.context.get("traits_once"))
+                _observe(conn, seen, out, people, m.received_ms, lead_id)
     if m.type == "group" and (lead_id is not None or known_only(m)):
         domain, name, attrs = group_account(m.traits, m.group_id)
         account_id, _ = upsert_account(
