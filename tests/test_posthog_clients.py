@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -420,3 +421,155 @@ def test_a_query_number_that_is_no_send_time_leaves_the_events_times(api: tuple[
     with store.connect() as conn:
         rows = {row.message_id: row.ts for row in conn.execute(select(events.c.message_id, events.c.ts))}
     assert [rows[_uuid(f"bust-{i}")] for i in range(3)] == [int(at.timestamp() * 1000)] * 3
+
+
+def _js(name: str, distinct_id: str, device_id: str, write: str, at: datetime, **top: Any) -> dict[str, Any]:
+    """An event as posthog-js sends it: the ids and token in its properties, ``$set``/``$set_once`` at the
+    top, its own ``timestamp``."""
+    properties = {"distinct_id": distinct_id, "$device_id": device_id, "token": write}
+    properties.update(top.pop("properties", {}))
+    stamp = at.isoformat().replace("+00:00", "Z")
+    return {"event": name, "uuid": _uuid(f"{name}-{distinct_id}-{stamp}"), "timestamp": stamp,
+            "properties": properties, **top}  # fmt: skip
+
+
+def test_anonymous_person_properties_land_on_the_identified_lead(api: tuple[str, str, Store]) -> None:
+    """posthog-js before ``identify``: ``setPersonProperties`` (a ``$set`` event) and a ``capture`` with
+    ``$set``, both under the device id; then ``$identify``. PostHog keeps them on the anonymous person and
+    merges it into the identified one ($set: the latest observation wins; $set_once: only where unset, the
+    earliest first). Before, leadscore dropped them. Each request is processed before the next is sent,
+    so the identify finds the anonymous properties in the event log; a late anonymous ``$set`` after the
+    identify goes to her lead too, by its time."""
+    url, write, store = api
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    def at(minute: float) -> datetime:
+        return start + timedelta(minutes=minute)
+
+    device = "019a0000-0000-7000-8000-00000000a001"
+    requests = [
+        [   # setPersonProperties({plan: 'trial', role: 'CTO'}, {first_source: 'ads'}), then a capture with $set
+            _js("$set", device, device, write, at(1), **{"$set": {"plan": "trial", "role": "CTO"},
+                                                         "$set_once": {"first_source": "ads"}}),
+            _js("Pricing Viewed", device, device, write, at(2), **{"$set": {"plan": "team"}}),
+        ],
+        [   # identify('ana', {email}, {first_source: 'webinar', seats: 5}): ads was set first, seats is new
+            _js("$identify", "ana", device, write, at(3), properties={"$anon_distinct_id": device},
+                **{"$set": {"email": "ana@example.com"}, "$set_once": {"first_source": "webinar", "seats": 5}}),
+        ],
+        [   # delivered late, observed before the identify: plan team (minute 2) is newer; size is new
+            _js("Feature Used", device, device, write, at(1.5), **{"$set": {"plan": "free", "size": "large"}}),
+        ],
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        for body in requests:
+            r = http.post("/e/", json=body)
+            assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+            assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        ana = conn.execute(select(leads).where(leads.c.external_id == "ana")).one()
+        assert conn.execute(select(leads.c.id)).scalars().all() == [ana.id]  # no lead for the device
+    assert ana.email == "ana@example.com"
+    assert ana.attributes == {
+        "plan": "team",
+        "job_title": "CTO",  # role's canonical name (``ingest.attributes``)
+        "first_source": "ads",
+        "seats": 5,
+        "size": "large",
+    }
+
+
+def test_anonymous_person_properties_join_a_known_lead_in_the_same_request(
+    api: tuple[str, str, Store],
+) -> None:
+    """A person already known (bo: plan pro observed at minute 5, first_source partner) signs in on a new
+    device whose anonymous ``$set`` (minute 1) and ``$set_once`` arrive in the same request as her
+    ``$identify`` (minute 6): plan stays pro (newer), first_source stays partner (set), industry is new."""
+    url, write, store = api
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    def at(minute: float) -> datetime:
+        return start + timedelta(minutes=minute)
+
+    device = "019a0000-0000-7000-8000-00000000b002"
+    known = _js("$identify", "bo", "bo-old-device", write, at(5),
+                **{"$set": {"email": "bo@example.com", "plan": "pro"}, "$set_once": {"first_source": "partner"}})  # fmt: skip
+    together = [
+        _js("$set", device, device, write, at(1), **{"$set": {"plan": "trial", "industry": "retail"},
+                                                     "$set_once": {"first_source": "ads"}}),
+        _js("$identify", "bo", device, write, at(6), properties={"$anon_distinct_id": device}),
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        for body in ([known], together):
+            r = http.post("/e/", json=body)
+            assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+            assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        bo = conn.execute(select(leads).where(leads.c.external_id == "bo")).one()
+        keys = set(conn.execute(select(identities.c.key).where(identities.c.lead_id == bo.id)).scalars())
+    assert f"a:{device}" in keys
+    assert bo.attributes == {"plan": "pro", "first_source": "partner", "industry": "retail"}
+
+
+def _metric(http: httpx.Client, read: str, name: str) -> int:
+    text = http.get("/metrics", headers={"Authorization": f"Bearer {read}"}).text
+    return int(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+def test_accepted_counts_what_the_operators_counters_count(api: tuple[str, str, Store]) -> None:
+    """No PostHog client reads a 200's body (posthog-python and posthog-node look at the status, posthog-js'
+    retry queue too): ``accepted`` and ``duplicates`` are the operator's, in the unit of
+    ``leadscore_events_acknowledged_total`` and of the event log, the Segment messages stored (the
+    counter grows by ``accepted - duplicates``: a duplicate is not acknowledged again); an event refused
+    is refused whole and ``rejected_count`` counts it once. Five events: an ``$identify`` with
+    ``$anon_distinct_id`` (an identify and an alias: 2), an identified event with ``$set`` (2), an anonymous
+    page view with ``$set_once`` (2), a plain event (1), and one without a ``distinct_id`` (refused):
+    accepted 7, rejected 1; sent again, 7 duplicates; acknowledged 7 + 0, the log 7."""
+    url, write, store = api
+    with store.begin() as conn:
+        _, read = create_key(conn, "read", "ops", 0)
+    batch = [
+        {"event": "$identify", "distinct_id": "ida", "uuid": _uuid("c1"),
+         "properties": {"$anon_distinct_id": "dev-c", "$set": {"email": "ida@example.com"}}},
+        {"event": "Feature Used", "distinct_id": "ida", "uuid": _uuid("c2"), "properties": {"$set": {"plan": "pro"}}},
+        {"event": "$pageview", "distinct_id": "dev-d", "uuid": _uuid("c3"),
+         "properties": {"$device_id": "dev-d", "$set_once": {"first_source": "ads"}}},
+        {"event": "Demo Requested", "distinct_id": "ida", "uuid": _uuid("c4")},
+        {"event": "Demo Requested", "uuid": _uuid("c5")},
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        first = http.post("/batch/", json={"api_key": write, "batch": batch}).json()
+        again = http.post("/batch/", json={"api_key": write, "batch": batch}).json()
+        assert wait_until(lambda: _waiting(store) == 0)
+        acknowledged = _metric(http, read, "leadscore_events_acknowledged_total")
+    assert (first["accepted"], first["duplicates"], first["rejected_count"]) == (7, 0, 1)
+    assert [r["index"] for r in first["rejected"]] == [4]
+    assert (again["accepted"], again["duplicates"], again["rejected_count"]) == (7, 7, 1)
+    assert acknowledged == (7 - 0) + (7 - 7)
+    with store.connect() as conn:
+        assert len(stored_message_ids(conn)) == 7
+
+
+def test_anonymous_person_properties_go_to_the_lead_its_identify_names(api: tuple[str, str, Store]) -> None:
+    """The anonymous person's ``$set`` names an e-mail another lead holds (old: old@example.com): its
+    properties still go to the lead of the ``$identify`` that links the device (new, made by it), as the
+    identify's own would; the e-mail stays the other lead's (an e-mail is one lead's)."""
+    url, write, store = api
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    device = "019a0000-0000-7000-8000-00000000c003"
+    old = _js("$identify", "old", "old-device", write, start, **{"$set": {"email": "old@example.com"}})
+    body = [
+        _js("$set", device, device, write, start + timedelta(minutes=1),
+            **{"$set": {"email": "old@example.com", "plan": "trial"}}),
+        _js("$identify", "new", device, write, start + timedelta(minutes=2), properties={"$anon_distinct_id": device}),
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        for sent in ([old], body):
+            r = http.post("/e/", json=sent)
+            assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+            assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        found = {r.external_id: r for r in conn.execute(select(leads))}
+    assert set(found) == {"old", "new"}
+    assert (found["new"].email, found["new"].attributes) == (None, {"plan": "trial"})
+    assert (found["old"].email, found["old"].attributes) == ("old@example.com", {})

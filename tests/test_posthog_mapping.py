@@ -53,10 +53,19 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
         ],
     ),
     (
-        "an anonymous event's person properties are not kept (no lead for an anonymous person)",
-        {"event": "$pageview", "properties": {"distinct_id": "d1", "$device_id": "d1",
+        "an anonymous event's person properties: an identify of the anonymous id beside it",
+        {"event": "$pageview", "uuid": "u5", "properties": {"distinct_id": "d1", "$device_id": "d1",
          "$set_once": {"$initial_referrer": "$direct"}}},
-        [{"type": "page", "anonymousId": "d1", "properties": {"$device_id": "d1"}}],
+        [{"type": "page", "anonymousId": "d1", "messageId": "u5", "properties": {"$device_id": "d1"}},
+         {"type": "identify", "anonymousId": "d1", "messageId": "u5:set", "properties": {}, "traits": {},
+          "context": {"traits_once": {"$initial_referrer": "$direct"}}}],
+    ),
+    (
+        "an event PostHog keeps no person for ($process_person_profile false): its person properties are not kept",
+        {"event": "Clicked", "$set": {"plan": "pro"}, "properties": {"distinct_id": "d1", "$device_id": "d1",
+         "$process_person_profile": False}},
+        [{"type": "track", "event": "Clicked", "anonymousId": "d1",
+          "properties": {"$device_id": "d1", "$process_person_profile": False}}],
     ),
     (
         "posthog.alias(): an alias each way (posthog-python's alias is the new id, posthog-node's the old)",

@@ -74,10 +74,27 @@ BODY = {
         }
     },
 }
+# no PostHog client reads a 200's body (posthog-python, posthog-node and posthog-js' retry queue look at the
+# status only): the counts are the operator's, in the unit of the event log and of
+# leadscore_events_acknowledged_total (which grows by accepted - duplicates): Segment messages
 ACCEPTED = {
     "type": "object",
     "required": ["status", "accepted"],
-    "properties": {"status": {"type": "integer"}, "accepted": {"type": "integer", "minimum": 0}},
+    "properties": {
+        "status": {"type": "integer"},
+        "accepted": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Segment messages stored durably: an event is one, two with person properties "
+            "($set, $set_once: an identify beside it) or as an $identify with $anon_distinct_id (and an alias)",
+        },
+        "duplicates": {"type": "integer", "minimum": 0, "description": "of those, messages already stored"},
+        "rejected_count": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "PostHog events refused, each whole",
+        },
+    },
 }
 
 

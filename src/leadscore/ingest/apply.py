@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.ingest.traits import group_account, restamped_since, split_traits
-from leadscore.store.event_log import append_events, known_message_ids
+from leadscore.store.event_log import append_events, identifies_of_keys, known_message_ids
 from leadscore.store.lead_merge import merge_leads
 from leadscore.store.lifecycle_tables import evaluate_again
 from leadscore.store.people import (
@@ -236,9 +236,12 @@ def apply_identities(
     strangers = _strangers(ordered)
     _create_bare_leads(conn, ordered, lookup, out, strangers)
     people = _people_cache(conn, ordered, lookup)
+    unlinked = Unlinked(conn, ordered, lookup)
     for m in ordered:
-        lead_id = _identify(conn, m, out, lookup, people, strangers)
+        lead_id = _identify(conn, m, out, lookup, people, strangers, unlinked)
         if lead_id is not None:
+            if m.group_id and m.type in _EVENTS:
+                _join_group(conn, m, lead_id, people)
             out.touch(lead_id, m.ts, m.message_id)
     people.flush(conn)
     lookup.flush()
@@ -253,7 +256,11 @@ def _people_cache(conn: Connection, ordered: Sequence[Message], lookup: KeyLooku
     emails: set[str] = set()
     domains: set[str] = set()  # of the groups' accounts
     lead_ids: set[int] = set()
+    groups: set[str] = set()
     for m in ordered:
+        if m.group_id:  # a group message's account, an event's group (``_join_group``)
+            groups.add(m.group_id)
+            lead_ids.update(lid for key in _keys(m) if (lid := lookup.known.get(key)) is not None)
         if m.type not in ("identify", "alias", "group") and not m.traits:
             continue
         lead_ids.update(lid for key in _keys(m) if (lid := lookup.known.get(key)) is not None)
@@ -274,6 +281,7 @@ def _people_cache(conn: Connection, ordered: Sequence[Message], lookup: KeyLooku
         emails=emails,
         domains={d for d in map(email_domain, emails) if d},
         linking=domains,
+        groups=groups,
     )
 
 
@@ -315,6 +323,96 @@ def _strangers(ordered: Sequence[Message]) -> set[str]:
     return grouped - {m.user_id for m in ordered if not known_only(m)} if grouped else set()
 
 
+# an identify's (time, message id, traits, set-once traits)
+Observed = tuple[int, str, dict[str, Any], dict[str, Any] | None]
+
+
+class Unlinked:
+    """What anonymous people said about themselves (their identifies' traits: PostHog's ``$set`` and
+    ``$set_once`` before ``identify``, Segment's ``identify`` with an anonymous id alone) while their
+    anonymous id was linked to no lead: applied to the lead it is linked to when it is, in event-time
+    order, as PostHog merges the anonymous person into the identified one.
+
+    Read from the event log up front for the anonymous ids the batch is about to link (an id paired with
+    a user id, an alias's previous id, not yet linked: a key is linked once in its life, so each
+    anonymous person's identifies are read once, by person key), and kept as the batch's own anonymous
+    identifies come (``wait``)."""
+
+    def __init__(self, conn: Connection, ordered: Sequence[Message], lookup: KeyLookup) -> None:
+        keys: set[str] = set()
+        for m in ordered:
+            # a stranger's group message links nothing (``_strangers``): its id is not read
+            if m.anonymous_id and m.user_id and not known_only(m):
+                keys.add(anonymous_key(m.anonymous_id))
+            if m.type == "alias" and m.previous_id:
+                keys.add(anonymous_key(m.previous_id))
+        self.waiting: dict[str, list[Observed]] = {}
+        for row in identifies_of_keys(conn, sorted(k for k in keys if lookup.known.get(k) is None)):
+            self._keep(row.person_key, int(row.ts), row.message_id, row.context or {})
+
+    def _keep(self, key: str, ts: int, message_id: str, context: dict[str, Any]) -> None:
+        traits, once = context.get("traits"), context.get("traits_once")
+        traits = traits if isinstance(traits, dict) else {}
+        once = once if isinstance(once, dict) and once else None
+        if traits or once:
+            self.waiting.setdefault(key, []).append((ts, message_id, traits, once))
+
+    def wait(self, m: Message) -> None:
+        """An identify of an anonymous id linked to no lead: its traits wait for the link."""
+        assert m.anonymous_id
+        self._keep(anonymous_key(m.anonymous_id), m.ts, m.message_id, {**m.context, "traits": m.traits})
+
+    def take(self, anonymous_id: str) -> list[Observed]:
+        """The traits waiting for ``anonymous_id`` (now being linked), oldest first; forgotten here."""
+        return sorted(self.waiting.pop(anonymous_key(anonymous_id), []), key=lambda o: (o[0], o[1]))
+
+
+def _observe(
+    conn: Connection, seen: Observed, out: Applied, people: PeopleCache, now_ms: int, lead_id: int
+) -> None:
+    """Apply an identify's traits observed at its time (``upsert_lead``'s rules: the newest observation
+    wins, set-once fills a gap) to lead ``lead_id``; the lead's history reopens from where its attributes
+    as known change."""
+    ts, _, traits, once = seen
+    email, fields, attributes = split_traits(traits) if traits else (None, {}, {})
+    stamps = dict(people.row(conn, lead_id)["attribute_ts"] or {})
+    upsert_lead(
+        conn,
+        now_ms=now_ms,
+        email=email,
+        fields=fields,
+        attributes=attributes,
+        at_ms=ts,
+        link_user_key=False,
+        once=split_traits(once) if once else None,
+        cache=people,
+        lead_id=lead_id,
+    )
+    row = people.row(conn, lead_id)
+    reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
+    if reopened is not None:
+        out.reopen(lead_id, reopened)
+
+
+def _link_anonymous(
+    conn: Connection,
+    m: Message,
+    lead_id: int,
+    out: Applied,
+    lookup: KeyLookup,
+    people: PeopleCache,
+    unlinked: Unlinked,
+    anonymous_id: str,
+) -> bool:
+    """Link ``a:<anonymous_id>`` to the lead (first link wins) and, when this linked it, give the lead
+    what the anonymous person said about itself (``Unlinked``); True when linked."""
+    if not lookup.link(anonymous_key(anonymous_id), lead_id, m.received_ms):
+        return False
+    for seen in unlinked.take(anonymous_id):
+        _observe(conn, seen, out, people, m.received_ms, lead_id)
+    return True
+
+
 def once_traits(m: Message) -> tuple[str | None, dict[str, Any], dict[str, Any]] | None:
     """An identify's set-once traits (``context.traits_once``, what PostHog's ``$set_once`` maps to):
     (e-mail, lead fields, attributes), each set only where the lead has no value yet."""
@@ -323,14 +421,22 @@ def once_traits(m: Message) -> tuple[str | None, dict[str, Any], dict[str, Any]]
 
 
 def _identify(
-    conn: Connection, m: Message, out: Applied, lookup: KeyLookup, people: PeopleCache, strangers: set[str]
+    conn: Connection,
+    m: Message,
+    out: Applied,
+    lookup: KeyLookup,
+    people: PeopleCache,
+    strangers: set[str],
+    unlinked: Unlinked,
 ) -> int | None:
     if not m.traits and m.type in _EVENTS:  # most messages: an event of a known person, or anonymous
         if not m.user_id:
             return lookup.get(anonymous_key(m.anonymous_id)) if m.anonymous_id else None
         known = lookup.get(user_key(m.user_id))
         if known is not None:  # the rest of the general path, for a person already known
-            if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), known, m.received_ms):
+            if m.anonymous_id and _link_anonymous(
+                conn, m, known, out, lookup, people, unlinked, m.anonymous_id
+            ):
                 out.touch(known, m.ts, m.message_id)
                 out.rewind(known)
             return known
@@ -354,9 +460,10 @@ def _identify(
             # both ids have a lead: the alias says they are one person, the previous id's (the user id
             # joins the person known before; the same lead whichever batch each message came in)
             lead_id = _merge(conn, previous, lead_id, m, out, lookup, people)
-        for key in (user_key(m.previous_id), anonymous_key(m.previous_id)):
-            if lookup.link(key, lead_id, m.received_ms):
-                out.rewind(lead_id)
+        if lookup.link(user_key(m.previous_id), lead_id, m.received_ms):
+            out.rewind(lead_id)
+        if _link_anonymous(conn, m, lead_id, out, lookup, people, unlinked, m.previous_id):
+            out.rewind(lead_id)
     elif m.user_id:
         if m.type == "identify" or email:
             # the stamps before, to know from when the history as known may change (a row of the cache)
@@ -364,6 +471,17 @@ def _identify(
                 conn, email=normalise_email(email) if email else None, external_id=m.user_id
             )
             stamps = dict(found["attribute_ts"] or {}) if found is not None else None
+            made = False
+            if m.anonymous_id and m.type == "identify" and lookup.get(anonymous_key(m.anonymous_id)) is None:
+                # the identify links its anonymous id: what that person said before comes first (a set-once
+                # value of it was set before this identify's), on the lead the identify finds or makes (an
+                # e-mail among them names no other lead: the identify's own search decides)
+                waiting = unlinked.take(m.anonymous_id)
+                if waiting:
+                    target, made = upsert_lead(conn, now_ms=m.received_ms, email=email, external_id=m.user_id,
+                                               link_user_key=False, cache=people)  # fmt: skip
+                    for seen in waiting:
+                        _observe(conn, seen, out, people, m.received_ms, target)
             lead_id, created = upsert_lead(
                 conn,
                 now_ms=m.received_ms,
@@ -376,6 +494,7 @@ def _identify(
                 once=once_traits(m) if m.type == "identify" else None,
                 cache=people,
             )
+            created |= made
             row = people.row(conn, lead_id)
             reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
             if reopened is not None:
@@ -397,17 +516,27 @@ def _identify(
         if lead_id is not None:  # else a stranger's group message (``_strangers``): no lead, no key linked
             if created:
                 out.created_leads.add(lead_id)
-            if m.anonymous_id and lookup.link(anonymous_key(m.anonymous_id), lead_id, m.received_ms):
-                # earlier anonymous history now belongs to this lead
+            if m.anonymous_id and _link_anonymous(
+                conn, m, lead_id, out, lookup, people, unlinked, m.anonymous_id
+            ):
+                # earlier anonymous history (and what the anonymous person said) now belongs to this lead
                 out.touch(lead_id, m.ts, m.message_id)
                 out.rewind(lead_id)
     elif m.anonymous_id:
         lead_id = lookup.get(anonymous_key(m.anonymous_id))
+        if m.type == "identify" and (m.traits or once_traits(m)):
+            # an anonymous person's traits: its lead's now, else when its id is linked to one
+            if lead_id is None:
+                unlinked.wait(m)
+            else:
+                seen = (m.ts, m.message_id, m.traits, m.context.get("traits_once"))
+                _observe(conn, seen, out, people, m.received_ms, lead_id)
     if m.type == "group" and (lead_id is not None or known_only(m)):
         domain, name, attrs = group_account(m.traits, m.group_id)
         account_id, _ = upsert_account(
-            conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs, cache=people
-        )
+            conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs, cache=people,
+            group_key=m.group_id,
+        )  # fmt: skip
         if lead_id is None:  # the account's traits, from no one known: no one joins it
             return None
         if people.row(conn, lead_id)["account_id"] not in (None, account_id):
@@ -415,6 +544,20 @@ def _identify(
             _leave_account(conn, lead_id, account_id, m, out)
         set_lead_account(conn, lead_id, account_id, m.received_ms, people)
     return lead_id
+
+
+def _join_group(conn: Connection, m: Message, lead_id: int, people: PeopleCache) -> None:
+    """An event naming its group (PostHog's ``$groups``) puts a lead that has no account yet into the
+    account with that group key, if there is one (found by ``ix_accounts_group_key``): a contact of the
+    company whose ``$groupidentify`` may have come from a colleague. It moves no lead that has an account:
+    that is a group message's to say (an event of a person in two companies would move her, and
+    rescore both committees, at every event)."""
+    assert m.group_id
+    if people.row(conn, lead_id)["account_id"] is not None:
+        return
+    account_id = people.account_for_group(conn, m.group_id)
+    if account_id is not None:
+        set_lead_account(conn, lead_id, account_id, m.received_ms, people)
 
 
 def _leave_account(

@@ -11,8 +11,9 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
   person key is ``u:``).
 * ``$set`` and ``$set_once`` events → ``identify`` with their traits; ``$create_alias`` → two ``alias``
   messages, one each way (``<uuid>:back``): the clients disagree on which of its ids is the new one.
-* any other event of an identified person with ``$set`` or ``$set_once`` → the event and, beside it, an
-  ``identify`` with those traits (message id ``<uuid>:set``).
+* any other event with ``$set`` or ``$set_once`` → the event and, beside it, an ``identify`` with those
+  traits (message id ``<uuid>:set``), an anonymous person's too (its traits reach the lead its anonymous
+  id is linked to, now or when it is: ``ingest.apply``); none where ``$process_person_profile`` is false.
 * ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (``$group_set`` are the
   company's traits; its sender joins it only when a person already known: ``context.known_only``,
   ``ingest.apply.known_only``); other group types are kept as track events.
@@ -193,10 +194,12 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         # the account's traits; its sender joins it only when already known (``ingest.apply.known_only``)
         group = {**base, "type": "group", "groupId": group_key, "traits": group_traits}
         return [{**group, "context": {"known_only": True}}]
-    # an identified event's person properties update the lead as an identify beside it would
-    person = (
-        [_identify({**base, "properties": {}}, set_, once)] if (set_ or once) and "userId" in base else []
-    )
+    # an event's person properties update its person as an identify beside it would: an anonymous one's
+    # (an identify with the anonymous id alone) wait in the log for the lead its id is linked to
+    # (``ingest.apply``); none from an event PostHog keeps no person for (``$process_person_profile``
+    # false: posthog-js' anonymous events in its default ``identified_only`` mode)
+    personless = properties.get("$process_person_profile") is False
+    person = [_identify({**base, "properties": {}}, set_, once)] if (set_ or once) and not personless else []
     if person and message_id:
         person[0]["messageId"] = derived_id(message_id, "set")
     return [_event(name, base, properties), *person]

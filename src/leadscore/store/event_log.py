@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Integer, Text, bindparam, delete, func, select
+from sqlalchemy import Connection, Integer, Text, bindparam, delete, func, literal_column, select
 from sqlalchemy import text as sql_text
 
 from leadscore.store.bulk import sqlite_insert
@@ -358,6 +358,26 @@ def lead_events(conn: Connection, lead_id: int, until_ms: int | None = None) -> 
     if until_ms is not None:
         query = query.where(events.c.ts <= until_ms)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# searched by person key (``ix_events_person_ts``), the keys of the people a batch is about to link (each
+# once in its life), never by type: the type is compared through coalesce, which no index serves. Both
+# stores otherwise walked ``ix_events_type_ts_path``, every identify of every person (SQLite always;
+# PostgreSQL where identifies are rare), a search that grew with the whole log
+_IDENTIFIES_OF_KEYS = (
+    select(events.c.person_key, events.c.ts, events.c.message_id, events.c.context)
+    .where(
+        in_list(events.c.person_key, "keys", Text),
+        func.coalesce(events.c.type, literal_column("''")) == literal_column("'identify'"),
+    )
+    .order_by(events.c.ts, events.c.message_id)
+)
+
+
+def identifies_of_keys(conn: Connection, keys: Sequence[str]) -> list[Any]:
+    """The identify events stored under person ``keys`` (person key, ts, message id, context), in event-time
+    order: what an anonymous person said about itself before its id was linked to a lead."""
+    return list(conn.execute(_IDENTIFIES_OF_KEYS, {"keys": list(keys)})) if keys else []
 
 
 def drop_events_without_consent(conn: Connection, lead_ids: Sequence[int]) -> int:

@@ -66,6 +66,7 @@ _INSERT_LEAD = leads.insert().returning(leads.c.id)
 _INSERT_BARE_LEADS = leads.insert()
 _ACCOUNT_BY_DOMAIN = select(accounts.c.id).where(accounts.c.domain == bindparam("value"))
 _ACCOUNT_BY_NAME = select(accounts.c.id).where(accounts.c.name == bindparam("value"))
+_ACCOUNT_BY_GROUP_KEY = select(accounts.c.id).where(accounts.c.group_key == bindparam("value"))
 # the same searches as ``find_lead``, reading the whole row (``upsert_lead`` merges into it)
 _ROW_BY_EXTERNAL_ID = select(leads).where(leads.c.external_id == bindparam("value"))
 _ROW_BY_KEY = (
@@ -153,6 +154,10 @@ def _find_lead_row(
     return None
 
 
+def _lead_row(conn: Connection, lead_id: int) -> Any:
+    return conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
+
+
 def resolve_lead_ref(conn: Connection, ref: str) -> int:
     """A lead by reference: its numeric id (a lead merged into another by an alias: the one it was merged
     into), its e-mail, or its external (user) id.
@@ -188,6 +193,7 @@ def upsert_lead(
     link_user_key: bool = True,
     once: tuple[str | None, dict[str, Any], dict[str, Any]] | None = None,
     cache: PeopleCache | None = None,
+    lead_id: int | None = None,
 ) -> tuple[int, bool]:
     """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
 
@@ -197,14 +203,18 @@ def upsert_lead(
     a value stored before, or set by this same call, stays. The
     external id's ``u:`` key is then linked to the lead (first link wins), unless ``link_user_key`` is
     false: the caller links it next (ingest, whose key lookup knows which keys are linked already).
-    ``cache``: a batch's ``PeopleCache``, which answers the searches and learns the writes.
+    ``cache``: a batch's ``PeopleCache``, which answers the searches and learns the writes. ``lead_id``:
+    merge into that lead (which must exist) instead of the one found by external id or e-mail.
     """
     at_ms = now_ms if at_ms is None else at_ms
     email = normalise_email(email) if email else None
     fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
     once_email, once_fields, once_attributes = _once_values(once)
-    row = _find_lead_row(conn, email=email, external_id=external_id, cache=cache)
+    if lead_id is not None:
+        row = cache.row(conn, lead_id) if cache is not None else _lead_row(conn, lead_id)
+    else:
+        row = _find_lead_row(conn, email=email, external_id=external_id, cache=cache)
     if row is None:
         if email is None and once_email and _email_lead(conn, once_email, cache) is None:
             email = once_email
@@ -454,17 +464,22 @@ def upsert_account(
     name: str | None = None,
     attributes: dict[str, Any] | None = None,
     cache: PeopleCache | None = None,
+    group_key: str | None = None,
 ) -> tuple[int, bool]:
-    """Find the account by domain (else by exact name) and merge into it, or create it; link its leads.
-    ``cache``: as for ``upsert_lead``."""
+    """Find the account by its group key (``group_key``: the id a tracking client gives it), else by
+    domain, else (no key, no domain) by exact name, and merge into it, or create it; link its leads.
+    An account found by domain without a group key takes this one. ``cache``: as for ``upsert_lead``."""
     domain = account_domain(domain)
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
-    account_id = _account_for_domain(conn, domain, cache)
-    if account_id is None and name and not domain:
+    account_id = account_for_group(conn, group_key, cache) if group_key else None
+    keyed = account_id is not None
+    if account_id is None:
+        account_id = _account_for_domain(conn, domain, cache)
+    if account_id is None and name and not domain and not group_key:
         account_id = conn.execute(_ACCOUNT_BY_NAME, {"value": name}).scalar()
     if account_id is None:
         attributes = merge_attributes({}, attributes, "a new account")
-        values = {"domain": domain, "name": name, "attributes": attributes}
+        values = {"domain": domain, "name": name, "attributes": attributes, "group_key": group_key}
         account_id = int(
             conn.execute(_INSERT_ACCOUNT, {**values, "created_ms": now_ms, "updated_ms": now_ms}).scalar_one()
         )
@@ -483,6 +498,8 @@ def upsert_account(
             changes["attributes"] = merged
         if name and row["name"] != name:
             changes["name"] = name
+        if group_key and not keyed and row.get("group_key") is None:
+            changes["group_key"] = group_key
         if changes:
             conn.execute(_UPDATE_ACCOUNT, {**changes, "updated_ms": now_ms, "row_id": account_id})
             if cache is not None:
@@ -496,6 +513,13 @@ def upsert_account(
         if cache is not None:
             cache.domain_linked(domain, account_id, now_ms)
     return account_id, created
+
+
+def account_for_group(conn: Connection, group_key: str, cache: PeopleCache | None = None) -> int | None:
+    """The account whose group key is ``group_key`` (one search of ``ix_accounts_group_key``), or None."""
+    if cache is not None:
+        return cache.account_for_group(conn, group_key)
+    return conn.execute(_ACCOUNT_BY_GROUP_KEY, {"value": group_key}).scalar()
 
 
 def account_domain(domain: str | None) -> str | None:
@@ -538,9 +562,15 @@ _ROWS_BY_EMAILS = select(*(leads.c[c] for c in _ROW_COLUMNS)).where(in_list(lead
 _UNLINKED_BY_DOMAINS = select(*(leads.c[c] for c in _ROW_COLUMNS)).where(
     in_list(leads.c.email_domain, "values", Text), leads.c.account_id.is_(None)
 )
-_ACCOUNTS_BY_DOMAINS = select(accounts.c.id, accounts.c.domain, accounts.c.name, accounts.c.attributes).where(
-    in_list(accounts.c.domain, "values", Text)
+_ACCOUNT_COLUMNS = (
+    accounts.c.id,
+    accounts.c.domain,
+    accounts.c.name,
+    accounts.c.attributes,
+    accounts.c.group_key,
 )
+_ACCOUNTS_BY_DOMAINS = select(*_ACCOUNT_COLUMNS).where(in_list(accounts.c.domain, "values", Text))
+_ACCOUNTS_BY_GROUP_KEYS = select(*_ACCOUNT_COLUMNS).where(in_list(accounts.c.group_key, "values", Text))
 
 
 class PeopleCache:
@@ -571,6 +601,7 @@ class PeopleCache:
         emails: Iterable[str],
         domains: Iterable[str],
         linking: Iterable[str] = (),
+        groups: Iterable[str] = (),
     ) -> None:
         self.key_lead = key_lead
         self.rows: dict[int, dict[str, Any]] = {}
@@ -580,6 +611,7 @@ class PeopleCache:
         self.covered = set(linking)
         self.by_domain: dict[str, int | None] = dict.fromkeys([*domains, *self.covered])
         self.accounts: dict[int, dict[str, Any]] = {}
+        self.by_group: dict[str, int | None] = dict.fromkeys(groups)
         # kept leads whose row is changed here, not yet in the database: the columns changed
         self.dirty: dict[int, set[str]] = {}
         self.moved: set[int] = set()  # of those, the leads whose e-mail changed from another one
@@ -598,13 +630,21 @@ class PeopleCache:
             if values:
                 for row in conn.execute(statement, {"values": values}).mappings():
                     self._keep(dict(row))
-        if self.by_domain:
-            for account in conn.execute(_ACCOUNTS_BY_DOMAINS, {"values": list(self.by_domain)}).mappings():
-                self.by_domain[account["domain"]] = int(account["id"])
-                self.accounts[int(account["id"])] = {
-                    "name": account["name"],
-                    "attributes": account["attributes"],
-                }
+        for statement, found in (
+            (_ACCOUNTS_BY_DOMAINS, self.by_domain),
+            (_ACCOUNTS_BY_GROUP_KEYS, self.by_group),
+        ):
+            if found:
+                for account in conn.execute(statement, {"values": list(found)}).mappings():
+                    self._keep_account(dict(account))
+
+    def _keep_account(self, account: dict[str, Any]) -> None:
+        account_id = int(account["id"])
+        if account["domain"] is not None:
+            self.by_domain[account["domain"]] = account_id
+        if account["group_key"] is not None:
+            self.by_group[account["group_key"]] = account_id
+        self.accounts[account_id] = {k: account[k] for k in ("name", "attributes", "group_key")}
 
     def _keep(self, row: dict[str, Any]) -> dict[str, Any]:
         lead_id = row["id"] = int(row["id"])
@@ -695,22 +735,31 @@ class PeopleCache:
             self.by_domain[domain] = conn.execute(_ACCOUNT_BY_DOMAIN, {"value": domain}).scalar()
         return self.by_domain[domain]
 
+    def account_for_group(self, conn: Connection, group_key: str) -> int | None:
+        if group_key not in self.by_group:
+            self.by_group[group_key] = conn.execute(_ACCOUNT_BY_GROUP_KEY, {"value": group_key}).scalar()
+        return self.by_group[group_key]
+
     def account_row(self, conn: Connection, account_id: int) -> dict[str, Any]:
         if account_id not in self.accounts:
             row = conn.execute(_ACCOUNT_ROW, {"value": account_id}).mappings().one()
-            self.accounts[account_id] = {"name": row["name"], "attributes": row["attributes"]}
+            self.accounts[account_id] = {k: row[k] for k in ("name", "attributes", "group_key")}
         return self.accounts[account_id]
 
     def account_inserted(self, account_id: int, values: dict[str, Any]) -> None:
-        self.accounts[account_id] = {"name": values["name"], "attributes": values["attributes"]}
+        self.accounts[account_id] = {k: values.get(k) for k in ("name", "attributes", "group_key")}
         if values["domain"]:
             self.by_domain[values["domain"]] = account_id
+        if values.get("group_key"):
+            self.by_group[values["group_key"]] = account_id
 
     def account_updated(self, account_id: int, changes: dict[str, Any]) -> None:
         if account_id in self.accounts:
             self.accounts[account_id].update(
-                (k, v) for k, v in changes.items() if k in ("name", "attributes")
+                (k, v) for k, v in changes.items() if k in ("name", "attributes", "group_key")
             )
+        if changes.get("group_key"):
+            self.by_group[changes["group_key"]] = account_id
 
     def domain_linked(self, domain: str, account_id: int, now_ms: int) -> None:
         """``_ACCOUNT_FOR_DOMAIN_LEADS`` ran: the kept leads of that e-mail domain without an account

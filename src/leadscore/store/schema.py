@@ -46,10 +46,13 @@ accounts = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("domain", String(255), unique=True),
-    Column("name", String(500)),
+    Column("name", String(500), index=True),  # an account without a group key or domain is found by it
     Column("attributes", Json, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
+    # the id a tracking client gives the account (PostHog's $group_key, Segment's groupId): migration 0029gk
+    Column("group_key", String(255)),
+    Index("ix_accounts_group_key", "group_key", unique=True),
 )
 
 leads = Table(
