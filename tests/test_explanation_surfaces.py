@@ -326,6 +326,8 @@ def test_cli_explain_line_pages_as_the_api_does(store: Store) -> None:
     table = CliRunner().invoke(cli, [*base, "--offset", "1", "--limit", "2"], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
     assert "from 4 events; 2–3 newest first" in table.output and "more: --offset 3" in table.output
+    alone = CliRunner().invoke(cli, [*base[:-2], "--offset", "5"], env={"COLUMNS": "250"})
+    assert alone.exit_code == 2 and "give --line RULE too" in alone.output
     unknown = CliRunner().invoke(cli, [*base[:-1], "nope"])
     assert unknown.exit_code != 0 and "no engagement rule 'nope' (its rules: pricing, blog, active)" in str(
         unknown.exception

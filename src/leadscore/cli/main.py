@@ -169,6 +169,8 @@ def explain_cmd(
     from leadscore.scoring.explain import explain_lead
     from leadscore.scoring.run import now_ms
 
+    if line is None and (offset, limit) != (0, 1000):
+        raise typer.BadParameter("--offset and --limit page the events of one line: give --line RULE too")
     with open_store(db) as store:
         active = _active_or_file(store, model_file, score_name)
         when = parse_as_of(as_of) or now_ms()
