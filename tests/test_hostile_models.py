@@ -10,7 +10,7 @@ from leadscore.compile import compile_model
 from leadscore.errors import ModelValidationError
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import ScoringModel, loads_model, regex_search
-from leadscore.scoring.pipeline import ingest
+from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import all_leads, score
 from leadscore.spreadsheet import csv_safe
 from leadscore.store import Store
@@ -282,3 +282,36 @@ def test_csv_cells_never_start_a_formula() -> None:
 )
 def test_a_regex_reads_the_same_whichever_engine_searches(pattern: str, text: str, found: bool) -> None:
     assert regex_search.search(pattern, text) is found
+
+
+def test_a_list_past_the_parameters_of_a_statement_publishes_and_scores_on_both_stores(store: Store) -> None:
+    """A model may name lists of up to 200,000 values; each value was a bound parameter of the scoring
+    statement, and past 65,535 of them PostgreSQL refused the statement: publishing failed (SQLite's limit
+    is 32,766 on many builds). 66,000 values and the one the lead's domain is: 10 of 10 fit points."""
+    values = ", ".join(f"d{i}.example" for i in range(66_000))
+    model = loads_model(
+        f"model: m\nlists:\n  big: {{values: [{values}, Good.Example]}}\n"
+        "fit:\n  - {id: t, name: Target, when: {attribute: email_domain, in_list: big}, points: 10}\n"
+        "scale: {fit_max: 10, weights: {fit: 1, engagement: 0}}\n"
+    )
+    ingest(
+        store,
+        [
+            normalise(
+                {
+                    "type": "identify",
+                    "userId": u,
+                    "messageId": f"m-{u}",
+                    "traits": {"email": f"{u}@{domain}"},
+                },
+                received_ms=NOW,
+            )
+            for u, domain in (("a", "good.example"), ("b", "other.example"))
+        ],
+        source="test",
+    )
+    publish(store, model)
+    with store.connect() as conn:
+        ledgers = score(conn, model, store.sources(), all_leads(NOW))
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+    assert {users[ledger.lead_id]: ledger.score for ledger in ledgers} == {"a": 100.0, "b": 0.0}
