@@ -315,3 +315,25 @@ def test_a_list_past_the_parameters_of_a_statement_publishes_and_scores_on_both_
         ledgers = score(conn, model, store.sources(), all_leads(NOW))
         users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
     assert {users[ledger.lead_id]: ledger.score for ledger in ledgers} == {"a": 100.0, "b": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [
+        # 100 / 5e-324 is infinite: a lead's 0 fit points times it were NaN, NULL on SQLite, and scoring
+        # every lead failed (TypeError reading the row); 1e+308 + 1e+308 weights overflow to infinity and
+        # every score was 0
+        ("{fit_max: 5.0e-324}", r"3:18 field scale.fit_max: fit_max must be at least 1e-06, not 5e-324"),
+        ("{engagement_max: .inf}", r"3:25 field scale.engagement_max: .inf is not a finite number"),
+        (
+            "{weights: {fit: 1.0e+308, engagement: 1.0e+308}}",
+            r"3:24 field scale.weights.fit: fit must be at most 1e\+12, not 1e\+308",
+        ),
+    ],
+)
+def test_a_scale_no_double_can_compute_is_refused_with_its_position(scale: str, message: str) -> None:
+    with pytest.raises(ModelValidationError, match=message):
+        loads_model(
+            "model: m\nfit: [{id: r, name: R, when: {attribute: t, exists: true}, points: 1}]\n"
+            f"scale: {scale}\n"
+        )
