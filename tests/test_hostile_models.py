@@ -337,3 +337,38 @@ def test_a_scale_no_double_can_compute_is_refused_with_its_position(scale: str, 
             "model: m\nfit: [{id: r, name: R, when: {attribute: t, exists: true}, points: 1}]\n"
             f"scale: {scale}\n"
         )
+
+
+def test_an_in_of_70000_numbers_publishes_and_scores_on_both_stores(store: Store) -> None:
+    """``in:`` with numbers compared each number as its own bound parameter: 70,000 of them (a YAML of
+    500 KB, well within a model's 5 MB) made publishing fail on PostgreSQL. The lead's code 123456 is in
+    the list (10 of 10), 0.5 is not; the same list on a text field compares the numbers' texts."""
+    numbers = ", ".join(str(i * 2) for i in range(70_000))
+    model = loads_model(
+        "model: m\nfit:\n"
+        f"  - {{id: n, name: Code, when: {{attribute: code, in: [{numbers}, 0.25]}}, points: 6}}\n"
+        f"  - {{id: t, name: Domain, when: {{attribute: email_domain, in: [{numbers}]}}, points: 4}}\n"
+        "scale: {fit_max: 10, weights: {fit: 1, engagement: 0}}\n"
+    )
+    ingest(
+        store,
+        [
+            normalise(
+                {
+                    "type": "identify",
+                    "userId": u,
+                    "messageId": f"m-{u}",
+                    "traits": {"code": code, "email": email},
+                },
+                received_ms=NOW,
+            )
+            for u, code, email in (("a", 123456, "a@a.example"), ("b", 0.5, "b@1000"), ("c", 0.25, "c@3"))
+        ],
+        source="test",
+    )
+    publish(store, model)
+    with store.connect() as conn:
+        ledgers = score(conn, model, store.sources(), all_leads(NOW))
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+    # a: code in the list (6); b: 0.5 is not, its domain "1000" is (4); c: 0.25 is (6), "3" is odd (0)
+    assert {users[ledger.lead_id]: ledger.score for ledger in ledgers} == {"a": 60.0, "b": 40.0, "c": 60.0}

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, false, func, not_, or_, true
+from sqlalchemy import Float, String, and_, bindparam, false, func, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.dialects import (
@@ -134,7 +134,16 @@ def _in(field: Field, values: list[Any], rule_id: str, c: Compare) -> ColumnElem
     """Any of ``values``: the text ones as one ``lower(text) IN (...)``, so the field is read once (a JSON
     lookup per value otherwise); case-insensitive equality exactly as ``_equals`` compares one text."""
     texts = [v for v in values if isinstance(v, str)]
-    tests = [_equals(field, v, rule_id, c) for v in values if not isinstance(v, str)]
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    tests = [_equals(field, v, rule_id, c) for v in values if isinstance(v, bool)]
+    number = field.number()
+    if len(numbers) <= 1:
+        tests += [_equals(field, v, rule_id, c) for v in numbers]
+    elif number is None:  # a text column: each number's text, as ``_equals`` compares one
+        tests.append(one_of(field.text(), [str(v) for v in numbers]))
+    else:  # one IN, as the texts: a list of 70,000 numbers was 70,000 bound parameters
+        tests.append(number.in_(bindparam(None, [float(v) for v in numbers], type_=Float, expanding=True,
+                                          literal_execute=True, unique=True)))  # fmt: skip
     if len(texts) == 1:
         tests.insert(0, _equals(field, texts[0], rule_id, c))
     elif texts:
