@@ -10,7 +10,7 @@ from leadscore.compile import compile_model
 from leadscore.errors import ModelValidationError
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import ScoringModel, loads_model, regex_search
-from leadscore.scoring.pipeline import ingest
+from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import all_leads, score
 from leadscore.spreadsheet import csv_safe
 from leadscore.store import Store
@@ -282,3 +282,93 @@ def test_csv_cells_never_start_a_formula() -> None:
 )
 def test_a_regex_reads_the_same_whichever_engine_searches(pattern: str, text: str, found: bool) -> None:
     assert regex_search.search(pattern, text) is found
+
+
+def test_a_list_past_the_parameters_of_a_statement_publishes_and_scores_on_both_stores(store: Store) -> None:
+    """A model may name lists of up to 200,000 values; each value was a bound parameter of the scoring
+    statement, and past 65,535 of them PostgreSQL refused the statement: publishing failed (SQLite's limit
+    is 32,766 on many builds). 66,000 values and the one the lead's domain is: 10 of 10 fit points."""
+    values = ", ".join(f"d{i}.example" for i in range(66_000))
+    model = loads_model(
+        f"model: m\nlists:\n  big: {{values: [{values}, Good.Example]}}\n"
+        "fit:\n  - {id: t, name: Target, when: {attribute: email_domain, in_list: big}, points: 10}\n"
+        "scale: {fit_max: 10, weights: {fit: 1, engagement: 0}}\n"
+    )
+    ingest(
+        store,
+        [
+            normalise(
+                {
+                    "type": "identify",
+                    "userId": u,
+                    "messageId": f"m-{u}",
+                    "traits": {"email": f"{u}@{domain}"},
+                },
+                received_ms=NOW,
+            )
+            for u, domain in (("a", "good.example"), ("b", "other.example"))
+        ],
+        source="test",
+    )
+    publish(store, model)
+    with store.connect() as conn:
+        ledgers = score(conn, model, store.sources(), all_leads(NOW))
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+    assert {users[ledger.lead_id]: ledger.score for ledger in ledgers} == {"a": 100.0, "b": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [
+        # 100 / 5e-324 is infinite: a lead's 0 fit points times it were NaN, NULL on SQLite, and scoring
+        # every lead failed (TypeError reading the row); 1e+308 + 1e+308 weights overflow to infinity and
+        # every score was 0
+        ("{fit_max: 5.0e-324}", r"3:18 field scale.fit_max: fit_max must be at least 1e-06, not 5e-324"),
+        ("{engagement_max: .inf}", r"3:25 field scale.engagement_max: .inf is not a finite number"),
+        (
+            "{weights: {fit: 1.0e+308, engagement: 1.0e+308}}",
+            r"3:24 field scale.weights.fit: fit must be at most 1e\+12, not 1e\+308",
+        ),
+    ],
+)
+def test_a_scale_no_double_can_compute_is_refused_with_its_position(scale: str, message: str) -> None:
+    with pytest.raises(ModelValidationError, match=message):
+        loads_model(
+            "model: m\nfit: [{id: r, name: R, when: {attribute: t, exists: true}, points: 1}]\n"
+            f"scale: {scale}\n"
+        )
+
+
+def test_an_in_of_70000_numbers_publishes_and_scores_on_both_stores(store: Store) -> None:
+    """``in:`` with numbers compared each number as its own bound parameter: 70,000 of them (a YAML of
+    500 KB, well within a model's 5 MB) made publishing fail on PostgreSQL. The lead's code 123456 is in
+    the list (10 of 10), 0.5 is not; the same list on a text field compares the numbers' texts."""
+    numbers = ", ".join(str(i * 2) for i in range(70_000))
+    model = loads_model(
+        "model: m\nfit:\n"
+        f"  - {{id: n, name: Code, when: {{attribute: code, in: [{numbers}, 0.25]}}, points: 6}}\n"
+        f"  - {{id: t, name: Domain, when: {{attribute: email_domain, in: [{numbers}]}}, points: 4}}\n"
+        "scale: {fit_max: 10, weights: {fit: 1, engagement: 0}}\n"
+    )
+    ingest(
+        store,
+        [
+            normalise(
+                {
+                    "type": "identify",
+                    "userId": u,
+                    "messageId": f"m-{u}",
+                    "traits": {"code": code, "email": email},
+                },
+                received_ms=NOW,
+            )
+            for u, code, email in (("a", 123456, "a@a.example"), ("b", 0.5, "b@1000"), ("c", 0.25, "c@3"))
+        ],
+        source="test",
+    )
+    publish(store, model)
+    with store.connect() as conn:
+        ledgers = score(conn, model, store.sources(), all_leads(NOW))
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+    # a: code in the list (6); b: 0.5 is not, its domain "1000" is (4); c: 0.25 is (6), "3" is odd (0)
+    assert {users[ledger.lead_id]: ledger.score for ledger in ledgers} == {"a": 60.0, "b": 40.0, "c": 60.0}

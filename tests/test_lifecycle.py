@@ -807,3 +807,30 @@ def test_a_lead_is_not_reassigned_to_a_seller_who_left(lc_store: Store) -> None:
         assert [(a["seller"], a["reason"]) for a in list_assignments(conn)] == [("lena", "default")]
     done = reassign(lc_store, model(), ann, "paul", by="Tom", settings=settings(), now_ms=T0 + DAY + HOUR)
     assert (done.previous, done.seller) == ("lena", "paul")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "New lead: {{ 1 // lead.no_such_field }}",  # an author's slip: undefined, used in arithmetic
+        "New lead: {{ 1 // (lead.score - lead.score) }}",  # ZeroDivisionError
+        "New lead: {{ 'x' * 10 ** 12 }}",  # a terabyte of text
+    ],
+)
+def test_a_template_that_fails_to_render_fails_its_own_row_only(store: Store, subject: str) -> None:
+    """A mail or webhook template is only parsed when the model is published; one that fails when
+    rendered for a lead (an undefined field in arithmetic, a division by zero, a repetition no memory
+    holds) raised out of the lifecycle round: no lead was assigned nor told, round after round. Now the
+    action's row is failed with the reason and the rest goes on: anna is assigned, her seller notified."""
+    bad = MODEL.replace('subject: "New lead: {{ lead.name }}"', f'subject: "{subject}"')
+    assert bad != MODEL
+    publish(store, loads_model(bad))
+    send(store, [person("anna", company="Acme GmbH"), *points("anna", 70), *points("anna", -3)])
+    run_round(store, settings(), now_ms=T0 + 2 * HOUR, timers=False, deliver=False)
+    with store.connect() as conn:
+        lead_id = find_lead(conn, external_id="anna")
+        assert [a["lead_id"] for a in list_assignments(conn)] == [lead_id]
+        rows = {r["action"]: r for r in read_outbox(conn, lead_id)}
+    assert rows["seller_mail"]["status"] == "failed"
+    assert rows["seller_mail"]["last_error"].startswith("the subject template failed: ")
+    assert rows["manager_alert"]["status"] == "pending"  # the MQL's other action

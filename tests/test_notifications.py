@@ -415,3 +415,59 @@ def test_past_the_sla_is_one_moment_for_the_escalation_and_the_digest(store: Sto
         notes = digest_notes(conn, model(), queue, MANAGER, cfg, NOW)
     assert [n.lead_id for n in notes["overdue"]] == [anna]
     assert notes["new"] == [] and notes["waiting"] == []
+
+
+def test_line_breaks_in_a_leads_name_and_company_reach_no_mail_header(store: Store) -> None:
+    """A lead's name and company are the traits a public write key sends: a line break in them (CR, LF or
+    any other that Python's mail headers refuse) made the seller's mail unwritable (ValueError in every
+    attempt, the row leased again and again, the SMTP endpoint's breaker counting failures) or, written
+    raw, a header of the sender's choosing. The header says them on one line; the good lead's mail goes."""
+    publish(store, model())
+    with smtp_server() as (mailbox, port):
+        cfg = settings(smtp_port=port)
+        _users(store, None, mail_immediate=True)
+        send(
+            store,
+            [
+                person("eve", firstName="Eve\r\nBcc: spy@evil.example", company="Acme\u2028X-Evil: 1"),
+                *points("eve", 70),
+                *points("eve", -3),
+            ],
+        )
+        run_round(store, cfg, now_ms=NOW, timers=False, deliver=False)
+        _mql(store, "anna", 70, 3, cfg, NOW)
+        stats = deliver_due(store, cfg, model().lifecycle, None)
+        assert stats.failed == 0
+        subjects = sorted(str(m["Subject"]) for m in mailbox.messages if "New lead for you" in m["Subject"])
+        assert subjects == [
+            "New lead for you: Anna (Acme GmbH), score 67.0 (warm)",
+            "New lead for you: Eve Bcc: spy@evil.example (Acme X-Evil: 1), score 67.0 (warm)",
+        ]
+        assert not [m for m in mailbox.messages if m["Bcc"] is not None or m["X-Evil"] is not None]
+        with store.connect() as conn:
+            rows = [r for r in read_outbox(conn) if r["channel"] == "mail"]
+        assert rows and {r["status"] for r in rows} == {"sent"}
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "eve@eve.example, spy@evil.example",
+        "eve@eve.example\r\nbcc: spy@evil.example",
+        "eve <spy@evil.example>",
+        "eve@eve.example;spy@evil.example",
+    ],
+)
+def test_a_leads_address_that_is_not_one_address_is_not_mailed(address: str) -> None:
+    """The address of a mail to a lead is the e-mail trait a public write key sends: a list (the mail went
+    to every address in it) or a header is no address. The attempt fails saying so; the next mail goes."""
+    from leadscore.lifecycle import mail
+
+    with smtp_server() as (mailbox, port):
+        cfg = settings(smtp_port=port)
+        payload = {"subject": "Shall we meet?", "body": "Hi", "to_lead": True, "unsubscribe_url": ""}
+        bad = mail.send(cfg, {**payload, "to": address}, "k:1")
+        good = mail.send(cfg, {**payload, "to": "anna@anna.example"}, "k:2")
+        assert (bad.status, good.status) == ("fail", "ok")
+        assert "is not one e-mail address" in bad.detail
+        assert [m["To"] for m in mailbox.messages] == ["anna@anna.example"]

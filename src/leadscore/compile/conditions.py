@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, false, func, not_, or_, true
+from sqlalchemy import Float, String, and_, bindparam, false, func, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.dialects import (
@@ -91,7 +91,7 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
         values = model.lists[value].values
         if not values:
             return false()
-        return _lower_text(field, *values).in_([fold_case(v) for v in values])
+        return one_of(_lower_text(field, *values), [fold_case(v) for v in values])
     if op == "contains":
         return TextLike(field.text(), contains_like(fold_case(value)), ascii=value.isascii())
     if op == "prefix":
@@ -114,6 +114,15 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
     raise CompileError(f"rule {rule_id}: unknown operator {op}")  # pragma: no cover
 
 
+def one_of(expr: ColumnElement[Any], texts: list[str]) -> ColumnElement[bool]:
+    """``expr IN (texts)`` with the texts written into the statement as literals, not bound: a model's
+    list may hold ``MAX_LIST_VALUES`` (200,000), and bound they passed PostgreSQL's 65,535 parameters of a
+    statement (SQLite's limit is lower still on many builds): publishing such a model failed on both
+    stores. Written, PostgreSQL still reads them as one constant array it looks values up in by hash,
+    SQLite as a list it looks up in an index it builds once."""
+    return expr.in_(bindparam(None, texts, type_=String, expanding=True, literal_execute=True, unique=True))
+
+
 def _number(field: Field, rule_id: str, c: Compare) -> ColumnElement[Any]:
     number = field.number()
     if number is None:
@@ -125,11 +134,20 @@ def _in(field: Field, values: list[Any], rule_id: str, c: Compare) -> ColumnElem
     """Any of ``values``: the text ones as one ``lower(text) IN (...)``, so the field is read once (a JSON
     lookup per value otherwise); case-insensitive equality exactly as ``_equals`` compares one text."""
     texts = [v for v in values if isinstance(v, str)]
-    tests = [_equals(field, v, rule_id, c) for v in values if not isinstance(v, str)]
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    tests = [_equals(field, v, rule_id, c) for v in values if isinstance(v, bool)]
+    number = field.number()
+    if len(numbers) <= 1:
+        tests += [_equals(field, v, rule_id, c) for v in numbers]
+    elif number is None:  # a text column: each number's text, as ``_equals`` compares one
+        tests.append(one_of(field.text(), [str(v) for v in numbers]))
+    else:  # one IN, as the texts: a list of 70,000 numbers was 70,000 bound parameters
+        tests.append(number.in_(bindparam(None, [float(v) for v in numbers], type_=Float, expanding=True,
+                                          literal_execute=True, unique=True)))  # fmt: skip
     if len(texts) == 1:
         tests.insert(0, _equals(field, texts[0], rule_id, c))
     elif texts:
-        tests.insert(0, _lower_text(field, *texts).in_([fold_case(v) for v in texts]))
+        tests.insert(0, one_of(_lower_text(field, *texts), [fold_case(v) for v in texts]))
     return or_(*tests)
 
 

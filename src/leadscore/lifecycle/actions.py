@@ -21,11 +21,56 @@ from leadscore.settings import Settings
 from leadscore.store.lifecycle_tables import assignment_stage
 from leadscore.store.outbox import enqueue, ran_since
 
-_ENV = jinja2.sandbox.SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+RENDERED_CHARS = 100_000  # of one rendered template: a mail or webhook text, far beyond any real one
+MAX_EXPONENT = 1_024  # of an integer power in a template (10 ** 10 ** 9 is hours of CPU)
 
 
-def render(template: str, context: dict[str, Any]) -> str:
-    return _ENV.from_string(template).render(**context)
+class TemplateFailed(Exception):
+    """A model's template could not be rendered for a lead; its message says why."""
+
+
+class _Sandbox(jinja2.sandbox.SandboxedEnvironment):
+    """The sandbox, with repetition and powers bounded: the model's author writes the templates, and
+    ``'x' * 10 ** 9`` was a gigabyte in the lifecycle runner."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise jinja2.sandbox.SecurityError(f"a power of more than {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(n, int)
+                    and len(seq) * n > RENDERED_CHARS
+                ):
+                    raise jinja2.sandbox.SecurityError(f"a repetition of more than {RENDERED_CHARS:,} items")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(autoescape=False, keep_trailing_newline=True)
+
+
+def render(template: str, context: dict[str, Any], what: str = "template") -> str:
+    """The template rendered, at most ``RENDERED_CHARS`` of it; TemplateFailed saying ``what`` failed and
+    why (the template is only parsed when published: a field it reads may be missing for a lead, a
+    division may be by zero)."""
+    try:
+        out: list[str] = []
+        size = 0
+        for part in _ENV.from_string(template).generate(**context):
+            out.append(part)
+            size += len(part)
+            if size > RENDERED_CHARS:
+                raise TemplateFailed(
+                    f"the {what} template failed: it rendered over {RENDERED_CHARS:,} characters"
+                )
+        return "".join(out)
+    except TemplateFailed:
+        raise
+    except Exception as exc:  # whatever an expression raises: the author's, not the runner's failure
+        raise TemplateFailed(f"the {what} template failed: {type(exc).__name__}: {exc}"[:1000]) from None
 
 
 def iso(ms: int) -> str:
@@ -36,7 +81,7 @@ def _webhook_row(
     hook: Webhook, key: str, kind: str, name: str, context: dict[str, Any], now_ms: int
 ) -> dict[str, Any]:
     if hook.format == "slack":
-        text = render(hook.text, context) if hook.text else _default_text(kind, context)
+        text = render(hook.text, context, "text") if hook.text else _default_text(kind, context)
         body: dict[str, Any] = {"text": text}
     else:
         body = {
@@ -51,7 +96,7 @@ def _webhook_row(
             },
         }
         if hook.text:
-            body["text"] = render(hook.text, context)
+            body["text"] = render(hook.text, context, "text")
     target = hook.url or f"env:{hook.url_env}"
     return {"channel": "webhook", "target": target, "payload": {"body": body, "event": kind}}
 
@@ -73,8 +118,8 @@ def _mail_row(action: Action, context: dict[str, Any]) -> dict[str, Any]:
         to = mail.to
     payload = {
         "to": to,
-        "subject": " ".join(render(mail.subject, context).split()),
-        "body": render(mail.body, context),
+        "subject": " ".join(render(mail.subject, context, "subject").split()),
+        "body": render(mail.body, context, "body"),
         "to_lead": mail.to == "lead",
         "unsubscribe_url": context.get("unsubscribe_url", "") if mail.to == "lead" else "",
     }
@@ -82,6 +127,16 @@ def _mail_row(action: Action, context: dict[str, Any]) -> dict[str, Any]:
     if not to:
         row.update(status="skipped", last_error=f"no e-mail address for {mail.to}")
     return row
+
+
+def _failed_row(action: Action, reason: str) -> dict[str, Any]:
+    if action.webhook is not None:
+        target = action.webhook.url or f"env:{action.webhook.url_env}"
+        channel = "webhook"
+    else:
+        assert action.mail is not None
+        target, channel = action.mail.to, "mail"
+    return {"channel": channel, "target": target, "payload": {}, "status": "failed", "last_error": reason}
 
 
 class Effects:
@@ -129,10 +184,13 @@ class Effects:
             if ran_since(self.conn, action.id, self.lead_id, since):
                 return
         context = {**self.context(), **(extra or {})}
-        if action.webhook is not None:
-            row = _webhook_row(action.webhook, key, kind, action.id, context, self.now_ms)
-        else:
-            row = _mail_row(action, context)
+        try:
+            if action.webhook is not None:
+                row = _webhook_row(action.webhook, key, kind, action.id, context, self.now_ms)
+            else:
+                row = _mail_row(action, context)
+        except TemplateFailed as exc:  # this action's row fails, saying why; the round goes on
+            row = _failed_row(action, str(exc))
         row.update(key=key, action=action.id, lead_id=self.lead_id)
         self.enqueued += enqueue(self.conn, [row], self.now_ms)
 

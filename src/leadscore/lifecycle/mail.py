@@ -11,6 +11,7 @@ Every wait is bounded: each one on the server (``LEADSCORE_SMTP_TIMEOUT_S``) and
 from __future__ import annotations
 
 import email.policy
+import re
 import smtplib
 import time
 from email.message import EmailMessage
@@ -26,6 +27,9 @@ from leadscore.store.schema import events, identities, leads
 from leadscore.store.suppressions import is_suppressed
 
 TRUE = (True, 1, "true", "yes", "1", "y")
+# one address, nothing else: a lead's is the e-mail trait a public write key sends, and a list
+# ("a@x, b@y"), a display name or a line break would send the mail elsewhere or write a header
+ONE_ADDRESS = re.compile(r"[^@\s,;:<>()\[\]\"\\]+@[^@\s,;:<>()\[\]\"\\]+")
 
 
 def consent_problem(
@@ -72,7 +76,9 @@ def message(settings: Settings, payload: dict[str, Any], key: str) -> EmailMessa
     msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
     msg["From"] = settings.smtp.mail_from
     msg["To"] = payload["to"]
-    msg["Subject"] = payload["subject"]
+    # a subject tells names and companies a public write key sent: on one line (every character that
+    # breaks a line, as str.split reads them; a header value with one cannot be written)
+    msg["Subject"] = " ".join(str(payload["subject"]).split())
     msg["Date"] = formatdate(usegmt=True)
     domain = settings.smtp.mail_from.rpartition("@")[2] or "leadscore"
     msg["Message-ID"] = f"<{key.replace(':', '.')}@{domain}>"  # the same on every attempt
@@ -89,6 +95,8 @@ def send(settings: Settings, payload: dict[str, Any], key: str) -> Outcome:
     from leadscore.lifecycle.deadline import attempt_deadline  # loaded when the first mail is due
 
     total_s = settings.smtp.total_timeout_s
+    if not ONE_ADDRESS.fullmatch(str(payload["to"])) or not str(payload["to"]).isprintable():
+        return Outcome("fail", f"{str(payload['to'])[:320]!r} is not one e-mail address")
     msg = message(settings, payload, key)
     deadline = time.monotonic() + total_s
     try:

@@ -13,6 +13,11 @@ from leadscore.model.rules import RULE_ID, EventRule, FitRule, Frozen, Group
 
 MAX_RULES = 300
 MAX_LIST_VALUES = 200_000
+# the raw points that count as 100 and the weights: within these the compiled arithmetic (points × 100 /
+# max, weight / total) stays finite in a double; 5e-324 made a lead's 0 points × 100 / max NaN, 1e308 + 1e308
+# weights infinity (a learned model's maxima are sums of at most 300 rules' 1e6 points)
+MIN_SCALE_MAX = 1e-6
+MAX_SCALE = 1e12
 
 
 class NamedList(Frozen):
@@ -32,8 +37,8 @@ class Defaults(Frozen):
 
 
 class Weights(Frozen):
-    fit: float = Field(ge=0)
-    engagement: float = Field(ge=0)
+    fit: float = Field(ge=0, le=MAX_SCALE)
+    engagement: float = Field(ge=0, le=MAX_SCALE)
 
     @model_validator(mode="after")
     def _positive_total(self) -> Weights:
@@ -104,8 +109,8 @@ class Scale(Frozen):
     ``fit_max`` and ``engagement_max`` are the raw points that count as 100; more is clamped to 100.
     """
 
-    fit_max: float = Field(default=100, gt=0)
-    engagement_max: float = Field(default=100, gt=0)
+    fit_max: float = Field(default=100, ge=MIN_SCALE_MAX, le=MAX_SCALE)
+    engagement_max: float = Field(default=100, ge=MIN_SCALE_MAX, le=MAX_SCALE)
     weights: Weights = Weights(fit=0.5, engagement=0.5)
     grades: Grades = Grades()
     levels: Levels = Levels()
