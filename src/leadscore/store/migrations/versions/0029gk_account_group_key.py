@@ -51,5 +51,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_accounts_name", table_name="accounts")
     op.drop_index("ix_accounts_group_key", table_name="accounts")
-    with op.batch_alter_table("accounts") as batch:
-        batch.drop_column("group_key")
+    # a plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch would recreate accounts, which SQLite
+    # refuses to drop while leads reference it (tests/test_migration_0026ao.py downgrades with leads)
+    op.drop_column("accounts", "group_key")
