@@ -15,6 +15,7 @@ from leadscore import __version__
 from leadscore.lifecycle.sla import overdue
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
+from leadscore.scoring.shown import cut_text
 from leadscore.store.alerts import open_alerts
 from leadscore.store.health import rescoring_lag, scoring_lag
 from leadscore.web.security import Viewer
@@ -46,9 +47,8 @@ def fmt_time(ms: int | None, with_time: bool = True) -> str:
 
 
 def fmt_num(value: float | None, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.{digits}f}"
+    """A number as the pages show it: cut, never rounded up (``scoring.shown.cut_text``)."""
+    return cut_text(value, digits, grouping=True)
 
 
 def fmt_signed(value: float | None, digits: int = 1) -> str:
