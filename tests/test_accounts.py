@@ -217,6 +217,37 @@ def test_the_accounts_page_counts_engaged_contacts_as_the_mqa_rule_does(store: S
     assert "An engaged contact has an engagement score of 35 or more." in page.text
 
 
+def test_the_accounts_pages_show_a_threshold_with_its_decimals(store: Store) -> None:
+    # MQA at 70.5: acme (70, as above) is no MQA; the pages said "at an account score of 70" (and an
+    # engaged contact "of 36 or more" for 35.5) beside acme shown at 70.0 and not an MQA
+    model = MODEL.replace("score_at_least: 60", "score_at_least: 70.5").replace(
+        "engaged_at_least: 35", "engaged_at_least: 35.5"
+    )
+    publish(store, loads_model(model))
+    at = T0 + 2 * HOUR
+    acme_only = [m for m in _people() if CONTACTS[m["userId"]] == "acme"]
+    _ingest(store, [*acme_only, *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=3)], at)  # fmt: skip
+    run_round(store, settings(), now_ms=at, deliver=False)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        ann = find_lead(conn, external_id="ann")
+        acme = conn.execute(leads.select().where(leads.c.id == ann)).mappings().one()["account_id"]
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        listing, page = client.get("/accounts"), client.get(f"/accounts/{acme}")
+    assert listing.status_code == 200 and page.status_code == 200
+    row = listing.text[listing.text.index(">Acme</a>") :]
+    assert '<td class="num">70.0</td><td>—</td>' in row[: row.index("</tr>")]
+    assert "at an account score of 70.5 with 2 or more engaged contacts" in listing.text
+    assert "An engaged contact has an engagement score of 35.5 or more." in listing.text
+    assert '<dt>Status</dt><dd class="big">not MQA</dd>' in page.text
+    assert (
+        "at an account score of 70.5 with 2 or more engaged contacts (engagement score 35.5 or more)"
+        in page.text
+    )
+
+
 def test_the_account_page_shows_its_contacts_committee_and_score_over_time(store: Store) -> None:
     publish(store, loads_model(MODEL))
     at = T0 + 2 * HOUR

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from leadscore.cli.options import fmt_time
 from leadscore.cli.render import console, reasons
+from leadscore.scoring.shown import cut_text
 
 DEMO_DB = "leadscore-demo.db"
 
@@ -79,9 +80,9 @@ def demo(
             str(lead.lead_id),
             f"{lead.name}\n{lead.job_title or ''}",
             lead.company or "",
-            f"{lead.score:.1f}",
-            f"{lead.fit_score:.0f}",
-            f"{lead.engagement_score:.0f}",
+            cut_text(lead.score),
+            cut_text(lead.fit_score, 0),
+            cut_text(lead.engagement_score, 0),
             f"{lead.grade}{lead.level}",
             lead.band,
             reasons(lead.lines),

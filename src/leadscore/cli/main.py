@@ -168,6 +168,7 @@ def explain_cmd(
     """Every point of a lead's score traced: rule, events counted, decay, caps, fit vs engagement, grade, band."""
     from leadscore.scoring.explain import explain_lead
     from leadscore.scoring.run import now_ms
+    from leadscore.scoring.shown import cut_text
 
     if line is None and (offset, limit) != (0, 1000):
         raise typer.BadParameter("--offset and --limit page the events of one line: give --line RULE too")
@@ -202,8 +203,8 @@ def explain_cmd(
         )
         label = active.version.label if active.version else "model file"
         console.print(
-            f"[bold]{name}[/bold] <{who.get('email') or ''}> — score [bold]{ledger.score:.1f}[/bold] "
-            f"(fit {ledger.fit_score:.1f}, engagement {ledger.engagement_score:.1f}), grade {ledger.grade}, "
+            f"[bold]{name}[/bold] <{who.get('email') or ''}> — score [bold]{cut_text(ledger.score)}[/bold] "
+            f"(fit {cut_text(ledger.fit_score)}, engagement {cut_text(ledger.engagement_score)}), grade {ledger.grade}, "
             f"level {ledger.level} ({ledger.grade}{ledger.level}), band {ledger.band} — as of {fmt_time(ledger.as_of)} UTC, {label}",
             highlight=False,
         )

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from leadscore.cli.options import fmt_time
-from leadscore.scoring.shown import shown_lines
+from leadscore.scoring.shown import cut, cut_text, shown_lines
 from leadscore.spreadsheet import csv_safe
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def reasons(lines: Iterable[LedgerLine]) -> str:
     ``Pricing page +12.5, Group cap: Website -5.0, Webinar +10.0``."""
     from leadscore.lifecycle.reasons import top_lines  # the store's modules: not for ``--help``
 
-    return ", ".join(f"{line.name} {line.score_points:+.1f}" for line in top_lines(lines))
+    return ", ".join(f"{line.name} {points:+.1f}" for line, points in top_lines(lines))
 
 
 def score_rows(ledgers: Sequence[Ledger], people: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -55,9 +55,9 @@ def score_rows(ledgers: Sequence[Ledger], people: Mapping[int, Mapping[str, Any]
                 "email": who.get("email") or "",
                 "name": name,
                 "company": who.get("company") or "",
-                "score": round(lg.score, 2),
-                "fit_score": round(lg.fit_score, 2),
-                "engagement_score": round(lg.engagement_score, 2),
+                "score": cut(lg.score, 2),
+                "fit_score": cut(lg.fit_score, 2),
+                "engagement_score": cut(lg.engagement_score, 2),
                 "grade": lg.grade,
                 "level": lg.level,
                 "band": lg.band,
@@ -81,7 +81,7 @@ def print_rows(rows: list[dict[str, Any]], fmt: str, title: str = "") -> None:
         for key in rows[0] if rows else SCORE_FIELDS:
             table.add_column(key.replace("_", " "), justify="right" if key.endswith("score") else "left")
         for row in rows:
-            table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()))
+            table.add_row(*(cut_text(v) if isinstance(v, float) else str(v) for v in row.values()))
         console.print(table)
 
 
@@ -98,7 +98,7 @@ def ledger_table(ledger: Ledger, title: str) -> Table:
     table.add_column("decay", justify="right")
     table.add_column("raw points", justify="right")
     table.add_column("after caps", justify="right")
-    table.add_column("score points", justify="right", footer=f"{ledger.score:.2f}")
+    table.add_column("score points", justify="right", footer=cut_text(ledger.score, 2))
     table.add_column("why")
     for line, shown in zip(ledger.lines, shown_lines(ledger), strict=True):
         table.add_row(
@@ -134,10 +134,10 @@ def history_table(rows: Sequence[Mapping[str, Any]], labels: Mapping[int, str]) 
         prev = row["score"]
         table.add_row(
             fmt_time(row["at_ms"]),
-            f"{row['score']:.1f}",
+            cut_text(row["score"]),
             change,
-            f"{row['fit_score']:.1f}",
-            f"{row['engagement_score']:.1f}",
+            cut_text(row["fit_score"]),
+            cut_text(row["engagement_score"]),
             row["grade"],
             str(row["level"]),
             row["band"],

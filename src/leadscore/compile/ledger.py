@@ -117,9 +117,21 @@ def _line(
 
 def factors(model: ScoringModel) -> tuple[float, float]:
     """Score points per raw fit point and per raw engagement point."""
+    (fit_n, fit_d), (eng_n, eng_d) = ratios(model)
+    return fit_n / fit_d, eng_n / eng_d
+
+
+def ratios(model: ScoringModel) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Score points per raw fit point and per raw engagement point as (numerator, denominator): a line of
+    ``raw`` points gives ``raw * numerator / denominator``, multiplied before divided as the query's scores
+    are, so a line that is a whole number in decimals is that number (117 of 195 raw points at weight 1 of
+    3 are 20 score points; 117 × (100 / 195 / 3) is 19.999999999999996)."""
     s = model.scale
     total = s.weights.fit + s.weights.engagement
-    return 100.0 / s.fit_max * s.weights.fit / total, 100.0 / s.engagement_max * s.weights.engagement / total
+    return (100.0 * s.weights.fit, s.fit_max * total), (
+        100.0 * s.weights.engagement,
+        s.engagement_max * total,
+    )
 
 
 Note = Callable[[Columns, int, int], str]  # (columns, row, events counted) → a rule's note
@@ -145,16 +157,16 @@ class _Engagement:
 
 @dataclass(frozen=True)
 class _Plan:
-    fit_factor: float
-    engagement_factor: float
+    fit_factor: tuple[float, float]  # ``ratios``
+    engagement_factor: tuple[float, float]
     fit: tuple[tuple[str, str, str], ...]  # (column, rule id, name)
     engagement: tuple[_Engagement, ...]
     groups: tuple[tuple[str, str, str, str, str], ...]  # (value column, sum column, group id, name, note)
-    sections: tuple[tuple[str, float, float], ...]  # (section, score points per raw point, maximum)
+    sections: tuple[tuple[str, tuple[float, float], float], ...]  # (section, its ``ratios``, maximum)
 
 
 def _make_plan(model: ScoringModel) -> _Plan:
-    ff, ef = factors(model)
+    ff, ef = ratios(model)
     return _Plan(
         ff,
         ef,
@@ -203,7 +215,7 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
     the rules' lines (in model order; a rule that neither matched nor scored has none unless
     ``include_zero``), the consent line, the group caps, then each section's floor and clamp."""
     plan = _plan(model)
-    ff, ef = plan.fit_factor, plan.engagement_factor
+    (fn, fd), (en, ed) = plan.fit_factor, plan.engagement_factor
     rows: list[list[LedgerLine]] = [[] for _ in columns["lead_id"]]
     for column, rule_id, name in plan.fit:
         # a fit rule gives a lead one of a few values (its points, or none): one line object per value,
@@ -216,7 +228,14 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
                 line = made.get(key)
                 if line is None:
                     line = made[key] = _line(
-                        rule_id, name, "fit", "fit", value * ff, value, raw=value, matched=int(value != 0)
+                        rule_id,
+                        name,
+                        "fit",
+                        "fit",
+                        value * fn / fd,
+                        value,
+                        raw=value,
+                        matched=int(value != 0),
                     )
                 rows[i].append(line)
     for rule in plan.engagement:
@@ -237,7 +256,7 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
                     rule.name,
                     "engagement",
                     rule.kind,
-                    value * ef,
+                    value * en / ed,
                     value,
                     raw=raw,
                     matched=n,
@@ -273,7 +292,7 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
                         name,
                         "engagement",
                         "group_cap",
-                        adj * ef,
+                        adj * en / ed,
                         adj,
                         capped=True,
                         group=group_id,
@@ -283,7 +302,7 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
     floors = [columns[f"{section}_floor_adj"] for section, _, _ in plan.sections]
     clamps = [columns[f"{section}_clamp_adj"] for section, _, _ in plan.sections]
     for i, lines in enumerate(rows):
-        for (section, factor, max_), floor_cells, clamp_cells in zip(
+        for (section, (num, den), max_), floor_cells, clamp_cells in zip(
             plan.sections, floors, clamps, strict=True
         ):
             floor = float(floor_cells[i])
@@ -294,7 +313,7 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
                         f"Floor at 0 ({section})",
                         section,
                         "floor",
-                        floor * factor,
+                        floor * num / den,
                         floor,
                         note="negative total raised to 0",
                     )
@@ -307,7 +326,7 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
                         f"Clamp at {max_:g} points ({section})",
                         section,
                         "clamp",
-                        clamp * factor,
+                        clamp * num / den,
                         clamp,
                         capped=True,
                         note=f"scale maximum {max_:g}",

@@ -921,17 +921,19 @@ def _totals(model: ScoringModel, p: Any, explain: bool, prefix: str) -> Select[A
         (f.fit_floor - f.fit_raw).label("fit_floor_adj"),
         (fit_points - f.fit_floor).label("fit_clamp_adj"),
         fit_points.label("fit_points"),
-        (fit_points * double(100.0 / scale.fit_max)).label("fit_score"),
+        (fit_points * double(100.0) / double(scale.fit_max)).label("fit_score"),
         (f.engagement_floor - f.engagement_raw).label("engagement_floor_adj"),
         (eng_points - f.engagement_floor).label("engagement_clamp_adj"),
         eng_points.label("engagement_points"),
-        (eng_points * double(100.0 / scale.engagement_max)).label("engagement_score"),
+        (eng_points * double(100.0) / double(scale.engagement_max)).label("engagement_score"),
     ).cte(f"{prefix}normalised")
     normalised = computed_once(normalised)
     n = normalised.c
-    score = n.fit_score * double(scale.weights.fit / w_total) + n.engagement_score * double(
-        scale.weights.engagement / w_total
-    )
+    # multiplied before divided: a score that is a whole number in decimals is that number as a float
+    # (117 points of 195 are 60, not 117 × (100 / 195) = 59.99999999999999, below an MQL at 60)
+    score = (
+        n.fit_score * double(scale.weights.fit) + n.engagement_score * double(scale.weights.engagement)
+    ) / double(w_total)
     g, lv, b = scale.grades, scale.levels, scale.bands
     grade = case((n.fit_score >= g.A, "A"), (n.fit_score >= g.B, "B"), (n.fit_score >= g.C, "C"), else_="D")
     level = case(

@@ -2,8 +2,10 @@
 
 A lead's score only rises when an event arrives (decay and windows only lower it), so a lead is scored as
 of the start of the period (if it was known by then) and as of the last of its events on each day it was
-active. Each score comes from the compiled query (``scoring.run.score_points``). These observations are
-replayed through the model's lifecycle (``lifecycle.replay``: the runner's own gates and stage machine,
+active. Each score comes from the compiled query with the lead's attributes as known at that time
+(``scoring.as_known.score_as_known_models``, as history and ``explain --as-of`` read them: a title that
+changed on day −30 is the old one at day −60). These observations are replayed through the model's
+lifecycle (``lifecycle.replay``: the runner's own gates and stage machine,
 so fit grade, hysteresis and new activity count as they do in production); an MQL is an entry into the
 MQL stage. A lead known before the period starts in the initial stage at its first event and is placed
 by its score at the start; a lead that falls back and qualifies again within the period is an MQL again
@@ -30,6 +32,7 @@ from leadscore.lifecycle.gates import Facts, matching
 from leadscore.lifecycle.replay import for_score, mql_stage, mql_threshold, replay_lead, with_threshold
 from leadscore.model import Lifecycle, ScoringModel, Transition
 from leadscore.scoring import run as scoring_run
+from leadscore.scoring.as_known import score_as_known_models
 from leadscore.scoring.pipeline import active_model
 from leadscore.store.schema import events, identities
 from leadscore.store.score_names import check_name, primary_score
@@ -232,9 +235,10 @@ def replays(
     # a chunk's rows become facts as they are read: every ledger of a period at once (a line per rule for
     # each lead and active day) is gigabytes at 20k leads; without ``rules_met`` no line is read at all
     for pairs_chunk in account_chunks(conn, sources, pairs):
-        chunk = scoring_run.score_models_chunk(conn, models, sources, pairs_chunk, explain=any(named))
+        # each checkpoint with the lead's attributes as known then, as history and explain --as-of read it
+        chunk = score_as_known_models(conn, models, sources, pairs_chunk, explain=any(named))
         for ledgers, names, seen in zip(chunk, named, observed, strict=True):
-            for lg in ledgers:
+            for lg in ledgers.values():
                 # a checkpoint after the start is an event's time; the start one follows the lead's last event
                 last = before.get(lg.lead_id) if lg.as_of == start_ms else lg.as_of
                 facts = Facts(lg.lead_id, lg.score, lg.fit_score, lg.engagement_score, lg.grade, lg.level,

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, select
 from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.model import ScoringModel
 from leadscore.scoring.pipeline import active_model
+from leadscore.scoring.shown import cut
 from leadscore.settings import Settings
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
 from leadscore.store.score_names import scores_of
@@ -65,11 +66,9 @@ def lead_context(
         "account_id": row["account_id"],
         "attributes": dict(row["attributes"] or {}),
         "stage": row["stage"],
-        "score": None if row["score"] is None else round(float(row["score"]), 1),
-        "fit_score": None if row["fit_score"] is None else round(float(row["fit_score"]), 1),
-        "engagement_score": None
-        if row["engagement_score"] is None
-        else round(float(row["engagement_score"]), 1),
+        "score": None if row["score"] is None else cut(row["score"]),
+        "fit_score": None if row["fit_score"] is None else cut(row["fit_score"]),
+        "engagement_score": None if row["engagement_score"] is None else cut(row["engagement_score"]),
         "grade": row["grade"],
         "level": row["level"],
         "band": row["band"],

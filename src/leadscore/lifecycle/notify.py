@@ -33,6 +33,7 @@ from leadscore.lifecycle.reports import ready_for_handoff
 from leadscore.lifecycle.score_stages import lead_team_score
 from leadscore.lifecycle.sla import overdue
 from leadscore.model import ScoringModel
+from leadscore.scoring.shown import cut_text
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.notifications import NotificationSettings, read_settings, subscribers
@@ -103,7 +104,7 @@ def _sla(due_ms: int | None, now_ms: int) -> str:
 def _score(note: Note) -> str:
     if note.score is None:
         return "not scored"
-    return f"score {note.score:.1f}" + (f" ({note.band})" if note.band else "")
+    return f"score {cut_text(note.score)}" + (f" ({note.band})" if note.band else "")
 
 
 def _headline(note: Note) -> str:

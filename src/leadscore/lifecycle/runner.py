@@ -34,6 +34,7 @@ from leadscore.lifecycle.outbox import Deliverer, DeliveryStats, deliver_due
 from leadscore.lifecycle.stages import moves, timed
 from leadscore.model import ScoringModel, Transition, duration_seconds
 from leadscore.scoring.pipeline import current_model
+from leadscore.scoring.shown import cut_text
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import (
@@ -130,7 +131,7 @@ def evaluate(
 def _cause_ref(transition: Transition, facts: Facts) -> str:
     if transition.when.inactive_for is not None:
         return f"no activity for {transition.when.inactive_for}"
-    return f"score {facts.score:.1f}, grade {facts.grade}, level {facts.level}, band {facts.band}"
+    return f"score {cut_text(facts.score)}, grade {facts.grade}, level {facts.level}, band {facts.band}"
 
 
 def _new_crossings(conn: Connection, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:

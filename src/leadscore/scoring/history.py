@@ -29,6 +29,7 @@ from leadscore.compile import Ledger, Sources
 from leadscore.compile.query import scoped
 from leadscore.model import ScoringModel
 from leadscore.scoring.as_known import score_as_known, score_as_known_models
+from leadscore.scoring.shown import cut
 from leadscore.store.id_lists import in_list
 from leadscore.store.pipelined import pipelined
 from leadscore.store.results import append_history, append_history_values, last_histories, last_history
@@ -88,9 +89,8 @@ def row(
 def score_path(rows: Iterable[Mapping[str, Any]]) -> str:
     """A history's scores as ``0 → 21 → 43.5`` (whole numbers without a decimal): the lead page's and
     ``leadscore history``'s."""
-    return " → ".join(
-        f"{r['score']:.0f}" if float(r["score"]).is_integer() else f"{r['score']:.1f}" for r in rows
-    )
+    shown = (cut(r["score"]) for r in rows)
+    return " → ".join(f"{s:.0f}" if s.is_integer() else f"{s:.1f}" for s in shown)
 
 
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:

@@ -15,6 +15,7 @@ from leadscore import __version__
 from leadscore.lifecycle.sla import overdue
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
+from leadscore.scoring.shown import cut_text
 from leadscore.store.alerts import open_alerts
 from leadscore.store.health import rescoring_lag, scoring_lag
 from leadscore.web.security import Viewer
@@ -46,9 +47,17 @@ def fmt_time(ms: int | None, with_time: bool = True) -> str:
 
 
 def fmt_num(value: float | None, digits: int = 1) -> str:
+    """A number as the pages show it: cut, never rounded up (``scoring.shown.cut_text``)."""
+    return cut_text(value, digits, grouping=True)
+
+
+def fmt_threshold(value: float | None) -> str:
+    """A threshold as the model writes it, every decimal shown (62.5, not the 62 of ``num(0)``: an account
+    shown at 62.3 beside "MQA at 62" and not an MQA contradicted itself; scores are cut, ``fmt_num``)."""
     if value is None:
         return "—"
-    return f"{value:,.{digits}f}"
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def fmt_signed(value: float | None, digits: int = 1) -> str:
@@ -61,6 +70,7 @@ def fmt_signed(value: float | None, digits: int = 1) -> str:
 templates.env.filters["time"] = fmt_time
 templates.env.filters["num"] = fmt_num
 templates.env.filters["signed"] = fmt_signed
+templates.env.filters["threshold"] = fmt_threshold
 templates.env.globals["version"] = __version__
 templates.env.globals["overdue"] = overdue  # past an SLA: the escalation's moment
 

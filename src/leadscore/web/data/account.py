@@ -19,6 +19,7 @@ from leadscore.lifecycle.accounts import account_scores, account_scoring, named_
 from leadscore.lifecycle.reports import week_of
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
+from leadscore.scoring.shown import cut
 from leadscore.store.id_lists import in_values
 from leadscore.store.lifecycle_tables import account_history, read_account_stages
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
@@ -155,9 +156,9 @@ def score_history(
                 {
                     "t": t,
                     "week": week_of(t),
-                    "score": round(s.score, 2),
-                    "fit": round(s.fit_score, 2),
-                    "engagement": round(s.engagement_score, 2),
+                    "score": cut(s.score, 2),
+                    "fit": cut(s.fit_score, 2),
+                    "engagement": cut(s.engagement_score, 2),
                     "engaged_contacts": s.engaged_contacts,
                     "stage": s.stage(scoring[1]),
                 }

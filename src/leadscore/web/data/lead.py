@@ -24,7 +24,7 @@ from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.explain import EventPage, current_line_events, explain_current
 from leadscore.scoring.history import score_path, thinned
 from leadscore.scoring.run import model_of
-from leadscore.scoring.shown import apportion, shown_lines
+from leadscore.scoring.shown import apportion, cut, shown_lines
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
@@ -257,9 +257,9 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
         points.append(
             {
                 "t": t,
-                "score": round(lg.score, 2),
-                "fit": round(lg.fit_score, 2),
-                "engagement": round(lg.engagement_score, 2),
+                "score": cut(lg.score, 2),
+                "fit": cut(lg.fit_score, 2),
+                "engagement": cut(lg.engagement_score, 2),
                 "band": lg.band,
                 "delta": round(delta, 2),
                 "events": what + ([f"and {many - len(what)} more"] if many > len(what) else []),
