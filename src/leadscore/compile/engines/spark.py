@@ -11,7 +11,8 @@ Spark specifics handled here: every identifier is quoted with backticks (no rese
 ANSI mode); string literals escape ``\\`` and ``'`` with a backslash (Spark's default literal syntax);
 floats are written as DOUBLE literals (``0.5D``; a bare ``0.5`` is DECIMAL); a JSON number or boolean is
 read with ``from_json`` and a one-field schema, which yields NULL for a JSON string such as ``"60"``
-(numeric operators only match JSON numbers); regexes run with ``(?iu)`` (Unicode-aware case folding).
+(numeric operators only match JSON numbers, and the texts ``NaN`` or ``Infinity`` are no numbers); regexes
+are spelled case-sensitively to match as RE2 does ignoring case (``dialects.case_folded_regex``).
 """
 
 from __future__ import annotations
@@ -108,7 +109,10 @@ def _from_json(element: Any, compiler: Any, leaf_type: str, **kw: Any) -> str:
     for key in reversed(path[1:]):
         schema = f"STRUCT<`{key}`: {schema}>"
     fields = "".join(f".`{key}`" for key in path)
-    return f"(from_json({col}, {string_literal(f'`{path[0]}` {schema}')})){fields}"
+    # allowNonNumericNumbers off: Spark's reader otherwise takes the texts "NaN", "Infinity", "+INF" (and
+    # their negatives) for doubles, and a text never meets a numeric operator on the other engines
+    options = "map('allowNonNumericNumbers', 'false')"
+    return f"(from_json({col}, {string_literal(f'`{path[0]}` {schema}')}, {options})){fields}"
 
 
 @compiles(JsonText, "spark")
@@ -127,22 +131,30 @@ def _json_bool(element: JsonBool, compiler: Any, **kw: Any) -> str:
     return _from_json(element, compiler, "BOOLEAN", **kw)
 
 
+def _folded(expr: str) -> str:
+    """lower(text) by Unicode's simple mapping, as the other engines fold (model.text_case.fold_case): Java's
+    toLowerCase makes İ two characters (i and a combining dot) and a word's last Σ a ς, so both are
+    translated first."""
+    return f"lower(translate({expr}, 'İΣ', 'iσ'))"
+
+
 @compiles(LowerText, "spark")
 def _lower(element: LowerText, compiler: Any, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
+    return _folded(compiler.process(element.clauses, **kw))
 
 
 @compiles(TextLike, "spark")
 def _text_like(element: TextLike, compiler: Any, **kw: Any) -> str:
     expr, pattern = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(lower({expr}) LIKE {pattern} ESCAPE '\\\\')"
+    return f"({_folded(expr)} LIKE {pattern} ESCAPE '\\\\')"
 
 
 @compiles(RegexI, "spark")
 def _regex(element: RegexI, compiler: Any, **kw: Any) -> str:
-    value, pattern, _ = (compiler.process(c, **kw) for c in element.clauses)
-    # Java regex: (?i) alone folds ASCII only; (?u) makes case folding Unicode-aware like the other engines
-    return f"({value} RLIKE concat('(?iu)', {pattern}))"
+    value, _, _, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    # case-sensitive, the pattern spelled to match as RE2 does ignoring case (dialects.case_folded_regex):
+    # Java's (?iu) pairs i with the Turkish ı and İ, never σ with ς, and its . and $ read line terminators
+    return f"({value} RLIKE {pattern})"
 
 
 @compiles(HalfLifeDecay, "spark")
