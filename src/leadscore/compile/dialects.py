@@ -563,6 +563,30 @@ def _driving_join_sqlite(element: DrivingJoin, compiler: Any, from_linter: Any =
     return f"{left} CROSS JOIN {right} ON {on}"
 
 
+class CodePointOrder(FunctionElement[str]):
+    """A text that sorts by code point on every engine, for tie-breaks that decide a number (the newest of
+    two matches at the same millisecond is the one with the greater message id).
+
+    PostgreSQL sorts text by the database's collation: an English one (a database created with the common
+    en_US locale) puts ``q-a`` before ``Q-b``, ignoring case first, where SQLite (BINARY), DuckDB and Spark
+    put ``Q-b`` first. ``COLLATE "C"`` sorts UTF-8 text by byte, which is code point order.
+    """
+
+    type = Text()
+    inherit_cache = True
+    name = "code_point_order"
+
+
+@compiles(CodePointOrder)
+def _code_point_order(element: CodePointOrder, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(CodePointOrder, "postgresql")
+def _code_point_order_pg(element: CodePointOrder, compiler: Any, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)} COLLATE "C")'
+
+
 DAY_MS = 86_400_000
 
 
