@@ -73,6 +73,10 @@ def _frame_clause(element: FrameClause, compiler: Any, **kw: Any) -> str:
     return str(compiler.visit_frame_clause(element, **{**kw, "literal_execute": True}))
 
 
+# SQLite's ``->`` (the JSON text at a path): 3.38 and later
+JSON_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
+
+
 def _json_path_sqlite(path: tuple[str, ...]) -> str:
     return "$" + "".join(f'."{p}"' for p in path)
 
@@ -92,9 +96,11 @@ class JsonText(FunctionElement[str]):
 @compiles(JsonText, "sqlite")
 def _json_text_sqlite(element: JsonText, compiler: Any, **kw: Any) -> str:
     col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
-    # json_extract gives 1/0 for JSON true/false; PostgreSQL's #>> gives 'true'/'false'
+    # json_extract gives 1/0 for JSON true/false; PostgreSQL's #>> gives 'true'/'false'. A JSON real read as
+    # text by json_extract keeps 15 digits (0.30000000000000004 became '0.3'); ``->`` gives its JSON text
+    real = f"WHEN 'real' THEN ({col} -> {path}) " if JSON_ARROW else ""
     return (
-        f"(CASE json_type({col}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        f"(CASE json_type({col}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' {real}"
         f"ELSE json_extract({col}, {path}) END)"
     )
 
