@@ -35,13 +35,14 @@ HOSTILE_VALUES: tuple[Any, ...] = (
     "Straße", "STRASSE", "ΟΔΟΣ", "οδος", "Café", "Cafe\u0301", "ＡＢＣ", "abc", "abc ", "😀 abc", "a\x01b",
     "a\nb", "a\rb", "ǅ", "ſ", "µ", "NaN", "Infinity", "+INF", " 10", "1e3", "0x10", "1_000", "١٠", "10", 10,
     -0.0, 0.30000000000000004, 1234.5, 2**63 - 1, -(2**63), 9007199254740993, True, False, None, {"a": 1},
-    [10], "/Blog/%C3%A9?x=1#f", "x" * 1999,
+    [10], "/Blog/%C3%A9?x=1#f", "/a_b", "/axb", "100%", "a\\b", "O'Brien", "x" * 1999,
 )  # fmt: skip
 VALUE_CONDITIONS: tuple[dict[str, Any], ...] = (
     {"equals": "straße"}, {"contains": "ss"}, {"equals": "οδοσ"}, {"prefix": "caf"}, {"equals": "ａｂｃ"},
     {"contains": "abc"}, {"regex": "^ab"}, {"regex": "σ$"}, {"regex": "s"}, {"regex": "a.b"}, {"regex": "[a-c]$"},
     {"in": ["abc", "ǆ", 10]}, {"gte": 10}, {"between": [-1, 1]}, {"lt": 0}, {"equals": 0}, {"equals": True},
     {"equals": "10"}, {"glob": "*c"}, {"exists": True}, {"contains": "%c3"}, {"equals": "0.30000000000000004"},
+    {"prefix": "/a_"}, {"contains": "%"}, {"equals": "a\\b"}, {"contains": "'"}, {"glob": "/a?b"},
 )  # fmt: skip
 
 _points = st.sampled_from([-15, -5, -1, 0.5, 1, 2, 3, 5, 10, 20])

@@ -334,7 +334,9 @@ def test_hand_computed_cases_explained_on_duckdb(name: str, tmp_path: Path) -> N
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("name", ("explain-once", "explain-threshold", "explain-group-cap", *NEW_KINDS))
+@pytest.mark.parametrize(
+    "name", ("explain-once", "explain-threshold", "explain-group-cap", "ties-by-code-point", *NEW_KINDS)
+)
 def test_hand_computed_cases_explained_on_spark(spark: Any, name: str, tmp_path: Path) -> None:
     """A few cases only: Spark is slow to start each query."""
     problems = _explained_on(
@@ -640,7 +642,9 @@ def test_regex_on_spark(spark: Any) -> None:
     from leadscore.compile.dialects import RegexI
     from test_regex_engines import CASES as REGEX_CASES
 
-    columns = [RegexI(literal(text), pattern).label(f"c{i}") for i, (pattern, text, _) in enumerate(REGEX_CASES)]
+    columns = [
+        RegexI(literal(text), pattern).label(f"c{i}") for i, (pattern, text, _) in enumerate(REGEX_CASES)
+    ]
     row = spark.sql(render_sql(select(*columns), "spark")).collect()[0]
     got = [(pattern, text, row[f"c{i}"]) for i, (pattern, text, _) in enumerate(REGEX_CASES)]
     assert got == REGEX_CASES
