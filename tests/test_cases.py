@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import text
-
 import pytest
+from sqlalchemy import text
 
 from case_runner import Case, check_case, load_case, run_case
 from leadscore.ingest.segment import parse_time

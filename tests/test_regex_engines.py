@@ -62,6 +62,13 @@ CASES = [
     ("[ab-]", "-", True),
     ("[ab-]", "B", True),
     ("[-a]", "A", True),
+    (r"\x41", "a", True),  # a hex escape folds as the character it stands for
+    (r"\x4a", "J", True),
+    (r"\x41B", "ab", True),  # two hex digits (PostgreSQL read \x41B as U+041B)
+    (r"[\x00-\x1f]", "F", False),
+    (r"[\x41-\x43]", "b", True),
+    (r"[\x{3c3}]", "Σ", True),
+    (r"a\x2eb", "a-b", False),  # \x2e is a literal dot
 ]
 IDS = [f"{i}-{p}" for i, (p, _, _) in enumerate(CASES)]
 

@@ -7,6 +7,7 @@ Float constants are bound as double precision so PostgreSQL never falls back to 
 from __future__ import annotations
 
 import itertools
+import re
 import sqlite3
 from bisect import bisect_left, bisect_right
 from functools import cache
@@ -324,8 +325,29 @@ def _folded_extras(ranges: list[tuple[str, str]]) -> str:
     inside: set[str] = set()
     for low, high in ranges:
         inside.update(cased[bisect_left(cased, low) : bisect_right(cased, high)])
-    covered = lambda ch: any(low <= ch <= high for low, high in ranges)  # noqa: E731
-    return "".join(sorted({o for ch in inside for o in orbits[ch] if not covered(o)}))
+    extras = {o for ch in inside for o in orbits[ch]}
+    return "".join(sorted(o for o in extras if not any(low <= o <= high for low, high in ranges)))
+
+
+_HEX = re.compile(r"x(?:\{([0-9A-Fa-f]{1,6})\}|([0-9A-Fa-f]{2}))")
+
+
+def _hex_escape(pattern: str, i: int) -> tuple[str, int] | None:
+    """The character of a ``\\xHH`` or ``\\x{H...}`` escape at ``pattern[i]`` (the backslash), and the index
+    after it; None for any other escape. Read as the character itself, it folds like one (PostgreSQL reads
+    ``\\x`` with any number of hex digits after it, so ``\\x41B`` was one character there)."""
+    found = _HEX.match(pattern, i + 1)
+    if found is None:
+        return None
+    return chr(int(found.group(1) or found.group(2), 16)), found.end()
+
+
+def _literal(ch: str) -> str:
+    """One character as a literal in a pattern or a class, read alike by PostgreSQL and Java: a control
+    character as ``\\uHHHH``, other ASCII punctuation escaped, letters, digits and the rest as they are."""
+    if ch.isalnum() or not ch.isascii() or ch == " ":
+        return ch
+    return f"\\u{ord(ch):04x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else "\\" + ch
 
 
 def _class(pattern: str, i: int) -> tuple[str, int]:
@@ -341,6 +363,17 @@ def _class(pattern: str, i: int) -> tuple[str, int]:
     while j < len(pattern) and (pattern[j] != "]" or first):
         first = False
         ch = pattern[j]
+        if ch == "\\" and (hex_escape := _hex_escape(pattern, j)) is not None:
+            # a range between two escapes (``[\\x41-\\x43]``) reads each end as its character
+            low, j = hex_escape
+            high = low
+            if pattern[j : j + 1] == "-" and pattern[j + 1 : j + 2] not in ("]", ""):
+                end = _hex_escape(pattern, j + 1) if pattern[j + 1] == "\\" else (pattern[j + 1], j + 2)
+                if end is not None:
+                    high, j = end
+            parts.append(_literal(low) + (f"-{_literal(high)}" if high != low else ""))
+            ranges.append((low, high))
+            continue
         if ch == "\\" and j + 1 < len(pattern):
             nxt = pattern[j + 1]
             if nxt in _ASCII_SETS:
@@ -388,10 +421,17 @@ def case_folded_regex(pattern: str, end: str = "$") -> str:
     i = 0
     while i < len(pattern):
         ch = pattern[i]
+        if ch == "\\" and (hex_escape := _hex_escape(pattern, i)) is not None:
+            ch, i = hex_escape
+            orbit = _orbit(ch)
+            out.append(f"[{orbit}]" if len(orbit) > 1 else _literal(ch))
+            continue
         if ch == "\\" and i + 1 < len(pattern):
             nxt = pattern[i + 1]
             if nxt.lower() in _ASCII_SETS:
-                word = _ASCII_SETS[nxt.lower()] + (_folded_extras(_SET_RANGES["w"]) if nxt.lower() == "w" else "")
+                word = _ASCII_SETS[nxt.lower()] + (
+                    _folded_extras(_SET_RANGES["w"]) if nxt.lower() == "w" else ""
+                )
                 out.append(f"[{'^' if nxt.isupper() else ''}{word}]")
             else:
                 out.append(ch + nxt)
