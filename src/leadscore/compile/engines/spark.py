@@ -118,7 +118,17 @@ def _from_json(element: Any, compiler: Any, leaf_type: str, **kw: Any) -> str:
 @compiles(JsonText, "spark")
 def _json_text(element: JsonText, compiler: Any, **kw: Any) -> str:
     col = compiler.process(next(iter(element.clauses)), **kw)
-    return f"get_json_object({col}, {string_literal(_json_text_path(json_path(element)))})"
+    text = f"get_json_object({col}, {string_literal(_json_text_path(json_path(element)))})"
+    # get_json_object writes a JSON number that is no whole number as Java does, 1.2345678901234567E14 from
+    # 10^7 on and below 10^-3; the other engines write it in plain digits (123456789012345.67): a number
+    # (from_json reads it as one, a text never) spelled with an E is written with its exact decimal digits,
+    # trailing zeros dropped but one (10000000.0, as the others write 1e7), from 10^-4 up to 10^16, the
+    # range where every engine writes plain digits (docs/model-language.md)
+    number = _from_json(element, compiler, "DOUBLE", **kw)
+    digits = f"CAST(CAST({text} AS DECIMAL(38, 20)) AS STRING)"
+    plain = f"regexp_replace(regexp_replace({digits}, '0+$', ''), '[.]$', '.0')"
+    between = f"abs({number}) >= 1.0E-4D AND abs({number}) < 1.0E16D"  # the digits DECIMAL(38, 20) holds
+    return f"(CASE WHEN {text} LIKE '%E%' AND {between} THEN {plain} ELSE {text} END)"
 
 
 @compiles(JsonNumber, "spark")
