@@ -5,7 +5,8 @@ unless every point must be positive, recency / ratio) engagement rules that have
 half-lives, caps, groups, distinct counts, account scope and exclusions (machine events, bursts). Message streams identify up to
 three users (with consistent traits and an anonymous id each), then page views and track events from
 those users, their anonymous ids and strangers, spread over 60 days before ``AS_OF`` and a little after;
-some users join the account of their e-mail domain (a group message).
+some users join the account of their e-mail domain (a group message). Track events may carry a property
+``v`` from ``HOSTILE_VALUES``, which rules test with ``VALUE_CONDITIONS``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,25 @@ USERS = ("u1", "u2", "u3")
 PATHS = ("/", "/blog/a", "/blog/b", "/pricing", "/product/x", "/careers", "/Customers/Acme")
 TRACK_NAMES = ("Email Opened", "Email Clicked", "Ebook Downloaded", "Webinar Attended")
 HALF_LIVES = ("12h", "2d", "7d", "30d")
+
+# property values a marketer's conditions meet in real traffic, hostile to one engine or another: case folding
+# beyond ASCII (ß, final sigma, long s, title case, full width), NFC against NFD, control characters,
+# texts that some parser takes for a number, numbers at a double's edges, booleans, null, objects.
+# Left out: İ and the Kelvin sign against ASCII rule values (SQLite's documented exception) and numbers
+# spelled with an exponent compared as text (spelled differently per engine, docs/model-language.md).
+HOSTILE_VALUES: tuple[Any, ...] = (
+    "Straße", "STRASSE", "ΟΔΟΣ", "οδος", "Café", "Cafe\u0301", "ＡＢＣ", "abc", "abc ", "😀 abc", "a\x01b",
+    "a\nb", "a\rb", "ǅ", "ſ", "µ", "NaN", "Infinity", "+INF", " 10", "1e3", "0x10", "1_000", "١٠", "10", 10,
+    -0.0, 0.30000000000000004, 1234.5, 2**63 - 1, -(2**63), 9007199254740993, True, False, None, {"a": 1},
+    [10], "/Blog/%C3%A9?x=1#f", "/a_b", "/axb", "100%", "a\\b", "O'Brien", "x" * 1999,
+)  # fmt: skip
+VALUE_CONDITIONS: tuple[dict[str, Any], ...] = (
+    {"equals": "straße"}, {"contains": "ss"}, {"equals": "οδοσ"}, {"prefix": "caf"}, {"equals": "ａｂｃ"},
+    {"contains": "abc"}, {"regex": "^ab"}, {"regex": "σ$"}, {"regex": "s"}, {"regex": "a.b"}, {"regex": "[a-c]$"},
+    {"in": ["abc", "ǆ", 10]}, {"gte": 10}, {"between": [-1, 1]}, {"lt": 0}, {"equals": 0}, {"equals": True},
+    {"equals": "10"}, {"glob": "*c"}, {"exists": True}, {"contains": "%c3"}, {"equals": "0.30000000000000004"},
+    {"prefix": "/a_"}, {"contains": "%"}, {"equals": "a\\b"}, {"contains": "'"}, {"glob": "/a?b"},
+)  # fmt: skip
 
 _points = st.sampled_from([-15, -5, -1, 0.5, 1, 2, 3, 5, 10, 20])
 _positive_points = st.sampled_from([0.5, 1, 2, 3, 5, 10, 20])
@@ -68,6 +88,8 @@ def event_rules(draw: st.DrawFn, index: int, positive: bool, groups: list[str]) 
             rule["where"] = {"property": "path", "prefix": prefix}
     else:
         rule["event"] = {"type": "track", "name": draw(st.sampled_from(TRACK_NAMES))}
+        if draw(st.integers(0, 2)) == 0:
+            rule["where"] = {"property": "v", **draw(st.sampled_from(VALUE_CONDITIONS))}
     rule["points"] = draw(_positive_points if positive else _points)
     window = draw(st.sampled_from([None, "1d", "7d", "30d"]))
     if window:
@@ -208,8 +230,13 @@ def message_streams(draw: st.DrawFn, max_events: int = 25, future: bool = True) 
         else:
             message["type"] = "track"
             message["event"] = draw(st.sampled_from(TRACK_NAMES))
+            properties: dict[str, Any] = {}
             if draw(st.booleans()):
-                message["properties"] = {"email_id": draw(st.sampled_from(["e1", "E1", "e2"]))}
+                properties["email_id"] = draw(st.sampled_from(["e1", "E1", "e2"]))
+            if draw(st.booleans()):
+                properties["v"] = draw(st.sampled_from(HOSTILE_VALUES))
+            if properties:
+                message["properties"] = properties
         raw.append(message)
     for i, message in enumerate(raw):
         message["messageId"] = f"m{i}"

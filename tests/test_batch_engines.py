@@ -253,7 +253,8 @@ CASES = {c.name.removesuffix(".yaml"): c for c in map(load_case, sorted(CASES_DI
 # distinct counts, account scope, recency, ratio and exclusions: scored and explained on Spark too
 NEW_KINDS = ("distinct-counts", "account-committee", "recency-ratio", "pql-trial", "seat-share", "exclusions",
              "burst-as-of")  # fmt: skip
-SPARK_CASES = ("operators-numeric", "operators-text", "half-life", "stitching", *NEW_KINDS)
+SPARK_CASES = ("operators-numeric", "operators-text", "half-life", "stitching", "text-folding-regex",
+               "numbers-in-text", *NEW_KINDS)  # fmt: skip
 
 
 def _case_on(engine_ledgers: Any, case: Case, folder: Path) -> list[str]:
@@ -333,7 +334,9 @@ def test_hand_computed_cases_explained_on_duckdb(name: str, tmp_path: Path) -> N
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("name", ("explain-once", "explain-threshold", "explain-group-cap", *NEW_KINDS))
+@pytest.mark.parametrize(
+    "name", ("explain-once", "explain-threshold", "explain-group-cap", "ties-by-code-point", *NEW_KINDS)
+)
 def test_hand_computed_cases_explained_on_spark(spark: Any, name: str, tmp_path: Path) -> None:
     """A few cases only: Spark is slow to start each query."""
     problems = _explained_on(
@@ -629,3 +632,19 @@ def test_postgres_scores_do_not_depend_on_how_parallel_workers_split_the_events(
     assert len(serial_rows) == 4
     assert split_rows == serial_rows  # every column, to the bit
     assert run(split)[1] == serial_rows
+
+
+def test_regex_on_spark(spark: Any) -> None:
+    """tests/test_regex_engines.py's patterns and texts, each answer as RE2 reads the pattern ignoring case,
+    in one Spark query (Spark is slow to start each)."""
+    from sqlalchemy import literal
+
+    from leadscore.compile.dialects import RegexI
+    from test_regex_engines import CASES as REGEX_CASES
+
+    columns = [
+        RegexI(literal(text), pattern).label(f"c{i}") for i, (pattern, text, _) in enumerate(REGEX_CASES)
+    ]
+    row = spark.sql(render_sql(select(*columns), "spark")).collect()[0]
+    got = [(pattern, text, row[f"c{i}"]) for i, (pattern, text, _) in enumerate(REGEX_CASES)]
+    assert got == REGEX_CASES

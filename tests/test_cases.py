@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from case_runner import Case, check_case, load_case, run_case
 from leadscore.ingest.segment import parse_time
@@ -85,3 +86,17 @@ def test_a_burst_whose_heavy_match_falls_between_two_as_of_times(store: Store) -
         }
     assert scored == want
     assert totals == want
+
+
+def test_a_tie_goes_to_the_greater_message_id_by_code_point_whatever_the_collation(store: Store) -> None:
+    """tests/cases/ties-by-code-point.yaml on a PostgreSQL store whose message ids sort by an English
+    collation, as in a database created with the common en_US locale (ICU's ``en`` here): the tie still
+    goes to q-a and m1, the greater by code point, as on SQLite, DuckDB and Spark."""
+    if store.dialect == "postgresql":
+        with store.begin() as conn:
+            conn.execute(
+                text('ALTER TABLE events ALTER COLUMN message_id TYPE varchar(300) COLLATE "en-x-icu"')
+            )
+    case = next(c for c in CASES if c.name == "ties-by-code-point.yaml")
+    problems = check_case(store, case)
+    assert not problems, "\n".join(problems)

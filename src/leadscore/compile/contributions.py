@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile import layout
-from leadscore.compile.dialects import computed_once, double, targets_in_place
+from leadscore.compile.dialects import CodePointOrder, computed_once, double, targets_in_place
 from leadscore.compile.ledger import Ledger, factors, read_ledger
 from leadscore.compile.query import (
     account_events,
@@ -151,7 +151,9 @@ def compile_contributions(
             clamp.label("ev_clamp"),
         )
         .select_from(rows.outerjoin(shares, key))
-        .order_by(r.lead_id, r.as_of, s[layout.EVENT_RULE], s.ev_ts.desc(), s.ev_message_id.desc())
+        .order_by(
+            r.lead_id, r.as_of, s[layout.EVENT_RULE], s.ev_ts.desc(), CodePointOrder(s.ev_message_id).desc()
+        )
     )
 
 
@@ -167,7 +169,10 @@ def _rule_shares(model: ScoringModel, index: int, rule: EventRule, ev: Any, rows
     if recent_enough is not None:
         kept.append(recent_enough)
     of = func.count().over(partition_by=per_row)
-    newest = func.row_number().over(partition_by=per_row, order_by=[ev.c.ts.desc(), ev.c.message_id.desc()])
+    # ties: the greater message id by code point, whatever the database's collation
+    newest = func.row_number().over(
+        partition_by=per_row, order_by=[ev.c.ts.desc(), CodePointOrder(ev.c.message_id).desc()]
+    )
     if isinstance(rule, ThresholdRule | RatioRule):
         share = value / of
     elif isinstance(rule, OnceRule | RecencyRule):

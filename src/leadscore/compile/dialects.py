@@ -7,7 +7,10 @@ Float constants are bound as double precision so PostgreSQL never falls back to 
 from __future__ import annotations
 
 import itertools
+import re
 import sqlite3
+from bisect import bisect_left, bisect_right
+from functools import cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Float, Text, literal
@@ -71,6 +74,10 @@ def _frame_clause(element: FrameClause, compiler: Any, **kw: Any) -> str:
     return str(compiler.visit_frame_clause(element, **{**kw, "literal_execute": True}))
 
 
+# SQLite's ``->`` (the JSON text at a path): 3.38 and later
+JSON_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
+
+
 def _json_path_sqlite(path: tuple[str, ...]) -> str:
     return "$" + "".join(f'."{p}"' for p in path)
 
@@ -90,9 +97,11 @@ class JsonText(FunctionElement[str]):
 @compiles(JsonText, "sqlite")
 def _json_text_sqlite(element: JsonText, compiler: Any, **kw: Any) -> str:
     col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
-    # json_extract gives 1/0 for JSON true/false; PostgreSQL's #>> gives 'true'/'false'
+    # json_extract gives 1/0 for JSON true/false; PostgreSQL's #>> gives 'true'/'false'. A JSON real read as
+    # text by json_extract keeps 15 digits (0.30000000000000004 became '0.3'); ``->`` gives its JSON text
+    real = f"WHEN 'real' THEN ({col} -> {path}) " if JSON_ARROW else ""
     return (
-        f"(CASE json_type({col}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        f"(CASE json_type({col}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' {real}"
         f"ELSE json_extract({col}, {path}) END)"
     )
 
@@ -275,73 +284,197 @@ def _text_like_sqlite(element: TextLike, compiler: Any, **kw: Any) -> str:
 # RE2's ASCII class shorthands spelled as explicit sets: PostgreSQL reads ``\\d \\s \\w`` through the
 # locale (``\\w`` matches ``ß`` and ``Ö``, ``\\d`` Arabic-Indic digits, ``\\s`` a no-break space)
 _ASCII_SETS = {"d": "0-9", "w": "0-9A-Za-z_", "s": "\t\n\f\r "}
+_SET_RANGES = {"d": [("0", "9")], "w": [("0", "9"), ("A", "Z"), ("a", "z"), ("_", "_")], "s": []}
 
 
-def posix_regex(pattern: str) -> str:
-    """A pattern of the portable subset (docs/model-language.md) spelled for PostgreSQL's ``~*`` so that it
-    matches as RE2 does: ``.`` is any character but a newline (PostgreSQL's also matches a newline) and
-    ``\\d \\s \\w`` (and ``\\D \\S \\W`` outside a class) are the ASCII sets; everything else is copied.
+def _simple_fold(ch: str) -> str:
+    """Unicode's simple case folding of one character (CaseFolding.txt, statuses C and S)."""
+    folded = ch.casefold()
+    if len(folded) == 1:
+        return folded
+    lower = ch.lower()  # ẞ: full folding "ss", simple folding ß
+    return lower if len(lower) == 1 else ch
 
-    A scan of the pattern's escapes and ``[...]`` classes: ``\\.`` and ``[.]`` stay a literal dot.
+
+# no character from here on has a case (the last are Adlam's, U+1E900 to U+1E943)
+_LAST_CASED = 0x1F000
+
+
+@cache
+def _fold_orbits() -> tuple[dict[str, str], list[str]]:
+    """Each character whose case folds together with others, to all of them (``k`` → ``Kk\u212a``): RE2's
+    case-insensitive reading, where ``k`` also matches the Kelvin sign and ``σ`` the final ``ς``; and the
+    sorted list of those characters. Computed once, when a regex is first spelled for PostgreSQL or Spark."""
+    groups: dict[str, set[str]] = {}
+    for code in range(_LAST_CASED):
+        ch = chr(code)
+        folded = _simple_fold(ch)
+        if folded != ch:
+            groups.setdefault(folded, {folded}).add(ch)
+    orbits = {ch: "".join(sorted(group)) for group in groups.values() for ch in group}
+    return orbits, sorted(orbits)
+
+
+def _orbit(ch: str) -> str:
+    return _fold_orbits()[0].get(ch, ch)
+
+
+def _folded_extras(ranges: list[tuple[str, str]]) -> str:
+    """The characters that fold together with one in ``ranges`` (inclusive pairs) and lie outside all of them."""
+    orbits, cased = _fold_orbits()
+    inside: set[str] = set()
+    for low, high in ranges:
+        inside.update(cased[bisect_left(cased, low) : bisect_right(cased, high)])
+    extras = {o for ch in inside for o in orbits[ch]}
+    return "".join(sorted(o for o in extras if not any(low <= o <= high for low, high in ranges)))
+
+
+_HEX = re.compile(r"x(?:\{([0-9A-Fa-f]{1,6})\}|([0-9A-Fa-f]{2}))")
+
+
+def _hex_escape(pattern: str, i: int) -> tuple[str, int] | None:
+    """The character of a ``\\xHH`` or ``\\x{H...}`` escape at ``pattern[i]`` (the backslash), and the index
+    after it; None for any other escape. Read as the character itself, it folds like one (PostgreSQL reads
+    ``\\x`` with any number of hex digits after it, so ``\\x41B`` was one character there)."""
+    found = _HEX.match(pattern, i + 1)
+    if found is None:
+        return None
+    return chr(int(found.group(1) or found.group(2), 16)), found.end()
+
+
+def _literal(ch: str) -> str:
+    """One character as a literal in a pattern or a class, read alike by PostgreSQL and Java: a control
+    character as ``\\uHHHH``, other ASCII punctuation escaped, letters, digits and the rest as they are."""
+    if ch.isalnum() or not ch.isascii() or ch == " ":
+        return ch
+    return f"\\u{ord(ch):04x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else "\\" + ch
+
+
+def _class(pattern: str, i: int) -> tuple[str, int]:
+    """The ``[...]`` class starting at ``pattern[i]`` spelled without a case-insensitive flag: its sets
+    (``\\d \\s \\w``) ASCII, and every character that folds together with one it holds added to it; and the
+    index after it."""
+    j = i + 1
+    negate = pattern[j : j + 1] == "^"
+    j += negate
+    parts: list[str] = []
+    ranges: list[tuple[str, str]] = []
+    first = True
+    while j < len(pattern) and (pattern[j] != "]" or first):
+        first = False
+        ch = pattern[j]
+        if ch == "\\" and (hex_escape := _hex_escape(pattern, j)) is not None:
+            # a range between two escapes (``[\\x41-\\x43]``) reads each end as its character
+            low, j = hex_escape
+            high = low
+            if pattern[j : j + 1] == "-" and pattern[j + 1 : j + 2] not in ("]", ""):
+                end = _hex_escape(pattern, j + 1) if pattern[j + 1] == "\\" else (pattern[j + 1], j + 2)
+                if end is not None:
+                    high, j = end
+            parts.append(_literal(low) + (f"-{_literal(high)}" if high != low else ""))
+            ranges.append((low, high))
+            continue
+        if ch == "\\" and j + 1 < len(pattern):
+            nxt = pattern[j + 1]
+            if nxt in _ASCII_SETS:
+                parts.append(_ASCII_SETS[nxt])
+                ranges += _SET_RANGES[nxt]
+            else:
+                parts.append(ch + nxt)
+                if not nxt.isalnum():
+                    ranges.append((nxt, nxt))
+            j += 2
+            continue
+        if pattern[j + 1 : j + 2] == "-" and j + 2 < len(pattern) and pattern[j + 2] not in "]\\":
+            parts.append(pattern[j : j + 3])
+            ranges.append((ch, pattern[j + 2]))
+            j += 3
+            continue
+        # Java reads ``[`` in a class as a nested class and ``&&`` as an intersection; escaped, both engines
+        # read the character itself
+        parts.append("\\" + ch if ch in "[&" else ch)
+        ranges.append((ch, ch))
+        j += 1
+    body = "".join(parts)
+    extras = _folded_extras(ranges)
+    if body.endswith("-") and not body.endswith("\\-"):
+        body = body[:-1] + extras + "-"  # a last literal ``-`` stays last (``[ab-]``)
+    else:
+        body += extras
+    return f"[{'^' if negate else ''}{body}]", j + 1
+
+
+def case_folded_regex(pattern: str, end: str = "$") -> str:
+    """A pattern of the portable subset (docs/model-language.md) spelled to match case-sensitively as RE2
+    matches it ignoring case, for PostgreSQL's ``~`` and Java's (Spark's) ``RLIKE``: each letter becomes the
+    class of the letters whose case folds together with it (``k`` → ``[Kk\u212a]``, ``σ`` → ``[Σςσ]``), and
+    a class gets those of its members (``[a-z]`` also holds ``K``, ``ſ`` and the Kelvin sign). ``.`` is any
+    character but a newline (PostgreSQL's also matches a newline, Java's neither ``\\r`` nor ``\\u2028``),
+    ``\\d \\s \\w`` (and ``\\D \\S \\W`` outside a class) are the ASCII sets and ``$`` is spelled ``end`` (Java's
+    ``$`` also matches before a final newline). Everything else is copied; ``\\.`` and ``[.]`` stay a
+    literal dot.
+
+    Both engines' own case-insensitive modes pair a letter with its upper and lower case only (``σ`` never
+    matched ``ς``), and Java's ``(?iu)`` pairs ``i`` with the Turkish ``ı`` and ``İ`` besides.
     """
     out: list[str] = []
-    in_class = False
     i = 0
     while i < len(pattern):
         ch = pattern[i]
+        if ch == "\\" and (hex_escape := _hex_escape(pattern, i)) is not None:
+            ch, i = hex_escape
+            orbit = _orbit(ch)
+            out.append(f"[{orbit}]" if len(orbit) > 1 else _literal(ch))
+            continue
         if ch == "\\" and i + 1 < len(pattern):
             nxt = pattern[i + 1]
-            ascii_set = _ASCII_SETS.get(nxt.lower())
-            if ascii_set is not None and in_class and nxt.islower():
-                out.append(ascii_set)
-            elif ascii_set is not None and not in_class:
-                out.append(f"[{'^' if nxt.isupper() else ''}{ascii_set}]")
+            if nxt.lower() in _ASCII_SETS:
+                word = _ASCII_SETS[nxt.lower()] + (
+                    _folded_extras(_SET_RANGES["w"]) if nxt.lower() == "w" else ""
+                )
+                out.append(f"[{'^' if nxt.isupper() else ''}{word}]")
             else:
                 out.append(ch + nxt)
             i += 2
-            continue
-        if in_class:
-            if ch == "]":
-                in_class = False
-            out.append(ch)
         elif ch == "[":
-            in_class = True
-            # a ``]`` first in the class (after an optional ``^``) is a literal
-            end = i + 1 + (pattern[i + 1 : i + 2] == "^")
-            end += pattern[end : end + 1] == "]"
-            out.append(pattern[i:end])
-            i = end
-            continue
+            spelled, i = _class(pattern, i)
+            out.append(spelled)
         else:
-            out.append("[^\n]" if ch == "." else ch)
-        i += 1
+            orbit = _orbit(ch)
+            out.append(f"[{orbit}]" if len(orbit) > 1 else "[^\n]" if ch == "." else end if ch == "$" else ch)
+            i += 1
     return "".join(out)
 
 
 class RegexI(FunctionElement[bool]):
     """Case-insensitive regular-expression search of the portable subset with RE2's reading: RE2 itself on
-    SQLite (``leadscore_regexp``) and DuckDB, POSIX ``~*`` on PostgreSQL with the pattern spelled by
-    ``posix_regex``."""
+    SQLite (``leadscore_regexp``) and DuckDB; PostgreSQL's case-sensitive ``~`` and Spark's ``RLIKE`` with
+    the pattern spelled by ``case_folded_regex``."""
 
     type = Boolean()
     inherit_cache = True
     name = "regex_i"
 
     def __init__(self, expr: ColumnElement[Any], pattern: str) -> None:
-        super().__init__(expr, literal(pattern), literal(posix_regex(pattern)))
+        super().__init__(
+            expr,
+            literal(pattern),
+            literal(case_folded_regex(pattern)),
+            literal(case_folded_regex(pattern, end="\\z")),
+        )
 
 
 @compiles(RegexI, "sqlite")
 def _regex_sqlite(element: RegexI, compiler: Any, **kw: Any) -> str:
-    value, pattern, _ = (compiler.process(c, **kw) for c in element.clauses)
+    value, pattern, _, _ = (compiler.process(c, **kw) for c in element.clauses)
     # leadscore_regexp is registered on every SQLite connection by the store
     return f"leadscore_regexp({pattern}, {value})"
 
 
 @compiles(RegexI, "postgresql")
 def _regex_pg(element: RegexI, compiler: Any, **kw: Any) -> str:
-    value, _, pattern = (compiler.process(c, **kw) for c in element.clauses)
-    return f"({value} ~* {pattern})"
+    value, _, pattern, _ = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({value} ~ {pattern})"
 
 
 def double(value: float) -> ColumnElement[float]:
@@ -474,6 +607,30 @@ def _driving_join_sqlite(element: DrivingJoin, compiler: Any, from_linter: Any =
     right = element.right._compiler_dispatch(compiler, asfrom=True, from_linter=from_linter, **kw)
     on = element.onclause._compiler_dispatch(compiler, from_linter=from_linter, **kw)
     return f"{left} CROSS JOIN {right} ON {on}"
+
+
+class CodePointOrder(FunctionElement[str]):
+    """A text that sorts by code point on every engine, for tie-breaks that decide a number (the newest of
+    two matches at the same millisecond is the one with the greater message id).
+
+    PostgreSQL sorts text by the database's collation: an English one (a database created with the common
+    en_US locale) puts ``q-a`` before ``Q-b``, ignoring case first, where SQLite (BINARY), DuckDB and Spark
+    put ``Q-b`` first. ``COLLATE "C"`` sorts UTF-8 text by byte, which is code point order.
+    """
+
+    type = Text()
+    inherit_cache = True
+    name = "code_point_order"
+
+
+@compiles(CodePointOrder)
+def _code_point_order(element: CodePointOrder, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(CodePointOrder, "postgresql")
+def _code_point_order_pg(element: CodePointOrder, compiler: Any, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)} COLLATE "C")'
 
 
 DAY_MS = 86_400_000

@@ -139,7 +139,7 @@ def _rule_sum(element: RuleSum, compiler: Any, **kw: Any) -> str:
 
 @compiles(RegexI, "duckdb")
 def _regex(element: RegexI, compiler: Any, **kw: Any) -> str:
-    value, pattern, _ = (compiler.process(c, **kw) for c in element.clauses)
+    value, pattern, _, _ = (compiler.process(c, **kw) for c in element.clauses)
     # RE2 with the 'i' option: the documented subset reads as in Python re and PostgreSQL ~*
     return f"regexp_matches({value}, {pattern}, 'i')"
 

@@ -11,7 +11,8 @@ Spark specifics handled here: every identifier is quoted with backticks (no rese
 ANSI mode); string literals escape ``\\`` and ``'`` with a backslash (Spark's default literal syntax);
 floats are written as DOUBLE literals (``0.5D``; a bare ``0.5`` is DECIMAL); a JSON number or boolean is
 read with ``from_json`` and a one-field schema, which yields NULL for a JSON string such as ``"60"``
-(numeric operators only match JSON numbers); regexes run with ``(?iu)`` (Unicode-aware case folding).
+(numeric operators only match JSON numbers, and the texts ``NaN`` or ``Infinity`` are no numbers); regexes
+are spelled case-sensitively to match as RE2 does ignoring case (``dialects.case_folded_regex``).
 """
 
 from __future__ import annotations
@@ -108,13 +109,26 @@ def _from_json(element: Any, compiler: Any, leaf_type: str, **kw: Any) -> str:
     for key in reversed(path[1:]):
         schema = f"STRUCT<`{key}`: {schema}>"
     fields = "".join(f".`{key}`" for key in path)
-    return f"(from_json({col}, {string_literal(f'`{path[0]}` {schema}')})){fields}"
+    # allowNonNumericNumbers off: Spark's reader otherwise takes the texts "NaN", "Infinity", "+INF" (and
+    # their negatives) for doubles, and a text never meets a numeric operator on the other engines
+    options = "map('allowNonNumericNumbers', 'false')"
+    return f"(from_json({col}, {string_literal(f'`{path[0]}` {schema}')}, {options})){fields}"
 
 
 @compiles(JsonText, "spark")
 def _json_text(element: JsonText, compiler: Any, **kw: Any) -> str:
     col = compiler.process(next(iter(element.clauses)), **kw)
-    return f"get_json_object({col}, {string_literal(_json_text_path(json_path(element)))})"
+    text = f"get_json_object({col}, {string_literal(_json_text_path(json_path(element)))})"
+    # get_json_object writes a JSON number that is no whole number as Java does, 1.2345678901234567E14 from
+    # 10^7 on and below 10^-3; the other engines write it in plain digits (123456789012345.67): a number
+    # (from_json reads it as one, a text never) spelled with an E is written with its exact decimal digits,
+    # trailing zeros dropped but one (10000000.0, as the others write 1e7), from 10^-4 up to 10^16, the
+    # range where every engine writes plain digits (docs/model-language.md)
+    number = _from_json(element, compiler, "DOUBLE", **kw)
+    digits = f"CAST(CAST({text} AS DECIMAL(38, 20)) AS STRING)"
+    plain = f"regexp_replace(regexp_replace({digits}, '0+$', ''), '[.]$', '.0')"
+    between = f"abs({number}) >= 1.0E-4D AND abs({number}) < 1.0E16D"  # the digits DECIMAL(38, 20) holds
+    return f"(CASE WHEN {text} LIKE '%E%' AND {between} THEN {plain} ELSE {text} END)"
 
 
 @compiles(JsonNumber, "spark")
@@ -127,22 +141,30 @@ def _json_bool(element: JsonBool, compiler: Any, **kw: Any) -> str:
     return _from_json(element, compiler, "BOOLEAN", **kw)
 
 
+def _folded(expr: str) -> str:
+    """lower(text) by Unicode's simple mapping, as the other engines fold (model.text_case.fold_case): Java's
+    toLowerCase makes İ two characters (i and a combining dot) and a word's last Σ a ς, so both are
+    translated first."""
+    return f"lower(translate({expr}, 'İΣ', 'iσ'))"
+
+
 @compiles(LowerText, "spark")
 def _lower(element: LowerText, compiler: Any, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
+    return _folded(compiler.process(element.clauses, **kw))
 
 
 @compiles(TextLike, "spark")
 def _text_like(element: TextLike, compiler: Any, **kw: Any) -> str:
     expr, pattern = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(lower({expr}) LIKE {pattern} ESCAPE '\\\\')"
+    return f"({_folded(expr)} LIKE {pattern} ESCAPE '\\\\')"
 
 
 @compiles(RegexI, "spark")
 def _regex(element: RegexI, compiler: Any, **kw: Any) -> str:
-    value, pattern, _ = (compiler.process(c, **kw) for c in element.clauses)
-    # Java regex: (?i) alone folds ASCII only; (?u) makes case folding Unicode-aware like the other engines
-    return f"({value} RLIKE concat('(?iu)', {pattern}))"
+    value, _, _, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    # case-sensitive, the pattern spelled to match as RE2 does ignoring case (dialects.case_folded_regex):
+    # Java's (?iu) pairs i with the Turkish ı and İ, never σ with ς, and its . and $ read line terminators
+    return f"({value} RLIKE {pattern})"
 
 
 @compiles(HalfLifeDecay, "spark")
