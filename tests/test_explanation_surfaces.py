@@ -172,6 +172,16 @@ def test_cli_score_gives_the_top_reasons_the_desk_and_webhooks_give(store: Store
     assert row["top_reasons"] == "Blog +6.0, Group cap: Website -5.0, Pricing +4.0"
 
 
+def _flood(views: int = 250) -> list[dict[str, object]]:
+    """``views`` blog page views of the user "bot", a minute apart from 20 May 2024 (m000 the oldest)."""
+    start = parse_time("2024-05-20T00:00:00Z", "start")
+    return [
+        {"type": "page", "userId": "bot", "messageId": f"m{i:03d}", "timestamp": start + i * 60_000,
+         "properties": {"path": f"/blog/{i}"}}
+        for i in range(views)
+    ]  # fmt: skip
+
+
 FLOOD_MODEL = """
 model: flood
 engagement:
@@ -183,12 +193,7 @@ def test_a_flooded_line_lists_its_newest_events_and_adds_up_with_the_rest(store:
     """A write key can send any number of page views for one person: her explanation lists each rule's
     newest 100 events (the lead page 25) and counts the rest, whose points make the line add up. Before,
     every event was listed: 50,000 page views made 9 MB of JSON and 4 CPU-s for one explanation."""
-    start = parse_time("2024-05-20T00:00:00Z", "start")
-    pages = [
-        {"type": "page", "userId": "bot", "messageId": f"m{i:03d}", "timestamp": start + i * 60_000,
-         "properties": {"path": f"/blog/{i}"}}
-        for i in range(250)
-    ]  # fmt: skip
+    pages = _flood()
     answer, page = _api_and_page(store, loads_model(FLOOD_MODEL, "flood.yaml"), pages, "bot")
     assert answer.status_code == 200, answer.text
     # 250 visits x 1 raw point, capped at 40 raw = 20 score points (1 raw = 0.5): 0.08 a visit
@@ -244,12 +249,7 @@ def test_the_events_past_the_newest_100_are_read_page_by_page(store: Store) -> N
     """``GET /v1/leads/{ref}/explanation/lines/{rule}/events`` pages through every counted event of one
     rule, newest first, each with the share the explanation gives it (computed over all of them), so the
     pages add up to the line; past the last page, none and the same total."""
-    start = parse_time("2024-05-20T00:00:00Z", "start")
-    pages = [
-        {"type": "page", "userId": "bot", "messageId": f"m{i:03d}", "timestamp": start + i * 60_000,
-         "properties": {"path": f"/blog/{i}"}}
-        for i in range(250)
-    ]  # fmt: skip
+    pages = _flood()
     base = "/v1/leads/bot/explanation/lines/blog/events"
     first, second, last, past, default = _api_pages(
         store,
@@ -380,12 +380,7 @@ def test_the_lead_page_links_a_flooded_line_to_pages_of_all_its_events(store: St
     """The lead page lists a line's newest 25 events and links its older ones to a page of their own,
     100 at a time, newest first; each page adds up to the line as the lead page shows it (20.00: the
     page's visits 0.08 each, the line's other visits as one row)."""
-    start = parse_time("2024-05-20T00:00:00Z", "start")
-    pages = [
-        {"type": "page", "userId": "bot", "messageId": f"m{i:03d}", "timestamp": start + i * 60_000,
-         "properties": {"path": f"/blog/{i}"}}
-        for i in range(250)
-    ]  # fmt: skip
+    pages = _flood()
     as_of = parse_time(AS_OF, "as_of")
     publish(store, loads_model(FLOOD_MODEL, "flood.yaml"), as_of=as_of)
     ingest(store, [normalise(m, received_ms=as_of) for m in pages], source="test", as_of=as_of)
