@@ -81,6 +81,28 @@ def _identify(user: str, title: str) -> dict[str, object]:
             "traits": {"job_title": title, "email": f"{user}@example.test"}}  # fmt: skip
 
 
+@given(st.floats(allow_nan=False, allow_infinity=False), st.integers(min_value=0, max_value=3))
+def test_any_finite_number_is_cut_without_error(value: float, places: int) -> None:
+    """Every number a page shows goes through ``cut`` (the dashboard's ``num`` filter), not only scores:
+    an account's ``seats`` sent by a write key as 1e30 reached it, and the default decimal context's 28
+    digits refused anything from 1e21 up (the account page was a 500). The cut is at most a shown unit
+    below the value, and never above it but for float noise."""
+    shown = cut(value, places)
+    unit = 10.0**-places
+    assert (
+        shown <= value + unit * 1e-6 * max(1.0, abs(value))
+        and shown > value - unit * (1 + 1e-9) - abs(value) * 1e-15
+    )
+    assert cut_text(value, places) == f"{shown:.{places}f}"
+
+
+def test_cut_of_the_largest_numbers_by_hand() -> None:
+    assert cut_text(1e21) == "1000000000000000000000.0"
+    assert cut_text(-1e21, 0) == "-1000000000000000000000"
+    assert cut(1.7976931348623157e308, 2) == 1.7976931348623157e308
+    assert cut(-5e-324, 1) == 0.0 and cut(5e-324) == 0.0
+
+
 def test_every_screen_shows_a_lead_below_the_threshold_below_it(store: Store) -> None:
     as_of = parse_time(AS_OF, "as_of")
     publish(store, loads_model(MODEL, "edge.yaml"), as_of=as_of)

@@ -249,3 +249,29 @@ def test_an_account_of_66000_contacts_reads_its_activity_and_usage(store: Store)
     assert len(usage) == 66_000 and all(
         u.events == {14: 0, 30: 0} and u.features == 0 for u in usage.values()
     )
+
+
+def test_an_account_with_seats_of_1e30_shows_its_page(live: tuple[str, Store]) -> None:
+    """A group's ``seats`` is whatever a write key sends: 1e30 reached the account page's ``num`` filter,
+    which cut it with a 28-digit decimal context and failed (a 500). Shown in full now; one active user
+    of 1e30 seats is 0 %."""
+    url, store = live
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", "big", 0)
+    batch = [{**_event("$identify", "yan", 3), "$set": {"email": "yan@big.example"}},
+             _event("$groupidentify", "yan", 3, **{"$group_type": "company", "$group_key": "bigco",
+                    "$group_set": {"name": "Bigco", "domain": "big.example", "seats": 1e30}}),
+             {**_event("Logged In", "yan", 1), "properties": {"$groups": {"company": "bigco"}}}]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/batch/", json={"api_key": write, "batch": batch})
+    assert r.status_code == 200 and r.json()["rejected_count"] == 0, r.text
+    assert wait_until(lambda: _waiting(store) == 0, timeout=60)
+    with store.connect() as conn:
+        yan = conn.execute(select(leads).where(leads.c.external_id == "yan")).one()
+    assert yan.account_id is not None
+    with signed_in(url, "admin@example.test") as client:
+        account = client.get(f"/accounts/{yan.account_id}")
+    assert account.status_code == 200, account.text[:300]
+    figures = _figures(account.text)
+    assert figures["Seats"] == "1,000,000,000,000,000,019,884,624,838,656"  # the float 1e30 in full
+    assert figures["Share of seats active"] == "0 %"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Context, Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,6 +51,11 @@ def apportion(parts: Sequence[float], whole: float, places: int = 2) -> list[flo
     return [c / scale for c in down]
 
 
+# every finite float's digits and the shown decimals (the default context's 28 digits refused 1e21: any
+# number a page shows through ``num``, e.g. an account's ``seats`` a write key sent as 1e30, was a 500)
+_WIDE = Context(prec=400, Emax=1000, Emin=-1000)
+
+
 def cut(value: float, places: int = 1) -> float:
     """``value`` cut (towards −∞) to ``places`` decimals: 59.996 → 59.9, 60.0 → 60.0, 0.1 + 0.2 → 0.3.
 
@@ -61,8 +66,9 @@ def cut(value: float, places: int = 1) -> float:
     1/3 + 1/3 is 1.9999999999999998; a ledger of those lines shows 2.00, as ``apportion`` reads it)."""
     if not math.isfinite(value):
         return float(value)
-    exact = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places - _NOISE))
-    return float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR)) + 0.0  # −0.0 is 0.0
+    exact = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places - _NOISE), context=_WIDE)
+    down = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR, context=_WIDE)
+    return float(down) + 0.0  # −0.0 is 0.0
 
 
 def cut_text(value: float | None, places: int = 1, grouping: bool = False) -> str:
