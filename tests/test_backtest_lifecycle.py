@@ -282,6 +282,26 @@ def test_the_dashboard_backtests_a_draft_through_its_lifecycle(history: Store) -
     )
 
 
+def test_the_dashboards_backtest_shows_the_mql_threshold_as_the_model_writes_it(history: Store) -> None:
+    # the draft asks for a score of 62.25 to qualify; the active plain model's MQL threshold is its hot band,
+    # 60: the row read "62.2" (the one-decimal cut of a score) and "60.0"
+    publish(history, scoring_model(lifecycle=False), as_of=END)
+    with history.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(history.url), run_processor=False), history)
+    draft = SCORING + LIFECYCLE.format(hysteresis=0, gate="").replace(
+        "score_at_least: 60", "score_at_least: 62.25"
+    )
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        page = client.post("/model/backtest", data={"csrf_token": csrf_of(client), "draft": draft},
+                           headers={"HX-Request": "true"})  # fmt: skip
+    assert page.status_code == 200, page.text
+    row = page.text[page.text.index('<th scope="row">MQL threshold</th>') :]
+    assert row.startswith(
+        '<th scope="row">MQL threshold</th><td class="num">62.25</td><td class="num">60</td>'
+    )
+
+
 def test_the_advisors_shortcut_replays_what_a_full_replay_does(history: Store) -> None:
     """The advisor replays a lead once per set of observed scores at or above the threshold; every
     threshold must count exactly what a replay of every lead counts."""

@@ -103,7 +103,7 @@ def test_marketer_builds_a_rule_sees_its_count_backtests_and_publishes(
     def row(name: str) -> Locator:
         return table.locator("tbody tr").filter(has=page.get_by_role("rowheader", name=name, exact=True))
 
-    expect(row("MQL threshold").locator("td")).to_have_text(["45.0", "45.0"])
+    expect(row("MQL threshold").locator("td")).to_have_text(["45", "45"])
     expect(row("MQLs").locator("td")).to_have_text(["2", "0"])
     expect(row("MQLs per week").locator("td")).to_have_text(
         ["0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1", "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0"]

@@ -1,7 +1,8 @@
 """A model measured against what happened: the numbers behind ``leadscore evaluate``.
 
-Scores always come from the compiled query (``scoring.run.score_points``), point-in-time: each row is
-scored as of its own time, and labelled by the outcome after it (``labels``).
+Scores always come from the compiled query, point-in-time: each row is scored as of its own time with
+the lead as known then (``scoring.as_known.score_as_known`` over the identities stitched by then), and
+labelled by the outcome after it (``labels``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from leadscore.learn.to_model import stated_probability
 from leadscore.model import ScoringModel, walk
 from leadscore.model.conditions import NUMERIC_OPS
 from leadscore.model.lifecycle import BANDS
-from leadscore.scoring.run import all_leads, now_ms, score, score_points
+from leadscore.scoring.as_known import score_as_known
+from leadscore.scoring.run import all_leads, now_ms, score
 from leadscore.store import Store
 from leadscore.store.schema import leads
 
@@ -176,10 +178,11 @@ def evaluate_store(
     with store.connect() as conn:
         end = data_end(conn) if end_ms is None else end_ms
         labels = label(cutoff_pairs(conn, at), outcome_times(conn), outcome, horizon_ms, end)
+        # each lead as known at each cutoff: her identities stitched by then, her attributes as known then
         by_pair = {
-            (lg.lead_id, lg.as_of): lg
+            pair: lg
             for known, group in known_at_cutoffs(conn, store.sources(), labels.pairs)
-            for lg in score_points(conn, model, known, group)
+            for pair, lg in score_as_known(conn, model, known, group, explain=True).items()
         }
     ledgers = [by_pair[p] for p in labels.pairs]
     times = sorted({t for _, t in labels.pairs})

@@ -3,8 +3,9 @@ the others, and for each rule how often it gave points to accepted against rejec
 
 Every decision on an MQL (``lifecycle.decisions.mql_decisions``) is one labelled MQL: 1 accepted, 0 rejected. Its model version is
 the one that scored the lead last before the decision (``score_history``); the rules that contributed are
-those the evaluated model gives the lead points for as of the decision, through the compiled query
-(``scoring.run.score_points``), so the feedback lift of a rule is ``metrics.rule_lift`` on these labels,
+those the evaluated model gives the lead points for as of the decision, with her attributes as known then
+(``scoring.as_known.score_as_known``, as history, ``explain --as-of`` and the backtest read them: a title
+changed after the decision does not move the decision to the rules of the new title), so the feedback lift of a rule is ``metrics.rule_lift`` on these labels,
 beside its lift on outcomes.
 """
 
@@ -21,7 +22,7 @@ from leadscore.learn import metrics
 from leadscore.learn.evaluate import rule_hits
 from leadscore.lifecycle.decisions import mql_decisions
 from leadscore.model import ScoringModel
-from leadscore.scoring.run import score_points
+from leadscore.scoring.as_known import score_as_known
 from leadscore.store.schema import model_versions, score_history
 from leadscore.store.score_names import named
 
@@ -115,7 +116,7 @@ def feedback_evidence(
             VersionFeedback(version, acc, len(idx) - acc, acc / len(idx), dict(why.most_common()))
         )
     pairs = [(int(d["lead_id"]), int(d["at_ms"])) for d in decisions]
-    scored = {(lg.lead_id, lg.as_of): lg for lg in score_points(conn, model, sources, sorted(set(pairs)))}
+    scored = score_as_known(conn, model, sources, sorted(set(pairs)), explain=True)
     hits = rule_hits(model, [scored[p] for p in pairs])
     for lift in metrics.rule_lift(y, hits):
         flags = hits[lift.rule]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -44,6 +45,7 @@ from leadscore.ingest.traits import split_traits
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import (
     POINTS_CHUNK,
+    STATEMENTS,
     bound_models_statement,
     bound_statement,
     read_bound,
@@ -299,16 +301,20 @@ def _forget(conn: Connection) -> None:
         conn.info.pop(_READY, None)
 
 
-_SOURCES: dict[Sources, Sources] = {}
+# kept as the statements compiled over them are (``run.STATEMENTS``), the least recently used going first:
+# each cutoff of an evaluation reads its own sources (``learn.store_data.known_at_cutoffs``: the
+# identities stitched by then), which a dict that never forgot any kept for the life of the process
+_SOURCES: OrderedDict[Sources, Sources] = OrderedDict()
 _SOURCES_LOCK = threading.Lock()
 
 
 def as_known_sources(sources: Sources) -> Sources:
-    """``sources`` with the leads' attributes read from the temporary table (one object per sources, so
-    the statement compiled over it is cached: ``run.bound_statement``)."""
+    """``sources`` with the leads' attributes read from the temporary table (one object per sources while
+    kept, so the statement compiled over it is cached: ``run.bound_statement``)."""
     with _SOURCES_LOCK:
         hit = _SOURCES.get(sources)
         if hit is not None:
+            _SOURCES.move_to_end(sources)
             return hit
     base = sources.leads
     # every lead: an account-scope rule reads the events of the lead's colleagues, who are not among the
@@ -326,5 +332,7 @@ def as_known_sources(sources: Sources) -> Sources:
         events=sources.events, identities=sources.identities, leads=known_leads, accounts=sources.accounts
     )
     with _SOURCES_LOCK:
-        _SOURCES[sources] = made
+        made = _SOURCES.setdefault(sources, made)  # another thread's, if it made one meanwhile
+        while len(_SOURCES) > STATEMENTS:
+            _SOURCES.popitem(last=False)
     return made
