@@ -330,3 +330,28 @@ def test_trait_in_non_ascii_digits_stays_text(api: tuple[str, str, str, Store]) 
         "١٠",
     )
     assert attributes["employees"] == 10 and type(attributes["employees"]) is int
+
+
+def test_a_timestamp_of_epoch_zero_is_1970_not_the_arrival_time(api: tuple[str, str, str, Store]) -> None:
+    """Times may be epoch milliseconds (docs/ingest.md: 1970-01-01 to 9999-12-31), so 0 is 1970-01-01T00:00Z:
+    an odd but real time, stored as sent; it was read as "no timestamp" and became the time it arrived."""
+    url, write, _, store = api
+    batch = [
+        {"type": "track", "userId": "z", "event": "A", "messageId": "z1", "timestamp": 0},
+        {"type": "track", "userId": "z", "event": "A", "messageId": "z2", "originalTimestamp": 0.0},
+        {
+            "type": "track",
+            "userId": "z",
+            "event": "A",
+            "messageId": "z3",
+            "timestamp": "1970-01-01T00:00:00Z",
+        },
+        {"type": "track", "userId": "z", "event": "A", "messageId": "z4", "timestamp": 86_400_000},
+    ]
+    with httpx.Client(base_url=url) as client:
+        r = client.post("/v1/batch", json={"batch": batch}, headers=basic(write))
+    assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+    assert wait_until(lambda: _drained(store))
+    with store.connect() as conn:
+        times = dict(conn.execute(select(events.c.message_id, events.c.ts)).all())
+    assert times == {"z1": 0, "z2": 0, "z3": 0, "z4": 86_400_000}

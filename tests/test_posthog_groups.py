@@ -41,7 +41,7 @@ from leadscore.store import Store
 from leadscore.store.event_log import waiting_events
 from leadscore.store.keys import create_key
 from leadscore.store.people import _ACCOUNT_BY_GROUP_KEY, _ACCOUNT_BY_NAME, _ACCOUNTS_BY_GROUP_KEYS
-from leadscore.store.schema import accounts, leads
+from leadscore.store.schema import accounts, events, leads
 from live_server import serving
 from test_api_tracking import wait_until
 
@@ -160,3 +160,20 @@ def test_an_account_is_found_by_its_group_key_through_its_index(store: Store) ->
                 plans.append(" ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", params)))
     for plan, index in zip(plans, ("ix_accounts_group_key",) * 2 + ("ix_accounts_name",), strict=True):
         assert index in plan, plan
+
+
+def test_a_posthog_timestamp_of_epoch_zero_is_1970_not_the_arrival_time(api: tuple[str, str, Store]) -> None:
+    """``timestamp: 0`` (epoch milliseconds, docs/ingest.md) is 1970-01-01T00:00Z, stored as sent; it was
+    dropped as missing and the event took the time it arrived."""
+    url, write, store = api
+    batch = [
+        {"event": "Demo Requested", "distinct_id": "ep", "properties": {}, "timestamp": 0, "uuid": "e0"},
+        {"event": "Demo Requested", "distinct_id": "ep", "properties": {}, "timestamp": 1000, "uuid": "e1"},
+    ]
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/batch/", json={"api_key": write, "batch": batch})
+    assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        times = dict(conn.execute(select(events.c.message_id, events.c.ts)).all())
+    assert times == {"e0": 0, "e1": 1000}

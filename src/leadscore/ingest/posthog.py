@@ -136,9 +136,12 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     message_id = _text(event.get("uuid"))
     if message_id:
         base["messageId"] = message_id
-    for key, segment_key in (("timestamp", "timestamp"), ("sent_at", "sentAt")):
-        if event.get(key):
-            base[segment_key] = event[key]
+    # a timestamp is missing only when absent or null (epoch milliseconds 0 is 1970-01-01, not "now"); an
+    # empty one is refused as Segment's is
+    if event.get("timestamp") is not None:
+        base["timestamp"] = event["timestamp"]
+    if event.get("sent_at") not in (None, ""):
+        base["sentAt"] = event["sent_at"]
     if sent_at and "sentAt" not in base:
         base["sentAt"] = sent_at
     groups = _dict(properties.get("$groups"), "properties.$groups")
