@@ -177,3 +177,38 @@ def test_a_posthog_timestamp_of_epoch_zero_is_1970_not_the_arrival_time(api: tup
     with store.connect() as conn:
         times = dict(conn.execute(select(events.c.message_id, events.c.ts)).all())
     assert times == {"e0": 0, "e1": 1000}
+
+
+def test_person_events_without_person_processing_are_dropped_as_posthog_drops_them(
+    api: tuple[str, str, Store],
+) -> None:
+    """PostHog drops ``$identify``, ``$create_alias``, ``$merge_dangerously`` and ``$groupidentify`` whose
+    ``properties.$process_person_profile`` is false (ingestion warning
+    ``invalid_event_when_process_person_profile_is_false``), and a ``$set`` event's person properties with
+    it: leadscore refused none of them and made the lead, its e-mail, the alias and the account."""
+    url, write, store = api
+    off = {"$process_person_profile": False}
+    batch = [
+        _event("$identify", "pp", 1, **off, **{"$set": {"email": "pp@mail.test"}, "$anon_distinct_id": "anon-pp"}),
+        _event("$groupidentify", "qq", 2, **off, **{"$group_type": "company", "$group_key": "acme-pp",
+                                                    "$group_set": {"name": "Acme"}}),
+        _event("$create_alias", "qq", 3, **off, alias="alias-pp"),
+        _event("$merge_dangerously", "qq", 4, **off, alias="merge-pp"),
+        _event("$set", "qq", 5, **off, **{"$set": {"email": "qq@mail.test"}}),
+        _event("$identify", "qq", 6, **{"$set": {"company": "Q Ltd"}}),  # person processing on: applied
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/batch/", json={"api_key": write, "batch": batch})
+    assert r.status_code == 200, r.text
+    rejected = r.json()["rejected"]
+    assert [(e["index"], e["field"]) for e in rejected] == [
+        (i, f"batch[{i}].properties.$process_person_profile") for i in range(4)
+    ]
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        people = {str(r.external_id): (r.email, r.company) for r in conn.execute(select(leads))}
+        keys = [r.group_key for r in conn.execute(select(accounts.c.group_key))]
+        stored = {(r.message_id, r.type) for r in conn.execute(select(events.c.message_id, events.c.type))}
+    assert people == {"qq": (None, "Q Ltd")}
+    assert keys == []
+    assert {kind for _, kind in stored} == {"track", "identify"} and len(stored) == 2
