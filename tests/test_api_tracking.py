@@ -21,7 +21,7 @@ from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
 from leadscore.store.results import read_crossings, read_current
-from leadscore.store.schema import events
+from leadscore.store.schema import events, leads
 from live_server import serving
 
 MODEL = """
@@ -302,3 +302,56 @@ def test_lead_reference_with_non_ascii_digits_is_not_found(api: tuple[str, str, 
     assert r.status_code == 404
     message = "no lead '³7' (give an id, e-mail or user id)"
     assert r.json() == {"ok": False, "error": message, "errors": [], "code": "not_found", "message": message}
+
+
+def test_trait_in_non_ascii_digits_stays_text(api: tuple[str, str, str, Store]) -> None:
+    """Only ASCII digits make a trait text a number, as in JSON: "1٠" (a 1 and an Arabic-Indic zero) and
+    "3.٥" stay texts, never the numbers 10 and 3.5 that `seats >= 10` would match (Python's ``\\d`` and
+    ``int()`` read every script's digits); "10" is still the number 10."""
+    url, write, _, store = api
+    traits = {
+        "email": "ola@example.com",
+        "seats": "1٠",
+        "employees": "10",
+        "rank": "3.٥",
+        "code": "1２",
+        "tier": "١٠",
+    }
+    with httpx.Client(base_url=url) as client:
+        r = client.post("/v1/identify", json={"userId": "ola", "traits": traits}, headers=basic(write))
+        assert r.status_code == 200, r.text
+        assert wait_until(lambda: _drained(store))
+    with store.connect() as conn:
+        attributes = conn.execute(select(leads.c.attributes).where(leads.c.external_id == "ola")).scalar_one()
+    assert (attributes["seats"], attributes["rank"], attributes["code"], attributes["tier"]) == (
+        "1٠",
+        "3.٥",
+        "1２",
+        "١٠",
+    )
+    assert attributes["employees"] == 10 and type(attributes["employees"]) is int
+
+
+def test_a_timestamp_of_epoch_zero_is_1970_not_the_arrival_time(api: tuple[str, str, str, Store]) -> None:
+    """Times may be epoch milliseconds (docs/ingest.md: 1970-01-01 to 9999-12-31), so 0 is 1970-01-01T00:00Z:
+    an odd but real time, stored as sent; it was read as "no timestamp" and became the time it arrived."""
+    url, write, _, store = api
+    batch = [
+        {"type": "track", "userId": "z", "event": "A", "messageId": "z1", "timestamp": 0},
+        {"type": "track", "userId": "z", "event": "A", "messageId": "z2", "originalTimestamp": 0.0},
+        {
+            "type": "track",
+            "userId": "z",
+            "event": "A",
+            "messageId": "z3",
+            "timestamp": "1970-01-01T00:00:00Z",
+        },
+        {"type": "track", "userId": "z", "event": "A", "messageId": "z4", "timestamp": 86_400_000},
+    ]
+    with httpx.Client(base_url=url) as client:
+        r = client.post("/v1/batch", json={"batch": batch}, headers=basic(write))
+    assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+    assert wait_until(lambda: _drained(store))
+    with store.connect() as conn:
+        times = dict(conn.execute(select(events.c.message_id, events.c.ts)).all())
+    assert times == {"z1": 0, "z2": 0, "z3": 0, "z4": 86_400_000}

@@ -41,7 +41,7 @@ from leadscore.store import Store
 from leadscore.store.event_log import waiting_events
 from leadscore.store.keys import create_key
 from leadscore.store.people import _ACCOUNT_BY_GROUP_KEY, _ACCOUNT_BY_NAME, _ACCOUNTS_BY_GROUP_KEYS
-from leadscore.store.schema import accounts, leads
+from leadscore.store.schema import accounts, events, leads
 from live_server import serving
 from test_api_tracking import wait_until
 
@@ -160,3 +160,55 @@ def test_an_account_is_found_by_its_group_key_through_its_index(store: Store) ->
                 plans.append(" ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", params)))
     for plan, index in zip(plans, ("ix_accounts_group_key",) * 2 + ("ix_accounts_name",), strict=True):
         assert index in plan, plan
+
+
+def test_a_posthog_timestamp_of_epoch_zero_is_1970_not_the_arrival_time(api: tuple[str, str, Store]) -> None:
+    """``timestamp: 0`` (epoch milliseconds, docs/ingest.md) is 1970-01-01T00:00Z, stored as sent; it was
+    dropped as missing and the event took the time it arrived."""
+    url, write, store = api
+    batch = [
+        {"event": "Demo Requested", "distinct_id": "ep", "properties": {}, "timestamp": 0, "uuid": "e0"},
+        {"event": "Demo Requested", "distinct_id": "ep", "properties": {}, "timestamp": 1000, "uuid": "e1"},
+    ]
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/batch/", json={"api_key": write, "batch": batch})
+    assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        times = dict(conn.execute(select(events.c.message_id, events.c.ts)).all())
+    assert times == {"e0": 0, "e1": 1000}
+
+
+def test_person_events_without_person_processing_are_dropped_as_posthog_drops_them(
+    api: tuple[str, str, Store],
+) -> None:
+    """PostHog drops ``$identify``, ``$create_alias``, ``$merge_dangerously`` and ``$groupidentify`` whose
+    ``properties.$process_person_profile`` is false (ingestion warning
+    ``invalid_event_when_process_person_profile_is_false``), and a ``$set`` event's person properties with
+    it: leadscore refused none of them and made the lead, its e-mail, the alias and the account."""
+    url, write, store = api
+    off = {"$process_person_profile": False}
+    batch = [
+        _event("$identify", "pp", 1, **off, **{"$set": {"email": "pp@mail.test"}, "$anon_distinct_id": "anon-pp"}),
+        _event("$groupidentify", "qq", 2, **off, **{"$group_type": "company", "$group_key": "acme-pp",
+                                                    "$group_set": {"name": "Acme"}}),
+        _event("$create_alias", "qq", 3, **off, alias="alias-pp"),
+        _event("$merge_dangerously", "qq", 4, **off, alias="merge-pp"),
+        _event("$set", "qq", 5, **off, **{"$set": {"email": "qq@mail.test"}}),
+        _event("$identify", "qq", 6, **{"$set": {"company": "Q Ltd"}}),  # person processing on: applied
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/batch/", json={"api_key": write, "batch": batch})
+    assert r.status_code == 200, r.text
+    rejected = r.json()["rejected"]
+    assert [(e["index"], e["field"]) for e in rejected] == [
+        (i, f"batch[{i}].properties.$process_person_profile") for i in range(4)
+    ]
+    assert wait_until(lambda: _waiting(store) == 0)
+    with store.connect() as conn:
+        people = {str(r.external_id): (r.email, r.company) for r in conn.execute(select(leads))}
+        keys = [r.group_key for r in conn.execute(select(accounts.c.group_key))]
+        stored = {(r.message_id, r.type) for r in conn.execute(select(events.c.message_id, events.c.type))}
+    assert people == {"qq": (None, "Q Ltd")}
+    assert keys == []
+    assert {kind for _, kind in stored} == {"track", "identify"} and len(stored) == 2

@@ -101,7 +101,9 @@ def _canonical(name: str) -> str:
     return ALIASES.get(key, key)
 
 
-_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")  # "02134" (a zip code, an id) stays text
+# "02134" (a zip code, an id) stays text; ASCII digits only, as in JSON: Python's \d (and int()) also read
+# other scripts' digits, and "1٠" (a 1 and an Arabic-Indic zero) must not become the number 10
+_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$", re.ASCII)
 
 
 CONSENT = ("consent_tracking", "consent_email")

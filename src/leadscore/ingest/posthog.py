@@ -14,6 +14,9 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
 * any other event with ``$set`` or ``$set_once`` → the event and, beside it, an ``identify`` with those
   traits (message id ``<uuid>:set``), an anonymous person's too (its traits reach the lead its anonymous
   id is linked to, now or when it is: ``ingest.apply``); none where ``$process_person_profile`` is false.
+* where ``$process_person_profile`` is false, ``$identify``, ``$create_alias``, ``$merge_dangerously`` and
+  ``$groupidentify`` are refused (``PERSON_EVENTS``: PostHog drops them) and a ``$set`` or ``$set_once``
+  event is a track event without traits.
 * ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (``$group_set`` are the
   company's traits; its sender joins it only when a person already known: ``context.known_only``,
   ``ingest.apply.known_only``); other group types are kept as track events.
@@ -35,6 +38,10 @@ from leadscore.ingest.limits import FIELD_LENGTH
 
 ACCOUNT_GROUP_TYPES = ("company", "organization", "account")
 TRAIT_KEYS = ("$set", "$set_once")
+# events only about a person, which PostHog drops whole when ``$process_person_profile`` is false
+# (plugin-server's normalize-process-person step: ingestion warning
+# ``invalid_event_when_process_person_profile_is_false``)
+PERSON_EVENTS = ("$identify", "$create_alias", "$merge_dangerously", "$groupidentify")
 
 
 def _text(value: Any) -> str | None:
@@ -136,9 +143,12 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     message_id = _text(event.get("uuid"))
     if message_id:
         base["messageId"] = message_id
-    for key, segment_key in (("timestamp", "timestamp"), ("sent_at", "sentAt")):
-        if event.get(key):
-            base[segment_key] = event[key]
+    # a timestamp is missing only when absent or null (epoch milliseconds 0 is 1970-01-01, not "now"); an
+    # empty one is refused as Segment's is
+    if event.get("timestamp") is not None:
+        base["timestamp"] = event["timestamp"]
+    if event.get("sent_at") not in (None, ""):
+        base["sentAt"] = event["sent_at"]
     if sent_at and "sentAt" not in base:
         base["sentAt"] = sent_at
     groups = _dict(properties.get("$groups"), "properties.$groups")
@@ -146,6 +156,16 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         if _text(groups.get(group_type)):
             base["groupId"] = str(groups[group_type])
             break
+    # PostHog keeps no person for the event (``$process_person_profile`` false, a boolean: posthog-js'
+    # anonymous events in its default ``identified_only`` mode): an event only about a person is refused,
+    # as PostHog drops it; any other is kept without its person properties
+    personless = properties.get("$process_person_profile") is False
+    if personless and name in PERSON_EVENTS:
+        raise MessageError(
+            "properties.$process_person_profile",
+            f"properties.$process_person_profile is false: a {name} event without a person is dropped, as"
+            " PostHog drops it",
+        )
     set_, once = _person(event, _dict(event.get("properties"), "properties"))
     if name == "$identify":
         anonymous = _text(properties.get("$anon_distinct_id"))
@@ -162,7 +182,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
             alias.pop("anonymousId", None)
             return [identify, {k: v for k, v in alias.items() if v is not None}]
         return [identify]
-    if name in TRAIT_KEYS:  # posthog.set(), posthog.set_once()
+    if name in TRAIT_KEYS and not personless:  # posthog.set(), posthog.set_once()
         return [_identify(base, set_, once)]
     if name == "$create_alias":
         alias_of = _text(properties.get("alias"))
@@ -196,9 +216,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         return [{**group, "context": {"known_only": True}}]
     # an event's person properties update its person as an identify beside it would: an anonymous one's
     # (an identify with the anonymous id alone) wait in the log for the lead its id is linked to
-    # (``ingest.apply``); none from an event PostHog keeps no person for (``$process_person_profile``
-    # false: posthog-js' anonymous events in its default ``identified_only`` mode)
-    personless = properties.get("$process_person_profile") is False
+    # (``ingest.apply``); none from an event PostHog keeps no person for
     person = [_identify({**base, "properties": {}}, set_, once)] if (set_ or once) and not personless else []
     if person and message_id:
         person[0]["messageId"] = derived_id(message_id, "set")

@@ -173,7 +173,8 @@ def normalise(
     if not traits and context:
         traits, traits_at = _mapping(context, "traits", "context."), "context.traits"
     received = received_ms
-    if trust_received_at and raw.get("receivedAt"):
+    # a time is missing only when absent or null: epoch milliseconds 0 is 1970-01-01, a time like any other
+    if trust_received_at and raw.get("receivedAt") not in (None, ""):
         received = parse_time(raw["receivedAt"], "receivedAt")
         if received > received_ms + MAX_FUTURE_MS:
             raise MessageError(
@@ -185,13 +186,17 @@ def normalise(
         if isinstance(raw.get(key), str) and not raw[key].strip():
             raise MessageError(key, f"{key} is empty; leave it out to mean the time the message arrived")
     stamp_field = (
-        "timestamp" if raw.get("timestamp") else "originalTimestamp" if raw.get("originalTimestamp") else None
+        "timestamp"
+        if raw.get("timestamp") is not None
+        else "originalTimestamp"
+        if raw.get("originalTimestamp") is not None
+        else None
     )
     if stamp_field is None:
         ts = received
     else:
         ts = parse_time(raw[stamp_field], stamp_field)
-        if raw.get("sentAt"):
+        if raw.get("sentAt") not in (None, ""):
             # the client's clock is off by (sentAt - its receive time): its timestamp is too
             ts = received - (parse_time(raw["sentAt"], "sentAt") - ts)
             if not EARLIEST_MS <= ts <= LATEST_MS:
