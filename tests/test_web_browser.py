@@ -133,7 +133,9 @@ def test_marketing_finds_a_hot_lead_and_publishes(chromium: Browser, demo: Site)
     assert page.locator("table.ledger tbody tr").count() >= 2
     total = float(page.locator("table.ledger tfoot td.num").inner_text())
     shown = float(page.locator("dd.big").first.inner_text())
-    assert abs(total - shown) < 0.06
+    # the score is shown cut to one decimal and the lines add up to it cut to two (scoring.shown.cut):
+    # 84.37 under a score shown as 84.3
+    assert 0 <= round(total - shown, 2) < 0.1
     expect(page.locator("#journey-chart")).to_have_attribute("data-drawn", "1")
     assert page.locator("table.moves tbody tr").count() >= 1
     assert tab.axe() == []
