@@ -19,7 +19,7 @@ from leadscore.learn.scorecard import Scorecard
 from leadscore.learn.store_data import cutoffs, known_at_cutoffs, store_data
 from leadscore.learn.to_model import to_model
 from leadscore.model import load_model
-from leadscore.scoring.run import score_points
+from leadscore.scoring.as_known import score_as_known
 from leadscore.store import Store
 
 NOW = 1_751_328_000_000  # 2025-07-01, the demo's history ends here
@@ -49,11 +49,12 @@ def test_learned_engagement_rules_score_like_the_scorecard(demo_db: str) -> None
                 r.kind == "once" for r in model.engagement
             )
             pairs = [(int(a), int(t)) for a, t in zip(data.lead_ids, data.as_of, strict=True)]  # type: ignore[arg-type]
-            # each cutoff scored with the identities known then, as the features were read
+            # each cutoff scored with the lead as known then (identities and attributes), as the features
+            # were read and as ``evaluate`` scores it
             compiled = {
-                (lg.lead_id, lg.as_of): lg.score
+                point: lg.score
                 for known, group in known_at_cutoffs(conn, store.sources(), pairs)
-                for lg in score_points(conn, model, known, group)
+                for point, lg in score_as_known(conn, model, known, group).items()
             }
     finally:
         store.dispose()

@@ -19,7 +19,7 @@ from leadscore.learn.dataset import attribute_value, choose_columns, csv_data
 from leadscore.learn.features import EventCount, TitleWords
 from leadscore.learn.labels import DAY_MS
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.store_data import attribute_rows, event_features, event_kinds, feature_matrix
+from leadscore.learn.store_data import attribute_rows_at, event_features, event_kinds, feature_matrix
 from leadscore.learn.to_model import to_model
 from leadscore.scoring.pipeline import ingest
 from leadscore.scoring.run import all_leads, score, score_points
@@ -135,8 +135,8 @@ def test_the_leads_and_the_accounts_employees_are_one_feature_read_from_the_acco
     ingest(store, [normalise(m, received_ms=T0 + DAY_MS) for m in raw], source="test")
     with store.connect() as conn:
         ids = [find_lead(conn, external_id=f"g{g}n{n}") for g in range(4) for n in range(12)]
-        attrs = attribute_rows(conn, [i for i in ids if i])
-    rows = [attrs[i] for i in ids if i]
+        attrs = attribute_rows_at(conn, [(i, T0 + DAY_MS) for i in ids if i])
+    rows = [attrs[(i, T0 + DAY_MS)] for i in ids if i]
     names = sorted({k for r in rows for k in r} - {"email", "account.group_id", "account.name"})
     features, dropped = choose_columns(rows, names)
     assert [f.name for f in features] == ["employees (account, else lead)", "industry"]

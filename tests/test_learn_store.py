@@ -15,7 +15,7 @@ from leadscore.learn.backtest import backtest
 from leadscore.learn.dataset import csv_data
 from leadscore.learn.labels import DAY_MS, label, outcome_times
 from leadscore.learn.scorecard import Scorecard
-from leadscore.learn.store_data import event_features, feature_matrix, store_data
+from leadscore.learn.store_data import LATER, event_features, feature_matrix, store_data
 from leadscore.learn.to_model import to_model
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest
@@ -172,3 +172,47 @@ def test_an_event_kind_only_rows_left_out_had_is_learned_without_a_crash(store: 
     sc = Scorecard(data.features, min_class_count=1, C=1.0).fit(data.X, data.y)
     recency = sc.bins_[names.index("Webinar: days since last")]
     assert recency.edges == () and recency.counts == (6,) and recency.missing == 0
+
+
+def test_point_in_time_rows_use_attributes_as_known_at_the_cutoff(store: Store) -> None:
+    # ann identifies as a student on day 1 and as a marketing VP on day 20; bob's title comes only from
+    # an identify on day 20; cy identifies on day 1 with an industry, no title (``title`` is stored as
+    # ``job_title``). At the day-10 cutoff ann was a
+    # student and bob had no title; at day 25 both are VPs. Her industry, set on day 1 and never
+    # changed, is known at both cutoffs.
+    raw = [
+        _event("ann", 1, 1, type="identify", traits={"title": "Student", "industry": "Retail"}),
+        _event("bob", 1, 1, type="track", event="Visited"),
+        _event("cy", 1, 1, type="identify", traits={"industry": "Software"}),
+        _event("ann", 2, 20, type="identify", traits={"title": "VP Marketing"}),
+        _event("bob", 2, 20, type="identify", traits={"title": "VP Marketing"}),
+        _event("cy", 2, 30, type="identify", traits={"budget": "50k"}),
+    ]
+    ingest(store, [normalise(m, received_ms=T0 + 60 * DAY_MS) for m in raw], source="test")
+    with store.begin() as conn:
+        ids = {u: find_lead(conn, external_id=u) for u in ("ann", "bob", "cy")}
+        conn.execute(insert(outcomes), [
+            {"lead_id": ids["ann"], "kind": "opportunity", "at_ms": T0 + 50 * DAY_MS, "source": "test",
+             "recorded_ms": T0}
+        ])  # fmt: skip
+    with store.connect() as conn:
+        data, _ = store_data(conn, store.sources(), outcome="opportunity", horizon_ms=60 * DAY_MS,
+                             at=[T0 + 10 * DAY_MS, T0 + 25 * DAY_MS], end_ms=T0 + 90 * DAY_MS)  # fmt: skip
+    names = [f.name for f in data.features]
+    rows = {(key, int(at)): row for key, at, row in zip(data.keys, data.as_of, data.X, strict=True)}
+    lead_key = {u: f"lead:{ids[u]}" for u in ids}
+    title = names.index("job_title")
+    day10, day25 = T0 + 10 * DAY_MS, T0 + 25 * DAY_MS
+    assert rows[(lead_key["ann"], day10)][title] == "Student"
+    assert rows[(lead_key["ann"], day25)][title] == "VP Marketing"
+    assert rows[(lead_key["bob"], day10)][title] is None
+    assert rows[(lead_key["bob"], day25)][title] == "VP Marketing"
+    assert rows[(lead_key["cy"], day10)][title] is None
+    industry = names.index("industry")
+    assert [rows[(lead_key["ann"], at)][industry] for at in (day10, day25)] == ["Retail", "Retail"]
+    # cy's budget, first seen on day 30, is known at no cutoff: left out, and said so
+    assert "budget" not in names and ("budget", LATER) in data.dropped
+    with store.connect() as conn:  # and naming it in --exclude is not a misspelling
+        excluded, _ = store_data(conn, store.sources(), outcome="opportunity", horizon_ms=60 * DAY_MS,
+                                 at=[day10, day25], end_ms=T0 + 90 * DAY_MS, exclude=["budget"])  # fmt: skip
+    assert ("budget", "excluded (outcome or sales-entered)") in excluded.dropped

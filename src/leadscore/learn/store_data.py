@@ -5,9 +5,10 @@ per (event kind, window) (1 point, no decay, so its match count is the count) an
 event kind (whose ``last__`` column is the newest matching event). The counts and recencies learned from
 are then exactly what the learned ``threshold`` and ``once`` rules will see when the model is scored.
 
-Attributes are the lead's (and its account's) current values, as the scoring query reads them. Events
-are the lead's as known at the cutoff: an anonymous visitor stitched to the lead only later (signing in
-after the cutoff) is not yet the lead then (``stitch_times``).
+A row sees the lead as known at its cutoff, as ``evaluate`` and the backtest score it: its own attributes
+as known then (``scoring.as_known.Known``: a title set by an identify after the cutoff is not yet the
+lead's; its account's attributes as they are now, as the as-known scoring reads them), and its events
+without an anonymous visitor stitched to the lead only later (signing in after the cutoff: ``stitch_times``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from leadscore.learn.features import (
 from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times, rejected_by_sales
 from leadscore.model import ScoringModel
 from leadscore.model.conditions import FIELD_NAME
+from leadscore.scoring.as_known import Known
 from leadscore.scoring.run import POINTS_CHUNK, points
 from leadscore.store.people import anonymous_key
 from leadscore.store.schema import accounts, events, identities, leads
@@ -70,6 +72,7 @@ SPLIT_PRESENT = 0.9
 MAX_SPLIT_VALUES = 6
 # The account's id as ingest keeps it among the account's attributes (a group call's groupId): it names
 # an account, it says nothing about one
+LATER = "known only after every cutoff (observed later: an identify or a CSV import since)"
 IDENTIFIERS = {"account.group_id": "the account's id (an identifier, not a property of the account)"}
 
 
@@ -234,21 +237,52 @@ def _exclusion(event: dict[str, str]) -> dict[str, Any] | None:
     return None
 
 
-def attribute_rows(conn: Connection, lead_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Each lead's attributes, with its account's as ``account.<name>``."""
+def attribute_rows_at(
+    conn: Connection, pairs: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """Each (lead, cutoff)'s attributes as known at the cutoff (``Known.over_time``, what the as-known
+    scoring reads), with its account's as they are now as ``account.<name>``."""
+    return _rows_at(conn, pairs)[0]
+
+
+def _rows_at(
+    conn: Connection, pairs: Sequence[tuple[int, int]]
+) -> tuple[dict[tuple[int, int], dict[str, Any]], set[str]]:
+    """``attribute_rows_at``, and the attribute names the leads have now (some maybe known only later)."""
+    lead_ids = sorted({lead for lead, _ in pairs})
+    now = _attributes(conn, lead_ids)
+    names_now = {k for attrs, account in now.values() for k in _row(attrs, account)}
+    known = Known(conn, lead_ids)
+    times: dict[int, list[int]] = {}
+    for lead, at in pairs:
+        times.setdefault(lead, []).append(at)
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    for lead, ats in times.items():
+        account = now.get(lead, ({}, {}))[1]
+        rows: dict[int, dict[str, Any]] = {}  # one row per epoch: over_time shares its dicts
+        for at, attrs in zip(ats, known.over_time(lead, ats), strict=True):
+            row = rows.get(id(attrs))
+            if row is None:
+                row = rows[id(attrs)] = _row(attrs, account)
+            out[(lead, at)] = row
+    return out, names_now
+
+
+def _attributes(
+    conn: Connection, lead_ids: Sequence[int]
+) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
     rows = conn.execute(
         select(leads.c.id, leads.c.attributes, accounts.c.attributes.label("account"))
         .select_from(leads.outerjoin(accounts, accounts.c.id == leads.c.account_id))
         .where(leads.c.id.in_(list(lead_ids)))
     )
-    out: dict[int, dict[str, Any]] = {}
-    for lead_id, attrs, account in rows:
-        values = {k: v for k, v in (attrs or {}).items() if not isinstance(v, dict | list)}
-        values.update(
-            {f"account.{k}": v for k, v in (account or {}).items() if not isinstance(v, dict | list)}
-        )
-        out[int(lead_id)] = {k: v for k, v in values.items() if FIELD_NAME.match(k)}
-    return out
+    return {int(lead_id): (attrs or {}, account or {}) for lead_id, attrs, account in rows}
+
+
+def _row(attrs: dict[str, Any], account: dict[str, Any]) -> dict[str, Any]:
+    values = {k: v for k, v in attrs.items() if not isinstance(v, dict | list)}
+    values.update({f"account.{k}": v for k, v in account.items() if not isinstance(v, dict | list)})
+    return {k: v for k, v in values.items() if FIELD_NAME.match(k)}
 
 
 def _probe(features: Sequence[Feature]) -> ScoringModel:
@@ -279,14 +313,19 @@ def _probe(features: Sequence[Feature]) -> ScoringModel:
 
 
 def feature_matrix(
-    conn: Connection, sources: Sources, features: Sequence[Feature], pairs: Sequence[tuple[int, int]]
+    conn: Connection,
+    sources: Sources,
+    features: Sequence[Feature],
+    pairs: Sequence[tuple[int, int]],
+    attributes: dict[tuple[int, int], dict[str, Any]] | None = None,
 ) -> np.ndarray[Any, Any]:
-    """Feature values (as stored) for every (lead, as_of) pair, in order."""
-    attrs = attribute_rows(conn, sorted({lead for lead, _ in pairs}))
+    """Feature values (as stored) for every (lead, as_of) pair, in order: the lead as known at as_of
+    (``attributes``: ``attribute_rows_at(conn, pairs)``, read here when not given)."""
+    attrs = attribute_rows_at(conn, pairs) if attributes is None else attributes
     X = np.empty((len(pairs), len(features)), dtype=object)
     for j, f in enumerate(features):
         if f.section == "fit":
-            X[:, j] = [attribute_value(f, attrs.get(lead, {})) for lead, _ in pairs]
+            X[:, j] = [attribute_value(f, attrs.get(pair, {})) for pair in pairs]
     events_at = [j for j, f in enumerate(features) if f.section != "fit"]
     if not events_at:
         return X
@@ -423,17 +462,20 @@ def store_data(
     rejections = rejected_by_sales(conn) if rejected_negative else None
     labels = label(candidates, outcome_times(conn), outcome, horizon_ms, end, rejections)
     pairs = labels.pairs
-    attrs = attribute_rows(conn, sorted({lead for lead, _ in pairs}))
+    attrs, names_now = _rows_at(conn, pairs)
     present = {k for values in attrs.values() for k in values}
-    unknown = [c for c in exclude if c not in present]
+    unknown = [c for c in exclude if c not in present | names_now]
     if unknown:  # a misspelt sales-entered field would otherwise be learned from
         raise InputError(Problem(f"--exclude {unknown[0]!r} names no attribute of the leads in the period"))
     names = sorted(present - set(exclude) - set(IDENTIFIERS))
-    fit, dropped = choose_columns([attrs[lead] for lead, _ in pairs], names, placeholders=placeholders)
+    fit, dropped = choose_columns([attrs[pair] for pair in pairs], names, placeholders=placeholders)
+    # an attribute the leads have now but none had at a cutoff (a CSV imported, or an identify, after
+    # them): learning from today's values would credit what was learned after the outcome was open
+    dropped.extend((c, LATER) for c in sorted(names_now - present - set(exclude) - set(IDENTIFIERS)))
     dropped.extend((c, why) for c, why in IDENTIFIERS.items() if c in present and c not in exclude)
     dropped.extend((c, "excluded (outcome or sales-entered)") for c in exclude)
     features = (*fit, *event_features(conn, windows))
-    X = feature_matrix(conn, sources, features, pairs)
+    X = feature_matrix(conn, sources, features, pairs, attrs)
     data = Dataset(
         features,
         X,
