@@ -150,7 +150,7 @@ def score_history(
         return []
     out = []
     for t in score_times(first_ms, now_ms):
-        s = account_scores(conn, *scoring, [account_id], t, past=t < now_ms).get(account_id)
+        s = account_scores(conn, *scoring, [account_id], t, past=t < now_ms, score_name=score).get(account_id)
         if s is not None:
             out.append(
                 {
