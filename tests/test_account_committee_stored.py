@@ -13,20 +13,28 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from leadscore.api import create_app
+from leadscore.auth.passwords import hash_password
 from leadscore.ingest.segment import normalise
 from leadscore.lifecycle import accounts as account_module
 from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
 from leadscore.scoring.clock import tick
 from leadscore.scoring.pipeline import ingest, publish
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_account_stages
 from leadscore.store.people import find_lead
 from leadscore.store.schema import leads, scores
+from leadscore.store.users import add_user
+from leadscore.web.data import account as account_data
 from lifecycle_model import settings
+from live_server import serving
+from web_support import PASSWORD, signed_in
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 HOUR = 3_600_000
+WEEK = 7 * 24 * HOUR
 
 # Account rules: 500+ employees 40, SaaS 20 (fit_max 50: 60 points → fit 100). Engagement: a demo 50, a
 # page 10, no decay. An MQA: an account score of 60 or more and two engaged contacts (35 or more).
@@ -163,3 +171,48 @@ def test_the_account_score_is_the_committee_its_contacts_show(store: Store) -> N
     assert shown == [pytest.approx(decayed), pytest.approx(decayed)]
     assert (stage["engagement_score"], stage["engaged_contacts"]) == (pytest.approx(decayed), 2)
     assert (stage["score"], stage["stage"]) == (pytest.approx(decayed), "mqa")
+
+
+def test_a_crowded_accounts_chart_scores_fewer_past_weeks(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each past week end of the account page's chart scores every contact as of then; a page scores at
+    most ``SCORED_CONTACT_WEEKS`` contact-weeks (4 here). Acme (fit 100) has Ann (a page, 10) and Bo (a
+    demo, 50) an hour in; now is 5 weeks and 2 hours in, so 5 past week ends have activity (now − 1 week …
+    now − 5 weeks = 2 hours in). Two contacts: 4 / 2 = 2 past week ends and now are charted, each (50 + 10 +
+    0) / 3 = 20 of committee engagement, one engaged, 0.4 × 100 + 0.6 × 20 = 52; the 3 earlier ones are left
+    out, and the page says so (its now is today: 25 past week ends with activity, 23 left out)."""
+    monkeypatch.setattr(account_data, "SCORED_CONTACT_WEEKS", 4)
+    model = loads_model(MODEL)
+    publish(store, model)
+    acme_traits = {"name": "Acme", "domain": "acme.example", "employees": 1000, "industry": "saas"}
+    _ingest(store, [
+        *(m for p in ("ann", "bo") for m in (
+            _msg(p, "identify", T0, traits={"email": f"{p}@acme.example"}),
+            _msg(p, "group", T0, groupId="acme", traits=acme_traits),
+        )),
+        _msg("ann", "page", T0 + HOUR, properties={"path": "/pricing"}),
+        _msg("bo", "track", T0 + HOUR, event="Demo"),
+    ], T0 + 2 * HOUR)  # fmt: skip
+    acme = _account_of(store, "ann")
+    now = T0 + 5 * WEEK + 2 * HOUR
+    with store.connect() as conn:
+        view = account_data.load(conn, model, acme, now)
+    assert view is not None
+    assert [(h["t"], h["score"], h["engagement"], h["engaged_contacts"]) for h in view.history] == [
+        (now - 2 * WEEK, 52.0, 20.0, 1),
+        (now - WEEK, 52.0, 20.0, 1),
+        (now, 52.0, 20.0, 1),
+    ]
+    assert view.weeks_left_out == 3
+
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        page = client.get(f"/accounts/{acme}")
+    assert page.status_code == 200, page.text
+    assert (
+        "The 23 earlier weeks with activity are not charted: a week end scores each of the account's 2"
+        " contacts as of then, and a page scores at most 4 contact-weeks." in page.text
+    )
