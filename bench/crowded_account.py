@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=20_000, help="contacts in the account")
     parser.add_argument("--db", type=Path, required=True, help="the SQLite file (built when missing)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the lowest is printed")
+    parser.add_argument("--page-repeat", type=int, help="runs of the page (default: --repeat)")
     parser.add_argument("--label", default="", help="printed before the figures")
     args = parser.parse_args()
     fresh = not args.db.exists()
@@ -81,6 +82,7 @@ def main() -> None:
                 trans = conn.begin()
                 refresh.append(timed(lambda: refresh_accounts(conn, model, [account_id], NOW)))
                 trans.rollback()
+            for _ in range(args.repeat if args.page_repeat is None else args.page_repeat):
                 page.append(timed(lambda: account_data.load(conn, model, account_id, NOW)))
                 conn.rollback()
         for name, runs in (("refresh_accounts", refresh), ("account page", page)):
