@@ -65,7 +65,7 @@ class AccountScore:
     engagement_score: float  # the committee's
     engaged_contacts: int
     # rule id → the most points (by size) its line gives one of the account's contacts; lines giving none
-    # are left out
+    # are left out, and as of now the rules no ``pqa`` test names (what ``stage`` reads)
     rule_points: Mapping[str, float] = field(default_factory=dict)
 
     def stage(self, cfg: Accounts) -> str:
