@@ -2,9 +2,11 @@
 scores and stages, the buying committee's activity per week by contact, the account score over time and
 its MQA status with the stage moves behind it.
 
-The account score at each week is ``lifecycle.accounts.named_account_scores`` of the score picked as of that
-time, each contact with her attributes as known then (as her history reads her past score): the compiled query over the account's fit and its contacts' engagement, the same numbers the
-lifecycle stores and moves the account's stage with (on the primary score). The account's score on every
+The account score at each week is ``lifecycle.accounts.account_scores`` of the score picked as of that
+time, each contact with her attributes as known then (as her history reads her past score): the compiled
+query over the account's fit and its contacts' engagement; now's point reads the contacts' stored scores,
+the same numbers the lifecycle stores and moves the account's stage with (on the primary score). A page
+scores at most ``SCORED_CONTACT_WEEKS`` contact-weeks, so a crowded account charts fewer past weeks. The account's score on every
 named score, side by side, comes from the same function. Nothing here computes a score of its own.
 """
 
