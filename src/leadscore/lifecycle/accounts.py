@@ -5,13 +5,17 @@ An account's score, as of a time, is the weighted mean (``accounts.weights``) of
 - its **fit**: the model's fit rules that read only ``account.*`` fields, scored over the account by the
   compiled query (``compile.accounts``), so floored, clamped and scaled exactly like a lead's fit score;
 - its **committee engagement**: the mean engagement score of its ``committee_size`` most engaged
-  contacts, each scored as of the same time by the compiled query; missing contacts count 0, so breadth
-  matters, and the mean depends only on the values, never on which contact came first.
+  contacts; missing contacts count 0, so breadth matters, and the mean depends only on the values, never
+  on which contact came first. As of now a contact's engagement score is her stored one, the number every
+  lead screen shows and the lead gates test (``scoring.due``: exact at its time, within ``TOLERANCE`` of
+  now, on the right side of ``engaged_at_least``; one clock tick late at most); as of a past time she is
+  scored by the compiled query with her attributes as known then. So the runner's round costs no
+  contact's scoring however crowded the account (a write key can put 20,000 people in one).
 
 An account is an MQA when its score reaches ``mqa.score_at_least`` and at least
 ``mqa.engaged_contacts_at_least`` contacts have an engagement score of ``engaged_at_least`` or more. An
 MQA is a **PQA** (product-qualified account) when the model has ``accounts.pqa`` and each rule it names
-gives points in the ledger of at least one contact scored as of the same time (the ``rules_met`` test of
+gives points in the ledger of at least one contact as of the same time (her stored ledger as of now) (the ``rules_met`` test of
 a lead's gate, ``lifecycle.gates.rules_met``, over the account's contacts): marketing fit and engagement
 and product usage together. Stages rank ``none`` < ``mqa`` < ``pqa``.
 
@@ -32,20 +36,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import BigInteger, Connection, literal, select
+from sqlalchemy import BigInteger, Connection, case, func, literal, select
 
-from leadscore.compile import Ledger, Sources
+from leadscore.compile import Sources
 from leadscore.compile.accounts import account_model, account_sources
 from leadscore.lifecycle.gates import rules_met
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
 from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.pipeline import active_model
-from leadscore.scoring.run import score, score_leads
+from leadscore.scoring.run import score
 from leadscore.store import Store
+from leadscore.store.id_lists import in_values
+from leadscore.store.ledger_lines import read_lines
 from leadscore.store.lifecycle_tables import emptied_accounts, read_account_stages, save_account_stage
-from leadscore.store.schema import accounts, leads
-from leadscore.store.score_names import resolve
+from leadscore.store.schema import accounts, leads, scores
+from leadscore.store.score_names import resolve, scores_of
 
 MQA, PQA, NONE = "mqa", "pqa", "none"
 QUALIFIED = (MQA, PQA)  # a PQA is an MQA too
@@ -59,7 +65,7 @@ class AccountScore:
     engagement_score: float  # the committee's
     engaged_contacts: int
     # rule id → the most points (by size) its line gives one of the account's contacts; lines giving none
-    # are left out
+    # are left out, and as of now the rules no ``pqa`` test names (what ``stage`` reads)
     rule_points: Mapping[str, float] = field(default_factory=dict)
 
     def stage(self, cfg: Accounts) -> str:
@@ -75,8 +81,19 @@ class AccountScore:
 
 def committee(cfg: Accounts, engagement: Sequence[float]) -> tuple[float, int]:
     """(committee engagement, engaged contacts) of an account whose contacts have these engagement scores."""
+    return committee_mean(cfg, engagement), sum(is_engaged(cfg, e) for e in engagement)
+
+
+def committee_mean(cfg: Accounts, engagement: Sequence[float]) -> float:
+    """The committee engagement: the mean of the ``committee_size`` highest of ``engagement``, a missing
+    contact counting 0 (so only those highest are needed)."""
     top = sorted(engagement, reverse=True)[: cfg.committee_size]
-    return sum(top) / cfg.committee_size, sum(1 for e in engagement if e >= cfg.engaged_at_least)
+    return sum(top) / cfg.committee_size
+
+
+def is_engaged(cfg: Accounts, engagement: float) -> bool:
+    """A contact with this engagement score is engaged (the MQA rule counts her)."""
+    return engagement >= cfg.engaged_at_least
 
 
 def target_domains(model: ScoringModel | None) -> frozenset[str]:
@@ -101,11 +118,18 @@ def account_scores(
     as_of: int,
     *,
     past: bool = False,
+    score_name: str | None = None,
 ) -> dict[int, AccountScore]:
-    """The score of each of ``account_ids`` (that exists) as of ``as_of``. ``past``: ``as_of`` is before
+    """The score of each of ``account_ids`` (that exists) on the score ``score_name`` (the primary when
+    None), whose active model is ``model``, as of ``as_of``.
+
+    As of now, the committee reads the contacts' stored scores and ledger lines of that score (what every
+    lead screen shows and the lead gates test; the clock keeps them within ``scoring.due.TOLERANCE`` of
+    now and on the right side of ``engaged_at_least``): only the ``committee_size`` highest engagement
+    scores and the engaged count per account come back from the store, and the ledger lines only where a
+    ``pqa`` rule is tested, so a crowded account costs no contact's scoring. ``past``: ``as_of`` is before
     now, so each contact is scored with her attributes as known then (``scoring.as_known``, as her score
-    history reads her past score: a consent withdrawn since did not stop her engagement counting then);
-    as of now that reading is her attributes as they are, which the contacts' stored scores read."""
+    history reads her past score: a consent withdrawn since did not stop her engagement counting then)."""
     ids = sorted(set(account_ids))
     if not ids:
         return {}
@@ -117,33 +141,104 @@ def account_scores(
         lg.lead_id: lg.fit_score
         for lg in score(conn, account_model(model), account_sources(sources), targets)
     }
-    contacts = dict(
-        conn.execute(select(leads.c.id, leads.c.account_id).where(leads.c.account_id.in_(ids))).all()
-    )
-    engagement: dict[int, list[float]] = {a: [] for a in fit}
-    met: dict[int, dict[str, float]] = {a: {} for a in fit}
-    for lg in _contact_ledgers(conn, model, sources, sorted(contacts), as_of, past):
-        account_id = int(contacts[lg.lead_id])
-        engagement[account_id].append(lg.engagement_score)
-        for line in lg.lines:
-            if abs(line.score_points) > abs(met[account_id].get(line.rule_id, 0.0)):
-                met[account_id][line.rule_id] = line.score_points
+    if past:
+        engagement, engaged, met = _scored_committees(conn, model, cfg, sources, sorted(fit), as_of)
+    else:
+        engagement, engaged, met = _stored_committees(conn, cfg, sorted(fit), score_name)
     w = cfg.weights
     out: dict[int, AccountScore] = {}
     for account_id, fit_score in fit.items():
-        mean, engaged = committee(cfg, engagement[account_id])
+        mean = committee_mean(cfg, engagement.get(account_id, []))
         total = (w.fit * fit_score + w.engagement * mean) / (w.fit + w.engagement)
-        out[account_id] = AccountScore(account_id, total, fit_score, mean, engaged, met[account_id])
+        out[account_id] = AccountScore(
+            account_id, total, fit_score, mean, engaged.get(account_id, 0), met.get(account_id, {})
+        )
     return out
 
 
-def _contact_ledgers(
-    conn: Connection, model: ScoringModel, sources: Sources, contacts: Sequence[int], as_of: int, past: bool
-) -> list[Ledger]:
-    """The contacts' ledgers, with their lines, as of ``as_of`` (``account_scores``)."""
-    if not past:
-        return score_leads(conn, model, sources, contacts, as_of)
-    return list(score_as_known(conn, model, sources, [(c, as_of) for c in contacts], explain=True).values())
+# per account: its contacts' engagement scores (at least the committee's), its engaged contacts, and each
+# rule's largest points (by size) in one of its contacts' ledgers
+Committees = tuple[dict[int, list[float]], dict[int, int], dict[int, dict[str, float]]]
+
+
+def _most_points(met: dict[str, float], rule_id: str, points: float) -> None:
+    if abs(points) > abs(met.get(rule_id, 0.0)):
+        met[rule_id] = points
+
+
+def _stored_committees(
+    conn: Connection, cfg: Accounts, account_ids: Sequence[int], score_name: str | None
+) -> Committees:
+    """``Committees`` from the contacts' stored scores of ``score_name`` (``account_scores`` as of now): per
+    account its ``committee_size`` highest engagement scores and its engaged count, in one statement; a
+    contact with no stored score counts 0, as a missing contact does. The ledger lines only with a
+    ``pqa`` test (they are what it reads)."""
+    engagement, contact_account = scores.c.engagement_score, leads.c.account_id
+    ranked = (
+        select(
+            leads.c.account_id,
+            engagement.label("engagement"),
+            func.row_number()
+            .over(partition_by=contact_account, order_by=(engagement.desc(), leads.c.id))
+            .label("rank"),
+            # ``is_engaged`` in SQL
+            func.sum(case((engagement >= cfg.engaged_at_least, 1), else_=0))
+            .over(partition_by=contact_account)
+            .label("engaged"),
+        )
+        .select_from(leads.join(scores, scores_of(leads.c.id, score_name)))
+        .where(in_values(leads.c.account_id, account_ids))
+        .subquery("ranked")
+    )
+    rows = conn.execute(
+        select(ranked.c.account_id, ranked.c.engagement, ranked.c.engaged).where(
+            ranked.c.rank <= cfg.committee_size
+        )
+    ).all()
+    top: dict[int, list[float]] = {}
+    engaged: dict[int, int] = {}
+    for account_id, value, count in rows:
+        top.setdefault(int(account_id), []).append(float(value))
+        engaged[int(account_id)] = int(count)
+    met: dict[int, dict[str, float]] = {}
+    if cfg.pqa is not None:
+        tested = set(cfg.pqa.rules_met)
+        contacts = dict(
+            conn.execute(
+                select(leads.c.id, leads.c.account_id).where(in_values(leads.c.account_id, account_ids))
+            ).all()
+        )
+        for line in read_lines(conn, sorted(contacts), score_name, nonzero=True):
+            if line["rule_id"] in tested:
+                account = met.setdefault(int(contacts[int(line["lead_id"])]), {})
+                _most_points(account, str(line["rule_id"]), float(line["score_points"]))
+    return top, engaged, met
+
+
+def _scored_committees(
+    conn: Connection,
+    model: ScoringModel,
+    cfg: Accounts,
+    sources: Sources,
+    account_ids: Sequence[int],
+    as_of: int,
+) -> Committees:
+    """``Committees`` from every contact scored as of ``as_of`` with her attributes as known then
+    (``account_scores(past=True)``)."""
+    contacts = dict(
+        conn.execute(select(leads.c.id, leads.c.account_id).where(leads.c.account_id.in_(account_ids))).all()
+    )
+    pairs = [(c, as_of) for c in sorted(contacts)]
+    engagement: dict[int, list[float]] = {}
+    engaged: dict[int, int] = {}
+    met: dict[int, dict[str, float]] = {}
+    for lg in score_as_known(conn, model, sources, pairs, explain=True).values():
+        account_id = int(contacts[lg.lead_id])
+        engagement.setdefault(account_id, []).append(lg.engagement_score)
+        engaged[account_id] = engaged.get(account_id, 0) + is_engaged(cfg, lg.engagement_score)
+        for line in lg.lines:
+            _most_points(met.setdefault(account_id, {}), line.rule_id, line.score_points)
+    return engagement, engaged, met
 
 
 def accounts_section(conn: Connection) -> Accounts | None:
@@ -163,7 +258,7 @@ def named_account_scores(
     scoring = account_scoring(conn, score)
     if scoring is None:
         return {}
-    return account_scores(conn, *scoring, account_ids, as_of)
+    return account_scores(conn, *scoring, account_ids, as_of, score_name=resolve(conn, score))
 
 
 def account_scoring(conn: Connection, score: str | None) -> tuple[ScoringModel, Accounts] | None:

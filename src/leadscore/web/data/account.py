@@ -2,9 +2,11 @@
 scores and stages, the buying committee's activity per week by contact, the account score over time and
 its MQA status with the stage moves behind it.
 
-The account score at each week is ``lifecycle.accounts.named_account_scores`` of the score picked as of that
-time, each contact with her attributes as known then (as her history reads her past score): the compiled query over the account's fit and its contacts' engagement, the same numbers the
-lifecycle stores and moves the account's stage with (on the primary score). The account's score on every
+The account score at each week is ``lifecycle.accounts.account_scores`` of the score picked as of that
+time, each contact with her attributes as known then (as her history reads her past score): the compiled
+query over the account's fit and its contacts' engagement; now's point reads the contacts' stored scores,
+the same numbers the lifecycle stores and moves the account's stage with (on the primary score). A page
+scores at most ``SCORED_CONTACT_WEEKS`` contact-weeks, so a crowded account charts fewer past weeks. The account's score on every
 named score, side by side, comes from the same function. Nothing here computes a score of its own.
 """
 
@@ -28,6 +30,10 @@ from leadscore.store.score_names import live_scores, resolve, scores_of
 WEEK_MS = 7 * 86_400_000
 MONDAY_MS = 3 * 86_400_000  # 1970-01-01 was a Thursday: weeks from Monday are (ms + 3 days) // 7 days
 SCORE_WEEKS = 26  # the account score is charted at most at this many week ends, the last being now
+# each past week end scores every contact as of then (``account_scores(past=True)``): a page view scores at
+# most this many contact-weeks, so a crowded account charts fewer past weeks (20,000 contacts at 26 weeks
+# were 56.7 CPU-s a page view; a write key can build one); now's point reads the stored scores
+SCORED_CONTACT_WEEKS = 10_000
 CHARTED_CONTACTS = 6  # the most active contacts get a series each; the rest are summed as "others"
 
 
@@ -40,6 +46,7 @@ class AccountView:
     activity: dict[str, Any] = field(default_factory=dict)  # a bar chart: events per week by contact
     history: list[dict[str, Any]] = field(default_factory=list)  # {"t", "score", "fit", "engagement", ...}
     scores: list[dict[str, Any]] = field(default_factory=list)  # the account score per named score, now
+    weeks_left_out: int = 0  # past week ends with activity the chart leaves out (``SCORED_CONTACT_WEEKS``)
 
     @property
     def name(self) -> str:
@@ -132,25 +139,35 @@ def activity(conn: Connection, contacts: list[dict[str, Any]]) -> tuple[dict[str
     return chart, first
 
 
-def score_times(first_ms: int, now_ms: int) -> list[int]:
-    """Week ends from the first activity to now (the last point is now), at most ``SCORE_WEEKS`` of them."""
+def score_times(first_ms: int, now_ms: int, contacts: int = 0) -> tuple[list[int], int]:
+    """Week ends from the first activity to now (the last point is now), at most ``SCORE_WEEKS`` of them and
+    at most ``SCORED_CONTACT_WEEKS`` / ``contacts`` past ones; and how many past ones that leaves out."""
     start = max(first_ms, now_ms - (SCORE_WEEKS - 1) * WEEK_MS)
-    times = list(range(now_ms, start - 1, -WEEK_MS))
-    return sorted(times)
+    past = list(range(now_ms - WEEK_MS, start - 1, -WEEK_MS))
+    kept = past[: SCORED_CONTACT_WEEKS // contacts] if contacts else past
+    return sorted([now_ms, *kept]), len(past) - len(kept)
 
 
 def score_history(
-    conn: Connection, cfg: Accounts | None, score: str, account_id: int, first_ms: int | None, now_ms: int
-) -> list[dict[str, Any]]:
+    conn: Connection,
+    cfg: Accounts | None,
+    score: str,
+    account_id: int,
+    first_ms: int | None,
+    now_ms: int,
+    contacts: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
     """The account score on the named score as of each week end (``named_account_scores``, its model and
     accounts section read once): the past weeks' with the contacts' attributes as known then, as their
-    score history reads them (``account_scores(past=True)``), the last one now's."""
+    score history reads them (``account_scores(past=True)``), the last one now's; and the past week ends
+    left out for the account's ``contacts`` (``score_times``)."""
     scoring = account_scoring(conn, score) if cfg is not None and first_ms is not None else None
     if scoring is None or first_ms is None:
-        return []
+        return [], 0
     out = []
-    for t in score_times(first_ms, now_ms):
-        s = account_scores(conn, *scoring, [account_id], t, past=t < now_ms).get(account_id)
+    times, left_out = score_times(first_ms, now_ms, contacts)
+    for t in times:
+        s = account_scores(conn, *scoring, [account_id], t, past=t < now_ms, score_name=score).get(account_id)
         if s is not None:
             out.append(
                 {
@@ -163,7 +180,7 @@ def score_history(
                     "stage": s.stage(scoring[1]),
                 }
             )
-    return out
+    return out, left_out
 
 
 def by_score(conn: Connection, cfg: Accounts | None, account_id: int, now_ms: int) -> list[dict[str, Any]]:
@@ -198,6 +215,8 @@ def load(
     view.moves = account_history(conn, account_id)
     view.activity = chart
     cfg = lifecycle.accounts if lifecycle is not None else None
-    view.history = score_history(conn, cfg, resolve(conn, score), account_id, first, now_ms)
+    view.history, view.weeks_left_out = score_history(
+        conn, cfg, resolve(conn, score), account_id, first, now_ms, len(contacts)
+    )
     view.scores = by_score(conn, cfg, account_id, now_ms)
     return view

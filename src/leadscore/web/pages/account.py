@@ -60,6 +60,7 @@ def account_page(
         view=view,
         cfg=cfg,
         score_chart=_score_chart(view.history),
+        scored_contact_weeks=f"{account_data.SCORED_CONTACT_WEEKS:,}",
         product=product,
         score=score,
         score_names=names,
