@@ -167,6 +167,14 @@ def ready_for_handoff(
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def handoff_page(
+    conn: Connection, lifecycle: Lifecycle, view: ScoreView | None, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows ``offset`` to ``offset + limit`` of ``ready_for_handoff`` (read as such from the store, however
+    long the queue) and how many it has in all: the page the API and the CLI report."""
+    return ready_for_handoff(conn, lifecycle, view, limit, offset), count_ready(conn, lifecycle, view)
+
+
 def handoff_query(lifecycle: Lifecycle, view: ScoreView | None = None) -> Select[Any] | None:
     """SQL: ``ready_for_handoff``'s rows, in its order (the desk filters, orders and pages it); None
     without handoff stages."""
