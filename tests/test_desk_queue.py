@@ -195,8 +195,7 @@ def test_a_handled_assignment_has_no_clock_on_the_desk_or_in_the_digest(store: S
     run = round_(store, T0 + 2 * DAY)
     with store.connect() as conn:
         page = desk(conn, model, lifecycle, "lena@vendor.example", "rep", True)
-        notes = digest_notes(conn, model, ready_for_handoff(conn, lifecycle), "lena@vendor.example",
-                             settings(), T0 + 2 * DAY)  # fmt: skip
+        notes, _ = digest_notes(conn, model, "lena@vendor.example", settings(), T0 + 2 * DAY)
     assert run.escalated == 0
     assert [(r["lead_id"], r["stage"], r["seller"], r["due_ms"]) for r in page.mine] == [
         (ann, "sql", "lena", None)

@@ -7,13 +7,11 @@ A manager is a user with the admin role (every lead) or the manager of a team in
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import ColumnElement, case
 
 from leadscore.model import Lifecycle
-
-Whose = Literal["mine", "team"]
 
 
 def managed_teams(lifecycle: Lifecycle, email: str) -> frozenset[str]:
@@ -49,16 +47,6 @@ def sellers_of(lifecycle: Lifecycle, email: str) -> frozenset[str]:
     )
 
 
-def whose(lifecycle: Lifecycle, row: dict[str, Any], email: str, teams: frozenset[str]) -> Whose | None:
-    """A handoff row (``lifecycle.reports.ready_for_handoff``) seen by ``email``, who manages ``teams``:
-    their own, their team's, or neither."""
-    if row.get("seller") in sellers_of(lifecycle, email):
-        return "mine"
-    if row.get("team") in teams:
-        return "team"
-    return None
-
-
 def whose_rank(
     lifecycle: Lifecycle,
     seller: ColumnElement[Any],
@@ -66,6 +54,7 @@ def whose_rank(
     email: str,
     teams: frozenset[str],
 ) -> ColumnElement[int]:
-    """``whose`` in SQL, over a query's seller and team columns: 0 their own, 1 their team's, 2 neither
-    (the desk filters, orders and pages its rows by it)."""
+    """Whose a handoff row (``lifecycle.reports.handoff_query``) is for ``email``, who manages ``teams``,
+    in SQL over the query's seller and team columns: 0 their own, 1 their team's, 2 neither (the desk and
+    the digest filter, order and page their rows by it)."""
     return case((seller.in_(sellers_of(lifecycle, email)), 0), (team.in_(teams), 1), else_=2)

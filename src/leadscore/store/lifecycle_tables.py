@@ -222,9 +222,7 @@ def next_in_rotation(conn: Connection, team: str, working: Sequence[bool]) -> in
         query = query.with_for_update()
     position = int(conn.execute(query).scalar_one())
     step = next((k for k in range(size) if working[(position + k) % size]), 0)
-    conn.execute(
-        update(team_cursors).where(team_cursors.c.team == team).values(position=position + step + 1)
-    )
+    conn.execute(update(team_cursors).where(team_cursors.c.team == team).values(position=position + step + 1))
     return (position + step) % size
 
 
