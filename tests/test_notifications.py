@@ -20,7 +20,6 @@ from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app
 from leadscore.lifecycle.notify import digest_notes, send_digests
 from leadscore.lifecycle.outbox import Deliverer, deliver_due
-from leadscore.lifecycle.reports import ready_for_handoff
 from leadscore.lifecycle.runner import run_round
 from leadscore.privacy.erase import erase
 from leadscore.privacy.person import find_person
