@@ -3,10 +3,17 @@ to users (``lifecycle.notify``).
 
 A manager is a user with the admin role (every lead) or the manager of a team in the model's lifecycle
 (``teams[].manager.email``: that team's leads). A rep sees and acts on the leads assigned to them only.
+
+A rep's accept or reject is their decision on the hand-off they were given. Once its assignment is
+handled (accepted, by them or their manager, or converted by an SQL outcome), that decision is made: a
+rep no longer rejects the lead (``reject_refused``), not even where the model lets a lead be rejected
+from SQL. Turning down a lead sales already took is a later disqualification (``decisions``), which the
+team's manager or an admin gives, or the CRM reports as the outcome ``disqualified``.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case
@@ -37,6 +44,24 @@ def may_act(lifecycle: Lifecycle, assignment: dict[str, Any] | None, email: str,
     if seller is not None and seller.lower() == email.lower():
         return True
     return assignment.get("team") in managed_teams(lifecycle, email)
+
+
+def reject_refused(
+    lifecycle: Lifecycle, assignment: dict[str, Any] | None, email: str, role: str
+) -> str | None:
+    """Why the user, who may act on the lead (``may_act``), may not reject it: its (latest) assignment
+    was handled and they are a rep, not its team's manager nor an admin; None when they may."""
+    if assignment is None or assignment.get("touched_ms") is None or role == "admin":
+        return None
+    if assignment.get("team") in managed_teams(lifecycle, email):
+        return None
+    handled = assignment["touched_ms"]
+    day = datetime.fromtimestamp(int(handled) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"this lead's hand-off was already handled on {day} UTC (accepted, or converted by an outcome), "
+        "so it is no longer a seller's to reject; to turn it down now, ask the team's manager, or record "
+        "the outcome 'disqualified'"
+    )
 
 
 def sellers_of(lifecycle: Lifecycle, email: str) -> frozenset[str]:
