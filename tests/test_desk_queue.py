@@ -195,10 +195,67 @@ def test_a_handled_assignment_has_no_clock_on_the_desk_or_in_the_digest(store: S
     run = round_(store, T0 + 2 * DAY)
     with store.connect() as conn:
         page = desk(conn, model, lifecycle, "lena@vendor.example", "rep", True)
-        notes = digest_notes(conn, model, ready_for_handoff(conn, lifecycle), "lena@vendor.example",
-                             settings(), T0 + 2 * DAY)  # fmt: skip
+        notes, _ = digest_notes(conn, model, "lena@vendor.example", settings(), T0 + 2 * DAY)
     assert run.escalated == 0
     assert [(r["lead_id"], r["stage"], r["seller"], r["due_ms"]) for r in page.mine] == [
         (ann, "sql", "lena", None)
     ]
     assert ([n.lead_id for n in notes["overdue"]], [n.lead_id for n in notes["waiting"]]) == ([], [ann])
+
+
+def test_a_rep_no_longer_rejects_a_lead_whose_hand_off_was_handled(store: Store) -> None:
+    """As above: Lena accepted Ann into SQL at day 1 + 1 h, and SQL became a hand-off stage; the model lets
+    a lead be rejected from SQL, and Ann's newest assignment, the handled MQL one, is Lena's. Lena's
+    decision is made: her desk row and Ann's page offer no reject, and a reject she posts is refused
+    (409, saying why) with Ann left in SQL. Tom, EMEA's manager, may still turn Ann down (a later
+    disqualification): his desk row offers it and his reject moves her to recycled."""
+    from leadscore.api import create_app
+    from leadscore.auth.passwords import hash_password
+    from leadscore.settings import Settings
+    from leadscore.store.users import add_user
+    from live_server import serving
+    from web_support import PASSWORD, csrf_of, signed_in
+
+    publish(store, loads_model(MODEL))
+    send(store, [person("ann"), *points("ann", 70)])
+    round_(store, T0 + DAY)
+    with store.connect() as conn:
+        ann = int(find_lead(conn, external_id="ann") or 0)
+    give_feedback(store, loads_model(MODEL), ann, "accepted", reason=None, note="", by="lena",
+                  at_ms=T0 + DAY + HOUR, settings=settings(), now_ms=T0 + DAY + HOUR)  # fmt: skip
+    model = _model()
+    publish(store, model)
+    lifecycle = model.lifecycle
+    assert lifecycle is not None
+    round_(store, T0 + 2 * DAY)
+    with store.begin() as conn:
+        for email in ("lena@vendor.example", "tom@vendor.example"):
+            add_user(conn, email, email.split("@")[0].title(), "sales", hash_password(PASSWORD), 0)
+    with store.connect() as conn:
+        lenas = desk(conn, model, lifecycle, "lena@vendor.example", "sales", True)
+        toms = desk(conn, model, lifecycle, "tom@vendor.example", "sales", True)
+    assert [(r["lead_id"], r["stage"], r["can_accept"], r["can_reject"]) for r in lenas.mine] == [
+        (ann, "sql", False, False)
+    ]
+    assert [(r["lead_id"], r["can_reject"]) for r in toms.team] == [(ann, True)]
+
+    def stage() -> str:
+        with store.connect() as conn:
+            return str(
+                conn.execute(text(f"SELECT stage FROM lead_stages WHERE lead_id = {ann}")).scalar_one()
+            )
+
+    app = create_app(Settings(database_url="unused", run_processor=False), store=store)
+    rejection = {"decision": "rejected", "reason": "no_budget"}
+    with serving(app) as url:
+        with signed_in(url, "lena@vendor.example") as client:
+            page = client.get(f"/leads/{ann}")
+            assert 'value="rejected"' not in page.text and "Not yours to reject any more" in page.text
+            refused = client.post(f"/leads/{ann}/feedback", data={**rejection, "csrf_token": csrf_of(client)})
+            assert refused.status_code == 409
+            assert "already handled on 2024-05-02 01:00 UTC" in refused.text
+        assert stage() == "sql"
+        with signed_in(url, "tom@vendor.example") as client:
+            done = client.post(f"/leads/{ann}/feedback", data={**rejection, "csrf_token": csrf_of(client)})
+            assert done.status_code == 303
+    assert stage() == "recycled"

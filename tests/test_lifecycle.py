@@ -405,8 +405,9 @@ def test_a_disabled_seller_gets_no_new_leads(lc_store: Store) -> None:
     """A seller whose dashboard user is disabled has left: the rotation passes over her and her accounts
     get a new owner. EMEA's rotation is [Lena, Paul, Ines]. Acme's first contact takes position 0 (Lena,
     who becomes Acme's owner). Lena's user is then disabled: Acme's second contact goes round the rotation
-    of the sellers left, [Paul, Ines], at position 1 (Ines, the new owner), its third to Ines as the owner,
-    and Bob (no account) takes position 2 of [Paul, Ines]: Paul."""
+    to the seller after Lena, Paul (the new owner), its third to Paul as the owner, and Bob (no account)
+    takes the turn after Paul's: Ines. (Counting turns over [Paul, Ines] gave Ines then Paul: Paul lost
+    the turn after Lena's.)"""
     from leadscore.store.users import add_user, disable_user
 
     acme = [
@@ -426,9 +427,35 @@ def test_a_disabled_seller_gets_no_new_leads(lc_store: Store) -> None:
     with lc_store.connect() as conn:
         rows = {a["lead_id"]: (a["seller"], a["reason"]) for a in list_assignments(conn)}
     assert rows[lead(lc_store, "acct1")] == ("lena", "default")
-    assert rows[lead(lc_store, "acct2")] == ("ines", "default")
-    assert rows[lead(lc_store, "acct3")] == ("ines", "account_owner")
-    assert rows[lead(lc_store, "bob")] == ("paul", "default")
+    assert rows[lead(lc_store, "acct2")] == ("paul", "default")
+    assert rows[lead(lc_store, "acct3")] == ("paul", "account_owner")
+    assert rows[lead(lc_store, "bob")] == ("ines", "default")
+
+
+def test_the_rotation_goes_on_after_the_last_seller_served(lc_store: Store) -> None:
+    """Each turn goes to the seller after the last one served, in the team's order, passing over those
+    who left. EMEA's rotation is [Lena, Paul, Ines], leads without an account (no owner): a1 Lena, a2
+    Paul; Paul leaves (his user disabled): a3 Ines (after Paul), a4 Lena, a5 Ines (Paul passed over);
+    Paul comes back (his user enabled): a6 Lena (after Ines), a7 Paul. Counting turns over the shrunken
+    list gave a3 Lena (position 2 of [Lena, Ines]): Ines lost her turn, Lena had two in three."""
+    from leadscore.store.users import add_user, disable_user, enable_user
+
+    with lc_store.begin() as conn:
+        paul = add_user(conn, "paul@vendor.example", "Paul Martin", "sales", "x", T0)
+    users = [f"a{i}" for i in range(1, 8)]
+    for i, user in enumerate(users, start=1):
+        if user == "a3":
+            with lc_store.begin() as conn:
+                disable_user(conn, paul.id, T0 + i * DAY)
+        if user == "a6":
+            with lc_store.begin() as conn:
+                enable_user(conn, paul.id)
+        send(lc_store, [person(user), *points(user, 61, at=T0 + i * DAY)])
+        round_(lc_store, T0 + i * DAY)
+    with lc_store.connect() as conn:
+        rows = {a["lead_id"]: a["seller"] for a in list_assignments(conn)}
+    got = [rows[lead(lc_store, user)] for user in users]
+    assert got == ["lena", "paul", "ines", "lena", "ines", "lena", "paul"]
 
 
 def test_a_manager_reassigns_an_open_assignment(lc_store: Store) -> None:

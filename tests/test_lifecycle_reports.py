@@ -136,3 +136,28 @@ def test_reports_by_hand(store: Store) -> None:
     assert warmer_today == []
     assert [r["lead_id"] for r in nurtured] == [ids["bob"], ids["cat"]]  # recycled 70, lead 10
     assert [(r["lead_id"], r["team"]) for r in handoff] == [(ids["dan"], "emea")]
+
+
+def test_the_handoff_report_pages_the_queue(store: Store) -> None:
+    """``leadscore reports handoff`` lists a page of the queue and says how many more there are: ann
+    (score 75), bob (70) and cat (65) are MQLs, hottest first; ``--limit 2`` lists ann and bob and says
+    "1 more: --offset 2" (on stderr with JSON, which stays one document); ``--offset 2`` lists cat and
+    says nothing more; the table says the queue's total (3)."""
+    publish(store, model())
+    send(store, [person("ann"), person("bob"), person("cat")])
+    send(store, [*points("ann", 75), *points("bob", 70), *points("cat", 65)])
+    run_round(store, settings(), now_ms=T0 + DAY, deliver=False)
+    with store.connect() as conn:
+        ids = {u: find_lead(conn, external_id=u) for u in ("ann", "bob", "cat")}
+    base = ["reports", "handoff", "--db", store.url]
+    first = CliRunner().invoke(app, [*base, "-f", "json", "--limit", "2"])
+    assert first.exit_code == 0, first.output
+    assert [r["lead_id"] for r in json.loads(first.stdout)] == [ids["ann"], ids["bob"]]
+    assert first.stderr.strip() == "1 more: --offset 2"
+    rest = CliRunner().invoke(app, [*base, "-f", "json", "--limit", "2", "--offset", "2"])
+    assert rest.exit_code == 0, rest.output
+    assert [r["lead_id"] for r in json.loads(rest.stdout)] == [ids["cat"]]
+    assert rest.stderr == ""
+    table = CliRunner().invoke(app, [*base, "--limit", "1"])
+    assert table.exit_code == 0, table.output
+    assert "Ready for handoff (3 in all)" in table.stdout and "2 more: --offset 1" in table.stdout

@@ -20,7 +20,6 @@ from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app
 from leadscore.lifecycle.notify import digest_notes, send_digests
 from leadscore.lifecycle.outbox import Deliverer, deliver_due
-from leadscore.lifecycle.reports import ready_for_handoff
 from leadscore.lifecycle.runner import run_round
 from leadscore.privacy.erase import erase
 from leadscore.privacy.person import find_person
@@ -411,8 +410,7 @@ def test_past_the_sla_is_one_moment_for_the_escalation_and_the_digest(store: Sto
     anna = _mql(store, "anna", 70, 3, cfg, NOW - 4 * HOUR)
     with store.connect() as conn:
         assert [a["lead_id"] for a in claim_breaches(conn, NOW)] == [anna]
-        queue = ready_for_handoff(conn, model().lifecycle)
-        notes = digest_notes(conn, model(), queue, MANAGER, cfg, NOW)
+        notes, _ = digest_notes(conn, model(), MANAGER, cfg, NOW)
     assert [n.lead_id for n in notes["overdue"]] == [anna]
     assert notes["new"] == [] and notes["waiting"] == []
 
@@ -471,3 +469,59 @@ def test_a_leads_address_that_is_not_one_address_is_not_mailed(address: str) -> 
         assert (bad.status, good.status) == ("fail", "ok")
         assert "is not one e-mail address" in bad.detail
         assert [m["To"] for m in mailbox.messages] == ["anna@anna.example"]
+
+
+def test_a_digest_reads_a_page_of_the_queue_however_long_it_is(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tom's digest lists 3 leads a section (``DIGEST_SHOWN`` made 3) and counts the rest: on day 1 six
+    EMEA leads (scores 61 to 66) are past their SLA (assigned 5 h before, SLA 4 h), on day 2 six more
+    (67 to 72): twelve. Both digests read the same rows from the store (the page of 3 with their reasons,
+    a count per section), not the 6 and then 12 leads of the queue with all their reasons; day 2's lists
+    the hottest three (72, 71, 70) and says "and 9 more" with the desk's link."""
+    from sqlalchemy import event
+
+    from leadscore.lifecycle import notify
+
+    monkeypatch.setattr(notify, "DIGEST_SHOWN", 3)
+    publish(store, model())
+    cfg = settings()
+    _users(store, None, mail_digest=True)
+    statements: list[tuple[str, object]] = []
+
+    def seen(_c: object, _cursor: object, statement: str, parameters: object, _ctx: object, _m: bool) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            statements.append((statement, parameters))
+
+    def rows_read(now_ms: int) -> int:
+        """Rows the manager's digest at ``now_ms`` read: each SELECT it ran, counted again."""
+        statements.clear()
+        event.listen(store.engine, "after_cursor_execute", seen)
+        try:
+            assert send_digests(store, model(), cfg, now_ms, email=MANAGER).sent == 1
+        finally:
+            event.remove(store.engine, "after_cursor_execute", seen)
+        with store.connect() as conn:
+            return sum(
+                int(conn.exec_driver_sql(f"SELECT count(*) FROM ({sql}) AS read_rows", params).scalar_one())
+                for sql, params in statements
+            )
+
+    def mqls(names: list[str], first_score: int, now_ms: int) -> None:
+        send(store, [m for i, u in enumerate(names) for m in (person(u), *points(u, first_score + i))])
+        run_round(store, cfg, now_ms=now_ms, timers=False, deliver=False)
+
+    mqls([f"a{i}" for i in range(6)], 61, NOW - 5 * HOUR)
+    day1 = rows_read(NOW)
+    mqls([f"b{i}" for i in range(6)], 67, NOW + DAY - 5 * HOUR)
+    day2 = rows_read(NOW + DAY)
+    assert day2 == day1
+    with store.connect() as conn:
+        row = next(r for r in read_outbox(conn) if r["key"].endswith(":2024-05-07:mail"))
+        told = conn.execute(digest_leads.select().where(digest_leads.c.outbox_id == row["id"])).all()
+    assert row["payload"]["subject"] == "Your leads on 2024-05-07: 12 past their sla"
+    body = row["payload"]["body"]
+    listed = re.findall(r"^- (B\d) \(", body, flags=re.M)
+    assert listed == ["B5", "B4", "B3"]
+    assert "Past their SLA (12):\n" in body and f"- and 9 more: {PUBLIC}/handoff\n" in body
+    assert len(told) == 3

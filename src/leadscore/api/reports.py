@@ -61,8 +61,7 @@ def handoff(
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
         view = view_of(conn, lifecycle, score)
-        rows = reports.ready_for_handoff(conn, lifecycle, view, limit=limit, offset=offset)
-        total = reports.count_ready(conn, lifecycle, view)
+        rows, total = reports.handoff_page(conn, lifecycle, view, limit, offset)
         return {"ok": True, "leads": rows, "total": total, "limit": limit, "offset": offset}
 
 

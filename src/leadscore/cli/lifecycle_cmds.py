@@ -352,16 +352,30 @@ def report_warmer(
 
 
 @reports_app.command("handoff")
-def report_handoff(fmt: Format = "table", score: ScoreName = None, db: Db = None) -> None:
+def report_handoff(
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Leads listed, hottest first.")] = 100,
+    offset: Annotated[int, typer.Option(min=0, help="Leads skipped first.")] = 0,
+    fmt: Format = "table",
+    score: ScoreName = None,
+    db: Db = None,
+) -> None:
     """Ready for handoff: leads in the handoff stage with their seller and SLA deadline (--score: that
-    score's team's queue, with that score)."""
+    score's team's queue, with that score), a page at a time; how many more there are is said after the
+    page (on stderr with --format csv or json, so the output stays one document)."""
     from leadscore.lifecycle import reports
     from leadscore.lifecycle.score_stages import view_of
 
     with open_store(db) as store, store.connect() as conn:
         lifecycle = _lifecycle(store)
-        rows = reports.ready_for_handoff(conn, lifecycle, view_of(conn, lifecycle, score))
-        _report(rows, fmt, "Ready for handoff")
+        rows, total = reports.handoff_page(conn, lifecycle, view_of(conn, lifecycle, score), limit, offset)
+        _report(rows, fmt, f"Ready for handoff ({total:,} in all)")
+        more = total - offset - len(rows)
+        if more > 0:
+            line = f"{more:,} more: --offset {offset + len(rows)}"
+            if fmt == "table":
+                console.print(line, highlight=False)
+            else:
+                typer.echo(line, err=True)
 
 
 @reports_app.command("funnel")

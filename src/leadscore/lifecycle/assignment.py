@@ -76,8 +76,8 @@ def assign(
         team = lifecycle.team(team_id)
         # a disabled seller takes no turn; a team whose sellers are all disabled still gets its leads
         # (its manager's SLA escalation is then what moves them)
-        turns = [s for s in team.sellers if working(s)] or list(team.sellers)
-        seller_id = turns[next_in_rotation(conn, team.id, len(turns))].id
+        turn = next_in_rotation(conn, team.id, [working(s) for s in team.sellers])
+        seller_id = team.sellers[turn].id
         if rules.sticky_accounts and account_id is not None:
             # an owner who left the team (a version without them, or disabled) hands the account over
             left = next((o["seller"] for o in owners if o["team"] == team.id), None)

@@ -9,10 +9,15 @@ deadline that ``attempt_deadline`` sets for the calling thread (the client is sy
 runs in one worker thread, which is what the context variable follows); ``lifecycle.smtp`` does the same for
 smtplib. ``resolve`` bounds the name lookup, which no socket timeout reaches (``getaddrinfo`` blocks for as
 long as the system resolver likes): it runs in a small thread pool and is waited on with the time left.
+
+An attempt may also be cancelled before its deadline (``Cancel``, set for the thread by ``cancellable``: the
+deliverer stopping): every socket the attempt waits on is shut down, which ends a blocked read or write at
+once, and every later wait raises as a deadline passed would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -36,6 +41,60 @@ T = TypeVar("T")
 _DEADLINE: ContextVar[float | None] = ContextVar("leadscore_webhook_deadline", default=None)
 # an attempt to a URL a dashboard user gave: the private networks it may reach anyway (None: any address)
 _PUBLIC_ONLY: ContextVar[tuple[Network, ...] | None] = ContextVar("leadscore_webhook_public", default=None)
+_CANCEL: ContextVar[Cancel | None] = ContextVar("leadscore_attempt_cancel", default=None)
+LOOKUP_POLL_S = 0.05  # how often a wait on a name lookup looks whether its attempt was cancelled
+
+
+class Cancel:
+    """One attempt's way to be ended early from another thread: ``cancel()`` shuts down the sockets it
+    waits on (``guard``) and makes every later wait of it raise (``time_left``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.cancelled = False
+
+    def guard(self, sock: socket.socket | None) -> None:
+        """``sock`` is shut down when the attempt is cancelled (at once if it already is)."""
+        if sock is None:
+            return
+        with self._lock:
+            if not self.cancelled:
+                if not any(s is sock for s in self._sockets):
+                    self._sockets.append(sock)
+                return
+        _shut(sock)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # the plain socket's shutdown, also for a TLS one (whose own would drop its TLS state under the reader):
+    # a read or write blocked in another thread returns at once, the descriptor is closed by its owner
+    with contextlib.suppress(OSError):  # not connected yet, or already closed
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+@contextmanager
+def cancellable(cancel: Cancel) -> Iterator[None]:
+    """Within the block, this thread's attempt ends early when ``cancel`` is cancelled."""
+    token = _CANCEL.set(cancel)
+    try:
+        yield
+    finally:
+        _CANCEL.reset(token)
+
+
+def guard(sock: socket.socket | None) -> None:
+    """``Cancel.guard`` of the calling thread's attempt (nothing outside one)."""
+    cancel = _CANCEL.get()
+    if cancel is not None:
+        cancel.guard(sock)
 
 
 class RefusedAddress(httpcore.ConnectError):
@@ -74,7 +133,11 @@ def vetted_address(host: str, port: int, allowed: Sequence[Network]) -> str:
 
 
 def time_left(timeout: float | None, timed_out: type[Exception]) -> float | None:
-    """``timeout`` clamped to what is left of the deadline; raises ``timed_out`` once it has passed."""
+    """``timeout`` clamped to what is left of the deadline; raises ``timed_out`` once it has passed or the
+    attempt was cancelled."""
+    cancel = _CANCEL.get()
+    if cancel is not None and cancel.cancelled:
+        raise timed_out("the attempt was cancelled: delivery is stopping")
     deadline = _DEADLINE.get()
     if deadline is None:
         return timeout
@@ -93,11 +156,16 @@ def within_deadline(call: Callable[[], T], timed_out: type[Exception]) -> T:
 
 
 def wait_within_deadline(future: Future[T], timed_out: type[Exception]) -> T:
-    """The future's result, waited on at most what is left of the deadline."""
-    try:
-        return future.result(time_left(None, timed_out))
-    except FutureTimeout:
-        raise timed_out("the name lookup ran past the attempt's total timeout") from None
+    """The future's result, waited on at most what is left of the deadline (a cancelled attempt stops
+    waiting within ``LOOKUP_POLL_S``)."""
+    while True:
+        left = time_left(None, timed_out)
+        polled = _CANCEL.get() is not None and (left is None or left > LOOKUP_POLL_S)
+        try:
+            return future.result(LOOKUP_POLL_S if polled else left)
+        except FutureTimeout:
+            if not polled:
+                raise timed_out("the name lookup ran past the attempt's total timeout") from None
 
 
 def look_up(call: Callable[[], T]) -> Future[T]:
@@ -132,12 +200,17 @@ def _resolve_for_httpcore(host: str, port: int) -> list[str]:
 class _BoundedStream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        self._sock: socket.socket | None = stream.get_extra_info("socket")
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, time_left(timeout, httpcore.ReadTimeout))
+        left = time_left(timeout, httpcore.ReadTimeout)
+        guard(self._sock)  # the attempt reading now: a kept-alive connection serves several in turn
+        return self._stream.read(max_bytes, left)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, time_left(timeout, httpcore.WriteTimeout))
+        left = time_left(timeout, httpcore.WriteTimeout)
+        guard(self._sock)
+        self._stream.write(buffer, left)
 
     def close(self) -> None:
         self._stream.close()

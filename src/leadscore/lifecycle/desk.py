@@ -3,17 +3,22 @@ to users (``lifecycle.notify``).
 
 A manager is a user with the admin role (every lead) or the manager of a team in the model's lifecycle
 (``teams[].manager.email``: that team's leads). A rep sees and acts on the leads assigned to them only.
+
+A rep's accept or reject is their decision on the hand-off they were given. Once its assignment is
+handled (accepted, by them or their manager, or converted by an SQL outcome), that decision is made: a
+rep no longer rejects the lead (``reject_refused``), not even where the model lets a lead be rejected
+from SQL. Turning down a lead sales already took is a later disqualification (``decisions``), which the
+team's manager or an admin gives, or the CRM reports as the outcome ``disqualified``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, case
 
 from leadscore.model import Lifecycle
-
-Whose = Literal["mine", "team"]
 
 
 def managed_teams(lifecycle: Lifecycle, email: str) -> frozenset[str]:
@@ -41,22 +46,30 @@ def may_act(lifecycle: Lifecycle, assignment: dict[str, Any] | None, email: str,
     return assignment.get("team") in managed_teams(lifecycle, email)
 
 
+def reject_refused(
+    lifecycle: Lifecycle, assignment: dict[str, Any] | None, email: str, role: str
+) -> str | None:
+    """Why the user, who may act on the lead (``may_act``), may not reject it: its (latest) assignment
+    was handled and they are a rep, not its team's manager nor an admin; None when they may."""
+    if assignment is None or assignment.get("touched_ms") is None or role == "admin":
+        return None
+    if assignment.get("team") in managed_teams(lifecycle, email):
+        return None
+    handled = assignment["touched_ms"]
+    day = datetime.fromtimestamp(int(handled) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"this lead's hand-off was already handled on {day} UTC (accepted, or converted by an outcome), "
+        "so it is no longer a seller's to reject; to turn it down now, ask the team's manager, or record "
+        "the outcome 'disqualified'"
+    )
+
+
 def sellers_of(lifecycle: Lifecycle, email: str) -> frozenset[str]:
     """Ids of the sellers with this e-mail address (``seller_email``): whose leads are this user's own."""
     ids = (s.id for t in lifecycle.teams for s in t.sellers)
     return frozenset(
         i for i in ids if (found := seller_email(lifecycle, i)) and found.lower() == email.lower()
     )
-
-
-def whose(lifecycle: Lifecycle, row: dict[str, Any], email: str, teams: frozenset[str]) -> Whose | None:
-    """A handoff row (``lifecycle.reports.ready_for_handoff``) seen by ``email``, who manages ``teams``:
-    their own, their team's, or neither."""
-    if row.get("seller") in sellers_of(lifecycle, email):
-        return "mine"
-    if row.get("team") in teams:
-        return "team"
-    return None
 
 
 def whose_rank(
@@ -66,6 +79,7 @@ def whose_rank(
     email: str,
     teams: frozenset[str],
 ) -> ColumnElement[int]:
-    """``whose`` in SQL, over a query's seller and team columns: 0 their own, 1 their team's, 2 neither
-    (the desk filters, orders and pages its rows by it)."""
+    """Whose a handoff row (``lifecycle.reports.handoff_query``) is for ``email``, who manages ``teams``,
+    in SQL over the query's seller and team columns: 0 their own, 1 their team's, 2 neither (the desk and
+    the digest filter, order and page their rows by it)."""
     return case((seller.in_(sellers_of(lifecycle, email)), 0), (team.in_(teams), 1), else_=2)

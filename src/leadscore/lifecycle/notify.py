@@ -24,14 +24,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Connection, delete, literal, select, update
+from sqlalchemy import ColumnElement, Connection, case, delete, func, literal, select, update
 
 from leadscore.lifecycle.context import reason_names
-from leadscore.lifecycle.desk import managed_teams, seller_email, whose
+from leadscore.lifecycle.desk import managed_teams, seller_email, whose_rank
 from leadscore.lifecycle.reasons import rule_names, top_reasons
-from leadscore.lifecycle.reports import ready_for_handoff
+from leadscore.lifecycle.reports import handoff_query
 from leadscore.lifecycle.score_stages import lead_team_score
-from leadscore.lifecycle.sla import overdue
+from leadscore.lifecycle.sla import overdue, past_due
 from leadscore.model import ScoringModel
 from leadscore.scoring.shown import cut_text
 from leadscore.settings import Settings
@@ -46,6 +46,7 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 DIGEST_SHOWN = 25  # leads listed per digest section; the rest are counted, and the desk lists them all
 SLACK_SHOWN = 10  # Slack renders at most 3,000 characters a section
+TITLES = {"overdue": "Past their SLA", "new": "New since yesterday", "waiting": "Waiting for you"}
 
 
 @dataclass(frozen=True)
@@ -238,56 +239,90 @@ def _hour_of(now_ms: int) -> int:
     return datetime.fromtimestamp(now_ms / 1000, tz=UTC).hour
 
 
+def digest_section(due_ms: ColumnElement[Any], assigned_ms: ColumnElement[Any], now_ms: int) -> Any:
+    """SQL: a hand-off row's digest section at ``now_ms``: ``overdue`` (past its SLA: ``sla.past_due``),
+    ``new`` (assigned in the last 24 hours) or ``waiting`` (the rest)."""
+    return case(
+        (past_due(due_ms, now_ms), "overdue"), (assigned_ms > now_ms - DAY_MS, "new"), else_="waiting"
+    )
+
+
 def digest_notes(
     conn: Connection,
     model: ScoringModel,
-    queue: list[dict[str, Any]],
     email: str,
     settings: Settings,
     now_ms: int,
-) -> dict[str, list[Note]]:
-    """The user's leads of the handoff ``queue`` (``ready_for_handoff``; a team's manager: the team's
-    too), in three groups: ``overdue`` (past their SLA), ``new`` (assigned in the last 24 hours) and
-    ``waiting`` (the rest)."""
+) -> tuple[dict[str, list[Note]], dict[str, int]]:
+    """The user's leads of the handoff queue (``reports.handoff_query``; a team's manager: the team's
+    too, ``desk.whose_rank``), in three sections (``digest_section``): the first ``DIGEST_SHOWN`` of
+    each, hottest first, and how many more each has. Counted, sorted and cut in SQL: however long the
+    queue, a digest reads that many rows a section and a count, and tells the reasons of those only."""
     lifecycle = model.lifecycle
     assert lifecycle is not None
+    out: dict[str, list[Note]] = {kind: [] for kind in TITLES}
+    more = dict.fromkeys(TITLES, 0)
+    query = handoff_query(lifecycle)
+    if query is None:
+        return out, more
     teams = managed_teams(lifecycle, email)
+    columns = query.selected_columns
+    rank = whose_rank(lifecycle, columns.seller, columns.team, email, teams)
+    queue = query.order_by(None).add_columns(rank.label("whose_rank")).where(rank < 2).subquery("queue")
+    section = digest_section(queue.c.due_ms, queue.c.assigned_ms, now_ms).label("section")
+    sections = select(section).select_from(queue).subquery("sections")
+    counted = select(sections.c.section, func.count()).group_by(sections.c.section)
+    totals = {str(kind): int(n) for kind, n in conn.execute(counted).all()}
     primary = primary_score(conn)
     names: dict[str, dict[str, str]] = {primary: rule_names(model)}
-    out: dict[str, list[Note]] = {"overdue": [], "new": [], "waiting": []}
-    for row in queue:
-        mine = whose(lifecycle, row, email, teams)
-        if mine is None:
+    for kind in TITLES:
+        if not totals.get(kind):
             continue
-        owner = None
-        if mine == "team":
-            found = lifecycle.seller(row["seller"]) if row.get("seller") else None
-            owner = found[1].name if found is not None else "no one"
-        lead_id = int(row["lead_id"])
-        # the queue's rows hold the primary's score; a lead in another team's stage is told on its score
-        told = lead_team_score(conn, lifecycle, lead_id)
-        if told not in names:
-            names[told] = reason_names(conn, model, told)
-        score, band = (row["score"], row["band"]) if told == primary else _score_row(conn, lead_id, told)
-        note = Note(
-            lead_id=lead_id,
-            name=_name(row["first_name"], row["last_name"], lead_id),
-            company=row["company"],
-            score=None if score is None else float(score),
-            band=band,
-            reasons=top_reasons(conn, names[told], lead_id, score_name=told),
-            link=lead_link(settings, lead_id),
-            due_ms=row.get("due_ms"),
-            owner=owner,
-            score_name=None if told == primary else told,
+        page = (
+            select(queue)
+            .where(section == kind)
+            .order_by(queue.c.score.desc(), queue.c.lead_id)  # ``reports.hottest_first``
+            .limit(DIGEST_SHOWN)
         )
-        if overdue(note.due_ms, now_ms):
-            out["overdue"].append(note)
-        elif row.get("assigned_ms") is not None and int(row["assigned_ms"]) > now_ms - DAY_MS:
-            out["new"].append(note)
-        else:
-            out["waiting"].append(note)
-    return out
+        for found in conn.execute(page).mappings():
+            out[kind].append(_note(conn, model, dict(found), names, primary, settings))
+        more[kind] = totals[kind] - len(out[kind])
+    return out, more
+
+
+def _note(
+    conn: Connection,
+    model: ScoringModel,
+    row: dict[str, Any],
+    names: dict[str, dict[str, str]],
+    primary: str,
+    settings: Settings,
+) -> Note:
+    """A digest's hand-off ``row`` as told (``names``: the rule names of each score read so far)."""
+    lifecycle = model.lifecycle
+    assert lifecycle is not None
+    owner = None
+    if row["whose_rank"] == 1:  # the team's, in its manager's digest
+        found = lifecycle.seller(row["seller"]) if row.get("seller") else None
+        owner = found[1].name if found is not None else "no one"
+    lead_id = int(row["lead_id"])
+    # the queue's rows hold the primary's score; a lead in another team's stage is told on its score
+    told = lead_team_score(conn, lifecycle, lead_id)
+    if told not in names:
+        names[told] = reason_names(conn, model, told)
+    score, band = (row["score"], row["band"]) if told == primary else _score_row(conn, lead_id, told)
+    return Note(
+        lead_id=lead_id,
+        name=_name(row["first_name"], row["last_name"], lead_id),
+        company=row["company"],
+        score=None if score is None else float(score),
+        band=band,
+        reasons=top_reasons(conn, names[told], lead_id, score_name=told),
+        link=lead_link(settings, lead_id),
+        due_ms=row.get("due_ms"),
+        owner=owner,
+        score_name=None if told == primary else told,
+    )
 
 
 def _score_row(conn: Connection, lead_id: int, score_name: str) -> tuple[float | None, str | None]:
@@ -297,34 +332,36 @@ def _score_row(conn: Connection, lead_id: int, score_name: str) -> tuple[float |
     return (None, None) if found is None else (found[0], found[1])
 
 
-TITLES = {"overdue": "Past their SLA", "new": "New since yesterday", "waiting": "Waiting for you"}
-
-
 def digest_messages(
-    notes: dict[str, list[Note]], day: str, link: str, now_ms: int
+    notes: dict[str, list[Note]], day: str, link: str, now_ms: int, more: dict[str, int] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(mail subject and body, Slack body) of a user's digest; ``link``: the desk's (``desk_link``)."""
-    counts = ", ".join(f"{len(notes[k])} {TITLES[k].lower()}" for k in TITLES if notes[k])
+    """(mail subject and body, Slack body) of a user's digest; ``link``: the desk's (``desk_link``);
+    ``more``: how many leads each section has beyond the notes (``digest_notes``), counted and linked to
+    the desk, which lists them all."""
+    more = more or {}
+    totals = {k: len(notes[k]) + more.get(k, 0) for k in TITLES}
+    counts = ", ".join(f"{totals[k]:,} {TITLES[k].lower()}" for k in TITLES if totals[k])
     body = [f"Your leads on {day}: {counts}.", ""]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Your leads on {day}*: {counts}"}}
     ]
     for kind, title in TITLES.items():
         group = notes[kind]
-        if not group:
+        if not totals[kind]:
             continue
-        body.append(f"{title} ({len(group)}):")
+        body.append(f"{title} ({totals[kind]:,}):")
         for note in group[:DIGEST_SHOWN]:
             owner = f", {note.owner}'s" if note.owner else ""
             body.append(f"- {_headline(note)}, {_sla(note.due_ms, now_ms)}{owner}")
             body.append(f"  Why: {_reasons_text(note)}")
             body.append(f"  {note.link}")
-        if len(group) > DIGEST_SHOWN:
-            body.append(f"- and {len(group) - DIGEST_SHOWN} more")
+        if totals[kind] > min(len(group), DIGEST_SHOWN):
+            body.append(f"- and {totals[kind] - min(len(group), DIGEST_SHOWN):,} more: {link}")
         body.append("")
         shown = "\n\n".join(_slack_lead(n, now_ms) for n in group[:SLACK_SHOWN])
-        more = f"\n\n…and {len(group) - SLACK_SHOWN} more" if len(group) > SLACK_SHOWN else ""
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n{shown}{more}"}})
+        left = totals[kind] - min(len(group), SLACK_SHOWN)
+        told = f"\n\n<{link}|…and {left:,} more on your desk>" if left > 0 else ""
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n{shown}{told}"}})
     body.append(f"Your desk: {link}")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open your desk>"}]})
     mail = {"subject": f"Your leads on {day}: {counts}", "body": "\n".join(body) + "\n"}
@@ -349,7 +386,6 @@ def send_digests(
     day, hour = day_of(now_ms), _hour_of(now_ms)
     with store.connect() as conn:
         users = [u for u in subscribers(conn) if email is None or u[1] == email.strip().lower()]
-    queue: list[dict[str, Any]] | None = None  # the handoff queue, read once for every digest
     for user_id, address, _, found in users:
         if not (found.mail_digest or found.slack_digest) or hour < found.digest_hour:
             continue
@@ -359,15 +395,14 @@ def send_digests(
             if _enqueued(conn, key):
                 run.already += 1
                 continue
-            if queue is None:
-                queue = ready_for_handoff(conn, model.lifecycle)
-            notes = digest_notes(conn, model, queue, address, settings, now_ms)
+            notes, more = digest_notes(conn, model, address, settings, now_ms)
             if not any(notes.values()):
                 run.empty += 1
                 continue
             link = digest_link(settings, notes)
-            mail, slack = digest_messages(notes, day, link, now_ms)
-            made = {"day": day, "now_ms": now_ms, "link": link}  # what render_again needs besides the notes
+            mail, slack = digest_messages(notes, day, link, now_ms, more)
+            # what render_again needs besides the notes: the leads counted beyond them are only a number
+            made = {"day": day, "now_ms": now_ms, "link": link, "more": more}
             rows = _rows(
                 user_id, address, found, key, "notify.digest", None,
                 mail if found.mail_digest else None, slack if found.slack_digest else None, "digest",
@@ -425,7 +460,8 @@ def render_again(conn: Connection, outbox_ids: Collection[int]) -> tuple[int, in
             continue
         payload = dict(row["payload"])
         made = payload["digest"]
-        mail, slack = digest_messages(notes, made["day"], made["link"], int(made["now_ms"]))
+        more = made.get("more")  # none in a digest made before they were counted apart
+        mail, slack = digest_messages(notes, made["day"], made["link"], int(made["now_ms"]), more)
         if row["channel"] == "mail":
             payload.update(mail)
         else:

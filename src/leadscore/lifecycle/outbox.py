@@ -9,6 +9,14 @@ timeouts, and a circuit breaker per endpoint (``lifecycle.breaker``) stops tryin
 failing until a cool-down has passed. A failed attempt is counted on its row (``failures``, ``last_error``)
 and the row is due again after an exponential backoff with jitter (``next_attempt_ms``, durable), until
 ``max_attempts``; then it is marked failed.
+
+Delivery is at least once: a row is sent again until an attempt is known to have succeeded, with its key
+as the Idempotency-Key (a webhook) or Message-ID (a mail), so a receiver can tell a repeat. ``stop`` cancels
+the attempts in flight (``deadline.Cancel``: their sockets shut down) rather than waiting up to an
+attempt's total timeout for a slow endpoint: each cancelled row is given back, due again at once with the
+attempt not counted (``release``), to be sent by the next deliverer; an attempt that had already
+succeeded is recorded as sent. A receiver that got a cancelled request may see it again, as after any
+attempt whose answer was lost.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from urllib.parse import urlsplit
 
 from leadscore.lifecycle import mail, webhook
 from leadscore.lifecycle.breaker import Breakers
+from leadscore.lifecycle.deadline import Cancel, cancellable
 from leadscore.lifecycle.webhook import Outcome
 from leadscore.model import Lifecycle
 from leadscore.scoring.pipeline import current_model
@@ -128,6 +137,7 @@ class Deliverer:
         self._in_flight: Counter[tuple[str, str, str]] = Counter()
         self._by_channel: Counter[str] = Counter()
         self._client: httpx.Client | None = None
+        self._cancels: set[Cancel] = set()  # the attempts in flight (held under ``_lock``)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leadscore-deliverer", daemon=True)
@@ -142,13 +152,19 @@ class Deliverer:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop claiming; attempts in flight finish (each is bounded by its timeouts)."""
+        """Stop claiming and cancel the attempts in flight: their rows are given back, due again (the
+        attempt not counted), as are those claimed and not yet started; returns once each is recorded."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
+        with self._lock:
+            cancels = list(self._cancels)
+        for cancel in cancels:
+            cancel.cancel()
         for pool in self._pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
+            # the attempts not started yet run too: each sees the stop and gives its row back at once
+            pool.shutdown(wait=True)
         if self._client is not None:
             self._client.close()
 
@@ -240,9 +256,21 @@ class Deliverer:
 
     def _attempt(self, row: dict[str, Any], where: tuple[str, str, str], lifecycle: Lifecycle | None) -> None:
         channel, (host, endpoint, _) = str(row["channel"]), where
+        cancel = Cancel()
+        with self._lock:
+            self._cancels.add(cancel)
+            if self._stop.is_set():
+                cancel.cancel()  # claimed before the stop, started after it: given back unsent
         try:
-            outcome = self._send(row, lifecycle)
-            if outcome is not None:
+            if cancel.cancelled:
+                self._give_back(row)
+                return
+            with cancellable(cancel):
+                outcome = self._send(row, lifecycle)
+            if outcome is not None and outcome.status != "ok" and cancel.cancelled:
+                # ended by the stop, not by the endpoint: no failure of its, the row due again
+                self._give_back(row)
+            elif outcome is not None:
                 # the row first: whoever sees the breaker's state sees the failures that set it
                 self._record(row, outcome)
                 self.breakers.record(endpoint, outcome.status != "retry")
@@ -252,6 +280,7 @@ class Deliverer:
             self.breakers.record(endpoint, False)
         finally:
             with self._idle:
+                self._cancels.discard(cancel)
                 self._by_channel[channel] -= 1
                 self._by_host[host] -= 1
                 if not self._by_host[host]:
@@ -261,6 +290,11 @@ class Deliverer:
                     del self._in_flight[where]
                 self._idle.notify_all()
             self._wake.set()  # room for the next row
+
+    def _give_back(self, row: dict[str, Any]) -> None:
+        """A claimed row not delivered because delivery is stopping: due again now, the attempt uncounted."""
+        with self.store.begin() as conn:
+            release(conn, [int(row["id"])], self.clock_ms())
 
     def _send(self, row: dict[str, Any], lifecycle: Lifecycle | None) -> Outcome | None:
         """One attempt; None when a mail is not sent for lack of consent (the row is marked skipped)."""

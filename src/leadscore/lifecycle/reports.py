@@ -80,7 +80,8 @@ def people_query(
     """SQL: the leads in ``stages`` (every stage: None) that count for ``view``, each with its name,
     company, stage and score (``view.score``'s; the primary without a view), hottest first. ``assigned``:
     with the lead's assignment too (``current_assignment_id``: ``team``, ``seller``, ``due_ms``,
-    ``assigned_ms``; None where it has none; ``due_ms`` None unless a seller still has to act on it)."""
+    ``assigned_ms``, ``handled_ms``; None where it has none; ``due_ms`` None unless a seller still has to
+    act on it, ``handled_ms`` None until a decision or an SQL outcome handled it)."""
     joined = (
         lead_stages.join(leads, leads.c.id == lead_stages.c.lead_id)
         .outerjoin(accounts, accounts.c.id == leads.c.account_id)
@@ -109,6 +110,7 @@ def people_query(
             current.c.seller,
             open_due.scalar_subquery().label("due_ms"),
             current.c.at_ms.label("assigned_ms"),
+            current.c.touched_ms.label("handled_ms"),
         ]
     query = select(*columns).select_from(joined).order_by(*hottest_first())
     if stages is not None:
@@ -165,6 +167,14 @@ def ready_for_handoff(
     if limit is not None:
         query = query.limit(limit).offset(offset)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def handoff_page(
+    conn: Connection, lifecycle: Lifecycle, view: ScoreView | None, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows ``offset`` to ``offset + limit`` of ``ready_for_handoff`` (read as such from the store, however
+    long the queue) and how many it has in all: the page the API and the CLI report."""
+    return ready_for_handoff(conn, lifecycle, view, limit, offset), count_ready(conn, lifecycle, view)
 
 
 def handoff_query(lifecycle: Lifecycle, view: ScoreView | None = None) -> Select[Any] | None:

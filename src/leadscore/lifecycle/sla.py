@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_
 
 from leadscore.ingest.limits import LATEST_MS
 from leadscore.model import duration_seconds
@@ -87,6 +90,11 @@ def overdue(due_ms: int | None, now_ms: int) -> bool:
     the escalation takes it (``store.lifecycle_tables.claim_breaches``: ``due_ms <= now``); the desk, the
     lead page and the digest say so from the same moment."""
     return due_ms is not None and due_ms <= now_ms
+
+
+def past_due(due_ms: ColumnElement[Any], now_ms: int) -> ColumnElement[bool]:
+    """``overdue`` in SQL, over a column of deadlines (the digest sorts its leads by it in the store)."""
+    return and_(due_ms.is_not(None), due_ms <= now_ms)
 
 
 @functools.lru_cache(maxsize=64)

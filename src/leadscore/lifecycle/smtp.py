@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-from leadscore.lifecycle.deadline import look_up, resolve, time_left, wait_within_deadline
+from leadscore.lifecycle.deadline import guard, look_up, resolve, time_left, wait_within_deadline
 
 
 class _BoundedSocket(socket.socket):
@@ -27,6 +27,7 @@ class _BoundedSocket(socket.socket):
 
     def _clamp(self) -> None:
         self.settimeout(time_left(self.op_timeout, TimeoutError))
+        guard(self)  # shut down when the attempt is cancelled (``deadline.Cancel``)
 
     def recv(self, *args: Any) -> bytes:
         self._clamp()

@@ -209,15 +209,21 @@ def leads_in_stages(conn: Connection, stages: Iterable[str]) -> list[dict[str, A
 # --- assignment
 
 
-def next_in_rotation(conn: Connection, team: str, size: int) -> int:
-    """The next position (0..size-1) of a team's round-robin; the cursor row is locked until commit."""
+def next_in_rotation(conn: Connection, team: str, working: Sequence[bool]) -> int:
+    """The next turn of a team's round-robin: the index of the first seller still working (``working``,
+    one flag per seller in the team's order) from the cursor on, cyclically; the cursor moves past them.
+    The cursor counts places in the whole list, so a seller who left is passed over and the one after
+    the last served keeps their turn (counting turns over the shrunken list gave it to the wrong one).
+    With no seller working every one takes turns. The cursor row is locked until commit."""
+    size = len(working)
     insert_ignore(conn, team_cursors, [{"team": team, "position": 0}], ["team"])
     query = select(team_cursors.c.position).where(team_cursors.c.team == team)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     position = int(conn.execute(query).scalar_one())
-    conn.execute(update(team_cursors).where(team_cursors.c.team == team).values(position=position + 1))
-    return position % size
+    step = next((k for k in range(size) if working[(position + k) % size]), 0)
+    conn.execute(update(team_cursors).where(team_cursors.c.team == team).values(position=position + step + 1))
+    return (position + step) % size
 
 
 def account_owners_in(conn: Connection, account_id: int, teams: Sequence[str]) -> list[dict[str, Any]]:

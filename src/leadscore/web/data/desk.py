@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
-from leadscore.lifecycle.desk import managed_teams, may_act, whose_rank
+from leadscore.lifecycle.desk import managed_teams, may_act, reject_refused, whose_rank
 from leadscore.lifecycle.gates import read_facts
 from leadscore.lifecycle.reasons import rule_names, top_reasons_of
 from leadscore.lifecycle.reports import handoff_query, hottest_first
@@ -32,6 +32,15 @@ def may_act_on(conn: Connection, lifecycle: Lifecycle | None, lead_id: int, emai
     if lifecycle is None:
         return role == "admin"
     return may_act(lifecycle, current_assignment(conn, lead_id), email, role)
+
+
+def reject_refused_on(
+    conn: Connection, lifecycle: Lifecycle | None, lead_id: int, email: str, role: str
+) -> str | None:
+    """``lifecycle.desk.reject_refused`` of the lead's assignment (``current_assignment``)."""
+    if lifecycle is None:
+        return None
+    return reject_refused(lifecycle, current_assignment(conn, lead_id), email, role)
 
 
 @dataclass
@@ -92,11 +101,19 @@ def desk(
     for found_row in conn.execute(shown_query).mappings():
         row = dict(found_row)
         mine = row.pop("whose_rank") == 0
-        assignment = {"team": row.get("team"), "seller": row.get("seller")} if row.get("team") else None
+        assignment = (
+            {"team": row.get("team"), "seller": row.get("seller"), "touched_ms": row.get("handled_ms")}
+            if row.get("team")
+            else None
+        )
         row["owner"], _ = seller_label(lifecycle, row.get("seller"))
         acts = can_act and may_act(lifecycle, assignment, email, role)
         row["can_accept"] = acts and triggered(lifecycle, row["stage"], "accepted") is not None
-        row["can_reject"] = acts and triggered(lifecycle, row["stage"], "rejected") is not None
+        row["can_reject"] = (
+            acts
+            and triggered(lifecycle, row["stage"], "rejected") is not None
+            and reject_refused(lifecycle, assignment, email, role) is None
+        )
         (out.mine if mine else out.team).append(row)
     # the facts and reasons of the rows shown only (a page of the leads ready for handoff)
     shown = [*out.mine, *out.team]

@@ -20,7 +20,7 @@ from leadscore.store.people import find_lead, lead_for_key, merged_key
 from leadscore.store.schema import fits_id
 from leadscore.web.data import lead as lead_data
 from leadscore.web.data import product as product_data
-from leadscore.web.data.desk import may_act_on
+from leadscore.web.data.desk import may_act_on, reject_refused_on
 from leadscore.web.data.stages import stage_view
 from leadscore.web.render import page
 from leadscore.web.security import FeedbackGiver, LeadsReader, Viewer, WebDenied, safe_next
@@ -47,6 +47,10 @@ def _lead_page(
         lifecycle = active.model.lifecycle if active is not None else None
         stages = stage_view(conn, lifecycle, lead_id) if lifecycle is not None else None
         acts = may_act_on(conn, lifecycle, lead_id, viewer.email, viewer.role)
+        refused = None
+        if stages is not None and stages.can_reject:
+            refused = reject_refused_on(conn, lifecycle, lead_id, viewer.email, viewer.role)
+            stages.can_reject = refused is None
         now = now_ms()
         product = product_data.usage(conn, [lead_id], now)[lead_id]
     # the product rules of the model that scored the lead, read from its ledger (as the ledger shows it)
@@ -65,6 +69,7 @@ def _lead_page(
         moves=[p for p in journey["points"] if p["moved"]],
         stages=stages,
         may_act=acts,
+        reject_refused=refused,
         now=now,
         product=product,
         product_lines=product_data.product_lines(scored_by, view.ledger),
@@ -144,6 +149,11 @@ def lead_feedback(
             raise WebDenied(
                 403, "This lead is assigned to another seller; only they or their manager may act on it."
             )
+        refused = None
+        if decision == "rejected":
+            refused = reject_refused_on(conn, active.model.lifecycle, lead_id, viewer.email, viewer.role)
+    if refused is not None:
+        return _lead_page(request, viewer, lead_id, status=409, feedback_error=f"Not rejected: {refused}.")
     stamp = now_ms()
     try:
         give_feedback(
