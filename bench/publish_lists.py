@@ -142,7 +142,9 @@ def main() -> None:
             env = {**os.environ, "PYTHONPATH": args.against}
             that = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
             print(_line("against", that))
-            ratios = {k: this[k] / that[k] for k in ("wall_s", "cpu_s", "ack_max_s", "processor_max_s") if that[k]}
+            ratios = {
+                k: this[k] / that[k] for k in ("wall_s", "cpu_s", "ack_max_s", "processor_max_s") if that[k]
+            }
             print(f"  {engine} ratios this/against: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
 
 

@@ -40,7 +40,12 @@ LISTED = (
 
 def _identify(user: str, domain: str) -> Any:
     return normalise(
-        {"type": "identify", "userId": user, "messageId": f"i-{user}", "traits": {"email": f"{user}@{domain}"}},
+        {
+            "type": "identify",
+            "userId": user,
+            "messageId": f"i-{user}",
+            "traits": {"email": f"{user}@{domain}"},
+        },
         received_ms=NOW,
     )
 
@@ -105,7 +110,7 @@ def test_acknowledgements_and_the_processor_go_through_while_a_model_is_publishe
                 outcome["processor"] = type(exc).__name__
 
     while_scoring.append(meanwhile)
-    second, count = publish(store, loads_model(LISTED))
+    _, count = publish(store, loads_model(LISTED))
     assert FINISHED == ["finished"]
     assert outcome == {
         "active": first.id,
