@@ -150,15 +150,25 @@ def test_what_changes_while_a_model_is_published_is_scored_with_it(
     assert saved == {"a": (second.id, 100.0), "b": (second.id, 0.0), "c": (second.id, 50.0)}
     assert count == 3
     # a rollback takes the same path: every lead back on the first version, what came meanwhile counted
-    # (a: title none, Demo: (0 + 100) / 2 = 50)
+    # (a: title none, Demo: (0 + 100) / 2 = 50), whether it came while everyone was scored (b's Demo) or
+    # just before the save (d's identify and Demo: scored again in the save's transaction)
     while_scoring.append(lambda: ingest(store, [_demo("b")], source="test"))
-    activate_version(store, first.id, action="rolled back")
+    late = [_identify("d", "d.example"), _demo("d")]
+    activate_version(
+        store, first.id, action="rolled back", before_save=lambda: ingest(store, late, source="test")
+    )
     assert FINISHED == ["finished", "finished"]
     with store.connect() as conn:
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
         rolled = {
             users[lead_id]: (version, score)
             for lead_id, version, score in conn.execute(
                 select(scores.c.lead_id, scores.c.model_version_id, scores.c.score)
             )
         }
-    assert rolled == {"a": (first.id, 50.0), "b": (first.id, 50.0), "c": (first.id, 50.0)}
+    assert rolled == {
+        "a": (first.id, 50.0),
+        "b": (first.id, 50.0),
+        "c": (first.id, 50.0),
+        "d": (first.id, 50.0),
+    }

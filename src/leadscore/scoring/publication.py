@@ -10,11 +10,13 @@ lock (``model_versions.take_models``). So an activation takes two steps:
 1. *compute*, no lock held, on a read snapshot (PostgreSQL: a repeatable-read transaction): the version
    parsed, every lead scored with it, when each score is next due and the history rows to append, and a
    watermark of what other writers change (``_Watermark``);
-2. *save*, in one write transaction (SQLite: at its turn, ``write_turn``): the version activated and the
-   computed results saved, except for the leads some writer changed since the snapshot, which are scored
-   again there (usually none or a few).
+2. *catch up*, still without the lock, on a new snapshot: the leads some writer changed during step 1
+   (``_Watermark.changed``) scored again (``_caught_up``);
+3. *save*, in one write transaction (SQLite: at its turn, ``write_turn``): the version activated and the
+   computed results saved, the leads changed during step 2 scored again there (usually none or a few,
+   with the statements step 2 compiled).
 
-Nothing is visible before step 2 commits, and it saves every lead's score with the new version at once:
+Nothing is visible before step 3 commits, and it saves every lead's score with the new version at once:
 a lead's score is always of one version, and no reader sees a version half published.
 
 Which leads changed since the snapshot: every writer of a lead's inputs (the processor, imports, merges,
@@ -65,15 +67,14 @@ class _Watermark:
     def read(cls, conn: Connection) -> _Watermark:
         return cls(_score_state(conn), frozenset(_lead_ids(conn)), _newest_event(conn))
 
-    def changed(self, conn: Connection) -> tuple[set[int], set[int]]:
-        """(leads changed or created since, leads deleted since), read in the caller's transaction."""
-        now_leads = set(_lead_ids(conn))
-        now = _score_state(conn)
-        changed = {key[0] for key, state in now.items() if self.scores.get(key) != state}
-        changed |= {key[0] for key in self.scores if key not in now}
-        changed |= now_leads - self.leads
+    def changed(self, conn: Connection, now: _Watermark) -> tuple[set[int], set[int]]:
+        """(leads changed or created, leads deleted) between this watermark and ``now``, read in the
+        caller's transaction (its events)."""
+        changed = {key[0] for key, state in now.scores.items() if self.scores.get(key) != state}
+        changed |= {key[0] for key in self.scores if key not in now.scores}
+        changed |= now.leads - self.leads
         changed |= _leads_of_events_after(conn, self.newest_event)
-        return changed & now_leads, set(self.leads - now_leads)
+        return changed & now.leads, set(self.leads - now.leads)
 
 
 def _score_state(conn: Connection) -> ScoreState:
@@ -119,13 +120,13 @@ def activate_version(
     as_of: int | None = None,
     actor: str = "cli",
     note: str = "",
-    after_compute: Callable[[], None] | None = None,
+    before_save: Callable[[], None] | None = None,
 ) -> tuple[ModelVersion, int]:
     """Make a stored version the active one of its score and rescore every lead's score of that name with
     it (scores, ledgers, history and crossings; other scores stay as they are): a publication, a shadow's
     promotion or a rollback (``action``: published, promoted, rolled back). A shadow that becomes active
     stops being a shadow. Computed outside the write lock and saved in one short transaction (the module's
-    docstring); ``after_compute`` runs between the two (a test's concurrent writer)."""
+    docstring); ``before_save`` runs just before the save (a test's concurrent writer)."""
     with store.connect() as conn:
         stored = get_version(conn, version_id)
         refuse_retired_names(conn, Active.of(stored).model)  # before the work: checked again at the save
@@ -138,8 +139,14 @@ def activate_version(
         _one_snapshot(conn)
         computed = _compute(conn, active.model, sources, stored, at, stamp, cause)
         conn.rollback()
-    if after_compute is not None:
-        after_compute()
+    # what changed during the computation (an ingest's leads), caught up still without the lock: the save
+    # then rescores only what changes during this pass, with statements already compiled
+    with store.connect() as conn:
+        _one_snapshot(conn)
+        computed = _caught_up(conn, active.model, sources, stored, computed, at, stamp, cause)
+        conn.rollback()
+    if before_save is not None:
+        before_save()
     with write_turn(store), store.begin() as conn:
         version = activate(conn, version_id, stamp)
         refuse_retired_names(conn, active.model)
@@ -179,6 +186,35 @@ def _compute(
     return _Computed(ledgers, due, rows, seen)
 
 
+def _caught_up(
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    version: ModelVersion,
+    computed: _Computed,
+    at: int,
+    stamp: int,
+    cause: str,
+) -> _Computed:
+    """``computed`` with the leads changed since its watermark scored again (usually none or a few), those
+    deleted left out, and the watermark as of the caller's transaction."""
+    now = _Watermark.read(conn)
+    changed, gone = computed.seen.changed(conn, now)
+    if not changed and not gone:
+        return _Computed(computed.ledgers, computed.due, computed.history_rows, now)
+    stale = changed | gone
+    name = version.score_name
+    kept = [lg for lg in computed.ledgers if lg.lead_id not in stale]
+    due = {lg.lead_id: computed.due.get(lg.lead_id) for lg in kept}
+    rows = [r for r in computed.history_rows if r["lead_id"] not in stale]
+    again: Sequence[Ledger] = score_leads(conn, model, sources, changed, at) if changed else []
+    if again:
+        due.update(schedule(conn, model, sources, again, name))
+        changes = {lg.lead_id: (at, "model", cause) for lg in again}
+        rows += history.plan_record(conn, model, sources, version.id, changes, stamp, score_name=name)
+    return _Computed(sorted([*kept, *again], key=lambda lg: lg.lead_id), due, rows, now)
+
+
 def _save(
     conn: Connection,
     model: ScoringModel,
@@ -190,21 +226,10 @@ def _save(
     cause: str,
 ) -> int:
     """Save what ``_compute`` computed, the leads changed since scored again here; returns leads saved."""
-    changed, gone = computed.seen.changed(conn)
-    stale = changed | gone
-    name = version.score_name
-    kept = [lg for lg in computed.ledgers if lg.lead_id not in stale]
-    due = {lg.lead_id: computed.due.get(lg.lead_id) for lg in kept}
-    rows = [r for r in computed.history_rows if r["lead_id"] not in stale]
-    again: Sequence[Ledger] = score_leads(conn, model, sources, changed, at) if changed else []
-    if again:
-        due.update(schedule(conn, model, sources, again, name))
-        changes = {lg.lead_id: (at, "model", cause) for lg in again}
-        rows += history.plan_record(conn, model, sources, version.id, changes, stamp, score_name=name)
-    ledgers = sorted([*kept, *again], key=lambda lg: lg.lead_id)
-    save_scores(conn, ledgers, version.id, stamp, cause, due, score_name=name)
-    append_history(conn, rows)
-    return len(ledgers)
+    final = _caught_up(conn, model, sources, version, computed, at, stamp, cause)
+    save_scores(conn, final.ledgers, version.id, stamp, cause, final.due, score_name=version.score_name)
+    append_history(conn, final.history_rows)
+    return len(final.ledgers)
 
 
 def refuse_retired_names(conn: Connection, model: ScoringModel) -> None:
