@@ -7,7 +7,8 @@ The bench model (bench/model.yaml) with its target-account list grown to ``V`` v
 200,000 accounts and 10,000 free-mail domains), published into a store of the bench data set
 (bench/datagen.py). Meanwhile a prober commits, every 20 ms, what a tracking request's acknowledgement
 commits (an inbox row through ``GroupCommitter``) and what a processor's transaction takes first (the
-models lock, shared: PostgreSQL). Prints the publication's wall and CPU seconds, the longest wait of an
+write lock on SQLite, the models lock shared on PostgreSQL). The probes run one after the other, so while
+one waits the other does not run. Prints the publication's wall and CPU seconds, the longest wait of an
 acknowledgement and of a processor's transaction, and the acknowledgements that failed.
 
 ``--against SRC``: the same run with the package from another source folder (e.g. /work/main/src), in a
@@ -36,7 +37,8 @@ from leadscore.ingest.apply import event_row  # noqa: E402
 from leadscore.ingest.committer import GroupCommitter  # noqa: E402
 from leadscore.ingest.segment import normalise  # noqa: E402
 from leadscore.model import loads_model  # noqa: E402
-from leadscore.scoring.pipeline import publish  # noqa: E402
+from leadscore.scoring import run  # noqa: E402
+from leadscore.scoring.pipeline import activate_version, publish  # noqa: E402
 from leadscore.store import Store  # noqa: E402
 from leadscore.store.model_versions import share_models  # noqa: E402
 
@@ -105,18 +107,40 @@ def run_once(engine: str, leads: int, events: int, values: int) -> dict[str, Any
         with Prober(store) as prober:
             time.sleep(0.2)
             wall, cpu = time.monotonic(), time.process_time()
-            _, count = publish(store, model, text=text)
+            big, count = publish(store, model, text=text)
             wall, cpu = time.monotonic() - wall, time.process_time() - cpu
             time.sleep(0.2)
+        out = _measured("", count, wall, cpu, prober)
+        small = (BENCH / "model.yaml").read_text()
+        publish(store, loads_model(small), text=small)
+        _forget_parsed()  # as a new process rolls back: the stored version parsed again
+        with Prober(store) as prober:
+            time.sleep(0.2)
+            wall, cpu = time.monotonic(), time.process_time()
+            activate_version(store, big.id, action="rolled back")
+            wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+            time.sleep(0.2)
+        out.update(_measured("rollback_", count, wall, cpu, prober))
+    return {"engine": engine, **out}
+
+
+def _forget_parsed() -> None:
+    parsed = getattr(run, "_PARSED", None)
+    if parsed is not None:
+        parsed.clear()
+    else:  # the code before the publication's kept parse
+        run.model_of.cache_clear()
+
+
+def _measured(prefix: str, count: int, wall: float, cpu: float, prober: Prober) -> dict[str, Any]:
     return {
-        "engine": engine,
-        "leads": count,
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "ack_max_s": prober.ack_max,
-        "processor_max_s": prober.models_max,
-        "acks": prober.acks,
-        "failed": prober.failed,
+        f"{prefix}leads": count,
+        f"{prefix}wall_s": wall,
+        f"{prefix}cpu_s": cpu,
+        f"{prefix}ack_max_s": prober.ack_max,
+        f"{prefix}processor_max_s": prober.models_max,
+        f"{prefix}acks": prober.acks,
+        f"{prefix}failed": prober.failed,
     }
 
 
@@ -136,23 +160,29 @@ def main() -> None:
             print(json.dumps(this))
             continue
         print(_line("this", this))
+        print(_line("this", this, "rollback_"))
         if args.against:
             cmd = [sys.executable, __file__, "--json", "--engine", engine, "--leads", str(args.leads),
                    "--events", str(args.events), "--values", str(args.values)]  # fmt: skip
             env = {**os.environ, "PYTHONPATH": args.against}
             that = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
             print(_line("against", that))
-            ratios = {
-                k: this[k] / that[k] for k in ("wall_s", "cpu_s", "ack_max_s", "processor_max_s") if that[k]
-            }
-            print(f"  {engine} ratios this/against: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+            print(_line("against", that, "rollback_"))
+            for p in ("", "rollback_"):
+                keys = [f"{p}{k}" for k in ("wall_s", "cpu_s", "ack_max_s", "processor_max_s")]
+                ratios = {k: this[k] / that[k] for k in keys if that[k]}
+                print(
+                    f"  {engine} ratios this/against: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
+                )
 
 
-def _line(label: str, r: dict[str, Any]) -> str:
+def _line(label: str, r: dict[str, Any], p: str = "") -> str:
+    what = "rollback" if p else "publish"
     return (
-        f"{r['engine']:8} {label:8} {r['leads']} leads: publish {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s "
-        f"CPU; longest acknowledgement {r['ack_max_s']:.2f} s ({r['failed']} failed of "
-        f"{r['acks'] + r['failed']}), longest wait for the models lock {r['processor_max_s']:.2f} s"
+        f"{r['engine']:8} {label:8} {r[p + 'leads']} leads: {what} {r[p + 'wall_s']:.1f} s wall, "
+        f"{r[p + 'cpu_s']:.1f} s CPU; longest acknowledgement {r[p + 'ack_max_s']:.2f} s ({r[p + 'failed']} "
+        f"failed of {r[p + 'acks'] + r[p + 'failed']}), longest wait of a processor's transaction "
+        f"{r[p + 'processor_max_s']:.2f} s"
     )
 
 
