@@ -23,8 +23,11 @@ Which leads changed since the snapshot: every writer of a lead's inputs (the pro
 the clock, erasure) rescores it in the same transaction with the active models, so its current score
 rows change (read here by lead, score and the version, time and moment of each); leads created or deleted
 meanwhile; and the leads of events appended after the snapshot's newest one (the processor appends events
-without scoring them while no model is active at all). A writer that commits after step 2 reads the new
-version as the active one.
+without scoring them while no model is active at all). A writer that commits after step 3 reads the new
+version as the active one. On PostgreSQL an event id is taken before its transaction commits, so an event
+committed after the snapshot may have an id below the snapshot's newest: the event watermark misses it,
+and only the score rows show its lead (always, but while no model at all is active: a first publication
+racing the processor, whose lead keeps the score computed without that event until its next one).
 """
 
 from __future__ import annotations
