@@ -5,7 +5,7 @@ Every lead is rescored with the version, which for a model naming large lists (a
 target accounts) takes tens of seconds. Done inside the write transaction, SQLite's write lock was held
 that long, and every acknowledgement of ``/v1/track`` and ``/v1/batch`` and the processor waited for it
 (past the busy timeout: "database is locked"); on PostgreSQL the processor waited as long for the models
-lock (``model_versions.take_models``). So an activation takes two steps:
+lock (``model_versions.take_models``). So an activation takes three steps:
 
 1. *compute*, no lock held, on a read snapshot (PostgreSQL: a repeatable-read transaction): the version
    parsed, every lead scored with it, when each score is next due and the history rows to append, and a
