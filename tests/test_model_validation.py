@@ -139,6 +139,35 @@ def test_a_list_csv_with_a_field_past_the_csv_limit_is_positioned(tmp_path: Path
     assert "list 'targets': field larger than field limit (131072)" in problem.message
 
 
+def test_a_list_csv_the_stored_model_cannot_hold_is_refused_at_the_list(tmp_path: Path) -> None:
+    """A version stores the model with its lists' values written in, at most 5,000,000 bytes: a 10 MB
+    list file was read and validated, and publishing then refused "<stored text>: model is 12935224
+    bytes". A file past the limit is not read; one whose values take the model past it is refused too."""
+    (tmp_path / "huge.csv").write_text("domain\n" + "a-long-company-domain-name.example\n" * 300_000)
+    (tmp_path / "m.yaml").write_text("model: m\nlists:\n  targets: {csv: huge.csv}\n")
+    with pytest.raises(ModelValidationError) as info:
+        load_model(tmp_path / "m.yaml")
+    (problem,) = info.value.problems
+    assert (problem.line, problem.column) == (3, 18)
+    # 7 bytes of header, 300,000 lines of 35
+    assert problem.message == (
+        "list 'targets': huge.csv is 10500007 bytes; a model with its lists' values written in is at most 5000000"
+    )
+    # 150,000 values of 21 characters in a file of 3,300,010 bytes, 3,450,000 written in (with ", "),
+    # beside an inline list of 2,000,000 characters: past 5,000,000
+    (tmp_path / "big.csv").write_text("domain\n" + "d-1234567890123456789\n" * 150_000 + "ok\n")
+    inline = "x" * 2_000_000
+    (tmp_path / "m.yaml").write_text(f"model: m\nlists:\n  own: [{inline}]\n  targets: {{csv: big.csv}}\n")
+    with pytest.raises(ModelValidationError) as info:
+        load_model(tmp_path / "m.yaml")
+    (problem,) = info.value.problems
+    assert (problem.line, problem.column) == (4, 18)
+    assert problem.message.startswith(
+        "list 'targets': with the values of big.csv written in, the model is at least"
+    )
+    assert problem.message.endswith("bytes; at most 5000000 are allowed")
+
+
 def test_missing_list_csv_is_positioned(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text("model: m\nlists:\n  targets: {csv: nope.csv}\n")
     with pytest.raises(ModelValidationError) as info:

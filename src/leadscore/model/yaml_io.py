@@ -231,7 +231,7 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
         )
     pos = _Positions()
     _walk(node, (), pos, problems, file)
-    raw = _resolve_lists(raw, base_dir, pos, problems, file)
+    raw = _resolve_lists(raw, base_dir, pos, problems, file, len(text.encode("utf-8", "surrogatepass")))
     cross = [*_raw_cross_checks(raw, pos, file), *_unbindable(raw, (), raw, pos, file)]
     problems.extend(cross)
     try:
@@ -259,10 +259,14 @@ def _depth(value: Any, level: int = 0) -> int:
 
 
 def _resolve_lists(
-    raw: dict[str, Any], base: Path | None, pos: _Positions, problems: list[Problem], file: str
+    raw: dict[str, Any], base: Path | None, pos: _Positions, problems: list[Problem], file: str, size: int
 ) -> dict[str, Any]:
     """Lists read from their CSV files (relative to ``base``; None: a text that may name no file), their
-    values trimmed and case-folded."""
+    values trimmed and case-folded. A version stores the model with those values written in (``source.
+    stored_text``), which is a model text of at most ``MAX_DOCUMENT_BYTES`` like any other: a list whose
+    values take the model (of ``size`` bytes) past it is refused here, at the list, and a file larger than
+    that is not read (a 10 MB list file was read, validated, and refused by publishing as "<stored
+    text>: model is 12935224 bytes")."""
     lists = raw.get("lists")
     if not isinstance(lists, dict):
         return raw
@@ -282,10 +286,23 @@ def _resolve_lists(
             path = base / str(spec.pop("csv"))
             column = spec.get("column")
             try:
+                if path.stat().st_size > MAX_DOCUMENT_BYTES:
+                    raise ValueError(
+                        f"{path.name} is {path.stat().st_size} bytes; a model with its lists' values written in "
+                        f"is at most {MAX_DOCUMENT_BYTES}"
+                    )
                 spec["values"] = read_list_csv(path, column)
                 spec["source"] = str(spec.get("source") or path.name)
             except (OSError, KeyError, ValueError, csv.Error) as exc:
                 problems.append(Problem(f"list {name!r}: {exc}", file, line, col))
+                continue
+            # each value written in as ``value, `` (quoted where YAML needs it: a little more)
+            size += sum(len(str(v).encode("utf-8", "surrogatepass")) + 2 for v in spec["values"])
+            if size > MAX_DOCUMENT_BYTES:
+                problems.append(Problem(
+                    f"list {name!r}: with the values of {path.name} written in, the model is at least {size} "
+                    f"bytes; at most {MAX_DOCUMENT_BYTES} are allowed", file, line, col
+                ))  # fmt: skip
                 continue
         if isinstance(spec, dict) and isinstance(spec.get("values"), list):
             spec = {**spec, "values": [v for v in map(_list_value, spec["values"]) if v != ""]}

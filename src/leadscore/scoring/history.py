@@ -171,6 +171,23 @@ def record(
 ) -> int:
     """Append history rows of the score ``score_name`` for ``changes`` (lead → (time, cause, cause ref))
     where the score moved."""
+    rows = plan_record(conn, model, sources, version_id, changes, recorded_ms, score_name=score_name)
+    append_history(conn, rows)
+    return len(rows)
+
+
+def plan_record(
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    version_id: int,
+    changes: Mapping[int, tuple[int, str, str]],
+    recorded_ms: int,
+    *,
+    score_name: str,
+) -> list[dict[str, Any]]:
+    """The rows ``record`` appends, computed and not written (a publication computes them on a read
+    snapshot and writes them in its short write transaction)."""
     lead_ids = list(changes)
     previous = last_history(conn, lead_ids, score_name=score_name)
     fresh = [lid for lid in lead_ids if lid not in previous]
@@ -196,8 +213,7 @@ def record(
         ledger = by_point[(lid, at)]
         if changed(prev, ledger, version_id):
             rows.append(row(ledger, version_id, cause, ref, recorded_ms, score_name))
-    append_history(conn, rows)
-    return len(rows)
+    return rows
 
 
 def record_saved(

@@ -23,22 +23,20 @@ from leadscore.model.source import version_text
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_named_scores, save_scores
 from leadscore.scoring.due import TOLERANCE, schedule, schedule_models
+from leadscore.scoring.publication import activate_version
 from leadscore.scoring.run import (
     Active,
-    all_leads,
     now_ms,
-    score,
+    remember_model,
     score_everyone,
     score_leads,
     score_points_models,
 )
 from leadscore.scoring.shadow import score_shadows
 from leadscore.store import Store
-from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_events_without_consent
 from leadscore.store.model_versions import (
     ModelVersion,
-    activate,
     active_version,
     active_versions,
     add_version,
@@ -47,8 +45,6 @@ from leadscore.store.model_versions import (
 from leadscore.store.people import account_members, lead_accounts
 from leadscore.store.planner_stats import analyse
 from leadscore.store.results import NamedResults, append_history, due_at, lock_leads
-from leadscore.store.score_names import list_scores
-from leadscore.store.shadows import remove_shadow
 
 RESCORE_CHUNK = 5000
 # events a backfill stores before its rescore pass refreshes PostgreSQL's planner statistics first (a
@@ -416,55 +412,14 @@ def publish(
     adds a score), or reuse an identical one, activate it and rescore every lead's score of that name;
     the publication is written to the audit log under ``actor``. ``text`` is the author's YAML (stored
     as written, comments included: ``model.source``); without it the model is dumped."""
+    stored = version_text(model, text)
     with store.begin() as conn:
-        version, _ = add_version(conn, model.model, version_text(model, text), now_ms(), note, score_name)
+        version, _ = add_version(conn, model.model, stored, now_ms(), note, score_name)
+    if (
+        text is not None
+    ):  # ``version_text`` loaded it to ``model``: not parsed again (seconds for large lists)
+        remember_model(version.yaml, version.label, model)
     return activate_version(store, version.id, action="published", as_of=as_of, actor=actor, note=note)
-
-
-def activate_version(
-    store: Store,
-    version_id: int,
-    *,
-    action: str,
-    as_of: int | None = None,
-    actor: str = "cli",
-    note: str = "",
-) -> tuple[ModelVersion, int]:
-    """Make a stored version the active one of its score and rescore every lead's score of that name with
-    it (scores, ledgers, history and crossings; other scores stay as they are): a publication, a shadow's
-    promotion or a rollback (``action``: published, promoted, rolled back). A shadow that becomes active
-    stops being a shadow."""
-    stamp = now_ms()
-    with store.begin() as conn:
-        version = activate(conn, version_id, stamp)
-        active = Active.of(version)
-        _refuse_retired_names(conn, active.model)
-        remove_shadow(conn, version.id)
-        verb = {"published": "publish", "promoted": "promote", "rolled back": "rollback"}.get(action, action)
-        audit(conn, stamp, actor, f"model.{verb}", version.label, sha256=version.sha256, note=note)
-        cause = f"{action} {version.label}"
-        ledgers = score(conn, active.model, store.sources(), all_leads(as_of or stamp))
-        name = version.score_name
-        due = schedule(conn, active.model, store.sources(), ledgers, name)
-        save_scores(conn, ledgers, version.id, stamp, cause, due, score_name=name)
-        changes = {lg.lead_id: (as_of or stamp, "model", cause) for lg in ledgers}
-        if changes:
-            history.record(conn, active.model, store.sources(), version.id, changes, stamp, score_name=name)
-    return version, len(ledgers)
-
-
-def _refuse_retired_names(conn: Connection, model: ScoringModel) -> None:
-    """A lifecycle naming a retired score is not activated: its gates, actions and segments would read
-    scores no one updates any more (``leadscore model retire`` refuses the converse)."""
-    if model.lifecycle is None:
-        return
-    retired = {s.name for s in list_scores(conn) if s.retired}
-    naming = [f"{where} names {name!r}" for where, name in model.lifecycle.named_scores() if name in retired]
-    if naming:
-        raise StoreError(
-            f"the lifecycle names a retired score ({'; '.join(naming)}): publish a version of that score "
-            "first to score it again, or leave it out of the lifecycle"
-        )
 
 
 def rescore_all(

@@ -8,7 +8,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, cast
 
 import orjson
@@ -51,10 +50,32 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@lru_cache(maxsize=32)
+PARSED = 32  # stored versions kept parsed per process
+_PARSED: OrderedDict[tuple[str, str], ScoringModel] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+
+
 def model_of(yaml_text: str, label: str) -> ScoringModel:
-    """Parse a stored model version once per process."""
-    return loads_model(yaml_text, label)
+    """Parse a stored model version once per process (a model with a list of 200,000 values takes
+    seconds to parse)."""
+    key = (yaml_text, label)
+    with _PARSED_LOCK:
+        model = _PARSED.get(key)
+        if model is not None:
+            _PARSED.move_to_end(key)
+            return model
+    return remember_model(yaml_text, label, loads_model(yaml_text, label))
+
+
+def remember_model(yaml_text: str, label: str, model: ScoringModel) -> ScoringModel:
+    """Keep ``model`` as what ``model_of`` parses ``yaml_text`` to (a publication's own model, which it
+    has parsed already); returns it."""
+    with _PARSED_LOCK:
+        _PARSED[(yaml_text, label)] = model
+        _PARSED.move_to_end((yaml_text, label))
+        while len(_PARSED) > PARSED:
+            _PARSED.popitem(last=False)
+    return model
 
 
 @dataclass(frozen=True)

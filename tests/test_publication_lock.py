@@ -1,0 +1,174 @@
+"""A publication rescores every lead outside the write lock: while it scores, acknowledgements and the
+processor's transactions go through (they waited for it, and on SQLite failed with "database is locked"
+past the busy timeout), and what changes meanwhile is scored with the new version when it is saved. No
+reader sees the new version before every lead's score is of it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from leadscore.ingest.apply import event_row
+from leadscore.ingest.committer import GroupCommitter
+from leadscore.ingest.segment import normalise
+from leadscore.model import loads_model
+from leadscore.scoring import run
+from leadscore.scoring.pipeline import activate_version, ingest, publish
+from leadscore.store import Store
+from leadscore.store.model_versions import active_version, share_models
+from leadscore.store.schema import leads, scores
+
+NOW = 1_717_200_000_000
+LIST = ", ".join(f"d{i}.example" for i in range(5_000))
+BEFORE = (
+    "model: m\nfit:\n  - {id: t, name: Title, when: {attribute: title, exists: true}, points: 10}\n"
+    "engagement:\n  - {id: demo, name: Demo, event: {type: track, name: Demo}, points: 10}\n"
+    "scale: {fit_max: 10, engagement_max: 10}\n"
+)
+# the lead a's domain is the list's last value; b's is in no list
+LISTED = (
+    f"model: m\nlists:\n  targets: [{LIST}, a.example]\n"
+    "fit:\n  - {id: t, name: Target, when: {attribute: email_domain, in_list: targets}, points: 10}\n"
+    "engagement:\n  - {id: demo, name: Demo, event: {type: track, name: Demo}, points: 10}\n"
+    "scale: {fit_max: 10, engagement_max: 10}\n"
+)
+
+
+def _identify(user: str, domain: str) -> Any:
+    return normalise(
+        {
+            "type": "identify",
+            "userId": user,
+            "messageId": f"i-{user}",
+            "traits": {"email": f"{user}@{domain}"},
+        },
+        received_ms=NOW,
+    )
+
+
+def _demo(user: str) -> Any:
+    return normalise(
+        {"type": "track", "userId": user, "event": "Demo", "messageId": f"demo-{user}", "timestamp": NOW},
+        received_ms=NOW,
+    )
+
+
+FINISHED: list[str] = []
+
+
+@pytest.fixture
+def while_scoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Callable[[], None]]]:
+    """Callbacks run once, in a thread of their own, while the publication reads its first scored rows (as
+    other writers would run meanwhile); each is waited for up to 20 s, and the publication goes on anyway.
+    Each that did not finish by then appends "still waiting" to ``FINISHED``."""
+    todo: list[Callable[[], None]] = []
+    real = run.read_result
+    FINISHED.clear()
+
+    def reading(*args: Any, **kwargs: Any) -> Any:
+        while todo:
+            job = todo.pop(0)
+            worker = threading.Thread(target=job, daemon=True)
+            worker.start()
+            worker.join(20)
+            FINISHED.append("finished" if not worker.is_alive() else "still waiting")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "read_result", reading)
+    yield todo
+
+
+def test_acknowledgements_and_the_processor_go_through_while_a_model_is_published(
+    store: Store, while_scoring: list[Callable[[], None]]
+) -> None:
+    ingest(store, [_identify("a", "a.example"), _identify("b", "b.example")], source="test")
+    first, _ = publish(store, loads_model(BEFORE))
+    outcome: dict[str, Any] = {}
+
+    def meanwhile() -> None:
+        with store.connect() as conn:  # nothing of the new version is visible yet
+            outcome["active"] = active_version(conn).id
+            outcome["versions"] = set(conn.execute(select(scores.c.model_version_id)).scalars())
+        committer = GroupCommitter(store).start()
+        try:  # a /v1/track request's acknowledgement
+            outcome["acknowledged"] = committer.submit([event_row(_demo("b"), "api")]).result(timeout=20)
+        except Exception as exc:  # on SQLite: "database is locked" after the busy timeout of 10 s
+            outcome["acknowledged"] = repr(exc)
+        finally:
+            committer.stop()
+        with store.begin() as conn:  # a processor's turn: it reads the active models to save with them
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+            try:
+                share_models(conn)
+                outcome["processor"] = "went through"
+            except Exception as exc:
+                outcome["processor"] = type(exc).__name__
+
+    while_scoring.append(meanwhile)
+    _, count = publish(store, loads_model(LISTED))
+    assert FINISHED == ["finished"]
+    assert outcome == {
+        "active": first.id,
+        "versions": {first.id},
+        "acknowledged": {"demo-b"},
+        "processor": "went through",
+    }
+    assert count == 2
+
+
+def test_what_changes_while_a_model_is_published_is_scored_with_it(
+    store: Store, while_scoring: list[Callable[[], None]]
+) -> None:
+    """a is in the list (10 of 10 fit points); her Demo event (10 of 10 engagement points) is ingested and
+    scored with the old version while the new one scores everyone; c arrives meanwhile. Once published,
+    every lead's score is of the new version and counts what came meanwhile: a (100 + 100) / 2 = 100,
+    b 0, c (0 + 100) / 2 = 50."""
+    ingest(store, [_identify("a", "a.example"), _identify("b", "b.example")], source="test")
+    first, _ = publish(store, loads_model(BEFORE))
+    done: list[str] = []
+
+    def meanwhile() -> None:
+        ingest(store, [_demo("a"), _identify("c", "c.example"), _demo("c")], source="test")
+        done.append("ingested")
+
+    while_scoring.append(meanwhile)
+    second, count = publish(store, loads_model(LISTED))
+    assert (done, FINISHED) == (["ingested"], ["finished"])
+    with store.connect() as conn:
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+        saved = {
+            users[lead_id]: (version, score)
+            for lead_id, version, score in conn.execute(
+                select(scores.c.lead_id, scores.c.model_version_id, scores.c.score)
+            )
+        }
+    assert saved == {"a": (second.id, 100.0), "b": (second.id, 0.0), "c": (second.id, 50.0)}
+    assert count == 3
+    # a rollback takes the same path: every lead back on the first version, what came meanwhile counted
+    # (a: title none, Demo: (0 + 100) / 2 = 50), whether it came while everyone was scored (b's Demo) or
+    # just before the save (d's identify and Demo: scored again in the save's transaction)
+    while_scoring.append(lambda: ingest(store, [_demo("b")], source="test"))
+    late = [_identify("d", "d.example"), _demo("d")]
+    activate_version(
+        store, first.id, action="rolled back", before_save=lambda: ingest(store, late, source="test")
+    )
+    assert FINISHED == ["finished", "finished"]
+    with store.connect() as conn:
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+        rolled = {
+            users[lead_id]: (version, score)
+            for lead_id, version, score in conn.execute(
+                select(scores.c.lead_id, scores.c.model_version_id, scores.c.score)
+            )
+        }
+    assert rolled == {
+        "a": (first.id, 50.0),
+        "b": (first.id, 50.0),
+        "c": (first.id, 50.0),
+        "d": (first.id, 50.0),
+    }
