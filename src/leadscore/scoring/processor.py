@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from leadscore.ingest.apply import Applied, apply_identities, message_from_row
+from leadscore.ingest.apply import Applied, apply_identities, message_from_row, row_ids, unsuppressed
 from leadscore.ingest.committer import write_turn
 from leadscore.ingest.limits import cut_path
 from leadscore.scoring.pipeline import rescore_touched
@@ -272,7 +272,11 @@ def apply_rows(
 
 def log_rows(conn: Connection, rows: list[dict[str, Any]]) -> tuple[Applied, int]:
     """The first half of ``apply_rows``: append the rows to the log and apply the new ones (identities,
-    traits, accounts), unscored. Returns what they changed and how many were new."""
+    traits, accounts), unscored. Returns what they changed and how many were new. Rows naming a person
+    erased with ``--suppress`` are dropped first, unstored, and counted (``counters.SUPPRESSED``)."""
+    rows, dropped = unsuppressed(conn, rows, row_ids)
+    if dropped:
+        counters.add(conn, {counters.SUPPRESSED: dropped})
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["message_id"] not in first:
@@ -281,7 +285,9 @@ def log_rows(conn: Connection, rows: list[dict[str, Any]]) -> tuple[Applied, int
             first[row["message_id"]] = row if path is row.get("path") else {**row, "path": path}
     inserted = append_events(conn, list(first.values()))
     messages = [message_from_row(row) for mid, row in first.items() if mid in inserted]
-    applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
+    applied = apply_identities(
+        conn, messages, Applied(inserted={m.message_id for m in messages}, suppressed=dropped)
+    )
     return applied, len(messages)
 
 
