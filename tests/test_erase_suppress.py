@@ -222,6 +222,34 @@ def test_the_processor_drops_her_messages_with_two_statements_per_batch(store: S
     assert _suppressed_total(store) == 5
 
 
+def test_with_no_one_suppressed_the_processor_asks_once_a_batch(store: Store) -> None:
+    """SQLite: one probe of the empty table; PostgreSQL: the claim's statement asks, no statement of its
+    own."""
+    from leadscore.ingest.apply import event_row
+    from leadscore.ingest.committer import GroupCommitter
+
+    publish(store, loads_model(MODEL), as_of=NOW)
+    committer = GroupCommitter(store).start()
+    committer.submit([event_row(normalise(m, received_ms=NOW), "api") for m in _after()]).result()
+    committer.stop()
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "tracking_suppressions" in statement:
+            reads.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        assert process_pending(store, limit=1000) == 6
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert len(reads) == 1
+    if store.dialect == "postgresql":
+        assert "DELETE FROM inbox" in reads[0]
+    with store.connect() as conn:
+        assert stored_message_ids(conn) == {"s1", "s2", "s3", "s4", "s5", "b1"}
+
+
 def test_an_empty_suppression_table_is_one_probe_per_batch(store: Store) -> None:
     publish(store, loads_model(MODEL), as_of=NOW)
     reads: list[str] = []

@@ -133,16 +133,25 @@ Ids = tuple[str | None, str | None, str | None]  # user id, anonymous id, previo
 
 
 def unsuppressed(
-    conn: Connection, items: Sequence[Item], ids: Callable[[Item], Ids], pepper: str | None = None
+    conn: Connection,
+    items: Sequence[Item],
+    ids: Callable[[Item], Ids],
+    pepper: str | None = None,
+    *,
+    suppressing: bool | None = None,
 ) -> tuple[list[Item], int]:
     """``items`` (messages, or event-log rows) without those naming a person erased with ``--suppress``,
     and how many were dropped: the one check of every path that stores tracking data (``apply_messages``,
     the processor's ``log_rows``). ``ids(item)`` gives its user id, anonymous id and alias's previous id.
     An item is dropped if any of them is suppressed: storing it would store her id (a colleague's event
     carrying her anonymous id too). With the table empty this is one index probe per batch; otherwise one
-    query for the batch's keys. ``pepper`` defaults to ``Settings().suppression_pepper``, as the erasure
-    (``leadscore privacy erase``) read it from the environment."""
-    if not items or not any_keys_suppressed(conn):
+    query for the batch's keys. ``suppressing``: whether anyone is suppressed, when the caller knows it
+    already (the PostgreSQL processor's claim answers it: no probe then). ``pepper`` defaults to
+    ``Settings().suppression_pepper``, as the erasure (``leadscore privacy erase``) read it from the
+    environment."""
+    if suppressing is None:
+        suppressing = bool(items) and any_keys_suppressed(conn)
+    if not items or not suppressing:
         return list(items), 0
     if pepper is None:
         from leadscore.settings import Settings  # only when someone is suppressed
