@@ -105,6 +105,7 @@ def test_the_exposition_reports_the_tables_as_they_are(store: Store) -> None:
         "leadscore_events_acknowledged_total": "3",  # nothing processed yet, 2 + 1 waiting
         "leadscore_events_scored_total": "0",
         "leadscore_events_dead_lettered_total": "0",  # the dead letter above was inserted by hand
+        "leadscore_events_suppressed_total": "0",
         "leadscore_dead_letters": "1",
         "leadscore_inbox_events": "3",
         "leadscore_inbox_lag_seconds": "90",

@@ -107,6 +107,13 @@ def exposition(b: Backlog, processor: str = "disabled") -> str:
         [({}, totals.get(counters.DEAD_LETTERED, 0))],
     )
     _family(
+        out,
+        "leadscore_events_suppressed_total",
+        "counter",
+        "Messages dropped unstored: they named a person erased with --suppress",
+        [({}, totals.get(counters.SUPPRESSED, 0))],
+    )
+    _family(
         out, "leadscore_dead_letters", "gauge", "Dead letters waiting for an operator", [({}, b.dead_letters)]
     )
     _family(

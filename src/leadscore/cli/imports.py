@@ -168,6 +168,8 @@ def _run_csv(kind: str, path: Path, maps: list[str] | None, ignore: list[str] | 
         console.print(f"[yellow]note[/yellow] {note}", highlight=False)
     counts = {"rows": report.rows, "created": report.created, "updated": report.updated, "unchanged": report.unchanged,
               "rejected": report.rejected}  # fmt: skip
+    if report.skipped:
+        counts["skipped (suppressed)"] = report.suppressed
     if kind == "accounts":
         counts["leads linked by e-mail domain"] = report.leads_linked
     counts["leads rescored"] = rescored
@@ -177,6 +179,8 @@ def _run_csv(kind: str, path: Path, maps: list[str] | None, ignore: list[str] | 
         f"{report.rejected:,} rejected",
         highlight=False,
     )
+    for skipped in report.skipped:  # left out on purpose: not errors, the import still succeeds
+        console.print(f"[yellow]skipped[/yellow] row {skipped.line}: {skipped.message}", highlight=False)
     _report_problems(report.problems, "row", errors_out, report.aborted)
     return report
 
@@ -224,7 +228,7 @@ def events_cmd(path: File, max_errors: MaxErrors = None, errors_out: ErrorsOut =
         with _rescore_bar(len(backfill.leads()), progress) as bar:
             report.leads_rescored, _ = backfill.finish(bar)
     counts = {"lines": report.lines, "accepted": report.accepted, "already imported": report.duplicates,
-              "rejected": report.rejected, "leads created": report.leads_created,
+              "suppressed (dropped)": report.suppressed, "rejected": report.rejected, "leads created": report.leads_created,
               "leads rescored": report.leads_rescored}  # fmt: skip
     _summary(f"Imported events from {path.name}", counts)
     _report_problems(report.problems, "line", errors_out, report.aborted)

@@ -11,7 +11,10 @@ import typer
 from leadscore.cli.options import Db, open_store
 from leadscore.cli.render import console
 
-app = typer.Typer(help="A person's data: export it, erase it; delete old events.", no_args_is_help=True)
+app = typer.Typer(
+    help="A person's data: export it, erase it (and suppress her return); delete old events.",
+    no_args_is_help=True,
+)
 Person = Annotated[
     str,
     typer.Argument(
@@ -55,6 +58,15 @@ def export_cmd(
 def erase_cmd(
     person: Person,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    suppress: Annotated[
+        bool,
+        typer.Option(
+            "--suppress",
+            help="Also keep peppered hashes of her user and anonymous ids, and drop every later message "
+            "naming one (a tracker, source or import sending her again) unstored, until `privacy "
+            "unsuppress`. Without it, events sent after the erasure make a new lead.",
+        ),
+    ] = False,
     db: Db = None,
 ) -> None:
     """Remove the person's rows from every table (by exact ids and keys), verify, and scrub the files."""
@@ -70,7 +82,7 @@ def erase_cmd(
         if not yes and not typer.confirm(f"Erase {who.label()} and everything about them?"):
             raise typer.Exit(1)
         try:
-            report = erase(store, who, Settings().suppression_pepper, stamp, "cli")
+            report = erase(store, who, Settings().suppression_pepper, stamp, "cli", suppress_ids=suppress)
         except NotErased as exc:
             console.print(f"[red]error[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None
@@ -85,6 +97,17 @@ def erase_cmd(
         console.print(f"scored again without their events: {report.rescored} colleague(s)", highlight=False)
     if report.suppressed:
         console.print("their address stays suppressed from mail (kept as a hash)", highlight=False)
+    if suppress:
+        console.print(
+            f"suppressed: {report.keys_suppressed} of their ids (kept as hashes); messages naming them are "
+            "dropped unstored until `leadscore privacy unsuppress`",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "their ids are not suppressed: events sent for them again make a new lead (erase with --suppress)",
+            highlight=False,
+        )
     if report.mentions:
         where = ", ".join(f"{column} ({n})" for column, n in sorted(report.mentions.items()))
         console.print(
@@ -93,6 +116,31 @@ def erase_cmd(
             highlight=False,
         )
     console.print(report.disk, highlight=False)
+
+
+@app.command("unsuppress")
+def unsuppress_cmd(
+    person: Annotated[
+        str,
+        typer.Argument(
+            help="A user id, anonymous id or e-mail of a person erased with --suppress; or u:<userId>, "
+            "a:<anonymousId>."
+        ),
+    ],
+    db: Db = None,
+) -> None:
+    """Let a person erased with --suppress back: her messages are stored again (every id of hers
+    suppressed by that erasure is lifted)."""
+    from leadscore.privacy.erase import lift_suppression
+    from leadscore.scoring.run import now_ms
+    from leadscore.settings import Settings
+
+    with open_store(db) as store:
+        lifted = lift_suppression(store, person, Settings().suppression_pepper, now_ms(), "cli")
+    if not lifted:
+        console.print(f"[red]error[/red] nothing suppressed for {person!r}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"lifted: {lifted} suppressed id(s); their messages are stored again", highlight=False)
 
 
 @app.command("retention")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -31,6 +31,7 @@ from leadscore.store.people import (
     upsert_lead,
     user_key,
 )
+from leadscore.store.suppressions import any_keys_suppressed, suppressed_keys
 
 EVER = -(2**62)  # a time before any event
 _EVENTS = frozenset({"track", "page", "screen"})  # messages that say nothing about a person but its ids
@@ -42,6 +43,7 @@ class Applied:
 
     inserted: set[str] = field(default_factory=set)
     duplicates: int = 0
+    suppressed: int = 0  # messages dropped, unstored, for naming a suppressed person (``unsuppressed``)
     touched: dict[int, int] = field(default_factory=dict)  # lead id -> effective time (ms)
     causes: dict[int, list[str]] = field(default_factory=dict)  # lead id -> message ids
     created_leads: set[int] = field(default_factory=set)
@@ -109,6 +111,7 @@ def apply_messages(
     log, and not the traits or identities it carries. ``defer_links``: see ``apply_identities``.
     """
     out = Applied()
+    messages, out.suppressed = unsuppressed(conn, messages, _message_ids)
     seen = known_message_ids(conn, [m.message_id for m in messages])
     fresh: list[Message] = []
     for m in messages:
@@ -123,6 +126,64 @@ def apply_messages(
     out.inserted = append_events(conn, rows, unknown=True)
     out.duplicates += len(rows) - len(out.inserted)
     return out
+
+
+Item = TypeVar("Item")
+Ids = tuple[str | None, str | None, str | None]  # user id, anonymous id, previous id (an alias)
+
+
+def unsuppressed(
+    conn: Connection,
+    items: Sequence[Item],
+    ids: Callable[[Item], Ids],
+    pepper: str | None = None,
+    *,
+    suppressing: bool | None = None,
+) -> tuple[list[Item], int]:
+    """``items`` (messages, or event-log rows) without those naming a person erased with ``--suppress``,
+    and how many were dropped: the one check of every path that stores tracking data (``apply_messages``,
+    the processor's ``log_rows``). ``ids(item)`` gives its user id, anonymous id and alias's previous id.
+    An item is dropped if any of them is suppressed: storing it would store her id (a colleague's event
+    carrying her anonymous id too). With the table empty this is one index probe per batch; otherwise one
+    query for the batch's keys. ``suppressing``: whether anyone is suppressed, when the caller knows it
+    already (the PostgreSQL processor's claim answers it: no probe then). ``pepper`` defaults to
+    ``Settings().suppression_pepper``, as the erasure (``leadscore privacy erase``) read it from the
+    environment."""
+    if suppressing is None:
+        suppressing = bool(items) and any_keys_suppressed(conn)
+    if not items or not suppressing:
+        return list(items), 0
+    if pepper is None:
+        from leadscore.settings import Settings  # only when someone is suppressed
+
+        pepper = Settings().suppression_pepper
+    keys_of = [_identity_keys(ids(item)) for item in items]
+    blocked = suppressed_keys(conn, {k for keys in keys_of for k in keys}, pepper)
+    if not blocked:
+        return list(items), 0
+    kept = [item for item, keys in zip(items, keys_of, strict=True) if blocked.isdisjoint(keys)]
+    return kept, len(items) - len(kept)
+
+
+def _identity_keys(ids: Ids) -> tuple[str, ...]:
+    user_id, anonymous_id, previous_id = ids
+    keys = []
+    if user_id:
+        keys.append(user_key(user_id))
+    if anonymous_id:
+        keys.append(anonymous_key(anonymous_id))
+    if previous_id:  # an alias: the previous id is either kind of key
+        keys += [user_key(previous_id), anonymous_key(previous_id)]
+    return tuple(keys)
+
+
+def _message_ids(m: Message) -> Ids:
+    return m.user_id, m.anonymous_id, m.previous_id
+
+
+def row_ids(row: Mapping[str, Any]) -> Ids:
+    """``Ids`` of an event-log row (the inbox's, the processor's)."""
+    return row.get("user_id"), row.get("anonymous_id"), row.get("previous_id")
 
 
 def _event_time(m: Message) -> int:

@@ -25,6 +25,7 @@ from sqlalchemy import Column, Connection, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadscore.errors import InputError, Problem
+from leadscore.ingest.apply import unsuppressed
 from leadscore.ingest.attributes import CONSENT, canonical, consent_value, normalise_domain
 from leadscore.ingest.csv_encoding import Encoding, detect, undecodable
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
@@ -72,6 +73,12 @@ class ImportReport:
     aborted: bool = False
     changed_leads: set[int] = field(default_factory=set)
     leads_linked: int = 0
+    # rows left out on purpose, not errors: a person erased with --suppress (``_suppressed_rows``)
+    skipped: list[Problem] = field(default_factory=list)
+
+    @property
+    def suppressed(self) -> int:
+        return len(self.skipped)
 
     @property
     def rejected(self) -> int:
@@ -410,6 +417,24 @@ def _outcome(before: dict[str, Any] | None, after: dict[str, Any] | None, create
 
 
 Handler = Callable[[Connection, _Row, int, ImportReport], str]
+# the rows of a chunk to leave out, by row number, with the reason
+Screen = Callable[[Connection, list[_Row]], dict[int, Problem]]
+SUPPRESSED_ROW = "skipped: its user id is of a person erased with --suppress (leadscore privacy unsuppress)"
+
+
+def _suppressed_rows(conn: Connection, rows: list[_Row]) -> dict[int, Problem]:
+    """The rows whose user id names a person erased with ``--suppress``: the same check as the tracking
+    paths' (``unsuppressed``), once per chunk."""
+    ided = [row for row in rows if row.values.get("user_id") is not None]
+    kept, dropped = unsuppressed(conn, ided, lambda row: (str(row.values["user_id"]), None, None))
+    if not dropped:
+        return {}
+    left_in = {row.number for row in kept}
+    return {
+        row.number: Problem(SUPPRESSED_ROW, None, row.number, field=row.headers.get("user_id"))
+        for row in ided
+        if row.number not in left_in
+    }
 
 
 def _apply_lead(conn: Connection, row: _Row, now: int, report: ImportReport) -> str:
@@ -449,19 +474,24 @@ def _apply_account(conn: Connection, row: _Row, now: int, report: ImportReport) 
     return outcome
 
 
-def _flush(store: Store, rows: list[_Row], handle: Handler, now: int, report: ImportReport) -> None:
-    """Apply rows in one transaction; if the database refuses one, redo them one by one to find it."""
+def _flush(
+    store: Store, rows: list[_Row], handle: Handler, now: int, report: ImportReport, screen: Screen | None
+) -> None:
+    """Apply rows in one transaction; if the database refuses one, redo them one by one to find it. Rows
+    ``screen`` names are skipped (``ImportReport.skipped``)."""
     try:
         scratch = ImportReport(report.file)
         with store.begin() as conn:
-            outcomes = [(row, _try(conn, row, handle, now, scratch)) for row in rows]
+            skip = screen(conn, rows) if screen is not None else {}
+            outcomes = [(row, skip.get(row.number) or _try(conn, row, handle, now, scratch)) for row in rows]
         _merge(report, scratch, outcomes)
     except SQLAlchemyError:
         for row in rows:
             scratch = ImportReport(report.file)
             try:
                 with store.begin() as conn:
-                    outcome = _try(conn, row, handle, now, scratch)
+                    skipped = screen(conn, [row]).get(row.number) if screen is not None else None
+                    outcome = skipped or _try(conn, row, handle, now, scratch)
             except SQLAlchemyError as exc:
                 reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
                 outcome = Problem(f"cannot be stored: {reason}", report.file, row.number)
@@ -477,7 +507,9 @@ def _try(conn: Connection, row: _Row, handle: Handler, now: int, scratch: Import
 
 def _merge(report: ImportReport, scratch: ImportReport, outcomes: list[tuple[_Row, str | Problem]]) -> None:
     for _, outcome in outcomes:
-        if isinstance(outcome, Problem):
+        if isinstance(outcome, Problem) and outcome.message == SUPPRESSED_ROW:
+            report.skipped.append(replace(outcome, file=report.file))
+        elif isinstance(outcome, Problem):
             report.problems.append(outcome)
         else:
             setattr(report, outcome, getattr(report, outcome) + 1)
@@ -486,7 +518,7 @@ def _merge(report: ImportReport, scratch: ImportReport, outcomes: list[tuple[_Ro
 
 
 def _import(store: Store, path: Path, options: ImportOptions, handle: Handler, need: tuple[str, ...],
-            progress: Progress | None) -> ImportReport:  # fmt: skip
+            progress: Progress | None, screen: Screen | None = None) -> ImportReport:  # fmt: skip
     source = open_csv(path, options, need)
     report = ImportReport(str(path), source.encoding.name, source.notes)
     now = int(time.time() * 1000)
@@ -501,19 +533,22 @@ def _import(store: Store, path: Path, options: ImportOptions, handle: Handler, n
         else:
             pending.append(item)
         if len(pending) >= options.chunk_size:
-            _flush(store, pending, handle, now, report)
+            _flush(store, pending, handle, now, report, screen)
             pending = []
     if pending:
-        _flush(store, pending, handle, now, report)
+        _flush(store, pending, handle, now, report, screen)
     report.problems.sort(key=lambda p: p.line or 0)
+    report.skipped.sort(key=lambda p: p.line or 0)
     return report
 
 
 def import_leads(
     store: Store, path: Path, options: ImportOptions | None = None, progress: Progress | None = None
 ) -> ImportReport:
-    """Create or update a lead per row (matched by id, then e-mail); bad rows go to the report."""
-    return _import(store, path, options or ImportOptions(), _apply_lead, ("email", "user_id"), progress)
+    """Create or update a lead per row (matched by id, then e-mail); bad rows go to the report, and rows of
+    a person erased with --suppress to its ``skipped``."""
+    need = ("email", "user_id")
+    return _import(store, path, options or ImportOptions(), _apply_lead, need, progress, _suppressed_rows)
 
 
 def import_accounts(

@@ -37,6 +37,7 @@ class ChunkResult(Protocol):
 
     accepted: int
     duplicates: int
+    suppressed: int
     leads_rescored: int
     created_leads: set[int]
 
@@ -50,6 +51,7 @@ class EventImportReport:
     lines: int = 0
     accepted: int = 0
     duplicates: int = 0
+    suppressed: int = 0  # messages naming a person erased with --suppress: dropped, unstored
     leads_created: int = 0
     leads_rescored: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -264,5 +266,6 @@ def _send(ingest: Ingest, messages: Sequence[Message], report: EventImportReport
     result = ingest(messages)
     report.accepted += result.accepted
     report.duplicates += result.duplicates
+    report.suppressed += result.suppressed
     report.leads_rescored += result.leads_rescored
     report.leads_created += len(result.created_leads)

@@ -11,7 +11,8 @@ way, so a later import or identify of the address is not mailed. A digest of sev
 outbox (``digest_leads``) is rendered again without her, or deleted when she was its only lead, whether
 it is pending, sent or failed (``lifecycle.notify.forget_leads``). Her account's stored score and stage
 (MQA), which counted her engagement, are computed again without her in the same transaction
-(``lifecycle.accounts.refresh_active``).
+(``lifecycle.accounts.refresh_active``). With ``suppress`` her identity keys are kept as peppered hashes
+(``store.suppressions.suppress_keys``), and every later message naming one is dropped unstored.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from leadscore.store import Store
 from leadscore.store.audit import audit
 from leadscore.store.event_log import drop_from_inbox, hold_inbox, waiting_rows
 from leadscore.store.id_lists import contains_any
-from leadscore.store.people import account_colleagues
+from leadscore.store.people import account_colleagues, anonymous_key, user_key
 from leadscore.store.schema import leads
-from leadscore.store.suppressions import suppress
+from leadscore.store.suppressions import suppress, suppress_keys, unsuppress_keys
 
 REDACTED = "[erased]"
 WITHDRAWN = (("consent_email", False), ("unsubscribed", True))
@@ -50,6 +51,7 @@ class EraseReport:
     remaining: list[str] = field(default_factory=list)  # tables whose rules still find rows: must be empty
     mentions: dict[str, int] = field(default_factory=dict)  # "table.column" → other rows naming her
     suppressed: bool = False  # her address was added to the mail suppressions
+    keys_suppressed: int = 0  # her identity keys newly suppressed (``--suppress``): her later events dropped
     rescored: int = 0  # her colleagues scored again without her events (account-scope rules)
     disk: str = ""  # what was done to the database files
 
@@ -66,8 +68,11 @@ class NotErased(StoreError):
         super().__init__(f"rows of the person remain in {', '.join(report.remaining)}; nothing was erased")
 
 
-def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> EraseReport:
-    """Delete the person's rows everywhere, in the caller's transaction, and verify by the same rules."""
+def erase_person(
+    conn: Connection, person: Person, pepper: str, now_ms: int, *, suppress_ids: bool = False
+) -> EraseReport:
+    """Delete the person's rows everywhere, in the caller's transaction, and verify by the same rules;
+    with ``suppress_ids`` her identity keys are suppressed (their later messages dropped) as well."""
     missing = unaccounted(conn)
     if missing:
         raise StoreError(f"no erasure rule for table(s) {', '.join(missing)}: add one in privacy/tables.py")
@@ -76,6 +81,9 @@ def erase_person(conn: Connection, person: Person, pepper: str, now_ms: int) -> 
     report = EraseReport()
     ids = Ids.of(conn, person)
     report.suppressed = _carry_suppression(conn, person, pepper, now_ms)
+    if suppress_ids:
+        keys = [user_key(u) for u in person.user_ids] + [anonymous_key(a) for a in person.anonymous_ids]
+        report.keys_suppressed = suppress_keys(conn, keys, person.email, pseudonym(person), now_ms, pepper)
     _count(report.deleted, "inbox", drop_from_inbox(conn, ids.owns))  # EVENT_ARRAYS: the inbox only
     # her account's stored score and stage count her engagement, and her colleagues' scores her events
     # (a model's account-scope rules): scored again without her below
@@ -197,7 +205,9 @@ def mentions(conn: Connection, identifiers: tuple[str, ...]) -> dict[str, int]:
     return found
 
 
-def erase(store: Store, person: Person, pepper: str, now_ms: int, actor: str) -> EraseReport:
+def erase(
+    store: Store, person: Person, pepper: str, now_ms: int, actor: str, *, suppress_ids: bool = False
+) -> EraseReport:
     """Erase in one transaction (audited under a pseudonym), then leave no deleted copy on disk.
 
     SQLite: the transaction runs with ``secure_delete`` (freed space is zeroed), then ``VACUUM`` rewrites
@@ -210,15 +220,30 @@ def erase(store: Store, person: Person, pepper: str, now_ms: int, actor: str) ->
         if sqlite:
             _driver(conn).execute("PRAGMA secure_delete=ON")
         try:
-            report = erase_person(conn, person, pepper, now_ms)
+            report = erase_person(conn, person, pepper, now_ms, suppress_ids=suppress_ids)
             if not report.clean:
                 raise NotErased(report)
-            audit(conn, now_ms, actor, "privacy.erase", pseudonym(person), deleted=report.deleted)
+            # the number of keys suppressed only: the audit log keeps nothing that names her
+            suppressed = {"suppressed_keys": report.keys_suppressed} if suppress_ids else {}
+            audit(
+                conn, now_ms, actor, "privacy.erase", pseudonym(person), deleted=report.deleted, **suppressed
+            )
         finally:
             if sqlite:
                 _driver(conn).execute("PRAGMA secure_delete=OFF")
     report.disk = scrub_files(store)
     return report
+
+
+def lift_suppression(store: Store, ref: str, pepper: str, now_ms: int, actor: str) -> int:
+    """Lift an erasure's ``--suppress`` for the person ``ref`` names (a user or anonymous id, an e-mail):
+    every key it suppressed. Audited like the erasure, under its pseudonym (no id of hers). Returns the
+    keys lifted (0: nothing of hers was suppressed)."""
+    with store.begin() as conn:
+        persons, lifted = unsuppress_keys(conn, ref, pepper)
+        for person in persons:
+            audit(conn, now_ms, actor, "privacy.unsuppress", person, lifted=lifted)
+    return lifted
 
 
 def scrub_files(store: Store) -> str:

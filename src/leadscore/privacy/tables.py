@@ -93,6 +93,7 @@ NOT_PERSONAL = {
     "login_attempts": "staff logins",
     "team_cursors": "round-robin positions",
     "mail_suppressions": "peppered hashes only: kept so an unsubscribe outlives the erasure",
+    "tracking_suppressions": "peppered hashes only: kept so an erasure with --suppress drops her later events",
     "counters": "running totals of the pipeline",
     "alerts": "health checks of the model, aggregated over all leads",
     "shadow_models": "which model versions are scored in shadow",

@@ -63,6 +63,7 @@ _no_model_warned = threading.Event()
 class IngestReport:
     accepted: int = 0
     duplicates: int = 0
+    suppressed: int = 0  # dropped unstored: they named a person erased with --suppress
     leads_rescored: int = 0
     history_rows: int = 0
     created_leads: set[int] = field(default_factory=set)
@@ -101,7 +102,9 @@ def ingest(
     """Store messages and rescore the leads they touch with the active model, in one transaction."""
     with store.begin() as conn:
         applied = apply_messages(conn, messages, source)
-        report = IngestReport(len(applied.inserted), applied.duplicates, created_leads=applied.created_leads)
+        report = IngestReport(
+            len(applied.inserted), applied.duplicates, applied.suppressed, created_leads=applied.created_leads
+        )
         report.leads_rescored, report.history_rows = rescore_touched(
             conn, store.sources(), applied, as_of, drop_unconsented
         )
@@ -354,7 +357,9 @@ class Backfill:
         for lead_id, (at_ms, _) in applied.left.items():  # ``finish`` names the import as their cause
             self.left[lead_id] = max(at_ms, self.left.get(lead_id, at_ms))
         self.stored += len(applied.inserted)
-        return IngestReport(len(applied.inserted), applied.duplicates, created_leads=applied.created_leads)
+        return IngestReport(
+            len(applied.inserted), applied.duplicates, applied.suppressed, created_leads=applied.created_leads
+        )
 
     def leads(self) -> list[int]:
         """The leads ``finish`` rescores: those the chunks touched and the colleagues a lead left."""

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from leadscore.ingest.apply import Applied, apply_identities, message_from_row
+from leadscore.ingest.apply import Applied, apply_identities, message_from_row, row_ids, unsuppressed
 from leadscore.ingest.committer import write_turn
 from leadscore.ingest.limits import cut_path
 from leadscore.scoring.pipeline import rescore_touched
@@ -233,7 +233,8 @@ def _in_turn(
         if isolate:
             scored, rescored, dead = _apply_isolated(conn, store, claimed.rows, drop_unconsented, now)
         else:
-            (scored, rescored), dead = apply_rows(conn, store, claimed.rows, drop_unconsented), 0
+            applying = apply_rows(conn, store, claimed.rows, drop_unconsented, claimed.suppressing)
+            (scored, rescored), dead = applying, 0
         if claimed.pending:  # leads a SQLite processor logged events for and stopped before scoring
             rescored += rescore_touched(conn, store.sources(), pending_leads(claimed.pending))[0]
             scored += pending_count(claimed.pending, "scored")
@@ -260,19 +261,30 @@ def _in_turn(
 
 
 def apply_rows(
-    conn: Connection, store: Store, rows: list[dict[str, Any]], drop_unconsented: bool
+    conn: Connection,
+    store: Store,
+    rows: list[dict[str, Any]],
+    drop_unconsented: bool,
+    suppressing: bool | None = None,
 ) -> tuple[int, int]:
     """Append event-log rows to the log (of two copies of a message the first wins; one already there is
     skipped), apply the new ones (identities, traits, accounts) and rescore the leads they touch.
-    Returns (events applied, leads rescored)."""
-    applied, count = log_rows(conn, rows)
+    Returns (events applied, leads rescored). ``suppressing``: see ``log_rows``."""
+    applied, count = log_rows(conn, rows, suppressing)
     rescored, _ = rescore_touched(conn, store.sources(), applied, drop_unconsented=drop_unconsented)
     return count, rescored
 
 
-def log_rows(conn: Connection, rows: list[dict[str, Any]]) -> tuple[Applied, int]:
+def log_rows(
+    conn: Connection, rows: list[dict[str, Any]], suppressing: bool | None = None
+) -> tuple[Applied, int]:
     """The first half of ``apply_rows``: append the rows to the log and apply the new ones (identities,
-    traits, accounts), unscored. Returns what they changed and how many were new."""
+    traits, accounts), unscored. Returns what they changed and how many were new. Rows naming a person
+    erased with ``--suppress`` are dropped first, unstored, and counted (``counters.SUPPRESSED``);
+    ``suppressing`` says whether anyone is, when the claim answered it (``Claimed.suppressing``)."""
+    rows, dropped = unsuppressed(conn, rows, row_ids, suppressing=suppressing)
+    if dropped:
+        counters.add(conn, {counters.SUPPRESSED: dropped})
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["message_id"] not in first:
@@ -281,7 +293,9 @@ def log_rows(conn: Connection, rows: list[dict[str, Any]]) -> tuple[Applied, int
             first[row["message_id"]] = row if path is row.get("path") else {**row, "path": path}
     inserted = append_events(conn, list(first.values()))
     messages = [message_from_row(row) for mid, row in first.items() if mid in inserted]
-    applied = apply_identities(conn, messages, Applied(inserted={m.message_id for m in messages}))
+    applied = apply_identities(
+        conn, messages, Applied(inserted={m.message_id for m in messages}, suppressed=dropped)
+    )
     return applied, len(messages)
 
 

@@ -13,6 +13,7 @@ from leadscore.store.upsert import dialect_insert
 ACKNOWLEDGED = "events_acknowledged"  # events the processor took from the inbox
 SCORED = "events_scored"  # events appended to the log, applied and scored by the processor
 DEAD_LETTERED = "events_dead_lettered"  # messages set aside as dead letters
+SUPPRESSED = "events_suppressed"  # messages dropped, unstored, for naming a person erased with --suppress
 
 
 def add(conn: Connection, amounts: Mapping[str, int]) -> None:

@@ -97,7 +97,9 @@ _TAKE_PG = sql_text(
     "  FROM (SELECT id, events FROM inbox WHERE part IN (SELECT p FROM parts)"
     "   ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED) AS waiting"
     " ) AS counted WHERE nth = 1 OR upto <= :n"
-    ") RETURNING id, received_ms, rows"
+    # whether anyone's ids are suppressed (``store/suppressions.py``), answered with the claim (an
+    # uncorrelated subquery: evaluated once), so that a batch needs no round trip of its own to learn it
+    ") RETURNING id, received_ms, rows, EXISTS (SELECT 1 FROM tracking_suppressions) AS suppressing"
 )
 
 
@@ -228,6 +230,8 @@ class Claimed:
     # each taken row's acknowledgement time and events (a SQLite processor's arrivals that the inbox, once
     # they are taken, no longer shows: ``arrived_since``)
     arrivals: list[tuple[int, int]] = field(default_factory=list)
+    # PostgreSQL: whether anyone's ids were suppressed when claimed (None: not asked, on SQLite)
+    suppressing: bool | None = None
 
 
 def claim(conn: Connection, limit: int, parts: Sequence[int] | None = None) -> Claimed | None:
@@ -242,8 +246,9 @@ def claim(conn: Connection, limit: int, parts: Sequence[int] | None = None) -> C
         deleted = sorted(conn.execute(_TAKE_PG, {"n": limit, "parts": every}).all())
         if not deleted:
             return None
-        ids = [inbox_id for inbox_id, _, _ in deleted]
-        taken: Sequence[tuple[int, str]] = [(received, body) for _, received, body in deleted]
+        ids = [inbox_id for inbox_id, _, _, _ in deleted]
+        taken: Sequence[tuple[int, str]] = [(received, body) for _, received, body, _ in deleted]
+        suppressing: bool | None = bool(deleted[0][3])
     else:
         ids = []
         total = 0
@@ -255,8 +260,13 @@ def claim(conn: Connection, limit: int, parts: Sequence[int] | None = None) -> C
         if not ids:
             return None
         taken = [(received, body) for received, body in conn.execute(_CLAIMED, {"ids": ids})]
+        suppressing = None
     claimed = Claimed(
-        ids, [], min(received for received, _ in taken), released=conn.dialect.name == "postgresql"
+        ids,
+        [],
+        min(received for received, _ in taken),
+        released=conn.dialect.name == "postgresql",
+        suppressing=suppressing,
     )
     for received, body in taken:
         try:

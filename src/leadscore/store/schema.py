@@ -504,6 +504,19 @@ mail_suppressions = Table(
     Column("at_ms", BigInteger, nullable=False),
 )
 
+tracking_suppressions = Table(
+    "tracking_suppressions",
+    metadata,
+    # the identity keys (``u:<userId>``, ``a:<anonymousId>``) of people erased with ``--suppress``: their
+    # messages are dropped before anything is stored (Segment's "delete and suppress"). Peppered hashes only
+    # (store/suppressions.py): nothing here names her. ``person`` groups one erasure's keys (its audit
+    # pseudonym), ``email_hash`` her address's hash, so ``privacy unsuppress`` lifts them all by any one
+    Column("key_hash", String(64), primary_key=True),
+    Column("person", String(63), nullable=False, index=True),
+    Column("email_hash", String(64), index=True),
+    Column("at_ms", BigInteger, nullable=False),
+)
+
 # --- model review (migration 0014): health alerts and shadow models
 
 alerts = Table(
