@@ -15,8 +15,8 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
   traits (message id ``<uuid>:set``), an anonymous person's too (its traits reach the lead its anonymous
   id is linked to, now or when it is: ``ingest.apply``); none where ``$process_person_profile`` is false.
 * where ``$process_person_profile`` is false, ``$identify``, ``$create_alias``, ``$merge_dangerously`` and
-  ``$groupidentify`` are refused (``PERSON_EVENTS``: PostHog drops them) and a ``$set`` or ``$set_once``
-  event is a track event without traits.
+  ``$groupidentify`` are dropped (``PERSON_EVENTS``, ``DroppedMessage``: PostHog drops them, and answers
+  200 for a request of only those) and a ``$set`` or ``$set_once`` event is a track event without traits.
 * ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (``$group_set`` are the
   company's traits; its sender joins it only when a person already known: ``context.known_only``,
   ``ingest.apply.known_only``); other group types are kept as track events.
@@ -33,8 +33,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from leadscore.errors import MessageError
+from leadscore.errors import DroppedMessage, MessageError
 from leadscore.ingest.limits import FIELD_LENGTH
+from leadscore.ingest.segment import sent_at_given
 
 ACCOUNT_GROUP_TYPES = ("company", "organization", "account")
 TRAIT_KEYS = ("$set", "$set_once")
@@ -147,9 +148,9 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     # empty one is refused as Segment's is
     if event.get("timestamp") is not None:
         base["timestamp"] = event["timestamp"]
-    if event.get("sent_at") not in (None, ""):
+    if sent_at_given(event.get("sent_at")):
         base["sentAt"] = event["sent_at"]
-    if sent_at and "sentAt" not in base:
+    elif sent_at_given(sent_at):  # the request's, 0 included (1970-01-01, as an event's own)
         base["sentAt"] = sent_at
     groups = _dict(properties.get("$groups"), "properties.$groups")
     for group_type in ACCOUNT_GROUP_TYPES:
@@ -161,7 +162,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     # as PostHog drops it; any other is kept without its person properties
     personless = properties.get("$process_person_profile") is False
     if personless and name in PERSON_EVENTS:
-        raise MessageError(
+        raise DroppedMessage(
             "properties.$process_person_profile",
             f"properties.$process_person_profile is false: a {name} event without a person is dropped, as"
             " PostHog drops it",
