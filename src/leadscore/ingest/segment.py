@@ -29,6 +29,7 @@ from leadscore.ingest.limits import (
     check_path,
     check_time,
     check_traits,
+    check_unset,
     check_values,
     cut_path,
 )
@@ -259,6 +260,9 @@ def normalise(
     if context and "traits_once" in context:
         # leadscore's own key (PostHog's $set_once): traits set only where the lead has no value yet
         check_traits(_mapping(context, "traits_once", "context."), "context.traits_once")
+    if context and "traits_unset" in context:
+        # leadscore's own key (PostHog's $unset): trait names removed from the lead
+        check_unset(context["traits_unset"], "context.traits_unset")
     message_id = _text(raw, "messageId") or derived_message_id(raw)
     # positionally, in the fields' order (keywords cost a tenth of normalising a message)
     return Message(
