@@ -63,7 +63,9 @@ def _refused(answer: dict[str, Any]) -> list[tuple[int, str | None]]:
 
 
 def _track(message_id: str, **fields: Any) -> str:
-    return json.dumps({"type": "track", "userId": "s", "event": "Demo Requested", "messageId": message_id, **fields})
+    return json.dumps(
+        {"type": "track", "userId": "s", "event": "Demo Requested", "messageId": message_id, **fields}
+    )
 
 
 def test_a_segment_batch_refuses_only_the_event_with_a_value_no_store_holds(
@@ -137,9 +139,20 @@ def test_an_id_of_whitespace_only_is_no_id_and_refuses_its_event_alone(api: tupl
     batch = [
         {"type": "track", "userId": "   ", "event": "Demo Requested", "messageId": "w-0"},
         {"type": "track", "anonymousId": "\t\n", "event": "Demo Requested", "messageId": "w-1"},
-        {"type": "track", "userId": "\u3000", "anonymousId": "a-w", "event": "Demo Requested", "messageId": "w-2"},
+        {
+            "type": "track",
+            "userId": "\u3000",
+            "anonymousId": "a-w",
+            "event": "Demo Requested",
+            "messageId": "w-2",
+        },
         {"type": "alias", "userId": "w", "previousId": " ", "messageId": "w-3"},
-        {"type": "track", "userId": " w ", "event": "Demo Requested", "messageId": "w-4"},  # text around: an id
+        {
+            "type": "track",
+            "userId": " w ",
+            "event": "Demo Requested",
+            "messageId": "w-4",
+        },  # text around: an id
     ]
     with httpx.Client(base_url=url) as http:
         r = http.post("/v1/batch", json={"batch": batch}, headers=basic(write))
@@ -158,7 +171,9 @@ def test_an_id_of_whitespace_only_is_no_id_and_refuses_its_event_alone(api: tupl
         r = http.post("/batch/", json={"api_key": write, "batch": posthog})
         assert r.status_code == 200, r.text
         assert _refused(r.json()) == [(0, "batch[0].distinct_id")]
-        assert r.json()["rejected"][0]["message"] == "distinct_id is blank (whitespace only): an id is required"
+        assert (
+            r.json()["rejected"][0]["message"] == "distinct_id is blank (whitespace only): an id is required"
+        )
         # alone, the event is a 400 naming the field, as any refused single message
         r = http.post("/v1/track", json={"userId": " ", "event": "E"}, headers=basic(write))
         assert r.status_code == 400 and r.json()["errors"][0]["field"] == "userId"
@@ -209,7 +224,10 @@ def test_a_request_of_dropped_and_invalid_events_is_answered_200_with_each_liste
     with httpx.Client(base_url=url) as http:
         r = http.post("/batch/", json={"api_key": write, "batch": batch})
         assert r.status_code == 200, r.text
-        assert _refused(r.json()) == [(0, "batch[0].properties.$process_person_profile"), (1, "batch[1].distinct_id")]
+        assert _refused(r.json()) == [
+            (0, "batch[0].properties.$process_person_profile"),
+            (1, "batch[1].distinct_id"),
+        ]
         # invalid events only: still the 400 of a request with nothing to keep
         r = http.post("/batch/", json={"api_key": write, "batch": batch[1:]})
         assert r.status_code == 400, r.text

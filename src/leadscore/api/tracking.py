@@ -85,9 +85,7 @@ def _refusal(index: int, item: Any, exc: MessageError, prefix: str = "") -> dict
     """A refused message as the answer lists it: where (index, field path) and what. Its messageId is
     echoed only when it could be one (a refused 30 KB id is not sent back)."""
     message_id = item.get("messageId") if isinstance(item, dict) else None
-    if not isinstance(message_id, str) or len(message_id) > FIELD_LENGTH["messageId"] or "\x00" in message_id:
-        message_id = None
-    elif not message_id.isascii() and not _utf8(message_id):  # a lone surrogate cannot be written back
+    if not _echoable(message_id):
         message_id = None
     field = exc.problem.field
     return {
@@ -98,9 +96,13 @@ def _refusal(index: int, item: Any, exc: MessageError, prefix: str = "") -> dict
     }
 
 
-def _utf8(text: str) -> bool:
+def _echoable(message_id: Any) -> bool:
+    """A refused message's id can be sent back: a text that fits the column, without NUL, in UTF-8 (a
+    lone surrogate, kept by the JSON parser, cannot be written in an answer)."""
+    if not isinstance(message_id, str) or len(message_id) > FIELD_LENGTH["messageId"] or "\x00" in message_id:
+        return False
     try:
-        text.encode()
+        message_id.encode()
     except UnicodeEncodeError:
         return False
     return True

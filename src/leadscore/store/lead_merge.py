@@ -124,10 +124,10 @@ def merged_values(kept: Any, other: Any) -> dict[str, Any]:
             stamps[key] = other_ts.get(key, stamps.get(key))
     # the other lead's removals (a stamp without a value, no field's) later than the kept lead's value
     for key, stamp in other_ts.items():
-        if key not in others and key not in LEAD_COLUMNS and stamp is not None:
-            if stamp > kept_ts.get(key, _EVER):
-                attributes.pop(key, None)
-                stamps[key] = stamp
+        removed = key not in others and key not in LEAD_COLUMNS and stamp is not None
+        if removed and stamp > kept_ts.get(key, _EVER):
+            attributes.pop(key, None)
+            stamps[key] = stamp
     for column in LEAD_COLUMNS[1:]:
         value = other[column]
         if value in (None, ""):
