@@ -119,6 +119,8 @@ def _unset(event: dict[str, Any], properties: dict[str, Any]) -> list[Any]:
     ``$set``): a list, or an object's keys (PostHog takes both); each name is checked with the message
     (``ingest.limits.check_unset``)."""
     names: list[Any] = []
+    if UNSET_KEY not in properties and UNSET_KEY not in event:  # nearly every event
+        return names
     for source, where in ((properties, f"properties.{UNSET_KEY}"), (event, UNSET_KEY)):
         value = source.get(UNSET_KEY)
         if value is None:
@@ -156,7 +158,8 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     name = _text(event.get("event"))
     if name is None:
         raise MessageError("event", "a PostHog event needs 'event'")
-    properties = dict(_dict(event.get("properties"), "properties"))
+    sent = _dict(event.get("properties"), "properties")  # as sent: its person properties are read from it
+    properties = dict(sent)
     distinct_id = _text(event.get("distinct_id")) or _text(properties.get("distinct_id"))
     if distinct_id is None:
         raise MessageError("distinct_id", "a PostHog event needs 'distinct_id'")
@@ -196,8 +199,8 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
             f"properties.$process_person_profile is false: a {name} event without a person is dropped, as"
             " PostHog drops it",
         )
-    set_, once = _person(event, _dict(event.get("properties"), "properties"))
-    unset = [] if personless else _unset(event, _dict(event.get("properties"), "properties"))
+    set_, once = _person(event, sent)
+    unset = [] if personless else _unset(event, sent)
     if name == "$identify":
         anonymous = _text(properties.get("$anon_distinct_id"))
         identify = _identify(base, set_, once, unset)
