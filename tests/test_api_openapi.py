@@ -98,6 +98,12 @@ CASES = [
     _case("track", False, userId="u"),
     _case("track", False, event="E"),
     _case("track", False, userId="", event="E"),  # an empty id is no id
+    _case("track", False, userId="   ", event="E"),  # nor is one of whitespace only
+    _case("track", False, userId="\u3000", anonymousId="a", event="E"),
+    _case("track", False, anonymousId="\t\n", event="E"),
+    _case("track", True, userId=" u ", event="E"),  # text around an id is kept
+    _case("alias", False, userId="u", previousId=" "),
+    _case("alias", False, userId="\x85", previousId="p"),
     _case("track", True, userId=42, event="E"),  # a number is read as its text
     _case("track", False, userId=True, event="E"),
     _case("track", True, userId="x" * 255, event="E"),

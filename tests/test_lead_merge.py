@@ -240,3 +240,31 @@ def test_a_lead_merged_twice_resolves_to_the_last_kept_lead(store: Store) -> Non
     with store.connect() as conn:
         assert [resolve_lead_ref(conn, str(n)) for n in (carl, new, old)] == [old, old, old]
         assert conn.execute(select(func.count()).select_from(leads)).scalar() == 1
+
+
+@pytest.mark.parametrize("remover", ["new", "old"])
+@pytest.mark.parametrize("batches", ["one batch", "one message a batch"])
+def test_a_removal_observed_last_survives_the_merge(store: Store, remover: str, batches: str) -> None:
+    """One lead says CTO (minute 1), the other removes the title later (PostHog's ``$unset``, minute 4):
+    the merged lead has no title, whichever of the two is kept (the older, old's). Before, the kept lead's
+    title stayed, or the other's filled what the kept lead had removed as a gap. Three Probes of 10, no
+    CTO: 0.5 * 0 + 0.5 * 30 = 15 (with the title it was 0.5 * 100 + 0.5 * 30 = 65)."""
+    publish(store, loads_model(MODEL))
+    setter = "old" if remover == "new" else "new"
+    history = [
+        message(1, type="identify", userId=setter, traits={"title": "CTO"}),
+        message(2, type="track", userId="old", event="Probe"),
+        message(3, type="track", userId="new", event="Probe"),
+        message(4, type="identify", userId=remover, traits={}, context={"traits_unset": ["title"]}),
+        message(5, type="alias", previousId="old", userId="new"),
+        message(6, type="track", userId="new", event="Probe"),
+    ]
+    if remover == "old":  # old's lead must be the older one, kept: it is made first
+        history[0], history[1] = message(0, type="track", userId="old", event="Probe"), history[0]
+    for part in [history] if batches == "one batch" else [[m] for m in history]:
+        ingest(store, part, source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        lead = conn.execute(select(leads)).mappings().one()
+        score, _ = read_current(conn, lead["id"])
+    assert lead["external_id"] == "old" and "job_title" not in lead["attributes"]
+    assert score is not None and score["score"] == pytest.approx(15.0)

@@ -9,6 +9,7 @@
     │   └── NotFoundError          a lead, model version or other record does not exist
     └── InputError                 an input file or message is malformed (positioned, per row or line)
         └── MessageError           a tracking message has a value the stores cannot hold (also a ValueError)
+            └── DroppedMessage     one its sender's own server drops: reported, no failure of the request
 
 Every error with a position carries it as data (``Problem``) so the CLI, the API and tests can
 render or inspect it without parsing messages.
@@ -94,3 +95,10 @@ class MessageError(InputError, ValueError):
 
     def __str__(self) -> str:
         return self.problem.message
+
+
+class DroppedMessage(MessageError):
+    """A message left out as its sender's own server leaves it out (PostHog drops a person event without
+    person processing and answers 200): reported beside the refusals, but a request with nothing else to
+    store is no failure (``api.tracking.commit_messages``), which its client would retry or drop a queue
+    over."""

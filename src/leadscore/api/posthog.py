@@ -34,6 +34,7 @@ from leadscore.api.state import state_of
 from leadscore.api.tracking import TrackingRoute, commit_messages, parse_json
 from leadscore.errors import MessageError
 from leadscore.ingest.posthog import as_sent, events_of, to_segment, token_of
+from leadscore.ingest.segment import sent_at_given
 
 router = APIRouter(tags=["tracking"], route_class=TrackingRoute)
 GZIP_MAGIC = b"\x1f\x8b"
@@ -135,7 +136,7 @@ def _sent_at(request: Request, body: Any) -> Any:
     ``?_=<Date.now()>``: without it a browser two hours fast has its events stored two hours ahead).
     A ``_`` that is no number, or no time within a year of the arrival, is a cache-buster only, and
     ignored."""
-    if isinstance(body, dict) and body.get("sent_at"):
+    if isinstance(body, dict) and sent_at_given(body.get("sent_at")):  # 0 is 1970 (a broken clock), not none
         return body["sent_at"]
     now = time.time() * 1000
     for param in SENT_AT_PARAMS:

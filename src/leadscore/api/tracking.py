@@ -16,6 +16,7 @@ request and answering a ready ``Response``, without FastAPI's dependency solving
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -29,10 +30,10 @@ from leadscore.api.content_encoding import decoded
 from leadscore.api.errors import LISTED_ERRORS, ApiError
 from leadscore.api.openapi import tracking_route
 from leadscore.api.state import AppState, state_of
-from leadscore.errors import MessageError
+from leadscore.errors import DroppedMessage, MessageError
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.limits import FIELD_LENGTH
-from leadscore.ingest.segment import TYPES, normalise
+from leadscore.ingest.segment import TYPES, normalise, sent_at_given
 
 
 class TrackingRoute(APIRoute):
@@ -56,12 +57,20 @@ BATCH_KEYS = ("context", "integrations")
 
 
 def parse_json(raw: bytes, limit: int) -> Any:
+    """A request body's JSON. orjson refuses a whole text for a value in one of its messages that JSON
+    can spell but UTF-8 cannot hold (a lone surrogate, ``\\ud800`` or its raw bytes) or that is no JSON
+    number (NaN): such a text is read again by the standard library, which keeps them, and each message
+    holding one is refused alone (``ingest.limits.check_values`` names its field), so one bad event never
+    sinks the good ones of its batch. Only a text that is not JSON at all is refused whole."""
     if len(raw) > limit:
         raise ApiError(413, f"body is {len(raw)} bytes; at most {limit} are allowed")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"invalid JSON: {exc}") from None
+        try:  # the rare malformed body only: the hot path pays nothing
+            return json.loads(raw)  # bytes are decoded with surrogatepass
+        except (ValueError, RecursionError):  # not JSON; bytes that are no UTF-8; nested too deep
+            raise ApiError(400, f"invalid JSON: {exc}") from None
 
 
 def _answer(payload: dict[str, Any]) -> Response:
@@ -76,7 +85,7 @@ def _refusal(index: int, item: Any, exc: MessageError, prefix: str = "") -> dict
     """A refused message as the answer lists it: where (index, field path) and what. Its messageId is
     echoed only when it could be one (a refused 30 KB id is not sent back)."""
     message_id = item.get("messageId") if isinstance(item, dict) else None
-    if not isinstance(message_id, str) or len(message_id) > FIELD_LENGTH["messageId"] or "\x00" in message_id:
+    if not _echoable(message_id):
         message_id = None
     field = exc.problem.field
     return {
@@ -85,6 +94,18 @@ def _refusal(index: int, item: Any, exc: MessageError, prefix: str = "") -> dict
         "field": f"{prefix}{field}" if field else prefix.rstrip(".") or None,
         "message": str(exc),
     }
+
+
+def _echoable(message_id: Any) -> bool:
+    """A refused message's id can be sent back: a text that fits the column, without NUL, in UTF-8 (a
+    lone surrogate, kept by the JSON parser, cannot be written in an answer)."""
+    if not isinstance(message_id, str) or len(message_id) > FIELD_LENGTH["messageId"] or "\x00" in message_id:
+        return False
+    try:
+        message_id.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _too_large(item: dict[str, Any], limit: int) -> bool:
@@ -137,7 +158,7 @@ async def record_batch(
             numbered.append((index, item, MessageError(None, f"message is larger than {limit} bytes")))
         else:
             merged = {**shared, **item} if shared else item
-            if "sentAt" not in merged and body.get("sentAt"):
+            if "sentAt" not in merged and sent_at_given(body.get("sentAt")):
                 merged = {**merged, "sentAt": body["sentAt"]}
             numbered.append((index, item, [merged]))
     return await commit_messages(state, numbered, received, "batch")
@@ -155,11 +176,12 @@ async def commit_messages(
     (the item's index, the item as sent, its Segment messages or why it was refused), ``where`` names
     the list in the field paths of the refusals, ``source`` is the events' source, ``as_sent`` words a
     refusal of an item's Segment message in the item's own fields (items of another format). Raises
-    ApiError 400 when every item was refused."""
+    ApiError 400 when every item was refused, none of them dropped (``DroppedMessage``: left out as the
+    client's own server leaves it out, which answers success)."""
     ip_mode, secret = state.settings.ip_mode, state.settings.secret_key
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    refused = 0
+    refused = dropped = 0
     for index, item, messages in numbered:
         try:
             if isinstance(messages, MessageError):
@@ -170,10 +192,11 @@ async def commit_messages(
             )
         except MessageError as exc:
             refused += 1
+            dropped += isinstance(exc, DroppedMessage)
             if len(rejected) < LISTED_ERRORS:
                 worded = as_sent(exc, item) if as_sent is not None and messages is not exc else exc
                 rejected.append(_refusal(index, item, worded, f"{where}[{index}]."))
-    if numbered and not rows:
+    if numbered and not rows and not dropped:
         shown = f" (the first {LISTED_ERRORS} are listed)" if refused > LISTED_ERRORS else ""
         raise ApiError(400, f"all {refused} messages were rejected{shown}", rejected)
     inserted = await state.committer.commit(rows)

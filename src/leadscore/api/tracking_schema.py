@@ -27,6 +27,10 @@ from leadscore.store.schema import INT64_MAX, INT64_MIN
 
 Schema = dict[str, Any]
 NO_NUL = "^[^\\x00]*$"  # PostgreSQL holds no NUL in text or JSONB
+# a person's id has a character that is not whitespace (``ingest.segment._id``: ``str.isspace``, whose
+# characters all lie below U+3001), and no NUL
+_SPACES = "".join(f"\\u{c:04x}" for c in range(0x3001) if chr(c).isspace())
+PERSON_ID = f"^[^\\x00]*[^\\x00{_SPACES}][^\\x00]*$"
 # an ISO-8601 time from 1971 (an offset could take 1970-01-01 before the epoch) to 9999, in the forms
 # clients send; days 29 to 31 left out, as JSON Schema has no calendar
 ISO_TIME = (
@@ -57,9 +61,13 @@ NUMBER: Schema = {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX}
 ID_NUMBER: Schema = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}
 
 
-def _id(max_length: int | None, description: str, *, required: bool = False) -> Schema:
-    """A text field of the event log: a string (numbers are read as their text); null or "" is absent."""
-    choices = [_text(max_length, 1 if required else 0), ID_NUMBER]
+def _id(max_length: int | None, description: str, *, required: bool = False, person: bool = False) -> Schema:
+    """A text field of the event log: a string (numbers are read as their text); null or "" is absent. A
+    ``person``'s id (userId, anonymousId, previousId) is not of whitespace only."""
+    text = _text(max_length, 1 if required else 0)
+    if person:
+        text["pattern"] = PERSON_ID if required else f"{PERSON_ID}|^$"
+    choices = [text, ID_NUMBER]
     if not required:
         choices.append({"type": "null"})
     return {"anyOf": choices, "description": description}
@@ -134,8 +142,8 @@ def _common(kind: str) -> dict[str, Schema]:
         "messageId": _id(
             FIELD_LENGTH["messageId"], "unique per message; a resend is stored once (derived when absent)"
         ),
-        "userId": _id(FIELD_LENGTH["userId"], "the person's id in your systems"),
-        "anonymousId": _id(FIELD_LENGTH["anonymousId"], "the visitor's cookie id"),
+        "userId": _id(FIELD_LENGTH["userId"], "the person's id in your systems", person=True),
+        "anonymousId": _id(FIELD_LENGTH["anonymousId"], "the visitor's cookie id", person=True),
         "timestamp": ref("Time"),
         "originalTimestamp": ref("Time"),
         "sentAt": ref("Time"),
@@ -163,7 +171,7 @@ def message(kind: str) -> Schema:
         "additionalProperties": ref("JsonValue"),
     }
     someone = [
-        {"required": [key], "properties": {key: _id(FIELD_LENGTH[key], key, required=True)}}
+        {"required": [key], "properties": {key: _id(FIELD_LENGTH[key], key, required=True, person=True)}}
         for key in ("userId", "anonymousId")
     ]
     if kind == "track":
@@ -177,8 +185,12 @@ def message(kind: str) -> Schema:
         properties["groupId"] = _id(FIELD_LENGTH["groupId"], "the account's id")
         schema["anyOf"] = someone
     elif kind == "alias":
-        properties["previousId"] = _id(FIELD_LENGTH["previousId"], "the id being merged", required=True)
-        properties["userId"] = _id(FIELD_LENGTH["userId"], "the id it is merged into", required=True)
+        properties["previousId"] = _id(
+            FIELD_LENGTH["previousId"], "the id being merged", required=True, person=True
+        )
+        properties["userId"] = _id(
+            FIELD_LENGTH["userId"], "the id it is merged into", required=True, person=True
+        )
         schema["required"] = ["previousId", "userId"]
     else:
         schema["anyOf"] = someone

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
-from leadscore.ingest.traits import group_account, restamped_since, split_traits
+from leadscore.ingest.traits import group_account, removed_names, restamped_since, split_traits
 from leadscore.store.event_log import append_events, identifies_of_keys, known_message_ids
 from leadscore.store.lead_merge import merge_leads
 from leadscore.store.lifecycle_tables import evaluate_again
@@ -384,8 +384,8 @@ def _strangers(ordered: Sequence[Message]) -> set[str]:
     return grouped - {m.user_id for m in ordered if not known_only(m)} if grouped else set()
 
 
-# an identify's (time, message id, traits, set-once traits)
-Observed = tuple[int, str, dict[str, Any], dict[str, Any] | None]
+# an identify's (time, message id, traits, set-once traits, names removed)
+Observed = tuple[int, str, dict[str, Any], dict[str, Any] | None, tuple[str, ...]]
 
 
 class Unlinked:
@@ -415,8 +415,9 @@ class Unlinked:
         traits, once = context.get("traits"), context.get("traits_once")
         traits = traits if isinstance(traits, dict) else {}
         once = once if isinstance(once, dict) and once else None
-        if traits or once:
-            self.waiting.setdefault(key, []).append((ts, message_id, traits, once))
+        gone = removed_names(context)
+        if traits or once or gone:
+            self.waiting.setdefault(key, []).append((ts, message_id, traits, once, gone))
 
     def wait(self, m: Message) -> None:
         """An identify of an anonymous id linked to no lead: its traits wait for the link."""
@@ -434,7 +435,7 @@ def _observe(
     """Apply an identify's traits observed at its time (``upsert_lead``'s rules: the newest observation
     wins, set-once fills a gap) to lead ``lead_id``; the lead's history reopens from where its attributes
     as known change."""
-    ts, _, traits, once = seen
+    ts, _, traits, once, gone = seen
     email, fields, attributes = split_traits(traits) if traits else (None, {}, {})
     stamps = dict(people.row(conn, lead_id)["attribute_ts"] or {})
     upsert_lead(
@@ -448,6 +449,7 @@ def _observe(
         once=split_traits(once) if once else None,
         cache=people,
         lead_id=lead_id,
+        unset=gone,
     )
     row = people.row(conn, lead_id)
     reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
@@ -554,6 +556,7 @@ def _identify(
                 link_user_key=False,
                 once=once_traits(m) if m.type == "identify" else None,
                 cache=people,
+                unset=removed_names(m.context) if m.type == "identify" else (),
             )
             created |= made
             row = people.row(conn, lead_id)
@@ -585,12 +588,12 @@ def _identify(
                 out.rewind(lead_id)
     elif m.anonymous_id:
         lead_id = lookup.get(anonymous_key(m.anonymous_id))
-        if m.type == "identify" and (m.traits or once_traits(m)):
+        if m.type == "identify" and (m.traits or once_traits(m) or removed_names(m.context)):
             # an anonymous person's traits: its lead's now, else when its id is linked to one
             if lead_id is None:
                 unlinked.wait(m)
             else:
-                seen = (m.ts, m.message_id, m.traits, m.context.get("traits_once"))
+                seen = (m.ts, m.message_id, m.traits, m.context.get("traits_once"), removed_names(m.context))
                 _observe(conn, seen, out, people, m.received_ms, lead_id)
     if m.type == "group" and (lead_id is not None or known_only(m)):
         domain, name, attrs = group_account(m.traits, m.group_id)

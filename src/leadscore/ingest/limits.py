@@ -204,6 +204,17 @@ def check_traits(traits: dict[str, Any], where: str) -> None:
         check_length(_trait_path(where, key, *inner), value, LEAD_LENGTH[name])
 
 
+def check_unset(names: Any, where: str) -> None:
+    """The names an identify removes (``context.traits_unset``, PostHog's ``$unset``): a list of texts,
+    each naming an attribute (a name of no letter or digit names none); ``where`` is its path."""
+    if not isinstance(names, list):
+        raise MessageError(where, f"{where} must be a list of names")
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not canonical(name):
+            field = f"{where}[{index}]"
+            raise MessageError(field, f"{field} must be the name of a trait, not {json.dumps(name)[:60]}")
+
+
 def check_group(traits: dict[str, Any], group_id: str | None, where: str) -> None:
     """The account a group message sets (domain, name) fits its columns."""
     keys = _trait_keys(traits)

@@ -9,14 +9,17 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
   where the lead has no value yet; ``$anon_distinct_id`` as the ``anonymousId``) and an ``alias`` from
   ``$anon_distinct_id``, which stitches an anonymous id that a server library sent as a distinct id (its
   person key is ``u:``).
+* ``$unset`` (a list of person property names, or an object whose keys are) beside them →
+  ``context.traits_unset`` of that ``identify``: the lead's attributes (and name fields) removed, after
+  the values set (``store.people.upsert_lead``; unknown from the event's time on: ``scoring.as_known``).
 * ``$set`` and ``$set_once`` events → ``identify`` with their traits; ``$create_alias`` → two ``alias``
   messages, one each way (``<uuid>:back``): the clients disagree on which of its ids is the new one.
 * any other event with ``$set`` or ``$set_once`` → the event and, beside it, an ``identify`` with those
   traits (message id ``<uuid>:set``), an anonymous person's too (its traits reach the lead its anonymous
   id is linked to, now or when it is: ``ingest.apply``); none where ``$process_person_profile`` is false.
 * where ``$process_person_profile`` is false, ``$identify``, ``$create_alias``, ``$merge_dangerously`` and
-  ``$groupidentify`` are refused (``PERSON_EVENTS``: PostHog drops them) and a ``$set`` or ``$set_once``
-  event is a track event without traits.
+  ``$groupidentify`` are dropped (``PERSON_EVENTS``, ``DroppedMessage``: PostHog drops them, and answers
+  200 for a request of only those) and a ``$set`` or ``$set_once`` event is a track event without traits.
 * ``$groupidentify`` of a group type in ``ACCOUNT_GROUP_TYPES`` → ``group`` (``$group_set`` are the
   company's traits; its sender joins it only when a person already known: ``context.known_only``,
   ``ingest.apply.known_only``); other group types are kept as track events.
@@ -33,11 +36,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from leadscore.errors import MessageError
+from leadscore.errors import DroppedMessage, MessageError
 from leadscore.ingest.limits import FIELD_LENGTH
+from leadscore.ingest.segment import sent_at_given
 
 ACCOUNT_GROUP_TYPES = ("company", "organization", "account")
 TRAIT_KEYS = ("$set", "$set_once")
+UNSET_KEY = "$unset"  # person properties to remove: a list of names, or an object whose keys are
 # events only about a person, which PostHog drops whole when ``$process_person_profile`` is false
 # (plugin-server's normalize-process-person step: ingestion warning
 # ``invalid_event_when_process_person_profile_is_false``)
@@ -109,12 +114,39 @@ def _person(event: dict[str, Any], properties: dict[str, Any]) -> tuple[dict[str
     return found["$set"], found["$set_once"]
 
 
-def _identify(base: dict[str, Any], set_: dict[str, Any], once: dict[str, Any]) -> dict[str, Any]:
-    """An ``identify`` carrying ``$set`` as its traits and ``$set_once`` as ``context.traits_once``
-    (applied only where the lead has no value: ``ingest.apply.once_traits``)."""
+def _unset(event: dict[str, Any], properties: dict[str, Any]) -> list[Any]:
+    """The names an event's ``$unset`` removes, from its properties and its top (as ``_person`` reads
+    ``$set``): a list, or an object's keys (PostHog takes both); each name is checked with the message
+    (``ingest.limits.check_unset``)."""
+    names: list[Any] = []
+    if UNSET_KEY not in properties and UNSET_KEY not in event:  # nearly every event
+        return names
+    for source, where in ((properties, f"properties.{UNSET_KEY}"), (event, UNSET_KEY)):
+        value = source.get(UNSET_KEY)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = list(value)
+        elif not isinstance(value, list):
+            raise MessageError(where, f"{where} must be a list of property names")
+        names.extend(value)
+    return names
+
+
+def _identify(
+    base: dict[str, Any], set_: dict[str, Any], once: dict[str, Any], unset: list[Any] | None = None
+) -> dict[str, Any]:
+    """An ``identify`` carrying ``$set`` as its traits, ``$set_once`` as ``context.traits_once``
+    (applied only where the lead has no value: ``ingest.apply.once_traits``) and ``$unset`` as
+    ``context.traits_unset`` (removed after the values set: ``store.people.upsert_lead``)."""
     message = {**base, "type": "identify", "traits": set_}
+    context: dict[str, Any] = {}
     if once:
-        message["context"] = {"traits_once": once}
+        context["traits_once"] = once
+    if unset:
+        context["traits_unset"] = unset
+    if context:
+        message["context"] = context
     return message
 
 
@@ -126,12 +158,13 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     name = _text(event.get("event"))
     if name is None:
         raise MessageError("event", "a PostHog event needs 'event'")
-    properties = dict(_dict(event.get("properties"), "properties"))
+    sent = _dict(event.get("properties"), "properties")  # as sent: its person properties are read from it
+    properties = dict(sent)
     distinct_id = _text(event.get("distinct_id")) or _text(properties.get("distinct_id"))
     if distinct_id is None:
         raise MessageError("distinct_id", "a PostHog event needs 'distinct_id'")
     device_id = _text(properties.get("$device_id"))
-    for private in ("token", "distinct_id", *TRAIT_KEYS):
+    for private in ("token", "distinct_id", *TRAIT_KEYS, UNSET_KEY):
         properties.pop(private, None)
     base: dict[str, Any] = {"properties": properties}
     if device_id == distinct_id:
@@ -147,9 +180,9 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     # empty one is refused as Segment's is
     if event.get("timestamp") is not None:
         base["timestamp"] = event["timestamp"]
-    if event.get("sent_at") not in (None, ""):
+    if sent_at_given(event.get("sent_at")):
         base["sentAt"] = event["sent_at"]
-    if sent_at and "sentAt" not in base:
+    elif sent_at_given(sent_at):  # the request's, 0 included (1970-01-01, as an event's own)
         base["sentAt"] = sent_at
     groups = _dict(properties.get("$groups"), "properties.$groups")
     for group_type in ACCOUNT_GROUP_TYPES:
@@ -161,15 +194,16 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     # as PostHog drops it; any other is kept without its person properties
     personless = properties.get("$process_person_profile") is False
     if personless and name in PERSON_EVENTS:
-        raise MessageError(
+        raise DroppedMessage(
             "properties.$process_person_profile",
             f"properties.$process_person_profile is false: a {name} event without a person is dropped, as"
             " PostHog drops it",
         )
-    set_, once = _person(event, _dict(event.get("properties"), "properties"))
+    set_, once = _person(event, sent)
+    unset = [] if personless else _unset(event, sent)
     if name == "$identify":
         anonymous = _text(properties.get("$anon_distinct_id"))
-        identify = _identify(base, set_, once)
+        identify = _identify(base, set_, once, unset)
         if anonymous and "userId" in base:
             identify["anonymousId"] = anonymous
             alias = {
@@ -183,7 +217,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
             return [identify, {k: v for k, v in alias.items() if v is not None}]
         return [identify]
     if name in TRAIT_KEYS and not personless:  # posthog.set(), posthog.set_once()
-        return [_identify(base, set_, once)]
+        return [_identify(base, set_, once, unset)]
     if name == "$create_alias":
         alias_of = _text(properties.get("alias"))
         if alias_of is None:
@@ -217,7 +251,11 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     # an event's person properties update its person as an identify beside it would: an anonymous one's
     # (an identify with the anonymous id alone) wait in the log for the lead its id is linked to
     # (``ingest.apply``); none from an event PostHog keeps no person for
-    person = [_identify({**base, "properties": {}}, set_, once)] if (set_ or once) and not personless else []
+    person = (
+        [_identify({**base, "properties": {}}, set_, once, unset)]
+        if (set_ or once or unset) and not personless
+        else []
+    )
     if person and message_id:
         person[0]["messageId"] = derived_id(message_id, "set")
     return [_event(name, base, properties), *person]
@@ -280,6 +318,7 @@ def _sent_field(field: str, event: dict[str, Any]) -> str:
         "groupId": "properties.$group_key" if grouped else f"properties.$groups.{group_type}",
         "traits": "properties.$group_set" if grouped else _traits_at("$set", event),
         "context.traits_once": _traits_at("$set_once", event),
+        "context.traits_unset": _traits_at(UNSET_KEY, event),
     }
     for segment, sent in sent_as.items():
         if field == segment or field.startswith((segment + ".", segment + "[")):
@@ -289,4 +328,4 @@ def _sent_field(field: str, event: dict[str, Any]) -> str:
 
 def _traits_at(key: str, event: dict[str, Any]) -> str:
     """Where the event's ``$set`` or ``$set_once`` is: at the top (posthog-js), else in the properties."""
-    return key if isinstance(event.get(key), dict) and event[key] else f"properties.{key}"
+    return key if isinstance(event.get(key), dict | list) and event[key] else f"properties.{key}"

@@ -29,6 +29,7 @@ from leadscore.ingest.limits import (
     check_path,
     check_time,
     check_traits,
+    check_unset,
     check_values,
     cut_path,
 )
@@ -125,6 +126,23 @@ def _text(raw: dict[str, Any], key: str, where: str = "") -> str | None:
     return str(value)
 
 
+def sent_at_given(value: Any) -> bool:
+    """Whether a message or its envelope gives a send time (``sentAt``, PostHog's ``sent_at``): absent, null
+    and "" give none; epoch milliseconds 0 is 1970-01-01, a time like any other (as ``timestamp: 0`` is),
+    and corrects the clock as any other send time does."""
+    return value is not None and value != ""
+
+
+def _id(raw: dict[str, Any], key: str) -> str | None:
+    """A person's id (``userId``, ``anonymousId``, ``previousId``) as ``_text`` reads it; one of whitespace
+    only is no id (it would be a person of its own, ``u:   ``), refused as a missing one is, naming the field
+    (PostHog's ``distinct_id`` is one of these: ``ingest.posthog``)."""
+    value = _text(raw, key)
+    if value is not None and value.isspace():
+        raise MessageError(key, f"{key} is blank (whitespace only): an id is required")
+    return value
+
+
 def _mapping(raw: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
     value = raw.get(key)
     if value is None:
@@ -164,7 +182,7 @@ def normalise(
     kind = raw.get("type") or default_type
     if kind not in TYPES:
         raise MessageError("type", f"type must be one of {', '.join(TYPES)}, not {shown(kind)}")
-    user_id, anonymous_id = _text(raw, "userId"), _text(raw, "anonymousId")
+    user_id, anonymous_id = _id(raw, "userId"), _id(raw, "anonymousId")
     if not user_id and not anonymous_id and kind != "alias":
         raise MessageError("userId", "userId or anonymousId is required")
     context = _mapping(raw, "context")
@@ -192,21 +210,21 @@ def normalise(
         if raw.get("originalTimestamp") is not None
         else None
     )
+    corrected = ""
     if stamp_field is None:
         ts = received
     else:
         ts = parse_time(raw[stamp_field], stamp_field)
-        if raw.get("sentAt") not in (None, ""):
+        if sent_at_given(raw.get("sentAt")):
             # the client's clock is off by (sentAt - its receive time): its timestamp is too
             ts = received - (parse_time(raw["sentAt"], "sentAt") - ts)
+            corrected = " corrected for the sender's clock (sentAt)"
             if not EARLIEST_MS <= ts <= LATEST_MS:
-                raise MessageError(
-                    stamp_field,
-                    f"{stamp_field} corrected for the sender's clock (sentAt) falls outside 1970 to 9999",
-                )
+                raise MessageError(stamp_field, f"{stamp_field}{corrected} falls outside 1970 to 9999")
     if ts > received + MAX_FUTURE_MS:
         raise MessageError(
-            stamp_field, f"timestamp {ms_to_iso(ts)} is more than 24 h after the message was received"
+            stamp_field,
+            f"timestamp{corrected} {ms_to_iso(ts)} is more than 24 h after the message was received",
         )
     name = None
     if kind == "track":
@@ -230,7 +248,7 @@ def normalise(
             path = cut_path(path)
         else:
             check_path(path_field, path)
-    previous_id = _text(raw, "previousId") if "previousId" in raw else None
+    previous_id = _id(raw, "previousId") if "previousId" in raw else None
     if kind == "alias" and (not previous_id or not user_id):
         missing = "previousId" if not previous_id else "userId"
         raise MessageError(missing, "an alias message needs 'previousId' and 'userId'")
@@ -242,6 +260,9 @@ def normalise(
     if context and "traits_once" in context:
         # leadscore's own key (PostHog's $set_once): traits set only where the lead has no value yet
         check_traits(_mapping(context, "traits_once", "context."), "context.traits_once")
+    if context and "traits_unset" in context:
+        # leadscore's own key (PostHog's $unset): trait names removed from the lead
+        check_unset(context["traits_unset"], "context.traits_unset")
     message_id = _text(raw, "messageId") or derived_message_id(raw)
     # positionally, in the fields' order (keywords cost a tenth of normalising a message)
     return Message(

@@ -44,6 +44,13 @@ def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], di
     return email, fields, attributes
 
 
+def removed_names(context: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The attribute and field names an identify removes (``context.traits_unset``, what PostHog's
+    ``$unset`` maps to), canonical as ``split_traits`` names what it sets; () for none."""
+    names = context.get("traits_unset") if context else None
+    return tuple(dict.fromkeys(canonical(n) for n in names)) if isinstance(names, list) and names else ()
+
+
 def group_account(
     traits: dict[str, Any], group_id: str | None
 ) -> tuple[str | None, str | None, dict[str, Any]]:
@@ -68,12 +75,13 @@ def restamped_since(
     An attribute observed again later stops counting from its old stamp: until the new one, the latest
     identify before each time shows instead (an anonymous id's identify, linked since, may say
     otherwise), so the lead's history may change from the old stamp on. One observed for the first time
-    changes it from the new stamp. Every path that applies messages (real time, backfill) reopens the
-    lead's history from here."""
+    changes it from the new stamp. A stamp of a name that is no field and has no value is a removal
+    (``$unset``): it moves as a value's does. Every path that applies messages (real time, backfill)
+    reopens the lead's history from here."""
     before = before or {}
     moved = [
         int(stamp) if before.get(key) is None else min(int(before[key]), int(stamp))
         for key, stamp in after.items()
-        if key in attributes and stamp is not None and before.get(key) != stamp
+        if (key in attributes or key not in LEAD_FIELDS) and stamp is not None and before.get(key) != stamp
     ]
     return min(moved, default=None)

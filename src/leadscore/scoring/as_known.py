@@ -3,7 +3,9 @@
 A lead's attributes are stored as they are now, each with the time it was observed (``attribute_ts``);
 the traits of every identify message stay in the event log. The value of attribute ``k`` at time ``t`` is
 the current value if it was observed at or before ``t``, else the value of the latest identify at or
-before ``t`` that set it, else missing. That depends on the set of messages, not on the order or batches
+before ``t`` that set it, else missing. A removal (PostHog's ``$unset``: ``context.traits_unset``) is an
+observation too: the lead's stamp of a name without a value, and an identify that removes it, make it
+missing from that time on, until a later value. That depends on the set of messages, not on the order or batches
 they arrived in, so history rows scored with it do not either. (E-mail, names, company and account are
 read as they are now.)
 
@@ -41,7 +43,7 @@ from sqlalchemy.types import JSON
 
 from leadscore.compile import Ledger, Sources
 from leadscore.compile.query import lead_attribute_keys
-from leadscore.ingest.traits import split_traits
+from leadscore.ingest.traits import removed_names, split_traits
 from leadscore.model import ScoringModel
 from leadscore.scoring.run import (
     POINTS_CHUNK,
@@ -81,17 +83,23 @@ class Known:
             int(r.id): (self._kept(r.attributes or {}), self._kept(r.attribute_ts or {}))
             for r in conn.execute(_CURRENT, {"ids": ids})
         }
-        self.observed: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        # each identify's (time, values set, names removed after them)
+        self.observed: dict[int, list[tuple[int, dict[str, Any], tuple[str, ...]]]] = {}
         for r in conn.execute(_IDENTIFIES, {"ids": ids}):
-            traits = (r.context or {}).get("traits") or {}
+            context = r.context or {}
+            traits = context.get("traits") or {}
+            kept: dict[str, Any] = {}
             if isinstance(traits, dict) and traits:
                 _, _, attributes = split_traits(traits)
-                # an identify that sets none of the keys changes nothing scored: no epoch of its own (a
-                # client identifying on every page view with a changing ``last_seen`` made each one a
-                # query of its own, and every batch about them re-read all the ones before)
                 kept = {k: v for k, v in self._kept(attributes).items() if v not in (None, "")}
-                if kept:
-                    self.observed.setdefault(int(r.lead_id), []).append((int(r.ts), kept))
+            gone = removed_names(context) if "traits_unset" in context else ()
+            if gone and keys is not None:
+                gone = tuple(k for k in gone if k in keys)
+            # an identify that sets or removes none of the keys changes nothing scored: no epoch of its
+            # own (a client identifying on every page view with a changing ``last_seen`` made each one a
+            # query of its own, and every batch about them re-read all the ones before)
+            if kept or gone:
+                self.observed.setdefault(int(r.lead_id), []).append((int(r.ts), kept, gone))
 
     def _kept(self, values: dict[str, Any]) -> dict[str, Any]:
         keys = self.keys
@@ -105,6 +113,8 @@ class Known:
         now, stamps = self.current.get(lead_id, ({}, {}))
         observed = self.observed.get(lead_id, [])
         epochs = self.epochs(lead_id)
+        # names stamped without a value: removed at their stamp (a field's stamp names no attribute here)
+        removed = [(key, int(stamp)) for key, stamp in stamps.items() if key not in now and stamp is not None]
         out: list[dict[str, Any]] = [{}] * len(times)
         state: dict[str, Any] = {}  # the identifies' values at or before the time reached
         walked, last_epoch, last = 0, -1, state
@@ -113,13 +123,19 @@ class Known:
             epoch = bisect_right(epochs, at)
             if epoch != last_epoch:
                 while walked < len(observed) and observed[walked][0] <= at:  # in time order: the latest wins
-                    state.update(observed[walked][1])
+                    _, values, gone = observed[walked]
+                    state.update(values)
+                    for key in gone:
+                        state.pop(key, None)
                     walked += 1
                 last = dict(state)
                 for key, value in now.items():
                     stamp = stamps.get(key)
                     if stamp is None or int(stamp) <= at:
                         last[key] = value
+                for key, stamp in removed:
+                    if stamp <= at:
+                        last.pop(key, None)
                 last_epoch = epoch
             out[at_index] = last
         return out
@@ -128,7 +144,7 @@ class Known:
         """The times at which the lead's known attributes may change, ascending: two times with the same
         number of these at or before them see the same attributes (``over_time`` reads nothing else)."""
         _, stamps = self.current.get(lead_id, ({}, {}))
-        times = {ts for ts, _ in self.observed.get(lead_id, [])}
+        times = {ts for ts, _, _ in self.observed.get(lead_id, [])}
         times.update(int(stamp) for stamp in stamps.values() if stamp is not None)
         return sorted(times)
 

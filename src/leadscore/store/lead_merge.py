@@ -110,16 +110,24 @@ def merged_values(kept: Any, other: Any) -> dict[str, Any]:
     kept_ts, other_ts = dict(kept["attribute_ts"] or {}), dict(other["attribute_ts"] or {})
     stored, stamps = dict(kept["attributes"] or {}), dict(kept_ts)
     changes: dict[str, Any] = {}
+    others = other["attributes"] or {}
+    # a gap is a name the kept lead never observed: one it removed later ($unset) is no gap
     taken = {
         key: value
-        for key, value in (other["attributes"] or {}).items()
-        if key not in stored or other_ts.get(key, _EVER) > kept_ts.get(key, _EVER)
+        for key, value in others.items()
+        if (key not in stored and key not in kept_ts) or other_ts.get(key, _EVER) > kept_ts.get(key, _EVER)
     }
     # within the bound of a lead's attributes: merging leads one after another adds up as messages do
     attributes = merge_attributes(stored, taken, f"lead {kept['id']}")
     for key, value in taken.items():
         if key in attributes and attributes[key] == value:
             stamps[key] = other_ts.get(key, stamps.get(key))
+    # the other lead's removals (a stamp without a value, no field's) later than the kept lead's value
+    for key, stamp in other_ts.items():
+        removed = key not in others and key not in LEAD_COLUMNS and stamp is not None
+        if removed and stamp > kept_ts.get(key, _EVER):
+            attributes.pop(key, None)
+            stamps[key] = stamp
     for column in LEAD_COLUMNS[1:]:
         value = other[column]
         if value in (None, ""):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -194,6 +194,7 @@ def upsert_lead(
     once: tuple[str | None, dict[str, Any], dict[str, Any]] | None = None,
     cache: PeopleCache | None = None,
     lead_id: int | None = None,
+    unset: Collection[str] = (),
 ) -> tuple[int, bool]:
     """Find the lead by external id or e-mail and merge ``fields``/``attributes`` into it, or create it.
 
@@ -205,12 +206,22 @@ def upsert_lead(
     false: the caller links it next (ingest, whose key lookup knows which keys are linked already).
     ``cache``: a batch's ``PeopleCache``, which answers the searches and learns the writes. ``lead_id``:
     merge into that lead (which must exist) instead of the one found by external id or e-mail.
+    ``unset``: attribute and name-field names removed at ``at_ms`` (PostHog's ``$unset``), after this call's
+    own values: a removal is an observation like a value, stamped, so the latest by time wins (a value
+    observed before it, arriving later, stays out). A stamp without its value is a removal
+    (``scoring.as_known.Known``); the e-mail is never removed (it finds the person).
     """
     at_ms = now_ms if at_ms is None else at_ms
     email = normalise_email(email) if email else None
     fields = {k: v for k, v in (fields or {}).items() if k in LEAD_COLUMNS and v not in (None, "")}
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
     once_email, once_fields, once_attributes = _once_values(once)
+    gone = [k for k in dict.fromkeys(unset) if k != "email"]
+    if gone:  # removed after this call's own values (PostHog applies $set, then $unset)
+        fields = {k: v for k, v in fields.items() if k not in gone}
+        attributes = {k: v for k, v in attributes.items() if k not in gone}
+        once_fields = {k: v for k, v in once_fields.items() if k not in gone}
+        once_attributes = {k: v for k, v in once_attributes.items() if k not in gone}
     if lead_id is not None:
         row = cache.row(conn, lead_id) if cache is not None else _lead_row(conn, lead_id)
     else:
@@ -225,7 +236,7 @@ def upsert_lead(
             "email": email,
             "email_domain": email_domain(email),
             "attributes": attributes,
-            "attribute_ts": dict.fromkeys([*attributes, *fields], at_ms),
+            "attribute_ts": dict.fromkeys([*attributes, *fields, *gone], at_ms),
             "created_ms": now_ms,
             "updated_ms": now_ms,
             **fields,
@@ -258,6 +269,11 @@ def upsert_lead(
         merged = merge_attributes(stored, set_now, f"lead {lead_id}")
         # a value left out is not observed: its stamp stays
         newer = {k: None for k in newer if k not in set_now or merged.get(k) == set_now[k]}
+        removed = [k for k in gone if at_ms >= seen.get(k, at_ms)]  # newer than its value, or the first word
+        if removed:
+            merged = {k: v for k, v in merged.items() if k not in removed}
+            changes.update({k: None for k in removed if k in LEAD_COLUMNS and row[k] is not None})
+            newer.update(dict.fromkeys(removed))
         if merged != row["attributes"]:
             changes["attributes"] = merged
         stamps = {**seen, **dict.fromkeys(newer, at_ms)}
