@@ -394,11 +394,11 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         return np.asarray(np.maximum(fit, 0) + np.maximum(eng, 0), dtype=np.int64)
 
     def score_100(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.float64]:
-        """The 0–100 score the learned model YAML gives (same scale, same floor)."""
+        """The 0–100 score the learned model YAML gives (same scale, same floor, kept to a millionth)."""
         span = self.fit_max_ + self.engagement_max_
         if span == 0:  # nothing learned: every lead has 0 points
             return np.zeros(len(self.total_points_of(X, columns)))
-        return np.asarray(self.total_points_of(X, columns) * (100.0 / span), dtype=np.float64)
+        return kept(np.asarray(self.total_points_of(X, columns) * (100.0 / span), dtype=np.float64))
 
     def decision_function(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.float64]:
         """Log-odds of the positive class from the integer points."""
