@@ -34,6 +34,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
+from leadscore.compile.dialects import kept
 from leadscore.learn.binning import NO_BIN, Bins, Column, Prebinned, merge_prebinned, prebin, read_column
 from leadscore.learn.checks import check_leakage, check_minimum, univariate_auc
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRatio, EventRecency, Feature
