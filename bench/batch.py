@@ -13,7 +13,8 @@ temporary table, median of ``--repeat`` interleaved runs. pandas and a plain Pyt
 scores from the same Parquet. Spark: the compiled query in local mode, executed in full into Spark's
 ``noop`` sink. SQLite and PostgreSQL: ``rescore.py`` (store tables loaded by ``datagen.py``, hand-written
 SQL from ``handwritten.py``). Every engine runs in a child process of its own, which reports its peak RSS;
-results are checked against the compiled model to 1e-9 before anything is timed.
+results are checked against the compiled model (to half a millionth: its scores are kept to six decimals)
+before anything is timed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from leadscore.compile import Sources, compile_model, render_sql  # noqa: E402
 from leadscore.model import load_model  # noqa: E402
 
 MODEL = BENCH / "model.yaml"
-TOLERANCE = 1e-9
+# the compiled query keeps scores to a millionth (docs/model-language.md), the hand-written query does not
+TOLERANCE = 0.5e-6 + 1e-9
 AS_OF = parquet_gen.datagen.AS_OF_MS
 RELATIONS = ("events", "identities", "leads", "accounts")
 

@@ -3,8 +3,8 @@
 Each returns ``lead_id, fit_score, engagement_score, score`` for every lead as of ``as_of``, over the four
 relations as ``parquet_gen.py`` writes them. The DuckDB query follows ``handwritten.POSTGRESQL`` with
 DuckDB idioms (``->>``, ``regexp_matches``, ``json_type``) and what DuckDB's profiler showed (see
-``duckdb_query``); bench/batch.py checks all of them against the compiled model to 1e-9 before it times
-anything.
+``duckdb_query``); bench/batch.py checks all of them against the compiled model (to half a millionth,
+as it keeps scores) before it times anything.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ For each engine: generate the data set into a fresh store (bench/datagen.py), th
 R runs after a warm-up, (1) the compiled SELECT executed and every row fetched, (2) the hand-written query
 (bench/handwritten.py) executed and fetched, (3) ``leadscore.scoring.run.score`` end to end (compile,
 execute, fetch, assemble every ledger). Both queries must give the same fit, engagement and total score
-for every lead (1e-9) or the run fails. Prints the ratio compiled / hand-written (target <= 1.3x).
+for every lead (to half a millionth: the compiled scores are kept to six decimals) or the run fails.
+Prints the ratio compiled / hand-written (target <= 1.3x).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from leadscore.store import Store  # noqa: E402
 
 MODEL_PATH = BENCH / "model.yaml"
 PG_URL = os.environ.get("LEADSCORE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TOLERANCE = 1e-9
+# the compiled query keeps scores to a millionth (docs/model-language.md), the hand-written query does not
+TOLERANCE = 0.5e-6 + 1e-9
 Scores = dict[int, tuple[float, float, float]]
 
 

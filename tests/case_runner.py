@@ -12,7 +12,10 @@ contribution equal to the score. A case may also expect the events under a line:
 {message id: score points}}``, hand-computed like the rest.
 
 Expected numbers may be written as arithmetic (``"= 20 * 0.5 ** (10 / 30)"``) so the hand computation is
-the expectation. Values compare exactly unless the model decays (then 1e-9 relative).
+the expectation. Values compare exactly unless the model decays (then 1e-9 relative). A score (score, fit
+and engagement score) is kept to a millionth (docs/model-language.md, "Scores are kept to a millionth"),
+so an expected score is the hand computation rounded half up to six decimals, and a ledger's lines (not
+rounded) add up to its score within half a millionth.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from sqlalchemy import select
 
 from leadscore.compile import Ledger, half_life_ms
 from leadscore.compile.contributions import EventShare, Explanation
+from leadscore.compile.dialects import SCORE_DECIMALS
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.model import ScoringModel, loads_model
 from leadscore.scoring.explain import explain, explain_lead
@@ -200,6 +205,16 @@ def number(value: Any) -> float:
     raise ValueError(f"expected a number or '= arithmetic', got {value!r}")
 
 
+def kept(value: float) -> float:
+    """A hand-computed score as a score is kept: rounded half up to ``SCORE_DECIMALS`` decimals."""
+    unit = Decimal(1).scaleb(-SCORE_DECIMALS)
+    return float(Decimal(repr(value)).quantize(unit, rounding=ROUND_HALF_UP))
+
+
+# how far a ledger's lines (and the events under them) may add up from its score, kept to a millionth
+ROUNDED = 0.5 * 10.0**-SCORE_DECIMALS + 1e-9
+
+
 def _same(actual: float, expected: float, tolerant: bool) -> bool:
     if tolerant:
         return math.isclose(actual, expected, rel_tol=REL, abs_tol=1e-12)
@@ -210,8 +225,8 @@ def compare(ledger: Ledger, expected: Mapping[str, Any], *, tolerant: bool) -> l
     """Every difference between a ledger and its expectations, as readable lines (empty when equal)."""
     out: list[str] = []
     for key in ("score", "fit_score", "engagement_score"):
-        if key in expected and not _same(getattr(ledger, key), number(expected[key]), tolerant):
-            out.append(f"{key}: expected {number(expected[key])!r}, got {getattr(ledger, key)!r}")
+        if key in expected and not _same(getattr(ledger, key), kept(number(expected[key])), tolerant):
+            out.append(f"{key}: expected {kept(number(expected[key]))!r}, got {getattr(ledger, key)!r}")
     for key in ("grade", "level", "band"):
         if key in expected and getattr(ledger, key) != expected[key]:
             out.append(f"{key}: expected {expected[key]!r}, got {getattr(ledger, key)!r}")
@@ -282,7 +297,7 @@ def share_problems(explanation: Explanation) -> list[str]:
     total = sum(ln.score_points for ln in ledger.lines if ln.section == "fit")
     total += sum(event.score_points for event in explanation.events)
     total += sum(explanation.line_rest(ln.rule_id)[1] for ln in ledger.lines if ln.section == "engagement")
-    if not _near(total, ledger.score):
+    if not math.isclose(total, ledger.score, rel_tol=REL, abs_tol=ROUNDED):
         out.append(f"fit lines and event contributions add up to {total!r}, the score is {ledger.score!r}")
     return out
 

@@ -192,8 +192,9 @@ def test_decay_is_due_when_the_score_reaches_a_boundary(store: Store) -> None:
     assert current(store, ann)["due_ms"] == T0 + math.floor(10 * DAY * math.log2(60 / 59))
     # without the drift tolerance: level 3 below 50, 60 × 0.5^(dt / 10d) = 50, dt = 10d × log2(6 / 5)
     assert decay_due(model, ledger, tolerance=100) == T0 + math.floor(10 * DAY * math.log2(6 / 5))
-    # cold below 40: 60 × 0.5^(dt / 10d) = 40, dt = 10d × log2(3 / 2)
-    crossing = T0 + math.floor(10 * DAY * math.log2(3 / 2))
+    # cold below 40: the score kept to a millionth is below 40 once 60 × 0.5^(dt / 10d) < 40 − 0.5e-6 (half
+    # a millionth under it), dt = 10d × log2(60 / (40 − 0.5e-6)), 16 ms after the exact 40 at 10d × log2(3 / 2)
+    crossing = T0 + math.floor(10 * DAY * math.log2(60 / (40 - 0.5e-6)))
     assert tick(store, crossing - HOUR).leads == 1  # the drift made it due; still warm
     assert current(store, ann)["band"] == "warm"
     assert current(store, ann)["due_ms"] <= crossing

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from leadscore.api import create_app
 from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app as cli
+from leadscore.compile.dialects import kept
 from leadscore.ingest.segment import normalise, parse_time
 from leadscore.lifecycle.context import lead_context
 from leadscore.lifecycle.runner import run_round
@@ -74,6 +75,30 @@ def test_a_cut_score_is_at_a_threshold_exactly_when_the_score_is(value: float, t
     if threshold - 1e-7 < value < threshold:
         value = threshold - 1e-7  # float noise under a threshold shows as the threshold (above)
     assert (cut(value) >= threshold) == (value >= threshold)
+
+
+@given(
+    st.floats(min_value=0, max_value=100),
+    st.integers(min_value=0, max_value=2),
+    st.integers(min_value=0, max_value=10_000),
+)
+def test_a_kept_score_is_shown_at_a_threshold_exactly_when_every_gate_reads_it_there(
+    value: float, places: int, units: int
+) -> None:
+    """The query keeps a score to a millionth (``Quantized``; ``kept`` in Python): float noise under a
+    threshold (0.8 + 32.8 + 26.4 = 59.99999999999999) is the threshold for the gates too, so no margin is
+    left where a screen shows the threshold (``cut`` reads a number within a millionth of a shown unit
+    below it as that unit) while a gate says no, at any decimals a screen shows."""
+    score = kept(value)
+    threshold = float(f"{min(units, 100 * 10**places) / 10**places:.{places}f}")
+    assert (cut(score, places) >= threshold) == (score >= threshold)
+
+
+def test_kept_by_hand() -> None:
+    assert kept(0.8 + 32.8 + 26.4) == 60.0 and 0.8 + 32.8 + 26.4 < 60  # grade B at 60, not C
+    assert kept(0.1 + 0.2) == 0.3 and kept(74.99999999997726) == 75.0  # 5 × 0.2 + 2 of 4 on PostgreSQL
+    assert kept(59.9999994) == 59.999999 and kept(17.82842712474619) == 17.828427
+    assert kept(100.0) == 100.0 and kept(0.0) == 0.0
 
 
 def _identify(user: str, title: str) -> dict[str, object]:

@@ -11,7 +11,7 @@ import re
 import sqlite3
 from bisect import bisect_left, bisect_right
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import BigInteger, Float, Text, literal
 from sqlalchemy.ext.compiler import compiles
@@ -480,6 +480,58 @@ def _regex_pg(element: RegexI, compiler: Any, **kw: Any) -> str:
 def double(value: float) -> ColumnElement[float]:
     """A float constant typed as double precision on every engine."""
     return literal(float(value), Float(precision=53))
+
+
+# Decimals a score keeps (``Quantized``): a millionth of a point, far below the one or two decimals a
+# screen shows and far above the float noise of adding points (ulps of 1e-14) or of PostgreSQL's
+# fixed-point sums (``RuleSum``: under 5e-13 a term).
+SCORE_DECIMALS = 6
+_SCORE_UNIT = 10.0**SCORE_DECIMALS
+
+Kept = TypeVar("Kept")
+
+
+def kept(score: Kept) -> Kept:
+    """A score (a float or a NumPy array of them, never negative) as ``Quantized`` keeps it: the same
+    operations, so the same float, for what computes a score the query also computes
+    (``learn.Scorecard.score_100``)."""
+    return cast(Kept, (score * _SCORE_UNIT + 0.5) // 1.0 / _SCORE_UNIT)  # type: ignore[operator]
+
+
+class Quantized(FunctionElement[float]):
+    """A score (never negative) rounded half up to ``SCORE_DECIMALS`` decimals: ``floor(x * 10^6 + 0.5) /
+    10^6``, the same float on every engine (the same IEEE operations, and the integer division of the
+    rounded units is exact before its one correctly rounded division).
+
+    Points that add up to a threshold in decimals add up to a few ulps on either side of it as floats,
+    on one side on one engine and on the other side on another (0.8 + 32.8 + 26.4 is 59.99999999999999;
+    five terms of 0.2 are 1.0 added in order and 0.9999999999990905 in PostgreSQL's fixed point), so a lead
+    at a threshold would be an MQL on one engine and not on another, and a screen (which reads a number
+    within a millionth of a shown unit as that unit: ``scoring.shown.cut``) would show 60.0 beside a gate
+    that said no. Rounded, every engine gives the decimal, and what a screen shows is what a gate reads.
+    """
+
+    type = Float()
+    inherit_cache = True
+    name = "quantized"
+
+    def __init__(self, value: ColumnElement[Any]) -> None:
+        unit = double(_SCORE_UNIT)
+        super().__init__(value * unit + double(0.5), unit)
+
+
+@compiles(Quantized)
+def _quantized(element: Quantized, compiler: Any, **kw: Any) -> str:
+    shifted, unit = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(floor({shifted}) / {unit})"
+
+
+@compiles(Quantized, "sqlite")
+def _quantized_sqlite(element: Quantized, compiler: Any, **kw: Any) -> str:
+    shifted, unit = (compiler.process(c, **kw) for c in element.clauses)
+    # floor() needs SQLite's math functions, which not every build has; CAST truncates towards zero, which
+    # is floor for a score (never negative: the floor stage)
+    return f"(CAST({shifted} AS INTEGER) / {unit})"
 
 
 class HalfLifeDecay(FunctionElement[float]):

@@ -1,7 +1,7 @@
 """Read result rows into ledgers: every point of the score traced to a rule or an adjustment.
 
 ``score_points`` is each line's contribution to the final 0–100 score, so the lines sum to the score
-(up to floating-point rounding, < 1e-9). Adjustments (group cap, floor, clamp at the scale's maximum) are
+(within half a millionth: the query keeps the score to six decimals, ``dialects.Quantized``). Adjustments (group cap, floor, clamp at the scale's maximum) are
 lines of their own, so nothing is hidden in the arithmetic.
 
 The rows are read a batch at a time, column by column (``read_ledgers``: what every caller fetches, a

@@ -42,6 +42,7 @@ from leadscore.compile.dialects import (
     LowerText,
     MatchCount,
     NotIndexed,
+    Quantized,
     RuleSum,
     computed_once,
     double,
@@ -882,6 +883,15 @@ def _sum(cols: list[ColumnElement[Any]]) -> ColumnElement[Any]:
     return total
 
 
+def _on_scale(points: ColumnElement[Any], maximum: float) -> ColumnElement[Any]:
+    """Points (at most ``maximum``) on the 0–100 scale, multiplied before divided: a score that is a whole
+    number in decimals is that number as a float (117 points of 195 are 60, not 117 × (100 / 195) =
+    59.99999999999999, below an MQL at 60). The query keeps a score to a millionth (``Quantized``): points
+    that add up to a threshold in decimals are then at it on every engine, however it added them, and
+    grade, level, band and every gate read the number a screen shows."""
+    return points * double(100.0) / double(maximum)
+
+
 def _totals(model: ScoringModel, p: Any, explain: bool, prefix: str) -> Select[Any]:
     scale = model.scale
     groups: dict[str, list[ColumnElement[Any]]] = {g.id: [] for g in model.groups}
@@ -921,19 +931,23 @@ def _totals(model: ScoringModel, p: Any, explain: bool, prefix: str) -> Select[A
         (f.fit_floor - f.fit_raw).label("fit_floor_adj"),
         (fit_points - f.fit_floor).label("fit_clamp_adj"),
         fit_points.label("fit_points"),
-        (fit_points * double(100.0) / double(scale.fit_max)).label("fit_score"),
+        Quantized(_on_scale(fit_points, scale.fit_max)).label("fit_score"),
         (f.engagement_floor - f.engagement_raw).label("engagement_floor_adj"),
         (eng_points - f.engagement_floor).label("engagement_clamp_adj"),
         eng_points.label("engagement_points"),
-        (eng_points * double(100.0) / double(scale.engagement_max)).label("engagement_score"),
+        Quantized(_on_scale(eng_points, scale.engagement_max)).label("engagement_score"),
     ).cte(f"{prefix}normalised")
     normalised = computed_once(normalised)
     n = normalised.c
-    # multiplied before divided: a score that is a whole number in decimals is that number as a float
-    # (117 points of 195 are 60, not 117 × (100 / 195) = 59.99999999999999, below an MQL at 60)
-    score = (
-        n.fit_score * double(scale.weights.fit) + n.engagement_score * double(scale.weights.engagement)
-    ) / double(w_total)
+    # the weighted mean of the fit and engagement scores before they were kept to a millionth, so the
+    # score is rounded once, from its own formula
+    score = Quantized(
+        (
+            _on_scale(n.fit_points, scale.fit_max) * double(scale.weights.fit)
+            + _on_scale(n.engagement_points, scale.engagement_max) * double(scale.weights.engagement)
+        )
+        / double(w_total)
+    )
     g, lv, b = scale.grades, scale.levels, scale.bands
     grade = case((n.fit_score >= g.A, "A"), (n.fit_score >= g.B, "B"), (n.fit_score >= g.C, "C"), else_="D")
     level = case(

@@ -34,6 +34,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
+from leadscore.compile.dialects import kept
 from leadscore.learn.binning import NO_BIN, Bins, Column, Prebinned, merge_prebinned, prebin, read_column
 from leadscore.learn.checks import check_leakage, check_minimum, univariate_auc
 from leadscore.learn.features import PLACEHOLDERS, Attribute, EventRatio, EventRecency, Feature
@@ -394,11 +395,11 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         return np.asarray(np.maximum(fit, 0) + np.maximum(eng, 0), dtype=np.int64)
 
     def score_100(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.float64]:
-        """The 0–100 score the learned model YAML gives (same scale, same floor)."""
+        """The 0–100 score the learned model YAML gives (same scale, same floor, kept to a millionth)."""
         span = self.fit_max_ + self.engagement_max_
         if span == 0:  # nothing learned: every lead has 0 points
             return np.zeros(len(self.total_points_of(X, columns)))
-        return np.asarray(self.total_points_of(X, columns) * (100.0 / span), dtype=np.float64)
+        return kept(np.asarray(self.total_points_of(X, columns) * (100.0 / span), dtype=np.float64))
 
     def decision_function(self, X: Any, columns: Sequence[Column] | None = None) -> npt.NDArray[np.float64]:
         """Log-odds of the positive class from the integer points."""

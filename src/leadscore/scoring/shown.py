@@ -63,7 +63,9 @@ def cut(value: float, places: int = 1) -> float:
     value: the threshold 0.3 is the float 0.299999999999999988…, and a score equal to it is 0.3, not 0.2.
     So ``cut(x, p) >= t`` exactly when ``x >= t`` for a threshold ``t`` of at most ``p`` decimals, but
     for a value within a millionth of a shown unit below ``t``: that is ``t`` with float noise (1 + 1/3 +
-    1/3 + 1/3 is 1.9999999999999998; a ledger of those lines shows 2.00, as ``apportion`` reads it)."""
+    1/3 + 1/3 is 1.9999999999999998; a ledger of those lines shows 2.00, as ``apportion`` reads it). A score,
+    fit or engagement score is never in that margin: the query keeps it to a millionth
+    (``compile.dialects.Quantized``), so a score shown at a threshold is at it for every gate."""
     if not math.isfinite(value):
         return float(value)
     exact = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places - _NOISE), context=_WIDE)
