@@ -151,6 +151,8 @@ CASES = [
     _case("identify", False, userId="u", traits=["email"]),
     _case("group", True, userId="u", groupId="g" * 255, traits={"website": "w" * 255, "company": "c" * 500}),
     _case("group", False, userId="u", groupId="g" * 256),
+    _case("group", False, userId="u", groupId="  "),  # an account's id of whitespace only is none
+    _case("group", True, userId="u", groupId=" g "),
     _case("group", False, userId="u", traits={"website": "w" * 256}),
     _case("group", False, userId="u", traits={"domain": "d" * 256}),
     _case("group", False, userId="u", traits={"company": "c" * 501}),

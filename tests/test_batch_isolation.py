@@ -30,7 +30,7 @@ from leadscore.scoring.pipeline import publish
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.keys import create_key
-from leadscore.store.schema import events, identities
+from leadscore.store.schema import accounts, events, identities
 from live_server import serving
 from test_api_tracking import _drained, basic, wait_until
 
@@ -263,3 +263,36 @@ def test_an_envelope_sent_at_of_0_is_1970_and_corrects_the_clock(api: tuple[str,
     for arrived, a_second_later in (("t-0", "t-1"), ("t-3", "t-4")):
         assert before <= stored[arrived] <= after
         assert stored[a_second_later] == stored[arrived] + 1000  # one batch: one arrival time
+
+
+def test_a_group_id_of_whitespace_only_is_no_group_and_refuses_its_event_alone(
+    api: tuple[str, str, Store],
+) -> None:
+    # "   " as a groupId (or PostHog's $group_key, or a $groups value) made one account of everyone sent
+    # with it; it is refused as a blank person id is, the other events of the batch kept
+    url, write, store = api
+    batch = [
+        {"type": "group", "userId": "g1", "groupId": "   ", "traits": {"name": "Blank"}, "messageId": "g-0"},
+        {"type": "group", "userId": "g2", "groupId": "acme", "traits": {"name": "Acme"}, "messageId": "g-1"},
+    ]
+    posthog = [
+        {"event": "$groupidentify", "distinct_id": "g3", "uuid": "g-2",
+         "properties": {"$group_type": "company", "$group_key": "\t", "$group_set": {"name": "Tab"}}},
+        {"event": "Demo Requested", "distinct_id": "g4", "uuid": "g-3", "properties": {"$groups": {"company": " "}}},
+        {"event": "Demo Requested", "distinct_id": "g5", "uuid": "g-4", "properties": {}},
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/v1/batch", json={"batch": batch}, headers=basic(write))
+        assert r.status_code == 200, r.text
+        assert _refused(r.json()) == [(0, "batch[0].groupId")]
+        assert r.json()["rejected"][0]["message"] == "groupId is blank (whitespace only): an id is required"
+        r = http.post("/batch/", json={"api_key": write, "batch": posthog})
+        assert r.status_code == 200, r.text
+        assert _refused(r.json()) == [
+            (0, "batch[0].properties.$group_key"),
+            (1, "batch[1].properties.$groups.company"),
+        ]
+    assert set(_stored(store, "g-")) == {"g-1", "g-4"}
+    with store.connect() as conn:
+        groups = {k for (k,) in conn.execute(select(accounts.c.group_key)) if k is not None}
+    assert groups == {"acme"}

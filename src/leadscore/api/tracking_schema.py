@@ -63,7 +63,7 @@ ID_NUMBER: Schema = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_M
 
 def _id(max_length: int | None, description: str, *, required: bool = False, person: bool = False) -> Schema:
     """A text field of the event log: a string (numbers are read as their text); null or "" is absent. A
-    ``person``'s id (userId, anonymousId, previousId) is not of whitespace only."""
+    ``person``'s id (userId, anonymousId, previousId; an account's groupId too) is not of whitespace only."""
     text = _text(max_length, 1 if required else 0)
     if person:
         text["pattern"] = PERSON_ID if required else f"{PERSON_ID}|^$"
@@ -182,7 +182,7 @@ def message(kind: str) -> Schema:
         properties["name"] = _id(FIELD_LENGTH["name"], f"the {kind}'s name")
         schema["anyOf"] = someone
     elif kind == "group":
-        properties["groupId"] = _id(FIELD_LENGTH["groupId"], "the account's id")
+        properties["groupId"] = _id(FIELD_LENGTH["groupId"], "the account's id", person=True)
         schema["anyOf"] = someone
     elif kind == "alias":
         properties["previousId"] = _id(

@@ -134,9 +134,10 @@ def sent_at_given(value: Any) -> bool:
 
 
 def _id(raw: dict[str, Any], key: str) -> str | None:
-    """A person's id (``userId``, ``anonymousId``, ``previousId``) as ``_text`` reads it; one of whitespace
-    only is no id (it would be a person of its own, ``u:   ``), refused as a missing one is, naming the field
-    (PostHog's ``distinct_id`` is one of these: ``ingest.posthog``)."""
+    """A person's id (``userId``, ``anonymousId``, ``previousId``) or an account's (``groupId``) as ``_text``
+    reads it; one of whitespace only is no id (it would be a person of its own, ``u:   ``, or one account of
+    everyone sent with it), refused as a missing one is, naming the field (PostHog's ``distinct_id``,
+    ``$group_key`` and ``$groups`` values are among these: ``ingest.posthog``)."""
     value = _text(raw, key)
     if value is not None and value.isspace():
         raise MessageError(key, f"{key} is blank (whitespace only): an id is required")
@@ -252,7 +253,7 @@ def normalise(
     if kind == "alias" and (not previous_id or not user_id):
         missing = "previousId" if not previous_id else "userId"
         raise MessageError(missing, "an alias message needs 'previousId' and 'userId'")
-    group_id = _text(raw, "groupId") if "groupId" in raw else None
+    group_id = _id(raw, "groupId") if "groupId" in raw else None
     if traits:
         check_traits(traits, traits_at)
         if kind == "group":
