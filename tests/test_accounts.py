@@ -353,6 +353,30 @@ def test_the_account_page_lists_its_contacts_a_page_at_a_time(
         assert "of 4 contacts" in page.text  # the product figures' contact count
 
 
+def test_the_activity_chart_sums_the_contacts_past_the_charted_ones_per_week(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two contacts charted: week of 2024-04-29 (T0 a Wednesday) ann 2 + 1 demo + 2 pages = 5, bo 2 + 1 = 3,
+    # cy 2, dee 2; week of 2024-05-06 cy 3 pages. Totals ann 5, cy 5 (ties by lead id: ann first), bo 3,
+    # dee 2: ann [5, 0], cy [2, 3], and bo + dee [3 + 2, 0]
+    monkeypatch.setattr(account_data, "CHARTED_CONTACTS", 2)
+    publish(store, loads_model(MODEL))
+    at = T0 + 9 * 24 * HOUR
+    acme_only = [m for m in _people() if CONTACTS[m["userId"]] == "acme"]
+    _ingest(store, [*acme_only, *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=3, at=T0 + 8 * 24 * HOUR)], at)  # fmt: skip
+    with store.connect() as conn:
+        chart, first = account_data.activity(
+            conn, account_data.members_of(conn, _account_of(conn, "ann"), {})
+        )
+    assert (chart["x"], first) == (["2024-04-29", "2024-05-06"], T0)
+    assert [(s["label"], s["values"]) for s in chart["series"]] == [
+        ("ann@acme.example", [5, 0]),
+        ("cy@acme.example", [2, 3]),
+        ("2 other contacts", [5, 0]),
+    ]
+
+
 def _acme_and_beta_scored(store: Store, at: int) -> dict[str, int]:
     """acme (fit 100): ann a demo and two pages 70, bo a demo 50, cy three pages 30, dee 0 → committee
     (70 + 50 + 30) / 3 = 50, two engaged, score 0.4 × 100 + 0.6 × 50 = 70: MQA. beta (fit 80): eve a demo
