@@ -27,7 +27,9 @@ from leadscore.store import Store
 from leadscore.store.lifecycle_tables import account_history, read_account_stages
 from leadscore.store.people import find_lead
 from leadscore.store.schema import leads
+from leadscore.store.score_names import primary_score
 from leadscore.store.users import add_user
+from leadscore.web.data import account as account_data
 from lifecycle_model import settings
 from live_server import serving
 from web_support import PASSWORD, signed_in
@@ -305,6 +307,74 @@ def test_the_account_page_shows_its_contacts_committee_and_score_over_time(store
     rows = history.count("<tr>") - 1
     assert rows >= 2
     assert history.count('<td class="num">70.0</td>') == rows and history.count("<td>MQA</td>") == rows
+
+
+def test_the_account_page_lists_its_contacts_a_page_at_a_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two contacts a page: acme's four (ann 70, bo 50, cy 30, dee 0 engagement, the same fit) are ann and bo
+    # on page 1, cy and dee on page 2; the summary (score 70, 2 engaged) counts all four on either page
+    monkeypatch.setattr(account_data, "CONTACTS_PAGE", 2)
+    publish(store, loads_model(MODEL))
+    at = T0 + 2 * HOUR
+    _ingest(store, [*_people(), *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=3)], at)  # fmt: skip
+    run_round(store, settings(), now_ms=at, deliver=False)
+    acme = _account_ids(store)["acme"]
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        primary = primary_score(conn)
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        first, second = client.get(f"/accounts/{acme}"), client.get(f"/accounts/{acme}?page=2")
+        named = client.get(f"/accounts/{acme}?score={primary}&page=2")
+        beyond = client.get(f"/accounts/{acme}?page=99")
+        bad = [client.get(f"/accounts/{acme}?page={p}").status_code for p in ("0", "-1", str(2**70), "x")]
+    assert [p.status_code for p in (first, second, named, beyond)] == [200, 200, 200, 200]
+    assert bad == [422, 422, 422, 422]  # as the leads and accounts pages refuse them
+
+    def listed(html: str) -> list[tuple[str, str]]:
+        rows = html[html.index('<table class="contacts">') :]
+        rows = rows[: rows.index("</table>")].split("<tr>")[2:]
+        return [
+            (r.split("@acme.example")[0].split(">")[-1], r.split(" (level")[0].split(">")[-1]) for r in rows
+        ]
+
+    assert listed(first.text) == [("ann", "70.0"), ("bo", "50.0")]
+    assert listed(second.text) == listed(named.text) == [("cy", "30.0"), ("dee", "0.0")]
+    assert listed(beyond.text) == listed(second.text)  # past the last page: the last, as the other pages
+    assert "4 contacts, showing 1–2" in first.text and "4 contacts, showing 3–4" in second.text
+    assert f'href="/accounts/{acme}?page=2" rel="next"' in first.text and 'rel="prev"' not in first.text
+    assert f'href="/accounts/{acme}?page=1" rel="prev"' in second.text and 'rel="next"' not in second.text
+    assert f'href="/accounts/{acme}?score={primary}&amp;page=1" rel="prev"' in named.text
+    for page in (first, second):
+        status = page.text[page.text.index('id="mqa-title"') : page.text.index('id="contacts-title"')]
+        assert "<dd>70.0</dd>" in status and "<dd>2</dd>" in status
+        assert "of 4 contacts" in page.text  # the product figures' contact count
+
+
+def test_the_activity_chart_sums_the_contacts_past_the_charted_ones_per_week(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two contacts charted: week of 2024-04-29 (T0 a Wednesday) ann 2 + 1 demo + 2 pages = 5, bo 2 + 1 = 3,
+    # cy 2, dee 2; week of 2024-05-06 cy 3 pages. Totals ann 5, cy 5 (ties by lead id: ann first), bo 3,
+    # dee 2: ann [5, 0], cy [2, 3], and bo + dee [3 + 2, 0]
+    monkeypatch.setattr(account_data, "CHARTED_CONTACTS", 2)
+    publish(store, loads_model(MODEL))
+    at = T0 + 9 * 24 * HOUR
+    acme_only = [m for m in _people() if CONTACTS[m["userId"]] == "acme"]
+    _ingest(store, [*acme_only, *_activity("ann", demos=1, pages=2), *_activity("bo", demos=1),
+                    *_activity("cy", pages=3, at=T0 + 8 * 24 * HOUR)], at)  # fmt: skip
+    with store.connect() as conn:
+        chart, first = account_data.activity(
+            conn, account_data.members_of(conn, _account_of(conn, "ann"), {})
+        )
+    assert (chart["x"], first) == (["2024-04-29", "2024-05-06"], T0)
+    assert [(s["label"], s["values"]) for s in chart["series"]] == [
+        ("ann@acme.example", [5, 0]),
+        ("cy@acme.example", [2, 3]),
+        ("2 other contacts", [5, 0]),
+    ]
 
 
 def _acme_and_beta_scored(store: Store, at: int) -> dict[str, int]:

@@ -241,7 +241,7 @@ def test_an_account_of_66000_contacts_reads_its_activity_and_usage(store: Store)
             for i in range(66_000)
         ])  # fmt: skip
     with store.connect() as conn:
-        contacts = account_data.contacts_of(conn, account_id, {})
+        contacts = account_data.members_of(conn, account_id, {})
         chart, first = account_data.activity(conn, contacts)
         usage = product_data.usage(conn, [int(c["id"]) for c in contacts], 0)
     assert len(contacts) == 66_000

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, func, literal, select
+from sqlalchemy import BigInteger, Connection, Select, func, literal, select
 
 from leadscore.lifecycle.accounts import account_scores, account_scoring, named_account_scores
 from leadscore.lifecycle.reports import week_of
@@ -34,19 +34,32 @@ SCORE_WEEKS = 26  # the account score is charted at most at this many week ends,
 # most this many contact-weeks, so a crowded account charts fewer past weeks (20,000 contacts at 26 weeks
 # were 56.7 CPU-s a page view; a write key can build one); now's point reads the stored scores
 SCORED_CONTACT_WEEKS = 10_000
+CONTACTS_PAGE = 50  # contacts listed a page (``contacts_page``); the summary numbers count them all
 CHARTED_CONTACTS = 6  # the most active contacts get a series each; the rest are summed as "others"
 
 
 @dataclass
 class AccountView:
     account: dict[str, Any]
-    contacts: list[dict[str, Any]]
+    contacts: list[dict[str, Any]]  # the page of contacts listed (``contacts_page``)
+    members: list[dict[str, Any]]  # every contact: id, name, stage (``members_of``)
     stage: dict[str, Any] | None  # the lifecycle's stored score and stage (account_stages), if computed
     moves: list[dict[str, Any]] = field(default_factory=list)  # account_stage_history, oldest first
     activity: dict[str, Any] = field(default_factory=dict)  # a bar chart: events per week by contact
     history: list[dict[str, Any]] = field(default_factory=list)  # {"t", "score", "fit", "engagement", ...}
     scores: list[dict[str, Any]] = field(default_factory=list)  # the account score per named score, now
     weeks_left_out: int = 0  # past week ends with activity the chart leaves out (``SCORED_CONTACT_WEEKS``)
+    page: int = 1  # the page of contacts listed, from 1 (``contacts_page``), at most ``pages``
+    pages: int = 1
+
+    @property
+    def first_listed(self) -> int:
+        """The listed contacts' first position (from 1) among all; 0 when none."""
+        return (self.page - 1) * CONTACTS_PAGE + 1 if self.contacts else 0
+
+    @property
+    def last_listed(self) -> int:
+        return (self.page - 1) * CONTACTS_PAGE + len(self.contacts)
 
     @property
     def name(self) -> str:
@@ -58,26 +71,12 @@ def contact_name(row: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p) or row.get("email") or f"Lead {row['id']}"
 
 
-def contacts_of(
-    conn: Connection, account_id: int, stage_names: dict[str, str], score: str | None = None
-) -> list[dict[str, Any]]:
+def _contacts(account_id: int, score: str | None, *columns: Any) -> Select[Any]:
     """The account's contacts, highest stored score (of the named score, the primary when None) first
-    (unscored last), each with its stage."""
-    query = (
-        select(
-            leads.c.id,
-            leads.c.email,
-            leads.c.first_name,
-            leads.c.last_name,
-            leads.c.attributes,
-            scores.c.score,
-            scores.c.fit_score,
-            scores.c.engagement_score,
-            scores.c.grade,
-            scores.c.level,
-            scores.c.band,
-            lead_stages.c.stage,
-        )
+    (unscored last), ties by lead id, each with its stage: the one order of the page's list and of its
+    pages."""
+    return (
+        select(*columns)
         .select_from(
             leads.outerjoin(scores, scores_of(leads.c.id, score)).outerjoin(
                 lead_stages, lead_stages.c.lead_id == leads.c.id
@@ -86,12 +85,52 @@ def contacts_of(
         .where(leads.c.account_id == account_id)
         .order_by(func.coalesce(scores.c.score, -1.0).desc(), leads.c.id)
     )
+
+
+def _named(row: Any, stage_names: dict[str, str]) -> dict[str, Any]:
+    item = dict(row)
+    item["name"] = contact_name(item)
+    item["stage_name"] = stage_names.get(item["stage"], item["stage"]) if item["stage"] else None
+    return item
+
+
+def members_of(
+    conn: Connection, account_id: int, stage_names: dict[str, str], score: str | None = None
+) -> list[dict[str, Any]]:
+    """Every contact of the account (id, name, stage), in the list's order (``_contacts``): what the
+    activity chart, the product usage and the contact count read; the rows the page lists are
+    ``contacts_page``'s."""
+    columns = (leads.c.id, leads.c.email, leads.c.first_name, leads.c.last_name, lead_stages.c.stage)
+    return [
+        _named(row, stage_names) for row in conn.execute(_contacts(account_id, score, *columns)).mappings()
+    ]
+
+
+def contacts_page(
+    conn: Connection, account_id: int, stage_names: dict[str, str], score: str | None, page: int
+) -> list[dict[str, Any]]:
+    """Page ``page`` (from 1) of the account's contacts, ``CONTACTS_PAGE`` of them, in ``_contacts``'s order,
+    with their stored scores (a write key can put 20,000 people in one account)."""
+    query = _contacts(
+        account_id,
+        score,
+        leads.c.id,
+        leads.c.email,
+        leads.c.first_name,
+        leads.c.last_name,
+        leads.c.attributes,
+        scores.c.score,
+        scores.c.fit_score,
+        scores.c.engagement_score,
+        scores.c.grade,
+        scores.c.level,
+        scores.c.band,
+        lead_stages.c.stage,
+    )
     out = []
-    for row in conn.execute(query).mappings():
-        item = dict(row)
-        item["name"] = contact_name(item)
+    for row in conn.execute(query.limit(CONTACTS_PAGE).offset((page - 1) * CONTACTS_PAGE)).mappings():
+        item = _named(row, stage_names)
         item["job_title"] = (item.pop("attributes") or {}).get("job_title")
-        item["stage_name"] = stage_names.get(item["stage"], item["stage"]) if item["stage"] else None
         out.append(item)
     return out
 
@@ -111,8 +150,12 @@ def activity(conn: Connection, contacts: list[dict[str, Any]]) -> tuple[dict[str
         .group_by(identities.c.lead_id, week)
     ).all()
     per: dict[int, dict[str, int]] = {}
+    labels: dict[int, str] = {}  # each week's label once (a crowded account has thousands of rows a week)
     for lead_id, index, count, _ in rows:
-        per.setdefault(int(lead_id), {})[week_of(int(index) * WEEK_MS - MONDAY_MS)] = int(count)
+        label = labels.get(int(index))
+        if label is None:
+            label = labels[int(index)] = week_of(int(index) * WEEK_MS - MONDAY_MS)
+        per.setdefault(int(lead_id), {})[label] = int(count)
     weeks = sorted({w for counts in per.values() for w in counts})
     busiest = sorted(per, key=lambda lead: (-sum(per[lead].values()), lead))
     series = [
@@ -121,12 +164,11 @@ def activity(conn: Connection, contacts: list[dict[str, Any]]) -> tuple[dict[str
     ]
     rest = busiest[CHARTED_CONTACTS:]
     if rest:
-        series.append(
-            {
-                "label": f"{len(rest)} other contacts",
-                "values": [sum(per[lead].get(w, 0) for lead in rest) for w in weeks],
-            }
-        )
+        others = dict.fromkeys(weeks, 0)  # one pass over the rest's weeks, not every week of every one
+        for lead in rest:
+            for w, n in per[lead].items():
+                others[w] += n
+        series.append({"label": f"{len(rest)} other contacts", "values": [others[w] for w in weeks]})
     first = min((int(ts) for *_, ts in rows), default=None)
     chart = {
         "type": "bar",
@@ -200,23 +242,33 @@ def by_score(conn: Connection, cfg: Accounts | None, account_id: int, now_ms: in
 
 
 def load(
-    conn: Connection, model: ScoringModel | None, account_id: int, now_ms: int, score: str | None = None
+    conn: Connection,
+    model: ScoringModel | None,
+    account_id: int,
+    now_ms: int,
+    score: str | None = None,
+    page: int = 1,
 ) -> AccountView | None:
     """The account's view on the named score (the primary when None; ``model``: the primary's active
-    model, whose lifecycle names the stages and the accounts section)."""
+    model, whose lifecycle names the stages and the accounts section), listing page ``page`` of its
+    contacts (from 1; one past the last lists the last, as the leads and accounts pages do)."""
     row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
     if row is None:
         return None
     lifecycle = model.lifecycle if model is not None else None
     names = {s.id: s.name for s in lifecycle.stages} if lifecycle is not None else {}
-    contacts = contacts_of(conn, account_id, names, score)
-    chart, first = activity(conn, contacts)
-    view = AccountView(dict(row), contacts, read_account_stages(conn, [account_id]).get(account_id))
+    members = members_of(conn, account_id, names, score)
+    pages = max(1, -(-len(members) // CONTACTS_PAGE))
+    page = min(max(1, page), pages)
+    chart, first = activity(conn, members)
+    contacts = contacts_page(conn, account_id, names, score, page) if members else []
+    view = AccountView(dict(row), contacts, members, read_account_stages(conn, [account_id]).get(account_id))
+    view.page, view.pages = page, pages
     view.moves = account_history(conn, account_id)
     view.activity = chart
     cfg = lifecycle.accounts if lifecycle is not None else None
     view.history, view.weeks_left_out = score_history(
-        conn, cfg, resolve(conn, score), account_id, first, now_ms, len(contacts)
+        conn, cfg, resolve(conn, score), account_id, first, now_ms, len(members)
     )
     view.scores = by_score(conn, cfg, account_id, now_ms)
     return view

@@ -136,7 +136,7 @@ def account_usage(
     contacts: Sequence[dict[str, Any]],
     now_ms: int,
 ) -> AccountUsage:
-    """``contacts`` as ``web.data.account.contacts_of`` lists them (id, name, stage)."""
+    """``contacts`` as ``web.data.account.members_of`` lists them (id, name, stage)."""
     each = usage(conn, [int(c["id"]) for c in contacts], now_ms)
     active = sum(1 for u in each.values() if u.active)
     seats = (account.get("attributes") or {}).get("seats")

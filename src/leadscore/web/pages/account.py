@@ -4,9 +4,10 @@ contacts and the chart on the score picked (``?score=NAME``; ``web.data.account`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from leadscore.api.state import state_of
@@ -40,16 +41,21 @@ def _score_chart(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 @router.get("/accounts/{account_id}", response_class=HTMLResponse, include_in_schema=False)
 def account_page(
-    request: Request, viewer: LeadsReader, account_id: int, score: ScoreParam = ""
+    request: Request,
+    viewer: LeadsReader,
+    account_id: int,
+    score: ScoreParam = "",
+    page_no: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
     now = now_ms()
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         model = active.model if active is not None else None
-        view = account_data.load(conn, model, account_id, now, score or None) if fits_id(account_id) else None
+        found = fits_id(account_id)
+        view = account_data.load(conn, model, account_id, now, score or None, page_no) if found else None
         if view is None:
             raise WebDenied(404, f"There is no account {account_id}.")
-        product = product_data.account_usage(conn, model, view.account, view.contacts, now)
+        product = product_data.account_usage(conn, model, view.account, view.members, now)
         names = picker_names(conn)
     lifecycle = model.lifecycle if model is not None else None
     cfg = lifecycle.accounts if lifecycle is not None else None
@@ -64,4 +70,7 @@ def account_page(
         product=product,
         score=score,
         score_names=names,
+        page_link=lambda n: (
+            f"/accounts/{account_id}?" + urlencode({**({"score": score} if score else {}), "page": n})
+        ),
     )
