@@ -97,9 +97,17 @@ def test_a_hanging_endpoint_delays_neither_stages_nor_other_deliveries(store: St
             # the slow endpoint's attempts time out (3 s) and are retried until 3 consecutive failures
             # open its breaker; its rows wait, pending, with the failures counted
             wait_for(lambda: runner.deliverer.breakers.state(slow.url) == "open", 15.0)
-            with store.connect() as conn:
-                slow_rows = [r for r in read_outbox(conn) if r["endpoint"] == slow.url]
-                failures = delivery_failures(conn)
+
+            def settled() -> tuple[list[dict], dict] | None:
+                """The rows and the failure counts read when no attempt finished between the two reads (an
+                attempt under way when the breaker opened still ends, and counts, afterwards)."""
+                with store.connect() as conn:
+                    rows = [r for r in read_outbox(conn) if r["endpoint"] == slow.url]
+                    counts = delivery_failures(conn)
+                agree = counts.get(slow.url, {}).get("failures") == sum(r["failures"] for r in rows)
+                return (rows, counts) if agree else None
+
+            slow_rows, failures = wait_for(settled, 15.0)
             assert [r["status"] for r in slow_rows] == ["pending", "pending"]
             assert max(r["failures"] for r in slow_rows) >= 2  # retried
             assert failures[slow.url]["failures"] == sum(r["failures"] for r in slow_rows) >= 3
