@@ -24,7 +24,7 @@ from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.explain import EventPage, current_line_events, explain_current
 from leadscore.scoring.history import score_path, thinned
 from leadscore.scoring.run import model_of
-from leadscore.scoring.shown import apportion, cut, shown_lines
+from leadscore.scoring.shown import apportion, cut, shown_change, shown_lines
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
@@ -201,7 +201,7 @@ def line_events(
 
 def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any]:
     """The score at the moment before the lead's first charted event, at each event time, and now; each
-    point lists the events at that time and how much the score moved."""
+    point lists the events at that time and how much the score moved (as shown: ``shown_change``)."""
     if view.score is None or view.version is None:
         return {"points": [], "bands": {}, "path": view.score_path}
     model = model_of(view.version.yaml, view.version.label)
@@ -261,7 +261,7 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
                 "fit": cut(lg.fit_score, 2),
                 "engagement": cut(lg.engagement_score, 2),
                 "band": lg.band,
-                "delta": round(delta, 2),
+                "delta": 0.0 if previous is None else shown_change(lg.score, previous),
                 "events": what + ([f"and {many - len(what)} more"] if many > len(what) else []),
                 "moved": abs(delta) >= MOVED and bool(many),
             }
