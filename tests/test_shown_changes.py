@@ -100,3 +100,40 @@ def test_every_screen_shows_a_change_as_the_shown_scores_differ(store: Store) ->
         ["24.0", "+24.0"],
         ["30.0", "+6.0"],
     ]
+
+
+NUDGES = """
+model: nudges
+engagement:
+  - {id: signup, name: Signed up, event: {type: track, name: Signup}, points: 24.01}
+  - {id: nudge, name: Nudged, event: {type: track, name: Nudge}, points: 0.06}
+  - {id: tick, name: Ticked, event: {type: track, name: Tick}, points: 0.04}
+scale: {weights: {fit: 0, engagement: 1}}
+"""
+
+
+def test_the_lead_page_lists_the_moves_of_the_score_as_shown(store: Store) -> None:
+    # 24.01 (shown 24.0), a nudge +0.06 → 24.07 (still 24.0), a tick +0.04 → 24.11 (24.1). The moves
+    # listed the nudge as "+0.1, 24.0" (a raw change of 0.05 or more) and left the tick out (0.04)
+    now = now_ms()
+    publish(store, loads_model(NUDGES), as_of=now - 11 * DAY)
+    steps = [("Signup", now - 10 * DAY), ("Nudge", now - 2 * HOUR), ("Tick", now - HOUR)]
+    for n, (name, at) in enumerate(steps, start=1):
+        raws = [_msg("identify", at, 0, traits={"email": "ann@example.test"})] if n == 1 else []
+        raws.append(_msg("track", at, n, event=name))
+        ingest(store, [normalise(m, received_ms=at) for m in raws], source="test", as_of=at)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        ann = find_lead(conn, external_id="ann")
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        page = client.get(f"/leads/{ann}")
+    assert page.status_code == 200
+    moves = page.text[page.text.index('<table class="moves">') :]
+    moves = moves[: moves.index("</table>")]
+    assert re.findall(
+        r"<td>([^<]+)</td><td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td>", moves
+    ) == [
+        ("identify, Signup", "+24.0", "24.0"),
+        ("Tick", "+0.1", "24.1"),
+    ]
