@@ -481,3 +481,36 @@ def test_the_activity_chart_counts_each_contacts_events_per_monday_week(store: S
         ("Ann", [0, 1, 2, 0]),
         ("Bo", [1, 0, 0, 1]),
     ]
+
+
+def test_an_account_score_at_the_mqa_line_in_decimals_is_an_mqa(store: Store) -> None:
+    # delta: SaaS only, 20 of fit_max 50 → fit 40; contacts dot and eli a demo and two pages (70), flo a
+    # demo and three pages (80): committee (70 + 70 + 80) / 3 = 73.33…, three engaged; the account score
+    # 0.4 × 40 + 0.6 × 220 / 3 = 16 + 44 = 60, at the MQA line. As floats 0.6 × 73.33333333333333 is
+    # 43.99999999999999 and the sum 59.99999999999999: the account was stored not an MQA and every page
+    # showed it at 60.0 (cut reads float noise as the decimal) beside "—".
+    publish(store, loads_model(MODEL))
+    at = T0 + 2 * HOUR
+    delta = {"employees": 20, "industry": "saas"}
+    raws = []
+    for user in ("dot", "eli", "flo"):
+        raws.append(_msg(user, "identify", T0, traits={"email": f"{user}@delta.example"}))
+        raws.append(_msg(user, "group", T0, groupId="delta",
+                         traits={"name": "Delta", "domain": "delta.example", **delta}))  # fmt: skip
+    _ingest(store, [*raws, *_activity("dot", demos=1, pages=2), *_activity("eli", demos=1, pages=2),
+                    *_activity("flo", demos=1, pages=3)], at)  # fmt: skip
+    run_round(store, settings(), now_ms=at, deliver=False)
+    with store.begin() as conn:
+        dot = find_lead(conn, external_id="dot")
+        account = conn.execute(leads.select().where(leads.c.id == dot)).mappings().one()["account_id"]
+        stored = read_account_stages(conn, [account])[account]
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+    assert (stored["fit_score"], stored["engaged_contacts"]) == (40.0, 3)
+    assert (stored["score"], stored["stage"]) == (60.0, "mqa")
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        listing, page = client.get("/accounts"), client.get(f"/accounts/{account}")
+    assert listing.status_code == 200 and page.status_code == 200
+    row = listing.text[listing.text.index(">Delta</a>") :]
+    assert '<td class="num">60.0</td><td>MQA</td>' in row[: row.index("</tr>")]
+    assert '<dt>Status</dt><dd class="big">MQA</dd>' in page.text

@@ -104,3 +104,23 @@ def test_the_lead_page_and_explain_show_lines_that_add_up_to_the_score(store: St
         "+0.33",
     ]
     assert re.search(r"│ +2\.00 +│", result.output)
+
+
+def test_a_lines_events_are_headed_by_the_line_as_the_ledger_shows_it(store: Store) -> None:
+    # "a" is 1/3 point, shown +0.34 on the lead page (it gets the unit the thirds lose); the page of its
+    # events said so, ``explain --line a`` rounded the line on its own: "+0.33 score points"
+    as_of = parse_time(AS_OF, "as_of")
+    publish(store, loads_model(MODEL, "thirds.yaml"), as_of=as_of)
+    ingest(store, [normalise(m, received_ms=as_of) for m in _messages()], source="test", as_of=as_of)
+    with store.begin() as conn:
+        add_user(conn, "marketing@example.test", "M", "marketing", hash_password(PASSWORD), 0)
+        lead_id = find_lead(conn, external_id="ann")
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    with serving(app) as url, signed_in(url, "marketing@example.test") as client:
+        page = client.get(f"/leads/{lead_id}/lines/a")
+    assert page.status_code == 200
+    assert re.findall(r"data-line-shown=\"[^\"]*\">([^<]+)<", page.text) == ["+0.34"]
+    db = ["--db", str(store.url), "--as-of", AS_OF]
+    result = CliRunner().invoke(cli, ["explain", "ann", "--line", "a", *db], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "A (a): +0.34 score points from 1 events" in " ".join(result.output.split())

@@ -344,10 +344,14 @@ def report_warmer(
     """Getting warmer: the largest score increases over the last days (of the score named)."""
     from leadscore.lifecycle import reports
     from leadscore.scoring.run import now_ms
+    from leadscore.scoring.shown import shown_change
     from leadscore.store.score_names import resolve
 
     with open_store(db) as store, store.connect() as conn:
         rows = reports.getting_warmer(conn, now_ms(), days, top, score_name=resolve(conn, score))
+        if fmt == "table":  # the increase as the two scores are shown (JSON and CSV keep the numbers)
+            for row in rows:
+                row["increase"] = shown_change(row["score"], row["score_then"])
         _report(rows, fmt, f"Getting warmer ({days} days)")
 
 

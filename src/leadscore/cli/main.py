@@ -227,6 +227,7 @@ def _line_events(
 ) -> None:
     """``explain --line``: a page of the events behind one rule's line, as the explanation shares them."""
     from leadscore.scoring.explain import EventPage, explain_line_events
+    from leadscore.scoring.shown import shown_lines
 
     with store.connect() as conn:
         lead_id = resolve_lead(conn, lead)
@@ -252,8 +253,11 @@ def _line_events(
         console.print(f"{rule_id}: no event has matched this rule", highlight=False)
         return
     shown = len(found.explanation.events)
+    # the line as the ledger shows it (apportioned with the other lines: ``shown_lines``), as the lead page
+    ledger = found.explanation.ledger
+    at = next(i for i, x in enumerate(ledger.lines) if x.rule_id == rule_id)
     title = (
-        f"{escape(ln['name'])} ({rule_id}): {ln['score_points']:+.2f} score points from {found.total:,} "
+        f"{escape(ln['name'])} ({rule_id}): {shown_lines(ledger)[at]:+.2f} score points from {found.total:,} "
         f"events; {offset + 1 if shown else offset:,}–{offset + shown:,} newest first (score points each adds)"
     )
     table = Table(title=title)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from leadscore.cli.options import fmt_time
-from leadscore.scoring.shown import cut, cut_text, shown_lines
+from leadscore.scoring.shown import cut, cut_text, shown_change, shown_lines
 from leadscore.spreadsheet import csv_safe
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def history_table(rows: Sequence[Mapping[str, Any]], labels: Mapping[int, str]) 
         table.add_column(col, justify="right" if col in ("score", "change", "fit", "engagement") else "left")
     prev: float | None = None
     for row in rows:
-        change = "" if prev is None else f"{row['score'] - prev:+.1f}"
+        change = "" if prev is None else f"{shown_change(row['score'], prev):+.1f}"
         prev = row["score"]
         table.add_row(
             fmt_time(row["at_ms"]),

@@ -40,6 +40,7 @@ from sqlalchemy import BigInteger, Connection, case, func, literal, select
 
 from leadscore.compile import Sources
 from leadscore.compile.accounts import account_model, account_sources
+from leadscore.compile.dialects import kept
 from leadscore.lifecycle.gates import rules_met
 from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
@@ -86,7 +87,8 @@ def committee(cfg: Accounts, engagement: Sequence[float]) -> tuple[float, int]:
 
 def committee_mean(cfg: Accounts, engagement: Sequence[float]) -> float:
     """The committee engagement: the mean of the ``committee_size`` highest of ``engagement``, a missing
-    contact counting 0 (so only those highest are needed)."""
+    contact counting 0 (so only those highest are needed); as computed, before it is kept to a millionth
+    (``kept``) for the account's row, so the account score (``weighted``) reads the exact mean."""
     top = sorted(engagement, reverse=True)[: cfg.committee_size]
     return sum(top) / cfg.committee_size
 
@@ -145,15 +147,27 @@ def account_scores(
         engagement, engaged, met = _scored_committees(conn, model, cfg, sources, sorted(fit), as_of)
     else:
         engagement, engaged, met = _stored_committees(conn, cfg, sorted(fit), score_name)
-    w = cfg.weights
     out: dict[int, AccountScore] = {}
     for account_id, fit_score in fit.items():
         mean = committee_mean(cfg, engagement.get(account_id, []))
-        total = (w.fit * fit_score + w.engagement * mean) / (w.fit + w.engagement)
         out[account_id] = AccountScore(
-            account_id, total, fit_score, mean, engaged.get(account_id, 0), met.get(account_id, {})
+            account_id,
+            weighted(cfg, fit_score, mean),
+            fit_score,
+            kept(mean),
+            engaged.get(account_id, 0),
+            met.get(account_id, {}),
         )
     return out
+
+
+def weighted(cfg: Accounts, fit_score: float, committee_engagement: float) -> float:
+    """The account score: the weighted mean of its fit and its committee engagement, multiplied before
+    divided and kept to a millionth as a lead's score is (``compile.dialects.Quantized``), so a score
+    at an MQA line in decimals is at it as a float: fit 40 and a committee of 220 / 3 at weights 0.4 and
+    0.6 are 60, where the float sum was 59.99999999999999, shown as 60.0 and not an MQA."""
+    w = cfg.weights
+    return kept((w.fit * fit_score + w.engagement * committee_engagement) / (w.fit + w.engagement))
 
 
 # per account: its contacts' engagement scores (at least the committee's), its engaged contacts, and each

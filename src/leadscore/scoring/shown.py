@@ -13,7 +13,8 @@ A score is shown cut, never rounded up (``cut``): a lead at 59.996 is not an MQL
 fit of 60), and a screen showing it as 60.0 would say it is. Cut to the shown decimals, a number is at
 least a threshold written with no more decimals exactly when the value is, so what a list, a lead page,
 a digest or a payload shows never contradicts the stage, grade, level or band beside it. Every screen
-shows scores through ``cut`` and ``cut_text``.
+shows scores through ``cut`` and ``cut_text``, and a change of score (the lead page's moves, getting
+warmer, ``leadscore history``) as the difference of the two as shown (``shown_change``).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def cut_text(value: float | None, places: int = 1, grouping: bool = False) -> st
     if value is None:
         return "—"
     return f"{cut(value, places):{',' if grouping else ''}.{places}f}"
+
+
+def shown_change(after: float, before: float, places: int = 1) -> float:
+    """How much a score moved, as a screen shows it: the difference of the two scores as shown (``cut``),
+    so the score before as shown plus the change is the score after as shown (24.09 → 30.01 is 24.0 →
+    30.0, +6.0; the raw 5.92 read +5.9 rounded or cut beside them)."""
+    return round(cut(after, places) - cut(before, places), places) + 0.0  # −0.0 is 0.0
 
 
 def shown_lines(ledger: Ledger) -> list[float]:

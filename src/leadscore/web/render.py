@@ -15,7 +15,7 @@ from leadscore import __version__
 from leadscore.lifecycle.sla import overdue
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
-from leadscore.scoring.shown import cut_text
+from leadscore.scoring.shown import cut_text, shown_change
 from leadscore.store.alerts import open_alerts
 from leadscore.store.health import rescoring_lag, scoring_lag
 from leadscore.web.security import Viewer
@@ -70,6 +70,7 @@ def fmt_signed(value: float | None, digits: int = 1) -> str:
 templates.env.filters["time"] = fmt_time
 templates.env.filters["num"] = fmt_num
 templates.env.filters["signed"] = fmt_signed
+templates.env.filters["change"] = shown_change  # score after|change(score before): as the two are shown
 templates.env.filters["threshold"] = fmt_threshold
 templates.env.globals["version"] = __version__
 templates.env.globals["overdue"] = overdue  # past an SLA: the escalation's moment

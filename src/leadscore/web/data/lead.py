@@ -24,7 +24,7 @@ from leadscore.scoring.as_known import score_as_known
 from leadscore.scoring.explain import EventPage, current_line_events, explain_current
 from leadscore.scoring.history import score_path, thinned
 from leadscore.scoring.run import model_of
-from leadscore.scoring.shown import apportion, cut, shown_lines
+from leadscore.scoring.shown import apportion, cut, shown_change, shown_lines
 from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import accounts, events, identities, leads
@@ -32,7 +32,6 @@ from leadscore.store.score_names import live_scores
 
 LINE_PAGE = 100  # the events of one line a page of their own lists
 JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
-MOVED = 0.05  # a change in score smaller than this is not annotated
 EVENTS_SHOWN = 25  # the newest events listed under a ledger line; the rest are one row
 EVENTS_LISTED = 5  # the events a journey point lists; the rest are "and N more"
 
@@ -201,7 +200,7 @@ def line_events(
 
 def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any]:
     """The score at the moment before the lead's first charted event, at each event time, and now; each
-    point lists the events at that time and how much the score moved."""
+    point lists the events at that time and how much the score moved (as shown: ``shown_change``)."""
     if view.score is None or view.version is None:
         return {"points": [], "bands": {}, "path": view.score_path}
     model = model_of(view.version.yaml, view.version.label)
@@ -252,7 +251,8 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
     previous: float | None = None
     for t in moments:
         lg = scored[t]
-        delta = 0.0 if previous is None else lg.score - previous
+        # the move as the page shows it (``shown_change``): listed where the shown score moved
+        delta = 0.0 if previous is None else shown_change(lg.score, previous)
         what, many = charted.get(t, ([], 0))
         points.append(
             {
@@ -261,9 +261,9 @@ def journey(conn: Connection, sources: Sources, view: LeadView) -> dict[str, Any
                 "fit": cut(lg.fit_score, 2),
                 "engagement": cut(lg.engagement_score, 2),
                 "band": lg.band,
-                "delta": round(delta, 2),
+                "delta": delta,
                 "events": what + ([f"and {many - len(what)} more"] if many > len(what) else []),
-                "moved": abs(delta) >= MOVED and bool(many),
+                "moved": delta != 0 and bool(many),
             }
         )
         previous = lg.score
