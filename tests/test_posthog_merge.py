@@ -17,6 +17,9 @@ merged away   0: Kim, title A; 2: ``$unset`` both      1: Kimberly, title B     
 survivor      1: Kimberly, title B                     0: Kim, title A; 2: unset  no name, no title
 set again     0: Kim, title A; 1: ``$unset`` both      2: Kimberly, title B       Kimberly, title B
 ============  =======================================  =========================  =====================
+
+A ``$set_once`` across a merge: one person from the merge on, so a set-once finds a value either person
+had at its time (``ingest.set_once`` folds both people's identifies after the merge).
 """
 
 from __future__ import annotations
@@ -119,3 +122,40 @@ def test_posthog_python_merge_keeps_a_name_removed_later(api: tuple[str, str, St
 
     assert wait_until(drained)
     assert _merged(store) == (None, {})
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+def test_a_set_once_of_the_identify_that_merges_finds_the_other_persons_value(
+    store: Store, order: str
+) -> None:
+    """A server library's anonymous distinct id ``srv-1`` (a lead of its own) says ``$set_once`` source
+    ads at minute 0; kim's ``$identify`` with ``$anon_distinct_id`` ``srv-1`` at 2 says ``$set_once``
+    source seo. One person from then on, with a value at 2: the identify's set-once does nothing, as in
+    PostHog (which merges, then applies the event's ``$set_once``). It read seo: the identify's set-once
+    filled kim's own lead before the alias merged the two, and the later stamp won the merge."""
+    first = {"event": "$set_once", "distinct_id": "srv-1", "uuid": "o-0", "timestamp": T,
+             "properties": {"$set_once": {"source": "ads"}}}  # fmt: skip
+    identify = {"event": "$identify", "distinct_id": "kim", "uuid": "o-2", "timestamp": T + 2 * MINUTE,
+                "properties": {"$anon_distinct_id": "srv-1", "$set_once": {"source": "seo"}}}  # fmt: skip
+    for event in [first, identify] if order == "in order" else [identify, first]:
+        with store.begin() as conn:
+            apply_messages(
+                conn, [normalise(m, received_ms=T + 10 * MINUTE) for m in to_segment(event)], "api"
+            )
+    with store.connect() as conn:
+        (attributes,) = conn.execute(select(leads.c.attributes)).scalars().all()
+    assert attributes == {"source": "ads"}
+
+
+def test_merge_dangerously_merges_the_two_people(store: Store) -> None:
+    """``$merge_dangerously`` (``properties.alias`` the other person) makes the two leads one, as
+    ``$create_alias`` does: it was stored as an event named ``$merge_dangerously`` and merged no one."""
+    events = [_event("old", 0, SET_A, None), _event("new", 1, SET_B, None),
+              {"event": "$merge_dangerously", "distinct_id": "new", "uuid": "merge", "timestamp": T + 3 * MINUTE,
+               "properties": {"alias": "old"}}]  # fmt: skip
+    for event in events:
+        with store.begin() as conn:
+            apply_messages(
+                conn, [normalise(m, received_ms=T + 10 * MINUTE) for m in to_segment(event)], "api"
+            )
+    assert _merged(store) == ("Kimberly", {"job_title": "B"})

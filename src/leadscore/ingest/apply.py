@@ -556,6 +556,10 @@ def _identify(
             # both ids have a lead: the alias says they are one person, the previous id's (the user id
             # joins the person known before; the same lead whichever batch each message came in)
             lead_id = _merge(conn, previous, lead_id, m, out, lookup, people)
+            # one person now: a set-once of either folded over both people's identifies (the merge took
+            # the latest stamp, a set-once's included)
+            keys = [k for k, lid in lookup.known.items() if lid == lead_id]
+            unlinked.told.settle(conn, people, lead_id, keys, None, m.received_ms)
         if lookup.link(user_key(m.previous_id), lead_id, m.received_ms):
             out.rewind(lead_id)
         if _link_anonymous(conn, m, lead_id, out, lookup, people, unlinked, m.previous_id):

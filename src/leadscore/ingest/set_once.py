@@ -11,7 +11,9 @@ first), a ``$set`` arriving after a later set-once (the set-once found a value).
 removes a property, or observes one before its stamp, the property is folded again from every identify
 the lead has (the event log, the batch's earlier ones, this one) in event-time order: set-once fills an
 absent property, set overwrites, unset removes (PostHog's order within one event). Only properties a
-set-once touched are written: the rest the stamps already decide (``upsert_lead``).
+set-once touched are written: the rest the stamps already decide (``upsert_lead``). After two leads
+merge (``store.lead_merge``, which takes each property's latest stamp, a set-once's too), every property
+a set-once of theirs names is folded again, as one person's.
 """
 
 from __future__ import annotations
@@ -76,11 +78,12 @@ class Identifies:
         people: PeopleCache,
         lead_id: int,
         keys: Iterable[str],
-        names: list[str],
+        names: list[str] | None,
         now_ms: int,
     ) -> None:
-        """Fold ``names`` of lead ``lead_id`` (whose person ``keys`` the batch knows) again over all its
-        identifies, and write the ones a set-once decides where they differ from the row."""
+        """Fold ``names`` of lead ``lead_id`` (whose person ``keys`` the batch knows; None: every name a
+        set-once of it names) again over all its identifies, and write the ones a set-once decides where
+        they differ from the row."""
         keys = set(keys) | set(
             conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars()
         )
@@ -91,6 +94,8 @@ class Identifies:
             for ts, message_id, traits, once, context in self.by_key.get(key, ()):
                 heard[message_id] = said(ts, message_id, traits, once, removed_names(context))
         ordered = sorted(heard.values(), key=lambda s: (s[0], s[1]))
+        if names is None:
+            names = list(dict.fromkeys(name for _, _, _, once, _ in ordered for name in once))
         row = people.row(conn, lead_id)
         stored, stamps = dict(row["attributes"] or {}), dict(row["attribute_ts"] or {})
         changes: dict[str, Any] = {}
