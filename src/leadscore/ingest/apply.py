@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
-from leadscore.ingest.set_once import Identifies, Said, said, unsettled
+from leadscore.ingest.set_once import Identifies, said, unsettled
 from leadscore.ingest.traits import group_account, removed_names, restamped_since, split_traits
 from leadscore.store.event_log import append_events, identifies_of_keys, known_message_ids
 from leadscore.store.lead_merge import merge_leads
@@ -447,7 +447,7 @@ def _observe(
     """Apply an identify's traits observed at its time (``upsert_lead``'s rules: the newest observation
     wins, set-once fills a gap; ``ingest.set_once`` where it arrived out of order) to lead ``lead_id``;
     the lead's history reopens from where its attributes as known change."""
-    ts, message_id, traits, once, gone = seen
+    ts, _, traits, once, gone = seen
     email, fields, attributes = split_traits(traits) if traits else (None, {}, {})
     stamps = dict(people.row(conn, lead_id)["attribute_ts"] or {})
     upsert_lead(
@@ -463,7 +463,7 @@ def _observe(
         lead_id=lead_id,
         unset=gone,
     )
-    _settle(conn, said(ts, message_id, traits, once, gone), lead_id, stamps, people, lookup, told, now_ms)
+    _settle(conn, seen, lead_id, stamps, people, lookup, told, now_ms)
     row = people.row(conn, lead_id)
     reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
     if reopened is not None:
@@ -472,7 +472,7 @@ def _observe(
 
 def _settle(
     conn: Connection,
-    now: Said,
+    seen: Observed,
     lead_id: int,
     stamps: dict[str, Any],
     people: PeopleCache,
@@ -481,10 +481,14 @@ def _settle(
     now_ms: int,
     key: str | None = None,
 ) -> None:
-    """After an identify applied to lead ``lead_id`` whose stamps were ``stamps``: the properties whose
-    set-once outcome it may change folded again in event-time order (``ingest.set_once``); ``key``: the
-    identify's own person key, where not yet linked."""
-    names = unsettled(now, stamps)
+    """After an identify ``seen`` applied to lead ``lead_id`` whose stamps were ``stamps``: the properties
+    whose set-once outcome it may change folded again in event-time order (``ingest.set_once``); ``key``:
+    the identify's own person key, where not yet linked."""
+    ts, message_id, traits, once, gone = seen
+    # nearly every identify removes nothing and is no older than what the lead has: nothing to read
+    if not gone and not any(stamp is not None and int(stamp) > ts for stamp in stamps.values()):
+        return
+    names = unsettled(said(ts, message_id, traits, once, gone), stamps)
     if names:
         keys = [k for k, lid in lookup.known.items() if lid == lead_id]
         told.settle(conn, people, lead_id, [*keys, key] if key else keys, names, now_ms)
@@ -597,20 +601,9 @@ def _identify(
             )
             created |= made
             if m.type == "identify":
-                now = said(
-                    m.ts, m.message_id, m.traits, m.context.get("traits_once"), removed_names(m.context)
-                )
-                _settle(
-                    conn,
-                    now,
-                    lead_id,
-                    stamps or {},
-                    people,
-                    lookup,
-                    unlinked.told,
-                    m.received_ms,
-                    m.person_key,
-                )
+                seen = (m.ts, m.message_id, m.traits, m.context.get("traits_once"), removed_names(m.context))
+                told = unlinked.told
+                _settle(conn, seen, lead_id, stamps or {}, people, lookup, told, m.received_ms, m.person_key)
             row = people.row(conn, lead_id)
             reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
             if reopened is not None:
