@@ -573,3 +573,26 @@ def test_anonymous_person_properties_go_to_the_lead_its_identify_names(api: tupl
     assert set(found) == {"old", "new"}
     assert (found["new"].email, found["new"].attributes) == (None, {"plan": "trial"})
     assert (found["old"].email, found["old"].attributes) == ("old@example.com", {})
+
+
+def test_a_refused_event_is_named_by_its_uuid(api: tuple[str, str, Store]) -> None:
+    """PostHog clients name an event by ``uuid`` (posthog-python, posthog-js): a refusal reports that id in
+    ``messageId``, so the client's developer can find the event (it read null: the refusal looked for a
+    Segment ``messageId`` the client never sends). A refusal of an event without a uuid names none; one
+    of the derived messages (the ``$set`` identify beside an event, ``<uuid>:set``) names the event's."""
+    url, write, _ = api
+    batch = [
+        {"event": "Demo Requested", "distinct_id": "ida", "uuid": _uuid("r1")},
+        {"event": "Demo Requested", "uuid": _uuid("r2")},  # no distinct_id
+        {"event": "Demo Requested"},  # no distinct_id, no uuid: no id to name
+        {"event": "Feature Used", "distinct_id": "ida", "uuid": _uuid("r4"),
+         "properties": {"$set": {"email": "not an e-mail " + "x" * 600}}},
+    ]  # fmt: skip
+    with httpx.Client(base_url=url) as http:
+        r = http.post("/batch/", json={"api_key": write, "batch": batch})
+    assert r.status_code == 200, r.text
+    refused = {entry["index"]: entry for entry in r.json()["rejected"]}
+    assert set(refused) == {1, 2, 3}, r.text
+    assert refused[1]["messageId"] == _uuid("r2")
+    assert refused[2]["messageId"] is None
+    assert refused[3]["messageId"] == _uuid("r4")

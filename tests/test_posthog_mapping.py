@@ -76,6 +76,13 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
          {"type": "alias", "userId": "old", "previousId": "new", "messageId": "u4:back", "properties": {}}],
     ),
     (
+        "$merge_dangerously (posthog.capture('$merge_dangerously', {alias})): the same two aliases; it was an event",
+        {"event": "$merge_dangerously", "distinct_id": "kim", "uuid": "u6", "properties": {"alias": "kim-2"}},
+        [{"type": "alias", "userId": "kim-2", "previousId": "kim", "messageId": "u6",
+          "properties": {"alias": "kim-2"}},
+         {"type": "alias", "userId": "kim", "previousId": "kim-2", "messageId": "u6:back", "properties": {}}],
+    ),
+    (
         "$groupidentify of a company: the account, which only a person already known joins",
         {"event": "$groupidentify", "distinct_id": "ada", "properties": {"$group_type": "company",
          "$group_key": "acme", "$group_set": {"name": "Acme", "domain": "acme.com"}}},
@@ -115,6 +122,7 @@ def test_the_request_sent_at_is_each_messages_sent_at() -> None:
         ({"event": "E", "distinct_id": "a", "properties": []}, "properties"),
         ({"event": "$identify", "distinct_id": "a", "$set": "x"}, "$set"),
         ({"event": "$create_alias", "distinct_id": "a"}, "properties.alias"),
+        ({"event": "$merge_dangerously", "distinct_id": "a"}, "properties.alias"),
         ({"event": "$groupidentify", "distinct_id": "a", "properties": {"$group_type": "company"}}, "properties.$group_key"),
         ("not an object", None),
     ],

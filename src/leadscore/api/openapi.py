@@ -32,7 +32,10 @@ PROBLEM: Schema = {
         "column": {"type": "integer"},
         "rule": {"type": "string"},
         "index": {"type": "integer", "minimum": 0},
-        "messageId": {"type": ["string", "null"]},
+        "messageId": {
+            "type": ["string", "null"],
+            "description": "the refused item's own id: a Segment message's messageId, a PostHog event's uuid",
+        },
     },
 }
 ERROR_ENVELOPE: Schema = {

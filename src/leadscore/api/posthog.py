@@ -164,7 +164,9 @@ async def capture(request: Request) -> Response:
         except MessageError as exc:
             numbered.append((index, event, exc))
     # source "posthog": a product analytics client's events (web.data.product reads them as product usage)
-    payload = await commit_messages(state, numbered, int(time.time() * 1000), "batch", "posthog", as_sent)
+    # a refusal names the event by its uuid, the id its client gave it
+    received = int(time.time() * 1000)
+    payload = await commit_messages(state, numbered, received, "batch", "posthog", as_sent, "uuid")
     return Response(orjson.dumps({"status": 1, **payload}), media_type="application/json")
 
 

@@ -81,10 +81,13 @@ def body_limit(state: AppState, batch: bool) -> int:
     return state.settings.max_batch_bytes if batch else state.settings.max_message_bytes
 
 
-def _refusal(index: int, item: Any, exc: MessageError, prefix: str = "") -> dict[str, Any]:
-    """A refused message as the answer lists it: where (index, field path) and what. Its messageId is
-    echoed only when it could be one (a refused 30 KB id is not sent back)."""
-    message_id = item.get("messageId") if isinstance(item, dict) else None
+def _refusal(
+    index: int, item: Any, exc: MessageError, prefix: str = "", id_field: str = "messageId"
+) -> dict[str, Any]:
+    """A refused message as the answer lists it: where (index, field path) and what. Its id (the item's
+    ``id_field``: a PostHog event's is ``uuid``) is echoed as ``messageId`` only when it could be one (a
+    refused 30 KB id is not sent back)."""
+    message_id = item.get(id_field) if isinstance(item, dict) else None
     if not _echoable(message_id):
         message_id = None
     field = exc.problem.field
@@ -171,11 +174,13 @@ async def commit_messages(
     where: str,
     source: str = "api",
     as_sent: Callable[[MessageError, Any], MessageError] | None = None,
+    id_field: str = "messageId",
 ) -> dict[str, Any]:
     """Store the Segment messages of a request's items durably and report the bad items: each entry is
     (the item's index, the item as sent, its Segment messages or why it was refused), ``where`` names
     the list in the field paths of the refusals, ``source`` is the events' source, ``as_sent`` words a
-    refusal of an item's Segment message in the item's own fields (items of another format). Raises
+    refusal of an item's Segment message in the item's own fields (items of another format), ``id_field``
+    is the item's field that names it (a PostHog event's ``uuid``), echoed as a refusal's ``messageId``. Raises
     ApiError 400 when every item was refused, none of them dropped (``DroppedMessage``: left out as the
     client's own server leaves it out, which answers success)."""
     ip_mode, secret = state.settings.ip_mode, state.settings.secret_key
@@ -195,7 +200,7 @@ async def commit_messages(
             dropped += isinstance(exc, DroppedMessage)
             if len(rejected) < LISTED_ERRORS:
                 worded = as_sent(exc, item) if as_sent is not None and messages is not exc else exc
-                rejected.append(_refusal(index, item, worded, f"{where}[{index}]."))
+                rejected.append(_refusal(index, item, worded, f"{where}[{index}].", id_field))
     if numbered and not rows and not dropped:
         shown = f" (the first {LISTED_ERRORS} are listed)" if refused > LISTED_ERRORS else ""
         raise ApiError(400, f"all {refused} messages were rejected{shown}", rejected)

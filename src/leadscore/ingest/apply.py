@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
+from leadscore.ingest.set_once import Identifies, said, unsettled
 from leadscore.ingest.traits import group_account, removed_names, restamped_since, split_traits
 from leadscore.store.event_log import append_events, identifies_of_keys, known_message_ids
 from leadscore.store.lead_merge import merge_leads
@@ -299,6 +300,8 @@ def apply_identities(
     people = _people_cache(conn, ordered, lookup)
     unlinked = Unlinked(conn, ordered, lookup)
     for m in ordered:
+        if m.type == "identify":  # read by the set-once fold (``ingest.set_once``) of a later message
+            unlinked.told.add(m.person_key, m.ts, m.message_id, m.traits, m.context)
         lead_id = _identify(conn, m, out, lookup, people, strangers, unlinked)
         if lead_id is not None:
             if m.group_id and m.type in _EVENTS:
@@ -408,6 +411,8 @@ class Unlinked:
             if m.type == "alias" and m.previous_id:
                 keys.add(anonymous_key(m.previous_id))
         self.waiting: dict[str, list[Observed]] = {}
+        # every identify of the batch, linked or not (the set-once fold reads them beside the log)
+        self.told = Identifies()
         for row in identifies_of_keys(conn, sorted(k for k in keys if lookup.known.get(k) is None)):
             self._keep(row.person_key, int(row.ts), row.message_id, row.context or {})
 
@@ -430,11 +435,18 @@ class Unlinked:
 
 
 def _observe(
-    conn: Connection, seen: Observed, out: Applied, people: PeopleCache, now_ms: int, lead_id: int
+    conn: Connection,
+    seen: Observed,
+    out: Applied,
+    people: PeopleCache,
+    now_ms: int,
+    lead_id: int,
+    lookup: KeyLookup,
+    told: Identifies,
 ) -> None:
     """Apply an identify's traits observed at its time (``upsert_lead``'s rules: the newest observation
-    wins, set-once fills a gap) to lead ``lead_id``; the lead's history reopens from where its attributes
-    as known change."""
+    wins, set-once fills a gap; ``ingest.set_once`` where it arrived out of order) to lead ``lead_id``;
+    the lead's history reopens from where its attributes as known change."""
     ts, _, traits, once, gone = seen
     email, fields, attributes = split_traits(traits) if traits else (None, {}, {})
     stamps = dict(people.row(conn, lead_id)["attribute_ts"] or {})
@@ -451,10 +463,35 @@ def _observe(
         lead_id=lead_id,
         unset=gone,
     )
+    _settle(conn, seen, lead_id, stamps, people, lookup, told, now_ms)
     row = people.row(conn, lead_id)
     reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
     if reopened is not None:
         out.reopen(lead_id, reopened)
+
+
+def _settle(
+    conn: Connection,
+    seen: Observed,
+    lead_id: int,
+    stamps: dict[str, Any],
+    people: PeopleCache,
+    lookup: KeyLookup,
+    told: Identifies,
+    now_ms: int,
+    key: str | None = None,
+) -> None:
+    """After an identify ``seen`` applied to lead ``lead_id`` whose stamps were ``stamps``: the properties
+    whose set-once outcome it may change folded again in event-time order (``ingest.set_once``); ``key``:
+    the identify's own person key, where not yet linked."""
+    ts, message_id, traits, once, gone = seen
+    # nearly every identify removes nothing and is no older than what the lead has: nothing to read
+    if not gone and not any(stamp is not None and int(stamp) > ts for stamp in stamps.values()):
+        return
+    names = unsettled(said(ts, message_id, traits, once, gone), stamps)
+    if names:
+        keys = [k for k, lid in lookup.known.items() if lid == lead_id]
+        told.settle(conn, people, lead_id, [*keys, key] if key else keys, names, now_ms)
 
 
 def _link_anonymous(
@@ -472,7 +509,7 @@ def _link_anonymous(
     if not lookup.link(anonymous_key(anonymous_id), lead_id, m.received_ms):
         return False
     for seen in unlinked.take(anonymous_id):
-        _observe(conn, seen, out, people, m.received_ms, lead_id)
+        _observe(conn, seen, out, people, m.received_ms, lead_id, lookup, unlinked.told)
     return True
 
 
@@ -523,6 +560,10 @@ def _identify(
             # both ids have a lead: the alias says they are one person, the previous id's (the user id
             # joins the person known before; the same lead whichever batch each message came in)
             lead_id = _merge(conn, previous, lead_id, m, out, lookup, people)
+            # one person now: a set-once of either folded over both people's identifies (the merge took
+            # the latest stamp, a set-once's included)
+            keys = [k for k, lid in lookup.known.items() if lid == lead_id]
+            unlinked.told.settle(conn, people, lead_id, keys, None, m.received_ms)
         if lookup.link(user_key(m.previous_id), lead_id, m.received_ms):
             out.rewind(lead_id)
         if _link_anonymous(conn, m, lead_id, out, lookup, people, unlinked, m.previous_id):
@@ -544,7 +585,7 @@ def _identify(
                     target, made = upsert_lead(conn, now_ms=m.received_ms, email=email, external_id=m.user_id,
                                                link_user_key=False, cache=people)  # fmt: skip
                     for seen in waiting:
-                        _observe(conn, seen, out, people, m.received_ms, target)
+                        _observe(conn, seen, out, people, m.received_ms, target, lookup, unlinked.told)
             lead_id, created = upsert_lead(
                 conn,
                 now_ms=m.received_ms,
@@ -559,6 +600,10 @@ def _identify(
                 unset=removed_names(m.context) if m.type == "identify" else (),
             )
             created |= made
+            if m.type == "identify":
+                seen = (m.ts, m.message_id, m.traits, m.context.get("traits_once"), removed_names(m.context))
+                told = unlinked.told
+                _settle(conn, seen, lead_id, stamps or {}, people, lookup, told, m.received_ms, m.person_key)
             row = people.row(conn, lead_id)
             reopened = restamped_since(stamps, row["attribute_ts"] or {}, row["attributes"] or {})
             if reopened is not None:
@@ -594,7 +639,7 @@ def _identify(
                 unlinked.wait(m)
             else:
                 seen = (m.ts, m.message_id, m.traits, m.context.get("traits_once"), removed_names(m.context))
-                _observe(conn, seen, out, people, m.received_ms, lead_id)
+                _observe(conn, seen, out, people, m.received_ms, lead_id, lookup, unlinked.told)
     if m.type == "group" and (lead_id is not None or known_only(m)):
         domain, name, attrs = group_account(m.traits, m.group_id)
         account_id, _ = upsert_account(

@@ -6,13 +6,15 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
   before ``identify``), else ``userId``; a ``$device_id`` beside another distinct id is the
   ``anonymousId`` too, so the browser's history stitches to the person.
 * ``$identify`` → ``identify`` (``$set`` as traits, ``$set_once`` as ``context.traits_once``: set only
-  where the lead has no value yet; ``$anon_distinct_id`` as the ``anonymousId``) and an ``alias`` from
+  where the lead has no value at the event's time, whatever the arrival order (``ingest.set_once``);
+  ``$anon_distinct_id`` as the ``anonymousId``) and an ``alias`` from
   ``$anon_distinct_id``, which stitches an anonymous id that a server library sent as a distinct id (its
   person key is ``u:``).
 * ``$unset`` (a list of person property names, or an object whose keys are) beside them →
   ``context.traits_unset`` of that ``identify``: the lead's attributes (and name fields) removed, after
   the values set (``store.people.upsert_lead``; unknown from the event's time on: ``scoring.as_known``).
-* ``$set`` and ``$set_once`` events → ``identify`` with their traits; ``$create_alias`` → two ``alias``
+* ``$set`` and ``$set_once`` events → ``identify`` with their traits; ``$create_alias`` and
+  ``$merge_dangerously`` → two ``alias``
   messages, one each way (``<uuid>:back``): the clients disagree on which of its ids is the new one.
 * any other event with ``$set`` or ``$set_once`` → the event and, beside it, an ``identify`` with those
   traits (message id ``<uuid>:set``), an anonymous person's too (its traits reach the lead its anonymous
@@ -47,6 +49,10 @@ UNSET_KEY = "$unset"  # person properties to remove: a list of names, or an obje
 # (plugin-server's normalize-process-person step: ingestion warning
 # ``invalid_event_when_process_person_profile_is_false``)
 PERSON_EVENTS = ("$identify", "$create_alias", "$merge_dangerously", "$groupidentify")
+# two people said to be one (``properties.alias`` and the distinct id): PostHog merges them, both alike here
+# (its ``$create_alias`` refuses to merge an identified person, ``$merge_dangerously`` does not; leadscore
+# never knew "identified": an alias between two leads merges them)
+MERGE_EVENTS = ("$create_alias", "$merge_dangerously")
 
 
 def _text(value: Any) -> str | None:
@@ -218,10 +224,10 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         return [identify]
     if name in TRAIT_KEYS and not personless:  # posthog.set(), posthog.set_once()
         return [_identify(base, set_, once, unset)]
-    if name == "$create_alias":
+    if name in MERGE_EVENTS:
         alias_of = _text(properties.get("alias"))
         if alias_of is None:
-            raise MessageError("properties.alias", "a $create_alias event needs 'properties.alias'")
+            raise MessageError("properties.alias", f"a {name} event needs 'properties.alias'")
         # the two ids are one person, whichever is the new one: posthog-python sends the new id as the
         # alias (alias(previous_id, distinct_id)), posthog-node and posthog-js the other way round
         # (alias({distinctId, alias}): the alias is the browser's anonymous id). A Segment alias links
@@ -300,7 +306,7 @@ def _sent_field(field: str, event: dict[str, Any]) -> str:
     device_id = _text(properties.get("$device_id"))
     anonymous = "distinct_id" if device_id == distinct_id else "properties.$device_id"
     ids = {"userId": "distinct_id", "anonymousId": anonymous}
-    if name == "$create_alias":  # its first message: the alias as the userId, distinct_id as the previousId
+    if name in MERGE_EVENTS:  # its first message: the alias as the userId, distinct_id as the previousId
         ids = {"userId": "properties.alias", "previousId": "distinct_id", "anonymousId": anonymous}
     elif name == "$identify" and _text(properties.get("$anon_distinct_id")) and device_id != distinct_id:
         ids = {

@@ -105,8 +105,8 @@ def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int, cause: str)
 
 def merged_values(kept: Any, other: Any) -> dict[str, Any]:
     """The kept lead's columns after the merge: each attribute and name field from the lead that observed
-    it last (``attribute_ts``), a value filling a gap; its own e-mail, external id and account unless it
-    has none."""
+    it last (``attribute_ts``), a removal (``$unset``) included, a value filling a name the kept lead
+    never observed; its own e-mail, external id and account unless it has none."""
     kept_ts, other_ts = dict(kept["attribute_ts"] or {}), dict(other["attribute_ts"] or {})
     stored, stamps = dict(kept["attributes"] or {}), dict(kept_ts)
     changes: dict[str, Any] = {}
@@ -128,11 +128,15 @@ def merged_values(kept: Any, other: Any) -> dict[str, Any]:
         if removed and stamp > kept_ts.get(key, _EVER):
             attributes.pop(key, None)
             stamps[key] = stamp
+    # a name field as an attribute: the latest observation wins, a removal (a stamp without a value) too;
+    # a value fills a name the kept lead never observed
     for column in LEAD_COLUMNS[1:]:
-        value = other[column]
+        value, later = other[column], other_ts.get(column, _EVER) > kept_ts.get(column, _EVER)
         if value in (None, ""):
+            if later and other_ts.get(column) is not None and kept[column] not in (None, ""):
+                changes[column], stamps[column] = None, other_ts[column]
             continue
-        if kept[column] in (None, "") or other_ts.get(column, _EVER) > kept_ts.get(column, _EVER):
+        if (kept[column] in (None, "") and kept_ts.get(column) is None) or later:
             changes[column] = value
             stamps[column] = other_ts.get(column, stamps.get(column))
     changes["attributes"], changes["attribute_ts"] = (

@@ -1,0 +1,148 @@
+"""PostHog's ``$set_once`` in event-time order, whatever order the events arrive in.
+
+A set-once value sets a person property only where the person has no value for it at the event's
+time: as PostHog sets it when events arrive in order (its ``$set_once`` writes a key absent from the
+person's properties, a key removed by ``$unset`` included). ``store.people.upsert_lead`` decides that
+from the lead's values and stamps as they stand when the message arrives, which is right while the
+messages about a property arrive in time order. When one arrives out of order, what a set-once did
+depends on messages that were not there yet: a removal arriving after a later set-once that it skipped
+(the value it skipped is gone, so it should have filled), a set-once arriving after a later one (it was
+first), a ``$set`` arriving after a later set-once (the set-once found a value). So after a message that
+removes a property, or observes one before its stamp, the property is folded again from every identify
+the lead has (the event log, the batch's earlier ones, this one) in event-time order: set-once fills an
+absent property, set overwrites, unset removes (PostHog's order within one event). Only properties a
+set-once touched are written: the rest the stamps already decide (``upsert_lead``). After two leads
+merge (``store.lead_merge``, which takes each property's latest stamp, a set-once's too), every property
+a set-once of theirs names is folded again, as one person's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadscore.ingest.traits import removed_names, split_traits
+from leadscore.store.event_log import identifies_of_keys
+from leadscore.store.people import LEAD_COLUMNS, PeopleCache
+from leadscore.store.schema import identities
+
+# an identify as the fold reads it: (time, message id, set, set-once, removed), names canonical
+Said = tuple[int, str, dict[str, Any], dict[str, Any], tuple[str, ...]]
+_ABSENT = object()
+
+
+def said(ts: int, message_id: str, traits: Any, once: Any, gone: Iterable[str]) -> Said:
+    """What one identify says about its person's properties: its traits, set-once traits and the names
+    it removes (canonical, ``ingest.traits.removed_names``)."""
+    return ts, message_id, _values(traits), _values(once), tuple(gone)
+
+
+def logged(ts: int, message_id: str, context: Mapping[str, Any] | None) -> Said:
+    """``said`` of an identify in the event log (its traits are in its context)."""
+    context = context or {}
+    return said(ts, message_id, context.get("traits"), context.get("traits_once"), removed_names(context))
+
+
+def _values(traits: Any) -> dict[str, Any]:
+    if not isinstance(traits, dict) or not traits:
+        return {}
+    _, fields, attributes = split_traits(traits)
+    return {k: v for k, v in {**attributes, **fields}.items() if v not in (None, "")}
+
+
+def unsettled(now: Said, before: Mapping[str, Any]) -> list[str]:
+    """The names whose set-once outcome the identify ``now`` may change: the ones it removes, and the
+    ones it sets (or sets once) before their stamp ``before`` it was applied."""
+    ts, _, set_, once, gone = now
+    late = [k for k in (*set_, *once) if before.get(k) is not None and ts < int(before[k])]
+    return list(dict.fromkeys([*gone, *late]))
+
+
+class Identifies:
+    """A batch's identifies as they are applied, by person key: the fold reads them beside the log
+    (which holds the earlier batches' only)."""
+
+    def __init__(self) -> None:
+        # as sent (ts, message id, traits, set-once traits, context): read into ``Said`` only by a fold,
+        # which few batches need
+        self.by_key: dict[str, list[tuple[int, str, Any, Any, Mapping[str, Any]]]] = {}
+
+    def add(self, key: str, ts: int, message_id: str, traits: Any, context: Mapping[str, Any]) -> None:
+        self.by_key.setdefault(key, []).append((ts, message_id, traits, context.get("traits_once"), context))
+
+    def settle(
+        self,
+        conn: Connection,
+        people: PeopleCache,
+        lead_id: int,
+        keys: Iterable[str],
+        names: list[str] | None,
+        now_ms: int,
+    ) -> None:
+        """Fold ``names`` of lead ``lead_id`` (whose person ``keys`` the batch knows; None: every name a
+        set-once of it names) again over all its identifies, and write the ones a set-once decides where
+        they differ from the row."""
+        keys = set(keys) | set(
+            conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars()
+        )
+        heard: dict[str, Said] = {}
+        for row in identifies_of_keys(conn, sorted(keys)):
+            heard[row.message_id] = logged(int(row.ts), row.message_id, row.context)
+        for key in keys:
+            for ts, message_id, traits, once, context in self.by_key.get(key, ()):
+                heard[message_id] = said(ts, message_id, traits, once, removed_names(context))
+        ordered = sorted(heard.values(), key=lambda s: (s[0], s[1]))
+        if names is None:
+            names = list(dict.fromkeys(name for _, _, _, once, _ in ordered for name in once))
+        row = people.row(conn, lead_id)
+        stored, stamps = dict(row["attributes"] or {}), dict(row["attribute_ts"] or {})
+        changes: dict[str, Any] = {}
+        for name in names:
+            if not any(name in once for _, _, _, once, _ in ordered):
+                continue  # no set-once of it: the stamps decide (upsert_lead)
+            value, stamp = _fold(name, ordered, _current(row, stored, name), stamps.get(name))
+            if stamp is None:
+                continue
+            if name in LEAD_COLUMNS:
+                now = None if value is _ABSENT else value
+                if row[name] != now:
+                    changes[name] = now
+            elif value is _ABSENT:
+                stored.pop(name, None)
+            else:
+                stored[name] = value
+            stamps[name] = stamp
+        if stored != (row["attributes"] or {}):
+            changes["attributes"] = stored
+        if stamps != (row["attribute_ts"] or {}):
+            changes["attribute_ts"] = stamps
+        if changes:
+            people.update(lead_id, changes, now_ms)
+
+
+def _current(row: Mapping[str, Any], stored: Mapping[str, Any], name: str) -> Any:
+    value = row[name] if name in LEAD_COLUMNS else stored.get(name)
+    return _ABSENT if value in (None, "") else value
+
+
+def _fold(name: str, ordered: list[Said], current: Any, stamp: Any) -> tuple[Any, int | None]:
+    """``name``'s value (or ``_ABSENT``) and the time of the observation that left it so, folding the
+    identifies in time order; the lead's own value and stamp, where no identify made them (an import, a
+    merge of an older lead), count as a set (or a removal) at that stamp."""
+    said_at = {ts for ts, _, set_, once, gone in ordered if name in set_ or name in once or name in gone}
+    steps = list(ordered)
+    if stamp is not None and int(stamp) not in said_at:
+        seed = {name: current} if current is not _ABSENT else {}
+        steps.append((int(stamp), "", seed, {}, () if seed else (name,)))
+        steps.sort(key=lambda s: (s[0], s[1]))
+    value, at = _ABSENT, None
+    for ts, _, set_, once, gone in steps:  # within one event: set-once, then set, then unset (PostHog's)
+        if name in once and value is _ABSENT:
+            value, at = once[name], ts
+        if name in set_:
+            value, at = set_[name], ts
+        if name in gone:
+            value, at = _ABSENT, ts
+    return value, at
