@@ -1,6 +1,6 @@
 """The one lead filter gives the hand-counted leads on every surface, on SQLite and PostgreSQL.
 
-A population of 30 leads is declared below as data (name, e-mail, company, account, lead source, score,
+A population of 32 leads is declared below as data (name, e-mail, company, account, lead source, score,
 band, grade, level, stage, assignment history, consent). The spec is ``wanted``: a plain Python predicate
 over those declared attributes. The population is built once per engine (a module fixture, one served
 app each). Speed: the exhaustive ``itertools.product`` over band × grade × level × stage × owner × source
@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -106,6 +107,9 @@ POPULATION = [
     Lead(28, "Abe", "Ulm", "abe@a2.example", None, None, "webinar", (5, "cold", "C", 3), "mql", (E, P)),
     Lead(29, "Ben", "Vance", "ben@b2.example", None, 3, None, (70, "warm", "C", 1), None, ()),
     Lead(30, "Cal", "Wu", "cal@c2.example", None, None, "Webinar", (88, "hot", "A", 1), "mql", (P,)),
+    # shown 87.9 and 49.9 (a screen cuts a score to one decimal): a range reads the score as shown
+    Lead(31, "Dot", "Xu", "dot@d2.example", None, None, "Ads", (87.96, "hot", "B", 2), None, ()),
+    Lead(32, "Eli", "Yan", "eli@e2.example", None, None, "Ads", (49.99, "cold", "C", 2), None, ()),
 ]  # fmt: skip
 
 # each dimension's values; None is "unset". "C" grade and level 3 exist; "webinar" tests case, "50%" that
@@ -122,8 +126,8 @@ DIMENSIONS: dict[str, tuple[Any, ...]] = {
 # the dimensions outside the product, each with band
 RANGES: dict[str, tuple[Any, ...]] = {
     "band": (None, "hot"),
-    "min_score": (None, 50, 88),
-    "max_score": (None, 88, 95),
+    "min_score": (None, 50, 88, 49.95),
+    "max_score": (None, 88, 95, 87.9),
     "company": (None, "acme", "50%", "GLOBEX"),
 }
 
@@ -135,8 +139,10 @@ def wanted(lead: Lead, spec: dict[str, Any]) -> bool:
         "band": lambda v: band == v,
         "grade": lambda v: grade == v,
         "level": lambda v: level == v,
-        "min_score": lambda v: score is not None and score >= v,
-        "max_score": lambda v: score is not None and score <= v,
+        # the score as every screen shows it, cut to one decimal (87.96 reads 87.9): a lead shown at 87.9 is
+        # one of "up to 87.9", and one shown at 49.9 is not one of "from 49.95"
+        "min_score": lambda v: score is not None and math.floor(round(score * 10, 6)) / 10 >= v,
+        "max_score": lambda v: score is not None and math.floor(round(score * 10, 6)) / 10 <= v,
         "stage": lambda v: lead.stage == v,
         "owner": lambda v: lead.owner == v,
         "source": lambda v: (lead.source or "").lower() == v.lower(),

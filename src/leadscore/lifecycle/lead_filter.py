@@ -4,7 +4,8 @@ The dashboard's list, its count, the fit × engagement matrix and the CSV export
 ``GET /v1/leads`` (list and export) all filter through ``LeadFilter.matches``, so a count, a page, a
 matrix and an export of the same filter can never disagree. What each field means:
 
-- ``band``, ``grade``, ``level``, ``min_score``, ``max_score``: the lead's current score (a lead that has
+- ``band``, ``grade``, ``level``, ``min_score``, ``max_score``: the lead's current score, the range read on
+  the score as every screen shows it, cut to one decimal (a lead that has
   no score matches none of them), of the named score ``score`` (the primary score when empty; a list
   shows that score's columns too: ``score_name``);
 - ``source``: the ``lead_source`` attribute, equal ignoring case;
@@ -20,6 +21,7 @@ Empty fields do not filter; fields combine with AND.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,6 +33,7 @@ from leadscore.compile.conditions import contains_like
 from leadscore.compile.dialects import JsonBool, JsonText, LowerText, TextLike
 from leadscore.compile.sources import lead_company
 from leadscore.errors import InputError
+from leadscore.scoring.shown import cut
 from leadscore.store.schema import ID_MAX, accounts, assignments, lead_stages, leads, scores
 from leadscore.store.score_names import check_name, named
 
@@ -187,10 +190,14 @@ class LeadFilter(BaseModel):
                 tests.append(col == value)
         if self.level is not None:
             tests.append(score.c.level == self.level)
+        # the score as every screen shows it (``cut`` to one decimal): "up to 87.9" holds a lead shown at 87.9
+        # (87.96), "from 49.95" none shown at 49.9 (49.99); a score is kept to a millionth, so ``cut(s) >= t``
+        # exactly when ``s >= t`` for a bound ``t`` of one decimal
         if self.min_score is not None:
-            tests.append(score.c.score >= self.min_score)
+            tests.append(score.c.score >= -cut(-self.min_score, 1))  # 49.95 → 50.0
         if self.max_score is not None:
-            tests.append(score.c.score <= self.max_score)
+            # 87.9 (or 87.95) → below 88.0
+            tests.append(score.c.score < float(Decimal(repr(cut(self.max_score, 1))) + Decimal("0.1")))
         return tests
 
     def matches(self, lead_id: ColumnElement[Any]) -> ColumnElement[bool]:
