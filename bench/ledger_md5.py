@@ -4,7 +4,8 @@ readers return them (``read_lines`` where it exists, else the row-per-line table
 and rule id), history, crossings, ``read_current`` of a sample of leads of every score (on PostgreSQL
 the lines by rule id: the row-per-line table gave them in its heap's order), the reasons and the gate
 facts' rule points; after publishing the three realistic models, rescorings at the bench's ``as_of``, an
-hour and a day later (two scores active), EVENTS processor events and a rescoring "now".
+hour and a day later (two scores active), EVENTS processor events, a rescoring "now" and the second
+model published in shadow beside the primary score (its shadow scores' digest).
 
     PYTHONPATH=<src> python bench/ledger_md5.py sqlite|postgres LEADS EVENTS
 
@@ -37,10 +38,11 @@ from leadscore.lifecycle.gates import read_facts  # noqa: E402
 from leadscore.lifecycle.reasons import top_reasons_of  # noqa: E402
 from leadscore.scoring.pipeline import publish, rescore_all  # noqa: E402
 from leadscore.scoring.processor import BATCH, SQLITE_BATCH, process_pending  # noqa: E402
+from leadscore.scoring.shadow import publish_shadow  # noqa: E402
 from leadscore.store import Store  # noqa: E402
 from leadscore.store.event_log import enqueue  # noqa: E402
 from leadscore.store.results import read_current  # noqa: E402
-from leadscore.store.schema import leads, score_events, score_history, scores  # noqa: E402
+from leadscore.store.schema import leads, score_events, score_history, scores, shadow_scores  # noqa: E402
 
 FROZEN = 1_780_000_000.0
 OLD_LINES = (
@@ -135,6 +137,10 @@ def main() -> None:
         report(store, engine, "processor")
         rescore_all(store)
         report(store, engine, "rescored now")
+        publish_shadow(store, named[1][1])
+        with store.connect() as conn:
+            rows = conn.execute(select(shadow_scores).order_by(shadow_scores.c.lead_id)).all()
+        print(f"{engine} shadow: {len(rows)} scores; shadow_scores={digest(rows)[:10]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Publishing a model with a large list while requests arrive: how long writers wait for it.
 
     python bench/publish_lists.py [--engine sqlite|postgres|both] [--leads N] [--events M] [--values V]
-                                  [--against SRC]
+                                  [--steps publish,rescore,shadow,rollback] [--against SRC]
 
 The bench model (bench/model.yaml) with its target-account list grown to ``V`` values (default 210,000:
 200,000 accounts and 10,000 free-mail domains), published into a store of the bench data set
@@ -9,7 +9,9 @@ The bench model (bench/model.yaml) with its target-account list grown to ``V`` v
 commits (an inbox row through ``GroupCommitter``) and what a processor's transaction takes first (the
 write lock on SQLite, the models lock shared on PostgreSQL). The probes run one after the other, so while
 one waits the other does not run. Prints the publication's wall and CPU seconds, the longest wait of an
-acknowledgement and of a processor's transaction, and the acknowledgements that failed.
+acknowledgement and of a processor's transaction, and the acknowledgements that failed; then, as
+``--steps`` asks (default all), the same for every lead rescored with it active (``leadscore rescore``),
+for it published in shadow beside bench/model.yaml, and for a rollback to it.
 
 ``--against SRC``: the same run with the package from another source folder (e.g. /work/main/src), in a
 child process, and the ratios this / that.
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,8 @@ from leadscore.ingest.committer import GroupCommitter  # noqa: E402
 from leadscore.ingest.segment import normalise  # noqa: E402
 from leadscore.model import loads_model  # noqa: E402
 from leadscore.scoring import run  # noqa: E402
-from leadscore.scoring.pipeline import activate_version, publish  # noqa: E402
+from leadscore.scoring.pipeline import activate_version, publish, rescore_all  # noqa: E402
+from leadscore.scoring.shadow import publish_shadow  # noqa: E402
 from leadscore.store import Store  # noqa: E402
 from leadscore.store.model_versions import share_models  # noqa: E402
 
@@ -99,29 +103,42 @@ class Prober:
         self.committer.stop()
 
 
-def run_once(engine: str, leads: int, events: int, values: int) -> dict[str, Any]:
+STEPS = ("publish", "rescore", "shadow", "rollback")
+
+
+def run_once(
+    engine: str, leads: int, events: int, values: int, steps: tuple[str, ...] = STEPS
+) -> dict[str, Any]:
     text = model_text(values)
     model = loads_model(text)
+    small = (BENCH / "model.yaml").read_text()
+    out: dict[str, Any] = {}
     with bench_store(engine) as store:
         datagen.load(store, datagen.Spec(leads=leads, events=events))
-        with Prober(store) as prober:
-            time.sleep(0.2)
-            wall, cpu = time.monotonic(), time.process_time()
-            big, count = publish(store, model, text=text)
-            wall, cpu = time.monotonic() - wall, time.process_time() - cpu
-            time.sleep(0.2)
-        out = _measured("", count, wall, cpu, prober)
-        small = (BENCH / "model.yaml").read_text()
-        publish(store, loads_model(small), text=small)
-        _forget_parsed()  # as a new process rolls back: the stored version parsed again
-        with Prober(store) as prober:
-            time.sleep(0.2)
-            wall, cpu = time.monotonic(), time.process_time()
-            activate_version(store, big.id, action="rolled back")
-            wall, cpu = time.monotonic() - wall, time.process_time() - cpu
-            time.sleep(0.2)
-        out.update(_measured("rollback_", count, wall, cpu, prober))
+        big, _ = _probed(store, "", lambda: publish(store, model, text=text), out)
+        if "rescore" in steps:
+            _probed(store, "rescore_", lambda: (None, len(rescore_all(store))), out)
+        if "shadow" in steps or "rollback" in steps:
+            publish(store, loads_model(small), text=small)
+        if "shadow" in steps:
+            _probed(store, "shadow_", lambda: publish_shadow(store, model, text=text), out)
+        if "rollback" in steps:
+            _forget_parsed()  # as a new process rolls back: the stored version parsed again
+            _probed(store, "rollback_", lambda: activate_version(store, big.id, action="rolled back"), out)
     return {"engine": engine, **out}
+
+
+def _probed(store: Store, prefix: str, step: Callable[[], tuple[Any, int]], out: dict[str, Any]) -> Any:
+    """Run ``step`` (returning something and the leads it scored) while a ``Prober`` probes; its figures
+    into ``out`` under ``prefix``."""
+    with Prober(store) as prober:
+        time.sleep(0.2)
+        wall, cpu = time.monotonic(), time.process_time()
+        got, count = step()
+        wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+        time.sleep(0.2)
+    out.update(_measured(prefix, count, wall, cpu, prober))
+    return got, count
 
 
 def _forget_parsed() -> None:
@@ -150,25 +167,30 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=3000)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--values", type=int, default=210_000)
+    parser.add_argument(
+        "--steps", default=",".join(STEPS), help="after the publication: " + ", ".join(STEPS[1:])
+    )
     parser.add_argument("--against", help="another source folder to run the same bench with (ratios)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     engines = ("sqlite", "postgres") if args.engine == "both" else (args.engine,)
+    steps = tuple(s for s in args.steps.split(",") if s)
+    prefixes = [""] + [f"{s}_" for s in STEPS[1:] if s in steps]
     for engine in engines:
-        this = run_once(engine, args.leads, args.events, args.values)
+        this = run_once(engine, args.leads, args.events, args.values, steps)
         if args.json:
             print(json.dumps(this))
             continue
-        print(_line("this", this))
-        print(_line("this", this, "rollback_"))
+        for p in prefixes:
+            print(_line("this", this, p), flush=True)
         if args.against:
             cmd = [sys.executable, __file__, "--json", "--engine", engine, "--leads", str(args.leads),
-                   "--events", str(args.events), "--values", str(args.values)]  # fmt: skip
+                   "--events", str(args.events), "--values", str(args.values), "--steps", args.steps]  # fmt: skip
             env = {**os.environ, "PYTHONPATH": args.against}
             that = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
-            print(_line("against", that))
-            print(_line("against", that, "rollback_"))
-            for p in ("", "rollback_"):
+            for p in prefixes:
+                print(_line("against", that, p))
+            for p in prefixes:
                 keys = [f"{p}{k}" for k in ("wall_s", "cpu_s", "ack_max_s", "processor_max_s")]
                 ratios = {k: this[k] / that[k] for k in keys if that[k]}
                 print(
@@ -177,7 +199,7 @@ def main() -> None:
 
 
 def _line(label: str, r: dict[str, Any], p: str = "") -> str:
-    what = "rollback" if p else "publish"
+    what = p.rstrip("_") or "publish"
     return (
         f"{r['engine']:8} {label:8} {r[p + 'leads']} leads: {what} {r[p + 'wall_s']:.1f} s wall, "
         f"{r[p + 'cpu_s']:.1f} s CPU; longest acknowledgement {r[p + 'ack_max_s']:.2f} s ({r[p + 'failed']} "

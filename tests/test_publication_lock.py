@@ -1,7 +1,8 @@
-"""A publication rescores every lead outside the write lock: while it scores, acknowledgements and the
-processor's transactions go through (they waited for it, and on SQLite failed with "database is locked"
-past the busy timeout), and what changes meanwhile is scored with the new version when it is saved. No
-reader sees the new version before every lead's score is of it."""
+"""A publication, a full rescoring (``leadscore rescore``) and a shadow's publication score every lead
+outside the write lock: while they score, acknowledgements and the processor's transactions go through
+(they waited for it, and on SQLite failed with "database is locked" past the busy timeout), and what
+changes meanwhile is scored when they save. No reader sees the new version before every lead's score is
+of it."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from leadscore.ingest.committer import GroupCommitter
 from leadscore.ingest.segment import normalise
 from leadscore.model import loads_model
 from leadscore.scoring import run
-from leadscore.scoring.pipeline import activate_version, ingest, publish
+from leadscore.scoring.pipeline import activate_version, ingest, publish, rescore_all
+from leadscore.scoring.shadow import publish_shadow
 from leadscore.store import Store
 from leadscore.store.model_versions import active_version, share_models
-from leadscore.store.schema import leads, scores
+from leadscore.store.schema import leads, scores, shadow_scores
 
 NOW = 1_717_200_000_000
 LIST = ", ".join(f"d{i}.example" for i in range(5_000))
@@ -172,3 +174,83 @@ def test_what_changes_while_a_model_is_published_is_scored_with_it(
         "c": (first.id, 50.0),
         "d": (first.id, 50.0),
     }
+
+
+def _writers(store: Store, outcome: dict[str, Any]) -> Callable[[], None]:
+    """An acknowledgement of b's Demo (a /v1/track request's: the inbox row) and a processor's step that
+    stores a's Demo and rescores her, each recorded in ``outcome``."""
+
+    def meanwhile() -> None:
+        committer = GroupCommitter(store).start()
+        try:
+            outcome["acknowledged"] = committer.submit([event_row(_demo("b"), "api")]).result(timeout=20)
+        except Exception as exc:  # on SQLite: "database is locked" after the busy timeout of 10 s
+            outcome["acknowledged"] = repr(exc)
+        finally:
+            committer.stop()
+        try:
+            ingest(store, [_demo("a")], source="test")
+            outcome["processor"] = "went through"
+        except Exception as exc:
+            outcome["processor"] = repr(exc)
+
+    return meanwhile
+
+
+def _saved(store: Store, table: Any = scores) -> dict[str, tuple[int, float]]:
+    with store.connect() as conn:
+        users = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
+        rows = conn.execute(select(table.c.lead_id, table.c.model_version_id, table.c.score))
+        return {users[lead_id]: (version, score) for lead_id, version, score in rows}
+
+
+def test_writers_go_through_while_every_lead_is_rescored_and_what_they_wrote_counts(
+    store: Store, while_scoring: list[Callable[[], None]]
+) -> None:
+    """``rescore_all`` held the write lock (SQLite) while it scored; on PostgreSQL it saved a's score as
+    read before her Demo over the processor's. a is in the list (10 of 10 fit points): 50 before her Demo
+    and (100 + 100) / 2 = 100 with it; b's Demo is only acknowledged (not processed): 0."""
+    ingest(store, [_identify("a", "a.example"), _identify("b", "b.example")], source="test")
+    listed, _ = publish(store, loads_model(LISTED))
+    assert _saved(store) == {"a": (listed.id, 50.0), "b": (listed.id, 0.0)}
+    outcome: dict[str, Any] = {}
+    while_scoring.append(_writers(store, outcome))
+    ledgers = rescore_all(store)
+    assert FINISHED == ["finished"]
+    assert outcome == {"acknowledged": {"demo-b"}, "processor": "went through"}
+    assert _saved(store) == {"a": (listed.id, 100.0), "b": (listed.id, 0.0)}
+    assert sorted(lg.score for lg in ledgers) == [0.0, 100.0]
+
+
+def test_a_version_published_while_every_lead_is_rescored_is_not_undone(
+    store: Store, while_scoring: list[Callable[[], None]]
+) -> None:
+    """A publication during the rescoring goes through, and the rescoring saves every lead with the
+    version it activated, not the one it read first: with BEFORE neither a (no title, no Demo) nor b
+    scores, 0; with LISTED a would be 50."""
+    ingest(store, [_identify("a", "a.example"), _identify("b", "b.example")], source="test")
+    publish(store, loads_model(LISTED))
+    published: list[int] = []
+    while_scoring.append(lambda: published.append(publish(store, loads_model(BEFORE))[0].id))
+    rescore_all(store)
+    assert FINISHED == ["finished"]
+    (before,) = published
+    assert _saved(store) == {"a": (before, 0.0), "b": (before, 0.0)}
+
+
+def test_writers_go_through_while_a_shadow_is_published_and_what_they_wrote_counts(
+    store: Store, while_scoring: list[Callable[[], None]]
+) -> None:
+    """Scoring every lead in shadow held the write lock (SQLite); on PostgreSQL the shadow scores were of
+    the snapshot before a's Demo (the processor did not score the shadow, not yet committed). With LISTED
+    in shadow: a (100 + 100) / 2 = 100 with her Demo, b 0; the active BEFORE: a (0 + 100) / 2 = 50."""
+    ingest(store, [_identify("a", "a.example"), _identify("b", "b.example")], source="test")
+    active, _ = publish(store, loads_model(BEFORE))
+    outcome: dict[str, Any] = {}
+    while_scoring.append(_writers(store, outcome))
+    shadow, count = publish_shadow(store, loads_model(LISTED))
+    assert FINISHED == ["finished"]
+    assert outcome == {"acknowledged": {"demo-b"}, "processor": "went through"}
+    assert _saved(store, shadow_scores) == {"a": (shadow.id, 100.0), "b": (shadow.id, 0.0)}
+    assert _saved(store) == {"a": (active.id, 50.0), "b": (active.id, 0.0)}
+    assert count == 2

@@ -232,6 +232,27 @@ def record_saved(
     time where it moved from the lead's newest row, written from the ledger itself (no second scoring), so
     the newest row holds the current score; a lead with no row yet is ``record``ed (its created row
     first). ``ref``: the cause's reference, or each lead's."""
+    rows = plan_record_saved(
+        conn, model, sources, version_id, ledgers, cause, ref, recorded_ms, score_name=score_name
+    )
+    append_history(conn, rows)
+    return len(rows)
+
+
+def plan_record_saved(
+    conn: Connection,
+    model: ScoringModel,
+    sources: Sources,
+    version_id: int,
+    ledgers: Sequence[Ledger],
+    cause: str,
+    ref: str | Mapping[int, str],
+    recorded_ms: int,
+    *,
+    score_name: str,
+) -> list[dict[str, Any]]:
+    """The rows ``record_saved`` appends, computed and not written (a full rescoring computes them on a
+    read snapshot: ``scoring/publication.py``)."""
     refs = ref if isinstance(ref, Mapping) else {lg.lead_id: ref for lg in ledgers}
     previous = last_history(conn, [lg.lead_id for lg in ledgers], score_name=score_name)
     rows = [
@@ -239,11 +260,10 @@ def record_saved(
         for lg in ledgers
         if lg.lead_id in previous and changed(previous[lg.lead_id], lg, version_id)
     ]
-    append_history(conn, rows)
     fresh = {lg.lead_id: (lg.as_of, cause, refs[lg.lead_id]) for lg in ledgers if lg.lead_id not in previous}
     if not fresh:
-        return len(rows)
-    return len(rows) + record(conn, model, sources, version_id, fresh, recorded_ms, score_name=score_name)
+        return rows
+    return rows + plan_record(conn, model, sources, version_id, fresh, recorded_ms, score_name=score_name)
 
 
 def replay(

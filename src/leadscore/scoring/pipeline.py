@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -23,7 +23,7 @@ from leadscore.model.source import version_text
 from leadscore.scoring import history
 from leadscore.scoring.crossings import save_named_scores, save_scores
 from leadscore.scoring.due import TOLERANCE, schedule, schedule_models
-from leadscore.scoring.publication import activate_version
+from leadscore.scoring.publication import Pass, Scored, activate_version, run_pass
 from leadscore.scoring.run import (
     Active,
     now_ms,
@@ -432,32 +432,77 @@ def rescore_all(
 ) -> list[Ledger]:
     """Score every lead with every active model as of a time; save as the current scores if asked, with
     when each is next due, crossings and a history row where a score moved. Returns the ledgers of the
-    score ``score_name`` (the primary when None; an unknown or retired one is refused before scoring)."""
+    score ``score_name`` (the primary when None; an unknown or retired one is refused before scoring).
+    Saved, it is computed outside the write lock and saved in one short transaction
+    (``scoring/publication.py``)."""
     stamp = now_ms()
+    work = _Rescoring(store.sources(), as_of or stamp, stamp, score_name, save)
     # every score's ledgers stay alive to the end, so each collection of the cyclic collector would walk
     # them all again (none is in a cycle): paused for the whole rescoring, not only while the results are
     # read, since the due times' and the save's tuples start collections too (a tenth of a CPU-second of
     # three scores' save on the 3,000-lead bench, a hundredth of one score's: the heap grows with the scores)
-    with collection_paused(), store.begin() as conn:
-        # read in the write transaction: a publication committed before it read them would otherwise be
-        # undone by the scores of the version it replaced (SQLite: the write lock is held from here on)
-        models = active_models(conn, saving=True)
-        if not models:
-            raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
-        returned = [a.version for a in models].index(active_version(conn, score_name))
-        # one statement for every model (the events are read once), one for when each score is next due
-        per_model = score_everyone(conn, [a.model for a in models], store.sources(), as_of or stamp)
+    with collection_paused():
         if save:
-            dues = schedule_models(
-                conn, [a.model for a in models], store.sources(), per_model, _names(models)
+            return run_pass(store, work)
+        with store.connect() as conn:
+            work.prepare(conn)
+            return work.score(conn, None).ledgers[work.returned]
+
+
+@dataclass
+class _Rescoring(Pass[list[Ledger]]):
+    """Every lead scored with every active model as of ``at`` (``rescore_all``); saves the ledgers of the
+    score ``score_name``'s."""
+
+    sources: Sources
+    at: int
+    stamp: int
+    score_name: str | None
+    saving: bool
+    models: list[Active] = field(default_factory=list)
+    returned: int = 0
+
+    def prepare(self, conn: Connection) -> None:
+        self.models = active_models(conn)
+        if not self.models:
+            raise StoreError("no active model: publish one with `leadscore model publish MODEL.yaml`")
+        self.returned = [a.version for a in self.models].index(active_version(conn, self.score_name))
+
+    def score(self, conn: Connection, lead_ids: Collection[int] | None) -> Scored:
+        models = [a.model for a in self.models]
+        # one statement for every model (the events are read once), one for when each score is next due
+        if lead_ids is None:
+            per_model = score_everyone(conn, models, self.sources, self.at)
+        else:
+            per_model = score_points_models(
+                conn, models, self.sources, [(lid, self.at) for lid in sorted(lead_ids)]
             )
-            save_named_scores(conn, _named(models, per_model, dues), stamp, "rescore")
-            # time alone moved them (the events were scored as they came): the clock's cause
-            for active, ledgers in zip(models, per_model, strict=True):
-                assert active.version is not None
-                history.record_saved(conn, active.model, store.sources(), active.version.id, ledgers, "time",
-                                     RESCORE_REF, stamp, score_name=active.version.score_name)  # fmt: skip
-    return per_model[returned]
+        if not self.saving:
+            return Scored(per_model, [{} for _ in models], [])
+        dues = schedule_models(conn, models, self.sources, per_model, _names(self.models))
+        rows = []
+        # time alone moved them (the events were scored as they came): the clock's cause
+        for active, ledgers in zip(self.models, per_model, strict=True):
+            assert active.version is not None
+            rows += history.plan_record_saved(conn, active.model, self.sources, active.version.id, ledgers, "time",
+                                              RESCORE_REF, self.stamp, score_name=active.version.score_name)  # fmt: skip
+        return Scored(per_model, dues, rows)
+
+    def begin_save(self, conn: Connection) -> bool:
+        # read again in the write transaction: a version activated since the snapshot would otherwise be
+        # undone by the scores of the version it replaced
+        scored_with = self._versions()
+        share_models(conn)  # no version activated until the save commits (PostgreSQL)
+        self.prepare(conn)
+        return self._versions() == scored_with
+
+    def _versions(self) -> list[int]:
+        return [a.version.id for a in self.models if a.version is not None]
+
+    def save(self, conn: Connection, scored: Scored) -> list[Ledger]:
+        save_named_scores(conn, _named(self.models, scored.ledgers, scored.due), self.stamp, "rescore")
+        append_history(conn, scored.history_rows)
+        return scored.ledgers[self.returned]
 
 
 def _names(models: Sequence[Active]) -> list[str | None]:

@@ -1,23 +1,28 @@
-"""Activating a model version (a publication, a shadow's promotion, a rollback) with the write lock held
-briefly.
+"""Rescoring every lead with the write lock held briefly: activating a model version (a publication, a
+shadow's promotion, a rollback), rescoring every lead with the active models (``leadscore rescore``,
+``pipeline.rescore_all``) and scoring a new shadow version (``shadow.publish_shadow``).
 
-Every lead is rescored with the version, which for a model naming large lists (a 210,000-value list of
-target accounts) takes tens of seconds. Done inside the write transaction, SQLite's write lock was held
-that long, and every acknowledgement of ``/v1/track`` and ``/v1/batch`` and the processor waited for it
-(past the busy timeout: "database is locked"); on PostgreSQL the processor waited as long for the models
-lock (``model_versions.take_models``). So an activation takes three steps:
+Every lead is scored, which for a model naming large lists (a 210,000-value list of target accounts)
+takes tens of seconds. Done inside the write transaction, SQLite's write lock was held that long, and
+every acknowledgement of ``/v1/track`` and ``/v1/batch`` and the processor waited for it (past the busy
+timeout: "database is locked"); on PostgreSQL the processor waited as long for the models lock
+(``model_versions.take_models``), and a lead the processor rescored meanwhile was saved over with the
+score computed without its event. So each of them is a ``Pass`` run in three steps (``run_pass``):
 
-1. *compute*, no lock held, on a read snapshot (PostgreSQL: a repeatable-read transaction): the version
-   parsed, every lead scored with it, when each score is next due and the history rows to append, and a
-   watermark of what other writers change (``_Watermark``);
+1. *compute*, no lock held, on a read snapshot (PostgreSQL: a repeatable-read transaction): every lead
+   scored (``Pass.score``: the ledgers, when each score is next due and the history rows to append), and
+   a watermark of what other writers change (``_Watermark``);
 2. *catch up*, still without the lock, on a new snapshot: the leads some writer changed during step 1
    (``_Watermark.changed``) scored again (``_caught_up``);
-3. *save*, in one write transaction (SQLite: at its turn, ``write_turn``): the version activated and the
-   computed results saved, the leads changed during step 2 scored again there (usually none or a few,
-   with the statements step 2 compiled).
+3. *save*, in one write transaction (SQLite: at its turn, ``write_turn``): the pass's own writes first
+   (``Pass.begin_save``: the version activated, the shadow registered, the active models read again),
+   the leads changed during step 2 scored again there (usually none or a few, with the statements step 2
+   compiled), and what was computed saved (``Pass.save``). A rescoring whose active models changed
+   meanwhile (a version activated during step 1 or 2) scores every lead again in this transaction: what
+   it computed would undo the activation.
 
-Nothing is visible before step 3 commits, and it saves every lead's score with the new version at once:
-a lead's score is always of one version, and no reader sees a version half published.
+Nothing is visible before step 3 commits, and it saves every lead's score at once: a lead's score is
+always of one version, and no reader sees a version half published.
 
 Which leads changed since the snapshot: every writer of a lead's inputs (the processor, imports, merges,
 the clock, erasure) rescores it in the same transaction with the active models, so its current score
@@ -32,9 +37,10 @@ racing the processor, whose lead keeps the score computed without that event unt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, func, select
 
@@ -55,6 +61,7 @@ from leadscore.store.score_names import list_scores
 from leadscore.store.shadows import remove_shadow
 
 ScoreState = dict[tuple[int, str], tuple[Any, ...]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,100 @@ def _leads_of_events_after(conn: Connection, event_id: int) -> set[int]:
     return {int(i) for i in conn.execute(query).scalars()}
 
 
-@dataclass
-class _Computed:
-    """Every lead scored with the version on a read snapshot, to save at activation."""
+@dataclass(frozen=True)
+class Scored:
+    """Leads scored on a snapshot, to save: per model, the ledgers (by lead id) and when each score is
+    next due; and the history rows to append."""
 
-    ledgers: list[Ledger]
-    due: dict[int, int | None]
+    ledgers: list[list[Ledger]]
+    due: list[dict[int, int | None]]
     history_rows: list[dict[str, Any]]
-    seen: _Watermark
+
+    def without(self, stale: Collection[int]) -> Scored:
+        """These results but the leads ``stale``'s."""
+        return Scored(
+            [[lg for lg in ledgers if lg.lead_id not in stale] for ledgers in self.ledgers],
+            [{lid: at for lid, at in due.items() if lid not in stale} for due in self.due],
+            [r for r in self.history_rows if r["lead_id"] not in stale],
+        )
+
+    def plus(self, again: Scored) -> Scored:
+        """These results and ``again``'s (other leads, the same models)."""
+        return Scored(
+            [
+                sorted([*mine, *theirs], key=lambda lg: lg.lead_id)
+                for mine, theirs in zip(self.ledgers, again.ledgers, strict=True)
+            ],
+            [{**mine, **theirs} for mine, theirs in zip(self.due, again.due, strict=True)],
+            [*self.history_rows, *again.history_rows],
+        )
+
+
+class Pass(ABC, Generic[T]):
+    """A rescoring of every lead in three steps (the module's docstring): what it scores, what its save
+    transaction writes first, and how it saves what was scored."""
+
+    def prepare(self, conn: Connection) -> None:
+        """Read what the pass scores with, on the first step's snapshot, before it scores."""
+
+    @abstractmethod
+    def score(self, conn: Connection, lead_ids: Collection[int] | None) -> Scored:
+        """Score ``lead_ids`` (None: every lead) on the caller's transaction, writing nothing."""
+
+    @abstractmethod
+    def begin_save(self, conn: Connection) -> bool:
+        """The save transaction's first statements, with the write lock held; False when what was
+        scored no longer holds (the active models changed: every lead is scored again there)."""
+
+    @abstractmethod
+    def save(self, conn: Connection, scored: Scored) -> T:
+        """Save what was scored, every lead's, in the save transaction."""
+
+
+def run_pass(store: Store, work: Pass[T], *, before_save: Callable[[], None] | None = None) -> T:
+    """Run ``work`` in three steps: compute and catch up on read snapshots without a lock, then save in
+    one short write transaction (the module's docstring). ``before_save`` runs just before the save (a
+    test's concurrent writer)."""
+    with store.connect() as conn:
+        _one_snapshot(conn)
+        seen = _Watermark.read(conn)
+        work.prepare(conn)
+        scored = work.score(conn, None)
+        conn.rollback()
+    # what changed during the computation (an ingest's leads), caught up still without the lock: the save
+    # then rescores only what changes during this pass, with statements already compiled
+    with store.connect() as conn:
+        _one_snapshot(conn)
+        scored, seen = _caught_up(conn, work, scored, seen)
+        conn.rollback()
+    if before_save is not None:
+        before_save()
+    with write_turn(store), store.begin() as conn:
+        if work.begin_save(conn):
+            scored, _ = _caught_up(conn, work, scored, seen)
+        else:  # a version activated since the snapshot: what was scored would undo it
+            scored = work.score(conn, None)
+        return work.save(conn, scored)
+
+
+def _one_snapshot(conn: Connection) -> None:
+    """Every statement of the computation reads one snapshot: SQLite's read transaction is one; PostgreSQL's
+    default (read committed) takes one per statement."""
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ")  # writes temporary tables
+
+
+def _caught_up(
+    conn: Connection, work: Pass[Any], scored: Scored, seen: _Watermark
+) -> tuple[Scored, _Watermark]:
+    """``scored`` with the leads changed since ``seen`` scored again (usually none or a few), those
+    deleted left out, and the watermark as of the caller's transaction."""
+    now = _Watermark.read(conn)
+    changed, gone = seen.changed(conn, now)
+    if not changed and not gone:
+        return scored, now
+    kept = scored.without(changed | gone)
+    return (kept.plus(work.score(conn, changed)) if changed else kept), now
 
 
 def activate_version(
@@ -135,104 +228,67 @@ def activate_version(
         refuse_retired_names(conn, Active.of(stored).model)  # before the work: checked again at the save
     active = Active.of(stored)  # parsed once per process (a list of 210,000 values: seconds)
     stamp = now_ms()
-    at = as_of or stamp
-    cause = f"{action} {stored.label}"
-    sources = store.sources()
-    with store.connect() as conn:
-        _one_snapshot(conn)
-        computed = _compute(conn, active.model, sources, stored, at, stamp, cause)
-        conn.rollback()
-    # what changed during the computation (an ingest's leads), caught up still without the lock: the save
-    # then rescores only what changes during this pass, with statements already compiled
-    with store.connect() as conn:
-        _one_snapshot(conn)
-        computed = _caught_up(conn, active.model, sources, stored, computed, at, stamp, cause)
-        conn.rollback()
-    if before_save is not None:
-        before_save()
-    with write_turn(store), store.begin() as conn:
-        version = activate(conn, version_id, stamp)
-        refuse_retired_names(conn, active.model)
+    work = _Activation(active.model, store.sources(), stored, as_of or stamp, stamp, action, actor, note)
+    return run_pass(store, work, before_save=before_save)
+
+
+@dataclass
+class _Activation(Pass[tuple[ModelVersion, int]]):
+    """A version made active and every lead's score of its name rescored with it; saves (version,
+    leads saved)."""
+
+    model: ScoringModel
+    sources: Sources
+    stored: ModelVersion
+    at: int
+    stamp: int
+    action: str
+    actor: str
+    note: str
+    version: ModelVersion | None = None
+
+    def score(self, conn: Connection, lead_ids: Collection[int] | None) -> Scored:
+        if lead_ids is None:
+            (ledgers,) = score_everyone(conn, [self.model], self.sources, self.at)
+        else:
+            ledgers = score_leads(conn, self.model, self.sources, lead_ids, self.at)
+        if not ledgers:
+            return Scored([[]], [{}], [])
+        name, cause = self.stored.score_name, f"{self.action} {self.stored.label}"
+        due = schedule(conn, self.model, self.sources, ledgers, name)
+        changes = {lg.lead_id: (self.at, "model", cause) for lg in ledgers}
+        rows = history.plan_record(
+            conn, self.model, self.sources, self.stored.id, changes, self.stamp, score_name=name
+        )
+        return Scored([ledgers], [due], rows)
+
+    def begin_save(self, conn: Connection) -> bool:
+        self.version = version = activate(conn, self.stored.id, self.stamp)
+        refuse_retired_names(conn, self.model)
         remove_shadow(conn, version.id)
-        verb = {"published": "publish", "promoted": "promote", "rolled back": "rollback"}.get(action, action)
-        audit(conn, stamp, actor, f"model.{verb}", version.label, sha256=version.sha256, note=note)
-        saved = _save(conn, active.model, sources, version, computed, at, stamp, cause)
-    return version, saved
+        verb = {"published": "publish", "promoted": "promote", "rolled back": "rollback"}.get(
+            self.action, self.action
+        )
+        audit(
+            conn,
+            self.stamp,
+            self.actor,
+            f"model.{verb}",
+            version.label,
+            sha256=version.sha256,
+            note=self.note,
+        )
+        return True
 
-
-def _one_snapshot(conn: Connection) -> None:
-    """Every statement of the computation reads one snapshot: SQLite's read transaction is one; PostgreSQL's
-    default (read committed) takes one per statement."""
-    if conn.dialect.name == "postgresql":
-        conn.execution_options(isolation_level="REPEATABLE READ")  # writes temporary tables
-
-
-def _compute(
-    conn: Connection,
-    model: ScoringModel,
-    sources: Sources,
-    version: ModelVersion,
-    at: int,
-    stamp: int,
-    cause: str,
-) -> _Computed:
-    seen = _Watermark.read(conn)
-    (ledgers,) = score_everyone(conn, [model], sources, at)
-    name = version.score_name
-    due = schedule(conn, model, sources, ledgers, name)
-    changes = {lg.lead_id: (at, "model", cause) for lg in ledgers}
-    rows = (
-        history.plan_record(conn, model, sources, version.id, changes, stamp, score_name=name)
-        if changes
-        else []
-    )
-    return _Computed(ledgers, due, rows, seen)
-
-
-def _caught_up(
-    conn: Connection,
-    model: ScoringModel,
-    sources: Sources,
-    version: ModelVersion,
-    computed: _Computed,
-    at: int,
-    stamp: int,
-    cause: str,
-) -> _Computed:
-    """``computed`` with the leads changed since its watermark scored again (usually none or a few), those
-    deleted left out, and the watermark as of the caller's transaction."""
-    now = _Watermark.read(conn)
-    changed, gone = computed.seen.changed(conn, now)
-    if not changed and not gone:
-        return _Computed(computed.ledgers, computed.due, computed.history_rows, now)
-    stale = changed | gone
-    name = version.score_name
-    kept = [lg for lg in computed.ledgers if lg.lead_id not in stale]
-    due = {lg.lead_id: computed.due.get(lg.lead_id) for lg in kept}
-    rows = [r for r in computed.history_rows if r["lead_id"] not in stale]
-    again: Sequence[Ledger] = score_leads(conn, model, sources, changed, at) if changed else []
-    if again:
-        due.update(schedule(conn, model, sources, again, name))
-        changes = {lg.lead_id: (at, "model", cause) for lg in again}
-        rows += history.plan_record(conn, model, sources, version.id, changes, stamp, score_name=name)
-    return _Computed(sorted([*kept, *again], key=lambda lg: lg.lead_id), due, rows, now)
-
-
-def _save(
-    conn: Connection,
-    model: ScoringModel,
-    sources: Sources,
-    version: ModelVersion,
-    computed: _Computed,
-    at: int,
-    stamp: int,
-    cause: str,
-) -> int:
-    """Save what ``_compute`` computed, the leads changed since scored again here; returns leads saved."""
-    final = _caught_up(conn, model, sources, version, computed, at, stamp, cause)
-    save_scores(conn, final.ledgers, version.id, stamp, cause, final.due, score_name=version.score_name)
-    append_history(conn, final.history_rows)
-    return len(final.ledgers)
+    def save(self, conn: Connection, scored: Scored) -> tuple[ModelVersion, int]:
+        assert self.version is not None
+        (ledgers,), (due,) = scored.ledgers, scored.due
+        cause = f"{self.action} {self.stored.label}"
+        save_scores(
+            conn, ledgers, self.version.id, self.stamp, cause, due, score_name=self.version.score_name
+        )
+        append_history(conn, scored.history_rows)
+        return self.version, len(ledgers)
 
 
 def refuse_retired_names(conn: Connection, model: ScoringModel) -> None:

@@ -6,7 +6,8 @@ the active scores, and ``leadscore model promote`` makes the candidate the activ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
@@ -14,6 +15,7 @@ from leadscore.compile import Sources
 from leadscore.errors import StoreError
 from leadscore.model import ScoringModel
 from leadscore.model.source import version_text
+from leadscore.scoring.publication import Pass, Scored, run_pass
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
@@ -57,19 +59,56 @@ def publish_shadow(
 ) -> tuple[ModelVersion, int]:
     """Store the model as a version of the score ``score_name`` (the primary when None) that is not
     active, score every lead with it in shadow, and keep scoring it on live events; returns (version,
-    leads scored)."""
+    leads scored). Every lead is scored outside the write lock, and the version stored, made a shadow and
+    its scores saved in one short transaction (``scoring/publication.py``)."""
     stamp = now_ms()
-    with store.begin() as conn:
-        # beside its score's active version: a score never published, or retired, has none to compare with
+    stored = version_text(model, text)
+    with store.connect() as conn:  # refused before the work: a score never published, or retired
         active_version(conn, score_name)
-        version, _ = add_version(conn, model.model, version_text(model, text), stamp, note, score_name)
+    work = _Shadowing(model, stored, store.sources(), as_of or stamp, stamp, note, actor, score_name)
+    return run_pass(store, work)
+
+
+@dataclass
+class _Shadowing(Pass[tuple[ModelVersion, int]]):
+    """A new version scored for every lead in shadow (``publish_shadow``); saves (version, leads
+    scored)."""
+
+    model: ScoringModel
+    text: str
+    sources: Sources
+    at: int
+    stamp: int
+    note: str
+    actor: str
+    score_name: str | None
+    version: ModelVersion | None = None
+
+    def score(self, conn: Connection, lead_ids: Collection[int] | None) -> Scored:
+        if lead_ids is None:
+            ledgers = score(conn, self.model, self.sources, all_leads(self.at))
+        else:
+            ledgers = score_leads(conn, self.model, self.sources, lead_ids, self.at)
+        return Scored([ledgers], [{}], [])
+
+    def begin_save(self, conn: Connection) -> bool:
+        # beside its score's active version: a score never published, or retired, has none to compare with
+        active_version(conn, self.score_name)
+        version, _ = add_version(conn, self.model.model, self.text, self.stamp, self.note, self.score_name)
         if version.active:
             raise StoreError(f"{version.label} is the active version: a shadow is a candidate beside it")
-        add_shadow(conn, version.id, stamp)
-        audit(conn, stamp, actor, "model.shadow", version.label, sha256=version.sha256, note=note)
-        ledgers = score(conn, model, store.sources(), all_leads(as_of or stamp))
-        save_shadow_scores(conn, version.id, ledgers, stamp)
-    return version, len(ledgers)
+        add_shadow(conn, version.id, self.stamp)
+        audit(
+            conn, self.stamp, self.actor, "model.shadow", version.label, sha256=version.sha256, note=self.note
+        )
+        self.version = version
+        return True
+
+    def save(self, conn: Connection, scored: Scored) -> tuple[ModelVersion, int]:
+        assert self.version is not None
+        (ledgers,) = scored.ledgers
+        save_shadow_scores(conn, self.version.id, ledgers, self.stamp)
+        return self.version, len(ledgers)
 
 
 def stop_shadow(store: Store, version_id: int, *, actor: str = "cli") -> ModelVersion:
