@@ -3,6 +3,7 @@ sales feedback, segment membership and account stages. The lifecycle package wri
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -209,21 +210,39 @@ def leads_in_stages(conn: Connection, stages: Iterable[str]) -> list[dict[str, A
 # --- assignment
 
 
-def next_in_rotation(conn: Connection, team: str, working: Sequence[bool]) -> int:
-    """The next turn of a team's round-robin: the index of the first seller still working (``working``,
-    one flag per seller in the team's order) from the cursor on, cyclically; the cursor moves past them.
-    The cursor counts places in the whole list, so a seller who left is passed over and the one after
-    the last served keeps their turn (counting turns over the shrunken list gave it to the wrong one).
-    With no seller working every one takes turns. The cursor row is locked until commit."""
-    size = len(working)
+def seller_key(seller_id: str) -> int:
+    """A seller's identity as ``team_cursors.position`` holds it (an integer column, kept without a
+    migration): minus one minus the first 31 bits of the SHA-256 of the seller's id, so in [-2**31, -1],
+    never one of the non-negative turn counts the column held before (``next_in_rotation``)."""
+    return -1 - (int.from_bytes(hashlib.sha256(seller_id.encode()).digest()[:4], "big") >> 1)
+
+
+def next_in_rotation(conn: Connection, team: str, sellers: Sequence[str], working: Sequence[bool]) -> int:
+    """The next turn of a team's round-robin: the index in ``sellers`` (the team's seller ids in the active
+    version's order; ``working``, one flag each) of the first seller still working after the last one
+    served, cyclically. The cursor keeps who was served last, by identity (``seller_key``), so a version
+    that reorders, adds or removes sellers goes on from that seller in the new order; if that seller is
+    no longer in the team, from its first seller. A cursor of the earlier kind (a non-negative count of
+    places, read as an index into the current list) is read as before and replaced by the seller served.
+    A seller who left is passed over; with no seller working every one takes turns. The cursor row is
+    locked until commit."""
+    size = len(sellers)
+    assert size == len(working) and size > 0
     insert_ignore(conn, team_cursors, [{"team": team, "position": 0}], ["team"])
     query = select(team_cursors.c.position).where(team_cursors.c.team == team)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     position = int(conn.execute(query).scalar_one())
-    step = next((k for k in range(size) if working[(position + k) % size]), 0)
-    conn.execute(update(team_cursors).where(team_cursors.c.team == team).values(position=position + step + 1))
-    return (position + step) % size
+    if position >= 0:  # a count of places (the cursor before sellers were kept by identity), or none yet
+        start = position % size
+    else:  # two sellers of one key (a 2**-31 chance a pair): the first of them stands for both
+        last = next((i for i, s in enumerate(sellers) if seller_key(s) == position), None)
+        start = last + 1 if last is not None else 0
+    turn = next(((start + k) % size for k in range(size) if working[(start + k) % size]), start % size)
+    conn.execute(
+        update(team_cursors).where(team_cursors.c.team == team).values(position=seller_key(sellers[turn]))
+    )
+    return turn
 
 
 def account_owners_in(conn: Connection, account_id: int, teams: Sequence[str]) -> list[dict[str, Any]]:
