@@ -46,6 +46,7 @@ def account_page(
     account_id: int,
     score: ScoreParam = "",
     page_no: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
+    pql_page: Annotated[int, Query(alias="pql_page", ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
     now = now_ms()
     with state_of(request).store.connect() as conn:
@@ -55,10 +56,22 @@ def account_page(
         view = account_data.load(conn, model, account_id, now, score or None, page_no) if found else None
         if view is None:
             raise WebDenied(404, f"There is no account {account_id}.")
-        product = product_data.account_usage(conn, model, view.account, view.members, now)
+        product = product_data.account_usage(conn, model, view.account, view.members, now, pql_page)
         names = picker_names(conn)
     lifecycle = model.lifecycle if model is not None else None
     cfg = lifecycle.accounts if lifecycle is not None else None
+    shown = {"page": view.listed.page, "pql_page": product.qualified_at.page}
+
+    def link(**change: int) -> str:
+        """A pager's link to the page ``change`` names of one list, keeping the score and the other list's
+        page (left out where it is the first)."""
+        query: dict[str, Any] = {"score": score} if score else {}
+        for key, now_shown in shown.items():
+            n = change.get(key, now_shown)
+            if key in change or n > 1:
+                query[key] = n
+        return f"/accounts/{account_id}?" + urlencode(query)
+
     return page(
         request,
         viewer,
@@ -70,7 +83,6 @@ def account_page(
         product=product,
         score=score,
         score_names=names,
-        page_link=lambda n: (
-            f"/accounts/{account_id}?" + urlencode({**({"score": score} if score else {}), "page": n})
-        ),
+        page_link=lambda n: link(page=n),
+        pql_link=lambda n: link(pql_page=n),
     )

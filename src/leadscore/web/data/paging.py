@@ -1,0 +1,39 @@
+"""Where a page sits in a list the dashboard shows a page at a time: the one pager arithmetic of the leads,
+accounts, hand-off and account pages (pages from 1; a page past the last is the last, as the pages'
+``?page`` is refused outside 1..1,000,000 and clamped here; an empty list has one empty page)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Page ``page`` of ``pages`` of a list of ``total`` items, ``size`` a page (the ``pager`` macro reads
+    ``page`` and ``pages``)."""
+
+    total: int
+    page: int
+    pages: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        """Items before the page (SQL's ``OFFSET``)."""
+        return (self.page - 1) * self.size
+
+    @property
+    def first(self) -> int:
+        """The page's first item's position (from 1) among all; 0 for an empty list."""
+        return self.offset + 1 if self.total else 0
+
+    @property
+    def last(self) -> int:
+        """The page's last item's position (from 1) among all; 0 for an empty list."""
+        return min(self.offset + self.size, self.total)
+
+
+def paging(total: int, page: int, size: int) -> Paging:
+    """Page ``page`` (from 1) of ``total`` items ``size`` a page, clamped to the pages there are."""
+    pages = max(1, -(-total // size))
+    return Paging(total, min(max(1, page), pages), pages, size)
