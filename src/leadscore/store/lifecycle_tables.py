@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from leadscore.store.newest import newest_rows
 from leadscore.store.schema import (
     account_owners,
     account_stage_history,
@@ -174,6 +175,16 @@ def move_stage(
         return None
     row = _history(lead_id, old, new, int(entered), transition, cause, cause_ref, now_ms)
     return int(conn.execute(stage_history.insert().values(**row).returning(stage_history.c.id)).scalar_one())
+
+
+def stage_history_rows(
+    conn: Connection, lead_id: int, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` of the lead's stage moves, newest first from ``offset``, returned oldest first as
+    ``read_stage_history``'s; and the moves there are (a lead a write key bounces in and out of a stage
+    has any number)."""
+    order = [stage_history.c.at_ms, stage_history.c.id]
+    return newest_rows(conn, stage_history, [stage_history.c.lead_id == lead_id], order, limit, offset)
 
 
 def read_stage_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
@@ -573,6 +584,15 @@ def save_account_stage(conn: Connection, row: dict[str, Any], previous: dict[str
         )
     )
     return True
+
+
+def account_history_rows(
+    conn: Connection, account_id: int, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` of the account's stage moves, newest first from ``offset``, returned oldest first as
+    ``account_history``'s; and the moves there are."""
+    mine = [account_stage_history.c.account_id == account_id]
+    return newest_rows(conn, account_stage_history, mine, [account_stage_history.c.id], limit, offset)
 
 
 def account_history(conn: Connection, account_id: int) -> list[dict[str, Any]]:

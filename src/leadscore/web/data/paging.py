@@ -4,7 +4,11 @@ accounts, hand-off and account pages (pages from 1; a page past the last is the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,3 +41,15 @@ def paging(total: int, page: int, size: int) -> Paging:
     """Page ``page`` (from 1) of ``total`` items ``size`` a page, clamped to the pages there are."""
     pages = max(1, -(-total // size))
     return Paging(total, min(max(1, page), pages), pages, size)
+
+
+def paged_rows(
+    read: Callable[[int, int], tuple[list[T], int]], page: int, size: int
+) -> tuple[list[T], Paging]:
+    """Page ``page`` of a list that ``read(limit, offset)`` reads a part of, with the length of the whole
+    (one statement counts, one reads: a page past the last is read again as the last)."""
+    rows, total = read(size, (max(1, page) - 1) * size)
+    at = paging(total, page, size)
+    if at.page != page:
+        rows, _ = read(size, at.offset)
+    return rows, at

@@ -46,25 +46,34 @@ def account_page(
     account_id: int,
     score: ScoreParam = "",
     page_no: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
-    pql_page: Annotated[int, Query(alias="pql_page", ge=1, le=1_000_000)] = 1,
+    pql_page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    moves_page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
     now = now_ms()
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         model = active.model if active is not None else None
         found = fits_id(account_id)
-        view = account_data.load(conn, model, account_id, now, score or None, page_no) if found else None
+        view = (
+            account_data.load(conn, model, account_id, now, score or None, page_no, moves_page)
+            if found
+            else None
+        )
         if view is None:
             raise WebDenied(404, f"There is no account {account_id}.")
         product = product_data.account_usage(conn, model, view.account, view.members, now, pql_page)
         names = picker_names(conn)
     lifecycle = model.lifecycle if model is not None else None
     cfg = lifecycle.accounts if lifecycle is not None else None
-    shown = {"page": view.listed.page, "pql_page": product.qualified_at.page}
+    shown = {
+        "page": view.listed.page,
+        "pql_page": product.qualified_at.page,
+        "moves_page": view.moves_at.page,
+    }
 
     def link(**change: int) -> str:
-        """A pager's link to the page ``change`` names of one list, keeping the score and the other list's
-        page (left out where it is the first)."""
+        """A pager's link to the page ``change`` names of one list, keeping the score and the other lists'
+        pages (left out where they are the first)."""
         query: dict[str, Any] = {"score": score} if score else {}
         for key, now_shown in shown.items():
             n = change.get(key, now_shown)
@@ -85,4 +94,5 @@ def account_page(
         score_names=names,
         page_link=lambda n: link(page=n),
         pql_link=lambda n: link(pql_page=n),
+        moves_link=lambda n: link(moves_page=n),
     )
