@@ -2,8 +2,8 @@
 each with a probe of an account-scope committee rule (``tests/models/committee.yaml``, as
 ``bench/write_key_costs.py``'s tick), leaves its colleagues due for the clock; one tick rescores them.
 Prints the tick's CPU seconds (this process; wall seconds too, where PostgreSQL's work shows), the leads
-and transactions, and a digest of every stored score after it (``float.hex``, rows in key order), so the
-start code and a branch can be compared on the same store.
+and transactions, and a digest of every stored score and history row after it (``float.hex``, rows in key
+order), so the start code and a branch can be compared on the same store.
 
     python bench/crowded_tick.py --people 20000 --db /tmp/crowd_tick.db   # SQLite, kept; each run a copy
     python bench/crowded_tick.py --people 5000 --url postgresql://postgres@127.0.0.1:5432/test
@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rescore import add_url_option, url_store
@@ -32,17 +34,20 @@ from leadscore.model import load_model
 from leadscore.scoring.clock import tick
 from leadscore.scoring.pipeline import publish
 from leadscore.store import Store
-from leadscore.store.schema import scores
+from leadscore.store.schema import score_history, scores
 
 
 def digest(store: Store) -> str:
-    """Every stored score (lead, name, score, fit, engagement, due) in key order, hashed."""
+    """Every stored score (lead, name, score, fit, engagement, due) and history row (lead, name, time,
+    score, cause and its reference) in key order, hashed."""
     h = hashlib.sha256()
-    cols = (scores.c.lead_id, scores.c.score_name, scores.c.score, scores.c.fit_score,
-            scores.c.engagement_score, scores.c.due_ms)  # fmt: skip
+    s, sh = scores.c, score_history.c
+    tables = (((s.lead_id, s.score_name, s.score, s.fit_score, s.engagement_score, s.due_ms), 2),
+              ((sh.lead_id, sh.score_name, sh.at_ms, sh.score, sh.cause, sh.cause_ref, sh.recorded_ms), 3))  # fmt: skip
     with store.connect() as conn:
-        for row in conn.execute(scores.select().with_only_columns(*cols).order_by(*cols[:2])):
-            h.update(repr(tuple(v.hex() if isinstance(v, float) else v for v in row)).encode())
+        for cols, key in tables:
+            for row in conn.execute(select(*cols).order_by(*cols[:key], *cols[key:])):
+                h.update(repr(tuple(v.hex() if isinstance(v, float) else v for v in row)).encode())
     return h.hexdigest()[:16]
 
 
