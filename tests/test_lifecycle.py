@@ -379,8 +379,9 @@ def test_a_backdated_outcome_moves_the_lead_no_earlier_than_it_entered_its_stage
 def test_an_account_whose_owner_left_the_team_gets_a_new_owner(lc_store: Store) -> None:
     """``sticky_accounts``: the first EMEA contact of Acme goes to Lena (the rotation's position 0) and
     makes her the account's EMEA owner. Lena then leaves the team (a version without her). The next contact
-    goes round the rotation again (position 1 of [Paul, Ines]: Ines) and Ines becomes the owner, so the
-    third contact is hers too (account_owner), not the rotation's next (position 2: Paul)."""
+    goes round the rotation again: Lena, the last served, is not in [Paul, Ines], so it starts from its
+    first, Paul (the cursor as an index gave position 1: Ines, and Paul lost his turn), and Paul becomes
+    the owner, so the third contact is his too (account_owner), not the rotation's next (Ines)."""
     acme = [
         {"type": "group", "userId": "acct1", "groupId": "acme", "messageId": "g-acme",
          "traits": {"name": "Acme", "domain": "acme.example"}},
@@ -397,8 +398,8 @@ def test_an_account_whose_owner_left_the_team_gets_a_new_owner(lc_store: Store) 
     with lc_store.connect() as conn:
         rows = {a["lead_id"]: (a["seller"], a["reason"]) for a in list_assignments(conn)}
     assert rows[lead(lc_store, "acct1")] == ("lena", "default")
-    assert rows[lead(lc_store, "acct2")] == ("ines", "default")
-    assert rows[lead(lc_store, "acct3")] == ("ines", "account_owner")
+    assert rows[lead(lc_store, "acct2")] == ("paul", "default")
+    assert rows[lead(lc_store, "acct3")] == ("paul", "account_owner")
 
 
 def test_a_disabled_seller_gets_no_new_leads(lc_store: Store) -> None:
