@@ -27,17 +27,15 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from leadscore.compile import Ledger, Sources
+from leadscore.compile import Sources
 from leadscore.ingest.committer import write_turn
 from leadscore.scoring import history
-from leadscore.scoring.crossings import save_scores
-from leadscore.scoring.due import schedule
-from leadscore.scoring.pipeline import active_models
-from leadscore.scoring.run import POINTS_CHUNK, Active, now_ms, score_leads
+from leadscore.scoring.pipeline import RescoreNow, active_models, rescore_now_read, rescore_now_write
+from leadscore.scoring.run import POINTS_CHUNK, Active, now_ms
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
 from leadscore.store.model_versions import active_versions, share_models
-from leadscore.store.results import append_history, lock_leads
+from leadscore.store.results import lock_leads
 from leadscore.store.schema import scores
 
 log = logging.getLogger("leadscore.clock")
@@ -78,33 +76,10 @@ def tick(store: Store, now: int | None = None) -> TickStats:
     return stats
 
 
-@dataclass
-class _Planned:
-    """Due leads rescored on a read snapshot, to save a chunk at a time: each one's ledger, when it is next
-    due, its history rows, and its stored (``scored_ms``, ``due_ms``) as the snapshot read them."""
-
-    ledgers: dict[int, Ledger]
-    due: dict[int, int | None]
-    history: dict[int, list[dict[str, Any]]]
-    seen: dict[int, tuple[Any, Any]]
-
-
-def _plan(conn: Connection, sources: Sources, active: Active, ids: list[int], stamp: int) -> _Planned:
-    """``pipeline.rescore_now``'s reading half for ``ids``: their scores, due times and history rows as of
-    ``stamp`` (the same statements, 5,000 targets each: an account's colleagues' events are read once a
-    statement, not once per chunk of 100 saved)."""
-    assert active.version is not None
-    name = active.version.score_name
-    ledgers = score_leads(conn, active.model, sources, ids, stamp)
-    due = schedule(conn, active.model, sources, ledgers, name)
-    changes = {lg.lead_id: (stamp, "time", CAUSE_REF) for lg in ledgers}
-    rows = history.plan_record(
-        conn, active.model, sources, active.version.id, changes, stamp, score_name=name
-    )
-    by_lead: dict[int, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_lead.setdefault(int(row["lead_id"]), []).append(row)
-    return _Planned({lg.lead_id: lg for lg in ledgers}, dict(due), by_lead, _stored(conn, ids, name))
+def _plan(conn: Connection, sources: Sources, active: Active, ids: list[int], stamp: int) -> RescoreNow:
+    """``pipeline.rescore_now_read`` of ``ids`` as of ``stamp`` (the statements take 5,000 targets: an account's
+    colleagues' events are read once a statement, not once per chunk of 100 saved)."""
+    return rescore_now_read(conn, sources, active, ids, stamp, "time", CAUSE_REF)
 
 
 def _stored(conn: Connection, lead_ids: Sequence[int], score_name: str) -> dict[int, tuple[Any, Any]]:
@@ -133,6 +108,7 @@ def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats)
                 stamp = now if now is not None else now_ms()
                 ids = due_leads(read, stamp, READ, name)
                 planned = _plan(read, store.sources(), active, ids, stamp) if ids else None
+                seen = _stored(read, ids, name)
         if planned is None:
             return
         saved = 0
@@ -145,17 +121,14 @@ def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats)
                 if conn.dialect.name == "postgresql":
                     lock_leads(conn, part)  # waits for a processor rescoring any of them (the one lead lock)
                 now_stored = _stored(conn, part, name)
-                kept = [i for i in part if i in planned.ledgers and now_stored.get(i) == planned.seen.get(i)]
+                kept = [i for i in part if i in planned.ledgers and now_stored.get(i) == seen.get(i)]
                 if not kept:
                     continue
-                ledgers = [planned.ledgers[i] for i in kept]
-                save_scores(conn, ledgers, active.version.id, stamp, CAUSE_REF, planned.due, score_name=name)
-                rows = [row for i in kept for row in planned.history.get(i, ())]
-                append_history(conn, rows)
-                stats.leads += len(ledgers)
-                stats.history_rows += len(rows)
+                leads, rows = rescore_now_write(conn, active, planned, kept, stamp, CAUSE_REF)
+                stats.leads += leads
+                stats.history_rows += rows
                 stats.transactions += 1
-                saved += len(ledgers)
+                saved += leads
         # a saved lead is next due after ``stamp`` (due.schedule); one another writer changed is left to it
         if len(ids) < READ or saved == 0:
             return

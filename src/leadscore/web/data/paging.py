@@ -4,9 +4,10 @@ accounts, hand-off and account pages (pages from 1; a page past the last is the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlencode
 
 T = TypeVar("T")
 
@@ -53,3 +54,15 @@ def paged_rows(
     if at.page != page:
         rows, _ = read(size, at.offset)
     return rows, at
+
+
+def page_link(path: str, kept: Mapping[str, str], shown: Mapping[str, int], **change: int) -> str:
+    """The address of ``path`` with the page ``change`` names of one of its lists, the other lists' pages
+    ``shown`` (parameter → page) kept but a first page left out, and the parameters ``kept`` (the empty
+    ones left out): every pager of a page with several lists."""
+    query: dict[str, str | int] = {k: v for k, v in kept.items() if v}
+    for key, now_shown in shown.items():
+        n = change.get(key, now_shown)
+        if key in change or n > 1:
+            query[key] = n
+    return f"{path}?" + urlencode(query)

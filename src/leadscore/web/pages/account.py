@@ -5,7 +5,6 @@ contacts and the chart on the score picked (``?score=NAME``; ``web.data.account`
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -17,6 +16,7 @@ from leadscore.store.schema import fits_id
 from leadscore.store.score_names import picker_names
 from leadscore.web.data import account as account_data
 from leadscore.web.data import product as product_data
+from leadscore.web.data.paging import page_link
 from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader, WebDenied
@@ -72,14 +72,7 @@ def account_page(
     }
 
     def link(**change: int) -> str:
-        """A pager's link to the page ``change`` names of one list, keeping the score and the other lists'
-        pages (left out where they are the first)."""
-        query: dict[str, Any] = {"score": score} if score else {}
-        for key, now_shown in shown.items():
-            n = change.get(key, now_shown)
-            if key in change or n > 1:
-                query[key] = n
-        return f"/accounts/{account_id}?" + urlencode(query)
+        return page_link(f"/accounts/{account_id}", {"score": score}, shown, **change)
 
     return page(
         request,

@@ -4,7 +4,6 @@ lifecycle stage with its history, owner and notes, and the seller's accept / rej
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,6 +21,7 @@ from leadscore.store.schema import fits_id
 from leadscore.web.data import lead as lead_data
 from leadscore.web.data import product as product_data
 from leadscore.web.data.desk import may_act_on, reject_refused_on
+from leadscore.web.data.paging import page_link
 from leadscore.web.data.stages import StageView, stage_view
 from leadscore.web.render import page
 from leadscore.web.security import FeedbackGiver, LeadsReader, Viewer, WebDenied, safe_next
@@ -87,15 +87,8 @@ def _lead_page(
 
 
 def _link(lead_id: int, view: lead_data.LeadView, stages: StageView | None, **change: int) -> str:
-    """A pager's link to the page ``change`` names of one of the lead page's lists, keeping the other's
-    page (left out where it is the first)."""
     shown = {"history_page": view.history_at.page, "stages_page": stages.history_at.page if stages else 1}
-    query = {}
-    for key, now_shown in shown.items():
-        n = change.get(key, now_shown)
-        if key in change or n > 1:
-            query[key] = n
-    return f"/leads/{lead_id}?" + urlencode(query)
+    return page_link(f"/leads/{lead_id}", {}, shown, **change)
 
 
 @router.get("/leads/{lead_id}", response_class=HTMLResponse, include_in_schema=False)
