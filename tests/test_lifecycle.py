@@ -379,8 +379,9 @@ def test_a_backdated_outcome_moves_the_lead_no_earlier_than_it_entered_its_stage
 def test_an_account_whose_owner_left_the_team_gets_a_new_owner(lc_store: Store) -> None:
     """``sticky_accounts``: the first EMEA contact of Acme goes to Lena (the rotation's position 0) and
     makes her the account's EMEA owner. Lena then leaves the team (a version without her). The next contact
-    goes round the rotation again (position 1 of [Paul, Ines]: Ines) and Ines becomes the owner, so the
-    third contact is hers too (account_owner), not the rotation's next (position 2: Paul)."""
+    goes round the rotation again: Lena, the last served, is not in [Paul, Ines], so it starts from its
+    first, Paul (the cursor as an index gave position 1: Ines, and Paul lost his turn), and Paul becomes
+    the owner, so the third contact is his too (account_owner), not the rotation's next (Ines)."""
     acme = [
         {"type": "group", "userId": "acct1", "groupId": "acme", "messageId": "g-acme",
          "traits": {"name": "Acme", "domain": "acme.example"}},
@@ -397,8 +398,8 @@ def test_an_account_whose_owner_left_the_team_gets_a_new_owner(lc_store: Store) 
     with lc_store.connect() as conn:
         rows = {a["lead_id"]: (a["seller"], a["reason"]) for a in list_assignments(conn)}
     assert rows[lead(lc_store, "acct1")] == ("lena", "default")
-    assert rows[lead(lc_store, "acct2")] == ("ines", "default")
-    assert rows[lead(lc_store, "acct3")] == ("ines", "account_owner")
+    assert rows[lead(lc_store, "acct2")] == ("paul", "default")
+    assert rows[lead(lc_store, "acct3")] == ("paul", "account_owner")
 
 
 def test_a_disabled_seller_gets_no_new_leads(lc_store: Store) -> None:
@@ -456,6 +457,57 @@ def test_the_rotation_goes_on_after_the_last_seller_served(lc_store: Store) -> N
         rows = {a["lead_id"]: a["seller"] for a in list_assignments(conn)}
     got = [rows[lead(lc_store, user)] for user in users]
     assert got == ["lena", "paul", "ines", "lena", "ines", "lena", "paul"]
+
+
+def _emea(*sellers: str) -> str:
+    """The lifecycle model with EMEA's sellers ``sellers``, in that order (omar is a new one)."""
+    lines = {
+        "lena": "{id: lena, name: Lena Vogt, email: lena@vendor.example}",
+        "paul": "{id: paul, name: Paul Martin, email: paul@vendor.example}",
+        "ines": "{id: ines, name: Ines Garcia, email: ines@vendor.example}",
+        "omar": "{id: omar, name: Omar Haddad, email: omar@vendor.example}",
+    }
+    old = "".join(f"        - {lines[s]}\n" for s in ("lena", "paul", "ines"))
+    assert old in MODEL
+    return MODEL.replace(old, "".join(f"        - {lines[s]}\n" for s in sellers))
+
+
+def test_the_rotation_goes_on_from_the_last_seller_served_whatever_the_new_order(lc_store: Store) -> None:
+    """A version that reorders, adds or removes sellers: the next turn is the seller after the last one
+    served in the new order, the first seller when that one was removed. EMEA [lena, paul, ines]: a1 lena,
+    a2 paul. [paul, lena, ines]: after paul, a3 lena, a4 ines, a5 paul. [paul, omar, lena] (ines out, omar
+    in): after paul, a6 omar, a7 lena, a8 paul. [lena, omar] (paul, the last served, out): the first, a9
+    lena, then a10 omar. The cursor as an index gave a3 ines (index 2 of the new list) while lena waited:
+    a3 ines, a4 paul, a5 lena, then a6 lena after a5 lena."""
+    versions = {3: _emea("paul", "lena", "ines"), 6: _emea("paul", "omar", "lena"), 9: _emea("lena", "omar")}
+    users = [f"a{i}" for i in range(1, 11)]
+    for i, user in enumerate(users, start=1):
+        if i in versions:
+            publish(lc_store, loads_model(versions[i]))
+        send(lc_store, [person(user), *points(user, 61, at=T0 + i * DAY)])
+        round_(lc_store, T0 + i * DAY)
+    with lc_store.connect() as conn:
+        rows = {a["lead_id"]: a["seller"] for a in list_assignments(conn)}
+    got = [rows[lead(lc_store, user)] for user in users]
+    assert got == ["lena", "paul", "lena", "ines", "paul", "omar", "lena", "paul", "lena", "omar"]
+
+
+def test_a_rotation_cursor_of_the_earlier_kind_is_read_as_a_place_in_the_list(lc_store: Store) -> None:
+    """A cursor stored before sellers were kept by identity counts places: 4 turns taken of EMEA's
+    [lena, paul, ines] → the next is place 4 mod 3 = 1, paul; from then on by identity: ines, lena."""
+    from sqlalchemy import insert
+
+    from leadscore.store.schema import team_cursors
+
+    with lc_store.begin() as conn:
+        conn.execute(insert(team_cursors).values(team="emea", position=4))
+    users = ["b1", "b2", "b3"]
+    for i, user in enumerate(users, start=1):
+        send(lc_store, [person(user), *points(user, 61, at=T0 + i * DAY)])
+        round_(lc_store, T0 + i * DAY)
+    with lc_store.connect() as conn:
+        rows = {a["lead_id"]: a["seller"] for a in list_assignments(conn)}
+    assert [rows[lead(lc_store, user)] for user in users] == ["paul", "ines", "lena"]
 
 
 def test_a_manager_reassigns_an_open_assignment(lc_store: Store) -> None:

@@ -34,11 +34,13 @@ from leadscore.model.rules import RULE_ID
 from leadscore.scoring.explain import EventPage, current_line_events, explain_current
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
-from leadscore.store.results import read_crossings, read_current, read_history
+from leadscore.store.results import crossing_rows, history_rows, read_current
 from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, fits_id, leads, scores
 from leadscore.store.score_names import is_live, named
+from leadscore.web.data.paging import paged_rows
 
 router = APIRouter(prefix="/v1", tags=["leads"])
+LEAD_ROWS_PAGE = 100  # history rows and crossings a page of ``GET /v1/leads/{ref}``
 SORTS = {
     "score": scores.c.score,
     "fit": scores.c.fit_score,
@@ -200,7 +202,11 @@ def get_lead(
     state: ReaderState,
     ref: str,
     score: ScorePicked,
+    history_page: Annotated[int, Query(ge=1, le=1_000_000, description="newest first, 100 rows a page")] = 1,
+    crossings_page: Annotated[int, Query(ge=1, le=1_000_000, description="newest first, 100 a page")] = 1,
 ) -> dict[str, Any]:
+    """The lead's score history and crossings a page each (``history_paging``, ``crossings_paging``: the
+    rows there are, the page, the pages; a page past the last is the last), oldest first within it."""
     name = _score_param(state, score)
     with state.store.connect() as conn:
         lead_id = resolve_lead_ref(conn, ref)
@@ -210,8 +216,16 @@ def get_lead(
             row = conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().one()
             account = {k: row[k] for k in ("id", "domain", "name", "attributes")}
         current, ledger = read_current(conn, lead_id, name)
-        history = read_history(conn, lead_id, name)
-        crossings = read_crossings(conn, lead_id, name)
+        history, history_at = paged_rows(
+            lambda limit, offset: history_rows(conn, lead_id, limit, offset, name),
+            history_page,
+            LEAD_ROWS_PAGE,
+        )
+        crossings, crossings_at = paged_rows(
+            lambda limit, offset: crossing_rows(conn, lead_id, limit, offset, name),
+            crossings_page,
+            LEAD_ROWS_PAGE,
+        )
         named_scores = all_scores(conn, [lead_id]).get(lead_id, {})
     lead.pop("attribute_ts", None)
     return {
@@ -222,7 +236,13 @@ def get_lead(
         "scores": named_scores,
         "ledger": ledger,
         "history": history,
+        "history_paging": {"total": history_at.total, "page": history_at.page, "pages": history_at.pages},
         "crossings": crossings,
+        "crossings_paging": {
+            "total": crossings_at.total,
+            "page": crossings_at.page,
+            "pages": crossings_at.pages,
+        },
     }
 
 

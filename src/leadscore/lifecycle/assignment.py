@@ -6,7 +6,9 @@ in round-robin order. Each assignment stage may be a team's (its score's MQL sta
 a territory limited to ``stages`` routes only the leads entering those.
 
 The rotation position is a row per team, locked while a seller is picked, so concurrent runners never
-give two leads the same turn and a team's sellers differ in assigned leads by at most one.
+give two leads the same turn and a team's sellers differ in assigned leads by at most one. It holds the
+seller served last, by identity, so a version that reorders, adds or removes sellers goes on from them
+(``store.lifecycle_tables.next_in_rotation``).
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ def assign(
         team = lifecycle.team(team_id)
         # a disabled seller takes no turn; a team whose sellers are all disabled still gets its leads
         # (its manager's SLA escalation is then what moves them)
-        turn = next_in_rotation(conn, team.id, [working(s) for s in team.sellers])
+        turn = next_in_rotation(
+            conn, team.id, [s.id for s in team.sellers], [working(s) for s in team.sellers]
+        )
         seller_id = team.sellers[turn].id
         if rules.sticky_accounts and account_id is not None:
             # an owner who left the team (a version without them, or disabled) hands the account over

@@ -3,7 +3,10 @@ due (``scores.due_ms`` has passed: a window opened or closed, or decay may have 
 ``scoring/due.py``), through the one compiled query, with history rows of cause ``time``.
 
 Only due leads are read, through the index on ``due_ms``, so a tick costs the leads whose score time
-changed, not the whole table. The rescoring writes new current scores like any other, so the crossings it
+changed, not the whole table. Up to 5,000 of them are rescored on one read snapshot, outside the write
+turn, and saved 100 (SQLite) or 500 at a time: an account-scope rule reads every colleague's events once a
+statement, so saving a crowded account's 20,000 due colleagues no longer reads its events once per chunk
+(the square of the account; bench/README.md, the clock tick over a crowded account). The rescoring writes new current scores like any other, so the crossings it
 records and the ``scored_ms`` it sets reach the lifecycle runner exactly as event-caused ones do
 (``cooled``/``score_below`` transitions, band crossings, segments).
 
@@ -18,24 +21,28 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, select
 
+from leadscore.compile import Sources
 from leadscore.ingest.committer import write_turn
 from leadscore.scoring import history
-from leadscore.scoring.pipeline import active_models, rescore_now
-from leadscore.scoring.run import Active, now_ms
+from leadscore.scoring.pipeline import RescoreNow, active_models, rescore_now_read, rescore_now_write
+from leadscore.scoring.run import POINTS_CHUNK, Active, now_ms
 from leadscore.store import Store
 from leadscore.store.id_lists import in_list
 from leadscore.store.model_versions import active_versions, share_models
 from leadscore.store.results import lock_leads
-from leadscore.store.schema import leads, scores
+from leadscore.store.schema import scores
 
 log = logging.getLogger("leadscore.clock")
 # leads rescored per transaction: on SQLite, acknowledgements wait for the write lock (as for the processor)
 CHUNK = 500
 SQLITE_CHUNK = 100
+READ = POINTS_CHUNK  # due leads scored on one read snapshot: the scoring statements take this many targets
 TICK_S = 60.0
 CAUSE_REF = history.TIME_REF
 
@@ -48,30 +55,19 @@ class TickStats:
 
 
 def due_leads(conn: Connection, now: int, limit: int, score_name: str) -> list[int]:
-    """Leads whose stored score ``score_name`` is due at ``now``, earliest first. On PostgreSQL their lead
-    rows are locked (the processor's lock, taken first as it does), skipping leads another clock or a
-    processor holds: a lead being rescored gets a new due time anyway."""
+    """Leads whose stored score ``score_name`` is due at ``now``, earliest first."""
     query = (
         select(scores.c.lead_id)
         .where(scores.c.due_ms <= now, scores.c.score_name == score_name)
         .order_by(scores.c.due_ms, scores.c.lead_id)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        query = (
-            select(leads.c.id)
-            .join(scores, scores.c.lead_id == leads.c.id)
-            .where(scores.c.due_ms <= now, scores.c.score_name == score_name)
-            .order_by(scores.c.due_ms, leads.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=leads)
-        )
     return list(conn.execute(query).scalars())
 
 
 def tick(store: Store, now: int | None = None) -> TickStats:
-    """Rescore every lead due at ``now`` (default: the current time, read again for each transaction) as
-    of that time."""
+    """Rescore every lead due at ``now`` (default: the current time, read again for each read) as of that
+    time."""
     stats = TickStats()
     with store.connect() as conn:
         models = active_models(conn)
@@ -80,30 +76,61 @@ def tick(store: Store, now: int | None = None) -> TickStats:
     return stats
 
 
+def _plan(conn: Connection, sources: Sources, active: Active, ids: list[int], stamp: int) -> RescoreNow:
+    """``pipeline.rescore_now_read`` of ``ids`` as of ``stamp`` (the statements take 5,000 targets: an account's
+    colleagues' events are read once a statement, not once per chunk of 100 saved)."""
+    return rescore_now_read(conn, sources, active, ids, stamp, "time", CAUSE_REF)
+
+
+def _stored(conn: Connection, lead_ids: Sequence[int], score_name: str) -> dict[int, tuple[Any, Any]]:
+    query = select(scores.c.lead_id, scores.c.scored_ms, scores.c.due_ms).where(
+        in_list(scores.c.lead_id, "ids"), scores.c.score_name == score_name
+    )
+    return {int(lead): (scored, due) for lead, scored, due in conn.execute(query, {"ids": list(lead_ids)})}
+
+
 def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats) -> None:
-    """Rescore the leads whose score of ``active``'s name is due."""
+    """Rescore the leads whose score of ``active``'s name is due: up to ``READ`` of them computed on one
+    read snapshot, outside the write turn, then saved ``chunk`` at a time, each chunk in its own short
+    write transaction. A lead some other writer changed between the read and its chunk's write (a
+    processor rescored it, or made it due again for a colleague's event: its stored ``scored_ms`` or
+    ``due_ms`` differs from the snapshot's) is left to that writer or to the next read."""
     assert active.version is not None
     name = active.version.score_name
     chunk = SQLITE_CHUNK if store.dialect == "sqlite" else CHUNK
     while True:
-        # derived data, as in the processor: a lost transaction leaves the leads due, the next tick redoes it
-        with write_turn(store), store.begin(durable=False) as conn:
-            if not _still_active(conn, active):
-                return  # activated meanwhile: its activation rescored every lead of the score
-            stamp = now if now is not None else now_ms()
-            ids = due_leads(conn, stamp, chunk, name)
-            if ids and conn.dialect.name == "postgresql":
-                # wait for a processor rescoring any of them (the one lead lock), then keep those still
-                # due: the processor may have rescored some (and moved their due time) meanwhile
-                lock_leads(conn, ids)
-                ids = still_due(conn, ids, stamp, name)
-            if ids:
-                leads, rows = rescore_now(conn, store.sources(), active, ids, stamp, "time", CAUSE_REF)
+        with store.connect() as read:
+            if read.dialect.name == "postgresql":  # one snapshot for every statement of the plan
+                read = read.execution_options(isolation_level="REPEATABLE READ")
+            with read.begin():
+                if not _still_active(read, active):
+                    return  # activated meanwhile: its activation rescored every lead of the score
+                stamp = now if now is not None else now_ms()
+                ids = due_leads(read, stamp, READ, name)
+                planned = _plan(read, store.sources(), active, ids, stamp) if ids else None
+                seen = _stored(read, ids, name)
+        if planned is None:
+            return
+        saved = 0
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            # derived data, as in the processor: a lost transaction leaves the leads due, the next tick redoes it
+            with write_turn(store), store.begin(durable=False) as conn:
+                if not _still_active(conn, active):
+                    return
+                if conn.dialect.name == "postgresql":
+                    lock_leads(conn, part)  # waits for a processor rescoring any of them (the one lead lock)
+                now_stored = _stored(conn, part, name)
+                kept = [i for i in part if i in planned.ledgers and now_stored.get(i) == seen.get(i)]
+                if not kept:
+                    continue
+                leads, rows = rescore_now_write(conn, active, planned, kept, stamp, CAUSE_REF)
                 stats.leads += leads
                 stats.history_rows += rows
                 stats.transactions += 1
-        # a rescored lead is next due after ``stamp`` (due.schedule), so this loop ends
-        if len(ids) < chunk:
+                saved += leads
+        # a saved lead is next due after ``stamp`` (due.schedule); one another writer changed is left to it
+        if len(ids) < READ or saved == 0:
             return
 
 
@@ -113,13 +140,6 @@ def _still_active(conn: Connection, active: Active) -> bool:
     assert active.version is not None
     share_models(conn)
     return any(version.id == active.version.id for version in active_versions(conn))
-
-
-def still_due(conn: Connection, lead_ids: list[int], now: int, score_name: str) -> list[int]:
-    query = select(scores.c.lead_id).where(
-        in_list(scores.c.lead_id, "ids"), scores.c.due_ms <= now, scores.c.score_name == score_name
-    )
-    return sorted(conn.execute(query, {"ids": lead_ids}).scalars())
 
 
 class Clock:

@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -562,6 +563,58 @@ def rescore_leads(store: Store, lead_ids: Iterable[int], *, cause_ref: str) -> i
     return scored
 
 
+@dataclass
+class RescoreNow:
+    """Leads rescored as of one time, not yet saved (``rescore_now_read``): each one's ledger, when it is next
+    due, and its history rows."""
+
+    ledgers: dict[int, Ledger]
+    due: dict[int, int | None]
+    history: dict[int, list[dict[str, Any]]]
+
+
+def rescore_now_read(
+    conn: Connection,
+    sources: Sources,
+    active: Active,
+    lead_ids: Sequence[int],
+    stamp: int,
+    cause: str,
+    ref: str,
+) -> RescoreNow:
+    """``rescore_now``'s reading half: the leads' scores of ``active``'s name as of ``stamp``, when each is
+    next due, and the history rows (``cause``, ``ref``) where a score moved; on any snapshot (the clock
+    reads one outside the write turn)."""
+    assert active.version is not None
+    name = active.version.score_name
+    ledgers = score_leads(conn, active.model, sources, lead_ids, stamp)
+    due = schedule(conn, active.model, sources, ledgers, name)
+    changes = {lg.lead_id: (stamp, cause, ref) for lg in ledgers}
+    rows = (
+        history.plan_record(conn, active.model, sources, active.version.id, changes, stamp, score_name=name)
+        if changes
+        else []
+    )
+    by_lead: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_lead.setdefault(int(row["lead_id"]), []).append(row)
+    return RescoreNow({lg.lead_id: lg for lg in ledgers}, dict(due), by_lead)
+
+
+def rescore_now_write(
+    conn: Connection, active: Active, rescored: RescoreNow, lead_ids: Sequence[int], stamp: int, ref: str
+) -> tuple[int, int]:
+    """``rescore_now``'s writing half for ``lead_ids`` of ``rescored`` (those it scored): current scores,
+    due times, crossings and history rows. Returns (leads, history rows)."""
+    assert active.version is not None
+    ledgers = [rescored.ledgers[i] for i in lead_ids if i in rescored.ledgers]
+    name = active.version.score_name
+    save_scores(conn, ledgers, active.version.id, stamp, ref, rescored.due, score_name=name)
+    rows = [row for lg in ledgers for row in rescored.history.get(lg.lead_id, ())]
+    append_history(conn, rows)
+    return len(ledgers), len(rows)
+
+
 def rescore_now(
     conn: Connection,
     sources: Sources,
@@ -574,14 +627,5 @@ def rescore_now(
     """Rescore leads' score of ``active``'s name as of ``stamp`` in the caller's transaction: current
     scores, when each is next due, crossings, and a history row (``cause``, ``ref``) where a score moved.
     Returns (leads, history rows)."""
-    assert active.version is not None
-    name = active.version.score_name
-    ledgers = score_leads(conn, active.model, sources, lead_ids, stamp)
-    due = schedule(conn, active.model, sources, ledgers, name)
-    save_scores(conn, ledgers, active.version.id, stamp, ref, due, score_name=name)
-    changes = {lg.lead_id: (stamp, cause, ref) for lg in ledgers}
-    if not changes:
-        return 0, 0
-    return len(ledgers), history.record(
-        conn, active.model, sources, active.version.id, changes, stamp, score_name=name
-    )
+    rescored = rescore_now_read(conn, sources, active, lead_ids, stamp, cause, ref)
+    return rescore_now_write(conn, active, rescored, list(rescored.ledgers), stamp, ref)

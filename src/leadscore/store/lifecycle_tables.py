@@ -3,6 +3,7 @@ sales feedback, segment membership and account stages. The lifecycle package wri
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from leadscore.store.newest import newest_rows
 from leadscore.store.schema import (
     account_owners,
     account_stage_history,
@@ -175,6 +177,16 @@ def move_stage(
     return int(conn.execute(stage_history.insert().values(**row).returning(stage_history.c.id)).scalar_one())
 
 
+def stage_history_rows(
+    conn: Connection, lead_id: int, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` of the lead's stage moves, newest first from ``offset``, returned oldest first as
+    ``read_stage_history``'s; and the moves there are (a lead a write key bounces in and out of a stage
+    has any number)."""
+    order = [stage_history.c.at_ms, stage_history.c.id]
+    return newest_rows(conn, stage_history, [stage_history.c.lead_id == lead_id], order, limit, offset)
+
+
 def read_stage_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
     query = (
         select(stage_history)
@@ -209,21 +221,39 @@ def leads_in_stages(conn: Connection, stages: Iterable[str]) -> list[dict[str, A
 # --- assignment
 
 
-def next_in_rotation(conn: Connection, team: str, working: Sequence[bool]) -> int:
-    """The next turn of a team's round-robin: the index of the first seller still working (``working``,
-    one flag per seller in the team's order) from the cursor on, cyclically; the cursor moves past them.
-    The cursor counts places in the whole list, so a seller who left is passed over and the one after
-    the last served keeps their turn (counting turns over the shrunken list gave it to the wrong one).
-    With no seller working every one takes turns. The cursor row is locked until commit."""
-    size = len(working)
+def seller_key(seller_id: str) -> int:
+    """A seller's identity as ``team_cursors.position`` holds it (an integer column, kept without a
+    migration): minus one minus the first 31 bits of the SHA-256 of the seller's id, so in [-2**31, -1],
+    never one of the non-negative turn counts the column held before (``next_in_rotation``)."""
+    return -1 - (int.from_bytes(hashlib.sha256(seller_id.encode()).digest()[:4], "big") >> 1)
+
+
+def next_in_rotation(conn: Connection, team: str, sellers: Sequence[str], working: Sequence[bool]) -> int:
+    """The next turn of a team's round-robin: the index in ``sellers`` (the team's seller ids in the active
+    version's order; ``working``, one flag each) of the first seller still working after the last one
+    served, cyclically. The cursor keeps who was served last, by identity (``seller_key``), so a version
+    that reorders, adds or removes sellers goes on from that seller in the new order; if that seller is
+    no longer in the team, from its first seller. A cursor of the earlier kind (a non-negative count of
+    places, read as an index into the current list) is read as before and replaced by the seller served.
+    A seller who left is passed over; with no seller working every one takes turns. The cursor row is
+    locked until commit."""
+    size = len(sellers)
+    assert size == len(working) and size > 0
     insert_ignore(conn, team_cursors, [{"team": team, "position": 0}], ["team"])
     query = select(team_cursors.c.position).where(team_cursors.c.team == team)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     position = int(conn.execute(query).scalar_one())
-    step = next((k for k in range(size) if working[(position + k) % size]), 0)
-    conn.execute(update(team_cursors).where(team_cursors.c.team == team).values(position=position + step + 1))
-    return (position + step) % size
+    if position >= 0:  # a count of places (the cursor before sellers were kept by identity), or none yet
+        start = position % size
+    else:  # two sellers of one key (a 2**-31 chance a pair): the first of them stands for both
+        last = next((i for i, s in enumerate(sellers) if seller_key(s) == position), None)
+        start = last + 1 if last is not None else 0
+    turn = next(((start + k) % size for k in range(size) if working[(start + k) % size]), start % size)
+    conn.execute(
+        update(team_cursors).where(team_cursors.c.team == team).values(position=seller_key(sellers[turn]))
+    )
+    return turn
 
 
 def account_owners_in(conn: Connection, account_id: int, teams: Sequence[str]) -> list[dict[str, Any]]:
@@ -554,6 +584,15 @@ def save_account_stage(conn: Connection, row: dict[str, Any], previous: dict[str
         )
     )
     return True
+
+
+def account_history_rows(
+    conn: Connection, account_id: int, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` of the account's stage moves, newest first from ``offset``, returned oldest first as
+    ``account_history``'s; and the moves there are."""
+    mine = [account_stage_history.c.account_id == account_id]
+    return newest_rows(conn, account_stage_history, mine, [account_stage_history.c.id], limit, offset)
 
 
 def account_history(conn: Connection, account_id: int) -> list[dict[str, Any]]:

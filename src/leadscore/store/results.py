@@ -34,6 +34,7 @@ from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows, insert_tuples, sqlite_insert
 from leadscore.store.id_lists import in_list
 from leadscore.store.ledger_lines import pack_lines, read_lines
+from leadscore.store.newest import newest_rows
 from leadscore.store.pipelined import Pipeline, pipelined
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
 from leadscore.store.score_names import named
@@ -408,6 +409,25 @@ def read_history(conn: Connection, lead_id: int, score_name: str | None = None) 
         .order_by(score_history.c.at_ms, score_history.c.id)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def history_rows(
+    conn: Connection, lead_id: int, limit: int, offset: int = 0, score_name: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` rows of a lead's history of one score (the primary when None), newest first from
+    ``offset``, returned oldest first as ``read_history``'s; and the rows there are (each batch that moves
+    a score writes one, so a write key can give one person any number)."""
+    mine = [score_history.c.lead_id == lead_id, named(score_history.c.score_name, score_name)]
+    return newest_rows(conn, score_history, mine, [score_history.c.at_ms, score_history.c.id], limit, offset)
+
+
+def crossing_rows(
+    conn: Connection, lead_id: int, limit: int, offset: int = 0, score_name: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` of a lead's recorded crossings of one score (the primary when None), newest first from
+    ``offset``, returned in ``read_crossings``' order (oldest first); and the crossings there are."""
+    mine = [score_events.c.lead_id == lead_id, named(score_events.c.score_name, score_name)]
+    return newest_rows(conn, score_events, mine, [score_events.c.id], limit, offset)
 
 
 def read_current(

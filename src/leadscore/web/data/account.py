@@ -23,9 +23,11 @@ from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
 from leadscore.scoring.shown import cut
 from leadscore.store.id_lists import in_values
-from leadscore.store.lifecycle_tables import account_history, read_account_stages
+from leadscore.store.lifecycle_tables import account_history_rows, read_account_stages
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
 from leadscore.store.score_names import live_scores, resolve, scores_of
+from leadscore.web.data.paging import Paging, paged_rows, paging
+from leadscore.web.data.stages import MOVES_PAGE
 
 WEEK_MS = 7 * 86_400_000
 MONDAY_MS = 3 * 86_400_000  # 1970-01-01 was a Thursday: weeks from Monday are (ms + 3 days) // 7 days
@@ -44,22 +46,13 @@ class AccountView:
     contacts: list[dict[str, Any]]  # the page of contacts listed (``contacts_page``)
     members: list[dict[str, Any]]  # every contact: id, name, stage (``members_of``)
     stage: dict[str, Any] | None  # the lifecycle's stored score and stage (account_stages), if computed
-    moves: list[dict[str, Any]] = field(default_factory=list)  # account_stage_history, oldest first
+    moves: list[dict[str, Any]] = field(default_factory=list)  # the page ``moves_at``, oldest first
+    moves_at: Paging = field(default_factory=lambda: paging(0, 1, MOVES_PAGE))  # newest first, from 1
     activity: dict[str, Any] = field(default_factory=dict)  # a bar chart: events per week by contact
     history: list[dict[str, Any]] = field(default_factory=list)  # {"t", "score", "fit", "engagement", ...}
     scores: list[dict[str, Any]] = field(default_factory=list)  # the account score per named score, now
     weeks_left_out: int = 0  # past week ends with activity the chart leaves out (``SCORED_CONTACT_WEEKS``)
-    page: int = 1  # the page of contacts listed, from 1 (``contacts_page``), at most ``pages``
-    pages: int = 1
-
-    @property
-    def first_listed(self) -> int:
-        """The listed contacts' first position (from 1) among all; 0 when none."""
-        return (self.page - 1) * CONTACTS_PAGE + 1 if self.contacts else 0
-
-    @property
-    def last_listed(self) -> int:
-        return (self.page - 1) * CONTACTS_PAGE + len(self.contacts)
+    listed: Paging = field(default_factory=lambda: paging(0, 1, CONTACTS_PAGE))  # ``contacts`` among all
 
     @property
     def name(self) -> str:
@@ -107,10 +100,10 @@ def members_of(
 
 
 def contacts_page(
-    conn: Connection, account_id: int, stage_names: dict[str, str], score: str | None, page: int
+    conn: Connection, account_id: int, stage_names: dict[str, str], score: str | None, at: Paging
 ) -> list[dict[str, Any]]:
-    """Page ``page`` (from 1) of the account's contacts, ``CONTACTS_PAGE`` of them, in ``_contacts``'s order,
-    with their stored scores (a write key can put 20,000 people in one account)."""
+    """The page ``at`` of the account's contacts in ``_contacts``'s order, with their stored scores (a write
+    key can put 20,000 people in one account)."""
     query = _contacts(
         account_id,
         score,
@@ -128,7 +121,7 @@ def contacts_page(
         lead_stages.c.stage,
     )
     out = []
-    for row in conn.execute(query.limit(CONTACTS_PAGE).offset((page - 1) * CONTACTS_PAGE)).mappings():
+    for row in conn.execute(query.limit(at.size).offset(at.offset)).mappings():
         item = _named(row, stage_names)
         item["job_title"] = (item.pop("attributes") or {}).get("job_title")
         out.append(item)
@@ -248,23 +241,26 @@ def load(
     now_ms: int,
     score: str | None = None,
     page: int = 1,
+    moves_page: int = 1,
 ) -> AccountView | None:
     """The account's view on the named score (the primary when None; ``model``: the primary's active
     model, whose lifecycle names the stages and the accounts section), listing page ``page`` of its
-    contacts (from 1; one past the last lists the last, as the leads and accounts pages do)."""
+    contacts (from 1; one past the last lists the last, as the leads and accounts pages do) and page
+    ``moves_page`` of its stage moves (the newest first)."""
     row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
     if row is None:
         return None
     lifecycle = model.lifecycle if model is not None else None
     names = {s.id: s.name for s in lifecycle.stages} if lifecycle is not None else {}
     members = members_of(conn, account_id, names, score)
-    pages = max(1, -(-len(members) // CONTACTS_PAGE))
-    page = min(max(1, page), pages)
+    listed = paging(len(members), page, CONTACTS_PAGE)
     chart, first = activity(conn, members)
-    contacts = contacts_page(conn, account_id, names, score, page) if members else []
+    contacts = contacts_page(conn, account_id, names, score, listed) if members else []
     view = AccountView(dict(row), contacts, members, read_account_stages(conn, [account_id]).get(account_id))
-    view.page, view.pages = page, pages
-    view.moves = account_history(conn, account_id)
+    view.listed = listed
+    view.moves, view.moves_at = paged_rows(
+        lambda limit, offset: account_history_rows(conn, account_id, limit, offset), moves_page, MOVES_PAGE
+    )
     view.activity = chart
     cfg = lifecycle.accounts if lifecycle is not None else None
     view.history, view.weeks_left_out = score_history(

@@ -16,6 +16,7 @@ from leadscore.model import ScoringModel
 from leadscore.model.lifecycle import Accounts
 from leadscore.store.schema import account_stages, accounts, leads, scores
 from leadscore.store.score_names import named
+from leadscore.web.data.paging import paging
 
 PAGE_SIZE = 50
 # accounts → each one's (account score, stage) on a named score
@@ -68,8 +69,8 @@ def account_page(
     with_stage = accounts.outerjoin(account_stages, account_stages.c.account_id == accounts.c.id)
     # one row per account (account_stages is keyed by account): the count needs no contact
     total = int(conn.execute(select(func.count()).select_from(with_stage).where(*tests)).scalar_one())
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, page), pages)
+    at = paging(total, page, PAGE_SIZE)
+    page, pages = at.page, at.pages
     # The page is ordered by the account score (the lifecycle's; -1 where it has none), then by engaged
     # contacts, then by the best contact's score. Only an account whose (account score, engaged contacts)
     # reaches that pair of the page's last row in that order can be on the page (each row before it has a

@@ -23,6 +23,7 @@ from leadscore.lifecycle.score_stages import ScoreView
 from leadscore.lifecycle.stages import triggered
 from leadscore.model import Lifecycle, ScoringModel
 from leadscore.store.lifecycle_tables import current_assignment
+from leadscore.web.data.paging import paging
 from leadscore.web.data.stages import seller_label
 
 PAGE_SIZE = 50
@@ -87,15 +88,15 @@ def desk(
     total, mine_total = conn.execute(totals.select_from(counted)).one()
     out.mine_total, out.team_total = int(mine_total), int(total) - int(mine_total)
     out.total = int(total)
-    out.pages = max(1, -(-out.total // page_size))
-    out.page = min(max(1, page), out.pages)
+    at = paging(out.total, page, page_size)
+    out.page, out.pages = at.page, at.pages
     mine_first = case((rank == 0, 0), else_=1)
     shown_query = (
         query.add_columns(rank.label("whose_rank"))
         .order_by(None)
         .order_by(mine_first, *hottest_first())
         .limit(page_size)
-        .offset((out.page - 1) * page_size)
+        .offset(at.offset)
     )
     names = rule_names(model)
     for found_row in conn.execute(shown_query).mappings():

@@ -26,14 +26,16 @@ from leadscore.scoring.history import score_path, thinned
 from leadscore.scoring.run import model_of
 from leadscore.scoring.shown import apportion, cut, shown_change, shown_lines
 from leadscore.store.model_versions import ModelVersion
-from leadscore.store.results import read_current, read_history
+from leadscore.store.results import history_rows, read_current
 from leadscore.store.schema import accounts, events, identities, leads
 from leadscore.store.score_names import live_scores
+from leadscore.web.data.paging import Paging, paged_rows, paging
 
 LINE_PAGE = 100  # the events of one line a page of their own lists
 JOURNEY_POINTS = 200  # the most recent event times charted; older activity is summarised by the first point
 EVENTS_SHOWN = 25  # the newest events listed under a ledger line; the rest are one row
 EVENTS_LISTED = 5  # the events a journey point lists; the rest are "and N more"
+HISTORY_PAGE = 50  # score history rows listed a page (a write key can give one person any number)
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -53,7 +55,8 @@ class LeadView:
     score: dict[str, Any] | None
     version: ModelVersion | None
     ledger: list[dict[str, Any]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # the page ``history_at``, oldest first
+    history_at: Paging = field(default_factory=lambda: paging(0, 1, HISTORY_PAGE))  # newest first, from 1
     # the lead's other named scores (docs/named-scores.md), each with its score row, version and ledger
     others: list[dict[str, Any]] = field(default_factory=list)
 
@@ -64,8 +67,11 @@ class LeadView:
 
     @property
     def score_path(self) -> str:
-        """The history as 0 → 21 → 43 → 65 (the same rendering as ``leadscore history``)."""
-        return score_path(self.history)
+        """The listed history as 0 → 21 → 43 → 65 (the same rendering as ``leadscore history``), with an
+        ellipsis for the older (first) and newer (last) rows on other pages."""
+        older = "… → " if self.history and self.history_at.last < self.history_at.total else ""
+        newer = " → …" if self.history and self.history_at.page > 1 else ""
+        return older + score_path(self.history) + newer
 
 
 def rule_names(model: ScoringModel) -> dict[str, tuple[str, str]]:
@@ -74,7 +80,13 @@ def rule_names(model: ScoringModel) -> dict[str, tuple[str, str]]:
     return {rid: (name, descriptions.get(rid, "")) for rid, name in line_names(model).items()}
 
 
-def load(conn: Connection, sources: Sources, lead_id: int) -> LeadView | None:
+def history_of(conn: Connection, lead_id: int, page: int) -> tuple[list[dict[str, Any]], Paging]:
+    """Page ``page`` (from 1, the newest first; past the last: the last) of the lead's score history,
+    ``HISTORY_PAGE`` rows, oldest first within it."""
+    return paged_rows(lambda limit, offset: history_rows(conn, lead_id, limit, offset), page, HISTORY_PAGE)
+
+
+def load(conn: Connection, sources: Sources, lead_id: int, history_page: int = 1) -> LeadView | None:
     row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().first()
     if row is None:
         return None
@@ -84,7 +96,8 @@ def load(conn: Connection, sources: Sources, lead_id: int) -> LeadView | None:
         found = conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().first()
         account = dict(found) if found else None
     score, _ = read_current(conn, lead_id)
-    view = LeadView(lead, account, score, None, history=read_history(conn, lead_id))
+    history, at = history_of(conn, lead_id, history_page)
+    view = LeadView(lead, account, score, None, history=history, history_at=at)
     explained = explain_current(conn, sources, lead_id) if score is not None else None
     if explained is None:
         return view

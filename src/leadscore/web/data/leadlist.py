@@ -15,6 +15,7 @@ from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.lead_filter import LeadFilter, current_owner, exportable, lead_source
 from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
 from leadscore.store.score_names import named
+from leadscore.web.data.paging import paging
 
 PAGE_SIZE = 50
 Sort = Literal["score", "fit", "engagement", "name", "company", "updated"]
@@ -78,9 +79,8 @@ def _ordered(query: Select[Any], key: ColumnElement[Any], tie: Any, order: str) 
 
 def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int) -> LeadPage:
     total = count(conn, f)
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, page), pages)
-    offset = (page - 1) * PAGE_SIZE
+    at = paging(total, page, PAGE_SIZE)
+    page, pages, offset = at.page, at.pages, at.offset
     if sort not in SCORE_SORTS:
         query = _ordered(_base(f, *COLUMNS).where(f.matches(leads.c.id)), SORTS[sort], leads.c.id, order)
         rows = conn.execute(query.limit(PAGE_SIZE).offset(offset)).mappings()

@@ -26,12 +26,14 @@ from leadscore.compile.query import folded_property
 from leadscore.model import ScoringModel
 from leadscore.store.id_lists import in_values
 from leadscore.store.schema import events, identities
+from leadscore.web.data.paging import Paging, paging
 
 PRODUCT_SOURCE = "posthog"
 WINDOWS_DAYS = (14, 30)
 DAY_MS = 86_400_000
 FEATURE_PROPERTY = "feature"
 EVENT_TYPES = ("track", "page", "screen")
+QUALIFIED_PAGE = 50  # an account's product-qualified contacts listed a page (``account_usage``)
 
 
 @dataclass
@@ -126,7 +128,8 @@ class AccountUsage:
     events_30d: int
     last_seen_ms: int | None
     stages: list[str]  # names of the PQL stages (empty: the model has none)
-    qualified: list[str]  # names of the contacts in one
+    qualified: list[dict[str, Any]]  # the page ``qualified_at`` of the contacts in one (id, name)
+    qualified_at: Paging  # where they sit among all of them (``QUALIFIED_PAGE`` a page)
 
 
 def account_usage(
@@ -135,8 +138,11 @@ def account_usage(
     account: dict[str, Any],
     contacts: Sequence[dict[str, Any]],
     now_ms: int,
+    qualified_page: int = 1,
 ) -> AccountUsage:
-    """``contacts`` as ``web.data.account.members_of`` lists them (id, name, stage)."""
+    """``contacts`` as ``web.data.account.members_of`` lists them (id, name, stage), every one; the
+    product-qualified ones listed a page at a time (page ``qualified_page``, from 1, in ``contacts``'
+    order; a page past the last is the last): a write key can put 20,000 people in one account."""
     each = usage(conn, [int(c["id"]) for c in contacts], now_ms)
     active = sum(1 for u in each.values() if u.active)
     seats = (account.get("attributes") or {}).get("seats")
@@ -144,6 +150,8 @@ def account_usage(
         float(seats) if isinstance(seats, int | float) and not isinstance(seats, bool) and seats > 0 else None
     )
     stages = product_stages(model)
+    qualified = [c for c in contacts if c.get("stage") in stages]
+    at = paging(len(qualified), qualified_page, QUALIFIED_PAGE)
     return AccountUsage(
         active_users=active,
         seats=seats,
@@ -151,5 +159,6 @@ def account_usage(
         events_30d=sum(u.events[max(WINDOWS_DAYS)] for u in each.values()),
         last_seen_ms=max((u.last_seen_ms for u in each.values() if u.last_seen_ms), default=None),
         stages=list(dict.fromkeys(stages.values())),
-        qualified=[str(c["name"]) for c in contacts if c.get("stage") in stages],
+        qualified=[{"id": c["id"], "name": c["name"]} for c in qualified[at.offset : at.offset + at.size]],
+        qualified_at=at,
     )

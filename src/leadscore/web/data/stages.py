@@ -14,16 +14,20 @@ from leadscore.store.lifecycle_tables import (
     assignment_waiting,
     current_assignment,
     read_feedback,
-    read_stage_history,
+    stage_history_rows,
 )
 from leadscore.store.schema import lead_stages
+from leadscore.web.data.paging import Paging, paged_rows, paging
+
+MOVES_PAGE = 50  # stage moves listed a page (a lead bounced in and out of a stage has any number)
 
 
 @dataclass
 class StageView:
     stage: str | None
     stage_name: str | None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # the page ``history_at``, oldest first
+    history_at: Paging = field(default_factory=lambda: paging(0, 1, MOVES_PAGE))  # newest first, from 1
     owner: str | None = None  # seller name (team)
     owner_email: str | None = None
     due_ms: int | None = None
@@ -43,13 +47,16 @@ def seller_label(lifecycle: Lifecycle, seller_id: str | None) -> tuple[str | Non
     return f"{seller.name} ({team.name})", seller.email
 
 
-def stage_view(conn: Connection, lifecycle: Lifecycle, lead_id: int) -> StageView:
+def stage_view(conn: Connection, lifecycle: Lifecycle, lead_id: int, history_page: int = 1) -> StageView:
+    """The lead's stage, owner and feedback, and page ``history_page`` of its stage moves (``MOVES_PAGE``
+    a page, the newest first; past the last: the last)."""
     stage = conn.execute(select(lead_stages.c.stage).where(lead_stages.c.lead_id == lead_id)).scalar()
     names = {s.id: s.name for s in lifecycle.stages}
     view = StageView(stage, names.get(stage, stage) if stage else None, reasons=lifecycle.rejection_reasons)
-    view.history = [
-        {**h, "to_name": names.get(h["to_stage"], h["to_stage"])} for h in read_stage_history(conn, lead_id)
-    ]
+    moves, view.history_at = paged_rows(
+        lambda limit, offset: stage_history_rows(conn, lead_id, limit, offset), history_page, MOVES_PAGE
+    )
+    view.history = [{**h, "to_name": names.get(h["to_stage"], h["to_stage"])} for h in moves]
     assignment = current_assignment(conn, lead_id)
     if assignment is not None:
         view.owner, view.owner_email = seller_label(lifecycle, assignment["seller"])

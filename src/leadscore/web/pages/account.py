@@ -5,7 +5,6 @@ contacts and the chart on the score picked (``?score=NAME``; ``web.data.account`
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -17,6 +16,7 @@ from leadscore.store.schema import fits_id
 from leadscore.store.score_names import picker_names
 from leadscore.web.data import account as account_data
 from leadscore.web.data import product as product_data
+from leadscore.web.data.paging import page_link
 from leadscore.web.params import ScoreParam
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader, WebDenied
@@ -46,19 +46,34 @@ def account_page(
     account_id: int,
     score: ScoreParam = "",
     page_no: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
+    pql_page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    moves_page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
     now = now_ms()
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
         model = active.model if active is not None else None
         found = fits_id(account_id)
-        view = account_data.load(conn, model, account_id, now, score or None, page_no) if found else None
+        view = (
+            account_data.load(conn, model, account_id, now, score or None, page_no, moves_page)
+            if found
+            else None
+        )
         if view is None:
             raise WebDenied(404, f"There is no account {account_id}.")
-        product = product_data.account_usage(conn, model, view.account, view.members, now)
+        product = product_data.account_usage(conn, model, view.account, view.members, now, pql_page)
         names = picker_names(conn)
     lifecycle = model.lifecycle if model is not None else None
     cfg = lifecycle.accounts if lifecycle is not None else None
+    shown = {
+        "page": view.listed.page,
+        "pql_page": product.qualified_at.page,
+        "moves_page": view.moves_at.page,
+    }
+
+    def link(**change: int) -> str:
+        return page_link(f"/accounts/{account_id}", {"score": score}, shown, **change)
+
     return page(
         request,
         viewer,
@@ -70,7 +85,7 @@ def account_page(
         product=product,
         score=score,
         score_names=names,
-        page_link=lambda n: (
-            f"/accounts/{account_id}?" + urlencode({**({"score": score} if score else {}), "page": n})
-        ),
+        page_link=lambda n: link(page=n),
+        pql_link=lambda n: link(pql_page=n),
+        moves_link=lambda n: link(moves_page=n),
     )

@@ -21,7 +21,8 @@ from leadscore.store.schema import fits_id
 from leadscore.web.data import lead as lead_data
 from leadscore.web.data import product as product_data
 from leadscore.web.data.desk import may_act_on, reject_refused_on
-from leadscore.web.data.stages import stage_view
+from leadscore.web.data.paging import page_link
+from leadscore.web.data.stages import StageView, stage_view
 from leadscore.web.render import page
 from leadscore.web.security import FeedbackGiver, LeadsReader, Viewer, WebDenied, safe_next
 
@@ -29,23 +30,29 @@ router = APIRouter()
 HIDDEN_ATTRIBUTES = frozenset({"ip"})  # never shown in full in the UI (issue 8)
 
 
-def _view(conn: Connection, store: Store, lead_id: int) -> lead_data.LeadView:
-    view = lead_data.load(conn, store.sources(), lead_id) if fits_id(lead_id) else None
+def _view(conn: Connection, store: Store, lead_id: int, history_page: int = 1) -> lead_data.LeadView:
+    view = lead_data.load(conn, store.sources(), lead_id, history_page) if fits_id(lead_id) else None
     if view is None:
         raise WebDenied(404, f"There is no lead {lead_id}.")
     return view
 
 
 def _lead_page(
-    request: Request, viewer: Viewer, lead_id: int, status: int = 200, **extra: Any
+    request: Request,
+    viewer: Viewer,
+    lead_id: int,
+    status: int = 200,
+    history_page: int = 1,
+    stages_page: int = 1,
+    **extra: Any,
 ) -> HTMLResponse:
     store = state_of(request).store
     with store.connect() as conn:
-        view = _view(conn, store, lead_id)
+        view = _view(conn, store, lead_id, history_page)
         journey = lead_data.journey(conn, store.sources(), view)
         active = active_model(conn)
         lifecycle = active.model.lifecycle if active is not None else None
-        stages = stage_view(conn, lifecycle, lead_id) if lifecycle is not None else None
+        stages = stage_view(conn, lifecycle, lead_id, stages_page) if lifecycle is not None else None
         acts = may_act_on(conn, lifecycle, lead_id, viewer.email, viewer.role)
         refused = None
         if stages is not None and stages.can_reject:
@@ -73,8 +80,15 @@ def _lead_page(
         now=now,
         product=product,
         product_lines=product_data.product_lines(scored_by, view.ledger),
+        history_link=lambda n: _link(lead_id, view, stages, history_page=n),
+        stages_link=lambda n: _link(lead_id, view, stages, stages_page=n),
         **extra,
     )
+
+
+def _link(lead_id: int, view: lead_data.LeadView, stages: StageView | None, **change: int) -> str:
+    shown = {"history_page": view.history_at.page, "stages_page": stages.history_at.page if stages else 1}
+    return page_link(f"/leads/{lead_id}", {}, shown, **change)
 
 
 @router.get("/leads/{lead_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -83,11 +97,13 @@ def lead_page(
     viewer: LeadsReader,
     lead_id: int,
     done: Annotated[str, Query(pattern="^(|accepted|rejected)$")] = "",
+    history_page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    stages_page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     kept = _merged_into(request, lead_id)
     if kept is not None:  # merged into another lead by an alias: its page is that lead's
         return RedirectResponse(f"/leads/{kept}", status_code=301)
-    return _lead_page(request, viewer, lead_id, done=done)
+    return _lead_page(request, viewer, lead_id, done=done, history_page=history_page, stages_page=stages_page)
 
 
 @router.get("/leads/{lead_id}/lines/{rule_id}", response_class=HTMLResponse, include_in_schema=False)
