@@ -268,3 +268,30 @@ def test_nfc_and_nfd_spellings_are_one_lead(store: Store) -> None:
         ((lead_id,),) = conn.execute(select(leads.c.id)).all()
         assert resolve_lead_ref(conn, NEW_NFD) == lead_id
     assert email_domain(unicodedata.normalize("NFD", "x@BÜCHER.example")) == "bücher.example"
+
+
+def test_a_merged_leads_address_is_hers_too(store: Store) -> None:
+    """An alias merges two leads of one person: the kept lead holds one address, her events still give the
+    other. Erased by the other, both are suppressed."""
+    publish(store, loads_model(MODEL), as_of=NOW)
+    first, second = "mo@first.example", "mo@second.example"
+    messages = [
+        {"type": "identify", "userId": "u-b", "messageId": "m1", "timestamp": NOW - 3 * DAY, "traits": {"email": first}},
+        {"type": "identify", "userId": "u-a", "messageId": "m2", "timestamp": NOW - 2 * DAY,
+         "traits": {"email": second}},
+        {"type": "alias", "userId": "u-a", "previousId": "u-b", "messageId": "m3", "timestamp": NOW - DAY},
+    ]  # fmt: skip
+    ingest(store, [normalise(m, received_ms=NOW) for m in messages], source="test", as_of=NOW)
+    assert len(_emails(store)) == 1  # one lead, holding one of the two
+    (held,) = _emails(store)
+    other = second if held == first else first
+    _erase(store, other)
+    assert _externals(store) == set()
+    assert {e for _, e, _ in _rows(store)} == {_hash(first), _hash(second)}
+    again = [
+        {"type": "identify", "userId": "u-c", "messageId": "n1", "timestamp": NOW, "traits": {"email": first}},
+        {"type": "identify", "userId": "u-d", "messageId": "n2", "timestamp": NOW, "traits": {"email": second}},
+    ]  # fmt: skip
+    report = ingest(store, [normalise(m, received_ms=NOW) for m in again], source="test", as_of=NOW)
+    assert (report.accepted, report.suppressed) == (0, 2)
+    assert _externals(store) == set()

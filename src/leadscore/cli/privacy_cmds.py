@@ -62,9 +62,10 @@ def erase_cmd(
         bool,
         typer.Option(
             "--suppress",
-            help="Also keep peppered hashes of her user and anonymous ids, and drop every later message "
-            "naming one (a tracker, source or import sending her again) unstored, until `privacy "
-            "unsuppress`. Without it, events sent after the erasure make a new lead.",
+            help="Also keep peppered hashes of her user and anonymous ids and of every e-mail address she "
+            "used, and drop every later message or CSV row naming one of the ids or giving one of the "
+            "addresses under any id (a tracker, source or import sending her again) unstored, until "
+            "`privacy unsuppress`. Without it, events sent after the erasure make a new lead.",
         ),
     ] = False,
     db: Db = None,

@@ -11,8 +11,9 @@ way, so a later import or identify of the address is not mailed. A digest of sev
 outbox (``digest_leads``) is rendered again without her, or deleted when she was its only lead, whether
 it is pending, sent or failed (``lifecycle.notify.forget_leads``). Her account's stored score and stage
 (MQA), which counted her engagement, are computed again without her in the same transaction
-(``lifecycle.accounts.refresh_active``). With ``suppress`` her identity keys are kept as peppered hashes
-(``store.suppressions.suppress_keys``), and every later message naming one is dropped unstored.
+(``lifecycle.accounts.refresh_active``). With ``suppress`` her identity keys and every e-mail address
+she used are kept as peppered hashes (``store.suppressions.suppress_keys``), and every later message
+naming one of the keys or giving one of the addresses is dropped unstored.
 """
 
 from __future__ import annotations

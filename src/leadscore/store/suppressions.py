@@ -1,12 +1,16 @@
 """Who must not come back, kept as peppered hashes: addresses that get no mail (an unsubscribe outlives
-an erasure), and the identity keys of people erased with ``--suppress``, whose messages are dropped.
+an erasure), and the identity keys and addresses of people erased with ``--suppress``, whose messages are
+dropped.
 
 The table holds HMAC-SHA256(pepper, normalised address), never the address: erasing a person leaves
 the row (nothing in it names her), and when the same address comes back (a re-import, an identify)
 its mail is still suppressed. ``tracking_suppressions`` holds the same hash of each identity key
-(``u:<userId>``, ``a:<anonymousId>``) of a person erased with ``--suppress``: the ingest paths drop a
-message naming one (``ingest.apply.unsuppressed``). The pepper is the server secret (``LEADSCORE_SUPPRESSION_SECRET``, else
-``LEADSCORE_SECRET_KEY``), so a copy of the database alone cannot confirm an address by guessing.
+(``u:<userId>``, ``a:<anonymousId>``) and of each address (a row keyed ``e:<address>``, matched by its
+``email_hash``) of a person erased with ``--suppress``: the ingest paths drop a message naming one of the
+keys or giving one of the addresses (``ingest.apply.suppressed_in``). Addresses are normalised by
+``store.people.normalise_email``, the one normalisation leads are stored and found by. The pepper is the
+server secret (``LEADSCORE_SUPPRESSION_SECRET``, else ``LEADSCORE_SECRET_KEY``), so a copy of the
+database alone cannot confirm an address by guessing.
 """
 
 from __future__ import annotations
