@@ -115,13 +115,15 @@ def test_erase_with_suppress_keeps_only_hashes_of_her_keys(store: Store) -> None
     _erase(store, suppress=True)
     with store.connect() as conn:
         rows = conn.execute(select(tracking_suppressions)).mappings().all()
-        # her two identity keys, as HMAC-SHA256 under the pepper; her address's hash for unsuppress
-        assert {r["key_hash"] for r in rows} == {_hash(f"u:{USER}"), _hash(f"a:{ANON}")}
+        # her two identity keys and her address (``e:``), as HMAC-SHA256 under the pepper; her address's
+        # hash beside each, to match a message's address and for unsuppress
+        assert {r["key_hash"] for r in rows} == {_hash(f"u:{USER}"), _hash(f"a:{ANON}"), _hash(f"e:{EMAIL}")}
         assert {r["email_hash"] for r in rows} == {_hash(EMAIL)}
         assert len({r["person"] for r in rows}) == 1
         assert mentions(conn, (EMAIL, USER, ANON, "Erin")) == {}  # no id of hers anywhere
         entry = next(e for e in read_audit(conn) if e["action"] == "privacy.erase")
         assert entry["details"]["suppressed_keys"] == 2 and entry["target"] == rows[0]["person"]
+        assert entry["details"]["suppressed_addresses"] == 1
 
 
 @pytest.fixture
@@ -169,14 +171,14 @@ def test_unsuppress_lets_her_back(store: Store) -> None:
     _erase(store, suppress=True)
     with store.connect() as conn:
         who = conn.execute(select(tracking_suppressions.c.person)).scalars().first()
-    # by her anonymous id: both keys the erasure suppressed are lifted
-    assert lift_suppression(store, ANON, Settings().suppression_pepper, NOW, "test") == 2
+    # by her anonymous id: both keys and the address the erasure suppressed are lifted
+    assert lift_suppression(store, ANON, Settings().suppression_pepper, NOW, "test") == 3
     assert lift_suppression(store, ANON, Settings().suppression_pepper, NOW, "test") == 0
     ingest(store, [normalise(m, received_ms=NOW) for m in _after()], source="test", as_of=NOW)
     with store.connect() as conn:
         assert stored_message_ids(conn) == {"s1", "s2", "s3", "s4", "s5", "b1"}
         entry = next(e for e in read_audit(conn) if e["action"] == "privacy.unsuppress")
-        assert entry["target"] == who and entry["details"] == {"lifted": 2}
+        assert entry["target"] == who and entry["details"] == {"lifted": 3}
     assert {USER, "usr-bob"} <= set(_lead_ids(store))
 
 
@@ -314,7 +316,7 @@ def test_the_cli_erases_with_suppress_and_unsuppresses(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["privacy", "erase", EMAIL, "--suppress", "--yes", "--db", db])
     assert result.exit_code == 0, result.output
-    assert "suppressed: 2 of their ids" in result.output
+    assert "suppressed: 2 of their ids and 1 of their e-mail addresses" in " ".join(result.output.split())
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(m) + "\n" for m in _after()))
     result = runner.invoke(app, ["import", "events", str(path), "--db", db])
@@ -325,7 +327,7 @@ def test_the_cli_erases_with_suppress_and_unsuppresses(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "skipped row 2" in " ".join(result.output.split())
     result = runner.invoke(app, ["privacy", "unsuppress", EMAIL, "--db", db])
-    assert result.exit_code == 0 and "lifted: 2" in result.output, result.output
+    assert result.exit_code == 0 and "lifted: 3" in result.output, result.output
     result = runner.invoke(app, ["privacy", "unsuppress", EMAIL, "--db", db])
     assert result.exit_code == 1 and "nothing suppressed" in result.output
     result = runner.invoke(app, ["import", "leads", str(csv_path), "--db", db])

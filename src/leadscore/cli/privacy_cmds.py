@@ -62,9 +62,10 @@ def erase_cmd(
         bool,
         typer.Option(
             "--suppress",
-            help="Also keep peppered hashes of her user and anonymous ids, and drop every later message "
-            "naming one (a tracker, source or import sending her again) unstored, until `privacy "
-            "unsuppress`. Without it, events sent after the erasure make a new lead.",
+            help="Also keep peppered hashes of her user and anonymous ids and of every e-mail address she "
+            "used, and drop every later message or CSV row naming one of the ids or giving one of the "
+            "addresses under any id (a tracker, source or import sending her again) unstored, until "
+            "`privacy unsuppress`. Without it, events sent after the erasure make a new lead.",
         ),
     ] = False,
     db: Db = None,
@@ -99,8 +100,9 @@ def erase_cmd(
         console.print("their address stays suppressed from mail (kept as a hash)", highlight=False)
     if suppress:
         console.print(
-            f"suppressed: {report.keys_suppressed} of their ids (kept as hashes); messages naming them are "
-            "dropped unstored until `leadscore privacy unsuppress`",
+            f"suppressed: {report.keys_suppressed} of their ids and {report.addresses_suppressed} of their "
+            "e-mail addresses (kept as hashes); messages naming them or giving one of the addresses (under any"
+            " id) are dropped unstored until `leadscore privacy unsuppress`",
             highlight=False,
         )
     else:
@@ -129,8 +131,8 @@ def unsuppress_cmd(
     ],
     db: Db = None,
 ) -> None:
-    """Let a person erased with --suppress back: her messages are stored again (every id of hers
-    suppressed by that erasure is lifted)."""
+    """Let a person erased with --suppress back: her messages are stored again (every id and e-mail
+    address of hers suppressed by that erasure, or found to be hers since, is lifted)."""
     from leadscore.privacy.erase import lift_suppression
     from leadscore.scoring.run import now_ms
     from leadscore.settings import Settings
@@ -140,7 +142,9 @@ def unsuppress_cmd(
     if not lifted:
         console.print(f"[red]error[/red] nothing suppressed for {person!r}", highlight=False)
         raise typer.Exit(1)
-    console.print(f"lifted: {lifted} suppressed id(s); their messages are stored again", highlight=False)
+    console.print(
+        f"lifted: {lifted} suppressed id(s) and address(es); their messages are stored again", highlight=False
+    )
 
 
 @app.command("retention")

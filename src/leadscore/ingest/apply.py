@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -11,7 +12,13 @@ from sqlalchemy import Connection
 from leadscore.ingest.ip import IpMode, protect_context
 from leadscore.ingest.segment import Message
 from leadscore.ingest.set_once import Identifies, said, unsettled
-from leadscore.ingest.traits import group_account, removed_names, restamped_since, split_traits
+from leadscore.ingest.traits import (
+    addresses,
+    group_account,
+    removed_names,
+    restamped_since,
+    split_traits,
+)
 from leadscore.store.event_log import append_events, identifies_of_keys, known_message_ids
 from leadscore.store.lead_merge import merge_leads
 from leadscore.store.lifecycle_tables import evaluate_again
@@ -32,7 +39,7 @@ from leadscore.store.people import (
     upsert_lead,
     user_key,
 )
-from leadscore.store.suppressions import any_keys_suppressed, suppressed_keys
+from leadscore.store.suppressions import address_key, any_keys_suppressed, suppress_more, suppressed_names
 
 EVER = -(2**62)  # a time before any event
 _EVENTS = frozenset({"track", "page", "screen"})  # messages that say nothing about a person but its ids
@@ -130,7 +137,8 @@ def apply_messages(
 
 
 Item = TypeVar("Item")
-Ids = tuple[str | None, str | None, str | None]  # user id, anonymous id, previous id (an alias)
+# user id, anonymous id, previous id (an alias), and the e-mail addresses it gives (``traits.addresses``)
+Ids = tuple[str | None, str | None, str | None, tuple[str, ...]]
 
 
 def unsuppressed(
@@ -143,48 +151,82 @@ def unsuppressed(
 ) -> tuple[list[Item], int]:
     """``items`` (messages, or event-log rows) without those naming a person erased with ``--suppress``,
     and how many were dropped: the one check of every path that stores tracking data (``apply_messages``,
-    the processor's ``log_rows``). ``ids(item)`` gives its user id, anonymous id and alias's previous id.
-    An item is dropped if any of them is suppressed: storing it would store her id (a colleague's event
-    carrying her anonymous id too). With the table empty this is one index probe per batch; otherwise one
-    query for the batch's keys. ``suppressing``: whether anyone is suppressed, when the caller knows it
-    already (the PostgreSQL processor's claim answers it: no probe then). ``pepper`` defaults to
-    ``Settings().suppression_pepper``, as the erasure (``leadscore privacy erase``) read it from the
-    environment."""
+    the processor's ``log_rows``). See ``suppressed_in``."""
+    hits = suppressed_in(conn, items, ids, pepper, suppressing=suppressing)
+    if hits is None:
+        return list(items), 0
+    kept = [item for item, hit in zip(items, hits, strict=True) if not hit]
+    return kept, len(items) - len(kept)
+
+
+def suppressed_in(
+    conn: Connection,
+    items: Sequence[Item],
+    ids: Callable[[Item], Ids],
+    pepper: str | None = None,
+    *,
+    suppressing: bool | None = None,
+) -> list[set[str]] | None:
+    """Per item, its names that are suppressed (``u:<userId>``, ``a:<anonymousId>``, ``e:<address>``);
+    None when no item names anyone suppressed. ``ids(item)`` gives its user id, anonymous id, alias's
+    previous id and the addresses it gives. An item naming one is the suppressed person's: storing it
+    would store her id (a colleague's event carrying her anonymous id too) or make her again under a new
+    id (an identify, an event's traits or a PostHog ``$set`` giving her address). With the table empty
+    this is one index probe per batch; otherwise one query for the batch's names. ``suppressing``: whether
+    anyone is suppressed, when the caller knows it already (the PostgreSQL processor's claim answers it:
+    no probe then). ``pepper`` defaults to ``Settings().suppression_pepper``, as the erasure (``leadscore
+    privacy erase``) read it from the environment."""
     if suppressing is None:
         suppressing = bool(items) and any_keys_suppressed(conn)
     if not items or not suppressing:
-        return list(items), 0
+        return None
     if pepper is None:
         from leadscore.settings import Settings  # only when someone is suppressed
 
         pepper = Settings().suppression_pepper
-    keys_of = [_identity_keys(ids(item)) for item in items]
-    blocked = suppressed_keys(conn, {k for keys in keys_of for k in keys}, pepper)
+    names_of = [_names(ids(item)) for item in items]
+    blocked = suppressed_names(conn, {n for names in names_of for n in names}, pepper)
     if not blocked:
-        return list(items), 0
-    kept = [item for item, keys in zip(items, keys_of, strict=True) if blocked.isdisjoint(keys)]
-    return kept, len(items) - len(kept)
+        return None
+    # an item giving her address is hers: its ids are hers too, suppressed from now on with the erasure's
+    # others, so their messages without the address (before or after it in the batch, or later) go too.
+    # Only an address spreads: an id dropped for naming one of hers beside his own (a shared browser)
+    # leaves his own id alone
+    learned = {
+        name: person
+        for names in names_of
+        if (person := next((blocked[n] for n in names if n.startswith("e:") and n in blocked), None))
+        for name in names
+        if not name.startswith("e:") and name not in blocked
+    }
+    if learned:
+        suppress_more(conn, learned, int(time.time() * 1000), pepper)
+    # an item's hits are what was suppressed before the batch, else the ids the batch showed to be hers
+    return [(blocked.keys() & set(names)) or (learned.keys() & set(names)) for names in names_of]
 
 
-def _identity_keys(ids: Ids) -> tuple[str, ...]:
-    user_id, anonymous_id, previous_id = ids
-    keys = []
+def _names(ids: Ids) -> tuple[str, ...]:
+    user_id, anonymous_id, previous_id, given = ids
+    names = []
     if user_id:
-        keys.append(user_key(user_id))
+        names.append(user_key(user_id))
     if anonymous_id:
-        keys.append(anonymous_key(anonymous_id))
+        names.append(anonymous_key(anonymous_id))
     if previous_id:  # an alias: the previous id is either kind of key
-        keys += [user_key(previous_id), anonymous_key(previous_id)]
-    return tuple(keys)
+        names += [user_key(previous_id), anonymous_key(previous_id)]
+    names += [address_key(address) for address in given]
+    return tuple(names)
 
 
 def _message_ids(m: Message) -> Ids:
-    return m.user_id, m.anonymous_id, m.previous_id
+    return m.user_id, m.anonymous_id, m.previous_id, addresses(m.traits, m.context)
 
 
 def row_ids(row: Mapping[str, Any]) -> Ids:
     """``Ids`` of an event-log row (the inbox's, the processor's)."""
-    return row.get("user_id"), row.get("anonymous_id"), row.get("previous_id")
+    context = row.get("context") or {}
+    given = addresses(context.get("traits"), context) if isinstance(context, dict) else ()
+    return row.get("user_id"), row.get("anonymous_id"), row.get("previous_id"), given
 
 
 def _event_time(m: Message) -> int:
@@ -332,9 +374,7 @@ def _people_cache(conn: Connection, ordered: Sequence[Message], lookup: KeyLooku
             external_ids.add(m.user_id)
             if "@" in m.user_id:
                 emails.add(normalise_email(m.user_id))
-        for traits in (m.traits, m.context.get("traits_once") if m.context else None):
-            if isinstance(traits, dict) and traits and (email := split_traits(traits)[0]):
-                emails.add(normalise_email(email))
+        emails.update(addresses(m.traits, m.context))
         if m.type == "group" and (domain := account_domain(group_account(m.traits, m.group_id)[0])):
             domains.add(domain)
     return PeopleCache(

@@ -25,12 +25,12 @@ from sqlalchemy import Column, Connection, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadscore.errors import InputError, Problem
-from leadscore.ingest.apply import unsuppressed
+from leadscore.ingest.apply import Ids, suppressed_in
 from leadscore.ingest.attributes import CONSENT, canonical, consent_value, normalise_domain
 from leadscore.ingest.csv_encoding import Encoding, detect, undecodable
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
 from leadscore.store import Store
-from leadscore.store.people import email_domain, find_lead, upsert_account, upsert_lead
+from leadscore.store.people import email_domain, find_lead, normalise_email, upsert_account, upsert_lead
 from leadscore.store.schema import accounts, leads
 
 Progress = Callable[[int, int], None]  # (bytes read, file size)
@@ -419,22 +419,29 @@ def _outcome(before: dict[str, Any] | None, after: dict[str, Any] | None, create
 Handler = Callable[[Connection, _Row, int, ImportReport], str]
 # the rows of a chunk to leave out, by row number, with the reason
 Screen = Callable[[Connection, list[_Row]], dict[int, Problem]]
-SUPPRESSED_ROW = "skipped: its user id is of a person erased with --suppress (leadscore privacy unsuppress)"
+SUPPRESSED_ROW = "skipped: its {} is of a person erased with --suppress (leadscore privacy unsuppress)"
+# the reasons a row is skipped, by the column that named her: a user id first, else an address
+SKIPPED = {"user_id": SUPPRESSED_ROW.format("user id"), "email": SUPPRESSED_ROW.format("e-mail address")}
 
 
 def _suppressed_rows(conn: Connection, rows: list[_Row]) -> dict[int, Problem]:
-    """The rows whose user id names a person erased with ``--suppress``: the same check as the tracking
-    paths' (``unsuppressed``), once per chunk."""
-    ided = [row for row in rows if row.values.get("user_id") is not None]
-    kept, dropped = unsuppressed(conn, ided, lambda row: (str(row.values["user_id"]), None, None))
-    if not dropped:
+    """The rows whose user id or e-mail address names a person erased with ``--suppress``: the same check
+    as the tracking paths' (``suppressed_in``), once per chunk."""
+    hits = suppressed_in(conn, rows, _row_ids)
+    if hits is None:
         return {}
-    left_in = {row.number for row in kept}
-    return {
-        row.number: Problem(SUPPRESSED_ROW, None, row.number, field=row.headers.get("user_id"))
-        for row in ided
-        if row.number not in left_in
-    }
+    skipped = {}
+    for row, hit in zip(rows, hits, strict=True):
+        if hit:
+            column = "user_id" if any(name.startswith("u:") for name in hit) else "email"
+            skipped[row.number] = Problem(SKIPPED[column], None, row.number, field=row.headers.get(column))
+    return skipped
+
+
+def _row_ids(row: _Row) -> Ids:
+    user_id, email = row.values.get("user_id"), row.values.get("email")
+    given = (normalise_email(str(email)),) if email is not None else ()
+    return (str(user_id) if user_id is not None else None), None, None, given
 
 
 def _apply_lead(conn: Connection, row: _Row, now: int, report: ImportReport) -> str:
@@ -507,7 +514,7 @@ def _try(conn: Connection, row: _Row, handle: Handler, now: int, scratch: Import
 
 def _merge(report: ImportReport, scratch: ImportReport, outcomes: list[tuple[_Row, str | Problem]]) -> None:
     for _, outcome in outcomes:
-        if isinstance(outcome, Problem) and outcome.message == SUPPRESSED_ROW:
+        if isinstance(outcome, Problem) and outcome.message in SKIPPED.values():
             report.skipped.append(replace(outcome, file=report.file))
         elif isinstance(outcome, Problem):
             report.problems.append(outcome)

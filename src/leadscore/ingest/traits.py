@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_traits, normalise_domain
+from leadscore.store.people import normalise_email
 
 LEAD_FIELDS = ("first_name", "last_name", "company")
 
@@ -42,6 +43,17 @@ def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], di
         elif name != "user_id":
             attributes[name] = value
     return email, fields, attributes
+
+
+def addresses(traits: Any, context: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The e-mail addresses a message gives, normalised: its traits' (an identify's, or an event's
+    ``context.traits``) and its set-once traits' (``context.traits_once``), as finding or making its lead
+    reads them (``split_traits``)."""
+    found: list[str] = []
+    for given in (traits, context.get("traits_once") if context else None):
+        if isinstance(given, dict) and given and (email := split_traits(given)[0]):
+            found.append(normalise_email(email))
+    return tuple(dict.fromkeys(found))
 
 
 def removed_names(context: Mapping[str, Any] | None) -> tuple[str, ...]:

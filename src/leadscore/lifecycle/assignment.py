@@ -28,6 +28,7 @@ from leadscore.store.lifecycle_tables import (
     next_in_rotation,
     set_account_owner,
 )
+from leadscore.store.people import normalise_email
 from leadscore.store.schema import leads
 from leadscore.store.users import disabled_emails
 
@@ -123,4 +124,4 @@ def has_left(seller: Seller, gone: frozenset[str]) -> bool:
     """Whether the seller has left: their dashboard user is disabled (``gone``:
     ``store.users.disabled_emails``). They take no turn in the rotation, own no account and are given no
     lead by a reassignment."""
-    return seller.email.strip().lower() in gone
+    return normalise_email(seller.email) in gone

@@ -17,6 +17,7 @@ from leadscore.model import ScoringModel
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.shown import cut
 from leadscore.settings import Settings
+from leadscore.store.people import normalise_email
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
 from leadscore.store.score_names import scores_of
 
@@ -24,7 +25,9 @@ PAGES = 5
 
 
 def unsubscribe_token(secret: str, email: str) -> str:
-    return hmac.new(secret.encode(), f"unsubscribe:{email.lower()}".encode(), hashlib.sha256).hexdigest()[:40]
+    return hmac.new(
+        secret.encode(), f"unsubscribe:{normalise_email(email)}".encode(), hashlib.sha256
+    ).hexdigest()[:40]
 
 
 def unsubscribe_url(settings: Settings, email: str | None) -> str:

@@ -19,12 +19,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, case
 
 from leadscore.model import Lifecycle
+from leadscore.store.people import normalise_email
 
 
 def managed_teams(lifecycle: Lifecycle, email: str) -> frozenset[str]:
     """Ids of the teams whose manager has this e-mail address."""
     return frozenset(
-        t.id for t in lifecycle.teams if t.manager is not None and t.manager.email.lower() == email.lower()
+        t.id
+        for t in lifecycle.teams
+        if t.manager is not None and normalise_email(t.manager.email) == normalise_email(email)
     )
 
 
@@ -41,7 +44,7 @@ def may_act(lifecycle: Lifecycle, assignment: dict[str, Any] | None, email: str,
     if assignment is None:
         return False
     seller = seller_email(lifecycle, assignment.get("seller"))
-    if seller is not None and seller.lower() == email.lower():
+    if seller is not None and normalise_email(seller) == normalise_email(email):
         return True
     return assignment.get("team") in managed_teams(lifecycle, email)
 
@@ -68,7 +71,9 @@ def sellers_of(lifecycle: Lifecycle, email: str) -> frozenset[str]:
     """Ids of the sellers with this e-mail address (``seller_email``): whose leads are this user's own."""
     ids = (s.id for t in lifecycle.teams for s in t.sellers)
     return frozenset(
-        i for i in ids if (found := seller_email(lifecycle, i)) and found.lower() == email.lower()
+        i
+        for i in ids
+        if (found := seller_email(lifecycle, i)) and normalise_email(found) == normalise_email(email)
     )
 
 

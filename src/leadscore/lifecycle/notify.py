@@ -38,6 +38,7 @@ from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.notifications import NotificationSettings, read_settings, subscribers
 from leadscore.store.outbox import enqueue
+from leadscore.store.people import normalise_email
 from leadscore.store.schema import digest_leads, outbox, scores
 from leadscore.store.score_names import primary_score, scores_of
 from leadscore.store.users import find_user
@@ -385,7 +386,7 @@ def send_digests(
         return run
     day, hour = day_of(now_ms), _hour_of(now_ms)
     with store.connect() as conn:
-        users = [u for u in subscribers(conn) if email is None or u[1] == email.strip().lower()]
+        users = [u for u in subscribers(conn) if email is None or u[1] == normalise_email(email)]
     for user_id, address, _, found in users:
         if not (found.mail_digest or found.slack_digest) or hour < found.digest_hour:
             continue

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Connection, Select, and_, select, true
 
 from leadscore.model import Gate, Lifecycle
+from leadscore.store.people import normalise_email
 from leadscore.store.schema import stage_history
 from leadscore.store.score_names import primary_score, resolve
 
@@ -68,12 +69,12 @@ def desk_score(lifecycle: Lifecycle, email: str, primary: str) -> str | None:
     assignment = lifecycle.assignment
     if assignment is None:
         return None
-    folded = email.casefold()
+    folded = normalise_email(email)
     teams = {
         t.id
         for t in lifecycle.teams
-        if any(s.email.casefold() == folded for s in t.sellers)
-        or (t.manager is not None and t.manager.email.casefold() == folded)
+        if any(normalise_email(s.email) == folded for s in t.sellers)
+        or (t.manager is not None and normalise_email(t.manager.email) == folded)
     }
     owned = owners(lifecycle, primary)
     found = {name for stage in assignment.stage_ids if teams & set(assignment.teams_for(stage))

@@ -11,8 +11,9 @@ way, so a later import or identify of the address is not mailed. A digest of sev
 outbox (``digest_leads``) is rendered again without her, or deleted when she was its only lead, whether
 it is pending, sent or failed (``lifecycle.notify.forget_leads``). Her account's stored score and stage
 (MQA), which counted her engagement, are computed again without her in the same transaction
-(``lifecycle.accounts.refresh_active``). With ``suppress`` her identity keys are kept as peppered hashes
-(``store.suppressions.suppress_keys``), and every later message naming one is dropped unstored.
+(``lifecycle.accounts.refresh_active``). With ``suppress`` her identity keys and every e-mail address
+she used are kept as peppered hashes (``store.suppressions.suppress_keys``), and every later message
+naming one of the keys or giving one of the addresses is dropped unstored.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class EraseReport:
     mentions: dict[str, int] = field(default_factory=dict)  # "table.column" → other rows naming her
     suppressed: bool = False  # her address was added to the mail suppressions
     keys_suppressed: int = 0  # her identity keys newly suppressed (``--suppress``): her later events dropped
+    # her e-mail addresses newly suppressed (``--suppress``): the lead's and every one her traits gave
+    addresses_suppressed: int = 0
     rescored: int = 0  # her colleagues scored again without her events (account-scope rules)
     disk: str = ""  # what was done to the database files
 
@@ -83,7 +86,9 @@ def erase_person(
     report.suppressed = _carry_suppression(conn, person, pepper, now_ms)
     if suppress_ids:
         keys = [user_key(u) for u in person.user_ids] + [anonymous_key(a) for a in person.anonymous_ids]
-        report.keys_suppressed = suppress_keys(conn, keys, person.email, pseudonym(person), now_ms, pepper)
+        report.keys_suppressed, report.addresses_suppressed = suppress_keys(
+            conn, keys, ids.values["addresses"], person.email, pseudonym(person), now_ms, pepper
+        )
     _count(report.deleted, "inbox", drop_from_inbox(conn, ids.owns))  # EVENT_ARRAYS: the inbox only
     # her account's stored score and stage count her engagement, and her colleagues' scores her events
     # (a model's account-scope rules): scored again without her below
@@ -224,7 +229,14 @@ def erase(
             if not report.clean:
                 raise NotErased(report)
             # the number of keys suppressed only: the audit log keeps nothing that names her
-            suppressed = {"suppressed_keys": report.keys_suppressed} if suppress_ids else {}
+            suppressed = (
+                {
+                    "suppressed_keys": report.keys_suppressed,
+                    "suppressed_addresses": report.addresses_suppressed,
+                }
+                if suppress_ids
+                else {}
+            )
             audit(
                 conn, now_ms, actor, "privacy.erase", pseudonym(person), deleted=report.deleted, **suppressed
             )

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Text, func, select
+from sqlalchemy import Connection, Text, or_, select
 
 from leadscore.errors import InputError, NotFoundError, Problem, StoreError
+from leadscore.ingest.traits import addresses
 from leadscore.store.event_log import waiting_rows
 from leadscore.store.id_lists import in_values
-from leadscore.store.people import anonymous_key, find_lead, user_key
+from leadscore.store.people import anonymous_key, find_lead, normalise_email, user_key
 from leadscore.store.schema import events, identities, leads
-from leadscore.store.suppressions import normalise_email
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ def find_person(conn: Connection, ref: str) -> Person:
         )
         if found is not None
     }
+    if not candidates and "@" in ref:
+        # an address she used before (her traits changed it): the lead her events giving it are linked to
+        candidates = {lead for lead in _keys_with_email(conn, ref).values() if lead is not None}
     if len(candidates) > 1:
         ids = ", ".join(f"lead:{i}" for i in sorted(candidates))
         raise InputError(
@@ -155,30 +159,48 @@ def _has_events(conn: Connection, key: str) -> bool:
     return any(row["person_key"] == key for row in waiting_rows(conn))
 
 
-def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
-    """Keys of events whose traits carry exactly this e-mail and that no lead has claimed yet (events
-    still in the inbox, say): they are the same person. Keys linked to another lead stay theirs."""
+def row_addresses(context: Any) -> tuple[str, ...]:
+    """The addresses an event-log row's traits give, normalised (``ingest.traits.addresses``)."""
+    if not isinstance(context, dict):
+        return ()
+    return addresses(context.get("traits"), context)
+
+
+def _keys_with_email(conn: Connection, email: str) -> dict[str, int | None]:
+    """Keys of events (logged or waiting) whose traits give this address, compared normalised, with the
+    lead each key is linked to (None: none). The normalisation (NFC, case) is Python's: SQL's ``lower``
+    is ASCII-only on SQLite, and neither engine composes Unicode."""
     wanted = normalise_email(email)
-    traits_email = events.c.context[("traits", "email")].as_string()
-    keys = set(
-        conn.execute(
-            select(events.c.person_key).distinct().where(func.lower(traits_email) == wanted)
-        ).scalars()
+    with_traits = or_(
+        events.c.context["traits"].as_string().is_not(None),
+        events.c.context["traits_once"].as_string().is_not(None),
     )
-    for row in waiting_rows(conn):
-        traits = (row.get("context") or {}).get("traits") or {}
-        value = traits.get("email") if isinstance(traits, dict) else None
-        if isinstance(value, str) and normalise_email(value) == wanted:
-            keys.add(str(row["person_key"]))
+    keys = {
+        str(key)
+        for key, context in conn.execute(select(events.c.person_key, events.c.context).where(with_traits))
+        if wanted in row_addresses(context)
+    }
+    keys |= {
+        str(row["person_key"]) for row in waiting_rows(conn) if wanted in row_addresses(row.get("context"))
+    }
     if not keys:
-        return set()
+        return {}
     claimed = dict(
         conn.execute(
             select(identities.c.key, identities.c.lead_id).where(in_values(identities.c.key, keys, Text))
         ).all()
     )
+    return {k: claimed.get(k) for k in keys}
+
+
+def _unlinked_keys_with_email(conn: Connection, email: str) -> set[str]:
+    """Keys of events whose traits give this address and that no lead has claimed yet (events still in
+    the inbox, say): they are the same person. Keys linked to another lead stay theirs."""
+    keys = _keys_with_email(conn, email)
+    if not keys:
+        return set()
     own = find_lead(conn, email=email)
-    return {k for k in keys if claimed.get(k) in (None, own)}
+    return {k for k, lead in keys.items() if lead in (None, own)}
 
 
 def _unlinked_keys_waiting_to_link(conn: Connection, keys: set[str]) -> set[str]:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import BigInteger, Connection, Table, Text, false, func, inspect, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadscore.privacy.person import Person
+from leadscore.privacy.person import Person, row_addresses
 from leadscore.store.dead_letters import OWNER_FIELDS, dead_letter_rows
 from leadscore.store.event_log import waiting_rows
 from leadscore.store.id_lists import in_values
@@ -112,17 +112,18 @@ class Ids:
     def of(cls, conn: Connection, person: Person) -> Ids:
         base = cls._base(person, ())
         # her events' ids, and the addresses her own traits gave (a merge keeps one lead's address only)
-        address = events.c.context[("traits", "email")].as_string()
         stored = conn.execute(
-            select(events.c.message_id, address).where(condition(events, EVENT_ROWS, base))
+            select(events.c.message_id, events.c.context).where(condition(events, EVENT_ROWS, base))
         ).all()
-        used = {a for _, a in stored if isinstance(a, str) and 0 < len(a) <= MAX_ADDRESS}
-        waiting = [row["message_id"] for row in waiting_rows(conn) if base.owns(row)]
+        given = {a for _, context in stored for a in row_addresses(context)}
+        waiting = [row for row in waiting_rows(conn) if base.owns(row)]
+        given |= {a for row in waiting for a in row_addresses(row.get("context"))}
+        used = {a for a in given if 0 < len(a) <= MAX_ADDRESS}
         letters = [(letter, row) for letter, row in dead_letter_rows(conn) if base.owns(row)]
         lettered = [row["message_id"] for _, row in letters if isinstance(row.get("message_id"), str)]
         return cls._base(
             person,
-            (*(m for m, _ in stored), *waiting, *lettered),
+            (*(m for m, _ in stored), *(row["message_id"] for row in waiting), *lettered),
             [letter for letter, _ in letters],
             sorted(used),
         )
@@ -161,6 +162,9 @@ class Ids:
             "user_ids": person.user_ids,
             "anonymous_ids": person.anonymous_ids,
             "emails": person.emails,
+            # every address of hers (normalised): the lead's, and those her traits gave; ``--suppress``
+            # suppresses each
+            "addresses": tuple(sorted({*person.emails, *(addresses or ())})),
             "message_ids": tuple(sorted(set(message_ids))),
             "audit_targets": tuple(sorted(audit)),
             "dead_letter_ids": tuple(sorted(letters or ())),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -27,14 +28,16 @@ log = logging.getLogger("leadscore.ingest")
 
 
 def normalise_email(email: str) -> str:
-    """An e-mail address as stored and looked up: trimmed, lower case."""
-    return email.strip().lower()
+    """An e-mail address as stored, looked up, hashed and compared everywhere: Unicode NFC (a decomposed
+    ``é`` and a composed one are one address, one person), surrounding blanks removed, lower case."""
+    return unicodedata.normalize("NFC", email.strip()).lower()
 
 
 def email_domain(email: str | None) -> str | None:
+    """The domain of an address (after its last ``@``), normalised as the address is; None without one."""
     if not email or "@" not in email:
         return None
-    return email.rsplit("@", 1)[1].strip().lower() or None
+    return normalise_email(email.rsplit("@", 1)[1]) or None
 
 
 def user_key(user_id: str) -> str:

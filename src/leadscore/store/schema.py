@@ -510,7 +510,8 @@ tracking_suppressions = Table(
     # the identity keys (``u:<userId>``, ``a:<anonymousId>``) of people erased with ``--suppress``: their
     # messages are dropped before anything is stored (Segment's "delete and suppress"). Peppered hashes only
     # (store/suppressions.py): nothing here names her. ``person`` groups one erasure's keys (its audit
-    # pseudonym), ``email_hash`` her address's hash, so ``privacy unsuppress`` lifts them all by any one
+    # pseudonym), ``email_hash`` her address's hash, so ``privacy unsuppress`` lifts them all by any one.
+    # Each of her addresses has a row of its own (key ``e:<address>``), matched by its ``email_hash``
     Column("key_hash", String(64), primary_key=True),
     Column("person", String(63), nullable=False, index=True),
     Column("email_hash", String(64), index=True),

@@ -1,32 +1,30 @@
 """Who must not come back, kept as peppered hashes: addresses that get no mail (an unsubscribe outlives
-an erasure), and the identity keys of people erased with ``--suppress``, whose messages are dropped.
+an erasure), and the identity keys and addresses of people erased with ``--suppress``, whose messages are
+dropped.
 
 The table holds HMAC-SHA256(pepper, normalised address), never the address: erasing a person leaves
 the row (nothing in it names her), and when the same address comes back (a re-import, an identify)
 its mail is still suppressed. ``tracking_suppressions`` holds the same hash of each identity key
-(``u:<userId>``, ``a:<anonymousId>``) of a person erased with ``--suppress``: the ingest paths drop a
-message naming one (``ingest.apply.unsuppressed``). The pepper is the server secret (``LEADSCORE_SUPPRESSION_SECRET``, else
-``LEADSCORE_SECRET_KEY``), so a copy of the database alone cannot confirm an address by guessing.
+(``u:<userId>``, ``a:<anonymousId>``) and of each address (a row keyed ``e:<address>``, matched by its
+``email_hash``) of a person erased with ``--suppress``: the ingest paths drop a message naming one of the
+keys or giving one of the addresses (``ingest.apply.suppressed_in``). Addresses are normalised by
+``store.people.normalise_email``, the one normalisation leads are stored and found by. The pepper is the
+server secret (``LEADSCORE_SUPPRESSION_SECRET``, else ``LEADSCORE_SECRET_KEY``), so a copy of the
+database alone cannot confirm an address by guessing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import unicodedata
 from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, Connection, Text, delete, or_, select
 
 from leadscore.store.id_lists import in_values
-from leadscore.store.people import anonymous_key, user_key
+from leadscore.store.people import anonymous_key, normalise_email, user_key
 from leadscore.store.schema import mail_suppressions, tracking_suppressions
 from leadscore.store.upsert import insert_ignore
-
-
-def normalise_email(email: str) -> str:
-    """The one spelling of an address that is hashed: NFC, surrounding blanks removed, lower case."""
-    return unicodedata.normalize("NFC", email.strip()).lower()
 
 
 def peppered(value: str, pepper: str) -> str:
@@ -52,18 +50,42 @@ def is_suppressed(conn: Connection, email: str, pepper: str) -> bool:
     return conn.execute(found).first() is not None
 
 
+def address_key(email: str) -> str:
+    """The name of an e-mail address among suppressed names: ``e:`` and the normalised address (apart
+    from every ``u:``/``a:`` identity key)."""
+    return "e:" + normalise_email(email)
+
+
 def suppress_keys(
-    conn: Connection, keys: Iterable[str], email: str | None, person: str, at_ms: int, pepper: str
-) -> int:
-    """Drop every later message naming one of the identity ``keys`` (``u:<userId>``, ``a:<anonymousId>``);
-    ``person`` (an erasure's pseudonym) and ``email`` let ``unsuppress_keys`` lift them together. Returns
-    the keys newly suppressed."""
+    conn: Connection,
+    keys: Iterable[str],
+    addresses: Iterable[str],
+    email: str | None,
+    person: str,
+    at_ms: int,
+    pepper: str,
+) -> tuple[int, int]:
+    """Drop every later message naming one of the identity ``keys`` (``u:<userId>``, ``a:<anonymousId>``)
+    or giving one of the e-mail ``addresses`` (each a row of its own: key ``e:<address>``, and the
+    address's ``email_hash``, which is what a message's address is matched by). ``person`` (an erasure's
+    pseudonym) and ``email`` (her lead's address, kept beside each key) let ``unsuppress_keys`` lift them
+    together. Returns (keys, addresses) newly suppressed: one suppressed already (by an earlier erasure)
+    stays that erasure's."""
     hashed = email_hash(email, pepper) if email else None
     rows = [
         {"key_hash": peppered(key, pepper), "person": person, "email_hash": hashed, "at_ms": at_ms}
         for key in sorted(set(keys))
     ]
-    return insert_ignore(conn, tracking_suppressions, rows, ["key_hash"]) if rows else 0
+    given = sorted({normalise_email(a) for a in addresses})
+    rows_of_addresses = [
+        {"key_hash": peppered(address_key(a), pepper), "person": person, "email_hash": email_hash(a, pepper),
+         "at_ms": at_ms}
+        for a in given
+    ]  # fmt: skip
+    added = insert_ignore(conn, tracking_suppressions, rows, ["key_hash"]) if rows else 0
+    if rows_of_addresses:
+        return added, insert_ignore(conn, tracking_suppressions, rows_of_addresses, ["key_hash"])
+    return added, 0
 
 
 def any_keys_suppressed(conn: Connection) -> bool:
@@ -71,17 +93,39 @@ def any_keys_suppressed(conn: Connection) -> bool:
     return conn.execute(select(tracking_suppressions.c.key_hash).limit(1)).first() is not None
 
 
-def suppressed_keys(conn: Connection, keys: Iterable[str], pepper: str) -> set[str]:
-    """Those of ``keys`` that are suppressed: one query for all of them."""
-    by_hash = {peppered(key, pepper): key for key in set(keys)}
-    if not by_hash:
-        return set()
+def suppressed_names(conn: Connection, names: Iterable[str], pepper: str) -> dict[str, str]:
+    """Those of ``names`` that are suppressed, each with the erasure (its pseudonym) that suppressed it, in
+    one query: an identity key (``u:``, ``a:``) by its ``key_hash``, an address (``address_key``, ``e:``)
+    by the ``email_hash`` of a row of the erasure (a row of an erasure before addresses had rows of their
+    own holds her lead's address there too)."""
+    keys: dict[str, str] = {}
+    emails: dict[str, str] = {}
+    for name in set(names):
+        if name.startswith("e:"):
+            emails[peppered(name[2:], pepper)] = name
+        else:
+            keys[peppered(name, pepper)] = name
+    if not keys and not emails:
+        return {}
+    table = tracking_suppressions
     found = conn.execute(
-        select(tracking_suppressions.c.key_hash).where(
-            in_values(tracking_suppressions.c.key_hash, by_hash, Text)
+        select(table.c.key_hash, table.c.email_hash, table.c.person).where(
+            or_(in_values(table.c.key_hash, keys, Text), in_values(table.c.email_hash, emails, Text))
         )
-    ).scalars()
-    return {by_hash[h] for h in found}
+    ).all()
+    hit = {keys[k]: person for k, _, person in found if k in keys}
+    hit.update({emails[e]: person for _, e, person in found if e in emails})
+    return hit
+
+
+def suppress_more(conn: Connection, keys: dict[str, str], at_ms: int, pepper: str) -> None:
+    """Suppress identity ``keys`` (key → the erasure's pseudonym) found to be hers after her erasure: a
+    message gave her address under them. ``unsuppress_keys`` lifts them with the erasure's others."""
+    rows = [
+        {"key_hash": peppered(key, pepper), "person": person, "email_hash": None, "at_ms": at_ms}
+        for key, person in sorted(keys.items())
+    ]
+    insert_ignore(conn, tracking_suppressions, rows, ["key_hash"])
 
 
 def unsuppress_keys(conn: Connection, ref: str, pepper: str) -> tuple[list[str], int]:

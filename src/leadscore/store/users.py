@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, func, select, update
 
 from leadscore.errors import NotFoundError, StoreError
+from leadscore.store.people import normalise_email
 from leadscore.store.schema import fits_id, login_attempts, sessions, users
 
 ROLES = ("admin", "marketing", "sales")
@@ -34,7 +35,7 @@ def _user(row: object) -> User:
 def add_user(conn: Connection, email: str, name: str, role: str, password_hash: str, now_ms: int) -> User:
     if role not in ROLES:
         raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    email = email.strip().lower()
+    email = normalise_email(email)
     if conn.execute(select(users.c.id).where(users.c.email == email)).first():
         raise StoreError(f"a user {email} already exists")
     new_id = conn.execute(
@@ -53,7 +54,7 @@ def get_user(conn: Connection, user_id: int) -> User:
 
 
 def find_user(conn: Connection, email: str) -> User | None:
-    row = conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
+    row = conn.execute(select(users).where(users.c.email == normalise_email(email))).first()
     return _user(row) if row else None
 
 
@@ -138,7 +139,7 @@ def drop_session(conn: Connection, token_hash: str) -> None:
 
 def record_attempt(conn: Connection, email: str, client: str, ok: bool, now_ms: int) -> None:
     conn.execute(
-        login_attempts.insert().values(email=email.strip().lower(), client=client, ok=ok, at_ms=now_ms)
+        login_attempts.insert().values(email=normalise_email(email), client=client, ok=ok, at_ms=now_ms)
     )
 
 
@@ -146,14 +147,14 @@ def hold_attempts(conn: Connection, email: str, client: str) -> None:
     """Make this transaction the only one signing in this e-mail from this client until it ends, so that
     concurrent attempts see each other's failures (SQLite's write transactions already queue)."""
     if conn.dialect.name == "postgresql":
-        key = f"{email.strip().lower()}\x1f{client}"
+        key = f"{normalise_email(email)}\x1f{client}"
         conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
 
 def pair_failures(conn: Connection, email: str, client: str, since_ms: int) -> tuple[int, int | None]:
     """Failed sign-ins for this e-mail from this client since ``since_ms`` and since the pair's last
     success: (how many, when the latest was)."""
-    email = email.strip().lower()
+    email = normalise_email(email)
     pair = (login_attempts.c.email == email, login_attempts.c.client == client)
     last_ok = (
         select(func.coalesce(func.max(login_attempts.c.at_ms), since_ms - 1))

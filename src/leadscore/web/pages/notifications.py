@@ -16,6 +16,7 @@ from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.audit import audit
 from leadscore.store.notifications import MAX_URL, NotificationSettings, read_settings, save_settings
+from leadscore.store.people import normalise_email
 from leadscore.store.users import User, find_user, get_user
 from leadscore.web.render import page
 from leadscore.web.security import LeadsReader, Viewer, WebDenied
@@ -28,7 +29,7 @@ SELLER_ROLE = "sales"  # whose settings a team's manager may change
 
 def _may_edit(request: Request, viewer: Viewer, user: User) -> bool:
     """The user themself, an admin, or the manager of a team in which the user is a seller."""
-    if viewer.role == "admin" or user.email == viewer.email.lower():
+    if viewer.role == "admin" or user.email == normalise_email(viewer.email):
         return True
     with state_of(request).store.connect() as conn:
         active = active_model(conn)
@@ -43,7 +44,9 @@ def _manages(lifecycle: Lifecycle, manager: str, user: User) -> bool:
     if user.role != SELLER_ROLE:
         return False
     teams = managed_teams(lifecycle, manager)
-    return any(s.email.lower() == user.email for t in lifecycle.teams if t.id in teams for s in t.sellers)
+    return any(
+        normalise_email(s.email) == user.email for t in lifecycle.teams if t.id in teams for s in t.sellers
+    )
 
 
 def _target(request: Request, viewer: Viewer, user_id: int | None) -> User:
@@ -74,7 +77,7 @@ def _form(
         "notifications.html",
         status=status,
         user=user,
-        own=user.email == viewer.email.lower(),
+        own=user.email == normalise_email(viewer.email),
         action=action,
         settings=found,
         hours=HOURS,
