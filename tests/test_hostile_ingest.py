@@ -9,6 +9,7 @@ hostile values anywhere in ordinary messages and batches (tests/hostile_strategi
 from __future__ import annotations
 
 import base64
+import gzip
 import itertools
 import time
 from collections.abc import Iterator
@@ -543,3 +544,33 @@ def test_a_refused_posthog_event_is_told_the_field_it_sent(live: Live) -> None:
     with live.store.connect() as conn:
         stored = set(stored_message_ids(conn))
     assert {f"ph-{n}-{side}" for n in range(len(POSTHOG_REFUSED)) for side in (0, 1)} <= stored
+
+
+def test_a_posthog_request_of_more_events_than_any_client_sends_is_refused_whole(live: Live) -> None:
+    """8 KB of gzip inflates to 8 MiB of ``{}``: 2.7 million PostHog events, each refused with its own
+    error and traceback kept until the answer (3.4 GB and 41 CPU-s on the event loop, every other request
+    waiting). A request is at most ``MAX_EVENTS`` events (posthog-python sends 100, posthog-node 20 a
+    request): one more is answered 413 before any event is read; that many are read as ever."""
+    key = base64.b64decode(live.write["Authorization"].split()[1]).decode().rstrip(":")
+
+    def batch(n: int, uuid: str) -> bytes:
+        events = [{}] * (n - 1) + [{"event": "Probe", "distinct_id": "ph-many", "uuid": uuid}]
+        return gzip.compress(orjson.dumps({"api_key": key, "batch": events}))
+
+    headers = {**live.write, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    over = live.client.post("/batch/", content=batch(10_001, "many-over"), headers=headers)
+    answer = check_answer(over)
+    assert (over.status_code, answer["error"]) == (
+        413,
+        "10,001 events in one request; at most 10,000 are allowed: send them in several requests",
+    )
+    at = live.client.post("/batch/", content=batch(10_000, "many-at"), headers=headers)
+    answer = check_answer(at, 10_000)
+    assert (answer["accepted"], answer["rejected_count"]) == (1, 9_999)
+    assert answer["rejected"][0] == {
+        "index": 0, "messageId": None, "field": "batch[0].event", "message": "a PostHog event needs 'event'"
+    }  # fmt: skip
+    assert_scoring_lives(live)
+    with live.store.connect() as conn:
+        stored = stored_message_ids(conn)
+    assert "many-at" in stored and "many-over" not in stored
