@@ -9,6 +9,7 @@ hostile values anywhere in ordinary messages and batches (tests/hostile_strategi
 from __future__ import annotations
 
 import base64
+import gzip
 import itertools
 import time
 from collections.abc import Iterator
@@ -42,6 +43,17 @@ engagement:
     name: Probe
     event: {type: track, name: Probe}
     points: 10
+  - id: aged
+    name: Aged
+    event: {type: track, name: Aged}
+    points: 10
+    half_life: 7d
+  - id: aged_once
+    name: Aged once
+    kind: once
+    event: {type: track, name: Aged}
+    points: 10
+    half_life: 1h
 scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
 """
 LIVENESS_S = 2.0
@@ -543,3 +555,58 @@ def test_a_refused_posthog_event_is_told_the_field_it_sent(live: Live) -> None:
     with live.store.connect() as conn:
         stored = set(stored_message_ids(conn))
     assert {f"ph-{n}-{side}" for n in range(len(POSTHOG_REFUSED)) for side in (0, 1)} <= stored
+
+
+def test_a_posthog_request_of_more_events_than_any_client_sends_is_refused_whole(live: Live) -> None:
+    """8 KB of gzip inflates to 8 MiB of ``{}``: 2.7 million PostHog events, each refused with its own
+    error and traceback kept until the answer (3.4 GB and 41 CPU-s on the event loop, every other request
+    waiting). A request is at most ``MAX_EVENTS`` events (posthog-python sends 100, posthog-node 20 a
+    request): one more is answered 413 before any event is read; that many are read as ever."""
+    key = base64.b64decode(live.write["Authorization"].split()[1]).decode().rstrip(":")
+
+    def batch(n: int, uuid: str) -> bytes:
+        events = [{}] * (n - 1) + [{"event": "Probe", "distinct_id": "ph-many", "uuid": uuid}]
+        return gzip.compress(orjson.dumps({"api_key": key, "batch": events}))
+
+    headers = {**live.write, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    over = live.client.post("/batch/", content=batch(10_001, "many-over"), headers=headers)
+    answer = check_answer(over)
+    assert (over.status_code, answer["error"]) == (
+        413,
+        "10,001 events in one request; at most 10,000 are allowed: send them in several requests",
+    )
+    at = live.client.post("/batch/", content=batch(10_000, "many-at"), headers=headers)
+    answer = check_answer(at, 10_000)
+    assert (answer["accepted"], answer["rejected_count"]) == (1, 9_999)
+    assert answer["rejected"][0] == {
+        "index": 0, "messageId": None, "field": "batch[0].event", "message": "a PostHog event needs 'event'"
+    }  # fmt: skip
+    assert_scoring_lives(live)
+    with live.store.connect() as conn:
+        stored = stored_message_ids(conn)
+    assert "many-at" in stored and "many-over" not in stored
+
+
+def test_an_event_thousands_of_half_lives_old_is_scored_on_both_stores(live: Live) -> None:
+    """An event of 1970 (any sender may date one so) under a rule with a 7-day half-life is 2,920
+    half-lives old (under the ``once`` rule's hour, 498,000): 0.5 ** 2920 is below the smallest double, and PostgreSQL's ``power`` raises "value out
+    of range: underflow" where SQLite's gives 0, so the event became a dead letter there, and any lead
+    with an event of 1,075 half-lives (20.6 years here; 45 days under ``half_life: 1h``) could no longer
+    be rescored. Beyond 1,000 half-lives an event keeps the weight 2**-1000 on every engine: nothing at
+    six decimals."""
+    for n, stamp in enumerate(("1970-01-02T00:00:00Z", "2004-01-01T00:00:00Z")):
+        old = {"userId": "aged", "event": "Aged", "messageId": f"aged-{n}", "timestamp": stamp}
+        assert send(live, "/v1/track", orjson.dumps(old)).status_code == 200
+    probe = {"userId": "aged", "event": "Probe", "messageId": "aged-probe"}
+    assert send(live, "/v1/track", orjson.dumps(probe)).status_code == 200
+    assert_scoring_lives(live)
+    deadline = time.monotonic() + 10
+    while (answer := live.client.get("/v1/leads/aged", headers=live.read)).status_code != 200 or not (
+        answer.json()["score"] or {}
+    ).get("score"):
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.05)
+    assert answer.json()["score"]["score"] == 10  # the Probe's 10; the aged events' weights are nothing
+    assert live.app.state.leadscore.processor.stats.dead_letters == 0
+    with live.store.connect() as conn:
+        assert {"aged-0", "aged-1", "aged-probe"} <= stored_message_ids(conn)

@@ -45,6 +45,11 @@ CAPTURE_PATHS = ("/batch/", "/e/", "/i/v0/e/", "/capture/")
 # So not the Segment batch limit (max_batch_bytes, 500 KB, which Segment's libraries keep under): 100
 # events of 6.4 KB each came to 641 KB, and all 100 were lost
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# events in one request: posthog-python sends 100 (``flush_at``), posthog-node 20 (at most 100), posthog-js
+# those of a few seconds. 8 MiB of ``{}`` is 2.7 million events, each refused with its own error: 3.4 GB
+# and 41 CPU-seconds of the event loop for one request whose gzip is 8 KB; 10,000 cost what a Segment
+# batch of its 500 KB can
+MAX_EVENTS = 10_000
 # the client's send time in epoch ms, in the query: posthog-js' "query" mode, and ``_`` of its older builds
 SENT_AT_PARAMS = ("sent_at", "_")
 PLAUSIBLE_MS = 366 * 86_400_000  # a query's send time further than this from the arrival is not one
@@ -156,13 +161,19 @@ async def capture(request: Request) -> Response:
         events = events_of(body)
     except MessageError as exc:
         raise ApiError(400, str(exc)) from None
+    if len(events) > MAX_EVENTS:
+        raise ApiError(
+            413,
+            f"{len(events):,} events in one request; at most {MAX_EVENTS:,} are allowed:"
+            " send them in several requests",
+        )
     sent_at = _sent_at(request, body)
     numbered: list[tuple[int, Any, list[Any] | MessageError]] = []
     for index, event in enumerate(events):
         try:
             numbered.append((index, event, to_segment(event, sent_at)))
-        except MessageError as exc:
-            numbered.append((index, event, exc))
+        except MessageError as exc:  # kept without its traceback (the frames and the event they hold)
+            numbered.append((index, event, exc.with_traceback(None)))
     # source "posthog": a product analytics client's events (web.data.product reads them as product usage)
     # a refusal names the event by its uuid, the id its client gave it
     received = int(time.time() * 1000)

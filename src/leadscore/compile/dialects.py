@@ -534,8 +534,17 @@ def _quantized_sqlite(element: Quantized, compiler: Any, **kw: Any) -> str:
     return f"(CAST({shifted} AS INTEGER) / {unit})"
 
 
+# Half-lives after which an event's weight stops decreasing: 0.5 ** 1075 is below the smallest double,
+# and PostgreSQL's ``power`` (as its ``*``) raises "value out of range: underflow" where SQLite, DuckDB and
+# Spark give 0, so an event of 1970 under a 7-day half-life (any sender may date one so) failed every
+# rescoring of its lead there. 2**-1000 times any rule's points is nothing at a score's six decimals (and a
+# PostgreSQL sum's fixed point rounds it to 0), and times points of at least 2**-74 still a normal double
+DECAY_HALF_LIVES = 1000
+
+
 class HalfLifeDecay(FunctionElement[float]):
-    """0.5 ** (age_ms / half_life_ms): the weight of an event ``age_ms`` old."""
+    """0.5 ** (age_ms / half_life_ms): the weight of an event ``age_ms`` old, at least
+    0.5 ** ``DECAY_HALF_LIVES`` (on every engine alike)."""
 
     type = Float()
     inherit_cache = True
@@ -545,13 +554,15 @@ class HalfLifeDecay(FunctionElement[float]):
 @compiles(HalfLifeDecay)
 def _decay(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
     age, half_life = (compiler.process(c, **kw) for c in element.clauses)
-    return f"power(0.5, ({age}) / {half_life})"
+    # SQLite's two-argument min() is the least of its arguments
+    return f"power(0.5, min(({age}) / {half_life}, {DECAY_HALF_LIVES}.0))"
 
 
 @compiles(HalfLifeDecay, "postgresql")
 def _decay_pg(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
     age, half_life = (compiler.process(c, **kw) for c in element.clauses)
-    return f"power(CAST(0.5 AS DOUBLE PRECISION), CAST(({age}) AS DOUBLE PRECISION) / {half_life})"
+    exponent = f"CAST(({age}) AS DOUBLE PRECISION) / {half_life}"
+    return f"power(CAST(0.5 AS DOUBLE PRECISION), LEAST({exponent}, CAST({DECAY_HALF_LIVES} AS DOUBLE PRECISION)))"
 
 
 # Fixed-point unit of PostgreSQL's exact sums: 2^-40 (about 9.1e-13). A term is at most MAX_POINTS

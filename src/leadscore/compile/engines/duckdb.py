@@ -16,6 +16,7 @@ from sqlalchemy.sql import compiler as sql_compiler
 from leadscore.compile.dialects import (
     CAPABILITIES,
     DAY_MS,
+    DECAY_HALF_LIVES,
     DayNumber,
     HalfLifeDecay,
     JsonBool,
@@ -147,7 +148,7 @@ def _regex(element: RegexI, compiler: Any, **kw: Any) -> str:
 @compiles(HalfLifeDecay, "duckdb")
 def _decay(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
     age, half_life = (compiler.process(c, **kw) for c in element.clauses)
-    return f"power(CAST(0.5 AS DOUBLE), CAST(({age}) AS DOUBLE) / {half_life})"
+    return f"power(CAST(0.5 AS DOUBLE), least(CAST(({age}) AS DOUBLE) / {half_life}, {DECAY_HALF_LIVES}.0))"
 
 
 @compiles(DayNumber, "duckdb")

@@ -27,6 +27,7 @@ from sqlalchemy.sql import compiler as sql_compiler
 from leadscore.compile.dialects import (
     CAPABILITIES,
     DAY_MS,
+    DECAY_HALF_LIVES,
     DayNumber,
     HalfLifeDecay,
     JsonBool,
@@ -170,7 +171,7 @@ def _regex(element: RegexI, compiler: Any, **kw: Any) -> str:
 @compiles(HalfLifeDecay, "spark")
 def _decay(element: HalfLifeDecay, compiler: Any, **kw: Any) -> str:
     age, half_life = (compiler.process(c, **kw) for c in element.clauses)
-    return f"power(0.5D, CAST(({age}) AS DOUBLE) / {half_life})"
+    return f"power(0.5D, least(CAST(({age}) AS DOUBLE) / {half_life}, {DECAY_HALF_LIVES}.0D))"
 
 
 @compiles(DayNumber, "spark")
