@@ -22,12 +22,19 @@ a lead's score is always of one version, and no reader sees a version half publi
 Which leads changed since the snapshot: every writer of a lead's inputs (the processor, imports, merges,
 the clock, erasure) rescores it in the same transaction with the active models, so its current score
 rows change (read here by lead, score and the version, time and moment of each); leads created or deleted
-meanwhile; and the leads of events appended after the snapshot's newest one (the processor appends events
-without scoring them while no model is active at all). A writer that commits after step 3 reads the new
-version as the active one. On PostgreSQL an event id is taken before its transaction commits, so an event
-committed after the snapshot may have an id below the snapshot's newest: the event watermark misses it,
-and only the score rows show its lead (always, but while no model at all is active: a first publication
-racing the processor, whose lead keeps the score computed without that event until its next one).
+meanwhile; and the leads of events appended after the snapshot's newest settled one (the processor appends
+events without scoring them while no model is active at all, and a backfill's chunks before its rescore
+pass). A writer that commits after step 3 reads the new version as the active one.
+
+Settled: on PostgreSQL an event's id is taken when it is inserted, not when its transaction commits, so an
+event committed after a snapshot may have an id below the snapshot's newest one, and "the events after the
+newest one" would miss it (a first publication racing the processor: the lead kept the score computed
+without that event until its next one). So every transaction that appends events shares the models lock
+from before it takes an id until it ends (``event_log.append_events``), and before each of steps 1 and 2
+the publication takes that lock alone for a moment (``_settled_events``): no append is under way then, so
+every id up to the newest is committed or never will be, and the snapshot taken after it sees them all;
+an event committed later has a larger id. Appenders wait for that moment as they wait for the save (for
+the batches under way to end). SQLite has one writer at a time: its ids come in commit order.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from leadscore.scoring.due import schedule
 from leadscore.scoring.run import Active, now_ms, score_everyone, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.model_versions import ModelVersion, activate, get_version
+from leadscore.store.model_versions import ModelVersion, activate, get_version, take_models
 from leadscore.store.results import append_history
 from leadscore.store.schema import events, identities, leads, scores
 from leadscore.store.score_names import list_scores
@@ -60,15 +67,19 @@ ScoreState = dict[tuple[int, str], tuple[Any, ...]]
 @dataclass(frozen=True)
 class _Watermark:
     """What other writers change, as the snapshot saw it: each current score row's version, as-of time
-    and moment of scoring, the leads, and the newest event."""
+    and moment of scoring, the leads, and the newest event (on PostgreSQL the newest settled one: the
+    module's docstring)."""
 
     scores: ScoreState
     leads: frozenset[int]
     newest_event: int
 
     @classmethod
-    def read(cls, conn: Connection) -> _Watermark:
-        return cls(_score_state(conn), frozenset(_lead_ids(conn)), _newest_event(conn))
+    def read(cls, conn: Connection, settled: int | None = None) -> _Watermark:
+        """As the caller's transaction sees it, with ``settled`` (``_settled_events``) as the newest event
+        when given, else its own newest."""
+        newest = settled if settled is not None else _newest_event(conn)
+        return cls(_score_state(conn), frozenset(_lead_ids(conn)), newest)
 
     def changed(self, conn: Connection, now: _Watermark) -> tuple[set[int], set[int]]:
         """(leads changed or created, leads deleted) between this watermark and ``now``, read in the
@@ -97,6 +108,17 @@ def _lead_ids(conn: Connection) -> list[int]:
 
 def _newest_event(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
+
+
+def _settled_events(store: Store) -> int | None:
+    """PostgreSQL: the newest event id once no transaction appending events is under way (the models lock
+    taken alone, and let go at once), so that every id up to it is committed or never will be: a snapshot
+    taken afterwards sees them all (the module's docstring). SQLite: None, a snapshot's newest is settled."""
+    if store.dialect != "postgresql":
+        return None
+    with store.begin() as conn:
+        take_models(conn)
+        return _newest_event(conn)
 
 
 def _leads_of_events_after(conn: Connection, event_id: int) -> set[int]:
@@ -138,15 +160,17 @@ def activate_version(
     at = as_of or stamp
     cause = f"{action} {stored.label}"
     sources = store.sources()
+    settled = _settled_events(store)
     with store.connect() as conn:
         _one_snapshot(conn)
-        computed = _compute(conn, active.model, sources, stored, at, stamp, cause)
+        computed = _compute(conn, active.model, sources, stored, at, stamp, cause, settled)
         conn.rollback()
     # what changed during the computation (an ingest's leads), caught up still without the lock: the save
     # then rescores only what changes during this pass, with statements already compiled
+    settled = _settled_events(store)
     with store.connect() as conn:
         _one_snapshot(conn)
-        computed = _caught_up(conn, active.model, sources, stored, computed, at, stamp, cause)
+        computed = _caught_up(conn, active.model, sources, stored, computed, at, stamp, cause, settled)
         conn.rollback()
     if before_save is not None:
         before_save()
@@ -175,8 +199,9 @@ def _compute(
     at: int,
     stamp: int,
     cause: str,
+    settled: int | None = None,
 ) -> _Computed:
-    seen = _Watermark.read(conn)
+    seen = _Watermark.read(conn, settled)
     (ledgers,) = score_everyone(conn, [model], sources, at)
     name = version.score_name
     due = schedule(conn, model, sources, ledgers, name)
@@ -198,10 +223,12 @@ def _caught_up(
     at: int,
     stamp: int,
     cause: str,
+    settled: int | None = None,
 ) -> _Computed:
     """``computed`` with the leads changed since its watermark scored again (usually none or a few), those
-    deleted left out, and the watermark as of the caller's transaction."""
-    now = _Watermark.read(conn)
+    deleted left out, and the watermark as of the caller's transaction (its newest event ``settled`` when
+    given: ``_settled_events``)."""
+    now = _Watermark.read(conn, settled)
     changed, gone = computed.seen.changed(conn, now)
     if not changed and not gone:
         return _Computed(computed.ledgers, computed.due, computed.history_rows, now)

@@ -24,6 +24,7 @@ from sqlalchemy import text as sql_text
 
 from leadscore.store.bulk import sqlite_insert
 from leadscore.store.id_lists import in_list
+from leadscore.store.model_versions import share_models
 from leadscore.store.schema import events, identities, inbox, leads
 
 EVENT_FIELDS = (
@@ -130,6 +131,10 @@ def append_events(conn: Connection, rows: Sequence[dict[str, Any]], *, unknown: 
     for row in rows:
         first.setdefault(row["message_id"], row)
     if conn.dialect.name == "postgresql":
+        # before an id is taken, until the transaction ends: an event's id is taken when it is inserted,
+        # not when it commits, so a publication waits for the appenders under way to read which ids are
+        # settled (``scoring/publication.py``); a statement per call, not per event
+        share_models(conn)
         inserted: set[str] = set()
         # in message id order: two processors inserting overlapping ids wait for each other, never deadlock
         unique = sorted(first.values(), key=lambda row: str(row["message_id"]))
