@@ -27,12 +27,19 @@ always of one version, and no reader sees a version half published.
 Which leads changed since the snapshot: every writer of a lead's inputs (the processor, imports, merges,
 the clock, erasure) rescores it in the same transaction with the active models, so its current score
 rows change (read here by lead, score and the version, time and moment of each); leads created or deleted
-meanwhile; and the leads of events appended after the snapshot's newest one (the processor appends events
-without scoring them while no model is active at all). A writer that commits after step 3 reads the new
-version as the active one. On PostgreSQL an event id is taken before its transaction commits, so an event
-committed after the snapshot may have an id below the snapshot's newest: the event watermark misses it,
-and only the score rows show its lead (always, but while no model at all is active: a first publication
-racing the processor, whose lead keeps the score computed without that event until its next one).
+meanwhile; and the leads of events appended after the snapshot's newest settled one (the processor appends
+events without scoring them while no model is active at all, and a backfill's chunks before its rescore
+pass). A writer that commits after step 3 reads the new version as the active one.
+
+Settled: on PostgreSQL an event's id is taken when it is inserted, not when its transaction commits, so an
+event committed after a snapshot may have an id below the snapshot's newest one, and "the events after the
+newest one" would miss it (a first publication racing the processor: the lead kept the score computed
+without that event until its next one). So every transaction that appends events shares the models lock
+from before it takes an id until it ends (``event_log.append_events``), and before each of steps 1 and 2
+the publication takes that lock alone for a moment (``_settled_events``): no append is under way then, so
+every id up to the newest is committed or never will be, and the snapshot taken after it sees them all;
+an event committed later has a larger id. Appenders wait for that moment as they wait for the save (for
+the batches under way to end). SQLite has one writer at a time: its ids come in commit order.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from leadscore.scoring.due import schedule
 from leadscore.scoring.run import Active, now_ms, score_everyone, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.model_versions import ModelVersion, activate, get_version
+from leadscore.store.model_versions import ModelVersion, activate, get_version, take_models
 from leadscore.store.results import append_history
 from leadscore.store.schema import events, identities, leads, scores
 from leadscore.store.score_names import list_scores
@@ -67,15 +74,19 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class _Watermark:
     """What other writers change, as the snapshot saw it: each current score row's version, as-of time
-    and moment of scoring, the leads, and the newest event."""
+    and moment of scoring, the leads, and the newest event (on PostgreSQL the newest settled one: the
+    module's docstring)."""
 
     scores: ScoreState
     leads: frozenset[int]
     newest_event: int
 
     @classmethod
-    def read(cls, conn: Connection) -> _Watermark:
-        return cls(_score_state(conn), frozenset(_lead_ids(conn)), _newest_event(conn))
+    def read(cls, conn: Connection, settled: int | None = None) -> _Watermark:
+        """As the caller's transaction sees it, with ``settled`` (``_settled_events``) as the newest event
+        when given, else its own newest."""
+        newest = settled if settled is not None else _newest_event(conn)
+        return cls(_score_state(conn), frozenset(_lead_ids(conn)), newest)
 
     def changed(self, conn: Connection, now: _Watermark) -> tuple[set[int], set[int]]:
         """(leads changed or created, leads deleted) between this watermark and ``now``, read in the
@@ -104,6 +115,17 @@ def _lead_ids(conn: Connection) -> list[int]:
 
 def _newest_event(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
+
+
+def _settled_events(store: Store) -> int | None:
+    """PostgreSQL: the newest event id once no transaction appending events is under way (the models lock
+    taken alone, and let go at once), so that every id up to it is committed or never will be: a snapshot
+    taken afterwards sees them all (the module's docstring). SQLite: None, a snapshot's newest is settled."""
+    if store.dialect != "postgresql":
+        return None
+    with store.begin() as conn:
+        take_models(conn)
+        return _newest_event(conn)
 
 
 def _leads_of_events_after(conn: Connection, event_id: int) -> set[int]:
@@ -166,17 +188,19 @@ def run_pass(store: Store, work: Pass[T], *, before_save: Callable[[], None] | N
     """Run ``work`` in three steps: compute and catch up on read snapshots without a lock, then save in
     one short write transaction (the module's docstring). ``before_save`` runs just before the save (a
     test's concurrent writer)."""
+    settled = _settled_events(store)
     with store.connect() as conn:
         _one_snapshot(conn)
-        seen = _Watermark.read(conn)
+        seen = _Watermark.read(conn, settled)
         work.prepare(conn)
         scored = work.score(conn, None)
         conn.rollback()
     # what changed during the computation (an ingest's leads), caught up still without the lock: the save
     # then rescores only what changes during this pass, with statements already compiled
+    settled = _settled_events(store)
     with store.connect() as conn:
         _one_snapshot(conn)
-        scored, seen = _caught_up(conn, work, scored, seen)
+        scored, seen = _caught_up(conn, work, scored, seen, settled)
         conn.rollback()
     if before_save is not None:
         before_save()
@@ -196,11 +220,12 @@ def _one_snapshot(conn: Connection) -> None:
 
 
 def _caught_up(
-    conn: Connection, work: Pass[Any], scored: Scored, seen: _Watermark
+    conn: Connection, work: Pass[Any], scored: Scored, seen: _Watermark, settled: int | None = None
 ) -> tuple[Scored, _Watermark]:
     """``scored`` with the leads changed since ``seen`` scored again (usually none or a few), those
-    deleted left out, and the watermark as of the caller's transaction."""
-    now = _Watermark.read(conn)
+    deleted left out, and the watermark as of the caller's transaction (its newest event ``settled`` when
+    given: ``_settled_events``)."""
+    now = _Watermark.read(conn, settled)
     changed, gone = seen.changed(conn, now)
     if not changed and not gone:
         return scored, now

@@ -24,6 +24,7 @@ from sqlalchemy import text as sql_text
 
 from leadscore.store.bulk import sqlite_insert
 from leadscore.store.id_lists import in_list
+from leadscore.store.model_versions import SHARE_MODELS
 from leadscore.store.schema import events, identities, inbox, leads
 
 EVENT_FIELDS = (
@@ -48,10 +49,16 @@ PG_TYPES = ("text",) * 10 + ("jsonb", "jsonb", "bigint", "bigint", "text")
 PG_CHUNK = 5000
 # SQLite takes a group's rows in multi-row INSERTs (``store/bulk.py``'s ``sqlite_insert``)
 # the arrays go in binary (``%b``): as text, psycopg quotes and escapes every element of the JSON columns
-# through a regular expression in Python (measured: 31x the CPU time of the binary form, 5,000 contexts)
+# through a regular expression in Python (measured: 31x the CPU time of the binary form, 5,000 contexts).
+# The models lock is shared before an event id is taken (a one-time filter, evaluated before the first row)
+# and until the transaction ends: an id is taken at the insert, not at the commit, so a publication takes
+# that lock alone for a moment to know that every id up to the newest is committed or never will be
+# (``scoring/publication.py``). In the statement, not a round trip of its own: the processor's batch
+# shares it again to save its scores (``share_models``), as before.
 PG_INSERT = (
     f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) "
     f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in PG_TYPES)}) "
+    f"WHERE (SELECT true FROM (SELECT {SHARE_MODELS}) AS shared) "
     "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
 )
 _KNOWN = select(events.c.message_id).where(in_list(events.c.message_id, "ids", Text))

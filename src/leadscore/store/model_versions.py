@@ -19,7 +19,10 @@ from leadscore.store.score_names import DEFAULT, PRIMARY_NAME, ensure_score, nam
 # activation takes it alone: a key of the schema's two-integer space, above the inbox partitions'
 # (``store/event_log.py``: PART_LOCK + partition, 1000-1015) and the processors' slots below them.
 MODELS_LOCK = 2000
-_SHARE_MODELS = text(f"SELECT pg_advisory_xact_lock_shared(hashtext(current_schema()), {MODELS_LOCK})")
+# the shared lock as an expression, for a statement that must hold it before it does anything else (the
+# event log's insert: ``store/event_log.py``)
+SHARE_MODELS = f"pg_advisory_xact_lock_shared(hashtext(current_schema()), {MODELS_LOCK})"
+_SHARE_MODELS = text(f"SELECT {SHARE_MODELS}")
 _TAKE_MODELS = text(f"SELECT pg_advisory_xact_lock(hashtext(current_schema()), {MODELS_LOCK})")
 
 
