@@ -311,6 +311,8 @@ def test_every_combination_selects_the_hand_counted_leads(population: Served) ->
                 assert leadlist.matrix(conn, f) == _matrix(spec), spec
             checked += 1
         for spec in combos(RANGES):
+            if None not in (spec["min_score"], spec["max_score"]) and spec["min_score"] > spec["max_score"]:
+                continue  # refused (test_the_filter_is_validated_data)
             f = LeadFilter(**spec)
             assert leadlist.count(conn, f) == len(expected_ids(spec)), spec
             assert {
