@@ -17,7 +17,7 @@ from leadscore.lifecycle.runner import run_round
 from leadscore.scoring.pipeline import publish
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.schema import leads, stage_history
+from leadscore.store.schema import audit_log, leads, stage_history
 from leadscore.web.data import remembered as remembered_module
 from leadscore.web.data.remembered import SIZE, Pending, forget, in_child, remembered, remembered_within
 from lifecycle_model import DAY, T0, model, person, send, settings
@@ -326,3 +326,40 @@ def test_the_review_in_a_worker_process_is_the_one_computed_here(tmp_path: Path)
         assert here.startswith(("Review(", "NotEnoughDataError", "LeadscoreError", "ValueError")), here[:200]
     finally:
         store.dispose()
+
+
+def test_a_row_committed_after_one_with_a_larger_id_is_seen(store: Store) -> None:
+    """PostgreSQL takes an id when a row is inserted, not when it commits: a writer that inserted first
+    may commit after one that inserted later, so "the largest id" alone stayed the same while a row came
+    into view, and the report computed before it was served again (stale). SQLite's writers are serial
+    (its ids come in commit order): there the late writer cannot be held open beside another, and the
+    test checks the plain order."""
+    forget()
+
+    def audited() -> int:
+        with store.connect() as conn:
+
+            def compute() -> int:
+                return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())
+
+            return remembered(conn, (), "audited", compute)
+
+    if store.dialect != "postgresql":
+        with store.begin() as conn:
+            audit(conn, T0, "test", "first", "a")
+        assert audited() == 1
+        with store.begin() as conn:
+            audit(conn, T0, "test", "second", "b")
+        assert audited() == 2
+        return
+    early = store.engine.connect()
+    try:
+        early.begin()
+        audit(early, T0, "test", "early", "a")  # id 1 taken, not committed
+        with store.begin() as conn:
+            audit(conn, T0, "test", "late", "b")  # id 2, committed
+        assert audited() == 1  # the late row alone is in view
+        early.commit()
+    finally:
+        early.close()
+    assert audited() == 2  # both: not the result of the state before the early row came into view

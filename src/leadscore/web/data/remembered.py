@@ -10,6 +10,11 @@ fingerprint of each table it reads, read in O(1) through indexes:
 - leads and accounts are updated in place, and every update stamps ``updated_ms`` with its time, so their
   largest ``updated_ms`` (and largest id) changes with every write (``ix_leads_updated_ms``).
 
+On PostgreSQL an id is taken when a row is inserted, not when it commits: a writer that inserted first
+may commit after one that inserted later, and the largest id stays the same while its row comes into view.
+So there the fingerprint also names the transactions under way that write one of the tables (they hold its
+row-exclusive lock until they end: ``pg_locks``); once one ends, the fingerprint changes.
+
 So a remembered result is the one a fresh computation would give: nothing is served stale, it is only
 computed once per state. The numbers keep their one definition (``lifecycle.reports``, ``learn``): this
 module only decides when to call it again.
@@ -27,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, literal_column, select
 
 from leadscore.children import child_init
 from leadscore.store.schema import (
@@ -63,10 +68,25 @@ def _shelf(name: str) -> OrderedDict[Hashable, Any]:
     return _shelves.setdefault(name, OrderedDict())
 
 
+def _writers(tables: tuple[Table, ...]) -> Any:
+    """PostgreSQL: the transactions under way that write one of ``tables`` (each table's row-exclusive
+    lock, held to the transaction's end), as one text; NULL when none (the module's docstring)."""
+    names = ", ".join(f"to_regclass('{t.name}')" for t in tables)
+    return literal_column(
+        "(SELECT string_agg(l.relation::text || ':' || l.virtualtransaction, ','"
+        " ORDER BY l.relation::text || ':' || l.virtualtransaction) FROM pg_locks AS l"
+        " WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock'"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        f" AND l.relation IN ({names}))"
+    )
+
+
 def fingerprint(conn: Connection, tables: tuple[Table, ...]) -> tuple[Any, ...]:
     """The state of ``tables`` as one row: each one's largest id (and largest update stamp), and the
     audit log's largest id (erasure and retention, the only deletions, are audited)."""
     columns: list[Any] = [select(func.max(audit_log.c.id)).scalar_subquery()]
+    if conn.dialect.name == "postgresql":
+        columns.append(_writers((audit_log, *tables)))
     for table in tables:
         first = next(iter(table.primary_key.columns))
         columns.append(select(func.max(first)).scalar_subquery())
