@@ -7,11 +7,12 @@ of it."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from leadscore.ingest.apply import event_row
 from leadscore.ingest.committer import GroupCommitter
@@ -21,6 +22,7 @@ from leadscore.scoring import run
 from leadscore.scoring.pipeline import activate_version, ingest, publish, rescore_all
 from leadscore.scoring.shadow import publish_shadow
 from leadscore.store import Store
+from leadscore.store.event_log import enqueue
 from leadscore.store.model_versions import active_version, share_models
 from leadscore.store.schema import leads, scores, shadow_scores
 
@@ -254,3 +256,72 @@ def test_writers_go_through_while_a_shadow_is_published_and_what_they_wrote_coun
     assert _saved(store, shadow_scores) == {"a": (shadow.id, 100.0), "b": (shadow.id, 0.0)}
     assert _saved(store) == {"a": (active.id, 50.0), "b": (active.id, 0.0)}
     assert count == 2
+
+
+@pytest.mark.parametrize("work", ["rescore", "shadow"])
+def test_a_processor_batch_committing_during_the_save_of_a_full_rescoring_counts(
+    store: Store, monkeypatch: pytest.MonkeyPatch, work: str
+) -> None:
+    """``rescore_all`` (or a shadow's publication) has scored everyone, a without her Demo, when a processor
+    batch scores a's Demo; the batch has not committed when the rescoring saves. The save waits for the
+    batches under way and then scores the leads they changed, as a publication's save does: a (0 fit + 10
+    of 10 engagement points) = (0 + 100) / 2 = 50, b 0; with LISTED in shadow a (100 + 100) / 2 = 100, b 0.
+    Before, on PostgreSQL, the rescoring's save shared the models lock with the batch and failed once the
+    batch committed ("duplicate key" on a's score row), and the shadow's took no lock and saved a's shadow
+    score without her Demo (50).
+
+    SQLite has one writer at a time: the batch commits before the save (the only order SQLite allows),
+    and the test passes trivially there."""
+    from leadscore.scoring import pipeline, processor, shadow
+
+    ingest(store, [_identify("a", "a.example"), _identify("b", "b.example")], source="test")
+    active, _ = publish(store, loads_model(BEFORE))
+    with store.begin() as conn:
+        enqueue(conn, [event_row(_demo("a"), "api")])
+    held, go, pid = threading.Event(), threading.Event(), []
+    batch = threading.Thread(target=processor.process_pending, args=(store,))
+    module = pipeline if work == "rescore" else shadow
+    real_release, real_pass = processor.release, module.run_pass
+
+    def holding(conn: Any, claimed: Any) -> Any:  # the batch, a's Demo scored, just before it commits
+        if conn.dialect.name == "postgresql":
+            pid.append(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+            held.set()
+            assert go.wait(30), "the save never came"
+        return real_release(conn, claimed)
+
+    def batch_before_save() -> None:
+        batch.start()
+        if store.dialect == "postgresql":
+            assert held.wait(30), "the processor's batch never scored a's Demo"
+            threading.Thread(target=_let_go_once_waited_for, args=(store, pid[0], go), daemon=True).start()
+        else:
+            batch.join(30)
+
+    def passing(store_: Store, work: Any, *, before_save: Any = None) -> Any:
+        return real_pass(store_, work, before_save=batch_before_save)
+
+    monkeypatch.setattr(processor, "release", holding)
+    monkeypatch.setattr(module, "run_pass", passing)
+    if work == "rescore":
+        rescore_all(store)
+    else:
+        candidate, _ = publish_shadow(store, loads_model(LISTED))
+    go.set()
+    batch.join(30)
+    assert not batch.is_alive()
+    assert _saved(store) == {"a": (active.id, 50.0), "b": (active.id, 0.0)}
+    if work == "shadow":
+        assert _saved(store, shadow_scores) == {"a": (candidate.id, 100.0), "b": (candidate.id, 0.0)}
+
+
+def _let_go_once_waited_for(store: Store, pid: int, go: threading.Event) -> None:
+    """Set ``go`` once some backend waits for the one ``pid`` (a lock it holds), or after 30 s."""
+    blocked = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    with store.connect() as conn:
+        for _ in range(600):
+            if conn.execute(blocked, {"pid": pid}).scalar_one():
+                break
+            conn.rollback()
+            time.sleep(0.05)
+    go.set()

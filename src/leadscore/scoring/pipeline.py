@@ -42,6 +42,7 @@ from leadscore.store.model_versions import (
     active_versions,
     add_version,
     share_models,
+    take_models,
 )
 from leadscore.store.people import account_members, lead_accounts
 from leadscore.store.planner_stats import analyse
@@ -493,7 +494,11 @@ class _Rescoring(Pass[list[Ledger]]):
         # read again in the write transaction: a version activated since the snapshot would otherwise be
         # undone by the scores of the version it replaced
         scored_with = self._versions()
-        share_models(conn)  # no version activated until the save commits (PostgreSQL)
+        # the models lock alone (PostgreSQL), as an activation's save: no version activated until the save
+        # commits, and the processor's batches under way end first (they share it from their first event),
+        # so their leads' changes are read by the catch-up here; a batch's lead saved over, or its score row
+        # inserted twice ("duplicate key"), otherwise. The processor waits for this short save.
+        take_models(conn)
         self.prepare(conn)
         return self._versions() == scored_with
 

@@ -19,7 +19,7 @@ from leadscore.scoring.publication import Pass, Scored, run_pass
 from leadscore.scoring.run import Active, all_leads, now_ms, score, score_leads
 from leadscore.store import Store
 from leadscore.store.audit import audit
-from leadscore.store.model_versions import ModelVersion, active_version, add_version, get_version
+from leadscore.store.model_versions import ModelVersion, active_version, add_version, get_version, take_models
 from leadscore.store.schema import model_versions, shadow_models
 from leadscore.store.shadows import add_shadow, remove_shadow, save_shadow_scores
 
@@ -92,6 +92,11 @@ class _Shadowing(Pass[tuple[ModelVersion, int]]):
         return Scored([ledgers], [{}], [])
 
     def begin_save(self, conn: Connection) -> bool:
+        # the models lock alone (PostgreSQL), as an activation's save: the processor's batches under way
+        # (they read the shadows before this one was registered) end first, and their leads' changes are
+        # read by the catch-up here; a lead whose event such a batch committed during the save kept a shadow
+        # score without it. Later batches read this shadow and score it.
+        take_models(conn)
         # beside its score's active version: a score never published, or retired, has none to compare with
         active_version(conn, self.score_name)
         version, _ = add_version(conn, self.model.model, self.text, self.stamp, self.note, self.score_name)
