@@ -1,5 +1,6 @@
-"""A real uvicorn server on a free loopback port, in a background thread, for HTTP tests; or the
-``leadscore serve`` command itself, in a child process."""
+"""A real uvicorn server on a free loopback port, in a background thread, for HTTP tests (``serving``; the
+tracking API with its processor and a write key: ``tracking``); or the ``leadscore serve`` command itself,
+in a child process."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ from pathlib import Path
 import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from leadscore.api import create_app
+from leadscore.model import loads_model
+from leadscore.scoring.pipeline import publish
+from leadscore.settings import Settings
+from leadscore.store import Store
+from leadscore.store.keys import create_key
 
 
 @contextmanager
@@ -39,6 +47,18 @@ def serving(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@contextmanager
+def tracking(store: Store, model: str | None = None, source: str = "site") -> Iterator[tuple[str, str]]:
+    """The API of ``store`` served with its processor polling every 50 ms, ``model`` (YAML text) published
+    first when given; yields the base URL and a new write key of ``source``."""
+    if model is not None:
+        publish(store, loads_model(model))
+    with store.begin() as conn:
+        _, write = create_key(conn, "write", source, 0)
+    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+        yield url, write
 
 
 @contextmanager

@@ -24,14 +24,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from leadscore.api import create_app
-from leadscore.model import loads_model
-from leadscore.scoring.pipeline import publish
-from leadscore.settings import Settings
 from leadscore.store import Store
-from leadscore.store.keys import create_key
 from leadscore.store.schema import accounts, events, identities
-from live_server import serving
+from live_server import tracking
 from test_api_tracking import _drained, basic, wait_until
 
 MODEL = """
@@ -44,10 +39,7 @@ scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, 
 
 @pytest.fixture
 def api(store: Store) -> Iterator[tuple[str, str, Store]]:
-    publish(store, loads_model(MODEL))
-    with store.begin() as conn:
-        _, write = create_key(conn, "write", "site", 0)
-    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+    with tracking(store, MODEL, "site") as (url, write):
         yield url, write, store
 
 

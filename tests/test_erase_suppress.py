@@ -5,8 +5,6 @@ Erasure without it keeps the old behaviour: she comes back as a new lead."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -18,7 +16,6 @@ import pytest
 from sqlalchemy import event, func, select
 from typer.testing import CliRunner
 
-from leadscore.api import create_app
 from leadscore.cli.main import app
 from leadscore.ingest import jsonl_import
 from leadscore.ingest.csv_import import import_leads
@@ -36,12 +33,12 @@ from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
 from leadscore.store.results import read_current
 from leadscore.store.schema import events, leads, tracking_suppressions
-from live_server import serving
+from live_server import tracking
+from suppression_support import pepper, peppered  # noqa: F401  (pepper: autouse)
 from test_api_tracking import basic, wait_until
 
 NOW = parse_time("2024-06-01T00:00:00Z", "now")
 DAY = 86_400_000
-PEPPER = "a-test-pepper-of-enough-length-0123456789"
 MODEL = """
 model: suppress
 engagement:
@@ -49,16 +46,6 @@ engagement:
 scale: {engagement_max: 100, weights: {fit: 0, engagement: 1}, bands: {hot: 70, warm: 30}}
 """
 EMAIL, USER, ANON = "erin.zapata@example.org", "usr-erin-4711", "anon-erin-99"
-
-
-@pytest.fixture(autouse=True)
-def pepper(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the erasure and the processor read the same pepper from the environment
-    monkeypatch.setenv("LEADSCORE_SUPPRESSION_SECRET", PEPPER)
-
-
-def _hash(value: str) -> str:
-    return hmac.new(PEPPER.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
 def _erin(store: Store) -> None:
@@ -117,8 +104,12 @@ def test_erase_with_suppress_keeps_only_hashes_of_her_keys(store: Store) -> None
         rows = conn.execute(select(tracking_suppressions)).mappings().all()
         # her two identity keys and her address (``e:``), as HMAC-SHA256 under the pepper; her address's
         # hash beside each, to match a message's address and for unsuppress
-        assert {r["key_hash"] for r in rows} == {_hash(f"u:{USER}"), _hash(f"a:{ANON}"), _hash(f"e:{EMAIL}")}
-        assert {r["email_hash"] for r in rows} == {_hash(EMAIL)}
+        assert {r["key_hash"] for r in rows} == {
+            peppered(f"u:{USER}"),
+            peppered(f"a:{ANON}"),
+            peppered(f"e:{EMAIL}"),
+        }
+        assert {r["email_hash"] for r in rows} == {peppered(EMAIL)}
         assert len({r["person"] for r in rows}) == 1
         assert mentions(conn, (EMAIL, USER, ANON, "Erin")) == {}  # no id of hers anywhere
         entry = next(e for e in read_audit(conn) if e["action"] == "privacy.erase")
@@ -130,10 +121,8 @@ def test_erase_with_suppress_keeps_only_hashes_of_her_keys(store: Store) -> None
 def api(store: Store) -> Iterator[tuple[str, str, str, Store]]:
     _erin(store)
     with store.begin() as conn:
-        _, write = create_key(conn, "write", "site", 0)
         _, read = create_key(conn, "read", "ops", 0)
-    app_ = create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)
-    with serving(app_) as url:
+    with tracking(store) as (url, write):
         yield url, write, read, store
 
 

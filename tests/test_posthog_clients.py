@@ -19,16 +19,14 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from leadscore.api import create_app
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import publish
-from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids, waiting_events
 from leadscore.store.keys import create_key
 from leadscore.store.results import read_current
 from leadscore.store.schema import accounts, events, identities, leads
-from live_server import serve_command, serving
+from live_server import serve_command, tracking
 from test_api_tracking import MODEL, wait_until
 
 posthog = pytest.importorskip("posthog", reason="posthog (posthog-python) is not installed")
@@ -39,10 +37,7 @@ PAGES = 30  # page views before she identifies herself: the first is the pricing
 
 @pytest.fixture
 def api(store: Store) -> Iterator[tuple[str, str, Store]]:
-    publish(store, loads_model(MODEL))
-    with store.begin() as conn:
-        _, write = create_key(conn, "write", "product", 0)
-    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+    with tracking(store, MODEL, "product") as (url, write):
         yield url, write, store
 
 

@@ -31,18 +31,13 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
-from leadscore.api import create_app
 from leadscore.lifecycle.accounts import named_account_scores
-from leadscore.model import loads_model
-from leadscore.scoring.pipeline import publish
 from leadscore.scoring.run import now_ms
-from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import waiting_events
-from leadscore.store.keys import create_key
 from leadscore.store.people import _ACCOUNT_BY_GROUP_KEY, _ACCOUNT_BY_NAME, _ACCOUNTS_BY_GROUP_KEYS
 from leadscore.store.schema import accounts, events, leads
-from live_server import serving
+from live_server import tracking
 from test_api_tracking import wait_until
 
 MODEL = """
@@ -65,10 +60,7 @@ lifecycle:
 
 @pytest.fixture
 def api(store: Store) -> Iterator[tuple[str, str, Store]]:
-    publish(store, loads_model(MODEL))
-    with store.begin() as conn:
-        _, write = create_key(conn, "write", "product", 0)
-    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+    with tracking(store, MODEL, "product") as (url, write):
         yield url, write, store
 
 

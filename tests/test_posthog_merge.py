@@ -32,18 +32,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from leadscore.api import create_app
 from leadscore.ingest.apply import apply_messages
 from leadscore.ingest.posthog import to_segment
 from leadscore.ingest.segment import normalise
-from leadscore.model import loads_model
-from leadscore.scoring.pipeline import publish
-from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import waiting_events
-from leadscore.store.keys import create_key
 from leadscore.store.schema import leads
-from live_server import serving
+from live_server import tracking
 from test_api_tracking import MODEL, wait_until
 
 posthog = pytest.importorskip("posthog", reason="posthog (posthog-python) is not installed")
@@ -89,10 +84,7 @@ def test_person_properties_across_a_merge(store: Store, case: str, order: str) -
 
 @pytest.fixture
 def api(store: Store) -> Iterator[tuple[str, str, Store]]:
-    publish(store, loads_model(MODEL))
-    with store.begin() as conn:
-        _, write = create_key(conn, "write", "product", 0)
-    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+    with tracking(store, MODEL, "product") as (url, write):
         yield url, write, store
 
 

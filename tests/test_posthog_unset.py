@@ -29,20 +29,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from leadscore.api import create_app
 from leadscore.errors import MessageError
 from leadscore.ingest.apply import apply_messages
 from leadscore.ingest.posthog import as_sent, to_segment
 from leadscore.ingest.segment import normalise
-from leadscore.model import loads_model
 from leadscore.scoring.as_known import Known
-from leadscore.scoring.pipeline import publish
-from leadscore.settings import Settings
 from leadscore.store import Store
-from leadscore.store.keys import create_key
 from leadscore.store.results import read_current, read_history
 from leadscore.store.schema import leads
-from live_server import serving
+from live_server import tracking
 from test_api_tracking import _drained, wait_until
 
 MODEL = """
@@ -150,10 +145,7 @@ def test_a_removed_attribute_is_unknown_from_its_removal_on(store: Store, order:
 
 @pytest.fixture
 def api(store: Store) -> Iterator[tuple[str, str, Store]]:
-    publish(store, loads_model(MODEL))
-    with store.begin() as conn:
-        _, write = create_key(conn, "write", "product", 0)
-    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+    with tracking(store, MODEL, "product") as (url, write):
         yield url, write, store
 
 

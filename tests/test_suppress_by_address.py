@@ -7,8 +7,6 @@ spelling is the same address, for suppression and for finding a lead alike."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import unicodedata
@@ -20,7 +18,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from leadscore.api import create_app
 from leadscore.ingest import jsonl_import
 from leadscore.ingest.csv_import import import_leads
 from leadscore.ingest.segment import normalise, parse_time
@@ -31,15 +28,14 @@ from leadscore.scoring.pipeline import Backfill, ingest, publish
 from leadscore.settings import Settings
 from leadscore.store import Store, counters
 from leadscore.store.event_log import stored_message_ids, waiting_events
-from leadscore.store.keys import create_key
 from leadscore.store.people import email_domain, resolve_lead_ref
 from leadscore.store.schema import leads, tracking_suppressions
-from live_server import serving
+from live_server import tracking
+from suppression_support import pepper, peppered  # noqa: F401  (pepper: autouse)
 from test_api_tracking import basic, wait_until
 
 NOW = parse_time("2024-06-01T00:00:00Z", "now")
 DAY = 86_400_000
-PEPPER = "a-test-pepper-of-enough-length-0123456789"
 MODEL = """
 model: suppress
 engagement:
@@ -50,15 +46,6 @@ USER, ANON = "usr-renee-1", "anon-renee-1"
 OLD = "r.zapata@oldmail.example"  # her first address
 NEW = unicodedata.normalize("NFC", "renée.zapata@example.org")  # the one she changed it to (composed é)
 NEW_NFD = unicodedata.normalize("NFD", " RENÉE.Zapata@Example.ORG ")  # the same address, decomposed É
-
-
-@pytest.fixture(autouse=True)
-def pepper(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LEADSCORE_SUPPRESSION_SECRET", PEPPER)
-
-
-def _hash(value: str) -> str:
-    return hmac.new(PEPPER.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
 def _renee(store: Store) -> None:
@@ -112,12 +99,12 @@ def test_erase_by_her_earlier_address_suppresses_every_address_she_used(store: S
     rows = _rows(store)
     # her two identity keys, and each address as its own row (``e:`` + the address): four hashes
     assert {k for k, _, _ in rows} == {
-        _hash(f"u:{USER}"),
-        _hash(f"a:{ANON}"),
-        _hash(f"e:{OLD}"),
-        _hash(f"e:{NEW}"),
+        peppered(f"u:{USER}"),
+        peppered(f"a:{ANON}"),
+        peppered(f"e:{OLD}"),
+        peppered(f"e:{NEW}"),
     }
-    assert {e for _, e, _ in rows} == {_hash(OLD), _hash(NEW)}
+    assert {e for _, e, _ in rows} == {peppered(OLD), peppered(NEW)}
     assert len({p for _, _, p in rows}) == 1
 
 
@@ -142,9 +129,7 @@ def _segment_after() -> list[dict[str, Any]]:
 @pytest.fixture
 def api(store: Store) -> Iterator[tuple[str, str, Store]]:
     _renee(store)
-    with store.begin() as conn:
-        _, write = create_key(conn, "write", "site", 0)
-    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+    with tracking(store, source="site") as (url, write):
         yield url, write, store
 
 
@@ -287,7 +272,7 @@ def test_a_merged_leads_address_is_hers_too(store: Store) -> None:
     other = second if held == first else first
     _erase(store, other)
     assert _externals(store) == set()
-    assert {e for _, e, _ in _rows(store)} == {_hash(first), _hash(second)}
+    assert {e for _, e, _ in _rows(store)} == {peppered(first), peppered(second)}
     again = [
         {"type": "identify", "userId": "u-c", "messageId": "n1", "timestamp": NOW, "traits": {"email": first}},
         {"type": "identify", "userId": "u-d", "messageId": "n2", "timestamp": NOW, "traits": {"email": second}},

@@ -13,16 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from leadscore.api import create_app
-from leadscore.model import loads_model
-from leadscore.scoring.pipeline import publish
-from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.event_log import stored_message_ids, waiting_events
-from leadscore.store.keys import create_key
 from leadscore.store.results import read_crossings, read_current
 from leadscore.store.schema import identities, leads
-from live_server import serving
+from live_server import tracking
 from test_api_tracking import MODEL, wait_until
 
 segment = pytest.importorskip("segment.analytics.client", reason="segment-analytics-python is not installed")
@@ -45,10 +40,7 @@ PAGES = 257  # page views before she identifies herself: the first is the pricin
 
 @pytest.fixture
 def api(store: Store) -> Iterator[tuple[str, str, Store]]:
-    publish(store, loads_model(MODEL))
-    with store.begin() as conn:
-        _, write = create_key(conn, "write", "server", 0)
-    with serving(create_app(Settings(database_url="unused", processor_idle_s=0.05), store=store)) as url:
+    with tracking(store, MODEL, "server") as (url, write):
         yield url, write, store
 
 
