@@ -137,7 +137,7 @@ def test_us_number_formats(store: Store) -> None:
     ]
     assert problems[0][2] == "'n/a' is not a number, and the column holds numbers"
     assert problems[1][2].startswith("'1,000' is ambiguous: 1000 with '.' as the decimal mark, 1.0 with ','")
-    assert problems[2][2] == "is outside the 64-bit integer range"
+    assert problems[2][2] == "'99999999999999999999' is outside the 64-bit integer range"  # before: no value
     assert (report.created, report.rejected) == (3, 3)
     # "1,000,000" settles '.' for Employees, so "1,000" there is a thousand; 02134 keeps Zip as text
     assert attributes(store, "ann@us.example") == {

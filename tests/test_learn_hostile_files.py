@@ -362,3 +362,24 @@ def test_a_period_that_ends_before_it_starts_or_has_too_many_cutoffs_is_refused(
     )
     assert isinstance(result.exception, InputError)
     assert str(result.exception).startswith("the period starts on 2025-06-01, after it ends on 2025-01-01")
+
+
+def test_every_bad_row_of_a_learning_file_is_said_at_once(tmp_path: Path) -> None:
+    """Two bad rows (file lines 4 and 9: a NUL in a text cell, a 20-digit count): before, the first alone
+    was said, so a file with many was fixed a run at a time; the second named no value either."""
+    rows = [[f"p{i}", ("VP", "Analyst")[i % 2], i % 7, i % 2] for i in range(30)]
+    rows[2][1] = "V\x00P"
+    rows[7][2] = "99999999999999999999"
+    path = _write(tmp_path / "bad.csv", ["Id", "Title", "Visits", "Converted"], rows)
+    with pytest.raises(InputError) as err:
+        csv_data(path, "Converted", id_column="Id")
+    assert [(p.line, p.field) for p in err.value.problems] == [(4, "Title"), (9, "Visits")]
+    assert str(err.value).splitlines()[1] == (
+        f"{path}:9 field Visits: '99999999999999999999' is outside the 64-bit integer range"
+    )
+    # more than InputError.LISTED bad rows: the first twenty said, and how many more
+    many = [[f"p{i}", "V\x00P" if i < 25 else "VP", i % 7, i % 2] for i in range(40)]
+    with pytest.raises(InputError) as err:
+        csv_data(_write(tmp_path / "many.csv", ["Id", "Title", "Visits", "Converted"], many), "Converted")
+    said = str(err.value).splitlines()
+    assert len(err.value.problems) == 25 and len(said) == 21 and said[-1] == "(and 5 more problems)"

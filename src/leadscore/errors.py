@@ -79,11 +79,18 @@ class NotFoundError(StoreError):
 
 
 class InputError(LeadscoreError):
-    """Malformed input: ``problem`` says where (line/row, field) and what."""
+    """Malformed input: ``problem`` says where (line/row, field) and what; ``problems`` is every problem
+    found where a reader went on to the end (the first is ``problem``), the first LISTED of them said."""
 
-    def __init__(self, problem: Problem) -> None:
+    LISTED = 20
+
+    def __init__(self, problem: Problem, *more: Problem) -> None:
         self.problem = problem
-        super().__init__(str(problem))
+        self.problems = (problem, *more)
+        said = [str(p) for p in self.problems[: self.LISTED]]
+        if len(self.problems) > self.LISTED:
+            said.append(f"(and {len(self.problems) - self.LISTED} more problems)")
+        super().__init__("\n".join(said))
 
 
 class MessageError(InputError, ValueError):

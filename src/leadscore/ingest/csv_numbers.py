@@ -130,7 +130,10 @@ class ColumnFormat:
         """The cell as a number; NumberProblem says why it is not one."""
         if not self.numeric:
             raise ValueError("not a numeric column")
-        readings = {mark: read(text, mark) for mark in MARKS}
+        try:
+            readings = {mark: read(text, mark) for mark in MARKS}
+        except NumberProblem as exc:  # a number only too big: say which cell's value
+            raise NumberProblem(f"{text!r} {exc}") from None
         if self.decimal is not None:
             value = readings[self.decimal]
             if value is not None:

@@ -299,11 +299,15 @@ def csv_data(
         _features_present(features, columns, file)
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
+    problems: list[Problem] = []  # every bad row is said at once, not one a run
     for item in csv_file.rows():
         if isinstance(item, Problem):
-            raise InputError(item)
+            problems.append(item)
+            continue
         rows.append(item.values)
         numbers.append(item.number)
+    if problems:
+        raise InputError(*problems)
     labels, notes = outcome_labels([r.get(target) for r in rows], numbers, outcome, file)
     if time_key is not None:
         _times_readable([r.get(time_key) for r in rows], numbers, time_column or time_key, file)

@@ -210,7 +210,7 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
             options = ImportOptions(mapping={id_column: "user_id"}, ignore=frozenset({outcome}))
             report = import_leads(store, path, options)
             if report.problems:  # a row the store refuses (an e-mail that is not one) would go unscored
-                raise InputError(report.problems[0])
+                raise InputError(*report.problems)
             with store.connect() as conn:
                 external = dict(conn.execute(select(leads.c.id, leads.c.external_id)).all())
                 ledgers = [
