@@ -1,6 +1,7 @@
 """The API's offset pages, ``?limit=&offset=``: one definition for every list the API returns a page of
 rows of (the hand-off queue, the nurtured leads, the accounts report, the assignments), each read from
-the store as a page, however long the list (docs/ingest.md, "Read API").
+the store as a page, however long the list (docs/ingest.md, "Read API"); the accounts report on a named
+score other than the primary still computes every account's score to order them.
 
 ``limit`` rows (default ``PAGE_ROWS``, at most ``MAX_ROWS``) from ``offset`` (at most ``MAX_OFFSET``);
 the answer gives the list's ``total`` and ``next_offset``, null after the last page. Any other value of
