@@ -93,6 +93,14 @@ def test_the_account_api_and_cli_take_a_score(store: Store) -> None:
         analytics = client.get("/v1/reports/accounts?score=analytics").json()
         unknown = client.get("/v1/reports/accounts?score=partners")
         malformed = client.get("/v1/reports/accounts?score=Not-A-Name")
+        # a page of the accounts computed on a named score: Acme (90), then Globex (20)
+        pages = [
+            client.get(f"/v1/reports/accounts?score=analytics&limit=1&offset={n}").json() for n in (0, 1)
+        ]
+    assert [(_report(p["accounts"]), p["total"], p["next_offset"]) for p in pages] == [
+        (ANALYTICS_ROWS[:1], 2, 1),
+        (ANALYTICS_ROWS[1:], 2, None),
+    ]
     assert _report(core["accounts"]) == CORE_ROWS
     assert _report(analytics["accounts"]) == ANALYTICS_ROWS
     assert {r["score_name"] for r in analytics["accounts"]} == {"analytics"}

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from leadscore.api.deps import AdminState, ReaderState
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
+from leadscore.api.paging import PAGE_ROWS, Limit, Offset, offset_page
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import InputError, NotFoundError
 from leadscore.lifecycle import segments
@@ -40,6 +41,7 @@ from leadscore.model import ScoringModel
 from leadscore.scoring.pipeline import current_model
 from leadscore.scoring.run import now_ms
 from leadscore.store.lifecycle_tables import (
+    count_assignments,
     current_assignment,
     list_assignments,
     read_stage_history,
@@ -282,9 +284,14 @@ OpenOnly = Annotated[
 
 
 @router.get("/assignments", summary="Assignments (lead, team, seller, SLA due, touched, escalated)")
-def get_assignments(state: ReaderState, open: OpenOnly = False) -> dict[str, Any]:
+def get_assignments(
+    state: ReaderState, open: OpenOnly = False, limit: Limit = PAGE_ROWS, offset: Offset = 0
+) -> dict[str, Any]:
+    """A page of the assignments, in the order made (``api.paging``)."""
     with state.store.connect() as conn:
-        return {"ok": True, "assignments": list_assignments(conn, open_only=open)}
+        rows = list_assignments(conn, open_only=open, limit=limit, offset=offset)
+        total = count_assignments(conn, open_only=open)
+    return offset_page("assignments", rows, total, limit, offset)
 
 
 def _signed(request: Request, email: str | None, token: str | None) -> str:

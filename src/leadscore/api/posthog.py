@@ -33,7 +33,8 @@ from leadscore.api.openapi import WRITE, refusals
 from leadscore.api.state import state_of
 from leadscore.api.tracking import TrackingRoute, commit_messages, parse_json
 from leadscore.errors import MessageError
-from leadscore.ingest.posthog import as_sent, events_of, to_segment, token_of
+from leadscore.ingest.limits import check_message_size
+from leadscore.ingest.posthog import MAX_EVENT_BYTES, as_sent, events_of, to_segment, token_of
 from leadscore.ingest.segment import sent_at_given
 
 router = APIRouter(tags=["tracking"], route_class=TrackingRoute)
@@ -43,7 +44,8 @@ CAPTURE_PATHS = ("/batch/", "/e/", "/i/v0/e/", "/capture/")
 # one up to 900 KiB (its consumer's BATCH_SIZE_LIMIT and MAX_MSG_SIZE), and drops a batch answered 413
 # without retrying it; posthog-js' batches have no size bound at all. PostHog's own capture takes 20 MiB.
 # So not the Segment batch limit (max_batch_bytes, 500 KB, which Segment's libraries keep under): 100
-# events of 6.4 KB each came to 641 KB, and all 100 were lost
+# events of 6.4 KB each came to 641 KB, and all 100 were lost. One event has a limit of its own:
+# ``ingest.posthog.MAX_EVENT_BYTES``
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # events in one request: posthog-python sends 100 (``flush_at``), posthog-node 20 (at most 100), posthog-js
 # those of a few seconds. 8 MiB of ``{}`` is 2.7 million events, each refused with its own error: 3.4 GB
@@ -104,8 +106,9 @@ ACCEPTED = {
 }
 
 
-def _body(request: Request, raw: bytes, limit: int) -> Any:
-    """The JSON a PostHog client sent, its codings and compression flags undone."""
+def _body(request: Request, raw: bytes, limit: int) -> tuple[Any, int]:
+    """The JSON a PostHog client sent, its codings and compression flags undone, and its length in bytes
+    so (no event of a shorter body can be over the message limit)."""
     encoding = ", ".join(request.headers.getlist("content-encoding")) or None
     raw = decoded(raw, encoding, limit)
     compression = request.query_params.get("compression") or ""
@@ -131,7 +134,7 @@ def _body(request: Request, raw: bytes, limit: int) -> Any:
         raise ApiError(
             415, f"compression {compression[:40]!r} is not supported: send gzip-js, base64 or none"
         )
-    return parse_json(raw, limit)
+    return parse_json(raw, limit), len(raw)
 
 
 def _sent_at(request: Request, body: Any) -> Any:
@@ -154,7 +157,7 @@ def _sent_at(request: Request, body: Any) -> Any:
 
 async def capture(request: Request) -> Response:
     state = state_of(request)
-    body = _body(request, await request.body(), MAX_BODY_BYTES)
+    body, size = _body(request, await request.body(), MAX_BODY_BYTES)
     token = token_of(body) if isinstance(body, dict | list) else None
     write_key(request.headers.get("authorization"), {"writeKey": token} if token else None, state.keys)
     try:
@@ -168,9 +171,13 @@ async def capture(request: Request) -> Response:
             " send them in several requests",
         )
     sent_at = _sent_at(request, body)
+    # an event over its limit (not the body's) is refused alone, as a Segment batch's message over its own
+    check_size = size > MAX_EVENT_BYTES
     numbered: list[tuple[int, Any, list[Any] | MessageError]] = []
     for index, event in enumerate(events):
         try:
+            if check_size:
+                check_message_size(event, MAX_EVENT_BYTES, "event")
             numbered.append((index, event, to_segment(event, sent_at)))
         except MessageError as exc:  # kept without its traceback (the frames and the event they hold)
             numbered.append((index, event, exc.with_traceback(None)))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from leadscore.api.deps import ReaderState, ScorePicked
 from leadscore.api.lifecycle import lifecycle_model
 from leadscore.api.openapi import refusals
+from leadscore.api.paging import PAGE_ROWS, Limit, Offset, offset_page
 from leadscore.lifecycle import reports
 from leadscore.lifecycle.score_stages import view_of
 from leadscore.model import Lifecycle
@@ -28,10 +29,15 @@ def _lifecycle(state: ReaderState) -> tuple[Any, Lifecycle]:
 
 
 @router.get("/nurtured", summary="Leads being nurtured, hottest first", responses=refusals(404))
-def nurtured(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
+def nurtured(
+    state: ReaderState, score: ScorePicked, limit: Limit = PAGE_ROWS, offset: Offset = 0
+) -> dict[str, Any]:
+    """A page of the leads in the nurture stages (``api.paging``)."""
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
-        return {"ok": True, "leads": reports.nurtured(conn, lifecycle, view_of(conn, lifecycle, score))}
+        view = view_of(conn, lifecycle, score)
+        rows, total = reports.nurtured_page(conn, lifecycle, view, limit, offset)
+    return offset_page("leads", rows, total, limit, offset)
 
 
 @router.get("/warmer", summary="Largest score increase over the last days", responses=refusals(404))
@@ -51,18 +57,14 @@ def warmer(
     "/handoff", summary="Leads ready for handoff, with seller and SLA deadline", responses=refusals(404)
 )
 def handoff(
-    state: ReaderState,
-    score: ScorePicked,
-    limit: Annotated[int, Query(ge=1, le=1000, description="rows returned, hottest first")] = 100,
-    offset: Annotated[int, Query(ge=0, le=10**9, description="rows skipped first")] = 0,
+    state: ReaderState, score: ScorePicked, limit: Limit = PAGE_ROWS, offset: Offset = 0
 ) -> dict[str, Any]:
-    """Rows ``offset`` to ``offset + limit`` of the queue (read as such from the store, however long the
-    queue); ``total``: how many there are."""
+    """A page of the queue, hottest first (``api.paging``)."""
     state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
         view = view_of(conn, lifecycle, score)
         rows, total = reports.handoff_page(conn, lifecycle, view, limit, offset)
-        return {"ok": True, "leads": rows, "total": total, "limit": limit, "offset": offset}
+    return offset_page("leads", rows, total, limit, offset)
 
 
 @router.get(
@@ -96,7 +98,11 @@ def acceptance(state: ReaderState) -> dict[str, Any]:
 
 
 @router.get("/accounts", summary="Account scores, MQA stage and target accounts", responses=refusals(404))
-def accounts(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
+def accounts(
+    state: ReaderState, score: ScorePicked, limit: Limit = PAGE_ROWS, offset: Offset = 0
+) -> dict[str, Any]:
+    """A page of the accounts by score (``api.paging``)."""
     state, _ = _lifecycle(state)
     with state.store.connect() as conn:
-        return {"ok": True, "accounts": reports.account_report(conn, score, now_ms())}
+        rows, total = reports.account_page(conn, score, now_ms(), limit, offset)
+    return offset_page("accounts", rows, total, limit, offset)

@@ -32,7 +32,7 @@ from leadscore.api.openapi import tracking_route
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import DroppedMessage, MessageError
 from leadscore.ingest.apply import event_row
-from leadscore.ingest.limits import FIELD_LENGTH
+from leadscore.ingest.limits import FIELD_LENGTH, check_message_size
 from leadscore.ingest.segment import TYPES, normalise, sent_at_given
 
 
@@ -111,13 +111,6 @@ def _echoable(message_id: Any) -> bool:
     return True
 
 
-def _too_large(item: dict[str, Any], limit: int) -> bool:
-    try:
-        return len(orjson.dumps(item)) > limit
-    except TypeError:  # too deep or an integer beyond 64 bits: normalise names the field
-        return False
-
-
 async def record_single(
     state: AppState, authorization: str | None, raw: bytes, kind: str, encoding: str | None = None
 ) -> dict[str, Any]:
@@ -155,15 +148,18 @@ async def record_batch(
     limit = state.settings.max_message_bytes
     numbered: list[tuple[int, Any, list[Any] | MessageError]] = []
     for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            numbered.append((index, item, MessageError(None, "a message is a JSON object")))
-        elif check_size and _too_large(item, limit):
-            numbered.append((index, item, MessageError(None, f"message is larger than {limit} bytes")))
-        else:
-            merged = {**shared, **item} if shared else item
-            if "sentAt" not in merged and sent_at_given(body.get("sentAt")):
-                merged = {**merged, "sentAt": body["sentAt"]}
-            numbered.append((index, item, [merged]))
+        try:
+            if not isinstance(item, dict):
+                raise MessageError(None, "a message is a JSON object")
+            if check_size:
+                check_message_size(item, limit)
+        except MessageError as exc:
+            numbered.append((index, item, exc))
+            continue
+        merged = {**shared, **item} if shared else item
+        if "sentAt" not in merged and sent_at_given(body.get("sentAt")):
+            merged = {**merged, "sentAt": body["sentAt"]}
+        numbered.append((index, item, [merged]))
     return await commit_messages(state, numbered, received, "batch")
 
 

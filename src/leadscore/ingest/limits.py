@@ -150,6 +150,19 @@ def _check_text(text: str, where: str) -> None:
         raise _Refused(f"has a lone surrogate (not UTF-8){where}") from None
 
 
+def check_message_size(item: Any, limit: int, what: str = "message") -> None:
+    """Raise MessageError when ``item``, one message of a batch (a Segment message, a PostHog event: its
+    ``what``), written as JSON is over ``limit`` bytes (``max_message_bytes``): the one per-message size
+    limit of every route, which refuses that message alone. One orjson cannot write (nested too deep, an
+    integer beyond 64 bits) passes: ``normalise`` names its field."""
+    try:
+        size = len(orjson.dumps(item))
+    except TypeError:
+        return
+    if size > limit:
+        raise MessageError(None, f"{what} is larger than {limit} bytes")
+
+
 def check_length(field: str, value: str, limit: int) -> None:
     if len(value) > limit:
         raise MessageError(field, f"{field} is {len(value)} characters long; at most {limit} are allowed")

@@ -40,9 +40,14 @@ from typing import Any
 
 from leadscore.errors import DroppedMessage, MessageError
 from leadscore.ingest.limits import FIELD_LENGTH
-from leadscore.ingest.segment import sent_at_given
+from leadscore.ingest.segment import number_text, sent_at_given
 
 ACCOUNT_GROUP_TYPES = ("company", "organization", "account")
+# the largest event (as JSON): posthog-python's own bound (its consumer's MAX_MSG_SIZE, measured with
+# spaces after its separators, so never over this written compactly); not the Segment message's 32 KB,
+# which posthog-python's events of 60 KB pass. Checked as a Segment batch checks its messages
+# (``limits.check_message_size``): an event over it is refused alone
+MAX_EVENT_BYTES = 900 * 1024
 TRAIT_KEYS = ("$set", "$set_once")
 UNSET_KEY = "$unset"  # person properties to remove: a list of names, or an object whose keys are
 # events only about a person, which PostHog drops whole when ``$process_person_profile`` is false
@@ -61,6 +66,25 @@ def _text(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):  # posthog-python stringifies; others may not
         return str(value)
     return None
+
+
+def distinct_id_of(event: dict[str, Any], properties: dict[str, Any]) -> str:
+    """The event's ``distinct_id`` (else its ``properties.distinct_id``) as text: a number as the clients
+    write one (``segment.number_text``: posthog-python sends ``str()`` of it, posthog-js ``toString()``);
+    MessageError naming the field for a value no client sends (a number read rounded, a boolean, a list,
+    an object), or for none (absent, null or empty)."""
+    for value, field in (
+        (event.get("distinct_id"), "distinct_id"),
+        (properties.get("distinct_id"), "properties.distinct_id"),
+    ):
+        if value is None or value == "":
+            continue
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return number_text(value, field)
+        raise MessageError(field, f"{field} must be a string or an integer")
+    raise MessageError("distinct_id", "a PostHog event needs 'distinct_id'")
 
 
 def derived_id(uuid: str, part: str) -> str:
@@ -166,9 +190,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         raise MessageError("event", "a PostHog event needs 'event'")
     sent = _dict(event.get("properties"), "properties")  # as sent: its person properties are read from it
     properties = dict(sent)
-    distinct_id = _text(event.get("distinct_id")) or _text(properties.get("distinct_id"))
-    if distinct_id is None:
-        raise MessageError("distinct_id", "a PostHog event needs 'distinct_id'")
+    distinct_id = distinct_id_of(event, properties)
     device_id = _text(properties.get("$device_id"))
     for private in ("token", "distinct_id", *TRAIT_KEYS, UNSET_KEY):
         properties.pop(private, None)
@@ -302,7 +324,10 @@ def _sent_field(field: str, event: dict[str, Any]) -> str:
     it kept), or ``field`` itself (``properties.plan`` is ``properties.plan``)."""
     name = event.get("event")
     properties = event["properties"] if isinstance(event.get("properties"), dict) else {}
-    distinct_id = _text(event.get("distinct_id")) or _text(properties.get("distinct_id"))
+    try:
+        distinct_id: str | None = distinct_id_of(event, properties)
+    except MessageError:
+        distinct_id = None
     device_id = _text(properties.get("$device_id"))
     anonymous = "distinct_id" if device_id == distinct_id else "properties.$device_id"
     ids = {"userId": "distinct_id", "anonymousId": anonymous}

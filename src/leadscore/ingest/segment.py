@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,23 +108,58 @@ def _text(raw: dict[str, Any], key: str, where: str = "") -> str | None:
     if value.__class__ is not str:  # the common case costs one test; numbers become text, others fail
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise MessageError(where + key, f"{where}{key} must be a string")
-        if isinstance(value, float):
-            if abs(value) >= EXACT_FLOAT:
-                # an integer beyond 64 bits reaches here rounded to a float (orjson): 2**64 and 2**64 + 1
-                # would be one person
-                raise MessageError(
-                    where + key, f"{where}{key} is a number too large to be exact; send it as a string"
-                )
-            if not value.is_integer():  # an id is a string or an integer (Segment's spec: a string)
+        if not isinstance(value, str):
+            # an id is a string or an integer (Segment's spec: a string): a fraction is refused
+            if isinstance(value, float) and abs(value) < EXACT_FLOAT and not value.is_integer():
                 raise MessageError(where + key, f"{where}{key} must be a string or an integer")
-            value = int(value)  # 5.0 is the integer 5 (JSON has one number type): the user 5, not "5.0"
-        value = str(value)
+            value = number_text(value, where + key)
     if not value:
         return None
     limit = FIELD_LENGTH.get(key)
     if limit is not None:
         check_length(where + key, value, limit)
     return str(value)
+
+
+def number_text(value: int | float, field: str) -> str:
+    """The text of an id sent as a JSON number (``field``, e.g. ``userId``, PostHog's ``distinct_id``), as
+    the clients that send ids as text write it: an integer's digits (``5.0`` is the integer 5, JSON having
+    one number type: the user 5, not "5.0"), a fraction as JavaScript writes it (``String(1.5)``, what
+    posthog-js' ``identify`` sends for a number and JSON.stringify writes for one, and what
+    posthog-python's ``str()`` writes but for its exponents: 1e-07 is "1e-7"). A float from 2**53 on
+    (an integer beyond 64 bits reaches here rounded by the JSON parser: 2**64 and 2**64 + 1 would be one
+    person), NaN or an infinity is refused, naming ``field``."""
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):  # NaN and the infinities: no JSON number (the standard parser's)
+        raise MessageError(field, f"{field} must be a string or an integer")
+    if abs(value) >= EXACT_FLOAT:
+        raise MessageError(
+            field,
+            f"{field} must be a string or an integer: a number this large is not exact (send it as text)",
+        )
+    if value.is_integer():
+        return str(int(value))
+    return _javascript_number(value)
+
+
+def _javascript_number(value: float) -> str:
+    """``String(value)`` in JavaScript (ECMAScript's Number::toString): the shortest digits that read back
+    as ``value`` (Python's ``repr`` finds the same), fixed-point from 1e-6 to 1e21, else ``1.5e-7``."""
+    if value < 0:
+        return "-" + _javascript_number(-value)
+    shortest = Decimal(repr(value)).normalize().as_tuple()
+    digits = "".join(map(str, shortest.digits))
+    point = int(shortest.exponent) + len(digits)  # digits before the decimal point
+    if len(digits) <= point <= 21:
+        return digits + "0" * (point - len(digits))
+    if 0 < point <= 21:
+        return f"{digits[:point]}.{digits[point:]}"
+    if -6 < point <= 0:
+        return "0." + "0" * -point + digits
+    exponent = point - 1
+    mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
+    return f"{mantissa}e{'+' if exponent >= 0 else '-'}{abs(exponent)}"
 
 
 def sent_at_given(value: Any) -> bool:

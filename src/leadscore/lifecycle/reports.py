@@ -64,9 +64,16 @@ def _in_view(view: ScoreView | None) -> Any:
 
 
 def _people(
-    conn: Connection, stages: list[str] | None = None, view: ScoreView | None = None
+    conn: Connection,
+    stages: list[str] | None = None,
+    view: ScoreView | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    return [dict(r) for r in conn.execute(people_query(stages, view)).mappings()]
+    query = people_query(stages, view)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def hottest_first() -> tuple[ColumnElement[Any], ...]:
@@ -124,6 +131,15 @@ def people_query(
 def nurtured(conn: Connection, lifecycle: Lifecycle, view: ScoreView | None = None) -> list[dict[str, Any]]:
     """Leads in the nurture stages, hottest first."""
     return _people(conn, list(lifecycle.nurture), view)
+
+
+def nurtured_page(
+    conn: Connection, lifecycle: Lifecycle, view: ScoreView | None, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows ``offset`` to ``offset + limit`` of ``nurtured`` (read as such from the store) and how many
+    it has in all: the page the API reports."""
+    stages = list(lifecycle.nurture)
+    return _people(conn, stages, view, limit, offset), count_in_stages(conn, stages, view)
 
 
 def count_in_stages(conn: Connection, stages: list[str], view: ScoreView | None = None) -> int:
@@ -523,30 +539,47 @@ def acceptance(conn: Connection) -> dict[str, Any]:
 
 def account_report(conn: Connection, score: str | None = None, now_ms: int = 0) -> list[dict[str, Any]]:
     """Accounts by score: stage (pqa/mqa/none), fit, committee engagement, engaged contacts, target flag,
-    on the named score (the primary when None; a name never published is NotFoundError): the primary's
-    as the lifecycle stored them, another score's computed as of ``now_ms`` by the same function
-    (``accounts.named_account_scores``) for every account with a contact."""
+    on the named score (the primary when None; a name never published is NotFoundError): every row of
+    ``account_page``."""
+    return account_page(conn, score, now_ms)[0]
+
+
+def account_page(
+    conn: Connection, score: str | None = None, now_ms: int = 0, limit: int | None = None, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows ``offset`` to ``offset + limit`` (every row: ``limit`` None) of the accounts by score, then
+    id, and how many there are: the primary's as the lifecycle stored them (read as a page from SQL),
+    another score's computed as of ``now_ms`` by the same function (``accounts.named_account_scores``)
+    for every account with a contact (the page's accounts' names read alone)."""
     name = resolve(conn, score)
+    end = None if limit is None else offset + limit
     if name == primary_score(conn):
         query = (
             select(account_stages, accounts.c.domain, accounts.c.name)
             .join(accounts, accounts.c.id == account_stages.c.account_id)
             .order_by(account_stages.c.score.desc(), account_stages.c.account_id)
         )
-        return [{**dict(r), "score_name": name} for r in conn.execute(query).mappings()]
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        rows = [{**dict(r), "score_name": name} for r in conn.execute(query).mappings()]
+        total = conn.execute(select(func.count()).select_from(account_stages)).scalar_one()
+        return rows, int(total)
     cfg = accounts_section(conn)
     ids = list(
         conn.execute(select(leads.c.account_id).where(leads.c.account_id.is_not(None)).distinct()).scalars()
     )
     found = named_account_scores(conn, name, ids, now_ms)
     if cfg is None or not found:
-        return []
+        return [], 0
     primary = active_model(conn)
     targets = target_domains(primary.model if primary is not None else None)
+    shown = sorted(found.items(), key=lambda item: (-item[1].score, item[0]))[offset:end]
     about = {
         int(r.id): (r.domain, r.name)
         for r in conn.execute(
-            select(accounts.c.id, accounts.c.domain, accounts.c.name).where(accounts.c.id.in_(sorted(found)))
+            select(accounts.c.id, accounts.c.domain, accounts.c.name).where(
+                accounts.c.id.in_(sorted(a for a, _ in shown))
+            )
         )
     }
     rows = [
@@ -554,6 +587,6 @@ def account_report(conn: Connection, score: str | None = None, now_ms: int = 0) 
          "engagement_score": s.engagement_score, "engaged_contacts": s.engaged_contacts,
          "target": (about[a][0] or "").lower() in targets, "updated_ms": now_ms, "domain": about[a][0],
          "name": about[a][1], "score_name": name}
-        for a, s in found.items()
+        for a, s in shown
     ]  # fmt: skip
-    return sorted(rows, key=lambda r: (-r["score"], r["account_id"]))
+    return rows, len(found)

@@ -329,13 +329,26 @@ def current_assignment_id(lead_id: ColumnElement[int]) -> ScalarSelect[int]:
     )
 
 
-def list_assignments(conn: Connection, open_only: bool = False) -> list[dict[str, Any]]:
+def list_assignments(
+    conn: Connection, open_only: bool = False, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
     """Every assignment, in the order made; ``open_only``: those a seller still has to act on, as
-    ``open_assignment`` and the escalation (``claim_breaches``) read them (``still_open``)."""
-    query = select(assignments).order_by(assignments.c.id)
-    if open_only:
-        query = query.where(*still_open())
+    ``open_assignment`` and the escalation (``claim_breaches``) read them (``still_open``); rows
+    ``offset`` to ``offset + limit`` of them (every row: ``limit`` None), read from SQL as such."""
+    query = select(assignments).where(*_open_only(open_only)).order_by(assignments.c.id)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def count_assignments(conn: Connection, open_only: bool = False) -> int:
+    """How many assignments ``list_assignments`` lists."""
+    query = select(func.count()).select_from(assignments).where(*_open_only(open_only))
+    return int(conn.execute(query).scalar_one())
+
+
+def _open_only(open_only: bool) -> list[ColumnElement[bool]]:
+    return list(still_open()) if open_only else []
 
 
 def touch_assignment(conn: Connection, lead_id: int, at_ms: int, before_move: int | None = None) -> None:
