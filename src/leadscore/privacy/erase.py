@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, select, update
+from sqlalchemy import JSON, Connection, String, Table, Text, case, cast, delete, func, select, update
 
 from leadscore.compile.dialects import LowerText
 from leadscore.errors import StoreError
@@ -188,9 +188,11 @@ def _text_columns(table: Table) -> list[Any]:
 def _text_of(column: Any, sqlite: bool) -> Any:
     """A text or JSON column as text, a JSON one with its characters unescaped on SQLite
     (``store.engine.json_text``), as PostgreSQL writes one."""
+    text = cast(column, Text)
     if sqlite and isinstance(column.type, JSON):
-        return func.leadscore_json_text(cast(column, Text))
-    return cast(column, Text)
+        # the function only where an escape is: most rows (orjson writes the characters) skip the call
+        return case((func.instr(text, "\\u") > 0, func.leadscore_json_text(text)), else_=text)
+    return text
 
 
 MENTIONS_READ = 1000  # rows the mention scan holds at a time
@@ -210,7 +212,7 @@ def mentions(conn: Connection, identifiers: tuple[str, ...]) -> dict[str, int]:
     for table in present_tables(conn):
         for column in _text_columns(table):
             text = _text_of(column, sqlite)
-            like = contains_any(LowerText(text, unicode=True), folded)
+            like = contains_any(LowerText.of_any_text(text), folded)
             hits = sum(
                 1
                 for value in conn.execute(
