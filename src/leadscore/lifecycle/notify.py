@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Connection, case, delete, func, literal, s
 
 from leadscore.lifecycle.context import reason_names
 from leadscore.lifecycle.desk import managed_teams, seller_email, whose_rank
+from leadscore.lifecycle.mail import one_line
 from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.lifecycle.reports import handoff_query
 from leadscore.lifecycle.score_stages import lead_team_score
@@ -63,6 +64,12 @@ class Note:
     due_ms: int | None
     owner: str | None = None  # set in a manager's digest for the team's leads
     score_name: str | None = None  # the named score told, when not the primary (a team's stage)
+
+    def __post_init__(self) -> None:
+        # a write key's name and company, told on one line wherever the note is rendered (``mail.one_line``)
+        object.__setattr__(self, "name", one_line(self.name) or f"lead {self.lead_id}")
+        if self.company is not None:
+            object.__setattr__(self, "company", one_line(self.company))
 
 
 @dataclass
