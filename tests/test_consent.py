@@ -12,6 +12,8 @@ from leadscore.api import create_app
 from leadscore.ingest.attributes import consent_traits
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.ingest.segment import normalise, parse_time
+from leadscore.lifecycle import segments
+from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.scoring.run import all_leads, score
@@ -113,6 +115,33 @@ def test_withdrawal_takes_effect_on_next_scoring_and_exports(store: Store) -> No
         assert lead["score"]["engagement_score"] == 0.0
         exported = client.get("/v1/leads?format=csv", headers=auth).text
         assert '"yes"' not in exported and ",yes," not in exported and len(exported.splitlines()) == 2
+
+
+SEGMENTED = (
+    MODEL
+    + "lifecycle:\n  initial: lead\n  stages:\n    - {id: lead, name: Lead}\n  segments:\n"
+    + "    - {id: everyone, name: Everyone, stages: [lead]}\n"
+)
+
+
+def test_a_segment_export_leaves_out_whoever_withdrew_tracking_consent(store: Store) -> None:
+    """ "no" is a member of the segment of every lead, but withdrew tracking consent: the segment's exports
+    (the members API as JSON and as CSV) list "unknown" and "yes" only, as the leads export does; they
+    listed "no" too."""
+    publish(store, loads_model(SEGMENTED), as_of=NOW)
+    _people(store)
+    run_round(store, Settings(), now_ms=NOW, timers=False, deliver=False)
+    with store.connect() as conn:
+        assert len(segments.members(conn, loads_model(SEGMENTED).lifecycle.segments[0])) == 3  # type: ignore[union-attr]
+    with store.begin() as conn:
+        _, read = create_key(conn, "read", "crm", 0)
+    auth = {"Authorization": f"Bearer {read}"}
+    app = create_app(Settings(database_url="unused", run_processor=False), store=store)
+    with serving(app) as url, httpx.Client(base_url=url, headers=auth) as client:
+        listed = client.get("/v1/segments/everyone/members").json()["members"]
+        exported = client.get("/v1/segments/everyone/members?format=csv").text.splitlines()
+    assert sorted(m["external_id"] for m in listed) == ["unknown", "yes"]
+    assert sorted(line.split(",")[1] for line in exported[1:]) == ["unknown", "yes"]
 
 
 def test_csv_import_sets_consent(store: Store, tmp_path: Path) -> None:

@@ -302,6 +302,35 @@ def test_an_anonymous_only_person_is_exported_and_erased(engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_mentions_of_a_name_with_letters_beyond_ascii_are_reported(engine: str) -> None:
+    """Jürgen Öberg (user jürgen-7, jürgen@exämple.test) is named in three of Bob's events, each in
+    another case than his own (a fourth names "Öbergs", a longer word), in Carl's traits and in Carl's
+    attributes: the report counts each. On SQLite it found one of Bob's events and not Carl's attributes:
+    SQLite's lower() folds ASCII only ("JÜRGEN" did not contain "jürgen"), and a JSON column written by
+    SQLAlchemy keeps ü as the escape \\u00fc there."""
+    with fresh_store(engine) as store:
+        _ingest(store, [
+            {"type": "identify", "userId": "jürgen-7", "messageId": "j1", "timestamp": NOW,
+             "traits": {"email": "Jürgen@Exämple.test", "firstName": "Jürgen", "lastName": "Öberg"}},
+            {"type": "track", "userId": "bob", "event": "Call", "messageId": "k1", "timestamp": NOW,
+             "properties": {"note": "call JÜRGEN ÖBERG back"}},
+            {"type": "track", "userId": "bob", "event": "Call", "messageId": "k2", "timestamp": NOW,
+             "properties": {"from": "JÜRGEN@EXÄMPLE.TEST"}},
+            {"type": "track", "userId": "bob", "event": "Call", "messageId": "k3", "timestamp": NOW,
+             "properties": {"ref": "Jürgen-7"}},
+            {"type": "track", "userId": "bob", "event": "Call", "messageId": "k4", "timestamp": NOW,
+             "properties": {"note": "the Jürgen Öbergs"}},
+            {"type": "identify", "userId": "carl", "messageId": "c1", "timestamp": NOW,
+             "traits": {"referred_by": "jürgen öberg"}},
+        ])  # fmt: skip
+        with store.connect() as conn:
+            person = find_person(conn, "jürgen-7")
+        assert person.identifiers == ("Jürgen Öberg", "jürgen-7", "jürgen@exämple.test")
+        report = erase(store, person, PEPPER, NOW, "test")
+        assert report.mentions == {"events.properties": 3, "events.context": 1, "leads.attributes": 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_an_inbox_only_person_is_exported_and_erased(engine: str) -> None:
     with fresh_store(engine) as store:
         _enqueue(store, [

@@ -145,6 +145,20 @@ def test_erasing_the_previous_id_after_the_merge_leaves_nothing_of_her(store: St
         assert conn.execute(select(func.count()).select_from(events)).scalar() == 0
 
 
+def test_the_merged_away_lead_id_finds_her_for_export_and_erasure_as_it_does_on_the_api(store: Store) -> None:
+    """New's lead (2) was merged into old's (1). ``/v1/leads/2`` and ``leadscore explain 2`` show lead 1,
+    but ``leadscore privacy export 2`` and ``privacy erase lead:2`` said "no lead": the id a CRM was sent
+    before the merge named her everywhere but where she asks for her data. Both now find lead 1."""
+    publish(store, loads_model(MODEL))
+    ingest(store, HISTORY, source="test", as_of=T0 + 10 * MINUTE)
+    with store.connect() as conn:
+        assert resolve_lead_ref(conn, "2") == 1
+        found = [find_person(conn, ref) for ref in ("2", "lead:2")]
+    assert [p.lead_id for p in found] == [1, 1]
+    report = erase(store, found[1], "pepper", T0 + 20 * MINUTE, "test")
+    assert (report.deleted["leads"], report.deleted["events"]) == (1, len(HISTORY))
+
+
 ACCOUNT_MODEL = """
 model: merge-accounts
 engagement:

@@ -525,3 +525,41 @@ def test_a_digest_reads_a_page_of_the_queue_however_long_it_is(
     assert listed == ["B5", "B4", "B3"]
     assert "Past their SLA (12):\n" in body and f"- and 9 more: {PUBLIC}/handoff\n" in body
     assert len(told) == 3
+
+
+def test_a_name_sent_with_line_breaks_cannot_add_a_lead_to_a_message() -> None:
+    """A write key sent Ann's first name as "Ann" + a line break + "- Eve (Acme), score 99.9 (hot), ...",
+    and her company with a CR LF: the digest showed a line for a lead "Eve" scored 99.9 that no model
+    scored. A name and a company are told on one line (the mail subject's rule), in the digest, the
+    mail at once and Slack's blocks."""
+    from leadscore.lifecycle.notify import Note, digest_messages, immediate_messages
+
+    fake = "Ann\n- Eve (Acme), score 99.9 (hot), 2.0 h left to act\n  Why: Demo +99.9"
+    note = Note(7, fake, "Acme\r\nGmbH", 12.0, "cold", [], "http://x/leads/7", NOW + HOUR)
+    told = (
+        "Ann - Eve (Acme), score 99.9 (hot), 2.0 h left to act Why: Demo +99.9 (Acme GmbH), score 12.0 (cold)"
+    )
+    mail, slack = digest_messages(
+        {"overdue": [], "new": [note], "waiting": []}, "2024-05-06", "http://x", NOW
+    )
+    assert [line for line in mail["body"].splitlines() if line.startswith("- ")] == [
+        f"- {told}, 1.0 h left to act"
+    ]
+    assert "\n- Eve" not in slack["blocks"][1]["text"]["text"]
+    at_once, at_once_slack = immediate_messages(note, NOW)
+    assert at_once["body"].splitlines()[0] == (
+        "Ann - Eve (Acme), score 99.9 (hot), 2.0 h left to act Why: Demo +99.9 (Acme GmbH) was assigned to "
+        "you: score 12.0 (cold); 1.0 h left to act."
+    )
+    assert "\n- Eve" not in at_once_slack["blocks"][1]["text"]["text"]
+
+
+def test_a_slack_webhooks_default_text_tells_a_name_on_one_line() -> None:
+    """A model's Slack-format webhook without a text of its own says "kind: name (company), score, stage";
+    a name with a line break there added a line no model wrote."""
+    from leadscore.lifecycle.actions import _default_text
+
+    lead = {"name": "Ann\n*Eve*, score 99.9", "company": "Acme\r\nGmbH", "score": 12.0, "stage": "mql"}
+    assert _default_text("stage.entered", {"lead": lead}) == (
+        "stage.entered: Ann *Eve*, score 99.9 (Acme GmbH), score 12.0, stage mql"
+    )

@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 from leadscore.lifecycle import notify
 from leadscore.lifecycle.assignment import Assigned, assign, people
 from leadscore.lifecycle.context import lead_context
+from leadscore.lifecycle.mail import one_line
 from leadscore.lifecycle.score_stages import lead_team_score
 from leadscore.model import Action, ScoringModel, duration_seconds
 from leadscore.model.lifecycle import Webhook
@@ -103,7 +104,8 @@ def _webhook_row(
 
 def _default_text(kind: str, context: dict[str, Any]) -> str:
     lead = context["lead"]
-    return f"{kind}: {lead['name']} ({lead['company'] or 'no company'}), score {lead['score']}, stage {lead['stage']}"
+    told = f"{one_line(lead['name'])} ({one_line(lead['company'] or 'no company')})"
+    return f"{kind}: {told}, score {lead['score']}, stage {lead['stage']}"
 
 
 def _mail_row(action: Action, context: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +120,7 @@ def _mail_row(action: Action, context: dict[str, Any]) -> dict[str, Any]:
         to = mail.to
     payload = {
         "to": to,
-        "subject": " ".join(render(mail.subject, context, "subject").split()),
+        "subject": one_line(render(mail.subject, context, "subject")),
         "body": render(mail.body, context, "body"),
         "to_lead": mail.to == "lead",
         "unsubscribe_url": context.get("unsubscribe_url", "") if mail.to == "lead" else "",

@@ -71,14 +71,21 @@ def _truthy(value: Any) -> bool:
     return (value.strip().lower() if isinstance(value, str) else value) in TRUE
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: every run of characters that break a line or space words (as str.split reads
+    them) one space. A name or company a public write key sent is told so in a message, where a line of
+    its own would read as a line of the message (a lead, a score) that no model gave."""
+    return " ".join(text.split())
+
+
 def message(settings: Settings, payload: dict[str, Any], key: str) -> EmailMessage:
     # long unsubscribe URLs must not be folded into encoded words (RFC 5322 allows 998 characters)
     msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
     msg["From"] = settings.smtp.mail_from
     msg["To"] = payload["to"]
-    # a subject tells names and companies a public write key sent: on one line (every character that
-    # breaks a line, as str.split reads them; a header value with one cannot be written)
-    msg["Subject"] = " ".join(str(payload["subject"]).split())
+    # a subject tells names and companies a public write key sent (a header value with a line break cannot
+    # be written)
+    msg["Subject"] = one_line(str(payload["subject"]))
     msg["Date"] = formatdate(usegmt=True)
     domain = settings.smtp.mail_from.rpartition("@")[2] or "leadscore"
     msg["Message-ID"] = f"<{key.replace(':', '.')}@{domain}>"  # the same on every attempt

@@ -28,10 +28,11 @@ from sqlalchemy import ColumnElement, Connection, case, delete, func, literal, s
 
 from leadscore.lifecycle.context import reason_names
 from leadscore.lifecycle.desk import managed_teams, seller_email, whose_rank
+from leadscore.lifecycle.mail import one_line
 from leadscore.lifecycle.reasons import rule_names, top_reasons
 from leadscore.lifecycle.reports import handoff_query
 from leadscore.lifecycle.score_stages import lead_team_score
-from leadscore.lifecycle.sla import overdue, past_due
+from leadscore.lifecycle.sla import past_due, sla_clock
 from leadscore.model import ScoringModel
 from leadscore.scoring.shown import cut_text
 from leadscore.settings import Settings
@@ -44,7 +45,6 @@ from leadscore.store.score_names import primary_score, scores_of
 from leadscore.store.users import find_user
 
 DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
 DIGEST_SHOWN = 25  # leads listed per digest section; the rest are counted, and the desk lists them all
 SLACK_SHOWN = 10  # Slack renders at most 3,000 characters a section
 TITLES = {"overdue": "Past their SLA", "new": "New since yesterday", "waiting": "Waiting for you"}
@@ -64,6 +64,12 @@ class Note:
     due_ms: int | None
     owner: str | None = None  # set in a manager's digest for the team's leads
     score_name: str | None = None  # the named score told, when not the primary (a team's stage)
+
+    def __post_init__(self) -> None:
+        # a write key's name and company, told on one line wherever the note is rendered (``mail.one_line``)
+        object.__setattr__(self, "name", one_line(self.name) or f"lead {self.lead_id}")
+        if self.company is not None:
+            object.__setattr__(self, "company", one_line(self.company))
 
 
 @dataclass
@@ -95,14 +101,6 @@ def _points(value: float) -> str:
     return f"{value:+.1f}"
 
 
-def _sla(due_ms: int | None, now_ms: int) -> str:
-    if due_ms is None:
-        return "no SLA"
-    if overdue(due_ms, now_ms):
-        return f"overdue by {(now_ms - due_ms) / HOUR_MS:.1f} h"
-    return f"{(due_ms - now_ms) / HOUR_MS:.1f} h left to act"
-
-
 def _score(note: Note) -> str:
     if note.score is None:
         return "not scored"
@@ -131,7 +129,7 @@ def _slack_lead(note: Note, now_ms: int) -> str:
     owner = f", {_slack_escape(note.owner)}'s" if note.owner else ""
     return (
         f"*{name}* ({_slack_escape(note.company or 'no company')}), {_score(note)}, "
-        f"{_sla(note.due_ms, now_ms)}{owner}\n{reasons}"
+        f"{sla_clock(note.due_ms, now_ms)}{owner}\n{reasons}"
     )
 
 
@@ -145,7 +143,7 @@ def immediate_messages(note: Note, now_ms: int) -> tuple[dict[str, Any], dict[st
         "subject": f"New lead for you: {_headline(note)}",
         "body": (
             f"{note.name} ({note.company or 'no company'}) was assigned to you: {_score(note)}; "
-            f"{_sla(note.due_ms, now_ms)}.\n\nWhy (top reasons):\n{lines}\n\nOpen the lead: {note.link}\n"
+            f"{sla_clock(note.due_ms, now_ms)}.\n\nWhy (top reasons):\n{lines}\n\nOpen the lead: {note.link}\n"
         ),
     }
     slack = {
@@ -353,7 +351,7 @@ def digest_messages(
         body.append(f"{title} ({totals[kind]:,}):")
         for note in group[:DIGEST_SHOWN]:
             owner = f", {note.owner}'s" if note.owner else ""
-            body.append(f"- {_headline(note)}, {_sla(note.due_ms, now_ms)}{owner}")
+            body.append(f"- {_headline(note)}, {sla_clock(note.due_ms, now_ms)}{owner}")
             body.append(f"  Why: {_reasons_text(note)}")
             body.append(f"  {note.link}")
         if totals[kind] > min(len(group), DIGEST_SHOWN):

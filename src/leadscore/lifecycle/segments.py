@@ -19,6 +19,7 @@ from leadscore.compile.query import lead_resolver
 from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.actions import iso
 from leadscore.lifecycle.context import lead_context
+from leadscore.lifecycle.lead_filter import exportable
 from leadscore.model import ScoringModel, Segment
 from leadscore.settings import Settings
 from leadscore.spreadsheet import csv_safe
@@ -179,9 +180,11 @@ def members(conn: Connection, segment: Segment) -> list[dict[str, Any]]:
 def stream_members(store: Store, segment: Segment, fmt: str) -> Iterator[bytes]:
     """The members of ``segment`` as CSV (``EXPORT_COLUMNS``) or as the JSON of ``GET
     /v1/segments/{id}/members``, read and written ``CHUNK`` rows at a time: a segment of every lead is never
-    held whole (100,000 members were a list of dictionaries, then one JSON document, in memory)."""
+    held whole (100,000 members were a list of dictionaries, then one JSON document, in memory). A member
+    who withdrew tracking consent is left out, as from every export (``lead_filter.exportable``)."""
+    query = members_query(segment).where(exportable(leads.c.attributes))
     with store.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(members_query(segment))
+        result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
         chunks = (list(map(member, rows)) for rows in result.mappings().partitions(CHUNK))
         if fmt == "csv":
             yield from (text.encode() for text in export_csv(chunks))

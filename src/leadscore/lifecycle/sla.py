@@ -31,6 +31,7 @@ from leadscore.model.lifecycle import WEEKDAYS, BusinessHours, Lifecycle
 # the weeks of business time walked day by day, each day's window at its real length (a clock change
 # inside it counted); only an SLA longer than these skips whole weeks at their nominal length
 WALKED_WEEKS = 52
+_HOUR_MS = 3_600_000
 
 
 def sla_due(lifecycle: Lifecycle, stage: str, team_id: str, at_ms: int) -> int | None:
@@ -90,6 +91,16 @@ def overdue(due_ms: int | None, now_ms: int) -> bool:
     the escalation takes it (``store.lifecycle_tables.claim_breaches``: ``due_ms <= now``); the desk, the
     lead page and the digest say so from the same moment."""
     return due_ms is not None and due_ms <= now_ms
+
+
+def sla_clock(due_ms: int | None, now_ms: int) -> str:
+    """An assignment's SLA clock at ``now_ms`` as the desk and the digest write it: "overdue by 1.5 h"
+    (``overdue``), "25.0 h left to act", or "no SLA"; the hours to one decimal, rounded."""
+    if due_ms is None:
+        return "no SLA"
+    if overdue(due_ms, now_ms):
+        return f"overdue by {(now_ms - due_ms) / _HOUR_MS:.1f} h"
+    return f"{(due_ms - now_ms) / _HOUR_MS:.1f} h left to act"
 
 
 def past_due(due_ms: ColumnElement[Any], now_ms: int) -> ColumnElement[bool]:

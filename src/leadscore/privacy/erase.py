@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, String, Table, Text, cast, delete, func, select, update
+from sqlalchemy import JSON, Connection, String, Table, Text, case, cast, delete, func, select, update
 
+from leadscore.compile.dialects import LowerText
 from leadscore.errors import StoreError
 from leadscore.ingest.apply import Applied
 from leadscore.lifecycle.accounts import refresh_active
 from leadscore.lifecycle.notify import forget_leads
+from leadscore.model.text_case import fold_case
 from leadscore.privacy.person import Person, as_now
 from leadscore.privacy.tables import REDACT, Ids, condition, present_tables, rules_for, unaccounted
 from leadscore.scoring.pipeline import rescore_touched
@@ -183,6 +185,16 @@ def _text_columns(table: Table) -> list[Any]:
     return [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
 
 
+def _text_of(column: Any, sqlite: bool) -> Any:
+    """A text or JSON column as text, a JSON one with its characters unescaped on SQLite
+    (``store.engine.json_text``), as PostgreSQL writes one."""
+    text = cast(column, Text)
+    if sqlite and isinstance(column.type, JSON):
+        # the function only where an escape is: most rows (orjson writes the characters) skip the call
+        return case((func.instr(text, "\\u") > 0, func.leadscore_json_text(text)), else_=text)
+    return text
+
+
 MENTIONS_READ = 1000  # rows the mention scan holds at a time
 
 
@@ -193,17 +205,20 @@ def mentions(conn: Connection, identifiers: tuple[str, ...]) -> dict[str, int]:
     found: dict[str, int] = {}
     if not identifiers:
         return found
-    lowered = sorted({i.lower() for i in identifiers})
+    # folded alike on both sides, by the one case folding every engine's comparisons use (SQLite's lower()
+    # folds ASCII only: "JÜRGEN" did not contain "jürgen")
+    folded = sorted({fold_case(i) for i in identifiers})
+    sqlite = conn.dialect.name == "sqlite"
     for table in present_tables(conn):
         for column in _text_columns(table):
-            text = cast(column, Text)
-            like = contains_any(func.lower(text), lowered)
+            text = _text_of(column, sqlite)
+            like = contains_any(LowerText.of_any_text(text), folded)
             hits = sum(
                 1
                 for value in conn.execute(
                     select(text).where(like).execution_options(yield_per=MENTIONS_READ)
                 ).scalars()
-                if any(_word(i).search(value) for i in identifiers)
+                if any(_word(i).search(fold_case(value)) for i in folded)
             )
             if hits:
                 found[f"{table.name}.{column.name}"] = hits

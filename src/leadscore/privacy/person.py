@@ -18,7 +18,7 @@ from leadscore.errors import InputError, NotFoundError, Problem, StoreError
 from leadscore.ingest.traits import addresses
 from leadscore.store.event_log import waiting_rows
 from leadscore.store.id_lists import in_values
-from leadscore.store.people import anonymous_key, find_lead, normalise_email, user_key
+from leadscore.store.people import anonymous_key, find_lead, lead_by_id, normalise_email, user_key
 from leadscore.store.schema import events, identities, leads
 
 
@@ -61,7 +61,7 @@ def find_person(conn: Connection, ref: str) -> Person:
     id. A plain reference that names two different leads (lead 1001 and the lead of user "1001") is
     refused: say which."""
     if ref.startswith("lead:") and ref[5:].isascii() and ref[5:].isdigit():
-        lead_id = find_lead(conn, lead_id=int(ref[5:]))
+        lead_id = lead_by_id(conn, int(ref[5:]))
         if lead_id is None:
             raise NotFoundError(f"no lead {ref!r}")
         return _of_lead(conn, lead_id)
@@ -73,7 +73,7 @@ def find_person(conn: Connection, ref: str) -> Person:
     candidates = {
         found
         for found in (
-            find_lead(conn, lead_id=int(ref)) if ref.isascii() and ref.isdigit() else None,
+            lead_by_id(conn, int(ref)) if ref.isascii() and ref.isdigit() else None,
             find_lead(conn, email=ref) if "@" in ref else None,
             find_lead(conn, external_id=ref),
         )

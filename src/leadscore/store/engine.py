@@ -33,6 +33,23 @@ def lower_text(value: Any) -> str | None:
     return None if value is None else fold_case(str(value))
 
 
+def json_text(value: Any) -> str | None:
+    """A JSON column's text with its characters as they are (PostgreSQL's ``jsonb::text``): on SQLite the
+    rows SQLAlchemy writes keep every non-ASCII character escaped (json.dumps' ``\\u00fc`` for ``ü``), so
+    a search of the text for a name finds it only in this reading (SQLite's ``leadscore_json_text``)."""
+    if value is None:
+        return None
+    text = str(value)
+    if "\\u" not in text:
+        return text
+    try:
+        read = json.dumps(_loads(text), ensure_ascii=False)
+        read.encode()  # an escaped lone surrogate stays escaped: SQLite takes UTF-8 text only
+    except (ValueError, RecursionError):
+        return text
+    return read
+
+
 def _power(base: float | None, exp: float | None) -> float | None:
     return None if base is None or exp is None else math.pow(base, exp)
 
@@ -42,6 +59,7 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     dbapi_conn.isolation_level = None
     dbapi_conn.create_function("leadscore_regexp", 2, _regexp, deterministic=True)
     dbapi_conn.create_function("leadscore_lower", 1, lower_text, deterministic=True)
+    dbapi_conn.create_function("leadscore_json_text", 1, json_text, deterministic=True)
     try:
         dbapi_conn.execute("SELECT power(2, 2)")
     except sqlite3.OperationalError:  # SQLite built without math functions

@@ -161,6 +161,15 @@ def _lead_row(conn: Connection, lead_id: int) -> Any:
     return conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
 
 
+def lead_by_id(conn: Connection, lead_id: int) -> int | None:
+    """The lead with the id ``lead_id`` or, merged into another by an alias, that one (its id is a key of
+    the lead it went to: ``merged_key``); None: no such lead."""
+    found = find_lead(conn, lead_id=lead_id)
+    if found is None:
+        found = lead_for_key(conn, merged_key(lead_id))
+    return found
+
+
 def resolve_lead_ref(conn: Connection, ref: str) -> int:
     """A lead by reference: its numeric id (a lead merged into another by an alias: the one it was merged
     into), its e-mail, or its external (user) id.
@@ -172,9 +181,7 @@ def resolve_lead_ref(conn: Connection, ref: str) -> int:
     lead_id: int | None = None
     if "\x00" not in ref:
         if ref.isascii() and ref.isdigit() and len(ref) <= 19 and int(ref) <= INT64_MAX:
-            lead_id = find_lead(conn, lead_id=int(ref))
-            if lead_id is None:  # merged into another lead by an alias: that one
-                lead_id = lead_for_key(conn, merged_key(int(ref)))
+            lead_id = lead_by_id(conn, int(ref))
         if lead_id is None and "@" in ref:
             lead_id = find_lead(conn, email=ref)
         if lead_id is None:

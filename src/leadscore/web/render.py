@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from leadscore import __version__
-from leadscore.lifecycle.sla import overdue
+from leadscore.lifecycle.sla import overdue, sla_clock
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.run import now_ms
 from leadscore.scoring.shown import cut_text, shown_change
@@ -74,6 +74,7 @@ templates.env.filters["change"] = shown_change  # score after|change(score befor
 templates.env.filters["threshold"] = fmt_threshold
 templates.env.globals["version"] = __version__
 templates.env.globals["overdue"] = overdue  # past an SLA: the escalation's moment
+templates.env.globals["sla_clock"] = sla_clock  # the hours left or past due, as the digest says them
 
 
 def page(request: Request, viewer: Viewer, template: str, status: int = 200, **context: Any) -> HTMLResponse:
