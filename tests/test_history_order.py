@@ -285,3 +285,37 @@ def test_history_as_known_reads_only_what_the_model_scores_and_agrees_with_readi
     assert got == want
     if example == "b2b_saas":
         assert len({v[1] for v in want.values()}) >= 2  # the fit moved with the titles
+
+
+SEVERAL_ATTRIBUTES = """
+model: several
+fit:
+  - {id: vp, name: VP, when: {attribute: job_title, contains: vp}, points: 40}
+  - {id: head, name: Head, when: {attribute: job_title, contains: head of}, points: 20}
+  - {id: nordic, name: Nordic, when: {attribute: country, in: [SE, DK]}, points: 5}
+  - {id: senior, name: Senior, when: {attribute: seniority, in: [director, vp]}, points: 10}
+engagement:
+  - {id: visit, name: Visit, event: {type: page}, points: 10}
+"""
+
+
+def test_as_known_leads_probe_the_temporary_table_once_a_lead(sqlite_store: Store) -> None:
+    """The leads of an as-known statement take their attributes from the temporary table by one join on
+    its key: as a scalar subquery, SQLite repeated the subquery at every reference to the attributes (a
+    rule's attribute is read by several JSON functions: 13 probes of the table a lead here, 24 for the
+    bench's three realistic models), a sixth of the as-known statement's CPU (bench/README.md, "Three
+    scores against one, twenty-sixth session")."""
+    from leadscore.compile import compile_model
+    from leadscore.scoring.as_known import _prepare, as_known_sources
+    from leadscore.scoring.run import points
+
+    model = loads_model(SEVERAL_ATTRIBUTES)
+    with sqlite_store.begin() as conn:
+        _prepare(conn)
+        query = compile_model(model, as_known_sources(sqlite_store.sources()), points([(1, AS_OF)]))
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        assert compiled.positiontup is not None
+        values = tuple(compiled.params[name] for name in compiled.positiontup)
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values)]
+    probes = [step for step in plan if "leadscore_known_attributes" in step]
+    assert len(probes) == 1, plan
