@@ -336,9 +336,10 @@ def as_known_sources(sources: Sources) -> Sources:
     # every lead: an account-scope rule reads the events of the lead's colleagues, who are not among the
     # query's points (an inner join with the table left them out: the lead's own events only). A lead of
     # the table has its attributes as known, any other its own (a colleague's consent is read as it is
-    # now). An outer join on the table's key, not a scalar subquery: SQLite repeated the subquery at every
-    # reference to ``attributes`` (a rule's attribute is read by several JSON functions: 24 probes a lead
-    # for the bench's three realistic models), 10 % of the as-known statement's VM instructions
+    # now). An outer join on the table's key, not a scalar subquery: both engines repeated the subquery at
+    # every reference to ``attributes`` (a rule's attribute is read by several JSON functions: 24 probes a
+    # lead on SQLite for the bench's three realistic models), 10 % of the as-known statement's VM
+    # instructions there
     known_leads = (
         select(
             base.c.id,
