@@ -285,3 +285,46 @@ def test_history_as_known_reads_only_what_the_model_scores_and_agrees_with_readi
     assert got == want
     if example == "b2b_saas":
         assert len({v[1] for v in want.values()}) >= 2  # the fit moved with the titles
+
+
+SEVERAL_ATTRIBUTES = """
+model: several
+fit:
+  - {id: vp, name: VP, when: {attribute: job_title, contains: vp}, points: 40}
+  - {id: head, name: Head, when: {attribute: job_title, contains: head of}, points: 20}
+  - {id: nordic, name: Nordic, when: {attribute: country, in: [SE, DK]}, points: 5}
+  - {id: senior, name: Senior, when: {attribute: seniority, in: [director, vp]}, points: 10}
+engagement:
+  - {id: visit, name: Visit, event: {type: page}, points: 10}
+"""
+
+
+def test_as_known_leads_probe_the_temporary_table_once_a_lead(store: Store) -> None:
+    """The leads of an as-known statement take their attributes from the temporary table by one join on
+    its key: as a scalar subquery, both engines repeated the subquery at every reference to the
+    attributes (a rule's attribute is read by several JSON functions: 13 probes of the table a lead here
+    on SQLite, 6 on PostgreSQL; 24 on SQLite for the bench's three realistic models), a sixth of the
+    as-known statement's CPU (bench/README.md, "Three scores against one, twenty-sixth session")."""
+    from leadscore.compile import compile_model
+    from leadscore.scoring.as_known import _prepare, as_known_sources
+    from leadscore.scoring.run import points
+
+    model = loads_model(SEVERAL_ATTRIBUTES)
+    with store.begin() as conn:
+        _prepare(conn)
+        dialect = conn.dialect.name
+        query = compile_model(model, as_known_sources(store.sources()), points([(1, AS_OF)]), engine=dialect)
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        if dialect == "sqlite":
+            assert compiled.positiontup is not None
+            values: Any = tuple(compiled.params[name] for name in compiled.positiontup)
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values)]
+        else:
+            plan = [row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)]
+    # a step of the plan that reads the table (SQLite: SEARCH ...; PostgreSQL: Index Scan ... on ...)
+    probes = [
+        step
+        for step in plan
+        if ("SEARCH " if dialect == "sqlite" else " on ") + "leadscore_known_attributes" in step
+    ]
+    assert len(probes) == 1, plan
