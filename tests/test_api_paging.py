@@ -1,5 +1,5 @@
 """The API's offset pages (``api.paging``) of the lists that a write key can lengthen: the assignments,
-the nurtured leads and the accounts report, on both stores. Each page is ``limit`` rows from ``offset``
+the nurtured leads, the accounts report and a lead's stage moves and notifications, on both stores. Each page is ``limit`` rows from ``offset``
 with the list's ``total`` and ``next_offset``; walking the pages covers every row once, in the list's
 order; the assignments, in the order made, grow at their end only, so a row made between two pages is
 read once, on a later page. Hostile ``limit`` and ``offset`` values are a 422 naming the parameter.
@@ -7,6 +7,10 @@ read once, on a later page. Hostile ``limit`` and ``offset`` values are a 422 na
 The store: leads n1..n7 with 1..7 points (below 60: in ``lead``, a nurture stage), leads m1..m5 with
 61..65 points (Marketing Manager: grade B; MQL, each one assigned in the round), and accounts a1..a5
 with stored account scores 30, 50, 50, 10, 70 (the stored rows the primary's report reads).
+
+A lead's stage (``GET /v1/leads/{ref}/stage``) pages its two lists apart (``history_limit``,
+``history_offset``; ``notifications_limit``, ``notifications_offset``): the newest first from the offset,
+each page oldest first as the whole list was, ``history_paging`` and ``notifications_paging`` beside them.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from leadscore.scoring.pipeline import publish
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.keys import create_key
+from leadscore.store.lifecycle_tables import read_stage_history
+from leadscore.store.outbox import enqueue, read_outbox
 from leadscore.store.people import find_lead
-from leadscore.store.schema import account_stages, accounts
+from leadscore.store.schema import account_stages, accounts, stage_history
 from lifecycle_model import DAY, HOUR, T0, model, person, points, send
 from live_server import serving
 from test_lifecycle import round_
@@ -32,6 +38,8 @@ NURTURED = [f"n{k}" for k in range(1, 8)]
 MQLS = [f"m{k}" for k in range(1, 6)]
 ACCOUNT_SCORES = {"a1": 30.0, "a2": 50.0, "a3": 50.0, "a4": 10.0, "a5": 70.0}
 PAGES = ("/v1/assignments", "/v1/reports/nurtured", "/v1/reports/accounts")
+STAGE = "/v1/leads/m1/stage"
+BOUNCES = 12  # moves m1 is given, back and forth across the MQL line, as a write key's events can make
 
 
 @pytest.fixture
@@ -146,11 +154,79 @@ HOSTILE = {
 
 
 def test_hostile_paging_values_are_refused_naming_the_parameter(client: httpx.Client) -> None:
-    for path in PAGES:
-        for name, values in HOSTILE.items():
-            for value in values:
-                answer = client.get(path, params={name: value})
-                assert answer.status_code == 422, (path, name, value[:20], answer.text[:200])
-                body = answer.json()
-                assert body["ok"] is False
-                assert [e["field"] for e in body["errors"]] == [name], (path, name, value[:20], body)
+    named = [(path, name, name) for path in PAGES for name in HOSTILE]
+    named += [(STAGE, f"{lst}_{name}", name) for lst in ("history", "notifications") for name in HOSTILE]
+    for path, name, kind in named:
+        for value in HOSTILE[kind]:
+            answer = client.get(path, params={name: value})
+            assert answer.status_code == 422, (path, name, value[:20], answer.text[:200])
+            body = answer.json()
+            assert body["ok"] is False
+            assert [e["field"] for e in body["errors"]] == [name], (path, name, value[:20], body)
+
+
+def _bounced(store: Store) -> tuple[list[str], list[str]]:
+    """m1 (in MQL since the round) moves ``BOUNCES`` times more, between MQL and nurture a second apart
+    (cause refs ``b0``..``b11``), and gets a notification each (keys ``b0``..``b11``): its stage moves'
+    cause refs and its notifications' keys, as the store lists them whole, oldest first."""
+    with store.begin() as conn:
+        m1 = int(find_lead(conn, external_id="m1") or 0)
+        for k in range(BOUNCES):
+            at = T0 + 2 * DAY + k * 1000
+            conn.execute(
+                stage_history.insert().values(
+                    lead_id=m1, from_stage="mql" if k % 2 == 0 else "nurture", to_stage="nurture" if k % 2 == 0 else "mql",
+                    at_ms=at, transition="bounce", cause="score", cause_ref=f"b{k}", recorded_ms=at,
+                )
+            )  # fmt: skip
+        enqueue(
+            conn,
+            [{"key": f"b{k}", "channel": "webhook", "action": "bounce", "lead_id": m1, "target": "X",
+              "payload": {}} for k in range(BOUNCES)],
+            T0 + 2 * DAY,
+        )  # fmt: skip
+        moves = [str(h["cause_ref"]) for h in read_stage_history(conn, m1)]
+        sends = [str(o["key"]) for o in read_outbox(conn, m1)]
+    assert moves[-BOUNCES:] == [f"b{k}" for k in range(BOUNCES)]
+    assert sends[-BOUNCES:] == [f"b{k}" for k in range(BOUNCES)]
+    return moves, sends
+
+
+def test_a_leads_stage_moves_and_notifications_a_page_at_a_time(store: Store, client: httpx.Client) -> None:
+    moves, sends = _bounced(store)
+    # not asked: 100 of each, the newest; here every row, oldest first, as the lists were before pages
+    whole = client.get(STAGE).json()
+    assert whole["stage"] == "mql"  # b11 moved it back
+    assert [h["cause_ref"] for h in whole["history"]] == moves
+    assert [o["key"] for o in whole["notifications"]] == sends
+    assert whole["history_paging"] == {"total": len(moves), "limit": 100, "offset": 0, "next_offset": None}
+    assert whole["notifications_paging"] == {
+        "total": len(sends),
+        "limit": 100,
+        "offset": 0,
+        "next_offset": None,
+    }
+    # 5 moves and 4 notifications a page: the newest first, each page oldest first
+    first = client.get(STAGE, params={"history_limit": 5, "notifications_limit": 4}).json()
+    assert [h["cause_ref"] for h in first["history"]] == ["b7", "b8", "b9", "b10", "b11"]
+    assert [o["key"] for o in first["notifications"]] == ["b8", "b9", "b10", "b11"]
+    assert first["history_paging"] == {"total": len(moves), "limit": 5, "offset": 0, "next_offset": 5}
+    assert first["notifications_paging"] == {"total": len(sends), "limit": 4, "offset": 0, "next_offset": 4}
+    second = client.get(STAGE, params={"history_limit": 5, "history_offset": 5}).json()
+    assert [h["cause_ref"] for h in second["history"]] == ["b2", "b3", "b4", "b5", "b6"]
+    assert second["history_paging"]["next_offset"] == 10
+    for lst, key, rows in (("history", "cause_ref", moves), ("notifications", "key", sends)):
+        for limit in (1, 2, 5, len(rows), 100):
+            walked: list[str] = []
+            offset: int | None = 0
+            pages = 0
+            while offset is not None:
+                body = client.get(STAGE, params={f"{lst}_limit": limit, f"{lst}_offset": offset}).json()
+                assert body[f"{lst}_paging"]["total"] == len(rows)
+                walked = [r[key] for r in body[lst]] + walked
+                offset = body[f"{lst}_paging"]["next_offset"]
+                pages += 1
+            assert walked == rows, (lst, limit)
+            assert pages == -(-len(rows) // limit)
+    past = client.get(STAGE, params={"history_offset": len(moves)}).json()
+    assert (past["history"], past["history_paging"]["next_offset"]) == ([], None)

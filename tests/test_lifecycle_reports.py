@@ -13,6 +13,7 @@ from leadscore.lifecycle.runner import run_round
 from leadscore.scoring.pipeline import publish
 from leadscore.store import Store
 from leadscore.store.people import find_lead
+from leadscore.store.schema import account_stages, accounts
 from lifecycle_model import DAY, T0, model, person, points, send, settings
 
 
@@ -161,3 +162,48 @@ def test_the_handoff_report_pages_the_queue(store: Store) -> None:
     table = CliRunner().invoke(app, [*base, "--limit", "1"])
     assert table.exit_code == 0, table.output
     assert "Ready for handoff (3 in all)" in table.stdout and "2 more: --offset 1" in table.stdout
+
+
+def test_the_nurtured_and_accounts_reports_page_their_lists(store: Store) -> None:
+    """``leadscore reports nurtured`` and ``reports accounts`` list a page, as ``reports handoff`` does,
+    and say how many more there are (they printed every row): ann (3 points), bob (2) and cat (1) are in
+    ``lead``, a nurture stage, hottest first; accounts a1..a3 scored 30, 50, 10 list a2, a1, a3."""
+    publish(store, model())
+    send(store, [person("ann"), person("bob"), person("cat")])
+    send(store, [*points("ann", 3), *points("bob", 2), *points("cat", 1)])
+    run_round(store, settings(), now_ms=T0 + DAY, deliver=False)
+    with store.begin() as conn:
+        ids = {u: find_lead(conn, external_id=u) for u in ("ann", "bob", "cat")}
+        for name, score in {"a1": 30.0, "a2": 50.0, "a3": 10.0}.items():
+            account_id = conn.execute(
+                accounts.insert().values(
+                    domain=f"{name}.example", name=name, attributes={}, created_ms=T0, updated_ms=T0
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                account_stages.insert().values(
+                    account_id=account_id, stage="none", score=score, fit_score=score, engagement_score=0.0,
+                    engaged_contacts=0, target=False, entered_ms=T0, updated_ms=T0,
+                )
+            )  # fmt: skip
+    for report, key, listed in (
+        ("nurtured", "lead_id", [ids["ann"], ids["bob"], ids["cat"]]),
+        ("accounts", "name", ["a2", "a1", "a3"]),
+    ):
+        base = ["reports", report, "--db", store.url]
+        every = CliRunner().invoke(app, [*base, "-f", "json"])  # 100 by default: all three
+        assert every.exit_code == 0, every.output
+        assert [r[key] for r in json.loads(every.stdout)] == listed
+        assert every.stderr == ""
+        first = CliRunner().invoke(app, [*base, "-f", "json", "--limit", "2"])
+        assert first.exit_code == 0, first.output
+        assert [r[key] for r in json.loads(first.stdout)] == listed[:2]
+        assert first.stderr.strip() == "1 more: --offset 2"
+        rest = CliRunner().invoke(app, [*base, "-f", "json", "--limit", "2", "--offset", "2"])
+        assert [r[key] for r in json.loads(rest.stdout)] == listed[2:]
+        assert rest.stderr == ""
+        table = CliRunner().invoke(app, [*base, "--limit", "1"])
+        assert table.exit_code == 0, table.output
+        assert "(3 in all)" in table.stdout and "2 more: --offset 1" in table.stdout
+        refused = CliRunner().invoke(app, [*base, "--limit", "0"])
+        assert refused.exit_code == 2 and "--limit" in refused.output

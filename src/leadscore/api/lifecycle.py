@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from leadscore.api.deps import AdminState, ReaderState
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
-from leadscore.api.paging import PAGE_ROWS, Limit, Offset, offset_page
+from leadscore.api.paging import PAGE_ROWS, Limit, Offset, offset_page, page_at
 from leadscore.api.state import AppState, state_of
 from leadscore.errors import InputError, NotFoundError
 from leadscore.lifecycle import segments
@@ -44,11 +44,11 @@ from leadscore.store.lifecycle_tables import (
     count_assignments,
     current_assignment,
     list_assignments,
-    read_stage_history,
     segment_sizes,
     stage_as_of,
+    stage_history_rows,
 )
-from leadscore.store.outbox import read_outbox
+from leadscore.store.outbox import outbox_rows
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.suppressions import suppress
 
@@ -77,25 +77,34 @@ def _time(text: str | None, field: str) -> int | None:
         ) from None
 
 
+SENT = ("key", "channel", "action", "target", "status", "attempts", "created_ms", "sent_ms")
+
+
 @router.get(
     "/leads/{ref}/stage",
-    summary="A lead's stage now or as of a time, its stage history and sends",
+    summary="A lead's stage now or as of a time, a page of its stage history and of its sends",
     responses=refusals(404),
 )
-def get_stage(state: ReaderState, ref: str, as_of: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+def get_stage(
+    state: ReaderState,
+    ref: str,
+    as_of: Annotated[str | None, Query()] = None,
+    history_limit: Limit = PAGE_ROWS,
+    history_offset: Offset = 0,
+    notifications_limit: Limit = PAGE_ROWS,
+    notifications_offset: Offset = 0,
+) -> dict[str, Any]:
+    """The stage, and a page of each list (``api.paging``: a write key's events can move a lead back and
+    forth across a stage's line any number of times): the newest first from the offset, each page oldest
+    first, as the whole lists were before they had pages."""
     at = _time(as_of, "as_of") or now_ms()
     with state.store.connect() as conn:
         lead_id = lead_ref(conn, ref)
         row = stage_as_of(conn, lead_id, at)
-        history = read_stage_history(conn, lead_id)
+        history, moves = stage_history_rows(conn, lead_id, history_limit, history_offset)
         assignment = current_assignment(conn, lead_id)
-        sends = [
-            {
-                k: o[k]
-                for k in ("key", "channel", "action", "target", "status", "attempts", "created_ms", "sent_ms")
-            }
-            for o in read_outbox(conn, lead_id)
-        ]
+        outbox, sent = outbox_rows(conn, lead_id, notifications_limit, notifications_offset)
+    sends = [{k: o[k] for k in SENT} for o in outbox]
     return {
         "ok": True,
         "lead_id": lead_id,
@@ -103,8 +112,10 @@ def get_stage(state: ReaderState, ref: str, as_of: Annotated[str | None, Query()
         "stage": row["to_stage"] if row else None,
         "since_ms": row["at_ms"] if row else None,
         "history": history,
+        "history_paging": page_at(len(history), moves, history_limit, history_offset),
         "assignment": assignment,
         "notifications": sends,
+        "notifications_paging": page_at(len(sends), sent, notifications_limit, notifications_offset),
     }
 
 

@@ -1,7 +1,9 @@
 """The API's offset pages, ``?limit=&offset=``: one definition for every list the API returns a page of
-rows of (the hand-off queue, the nurtured leads, the accounts report, the assignments), each read from
-the store as a page, however long the list (docs/ingest.md, "Read API"); the accounts report on a named
-score other than the primary still computes every account's score to order them.
+rows of (the hand-off queue, the nurtured leads, the accounts report, the assignments, a lead's stage
+moves and notifications), each read from the store as a page, however long the list (docs/ingest.md,
+"Read API"); the accounts report on a named score other than the primary still computes every account's
+score to order them. An answer of two lists pages each apart, its parameters prefixed with the list's
+name (``history_limit``, ``history_offset``) and its ``paging`` beside it (``page_at``).
 
 ``limit`` rows (default ``PAGE_ROWS``, at most ``MAX_ROWS``) from ``offset`` (at most ``MAX_OFFSET``);
 the answer gives the list's ``total`` and ``next_offset``, null after the last page. Any other value of
@@ -30,14 +32,17 @@ def next_offset(offset: int, shown: int, total: int) -> int | None:
     return end if end < total else None
 
 
-def offset_page(key: str, rows: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
-    """The answer of a page: its ``rows`` under ``key``, the list's ``total``, the page's ``limit`` and
-    ``offset``, and ``next_offset``."""
+def page_at(shown: int, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """Where a page of ``shown`` rows sits: the list's ``total``, the page's ``limit`` and ``offset``, and
+    ``next_offset``."""
     return {
-        "ok": True,
-        key: rows,
         "total": total,
         "limit": limit,
         "offset": offset,
-        "next_offset": next_offset(offset, len(rows), total),
+        "next_offset": next_offset(offset, shown, total),
     }
+
+
+def offset_page(key: str, rows: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """The answer of a page: its ``rows`` under ``key`` and where it sits (``page_at``)."""
+    return {"ok": True, key: rows, **page_at(len(rows), total, limit, offset)}

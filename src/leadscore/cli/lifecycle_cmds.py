@@ -322,15 +322,42 @@ def _report(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
     print_rows(rows, fmt, title)
 
 
+def _report_page(rows: list[dict[str, Any]], total: int, offset: int, fmt: str, title: str) -> None:
+    """A report's page of ``rows`` from ``offset`` of ``total``, the total in its title, and how many more
+    there are after it (on stderr with --format csv or json, so the output stays one document)."""
+    _report(rows, fmt, f"{title} ({total:,} in all)")
+    more = total - offset - len(rows)
+    if more > 0:
+        line = f"{more:,} more: --offset {offset + len(rows)}"
+        if fmt == "table":
+            console.print(line, highlight=False)
+        else:
+            typer.echo(line, err=True)
+
+
+# the reports' pages, as the API's (``api.paging``) but for the bound: a terminal asks for what it shows
+PageLimit = Annotated[int, typer.Option(min=1, max=100_000, help="Rows listed, in the report's order.")]
+PageOffset = Annotated[int, typer.Option(min=0, help="Rows skipped first.")]
+
+
 @reports_app.command("nurtured")
-def report_nurtured(fmt: Format = "table", score: ScoreName = None, db: Db = None) -> None:
-    """Leads being nurtured (the model's nurture stages), hottest first (--score: that score's team's)."""
+def report_nurtured(
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+    fmt: Format = "table",
+    score: ScoreName = None,
+    db: Db = None,
+) -> None:
+    """Leads being nurtured (the model's nurture stages), hottest first (--score: that score's team's), a
+    page at a time; how many more there are is said after the page."""
     from leadscore.lifecycle import reports
     from leadscore.lifecycle.score_stages import view_of
 
     with open_store(db) as store, store.connect() as conn:
         lifecycle = _lifecycle(store)
-        _report(reports.nurtured(conn, lifecycle, view_of(conn, lifecycle, score)), fmt, "Being nurtured")
+        view = view_of(conn, lifecycle, score)
+        rows, total = reports.nurtured_page(conn, lifecycle, view, limit, offset)
+    _report_page(rows, total, offset, fmt, "Being nurtured")
 
 
 @reports_app.command("warmer")
@@ -357,8 +384,8 @@ def report_warmer(
 
 @reports_app.command("handoff")
 def report_handoff(
-    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Leads listed, hottest first.")] = 100,
-    offset: Annotated[int, typer.Option(min=0, help="Leads skipped first.")] = 0,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
     fmt: Format = "table",
     score: ScoreName = None,
     db: Db = None,
@@ -372,14 +399,7 @@ def report_handoff(
     with open_store(db) as store, store.connect() as conn:
         lifecycle = _lifecycle(store)
         rows, total = reports.handoff_page(conn, lifecycle, view_of(conn, lifecycle, score), limit, offset)
-        _report(rows, fmt, f"Ready for handoff ({total:,} in all)")
-        more = total - offset - len(rows)
-        if more > 0:
-            line = f"{more:,} more: --offset {offset + len(rows)}"
-            if fmt == "table":
-                console.print(line, highlight=False)
-            else:
-                typer.echo(line, err=True)
+    _report_page(rows, total, offset, fmt, "Ready for handoff")
 
 
 @reports_app.command("funnel")
@@ -435,15 +455,24 @@ def report_acceptance(fmt: Format = "table", db: Db = None) -> None:
 
 
 @reports_app.command("accounts")
-def report_accounts(fmt: Format = "table", score_name: ScoreName = None, db: Db = None) -> None:
-    """Account scores (fit + buying-committee engagement), MQA stage and target accounts.
+def report_accounts(
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+    fmt: Format = "table",
+    score_name: ScoreName = None,
+    db: Db = None,
+) -> None:
+    """Account scores (fit + buying-committee engagement), MQA stage and target accounts, highest first, a
+    page at a time; how many more there are is said after the page.
 
-    With --score NAME the account scores on that score (computed now; the lifecycle stores the primary's)."""
+    With --score NAME the account scores on that score (computed now for every account, to order them;
+    the lifecycle stores the primary's)."""
     from leadscore.lifecycle import reports
     from leadscore.scoring.run import now_ms
 
     with open_store(db) as store, store.connect() as conn:
-        _report(reports.account_report(conn, score_name, now_ms()), fmt, "Accounts")
+        rows, total = reports.account_page(conn, score_name, now_ms(), limit, offset)
+    _report_page(rows, total, offset, fmt, "Accounts")
 
 
 @lifecycle_app.command("run")

@@ -27,6 +27,9 @@ log, the same compiled query). The mapping is a table in docs/ingest.md:
   ``ingest.apply.known_only``); other group types are kept as track events.
 * ``$pageview`` → ``page`` (``$current_url`` as ``url``, ``$pathname`` as ``path``, ``$title`` as
   ``name``); ``$screen`` → ``screen``; every other event → ``track`` with its name.
+* every id (``distinct_id``, ``$device_id``, ``alias``, ``$anon_distinct_id``, ``$group_key``, ``$groups``
+  values, ``uuid``) sent as a JSON number is the text its clients send for it (``id_text``), kept as that
+  text in the properties; a number read rounded, a boolean, a list or an object refuses the event.
 * ``uuid`` is the ``messageId`` (a resent event is a duplicate), ``timestamp`` and the request's
   ``sent_at`` correct the sender's clock as Segment's ``sentAt`` does; a second message's id
   (``<uuid>:alias``, ``<uuid>:set``) too long for the log is a hash of it (``derived_id``); ``$groups`` of an account group
@@ -68,23 +71,52 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def id_text(value: Any, field: str) -> str | None:
+    """An id of a PostHog event (``field``: ``distinct_id``, ``properties.$device_id``, ``properties.alias``,
+    ``properties.$anon_distinct_id``, ``properties.$group_key``, an account group type's value in
+    ``properties.$groups``, ``uuid``) as text: a number as the clients write one (``segment.number_text``:
+    posthog-python sends ``str()`` of it, posthog-js ``toString()``); None where absent, null or empty;
+    MessageError naming ``field`` for a value no client sends (a number read rounded, a boolean, a list,
+    an object): such an id is no missing one."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return number_text(value, field)
+    raise MessageError(field, f"{field} must be a string or an integer")
+
+
 def distinct_id_of(event: dict[str, Any], properties: dict[str, Any]) -> str:
-    """The event's ``distinct_id`` (else its ``properties.distinct_id``) as text: a number as the clients
-    write one (``segment.number_text``: posthog-python sends ``str()`` of it, posthog-js ``toString()``);
-    MessageError naming the field for a value no client sends (a number read rounded, a boolean, a list,
-    an object), or for none (absent, null or empty)."""
+    """The event's ``distinct_id`` (else its ``properties.distinct_id``) as text (``id_text``); MessageError
+    naming the field for a value no client sends, or for none (absent, null or empty)."""
     for value, field in (
         (event.get("distinct_id"), "distinct_id"),
         (properties.get("distinct_id"), "properties.distinct_id"),
     ):
-        if value is None or value == "":
-            continue
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return number_text(value, field)
-        raise MessageError(field, f"{field} must be a string or an integer")
+        found = id_text(value, field)
+        if found is not None:
+            return found
     raise MessageError("distinct_id", "a PostHog event needs 'distinct_id'")
+
+
+def _id_property(properties: dict[str, Any], key: str) -> str | None:
+    """The id an event's ``properties[key]`` holds (``id_text``), kept there as that text: the property is
+    the id (2^64 - 1 is its digits, not an integer beyond a property's 64 bits)."""
+    found = id_text(properties.get(key), f"properties.{key}")
+    if found is not None:
+        properties[key] = found
+    return found
+
+
+def _group_of(properties: dict[str, Any]) -> tuple[str, str] | None:
+    """The account group (type, key) of an event's ``$groups``: the first account group type with a key."""
+    groups = _dict(properties.get("$groups"), "properties.$groups")
+    for group_type in ACCOUNT_GROUP_TYPES:
+        key = id_text(groups.get(group_type), f"properties.$groups.{group_type}")
+        if key is not None:
+            return group_type, key
+    return None
 
 
 def derived_id(uuid: str, part: str) -> str:
@@ -191,7 +223,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     sent = _dict(event.get("properties"), "properties")  # as sent: its person properties are read from it
     properties = dict(sent)
     distinct_id = distinct_id_of(event, properties)
-    device_id = _text(properties.get("$device_id"))
+    device_id = _id_property(properties, "$device_id")
     for private in ("token", "distinct_id", *TRAIT_KEYS, UNSET_KEY):
         properties.pop(private, None)
     base: dict[str, Any] = {"properties": properties}
@@ -201,7 +233,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         base["userId"] = distinct_id
         if device_id:
             base["anonymousId"] = device_id
-    message_id = _text(event.get("uuid"))
+    message_id = id_text(event.get("uuid"), "uuid")
     if message_id:
         base["messageId"] = message_id
     # a timestamp is missing only when absent or null (epoch milliseconds 0 is 1970-01-01, not "now"); an
@@ -212,11 +244,10 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
         base["sentAt"] = event["sent_at"]
     elif sent_at_given(sent_at):  # the request's, 0 included (1970-01-01, as an event's own)
         base["sentAt"] = sent_at
-    groups = _dict(properties.get("$groups"), "properties.$groups")
-    for group_type in ACCOUNT_GROUP_TYPES:
-        if _text(groups.get(group_type)):
-            base["groupId"] = str(groups[group_type])
-            break
+    account_group = _group_of(properties)
+    if account_group is not None:
+        base["groupId"] = account_group[1]
+        properties["$groups"] = {**properties["$groups"], account_group[0]: account_group[1]}
     # PostHog keeps no person for the event (``$process_person_profile`` false, a boolean: posthog-js'
     # anonymous events in its default ``identified_only`` mode): an event only about a person is refused,
     # as PostHog drops it; any other is kept without its person properties
@@ -230,7 +261,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     set_, once = _person(event, sent)
     unset = [] if personless else _unset(event, sent)
     if name == "$identify":
-        anonymous = _text(properties.get("$anon_distinct_id"))
+        anonymous = _id_property(properties, "$anon_distinct_id")
         identify = _identify(base, set_, once, unset)
         if anonymous and "userId" in base:
             identify["anonymousId"] = anonymous
@@ -247,7 +278,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
     if name in TRAIT_KEYS and not personless:  # posthog.set(), posthog.set_once()
         return [_identify(base, set_, once, unset)]
     if name in MERGE_EVENTS:
-        alias_of = _text(properties.get("alias"))
+        alias_of = _id_property(properties, "alias")
         if alias_of is None:
             raise MessageError("properties.alias", f"a {name} event needs 'properties.alias'")
         # the two ids are one person, whichever is the new one: posthog-python sends the new id as the
@@ -269,7 +300,7 @@ def to_segment(event: Any, sent_at: Any = None) -> list[dict[str, Any]]:
             {k: v for k, v in back.items() if v is not None},
         ]
     if name == "$groupidentify" and properties.get("$group_type") in ACCOUNT_GROUP_TYPES:
-        group_key = _text(properties.get("$group_key"))
+        group_key = _id_property(properties, "$group_key")
         if group_key is None:
             raise MessageError("properties.$group_key", "a $groupidentify event needs '$group_key'")
         group_traits = _dict(properties.get("$group_set"), "properties.$group_set")
@@ -328,19 +359,26 @@ def _sent_field(field: str, event: dict[str, Any]) -> str:
         distinct_id: str | None = distinct_id_of(event, properties)
     except MessageError:
         distinct_id = None
-    device_id = _text(properties.get("$device_id"))
+    device_id = _read(properties.get("$device_id"), "properties.$device_id")
     anonymous = "distinct_id" if device_id == distinct_id else "properties.$device_id"
     ids = {"userId": "distinct_id", "anonymousId": anonymous}
     if name in MERGE_EVENTS:  # its first message: the alias as the userId, distinct_id as the previousId
         ids = {"userId": "properties.alias", "previousId": "distinct_id", "anonymousId": anonymous}
-    elif name == "$identify" and _text(properties.get("$anon_distinct_id")) and device_id != distinct_id:
+    elif (
+        name == "$identify"
+        and _read(properties.get("$anon_distinct_id"), "properties.$anon_distinct_id")
+        and device_id != distinct_id
+    ):
         ids = {
             **ids,
             "anonymousId": "properties.$anon_distinct_id",
             "previousId": "properties.$anon_distinct_id",
         }
-    groups: dict[str, Any] = properties["$groups"] if isinstance(properties.get("$groups"), dict) else {}
-    group_type = next((t for t in ACCOUNT_GROUP_TYPES if _text(groups.get(t))), ACCOUNT_GROUP_TYPES[0])
+    try:
+        group = _group_of(properties)
+    except MessageError:
+        group = None
+    group_type = ACCOUNT_GROUP_TYPES[0] if group is None else group[0]
     grouped = name == "$groupidentify"
     sent_as = {
         **ids,
@@ -355,6 +393,14 @@ def _sent_field(field: str, event: dict[str, Any]) -> str:
         if field == segment or field.startswith((segment + ".", segment + "[")):
             return sent + field[len(segment) :]
     return field
+
+
+def _read(value: Any, field: str) -> str | None:
+    """``id_text``, None for a value it refuses (a refusal of another field is being named)."""
+    try:
+        return id_text(value, field)
+    except MessageError:
+        return None
 
 
 def _traits_at(key: str, event: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """A page of a growing list, the newest first: what the lead and account pages and ``GET /v1/leads/{ref}``
-list of a lead's score history, crossings and stage moves and of an account's moves (a write key's
-batches can make any of them as long as it likes); the pages' arithmetic is ``web.data.paging``."""
+list of a lead's score history, crossings and stage moves and of an account's moves, and
+``GET /v1/leads/{ref}/stage`` a lead's stage moves and notifications (a write key's batches can make any
+of them as long as it likes); the pages' arithmetic is ``web.data.paging``, the API's ``api.paging``."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select, update
 
+from leadscore.store.newest import newest_rows
 from leadscore.store.schema import outbox
 from leadscore.store.upsert import insert_ignore
 
@@ -132,6 +133,15 @@ def read_outbox(
     if status is not None:
         query = query.where(outbox.c.status == status)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def outbox_rows(
+    conn: Connection, lead_id: int, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` of the lead's notifications, newest first from ``offset``, returned oldest first as
+    ``read_outbox``'s; and the notifications there are (a lead a write key moves back and forth across a
+    stage's line gets any number)."""
+    return newest_rows(conn, outbox, [outbox.c.lead_id == lead_id], [outbox.c.id], limit, offset)
 
 
 def outbox_counts(conn: Connection) -> dict[str, int]:
