@@ -134,7 +134,8 @@ def _announce(
                 "action": f"segment_{segment.id}"[:63],
                 "lead_id": change["lead_id"],
                 "target": hook.url or f"env:{hook.url_env}",
-                "payload": {"body": body, "event": kind},
+                # not sent for someone who withdrew tracking consent (``outbox``), as no export lists her
+                "payload": {"body": body, "event": kind, "exports_lead": True},
             }
         )
     enqueue(conn, out, now_ms)
