@@ -17,7 +17,7 @@ from leadscore.store import Store
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
 from lifecycle_model import settings
-from receivers import webhook_receiver
+from receivers import smtp_server, webhook_receiver
 from test_consent import MODEL, NOW, _people
 
 HOOK = "LEADSCORE_TEST_HOOK_URL"
@@ -31,7 +31,16 @@ OUTBOUND = (
     - {{id: mql, name: MQL}}
   transitions:
     - {{id: qualified, from: [lead], to: mql, when: {{score_at_least: 40}}}}
+  teams:
+    - id: sales
+      name: Sales
+      manager: {{name: Maja Lind, email: maja@vendor.example}}
+      sellers: [{{id: erik, name: Erik Holm, email: erik@vendor.example}}]
+  assignment: {{stage: mql, default_team: sales}}
   actions:
+    - id: seller_mail
+      trigger: {{assigned: true}}
+      mail: {{to: seller, subject: "New lead {{{{ lead.id }}}}", body: "Call {{{{ lead.id }}}}."}}
     - id: crm_push
       trigger: {{enter: mql}}
       webhook: {{url_env: {HOOK}}}
@@ -55,21 +64,29 @@ def _lead(store: Store, user: str) -> int:
 def test_no_webhook_announces_whoever_withdrew_tracking_consent(store: Store) -> None:
     """Each lead makes three webhook rows (the CRM push and the Slack message on entering MQL, the segment's
     ``segment.entered``): the receiver gets the three of "yes" and of "unknown" and none of "no", whose rows
-    are skipped saying why, as a mail to someone without consent is; the receiver got all nine before."""
+    are skipped saying why, as a mail to someone without consent is; the receiver got all nine before. The
+    seller's mail, a notice to the business's own staff, goes for all three (docs/privacy.md)."""
     publish(store, loads_model(OUTBOUND), as_of=NOW)
     _people(store)
-    with webhook_receiver() as receiver:
-        cfg = settings(url_environment={HOOK: receiver.url + "/hook"})
+    with webhook_receiver() as receiver, smtp_server() as (mailbox, port):
+        cfg = settings(smtp_port=port, url_environment={HOOK: receiver.url + "/hook"})
         run_round(store, cfg, now_ms=NOW, timers=False)
         got = receiver.hooks.processed
+        mailed = sorted(str(m["Subject"]) for m in mailbox.to("erik@vendor.example"))
+    ids = {user: _lead(store, user) for user in ("yes", "no", "unknown")}
     with store.connect() as conn:
-        rows = {user: read_outbox(conn, _lead(store, user)) for user in ("yes", "no", "unknown")}
+        rows = {user: read_outbox(conn, lead_id) for user, lead_id in ids.items()}
+    hooks = ["crm_push", "segment_everyone", "slack_mql"]
     for user in ("yes", "unknown"):
-        assert sorted(r["action"] for r in rows[user]) == ["crm_push", "segment_everyone", "slack_mql"]
+        assert sorted(r["action"] for r in rows[user]) == sorted([*hooks, "seller_mail"])
         assert {r["status"] for r in rows[user]} == {"sent"}
-        assert {r["key"] for r in rows[user]} <= set(got)
-    assert sorted(r["action"] for r in rows["no"]) == ["crm_push", "segment_everyone", "slack_mql"]
-    assert {(r["status"], r["last_error"]) for r in rows["no"]} == {("skipped", REASON)}
+        assert {r["key"] for r in rows[user] if r["channel"] == "webhook"} <= set(got)
+    assert sorted(r["action"] for r in rows["no"]) == sorted([*hooks, "seller_mail"])
+    assert {(r["status"], r["last_error"]) for r in rows["no"] if r["action"] in hooks} == {
+        ("skipped", REASON)
+    }
+    assert [r["status"] for r in rows["no"] if r["action"] == "seller_mail"] == ["sent"]
+    assert mailed == sorted(f"New lead {i}" for i in ids.values())
     assert len(got) == 6
     told = [d["body"]["lead"]["external_id"] for d in got.values() if "lead" in d["body"]]
     assert sorted(told) == ["unknown", "unknown", "yes", "yes"]
@@ -79,18 +96,19 @@ def test_a_withdrawal_before_delivery_stops_the_webhooks_already_due(store: Stor
     """ "yes" withdraws consent after her webhooks were made, before they are delivered: none is sent."""
     publish(store, loads_model(OUTBOUND), as_of=NOW)
     _people(store)
-    with webhook_receiver() as receiver:
-        cfg = settings(url_environment={HOOK: receiver.url + "/hook"})
+    with webhook_receiver() as receiver, smtp_server() as (_, port):
+        cfg = settings(smtp_port=port, url_environment={HOOK: receiver.url + "/hook"})
         run_round(store, cfg, now_ms=NOW, timers=False, deliver=False)
         withdraw = {"type": "identify", "userId": "yes", "traits": {"consent": {"tracking": False}}}
         ingest(store, [normalise({**withdraw, "timestamp": NOW}, received_ms=NOW)], source="test", as_of=NOW)
         run_round(store, cfg, now_ms=NOW + 1000, timers=False)
         got = receiver.hooks.processed
     with store.connect() as conn:
-        yes = read_outbox(conn, _lead(store, "yes"))
-        unknown = read_outbox(conn, _lead(store, "unknown"))
+        yes = [r for r in read_outbox(conn, _lead(store, "yes")) if r["channel"] == "webhook"]
+        unknown = [r for r in read_outbox(conn, _lead(store, "unknown")) if r["channel"] == "webhook"]
     assert len(yes) == 3 and {(r["status"], r["last_error"]) for r in yes} == {("skipped", REASON)}
-    assert {r["status"] for r in unknown} == {"sent"} and set(got) == {r["key"] for r in unknown}
+    assert len(unknown) == 3 and {r["status"] for r in unknown} == {"sent"}
+    assert set(got) == {r["key"] for r in unknown}
 
 
 def _cli(store: Store, *args: str) -> tuple[str, str]:
