@@ -8,14 +8,17 @@ import json
 
 from typer.testing import CliRunner
 
+from leadscore.auth.passwords import hash_password
 from leadscore.cli.main import app as cli
 from leadscore.ingest.segment import normalise
 from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish
 from leadscore.store import Store
+from leadscore.store.notifications import NotificationSettings, save_settings
 from leadscore.store.outbox import read_outbox
 from leadscore.store.people import find_lead
+from leadscore.store.users import add_user
 from lifecycle_model import settings
 from receivers import smtp_server, webhook_receiver
 from test_consent import MODEL, NOW, _people
@@ -65,10 +68,15 @@ def test_no_webhook_announces_whoever_withdrew_tracking_consent(store: Store) ->
     """Each lead makes three webhook rows (the CRM push and the Slack message on entering MQL, the segment's
     ``segment.entered``): the receiver gets the three of "yes" and of "unknown" and none of "no", whose rows
     are skipped saying why, as a mail to someone without consent is; the receiver got all nine before. The
-    seller's mail, a notice to the business's own staff, goes for all three (docs/privacy.md)."""
+    seller's mail and his own Slack notice, notices to the business's own staff, go for all three
+    (docs/privacy.md)."""
     publish(store, loads_model(OUTBOUND), as_of=NOW)
     _people(store)
     with webhook_receiver() as receiver, smtp_server() as (mailbox, port):
+        with store.begin() as conn:  # Erik asked for a Slack message when a lead is assigned to him
+            erik = add_user(conn, "erik@vendor.example", "Erik Holm", "sales", hash_password("x" * 12), 0)
+            wants = NotificationSettings(slack_url=f"{receiver.url}/erik", slack_immediate=True)
+            save_settings(conn, erik.id, wants, 0)
         cfg = settings(smtp_port=port, url_environment={HOOK: receiver.url + "/hook"})
         run_round(store, cfg, now_ms=NOW, timers=False)
         got = receiver.hooks.processed
@@ -76,18 +84,19 @@ def test_no_webhook_announces_whoever_withdrew_tracking_consent(store: Store) ->
     ids = {user: _lead(store, user) for user in ("yes", "no", "unknown")}
     with store.connect() as conn:
         rows = {user: read_outbox(conn, lead_id) for user, lead_id in ids.items()}
-    hooks = ["crm_push", "segment_everyone", "slack_mql"]
+    hooks, notices = ["crm_push", "segment_everyone", "slack_mql"], ["notify.assigned", "seller_mail"]
     for user in ("yes", "unknown"):
-        assert sorted(r["action"] for r in rows[user]) == sorted([*hooks, "seller_mail"])
+        assert sorted(r["action"] for r in rows[user]) == sorted([*hooks, *notices])
         assert {r["status"] for r in rows[user]} == {"sent"}
         assert {r["key"] for r in rows[user] if r["channel"] == "webhook"} <= set(got)
-    assert sorted(r["action"] for r in rows["no"]) == sorted([*hooks, "seller_mail"])
+    assert sorted(r["action"] for r in rows["no"]) == sorted([*hooks, *notices])
     assert {(r["status"], r["last_error"]) for r in rows["no"] if r["action"] in hooks} == {
         ("skipped", REASON)
     }
-    assert [r["status"] for r in rows["no"] if r["action"] == "seller_mail"] == ["sent"]
+    assert {r["status"] for r in rows["no"] if r["action"] in notices} == {"sent"}
     assert mailed == sorted(f"New lead {i}" for i in ids.values())
-    assert len(got) == 6
+    assert len(got) == 9  # 3 for "yes", 3 for "unknown", Erik's 3 notices
+    assert sorted(d["path"] for d in got.values()).count("/erik") == 3
     told = [d["body"]["lead"]["external_id"] for d in got.values() if "lead" in d["body"]]
     assert sorted(told) == ["unknown", "unknown", "yes", "yes"]
 

@@ -99,9 +99,7 @@ def _webhook_row(
         if hook.text:
             body["text"] = render(hook.text, context, "text")
     target = hook.url or f"env:{hook.url_env}"
-    # the lead's data leaves the system: not for someone who withdrew tracking consent (``outbox``)
-    payload = {"body": body, "event": kind, "exports_lead": True}
-    return {"channel": "webhook", "target": target, "payload": payload}
+    return {"channel": "webhook", "target": target, "payload": {"body": body, "event": kind}}
 
 
 def _default_text(kind: str, context: dict[str, Any]) -> str:

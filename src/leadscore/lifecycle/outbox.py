@@ -299,9 +299,9 @@ class Deliverer:
 
     def _send(self, row: dict[str, Any], lifecycle: Lifecycle | None) -> Outcome | None:
         """One attempt; None when it is not sent for lack of consent (the row is marked skipped): a mail to a
-        lead without it, a webhook telling of someone who withdrew tracking consent (``exports_lead``: a
-        model's action or a segment's announcement, not a user's own notice; decided now, as consent can be
-        withdrawn after the row was made)."""
+        lead without it, or a webhook naming someone who withdrew tracking consent (a model's action, a
+        segment's announcement: every webhook with a lead but a user's own notice, ``staff_notice``). Decided
+        now, as consent can be withdrawn after the row was made."""
         key, payload = str(row["key"]), dict(row["payload"])
         problem = None
         if row["channel"] == "mail" and payload.get("to_lead"):
@@ -309,7 +309,7 @@ class Deliverer:
                 problem = mail.consent_problem(
                     conn, lifecycle, row["lead_id"], str(payload["to"]), self.settings.suppression_pepper
                 )
-        elif row["channel"] == "webhook" and payload.get("exports_lead") and row["lead_id"] is not None:
+        elif row["channel"] == "webhook" and row["lead_id"] is not None and not payload.get("staff_notice"):
             with self.store.connect() as conn:
                 problem = withheld(conn, int(row["lead_id"]))
         if problem is not None:

@@ -134,8 +134,7 @@ def _announce(
                 "action": f"segment_{segment.id}"[:63],
                 "lead_id": change["lead_id"],
                 "target": hook.url or f"env:{hook.url_env}",
-                # not sent for someone who withdrew tracking consent (``outbox``), as no export lists her
-                "payload": {"body": body, "event": kind, "exports_lead": True},
+                "payload": {"body": body, "event": kind},
             }
         )
     enqueue(conn, out, now_ms)
