@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Select, String, and_, cast, func, or_, select, true
+from sqlalchemy import Connection, Select, String, and_, cast, func, or_, select, true
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -58,6 +58,17 @@ def current_owner(lead_id: ColumnElement[Any]) -> ColumnElement[Any]:
 def exportable(lead_attributes: ColumnElement[Any]) -> ColumnElement[bool]:
     """Whether a lead may appear in an export: not when the person withdrew tracking consent."""
     return func.coalesce(JsonBool(lead_attributes, ("consent_tracking",)), true())
+
+
+WITHDRAWN = "consent withdrawn (consent_tracking is false)"
+
+
+def withheld(conn: Connection, lead_id: int) -> str | None:
+    """Why nothing of the lead may leave the system now (a webhook naming her, a mail to her), or None:
+    ``WITHDRAWN`` when she is not ``exportable``. A lead no longer stored (erased) has nothing to withhold."""
+    query = select(exportable(leads.c.attributes)).where(leads.c.id == lead_id)
+    found = conn.execute(query).scalar()
+    return WITHDRAWN if found is not None and not found else None
 
 
 class LeadFilter(BaseModel):

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from leadscore.lifecycle.lead_filter import withheld
 from leadscore.lifecycle.webhook import Outcome
 from leadscore.model import Lifecycle
 from leadscore.settings import Settings, SmtpSettings
@@ -60,11 +61,11 @@ def consent_problem(
             ).first()
             if sent:
                 return f"the lead sent {consent.unsubscribe_event}"
-    # withdrawn consent (e-mail or tracking, as set by traits, CSV or the API) stops every mail
-    for withdrawn in ("consent_email", "consent_tracking"):
-        if attrs.get(withdrawn) is False:
-            return f"consent withdrawn ({withdrawn} is false)"
-    return None
+    # withdrawn consent (e-mail or tracking, as set by traits, CSV or the API) stops every mail; tracking
+    # consent as it stops every export and webhook (``lead_filter.withheld``)
+    if attrs.get("consent_email") is False:
+        return "consent withdrawn (consent_email is false)"
+    return withheld(conn, lead_id)
 
 
 def _truthy(value: Any) -> bool:

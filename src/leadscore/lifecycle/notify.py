@@ -165,8 +165,9 @@ def _rows(
         payload = {**mail, "to": email, "to_lead": False, "unsubscribe_url": ""}
         rows.append({"key": f"{key}:mail", "channel": "mail", "target": email, "payload": payload})
     if slack is not None and found.slack_url:
-        # a URL the user set in the dashboard: public addresses only (``webhook.post``)
-        payload = {"body": slack, "event": event, "public_only": True}
+        # a URL the user set in the dashboard: public addresses only (``webhook.post``); a notice to the
+        # user of their own lead, sent also for someone who withdrew tracking consent (``outbox``)
+        payload = {"body": slack, "event": event, "public_only": True, "staff_notice": True}
         rows.append(
             {"key": f"{key}:slack", "channel": "webhook", "target": found.slack_url, "payload": payload}
         )

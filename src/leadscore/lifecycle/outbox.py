@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from leadscore.lifecycle import mail, webhook
 from leadscore.lifecycle.breaker import Breakers
 from leadscore.lifecycle.deadline import Cancel, cancellable
+from leadscore.lifecycle.lead_filter import withheld
 from leadscore.lifecycle.webhook import Outcome
 from leadscore.model import Lifecycle
 from leadscore.scoring.pipeline import current_model
@@ -297,21 +298,27 @@ class Deliverer:
             release(conn, [int(row["id"])], self.clock_ms())
 
     def _send(self, row: dict[str, Any], lifecycle: Lifecycle | None) -> Outcome | None:
-        """One attempt; None when a mail is not sent for lack of consent (the row is marked skipped)."""
+        """One attempt; None when it is not sent for lack of consent (the row is marked skipped): a mail to a
+        lead without it, or a webhook naming someone who withdrew tracking consent (a model's action, a
+        segment's announcement: every webhook with a lead but a user's own notice, ``staff_notice``). Decided
+        now, as consent can be withdrawn after the row was made."""
         key, payload = str(row["key"]), dict(row["payload"])
+        problem = None
+        if row["channel"] == "mail" and payload.get("to_lead"):
+            with self.store.connect() as conn:
+                problem = mail.consent_problem(
+                    conn, lifecycle, row["lead_id"], str(payload["to"]), self.settings.suppression_pepper
+                )
+        elif row["channel"] == "webhook" and row["lead_id"] is not None and not payload.get("staff_notice"):
+            with self.store.connect() as conn:
+                problem = withheld(conn, int(row["lead_id"]))
+        if problem is not None:
+            with self.store.begin() as conn:
+                finish(conn, int(row["id"]), "skipped", self.clock_ms(), problem)
+            with self._lock:
+                self.stats.skipped += 1
+            return None
         if row["channel"] == "mail":
-            problem = None
-            if payload.get("to_lead"):
-                with self.store.connect() as conn:
-                    problem = mail.consent_problem(
-                        conn, lifecycle, row["lead_id"], str(payload["to"]), self.settings.suppression_pepper
-                    )
-            if problem is not None:
-                with self.store.begin() as conn:
-                    finish(conn, int(row["id"]), "skipped", self.clock_ms(), problem)
-                with self._lock:
-                    self.stats.skipped += 1
-                return None
             return mail.send(self.settings, payload, key)
         with self._lock:
             if self._client is None:  # made only when a webhook is due (it builds a TLS context)
