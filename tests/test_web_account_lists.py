@@ -184,7 +184,9 @@ def test_a_crowded_leads_history_is_listed_a_page_at_a_time(served: tuple[str, S
         bad = [client.get(f"/leads/{crowded}?history_page={p}").status_code for p in ("0", str(2**70), "x")]
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api:
         first = api.get(f"/v1/leads/{crowded}").json()
-        last = api.get(f"/v1/leads/{crowded}?history_page=30&crossings_page=3").json()
+        last = api.get(f"/v1/leads/{crowded}?history_offset=2900&crossings_offset=200").json()
+        refused = [api.get(f"/v1/leads/{crowded}?{p}").json()["errors"][0]["field"]
+                   for p in ("history_limit=0", "crossings_offset=-1", f"history_offset={2**64}")]  # fmt: skip
     assert [p.status_code for p in pages] == [200, 200]
     assert len(pages[1].content) - len(pages[0].content) < 2_000
     assert [p.status_code for p in (oldest, beyond)] == [200, 200] and bad == [422] * 3
@@ -197,11 +199,15 @@ def test_a_crowded_leads_history_is_listed_a_page_at_a_time(served: tuple[str, S
     path = " → ".join(str(s) for s in range(50, 100))
     assert f"Score path: <strong>… → {path}</strong>" in pages[1].text
     assert [h["cause_ref"] for h in first["history"]] == [f"m{i}" for i in range(2_900, 3_000)]
-    assert first["history_paging"] == {"total": 3_000, "page": 1, "pages": 30}
+    # the API's pages are its lists' one convention (api.paging, as a lead's stage moves): limit and offset
+    assert first["history_paging"] == {"total": 3_000, "limit": 100, "offset": 0, "next_offset": 100}
     assert [c["cause_ref"] for c in first["crossings"]] == [f"m{i}" for i in range(150, 250)]
-    assert first["crossings_paging"] == {"total": 250, "page": 1, "pages": 3}
+    assert first["crossings_paging"] == {"total": 250, "limit": 100, "offset": 0, "next_offset": 100}
     assert [h["cause_ref"] for h in last["history"]] == [f"m{i}" for i in range(100)]
+    assert last["history_paging"] == {"total": 3_000, "limit": 100, "offset": 2_900, "next_offset": None}
     assert [c["cause_ref"] for c in last["crossings"]] == [f"m{i}" for i in range(50)]
+    assert last["crossings_paging"] == {"total": 250, "limit": 100, "offset": 200, "next_offset": None}
+    assert refused == ["history_limit", "crossings_offset", "history_offset"]
 
 
 def test_a_bounced_leads_and_accounts_stage_moves_are_listed_a_page_at_a_time(

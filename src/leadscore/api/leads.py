@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadscore.api.deps import KnownLeadFilter, ReaderState, ScorePicked, check_score_exists
 from leadscore.api.errors import ApiError
 from leadscore.api.openapi import refusals
+from leadscore.api.paging import PAGE_ROWS, Limit, Offset, page_at
 from leadscore.compile.contributions import EVENTS_PER_LINE
 from leadscore.compile.sources import lead_company
 from leadscore.lifecycle.lead_filter import LeadFilter, exportable
@@ -37,10 +38,8 @@ from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import crossing_rows, history_rows, read_current
 from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, fits_id, leads, scores
 from leadscore.store.score_names import is_live, named
-from leadscore.web.data.paging import paged_rows
 
 router = APIRouter(prefix="/v1", tags=["leads"])
-LEAD_ROWS_PAGE = 100  # history rows and crossings a page of ``GET /v1/leads/{ref}``
 SORTS = {
     "score": scores.c.score,
     "fit": scores.c.fit_score,
@@ -202,11 +201,13 @@ def get_lead(
     state: ReaderState,
     ref: str,
     score: ScorePicked,
-    history_page: Annotated[int, Query(ge=1, le=1_000_000, description="newest first, 100 rows a page")] = 1,
-    crossings_page: Annotated[int, Query(ge=1, le=1_000_000, description="newest first, 100 a page")] = 1,
+    history_limit: Limit = PAGE_ROWS,
+    history_offset: Offset = 0,
+    crossings_limit: Limit = PAGE_ROWS,
+    crossings_offset: Offset = 0,
 ) -> dict[str, Any]:
-    """The lead's score history and crossings a page each (``history_paging``, ``crossings_paging``: the
-    rows there are, the page, the pages; a page past the last is the last), oldest first within it."""
+    """The lead's score history and crossings a page each (``api.paging``, as a lead's stage moves: the
+    newest first from the offset, each page oldest first; ``history_paging``, ``crossings_paging``)."""
     name = _score_param(state, score)
     with state.store.connect() as conn:
         lead_id = resolve_lead_ref(conn, ref)
@@ -216,16 +217,8 @@ def get_lead(
             row = conn.execute(select(accounts).where(accounts.c.id == lead["account_id"])).mappings().one()
             account = {k: row[k] for k in ("id", "domain", "name", "attributes")}
         current, ledger = read_current(conn, lead_id, name)
-        history, history_at = paged_rows(
-            lambda limit, offset: history_rows(conn, lead_id, limit, offset, name),
-            history_page,
-            LEAD_ROWS_PAGE,
-        )
-        crossings, crossings_at = paged_rows(
-            lambda limit, offset: crossing_rows(conn, lead_id, limit, offset, name),
-            crossings_page,
-            LEAD_ROWS_PAGE,
-        )
+        history, history_total = history_rows(conn, lead_id, history_limit, history_offset, name)
+        crossings, crossings_total = crossing_rows(conn, lead_id, crossings_limit, crossings_offset, name)
         named_scores = all_scores(conn, [lead_id]).get(lead_id, {})
     lead.pop("attribute_ts", None)
     return {
@@ -236,13 +229,9 @@ def get_lead(
         "scores": named_scores,
         "ledger": ledger,
         "history": history,
-        "history_paging": {"total": history_at.total, "page": history_at.page, "pages": history_at.pages},
+        "history_paging": page_at(len(history), history_total, history_limit, history_offset),
         "crossings": crossings,
-        "crossings_paging": {
-            "total": crossings_at.total,
-            "page": crossings_at.page,
-            "pages": crossings_at.pages,
-        },
+        "crossings_paging": page_at(len(crossings), crossings_total, crossings_limit, crossings_offset),
     }
 
 
