@@ -14,7 +14,7 @@ from leadscore.learn.binning import fit_bins, merge_prebinned, prebin
 from leadscore.learn.budget import fit_within
 from leadscore.learn.checks import check_leakage, univariate_auc
 from leadscore.learn.features import Attribute, Feature
-from leadscore.learn.scorecard import evidence, forget_bins, read_columns
+from leadscore.learn.scorecard import Scorecard, evidence, forget_bins, read_columns
 
 
 def test_one_pre_binning_merged_at_each_number_of_bins() -> None:
@@ -77,8 +77,10 @@ def _rows(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
 
 def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same() -> None:
     """The full model (C and pairs by cross-validation, no budget) then, with its C and number of pairs,
-    a budget of 6 rules: the first round of the second is the full model's fit, taken as it is, and
-    the scorecard within the budget is the one fitted without it, to the float."""
+    a budget of 6 rules: the first two rounds of the second (the features without pairs, then with
+    them) are the full model's fits, taken as they are, and the scorecard within the budget is the one
+    fitted without them, to the float (each round starts from the round before's solution: the same
+    starts)."""
     X, y, features = _rows(3)
     groups = [str(i) for i in range(len(y))]
     params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
@@ -90,16 +92,35 @@ def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same()
         alone = fit_within(X, y, groups, features, full.keep, fixed, 6, columns)
     finally:
         forget_bins()
-    first = again.rounds[0][1]
+    assert [k for k, _ in full.rounds] == [(0, 1, 2, 3)] * 2 and full.scorecard is full.rounds[1][1]
+    settle, first = again.rounds[0][1], again.rounds[1][1]
+    assert settle is not full.rounds[0][1] and settle.coef_ is full.rounds[0][1].coef_  # a copy
     assert first is not full.scorecard and first.coef_ is full.scorecard.coef_  # a copy of the same fit
+    assert settle.get_params()["interactions"] == 0 and not settle.pairs_
     assert first.get_params()["C"] == full.scorecard.C_
     assert first.get_params()["interactions"] == fixed["interactions"]
-    assert alone.rounds[0][1].coef_ is not full.scorecard.coef_
+    assert alone.rounds[1][1].coef_ is not full.scorecard.coef_
     assert again.keep == alone.keep and again.rules == alone.rules <= 6
-    for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[0][1])):
+    for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[1][1])):
         assert np.array_equal(got.coef_, want.coef_)
         assert [p.tolist() for p in got.points_] == [p.tolist() for p in want.points_]
         assert got.intercept_ == want.intercept_ and got.pairs_ == want.pairs_
+
+
+def test_a_round_is_taken_only_where_the_rounds_before_it_were() -> None:
+    """A fit whose first round is not the earlier fit's (other columns) fits every round itself, even
+    one on the same columns as one of the earlier fit's: that round started from another solution."""
+    X, y, features = _rows(3)
+    groups = [str(i) for i in range(len(y))]
+    params = {"C": 0.1, "interactions": 1, "min_class_count": 10}
+    try:
+        columns = read_columns(X, features)
+        earlier = fit_within(X, y, groups, features, [0, 1], params, 100, columns)
+        other = fit_within(X, y, groups, features, [0, 1, 2], params, 100, columns, earlier)
+    finally:
+        forget_bins()
+    taken = {id(sc.coef_) for _, sc in earlier.rounds}
+    assert all(id(sc.coef_) not in taken for _, sc in other.rounds)
 
 
 def _suppressed(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
@@ -119,44 +140,58 @@ def _suppressed(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
     return X, y, [Feature(name, kind, Attribute(name)) for name, kind in kinds.items()]
 
 
-def test_the_number_of_pairs_is_chosen_again_once_the_features_settle() -> None:
-    """C and pairs by cross-validation: the first round leaves ``b`` out (fitted against its evidence);
-    the round after keeps the number of pairs the first found (no cross-validation of its own), and the
-    number is chosen again by cross-validation on the features that stay (a, c, d). Where it is the same
-    number, that last fit is the one before it, to the float."""
+def test_the_features_settle_without_pairs_then_the_pairs_are_chosen_once() -> None:
+    """C and pairs by cross-validation: the first round, without pairs, leaves ``b`` out (fitted against
+    its evidence with or without the pair); the round after, on a, c and d, still without pairs, leaves
+    none out; the pairs are searched (their number chosen by cross-validation) once, on those features.
+    The choice is the one a scorecard of a, c and d alone makes with that C: the same pair (c × d, its
+    cells' evidence to the float: the search runs on the same bins from the same first regression
+    within the solver's tolerance), the same rules' points."""
     X, y, features = _suppressed(0)
     params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
+    groups = [str(i) for i in range(3000)]
     try:
         columns = read_columns(X, features)
-        fitted = fit_within(X, y, [str(i) for i in range(3000)], features, range(4), params, 300, columns)
+        fitted = fit_within(X, y, groups, features, range(4), params, 300, columns)
+        C = fitted.rounds[0][1].C_
+        alone = Scorecard([features[j] for j in (0, 2, 3)], C=C, interactions="cv", min_class_count=10)
+        alone.fit(X[:, [0, 2, 3]], y, groups=groups)
     finally:
         forget_bins()
     settings = [(keep, sc.get_params()["interactions"]) for keep, sc in fitted.rounds]
-    found = len(fitted.rounds[0][1].pairs_)
-    assert found == 1  # c × d
-    assert settings == [((0, 1, 2, 3), "cv"), ((0, 2, 3), found), ((0, 2, 3), "cv")]
+    assert settings == [((0, 1, 2, 3), 0), ((0, 2, 3), 0), ((0, 2, 3), "cv")]
+    assert not fitted.rounds[0][1].pairs_ and not fitted.rounds[1][1].pairs_
     assert fitted.keep == [0, 2, 3] and fitted.scorecard is fitted.rounds[-1][1]
-    fixed, again = fitted.rounds[1][1], fitted.rounds[2][1]
-    assert np.array_equal(fixed.coef_, again.coef_) and fixed.pairs_ == again.pairs_
-    assert fixed.C_ == again.C_ == fitted.rounds[0][1].C_
+    sc = fitted.scorecard
+    assert [(p.first, p.second) for p in sc.pairs_] == [(1, 2)]  # c × d
+    assert sc.C_ == fitted.rounds[1][1].C_ == C
+    assert [(p.first, p.second, p.counts, p.events) for p in sc.pairs_] == [
+        (p.first, p.second, p.counts, p.events) for p in alone.pairs_
+    ]
+    assert np.allclose(sc.coef_, alone.coef_, rtol=5e-3, atol=1e-3)
+    assert [p.tolist() for p in sc.points_] == [p.tolist() for p in alone.points_]
+    assert [p.tolist() for p in sc.cell_points_] == [p.tolist() for p in alone.cell_points_]
 
 
-def test_the_candidates_ranking_fits_no_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``rank`` orders features by their points in scorecards of every feature at 2, 3 and 4 bins: those
-    scorecards take no pair, whatever number of pairs the candidates are fitted with."""
-    X, y, features = _suppressed(1)
-    seen: list[tuple[object, object]] = []
-    real = budget.fit_within
-
-    def recording(*args: Any, **kwargs: Any) -> budget.Fitted:
-        seen.append((args[5].get("max_bins"), args[5].get("interactions")))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(budget, "fit_within", recording)
-    params = {"C": 0.1, "interactions": 2, "min_class_count": 10}
+def test_a_round_starts_from_the_round_before_and_learns_the_same_points() -> None:
+    """``Scorecard.fit(start=)``: the regression starts from an earlier fit's coefficients (the feature
+    left out dropped, a feature it did not have at 0): the same optimum within the solver's tolerance,
+    in fewer of the solver's iterations, so the same points here (a bin's points are rounded: one on the
+    edge of a rounding may move by one)."""
+    X, y, features = _suppressed(2)
     try:
-        ranked = budget.rank(X, y, [str(i) for i in range(3000)], features, params, read_columns(X, features))
+        columns = read_columns(X, features)
+        before = Scorecard(features, C=1.0).fit(X, y, columns=columns)
+        keep = [0, 1, 2]
+        chosen = [features[j] for j in keep]
+        cold = Scorecard(chosen, C=1.0).fit(X[:, keep], y, columns=[columns[j] for j in keep])
+        warm = Scorecard(chosen, C=1.0).fit(X[:, keep], y, columns=[columns[j] for j in keep], start=before)
+        # a start without a feature of this fit (its coefficient starts at 0)
+        grown = Scorecard(features, C=1.0).fit(X, y, columns=columns, start=warm)
     finally:
         forget_bins()
-    assert seen == [(2, 0), (3, 0), (4, 0)]
-    assert set(ranked) == {2, 3, 4} and all(ranked[b] for b in ranked)
+    assert warm.n_iter_[0] < cold.n_iter_[0]
+    assert np.allclose(warm.coef_, cold.coef_, rtol=5e-3, atol=1e-3)
+    assert [p.tolist() for p in warm.points_] == [p.tolist() for p in cold.points_]
+    assert np.allclose(grown.coef_, before.coef_, rtol=5e-3, atol=1e-3)
+    assert [p.tolist() for p in grown.points_] == [p.tolist() for p in before.points_]

@@ -96,29 +96,45 @@ def fit_within(
 
     With ``C="cv"`` the regularisation is chosen by the first fit and kept by the later ones: they
     learn on the same rows with a few features fewer or coarser bins, and choosing it again on the
-    same folds was a third of what learning cost on the funnel (``bench/README.md``). With
-    ``interactions="cv"`` the number of pairs is chosen again where the features settle: a round that
-    leaves out features fitted against their evidence is followed by one with the number of pairs just
-    found, until no feature is left out; then the number is chosen by cross-validation on those features
-    (where it is the same, that fit is the round before's again). Choosing it on every such round ran
-    the pair search on every fold each time: a tenth of what learning cost on X Education.
+    same folds was a third of what learning cost on the funnel (``bench/README.md``).
+
+    With pairs (a number of them, or ``interactions="cv"``) the features settle first without them: the
+    first round, and every round after one that left out features fitted against their evidence, is
+    fitted without pairs; once no feature is against its evidence the same columns are fitted with their
+    pairs (their number by cross-validation where ``"cv"``). A feature against its evidence there is
+    left out and the rounds without pairs resume; a round of the budget (coarser bins, fewer features)
+    is fitted with its pairs at once. The model written is always a round with its pairs, checked
+    against its evidence. The pair search (a crossing of every pair of attributes, and with ``"cv"`` on
+    every fold) in every settling round was a third of what learning cost on X Education, and the rounds
+    it ran in were fitted again.
+
+    Each round's regression starts from the round before's solution (``Scorecard.fit``'s ``start``):
+    the same optimum within the solver's tolerance, in about half the iterations.
 
     ``earlier``: a ``fit_within`` of the same rows and columns (``learn``'s full model, whose C and
-    number of pairs ``params`` fix): a round on the same columns whose fit is the one these ``params``
-    give is taken from it instead of fitted again (``_as_fixed``)."""
+    number of pairs ``params`` fix): while every round so far was taken from ``earlier``'s at the same
+    place (so each started from the same solution), a round on the same columns whose fit is the one
+    these ``params`` give is taken from it instead of fitted again (``_as_fixed``)."""
     params, keep, notes = dict(params), list(keep), []
     unconstrained: tuple[Scorecard, list[int], int] | None = None
     rounds: list[tuple[tuple[int, ...], Scorecard]] = []
-    pairs_cv = params.get("interactions") == "cv"
-    known = {} if earlier is None else {k: sc for k, sc in reversed(earlier.rounds)}
+    pairs = params.get("interactions", Scorecard().interactions)
+    settling = pairs != 0  # fitting without pairs until no feature is against its evidence
+    known = [] if earlier is None else earlier.rounds
+    taken = True  # every round so far is ``earlier``'s at the same place: each started where its own did
     while True:
         chosen = [features[j] for j in keep]
         read = None if columns is None else [columns[j] for j in keep]
         rows = X[:, keep] if read is None else stand_in(len(X), len(keep))
-        found = known.get(tuple(keep))
-        sc = None if found is None else _as_fixed(found, keep, {"features": chosen, **params})
+        now = {**params, "interactions": 0 if settling else pairs}
+        sc = None
+        if taken and len(known) > len(rounds) and known[len(rounds)][0] == tuple(keep):
+            sc = _as_fixed(known[len(rounds)][1], keep, {"features": chosen, **now})
         if sc is None:
-            sc = Scorecard(chosen, **params).fit(rows, y, groups=groups, columns=read)
+            taken = False
+            # the round before's solution is where this round's regression starts
+            before = rounds[-1][1] if rounds else None
+            sc = Scorecard(chosen, **now).fit(rows, y, groups=groups, columns=read, start=before)
         rounds.append((tuple(keep), sc))
         params["C"] = sc.C_
         against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
@@ -127,11 +143,10 @@ def fit_within(
             notes.append("left out " + ", ".join(chosen[i].name for i in against)
                          + ": fitted against their own evidence (their points would fall as their conversion rate rises)")  # fmt: skip
             keep = [j for i, j in enumerate(keep) if i not in set(against)]
-            if pairs_cv:  # the next round keeps this round's number of pairs: see the docstring
-                params["interactions"] = len(sc.pairs_)
+            settling = pairs != 0
             continue
-        if pairs_cv and params["interactions"] != "cv":
-            params["interactions"] = "cv"  # the features settled: their number of pairs by cross-validation
+        if settling:
+            settling = False  # the features settled: now with their pairs
             continue
         rules = count_rules(sc)
         if rules <= max_rules:
@@ -149,6 +164,7 @@ def fit_within(
             change = "without " + ", ".join(chosen[i].name for i in weakest)
             keep = [j for i, j in enumerate(keep) if i not in set(weakest)]
         notes.append(f"{rules} rules are more than the budget ({max_rules}): learned again {change}")
+        settling = False  # no feature was against its evidence: the next round with pairs at once
 
 
 @dataclass(frozen=True)
