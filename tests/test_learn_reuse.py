@@ -79,8 +79,7 @@ def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same()
     """The full model (C and pairs by cross-validation, no budget) then, with its C and number of pairs,
     a budget of 6 rules: the first two rounds of the second (the features without pairs, then with
     them) are the full model's fits, taken as they are, and the scorecard within the budget is the one
-    fitted without them, to the float (each round starts from the round before's solution: the same
-    starts)."""
+    fitted without them, to the float."""
     X, y, features = _rows(3)
     groups = [str(i) for i in range(len(y))]
     params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
@@ -107,22 +106,6 @@ def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same()
         assert got.intercept_ == want.intercept_ and got.pairs_ == want.pairs_
 
 
-def test_a_round_is_taken_only_where_the_rounds_before_it_were() -> None:
-    """A fit whose first round is not the earlier fit's (other columns) fits every round itself, even
-    one on the same columns as one of the earlier fit's: that round started from another solution."""
-    X, y, features = _rows(3)
-    groups = [str(i) for i in range(len(y))]
-    params = {"C": 0.1, "interactions": 1, "min_class_count": 10}
-    try:
-        columns = read_columns(X, features)
-        earlier = fit_within(X, y, groups, features, [0, 1], params, 100, columns)
-        other = fit_within(X, y, groups, features, [0, 1, 2], params, 100, columns, earlier)
-    finally:
-        forget_bins()
-    taken = {id(sc.coef_) for _, sc in earlier.rounds}
-    assert all(id(sc.coef_) not in taken for _, sc in other.rounds)
-
-
 def _suppressed(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
     """3,000 rows: ``b`` is ``a`` plus noise and the outcome rises with ``a`` and falls with ``b`` (alone
     ``b`` rises with the outcome through ``a``: fitted beside ``a`` it is against its own evidence), and
@@ -144,9 +127,8 @@ def test_the_features_settle_without_pairs_then_the_pairs_are_chosen_once() -> N
     """C and pairs by cross-validation: the first round, without pairs, leaves ``b`` out (fitted against
     its evidence with or without the pair); the round after, on a, c and d, still without pairs, leaves
     none out; the pairs are searched (their number chosen by cross-validation) once, on those features.
-    The choice is the one a scorecard of a, c and d alone makes with that C: the same pair (c × d, its
-    cells' evidence to the float: the search runs on the same bins from the same first regression
-    within the solver's tolerance), the same rules' points."""
+    The choice is the one a scorecard of a, c and d alone makes with that C, to the float: the same
+    number of pairs, the same pair (c × d), the same coefficients and points."""
     X, y, features = _suppressed(0)
     params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
     groups = [str(i) for i in range(3000)]
@@ -165,33 +147,47 @@ def test_the_features_settle_without_pairs_then_the_pairs_are_chosen_once() -> N
     sc = fitted.scorecard
     assert [(p.first, p.second) for p in sc.pairs_] == [(1, 2)]  # c × d
     assert sc.C_ == fitted.rounds[1][1].C_ == C
-    assert [(p.first, p.second, p.counts, p.events) for p in sc.pairs_] == [
-        (p.first, p.second, p.counts, p.events) for p in alone.pairs_
-    ]
-    assert np.allclose(sc.coef_, alone.coef_, rtol=5e-3, atol=1e-3)
+    assert sc.pairs_ == alone.pairs_ and np.array_equal(sc.coef_, alone.coef_)
     assert [p.tolist() for p in sc.points_] == [p.tolist() for p in alone.points_]
     assert [p.tolist() for p in sc.cell_points_] == [p.tolist() for p in alone.cell_points_]
 
 
-def test_a_round_starts_from_the_round_before_and_learns_the_same_points() -> None:
-    """``Scorecard.fit(start=)``: the regression starts from an earlier fit's coefficients (the feature
-    left out dropped, a feature it did not have at 0): the same optimum within the solver's tolerance,
-    in fewer of the solver's iterations, so the same points here (a bin's points are rounded: one on the
-    edge of a rounding may move by one)."""
-    X, y, features = _suppressed(2)
+def test_a_fixed_number_of_pairs_is_searched_once_the_features_settle() -> None:
+    """With the number of pairs given (the candidates' fits): the rounds that leave features out take no
+    pair, and the pair is searched once, on the features that stay. The scorecard is the one fitted on
+    those features alone with that pair, to the float: the rounds without pairs change which rounds run,
+    not the fit that is kept."""
+    X, y, features = _suppressed(0)
+    params = {"C": 0.1, "interactions": 1, "min_class_count": 10}
     try:
         columns = read_columns(X, features)
-        before = Scorecard(features, C=1.0).fit(X, y, columns=columns)
-        keep = [0, 1, 2]
-        chosen = [features[j] for j in keep]
-        cold = Scorecard(chosen, C=1.0).fit(X[:, keep], y, columns=[columns[j] for j in keep])
-        warm = Scorecard(chosen, C=1.0).fit(X[:, keep], y, columns=[columns[j] for j in keep], start=before)
-        # a start without a feature of this fit (its coefficient starts at 0)
-        grown = Scorecard(features, C=1.0).fit(X, y, columns=columns, start=warm)
+        fitted = fit_within(X, y, None, features, range(4), params, 300, columns)
+        alone = Scorecard([features[j] for j in (0, 2, 3)], C=0.1, interactions=1, min_class_count=10)
+        alone.fit(X[:, [0, 2, 3]], y)
     finally:
         forget_bins()
-    assert warm.n_iter_[0] < cold.n_iter_[0]
-    assert np.allclose(warm.coef_, cold.coef_, rtol=5e-3, atol=1e-3)
-    assert [p.tolist() for p in warm.points_] == [p.tolist() for p in cold.points_]
-    assert np.allclose(grown.coef_, before.coef_, rtol=5e-3, atol=1e-3)
-    assert [p.tolist() for p in grown.points_] == [p.tolist() for p in before.points_]
+    settings = [(keep, sc.get_params()["interactions"]) for keep, sc in fitted.rounds]
+    assert settings == [((0, 1, 2, 3), 0), ((0, 2, 3), 0), ((0, 2, 3), 1)]
+    assert fitted.keep == [0, 2, 3] and all(c >= 0 for c in fitted.scorecard.coef_)
+    assert fitted.scorecard.pairs_ == alone.pairs_ and np.array_equal(fitted.scorecard.coef_, alone.coef_)
+
+
+def test_the_candidates_ranking_fits_no_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rank`` orders features by their points in scorecards of every feature at 2, 3 and 4 bins: those
+    scorecards take no pair, whatever number of pairs the candidates are fitted with."""
+    X, y, features = _suppressed(1)
+    seen: list[tuple[object, object]] = []
+    real = budget.fit_within
+
+    def recording(*args: Any, **kwargs: Any) -> budget.Fitted:
+        seen.append((args[5].get("max_bins"), args[5].get("interactions")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(budget, "fit_within", recording)
+    params = {"C": 0.1, "interactions": 2, "min_class_count": 10}
+    try:
+        ranked = budget.rank(X, y, [str(i) for i in range(3000)], features, params, read_columns(X, features))
+    finally:
+        forget_bins()
+    assert seen == [(2, 0), (3, 0), (4, 0)]
+    assert set(ranked) == {2, 3, 4} and all(ranked[b] for b in ranked)

@@ -108,33 +108,25 @@ def fit_within(
     every fold) in every settling round was a third of what learning cost on X Education, and the rounds
     it ran in were fitted again.
 
-    Each round's regression starts from the round before's solution (``Scorecard.fit``'s ``start``):
-    the same optimum within the solver's tolerance, in about half the iterations.
-
     ``earlier``: a ``fit_within`` of the same rows and columns (``learn``'s full model, whose C and
-    number of pairs ``params`` fix): while every round so far was taken from ``earlier``'s at the same
-    place (so each started from the same solution), a round on the same columns whose fit is the one
-    these ``params`` give is taken from it instead of fitted again (``_as_fixed``)."""
+    number of pairs ``params`` fix): a round on the same columns whose fit is the one these ``params``
+    give (without pairs, or with them) is taken from it instead of fitted again (``_as_fixed``)."""
     params, keep, notes = dict(params), list(keep), []
     unconstrained: tuple[Scorecard, list[int], int] | None = None
     rounds: list[tuple[tuple[int, ...], Scorecard]] = []
     pairs = params.get("interactions", Scorecard().interactions)
     settling = pairs != 0  # fitting without pairs until no feature is against its evidence
     known = [] if earlier is None else earlier.rounds
-    taken = True  # every round so far is ``earlier``'s at the same place: each started where its own did
     while True:
         chosen = [features[j] for j in keep]
         read = None if columns is None else [columns[j] for j in keep]
         rows = X[:, keep] if read is None else stand_in(len(X), len(keep))
         now = {**params, "interactions": 0 if settling else pairs}
-        sc = None
-        if taken and len(known) > len(rounds) and known[len(rounds)][0] == tuple(keep):
-            sc = _as_fixed(known[len(rounds)][1], keep, {"features": chosen, **now})
+        # a round of ``earlier`` on these columns whose fit is this one (without pairs, or with them)
+        sc = next((fit for k, found in known if k == tuple(keep)
+                   if (fit := _as_fixed(found, keep, {"features": chosen, **now})) is not None), None)  # fmt: skip
         if sc is None:
-            taken = False
-            # the round before's solution is where this round's regression starts
-            before = rounds[-1][1] if rounds else None
-            sc = Scorecard(chosen, **now).fit(rows, y, groups=groups, columns=read, start=before)
+            sc = Scorecard(chosen, **now).fit(rows, y, groups=groups, columns=read)
         rounds.append((tuple(keep), sc))
         params["C"] = sc.C_
         against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
@@ -164,7 +156,6 @@ def fit_within(
             change = "without " + ", ".join(chosen[i].name for i in weakest)
             keep = [j for i, j in enumerate(keep) if i not in set(weakest)]
         notes.append(f"{rules} rules are more than the budget ({max_rules}): learned again {change}")
-        settling = False  # no feature was against its evidence: the next round with pairs at once
 
 
 @dataclass(frozen=True)

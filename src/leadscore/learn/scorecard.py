@@ -171,20 +171,11 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         return X
 
     def fit(
-        self,
-        X: Any,
-        y: Any,
-        groups: Sequence[Any] | None = None,
-        columns: Sequence[Column] | None = None,
-        start: Scorecard | None = None,
+        self, X: Any, y: Any, groups: Sequence[Any] | None = None, columns: Sequence[Column] | None = None
     ) -> Scorecard:
         """``groups`` (optional): rows of one lead share a group, so cross-validation (``C="cv"``) never
         validates on a lead it trained on. ``columns`` (optional): X's columns as ``read_columns`` reads
-        them with this scorecard's placeholders, where the caller fits many subsets of one matrix.
-        ``start`` (optional): a scorecard fitted on the same rows (the rule budget's round before, with
-        features left out or coarser bins): the regression starts from its coefficients of the features
-        both have (``solver_start``), not from zeros: the same optimum within the solver's tolerance, in
-        fewer iterations."""
+        them with this scorecard's placeholders, where the caller fits many subsets of one matrix."""
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
         X = self._validate(X, y, reset=True)
@@ -222,12 +213,10 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         coded = code_columns(self.bins_, columns, self.placeholders)
         fitted: list[LogisticRegression] = []
         owners = [(c, b) for c, b in zip(columns, self.bins_, strict=True)]
-        warm = None if start is None else solver_start(start, self.features_)
         self.pairs_ = select_pairs(coded.indices, [b.n_bins for b in self.bins_], target.astype(float),
-                                   self._pool(), most, self._refit(coded, target, self.C_, fitted, start=warm),
-                                   owners, _labels(target))  # fmt: skip
+                                   self._pool(), most, self._refit(coded, target, self.C_, fitted), owners,
+                                   _labels(target))  # fmt: skip
         lr = fitted[-1]
-        self.solver_ = lr  # the regression on the standardised columns (a later round's start)
         self.n_iter_ = lr.n_iter_
         # back to one coefficient per unit of evidence (the solver saw standardised columns)
         _, mean, sd = with_pairs(coded, self.pairs_)
@@ -289,19 +278,17 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         C: float,
         fitted: list[LogisticRegression],
         first: LogisticRegression | None = None,
-        start: LogisticRegression | None = None,
     ) -> Callable[[list[Pair]], FloatArray]:
         """The regression on the evidence columns plus the pairs' (appended to ``fitted``); returns the
         training probabilities the next pair is measured against. ``first``: the regression without
-        pairs where it is already fitted (on these rows, with this ``C``); ``start``: where the
-        regression without pairs starts (``solver_start``; else from zeros)."""
+        pairs where it is already fitted (on these rows, with this ``C``)."""
 
         def refit(pairs: list[Pair]) -> FloatArray:
             M = with_pairs(coded, pairs)[0]
             if first is not None and not pairs:
                 lr = first
             else:  # from the fit with one pair fewer (the new pair's coefficient at 0)
-                lr = fit_logistic(M, target, C, self.max_iter, fitted[-1] if pairs and fitted else start)
+                lr = fit_logistic(M, target, C, self.max_iter, fitted[-1] if pairs and fitted else None)
             fitted.append(lr)
             return probability(lr, M)
 
@@ -504,21 +491,6 @@ def evidence(bins: Bins) -> tuple[FloatArray, float]:
         while len(_EVIDENCE) > _BINS_KEPT:
             _EVIDENCE.pop(next(iter(_EVIDENCE)))
     return kept[1], kept[2]
-
-
-def solver_start(earlier: Scorecard, features: Sequence[Feature]) -> LogisticRegression:
-    """A regression holding ``earlier``'s solution on the standardised evidence columns, laid out for a
-    scorecard of ``features``: each feature ``earlier`` has at its coefficient there (on its own coding:
-    a round with coarser bins codes it afresh, standardised alike), a new feature at 0, no pairs; the
-    intercept as it was. What the solver starts from (``fit_logistic``'s ``start``)."""
-    solved = earlier.solver_.coef_.ravel()
-    position = {f.name: i for i, f in enumerate(earlier.features_)}
-    out = LogisticRegression()
-    out.coef_ = np.asarray(
-        [[solved[position[f.name]] if f.name in position else 0.0 for f in features]], dtype=np.float64
-    )
-    out.intercept_ = np.asarray(earlier.solver_.intercept_, dtype=np.float64)
-    return out
 
 
 def forget_bins() -> None:
