@@ -76,10 +76,10 @@ def _rows(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
 
 
 def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same() -> None:
-    """The full model (C and pairs by cross-validation, no budget) then, with its C and number of pairs,
-    a budget of 6 rules: the first two rounds of the second (the features without pairs, then with
-    them) are the full model's fits, taken as they are, and the scorecard within the budget is the one
-    fitted without them, to the float."""
+    """The full model (C and pairs by cross-validation, no budget: its features without pairs, then the
+    same features with the pairs chosen) then, with its C and number of pairs, a budget of 6 rules: the
+    first round of the second is the full model's fit with its pairs, taken as it is, and the scorecard
+    within the budget is the one fitted without it, to the float."""
     X, y, features = _rows(3)
     groups = [str(i) for i in range(len(y))]
     params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
@@ -91,16 +91,17 @@ def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same()
         alone = fit_within(X, y, groups, features, full.keep, fixed, 6, columns)
     finally:
         forget_bins()
-    assert [k for k, _ in full.rounds] == [(0, 1, 2, 3)] * 2 and full.scorecard is full.rounds[1][1]
-    settle, first = again.rounds[0][1], again.rounds[1][1]
-    assert settle is not full.rounds[0][1] and settle.coef_ is full.rounds[0][1].coef_  # a copy
+    assert [(k, sc.get_params()["interactions"]) for k, sc in full.rounds] == [
+        ((0, 1, 2, 3), 0),
+        ((0, 1, 2, 3), "cv"),
+    ]
+    first = again.rounds[0][1]
     assert first is not full.scorecard and first.coef_ is full.scorecard.coef_  # a copy of the same fit
-    assert settle.get_params()["interactions"] == 0 and not settle.pairs_
     assert first.get_params()["C"] == full.scorecard.C_
     assert first.get_params()["interactions"] == fixed["interactions"]
-    assert alone.rounds[1][1].coef_ is not full.scorecard.coef_
+    assert alone.rounds[0][1].coef_ is not full.scorecard.coef_
     assert again.keep == alone.keep and again.rules == alone.rules <= 6
-    for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[1][1])):
+    for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[0][1])):
         assert np.array_equal(got.coef_, want.coef_)
         assert [p.tolist() for p in got.points_] == [p.tolist() for p in want.points_]
         assert got.intercept_ == want.intercept_ and got.pairs_ == want.pairs_
@@ -152,24 +153,19 @@ def test_the_features_settle_without_pairs_then_the_pairs_are_chosen_once() -> N
     assert [p.tolist() for p in sc.cell_points_] == [p.tolist() for p in alone.cell_points_]
 
 
-def test_a_fixed_number_of_pairs_is_searched_once_the_features_settle() -> None:
-    """With the number of pairs given (the candidates' fits): the rounds that leave features out take no
-    pair, and the pair is searched once, on the features that stay. The scorecard is the one fitted on
-    those features alone with that pair, to the float: the rounds without pairs change which rounds run,
-    not the fit that is kept."""
+def test_a_fixed_number_of_pairs_is_taken_in_every_round() -> None:
+    """With the number of pairs given (the candidates' fits) the features do not settle without pairs
+    first: every round takes its pair, as the candidates were compared before the full model settled
+    its features without them; ``b`` is left out all the same."""
     X, y, features = _suppressed(0)
     params = {"C": 0.1, "interactions": 1, "min_class_count": 10}
     try:
-        columns = read_columns(X, features)
-        fitted = fit_within(X, y, None, features, range(4), params, 300, columns)
-        alone = Scorecard([features[j] for j in (0, 2, 3)], C=0.1, interactions=1, min_class_count=10)
-        alone.fit(X[:, [0, 2, 3]], y)
+        fitted = fit_within(X, y, None, features, range(4), params, 300, read_columns(X, features))
     finally:
         forget_bins()
-    settings = [(keep, sc.get_params()["interactions"]) for keep, sc in fitted.rounds]
-    assert settings == [((0, 1, 2, 3), 0), ((0, 2, 3), 0), ((0, 2, 3), 1)]
+    settings = [(keep, sc.get_params()["interactions"], len(sc.pairs_)) for keep, sc in fitted.rounds]
+    assert settings == [((0, 1, 2, 3), 1, 1), ((0, 2, 3), 1, 1)]
     assert fitted.keep == [0, 2, 3] and all(c >= 0 for c in fitted.scorecard.coef_)
-    assert fitted.scorecard.pairs_ == alone.pairs_ and np.array_equal(fitted.scorecard.coef_, alone.coef_)
 
 
 def test_the_candidates_ranking_fits_no_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
