@@ -77,9 +77,10 @@ def _rows(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
 
 def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same() -> None:
     """The full model (C and pairs by cross-validation, no budget: its features without pairs, then the
-    same features with the pairs chosen) then, with its C and number of pairs, a budget of 6 rules: the
-    first round of the second is the full model's fit with its pairs, taken as it is, and the scorecard
-    within the budget is the one fitted without it, to the float."""
+    same features with the pairs chosen) then, with its C and number of pairs, a budget of 6 rules,
+    settling its features as the full model did (the chosen candidate's fit): its first two rounds are
+    the full model's fits, taken as they are, and the scorecard within the budget is the one fitted
+    without them, to the float."""
     X, y, features = _rows(3)
     groups = [str(i) for i in range(len(y))]
     params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
@@ -87,21 +88,21 @@ def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same()
         columns = read_columns(X, features)
         full = fit_within(X, y, groups, features, range(4), params, 100, columns)
         fixed = {**params, "C": full.scorecard.C_, "interactions": len(full.scorecard.pairs_)}
-        again = fit_within(X, y, groups, features, full.keep, fixed, 6, columns, full)
-        alone = fit_within(X, y, groups, features, full.keep, fixed, 6, columns)
+        again = fit_within(X, y, groups, features, full.keep, fixed, 6, columns, full, settle=True)
+        alone = fit_within(X, y, groups, features, full.keep, fixed, 6, columns, settle=True)
     finally:
         forget_bins()
-    assert [(k, sc.get_params()["interactions"]) for k, sc in full.rounds] == [
-        ((0, 1, 2, 3), 0),
-        ((0, 1, 2, 3), "cv"),
-    ]
-    first = again.rounds[0][1]
+    settings = [(k, sc.get_params()["interactions"]) for k, sc in full.rounds]
+    assert settings == [((0, 1, 2, 3), 0), ((0, 1, 2, 3), "cv")]
+    settled, first = again.rounds[0][1], again.rounds[1][1]
+    assert settled is not full.rounds[0][1] and settled.coef_ is full.rounds[0][1].coef_  # a copy
     assert first is not full.scorecard and first.coef_ is full.scorecard.coef_  # a copy of the same fit
+    assert settled.get_params()["interactions"] == 0 and not settled.pairs_
     assert first.get_params()["C"] == full.scorecard.C_
     assert first.get_params()["interactions"] == fixed["interactions"]
-    assert alone.rounds[0][1].coef_ is not full.scorecard.coef_
+    assert alone.rounds[1][1].coef_ is not full.scorecard.coef_
     assert again.keep == alone.keep and again.rules == alone.rules <= 6
-    for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[0][1])):
+    for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[1][1])):
         assert np.array_equal(got.coef_, want.coef_)
         assert [p.tolist() for p in got.points_] == [p.tolist() for p in want.points_]
         assert got.intercept_ == want.intercept_ and got.pairs_ == want.pairs_
@@ -154,18 +155,25 @@ def test_the_features_settle_without_pairs_then_the_pairs_are_chosen_once() -> N
 
 
 def test_a_fixed_number_of_pairs_is_taken_in_every_round() -> None:
-    """With the number of pairs given (the candidates' fits) the features do not settle without pairs
-    first: every round takes its pair, as the candidates were compared before the full model settled
-    its features without them; ``b`` is left out all the same."""
+    """With the number of pairs given (the candidates' fits on the folds) the features do not settle
+    without pairs first: every round takes its pair; ``b`` is left out all the same. With ``settle``
+    they do, and the pair is searched once, on the features that stay: the same scorecard here, to the
+    float (what changes is which rounds run, not the fit kept)."""
     X, y, features = _suppressed(0)
     params = {"C": 0.1, "interactions": 1, "min_class_count": 10}
     try:
-        fitted = fit_within(X, y, None, features, range(4), params, 300, read_columns(X, features))
+        columns = read_columns(X, features)
+        fitted = fit_within(X, y, None, features, range(4), params, 300, columns)
+        settled = fit_within(X, y, None, features, range(4), params, 300, columns, settle=True)
     finally:
         forget_bins()
     settings = [(keep, sc.get_params()["interactions"], len(sc.pairs_)) for keep, sc in fitted.rounds]
     assert settings == [((0, 1, 2, 3), 1, 1), ((0, 2, 3), 1, 1)]
     assert fitted.keep == [0, 2, 3] and all(c >= 0 for c in fitted.scorecard.coef_)
+    settings = [(keep, sc.get_params()["interactions"], len(sc.pairs_)) for keep, sc in settled.rounds]
+    assert settings == [((0, 1, 2, 3), 0, 0), ((0, 2, 3), 0, 0), ((0, 2, 3), 1, 1)]
+    assert settled.keep == [0, 2, 3] and settled.scorecard.pairs_ == fitted.scorecard.pairs_
+    assert np.array_equal(settled.scorecard.coef_, fitted.scorecard.coef_)
 
 
 def test_the_candidates_ranking_fits_no_pairs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,6 +87,7 @@ def fit_within(
     max_rules: int,
     columns: Sequence[Column] | None = None,
     earlier: Fitted | None = None,
+    settle: bool | None = None,
 ) -> Fitted:
     """The scorecard on the columns ``keep``: a feature fitted against its own evidence is left out; a
     scorecard with more than ``max_rules`` rules is learned again with fewer, coarser bins (neighbours
@@ -105,10 +106,11 @@ def fit_within(
     without pairs resume, so the model is always a round with its pairs, checked against its evidence.
     The pair search on every fold in the rounds that only settle the features (their number of pairs
     was chosen again once they settled anyway) was a third of what the full model cost on X Education.
-    With a number of pairs given (the candidates' fits, the chosen one's) every round takes them: there
-    the search is a crossing kept for the rounds after it, not a search on every fold, and settling
-    first added regressions (a round without pairs, then one with them, wherever the pairs put a feature
-    against its evidence: the shoppers' candidates 62 → 73) and changed the models written.
+    With a number of pairs given (the candidates' fits on the folds) every round takes them, unless
+    ``settle``: there the search is a crossing kept for the rounds after it, not a search on every fold,
+    and settling first added regressions (a round without pairs, then one with them, wherever the pairs
+    put a feature against its evidence: the shoppers' candidates 62 → 73). The chosen candidate's fit
+    with the full model's rounds (``earlier``) settles as the full model did, so that it takes them.
 
     ``earlier``: a ``fit_within`` of the same rows and columns (``learn``'s full model, whose C and
     number of pairs ``params`` fix): a round on the same columns whose fit is the one these ``params``
@@ -117,7 +119,9 @@ def fit_within(
     unconstrained: tuple[Scorecard, list[int], int] | None = None
     rounds: list[tuple[tuple[int, ...], Scorecard]] = []
     pairs = params.get("interactions", Scorecard().interactions)
-    settling = pairs == "cv"  # fitting without pairs until no feature is against its evidence
+    # fitting without pairs until no feature is against its evidence (see the docstring)
+    settle = (pairs == "cv" if settle is None else settle) and pairs != 0
+    settling = settle
     known = [] if earlier is None else earlier.rounds
     while True:
         chosen = [features[j] for j in keep]
@@ -137,7 +141,7 @@ def fit_within(
             notes.append("left out " + ", ".join(chosen[i].name for i in against)
                          + ": fitted against their own evidence (their points would fall as their conversion rate rises)")  # fmt: skip
             keep = [j for i, j in enumerate(keep) if i not in set(against)]
-            settling = pairs == "cv"
+            settling = settle
             continue
         if settling:
             settling = False  # the features settled: now with their pairs
@@ -243,10 +247,13 @@ def fit_candidate(
     earlier: Fitted | None = None,
 ) -> Fitted:
     """``ranked``: per number of bins, the features by strength with the rules each writes (``rank``);
-    ``earlier``: as ``fit_within``'s."""
+    ``earlier``: as ``fit_within``'s (the coarser-bins candidate then settles its features without
+    pairs first, as the full model did)."""
     pool = _pool(features, candidate.families)
     if candidate.top is None:
-        return fit_within(X, y, groups, features, pool, params, max_rules, columns, earlier)
+        # with the full model's rounds, its features settle as the full model's did (``fit_within``)
+        settle = None if earlier is None else True
+        return fit_within(X, y, groups, features, pool, params, max_rules, columns, earlier, settle)
     keep = _top(ranked[candidate.top], pool, max_rules)
     return fit_within(X, y, groups, features, keep, {**params, "max_bins": candidate.top}, max_rules, columns)
 
