@@ -14,7 +14,7 @@ from leadscore.learn.binning import fit_bins, merge_prebinned, prebin
 from leadscore.learn.budget import fit_within
 from leadscore.learn.checks import check_leakage, univariate_auc
 from leadscore.learn.features import Attribute, Feature
-from leadscore.learn.scorecard import evidence, forget_bins, read_columns
+from leadscore.learn.scorecard import Scorecard, evidence, forget_bins, read_columns
 
 
 def test_one_pre_binning_merged_at_each_number_of_bins() -> None:
@@ -76,9 +76,11 @@ def _rows(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
 
 
 def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same() -> None:
-    """The full model (C and pairs by cross-validation, no budget) then, with its C and number of pairs,
-    a budget of 6 rules: the first round of the second is the full model's fit, taken as it is, and
-    the scorecard within the budget is the one fitted without it, to the float."""
+    """The full model (C and pairs by cross-validation, no budget: its features without pairs, then the
+    same features with the pairs chosen) then, with its C and number of pairs, a budget of 6 rules,
+    settling its features as the full model did (the chosen candidate's fit): its first two rounds are
+    the full model's fits, taken as they are, and the scorecard within the budget is the one fitted
+    without them, to the float."""
     X, y, features = _rows(3)
     groups = [str(i) for i in range(len(y))]
     params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
@@ -86,17 +88,21 @@ def test_a_fit_repeating_the_full_models_rounds_takes_them_and_learns_the_same()
         columns = read_columns(X, features)
         full = fit_within(X, y, groups, features, range(4), params, 100, columns)
         fixed = {**params, "C": full.scorecard.C_, "interactions": len(full.scorecard.pairs_)}
-        again = fit_within(X, y, groups, features, full.keep, fixed, 6, columns, full)
-        alone = fit_within(X, y, groups, features, full.keep, fixed, 6, columns)
+        again = fit_within(X, y, groups, features, full.keep, fixed, 6, columns, full, settle=True)
+        alone = fit_within(X, y, groups, features, full.keep, fixed, 6, columns, settle=True)
     finally:
         forget_bins()
-    first = again.rounds[0][1]
+    settings = [(k, sc.get_params()["interactions"]) for k, sc in full.rounds]
+    assert settings == [((0, 1, 2, 3), 0), ((0, 1, 2, 3), "cv")]
+    settled, first = again.rounds[0][1], again.rounds[1][1]
+    assert settled is not full.rounds[0][1] and settled.coef_ is full.rounds[0][1].coef_  # a copy
     assert first is not full.scorecard and first.coef_ is full.scorecard.coef_  # a copy of the same fit
+    assert settled.get_params()["interactions"] == 0 and not settled.pairs_
     assert first.get_params()["C"] == full.scorecard.C_
     assert first.get_params()["interactions"] == fixed["interactions"]
-    assert alone.rounds[0][1].coef_ is not full.scorecard.coef_
+    assert alone.rounds[1][1].coef_ is not full.scorecard.coef_
     assert again.keep == alone.keep and again.rules == alone.rules <= 6
-    for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[0][1])):
+    for got, want in ((again.scorecard, alone.scorecard), (first, alone.rounds[1][1])):
         assert np.array_equal(got.coef_, want.coef_)
         assert [p.tolist() for p in got.points_] == [p.tolist() for p in want.points_]
         assert got.intercept_ == want.intercept_ and got.pairs_ == want.pairs_
@@ -119,26 +125,55 @@ def _suppressed(seed: int) -> tuple[np.ndarray, np.ndarray, list[Feature]]:
     return X, y, [Feature(name, kind, Attribute(name)) for name, kind in kinds.items()]
 
 
-def test_the_number_of_pairs_is_chosen_again_once_the_features_settle() -> None:
-    """C and pairs by cross-validation: the first round leaves ``b`` out (fitted against its evidence);
-    the round after keeps the number of pairs the first found (no cross-validation of its own), and the
-    number is chosen again by cross-validation on the features that stay (a, c, d). Where it is the same
-    number, that last fit is the one before it, to the float."""
+def test_the_features_settle_without_pairs_then_the_pairs_are_chosen_once() -> None:
+    """C and pairs by cross-validation: the first round, without pairs, leaves ``b`` out (fitted against
+    its evidence with or without the pair); the round after, on a, c and d, still without pairs, leaves
+    none out; the pairs are searched (their number chosen by cross-validation) once, on those features.
+    The choice is the one a scorecard of a, c and d alone makes with that C, to the float: the same
+    number of pairs, the same pair (c × d), the same coefficients and points."""
     X, y, features = _suppressed(0)
     params = {"C": "cv", "interactions": "cv", "min_class_count": 10}
+    groups = [str(i) for i in range(3000)]
     try:
         columns = read_columns(X, features)
-        fitted = fit_within(X, y, [str(i) for i in range(3000)], features, range(4), params, 300, columns)
+        fitted = fit_within(X, y, groups, features, range(4), params, 300, columns)
+        C = fitted.rounds[0][1].C_
+        alone = Scorecard([features[j] for j in (0, 2, 3)], C=C, interactions="cv", min_class_count=10)
+        alone.fit(X[:, [0, 2, 3]], y, groups=groups)
     finally:
         forget_bins()
     settings = [(keep, sc.get_params()["interactions"]) for keep, sc in fitted.rounds]
-    found = len(fitted.rounds[0][1].pairs_)
-    assert found == 1  # c × d
-    assert settings == [((0, 1, 2, 3), "cv"), ((0, 2, 3), found), ((0, 2, 3), "cv")]
+    assert settings == [((0, 1, 2, 3), 0), ((0, 2, 3), 0), ((0, 2, 3), "cv")]
+    assert not fitted.rounds[0][1].pairs_ and not fitted.rounds[1][1].pairs_
     assert fitted.keep == [0, 2, 3] and fitted.scorecard is fitted.rounds[-1][1]
-    fixed, again = fitted.rounds[1][1], fitted.rounds[2][1]
-    assert np.array_equal(fixed.coef_, again.coef_) and fixed.pairs_ == again.pairs_
-    assert fixed.C_ == again.C_ == fitted.rounds[0][1].C_
+    sc = fitted.scorecard
+    assert [(p.first, p.second) for p in sc.pairs_] == [(1, 2)]  # c × d
+    assert sc.C_ == fitted.rounds[1][1].C_ == C
+    assert sc.pairs_ == alone.pairs_ and np.array_equal(sc.coef_, alone.coef_)
+    assert [p.tolist() for p in sc.points_] == [p.tolist() for p in alone.points_]
+    assert [p.tolist() for p in sc.cell_points_] == [p.tolist() for p in alone.cell_points_]
+
+
+def test_a_fixed_number_of_pairs_is_taken_in_every_round() -> None:
+    """With the number of pairs given (the candidates' fits on the folds) the features do not settle
+    without pairs first: every round takes its pair; ``b`` is left out all the same. With ``settle``
+    they do, and the pair is searched once, on the features that stay: the same scorecard here, to the
+    float (what changes is which rounds run, not the fit kept)."""
+    X, y, features = _suppressed(0)
+    params = {"C": 0.1, "interactions": 1, "min_class_count": 10}
+    try:
+        columns = read_columns(X, features)
+        fitted = fit_within(X, y, None, features, range(4), params, 300, columns)
+        settled = fit_within(X, y, None, features, range(4), params, 300, columns, settle=True)
+    finally:
+        forget_bins()
+    settings = [(keep, sc.get_params()["interactions"], len(sc.pairs_)) for keep, sc in fitted.rounds]
+    assert settings == [((0, 1, 2, 3), 1, 1), ((0, 2, 3), 1, 1)]
+    assert fitted.keep == [0, 2, 3] and all(c >= 0 for c in fitted.scorecard.coef_)
+    settings = [(keep, sc.get_params()["interactions"], len(sc.pairs_)) for keep, sc in settled.rounds]
+    assert settings == [((0, 1, 2, 3), 0, 0), ((0, 2, 3), 0, 0), ((0, 2, 3), 1, 1)]
+    assert settled.keep == [0, 2, 3] and settled.scorecard.pairs_ == fitted.scorecard.pairs_
+    assert np.array_equal(settled.scorecard.coef_, fitted.scorecard.coef_)
 
 
 def test_the_candidates_ranking_fits_no_pairs(monkeypatch: pytest.MonkeyPatch) -> None:

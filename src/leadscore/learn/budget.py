@@ -87,6 +87,7 @@ def fit_within(
     max_rules: int,
     columns: Sequence[Column] | None = None,
     earlier: Fitted | None = None,
+    settle: bool | None = None,
 ) -> Fitted:
     """The scorecard on the columns ``keep``: a feature fitted against its own evidence is left out; a
     scorecard with more than ``max_rules`` rules is learned again with fewer, coarser bins (neighbours
@@ -96,29 +97,42 @@ def fit_within(
 
     With ``C="cv"`` the regularisation is chosen by the first fit and kept by the later ones: they
     learn on the same rows with a few features fewer or coarser bins, and choosing it again on the
-    same folds was a third of what learning cost on the funnel (``bench/README.md``). With
-    ``interactions="cv"`` the number of pairs is chosen again where the features settle: a round that
-    leaves out features fitted against their evidence is followed by one with the number of pairs just
-    found, until no feature is left out; then the number is chosen by cross-validation on those features
-    (where it is the same, that fit is the round before's again). Choosing it on every such round ran
-    the pair search on every fold each time: a tenth of what learning cost on X Education.
+    same folds was a third of what learning cost on the funnel (``bench/README.md``).
+
+    With ``interactions="cv"`` (the full model) the features settle first without pairs: the first
+    round, and every round after one that left out features fitted against their evidence, is fitted
+    without pairs; once no feature is against its evidence the same columns are fitted with the number
+    of pairs chosen by cross-validation. A feature against its evidence there is left out and the rounds
+    without pairs resume, so the model is always a round with its pairs, checked against its evidence.
+    The pair search on every fold in the rounds that only settle the features (their number of pairs
+    was chosen again once they settled anyway) was a third of what the full model cost on X Education.
+    With a number of pairs given (the candidates' fits on the folds) every round takes them, unless
+    ``settle``: there the search is a crossing kept for the rounds after it, not a search on every fold,
+    and settling first added regressions (a round without pairs, then one with them, wherever the pairs
+    put a feature against its evidence: the shoppers' candidates 62 → 73). The chosen candidate's fit
+    with the full model's rounds (``earlier``) settles as the full model did, so that it takes them.
 
     ``earlier``: a ``fit_within`` of the same rows and columns (``learn``'s full model, whose C and
     number of pairs ``params`` fix): a round on the same columns whose fit is the one these ``params``
-    give is taken from it instead of fitted again (``_as_fixed``)."""
+    give (without pairs, or with them) is taken from it instead of fitted again (``_as_fixed``)."""
     params, keep, notes = dict(params), list(keep), []
     unconstrained: tuple[Scorecard, list[int], int] | None = None
     rounds: list[tuple[tuple[int, ...], Scorecard]] = []
-    pairs_cv = params.get("interactions") == "cv"
-    known = {} if earlier is None else {k: sc for k, sc in reversed(earlier.rounds)}
+    pairs = params.get("interactions", Scorecard().interactions)
+    # fitting without pairs until no feature is against its evidence (see the docstring)
+    settle = (pairs == "cv" if settle is None else settle) and pairs != 0
+    settling = settle
+    known = [] if earlier is None else earlier.rounds
     while True:
         chosen = [features[j] for j in keep]
         read = None if columns is None else [columns[j] for j in keep]
         rows = X[:, keep] if read is None else stand_in(len(X), len(keep))
-        found = known.get(tuple(keep))
-        sc = None if found is None else _as_fixed(found, keep, {"features": chosen, **params})
+        now = {**params, "interactions": 0 if settling else pairs}
+        # a round of ``earlier`` on these columns whose fit is this one (without pairs, or with them)
+        sc = next((fit for k, found in known if k == tuple(keep)
+                   if (fit := _as_fixed(found, keep, {"features": chosen, **now})) is not None), None)  # fmt: skip
         if sc is None:
-            sc = Scorecard(chosen, **params).fit(rows, y, groups=groups, columns=read)
+            sc = Scorecard(chosen, **now).fit(rows, y, groups=groups, columns=read)
         rounds.append((tuple(keep), sc))
         params["C"] = sc.C_
         against = [i for i in range(len(keep)) if sc.coef_[i] < 0]
@@ -127,11 +141,10 @@ def fit_within(
             notes.append("left out " + ", ".join(chosen[i].name for i in against)
                          + ": fitted against their own evidence (their points would fall as their conversion rate rises)")  # fmt: skip
             keep = [j for i, j in enumerate(keep) if i not in set(against)]
-            if pairs_cv:  # the next round keeps this round's number of pairs: see the docstring
-                params["interactions"] = len(sc.pairs_)
+            settling = settle
             continue
-        if pairs_cv and params["interactions"] != "cv":
-            params["interactions"] = "cv"  # the features settled: their number of pairs by cross-validation
+        if settling:
+            settling = False  # the features settled: now with their pairs
             continue
         rules = count_rules(sc)
         if rules <= max_rules:
@@ -234,10 +247,13 @@ def fit_candidate(
     earlier: Fitted | None = None,
 ) -> Fitted:
     """``ranked``: per number of bins, the features by strength with the rules each writes (``rank``);
-    ``earlier``: as ``fit_within``'s."""
+    ``earlier``: as ``fit_within``'s (the coarser-bins candidate then settles its features without
+    pairs first, as the full model did)."""
     pool = _pool(features, candidate.families)
     if candidate.top is None:
-        return fit_within(X, y, groups, features, pool, params, max_rules, columns, earlier)
+        # with the full model's rounds, its features settle as the full model's did (``fit_within``)
+        settle = None if earlier is None else True
+        return fit_within(X, y, groups, features, pool, params, max_rules, columns, earlier, settle)
     keep = _top(ranked[candidate.top], pool, max_rules)
     return fit_within(X, y, groups, features, keep, {**params, "max_bins": candidate.top}, max_rules, columns)
 
