@@ -117,7 +117,15 @@ def resolve_columns(headers: list[str], options: ImportOptions, file: str) -> li
 
     mapped = {find(h): canonical(target) for h, target in options.mapping.items()}
     ignored = {find(h) for h in options.ignore}
-    return [None if h in ignored or not h.strip() else mapped.get(h, canonical(h)) for h in headers]
+    columns = [None if h in ignored or not h.strip() else mapped.get(h, canonical(h)) for h in headers]
+    for index, (header, name) in enumerate(zip(headers, columns, strict=True)):
+        if name == "":  # it was stored under the empty name, and two such columns as one
+            named = f"--map {header!r}={options.mapping[header]!r}" if header in options.mapping else ""
+            raise InputError(Problem(
+                f"column {index + 1} ({header!r}) has no letter or digit to name an attribute by"
+                f"{' in ' + named if named else ''}; name it with --map or skip it with --ignore", file, 1,
+                field=header))  # fmt: skip
+    return columns
 
 
 def read_as_one(
