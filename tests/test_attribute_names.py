@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from leadscore.errors import InputError, ModelValidationError
+from leadscore.errors import InputError, MessageError, ModelValidationError
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import import_leads
 from leadscore.ingest.segment import normalise
@@ -38,7 +38,9 @@ def _score(store: Store, email: str) -> float:
     with store.connect() as conn:
         return float(
             conn.execute(
-                select(scores.c.score).join(leads, leads.c.id == scores.c.lead_id).where(leads.c.email == email)
+                select(scores.c.score)
+                .join(leads, leads.c.id == scores.c.lead_id)
+                .where(leads.c.email == email)
             ).scalar_one()
         )
 
@@ -50,7 +52,7 @@ def _csv(tmp_path: Path, text: str) -> Path:
 
 
 def test_german_headers_that_differ_in_one_letter_are_two_attributes(store: Store, tmp_path: Path) -> None:
-    """"Größe" and "Grüße" both became ``gr_e`` (ö, ü and ß dropped), the second cell lost; now each is its
+    """ "Größe" and "Grüße" both became ``gr_e`` (ö, ü and ß dropped), the second cell lost; now each is its
     own attribute, lower-cased: größe 180 and grüße "hallo"."""
     path = _csv(tmp_path, "Email,Größe,Grüße\nann@example.com,180,hallo\n")
     report = import_leads(store, path)
@@ -59,7 +61,7 @@ def test_german_headers_that_differ_in_one_letter_are_two_attributes(store: Stor
 
 
 def test_japanese_headers_are_two_attributes(store: Store, tmp_path: Path) -> None:
-    """"名前" (name) and "電話" (telephone) both became the empty name; now each keeps its letters."""
+    """ "名前" (name) and "電話" (telephone) both became the empty name; now each keeps its letters."""
     path = _csv(tmp_path, "Email,名前,電話\nann@example.com,山田,03-1234-5678\n")
     report = import_leads(store, path)
     assert (report.created, report.rejected, report.notes) == (1, 0, [])
@@ -67,7 +69,7 @@ def test_japanese_headers_are_two_attributes(store: Store, tmp_path: Path) -> No
 
 
 def test_headers_that_still_fold_alike_are_said_naming_both_columns(store: Store, tmp_path: Path) -> None:
-    """"Größe" and "GRÖẞE" (a capital sharp s) fold to one name, as "Employees" and "Company Size" are
+    """ "Größe" and "GRÖẞE" (a capital sharp s) fold to one name, as "Employees" and "Company Size" are
     read as one: the import names both columns and keeps the first non-blank cell (Ann's 180); learn
     refuses the file."""
     path = _csv(tmp_path, "Email,Größe,GRÖẞE,Won\nann@example.com,180,190,1\n")
@@ -108,6 +110,8 @@ def test_canonical_names() -> None:
     assert canonical("ﬁrma") == "firma"
     assert canonical("ü") == "ü"
     assert canonical("★ – ★") == ""
+    assert canonical("Emp\u200bloyees") == "employees"  # a zero-width space is nothing, as before
+    assert canonical("\ufeffE-Mail") == "email"
 
 
 def _ascii_rule(name: str) -> str:
@@ -151,7 +155,12 @@ def test_traits_keep_their_letters(store: Store) -> None:
     traits = {"email": "ann@example.com", "Größe": 180, "Grüße": "hallo", "名前": "山田", "電話": "03"}
     raw = {"type": "identify", "userId": "ann", "messageId": "m1", "traits": traits}
     ingest(store, [normalise(raw, received_ms=NOW)], source="test")
-    assert _attributes(store, "ann@example.com") == {"größe": 180, "grüße": "hallo", "名前": "山田", "電話": "03"}
+    assert _attributes(store, "ann@example.com") == {
+        "größe": 180,
+        "grüße": "hallo",
+        "名前": "山田",
+        "電話": "03",
+    }
 
 
 MODEL = """\
@@ -187,11 +196,41 @@ def test_a_model_scores_attributes_beyond_ascii(store: Store, tmp_path: Path) ->
 
 @pytest.mark.parametrize("name", ["größe", "名前", "Grüße", "नाम", "account.größe", "größe-2"])
 def test_a_model_may_name_an_attribute_beyond_ascii(name: str) -> None:
-    model = loads_model(f"model: m\nfit:\n  - {{id: r, name: R, when: {{attribute: {name}, exists: true}}, points: 1}}\n")
+    model = loads_model(
+        f"model: m\nfit:\n  - {{id: r, name: R, when: {{attribute: {name}, exists: true}}, points: 1}}\n"
+    )
     assert model.fit[0].when.field == name  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("name", ["'a b'", "'größe;'", "'★'", "'名前.'", "'a\"b'", "'gr\u00f6\u00dfe\u2028'"])
 def test_a_model_refuses_a_name_of_other_characters(name: str) -> None:
     with pytest.raises(ModelValidationError, match="is not a field name"):
-        loads_model(f"model: m\nfit:\n  - {{id: r, name: R, when: {{attribute: {name}, exists: true}}, points: 1}}\n")
+        loads_model(
+            f"model: m\nfit:\n  - {{id: r, name: R, when: {{attribute: {name}, exists: true}}, points: 1}}\n"
+        )
+
+
+@pytest.mark.parametrize(
+    ("traits", "at"),
+    [
+        ({"email": "ann@example.com", "★": 1}, 'traits["\\u2605"]'),  # a path's keys as JSON writes them
+        ({"email": "ann@example.com", "": "x"}, 'traits[""]'),
+        ({"email": "ann@example.com", "$$": "x"}, 'traits["$$"]'),
+    ],
+)
+def test_a_trait_of_no_letter_or_digit_is_refused_naming_it(traits: dict[str, Any], at: str) -> None:
+    """It was stored under the empty name (two such traits as one); the message is refused, as a
+    ``$unset`` of such a name is."""
+    raw = {"type": "identify", "userId": "ann", "messageId": "m1", "traits": traits}
+    with pytest.raises(MessageError, match=re.escape(f"{at} has no letter or digit")) as err:
+        normalise(raw, received_ms=NOW)
+    assert err.value.problem.field == at
+    group = {
+        "type": "group",
+        "userId": "ann",
+        "groupId": "g",
+        "messageId": "m2",
+        "traits": {"domain": "a.io", "#": 2},
+    }
+    with pytest.raises(MessageError, match=re.escape('traits["#"] has no letter or digit')):
+        normalise(group, received_ms=NOW)

@@ -93,6 +93,8 @@ def snake(name: str) -> str:
     gap = False  # a run of characters that are no letter or digit, written as one "_"
     previous = ""
     for ch in text:
+        if unicodedata.category(ch) == "Cf":
+            continue  # invisible (a zero-width space, a soft hyphen, a byte-order mark): dropped, as before
         if not is_name_char(ch):
             gap, previous = True, ""
             continue

@@ -33,5 +33,6 @@ def is_field_name(text: object) -> bool:
         return False
     parts = text.split(".")
     return len(parts) <= MAX_FIELD_PARTS and all(
-        0 < len(part) <= MAX_FIELD_PART and all(ch in "_-" or is_name_char(ch) for ch in part) for part in parts
+        0 < len(part) <= MAX_FIELD_PART and all(ch in "_-" or is_name_char(ch) for ch in part)
+        for part in parts
     )

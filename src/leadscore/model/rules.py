@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from leadscore.model.conditions import Condition, FieldName
-from leadscore.model.names import FIELD_NAME_WORDS, is_field_name
 from leadscore.model.durations import Duration, duration_seconds
+from leadscore.model.names import FIELD_NAME_WORDS, is_field_name
 
 RULE_ID = r"^[a-z][a-z0-9_]{0,62}$"
 EVENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
