@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from leadscore.errors import InputError, MessageError, ModelValidationError
 from leadscore.ingest.attributes import canonical
-from leadscore.ingest.csv_import import import_leads
+from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.ingest.segment import normalise
 from leadscore.learn.dataset import csv_data
 from leadscore.model import loads_model
@@ -91,6 +91,10 @@ def test_a_header_of_no_letter_or_digit_is_refused_naming_its_column(
         import_leads(store, path)
     with store.connect() as conn:
         assert conn.execute(select(leads)).all() == []
+    mapped = import_leads(store, path, ImportOptions(mapping={header: "Notiz"}))
+    assert mapped.created == 1 and _attributes(store, "ann@example.com") == {"size": 3, "notiz": "x"}
+    with pytest.raises(InputError, match=re.escape("--map target '★' of column 2 ('Size') has no letter")):
+        import_leads(store, path, ImportOptions(mapping={"size": "★"}))
 
 
 def test_canonical_names() -> None:

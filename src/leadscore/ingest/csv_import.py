@@ -115,16 +115,22 @@ def resolve_columns(headers: list[str], options: ImportOptions, file: str) -> li
             raise InputError(Problem(f"no column {name!r}; the columns are {', '.join(headers)}", file, 1))
         return found
 
-    mapped = {find(h): canonical(target) for h, target in options.mapping.items()}
+    targets = {find(h): target for h, target in options.mapping.items()}
+    mapped = {h: canonical(target) for h, target in targets.items()}
     ignored = {find(h) for h in options.ignore}
     columns = [None if h in ignored or not h.strip() else mapped.get(h, canonical(h)) for h in headers]
     for index, (header, name) in enumerate(zip(headers, columns, strict=True)):
-        if name == "":  # it was stored under the empty name, and two such columns as one
-            named = f"--map {header!r}={options.mapping[header]!r}" if header in options.mapping else ""
-            raise InputError(Problem(
-                f"column {index + 1} ({header!r}) has no letter or digit to name an attribute by"
-                f"{' in ' + named if named else ''}; name it with --map or skip it with --ignore", file, 1,
-                field=header))  # fmt: skip
+        if name != "":
+            continue
+        # stored under the empty name, two such columns were one: refused, as a trait of no letter or digit
+        column = f"column {index + 1} ({header!r})"
+        if header in mapped:
+            message = (
+                f"--map target {targets[header]!r} of {column} has no letter or digit to name an attribute by"
+            )
+        else:
+            message = f"{column} has no letter or digit to name an attribute by; name it with --map or skip it with --ignore"
+        raise InputError(Problem(message, file, 1, field=header))
     return columns
 
 
