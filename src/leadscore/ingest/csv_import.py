@@ -123,13 +123,11 @@ def resolve_columns(headers: list[str], options: ImportOptions, file: str) -> li
         if name != "":
             continue
         # stored under the empty name, two such columns were one: refused, as a trait of no letter or digit
-        column = f"column {index + 1} ({header!r})"
+        column, why = f"column {index + 1} ({header!r})", "has no letter or digit to name an attribute by"
         if header in mapped:
-            message = (
-                f"--map target {targets[header]!r} of {column} has no letter or digit to name an attribute by"
-            )
+            message = f"--map target {targets[header]!r} of {column} {why}"
         else:
-            message = f"{column} has no letter or digit to name an attribute by; name it with --map or skip it with --ignore"
+            message = f"{column} {why}; name it with --map or skip it with --ignore"
         raise InputError(Problem(message, file, 1, field=header))
     return columns
 
