@@ -254,7 +254,7 @@ CASES = {c.name.removesuffix(".yaml"): c for c in map(load_case, sorted(CASES_DI
 NEW_KINDS = ("distinct-counts", "account-committee", "recency-ratio", "pql-trial", "seat-share", "exclusions",
              "burst-as-of")  # fmt: skip
 SPARK_CASES = ("operators-numeric", "operators-text", "half-life", "stitching", "text-folding-regex",
-               "numbers-in-text", "sums-exact", "decay-sum-exact", *NEW_KINDS)  # fmt: skip
+               "numbers-in-text", "sums-exact", "decay-sum-exact", "attribute-names-unicode", *NEW_KINDS)  # fmt: skip
 
 
 def _case_on(engine_ledgers: Any, case: Case, folder: Path) -> list[str]:

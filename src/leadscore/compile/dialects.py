@@ -7,6 +7,7 @@ Float constants are bound as double precision so PostgreSQL never falls back to 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sqlite3
 from bisect import bisect_left, bisect_right
@@ -82,6 +83,28 @@ def _json_path_sqlite(path: tuple[str, ...]) -> str:
     return "$" + "".join(f'."{p}"' for p in path)
 
 
+def _json_arguments(column: ColumnElement[Any], path: tuple[str, ...]) -> list[ColumnElement[Any]]:
+    """A JSON element's arguments: the column, SQLite's path, PostgreSQL's ``{a,b}`` and, for a key beyond
+    ASCII, SQLite's path with the key spelled as json.dumps escapes it (``_sqlite_json``)."""
+    arguments: list[ColumnElement[Any]] = [
+        column, literal(_json_path_sqlite(path)), literal("{" + ",".join(path) + "}")
+    ]  # fmt: skip
+    if not all(key.isascii() for key in path):
+        arguments.append(literal(_json_path_sqlite(tuple(json.dumps(key)[1:-1] for key in path))))
+    return arguments
+
+
+def _sqlite_json(element: FunctionElement[Any], compiler: Any, **kw: Any) -> tuple[str, str]:
+    """The column and the path of a JSON element on SQLite. SQLite (3.40) finds a key by its text as
+    stored: the JSON SQLAlchemy writes (a lead's attributes) escapes every character beyond ASCII
+    (``"gr\\u00f6\\u00dfe"``), the event log's does not (``"größe"``); a key beyond ASCII is looked
+    up as stored unescaped, else as escaped (a fourth argument only then: an ASCII key costs nothing)."""
+    col, path, _, *escaped = (compiler.process(c, **kw) for c in element.clauses)
+    if escaped:
+        path = f"(CASE WHEN json_type({col}, {path}) IS NULL THEN {escaped[0]} ELSE {path} END)"
+    return col, path
+
+
 class JsonText(FunctionElement[str]):
     """The value at a JSON path as text; NULL when absent or JSON null."""
 
@@ -91,12 +114,12 @@ class JsonText(FunctionElement[str]):
 
     def __init__(self, column: ColumnElement[Any], path: tuple[str, ...]) -> None:
         self.path = path
-        super().__init__(column, literal(_json_path_sqlite(path)), literal("{" + ",".join(path) + "}"))
+        super().__init__(*_json_arguments(column, path))
 
 
 @compiles(JsonText, "sqlite")
 def _json_text_sqlite(element: JsonText, compiler: Any, **kw: Any) -> str:
-    col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
+    col, path = _sqlite_json(element, compiler, **kw)
     # json_extract gives 1/0 for JSON true/false; PostgreSQL's #>> gives 'true'/'false'. A JSON real read as
     # text by json_extract keeps 15 digits (0.30000000000000004 became '0.3'); ``->`` gives its JSON text
     real = f"WHEN 'real' THEN ({col} -> {path}) " if JSON_ARROW else ""
@@ -108,7 +131,7 @@ def _json_text_sqlite(element: JsonText, compiler: Any, **kw: Any) -> str:
 
 @compiles(JsonText, "postgresql")
 def _json_text_pg(element: JsonText, compiler: Any, **kw: Any) -> str:
-    col, _, path = list(element.clauses)
+    col, _, path = list(element.clauses)[:3]
     return f"({compiler.process(col, **kw)} #>> CAST({compiler.process(path, **kw)} AS TEXT[]))"
 
 
@@ -121,12 +144,12 @@ class JsonNumber(FunctionElement[float]):
     name = "json_number"
 
     def __init__(self, column: ColumnElement[Any], path: tuple[str, ...]) -> None:
-        super().__init__(column, literal(_json_path_sqlite(path)), literal("{" + ",".join(path) + "}"))
+        super().__init__(*_json_arguments(column, path))
 
 
 @compiles(JsonNumber, "sqlite")
 def _json_number_sqlite(element: JsonNumber, compiler: Any, **kw: Any) -> str:
-    col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
+    col, path = _sqlite_json(element, compiler, **kw)
     # as a double, as on PostgreSQL, DuckDB and Spark: SQLite compares an integer with a real exactly, so
     # past 2**53 a JSON integer matched on one engine and not on another
     return (
@@ -137,7 +160,7 @@ def _json_number_sqlite(element: JsonNumber, compiler: Any, **kw: Any) -> str:
 
 @compiles(JsonNumber, "postgresql")
 def _json_number_pg(element: JsonNumber, compiler: Any, **kw: Any) -> str:
-    col, _, path = (compiler.process(c, **kw) for c in element.clauses)
+    col, _, path = (compiler.process(c, **kw) for c in list(element.clauses)[:3])
     node = f"({col} #> CAST({path} AS TEXT[]))"
     return f"(CASE WHEN jsonb_typeof({node}) = 'number' THEN CAST({node} #>> '{{}}' AS DOUBLE PRECISION) END)"
 
@@ -150,18 +173,18 @@ class JsonBool(FunctionElement[bool]):
     name = "json_bool"
 
     def __init__(self, column: ColumnElement[Any], path: tuple[str, ...]) -> None:
-        super().__init__(column, literal(_json_path_sqlite(path)), literal("{" + ",".join(path) + "}"))
+        super().__init__(*_json_arguments(column, path))
 
 
 @compiles(JsonBool, "sqlite")
 def _json_bool_sqlite(element: JsonBool, compiler: Any, **kw: Any) -> str:
-    col, path, _ = (compiler.process(c, **kw) for c in element.clauses)
+    col, path = _sqlite_json(element, compiler, **kw)
     return f"(CASE json_type({col}, {path}) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"
 
 
 @compiles(JsonBool, "postgresql")
 def _json_bool_pg(element: JsonBool, compiler: Any, **kw: Any) -> str:
-    col, _, path = (compiler.process(c, **kw) for c in element.clauses)
+    col, _, path = (compiler.process(c, **kw) for c in list(element.clauses)[:3])
     node = f"({col} #> CAST({path} AS TEXT[]))"
     return f"(CASE WHEN jsonb_typeof({node}) = 'boolean' THEN CAST({node} #>> '{{}}' AS BOOLEAN) END)"
 

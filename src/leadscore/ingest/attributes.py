@@ -1,15 +1,20 @@
 """Attribute names: one canonical snake_case spelling for CSV headers, Segment traits and API fields.
 
 HubSpot- and Salesforce-style export headers ("Job Title", "Company Name", "Number of Employees",
-"Annual Revenue", "Email Address", ...) map to the names the model language uses.
+"Annual Revenue", "Email Address", ...) map to the names the model language uses. Letters and digits
+beyond ASCII are kept, NFKC-normalised and folded as rule values are (``"Größe"`` → ``"größe"``,
+``"名前"`` → ``"名前"``); an ASCII name reads as it always has (docs/ingest.md, "Attribute names").
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from functools import lru_cache
 
+from leadscore.model.names import is_name_char
+from leadscore.model.text_case import fold_case
 from leadscore.store.schema import INT64_MAX, INT64_MIN
 
 ALIASES = {
@@ -77,8 +82,28 @@ _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
 def snake(name: str) -> str:
-    """``"Job Title"``, ``"jobTitle"``, ``"job-title"`` → ``"job_title"``."""
-    return _NON_WORD.sub("_", _CAMEL.sub("_", name.strip()).lower()).strip("_")
+    """``"Job Title"``, ``"jobTitle"``, ``"job-title"`` → ``"job_title"``; ``"Größe"`` → ``"größe"``."""
+    if name.isascii():
+        return _NON_WORD.sub("_", _CAMEL.sub("_", name.strip()).lower()).strip("_")
+    # NFKC first: a full-width "Ｊｏｂ Ｔｉｔｌｅ" is "Job Title", "ﬁ" is "fi", a decomposed "ö" is one letter
+    text = unicodedata.normalize("NFKC", name.strip())
+    if text.isascii():
+        return snake(text)
+    out: list[str] = []
+    gap = False  # a run of characters that are no letter or digit, written as one "_"
+    previous = ""
+    for ch in text:
+        if unicodedata.category(ch) == "Cf":
+            continue  # invisible (a zero-width space, a soft hyphen, a byte-order mark): dropped, as before
+        if not is_name_char(ch):
+            gap, previous = True, ""
+            continue
+        # the camel-case break of the ASCII rule, for every script that has case ("größeKlasse")
+        if (gap or ((previous.islower() or previous.isdecimal()) and (ch.isupper() or ch.istitle()))) and out:
+            out.append("_")
+        gap, previous = False, ch
+        out.append(fold_case(ch))
+    return unicodedata.normalize("NFKC", "".join(out))
 
 
 def canonical(name: str) -> str:

@@ -115,9 +115,21 @@ def resolve_columns(headers: list[str], options: ImportOptions, file: str) -> li
             raise InputError(Problem(f"no column {name!r}; the columns are {', '.join(headers)}", file, 1))
         return found
 
-    mapped = {find(h): canonical(target) for h, target in options.mapping.items()}
+    targets = {find(h): target for h, target in options.mapping.items()}
+    mapped = {h: canonical(target) for h, target in targets.items()}
     ignored = {find(h) for h in options.ignore}
-    return [None if h in ignored or not h.strip() else mapped.get(h, canonical(h)) for h in headers]
+    columns = [None if h in ignored or not h.strip() else mapped.get(h, canonical(h)) for h in headers]
+    for index, (header, name) in enumerate(zip(headers, columns, strict=True)):
+        if name != "":
+            continue
+        # stored under the empty name, two such columns were one: refused, as a trait of no letter or digit
+        column, why = f"column {index + 1} ({header!r})", "has no letter or digit to name an attribute by"
+        if header in mapped:
+            message = f"--map target {targets[header]!r} of {column} {why}"
+        else:
+            message = f"{column} {why}; name it with --map or skip it with --ignore"
+        raise InputError(Problem(message, file, 1, field=header))
+    return columns
 
 
 def read_as_one(

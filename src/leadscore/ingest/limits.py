@@ -197,8 +197,12 @@ def check_time(field: str, ms: int) -> int:
 
 def check_traits(traits: dict[str, Any], where: str) -> None:
     """The lead fields the traits set (e-mail, names, company) fit their columns; ``where`` is the
-    traits' path (``traits`` or ``context.traits``)."""
+    traits' path (``traits`` or ``context.traits``); a trait of no letter or digit names no attribute."""
     keys = _trait_keys(traits)
+    # a trait of no letter or digit was stored under the empty name: refused, as such a CSV header is
+    if "" in keys:
+        field = _trait_path(where, keys[""])
+        raise MessageError(field, f"{field} has no letter or digit to name an attribute by")
     _texts_only(traits, keys, ("email", "first_name", "last_name", "company", "name"), where, lead=True)
     email, fields, _ = split_traits(traits)
     if email is not None:

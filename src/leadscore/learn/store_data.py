@@ -37,7 +37,7 @@ from leadscore.learn.features import (
 )
 from leadscore.learn.labels import DAY_MS, Labels, data_end, label, outcome_times, rejected_by_sales
 from leadscore.model import ScoringModel
-from leadscore.model.conditions import FIELD_NAME
+from leadscore.model.names import is_field_name
 from leadscore.scoring.as_known import Known
 from leadscore.scoring.run import POINTS_CHUNK, points
 from leadscore.store.people import anonymous_key
@@ -133,7 +133,7 @@ def _track_values(
         reached.setdefault(name, set()).add(int(lead))
         keys = seen.setdefault(name, {})
         for key, value in (props or {}).items():
-            if not isinstance(value, str) or not value or not FIELD_NAME.match(key):
+            if not isinstance(value, str) or not value or not is_field_name(key):
                 continue
             present[(name, key)] = present.get((name, key), 0) + 1
             values = keys.setdefault(key, {})
@@ -282,7 +282,7 @@ def _attributes(
 def _row(attrs: dict[str, Any], account: dict[str, Any]) -> dict[str, Any]:
     values = {k: v for k, v in attrs.items() if not isinstance(v, dict | list)}
     values.update({f"account.{k}": v for k, v in account.items() if not isinstance(v, dict | list)})
-    return {k: v for k, v in values.items() if FIELD_NAME.match(k)}
+    return {k: v for k, v in values.items() if is_field_name(k)}
 
 
 def _probe(features: Sequence[Feature]) -> ScoringModel:

@@ -15,9 +15,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, model_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Tag,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
 
 from leadscore.model import regex_search
+from leadscore.model.names import FIELD_NAME_WORDS, is_field_name
 
 SUBJECTS = ("attribute", "property")
 TEXT_OPS = ("contains", "prefix", "glob", "regex")
@@ -64,8 +74,17 @@ UNPORTABLE_REGEX = (
     ("(?P", "named groups are Python-only"),
     ("(?<", "look-behind and named groups are not portable"),
 )
-FIELD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,5}$")
 Scalar = str | int | float | bool
+
+
+def _field_name(value: str, info: ValidationInfo) -> str:
+    if not is_field_name(value):
+        raise ValueError(f"{info.field_name} {value!r} is not a field name ({FIELD_NAME_WORDS})")
+    return value
+
+
+# a field of a rule that names an attribute or property (``model.names.is_field_name``)
+FieldName = Annotated[str, AfterValidator(_field_name)]
 
 
 class _Frozen(BaseModel):
@@ -97,10 +116,8 @@ class Compare(_Frozen):
         if len(ops) != 1:
             raise ValueError(f"a condition needs exactly one operator ({', '.join(OPERATORS)})")
         field = raw[subjects[0]]
-        if not isinstance(field, str) or not FIELD_NAME.match(field):
-            raise ValueError(
-                f"{subjects[0]} {field!r} is not a field name (letters, digits, _ and -, dot-separated for nesting)"
-            )
+        if not isinstance(field, str) or not is_field_name(field):
+            raise ValueError(f"{subjects[0]} {field!r} is not a field name ({FIELD_NAME_WORDS})")
         return {
             "subject": subjects[0],
             "field": field,

@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from leadscore.model.conditions import FIELD_NAME, Condition
+from leadscore.model.conditions import Condition, FieldName
 from leadscore.model.durations import Duration, duration_seconds
+from leadscore.model.names import FIELD_NAME_WORDS, is_field_name
 
 RULE_ID = r"^[a-z][a-z0-9_]{0,62}$"
 EVENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
@@ -55,7 +56,7 @@ class Machine(Frozen):
     (an e-mail open or click right after its send) is a machine's, not a person's."""
 
     after: str = Field(min_length=1, max_length=500, description="the name of the send (track) event")
-    same: str = Field(pattern=FIELD_NAME.pattern, description="the property both events share, e.g. email_id")
+    same: FieldName = Field(description="the property both events share, e.g. email_id")
     within: Duration
 
 
@@ -120,7 +121,7 @@ DISTINCT_KEYWORDS = ("day", "session", "person")
 class DistinctProperty(Frozen):
     """Count distinct values of an event property (``{property: feature}``)."""
 
-    property: str = Field(pattern=FIELD_NAME.pattern, description="the property whose values are counted")
+    property: FieldName = Field(description="the property whose values are counted")
 
 
 class Count(Frozen):
@@ -135,10 +136,8 @@ class Count(Frozen):
         if v in DISTINCT_KEYWORDS or isinstance(v, DistinctProperty):
             return v
         if isinstance(v, dict) and set(v) == {"property"}:
-            if not isinstance(v["property"], str) or not FIELD_NAME.match(v["property"]):
-                raise ValueError(
-                    f"property {v['property']!r} is not a field name (letters, digits, _ and -, dot-separated)"
-                )
+            if not is_field_name(v["property"]):
+                raise ValueError(f"property {v['property']!r} is not a field name ({FIELD_NAME_WORDS})")
             return v
         raise ValueError(f"distinct takes day, session, person or {{property: NAME}}, not {v!r}")
 
@@ -161,7 +160,7 @@ class _CountRule(_EventRule):
 class Share(Frozen):
     """The count as a share of a number the lead or its account holds (``account.seats``)."""
 
-    of: str = Field(pattern=FIELD_NAME.pattern, description="a numeric attribute, e.g. account.seats")
+    of: FieldName = Field(description="a numeric attribute, e.g. account.seats")
     at_least: float = Field(gt=0, le=1_000_000)
 
 

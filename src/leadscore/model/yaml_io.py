@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from leadscore.errors import ModelValidationError, Problem
-from leadscore.model.conditions import COMPARED, FIELD_NAME
+from leadscore.model.conditions import COMPARED
 from leadscore.model.rules import RULE_ID
 from leadscore.model.scoring_model import ScoringModel
 from leadscore.model.text_case import fold_case
@@ -430,7 +430,6 @@ def _choices(expected: str) -> str:
 
 PATTERN_HINTS = {  # what each pattern a model field must match means, by the pattern
     RULE_ID: "an id: lower-case letters, digits and _, starting with a letter, at most 63 characters",
-    FIELD_NAME.pattern: "a field name (letters, digits, _ and -, dot-separated for nesting)",
     r"^[^@\s]+@[^@\s]+$": "an e-mail address such as name@example.com",
     r"^[A-Z_][A-Z0-9_]{0,99}$": "the name of an environment variable in capitals, such as SLACK_URL",
     r"^https?://": "a web address starting with http:// or https://",
