@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
-from leadscore.cli.render import console, print_rows
+from leadscore.cli.render import console, print_more, print_rows
 from leadscore.errors import InputError, LeadscoreError, NotFoundError, Problem
 
 if TYPE_CHECKING:
@@ -59,22 +59,23 @@ def _lifecycle(store: Store) -> Lifecycle:
 
 @dataclass(frozen=True)
 class LeadStages:
-    """A lead's stage moves and notifications (``leadscore history`` shows them)."""
+    """A page of a lead's stage moves and of her notifications (``leadscore history`` shows them): ``limit``
+    of each, the newest first from ``offset``, oldest first within the page; and how many there are."""
 
     moves: list[dict[str, Any]]
     sends: list[dict[str, Any]]
+    offset: int
+    total_moves: int
+    total_sends: int
 
     @classmethod
-    def read(cls, conn: Connection, lead_id: int) -> LeadStages:
-        from leadscore.store.lifecycle_tables import read_stage_history
-        from leadscore.store.outbox import read_outbox
+    def read(cls, conn: Connection, lead_id: int, limit: int, offset: int) -> LeadStages:
+        from leadscore.store.lifecycle_tables import stage_history_rows
+        from leadscore.store.outbox import outbox_rows
 
-        return cls(read_stage_history(conn, lead_id), read_outbox(conn, lead_id))
-
-    def stage_at(self, at_ms: int) -> str | None:
-        """The stage at a time: the newest move at or before it."""
-        before = [m for m in self.moves if m["at_ms"] <= at_ms]
-        return str(before[-1]["to_stage"]) if before else None
+        moves, total_moves = stage_history_rows(conn, lead_id, limit, offset)
+        sends, total_sends = outbox_rows(conn, lead_id, limit, offset)
+        return cls(moves, sends, offset, total_moves, total_sends)
 
     def rows(self) -> list[tuple[int, str, str, str]]:
         out = [
@@ -106,6 +107,8 @@ class LeadStages:
         for at, what, cause, detail in self.rows():
             table.add_row(fmt_time(at), what, cause, detail)
         console.print(table)
+        print_more(len(self.moves), self.total_moves, self.offset, "table", "stage moves")
+        print_more(len(self.sends), self.total_sends, self.offset, "table", "notifications")
 
 
 def stage(
@@ -326,13 +329,7 @@ def _report_page(rows: list[dict[str, Any]], total: int, offset: int, fmt: str, 
     """A report's page of ``rows`` from ``offset`` of ``total``, the total in its title, and how many more
     there are after it (on stderr with --format csv or json, so the output stays one document)."""
     _report(rows, fmt, f"{title} ({total:,} in all)")
-    more = total - offset - len(rows)
-    if more > 0:
-        line = f"{more:,} more: --offset {offset + len(rows)}"
-        if fmt == "table":
-            console.print(line, highlight=False)
-        else:
-            typer.echo(line, err=True)
+    print_more(len(rows), total, offset, fmt)
 
 
 # the reports' pages, as the API's (``api.paging``) but for the bound: a terminal asks for what it shows

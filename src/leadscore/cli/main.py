@@ -29,7 +29,7 @@ from leadscore.cli import (
     users_cmds,
 )
 from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
-from leadscore.cli.render import console, history_table, ledger_table, print_rows, score_rows
+from leadscore.cli.render import console, history_table, ledger_table, print_more, print_rows, score_rows
 from leadscore.errors import LeadscoreError
 
 if TYPE_CHECKING:
@@ -324,33 +324,45 @@ def _print_events(explanation: Explanation) -> None:
 @app.command("history")
 def history_cmd(
     lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
+    limit: lifecycle_cmds.PageLimit = 100,
+    offset: lifecycle_cmds.PageOffset = 0,
     fmt: Format = "table",
     score_name: ScoreName = None,
     db: Db = None,
 ) -> None:
-    """The lead's score over time: one row per change, with its cause (events or a model change)."""
+    """The lead's score over time: one row per change, with its cause (events or a model change), a page
+    at a time: --limit rows, the newest first from --offset (oldest first within the page), and how many
+    more there are after it (on stderr with --format csv or json). The table's score path is the page's,
+    with an ellipsis for the rows on other pages; its stage moves and notifications are paged alike."""
     from leadscore.scoring.history import score_path
+    from leadscore.store.lifecycle_tables import stage_as_of
     from leadscore.store.model_versions import list_versions
-    from leadscore.store.results import read_history
+    from leadscore.store.results import history_rows
     from leadscore.store.score_names import resolve
 
     with open_store(db) as store:
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
-            rows = read_history(conn, lead_id, resolve(conn, score_name))
+            rows, total = history_rows(conn, lead_id, limit, offset, resolve(conn, score_name))
             labels = {v.id: v.label for v in list_versions(conn)}
-            stages = lifecycle_cmds.LeadStages.read(conn, lead_id)
+            if fmt == "table":
+                stages = lifecycle_cmds.LeadStages.read(conn, lead_id, limit, offset)
+            else:  # each row's stage then: the move at or before it, which may be older than any page's
+                moved = {r["at_ms"]: stage_as_of(conn, lead_id, r["at_ms"]) for r in rows}
+                stage_then = {at: m and m["to_stage"] for at, m in moved.items()}
         if fmt == "table":
             console.print(history_table(rows, labels))
             if rows:
-                console.print(f"score path: {score_path(rows)}", highlight=False)
+                path = score_path(rows, older=offset + len(rows) < total, newer=offset > 0)
+                console.print(f"score path: {path}", highlight=False)
+            print_more(len(rows), total, offset, fmt)
             stages.print()
         else:
             out = [
                 {**r, "at": fmt_time(r["at_ms"]), "model": labels.get(r["model_version_id"])} for r in rows
             ]
-            out = [{**r, "stage": stages.stage_at(r["at_ms"])} for r in out]
-            print_rows(out, fmt)
+            print_rows([{**r, "stage": stage_then[r["at_ms"]]} for r in out], fmt)
+            print_more(len(rows), total, offset, fmt)
 
 
 @app.command("tick")

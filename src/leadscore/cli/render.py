@@ -85,6 +85,20 @@ def print_rows(rows: list[dict[str, Any]], fmt: str, title: str = "") -> None:
         console.print(table)
 
 
+def print_more(shown: int, total: int, offset: int, fmt: str, what: str = "") -> None:
+    """After a page of ``shown`` rows from ``offset`` of ``total``: how many more there are and the
+    ``--offset`` that lists them ("150 more: --offset 100"; ``what`` names the list where a command pages
+    several), on stderr with --format csv or json, so the output stays one document."""
+    more = total - offset - shown
+    if more <= 0:
+        return
+    line = f"{more:,} more{' ' + what if what else ''}: --offset {offset + shown}"
+    if fmt == "table":
+        console.print(line, highlight=False)
+    else:
+        print(line, file=sys.stderr)
+
+
 def _num(value: float | None, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}".rstrip("0").rstrip(".") or "0"
 

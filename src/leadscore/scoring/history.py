@@ -86,11 +86,13 @@ def row(
     return dict(zip(COLUMNS, _values(ledger, version_id, cause, ref, recorded_ms, score_name), strict=True))
 
 
-def score_path(rows: Iterable[Mapping[str, Any]]) -> str:
+def score_path(rows: Iterable[Mapping[str, Any]], older: bool = False, newer: bool = False) -> str:
     """A history's scores as ``0 → 21 → 43.5`` (whole numbers without a decimal): the lead page's and
-    ``leadscore history``'s."""
+    ``leadscore history``'s; of a page of it, with an ellipsis first where there are ``older`` rows and
+    last where there are ``newer`` ones (``… → 21 → 43.5 → …``)."""
     shown = (cut(r["score"]) for r in rows)
-    return " → ".join(f"{s:.0f}" if s.is_integer() else f"{s:.1f}" for s in shown)
+    path = " → ".join(f"{s:.0f}" if s.is_integer() else f"{s:.1f}" for s in shown)
+    return ("… → " if older else "") + path + (" → …" if newer else "")
 
 
 def changed(prev: Mapping[str, Any] | None, ledger: Ledger, version_id: int) -> bool:

@@ -69,9 +69,9 @@ class LeadView:
     def score_path(self) -> str:
         """The listed history as 0 → 21 → 43 → 65 (the same rendering as ``leadscore history``), with an
         ellipsis for the older (first) and newer (last) rows on other pages."""
-        older = "… → " if self.history and self.history_at.last < self.history_at.total else ""
-        newer = " → …" if self.history and self.history_at.page > 1 else ""
-        return older + score_path(self.history) + newer
+        older = bool(self.history) and self.history_at.last < self.history_at.total
+        newer = bool(self.history) and self.history_at.page > 1
+        return score_path(self.history, older, newer)
 
 
 def rule_names(model: ScoringModel) -> dict[str, tuple[str, str]]:
