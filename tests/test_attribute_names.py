@@ -238,3 +238,26 @@ def test_a_trait_of_no_letter_or_digit_is_refused_naming_it(traits: dict[str, An
     }
     with pytest.raises(MessageError, match=re.escape('traits["#"] has no letter or digit')):
         normalise(group, received_ms=NOW)
+
+
+NULL_MODEL = """\
+model: nulls
+fit:
+  - {id: nul, name: Unset, when: {attribute: "null", equals: x}, points: 10}
+  - {id: named, name: Named, when: {attribute: account.名前, equals: 山田}, points: 30}
+scale: {fit_max: 40, weights: {fit: 1, engagement: 0}}
+"""
+
+
+def test_an_attribute_named_null_scores_on_every_store(store: Store) -> None:
+    """A trait "Null" is the attribute ``null``; PostgreSQL read the path ``{null}`` as an array of one SQL
+    NULL, so the rule never matched there (75 on PostgreSQL, 100 on SQLite). Ann: null = x (10) and her
+    account's 名前 山田 (30) = 40 of 40 → 100."""
+    publish(store, loads_model(NULL_MODEL), as_of=NOW - 1000)
+    identify = {"type": "identify", "userId": "ann", "messageId": "m1", "timestamp": NOW,
+                "traits": {"email": "ann@acme.example", "Null": "x"}}  # fmt: skip
+    group = {"type": "group", "userId": "ann", "groupId": "acme", "messageId": "m2", "timestamp": NOW,
+             "traits": {"domain": "acme.example", "名前": "山田"}}  # fmt: skip
+    ingest(store, [normalise(m, received_ms=NOW) for m in (identify, group)], source="test", as_of=NOW)
+    assert _attributes(store, "ann@acme.example") == {"null": "x"}
+    assert _score(store, "ann@acme.example") == pytest.approx(100)
