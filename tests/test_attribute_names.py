@@ -261,3 +261,20 @@ def test_an_attribute_named_null_scores_on_every_store(store: Store) -> None:
     ingest(store, [normalise(m, received_ms=NOW) for m in (identify, group)], source="test", as_of=NOW)
     assert _attributes(store, "ann@acme.example") == {"null": "x"}
     assert _score(store, "ann@acme.example") == pytest.approx(100)
+
+
+def test_a_header_of_combining_marks_only_is_refused_naming_its_column(store: Store, tmp_path: Path) -> None:
+    """A combining acute accent (U+0301) is a mark on no letter: the header has no letter or digit and is
+    refused as "#" is (it was stored as the attribute "\u0301", a floating accent). A mark leading a name
+    is dropped ("\u0301Größe" is größe); a mark on a letter stays (नाम, a decomposed ö)."""
+    assert canonical("\u0301") == ""
+    assert canonical("\u0301\u0301 \u0308") == ""
+    assert canonical("\u0301Größe") == "größe"
+    assert canonical("a \u0301b") == "a_b"
+    path = _csv(tmp_path, "Email,\u0301\nann@example.com,x\n")
+    with pytest.raises(InputError, match=re.escape("column 2 ('\u0301') has no letter or digit")):
+        import_leads(store, path)
+    raw = {"type": "identify", "userId": "ann", "messageId": "m1",
+           "traits": {"email": "ann@example.com", "\u0301": 1}}  # fmt: skip
+    with pytest.raises(MessageError, match=re.escape('traits["\\u0301"] has no letter or digit')):
+        normalise(raw, received_ms=NOW)
