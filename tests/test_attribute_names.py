@@ -278,3 +278,22 @@ def test_a_header_of_combining_marks_only_is_refused_naming_its_column(store: St
            "traits": {"email": "ann@example.com", "\u0301": 1}}  # fmt: skip
     with pytest.raises(MessageError, match=re.escape('traits["\\u0301"] has no letter or digit')):
         normalise(raw, received_ms=NOW)
+
+
+def test_a_column_named_past_what_a_rule_can_name_is_no_feature(tmp_path: Path) -> None:
+    """A rule names an attribute of at most 100 characters (``model.names``). A header of 115 (or ten
+    "ﷺ", which NFKC spells in 18 characters each: 10 read as 180) was a feature, and learn wrote
+    a model its own validation refused (``attribute '...' is not a field name``) after fitting. Now the
+    column is dropped, saying why; Visits stays the one feature."""
+    long, expanded = "Größe" + "x" * 110, "\ufdfa" * 10
+    assert len(canonical(long)) == 115 and len(canonical(expanded)) == 180
+    rows = "".join(f"p{i}@example.com,{'ab'[i % 2]},{'cd'[i % 2]},{i % 5},{i % 2}\n" for i in range(60))
+    path = _csv(tmp_path, f"Email,{long},{expanded},Visits,Won\n{rows}")
+    data = csv_data(path, "Won")
+    assert [f.name for f in data.features] == ["visits"]
+    why = dict(data.dropped)
+    assert (
+        why[canonical(long)]
+        == why[canonical(expanded)]
+        == "a name over 100 characters, which no rule can name"
+    )
