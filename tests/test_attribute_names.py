@@ -20,7 +20,9 @@ from leadscore.errors import InputError, MessageError, ModelValidationError
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.ingest.segment import normalise
+from leadscore.learn.checks import NothingLearnedError
 from leadscore.learn.dataset import csv_data
+from leadscore.learn.train import learn
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish, rescore_leads
 from leadscore.store import Store
@@ -297,3 +299,15 @@ def test_a_column_named_past_what_a_rule_can_name_is_no_feature(tmp_path: Path) 
         == why[canonical(expanded)]
         == "a name over 100 characters, which no rule can name"
     )
+
+
+def test_a_file_of_no_feature_is_refused_saying_why(tmp_path: Path) -> None:
+    """Only e-mails, outcomes and a name no rule can name: learn failed in the estimator ("Found array with
+    0 feature(s)", a traceback); now it says there is nothing to learn from, and why the column went."""
+    long = "Größe" + "x" * 110
+    rows = "".join(f"p{i}@example.com,{'ab'[i % 2]},{i % 2}\n" for i in range(200))
+    data = csv_data(_csv(tmp_path, f"Email,{long},Won\n{rows}"), "Won")
+    assert data.features == ()
+    said = f"nothing to learn from: no column or attribute is a feature (1 dropped: {canonical(long)}: a name over"
+    with pytest.raises(NothingLearnedError, match=re.escape(said)):
+        learn(data, "m", challenger=None)
