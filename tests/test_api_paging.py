@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from leadscore.api import create_app
+from leadscore.api.paging import page_at
 from leadscore.scoring.pipeline import publish
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -230,3 +231,14 @@ def test_a_leads_stage_moves_and_notifications_a_page_at_a_time(store: Store, cl
             assert pages == -(-len(rows) // limit)
     past = client.get(STAGE, params={"history_offset": len(moves)}).json()
     assert (past["history"], past["history_paging"]["next_offset"]) == ([], None)
+
+
+def test_a_short_page_is_the_last_whatever_the_count_says() -> None:
+    """The count and the page are two statements: a lead that leaves the list between them (or a count that
+    reads one more row than the page's query) left ``next_offset`` pointing past the rows: 40 rows of a page
+    of 100 from 100, "total 150", said 140, and the empty page at 140 said 140 again, so a client following
+    ``next_offset`` asked for it forever. A page shorter than its limit is the last: null."""
+    assert page_at(40, 150, 100, 100)["next_offset"] is None
+    assert page_at(0, 150, 100, 140)["next_offset"] is None
+    assert page_at(100, 150, 100, 0)["next_offset"] == 100  # a full page: the count says where it goes on
+    assert page_at(100, 100, 100, 0)["next_offset"] is None

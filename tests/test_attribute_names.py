@@ -20,7 +20,9 @@ from leadscore.errors import InputError, MessageError, ModelValidationError
 from leadscore.ingest.attributes import canonical
 from leadscore.ingest.csv_import import ImportOptions, import_leads
 from leadscore.ingest.segment import normalise
+from leadscore.learn.checks import NothingLearnedError
 from leadscore.learn.dataset import csv_data
+from leadscore.learn.train import learn
 from leadscore.model import loads_model
 from leadscore.scoring.pipeline import ingest, publish, rescore_leads
 from leadscore.store import Store
@@ -238,3 +240,74 @@ def test_a_trait_of_no_letter_or_digit_is_refused_naming_it(traits: dict[str, An
     }
     with pytest.raises(MessageError, match=re.escape('traits["#"] has no letter or digit')):
         normalise(group, received_ms=NOW)
+
+
+NULL_MODEL = """\
+model: nulls
+fit:
+  - {id: nul, name: Unset, when: {attribute: "null", equals: x}, points: 10}
+  - {id: named, name: Named, when: {attribute: account.名前, equals: 山田}, points: 30}
+scale: {fit_max: 40, weights: {fit: 1, engagement: 0}}
+"""
+
+
+def test_an_attribute_named_null_scores_on_every_store(store: Store) -> None:
+    """A trait "Null" is the attribute ``null``; PostgreSQL read the path ``{null}`` as an array of one SQL
+    NULL, so the rule never matched there (75 on PostgreSQL, 100 on SQLite). Ann: null = x (10) and her
+    account's 名前 山田 (30) = 40 of 40 → 100."""
+    publish(store, loads_model(NULL_MODEL), as_of=NOW - 1000)
+    identify = {"type": "identify", "userId": "ann", "messageId": "m1", "timestamp": NOW,
+                "traits": {"email": "ann@acme.example", "Null": "x"}}  # fmt: skip
+    group = {"type": "group", "userId": "ann", "groupId": "acme", "messageId": "m2", "timestamp": NOW,
+             "traits": {"domain": "acme.example", "名前": "山田"}}  # fmt: skip
+    ingest(store, [normalise(m, received_ms=NOW) for m in (identify, group)], source="test", as_of=NOW)
+    assert _attributes(store, "ann@acme.example") == {"null": "x"}
+    assert _score(store, "ann@acme.example") == pytest.approx(100)
+
+
+def test_a_header_of_combining_marks_only_is_refused_naming_its_column(store: Store, tmp_path: Path) -> None:
+    """A combining acute accent (U+0301) is a mark on no letter: the header has no letter or digit and is
+    refused as "#" is (it was stored as the attribute "\u0301", a floating accent). A mark leading a name
+    is dropped ("\u0301Größe" is größe); a mark on a letter stays (नाम, a decomposed ö)."""
+    assert canonical("\u0301") == ""
+    assert canonical("\u0301\u0301 \u0308") == ""
+    assert canonical("\u0301Größe") == "größe"
+    assert canonical("a \u0301b") == "a_b"
+    path = _csv(tmp_path, "Email,\u0301\nann@example.com,x\n")
+    with pytest.raises(InputError, match=re.escape("column 2 ('\u0301') has no letter or digit")):
+        import_leads(store, path)
+    raw = {"type": "identify", "userId": "ann", "messageId": "m1",
+           "traits": {"email": "ann@example.com", "\u0301": 1}}  # fmt: skip
+    with pytest.raises(MessageError, match=re.escape('traits["\\u0301"] has no letter or digit')):
+        normalise(raw, received_ms=NOW)
+
+
+def test_a_column_named_past_what_a_rule_can_name_is_no_feature(tmp_path: Path) -> None:
+    """A rule names an attribute of at most 100 characters (``model.names``). A header of 115 (or ten
+    "ﷺ", which NFKC spells in 18 characters each: 10 read as 180) was a feature, and learn wrote
+    a model its own validation refused (``attribute '...' is not a field name``) after fitting. Now the
+    column is dropped, saying why; Visits stays the one feature."""
+    long, expanded = "Größe" + "x" * 110, "\ufdfa" * 10
+    assert len(canonical(long)) == 115 and len(canonical(expanded)) == 180
+    rows = "".join(f"p{i}@example.com,{'ab'[i % 2]},{'cd'[i % 2]},{i % 5},{i % 2}\n" for i in range(60))
+    path = _csv(tmp_path, f"Email,{long},{expanded},Visits,Won\n{rows}")
+    data = csv_data(path, "Won")
+    assert [f.name for f in data.features] == ["visits"]
+    why = dict(data.dropped)
+    assert (
+        why[canonical(long)]
+        == why[canonical(expanded)]
+        == "a name over 100 characters, which no rule can name"
+    )
+
+
+def test_a_file_of_no_feature_is_refused_saying_why(tmp_path: Path) -> None:
+    """Only e-mails, outcomes and a name no rule can name: learn failed in the estimator ("Found array with
+    0 feature(s)", a traceback); now it says there is nothing to learn from, and why the column went."""
+    long = "Größe" + "x" * 110
+    rows = "".join(f"p{i}@example.com,{'ab'[i % 2]},{i % 2}\n" for i in range(200))
+    data = csv_data(_csv(tmp_path, f"Email,{long},Won\n{rows}"), "Won")
+    assert data.features == ()
+    said = f"nothing to learn from: no column or attribute is a feature (1 dropped: {canonical(long)}: a name over"
+    with pytest.raises(NothingLearnedError, match=re.escape(said)):
+        learn(data, "m", challenger=None)

@@ -34,12 +34,13 @@ def next_offset(offset: int, shown: int, total: int) -> int | None:
 
 def page_at(shown: int, total: int, limit: int, offset: int) -> dict[str, Any]:
     """Where a page of ``shown`` rows sits: the list's ``total``, the page's ``limit`` and ``offset``, and
-    ``next_offset``."""
+    ``next_offset``: null after a page shorter than its limit, the list's last whatever the count (read by
+    a statement of its own) says, so that no empty page points at itself."""
     return {
         "total": total,
         "limit": limit,
         "offset": offset,
-        "next_offset": next_offset(offset, shown, total),
+        "next_offset": next_offset(offset, shown, total) if shown >= limit else None,
     }
 
 

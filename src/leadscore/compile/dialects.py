@@ -83,11 +83,18 @@ def _json_path_sqlite(path: tuple[str, ...]) -> str:
     return "$" + "".join(f'."{p}"' for p in path)
 
 
+def _json_path_pg(path: tuple[str, ...]) -> str:
+    """PostgreSQL's ``{"a","b"}``: each key quoted, as an unquoted ``null`` (any case) is an SQL NULL there
+    (an attribute named ``null`` was never found). A key is a field name (``model.names.is_field_name``):
+    no quote, backslash, comma or brace to escape."""
+    return "{" + ",".join(f'"{key}"' for key in path) + "}"
+
+
 def _json_arguments(column: ColumnElement[Any], path: tuple[str, ...]) -> list[ColumnElement[Any]]:
-    """A JSON element's arguments: the column, SQLite's path, PostgreSQL's ``{a,b}`` and, for a key beyond
-    ASCII, SQLite's path with the key spelled as json.dumps escapes it (``_sqlite_json``)."""
+    """A JSON element's arguments: the column, SQLite's path, PostgreSQL's ``{"a","b"}`` and, for a key
+    beyond ASCII, SQLite's path with the key spelled as json.dumps escapes it (``_sqlite_json``)."""
     arguments: list[ColumnElement[Any]] = [
-        column, literal(_json_path_sqlite(path)), literal("{" + ",".join(path) + "}")
+        column, literal(_json_path_sqlite(path)), literal(_json_path_pg(path))
     ]  # fmt: skip
     if not all(key.isascii() for key in path):
         arguments.append(literal(_json_path_sqlite(tuple(json.dumps(key)[1:-1] for key in path))))

@@ -95,7 +95,9 @@ def snake(name: str) -> str:
     for ch in text:
         if unicodedata.category(ch) == "Cf":
             continue  # invisible (a zero-width space, a soft hyphen, a byte-order mark): dropped, as before
-        if not is_name_char(ch):
+        # a mark on no letter or digit (a combining accent leading the name or a word) is no name character:
+        # a name of marks only has no letter or digit, and is refused as "#" is
+        if not is_name_char(ch) or (not previous and unicodedata.category(ch)[0] == "M"):
             gap, previous = True, ""
             continue
         # the camel-case break of the ASCII rule, for every script that has case ("größeKlasse")

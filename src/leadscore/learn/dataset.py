@@ -35,6 +35,7 @@ from leadscore.learn.features import (
     category,
     number,
 )
+from leadscore.model.names import MAX_FIELD_PART, is_field_name
 
 HOLDOUT_SHARE = 0.3
 TRUE_TEXTS = frozenset({"1", "true", "yes", "y", "converted", "won"})
@@ -315,12 +316,16 @@ def csv_data(
     skip = {target, *(canonical(c) for c in exclude), *TEXT_FIELDS, *([key] if key else [])}
     skip |= {time_key} if time_key else set()
     names = sorted({k for r, _, _ in kept for k in r} - skip)
-    dropped: list[tuple[str, str]] = []
+    # a header can read as a name longer than a rule may name (NFKC lengthens some letters): no feature,
+    # as the store's attributes are read (``store_data``), or learn writes a model it cannot load
+    unnamed = f"a name over {MAX_FIELD_PART} characters, which no rule can name"
+    dropped: list[tuple[str, str]] = [(n, unnamed) for n in names if not is_field_name(n)]
+    names = [n for n in names if is_field_name(n)]
     if features is None:
-        chosen, dropped = choose_columns(
+        chosen, unfit = choose_columns(
             [r for r, _, _ in kept], names, categorical=categorical, placeholders=placeholders
         )
-        features = chosen
+        features, dropped = chosen, [*dropped, *unfit]
     dropped.extend((canonical(c), "excluded (outcome or sales-entered)") for c in exclude)
     X = np.empty((len(kept), len(features)), dtype=object)
     for i, (r, _, _) in enumerate(kept):

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 from leadscore.learn import metrics
 from leadscore.learn.budget import choose, fit_candidate, fit_within, rank
 from leadscore.learn.challenger import Kind, fit_challenger
-from leadscore.learn.checks import check_minimum
+from leadscore.learn.checks import NothingLearnedError, check_minimum
 from leadscore.learn.dataset import HOLDOUT_SHARE, Dataset, split_rows
 from leadscore.learn.defaults import HOT_SHARE, WARM_SHARE
 from leadscore.learn.features import PLACEHOLDERS, Feature, family
@@ -152,6 +152,16 @@ def _learn(
     # before any fitting: one class (or too few of one) is a clear error, not the estimator's ValueError
     positives = int(train.y.sum())
     check_minimum(positives, len(train) - positives, int(params.get("min_class_count", 50)))
+    if not data.features:  # the estimator's "Found array with 0 feature(s)", a traceback, before
+        said = "; ".join(f"{n}: {why}" for n, why in data.dropped[:3])
+        raise NothingLearnedError(
+            "nothing to learn from: no column or attribute is a feature"
+            + (
+                f" ({len(data.dropped)} dropped: {said}{'; ...' if len(data.dropped) > 3 else ''})"
+                if said
+                else ""
+            )
+        )
     params = {**params, "interactions": interactions}
     groups = list(train.keys)
     # every column read once (numbers converted, categories keyed) for the many fits below

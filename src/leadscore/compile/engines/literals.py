@@ -21,10 +21,10 @@ def finite(value: float) -> str:
 
 
 def json_path(element: FunctionElement[Any]) -> tuple[str, ...]:
-    """The key path of a JsonText / JsonNumber / JsonBool element (its third argument is ``{a,b}``)."""
+    """The key path of a JsonText / JsonNumber / JsonBool element (its third argument is ``{"a","b"}``)."""
     path = getattr(element, "path", None)
     if path is not None:
         return tuple(path)
     spelled = list(element.clauses)[2]
     assert isinstance(spelled, BindParameter)
-    return tuple(str(spelled.value).strip("{}").split(","))
+    return tuple(key.strip('"') for key in str(spelled.value).strip("{}").split(","))
