@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from leadscore.ingest.attributes import snake
 from leadscore.ingest.limits import (
     ACCOUNT_DOMAIN_LENGTH,
     ACCOUNT_NAME_LENGTH,
@@ -83,6 +84,21 @@ def _object(properties: dict[str, Schema], description: str, *, nullable: bool =
     }
 
 
+def _named_key() -> str:
+    """A trait's key names an attribute (``ingest.limits.check_traits`` refuses one of no letter or digit):
+    it holds a character that is one by itself (``ingest.attributes.snake``), of the Basic Multilingual
+    Plane (the schema is stricter than the app beyond it), and no NUL."""
+    named = [c for c in range(0x30, 0x10000) if not 0xD800 <= c < 0xE000 and snake(chr(c))]
+    ranges: list[list[int]] = []
+    for c in named:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    spelled = "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+    return f"^[^\\x00]*[{spelled}][^\\x00]*$"
+
+
 def _traits(group: bool) -> Schema:
     # the keys are read under their canonical names (ingest.attributes): email, Email Address and e_mail
     # are one trait; the lengths are the lead's (and for a group the account's) columns
@@ -110,11 +126,12 @@ def _traits(group: bool) -> Schema:
         properties["website"] = _text(ACCOUNT_DOMAIN_LENGTH)
         properties["domain"] = _text(ACCOUNT_DOMAIN_LENGTH)
         properties["company"] = _text(ACCOUNT_NAME_LENGTH)
-    return _object(
+    traits = _object(
         properties,
         "Traits; other keys are attributes. Spellings of the same trait (firstName, first_name, First Name) "
-        "are one trait and share its limit.",
+        "are one trait and share its limit; a key of no letter or digit names no attribute and is refused.",
     )
+    return {**traits, "propertyNames": {"pattern": _named_key()}}
 
 
 def _context(traits: str) -> Schema:
