@@ -191,7 +191,7 @@ def assert_same(a: Ledger, b: Ledger, exact: bool) -> None:
                 assert u == v, (key, u, v)
 
 
-def compare(expected: dict[str, Ledger], got: dict[str, Ledger], model: ScoringModel) -> None:
+def assert_same_ledgers(expected: dict[str, Ledger], got: dict[str, Ledger], model: ScoringModel) -> None:
     assert got.keys() == expected.keys()
     for key, ledger in expected.items():
         assert_same(ledger, got[key], exact=not decays(model))
@@ -209,10 +209,10 @@ def test_duckdb_and_postgres_score_as_sqlite(
     _load(sqlite_db, messages)
     expected = store_ledgers(sqlite_db, model)
     files = export(sqlite_db, workdir / "duck")
-    compare(expected, _by_external(duckdb_ledgers(model, files), external_ids(sqlite_db)), model)
+    assert_same_ledgers(expected, _by_external(duckdb_ledgers(model, files), external_ids(sqlite_db)), model)
     if pg_db is not None:
         _load(pg_db, messages)
-        compare(expected, store_ledgers(pg_db, model), model)
+        assert_same_ledgers(expected, store_ledgers(pg_db, model), model)
 
 
 @settings(max_examples=4, **SETTINGS)
@@ -223,7 +223,9 @@ def test_spark_scores_as_sqlite(
     _load(sqlite_db, messages)
     expected = store_ledgers(sqlite_db, model)
     files = export(sqlite_db, workdir / f"spark-{uuid.uuid4().hex[:8]}")
-    compare(expected, _by_external(spark_ledgers(spark, model, files), external_ids(sqlite_db)), model)
+    assert_same_ledgers(
+        expected, _by_external(spark_ledgers(spark, model, files), external_ids(sqlite_db)), model
+    )
 
 
 REGEX_MODEL = ScoringModel.model_validate(
@@ -390,7 +392,7 @@ def _outputs(folder: Path) -> tuple[Any, Any]:
     return scores, ledger
 
 
-def _same_outputs(a: tuple[Any, Any], b: tuple[Any, Any]) -> None:
+def assert_same_outputs(a: tuple[Any, Any], b: tuple[Any, Any]) -> None:
     for x, y in zip(a, b, strict=True):
         assert x.num_rows == y.num_rows and x.schema == y.schema
         for name in x.column_names:
@@ -425,7 +427,7 @@ def _parquet_args(workdir: Path) -> list[str]:
 def test_batch_score_on_duckdb_writes_what_sqlite_writes(sqlite_output: Any, workdir: Path) -> None:
     out = workdir / "out-duckdb"
     _batch("--engine", "duckdb", *_parquet_args(workdir), "--out", str(out))
-    _same_outputs(sqlite_output, _outputs(out))
+    assert_same_outputs(sqlite_output, _outputs(out))
 
 
 def test_batch_score_into_duckdb_tables(sqlite_output: Any, workdir: Path) -> None:
@@ -451,7 +453,7 @@ def test_batch_score_on_spark_writes_what_sqlite_writes(
 ) -> None:
     out = workdir / "out-spark"
     _batch("--engine", "spark", *_parquet_args(workdir), "--out", str(out))
-    _same_outputs(sqlite_output, _outputs(out))
+    assert_same_outputs(sqlite_output, _outputs(out))
 
 
 @pytest.mark.postgres
@@ -462,7 +464,7 @@ def test_batch_score_on_postgres_reads_parquet(
         pytest.skip("PostgreSQL not configured: set LEADSCORE_TEST_POSTGRES_URL")
     out = workdir / "out-postgres"
     _batch("--engine", "postgres", "--db", pg_db.url, *_parquet_args(workdir), "--out", str(out))
-    _same_outputs(sqlite_output, _outputs(out))
+    assert_same_outputs(sqlite_output, _outputs(out))
 
 
 def test_batch_score_refuses_an_engine_it_does_not_know(workdir: Path) -> None:
@@ -511,7 +513,7 @@ def test_batch_score_reads_the_left_out_relations_from_the_store(
         assert result.exit_code == 0, result.output
         assert "reading --identities store" in result.output and "reading --accounts store" in result.output
         got = _outputs(out)
-        _same_outputs(sqlite_output, got)
+        assert_same_outputs(sqlite_output, got)
         # the data set's events reach their leads only through identities (person keys are not lead ids)
         assert max(got[0].column("engagement_score").to_pylist()) > 0
 
