@@ -124,3 +124,41 @@ def test_a_lines_events_are_headed_by_the_line_as_the_ledger_shows_it(store: Sto
     result = CliRunner().invoke(cli, ["explain", "ann", "--line", "a", *db], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "A (a): +0.34 score points from 1 events" in " ".join(result.output.split())
+
+
+def test_explain_as_csv_lists_the_ledger_lines_that_add_up_to_the_score(store: Store) -> None:
+    # ``explain -f csv`` printed the terminal table; a line a row, the score points as shown (1.00 + 0.34 +
+    # 0.33 + 0.33 = 2.00), and the events of one line (``--line read``) a row each: 1/3 point each
+    import csv
+    import io
+
+    as_of = parse_time(AS_OF, "as_of")
+    publish(store, loads_model(MODEL, "thirds.yaml"), as_of=as_of)
+    ingest(store, [normalise(m, received_ms=as_of) for m in _messages()], source="test", as_of=as_of)
+    db = ["--db", str(store.url), "--as-of", AS_OF]
+    result = CliRunner().invoke(cli, ["explain", "ann", "-f", "csv", *db])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["rule_id"], float(r["score_points"])) for r in rows] == [
+        ("read", 1.0), ("a", 0.34), ("b", 0.33), ("c", 0.33)
+    ]  # fmt: skip
+    assert [r["matched"] for r in rows] == ["3", "1", "1", "1"]
+    line = CliRunner().invoke(cli, ["explain", "ann", "--line", "read", "-f", "csv", *db])
+    assert line.exit_code == 0, line.output
+    events = list(csv.DictReader(io.StringIO(line.stdout)))
+    assert [round(float(e["score_points"]), 6) for e in events] == [0.333333] * 3
+    assert [e["event"] for e in events] == ["page /docs"] * 3
+
+
+def test_a_format_the_commands_do_not_write_is_refused() -> None:
+    # ``-f xml`` printed a table (and ``score -f xml`` left out withdrawn people as an export would)
+    for args in (
+        ["score", "-f", "xml"],
+        ["explain", "ann", "-f", "xml"],
+        ["deadletters", "list", "-f", "xml"],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        said = " ".join(result.output.replace("│", " ").split())
+        assert "Invalid value for '--format' / '-f'" in said, result.output
+        assert "'xml' is not one of 'table', 'csv', 'json'" in said, result.output

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from leadscore.cli.options import Db, fmt_time, open_store
+from leadscore.cli.options import Db, Format, fmt_time, open_store
 from leadscore.cli.render import console, print_rows
 from leadscore.errors import NotFoundError
 
@@ -17,7 +17,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 LetterId = Annotated[int, typer.Argument(help="The dead letter's id (see `leadscore deadletters list`).")]
-Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 
 
 @app.command("list")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
+from leadscore.cli.options import AsOf, Db, Format, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
 from leadscore.cli.render import console, print_more, print_rows
 from leadscore.errors import InputError, LeadscoreError, NotFoundError, Problem
 
@@ -38,7 +38,6 @@ lifecycle_app = typer.Typer(
     help="The lifecycle runner: stage moves, assignment, notifications.", no_args_is_help=True
 )
 
-Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 By = Annotated[str, typer.Option("--by", help="Who gives the feedback (a seller's name or id).")]
 
 

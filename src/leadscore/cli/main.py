@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,8 +28,16 @@ from leadscore.cli import (
     server_cmds,
     users_cmds,
 )
-from leadscore.cli.options import AsOf, Db, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
-from leadscore.cli.render import console, history_table, ledger_table, print_more, print_rows, score_rows
+from leadscore.cli.options import AsOf, Db, Format, ScoreName, fmt_time, open_store, parse_as_of, resolve_lead
+from leadscore.cli.render import (
+    console,
+    history_table,
+    ledger_rows,
+    ledger_table,
+    print_more,
+    print_rows,
+    score_rows,
+)
 from leadscore.errors import LeadscoreError
 
 if TYPE_CHECKING:
@@ -69,7 +77,6 @@ app.add_typer(lifecycle_cmds.lifecycle_app, name="lifecycle")
 app.add_typer(batch_cmds.app, name="batch")
 app.add_typer(deadletters_cmds.app, name="deadletters")
 
-Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 ModelFile = Annotated[
     str | None,
     typer.Option("--model", help="Score with this model file instead of the active version (nothing saved)."),
@@ -212,6 +219,9 @@ def explain_cmd(
             }
             print(json.dumps(payload, indent=2, default=str))
             return
+        if fmt == "csv":  # the ledger's lines, as the table shows them (the events behind them: --line)
+            print_rows(ledger_rows(ledger), "csv")
+            return
         name = (
             " ".join(str(p) for p in (who.get("first_name"), who.get("last_name")) if p)
             or who.get("email")
@@ -228,6 +238,9 @@ def explain_cmd(
         console.print(ledger_table(ledger, "Ledger (score points sum to the score)"))
         if events and explanation.events:
             _print_events(explanation)
+
+
+LINE_EVENT_FIELDS = ("when", "event", "line_points", "adjustments", "score_points")
 
 
 def _line_events(
@@ -265,10 +278,25 @@ def _line_events(
     from rich.table import Table
 
     ln = found.as_dict()["line"]
-    if ln is None:
+    if ln is None and fmt != "csv":
         console.print(f"{rule_id}: no event has matched this rule", highlight=False)
         return
     shown = len(found.explanation.events)
+    rows: list[dict[str, Any]] = [
+        {
+            "when": fmt_time(e.ts),
+            "event": " ".join(part for part in (e.type, e.name, e.path) if part),
+            "line_points": e.points,
+            "adjustments": e.group_cap + e.floor + e.clamp,
+            "score_points": e.score_points,
+        }
+        for e in found.explanation.events
+    ]
+    if fmt == "csv":
+        print_rows(rows, "csv", fields=LINE_EVENT_FIELDS)
+        print_more(shown, found.total, offset, fmt, "events")
+        return
+    assert ln is not None
     # the line as the ledger shows it (apportioned with the other lines: ``shown_lines``), as the lead page
     ledger = found.explanation.ledger
     at = next(i for i, x in enumerate(ledger.lines) if x.rule_id == rule_id)
@@ -279,10 +307,12 @@ def _line_events(
     table = Table(title=title)
     for col in ("when", "event", "line", "adjustments", "score points"):
         table.add_column(col)
-    for e in found.explanation.events:
-        what = escape(f"{e.type} {e.name or ''} {e.path or ''}".strip())  # anybody's text, not markup
-        adjusted = e.group_cap + e.floor + e.clamp
-        table.add_row(fmt_time(e.ts), what, f"{e.points:+.4f}", f"{adjusted:+.4f}", f"{e.score_points:+.4f}")
+    for row in rows:
+        table.add_row(
+            str(row["when"]),
+            escape(str(row["event"])),  # anybody's text, not markup
+            *(f"{row[k]:+.4f}" for k in ("line_points", "adjustments", "score_points")),
+        )
     console.print(table)
     if found.next_offset is not None:
         console.print(f"more: --offset {found.next_offset}", highlight=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -30,6 +30,9 @@ ScoreName = Annotated[
         "--score",
         help="The named score (one per product line or persona, e.g. core, analytics; default: the primary).",
     ),
+]
+Format = Annotated[
+    Literal["table", "csv", "json"], typer.Option("--format", "-f", help="table, csv or json.")
 ]
 AsOf = Annotated[
     str | None,

@@ -67,12 +67,15 @@ def score_rows(ledgers: Sequence[Ledger], people: Mapping[int, Mapping[str, Any]
     return rows
 
 
-def print_rows(rows: list[dict[str, Any]], fmt: str, title: str = "") -> None:
+def print_rows(
+    rows: list[dict[str, Any]], fmt: str, title: str = "", fields: Sequence[str] = SCORE_FIELDS
+) -> None:
+    """``rows`` as a table, CSV or JSON; ``fields`` heads the CSV of no rows."""
     if fmt == "json":
         print(json.dumps(rows, indent=2, default=str))
     elif fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(SCORE_FIELDS))
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(fields))
         writer.writeheader()
         writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
         print(out.getvalue(), end="")
@@ -127,6 +130,26 @@ def ledger_table(ledger: Ledger, title: str) -> Table:
             _why(line),
         )
     return table
+
+
+def ledger_rows(ledger: Ledger) -> list[dict[str, Any]]:
+    """The ledger's lines as ``ledger_table`` shows them, a row each (``explain -f csv``): the score points
+    as shown, adding up to the score (``shown_lines``)."""
+    return [
+        {
+            "section": line.section,
+            "rule_id": line.rule_id,
+            "rule": line.name,
+            "kind": line.kind,
+            "matched": line.matched,
+            "decay": line.decay,
+            "raw_points": line.raw,
+            "after_caps": line.value,
+            "score_points": shown,
+            "why": _why(line),
+        }
+        for line, shown in zip(ledger.lines, shown_lines(ledger), strict=True)
+    ]
 
 
 def _why(line: LedgerLine) -> str:
