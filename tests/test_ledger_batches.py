@@ -56,7 +56,7 @@ def test_a_batch_reads_as_its_rows_read_one_by_one(tmp_path: Path, path: Path) -
 MODEL = loads_model("""
 model: two-rows
 fit:
-  - {id: vp, name: VP, when: {attribute: title, equals: vp}, points: 20}
+  - {id: vp, name: VP, when: {attribute: job_title, equals: vp}, points: 20}
 engagement:
   - {id: visit, name: Visit, event: {type: page}, points: 10, cap: 25, half_life: none}
 groups: []

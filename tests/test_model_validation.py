@@ -220,7 +220,7 @@ def test_a_large_float_in_a_condition_writes_back_as_a_float(number: str) -> Non
     model = loads_model(f"""
 model: big
 fit:
-  - {{id: huge, name: Huge, when: {{attribute: revenue, gte: {number}}}, points: 10}}
+  - {{id: huge, name: Huge, when: {{attribute: annual_revenue, gte: {number}}}, points: 10}}
 """)
     assert model.fit[0].when.value == float(number)
     assert loads_model(dump_model(model)) == model

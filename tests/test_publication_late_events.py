@@ -24,7 +24,7 @@ from leadscore.store.schema import events, leads, scores
 
 NOW = 1_717_200_000_000
 MODEL = (
-    "model: m\nfit:\n  - {id: t, name: Title, when: {attribute: title, exists: true}, points: 10}\n"
+    "model: m\nfit:\n  - {id: t, name: Title, when: {attribute: job_title, exists: true}, points: 10}\n"
     "engagement:\n  - {id: demo, name: Demo, event: {type: track, name: Demo}, points: 10}\n"
     "scale: {fit_max: 10, engagement_max: 10}\n"
 )

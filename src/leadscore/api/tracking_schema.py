@@ -86,7 +86,7 @@ def _object(properties: dict[str, Schema], description: str, *, nullable: bool =
 
 def _named_key() -> str:
     """A trait's key names an attribute (``ingest.limits.check_traits`` refuses one of no letter or digit):
-    it holds a character that is one by itself (``ingest.attributes.snake``), of the Basic Multilingual
+    it holds a character that is one by itself (``model.names.snake``), of the Basic Multilingual
     Plane (the schema is stricter than the app beyond it), and no NUL."""
     named = [c for c in range(0x30, 0x10000) if not 0xD800 <= c < 0xE000 and snake(chr(c))]
     ranges: list[list[int]] = []

@@ -58,7 +58,7 @@ def session(master: str | None) -> Any:
 
 def to_ledgers(yaml_text: str, batches: Iterator[pa.RecordBatch], want: str) -> Iterator[pa.RecordBatch]:
     """Executor side: wide result rows → scores or ledger rows (``read_ledgers``, the one reading)."""
-    model = loads_model(yaml_text, "batch")
+    model = loads_model(yaml_text, "batch", stored=True)  # the model the driver validated
     for batch in batches:
         ledgers = read_ledgers(model, batch.to_pydict())
         out = scores_table(ledgers) if want == "scores" else ledger_table(ledgers)

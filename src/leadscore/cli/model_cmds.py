@@ -207,7 +207,7 @@ def _resolve(ref: str, db: str | None, score_name: str | None = None) -> tuple[s
     with open_store(db) as store:
         with store.connect() as conn:
             version = _version(conn, ref, score_name)
-        return version.label, loads_model(version.yaml, version.label)
+        return version.label, loads_model(version.yaml, version.label, stored=True)
 
 
 @app.command("diff")

@@ -1,132 +1,18 @@
-"""Attribute names: one canonical snake_case spelling for CSV headers, Segment traits and API fields.
-
-HubSpot- and Salesforce-style export headers ("Job Title", "Company Name", "Number of Employees",
-"Annual Revenue", "Email Address", ...) map to the names the model language uses. Letters and digits
-beyond ASCII are kept, NFKC-normalised and folded as rule values are (``"Größe"`` → ``"größe"``,
-``"名前"`` → ``"名前"``); an ASCII name reads as it always has (docs/ingest.md, "Attribute names").
+"""Attribute values as they come in: numbers, consent, domains. Their names, one canonical snake_case
+spelling for CSV headers, Segment traits and API fields (``canonical``), are ``model.names``': a model's
+rule must name an attribute as it is kept, and its validation says so (``model.yaml_io.stored_spellings``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import unicodedata
-from functools import lru_cache
 
-from leadscore.model.names import is_name_char
-from leadscore.model.text_case import fold_case
+# the names themselves (``canonical``, ``snake``, ``ALIASES``) are the model's: a rule names what is kept
+from leadscore.model.names import ALIASES as ALIASES
+from leadscore.model.names import canonical as canonical
+from leadscore.model.names import snake as snake
 from leadscore.store.schema import INT64_MAX, INT64_MIN
-
-ALIASES = {
-    "email": "email",
-    "email_address": "email",
-    "e_mail": "email",
-    "first_name": "first_name",
-    "firstname": "first_name",
-    "given_name": "first_name",
-    "last_name": "last_name",
-    "lastname": "last_name",
-    "surname": "last_name",
-    "family_name": "last_name",
-    "full_name": "name",
-    "company": "company",
-    "company_name": "company",
-    "account_name": "company",
-    "organization": "company",
-    "organisation": "company",
-    "job_title": "job_title",
-    "title": "job_title",
-    "jobtitle": "job_title",
-    "role": "job_title",
-    "number_of_employees": "employees",
-    "employees": "employees",
-    "employee_count": "employees",
-    "no_of_employees": "employees",
-    "company_size": "employees",
-    "numberofemployees": "employees",
-    "annual_revenue": "annual_revenue",
-    "annualrevenue": "annual_revenue",
-    "revenue": "annual_revenue",
-    "industry": "industry",
-    "country": "country",
-    "country_region": "country",
-    "mailing_country": "country",
-    "billing_country": "country",
-    "lead_source": "lead_source",
-    "leadsource": "lead_source",
-    "original_source": "lead_source",
-    "website": "website",
-    "website_url": "website",
-    "company_website": "website",
-    "company_domain_name": "domain",
-    "domain": "domain",
-    "company_domain": "domain",
-    "consent_tracking": "consent_tracking",
-    "tracking_consent": "consent_tracking",
-    "consent_email": "consent_email",
-    "email_consent": "consent_email",
-    "marketing_consent": "consent_email",
-    "marketing_email_consent": "consent_email",
-    "consent_marketing_email": "consent_email",
-    "user_id": "user_id",
-    "userid": "user_id",
-    "external_id": "user_id",
-    "record_id": "user_id",
-    "contact_id": "user_id",
-    "lead_id": "user_id",
-    "id": "user_id",
-}
-
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_NON_WORD = re.compile(r"[^a-z0-9]+")
-
-
-def snake(name: str) -> str:
-    """``"Job Title"``, ``"jobTitle"``, ``"job-title"`` → ``"job_title"``; ``"Größe"`` → ``"größe"``."""
-    if name.isascii():
-        return _NON_WORD.sub("_", _CAMEL.sub("_", name.strip()).lower()).strip("_")
-    # NFKC first: a full-width "Ｊｏｂ Ｔｉｔｌｅ" is "Job Title", "ﬁ" is "fi", a decomposed "ö" is one letter
-    text = unicodedata.normalize("NFKC", name.strip())
-    if text.isascii():
-        return snake(text)
-    out: list[str] = []
-    gap = False  # a run of characters that are no letter or digit, written as one "_"
-    previous = ""
-    for ch in text:
-        if unicodedata.category(ch) == "Cf":
-            continue  # invisible (a zero-width space, a soft hyphen, a byte-order mark): dropped, as before
-        # a mark on no letter or digit (a combining accent leading the name or a word) is no name character:
-        # a name of marks only has no letter or digit, and is refused as "#" is
-        if not is_name_char(ch) or (not previous and unicodedata.category(ch)[0] == "M"):
-            gap, previous = True, ""
-            continue
-        # the camel-case break of the ASCII rule, for every script that has case ("größeKlasse")
-        if (gap or ((previous.islower() or previous.isdecimal()) and (ch.isupper() or ch.istitle()))) and out:
-            out.append("_")
-        gap, previous = False, ch
-        out.append(fold_case(ch))
-    return unicodedata.normalize("NFKC", "".join(out))
-
-
-def canonical(name: str) -> str:
-    """The canonical attribute name for a header or trait."""
-    if len(name) <= _CACHED_NAME:
-        return _canonical(name)
-    key = snake(name)
-    return ALIASES.get(key, key)
-
-
-# trait keys repeat across messages (``email``, ``firstName``, ...): each is read by two regular
-# expressions once, not in every message (an identify's traits are split 3 times on its way in). Only
-# short names are kept, so a hostile message's long keys cannot fill memory.
-_CACHED_NAME = 64
-
-
-@lru_cache(maxsize=4096)
-def _canonical(name: str) -> str:
-    key = snake(name)
-    return ALIASES.get(key, key)
-
 
 # "02134" (a zip code, an id) stays text; ASCII digits only, as in JSON: Python's \d (and int()) also read
 # other scripts' digits, and "1٠" (a 1 and an Arabic-Indic zero) must not become the number 10

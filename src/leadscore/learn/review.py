@@ -95,7 +95,7 @@ def draft(model: ScoringModel, edits: Sequence[Edit], note: str = "") -> Scoring
                         r["points"] = edit.points
     if note:
         data["description"] = f"{data.get('description', '')} {note}".strip()[:2000]
-    out = loads_model(yaml.safe_dump(data, sort_keys=False), f"draft of {model.model}")
+    out = loads_model(yaml.safe_dump(data, sort_keys=False), f"draft of {model.model}", stored=True)
     for edit in edits:
         if edit.kind == "threshold" and edit.threshold is not None:
             if out.lifecycle is None:

@@ -297,6 +297,6 @@ def version_text(model: ScoringModel, text: str | None) -> str:
     else the model dumped (a model made by a program: the learner, the review's proposals)."""
     if text is None:
         return dump_model(model)
-    if loads_model(text, "<stored text>") != model:
+    if loads_model(text, "<stored text>", stored=True) != model:
         raise ModelError("the stored text does not load to the model being published")
     return text

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from leadscore.errors import ModelValidationError, Problem
 from leadscore.model.conditions import COMPARED
+from leadscore.model.names import canonical, is_field_name
 from leadscore.model.rules import RULE_ID
 from leadscore.model.scoring_model import ScoringModel
 from leadscore.model.text_case import fold_case
@@ -183,8 +184,14 @@ ModelLoader.add_implicit_resolver(
 )
 
 
-def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | None = None) -> ScoringModel:
-    """Load and validate a model from a file path, or from ``text`` (then ``source`` names it in errors)."""
+def load_model(
+    source: str | Path, *, text: str | None = None, base_dir: Path | None = None, stored: bool = False
+) -> ScoringModel:
+    """Load and validate a model from a file path, or from ``text`` (then ``source`` names it in errors).
+
+    ``stored``: the text of a version already published, read back to score with it: not checked for
+    attribute names as the store spells them (``stored_spellings``), which a model published before that
+    check may break; it scores as it always did (a rule naming such an attribute matches no lead)."""
     file = str(source)
     if text is None:
         try:
@@ -233,6 +240,8 @@ def load_model(source: str | Path, *, text: str | None = None, base_dir: Path | 
     _walk(node, (), pos, problems, file)
     raw = _resolve_lists(raw, base_dir, pos, problems, file, len(text.encode("utf-8", "surrogatepass")))
     cross = [*_raw_cross_checks(raw, pos, file), *_unbindable(raw, (), raw, pos, file)]
+    if not stored:
+        cross.extend(stored_spellings(raw, (), pos, file))
     problems.extend(cross)
     try:
         model = ScoringModel.model_validate(raw, context={"cross_checked": True})
@@ -660,6 +669,43 @@ def _compared(path: Path_) -> bool:
     return bool(keys) and keys[-1] in COMPARED
 
 
+# the keys whose value names a lead's (or, ``account.…``, its account's) attribute
+ATTRIBUTE_KEYS = frozenset({"attribute", "unsubscribed_attribute", "consent_attribute"})
+
+
+def stored_spellings(
+    value: Any, path: Path_, pos: _Positions, file: str, rid: str | None = None
+) -> Iterator[Problem]:
+    """Every attribute the model names as the store spells it: imports and traits keep a name in its
+    canonical form (``model.names.canonical``: ``Company Size``, ``companySize`` and ``company_size``
+    are all ``employees``; ``title`` and ``role`` are ``job_title``), so a rule naming ``company_size``
+    matched no lead, and ``validate`` said ok. The name must be what the store keeps: a name that is not a
+    field name at all is the schema's to refuse."""
+
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from stored_spellings(item, (*path, i), pos, file, rid)
+        return
+    if not isinstance(value, dict):
+        return
+    if len(path) == 2 and path[0] in ("fit", "engagement") and isinstance(value.get("id"), str):
+        rid = value["id"]
+    for key, item in value.items():
+        if key in ATTRIBUTE_KEYS and isinstance(item, str) and is_field_name(item):
+            parts = item.split(".")
+            spelt = ".".join(canonical(part) for part in parts)
+            if spelt != item:
+                line, col = pos.nearest((*path, key)) or (None, None)
+                yield Problem(
+                    f"attribute {item!r} matches no lead: imports and traits keep it as {spelt!r} (an "
+                    f"attribute's name is stored in its canonical form: lower case, words joined by _, and "
+                    f"the common names of a field as one); write {spelt!r}",
+                    file, line, col, rule=rid, field=key,
+                )  # fmt: skip
+        else:
+            yield from stored_spellings(item, (*path, key), pos, file, rid)
+
+
 def _condition_checks(
     cond: Any, path: Path_, lists: dict[str, Any], subject: str, rid: str, pos: _Positions, file: str
 ) -> Iterator[Problem]:
@@ -705,6 +751,7 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def loads_model(text: str, name: str = "<model>") -> ScoringModel:
-    """Load a model from YAML text (stored model versions, API bodies)."""
-    return load_model(name, text=text)
+def loads_model(text: str, name: str = "<model>", *, stored: bool = False) -> ScoringModel:
+    """Load a model from YAML text (the dashboard's editor, a learned model; ``stored``: a published
+    version read back, see ``load_model``)."""
+    return load_model(name, text=text, stored=stored)

@@ -64,7 +64,7 @@ def model_of(yaml_text: str, label: str) -> ScoringModel:
         if model is not None:
             _PARSED.move_to_end(key)
             return model
-    return remember_model(yaml_text, label, loads_model(yaml_text, label))
+    return remember_model(yaml_text, label, loads_model(yaml_text, label, stored=True))
 
 
 def remember_model(yaml_text: str, label: str, model: ScoringModel) -> ScoringModel:
