@@ -221,8 +221,12 @@ def build(store: Store) -> None:
                     )
                 )  # fmt: skip
             if lead.stage:
+                # its stay began at its newest move (its last assignment's, below), as the runner moves it
+                entered = max(len(lead.owners) - 1, 0)
                 conn.execute(
-                    insert(lead_stages).values(lead_id=lead.id, stage=lead.stage, entered_ms=0, updated_ms=0)
+                    insert(lead_stages).values(
+                        lead_id=lead.id, stage=lead.stage, entered_ms=entered, updated_ms=entered
+                    )
                 )
             for n, seller in enumerate(lead.owners):
                 move = conn.execute(

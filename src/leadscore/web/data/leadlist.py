@@ -22,7 +22,7 @@ Sort = Literal["score", "fit", "engagement", "name", "company", "updated"]
 Order = Literal["desc", "asc"]
 
 company = lead_company(leads, accounts)
-# the lifecycle stage and the current owner (the seller of the lead's latest assignment)
+# the lifecycle stage and the current owner (``lead_filter.current_owner``)
 stage = select(lead_stages.c.stage).where(lead_stages.c.lead_id == leads.c.id).scalar_subquery()
 owner = current_owner(leads.c.id)
 source = lead_source(leads.c.attributes)
