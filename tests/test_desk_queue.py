@@ -323,3 +323,40 @@ def test_a_decision_posted_from_a_stale_page_does_not_undo_a_newer_one(store: St
         done = tom.post(f"/leads/{ann}/feedback", data={**fresh, "reason": "no_budget"})
         assert done.status_code == 303
     assert state() == ("recycled", ["accepted", "rejected"])
+
+
+def test_a_lead_with_no_name_and_no_email_is_named_on_the_desk(store: Store) -> None:
+    """A visitor known by a user id only (no name, no e-mail: an identify of a title and a country) scores
+    70 and reaches MQL. The desk's row links to her page by the name the leads list and her page give such
+    a lead, "Lead <id>": it was an empty link (nothing to read or click, and a row header of nothing)."""
+    import re
+
+    from leadscore.api import create_app
+    from leadscore.auth.passwords import hash_password
+    from leadscore.settings import Settings
+    from leadscore.store.users import add_user
+    from live_server import serving
+    from web_support import PASSWORD, signed_in
+
+    publish(store, loads_model(MODEL))
+    nameless = {"type": "identify", "userId": "v-1", "messageId": "id-v-1", "timestamp": T0,
+                "traits": {"title": "Marketing Manager", "country": "de"}}  # fmt: skip
+    send(store, [nameless, *points("v-1", 70)])
+    round_(store, T0 + DAY)
+    with store.connect() as conn:
+        lead_id = int(find_lead(conn, external_id="v-1") or 0)
+        assert conn.execute(text(f"SELECT email, first_name, last_name FROM leads WHERE id = {lead_id}")).one() == (
+            None, None, None,
+        )  # fmt: skip
+    with store.begin() as conn:
+        add_user(conn, "tom@vendor.example", "Tom", "sales", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url="unused", run_processor=False), store=store)
+    with serving(app) as url, signed_in(url, "tom@vendor.example") as tom:
+        desk_page = tom.get("/handoff").text
+        listed = tom.get("/leads").text
+    links = {
+        re.sub(r"\s+", " ", t).strip()
+        for t in re.findall(rf'<a href="/leads/{lead_id}">(.*?)</a>', desk_page, re.S)
+    }
+    assert links == {f"Lead {lead_id}"}
+    assert f'<a href="/leads/{lead_id}">Lead {lead_id}</a>' in listed
