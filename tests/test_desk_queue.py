@@ -259,3 +259,104 @@ def test_a_rep_no_longer_rejects_a_lead_whose_hand_off_was_handled(store: Store)
             done = client.post(f"/leads/{ann}/feedback", data={**rejection, "csrf_token": csrf_of(client)})
             assert done.status_code == 303
     assert stage() == "recycled"
+
+
+def _form(page: str, lead_id: int, decision: str) -> dict[str, str]:
+    """The fields of the page's form that posts ``decision`` on the lead, as a browser submits them (its
+    hidden and named inputs, the button's decision)."""
+    import html
+    import re
+
+    action = f'action="/leads/{lead_id}/feedback"'
+    for form in re.findall(r"<form[^>]*>.*?</form>", page, flags=re.S):
+        if action in form and f'value="{decision}"' in form:
+            fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form))
+            return {**{k: html.unescape(v) for k, v in fields.items()}, "decision": decision}
+    raise AssertionError(f"no {decision} form for lead {lead_id}")
+
+
+def test_a_decision_posted_from_a_stale_page_does_not_undo_a_newer_one(store: Store) -> None:
+    """Two people act on one lead at once: Ann enters MQL and goes to Lena. Tom, EMEA's manager, opens his
+    desk and Ann's page (Ann in MQL, Accept and Reject offered); meanwhile Lena accepts Ann into SQL. Tom's
+    reject, posted from either page he loaded before, must not send Ann from SQL to recycled behind Lena's
+    back (the model does let a manager reject from SQL, which is why it went through): it is refused, 409,
+    saying that she moved; Ann stays in SQL with Lena's acceptance the only feedback. Reloaded, his desk no
+    longer lists her as in MQL, and Ann's page, loaded now, offers a reject that does go through."""
+    from leadscore.api import create_app
+    from leadscore.auth.passwords import hash_password
+    from leadscore.settings import Settings
+    from leadscore.store.users import add_user
+    from live_server import serving
+    from web_support import PASSWORD, signed_in
+
+    publish(store, loads_model(MODEL))
+    send(store, [person("ann"), *points("ann", 70)])
+    round_(store, T0 + DAY)
+    with store.connect() as conn:
+        ann = int(find_lead(conn, external_id="ann") or 0)
+    with store.begin() as conn:
+        for email in ("lena@vendor.example", "tom@vendor.example"):
+            add_user(conn, email, email.split("@")[0].title(), "sales", hash_password(PASSWORD), 0)
+
+    def state() -> tuple[str, list[str]]:
+        with store.connect() as conn:
+            stage = conn.execute(text(f"SELECT stage FROM lead_stages WHERE lead_id = {ann}")).scalar_one()
+            said = conn.execute(text(f"SELECT decision FROM feedback WHERE lead_id = {ann} ORDER BY id"))
+            return str(stage), [str(d) for (d,) in said]
+
+    app = create_app(Settings(database_url="unused", run_processor=False), store=store)
+    with serving(app) as url, signed_in(url, "tom@vendor.example") as tom:
+        stale = [tom.get("/handoff").text, tom.get(f"/leads/{ann}").text]
+        forms = [{**_form(p, ann, "rejected"), "reason": "no_budget"} for p in stale]
+        with signed_in(url, "lena@vendor.example") as lena:
+            accepted = lena.post(
+                f"/leads/{ann}/feedback", data=_form(lena.get(f"/leads/{ann}").text, ann, "accepted")
+            )
+            assert accepted.status_code == 303
+        assert state() == ("sql", ["accepted"])
+        for form in forms:
+            refused = tom.post(f"/leads/{ann}/feedback", data=form)
+            assert refused.status_code == 409, refused.text
+            assert "moved since this page was loaded" in refused.text
+            assert state() == ("sql", ["accepted"])
+        fresh = _form(tom.get(f"/leads/{ann}").text, ann, "rejected")
+        done = tom.post(f"/leads/{ann}/feedback", data={**fresh, "reason": "no_budget"})
+        assert done.status_code == 303
+    assert state() == ("recycled", ["accepted", "rejected"])
+
+
+def test_a_lead_with_no_name_and_no_email_is_named_on_the_desk(store: Store) -> None:
+    """A visitor known by a user id only (no name, no e-mail: an identify of a title and a country) scores
+    70 and reaches MQL. The desk's row links to her page by the name the leads list and her page give such
+    a lead, "Lead <id>": it was an empty link (nothing to read or click, and a row header of nothing)."""
+    import re
+
+    from leadscore.api import create_app
+    from leadscore.auth.passwords import hash_password
+    from leadscore.settings import Settings
+    from leadscore.store.users import add_user
+    from live_server import serving
+    from web_support import PASSWORD, signed_in
+
+    publish(store, loads_model(MODEL))
+    nameless = {"type": "identify", "userId": "v-1", "messageId": "id-v-1", "timestamp": T0,
+                "traits": {"title": "Marketing Manager", "country": "de"}}  # fmt: skip
+    send(store, [nameless, *points("v-1", 70)])
+    round_(store, T0 + DAY)
+    with store.connect() as conn:
+        lead_id = int(find_lead(conn, external_id="v-1") or 0)
+        assert conn.execute(text(f"SELECT email, first_name, last_name FROM leads WHERE id = {lead_id}")).one() == (
+            None, None, None,
+        )  # fmt: skip
+    with store.begin() as conn:
+        add_user(conn, "tom@vendor.example", "Tom", "sales", hash_password(PASSWORD), 0)
+    app = create_app(Settings(database_url="unused", run_processor=False), store=store)
+    with serving(app) as url, signed_in(url, "tom@vendor.example") as tom:
+        desk_page = tom.get("/handoff").text
+        listed = tom.get("/leads").text
+    links = {
+        re.sub(r"\s+", " ", t).strip()
+        for t in re.findall(rf'<a href="/leads/{lead_id}">(.*?)</a>', desk_page, re.S)
+    }
+    assert links == {f"Lead {lead_id}"}
+    assert f'<a href="/leads/{lead_id}">Lead {lead_id}</a>' in listed

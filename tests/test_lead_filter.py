@@ -221,8 +221,12 @@ def build(store: Store) -> None:
                     )
                 )  # fmt: skip
             if lead.stage:
+                # its stay began at its newest move (its last assignment's, below), as the runner moves it
+                entered = max(len(lead.owners) - 1, 0)
                 conn.execute(
-                    insert(lead_stages).values(lead_id=lead.id, stage=lead.stage, entered_ms=0, updated_ms=0)
+                    insert(lead_stages).values(
+                        lead_id=lead.id, stage=lead.stage, entered_ms=entered, updated_ms=entered
+                    )
                 )
             for n, seller in enumerate(lead.owners):
                 move = conn.execute(
@@ -397,3 +401,37 @@ def test_the_filter_is_validated_data() -> None:
     f = LeadFilter(q="  smith ", band="", level="", min_score="")  # type: ignore[arg-type]
     assert f.params() == {"q": "smith"} and f.active
     assert not LeadFilter().active and LeadFilter().params(band="hot") == {"band": "hot"}
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_the_list_its_csv_export_and_the_api_sort_alike(
+    population: Served, order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sorted by score either way, a lead with no score counts as below every score (the CSV export and
+    ``GET /v1/leads`` read it as -1): the list on the page, its export and the API list the leads in the
+    one order, ties (95: leads 6 and 27; 88: 9 and 30) by lead id in the same direction. Ascending, the
+    page put the three unscored leads (5, 12, 22) last while its export and the API put them first."""
+    down = order == "desc"
+    want = [
+        lead.id
+        for lead in sorted(POPULATION, key=lambda x: (x.score[0] if x.score else -1, x.id), reverse=down)
+    ]
+    assert want[:3] == ([14, 27, 6] if down else [5, 12, 22])  # hand-checked ends of the order
+    exportable = [i for i in want if POPULATION[i - 1].consent is not False]
+    headers = {"Authorization": f"Bearer {population.token}"}
+    with (
+        signed_in(population.url, "marketing@example.test") as client,
+        httpx.Client(base_url=population.url, headers=headers, timeout=30) as api,
+    ):
+        page = client.get(f"/leads?sort=score&order={order}")
+        export = client.get(f"/leads/export.csv?sort=score&order={order}")
+        listed = api.get(f"/v1/leads?sort=score&order={order}&limit=500")
+    assert _web_rows(page.text) == want
+    assert [int(r["lead_id"]) for r in csv.DictReader(io.StringIO(export.text))] == exportable
+    assert [r["lead_id"] for r in listed.json()["leads"]] == want
+    # in pages of 7 (the 29 scored and 3 unscored leads split across pages both ways): every lead once
+    monkeypatch.setattr(leadlist, "PAGE_SIZE", 7)
+    with population.store.connect() as conn:
+        pages = [leadlist.list_page(conn, LeadFilter(), "score", order, n).rows for n in range(1, 6)]
+    assert [len(p) for p in pages] == [7, 7, 7, 7, 4]
+    assert [r["lead_id"] for p in pages for r in p] == want

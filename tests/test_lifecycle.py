@@ -913,3 +913,35 @@ def test_a_template_that_fails_to_render_fails_its_own_row_only(store: Store, su
     assert rows["seller_mail"]["status"] == "failed"
     assert rows["seller_mail"]["last_error"].startswith("the subject template failed: ")
     assert rows["manager_alert"]["status"] == "pending"  # the MQL's other action
+
+
+def test_after_a_merge_the_leads_list_names_the_owner_the_desk_names(lc_store: Store) -> None:
+    """As above (Ann's own MQL assignment, due day 1 + 4 h, is the one a seller works; Amy's, merged into
+    Ann's lead and made later, is not): the leads list's owner column, its owner filter and its CSV export
+    name Ann's seller, as the desk and the lead page do, not the seller of the newest assignment row."""
+    from leadscore.lifecycle.lead_filter import LeadFilter
+    from leadscore.store.lifecycle_tables import current_assignment
+    from leadscore.web.data import leadlist
+
+    send(lc_store, [person("ann"), person("amy"), *points("ann", 70)])
+    round_(lc_store, T0 + DAY)
+    send(lc_store, points("amy", 70, at=T0 + DAY + HOUR // 2))
+    round_(lc_store, T0 + DAY + HOUR // 2)
+    ann = lead(lc_store, "ann")
+    with lc_store.connect() as conn:
+        own, other = (current_assignment(conn, lead(lc_store, u)) for u in ("ann", "amy"))
+    assert own is not None and other is not None and own["seller"] != other["seller"]
+    alias = {"type": "alias", "previousId": "ann", "userId": "amy", "messageId": "alias-amy",
+             "timestamp": T0 + DAY + HOUR}  # fmt: skip
+    send(lc_store, [alias])
+    assert lead(lc_store, "amy") == ann
+    with lc_store.connect() as conn:
+        assert current_assignment(conn, ann)["seller"] == own["seller"]  # type: ignore[index]
+        listed = {
+            r["lead_id"]: r["owner"] for r in leadlist.list_page(conn, LeadFilter(), "score", "desc", 1).rows
+        }
+        exported = {r["lead_id"]: r["owner"] for r in leadlist.export_rows(conn, LeadFilter(), "name", "asc")}
+        owned = {s: [r["lead_id"] for r in leadlist.list_page(conn, LeadFilter(owner=s), "score", "desc", 1).rows]
+                 for s in (own["seller"], other["seller"])}  # fmt: skip
+    assert (listed[ann], exported[ann]) == (own["seller"], own["seller"])
+    assert owned == {own["seller"]: [ann], other["seller"]: []}

@@ -157,3 +157,37 @@ def test_the_settings_and_admin_pages_pass_axe(chromium: Browser, demo: Site) ->
             page.set_viewport_size({"width": 1440, "height": 900})
         assert errors == []
         context.close()
+
+
+def test_a_managers_reject_from_a_page_loaded_before_the_sellers_accept_is_refused(
+    chromium: Browser, demo: Site
+) -> None:
+    """Tom (EMEA's manager) and Lena have the desk open on one of her leads, in MQL. Lena accepts it (into
+    SQL); Tom, on the page he loaded before, opens "Reject…", picks a reason and rejects. The demo model
+    lets a lead be rejected from SQL, so his reject used to send her accepted lead to recycled; now he is
+    told that the lead moved (the page's alert) and the lead stays in SQL with Lena's acceptance."""
+    from sqlalchemy import text
+
+    lenas = [lead for lead, seller in _queue(demo).items() if seller == "lena"]
+    assert lenas
+    lead = lenas[-1]
+    tom = _sign_in(chromium, demo, MANAGER)
+    lena = _sign_in(chromium, demo, SELLER)
+    row = tom.locator(f'tr[data-lead="{lead}"]')
+    expect(row.get_by_role("button", name="Accept")).to_have_count(1)  # Tom's page: the lead in MQL
+    lena.locator(f'tr[data-lead="{lead}"]').get_by_role("button", name="Accept").click()
+    expect(lena.get_by_role("status")).to_contain_text("Accepted:")
+    row.locator("summary", has_text="Reject…").click()
+    row.get_by_label("Reason").select_option("no_budget")
+    row.get_by_role("button", name="Reject").click()
+    expect(tom.get_by_role("alert").filter(has_text="Not done")).to_contain_text(
+        "moved since this page was loaded"
+    )
+    with demo.store.connect() as conn:
+        stage = conn.execute(text(f"SELECT stage FROM lead_stages WHERE lead_id = {lead}")).scalar_one()
+        said = [
+            str(d) for (d,) in conn.execute(text(f"SELECT decision FROM feedback WHERE lead_id = {lead}"))
+        ]
+    assert (stage, said) == ("sql", ["accepted"])
+    tom.context.close()
+    lena.context.close()

@@ -55,6 +55,14 @@ class TransitionError(LeadscoreError):
     """A sales action or outcome that the lead's stage has no transition for."""
 
 
+class MovedMeanwhile(TransitionError):
+    """A decision taken on a page that showed the lead in a stay it has left since (another seller or
+    manager decided first, or the runner moved it): taking it would undo a newer action unseen."""
+
+
+Stay = tuple[str, int]  # (stage, entered_ms) of a lead's stage row: one stay in a stage
+
+
 @dataclass(frozen=True)
 class Move:
     lead_id: int
@@ -81,8 +89,10 @@ def apply_trigger(
     settings: Settings,
     now_ms: int,
     required: bool,
+    seen: Stay | None = None,
 ) -> Move:
-    """Take the lead's transition on ``trigger`` (locking its stage row); raise if ``required`` and none."""
+    """Take the lead's transition on ``trigger`` (locking its stage row); raise if ``required`` and none.
+    ``seen``: the stay the decision was taken on (a page's); raise ``MovedMeanwhile`` if the lead left it."""
     lifecycle = _lifecycle(model)
     start_stages(conn, lifecycle.initial, now_ms)
     rows = claim_leads(conn, [lead_id])
@@ -91,6 +101,14 @@ def apply_trigger(
             raise TransitionError(f"lead {lead_id} has no stage yet (it has not been scored)")
         return Move(lead_id, "", None, None)
     stage = rows[0]["stage"]
+    if seen is not None and seen != (stage, rows[0]["entered_ms"]):
+        names = {s.id: s.name for s in lifecycle.stages}
+        since = datetime.fromtimestamp(int(rows[0]["entered_ms"]) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        raise MovedMeanwhile(
+            f"lead {lead_id} moved since this page was loaded: it is in {names.get(stage, stage)} since "
+            f"{since} UTC, not in {names.get(seen[0], seen[0])[:80]} as the page showed, so nothing was "
+            "done; reload the page to see what happened and decide again"
+        )
     transition = triggered(lifecycle, stage, trigger)
     if transition is None:
         if required:
@@ -127,8 +145,12 @@ def give_feedback(
     at_ms: int,
     settings: Settings,
     now_ms: int,
+    seen: Stay | None = None,
 ) -> Move:
-    """Record a seller's accept or reject of a lead and move its stage accordingly."""
+    """Record a seller's accept or reject of a lead and move its stage accordingly. ``seen``: the stay the
+    seller saw the lead in (the page's stage and its entry time); the decision is refused
+    (``MovedMeanwhile``) when the lead has left it, so that a page loaded before someone else's decision
+    cannot overturn that decision."""
     lifecycle = _lifecycle(model)
     for field, text in (("by", by), ("note", note)):
         if "\x00" in text:  # PostgreSQL refuses it in any text
@@ -156,6 +178,7 @@ def give_feedback(
             settings=settings,
             now_ms=now_ms,
             required=True,
+            seen=seen,
         )
         add_feedback(
             conn,

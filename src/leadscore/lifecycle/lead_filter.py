@@ -12,7 +12,8 @@ matrix and an export of the same filter can never disagree. What each field mean
 - ``company``: the account's name (else the lead's own company) contains the text, ignoring case;
 - ``account``: the lead is a contact of the account with this id (the leads an account's pages count as
   its contacts: the accounts list's "its leads");
-- ``stage``: the lead's current lifecycle stage; ``owner``: the seller of its latest assignment;
+- ``stage``: the lead's current lifecycle stage; ``owner``: the seller of its assignment (the one a
+  seller still has to act on, else its newest: the owner the desk and the lead page name);
 - ``q``: the e-mail, the name ("first last"), or the company contains the text, ignoring case, or the
   text is the lead's id.
 
@@ -34,7 +35,8 @@ from leadscore.compile.dialects import JsonBool, JsonText, LowerText, TextLike
 from leadscore.compile.sources import lead_company
 from leadscore.errors import InputError
 from leadscore.scoring.shown import cut
-from leadscore.store.schema import ID_MAX, accounts, assignments, lead_stages, leads, scores
+from leadscore.store.lifecycle_tables import current_seller
+from leadscore.store.schema import ID_MAX, accounts, lead_stages, leads, scores
 from leadscore.store.score_names import check_name, named
 
 BANDS = ("hot", "warm", "cold")
@@ -50,9 +52,9 @@ def lead_source(lead_attributes: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 def current_owner(lead_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The seller of the lead's latest assignment (NULL when it was never assigned)."""
-    a = assignments.alias("owner_assignments")
-    return select(a.c.seller).where(a.c.lead_id == lead_id).order_by(a.c.id.desc()).limit(1).scalar_subquery()
+    """The seller of the lead's assignment (``current_assignment_id``: the one a seller still has to act
+    on, else its newest), whom the desk and the lead page name; NULL when it was never assigned."""
+    return current_seller(lead_id)
 
 
 def exportable(lead_attributes: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -88,7 +90,7 @@ class LeadFilter(BaseModel):
         None, ge=1, le=ID_MAX, description="the id of the account the lead is a contact of"
     )
     stage: str = Field("", max_length=63)
-    owner: str = Field("", max_length=63, description="seller of the latest assignment")
+    owner: str = Field("", max_length=63, description="seller of the lead's current assignment")
     score: str = Field("", max_length=63, description="the named score read (default: the primary score)")
 
     @field_validator("*", mode="before")

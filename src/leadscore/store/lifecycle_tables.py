@@ -319,9 +319,19 @@ def current_assignment_id(lead_id: ColumnElement[int]) -> ScalarSelect[int]:
     else its newest. A merged lead holds the other lead's assignments too, made later maybe, but its stay
     is the kept lead's: the desk, the lead page and who may act name the seller the escalation holds to
     it. ``lead_id`` may be a column of an enclosing query (one index probe per lead)."""
+    return _of_current_assignment(assignments.c.id, lead_id)
+
+
+def current_seller(lead_id: ColumnElement[int]) -> ScalarSelect[str]:
+    """SQL: the seller of the lead's assignment (``current_assignment_id``), NULL when it has none; read
+    in the one subquery, so that ``lead_id`` may be a column of any enclosing query."""
+    return _of_current_assignment(assignments.c.seller, lead_id)
+
+
+def _of_current_assignment(column: ColumnElement[Any], lead_id: ColumnElement[int]) -> ScalarSelect[Any]:
     open_first = case((and_(*still_open()), 0), else_=1)
     return (
-        select(assignments.c.id)
+        select(column)
         .where(assignments.c.lead_id == lead_id)
         .order_by(open_first, assignments.c.id.desc())
         .limit(1)

@@ -18,6 +18,7 @@ from leadscore.scoring.run import now_ms
 from leadscore.scoring.shown import cut_text, shown_change
 from leadscore.store.alerts import open_alerts
 from leadscore.store.health import rescoring_lag, scoring_lag
+from leadscore.web.data.names import lead_name
 from leadscore.web.security import Viewer
 
 HERE = Path(__file__).parent
@@ -72,6 +73,7 @@ templates.env.filters["num"] = fmt_num
 templates.env.filters["signed"] = fmt_signed
 templates.env.filters["change"] = shown_change  # score after|change(score before): as the two are shown
 templates.env.filters["threshold"] = fmt_threshold
+templates.env.filters["lead_name"] = lead_name
 templates.env.globals["version"] = __version__
 templates.env.globals["overdue"] = overdue  # past an SLA: the escalation's moment
 templates.env.globals["sla_clock"] = sla_clock  # the hours left or past due, as the digest says them

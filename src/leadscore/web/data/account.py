@@ -26,6 +26,7 @@ from leadscore.store.id_lists import in_values
 from leadscore.store.lifecycle_tables import account_history_rows, read_account_stages
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
 from leadscore.store.score_names import live_scores, resolve, scores_of
+from leadscore.web.data.names import lead_name
 from leadscore.web.data.paging import Paging, paged_rows, paging
 from leadscore.web.data.stages import MOVES_PAGE
 
@@ -59,11 +60,6 @@ class AccountView:
         return str(self.account.get("name") or self.account.get("domain") or f"Account {self.account['id']}")
 
 
-def contact_name(row: dict[str, Any]) -> str:
-    parts = (row.get("first_name"), row.get("last_name"))
-    return " ".join(p for p in parts if p) or row.get("email") or f"Lead {row['id']}"
-
-
 def _contacts(account_id: int, score: str | None, *columns: Any) -> Select[Any]:
     """The account's contacts, highest stored score (of the named score, the primary when None) first
     (unscored last), ties by lead id, each with its stage: the one order of the page's list and of its
@@ -82,7 +78,7 @@ def _contacts(account_id: int, score: str | None, *columns: Any) -> Select[Any]:
 
 def _named(row: Any, stage_names: dict[str, str]) -> dict[str, Any]:
     item = dict(row)
-    item["name"] = contact_name(item)
+    item["name"] = lead_name(item)
     item["stage_name"] = stage_names.get(item["stage"], item["stage"]) if item["stage"] else None
     return item
 

@@ -29,6 +29,7 @@ from leadscore.store.model_versions import ModelVersion
 from leadscore.store.results import history_rows, read_current
 from leadscore.store.schema import accounts, events, identities, leads
 from leadscore.store.score_names import live_scores
+from leadscore.web.data.names import lead_name
 from leadscore.web.data.paging import Paging, paged_rows, paging
 
 LINE_PAGE = 100  # the events of one line a page of their own lists
@@ -62,8 +63,7 @@ class LeadView:
 
     @property
     def name(self) -> str:
-        parts = (self.lead.get("first_name"), self.lead.get("last_name"))
-        return " ".join(p for p in parts if p) or self.lead.get("email") or f"Lead {self.lead['id']}"
+        return lead_name(self.lead)
 
     @property
     def score_path(self) -> str:

@@ -22,7 +22,7 @@ Sort = Literal["score", "fit", "engagement", "name", "company", "updated"]
 Order = Literal["desc", "asc"]
 
 company = lead_company(leads, accounts)
-# the lifecycle stage and the current owner (the seller of the lead's latest assignment)
+# the lifecycle stage and the current owner (``lead_filter.current_owner``)
 stage = select(lead_stages.c.stage).where(lead_stages.c.lead_id == leads.c.id).scalar_subquery()
 owner = current_owner(leads.c.id)
 source = lead_source(leads.c.attributes)
@@ -85,31 +85,33 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
         query = _ordered(_base(f, *COLUMNS).where(f.matches(leads.c.id)), SORTS[sort], leads.c.id, order)
         rows = conn.execute(query.limit(PAGE_SIZE).offset(offset)).mappings()
         return LeadPage([dict(r) for r in rows], total, page, pages)
-    # Scored leads come from the score index (an outer join from leads could not use it); leads without
-    # a score (no model was active when they arrived) follow them.
+    # Scored leads come from the score index (an outer join from leads could not use it). A lead without a
+    # score (no model was active when it arrived) sorts as -1 (``SORTS``, as the export and the API): after
+    # every scored lead going down, before them going up, by lead id in the list's direction.
     joined = scores.join(leads, leads.c.id == scores.c.lead_id).outerjoin(
         accounts, accounts.c.id == leads.c.account_id
     )
+    scored_where = (named(scores.c.score_name, f.score_name), f.matches_score(scores))
     scored = _ordered(
-        select(*COLUMNS)
-        .select_from(joined)
-        .where(named(scores.c.score_name, f.score_name), f.matches_score(scores)),
-        SCORE_SORTS[sort],
-        scores.c.lead_id,
-        order,
+        select(*COLUMNS).select_from(joined).where(*scored_where), SCORE_SORTS[sort], scores.c.lead_id, order
     )
-    out = [dict(r) for r in conn.execute(scored.limit(PAGE_SIZE).offset(offset)).mappings()]
-    if len(out) < PAGE_SIZE and not f.needs_score:
-        n_scored = _count(
-            conn,
-            select(func.count())
-            .select_from(scores)
-            .where(named(scores.c.score_name, f.score_name), f.matches_score(scores)),
-        )
-        unscored = _base(f, *COLUMNS).where(f.matches(leads.c.id), scores.c.lead_id.is_(None))
-        skip = max(0, offset - n_scored)
-        more = conn.execute(unscored.order_by(leads.c.id.desc()).limit(PAGE_SIZE - len(out)).offset(skip))
-        out.extend(dict(r) for r in more.mappings())
+    if f.needs_score:
+        parts = [(scored, total)]
+    else:
+        n_scored = _count(conn, select(func.count()).select_from(scores).where(*scored_where))
+        unscored_query = _base(f, *COLUMNS).where(f.matches(leads.c.id), scores.c.lead_id.is_(None))
+        unscored = _ordered(unscored_query, leads.c.id, leads.c.id, order)
+        n_unscored = total - n_scored
+        parts = [(scored, n_scored), (unscored, n_unscored)]
+        if order == "asc":
+            parts.reverse()
+    out: list[dict[str, Any]] = []
+    skip = offset
+    for query, size in parts:
+        if len(out) < PAGE_SIZE and skip < size:
+            found = conn.execute(query.limit(PAGE_SIZE - len(out)).offset(skip)).mappings()
+            out.extend(dict(r) for r in found)
+        skip = max(0, skip - size)
     return LeadPage(out, total, page, pages)
 
 

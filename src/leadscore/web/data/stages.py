@@ -26,6 +26,7 @@ MOVES_PAGE = 50  # stage moves listed a page (a lead bounced in and out of a sta
 class StageView:
     stage: str | None
     stage_name: str | None
+    entered_ms: int | None = None  # when the lead entered its stage (the stay its accept / reject is for)
     history: list[dict[str, Any]] = field(default_factory=list)  # the page ``history_at``, oldest first
     history_at: Paging = field(default_factory=lambda: paging(0, 1, MOVES_PAGE))  # newest first, from 1
     owner: str | None = None  # seller name (team)
@@ -50,9 +51,14 @@ def seller_label(lifecycle: Lifecycle, seller_id: str | None) -> tuple[str | Non
 def stage_view(conn: Connection, lifecycle: Lifecycle, lead_id: int, history_page: int = 1) -> StageView:
     """The lead's stage, owner and feedback, and page ``history_page`` of its stage moves (``MOVES_PAGE``
     a page, the newest first; past the last: the last)."""
-    stage = conn.execute(select(lead_stages.c.stage).where(lead_stages.c.lead_id == lead_id)).scalar()
+    row = conn.execute(
+        select(lead_stages.c.stage, lead_stages.c.entered_ms).where(lead_stages.c.lead_id == lead_id)
+    ).first()
+    stage, entered = (row[0], row[1]) if row is not None else (None, None)
     names = {s.id: s.name for s in lifecycle.stages}
-    view = StageView(stage, names.get(stage, stage) if stage else None, reasons=lifecycle.rejection_reasons)
+    view = StageView(
+        stage, names.get(stage, stage) if stage else None, entered, reasons=lifecycle.rejection_reasons
+    )
     moves, view.history_at = paged_rows(
         lambda limit, offset: stage_history_rows(conn, lead_id, limit, offset), history_page, MOVES_PAGE
     )

@@ -153,8 +153,12 @@ def lead_feedback(
     reason: Annotated[str, Form(max_length=63)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
+    stage: Annotated[str, Form(max_length=63)] = "",
+    since: Annotated[int | None, Form(ge=0, le=2**63 - 1)] = None,
 ) -> Response:
-    """A seller accepts or rejects (with a reason) the lead: its stage moves, the feedback is stored."""
+    """A seller accepts or rejects (with a reason) the lead: its stage moves, the feedback is stored.
+    ``stage`` and ``since``: the stay the page showed the lead in (its forms send them); a lead that left it
+    meanwhile is not moved (409: someone else decided first, or the runner moved it)."""
     store = state_of(request).store
     with store.connect() as conn:
         _view(conn, store, lead_id)
@@ -183,6 +187,7 @@ def lead_feedback(
             at_ms=stamp,
             settings=state_of(request).settings,
             now_ms=stamp,
+            seen=(stage, since) if stage and since is not None else None,
         )
     except (TransitionError, InputError) as exc:
         return _lead_page(request, viewer, lead_id, status=409, feedback_error=str(exc))
