@@ -383,3 +383,26 @@ def test_every_bad_row_of_a_learning_file_is_said_at_once(tmp_path: Path) -> Non
         csv_data(_write(tmp_path / "many.csv", ["Id", "Title", "Visits", "Converted"], many), "Converted")
     said = str(err.value).splitlines()
     assert len(err.value.problems) == 25 and len(said) == 21 and said[-1] == "(and 5 more problems)"
+
+
+def test_evaluate_reads_the_columns_the_model_reads_and_a_bad_cell_elsewhere_sinks_nothing(
+    tmp_path: Path,
+) -> None:
+    """An export with a column no rule reads holding a 20-digit lead id and a note with a NUL (file line
+    5): before, the whole evaluation was refused for them."""
+    rows = [[f"p{i}", (20, 500)[i % 2], ("saas", "bank")[i % 3 == 0], str(10**19 + i), "call back", i % 2]
+            for i in range(40)]  # fmt: skip
+    rows[3][4] = "call\x00back"
+    header = ["Id", "Employees", "Industry", "Facebook Lead ID", "Notes", "Converted"]
+    path = _write(tmp_path / "export.csv", header, rows)
+    ev = evaluate_csv(loads_model(MODEL), "m", path, outcome="Converted", id_column="Id")
+    # 40 leads, the 20 odd ones converted; every one of them has 500 employees (rule big), no even one
+    assert (ev.rows, ev.converted, ev.roc_auc) == (40, 20, 1.0)
+    # rule saas: the 26 leads whose number is no multiple of 3 (13 odd, 13 even ones)
+    assert [(r.rule, r.coverage) for r in ev.rules] == [("big", 0.5), ("saas", 26 / 40)]
+    # a bad cell in a column the model reads is still said with its row and column
+    rows[3][2] = "sa\x00as"
+    path = _write(tmp_path / "bad.csv", header, rows)
+    with pytest.raises(InputError) as err:
+        evaluate_csv(loads_model(MODEL), "m", path, outcome="Converted", id_column="Id")
+    assert [(p.line, p.field) for p in err.value.problems] == [(5, "Industry")]

@@ -12,7 +12,7 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class Dataset:
     times: npt.NDArray[np.float64] | None = None  # CSV with a time column: each row's time (NaN: none)
     notes: tuple[str, ...] = ()  # how the data was read, where a reader should know (the outcome column)
     columns: tuple[str, ...] = ()  # CSV: the names its columns are read as
+    unread: frozenset[str] = frozenset()  # CSV read ``only`` some attributes: the headers not read
 
     def __len__(self) -> int:
         return len(self.y)
@@ -271,13 +272,19 @@ def csv_data(
     placeholders: tuple[str, ...] = PLACEHOLDERS,
     features: Sequence[Feature] | None = None,
     time_column: str | None = None,
+    only: Collection[str] | None = None,
 ) -> Dataset:
     """A flat CSV of leads with an outcome column; ``exclude`` names columns that must not be features
     (sales-entered fields, anything recorded after the outcome). ``features``: read these (a test set
     for a model learned on another file) instead of choosing them; ``time_column``: each row's time, for a
-    time-forward holdout (never a feature)."""
+    time-forward holdout (never a feature). ``only``: read these attributes besides the outcome, id and
+    time columns, and no other column (a model's fields: a column it does not read has no cell that can
+    sink a row)."""
     file = str(path)
     csv_file = open_csv(path, ImportOptions())
+    if only is not None:
+        wanted = {*only, canonical(outcome), *(canonical(c) for c in (id_column, time_column) if c)}
+        csv_file = replace(csv_file, columns=[c if c in wanted else None for c in csv_file.columns])
     columns = {c for c in csv_file.columns if c}
     target = canonical(outcome)
     key = canonical(id_column) if id_column else None
@@ -355,6 +362,9 @@ def csv_data(
         lines=tuple(n for _, _, n in kept),
         columns=tuple(sorted(columns)),
         times=None if time_key is None else np.asarray([time_value(r.get(time_key)) for r, _, _ in kept]),
+        unread=frozenset(h for h, c in zip(csv_file.headers, csv_file.columns, strict=True) if c is None)
+        if only is not None
+        else frozenset(),
     )
 
 

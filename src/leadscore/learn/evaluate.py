@@ -198,8 +198,9 @@ def evaluate_store(
 
 def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, id_column: str) -> Evaluation:
     """The model against a flat CSV of leads: imported into a scratch SQLite store and scored by the
-    compiled query (no times: every row with an outcome value is labelled)."""
-    data = csv_data(path, outcome, id_column=id_column)
+    compiled query (no times: every row with an outcome value is labelled). Only the columns the model
+    reads (and the id, outcome and e-mail) are read: a bad cell in another sinks no row."""
+    data = csv_data(path, outcome, id_column=id_column, only={*read_fields(model), "email"})
     duplicate_keys(data, id_column, str(path))
     readable_from_csv(model, set(data.columns) - {canonical(outcome)}, str(path))
     numbers_compared_with_numbers(model, data, str(path))
@@ -207,7 +208,7 @@ def evaluate_csv(model: ScoringModel, label_: str, path: Path, *, outcome: str, 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.from_url(str(Path(tmp) / "evaluate.db"))
         try:
-            options = ImportOptions(mapping={id_column: "user_id"}, ignore=frozenset({outcome}))
+            options = ImportOptions(mapping={id_column: "user_id"}, ignore=frozenset({outcome}) | data.unread)
             report = import_leads(store, path, options)
             if report.problems:  # a row the store refuses (an e-mail that is not one) would go unscored
                 raise InputError(*report.problems)
@@ -253,6 +254,12 @@ def numbers_compared_with_numbers(model: ScoringModel, data: Dataset, file: str)
 
 # lead fields a CSV fills from another column (the e-mail's domain; a full name split in two)
 _FILLED_FROM = {"email_domain": "email", "first_name": "name", "last_name": "name"}
+
+
+def read_fields(model: ScoringModel) -> set[str]:
+    """The attributes the model's fit rules read, and the columns a store fills them from."""
+    fields = {c.field for rule in model.fit for c in walk(rule.when) if c.subject == "attribute"}
+    return fields | {_FILLED_FROM[f] for f in fields if f in _FILLED_FROM}
 
 
 def readable_from_csv(model: ScoringModel, columns: set[str], file: str) -> None:

@@ -38,10 +38,41 @@ from leadscore.learn.scorecard import BinRow, CellRow, Scorecard
 from leadscore.model import ScoringModel, dump_model, loads_model
 
 MAX_NAME_ITEMS = 4
+MAX_NAME = 200  # the model language's longest rule name
+MAX_NAME_ITEM = 60  # a category's value in a name, shortened beyond
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A number as the rule compares with it: a whole one in digits (``2500000``, never ``2.5e+06``),
+    another as the YAML writes it (the shortest spelling that reads back the same float, never rounded
+    to fewer digits); a category's value with its control characters spelt out and at most
+    ``MAX_NAME_ITEM`` characters."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    return _shorten(_spelt(str(value)), MAX_NAME_ITEM, word=False)
+
+
+def _spelt(text: str) -> str:
+    """``text`` with each character a terminal or a reader would not show as itself (a newline, ESC,
+    BEL, NUL) spelt as Python spells it (``\\n``, ``\\x1b``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _shorten(text: str, limit: int, word: bool = True) -> str:
+    """``text``, or as much of it as ``limit`` characters hold with "…" saying it was cut (``word``:
+    after its last whole word)."""
+    if len(text) <= limit:
+        return text
+    if not word:
+        return text[: limit - 1] + "…"
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 0 else cut[: limit - 2]) + " …"
+
+
+def _name(text: str) -> str:
+    """A rule's name: control characters spelt out, at most the language's ``MAX_NAME`` characters."""
+    return _shorten(_spelt(text), MAX_NAME)
 
 
 def _yaml_number(value: float) -> int | float:
@@ -192,7 +223,7 @@ def _cell_rules(sc: Scorecard, used: set[str]) -> list[dict[str, Any]]:
             name = names[0] if len(names) == 1 else f"{len(names)} cells: " + "; ".join(names)
             out.append({
                 "id": _rule_id(pair, k, used),
-                "name": name[:200],
+                "name": _name(name),
                 "description": f"{first.name} × {second.name}: {leads} leads in training, {converted} "
                 f"converted ({100 * converted / leads:.1f} %), {'more' if points > 0 else 'fewer'} than "
                 "the two features' own points predict",
@@ -231,7 +262,7 @@ def _fit_rules(sc: Scorecard, feature: Feature, rows: list[BinRow], used: set[st
         if row.points == 0 or _no_row_can_fall_in(sc, feature, row.index):
             continue
         cond, name = _bin_condition(sc, feature, row.index)
-        out.append({"id": _rule_id(feature, row.index, used), "name": name[:200], "description": _stats(row),
+        out.append({"id": _rule_id(feature, row.index, used), "name": _name(name), "description": _stats(row),
                     "when": cond, "points": row.points})  # fmt: skip
     return out
 
@@ -258,7 +289,7 @@ def _count_rules(
     for i, edge in enumerate(edges, start=1):
         step = rows[i].points - rows[i - 1].points
         if step:
-            out.append({"id": _rule_id(feature, i, used), "name": _count_name(feature, source, int(edge))[:200],
+            out.append({"id": _rule_id(feature, i, used), "name": _name(_count_name(feature, source, int(edge))),
                         "description": f"{_stats(rows[i])}; the step in points from the bin below",
                         "kind": "threshold", **_event(source), "at_least": int(edge), "within": source.window,
                         "points": step})  # fmt: skip
@@ -279,14 +310,14 @@ def _recency_rules(
     never = rows[b.missing].points if b.missing is not None else rows[last].points
     out = []
     if rows[last].points - never:
-        out.append({"id": _rule_id(feature, 0, used), "name": (f"{source.label}: ever" if source.label else f"{feature.name}: ever")[:200],
+        out.append({"id": _rule_id(feature, 0, used), "name": _name(f"{source.label}: ever" if source.label else f"{feature.name}: ever"),
                     "description": _stats(rows[last]), "kind": "once", **_event(source),
                     "points": rows[last].points - never, "half_life": "none"})  # fmt: skip
     for i, edge in enumerate(edges, start=1):
         step = rows[i - 1].points - rows[i].points
         if step:
-            out.append({"id": _rule_id(feature, i, used), "name": (f"{source.label} in the last {int(edge)} days" if source.label
-                                                               else f"{feature.name} < {int(edge)} days")[:200],
+            out.append({"id": _rule_id(feature, i, used), "name": _name(f"{source.label} in the last {int(edge)} days" if source.label
+                                                                 else f"{feature.name} < {int(edge)} days"),
                         "description": f"{_stats(rows[i - 1])}; the step in points from the bin older",
                         "kind": "once", **_event(source), "window": f"{int(edge)}d", "points": step,
                         "half_life": "none"})  # fmt: skip
@@ -301,13 +332,13 @@ def _ratio_rules(
     out = []
     # the lowest bin against no event at all (0 points where training had no such row: the baseline)
     if rows[0].points:
-        out.append({"id": _rule_id(feature, 0, used), "name": source.any_name()[:200], "description": _stats(rows[0]),
+        out.append({"id": _rule_id(feature, 0, used), "name": _name(source.any_name()), "description": _stats(rows[0]),
                     "kind": "threshold", **_event(source), "at_least": 1, "within": source.both,
                     "points": rows[0].points})  # fmt: skip
     for i, edge in enumerate(edges, start=1):
         step = rows[i].points - rows[i - 1].points
         if step:
-            out.append({"id": _rule_id(feature, i, used), "name": source.rule_name(edge)[:200],
+            out.append({"id": _rule_id(feature, i, used), "name": _name(source.rule_name(edge)),
                         "description": f"{_stats(rows[i])}; the step in points from the bin below",
                         "kind": "ratio", **_event(source), "within": source.within,
                         "at_least": _yaml_number(edge), "points": step})  # fmt: skip
