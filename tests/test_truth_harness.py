@@ -252,6 +252,8 @@ def check(w: World, web: httpx.Client, step: str) -> None:
             # GET /v1/leads, its CSV export, GET /v1/leads/{ref}, the explanation
             row = api_rows[lead]
             assert (row["score"], row["grade"], row["band"]) == shown, where
+            # the exports leave out whoever withdrew tracking consent, and only her
+            assert (lead in csv_rows) == (lead in cli_rows) == (user not in w.withdrawn), where
             if lead in csv_rows:
                 assert (float(csv_rows[lead]["score"]), csv_rows[lead]["band"]) == shown[::2], where
             one = httpx.get(
