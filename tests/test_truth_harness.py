@@ -555,3 +555,41 @@ def test_a_group_call_without_a_name_keeps_the_accounts_name(
         assert one["account"]["name"] == "Acme" and one["account"]["attributes"]["employees"] == 400
         # and the new employee count scores: no longer a big company
         assert _primary(w, "ann") == (0.0, 0.0, 0.0, "D", "cold")
+
+
+# a named score of its own clock: a 5-day window and a 3-day half-life
+TIMED = """
+model: timed
+engagement:
+  - {id: pricing, name: Pricing page, event: {type: page}, where: {property: path, prefix: /pricing}, points: 25, window: 5d}
+  - {id: demo, name: Demo, kind: once, event: {type: track, name: Demo Requested}, points: 50, half_life: 3d}
+scale: {weights: {fit: 0, engagement: 1}, bands: {hot: 60, warm: 40}}
+"""
+
+
+def test_a_named_scores_window_and_decay_reach_every_surface(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second score whose window closes and whose demo decays: after each clock tick every surface,
+    ``?score=timed`` included, shows that score's value now."""
+    with world(store, monkeypatch) as w:
+        w.later()
+        publish(store, loads_model(TIMED), as_of=w.clock, score_name="timed")
+        w.names.append("timed")
+        w.send(
+            {"type": "identify", "userId": "ann", "traits": {"email": "ann@acme.example", "job_title": "Marketing"}},
+            {"type": "group", "userId": "ann", "groupId": "acme", "traits": {"name": "Acme", "employees": 600}},
+            {"type": "identify", "userId": "bob", "traits": {"email": "bob@acme.example"}},
+            {"type": "group", "userId": "bob", "groupId": "acme", "traits": {"name": "Acme", "employees": 600}},
+            {"type": "page", "userId": "ann", "properties": {"path": "/pricing"}},
+            {"type": "track", "userId": "ann", "event": "Demo Requested"},
+        )  # fmt: skip
+        check_all(w, "timed: sent")
+        for days in (2, 4, 7):  # the demo decays; the page leaves the window on day 5
+            w.clock += days * DAY
+            w.settle()
+            check_all(w, f"timed: {days} days on")
+        with w.store.connect() as conn:
+            row, _ = read_current(conn, w.lead("ann"), "timed")
+        # day 13: the page out of its window, the demo 50 × 0.5^(13/3) = 2.480314 (of 100)
+        assert row is not None and row["score"] == 2.480314
