@@ -684,7 +684,7 @@ def _identify(
         domain, name, attrs = group_account(m.traits, m.group_id)
         account_id, _ = upsert_account(
             conn, now_ms=m.received_ms, domain=domain, name=name, attributes=attrs, cache=people,
-            group_key=m.group_id,
+            group_key=m.group_id, unnamed=m.group_id,
         )  # fmt: skip
         if lead_id is None:  # the account's traits, from no one known: no one joins it
             return None

@@ -66,7 +66,9 @@ def removed_names(context: Mapping[str, Any] | None) -> tuple[str, ...]:
 def group_account(
     traits: dict[str, Any], group_id: str | None
 ) -> tuple[str | None, str | None, dict[str, Any]]:
-    """A group message's traits → its account's (domain, name, attributes)."""
+    """A group message's traits → its account's (domain, name, attributes); the name None when the
+    traits give none (the account keeps its own: a group call updates the traits it gives; a new account
+    is named by its group id, ``store.people.upsert_account``'s ``unnamed``)."""
     named = {canonical(k): v for k, v in traits.items()}
     website = named.get("domain") or named.get("website")
     named.pop("domain", None)
@@ -75,7 +77,7 @@ def group_account(
     attributes = {k: coerce(v) for k, v in named.items() if not isinstance(v, dict | list)}
     if group_id:
         attributes.setdefault("group_id", group_id)
-    return domain, name or group_id, attributes
+    return domain, name, attributes
 
 
 def restamped_since(

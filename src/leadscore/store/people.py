@@ -491,10 +491,13 @@ def upsert_account(
     attributes: dict[str, Any] | None = None,
     cache: PeopleCache | None = None,
     group_key: str | None = None,
+    unnamed: str | None = None,
 ) -> tuple[int, bool]:
     """Find the account by its group key (``group_key``: the id a tracking client gives it), else by
     domain, else (no key, no domain) by exact name, and merge into it, or create it; link its leads.
-    An account found by domain without a group key takes this one. ``cache``: as for ``upsert_lead``."""
+    An account found by domain without a group key takes this one. ``cache``: as for ``upsert_lead``.
+    ``name`` None leaves a found account's name as it is; ``unnamed`` names an account that has none (a
+    group message's group id)."""
     domain = account_domain(domain)
     attributes = {k: v for k, v in (attributes or {}).items() if v not in (None, "")}
     account_id = account_for_group(conn, group_key, cache) if group_key else None
@@ -505,7 +508,7 @@ def upsert_account(
         account_id = conn.execute(_ACCOUNT_BY_NAME, {"value": name}).scalar()
     if account_id is None:
         attributes = merge_attributes({}, attributes, "a new account")
-        values = {"domain": domain, "name": name, "attributes": attributes, "group_key": group_key}
+        values = {"domain": domain, "name": name or unnamed, "attributes": attributes, "group_key": group_key}
         account_id = int(
             conn.execute(_INSERT_ACCOUNT, {**values, "created_ms": now_ms, "updated_ms": now_ms}).scalar_one()
         )
@@ -524,6 +527,8 @@ def upsert_account(
             changes["attributes"] = merged
         if name and row["name"] != name:
             changes["name"] = name
+        elif not name and unnamed and not row["name"]:
+            changes["name"] = unnamed
         if group_key and not keyed and row.get("group_key") is None:
             changes["group_key"] = group_key
         if changes:
