@@ -68,6 +68,13 @@ class Identifies:
         # as sent (ts, message id, traits, set-once traits, context): read into ``Said`` only by a fold,
         # which few batches need
         self.by_key: dict[str, list[tuple[int, str, Any, Any, Mapping[str, Any]]]] = {}
+        # read by the batch's folds, once each: a person key's identifies in the log (which do not change
+        # within the batch) and the batch's own as far as read (``by_key`` only grows), and the names a
+        # set-once of that key's names. Each fold read them all again, so a batch of n messages folding
+        # one person with k identifies read n × k of them (out-of-order identifies, $unset, alias chains)
+        self._log: dict[str, list[Said]] = {}
+        self._told: dict[str, list[Said]] = {}
+        self._once: dict[str, set[str]] = {}
 
     def add(self, key: str, ts: int, message_id: str, traits: Any, context: Mapping[str, Any]) -> None:
         self.by_key.setdefault(key, []).append((ts, message_id, traits, context.get("traits_once"), context))
@@ -84,15 +91,19 @@ class Identifies:
         """Fold ``names`` of lead ``lead_id`` (whose person ``keys`` the batch knows; None: every name a
         set-once of it names) again over all its identifies, and write the ones a set-once decides where
         they differ from the row."""
-        keys = set(keys) | set(
-            conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars()
+        keys = sorted(
+            set(keys)
+            | set(conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars())
         )
+        self._read(conn, keys)
+        once_named = set().union(*(self._once.get(key, ()) for key in keys))
+        if not once_named.intersection(once_named if names is None else names):
+            return  # no set-once of these names: the stamps decide (upsert_lead), nothing to fold
         heard: dict[str, Said] = {}
-        for row in identifies_of_keys(conn, sorted(keys)):
-            heard[row.message_id] = logged(int(row.ts), row.message_id, row.context)
         for key in keys:
-            for ts, message_id, traits, once, context in self.by_key.get(key, ()):
-                heard[message_id] = said(ts, message_id, traits, once, removed_names(context))
+            heard.update((s[1], s) for s in self._log[key])
+        for key in keys:  # the batch's own after the log's: the same message as sent
+            heard.update((s[1], s) for s in self._told.get(key, ()))
         ordered = sorted(heard.values(), key=lambda s: (s[0], s[1]))
         if names is None:
             names = list(dict.fromkeys(name for _, _, _, once, _ in ordered for name in once))
@@ -120,6 +131,22 @@ class Identifies:
             changes["attribute_ts"] = stamps
         if changes:
             people.update(lead_id, changes, now_ms)
+
+    def _read(self, conn: Connection, keys: list[str]) -> None:
+        """Read what the fold needs of ``keys`` that this batch has not read yet (``_log``, ``_told``)."""
+        unread = [key for key in keys if key not in self._log]
+        for key in unread:
+            self._log[key] = []
+        for row in identifies_of_keys(conn, unread):
+            self._keep(self._log, row.person_key, logged(int(row.ts), row.message_id, row.context))
+        for key in keys:
+            sent, known = self.by_key.get(key, ()), self._told.setdefault(key, [])
+            for ts, message_id, traits, once, context in sent[len(known) :]:
+                self._keep(self._told, key, said(ts, message_id, traits, once, removed_names(context)))
+
+    def _keep(self, into: dict[str, list[Said]], key: str, heard: Said) -> None:
+        into[key].append(heard)
+        self._once.setdefault(key, set()).update(heard[3])
 
 
 def _current(row: Mapping[str, Any], stored: Mapping[str, Any], name: str) -> Any:
