@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 
 from leadscore.ingest import set_once
 from leadscore.ingest.apply import event_row
@@ -93,3 +93,32 @@ def test_an_alias_chain_reads_each_identify_once(store: Store, reads: list[str])
     assert len(reads) == len(set(reads)) <= N, (len(reads), len(set(reads)))
     with store.engine.connect() as conn:
         assert len(conn.execute(select(leads.c.id)).scalars().all()) == 1
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
+def test_an_alias_chain_reads_each_person_key_once(store: Store) -> None:
+    """The fold after each merge read every person key of the merged lead again: the chain's i-th alias
+    read about 2 i keys (its user ids and the merged leads' ids), a batch of n aliases n² of them."""
+    _batch(store, [_identify(i, T - 5 * 60_000) | {"userId": f"c{i}"} for i in range(N)])
+    keys: list[int] = []
+
+    def counted(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        # a lead's person keys, searched by lead (SQLite quotes "key"): how many rows the statement read
+        if statement.replace('"', "").startswith(
+            "SELECT identities.key \nFROM identities \nWHERE identities.lead_id = "
+        ):
+            lead_id = int(next(iter(parameters.values())) if isinstance(parameters, dict) else parameters[0])
+            count = cursor.connection.cursor()
+            count.execute(f"SELECT count(*) FROM identities WHERE lead_id = {lead_id}")
+            keys.append(int(count.fetchone()[0]))
+
+    event.listen(
+        Engine, "after_cursor_execute", counted
+    )  # every engine of the store (SQLite: its writer too)
+    try:
+        _batch(store, [{"type": "alias", "previousId": f"c{i}", "userId": f"c{i + 1}", "messageId": f"a{i}",
+                        "timestamp": T - 60_000 + i} for i in range(N - 1)])  # fmt: skip
+    finally:
+        event.remove(Engine, "after_cursor_execute", counted)
+    # the person has N user ids and N - 1 merged leads' ids: each read about once (was about N² = 3,600)
+    assert 0 < sum(keys) <= 3 * N, (sum(keys), len(keys))
