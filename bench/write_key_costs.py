@@ -14,6 +14,12 @@ their size (twenty-first session).
   statement took the (type, ts, path) index on SQLite).
 * ``anon``: one person's page views, batches of 500, each view with a new anonymous id (each link
   replays her whole history, bounded per lead since main's 799c2bd). Prints the first and last batch.
+* ``fold``: one person's identifies, batches of 500, in time order (the baseline), each older than what
+  she has, and each removing a property (``$unset``): the last two fold her set-once properties again at
+  every identify, which read all of her identifies each time until ws-stall3. Prints the last batch's
+  ratio to the baseline's.
+* ``chain``: ``--people`` leads, then as many aliases chaining them (c0 → c1 → …), each merging the chain
+  so far into the next lead, against as many page views of new people. Prints the ratio.
 
 CPU seconds of this process (on PostgreSQL the server's work shows in the wall seconds, printed too).
 Nothing is asserted.
@@ -87,12 +93,50 @@ def anon(store: Store, batches: int) -> list[tuple[float, float]]:
     return [timed_batch(store, views(b)) for b in range(batches)]
 
 
+def identifies(batch: int, order: str) -> list[dict[str, Any]]:
+    """500 identifies of one person: in time order, each older than the ones before, or each an $unset."""
+    out = []
+    for k in range(batch * 500, batch * 500 + 500):
+        ts = NOW - DAY - k if order == "older" else NOW - DAY + k
+        context = {"traits_unset": ["plan"]} if order == "unset" else {}
+        out.append({"type": "identify", "userId": "f", "messageId": f"f{k}", "timestamp": ts,
+                    "traits": {"title": f"t{k}"}, "context": context})  # fmt: skip
+    return out
+
+
+def fold(url: str | None, batches: int) -> dict[str, float]:
+    """The CPU seconds of the last of ``batches`` batches of identifies, for each order."""
+    out = {}
+    for order in ("in order", "older", "unset"):
+        with url_store(url) as store:
+            publish(store, load_model(MODEL))
+            out[order] = [timed_batch(store, identifies(b, order)) for b in range(batches)][-1][0]
+    return out
+
+
+def chain(url: str | None, people: int) -> tuple[float, float]:
+    """(CPU seconds of ``people`` page views of new people, of ``people`` - 1 aliases chaining as many leads)."""
+    with url_store(url) as store:
+        publish(store, load_model(MODEL))
+        views = timed_batch(store, [{"type": "page", "userId": f"v{i}", "messageId": f"v{i}", "timestamp": NOW - DAY,
+                                     "properties": {"path": "/pricing"}} for i in range(people)])  # fmt: skip
+        timed_batch(store, [{"type": "identify", "userId": f"c{i}", "messageId": f"c{i}", "timestamp": NOW - DAY,
+                             "traits": {"title": "CTO"}} for i in range(people)])  # fmt: skip
+        aliases = timed_batch(store, [{"type": "alias", "previousId": f"c{i}", "userId": f"c{i + 1}",
+                                       "messageId": f"al{i}", "timestamp": NOW - DAY + 1 + i}
+                                      for i in range(people - 1)])  # fmt: skip
+    return views[0], aliases[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1600, help="people in the account (leave)")
     parser.add_argument("--tick-people", type=int, default=800, help="people in the account (tick)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batches", type=int, default=6, help="batches of 500 page views (anon)")
+    parser.add_argument(
+        "--batches", type=int, default=6, help="batches of 500 page views (anon), identifies (fold)"
+    )
+    parser.add_argument("--chain", type=int, default=1200, help="leads chained by aliases (chain)")
     add_url_option(parser)
     args = parser.parse_args()
     with url_store(args.url) as store:
@@ -111,6 +155,8 @@ def main() -> None:
     with url_store(args.url) as store:
         publish(store, load_model(MODEL))
         flood = anon(store, args.batches)
+    folds = fold(args.url, args.batches)
+    views_cpu, chain_cpu = chain(args.url, args.chain)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"leave ({args.people} people): two group calls " + ", ".join(f"{c:.2f}" for c, _ in moves)
           + " CPU-s (" + ", ".join(f"{w:.2f}" for _, w in moves) + " s)")  # fmt: skip
@@ -121,7 +167,14 @@ def main() -> None:
     )
     print(f"tick ({args.tick_people} people): {leads} leads {tick_cpu:.2f} CPU-s ({tick_wall:.2f} s)")
     print(f"anon: batch 1 {flood[0][0]:.2f} CPU-s, batch {len(flood)} {flood[-1][0]:.2f} CPU-s "
-          f"({flood[-1][1]:.2f} s); load {load}")  # fmt: skip
+          f"({flood[-1][1]:.2f} s)")  # fmt: skip
+    base = folds["in order"]
+    print(
+        f"fold: batch {args.batches} of one person's identifies, in order {base:.2f} CPU-s, older "
+        f"{folds['older']:.2f} ({folds['older'] / base:.1f}x), unset {folds['unset']:.2f} ({folds['unset'] / base:.1f}x)"
+    )
+    print(f"chain: {args.chain} page views {views_cpu:.2f} CPU-s, {args.chain - 1} chaining aliases {chain_cpu:.2f} "
+          f"({chain_cpu / views_cpu:.1f}x); load {load}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -599,6 +599,7 @@ def _identify(
         if previous is not None and previous != lead_id:
             # both ids have a lead: the alias says they are one person, the previous id's (the user id
             # joins the person known before; the same lead whichever batch each message came in)
+            unlinked.told.merged(conn, previous, lead_id)
             lead_id = _merge(conn, previous, lead_id, m, out, lookup, people)
             # one person now: a set-once of either folded over both people's identifies (the merge took
             # the latest stamp, a set-once's included)

@@ -14,6 +14,11 @@ absent property, set overwrites, unset removes (PostHog's order within one event
 set-once touched are written: the rest the stamps already decide (``upsert_lead``). After two leads
 merge (``store.lead_merge``, which takes each property's latest stamp, a set-once's too), every property
 a set-once of theirs names is folded again, as one person's.
+
+A batch reads each person key's identifies from the log once, and a lead's keys once (``Identifies``): a
+fold whose names no set-once of the person names reads nothing more. Each fold read them all again, so
+one person's identifies arriving out of order, or removing a property, or aliases chaining leads, cost
+each message the person's whole past (``tests/test_identify_amplification.py``).
 """
 
 from __future__ import annotations
@@ -68,9 +73,34 @@ class Identifies:
         # as sent (ts, message id, traits, set-once traits, context): read into ``Said`` only by a fold,
         # which few batches need
         self.by_key: dict[str, list[tuple[int, str, Any, Any, Mapping[str, Any]]]] = {}
+        # read by the batch's folds, once each: a person key's identifies in the log (which do not change
+        # within the batch) and the batch's own as far as read (``by_key`` only grows; ``_fresh``: keys
+        # with some not read yet), the names a set-once of that key's names, and a folded lead's person
+        # keys (the identities table's when first folded, the batch's links, a merged lead's) with the
+        # names a set-once of any of them names. Each fold read them all again, so a batch of n messages
+        # folding one person with k identifies (or k keys) read n × k of them (out-of-order identifies,
+        # $unset, alias chains)
+        self._log: dict[str, list[Said]] = {}
+        self._told: dict[str, list[Said]] = {}
+        self._once: dict[str, set[str]] = {}
+        self._fresh: set[str] = set()
+        self._keys: dict[int, set[str]] = {}
+        self._lead_once: dict[int, set[str]] = {}
 
     def add(self, key: str, ts: int, message_id: str, traits: Any, context: Mapping[str, Any]) -> None:
         self.by_key.setdefault(key, []).append((ts, message_id, traits, context.get("traits_once"), context))
+        self._fresh.add(key)
+
+    def merged(self, conn: Connection, keep: int, gone: int) -> None:
+        """Lead ``gone`` is about to be merged into ``keep`` (``store.lead_merge``): its keys are ``keep``'s."""
+        keys = self._keys.pop(gone, None)
+        self._lead_once.pop(gone, None)
+        if keep in self._keys:
+            if keys is None:
+                keys = set(
+                    conn.execute(select(identities.c.key).where(identities.c.lead_id == gone)).scalars()
+                )
+            self._link(conn, keep, keys)
 
     def settle(
         self,
@@ -84,15 +114,22 @@ class Identifies:
         """Fold ``names`` of lead ``lead_id`` (whose person ``keys`` the batch knows; None: every name a
         set-once of it names) again over all its identifies, and write the ones a set-once decides where
         they differ from the row."""
-        keys = set(keys) | set(
-            conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars()
-        )
+        if lead_id not in self._keys:
+            self._keys[lead_id], self._lead_once[lead_id] = set(), set()
+            linked = conn.execute(select(identities.c.key).where(identities.c.lead_id == lead_id)).scalars()
+            self._link(conn, lead_id, set(linked))
+        self._link(conn, lead_id, set(keys) - self._keys[lead_id])
+        for key in self._fresh & self._keys[lead_id]:  # the batch's identifies since the last fold
+            self._read_told(lead_id, key)
+        once_named = self._lead_once[lead_id]
+        if not once_named.intersection(once_named if names is None else names):
+            return  # no set-once of these names: the stamps decide (upsert_lead), nothing to fold
+        keys = sorted(self._keys[lead_id])
         heard: dict[str, Said] = {}
-        for row in identifies_of_keys(conn, sorted(keys)):
-            heard[row.message_id] = logged(int(row.ts), row.message_id, row.context)
         for key in keys:
-            for ts, message_id, traits, once, context in self.by_key.get(key, ()):
-                heard[message_id] = said(ts, message_id, traits, once, removed_names(context))
+            heard.update((s[1], s) for s in self._log[key])
+        for key in keys:  # the batch's own after the log's: the same message as sent
+            heard.update((s[1], s) for s in self._told.get(key, ()))
         ordered = sorted(heard.values(), key=lambda s: (s[0], s[1]))
         if names is None:
             names = list(dict.fromkeys(name for _, _, _, once, _ in ordered for name in once))
@@ -120,6 +157,29 @@ class Identifies:
             changes["attribute_ts"] = stamps
         if changes:
             people.update(lead_id, changes, now_ms)
+
+    def _link(self, conn: Connection, lead_id: int, keys: set[str]) -> None:
+        """``keys`` are lead ``lead_id``'s too: what they said is read (from the log once a batch)."""
+        unread = sorted(key for key in keys if key not in self._log)
+        for key in unread:
+            self._log[key], self._once[key] = [], set()
+        for row in identifies_of_keys(conn, unread):
+            heard = logged(int(row.ts), row.message_id, row.context)
+            self._log[row.person_key].append(heard)
+            self._once[row.person_key].update(heard[3])
+        self._keys[lead_id] |= keys
+        for key in keys:
+            self._lead_once[lead_id] |= self._once[key]
+            self._read_told(lead_id, key)
+
+    def _read_told(self, lead_id: int, key: str) -> None:
+        """The batch's identifies of ``key`` not read yet, read (its lead ``lead_id``'s)."""
+        self._fresh.discard(key)
+        sent, known = self.by_key.get(key, ()), self._told.setdefault(key, [])
+        for ts, message_id, traits, once, context in sent[len(known) :]:
+            known.append(said(ts, message_id, traits, once, removed_names(context)))
+            self._once[key].update(once_names := known[-1][3])
+            self._lead_once[lead_id].update(once_names)
 
 
 def _current(row: Mapping[str, Any], stored: Mapping[str, Any], name: str) -> Any:
