@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import Connection
 
 from case_runner import load_case, run_case
-from leadscore.compile import compile_model, read_ledger
+from leadscore.compile import Ledger, LedgerLine, compile_model, read_ledger
 from leadscore.compile.changes import compile_changes, next_change, next_changes
-from leadscore.compile.ledger import columns_of, read_ledgers
+from leadscore.compile.ledger import columns_of, line_rows, read_ledgers
 from leadscore.model import loads_model
 from leadscore.scoring.run import all_leads
 from leadscore.store import Store
+from leadscore.store.ledger_lines import pack_lines
 from leadscore.store.results import append_history, last_histories, last_history
 from leadscore.store.schema import leads
 
@@ -98,6 +99,54 @@ def test_each_row_of_a_hand_built_batch_gets_its_own_lines() -> None:
     ]
     assert (first.lead_id, first.score, first.grade, second.lead_id, second.band) == (1, 50.0, "B", 2, "cold")
     assert read_ledger(MODEL, {k: v[1] for k, v in columns.items()}) == second
+
+
+def test_a_read_ledgers_lines_are_its_rows_viewed_and_save_as_a_hand_built_ledger_does() -> None:
+    # ``read_ledgers`` reads each line as a row (its stored values, name, capped) and makes the
+    # ``LedgerLine`` views only when ``lines`` is read; the save and the decay bound read the rows. The same
+    # batch as above, row 1: VP 20 raw fit points (25 score points), 3 visits 30 raw capped at 25
+    columns = {
+        "lead_id": [1],
+        "as_of": [1000],
+        "f__vp": [20.0],
+        "n__visit": [3],
+        "raw__visit": [30.0],
+        "val__visit": [25.0],
+        "fit_floor_adj": [0.0],
+        "fit_clamp_adj": [0.0],
+        "engagement_floor_adj": [0.0],
+        "engagement_clamp_adj": [0.0],
+        "score": [50.0],
+        "fit_score": [50.0],
+        "engagement_score": [50.0],
+        "fit_points": [20.0],
+        "engagement_points": [25.0],
+        "grade": ["B"],
+        "level": [1],
+        "band": ["hot"],
+    }
+    (read,) = read_ledgers(MODEL, columns)
+    rows = [
+        ("vp", "fit", "fit", None, 1, 20.0, 20.0, None, 25.0, "", "VP", False),
+        ("visit", "engagement", "each", None, 3, 30.0, 25.0, 1.0, 25.0, "", "Visit", True),
+    ]
+    assert list(line_rows(read)) == rows
+    assert "lines" not in read.__dict__  # no view made yet
+    by_hand = Ledger(1, 1000, 50.0, 50.0, 50.0, 20.0, 25.0, "B", 1, "hot", (
+        LedgerLine("vp", "VP", "fit", "fit", 25.0, 20.0, raw=20.0, matched=1),
+        LedgerLine("visit", "Visit", "engagement", "each", 25.0, 25.0, raw=30.0, matched=3, decay=1.0, capped=True),
+    ))  # fmt: skip
+    assert list(line_rows(by_hand)) == rows
+    assert (
+        pack_lines([read])
+        == pack_lines([by_hand])
+        == [
+            '[["vp","fit","fit",null,1,20.0,20.0,null,25.0,""],'
+            '["visit","engagement","each",null,3,30.0,25.0,1.0,25.0,""]]'
+        ]
+    )
+    assert read == by_hand and read.lines == by_hand.lines and read.as_dict() == by_hand.as_dict()
+    assert read.lines is read.lines  # the views are made once
 
 
 def _history(lead_id: int, name: str, at_ms: int, score: float) -> dict[str, object]:

@@ -19,6 +19,7 @@ from leadscore.batch.parquet import export_relation
 from leadscore.batch.run import BatchJob, BatchResult, build_sources, ledgers_by_job, relation, scores_query
 from leadscore.batch.sinks import DuckDBTableSink, ParquetSink, Sink, StoreSink
 from leadscore.compile import Sources, render_sql
+from leadscore.compile.ledger import line_rows
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
 
@@ -102,7 +103,7 @@ def _score(con: Any, store: Store | None, jobs: list[BatchJob], sources: Sources
                 if ledgers:
                     sinks[i].write(ledgers)
                     leads[i] += len(ledgers)
-                    lines[i] += sum(len(lg.lines) for lg in ledgers)
+                    lines[i] += sum(len(line_rows(lg)) for lg in ledgers)
     finally:
         for sink in sinks:
             sink.close()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from leadscore.compile import Ledger
+from leadscore.compile.ledger import line_rows
 
 EVENTS = pa.schema(
     [
@@ -108,12 +109,14 @@ def scores_table(ledgers: Sequence[Ledger]) -> pa.Table:
 
 
 def ledger_table(ledgers: Sequence[Ledger]) -> pa.Table:
-    """Every ledger line of ``ledgers``, one row each (built column by column, no dict a line)."""
+    """Every ledger line of ``ledgers``, one row each (built column by column, no dict a line), from the
+    lines' rows (``line_rows``: a ledger read from a scoring statement makes no ``LedgerLine``)."""
     rows = [
-        (lg.lead_id, lg.as_of, line.rule_id, line.name, line.section, line.kind, line.group, line.matched,
-         line.raw, line.value, line.decay, line.capped, line.score_points, line.note)
+        (lg.lead_id, lg.as_of, rule_id, name, section, kind, group, matched, raw, value, decay, capped,
+         score_points, note)
         for lg in ledgers
-        for line in lg.lines
+        for rule_id, section, kind, group, matched, raw, value, decay, score_points, note, name, capped
+        in line_rows(lg)
     ]  # fmt: skip
     cells = list(zip(*rows, strict=True)) if rows else [() for _ in LEDGER.names]
     return pa.table(dict(zip(LEDGER.names, (list(c) for c in cells), strict=True)), schema=LEDGER)

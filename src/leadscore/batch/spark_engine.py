@@ -27,7 +27,7 @@ from leadscore.batch.run import BatchJob, BatchResult, build_sources, relation, 
 from leadscore.batch.sinks import LEDGER_FILE, SCORES_FILE, StoreSink
 from leadscore.compile import read_ledger, render_sql
 from leadscore.compile.composite import SCORE_INDEX
-from leadscore.compile.ledger import read_ledgers
+from leadscore.compile.ledger import line_rows, read_ledgers
 from leadscore.extras import require
 from leadscore.model import dump_model, loads_model
 from leadscore.scoring.run import now_ms
@@ -123,10 +123,10 @@ def _write(job: BatchJob, spark: Any, wide: Any, store: Store | None) -> tuple[i
             chunk.append(ledger)
             if len(chunk) >= job.chunk:
                 sink.write(chunk)
-                leads, lines, chunk = leads + len(chunk), lines + sum(len(lg.lines) for lg in chunk), []
+                leads, lines, chunk = leads + len(chunk), lines + sum(len(line_rows(lg)) for lg in chunk), []
         if chunk:
             sink.write(chunk)
-            leads, lines = leads + len(chunk), lines + sum(len(lg.lines) for lg in chunk)
+            leads, lines = leads + len(chunk), lines + sum(len(line_rows(lg)) for lg in chunk)
         return leads, lines
     scores = wide.mapInArrow(partial(to_ledgers, yaml_text, want="scores"), spark_ddl(SCORES))
     ledger = wide.mapInArrow(partial(to_ledgers, yaml_text, want="ledger"), spark_ddl(LEDGER))

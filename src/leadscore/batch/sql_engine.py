@@ -17,7 +17,7 @@ from leadscore.batch.locations import Location, ParquetLocation, StoreLocation, 
 from leadscore.batch.parquet import read_batches
 from leadscore.batch.run import BatchJob, BatchResult, build_sources, ledgers_by_job, relation, scores_query
 from leadscore.batch.sinks import ParquetSink, Sink, SqlTableSink, StoreSink
-from leadscore.compile.ledger import columns_of
+from leadscore.compile.ledger import columns_of, line_rows
 from leadscore.errors import InputError, Problem
 from leadscore.scoring.run import now_ms
 from leadscore.store import Store
@@ -107,7 +107,7 @@ def _run(jobs: list[BatchJob], store: Store) -> list[BatchResult]:
                     if ledgers:
                         sinks[i].write(ledgers)
                         leads[i] += len(ledgers)
-                        lines[i] += sum(len(lg.lines) for lg in ledgers)
+                        lines[i] += sum(len(line_rows(lg)) for lg in ledgers)
         finally:
             for sink in sinks:
                 sink.close()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, cast
 
 from leadscore.compile import layout
 from leadscore.compile.per_model import PerModel
@@ -72,47 +73,55 @@ class Ledger:
         return asdict(self)
 
 
+# A ledger line as read: its stored values in the order of ``store.ledger_lines.PACKED`` (rule id, section,
+# kind, group, matched, raw, value, decay, score points, note), then its name and whether it is capped. The
+# one form ``read_ledgers`` builds; a ``LedgerLine`` is a view of it, made only when a ledger's ``lines``
+# are read. What saves or bounds a score (the packed lines, the decay bound) reads the rows (``line_rows``):
+# a further score saved by a full rescoring builds none of its ~50,000 ``LedgerLine`` objects.
+LineRow = tuple[
+    str, str, str, str | None, int | None, float | None, float, float | None, float, str, str, bool
+]
+_ROW_FIELDS = ("rule_id", "section", "kind", "group", "matched", "raw", "value", "decay", "score_points",
+               "note", "name", "capped")  # fmt: skip
+_ROW_OF = attrgetter(*_ROW_FIELDS)
+_ROWS = "_rows"  # a ledger read by ``read_ledgers``: its lines' rows, in its ``__dict__``
+
+
+def line_of(row: LineRow) -> LedgerLine:
+    """The ``LedgerLine`` a row stands for (its view)."""
+    line = _new(LedgerLine)
+    _set(line, "__dict__", dict(zip(_ROW_FIELDS, row, strict=True)))
+    return line
+
+
+def line_rows(ledger: Ledger) -> Sequence[LineRow]:
+    """A ledger's lines as rows (``LineRow``), in its lines' order: those it was read as, or (a ledger
+    made otherwise) its lines' values."""
+    rows = ledger.__dict__.get(_ROWS)
+    if rows is None:
+        return [cast(LineRow, _ROW_OF(line)) for line in ledger.lines]
+    return cast(Sequence[LineRow], rows)
+
+
+class _Lines:
+    """``Ledger.lines`` of a ledger read as rows: its ``LedgerLine`` views, made when first read and kept
+    (a ledger made with ``lines`` holds them in its ``__dict__``, which this never overrides)."""
+
+    def __get__(self, ledger: Ledger | None, owner: type[Ledger]) -> Any:
+        if ledger is None:
+            return self
+        lines = tuple(map(line_of, ledger.__dict__.get(_ROWS, ())))
+        ledger.__dict__["lines"] = lines
+        return lines
+
+
+setattr(Ledger, "lines", _Lines())  # noqa: B010 (the dataclass field keeps no class attribute)
+
+
 # A frozen dataclass's __init__ sets each field through object.__setattr__ (about 4 µs for a ledger line,
 # the cost of reading a batch); the reader fills the same instances' attribute dict in one step.
 _new = object.__new__
 _set = object.__setattr__
-
-
-def _line(
-    rule_id: str,
-    name: str,
-    section: str,
-    kind: str,
-    score_points: float,
-    value: float,
-    raw: float | None = None,
-    matched: int | None = None,
-    decay: float | None = None,
-    capped: bool = False,
-    group: str | None = None,
-    note: str = "",
-) -> LedgerLine:
-    """``LedgerLine(...)``, the same object, built without the per-field setattr."""
-    line = _new(LedgerLine)
-    _set(
-        line,
-        "__dict__",
-        {
-            "rule_id": rule_id,
-            "name": name,
-            "section": section,
-            "kind": kind,
-            "score_points": score_points,
-            "value": value,
-            "raw": raw,
-            "matched": matched,
-            "decay": decay,
-            "capped": capped,
-            "group": group,
-            "note": note,
-        },
-    )
-    return line
 
 
 def factors(model: ScoringModel) -> tuple[float, float]:
@@ -213,31 +222,24 @@ def read_ledger(model: ScoringModel, row: Mapping[str, Any], *, include_zero: bo
 def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = False) -> list[Ledger]:
     """A batch of result rows of ``model``'s query, given column by column, as ledgers in row order:
     the rules' lines (in model order; a rule that neither matched nor scored has none unless
-    ``include_zero``), the consent line, the group caps, then each section's floor and clamp."""
+    ``include_zero``), the consent line, the group caps, then each section's floor and clamp. The lines
+    are read as rows (``LineRow``; ``line_rows``), their ``LedgerLine`` views made when ``lines`` is read."""
     plan = _plan(model)
     (fn, fd), (en, ed) = plan.fit_factor, plan.engagement_factor
-    rows: list[list[LedgerLine]] = [[] for _ in columns["lead_id"]]
+    rows: list[list[LineRow]] = [[] for _ in columns["lead_id"]]
     for column, rule_id, name in plan.fit:
-        # a fit rule gives a lead one of a few values (its points, or none): one line object per value,
-        # shared by every lead with it (lines are frozen); a zero's sign is its own value (-0.0 == 0.0)
-        made: dict[tuple[float, float], LedgerLine] = {}
+        # a fit rule gives a lead one of a few values (its points, or none): one row per value, shared by
+        # every lead with it (rows are tuples); a zero's sign is its own value (-0.0 == 0.0)
+        made: dict[tuple[float, float], LineRow] = {}
         for i, cell in enumerate(columns[column]):
             value = float(cell)
             if value or include_zero:
                 key = (value, math.copysign(1.0, value))
-                line = made.get(key)
-                if line is None:
-                    line = made[key] = _line(
-                        rule_id,
-                        name,
-                        "fit",
-                        "fit",
-                        value * fn / fd,
-                        value,
-                        raw=value,
-                        matched=int(value != 0),
-                    )
-                rows[i].append(line)
+                row = made.get(key)
+                if row is None:
+                    row = made[key] = (rule_id, "fit", "fit", None, int(value != 0), value, value, None,
+                                       value * fn / fd, "", name, False)  # fmt: skip
+                rows[i].append(row)
     for rule in plan.engagement:
         cells = zip(columns[rule.count], columns[rule.raw], columns[rule.value], strict=True)
         for i, (count, raw_cell, value_cell) in enumerate(cells):
@@ -251,54 +253,23 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
             if rule.decays and n:
                 decay = raw / (rule.per_match * (n if rule.each else 1)) if rule.half_life else 1.0
             rows[i].append(
-                _line(
-                    rule.id,
-                    rule.name,
-                    "engagement",
-                    rule.kind,
-                    value * en / ed,
-                    value,
-                    raw=raw,
-                    matched=n,
-                    decay=decay,
-                    capped=abs(raw - value) > EPS,
-                    group=rule.group,
-                    note="" if rule.note is None else rule.note(columns, i, n),
-                )
-            )
+                (rule.id, "engagement", rule.kind, rule.group, n, raw, value, decay, value * en / ed,
+                 "" if rule.note is None else rule.note(columns, i, n), rule.name, abs(raw - value) > EPS)
+            )  # fmt: skip
     consent = columns.get(layout.TRACKING)
     if model.engagement and consent is not None:
         for i, allowed in enumerate(consent):
             if not allowed:
-                rows[i].append(
-                    _line(
-                        "consent:tracking",
-                        "No tracking consent",
-                        "engagement",
-                        "consent",
-                        0.0,
-                        0.0,
-                        note="behaviour is not scored without tracking consent",
-                    )
-                )
+                rows[i].append(_NO_CONSENT)
     for value_column, sum_column, group_id, name, note in plan.groups:
         group_cells = zip(columns[value_column], columns[sum_column], strict=True)
         for i, (capped_total, total) in enumerate(group_cells):
             adj = float(capped_total) - float(total)
             if abs(adj) > EPS:
                 rows[i].append(
-                    _line(
-                        f"group:{group_id}",
-                        name,
-                        "engagement",
-                        "group_cap",
-                        adj * en / ed,
-                        adj,
-                        capped=True,
-                        group=group_id,
-                        note=note,
-                    )
-                )
+                    (f"group:{group_id}", "engagement", "group_cap", group_id, None, None, adj, None,
+                     adj * en / ed, note, name, True)
+                )  # fmt: skip
     floors = [columns[f"{section}_floor_adj"] for section, _, _ in plan.sections]
     clamps = [columns[f"{section}_clamp_adj"] for section, _, _ in plan.sections]
     for i, lines in enumerate(rows):
@@ -308,31 +279,20 @@ def read_ledgers(model: ScoringModel, columns: Columns, *, include_zero: bool = 
             floor = float(floor_cells[i])
             if abs(floor) > EPS:
                 lines.append(
-                    _line(
-                        f"floor:{section}",
-                        f"Floor at 0 ({section})",
-                        section,
-                        "floor",
-                        floor * num / den,
-                        floor,
-                        note="negative total raised to 0",
-                    )
-                )
+                    (f"floor:{section}", section, "floor", None, None, None, floor, None, floor * num / den,
+                     "negative total raised to 0", f"Floor at 0 ({section})", False)
+                )  # fmt: skip
             clamp = float(clamp_cells[i])
             if abs(clamp) > EPS:
                 lines.append(
-                    _line(
-                        f"clamp:{section}",
-                        f"Clamp at {max_:g} points ({section})",
-                        section,
-                        "clamp",
-                        clamp * num / den,
-                        clamp,
-                        capped=True,
-                        note=f"scale maximum {max_:g}",
-                    )
-                )
-    return read_totals_of(columns, [tuple(lines) for lines in rows])
+                    (f"clamp:{section}", section, "clamp", None, None, None, clamp, None, clamp * num / den,
+                     f"scale maximum {max_:g}", f"Clamp at {max_:g} points ({section})", True)
+                )  # fmt: skip
+    return read_totals_of(columns, rows=rows)
+
+
+_NO_CONSENT: LineRow = ("consent:tracking", "engagement", "consent", None, None, None, 0.0, None, 0.0,
+                        "behaviour is not scored without tracking consent", "No tracking consent", False)  # fmt: skip
 
 
 def read_totals(row: Mapping[Any, Any], lines: tuple[LedgerLine, ...] = ()) -> Ledger:
@@ -355,9 +315,15 @@ _TOTALS = (
 )
 
 
-def read_totals_of(columns: Columns, lines: Sequence[tuple[LedgerLine, ...]] | None = None) -> list[Ledger]:
-    """The score columns of a batch of result rows as Ledgers, row ``i`` with ``lines[i]`` (none: for
-    what needs only the totals, such as score history rows, at a fraction of ``read_ledgers``' cost)."""
+def read_totals_of(
+    columns: Columns,
+    lines: Sequence[tuple[LedgerLine, ...]] | None = None,
+    *,
+    rows: Sequence[Sequence[LineRow]] | None = None,
+) -> list[Ledger]:
+    """The score columns of a batch of result rows as Ledgers, row ``i`` with ``lines[i]``, or with the
+    lines whose rows are ``rows[i]`` (``read_ledgers``; neither: for what needs only the totals, such as
+    score history rows, at a fraction of ``read_ledgers``' cost)."""
     out: list[Ledger] = []
     append = out.append
     cells = zip(*(columns[name] for name in _TOTALS), strict=True)
@@ -374,23 +340,23 @@ def read_totals_of(columns: Columns, lines: Sequence[tuple[LedgerLine, ...]] | N
         band,
     ) in enumerate(cells):
         ledger = _new(Ledger)
-        _set(
-            ledger,
-            "__dict__",
-            {
-                "lead_id": int(lead_id),
-                "as_of": int(as_of),
-                "score": float(score),
-                "fit_score": float(fit_score),
-                "engagement_score": float(engagement_score),
-                "fit_points": float(fit_points),
-                "engagement_points": float(engagement_points),
-                "grade": str(grade),
-                "level": int(level),
-                "band": str(band),
-                "lines": () if lines is None else lines[i],
-            },
-        )
+        values = {
+            "lead_id": int(lead_id),
+            "as_of": int(as_of),
+            "score": float(score),
+            "fit_score": float(fit_score),
+            "engagement_score": float(engagement_score),
+            "fit_points": float(fit_points),
+            "engagement_points": float(engagement_points),
+            "grade": str(grade),
+            "level": int(level),
+            "band": str(band),
+        }
+        if rows is None:
+            values["lines"] = () if lines is None else lines[i]
+        else:
+            values[_ROWS] = rows[i]
+        _set(ledger, "__dict__", values)
         append(ledger)
     return out
 

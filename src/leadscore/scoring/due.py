@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Select
 from leadscore.compile import Ledger, Sources, half_life_ms
 from leadscore.compile.changes import compile_changes, next_changes
 from leadscore.compile.composite import compile_models_changes, namespace, namespaced
-from leadscore.compile.ledger import columns_of, factors
+from leadscore.compile.ledger import columns_of, factors, line_rows
 from leadscore.compile.per_model import PerModel
 from leadscore.errors import StoreError
 from leadscore.model import Lifecycle, ScoringModel
@@ -288,15 +288,15 @@ def _decay_due(
         return None  # no decaying rule
     terms: list[Term] = []
     held: list[float] = []  # engagement points held by the floor or the clamp at the maximum
-    for line in ledger.lines:
-        if line.section != "engagement":
+    # the lines' rows (``line_rows``: a ledger read from a scoring statement builds no ``LedgerLine``)
+    for rule_id, section, kind, _, _, line_raw, value, _, _, _, _, _ in line_rows(ledger):
+        if section != "engagement":
             continue
-        h = half_lives.get(line.rule_id)
-        value = line.value
+        h = half_lives.get(rule_id)
         if h and value:
-            raw = abs(line.raw) if line.raw is not None else abs(value)
+            raw = abs(line_raw) if line_raw is not None else abs(value)
             terms.append((h, abs(value), max(raw, abs(value))))
-        elif line.kind in ("floor", "clamp"):
+        elif kind in ("floor", "clamp"):
             held.append(abs(value))
     if not terms:
         return None

@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from itertools import chain
-from operator import attrgetter
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Text, select
 
-from leadscore.compile import Ledger, LedgerLine
+from leadscore.compile import Ledger
+from leadscore.compile.ledger import line_rows
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import ledger
 from leadscore.store.score_names import named
@@ -46,21 +46,15 @@ _RULE = PACKED.index("rule_id")
 _NONFINITE = "nonfinite"
 
 
-# a ledger line's stored values, in the order of ``PACKED`` (one C call a line: a save of three scores
-# packs ~50,000 lines on the 3,000-lead bench)
-_LINE_VALUES = attrgetter("rule_id", "section", "kind", "group", "matched", "raw", "value", "decay",
-                          "score_points", "note")  # fmt: skip
-
-
-def line_tuple(line: LedgerLine) -> tuple[Any, ...]:
-    """A ledger line's stored values, in the order of ``PACKED``."""
-    return cast(tuple[Any, ...], _LINE_VALUES(line))
+STORED = len(PACKED)  # a ``LineRow`` begins with the line's stored values, in the order of ``PACKED``
 
 
 def pack_lines(ledgers: Sequence[Ledger], *, signed_zero: bool = True) -> list[str]:
     """Each ledger's lines as its stored text (the ``lines`` column); ``signed_zero``: False on SQLite,
-    whose float columns read -0.0 back as 0.0, so the lines read back as the rows of a line each did."""
-    return pack_tuples([list(map(_LINE_VALUES, r.lines)) for r in ledgers], signed_zero=signed_zero)
+    whose float columns read -0.0 back as 0.0, so the lines read back as the rows of a line each did. The
+    lines' rows are read (``compile.line_rows``), not their ``LedgerLine`` views: a save of three scores
+    packs ~50,000 lines on the 3,000-lead bench."""
+    return pack_tuples([[row[:STORED] for row in line_rows(r)] for r in ledgers], signed_zero=signed_zero)
 
 
 def pack_tuples(per_lead: Sequence[Sequence[tuple[Any, ...]]], *, signed_zero: bool = True) -> list[str]:
