@@ -789,16 +789,10 @@ def test_an_sql_outcome_for_a_lead_already_in_sql_leaves_its_sql_assignment_open
     assert (page.stage, page.due_ms, page.touched_ms) == ("sql", accepted + 4 * HOUR, None)
 
 
-def test_after_a_merge_the_desk_the_lead_page_and_the_escalation_name_the_same_seller(
-    lc_store: Store,
-) -> None:
-    """Ann enters MQL at day 1, Amy at day 1 + 30 min (EMEA's rotation: two different sellers, due 4 h
-    later); an alias at day 1 + 1 h makes them one person, Ann's lead kept (her stage stands), Amy's
-    assignment moved to it, made later. The assignment a seller still works is Ann's own (the escalation at day 1 + 5 h
-    takes it): the desk row, the lead page and who may act name Ann's seller, not Amy's."""
-    from leadscore.lifecycle.reports import ready_for_handoff
+def _two_sellers_then_one_person(lc_store: Store) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """Ann enters MQL at day 1, Amy at day 1 + 30 min (EMEA's rotation: two sellers); an alias at day 1 +
+    1 h makes them one person, Ann's lead kept. Ann's lead, her own assignment, Amy's."""
     from leadscore.store.lifecycle_tables import current_assignment
-    from leadscore.web.data.desk import may_act_on
 
     send(lc_store, [person("ann"), person("amy"), *points("ann", 70)])
     round_(lc_store, T0 + DAY)
@@ -812,6 +806,20 @@ def test_after_a_merge_the_desk_the_lead_page_and_the_escalation_name_the_same_s
              "timestamp": T0 + DAY + HOUR}  # fmt: skip
     send(lc_store, [alias])
     assert lead(lc_store, "amy") == ann
+    return ann, own, other
+
+
+def test_after_a_merge_the_desk_the_lead_page_and_the_escalation_name_the_same_seller(
+    lc_store: Store,
+) -> None:
+    """Ann enters MQL at day 1, Amy at day 1 + 30 min (EMEA's rotation: two different sellers, due 4 h
+    later); an alias at day 1 + 1 h makes them one person, Ann's lead kept (her stage stands), Amy's
+    assignment moved to it, made later. The assignment a seller still works is Ann's own (the escalation at day 1 + 5 h
+    takes it): the desk row, the lead page and who may act name Ann's seller, not Amy's."""
+    from leadscore.lifecycle.reports import ready_for_handoff
+    from leadscore.web.data.desk import may_act_on
+
+    ann, own, other = _two_sellers_then_one_person(lc_store)
     round_(lc_store, T0 + DAY + 5 * HOUR)
     lifecycle = model().lifecycle
     assert lifecycle is not None
@@ -923,18 +931,7 @@ def test_after_a_merge_the_leads_list_names_the_owner_the_desk_names(lc_store: S
     from leadscore.store.lifecycle_tables import current_assignment
     from leadscore.web.data import leadlist
 
-    send(lc_store, [person("ann"), person("amy"), *points("ann", 70)])
-    round_(lc_store, T0 + DAY)
-    send(lc_store, points("amy", 70, at=T0 + DAY + HOUR // 2))
-    round_(lc_store, T0 + DAY + HOUR // 2)
-    ann = lead(lc_store, "ann")
-    with lc_store.connect() as conn:
-        own, other = (current_assignment(conn, lead(lc_store, u)) for u in ("ann", "amy"))
-    assert own is not None and other is not None and own["seller"] != other["seller"]
-    alias = {"type": "alias", "previousId": "ann", "userId": "amy", "messageId": "alias-amy",
-             "timestamp": T0 + DAY + HOUR}  # fmt: skip
-    send(lc_store, [alias])
-    assert lead(lc_store, "amy") == ann
+    ann, own, other = _two_sellers_then_one_person(lc_store)
     with lc_store.connect() as conn:
         assert current_assignment(conn, ann)["seller"] == own["seller"]  # type: ignore[index]
         listed = {
