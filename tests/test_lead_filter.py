@@ -335,7 +335,7 @@ def _count_text(html: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def _surfaces(client: httpx.Client, api: httpx.Client, spec: dict[str, Any]) -> None:
+def assert_surfaces_list(client: httpx.Client, api: httpx.Client, spec: dict[str, Any]) -> None:
     params = {k: v for k, v in spec.items() if v is not None}
     query = urlencode(params)
     want = expected_ids(spec)
@@ -370,7 +370,7 @@ def test_every_surface_shows_the_hand_counted_leads(population: Served) -> None:
         httpx.Client(base_url=population.url, headers=headers, timeout=30) as api,
     ):
         for spec in subset:
-            _surfaces(client, api, spec)
+            assert_surfaces_list(client, api, spec)
 
 
 @pytest.mark.parametrize(
