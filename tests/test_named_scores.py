@@ -1241,8 +1241,11 @@ def test_acceptance_counts_the_decisions_on_each_scores_hand_offs(store: Store) 
         active = active_model(conn)
         assert active is not None and active.model.lifecycle is not None
         lifecycle = active.model.lifecycle
-        by_score = {s: reports.acceptance(conn, view_of(conn, lifecycle, s)) for s in (None, "core", "analytics")}
+        by_score = {
+            s: reports.acceptance(conn, view_of(conn, lifecycle, s)) for s in (None, "core", "analytics")
+        }
         every = reports.acceptance(conn)
+    with store.begin() as conn:
         _, token = create_key(conn, "read", "reports", 0)
     assert by_score == {None: core_rate, "core": core_rate, "analytics": analytics_rate}
     assert (every["accepted"], every["rejected"]) == (2, 2)
@@ -1273,3 +1276,38 @@ def test_acceptance_counts_the_decisions_on_each_scores_hand_offs(store: Store) 
         assert out.exit_code == 0, out.output
         assert out.output.splitlines()[0] == line
         assert json.loads("\n".join(out.output.splitlines()[1:])) == [{"reason": reason, "count": 1}]
+
+
+def test_a_decision_is_the_score_whose_gate_handed_the_lead_over_then() -> None:
+    """Pure: ``ScoreView.decided`` on tests/two_teams.py's lifecycle (mql_core is core's, mql_analytics
+    analytics', ready and nurture shared). A lead that came through mql_analytics into ready, was rejected
+    into nurture, went back to lead (a made-up path: the entries alone are read) and came through mql_core
+    into ready again: core counts its entries lead, mql_core and the second ready (through its own stage
+    then), analytics every entry but mql_core (it came through mql_analytics first)."""
+    from leadscore.lifecycle.score_stages import ScoreView
+    from two_teams import CORE as TEAMS_CORE
+
+    lifecycle = loads_model(TEAMS_CORE).lifecycle
+    assert lifecycle is not None
+    core = ScoreView.of(lifecycle, "core", "core")
+    analytics = ScoreView.of(lifecycle, "analytics", "core")
+    path = [("lead", 0), ("mql_analytics", 10), ("ready", 20), ("nurture", 30), ("lead", 40), ("mql_core", 50),
+            ("ready", 60)]  # fmt: skip
+    # decided at 25 in ready: the stay entered at 20, through mql_analytics: analytics', not core's
+    assert (core.decided(path, "ready", 25), analytics.decided(path, "ready", 25)) == (False, True)
+    # decided at 20 (the entry's own time) too; at 65, the stay entered at 60: core's and analytics'
+    assert (core.decided(path, "ready", 20), analytics.decided(path, "ready", 20)) == (False, True)
+    assert (core.decided(path, "ready", 65), analytics.decided(path, "ready", 65)) == (True, True)
+    # dated before any entry into ready: the first stay's
+    assert (core.decided(path, "ready", 5), analytics.decided(path, "ready", 5)) == (False, True)
+    # a lead handed over by the core gate alone
+    straight = [("lead", 0), ("mql_core", 10), ("ready", 20)]
+    assert (core.decided(straight, "ready", 30), analytics.decided(straight, "ready", 30)) == (True, False)
+    # no entry recorded: a shared stage counts for both, another score's stage for its score only
+    assert (core.decided([], "ready", 30), analytics.decided([], "ready", 30)) == (True, True)
+    assert (core.decided([], "mql_analytics", 30), analytics.decided([], "mql_analytics", 30)) == (
+        False,
+        True,
+    )
+    # a score no gate names sees every decision
+    assert ScoreView.of(lifecycle, "partners", "core").decided(straight, "ready", 30)
