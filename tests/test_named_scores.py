@@ -1193,3 +1193,121 @@ def test_a_segments_members_stream_from_the_api_and_the_cli(
         if line.count("│") >= 4
     }
     assert (sizes["hot_analytics"], sizes["hot"], sizes["top_analytics"]) == ("2", "0", "1")
+
+
+def test_acceptance_counts_the_decisions_on_each_scores_hand_offs(store: Store) -> None:
+    """Sales acceptance by score: a decision counts for the score whose gate handed the lead to sales (the
+    entry into the stage it was decided in counts for that score, as the hand-off queue counts it).
+
+    tests/two_teams.py: eve came through mql_core into ready and was rejected (bad_timing). Here gil, a
+    marketing analyst with a demo, a webinar and a report, qualifies for both teams (core: fit 60, engagement
+    40 + 10 = 50 → 55 ≥ 55; analytics: fit 80, engagement 80 + 20 = 100 → 90 ≥ 60), and the core gate is
+    tried first: lead → mql_core → ready (grade B). Then sales rejects ann (handed off by the analytics
+    gate: mql_analytics → ready) for no_budget and accepts carl and gil (both through mql_core).
+
+    core (and no score named, the primary's): carl and gil accepted, eve rejected → 2 / 3 = 67 %, reasons
+    bad_timing 1. analytics: ann rejected → 0 / 1 = 0 %, reasons no_budget 1. Every decision: 2 accepted,
+    2 rejected."""
+    from leadscore.lifecycle import reports
+    from leadscore.lifecycle.feedback import give_feedback
+    from leadscore.lifecycle.score_stages import view_of
+    from leadscore.scoring.pipeline import active_model
+    from two_teams import CORE as TEAMS_CORE
+    from two_teams import MANAGER, build
+    from two_teams import messages as team_messages
+
+    ids = build(store)
+    settings = Settings()
+    later = T0 + 4 * HOUR
+    gil = {"gil": ("Marketing Analyst", ["Demo Requested", "Webinar Joined", "Report Built"])}
+    ingest(store, team_messages(gil), source="test", as_of=later)
+    run_round(store, settings, now_ms=later, deliver=False)
+    with store.connect() as conn:
+        found = find_lead(conn, external_id="gil")
+        assert found is not None
+        ids["gil"] = int(found)
+        assert [h["to_stage"] for h in read_stage_history(conn, ids["gil"])] == ["lead", "mql_core", "ready"]
+    core = loads_model(TEAMS_CORE)
+    decided = T0 + 5 * HOUR
+    for user, decision, reason in (("ann", "rejected", "no_budget"), ("carl", "accepted", None),
+                                   ("gil", "accepted", None)):  # fmt: skip
+        give_feedback(store, core, ids[user], decision, reason=reason, note="", by=MANAGER, at_ms=decided,
+                      settings=settings, now_ms=decided)  # fmt: skip
+    core_rate = {"accepted": 2, "rejected": 1, "acceptance_rate": pytest.approx(2 / 3),
+                 "reasons": [{"reason": "bad_timing", "count": 1}]}  # fmt: skip
+    analytics_rate = {"accepted": 0, "rejected": 1, "acceptance_rate": 0.0,
+                      "reasons": [{"reason": "no_budget", "count": 1}]}  # fmt: skip
+    with store.connect() as conn:
+        active = active_model(conn)
+        assert active is not None and active.model.lifecycle is not None
+        lifecycle = active.model.lifecycle
+        by_score = {
+            s: reports.acceptance(conn, view_of(conn, lifecycle, s)) for s in (None, "core", "analytics")
+        }
+        every = reports.acceptance(conn)
+    with store.begin() as conn:
+        _, token = create_key(conn, "read", "reports", 0)
+    assert by_score == {None: core_rate, "core": core_rate, "analytics": analytics_rate}
+    assert (every["accepted"], every["rejected"]) == (2, 2)
+    # the API, the funnel page's tile and reasons, and the CLI read the score picked the same way
+    app = create_app(Settings(database_url=str(store.url), run_processor=False), store)
+    headers = {"Authorization": f"Bearer {token}"}
+    with serving(app) as url:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            api = {s: client.get(f"/v1/reports/acceptance{q}").json()
+                   for s, q in (("", ""), ("core", "?score=core"), ("analytics", "?score=analytics"))}  # fmt: skip
+            unknown = client.get("/v1/reports/acceptance?score=partners")
+        with signed_in(url, MANAGER) as client:
+            pages = {s: client.get(f"/funnel?score={s}").text for s in ("", "analytics")}
+    assert api == {
+        "": {"ok": True, **core_rate},
+        "core": {"ok": True, **core_rate},
+        "analytics": {"ok": True, **analytics_rate},
+    }
+    assert unknown.status_code == 404 and "partners" in unknown.text
+    assert '<dd class="big" id="acceptance">67 %</dd>' in pages[""]
+    assert "bad timing: 1" in pages[""] and "no budget" not in pages[""]
+    assert '<dd class="big" id="acceptance">0 %</dd>' in pages["analytics"]
+    assert "no budget: 1" in pages["analytics"] and "bad timing" not in pages["analytics"]
+    runner, db = CliRunner(), ["--db", str(store.url)]
+    for score, line, reason in (("core", "accepted 2, rejected 1, acceptance rate 67%", "bad_timing"),
+                                ("analytics", "accepted 0, rejected 1, acceptance rate 0%", "no_budget")):  # fmt: skip
+        out = runner.invoke(cli, ["reports", "acceptance", "--score", score, "--format", "json", *db])
+        assert out.exit_code == 0, out.output
+        assert out.output.splitlines()[0] == line
+        assert json.loads("\n".join(out.output.splitlines()[1:])) == [{"reason": reason, "count": 1}]
+
+
+def test_a_decision_is_the_score_whose_gate_handed_the_lead_over_then() -> None:
+    """Pure: ``ScoreView.decided`` on tests/two_teams.py's lifecycle (mql_core is core's, mql_analytics
+    analytics', ready and nurture shared). A lead that came through mql_analytics into ready, was rejected
+    into nurture, went back to lead (a made-up path: the entries alone are read) and came through mql_core
+    into ready again: core counts its entries lead, mql_core and the second ready (through its own stage
+    then), analytics every entry but mql_core (it came through mql_analytics first)."""
+    from leadscore.lifecycle.score_stages import ScoreView
+    from two_teams import CORE as TEAMS_CORE
+
+    lifecycle = loads_model(TEAMS_CORE).lifecycle
+    assert lifecycle is not None
+    core = ScoreView.of(lifecycle, "core", "core")
+    analytics = ScoreView.of(lifecycle, "analytics", "core")
+    path = [("lead", 0), ("mql_analytics", 10), ("ready", 20), ("nurture", 30), ("lead", 40), ("mql_core", 50),
+            ("ready", 60)]  # fmt: skip
+    # decided at 25 in ready: the stay entered at 20, through mql_analytics: analytics', not core's
+    assert (core.decided(path, "ready", 25), analytics.decided(path, "ready", 25)) == (False, True)
+    # decided at 20 (the entry's own time) too; at 65, the stay entered at 60: core's and analytics'
+    assert (core.decided(path, "ready", 20), analytics.decided(path, "ready", 20)) == (False, True)
+    assert (core.decided(path, "ready", 65), analytics.decided(path, "ready", 65)) == (True, True)
+    # dated before any entry into ready: the first stay's
+    assert (core.decided(path, "ready", 5), analytics.decided(path, "ready", 5)) == (False, True)
+    # a lead handed over by the core gate alone
+    straight = [("lead", 0), ("mql_core", 10), ("ready", 20)]
+    assert (core.decided(straight, "ready", 30), analytics.decided(straight, "ready", 30)) == (True, False)
+    # no entry recorded: a shared stage counts for both, another score's stage for its score only
+    assert (core.decided([], "ready", 30), analytics.decided([], "ready", 30)) == (True, True)
+    assert (core.decided([], "mql_analytics", 30), analytics.decided([], "mql_analytics", 30)) == (
+        False,
+        True,
+    )
+    # a score no gate names sees every decision
+    assert ScoreView.of(lifecycle, "partners", "core").decided(straight, "ready", 30)

@@ -1,7 +1,7 @@
 """Report API: being nurtured, getting warmer, ready for handoff, funnel, time in stage, sales
 acceptance, accounts. Read or admin tokens. ``?score=NAME``: the stage reports of that score's team
-(``lifecycle.score_stages``) and its score, the accounts' scores on it (default: the primary; an unknown
-name is a 404 naming the scores there are)."""
+(``lifecycle.score_stages``) and its score, the sales decisions on its hand-offs, the accounts' scores on
+it (default: the primary; an unknown name is a 404 naming the scores there are)."""
 
 from __future__ import annotations
 
@@ -90,11 +90,12 @@ def time_in_stage(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
         return {"ok": True, "stages": reports.time_in_stage(conn, lifecycle, now_ms(), view)}
 
 
-@router.get("/acceptance", summary="Sales acceptance rate and rejection reasons")
-def acceptance(state: ReaderState) -> dict[str, Any]:
-    state, _ = _lifecycle(state)
+@router.get("/acceptance", summary="Sales acceptance rate and rejection reasons", responses=refusals(404))
+def acceptance(state: ReaderState, score: ScorePicked) -> dict[str, Any]:
+    """The decisions on the leads the score's gates handed to sales (``ScoreView.decided``)."""
+    state, lifecycle = _lifecycle(state)
     with state.store.connect() as conn:
-        return {"ok": True, **reports.acceptance(conn)}
+        return {"ok": True, **reports.acceptance(conn, view_of(conn, lifecycle, score))}
 
 
 @router.get("/accounts", summary="Account scores, MQA stage and target accounts", responses=refusals(404))

@@ -434,12 +434,15 @@ def report_time(fmt: Format = "table", score: ScoreName = None, db: Db = None) -
 
 
 @reports_app.command("acceptance")
-def report_acceptance(fmt: Format = "table", db: Db = None) -> None:
-    """Sales acceptance rate and rejection reasons."""
+def report_acceptance(fmt: Format = "table", score: ScoreName = None, db: Db = None) -> None:
+    """Sales acceptance rate and rejection reasons (--score: of the leads the gates of that score handed
+    to sales, docs/named-scores.md)."""
     from leadscore.lifecycle import reports
+    from leadscore.lifecycle.score_stages import view_of
 
     with open_store(db) as store, store.connect() as conn:
-        result = reports.acceptance(conn)
+        lifecycle = _lifecycle(store)
+        result = reports.acceptance(conn, view_of(conn, lifecycle, score))
     rate = result["acceptance_rate"]
     console.print(
         f"accepted {result['accepted']}, rejected {result['rejected']}, acceptance rate "

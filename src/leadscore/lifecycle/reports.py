@@ -41,11 +41,13 @@ from leadscore.store.schema import (
     accounts,
     assignments,
     events,
+    feedback,
     identities,
     lead_stages,
     leads,
     score_history,
     scores,
+    stage_history,
 )
 from leadscore.store.score_names import named, primary_score, resolve, scores_of
 
@@ -520,10 +522,15 @@ def stays_as_of(rows: list[dict[str, Any]], now_ms: int) -> list[dict[str, Any]]
     return out
 
 
-def acceptance(conn: Connection) -> dict[str, Any]:
+def acceptance(conn: Connection, view: ScoreView | None = None) -> dict[str, Any]:
     """Sales acceptance rate (accepted / decided) of the decisions on MQLs (``decisions.mql_decisions``) and
-    rejection reasons, most frequent first."""
+    rejection reasons, most frequent first. ``view``: the decisions that are that score's
+    (``ScoreView.decided``: on the leads its gates handed to sales); without one, every decision."""
     rows = mql_decisions(conn)
+    if view is not None and not view.whole and rows:
+        entries = _entries_of_decided(conn)
+        rows = [r for r in rows
+                if view.decided(entries.get(int(r["lead_id"]), []), str(r["stage_from"]), int(r["at_ms"]))]  # fmt: skip
     accepted = sum(1 for r in rows if r["decision"] == "accepted")
     rejected = sum(1 for r in rows if r["decision"] == "rejected")
     reasons = Counter(str(r["reason"]) for r in rows if r["decision"] == "rejected")
@@ -535,6 +542,20 @@ def acceptance(conn: Connection) -> dict[str, Any]:
             {"reason": k, "count": n} for k, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
     }
+
+
+def _entries_of_decided(conn: Connection) -> dict[int, list[tuple[str, int]]]:
+    """The stage entries (stage, time), oldest first, of each lead sales gave feedback on (read in one
+    statement, the leads named by a subquery rather than bound)."""
+    query = (
+        select(stage_history.c.lead_id, stage_history.c.to_stage, stage_history.c.at_ms)
+        .where(stage_history.c.lead_id.in_(select(feedback.c.lead_id)))
+        .order_by(stage_history.c.lead_id, stage_history.c.at_ms, stage_history.c.id)
+    )
+    out: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for lead_id, stage, at in conn.execute(query):
+        out[int(lead_id)].append((str(stage), int(at)))
+    return out
 
 
 def account_report(conn: Connection, score: str | None = None, now_ms: int = 0) -> list[dict[str, Any]]:

@@ -121,6 +121,21 @@ class ScoreView:
             other = other or stage in self.others
         return out
 
+    def decided(self, entries: Sequence[tuple[str, int]], stage: str, at_ms: int) -> bool:
+        """Whether a sales decision given at ``at_ms`` on a lead waiting in ``stage`` is this score's:
+        ``entries`` are the lead's stage entries (stage, time), oldest first; the entry into ``stage`` in
+        force then (the newest at or before ``at_ms``; the first one when the decision is dated before
+        any) must count for this score (``counted``). So a decision belongs to the score whose gate handed
+        the lead to sales, as the hand-off queue counts the lead: in a shared hand-off stage, the score of
+        the team's stage the lead came through (both, when it came through a stage of each)."""
+        if self.whole:
+            return True
+        into = [i for i, (s, _) in enumerate(entries) if s == stage]
+        if not into:  # no entry recorded: the stage alone says
+            return stage not in self.others
+        before = [i for i in into if entries[i][1] <= at_ms]
+        return self.counted([s for s, _ in entries])[before[-1] if before else into[0]]
+
     def current(self, lead_id: ColumnElement[int], stage: ColumnElement[str]) -> ColumnElement[bool]:
         """SQL: whether a lead in ``stage`` now counts for this score: ``counted`` of its newest entry (the
         newest is in its history, so a stage of this score alone is an entry into one). Written as the

@@ -101,7 +101,7 @@ def funnel_page(
             "warmer": reports.getting_warmer(conn, now, score_name=view.score),
             "ready": reports.count_ready(conn, lifecycle, view),
             "times": reports.stays_as_of(stays, now),
-            "acceptance": reports.acceptance(conn),
+            "acceptance": reports.acceptance(conn, view),
             "view": view,
         }
     order = view.order(lifecycle.funnel_stages())
