@@ -153,8 +153,8 @@ class World:
         self.settle()
 
     def later(self) -> None:
-        """A millisecond on: the lifecycle runner finds rescored leads by their scoring time, so two
-        writes in one millisecond would read as one (left as found: see the module's note)."""
+        """A millisecond on, as a real clock moves between writes (a write in the millisecond the lifecycle
+        runner last saw is evaluated too: tests/test_lifecycle_same_ms.py)."""
         self.clock += 1
 
     def settle(self) -> None:

@@ -1,7 +1,8 @@
 """The lifecycle runner: a worker beside the scoring processor.
 
 Each round it (1) gives newly scored leads the initial stage, (2) evaluates every lead rescored since
-it was last evaluated (the ``scores`` row's ``scored_ms`` differs from the one its stage row saw): takes
+it was last evaluated (the ``scores`` row's ``scored_ms`` differs from the one its stage row saw, or a
+save stamped no later than that one made the stage row forget it: ``lifecycle_tables.rescored``): takes
 automatic transitions, enqueues the actions of the moves and of new threshold crossings
 (``score_events``), refreshes segments and account stages, (3) on a timer, evaluates leads that
 inactivity may move, escalates assignments past their SLA and enqueues the users' daily digests

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     ScalarSelect,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -22,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from leadscore.store.id_lists import in_list
 from leadscore.store.newest import newest_rows
 from leadscore.store.schema import (
     account_owners,
@@ -134,6 +136,22 @@ def evaluate_again(conn: Connection, lead_ids: Sequence[int]) -> None:
         conn.execute(
             update(lead_stages).where(lead_stages.c.lead_id.in_(list(lead_ids))).values(seen_scored_ms=None)
         )
+
+
+def rescored(conn: Connection, lead_ids: Sequence[int], scored_ms: int) -> None:
+    """The leads' scores were just saved, stamped ``scored_ms``: a stage row that saw a scoring time not
+    before it (a save in the millisecond the runner saw, or a clock that stands still or steps back)
+    would not tell this save from the one it saw (``claim_dirty``: the lead's newest scoring time is the
+    one seen), so it forgets what it saw and is evaluated again. Only such rows are written; a save
+    stamped later than every time seen moves the newest scoring time past them by itself."""
+    conn.execute(_RESCORED, {"ids": list(lead_ids), "stamp_ms": scored_ms})
+
+
+_RESCORED = (
+    update(lead_stages)
+    .where(in_list(lead_stages.c.lead_id, "ids"), lead_stages.c.seen_scored_ms >= bindparam("stamp_ms"))
+    .values(seen_scored_ms=None)
+)
 
 
 def mark_seen(conn: Connection, lead_id: int, scored_ms: int | None, crossing_id: int, now_ms: int) -> None:

@@ -34,6 +34,7 @@ from leadscore.compile import Ledger
 from leadscore.store.bulk import insert_rows, insert_tuples, sqlite_insert
 from leadscore.store.id_lists import in_list
 from leadscore.store.ledger_lines import pack_lines, read_lines
+from leadscore.store.lifecycle_tables import rescored
 from leadscore.store.newest import newest_rows
 from leadscore.store.pipelined import Pipeline, pipelined
 from leadscore.store.schema import leads, ledger, score_events, score_history, scores
@@ -170,8 +171,10 @@ def save_current_scores(
     insert, and the scores rows: on SQLite written in place (``_write_scores``: a scores row lives in
     eight B-trees, and an update rewrites only the indexes of the columns it sets), on PostgreSQL deleted
     (returning the states before) and inserted, in one round trip (an update in place needs the states
-    first, a round trip more, and any change to an indexed column writes every index anyway). Returns
-    the replaced states by (lead, score name)."""
+    first, a round trip more, and any change to an indexed column writes every index anyway); in the
+    same round trip, a lead's stage row that saw a scoring time not before ``scored_ms`` forgets it
+    (``lifecycle_tables.rescored``: else the lifecycle runner would not tell this save from the one it
+    saw). Returns the replaced states by (lead, score name)."""
     replaced: dict[tuple[int, str], dict[str, Any]] = {}
     if not parts:
         return replaced
@@ -219,6 +222,8 @@ def save_current_scores(
                 insert_tuples(conn, scores, SCORE_COLUMNS, rows)
                 # a score without lines has no row, as it had none before
                 insert_tuples(conn, ledger, LEDGER_COLUMNS, [row for row in packed if row[2] != _NO_LINES])
+            # a stage row that saw this scoring time already is evaluated again (in the same round trip)
+            rescored(conn, ids, scored_ms)
             for state in old:
                 replaced[(state["lead_id"], state["score_name"])] = state
         for key, row in stored.items():

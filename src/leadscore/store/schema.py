@@ -343,7 +343,7 @@ lead_stages = Table(
     Column("lead_id", Integer, ForeignKey("leads.id"), primary_key=True),
     Column("stage", String(63), nullable=False, index=True),  # the funnel's counts per stage
     Column("entered_ms", BigInteger, nullable=False),
-    Column("seen_scored_ms", BigInteger),  # scores.scored_ms when last evaluated: differs → evaluate again
+    Column("seen_scored_ms", BigInteger),  # scores.scored_ms last evaluated: differs or None → evaluate again
     Column("seen_crossing_id", Integer, nullable=False, server_default="0"),
     Column("updated_ms", BigInteger, nullable=False),
 )
