@@ -1020,3 +1020,32 @@ def test_a_person_merged_with_many_is_erased_exactly_and_scanned_once_a_value(
         assert {key for key in conn.execute(select(identities.c.key)).scalars()} <= {
             f"u:o{j}" for j in range(40)
         }
+
+
+def test_the_mention_scan_runs_after_the_erasure_has_committed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan reads every text and JSON value of everyone's rows, once per identifier of hers in SQL
+    (20,000 events of others and a person merged 300 times: 33.7 of the erasure's 33.8 CPU-s). It ran in
+    the erasure's transaction, which holds SQLite's write lock and, on PostgreSQL, every inbox row: no
+    event was scored meanwhile. It only reports, so it runs once her rows are gone and the locks given
+    back: a connection of its own sees the erasure committed when the scan starts."""
+    _ingest(store, [
+        {"type": "identify", "userId": "her", "messageId": "h1", "timestamp": NOW, "traits": {"email": "her@x.test"}},
+        {"type": "track", "userId": "bob", "event": "Note", "messageId": "b1", "timestamp": NOW,
+         "properties": {"note": "call her@x.test"}},
+    ])  # fmt: skip
+    seen: list[int] = []
+    real = erase_module.mentions
+
+    def looking(conn: Any, identifiers: tuple[str, ...]) -> dict[str, int]:
+        with store.connect() as other:
+            seen.append(other.execute(select(func.count()).select_from(leads)).scalar_one())
+        return real(conn, identifiers)
+
+    monkeypatch.setattr(erase_module, "mentions", looking)
+    with store.connect() as conn:
+        person = find_person(conn, "her")
+    report = erase(store, person, PEPPER, NOW, "test")
+    assert seen == [1]  # bob's lead alone: hers is gone for everyone
+    assert report.mentions == {"events.properties": 1}

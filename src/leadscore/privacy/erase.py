@@ -3,8 +3,9 @@ transaction; then, on SQLite, the database files rewritten so no deleted copy st
 
 Nothing is deleted because it *mentions* the person: another lead's page view of ``?plan=1001`` or an
 event titled with her name are someone else's data. After the deletions the rules are run again and
-must find nothing (the verification); then every text and JSON column is scanned for her identifiers
-as whole words (``mentions``), which are reported for a person to review, never deleted. The audit log
+must find nothing (the verification); then, once the transaction has committed (the scan is long and its
+locks stop the processor), every text and JSON column is scanned for her identifiers as whole words
+(``mentions``), which are reported for a person to review, never deleted. The audit log
 keeps its entries about her with the personal parts redacted. An address that unsubscribed stays
 suppressed (as a peppered hash), and one whose consent to mail was withdrawn is suppressed the same
 way, so a later import or identify of the address is not mailed. A digest of several leads in the
@@ -58,6 +59,9 @@ class EraseReport:
     addresses_suppressed: int = 0
     rescored: int = 0  # her colleagues scored again without her events (account-scope rules)
     disk: str = ""  # what was done to the database files
+    # her identifiers as the erasure found them (``as_now``): what the mention scan looks for, once the
+    # erasure has committed (never stored or shown)
+    identifiers: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def clean(self) -> bool:
@@ -76,7 +80,10 @@ def erase_person(
     conn: Connection, person: Person, pepper: str, now_ms: int, *, suppress_ids: bool = False
 ) -> EraseReport:
     """Delete the person's rows everywhere, in the caller's transaction, and verify by the same rules;
-    with ``suppress_ids`` her identity keys are suppressed (their later messages dropped) as well."""
+    with ``suppress_ids`` her identity keys are suppressed (their later messages dropped) as well. The
+    rows of others that mention her are counted after the transaction (``mentions``, as ``erase`` does):
+    the scan reads every text value of the store, once per identifier of hers, and the transaction holds
+    SQLite's write lock and PostgreSQL's inbox rows, which the processor needs."""
     missing = unaccounted(conn)
     if missing:
         raise StoreError(f"no erasure rule for table(s) {', '.join(missing)}: add one in privacy/tables.py")
@@ -118,7 +125,7 @@ def erase_person(
         ).rowcount
         _count(report.redacted, name, done)
     report.remaining = remaining(conn, ids)
-    report.mentions = mentions(conn, person.identifiers)
+    report.identifiers = person.identifiers
     return report
 
 
@@ -260,6 +267,8 @@ def erase(
         finally:
             if sqlite:
                 _driver(conn).execute("PRAGMA secure_delete=OFF")
+    with store.connect() as conn:  # committed: its locks given back before the long read
+        report.mentions = mentions(conn, report.identifiers)
     report.disk = scrub_files(store)
     return report
 
