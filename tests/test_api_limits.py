@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import tempfile
 import time
@@ -173,3 +174,41 @@ def test_one_timer_keeps_every_body_deadline_of_a_loop() -> None:
         assert not slow._watch.waiting  # nothing left for the timer
 
     asyncio.run(main())
+
+
+def test_a_client_gone_before_its_body_ends_is_no_error() -> None:
+    """A client that sends part of a body and goes away (a closed tab, a killed job) is nothing to answer.
+    The tracking lane returned quietly; through the full application (PostHog's ``/batch/``, a browser's
+    ``/v1/batch`` with an Origin) starlette's ClientDisconnect reached uvicorn, which logged each as
+    "Exception in ASGI application" with a 60-line traceback: anyone, no key needed, could write an error
+    a connection into the server's log. Counted as ERROR records of uvicorn's logger."""
+    errors: list[logging.LogRecord] = []
+
+    class Kept(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            errors.append(record)
+
+    kept = Kept(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store.from_url(str(Path(tmp) / "gone.db"))
+            app = create_app(Settings(database_url="unused", run_processor=False), store=store)
+            with serving(app) as url:
+                logging.getLogger("uvicorn.error").addHandler(kept)  # once uvicorn has configured its logging
+                host, port = url.removeprefix("http://").split(":")
+                for path, origin in (
+                    ("/batch/", ""),
+                    ("/v1/batch", "Origin: http://x.test\r\n"),
+                    ("/v1/batch", ""),
+                ):
+                    with socket.create_connection((host, int(port)), timeout=10) as sock:
+                        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: application/json\r\n"
+                                     f"Content-Length: 1000\r\n\r\n{{\"batch\": [".encode())  # fmt: skip
+                        time.sleep(0.3)  # the server is reading the body
+                time.sleep(1.0)  # and has seen each connection close
+                assert httpx.get(f"{url}/healthz").status_code == 200
+                assert app.body_budget.held == 0  # type: ignore[attr-defined]
+            store.dispose()
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(kept)
+    assert [r.getMessage() for r in errors] == []

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from leadscore import __version__, web
@@ -66,7 +67,12 @@ class LeadscoreApp(FastAPI):
             if state is not None:
                 await tracking_lane.answer(state, scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            # gone before its body ended: nothing to answer (as the lane does), and not the server's error
+            # (uvicorn logged each with its traceback: anyone could write one a connection into the log)
+            return
 
 
 WARM_UP_JOIN_S = 30.0

@@ -20,6 +20,12 @@ GZIP_WBITS = 16 + zlib.MAX_WBITS
 CODINGS = ("gzip", "x-gzip", "deflate")
 # "gzip, gzip" is legal HTTP; more than this many layers is no client's doing
 MAX_CODINGS = 2
+# a gzip body may hold several members one after another; more than this is no client's doing (419,430
+# empty ones fit in PostHog's 8 MiB, each an inflater made on the event loop)
+MAX_MEMBERS = 1000
+# the bytes handed to the inflater at a time: at a member's end it copies back what it was handed past
+# the end (``unused_data``); handed the rest of the body, n members cost n times the body
+FEED = 4096
 
 
 def decoded(raw: bytes, encoding: str | None, limit: int) -> bytes:
@@ -46,27 +52,34 @@ def decoded(raw: bytes, encoding: str | None, limit: int) -> bytes:
 
 def _inflate(data: bytes, coding: str, limit: int) -> bytes:
     gzip = coding != "deflate"
+    view = memoryview(data)
     parts: list[bytes] = []
-    size = 0
+    size = at = members = 0
     while True:  # a gzip body may hold several members, one after another
+        members += 1
+        if members > MAX_MEMBERS:
+            raise ApiError(400, f"the {coding} body has more than {MAX_MEMBERS:,} members")
         inflater = zlib.decompressobj(GZIP_WBITS if gzip else _deflate_wbits(data))
-        try:
-            part = inflater.decompress(data, limit - size + 1)
-        except zlib.error as exc:
-            raise ApiError(400, f"the {coding} body is corrupt: {exc}") from None
-        size += len(part)
-        if size > limit:
-            raise ApiError(
-                413, f"the {coding} body inflates to more than {limit} bytes; at most {limit} are allowed"
-            )
+        while not inflater.eof and at < len(data):
+            fed = view[at : at + FEED]
+            try:
+                part = inflater.decompress(fed, limit - size + 1)
+            except zlib.error as exc:
+                raise ApiError(400, f"the {coding} body is corrupt: {exc}") from None
+            size += len(part)
+            if size > limit:
+                raise ApiError(
+                    413, f"the {coding} body inflates to more than {limit} bytes; at most {limit} are allowed"
+                )
+            parts.append(part)
+            # within the limit, the inflater took all it was handed but what lies past its member's end
+            at += len(fed) - len(inflater.unused_data)
         if not inflater.eof:
             raise ApiError(400, f"the {coding} body is truncated")
-        parts.append(part)
-        data = inflater.unused_data
-        if not data:
+        if at == len(data):
             return b"".join(parts)
         if not gzip:
-            raise ApiError(400, f"the {coding} body has {len(data)} bytes after its end")
+            raise ApiError(400, f"the {coding} body has {len(data) - at} bytes after its end")
 
 
 def _deflate_wbits(data: bytes) -> int:

@@ -3,8 +3,9 @@ transaction; then, on SQLite, the database files rewritten so no deleted copy st
 
 Nothing is deleted because it *mentions* the person: another lead's page view of ``?plan=1001`` or an
 event titled with her name are someone else's data. After the deletions the rules are run again and
-must find nothing (the verification); then every text and JSON column is scanned for her identifiers
-as whole words (``mentions``), which are reported for a person to review, never deleted. The audit log
+must find nothing (the verification); then, once the transaction has committed (the scan is long and its
+locks stop the processor), every text and JSON column is scanned for her identifiers as whole words
+(``mentions``), which are reported for a person to review, never deleted. The audit log
 keeps its entries about her with the personal parts redacted. An address that unsubscribed stays
 suppressed (as a peppered hash), and one whose consent to mail was withdrawn is suppressed the same
 way, so a later import or identify of the address is not mailed. A digest of several leads in the
@@ -21,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import JSON, Connection, String, Table, Text, case, cast, delete, func, select, update
@@ -59,6 +59,9 @@ class EraseReport:
     addresses_suppressed: int = 0
     rescored: int = 0  # her colleagues scored again without her events (account-scope rules)
     disk: str = ""  # what was done to the database files
+    # her identifiers as the erasure found them (``as_now``): what the mention scan looks for, once the
+    # erasure has committed (never stored or shown)
+    identifiers: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def clean(self) -> bool:
@@ -77,7 +80,10 @@ def erase_person(
     conn: Connection, person: Person, pepper: str, now_ms: int, *, suppress_ids: bool = False
 ) -> EraseReport:
     """Delete the person's rows everywhere, in the caller's transaction, and verify by the same rules;
-    with ``suppress_ids`` her identity keys are suppressed (their later messages dropped) as well."""
+    with ``suppress_ids`` her identity keys are suppressed (their later messages dropped) as well. The
+    rows of others that mention her are counted after the transaction (``mentions``, as ``erase`` does):
+    the scan reads every text value of the store, once per identifier of hers, and the transaction holds
+    SQLite's write lock and PostgreSQL's inbox rows, which the processor needs."""
     missing = unaccounted(conn)
     if missing:
         raise StoreError(f"no erasure rule for table(s) {', '.join(missing)}: add one in privacy/tables.py")
@@ -119,7 +125,7 @@ def erase_person(
         ).rowcount
         _count(report.redacted, name, done)
     report.remaining = remaining(conn, ids)
-    report.mentions = mentions(conn, person.identifiers)
+    report.identifiers = person.identifiers
     return report
 
 
@@ -174,11 +180,13 @@ def _count(counts: dict[str, int], table: str, n: int) -> None:
         counts[table] = counts.get(table, 0) + n
 
 
-@lru_cache(maxsize=256)
-def _word(identifier: str) -> re.Pattern[str]:
-    """``identifier`` as a whole word: not inside a longer id, address or number (1001 in 11001, ann@ in
-    joann@), though it may stand after ``=`` or ``/`` in a URL."""
-    return re.compile(rf"(?<![\w.@+-]){re.escape(identifier)}(?![\w@+-]|\.\w)", re.IGNORECASE)
+def _words(identifiers: list[str]) -> re.Pattern[str]:
+    """Any of ``identifiers`` as a whole word: not inside a longer id, address or number (1001 in 11001,
+    ann@ in joann@), though it may stand after ``=`` or ``/`` in a URL. One pattern for all of them: a
+    person merged with hundreds has hundreds of identifiers, and a pattern for each (past a cache of 256,
+    compiled again for every value) cost every value read once per identifier."""
+    alternatives = "|".join(re.escape(i) for i in identifiers)
+    return re.compile(rf"(?<![\w.@+-])(?:{alternatives})(?![\w@+-]|\.\w)", re.IGNORECASE)
 
 
 def _text_columns(table: Table) -> list[Any]:
@@ -209,6 +217,7 @@ def mentions(conn: Connection, identifiers: tuple[str, ...]) -> dict[str, int]:
     # folds ASCII only: "JÜRGEN" did not contain "jürgen")
     folded = sorted({fold_case(i) for i in identifiers})
     sqlite = conn.dialect.name == "sqlite"
+    words = _words(folded)
     for table in present_tables(conn):
         for column in _text_columns(table):
             text = _text_of(column, sqlite)
@@ -218,7 +227,7 @@ def mentions(conn: Connection, identifiers: tuple[str, ...]) -> dict[str, int]:
                 for value in conn.execute(
                     select(text).where(like).execution_options(yield_per=MENTIONS_READ)
                 ).scalars()
-                if any(_word(i).search(fold_case(value)) for i in folded)
+                if words.search(fold_case(value))
             )
             if hits:
                 found[f"{table.name}.{column.name}"] = hits
@@ -258,6 +267,8 @@ def erase(
         finally:
             if sqlite:
                 _driver(conn).execute("PRAGMA secure_delete=OFF")
+    with store.connect() as conn:  # committed: its locks given back before the long read
+        report.mentions = mentions(conn, report.identifiers)
     report.disk = scrub_files(store)
     return report
 
