@@ -17,6 +17,16 @@ from typing import Any
 
 import pytest
 import schemathesis
+
+# The modules schemathesis's checks import on first use, imported here at collection: imported inside a
+# check, deep in Hypothesis's stack, pytest's assertion rewriter compiled one there and CPython 3.11's
+# parser raised "SystemError: AST constructor recursion depth mismatch" (CI, 2026-12-07,
+# object_authorization), failing a run whose responses were all as documented.
+import schemathesis.core.error_feedback.collector
+import schemathesis.specs.openapi.adapter.parameters
+import schemathesis.specs.openapi.adapter.security
+import schemathesis.specs.openapi.object_authorization
+import schemathesis.specs.openapi.validation
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
