@@ -360,3 +360,48 @@ def test_a_lead_with_no_name_and_no_email_is_named_on_the_desk(store: Store) -> 
     }
     assert links == {f"Lead {lead_id}"}
     assert f'<a href="/leads/{lead_id}">Lead {lead_id}</a>' in listed
+
+
+def test_a_decision_whose_page_fields_are_hostile_is_refused_and_moves_nothing(store: Store) -> None:
+    """The stay a page sends (``stage``, ``since``) is anybody's text: a ``since`` past 64 bits, negative or
+    not a number, or a stage of 64 characters is refused (422) before any lead is read; a stage with a NUL
+    is no stay she is in (409); Ann stays in MQL without feedback, and the page's own fields still decide
+    (303)."""
+    from leadscore.api import create_app
+    from leadscore.auth.passwords import hash_password
+    from leadscore.settings import Settings
+    from leadscore.store.users import add_user
+    from live_server import serving
+    from web_support import PASSWORD, signed_in
+
+    publish(store, loads_model(MODEL))
+    send(store, [person("ann"), *points("ann", 70)])
+    round_(store, T0 + DAY)
+    with store.connect() as conn:
+        ann = int(find_lead(conn, external_id="ann") or 0)
+    with store.begin() as conn:
+        add_user(conn, "lena@vendor.example", "Lena", "sales", hash_password(PASSWORD), 0)
+
+    def state() -> tuple[str, int]:
+        with store.connect() as conn:
+            stage = conn.execute(text(f"SELECT stage FROM lead_stages WHERE lead_id = {ann}")).scalar_one()
+            said = conn.execute(text(f"SELECT count(*) FROM feedback WHERE lead_id = {ann}")).scalar_one()
+            return str(stage), int(said)
+
+    app = create_app(Settings(database_url="unused", run_processor=False), store=store)
+    with serving(app) as url, signed_in(url, "lena@vendor.example") as lena:
+        form = _form(lena.get(f"/leads/{ann}").text, ann, "accepted")
+        assert form["stage"] == "mql"
+        for hostile in (
+            {"since": str(2**63)}, {"since": str(2**64 + 1)}, {"since": "-1"}, {"since": "1e400"},
+            {"since": "12\x00"}, {"stage": "m" * 64},
+        ):  # fmt: skip
+            refused = lena.post(f"/leads/{ann}/feedback", data={**form, **hostile})
+            assert refused.status_code in (400, 422), (hostile, refused.status_code, refused.text[:200])
+            assert state() == ("mql", 0), hostile
+        # a stage with a NUL is a form value, but no stay she is in: the page "moved", nothing is done
+        moved = lena.post(f"/leads/{ann}/feedback", data={**form, "stage": "mql\x00"})
+        assert moved.status_code == 409 and "moved since this page was loaded" in moved.text
+        assert state() == ("mql", 0)
+        assert lena.post(f"/leads/{ann}/feedback", data=form).status_code == 303
+    assert state() == ("sql", 1)
