@@ -253,7 +253,8 @@ def test_a_quote_not_closed_within_the_field_limit_loses_only_its_own_row(
     store: Store, tmp_path: Path
 ) -> None:
     """Past 131,072 characters (the csv module's field limit) the swallowed lines ended in an unreadable
-    row, and the rows they held (about 5,300 of 25 characters) were lost; now row 5 alone is refused."""
+    row, and the rows they held (about 5,300 of 25 characters) were lost; now row 5 alone is refused. The
+    limit is now the row's (``limits.MAX_ROW_CHARS``, the same number), its lines taken together."""
     path = tmp_path / "quote.csv"
     _a_stray_quote_on_row_5(path, rows_after=9_996)
     report = import_leads(store, path)
@@ -261,6 +262,7 @@ def test_a_quote_not_closed_within_the_field_limit_loses_only_its_own_row(
     (problem,) = report.problems
     assert (problem.line, problem.field) == (5, "First Name")
     assert problem.message == (
-        "a quote opened in this cell is not closed within 131072 characters; the lines after it are read as rows"
+        "a quote opened in this cell is not closed within 131,072 characters (the most a row may hold); the "
+        "lines after it are read as rows"
     )
     assert lead_count(store) == 9_999

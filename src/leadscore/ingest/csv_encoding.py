@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 UTF8, CP1252, UTF16 = "utf-8-sig", "cp1252", "utf-16"
 NAMES = {UTF8: "UTF-8", CP1252: "Windows-1252", UTF16: "UTF-16"}
+PIECE = 1 << 16  # bytes of a line read at a time
 _ESCAPED = re.compile("[\udc80-\udcff]")
 
 
@@ -52,13 +55,10 @@ def detect(path: Path, declared: str | None = None) -> Encoding:
             return Encoding(UTF8)
         raw.seek(0)
         valid = invalid = 0
-        for line in raw:
-            if line.isascii():
-                continue
-            try:
-                line.decode("utf-8")
+        for utf8 in _lines_utf8(raw):
+            if utf8 is True:
                 valid += 1
-            except UnicodeDecodeError:
+            elif utf8 is False:
                 invalid += 1
     if invalid and not valid:
         return Encoding(
@@ -67,6 +67,31 @@ def detect(path: Path, declared: str | None = None) -> Encoding:
             "them UTF-8); save it as UTF-8 or pass --encoding if it is another encoding",
         )
     return Encoding(UTF8)
+
+
+def _lines_utf8(raw: BinaryIO) -> Iterator[bool | None]:
+    """For each physical line of ``raw``: None when it is ASCII, else whether it is valid UTF-8; read
+    ``PIECE`` bytes at a time, so that a line of any length is never held whole."""
+    decoder, ascii_, valid = codecs.getincrementaldecoder("utf-8")(), True, True
+    while piece := raw.readline(PIECE):
+        ends = piece.endswith(b"\n")
+        if ascii_ and not piece.isascii():
+            ascii_ = False
+        if not ascii_ and valid:
+            try:
+                decoder.decode(piece, final=ends)
+            except UnicodeDecodeError:
+                valid = False
+        if ends:
+            yield None if ascii_ else valid
+            decoder.reset()
+            ascii_, valid = True, True
+    if not ascii_:  # the last line, with no line break
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            valid = False
+        yield valid
 
 
 def undecodable(cell: str, encoding: Encoding) -> str | None:

@@ -17,9 +17,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from itertools import chain
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 from sqlalchemy import Column, Connection, Table, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,6 +28,7 @@ from leadscore.ingest.apply import Ids, suppressed_in
 from leadscore.ingest.attributes import CONSENT, canonical, consent_value, normalise_domain
 from leadscore.ingest.csv_encoding import Encoding, detect, undecodable
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
+from leadscore.ingest.limits import MAX_ROW_CHARS
 from leadscore.store import Store
 from leadscore.store.people import email_domain, find_lead, normalise_email, upsert_account, upsert_lead
 from leadscore.store.schema import accounts, leads
@@ -56,6 +56,7 @@ class ImportOptions:
     decimal: Mark | None = None
     max_errors: int | None = None
     chunk_size: int = CHUNK
+    max_row_chars: int = MAX_ROW_CHARS  # a longer row is refused (``csv_records``)
 
 
 @dataclass
@@ -168,6 +169,7 @@ class CsvFile:
     headers: list[str]
     columns: list[str | None]
     formats: dict[int, ColumnFormat]  # column index → its format (every profiled column)
+    limit: int = MAX_ROW_CHARS  # the most characters a row holds
 
     @property
     def notes(self) -> list[str]:
@@ -182,7 +184,7 @@ class CsvFile:
     def rows(self, progress: Progress | None = None) -> Iterator[_Row | Problem]:
         """A ``_Row`` per non-blank good row, a ``Problem`` per bad one (the row is skipped)."""
         file, size = str(self.path), self.path.stat().st_size
-        with csv_records(self.path, self.encoding, self.delimiter) as (raw, records):
+        with csv_records(self.path, self.encoding, self.delimiter, limit=self.limit) as (raw, records):
             next(records, None)  # the header
             for number, cells in records:
                 if progress is not None and number % 100 == 0:
@@ -233,70 +235,103 @@ def cell_named(problem: Problem, names: Sequence[str]) -> Problem:
     return replace(problem, column=None, field=names[problem.column - 1])
 
 
+class _TooLong(Exception):
+    """The record being read is over the row limit (``_Lines``)."""
+
+
 class _Lines:
     """The text's physical lines as the csv reader takes them, remembering the lines of the record being
     read (``taken``) and whether it reached the end of the file (``hit_end``: only a quote still open
     does), so that a record whose quote swallowed the lines after it can be read again from its second
-    line (``read_again``)."""
+    line (``read_again``).
 
-    def __init__(self, lines: Iterator[str]) -> None:
-        self._lines = lines
-        self._again: list[str] = []  # lines to read again, the next one last
+    A record may hold at most ``limit`` characters (``MAX_ROW_CHARS``): the line that would take it past
+    that raises ``_TooLong`` instead of being taken, and is read again after the record; a physical line
+    over the limit is never held (``physical``): None stands for it and refuses its row."""
+
+    def __init__(self, text: TextIO, limit: int) -> None:
+        self._text, self.limit = text, limit
+        self._again: list[str | None] = []  # lines to read again, the next one last (None: over the limit)
+        self._carry = ""  # a character read past the end of a line over the limit
         self.taken: list[str] = []
+        self._size = 0  # characters taken
         self.hit_end = False
+
+    def physical(self) -> str | None:
+        """The next physical line (empty at the end), or None when it is over ``limit`` characters: its
+        text is then read ``limit`` characters at a time and dropped, never held whole."""
+        line = self._carry + self._text.readline(self.limit + 1 - len(self._carry))
+        self._carry = ""
+        if len(line) <= self.limit:
+            return line
+        while not line.endswith(("\n", "\r")) and (line := self._text.readline(self.limit + 1)):
+            pass
+        if line.endswith("\r"):  # a CR LF cut between its two characters ends at the LF
+            after = self._text.read(1)
+            self._carry = "" if after == "\n" else after
+        return None
+
+    def peek(self) -> str | None:
+        """The next physical line (as ``physical``), left to be read."""
+        line = self.physical()
+        self._again.append(line)
+        return line
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        if self._again:
-            line = self._again.pop()
-        else:
-            try:
-                line = next(self._lines)
-            except StopIteration:
-                self.hit_end = True
-                raise
+        line = self._again.pop() if self._again else self.physical()
+        if line == "":
+            self.hit_end = True
+            raise StopIteration
+        if line is None or self._size + len(line) > self.limit:
+            if self.taken:  # read after the record it would have taken over the limit
+                self._again.append(line)
+            raise _TooLong
         self.taken.append(line)
+        self._size += len(line)
         return line
 
     def start_record(self) -> None:
-        self.taken, self.hit_end = [], False
+        self.taken, self._size, self.hit_end = [], 0, False
 
-    def read_again(self, lines: list[str]) -> None:
+    def read_again(self, lines: Sequence[str | None]) -> None:
         self._again.extend(reversed(lines))
 
 
-def _unclosed_quote(lines: _Lines, delimiter: str, error: csv.Error | None) -> str | None:
+def _unclosed_quote(lines: _Lines, over: bool) -> str | None:
     """Why the record just read is one row's quote that never closed, or None: it spans several lines and
-    ran to the end of the file, or past the csv module's field limit. A quote closed on a later line ends
-    its record there, so a real multi-line cell is neither."""
-    if len(lines.taken) < 2:
+    ran to the end of the file, or past the row limit (``over``). A quote closed on a later line ends its
+    record there, so a real multi-line cell is neither."""
+    if not lines.taken or (len(lines.taken) < 2 and not over):
         return None
-    if error is None and lines.hit_end:
+    if lines.hit_end and not over:
         return "a quote opened in this cell is never closed; the lines after it are read as rows"
-    if error is not None and "field limit" in str(error):
-        limit = csv.field_size_limit()
-        return f"a quote opened in this cell is not closed within {limit} characters; the lines after it are read as rows"
+    if over:
+        return (f"a quote opened in this cell is not closed within {lines.limit:,} characters (the most a "
+                "row may hold); the lines after it are read as rows")  # fmt: skip
     return None
 
 
 @contextmanager
-def csv_records(path: Path, encoding: Encoding, delimiter: str | None = None, blank: bool = False
+def csv_records(path: Path, encoding: Encoding, delimiter: str | None = None, blank: bool = False,
+                limit: int = MAX_ROW_CHARS,
                 ) -> Iterator[tuple[BinaryIO, Iterator[tuple[int, list[str] | Problem]]]]:  # fmt: skip
     """The file's records with their spreadsheet row numbers (header = 1; a quoted newline does not
     start a row), rows of blank cells left out unless ``blank`` (an empty line always); undecodable bytes
     stay in the cells as lone surrogates. An unreadable row is a Problem; a quote that never closes loses
     its own row only (a Problem naming its cell by number, ``column``: ``cell_named``), not the rows
-    after it. ``delimiter`` None: sniffed from the header line."""
+    after it; so does a row over ``limit`` characters, never held whole. ``delimiter`` None: sniffed
+    from the header line."""
     with (
         path.open("rb") as raw,
         io.TextIOWrapper(raw, encoding=encoding.codec, errors="surrogateescape", newline="") as text,
     ):
-        header_line = text.readline()
-        delimiter = delimiter or sniff_delimiter(header_line)
-        lines = _Lines(chain([header_line], text))
+        lines = _Lines(text, limit)
+        delimiter = delimiter or sniff_delimiter(lines.peek() or "")
         reader = csv.reader(lines, delimiter=delimiter)
+        too_long = f"the row is longer than {limit:,} characters (the most a row may hold)"
 
         def records() -> Iterator[tuple[int, list[str] | Problem]]:
             number = 0
@@ -304,18 +339,23 @@ def csv_records(path: Path, encoding: Encoding, delimiter: str | None = None, bl
                 number += 1
                 lines.start_record()
                 error: csv.Error | None = None
+                over = False
                 try:
                     cells = next(reader)
                 except StopIteration:
                     return
                 except csv.Error as exc:
                     error, cells = exc, []
-                unclosed = _unclosed_quote(lines, delimiter, error)
+                except _TooLong:
+                    over, cells = True, []
+                unclosed = _unclosed_quote(lines, over)
                 if unclosed is not None:
                     first, *after = lines.taken
                     lines.read_again(after)
                     column = len(next(csv.reader([first], delimiter=delimiter)))
                     yield number, Problem(unclosed, str(path), number, column=column)
+                elif over:
+                    yield number, Problem(too_long, str(path), number)
                 elif error is not None:
                     yield number, Problem(f"unreadable row: {error}", str(path), number)
                 elif any(c.strip() for c in cells) or number == 1 or (blank and cells):
@@ -336,9 +376,11 @@ def open_csv(path: Path, options: ImportOptions, need: tuple[str, ...] = ()) -> 
         path.open("rb") as raw,
         io.TextIOWrapper(raw, encoding=encoding.codec, errors="surrogateescape", newline="") as text,
     ):
-        delimiter = sniff_delimiter(text.readline())
-    with csv_records(path, encoding, delimiter) as (_, records):
+        delimiter = sniff_delimiter(_Lines(text, options.max_row_chars).physical() or "")
+    with csv_records(path, encoding, delimiter, limit=options.max_row_chars) as (_, records):
         first = next(records, None)
+        if first is not None and isinstance(first[1], Problem):
+            raise InputError(replace(first[1], message=f"the header row: {first[1].message}"))
         headers = first[1] if first is not None and isinstance(first[1], list) else []
         if not any(h.strip() for h in headers):
             raise InputError(Problem("the file has no header row", file, 1))
@@ -369,7 +411,7 @@ def open_csv(path: Path, options: ImportOptions, need: tuple[str, ...] = ()) -> 
                 if value:
                     profile.add(number, value)
     formats = {i: ColumnFormat.decide(p, options.decimal) for i, p in profiled.items()}
-    return CsvFile(path, encoding, delimiter, headers, columns, formats)
+    return CsvFile(path, encoding, delimiter, headers, columns, formats, options.max_row_chars)
 
 
 def read_rows(

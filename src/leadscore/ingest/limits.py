@@ -31,6 +31,12 @@ EARLIEST_MS = 0
 LATEST_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
 SHOWN_KEY = 40  # characters of an object key shown in a field path (error bodies stay small)
 SHOWN_PATH = 200  # characters of a field path shown
+# the most characters one row of a CSV file may hold (its quoted line breaks included): a longer row is
+# refused as one problem naming it, the rows around it imported, and never held whole in memory, however
+# long its line (``csv_import.csv_records``; a JSONL line is bounded by ``segment.MAX_MESSAGE_BYTES``).
+# It is the csv module's field limit (its default, 131,072): a field is never longer than its row, so this
+# is the one limit a row meets, with one message (a cell that long was refused by that limit before)
+MAX_ROW_CHARS = 131_072
 
 
 def column_length(column: Column[Any]) -> int:

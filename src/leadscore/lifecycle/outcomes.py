@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from leadscore.errors import Problem
 from leadscore.ingest.csv_encoding import detect, undecodable
 from leadscore.ingest.csv_import import cell_named, csv_records, read_as_one, read_as_one_message
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
-from leadscore.ingest.limits import EARLIEST_MS, LATEST_MS
+from leadscore.ingest.limits import EARLIEST_MS, LATEST_MS, MAX_ROW_CHARS
 from leadscore.ingest.segment import MAX_FUTURE_MS
 
 ALIASES = {
@@ -109,14 +109,18 @@ def _header(name: str) -> str:
     return ALIASES.get(re.sub(r"[\s-]+", "_", name.strip().lower()), "")
 
 
-def read_outcomes(path: Path, decimal: Mark | None = None) -> tuple[list[OutcomeRow], list[Problem]]:
+def read_outcomes(
+    path: Path, decimal: Mark | None = None, limit: int = MAX_ROW_CHARS
+) -> tuple[list[OutcomeRow], list[Problem]]:
     """The file's outcomes and its bad rows; ``decimal``: the amount column's decimal mark (None: decided
-    from the column, as lead imports decide it)."""
+    from the column, as lead imports decide it); ``limit``: the most characters a row holds."""
     rows: list[OutcomeRow] = []
     problems: list[Problem] = []
     encoding = detect(path)  # as lead imports read it; undecodable bytes stay in their cells
-    with csv_records(path, encoding, blank=True) as (_, records):
+    with csv_records(path, encoding, blank=True, limit=limit) as (_, records):
         first = next(records, None)
+        if first is not None and isinstance(first[1], Problem):
+            return [], [replace(first[1], message=f"the header row: {first[1].message}")]
         headers = first[1] if first is not None and isinstance(first[1], list) else []
         names = [_header(h) for h in headers]
         twice = _read_twice(headers)
