@@ -29,6 +29,8 @@ LONG_ROWS = {
     "quoted cell": 'big@x.example,"' + "x, " * 2_000 + '"',
     "many cells": "big@x.example," + ",".join("y" * 10 for _ in range(500)),
     "multi-byte letters": "big@x.example," + "é" * (LIMIT - 14),  # 201 characters with its line break
+    # 200 characters, then the line break: a CR LF is cut between its two characters by the bounded read
+    "the limit before its line break": "big@x.example," + "x" * (LIMIT - 14),
 }
 
 
@@ -37,7 +39,7 @@ def emails(store: Store) -> set[str]:
         return set(conn.execute(select(leads.c.email)).scalars())
 
 
-@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
 @pytest.mark.parametrize("shape", LONG_ROWS)
 def test_a_row_over_the_limit_is_refused_alone(
     store: Store, tmp_path: Path, shape: str, newline: str

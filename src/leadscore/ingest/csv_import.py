@@ -260,8 +260,10 @@ class _Lines:
     def physical(self) -> str | None:
         """The next physical line (empty at the end), or None when it is over ``limit`` characters: its
         text is then read ``limit`` characters at a time and dropped, never held whole."""
-        line = self._carry + self._text.readline(self.limit + 1 - len(self._carry))
-        self._carry = ""
+        carry, self._carry = self._carry, ""
+        if carry == "\r":  # an empty line of its own
+            return carry
+        line = carry + self._text.readline(self.limit + 1 - len(carry))
         if len(line) <= self.limit:
             return line
         while not line.endswith(("\n", "\r")) and (line := self._text.readline(self.limit + 1)):
@@ -443,6 +445,12 @@ def _lead_args(row: _Row) -> dict[str, Any]:
     email = _text(row, "email", limits["email"])
     if email is not None and not EMAIL.match(email):
         raise _Rejected(row.headers["email"], f"not an e-mail address: {email!r}")
+    if email is not None and len(stored := normalise_email(email)) > (most := limits["email"] or len(stored)):
+        # stored in lower case, which can lengthen it ("İ" is two characters in lower case)
+        raise _Rejected(
+            row.headers["email"],
+            f"longer than {most} characters in lower case ({len(stored)}); it cannot be stored",
+        )
     domain = email_domain(email)
     if domain is not None and len(domain) > (most := _limit(leads.c.email_domain) or len(domain)):
         raise _Rejected(
@@ -455,7 +463,15 @@ def _lead_args(row: _Row) -> dict[str, Any]:
     full_name = _text(row, "name")
     if full_name and not fields["first_name"] and not fields["last_name"]:
         first, _, last = full_name.partition(" ")
-        fields["first_name"], fields["last_name"] = first[: limits["first_name"]], last[: limits["last_name"]]
+        for part, text in (("first_name", first), ("last_name", last)):
+            # refused as a message's full name is (``limits.check_traits``), never cut
+            if len(text) > (most := limits[part] or len(text)):
+                raise _Rejected(
+                    row.headers["name"],
+                    f"its {part.replace('_', ' ')} is longer than {most} characters ({len(text)}); "
+                    "it cannot be stored",
+                )
+        fields["first_name"], fields["last_name"] = first, last
     return {"email": email, "external_id": external_id, "fields": fields, "attributes": row.values}
 
 
@@ -560,8 +576,10 @@ def _flush(
 
 
 def _try(conn: Connection, row: _Row, handle: Handler, now: int, scratch: ImportReport) -> str | Problem:
+    """``handle`` on a copy of ``row`` (a handler takes its values as it reads them): a chunk the database
+    refused is tried again row by row (``_flush``), each row as read from the file."""
     try:
-        return handle(conn, row, now, scratch)
+        return handle(conn, replace(row, values=dict(row.values)), now, scratch)
     except _Rejected as exc:
         return Problem(exc.reason, scratch.file, row.number, field=exc.header)
 
