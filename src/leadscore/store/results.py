@@ -223,7 +223,7 @@ def save_current_scores(
                 # a score without lines has no row, as it had none before
                 insert_tuples(conn, ledger, LEDGER_COLUMNS, [row for row in packed if row[2] != _NO_LINES])
             # a stage row that saw this scoring time already is evaluated again (in the same round trip)
-            rescored(conn, ids, scored_ms)
+            rescored(pipeline, ids, scored_ms)
             for state in old:
                 replaced[(state["lead_id"], state["score_name"])] = state
         for key, row in stored.items():
