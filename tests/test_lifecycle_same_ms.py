@@ -6,11 +6,14 @@ held there, as tests/test_truth_harness.py drives it."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection, select, text
 
+from leadscore.lifecycle import runner
 from leadscore.lifecycle.runner import run_round
 from leadscore.model import loads_model
 from leadscore.scoring import run
@@ -19,6 +22,7 @@ from leadscore.store import Store
 from leadscore.store.lifecycle_tables import read_stage_history
 from leadscore.store.people import find_lead
 from leadscore.store.results import read_current
+from leadscore.store.schema import outbox
 from lifecycle_model import DAY, MODEL, T0, model, person, points, send, settings
 
 NOW = T0 + DAY
@@ -105,3 +109,67 @@ def test_a_score_saved_alone_in_the_runners_millisecond_is_evaluated(store: Stor
     assert current is not None and current["score"] == 65
     _round(store, clock)
     assert _stages(store, "ann") == ["lead", "mql"]
+
+
+def _waiting_or_done(conn: Connection, done: threading.Event) -> None:
+    """Return once the saving thread has committed (``done``) or waits for the runner's transaction on
+    ``conn`` (PostgreSQL: one of its locks; SQLite: the runner holds the write lock from its first statement,
+    so the save can only wait for its commit, and the seam returns at once)."""
+    if conn.dialect.name != "postgresql":
+        return
+    runner = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE CAST(:pid AS INT) = ANY(pg_blocking_pids(pid))"
+    )
+    with conn.engine.connect() as watch:
+        for _ in range(6000):  # a minute at most: a hang says the seam is wrong, not the code under test
+            if done.wait(0.01):
+                return
+            blocked = watch.execute(waiting, {"pid": runner}).scalar_one()
+            watch.rollback()  # pg_stat_activity is read once a transaction
+            if blocked:
+                return
+    pytest.fail("the concurrent save neither committed nor waited for the runner")
+
+
+def test_a_save_committed_while_the_runner_evaluates_is_evaluated(
+    store: Store, clock: _Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer saves a lead's score in the millisecond the runner read, after the runner claimed and
+    read the lead and before it marks it seen (a processor beside the runner on PostgreSQL): the lead's
+    newest scoring time is then the one the runner marks seen, yet the runner evaluated the score before."""
+    send(store, [person("ann"), *points("ann", 50)])  # 50: below the MQL gate (60)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def save() -> None:
+        try:
+            send(store, points("ann", 25))  # 75: qualified, and hot (band ≥ 70), in the same millisecond
+        except BaseException as e:  # re-raised in the test's thread
+            errors.append(e)
+        finally:
+            done.set()
+
+    saver = threading.Thread(target=save)
+    real = runner.mark_seen
+
+    def seam(conn: Connection, *args: Any) -> None:
+        if not saver.is_alive() and not done.is_set():
+            saver.start()
+            _waiting_or_done(conn, done)
+        real(conn, *args)
+
+    monkeypatch.setattr(runner, "mark_seen", seam)
+    _round(store, clock)
+    saver.join()
+    assert not errors, errors
+    assert _score(store, "ann") == 75
+    assert _stages(store, "ann") == ["lead"]  # the round read 50
+    monkeypatch.setattr(runner, "mark_seen", real)
+    _round(store, clock)
+    assert _stages(store, "ann") == ["lead", "mql"]
+    with store.connect() as conn:
+        actions = sorted(r[0] for r in conn.execute(select(outbox.c.action)))
+    # the move's manager alert and the assignment's mail (lifecycle_model.MODEL), the hot crossing and the hot
+    # segment's entry once
+    assert actions == ["hot_crossing", "manager_alert", "segment_hot", "seller_mail"]

@@ -169,6 +169,14 @@ def post_feedback(state: AdminState, ref: str, body: FeedbackIn) -> dict[str, An
 class ReassignIn(BaseModel):
     seller: str = Field(min_length=1, max_length=63, description="a seller's id in the model's teams")
     by: str = Field(min_length=1, max_length=200, description="who moves it, for the audit log")
+    seen: str | None = Field(
+        default=None,
+        alias="from",
+        min_length=1,
+        max_length=63,
+        description="the seller the caller saw holding it: a 409 if another manager reassigned it "
+        "meanwhile (none: the one holding it when the request arrives)",
+    )
 
 
 @router.post(
@@ -182,7 +190,14 @@ def post_reassignment(state: AdminState, ref: str, body: ReassignIn) -> dict[str
         lead_id = lead_ref(conn, ref)
     with sales_action():
         done = reassign(
-            state.store, model, lead_id, body.seller, by=body.by, settings=state.settings, now_ms=now_ms()
+            state.store,
+            model,
+            lead_id,
+            body.seller,
+            by=body.by,
+            settings=state.settings,
+            now_ms=now_ms(),
+            seen_seller=body.seen,
         )
     due = None if done.due_ms is None else iso(done.due_ms)
     return {"ok": True, "lead_id": lead_id, "from": done.previous, "seller": done.seller, "team": done.team,

@@ -137,6 +137,14 @@ def reassign(
     lead: Annotated[str, typer.Argument(help="Lead id, e-mail or user id.")],
     seller: Annotated[str, typer.Argument(help="The seller's id in the model's teams (lena, paul, ...).")],
     by: Annotated[str, typer.Option("--by", help="Who moves it (a manager's name), for the audit log.")],
+    seen: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="The seller you saw holding it: refused if another manager reassigned it meanwhile "
+            "(default: the one holding it when the command starts).",
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Give a lead's open assignment to another seller: their SLA clock starts now and they are notified."""
@@ -149,7 +157,9 @@ def reassign(
         with store.connect() as conn:
             lead_id = resolve_lead(conn, lead)
         stamp = now_ms()
-        done = reassign_lead(store, model, lead_id, seller, by=by, settings=Settings(), now_ms=stamp)
+        done = reassign_lead(
+            store, model, lead_id, seller, by=by, settings=Settings(), now_ms=stamp, seen_seller=seen
+        )
     due = f", due {fmt_time(done.due_ms)} UTC" if done.due_ms else ""
     console.print(f"{lead}: {done.previous} → {done.seller} ({done.team}){due}", highlight=False)
 

@@ -29,6 +29,7 @@ from leadscore.store.lifecycle_tables import (
     add_feedback,
     assignment_stage,
     claim_leads,
+    current_assignment,
     hand_over,
     move_stage,
     open_assignment,
@@ -41,6 +42,11 @@ from leadscore.store.upsert import insert_ignore
 from leadscore.store.users import disabled_emails
 
 OUTCOME_KINDS = ("sql", "opportunity", "won", "lost", "disqualified")
+
+
+def _minute(at_ms: int) -> str:
+    """A stored time in milliseconds as its UTC minute, as a refusal names it."""
+    return datetime.fromtimestamp(at_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _day(at_ms: int) -> str:
@@ -57,7 +63,9 @@ class TransitionError(LeadscoreError):
 
 class MovedMeanwhile(TransitionError):
     """A decision taken on a page that showed the lead in a stay it has left since (another seller or
-    manager decided first, or the runner moved it): taking it would undo a newer action unseen."""
+    manager decided first, or the runner moved it), or a reassignment taken on a holder the lead's
+    assignment has left since (another manager reassigned it first): taking it would undo a newer action
+    unseen."""
 
 
 Stay = tuple[str, int]  # (stage, entered_ms) of a lead's stage row: one stay in a stage
@@ -103,7 +111,7 @@ def apply_trigger(
     stage = rows[0]["stage"]
     if seen is not None and seen != (stage, rows[0]["entered_ms"]):
         names = {s.id: s.name for s in lifecycle.stages}
-        since = datetime.fromtimestamp(int(rows[0]["entered_ms"]) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        since = _minute(int(rows[0]["entered_ms"]))
         raise MovedMeanwhile(
             f"lead {lead_id} moved since this page was loaded: it is in {names.get(stage, stage)} since "
             f"{since} UTC, not in {names.get(seen[0], seen[0])[:80]} as the page showed, so nothing was "
@@ -296,11 +304,18 @@ def reassign(
     by: str,
     settings: Settings,
     now_ms: int,
+    seen_seller: str | None = None,
 ) -> Reassigned:
     """Give a lead's open assignment (no feedback yet, still in the stage it was assigned in) to another
     seller of the model's teams, in one transaction: their SLA clock starts now, they are notified and the
     stage's ``assigned`` actions run as for a first assignment, the account's owner in that team follows
-    (with ``sticky_accounts``, where the previous seller owned it), and the audit log records who moved it."""
+    (with ``sticky_accounts``, where the previous seller owned it), and the audit log records who moved it.
+
+    ``seen_seller``: the seller the caller saw holding it (a page's, a request's ``from``); None: the one
+    holding it when the call begins. When another holds it by the time the lead is locked (a manager
+    reassigned it meanwhile), nothing is done (``MovedMeanwhile``): of two managers reassigning the lead at
+    once, the first one's stands and the second, decided on a holder who has it no more, is refused, as a
+    desk decision on a stay the lead has left is, and only the standing assignment's seller is notified."""
     lifecycle = _lifecycle(model)
     if "\x00" in by:
         raise InputError(Problem("has a NUL character (\\u0000)", field="by"))
@@ -310,6 +325,10 @@ def reassign(
         raise InputError(Problem(f"no seller {seller_id[:80]!r} in the model's teams (sellers: {known})",
                                  field="seller"))  # fmt: skip
     team, seller = found
+    if seen_seller is None:
+        with store.connect() as conn:
+            held = current_assignment(conn, lead_id)
+        seen_seller = None if held is None else str(held["seller"])
     with store.begin() as conn:
         if has_left(seller, disabled_emails(conn)):
             raise InputError(
@@ -323,6 +342,12 @@ def reassign(
             )
         stage = assignment_stage(conn, int(current["stage_move_id"])) or ""
         previous = str(current["seller"])
+        if seen_seller is not None and previous != seen_seller:
+            raise MovedMeanwhile(
+                f"lead {lead_id} was reassigned meanwhile: it is {previous}'s since "
+                f"{_minute(int(current['at_ms']))} UTC, not {seen_seller[:80]}'s as the caller saw, so "
+                "nothing was done; reload to see who holds it and decide again"
+            )
         if previous == seller.id:
             raise InputError(Problem(f"lead {lead_id} is already assigned to {seller.id}", field="seller"))
         rules = lifecycle.assignment

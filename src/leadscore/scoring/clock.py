@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -33,9 +31,8 @@ from leadscore.scoring import history
 from leadscore.scoring.pipeline import RescoreNow, active_models, rescore_now_read, rescore_now_write
 from leadscore.scoring.run import POINTS_CHUNK, Active, now_ms
 from leadscore.store import Store
-from leadscore.store.id_lists import in_list
 from leadscore.store.model_versions import active_versions, share_models
-from leadscore.store.results import lock_leads
+from leadscore.store.results import lock_leads, stored_versions
 from leadscore.store.schema import scores
 
 log = logging.getLogger("leadscore.clock")
@@ -82,19 +79,12 @@ def _plan(conn: Connection, sources: Sources, active: Active, ids: list[int], st
     return rescore_now_read(conn, sources, active, ids, stamp, "time", CAUSE_REF)
 
 
-def _stored(conn: Connection, lead_ids: Sequence[int], score_name: str) -> dict[int, tuple[Any, Any]]:
-    query = select(scores.c.lead_id, scores.c.scored_ms, scores.c.due_ms).where(
-        in_list(scores.c.lead_id, "ids"), scores.c.score_name == score_name
-    )
-    return {int(lead): (scored, due) for lead, scored, due in conn.execute(query, {"ids": list(lead_ids)})}
-
-
 def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats) -> None:
     """Rescore the leads whose score of ``active``'s name is due: up to ``READ`` of them computed on one
     read snapshot, outside the write turn, then saved ``chunk`` at a time, each chunk in its own short
     write transaction. A lead some other writer changed between the read and its chunk's write (a
-    processor rescored it, or made it due again for a colleague's event: its stored ``scored_ms`` or
-    ``due_ms`` differs from the snapshot's) is left to that writer or to the next read."""
+    processor rescored it, or made it due again for a colleague's event: its stored row differs from the
+    snapshot's, ``results.stored_versions``) is left to that writer or to the next read."""
     assert active.version is not None
     name = active.version.score_name
     chunk = SQLITE_CHUNK if store.dialect == "sqlite" else CHUNK
@@ -108,7 +98,7 @@ def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats)
                 stamp = now if now is not None else now_ms()
                 ids = due_leads(read, stamp, READ, name)
                 planned = _plan(read, store.sources(), active, ids, stamp) if ids else None
-                seen = _stored(read, ids, name)
+                seen = stored_versions(read, ids, name)
         if planned is None:
             return
         saved = 0
@@ -120,7 +110,7 @@ def _tick_score(store: Store, active: Active, now: int | None, stats: TickStats)
                     return
                 if conn.dialect.name == "postgresql":
                     lock_leads(conn, part)  # waits for a processor rescoring any of them (the one lead lock)
-                now_stored = _stored(conn, part, name)
+                now_stored = stored_versions(conn, part, name)
                 kept = [i for i in part if i in planned.ledgers and now_stored.get(i) == seen.get(i)]
                 if not kept:
                     continue

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from leadscore.store.id_lists import in_list
 from leadscore.store.newest import newest_rows
+from leadscore.store.pipelined import Pipeline
 from leadscore.store.schema import (
     account_owners,
     account_stage_history,
@@ -138,15 +139,31 @@ def evaluate_again(conn: Connection, lead_ids: Sequence[int]) -> None:
         )
 
 
-def rescored(conn: Connection, lead_ids: Sequence[int], scored_ms: int) -> None:
+def rescored(pipeline: Pipeline, lead_ids: Sequence[int], scored_ms: int) -> None:
     """The leads' scores were just saved, stamped ``scored_ms``: a stage row that saw a scoring time not
     before it (a save in the millisecond the runner saw, or a clock that stands still or steps back)
     would not tell this save from the one it saw (``claim_dirty``: the lead's newest scoring time is the
     one seen), so it forgets what it saw and is evaluated again. Only such rows are written; a save
-    stamped later than every time seen moves the newest scoring time past them by itself."""
-    conn.execute(_RESCORED, {"ids": list(lead_ids), "stamp_ms": scored_ms})
+    stamped later than every time seen moves the newest scoring time past them by itself.
+
+    On PostgreSQL a runner holds a stage row it claimed (``FOR UPDATE``) while it evaluates the scores it
+    read, and marks it seen at its commit: a save committed meanwhile, stamped the millisecond the runner
+    read, would find the row not yet seen and leave it, and the runner would then mark it seen unevaluated.
+    So the rows are first held (``FOR KEY SHARE``): the save waits for such a runner's commit and the
+    write behind reads the row as the runner left it; a runner claiming later skips the rows until this
+    save commits (so a crossing the save records next is never passed over for a later one). Other
+    savers' holds and writes to the row other than a claim (``evaluate_again``) do not wait for it; a desk
+    decision's lock waits for the save as for a runner. SQLite's writers are serial: the runner holds the
+    write lock from its claim to its commit."""
+    ids = list(lead_ids)
+    if pipeline.conn.dialect.name == "postgresql":
+        pipeline.returning(_HOLD_STAGES, {"ids": ids})  # its rows are not read: the wait is what it is for
+    pipeline.conn.execute(_RESCORED, {"ids": ids, "stamp_ms": scored_ms})
 
 
+_HOLD_STAGES = (
+    select(lead_stages.c.lead_id).where(in_list(lead_stages.c.lead_id, "ids")).with_for_update(key_share=True)
+)
 _RESCORED = (
     update(lead_stages)
     .where(in_list(lead_stages.c.lead_id, "ids"), lead_stages.c.seen_scored_ms >= bindparam("stamp_ms"))

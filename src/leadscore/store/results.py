@@ -223,7 +223,7 @@ def save_current_scores(
                 # a score without lines has no row, as it had none before
                 insert_tuples(conn, ledger, LEDGER_COLUMNS, [row for row in packed if row[2] != _NO_LINES])
             # a stage row that saw this scoring time already is evaluated again (in the same round trip)
-            rescored(conn, ids, scored_ms)
+            rescored(pipeline, ids, scored_ms)
             for state in old:
                 replaced[(state["lead_id"], state["score_name"])] = state
         for key, row in stored.items():
@@ -255,6 +255,20 @@ _STORED_NAMED_SCORES = select(*(scores.c[c] for c in _STATE_COLUMNS)).where(
     in_list(scores.c.lead_id, "ids"), _NAMES
 )
 _LEAD, _NAME = SCORE_COLUMNS.index("lead_id"), SCORE_COLUMNS.index("score_name")
+
+
+def stored_versions(conn: Connection, lead_ids: Sequence[int], score_name: str) -> dict[int, tuple[Any, ...]]:
+    """Each lead's stored score ``score_name`` as a writer that read it earlier compares it before saving
+    over it: every column a save writes (its time, due time, version and values). Its time and due time
+    alone are no version: a save in between stamped the millisecond of the one read (two saves in one
+    millisecond, a clock that stands still) may leave both as they were while adding an event."""
+    rows = conn.execute(_VERSIONS, {"ids": list(lead_ids), "score_name": score_name})
+    return {int(row[0]): tuple(row[1:]) for row in rows}
+
+
+_VERSIONS = select(scores.c.lead_id, scores.c.scored_ms, *(scores.c[c] for c in _COMPARED)).where(
+    in_list(scores.c.lead_id, "ids"), scores.c.score_name == _SCORE
+)
 
 
 def _write_scores(
