@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from leadscore.compile.dialects import (
 )
 from leadscore.errors import CompileError
 from leadscore.model import AllOf, AnyOf, Compare, Condition, Not, ScoringModel
-from leadscore.model.text_case import fold_case
+from leadscore.model.text_case import fold_case, text_forms
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,13 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
         values = model.lists[value].values
         if not values:
             return false()
-        return one_of(_lower_text(field, *values), [fold_case(v) for v in values])
+        return one_of(_lower_text(field, *values), _folded(values))
     if op == "contains":
-        return TextLike(field.text(), contains_like(fold_case(value)), ascii=value.isascii())
+        return _like(field, value, contains_like)
     if op == "prefix":
-        return TextLike(field.text(), f"{_like_escape(fold_case(value))}%", ascii=value.isascii())
+        return _like(field, value, lambda text: f"{_like_escape(text)}%")
     if op == "glob":
-        return TextLike(field.text(), glob_to_like(fold_case(value)), ascii=value.isascii())
+        return _like(field, value, glob_to_like)
     if op == "regex":
         return RegexI(field.text(), value)
     number = _number(field, rule_id, c)
@@ -112,6 +112,24 @@ def _compare(c: Compare, field: Field, model: ScoringModel, rule_id: str) -> Col
     if op == "between":
         return and_(number >= value[0], number <= value[1])
     raise CompileError(f"rule {rule_id}: unknown operator {op}")  # pragma: no cover
+
+
+def _folded(texts: Sequence[str]) -> list[str]:
+    """The texts a case-insensitive comparison with ``texts`` (NFC literals) looks for: each folded, in
+    each spelling a stored value may have (``text_forms``: values stored before ingest kept NFC may be NFD)."""
+    return [form for text in texts for form in text_forms(fold_case(text))]
+
+
+def _like(field: Field, value: str, pattern: Callable[[str], str]) -> ColumnElement[Any]:
+    """A case-insensitive LIKE of the field against ``pattern`` of the folded literal, in each spelling."""
+    likes = [TextLike(field.text(), pattern(form), ascii=value.isascii()) for form in _folded([value])]
+    return likes[0] if len(likes) == 1 else or_(*likes)
+
+
+def same_text(column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
+    """A case-sensitive equality (an event's name) with an NFC literal, in each spelling (``text_forms``)."""
+    forms = text_forms(value)
+    return column == value if len(forms) == 1 else column.in_(forms)
 
 
 def one_of(expr: ColumnElement[Any], texts: list[str]) -> ColumnElement[bool]:
@@ -147,7 +165,7 @@ def _in(field: Field, values: list[Any], rule_id: str, c: Compare) -> ColumnElem
     if len(texts) == 1:
         tests.insert(0, _equals(field, texts[0], rule_id, c))
     elif texts:
-        tests.insert(0, one_of(_lower_text(field, *texts), [fold_case(v) for v in texts]))
+        tests.insert(0, one_of(_lower_text(field, *texts), _folded(texts)))
     return or_(*tests)
 
 
@@ -162,4 +180,4 @@ def _equals(field: Field, value: Any, rule_id: str, c: Compare) -> ColumnElement
         if number is not None:
             return number == float(value)
         return field.text() == str(value)
-    return TextLike(field.text(), _like_escape(fold_case(value)), ascii=value.isascii())
+    return _like(field, value, _like_escape)

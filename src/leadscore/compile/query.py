@@ -32,7 +32,7 @@ from sqlalchemy import BigInteger, Select, and_, case, distinct, func, literal, 
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile import layout
-from leadscore.compile.conditions import Field, compile_condition
+from leadscore.compile.conditions import Field, compile_condition, same_text
 from leadscore.compile.dialects import (
     CAPABILITIES,
     DayNumber,
@@ -152,7 +152,7 @@ def event_resolver(ev: Any) -> Any:
 def event_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[bool]:
     parts: list[ColumnElement[bool]] = [ev.c.type == rule.event.type]
     if rule.event.name is not None:
-        parts.append(ev.c.name == rule.event.name)
+        parts.append(same_text(ev.c.name, rule.event.name))
     if rule.window is not None:
         parts.append(ev.c.ts > ev.c.as_of - _span_ms(rule.window))
     if rule.where is not None:
@@ -166,7 +166,7 @@ def kind_match(model: ScoringModel, rule: EventRule, ev: Any) -> ColumnElement[b
     """The rule's type, name and ``where``, at any time (the events a burst is counted among)."""
     parts: list[ColumnElement[bool]] = [ev.c.type == rule.event.type]
     if rule.event.name is not None:
-        parts.append(ev.c.name == rule.event.name)
+        parts.append(same_text(ev.c.name, rule.event.name))
     if rule.where is not None:
         parts.append(compile_condition(rule.where, event_resolver(ev), model, rule.id))
     return and_(*parts)

@@ -12,6 +12,7 @@ import re
 from leadscore.model.names import ALIASES as ALIASES
 from leadscore.model.names import canonical as canonical
 from leadscore.model.names import snake as snake
+from leadscore.model.text_case import normalise_text
 from leadscore.store.schema import INT64_MAX, INT64_MIN
 
 # "02134" (a zip code, an id) stays text; ASCII digits only, as in JSON: Python's \d (and int()) also read
@@ -70,7 +71,7 @@ def coerce(value: object) -> object:
 
 def normalise_domain(text: str) -> str:
     """``https://www.Acme.io/about`` → ``acme.io`` (scheme, ``www.``, port, path and query dropped)."""
-    host = text.strip().lower()
+    host = normalise_text(text.strip()).lower()
     host = host.split("://", 1)[1] if "://" in host else host.removeprefix("//")
     host = re.split(r"[/?#]", host, maxsplit=1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
     return host.removeprefix("www.").rstrip(".")

@@ -29,6 +29,7 @@ from leadscore.ingest.attributes import CONSENT, canonical, consent_value, norma
 from leadscore.ingest.csv_encoding import Encoding, detect, undecodable
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
 from leadscore.ingest.limits import MAX_ROW_CHARS
+from leadscore.model.text_case import normalise_text
 from leadscore.store import Store
 from leadscore.store.people import email_domain, find_lead, normalise_email, upsert_account, upsert_lead
 from leadscore.store.schema import accounts, leads
@@ -208,7 +209,8 @@ class CsvFile:
                 return Problem(damage, file, number, field=header)
             if "\x00" in cell:
                 return Problem("contains a NUL character", file, number, field=header)
-            text = cell.strip()
+            # in NFC as rules' literals are (model.text_case); an id is kept as given, as an API's is
+            text = cell.strip() if name == "user_id" else normalise_text(cell.strip())
             if not text:
                 continue
             value: Any = text

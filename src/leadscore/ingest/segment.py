@@ -34,6 +34,7 @@ from leadscore.ingest.limits import (
     check_values,
     cut_path,
 )
+from leadscore.model.text_case import normalise_text, normalise_values
 
 TYPES = ("track", "page", "screen", "identify", "group", "alias")
 MAX_FUTURE_MS = 24 * 3600 * 1000
@@ -278,7 +279,10 @@ def normalise(
     if path is None and url:
         path = _url_path(url)
         path_field = "properties.url" if _text(properties, "url", "properties.") else "context.page.url"
+    if name is not None:
+        name = normalise_text(name)
     if path is not None:
+        path = normalise_text(path)
         if kind == "track" and path_field.startswith("context."):
             # the page a browser SDK adds to every track message: the event is not about it, so a path
             # over the limit is cut (as a stored one is), never the reason a conversion is refused
@@ -301,6 +305,8 @@ def normalise(
         # leadscore's own key (PostHog's $unset): trait names removed from the lead
         check_unset(context["traits_unset"], "context.traits_unset")
     message_id = _text(raw, "messageId") or derived_message_id(raw)
+    if properties:
+        properties = normalise_values(properties)  # in NFC, as rules' literals are (model.text_case)
     # positionally, in the fields' order (keywords cost a tenth of normalising a message)
     return Message(
         message_id, kind, ts, received, user_id, anonymous_id, name, path, url,

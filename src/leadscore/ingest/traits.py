@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_traits, normalise_domain
+from leadscore.model.text_case import normalise_values
 from leadscore.store.people import normalise_email
 
 LEAD_FIELDS = ("first_name", "last_name", "company")
@@ -20,6 +21,7 @@ def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], di
     email: str | None = None
     fields: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
+    traits = normalise_values(traits)  # texts in NFC, as rules' literals are (model.text_case)
     attributes.update(consent_traits(traits))
     for key, value in traits.items():
         name = canonical(key)
@@ -69,7 +71,7 @@ def group_account(
     """A group message's traits → its account's (domain, name, attributes); the name None when the
     traits give none (the account keeps its own: a group call updates the traits it gives; a new account
     is named by its group id, ``store.people.upsert_account``'s ``unnamed``)."""
-    named = {canonical(k): v for k, v in traits.items()}
+    named = {canonical(k): v for k, v in normalise_values(traits).items()}
     website = named.get("domain") or named.get("website")
     named.pop("domain", None)
     domain = normalise_domain(str(website)) if website else None

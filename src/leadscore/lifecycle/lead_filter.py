@@ -34,6 +34,7 @@ from leadscore.compile.conditions import contains_like
 from leadscore.compile.dialects import JsonBool, JsonText, LowerText, TextLike
 from leadscore.compile.sources import lead_company
 from leadscore.errors import InputError
+from leadscore.model.text_case import fold_case, normalise_text
 from leadscore.scoring.shown import cut
 from leadscore.store.lifecycle_tables import current_seller
 from leadscore.store.schema import ID_MAX, accounts, lead_stages, leads, scores
@@ -100,7 +101,7 @@ class LeadFilter(BaseModel):
         if isinstance(value, str):
             if _CONTROL.intersection(value):
                 raise ValueError("control characters (such as NUL) are not allowed")
-            value = value.strip()
+            value = normalise_text(value.strip())  # in NFC, as the values it is compared with are kept
         if value is None or value == "":
             return "" if info.field_name in TEXT_FIELDS else None
         return value
@@ -171,19 +172,19 @@ class LeadFilter(BaseModel):
         if self.company or self.q:
             joined = joined.outerjoin(account, account.c.id == lead.c.account_id)
         if self.company:
-            tests.append(TextLike(company, contains_like(self.company.lower())))
+            tests.append(TextLike(company, contains_like(fold_case(self.company))))
         if self.account is not None:
             tests.append(lead.c.account_id == self.account)
         if self.source:
             unicode = not self.source.isascii()
-            tests.append(LowerText(lead_source(lead.c.attributes), unicode) == self.source.lower())
+            tests.append(LowerText(lead_source(lead.c.attributes), unicode) == fold_case(self.source))
         if self.stage:
             joined = joined.join(stage, stage.c.lead_id == lead_id)
             tests.append(stage.c.stage == self.stage)
         if self.owner:
             tests.append(current_owner(lead_id) == self.owner)
         if self.q:
-            pattern = contains_like(self.q.lower())
+            pattern = contains_like(fold_case(self.q))
             name = func.coalesce(lead.c.first_name, "") + " " + func.coalesce(lead.c.last_name, "")
             tests.append(
                 or_(

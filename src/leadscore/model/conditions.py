@@ -28,6 +28,7 @@ from pydantic import (
 
 from leadscore.model import regex_search
 from leadscore.model.names import FIELD_NAME_WORDS, is_field_name
+from leadscore.model.text_case import normalise_text
 
 SUBJECTS = ("attribute", "property")
 TEXT_OPS = ("contains", "prefix", "glob", "regex")
@@ -164,7 +165,7 @@ def _check_value(op: str, value: Any) -> Any:
             refused = regex_search.problem(value)
             if refused is not None:
                 raise ValueError(f"regex {value!r} is outside the portable subset: {refused}")
-        return _short(value)
+        return value if op == "in_list" else _short(value)
     if op in NUMERIC_OPS:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{op} takes a number, not {value!r}")
@@ -183,8 +184,13 @@ def _check_value(op: str, value: Any) -> Any:
 
 
 def _short(value: Scalar) -> Scalar:
-    if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
-        raise ValueError(f"text value is {len(value)} characters long; at most {MAX_TEXT_LENGTH} are allowed")
+    """A literal as compared: a text at most ``MAX_TEXT_LENGTH`` long, in NFC as values are kept."""
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT_LENGTH:
+            raise ValueError(
+                f"text value is {len(value)} characters long; at most {MAX_TEXT_LENGTH} are allowed"
+            )
+        return normalise_text(value)
     return value
 
 

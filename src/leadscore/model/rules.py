@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from leadscore.model.conditions import Condition, FieldName
 from leadscore.model.durations import Duration, duration_seconds
 from leadscore.model.names import FIELD_NAME_WORDS, is_field_name
+from leadscore.model.text_case import normalise_text
 
 RULE_ID = r"^[a-z][a-z0-9_]{0,62}$"
 EVENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
@@ -49,6 +50,11 @@ class EventMatch(Frozen):
 
     type: Literal["track", "page", "screen", "identify", "group", "alias"]
     name: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @field_validator("name")
+    @classmethod
+    def _normal_form(cls, v: str | None) -> str | None:
+        return None if v is None else normalise_text(v)  # as an event's name is kept (ingest.segment)
 
 
 class Machine(Frozen):

@@ -26,8 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from leadscore.errors import ModelError
 from leadscore.model.scoring_model import ScoringModel
-from leadscore.model.text_case import fold_case
-from leadscore.model.yaml_io import dump_model, loads_model, read_list_csv
+from leadscore.model.yaml_io import dump_model, list_value, loads_model, read_list_csv
 
 RULE_SECTIONS = ("fit", "engagement", "groups")
 CONDITION_KEYS = ("when", "where", "event", "exclude")  # written in flow style: one line per condition
@@ -266,7 +265,7 @@ def stored_text(text: str, base_dir: Path) -> str:
             continue
         path = base_dir / str(spec["csv"])
         column = spec.get("column")
-        values = [fold_case(str(v).strip()) for v in read_list_csv(path, column) if str(v).strip()]
+        values = [v for v in map(list_value, read_list_csv(path, column)) if v]
 
         def edit(
             entry: CommentedMap, name: str = name, source: str = path.name, values: list[str] = values

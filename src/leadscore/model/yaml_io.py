@@ -28,7 +28,7 @@ from leadscore.model.conditions import COMPARED
 from leadscore.model.names import canonical, is_field_name
 from leadscore.model.rules import RULE_ID
 from leadscore.model.scoring_model import ScoringModel
-from leadscore.model.text_case import fold_case
+from leadscore.model.text_case import fold_case, normalise_text
 
 Pos = tuple[int, int]
 Path_ = tuple[Any, ...]
@@ -314,17 +314,17 @@ def _resolve_lists(
                 ))  # fmt: skip
                 continue
         if isinstance(spec, dict) and isinstance(spec.get("values"), list):
-            spec = {**spec, "values": [v for v in map(_list_value, spec["values"]) if v != ""]}
+            spec = {**spec, "values": [v for v in map(list_value, spec["values"]) if v != ""]}
         resolved[name] = spec
     return {**raw, "lists": resolved}
 
 
-def _list_value(value: Any) -> Any:
-    """A list value as the model compares it: text trimmed and case-folded. An integer past 64 bits stays
-    a number, for the 64-bit check to report (as text it has up to thousands of digits)."""
+def list_value(value: Any) -> Any:
+    """A list value as the model compares it: text trimmed, in NFC and case-folded. An integer past 64
+    bits stays a number, for the 64-bit check to report (as text it has up to thousands of digits)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() >= 64:
         return value
-    return fold_case(str(value).strip())
+    return fold_case(normalise_text(str(value).strip()))
 
 
 def read_list_csv(path: Path, column: str | None) -> list[str]:

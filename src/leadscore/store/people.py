@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -12,6 +11,7 @@ import orjson
 from sqlalchemy import Connection, Text, bindparam, select, text, update
 
 from leadscore.errors import NotFoundError
+from leadscore.model.text_case import normalise_text
 from leadscore.store.bulk import insert_tuples
 from leadscore.store.id_lists import in_list
 from leadscore.store.schema import INT64_MAX, accounts, fits_id, identities, leads
@@ -30,7 +30,7 @@ log = logging.getLogger("leadscore.ingest")
 def normalise_email(email: str) -> str:
     """An e-mail address as stored, looked up, hashed and compared everywhere: Unicode NFC (a decomposed
     ``é`` and a composed one are one address, one person), surrounding blanks removed, lower case."""
-    return unicodedata.normalize("NFC", email.strip()).lower()
+    return normalise_text(email.strip()).lower()
 
 
 def email_domain(email: str | None) -> str | None:
