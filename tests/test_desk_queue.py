@@ -405,3 +405,21 @@ def test_a_decision_whose_page_fields_are_hostile_is_refused_and_moves_nothing(s
         assert state() == ("mql", 0)
         assert lena.post(f"/leads/{ann}/feedback", data=form).status_code == 303
     assert state() == ("sql", 1)
+
+
+def test_an_unscored_lead_comes_last_in_the_queue_on_both_stores(queue: Store) -> None:
+    """A lead in a hand-off stage without a score of the one read (a view's score it never got; here a,
+    the hottest, its score row removed) comes after every scored lead, on SQLite and PostgreSQL alike:
+    b, c, d by score, then a (PostgreSQL put a NULL first going down, SQLite last). The desk and the
+    manager's digest order by the same ``reports.hottest_first``."""
+    model = _model()
+    lifecycle = model.lifecycle
+    assert lifecycle is not None
+    ids = _ids(queue)
+    with queue.begin() as conn:
+        conn.execute(text("DELETE FROM scores WHERE lead_id = :a"), {"a": ids["a"]})
+    a, b, c, d = ("a", "mql", "lena"), ("b", "sql", "ines"), ("c", "mql", "erik"), ("d", "mql", "ines")
+    with queue.connect() as conn:
+        assert _rows(ready_for_handoff(conn, lifecycle), ids) == [b, c, d, a]
+        everyone = desk(conn, model, lifecycle, "ines@vendor.example", "marketing", False)
+        assert (_rows(everyone.mine, ids), _rows(everyone.team, ids)) == ([b, d], [c, a])

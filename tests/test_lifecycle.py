@@ -942,3 +942,78 @@ def test_after_a_merge_the_leads_list_names_the_owner_the_desk_names(lc_store: S
                  for s in (own["seller"], other["seller"])}  # fmt: skip
     assert (listed[ann], exported[ann]) == (own["seller"], own["seller"])
     assert owned == {own["seller"]: [ann], other["seller"]: []}
+
+
+def test_every_reading_of_a_leads_owner_names_the_desks_seller(lc_store: Store) -> None:
+    """Four kinds of lead, one owner each, whichever page reads it: Ann's merged lead (her own MQL
+    assignment, still open, before Amy's, made later and moved onto it: Ann's seller, not the newest
+    row's), Bob reassigned to Erik of the Nordics while open (Erik), Cid accepted (his only assignment handled, so none
+    open: its seller), Dan never assigned (no owner). The leads list's column, its owner filter for every
+    seller of the model, the CSV export, ``GET /v1/leads?owner=``, and the desk (the hand-off queue and
+    the lead's assignment) agree on these owners; the owner filter reads them as a semi-join on the
+    seller's assignments, the column and the desk as a probe per lead."""
+    import httpx
+
+    from leadscore.api import create_app
+    from leadscore.lifecycle.feedback import reassign
+    from leadscore.lifecycle.lead_filter import LeadFilter
+    from leadscore.lifecycle.reports import ready_for_handoff
+    from leadscore.settings import Settings
+    from leadscore.store.keys import create_key
+    from leadscore.store.lifecycle_tables import current_assignment
+    from leadscore.web.data import leadlist
+    from live_server import serving
+
+    ann, own, other = _two_sellers_then_one_person(lc_store)
+    send(lc_store, [person("bob"), person("cid"), person("dan"), *points("bob", 70), *points("cid", 70)])
+    round_(lc_store, T0 + DAY + 2 * HOUR)
+    bob, cid, dan = (lead(lc_store, u) for u in ("bob", "cid", "dan"))
+    reassign(lc_store, model(), bob, "erik", by="Tom", settings=settings(), now_ms=T0 + DAY + 3 * HOUR)
+    give_feedback(lc_store, model(), cid, "accepted", reason=None, note="", by="Tom", at_ms=T0 + DAY + 3 * HOUR,
+                  settings=settings(), now_ms=T0 + DAY + 3 * HOUR)  # fmt: skip
+    with lc_store.begin() as conn:
+        _, reader = create_key(conn, "read", "crm", 0)
+        made = list_assignments(conn)
+    [cids] = [a["seller"] for a in made if a["lead_id"] == cid]  # his only assignment, handled
+    assert [a["touched_ms"] for a in made if a["lead_id"] == cid] == [T0 + DAY + 3 * HOUR]
+    assert sorted(a["seller"] for a in made if a["lead_id"] == ann) == sorted(
+        [own["seller"], other["seller"]]
+    )
+    expected = {ann: own["seller"], bob: "erik", cid: cids, dan: None}
+    sellers = ("lena", "paul", "ines", "erik", "sara")
+    owned = {s: sorted(lid for lid, o in expected.items() if o == s) for s in sellers}
+
+    with lc_store.connect() as conn:
+        listed = {
+            r["lead_id"]: r["owner"] for r in leadlist.list_page(conn, LeadFilter(), "name", "asc", 1).rows
+        }
+        exported = {
+            r["lead_id"]: r["owner"] for r in leadlist.export_rows(conn, LeadFilter(), "score", "desc")
+        }
+        filtered = {
+            s: sorted(
+                r["lead_id"] for r in leadlist.list_page(conn, LeadFilter(owner=s), "score", "desc", 1).rows
+            )
+            for s in sellers
+        }
+        filtered_export = {
+            s: sorted(r["lead_id"] for r in leadlist.export_rows(conn, LeadFilter(owner=s), "name", "asc"))
+            for s in sellers
+        }
+        counted = {s: leadlist.count(conn, LeadFilter(owner=s)) for s in sellers}
+        desk = {r["lead_id"]: r["seller"] for r in ready_for_handoff(conn, model().lifecycle)}  # type: ignore[arg-type]
+        held = {lid: (current_assignment(conn, lid) or {}).get("seller") for lid in expected}
+    api = create_app(Settings(database_url="unused", run_processor=False), store=lc_store)
+    with serving(api) as url, httpx.Client(base_url=url, timeout=10) as client:
+        auth = {"Authorization": f"Bearer {reader}"}
+        replies = {s: client.get("/v1/leads", params={"owner": s}, headers=auth) for s in sellers}
+    assert all(r.status_code == 200 for r in replies.values()), [r.text for r in replies.values()]
+    by_api = {s: sorted(row["lead_id"] for row in r.json()["leads"]) for s, r in replies.items()}
+
+    assert {lid: listed[lid] for lid in expected} == expected
+    assert {lid: exported[lid] for lid in expected} == expected
+    assert held == expected
+    assert desk == {ann: own["seller"], bob: "erik"}  # in MQL; Cid went on to SQL, Dan never came
+    assert filtered == filtered_export == by_api == owned
+    assert counted == {s: len(ids) for s, ids in owned.items()}
+    assert owned["erik"] == [bob] and ann in owned[own["seller"]] and ann not in owned[other["seller"]]

@@ -36,7 +36,7 @@ from leadscore.compile.sources import lead_company
 from leadscore.errors import InputError
 from leadscore.model.text_case import fold_case, normalise_text
 from leadscore.scoring.shown import cut
-from leadscore.store.lifecycle_tables import current_seller
+from leadscore.store.lifecycle_tables import current_seller, held_by
 from leadscore.store.schema import ID_MAX, accounts, lead_stages, leads, scores
 from leadscore.store.score_names import check_name, named
 
@@ -182,7 +182,7 @@ class LeadFilter(BaseModel):
             joined = joined.join(stage, stage.c.lead_id == lead_id)
             tests.append(stage.c.stage == self.stage)
         if self.owner:
-            tests.append(current_owner(lead_id) == self.owner)
+            tests.append(held_by(lead_id, self.owner))  # current_owner, as a semi-join
         if self.q:
             pattern = contains_like(fold_case(self.q))
             name = func.coalesce(lead.c.first_name, "") + " " + func.coalesce(lead.c.last_name, "")

@@ -30,7 +30,7 @@ from leadscore.lifecycle.context import reason_names
 from leadscore.lifecycle.desk import managed_teams, seller_email, whose_rank
 from leadscore.lifecycle.mail import one_line
 from leadscore.lifecycle.reasons import rule_names, top_reasons
-from leadscore.lifecycle.reports import handoff_query
+from leadscore.lifecycle.reports import handoff_query, hottest_first
 from leadscore.lifecycle.score_stages import lead_team_score
 from leadscore.lifecycle.sla import past_due, sla_clock
 from leadscore.model import ScoringModel
@@ -281,7 +281,7 @@ def digest_notes(
         page = (
             select(queue)
             .where(section == kind)
-            .order_by(queue.c.score.desc(), queue.c.lead_id)  # ``reports.hottest_first``
+            .order_by(*hottest_first(queue.c.score, queue.c.lead_id))
             .limit(DIGEST_SHOWN)
         )
         for found in conn.execute(page).mappings():

@@ -78,9 +78,13 @@ def _people(
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def hottest_first() -> tuple[ColumnElement[Any], ...]:
-    """The order of ``people_query``'s leads: the highest score first, then by lead id."""
-    return (scores.c.score.desc(), leads.c.id)
+def hottest_first(
+    score: ColumnElement[Any] = scores.c.score, lead_id: ColumnElement[Any] = leads.c.id
+) -> tuple[ColumnElement[Any], ...]:
+    """The order of ``people_query``'s leads (of its ``score`` and ``lead_id`` columns, read from a query
+    over it): the highest score first, a lead without one (none of the view's score) after every scored
+    lead, then by lead id. NULLs last said outright: SQLite puts them last going down, PostgreSQL first."""
+    return (score.desc().nulls_last(), lead_id)
 
 
 def people_query(
