@@ -111,7 +111,11 @@ def send(settings: Settings, payload: dict[str, Any], key: str) -> Outcome:
         with attempt_deadline(deadline):
             _deliver(settings.smtp, msg)
     except smtplib.SMTPRecipientsRefused as exc:
-        return Outcome("fail", f"recipient refused: {exc.recipients}")
+        # refused for now (4xx: greylisting, a full mailbox, a rate limit) is worth asking again, as a 4xx
+        # reply to any other command is; refused for good (5xx) is not
+        codes = [code for code, _ in exc.recipients.values()]
+        kind = "retry" if codes and all(400 <= code < 500 for code in codes) else "fail"
+        return Outcome(kind, f"recipient refused: {exc.recipients}")
     except smtplib.SMTPResponseException as exc:
         kind = "fail" if 500 <= exc.smtp_code < 600 else "retry"
         return Outcome(kind, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")

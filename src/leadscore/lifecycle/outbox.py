@@ -137,6 +137,7 @@ class Deliverer:
         self._by_host: Counter[str] = Counter()
         self._in_flight: Counter[tuple[str, str, str]] = Counter()
         self._by_channel: Counter[str] = Counter()
+        self._ended = 0  # attempts ended so far (held under ``_lock``): ``wait_for_an_end``
         self._client: httpx.Client | None = None
         self._cancels: set[Cancel] = set()  # the attempts in flight (held under ``_lock``)
         self._wake = threading.Event()
@@ -255,6 +256,16 @@ class Deliverer:
         with self._idle:
             self._idle.wait_for(lambda: not any(self._by_channel.values()))
 
+    def ended(self) -> tuple[int, bool]:
+        """(attempts ended so far, whether any is in flight now)."""
+        with self._lock:
+            return self._ended, any(self._by_channel.values())
+
+    def wait_for_an_end(self, seen: int) -> None:
+        """Wait until an attempt has ended since ``ended()`` said ``seen`` (at once if one has)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._ended != seen)
+
     def _attempt(self, row: dict[str, Any], where: tuple[str, str, str], lifecycle: Lifecycle | None) -> None:
         channel, (host, endpoint, _) = str(row["channel"]), where
         cancel = Cancel()
@@ -281,6 +292,7 @@ class Deliverer:
             self.breakers.record(endpoint, False)
         finally:
             with self._idle:
+                self._ended += 1
                 self._cancels.discard(cancel)
                 self._by_channel[channel] -= 1
                 self._by_host[host] -= 1
@@ -355,16 +367,24 @@ class Deliverer:
 def deliver_due(
     store: Store, settings: Settings, lifecycle: Lifecycle | None, now_ms: int | None = None
 ) -> DeliveryStats:
-    """Deliver every row due now (``leadscore lifecycle run --once``); returns what happened. Rows that
-    fail come due again after their backoff, which is after this call's ``now``."""
+    """Deliver every row due now (``leadscore lifecycle run --once``, ``leadscore notify``); returns what
+    happened. Rows that fail come due again after their backoff, which is after this call's ``now``.
+
+    More rows are claimed as soon as any attempt ends, not once all have: an endpoint whose attempts hang
+    until their total timeout holds its own workers only, while the rest go out through the others."""
     now = now_ms if now_ms is not None else _wall_ms()
     deliverer = Deliverer(
         store, settings, lambda: lifecycle, (lambda: now) if now_ms is not None else _wall_ms
     )
     try:
-        while deliverer.dispatch(now):
-            deliverer.wait_idle()
-        deliverer.wait_idle()
+        while True:
+            seen, _ = deliverer.ended()
+            if deliverer.dispatch(now):
+                continue  # room may be left: claim again
+            _, busy = deliverer.ended()
+            if not busy:
+                break  # nothing due that may start, nothing in flight
+            deliverer.wait_for_an_end(seen)  # room for a row, or the row of an endpoint no longer busy
     finally:
         deliverer.stop()
     return deliverer.stats
