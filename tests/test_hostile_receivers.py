@@ -1,7 +1,7 @@
 """Hostile and slow receivers, real ones on 127.0.0.1: each webhook attempt ends by its total timeout with
 its memory bounded however the receiver answers (or does not); a receiver that hangs holds up no other
 receiver's delivery nor the writes to the store; one that keeps failing is tried again after a growing
-backoff that its own Retry-After cannot stretch, shrink or break, and its row ends failed, counted by
+backoff that its own Retry-After can stretch up to the sender's cap but not shrink or break, and its row ends failed, counted by
 endpoint for the dashboard, while the healthy receiver got its one delivery once. SMTP likewise: a server
 that refuses for now (4xx, at RCPT as greylisting does, or at DATA), drops the connection or stalls in DATA
 is tried again and given up only after ``max_attempts``.
@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 
 from leadscore.lifecycle import mail, webhook
 from leadscore.lifecycle.outbox import Deliverer, deliver_due
+from leadscore.lifecycle.webhook import retry_after_s
 from leadscore.settings import LifecycleSettings, Settings, SmtpSettings, WebhookSettings
 from leadscore.store import Store
 from leadscore.store.outbox import delivery_failures, enqueue, read_outbox
@@ -99,6 +100,8 @@ RETRY_AFTER = {
     "negative": b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: -30\r\n",
     "a century": b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3155760000\r\n",
     "a date long past": b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+    "a word": b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: soon\r\n",
+    "two minutes": b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\n",
 }
 
 
@@ -275,8 +278,8 @@ FAILING: dict[str, Serve] = {
 
 @pytest.mark.parametrize("receiver", list(FAILING))
 def test_a_failing_receiver_backs_off_and_ends_failed(store: Store, receiver: str) -> None:
-    """Retries after 5 s then 10 s (less up to half of each: the jitter), whatever Retry-After said; the
-    third failure gives the row up. Each round runs at the time the row is next due."""
+    """Retries after 5 s then 10 s (less up to half of each: the jitter), or after what Retry-After asked
+    where that is longer (at most retry_max_s); the third failure gives the row up. Each round runs at the time the row is next due."""
     settings = Settings(
         database_url="unused",
         webhook=_hooks(),
@@ -298,7 +301,17 @@ def test_a_failing_receiver_backs_off_and_ends_failed(store: Store, receiver: st
         with store.connect() as conn:
             rows = {r["key"]: r for r in read_outbox(conn)}
             failures = delivery_failures(conn)
-    assert len(waits) == 2 and 2_500 <= waits[0] <= 5_000 and 5_000 <= waits[1] <= 10_000, waits
+    # a Retry-After lengthens the wait up to retry_max_s (900 s), never shortens it; one that says no
+    # readable wait (negative, a word, a date past) leaves the backoff
+    asked = {
+        "Retry-After past 64 bits": 900_000,
+        "Retry-After a century": 900_000,
+        "Retry-After two minutes": 120_000,
+    }
+    if receiver in asked:
+        assert waits == [asked[receiver]] * 2, waits
+    else:
+        assert len(waits) == 2 and 2_500 <= waits[0] <= 5_000 and 5_000 <= waits[1] <= 10_000, waits
     assert (rows["bad"]["status"], rows["bad"]["failures"], rows["bad"]["attempts"]) == ("failed", 3, 3)
     assert rows["bad"]["last_error"]
     assert failures == {url: {"failures": 3, "failed": 1, "retrying": 0}}
@@ -483,3 +496,28 @@ def test_a_hanging_receiver_holds_up_no_other_delivery_of_a_once_round(store: St
     statuses = _statuses(store)
     assert {statuses[k] for k in healthy_keys} == {"sent"}
     assert sorted(a["key"] for a in healthy.hooks.attempts) == sorted(healthy_keys)  # each once
+
+
+# a Retry-After as the receiver wrote it → the wait it asks for, seconds after "now" (RFC 9110 §10.2.3)
+NOW_S = 784_111_777.0  # Sun, 06 Nov 1994 08:49:37 GMT
+RETRY_AFTER_VALUES = [
+    ("120", 120.0),
+    (" 7 ", 7.0),
+    ("0", 0.0),
+    ("-30", None),  # not delay-seconds
+    ("1.5", None),
+    ("soon", None),
+    ("", None),
+    ("36893488147419103232", float("inf")),  # past 64 bits: "a very long time", capped by the sender
+    ("Sun, 06 Nov 1994 08:51:37 GMT", 120.0),
+    ("Sun, 06 Nov 1994 08:40:00 GMT", 0.0),  # already past
+    ("Sun, 06 Nov 1994 08:49:37", None),  # an HTTP date is GMT
+    ("Sun, 06 Nov 99999 08:51:37 GMT", None),
+    ("Sün, 06 Nov 1994 08:51:37 GMT", None),
+    ("x" * 100, None),
+]
+
+
+@pytest.mark.parametrize(("value", "wait"), RETRY_AFTER_VALUES)
+def test_a_retry_after_reads_as_the_wait_it_asks_for(value: str, wait: float | None) -> None:
+    assert retry_after_s(value, NOW_S) == wait

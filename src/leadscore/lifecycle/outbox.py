@@ -67,6 +67,17 @@ def backoff_ms(settings: Settings, attempts: int, draw: Callable[[], float] = ra
     return int(full * (1.0 - lc.retry_jitter * draw()) * 1000)
 
 
+def retry_wait_ms(settings: Settings, attempts: int, outcome: Outcome) -> int:
+    """Wait after a failed attempt: the backoff, or longer where the receiver asked for longer
+    (``Outcome.wait_s``, its ``Retry-After``), never past ``retry_max_s``: a receiver can slow its own
+    retries within the sender's bounds, never speed them up or stop them."""
+    wait = backoff_ms(settings, attempts)
+    if outcome.wait_s is None:
+        return wait
+    asked = min(outcome.wait_s, settings.lifecycle.retry_max_s) * 1000
+    return max(wait, int(asked))
+
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -354,7 +365,12 @@ class Deliverer:
                 finish(conn, int(row["id"]), "sent", now)
                 field = "sent"
             elif outcome.status == "retry" and attempts < self.settings.lifecycle.max_attempts:
-                retry_at(conn, int(row["id"]), now + backoff_ms(self.settings, attempts), outcome.detail)
+                retry_at(
+                    conn,
+                    int(row["id"]),
+                    now + retry_wait_ms(self.settings, attempts, outcome),
+                    outcome.detail,
+                )
                 field = "retried"
             else:
                 finish(conn, int(row["id"]), "failed", now, outcome.detail)

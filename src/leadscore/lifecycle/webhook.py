@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 import orjson
@@ -37,6 +38,32 @@ class Outcome:
 
     status: str
     detail: str = ""
+    # what the receiver asked to wait before the next attempt (a 429's or 503's ``Retry-After``), seconds
+    wait_s: float | None = None
+
+
+RETRY_AFTER_DIGITS = 10  # more is "a very long time": read as such, never as a number past 64 bits
+
+
+def retry_after_s(value: str | None, now_s: float) -> float | None:
+    """The wait a ``Retry-After`` header asks for (RFC 9110 §10.2.3: delay-seconds or an HTTP date), in
+    seconds from ``now_s``; None where there is none or it says nothing readable (a negative number, a
+    bare word). A date already past asks for no wait; a number too long to be a delay is infinity (the
+    sender caps every wait at its own ``retry_max_s``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(int(text)) if len(text) <= RETRY_AFTER_DIGITS else float("inf")
+    if not text.isascii() or len(text) > 64:
+        return None
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # an HTTP date is GMT; a zone-less one is read so
+        return None
+    return max(moment.timestamp() - now_s, 0.0)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -124,5 +151,5 @@ def post(
     detail = f"HTTP {response.status_code}: {shown}"
     # 408/425/429 and every 5xx may pass; other 4xx answers will not change by asking again
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
-        return Outcome("retry", detail)
+        return Outcome("retry", detail, retry_after_s(response.headers.get("retry-after"), time.time()))
     return Outcome("fail", detail)
