@@ -29,7 +29,7 @@ from leadscore.api.openapi import refusals
 from leadscore.api.paging import PAGE_ROWS, Limit, Offset, page_at
 from leadscore.compile.contributions import EVENTS_PER_LINE
 from leadscore.compile.sources import lead_company
-from leadscore.lifecycle.lead_filter import LeadFilter, exportable
+from leadscore.lifecycle.lead_filter import LeadFilter
 from leadscore.model.rules import RULE_ID
 from leadscore.scoring.explain import EventPage, current_line_events, explain_current
 from leadscore.scoring.run import now_ms
@@ -99,8 +99,8 @@ def list_leads(
     query = _query(f).add_columns(key.label("sort_value"))
     if format != "json":
         ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
-        # a person who withdrew tracking consent is left out of exports
-        return _export(state.store, query.order_by(*ordering).where(exportable(leads.c.attributes)), format)
+        # as every list of people: less anyone who withdrew tracking consent (``LeadFilter.matches``)
+        return _export(state.store, query.order_by(*ordering), format)
     at = lead_cursor.decode(cursor, sort, order) if cursor else None
     since = at.since if at is not None else now_ms()
     rows: list[dict[str, Any]] = []
@@ -114,6 +114,7 @@ def list_leads(
                 more_rows = [dict(r) for r in conn.execute(second.limit(limit + 1 - len(rows))).mappings()]
                 rows += [{**r, "pass": lead_cursor.CHANGED_PASS} for r in more_rows]
         named_scores = all_scores(conn, [row["lead_id"] for row in rows[:limit]])
+        withdrawn = f.withdrawn(conn)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
@@ -126,7 +127,7 @@ def list_leads(
         row.pop("sort_value")
         row.pop("pass", None)
         row["scores"] = named_scores.get(row["lead_id"], {})
-    return {"ok": True, "leads": rows, "next_cursor": next_cursor}
+    return {"ok": True, "leads": rows, "next_cursor": next_cursor, "withdrawn": withdrawn}
 
 
 def all_scores(conn: Any, lead_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
