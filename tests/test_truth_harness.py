@@ -288,7 +288,7 @@ def check(w: World, web: httpx.Client, step: str) -> None:
             got = json.loads(explained.stdout)
             assert got["score"] == truth.score, where
             _adds_up(got["lines"], truth.score)
-            _pages_of(web, lead, stored["score"], name, where)
+            _pages_of(web, lead, stored["score"], name, where, listed)
             # what a webhook's or a mail's template reads (cut, as every screen)
             with w.store.connect() as conn:
                 told = lead_context(conn, _truth_model(w), lead, Settings(), name)["lead"]
@@ -409,13 +409,17 @@ def _truth_model(w: World) -> Any:
     return active.model
 
 
-def _pages_of(web: httpx.Client, lead: int, score: float, name: str | None, where: str) -> None:
+def _pages_of(web: httpx.Client, lead: int, score: float, name: str | None, where: str, listed: bool) -> None:
+    """Her lead page shows her score; the dashboard's list too, unless she withdrew consent (not listed)."""
     q = {} if name is None else {"score": name}
     page = web.get(f"/leads/{lead}", params=q)
     assert page.status_code == 200, where
     assert f'<dt>Score</dt><dd class="big">{cut_text(score)}</dd>' in page.text, where
     listing = web.get("/leads", params=q)
     row = re.search(rf'<a href="/leads/{lead}">.*?<td class="num">([^<]*)</td>', listing.text, re.S)
+    if not listed:
+        assert row is None and f'href="/leads/{lead}"' not in listing.text, where
+        return
     assert row and row.group(1) == cut_text(score), where
 
 
