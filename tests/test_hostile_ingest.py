@@ -265,28 +265,29 @@ def test_read_api_refuses_odd_ids_and_cursors_with_4xx(live: Live) -> None:
         assert r.status_code == 404, (path, r.text)
         assert r.json()["ok"] is False
     cursors = {  # cursor JSON → status: only numbers the stores can bind are a position
-        '[{"a":1},1]': 400,
-        "[[1],1]": 400,
-        "[1,99999999999999999999999]": 400,  # read as a float: not a lead id
-        "[9223372036854775808,1]": 400,  # beyond 64 bits
-        "[1e999999,1]": 400,  # not a finite number
-        "[1.5,1.5]": 400,
-        "[true,1]": 400,
-        "[null,1]": 400,
-        '["x",1]': 400,
-        "[1]": 400,
-        "[99999999999999999999999,1]": 200,  # a float sort value: past every lead, an empty page
-        "[9223372036854775807,1]": 200,
-        "[1,2147483648]": 400,  # no lead's id on PostgreSQL (32-bit INTEGER): was 500 there
-        "[1,9223372036854775807]": 400,
-        "[1,2147483647]": 200,
+        '["score","desc",1,0,{"a":1},1]': 400,
+        '["score","desc",1,0,[1],1]': 400,
+        '["score","desc",1,0,1,99999999999999999999999]': 400,  # read as a float: not a lead id
+        '["score","desc",1,0,9223372036854775808,1]': 400,  # beyond 64 bits
+        '["score","desc",1,0,99999999999999999999999,1]': 400,  # beyond 64 bits, read as a float
+        '["score","desc",1,0,1e999999,1]': 400,  # not a finite number
+        '["score","desc",1,0,1.5,1.5]': 400,
+        '["score","desc",1,0,true,1]': 400,
+        '["score","desc",1,0,null,1]': 400,
+        '["score","desc",1,0,"x",1]': 400,
+        '["score","desc",1,0,1]': 400,
+        "[1,1]": 400,  # the cursor of (value, id) alone this API made before: a walk's start is part of it
+        '["score","desc",1,0,9223372036854775807,1]': 200,
+        '["score","desc",1,0,1,2147483648]': 400,  # no lead's id on PostgreSQL (32-bit INTEGER): was 500 there
+        '["score","desc",1,0,1,9223372036854775807]': 400,
+        '["score","desc",1,0,1,2147483647]': 200,
     }
     for text, status in cursors.items():
         cursor = base64.urlsafe_b64encode(text.encode()).decode()
         r = live.client.get("/v1/leads", params={"cursor": cursor}, headers=live.read)
         assert r.status_code == status, (text, r.text)
         if status == 400:
-            assert r.json()["errors"] == [{"field": "cursor", "message": "not a cursor from this API"}]
+            assert r.json()["errors"] == [{"field": "cursor", "message": "not a cursor from this API"}], text
 
 
 def test_a_clients_received_at_is_ignored(live: Live) -> None:

@@ -158,7 +158,14 @@ def wanted(lead: Lead, spec: dict[str, Any]) -> bool:
 
 
 def expected_ids(spec: dict[str, Any]) -> set[int]:
+    """The leads the spec's fields match."""
     return {lead.id for lead in POPULATION if wanted(lead, spec)}
+
+
+def listed_ids(spec: dict[str, Any]) -> set[int]:
+    """The leads a list of the spec shows: those it matches, less whoever withdrew tracking consent
+    (``consent`` False: leads 6 and 14), whom every list leaves out and counts apart."""
+    return {i for i in expected_ids(spec) if POPULATION[i - 1].consent is not False}
 
 
 def combos(dimensions: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -283,11 +290,12 @@ def population(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 def _matrix(spec: dict[str, Any]) -> Counter[tuple[str, int]]:
-    """The spec's matrix: scored leads per (grade, level) under the filter less its grade and level."""
+    """The spec's matrix: scored leads per (grade, level) under the filter less its grade and level (the
+    leads a list shows: ``listed_ids``)."""
     rest = {**spec, "grade": None, "level": None}
     cells = Counter[tuple[str, int]]()
     for lead in POPULATION:
-        if lead.score and wanted(lead, rest):
+        if lead.score and lead.id in listed_ids(rest):
             cells[(lead.score[2], lead.score[3])] += 1
     return cells
 
@@ -301,6 +309,10 @@ def test_the_population_covers_every_value() -> None:
     assert expected_ids({"band": "hot", "stage": "mql"}) == {1, 2, 9, 14, 19, 21, 24, 30}
     assert expected_ids({"grade": "A", "level": 1, "owner": P}) == {1, 6, 18, 26, 30}
     assert expected_ids({"q": "50%"}) == {6, 20, 29}  # 50% Off Ltd (account of 6, 29), 50% Club; not 500 Labs
+    # the lists show them less 14 and 6, who withdrew tracking consent
+    assert listed_ids({"band": "hot", "stage": "mql"}) == {1, 2, 9, 19, 21, 24, 30}
+    assert listed_ids({"grade": "A", "level": 1, "owner": P}) == {1, 18, 26, 30}
+    assert listed_ids({"q": "50%"}) == {20, 29}
 
 
 def test_every_combination_selects_the_hand_counted_leads(population: Served) -> None:
@@ -308,9 +320,10 @@ def test_every_combination_selects_the_hand_counted_leads(population: Served) ->
     with population.store.connect() as conn:
         for spec in combos(DIMENSIONS):
             f = LeadFilter(**spec)
-            want = expected_ids(spec)
+            want = listed_ids(spec)
             assert set(conn.execute(f.lead_ids()).scalars()) == want, spec
             assert leadlist.count(conn, f) == len(want), spec
+            assert f.withdrawn(conn) == len(expected_ids(spec) - want), spec
             if spec["grade"] is None and spec["level"] is None:
                 assert leadlist.matrix(conn, f) == _matrix(spec), spec
             checked += 1
@@ -318,10 +331,10 @@ def test_every_combination_selects_the_hand_counted_leads(population: Served) ->
             if None not in (spec["min_score"], spec["max_score"]) and spec["min_score"] > spec["max_score"]:
                 continue  # refused (test_the_filter_is_validated_data)
             f = LeadFilter(**spec)
-            assert leadlist.count(conn, f) == len(expected_ids(spec)), spec
-            assert {
-                r["lead_id"] for r in leadlist.list_page(conn, f, "score", "desc", 1).rows
-            } == expected_ids(spec), spec
+            assert leadlist.count(conn, f) == len(listed_ids(spec)), spec
+            assert {r["lead_id"] for r in leadlist.list_page(conn, f, "score", "desc", 1).rows} == listed_ids(
+                spec
+            ), spec
     assert checked == 3**6 * 5
 
 
@@ -338,11 +351,14 @@ def _count_text(html: str) -> int:
 def assert_surfaces_list(client: httpx.Client, api: httpx.Client, spec: dict[str, Any]) -> None:
     params = {k: v for k, v in spec.items() if v is not None}
     query = urlencode(params)
-    want = expected_ids(spec)
-    exportable = {i for i in want if POPULATION[i - 1].consent is not False}
+    want = listed_ids(spec)
+    withdrawn = len(expected_ids(spec) - want)
+    exportable = want  # the list's own leads: it shows no one its export leaves out
     page = client.get(f"/leads?{query}")
     assert page.status_code == 200, page.text
     assert _count_text(page.text) == len(want), spec
+    note = re.search(r'id="withdrawn-note">([\d,]+) more left out: withdrew tracking consent', page.text)
+    assert (int(note.group(1)) if note else 0) == withdrawn, spec
     assert sorted(_web_rows(page.text)) == sorted(want), spec
     matrix = client.get(f"/leads/matrix?{query}")
     found = re.search(r"<p>([\d,]+) scored leads", matrix.text)
@@ -352,6 +368,7 @@ def assert_surfaces_list(client: httpx.Client, api: httpx.Client, spec: dict[str
     listed = api.get(f"/v1/leads?{query}&limit=500")
     assert listed.status_code == 200, listed.text
     assert {r["lead_id"] for r in listed.json()["leads"]} == want, spec
+    assert listed.json()["withdrawn"] == withdrawn, spec
     exported = api.get(f"/v1/leads?{query}&format=csv")
     assert {int(r["lead_id"]) for r in csv.DictReader(io.StringIO(exported.text))} == exportable, spec
 
@@ -417,7 +434,8 @@ def test_the_list_its_csv_export_and_the_api_sort_alike(
         for lead in sorted(POPULATION, key=lambda x: (x.score[0] if x.score else -1, x.id), reverse=down)
     ]
     assert want[:3] == ([14, 27, 6] if down else [5, 12, 22])  # hand-checked ends of the order
-    exportable = [i for i in want if POPULATION[i - 1].consent is not False]
+    want = [i for i in want if i not in (6, 14)]  # who withdrew tracking consent is in no list
+    exportable = want
     headers = {"Authorization": f"Bearer {population.token}"}
     with (
         signed_in(population.url, "marketing@example.test") as client,
@@ -429,9 +447,9 @@ def test_the_list_its_csv_export_and_the_api_sort_alike(
     assert _web_rows(page.text) == want
     assert [int(r["lead_id"]) for r in csv.DictReader(io.StringIO(export.text))] == exportable
     assert [r["lead_id"] for r in listed.json()["leads"]] == want
-    # in pages of 7 (the 29 scored and 3 unscored leads split across pages both ways): every lead once
+    # in pages of 7 (the 27 scored and 3 unscored leads listed split across pages both ways): every lead once
     monkeypatch.setattr(leadlist, "PAGE_SIZE", 7)
     with population.store.connect() as conn:
         pages = [leadlist.list_page(conn, LeadFilter(), "score", order, n).rows for n in range(1, 6)]
-    assert [len(p) for p in pages] == [7, 7, 7, 7, 4]
+    assert [len(p) for p in pages] == [7, 7, 7, 7, 2]
     assert [r["lead_id"] for p in pages for r in p] == want

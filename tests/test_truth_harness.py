@@ -252,10 +252,13 @@ def check(w: World, web: httpx.Client, step: str) -> None:
             shown = (stored["score"], stored["grade"], stored["band"])
             _adds_up(lines, stored["score"])
             # GET /v1/leads, its CSV export, GET /v1/leads/{ref}, the explanation
-            row = api_rows[lead]
-            assert (row["score"], row["grade"], row["band"]) == shown, where
-            # the exports leave out whoever withdrew tracking consent, and only her
-            assert (lead in csv_rows) == (lead in cli_rows) == (user not in w.withdrawn), where
+            # every list of people (the API's pages and exports, the CLI) leaves out whoever withdrew
+            # tracking consent, and only her
+            listed = user not in w.withdrawn
+            assert (lead in api_rows) == (lead in csv_rows) == (lead in cli_rows) == listed, where
+            if listed:
+                row = api_rows[lead]
+                assert (row["score"], row["grade"], row["band"]) == shown, where
             if lead in csv_rows:
                 assert (float(csv_rows[lead]["score"]), csv_rows[lead]["band"]) == shown[::2], where
             one = httpx.get(
@@ -285,7 +288,7 @@ def check(w: World, web: httpx.Client, step: str) -> None:
             got = json.loads(explained.stdout)
             assert got["score"] == truth.score, where
             _adds_up(got["lines"], truth.score)
-            _pages_of(web, lead, stored["score"], name, where)
+            _pages_of(web, lead, stored["score"], name, where, listed)
             # what a webhook's or a mail's template reads (cut, as every screen)
             with w.store.connect() as conn:
                 told = lead_context(conn, _truth_model(w), lead, Settings(), name)["lead"]
@@ -318,7 +321,7 @@ def check_all(w: World, step: str) -> None:
 def check_filters(w: World, web: httpx.Client, step: str) -> None:
     """One filter, one set: ``score_at_least: 60`` and ``bands: [hot]`` as segments, as ``GET /v1/leads``
     filters (``min_score=60``, ``band=hot``; JSON and CSV) and as the dashboard's CSV export, less those who
-    withdrew consent in the exports."""
+    withdrew consent in every list (the segments' members less them in their exports)."""
     auth = {"Authorization": f"Bearer {w.read}"}
     with w.store.connect() as conn:
         stored = {
@@ -334,7 +337,7 @@ def check_filters(w: World, web: httpx.Client, step: str) -> None:
         where = f"{step}: segment {seg}"
         assert members[seg] == wanted[seg], where
         listed = httpx.get(f"{w.url}/v1/leads", params=params, headers=auth).json()["leads"]
-        assert {r["lead_id"] for r in listed} == wanted[seg], where
+        assert {r["lead_id"] for r in listed} == wanted[seg] - withdrawn, where
         exported = httpx.get(f"{w.url}/v1/leads", params={**params, "format": "csv"}, headers=auth)
         assert {int(r["lead_id"]) for r in csv.DictReader(io.StringIO(exported.text))} == wanted[
             seg
@@ -406,13 +409,17 @@ def _truth_model(w: World) -> Any:
     return active.model
 
 
-def _pages_of(web: httpx.Client, lead: int, score: float, name: str | None, where: str) -> None:
+def _pages_of(web: httpx.Client, lead: int, score: float, name: str | None, where: str, listed: bool) -> None:
+    """Her lead page shows her score; the dashboard's list too, unless she withdrew consent (not listed)."""
     q = {} if name is None else {"score": name}
     page = web.get(f"/leads/{lead}", params=q)
     assert page.status_code == 200, where
     assert f'<dt>Score</dt><dd class="big">{cut_text(score)}</dd>' in page.text, where
     listing = web.get("/leads", params=q)
     row = re.search(rf'<a href="/leads/{lead}">.*?<td class="num">([^<]*)</td>', listing.text, re.S)
+    if not listed:
+        assert row is None and f'href="/leads/{lead}"' not in listing.text, where
+        return
     assert row and row.group(1) == cut_text(score), where
 
 

@@ -11,42 +11,35 @@ list every named score (``scores``: name → score, grade, level, band)."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
-import math
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Select, and_, select
 
+from leadscore.api import lead_cursor
 from leadscore.api.deps import KnownLeadFilter, ReaderState, ScorePicked, check_score_exists
 from leadscore.api.errors import ApiError
+from leadscore.api.lead_cursor import sort_key
 from leadscore.api.openapi import refusals
 from leadscore.api.paging import PAGE_ROWS, Limit, Offset, page_at
 from leadscore.compile.contributions import EVENTS_PER_LINE
 from leadscore.compile.sources import lead_company
-from leadscore.lifecycle.lead_filter import LeadFilter, exportable
+from leadscore.lifecycle.lead_filter import LeadFilter
 from leadscore.model.rules import RULE_ID
 from leadscore.scoring.explain import EventPage, current_line_events, explain_current
+from leadscore.scoring.run import now_ms
 from leadscore.spreadsheet import csv_safe
 from leadscore.store.people import resolve_lead_ref
 from leadscore.store.results import crossing_rows, history_rows, read_current
-from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, fits_id, leads, scores
+from leadscore.store.schema import accounts, leads, scores
 from leadscore.store.score_names import is_live, named
 
 router = APIRouter(prefix="/v1", tags=["leads"])
-SORTS = {
-    "score": scores.c.score,
-    "fit": scores.c.fit_score,
-    "engagement": scores.c.engagement_score,
-    "updated": leads.c.updated_ms,
-    "id": leads.c.id,
-}
 COLUMNS = [
     leads.c.id.label("lead_id"),
     leads.c.external_id,
@@ -63,32 +56,6 @@ COLUMNS = [
     leads.c.updated_ms,
 ]
 EXPORT_CHUNK = 1000
-
-
-def _sort_key(sort: str) -> ColumnElement[Any]:
-    return func.coalesce(SORTS[sort], -1.0)
-
-
-def _encode_cursor(value: Any, lead_id: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([value, lead_id])).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[Any, int]:
-    """A cursor this API made: [sort value, lead id], both numbers the stores can bind; else 400."""
-    try:
-        value, lead_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        value = lead_id = None
-    if _bindable(value) and lead_id.__class__ is int and fits_id(lead_id):
-        return value, lead_id
-    raise ApiError(400, "invalid cursor", [{"field": "cursor", "message": "not a cursor from this API"}])
-
-
-def _bindable(value: Any) -> bool:
-    """A number every store can compare a column with (not a list, an object, a bool, NaN or > 64 bits)."""
-    if value.__class__ is int:
-        return bool(INT64_MIN <= value <= INT64_MAX)
-    return value.__class__ is float and math.isfinite(value)
 
 
 def _query(f: LeadFilter) -> Select[Any]:
@@ -112,38 +79,55 @@ EXPORTS = {
 def list_leads(
     state: ReaderState,
     f: KnownLeadFilter,
-    sort: Annotated[Literal["score", "fit", "engagement", "updated", "id"], Query()] = "score",
+    sort: Annotated[
+        Literal["score", "fit", "engagement", "updated", "id"],
+        Query(description="the order; `id` (ascending) is the walk a sync client follows: each lead once"),
+    ] = "score",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description="the `next_cursor` of the previous page of the same sort and order (opaque); "
+            "a walk reads the leads changed since its first page after the others (docs/ingest.md)",
+        ),
+    ] = None,
     format: Annotated[Literal["json", "csv", "ndjson"], Query()] = "json",
 ) -> Any:
-    key = _sort_key(sort)
+    key = sort_key(sort)
     query = _query(f).add_columns(key.label("sort_value"))
-    ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
-    query = query.order_by(*ordering)
     if format != "json":
-        # a person who withdrew tracking consent is left out of exports
-        return _export(state.store, query.where(exportable(leads.c.attributes)), format)
-    if cursor:
-        value, last_id = _decode_cursor(cursor)
-        after = (
-            or_(key < value, and_(key == value, leads.c.id < last_id))
-            if order == "desc"
-            else or_(key > value, and_(key == value, leads.c.id > last_id))
-        )
-        query = query.where(after)
+        ordering = (key.desc(), leads.c.id.desc()) if order == "desc" else (key.asc(), leads.c.id.asc())
+        # as every list of people: less anyone who withdrew tracking consent (``LeadFilter.matches``)
+        return _export(state.store, query.order_by(*ordering), format)
+    at = lead_cursor.decode(cursor, sort, order) if cursor else None
+    since = at.since if at is not None else now_ms()
+    rows: list[dict[str, Any]] = []
     with state.store.connect() as conn:
-        rows = [dict(r) for r in conn.execute(query.limit(limit + 1)).mappings()]
+        if at is None or at.stage == lead_cursor.SORTED:
+            first = lead_cursor.sorted_pass(query, sort, order, since, at)
+            rows = [dict(r) for r in conn.execute(first.limit(limit + 1)).mappings()]
+        if len(rows) <= limit:
+            second = lead_cursor.changed_pass(query, sort, since, at)
+            if second is not None:
+                more_rows = [dict(r) for r in conn.execute(second.limit(limit + 1 - len(rows))).mappings()]
+                rows += [{**r, "pass": lead_cursor.CHANGED_PASS} for r in more_rows]
+        named_scores = all_scores(conn, [row["lead_id"] for row in rows[:limit]])
+        withdrawn = f.withdrawn(conn)
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = _encode_cursor(rows[-1]["sort_value"], rows[-1]["lead_id"]) if more else None
-    with state.store.connect() as conn:
-        named_scores = all_scores(conn, [row["lead_id"] for row in rows])
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        stage = last.get("pass", lead_cursor.SORTED)
+        value = None if stage == lead_cursor.CHANGED_PASS else last["sort_value"]
+        next_cursor = lead_cursor.Cursor(sort, order, since, stage, value, last["lead_id"]).encode()
     for row in rows:
         row.pop("sort_value")
+        row.pop("pass", None)
         row["scores"] = named_scores.get(row["lead_id"], {})
-    return {"ok": True, "leads": rows, "next_cursor": next_cursor}
+    return {"ok": True, "leads": rows, "next_cursor": next_cursor, "withdrawn": withdrawn}
 
 
 def all_scores(conn: Any, lead_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:

@@ -121,9 +121,9 @@ def score_cmd(
     db: Db = None,
 ) -> None:
     """Score every lead as of a time (default now). Scoring now with the active models saves the scores
-    (every score's); the list shows the score named with --score (default: the primary). As csv or json,
-    an export, it leaves out anyone who withdrew tracking consent (as the API's export) and says how many
-    on stderr."""
+    (every score's); the list shows the score named with --score (default: the primary). In every format
+    it leaves out anyone who withdrew tracking consent (as every list of people) and says how many on
+    stderr."""
     from sqlalchemy import select
 
     from leadscore.scoring.as_known import score_as_known
@@ -146,17 +146,13 @@ def score_cmd(
                     known = score_as_known(conn, active.model, store.sources(), pairs, explain=True)
                     ledgers = list(known.values())
         ledgers.sort(key=lambda lg: (-lg.score, lg.lead_id))
-        left_out, people = 0, None
-        if fmt != "table":  # an export, as the API's: less anyone who withdrew tracking consent
-            with store.connect() as conn:
-                people = _people(conn, [lg.lead_id for lg in ledgers])
-            listed = [lg for lg in ledgers if people.get(lg.lead_id, {}).get("exportable", True)]
-            left_out, ledgers = len(ledgers) - len(listed), listed
+        # a list of people, in every format: less anyone who withdrew tracking consent (lead_filter)
+        with store.connect() as conn:
+            people = _people(conn, [lg.lead_id for lg in ledgers])
+        listed = [lg for lg in ledgers if people.get(lg.lead_id, {}).get("exportable", True)]
+        left_out, ledgers = len(ledgers) - len(listed), listed
         if top is not None:
             ledgers = ledgers[:top]
-        if people is None:
-            with store.connect() as conn:
-                people = _people(conn, [lg.lead_id for lg in ledgers])
         title = f"Scores as of {fmt_time(ledgers[0].as_of)} UTC" if ledgers else "No leads"
         print_rows(score_rows(ledgers, people), fmt, title)
         if left_out:  # on stderr, so the output stays one document

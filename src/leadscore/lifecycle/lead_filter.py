@@ -18,6 +18,11 @@ matrix and an export of the same filter can never disagree. What each field mean
   text is the lead's id.
 
 Empty fields do not filter; fields combine with AND.
+
+Whoever withdrew tracking consent (``exportable`` is false) is in no list of people, whatever the fields:
+the filter selects the people a list may show, so the dashboard's list, count, matrix and CSV and the API's
+pages and exports all leave her out alike, and say how many they left out (``withdrawn``). She stays
+reachable one at a time (her lead page, ``GET /v1/leads/{ref}``, ``leadscore privacy``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Connection, Select, String, and_, cast, func, or_, select, true
+from sqlalchemy import Connection, Select, String, and_, cast, func, not_, or_, select, true
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -64,6 +69,12 @@ def exportable(lead_attributes: ColumnElement[Any]) -> ColumnElement[bool]:
 
 
 WITHDRAWN = "consent withdrawn (consent_tracking is false)"
+
+
+def withdrawn_ids() -> Select[Any]:
+    """The ids of the leads who withdrew tracking consent (not ``exportable``)."""
+    lead = leads.alias("withdrawn_leads")
+    return select(lead.c.id).where(not_(exportable(lead.c.attributes)))
 
 
 def withheld(conn: Connection, lead_id: int) -> str | None:
@@ -151,20 +162,27 @@ class LeadFilter(BaseModel):
         """The filter less its grade and level (the matrix shows every cell under the rest)."""
         return self.model_copy(update={"grade": "", "level": None})
 
-    def lead_ids(self) -> Select[Any]:
-        """The one selection of the ids of every lead the filter matches."""
+    def lead_ids(self, who: Literal["listed", "all", "withdrawn"] = "listed") -> Select[Any]:
+        """The one selection of the ids of every lead the filter matches: the people a list may show
+        (``exportable``); ``all``: whoever withdrew too, ``withdrawn``: only they (the few a list leaves out,
+        read from their short list: the two count a list apart, so that no count reads every lead's
+        attributes)."""
         # aliases of their own, so that the selection never correlates with a query it is nested in
         lead = leads.alias("filter_leads")
         score = scores.alias("filter_scores")
         account = accounts.alias("filter_accounts")
         stage = lead_stages.alias("filter_stages")
-        reads_lead = bool(self.company or self.q or self.source or self.account is not None)
         # start from the score index when only scored leads can match (every score has its lead)
         joined: FromClause = score if self.needs_score else lead
         lead_id = score.c.lead_id if self.needs_score else lead.c.id
-        if self.needs_score and reads_lead:
+        reads_lead = bool(self.company or self.q or self.source or self.account is not None)
+        if self.needs_score and (reads_lead or who == "listed"):  # consent is the lead's attribute
             joined = joined.join(lead, lead.c.id == lead_id)
         tests: list[ColumnElement[bool]] = []
+        if who == "listed":
+            tests.append(exportable(lead.c.attributes))
+        elif who == "withdrawn":
+            tests.append(lead_id.in_(withdrawn_ids()))
         if self.needs_score:
             tests.append(named(score.c.score_name, self.score_name))
             tests.extend(self._score_tests(score))
@@ -214,20 +232,26 @@ class LeadFilter(BaseModel):
             tests.append(score.c.score < float(Decimal(repr(cut(self.max_score, 1))) + Decimal("0.1")))
         return tests
 
-    def matches(self, lead_id: ColumnElement[Any]) -> ColumnElement[bool]:
-        """A condition on a query's lead id column: the lead is one the filter selects."""
-        if not self.active:
-            return true()
-        return lead_id.in_(self.lead_ids())
+    def matches(self, lead_id: ColumnElement[Any], listed: bool = True) -> ColumnElement[bool]:
+        """A condition on a query's lead id column: the lead is one the filter selects (never one who
+        withdrew consent, but with ``listed`` False: a count that takes the few apart, ``lead_ids``)."""
+        if not self.active:  # the few who withdrew, not every other lead: a short list to test against
+            return lead_id.not_in(withdrawn_ids()) if listed else true()
+        return lead_id.in_(self.lead_ids("listed" if listed else "all"))
 
-    def matches_score(self, score: FromClause) -> ColumnElement[bool]:
+    def withdrawn(self, conn: Connection) -> int:
+        """How many leads the filter would select but for their withdrawn consent: what a list left out."""
+        query = select(func.count()).select_from(self.lead_ids("withdrawn").subquery())
+        return int(conn.execute(query).scalar_one())
+
+    def matches_score(self, score: FromClause, listed: bool = True) -> ColumnElement[bool]:
         """``matches(score.c.lead_id)`` for a query over rows of ``scores`` of the filter's named score: the
         score tests read the row itself (a lead has one row per score name), the rest of the filter selects
         lead ids as ``matches`` does; so the list can walk the score index in its sort order."""
         rest = self.model_copy(
             update={"band": "", "grade": "", "level": None, "min_score": None, "max_score": None, "score": ""}
         )
-        return and_(true(), *self._score_tests(score), rest.matches(score.c.lead_id))
+        return and_(true(), *self._score_tests(score), rest.matches(score.c.lead_id, listed))
 
 
 class LeadFilterParams(LeadFilter):

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Select, and_, case, func, literal_column, sel
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.compile.sources import lead_company
-from leadscore.lifecycle.lead_filter import LeadFilter, current_owner, exportable, lead_source
+from leadscore.lifecycle.lead_filter import LeadFilter, current_owner, lead_source, withdrawn_ids
 from leadscore.store.schema import accounts, assignments, lead_stages, leads, scores
 from leadscore.store.score_names import named
 from leadscore.web.data.paging import paging
@@ -68,6 +68,7 @@ class LeadPage:
     total: int
     page: int
     pages: int
+    withdrawn: int = 0  # matched, but left out: withdrew consent (``LeadFilter.withdrawn``)
 
 
 SCORE_SORTS = {"score": scores.c.score, "fit": scores.c.fit_score, "engagement": scores.c.engagement_score}
@@ -78,13 +79,14 @@ def _ordered(query: Select[Any], key: ColumnElement[Any], tie: Any, order: str) 
 
 
 def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int) -> LeadPage:
-    total = count(conn, f)
+    withdrawn = f.withdrawn(conn)
+    total = count(conn, f, withdrawn)
     at = paging(total, page, PAGE_SIZE)
     page, pages, offset = at.page, at.pages, at.offset
     if sort not in SCORE_SORTS:
         query = _ordered(_base(f, *COLUMNS).where(f.matches(leads.c.id)), SORTS[sort], leads.c.id, order)
         rows = conn.execute(query.limit(PAGE_SIZE).offset(offset)).mappings()
-        return LeadPage([dict(r) for r in rows], total, page, pages)
+        return LeadPage([dict(r) for r in rows], total, page, pages, withdrawn)
     # Scored leads come from the score index (an outer join from leads could not use it). A lead without a
     # score (no model was active when it arrived) sorts as -1 (``SORTS``, as the export and the API): after
     # every scored lead going down, before them going up, by lead id in the list's direction.
@@ -98,7 +100,15 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
     if f.needs_score:
         parts = [(scored, total)]
     else:
-        n_scored = _count(conn, select(func.count()).select_from(scores).where(*scored_where))
+        # the scored ones, counted as ``count``: every match less the few who withdrew
+        every_scored = (
+            select(func.count())
+            .select_from(scores)
+            .where(named(scores.c.score_name, f.score_name), f.matches_score(scores, listed=False))
+        )
+        n_scored = _count(conn, every_scored) - _count(
+            conn, every_scored.where(scores.c.lead_id.in_(withdrawn_ids()))
+        )
         unscored_query = _base(f, *COLUMNS).where(f.matches(leads.c.id), scores.c.lead_id.is_(None))
         unscored = _ordered(unscored_query, leads.c.id, leads.c.id, order)
         n_unscored = total - n_scored
@@ -112,26 +122,33 @@ def list_page(conn: Connection, f: LeadFilter, sort: str, order: str, page: int)
             found = conn.execute(query.limit(PAGE_SIZE - len(out)).offset(skip)).mappings()
             out.extend(dict(r) for r in found)
         skip = max(0, skip - size)
-    return LeadPage(out, total, page, pages)
+    return LeadPage(out, total, page, pages, withdrawn)
 
 
 def _count(conn: Connection, query: Select[Any]) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def count(conn: Connection, f: LeadFilter) -> int:
-    """How many leads the filter matches."""
-    return _count(conn, select(func.count()).select_from(f.lead_ids().subquery()))
+def count(conn: Connection, f: LeadFilter, withdrawn: int | None = None) -> int:
+    """How many leads the filter lists: those it matches less the few who withdrew consent (counted apart,
+    ``withdrawn`` when known: a count over every lead skips no index for them)."""
+    left_out = f.withdrawn(conn) if withdrawn is None else withdrawn
+    return _count(conn, select(func.count()).select_from(f.lead_ids("all").subquery())) - left_out
 
 
 def matrix(conn: Connection, f: LeadFilter) -> dict[tuple[str, int], int]:
     """Scored leads per (fit grade, engagement level) under the filter, less its own grade/level choice."""
+    rest = f.without_cell()
     query = (
         select(scores.c.grade, scores.c.level, func.count())
-        .where(named(scores.c.score_name, f.score_name), f.without_cell().matches(scores.c.lead_id))
+        .where(named(scores.c.score_name, f.score_name), rest.matches(scores.c.lead_id, listed=False))
         .group_by(scores.c.grade, scores.c.level)
     )
-    return {(str(g), int(lv)): int(n) for g, lv, n in conn.execute(query)}
+    cells = {(str(g), int(lv)): int(n) for g, lv, n in conn.execute(query)}
+    # less the few who withdrew consent, counted from them (the cells' index holds no lead's consent)
+    for g, lv, n in conn.execute(query.where(scores.c.lead_id.in_(withdrawn_ids()))):
+        cells[(str(g), int(lv))] -= int(n)
+    return {cell: n for cell, n in cells.items() if n}
 
 
 SCORE_BINS = 10  # the distribution's bins: 0–10, 10–20, … 90–100
@@ -163,8 +180,8 @@ def score_bins(conn: Connection, score: Any, *where: Any) -> list[int]:
 
 
 def export_rows(conn: Connection, f: LeadFilter, sort: str, order: str) -> Iterator[dict[str, Any]]:
-    """The filtered leads for CSV export, less anyone who withdrew tracking consent (as the API's export)."""
-    query = _base(f, *COLUMNS).where(f.matches(leads.c.id), exportable(leads.c.attributes))
+    """The filtered leads for CSV export: the list's (less anyone who withdrew tracking consent)."""
+    query = _base(f, *COLUMNS).where(f.matches(leads.c.id))
     query = _ordered(query, SORTS[sort], leads.c.id, order)
     result = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
     for row in result.mappings():

@@ -22,11 +22,12 @@ from starlette.concurrency import run_in_threadpool
 from leadscore.api.state import state_of
 from leadscore.compile.matches import event_matches, lead_matches
 from leadscore.errors import ModelError, ModelValidationError
-from leadscore.lifecycle.lead_filter import LeadFilter
 from leadscore.model import Condition, EachRule, ScoringModel
 from leadscore.model.source import remove_rule, set_list, set_rule
 from leadscore.model.yaml_io import plain_message
 from leadscore.scoring.run import all_leads, model_of, now_ms, score_rows
+from leadscore.store.schema import scores
+from leadscore.store.score_names import named
 from leadscore.web.data import leadlist, vocabulary
 from leadscore.web.data.remembered import Pending, remembered_within
 from leadscore.web.data.rule_form import (
@@ -351,7 +352,9 @@ def builder_distribution(
         return page(request, viewer, "model_check.html", check=check_result(request, draft, score))
     store = state_of(request).store
     with store.connect() as conn:
-        before = leadlist.distribution(conn, LeadFilter(score=picked_score(conn, score)))
+        # every stored score, as the draft's are every lead's (not a list of people: no one is left out)
+        name = picked_score(conn, score)
+        before = leadlist.score_bins(conn, scores.c.score, named(scores.c.score_name, name))
         rows = score_rows(conn, model, store.sources(), all_leads(now_ms())).subquery("draft_scores")
         after = leadlist.score_bins(conn, rows.c.score)
     chart = histogram(before, model.scale.bands)
