@@ -82,7 +82,7 @@ class Withdrawn(FunctionElement[bool]):
 
     # not Boolean: SQLite would test a Boolean-typed function "= 1", which no longer reads as the index's
     # predicate
-    type = NullType()
+    type = NullType()  # type: ignore[assignment]
     inherit_cache = True
     name = "withdrawn"
 
