@@ -148,6 +148,11 @@ def test_a_from_with_a_nul_is_refused_naming_it(store: Store, ann: int) -> None:
     """A NUL in ``from`` (the API's field, the CLI's --from) is refused as one in ``by`` is: a 422 naming
     the field, not a 409 telling the manager that another reassigned the lead meanwhile (no one did)."""
     with pytest.raises(InputError) as caught:
-        reassign(store, model(), ann, "paul", by="Tom", settings=settings(), now_ms=AT, seen_seller="le\x00na")
-    assert (caught.value.problem.field, caught.value.problem.message) == ("from", "has a NUL character (\\u0000)")
+        reassign(
+            store, model(), ann, "paul", by="Tom", settings=settings(), now_ms=AT, seen_seller="le\x00na"
+        )
+    assert (caught.value.problem.field, caught.value.problem.message) == (
+        "from",
+        "has a NUL character (\\u0000)",
+    )
     assert _stands(store) == ("lena", [])
