@@ -287,3 +287,37 @@ def test_a_posthog_value_over_its_column_is_refused_naming_the_field_sent(
         for raw in to_segment(event):
             normalise(raw, received_ms=NOW)
     assert as_sent(caught.value, event).problem.field == field
+
+
+# U+FB2C (a Hebrew presentation form) is three characters in NFC, the form an event's or page's name is
+# kept in (``model.text_case.normalise_text``): 200 of them, under the column's 500 as sent, are 600 kept
+EXPANDS = "\ufb2c" * 200
+LONGER_IN_NFC = {
+    "event": {"type": "track", "userId": "u", "event": EXPANDS},
+    "name": {"type": "page", "userId": "u", "name": EXPANDS},
+    "properties.name": {"type": "screen", "userId": "u", "properties": {"name": EXPANDS}},
+}
+
+
+@pytest.mark.parametrize("field", LONGER_IN_NFC)
+def test_a_name_over_its_column_in_nfc_is_refused_naming_it(field: str) -> None:
+    """Its length is checked as it is kept, after normalisation (NFC lengthens a few letters)."""
+    with pytest.raises(MessageError) as caught:
+        normalise(LONGER_IN_NFC[field], received_ms=NOW)
+    assert (caught.value.problem.field, str(caught.value)) == (
+        field,
+        f"{field} is 600 characters long; at most 500 are allowed",
+    )
+
+
+def test_a_jsonl_file_refuses_each_name_longer_in_nfc_alone(store: Store, tmp_path: Path) -> None:
+    """On both stores: PostgreSQL refused the 600 characters in varchar(500), SQLite kept them."""
+    good = [{"type": "track", "userId": "g", "event": "E", "messageId": f"good-{i}"} for i in (1, 2)]
+    lines = [good[0], *LONGER_IN_NFC.values(), good[1]]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    report = import_events(path, lambda messages: ingest(store, messages, source="import"), workers=0)
+    assert [(p.line, p.field) for p in report.problems] == [(2, "event"), (3, "name"), (4, "properties.name")]
+    assert report.accepted == 2
+    with store.connect() as conn:
+        assert set(conn.execute(select(events.c.message_id)).scalars()) == {"good-1", "good-2"}

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from leadscore.errors import InputError
 from leadscore.lifecycle import feedback
 from leadscore.lifecycle.feedback import MovedMeanwhile, Reassigned, reassign
 from leadscore.lifecycle.runner import run_round
@@ -141,3 +142,17 @@ def test_a_stale_reassignment_over_the_api_and_the_cli_is_refused(store: Store, 
     assert result.exit_code == 0, result.output
     assert _stands(store) == ("lena", ["paul", "ines", "lena"])
     assert _mails(store) == [f"{s}@vendor.example" for s in ("lena", "paul", "ines", "lena")]
+
+
+def test_a_from_with_a_nul_is_refused_naming_it(store: Store, ann: int) -> None:
+    """A NUL in ``from`` (the API's field, the CLI's --from) is refused as one in ``by`` is: a 422 naming
+    the field, not a 409 telling the manager that another reassigned the lead meanwhile (no one did)."""
+    with pytest.raises(InputError) as caught:
+        reassign(
+            store, model(), ann, "paul", by="Tom", settings=settings(), now_ms=AT, seen_seller="le\x00na"
+        )
+    assert (caught.value.problem.field, caught.value.problem.message) == (
+        "from",
+        "has a NUL character (\\u0000)",
+    )
+    assert _stands(store) == ("lena", [])

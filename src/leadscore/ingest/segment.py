@@ -264,13 +264,15 @@ def normalise(
             stamp_field,
             f"timestamp{corrected} {ms_to_iso(ts)} is more than 24 h after the message was received",
         )
-    name = None
+    name, name_field = None, "event"
     if kind == "track":
         name = _text(raw, "event")
         if not name:
             raise MessageError("event", "a track message needs 'event'")
     elif kind in ("page", "screen"):
-        name = _text(raw, "name") or _text(properties, "name", "properties.")
+        name, name_field = _text(raw, "name"), "name"
+        if not name:
+            name, name_field = _text(properties, "name", "properties."), "properties.name"
     page = _mapping(context, "page", "context.") if "page" in context else None
     url = _text(properties, "url", "properties.") or (_text(page, "url", "context.page.") if page else None)
     path, path_field = _text(properties, "path", "properties."), "properties.path"
@@ -279,8 +281,10 @@ def normalise(
     if path is None and url:
         path = _url_path(url)
         path_field = "properties.url" if _text(properties, "url", "properties.") else "context.page.url"
-    if name is not None:
+    if name is not None and not name.isascii():
+        # its length as kept: NFC lengthens a few letters (U+FB2C is three characters)
         name = normalise_text(name)
+        check_length(name_field, name, FIELD_LENGTH["event"])
     if path is not None:
         path = normalise_text(path)
         if kind == "track" and path_field.startswith("context."):

@@ -317,8 +317,9 @@ def reassign(
     once, the first one's stands and the second, decided on a holder who has it no more, is refused, as a
     desk decision on a stay the lead has left is, and only the standing assignment's seller is notified."""
     lifecycle = _lifecycle(model)
-    if "\x00" in by:
-        raise InputError(Problem("has a NUL character (\\u0000)", field="by"))
+    for field, given in (("by", by), ("from", seen_seller)):
+        if given is not None and "\x00" in given:
+            raise InputError(Problem("has a NUL character (\\u0000)", field=field))
     found = lifecycle.seller(seller_id)
     if found is None:
         known = ", ".join(s.id for t in lifecycle.teams for s in t.sellers) or "none"

@@ -186,11 +186,11 @@ def _check_value(op: str, value: Any) -> Any:
 def _short(value: Scalar) -> Scalar:
     """A literal as compared: a text at most ``MAX_TEXT_LENGTH`` long, in NFC as values are kept."""
     if isinstance(value, str):
+        value = normalise_text(value)  # bounded as compared: NFC lengthens a few letters (U+FB2C: 3)
         if len(value) > MAX_TEXT_LENGTH:
             raise ValueError(
                 f"text value is {len(value)} characters long; at most {MAX_TEXT_LENGTH} are allowed"
             )
-        return normalise_text(value)
     return value
 
 

@@ -51,10 +51,12 @@ class EventMatch(Frozen):
     type: Literal["track", "page", "screen", "identify", "group", "alias"]
     name: str | None = Field(default=None, min_length=1, max_length=500)
 
-    @field_validator("name")
+    @field_validator("name", mode="before")
     @classmethod
-    def _normal_form(cls, v: str | None) -> str | None:
-        return None if v is None else normalise_text(v)  # as an event's name is kept (ingest.segment)
+    def _normal_form(cls, v: Any) -> Any:
+        # as an event's name is kept (ingest.segment), before its length is checked: NFC lengthens a few
+        # letters, and a name over the column's 500 would never match a stored one
+        return normalise_text(v) if isinstance(v, str) else v
 
 
 class Machine(Frozen):
