@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Executable, Integer, Table, and_, bindparam, 
 
 from leadscore.store.audit import audit
 from leadscore.store.people import LEAD_COLUMNS, email_domain, link_identity, merge_attributes, merged_key
+from leadscore.store.results import lock_leads
 from leadscore.store.schema import (
     assignments,
     digest_leads,
@@ -86,7 +87,13 @@ def _moves() -> tuple[Executable, ...]:
 
 def merge_leads(conn: Connection, keep: int, gone: int, now_ms: int, cause: str) -> None:
     """Merge lead ``gone`` into lead ``keep`` and delete ``gone`` (see the module docstring); ``cause``:
-    the message id of the alias that said they are one person (audited)."""
+    the message id of the alias that said they are one person (audited).
+
+    Both leads' locks first (``results.lock_leads``, as every score save takes them): the merge writes
+    ``gone``'s stage row before it deletes its scores, where a save (the clock's tick) writes the scores,
+    then holds the stage row (``lifecycle_tables.rescored``); without them the two deadlocked, or the save
+    wrote a score for the lead just deleted. A save waiting on them finds the lead gone and leaves it."""
+    lock_leads(conn, [keep, gone])
     rows = {
         int(r["id"]): r for r in conn.execute(select(leads).where(leads.c.id.in_([keep, gone]))).mappings()
     }
