@@ -129,7 +129,7 @@ def test_bad_rows_are_reported_with_spreadsheet_row_numbers(store: Store) -> Non
     assert "no e-mail and no id" in reasons[0]
     assert "'not-an-email'" in reasons[1]
     assert reasons[2] == "expected 5 columns, found 4"
-    assert "longer than 255 characters (300)" in reasons[3]
+    assert reasons[3] == "is 300 characters long; at most 255 are allowed"  # as a message's traits
     assert (report.rows, report.created, report.rejected) == (6, 2, 4)
     assert (
         lead(store, email="ok.one@example.com")["attributes"]["notes"] == "first line\r\nsecond line"

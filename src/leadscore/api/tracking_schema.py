@@ -118,7 +118,10 @@ def _traits(group: bool) -> Schema:
         "lastName": _text(LEAD_LENGTH["last_name"]),
         "name": {
             **_text(min(LEAD_LENGTH["first_name"], LEAD_LENGTH["last_name"])),
-            "description": "a full name: the first and last names when it has a space",
+            "description": (
+                "a full name: its first word the first name, the rest the last name ('Last, First' read so, "
+                "one word a first name: docs/ingest.md 'Names')"
+            ),
         },
         "company": company,
     }

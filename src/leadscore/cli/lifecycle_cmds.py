@@ -236,52 +236,53 @@ def import_outcomes(
 ) -> None:
     """Record outcomes from a CRM export; each may move the lead's stage. Re-importing a file changes nothing."""
     from leadscore.lifecycle.feedback import record_outcome
-    from leadscore.lifecycle.outcomes import read_outcomes
+    from leadscore.lifecycle.outcomes import outcome_chunks
     from leadscore.scoring.pipeline import current_model
     from leadscore.scoring.run import now_ms
     from leadscore.settings import Settings
 
     if decimal not in (None, ".", ","):
         raise typer.BadParameter(f"{decimal!r}: write . or ,", param_hint="--decimal")
-    rows, problems = read_outcomes(path, decimal)  # type: ignore[arg-type]
-    for problem in problems:
-        console.print(f"[red]error[/red] {problem}", highlight=False)
-    stored = duplicates = moved = 0
-    bad = len(problems)
+    stored = duplicates = moved = bad = 0
     with open_store(db) as store:
         # before any model is published outcomes are only recorded (for learning); after, each may also
         # move its lead's stage
         active = current_model(store)
         settings, stamp = Settings(), now_ms()
-        for row in rows:
-            try:
-                with store.connect() as conn:
-                    lead_id = resolve_lead(conn, row.lead)
-            except NotFoundError as exc:
-                console.print(f"[red]error[/red] {path}:{row.row} field lead: {exc}", highlight=False)
-                bad += 1
-                continue
-            try:
-                new, move = record_outcome(
-                    store,
-                    active.model if active is not None else None,
-                    lead_id,
-                    row.kind,
-                    at_ms=row.at_ms,
-                    amount=row.amount,
-                    reason=row.reason,
-                    source="csv",
-                    settings=settings,
-                    now_ms=stamp,
-                )
-            except InputError as exc:  # one bad row never sinks the others
-                where = Problem(exc.problem.message, str(path), row.row, field=exc.problem.field)
-                console.print(f"[red]error[/red] {where}", highlight=False)
-                bad += 1
-                continue
-            stored += new
-            duplicates += not new
-            moved += bool(move and move.to_stage)
+        # a chunk of the file at a time: a 10-million-row export is never held whole
+        for rows, problems in outcome_chunks(path, decimal):  # type: ignore[arg-type]
+            for problem in problems:
+                console.print(f"[red]error[/red] {problem}", highlight=False)
+            bad += len(problems)
+            for row in rows:
+                try:
+                    with store.connect() as conn:
+                        lead_id = resolve_lead(conn, row.lead)
+                except NotFoundError as exc:
+                    console.print(f"[red]error[/red] {path}:{row.row} field lead: {exc}", highlight=False)
+                    bad += 1
+                    continue
+                try:
+                    new, move = record_outcome(
+                        store,
+                        active.model if active is not None else None,
+                        lead_id,
+                        row.kind,
+                        at_ms=row.at_ms,
+                        amount=row.amount,
+                        reason=row.reason,
+                        source="csv",
+                        settings=settings,
+                        now_ms=stamp,
+                    )
+                except InputError as exc:  # one bad row never sinks the others
+                    where = Problem(exc.problem.message, str(path), row.row, field=exc.problem.field)
+                    console.print(f"[red]error[/red] {where}", highlight=False)
+                    bad += 1
+                    continue
+                stored += new
+                duplicates += not new
+                moved += bool(move and move.to_stage)
     console.print(
         f"{stored} outcomes recorded, {duplicates} already known, {moved} stage moves, {bad} bad rows",
         highlight=False,

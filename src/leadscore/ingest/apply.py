@@ -581,7 +581,10 @@ def _identify(
                 out.rewind(known)
             return known
     lead_id: int | None = None
-    email, fields, attributes = split_traits(m.traits) if m.traits else (None, {}, {})
+    # a group message's name is its account's, never its sender's (``split_traits``)
+    email, fields, attributes = (
+        split_traits(m.traits, names=m.type != "group") if m.traits else (None, {}, {})
+    )
     if m.type == "alias":
         assert m.user_id and m.previous_id
         # the lead of the previous id as a user id: that person and this user are one. An anonymous id

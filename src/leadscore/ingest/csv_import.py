@@ -28,10 +28,12 @@ from leadscore.ingest.apply import Ids, suppressed_in
 from leadscore.ingest.attributes import CONSENT, canonical, consent_value, normalise_domain
 from leadscore.ingest.csv_encoding import Encoding, detect, undecodable
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
-from leadscore.ingest.limits import MAX_ROW_CHARS
+from leadscore.ingest.limits import MAX_ROW_CHARS, email_refusal
+from leadscore.ingest.person_names import NameRefused, person_name
+from leadscore.ingest.traits import NAME_TRAITS
 from leadscore.model.text_case import normalise_text
 from leadscore.store import Store
-from leadscore.store.people import email_domain, find_lead, normalise_email, upsert_account, upsert_lead
+from leadscore.store.people import find_lead, normalise_email, upsert_account, upsert_lead
 from leadscore.store.schema import accounts, leads
 
 Progress = Callable[[int, int], None]  # (bytes read, file size)
@@ -444,36 +446,19 @@ def _text(row: _Row, name: str, limit: int | None = None) -> str | None:
 
 def _lead_args(row: _Row) -> dict[str, Any]:
     limits = {name: _limit(col) for name, col in LEAD_TEXT.items()}
-    email = _text(row, "email", limits["email"])
+    email = _text(row, "email")
+    if email is not None and (why := email_refusal(email)) is not None:  # as a message's traits are
+        raise _Rejected(row.headers["email"], why)
     if email is not None and not EMAIL.match(email):
         raise _Rejected(row.headers["email"], f"not an e-mail address: {email!r}")
-    if email is not None and len(stored := normalise_email(email)) > (most := limits["email"] or len(stored)):
-        # stored in lower case, which can lengthen it ("İ" is two characters in lower case)
-        raise _Rejected(
-            row.headers["email"],
-            f"longer than {most} characters in lower case ({len(stored)}); it cannot be stored",
-        )
-    domain = email_domain(email)
-    if domain is not None and len(domain) > (most := _limit(leads.c.email_domain) or len(domain)):
-        raise _Rejected(
-            row.headers["email"], f"its domain is longer than {most} characters; it cannot be stored"
-        )
     external_id = _text(row, "user_id", limits["user_id"])
     if email is None and external_id is None:
         raise _Rejected(None, "no e-mail and no id (a lead needs at least one)")
-    fields = {name: _text(row, name, limits[name]) for name in ("first_name", "last_name", "company")}
-    full_name = _text(row, "name")
-    if full_name and not fields["first_name"] and not fields["last_name"]:
-        first, _, last = full_name.partition(" ")
-        for part, text in (("first_name", first), ("last_name", last)):
-            # refused as a message's full name is (``limits.check_traits``), never cut
-            if len(text) > (most := limits[part] or len(text)):
-                raise _Rejected(
-                    row.headers["name"],
-                    f"its {part.replace('_', ' ')} is longer than {most} characters ({len(text)}); "
-                    "it cannot be stored",
-                )
-        fields["first_name"], fields["last_name"] = first, last
+    try:  # the one rule of names (``ingest.person_names``), as a message's traits are read
+        first, last = person_name(*(_text(row, name) for name in NAME_TRAITS))
+    except NameRefused as refused:
+        raise _Rejected(row.headers[refused.field], refused.reason) from None
+    fields = {"first_name": first, "last_name": last, "company": _text(row, "company", limits["company"])}
     return {"email": email, "external_id": external_id, "fields": fields, "attributes": row.values}
 
 

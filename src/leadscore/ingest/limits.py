@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Column
 
 from leadscore.errors import MessageError
 from leadscore.ingest.attributes import canonical
-from leadscore.ingest.traits import group_account, split_traits
+from leadscore.ingest.person_names import NameRefused, person_name
+from leadscore.ingest.traits import given_names, group_account, split_traits
 from leadscore.store.people import email_domain, normalise_email
-from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, events, leads
+from leadscore.store.schema import INT64_MAX, INT64_MIN, accounts, column_length, events, leads
 
 MAX_DEPTH = 32  # levels of objects and arrays in a message, the message itself being the first
 # the times a message may carry: from the Unix epoch to the last millisecond ISO-8601 text can spell
@@ -37,14 +37,6 @@ SHOWN_PATH = 200  # characters of a field path shown
 # It is the csv module's field limit (its default, 131,072): a field is never longer than its row, so this
 # is the one limit a row meets, with one message (a cell that long was refused by that limit before)
 MAX_ROW_CHARS = 131_072
-
-
-def column_length(column: Column[Any]) -> int:
-    """The characters a String column holds."""
-    length = getattr(column.type, "length", None)
-    if not isinstance(length, int):
-        raise TypeError(f"{column} is not a bounded text column")
-    return length
 
 
 # the longest value of each top-level field: the length of the event-log column it is stored in
@@ -174,6 +166,22 @@ def check_length(field: str, value: str, limit: int) -> None:
         raise MessageError(field, f"{field} is {len(value)} characters long; at most {limit} are allowed")
 
 
+def email_refusal(email: str) -> str | None:
+    """Why the e-mail address ``email`` (as sent) cannot be stored, to follow its field's name; None when it
+    can. It is stored normalised (``normalise_email``: in lower case, where "İ" is two characters), so that
+    form must fit the column, and its domain the domain's: the refusal tells the length sent, and the
+    lower case's when that is what is too long. The one check of an address's length, for messages'
+    traits and CSV imports alike."""
+    stored, most = normalise_email(email), LEAD_LENGTH["email"]
+    if len(stored) > most:
+        lower = f", {len(stored)} in lower case as it is stored" if len(stored) > len(email) else ""
+        return f"is {len(email)} characters long{lower}; at most {most} are allowed"
+    domain = email_domain(stored)
+    if domain is not None and len(domain) > EMAIL_DOMAIN_LENGTH:
+        return f"has a domain of {len(domain)} characters; at most {EMAIL_DOMAIN_LENGTH} are allowed"
+    return None
+
+
 def check_path(field: str, path: str) -> None:
     """A page path fits ``events.path``: at most ``PATH_BYTES`` bytes of UTF-8 (see ``PATH_BYTES``)."""
     if len(path) * 4 <= PATH_BYTES:  # most paths: no character is more than 4 bytes, nothing to encode
@@ -201,9 +209,10 @@ def check_time(field: str, ms: int) -> int:
     return ms
 
 
-def check_traits(traits: dict[str, Any], where: str) -> None:
+def check_traits(traits: dict[str, Any], where: str, *, names: bool = True) -> None:
     """The lead fields the traits set (e-mail, names, company) fit their columns; ``where`` is the
-    traits' path (``traits`` or ``context.traits``); a trait of no letter or digit names no attribute."""
+    traits' path (``traits`` or ``context.traits``); a trait of no letter or digit names no attribute.
+    ``names``: whether the traits name their person (not a group message's: ``split_traits``)."""
     keys = _trait_keys(traits)
     # a trait of no letter or digit was stored under the empty name: refused, as such a CSV header is
     if "" in keys:
@@ -211,20 +220,19 @@ def check_traits(traits: dict[str, Any], where: str) -> None:
         raise MessageError(field, f"{field} has no letter or digit to name an attribute by")
     _texts_only(traits, keys, ("email", "first_name", "last_name", "company", "name"), where, lead=True)
     email, fields, _ = split_traits(traits)
-    if email is not None:
-        stored = normalise_email(email)
+    if email is not None and (why := email_refusal(email)) is not None:
         field = _trait_path(where, keys.get("email", "email"))
-        check_length(field, stored, LEAD_LENGTH["email"])
-        domain = email_domain(stored)
-        if domain is not None and len(domain) > EMAIL_DOMAIN_LENGTH:
-            raise MessageError(
-                field,
-                f"{field} has a domain of {len(domain)} characters; at most {EMAIL_DOMAIN_LENGTH} are allowed",
-            )
-    for name, value in fields.items():
-        key = keys.get(name) or keys.get("name", name)  # first and last name may come from a full name
-        inner = ["name"] if name == "company" and isinstance(traits.get(key), dict) else []
-        check_length(_trait_path(where, key, *inner), value, LEAD_LENGTH[name])
+        raise MessageError(field, f"{field} {why}")
+    if "company" in fields:
+        key = keys.get("company", "company")
+        inner = ["name"] if isinstance(traits.get(key), dict) else []
+        check_length(_trait_path(where, key, *inner), fields["company"], LEAD_LENGTH["company"])
+    given = given_names(traits) if names else {}
+    try:
+        person_name(*(text for _, text in given.values()))
+    except NameRefused as refused:
+        field = _trait_path(where, given[refused.field][0] or refused.field)
+        raise MessageError(field, f"{field} {refused.reason}") from None
 
 
 def check_unset(names: Any, where: str) -> None:

@@ -299,7 +299,7 @@ def normalise(
         raise MessageError(missing, "an alias message needs 'previousId' and 'userId'")
     group_id = _id(raw, "groupId") if "groupId" in raw else None
     if traits:
-        check_traits(traits, traits_at)
+        check_traits(traits, traits_at, names=kind != "group")
         if kind == "group":
             check_group(traits, group_id, traits_at)
     if context and "traits_once" in context:

@@ -10,14 +10,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from leadscore.ingest.attributes import CONSENT, canonical, coerce, consent_traits, normalise_domain
+from leadscore.ingest.person_names import FIRST, FULL, LAST, NameRefused, person_name
 from leadscore.model.text_case import normalise_values
 from leadscore.store.people import normalise_email
 
 LEAD_FIELDS = ("first_name", "last_name", "company")
+NAME_TRAITS = (FIRST, LAST, FULL)  # the traits a lead's name is read from (``person_name``)
 
 
-def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
-    """Traits → (email, lead fields, attributes) under canonical names."""
+def split_traits(
+    traits: dict[str, Any], *, names: bool = True
+) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+    """Traits → (email, lead fields, attributes) under canonical names; the person's first and last name
+    read from the name traits (``person_name``) unless not ``names``: a group message's traits, whose
+    ``name`` is its account's (``group_account``), never its sender's."""
     email: str | None = None
     fields: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
@@ -25,7 +31,7 @@ def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], di
     attributes.update(consent_traits(traits))
     for key, value in traits.items():
         name = canonical(key)
-        if name in CONSENT or name == "consent":
+        if name in CONSENT or name == "consent" or name in NAME_TRAITS:
             continue
         if name == "company" and isinstance(value, dict):
             if value.get("name"):
@@ -38,13 +44,31 @@ def split_traits(traits: dict[str, Any]) -> tuple[str | None, dict[str, Any], di
             email = str(value)
         elif name in LEAD_FIELDS:
             fields[name] = str(value)
-        elif name == "name" and isinstance(value, str) and " " in value.strip():
-            first, _, last = value.strip().partition(" ")
-            fields.setdefault("first_name", first)
-            fields.setdefault("last_name", last)
         elif name != "user_id":
             attributes[name] = value
+    try:
+        first, last = (
+            person_name(*(text for _, text in given_names(traits).values())) if names else (None, None)
+        )
+    except NameRefused:  # refused at the edge (``limits.check_traits``): a message acknowledged before
+        first = last = None  # that refusal, applied now, sets no name
+    fields.update({k: v for k, v in ((FIRST, first), (LAST, last)) if v is not None})
     return email, fields, attributes
+
+
+def given_names(traits: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:
+    """The name traits (first, last and full name, in ``NAME_TRAITS``' order) → (the key read, its text),
+    (None, None) for one not given; of two keys of one name (``firstName``, ``first_name``) the last
+    not blank. A value that is no text is read as its text (``limits.check_traits`` refuses one that is
+    not a number)."""
+    given: dict[str, tuple[str | None, str | None]] = dict.fromkeys(NAME_TRAITS, (None, None))
+    for key, value in traits.items():
+        name = canonical(key)
+        if name in given and value is not None:
+            text = value if isinstance(value, str) else str(value)
+            if text.strip():
+                given[name] = (key, text)
+    return given
 
 
 def addresses(traits: Any, context: Mapping[str, Any] | None) -> tuple[str, ...]:

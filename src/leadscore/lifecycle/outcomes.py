@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from leadscore.errors import Problem
-from leadscore.ingest.csv_encoding import detect, undecodable
+from leadscore.ingest.csv_encoding import Encoding, detect, undecodable
 from leadscore.ingest.csv_import import cell_named, csv_records, read_as_one, read_as_one_message
 from leadscore.ingest.csv_numbers import ColumnFormat, ColumnProfile, Mark, NumberProblem
 from leadscore.ingest.limits import EARLIEST_MS, LATEST_MS, MAX_ROW_CHARS
@@ -109,52 +110,86 @@ def _header(name: str) -> str:
     return ALIASES.get(re.sub(r"[\s-]+", "_", name.strip().lower()), "")
 
 
+CHUNK_ROWS = 1_000  # rows of a file read, checked and handed on at a time (``outcome_chunks``)
+
+
 def read_outcomes(
     path: Path, decimal: Mark | None = None, limit: int = MAX_ROW_CHARS
 ) -> tuple[list[OutcomeRow], list[Problem]]:
-    """The file's outcomes and its bad rows; ``decimal``: the amount column's decimal mark (None: decided
-    from the column, as lead imports decide it); ``limit``: the most characters a row holds."""
+    """The file's outcomes and its bad rows, all of them at once (``outcome_chunks`` gathered: for a
+    small file; ``leadscore outcomes import`` reads a chunk at a time)."""
     rows: list[OutcomeRow] = []
     problems: list[Problem] = []
+    for found, bad in outcome_chunks(path, decimal, limit):
+        rows.extend(found)
+        problems.extend(bad)
+    return rows, problems
+
+
+def outcome_chunks(
+    path: Path, decimal: Mark | None = None, limit: int = MAX_ROW_CHARS, size: int = CHUNK_ROWS
+) -> Iterator[tuple[list[OutcomeRow], list[Problem]]]:
+    """The file's outcomes and its bad rows (each with its row number), ``size`` rows of the file at a
+    time, in file order: the memory held does not grow with the file. ``decimal``: the amount column's
+    decimal mark (None: decided from the whole column, as lead imports decide it: a first pass over the
+    file, which keeps only counts); ``limit``: the most characters a row holds. A file that cannot be
+    read as outcomes at all (its header) is one chunk of one problem."""
     encoding = detect(path)  # as lead imports read it; undecodable bytes stay in their cells
+    amounts = ColumnProfile()  # the amount column's decimal mark is decided from all of it, as imports do
     with csv_records(path, encoding, blank=True, limit=limit) as (_, records):
-        first = next(records, None)
-        if first is not None and isinstance(first[1], Problem):
-            return [], [replace(first[1], message=f"the header row: {first[1].message}")]
-        headers = first[1] if first is not None and isinstance(first[1], list) else []
-        names = [_header(h) for h in headers]
-        twice = _read_twice(headers)
-        if twice is not None:
-            return [], [Problem(twice, str(path), 1)]
-        if not any(v in ("lead_id", "email", "user_id") for v in names) or "kind" not in names:
-            return [], [
-                Problem(
-                    "the CSV needs a lead column (lead_id, email or user_id) and a kind column", str(path), 1
-                )
-            ]
-        read: list[tuple[int, dict[str, str]]] = []
-        amounts = ColumnProfile()  # the amount column's decimal mark is decided from all of it, as imports do
-        for number, cells in records:
-            if isinstance(cells, Problem):
-                problems.append(cell_named(cells, names))
-                continue
-            # a missing cell is blank and one past the header's columns is not read
-            data = {name: cell.strip() for name, cell in zip(names, cells, strict=False) if name}
-            damaged = next(((k, why) for k, v in data.items() if (why := undecodable(v, encoding))), None)
-            if damaged is not None:
-                problems.append(Problem(damaged[1], str(path), number, field=damaged[0]))
-                continue
-            if data.get("amount"):
-                amounts.add(number, data["amount"])
-            read.append((number, data))
+        names = _columns(path, next(records, None))
+        if isinstance(names, Problem):
+            yield [], [names]
+            return
+        for number, record in records:
+            read = _cells(record, names, encoding) if isinstance(record, list) else None
+            if isinstance(read, dict) and read.get("amount"):
+                amounts.add(number, read["amount"])
     amount = ColumnFormat.decide(amounts, decimal)
     if not amount.numeric:  # mostly not numbers: each is reported as not one
         amount = ColumnFormat(
             True, decimal, "no value in the column settles whether '.' or ',' is the decimal mark"
         )
-    for number, data in read:
-        rows.extend(_row(number, data, str(path), problems, amount))
-    return rows, problems
+    with csv_records(path, encoding, blank=True, limit=limit) as (_, records):
+        next(records, None)  # the header, read above
+        rows: list[OutcomeRow] = []
+        problems: list[Problem] = []
+        for count, (number, found) in enumerate(records, 1):
+            if isinstance(found, Problem):
+                problems.append(cell_named(found, names))
+            elif isinstance(data := _cells(found, names, encoding), tuple):
+                problems.append(Problem(data[1], str(path), number, field=data[0]))
+            else:
+                rows.extend(_row(number, data, str(path), problems, amount))
+            if count % size == 0:
+                yield rows, problems
+                rows, problems = [], []
+        if rows or problems:
+            yield rows, problems
+
+
+def _columns(path: Path, first: tuple[int, list[str] | Problem] | None) -> list[str] | Problem:
+    """Each column's name (empty: not read) from the header record, or the problem that stops the file."""
+    if first is not None and isinstance(first[1], Problem):
+        return replace(first[1], message=f"the header row: {first[1].message}")
+    headers = first[1] if first is not None and isinstance(first[1], list) else []
+    names = [_header(h) for h in headers]
+    twice = _read_twice(headers)
+    if twice is not None:
+        return Problem(twice, str(path), 1)
+    if not any(v in ("lead_id", "email", "user_id") for v in names) or "kind" not in names:
+        return Problem(
+            "the CSV needs a lead column (lead_id, email or user_id) and a kind column", str(path), 1
+        )
+    return names
+
+
+def _cells(cells: list[str], names: list[str], encoding: Encoding) -> dict[str, str] | tuple[str, str]:
+    """A record's cells by column name, stripped (a missing cell is blank and one past the header's
+    columns is not read), or (column, why) for a cell whose bytes the file's encoding cannot read."""
+    data = {name: cell.strip() for name, cell in zip(names, cells, strict=False) if name}
+    damaged = next(((k, why) for k, v in data.items() if (why := undecodable(v, encoding))), None)
+    return damaged if damaged is not None else data
 
 
 def _not_finite(text: str) -> float | None:

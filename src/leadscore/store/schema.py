@@ -7,6 +7,8 @@ so stitching an anonymous visitor to a lead never rewrites an event.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -30,6 +32,14 @@ metadata = MetaData()
 Json = JSON().with_variant(JSONB(), "postgresql")
 # the range of a BigInteger column (every time is one) and of the integers every store keeps exact in JSON
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def column_length(column: Column[Any]) -> int:
+    """The characters a String column holds."""
+    length = getattr(column.type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{column} is not a bounded text column")
+    return length
 
 
 # the range of an Integer column (every row id): PostgreSQL's INTEGER is 32 bits, SQLite's 64
