@@ -270,8 +270,8 @@ class _Lines:
         line = carry + self._text.readline(self.limit + 1 - len(carry))
         if len(line) <= self.limit:
             return line
-        while not line.endswith(("\n", "\r")) and (line := self._text.readline(self.limit + 1)):
-            pass
+        while line and not line.endswith(("\n", "\r")):  # the rest of the line, a piece at a time
+            line = self._text.readline(self.limit + 1)
         if line.endswith("\r"):  # a CR LF cut between its two characters ends at the LF
             after = self._text.read(1)
             self._carry = "" if after == "\n" else after
