@@ -521,3 +521,54 @@ RETRY_AFTER_VALUES = [
 @pytest.mark.parametrize(("value", "wait"), RETRY_AFTER_VALUES)
 def test_a_retry_after_reads_as_the_wait_it_asks_for(value: str, wait: float | None) -> None:
     assert retry_after_s(value, NOW_S) == wait
+
+
+# one slow neighbour never blocks the rest: hanging hosts together never hold every worker
+
+
+@pytest.mark.parametrize(
+    ("receiver", "mode"),
+    [("never answers", "runner"), ("trickles its body", "runner"), ("never answers", "once")],
+)
+def test_hanging_hosts_leave_a_worker_for_a_healthy_one(store: Store, receiver: str, mode: str) -> None:
+    """Two hanging receivers (two hosts: ``host_of`` keys by port too), each with as many rows as its
+    ``concurrency`` and first in line: together as many as the four webhook workers. The healthy receiver's
+    row, enqueued after them, is delivered while the hanging attempts still hang, by the runner and by a
+    once round (``deliver_due``). Before, the hanging rows took all four workers and the healthy row waited
+    for their total timeout."""
+    settings = Settings(
+        database_url="unused",
+        webhook=_hooks(
+            workers=4, concurrency=2, connect_timeout_s=STALL_S, timeout_s=STALL_S, total_timeout_s=STALL_S
+        ),
+        lifecycle=LifecycleSettings(lifecycle_idle_s=0.05, retry_base_s=600.0),
+    )
+    now_ms = int(time.time() * 1000)
+    hanging = [f"{h}:{i}" for h in ("one", "two") for i in range(2)]
+    deliverer = Deliverer(store, settings)
+    done = threading.Event()
+    once = threading.Thread(
+        target=lambda: (deliver_due(store, settings, None, now_ms), done.set()), daemon=True
+    )
+    serve = HANGING[receiver]
+    try:
+        with _hostile(serve) as one, _hostile(serve) as two, webhook_receiver() as healthy:
+            with store.begin() as conn:
+                enqueue(conn, [_row(k, one) for k in hanging[:2]], now_ms - 2000)
+                enqueue(conn, [_row(k, two) for k in hanging[2:]], now_ms - 1000)
+                enqueue(conn, [_row("healthy", healthy.url + "/a")], now_ms)
+            if mode == "runner":
+                deliverer.start()
+            else:
+                once.start()
+            wait_for(lambda: _statuses(store).get("healthy") == "sent", PROMPT_S)
+            statuses = _statuses(store)
+            assert {statuses[k] for k in hanging} == {"pending"}  # still hanging, not given up
+            assert not done.is_set()  # the once round too: its hanging attempts still hang
+            with healthy.hooks.lock:
+                assert [a["key"] for a in healthy.hooks.attempts] == ["healthy"]
+    finally:
+        deliverer.stop()  # cancels the runner's hanging attempts
+        if once.is_alive():
+            once.join(STALL_S)  # the hanging receivers are gone: the round ends
+    assert mode == "runner" or done.is_set()

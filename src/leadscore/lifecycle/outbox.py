@@ -4,7 +4,10 @@ on a receiver.
 
 Every wait is bounded: per receiving host at most ``concurrency`` deliveries are in flight (the rest of its
 rows stay pending, so one slow host holds a few threads and never the others' turn, however many of its
-URLs are due: a chat server's URL per user, a CRM's per object; ``host_of``), every attempt has its
+URLs are due: a chat server's URL per user, a CRM's per object; ``host_of``), and a host with an attempt
+in flight starts another only while more than half the webhook workers are free (``_has_room``): the
+last half is kept for hosts with nothing in flight, so a few hosts that hang (a user's bad notification
+URL) never hold every worker while a healthy host's rows wait behind them. Every attempt has its
 timeouts, and a circuit breaker per endpoint (``lifecycle.breaker``) stops trying an endpoint that keeps
 failing until a cool-down has passed. A failed attempt is counted on its row (``failures``, ``last_error``)
 and the row is due again after an exponential backoff with jitter (``next_attempt_ms``, durable), until
@@ -198,6 +201,20 @@ class Deliverer:
     def _host_limit(self, host: str) -> int:
         return self.settings.smtp.concurrency if host == MAIL_ENDPOINT else self.settings.webhook.concurrency
 
+    def _has_room(self, host: str) -> bool:
+        """Whether ``host`` may start one more attempt now (held under ``_lock``): below its ``concurrency``,
+        and, for a webhook host with an attempt in flight already, only while more than half the webhook
+        workers are free. The last half is kept for hosts with nothing in flight: hosts that hang hold every
+        worker only when they are more than half as many as the workers (10 of the default 16), and fewer
+        leave a healthy host a worker whatever their number of rows."""
+        in_flight = self._by_host[host]
+        if in_flight >= self._host_limit(host):
+            return False
+        if host == MAIL_ENDPOINT or not in_flight:
+            return True
+        workers = self._limits["webhook"]
+        return workers - self._by_channel["webhook"] > workers // 2
+
     def _where(self, channel: str, target: str) -> tuple[str, str]:
         """(the receiving host, the URL) of a row; a webhook whose URL is unknown (an unset ``env:``
         name) is its own host."""
@@ -208,7 +225,7 @@ class Deliverer:
 
     def _skips(self) -> tuple[set[str], set[str]]:
         """The endpoints and URL prefixes of the hosts with no room (held under ``_lock``)."""
-        busy = {h for h, n in self._by_host.items() if n >= self._host_limit(h)}
+        busy = {h for h in self._by_host if not self._has_room(h)}
         endpoints = {e for (h, e, _), n in self._in_flight.items() if n and h in busy}
         prefixes = {
             p for (h, _, url), n in self._in_flight.items() if n and h in busy for p in _url_prefixes(url)
@@ -245,7 +262,7 @@ class Deliverer:
                 host, url = self._where(channel, str(row["target"]))
                 if (
                     self._by_channel[channel] < self._limits[channel]
-                    and self._by_host[host] < self._host_limit(host)
+                    and self._has_room(host)
                     and self.breakers.try_acquire(endpoint)
                 ):
                     self._by_channel[channel] += 1
