@@ -68,7 +68,7 @@ class Note:
 
     def __post_init__(self) -> None:
         # a write key's name and company, told on one line wherever the note is rendered (``mail.one_line``)
-        object.__setattr__(self, "name", one_line(self.name) or f"lead {self.lead_id}")
+        object.__setattr__(self, "name", one_line(self.name) or display_name(None, None, None, self.lead_id))
         if self.company is not None:
             object.__setattr__(self, "company", one_line(self.company))
 
