@@ -142,6 +142,12 @@ CASES = [
     _case("identify", True, userId="u", traits={"firstName": "f" * 255, "lastName": "l" * 255}),
     _case("identify", False, userId="u", traits={"firstName": "f" * 256}),
     _case("identify", False, userId="u", traits={"lastName": "l" * 256}),
+    # a full name gives a first and a last name of up to 255 characters each (ingest.person_names): 511
+    # characters as "First Last", 512 as "Last, First", more with blanks that fold; the schema said 255
+    _case("identify", True, userId="u", traits={"name": "f" * 255 + " " + "l" * 255}),
+    _case("identify", True, userId="u", traits={"name": "l" * 255 + ", " + "f" * 255}),
+    _case("identify", True, userId="u", traits={"name": "  " + "f" * 255 + " \t " + "l" * 255 + "  "}),
+    _case("identify", True, userId="u", context={"traits": {"name": "f" * 255 + " " + "l" * 255}}),
     _case("identify", True, userId="u", traits={"company": "c" * 500}),
     _case("identify", False, userId="u", traits={"company": "c" * 501}),
     _case("identify", True, userId="u", traits={"company": {"name": "c" * 500, "plan": "pro"}}),

@@ -116,11 +116,15 @@ def _traits(group: bool) -> Schema:
         "email": email,
         "firstName": _text(LEAD_LENGTH["first_name"]),
         "lastName": _text(LEAD_LENGTH["last_name"]),
+        # no maxLength: ingest.person_names bounds the parts a full name gives, each by its column, after
+        # folding its blanks (511 characters as "First Last", 512 as "Last, First", more with blanks that
+        # fold); a bound on the whole text would refuse names the parser keeps
         "name": {
-            **_text(min(LEAD_LENGTH["first_name"], LEAD_LENGTH["last_name"])),
+            **_text(),
             "description": (
                 "a full name: its first word the first name, the rest the last name ('Last, First' read so, "
-                "one word a first name: docs/ingest.md 'Names')"
+                "one word a first name: docs/ingest.md 'Names'); each part, its runs of whitespace folded, "
+                f"at most {LEAD_LENGTH['first_name']} (first) and {LEAD_LENGTH['last_name']} (last) characters"
             ),
         },
         "company": company,

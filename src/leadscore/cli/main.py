@@ -185,9 +185,12 @@ def explain_cmd(
     db: Db = None,
 ) -> None:
     """Every point of a lead's score traced: rule, events counted, decay, caps, fit vs engagement, grade, band."""
+    from rich.markup import escape
+
     from leadscore.scoring.explain import explain_lead
     from leadscore.scoring.run import now_ms
     from leadscore.scoring.shown import cut_text
+    from leadscore.store.lead_names import LEAD_NAMING, display_name
 
     if line is None and (offset, limit) != (0, 1000):
         raise typer.BadParameter("--offset and --limit page the events of one line: give --line RULE too")
@@ -218,14 +221,11 @@ def explain_cmd(
         if fmt == "csv":  # the ledger's lines, as the table shows them (the events behind them: --line)
             print_rows(ledger_rows(ledger), "csv")
             return
-        name = (
-            " ".join(str(p) for p in (who.get("first_name"), who.get("last_name")) if p)
-            or who.get("email")
-            or lead
-        )
+        first, last, email = (v if isinstance(v, str) else None for v in map(who.get, LEAD_NAMING))
+        name = display_name(first, last, email, lead_id)
         label = active.version.label if active.version else "model file"
         console.print(
-            f"[bold]{name}[/bold] <{who.get('email') or ''}> — score [bold]{cut_text(ledger.score)}[/bold] "
+            f"[bold]{escape(name)}[/bold] <{escape(email or '')}> — score [bold]{cut_text(ledger.score)}[/bold] "
             f"(fit {cut_text(ledger.fit_score)}, engagement {cut_text(ledger.engagement_score)}), grade {ledger.grade}, "
             f"level {ledger.level} ({ledger.grade}{ledger.level}), band {ledger.band} — as of {fmt_time(ledger.as_of)} UTC, {label}",
             highlight=False,

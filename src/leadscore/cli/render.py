@@ -15,6 +15,7 @@ from rich.table import Table
 from leadscore.cli.options import fmt_time
 from leadscore.scoring.shown import cut, cut_text, shown_change, shown_lines
 from leadscore.spreadsheet import csv_safe
+from leadscore.store.lead_names import full_name
 
 if TYPE_CHECKING:
     from leadscore.compile import Ledger, LedgerLine
@@ -48,7 +49,7 @@ def score_rows(ledgers: Sequence[Ledger], people: Mapping[int, Mapping[str, Any]
     rows = []
     for lg in ledgers:
         who = people.get(lg.lead_id, {})
-        name = " ".join(p for p in (who.get("first_name"), who.get("last_name")) if p)
+        name = full_name(who.get("first_name"), who.get("last_name"))
         rows.append(
             {
                 "lead_id": lg.lead_id,

@@ -24,6 +24,7 @@ from leadscore.scoring.run import score_leads
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.store.engine import normalise_url
+from leadscore.store.lead_names import full_name
 from leadscore.store.schema import accounts, leads, metadata, scores
 from leadscore.store.score_names import named, scores_of
 
@@ -144,7 +145,7 @@ def _summary(store: Store, top: int, as_of: int) -> tuple[dict[str, int], tuple[
     hottest = []
     for row in top_rows:
         lg = ledgers[row.id]
-        name = " ".join(part for part in (row.first_name, row.last_name) if part)
+        name = full_name(row.first_name, row.last_name)
         hottest.append(
             HotLead(
                 lead_id=row.id,

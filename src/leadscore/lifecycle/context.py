@@ -17,6 +17,7 @@ from leadscore.model import ScoringModel
 from leadscore.scoring.pipeline import active_model
 from leadscore.scoring.shown import cut
 from leadscore.settings import Settings
+from leadscore.store.lead_names import display_name
 from leadscore.store.people import normalise_email
 from leadscore.store.schema import accounts, events, identities, lead_stages, leads, scores
 from leadscore.store.score_names import scores_of
@@ -55,9 +56,7 @@ def lead_context(
         .mappings()
         .one()
     )
-    name = (
-        " ".join(p for p in (row["first_name"], row["last_name"]) if p) or row["email"] or f"lead {lead_id}"
-    )
+    name = display_name(row["first_name"], row["last_name"], row["email"], lead_id)
     lead = {
         "id": lead_id,
         "external_id": row["external_id"],

@@ -18,7 +18,7 @@ is left, whatever its status, for mail and Slack alike.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,7 @@ from leadscore.model import ScoringModel
 from leadscore.scoring.shown import cut_text
 from leadscore.settings import Settings
 from leadscore.store import Store
+from leadscore.store.lead_names import display_name
 from leadscore.store.notifications import NotificationSettings, read_settings, subscribers
 from leadscore.store.outbox import enqueue
 from leadscore.store.people import normalise_email
@@ -67,7 +68,7 @@ class Note:
 
     def __post_init__(self) -> None:
         # a write key's name and company, told on one line wherever the note is rendered (``mail.one_line``)
-        object.__setattr__(self, "name", one_line(self.name) or f"lead {self.lead_id}")
+        object.__setattr__(self, "name", one_line(self.name) or display_name(None, None, None, self.lead_id))
         if self.company is not None:
             object.__setattr__(self, "company", one_line(self.company))
 
@@ -204,7 +205,7 @@ def assigned(
     lead = context["lead"]
     note = Note(
         lead_id=int(lead["id"]),
-        name=_name(lead["first_name"], lead["last_name"], int(lead["id"])),
+        name=note_name(lead),
         company=lead["company"],
         score=lead["score"],
         band=lead["band"],
@@ -223,9 +224,11 @@ def assigned(
     return enqueue(conn, rows, now_ms)
 
 
-def _name(first: str | None, last: str | None, lead_id: int) -> str:
-    # never the e-mail address: a name is all a message needs (an erasure renders digests again anyway)
-    return " ".join(p for p in (first, last) if p) or f"lead {lead_id}"
+def note_name(lead: Mapping[str, Any]) -> str:
+    """How a message names ``lead`` (its ``first_name``, ``last_name`` and ``id``): its display name
+    (``store.lead_names``) less the e-mail address: a name is all a message needs (an erasure renders
+    digests again anyway)."""
+    return display_name(lead["first_name"], lead["last_name"], None, int(lead["id"]))
 
 
 # --- the daily digest
@@ -313,7 +316,7 @@ def _note(
     score, band = (row["score"], row["band"]) if told == primary else _score_row(conn, lead_id, told)
     return Note(
         lead_id=lead_id,
-        name=_name(row["first_name"], row["last_name"], lead_id),
+        name=note_name({**row, "id": lead_id}),
         company=row["company"],
         score=None if score is None else float(score),
         band=band,

@@ -18,6 +18,7 @@ from leadscore.errors import InputError, NotFoundError, Problem, StoreError
 from leadscore.ingest.traits import addresses
 from leadscore.store.event_log import waiting_rows
 from leadscore.store.id_lists import in_values
+from leadscore.store.lead_names import full_name
 from leadscore.store.people import anonymous_key, find_lead, lead_by_id, normalise_email, user_key
 from leadscore.store.schema import events, identities, leads
 
@@ -126,7 +127,7 @@ def _of_lead(conn: Connection, lead_id: int) -> Person:
     if row["email"]:
         keys |= _unlinked_keys_with_email(conn, row["email"])
     keys |= _unlinked_keys_waiting_to_link(conn, keys)
-    name = " ".join(p for p in (row["first_name"], row["last_name"]) if p) or None
+    name = full_name(row["first_name"], row["last_name"]) or None
     return Person(lead_id, tuple(sorted(keys)), row["email"], row["external_id"], name)
 
 
