@@ -572,3 +572,34 @@ def test_hanging_hosts_leave_a_worker_for_a_healthy_one(store: Store, receiver: 
         if once.is_alive():
             once.join(STALL_S)  # the hanging receivers are gone: the round ends
     assert mode == "runner" or done.is_set()
+
+
+def test_a_run_once_delivers_a_row_its_host_refused_while_an_attempt_ended_during_the_claim(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``deliver_due`` (``--once``, ``notify``): one host at a time (concurrency 1), two rows. The claim
+    that finds the host busy with the first row starts nothing; if that attempt ends before the run looks
+    whether anything is in flight, nothing is, and the run ended with the second row never tried (a
+    digest's mail lost that way, one run in seven under load). Forced here: the claim returns only once
+    the attempt in flight has ended. Both rows are sent, each once."""
+    settings = Settings(database_url="unused", webhook=_hooks(concurrency=1))
+    real = Deliverer.dispatch
+
+    def claim_then_let_the_attempt_end(self: Deliverer, now_ms: int) -> int:
+        started = real(self, now_ms)
+        if not started:
+            self.wait_idle()  # the attempt in flight ends during the claim
+        return started
+
+    monkeypatch.setattr(Deliverer, "dispatch", claim_then_let_the_attempt_end)
+    with webhook_receiver() as healthy:
+        with store.begin() as conn:
+            enqueue(conn, [_row("first", healthy.url), _row("second", healthy.url)], 0)
+        stats = deliver_due(store, settings, None, now_ms=0)
+        with store.connect() as conn:
+            statuses = {r["key"]: r["status"] for r in read_outbox(conn)}
+        with healthy.hooks.lock:
+            keys = sorted(a["key"] for a in healthy.hooks.attempts)
+    assert statuses == {"first": "sent", "second": "sent"}
+    assert keys == ["first", "second"]
+    assert stats.sent == 2

@@ -414,8 +414,10 @@ def deliver_due(
             seen, _ = deliverer.ended()
             if deliverer.dispatch(now):
                 continue  # room may be left: claim again
-            _, busy = deliverer.ended()
+            ended, busy = deliverer.ended()
             if not busy:
+                if ended != seen:
+                    continue  # an attempt ended during the claim, whose host refused a row: claim again
                 break  # nothing due that may start, nothing in flight
             deliverer.wait_for_an_end(seen)  # room for a row, or the row of an endpoint no longer busy
     finally:
