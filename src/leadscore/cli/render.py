@@ -15,7 +15,6 @@ from rich.table import Table
 from leadscore.cli.options import fmt_time
 from leadscore.scoring.shown import cut, cut_text, shown_change, shown_lines
 from leadscore.spreadsheet import csv_safe
-from leadscore.store.lead_names import full_name
 
 if TYPE_CHECKING:
     from leadscore.compile import Ledger, LedgerLine
@@ -46,6 +45,8 @@ def reasons(lines: Iterable[LedgerLine]) -> str:
 
 
 def score_rows(ledgers: Sequence[Ledger], people: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    from leadscore.store.lead_names import full_name  # here: the store package loads SQLAlchemy
+
     rows = []
     for lg in ledgers:
         who = people.get(lg.lead_id, {})
