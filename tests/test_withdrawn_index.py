@@ -75,7 +75,11 @@ def _has_index(store: Store) -> bool:
         if store.dialect == "sqlite":
             found = "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'ix_leads_withdrawn'"
         else:
-            found = "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_leads_withdrawn'"
+            # this test's schema only: other tests' stores beside it have theirs
+            found = (
+                "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_leads_withdrawn' "
+                "AND schemaname = current_schema()"
+            )
         return conn.execute(text(found)).first() is not None
 
 

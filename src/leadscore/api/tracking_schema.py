@@ -23,11 +23,14 @@ from leadscore.ingest.limits import (
     LEAD_LENGTH,
     MAX_DEPTH,
 )
+from leadscore.ingest.person_names import REFUSED_CONTROLS
 from leadscore.ingest.segment import MAX_FUTURE_MS, TYPES
 from leadscore.store.schema import INT64_MAX, INT64_MIN
 
 Schema = dict[str, Any]
 NO_NUL = "^[^\\x00]*$"  # PostgreSQL holds no NUL in text or JSONB
+# a name's text: no control character but whitespace (``ingest.person_names.REFUSED_CONTROLS``)
+NAME_TEXT = "^[^" + "".join(f"\\x{ord(ch):02x}" for ch in REFUSED_CONTROLS) + "]*$"
 # a person's id has a character that is not whitespace (``ingest.segment._id``: ``str.isspace``, whose
 # characters all lie below U+3001), and no NUL
 _SPACES = "".join(f"\\u{c:04x}" for c in range(0x3001) if chr(c).isspace())
@@ -114,13 +117,14 @@ def _traits(group: bool) -> Schema:
     }
     properties: dict[str, Schema] = {
         "email": email,
-        "firstName": _text(LEAD_LENGTH["first_name"]),
-        "lastName": _text(LEAD_LENGTH["last_name"]),
+        "firstName": {**_text(LEAD_LENGTH["first_name"]), "pattern": NAME_TEXT},
+        "lastName": {**_text(LEAD_LENGTH["last_name"]), "pattern": NAME_TEXT},
         # no maxLength: ingest.person_names bounds the parts a full name gives, each by its column, after
         # folding its blanks (511 characters as "First Last", 512 as "Last, First", more with blanks that
         # fold); a bound on the whole text would refuse names the parser keeps
         "name": {
             **_text(),
+            "pattern": NAME_TEXT,
             "description": (
                 "a full name: its first word the first name, the rest the last name ('Last, First' read so, "
                 "one word a first name: docs/ingest.md 'Names'); each part, its runs of whitespace folded, "

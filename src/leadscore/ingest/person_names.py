@@ -38,12 +38,19 @@ class NameRefused(Exception):
         self.reason = reason
 
 
+# the characters a name may not hold: the controls that are not whitespace, NUL included (every Cc
+# character is below U+00A0); the tracking schema states the same (``api.tracking_schema``)
+REFUSED_CONTROLS = "".join(
+    ch for ch in map(chr, range(0xA0)) if unicodedata.category(ch) == "Cc" and not ch.isspace()
+)
+
+
 def fold_name(text: str, field: str) -> str | None:
     """``text`` with each run of whitespace one space, stripped; None when nothing is left. Raises
     NameRefused (naming ``field``) for a control character that is not whitespace, NUL included."""
     if not text.isprintable():  # most names: nothing to look at
         for ch in text:
-            if unicodedata.category(ch) == "Cc" and not ch.isspace():
+            if ch in REFUSED_CONTROLS:
                 shown = (
                     "a NUL character (\\u0000)" if ch == "\x00" else f"a control character (U+{ord(ch):04X})"
                 )
