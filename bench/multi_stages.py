@@ -132,8 +132,9 @@ def processor(events: int, rounds: int) -> dict[int, list[Spent]]:
                 process_pending(store, limit=SQLITE_BATCH)  # warm-up, as bench/multi_scores.py
                 spent: Spent = collections.Counter()
                 with timed(PROCESSOR, spent):
-                    while multi_scores.process_pending(store, limit=SQLITE_BATCH):
-                        pass
+                    drained = True
+                    while drained:  # until a drain finds nothing pending
+                        drained = bool(multi_scores.process_pending(store, limit=SQLITE_BATCH))
                 out[n].append(spent)
     return out
 

@@ -52,11 +52,10 @@ def normalise_values(value: Any) -> Any:
     if kind is not dict and kind is not list:
         return value
     try:
-        if orjson.dumps(value).isascii():
-            return value
+        ascii_only = orjson.dumps(value).isascii()
     except TypeError:  # an integer beyond 64 bits, nesting too deep: walked
-        pass
-    return _walk(value)
+        ascii_only = False
+    return value if ascii_only else _walk(value)
 
 
 def _walk(value: Any) -> Any:
